@@ -1,0 +1,127 @@
+// mamori check: compare the roots with the baseline and report every difference.
+
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "cli/commands/commands.h"
+#include "cli/progress.h"
+#include "core/base/quote.h"
+#include "core/fs/beneath.h"
+
+namespace mamori::cli {
+namespace {
+
+struct Scope {
+  Root* root;
+  std::string rel;
+};
+
+// Verifies the catalog against its root hash, and the store's index (and with --full
+// every stored object's content) before trusting either.
+int verify_state(App& app, baseline::State& state, bool full) {
+  auto st = state.catalog.verify();
+  if (st) st = state.store->verify_index();
+  if (st && full) {
+    std::vector<Error> bad;
+    st = state.store->verify_contents([&](Error&& e) { bad.push_back(std::move(e)); });
+    if (st && !bad.empty()) st = tl::unexpected(bad.front());
+  }
+  if (st) return kExitOk;
+  Error e = st.error();
+  e.detail = "mamori's own state failed verification: " + e.detail;
+  return app.report(e, kExitIntegrity);
+}
+
+}  // namespace
+
+int run_check(App& app, const std::vector<std::string>& paths, bool full) {
+  std::vector<Scope> scopes;
+  for (const auto& p : paths) {
+    auto t = app.resolve(p);
+    if (!t) return app.report(t.error(), kExitUsage);
+    scopes.push_back({t->root, t->rel});
+  }
+  if (paths.empty())
+    for (auto& r : app.roots()) scopes.push_back({&r, ""});
+
+  auto state = app.open_state(baseline::StateAccess::kRead);
+  if (!state) return app.report(state.error(), state.error().errnum == ENOENT ? kExitUsage : App::code_for(state.error()));
+  if (int code = verify_state(app, **state, full); code != kExitOk) return code;
+  auto& catalog = (*state)->catalog;
+
+  nlohmann::json out = {{"command", "check"}, {"full", full}, {"roots", nlohmann::json::array()},
+                        {"changes", nlohmann::json::array()}, {"errors", nlohmann::json::array()}};
+  size_t added = 0, removed = 0, changed = 0, errors = 0, entries = 0, hashed = 0;
+  for (const auto& scope : scopes) {
+    const std::string& root_path = scope.root->config->path;
+    auto row = catalog.find_root(root_path);
+    if (!row) return app.report(row.error(), App::code_for(row.error()));
+    if (!*row) {
+      ++errors;
+      warn_all(app, {Error{"check", root_path, 0, "root has no baseline yet: run 'mamori init'"}}, &out["errors"]);
+      continue;
+    }
+    auto root_fd = fs::open_root(root_path);
+    if (!root_fd) {
+      ++errors;
+      warn_all(app, {root_fd.error()}, &out["errors"]);
+      continue;
+    }
+    baseline::Progress progress;
+    baseline::CheckOptions options;
+    options.full = full;
+    options.exclude = scope.root->exclude.empty() ? nullptr : &scope.root->exclude;
+    options.progress = &progress;
+    Result<baseline::CheckReport> rep;
+    {
+      ProgressBar bar(progress, "check " + escape(root_path), app.show_progress());
+      rep = baseline::check_root(catalog, (*row)->id, root_fd->get(), scope.rel, options, app.executor());
+    }
+    if (!rep) return app.report(rep.error(), App::code_for(rep.error()));
+    entries += rep->entries;
+    hashed += rep->hashed;
+    errors += rep->errors.size();
+    warn_all(app, rep->errors, &out["errors"]);
+    out["roots"].push_back({{"path", root_path}, {"entries", rep->entries}, {"hashed", rep->hashed}});
+    for (const auto& c : rep->changes) {
+      switch (c.kind) {
+        case baseline::ChangeKind::kAdded: ++added; break;
+        case baseline::ChangeKind::kRemoved: ++removed; break;
+        case baseline::ChangeKind::kChanged: ++changed; break;
+      }
+      if (app.options().json) {
+        auto j = path_json(root_path, c.path());
+        j["root"] = root_path;
+        j["change"] = baseline::kind_name(c.kind);
+        j["attributes"] = baseline::attr_names(c.attrs);
+        if (c.kind != baseline::ChangeKind::kAdded) j["before"] = entry_json(c.before);
+        if (c.kind != baseline::ChangeKind::kRemoved) j["after"] = entry_json(c.after);
+        out["changes"].push_back(std::move(j));
+        continue;
+      }
+      std::string attrs;
+      for (auto a : baseline::attr_names(c.attrs)) attrs += (attrs.empty() ? "" : ", ") + std::string(a);
+      std::printf("%-8s %s%s\n", std::string(baseline::kind_name(c.kind)).c_str(),
+                  escape(absolute(root_path, c.path())).c_str(),
+                  attrs.empty() ? "" : ("  (" + attrs + ")").c_str());
+    }
+  }
+  const size_t total = added + removed + changed;
+  if (app.options().json) {
+    out["summary"] = {{"added", added}, {"removed", removed}, {"changed", changed},
+                      {"errors", errors}, {"entries", entries}, {"hashed", hashed}};
+    out["clean"] = total == 0 && errors == 0;
+    print_json(out);
+  } else if (!app.options().quiet) {
+    std::printf("%s", total == 0 ? "clean: " : "");
+    std::printf("%zu change%s (%zu added, %zu removed, %zu changed) in %s entries; %s files re-hashed%s\n",
+                total, total == 1 ? "" : "s", added, removed, changed, fmt::format("{}", entries).c_str(),
+                fmt::format("{}", hashed).c_str(),
+                errors ? fmt::format("; {} could not be read", errors).c_str() : "");
+  }
+  if (errors) return kExitIncomplete;
+  return total ? kExitChanges : kExitOk;
+}
+
+}  // namespace mamori::cli

@@ -1,0 +1,90 @@
+// mamori init: record the baseline of every configured root (or the ones named).
+
+#include <algorithm>
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "cli/commands/commands.h"
+#include "cli/progress.h"
+#include "core/base/quote.h"
+#include "core/baseline/record.h"
+#include "core/fs/beneath.h"
+
+namespace mamori::cli {
+
+void warn_all(App& app, const std::vector<Error>& errors, nlohmann::json* out) {
+  for (const auto& e : errors) {
+    if (out) out->push_back(error_json(e));
+    if (!app.options().json) std::fprintf(stderr, "mamori: warning: %s\n", e.message().c_str());
+  }
+}
+
+int run_init(App& app, const std::vector<std::string>& paths) {
+  std::vector<Root*> selected;
+  for (const auto& p : paths) {
+    auto t = app.resolve(p);
+    if (!t || !t->rel.empty())
+      return app.report(Error{"init", p, 0, "is not a configured root (see [[root]] in the config)"},
+                        kExitUsage);
+    if (std::find(selected.begin(), selected.end(), t->root) == selected.end()) selected.push_back(t->root);
+  }
+  if (paths.empty())
+    for (auto& r : app.roots()) selected.push_back(&r);
+  if (selected.empty())
+    return app.report(Error{"init", app.config().source, 0, "the config lists no [[root]] to protect"},
+                      kExitUsage);
+
+  auto state = app.open_state(baseline::StateAccess::kWrite);
+  if (!state) return app.report(state.error(), App::code_for(state.error()));
+  auto& catalog = (*state)->catalog;
+  auto& store = *(*state)->store;
+  const int64_t now = app.env().clock().now_ns();
+
+  nlohmann::json out = {{"command", "init"}, {"roots", nlohmann::json::array()},
+                        {"errors", nlohmann::json::array()}};
+  bool incomplete = false;
+  auto result = [&]() -> Status {
+    auto txn = MAMORI_TRY(db::Transaction::begin(catalog.db()));
+    for (Root* r : selected) {
+      const std::string& path = r->config->path;
+      auto root_fd = MAMORI_TRY(fs::open_root(path));
+      const int64_t root_id = MAMORI_TRY(catalog.touch_root(path, now));
+      baseline::Progress progress;
+      baseline::RecordReport rep;
+      {
+        ProgressBar bar(progress, "init " + escape(path), app.show_progress());
+        rep = MAMORI_TRY(baseline::record(catalog, store, root_id, root_fd.get(), "",
+                                          r->exclude.empty() ? nullptr : &r->exclude,
+                                          app.executor(), &progress));
+      }
+      incomplete |= !rep.errors.empty();
+      warn_all(app, rep.errors, &out["errors"]);
+      out["roots"].push_back({{"path", path}, {"entries", rep.entries}, {"files", rep.files},
+                              {"bytes", rep.bytes}, {"unreadable", rep.errors.size()}});
+      if (!app.options().json)
+        std::printf("%s: %s entries, %s files, %s%s\n", escape(path).c_str(),
+                    fmt::format("{}", rep.entries).c_str(), fmt::format("{}", rep.files).c_str(),
+                    human_bytes(rep.bytes).c_str(),
+                    rep.errors.empty() ? "" : fmt::format(" ({} left out, see warnings)", rep.errors.size()).c_str());
+    }
+    if (paths.empty()) {  // roots dropped from the config leave the baseline too
+      for (const auto& row : MAMORI_TRY(catalog.roots())) {
+        const bool configured = std::any_of(app.roots().begin(), app.roots().end(),
+                                            [&](const Root& r) { return r.config->path == row.path; });
+        if (!configured) MAMORI_TRY(catalog.remove_root(row.id));
+      }
+    }
+    MAMORI_TRY(store.commit());
+    const auto root_hash = MAMORI_TRY(catalog.seal(now));
+    MAMORI_TRY(txn.commit());
+    out["root_hash"] = root_hash.hex();
+    if (!app.options().json) std::printf("baseline sealed; root hash %s\n", root_hash.hex().c_str());
+    return ok();
+  }();
+  if (!result) return app.report(result.error(), App::code_for(result.error()));
+  if (app.options().json) print_json(out);
+  return incomplete ? kExitIncomplete : kExitOk;
+}
+
+}  // namespace mamori::cli

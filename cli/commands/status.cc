@@ -1,0 +1,62 @@
+// mamori status: what the baseline covers, its root hash, and the store's size.
+
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "cli/commands/commands.h"
+#include "core/base/quote.h"
+
+namespace mamori::cli {
+
+int run_status(App& app) {
+  auto state = app.open_state(baseline::StateAccess::kRead);
+  if (!state) return app.report(state.error(), state.error().errnum == ENOENT ? kExitUsage : App::code_for(state.error()));
+  auto& catalog = (*state)->catalog;
+  auto result = [&]() -> Result<nlohmann::json> {
+    const auto root_hash = MAMORI_TRY(catalog.stored_root_hash());
+    const auto stats = MAMORI_TRY((*state)->store->stats());
+    nlohmann::json j = {{"state_dir", app.config().state_dir},
+                        {"root_hash", root_hash ? root_hash->hex() : ""},
+                        {"sealed_at", format_time_ns(MAMORI_TRY(catalog.sealed_at_ns()))},
+                        {"store", {{"objects", stats.objects}, {"content_bytes", stats.content_bytes},
+                                   {"stored_bytes", stats.stored_bytes}}},
+                        {"roots", nlohmann::json::array()}};
+    const auto rows = MAMORI_TRY(catalog.roots());
+    for (const auto& r : app.roots()) {
+      nlohmann::json root = {{"path", r.config->path}, {"mode", config::mode_name(r.config->mode)}};
+      for (const auto& row : rows) {
+        if (row.path != r.config->path) continue;
+        root["entries"] = MAMORI_TRY(catalog.count(row.id));
+        root["baselined_at"] = format_time_ns(row.baselined_at_ns);
+      }
+      j["roots"].push_back(root);
+    }
+    return j;
+  }();
+  if (!result) return app.report(result.error(), App::code_for(result.error()));
+  const auto& j = *result;
+  if (app.options().json) {
+    print_json(j);
+    return kExitOk;
+  }
+  const uint64_t content = j["store"]["content_bytes"], stored = j["store"]["stored_bytes"];
+  std::printf("state      %s\n", escape(app.config().state_dir).c_str());
+  std::printf("root hash  %s\n", j["root_hash"].get<std::string>().c_str());
+  std::printf("sealed     %s\n", j["sealed_at"].get<std::string>().c_str());
+  std::printf("store      %s objects, %s of content in %s (%.1f%%)\n",
+              fmt::format("{}", j["store"]["objects"].get<uint64_t>()).c_str(), human_bytes(content).c_str(),
+              human_bytes(stored).c_str(), content ? 100.0 * static_cast<double>(stored) / static_cast<double>(content) : 0.0);
+  for (const auto& r : j["roots"]) {
+    std::printf("root       %s  mode=%s  ", escape(r["path"].get<std::string>()).c_str(),
+                r["mode"].get<std::string>().c_str());
+    if (r.contains("entries"))
+      std::printf("%s entries, baselined %s\n", fmt::format("{}", r["entries"].get<uint64_t>()).c_str(),
+                  r["baselined_at"].get<std::string>().c_str());
+    else
+      std::printf("not baselined: run 'mamori init'\n");
+  }
+  return kExitOk;
+}
+
+}  // namespace mamori::cli

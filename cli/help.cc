@@ -1,0 +1,216 @@
+#include "cli/help.h"
+
+namespace mamori::cli {
+namespace {
+
+constexpr std::string_view kOverview = R"TXT(NAME
+    mamori - keep web sites standing: detect tampering and put files back
+
+SYNOPSIS
+    mamori [--config FILE] [--json] [--quiet] COMMAND [ARGS...]
+
+DESCRIPTION
+    mamori records a baseline of the directories it protects: for every entry its
+    type, mode, owner, size, mtime, link target, security xattrs and the SHA-256 of
+    its content, with a compressed copy of every file in a content-addressed store.
+    From that baseline it finds every change (check), shows it (diff), undoes it
+    (restore) or takes it in as legitimate (accept).
+
+    The roots to protect, their excludes and the state directory come from a TOML
+    config, /etc/mamori/mamori.toml unless --config names another.
+
+COMMANDS
+    init [PATH...]            record the baseline of every root (or the roots named)
+    check [--full] [PATH...]  report added, removed and changed entries
+    diff PATH                 show how one file differs from its baseline
+    restore PATH...|--all     put entries back as the baseline has them
+    accept PATH...|--all      take the current state into the baseline
+    status                    roots, entries, store size and the root hash
+
+    Run 'mamori COMMAND --help' for the details of each.
+
+GLOBAL OPTIONS
+    -c, --config FILE   the config file (default /etc/mamori/mamori.toml)
+    --json              print results as JSON on stdout, for scripts
+    -q, --quiet         print no summary line and no progress bar
+    -j, --jobs N        hashing threads (default: the config's 'jobs', else one per core)
+    --nice              lowest CPU and idle I/O priority, for busy production hosts
+    -h, --help          this text
+    --version           the version
+
+EXIT STATUS
+    0   success; for check and diff: no difference
+    1   check or diff found differences
+    2   usage error, invalid config, or no baseline yet
+    3   the operation failed, or some entries could not be read, recorded or
+        restored (the rest was done; warnings name each one)
+    4   mamori's own catalog or store failed verification: its state was damaged or
+        tampered with; nothing was trusted or changed
+    When several apply, the highest wins.
+
+FILES
+    /etc/mamori/mamori.toml   the config (commented example: etc/mamori.toml)
+    STATE/catalog.db          the baseline (SQLite); STATE is the config's state_dir
+    STATE/store/              the content store (pack files)
+
+EXAMPLES
+    mamori init                          baseline every configured root
+    mamori check --json | jq .summary    what changed, for a script
+    mamori diff /var/www/html/wp-config.php
+    mamori restore --all                 undo every change
+    mamori accept /var/www/html/wp-content/plugins/akismet
+)TXT";
+
+constexpr std::string_view kInit = R"TXT(NAME
+    mamori init - record the baseline
+
+SYNOPSIS
+    mamori init [--nice] [-j N] [PATH...]
+
+DESCRIPTION
+    Walks every configured root (or only the roots named; each PATH must be a
+    configured root) without following symlinks, records every entry that no
+    'exclude' pattern matches, hashes every regular file on all cores and stores its
+    content, compressed and once per distinct content, in STATE/store. FIFOs,
+    sockets and devices are recorded, never opened.
+
+    The new baseline replaces the old one in a single transaction: if init is killed
+    or the disk fills, the previous baseline is left as it was. Roots no longer in
+    the config are dropped from the baseline when no PATH is given.
+
+    A file that cannot be read is left out of the baseline and named in a warning;
+    a file that keeps changing while it is read is retried, then left out, so no torn
+    hash is ever recorded. Shows a progress bar when stderr is a terminal.
+
+EXIT STATUS
+    0 recorded; 2 bad config or PATH; 3 some entries left out, or the baseline could
+    not be written (the old one is intact).
+)TXT";
+
+constexpr std::string_view kCheck = R"TXT(NAME
+    mamori check - compare the roots with the baseline
+
+SYNOPSIS
+    mamori check [--full] [--json] [--nice] [-j N] [PATH...]
+
+DESCRIPTION
+    First verifies mamori's own state: the catalog against its root hash (see
+    'mamori status') and the store's index (with --full, every stored object against
+    its SHA-256). Then walks the roots (or only the PATHs given) and reports every
+    entry that was added, removed or changed, naming the attributes that changed:
+    type, content, mode, owner, mtime, link_target, xattrs, device.
+
+    By default a file whose inode, size, mtime and ctime all match the baseline is
+    not re-read (ctime cannot be set back from user space, so any write moves it).
+    --full re-hashes every file regardless.
+
+    check never changes anything, not even its own state.
+
+OPTIONS
+    --full   re-hash every file and verify every object in the store
+
+OUTPUT
+    Text: one line per change, "added|removed|changed PATH (attributes)", then a
+    summary. With --json: {"changes": [{"path", "change", "attributes", "before",
+    "after", "root"}...], "errors": [...], "summary": {...}, "clean": bool}. Paths
+    that are not valid UTF-8 are escaped, with their exact bytes in "path_hex".
+
+EXIT STATUS
+    0 clean; 1 changes found; 2 usage error or no baseline; 3 some entries could not
+    be read; 4 mamori's own state failed verification.
+)TXT";
+
+constexpr std::string_view kDiff = R"TXT(NAME
+    mamori diff - show how one path differs from its baseline
+
+SYNOPSIS
+    mamori diff PATH
+
+DESCRIPTION
+    Prints metadata changes (type, mode, owner, link target), then for a text file
+    a unified diff of the baseline content against the current content (diff -u),
+    for a binary file both SHA-256, and for files over 16 MiB sizes and hashes.
+
+EXIT STATUS
+    0 no difference; 1 differences; 2 usage error; 3 could not read; 4 the stored
+    content failed verification.
+)TXT";
+
+constexpr std::string_view kRestore = R"TXT(NAME
+    mamori restore - put entries back as the baseline has them
+
+SYNOPSIS
+    mamori restore PATH...
+    mamori restore --all
+
+DESCRIPTION
+    Finds what differs beneath each PATH (or in every root with --all) and repairs
+    it: content comes back byte for byte from the store (verified against its
+    SHA-256 first), with type, mode, owner, security xattrs and mtime; removed files
+    and whole directory trees are recreated; permission, owner and xattr changes
+    are reverted in place.
+
+    Every replacement is atomic: the baseline content is written to a temporary file
+    in the same directory, fsync()ed, then renamed over the tampered one, so the file
+    is never missing or half-written. Every path is resolved beneath its root with
+    openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS): a symlink planted anywhere on the
+    way fails the operation instead of being followed out of the tree.
+
+    Entries that are not in the baseline are listed and left in place: remove them
+    or 'mamori accept' them. The baseline itself is not changed, and restore refuses
+    to run from a catalog that fails verification.
+
+EXIT STATUS
+    0 everything restored; 2 usage error; 3 some entries could not be restored (each
+    is named); 4 the baseline failed verification.
+)TXT";
+
+constexpr std::string_view kAccept = R"TXT(NAME
+    mamori accept - take the current state into the baseline
+
+SYNOPSIS
+    mamori accept PATH...
+    mamori accept --all
+
+DESCRIPTION
+    Records what is at each PATH now (a file, or a directory and everything beneath
+    it) as the new baseline for it, storing new content; a PATH that no longer
+    exists is removed from the baseline. With --all, every root is re-recorded. Use
+    it after a legitimate change such as a plugin update. Runs in one transaction
+    and reseals the catalog with a new root hash.
+
+EXIT STATUS
+    0 accepted; 2 usage error; 3 some entries could not be read (left out) or the
+    baseline could not be written; 4 the baseline failed verification.
+)TXT";
+
+constexpr std::string_view kStatus = R"TXT(NAME
+    mamori status - what the baseline covers
+
+SYNOPSIS
+    mamori status [--json]
+
+DESCRIPTION
+    Prints the state directory, the catalog's root hash (a SHA-256 over every
+    recorded entry of every root: keep a copy elsewhere to notice tampering with
+    mamori's own state), when it was sealed, the store's size, and for each
+    configured root its mode and number of entries.
+
+EXIT STATUS
+    0 printed; 2 no baseline yet or bad config; 4 the catalog cannot be read.
+)TXT";
+
+}  // namespace
+
+std::string_view help_text(std::string_view command) {
+  if (command.empty()) return kOverview;
+  if (command == "init") return kInit;
+  if (command == "check") return kCheck;
+  if (command == "diff") return kDiff;
+  if (command == "restore") return kRestore;
+  if (command == "accept") return kAccept;
+  if (command == "status") return kStatus;
+  return {};
+}
+
+}  // namespace mamori::cli

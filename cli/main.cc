@@ -1,0 +1,93 @@
+// mamori: parses the command line and runs one subcommand (cli/commands/).
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/app.h"
+#include "cli/commands/commands.h"
+#include "cli/help.h"
+
+namespace {
+
+int print_help(std::string_view command) {
+  const auto text = mamori::cli::help_text(command);
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  return mamori::cli::kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace mamori::cli;
+  GlobalOptions global;
+  bool help = false, version = false, full = false, all = false;
+  std::vector<std::string> paths;
+
+  CLI::App cli("mamori");
+  cli.set_help_flag();
+  cli.require_subcommand(0, 1);
+  cli.fallthrough();
+  cli.add_flag("-h,--help", help);
+  cli.add_flag("--version", version);
+  cli.add_option("-c,--config", global.config_path);
+  cli.add_flag("--json", global.json);
+  cli.add_flag("-q,--quiet", global.quiet);
+  cli.add_flag("--nice", global.nice);
+  cli.add_option("-j,--jobs", global.jobs)->check(CLI::Range(1, 1024));
+
+  auto sub = [&](const char* name) {
+    auto* s = cli.add_subcommand(name);
+    s->set_help_flag();
+    s->add_flag("-h,--help", help);
+    return s;
+  };
+  auto* init = sub("init");
+  init->add_option("paths", paths);
+  auto* check = sub("check");
+  check->add_flag("--full", full);
+  check->add_option("paths", paths);
+  auto* diff = sub("diff");
+  diff->add_option("path", paths);
+  auto* restore = sub("restore");
+  restore->add_flag("--all", all);
+  restore->add_option("paths", paths);
+  auto* accept = sub("accept");
+  accept->add_flag("--all", all);
+  accept->add_option("paths", paths);
+  auto* status = sub("status");
+
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "mamori: %s\nTry 'mamori --help'.\n", e.what());
+    return kExitUsage;
+  }
+  const auto chosen = cli.get_subcommands();
+  const std::string name = chosen.empty() ? "" : chosen.front()->get_name();
+  if (help) return print_help(name);
+  if (version) {
+    std::printf("mamori 0.1.0\n");
+    return kExitOk;
+  }
+  if (name.empty()) {
+    print_help("");
+    return kExitUsage;
+  }
+  if (name == "diff" && paths.size() != 1) {
+    std::fprintf(stderr, "mamori: diff takes exactly one PATH\nTry 'mamori diff --help'.\n");
+    return kExitUsage;
+  }
+
+  App app(global);
+  if (auto code = app.load()) return *code;
+  if (init->parsed()) return run_init(app, paths);
+  if (check->parsed()) return run_check(app, paths, full);
+  if (diff->parsed()) return run_diff(app, paths.front());
+  if (restore->parsed()) return run_restore(app, paths, all);
+  if (accept->parsed()) return run_accept(app, paths, all);
+  if (status->parsed()) return run_status(app);
+  return kExitUsage;
+}

@@ -1,0 +1,56 @@
+#pragma once
+// The operating system, passed in rather than called globally, so tests can inject
+// faults (ENOSPC on the Nth fsync, EIO on a rename) and a clock they control.
+// Only the calls whose failure changes what mamori leaves on disk go through Env:
+// the write side of the store and of atomic replacement.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "core/base/result.h"
+
+namespace mamori {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual std::chrono::system_clock::time_point now() const = 0;
+  // Nanoseconds since the Unix epoch.
+  int64_t now_ns() const;
+};
+
+class SystemClock final : public Clock {
+ public:
+  std::chrono::system_clock::time_point now() const override;
+};
+
+class Env {
+ public:
+  virtual ~Env() = default;
+  // Each returns what the system call returns and sets errno the same way.
+  virtual ssize_t write(int fd, const void* buf, size_t n);
+  virtual ssize_t pwrite(int fd, const void* buf, size_t n, off_t offset);
+  virtual int fsync(int fd);
+  virtual int renameat2(int old_dir, const char* old_name, int new_dir, const char* new_name,
+                        unsigned flags);
+  virtual const Clock& clock() const = 0;
+};
+
+class RealEnv final : public Env {
+ public:
+  const Clock& clock() const override { return clock_; }
+
+ private:
+  SystemClock clock_;
+};
+
+// Writes all of `data`, retrying short writes and EINTR. `path` names the file in errors.
+Status write_all(Env& env, int fd, std::span<const uint8_t> data, std::string_view path);
+Status pwrite_all(Env& env, int fd, std::span<const uint8_t> data, off_t offset,
+                  std::string_view path);
+
+}  // namespace mamori

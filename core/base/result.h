@@ -1,0 +1,63 @@
+#pragma once
+// Errors are values. Every fallible operation returns Result<T>; an Error names the
+// operation, the path it worked on and errno, so a message reads like
+//   renameat2 'wp/index.php': No space left on device
+// Callers propagate with MAMORI_TRY and decide once, at the top, how to report.
+
+#include <cerrno>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <tl/expected.hpp>
+
+namespace mamori {
+
+struct Error {
+  std::string op;      // the failing call or step: "openat2", "parse config"
+  std::string path;    // what it worked on; may be empty; never trusted to be printable
+  int errnum = 0;      // errno, or 0 when the cause is not a system call
+  std::string detail;  // extra text when errnum alone does not explain it
+
+  // "op 'path': detail: strerror" with the path quoted and escaped for a terminal.
+  std::string message() const;
+};
+
+template <class T>
+using Result = tl::expected<T, Error>;
+using Status = Result<void>;
+
+// Builds an error value for `return fail(...)` from functions returning Result<T>.
+inline tl::unexpected<Error> fail(std::string op, std::string path, int errnum,
+                                  std::string detail = {}) {
+  return tl::unexpected(Error{std::move(op), std::move(path), errnum, std::move(detail)});
+}
+// The same, taking errno at the call.
+inline tl::unexpected<Error> fail_errno(std::string op, std::string path) {
+  return fail(std::move(op), std::move(path), errno);
+}
+inline tl::unexpected<Error> fail_msg(std::string op, std::string path, std::string detail) {
+  return fail(std::move(op), std::move(path), 0, std::move(detail));
+}
+
+inline Status ok() { return {}; }
+
+namespace detail {
+// The value of a Result for MAMORI_TRY; tl::expected<void> has no value() to call.
+template <class T>
+T take_value(tl::expected<T, Error>& r) {
+  return std::move(*r);
+}
+inline void take_value(tl::expected<void, Error>&) {}
+}  // namespace detail
+
+}  // namespace mamori
+
+// Evaluates a Result; returns its error from the enclosing function, else yields the value.
+#define MAMORI_TRY(expr)                                            \
+  ({                                                                \
+    auto&& mamori_try_result_ = (expr);                             \
+    if (!mamori_try_result_)                                        \
+      return ::tl::unexpected(std::move(mamori_try_result_).error()); \
+    ::mamori::detail::take_value(mamori_try_result_);               \
+  })

@@ -1,0 +1,109 @@
+#include "core/baseline/check.h"
+
+#include <algorithm>
+#include <optional>
+
+namespace mamori::baseline {
+
+std::string_view kind_name(ChangeKind k) {
+  switch (k) {
+    case ChangeKind::kAdded: return "added";
+    case ChangeKind::kRemoved: return "removed";
+    case ChangeKind::kChanged: return "changed";
+  }
+  return "?";
+}
+
+Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, int root_fd,
+                               std::string_view start, const CheckOptions& options,
+                               Executor& executor) {
+  CheckReport report;
+  Tree tree;
+  if (auto t = read_tree(root_fd, start, options.exclude)) {
+    tree = std::move(*t);
+  } else if (t.error().errnum != ENOENT || start.empty()) {
+    return tl::unexpected(std::move(t).error());
+  }  // else: the subtree is gone; every baseline entry in it is reported removed
+  report.errors = std::move(tree.errors);
+  auto& now = tree.entries;
+
+  // One ordered pass over baseline and tree decides every metadata change and which
+  // files need their content read; the expected digest waits beside each such file.
+  struct Pending {
+    size_t now_index;
+    Digest expected;
+    std::optional<size_t> change;  // a metadata change already recorded for this path
+    Entry before;                  // only kept when needed for the report
+  };
+  std::vector<Pending> pending;
+  std::vector<size_t> to_hash;
+  size_t i = 0;
+  auto add_new = [&](size_t k) {
+    Change c;
+    c.kind = ChangeKind::kAdded;
+    c.after = now[k];
+    if (c.after.type == FileType::kRegular) {
+      pending.push_back({k, {}, report.changes.size(), {}});
+      to_hash.push_back(k);
+    }
+    report.changes.push_back(std::move(c));
+  };
+  MAMORI_TRY(catalog.for_each(root_id, start, [&](Entry&& base) -> Status {
+    while (i < now.size() && now[i].path < base.path) add_new(i++);
+    if (i == now.size() || now[i].path != base.path) {
+      if (!tree.unknown(base.path)) {
+        Change c;
+        c.kind = ChangeKind::kRemoved;
+        c.before = std::move(base);
+        report.changes.push_back(std::move(c));
+      }
+      return ok();
+    }
+    Entry& cur = now[i];
+    ++report.entries;
+    uint32_t attrs = diff_metadata(base, cur);
+    const bool both_files = base.type == FileType::kRegular && cur.type == FileType::kRegular;
+    std::optional<size_t> change;
+    if (attrs) {
+      change = report.changes.size();
+      report.changes.push_back({ChangeKind::kChanged, attrs, base, cur});
+    }
+    if (both_files) {
+      if (options.full || !stat_cache_matches(base, cur) || (attrs & kAttrContent)) {
+        pending.push_back({i, base.sha256, change, change ? Entry{} : base});
+        to_hash.push_back(i);
+      } else {
+        cur.sha256 = base.sha256;
+      }
+    }
+    ++i;
+    return ok();
+  }));
+  while (i < now.size()) add_new(i++);
+
+  auto failures = hash_files(root_fd, now, to_hash, nullptr, executor, options.progress);
+  report.hashed = to_hash.size();
+  std::vector<bool> failed(now.size(), false);
+  for (auto& [index, error] : failures) {
+    failed[index] = true;
+    report.errors.push_back(std::move(error));
+  }
+  for (auto& p : pending) {
+    const Entry& cur = now[p.now_index];
+    if (failed[p.now_index]) continue;
+    if (p.change) {
+      Change& c = report.changes[*p.change];
+      c.after.sha256 = cur.sha256;
+      if (c.kind == ChangeKind::kChanged && cur.sha256 != c.before.sha256) c.attrs |= kAttrContent;
+      c.after = cur;
+      continue;
+    }
+    if (cur.sha256 != p.expected)
+      report.changes.push_back({ChangeKind::kChanged, kAttrContent, std::move(p.before), cur});
+  }
+  std::sort(report.changes.begin(), report.changes.end(),
+            [](const Change& a, const Change& b) { return a.path() < b.path(); });
+  return report;
+}
+
+}  // namespace mamori::baseline

@@ -1,0 +1,44 @@
+#pragma once
+// Compares a root (or a subtree of it) with its baseline.
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "core/base/parallel.h"
+#include "core/base/result.h"
+#include "core/baseline/catalog.h"
+#include "core/baseline/entry.h"
+#include "core/baseline/scan.h"
+
+namespace mamori::baseline {
+
+enum class ChangeKind { kAdded, kRemoved, kChanged };
+std::string_view kind_name(ChangeKind k);
+
+struct Change {
+  ChangeKind kind = ChangeKind::kChanged;
+  uint32_t attrs = 0;  // Attr bits, for kChanged
+  Entry before;        // the baseline (empty path for kAdded)
+  Entry after;         // the file now (empty path for kRemoved)
+  const std::string& path() const { return kind == ChangeKind::kAdded ? after.path : before.path; }
+};
+
+struct CheckReport {
+  std::vector<Change> changes;  // sorted by path
+  std::vector<Error> errors;    // entries whose state could not be read
+  uint64_t entries = 0;         // entries looked at
+  uint64_t hashed = 0;          // files whose content was read
+};
+
+struct CheckOptions {
+  bool full = false;            // re-hash every file, ignoring the stat cache
+  const fs::PathMatcher* exclude = nullptr;
+  Progress* progress = nullptr;
+};
+
+Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, int root_fd,
+                               std::string_view start, const CheckOptions& options,
+                               Executor& executor);
+
+}  // namespace mamori::baseline

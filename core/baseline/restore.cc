@@ -1,0 +1,132 @@
+#include "core/baseline/restore.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "core/fs/atomic_replace.h"
+#include "core/fs/beneath.h"
+
+namespace mamori::baseline {
+namespace {
+
+fs::InodeMeta meta_of(const Entry& e) {
+  return {static_cast<mode_t>(e.mode), e.uid, e.gid, e.mtime_ns, e.xattrs};
+}
+
+bool all_zero(std::span<const uint8_t> chunk) {
+  return std::all_of(chunk.begin(), chunk.end(), [](uint8_t b) { return b == 0; });
+}
+
+// Writes the object's content to `fd`, leaving runs of zeros as holes so a sparse file
+// comes back sparse.
+Status write_content(Env& env, const store::Store& store, const Entry& e, int fd) {
+  off_t offset = 0;
+  MAMORI_TRY(store.read(e.sha256, [&](std::span<const uint8_t> chunk) -> Status {
+    if (!all_zero(chunk)) MAMORI_TRY(pwrite_all(env, fd, chunk, offset, e.path));
+    offset += static_cast<off_t>(chunk.size());
+    return ok();
+  }));
+  if (::ftruncate(fd, offset) != 0) return fail_errno("ftruncate", e.path);
+  return ok();
+}
+
+// Makes room for a new entry of another type: an empty directory may go; anything in a
+// non-empty one is content we will not throw away.
+Status clear_directory_in_the_way(int dir_fd, const std::string& name, const Entry& want) {
+  struct stat st {};
+  if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return ok();
+  if (!S_ISDIR(st.st_mode) || want.type == FileType::kDirectory) return ok();
+  if (::unlinkat(dir_fd, name.c_str(), AT_REMOVEDIR) != 0) {
+    if (errno == ENOTEMPTY || errno == EEXIST)
+      return fail("restore", want.path, ENOTEMPTY,
+                  "a non-empty directory now stands where a " + std::string(type_name(want.type)) +
+                      " was; move it away first");
+    return fail_errno("rmdir", want.path);
+  }
+  return ok();
+}
+
+Status recreate(Env& env, const store::Store& store, int root_fd, const Entry& e) {
+  const auto meta = meta_of(e);
+  if (e.path.empty()) {  // the root itself: only its metadata can differ
+    return fs::apply_meta(root_fd, meta, false, ".");
+  }
+  auto parent = MAMORI_TRY(fs::open_parent(root_fd, e.path));
+  const int dir = parent.dir.get();
+  MAMORI_TRY(clear_directory_in_the_way(dir, parent.name, e));
+  switch (e.type) {
+    case FileType::kRegular:
+      return fs::replace_file(env, dir, parent.name, meta,
+                              [&](int fd) { return write_content(env, store, e, fd); }, e.path);
+    case FileType::kDirectory: {
+      struct stat st {};
+      if (::fstatat(dir, parent.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode) &&
+          ::unlinkat(dir, parent.name.c_str(), 0) != 0)
+        return fail_errno("unlinkat", e.path);
+      return fs::ensure_directory(dir, parent.name, meta, e.path);
+    }
+    case FileType::kSymlink:
+      return fs::replace_symlink(env, dir, parent.name, e.link_target, meta, e.path);
+    default:
+      return fs::replace_node(env, dir, parent.name, type_bits(e.type), static_cast<dev_t>(e.rdev),
+                              meta, e.path);
+  }
+}
+
+Status repair_metadata(int root_fd, const Entry& e) {
+  const auto meta = meta_of(e);
+  const bool set_mtime = e.type == FileType::kRegular;
+  if (e.type == FileType::kRegular || e.type == FileType::kDirectory) {
+    const int flags = e.type == FileType::kDirectory ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK | O_NOCTTY;
+    auto fd = MAMORI_TRY(fs::open_beneath(root_fd, e.path, flags));
+    return fs::apply_meta(fd.get(), meta, set_mtime, e.path.empty() ? "." : e.path);
+  }
+  auto parent = MAMORI_TRY(fs::open_parent(root_fd, e.path));
+  return fs::apply_meta_at(parent.dir.get(), parent.name, meta, true, e.path);
+}
+
+}  // namespace
+
+Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& store,
+                              int64_t root_id, int root_fd, std::string_view start,
+                              const fs::PathMatcher* exclude, Executor& executor) {
+  CheckOptions options;
+  options.exclude = exclude;
+  auto report = MAMORI_TRY(check_root(catalog, root_id, root_fd, start, options, executor));
+  RestoreReport out;
+  out.errors = std::move(report.errors);
+  std::vector<Entry> refreshed;
+  // Changes come sorted by path, so a directory is back before anything inside it.
+  for (auto& c : report.changes) {
+    if (c.kind == ChangeKind::kAdded) {
+      out.not_in_baseline.push_back(c.after.path);
+      continue;
+    }
+    const Entry& want = c.before;
+    const bool rebuild = c.kind == ChangeKind::kRemoved ||
+                         (c.attrs & (kAttrType | kAttrContent | kAttrLinkTarget | kAttrDevice));
+    auto st = rebuild ? recreate(env, store, root_fd, want) : repair_metadata(root_fd, want);
+    if (!st) {
+      out.errors.push_back(std::move(st).error());
+      continue;
+    }
+    out.restored.push_back({want.path, c.kind, c.attrs});
+    if (auto now = fs::stat_beneath(root_fd, want.path)) {
+      Entry fresh = want;
+      apply_stat(fresh, *now);
+      refreshed.push_back(std::move(fresh));
+    }
+  }
+  if (!refreshed.empty()) {
+    auto txn = MAMORI_TRY(db::Transaction::begin(catalog.db()));
+    for (const auto& e : refreshed) MAMORI_TRY(catalog.update_stat_cache(root_id, e));
+    MAMORI_TRY(txn.commit());
+  }
+  return out;
+}
+
+}  // namespace mamori::baseline

@@ -1,0 +1,40 @@
+#pragma once
+// Puts a root, or a subtree, back to its baseline: content byte for byte from the
+// store, type, mode, owner, tracked xattrs and file mtimes. Every path operation goes
+// through core/fs (beneath the root, no symlink followed) and every replacement is
+// atomic (core/fs/atomic_replace.h). Entries that are not in the baseline are reported
+// and left where they are.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/base/env.h"
+#include "core/base/parallel.h"
+#include "core/base/result.h"
+#include "core/baseline/catalog.h"
+#include "core/baseline/check.h"
+#include "core/store/store.h"
+
+namespace mamori::baseline {
+
+struct Restored {
+  std::string path;
+  ChangeKind was = ChangeKind::kChanged;  // kRemoved: recreated; kChanged: repaired
+  uint32_t attrs = 0;                     // what differed
+};
+
+struct RestoreReport {
+  std::vector<Restored> restored;
+  std::vector<std::string> not_in_baseline;  // added entries, left in place
+  std::vector<Error> errors;
+};
+
+// Runs a check of `start` and repairs every difference it finds. Refreshes the stat
+// cache of what it rewrote inside its own transaction; the baseline itself is unchanged.
+Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& store,
+                              int64_t root_id, int root_fd, std::string_view start,
+                              const fs::PathMatcher* exclude, Executor& executor);
+
+}  // namespace mamori::baseline

@@ -1,0 +1,265 @@
+#include "core/config/config.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include "core/base/quote.h"
+#include "core/fs/glob.h"
+#include "core/fs/read_file.h"
+
+namespace mamori::config {
+namespace {
+
+// A config file is small; a larger one is a mistake or an attack on the parser.
+constexpr size_t kMaxConfigBytes = 1 << 20;
+constexpr size_t kMaxRoots = 4096;
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+class Loader {
+ public:
+  explicit Loader(std::string_view source) : source_(source) {}
+
+  ConfigResult<Config> load(const toml::table& top) {
+    Config c;
+    c.source = source_;
+    if (!check_keys(top, {"state_dir", "jobs", "compression_level", "root"}, "")) return err();
+    if (!get_string(top, "state_dir", "state_dir", c.state_dir)) return err();
+    int64_t jobs = 0;
+    if (!get_int(top, "jobs", "jobs", jobs, 0, 1024)) return err();
+    c.jobs = static_cast<unsigned>(jobs);
+    int64_t level = c.compression_level;
+    if (!get_int(top, "compression_level", "compression_level", level, 1, 19)) return err();
+    c.compression_level = static_cast<int>(level);
+    if (!absolute_path(top.get("state_dir"), "state_dir", c.state_dir)) return err();
+
+    if (const auto* node = top.get("root")) {
+      const auto* arr = node->as_array();
+      if (!arr) return fail_at(*node, "config.type", "root", "must be an array of tables: [[root]]");
+      if (arr->size() > kMaxRoots) return fail_at(*node, "config.limit", "root", "too many roots");
+      for (size_t i = 0; i < arr->size(); ++i) {
+        const std::string key = fmt::format("root[{}]", i + 1);
+        const auto* t = (*arr)[i].as_table();
+        if (!t) return fail_at((*arr)[i], "config.type", key, "must be a table");
+        RootConfig r;
+        if (!load_root(*t, key, r)) return err();
+        c.roots.push_back(std::move(r));
+      }
+    }
+    if (!check_roots(top, c)) return err();
+    return c;
+  }
+
+  ConfigResult<Config> fail_at(const toml::node& node, std::string code, std::string key,
+                               std::string message) {
+    set(node.source(), std::move(code), std::move(key), std::move(message));
+    return err();
+  }
+
+  tl::unexpected<ConfigError> err() { return tl::unexpected(error_); }
+
+  void set(const toml::source_region& where, std::string code, std::string key, std::string message) {
+    error_ = ConfigError{std::string(source_), where.begin.line, where.begin.column,
+                         std::move(code), std::move(key), std::move(message)};
+  }
+
+ private:
+  bool load_root(const toml::table& t, const std::string& key, RootConfig& r) {
+    if (!check_keys(t, {"path", "mode", "exclude"}, key + ".")) return false;
+    const auto* path = t.get("path");
+    if (!path) {
+      set(t.source(), "config.missing", key + ".path", "every [[root]] needs a path");
+      return false;
+    }
+    if (!get_string(t, "path", key + ".path", r.path)) return false;
+    if (!absolute_path(path, key + ".path", r.path)) return false;
+    std::string mode = "restore";
+    if (!get_string(t, "mode", key + ".mode", mode)) return false;
+    if (mode == "alert") r.mode = Mode::kAlert;
+    else if (mode == "restore") r.mode = Mode::kRestore;
+    else if (mode == "preserve") r.mode = Mode::kPreserve;
+    else {
+      set(t.get("mode")->source(), "config.value", key + ".mode",
+          "must be \"alert\", \"restore\" or \"preserve\", not " + quote(mode));
+      return false;
+    }
+    if (const auto* ex = t.get("exclude")) {
+      const auto* arr = ex->as_array();
+      if (!arr) {
+        set(ex->source(), "config.type", key + ".exclude", "must be an array of strings");
+        return false;
+      }
+      for (const auto& item : *arr) {
+        const auto* s = item.as_string();
+        if (!s) {
+          set(item.source(), "config.type", key + ".exclude", "must be an array of strings");
+          return false;
+        }
+        r.exclude.push_back(s->get());
+      }
+      if (auto m = fs::PathMatcher::compile(r.exclude); !m) {
+        set(ex->source(), "config.value", key + ".exclude", m.error().message());
+        return false;
+      }
+    }
+    return true;
+  }
+
+  bool check_roots(const toml::table& top, const Config& c) {
+    const toml::source_region where = top.get("root") ? top.get("root")->source() : top.source();
+    auto inside = [](const std::string& child, const std::string& parent) {
+      return child == parent || parent == "/" ||
+             (child.size() > parent.size() && child.starts_with(parent) && child[parent.size()] == '/');
+    };
+    for (size_t i = 0; i < c.roots.size(); ++i) {
+      if (inside(c.state_dir, c.roots[i].path) || inside(c.roots[i].path, c.state_dir)) {
+        set(where, "config.value", "state_dir",
+            "state_dir " + quote(c.state_dir) + " overlaps root " + quote(c.roots[i].path) +
+                ": mamori's own writes would look like tampering");
+        return false;
+      }
+      for (size_t j = 0; j < c.roots.size(); ++j) {
+        if (i != j && inside(c.roots[i].path, c.roots[j].path)) {
+          set(where, "config.value", fmt::format("root[{}].path", i + 1),
+              "root " + quote(c.roots[i].path) + (c.roots[i].path == c.roots[j].path ? " is listed twice" : " lies inside root " + quote(c.roots[j].path)));
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  bool check_keys(const toml::table& t, std::initializer_list<std::string_view> allowed,
+                  const std::string& prefix) {
+    for (const auto& [k, v] : t) {
+      if (std::find(allowed.begin(), allowed.end(), k.str()) != allowed.end()) continue;
+      std::string hint;
+      for (auto a : allowed)
+        if (edit_distance(k.str(), a) <= 2) hint = fmt::format(" (did you mean '{}'?)", a);
+      set(k.source(), "config.unknown_key", prefix + std::string(k.str()),
+          "unknown key " + quote(k.str()) + hint);
+      return false;
+    }
+    return true;
+  }
+
+  bool get_string(const toml::table& t, std::string_view name, const std::string& key, std::string& out) {
+    const auto* node = t.get(name);
+    if (!node) return true;
+    const auto* s = node->as_string();
+    if (!s) {
+      set(node->source(), "config.type", key, fmt::format("must be a string, not {}", type_name(*node)));
+      return false;
+    }
+    out = s->get();
+    return true;
+  }
+
+  bool get_int(const toml::table& t, std::string_view name, const std::string& key, int64_t& out,
+               int64_t lo, int64_t hi) {
+    const auto* node = t.get(name);
+    if (!node) return true;
+    const auto* i = node->as_integer();
+    if (!i) {
+      set(node->source(), "config.type", key, fmt::format("must be an integer, not {}", type_name(*node)));
+      return false;
+    }
+    if (i->get() < lo || i->get() > hi) {
+      set(node->source(), "config.value", key, fmt::format("must be between {} and {}", lo, hi));
+      return false;
+    }
+    out = i->get();
+    return true;
+  }
+
+  bool absolute_path(const toml::node* node, const std::string& key, std::string& path) {
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    if (path.empty() || path[0] != '/' || path.find('\0') != std::string::npos ||
+        path.find("/../") != std::string::npos || path.ends_with("/..") ||
+        path.find("/./") != std::string::npos) {
+      set(node ? node->source() : toml::source_region{}, "config.value", key,
+          "must be an absolute path without '.' or '..' components, not " + quote(path));
+      return false;
+    }
+    return true;
+  }
+
+  static std::string type_name(const toml::node& n) {
+    switch (n.type()) {
+      case toml::node_type::table: return "a table";
+      case toml::node_type::array: return "an array";
+      case toml::node_type::string: return "a string";
+      case toml::node_type::integer: return "an integer";
+      case toml::node_type::floating_point: return "a float";
+      case toml::node_type::boolean: return "a boolean";
+      default: return "a date or time";
+    }
+  }
+
+  std::string_view source_;
+  ConfigError error_;
+};
+
+}  // namespace
+
+std::string_view mode_name(Mode mode) {
+  switch (mode) {
+    case Mode::kAlert: return "alert";
+    case Mode::kRestore: return "restore";
+    case Mode::kPreserve: return "preserve";
+  }
+  return "?";
+}
+
+std::string ConfigError::text() const {
+  std::string where = escape(file);
+  if (line) where += fmt::format(":{}:{}", line, column);
+  return fmt::format("{}: {} [{}]", where, message, code);
+}
+
+Error ConfigError::to_error() const { return Error{"config", "", 0, text()}; }
+
+ConfigResult<Config> parse_config(std::string_view text, std::string_view source_name) {
+  Loader loader(source_name);
+  if (text.size() > kMaxConfigBytes) {
+    loader.set({}, "config.limit", "", "larger than 1 MiB");
+    return loader.err();
+  }
+  try {
+    const toml::table top = toml::parse(text, source_name);
+    return loader.load(top);
+  } catch (const toml::parse_error& e) {
+    loader.set(e.source(), "config.syntax", "", std::string(e.description()));
+    return loader.err();
+  }
+}
+
+ConfigResult<Config> load_config(const std::string& path) {
+  auto text = fs::read_small_file(path, kMaxConfigBytes);
+  if (!text) {
+    auto e = std::move(text).error();
+    return tl::unexpected(ConfigError{path, 0, 0, "config.io", "",
+                                      e.detail.empty() ? std::strerror(e.errnum) : e.detail});
+  }
+  return parse_config(*text, path);
+}
+
+}  // namespace mamori::config

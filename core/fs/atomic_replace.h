@@ -1,0 +1,49 @@
+#pragma once
+// Puts an entry in place so that readers see either the old one or the new one, never a
+// missing or half-written file: the new inode is built under a temporary name in the
+// same directory, given its metadata, fsync()ed, then renamed over the old name with
+// renameat2(). On failure the temporary is removed and the old entry is left untouched.
+// All names are single components inside `dir_fd` (a directory opened beneath a root).
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "core/base/env.h"
+#include "core/base/result.h"
+
+namespace mamori::fs {
+
+struct InodeMeta {
+  mode_t mode = 0;       // permission bits with suid/sgid/sticky (07777)
+  uid_t uid = 0;
+  gid_t gid = 0;
+  int64_t mtime_ns = 0;
+  std::string xattrs;    // encoded (xattr.h)
+};
+
+// Applies owner, mode, tracked xattrs and (if set_mtime) mtime to an open file or
+// directory. Owner goes first: chown() clears set-id bits and file capabilities.
+Status apply_meta(int fd, const InodeMeta& meta, bool set_mtime, std::string_view display);
+// The same for the entry `name` in `dir_fd`, without following it (symlinks, FIFOs).
+Status apply_meta_at(int dir_fd, const std::string& name, const InodeMeta& meta, bool set_mtime,
+                     std::string_view display);
+
+// `fill` writes the content into the new file's fd (opened O_RDWR, positioned at 0).
+Status replace_file(Env& env, int dir_fd, const std::string& name, const InodeMeta& meta,
+                    const std::function<Status(int fd)>& fill, std::string_view display);
+Status replace_symlink(Env& env, int dir_fd, const std::string& name, const std::string& target,
+                       const InodeMeta& meta, std::string_view display);
+// FIFOs and device nodes (mode carries the S_IF* type). Sockets cannot be recreated.
+Status replace_node(Env& env, int dir_fd, const std::string& name, mode_t type, dev_t rdev,
+                    const InodeMeta& meta, std::string_view display);
+// Creates directory `name` with `meta`, or fixes the metadata of the one already there.
+Status ensure_directory(int dir_fd, const std::string& name, const InodeMeta& meta,
+                        std::string_view display);
+
+Status sync_dir(Env& env, int dir_fd, std::string_view display);
+
+}  // namespace mamori::fs

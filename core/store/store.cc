@@ -1,0 +1,423 @@
+#include "core/store/store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace mamori::store {
+namespace {
+
+constexpr char kPackMagic[8] = {'M', 'A', 'M', 'O', 'R', 'I', 'P', 'K'};
+constexpr uint32_t kPackVersion = 1;
+constexpr uint64_t kPackHeaderSize = 16;
+constexpr char kObjectMagic[4] = {'M', 'O', 'B', 'J'};
+constexpr uint64_t kObjectHeaderSize = 56;
+constexpr int kCodecRaw = 0;
+constexpr int kCodecZstd = 1;
+constexpr size_t kChunk = 128 * 1024;
+
+std::string pack_name(uint32_t pack) { return fmt::format("pack-{:06d}.mpk", pack); }
+
+void put_u64(uint8_t* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+uint64_t get_u64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
+  return v;
+}
+
+std::array<uint8_t, kObjectHeaderSize> object_header(const Digest& d, int codec, uint64_t size,
+                                                     uint64_t stored) {
+  std::array<uint8_t, kObjectHeaderSize> h{};
+  std::memcpy(h.data(), kObjectMagic, 4);
+  h[4] = static_cast<uint8_t>(codec);
+  put_u64(h.data() + 8, size);
+  put_u64(h.data() + 16, stored);
+  std::memcpy(h.data() + 24, d.bytes.data(), 32);
+  return h;
+}
+
+struct CCtxFree {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+struct DCtxFree {
+  void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
+};
+
+// Per-thread compression scratch: a context and an output buffer that grows to the
+// largest object this thread compressed (bounded by the streaming threshold).
+struct Scratch {
+  std::unique_ptr<ZSTD_CCtx, CCtxFree> cctx{ZSTD_createCCtx()};
+  std::vector<uint8_t> out;
+};
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+tl::unexpected<Error> corrupt(const Digest& d, std::string detail) {
+  return fail("store object", d.hex(), EBADMSG, std::move(detail));
+}
+
+}  // namespace
+
+Store::Store(Env& env, db::Db& db, UniqueFd dir, Access access, StoreOptions options)
+    : env_(env), db_(db), dir_(std::move(dir)), access_(access), options_(options) {}
+
+Store::~Store() = default;
+
+Status Store::create_schema(db::Db& db) {
+  return db.exec(
+      "CREATE TABLE IF NOT EXISTS objects("
+      " sha256 BLOB PRIMARY KEY, pack INTEGER NOT NULL, offset INTEGER NOT NULL,"
+      " stored_size INTEGER NOT NULL, size INTEGER NOT NULL) WITHOUT ROWID");
+}
+
+Result<std::unique_ptr<Store>> Store::open(Env& env, db::Db& db, int state_dir_fd, Access access,
+                                           StoreOptions options) {
+  if (access == Access::kWrite && ::mkdirat(state_dir_fd, "store", 0700) != 0 && errno != EEXIST)
+    return fail_errno("mkdirat", "store");
+  const int raw = ::openat(state_dir_fd, "store", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (raw < 0) return fail_errno("open content store", "store");
+  std::unique_ptr<Store> s(new Store(env, db, UniqueFd(raw), access, options));
+  if (access == Access::kWrite) {
+    const int lock = ::openat(raw, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (lock < 0) return fail_errno("open store lock", "store/lock");
+    s->lock_.reset(lock);
+    if (::flock(lock, LOCK_EX | LOCK_NB) != 0) {
+      if (errno != EWOULDBLOCK) return fail_errno("flock", "store/lock");
+      return fail("lock content store", "store/lock", EBUSY,
+                  "another mamori process is writing the baseline");
+    }
+    MAMORI_TRY(s->load_index());
+  }
+  return s;
+}
+
+Status Store::load_index() {
+  // Every digest already stored, so duplicates are skipped without a query per file.
+  auto all = MAMORI_TRY(db_.prepare("SELECT sha256 FROM objects"));
+  while (MAMORI_TRY(all.step())) known_.insert(MAMORI_TRY(Digest::from_bytes(all.blob(0))));
+
+  // Append to the newest pack, cut back to its last indexed object: bytes past that are
+  // the tail of a writer that died before its transaction committed.
+  uint32_t newest = 0;
+  for (uint32_t p = 1;; ++p) {
+    struct stat st {};
+    if (::fstatat(dir_.get(), pack_name(p).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) break;
+    newest = p;
+  }
+  if (newest == 0) return ok();
+  auto end = MAMORI_TRY(
+      db_.prepare("SELECT coalesce(max(offset + stored_size), 0) FROM objects WHERE pack = ?"));
+  end.bind(1, static_cast<int64_t>(newest));
+  MAMORI_TRY(end.step());
+  const uint64_t indexed_end = std::max<uint64_t>(static_cast<uint64_t>(end.int64(0)), kPackHeaderSize);
+  end.reset();
+  const int fd = MAMORI_TRY(pack_fd(newest));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return fail_errno("fstat", "store/" + pack_name(newest));
+  if (static_cast<uint64_t>(st.st_size) < indexed_end)
+    return corrupt({}, "pack " + pack_name(newest) + " is shorter than its index");
+  if (static_cast<uint64_t>(st.st_size) > indexed_end && ::ftruncate(fd, static_cast<off_t>(indexed_end)) != 0)
+    return fail_errno("ftruncate", "store/" + pack_name(newest));
+  current_pack_ = newest;
+  current_end_ = indexed_end;
+  return ok();
+}
+
+Result<int> Store::pack_fd(uint32_t pack) const {
+  if (packs_.size() <= pack) packs_.resize(pack + 1);
+  if (!packs_[pack].valid()) {
+    const int flags = (access_ == Access::kWrite ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC;
+    const int fd = ::openat(dir_.get(), pack_name(pack).c_str(), flags);
+    if (fd < 0) return fail_errno("open pack", "store/" + pack_name(pack));
+    packs_[pack].reset(fd);
+  }
+  return packs_[pack].get();
+}
+
+bool Store::contains(const Digest& digest) const {
+  std::lock_guard lock(mu_);
+  return known_.count(digest) != 0;
+}
+
+Result<std::pair<uint32_t, uint64_t>> Store::reserve(uint64_t bytes) {
+  if (current_pack_ == 0 ||
+      (current_end_ + bytes > options_.max_pack_bytes && current_end_ > kPackHeaderSize)) {
+    const uint32_t next = current_pack_ + 1;
+    const std::string name = pack_name(next);
+    const int fd = ::openat(dir_.get(), name.c_str(),
+                            O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return fail_errno("create pack", "store/" + name);
+    if (packs_.size() <= next) packs_.resize(next + 1);
+    packs_[next].reset(fd);
+    uint8_t header[kPackHeaderSize] = {};
+    std::memcpy(header, kPackMagic, 8);
+    header[8] = kPackVersion;
+    MAMORI_TRY(pwrite_all(env_, fd, header, 0, "store/" + name));
+    if (env_.fsync(dir_.get()) != 0) return fail_errno("fsync", "store");
+    current_pack_ = next;
+    current_end_ = kPackHeaderSize;
+  }
+  if (std::find(dirty_packs_.begin(), dirty_packs_.end(), current_pack_) == dirty_packs_.end())
+    dirty_packs_.push_back(current_pack_);
+  const auto at = std::make_pair(current_pack_, current_end_);
+  current_end_ += bytes;
+  return at;
+}
+
+Status Store::append(const Digest& digest, std::span<const uint8_t> payload, int codec,
+                     uint64_t size) {
+  const uint64_t total = kObjectHeaderSize + payload.size();
+  std::pair<uint32_t, uint64_t> at;
+  int fd = -1;
+  {
+    std::lock_guard lock(mu_);
+    if (known_.count(digest)) return ok();  // another thread stored it meanwhile
+    at = MAMORI_TRY(reserve(total));
+    fd = MAMORI_TRY(pack_fd(at.first));
+    known_.insert(digest);
+    pending_.push_back({digest, {at.first, at.second, total, size, codec}});
+  }
+  // The region is ours; write it without holding the lock.
+  const auto header = object_header(digest, codec, size, payload.size());
+  const std::string name = "store/" + pack_name(at.first);
+  auto written = [&]() -> Status {
+    MAMORI_TRY(pwrite_all(env_, fd, header, static_cast<off_t>(at.second), name));
+    return pwrite_all(env_, fd, payload, static_cast<off_t>(at.second + kObjectHeaderSize), name);
+  }();
+  if (!written) {
+    // Nothing may index this object now: forget it so commit() cannot point at it.
+    std::lock_guard lock(mu_);
+    known_.erase(digest);
+    std::erase_if(pending_, [&](const Pending& p) { return p.digest == digest; });
+  }
+  return written;
+}
+
+Status Store::put(const Digest& digest, std::span<const uint8_t> content) {
+  if (access_ != Access::kWrite) return fail("store put", "store", EROFS);
+  if (contains(digest)) return ok();
+  Scratch& s = scratch();
+  s.out.resize(ZSTD_compressBound(content.size()));
+  const size_t n = ZSTD_compressCCtx(s.cctx.get(), s.out.data(), s.out.size(), content.data(),
+                                     content.size(), options_.compression_level);
+  if (ZSTD_isError(n) || n >= content.size())  // incompressible: keep it raw
+    return append(digest, content, kCodecRaw, content.size());
+  return append(digest, {s.out.data(), n}, kCodecZstd, content.size());
+}
+
+Status Store::put_stream(const Digest& digest, int fd, uint64_t size, std::string_view display) {
+  if (access_ != Access::kWrite) return fail("store put", "store", EROFS);
+  // Streams straight into the pack, so it holds the lock throughout; files this large
+  // are few, and the lock keeps the pack's tail ours to cut back if the content changed.
+  std::lock_guard lock(mu_);
+  if (known_.count(digest)) return ok();
+  auto at = MAMORI_TRY(reserve(kObjectHeaderSize));
+  const int pfd = MAMORI_TRY(pack_fd(at.first));
+  const std::string name = "store/" + pack_name(at.first);
+  uint64_t out_pos = at.second + kObjectHeaderSize;
+
+  std::unique_ptr<ZSTD_CCtx, CCtxFree> cctx(ZSTD_createCCtx());
+  ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, options_.compression_level);
+  ZSTD_CCtx_setPledgedSrcSize(cctx.get(), size);
+  std::vector<uint8_t> in(kChunk), out(ZSTD_CStreamOutSize());
+  hash::Sha256 h;
+  uint64_t read_total = 0;
+  auto stream = [&]() -> Status {
+    for (bool last = false; !last;) {
+      const ssize_t n = ::pread(fd, in.data(), in.size(), static_cast<off_t>(read_total));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return fail_errno("read", std::string(display));
+      }
+      read_total += static_cast<uint64_t>(n);
+      last = n == 0 || read_total >= size;
+      h.update({in.data(), static_cast<size_t>(n)});
+      ZSTD_inBuffer ib{in.data(), static_cast<size_t>(n), 0};
+      const auto mode = last ? ZSTD_e_end : ZSTD_e_continue;
+      for (bool done = false; !done;) {
+        ZSTD_outBuffer ob{out.data(), out.size(), 0};
+        const size_t rem = ZSTD_compressStream2(cctx.get(), &ob, &ib, mode);
+        if (ZSTD_isError(rem)) return fail_msg("zstd compress", std::string(display), ZSTD_getErrorName(rem));
+        MAMORI_TRY(pwrite_all(env_, pfd, {out.data(), ob.pos}, static_cast<off_t>(out_pos), name));
+        out_pos += ob.pos;
+        done = last ? rem == 0 : ib.pos == ib.size;
+      }
+    }
+    if (read_total != size || h.finish() != digest)
+      return fail("store", std::string(display), ESTALE, "content changed while it was stored");
+    const auto header = object_header(digest, kCodecZstd, size, out_pos - at.second - kObjectHeaderSize);
+    return pwrite_all(env_, pfd, header, static_cast<off_t>(at.second), name);
+  }();
+  if (!stream) {
+    // Our reservation is the pack's tail: cut it off so the next object starts there.
+    current_end_ = at.second;
+    if (::ftruncate(pfd, static_cast<off_t>(at.second)) != 0) {
+      // Left as garbage no index row points at; the next writer's open cuts it off.
+    }
+    return stream;
+  }
+  current_end_ = out_pos;
+  known_.insert(digest);
+  pending_.push_back({digest, {at.first, at.second, out_pos - at.second, size, kCodecZstd}});
+  return ok();
+}
+
+Status Store::commit() {
+  std::lock_guard lock(mu_);
+  for (uint32_t p : dirty_packs_) {
+    const int fd = MAMORI_TRY(pack_fd(p));
+    if (env_.fsync(fd) != 0) return fail_errno("fsync", "store/" + pack_name(p));
+  }
+  dirty_packs_.clear();
+  auto ins = MAMORI_TRY(db_.prepare(
+      "INSERT OR IGNORE INTO objects(sha256, pack, offset, stored_size, size) VALUES(?,?,?,?,?)"));
+  for (const auto& p : pending_) {
+    ins.bind(1, p.digest.raw())
+        .bind(2, static_cast<int64_t>(p.loc.pack))
+        .bind(3, static_cast<int64_t>(p.loc.offset))
+        .bind(4, static_cast<int64_t>(p.loc.stored_size))
+        .bind(5, static_cast<int64_t>(p.loc.size));
+    MAMORI_TRY(ins.run());
+  }
+  pending_.clear();
+  return ok();
+}
+
+Result<Store::Location> Store::locate(const Digest& digest) const {
+  auto q = MAMORI_TRY(db_.prepare("SELECT pack, offset, stored_size, size FROM objects WHERE sha256 = ?"));
+  q.bind(1, digest.raw());
+  if (!MAMORI_TRY(q.step())) return fail("store object", digest.hex(), ENOENT, "not in the content store");
+  Location loc{static_cast<uint32_t>(q.int64(0)), static_cast<uint64_t>(q.int64(1)),
+               static_cast<uint64_t>(q.int64(2)), static_cast<uint64_t>(q.int64(3)), 0};
+  q.reset();
+  return loc;
+}
+
+Status Store::read(const Digest& digest,
+                   const std::function<Status(std::span<const uint8_t>)>& sink) const {
+  const Location loc = MAMORI_TRY(locate(digest));
+  int fd;
+  {
+    std::lock_guard lock(mu_);
+    fd = MAMORI_TRY(pack_fd(loc.pack));
+  }
+  uint8_t header[kObjectHeaderSize];
+  if (::pread(fd, header, sizeof header, static_cast<off_t>(loc.offset)) != sizeof header)
+    return corrupt(digest, "header cannot be read");
+  const uint64_t stored = get_u64(header + 16);
+  if (std::memcmp(header, kObjectMagic, 4) != 0 || std::memcmp(header + 24, digest.bytes.data(), 32) != 0 ||
+      get_u64(header + 8) != loc.size || stored + kObjectHeaderSize != loc.stored_size)
+    return corrupt(digest, "header does not match the index");
+  const int codec = header[4];
+  if (codec != kCodecRaw && codec != kCodecZstd) return corrupt(digest, "unknown codec");
+
+  std::unique_ptr<ZSTD_DCtx, DCtxFree> dctx(ZSTD_createDCtx());
+  std::vector<uint8_t> in(kChunk), out(codec == kCodecZstd ? ZSTD_DStreamOutSize() : 0);
+  hash::Sha256 h;
+  uint64_t pos = 0, produced = 0;
+  while (pos < stored) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(in.size(), stored - pos));
+    const ssize_t n = ::pread(fd, in.data(), want, static_cast<off_t>(loc.offset + kObjectHeaderSize + pos));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return corrupt(digest, "truncated");
+    pos += static_cast<uint64_t>(n);
+    if (codec == kCodecRaw) {
+      h.update({in.data(), static_cast<size_t>(n)});
+      produced += static_cast<uint64_t>(n);
+      MAMORI_TRY(sink({in.data(), static_cast<size_t>(n)}));
+      continue;
+    }
+    ZSTD_inBuffer ib{in.data(), static_cast<size_t>(n), 0};
+    while (ib.pos < ib.size) {
+      ZSTD_outBuffer ob{out.data(), out.size(), 0};
+      const size_t rc = ZSTD_decompressStream(dctx.get(), &ob, &ib);
+      if (ZSTD_isError(rc)) return corrupt(digest, ZSTD_getErrorName(rc));
+      produced += ob.pos;
+      if (produced > loc.size) return corrupt(digest, "longer than recorded");
+      h.update({out.data(), ob.pos});
+      MAMORI_TRY(sink({out.data(), ob.pos}));
+    }
+  }
+  if (codec == kCodecZstd) {
+    // Flush whatever the decoder still holds.
+    for (;;) {
+      ZSTD_inBuffer ib{nullptr, 0, 0};
+      ZSTD_outBuffer ob{out.data(), out.size(), 0};
+      const size_t rc = ZSTD_decompressStream(dctx.get(), &ob, &ib);
+      if (ZSTD_isError(rc)) return corrupt(digest, ZSTD_getErrorName(rc));
+      if (ob.pos == 0) break;
+      produced += ob.pos;
+      h.update({out.data(), ob.pos});
+      MAMORI_TRY(sink({out.data(), ob.pos}));
+    }
+  }
+  if (produced != loc.size) return corrupt(digest, "size differs from the index");
+  if (h.finish() != digest) return corrupt(digest, "content does not match its SHA-256");
+  return ok();
+}
+
+Result<std::string> Store::read_all(const Digest& digest, uint64_t limit) const {
+  std::string out;
+  MAMORI_TRY(read(digest, [&](std::span<const uint8_t> chunk) -> Status {
+    if (out.size() + chunk.size() > limit) return fail("read object", digest.hex(), EFBIG);
+    out.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+    return ok();
+  }));
+  return out;
+}
+
+Status Store::verify_index() const {
+  auto q = MAMORI_TRY(db_.prepare("SELECT sha256, pack, offset, stored_size FROM objects"));
+  std::vector<uint64_t> sizes;
+  while (MAMORI_TRY(q.step())) {
+    const auto digest = MAMORI_TRY(Digest::from_bytes(q.blob(0)));
+    const auto pack = static_cast<uint32_t>(q.int64(1));
+    const auto end = static_cast<uint64_t>(q.int64(2) + q.int64(3));
+    if (pack == 0 || q.int64(2) < static_cast<int64_t>(kPackHeaderSize))
+      return corrupt(digest, "index points outside any pack");
+    if (sizes.size() <= pack) sizes.resize(pack + 1, 0);
+    if (sizes[pack] == 0) {
+      std::lock_guard lock(mu_);
+      const int fd = MAMORI_TRY(pack_fd(pack));
+      struct stat st {};
+      if (::fstat(fd, &st) != 0) return fail_errno("fstat", "store/" + pack_name(pack));
+      sizes[pack] = static_cast<uint64_t>(st.st_size);
+    }
+    if (end > sizes[pack]) return corrupt(digest, "pack " + pack_name(pack) + " is truncated");
+  }
+  return ok();
+}
+
+Status Store::verify_contents(const std::function<void(Error&&)>& on_bad) const {
+  auto q = MAMORI_TRY(db_.prepare("SELECT sha256 FROM objects ORDER BY pack, offset"));
+  std::vector<Digest> all;
+  while (MAMORI_TRY(q.step())) all.push_back(MAMORI_TRY(Digest::from_bytes(q.blob(0))));
+  for (const auto& d : all) {
+    if (auto st = read(d, [](std::span<const uint8_t>) { return ok(); }); !st)
+      on_bad(std::move(st).error());
+  }
+  return ok();
+}
+
+Result<StoreStats> Store::stats() const {
+  auto q = MAMORI_TRY(db_.prepare("SELECT count(*), coalesce(sum(size),0), coalesce(sum(stored_size),0) FROM objects"));
+  MAMORI_TRY(q.step());
+  StoreStats s{static_cast<uint64_t>(q.int64(0)), static_cast<uint64_t>(q.int64(1)),
+               static_cast<uint64_t>(q.int64(2))};
+  q.reset();
+  return s;
+}
+
+}  // namespace mamori::store

@@ -1,0 +1,116 @@
+#pragma once
+// The content store: every baselined file's content, once per distinct SHA-256,
+// zstd-compressed, appended to pack files under STATE/store/. The object index (digest
+// -> pack, offset) is the `objects` table of the catalog database, written in the same
+// transaction as the entries that point at it; pack data is fsync()ed before that
+// transaction commits, so the catalog never points at content that is not on disk.
+// Every read re-hashes the content and fails if it does not match its digest.
+// Format: docs/formats/store.md.
+//
+// Threads: put(), put_stream() and contains() may be called from many threads at once;
+// commit(), read() and the verify calls belong to the thread that owns the Db.
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "core/base/env.h"
+#include "core/base/result.h"
+#include "core/base/unique_fd.h"
+#include "core/db/sqlite.h"
+#include "core/hash/sha256.h"
+
+namespace mamori::store {
+
+using hash::Digest;
+
+struct StoreOptions {
+  int compression_level = 3;                   // zstd level
+  uint64_t max_pack_bytes = 1ull << 30;        // start a new pack past this size
+};
+
+struct StoreStats {
+  uint64_t objects = 0;
+  uint64_t content_bytes = 0;  // uncompressed
+  uint64_t stored_bytes = 0;   // in packs, headers included
+};
+
+class Store {
+ public:
+  enum class Access { kRead, kWrite };
+  // Opens STATE/store (creating it for kWrite) and, for kWrite, takes the store's
+  // exclusive lock for the Store's lifetime: one writer at a time.
+  static Result<std::unique_ptr<Store>> open(Env& env, db::Db& db, int state_dir_fd, Access access,
+                                             StoreOptions options = {});
+  static Status create_schema(db::Db& db);
+  ~Store();
+
+  bool contains(const Digest& digest) const;
+  // Adds `content` (whose digest the caller computed) unless already present.
+  Status put(const Digest& digest, std::span<const uint8_t> content);
+  // Adds the content of `fd` (read from offset 0, `size` bytes), verifying while it
+  // streams that it still hashes to `digest`; ESTALE if it changed since it was hashed.
+  Status put_stream(const Digest& digest, int fd, uint64_t size, std::string_view display);
+  // Makes everything put so far durable and indexes it. Call inside the transaction
+  // that records the entries pointing at the new objects.
+  Status commit();
+
+  // Streams the object's content to `sink` in chunks, then checks its digest; on a
+  // mismatch fails with EBADMSG after the sink has seen the bad bytes, so sinks must
+  // only make their output visible once read() returns success.
+  Status read(const Digest& digest, const std::function<Status(std::span<const uint8_t>)>& sink) const;
+  // Content up to `limit` bytes (EFBIG past it).
+  Result<std::string> read_all(const Digest& digest, uint64_t limit) const;
+
+  // Every indexed object lies inside its pack file and has a matching header.
+  Status verify_index() const;
+  // Reads and re-hashes every object; calls on_bad for each one that fails.
+  Status verify_contents(const std::function<void(Error&&)>& on_bad) const;
+
+  Result<StoreStats> stats() const;
+
+ private:
+  struct Location {
+    uint32_t pack = 0;
+    uint64_t offset = 0;
+    uint64_t stored_size = 0;
+    uint64_t size = 0;
+    int codec = 0;
+  };
+  struct Pending {
+    Digest digest;
+    Location loc;
+  };
+
+  Store(Env& env, db::Db& db, UniqueFd dir, Access access, StoreOptions options);
+  Status load_index();
+  Result<Location> locate(const Digest& digest) const;
+  Result<int> pack_fd(uint32_t pack) const;
+  // Reserves `bytes` at the end of the current pack (rotating if full). Caller holds mu_.
+  Result<std::pair<uint32_t, uint64_t>> reserve(uint64_t bytes);
+  Status append(const Digest& digest, std::span<const uint8_t> payload, int codec, uint64_t size);
+
+  Env& env_;
+  db::Db& db_;
+  UniqueFd dir_;
+  UniqueFd lock_;
+  Access access_;
+  StoreOptions options_;
+
+  mutable std::mutex mu_;
+  std::unordered_set<Digest, hash::DigestHash> known_;  // indexed or pending (kWrite)
+  std::vector<Pending> pending_;
+  uint32_t current_pack_ = 0;
+  uint64_t current_end_ = 0;
+  mutable std::vector<UniqueFd> packs_;  // index = pack number; opened lazily
+  std::vector<uint32_t> dirty_packs_;
+};
+
+}  // namespace mamori::store
