@@ -1,1 +1,155 @@
+// The baseline engine end to end on a real temporary tree: record, check, restore.
+
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
+
+#include "core/baseline/check.h"
+#include "core/baseline/record.h"
+#include "core/baseline/restore.h"
+#include "core/baseline/state.h"
+#include "core/fs/beneath.h"
+#include "testing/temp_dir.h"
+
+namespace mamori::baseline {
+namespace {
+
+using testing::TempDir;
+
+class BaselineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    site.mkdir("wp");
+    site.mkdir("wp/inc");
+    site.write("index.php", "<?php require 'wp/load.php';\n");
+    site.write("wp/load.php", "<?php // load\n");
+    site.write("wp/inc/a.php", std::string(3 << 20, 'a'));  // streamed, not inline
+    ASSERT_EQ(::symlink("wp/load.php", (site / "link").c_str()), 0);
+    record_all();
+  }
+
+  void record_all() {
+    state = open_state(env, state_dir.path(), StateAccess::kWrite).value();
+    auto txn = db::Transaction::begin(state->catalog.db()).value();
+    root_id = state->catalog.touch_root(site.path(), 1).value();
+    auto root = fs::open_root(site.path()).value();
+    auto rep = record(state->catalog, *state->store, root_id, root.get(), "", nullptr, executor, nullptr);
+    ASSERT_TRUE(rep);
+    EXPECT_TRUE(rep->errors.empty());
+    ASSERT_TRUE(state->store->commit());
+    ASSERT_TRUE(state->catalog.seal(1));
+    ASSERT_TRUE(txn.commit());
+  }
+
+  CheckReport check(bool full = false) {
+    auto root = fs::open_root(site.path()).value();
+    CheckOptions options;
+    options.full = full;
+    return check_root(state->catalog, root_id, root.get(), "", options, executor).value();
+  }
+
+  std::string summary(const CheckReport& r) {
+    std::string s;
+    for (const auto& c : r.changes) {
+      s += std::string(kind_name(c.kind)) + " " + c.path();
+      for (auto a : attr_names(c.attrs)) s += " " + std::string(a);
+      s += "\n";
+    }
+    return s;
+  }
+
+  TempDir site, state_dir;
+  RealEnv env;
+  ThreadExecutor executor{2};
+  std::unique_ptr<State> state;
+  int64_t root_id = 0;
+};
+
+TEST_F(BaselineTest, CleanTreeIsCleanAndVerifies) {
+  EXPECT_TRUE(check().changes.empty());
+  EXPECT_TRUE(check(true).changes.empty());
+  EXPECT_TRUE(state->catalog.verify());
+  EXPECT_TRUE(state->store->verify_index());
+}
+
+TEST_F(BaselineTest, FindsEveryKindOfChangeAndRestoresIt) {
+  site.write("index.php", "<?php require 'wp/load.php';\n<?php eval($_GET[1]);\n");
+  ASSERT_EQ(::chmod((site / "wp/load.php").c_str(), 0777), 0);
+  ASSERT_EQ(::unlink((site / "wp/inc/a.php").c_str()), 0);
+  ASSERT_EQ(::rmdir((site / "wp/inc").c_str()), 0);
+  ASSERT_EQ(::unlink((site / "link").c_str()), 0);
+  ASSERT_EQ(::symlink("/etc/passwd", (site / "link").c_str()), 0);
+  site.write("shell.php", "<?php system($_GET[c]);");
+  const auto r = check();
+  ASSERT_EQ(r.changes.size(), 6u) << summary(r);
+  EXPECT_EQ(summary(r),
+            "changed index.php content mtime\n"
+            "changed link link_target\n"
+            "added shell.php\n"
+            "removed wp/inc\n"
+            "removed wp/inc/a.php\n"
+            "changed wp/load.php mode\n");
+
+  auto root = fs::open_root(site.path()).value();
+  auto rep = restore(env, state->catalog, *state->store, root_id, root.get(), "", nullptr, executor).value();
+  EXPECT_TRUE(rep.errors.empty());
+  EXPECT_EQ(rep.restored.size(), 5u);
+  EXPECT_EQ(rep.not_in_baseline, std::vector<std::string>{"shell.php"});
+  EXPECT_EQ(site.read("index.php"), "<?php require 'wp/load.php';\n");
+  EXPECT_EQ(site.read("wp/inc/a.php"), std::string(3 << 20, 'a'));
+  struct stat st {};
+  ASSERT_EQ(::stat((site / "wp/load.php").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+  char target[64] = {};
+  ASSERT_GT(::readlink((site / "link").c_str(), target, sizeof target), 0);
+  EXPECT_STREQ(target, "wp/load.php");
+  EXPECT_EQ(summary(check(true)), "added shell.php\n");
+  // The stat cache was refreshed: a fast check re-reads only the new file.
+  EXPECT_EQ(check().hashed, 1u);
+}
+
+TEST_F(BaselineTest, SameSizeSameMtimeRewriteIsCaughtByCtime) {
+  struct stat before {};
+  ASSERT_EQ(::stat((site / "wp/load.php").c_str(), &before), 0);
+  site.write("wp/load.php", "<?php // LOAD\n");  // same length
+  const timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (site / "wp/load.php").c_str(), times, 0), 0);
+  EXPECT_EQ(summary(check()), "changed wp/load.php content\n");
+}
+
+TEST_F(BaselineTest, TamperedCatalogFailsVerification) {
+  ASSERT_TRUE(state->catalog.db().exec("UPDATE entries SET mode = 511 WHERE path = 'index.php'"));
+  auto v = state->catalog.verify();
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().errnum, EBADMSG);
+  EXPECT_NE(v.error().detail.find("root hash mismatch"), std::string::npos);
+}
+
+TEST_F(BaselineTest, RecordOfASubtreeKeepsTheRest) {
+  site.write("wp/new.php", "new");
+  site.write("index.php", "changed");
+  {
+    auto txn = db::Transaction::begin(state->catalog.db()).value();
+    auto root = fs::open_root(site.path()).value();
+    ASSERT_TRUE(record(state->catalog, *state->store, root_id, root.get(), "wp", nullptr, executor, nullptr));
+    ASSERT_TRUE(state->store->commit());
+    ASSERT_TRUE(state->catalog.seal(2));
+    ASSERT_TRUE(txn.commit());
+  }
+  EXPECT_EQ(summary(check()), "changed index.php content mtime\n");
+}
+
+TEST_F(BaselineTest, UnknownSubtreesAreNotReportedRemoved) {
+  Tree t;
+  t.incomplete = {"a/b", "z"};
+  EXPECT_TRUE(t.unknown("a/b/c"));
+  EXPECT_TRUE(t.unknown("a/b/c/d"));
+  EXPECT_FALSE(t.unknown("a/b"));
+  EXPECT_FALSE(t.unknown("a/bc"));
+  EXPECT_TRUE(t.unknown("z/1"));
+  EXPECT_FALSE(t.unknown("y"));
+}
+
+}  // namespace
+}  // namespace mamori::baseline

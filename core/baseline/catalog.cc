@@ -84,14 +84,14 @@ Result<Catalog> Catalog::open(const std::string& state_dir, db::Db::Mode mode) {
 Status Catalog::create_schema() {
   MAMORI_TRY(db_.exec(
       "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;"
-      "CREATE TABLE IF NOT EXISTS roots(id INTEGER PRIMARY KEY, path BLOB NOT NULL UNIQUE,"
+      "CREATE TABLE IF NOT EXISTS roots(id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE,"
       " baselined_at_ns INTEGER NOT NULL);"
       "CREATE TABLE IF NOT EXISTS entries("
       " root_id INTEGER NOT NULL REFERENCES roots(id) ON DELETE CASCADE,"
-      " path BLOB NOT NULL, type INTEGER NOT NULL, mode INTEGER NOT NULL,"
+      " path TEXT NOT NULL, type INTEGER NOT NULL, mode INTEGER NOT NULL,"
       " uid INTEGER NOT NULL, gid INTEGER NOT NULL, size INTEGER NOT NULL,"
       " mtime_ns INTEGER NOT NULL, rdev INTEGER NOT NULL, sha256 BLOB,"
-      " link_target BLOB NOT NULL, xattrs BLOB NOT NULL,"
+      " link_target TEXT NOT NULL, xattrs BLOB NOT NULL,"
       " ino INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,"
       " PRIMARY KEY(root_id, path)) WITHOUT ROWID;"
       "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', 1);"));
@@ -131,7 +131,7 @@ Result<std::vector<RootRow>> Catalog::roots() {
 
 Result<std::optional<RootRow>> Catalog::find_root(std::string_view path) {
   auto q = MAMORI_TRY(db_.prepare("SELECT id, path, baselined_at_ns FROM roots WHERE path = ?"));
-  q.bind(1, path);
+  q.bind_text(1, path);
   if (!MAMORI_TRY(q.step())) return std::optional<RootRow>{};
   RootRow r{q.int64(0), std::string(q.blob(1)), q.int64(2)};
   q.reset();
@@ -142,7 +142,7 @@ Result<int64_t> Catalog::touch_root(std::string_view path, int64_t now_ns) {
   auto q = MAMORI_TRY(db_.prepare(
       "INSERT INTO roots(path, baselined_at_ns) VALUES(?, ?)"
       " ON CONFLICT(path) DO UPDATE SET baselined_at_ns = excluded.baselined_at_ns"));
-  q.bind(1, path).bind(2, now_ns);
+  q.bind_text(1, path).bind(2, now_ns);
   MAMORI_TRY(q.run());
   auto row = MAMORI_TRY(find_root(path));
   return row->id;
@@ -164,7 +164,7 @@ Status Catalog::erase_subtree(int64_t root_id, std::string_view prefix) {
   const auto [lo, hi] = subtree_bounds(prefix);
   auto q = MAMORI_TRY(db_.prepare(
       "DELETE FROM entries WHERE root_id = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4))"));
-  q.bind(1, root_id).bind(2, prefix).bind(3, lo).bind(4, hi);
+  q.bind(1, root_id).bind_text(2, prefix).bind_text(3, lo).bind_text(4, hi);
   return q.run();
 }
 
@@ -172,13 +172,13 @@ Status Catalog::put(int64_t root_id, const Entry& e) {
   auto q = MAMORI_TRY(db_.prepare(
       "INSERT OR REPLACE INTO entries(root_id, path, type, mode, uid, gid, size, mtime_ns, rdev,"
       " sha256, link_target, xattrs, ino, ctime_ns) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
-  q.bind(1, root_id).bind(2, e.path).bind(3, static_cast<int64_t>(e.type))
+  q.bind(1, root_id).bind_text(2, e.path).bind(3, static_cast<int64_t>(e.type))
       .bind(4, int64_t{e.mode}).bind(5, int64_t{e.uid}).bind(6, int64_t{e.gid})
       .bind(7, static_cast<int64_t>(e.size)).bind(8, e.mtime_ns)
       .bind(9, static_cast<int64_t>(e.rdev));
   if (e.type == FileType::kRegular) q.bind(10, e.sha256.raw());
   else q.bind_null(10);
-  q.bind(11, e.link_target).bind(12, e.xattrs).bind(13, static_cast<int64_t>(e.ino))
+  q.bind_text(11, e.link_target).bind(12, e.xattrs).bind(13, static_cast<int64_t>(e.ino))
       .bind(14, e.ctime_ns);
   return q.run();
 }
@@ -186,14 +186,14 @@ Status Catalog::put(int64_t root_id, const Entry& e) {
 Status Catalog::update_stat_cache(int64_t root_id, const Entry& e) {
   auto q = MAMORI_TRY(db_.prepare(
       "UPDATE entries SET ino = ?, ctime_ns = ? WHERE root_id = ? AND path = ?"));
-  q.bind(1, static_cast<int64_t>(e.ino)).bind(2, e.ctime_ns).bind(3, root_id).bind(4, e.path);
+  q.bind(1, static_cast<int64_t>(e.ino)).bind(2, e.ctime_ns).bind(3, root_id).bind_text(4, e.path);
   return q.run();
 }
 
 Result<std::optional<Entry>> Catalog::get(int64_t root_id, std::string_view path) {
   auto q = MAMORI_TRY(db_.prepare(std::string("SELECT ") + kEntryColumns +
                                   " FROM entries WHERE root_id = ? AND path = ?"));
-  q.bind(1, root_id).bind(2, path);
+  q.bind(1, root_id).bind_text(2, path);
   if (!MAMORI_TRY(q.step())) return std::optional<Entry>{};
   auto e = MAMORI_TRY(read_entry(q));
   q.reset();
@@ -207,7 +207,7 @@ Status Catalog::for_each(int64_t root_id, std::string_view prefix,
       std::string("SELECT ") + kEntryColumns +
       " FROM entries WHERE root_id = ?1 AND (?2 = '' OR path = ?3 OR (path >= ?4 AND path < ?5))"
       " ORDER BY path"));
-  q.bind(1, root_id).bind_text(2, prefix.empty() ? "" : "x").bind(3, prefix).bind(4, lo).bind(5, hi);
+  q.bind(1, root_id).bind_text(2, prefix.empty() ? "" : "x").bind_text(3, prefix).bind_text(4, lo).bind_text(5, hi);
   while (MAMORI_TRY(q.step())) {
     auto st = fn(MAMORI_TRY(read_entry(q)));
     if (!st) {
