@@ -175,6 +175,9 @@ EOF
         done
         if [[ -d $state ]]; then
             INFO[$size:mamori:dbsize]=$(du -sb "$state" | cut -f1)
+            if [[ -d $state/store ]]; then
+                INFO[$size:mamori:store]=$(du -sb "$state/store" | cut -f1)
+            fi
         fi
         for ((i = 1; i <= reps; i++)); do
             timed "$size" mamori check "$logs/mamori.check.out" -- "$MAMORI" --config "$cfg" check --json
@@ -184,6 +187,8 @@ EOF
             timed "$size" mamori full "$logs/mamori.full.out" -- "$MAMORI" --config "$cfg" check --full --json
         done
         INFO[$size:mamori:fpfull]=$(mamori_paths "$logs/mamori.full.out" | wc -l) || INFO[$size:mamori:fpfull]="bad JSON"
+        INFO[$size:mamori:errors]=$(jq '.errors | length' "$logs/mamori.check.out" "$logs/mamori.full.out" 2>/dev/null \
+            | paste -sd/ -) || INFO[$size:mamori:errors]="bad JSON"
     fi
 
     say "tamper: append a line to $TAMPER_N files; one check per tool"
@@ -225,6 +230,7 @@ ratio() { # a b -> a/b with 1 decimal, or empty
     [[ -n $1 && -n $2 ]] || return 0
     awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.1f", a / b}'
 }
+rx() { local r; r=$(ratio "$1" "$2"); [[ -n $r ]] && echo "$r×" || echo "n/a"; }
 verdict() { # value op goal -> PASS / MISS / n/a
     [[ -n $1 && $1 != n/a ]] || { echo "n/a"; return; }
     awk -v v="$1" -v g="$3" -v op="$2" 'BEGIN {
@@ -284,7 +290,14 @@ report_size() {
             echo "| mamori --full | (same) | | ${INFO[$size:mamori:fpfull]:-n/a} | ${INFO[$size:mamori:full_found]:-n/a} / $TAMPER_N | ${INFO[$size:mamori:full_missing]:-n/a} | ${INFO[$size:mamori:full_extra]:-n/a} |"
         fi
     done
-    echo "(mamori baseline = \`du -sb\` of its state dir, catalog + store; peers: database file size.)"
+    echo
+    echo "Baseline: mamori = \`du -sb\` of its state dir (catalog + store); peers = their database file."
+    if [[ -n ${INFO[$size:mamori:store]:-} ]]; then
+        echo "mamori's store (compressed copies) is ${INFO[$size:mamori:store]} bytes of it, the rest is the catalog."
+    fi
+    if ((have_mamori)); then
+        echo "mamori JSON \"errors\" on the unchanged check / check --full: ${INFO[$size:mamori:errors]:-n/a}."
+    fi
     echo
 
     # ratios and targets
@@ -311,18 +324,21 @@ report_size() {
             found_ok=0
         fi
     fi
-    echo "| target ($size) | measured | goal | result |"
-    echo "|---|---:|---:|---|"
-    echo "| init: AIDE / mamori wall | ${r_init:-n/a}× | ≥ 3× | $(verdict "$r_init" ">=" 3) |"
-    echo "| unchanged check: AIDE check / mamori check | ${r_check:-n/a}× | ≥ 20× | $(verdict "$r_check" ">=" 20) |"
-    echo "| unchanged check: Samhain check / mamori check | ${r_samh:-n/a}× | ≥ 5× | $(verdict "$r_samh" ">=" 5) |"
-    echo "| full check: AIDE check / mamori check --full | ${r_full:-n/a}× | ≥ 3× | $(verdict "$r_full" ">=" 3) |"
-    echo "| changes found after tamper (check and --full), none extra, none when unchanged | ${INFO[$size:mamori:found]:-n/a} and ${INFO[$size:mamori:full_found]:-n/a} of $TAMPER_N; extra ${INFO[$size:mamori:extra]:-n/a}/${INFO[$size:mamori:full_extra]:-n/a} | exactly $TAMPER_N, 0 extra | $(verdict "$found_ok" "==" 1) |"
-    echo "| mamori peak RSS (max over its steps) | $(mib "$rss_max") MiB | ≤ $(mib "$rss_goal") MiB (250 B/file + 30 MiB) | $(verdict "$rss_max" "<=" "$rss_goal") |"
-    echo "| catalog + store size | ${pct:-n/a} % of corpus | ≤ $pct_goal % | $(verdict "$pct" "<=" "$pct_goal") |"
+    local ci cc cf cai cac csc
+    ci=$(median "$size" mamori init 5); cc=$(median "$size" mamori check 5); cf=$(median "$size" mamori full 5)
+    cai=$(median "$size" aide init 5); cac=$(median "$size" aide check 5); csc=$(median "$size" samhain check 5)
+    echo "| target ($size) | measured (wall) | goal | result | same ratio on CPU time |"
+    echo "|---|---:|---:|---|---:|"
+    echo "| init: AIDE / mamori | ${r_init:-n/a}× | ≥ 3× | $(verdict "$r_init" ">=" 3) | $(rx "$cai" "$ci") |"
+    echo "| unchanged check: AIDE check / mamori check | ${r_check:-n/a}× | ≥ 20× | $(verdict "$r_check" ">=" 20) | $(rx "$cac" "$cc") |"
+    echo "| unchanged check: Samhain check / mamori check | ${r_samh:-n/a}× | ≥ 5× | $(verdict "$r_samh" ">=" 5) | $(rx "$csc" "$cc") |"
+    echo "| full check: AIDE check / mamori check --full | ${r_full:-n/a}× | ≥ 3× | $(verdict "$r_full" ">=" 3) | $(rx "$cac" "$cf") |"
+    echo "| changes found after tamper (check and --full), none extra, none when unchanged | ${INFO[$size:mamori:found]:-n/a} and ${INFO[$size:mamori:full_found]:-n/a} of $TAMPER_N; extra ${INFO[$size:mamori:extra]:-n/a}/${INFO[$size:mamori:full_extra]:-n/a} | exactly $TAMPER_N, 0 extra | $(verdict "$found_ok" "==" 1) | |"
+    echo "| mamori peak RSS (max over its steps) | $(mib "$rss_max") MiB | ≤ $(mib "$rss_goal") MiB (250 B/file + 30 MiB) | $(verdict "$rss_max" "<=" "$rss_goal") | |"
+    echo "| catalog + store size | ${pct:-n/a} % of corpus | ≤ $pct_goal % | $(verdict "$pct" "<=" "$pct_goal") | |"
     echo
     if [[ -n $a2c ]]; then
-        echo "For reference, against AIDE with num_workers=2 (aide-w2): init $(ratio "$a2i" "$mi")×, check $(ratio "$a2c" "$mc")×, full check $(ratio "$a2c" "$mf")× (ratios of wall-time medians)."
+        echo "For reference, against AIDE with num_workers=2 (aide-w2): init $(rx "$a2i" "$mi"), check $(rx "$a2c" "$mc"), full check $(rx "$a2c" "$mf") (ratios of wall-time medians)."
         echo
     fi
 }

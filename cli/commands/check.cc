@@ -24,7 +24,7 @@ int verify_state(App& app, baseline::State& state, bool full) {
   if (st) st = state.store->verify_index();
   if (st && full) {
     std::vector<Error> bad;
-    st = state.store->verify_contents([&](Error&& e) { bad.push_back(std::move(e)); });
+    st = state.store->verify_contents(app.executor(), [&](Error&& e) { bad.push_back(std::move(e)); });
     if (st && !bad.empty()) st = tl::unexpected(bad.front());
   }
   if (st) return kExitOk;

@@ -54,10 +54,14 @@ inline void take_value(tl::expected<void, Error>&) {}
 }  // namespace mamori
 
 // Evaluates a Result; returns its error from the enclosing function, else yields the value.
-#define MAMORI_TRY(expr)                                            \
-  ({                                                                \
-    auto&& mamori_try_result_ = (expr);                             \
-    if (!mamori_try_result_)                                        \
-      return ::tl::unexpected(std::move(mamori_try_result_).error()); \
-    ::mamori::detail::take_value(mamori_try_result_);               \
+// (A GNU statement expression, which GCC and clang both support; the temporary gets a
+// unique name so a MAMORI_TRY inside a lambda inside another does not shadow it.)
+#define MAMORI_TRY(expr) MAMORI_TRY_IMPL(expr, MAMORI_CONCAT(mamori_try_, __COUNTER__))
+#define MAMORI_CONCAT(a, b) MAMORI_CONCAT_IMPL(a, b)
+#define MAMORI_CONCAT_IMPL(a, b) a##b
+#define MAMORI_TRY_IMPL(expr, name)                        \
+  ({                                                       \
+    auto&& name = (expr);                                  \
+    if (!name) return ::tl::unexpected(std::move(name).error()); \
+    ::mamori::detail::take_value(name);                    \
   })

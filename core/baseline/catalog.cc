@@ -169,7 +169,7 @@ Status Catalog::erase_subtree(int64_t root_id, std::string_view prefix) {
 }
 
 Status Catalog::put(int64_t root_id, const Entry& e) {
-  auto q = MAMORI_TRY(db_.prepare(
+  auto& q = *MAMORI_TRY(db_.cached(
       "INSERT OR REPLACE INTO entries(root_id, path, type, mode, uid, gid, size, mtime_ns, rdev,"
       " sha256, link_target, xattrs, ino, ctime_ns) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
   q.bind(1, root_id).bind_text(2, e.path).bind(3, static_cast<int64_t>(e.type))
@@ -184,15 +184,15 @@ Status Catalog::put(int64_t root_id, const Entry& e) {
 }
 
 Status Catalog::update_stat_cache(int64_t root_id, const Entry& e) {
-  auto q = MAMORI_TRY(db_.prepare(
+  auto& q = *MAMORI_TRY(db_.cached(
       "UPDATE entries SET ino = ?, ctime_ns = ? WHERE root_id = ? AND path = ?"));
   q.bind(1, static_cast<int64_t>(e.ino)).bind(2, e.ctime_ns).bind(3, root_id).bind_text(4, e.path);
   return q.run();
 }
 
 Result<std::optional<Entry>> Catalog::get(int64_t root_id, std::string_view path) {
-  auto q = MAMORI_TRY(db_.prepare(std::string("SELECT ") + kEntryColumns +
-                                  " FROM entries WHERE root_id = ? AND path = ?"));
+  auto& q = *MAMORI_TRY(db_.cached(std::string("SELECT ") + kEntryColumns +
+                                   " FROM entries WHERE root_id = ? AND path = ?"));
   q.bind(1, root_id).bind_text(2, path);
   if (!MAMORI_TRY(q.step())) return std::optional<Entry>{};
   auto e = MAMORI_TRY(read_entry(q));

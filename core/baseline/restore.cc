@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "core/fs/atomic_replace.h"
 #include "core/fs/beneath.h"
@@ -17,8 +18,9 @@ fs::InodeMeta meta_of(const Entry& e) {
   return {static_cast<mode_t>(e.mode), e.uid, e.gid, e.mtime_ns, e.xattrs};
 }
 
+// memcmp of a block against itself shifted by one: vectorised by libc, unlike a loop.
 bool all_zero(std::span<const uint8_t> chunk) {
-  return std::all_of(chunk.begin(), chunk.end(), [](uint8_t b) { return b == 0; });
+  return chunk.empty() || (chunk[0] == 0 && std::memcmp(chunk.data(), chunk.data() + 1, chunk.size() - 1) == 0);
 }
 
 // Writes the object's content to `fd`, leaving runs of zeros as holes so a sparse file

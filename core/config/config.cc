@@ -47,7 +47,7 @@ class Loader {
     if (!get_int(top, "jobs", "jobs", jobs, 0, 1024)) return err();
     c.jobs = static_cast<unsigned>(jobs);
     int64_t level = c.compression_level;
-    if (!get_int(top, "compression_level", "compression_level", level, 1, 19)) return err();
+    if (!get_int(top, "compression_level", "compression_level", level, -7, 19)) return err();
     c.compression_level = static_cast<int>(level);
     if (!absolute_path(top.get("state_dir"), "state_dir", c.state_dir)) return err();
 

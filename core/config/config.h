@@ -27,7 +27,7 @@ struct Config {
   std::string source;                // the file it came from, for messages
   std::string state_dir = "/var/lib/mamori";
   unsigned jobs = 0;                 // hashing threads; 0 = one per core
-  int compression_level = 3;         // zstd level for the content store (1..19)
+  int compression_level = 1;         // zstd level for the content store (-7..19)
   std::vector<RootConfig> roots;
 };
 

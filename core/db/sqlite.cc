@@ -101,6 +101,14 @@ Result<Stmt> Db::prepare(std::string_view sql) {
   return Stmt(s, path_);
 }
 
+Result<Stmt*> Db::cached(const std::string& sql) {
+  auto it = cache_.find(sql);
+  if (it == cache_.end())
+    it = cache_.emplace(sql, std::make_unique<Stmt>(MAMORI_TRY(prepare(sql)))).first;
+  it->second->reset();
+  return it->second.get();
+}
+
 void Db::rollback() { sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr); }
 
 Result<Transaction> Transaction::begin(Db& db) {

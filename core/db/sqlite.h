@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "core/base/result.h"
 
@@ -51,6 +52,10 @@ class Db {
 
   Status exec(std::string_view sql);
   Result<Stmt> prepare(std::string_view sql);
+  // A statement prepared once per Db and reused: for the hot paths that run the same SQL
+  // for every entry. The pointer stays valid for the Db's lifetime; it is reset (bindings
+  // cleared) before it is handed out.
+  Result<Stmt*> cached(const std::string& sql);
   Status begin() { return exec("BEGIN IMMEDIATE"); }
   Status commit() { return exec("COMMIT"); }
   void rollback();
@@ -62,6 +67,8 @@ class Db {
     void operator()(sqlite3* d) const { sqlite3_close_v2(d); }
   };
   std::unique_ptr<sqlite3, Close> db_;
+  // After db_, so it is destroyed first: statements are finalized before the close.
+  std::unordered_map<std::string, std::unique_ptr<Stmt>> cache_;
   std::string path_;
 };
 

@@ -57,7 +57,15 @@ struct DCtxFree {
 // largest object this thread compressed (bounded by the streaming threshold).
 struct Scratch {
   std::unique_ptr<ZSTD_CCtx, CCtxFree> cctx{ZSTD_createCCtx()};
-  std::vector<uint8_t> out;
+  std::unique_ptr<uint8_t[]> out;  // grown, never zero-filled: it is overwritten anyway
+  size_t capacity = 0;
+  uint8_t* reserve(size_t n) {
+    if (n > capacity) {
+      out.reset(new uint8_t[n]);
+      capacity = n;
+    }
+    return out.get();
+  }
 };
 Scratch& scratch() {
   thread_local Scratch s;
@@ -209,12 +217,13 @@ Status Store::put(const Digest& digest, std::span<const uint8_t> content) {
   if (access_ != Access::kWrite) return fail("store put", "store", EROFS);
   if (contains(digest)) return ok();
   Scratch& s = scratch();
-  s.out.resize(ZSTD_compressBound(content.size()));
-  const size_t n = ZSTD_compressCCtx(s.cctx.get(), s.out.data(), s.out.size(), content.data(),
-                                     content.size(), options_.compression_level);
+  const size_t bound = ZSTD_compressBound(content.size());
+  uint8_t* out = s.reserve(bound);
+  const size_t n = ZSTD_compressCCtx(s.cctx.get(), out, bound, content.data(), content.size(),
+                                     options_.compression_level);
   if (ZSTD_isError(n) || n >= content.size())  // incompressible: keep it raw
     return append(digest, content, kCodecRaw, content.size());
-  return append(digest, {s.out.data(), n}, kCodecZstd, content.size());
+  return append(digest, {out, n}, kCodecZstd, content.size());
 }
 
 Status Store::put_stream(const Digest& digest, int fd, uint64_t size, std::string_view display) {
@@ -281,7 +290,7 @@ Status Store::commit() {
     if (env_.fsync(fd) != 0) return fail_errno("fsync", "store/" + pack_name(p));
   }
   dirty_packs_.clear();
-  auto ins = MAMORI_TRY(db_.prepare(
+  auto& ins = *MAMORI_TRY(db_.cached(
       "INSERT OR IGNORE INTO objects(sha256, pack, offset, stored_size, size) VALUES(?,?,?,?,?)"));
   for (const auto& p : pending_) {
     ins.bind(1, p.digest.raw())
@@ -296,7 +305,7 @@ Status Store::commit() {
 }
 
 Result<Store::Location> Store::locate(const Digest& digest) const {
-  auto q = MAMORI_TRY(db_.prepare("SELECT pack, offset, stored_size, size FROM objects WHERE sha256 = ?"));
+  auto& q = *MAMORI_TRY(db_.cached("SELECT pack, offset, stored_size, size FROM objects WHERE sha256 = ?"));
   q.bind(1, digest.raw());
   if (!MAMORI_TRY(q.step())) return fail("store object", digest.hex(), ENOENT, "not in the content store");
   Location loc{static_cast<uint32_t>(q.int64(0)), static_cast<uint64_t>(q.int64(1)),
@@ -307,7 +316,11 @@ Result<Store::Location> Store::locate(const Digest& digest) const {
 
 Status Store::read(const Digest& digest,
                    const std::function<Status(std::span<const uint8_t>)>& sink) const {
-  const Location loc = MAMORI_TRY(locate(digest));
+  return read_at(MAMORI_TRY(locate(digest)), digest, sink);
+}
+
+Status Store::read_at(const Location& loc, const Digest& digest,
+                      const std::function<Status(std::span<const uint8_t>)>& sink) const {
   int fd;
   {
     std::lock_guard lock(mu_);
@@ -400,14 +413,21 @@ Status Store::verify_index() const {
   return ok();
 }
 
-Status Store::verify_contents(const std::function<void(Error&&)>& on_bad) const {
-  auto q = MAMORI_TRY(db_.prepare("SELECT sha256 FROM objects ORDER BY pack, offset"));
-  std::vector<Digest> all;
-  while (MAMORI_TRY(q.step())) all.push_back(MAMORI_TRY(Digest::from_bytes(q.blob(0))));
-  for (const auto& d : all) {
-    if (auto st = read(d, [](std::span<const uint8_t>) { return ok(); }); !st)
+Status Store::verify_contents(Executor& executor, const std::function<void(Error&&)>& on_bad) const {
+  auto q = MAMORI_TRY(db_.prepare("SELECT sha256, pack, offset, stored_size, size FROM objects ORDER BY pack, offset"));
+  std::vector<std::pair<Digest, Location>> all;
+  while (MAMORI_TRY(q.step()))
+    all.emplace_back(MAMORI_TRY(Digest::from_bytes(q.blob(0))),
+                     Location{static_cast<uint32_t>(q.int64(1)), static_cast<uint64_t>(q.int64(2)),
+                              static_cast<uint64_t>(q.int64(3)), static_cast<uint64_t>(q.int64(4)), 0});
+  std::mutex report;
+  executor.run(all.size(), [&](size_t i) {
+    auto st = read_at(all[i].second, all[i].first, [](std::span<const uint8_t>) { return ok(); });
+    if (!st) {
+      std::lock_guard lock(report);
       on_bad(std::move(st).error());
-  }
+    }
+  });
   return ok();
 }
 

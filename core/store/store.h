@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/base/env.h"
+#include "core/base/parallel.h"
 #include "core/base/result.h"
 #include "core/base/unique_fd.h"
 #include "core/db/sqlite.h"
@@ -32,7 +33,7 @@ namespace mamori::store {
 using hash::Digest;
 
 struct StoreOptions {
-  int compression_level = 3;                   // zstd level
+  int compression_level = 1;                   // zstd level
   uint64_t max_pack_bytes = 1ull << 30;        // start a new pack past this size
 };
 
@@ -71,8 +72,9 @@ class Store {
 
   // Every indexed object lies inside its pack file and has a matching header.
   Status verify_index() const;
-  // Reads and re-hashes every object; calls on_bad for each one that fails.
-  Status verify_contents(const std::function<void(Error&&)>& on_bad) const;
+  // Reads and re-hashes every object on the executor's threads; calls on_bad (from any
+  // of them, one at a time) for each object that fails.
+  Status verify_contents(Executor& executor, const std::function<void(Error&&)>& on_bad) const;
 
   Result<StoreStats> stats() const;
 
@@ -92,6 +94,9 @@ class Store {
   Store(Env& env, db::Db& db, UniqueFd dir, Access access, StoreOptions options);
   Status load_index();
   Result<Location> locate(const Digest& digest) const;
+  // Reads the object at `loc` without touching the database, so threads may share it.
+  Status read_at(const Location& loc, const Digest& digest,
+                 const std::function<Status(std::span<const uint8_t>)>& sink) const;
   Result<int> pack_fd(uint32_t pack) const;
   // Reserves `bytes` at the end of the current pack (rotating if full). Caller holds mu_.
   Result<std::pair<uint32_t, uint64_t>> reserve(uint64_t bytes);

@@ -91,7 +91,8 @@ TEST(Store, DetectsAFlippedByte) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().errnum, EBADMSG);
   std::vector<Error> bad;
-  ASSERT_TRUE(s->verify_contents([&](Error&& e) { bad.push_back(e); }));
+  InlineExecutor ex;
+  ASSERT_TRUE(s->verify_contents(ex, [&](Error&& e) { bad.push_back(e); }));
   EXPECT_EQ(bad.size(), 1u);
 }
 

@@ -1,0 +1,204 @@
+# Shared helpers for the integration tests: sourced by every *_test.sh, never run alone.
+#
+#   bash tests/integration/NAME_test.sh /path/to/mamori
+#
+# Gives each test a scratch directory (removed on exit, whatever happened inside it:
+# chmod 000, mounts registered with on_exit), a config writer, and assertions that
+# print what was expected, what came out, and where.
+
+set -euo pipefail
+set -E  # the ERR trap below also fires inside functions
+
+MAMORI=${1:-${MAMORI:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/dev/bin/mamori}}
+if [[ ! -x $MAMORI ]]; then
+  echo "FAIL: mamori binary not found or not executable: '$MAMORI'" >&2
+  echo "usage: bash $0 /path/to/mamori" >&2
+  exit 1
+fi
+MAMORI=$(realpath "$MAMORI")
+TEST_NAME=$(basename "$0" .sh)
+if [[ $(id -u) -ne 0 ]]; then
+  echo "FAIL: $TEST_NAME must run as root (it chowns, mknods and mounts)" >&2
+  exit 1
+fi
+
+# Every mamori run gets this long before it counts as hung (a hang must fail, not stall
+# CTest for ten minutes).
+MAMORI_TIMEOUT=${MAMORI_TIMEOUT:-60}
+
+SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/mamori-it.$TEST_NAME.XXXXXX")
+STATE=$SCRATCH/state
+CONFIG=$SCRATCH/mamori.toml
+OUT=""   # stdout of the last expect_exit
+ERR=""   # stderr of the last expect_exit
+RC=0     # exit status of the last expect_exit
+
+_EXIT_HOOKS=()
+# on_exit CMD...: run CMD (as one eval'ed string) when the test ends, last registered
+# first, before the scratch directory is removed. Failures in hooks are reported, not
+# fatal, so every hook gets its turn.
+on_exit() { _EXIT_HOOKS+=("$*"); }
+
+_cleanup() {
+  local rc=$?
+  set +e
+  trap - ERR
+  local i
+  for ((i = ${#_EXIT_HOOKS[@]} - 1; i >= 0; i--)); do
+    eval "${_EXIT_HOOKS[i]}" || echo "warning: cleanup step failed: ${_EXIT_HOOKS[i]}" >&2
+  done
+  if [[ -d $SCRATCH ]]; then
+    # chmod 000 directories and files must not stop the removal; never cross into a
+    # file system a failed unmount left behind.
+    chmod -R u+rwx "$SCRATCH" 2>/dev/null
+    rm -rf --one-file-system "$SCRATCH" || echo "warning: could not remove $SCRATCH" >&2
+  fi
+  if [[ $rc -eq 0 ]]; then
+    echo "PASS: $TEST_NAME"
+  else
+    echo "FAIL: $TEST_NAME (exit $rc)" >&2
+  fi
+  exit "$rc"
+}
+trap _cleanup EXIT
+trap 'echo "FAIL: $TEST_NAME: command failed (exit $?) at ${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND" >&2' ERR
+
+# The caller of the assertion that failed, as file:line.
+_where() {
+  local i
+  for ((i = 1; i < ${#BASH_SOURCE[@]}; i++)); do
+    if [[ ${BASH_SOURCE[i]} != "${BASH_SOURCE[0]}" ]]; then
+      echo "${BASH_SOURCE[i]##*/}:${BASH_LINENO[i - 1]}"
+      return
+    fi
+  done
+  echo "?"
+}
+
+fail() {
+  echo "FAIL: $TEST_NAME: $(_where): $*" >&2
+  exit 1
+}
+
+# step TEXT: say what the test is about to do (makes a failure easy to place).
+step() { echo "--- $*"; }
+
+# write_config ROOT...: a config with state_dir=$STATE and one [[root]] per argument.
+# Set EXCLUDE (a TOML array literal) to give every root an exclude list.
+write_config() {
+  {
+    echo "# written by $TEST_NAME"
+    echo "state_dir = \"$STATE\""
+    local r
+    for r in "$@"; do
+      echo
+      echo "[[root]]"
+      echo "path = \"$r\""
+      echo "mode = \"restore\""
+      if [[ -n ${EXCLUDE:-} ]]; then echo "exclude = $EXCLUDE"; fi
+    done
+  } >"$CONFIG"
+}
+
+# mamori ARGS...: the binary under test with this test's config, bounded in time.
+mamori() { timeout -k 5 "$MAMORI_TIMEOUT" "$MAMORI" --config "$CONFIG" "$@"; }
+
+# expect_exit CODE CMD...: run CMD, keep its stdout in $OUT and stderr in $ERR, and fail
+# the test (showing both) unless it exited with CODE. CODE may list alternatives: "3|4".
+expect_exit() {
+  local want=$1
+  shift
+  local out_file=$SCRATCH/.out err_file=$SCRATCH/.err
+  RC=0
+  "$@" >"$out_file" 2>"$err_file" || RC=$?
+  OUT=$(cat "$out_file")
+  ERR=$(cat "$err_file")
+  local ok=0 w
+  IFS='|' read -ra _alts <<<"$want"
+  for w in "${_alts[@]}"; do [[ $RC -eq $w ]] && ok=1; done
+  if [[ $ok -ne 1 ]]; then
+    {
+      echo "FAIL: $TEST_NAME: $(_where): expected exit $want, got $RC from: $*"
+      [[ $RC -eq 124 ]] && echo "  (exit 124: timed out after ${MAMORI_TIMEOUT}s, a hang)"
+      [[ $RC -ge 128 && $RC -ne 124 ]] && echo "  (exit $RC: killed by signal $((RC - 128)), a crash)"
+      echo "  --- stdout (first 60 lines):"
+      head -n 60 "$out_file" | sed 's/^/  | /'
+      echo "  --- stderr (first 60 lines):"
+      head -n 60 "$err_file" | sed 's/^/  | /'
+    } >&2
+    exit 1
+  fi
+}
+
+assert_eq() {  # EXPECTED ACTUAL [WHAT]
+  if [[ "$1" != "$2" ]]; then
+    fail "${3:-values differ}:
+  expected: $(printf '%q' "$1")
+  actual:   $(printf '%q' "$2")"
+  fi
+}
+
+assert_ne() {  # UNEXPECTED ACTUAL [WHAT]
+  [[ "$1" != "$2" ]] || fail "${3:-values should differ} but both are $(printf '%q' "$2")"
+}
+
+assert_contains() {  # HAYSTACK NEEDLE [WHAT]
+  if [[ "$1" != *"$2"* ]]; then
+    fail "${3:-text does not contain the expected string}:
+  wanted: $(printf '%q' "$2")
+  in (first 40 lines):
+$(head -n 40 <<<"$1" | sed 's/^/  | /')"
+  fi
+}
+
+assert_not_contains() {  # HAYSTACK NEEDLE [WHAT]
+  if [[ "$1" == *"$2"* ]]; then
+    fail "${3:-text contains a string it must not}:
+  unwanted: $(printf '%q' "$2")
+  in (first 40 lines):
+$(head -n 40 <<<"$1" | sed 's/^/  | /')"
+  fi
+}
+
+assert_same_file() {  # EXPECTED_FILE ACTUAL_FILE [WHAT]: byte-for-byte
+  cmp -- "$1" "$2" >/dev/null 2>&1 ||
+    fail "${3:-contents differ}: $(printf '%q' "$2") is not byte-identical to $(printf '%q' "$1")
+  $(cmp -- "$1" "$2" 2>&1 | head -n 1)"
+}
+
+# json EXPR [JSON]: evaluate a Python expression over the parsed JSON (bound to `j`;
+# from $OUT unless given) and print the result: strings bare, everything else as JSON.
+# Fails the test if the text is not valid JSON or the expression raises.
+json() {
+  local expr=$1 text=${2-$OUT}
+  local res rc=0
+  res=$(python3 -c '
+import json, sys
+try:
+    j = json.loads(sys.stdin.read())
+except ValueError as e:
+    sys.exit("invalid JSON: %s" % e)
+try:
+    v = eval(sys.argv[1], {"j": j, "json": json})
+except Exception as e:
+    sys.exit("%s: %s: %s" % (sys.argv[1], type(e).__name__, e))
+print(v if isinstance(v, str) else json.dumps(v, sort_keys=True))
+' "$expr" <<<"$text" 2>&1) || rc=$?
+  if [[ $rc -ne 0 ]]; then
+    fail "json: $res
+  in (first 40 lines):
+$(head -n 40 <<<"$text" | sed 's/^/  | /')"
+  fi
+  printf '%s\n' "$res"
+}
+
+# The root hash `mamori status --json` prints (and checks it is 64 hex digits).
+root_hash() {
+  expect_exit 0 mamori --json status
+  local h
+  h=$(json 'j["root_hash"]')
+  [[ $h =~ ^[0-9a-f]{64}$ ]] || fail "status --json root_hash is not 64 hex digits: $(printf '%q' "$h")"
+  echo "$h"
+}
+
+sha256() { sha256sum -- "$1" | cut -d' ' -f1; }
