@@ -42,7 +42,8 @@ killed=0 finished=0
 for t in "${moments[@]}"; do
   step "init killed with SIGKILL after ${t}s"
   rc=0
-  timeout -s KILL "$t" "$MAMORI" --config "$CONFIG" --quiet init >"$SCRATCH/init.out" 2>&1 || rc=$?
+  # In a subshell whose stderr is dropped: bash's own "Killed" notice is noise here.
+  (timeout -s KILL "$t" "$MAMORI" --config "$CONFIG" --quiet init >"$SCRATCH/init.out" 2>&1; exit $?) 2>/dev/null || rc=$?
   if [[ $rc -eq 0 ]]; then
     # Finished before the kill: nothing to learn from this one; start over from the
     # first baseline.
