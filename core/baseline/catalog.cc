@@ -1,6 +1,6 @@
 #include "core/baseline/catalog.h"
 
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -71,10 +71,8 @@ void hash_entry(hash::Sha256& h, const Entry& e) {
 
 Result<Catalog> Catalog::open(const std::string& state_dir, db::Db::Mode mode) {
   const std::string path = state_dir + "/catalog.db";
-  if (mode == db::Db::Mode::kReadOnly) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return fail_errno("open catalog", path);
-  }
+  if (mode == db::Db::Mode::kReadOnly && ::access(path.c_str(), F_OK) != 0)
+    return fail_errno("open catalog", path);  // SQLite would say "unable to open"
   Catalog c(MAMORI_TRY(db::Db::open(path, mode)));
   if (mode == db::Db::Mode::kReadWrite) MAMORI_TRY(c.create_schema());
   MAMORI_TRY(c.check_schema());

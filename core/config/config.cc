@@ -10,7 +10,7 @@
 
 #include "core/base/quote.h"
 #include "core/fs/glob.h"
-#include "core/fs/read_file.h"
+#include "core/fs/admin_files.h"
 
 namespace mamori::config {
 namespace {

@@ -72,7 +72,7 @@ class Walker {
     auto names = list_names(dir_fd, dir_path.empty() ? "." : dir_path);
     if (!names) {
       entry.incomplete = true;
-      on_error_(std::move(names).error());
+      on_error_(Error(names.error()));
     }
     on_entry_(std::move(entry));
     if (!names) return;

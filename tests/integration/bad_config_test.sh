@@ -15,25 +15,23 @@ config_case() {
   local name=$1 code=$2 key=$3 lines=$4 text=$5
   step "$name"
   printf '%s\n' "$text" >"$C"
-  for args in "status" "check" "init"; do
+  for args in "status" "init"; do
     # shellcheck disable=SC2086
     expect_exit 2 timeout -k 2 10 "$MAMORI" --config "$C" $args
   done
   local text_err=$ERR
   assert_contains "$text_err" "[$code]" "text names the code"
   expect_exit 2 timeout -k 2 10 "$MAMORI" --config "$C" --json check
-  assert_eq "$code" "$(json 'j["error"]["code"]')" "--json .error.code"
-  assert_eq "$C" "$(json 'j["error"]["file"]')" "--json .error.file"
-  local got_key
-  got_key=$(json 'j["error"]["key"]')
+  local fields got_code got_file got_key line col
+  fields=$(json '"\x1f".join(str(j["error"][k]) for k in ("code", "file", "key", "line", "column"))')
+  IFS=$'\x1f' read -r got_code got_file got_key line col <<<"$fields"
+  assert_eq "$code" "$got_code" "--json .error.code"
+  assert_eq "$C" "$got_file" "--json .error.file"
   [[ "|$key|" == *"|$got_key|"* ]] || fail "--json .error.key is '$got_key', want ${key//|/ or }"
   # The key as --json gives it (root[1].mode), or its own name quoted ('mode').
   if [[ -n $got_key && $text_err != *"$got_key"* && $text_err != *"'${got_key##*.}'"* ]]; then
     fail "the text message does not name the key $got_key: $text_err"
   fi
-  local line col
-  line=$(json 'j["error"]["line"]')
-  col=$(json 'j["error"]["column"]')
   [[ "|$lines|" == *"|$line|"* ]] || fail "--json .error.line is $line, want ${lines//|/ or } (the offending line)"
   [[ $col -ge 1 ]] || fail "--json .error.column is $col, want >= 1"
   assert_contains "$text_err" "$C:$line:$col:" "text names file:line:col"

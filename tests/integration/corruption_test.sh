@@ -15,6 +15,7 @@ printf 'intact\n' >"$R/lib/other.php"
 cp -a "$R" "$SCRATCH/orig"
 write_config "$R"
 catalog=$STATE/catalog.db
+list_dir() { find "$1" -mindepth 1 -maxdepth 1 -printf '%f\n' | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//'; }
 
 step "(a) a catalog row changed with sqlite3: check, restore and accept refuse (exit 4)"
 expect_exit 0 mamori init
@@ -80,11 +81,11 @@ assert_contains "$ERR" "lib/app.php"
 if ! cmp -s "$SCRATCH/orig/lib/app.php" "$R/lib/app.php"; then
   assert_eq '<?php /* defaced */' "$(cat "$R/lib/app.php")" "after a failed restore the file is either the original or left as it was"
 fi
-assert_eq "app.php other.php" "$(ls -A "$R/lib" | tr '\n' ' ' | sed 's/ $//')" "no temporary file left behind"
+assert_eq "app.php other.php" "$(list_dir "$R/lib")" "no temporary file left behind"
 rm "$R/lib/app.php"
 expect_exit 3\|4 mamori restore --all
 [[ ! -e $R/lib/app.php ]] || assert_same_file "$SCRATCH/orig/lib/app.php" "$R/lib/app.php" "app.php after a failed restore of a removed file"
-assert_eq "other.php" "$(ls -A "$R/lib" | tr '\n' ' ' | sed 's/ $//')" "no temporary file left behind"
+assert_eq "other.php" "$(list_dir "$R/lib")" "no temporary file left behind"
 # Undamaged objects still restore.
 printf 'changed\n' >"$R/lib/other.php"
 expect_exit 0 mamori restore "$R/lib/other.php"

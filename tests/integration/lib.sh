@@ -6,6 +6,7 @@
 # chmod 000, mounts registered with on_exit), a config writer, and assertions that
 # print what was expected, what came out, and where.
 
+# shellcheck disable=SC2034  # OUT, ERR, RC and friends are read by the tests
 set -euo pipefail
 set -E  # the ERR trap below also fires inside functions
 

@@ -3,6 +3,7 @@
 # dangling): init and check finish (a blocked open of a FIFO would hang them), never
 # open the nodes, record them so they come back, and restoring never writes through a
 # symlink to anything outside the root.
+# shellcheck disable=SC2016  # PHP in single quotes is meant literally
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 R=$SCRATCH/root

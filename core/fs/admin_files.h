@@ -1,5 +1,6 @@
 #pragma once
-// Reads a small regular file named by the administrator (a config, a rules file).
+// Files and directories the administrator names outside any protected root: the config,
+// rules files, the state directory. (Paths inside a root go through beneath.h.)
 
 #include <string>
 
@@ -10,5 +11,8 @@ namespace mamori::fs {
 // The whole content; EFBIG past `limit` bytes, EINVAL for anything but a regular file
 // (a FIFO must not hang us).
 Result<std::string> read_small_file(const std::string& path, size_t limit);
+
+// Creates `path` and any missing parents with mode 0700 (like mkdir -p, but private).
+Status make_private_dirs(const std::string& path);
 
 }  // namespace mamori::fs

@@ -1,4 +1,4 @@
-#include "core/fs/read_file.h"
+#include "core/fs/admin_files.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -27,6 +27,15 @@ Result<std::string> read_small_file(const std::string& path, size_t limit) {
     text.append(buf, static_cast<size_t>(n));
     if (text.size() > limit) return fail("read", path, EFBIG);
   }
+}
+
+Status make_private_dirs(const std::string& path) {
+  for (size_t pos = 1; pos <= path.size(); ++pos) {
+    if (pos != path.size() && path[pos] != '/') continue;
+    const std::string part = path.substr(0, pos);
+    if (::mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) return fail_errno("mkdir", part);
+  }
+  return ok();
 }
 
 }  // namespace mamori::fs
