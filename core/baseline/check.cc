@@ -1,7 +1,7 @@
 #include "core/baseline/check.h"
 
 #include <algorithm>
-#include <optional>
+#include <cstdint>
 
 namespace mamori::baseline {
 
@@ -29,21 +29,28 @@ Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, int root_fd,
 
   // One ordered pass over baseline and tree decides every metadata change and which
   // files need their content read; the expected digest waits beside each such file.
+  // The baseline entry itself is not kept (a --full check would hold the tree twice);
+  // the few whose content turns out to differ are read back from the catalog.
+  static constexpr uint32_t kNoChange = UINT32_MAX;
   struct Pending {
-    size_t now_index;
+    uint32_t now_index;
+    uint32_t change;  // index of a change already recorded for this path, or kNoChange
     Digest expected;
-    std::optional<size_t> change;  // a metadata change already recorded for this path
-    Entry before;                  // only kept when needed for the report
   };
   std::vector<Pending> pending;
   std::vector<size_t> to_hash;
+  if (now.size() >= kNoChange) return fail("check", std::string(start), EOVERFLOW, "too many entries");
+  const size_t files = static_cast<size_t>(std::count_if(
+      now.begin(), now.end(), [](const Entry& e) { return e.type == FileType::kRegular; }));
+  pending.reserve(files);
+  to_hash.reserve(files);
   size_t i = 0;
   auto add_new = [&](size_t k) {
     Change c;
     c.kind = ChangeKind::kAdded;
     c.after = now[k];
     if (c.after.type == FileType::kRegular) {
-      pending.push_back({k, {}, report.changes.size(), {}});
+      pending.push_back({static_cast<uint32_t>(k), static_cast<uint32_t>(report.changes.size()), {}});
       to_hash.push_back(k);
     }
     report.changes.push_back(std::move(c));
@@ -63,14 +70,14 @@ Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, int root_fd,
     ++report.entries;
     uint32_t attrs = diff_metadata(base, cur);
     const bool both_files = base.type == FileType::kRegular && cur.type == FileType::kRegular;
-    std::optional<size_t> change;
+    uint32_t change = kNoChange;
     if (attrs) {
-      change = report.changes.size();
+      change = static_cast<uint32_t>(report.changes.size());
       report.changes.push_back({ChangeKind::kChanged, attrs, base, cur});
     }
     if (both_files) {
       if (options.full || !stat_cache_matches(base, cur) || (attrs & kAttrContent)) {
-        pending.push_back({i, base.sha256, change, change ? Entry{} : base});
+        pending.push_back({static_cast<uint32_t>(i), change, base.sha256});
         to_hash.push_back(i);
       } else {
         cur.sha256 = base.sha256;
@@ -91,15 +98,18 @@ Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, int root_fd,
   for (auto& p : pending) {
     const Entry& cur = now[p.now_index];
     if (failed[p.now_index]) continue;
-    if (p.change) {
-      Change& c = report.changes[*p.change];
+    if (p.change != kNoChange) {
+      Change& c = report.changes[p.change];
       c.after.sha256 = cur.sha256;
       if (c.kind == ChangeKind::kChanged && cur.sha256 != c.before.sha256) c.attrs |= kAttrContent;
       c.after = cur;
       continue;
     }
-    if (cur.sha256 != p.expected)
-      report.changes.push_back({ChangeKind::kChanged, kAttrContent, std::move(p.before), cur});
+    if (cur.sha256 != p.expected) {
+      auto before = MAMORI_TRY(catalog.get(root_id, cur.path));
+      if (!before) return fail("check", cur.path, EBADMSG, "baseline entry vanished during the check");
+      report.changes.push_back({ChangeKind::kChanged, kAttrContent, std::move(*before), cur});
+    }
   }
   std::sort(report.changes.begin(), report.changes.end(),
             [](const Change& a, const Change& b) { return a.path() < b.path(); });

@@ -137,7 +137,7 @@ Result<Tree> read_tree(int root_fd, std::string_view start, const fs::PathMatche
   return tree;
 }
 
-std::vector<std::pair<size_t, Error>> hash_files(int root_fd, std::vector<Entry>& entries,
+std::vector<std::pair<size_t, Error>> hash_files(int root_fd, EntryList& entries,
                                                  const std::vector<size_t>& which,
                                                  store::Store* store, Executor& executor,
                                                  Progress* progress) {

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -24,8 +25,12 @@ struct Progress {
   std::atomic<uint64_t> files_done{0}, bytes_done{0};
 };
 
+// A deque, not a vector: a tree of 200,000 entries must not briefly exist twice while a
+// vector doubles (peak memory is a budget: ~250 bytes per file).
+using EntryList = std::deque<Entry>;
+
 struct Tree {
-  std::vector<Entry> entries;           // sorted by path bytes
+  EntryList entries;                    // sorted by path bytes
   std::vector<std::string> incomplete;  // directories whose contents are unknown, sorted
   std::vector<Error> errors;
   // True when `path` lies beneath a directory that could not be read: whether it still
@@ -41,7 +46,7 @@ Result<Tree> read_tree(int root_fd, std::string_view start, const fs::PathMatche
 // the stat fields from what was actually hashed. A file that changes while it is read is
 // read again; one that never holds still fails with EAGAIN. With a store, content not
 // yet stored is added. Returns the failures as (index, error).
-std::vector<std::pair<size_t, Error>> hash_files(int root_fd, std::vector<Entry>& entries,
+std::vector<std::pair<size_t, Error>> hash_files(int root_fd, EntryList& entries,
                                                  const std::vector<size_t>& which,
                                                  store::Store* store, Executor& executor,
                                                  Progress* progress);

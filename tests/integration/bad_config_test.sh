@@ -2,6 +2,7 @@
 # Broken configs: every one exits 2 with file:line:col, the offending key and a stable
 # code, as text on stderr and as {"error": {...}} with --json. An unreadable config (a
 # missing file, a FIFO, a directory) exits 2 without hanging.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 MAMORI_TIMEOUT=10  # a config that is a FIFO must not block the read

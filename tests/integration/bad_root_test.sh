@@ -2,6 +2,7 @@
 # A configured root that is missing or is not a directory: init fails with exit 3
 # ("the operation failed") and a message naming the path, and leaves no baseline
 # behind on a fresh state dir, or the previous baseline untouched.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 MISSING=$SCRATCH/no-such-root

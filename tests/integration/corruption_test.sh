@@ -2,6 +2,7 @@
 # mamori's own state damaged or tampered with: a catalog row changed behind its back,
 # a flipped byte in a pack file, a truncated catalog. Every command notices (exit 4),
 # says what is wrong, trusts nothing and writes nothing from it; nothing crashes.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 command -v sqlite3 >/dev/null || fail "sqlite3 is missing: run tools/install-deps"

@@ -2,6 +2,7 @@
 # The state directory fills up (a 2 MiB tmpfs) while init stores ~20 MiB of
 # incompressible content: init fails with exit 3 and says "No space left on device",
 # and the previous baseline is untouched and still usable.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 R=$SCRATCH/root

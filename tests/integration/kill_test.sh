@@ -2,6 +2,7 @@
 # init killed with SIGKILL at assorted moments while it records a large tree: the
 # previous baseline stays whole (same root hash, check works against it and never
 # reports damage), and the next init cleans up after the dead one.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 R=$SCRATCH/root
@@ -32,13 +33,28 @@ for i in range(30):
 EOF
 ADDED=$((20000 + 20 + 1 + 30 + 1))  # files, bulk/dNN, bulk, media files, media
 
-# The moments to kill at, in seconds: fixed ones spread over a whole init (about half a
-# second here), and random ones; printed so a failure can be replayed.
-moments=(0.01 0.03 0.06 0.1 0.15 0.2 0.3 0.45)
-for _ in 1 2 3 4; do moments+=("0.$(printf '%03d' $((RANDOM % 600)))"); done
+# How long a whole init of this tree takes here, measured on a throwaway state dir, so
+# the kills land at the same fractions of the work on a fast machine and a slow one.
+probe=$SCRATCH/probe.toml
+sed "s|^state_dir = .*|state_dir = \"$SCRATCH/state.probe\"|" "$CONFIG" >"$probe"
+t0=$(date +%s%N)
+expect_exit 0 "$MAMORI" --config "$probe" --json init
+full_ms=$((($(date +%s%N) - t0) / 1000000))
+# Same tree, same root path: the hash a complete init must seal.
+full_hash=$(json 'j["root_hash"]')
+rm -rf "$SCRATCH/state.probe"
+echo "a whole init takes ${full_ms} ms"
+
+# The moments to kill at, in seconds: fixed fractions of a whole init and random ones;
+# printed so a failure can be replayed.
+moments=()
+for pct in 3 10 25 40 55 70 85 $((RANDOM % 100)) $((RANDOM % 100)); do
+  ms=$((full_ms * pct / 100 + 1))
+  moments+=("$((ms / 1000)).$(printf '%03d' $((ms % 1000)))")
+done
 echo "kill moments: ${moments[*]}"
 
-killed=0 finished=0
+killed=0 committed=0 finished=0
 for t in "${moments[@]}"; do
   step "init killed with SIGKILL after ${t}s"
   rc=0
@@ -53,14 +69,24 @@ for t in "${moments[@]}"; do
     continue
   fi
   [[ $rc -eq 137 ]] || fail "init killed after ${t}s: expected exit 137 (SIGKILL), got $rc: $(cat "$SCRATCH/init.out")"
+  # Killed before its transaction committed: the first baseline, whole. Killed after
+  # (while exiting): the new one, whole. Nothing in between.
+  now_hash=$(root_hash)
+  if [[ $now_hash == "$full_hash" ]]; then
+    committed=$((committed + 1))
+    expect_exit 0 mamori check
+    rm -rf "$STATE"
+    cp -a "$SCRATCH/state.first" "$STATE"
+    continue
+  fi
   killed=$((killed + 1))
-  assert_eq "$first_hash" "$(root_hash)" "root hash after init was killed at ${t}s"
+  assert_eq "$first_hash" "$now_hash" "root hash after init was killed at ${t}s (neither the old baseline nor the complete new one)"
   expect_exit 1 mamori --json check
   assert_eq "$ADDED 0 0 0" \
     "$(json '"%d %d %d %d" % (j["summary"]["added"], j["summary"]["removed"], j["summary"]["changed"], j["summary"]["errors"])')" \
     "check after a kill at ${t}s: added removed changed errors"
 done
-echo "killed mid-way: $killed, finished before the kill: $finished"
+echo "killed mid-way: $killed, killed after committing: $committed, finished before the kill: $finished"
 [[ $killed -ge 4 ]] || fail "only $killed of ${#moments[@]} inits were killed before they finished: the tree is too small to test this"
 
 step "the old store and catalog are whole; the next init works"
@@ -69,6 +95,7 @@ expect_exit 0 mamori --json init
 new_hash=$(json 'j["root_hash"]')
 assert_eq "$new_hash" "$(root_hash)" "root hash printed by init and by status"
 assert_ne "$first_hash" "$new_hash" "the tree changed, so must the root hash"
+assert_eq "$full_hash" "$new_hash" "root hash of a complete init, here and in the throwaway state dir"
 expect_exit 0 mamori check --full
 assert_contains "$OUT" "clean"
 expect_exit 0 mamori --json status

@@ -4,6 +4,7 @@
 # open the nodes, record them so they come back, and restoring never writes through a
 # symlink to anything outside the root.
 # shellcheck disable=SC2016  # PHP in single quotes is meant literally
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 R=$SCRATCH/root

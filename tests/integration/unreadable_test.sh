@@ -2,6 +2,7 @@
 # mamori run as an unprivileged user over a tree with a chmod 000 file and a chmod 000
 # directory: init baselines the rest and exits 3 naming both; check exits 3 and never
 # calls what it could not look at "removed".
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 USER_ID=65534

@@ -3,6 +3,7 @@
 # terminal escapes, 255-byte names. init/check/restore handle every one; text output
 # escapes them (one line per path, no raw control bytes); JSON stays valid and gives
 # the exact bytes in "path_hex" when a path is not UTF-8; restore is byte-exact.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 R=$SCRATCH/root
@@ -104,7 +105,7 @@ out = [os.path.join(root, os.path.relpath(os.path.join(d, n), b".")).hex()
        for d, ds, fs in os.walk(b".") for n in ds + fs]
 print("\n".join(sorted(out)))' "$R")
 assert_eq "$before_hex" "$(json_paths_hex removed)" "removed paths in check --json (as bytes)"
-cd "$R"
+cd "$R" || exit 1
 for n in "${NAMES[@]}"; do
   # Relative names, with `--` so that "-rf" is a path and not an option. A file in a
   # directory that is gone too: restore the directory (a name with a newline) first.
@@ -112,7 +113,7 @@ for n in "${NAMES[@]}"; do
   if [[ $d != . && ! -d $d ]]; then expect_exit 0 mamori restore -- "$d"; fi
   expect_exit 0 mamori restore -- "$n"
 done
-cd "$SCRATCH"
+cd "$SCRATCH" || exit 1
 assert_eq "$(cd "$ORIG" && find . | LC_ALL=C sort | od -c)" "$(cd "$R" && find . | LC_ALL=C sort | od -c)" "names after restore"
 for n in "${NAMES[@]}"; do assert_same_file "$ORIG/$n" "$R/$n" "restored by name: $(printf '%q' "$n")"; done
 assert_eq "$(disk_paths_hex)" "$(cd "$ORIG" && python3 -c '

@@ -3,6 +3,7 @@
 # attacker does, check names exactly what changed, diff shows the backdoor, restore
 # --all puts every byte, mode and owner back, accept takes in a legitimate new file.
 # shellcheck disable=SC2016  # PHP in single quotes is meant literally
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 WP_SRC=/usr/share/wordpress
