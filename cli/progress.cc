@@ -34,6 +34,11 @@ ProgressBar::~ProgressBar() {
 
 void ProgressBar::draw(double seconds) const {
   const uint64_t files = progress_.files_done, files_total = progress_.files_total;
+  if (files_total == 0) {  // still walking the tree
+    std::fputs(fmt::format("\r\033[K{}  reading the tree...", label_).c_str(), stderr);
+    std::fflush(stderr);
+    return;
+  }
   const uint64_t bytes = progress_.bytes_done, bytes_total = progress_.bytes_total;
   const double rate = seconds > 0 ? static_cast<double>(bytes) / seconds : 0;
   std::string eta = "--:--";

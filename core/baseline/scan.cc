@@ -62,6 +62,7 @@ Status hash_one(int root_fd, Entry& e, store::Store* store, std::vector<uint8_t>
     } else {
       hash::Sha256 h;
       h.update({buf.data(), have});
+      if (progress) progress->bytes_done += have;
       buf.resize(kStreamChunk);
       for (;;) {
         const ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), static_cast<off_t>(total));

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # init killed with SIGKILL at assorted moments while it records a large tree: the
 # previous baseline stays whole (same root hash, check works against it and never
-# reports damage), and the next init cleans up after the dead one.
+# reports damage) - or, when the kill comes after the commit, the new one is whole -
+# and the next init cleans up after the dead one.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
