@@ -10,6 +10,7 @@
 #include "core/baseline/restore.h"
 #include "core/baseline/state.h"
 #include "core/fs/beneath.h"
+#include "testing/fault_env.h"
 #include "testing/temp_dir.h"
 
 namespace mamori::baseline {
@@ -138,6 +139,29 @@ TEST_F(BaselineTest, RecordOfASubtreeKeepsTheRest) {
     ASSERT_TRUE(txn.commit());
   }
   EXPECT_EQ(summary(check()), "changed index.php content mtime\n");
+}
+
+TEST_F(BaselineTest, AFailedRecordLeavesThePreviousBaselineWhole) {
+  const auto before = state->catalog.stored_root_hash().value();
+  site.write("index.php", std::string(200000, 'x'));
+  site.write("new.php", "new");
+  state.reset();
+  testing::FaultEnv faulty;
+  auto s = open_state(faulty, state_dir.path(), StateAccess::kWrite).value();
+  {
+    auto txn = db::Transaction::begin(s->catalog.db()).value();
+    auto root = fs::open_root(site.path()).value();
+    ASSERT_TRUE(record(s->catalog, *s->store, root_id, root.get(), "", nullptr, executor, nullptr));
+    faulty.fail_fsync_from(faulty.fsyncs() + 1, EIO);  // the pack cannot be made durable
+    auto st = s->store->commit();
+    ASSERT_FALSE(st);
+    EXPECT_EQ(st.error().errnum, EIO);
+  }  // the transaction rolls back
+  s.reset();
+  state = open_state(env, state_dir.path(), StateAccess::kWrite).value();
+  EXPECT_EQ(state->catalog.stored_root_hash().value(), before);
+  EXPECT_TRUE(state->catalog.verify());
+  EXPECT_EQ(summary(check()), "changed index.php content mtime\nadded new.php\n");
 }
 
 TEST_F(BaselineTest, UnknownSubtreesAreNotReportedRemoved) {
