@@ -58,6 +58,11 @@ class App {
   bool show_progress() const;
 
   Result<std::unique_ptr<baseline::State>> open_state(baseline::StateAccess access);
+  // How to scan `root`, open as `root_fd`.
+  baseline::ScanContext scan(const Root& root, int root_fd, baseline::Progress* progress) {
+    return {root_fd, root.exclude.empty() ? nullptr : &root.exclude, *executor_, env_.clock(),
+            progress};
+  }
 
   // Maps a path from the command line (absolute or relative to the working directory)
   // to the configured root holding it and the path relative to that root.

@@ -45,9 +45,8 @@ int run_accept(App& app, const std::vector<std::string>& paths, bool all) {
       baseline::RecordReport rep;
       {
         ProgressBar bar(progress, "accept " + escape(absolute(root_path, t.rel)), app.show_progress());
-        rep = MAMORI_TRY(baseline::record(catalog, *(*state)->store, root_id, root_fd.get(), t.rel,
-                                          t.root->exclude.empty() ? nullptr : &t.root->exclude,
-                                          app.executor(), &progress));
+        rep = MAMORI_TRY(baseline::record(catalog, *(*state)->store, root_id,
+                                          app.scan(*t.root, root_fd.get(), &progress), t.rel));
       }
       errors += rep.errors.size();
       warn_all(app, rep.errors, &out["errors"]);

@@ -69,14 +69,11 @@ int run_check(App& app, const std::vector<std::string>& paths, bool full) {
       continue;
     }
     baseline::Progress progress;
-    baseline::CheckOptions options;
-    options.full = full;
-    options.exclude = scope.root->exclude.empty() ? nullptr : &scope.root->exclude;
-    options.progress = &progress;
     Result<baseline::CheckReport> rep;
     {
       ProgressBar bar(progress, "check " + escape(root_path), app.show_progress());
-      rep = baseline::check_root(catalog, (*row)->id, root_fd->get(), scope.rel, options, app.executor());
+      rep = baseline::check_root(catalog, (*row)->id, app.scan(*scope.root, root_fd->get(), &progress),
+                                 scope.rel, full);
     }
     if (!rep) return app.report(rep.error(), App::code_for(rep.error()));
     entries += rep->entries;

@@ -54,9 +54,8 @@ int run_init(App& app, const std::vector<std::string>& paths) {
       baseline::RecordReport rep;
       {
         ProgressBar bar(progress, "init " + escape(path), app.show_progress());
-        rep = MAMORI_TRY(baseline::record(catalog, store, root_id, root_fd.get(), "",
-                                          r->exclude.empty() ? nullptr : &r->exclude,
-                                          app.executor(), &progress));
+        rep = MAMORI_TRY(baseline::record(catalog, store, root_id,
+                                          app.scan(*r, root_fd.get(), &progress), ""));
       }
       incomplete |= !rep.errors.empty();
       warn_all(app, rep.errors, &out["errors"]);

@@ -63,8 +63,8 @@ int run_restore(App& app, const std::vector<std::string>& paths, bool all) {
       warn_all(app, {root_fd.error()}, &out["errors"]);
       continue;
     }
-    auto rep = baseline::restore(app.env(), catalog, *(*state)->store, (*row)->id, root_fd->get(), t.rel,
-                                 t.root->exclude.empty() ? nullptr : &t.root->exclude, app.executor());
+    auto rep = baseline::restore(app.env(), catalog, *(*state)->store, (*row)->id,
+                                 app.scan(*t.root, root_fd->get(), nullptr), t.rel);
     if (!rep) return app.report(rep.error(), App::code_for(rep.error()));
     errors += rep->errors.size();
     warn_all(app, rep->errors, &out["errors"]);

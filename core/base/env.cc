@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <ctime>
 
 namespace mamori {
 
@@ -13,6 +14,13 @@ int64_t Clock::now_ns() const {
 
 std::chrono::system_clock::time_point SystemClock::now() const {
   return std::chrono::system_clock::now();
+}
+
+void SystemClock::wait(std::chrono::nanoseconds d) const {
+  if (d.count() <= 0) return;
+  timespec ts{static_cast<time_t>(d.count() / 1'000'000'000), static_cast<long>(d.count() % 1'000'000'000)};
+  while (::clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR) {
+  }
 }
 
 ssize_t Env::write(int fd, const void* buf, size_t n) { return ::write(fd, buf, n); }

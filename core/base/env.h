@@ -19,6 +19,8 @@ class Clock {
  public:
   virtual ~Clock() = default;
   virtual std::chrono::system_clock::time_point now() const = 0;
+  // Blocks the calling thread for `d` (a simulated clock advances instead).
+  virtual void wait(std::chrono::nanoseconds d) const = 0;
   // Nanoseconds since the Unix epoch.
   int64_t now_ns() const;
 };
@@ -26,6 +28,7 @@ class Clock {
 class SystemClock final : public Clock {
  public:
   std::chrono::system_clock::time_point now() const override;
+  void wait(std::chrono::nanoseconds d) const override;
 };
 
 class Env {

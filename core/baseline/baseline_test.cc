@@ -11,11 +11,13 @@
 #include "core/baseline/state.h"
 #include "core/fs/beneath.h"
 #include "testing/fault_env.h"
+#include "testing/sim_clock.h"
 #include "testing/temp_dir.h"
 
 namespace mamori::baseline {
 namespace {
 
+using testing::SimClock;
 using testing::TempDir;
 
 class BaselineTest : public ::testing::Test {
@@ -35,7 +37,7 @@ class BaselineTest : public ::testing::Test {
     auto txn = db::Transaction::begin(state->catalog.db()).value();
     root_id = state->catalog.touch_root(site.path(), 1).value();
     auto root = fs::open_root(site.path()).value();
-    auto rep = record(state->catalog, *state->store, root_id, root.get(), "", nullptr, executor, nullptr);
+    auto rep = record(state->catalog, *state->store, root_id, ctx(root.get()), "");
     ASSERT_TRUE(rep);
     EXPECT_TRUE(rep->errors.empty());
     ASSERT_TRUE(state->store->commit());
@@ -45,10 +47,10 @@ class BaselineTest : public ::testing::Test {
 
   CheckReport check(bool full = false) {
     auto root = fs::open_root(site.path()).value();
-    CheckOptions options;
-    options.full = full;
-    return check_root(state->catalog, root_id, root.get(), "", options, executor).value();
+    return check_root(state->catalog, root_id, ctx(root.get()), "", full).value();
   }
+
+  ScanContext ctx(int root_fd) { return {root_fd, nullptr, executor, clock, nullptr}; }
 
   std::string summary(const CheckReport& r) {
     std::string s;
@@ -62,6 +64,7 @@ class BaselineTest : public ::testing::Test {
 
   TempDir site, state_dir;
   RealEnv env;
+  SimClock clock;  // the files were all just written: a real clock would wait for them to settle
   ThreadExecutor executor{2};
   std::unique_ptr<State> state;
   int64_t root_id = 0;
@@ -93,7 +96,7 @@ TEST_F(BaselineTest, FindsEveryKindOfChangeAndRestoresIt) {
             "changed wp/load.php mode\n");
 
   auto root = fs::open_root(site.path()).value();
-  auto rep = restore(env, state->catalog, *state->store, root_id, root.get(), "", nullptr, executor).value();
+  auto rep = restore(env, state->catalog, *state->store, root_id, ctx(root.get()), "").value();
   EXPECT_TRUE(rep.errors.empty());
   EXPECT_EQ(rep.restored.size(), 5u);
   EXPECT_EQ(rep.not_in_baseline, std::vector<std::string>{"shell.php"});
@@ -133,7 +136,7 @@ TEST_F(BaselineTest, RecordOfASubtreeKeepsTheRest) {
   {
     auto txn = db::Transaction::begin(state->catalog.db()).value();
     auto root = fs::open_root(site.path()).value();
-    ASSERT_TRUE(record(state->catalog, *state->store, root_id, root.get(), "wp", nullptr, executor, nullptr));
+    ASSERT_TRUE(record(state->catalog, *state->store, root_id, ctx(root.get()), "wp"));
     ASSERT_TRUE(state->store->commit());
     ASSERT_TRUE(state->catalog.seal(2));
     ASSERT_TRUE(txn.commit());
@@ -151,7 +154,7 @@ TEST_F(BaselineTest, AFailedRecordLeavesThePreviousBaselineWhole) {
   {
     auto txn = db::Transaction::begin(s->catalog.db()).value();
     auto root = fs::open_root(site.path()).value();
-    ASSERT_TRUE(record(s->catalog, *s->store, root_id, root.get(), "", nullptr, executor, nullptr));
+    ASSERT_TRUE(record(s->catalog, *s->store, root_id, ctx(root.get()), ""));
     faulty.fail_fsync_from(faulty.fsyncs() + 1, EIO);  // the pack cannot be made durable
     auto st = s->store->commit();
     ASSERT_FALSE(st);
@@ -162,6 +165,16 @@ TEST_F(BaselineTest, AFailedRecordLeavesThePreviousBaselineWhole) {
   EXPECT_EQ(state->catalog.stored_root_hash().value(), before);
   EXPECT_TRUE(state->catalog.verify());
   EXPECT_EQ(summary(check()), "changed index.php content mtime\nadded new.php\n");
+}
+
+TEST_F(BaselineTest, AFileStillBeingWrittenIsWaitedFor) {
+  // Just written: its ctime is younger than kSettleTime, so the scan waits (on the
+  // simulated clock) before it trusts a read, and then records the settled content.
+  site.write("wp/load.php", "<?php // v2\n");
+  clock.set(std::chrono::system_clock::now());
+  const auto t0 = clock.now();
+  EXPECT_EQ(summary(check()), "changed wp/load.php content mtime\n");
+  EXPECT_GE(clock.now() - t0, kSettleTime / 2);
 }
 
 TEST_F(BaselineTest, UnknownSubtreesAreNotReportedRemoved) {

@@ -14,12 +14,11 @@ std::string_view kind_name(ChangeKind k) {
   return "?";
 }
 
-Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, int root_fd,
-                               std::string_view start, const CheckOptions& options,
-                               Executor& executor) {
+Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, const ScanContext& ctx,
+                               std::string_view start, bool full) {
   CheckReport report;
   Tree tree;
-  if (auto t = read_tree(root_fd, start, options.exclude)) {
+  if (auto t = read_tree(ctx, start)) {
     tree = std::move(*t);
   } else if (t.error().errnum != ENOENT || start.empty()) {
     return tl::unexpected(std::move(t).error());
@@ -76,7 +75,7 @@ Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, int root_fd,
       report.changes.push_back({ChangeKind::kChanged, attrs, base, cur});
     }
     if (both_files) {
-      if (options.full || !stat_cache_matches(base, cur) || (attrs & kAttrContent)) {
+      if (full || !stat_cache_matches(base, cur) || (attrs & kAttrContent)) {
         pending.push_back({static_cast<uint32_t>(i), change, base.sha256});
         to_hash.push_back(i);
       } else {
@@ -88,7 +87,7 @@ Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, int root_fd,
   }));
   while (i < now.size()) add_new(i++);
 
-  auto failures = hash_files(root_fd, now, to_hash, nullptr, executor, options.progress);
+  auto failures = hash_files(ctx, now, to_hash, nullptr);
   report.hashed = to_hash.size();
   std::vector<bool> failed(now.size(), false);
   for (auto& [index, error] : failures) {

@@ -31,14 +31,9 @@ struct CheckReport {
   uint64_t hashed = 0;          // files whose content was read
 };
 
-struct CheckOptions {
-  bool full = false;            // re-hash every file, ignoring the stat cache
-  const fs::PathMatcher* exclude = nullptr;
-  Progress* progress = nullptr;
-};
-
-Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, int root_fd,
-                               std::string_view start, const CheckOptions& options,
-                               Executor& executor);
+// Compares `start` ("" = the whole root) and everything beneath it with the baseline.
+// `full` re-hashes every file, ignoring the stat cache. Reads only; changes nothing.
+Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, const ScanContext& ctx,
+                               std::string_view start, bool full);
 
 }  // namespace mamori::baseline

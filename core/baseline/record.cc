@@ -7,11 +7,11 @@
 
 namespace mamori::baseline {
 
-Result<RecordReport> record(Catalog& catalog, store::Store& store, int64_t root_id, int root_fd,
-                            std::string_view start, const fs::PathMatcher* exclude,
-                            Executor& executor, Progress* progress) {
+Result<RecordReport> record(Catalog& catalog, store::Store& store, int64_t root_id,
+                            const ScanContext& ctx, std::string_view start) {
+  const int root_fd = ctx.root_fd;
   RecordReport report;
-  auto tree = read_tree(root_fd, start, exclude);
+  auto tree = read_tree(ctx, start);
   if (!tree && !(tree.error().errnum == ENOENT && !start.empty()))
     return tl::unexpected(std::move(tree).error());
   MAMORI_TRY(catalog.erase_subtree(root_id, start));
@@ -22,7 +22,7 @@ Result<RecordReport> record(Catalog& catalog, store::Store& store, int64_t root_
   std::vector<size_t> files;
   for (size_t i = 0; i < entries.size(); ++i)
     if (entries[i].type == FileType::kRegular) files.push_back(i);
-  auto failures = hash_files(root_fd, entries, files, &store, executor, progress);
+  auto failures = hash_files(ctx, entries, files, &store);
   std::vector<bool> failed(entries.size(), false);
   for (auto& [index, error] : failures) {
     failed[index] = true;

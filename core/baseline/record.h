@@ -25,8 +25,7 @@ struct RecordReport {
 // Replaces the baseline of `start` ("" = the whole root) and everything beneath it with
 // what is there now. A `start` that no longer exists is removed from the baseline. The
 // directories above `start` are recorded too when the baseline lacks them.
-Result<RecordReport> record(Catalog& catalog, store::Store& store, int64_t root_id, int root_fd,
-                            std::string_view start, const fs::PathMatcher* exclude,
-                            Executor& executor, Progress* progress);
+Result<RecordReport> record(Catalog& catalog, store::Store& store, int64_t root_id,
+                            const ScanContext& ctx, std::string_view start);
 
 }  // namespace mamori::baseline

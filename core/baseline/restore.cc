@@ -94,11 +94,9 @@ Status repair_metadata(int root_fd, const Entry& e) {
 }  // namespace
 
 Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& store,
-                              int64_t root_id, int root_fd, std::string_view start,
-                              const fs::PathMatcher* exclude, Executor& executor) {
-  CheckOptions options;
-  options.exclude = exclude;
-  auto report = MAMORI_TRY(check_root(catalog, root_id, root_fd, start, options, executor));
+                              int64_t root_id, const ScanContext& ctx, std::string_view start) {
+  const int root_fd = ctx.root_fd;
+  auto report = MAMORI_TRY(check_root(catalog, root_id, ctx, start, false));
   RestoreReport out;
   out.errors = std::move(report.errors);
   std::vector<Entry> refreshed;

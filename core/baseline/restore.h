@@ -34,7 +34,6 @@ struct RestoreReport {
 // Runs a check of `start` and repairs every difference it finds. Refreshes the stat
 // cache of what it rewrote inside its own transaction; the baseline itself is unchanged.
 Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& store,
-                              int64_t root_id, int root_fd, std::string_view start,
-                              const fs::PathMatcher* exclude, Executor& executor);
+                              int64_t root_id, const ScanContext& ctx, std::string_view start);
 
 }  // namespace mamori::baseline

@@ -35,58 +35,79 @@ Result<UniqueFd> open_for_hash(int root_fd, std::string_view path) {
   return fd;
 }
 
-Status hash_one(int root_fd, Entry& e, store::Store* store, std::vector<uint8_t>& buf,
-                Progress* progress) {
-  auto fd = MAMORI_TRY(open_for_hash(root_fd, e.path));
+struct Read {
+  Digest digest;
+  uint64_t total = 0;
+  bool whole = false;  // the content fits in `buf` (it is all there)
+};
+
+// Hashes the file from offset 0 to its end. Content up to kInlineMax stays in `buf`.
+Result<Read> read_content(int fd, const std::string& path, std::vector<uint8_t>& buf,
+                          Progress* progress) {
+  Read r;
+  buf.resize(kInlineMax + 1);
+  size_t have = 0;
+  while (have < buf.size()) {
+    const ssize_t n = ::pread(fd, buf.data() + have, buf.size() - have, static_cast<off_t>(have));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno("read", path);
+    if (n == 0) {
+      r.whole = true;
+      break;
+    }
+    have += static_cast<size_t>(n);
+  }
+  r.total = have;
+  if (progress) progress->bytes_done += have;
+  if (r.whole) {
+    r.digest = hash::sha256(std::span<const uint8_t>(buf.data(), have));
+    return r;
+  }
+  hash::Sha256 h;
+  h.update({buf.data(), have});
+  std::vector<uint8_t> chunk(kStreamChunk);
+  for (;;) {
+    const ssize_t n = ::pread(fd, chunk.data(), chunk.size(), static_cast<off_t>(r.total));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno("read", path);
+    if (n == 0) break;
+    h.update({chunk.data(), static_cast<size_t>(n)});
+    r.total += static_cast<uint64_t>(n);
+    if (progress) progress->bytes_done += static_cast<uint64_t>(n);
+  }
+  r.digest = h.finish();
+  return r;
+}
+
+int64_t ctime_ns(const struct stat& st) {
+  return int64_t{st.st_ctim.tv_sec} * 1'000'000'000 + st.st_ctim.tv_nsec;
+}
+
+Status hash_one(const ScanContext& ctx, Entry& e, store::Store* store, std::vector<uint8_t>& buf) {
+  auto fd = MAMORI_TRY(open_for_hash(ctx.root_fd, e.path));
+  const int64_t settle = std::chrono::nanoseconds(kSettleTime).count();
   for (int attempt = 0; attempt < kHashAttempts; ++attempt) {
     struct stat before {}, after {};
     if (::fstat(fd.get(), &before) != 0) return fail_errno("fstat", e.path);
     if (!S_ISREG(before.st_mode)) return fail("hash", e.path, EINVAL, "no longer a regular file");
-    buf.resize(kInlineMax + 1);
-    size_t have = 0;
-    bool eof = false;
-    while (have < buf.size()) {
-      const ssize_t n = ::pread(fd.get(), buf.data() + have, buf.size() - have, static_cast<off_t>(have));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return fail_errno("read", e.path);
-      if (n == 0) {
-        eof = true;
-        break;
-      }
-      have += static_cast<size_t>(n);
+    // A ctime in the future (age < 0) means the clock was set back: waiting would not help.
+    const int64_t age = ctx.clock.now_ns() - ctime_ns(before);
+    if (age >= 0 && age < settle) {
+      ctx.clock.wait(std::chrono::nanoseconds(settle - age));
+      continue;
     }
-    Digest digest;
-    uint64_t total = have;
-    if (eof) {
-      digest = hash::sha256(std::span<const uint8_t>(buf.data(), have));
-    } else {
-      hash::Sha256 h;
-      h.update({buf.data(), have});
-      if (progress) progress->bytes_done += have;
-      buf.resize(kStreamChunk);
-      for (;;) {
-        const ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), static_cast<off_t>(total));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return fail_errno("read", e.path);
-        if (n == 0) break;
-        h.update({buf.data(), static_cast<size_t>(n)});
-        total += static_cast<uint64_t>(n);
-        if (progress) progress->bytes_done += static_cast<uint64_t>(n);
-      }
-      digest = h.finish();
-    }
+    const Read r = MAMORI_TRY(read_content(fd.get(), e.path, buf, ctx.progress));
     if (::fstat(fd.get(), &after) != 0) return fail_errno("fstat", e.path);
-    if (!same_version(before, after) || total != static_cast<uint64_t>(after.st_size))
+    if (!same_version(before, after) || r.total != static_cast<uint64_t>(after.st_size))
       continue;  // written to while we read: the digest may be torn
-    if (store && !store->contains(digest)) {
-      auto st = eof ? store->put(digest, {buf.data(), have})
-                    : store->put_stream(digest, fd.get(), total, e.path);
+    if (store && !store->contains(r.digest)) {
+      auto st = r.whole ? store->put(r.digest, {buf.data(), r.total})
+                        : store->put_stream(r.digest, fd.get(), r.total, e.path);
       if (!st && st.error().errnum == ESTALE) continue;
       if (!st) return st;
     }
     apply_stat(e, after);
-    e.sha256 = digest;
-    if (progress && eof) progress->bytes_done += have;
+    e.sha256 = r.digest;
     return ok();
   }
   return fail("hash", e.path, EAGAIN, "the file kept changing while it was read");
@@ -104,7 +125,8 @@ bool Tree::unknown(std::string_view path) const {
   return false;
 }
 
-Result<Tree> read_tree(int root_fd, std::string_view start, const fs::PathMatcher* exclude) {
+Result<Tree> read_tree(const ScanContext& ctx, std::string_view start) {
+  const int root_fd = ctx.root_fd;
   Tree tree;
   auto on_entry = [&](fs::WalkEntry&& w) {
     if (w.incomplete) tree.incomplete.push_back(w.path);
@@ -112,7 +134,7 @@ Result<Tree> read_tree(int root_fd, std::string_view start, const fs::PathMatche
   };
   auto on_error = [&](Error&& e) { tree.errors.push_back(std::move(e)); };
   fs::WalkOptions options;
-  options.exclude = exclude;
+  options.exclude = ctx.exclude;
 
   if (start.empty()) {
     MAMORI_TRY(fs::walk(root_fd, "", options, on_entry, on_error));
@@ -138,28 +160,26 @@ Result<Tree> read_tree(int root_fd, std::string_view start, const fs::PathMatche
   return tree;
 }
 
-std::vector<std::pair<size_t, Error>> hash_files(int root_fd, EntryList& entries,
+std::vector<std::pair<size_t, Error>> hash_files(const ScanContext& ctx, EntryList& entries,
                                                  const std::vector<size_t>& which,
-                                                 store::Store* store, Executor& executor,
-                                                 Progress* progress) {
-  if (progress) {
+                                                 store::Store* store) {
+  if (ctx.progress) {
     uint64_t bytes = 0;
     for (size_t i : which) bytes += entries[i].size;
-    progress->files_total += which.size();
-    progress->bytes_total += bytes;
+    ctx.progress->files_total += which.size();
+    ctx.progress->bytes_total += bytes;
   }
   std::mutex mu;
   std::vector<std::pair<size_t, Error>> failures;
-  executor.run(which.size(), [&](size_t k) {
+  ctx.executor.run(which.size(), [&](size_t k) {
     thread_local std::vector<uint8_t> buf;
     const size_t i = which[k];
-    auto st = hash_one(root_fd, entries[i], store, buf, progress);
-    if (progress) progress->files_done++;
+    auto st = hash_one(ctx, entries[i], store, buf);
+    if (ctx.progress) ctx.progress->files_done++;
     if (!st) {
       std::lock_guard lock(mu);
       failures.emplace_back(i, std::move(st).error());
     }
-    if (buf.capacity() > 2 * kInlineMax) buf = {};  // keep per-thread memory bounded
   });
   std::sort(failures.begin(), failures.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });

@@ -4,6 +4,7 @@
 // content into the store in the same read.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -11,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/base/env.h"
 #include "core/base/parallel.h"
 #include "core/base/result.h"
 #include "core/baseline/entry.h"
@@ -29,6 +31,16 @@ struct Progress {
 // vector doubles (peak memory is a budget: ~250 bytes per file).
 using EntryList = std::deque<Entry>;
 
+// What every scan of one root needs. The root fd and the objects referred to must
+// outlive the scan.
+struct ScanContext {
+  int root_fd = -1;
+  const fs::PathMatcher* exclude = nullptr;  // null: nothing excluded
+  Executor& executor;
+  const Clock& clock;
+  Progress* progress = nullptr;              // null: nobody watches
+};
+
 struct Tree {
   EntryList entries;                    // sorted by path bytes
   std::vector<std::string> incomplete;  // directories whose contents are unknown, sorted
@@ -40,15 +52,17 @@ struct Tree {
 
 // Reads `start` ("" = the whole root) and everything beneath it. Fails when `start`
 // cannot be reached at all (ENOENT when it does not exist).
-Result<Tree> read_tree(int root_fd, std::string_view start, const fs::PathMatcher* exclude);
+Result<Tree> read_tree(const ScanContext& ctx, std::string_view start);
 
 // Hashes entries[i] for each i in `which` (regular files), filling sha256 and refreshing
-// the stat fields from what was actually hashed. A file that changes while it is read is
-// read again; one that never holds still fails with EAGAIN. With a store, content not
-// yet stored is added. Returns the failures as (index, error).
-std::vector<std::pair<size_t, Error>> hash_files(int root_fd, EntryList& entries,
+// the stat fields from what was actually hashed. A digest is only taken of a file whose
+// inode is the same before and after the read and whose last change is older than
+// kSettleTime: a write() stamps the ctime before it copies its data, so a younger file
+// may be mid-write and is waited for. A file that never holds still fails with EAGAIN.
+// With a store, content not yet stored is added. Returns the failures as (index, error).
+inline constexpr std::chrono::milliseconds kSettleTime{200};
+std::vector<std::pair<size_t, Error>> hash_files(const ScanContext& ctx, EntryList& entries,
                                                  const std::vector<size_t>& which,
-                                                 store::Store* store, Executor& executor,
-                                                 Progress* progress);
+                                                 store::Store* store);
 
 }  // namespace mamori::baseline
