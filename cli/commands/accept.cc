@@ -61,7 +61,8 @@ int run_accept(App& app, const std::vector<std::string>& paths, bool all) {
     const auto root_hash = MAMORI_TRY(catalog.seal(now));
     MAMORI_TRY(txn.commit());
     out["root_hash"] = root_hash.hex();
-    if (!app.options().json) std::printf("baseline sealed; root hash %s\n", root_hash.hex().c_str());
+    if (!app.options().json && !app.options().quiet)
+      std::printf("baseline sealed; root hash %s\n", root_hash.hex().c_str());
     return ok();
   }();
   if (!result) return app.report(result.error(), App::code_for(result.error()));

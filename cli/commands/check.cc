@@ -52,13 +52,13 @@ int run_check(App& app, const std::vector<std::string>& paths, bool full) {
 
   nlohmann::json out = {{"command", "check"}, {"full", full}, {"roots", nlohmann::json::array()},
                         {"changes", nlohmann::json::array()}, {"errors", nlohmann::json::array()}};
-  size_t added = 0, removed = 0, changed = 0, errors = 0, entries = 0, hashed = 0;
+  size_t added = 0, removed = 0, changed = 0, errors = 0, entries = 0, hashed = 0, unbaselined = 0;
   for (const auto& scope : scopes) {
     const std::string& root_path = scope.root->config->path;
     auto row = catalog.find_root(root_path);
     if (!row) return app.report(row.error(), App::code_for(row.error()));
     if (!*row) {
-      ++errors;
+      ++unbaselined;
       warn_all(app, {Error{"check", root_path, 0, "root has no baseline yet: run 'mamori init'"}}, &out["errors"]);
       continue;
     }
@@ -108,7 +108,7 @@ int run_check(App& app, const std::vector<std::string>& paths, bool full) {
   if (app.options().json) {
     out["summary"] = {{"added", added}, {"removed", removed}, {"changed", changed},
                       {"errors", errors}, {"entries", entries}, {"hashed", hashed}};
-    out["clean"] = total == 0 && errors == 0;
+    out["clean"] = total == 0 && errors == 0 && unbaselined == 0;
     print_json(out);
   } else if (!app.options().quiet) {
     std::printf("%s", total == 0 ? "clean: " : "");
@@ -118,6 +118,7 @@ int run_check(App& app, const std::vector<std::string>& paths, bool full) {
                 errors ? fmt::format("; {} could not be read", errors).c_str() : "");
   }
   if (errors) return kExitIncomplete;
+  if (unbaselined) return kExitUsage;
   return total ? kExitChanges : kExitOk;
 }
 

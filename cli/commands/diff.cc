@@ -60,7 +60,8 @@ Result<int> unified_diff(Env& env, const std::string& label, const std::string& 
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, a.get(), 3);
   posix_spawn_file_actions_adddup2(&actions, b.get(), 4);
-  const std::string la = "a" + label, lb = "b" + label;
+  // The name is the attacker's: escape it so it cannot forge diff header lines.
+  const std::string la = "a" + escape(label), lb = "b" + escape(label);
   const char* argv[] = {"diff", "-u", "--label", la.c_str(), "--label", lb.c_str(), "/dev/fd/3", "/dev/fd/4", nullptr};
   pid_t pid = 0;
   const int rc = ::posix_spawnp(&pid, "diff", &actions, nullptr, const_cast<char**>(argv), environ);

@@ -61,7 +61,7 @@ int run_init(App& app, const std::vector<std::string>& paths) {
       warn_all(app, rep.errors, &out["errors"]);
       out["roots"].push_back({{"path", path}, {"entries", rep.entries}, {"files", rep.files},
                               {"bytes", rep.bytes}, {"unreadable", rep.errors.size()}});
-      if (!app.options().json)
+      if (!app.options().json && !app.options().quiet)
         std::printf("%s: %s entries, %s files, %s%s\n", escape(path).c_str(),
                     fmt::format("{}", rep.entries).c_str(), fmt::format("{}", rep.files).c_str(),
                     human_bytes(rep.bytes).c_str(),
@@ -78,7 +78,8 @@ int run_init(App& app, const std::vector<std::string>& paths) {
     const auto root_hash = MAMORI_TRY(catalog.seal(now));
     MAMORI_TRY(txn.commit());
     out["root_hash"] = root_hash.hex();
-    if (!app.options().json) std::printf("baseline sealed; root hash %s\n", root_hash.hex().c_str());
+    if (!app.options().json && !app.options().quiet)
+      std::printf("baseline sealed; root hash %s\n", root_hash.hex().c_str());
     return ok();
   }();
   if (!result) return app.report(result.error(), App::code_for(result.error()));

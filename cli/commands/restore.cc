@@ -33,13 +33,13 @@ int run_restore(App& app, const std::vector<std::string>& paths, bool all) {
 
   nlohmann::json out = {{"command", "restore"}, {"restored", nlohmann::json::array()},
                         {"not_in_baseline", nlohmann::json::array()}, {"errors", nlohmann::json::array()}};
-  size_t restored = 0, errors = 0;
+  size_t restored = 0, errors = 0, unbaselined = 0;
   for (const auto& t : targets) {
     const std::string& root_path = t.root->config->path;
     auto row = catalog.find_root(root_path);
     if (!row) return app.report(row.error(), App::code_for(row.error()));
     if (!*row) {
-      ++errors;
+      ++unbaselined;
       warn_all(app, {Error{"restore", root_path, 0, "root has no baseline yet: run 'mamori init'"}}, &out["errors"]);
       continue;
     }
@@ -89,7 +89,8 @@ int run_restore(App& app, const std::vector<std::string>& paths, bool all) {
   else if (!app.options().quiet)
     std::printf("%zu entr%s restored%s\n", restored, restored == 1 ? "y" : "ies",
                 errors ? (", " + std::to_string(errors) + " could not be").c_str() : "");
-  return errors ? kExitIncomplete : kExitOk;
+  if (errors) return kExitIncomplete;
+  return unbaselined ? kExitUsage : kExitOk;
 }
 
 }  // namespace mamori::cli

@@ -36,9 +36,12 @@ int run_status(App& app) {
   }();
   if (!result) return app.report(result.error(), App::code_for(result.error()));
   const auto& j = *result;
+  bool any = false;
+  for (const auto& r : j["roots"]) any |= r.contains("entries");
+  const int code = any ? kExitOk : kExitUsage;  // documented: 2 when there is no baseline yet
   if (app.options().json) {
     print_json(j);
-    return kExitOk;
+    return code;
   }
   const uint64_t content = j["store"]["content_bytes"], stored = j["store"]["stored_bytes"];
   std::printf("state      %s\n", escape(app.config().state_dir).c_str());
@@ -56,7 +59,8 @@ int run_status(App& app) {
     else
       std::printf("not baselined: run 'mamori init'\n");
   }
-  return kExitOk;
+  if (!any) std::fprintf(stderr, "mamori: no baseline yet: run 'mamori init'\n");
+  return code;
 }
 
 }  // namespace mamori::cli

@@ -80,6 +80,7 @@ Result<Catalog> Catalog::open(const std::string& state_dir, db::Db::Mode mode) {
 }
 
 Status Catalog::create_schema() {
+  auto txn = MAMORI_TRY(db::Transaction::begin(db_));
   MAMORI_TRY(db_.exec(
       "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;"
       "CREATE TABLE IF NOT EXISTS roots(id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE,"
@@ -93,7 +94,11 @@ Status Catalog::create_schema() {
       " ino INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,"
       " PRIMARY KEY(root_id, path)) WITHOUT ROWID;"
       "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', 1);"));
-  return store::Store::create_schema(db_);
+  MAMORI_TRY(store::Store::create_schema(db_));
+  // A new catalog is sealed empty at once, so a first init that fails leaves a valid
+  // catalog with no roots ("no baseline yet"), not an unsealed one that looks tampered.
+  if (!MAMORI_TRY(stored_root_hash())) MAMORI_TRY(seal(0));
+  return txn.commit();
 }
 
 Status Catalog::check_schema() {

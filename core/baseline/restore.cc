@@ -27,11 +27,17 @@ bool all_zero(std::span<const uint8_t> chunk) {
 // comes back sparse.
 Status write_content(Env& env, const store::Store& store, const Entry& e, int fd) {
   off_t offset = 0;
-  MAMORI_TRY(store.read(e.sha256, [&](std::span<const uint8_t> chunk) -> Status {
+  auto read = store.read(e.sha256, [&](std::span<const uint8_t> chunk) -> Status {
     if (!all_zero(chunk)) MAMORI_TRY(pwrite_all(env, fd, chunk, offset, e.path));
     offset += static_cast<off_t>(chunk.size());
     return ok();
-  }));
+  });
+  if (!read) {
+    Error err = std::move(read).error();
+    if (err.op != "store object") return tl::unexpected(std::move(err));
+    // Name the file, not only the digest: this is what the operator has to act on.
+    return fail("restore", e.path, err.errnum, "its baseline content " + err.path + " " + err.detail);
+  }
   if (::ftruncate(fd, offset) != 0) return fail_errno("ftruncate", e.path);
   return ok();
 }
@@ -80,15 +86,11 @@ Status recreate(Env& env, const store::Store& store, int root_fd, const Entry& e
 }
 
 Status repair_metadata(int root_fd, const Entry& e) {
-  const auto meta = meta_of(e);
-  const bool set_mtime = e.type == FileType::kRegular;
-  if (e.type == FileType::kRegular || e.type == FileType::kDirectory) {
-    const int flags = e.type == FileType::kDirectory ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK | O_NOCTTY;
-    auto fd = MAMORI_TRY(fs::open_beneath(root_fd, e.path, flags));
-    return fs::apply_meta(fd.get(), meta, set_mtime, e.path.empty() ? "." : e.path);
-  }
+  // Directory times follow their children and are not restored.
+  const bool set_mtime = e.type != FileType::kDirectory;
+  if (e.path.empty()) return fs::apply_meta(root_fd, meta_of(e), false, ".");
   auto parent = MAMORI_TRY(fs::open_parent(root_fd, e.path));
-  return fs::apply_meta_at(parent.dir.get(), parent.name, meta, true, e.path);
+  return fs::apply_meta_at(parent.dir.get(), parent.name, meta_of(e), set_mtime, e.path);
 }
 
 }  // namespace
@@ -96,10 +98,29 @@ Status repair_metadata(int root_fd, const Entry& e) {
 Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& store,
                               int64_t root_id, const ScanContext& ctx, std::string_view start) {
   const int root_fd = ctx.root_fd;
-  auto report = MAMORI_TRY(check_root(catalog, root_id, ctx, start, false));
   RestoreReport out;
-  out.errors = std::move(report.errors);
   std::vector<Entry> refreshed;
+  auto restored = [&](const Entry& want, ChangeKind was, uint32_t attrs) {
+    out.restored.push_back({want.path, was, attrs});
+    if (auto now = fs::stat_beneath(root_fd, want.path)) {
+      Entry fresh = want;
+      apply_stat(fresh, *now);
+      refreshed.push_back(std::move(fresh));
+    }
+  };
+  // The directories above `start` first: a path inside a deleted (or symlink-swapped)
+  // directory cannot be reached until they are back.
+  for (size_t slash = start.find('/'); slash != std::string_view::npos; slash = start.find('/', slash + 1)) {
+    const std::string dir(start.substr(0, slash));
+    auto st = fs::stat_beneath(root_fd, dir);
+    if (st && S_ISDIR(st->st_mode)) continue;
+    auto want = MAMORI_TRY(catalog.get(root_id, dir));
+    if (!want) break;  // not in the baseline: nothing beneath it can be either
+    MAMORI_TRY(recreate(env, store, root_fd, *want));
+    restored(*want, st ? ChangeKind::kChanged : ChangeKind::kRemoved, kAttrType);
+  }
+  auto report = MAMORI_TRY(check_root(catalog, root_id, ctx, start, false));
+  out.errors = std::move(report.errors);
   // Changes come sorted by path, so a directory is back before anything inside it.
   for (auto& c : report.changes) {
     if (c.kind == ChangeKind::kAdded) {
@@ -114,13 +135,14 @@ Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& st
       out.errors.push_back(std::move(st).error());
       continue;
     }
-    out.restored.push_back({want.path, c.kind, c.attrs});
-    if (auto now = fs::stat_beneath(root_fd, want.path)) {
-      Entry fresh = want;
-      apply_stat(fresh, *now);
-      refreshed.push_back(std::move(fresh));
-    }
+    restored(want, c.kind, c.attrs);
   }
+  // A file that could not be read (a chmod 000 as an unprivileged user) and whose mode
+  // was then put back is no longer a problem to report.
+  std::erase_if(out.errors, [&](const Error& e) {
+    return std::any_of(out.restored.begin(), out.restored.end(),
+                       [&](const Restored& r) { return r.path == e.path; });
+  });
   if (!refreshed.empty()) {
     auto txn = MAMORI_TRY(db::Transaction::begin(catalog.db()));
     for (const auto& e : refreshed) MAMORI_TRY(catalog.update_stat_cache(root_id, e));

@@ -62,6 +62,7 @@ class Loader {
         RootConfig r;
         if (!load_root(*t, key, r)) return err();
         c.roots.push_back(std::move(r));
+        root_sources_.push_back(t->source());
       }
     }
     if (!check_roots(top, c)) return err();
@@ -124,24 +125,27 @@ class Loader {
   }
 
   bool check_roots(const toml::table& top, const Config& c) {
-    const toml::source_region where = top.get("root") ? top.get("root")->source() : top.source();
+    const toml::source_region state_where = top.get("state_dir") ? top.get("state_dir")->source() : top.source();
     auto inside = [](const std::string& child, const std::string& parent) {
       return child == parent || parent == "/" ||
              (child.size() > parent.size() && child.starts_with(parent) && child[parent.size()] == '/');
     };
     for (size_t i = 0; i < c.roots.size(); ++i) {
       if (inside(c.state_dir, c.roots[i].path) || inside(c.roots[i].path, c.state_dir)) {
-        set(where, "config.value", "state_dir",
+        set(state_where, "config.value", "state_dir",
             "state_dir " + quote(c.state_dir) + " overlaps root " + quote(c.roots[i].path) +
                 ": mamori's own writes would look like tampering");
         return false;
       }
       for (size_t j = 0; j < c.roots.size(); ++j) {
-        if (i != j && inside(c.roots[i].path, c.roots[j].path)) {
-          set(where, "config.value", fmt::format("root[{}].path", i + 1),
-              "root " + quote(c.roots[i].path) + (c.roots[i].path == c.roots[j].path ? " is listed twice" : " lies inside root " + quote(c.roots[j].path)));
-          return false;
-        }
+        if (i == j || !inside(c.roots[i].path, c.roots[j].path)) continue;
+        // Blame the inner root, or the second listing of a duplicate.
+        const bool twice = c.roots[i].path == c.roots[j].path;
+        const size_t bad = twice ? std::max(i, j) : i;
+        set(root_sources_[bad], "config.value", fmt::format("root[{}].path", bad + 1),
+            "root " + quote(c.roots[bad].path) +
+                (twice ? " is listed twice" : " lies inside root " + quote(c.roots[j].path)));
+        return false;
       }
     }
     return true;
@@ -216,6 +220,7 @@ class Loader {
 
   std::string_view source_;
   ConfigError error_;
+  std::vector<toml::source_region> root_sources_;
 };
 
 }  // namespace
@@ -232,6 +237,7 @@ std::string_view mode_name(Mode mode) {
 std::string ConfigError::text() const {
   std::string where = escape(file);
   if (line) where += fmt::format(":{}:{}", line, column);
+  if (!key.empty()) where += ": " + escape(key);
   return fmt::format("{}: {} [{}]", where, message, code);
 }
 

@@ -33,7 +33,7 @@ TEST(Config, UnknownKeyNamesLineColumnAndSuggests) {
   EXPECT_EQ(e.line, 4u);
   EXPECT_EQ(e.column, 1u);
   EXPECT_NE(e.message.find("did you mean 'mode'"), std::string::npos);
-  EXPECT_EQ(e.text().rfind("m.toml:4:1: ", 0), 0u);
+  EXPECT_EQ(e.text().rfind("m.toml:4:1: root[1].mdoe: unknown key", 0), 0u);
 }
 
 TEST(Config, WrongTypesAndValues) {
@@ -46,6 +46,15 @@ TEST(Config, WrongTypesAndValues) {
   EXPECT_EQ(error_of("[[root]]\npath = \"/w\"\nexclude = [\"[x\"]\n").code, "config.value");
   EXPECT_EQ(error_of("jobs = -1\n").code, "config.value");
   EXPECT_EQ(error_of("root = 1\n").code, "config.type");
+}
+
+TEST(Config, OverlapsBlameTheInnerOrSecondRoot) {
+  const auto inner = error_of("[[root]]\npath = \"/w\"\n\n[[root]]\npath = \"/w/sub\"\n");
+  EXPECT_EQ(inner.key, "root[2].path");
+  EXPECT_EQ(inner.line, 4u);
+  const auto twice = error_of("[[root]]\npath = \"/w\"\n[[root]]\npath = \"/w\"\n");
+  EXPECT_EQ(twice.key, "root[2].path");
+  EXPECT_NE(twice.message.find("listed twice"), std::string::npos);
 }
 
 TEST(Config, OverlapsAreRefused) {

@@ -10,6 +10,8 @@ tl::unexpected<Error> sql_error(sqlite3* db, std::string_view what, const std::s
   int errnum = 0;
   if ((code & 0xFF) == SQLITE_FULL) errnum = ENOSPC;
   if ((code & 0xFF) == SQLITE_IOERR) errnum = EIO;
+  // A damaged or foreign file where the catalog should be: mamori's state is not intact.
+  if ((code & 0xFF) == SQLITE_CORRUPT || (code & 0xFF) == SQLITE_NOTADB) errnum = EBADMSG;
   std::string detail = sqlite3_errmsg(db);
   if (!what.empty()) detail = std::string(what) + ": " + detail;
   return fail("sqlite", path, errnum, detail);

@@ -68,20 +68,29 @@ Status apply_meta(int fd, const InodeMeta& meta, bool set_mtime, std::string_vie
 
 Status apply_meta_at(int dir_fd, const std::string& name, const InodeMeta& meta, bool set_mtime,
                      std::string_view display) {
-  if (::fchownat(dir_fd, name.c_str(), meta.uid, meta.gid, AT_SYMLINK_NOFOLLOW) != 0)
-    return fail_errno("fchownat", std::string(display));
+  // Through an O_PATH fd: it needs no permission on the entry itself (so an owner can undo
+  // a chmod 000), and every call below acts on that inode even if the name is swapped for
+  // a symlink meanwhile.
+  const int raw = ::openat(dir_fd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (raw < 0) return fail_errno("openat", std::string(display));
+  UniqueFd fd(raw);
   struct stat st {};
-  if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
-    return fail_errno("fstatat", std::string(display));
-  // Symlinks have no mode of their own on Linux; fchmodat on one would follow it.
-  if (!S_ISLNK(st.st_mode) && ::fchmodat(dir_fd, name.c_str(), meta.mode & 07777, 0) != 0)
-    return fail_errno("fchmodat", std::string(display));
-  MAMORI_TRY(write_xattrs_at(dir_fd, name, meta.xattrs, display));
-  if (set_mtime) {
-    const timespec times[2] = {{0, UTIME_OMIT}, to_timespec(meta.mtime_ns)};
-    if (::utimensat(dir_fd, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
+  if (::fstat(fd.get(), &st) != 0) return fail_errno("fstat", std::string(display));
+  if (::fchownat(fd.get(), "", meta.uid, meta.gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
+    return fail_errno("fchownat", std::string(display));
+  const timespec times[2] = {{0, UTIME_OMIT}, to_timespec(meta.mtime_ns)};
+  if (S_ISLNK(st.st_mode)) {  // no mode of its own; reached by name, never followed
+    MAMORI_TRY(write_xattrs_at(dir_fd, name, meta.xattrs, display));
+    if (set_mtime && ::utimensat(dir_fd, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
       return fail_errno("utimensat", std::string(display));
+    return ok();
   }
+  // "/proc/self/fd/N" leads to exactly the inode the O_PATH fd holds.
+  const std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
+  if (::chmod(proc.c_str(), meta.mode & 07777) != 0) return fail_errno("chmod", std::string(display));
+  MAMORI_TRY(write_xattrs_opath(fd.get(), meta.xattrs, display));
+  if (set_mtime && ::utimensat(AT_FDCWD, proc.c_str(), times, 0) != 0)
+    return fail_errno("utimensat", std::string(display));
   return ok();
 }
 

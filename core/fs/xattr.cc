@@ -12,21 +12,28 @@ namespace {
 
 // Access to an inode either through an fd or as "/proc/self/fd/DIR/NAME" with the l*
 // calls, which never follow the last component.
+// `follow` is only for "/proc/self/fd/N" of an O_PATH fd: the magic link leads to
+// exactly that inode, and O_PATH fds have no f*xattr calls.
 struct Target {
   int fd = -1;
   std::string path;
+  bool follow = false;
 
   ssize_t list(char* buf, size_t n) const {
-    return fd >= 0 ? ::flistxattr(fd, buf, n) : ::llistxattr(path.c_str(), buf, n);
+    if (fd >= 0) return ::flistxattr(fd, buf, n);
+    return follow ? ::listxattr(path.c_str(), buf, n) : ::llistxattr(path.c_str(), buf, n);
   }
   ssize_t get(const char* name, void* buf, size_t n) const {
-    return fd >= 0 ? ::fgetxattr(fd, name, buf, n) : ::lgetxattr(path.c_str(), name, buf, n);
+    if (fd >= 0) return ::fgetxattr(fd, name, buf, n);
+    return follow ? ::getxattr(path.c_str(), name, buf, n) : ::lgetxattr(path.c_str(), name, buf, n);
   }
   int set(const char* name, const void* v, size_t n) const {
-    return fd >= 0 ? ::fsetxattr(fd, name, v, n, 0) : ::lsetxattr(path.c_str(), name, v, n, 0);
+    if (fd >= 0) return ::fsetxattr(fd, name, v, n, 0);
+    return follow ? ::setxattr(path.c_str(), name, v, n, 0) : ::lsetxattr(path.c_str(), name, v, n, 0);
   }
   int remove(const char* name) const {
-    return fd >= 0 ? ::fremovexattr(fd, name) : ::lremovexattr(path.c_str(), name);
+    if (fd >= 0) return ::fremovexattr(fd, name);
+    return follow ? ::removexattr(path.c_str(), name) : ::lremovexattr(path.c_str(), name);
   }
 };
 
@@ -153,6 +160,10 @@ Status write_xattrs_fd(int fd, std::string_view encoded, std::string_view displa
 Status write_xattrs_at(int dir_fd, const std::string& name, std::string_view encoded,
                        std::string_view display) {
   return write_all_attrs(at(dir_fd, name), encoded, display);
+}
+
+Status write_xattrs_opath(int fd, std::string_view encoded, std::string_view display) {
+  return write_all_attrs(Target{-1, "/proc/self/fd/" + std::to_string(fd), true}, encoded, display);
 }
 
 }  // namespace mamori::fs

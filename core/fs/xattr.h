@@ -29,5 +29,7 @@ Result<std::string> read_xattrs_at(int dir_fd, const std::string& name, std::str
 Status write_xattrs_fd(int fd, std::string_view encoded, std::string_view display);
 Status write_xattrs_at(int dir_fd, const std::string& name, std::string_view encoded,
                        std::string_view display);
+// The same through an O_PATH fd of anything but a symlink (its inode, via /proc/self/fd).
+Status write_xattrs_opath(int fd, std::string_view encoded, std::string_view display);
 
 }  // namespace mamori::fs
