@@ -110,6 +110,16 @@ Result<App::Target> App::resolve(const std::string& arg) {
   return Target{best, rel};
 }
 
+Result<std::vector<App::Target>> App::targets(const std::vector<std::string>& paths, bool all) {
+  std::vector<Target> out;
+  if (all) {
+    for (auto& r : roots_) out.push_back({&r, ""});
+    return out;
+  }
+  for (const auto& p : paths) out.push_back(MAMORI_TRY(resolve(p)));
+  return out;
+}
+
 int App::code_for(const Error& e) {
   return e.errnum == EBADMSG || e.errnum == EPROTO ? kExitIntegrity : kExitIncomplete;
 }

@@ -71,6 +71,8 @@ class App {
     std::string rel;
   };
   Result<Target> resolve(const std::string& arg);
+  // Every root with `all`, else the targets the paths resolve to.
+  Result<std::vector<Target>> targets(const std::vector<std::string>& paths, bool all);
 
   // Prints an error for a human (stderr) and returns the exit code for it.
   int report(const Error& e, int code);

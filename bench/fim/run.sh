@@ -66,7 +66,8 @@ have_mamori=0
 [[ -x $MAMORI ]] && have_mamori=1
 
 # ---------------------------------------------------------------- measuring
-# Results: one line per timed run: size tool step wall_s cpu_s rss_kib rc
+# Results: one line per timed run: size tool step wall_s cpu_s rss_kib rc load1
+# (load1 = the 1-minute load average just before the run)
 RESULTS=$WORK/results-$(date +%Y%m%d-%H%M%S).tsv
 : >"$RESULTS"
 declare -A INFO # "size:tool:key" -> value
@@ -76,7 +77,8 @@ declare -A INFO # "size:tool:key" -> value
 timed() {
     local size=$1 tool=$2 step=$3 out=$4
     shift 5
-    local tf=$WORK/.time.$$ t0 t1 rc line u s m
+    local tf=$WORK/.time.$$ t0 t1 rc line u s m load
+    load=$(cut -d' ' -f1 /proc/loadavg)
     t0=$EPOCHREALTIME
     set +e
     "$TIME" -f '%e %U %S %M' -o "$tf" "$@" >"$out" 2>"$out.err"
@@ -85,9 +87,9 @@ timed() {
     t1=$EPOCHREALTIME
     line=$(tail -n1 "$tf")
     read -r _ u s m <<<"$line"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$tool" "$step" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$tool" "$step" \
         "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')" \
-        "$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", u + s}')" "$m" "$rc" >>"$RESULTS"
+        "$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", u + s}')" "$m" "$rc" "$load" >>"$RESULTS"
     say "  $tool $step: $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}') s, rc $rc"
 }
 
@@ -256,7 +258,9 @@ report_size() {
     echo "### $size corpus: $files files, $(awk -v b="$bytes" 'BEGIN {printf "%.1f", b / 1048576}') MiB"
     echo
     echo "Medians of ${INFO[$size:reps]} runs (after-tamper checks: 1 run), warm cache."
-    echo "Load average (1/5/15 min) at start: ${INFO[$size:load_start]}; at end: ${INFO[$size:load_end]}."
+    echo "Load average (1/5/15 min) at start: ${INFO[$size:load_start]}; at end: ${INFO[$size:load_end]}." \
+        "Highest 1-min load seen before a timed step: $(awk -F'\t' -v z="$size" '$1 == z && $8 > m {m = $8} END {print m + 0}' "$RESULTS")," \
+        "before a mamori step: $(awk -F'\t' -v z="$size" '$1 == z && $2 == "mamori" && $8 > m {m = $8} END {print m + 0}' "$RESULTS")."
     echo
     echo "| tool | step | wall s | CPU s | peak RSS MiB | exit |"
     echo "|---|---|---:|---:|---:|---|"

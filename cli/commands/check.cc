@@ -12,11 +12,6 @@
 namespace mamori::cli {
 namespace {
 
-struct Scope {
-  Root* root;
-  std::string rel;
-};
-
 // Verifies the catalog against its root hash, and the store's index (and with --full
 // every stored object's content) before trusting either.
 int verify_state(App& app, baseline::State& state, bool full) {
@@ -36,14 +31,8 @@ int verify_state(App& app, baseline::State& state, bool full) {
 }  // namespace
 
 int run_check(App& app, const std::vector<std::string>& paths, bool full) {
-  std::vector<Scope> scopes;
-  for (const auto& p : paths) {
-    auto t = app.resolve(p);
-    if (!t) return app.report(t.error(), kExitUsage);
-    scopes.push_back({t->root, t->rel});
-  }
-  if (paths.empty())
-    for (auto& r : app.roots()) scopes.push_back({&r, ""});
+  auto scopes = app.targets(paths, paths.empty());
+  if (!scopes) return app.report(scopes.error(), kExitUsage);
 
   auto state = app.open_state(baseline::StateAccess::kRead);
   if (!state) return app.report(state.error(), state.error().errnum == ENOENT ? kExitUsage : App::code_for(state.error()));
@@ -53,15 +42,11 @@ int run_check(App& app, const std::vector<std::string>& paths, bool full) {
   nlohmann::json out = {{"command", "check"}, {"full", full}, {"roots", nlohmann::json::array()},
                         {"changes", nlohmann::json::array()}, {"errors", nlohmann::json::array()}};
   size_t added = 0, removed = 0, changed = 0, errors = 0, entries = 0, hashed = 0, unbaselined = 0;
-  for (const auto& scope : scopes) {
+  for (const auto& scope : *scopes) {
     const std::string& root_path = scope.root->config->path;
-    auto row = catalog.find_root(root_path);
-    if (!row) return app.report(row.error(), App::code_for(row.error()));
-    if (!*row) {
-      ++unbaselined;
-      warn_all(app, {Error{"check", root_path, 0, "root has no baseline yet: run 'mamori init'"}}, &out["errors"]);
-      continue;
-    }
+    auto root_id = baselined_root(app, catalog, root_path, unbaselined, out["errors"]);
+    if (!root_id) return app.report(root_id.error(), App::code_for(root_id.error()));
+    if (!*root_id) continue;
     auto root_fd = fs::open_root(root_path);
     if (!root_fd) {
       ++errors;
@@ -72,7 +57,7 @@ int run_check(App& app, const std::vector<std::string>& paths, bool full) {
     Result<baseline::CheckReport> rep;
     {
       ProgressBar bar(progress, "check " + escape(root_path), app.show_progress());
-      rep = baseline::check_root(catalog, (*row)->id, app.scan(*scope.root, root_fd->get(), &progress),
+      rep = baseline::check_root(catalog, **root_id, app.scan(*scope.root, root_fd->get(), &progress),
                                  scope.rel, full);
     }
     if (!rep) return app.report(rep.error(), App::code_for(rep.error()));

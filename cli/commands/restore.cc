@@ -12,42 +12,28 @@ namespace mamori::cli {
 int run_restore(App& app, const std::vector<std::string>& paths, bool all) {
   if (all == !paths.empty())
     return app.report(Error{"restore", "", 0, "name the paths to restore, or give --all"}, kExitUsage);
-  std::vector<App::Target> targets;
-  for (const auto& p : paths) {
-    auto t = app.resolve(p);
-    if (!t) return app.report(t.error(), kExitUsage);
-    targets.push_back(*t);
-  }
-  if (all)
-    for (auto& r : app.roots()) targets.push_back({&r, ""});
+  auto targets = app.targets(paths, all);
+  if (!targets) return app.report(targets.error(), kExitUsage);
 
   // Restoring refreshes the stat cache, so it opens the state for writing.
-  auto state = app.open_state(baseline::StateAccess::kWrite);
-  if (!state) return app.report(state.error(), App::code_for(state.error()));
-  auto& catalog = (*state)->catalog;
-  if (auto v = catalog.verify(); !v) {
-    Error e = v.error();
-    e.detail = "refusing to restore from a baseline that failed verification: " + e.detail;
-    return app.report(e, kExitIntegrity);
-  }
+  std::unique_ptr<baseline::State> state;
+  if (auto code = open_verified_for_write(app, "refusing to restore from a baseline that failed verification", state))
+    return *code;
+  auto& catalog = state->catalog;
 
   nlohmann::json out = {{"command", "restore"}, {"restored", nlohmann::json::array()},
                         {"not_in_baseline", nlohmann::json::array()}, {"errors", nlohmann::json::array()}};
   size_t restored = 0, errors = 0, unbaselined = 0;
-  for (const auto& t : targets) {
+  for (const auto& t : *targets) {
     const std::string& root_path = t.root->config->path;
-    auto row = catalog.find_root(root_path);
-    if (!row) return app.report(row.error(), App::code_for(row.error()));
-    if (!*row) {
-      ++unbaselined;
-      warn_all(app, {Error{"restore", root_path, 0, "root has no baseline yet: run 'mamori init'"}}, &out["errors"]);
-      continue;
-    }
+    auto root_id = baselined_root(app, catalog, root_path, unbaselined, out["errors"]);
+    if (!root_id) return app.report(root_id.error(), App::code_for(root_id.error()));
+    if (!*root_id) continue;
     if (!t.rel.empty()) {
       // A path that is neither in the baseline nor beneath a directory that is has
       // nothing to restore: say so instead of reporting success.
       bool known = false;
-      auto found = catalog.for_each((*row)->id, t.rel, [&](baseline::Entry&&) -> Status {
+      auto found = catalog.for_each(**root_id, t.rel, [&](baseline::Entry&&) -> Status {
         known = true;
         return fail("stop", "", ECANCELED);
       });
@@ -63,7 +49,7 @@ int run_restore(App& app, const std::vector<std::string>& paths, bool all) {
       warn_all(app, {root_fd.error()}, &out["errors"]);
       continue;
     }
-    auto rep = baseline::restore(app.env(), catalog, *(*state)->store, (*row)->id,
+    auto rep = baseline::restore(app.env(), catalog, *state->store, **root_id,
                                  app.scan(*t.root, root_fd->get(), nullptr), t.rel);
     if (!rep) return app.report(rep.error(), App::code_for(rep.error()));
     errors += rep->errors.size();
