@@ -161,10 +161,10 @@ nlohmann::json entry_json(const baseline::Entry& e) {
     j["mtime"] = format_time_ns(e.mtime_ns);
   }
   if (e.type == baseline::FileType::kSymlink)
-    j["link_target"] = is_valid_utf8(e.link_target) ? e.link_target : escape(e.link_target);
-  if (!e.xattrs.empty()) {
+    j["link_target"] = is_valid_utf8(e.link_target()) ? e.link_target() : escape(e.link_target());
+  if (!e.xattrs().empty()) {
     nlohmann::json names = nlohmann::json::array();
-    if (auto list = fs::decode_xattrs(e.xattrs))
+    if (auto list = fs::decode_xattrs(e.xattrs()))
       for (const auto& [name, value] : *list) names.push_back(escape(name));
     j["xattrs"] = names;
   }

@@ -127,8 +127,8 @@ int run_diff(App& app, const std::string& arg) {
     if (base->type == baseline::FileType::kSymlink) {
       auto parent = MAMORI_TRY(fs::open_parent(root_fd.get(), t->rel));
       const auto target = MAMORI_TRY(fs::read_link_at(parent.dir.get(), parent.name, t->rel));
-      if (target != base->link_target) {
-        std::printf("link target: %s -> %s\n", quote(base->link_target).c_str(), quote(target).c_str());
+      if (target != base->link_target()) {
+        std::printf("link target: %s -> %s\n", quote(base->link_target()).c_str(), quote(target).c_str());
         code = kExitChanges;
       }
     }

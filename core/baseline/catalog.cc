@@ -34,8 +34,8 @@ Result<Entry> read_entry(const db::Stmt& q) {
     if (!d) return fail("catalog", e.path, EBADMSG, "file without a valid sha256");
     e.sha256 = *d;
   }
-  e.link_target = std::string(q.blob(9));
-  e.xattrs = std::string(q.blob(10));
+  if (!q.blob(9).empty()) e.set_link_target(std::string(q.blob(9)));
+  if (!q.blob(10).empty()) e.set_xattrs(std::string(q.blob(10)));
   e.ino = static_cast<uint64_t>(q.int64(11));
   e.ctime_ns = q.int64(12);
   return e;
@@ -62,8 +62,8 @@ void hash_entry(hash::Sha256& h, const Entry& e) {
   u64(static_cast<uint64_t>(e.mtime_ns));
   u64(e.rdev);
   rec.append(e.sha256.raw());
-  bytes(e.link_target);
-  bytes(e.xattrs);
+  bytes(e.link_target());
+  bytes(e.xattrs());
   h.update(rec);
 }
 
@@ -181,7 +181,7 @@ Status Catalog::put(int64_t root_id, const Entry& e) {
       .bind(9, static_cast<int64_t>(e.rdev));
   if (e.type == FileType::kRegular) q.bind(10, e.sha256.raw());
   else q.bind_null(10);
-  q.bind_text(11, e.link_target).bind(12, e.xattrs).bind(13, static_cast<int64_t>(e.ino))
+  q.bind_text(11, e.link_target()).bind(12, e.xattrs()).bind(13, static_cast<int64_t>(e.ino))
       .bind(14, e.ctime_ns);
   return q.run();
 }

@@ -28,6 +28,24 @@ mode_t type_bits(FileType t) {
   return 0;
 }
 
+const std::string& Entry::link_target() const {
+  static const std::string kEmpty;
+  return extra_ ? extra_->link_target : kEmpty;
+}
+
+const std::string& Entry::xattrs() const {
+  static const std::string kEmpty;
+  return extra_ ? extra_->xattrs : kEmpty;
+}
+
+void Entry::set_link_target(std::string target) { set_extra(std::move(target), xattrs()); }
+void Entry::set_xattrs(std::string encoded) { set_extra(link_target(), std::move(encoded)); }
+
+void Entry::set_extra(std::string target, std::string encoded) {
+  if (target.empty() && encoded.empty()) extra_.reset();
+  else extra_ = std::make_shared<const Extra>(Extra{std::move(target), std::move(encoded)});
+}
+
 void apply_stat(Entry& e, const struct stat& st) {
   switch (st.st_mode & S_IFMT) {
     case S_IFDIR: e.type = FileType::kDirectory; break;
@@ -52,8 +70,10 @@ Entry from_walk(fs::WalkEntry&& w) {
   Entry e;
   e.path = std::move(w.path);
   apply_stat(e, w.st);
-  e.link_target = std::move(w.link_target);
-  e.xattrs = std::move(w.xattrs);
+  if (!w.link_target.empty() || !w.xattrs.empty()) {
+    e.set_link_target(std::move(w.link_target));
+    e.set_xattrs(std::move(w.xattrs));
+  }
   return e;
 }
 
@@ -74,14 +94,14 @@ uint32_t diff_metadata(const Entry& base, const Entry& now) {
   uint32_t d = 0;
   if (base.mode != now.mode) d |= kAttrMode;
   if (base.uid != now.uid || base.gid != now.gid) d |= kAttrOwner;
-  if (base.xattrs != now.xattrs) d |= kAttrXattrs;
+  if (base.xattrs() != now.xattrs()) d |= kAttrXattrs;
   switch (base.type) {
     case FileType::kRegular:
       if (base.mtime_ns != now.mtime_ns) d |= kAttrMtime;
       if (base.size != now.size) d |= kAttrContent;
       break;
     case FileType::kSymlink:
-      if (base.link_target != now.link_target) d |= kAttrLinkTarget;
+      if (base.link_target() != now.link_target()) d |= kAttrLinkTarget;
       break;
     case FileType::kCharDevice:
     case FileType::kBlockDevice:

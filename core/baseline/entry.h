@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,13 +33,26 @@ struct Entry {
   int64_t mtime_ns = 0;
   uint64_t rdev = 0;        // devices
   Digest sha256;            // regular files
-  std::string link_target;  // symlinks
-  std::string xattrs;       // encoded tracked xattrs (core/fs/xattr.h)
   // The stat cache: not part of what the baseline means, only lets a check skip
   // re-hashing a file whose inode, size, mtime and ctime are all unchanged (ctime cannot
   // be set from user space, so a write always moves it).
   uint64_t ino = 0;
   int64_t ctime_ns = 0;
+
+  const std::string& link_target() const;  // symlinks; "" otherwise
+  const std::string& xattrs() const;       // encoded tracked xattrs (core/fs/xattr.h)
+  void set_link_target(std::string target);
+  void set_xattrs(std::string encoded);
+
+ private:
+  // Few entries have either, and a tree of 200,000 entries is held in memory: two empty
+  // strings each would be 13 MB of the ~250-bytes-per-file budget.
+  struct Extra {
+    std::string link_target;
+    std::string xattrs;
+  };
+  void set_extra(std::string target, std::string encoded);
+  std::shared_ptr<const Extra> extra_;  // null when both are empty
 };
 
 // Fills everything but sha256 from a walk.

@@ -47,7 +47,7 @@ Result<RecordReport> record(Catalog& catalog, store::Store& store, int64_t root_
       apply_stat(e, st);
       if (e.type != FileType::kDirectory) return fail("accept", e.path, ENOTDIR);
       auto fd = MAMORI_TRY(fs::open_beneath(root_fd, dir, O_RDONLY | O_DIRECTORY));
-      e.xattrs = MAMORI_TRY(fs::read_xattrs_fd(fd.get(), e.path));
+      e.set_xattrs(MAMORI_TRY(fs::read_xattrs_fd(fd.get(), e.path)));
       MAMORI_TRY(catalog.put(root_id, e));
       ++report.entries;
     }

@@ -15,7 +15,7 @@ namespace mamori::baseline {
 namespace {
 
 fs::InodeMeta meta_of(const Entry& e) {
-  return {static_cast<mode_t>(e.mode), e.uid, e.gid, e.mtime_ns, e.xattrs};
+  return {static_cast<mode_t>(e.mode), e.uid, e.gid, e.mtime_ns, e.xattrs()};
 }
 
 // memcmp of a block against itself shifted by one: vectorised by libc, unlike a loop.
@@ -78,7 +78,7 @@ Status recreate(Env& env, const store::Store& store, int root_fd, const Entry& e
       return fs::ensure_directory(dir, parent.name, meta, e.path);
     }
     case FileType::kSymlink:
-      return fs::replace_symlink(env, dir, parent.name, e.link_target, meta, e.path);
+      return fs::replace_symlink(env, dir, parent.name, e.link_target(), meta, e.path);
     default:
       return fs::replace_node(env, dir, parent.name, type_bits(e.type), static_cast<dev_t>(e.rdev),
                               meta, e.path);
