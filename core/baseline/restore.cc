@@ -121,6 +121,11 @@ Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& st
   }
   auto report = MAMORI_TRY(check_root(catalog, root_id, ctx, start, false));
   out.errors = std::move(report.errors);
+  // Files whose content could not be read (a chmod 000 as an unprivileged user): their
+  // content is unknown, so they are rewritten from the store, not just re-permissioned.
+  std::vector<std::string> unread;
+  for (const auto& e : out.errors) unread.push_back(e.path);
+  std::sort(unread.begin(), unread.end());
   // Changes come sorted by path, so a directory is back before anything inside it.
   for (auto& c : report.changes) {
     if (c.kind == ChangeKind::kAdded) {
@@ -129,7 +134,9 @@ Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& st
     }
     const Entry& want = c.before;
     const bool rebuild = c.kind == ChangeKind::kRemoved ||
-                         (c.attrs & (kAttrType | kAttrContent | kAttrLinkTarget | kAttrDevice));
+                         (c.attrs & (kAttrType | kAttrContent | kAttrLinkTarget | kAttrDevice)) ||
+                         (want.type == FileType::kRegular &&
+                          std::binary_search(unread.begin(), unread.end(), want.path));
     auto st = rebuild ? recreate(env, store, root_fd, want) : repair_metadata(root_fd, want);
     if (!st) {
       out.errors.push_back(std::move(st).error());
@@ -137,8 +144,7 @@ Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& st
     }
     restored(want, c.kind, c.attrs);
   }
-  // A file that could not be read (a chmod 000 as an unprivileged user) and whose mode
-  // was then put back is no longer a problem to report.
+  // An unreadable file that was rewritten from the store is no longer a problem.
   std::erase_if(out.errors, [&](const Error& e) {
     return std::any_of(out.restored.begin(), out.restored.end(),
                        [&](const Restored& r) { return r.path == e.path; });

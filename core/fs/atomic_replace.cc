@@ -145,10 +145,8 @@ Status ensure_directory(int dir_fd, const std::string& name, const InodeMeta& me
   // Created 0700 so nobody can use it before its real mode and owner are set.
   if (::mkdirat(dir_fd, name.c_str(), 0700) != 0 && errno != EEXIST)
     return fail_errno("mkdirat", std::string(display));
-  const int raw = ::openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (raw < 0) return fail_errno("openat", std::string(display));
-  UniqueFd fd(raw);
-  return apply_meta(fd.get(), meta, false, display);
+  // By O_PATH (apply_meta_at): an existing directory may be mode 000.
+  return apply_meta_at(dir_fd, name, meta, false, display);
 }
 
 Status sync_dir(Env& env, int dir_fd, std::string_view display) {
