@@ -1,5 +1,8 @@
 #include "core/fs/glob.h"
 
+#include <cstdint>
+#include <vector>
+
 #include "core/fs/beneath.h"
 
 namespace mamori::fs {
@@ -38,52 +41,65 @@ bool match_class(std::string_view p, char c, size_t& len) {
   return hit != negate;
 }
 
-bool match(std::string_view p, std::string_view s) {
-  while (!p.empty()) {
+// Backtracking glob matching, memoised on (pattern position, path position): without the
+// memo a pattern like "*a*a*a*a*a*b" takes exponential time on a long path.
+class Matcher {
+ public:
+  // `memo` is scratch reused across calls (every entry of a walk is matched).
+  Matcher(std::string_view p, std::string_view s, std::vector<int8_t>& memo)
+      : p_(p), s_(s), memo_(memo) {
+    memo_.assign((p.size() + 1) * (s.size() + 1), kUnknown);
+  }
+
+  bool run() { return match(0, 0); }
+
+ private:
+  static constexpr int8_t kUnknown = -1;
+
+  bool match(size_t pi, size_t si) {
+    int8_t& m = memo_[pi * (s_.size() + 1) + si];
+    if (m == kUnknown) m = compute(pi, si) ? 1 : 0;
+    return m == 1;
+  }
+
+  bool compute(size_t pi, size_t si) {
+    const std::string_view p = p_.substr(pi), s = s_.substr(si);
+    if (p.empty()) return s.empty();
     if (p.starts_with("**")) {
       if (p.size() == 2) return true;
       if (p[2] == '/') {
-        const auto rest = p.substr(3);
-        if (match(rest, s)) return true;
+        if (match(pi + 3, si)) return true;
         for (size_t i = 0; i < s.size(); ++i)
-          if (s[i] == '/' && match(rest, s.substr(i + 1))) return true;
+          if (s[i] == '/' && match(pi + 3, si + i + 1)) return true;
         return false;
       }
-      p.remove_prefix(1);  // "**x" is "*x"
-      continue;
+      return match(pi + 1, si);  // "**x" is "*x"
     }
     switch (p[0]) {
-      case '*': {
-        const auto rest = p.substr(1);
+      case '*':
         for (size_t k = 0;; ++k) {
-          if (match(rest, s.substr(k))) return true;
+          if (match(pi + 1, si + k)) return true;
           if (k == s.size() || s[k] == '/') return false;
         }
-      }
       case '?':
-        if (s.empty() || s[0] == '/') return false;
-        break;
+        return !s.empty() && s[0] != '/' && match(pi + 1, si + 1);
       case '[': {
         if (s.empty() || s[0] == '/') return false;
         size_t len = 0;
         const bool hit = match_class(p, s[0], len);
-        if (len == 0) return false;
-        if (!hit) return false;
-        p.remove_prefix(len);
-        s.remove_prefix(1);
-        continue;
+        return len != 0 && hit && match(pi + len, si + 1);
       }
       case '\\':
-        if (p.size() > 1) p.remove_prefix(1);
+        if (p.size() > 1) return !s.empty() && s[0] == p[1] && match(pi + 2, si + 1);
         [[fallthrough]];
       default:
-        if (s.empty() || s[0] != p[0]) return false;
+        return !s.empty() && s[0] == p[0] && match(pi + 1, si + 1);
     }
-    p.remove_prefix(1);
-    s.remove_prefix(1);
   }
-  return s.empty();
-}
+
+  std::string_view p_, s_;
+  std::vector<int8_t>& memo_;
+};
 
 bool has_unterminated_class(std::string_view p) {
   for (size_t i = 0; i < p.size(); ++i) {
@@ -103,7 +119,10 @@ bool has_unterminated_class(std::string_view p) {
 
 }  // namespace
 
-bool glob_match(std::string_view pattern, std::string_view path) { return match(pattern, path); }
+bool glob_match(std::string_view pattern, std::string_view path) {
+  thread_local std::vector<int8_t> memo;
+  return Matcher(pattern, path, memo).run();
+}
 
 Result<PathMatcher> PathMatcher::compile(const std::vector<std::string>& patterns) {
   PathMatcher m;
@@ -124,11 +143,11 @@ Result<PathMatcher> PathMatcher::compile(const std::vector<std::string>& pattern
 
 bool PathMatcher::matches(std::string_view rel) const {
   for (const auto& p : anchored_)
-    if (match(p, rel)) return true;
+    if (glob_match(p, rel)) return true;
   if (!anywhere_.empty()) {
     const auto name = basename(rel);
     for (const auto& p : anywhere_)
-      if (match(p, name)) return true;
+      if (glob_match(p, name)) return true;
   }
   return false;
 }

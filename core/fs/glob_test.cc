@@ -46,3 +46,16 @@ TEST(PathMatcher, RejectsBadPatterns) {
 
 }  // namespace
 }  // namespace mamori::fs
+
+namespace mamori::fs {
+namespace {
+
+TEST(GlobMatch, PathologicalPatternsStayFast) {
+  // Exponential for naive backtracking; the memo makes it O(pattern x path).
+  const std::string path(4000, 'a');
+  EXPECT_FALSE(glob_match("*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", path));
+  EXPECT_FALSE(glob_match("**/**/**/**/**/**/**/**/x", std::string(200, '/') + "y"));
+}
+
+}  // namespace
+}  // namespace mamori::fs
