@@ -30,16 +30,7 @@ bool looks_binary(const std::string& s) {
 
 Result<std::string> read_current(int root_fd, const std::string& rel, uint64_t limit) {
   auto fd = MAMORI_TRY(fs::open_beneath(root_fd, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY));
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail_errno("read", rel);
-    if (n == 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > limit) return fail("read", rel, EFBIG);
-  }
+  return fs::read_fd(fd.get(), limit, rel);
 }
 
 Result<UniqueFd> memfd_with(const std::string& name, const std::string& content, Env& env) {

@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "core/base/unique_fd.h"
+#include "core/fs/beneath.h"
 
 namespace mamori::fs {
 
@@ -17,16 +18,7 @@ Result<std::string> read_small_file(const std::string& path, size_t limit) {
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return fail_errno("fstat", path);
   if (!S_ISREG(st.st_mode)) return fail("read", path, EINVAL, "not a regular file");
-  std::string text;
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail_errno("read", path);
-    if (n == 0) return text;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > limit) return fail("read", path, EFBIG);
-  }
+  return read_fd(fd.get(), limit, path);
 }
 
 Status make_private_dirs(const std::string& path) {

@@ -62,6 +62,19 @@ Result<struct stat> stat_beneath(int root_fd, std::string_view rel) {
   return st;
 }
 
+Result<std::string> read_fd(int fd, size_t limit, std::string_view display) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno("read", std::string(display));
+    if (n == 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > limit) return fail("read", std::string(display), EFBIG);
+  }
+}
+
 Result<std::string> read_link_at(int dir_fd, const std::string& name, std::string_view display) {
   std::vector<char> buf(256);
   for (;;) {

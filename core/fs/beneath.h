@@ -35,6 +35,9 @@ Result<Parent> open_parent(int root_fd, std::string_view rel);
 // lstat() of `rel` beneath the root (symlinks are not followed, not even the last one).
 Result<struct stat> stat_beneath(int root_fd, std::string_view rel);
 
+// The rest of an open file's content, EFBIG past `limit` bytes.
+Result<std::string> read_fd(int fd, size_t limit, std::string_view display);
+
 // Target of the symlink `name` in `dir_fd`.
 Result<std::string> read_link_at(int dir_fd, const std::string& name, std::string_view display);
 
