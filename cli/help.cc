@@ -26,6 +26,7 @@ COMMANDS
     restore PATH...|--all     put entries back as the baseline has them
     accept PATH...|--all      take the current state into the baseline
     status                    roots, entries, store size and the root hash
+    gc                        drop stored contents no baseline entry needs any more
 
     Run 'mamori COMMAND --help' for the details of each.
 
@@ -200,6 +201,25 @@ EXIT STATUS
     0 printed; 2 no baseline yet or bad config; 4 the catalog cannot be read.
 )TXT";
 
+constexpr std::string_view kGc = R"TXT(NAME
+    mamori gc - drop stored contents that nothing refers to
+
+SYNOPSIS
+    mamori gc [--json]
+
+DESCRIPTION
+    Every init and accept adds the new contents to the store and keeps the old ones.
+    gc removes the contents no baseline entry refers to any more: each pack file that
+    holds one is rewritten (its live contents copied to a new pack and verified
+    against their SHA-256), the index is switched in one transaction, and only then
+    are the old packs deleted, so a crash at any moment loses nothing. Refuses to run
+    when the catalog fails verification.
+
+EXIT STATUS
+    0 done (or nothing to do); 2 no baseline or bad config; 3 failed (the store is as
+    it was, or compacted; never half); 4 the catalog failed verification.
+)TXT";
+
 }  // namespace
 
 std::string_view help_text(std::string_view command) {
@@ -210,6 +230,7 @@ std::string_view help_text(std::string_view command) {
   if (command == "restore") return kRestore;
   if (command == "accept") return kAccept;
   if (command == "status") return kStatus;
+  if (command == "gc") return kGc;
   return {};
 }
 

@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   accept->add_flag("--all", all);
   accept->add_option("paths", paths);
   auto* status = sub("status");
+  auto* gc = sub("gc");
 
   try {
     cli.parse(argc, argv);
@@ -89,5 +90,6 @@ int main(int argc, char** argv) {
   if (restore->parsed()) return run_restore(app, paths, all);
   if (accept->parsed()) return run_accept(app, paths, all);
   if (status->parsed()) return run_status(app);
+  if (gc->parsed()) return run_gc(app);
   return kExitUsage;
 }

@@ -14,6 +14,7 @@ int run_diff(App& app, const std::string& path);
 int run_restore(App& app, const std::vector<std::string>& paths, bool all);
 int run_accept(App& app, const std::vector<std::string>& paths, bool all);
 int run_status(App& app);
+int run_gc(App& app);
 
 // Prints each error on stderr as a warning (text mode) and adds them to `out` (JSON).
 void warn_all(App& app, const std::vector<Error>& errors, nlohmann::json* out);

@@ -230,6 +230,13 @@ Result<uint64_t> Catalog::count(int64_t root_id) {
   return n;
 }
 
+Result<std::unordered_set<Digest, hash::DigestHash>> Catalog::live_digests() {
+  auto q = MAMORI_TRY(db_.prepare("SELECT DISTINCT sha256 FROM entries WHERE sha256 IS NOT NULL"));
+  std::unordered_set<Digest, hash::DigestHash> live;
+  while (MAMORI_TRY(q.step())) live.insert(MAMORI_TRY(Digest::from_bytes(q.blob(0))));
+  return live;
+}
+
 Result<Digest> Catalog::compute_root_hash() {
   hash::Sha256 h;
   h.update("mamori-catalog-v1");

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "core/base/result.h"
@@ -49,6 +50,8 @@ class Catalog {
   Status for_each(int64_t root_id, std::string_view prefix,
                   const std::function<Status(Entry&&)>& fn);
   Result<uint64_t> count(int64_t root_id);
+  // The content digests any entry of any root refers to: what the store must keep.
+  Result<std::unordered_set<Digest, hash::DigestHash>> live_digests();
 
   // Recomputes the root hash and stores it. Call last in every writing transaction.
   Result<Digest> seal(int64_t now_ns);

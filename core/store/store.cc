@@ -118,8 +118,13 @@ Status Store::load_index() {
 
   // Append to the newest pack, cut back to its last indexed object: bytes past that are
   // the tail of a writer that died before its transaction committed.
-  uint32_t newest = 0;
-  for (uint32_t p = 1;; ++p) {
+  // Compaction leaves gaps in the numbering: start from the highest indexed pack and
+  // probe upward for packs a crashed writer created but never indexed.
+  auto top = MAMORI_TRY(db_.prepare("SELECT coalesce(max(pack), 0) FROM objects"));
+  MAMORI_TRY(top.step());
+  uint32_t newest = static_cast<uint32_t>(top.int64(0));
+  top.reset();
+  for (uint32_t p = newest + 1;; ++p) {
     struct stat st {};
     if (::fstatat(dir_.get(), pack_name(p).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) break;
     newest = p;
@@ -160,8 +165,9 @@ bool Store::contains(const Digest& digest) const {
 }
 
 Result<std::pair<uint32_t, uint64_t>> Store::reserve(uint64_t bytes) {
-  if (current_pack_ == 0 ||
+  if (current_pack_ == 0 || rotate_ ||
       (current_end_ + bytes > options_.max_pack_bytes && current_end_ > kPackHeaderSize)) {
+    rotate_ = false;
     const uint32_t next = current_pack_ + 1;
     const std::string name = pack_name(next);
     const int fd = ::openat(dir_.get(), name.c_str(),
@@ -389,6 +395,110 @@ Result<std::string> Store::read_all(const Digest& digest, uint64_t limit) const 
     return ok();
   }));
   return out;
+}
+
+Result<Store::Location> Store::copy_object(const Digest& digest, const Location& from) {
+  const int src = MAMORI_TRY(pack_fd(from.pack));
+  const auto at = MAMORI_TRY(reserve(from.stored_size));
+  const int dst = MAMORI_TRY(pack_fd(at.first));
+  std::vector<uint8_t> buf(kChunk);
+  for (uint64_t done = 0; done < from.stored_size;) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), from.stored_size - done));
+    const ssize_t n = ::pread(src, buf.data(), want, static_cast<off_t>(from.offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return corrupt(digest, "truncated while being compacted");
+    MAMORI_TRY(pwrite_all(env_, dst, {buf.data(), static_cast<size_t>(n)},
+                          static_cast<off_t>(at.second + done), "store/" + pack_name(at.first)));
+    done += static_cast<uint64_t>(n);
+  }
+  Location to = from;
+  to.pack = at.first;
+  to.offset = at.second;
+  // The copy is read back and re-hashed before anything points at it.
+  MAMORI_TRY(read_at(to, digest, [](std::span<const uint8_t>) { return ok(); }));
+  return to;
+}
+
+Result<CompactReport> Store::compact(const std::unordered_set<Digest, hash::DigestHash>& live) {
+  if (access_ != Access::kWrite) return fail("compact", "store", EROFS);
+  CompactReport report;
+  struct Row {
+    Digest digest;
+    Location loc;
+  };
+  std::vector<Row> rows;
+  {
+    auto q = MAMORI_TRY(db_.prepare("SELECT sha256, pack, offset, stored_size, size FROM objects ORDER BY pack, offset"));
+    while (MAMORI_TRY(q.step()))
+      rows.push_back({MAMORI_TRY(Digest::from_bytes(q.blob(0))),
+                      {static_cast<uint32_t>(q.int64(1)), static_cast<uint64_t>(q.int64(2)),
+                       static_cast<uint64_t>(q.int64(3)), static_cast<uint64_t>(q.int64(4)), 0}});
+  }
+  // Which packs hold something dead, and which packs exist at all.
+  std::vector<bool> dirty(current_pack_ + 1, false), indexed(current_pack_ + 1, false);
+  for (const auto& r : rows) {
+    if (r.loc.pack > current_pack_) return corrupt(r.digest, "index names a pack past the newest");
+    indexed[r.loc.pack] = true;
+    if (!live.count(r.digest)) dirty[r.loc.pack] = true;
+  }
+  std::vector<uint32_t> doomed;  // packs to delete once the new index is committed
+  for (uint32_t p = 1; p <= current_pack_; ++p) {
+    struct stat st {};
+    if (::fstatat(dir_.get(), pack_name(p).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    report.bytes_before += static_cast<uint64_t>(st.st_size);
+    if (dirty[p] || (!indexed[p] && p != current_pack_)) doomed.push_back(p);
+  }
+  if (doomed.empty()) {
+    report.bytes_after = report.bytes_before;
+    return report;
+  }
+
+  rotate_ = true;  // copies go to a fresh pack, never into one that is about to go
+  std::vector<Row> moved;
+  std::vector<Digest> removed;
+  for (const auto& r : rows) {
+    if (std::find(doomed.begin(), doomed.end(), r.loc.pack) == doomed.end()) continue;
+    if (!live.count(r.digest)) {
+      removed.push_back(r.digest);
+      continue;
+    }
+    moved.push_back({r.digest, MAMORI_TRY(copy_object(r.digest, r.loc))});
+  }
+  for (uint32_t p : dirty_packs_) {
+    const int fd = MAMORI_TRY(pack_fd(p));
+    if (env_.fsync(fd) != 0) return fail_errno("fsync", "store/" + pack_name(p));
+  }
+  dirty_packs_.clear();
+
+  auto txn = MAMORI_TRY(db::Transaction::begin(db_));
+  auto& del = *MAMORI_TRY(db_.cached("DELETE FROM objects WHERE sha256 = ?"));
+  for (const auto& d : removed) {
+    del.bind(1, d.raw());
+    MAMORI_TRY(del.run());
+    known_.erase(d);
+  }
+  auto& upd = *MAMORI_TRY(db_.cached("UPDATE objects SET pack = ?, offset = ? WHERE sha256 = ?"));
+  for (const auto& m : moved) {
+    upd.bind(1, static_cast<int64_t>(m.loc.pack)).bind(2, static_cast<int64_t>(m.loc.offset)).bind(3, m.digest.raw());
+    MAMORI_TRY(upd.run());
+  }
+  MAMORI_TRY(txn.commit());
+
+  for (uint32_t p : doomed) {
+    if (p < packs_.size()) packs_[p].reset();
+    if (::unlinkat(dir_.get(), pack_name(p).c_str(), 0) != 0 && errno != ENOENT)
+      return fail_errno("unlinkat", "store/" + pack_name(p));
+  }
+  if (env_.fsync(dir_.get()) != 0) return fail_errno("fsync", "store");
+  report.objects_removed = removed.size();
+  report.objects_moved = moved.size();
+  report.packs_removed = doomed.size();
+  for (uint32_t p = 1; p <= current_pack_; ++p) {
+    struct stat st {};
+    if (::fstatat(dir_.get(), pack_name(p).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+      report.bytes_after += static_cast<uint64_t>(st.st_size);
+  }
+  return report;
 }
 
 Status Store::verify_index() const {

@@ -37,6 +37,14 @@ struct StoreOptions {
   uint64_t max_pack_bytes = 1ull << 30;        // start a new pack past this size
 };
 
+struct CompactReport {
+  uint64_t objects_removed = 0;
+  uint64_t objects_moved = 0;
+  uint64_t packs_removed = 0;
+  uint64_t bytes_before = 0;  // pack files, headers included
+  uint64_t bytes_after = 0;
+};
+
 struct StoreStats {
   uint64_t objects = 0;
   uint64_t content_bytes = 0;  // uncompressed
@@ -70,6 +78,13 @@ class Store {
   // Content up to `limit` bytes (EFBIG past it).
   Result<std::string> read_all(const Digest& digest, uint64_t limit) const;
 
+  // Drops every object whose digest is not in `live`: the packs holding one are rewritten
+  // (their live objects copied to a new pack, verified, fsync()ed), the index is updated
+  // in one transaction of its own, and only then are the old packs deleted. A crash
+  // leaves either the old index and packs or the new ones; stray packs are removed by
+  // the next compaction. Needs kWrite and no open transaction; not concurrent with put().
+  Result<CompactReport> compact(const std::unordered_set<Digest, hash::DigestHash>& live);
+
   // Every indexed object lies inside its pack file and has a matching header.
   Status verify_index() const;
   // Reads and re-hashes every object on the executor's threads; calls on_bad (from any
@@ -100,6 +115,8 @@ class Store {
   Result<int> pack_fd(uint32_t pack) const;
   // Reserves `bytes` at the end of the current pack (rotating if full). Caller holds mu_.
   Result<std::pair<uint32_t, uint64_t>> reserve(uint64_t bytes);
+  // Copies the object at `from` to the end of the current pack; returns where it went.
+  Result<Location> copy_object(const Digest& digest, const Location& from);
   Status append(const Digest& digest, std::span<const uint8_t> payload, int codec, uint64_t size);
 
   Env& env_;
@@ -113,6 +130,7 @@ class Store {
   std::unordered_set<Digest, hash::DigestHash> known_;  // indexed or pending (kWrite)
   std::vector<Pending> pending_;
   uint32_t current_pack_ = 0;
+  bool rotate_ = false;  // start a new pack at the next reserve()
   uint64_t current_end_ = 0;
   mutable std::vector<UniqueFd> packs_;  // index = pack number; opened lazily
   std::vector<uint32_t> dirty_packs_;
