@@ -112,7 +112,8 @@ OPTIONS
 
 OUTPUT
     Text: one line per change, "added|removed|changed PATH (attributes)", then a
-    summary. With --json: {"changes": [{"path", "change", "attributes", "before",
+    summary. An added or removed directory stands for everything added or removed
+    beneath it ("and N entries beneath"); --json lists every entry. With --json: {"changes": [{"path", "change", "attributes", "before",
     "after", "root"}...], "errors": [...], "summary": {...}, "clean": bool}. Paths
     that are not valid UTF-8 are escaped, with their exact bytes in "path_hex".
 

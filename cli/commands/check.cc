@@ -1,6 +1,7 @@
 // mamori check: compare the roots with the baseline and report every difference.
 
 #include <cstdio>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -26,6 +27,46 @@ int verify_state(App& app, baseline::State& state, bool full) {
   Error e = st.error();
   e.detail = "mamori's own state failed verification: " + e.detail;
   return app.report(e, kExitIntegrity);
+}
+
+bool is_tree_change(const baseline::Change& c) {
+  const auto& e = c.kind == baseline::ChangeKind::kAdded ? c.after : c.before;
+  return c.kind != baseline::ChangeKind::kChanged && e.type == baseline::FileType::kDirectory;
+}
+
+// In text, an added or removed directory stands for everything added or removed beneath
+// it: one deleted plugin is one line, not thousands. Maps each such directory to the
+// number of entries it stands for. (Sorted by bytes, "css-old" falls between "css" and
+// "css/a", so the children are found by their ancestors, not by position.)
+std::unordered_map<std::string, size_t> collapse_subtrees(const std::vector<baseline::Change>& changes) {
+  std::unordered_map<std::string, baseline::ChangeKind> tree;
+  for (const auto& c : changes)
+    if (is_tree_change(c)) tree.emplace(c.path(), c.kind);
+  std::unordered_map<std::string, size_t> out;
+  for (const auto& c : changes) {
+    // Count c under its topmost collapsed ancestor of the same kind.
+    const std::string* top = nullptr;
+    std::string_view p = c.path();
+    while (!p.empty()) {
+      p = fs::dirname(p);
+      auto it = tree.find(std::string(p));
+      if (it != tree.end() && it->second == c.kind) top = &it->first;
+      if (it == tree.end() || it->second != c.kind) break;
+    }
+    if (top) ++out[*top];
+    else if (is_tree_change(c)) out.emplace(c.path(), 0);
+  }
+  return out;
+}
+
+bool under_collapsed(const std::unordered_map<std::string, size_t>& beneath, const baseline::Change& c) {
+  if (beneath.empty()) return false;
+  std::string_view p = c.path();
+  while (!p.empty()) {
+    p = fs::dirname(p);
+    if (auto it = beneath.find(std::string(p)); it != beneath.end()) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -66,6 +107,8 @@ int run_check(App& app, const std::vector<std::string>& paths, bool full) {
     errors += rep->errors.size();
     warn_all(app, rep->errors, &out["errors"]);
     out["roots"].push_back({{"path", root_path}, {"entries", rep->entries}, {"hashed", rep->hashed}});
+    const auto beneath = app.options().json ? std::unordered_map<std::string, size_t>{}
+                                            : collapse_subtrees(rep->changes);
     for (const auto& c : rep->changes) {
       switch (c.kind) {
         case baseline::ChangeKind::kAdded: ++added; break;
@@ -82,8 +125,11 @@ int run_check(App& app, const std::vector<std::string>& paths, bool full) {
         out["changes"].push_back(std::move(j));
         continue;
       }
+      if (under_collapsed(beneath, c)) continue;
       std::string attrs;
       for (auto a : baseline::attr_names(c.attrs)) attrs += (attrs.empty() ? "" : ", ") + std::string(a);
+      if (auto it = beneath.find(c.path()); it != beneath.end() && it->second > 0)
+        attrs = fmt::format("and {} entr{} beneath", it->second, it->second == 1 ? "y" : "ies");
       std::printf("%-8s %s%s\n", std::string(baseline::kind_name(c.kind)).c_str(),
                   escape(absolute(root_path, c.path())).c_str(),
                   attrs.empty() ? "" : ("  (" + attrs + ")").c_str());

@@ -125,3 +125,14 @@ assert_eq "$id3_mode" "$(stat -c '%a %u:%g' "$WP/wp-includes/ID3")" "recreated p
 expect_exit 0 mamori restore "$WP/wp-includes/ID3"
 diff -r "$WP_SRC/wp-includes/ID3" "$WP/wp-includes/ID3" >/dev/null || fail "wp-includes/ID3 differs after restoring it"
 expect_exit 0 mamori check
+
+step "a deleted directory is one line of text (with its count), every entry in --json"
+n=$(find "$WP/wp-admin/css" | wc -l)
+rm -rf "$WP/wp-admin/css"
+expect_exit 1 mamori check
+assert_contains "$OUT" "removed  $WP/wp-admin/css  (and $((n - 1)) entries beneath)"
+assert_eq 1 "$(grep -c "wp-admin/css" <<<"$OUT")" "text lines naming wp-admin/css"
+expect_exit 1 mamori --json check
+assert_eq "$n" "$(json 'j["summary"]["removed"]')" "removed entries in --json"
+expect_exit 0 mamori restore --all
+expect_exit 0 mamori check
