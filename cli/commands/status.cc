@@ -16,11 +16,14 @@ int run_status(App& app) {
   auto result = [&]() -> Result<nlohmann::json> {
     const auto root_hash = MAMORI_TRY(catalog.stored_root_hash());
     const auto stats = MAMORI_TRY((*state)->store->stats());
+    const auto dead = MAMORI_TRY(catalog.reclaimable());
     nlohmann::json j = {{"state_dir", app.config().state_dir},
                         {"root_hash", root_hash ? root_hash->hex() : ""},
                         {"sealed_at", format_time_ns(MAMORI_TRY(catalog.sealed_at_ns()))},
                         {"store", {{"objects", stats.objects}, {"content_bytes", stats.content_bytes},
-                                   {"stored_bytes", stats.stored_bytes}}},
+                                   {"stored_bytes", stats.stored_bytes},
+                                   {"reclaimable_objects", dead.objects},
+                                   {"reclaimable_bytes", dead.stored_bytes}}},
                         {"roots", nlohmann::json::array()}};
     const auto rows = MAMORI_TRY(catalog.roots());
     for (const auto& r : app.roots()) {
@@ -50,6 +53,9 @@ int run_status(App& app) {
   std::printf("store      %s objects, %s of content in %s (%.1f%%)\n",
               fmt::format("{}", j["store"]["objects"].get<uint64_t>()).c_str(), human_bytes(content).c_str(),
               human_bytes(stored).c_str(), content ? 100.0 * static_cast<double>(stored) / static_cast<double>(content) : 0.0);
+  if (const uint64_t n = j["store"]["reclaimable_objects"]; n > 0)
+    std::printf("           %s unreferenced (%s): 'mamori gc' reclaims them\n",
+                fmt::format("{}", n).c_str(), human_bytes(j["store"]["reclaimable_bytes"].get<uint64_t>()).c_str());
   for (const auto& r : j["roots"]) {
     std::printf("root       %s  mode=%s  ", escape(r["path"].get<std::string>()).c_str(),
                 r["mode"].get<std::string>().c_str());

@@ -230,6 +230,16 @@ Result<uint64_t> Catalog::count(int64_t root_id) {
   return n;
 }
 
+Result<Catalog::Reclaimable> Catalog::reclaimable() {
+  auto q = MAMORI_TRY(db_.prepare(
+      "SELECT count(*), coalesce(sum(stored_size), 0) FROM objects o WHERE NOT EXISTS"
+      " (SELECT 1 FROM entries e WHERE e.sha256 = o.sha256)"));
+  MAMORI_TRY(q.step());
+  Reclaimable r{static_cast<uint64_t>(q.int64(0)), static_cast<uint64_t>(q.int64(1))};
+  q.reset();
+  return r;
+}
+
 Result<std::unordered_set<Digest, hash::DigestHash>> Catalog::live_digests() {
   auto q = MAMORI_TRY(db_.prepare("SELECT DISTINCT sha256 FROM entries WHERE sha256 IS NOT NULL"));
   std::unordered_set<Digest, hash::DigestHash> live;

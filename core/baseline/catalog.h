@@ -50,6 +50,12 @@ class Catalog {
   Status for_each(int64_t root_id, std::string_view prefix,
                   const std::function<Status(Entry&&)>& fn);
   Result<uint64_t> count(int64_t root_id);
+  // Stored objects no entry refers to any more (what `mamori gc` would drop).
+  struct Reclaimable {
+    uint64_t objects = 0;
+    uint64_t stored_bytes = 0;
+  };
+  Result<Reclaimable> reclaimable();
   // The content digests any entry of any root refers to: what the store must keep.
   Result<std::unordered_set<Digest, hash::DigestHash>> live_digests();
 

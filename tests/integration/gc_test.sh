@@ -22,12 +22,18 @@ for i in $(seq 20); do
   python3 -c "import os, sys; sys.stdout.buffer.write(os.urandom(20000))" >"$R/plugin/f$i.bin"
 done
 expect_exit 0 mamori accept "$R/plugin"
+expect_exit 0 mamori --json status
+assert_eq 20 "$(json 'j["store"]["reclaimable_objects"]')" "status counts the 20 old contents as reclaimable"
+expect_exit 0 mamori status
+assert_contains "$OUT" "'mamori gc' reclaims them"
 before=$(du -sb "$STATE/store" | cut -f1)
 expect_exit 0 mamori --json gc
 assert_eq 20 "$(json 'j["objects_removed"]')" "objects removed"
 after=$(du -sb "$STATE/store" | cut -f1)
 ((after < before - 300000)) || fail "the store did not shrink: $before -> $after bytes"
 expect_exit 0 mamori check --full
+expect_exit 0 mamori --json status
+assert_eq 0 "$(json 'j["store"]["reclaimable_objects"]')" "nothing reclaimable after gc"
 
 step "what remains is restorable byte for byte"
 cp "$R/plugin/f7.bin" "$SCRATCH/f7"
