@@ -99,9 +99,8 @@ Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, const ScanCont
     if (failed[p.now_index]) continue;
     if (p.change != kNoChange) {
       Change& c = report.changes[p.change];
-      c.after.sha256 = cur.sha256;
       if (c.kind == ChangeKind::kChanged && cur.sha256 != c.before.sha256) c.attrs |= kAttrContent;
-      c.after = cur;
+      c.after = cur;  // with the digest, and the stat of the version that was hashed
       continue;
     }
     if (cur.sha256 != p.expected) {
