@@ -201,7 +201,7 @@ Status Store::append(const Digest& digest, std::span<const uint8_t> payload, int
     at = MAMORI_TRY(reserve(total));
     fd = MAMORI_TRY(pack_fd(at.first));
     known_.insert(digest);
-    pending_.push_back({digest, {at.first, at.second, total, size, codec}});
+    pending_.push_back({digest, {at.first, at.second, total, size}});
   }
   // The region is ours; write it without holding the lock.
   const auto header = object_header(digest, codec, size, payload.size());
@@ -285,7 +285,7 @@ Status Store::put_stream(const Digest& digest, int fd, uint64_t size, std::strin
   }
   current_end_ = out_pos;
   known_.insert(digest);
-  pending_.push_back({digest, {at.first, at.second, out_pos - at.second, size, kCodecZstd}});
+  pending_.push_back({digest, {at.first, at.second, out_pos - at.second, size}});
   return ok();
 }
 
@@ -315,7 +315,7 @@ Result<Store::Location> Store::locate(const Digest& digest) const {
   q.bind(1, digest.raw());
   if (!MAMORI_TRY(q.step())) return fail("store object", digest.hex(), ENOENT, "not in the content store");
   Location loc{static_cast<uint32_t>(q.int64(0)), static_cast<uint64_t>(q.int64(1)),
-               static_cast<uint64_t>(q.int64(2)), static_cast<uint64_t>(q.int64(3)), 0};
+               static_cast<uint64_t>(q.int64(2)), static_cast<uint64_t>(q.int64(3))};
   q.reset();
   return loc;
 }
@@ -422,24 +422,13 @@ Result<Store::Location> Store::copy_object(const Digest& digest, const Location&
 Result<CompactReport> Store::compact(const std::unordered_set<Digest, hash::DigestHash>& live) {
   if (access_ != Access::kWrite) return fail("compact", "store", EROFS);
   CompactReport report;
-  struct Row {
-    Digest digest;
-    Location loc;
-  };
-  std::vector<Row> rows;
-  {
-    auto q = MAMORI_TRY(db_.prepare("SELECT sha256, pack, offset, stored_size, size FROM objects ORDER BY pack, offset"));
-    while (MAMORI_TRY(q.step()))
-      rows.push_back({MAMORI_TRY(Digest::from_bytes(q.blob(0))),
-                      {static_cast<uint32_t>(q.int64(1)), static_cast<uint64_t>(q.int64(2)),
-                       static_cast<uint64_t>(q.int64(3)), static_cast<uint64_t>(q.int64(4)), 0}});
-  }
+  const auto rows = MAMORI_TRY(all_objects());
   // Which packs hold something dead, and which packs exist at all.
   std::vector<bool> dirty(current_pack_ + 1, false), indexed(current_pack_ + 1, false);
   for (const auto& r : rows) {
-    if (r.loc.pack > current_pack_) return corrupt(r.digest, "index names a pack past the newest");
-    indexed[r.loc.pack] = true;
-    if (!live.count(r.digest)) dirty[r.loc.pack] = true;
+    if (r.second.pack > current_pack_) return corrupt(r.first, "index names a pack past the newest");
+    indexed[r.second.pack] = true;
+    if (!live.count(r.first)) dirty[r.second.pack] = true;
   }
   std::vector<uint32_t> doomed;  // packs to delete once the new index is committed
   for (uint32_t p = 1; p <= current_pack_; ++p) {
@@ -454,15 +443,15 @@ Result<CompactReport> Store::compact(const std::unordered_set<Digest, hash::Dige
   }
 
   rotate_ = true;  // copies go to a fresh pack, never into one that is about to go
-  std::vector<Row> moved;
+  std::vector<std::pair<Digest, Location>> moved;
   std::vector<Digest> removed;
   for (const auto& r : rows) {
-    if (std::find(doomed.begin(), doomed.end(), r.loc.pack) == doomed.end()) continue;
-    if (!live.count(r.digest)) {
-      removed.push_back(r.digest);
+    if (std::find(doomed.begin(), doomed.end(), r.second.pack) == doomed.end()) continue;
+    if (!live.count(r.first)) {
+      removed.push_back(r.first);
       continue;
     }
-    moved.push_back({r.digest, MAMORI_TRY(copy_object(r.digest, r.loc))});
+    moved.emplace_back(r.first, MAMORI_TRY(copy_object(r.first, r.second)));
   }
   for (uint32_t p : dirty_packs_) {
     const int fd = MAMORI_TRY(pack_fd(p));
@@ -479,7 +468,7 @@ Result<CompactReport> Store::compact(const std::unordered_set<Digest, hash::Dige
   }
   auto& upd = *MAMORI_TRY(db_.cached("UPDATE objects SET pack = ?, offset = ? WHERE sha256 = ?"));
   for (const auto& m : moved) {
-    upd.bind(1, static_cast<int64_t>(m.loc.pack)).bind(2, static_cast<int64_t>(m.loc.offset)).bind(3, m.digest.raw());
+    upd.bind(1, static_cast<int64_t>(m.second.pack)).bind(2, static_cast<int64_t>(m.second.offset)).bind(3, m.first.raw());
     MAMORI_TRY(upd.run());
   }
   MAMORI_TRY(txn.commit());
@@ -523,13 +512,18 @@ Status Store::verify_index() const {
   return ok();
 }
 
-Status Store::verify_contents(Executor& executor, const std::function<void(Error&&)>& on_bad) const {
+Result<std::vector<std::pair<Digest, Store::Location>>> Store::all_objects() const {
   auto q = MAMORI_TRY(db_.prepare("SELECT sha256, pack, offset, stored_size, size FROM objects ORDER BY pack, offset"));
   std::vector<std::pair<Digest, Location>> all;
   while (MAMORI_TRY(q.step()))
     all.emplace_back(MAMORI_TRY(Digest::from_bytes(q.blob(0))),
                      Location{static_cast<uint32_t>(q.int64(1)), static_cast<uint64_t>(q.int64(2)),
-                              static_cast<uint64_t>(q.int64(3)), static_cast<uint64_t>(q.int64(4)), 0});
+                              static_cast<uint64_t>(q.int64(3)), static_cast<uint64_t>(q.int64(4))});
+  return all;
+}
+
+Status Store::verify_contents(Executor& executor, const std::function<void(Error&&)>& on_bad) const {
+  const auto all = MAMORI_TRY(all_objects());
   std::mutex report;
   executor.run(all.size(), [&](size_t i) {
     auto st = read_at(all[i].second, all[i].first, [](std::span<const uint8_t>) { return ok(); });

@@ -99,7 +99,6 @@ class Store {
     uint64_t offset = 0;
     uint64_t stored_size = 0;
     uint64_t size = 0;
-    int codec = 0;
   };
   struct Pending {
     Digest digest;
@@ -109,6 +108,8 @@ class Store {
   Store(Env& env, db::Db& db, UniqueFd dir, Access access, StoreOptions options);
   Status load_index();
   Result<Location> locate(const Digest& digest) const;
+  // Every indexed object, in pack order.
+  Result<std::vector<std::pair<Digest, Location>>> all_objects() const;
   // Reads the object at `loc` without touching the database, so threads may share it.
   Status read_at(const Location& loc, const Digest& digest,
                  const std::function<Status(std::span<const uint8_t>)>& sink) const;
