@@ -27,6 +27,7 @@ COMMANDS
     accept PATH...|--all      take the current state into the baseline
     status                    roots, entries, store size and the root hash
     gc                        drop stored contents no baseline entry needs any more
+    evidence ACTION [ID]      list, show, diff or export the tampered copies kept
 
     Run 'mamori COMMAND --help' for the details of each.
 
@@ -53,6 +54,7 @@ FILES
     /etc/mamori/mamori.toml   the config (commented example: etc/mamori.toml)
     STATE/catalog.db          the baseline (SQLite); STATE is the config's state_dir
     STATE/store/              the content store (pack files)
+    STATE/evidence/           tampered copies kept as evidence, with who made them
 
 EXAMPLES
     mamori init                          baseline every configured root
@@ -221,6 +223,54 @@ EXIT STATUS
     it was, or compacted; never half); 4 the catalog failed verification.
 )TXT";
 
+constexpr std::string_view kEvidence = R"TXT(NAME
+    mamori evidence - the tampered copies kept as evidence
+
+SYNOPSIS
+    mamori evidence list [--limit N] [--json]
+    mamori evidence show ID [--json]
+    mamori evidence diff ID [--json]
+    mamori evidence export ID [--output FILE]
+
+DESCRIPTION
+    When the agent puts a file back in 'preserve' mode, it keeps the tampered
+    content (zstd-compressed, in STATE/evidence/) with when it was taken, why, the
+    file's SHA-256, mode and owner, and who changed it as far as the kernel said:
+    process id, executable, command line, user, parent process. A size quota keeps
+    the store bounded: the oldest items are dropped first. A file larger than the
+    per-item limit keeps only its first bytes ("truncated"); its SHA-256 and size
+    are still those of the whole content.
+
+    list     every item, newest first (the newest N with --limit)
+    show     one item's metadata and who-data
+    diff     a unified diff from the baseline content (read from the content store)
+             to the tampered content; against empty content when the baseline was
+             not known; SHA-256 only for binary content and contents over 16 MiB
+    export   the tampered bytes exactly as kept, to stdout (refused when stdout is
+             a terminal) or to FILE, which must not exist and is created mode 0600
+
+    Every item is verified against its SHA-256 as it is read; a damaged item
+    fails (exit 4) and an export of it leaves no FILE behind.
+
+OPTIONS
+    --limit N          list: only the newest N items
+    -o, --output FILE  export: write to FILE instead of stdout
+
+OUTPUT
+    Text escapes paths and command lines (control bytes, invalid UTF-8). With
+    --json, list prints {"items": [...], "usage": {...}} and show one item, in
+    Elastic Common Schema names: @timestamp, file.path, file.hash.sha256,
+    file.size, file.mode, process.pid, process.executable, process.command_line,
+    process.parent.pid, process.parent.executable, user.id, user.name, and
+    mamori.evidence.{id, reason, truncated}; a path that is not valid UTF-8 is
+    escaped, with its exact bytes in file.path_hex. diff --json prints the two
+    SHA-256 and the diff text; export --json (with --output) what was written.
+
+EXIT STATUS
+    0 done (diff: same content); 1 diff: the contents differ; 2 usage error, no
+    such item, or no evidence kept yet; 3 failed; 4 an item failed verification.
+)TXT";
+
 }  // namespace
 
 std::string_view help_text(std::string_view command) {
@@ -232,6 +282,7 @@ std::string_view help_text(std::string_view command) {
   if (command == "accept") return kAccept;
   if (command == "status") return kStatus;
   if (command == "gc") return kGc;
+  if (command == "evidence") return kEvidence;
   return {};
 }
 

@@ -25,6 +25,12 @@ int main(int argc, char** argv) {
   GlobalOptions global;
   bool help = false, version = false, full = false, all = false;
   std::vector<std::string> paths;
+  std::string evidence_action;
+  EvidenceOptions evidence_options;
+  unsigned run_seconds = 0;
+  bool review = false;
+  std::vector<std::string> deploy_roots, command;
+  std::string mode_root, mode_name;
 
   CLI::App cli("mamori");
   cli.set_help_flag();
@@ -59,6 +65,20 @@ int main(int argc, char** argv) {
   accept->add_option("paths", paths);
   auto* status = sub("status");
   auto* gc = sub("gc");
+  auto* agent = sub("agent");
+  agent->add_option("--run-seconds", run_seconds);
+  auto* mode = sub("mode");
+  mode->add_option("root", mode_root);
+  mode->add_option("mode", mode_name);
+  auto* deploy = sub("deploy");
+  deploy->add_flag("--review", review);
+  deploy->add_option("--root", deploy_roots);
+  deploy->add_option("command", command);
+  auto* evidence = sub("evidence");
+  evidence->add_option("action", evidence_action);
+  evidence->add_option("args", paths);
+  evidence->add_option("--limit", evidence_options.limit);
+  evidence->add_option("-o,--output", evidence_options.output);
 
   try {
     cli.parse(argc, argv);
@@ -82,6 +102,11 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  if (name == "mode" && (mode_root.empty() || mode_name.empty())) {
+    std::fprintf(stderr, "mamori: mode takes ROOT and MODE\nTry 'mamori mode --help'.\n");
+    return kExitUsage;
+  }
+
   App app(global);
   if (auto code = app.load()) return *code;
   if (init->parsed()) return run_init(app, paths);
@@ -91,5 +116,9 @@ int main(int argc, char** argv) {
   if (accept->parsed()) return run_accept(app, paths, all);
   if (status->parsed()) return run_status(app);
   if (gc->parsed()) return run_gc(app);
+  if (agent->parsed()) return run_agent_command(app, run_seconds);
+  if (mode->parsed()) return run_mode(app, mode_root, mode_name);
+  if (deploy->parsed()) return run_deploy(app, deploy_roots, review, command);
+  if (evidence->parsed()) return run_evidence(app, evidence_action, paths, evidence_options);
   return kExitUsage;
 }

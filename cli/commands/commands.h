@@ -15,6 +15,21 @@ int run_restore(App& app, const std::vector<std::string>& paths, bool all);
 int run_accept(App& app, const std::vector<std::string>& paths, bool all);
 int run_status(App& app);
 int run_gc(App& app);
+// `run_seconds` > 0 stops the agent after that long (tests, benchmarks).
+int run_agent_command(App& app, unsigned run_seconds);
+int run_mode(App& app, const std::string& root, const std::string& mode);
+int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
+               const std::vector<std::string>& command);
+// The running agent's status; nullopt when none runs.
+Result<std::optional<nlohmann::json>> agent_status(App& app);
+
+struct EvidenceOptions {
+  size_t limit = 0;    // list: the newest N items (0 = all)
+  std::string output;  // export: the file to create ("" = stdout)
+};
+// `action` is list, show, diff or export; `args` holds the item id where one is needed.
+int run_evidence(App& app, const std::string& action, const std::vector<std::string>& args,
+                 const EvidenceOptions& options);
 
 // Prints each error on stderr as a warning (text mode) and adds them to `out` (JSON).
 void warn_all(App& app, const std::vector<Error>& errors, nlohmann::json* out);
@@ -35,5 +50,13 @@ Result<std::optional<int64_t>> baselined_root(App& app, baseline::Catalog& catal
 // commits, and reports the new root hash.
 Status seal_and_commit(App& app, baseline::State& state, db::Transaction& txn, int64_t now,
                        nlohmann::json& out);
+
+// True when the first 8 KiB hold a NUL byte: such content is shown by hash, not diffed.
+bool looks_binary(const std::string& s);
+// Prints `diff -u` of the two contents on stdout, labelled a/LABEL and b/LABEL like git
+// (the label escaped, so an attacker's file name cannot forge header lines); returns
+// diff(1)'s status, 0 same or 1 different. With `captured`, the diff goes there instead.
+Result<int> unified_diff(Env& env, const std::string& label, const std::string& before,
+                         const std::string& after, std::string* captured = nullptr);
 
 }  // namespace mamori::cli

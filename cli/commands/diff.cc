@@ -2,9 +2,6 @@
 // the two SHA-256 of binary content, and every metadata change.
 
 #include <fcntl.h>
-#include <spawn.h>
-#include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -16,53 +13,15 @@
 #include "core/base/quote.h"
 #include "core/fs/beneath.h"
 
-extern char** environ;
-
 namespace mamori::cli {
 namespace {
 
 // Larger contents are compared by hash only.
 constexpr uint64_t kMaxDiffBytes = 16ull << 20;
 
-bool looks_binary(const std::string& s) {
-  return std::memchr(s.data(), '\0', std::min<size_t>(s.size(), 8192)) != nullptr;
-}
-
 Result<std::string> read_current(int root_fd, const std::string& rel, uint64_t limit) {
   auto fd = MAMORI_TRY(fs::open_beneath(root_fd, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY));
   return fs::read_fd(fd.get(), limit, rel);
-}
-
-Result<UniqueFd> memfd_with(const std::string& name, const std::string& content, Env& env) {
-  const int fd = ::memfd_create(name.c_str(), MFD_CLOEXEC);
-  if (fd < 0) return fail_errno("memfd_create", name);
-  UniqueFd owned(fd);
-  MAMORI_TRY(write_all(env, fd, {reinterpret_cast<const uint8_t*>(content.data()), content.size()}, name));
-  return owned;
-}
-
-// Runs diff(1) -u on the two contents, labelled like git does.
-Result<int> unified_diff(Env& env, const std::string& label, const std::string& before,
-                         const std::string& after) {
-  auto a = MAMORI_TRY(memfd_with("baseline", before, env));
-  auto b = MAMORI_TRY(memfd_with("current", after, env));
-  std::fflush(stdout);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, a.get(), 3);
-  posix_spawn_file_actions_adddup2(&actions, b.get(), 4);
-  // The name is the attacker's: escape it so it cannot forge diff header lines.
-  const std::string la = "a" + escape(label), lb = "b" + escape(label);
-  const char* argv[] = {"diff", "-u", "--label", la.c_str(), "--label", lb.c_str(), "/dev/fd/3", "/dev/fd/4", nullptr};
-  pid_t pid = 0;
-  const int rc = ::posix_spawnp(&pid, "diff", &actions, nullptr, const_cast<char**>(argv), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return fail("posix_spawn", "diff", rc);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) return fail_errno("waitpid", "diff");
-  if (!WIFEXITED(status) || WEXITSTATUS(status) > 1) return fail("diff", label, 0, "diff(1) failed");
-  return WEXITSTATUS(status);
 }
 
 }  // namespace

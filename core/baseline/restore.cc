@@ -58,7 +58,8 @@ Status clear_directory_in_the_way(int dir_fd, const std::string& name, const Ent
   return ok();
 }
 
-Status recreate(Env& env, const store::Store& store, int root_fd, const Entry& e) {
+Status recreate(Env& env, const store::Store& store, int root_fd, const Entry& e,
+                fs::Sync sync = fs::Sync::kNow) {
   const auto meta = meta_of(e);
   if (e.path.empty()) {  // the root itself: only its metadata can differ
     return fs::apply_meta(root_fd, meta, false, ".");
@@ -69,7 +70,8 @@ Status recreate(Env& env, const store::Store& store, int root_fd, const Entry& e
   switch (e.type) {
     case FileType::kRegular:
       return fs::replace_file(env, dir, parent.name, meta,
-                              [&](int fd) { return write_content(env, store, e, fd); }, e.path);
+                              [&](int fd) { return write_content(env, store, e, fd); }, e.path,
+                              sync);
     case FileType::kDirectory: {
       struct stat st {};
       if (::fstatat(dir, parent.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode) &&
@@ -95,8 +97,14 @@ Status repair_metadata(int root_fd, const Entry& e) {
 
 }  // namespace
 
+Status restore_entry(Env& env, const store::Store& store, int root_fd, const Entry& want,
+                     bool rebuild, fs::Sync sync) {
+  return rebuild ? recreate(env, store, root_fd, want, sync) : repair_metadata(root_fd, want);
+}
+
 Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& store,
-                              int64_t root_id, const ScanContext& ctx, std::string_view start) {
+                              int64_t root_id, const ScanContext& ctx, std::string_view start,
+                              bool refresh_cache) {
   const int root_fd = ctx.root_fd;
   RestoreReport out;
   std::vector<Entry> refreshed;
@@ -149,7 +157,7 @@ Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& st
     return std::any_of(out.restored.begin(), out.restored.end(),
                        [&](const Restored& r) { return r.path == e.path; });
   });
-  if (!refreshed.empty()) {
+  if (refresh_cache && !refreshed.empty()) {
     auto txn = MAMORI_TRY(db::Transaction::begin(catalog.db()));
     for (const auto& e : refreshed) MAMORI_TRY(catalog.update_stat_cache(root_id, e));
     MAMORI_TRY(txn.commit());

@@ -15,6 +15,7 @@
 #include "core/base/result.h"
 #include "core/baseline/catalog.h"
 #include "core/baseline/check.h"
+#include "core/fs/atomic_replace.h"
 #include "core/store/store.h"
 
 namespace mamori::baseline {
@@ -31,9 +32,18 @@ struct RestoreReport {
   std::vector<Error> errors;
 };
 
-// Runs a check of `start` and repairs every difference it finds. Refreshes the stat
-// cache of what it rewrote inside its own transaction; the baseline itself is unchanged.
+// Puts one entry back as `want` records it: with `rebuild`, a new inode with the stored
+// content (atomically replacing whatever stands there; an empty directory in the way is
+// removed, a non-empty one is refused); otherwise only its metadata. Its parent
+// directory must exist. `sync` as in fs::replace_file.
+Status restore_entry(Env& env, const store::Store& store, int root_fd, const Entry& want,
+                     bool rebuild, fs::Sync sync = fs::Sync::kNow);
+
+// Runs a check of `start` and repairs every difference it finds. With `refresh_cache`,
+// refreshes the stat cache of what it rewrote inside its own transaction (the agent,
+// which reads the catalog only, passes false); the baseline itself is unchanged.
 Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& store,
-                              int64_t root_id, const ScanContext& ctx, std::string_view start);
+                              int64_t root_id, const ScanContext& ctx, std::string_view start,
+                              bool refresh_cache = true);
 
 }  // namespace mamori::baseline

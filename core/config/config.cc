@@ -41,7 +41,7 @@ class Loader {
   ConfigResult<Config> load(const toml::table& top) {
     Config c;
     c.source = source_;
-    if (!check_keys(top, {"state_dir", "jobs", "compression_level", "root"}, "")) return err();
+    if (!check_keys(top, {"state_dir", "jobs", "compression_level", "root", "agent"}, "")) return err();
     if (!get_string(top, "state_dir", "state_dir", c.state_dir)) return err();
     int64_t jobs = 0;
     if (!get_int(top, "jobs", "jobs", jobs, 0, 1024)) return err();
@@ -66,6 +66,11 @@ class Loader {
       }
     }
     if (!check_roots(top, c)) return err();
+    if (const auto* node = top.get("agent")) {
+      const auto* t = node->as_table();
+      if (!t) return fail_at(*node, "config.type", "agent", "must be a table: [agent]");
+      if (!load_agent(*t, c.agent)) return err();
+    }
     return c;
   }
 
@@ -84,7 +89,7 @@ class Loader {
 
  private:
   bool load_root(const toml::table& t, const std::string& key, RootConfig& r) {
-    if (!check_keys(t, {"path", "mode", "exclude"}, key + ".")) return false;
+    if (!check_keys(t, {"path", "mode", "exclude", "allow_new", "deny_new"}, key + ".")) return false;
     const auto* path = t.get("path");
     if (!path) {
       set(t.source(), "config.missing", key + ".path", "every [[root]] needs a path");
@@ -94,32 +99,71 @@ class Loader {
     if (!absolute_path(path, key + ".path", r.path)) return false;
     std::string mode = "restore";
     if (!get_string(t, "mode", key + ".mode", mode)) return false;
-    if (mode == "alert") r.mode = Mode::kAlert;
-    else if (mode == "restore") r.mode = Mode::kRestore;
-    else if (mode == "preserve") r.mode = Mode::kPreserve;
+    if (auto m = parse_mode(mode)) r.mode = *m;
     else {
       set(t.get("mode")->source(), "config.value", key + ".mode",
           "must be \"alert\", \"restore\" or \"preserve\", not " + quote(mode));
       return false;
     }
-    if (const auto* ex = t.get("exclude")) {
-      const auto* arr = ex->as_array();
-      if (!arr) {
-        set(ex->source(), "config.type", key + ".exclude", "must be an array of strings");
+    return get_patterns(t, "exclude", key + ".exclude", r.exclude) &&
+           get_patterns(t, "allow_new", key + ".allow_new", r.allow_new) &&
+           get_patterns(t, "deny_new", key + ".deny_new", r.deny_new);
+  }
+
+  bool load_agent(const toml::table& t, AgentConfig& a) {
+    if (!check_keys(t, {"socket", "event_log", "backend", "verify_interval", "evidence_quota_mb",
+                        "evidence_max_file_mb", "storm_changes_per_second",
+                        "path_restores_per_second"},
+                    "agent."))
+      return false;
+    if (!get_string(t, "socket", "agent.socket", a.socket)) return false;
+    if (!absolute_path(t.get("socket"), "agent.socket", a.socket)) return false;
+    if (!get_string(t, "event_log", "agent.event_log", a.event_log)) return false;
+    if (!absolute_path(t.get("event_log"), "agent.event_log", a.event_log)) return false;
+    std::string backend = "auto";
+    if (!get_string(t, "backend", "agent.backend", backend)) return false;
+    if (backend == "auto") a.backend = Backend::kAuto;
+    else if (backend == "fanotify") a.backend = Backend::kFanotify;
+    else if (backend == "inotify") a.backend = Backend::kInotify;
+    else {
+      set(t.get("backend")->source(), "config.value", "agent.backend",
+          "must be \"auto\", \"fanotify\" or \"inotify\", not " + quote(backend));
+      return false;
+    }
+    auto get_u = [&](std::string_view name, int64_t lo, int64_t hi, auto& out) {
+      int64_t v = static_cast<int64_t>(out);
+      if (!get_int(t, name, "agent." + std::string(name), v, lo, hi)) return false;
+      out = static_cast<std::remove_reference_t<decltype(out)>>(v);
+      return true;
+    };
+    return get_u("verify_interval", 0, 7 * 86400, a.verify_interval_s) &&
+           get_u("evidence_quota_mb", 1, 1 << 24, a.evidence_quota_mb) &&
+           get_u("evidence_max_file_mb", 1, 1 << 16, a.evidence_max_file_mb) &&
+           get_u("storm_changes_per_second", 1, 1000000, a.storm_changes_per_second) &&
+           get_u("path_restores_per_second", 1, 1000000, a.path_restores_per_second);
+  }
+
+  bool get_patterns(const toml::table& t, std::string_view name, const std::string& key,
+                    std::vector<std::string>& out) {
+    const auto* ex = t.get(name);
+    if (!ex) return true;
+    const auto* arr = ex->as_array();
+    if (!arr) {
+      set(ex->source(), "config.type", key, "must be an array of strings");
+      return false;
+    }
+    out.clear();
+    for (const auto& item : *arr) {
+      const auto* s = item.as_string();
+      if (!s) {
+        set(item.source(), "config.type", key, "must be an array of strings");
         return false;
       }
-      for (const auto& item : *arr) {
-        const auto* s = item.as_string();
-        if (!s) {
-          set(item.source(), "config.type", key + ".exclude", "must be an array of strings");
-          return false;
-        }
-        r.exclude.push_back(s->get());
-      }
-      if (auto m = fs::PathMatcher::compile(r.exclude); !m) {
-        set(ex->source(), "config.value", key + ".exclude", m.error().message());
-        return false;
-      }
+      out.push_back(s->get());
+    }
+    if (auto m = fs::PathMatcher::compile(out); !m) {
+      set(ex->source(), "config.value", key, m.error().message());
+      return false;
     }
     return true;
   }
@@ -232,6 +276,28 @@ std::string_view mode_name(Mode mode) {
     case Mode::kPreserve: return "preserve";
   }
   return "?";
+}
+
+std::optional<Mode> parse_mode(std::string_view name) {
+  if (name == "alert") return Mode::kAlert;
+  if (name == "restore") return Mode::kRestore;
+  if (name == "preserve") return Mode::kPreserve;
+  return std::nullopt;
+}
+
+std::string_view backend_name(Backend backend) {
+  switch (backend) {
+    case Backend::kAuto: return "auto";
+    case Backend::kFanotify: return "fanotify";
+    case Backend::kInotify: return "inotify";
+  }
+  return "?";
+}
+
+std::vector<std::string> RootConfig::default_deny_new() {
+  // What a web server would execute, or what reconfigures how it does.
+  return {"*.php", "*.php[0-9]", "*.phtml", "*.phar", "*.pht", "*.php.*", "*.phtml.*", "*.cgi",
+          "*.pl", "*.py", "*.sh", "*.asp", "*.aspx", "*.jsp", ".htaccess", ".user.ini"};
 }
 
 std::string ConfigError::text() const {

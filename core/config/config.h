@@ -4,6 +4,7 @@
 // Format and keys: etc/mamori.toml (commented) and docs/config.md.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,11 +17,34 @@ namespace mamori::config {
 
 enum class Mode { kAlert, kRestore, kPreserve };
 std::string_view mode_name(Mode mode);
+std::optional<Mode> parse_mode(std::string_view name);
 
 struct RootConfig {
   std::string path;                  // absolute, no trailing '/'
   Mode mode = Mode::kRestore;
   std::vector<std::string> exclude;  // glob patterns relative to path (core/fs/glob.h)
+  // New files the real-time guard leaves in place (uploads), unless they also match
+  // deny_new: a script under an upload directory is a web shell, never an upload.
+  std::vector<std::string> allow_new;
+  std::vector<std::string> deny_new = default_deny_new();
+  static std::vector<std::string> default_deny_new();
+};
+
+enum class Backend { kAuto, kFanotify, kInotify };
+std::string_view backend_name(Backend backend);
+
+// The real-time agent (`mamori agent`).
+struct AgentConfig {
+  std::string socket = "/run/mamori/agent.sock";      // control socket, root only
+  std::string event_log = "/var/log/mamori/events.jsonl";  // ECS JSON lines
+  Backend backend = Backend::kAuto;
+  uint32_t verify_interval_s = 3600;  // full verify of every root; 0 = never
+  uint64_t evidence_quota_mb = 1024;
+  uint64_t evidence_max_file_mb = 64;
+  // More changes than this in one second is a storm: per-file events are summarised.
+  uint32_t storm_changes_per_second = 200;
+  // Restores of one path within one second after which its events are summarised.
+  uint32_t path_restores_per_second = 5;
 };
 
 struct Config {
@@ -29,6 +53,7 @@ struct Config {
   unsigned jobs = 0;                 // hashing threads; 0 = one per core
   int compression_level = 1;         // zstd level for the content store (-7..19)
   std::vector<RootConfig> roots;
+  AgentConfig agent;
 };
 
 struct ConfigError {

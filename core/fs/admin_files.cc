@@ -30,4 +30,12 @@ Status make_private_dirs(const std::string& path) {
   return ok();
 }
 
+Result<UniqueFd> open_private_append(const std::string& path) {
+  const auto slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) MAMORI_TRY(make_private_dirs(path.substr(0, slash)));
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return fail_errno("open", path);
+  return UniqueFd(fd);
+}
+
 }  // namespace mamori::fs

@@ -44,13 +44,13 @@ timespec to_timespec(int64_t ns) {
 
 // Renames the finished temporary over `name`, then makes the rename durable.
 Status commit(Env& env, int dir_fd, const std::string& tmp, const std::string& name,
-              std::string_view display) {
+              std::string_view display, Sync sync = Sync::kNow) {
   if (env.renameat2(dir_fd, tmp.c_str(), dir_fd, name.c_str(), 0) != 0) {
     const int err = errno;
     ::unlinkat(dir_fd, tmp.c_str(), 0);
     return fail("renameat2", std::string(display), err);
   }
-  return sync_dir(env, dir_fd, display);
+  return sync == Sync::kNow ? sync_dir(env, dir_fd, display) : ok();
 }
 
 }  // namespace
@@ -95,7 +95,8 @@ Status apply_meta_at(int dir_fd, const std::string& name, const InodeMeta& meta,
 }
 
 Status replace_file(Env& env, int dir_fd, const std::string& name, const InodeMeta& meta,
-                    const std::function<Status(int fd)>& fill, std::string_view display) {
+                    const std::function<Status(int fd)>& fill, std::string_view display,
+                    Sync sync) {
   const std::string tmp = temp_name();
   const int raw = ::openat(dir_fd, tmp.c_str(),
                            O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -104,14 +105,14 @@ Status replace_file(Env& env, int dir_fd, const std::string& name, const InodeMe
   auto written = [&]() -> Status {
     MAMORI_TRY(fill(fd.get()));
     MAMORI_TRY(apply_meta(fd.get(), meta, true, display));
-    if (env.fsync(fd.get()) != 0) return fail_errno("fsync", std::string(display));
+    if (sync == Sync::kNow && env.fsync(fd.get()) != 0) return fail_errno("fsync", std::string(display));
     return ok();
   }();
   if (!written) {
     ::unlinkat(dir_fd, tmp.c_str(), 0);
     return written;
   }
-  return commit(env, dir_fd, tmp, name, display);
+  return commit(env, dir_fd, tmp, name, display, sync);
 }
 
 Status replace_symlink(Env& env, int dir_fd, const std::string& name, const std::string& target,

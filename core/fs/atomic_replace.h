@@ -32,9 +32,16 @@ Status apply_meta(int fd, const InodeMeta& meta, bool set_mtime, std::string_vie
 Status apply_meta_at(int dir_fd, const std::string& name, const InodeMeta& meta, bool set_mtime,
                      std::string_view display);
 
+// When the new inode and the rename reach the disk. kNow: fsync() the file before the
+// rename and the directory after it (batch commands). kDeferred: no fsync at all, so the
+// real-time guard puts a file back in microseconds; it calls syncfs() once per batch,
+// and a crash before that is caught by the start-up verify.
+enum class Sync { kNow, kDeferred };
+
 // `fill` writes the content into the new file's fd (opened O_RDWR, positioned at 0).
 Status replace_file(Env& env, int dir_fd, const std::string& name, const InodeMeta& meta,
-                    const std::function<Status(int fd)>& fill, std::string_view display);
+                    const std::function<Status(int fd)>& fill, std::string_view display,
+                    Sync sync = Sync::kNow);
 Status replace_symlink(Env& env, int dir_fd, const std::string& name, const std::string& target,
                        const InodeMeta& meta, std::string_view display);
 // FIFOs and device nodes (mode carries the S_IF* type). Sockets cannot be recreated.

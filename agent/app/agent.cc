@@ -1,0 +1,335 @@
+#include "agent/app/agent.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "agent/control/control.h"
+#include "agent/guard/guard.h"
+#include "agent/watch/fanotify/fanotify_watcher.h"
+#include "agent/watch/inotify/inotify_watcher.h"
+#include "core/base/quote.h"
+#include "core/baseline/state.h"
+#include "core/evidence/evidence.h"
+#include "core/fs/beneath.h"
+#include "core/outbox/outbox.h"
+
+namespace mamori::agent {
+namespace {
+
+// Exit codes shared with the CLI (cli/app.h).
+constexpr int kExitOk = 0;
+constexpr int kExitUsage = 2;
+constexpr int kExitFailed = 3;
+
+void log(const std::string& line) {
+  std::fprintf(stderr, "mamori agent: %s\n", line.c_str());
+  std::fflush(stderr);
+}
+
+int step_failed(std::string_view step, const Error& e) {
+  log(fmt::format("{}: {}", step, e.message()));
+  sd_notifyf(0, "STATUS=failed at %.*s", static_cast<int>(step.size()), step.data());
+  return kExitFailed;
+}
+
+Result<std::unique_ptr<watch::Watcher>> make_watcher(config::Backend backend) {
+  if (backend != config::Backend::kInotify) {
+    auto f = watch::FanotifyWatcher::create();
+    if (f) return std::unique_ptr<watch::Watcher>(std::move(*f));
+    if (backend == config::Backend::kFanotify) return tl::unexpected(std::move(f).error());
+    log(fmt::format("fanotify unavailable ({}); using inotify", f.error().message()));
+  }
+  auto i = MAMORI_TRY(watch::InotifyWatcher::create());
+  return std::unique_ptr<watch::Watcher>(std::move(i));
+}
+
+class Agent {
+ public:
+  Agent(Env& env, Executor& executor, const AgentOptions& options)
+      : env_(env), executor_(executor), options_(options), config_(options.config) {}
+
+  int run() {
+    auto state = baseline::open_state(env_, config_.state_dir, baseline::StateAccess::kRead);
+    if (!state) return step_failed("open_state", state.error());
+    state_ = std::move(*state);
+
+    auto box = outbox::Outbox::open(env_, config_.agent.event_log);
+    if (!box) return step_failed("open_outbox", box.error());
+    outbox_.emplace(std::move(*box));
+    evidence::Options eo;
+    eo.quota_bytes = config_.agent.evidence_quota_mb << 20;
+    eo.max_item_bytes = config_.agent.evidence_max_file_mb << 20;
+    auto ev = evidence::EvidenceStore::open(env_, config_.state_dir, evidence::EvidenceStore::Access::kWrite, eo);
+    if (!ev) return step_failed("open_evidence", ev.error());
+    evidence_ = std::move(*ev);
+    guard_ = std::make_unique<guard::Guard>(env_, *state_, evidence_.get(), *outbox_, executor_, config_.agent);
+
+    if (auto st = open_roots(); !st) return step_failed("open_roots", st.error());
+    if (auto st = start_watchers(); !st) return step_failed("start_watchers", st.error());
+    if (auto st = verify_roots(); !st) return step_failed("verify_roots", st.error());
+    auto server = control::Server::listen(config_.agent.socket);
+    if (!server) return step_failed("listen", server.error());
+    server_.emplace(std::move(*server));
+
+    emit_lifecycle("agent-started", fmt::format("guarding {} root(s) with {}", guard_->root_count(), watcher_->name()));
+    (void)guard_->flush();
+    sd_notifyf(0, "READY=1\nSTATUS=guarding %zu root(s) with %s", guard_->root_count(),
+               std::string(watcher_->name()).c_str());
+    log(fmt::format("ready: guarding {} root(s) with {}; events to {}", guard_->root_count(),
+                    watcher_->name(), quote(config_.agent.event_log)));
+    const int code = loop();
+    sd_notify(0, "STOPPING=1");
+    guard_->tick();
+    emit_lifecycle("agent-stopped", "stopped");
+    if (auto st = guard_->flush(); !st) log(st.error().message());
+    return code;
+  }
+
+ private:
+  Status open_roots() {
+    for (const auto& rc : config_.roots) {
+      auto row = MAMORI_TRY(state_->catalog.find_root(rc.path));
+      if (!row) {
+        return fail("root", rc.path, ENOENT, "has no baseline yet: run 'mamori init' first");
+      }
+      guard::GuardedRoot r;
+      r.path = rc.path;
+      r.fd = MAMORI_TRY(fs::open_root(rc.path));
+      r.catalog_id = row->id;
+      r.mode = rc.mode;
+      r.exclude = MAMORI_TRY(fs::PathMatcher::compile(rc.exclude));
+      r.allow_new = MAMORI_TRY(fs::PathMatcher::compile(rc.allow_new));
+      r.deny_new = MAMORI_TRY(fs::PathMatcher::compile(rc.deny_new));
+      guard_->add_root(std::move(r));
+    }
+    if (guard_->root_count() == 0) return fail("config", options_.config_path, EINVAL, "no [[root]] to guard");
+    return ok();
+  }
+
+  Status start_watchers() {
+    watcher_ = MAMORI_TRY(make_watcher(config_.agent.backend));
+    for (size_t i = 0; i < guard_->root_count(); ++i) {
+      // The watcher compares kernel paths with the root's real path (/var/www/html may
+      // be a symlink to /srv/www).
+      char real[PATH_MAX];
+      if (!::realpath(guard_->root(i).path.c_str(), real)) return fail_errno("realpath", guard_->root(i).path);
+      MAMORI_TRY(watcher_->add_root(i, real, guard_->root(i).fd.get()));
+    }
+    return ok();
+  }
+
+  Status verify_roots() {
+    for (size_t i = 0; i < guard_->root_count(); ++i) MAMORI_TRY(guard_->verify(i, guard::Trigger::kStartup));
+    return guard_->flush();
+  }
+
+  void emit_lifecycle(std::string_view action, std::string message) {
+    guard_->emit(std::move(event::Event(action, event::Severity::kInfo, env_.clock().now_ns())
+                               .set("event.category", nlohmann::json::array({"process"}))
+                               .set("mamori.backend", std::string(watcher_ ? watcher_->name() : ""))
+                               .message(std::move(message))));
+  }
+
+  std::optional<size_t> root_index(const std::string& path) const {
+    std::string p = path;
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    for (size_t i = 0; i < guard_->root_count(); ++i)
+      if (guard_->root(i).path == p) return i;
+    return std::nullopt;
+  }
+
+  // The roots a request names ("roots": [...] or "root": "..."; "*" or none = all).
+  Result<std::vector<size_t>> chosen_roots(const nlohmann::json& req) const {
+    std::vector<std::string> names;
+    if (req.contains("roots") && req["roots"].is_array())
+      for (const auto& r : req["roots"]) names.push_back(r.is_string() ? r.get<std::string>() : "");
+    if (req.contains("root") && req["root"].is_string()) names.push_back(req["root"].get<std::string>());
+    std::vector<size_t> out;
+    if (names.empty() || (names.size() == 1 && names[0] == "*")) {
+      for (size_t i = 0; i < guard_->root_count(); ++i) out.push_back(i);
+      return out;
+    }
+    for (const auto& n : names) {
+      auto i = root_index(n);
+      if (!i) return fail("control", n, ENOENT, "is not a root the agent guards");
+      out.push_back(*i);
+    }
+    return out;
+  }
+
+  nlohmann::json status() const {
+    nlohmann::json roots = nlohmann::json::array();
+    for (size_t i = 0; i < guard_->root_count(); ++i) {
+      const auto& r = guard_->root(i);
+      roots.push_back({{"path", r.path}, {"mode", config::mode_name(r.mode)}, {"paused", r.paused}});
+    }
+    const auto& c = guard_->counters();
+    return {{"ok", true},
+            {"pid", ::getpid()},
+            {"backend", watcher_->name()},
+            {"started_at_ns", started_ns_},
+            {"roots", roots},
+            {"event_log", config_.agent.event_log},
+            {"in_storm", guard_->in_storm()},
+            {"counters",
+             {{"changes", c.changes}, {"restored", c.restored}, {"quarantined", c.quarantined},
+              {"evidence", c.evidence}, {"failures", c.failures}, {"events", c.events},
+              {"summarised", c.summarised}, {"storms", c.storms}, {"verifies", c.verifies},
+              {"overflows", watcher_->overflows()}, {"events_dropped", outbox_->dropped()}}}};
+  }
+
+  nlohmann::json handle(const nlohmann::json& req) {
+    const std::string cmd = req["cmd"];
+    if (cmd == "status") return status();
+    auto roots = chosen_roots(req);
+    if (!roots) return {{"ok", false}, {"error", roots.error().message()}};
+    if (cmd == "mode") {
+      if (!req.contains("mode") || !req["mode"].is_string())
+        return {{"ok", false}, {"error", "\"mode\" must be alert, restore or preserve"}};
+      auto mode = config::parse_mode(req["mode"].get<std::string>());
+      if (!mode) return {{"ok", false}, {"error", "\"mode\" must be alert, restore or preserve"}};
+      for (size_t i : *roots) {
+        const auto before = guard_->root(i).mode;
+        guard_->set_mode(i, *mode);
+        guard_->emit(std::move(event::Event("mode-changed", event::Severity::kNotice, env_.clock().now_ns())
+                                   .set("mamori.root", guard_->root(i).path)
+                                   .set("mamori.mode", std::string(config::mode_name(*mode)))
+                                   .set("mamori.previous_mode", std::string(config::mode_name(before)))
+                                   .message(fmt::format("mode of {} changed from {} to {}",
+                                                        quote(guard_->root(i).path), config::mode_name(before),
+                                                        config::mode_name(*mode)))));
+        // Leaving alert: what alert only reported is repaired now.
+        if (before == config::Mode::kAlert && *mode != config::Mode::kAlert)
+          if (auto st = guard_->verify(i, guard::Trigger::kResume); !st)
+            return {{"ok", false}, {"error", st.error().message()}};
+      }
+      (void)guard_->flush();
+      return status();
+    }
+    if (cmd == "pause" || cmd == "resume") {
+      const bool pause = cmd == "pause";
+      for (size_t i : *roots) {
+        guard_->set_paused(i, pause);
+        guard_->emit(std::move(event::Event(pause ? "deploy-started" : "deploy-ended", event::Severity::kNotice,
+                                            env_.clock().now_ns())
+                                   .set("mamori.root", guard_->root(i).path)
+                                   .message(pause ? "restoring paused for a deploy; changes are recorded"
+                                                  : "deploy over; guarding again")));
+        if (!pause)
+          if (auto st = guard_->verify(i, guard::Trigger::kResume); !st)
+            return {{"ok", false}, {"error", st.error().message()}};
+      }
+      (void)guard_->flush();
+      return status();
+    }
+    if (cmd == "verify") {
+      for (size_t i : *roots)
+        if (auto st = guard_->verify(i, guard::Trigger::kScheduled); !st)
+          return {{"ok", false}, {"error", st.error().message()}};
+      (void)guard_->flush();
+      return status();
+    }
+    return {{"ok", false}, {"error", "unknown command " + quote(cmd)}};
+  }
+
+  int loop() {
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    UniqueFd sig(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+    UniqueFd timer(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    const itimerspec second{{1, 0}, {1, 0}};
+    ::timerfd_settime(timer.get(), 0, &second, nullptr);
+    if (!sig.valid() || !timer.valid()) {
+      log("signalfd/timerfd failed");
+      return kExitFailed;
+    }
+    uint64_t watchdog_us = 0;
+    const bool watchdog = sd_watchdog_enabled(0, &watchdog_us) > 0;
+    const auto start = std::chrono::steady_clock::now();
+    auto last_verify = start;
+    std::vector<watch::Change> changes;
+    while (true) {
+      pollfd fds[4] = {{watcher_->fd(), POLLIN, 0}, {server_->fd(), POLLIN, 0}, {sig.get(), POLLIN, 0},
+                       {timer.get(), POLLIN, 0}};
+      if (::poll(fds, 4, -1) < 0) {
+        if (errno == EINTR) continue;
+        log(fmt::format("poll: {}", std::strerror(errno)));
+        return kExitFailed;
+      }
+      if (fds[0].revents & POLLIN) {
+        changes.clear();
+        if (auto st = watcher_->read(changes); !st) log(st.error().message());
+        guard_->handle(changes);
+        if (auto st = guard_->flush(); !st) log(st.error().message());
+      }
+      if (fds[1].revents & POLLIN) server_->serve_one([&](const nlohmann::json& r) { return handle(r); });
+      if (fds[2].revents & POLLIN) {
+        signalfd_siginfo si{};
+        while (::read(sig.get(), &si, sizeof si) == sizeof si) {
+          if (si.ssi_signo == SIGHUP) {
+            if (auto st = outbox_->reopen(); !st) log(st.error().message());
+            continue;
+          }
+          log(fmt::format("stopping on signal {}", si.ssi_signo));
+          return kExitOk;
+        }
+      }
+      if (fds[3].revents & POLLIN) {
+        uint64_t ticks = 0;
+        (void)::read(timer.get(), &ticks, sizeof ticks);
+        guard_->tick();
+        const auto now = std::chrono::steady_clock::now();
+        const auto interval = std::chrono::seconds(config_.agent.verify_interval_s);
+        if (config_.agent.verify_interval_s && now - last_verify >= interval) {
+          last_verify = now;
+          for (size_t i = 0; i < guard_->root_count(); ++i)
+            if (auto st = guard_->verify(i, guard::Trigger::kScheduled); !st) log(st.error().message());
+        }
+        if (auto st = guard_->flush(); !st) log(st.error().message());
+        if (watchdog) sd_notify(0, "WATCHDOG=1");
+        if (options_.run_seconds && now - start >= std::chrono::seconds(options_.run_seconds)) return kExitOk;
+      }
+    }
+  }
+
+  Env& env_;
+  Executor& executor_;
+  const AgentOptions& options_;
+  const config::Config& config_;
+  std::unique_ptr<baseline::State> state_;
+  std::optional<outbox::Outbox> outbox_;
+  std::unique_ptr<evidence::EvidenceStore> evidence_;
+  std::unique_ptr<guard::Guard> guard_;
+  std::unique_ptr<watch::Watcher> watcher_;
+  std::optional<control::Server> server_;
+  int64_t started_ns_ = 0;
+};
+
+}  // namespace
+
+int run_agent(Env& env, Executor& executor, const AgentOptions& options) {
+  if (::geteuid() != 0) {
+    log("must run as root: it restores files of any owner and watches with fanotify");
+    return kExitUsage;
+  }
+  Agent agent(env, executor, options);
+  return agent.run();
+}
+
+}  // namespace mamori::agent

@@ -1,0 +1,38 @@
+#pragma once
+// `mamori agent`: the real-time daemon. Start-up is an ordered list of named steps, each
+// of which either succeeds or stops the agent with an error naming the step:
+//   open_state      the catalog (read only: the CLI stays the baseline's one writer)
+//                   and the content store
+//   open_outbox     the ECS event log, then the evidence store
+//   open_roots      every configured root that has a baseline
+//   start_watchers  fanotify, else inotify (config agent.backend): watching begins
+//                   *before* the verify, so nothing changed in between is missed
+//   verify_roots    every root against its baseline, acting by mode: what changed
+//                   while the agent was down (or killed) is found and reported so
+//   listen          the control socket (agent/control)
+//   notify_ready    sd_notify READY=1 (systemd Type=notify)
+// Then one thread loops: watcher events -> guard, control requests, a 1 s tick
+// (summaries, watchdog, scheduled verify), SIGTERM/SIGINT to stop, SIGHUP to reopen
+// the event log.
+
+#include <memory>
+#include <string>
+
+#include "core/base/env.h"
+#include "core/base/parallel.h"
+#include "core/config/config.h"
+
+namespace mamori::agent {
+
+struct AgentOptions {
+  config::Config config;
+  std::string config_path;
+  // Runs the loop only this long (0 = until a signal): for tests and benchmarks.
+  unsigned run_seconds = 0;
+};
+
+// Runs the agent until it is told to stop. Returns the process exit code; errors are
+// printed on stderr (journald) with the step that failed.
+int run_agent(Env& env, Executor& executor, const AgentOptions& options);
+
+}  // namespace mamori::agent

@@ -1,0 +1,504 @@
+#include "agent/guard/guard.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include <fmt/format.h>
+
+#include "agent/guard/who.h"
+#include "core/base/quote.h"
+#include "core/baseline/check.h"
+#include "core/baseline/restore.h"
+#include "core/fs/beneath.h"
+#include "core/fs/xattr.h"
+
+namespace mamori::guard {
+
+using baseline::Entry;
+using baseline::FileType;
+using event::Severity;
+
+// What one reconcile found and did; becomes its event.
+struct Guard::Act {
+  std::string event_id = event::Event::new_id();
+  std::string action;          // event.action; empty: nothing differed
+  Severity severity = Severity::kWarning;
+  std::string change;          // added | removed | changed
+  uint32_t attrs = 0;          // Attr bits, for changed
+  std::optional<hash::Digest> now_sha, base_sha;
+  std::optional<int64_t> evidence_id;
+  uint64_t entries = 0;        // entries restored or quarantined (a whole tree counts each)
+  std::optional<Error> error;
+};
+
+namespace {
+
+constexpr size_t kMaxFresh = 1 << 16;
+constexpr size_t kMaxSummaryPaths = 10000;
+
+std::string key_of(size_t root, std::string_view rel) { return fmt::format("{}:{}", root, rel); }
+
+Result<hash::Digest> hash_fd(int fd, std::string_view display) {
+  hash::Sha256 h;
+  std::vector<uint8_t> buf(1 << 16);
+  off_t off = 0;
+  while (true) {
+    const ssize_t n = ::pread(fd, buf.data(), buf.size(), off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno("read", std::string(display));
+    }
+    if (n == 0) break;
+    h.update({buf.data(), static_cast<size_t>(n)});
+    off += n;
+  }
+  return h.finish();
+}
+
+// The entry at `rel` now, as a baseline would record it (content not hashed).
+Result<Entry> entry_now(int root_fd, const std::string& rel, const struct stat& st) {
+  Entry e;
+  e.path = rel;
+  baseline::apply_stat(e, st);
+  std::string target, xattrs;
+  if (rel.empty()) {
+    xattrs = MAMORI_TRY(fs::read_xattrs_fd(root_fd, "."));
+  } else {
+    auto parent = MAMORI_TRY(fs::open_parent(root_fd, rel));
+    if (S_ISLNK(st.st_mode)) target = MAMORI_TRY(fs::read_link_at(parent.dir.get(), parent.name, rel));
+    xattrs = MAMORI_TRY(fs::read_xattrs_at(parent.dir.get(), parent.name, rel));
+  }
+  if (!target.empty() || !xattrs.empty()) {
+    e.set_link_target(std::move(target));
+    e.set_xattrs(std::move(xattrs));
+  }
+  return e;
+}
+
+nlohmann::json who_json(const evidence::Who& w) {
+  nlohmann::json j = nlohmann::json::object();
+  if (w.pid <= 0) return j;
+  j["pid"] = w.pid;
+  if (!w.executable.empty()) j["executable"] = w.executable;
+  if (!w.command_line.empty()) j["command_line"] = w.command_line;
+  if (w.ppid > 0) {
+    j["parent"]["pid"] = w.ppid;
+    if (!w.parent_executable.empty()) j["parent"]["executable"] = w.parent_executable;
+  }
+  return j;
+}
+
+std::string_view file_type_name(mode_t m) {
+  if (S_ISREG(m)) return "file";
+  if (S_ISDIR(m)) return "dir";
+  if (S_ISLNK(m)) return "symlink";
+  return "other";
+}
+
+}  // namespace
+
+std::string_view trigger_name(Trigger t) {
+  switch (t) {
+    case Trigger::kRealtime: return "realtime";
+    case Trigger::kStartup: return "startup";
+    case Trigger::kScheduled: return "scheduled";
+    case Trigger::kOverflow: return "overflow";
+    case Trigger::kResume: return "resume";
+  }
+  return "?";
+}
+
+Guard::Guard(Env& env, baseline::State& state, evidence::EvidenceStore* evidence,
+             outbox::Outbox& outbox, Executor& executor, const config::AgentConfig& config)
+    : env_(env), state_(state), evidence_(evidence), outbox_(outbox), executor_(executor), config_(config) {}
+
+size_t Guard::add_root(GuardedRoot root) {
+  roots_.push_back(std::move(root));
+  return roots_.size() - 1;
+}
+
+baseline::ScanContext Guard::scan_context(const GuardedRoot& r) {
+  return {r.fd.get(), r.exclude.empty() ? nullptr : &r.exclude, executor_, env_.clock(), nullptr};
+}
+
+bool Guard::allowed_new(const GuardedRoot& r, const std::string& rel) const {
+  return !r.allow_new.empty() && r.allow_new.matches(rel) && !r.deny_new.matches(rel);
+}
+
+void Guard::handle(const std::vector<watch::Change>& changes) {
+  // Who-data once per process per batch: a storm from one process reads /proc once.
+  std::unordered_map<pid_t, evidence::Who> who;
+  for (const auto& c : changes) {
+    if (c.root >= roots_.size()) continue;
+    if (c.what & watch::kOverflow) {
+      emit(std::move(event::Event("watch-overflow", Severity::kWarning, env_.clock().now_ns())
+                         .set("mamori.root", roots_[c.root].path)
+                         .message("the kernel dropped events; rescanning the root")));
+      if (auto st = verify(c.root, Trigger::kOverflow); !st) ++counters_.failures;
+      continue;
+    }
+    auto it = who.find(c.pid);
+    if (it == who.end()) it = who.emplace(c.pid, who_of(c.pid)).first;
+    reconcile(c.root, c.rel, it->second, Trigger::kRealtime);
+  }
+}
+
+Status Guard::verify(size_t root, Trigger trigger) {
+  GuardedRoot& r = roots_[root];
+  ++counters_.verifies;
+  auto report = MAMORI_TRY(baseline::check_root(state_.catalog, r.catalog_id, scan_context(r), "", false));
+  for (const auto& e : report.errors) {
+    emit(std::move(event::Event("file-unreadable", Severity::kWarning, env_.clock().now_ns())
+                       .set("mamori.root", r.path)
+                       .set("file.path", r.path + "/" + e.path)
+                       .set("error.message", e.message())));
+  }
+  // Sorted by path: a directory comes back before what it holds.
+  for (const auto& c : report.changes) reconcile(root, c.path(), {}, trigger);
+  return ok();
+}
+
+void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Trigger trigger) {
+  GuardedRoot& r = roots_[root];
+  if (!rel.empty() && r.exclude.matches(rel)) return;
+  // The highest ancestor that is not a directory any more is what changed: a deleted
+  // tree, or a directory swapped for a symlink. Nothing beneath it can be reached.
+  for (size_t slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', slash + 1)) {
+    auto st = fs::stat_beneath(r.fd.get(), std::string_view(rel).substr(0, slash));
+    if (!st || !S_ISDIR(st->st_mode)) {
+      rel.resize(slash);
+      break;
+    }
+  }
+  Act act;
+  if (auto st = reconcile_entry(r, rel, who, act); !st) {
+    act.error = std::move(st).error();
+    ++counters_.failures;
+    if (act.action.empty()) act.action = "file-restore-failed";
+  }
+  if (act.action.empty()) return;
+  ++counters_.changes;
+  report(r, rel, who, trigger, act);
+}
+
+Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act) {
+  const bool repair = r.mode != config::Mode::kAlert && !r.paused;
+  auto want = MAMORI_TRY(state_.catalog.get(r.catalog_id, rel));
+  auto st = fs::stat_beneath(r.fd.get(), rel);
+  if (!st && st.error().errnum != ENOENT) return tl::unexpected(std::move(st).error());
+  const bool exists = st.has_value();
+  if (!want && !exists) return ok();
+  if (want && want->type == FileType::kRegular) act.base_sha = want->sha256;
+
+  if (!want) {
+    act.change = "added";
+    if (allowed_new(r, rel)) {
+      act.action = "file-allowed";
+      act.severity = Severity::kInfo;
+      return ok();
+    }
+    if (!repair) {
+      act.action = "file-created";
+      return ok();
+    }
+    return quarantine(r, rel, who, act);
+  }
+
+  if (!exists) {
+    act.change = "removed";
+    if (!repair) {
+      act.action = "file-deleted";
+      return ok();
+    }
+    if (want->type == FileType::kDirectory) return restore_subtree(r, rel, who, act);
+    act.action = "file-restore-failed";
+    MAMORI_TRY(baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, true, fs::Sync::kDeferred));
+    need_sync_ = true;
+    act.action = "file-restored";
+    act.entries = 1;
+    ++counters_.restored;
+    return ok();
+  }
+
+  Entry now = MAMORI_TRY(entry_now(r.fd.get(), rel, *st));
+  uint32_t attrs = baseline::diff_metadata(*want, now);
+  UniqueFd tampered;  // the tampered inode, kept open so it can be preserved after the swap
+  if (want->type == FileType::kRegular && now.type == FileType::kRegular) {
+    const std::string key = key_of(0, r.path + "\n" + rel);
+    const auto fresh = fresh_.find(key);
+    const bool ours = fresh != fresh_.end() && fresh->second.first == now.ino &&
+                      fresh->second.second == now.ctime_ns;
+    if (!(attrs & baseline::kAttrContent) && !ours && !baseline::stat_cache_matches(*want, now)) {
+      auto fd = fs::open_beneath(r.fd.get(), rel, O_RDONLY | O_NONBLOCK);
+      if (fd) {
+        act.now_sha = MAMORI_TRY(hash_fd(fd->get(), rel));
+        if (*act.now_sha != want->sha256) attrs |= baseline::kAttrContent;
+        tampered = std::move(*fd);
+      }
+    }
+    if (ours) attrs &= ~baseline::kAttrMtime;
+  }
+  if (attrs == 0) return ok();
+  act.change = "changed";
+  act.attrs = attrs;
+  if (!repair) {
+    act.action = "file-changed";
+    return ok();
+  }
+  const bool rebuild = attrs & (baseline::kAttrType | baseline::kAttrContent |
+                                baseline::kAttrLinkTarget | baseline::kAttrDevice);
+  if (rebuild && (now.type == FileType::kDirectory || want->type == FileType::kDirectory)) {
+    // A directory where a file was, or the reverse: what stands there goes to quarantine
+    // whole, then the baseline's entry (and, for a directory, its tree) comes back.
+    MAMORI_TRY(quarantine(r, rel, who, act));
+    if (want->type == FileType::kDirectory) return restore_subtree(r, rel, who, act);
+    MAMORI_TRY(baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, true, fs::Sync::kDeferred));
+    act.action = "file-restored";
+    ++counters_.restored;
+    return ok();
+  }
+  const bool keep = r.mode == config::Mode::kPreserve && rebuild && now.type == FileType::kRegular;
+  if (keep && !tampered.valid()) {
+    auto fd = fs::open_beneath(r.fd.get(), rel, O_RDONLY | O_NONBLOCK);
+    if (fd) tampered = std::move(*fd);
+  }
+  MAMORI_TRY(baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, rebuild, fs::Sync::kDeferred));
+  need_sync_ = true;
+  act.action = rebuild ? "file-restored" : "file-repaired";
+  act.entries = 1;
+  ++counters_.restored;
+  if (want->type == FileType::kRegular) {
+    if (auto after = fs::stat_beneath(r.fd.get(), rel)) {
+      if (fresh_.size() >= kMaxFresh) fresh_.clear();
+      fresh_[key_of(0, r.path + "\n" + rel)] = {static_cast<uint64_t>(after->st_ino),
+                                                 after->st_ctim.tv_sec * 1'000'000'000LL + after->st_ctim.tv_nsec};
+    }
+  }
+  if (keep && tampered.valid())
+    act.evidence_id = keep_evidence(r, rel, tampered.get(), "modified", who, &*want, act.event_id);
+  return ok();
+}
+
+std::optional<int64_t> Guard::keep_evidence(GuardedRoot& r, const std::string& rel, int fd,
+                                            const std::string& reason, const evidence::Who& who,
+                                            const Entry* want, std::string& event_id) {
+  if (!evidence_) return std::nullopt;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return std::nullopt;
+  evidence::Item item;
+  item.time_ns = env_.clock().now_ns();
+  item.event_id = event_id;
+  item.root = r.path;
+  item.path = rel;
+  item.reason = reason;
+  item.mode = st.st_mode;
+  item.uid = st.st_uid;
+  item.gid = st.st_gid;
+  item.mtime_ns = st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec;
+  item.who = who;
+  if (want && want->type == FileType::kRegular) item.baseline_sha256 = want->sha256;
+  std::vector<evidence::Item> pruned;
+  auto added = evidence_->add(std::move(item), fd, &pruned);
+  if (!added) {
+    ++counters_.failures;
+    emit(std::move(event::Event("evidence-failed", Severity::kWarning, env_.clock().now_ns())
+                       .set("mamori.root", r.path)
+                       .set("file.path", r.path + "/" + rel)
+                       .set("error.message", added.error().message())));
+    return std::nullopt;
+  }
+  ++counters_.evidence;
+  if (!pruned.empty()) {
+    nlohmann::json ids = nlohmann::json::array();
+    for (const auto& p : pruned) ids.push_back(p.id);
+    emit(std::move(event::Event("evidence-pruned", Severity::kNotice, env_.clock().now_ns())
+                       .set("mamori.evidence.pruned_ids", ids)
+                       .message(fmt::format("evidence quota reached: {} oldest item(s) pruned", pruned.size()))));
+  }
+  return added->id;
+}
+
+Status Guard::quarantine(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act) {
+  if (rel.empty()) return fail("quarantine", r.path, EINVAL, "the root itself is never quarantined");
+  auto parent = MAMORI_TRY(fs::open_parent(r.fd.get(), rel));
+  const int dir = parent.dir.get();
+  const char* name = parent.name.c_str();
+  struct stat st {};
+  if (::fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return ok();  // gone already
+    return fail_errno("fstatat", rel);
+  }
+  act.action = "file-quarantined";
+  if (S_ISDIR(st.st_mode)) {
+    // Children first, each kept; the directory goes once it is empty.
+    auto dfd = MAMORI_TRY(fs::open_beneath(r.fd.get(), rel, O_RDONLY | O_DIRECTORY));
+    std::vector<std::string> names;
+    if (DIR* d = ::fdopendir(::fcntl(dfd.get(), F_DUPFD_CLOEXEC, 0))) {
+      while (const dirent* e = ::readdir(d)) {
+        const std::string_view n = e->d_name;
+        if (n != "." && n != "..") names.emplace_back(n);
+      }
+      ::closedir(d);
+    }
+    for (const auto& n : names) MAMORI_TRY(quarantine(r, fs::join(rel, n), who, act));
+    if (::unlinkat(dir, name, AT_REMOVEDIR) != 0 && errno != ENOENT) return fail_errno("rmdir", rel);
+    ++counters_.quarantined;
+    return ok();
+  }
+  UniqueFd content;
+  if (S_ISREG(st.st_mode)) {
+    const int fd = ::openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) content.reset(fd);
+  } else if (S_ISLNK(st.st_mode)) {
+    // The link's target is its content.
+    if (auto target = fs::read_link_at(dir, parent.name, rel)) {
+      const int mfd = ::memfd_create("mamori-link", MFD_CLOEXEC);
+      if (mfd >= 0) {
+        content.reset(mfd);
+        MAMORI_TRY(write_all(env_, mfd, {reinterpret_cast<const uint8_t*>(target->data()), target->size()}, rel));
+      }
+    }
+  }
+  // Out of the tree first (the web server must stop serving it now), kept afterwards
+  // from the open descriptor.
+  if (::unlinkat(dir, name, 0) != 0 && errno != ENOENT) return fail_errno("unlink", rel);
+  ++counters_.quarantined;
+  ++act.entries;
+  if (content.valid()) {
+    std::string id = act.event_id;
+    auto kept = keep_evidence(r, rel, content.get(), "quarantined", who, nullptr, id);
+    if (!act.evidence_id) act.evidence_id = kept;
+    if (!act.now_sha && S_ISREG(st.st_mode)) {
+      if (auto h = hash_fd(content.get(), rel)) act.now_sha = *h;
+    }
+  }
+  return ok();
+}
+
+Status Guard::restore_subtree(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act) {
+  auto report = MAMORI_TRY(baseline::restore(env_, state_.catalog, *state_.store, r.catalog_id,
+                                             scan_context(r), rel, false));
+  act.action = "file-restored";
+  act.entries += report.restored.size();
+  counters_.restored += report.restored.size();
+  for (const auto& added : report.not_in_baseline) {
+    if (allowed_new(r, added)) continue;
+    MAMORI_TRY(quarantine(r, added, who, act));
+    act.action = "file-restored";
+  }
+  if (!report.errors.empty()) return tl::unexpected(report.errors.front());
+  return ok();
+}
+
+void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Trigger trigger, Act& act) {
+  // Rate accounting: a path repaired again and again, or a storm of changes, is
+  // reported in bulk; the actions themselves were all taken.
+  ++window_changes_;
+  const uint64_t per_path = ++path_counts_[key_of(0, r.path + "\n" + rel)];
+  const bool realtime = trigger == Trigger::kRealtime;
+  if (realtime && !storm_active_ && window_changes_ > config_.storm_changes_per_second) {
+    storm_active_ = true;
+    ++counters_.storms;
+    emit(std::move(event::Event("tamper-storm", Severity::kCritical, env_.clock().now_ns())
+                       .set("mamori.root", r.path)
+                       .set("mamori.storm.threshold", config_.storm_changes_per_second)
+                       .message(fmt::format("more than {} changes in one second: reporting in bulk",
+                                            config_.storm_changes_per_second))));
+  }
+  if (realtime && (storm_active_ || per_path > config_.path_restores_per_second)) {
+    if (storm_active_) ++storm_changes_;
+    ++counters_.summarised;
+    summarised_paths_.emplace(&r - roots_.data(), rel);
+    return;
+  }
+
+  const std::string abs = rel.empty() ? r.path : r.path + "/" + rel;
+  event::Event e(act.event_id, act.action, act.error ? Severity::kCritical : act.severity,
+                 env_.clock().now_ns());
+  e.set("event.category", nlohmann::json::array({"file", "intrusion_detection"}));
+  e.set("event.type", nlohmann::json::array({act.change == "added"     ? "creation"
+                                             : act.change == "removed" ? "deletion"
+                                                                       : "change"}));
+  e.outcome(act.error ? "failure" : "success");
+  e.set("file.path", abs);
+  e.set("mamori.root", r.path);
+  e.set("mamori.path", rel);
+  e.set("mamori.change", act.change);
+  e.set("mamori.mode", std::string(r.paused ? "deploy" : config::mode_name(r.mode)));
+  e.set("mamori.trigger", std::string(trigger_name(trigger)));
+  if (trigger == Trigger::kStartup) e.set("mamori.changed_while_down", true);
+  if (act.attrs) {
+    nlohmann::json attrs = nlohmann::json::array();
+    for (auto a : baseline::attr_names(act.attrs)) attrs.push_back(std::string(a));
+    e.set("mamori.attrs", attrs);
+  }
+  if (act.now_sha) e.set("file.hash.sha256", act.now_sha->hex());
+  if (act.base_sha) e.set("mamori.baseline.sha256", act.base_sha->hex());
+  if (act.entries > 1) e.set("mamori.entries", act.entries);
+  if (act.evidence_id) e.set("mamori.evidence.id", *act.evidence_id);
+  if (auto p = who_json(who); !p.empty()) e.set("process", p);
+  if (who.uid >= 0) {
+    e.set("user.id", std::to_string(who.uid));
+    if (!who.user.empty()) e.set("user.name", who.user);
+  }
+  if (act.error) e.set("error.message", act.error->message());
+  e.message(fmt::format("{} {}{}", act.action, quote(abs),
+                        trigger == Trigger::kStartup ? " (changed while the agent was down)" : ""));
+  emit(std::move(e));
+}
+
+void Guard::emit(event::Event e) {
+  ++counters_.events;
+  outbox_.append(e);
+}
+
+void Guard::tick() {
+  if (!summarised_paths_.empty()) {
+    // One summary per root, naming every path (up to a limit) so nothing goes unreported.
+    std::map<size_t, std::vector<std::string>> by_root;
+    for (const auto& [root, rel] : summarised_paths_) by_root[root].push_back(rel);
+    for (auto& [root, paths] : by_root) {
+      nlohmann::json list = nlohmann::json::array();
+      for (size_t i = 0; i < paths.size() && i < kMaxSummaryPaths; ++i) list.push_back(paths[i]);
+      event::Event e(storm_active_ ? "tamper-storm-summary" : "file-restore-repeated",
+                     Severity::kWarning, env_.clock().now_ns());
+      e.set("mamori.root", roots_[root].path);
+      e.set("mamori.mode", std::string(config::mode_name(roots_[root].mode)));
+      e.set("mamori.summary.paths", list);
+      e.set("mamori.summary.path_count", paths.size());
+      e.set("mamori.summary.truncated", paths.size() > kMaxSummaryPaths);
+      e.message(fmt::format("{} path(s) changed repeatedly in the last second; every one was handled",
+                            paths.size()));
+      emit(std::move(e));
+    }
+    summarised_paths_.clear();
+  }
+  if (storm_active_ && window_changes_ <= config_.storm_changes_per_second) {
+    storm_active_ = false;
+    emit(std::move(event::Event("tamper-storm-ended", Severity::kNotice, env_.clock().now_ns())
+                       .set("mamori.storm.changes", storm_changes_)
+                       .message(fmt::format("tamper storm over after {} changes", storm_changes_))));
+    storm_changes_ = 0;
+  }
+  window_changes_ = 0;
+  path_counts_.clear();
+}
+
+Status Guard::flush() {
+  if (need_sync_) {
+    need_sync_ = false;
+    for (const auto& r : roots_) ::syncfs(r.fd.get());
+  }
+  return outbox_.flush();
+}
+
+void Guard::set_mode(size_t root, config::Mode mode) { roots_[root].mode = mode; }
+void Guard::set_paused(size_t root, bool paused) { roots_[root].paused = paused; }
+
+}  // namespace mamori::guard

@@ -1,0 +1,134 @@
+#pragma once
+// The real-time guard: given "something changed at PATH" (from a watcher, a start-up or
+// scheduled verify, or an overflow rescan), compares PATH with the baseline and acts by
+// the root's mode:
+//   alert     report; change nothing
+//   restore   put back content and metadata atomically (fs/atomic_replace), recreate
+//             what was deleted, move files the baseline does not know out of the tree
+//             into the evidence store (quarantine), unless allow_new lets them stay
+//   preserve  as restore, and keep every tampered content in the evidence store
+// Every detection and action becomes one ECS event in the outbox.
+//
+// Because each change is judged by comparing the path with the baseline, not by the
+// event's kind, merged, duplicated or reordered events cannot change the outcome, and
+// our own restores (which inotify reports) are no-ops.
+//
+// Storms: more than `storm_changes_per_second` changes in a second starts a storm: one
+// tamper-storm event, then one summary per second naming every path, instead of an
+// event per change; a path restored more than `path_restores_per_second` times in a
+// second is summarised the same way. Nothing is skipped, only reported in bulk.
+//
+// Threads: one owner (the agent's main thread). The restore path runs on it, with no
+// queue hop.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/watch/watcher.h"
+#include "core/base/env.h"
+#include "core/base/parallel.h"
+#include "core/base/unique_fd.h"
+#include "core/baseline/scan.h"
+#include "core/baseline/state.h"
+#include "core/config/config.h"
+#include "core/event/event.h"
+#include "core/evidence/evidence.h"
+#include "core/fs/glob.h"
+#include "core/outbox/outbox.h"
+
+namespace mamori::guard {
+
+// Why a path is being looked at; carried into the events (mamori.trigger).
+enum class Trigger { kRealtime, kStartup, kScheduled, kOverflow, kResume };
+std::string_view trigger_name(Trigger t);
+
+struct GuardedRoot {
+  std::string path;         // as configured
+  UniqueFd fd;              // the root directory
+  int64_t catalog_id = 0;   // its baseline in the catalog
+  config::Mode mode = config::Mode::kRestore;
+  bool paused = false;      // a deploy is running: report, change nothing
+  fs::PathMatcher exclude, allow_new, deny_new;
+};
+
+struct Counters {
+  uint64_t changes = 0;      // differences found
+  uint64_t restored = 0;     // entries put back (content, metadata, recreated)
+  uint64_t quarantined = 0;  // new entries moved out
+  uint64_t evidence = 0;     // items kept
+  uint64_t failures = 0;     // actions that failed
+  uint64_t events = 0;       // events written
+  uint64_t summarised = 0;   // changes reported inside a summary instead of alone
+  uint64_t storms = 0;
+  uint64_t verifies = 0;
+};
+
+class Guard {
+ public:
+  // `evidence` may be null (nothing kept; quarantine then only removes).
+  Guard(Env& env, baseline::State& state, evidence::EvidenceStore* evidence, outbox::Outbox& outbox,
+        Executor& executor, const config::AgentConfig& config);
+
+  size_t add_root(GuardedRoot root);
+  size_t root_count() const { return roots_.size(); }
+  const GuardedRoot& root(size_t i) const { return roots_[i]; }
+
+  // A batch of changes from the watcher; who-data is read once per pid per batch.
+  void handle(const std::vector<watch::Change>& changes);
+  // Compares a whole root with the baseline and handles every difference.
+  Status verify(size_t root, Trigger trigger);
+  // Once a second (and at shutdown): storm and repeat summaries.
+  void tick();
+  // Writes queued events (outbox flush) and makes deferred restores durable.
+  Status flush();
+
+  void set_mode(size_t root, config::Mode mode);
+  void set_paused(size_t root, bool paused);
+  // Emits an event of the agent's own (start, stop, overflow, mode change...).
+  void emit(event::Event e);
+
+  const Counters& counters() const { return counters_; }
+  bool in_storm() const { return storm_active_; }
+
+ private:
+  struct Act;  // what one reconcile decided and did, for its event
+  void reconcile(size_t root, std::string rel, const evidence::Who& who, Trigger trigger);
+  Status reconcile_entry(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act);
+  Status quarantine(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act);
+  Status restore_subtree(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act);
+  std::optional<int64_t> keep_evidence(GuardedRoot& r, const std::string& rel, int fd,
+                                       const std::string& reason, const evidence::Who& who,
+                                       const baseline::Entry* want, std::string& event_id);
+  void report(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Trigger trigger,
+              Act& act);
+  bool allowed_new(const GuardedRoot& r, const std::string& rel) const;
+  baseline::ScanContext scan_context(const GuardedRoot& r);
+
+  Env& env_;
+  baseline::State& state_;
+  evidence::EvidenceStore* evidence_;
+  outbox::Outbox& outbox_;
+  Executor& executor_;
+  config::AgentConfig config_;
+  std::vector<GuardedRoot> roots_;
+  Counters counters_;
+  bool need_sync_ = false;
+
+  // Rate accounting for the current one-second window.
+  uint64_t window_changes_ = 0;
+  std::unordered_map<std::string, uint64_t> path_counts_;      // "root\0rel" -> changes
+  std::set<std::pair<size_t, std::string>> summarised_paths_;  // reported in bulk this window
+  bool storm_active_ = false;
+  uint64_t storm_changes_ = 0;
+  // Regular files we just put back, by "root\npath": (inode, ctime) so the events our
+  // own restore raises (inotify) are recognised without hashing. Bounded.
+  std::unordered_map<std::string, std::pair<uint64_t, int64_t>> fresh_;
+};
+
+}  // namespace mamori::guard

@@ -1,0 +1,81 @@
+#include "agent/guard/who.h"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <string>
+
+#include <fmt/format.h>
+
+namespace mamori::guard {
+namespace {
+
+// Small /proc files are read whole with one read(); they are never longer than this.
+std::string slurp(const std::string& path, size_t limit = 8192) {
+  const int fd = ::openat(AT_FDCWD, path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  std::string out(limit, '\0');
+  size_t got = 0;
+  while (got < limit) {
+    const ssize_t n = ::read(fd, out.data() + got, limit - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  out.resize(got);
+  return out;
+}
+
+std::string link(const std::string& path) {
+  char buf[4096];
+  const ssize_t n = ::readlink(path.c_str(), buf, sizeof buf);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+// "Uid:\treal\teffective..." and "PPid:\tN" from /proc/PID/status.
+int64_t status_field(const std::string& status, std::string_view key) {
+  const auto at = status.find(key);
+  if (at == std::string::npos) return -1;
+  size_t i = at + key.size();
+  while (i < status.size() && (status[i] == '\t' || status[i] == ' ')) ++i;
+  int64_t v = 0;
+  bool any = false;
+  for (; i < status.size() && status[i] >= '0' && status[i] <= '9'; ++i) {
+    v = v * 10 + (status[i] - '0');
+    any = true;
+  }
+  return any ? v : -1;
+}
+
+std::string user_name(int64_t uid) {
+  if (uid < 0) return {};
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  char buf[4096];
+  if (::getpwuid_r(static_cast<uid_t>(uid), &pw, buf, sizeof buf, &found) != 0 || !found) return {};
+  return pw.pw_name;
+}
+
+}  // namespace
+
+evidence::Who who_of(pid_t pid, const char* proc) {
+  evidence::Who w;
+  if (pid <= 0) return w;
+  w.pid = pid;
+  const std::string base = fmt::format("{}/{}", proc, pid);
+  w.executable = link(base + "/exe");
+  std::string cmd = slurp(base + "/cmdline");
+  while (!cmd.empty() && cmd.back() == '\0') cmd.pop_back();
+  for (char& c : cmd)
+    if (c == '\0') c = ' ';
+  w.command_line = std::move(cmd);
+  const std::string status = slurp(base + "/status");
+  w.uid = status_field(status, "\nUid:");
+  w.ppid = status_field(status, "\nPPid:");
+  w.user = user_name(w.uid);
+  if (w.ppid > 0) w.parent_executable = link(fmt::format("{}/{}/exe", proc, w.ppid));
+  return w;
+}
+
+}  // namespace mamori::guard

@@ -1,0 +1,138 @@
+#include "agent/watch/fanotify/fanotify_watcher.h"
+
+#include <fcntl.h>
+#include <sys/fanotify.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace mamori::watch {
+namespace {
+
+constexpr uint64_t kMask = FAN_MODIFY | FAN_CLOSE_WRITE | FAN_ATTRIB | FAN_CREATE | FAN_DELETE |
+                           FAN_MOVED_FROM | FAN_MOVED_TO | FAN_DELETE_SELF | FAN_MOVE_SELF |
+                           FAN_ONDIR;
+
+// The path a directory fd stands for; "" when the directory was deleted meanwhile.
+std::string path_of(int fd) {
+  char link[64];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  std::string out(4096, '\0');
+  const ssize_t n = ::readlink(link, out.data(), out.size());
+  if (n <= 0 || static_cast<size_t>(n) >= out.size()) return {};
+  out.resize(static_cast<size_t>(n));
+  if (out.ends_with(" (deleted)") || out.empty() || out[0] != '/') return {};
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FanotifyWatcher>> FanotifyWatcher::create() {
+  const int fd = ::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME,
+                                 O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+  if (fd < 0) return fail_errno("fanotify_init", "");
+  auto w = std::unique_ptr<FanotifyWatcher>(new FanotifyWatcher(UniqueFd(fd)));
+  w->self_ = ::getpid();
+  return w;
+}
+
+Status FanotifyWatcher::add_root(size_t index, const std::string& path, int root_fd) {
+  // A filesystem mark: sees every entry beneath the root however deep, including those
+  // created later, at the cost of also seeing (and dropping) the rest of the filesystem.
+  if (::fanotify_mark(fd_.get(), FAN_MARK_ADD | FAN_MARK_FILESYSTEM, kMask, root_fd, nullptr) != 0)
+    return fail_errno("fanotify_mark", path);
+  struct statfs sfs {};
+  if (::fstatfs(root_fd, &sfs) != 0) return fail_errno("fstatfs", path);
+  const int dup = ::fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return fail_errno("dup", path);
+  // Roots are tried in order; a root nested in another is refused by the config.
+  roots_.push_back({index, path, UniqueFd(dup), sfs.f_fsid});
+  return ok();
+}
+
+const FanotifyWatcher::Root* FanotifyWatcher::locate(const std::string& dir, std::string& rel) const {
+  for (const auto& r : roots_) {
+    if (dir == r.path) {
+      rel.clear();
+      return &r;
+    }
+    if (r.path == "/" ) {
+      rel = dir.substr(1);
+      return &r;
+    }
+    if (dir.size() > r.path.size() && dir.starts_with(r.path) && dir[r.path.size()] == '/') {
+      rel = dir.substr(r.path.size() + 1);
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+void FanotifyWatcher::decode(const fanotify_event_metadata& meta, std::vector<Change>& out) {
+  // Info records follow the fixed header: here one DFID_NAME (or DFID for events on a
+  // directory itself that has no name to report).
+  const char* p = reinterpret_cast<const char*>(&meta) + meta.metadata_len;
+  const char* end = reinterpret_cast<const char*>(&meta) + meta.event_len;
+  while (p + sizeof(fanotify_event_info_header) <= end) {
+    const auto* hdr = reinterpret_cast<const fanotify_event_info_header*>(p);
+    if (hdr->len == 0 || p + hdr->len > end) return;
+    if (hdr->info_type == FAN_EVENT_INFO_TYPE_DFID_NAME || hdr->info_type == FAN_EVENT_INFO_TYPE_DFID) {
+      const auto* fid = reinterpret_cast<const fanotify_event_info_fid*>(p);
+      auto* handle = reinterpret_cast<file_handle*>(const_cast<unsigned char*>(fid->handle));
+      const char* name = nullptr;
+      if (hdr->info_type == FAN_EVENT_INFO_TYPE_DFID_NAME)
+        name = reinterpret_cast<const char*>(handle->f_handle) + handle->handle_bytes;
+      for (const auto& r : roots_) {
+        if (std::memcmp(&r.fsid, &fid->fsid, sizeof r.fsid) != 0) continue;
+        const int dfd = ::open_by_handle_at(r.mount_fd.get(), handle, O_PATH | O_CLOEXEC);
+        if (dfd < 0) return;  // the directory is gone: its own removal is reported
+        const std::string dir = path_of(dfd);
+        ::close(dfd);
+        if (dir.empty()) return;
+        std::string rel;
+        const Root* root = locate(dir, rel);
+        if (!root) return;
+        if (name && std::strcmp(name, ".") != 0) rel = rel.empty() ? std::string(name) : rel + "/" + name;
+        uint32_t what = 0;
+        if (meta.mask & (FAN_MODIFY | FAN_CLOSE_WRITE)) what |= kContent;
+        if (meta.mask & FAN_ATTRIB) what |= kAttrib;
+        if (meta.mask & (FAN_CREATE | FAN_MOVED_TO)) what |= kCreated;
+        if (meta.mask & (FAN_DELETE | FAN_MOVED_FROM | FAN_DELETE_SELF | FAN_MOVE_SELF)) what |= kRemoved;
+        if (meta.mask & FAN_ONDIR) what |= kIsDir;
+        out.push_back({root->index, std::move(rel), what, meta.pid});
+        return;
+      }
+      return;
+    }
+    p += hdr->len;
+  }
+}
+
+Status FanotifyWatcher::read(std::vector<Change>& out) {
+  while (true) {
+    const ssize_t n = ::read(fd_.get(), buf_.data(), buf_.size());
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return ok();
+      if (errno == EINTR) continue;
+      return fail_errno("read fanotify", "");
+    }
+    if (n == 0) return ok();
+    const auto* meta = reinterpret_cast<const fanotify_event_metadata*>(buf_.data());
+    ssize_t left = n;
+    for (; FAN_EVENT_OK(meta, left); meta = FAN_EVENT_NEXT(meta, left)) {
+      if (meta->vers != FANOTIFY_METADATA_VERSION) return fail_msg("fanotify", "", "metadata version mismatch");
+      if (meta->mask & FAN_Q_OVERFLOW) {
+        ++overflows_;
+        for (const auto& r : roots_) out.push_back({r.index, "", kOverflow | kIsDir, -1});
+        continue;
+      }
+      if (meta->pid == self_) continue;  // our own restores
+      if (meta->fd >= 0) ::close(meta->fd);  // not used with FID reporting, but never leak
+      decode(*meta, out);
+    }
+  }
+}
+
+}  // namespace mamori::watch

@@ -1,0 +1,144 @@
+// mamori agent, mamori mode, mamori deploy: the real-time daemon and what the CLI asks
+// of a running one over its control socket (agent/control).
+
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "agent/app/agent.h"
+#include "agent/control/control.h"
+#include "cli/commands/commands.h"
+#include "core/base/quote.h"
+
+extern char** environ;
+
+namespace mamori::cli {
+namespace {
+
+// Runs argv and waits; returns its exit status (128+N for signal N), or an error when
+// it could not be started.
+Result<int> run_command(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  if (const int err = ::posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ); err != 0)
+    return fail("run", argv[0], err);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return fail_errno("waitpid", argv[0]);
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
+bool no_agent(const Error& e) { return e.errnum == ENOENT || e.errnum == ECONNREFUSED; }
+
+// Asks the running agent; prints its error. nullopt: no agent is running.
+Result<std::optional<nlohmann::json>> ask(App& app, const nlohmann::json& request) {
+  auto answer = control::call(app.config().agent.socket, request);
+  if (!answer) {
+    if (no_agent(answer.error())) return std::optional<nlohmann::json>();
+    return tl::unexpected(std::move(answer).error());
+  }
+  if (!(*answer)["ok"].is_boolean() || !(*answer)["ok"].get<bool>())
+    return fail("agent", app.config().agent.socket, 0,
+                (*answer).value("error", std::string("the agent refused the request")));
+  return std::optional<nlohmann::json>(std::move(*answer));
+}
+
+}  // namespace
+
+int run_agent_command(App& app, unsigned run_seconds) {
+  agent::AgentOptions options{app.config(), app.options().config_path, run_seconds};
+  return agent::run_agent(app.env(), app.executor(), options);
+}
+
+int run_mode(App& app, const std::string& root, const std::string& mode) {
+  if (!config::parse_mode(mode))
+    return app.report(Error{"mode", "", 0, "MODE must be alert, restore or preserve, not " + quote(mode)}, kExitUsage);
+  std::string path = root;
+  if (root != "*") {
+    auto target = app.resolve(root);
+    if (!target || !target->rel.empty())
+      return app.report(Error{"mode", root, 0, "is not a configured root"}, kExitUsage);
+    path = target->root->config->path;
+  }
+  auto answer = ask(app, {{"cmd", "mode"}, {"root", path}, {"mode", mode}});
+  if (!answer) return app.report(answer.error(), kExitIncomplete);
+  if (!*answer)
+    return app.report(Error{"mode", app.config().agent.socket, ENOENT,
+                            "no agent is running; set the mode in the config instead"},
+                      kExitIncomplete);
+  if (app.options().json) print_json(**answer);
+  else if (!app.options().quiet)
+    std::printf("%s is now in %s mode (until the agent restarts; the config keeps its own)\n",
+                path == "*" ? "every root" : escape(path).c_str(), mode.c_str());
+  return kExitOk;
+}
+
+int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
+               const std::vector<std::string>& command) {
+  if (command.empty())
+    return app.report(Error{"deploy", "", 0, "give the command to run after '--'"}, kExitUsage);
+  std::vector<std::string> paths;
+  for (const auto& r : roots) {
+    auto target = app.resolve(r);
+    if (!target || !target->rel.empty())
+      return app.report(Error{"deploy", r, 0, "is not a configured root"}, kExitUsage);
+    paths.push_back(target->root->config->path);
+  }
+  nlohmann::json which = paths.empty() ? nlohmann::json("*") : nlohmann::json(paths);
+  auto paused = ask(app, {{"cmd", "pause"}, {"roots", which}});
+  if (!paused) return app.report(paused.error(), kExitIncomplete);
+  const bool agent = paused->has_value();
+  if (!agent && !app.options().quiet)
+    std::fprintf(stderr, "mamori: no agent is running; deploying without pausing it\n");
+  // Whatever happens below, the agent guards again (and verifies) at the end.
+  struct Resume {
+    App& app;
+    bool agent;
+    nlohmann::json which;
+    ~Resume() {
+      if (!agent) return;
+      if (auto r = ask(app, {{"cmd", "resume"}, {"roots", which}}); !r)
+        std::fprintf(stderr, "mamori: could not resume the agent: %s\n", r.error().message().c_str());
+    }
+  } resume{app, agent, which};
+
+  auto status = run_command(command);
+  if (!status) return app.report(status.error(), kExitIncomplete);
+  const bool all = paths.empty();
+  if (*status != 0) {
+    std::fprintf(stderr, "mamori: %s failed (exit %d): rolling the roots back to the baseline\n",
+                 quote(command[0]).c_str(), *status);
+    const int code = run_restore(app, paths, all);
+    return std::max(code, static_cast<int>(kExitIncomplete));
+  }
+  // The change set, then (after review) into the baseline.
+  const int changed = run_check(app, paths, false);
+  if (changed == kExitOk) {
+    if (!app.options().quiet) std::printf("nothing changed\n");
+    return kExitOk;
+  }
+  if (changed != kExitChanges) return changed;
+  if (review) {
+    std::fprintf(stderr, "accept these changes into the baseline? [y/N] ");
+    std::string answer;
+    if (!std::getline(std::cin, answer) || (answer != "y" && answer != "Y" && answer != "yes")) {
+      std::fprintf(stderr, "mamori: not accepted: rolling back\n");
+      const int code = run_restore(app, paths, all);
+      return std::max(code, static_cast<int>(kExitIncomplete));
+    }
+  }
+  return run_accept(app, paths, all);
+}
+
+Result<std::optional<nlohmann::json>> agent_status(App& app) { return ask(app, {{"cmd", "status"}}); }
+
+}  // namespace mamori::cli

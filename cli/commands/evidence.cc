@@ -1,0 +1,261 @@
+// mamori evidence: the tampered copies the agent kept (core/evidence) and who made them:
+// list them, show one, diff one against its baseline, export one's bytes.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "cli/commands/commands.h"
+#include "core/base/quote.h"
+#include "core/evidence/evidence.h"
+
+namespace mamori::cli {
+namespace {
+
+using evidence::EvidenceStore;
+using evidence::Item;
+
+// Larger contents are compared by hash only, as 'mamori diff' does.
+constexpr uint64_t kMaxDiffBytes = 16ull << 20;
+
+// JSON strings must be UTF-8; bytes an attacker chose may not be.
+std::string json_text(const std::string& s) { return is_valid_utf8(s) ? s : escape(s); }
+
+const char* file_type(uint32_t mode) {
+  if (S_ISREG(mode)) return "file";
+  if (S_ISDIR(mode)) return "dir";
+  if (S_ISLNK(mode)) return "symlink";
+  return nullptr;
+}
+
+// Elastic Common Schema names, as events use, so a SIEM needs no mapping; what ECS has
+// no field for goes under "mamori". Fields the kernel did not give are left out.
+nlohmann::json item_json(const Item& it) {
+  nlohmann::json file = path_json(it.root, it.path);
+  file["hash"] = {{"sha256", it.sha256.hex()}};
+  file["size"] = it.size;
+  if (const char* t = file_type(it.mode)) file["type"] = t;
+  file["mode"] = fmt::format("{:04o}", it.mode & 07777);
+  file["uid"] = std::to_string(it.uid);
+  file["gid"] = std::to_string(it.gid);
+  file["mtime"] = format_time_ns(it.mtime_ns);
+  nlohmann::json j = {{"@timestamp", format_time_ns(it.time_ns)}, {"file", file}};
+  if (!it.event_id.empty()) j["event"] = {{"id", json_text(it.event_id)}};
+
+  const auto& w = it.who;
+  nlohmann::json process = nlohmann::json::object(), parent = nlohmann::json::object(),
+                 user = nlohmann::json::object();
+  if (w.pid >= 0) process["pid"] = w.pid;
+  if (!w.executable.empty()) process["executable"] = json_text(w.executable);
+  if (!w.command_line.empty()) process["command_line"] = json_text(w.command_line);
+  if (w.ppid >= 0) parent["pid"] = w.ppid;
+  if (!w.parent_executable.empty()) parent["executable"] = json_text(w.parent_executable);
+  if (!parent.empty()) process["parent"] = parent;
+  if (!process.empty()) j["process"] = process;
+  if (w.uid >= 0) user["id"] = std::to_string(w.uid);
+  if (!w.user.empty()) user["name"] = json_text(w.user);
+  if (!user.empty()) j["user"] = user;
+
+  j["mamori"] = {{"evidence", {{"id", it.id}, {"reason", json_text(it.reason)}, {"truncated", it.truncated}}},
+                 {"root", json_text(it.root)}};
+  if (it.baseline_sha256) j["mamori"]["baseline"] = {{"sha256", it.baseline_sha256->hex()}};
+  return j;
+}
+
+std::string or_unknown(const std::string& s) { return s.empty() ? "unknown" : escape(s); }
+std::string or_unknown(int64_t n) { return n < 0 ? "unknown" : std::to_string(n); }
+
+void print_item(const Item& it) {
+  const auto& w = it.who;
+  std::printf("id            %s\n", std::to_string(it.id).c_str());
+  std::printf("time          %s\n", format_time_ns(it.time_ns).c_str());
+  std::printf("event         %s\n", or_unknown(it.event_id).c_str());
+  std::printf("path          %s\n", escape(absolute(it.root, it.path)).c_str());
+  std::printf("reason        %s\n", escape(it.reason).c_str());
+  std::printf("content       %s, sha256 %s\n", human_bytes(it.size).c_str(), it.sha256.hex().c_str());
+  if (it.truncated) std::printf("              truncated: only a prefix was kept\n");
+  std::printf("baseline      %s\n", it.baseline_sha256 ? ("sha256 " + it.baseline_sha256->hex()).c_str() : "unknown");
+  std::printf("mode          %04o  owner %u:%u  mtime %s\n", it.mode & 07777, it.uid, it.gid,
+              format_time_ns(it.mtime_ns).c_str());
+  std::printf("process       %s  %s\n", or_unknown(w.pid).c_str(), or_unknown(w.executable).c_str());
+  std::printf("command line  %s\n", or_unknown(w.command_line).c_str());
+  std::printf("user          %s (uid %s)\n", or_unknown(w.user).c_str(), or_unknown(w.uid).c_str());
+  std::printf("parent        %s  %s\n", or_unknown(w.ppid).c_str(), or_unknown(w.parent_executable).c_str());
+}
+
+std::optional<int64_t> parse_id(const std::string& s) {
+  int64_t id = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), id);
+  if (ec != std::errc() || end != s.data() + s.size() || id <= 0) return std::nullopt;
+  return id;
+}
+
+Result<std::string> read_kept(EvidenceStore& store, int64_t id, uint64_t limit) {
+  std::string out;
+  MAMORI_TRY(store.read(id, [&](std::span<const uint8_t> chunk) -> Status {
+    if (out.size() + chunk.size() > limit) return fail("read evidence", std::to_string(id), EFBIG);
+    out.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+    return ok();
+  }));
+  return out;
+}
+
+int list(App& app, EvidenceStore& store, size_t limit) {
+  auto items = store.list(limit);
+  if (!items) return app.report(items.error(), App::code_for(items.error()));
+  auto usage = store.usage();
+  if (!usage) return app.report(usage.error(), App::code_for(usage.error()));
+  if (app.options().json) {
+    nlohmann::json j = {{"items", nlohmann::json::array()},
+                        {"usage", {{"items", usage->items}, {"stored_bytes", usage->stored_bytes}}}};
+    for (const auto& it : *items) j["items"].push_back(item_json(it));
+    print_json(j);
+    return kExitOk;
+  }
+  if (!items->empty()) std::printf("%8s  %-30s  %-10s %10s  %s\n", "ID", "TIME", "REASON", "SIZE", "PATH");
+  for (const auto& it : *items)
+    std::printf("%8s  %-30s  %-10s %10s  %s%s\n", std::to_string(it.id).c_str(), format_time_ns(it.time_ns).c_str(),
+                escape(it.reason).c_str(), human_bytes(it.size).c_str(), escape(absolute(it.root, it.path)).c_str(),
+                it.truncated ? " (truncated)" : "");
+  if (!app.options().quiet)
+    std::printf("%s items, %s stored\n", std::to_string(usage->items).c_str(), human_bytes(usage->stored_bytes).c_str());
+  return kExitOk;
+}
+
+// Baseline content -> tampered content. Exit 1 when they differ, as 'mamori diff'.
+int diff(App& app, EvidenceStore& store, const Item& it) {
+  const std::string abs = absolute(it.root, it.path);
+  nlohmann::json j = {{"id", it.id}, {"file", path_json(it.root, it.path)}, {"truncated", it.truncated},
+                      {"before", {{"sha256", it.baseline_sha256 ? it.baseline_sha256->hex() : ""}}},
+                      {"after", {{"sha256", it.sha256.hex()}, {"size", it.size}}}};
+  auto result = [&]() -> Result<int> {
+    if (it.baseline_sha256 && *it.baseline_sha256 == it.sha256) {
+      j["content"] = "same";
+      if (!app.options().json) std::printf("%s: content as in the baseline\n", escape(abs).c_str());
+      return kExitOk;
+    }
+    // A truncated item keeps a prefix only: that prefix is what can be compared.
+    std::string before;
+    bool large = it.size > kMaxDiffBytes && !it.truncated;
+    if (it.baseline_sha256 && !large) {
+      auto state = MAMORI_TRY(app.open_state(baseline::StateAccess::kRead));
+      auto got = state->store->read_all(*it.baseline_sha256, kMaxDiffBytes);
+      if (!got && got.error().errnum == ENOENT)
+        return fail("evidence diff", abs, ENOENT, "the baseline content is no longer in the store (mamori gc)");
+      if (!got && got.error().errnum != EFBIG) return tl::unexpected(got.error());
+      if (got) before = std::move(*got);
+      else large = true;
+    }
+    std::string after;
+    if (!large) {
+      auto got = read_kept(store, it.id, kMaxDiffBytes);
+      if (!got && got.error().errnum != EFBIG) return tl::unexpected(got.error());
+      if (got) after = std::move(*got);
+      else large = true;
+    }
+    const std::string base_hex = it.baseline_sha256 ? it.baseline_sha256->hex() : "unknown";
+    if (large || looks_binary(before) || looks_binary(after)) {
+      j["content"] = large ? "large" : "binary";
+      if (!app.options().json)
+        std::printf("%s: %s content differs: sha256 %s -> %s\n", escape(abs).c_str(), large ? "large" : "binary",
+                    base_hex.c_str(), it.sha256.hex().c_str());
+      return kExitChanges;
+    }
+    if (it.truncated && !app.options().json)
+      std::fprintf(stderr, "mamori: note: only the first %s of %s were kept; the diff shows them\n",
+                   human_bytes(after.size()).c_str(), human_bytes(it.size).c_str());
+    std::string text;
+    const int code = MAMORI_TRY(unified_diff(app.env(), abs, before, after, app.options().json ? &text : nullptr));
+    j["content"] = code == 0 ? "same" : "text";
+    if (app.options().json) j["diff"] = json_text(text);
+    return code == 0 ? kExitOk : kExitChanges;
+  }();
+  if (!result) return app.report(result.error(), App::code_for(result.error()));
+  if (app.options().json) print_json(j);
+  return *result;
+}
+
+int export_item(App& app, EvidenceStore& store, const Item& it, const std::string& output) {
+  int fd = STDOUT_FILENO;
+  UniqueFd file;
+  if (!output.empty()) {
+    // A name the administrator gave, outside any root. The copy may be malware: created
+    // private, and never over an existing file or through a symlink.
+    const int raw = ::openat(AT_FDCWD, output.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (raw < 0) return app.report(Error{"create", output, errno, {}}, kExitIncomplete);
+    file.reset(raw);
+    fd = raw;
+  }
+  hash::Sha256 h;
+  uint64_t bytes = 0;
+  const std::string shown = output.empty() ? "stdout" : output;
+  auto st = store.read(it.id, [&](std::span<const uint8_t> chunk) -> Status {
+    h.update(chunk);
+    bytes += chunk.size();
+    return write_all(app.env(), fd, chunk, shown);
+  });
+  if (!st) {
+    // Damaged or unwritable: leave no file that looks like a good export.
+    if (!output.empty()) ::unlinkat(AT_FDCWD, output.c_str(), 0);
+    return app.report(st.error(), App::code_for(st.error()));
+  }
+  if (it.truncated && !app.options().json)
+    std::fprintf(stderr, "mamori: note: only the first %s of %s were kept\n", human_bytes(bytes).c_str(),
+                 human_bytes(it.size).c_str());
+  if (output.empty()) return kExitOk;
+  if (app.options().json) {
+    nlohmann::json j = {{"id", it.id}, {"output", json_text(output)}, {"bytes", bytes},
+                        {"sha256", h.finish().hex()}, {"truncated", it.truncated}};
+    print_json(j);
+  } else if (!app.options().quiet) {
+    std::printf("item %s: %s written to %s\n", std::to_string(it.id).c_str(), human_bytes(bytes).c_str(),
+                escape(output).c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int run_evidence(App& app, const std::string& action, const std::vector<std::string>& args,
+                 const EvidenceOptions& options) {
+  const bool takes_id = action == "show" || action == "diff" || action == "export";
+  if (!takes_id && action != "list")
+    return app.report(Error{"evidence", action, 0, "unknown action: use list, show, diff or export"}, kExitUsage);
+  if (takes_id ? args.size() != 1 : !args.empty())
+    return app.report(Error{"evidence " + action, "", 0, takes_id ? "takes one item ID" : "takes no arguments"},
+                      kExitUsage);
+  std::optional<int64_t> id;
+  if (takes_id && !(id = parse_id(args[0])))
+    return app.report(Error{"evidence " + action, args[0], 0, "is not an item ID (see 'mamori evidence list')"},
+                      kExitUsage);
+  // Raw evidence may hold escape sequences meant for a terminal, as gzip refuses too.
+  if (action == "export" && options.output.empty() && ::isatty(STDOUT_FILENO))
+    return app.report(Error{"evidence export", "", 0, "stdout is a terminal: redirect it or give --output FILE"},
+                      kExitUsage);
+
+  const std::string dir = app.config().state_dir + "/evidence";
+  auto store = EvidenceStore::open(app.env(), app.config().state_dir, EvidenceStore::Access::kRead);
+  if (!store) {
+    if (store.error().errnum == ENOENT) return app.report(Error{"evidence", dir, 0, "no evidence kept yet"}, kExitUsage);
+    return app.report(store.error(), App::code_for(store.error()));
+  }
+  if (action == "list") return list(app, **store, options.limit);
+
+  auto item = (*store)->get(*id);
+  if (!item) return app.report(item.error(), App::code_for(item.error()));
+  if (!*item) return app.report(Error{"evidence", args[0], 0, "no such item (pruned, or never kept)"}, kExitUsage);
+  if (action == "show") {
+    if (app.options().json) print_json(item_json(**item));
+    else print_item(**item);
+    return kExitOk;
+  }
+  if (action == "diff") return diff(app, **store, **item);
+  return export_item(app, **store, **item, options.output);
+}
+
+}  // namespace mamori::cli

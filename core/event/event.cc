@@ -1,0 +1,101 @@
+#include "core/event/event.h"
+
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <ctime>
+
+#include <fmt/format.h>
+
+namespace mamori::event {
+namespace {
+
+std::string random_id() {
+  uint8_t raw[16] = {};
+  size_t got = 0;
+  while (got < sizeof raw) {
+    const ssize_t n = ::getrandom(raw + got, sizeof raw - got, 0);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  std::string out;
+  for (uint8_t b : raw) out += fmt::format("{:02x}", b);
+  return out;
+}
+
+std::string iso_time(int64_t ns) {
+  const time_t secs = static_cast<time_t>(ns / 1'000'000'000);
+  struct tm tm {};
+  ::gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:06d}Z", buf, (ns % 1'000'000'000) / 1000);
+}
+
+std::string_view kind_for(Severity s) { return s >= Severity::kWarning ? "alert" : "event"; }
+
+}  // namespace
+
+std::string Event::new_id() { return random_id(); }
+
+Event::Event(std::string_view action, Severity severity, int64_t time_ns)
+    : Event(random_id(), action, severity, time_ns) {}
+
+Event::Event(std::string id, std::string_view action, Severity severity, int64_t time_ns)
+    : id_(std::move(id)), action_(action), severity_(severity) {
+  set("@timestamp", iso_time(time_ns));
+  set("ecs.version", "8.11.0");
+  set("event.id", id_);
+  set("event.action", std::string(action));
+  set("event.kind", std::string(kind_for(severity)));
+  set("event.severity", static_cast<int>(severity));
+  set("event.module", "mamori");
+  set("host.hostname", hostname());
+  set("agent.type", "mamori");
+}
+
+Event& Event::set(std::string_view dotted, nlohmann::json value) {
+  nlohmann::json* node = &fields_;
+  size_t start = 0;
+  for (size_t dot = dotted.find('.'); dot != std::string_view::npos; dot = dotted.find('.', start)) {
+    // "@timestamp" and friends have no dots; ECS names never start or end with one.
+    node = &(*node)[std::string(dotted.substr(start, dot - start))];
+    if (!node->is_object()) *node = nlohmann::json::object();
+    start = dot + 1;
+  }
+  (*node)[std::string(dotted.substr(start))] = std::move(value);
+  return *this;
+}
+
+const nlohmann::json& Event::get(std::string_view dotted) const {
+  static const nlohmann::json kNull;
+  const nlohmann::json* node = &fields_;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = dotted.find('.', start);
+    const std::string key(dotted.substr(start, dot == std::string_view::npos ? dot : dot - start));
+    if (!node->is_object()) return kNull;
+    auto it = node->find(key);
+    if (it == node->end()) return kNull;
+    node = &*it;
+    if (dot == std::string_view::npos) return *node;
+    start = dot + 1;
+  }
+}
+
+std::string Event::to_json_line() const {
+  // Paths come from the filesystem and may be any bytes; replace keeps the line valid
+  // JSON. Callers that need the exact bytes add them base64-encoded (mamori.path_b64).
+  return fields_.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+const std::string& hostname() {
+  static const std::string name = [] {
+    char buf[256] = {};
+    if (::gethostname(buf, sizeof buf - 1) != 0) return std::string("unknown");
+    return std::string(buf);
+  }();
+  return name;
+}
+
+}  // namespace mamori::event

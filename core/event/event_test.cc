@@ -1,0 +1,38 @@
+#include "core/event/event.h"
+
+#include <gtest/gtest.h>
+
+namespace mamori::event {
+namespace {
+
+TEST(Event, NestsDottedNamesAndCarriesTheEcsBasics) {
+  Event e("file-restored", Severity::kWarning, 1'700'000'000'123'456'789);
+  e.set("file.path", "wp/index.php").set("process.pid", 42).outcome("success");
+  const auto j = nlohmann::json::parse(e.to_json_line());
+  EXPECT_EQ(j["file"]["path"], "wp/index.php");
+  EXPECT_EQ(j["process"]["pid"], 42);
+  EXPECT_EQ(j["event"]["action"], "file-restored");
+  EXPECT_EQ(j["event"]["kind"], "alert");
+  EXPECT_EQ(j["event"]["severity"], 5);
+  EXPECT_EQ(j["event"]["outcome"], "success");
+  EXPECT_EQ(j["@timestamp"], "2023-11-14T22:13:20.123456Z");
+  EXPECT_EQ(j["event"]["id"].get<std::string>().size(), 32u);
+  EXPECT_EQ(e.get("file.path"), "wp/index.php");
+  EXPECT_TRUE(e.get("file.missing").is_null());
+}
+
+TEST(Event, IdsAreUnique) {
+  Event a("x", Severity::kInfo, 0), b("x", Severity::kInfo, 0);
+  EXPECT_NE(a.id(), b.id());
+}
+
+TEST(Event, InvalidUtf8StillGivesOneLineOfValidJson) {
+  Event e("file-created", Severity::kInfo, 0);
+  e.set("file.path", std::string("a\nb\xff\xfe.php"));
+  const std::string line = e.to_json_line();
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  EXPECT_FALSE(nlohmann::json::parse(line, nullptr, false).is_discarded());
+}
+
+}  // namespace
+}  // namespace mamori::event

@@ -1,0 +1,97 @@
+#pragma once
+// The evidence store: tampered contents and files quarantined out of a protected tree,
+// kept with who changed them and when, under STATE/evidence/. Each item is one zstd
+// blob named by its id plus one row in STATE/evidence/index.db (SQLite, WAL); the blob
+// is fsync()ed before its row commits, so a row never points at missing bytes. A size
+// quota keeps the directory bounded: adding past it prunes the oldest items first and
+// says which. Format: docs/formats/evidence.md.
+//
+// Threads: one owner (the agent's guard thread); readers in other processes (the CLI)
+// open their own EvidenceStore with Access::kRead.
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/base/env.h"
+#include "core/base/result.h"
+#include "core/hash/sha256.h"
+
+namespace mamori::evidence {
+
+// Who made a change, as far as the kernel told us (fanotify gives the pid; the rest is
+// read from /proc at once). Fields the kernel did not give are empty / -1.
+struct Who {
+  int64_t pid = -1;
+  std::string executable;    // /proc/PID/exe
+  std::string command_line;  // /proc/PID/cmdline, NULs as spaces
+  int64_t uid = -1;          // real uid
+  std::string user;          // its name, or "" when unknown
+  int64_t ppid = -1;
+  std::string parent_executable;
+};
+
+struct Item {
+  int64_t id = 0;               // assigned by add(); increasing
+  int64_t time_ns = 0;          // when mamori took it
+  std::string event_id;         // the event that reported it (core/event)
+  std::string root;             // absolute root path
+  std::string path;             // relative to root (may hold any byte but NUL)
+  std::string reason;           // "modified" | "created" | "replaced" ...: why it was taken
+  hash::Digest sha256;          // of the full content
+  uint64_t size = 0;            // full content size
+  bool truncated = false;       // content longer than the per-item limit: only a prefix kept
+  uint32_t mode = 0;            // st_mode of the tampered inode (type and permissions)
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  int64_t mtime_ns = 0;
+  Who who;
+  std::optional<hash::Digest> baseline_sha256;  // what the file should have held, if known
+};
+
+struct Options {
+  uint64_t quota_bytes = 1ull << 30;     // stored (compressed) bytes, all items
+  uint64_t max_item_bytes = 64ull << 20; // content beyond this is not kept (truncated=true)
+};
+
+class EvidenceStore {
+ public:
+  enum class Access { kRead, kWrite };
+  // Opens (kWrite: creates, mode 0700) STATE/evidence. kRead fails with ENOENT when
+  // nothing was ever kept.
+  static Result<std::unique_ptr<EvidenceStore>> open(Env& env, const std::string& state_dir,
+                                                     Access access, Options options = {});
+  ~EvidenceStore();
+
+  // Copies the content of `fd` (read from offset 0 with pread, whatever its position)
+  // into a new item described by `meta` (id, sha256, size and truncated are filled in
+  // here). Then prunes the oldest items while the store is over its quota, never the
+  // new one; `pruned` receives the ids dropped. Fails cleanly (nothing half-added)
+  // on ENOSPC or an unreadable fd.
+  Result<Item> add(Item meta, int fd, std::vector<Item>* pruned = nullptr);
+
+  // Newest first; at most `limit` (0 = all).
+  Result<std::vector<Item>> list(size_t limit = 0);
+  Result<std::optional<Item>> get(int64_t id);
+  // Streams the kept content to `sink` in chunks; EBADMSG if the blob is damaged.
+  Status read(int64_t id, const std::function<Status(std::span<const uint8_t>)>& sink);
+
+  struct Usage {
+    uint64_t items = 0;
+    uint64_t stored_bytes = 0;
+  };
+  Result<Usage> usage();
+
+ private:
+  struct Impl;
+  explicit EvidenceStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mamori::evidence
