@@ -7,7 +7,9 @@
 // says which. Format: docs/formats/evidence.md.
 //
 // Threads: one owner (the agent's guard thread); readers in other processes (the CLI)
-// open their own EvidenceStore with Access::kRead.
+// open their own EvidenceStore with Access::kRead. One writer at a time: kWrite takes
+// an exclusive flock() on STATE/evidence/lock (EBUSY when another process holds it) and
+// removes what a crashed writer left behind (blobs no row names).
 
 #include <sys/types.h>
 
@@ -39,7 +41,7 @@ struct Who {
 
 struct Item {
   int64_t id = 0;               // assigned by add(); increasing
-  int64_t time_ns = 0;          // when mamori took it
+  int64_t time_ns = 0;          // when mamori took it (add() fills it in when 0)
   std::string event_id;         // the event that reported it (core/event)
   std::string root;             // absolute root path
   std::string path;             // relative to root (may hold any byte but NUL)
@@ -71,15 +73,19 @@ class EvidenceStore {
 
   // Copies the content of `fd` (read from offset 0 with pread, whatever its position)
   // into a new item described by `meta` (id, sha256, size and truncated are filled in
-  // here). Then prunes the oldest items while the store is over its quota, never the
-  // new one; `pruned` receives the ids dropped. Fails cleanly (nothing half-added)
-  // on ENOSPC or an unreadable fd.
+  // here; all of the content is hashed, only max_item_bytes of it kept). Then prunes
+  // the oldest items while the store is over its quota, never the new one, in the same
+  // transaction; `pruned` (replaced, not appended to) receives the items dropped. A new
+  // item larger than the whole quota is kept alone. Fails cleanly (nothing half-added,
+  // nothing pruned) on ENOSPC, EIO or an unreadable fd; EROFS for a kRead store.
   Result<Item> add(Item meta, int fd, std::vector<Item>* pruned = nullptr);
 
   // Newest first; at most `limit` (0 = all).
   Result<std::vector<Item>> list(size_t limit = 0);
   Result<std::optional<Item>> get(int64_t id);
-  // Streams the kept content to `sink` in chunks; EBADMSG if the blob is damaged.
+  // Streams the kept content to `sink` in chunks; ENOENT for an unknown id; EBADMSG if
+  // the blob is damaged or missing. The sink may have seen bad bytes by then, so it must
+  // only make its output visible once read() returns success.
   Status read(int64_t id, const std::function<Status(std::span<const uint8_t>)>& sink);
 
   struct Usage {

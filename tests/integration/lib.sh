@@ -203,3 +203,82 @@ root_hash() {
 }
 
 sha256() { sha256sum -- "$1" | cut -d' ' -f1; }
+
+# --- the real-time agent ----------------------------------------------------------------
+# write_config writes no [agent] table: agent_config appends one that keeps the socket
+# and event log inside $SCRATCH. MODE (default restore) sets every root's mode.
+EVENTS=$SCRATCH/events.jsonl
+SOCKET=$SCRATCH/agent.sock
+AGENT_LOG=$SCRATCH/agent.log
+AGENT_PID=""
+agent_config() {  # [EXTRA TOML LINES for [agent]...]
+  sed -i "s/^mode = \"restore\"$/mode = \"${MODE:-restore}\"/" "$CONFIG"
+  {
+    echo
+    echo "[agent]"
+    echo "socket = \"$SOCKET\""
+    echo "event_log = \"$EVENTS\""
+    local l
+    for l in "$@"; do echo "$l"; done
+  } >>"$CONFIG"
+}
+
+# start_agent [ARGS...]: runs `mamori agent` in the background (stderr to $AGENT_LOG)
+# and waits until it is ready (its log says so), at most 60 s. Stopped at exit.
+start_agent() {
+  "$MAMORI" --config "$CONFIG" agent "$@" >>"$AGENT_LOG" 2>&1 &
+  AGENT_PID=$!
+  on_exit "stop_agent"
+  local i
+  for ((i = 0; i < 6000; i++)); do
+    grep -q 'ready: guarding' "$AGENT_LOG" 2>/dev/null && return 0
+    if ! kill -0 "$AGENT_PID" 2>/dev/null; then
+      cat "$AGENT_LOG" >&2
+      fail "the agent exited before it was ready"
+    fi
+    sleep 0.01
+  done
+  cat "$AGENT_LOG" >&2
+  fail "the agent was not ready within 60 s"
+}
+
+# stop_agent: SIGTERM, then wait for it (SIGKILL after 10 s: a hang fails the test).
+stop_agent() {
+  [[ -n $AGENT_PID ]] || return 0
+  local pid=$AGENT_PID i
+  AGENT_PID=""
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 1000; i++)); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.01
+  done
+  kill -KILL "$pid" 2>/dev/null
+  fail "the agent did not stop within 10 s of SIGTERM"
+}
+
+# wait_for DESCRIPTION CMD...: polls CMD (every 10 ms, at most ${WAIT_SECONDS:-10} s)
+# until it succeeds; fails the test naming DESCRIPTION otherwise.
+wait_for() {
+  local what=$1 i
+  shift
+  for ((i = 0; i < ${WAIT_SECONDS:-10} * 100; i++)); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.01
+  done
+  fail "timed out waiting for: $what"
+}
+
+# events [PYTHON FILTER]: the events written so far, one JSON object per line, filtered
+# by a Python expression over `e` (e.g. 'e["event"]["action"] == "file-restored"').
+events() {
+  python3 -c '
+import json, sys
+flt = sys.argv[1] if len(sys.argv) > 1 else "True"
+for line in open(sys.argv[2], encoding="utf-8", errors="replace"):
+    if not line.endswith("\n"):
+        continue
+    e = json.loads(line)
+    if eval(flt, {"e": e}):
+        print(json.dumps(e, sort_keys=True))
+' "${1:-True}" "$EVENTS"
+}

@@ -20,7 +20,7 @@ namespace {
 
 constexpr uint32_t kMask = IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_CREATE | IN_DELETE |
                            IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |
-                           IN_DONT_FOLLOW | IN_ONLYDIR | IN_EXCL_UNLINK;
+                           IN_ONLYDIR | IN_EXCL_UNLINK;  // no IN_DONT_FOLLOW: we follow /proc/self/fd
 constexpr const char* kWatchesSysctl = "/proc/sys/fs/inotify/max_user_watches";
 
 uint64_t read_limit() {
@@ -78,8 +78,7 @@ Status InotifyWatcher::watch_one(size_t root, int dir_fd, const std::string& rel
 Status InotifyWatcher::watch_tree(size_t root, const std::string& rel, bool report,
                                   std::vector<Change>* out) {
   const int root_fd = roots_[root].fd;
-  auto dir = rel.empty() ? fs::open_beneath(root_fd, ".", O_RDONLY | O_DIRECTORY)
-                         : fs::open_beneath(root_fd, rel, O_RDONLY | O_DIRECTORY);
+  auto dir = fs::open_beneath(root_fd, rel, O_RDONLY | O_DIRECTORY);
   if (!dir) {
     // Gone or replaced already: its removal is (or will be) an event of its parent.
     if (dir.error().errnum == ENOENT || dir.error().errnum == ENOTDIR || dir.error().errnum == ELOOP)

@@ -1,0 +1,425 @@
+#!/usr/bin/env bash
+# bench/restore/run.sh - real-time restore benchmark: `mamori agent` against the
+# inotifywait + cp script, on the corpora of /work/shared/bench/make_corpus.sh.
+#
+# Usage: bench/restore/run.sh [--quick]
+#
+# One run measures, in order:
+#   1. restore latency on the small corpus: restore_latency (from
+#      /work/shared/bench/fim-peers) overwrites N random files one at a time
+#      (fixed seed, so every row tampers the same files) and times how long until
+#      the original bytes are back, counting time-outs and torn reads, against
+#        - mamori agent, mode = "restore"
+#        - mamori agent, mode = "preserve" (tampered content kept as evidence)
+#        - inotify_restore.sh guarded (inotifywait + cmp + cp -a)
+#      The guarded site is a copy of the corpus; the corpus itself is the backup.
+#   2. the storm: the agent (restore mode) guards the small corpus while storm.c
+#      overwrites STORM_FILES files STORM_WRITES times as fast as it can; then the
+#      time from the last write until every file is identical to the corpus again
+#      and until `mamori check` reports nothing; misses = files still different.
+#   3. (not with --quick) the large corpus (make_corpus.sh large, ~200k files):
+#      `mamori init`, agent start-up until "ready" (the start-up verify), RSS_TAMPERS
+#      tampers in its first site, then the agent's peak RSS (VmHWM) per file.
+# Prints a Markdown report on stdout (progress on stderr) and keeps a copy in
+# $WORK/restore/report-<date>.md.
+#
+# Options:
+#   --quick   smoke run: N=100, a storm of 10,000 writes over 1,000 files, no large corpus
+#
+# Environment:
+#   WORK=/var/tmp/mamori-bench   work dir; this benchmark uses $WORK/restore (never the repo)
+#   MAMORI=<repo>/build/release/bin/mamori   (cmake --preset release && cmake --build --preset release)
+#   BENCH_SHARED=/work/shared/bench         make_corpus.sh and fim-peers/ (read only)
+#   N=1000 SEED=1 GAP_MS=50 TIMEOUT_MS=5000 restore_latency samples and pacing
+#   STORM_FILES=10000 STORM_WRITES=100000 STORM_TIMEOUT_S=120
+#   RSS_TAMPERS=300              tampers on the large corpus before reading VmHWM
+#   LARGE=1                      0 skips the large corpus
+# Needs root (the agent, make_corpus.sh); installs inotify-tools and gcc if missing.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+readonly here repo
+
+quick=0
+for a in "$@"; do
+    case $a in
+    --quick) quick=1 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: bench/restore/run.sh [--quick]" >&2; exit 2 ;;
+    esac
+done
+
+WORK=${WORK:-/var/tmp/mamori-bench}
+MAMORI=${MAMORI:-$repo/build/release/bin/mamori}
+BENCH_SHARED=${BENCH_SHARED:-/work/shared/bench}
+if ((quick)); then
+    N=${N:-100} STORM_FILES=${STORM_FILES:-1000} STORM_WRITES=${STORM_WRITES:-10000} LARGE=${LARGE:-0}
+else
+    N=${N:-1000} STORM_FILES=${STORM_FILES:-10000} STORM_WRITES=${STORM_WRITES:-100000} LARGE=${LARGE:-1}
+fi
+SEED=${SEED:-1} GAP_MS=${GAP_MS:-50} TIMEOUT_MS=${TIMEOUT_MS:-5000}
+STORM_TIMEOUT_S=${STORM_TIMEOUT_S:-120} RSS_TAMPERS=${RSS_TAMPERS:-300}
+MAKE_CORPUS=$BENCH_SHARED/make_corpus.sh
+PEERS=$BENCH_SHARED/fim-peers
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+say() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
+
+[[ $(id -u) -eq 0 ]] || die "must run as root (the agent restores any owner's files; make_corpus.sh)"
+[[ -x $MAMORI ]] || die "no mamori at $MAMORI: cmake --preset release && cmake --build --preset release"
+[[ -x $MAKE_CORPUS && -f $PEERS/restore_latency.c && -f $PEERS/inotify_restore.sh ]] ||
+    die "no $MAKE_CORPUS or $PEERS/{restore_latency.c,inotify_restore.sh}"
+case $WORK/ in "$repo"/*) die "WORK must be outside the repository" ;; esac
+
+# The peer's packages and the compiler for the probes.
+need=()
+command -v inotifywait >/dev/null || need+=(inotify-tools)
+command -v cc >/dev/null || need+=(gcc)
+command -v jq >/dev/null || need+=(jq)
+command -v python3 >/dev/null || need+=(python3)
+if ((${#need[@]})); then
+    say "installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends "${need[@]}" >&2 ||
+        { apt-get update >&2 && apt-get install -y --no-install-recommends "${need[@]}" >&2; }
+fi
+
+mkdir -p "$WORK/restore"
+R=$(cd "$WORK/restore" && pwd)
+BIN=$R/bin
+mkdir -p "$BIN"
+cc -O2 -Wall -o "$BIN/restore_latency" "$PEERS/restore_latency.c"
+cc -O2 -Wall -o "$BIN/storm" "$here/storm.c"
+
+# ---------------------------------------------------------------- processes
+AGENT_PID="" WATCHER_PGID=""
+cleanup() {
+    set +e
+    [[ -n $AGENT_PID ]] && stop_agent
+    if [[ -n $WATCHER_PGID ]]; then
+        kill -TERM -- "-$WATCHER_PGID" 2>/dev/null
+        WATCHER_PGID=""
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_agent CONFIG LOG: starts `mamori agent`, waits for "ready: guarding";
+# sets AGENT_PID and READY_S (seconds from exec to ready).
+start_agent() {
+    local cfg=$1 log=$2 t0
+    : >"$log"
+    t0=$EPOCHREALTIME
+    "$MAMORI" --config "$cfg" agent >>"$log" 2>&1 &
+    AGENT_PID=$!
+    until grep -q 'ready: guarding' "$log"; do
+        kill -0 "$AGENT_PID" 2>/dev/null || { cat "$log" >&2; AGENT_PID=""; die "the agent exited before it was ready"; }
+        (($(elapsed "$t0" "$EPOCHREALTIME" | cut -d. -f1) < 900)) || die "the agent was not ready within 900 s"
+        sleep 0.005
+    done
+    READY_S=$(elapsed "$t0" "$EPOCHREALTIME")
+    BACKEND=$(sed -n 's/.*ready: guarding [0-9]* root(s) with \([a-z]*\).*/\1/p' "$log" | head -n1)
+}
+
+stop_agent() {
+    local pid=$AGENT_PID i
+    AGENT_PID=""
+    [[ -n $pid ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 3000; i++)); do
+        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+        sleep 0.01
+    done
+    echo "run.sh: the agent did not stop within 30 s of SIGTERM; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
+}
+
+# VmHWM / VmRSS of a process in KiB
+vm() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+# user+sys CPU seconds of a process so far
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
+
+# agent_counters SOCKET: the "counters" object of the agent's status, one line of JSON
+agent_counters() {
+    python3 - "$1" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(30)
+s.connect(sys.argv[1])
+s.sendall(b'{"cmd":"status"}\n')
+data = b""
+while not data.endswith(b"\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print(json.dumps(json.loads(data)["counters"]))
+PY
+}
+
+# write_config FILE STATE ROOT MODE SOCKET EVENTS
+write_config() {
+    cat >"$1" <<EOF
+# written by bench/restore/run.sh
+state_dir = "$2"
+
+[[root]]
+path = "$3"
+mode = "$4"
+
+[agent]
+socket = "$5"
+event_log = "$6"
+EOF
+}
+
+declare -A I # results: "row:key" -> value
+
+# parse_latency OUT ROW: restore_latency's summary -> I[ROW:...]
+parse_latency() {
+    local out=$1 row=$2
+    I[$row:samples]=$(awk '/^samples [0-9]+ restored/ {print $2}' "$out")
+    I[$row:restored]=$(awk '/^samples [0-9]+ restored/ {print $4}' "$out")
+    I[$row:timeouts]=$(awk '/^samples [0-9]+ restored/ {print $6}' "$out")
+    I[$row:torn]=$(awk '/^samples with partial reads/ {print $NF}' "$out")
+    local k
+    for k in min p50 p90 p99 max mean; do
+        I[$row:$k]=$(awk -v k="$k" '/^latency_ms/ {for (i = 2; i < NF; i += 2) if ($i == k) print $(i + 1)}' "$out")
+    done
+}
+
+# check_changes CONFIG [--full]: number of changes `mamori check` reports (or "error")
+check_changes() {
+    local cfg=$1 out
+    shift
+    out=$("$MAMORI" --config "$cfg" check "$@" --json 2>/dev/null) || true
+    jq '.changes | length' <<<"$out" 2>/dev/null || echo error
+}
+
+# ---------------------------------------------------------------- small corpus
+start_uptime=$(uptime)
+say "work dir $R; mamori $MAMORI; N=$N seed $SEED gap ${GAP_MS} ms; storm $STORM_WRITES writes over $STORM_FILES files; large: $LARGE"
+corpus=$R/corpus-small
+say "small corpus: make_corpus.sh (idempotent)"
+"$MAKE_CORPUS" small "$corpus" >&2
+S=$R/small
+site=$S/site
+mkdir -p "$S"
+say "fresh guarded copy of the corpus at $site"
+rm -rf -- "$site"
+cp -a "$corpus" "$site"
+I[small:files]=$(find "$site" -type f | wc -l)
+I[small:dirs]=$(find "$site" -type d | wc -l)
+find "$corpus" "$site" -type f -print0 | xargs -0 cat >/dev/null # warm cache
+
+cfg=$S/mamori.toml state=$S/state sock=$S/agent.sock
+rm -rf -- "$state" "$S"/events-*.jsonl
+write_config "$cfg" "$state" "$site" restore "$sock" "$S/events-restore.jsonl"
+say "mamori init"
+t0=$EPOCHREALTIME
+"$MAMORI" --config "$cfg" init >"$S/init.out" 2>&1 || { cat "$S/init.out" >&2; die "mamori init failed"; }
+I[small:init_s]=$(elapsed "$t0" "$EPOCHREALTIME")
+
+# latency_row ROW MODE: the agent in MODE, restore_latency N times
+latency_row() {
+    local row=$1 mode=$2 before
+    write_config "$cfg" "$state" "$site" "$mode" "$sock" "$S/events-$mode.jsonl"
+    I[$row:load]=$(load)
+    start_agent "$cfg" "$S/agent-$mode.log"
+    I[$row:ready_s]=$READY_S
+    I[$row:backend]=$BACKEND
+    say "$row: agent ($BACKEND, mode $mode) ready in ${READY_S} s; $N tampers"
+    before=$(cpu_s "$AGENT_PID")
+    RESTORE_LATENCY_CSV=$S/samples-$row.csv \
+        "$BIN/restore_latency" "$site" "$corpus" "$N" "$SEED" "$GAP_MS" "$TIMEOUT_MS" >"$S/latency-$row.out" || true
+    sed 's/^/  /' "$S/latency-$row.out" >&2
+    parse_latency "$S/latency-$row.out" "$row"
+    sleep 0.5
+    I[$row:cpu_s]=$(awk -v a="$before" -v b="$(cpu_s "$AGENT_PID")" 'BEGIN {printf "%.2f", b - a}')
+    I[$row:hwm_kib]=$(vm "$AGENT_PID" VmHWM)
+    I[$row:counters]=$(agent_counters "$sock" 2>/dev/null || echo '{}')
+    stop_agent
+    I[$row:left]=$(check_changes "$cfg" --full)
+    say "$row: counters ${I[$row:counters]}; check --full after: ${I[$row:left]} change(s)"
+}
+
+latency_row mamori-restore restore
+latency_row mamori-preserve preserve
+
+# ---------------------------------------------------------------- the storm
+row=storm
+write_config "$cfg" "$state" "$site" restore "$sock" "$S/events-storm.jsonl"
+I[storm:load]=$(load)
+start_agent "$cfg" "$S/agent-storm.log"
+say "storm: agent ready in ${READY_S} s; $STORM_WRITES writes over $STORM_FILES files"
+before=$(cpu_s "$AGENT_PID")
+set +e
+"$BIN/storm" "$site" "$corpus" "$STORM_FILES" "$STORM_WRITES" "$SEED" "$STORM_TIMEOUT_S" >"$S/storm.out" 2>"$S/storm.err"
+set -e
+sed 's/^/  /' "$S/storm.out" "$S/storm.err" >&2
+for k in writes write_errors write_s writes_per_s quiescence_s misses last_write_epoch; do
+    I[storm:$k]=$(awk -F= -v k="$k" '$1 == k {print $2}' "$S/storm.out")
+done
+# Time from the last write until `mamori check` (fast) reports nothing, checking in a
+# loop (each check takes ~0.2 s: this is an upper bound by that much).
+I[storm:check_clean_s]=timeout
+for ((i = 0; i < 600; i++)); do
+    c=$(check_changes "$cfg")
+    if [[ $c == 0 ]]; then
+        I[storm:check_clean_s]=$(elapsed "${I[storm:last_write_epoch]}" "$EPOCHREALTIME")
+        break
+    fi
+    sleep 0.1
+done
+I[storm:cpu_s]=$(awk -v a="$before" -v b="$(cpu_s "$AGENT_PID")" 'BEGIN {printf "%.2f", b - a}')
+I[storm:hwm_kib]=$(vm "$AGENT_PID" VmHWM)
+I[storm:counters]=$(agent_counters "$sock" 2>/dev/null || echo '{}')
+stop_agent
+I[storm:full_left]=$(check_changes "$cfg" --full)
+say "storm: counters ${I[storm:counters]}; check --full after: ${I[storm:full_left]} change(s)"
+
+# ---------------------------------------------------------------- the script
+row=script
+say "script: inotify_restore.sh guarded on the same site; $N tampers"
+I[script:load]=$(load)
+t0=$EPOCHREALTIME
+setsid "$PEERS/inotify_restore.sh" guarded "$site" "$corpus" 2>"$S/watch.err" </dev/null &
+WATCHER_PGID=$!
+until grep -q 'Watches established' "$S/watch.err"; do
+    kill -0 "$WATCHER_PGID" 2>/dev/null || { cat "$S/watch.err" >&2; die "inotify_restore.sh exited"; }
+    sleep 0.01
+done
+I[script:ready_s]=$(elapsed "$t0" "$EPOCHREALTIME")
+RESTORE_LATENCY_CSV=$S/samples-script.csv \
+    "$BIN/restore_latency" "$site" "$corpus" "$N" "$SEED" "$GAP_MS" "$TIMEOUT_MS" >"$S/latency-script.out" || true
+sed 's/^/  /' "$S/latency-script.out" >&2
+parse_latency "$S/latency-script.out" script
+sleep 1
+touch "$S/marker"
+sleep 1
+I[script:busy]=$(find "$site" -type f -cnewer "$S/marker" | wc -l)
+kill -TERM -- "-$WATCHER_PGID" 2>/dev/null || true
+WATCHER_PGID=""
+sleep 0.2
+I[script:left]=$(diff -rq "$corpus" "$site" 2>/dev/null | wc -l)
+
+# ---------------------------------------------------------------- large corpus
+if ((LARGE)); then
+    lcorpus=$R/corpus-large L=$R/large
+    mkdir -p "$L"
+    say "large corpus: make_corpus.sh (rebuilt when an earlier run's restores touched it)"
+    "$MAKE_CORPUS" large "$lcorpus" >&2
+    I[large:files]=$(find "$lcorpus" -type f | wc -l)
+    find "$lcorpus" -type f -print0 | xargs -0 cat >/dev/null # warm cache
+    lcfg=$L/mamori.toml lstate=$L/state lsock=$L/agent.sock
+    rm -rf -- "$lstate" "$L"/events.jsonl
+    write_config "$lcfg" "$lstate" "$lcorpus" restore "$lsock" "$L/events.jsonl"
+    say "large: mamori init"
+    t0=$EPOCHREALTIME
+    "$MAMORI" --config "$lcfg" init >"$L/init.out" 2>&1 || { cat "$L/init.out" >&2; die "mamori init (large) failed"; }
+    I[large:init_s]=$(elapsed "$t0" "$EPOCHREALTIME")
+    I[large:load]=$(load)
+    start_agent "$lcfg" "$L/agent.log"
+    I[large:ready_s]=$READY_S
+    I[large:backend]=$BACKEND
+    I[large:hwm_ready_kib]=$(vm "$AGENT_PID" VmHWM)
+    say "large: agent ready in ${READY_S} s (VmHWM ${I[large:hwm_ready_kib]} KiB); $RSS_TAMPERS tampers in site001"
+    # site001 is a copy of the small corpus, which serves as its backup.
+    RESTORE_LATENCY_CSV=$L/samples.csv \
+        "$BIN/restore_latency" "$lcorpus/site001" "$corpus" "$RSS_TAMPERS" "$SEED" 20 "$TIMEOUT_MS" >"$L/latency.out" || true
+    sed 's/^/  /' "$L/latency.out" >&2
+    parse_latency "$L/latency.out" large
+    sleep 0.5
+    I[large:hwm_kib]=$(vm "$AGENT_PID" VmHWM)
+    I[large:rss_kib]=$(vm "$AGENT_PID" VmRSS)
+    I[large:counters]=$(agent_counters "$lsock" 2>/dev/null || echo '{}')
+    stop_agent
+    I[large:left]=$(check_changes "$lcfg")
+    say "large: VmHWM ${I[large:hwm_kib]} KiB; check after: ${I[large:left]} change(s)"
+fi
+end_uptime=$(uptime)
+
+# ---------------------------------------------------------------- report
+v() { local x=${I[$1]:-}; echo "${x:-n/a}"; }
+mib() { [[ -n ${1:-} ]] && awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}' || echo n/a; }
+ctr() { jq -r --arg k "$2" '.[$k] // "n/a"' <<<"${I[$1:counters]:-{\}}" 2>/dev/null || echo n/a; }
+verdict() { # value op goal
+    [[ -n $1 && $1 != n/a && $1 != timeout && $1 != error ]] || { echo "n/a"; return; }
+    awk -v v="$1" -v g="$3" -v op="$2" 'BEGIN {
+        ok = (op == ">=") ? (v >= g) : (op == "<=") ? (v <= g) : (v == g); print ok ? "PASS" : "**MISS**" }'
+}
+ratio=$(awk -v a="$(v script:p99)" -v b="$(v mamori-restore:p99)" 'BEGIN {if (b > 0 && a + 0 > 0) printf "%.1f", a / b; else print "n/a"}')
+ratio50=$(awk -v a="$(v script:p50)" -v b="$(v mamori-restore:p50)" 'BEGIN {if (b > 0 && a + 0 > 0) printf "%.1f", a / b; else print "n/a"}')
+per_file=n/a
+if [[ -n ${I[large:hwm_kib]:-} ]]; then
+    per_file=$(awk -v k="${I[large:hwm_kib]}" -v f="${I[large:files]}" 'BEGIN {printf "%.0f", (k * 1024 - 40 * 1048576) / f}')
+    rss_goal_mib=$(awk -v f="${I[large:files]}" 'BEGIN {printf "%.1f", (300 * f + 40 * 1048576) / 1048576}')
+fi
+report=$R/report-$(date +%Y%m%d-%H%M%S).md
+{
+    echo "## mamori real-time restore benchmark ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+    echo
+    echo "- command: bench/restore/run.sh$( ((quick)) && echo ' --quick')  (N=$N, SEED=$SEED, GAP_MS=$GAP_MS, TIMEOUT_MS=$TIMEOUT_MS, storm $STORM_WRITES writes over $STORM_FILES files)"
+    echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.1f GiB RAM", $2 / 1048576}' /proc/meminfo), kernel $(uname -r), $(findmnt -no FSTYPE -T "$R")"
+    echo "- mamori: $MAMORI ($(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?') + working tree); backend ${I[mamori-restore:backend]:-?}; peer: inotify-tools $(dpkg-query -W -f='${Version}' inotify-tools 2>/dev/null || echo '?')"
+    echo "- small corpus: ${I[small:files]} files, ${I[small:dirs]} directories; mamori init ${I[small:init_s]} s"
+    echo "- uptime at start: $start_uptime"
+    echo "- uptime at end:   $end_uptime"
+    echo "- work files: $R"
+    echo
+    echo "### Restore latency (small corpus, $N single-file tampers, same files for every row)"
+    echo
+    echo "| restorer | p50 ms | p90 ms | p99 ms | max ms | mean ms | time-outs | torn reads | restorer CPU s | agent peak RSS MiB | load at start |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    for row in mamori-restore mamori-preserve script; do
+        case $row in
+        mamori-restore) label="mamori agent, restore" ;;
+        mamori-preserve) label="mamori agent, preserve (evidence kept)" ;;
+        script) label="inotifywait + cp (guarded)" ;;
+        esac
+        echo "| $label | $(v $row:p50) | $(v $row:p90) | $(v $row:p99) | $(v $row:max) | $(v $row:mean) | $(v $row:timeouts) | $(v $row:torn) | $(v $row:cpu_s) | $(mib "${I[$row:hwm_kib]:-}") | $(v $row:load) |"
+    done
+    echo
+    echo "Ratio script / mamori (restore mode): p99 ${ratio}×, p50 ${ratio50}×."
+    echo "Agent ready (start-up verify of the small corpus): ${I[mamori-restore:ready_s]:-n/a} s; inotifywait watches established: ${I[script:ready_s]:-n/a} s."
+    echo "Agent counters, restore row: $(v mamori-restore:counters); preserve row: $(v mamori-preserve:counters)."
+    echo "Left different afterwards: restore $(v mamori-restore:left), preserve $(v mamori-preserve:left) (mamori check --full); script $(v script:left) (diff -rq); files the script still rewrote in a quiet second after its run: $(v script:busy)."
+    echo
+    echo "### Storm (small corpus, agent in restore mode)"
+    echo
+    echo "| writes | files | write errors | write time s | writes/s | last write → all files identical s | last write → \`mamori check\` clean s | misses | agent CPU s | agent peak RSS MiB | check --full after |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| $(v storm:writes) | $STORM_FILES | $(v storm:write_errors) | $(v storm:write_s) | $(v storm:writes_per_s) | $(v storm:quiescence_s) | $(v storm:check_clean_s) | $(v storm:misses) | $(v storm:cpu_s) | $(mib "${I[storm:hwm_kib]:-}") | $(v storm:full_left) |"
+    echo
+    echo "Agent counters after the storm: $(v storm:counters). Load at start: $(v storm:load)."
+    echo
+    if ((LARGE)); then
+        echo "### Large corpus (${I[large:files]} files)"
+        echo
+        echo "| mamori init s | agent ready (start-up verify) s | VmHWM at ready MiB | VmHWM after $RSS_TAMPERS tampers MiB | (VmHWM − 40 MiB) / file | tamper p50 / p99 / max ms | time-outs | torn | check after |"
+        echo "|---:|---:|---:|---:|---:|---|---:|---:|---:|"
+        echo "| $(v large:init_s) | $(v large:ready_s) | $(mib "${I[large:hwm_ready_kib]:-}") | $(mib "${I[large:hwm_kib]:-}") | $per_file B | $(v large:p50) / $(v large:p99) / $(v large:max) | $(v large:timeouts) | $(v large:torn) | $(v large:left) |"
+        echo
+        echo "Agent counters: $(v large:counters). Load at start: $(v large:load)."
+        echo
+    fi
+    echo "### Against the targets"
+    echo
+    echo "| target | measured | result |"
+    echo "|---|---:|---|"
+    echo "| restore p99 ≤ 1 ms (restore mode) | $(v mamori-restore:p99) ms | $(verdict "$(v mamori-restore:p99)" "<=" 1) |"
+    echo "| restore p99 ≤ 1 ms (preserve mode) | $(v mamori-preserve:p99) ms | $(verdict "$(v mamori-preserve:p99)" "<=" 1) |"
+    echo "| ≥ 20× better than the script (p99 ratio) | ${ratio}× | $(verdict "$ratio" ">=" 20) |"
+    echo "| 0 torn reads (restore / preserve) | $(v mamori-restore:torn) / $(v mamori-preserve:torn) | $(verdict "$(( ${I[mamori-restore:torn]:-1} + ${I[mamori-preserve:torn]:-1} ))" "==" 0) |"
+    echo "| 0 time-outs (restore / preserve) | $(v mamori-restore:timeouts) / $(v mamori-preserve:timeouts) | $(verdict "$(( ${I[mamori-restore:timeouts]:-1} + ${I[mamori-preserve:timeouts]:-1} ))" "==" 0) |"
+    echo "| storm: 0 misses | $(v storm:misses) (check --full after: $(v storm:full_left)) | $(verdict "$(v storm:misses)" "==" 0) |"
+    if ((LARGE)); then
+        echo "| agent RSS ≤ 300 B/file + 40 MiB (large) | $(mib "${I[large:hwm_kib]:-}") MiB = $per_file B/file + 40 MiB (goal ≤ ${rss_goal_mib:-n/a} MiB) | $(verdict "$per_file" "<=" 300) |"
+    fi
+    echo
+} | tee "$report"
+say "report saved to $report"
