@@ -16,6 +16,11 @@ DESCRIPTION
     From that baseline it finds every change (check), shows it (diff), undoes it
     (restore) or takes it in as legitimate (accept).
 
+    'mamori agent' does the same in real time: it watches the roots with fanotify,
+    puts a tampered file back atomically the moment it is written, quarantines files
+    the baseline does not know, and keeps the tampered copies as evidence with who
+    made them. Legitimate changes go through 'mamori deploy'.
+
     The roots to protect, their excludes and the state directory come from a TOML
     config, /etc/mamori/mamori.toml unless --config names another.
 
@@ -28,6 +33,9 @@ COMMANDS
     status                    roots, entries, store size and the root hash
     gc                        drop stored contents no baseline entry needs any more
     evidence ACTION [ID]      list, show, diff or export the tampered copies kept
+    agent                     guard the roots in real time (the daemon)
+    mode ROOT|'*' MODE        switch a running agent's root to alert, restore or preserve
+    deploy [--review] -- CMD  run a legitimate change, then take it into the baseline
 
     Run 'mamori COMMAND --help' for the details of each.
 
@@ -55,6 +63,8 @@ FILES
     STATE/catalog.db          the baseline (SQLite); STATE is the config's state_dir
     STATE/store/              the content store (pack files)
     STATE/evidence/           tampered copies kept as evidence, with who made them
+    /var/log/mamori/events.jsonl   the agent's events (ECS JSON lines; agent.event_log)
+    /run/mamori/agent.sock    the agent's control socket (agent.socket)
 
 EXAMPLES
     mamori init                          baseline every configured root
@@ -198,7 +208,9 @@ DESCRIPTION
     Prints the state directory, the catalog's root hash (a SHA-256 over every
     recorded entry of every root: keep a copy elsewhere to notice tampering with
     mamori's own state), when it was sealed, the store's size, and for each
-    configured root its mode and number of entries.
+    configured root its mode and number of entries. When an agent is running, also
+    its backend, live modes and counters (changes, restored, quarantined, evidence,
+    failures), asked over its control socket; "agent": {"running": false} otherwise.
 
 EXIT STATUS
     0 printed; 2 no baseline yet or bad config; 4 the catalog cannot be read.
@@ -273,6 +285,101 @@ EXIT STATUS
 
 }  // namespace
 
+constexpr std::string_view kAgent = R"TXT(NAME
+    mamori agent - guard the roots in real time
+
+SYNOPSIS
+    mamori agent [--config FILE]
+
+DESCRIPTION
+    The daemon (packaging/systemd/mamori-agent.service runs it, Type=notify). Runs
+    as root. Start-up is ordered, and stops naming the step that failed:
+      open_state      the catalog (read only) and the content store
+      open_outbox     the event log (agent.event_log), then the evidence store
+      open_roots      every configured root; each must have a baseline ('init')
+      start_watchers  fanotify (one filesystem mark; reports who wrote), else inotify
+      verify_roots    every root against its baseline, acting by its mode: what
+                      changed while the agent was down is handled and reported with
+                      mamori.changed_while_down
+      listen          the control socket (agent.socket)
+      notify_ready    READY=1 to systemd
+    Watching starts before the verify, so nothing changed in between is missed.
+
+    Every change is judged by comparing the path with the baseline, by each root's
+    mode:
+      alert     report it; change nothing
+      restore   put content and metadata back atomically (a new inode renamed over
+                the tampered one: readers never see a missing or half-written file;
+                no symlink is ever followed); recreate deleted files and trees; undo
+                renames; move files the baseline does not know out of the tree into
+                the evidence store (quarantine), unless allow_new lets them stay and
+                deny_new does not forbid them
+      preserve  as restore, and keep every tampered content as evidence
+                ('mamori evidence')
+    A kernel queue overflow rescans the root (event watch-overflow); a verify also
+    runs every agent.verify_interval seconds. A storm (more than
+    agent.storm_changes_per_second changes in a second) is acted on in full but
+    reported in bulk: one tamper-storm event, then a summary each second naming every
+    path.
+
+    Every detection and action is one line of Elastic Common Schema JSON in
+    agent.event_log, synced before anything else sees it: event.action
+    (file-restored, file-repaired, file-quarantined, file-allowed, file-changed,
+    file-created, file-deleted, tamper-storm, watch-overflow, ...), file.path,
+    file.hash.sha256, process.pid, process.executable, process.command_line,
+    user.name, mamori.* for the rest.
+
+SIGNALS
+    SIGTERM, SIGINT  stop (after writing the pending events)
+    SIGHUP           reopen the event log (after logrotate)
+
+EXIT STATUS
+    0 stopped on a signal; 2 not root or bad config; 3 a start-up step failed
+    (the message names it), e.g. a root without a baseline.
+)TXT";
+
+constexpr std::string_view kMode = R"TXT(NAME
+    mamori mode - switch a running agent's root between alert, restore and preserve
+
+SYNOPSIS
+    mamori mode ROOT MODE
+    mamori mode '*' MODE
+
+DESCRIPTION
+    Tells the running agent to guard ROOT (a configured root, or '*' for all) in
+    MODE from now on. Leaving alert verifies the root at once, so everything alert
+    only reported is repaired. The change lasts until the agent restarts; the config
+    keeps its own mode.
+
+EXIT STATUS
+    0 switched; 2 bad ROOT or MODE; 3 no agent running, or it refused.
+)TXT";
+
+constexpr std::string_view kDeploy = R"TXT(NAME
+    mamori deploy - make a legitimate change while the agent guards
+
+SYNOPSIS
+    mamori deploy [--review] [--root ROOT]... -- CMD [ARGS...]
+
+DESCRIPTION
+    Pauses restoring on the roots (every root, or the --root ones; changes are still
+    reported, as mamori.mode "deploy"), runs CMD, then shows what changed ('mamori
+    check') and takes it into the baseline ('mamori accept'). With --review, asks
+    before accepting; answering no rolls back. If CMD fails, the roots are restored
+    to the baseline. Restoring resumes in every case, after a verify of the roots
+    (so files a failed CMD created are quarantined). Without a running agent the
+    same steps run without the pause.
+
+EXAMPLES
+    mamori deploy -- wp core update --path=/var/www/html
+    mamori deploy --root /var/www/html -- wp plugin update akismet
+    mamori deploy --review -- rsync -a release/ /var/www/html/
+
+EXIT STATUS
+    0 deployed and accepted (or nothing changed); 2 usage; 3 CMD failed and the
+    roots were rolled back, or accepting failed; 4 the baseline failed verification.
+)TXT";
+
 std::string_view help_text(std::string_view command) {
   if (command.empty()) return kOverview;
   if (command == "init") return kInit;
@@ -283,6 +390,9 @@ std::string_view help_text(std::string_view command) {
   if (command == "status") return kStatus;
   if (command == "gc") return kGc;
   if (command == "evidence") return kEvidence;
+  if (command == "agent") return kAgent;
+  if (command == "mode") return kMode;
+  if (command == "deploy") return kDeploy;
   return {};
 }
 

@@ -38,7 +38,17 @@ int run_status(App& app) {
     return j;
   }();
   if (!result) return app.report(result.error(), App::code_for(result.error()));
-  const auto& j = *result;
+  auto& j = *result;
+  // The running agent, if any: its live modes and counters.
+  if (auto agent = agent_status(app); !agent)
+    j["agent"] = {{"running", false}, {"error", agent.error().message()}};
+  else if (!*agent)
+    j["agent"] = {{"running", false}};
+  else {
+    j["agent"] = std::move(**agent);
+    j["agent"].erase("ok");
+    j["agent"]["running"] = true;
+  }
   bool any = false;
   for (const auto& r : j["roots"]) any |= r.contains("entries");
   const int code = any ? kExitOk : kExitUsage;  // documented: 2 when there is no baseline yet
@@ -64,6 +74,25 @@ int run_status(App& app) {
                   r["baselined_at"].get<std::string>().c_str());
     else
       std::printf("not baselined: run 'mamori init'\n");
+  }
+  const auto& a = j["agent"];
+  if (!a["running"].get<bool>()) {
+    std::printf("agent      not running%s\n",
+                a.contains("error") ? (": " + a["error"].get<std::string>()).c_str() : "");
+  } else {
+    const auto& c = a["counters"];
+    std::printf("agent      running, pid %s, %s; %s changes, %s restored, %s quarantined, "
+                "%s evidence, %s failures%s\n",
+                fmt::format("{}", a["pid"].get<int64_t>()).c_str(), a["backend"].get<std::string>().c_str(),
+                fmt::format("{}", c["changes"].get<uint64_t>()).c_str(),
+                fmt::format("{}", c["restored"].get<uint64_t>()).c_str(),
+                fmt::format("{}", c["quarantined"].get<uint64_t>()).c_str(),
+                fmt::format("{}", c["evidence"].get<uint64_t>()).c_str(),
+                fmt::format("{}", c["failures"].get<uint64_t>()).c_str(),
+                a["in_storm"].get<bool>() ? "; IN A TAMPER STORM" : "");
+    for (const auto& r : a["roots"])
+      std::printf("           %s guarded in %s mode%s\n", escape(r["path"].get<std::string>()).c_str(),
+                  r["mode"].get<std::string>().c_str(), r["paused"].get<bool>() ? " (paused for a deploy)" : "");
   }
   if (!any) std::fprintf(stderr, "mamori: no baseline yet: run 'mamori init'\n");
   return code;

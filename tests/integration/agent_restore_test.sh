@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# The real-time agent in restore mode on a copy of WordPress, with the real kernel
+# backends. Every way an attacker changes a tree (content, delete, a deleted tree,
+# chmod, chown, a security xattr, a rename, a new file, a directory swapped for a
+# symlink to /etc) is undone by the agent on its own: bytes with cmp, modes and owners
+# with stat, and each is reported by the right event. Then the core cases again with
+# the inotify backend.
+# shellcheck disable=SC2016  # PHP and Python filters in single quotes are meant literally
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+WP_SRC=/usr/share/wordpress
+[[ -f $WP_SRC/index.php && -d $WP_SRC/wp-admin/css ]] ||
+  fail "$WP_SRC is missing: install Debian's 'wordpress' package (tools/install-deps)"
+
+WP=$SCRATCH/wp
+PRISTINE=$SCRATCH/pristine
+cp -aL "$WP_SRC" "$WP"
+cp -aL "$WP_SRC" "$PRISTINE"
+
+# --- helpers ----------------------------------------------------------------------------
+# Type, mode, owner of every entry; size and mtime of files (directory times follow their
+# children and are not restored).
+snapshot() {  # DIR
+  (cd "$1" && find . -type f -printf '%p f %m %u:%g %s %T@\n' -o -printf '%p %y %m %u:%g\n') | LC_ALL=C sort
+}
+# The whole tree is the pristine one again: every entry, its metadata, every byte.
+tree_is_pristine() {
+  [[ $(snapshot "$WP") == "$(snapshot "$PRISTINE")" ]] && diff -r --no-dereference "$PRISTINE" "$WP" >/dev/null
+}
+assert_tree_pristine() {  # WHAT
+  local a b
+  a=$(snapshot "$PRISTINE")
+  b=$(snapshot "$WP")
+  [[ $a == "$b" ]] || fail "$1: the tree's metadata differs from the pristine copy:
+$(diff <(echo "$a") <(echo "$b") | head -n 20)"
+  diff -r --no-dereference "$PRISTINE" "$WP" >/dev/null || fail "$1: the tree's bytes differ from the pristine copy:
+$(diff -rq --no-dereference "$PRISTINE" "$WP" | head -n 20)"
+}
+same_stat() {  # REL: mode, owner, size and mtime are the pristine ones
+  [[ $(stat -c '%F %a %u:%g %s %Y' -- "$WP/$1") == "$(stat -c '%F %a %u:%g %s %Y' -- "$PRISTINE/$1")" ]]
+}
+same_file() {  # REL: bytes and metadata
+  [[ -f $WP/$1 && ! -L $WP/$1 ]] && cmp -s -- "$PRISTINE/$1" "$WP/$1" && same_stat "$1"
+}
+has_event() { [[ -n $(events "$1") ]]; }
+# await_event WHAT FILTER: waits (at most 10 s) until an event matching FILTER is
+# written; prints it. On a timeout shows the last events and the agent's log.
+await_event() {
+  local what=$1 flt=$2 end=$((SECONDS + ${WAIT_SECONDS:-10})) got
+  while ((SECONDS <= end)); do
+    got=$(events "$flt")
+    if [[ -n $got ]]; then
+      printf '%s\n' "$got"
+      return 0
+    fi
+    sleep 0.01
+  done
+  {
+    echo "--- last events:"
+    tail -n 20 "$EVENTS" | sed 's/^/  | /'
+    echo "--- agent log:"
+    sed 's/^/  | /' "$AGENT_LOG"
+  } >&2
+  fail "no event: $what (filter: $flt)"
+}
+# A filter for the event of ACTION on mamori.path REL.
+on() { printf 'e["event"]["action"] == "%s" and e.get("mamori", {}).get("path") == "%s"' "$1" "$2"; }
+
+write_config "$WP"
+agent_config 'backend = "fanotify"'
+expect_exit 0 mamori -q init
+
+step "the fanotify agent starts and says so"
+start_agent
+await_event "agent-started with fanotify" 'e["event"]["action"] == "agent-started" and e["mamori"]["backend"] == "fanotify"' >/dev/null
+assert_tree_pristine "right after start-up"
+
+step "overwritten content comes back byte for byte, reported with who did it"
+printf '<?php system($_GET["c"]); ?>\n' >>"$WP/index.php"  # by this shell: $$ is the writer
+wait_for "index.php restored" same_file index.php
+ev=$(await_event "file-restored index.php" "$(on file-restored index.php)" | tail -n 1)
+assert_eq "changed realtime $WP/index.php" "$(json '"%s %s %s" % (j["mamori"]["change"], j["mamori"]["trigger"], j["file"]["path"])' "$ev")" \
+  "index.php event change/trigger/file.path"
+assert_contains "$(json 'j["mamori"]["attrs"]' "$ev")" '"content"' "index.php event attrs"
+assert_eq "$(sha256 "$PRISTINE/index.php")" "$(json 'j["mamori"]["baseline"]["sha256"]' "$ev")" "baseline sha256 in the event"
+assert_ne "$(sha256 "$PRISTINE/index.php")" "$(json 'j["file"]["hash"]["sha256"]' "$ev")" "file.hash.sha256 is the tampered content's"
+assert_eq "$$ root" "$(json '"%s %s" % (j["process"]["pid"], j["user"]["name"])' "$ev")" "who: this shell, as root"
+
+step "a deleted file comes back"
+rm "$WP/wp-login.php"
+wait_for "wp-login.php restored" same_file wp-login.php
+ev=$(await_event "file-restored wp-login.php" "$(on file-restored wp-login.php)" | tail -n 1)
+assert_eq removed "$(json 'j["mamori"]["change"]' "$ev")" "wp-login.php event change"
+
+step "a deleted tree comes back whole, reported once for its top"
+mapfile -t css < <(cd "$PRISTINE" && find wp-admin/css)
+((${#css[@]} > 10)) || fail "wp-admin/css should be a tree, has ${#css[@]} entries"
+rm -rf "$WP/wp-admin/css"
+wait_for "wp-admin/css restored" diff -r --no-dereference "$PRISTINE/wp-admin/css" "$WP/wp-admin/css"
+ev=$(await_event "file-restored wp-admin/css" "$(on file-restored wp-admin/css)" | tail -n 1)
+assert_eq removed "$(json 'j["mamori"]["change"]' "$ev")" "wp-admin/css event change"
+# The entries count is the tree when the agent first saw it gone; rm -rf may still have
+# been emptying it, so at least the directory, at most the whole tree.
+n=$(json 'j["mamori"].get("entries", 1)' "$ev")
+((n >= 1 && n <= ${#css[@]})) || fail "wp-admin/css event entries: $n, want 1..${#css[@]}"
+assert_tree_pristine "after the deleted tree"
+
+step "chmod 777 and chown nobody are repaired without rewriting the content"
+ino=$(stat -c %i "$WP/wp-cron.php")
+chmod 777 "$WP/wp-cron.php"
+wait_for "wp-cron.php mode back" same_file wp-cron.php
+assert_eq 644 "$(stat -c %a "$WP/wp-cron.php")" "wp-cron.php mode"
+ev=$(await_event "file-repaired wp-cron.php" "$(on file-repaired wp-cron.php)" | tail -n 1)
+assert_eq '["mode"]' "$(json 'j["mamori"]["attrs"]' "$ev")" "wp-cron.php event attrs"
+assert_eq "$ino" "$(stat -c %i "$WP/wp-cron.php")" "a metadata repair keeps the inode"
+chown nobody "$WP/xmlrpc.php"
+wait_for "xmlrpc.php owner back" same_file xmlrpc.php
+assert_eq root:root "$(stat -c %U:%G "$WP/xmlrpc.php")" "xmlrpc.php owner"
+ev=$(await_event "file-repaired xmlrpc.php" "$(on file-repaired xmlrpc.php)" | tail -n 1)
+assert_eq '["owner"]' "$(json 'j["mamori"]["attrs"]' "$ev")" "xmlrpc.php event attrs"
+
+step "a security.* xattr (tracked) is removed again"
+no_xattr() { [[ -z $(getfattr --absolute-names -m - -d "$WP/wp-mail.php" 2>/dev/null) ]]; }
+no_xattr || fail "wp-mail.php should have no xattrs to begin with"
+setfattr -n security.mamori-test -v injected "$WP/wp-mail.php"
+wait_for "wp-mail.php xattr removed" no_xattr
+ev=$(await_event "file-repaired wp-mail.php" "$(on file-repaired wp-mail.php)" | tail -n 1)
+assert_contains "$(json 'j["mamori"]["attrs"]' "$ev")" '"xattrs"' "wp-mail.php event attrs"
+wait_for "wp-mail.php intact" same_file wp-mail.php
+
+step "a rename: the old name comes back, the new name is quarantined with evidence"
+mv "$WP/wp-settings.php" "$WP/wp-settings.php.bak"
+wait_for "wp-settings.php back" same_file wp-settings.php
+wait_for "wp-settings.php.bak quarantined" test ! -e "$WP/wp-settings.php.bak"
+await_event "file-restored wp-settings.php" "$(on file-restored wp-settings.php)" >/dev/null
+ev=$(await_event "file-quarantined wp-settings.php.bak" "$(on file-quarantined wp-settings.php.bak)" | tail -n 1)
+assert_eq added "$(json 'j["mamori"]["change"]' "$ev")" "wp-settings.php.bak event change"
+id=$(json 'j["mamori"]["evidence"]["id"]' "$ev")
+expect_exit 0 mamori evidence export "$id" --output "$SCRATCH/bak.evidence"
+assert_same_file "$PRISTINE/wp-settings.php" "$SCRATCH/bak.evidence" "the quarantined copy kept as evidence"
+
+step "a new file is quarantined with evidence"
+printf '<?php eval(base64_decode($_POST["x"])); ?>\n' >"$SCRATCH/shell.php"
+cp "$SCRATCH/shell.php" "$WP/wp-content/mamori-shell.php"
+wait_for "mamori-shell.php removed" test ! -e "$WP/wp-content/mamori-shell.php"
+ev=$(await_event "file-quarantined mamori-shell.php" "$(on file-quarantined wp-content/mamori-shell.php)" | tail -n 1)
+id=$(json 'j["mamori"]["evidence"]["id"]' "$ev")
+expect_exit 0 mamori evidence export "$id" --output "$SCRATCH/shell.evidence"
+assert_same_file "$SCRATCH/shell.php" "$SCRATCH/shell.evidence" "the web shell kept as evidence"
+
+step "a directory swapped (atomically) for a symlink to /etc comes back; nothing lands in /etc"
+mapfile -t js_top < <(cd "$PRISTINE/wp-admin/js" && ls -A)
+for n in "${js_top[@]}"; do [[ ! -e /etc/$n ]] || fail "/etc/$n exists before the test"; done
+etc_before=$(ls -A /etc | LC_ALL=C sort)
+ln -s /etc "$WP/wp-admin/.swap"
+# renameat2(RENAME_EXCHANGE): wp-admin/js is the symlink in one step, the real tree now
+# under wp-admin/.swap (new to the baseline: quarantined).
+python3 -c '
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+if libc.renameat2(AT_FDCWD, sys.argv[1].encode(), AT_FDCWD, sys.argv[2].encode(), RENAME_EXCHANGE) != 0:
+    e = ctypes.get_errno(); sys.exit("renameat2: " + os.strerror(e))
+' "$WP/wp-admin/.swap" "$WP/wp-admin/js"
+wait_for "wp-admin/js a directory again" test -d "$WP/wp-admin/js" -a ! -L "$WP/wp-admin/js"
+WAIT_SECONDS=20 wait_for "the tree pristine after the swap" tree_is_pristine
+ev=$(await_event "file-restored wp-admin/js" "$(on file-restored wp-admin/js)" | tail -n 1)
+assert_contains "$(json 'j["mamori"]["attrs"]' "$ev")" '"type"' "wp-admin/js event attrs"
+await_event "file-quarantined wp-admin/.swap" "$(on file-quarantined wp-admin/.swap)" >/dev/null
+for n in "${js_top[@]}"; do [[ ! -e /etc/$n ]] || fail "/etc/$n was written through the symlink"; done
+assert_eq "$etc_before" "$(ls -A /etc | LC_ALL=C sort)" "no name added to or removed from /etc"
+
+step "everything is as the baseline has it"
+assert_tree_pristine "end of the fanotify run"
+expect_exit 0 mamori check
+expect_exit 0 mamori --json check
+assert_eq true "$(json 'j["clean"]')" "check --json .clean"
+n=$(events 'e["event"]["action"] == "file-restore-failed"' | wc -l)
+assert_eq 0 "$n" "no file-restore-failed event"
+stop_agent
+
+# --- the same core cases with inotify -------------------------------------------------
+step "the inotify agent: content, delete, chmod, new file (also in a new directory)"
+EVENTS=$SCRATCH/events-inotify.jsonl
+AGENT_LOG=$SCRATCH/agent-inotify.log
+write_config "$WP"
+echo 'allow_new = ["wp-content/uploads", "wp-content/uploads/**"]' >>"$CONFIG"
+agent_config 'backend = "inotify"'
+start_agent
+await_event "agent-started with inotify" 'e["event"]["action"] == "agent-started" and e["mamori"]["backend"] == "inotify"' >/dev/null
+
+printf 'defaced\n' >"$WP/wp-links-opml.php"
+wait_for "wp-links-opml.php restored (inotify)" same_file wp-links-opml.php
+await_event "file-restored wp-links-opml.php" "$(on file-restored wp-links-opml.php)" >/dev/null
+
+rm "$WP/wp-trackback.php"
+wait_for "wp-trackback.php restored (inotify)" same_file wp-trackback.php
+ev=$(await_event "file-restored wp-trackback.php" "$(on file-restored wp-trackback.php)" | tail -n 1)
+assert_eq removed "$(json 'j["mamori"]["change"]' "$ev")" "wp-trackback.php event change"
+
+chmod 777 "$WP/wp-signup.php"
+wait_for "wp-signup.php mode back (inotify)" same_file wp-signup.php
+await_event "file-repaired wp-signup.php" "$(on file-repaired wp-signup.php)" >/dev/null
+
+# Deep in the tree, so the watch on a nested directory is exercised too.
+deep=wp-includes/js/tinymce/plugins/wordpress
+[[ -d $WP/$deep ]] || fail "$deep is missing from the WordPress copy"
+cp "$SCRATCH/shell.php" "$WP/$deep/x.php"
+wait_for "$deep/x.php quarantined (inotify)" test ! -e "$WP/$deep/x.php"
+await_event "file-quarantined $deep/x.php" "$(on file-quarantined "$deep/x.php")" >/dev/null
+
+# New directories where uploads are allowed: inotify must watch each as it appears to
+# see what is written into it. The picture stays; the script (deny_new) does not.
+mkdir -p "$WP/wp-content/uploads/2024/05"
+printf 'GIF89a\n' >"$WP/wp-content/uploads/2024/05/cat.gif"
+cp "$SCRATCH/shell.php" "$WP/wp-content/uploads/2024/05/cat.php"
+wait_for "uploads/2024/05/cat.php quarantined (inotify)" test ! -e "$WP/wp-content/uploads/2024/05/cat.php"
+await_event "file-quarantined cat.php" "$(on file-quarantined wp-content/uploads/2024/05/cat.php)" >/dev/null
+await_event "file-allowed cat.gif" "$(on file-allowed wp-content/uploads/2024/05/cat.gif)" >/dev/null
+assert_eq GIF89a "$(cat "$WP/wp-content/uploads/2024/05/cat.gif")" "the allowed upload stays"
+rm -r "$WP/wp-content/uploads"
+
+assert_tree_pristine "end of the inotify run"
+expect_exit 0 mamori check
+n=$(events 'e["event"]["action"] == "file-restore-failed"' | wc -l)
+assert_eq 0 "$n" "no file-restore-failed event (inotify)"
+stop_agent
