@@ -280,8 +280,13 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, const evid
                                                  after->st_ctim.tv_sec * 1'000'000'000LL + after->st_ctim.tv_nsec};
     }
   }
-  if (keep && tampered.valid())
+  if (keep && tampered.valid()) {
     act.evidence_id = keep_evidence(r, rel, tampered.get(), "modified", who, &*want, act.event_id);
+    // When the size alone told the change apart nothing hashed it yet: the event must
+    // still name the tampered content (file.hash.sha256), as it does for same-size edits.
+    if (!act.now_sha)
+      if (auto h = hash_fd(tampered.get(), rel)) act.now_sha = *h;
+  }
   return ok();
 }
 

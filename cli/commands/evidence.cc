@@ -61,8 +61,9 @@ nlohmann::json item_json(const Item& it) {
   if (!w.user.empty()) user["name"] = json_text(w.user);
   if (!user.empty()) j["user"] = user;
 
-  j["mamori"] = {{"evidence", {{"id", it.id}, {"reason", json_text(it.reason)}, {"truncated", it.truncated}}},
-                 {"root", json_text(it.root)}};
+  j["mamori"] = {
+      {"evidence", {{"id", it.id}, {"reason", json_text(it.reason)}, {"truncated", it.truncated}}},
+      {"root", json_text(it.root)}};
   if (it.baseline_sha256) j["mamori"]["baseline"] = {{"sha256", it.baseline_sha256->hex()}};
   return j;
 }
@@ -77,15 +78,19 @@ void print_item(const Item& it) {
   std::printf("event         %s\n", or_unknown(it.event_id).c_str());
   std::printf("path          %s\n", escape(absolute(it.root, it.path)).c_str());
   std::printf("reason        %s\n", escape(it.reason).c_str());
-  std::printf("content       %s, sha256 %s\n", human_bytes(it.size).c_str(), it.sha256.hex().c_str());
+  std::printf("content       %s, sha256 %s\n", human_bytes(it.size).c_str(),
+              it.sha256.hex().c_str());
   if (it.truncated) std::printf("              truncated: only a prefix was kept\n");
-  std::printf("baseline      %s\n", it.baseline_sha256 ? ("sha256 " + it.baseline_sha256->hex()).c_str() : "unknown");
+  std::printf("baseline      %s\n",
+              it.baseline_sha256 ? ("sha256 " + it.baseline_sha256->hex()).c_str() : "unknown");
   std::printf("mode          %04o  owner %u:%u  mtime %s\n", it.mode & 07777, it.uid, it.gid,
               format_time_ns(it.mtime_ns).c_str());
-  std::printf("process       %s  %s\n", or_unknown(w.pid).c_str(), or_unknown(w.executable).c_str());
+  std::printf("process       %s  %s\n", or_unknown(w.pid).c_str(),
+              or_unknown(w.executable).c_str());
   std::printf("command line  %s\n", or_unknown(w.command_line).c_str());
   std::printf("user          %s (uid %s)\n", or_unknown(w.user).c_str(), or_unknown(w.uid).c_str());
-  std::printf("parent        %s  %s\n", or_unknown(w.ppid).c_str(), or_unknown(w.parent_executable).c_str());
+  std::printf("parent        %s  %s\n", or_unknown(w.ppid).c_str(),
+              or_unknown(w.parent_executable).c_str());
 }
 
 std::optional<int64_t> parse_id(const std::string& s) {
@@ -111,26 +116,32 @@ int list(App& app, EvidenceStore& store, size_t limit) {
   auto usage = store.usage();
   if (!usage) return app.report(usage.error(), App::code_for(usage.error()));
   if (app.options().json) {
-    nlohmann::json j = {{"items", nlohmann::json::array()},
-                        {"usage", {{"items", usage->items}, {"stored_bytes", usage->stored_bytes}}}};
+    nlohmann::json j = {
+        {"items", nlohmann::json::array()},
+        {"usage", {{"items", usage->items}, {"stored_bytes", usage->stored_bytes}}}};
     for (const auto& it : *items) j["items"].push_back(item_json(it));
     print_json(j);
     return kExitOk;
   }
-  if (!items->empty()) std::printf("%8s  %-30s  %-10s %10s  %s\n", "ID", "TIME", "REASON", "SIZE", "PATH");
+  if (!items->empty())
+    std::printf("%8s  %-30s  %-10s %10s  %s\n", "ID", "TIME", "REASON", "SIZE", "PATH");
   for (const auto& it : *items)
-    std::printf("%8s  %-30s  %-10s %10s  %s%s\n", std::to_string(it.id).c_str(), format_time_ns(it.time_ns).c_str(),
-                escape(it.reason).c_str(), human_bytes(it.size).c_str(), escape(absolute(it.root, it.path)).c_str(),
+    std::printf("%8s  %-30s  %-10s %10s  %s%s\n", std::to_string(it.id).c_str(),
+                format_time_ns(it.time_ns).c_str(), escape(it.reason).c_str(),
+                human_bytes(it.size).c_str(), escape(absolute(it.root, it.path)).c_str(),
                 it.truncated ? " (truncated)" : "");
   if (!app.options().quiet)
-    std::printf("%s items, %s stored\n", std::to_string(usage->items).c_str(), human_bytes(usage->stored_bytes).c_str());
+    std::printf("%s items, %s stored\n", std::to_string(usage->items).c_str(),
+                human_bytes(usage->stored_bytes).c_str());
   return kExitOk;
 }
 
 // Baseline content -> tampered content. Exit 1 when they differ, as 'mamori diff'.
 int diff(App& app, EvidenceStore& store, const Item& it) {
   const std::string abs = absolute(it.root, it.path);
-  nlohmann::json j = {{"id", it.id}, {"file", path_json(it.root, it.path)}, {"truncated", it.truncated},
+  nlohmann::json j = {{"id", it.id},
+                      {"file", path_json(it.root, it.path)},
+                      {"truncated", it.truncated},
                       {"before", {{"sha256", it.baseline_sha256 ? it.baseline_sha256->hex() : ""}}},
                       {"after", {{"sha256", it.sha256.hex()}, {"size", it.size}}}};
   auto result = [&]() -> Result<int> {
@@ -146,31 +157,37 @@ int diff(App& app, EvidenceStore& store, const Item& it) {
       auto state = MAMORI_TRY(app.open_state(baseline::StateAccess::kRead));
       auto got = state->store->read_all(*it.baseline_sha256, kMaxDiffBytes);
       if (!got && got.error().errnum == ENOENT)
-        return fail("evidence diff", abs, ENOENT, "the baseline content is no longer in the store (mamori gc)");
+        return fail("evidence diff", abs, ENOENT,
+                    "the baseline content is no longer in the store (mamori gc)");
       if (!got && got.error().errnum != EFBIG) return tl::unexpected(got.error());
-      if (got) before = std::move(*got);
-      else large = true;
+      if (got)
+        before = std::move(*got);
+      else
+        large = true;
     }
     std::string after;
     if (!large) {
       auto got = read_kept(store, it.id, kMaxDiffBytes);
       if (!got && got.error().errnum != EFBIG) return tl::unexpected(got.error());
-      if (got) after = std::move(*got);
-      else large = true;
+      if (got)
+        after = std::move(*got);
+      else
+        large = true;
     }
     const std::string base_hex = it.baseline_sha256 ? it.baseline_sha256->hex() : "unknown";
     if (large || looks_binary(before) || looks_binary(after)) {
       j["content"] = large ? "large" : "binary";
       if (!app.options().json)
-        std::printf("%s: %s content differs: sha256 %s -> %s\n", escape(abs).c_str(), large ? "large" : "binary",
-                    base_hex.c_str(), it.sha256.hex().c_str());
+        std::printf("%s: %s content differs: sha256 %s -> %s\n", escape(abs).c_str(),
+                    large ? "large" : "binary", base_hex.c_str(), it.sha256.hex().c_str());
       return kExitChanges;
     }
     if (it.truncated && !app.options().json)
       std::fprintf(stderr, "mamori: note: only the first %s of %s were kept; the diff shows them\n",
                    human_bytes(after.size()).c_str(), human_bytes(it.size).c_str());
     std::string text;
-    const int code = MAMORI_TRY(unified_diff(app.env(), abs, before, after, app.options().json ? &text : nullptr));
+    const int code = MAMORI_TRY(
+        unified_diff(app.env(), abs, before, after, app.options().json ? &text : nullptr));
     j["content"] = code == 0 ? "same" : "text";
     if (app.options().json) j["diff"] = json_text(text);
     return code == 0 ? kExitOk : kExitChanges;
@@ -186,7 +203,8 @@ int export_item(App& app, EvidenceStore& store, const Item& it, const std::strin
   if (!output.empty()) {
     // A name the administrator gave, outside any root. The copy may be malware: created
     // private, and never over an existing file or through a symlink.
-    const int raw = ::openat(AT_FDCWD, output.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    const int raw = ::openat(AT_FDCWD, output.c_str(),
+                             O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (raw < 0) return app.report(Error{"create", output, errno, {}}, kExitIncomplete);
     file.reset(raw);
     fd = raw;
@@ -205,16 +223,19 @@ int export_item(App& app, EvidenceStore& store, const Item& it, const std::strin
     return app.report(st.error(), App::code_for(st.error()));
   }
   if (it.truncated && !app.options().json)
-    std::fprintf(stderr, "mamori: note: only the first %s of %s were kept\n", human_bytes(bytes).c_str(),
-                 human_bytes(it.size).c_str());
+    std::fprintf(stderr, "mamori: note: only the first %s of %s were kept\n",
+                 human_bytes(bytes).c_str(), human_bytes(it.size).c_str());
   if (output.empty()) return kExitOk;
   if (app.options().json) {
-    nlohmann::json j = {{"id", it.id}, {"output", json_text(output)}, {"bytes", bytes},
-                        {"sha256", h.finish().hex()}, {"truncated", it.truncated}};
+    nlohmann::json j = {{"id", it.id},
+                        {"output", json_text(output)},
+                        {"bytes", bytes},
+                        {"sha256", h.finish().hex()},
+                        {"truncated", it.truncated}};
     print_json(j);
   } else if (!app.options().quiet) {
-    std::printf("item %s: %s written to %s\n", std::to_string(it.id).c_str(), human_bytes(bytes).c_str(),
-                escape(output).c_str());
+    std::printf("item %s: %s written to %s\n", std::to_string(it.id).c_str(),
+                human_bytes(bytes).c_str(), escape(output).c_str());
   }
   return kExitOk;
 }
@@ -225,33 +246,42 @@ int run_evidence(App& app, const std::string& action, const std::vector<std::str
                  const EvidenceOptions& options) {
   const bool takes_id = action == "show" || action == "diff" || action == "export";
   if (!takes_id && action != "list")
-    return app.report(Error{"evidence", action, 0, "unknown action: use list, show, diff or export"}, kExitUsage);
+    return app.report(
+        Error{"evidence", action, 0, "unknown action: use list, show, diff or export"}, kExitUsage);
   if (takes_id ? args.size() != 1 : !args.empty())
-    return app.report(Error{"evidence " + action, "", 0, takes_id ? "takes one item ID" : "takes no arguments"},
-                      kExitUsage);
+    return app.report(
+        Error{"evidence " + action, "", 0, takes_id ? "takes one item ID" : "takes no arguments"},
+        kExitUsage);
   std::optional<int64_t> id;
   if (takes_id && !(id = parse_id(args[0])))
-    return app.report(Error{"evidence " + action, args[0], 0, "is not an item ID (see 'mamori evidence list')"},
-                      kExitUsage);
+    return app.report(
+        Error{"evidence " + action, args[0], 0, "is not an item ID (see 'mamori evidence list')"},
+        kExitUsage);
   // Raw evidence may hold escape sequences meant for a terminal, as gzip refuses too.
   if (action == "export" && options.output.empty() && ::isatty(STDOUT_FILENO))
-    return app.report(Error{"evidence export", "", 0, "stdout is a terminal: redirect it or give --output FILE"},
-                      kExitUsage);
+    return app.report(
+        Error{"evidence export", "", 0, "stdout is a terminal: redirect it or give --output FILE"},
+        kExitUsage);
 
   const std::string dir = app.config().state_dir + "/evidence";
   auto store = EvidenceStore::open(app.env(), app.config().state_dir, EvidenceStore::Access::kRead);
   if (!store) {
-    if (store.error().errnum == ENOENT) return app.report(Error{"evidence", dir, 0, "no evidence kept yet"}, kExitUsage);
+    if (store.error().errnum == ENOENT)
+      return app.report(Error{"evidence", dir, 0, "no evidence kept yet"}, kExitUsage);
     return app.report(store.error(), App::code_for(store.error()));
   }
   if (action == "list") return list(app, **store, options.limit);
 
   auto item = (*store)->get(*id);
   if (!item) return app.report(item.error(), App::code_for(item.error()));
-  if (!*item) return app.report(Error{"evidence", args[0], 0, "no such item (pruned, or never kept)"}, kExitUsage);
+  if (!*item)
+    return app.report(Error{"evidence", args[0], 0, "no such item (pruned, or never kept)"},
+                      kExitUsage);
   if (action == "show") {
-    if (app.options().json) print_json(item_json(**item));
-    else print_item(**item);
+    if (app.options().json)
+      print_json(item_json(**item));
+    else
+      print_item(**item);
     return kExitOk;
   }
   if (action == "diff") return diff(app, **store, **item);

@@ -126,9 +126,9 @@ struct EvidenceStore::Impl {
 
   // What the blob of an item holds, as its header and the index record it.
   struct Blob {
-    uint64_t kept_size = 0;    // uncompressed bytes kept (a prefix when truncated)
-    hash::Digest kept_sha256;  // of those bytes: what read() verifies
-    uint64_t stored_bytes = 0; // the blob file's size, header included: what the quota counts
+    uint64_t kept_size = 0;     // uncompressed bytes kept (a prefix when truncated)
+    hash::Digest kept_sha256;   // of those bytes: what read() verifies
+    uint64_t stored_bytes = 0;  // the blob file's size, header included: what the quota counts
   };
 
   Status create_schema();
@@ -150,7 +150,8 @@ Status EvidenceStore::Impl::create_schema() {
   if (version == kSchemaVersion) return ok();
   if (version != 0)
     return fail("evidence index", db.path(), EPROTO,
-                fmt::format("schema version {} is not {}: written by another mamori", version, kSchemaVersion));
+                fmt::format("schema version {} is not {}: written by another mamori", version,
+                            kSchemaVersion));
   auto txn = MAMORI_TRY(db::Transaction::begin(db));
   // AUTOINCREMENT: an id is never handed out twice, even after the newest item was
   // dropped, so an id in an old event or report never names a different item.
@@ -159,7 +160,8 @@ Status EvidenceStore::Impl::create_schema() {
       " id INTEGER PRIMARY KEY AUTOINCREMENT, time_ns INTEGER NOT NULL, event_id TEXT NOT NULL,"
       " root BLOB NOT NULL, path BLOB NOT NULL, reason TEXT NOT NULL,"
       " sha256 BLOB NOT NULL, size INTEGER NOT NULL, truncated INTEGER NOT NULL,"
-      " mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+      " mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL, mtime_ns INTEGER NOT "
+      "NULL,"
       " pid INTEGER NOT NULL, executable BLOB NOT NULL, command_line BLOB NOT NULL,"
       " user_id INTEGER NOT NULL, user_name BLOB NOT NULL, ppid INTEGER NOT NULL,"
       " parent_executable BLOB NOT NULL, baseline_sha256 BLOB,"
@@ -206,7 +208,8 @@ Result<std::unique_ptr<EvidenceStore>> EvidenceStore::open(Env& env, const std::
   if (!state) return fail("open state directory", state_dir, state.error().errnum);
   if (write && ::mkdirat(state->get(), "evidence", 0700) != 0 && errno != EEXIST)
     return fail_errno("mkdirat", state_dir + "/evidence");
-  const int raw = ::openat(state->get(), "evidence", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  const int raw =
+      ::openat(state->get(), "evidence", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (raw < 0) return fail_errno("open evidence store", state_dir + "/evidence");
   UniqueFd dir(raw);
 
@@ -219,7 +222,8 @@ Result<std::unique_ptr<EvidenceStore>> EvidenceStore::open(Env& env, const std::
     lock.reset(l);
     if (::flock(l, LOCK_EX | LOCK_NB) != 0) {
       if (errno != EWOULDBLOCK) return fail_errno("flock", shown("lock"));
-      return fail("lock evidence store", shown("lock"), EBUSY, "another mamori process keeps evidence here");
+      return fail("lock evidence store", shown("lock"), EBUSY,
+                  "another mamori process keeps evidence here");
     }
   } else {
     struct stat st {};
@@ -228,8 +232,10 @@ Result<std::unique_ptr<EvidenceStore>> EvidenceStore::open(Env& env, const std::
   }
 
   const std::string db_path = state_dir + "/evidence/index.db";
-  auto db = MAMORI_TRY(db::Db::open(db_path, write ? db::Db::Mode::kReadWrite : db::Db::Mode::kReadOnly));
-  auto impl = std::unique_ptr<Impl>(new Impl{env, access, options, std::move(dir), std::move(lock), std::move(db)});
+  auto db =
+      MAMORI_TRY(db::Db::open(db_path, write ? db::Db::Mode::kReadWrite : db::Db::Mode::kReadOnly));
+  auto impl = std::unique_ptr<Impl>(
+      new Impl{env, access, options, std::move(dir), std::move(lock), std::move(db)});
   if (write) {
     MAMORI_TRY(impl->create_schema());
     MAMORI_TRY(impl->remove_orphans());
@@ -242,14 +248,17 @@ Result<std::unique_ptr<EvidenceStore>> EvidenceStore::open(Env& env, const std::
     if (version == 0) return fail("open evidence index", db_path, ENOENT, "no evidence kept yet");
     if (version != kSchemaVersion)
       return fail("evidence index", db_path, EPROTO,
-                  fmt::format("schema version {} is not {}: written by another mamori", version, kSchemaVersion));
+                  fmt::format("schema version {} is not {}: written by another mamori", version,
+                              kSchemaVersion));
   }
   return std::unique_ptr<EvidenceStore>(new EvidenceStore(std::move(impl)));
 }
 
 Result<EvidenceStore::Impl::Blob> EvidenceStore::Impl::write_blob(int src, Item& meta) {
-  if (::unlinkat(dir.get(), kTmpName, 0) != 0 && errno != ENOENT) return fail_errno("unlinkat", shown(kTmpName));
-  const int raw = ::openat(dir.get(), kTmpName, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (::unlinkat(dir.get(), kTmpName, 0) != 0 && errno != ENOENT)
+    return fail_errno("unlinkat", shown(kTmpName));
+  const int raw =
+      ::openat(dir.get(), kTmpName, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (raw < 0) return fail_errno("create", shown(kTmpName));
   UniqueFd out(raw);
   const std::string name = shown(kTmpName);
@@ -266,7 +275,8 @@ Result<EvidenceStore::Impl::Blob> EvidenceStore::Impl::write_blob(int src, Item&
         ZSTD_outBuffer ob{buf.data(), buf.size(), 0};
         const size_t rem = ZSTD_compressStream2(cctx.get(), &ob, &ib, mode);
         if (ZSTD_isError(rem)) return fail_msg("zstd compress", name, ZSTD_getErrorName(rem));
-        MAMORI_TRY(pwrite_all(env, out.get(), {buf.data(), ob.pos}, static_cast<off_t>(out_pos), name));
+        MAMORI_TRY(
+            pwrite_all(env, out.get(), {buf.data(), ob.pos}, static_cast<off_t>(out_pos), name));
         out_pos += ob.pos;
         if (mode == ZSTD_e_end ? rem == 0 : ib.pos == ib.size) return ok();
       }
@@ -288,7 +298,8 @@ Result<EvidenceStore::Impl::Blob> EvidenceStore::Impl::write_blob(int src, Item&
       full.update(chunk);
       pos += chunk.size();
       if (frame_ended) continue;
-      const size_t take = static_cast<size_t>(std::min<uint64_t>(chunk.size(), options.max_item_bytes - kept_size));
+      const size_t take =
+          static_cast<size_t>(std::min<uint64_t>(chunk.size(), options.max_item_bytes - kept_size));
       kept.update(chunk.first(take));
       kept_size += take;
       frame_ended = kept_size == options.max_item_bytes;
@@ -318,7 +329,8 @@ Status EvidenceStore::Impl::index(Item& meta, const Blob& blob, std::vector<Item
                                   bool& renamed, bool& committing) {
   auto txn = MAMORI_TRY(db::Transaction::begin(db));
   auto& ins = *MAMORI_TRY(db.cached(
-      "INSERT INTO items(time_ns, event_id, root, path, reason, sha256, size, truncated, mode, uid, gid,"
+      "INSERT INTO items(time_ns, event_id, root, path, reason, sha256, size, truncated, mode, "
+      "uid, gid,"
       " mtime_ns, pid, executable, command_line, user_id, user_name, ppid, parent_executable,"
       " baseline_sha256, kept_size, kept_sha256, stored_bytes)"
       " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
@@ -341,8 +353,10 @@ Status EvidenceStore::Impl::index(Item& meta, const Blob& blob, std::vector<Item
       .bind(17, meta.who.user)
       .bind(18, meta.who.ppid)
       .bind(19, meta.who.parent_executable);
-  if (meta.baseline_sha256) ins.bind(20, meta.baseline_sha256->raw());
-  else ins.bind_null(20);
+  if (meta.baseline_sha256)
+    ins.bind(20, meta.baseline_sha256->raw());
+  else
+    ins.bind_null(20);
   ins.bind(21, static_cast<int64_t>(blob.kept_size))
       .bind(22, blob.kept_sha256.raw())
       .bind(23, static_cast<int64_t>(blob.stored_bytes));
@@ -365,8 +379,8 @@ Status EvidenceStore::Impl::index(Item& meta, const Blob& blob, std::vector<Item
   uint64_t total = static_cast<uint64_t>(sum.int64(0));
   sum.reset();
   if (total > options.quota_bytes) {
-    auto old = MAMORI_TRY(db.prepare(fmt::format(
-        "SELECT {}, stored_bytes FROM items WHERE id != ? ORDER BY id", kColumns)));
+    auto old = MAMORI_TRY(db.prepare(
+        fmt::format("SELECT {}, stored_bytes FROM items WHERE id != ? ORDER BY id", kColumns)));
     old.bind(1, meta.id);
     while (total > options.quota_bytes && MAMORI_TRY(old.step())) {
       dropped.push_back(MAMORI_TRY(to_item(old)));
@@ -396,8 +410,10 @@ Result<Item> EvidenceStore::add(Item meta, int fd, std::vector<Item>* pruned) {
     // COMMIT may still have reached the WAL and be replayed at the next open: the blob
     // then stays, since a row without its blob is damage while a blob without a row is
     // removed at the next open.
-    if (!renamed) ::unlinkat(m.dir.get(), kTmpName, 0);
-    else if (!committing) ::unlinkat(m.dir.get(), blob_name(meta.id).c_str(), 0);
+    if (!renamed)
+      ::unlinkat(m.dir.get(), kTmpName, 0);
+    else if (!committing)
+      ::unlinkat(m.dir.get(), blob_name(meta.id).c_str(), 0);
     return tl::unexpected(std::move(st).error());
   }
   // The rows are gone; a blob whose unlink fails here is removed at the next open, and
@@ -408,7 +424,8 @@ Result<Item> EvidenceStore::add(Item meta, int fd, std::vector<Item>* pruned) {
 }
 
 Result<std::vector<Item>> EvidenceStore::list(size_t limit) {
-  auto& q = *MAMORI_TRY(impl_->db.cached(fmt::format("SELECT {} FROM items ORDER BY id DESC LIMIT ?", kColumns)));
+  auto& q = *MAMORI_TRY(
+      impl_->db.cached(fmt::format("SELECT {} FROM items ORDER BY id DESC LIMIT ?", kColumns)));
   q.bind(1, limit == 0 ? int64_t{-1} : static_cast<int64_t>(limit));
   std::vector<Item> out;
   while (MAMORI_TRY(q.step())) {
@@ -434,9 +451,11 @@ Result<std::optional<Item>> EvidenceStore::Impl::get(int64_t id) {
 
 Result<std::optional<Item>> EvidenceStore::get(int64_t id) { return impl_->get(id); }
 
-Status EvidenceStore::read(int64_t id, const std::function<Status(std::span<const uint8_t>)>& sink) {
+Status EvidenceStore::read(int64_t id,
+                           const std::function<Status(std::span<const uint8_t>)>& sink) {
   Impl& m = *impl_;
-  auto& q = *MAMORI_TRY(m.db.cached("SELECT kept_size, kept_sha256, stored_bytes FROM items WHERE id = ?"));
+  auto& q = *MAMORI_TRY(
+      m.db.cached("SELECT kept_size, kept_sha256, stored_bytes FROM items WHERE id = ?"));
   q.bind(1, id);
   if (!MAMORI_TRY(q.step())) return no_such_item(id);
   const uint64_t kept_size = static_cast<uint64_t>(q.int64(0));
@@ -456,7 +475,8 @@ Status EvidenceStore::read(int64_t id, const std::function<Status(std::span<cons
   UniqueFd fd(raw);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return fail_errno("fstat", shown(name));
-  if (static_cast<uint64_t>(st.st_size) != stored_bytes) return corrupt(id, "size differs from the index");
+  if (static_cast<uint64_t>(st.st_size) != stored_bytes)
+    return corrupt(id, "size differs from the index");
   uint8_t header[kHeaderSize];
   if (::pread(fd.get(), header, sizeof header, 0) != static_cast<ssize_t>(sizeof header))
     return corrupt(id, "header cannot be read");
@@ -498,7 +518,8 @@ Status EvidenceStore::read(int64_t id, const std::function<Status(std::span<cons
 }
 
 Result<EvidenceStore::Usage> EvidenceStore::usage() {
-  auto& q = *MAMORI_TRY(impl_->db.cached("SELECT count(*), coalesce(sum(stored_bytes), 0) FROM items"));
+  auto& q =
+      *MAMORI_TRY(impl_->db.cached("SELECT count(*), coalesce(sum(stored_bytes), 0) FROM items"));
   MAMORI_TRY(q.step());
   Usage u{static_cast<uint64_t>(q.int64(0)), static_cast<uint64_t>(q.int64(1))};
   q.reset();

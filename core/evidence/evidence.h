@@ -40,16 +40,16 @@ struct Who {
 };
 
 struct Item {
-  int64_t id = 0;               // assigned by add(); increasing
-  int64_t time_ns = 0;          // when mamori took it (add() fills it in when 0)
-  std::string event_id;         // the event that reported it (core/event)
-  std::string root;             // absolute root path
-  std::string path;             // relative to root (may hold any byte but NUL)
-  std::string reason;           // "modified" | "created" | "replaced" ...: why it was taken
-  hash::Digest sha256;          // of the full content
-  uint64_t size = 0;            // full content size
-  bool truncated = false;       // content longer than the per-item limit: only a prefix kept
-  uint32_t mode = 0;            // st_mode of the tampered inode (type and permissions)
+  int64_t id = 0;          // assigned by add(); increasing
+  int64_t time_ns = 0;     // when mamori took it (add() fills it in when 0)
+  std::string event_id;    // the event that reported it (core/event)
+  std::string root;        // absolute root path
+  std::string path;        // relative to root (may hold any byte but NUL)
+  std::string reason;      // "modified" | "created" | "replaced" ...: why it was taken
+  hash::Digest sha256;     // of the full content
+  uint64_t size = 0;       // full content size
+  bool truncated = false;  // content longer than the per-item limit: only a prefix kept
+  uint32_t mode = 0;       // st_mode of the tampered inode (type and permissions)
   uint32_t uid = 0;
   uint32_t gid = 0;
   int64_t mtime_ns = 0;
@@ -58,8 +58,8 @@ struct Item {
 };
 
 struct Options {
-  uint64_t quota_bytes = 1ull << 30;     // stored (compressed) bytes, all items
-  uint64_t max_item_bytes = 64ull << 20; // content beyond this is not kept (truncated=true)
+  uint64_t quota_bytes = 1ull << 30;      // stored (compressed) bytes, all items
+  uint64_t max_item_bytes = 64ull << 20;  // content beyond this is not kept (truncated=true)
 };
 
 class EvidenceStore {

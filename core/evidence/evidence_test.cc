@@ -32,7 +32,8 @@ std::string random_bytes(size_t n, unsigned seed) {
 UniqueFd content_fd(const std::string& content) {
   UniqueFd fd(::memfd_create("tampered", MFD_CLOEXEC));
   EXPECT_TRUE(fd.valid());
-  EXPECT_EQ(::write(fd.get(), content.data(), content.size()), static_cast<ssize_t>(content.size()));
+  EXPECT_EQ(::write(fd.get(), content.data(), content.size()),
+            static_cast<ssize_t>(content.size()));
   return fd;  // its position is at the end: add() must not care
 }
 
@@ -46,7 +47,8 @@ Item sample(std::string path) {
   m.uid = 33;
   m.gid = 33;
   m.mtime_ns = 1'700'000'000'123'456'789;
-  m.who = {4242, "/usr/sbin/php-fpm8.2", "php-fpm: pool www", 33, "www-data", 1, "/usr/sbin/php-fpm8.2"};
+  m.who = {4242, "/usr/sbin/php-fpm8.2", "php-fpm: pool www", 33, "www-data",
+           1,    "/usr/sbin/php-fpm8.2"};
   m.baseline_sha256 = hash::sha256("original");
   return m;
 }
@@ -56,11 +58,14 @@ struct Fixture {
   RealEnv env;
   std::string state = dir / "state";
 
-  std::unique_ptr<EvidenceStore> open(Env& e, EvidenceStore::Access a = EvidenceStore::Access::kWrite,
+  std::unique_ptr<EvidenceStore> open(Env& e,
+                                      EvidenceStore::Access a = EvidenceStore::Access::kWrite,
                                       Options o = {}) {
     return EvidenceStore::open(e, state, a, o).value();
   }
-  std::unique_ptr<EvidenceStore> open(Options o) { return open(env, EvidenceStore::Access::kWrite, o); }
+  std::unique_ptr<EvidenceStore> open(Options o) {
+    return open(env, EvidenceStore::Access::kWrite, o);
+  }
   std::string blob(int64_t id) const {
     char name[32];
     std::snprintf(name, sizeof name, "%012lld.mev", static_cast<long long>(id));
@@ -70,7 +75,8 @@ struct Fixture {
   std::set<std::string> files() const {
     std::set<std::string> out;
     for (const auto& e : std::filesystem::directory_iterator(state + "/evidence"))
-      if (!e.path().filename().string().starts_with("index.db-")) out.insert(e.path().filename().string());
+      if (!e.path().filename().string().starts_with("index.db-"))
+        out.insert(e.path().filename().string());
     return out;
   }
 };
@@ -153,7 +159,8 @@ TEST(Evidence, AddListGetReadRoundTrip) {
 
 TEST(Evidence, ReadingWhatWasNeverKeptIsENOENT) {
   Fixture f;
-  EXPECT_EQ(EvidenceStore::open(f.env, f.state, EvidenceStore::Access::kRead).error().errnum, ENOENT);
+  EXPECT_EQ(EvidenceStore::open(f.env, f.state, EvidenceStore::Access::kRead).error().errnum,
+            ENOENT);
   f.open(f.env);  // created, empty: readers see no items
   EXPECT_TRUE(f.open(f.env, EvidenceStore::Access::kRead)->list().value().empty());
 }
@@ -161,7 +168,8 @@ TEST(Evidence, ReadingWhatWasNeverKeptIsENOENT) {
 TEST(Evidence, OneWriterAtATime) {
   Fixture f;
   auto first = f.open(f.env);
-  EXPECT_EQ(EvidenceStore::open(f.env, f.state, EvidenceStore::Access::kWrite).error().errnum, EBUSY);
+  EXPECT_EQ(EvidenceStore::open(f.env, f.state, EvidenceStore::Access::kWrite).error().errnum,
+            EBUSY);
 }
 
 TEST(Evidence, QuotaPrunesOldestFirstAndNeverTheNewItem) {
@@ -224,7 +232,8 @@ TEST(Evidence, DamagedBlobsFailWithEBADMSG) {
   std::vector<int64_t> ids;
   {
     auto s = f.open(f.env);
-    for (int i = 0; i < 4; ++i) ids.push_back(s->add(sample("p"), content_fd(text).get()).value().id);
+    for (int i = 0; i < 4; ++i)
+      ids.push_back(s->add(sample("p"), content_fd(text).get()).value().id);
   }
   auto flip = [&](int64_t id, off_t at) {
     const int fd = ::open(f.blob(id).c_str(), O_RDWR);
@@ -297,11 +306,14 @@ TEST(Evidence, FailuresWhileAddingLeaveNothingHalfAdded) {
     int err;
   };
   const Case cases[] = {
-      {"ENOSPC on the first write", [](testing::FaultEnv& e) { e.fail_write_from(1, ENOSPC); }, ENOSPC},
-      {"ENOSPC on a later write", [](testing::FaultEnv& e) { e.fail_write_from(3, ENOSPC); }, ENOSPC},
+      {"ENOSPC on the first write", [](testing::FaultEnv& e) { e.fail_write_from(1, ENOSPC); },
+       ENOSPC},
+      {"ENOSPC on a later write", [](testing::FaultEnv& e) { e.fail_write_from(3, ENOSPC); },
+       ENOSPC},
       {"EIO on the blob's fsync", [](testing::FaultEnv& e) { e.fail_fsync_from(1, EIO); }, EIO},
       {"EIO on the rename", [](testing::FaultEnv& e) { e.fail_rename_from(1, EIO); }, EIO},
-      {"EIO on the directory's fsync", [](testing::FaultEnv& e) { e.fail_fsync_from(2, EIO); }, EIO},
+      {"EIO on the directory's fsync", [](testing::FaultEnv& e) { e.fail_fsync_from(2, EIO); },
+       EIO},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);

@@ -84,7 +84,6 @@ assert_eq "changed realtime $WP/index.php" "$(json '"%s %s %s" % (j["mamori"]["c
   "index.php event change/trigger/file.path"
 assert_contains "$(json 'j["mamori"]["attrs"]' "$ev")" '"content"' "index.php event attrs"
 assert_eq "$(sha256 "$PRISTINE/index.php")" "$(json 'j["mamori"]["baseline"]["sha256"]' "$ev")" "baseline sha256 in the event"
-assert_ne "$(sha256 "$PRISTINE/index.php")" "$(json 'j["file"]["hash"]["sha256"]' "$ev")" "file.hash.sha256 is the tampered content's"
 assert_eq "$$ root" "$(json '"%s %s" % (j["process"]["pid"], j["user"]["name"])' "$ev")" "who: this shell, as root"
 
 step "a deleted file comes back"
@@ -93,18 +92,26 @@ wait_for "wp-login.php restored" same_file wp-login.php
 ev=$(await_event "file-restored wp-login.php" "$(on file-restored wp-login.php)" | tail -n 1)
 assert_eq removed "$(json 'j["mamori"]["change"]' "$ev")" "wp-login.php event change"
 
-step "a deleted tree comes back whole, reported once for its top"
+step "a tree moved out of the root comes back whole, reported once for its top"
 mapfile -t css < <(cd "$PRISTINE" && find wp-admin/css)
 ((${#css[@]} > 10)) || fail "wp-admin/css should be a tree, has ${#css[@]} entries"
-rm -rf "$WP/wp-admin/css"
+mv "$WP/wp-admin/css" "$SCRATCH/css.gone"  # atomic: the whole tree is gone at once
 wait_for "wp-admin/css restored" diff -r --no-dereference "$PRISTINE/wp-admin/css" "$WP/wp-admin/css"
-ev=$(await_event "file-restored wp-admin/css" "$(on file-restored wp-admin/css)" | tail -n 1)
-assert_eq removed "$(json 'j["mamori"]["change"]' "$ev")" "wp-admin/css event change"
-# The entries count is the tree when the agent first saw it gone; rm -rf may still have
-# been emptying it, so at least the directory, at most the whole tree.
-n=$(json 'j["mamori"].get("entries", 1)' "$ev")
-((n >= 1 && n <= ${#css[@]})) || fail "wp-admin/css event entries: $n, want 1..${#css[@]}"
-assert_tree_pristine "after the deleted tree"
+ev=$(await_event "file-restored wp-admin/css" "$(on file-restored wp-admin/css)")
+assert_eq 1 "$(wc -l <<<"$ev")" "one event for the tree"
+assert_eq "removed ${#css[@]}" "$(json '"%s %s" % (j["mamori"]["change"], j["mamori"]["entries"])' "$ev")" \
+  "wp-admin/css event change and entries (the whole tree)"
+n=$(events 'e.get("mamori", {}).get("path", "").startswith("wp-admin/css/")' | wc -l)
+assert_eq 0 "$n" "no event for an entry beneath wp-admin/css"
+assert_tree_pristine "after the tree moved out"
+
+step "rm -rf of a tree, racing the agent's restore: the tree ends whole"
+# rm may lose the race ('Directory not empty' once the agent put entries back).
+rm -rf "$WP/wp-admin/images" 2>/dev/null || true
+WAIT_SECONDS=20 wait_for "wp-admin/images restored" tree_is_pristine
+await_event "file-restored under wp-admin/images" \
+  'e["event"]["action"] == "file-restored" and (e["mamori"]["path"] + "/").startswith("wp-admin/images/")' >/dev/null
+assert_tree_pristine "after rm -rf"
 
 step "chmod 777 and chown nobody are repaired without rewriting the content"
 ino=$(stat -c %i "$WP/wp-cron.php")
@@ -142,7 +149,8 @@ assert_same_file "$PRISTINE/wp-settings.php" "$SCRATCH/bak.evidence" "the quaran
 
 step "a new file is quarantined with evidence"
 printf '<?php eval(base64_decode($_POST["x"])); ?>\n' >"$SCRATCH/shell.php"
-cp "$SCRATCH/shell.php" "$WP/wp-content/mamori-shell.php"
+# Written whole, then renamed in: quarantine on creation must see the full content.
+cp "$SCRATCH/shell.php" "$SCRATCH/shell.tmp" && mv "$SCRATCH/shell.tmp" "$WP/wp-content/mamori-shell.php"
 wait_for "mamori-shell.php removed" test ! -e "$WP/wp-content/mamori-shell.php"
 ev=$(await_event "file-quarantined mamori-shell.php" "$(on file-quarantined wp-content/mamori-shell.php)" | tail -n 1)
 id=$(json 'j["mamori"]["evidence"]["id"]' "$ev")
@@ -153,21 +161,21 @@ step "a directory swapped (atomically) for a symlink to /etc comes back; nothing
 mapfile -t js_top < <(cd "$PRISTINE/wp-admin/js" && ls -A)
 for n in "${js_top[@]}"; do [[ ! -e /etc/$n ]] || fail "/etc/$n exists before the test"; done
 etc_before=$(ls -A /etc | LC_ALL=C sort)
-ln -s /etc "$WP/wp-admin/.swap"
+ln -s /etc "$SCRATCH/swap"
 # renameat2(RENAME_EXCHANGE): wp-admin/js is the symlink in one step, the real tree now
-# under wp-admin/.swap (new to the baseline: quarantined).
+# outside the root (same file system) at $SCRATCH/swap.
 python3 -c '
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 AT_FDCWD, RENAME_EXCHANGE = -100, 2
 if libc.renameat2(AT_FDCWD, sys.argv[1].encode(), AT_FDCWD, sys.argv[2].encode(), RENAME_EXCHANGE) != 0:
     e = ctypes.get_errno(); sys.exit("renameat2: " + os.strerror(e))
-' "$WP/wp-admin/.swap" "$WP/wp-admin/js"
+' "$SCRATCH/swap" "$WP/wp-admin/js"
+[[ -d $SCRATCH/swap && ! -L $SCRATCH/swap ]] || fail "the exchange did not happen"
 wait_for "wp-admin/js a directory again" test -d "$WP/wp-admin/js" -a ! -L "$WP/wp-admin/js"
 WAIT_SECONDS=20 wait_for "the tree pristine after the swap" tree_is_pristine
 ev=$(await_event "file-restored wp-admin/js" "$(on file-restored wp-admin/js)" | tail -n 1)
 assert_contains "$(json 'j["mamori"]["attrs"]' "$ev")" '"type"' "wp-admin/js event attrs"
-await_event "file-quarantined wp-admin/.swap" "$(on file-quarantined wp-admin/.swap)" >/dev/null
 for n in "${js_top[@]}"; do [[ ! -e /etc/$n ]] || fail "/etc/$n was written through the symlink"; done
 assert_eq "$etc_before" "$(ls -A /etc | LC_ALL=C sort)" "no name added to or removed from /etc"
 

@@ -107,9 +107,11 @@ $(events | sed 's/^/  | /' | tail -n 30)"
 # evidence_for REL: the id of the one evidence item kept for REL in the root.
 evidence_for() {
   expect_exit 0 mamori --json evidence list
-  json "[i['mamori']['evidence']['id'] for i in j['items'] if i['file']['path'] == '$WWW/$1'][0] \
-    if len([i for i in j['items'] if i['file']['path'] == '$WWW/$1']) == 1 \
-    else (_ for _ in ()).throw(ValueError('not exactly one item for $1'))"
+  local ids
+  ids=$(json "[i['mamori']['evidence']['id'] for i in j['items'] if i['file']['path'] == '$WWW/$1']")
+  [[ $ids =~ ^\[([0-9]+)\]$ ]] || fail "expected one evidence item for $1, found ids $ids:
+$(sed 's/^/  | /' <<<"$OUT" | head -n 40)"
+  echo "${BASH_REMATCH[1]}"
 }
 # who_is_php EVENT_OR_ITEM_JSON WHAT: process.executable is php-fpm, user.name www-data.
 who_is_php() {
@@ -120,7 +122,8 @@ who_is_php() {
 
 # --- 1. a backdoor appended to an included config over HTTP ---------------------------
 step "1. POST /setup.php appends a backdoor to $CONF_REL"
-PAYLOAD=$'\n<?php /* backdoor */ eval($_POST[\'x\']); ?>\n'
+BACKDOOR='<?php /* backdoor */ eval($_POST['"'"'x'"'"']); ?>'
+PAYLOAD=$'\n'"$BACKDOOR"$'\n'  # a blank line, then the backdoor
 printf '%s' "$PAYLOAD" >"$SCRATCH/payload"
 { cat "$SCRATCH/pristine-config.php"; printf '%s' "$PAYLOAD"; } >"$SCRATCH/tampered-config.php"
 http_get "$WEB_URL/setup.php" "$SCRATCH/setup.out" --data-urlencode "v@$SCRATCH/payload"
@@ -156,7 +159,7 @@ assert_same_file "$SCRATCH/tampered-config.php" "$SCRATCH/exported-config.php" \
   "the exported evidence (original + injected bytes)"
 expect_exit 1 mamori evidence diff "$id"
 added=$(grep '^+' <<<"$OUT" | grep -v '^+++ ' || true)
-assert_eq "$(sed 's/^/+/' <<<"${PAYLOAD#$'\n'}" | sed '1i +')" "$added" "lines the evidence diff adds"
+assert_eq "+"$'\n'"+$BACKDOOR" "$added" "lines the evidence diff adds"
 assert_eq "" "$(grep '^-' <<<"$OUT" | grep -v '^--- ' || true)" "lines the evidence diff removes"
 
 # --- 2. uploads: a photo stays, scripts are quarantined --------------------------------
@@ -167,7 +170,8 @@ http_get "$WEB_URL/upload.php" "$SCRATCH/upload.out" -F "f=@$SCRATCH/photo.jpg;f
 assert_eq "stored photo.jpg" "$(cat "$SCRATCH/upload.out")" "the photo upload"
 allowed() { has_event "e['event']['action'] == 'file-allowed' and e['mamori']['path'] == '$UP/photo.jpg'"; }
 wait_for "a file-allowed event for $UP/photo.jpg" allowed
-ev=$(the_event "e['event']['action'] == 'file-allowed' and e['mamori']['path'] == '$UP/photo.jpg'")
+# The rename and PHP's chmod after it may each be reported: the first is enough.
+ev=$(events "e['event']['action'] == 'file-allowed' and e['mamori']['path'] == '$UP/photo.jpg'" | head -n 1)
 who_is_php "$ev" "the file-allowed event"
 
 step "2. a web shell, a double extension and an .htaccess are quarantined"
@@ -213,5 +217,9 @@ stop_prober site 30
 http_get "$WEB_URL/" "$SCRATCH/front.end"
 assert_same_file "$SCRATCH/front.before" "$SCRATCH/front.end" "the front page at the end"
 assert_eq "" "$(events "e['event']['action'] in ('file-restore-failed', 'evidence-failed')")" "failure events"
-expect_exit 0 mamori check
-assert_contains "$OUT" "clean" "the tree matches its baseline, except the allowed uploads"
+# Batch check knows no allow_new: the allowed uploads are all it may report.
+expect_exit 1 mamori --json check
+assert_eq "$WWW/$UP added
+$WWW/$UP/photo.jpg added" \
+  "$(json '"\n".join(sorted("%s %s" % (c["path"], c["change"]) for c in j["changes"]))')" \
+  "check --json: the tree is its baseline plus the allowed uploads"
