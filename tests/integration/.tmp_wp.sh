@@ -17,6 +17,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/web_lib.sh"
 
 web_install
+mamori() { local t0=$EPOCHREALTIME; timeout -k 5 "$MAMORI_TIMEOUT" "$MAMORI" --config "$CONFIG" "$@"; local rc=$?; echo "TIME $(bc <<<"$EPOCHREALTIME - $t0") mamori $*" >>/tmp/wp-times; return $rc; }
+eval "$(declare -f events | sed "1s/events/_events/")"
+events() { local t0=$EPOCHREALTIME; _events "$@"; echo "TIME $(bc <<<"$EPOCHREALTIME - $t0") events" >>/tmp/wp-times; }
+step() { echo "--- $*" >>/tmp/wp-times; }
 
 WP_SRC=/usr/share/wordpress
 [[ -f $WP_SRC/index.php && -d $WP_SRC/wp-admin/css ]] ||
@@ -91,7 +95,7 @@ assert_same_file "$WWW/readme.html" "$SCRATCH/readme.before" "readme.html over H
 start_agent
 assert_contains "$(cat "$AGENT_LOG")" "guarding 1 root(s) with fanotify" \
   "the agent should use fanotify here (who-data comes from it)"
-:
+start_prober site "$WEB_URL/" "$WEB_URL/readme.html" "$WEB_URL/wp-includes/js/jquery/jquery.min.js"
 
 # has_event FILTER: some event so far matches the Python filter over `e`.
 has_event() { [[ -n $(events "$1") ]]; }
@@ -213,7 +217,7 @@ assert_eq "" "$(events "e['event']['action'] == 'file-quarantined' and 'photo' i
   "the photo must never be quarantined"
 
 step "the site answered 200 throughout; nothing failed"
-:
+stop_prober site 30
 http_get "$WEB_URL/" "$SCRATCH/front.end"
 assert_same_file "$SCRATCH/front.before" "$SCRATCH/front.end" "the front page at the end"
 assert_eq "" "$(events "e['event']['action'] in ('file-restore-failed', 'evidence-failed')")" "failure events"

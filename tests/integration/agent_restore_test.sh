@@ -14,19 +14,22 @@ WP_SRC=/usr/share/wordpress
   fail "$WP_SRC is missing: install Debian's 'wordpress' package (tools/install-deps)"
 
 WP=$SCRATCH/wp
-PRISTINE=$SCRATCH/pristine
+# The pristine copy to compare with is Debian's tree itself, read through its links to
+# /usr/share/javascript and /etc/wordpress the way cp -aL copied them.
+PRISTINE=$WP_SRC
 cp -aL "$WP_SRC" "$WP"
-cp -aL "$WP_SRC" "$PRISTINE"
 
 # --- helpers ----------------------------------------------------------------------------
 # Type, mode, owner of every entry; size and mtime of files (directory times follow their
 # children and are not restored).
-snapshot() {  # DIR
-  (cd "$1" && find . -type f -printf '%p f %m %u:%g %s %T@\n' -o -printf '%p %y %m %u:%g\n') | LC_ALL=C sort
+snapshot() {  # DIR (the pristine one is read through its symlinks)
+  local follow=()
+  [[ $1 == "$PRISTINE" ]] && follow=(-L)
+  (cd "$1" && find "${follow[@]}" . -type f -printf '%p f %m %u:%g %s %T@\n' -o -printf '%p %y %m %u:%g\n') | LC_ALL=C sort
 }
 # The whole tree is the pristine one again: every entry, its metadata, every byte.
 tree_is_pristine() {
-  [[ $(snapshot "$WP") == "$(snapshot "$PRISTINE")" ]] && diff -r --no-dereference "$PRISTINE" "$WP" >/dev/null
+  [[ $(snapshot "$WP") == "$(snapshot "$PRISTINE")" ]] && diff -r "$PRISTINE" "$WP" >/dev/null
 }
 assert_tree_pristine() {  # WHAT
   local a b
@@ -34,11 +37,11 @@ assert_tree_pristine() {  # WHAT
   b=$(snapshot "$WP")
   [[ $a == "$b" ]] || fail "$1: the tree's metadata differs from the pristine copy:
 $(diff <(echo "$a") <(echo "$b") | head -n 20)"
-  diff -r --no-dereference "$PRISTINE" "$WP" >/dev/null || fail "$1: the tree's bytes differ from the pristine copy:
-$(diff -rq --no-dereference "$PRISTINE" "$WP" | head -n 20)"
+  diff -r "$PRISTINE" "$WP" >/dev/null || fail "$1: the tree's bytes differ from the pristine copy:
+$(diff -rq "$PRISTINE" "$WP" | head -n 20)"
 }
 same_stat() {  # REL: mode, owner, size and mtime are the pristine ones
-  [[ $(stat -c '%F %a %u:%g %s %Y' -- "$WP/$1") == "$(stat -c '%F %a %u:%g %s %Y' -- "$PRISTINE/$1")" ]]
+  [[ $(stat -c '%F %a %u:%g %s %Y' -- "$WP/$1") == "$(stat -L -c '%F %a %u:%g %s %Y' -- "$PRISTINE/$1")" ]]
 }
 same_file() {  # REL: bytes and metadata
   [[ -f $WP/$1 && ! -L $WP/$1 ]] && cmp -s -- "$PRISTINE/$1" "$WP/$1" && same_stat "$1"
@@ -96,7 +99,7 @@ step "a tree moved out of the root comes back whole, reported once for its top"
 mapfile -t css < <(cd "$PRISTINE" && find wp-admin/css)
 ((${#css[@]} > 10)) || fail "wp-admin/css should be a tree, has ${#css[@]} entries"
 mv "$WP/wp-admin/css" "$SCRATCH/css.gone"  # atomic: the whole tree is gone at once
-wait_for "wp-admin/css restored" diff -r --no-dereference "$PRISTINE/wp-admin/css" "$WP/wp-admin/css"
+wait_for "wp-admin/css restored" diff -r "$PRISTINE/wp-admin/css" "$WP/wp-admin/css"
 ev=$(await_event "file-restored wp-admin/css" "$(on file-restored wp-admin/css)")
 assert_eq 1 "$(wc -l <<<"$ev")" "one event for the tree"
 assert_eq "removed ${#css[@]}" "$(json '"%s %s" % (j["mamori"]["change"], j["mamori"]["entries"])' "$ev")" \
