@@ -103,17 +103,23 @@ void Server::serve_one(const Handler& handler) {
     answer = {{"ok", false}, {"error", "only root may control the agent"}};
   } else if (auto line = read_line(raw, kMaxRequest, kClientTimeoutMs); !line) {
     answer = {{"ok", false}, {"error", line.error().message()}};
+  } else if (auto request = parse_request(*line); !request) {
+    answer = {{"ok", false}, {"error", request.error().message()}};
+  } else if ((*request)["cmd"] == "ping") {
+    answer = {{"ok", true}};
   } else {
-    const auto request = nlohmann::json::parse(*line, nullptr, false);
-    if (request.is_discarded() || !request.is_object() || !request.contains("cmd") ||
-        !request["cmd"].is_string())
-      answer = {{"ok", false}, {"error", "a request is one JSON object with a \"cmd\" string"}};
-    else if (request["cmd"] == "ping")
-      answer = {{"ok", true}};
-    else
-      answer = handler(request);
+    answer = handler(*request);
   }
   (void)send_all(raw, answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+}
+
+Result<nlohmann::json> parse_request(std::string_view line) {
+  if (line.size() > kMaxRequest) return fail("control request", "", EMSGSIZE);
+  auto request = nlohmann::json::parse(line, nullptr, false);
+  if (request.is_discarded() || !request.is_object() || !request.contains("cmd") ||
+      !request["cmd"].is_string())
+    return fail_msg("control request", "", "a request is one JSON object with a \"cmd\" string");
+  return request;
 }
 
 Result<nlohmann::json> call(const std::string& path, const nlohmann::json& request, int timeout_ms) {

@@ -43,6 +43,9 @@ class Server {
   UniqueFd fd_;
 };
 
+// Parses one request line: a JSON object with a "cmd" string, at most 64 KiB.
+Result<nlohmann::json> parse_request(std::string_view line);
+
 // The client side, for the CLI: sends `request`, returns the answer. ENOENT/ECONNREFUSED
 // when no agent is running.
 Result<nlohmann::json> call(const std::string& path, const nlohmann::json& request,
