@@ -61,6 +61,12 @@ class Agent {
       : env_(env), executor_(executor), options_(options), config_(options.config) {}
 
   int run() {
+    // First: a second agent must refuse before it restores or reports anything. Requests
+    // wait in the backlog until loop() serves them.
+    auto server = control::Server::listen(config_.agent.socket);
+    if (!server) return step_failed("listen", server.error());
+    server_.emplace(std::move(*server));
+
     auto state = baseline::open_state(env_, config_.state_dir, baseline::StateAccess::kRead);
     if (!state) return step_failed("open_state", state.error());
     state_ = std::move(*state);
@@ -79,9 +85,6 @@ class Agent {
     if (auto st = open_roots(); !st) return step_failed("open_roots", st.error());
     if (auto st = start_watchers(); !st) return step_failed("start_watchers", st.error());
     if (auto st = verify_roots(); !st) return step_failed("verify_roots", st.error());
-    auto server = control::Server::listen(config_.agent.socket);
-    if (!server) return step_failed("listen", server.error());
-    server_.emplace(std::move(*server));
 
     emit_lifecycle("agent-started", fmt::format("guarding {} root(s) with {}", guard_->root_count(), watcher_->name()));
     (void)guard_->flush();

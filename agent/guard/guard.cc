@@ -42,7 +42,13 @@ namespace {
 constexpr size_t kMaxFresh = 1 << 16;
 constexpr size_t kMaxSummaryPaths = 10000;
 
-std::string key_of(size_t root, std::string_view rel) { return fmt::format("{}:{}", root, rel); }
+// A root and a path joined by NUL, which neither can hold: keys cannot collide.
+std::string path_key(const GuardedRoot& r, std::string_view rel) {
+  std::string key = r.path;
+  key += '\0';
+  key += rel;
+  return key;
+}
 
 Result<hash::Digest> hash_fd(int fd, std::string_view display) {
   hash::Sha256 h;
@@ -217,7 +223,6 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, const evid
       return ok();
     }
     if (want->type == FileType::kDirectory) return restore_subtree(r, rel, who, act);
-    act.action = "file-restore-failed";
     MAMORI_TRY(baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, true, fs::Sync::kDeferred));
     need_sync_ = true;
     act.action = "file-restored";
@@ -230,8 +235,7 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, const evid
   uint32_t attrs = baseline::diff_metadata(*want, now);
   UniqueFd tampered;  // the tampered inode, kept open so it can be preserved after the swap
   if (want->type == FileType::kRegular && now.type == FileType::kRegular) {
-    const std::string key = key_of(0, r.path + "\n" + rel);
-    const auto fresh = fresh_.find(key);
+    const auto fresh = fresh_.find(path_key(r, rel));
     const bool ours = fresh != fresh_.end() && fresh->second.first == now.ino &&
                       fresh->second.second == now.ctime_ns;
     if (!(attrs & baseline::kAttrContent) && !ours && !baseline::stat_cache_matches(*want, now)) {
@@ -242,7 +246,6 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, const evid
         tampered = std::move(*fd);
       }
     }
-    if (ours) attrs &= ~baseline::kAttrMtime;
   }
   if (attrs == 0) return ok();
   act.change = "changed";
@@ -276,7 +279,7 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, const evid
   if (want->type == FileType::kRegular) {
     if (auto after = fs::stat_beneath(r.fd.get(), rel)) {
       if (fresh_.size() >= kMaxFresh) fresh_.clear();
-      fresh_[key_of(0, r.path + "\n" + rel)] = {static_cast<uint64_t>(after->st_ino),
+      fresh_[path_key(r, rel)] = {static_cast<uint64_t>(after->st_ino),
                                                  after->st_ctim.tv_sec * 1'000'000'000LL + after->st_ctim.tv_nsec};
     }
   }
@@ -405,7 +408,7 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
   // Rate accounting: a path repaired again and again, or a storm of changes, is
   // reported in bulk; the actions themselves were all taken.
   ++window_changes_;
-  const uint64_t per_path = ++path_counts_[key_of(0, r.path + "\n" + rel)];
+  const uint64_t per_path = ++path_counts_[path_key(r, rel)];
   const bool realtime = trigger == Trigger::kRealtime;
   if (realtime && !storm_active_ && window_changes_ > config_.storm_changes_per_second) {
     storm_active_ = true;

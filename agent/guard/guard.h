@@ -122,11 +122,11 @@ class Guard {
 
   // Rate accounting for the current one-second window.
   uint64_t window_changes_ = 0;
-  std::unordered_map<std::string, uint64_t> path_counts_;      // "root\0rel" -> changes
+  std::unordered_map<std::string, uint64_t> path_counts_;      // root and path -> changes
   std::set<std::pair<size_t, std::string>> summarised_paths_;  // reported in bulk this window
   bool storm_active_ = false;
   uint64_t storm_changes_ = 0;
-  // Regular files we just put back, by "root\npath": (inode, ctime) so the events our
+  // Regular files we just put back, by root and path: (inode, ctime) so the events our
   // own restore raises (inotify) are recognised without hashing. Bounded.
   std::unordered_map<std::string, std::pair<uint64_t, int64_t>> fresh_;
 };

@@ -86,6 +86,8 @@ step "a second agent on the same config refuses, says why, and changes nothing"
 expect_exit 0 mamori mode "$WP" alert  # the running agent only reports now
 printf 'left for alert mode\n' >"$WP/wp-blog-header.php"
 cp "$WP/wp-blog-header.php" "$SCRATCH/left"
+has_changed() { [[ -n $(events 'e["event"]["action"] == "file-changed" and e["mamori"]["path"] == "wp-blog-header.php"') ]]; }
+wait_for "the running agent's file-changed event (alert mode)" has_changed
 lines=$(wc -l <"$EVENTS")
 expect_exit 2\|3 mamori agent
 assert_contains "$ERR" "another mamori" "the second agent's error"
