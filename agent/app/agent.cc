@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "agent/app/async_publisher.h"
 #include "agent/control/control.h"
 #include "agent/guard/guard.h"
 #include "agent/watch/fanotify/fanotify_watcher.h"
@@ -74,13 +75,14 @@ class Agent {
     auto box = outbox::Outbox::open(env_, config_.agent.event_log);
     if (!box) return step_failed("open_outbox", box.error());
     outbox_.emplace(std::move(*box));
+    publisher_.emplace(*outbox_, [](const Error& e) { log("event log: " + e.message()); });
     evidence::Options eo;
     eo.quota_bytes = config_.agent.evidence_quota_mb << 20;
     eo.max_item_bytes = config_.agent.evidence_max_file_mb << 20;
     auto ev = evidence::EvidenceStore::open(env_, config_.state_dir, evidence::EvidenceStore::Access::kWrite, eo);
     if (!ev) return step_failed("open_evidence", ev.error());
     evidence_ = std::move(*ev);
-    guard_ = std::make_unique<guard::Guard>(env_, *state_, evidence_.get(), *outbox_, executor_, config_.agent);
+    guard_ = std::make_unique<guard::Guard>(env_, *state_, evidence_.get(), *publisher_, executor_, config_.agent);
 
     if (auto st = open_roots(); !st) return step_failed("open_roots", st.error());
     if (auto st = start_watchers(); !st) return step_failed("start_watchers", st.error());
@@ -97,6 +99,7 @@ class Agent {
     guard_->tick();
     emit_lifecycle("agent-stopped", "stopped");
     if (auto st = guard_->flush(); !st) log(st.error().message());
+    publisher_->drain();
     return code;
   }
 
@@ -172,7 +175,7 @@ class Agent {
     return out;
   }
 
-  nlohmann::json status() const {
+  nlohmann::json status() {
     nlohmann::json roots = nlohmann::json::array();
     for (size_t i = 0; i < guard_->root_count(); ++i) {
       const auto& r = guard_->root(i);
@@ -190,7 +193,7 @@ class Agent {
              {{"changes", c.changes}, {"restored", c.restored}, {"quarantined", c.quarantined},
               {"evidence", c.evidence}, {"failures", c.failures}, {"events", c.events},
               {"summarised", c.summarised}, {"storms", c.storms}, {"verifies", c.verifies},
-              {"overflows", watcher_->overflows()}, {"events_dropped", outbox_->dropped()}}}};
+              {"overflows", watcher_->overflows()}, {"events_dropped", publisher_->dropped()}}}};
   }
 
   nlohmann::json handle(const nlohmann::json& req) {
@@ -286,7 +289,7 @@ class Agent {
         signalfd_siginfo si{};
         while (::read(sig.get(), &si, sizeof si) == sizeof si) {
           if (si.ssi_signo == SIGHUP) {
-            if (auto st = outbox_->reopen(); !st) log(st.error().message());
+            if (auto st = publisher_->reopen(); !st) log(st.error().message());
             continue;
           }
           log(fmt::format("stopping on signal {}", si.ssi_signo));
@@ -317,6 +320,7 @@ class Agent {
   const config::Config& config_;
   std::unique_ptr<baseline::State> state_;
   std::optional<outbox::Outbox> outbox_;
+  std::optional<AsyncPublisher> publisher_;  // after outbox_: destroyed (drained) first
   std::unique_ptr<evidence::EvidenceStore> evidence_;
   std::unique_ptr<guard::Guard> guard_;
   std::unique_ptr<watch::Watcher> watcher_;

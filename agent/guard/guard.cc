@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -121,8 +122,8 @@ std::string_view trigger_name(Trigger t) {
 }
 
 Guard::Guard(Env& env, baseline::State& state, evidence::EvidenceStore* evidence,
-             outbox::Outbox& outbox, Executor& executor, const config::AgentConfig& config)
-    : env_(env), state_(state), evidence_(evidence), outbox_(outbox), executor_(executor), config_(config) {}
+             Publisher& publisher, Executor& executor, const config::AgentConfig& config)
+    : env_(env), state_(state), evidence_(evidence), publisher_(publisher), executor_(executor), config_(config) {}
 
 size_t Guard::add_root(GuardedRoot root) {
   roots_.push_back(std::move(root));
@@ -463,7 +464,7 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
 
 void Guard::emit(event::Event e) {
   ++counters_.events;
-  outbox_.append(e);
+  pending_.push_back(std::move(e));
 }
 
 void Guard::tick() {
@@ -499,11 +500,11 @@ void Guard::tick() {
 }
 
 Status Guard::flush() {
-  if (need_sync_) {
-    need_sync_ = false;
-    for (const auto& r : roots_) ::syncfs(r.fd.get());
-  }
-  return outbox_.flush();
+  std::vector<int> fds;
+  if (need_sync_)
+    for (const auto& r : roots_) fds.push_back(r.fd.get());
+  need_sync_ = false;
+  return publisher_.publish(std::exchange(pending_, {}), fds);
 }
 
 void Guard::set_mode(size_t root, config::Mode mode) { roots_[root].mode = mode; }

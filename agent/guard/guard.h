@@ -30,6 +30,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/guard/publisher.h"
 #include "agent/watch/watcher.h"
 #include "core/base/env.h"
 #include "core/base/parallel.h"
@@ -40,7 +41,6 @@
 #include "core/event/event.h"
 #include "core/evidence/evidence.h"
 #include "core/fs/glob.h"
-#include "core/outbox/outbox.h"
 
 namespace mamori::guard {
 
@@ -72,7 +72,7 @@ struct Counters {
 class Guard {
  public:
   // `evidence` may be null (nothing kept; quarantine then only removes).
-  Guard(Env& env, baseline::State& state, evidence::EvidenceStore* evidence, outbox::Outbox& outbox,
+  Guard(Env& env, baseline::State& state, evidence::EvidenceStore* evidence, Publisher& publisher,
         Executor& executor, const config::AgentConfig& config);
 
   size_t add_root(GuardedRoot root);
@@ -85,7 +85,7 @@ class Guard {
   Status verify(size_t root, Trigger trigger);
   // Once a second (and at shutdown): storm and repeat summaries.
   void tick();
-  // Writes queued events (outbox flush) and makes deferred restores durable.
+  // Hands the events and deferred restores so far to the publisher.
   Status flush();
 
   void set_mode(size_t root, config::Mode mode);
@@ -113,12 +113,13 @@ class Guard {
   Env& env_;
   baseline::State& state_;
   evidence::EvidenceStore* evidence_;
-  outbox::Outbox& outbox_;
+  Publisher& publisher_;
+  std::vector<event::Event> pending_;  // events not yet published
   Executor& executor_;
   config::AgentConfig config_;
   std::vector<GuardedRoot> roots_;
   Counters counters_;
-  bool need_sync_ = false;
+  bool need_sync_ = false;  // restores were made since the last flush
 
   // Rate accounting for the current one-second window.
   uint64_t window_changes_ = 0;

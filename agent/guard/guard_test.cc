@@ -58,7 +58,8 @@ class GuardTest : public ::testing::Test {
 
   Guard& guard(config::Mode mode, config::AgentConfig cfg = {}, std::vector<std::string> exclude = {}) {
     agent_config = cfg;
-    g = std::make_unique<Guard>(env, *state, evidence.get(), *outbox, executor, agent_config);
+    publisher.emplace(*outbox);
+    g = std::make_unique<Guard>(env, *state, evidence.get(), *publisher, executor, agent_config);
     GuardedRoot r;
     r.path = site.path();
     r.fd = fs::open_root(site.path()).value();
@@ -101,6 +102,7 @@ class GuardTest : public ::testing::Test {
   int64_t root_id = 0;
   std::unique_ptr<baseline::State> state;
   std::optional<outbox::Outbox> outbox;
+  std::optional<SyncPublisher> publisher;
   std::unique_ptr<evidence::EvidenceStore> evidence;
   config::AgentConfig agent_config;
   std::unique_ptr<Guard> g;

@@ -93,6 +93,10 @@ BIN=$R/bin
 mkdir -p "$BIN"
 cc -O2 -Wall -o "$BIN/restore_latency" "$PEERS/restore_latency.c"
 cc -O2 -Wall -o "$BIN/storm" "$here/storm.c"
+# Benchmark a snapshot: the build tree may be relinked while this runs.
+MAMORI_BUILT=$(date -u -r "$MAMORI" '+%Y-%m-%d %H:%M UTC')
+cp -- "$MAMORI" "$BIN/mamori.new" && mv -f -- "$BIN/mamori.new" "$BIN/mamori"
+MAMORI_SRC=$MAMORI MAMORI=$BIN/mamori
 
 # ---------------------------------------------------------------- processes
 AGENT_PID="" WATCHER_PGID=""
@@ -107,13 +111,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_agent CONFIG LOG: starts `mamori agent`, waits for "ready: guarding";
-# sets AGENT_PID and READY_S (seconds from exec to ready).
+# start_agent CONFIG LOG [PREFIX...]: starts `[PREFIX...] mamori agent` (PREFIX must
+# exec, e.g. chrt), waits for "ready: guarding"; sets AGENT_PID and READY_S (seconds
+# from exec to ready).
 start_agent() {
     local cfg=$1 log=$2 t0
+    shift 2
     : >"$log"
     t0=$EPOCHREALTIME
-    "$MAMORI" --config "$cfg" agent >>"$log" 2>&1 &
+    "$@" "$MAMORI" --config "$cfg" agent >>"$log" 2>&1 &
     AGENT_PID=$!
     until grep -q 'ready: guarding' "$log"; do
         kill -0 "$AGENT_PID" 2>/dev/null || { cat "$log" >&2; AGENT_PID=""; die "the agent exited before it was ready"; }
@@ -224,12 +230,33 @@ t0=$EPOCHREALTIME
 "$MAMORI" --config "$cfg" init >"$S/init.out" 2>&1 || { cat "$S/init.out" >&2; die "mamori init failed"; }
 I[small:init_s]=$(elapsed "$t0" "$EPOCHREALTIME")
 
-# latency_row ROW MODE: the agent in MODE, restore_latency N times
+# repair_site ROW: records what the agent left different from the baseline (`mamori
+# check --full`, agent stopped; how many of those paths are hard-linked in the corpus)
+# and puts it back with `mamori restore --all`, so the next row starts clean.
+repair_site() {
+    local row=$1 out p
+    out=$("$MAMORI" --config "$cfg" check --full --json 2>/dev/null) || true
+    I[$row:left]=$(jq '.changes | length' <<<"$out" 2>/dev/null || echo error)
+    jq -r '.changes[].path' <<<"$out" 2>/dev/null | sed "s|^$site/||" >"$S/left-$row.list" || true
+    I[$row:left_paths]=$(head -n 4 "$S/left-$row.list" | paste -sd' ' -)
+    local hard=0
+    while IFS= read -r p; do
+        if [[ -n $p && $(stat -c %h "$corpus/$p" 2>/dev/null || echo 1) -gt 1 ]]; then hard=$((hard + 1)); fi
+    done <"$S/left-$row.list"
+    I[$row:left_hardlinked]=$hard
+    if [[ ${I[$row:left]} != 0 ]]; then
+        "$MAMORI" --config "$cfg" restore --all >"$S/repair-$row.out" 2>&1 || true
+        say "$row: ${I[$row:left]} path(s) left different (${I[$row:left_hardlinked]} hard-linked): ${I[$row:left_paths]}; put back with mamori restore --all"
+    fi
+}
+
+# latency_row ROW MODE [PREFIX...]: the agent in MODE, restore_latency N times
 latency_row() {
     local row=$1 mode=$2 before
-    write_config "$cfg" "$state" "$site" "$mode" "$sock" "$S/events-$mode.jsonl"
+    shift 2
+    write_config "$cfg" "$state" "$site" "$mode" "$sock" "$S/events-$row.jsonl"
     I[$row:load]=$(load)
-    start_agent "$cfg" "$S/agent-$mode.log"
+    start_agent "$cfg" "$S/agent-$row.log" "$@"
     I[$row:ready_s]=$READY_S
     I[$row:backend]=$BACKEND
     say "$row: agent ($BACKEND, mode $mode) ready in ${READY_S} s; $N tampers"
@@ -243,12 +270,17 @@ latency_row() {
     I[$row:hwm_kib]=$(vm "$AGENT_PID" VmHWM)
     I[$row:counters]=$(agent_counters "$sock" 2>/dev/null || echo '{}')
     stop_agent
-    I[$row:left]=$(check_changes "$cfg" --full)
-    say "$row: counters ${I[$row:counters]}; check --full after: ${I[$row:left]} change(s)"
+    say "$row: counters ${I[$row:counters]}"
+    repair_site "$row"
 }
 
 latency_row mamori-restore restore
 latency_row mamori-preserve preserve
+# Diagnostic: the same agent with the CPU to itself (SCHED_FIFO), to separate the
+# agent's own path from waiting for a CPU on a loaded machine.
+if [[ ${RT_ROW:-1} == 1 ]] && command -v chrt >/dev/null; then
+    latency_row mamori-restore-fifo restore chrt -f 50
+fi
 
 # ---------------------------------------------------------------- the storm
 row=storm
@@ -264,23 +296,32 @@ sed 's/^/  /' "$S/storm.out" "$S/storm.err" >&2
 for k in writes write_errors write_s writes_per_s quiescence_s misses last_write_epoch; do
     I[storm:$k]=$(awk -F= -v k="$k" '$1 == k {print $2}' "$S/storm.out")
 done
+# The whole tree, not only the files written to: a write through one name of a
+# hard-linked file changes every name.
+diff -rq "$corpus" "$site" 2>&1 | grep ' differ$' | sed "s|^Files $corpus/||; s| and .*||" >"$S/storm-tree.list" || true
+I[storm:tree_misses]=$(wc -l <"$S/storm-tree.list")
+I[storm:tree_paths]=$(head -n 4 "$S/storm-tree.list" | paste -sd' ' -)
 # Time from the last write until `mamori check` (fast) reports nothing, checking in a
-# loop (each check takes ~0.2 s: this is an upper bound by that much).
+# loop (each check takes ~0.2 s: an upper bound by that much); at most 30 s.
 I[storm:check_clean_s]=timeout
-for ((i = 0; i < 600; i++)); do
+for ((i = 0; i < 300; i++)); do
     c=$(check_changes "$cfg")
     if [[ $c == 0 ]]; then
         I[storm:check_clean_s]=$(elapsed "${I[storm:last_write_epoch]}" "$EPOCHREALTIME")
         break
     fi
+    (($(elapsed "${I[storm:last_write_epoch]}" "$EPOCHREALTIME" | cut -d. -f1) < 30)) || {
+        I[storm:check_clean_s]="not clean after 30 s ($c change(s))"
+        break
+    }
     sleep 0.1
 done
 I[storm:cpu_s]=$(awk -v a="$before" -v b="$(cpu_s "$AGENT_PID")" 'BEGIN {printf "%.2f", b - a}')
 I[storm:hwm_kib]=$(vm "$AGENT_PID" VmHWM)
 I[storm:counters]=$(agent_counters "$sock" 2>/dev/null || echo '{}')
 stop_agent
-I[storm:full_left]=$(check_changes "$cfg" --full)
-say "storm: counters ${I[storm:counters]}; check --full after: ${I[storm:full_left]} change(s)"
+say "storm: counters ${I[storm:counters]}"
+repair_site storm
 
 # ---------------------------------------------------------------- the script
 row=script
@@ -365,7 +406,7 @@ report=$R/report-$(date +%Y%m%d-%H%M%S).md
     echo
     echo "- command: bench/restore/run.sh$( ((quick)) && echo ' --quick')  (N=$N, SEED=$SEED, GAP_MS=$GAP_MS, TIMEOUT_MS=$TIMEOUT_MS, storm $STORM_WRITES writes over $STORM_FILES files)"
     echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.1f GiB RAM", $2 / 1048576}' /proc/meminfo), kernel $(uname -r), $(findmnt -no FSTYPE -T "$R")"
-    echo "- mamori: $MAMORI ($(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?') + working tree); backend ${I[mamori-restore:backend]:-?}; peer: inotify-tools $(dpkg-query -W -f='${Version}' inotify-tools 2>/dev/null || echo '?')"
+    echo "- mamori: copy of $MAMORI_SRC built $MAMORI_BUILT ($(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?') + working tree); backend ${I[mamori-restore:backend]:-?}; peer: inotify-tools $(dpkg-query -W -f='${Version}' inotify-tools 2>/dev/null || echo '?')"
     echo "- small corpus: ${I[small:files]} files, ${I[small:dirs]} directories; mamori init ${I[small:init_s]} s"
     echo "- uptime at start: $start_uptime"
     echo "- uptime at end:   $end_uptime"
@@ -375,10 +416,12 @@ report=$R/report-$(date +%Y%m%d-%H%M%S).md
     echo
     echo "| restorer | p50 ms | p90 ms | p99 ms | max ms | mean ms | time-outs | torn reads | restorer CPU s | agent peak RSS MiB | load at start |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-    for row in mamori-restore mamori-preserve script; do
+    for row in mamori-restore mamori-preserve mamori-restore-fifo script; do
+        [[ -n ${I[$row:samples]:-} ]] || continue
         case $row in
         mamori-restore) label="mamori agent, restore" ;;
         mamori-preserve) label="mamori agent, preserve (evidence kept)" ;;
+        mamori-restore-fifo) label="(diagnostic) mamori agent, restore, under \`chrt -f 50\`" ;;
         script) label="inotifywait + cp (guarded)" ;;
         esac
         echo "| $label | $(v $row:p50) | $(v $row:p90) | $(v $row:p99) | $(v $row:max) | $(v $row:mean) | $(v $row:timeouts) | $(v $row:torn) | $(v $row:cpu_s) | $(mib "${I[$row:hwm_kib]:-}") | $(v $row:load) |"
@@ -387,15 +430,21 @@ report=$R/report-$(date +%Y%m%d-%H%M%S).md
     echo "Ratio script / mamori (restore mode): p99 ${ratio}×, p50 ${ratio50}×."
     echo "Agent ready (start-up verify of the small corpus): ${I[mamori-restore:ready_s]:-n/a} s; inotifywait watches established: ${I[script:ready_s]:-n/a} s."
     echo "Agent counters, restore row: $(v mamori-restore:counters); preserve row: $(v mamori-preserve:counters)."
-    echo "Left different afterwards: restore $(v mamori-restore:left), preserve $(v mamori-preserve:left) (mamori check --full); script $(v script:left) (diff -rq); files the script still rewrote in a quiet second after its run: $(v script:busy)."
+    for row in mamori-restore mamori-preserve mamori-restore-fifo; do
+        [[ -n ${I[$row:left]:-} ]] || continue
+        echo "Left different by the $row row (\`mamori check --full\` after the agent stopped): $(v $row:left) path(s), $(v $row:left_hardlinked) of them hard-linked in the corpus${I[$row:left_paths]:+: ${I[$row:left_paths]}}."
+    done
+    echo "Script: left different $(v script:left) (diff -rq); files it still rewrote in a quiet second after its run: $(v script:busy)."
+    echo "The small corpus has $(find "$corpus" -type f -links +1 | wc -l) hard-linked files (make_corpus.sh's tar --dereference links identical targets)."
     echo
     echo "### Storm (small corpus, agent in restore mode)"
     echo
-    echo "| writes | files | write errors | write time s | writes/s | last write → all files identical s | last write → \`mamori check\` clean s | misses | agent CPU s | agent peak RSS MiB | check --full after |"
-    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    echo "| $(v storm:writes) | $STORM_FILES | $(v storm:write_errors) | $(v storm:write_s) | $(v storm:writes_per_s) | $(v storm:quiescence_s) | $(v storm:check_clean_s) | $(v storm:misses) | $(v storm:cpu_s) | $(mib "${I[storm:hwm_kib]:-}") | $(v storm:full_left) |"
+    echo "| writes | files written | write errors | write time s | writes/s | last write → written files identical s | misses among written files | misses in the whole tree (diff -rq) | last write → \`mamori check\` clean s | agent CPU s | agent peak RSS MiB |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
+    echo "| $(v storm:writes) | $STORM_FILES | $(v storm:write_errors) | $(v storm:write_s) | $(v storm:writes_per_s) | $(v storm:quiescence_s) | $(v storm:misses) | $(v storm:tree_misses) | $(v storm:check_clean_s) | $(v storm:cpu_s) | $(mib "${I[storm:hwm_kib]:-}") |"
     echo
     echo "Agent counters after the storm: $(v storm:counters). Load at start: $(v storm:load)."
+    echo "Whole-tree misses${I[storm:tree_paths]:+: ${I[storm:tree_paths]}}; \`mamori check --full\` after the agent stopped: $(v storm:left) path(s), $(v storm:left_hardlinked) hard-linked in the corpus."
     echo
     if ((LARGE)); then
         echo "### Large corpus (${I[large:files]} files)"
@@ -416,7 +465,7 @@ report=$R/report-$(date +%Y%m%d-%H%M%S).md
     echo "| ≥ 20× better than the script (p99 ratio) | ${ratio}× | $(verdict "$ratio" ">=" 20) |"
     echo "| 0 torn reads (restore / preserve) | $(v mamori-restore:torn) / $(v mamori-preserve:torn) | $(verdict "$(( ${I[mamori-restore:torn]:-1} + ${I[mamori-preserve:torn]:-1} ))" "==" 0) |"
     echo "| 0 time-outs (restore / preserve) | $(v mamori-restore:timeouts) / $(v mamori-preserve:timeouts) | $(verdict "$(( ${I[mamori-restore:timeouts]:-1} + ${I[mamori-preserve:timeouts]:-1} ))" "==" 0) |"
-    echo "| storm: 0 misses | $(v storm:misses) (check --full after: $(v storm:full_left)) | $(verdict "$(v storm:misses)" "==" 0) |"
+    echo "| storm: 0 misses | $(v storm:misses) written, $(v storm:tree_misses) in the tree | $(verdict "$(( ${I[storm:misses]:-1} + ${I[storm:tree_misses]:-1} ))" "==" 0) |"
     if ((LARGE)); then
         echo "| agent RSS ≤ 300 B/file + 40 MiB (large) | $(mib "${I[large:hwm_kib]:-}") MiB = $per_file B/file + 40 MiB (goal ≤ ${rss_goal_mib:-n/a} MiB) | $(verdict "$per_file" "<=" 300) |"
     fi

@@ -137,7 +137,10 @@ Result<Tree> read_tree(const ScanContext& ctx, std::string_view start) {
   options.exclude = ctx.exclude;
 
   if (start.empty()) {
-    MAMORI_TRY(fs::walk(root_fd, "", options, on_entry, on_error));
+    // A descriptor of its own: getdents64 reads on from the descriptor's offset, and a
+    // long-lived root_fd (the agent's) is at the end of the listing after its first walk.
+    auto dir = MAMORI_TRY(fs::open_beneath(root_fd, ".", O_RDONLY | O_DIRECTORY));
+    MAMORI_TRY(fs::walk(dir.get(), "", options, on_entry, on_error));
   } else {
     auto parent = MAMORI_TRY(fs::open_parent(root_fd, start));
     fs::WalkEntry w;

@@ -6,9 +6,10 @@
 #      phpMyAdmin config.inc.php exploit). Preserve mode: the file is back byte for byte
 #      before the next request, the page prints what it printed before, and the evidence
 #      store holds exactly the tampered bytes, with php-fpm and www-data as who did it.
-#   2. Uploads: allow_new = ["wp-content/uploads/**"]. A photo stays (file-allowed); a web
-#      shell, a double extension and an .htaccess are quarantined (deny_new's defaults):
-#      gone from disk, 404 over HTTP, their bytes in the evidence store.
+#   2. Uploads (move_uploaded_file), allow_new = ["wp-content/uploads/**"]. A photo
+#      stays (file-allowed); a web shell, a double extension and an .htaccess are
+#      quarantined (deny_new's defaults): gone from disk, 404 over HTTP, their bytes in
+#      the evidence store. So is a second stage the shell writes with file_put_contents.
 # Throughout, the site keeps answering 200.
 # shellcheck disable=SC2016  # PHP in single quotes is meant literally
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -172,24 +173,27 @@ http_get "$WEB_URL/upload.php" "$SCRATCH/upload.out" -F "f=@$SCRATCH/photo.jpg;f
 assert_eq "stored photo.jpg" "$(cat "$SCRATCH/upload.out")" "the photo upload"
 wait_for "a file-allowed event for $UP/photo.jpg" logged file-allowed "$UP/photo.jpg"
 # The rename and PHP's chmod after it may each be reported: the first is enough.
-ev=$(events "e['event']['action'] == 'file-allowed' and e['mamori']['path'] == '$UP/photo.jpg'" | head -n 1)
+ev=$(events "e['event']['action'] == 'file-allowed' and e['mamori']['path'] == '$UP/photo.jpg'")
+ev=${ev%%$'\n'*}
 who_is_php "$ev" "the file-allowed event"
 
 step "2. a web shell, a double extension and an .htaccess are quarantined"
 printf '<?php system($_GET["c"]); /* mamori web shell */ ?>\n' >"$SCRATCH/shell.php"
 printf '<?php passthru($_GET["c"]); ?>\xff\xd9\n' >"$SCRATCH/x.php.jpg"
 HTACCESS=$'AddType application/x-httpd-php .jpg\nOptions +ExecCGI\n'
-printf '%s' "$HTACCESS" >"$SCRATCH/htaccess"
-http_get "$WEB_URL/upload.php" "$SCRATCH/upload.out" -F "f=@$SCRATCH/shell.php;filename=shell.php"
-assert_eq "stored shell.php" "$(cat "$SCRATCH/upload.out")" "the web shell upload"
-http_get "$WEB_URL/upload.php" "$SCRATCH/upload.out" -F "f=@$SCRATCH/x.php.jpg;filename=x.php.jpg"
-assert_eq "stored x.php.jpg" "$(cat "$SCRATCH/upload.out")" "the double-extension upload"
-http_get "$WEB_URL/dropper.php" "$SCRATCH/dropper.out" --data-urlencode "name=.htaccess" \
-  --data-urlencode "body@$SCRATCH/htaccess"
-assert_eq "wrote ${#HTACCESS} bytes" "$(cat "$SCRATCH/dropper.out")" "the .htaccess write"
-cp "$SCRATCH/htaccess" "$SCRATCH/.htaccess"
-
+printf '%s' "$HTACCESS" >"$SCRATCH/.htaccess"
 for name in shell.php x.php.jpg .htaccess; do
+  http_get "$WEB_URL/upload.php" "$SCRATCH/upload.out" -F "f=@$SCRATCH/$name;filename=$name"
+  assert_eq "stored $name" "$(cat "$SCRATCH/upload.out")" "the upload of $name"
+done
+# And what a web shell does next: writes a second stage with file_put_contents.
+STAGE2='<?php /* mamori second stage */ @eval(base64_decode($_COOKIE["k"])); ?>'
+printf '%s\n' "$STAGE2" >"$SCRATCH/cache.php"
+http_get "$WEB_URL/dropper.php" "$SCRATCH/dropper.out" --data-urlencode "name=cache.php" \
+  --data-urlencode "body@$SCRATCH/cache.php"
+assert_eq "wrote $((${#STAGE2} + 1)) bytes" "$(cat "$SCRATCH/dropper.out")" "the second stage's write"
+
+for name in shell.php x.php.jpg .htaccess cache.php; do
   rel=$UP/$name
   wait_for "a file-quarantined event for $rel" logged file-quarantined "$rel"
   ev=$(the_event "e['event']['action'] == 'file-quarantined' and e['mamori']['path'] == '$rel'")
@@ -202,7 +206,18 @@ for name in shell.php x.php.jpg .htaccess; do
   assert_eq quarantined "$(json 'j["mamori"]["evidence"]["reason"]' "$OUT")" "evidence reason of $name"
   who_is_php "$OUT" "the evidence of $name"
   expect_exit 0 mamori evidence export "$id" -o "$SCRATCH/exported-$name"
-  assert_same_file "$SCRATCH/$name" "$SCRATCH/exported-$name" "the quarantined bytes of $name"
+  if [[ $name != cache.php ]]; then
+    assert_same_file "$SCRATCH/$name" "$SCRATCH/exported-$name" "the quarantined bytes of $name"
+  else
+    # KNOWN BUG: a file written in place (open, then write) can be quarantined between
+    # the two; the writer goes on into the unlinked inode and the evidence keeps only
+    # what was there then (nothing, on a loaded machine or for a writer that pauses).
+    # What is kept must at least be a prefix of what was written. Make this an exact
+    # cmp once the guard captures what an in-flight writer adds after the quarantine.
+    size=$(stat -c %s "$SCRATCH/exported-$name")
+    cmp -s -n "$size" "$SCRATCH/$name" "$SCRATCH/exported-$name" && [[ $size -le $(stat -c %s "$SCRATCH/$name") ]] ||
+      fail "the evidence of $name ($size bytes) is not a prefix of what was written"
+  fi
 done
 
 step "2. the photo is still there, served as uploaded"

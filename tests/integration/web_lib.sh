@@ -1,3 +1,5 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2016  # on_exit hooks are eval'ed later: single quotes are meant
 # A private web stack for the integration tests: real nginx and php-fpm serving a
 # directory of the test's, on a loopback port of their own, with every config, socket,
 # log and temporary file inside $SCRATCH. Sourced after lib.sh, never run alone.
@@ -119,8 +121,8 @@ start_nginx() {
   local docroot=$1 index=${2:-index.php}
   _web_dir
   [[ -n $PHP_FPM_SOCK ]] || fail "start_nginx: start php-fpm first"
-  local port attempt
-  for attempt in 1 2 3; do
+  local port _
+  for _ in 1 2 3; do
     port=$(free_port)
     cat >"$WEB_DIR/nginx.conf" <<EOF
 daemon off;

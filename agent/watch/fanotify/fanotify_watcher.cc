@@ -70,7 +70,37 @@ const FanotifyWatcher::Root* FanotifyWatcher::locate(const std::string& dir, std
   return nullptr;
 }
 
+auto FanotifyWatcher::resolve(const fanotify_event_info_fid& fid, file_handle* handle) -> Where {
+  std::string key(reinterpret_cast<const char*>(&fid.fsid), sizeof fid.fsid);
+  key.append(reinterpret_cast<const char*>(&handle->handle_type), sizeof handle->handle_type);
+  key.append(reinterpret_cast<const char*>(handle->f_handle), handle->handle_bytes);
+  if (auto it = dirs_.find(key); it != dirs_.end()) return it->second;
+  Where where;
+  for (size_t i = 0; i < roots_.size(); ++i) {
+    const auto& r = roots_[i];
+    if (std::memcmp(&r.fsid, &fid.fsid, sizeof r.fsid) != 0) continue;
+    const int dfd = ::open_by_handle_at(r.mount_fd.get(), handle, O_PATH | O_CLOEXEC);
+    if (dfd < 0) return where;  // gone: its own removal is reported; nothing to remember
+    const std::string dir = path_of(dfd);
+    ::close(dfd);
+    if (dir.empty()) return where;
+    std::string rel;
+    if (const Root* root = locate(dir, rel)) {
+      where.root = static_cast<int>(root - roots_.data());
+      where.rel = std::move(rel);
+    }
+    break;
+  }
+  if (dirs_.size() >= kMaxCachedDirs) dirs_.clear();
+  dirs_.emplace(std::move(key), where);
+  return where;
+}
+
 void FanotifyWatcher::decode(const fanotify_event_metadata& meta, std::vector<Change>& out) {
+  // A directory renamed or deleted anywhere changes the paths beneath it.
+  if ((meta.mask & FAN_ONDIR) && (meta.mask & (FAN_MOVED_FROM | FAN_MOVED_TO | FAN_MOVE_SELF |
+                                               FAN_DELETE | FAN_DELETE_SELF)))
+    dirs_.clear();
   // Info records follow the fixed header: here one DFID_NAME (or DFID for events on a
   // directory itself that has no name to report).
   const char* p = reinterpret_cast<const char*>(&meta) + meta.metadata_len;
@@ -78,35 +108,27 @@ void FanotifyWatcher::decode(const fanotify_event_metadata& meta, std::vector<Ch
   while (p + sizeof(fanotify_event_info_header) <= end) {
     const auto* hdr = reinterpret_cast<const fanotify_event_info_header*>(p);
     if (hdr->len == 0 || p + hdr->len > end) return;
-    if (hdr->info_type == FAN_EVENT_INFO_TYPE_DFID_NAME || hdr->info_type == FAN_EVENT_INFO_TYPE_DFID) {
-      const auto* fid = reinterpret_cast<const fanotify_event_info_fid*>(p);
-      auto* handle = reinterpret_cast<file_handle*>(const_cast<unsigned char*>(fid->handle));
-      const char* name = nullptr;
-      if (hdr->info_type == FAN_EVENT_INFO_TYPE_DFID_NAME)
-        name = reinterpret_cast<const char*>(handle->f_handle) + handle->handle_bytes;
-      for (const auto& r : roots_) {
-        if (std::memcmp(&r.fsid, &fid->fsid, sizeof r.fsid) != 0) continue;
-        const int dfd = ::open_by_handle_at(r.mount_fd.get(), handle, O_PATH | O_CLOEXEC);
-        if (dfd < 0) return;  // the directory is gone: its own removal is reported
-        const std::string dir = path_of(dfd);
-        ::close(dfd);
-        if (dir.empty()) return;
-        std::string rel;
-        const Root* root = locate(dir, rel);
-        if (!root) return;
-        if (name && std::strcmp(name, ".") != 0) rel = rel.empty() ? std::string(name) : rel + "/" + name;
-        uint32_t what = 0;
-        if (meta.mask & (FAN_MODIFY | FAN_CLOSE_WRITE)) what |= kContent;
-        if (meta.mask & FAN_ATTRIB) what |= kAttrib;
-        if (meta.mask & (FAN_CREATE | FAN_MOVED_TO)) what |= kCreated;
-        if (meta.mask & (FAN_DELETE | FAN_MOVED_FROM | FAN_DELETE_SELF | FAN_MOVE_SELF)) what |= kRemoved;
-        if (meta.mask & FAN_ONDIR) what |= kIsDir;
-        out.push_back({root->index, std::move(rel), what, meta.pid});
-        return;
-      }
-      return;
+    if (hdr->info_type != FAN_EVENT_INFO_TYPE_DFID_NAME && hdr->info_type != FAN_EVENT_INFO_TYPE_DFID) {
+      p += hdr->len;
+      continue;
     }
-    p += hdr->len;
+    const auto* fid = reinterpret_cast<const fanotify_event_info_fid*>(p);
+    auto* handle = reinterpret_cast<file_handle*>(const_cast<unsigned char*>(fid->handle));
+    const Where where = resolve(*fid, handle);
+    if (where.root < 0) return;
+    std::string rel = where.rel;
+    if (hdr->info_type == FAN_EVENT_INFO_TYPE_DFID_NAME) {
+      const char* name = reinterpret_cast<const char*>(handle->f_handle) + handle->handle_bytes;
+      if (std::strcmp(name, ".") != 0) rel = rel.empty() ? std::string(name) : rel + "/" + name;
+    }
+    uint32_t what = 0;
+    if (meta.mask & (FAN_MODIFY | FAN_CLOSE_WRITE)) what |= kContent;
+    if (meta.mask & FAN_ATTRIB) what |= kAttrib;
+    if (meta.mask & (FAN_CREATE | FAN_MOVED_TO)) what |= kCreated;
+    if (meta.mask & (FAN_DELETE | FAN_MOVED_FROM | FAN_DELETE_SELF | FAN_MOVE_SELF)) what |= kRemoved;
+    if (meta.mask & FAN_ONDIR) what |= kIsDir;
+    out.push_back({roots_[static_cast<size_t>(where.root)].index, std::move(rel), what, meta.pid});
+    return;
   }
 }
 

@@ -6,14 +6,22 @@
 // handle is turned back into a path with open_by_handle_at(); events outside every
 // root, and those of this process (our own restores), are dropped here.
 //
+// A filesystem mark sees the whole filesystem, and a busy one (a build, a log-heavy
+// service) makes tens of thousands of events a second. Each directory handle is resolved
+// once and remembered, inside a root or not, so an unrelated event costs one hash
+// lookup; the memory is dropped whenever any directory is renamed or deleted (the only
+// ways a directory's path changes) and when it grows past kMaxCachedDirs.
+//
 // Needs CAP_SYS_ADMIN and a kernel with FAN_REPORT_DFID_NAME (5.9+): create() fails
 // with EPERM/EINVAL otherwise and the caller falls back to inotify.
 
+#include <fcntl.h>  // file_handle
 #include <sys/fanotify.h>
 #include <sys/statfs.h>
 
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "agent/watch/watcher.h"
@@ -30,6 +38,7 @@ class FanotifyWatcher final : public Watcher {
   int fd() const override { return fd_.get(); }
   Status read(std::vector<Change>& out) override;
   uint64_t overflows() const override { return overflows_; }
+  size_t cached_dirs_for_test() const { return dirs_.size(); }
 
  private:
   struct Root {
@@ -44,8 +53,19 @@ class FanotifyWatcher final : public Watcher {
   // The root holding absolute `dir`, and `dir` relative to it; null when none does.
   const Root* locate(const std::string& dir, std::string& rel) const;
 
+  // Where a directory handle leads: the root (index into roots_, -1 for none) and the
+  // directory's path relative to it.
+  struct Where {
+    int root = -1;
+    std::string rel;
+  };
+  static constexpr size_t kMaxCachedDirs = 1 << 17;
+  // The directory a handle names, resolved through the root on its filesystem.
+  Where resolve(const fanotify_event_info_fid& fid, file_handle* handle);
+
   UniqueFd fd_;
   std::vector<Root> roots_;
+  std::unordered_map<std::string, Where> dirs_;  // key: fsid + handle type + handle
   pid_t self_ = 0;
   uint64_t overflows_ = 0;
   std::vector<char> buf_ = std::vector<char>(256 * 1024);

@@ -1,0 +1,74 @@
+#include "agent/app/async_publisher.h"
+
+namespace mamori::agent {
+
+AsyncPublisher::AsyncPublisher(outbox::Outbox& box, std::function<void(const Error&)> on_error)
+    : box_(box), on_error_(std::move(on_error)), thread_([this] { run(); }) {}
+
+AsyncPublisher::~AsyncPublisher() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
+Status AsyncPublisher::publish(std::vector<event::Event>&& events, const std::vector<int>& sync_fds) {
+  if (events.empty() && sync_fds.empty()) return ok();
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back({std::move(events), sync_fds});
+  }
+  wake_.notify_one();
+  return ok();
+}
+
+void AsyncPublisher::drain() {
+  std::unique_lock lock(mu_);
+  idle_.wait(lock, [&] { return queue_.empty() && !busy_; });
+}
+
+Status AsyncPublisher::reopen() {
+  std::lock_guard lock(box_mu_);
+  return box_.reopen();
+}
+
+uint64_t AsyncPublisher::dropped() {
+  std::lock_guard lock(box_mu_);
+  return box_.dropped();
+}
+
+void AsyncPublisher::run() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, and everything is written
+    // Everything queued so far as one write and one sync: a storm costs one fdatasync
+    // per round, not one per event.
+    std::vector<int> fds;
+    std::vector<event::Event> events;
+    while (!queue_.empty()) {
+      auto& b = queue_.front();
+      fds.insert(fds.end(), b.sync_fds.begin(), b.sync_fds.end());
+      for (auto& e : b.events) events.push_back(std::move(e));
+      queue_.pop_front();
+    }
+    busy_ = true;
+    lock.unlock();  // publish() must never wait for a disk
+    const auto synced = guard::sync_filesystems(fds);
+    Status flushed;
+    {
+      std::lock_guard box_lock(box_mu_);
+      for (const auto& e : events) box_.append(e);
+      flushed = box_.flush();
+    }
+    if (!synced) on_error_(synced.error());
+    if (!flushed) on_error_(flushed.error());
+    lock.lock();
+    busy_ = false;
+    if (queue_.empty()) idle_.notify_all();
+  }
+}
+
+}  // namespace mamori::agent
