@@ -7,6 +7,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -96,6 +97,7 @@ class Agent {
                     watcher_->name(), quote(config_.agent.event_log)));
     const int code = loop();
     sd_notify(0, "STOPPING=1");
+    guard_->capture_due(/*all=*/true);
     guard_->tick();
     emit_lifecycle("agent-stopped", "stopped");
     if (auto st = guard_->flush(); !st) log(st.error().message());
@@ -273,7 +275,11 @@ class Agent {
     while (true) {
       pollfd fds[4] = {{watcher_->fd(), POLLIN, 0}, {server_->fd(), POLLIN, 0}, {sig.get(), POLLIN, 0},
                        {timer.get(), POLLIN, 0}};
-      if (::poll(fds, 4, -1) < 0) {
+      // Evidence waits for its writer to go quiet (guard.h): wake up to take it.
+      int timeout_ms = -1;
+      if (auto due = guard_->next_capture_ns())
+        timeout_ms = static_cast<int>(std::max<int64_t>(1, (*due - env_.clock().now_ns()) / 1'000'000));
+      if (::poll(fds, 4, timeout_ms) < 0) {
         if (errno == EINTR) continue;
         log(fmt::format("poll: {}", std::strerror(errno)));
         return kExitFailed;
@@ -282,6 +288,10 @@ class Agent {
         changes.clear();
         if (auto st = watcher_->read(changes); !st) log(st.error().message());
         guard_->handle(changes);
+        if (auto st = guard_->flush(); !st) log(st.error().message());
+      }
+      if (guard_->next_capture_ns()) {
+        guard_->capture_due();
         if (auto st = guard_->flush(); !st) log(st.error().message());
       }
       if (fds[1].revents & POLLIN) server_->serve_one([&](const nlohmann::json& r) { return handle(r); });

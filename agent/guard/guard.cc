@@ -33,7 +33,7 @@ struct Guard::Act {
   std::string change;          // added | removed | changed
   uint32_t attrs = 0;          // Attr bits, for changed
   std::optional<hash::Digest> now_sha, base_sha;
-  std::optional<int64_t> evidence_id;
+  size_t captures = 0;         // evidence items queued for this change
   uint64_t entries = 0;        // entries restored or quarantined (a whole tree counts each)
   std::optional<Error> error;
 };
@@ -284,41 +284,77 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, const evid
                                                  after->st_ctim.tv_sec * 1'000'000'000LL + after->st_ctim.tv_nsec};
     }
   }
-  if (keep && tampered.valid()) {
-    act.evidence_id = keep_evidence(r, rel, tampered.get(), "modified", who, &*want, act.event_id);
-    // When the size alone told the change apart nothing hashed it yet: the event must
-    // still name the tampered content (file.hash.sha256), as it does for same-size edits.
-    if (!act.now_sha)
-      if (auto h = hash_fd(tampered.get(), rel)) act.now_sha = *h;
-  }
+  // The event names the tampered content's hash once the capture has read it whole.
+  if (keep && tampered.valid()) defer_capture(r, rel, std::move(tampered), "modified", who, &*want, act);
   return ok();
 }
 
-std::optional<int64_t> Guard::keep_evidence(GuardedRoot& r, const std::string& rel, int fd,
-                                            const std::string& reason, const evidence::Who& who,
-                                            const Entry* want, std::string& event_id) {
-  if (!evidence_) return std::nullopt;
+void Guard::defer_capture(GuardedRoot& r, const std::string& rel, UniqueFd fd, const std::string& reason,
+                          const evidence::Who& who, const Entry* want, Act& act) {
+  if (!evidence_) return;
+  Capture c;
+  c.fd = std::move(fd);
+  c.taken_ns = env_.clock().now_ns();
+  c.item.event_id = act.event_id;
+  c.item.root = r.path;
+  c.item.path = rel;
+  c.item.reason = reason;
+  c.item.who = who;
+  if (want && want->type == FileType::kRegular) c.item.baseline_sha256 = want->sha256;
+  ++act.captures;
+  ++held_[act.event_id].waiting;
+  captures_.push_back(std::move(c));
+  // Too many writers holding files open: take the oldest now rather than hold more fds.
+  while (captures_.size() > kMaxCaptures) {
+    Capture oldest = std::move(captures_.front());
+    captures_.pop_front();
+    const auto item = capture(oldest);
+    captured(oldest.item.event_id, item, oldest.item.reason);
+  }
+}
+
+void Guard::captured(const std::string& event_id, const std::optional<evidence::Item>& item,
+                     const std::string& reason) {
+  auto h = held_.find(event_id);
+  if (h == held_.end()) return;
+  if (item) {
+    h->second.ids.push_back(item->id);
+    if (reason == "modified" || !h->second.sha256) h->second.sha256 = item->sha256;
+  }
+  if (--h->second.waiting == 0) release(h);
+}
+
+void Guard::release(std::unordered_map<std::string, Held>::iterator h) {
+  Held& held = h->second;
+  if (held.waiting > 0 || (!held.event && !held.summarised)) return;  // report() comes later
+  if (held.event) {
+    if (held.sha256) held.event->set("file.hash.sha256", held.sha256->hex());
+    if (!held.ids.empty()) {
+      held.event->set("mamori.evidence.id", held.ids.front());
+      if (held.ids.size() > 1) held.event->set("mamori.evidence.ids", held.ids);
+    }
+    emit(std::move(*held.event));
+  }
+  held_.erase(h);
+}
+
+std::optional<evidence::Item> Guard::capture(Capture& c) {
   struct stat st {};
-  if (::fstat(fd, &st) != 0) return std::nullopt;
-  evidence::Item item;
-  item.time_ns = env_.clock().now_ns();
-  item.event_id = event_id;
-  item.root = r.path;
-  item.path = rel;
-  item.reason = reason;
-  item.mode = st.st_mode;
-  item.uid = st.st_uid;
-  item.gid = st.st_gid;
-  item.mtime_ns = st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec;
-  item.who = who;
-  if (want && want->type == FileType::kRegular) item.baseline_sha256 = want->sha256;
+  if (::fstat(c.fd.get(), &st) == 0) {
+    c.item.mode = st.st_mode;
+    c.item.uid = st.st_uid;
+    c.item.gid = st.st_gid;
+    c.item.mtime_ns = st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec;
+  }
+  c.item.time_ns = env_.clock().now_ns();
   std::vector<evidence::Item> pruned;
-  auto added = evidence_->add(std::move(item), fd, &pruned);
+  auto added = evidence_->add(c.item, c.fd.get(), &pruned);
+  c.fd.reset();
   if (!added) {
     ++counters_.failures;
     emit(std::move(event::Event("evidence-failed", Severity::kWarning, env_.clock().now_ns())
-                       .set("mamori.root", r.path)
-                       .set("file.path", r.path + "/" + rel)
+                       .set("mamori.root", c.item.root)
+                       .set("file.path", c.item.root + "/" + c.item.path)
                        .set("error.message", added.error().message())));
     return std::nullopt;
   }
@@ -330,7 +366,34 @@ std::optional<int64_t> Guard::keep_evidence(GuardedRoot& r, const std::string& r
                        .set("mamori.evidence.pruned_ids", ids)
                        .message(fmt::format("evidence quota reached: {} oldest item(s) pruned", pruned.size()))));
   }
-  return added->id;
+  return std::move(*added);
+}
+
+void Guard::capture_due(bool all) {
+  const int64_t now = env_.clock().now_ns();
+  for (auto it = captures_.begin(); it != captures_.end();) {
+    struct stat st {};
+    bool due = all || now - it->taken_ns >= kMaxHoldNs || ::fstat(it->fd.get(), &st) != 0;
+    if (!due) {
+      // ctime moves with every write and every metadata change of the inode.
+      const int64_t last = st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec;
+      due = now - last >= kQuietNs;
+    }
+    if (!due) {
+      ++it;
+      continue;
+    }
+    Capture c = std::move(*it);
+    it = captures_.erase(it);
+    const auto item = capture(c);
+    captured(c.item.event_id, item, c.item.reason);
+  }
+}
+
+std::optional<int64_t> Guard::next_capture_ns() const {
+  if (captures_.empty()) return std::nullopt;
+  // Polled often enough to notice quiet soon after it starts.
+  return env_.clock().now_ns() + kQuietNs;
 }
 
 Status Guard::quarantine(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act) {
@@ -379,14 +442,7 @@ Status Guard::quarantine(GuardedRoot& r, const std::string& rel, const evidence:
   if (::unlinkat(dir, name, 0) != 0 && errno != ENOENT) return fail_errno("unlink", rel);
   ++counters_.quarantined;
   ++act.entries;
-  if (content.valid()) {
-    std::string id = act.event_id;
-    auto kept = keep_evidence(r, rel, content.get(), "quarantined", who, nullptr, id);
-    if (!act.evidence_id) act.evidence_id = kept;
-    if (!act.now_sha && S_ISREG(st.st_mode)) {
-      if (auto h = hash_fd(content.get(), rel)) act.now_sha = *h;
-    }
-  }
+  if (content.valid()) defer_capture(r, rel, std::move(content), "quarantined", who, nullptr, act);
   return ok();
 }
 
@@ -424,6 +480,10 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
     if (storm_active_) ++storm_changes_;
     ++counters_.summarised;
     summarised_paths_.emplace(&r - roots_.data(), rel);
+    if (auto h = held_.find(act.event_id); h != held_.end()) {
+      h->second.summarised = true;
+      release(h);
+    }
     return;
   }
 
@@ -450,7 +510,6 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
   if (act.now_sha) e.set("file.hash.sha256", act.now_sha->hex());
   if (act.base_sha) e.set("mamori.baseline.sha256", act.base_sha->hex());
   if (act.entries > 1) e.set("mamori.entries", act.entries);
-  if (act.evidence_id) e.set("mamori.evidence.id", *act.evidence_id);
   if (auto p = who_json(who); !p.empty()) e.set("process", p);
   if (who.uid >= 0) {
     e.set("user.id", std::to_string(who.uid));
@@ -459,6 +518,12 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
   if (act.error) e.set("error.message", act.error->message());
   e.message(fmt::format("{} {}{}", act.action, quote(abs),
                         trigger == Trigger::kStartup ? " (changed while the agent was down)" : ""));
+  if (auto h = held_.find(act.event_id); h != held_.end()) {
+    // Emitted once its evidence is taken, with the ids and the tampered content's hash.
+    h->second.event = std::move(e);
+    release(h);
+    return;
+  }
   emit(std::move(e));
 }
 

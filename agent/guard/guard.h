@@ -22,6 +22,7 @@
 // queue hop.
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -93,6 +94,19 @@ class Guard {
   // Emits an event of the agent's own (start, stop, overflow, mode change...).
   void emit(event::Event e);
 
+  // Evidence is taken once the tampered inode has been quiet for kQuiet, since a writer
+  // that still holds it open goes on writing into it after the restore (or after it was
+  // unlinked into quarantine); at the latest kMaxHold after the restore. The event that
+  // names the evidence waits with it; the restore itself never does.
+  static constexpr int64_t kQuietNs = 50'000'000;
+  static constexpr int64_t kMaxHoldNs = 5'000'000'000;
+  static constexpr size_t kMaxCaptures = 4096;  // open descriptors held; past it, take at once
+  // Takes the evidence that is due (all of it with `all`) and emits the events that
+  // waited for it.
+  void capture_due(bool all = false);
+  // When capture_due() next has work (clock ns); nullopt when nothing waits.
+  std::optional<int64_t> next_capture_ns() const;
+
   const Counters& counters() const { return counters_; }
   bool in_storm() const { return storm_active_; }
 
@@ -102,9 +116,9 @@ class Guard {
   Status reconcile_entry(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act);
   Status quarantine(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act);
   Status restore_subtree(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act);
-  std::optional<int64_t> keep_evidence(GuardedRoot& r, const std::string& rel, int fd,
-                                       const std::string& reason, const evidence::Who& who,
-                                       const baseline::Entry* want, std::string& event_id);
+  // Queues `fd` (the tampered or quarantined inode) for capture into the evidence store.
+  void defer_capture(GuardedRoot& r, const std::string& rel, UniqueFd fd, const std::string& reason,
+                     const evidence::Who& who, const baseline::Entry* want, Act& act);
   void report(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Trigger trigger,
               Act& act);
   bool allowed_new(const GuardedRoot& r, const std::string& rel) const;
@@ -130,6 +144,29 @@ class Guard {
   // Regular files we just put back, by root and path: (inode, ctime) so the events our
   // own restore raises (inotify) are recognised without hashing. Bounded.
   std::unordered_map<std::string, std::pair<uint64_t, int64_t>> fresh_;
+
+  struct Capture {
+    UniqueFd fd;
+    evidence::Item item;  // everything but what add() fills in
+    int64_t taken_ns = 0;
+  };
+  // Adds one capture to the evidence store; nullopt when that failed (an event says why).
+  std::optional<evidence::Item> capture(Capture& c);
+  // A change's evidence in progress, by the change's event id: the event (once
+  // report() made it; none when it went into a summary) is emitted when nothing waits.
+  struct Held {
+    std::optional<event::Event> event;
+    bool summarised = false;
+    size_t waiting = 0;
+    std::vector<int64_t> ids;
+    std::optional<hash::Digest> sha256;  // of the tampered content, once read
+  };
+  // Records a finished capture (item null when it failed) and emits the event if done.
+  void captured(const std::string& event_id, const std::optional<evidence::Item>& item,
+                const std::string& reason);
+  void release(std::unordered_map<std::string, Held>::iterator h);
+  std::deque<Capture> captures_;
+  std::unordered_map<std::string, Held> held_;  // by event id
 };
 
 }  // namespace mamori::guard

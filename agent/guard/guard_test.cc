@@ -4,6 +4,7 @@
 
 #include "agent/guard/guard.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@ using testing::TempDir;
 class SimEnv final : public Env {
  public:
   const Clock& clock() const override { return clock_; }
+  testing::SimClock& sim() { return clock_; }
 
  private:
   testing::SimClock clock_;
@@ -78,6 +80,7 @@ class GuardTest : public ::testing::Test {
     std::vector<watch::Change> batch;
     ASSERT_TRUE(replay.read(batch));
     g->handle(batch);
+    g->capture_due(/*all=*/true);  // waiting for quiet has a test of its own
     ASSERT_TRUE(g->flush());
   }
   static watch::Change at(std::string rel, uint32_t what = watch::kContent) { return {0, std::move(rel), what, ::getpid()}; }
@@ -142,6 +145,42 @@ TEST_F(GuardTest, PreserveModeKeepsExactlyTheTamperedBytes) {
   ASSERT_TRUE(item);
   EXPECT_EQ(item->event_id, ev[0]["event"]["id"]);
   EXPECT_EQ(item->who.pid, ::getpid());
+}
+
+TEST_F(GuardTest, PreserveWaitsForTheWriterToFinishBeforeTakingEvidence) {
+  guard(config::Mode::kPreserve);
+  // The attacker truncates and writes in two steps; the guard restores after the first.
+  const int fd = ::open((site / "wp/load.php").c_str(), O_WRONLY | O_TRUNC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "<?php ", 6), 6);
+  replay.push(at("wp/load.php"));
+  std::vector<watch::Change> batch;
+  ASSERT_TRUE(replay.read(batch));
+  g->handle(batch);
+  EXPECT_EQ(site.read("wp/load.php"), "<?php // load\n");  // restored at once
+  env.sim().set(std::chrono::system_clock::now());
+  g->capture_due();
+  ASSERT_TRUE(g->flush());
+  EXPECT_TRUE(events("file-restored").empty());  // the writer is not done: nothing taken yet
+  EXPECT_TRUE(g->next_capture_ns().has_value());
+
+  // The rest lands in the detached inode, not in the site.
+  ASSERT_EQ(::write(fd, "system($_GET[1]);", 17), 17);
+  ::close(fd);
+  EXPECT_EQ(site.read("wp/load.php"), "<?php // load\n");
+  env.sim().set(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
+  g->capture_due();
+  ASSERT_TRUE(g->flush());
+  auto ev = events("file-restored");
+  ASSERT_EQ(ev.size(), 1u);
+  std::string kept;
+  ASSERT_TRUE(evidence->read(ev[0]["mamori"]["evidence"]["id"], [&](std::span<const uint8_t> c) {
+    kept.append(reinterpret_cast<const char*>(c.data()), c.size());
+    return ok();
+  }));
+  EXPECT_EQ(kept, "<?php system($_GET[1]);");
+  EXPECT_EQ(ev[0]["file"]["hash"]["sha256"], hash::sha256(kept).hex());
+  EXPECT_FALSE(g->next_capture_ns().has_value());
 }
 
 TEST_F(GuardTest, DuplicateAndStaleEventsChangeNothing) {
