@@ -294,6 +294,7 @@ SYNOPSIS
 DESCRIPTION
     The daemon (packaging/systemd/mamori-agent.service runs it, Type=notify). Runs
     as root. Start-up is ordered, and stops naming the step that failed:
+      listen          the control socket (agent.socket); a second agent stops here
       open_state      the catalog (read only) and the content store
       open_outbox     the event log (agent.event_log), then the evidence store
       open_roots      every configured root; each must have a baseline ('init')
@@ -301,7 +302,6 @@ DESCRIPTION
       verify_roots    every root against its baseline, acting by its mode: what
                       changed while the agent was down is handled and reported with
                       mamori.changed_while_down
-      listen          the control socket (agent.socket)
       notify_ready    READY=1 to systemd
     Watching starts before the verify, so nothing changed in between is missed.
 

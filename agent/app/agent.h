@@ -1,15 +1,16 @@
 #pragma once
 // `mamori agent`: the real-time daemon. Start-up is an ordered list of named steps, each
 // of which either succeeds or stops the agent with an error naming the step:
+//   listen          the control socket first, so a second agent refuses before it
+//                   touches anything (requests wait in the backlog until the loop)
 //   open_state      the catalog (read only: the CLI stays the baseline's one writer)
 //                   and the content store
-//   open_outbox     the ECS event log, then the evidence store
+//   open_outbox     the ECS event log, then the evidence store (open_evidence)
 //   open_roots      every configured root that has a baseline
 //   start_watchers  fanotify, else inotify (config agent.backend): watching begins
 //                   *before* the verify, so nothing changed in between is missed
 //   verify_roots    every root against its baseline, acting by mode: what changed
 //                   while the agent was down (or killed) is found and reported so
-//   listen          the control socket (agent/control)
 //   notify_ready    sd_notify READY=1 (systemd Type=notify)
 // Then one thread loops: watcher events -> guard, control requests, a 1 s tick
 // (summaries, watchdog, scheduled verify), SIGTERM/SIGINT to stop, SIGHUP to reopen

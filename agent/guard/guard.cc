@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <unordered_set>
 #include <utility>
 
 #include <fmt/format.h>
@@ -141,6 +142,9 @@ bool Guard::allowed_new(const GuardedRoot& r, const std::string& rel) const {
 void Guard::handle(const std::vector<watch::Change>& changes) {
   // Who-data once per process per batch: a storm from one process reads /proc once.
   std::unordered_map<pid_t, evidence::Who> who;
+  // Every change in a batch happened before the first is handled, so one look at a path
+  // sees its final state: the rest of its events (modify, close, attrib) are redundant.
+  std::unordered_set<std::string> seen;
   for (const auto& c : changes) {
     if (c.root >= roots_.size()) continue;
     if (c.what & watch::kOverflow) {
@@ -150,10 +154,26 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
       if (auto st = verify(c.root, Trigger::kOverflow); !st) ++counters_.failures;
       continue;
     }
+    if (!seen.insert(path_key(roots_[c.root], c.rel)).second) continue;
     auto it = who.find(c.pid);
     if (it == who.end()) it = who.emplace(c.pid, who_of(c.pid)).first;
     reconcile(c.root, c.rel, it->second, Trigger::kRealtime);
+    if ((c.what & watch::kCreated) && (c.what & watch::kIsDir)) look_inside(c.root, c.rel, it->second, seen);
   }
+}
+
+void Guard::look_inside(size_t root, const std::string& rel, const evidence::Who& who,
+                        std::unordered_set<std::string>& seen) {
+  // A directory that appeared (made, renamed in, or swapped for a baseline one) may
+  // already hold entries no event described. Only listed here, not hashed: reconcile
+  // reads what it must.
+  GuardedRoot& r = roots_[root];
+  auto st = fs::stat_beneath(r.fd.get(), rel);
+  if (!st || !S_ISDIR(st->st_mode)) return;  // quarantined, or gone again
+  auto tree = baseline::read_tree(scan_context(r), rel);
+  if (!tree) return;
+  for (const auto& e : tree->entries)
+    if (e.path != rel && seen.insert(path_key(r, e.path)).second) reconcile(root, e.path, who, Trigger::kRealtime);
 }
 
 Status Guard::verify(size_t root, Trigger trigger) {

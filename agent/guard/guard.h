@@ -29,6 +29,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "agent/guard/publisher.h"
@@ -113,6 +114,8 @@ class Guard {
  private:
   struct Act;  // what one reconcile decided and did, for its event
   void reconcile(size_t root, std::string rel, const evidence::Who& who, Trigger trigger);
+  void look_inside(size_t root, const std::string& rel, const evidence::Who& who,
+                   std::unordered_set<std::string>& seen);
   Status reconcile_entry(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act);
   Status quarantine(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act);
   Status restore_subtree(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act);

@@ -214,6 +214,20 @@ TEST_F(GuardTest, NewFilesAreQuarantinedUnlessAnUploadThatIsNoScript) {
   EXPECT_EQ(items[0].reason, "quarantined");
 }
 
+TEST_F(GuardTest, ADirectoryMovedInWholeIsLookedInside) {
+  guard(config::Mode::kRestore);
+  // Built elsewhere and renamed in: the kernel reports only the directory.
+  outside.mkdir("kit");
+  outside.write("kit/shell.php", "<?php system($_GET[1]);");
+  outside.write("kit/logo.png", "PNG");
+  ASSERT_EQ(std::rename((outside / "kit").c_str(), (site / "uploads/kit").c_str()), 0);
+  deliver({at("uploads/kit", watch::kCreated | watch::kIsDir)});
+  EXPECT_FALSE(exists("uploads/kit/shell.php"));
+  EXPECT_TRUE(exists("uploads/kit/logo.png"));
+  ASSERT_EQ(events("file-quarantined").size(), 1u);
+  EXPECT_EQ(events("file-quarantined")[0]["mamori"]["path"], "uploads/kit/shell.php");
+}
+
 TEST_F(GuardTest, ADeletedTreeComesBackWhole) {
   guard(config::Mode::kRestore);
   ASSERT_EQ(std::system(("rm -rf " + site / "wp").c_str()), 0);

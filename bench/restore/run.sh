@@ -11,12 +11,17 @@
 #      the original bytes are back, counting time-outs and torn reads, against
 #        - mamori agent, mode = "restore"
 #        - mamori agent, mode = "preserve" (tampered content kept as evidence)
+#        - (diagnostic, RT_ROW=1) mamori agent, restore, under `chrt -f 50`: the
+#          agent's own path without waiting for a CPU
 #        - inotify_restore.sh guarded (inotifywait + cmp + cp -a)
 #      The guarded site is a copy of the corpus; the corpus itself is the backup.
+#      After each agent row, `mamori check --full` lists what it left different
+#      (with how many of those are hard links) and `mamori restore --all` repairs it.
 #   2. the storm: the agent (restore mode) guards the small corpus while storm.c
 #      overwrites STORM_FILES files STORM_WRITES times as fast as it can; then the
-#      time from the last write until every file is identical to the corpus again
-#      and until `mamori check` reports nothing; misses = files still different.
+#      time from the last write until every written file is identical to the corpus
+#      again, the files of the whole tree still different (diff -rq: misses), and the
+#      time until `mamori check` reports nothing.
 #   3. (not with --quick) the large corpus (make_corpus.sh large, ~200k files):
 #      `mamori init`, agent start-up until "ready" (the start-up verify), RSS_TAMPERS
 #      tampers in its first site, then the agent's peak RSS (VmHWM) per file.
@@ -34,7 +39,9 @@
 #   STORM_FILES=10000 STORM_WRITES=100000 STORM_TIMEOUT_S=120
 #   RSS_TAMPERS=300              tampers on the large corpus before reading VmHWM
 #   LARGE=1                      0 skips the large corpus
-# Needs root (the agent, make_corpus.sh); installs inotify-tools and gcc if missing.
+#   RT_ROW=1                     0 skips the chrt diagnostic row
+# Needs root (the agent, make_corpus.sh); installs inotify-tools, gcc and jq if missing.
+# A program, not a test: not registered with CTest. Figures: docs/performance.md.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -95,6 +102,7 @@ cc -O2 -Wall -o "$BIN/restore_latency" "$PEERS/restore_latency.c"
 cc -O2 -Wall -o "$BIN/storm" "$here/storm.c"
 # Benchmark a snapshot: the build tree may be relinked while this runs.
 MAMORI_BUILT=$(date -u -r "$MAMORI" '+%Y-%m-%d %H:%M UTC')
+MAMORI_REV=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')
 cp -- "$MAMORI" "$BIN/mamori.new" && mv -f -- "$BIN/mamori.new" "$BIN/mamori"
 MAMORI_SRC=$MAMORI MAMORI=$BIN/mamori
 
@@ -406,7 +414,7 @@ report=$R/report-$(date +%Y%m%d-%H%M%S).md
     echo
     echo "- command: bench/restore/run.sh$( ((quick)) && echo ' --quick')  (N=$N, SEED=$SEED, GAP_MS=$GAP_MS, TIMEOUT_MS=$TIMEOUT_MS, storm $STORM_WRITES writes over $STORM_FILES files)"
     echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.1f GiB RAM", $2 / 1048576}' /proc/meminfo), kernel $(uname -r), $(findmnt -no FSTYPE -T "$R")"
-    echo "- mamori: copy of $MAMORI_SRC built $MAMORI_BUILT ($(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?') + working tree); backend ${I[mamori-restore:backend]:-?}; peer: inotify-tools $(dpkg-query -W -f='${Version}' inotify-tools 2>/dev/null || echo '?')"
+    echo "- mamori: copy of $MAMORI_SRC built $MAMORI_BUILT (HEAD $MAMORI_REV when the run started; the build may include uncommitted changes); backend ${I[mamori-restore:backend]:-?}; peer: inotify-tools $(dpkg-query -W -f='${Version}' inotify-tools 2>/dev/null || echo '?')"
     echo "- small corpus: ${I[small:files]} files, ${I[small:dirs]} directories; mamori init ${I[small:init_s]} s"
     echo "- uptime at start: $start_uptime"
     echo "- uptime at end:   $end_uptime"
@@ -444,7 +452,7 @@ report=$R/report-$(date +%Y%m%d-%H%M%S).md
     echo "| $(v storm:writes) | $STORM_FILES | $(v storm:write_errors) | $(v storm:write_s) | $(v storm:writes_per_s) | $(v storm:quiescence_s) | $(v storm:misses) | $(v storm:tree_misses) | $(v storm:check_clean_s) | $(v storm:cpu_s) | $(mib "${I[storm:hwm_kib]:-}") |"
     echo
     echo "Agent counters after the storm: $(v storm:counters). Load at start: $(v storm:load)."
-    echo "Whole-tree misses${I[storm:tree_paths]:+: ${I[storm:tree_paths]}}; \`mamori check --full\` after the agent stopped: $(v storm:left) path(s), $(v storm:left_hardlinked) hard-linked in the corpus."
+    echo "Whole-tree misses: $(v storm:tree_misses)${I[storm:tree_paths]:+ (${I[storm:tree_paths]})}; \`mamori check --full\` after the agent stopped: $(v storm:left) path(s), $(v storm:left_hardlinked) hard-linked in the corpus."
     echo
     if ((LARGE)); then
         echo "### Large corpus (${I[large:files]} files)"

@@ -163,7 +163,7 @@ assert_same_file "$SCRATCH/shell.php" "$SCRATCH/shell.evidence" "the web shell k
 step "a directory swapped (atomically) for a symlink to /etc comes back; nothing lands in /etc"
 mapfile -t js_top < <(cd "$PRISTINE/wp-admin/js" && ls -A)
 for n in "${js_top[@]}"; do [[ ! -e /etc/$n ]] || fail "/etc/$n exists before the test"; done
-etc_before=$(ls -A /etc | LC_ALL=C sort)
+etc_before=$(find /etc -mindepth 1 -maxdepth 1 -printf '%f\n' | LC_ALL=C sort)
 ln -s /etc "$SCRATCH/swap"
 # renameat2(RENAME_EXCHANGE): wp-admin/js is the symlink in one step, the real tree now
 # outside the root (same file system) at $SCRATCH/swap.
@@ -180,7 +180,23 @@ WAIT_SECONDS=20 wait_for "the tree pristine after the swap" tree_is_pristine
 ev=$(await_event "file-restored wp-admin/js" "$(on file-restored wp-admin/js)" | tail -n 1)
 assert_contains "$(json 'j["mamori"]["attrs"]' "$ev")" '"type"' "wp-admin/js event attrs"
 for n in "${js_top[@]}"; do [[ ! -e /etc/$n ]] || fail "/etc/$n was written through the symlink"; done
-assert_eq "$etc_before" "$(ls -A /etc | LC_ALL=C sort)" "no name added to or removed from /etc"
+assert_eq "$etc_before" "$(find /etc -mindepth 1 -maxdepth 1 -printf '%f\n' | LC_ALL=C sort)" "no name added to or removed from /etc"
+
+step "a directory with tampered contents swapped in from outside the root is examined whole"
+# Same name, same mode and owner: only what it holds differs, and no event names it.
+cp -a "$WP/wp-includes/images" "$SCRATCH/images.evil"
+printf '<?php system($_GET["c"]); ?>\n' >"$SCRATCH/images.evil/blank.gif"
+printf '<?php eval($_POST["x"]); ?>\n' >"$SCRATCH/images.evil/shell.php"
+rm "$SCRATCH/images.evil/w-logo-blue.png"
+python3 -c '
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), 2) != 0:
+    sys.exit("renameat2: " + os.strerror(ctypes.get_errno()))
+' "$SCRATCH/images.evil" "$WP/wp-includes/images"
+WAIT_SECONDS=20 wait_for "wp-includes/images contents restored" tree_is_pristine
+await_event "file-restored wp-includes/images/blank.gif" "$(on file-restored wp-includes/images/blank.gif)" >/dev/null
+await_event "file-quarantined wp-includes/images/shell.php" "$(on file-quarantined wp-includes/images/shell.php)" >/dev/null
 
 step "everything is as the baseline has it"
 assert_tree_pristine "end of the fanotify run"

@@ -226,12 +226,14 @@ agent_config() {  # [EXTRA TOML LINES for [agent]...]
 # start_agent [ARGS...]: runs `mamori agent` in the background (stderr to $AGENT_LOG)
 # and waits until it is ready (its log says so), at most 60 s. Stopped at exit.
 start_agent() {
+  # Only what this start appends counts: an earlier run's "ready" is in the log too.
+  local from i
+  from=$(stat -c %s "$AGENT_LOG" 2>/dev/null || echo 0)
   "$MAMORI" --config "$CONFIG" agent "$@" >>"$AGENT_LOG" 2>&1 &
   AGENT_PID=$!
   on_exit "stop_agent"
-  local i
   for ((i = 0; i < 6000; i++)); do
-    grep -q 'ready: guarding' "$AGENT_LOG" 2>/dev/null && return 0
+    tail -c +"$((from + 1))" "$AGENT_LOG" 2>/dev/null | grep -q 'ready: guarding' && return 0
     if ! kill -0 "$AGENT_PID" 2>/dev/null; then
       cat "$AGENT_LOG" >&2
       fail "the agent exited before it was ready"
