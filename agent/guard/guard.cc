@@ -35,6 +35,7 @@ struct Guard::Act {
   uint32_t attrs = 0;          // Attr bits, for changed
   std::optional<hash::Digest> now_sha, base_sha;
   size_t captures = 0;         // evidence items queued for this change
+  std::vector<std::string> links;  // other names of the tampered inode (hard links)
   uint64_t entries = 0;        // entries restored or quarantined (a whole tree counts each)
   std::optional<Error> error;
 };
@@ -191,7 +192,8 @@ Status Guard::verify(size_t root, Trigger trigger) {
   return ok();
 }
 
-void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Trigger trigger) {
+void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Trigger trigger,
+                      bool follow_links) {
   GuardedRoot& r = roots_[root];
   if (!rel.empty() && r.exclude.matches(rel)) return;
   // The highest ancestor that is not a directory any more is what changed: a deleted
@@ -212,6 +214,10 @@ void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Tr
   if (act.action.empty()) return;
   ++counters_.changes;
   report(r, rel, who, trigger, act);
+  // A write through one name of a hard-linked file changed every name; no event said so.
+  if (follow_links)
+    for (const auto& other : act.links)
+      if (other != rel) reconcile(root, other, who, trigger, false);
 }
 
 Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act) {
@@ -269,6 +275,8 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, const evid
     }
   }
   if (attrs == 0) return ok();
+  if (now.type == FileType::kRegular && st->st_nlink > 1 && (attrs & baseline::kAttrContent))
+    act.links = MAMORI_TRY(state_.catalog.paths_with_inode(r.catalog_id, now.ino));
   act.change = "changed";
   act.attrs = attrs;
   if (!repair) {

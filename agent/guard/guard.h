@@ -113,7 +113,9 @@ class Guard {
 
  private:
   struct Act;  // what one reconcile decided and did, for its event
-  void reconcile(size_t root, std::string rel, const evidence::Who& who, Trigger trigger);
+  // With `follow_links`, the other names of a tampered hard-linked file are looked at too.
+  void reconcile(size_t root, std::string rel, const evidence::Who& who, Trigger trigger,
+                 bool follow_links = true);
   void look_inside(size_t root, const std::string& rel, const evidence::Who& who,
                    std::unordered_set<std::string>& seen);
   Status reconcile_entry(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act);

@@ -228,6 +228,33 @@ TEST_F(GuardTest, ADirectoryMovedInWholeIsLookedInside) {
   EXPECT_EQ(events("file-quarantined")[0]["mamori"]["path"], "uploads/kit/shell.php");
 }
 
+TEST_F(GuardTest, EveryNameOfAHardLinkedFileComesBack) {
+  // A baseline in which two names share one inode.
+  ASSERT_EQ(::link((site / "wp/inc/a.php").c_str(), (site / "wp/inc/a-copy.php").c_str()), 0);
+  {
+    state.reset();
+    auto w = baseline::open_state(env, state_dir.path(), baseline::StateAccess::kWrite).value();
+    auto txn = db::Transaction::begin(w->catalog.db()).value();
+    auto root = fs::open_root(site.path()).value();
+    baseline::ScanContext ctx{root.get(), nullptr, executor, env.clock(), nullptr};
+    ASSERT_TRUE(baseline::record(w->catalog, *w->store, root_id, ctx, ""));
+    ASSERT_TRUE(w->store->commit());
+    ASSERT_TRUE(w->catalog.seal(2));
+    ASSERT_TRUE(txn.commit());
+  }
+  state = baseline::open_state(env, state_dir.path(), baseline::StateAccess::kRead).value();
+  guard(config::Mode::kRestore);
+  {
+    std::ofstream out(site / "wp/inc/a.php", std::ios::app);  // in place: both names see it
+    out << "<?php system($_GET[1]);";
+  }
+  ASSERT_NE(site.read("wp/inc/a-copy.php"), "<?php // a\n");
+  deliver({at("wp/inc/a.php")});  // the kernel names only the path written through
+  EXPECT_EQ(site.read("wp/inc/a.php"), "<?php // a\n");
+  EXPECT_EQ(site.read("wp/inc/a-copy.php"), "<?php // a\n");
+  EXPECT_EQ(events("file-restored").size(), 2u);
+}
+
 TEST_F(GuardTest, ADeletedTreeComesBackWhole) {
   guard(config::Mode::kRestore);
   ASSERT_EQ(std::system(("rm -rf " + site / "wp").c_str()), 0);

@@ -203,6 +203,14 @@ Result<std::optional<Entry>> Catalog::get(int64_t root_id, std::string_view path
   return std::optional<Entry>(std::move(e));
 }
 
+Result<std::vector<std::string>> Catalog::paths_with_inode(int64_t root_id, uint64_t ino) {
+  auto q = MAMORI_TRY(db_.prepare("SELECT path FROM entries WHERE root_id = ? AND ino = ? AND type = ?"));
+  q.bind(1, root_id).bind(2, static_cast<int64_t>(ino)).bind(3, static_cast<int64_t>(FileType::kRegular));
+  std::vector<std::string> out;
+  while (MAMORI_TRY(q.step())) out.emplace_back(q.blob(0));
+  return out;
+}
+
 Status Catalog::for_each(int64_t root_id, std::string_view prefix,
                          const std::function<Status(Entry&&)>& fn) {
   const auto [lo, hi] = subtree_bounds(prefix);
