@@ -103,12 +103,6 @@ nlohmann::json who_json(const evidence::Who& w) {
   return j;
 }
 
-std::string_view file_type_name(mode_t m) {
-  if (S_ISREG(m)) return "file";
-  if (S_ISDIR(m)) return "dir";
-  if (S_ISLNK(m)) return "symlink";
-  return "other";
-}
 
 }  // namespace
 
@@ -157,7 +151,7 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
     }
     if (!seen.insert(path_key(roots_[c.root], c.rel)).second) continue;
     auto it = who.find(c.pid);
-    if (it == who.end()) it = who.emplace(c.pid, who_of(c.pid)).first;
+    if (it == who.end()) it = who.emplace(c.pid, who_of(c.pid, users_)).first;
     reconcile(c.root, c.rel, it->second, Trigger::kRealtime);
     if ((c.what & watch::kCreated) && (c.what & watch::kIsDir)) look_inside(c.root, c.rel, it->second, seen);
   }
@@ -494,7 +488,8 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
   // reported in bulk; the actions themselves were all taken.
   ++window_changes_;
   const uint64_t per_path = ++path_counts_[path_key(r, rel)];
-  const bool realtime = trigger == Trigger::kRealtime;
+  // An overflow rescan during a storm finds the storm's changes: summarise them too.
+  const bool realtime = trigger == Trigger::kRealtime || trigger == Trigger::kOverflow;
   if (realtime && !storm_active_ && window_changes_ > config_.storm_changes_per_second) {
     storm_active_ = true;
     ++counters_.storms;

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "agent/guard/publisher.h"
+#include "agent/guard/who.h"
 #include "agent/watch/watcher.h"
 #include "core/base/env.h"
 #include "core/base/parallel.h"
@@ -138,6 +139,7 @@ class Guard {
   config::AgentConfig config_;
   std::vector<GuardedRoot> roots_;
   Counters counters_;
+  UserNames users_;
   bool need_sync_ = false;  // restores were made since the last flush
 
   // Rate accounting for the current one-second window.

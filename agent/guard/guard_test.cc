@@ -42,20 +42,27 @@ class GuardTest : public ::testing::Test {
     site.write("wp/load.php", "<?php // load\n");
     site.write("wp/inc/a.php", "<?php // a\n");
     site.write("wp/inc/b.php", "<?php // b\n");
+    record_baseline();
+    outbox.emplace(outbox::Outbox::open(env, state_dir / "events.jsonl").value());
+    evidence = evidence::EvidenceStore::open(env, state_dir.path(), evidence::EvidenceStore::Access::kWrite).value();
+  }
+
+  // Records the tree as the baseline (as `mamori init` does), then reopens the state
+  // read only, as the agent holds it.
+  void record_baseline() {
+    state.reset();
     {
-      auto state = baseline::open_state(env, state_dir.path(), baseline::StateAccess::kWrite).value();
-      auto txn = db::Transaction::begin(state->catalog.db()).value();
-      root_id = state->catalog.touch_root(site.path(), 1).value();
+      auto w = baseline::open_state(env, state_dir.path(), baseline::StateAccess::kWrite).value();
+      auto txn = db::Transaction::begin(w->catalog.db()).value();
+      root_id = w->catalog.touch_root(site.path(), 1).value();
       auto root = fs::open_root(site.path()).value();
       baseline::ScanContext ctx{root.get(), nullptr, executor, env.clock(), nullptr};
-      ASSERT_TRUE(baseline::record(state->catalog, *state->store, root_id, ctx, ""));
-      ASSERT_TRUE(state->store->commit());
-      ASSERT_TRUE(state->catalog.seal(1));
+      ASSERT_TRUE(baseline::record(w->catalog, *w->store, root_id, ctx, ""));
+      ASSERT_TRUE(w->store->commit());
+      ASSERT_TRUE(w->catalog.seal(1));
       ASSERT_TRUE(txn.commit());
     }
     state = baseline::open_state(env, state_dir.path(), baseline::StateAccess::kRead).value();
-    outbox.emplace(outbox::Outbox::open(env, state_dir / "events.jsonl").value());
-    evidence = evidence::EvidenceStore::open(env, state_dir.path(), evidence::EvidenceStore::Access::kWrite).value();
   }
 
   Guard& guard(config::Mode mode, config::AgentConfig cfg = {}, std::vector<std::string> exclude = {}) {
@@ -231,18 +238,7 @@ TEST_F(GuardTest, ADirectoryMovedInWholeIsLookedInside) {
 TEST_F(GuardTest, EveryNameOfAHardLinkedFileComesBack) {
   // A baseline in which two names share one inode.
   ASSERT_EQ(::link((site / "wp/inc/a.php").c_str(), (site / "wp/inc/a-copy.php").c_str()), 0);
-  {
-    state.reset();
-    auto w = baseline::open_state(env, state_dir.path(), baseline::StateAccess::kWrite).value();
-    auto txn = db::Transaction::begin(w->catalog.db()).value();
-    auto root = fs::open_root(site.path()).value();
-    baseline::ScanContext ctx{root.get(), nullptr, executor, env.clock(), nullptr};
-    ASSERT_TRUE(baseline::record(w->catalog, *w->store, root_id, ctx, ""));
-    ASSERT_TRUE(w->store->commit());
-    ASSERT_TRUE(w->catalog.seal(2));
-    ASSERT_TRUE(txn.commit());
-  }
-  state = baseline::open_state(env, state_dir.path(), baseline::StateAccess::kRead).value();
+  record_baseline();
   guard(config::Mode::kRestore);
   {
     std::ofstream out(site / "wp/inc/a.php", std::ios::app);  // in place: both names see it

@@ -59,7 +59,13 @@ std::string user_name(int64_t uid) {
 
 }  // namespace
 
-evidence::Who who_of(pid_t pid, const char* proc) {
+const std::string& UserNames::name(int64_t uid) {
+  if (auto it = names_.find(uid); it != names_.end()) return it->second;
+  if (names_.size() >= kMax) names_.clear();
+  return names_.emplace(uid, user_name(uid)).first->second;
+}
+
+evidence::Who who_of(pid_t pid, UserNames& users, const char* proc) {
   evidence::Who w;
   if (pid <= 0) return w;
   w.pid = pid;
@@ -73,7 +79,7 @@ evidence::Who who_of(pid_t pid, const char* proc) {
   const std::string status = slurp(base + "/status");
   w.uid = status_field(status, "\nUid:");
   w.ppid = status_field(status, "\nPPid:");
-  w.user = user_name(w.uid);
+  w.user = users.name(w.uid);
   if (w.ppid > 0) w.parent_executable = link(fmt::format("{}/{}/exe", proc, w.ppid));
   return w;
 }

@@ -4,11 +4,25 @@
 
 #include <sys/types.h>
 
+#include <string>
+#include <unordered_map>
+
 #include "core/evidence/evidence.h"
 
 namespace mamori::guard {
 
+// uid -> user name, remembered: the lookup reads /etc/passwd (or asks NSS) each time,
+// which is too slow for every change. Bounded; a renamed user shows after a restart.
+class UserNames {
+ public:
+  const std::string& name(int64_t uid);
+
+ private:
+  static constexpr size_t kMax = 4096;
+  std::unordered_map<int64_t, std::string> names_;
+};
+
 // `proc` is the procfs mount (tests may point it elsewhere).
-evidence::Who who_of(pid_t pid, const char* proc = "/proc");
+evidence::Who who_of(pid_t pid, UserNames& users, const char* proc = "/proc");
 
 }  // namespace mamori::guard

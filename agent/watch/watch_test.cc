@@ -43,7 +43,9 @@ std::vector<Change> collect(Watcher& w, const std::function<bool(const std::vect
   std::vector<Change> out;
   for (int i = 0; i < 500 && !done(out); ++i) {
     pollfd p{w.fd(), POLLIN, 0};
-    if (::poll(&p, 1, 10) > 0) EXPECT_TRUE(w.read(out));
+    if (::poll(&p, 1, 10) > 0) {
+      EXPECT_TRUE(w.read(out));
+    }
   }
   return out;
 }
@@ -85,7 +87,9 @@ void exercise(Watcher& w, bool knows_pid) {
   for (const auto& c : got) {
     EXPECT_EQ(c.rel.find("outside"), std::string::npos) << c.rel;
     EXPECT_EQ(c.root, 0u);
-    if (knows_pid) EXPECT_EQ(c.pid, writer) << c.rel;
+    if (knows_pid) {
+      EXPECT_EQ(c.pid, writer) << c.rel;
+    }
   }
 }
 

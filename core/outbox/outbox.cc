@@ -26,13 +26,23 @@ void Outbox::append(const event::Event& e) {
 Status Outbox::flush() {
   if (queue_.empty()) return ok();
   if (!fd_.valid()) fd_ = MAMORI_TRY(fs::open_private_append(path_));
-  // One write per batch keeps lines whole for concurrent readers (O_APPEND).
-  std::string batch;
-  for (const auto& line : queue_) batch += line;
-  const auto* data = reinterpret_cast<const uint8_t*>(batch.data());
-  // A short write on a full disk leaves a partial line; readers skip a line without
-  // its '\n', and the retry writes the batch whole after it.
-  MAMORI_TRY(write_all(*env_, fd_.get(), {data, batch.size()}, path_));
+  // Whole lines in writes of about kChunk bytes (O_APPEND keeps each write's lines
+  // together for concurrent readers), then one sync for the lot. Lines leave the queue
+  // only once synced, so a failure anywhere retries them all: a reader may then see a
+  // line twice, never miss one (consumers deduplicate on event.id).
+  constexpr size_t kChunk = 1 << 20;
+  std::string chunk;
+  auto write_chunk = [&]() -> Status {
+    const auto* data = reinterpret_cast<const uint8_t*>(chunk.data());
+    MAMORI_TRY(write_all(*env_, fd_.get(), {data, chunk.size()}, path_));
+    chunk.clear();
+    return ok();
+  };
+  for (const auto& line : queue_) {
+    chunk += line;
+    if (chunk.size() >= kChunk) MAMORI_TRY(write_chunk());
+  }
+  if (!chunk.empty()) MAMORI_TRY(write_chunk());
   if (::fdatasync(fd_.get()) != 0) return fail_errno("fdatasync", path_);
   written_ += queue_.size();
   queue_.clear();

@@ -133,7 +133,9 @@ void FanotifyWatcher::decode(const fanotify_event_metadata& meta, std::vector<Ch
 }
 
 Status FanotifyWatcher::read(std::vector<Change>& out) {
-  while (true) {
+  // A bounded number of reads per call: under unrelated traffic that never stops, the
+  // queue never empties, and the changes already read must still be handled.
+  for (int reads = 0; reads < kMaxReadsPerCall; ++reads) {
     const ssize_t n = ::read(fd_.get(), buf_.data(), buf_.size());
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return ok();
@@ -155,6 +157,7 @@ Status FanotifyWatcher::read(std::vector<Change>& out) {
       decode(*meta, out);
     }
   }
+  return ok();
 }
 
 }  // namespace mamori::watch

@@ -68,6 +68,7 @@ class FanotifyWatcher final : public Watcher {
   std::unordered_map<std::string, Where> dirs_;  // key: fsid + handle type + handle
   pid_t self_ = 0;
   uint64_t overflows_ = 0;
+  static constexpr int kMaxReadsPerCall = 4;
   std::vector<char> buf_ = std::vector<char>(256 * 1024);
 };
 

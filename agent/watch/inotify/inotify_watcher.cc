@@ -113,7 +113,9 @@ Status InotifyWatcher::watch_tree(size_t root, const std::string& rel, bool repo
 }
 
 Status InotifyWatcher::read(std::vector<Change>& out) {
-  while (true) {
+  // A bounded number of reads per call: under unrelated traffic that never stops, the
+  // queue never empties, and the changes already read must still be handled.
+  for (int reads = 0; reads < kMaxReadsPerCall; ++reads) {
     const ssize_t n = ::read(fd_.get(), buf_.data(), buf_.size());
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return ok();
@@ -153,6 +155,7 @@ Status InotifyWatcher::read(std::vector<Change>& out) {
         MAMORI_TRY(watch_tree(dir.root, rel, true, &out));
     }
   }
+  return ok();
 }
 
 }  // namespace mamori::watch

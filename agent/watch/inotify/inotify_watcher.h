@@ -49,6 +49,7 @@ class InotifyWatcher final : public Watcher {
   std::vector<Root> roots_;
   std::unordered_map<int, Dir> dirs_;  // watch descriptor -> directory
   uint64_t overflows_ = 0;
+  static constexpr int kMaxReadsPerCall = 4;
   std::vector<char> buf_ = std::vector<char>(256 * 1024);
 };
 
