@@ -191,12 +191,16 @@ void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Tr
   GuardedRoot& r = roots_[root];
   if (!rel.empty() && r.exclude.matches(rel)) return;
   // The highest ancestor that is not a directory any more is what changed: a deleted
-  // tree, or a directory swapped for a symlink. Nothing beneath it can be reached.
-  for (size_t slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', slash + 1)) {
-    auto st = fs::stat_beneath(r.fd.get(), std::string_view(rel).substr(0, slash));
-    if (!st || !S_ISDIR(st->st_mode)) {
-      rel.resize(slash);
-      break;
+  // tree, or a directory swapped for a symlink. Nothing beneath it can be reached. (One
+  // look at the parent first: reaching it beneath the root proves every ancestor.)
+  const auto parent = fs::dirname(rel);
+  if (auto st = fs::stat_beneath(r.fd.get(), parent); !parent.empty() && (!st || !S_ISDIR(st->st_mode))) {
+    for (size_t slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', slash + 1)) {
+      auto up = fs::stat_beneath(r.fd.get(), std::string_view(rel).substr(0, slash));
+      if (!up || !S_ISDIR(up->st_mode)) {
+        rel.resize(slash);
+        break;
+      }
     }
   }
   Act act;
@@ -418,8 +422,12 @@ std::optional<int64_t> Guard::next_capture_ns() const {
   return env_.clock().now_ns() + kQuietNs;
 }
 
-Status Guard::quarantine(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act) {
+Status Guard::quarantine(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act,
+                         size_t depth) {
   if (rel.empty()) return fail("quarantine", r.path, EINVAL, "the root itself is never quarantined");
+  // An attacker's chain of nested directories must not exhaust the stack or descriptors.
+  if (depth > kMaxQuarantineDepth)
+    return fail("quarantine", rel, ELOOP, fmt::format("nested deeper than {} directories: left in place", kMaxQuarantineDepth));
   auto parent = MAMORI_TRY(fs::open_parent(r.fd.get(), rel));
   const int dir = parent.dir.get();
   const char* name = parent.name.c_str();
@@ -440,7 +448,7 @@ Status Guard::quarantine(GuardedRoot& r, const std::string& rel, const evidence:
       }
       ::closedir(d);
     }
-    for (const auto& n : names) MAMORI_TRY(quarantine(r, fs::join(rel, n), who, act));
+    for (const auto& n : names) MAMORI_TRY(quarantine(r, fs::join(rel, n), who, act, depth + 1));
     if (::unlinkat(dir, name, AT_REMOVEDIR) != 0 && errno != ENOENT) return fail_errno("rmdir", rel);
     ++counters_.quarantined;
     return ok();

@@ -120,7 +120,9 @@ class Guard {
   void look_inside(size_t root, const std::string& rel, const evidence::Who& who,
                    std::unordered_set<std::string>& seen);
   Status reconcile_entry(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act);
-  Status quarantine(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act);
+  static constexpr size_t kMaxQuarantineDepth = 256;
+  Status quarantine(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act,
+                    size_t depth = 0);
   Status restore_subtree(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act);
   // Queues `fd` (the tampered or quarantined inode) for capture into the evidence store.
   void defer_capture(GuardedRoot& r, const std::string& rel, UniqueFd fd, const std::string& reason,

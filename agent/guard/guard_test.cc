@@ -251,6 +251,23 @@ TEST_F(GuardTest, EveryNameOfAHardLinkedFileComesBack) {
   EXPECT_EQ(events("file-restored").size(), 2u);
 }
 
+TEST_F(GuardTest, AnEndlessChainOfDirectoriesIsRefusedNotRecursedInto) {
+  guard(config::Mode::kRestore);
+  std::string deep = "chain";
+  site.mkdir(deep);
+  for (int i = 0; i < 300; ++i) {
+    deep += "/d";
+    site.mkdir(deep);
+  }
+  deliver({at("chain", watch::kCreated | watch::kIsDir)});  // must not blow the stack
+  bool refused = false;
+  for (const auto& e : events("file-restore-failed"))
+    refused |= e["error"]["message"].get<std::string>().find("nested deeper than") != std::string::npos;
+  for (const auto& e : events("file-quarantined"))
+    refused |= e.contains("error") && e["error"]["message"].get<std::string>().find("nested deeper than") != std::string::npos;
+  EXPECT_TRUE(refused);
+}
+
 TEST_F(GuardTest, ADeletedTreeComesBackWhole) {
   guard(config::Mode::kRestore);
   ASSERT_EQ(std::system(("rm -rf " + site / "wp").c_str()), 0);

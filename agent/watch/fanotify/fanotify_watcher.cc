@@ -96,15 +96,15 @@ auto FanotifyWatcher::resolve(const fanotify_event_info_fid& fid, file_handle* h
   return where;
 }
 
-void FanotifyWatcher::decode(const fanotify_event_metadata& meta, std::vector<Change>& out) {
+void FanotifyWatcher::decode(const fanotify_event_metadata& meta, const char* raw, std::vector<Change>& out) {
   // A directory renamed or deleted anywhere changes the paths beneath it.
   if ((meta.mask & FAN_ONDIR) && (meta.mask & (FAN_MOVED_FROM | FAN_MOVED_TO | FAN_MOVE_SELF |
                                                FAN_DELETE | FAN_DELETE_SELF)))
     dirs_.clear();
   // Info records follow the fixed header: here one DFID_NAME (or DFID for events on a
   // directory itself that has no name to report).
-  const char* p = reinterpret_cast<const char*>(&meta) + meta.metadata_len;
-  const char* end = reinterpret_cast<const char*>(&meta) + meta.event_len;
+  const char* p = raw + meta.metadata_len;
+  const char* end = raw + meta.event_len;
   while (p + sizeof(fanotify_event_info_header) <= end) {
     const auto* hdr = reinterpret_cast<const fanotify_event_info_header*>(p);
     if (hdr->len == 0 || p + hdr->len > end) return;
@@ -143,18 +143,23 @@ Status FanotifyWatcher::read(std::vector<Change>& out) {
       return fail_errno("read fanotify", "");
     }
     if (n == 0) return ok();
-    const auto* meta = reinterpret_cast<const fanotify_event_metadata*>(buf_.data());
-    ssize_t left = n;
-    for (; FAN_EVENT_OK(meta, left); meta = FAN_EVENT_NEXT(meta, left)) {
-      if (meta->vers != FANOTIFY_METADATA_VERSION) return fail_msg("fanotify", "", "metadata version mismatch");
-      if (meta->mask & FAN_Q_OVERFLOW) {
+    // Events are packed back to back with lengths that keep them only 4-byte aligned,
+    // while the header holds a u64: copy each header out instead of casting in place.
+    for (size_t off = 0; off + sizeof(fanotify_event_metadata) <= static_cast<size_t>(n);) {
+      fanotify_event_metadata meta{};
+      std::memcpy(&meta, buf_.data() + off, sizeof meta);
+      if (meta.event_len < sizeof meta || off + meta.event_len > static_cast<size_t>(n)) break;
+      if (meta.vers != FANOTIFY_METADATA_VERSION) return fail_msg("fanotify", "", "metadata version mismatch");
+      const char* raw = buf_.data() + off;
+      off += meta.event_len;
+      if (meta.mask & FAN_Q_OVERFLOW) {
         ++overflows_;
         for (const auto& r : roots_) out.push_back({r.index, "", kOverflow | kIsDir, -1});
         continue;
       }
-      if (meta->pid == self_) continue;  // our own restores
-      if (meta->fd >= 0) ::close(meta->fd);  // not used with FID reporting, but never leak
-      decode(*meta, out);
+      if (meta.fd >= 0) ::close(meta.fd);  // not used with FID reporting, but never leak
+      if (meta.pid == self_) continue;      // our own restores
+      decode(meta, raw, out);
     }
   }
   return ok();

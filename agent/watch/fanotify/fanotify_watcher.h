@@ -48,8 +48,8 @@ class FanotifyWatcher final : public Watcher {
     fsid_t fsid;        // which filesystem's handles it can open
   };
   explicit FanotifyWatcher(UniqueFd fd) : fd_(std::move(fd)) {}
-  // Appends the change one event stands for; `info` points at its info records.
-  void decode(const fanotify_event_metadata& meta, std::vector<Change>& out);
+  // Appends the change one event stands for; `raw` is the event in the read buffer.
+  void decode(const fanotify_event_metadata& meta, const char* raw, std::vector<Change>& out);
   // The root holding absolute `dir`, and `dir` relative to it; null when none does.
   const Root* locate(const std::string& dir, std::string& rel) const;
 
