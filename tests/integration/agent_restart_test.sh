@@ -7,11 +7,8 @@
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-WP_SRC=/usr/share/wordpress
-[[ -f $WP_SRC/index.php && -d $WP_SRC/wp-admin/css ]] ||
-  fail "$WP_SRC is missing: install Debian's 'wordpress' package (tools/install-deps)"
 WP=$SCRATCH/wp
-cp -aL "$WP_SRC" "$WP"
+copy_wordpress "$WP"
 write_config "$WP"
 agent_config
 expect_exit 0 mamori -q init

@@ -204,6 +204,29 @@ root_hash() {
 
 sha256() { sha256sum -- "$1" | cut -d' ' -f1; }
 
+# copy_wordpress DEST: a copy of Debian's WordPress tree ($WP_SRC, links dereferenced)
+# to protect; $WP_SRC itself is the pristine copy to compare with.
+WP_SRC=/usr/share/wordpress
+copy_wordpress() {
+  [[ -f $WP_SRC/index.php && -d $WP_SRC/wp-admin/css ]] ||
+    fail "$WP_SRC is missing: install Debian's 'wordpress' package (tools/install-deps)"
+  cp -aL "$WP_SRC" "$1"
+}
+
+# stop_pid PID NAME: SIGTERM, wait up to 10 s, then SIGKILL; false when it had to kill.
+stop_pid() {
+  local pid=$1 name=$2 i
+  [[ -n $pid ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 1000; i++)); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.01
+  done
+  kill -KILL "$pid" 2>/dev/null
+  echo "warning: $name (pid $pid) ignored SIGTERM for 10 s; killed" >&2
+  return 1
+}
+
 # --- the real-time agent ----------------------------------------------------------------
 # write_config writes no [agent] table: agent_config appends one that keeps the socket
 # and event log inside $SCRATCH. MODE (default restore) sets every root's mode.
@@ -247,15 +270,9 @@ start_agent() {
 # stop_agent: SIGTERM, then wait for it (SIGKILL after 10 s: a hang fails the test).
 stop_agent() {
   [[ -n $AGENT_PID ]] || return 0
-  local pid=$AGENT_PID i
+  local pid=$AGENT_PID
   AGENT_PID=""
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 1000; i++)); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.01
-  done
-  kill -KILL "$pid" 2>/dev/null
-  fail "the agent did not stop within 10 s of SIGTERM"
+  stop_pid "$pid" "the agent" || fail "the agent did not stop within 10 s of SIGTERM"
 }
 
 # wait_for DESCRIPTION CMD...: polls CMD (every 10 ms, at most ${WAIT_SECONDS:-10} s)

@@ -48,21 +48,6 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# _stop_pid PID NAME: SIGTERM, then wait (SIGKILL after 10 s, and the test fails: a
-# server that does not stop is a bug of the test's setup, not something to leave behind).
-_stop_pid() {
-  local pid=$1 name=$2 i
-  [[ -n $pid ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 1000; i++)); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.01
-  done
-  kill -KILL "$pid" 2>/dev/null
-  echo "warning: $name (pid $pid) ignored SIGTERM for 10 s; killed" >&2
-  return 1
-}
-
 # start_php_fpm DOCROOT [PHP_ADMIN_SETTING=VALUE...]: a php-fpm master of our own in
 # the foreground (-F, so $! is the master), one static pool of two workers as
 # $WEB_USER on a unix socket. Opcache is off (a cached script must not hide what is
@@ -102,7 +87,7 @@ start_php_fpm() {
   } >"$WEB_DIR/php-fpm.conf"
   "$fpm" -F -y "$WEB_DIR/php-fpm.conf" >>"$WEB_DIR/php-fpm.out" 2>&1 &
   PHP_FPM_PID=$!
-  on_exit '_stop_pid "$PHP_FPM_PID" php-fpm'
+  on_exit 'stop_pid "$PHP_FPM_PID" php-fpm'
   local i
   for ((i = 0; i < 1000; i++)); do
     [[ -S $PHP_FPM_SOCK ]] && return 0
@@ -158,7 +143,7 @@ EOF
       { cat "$WEB_DIR/nginx-t.out" >&2; fail "nginx rejected its config"; }
     nginx -p "$WEB_DIR" -e "$WEB_DIR/nginx-error.log" -c "$WEB_DIR/nginx.conf" >>"$WEB_DIR/nginx.out" 2>&1 &
     NGINX_PID=$!
-    on_exit '_stop_pid "$NGINX_PID" nginx'
+    on_exit 'stop_pid "$NGINX_PID" nginx'
     WEB_URL=http://127.0.0.1:$port
     local i
     for ((i = 0; i < 1000; i++)); do
@@ -167,7 +152,7 @@ EOF
       sleep 0.01
     done
     # The port may have been taken between free_port and bind: try another.
-    _stop_pid "$NGINX_PID" nginx || true
+    stop_pid "$NGINX_PID" nginx || true
     NGINX_PID=""
     grep -q 'Address already in use' "$WEB_DIR/nginx-error.log" "$WEB_DIR/nginx.out" 2>/dev/null || break
   done
@@ -214,7 +199,7 @@ start_prober() {
     done
   ) &
   PROBER_PIDS+=($!)
-  on_exit "_stop_pid $! prober"
+  on_exit "stop_pid $! prober"
 }
 
 # stop_prober NAME MIN: stops every prober, then fails unless NAME's requests were all
