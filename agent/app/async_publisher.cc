@@ -14,11 +14,11 @@ AsyncPublisher::~AsyncPublisher() {
   thread_.join();
 }
 
-Status AsyncPublisher::publish(std::vector<event::Event>&& events, const std::vector<int>& sync_fds) {
-  if (events.empty() && sync_fds.empty()) return ok();
+Status AsyncPublisher::publish(std::vector<event::Event>&& events, std::vector<guard::Rewritten>&& rewritten) {
+  if (events.empty() && rewritten.empty()) return ok();
   {
     std::lock_guard lock(mu_);
-    queue_.push_back({std::move(events), sync_fds});
+    queue_.push_back({std::move(events), std::move(rewritten)});
   }
   wake_.notify_one();
   return ok();
@@ -46,17 +46,17 @@ void AsyncPublisher::run() {
     if (queue_.empty()) return;  // stopping, and everything is written
     // Everything queued so far as one write and one sync: a storm costs one fdatasync
     // per round, not one per event.
-    std::vector<int> fds;
+    std::vector<guard::Rewritten> rewritten;
     std::vector<event::Event> events;
     while (!queue_.empty()) {
       auto& b = queue_.front();
-      fds.insert(fds.end(), b.sync_fds.begin(), b.sync_fds.end());
+      for (auto& r : b.rewritten) rewritten.push_back(std::move(r));
       for (auto& e : b.events) events.push_back(std::move(e));
       queue_.pop_front();
     }
     busy_ = true;
     lock.unlock();  // publish() must never wait for a disk
-    const auto synced = guard::sync_filesystems(fds);
+    const auto synced = guard::make_durable(rewritten);
     Status flushed;
     {
       std::lock_guard box_lock(box_mu_);

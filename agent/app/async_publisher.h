@@ -1,6 +1,6 @@
 #pragma once
-// Publishes the guard's batches on a thread of its own: syncs the roots' filesystems,
-// then writes and fdatasync()s the events (guard/publisher.h). publish() only queues, so
+// Publishes the guard's batches on a thread of its own: syncs the restored files, then
+// writes and fdatasync()s the events (guard/publisher.h). publish() only queues, so
 // a slow disk, a full one or a stalled fsync never delays the next restore.
 //
 // Threads: publish(), drain(), reopen() and dropped() from the agent's main thread; the
@@ -23,7 +23,7 @@ class AsyncPublisher final : public guard::Publisher {
   AsyncPublisher(outbox::Outbox& box, std::function<void(const Error&)> on_error);
   ~AsyncPublisher() override;  // drains, then joins
 
-  Status publish(std::vector<event::Event>&& events, const std::vector<int>& sync_fds) override;
+  Status publish(std::vector<event::Event>&& events, std::vector<guard::Rewritten>&& rewritten) override;
   // Returns once everything published so far is written (or failed).
   void drain();
   Status reopen();
@@ -32,7 +32,7 @@ class AsyncPublisher final : public guard::Publisher {
  private:
   struct Batch {
     std::vector<event::Event> events;
-    std::vector<int> sync_fds;
+    std::vector<guard::Rewritten> rewritten;
   };
   void run();
 

@@ -167,8 +167,16 @@ void Guard::look_inside(size_t root, const std::string& rel, const evidence::Who
   if (!st || !S_ISDIR(st->st_mode)) return;  // quarantined, or gone again
   auto tree = baseline::read_tree(scan_context(r), rel);
   if (!tree) return;
-  for (const auto& e : tree->entries)
-    if (e.path != rel && seen.insert(path_key(r, e.path)).second) reconcile(root, e.path, who, Trigger::kRealtime);
+  std::vector<std::string> paths;
+  for (const auto& e : tree->entries) paths.push_back(e.path);
+  // And what the baseline has there: a swapped-in copy may lack files.
+  (void)state_.catalog.for_each(r.catalog_id, rel, [&](Entry&& e) -> Status {
+    paths.push_back(std::move(e.path));
+    return ok();
+  });
+  std::sort(paths.begin(), paths.end());  // a directory before what it holds
+  for (const auto& p : paths)
+    if (p != rel && seen.insert(path_key(r, p)).second) reconcile(root, p, who, Trigger::kRealtime);
 }
 
 Status Guard::verify(size_t root, Trigger trigger) {
@@ -249,7 +257,7 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, const evid
     }
     if (want->type == FileType::kDirectory) return restore_subtree(r, rel, who, act);
     MAMORI_TRY(baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, true, fs::Sync::kDeferred));
-    need_sync_ = true;
+    rewritten_.push_back({r.fd.get(), rel});
     act.action = "file-restored";
     act.entries = 1;
     ++counters_.restored;
@@ -289,6 +297,7 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, const evid
     MAMORI_TRY(quarantine(r, rel, who, act));
     if (want->type == FileType::kDirectory) return restore_subtree(r, rel, who, act);
     MAMORI_TRY(baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, true, fs::Sync::kDeferred));
+    rewritten_.push_back({r.fd.get(), rel});
     act.action = "file-restored";
     ++counters_.restored;
     return ok();
@@ -299,7 +308,7 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, const evid
     if (fd) tampered = std::move(*fd);
   }
   MAMORI_TRY(baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, rebuild, fs::Sync::kDeferred));
-  need_sync_ = true;
+  if (rebuild) rewritten_.push_back({r.fd.get(), rel});
   act.action = rebuild ? "file-restored" : "file-repaired";
   act.entries = 1;
   ++counters_.restored;
@@ -595,13 +604,7 @@ void Guard::tick() {
   path_counts_.clear();
 }
 
-Status Guard::flush() {
-  std::vector<int> fds;
-  if (need_sync_)
-    for (const auto& r : roots_) fds.push_back(r.fd.get());
-  need_sync_ = false;
-  return publisher_.publish(std::exchange(pending_, {}), fds);
-}
+Status Guard::flush() { return publisher_.publish(std::exchange(pending_, {}), std::exchange(rewritten_, {})); }
 
 void Guard::set_mode(size_t root, config::Mode mode) { roots_[root].mode = mode; }
 void Guard::set_paused(size_t root, bool paused) { roots_[root].paused = paused; }

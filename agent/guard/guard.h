@@ -142,7 +142,7 @@ class Guard {
   std::vector<GuardedRoot> roots_;
   Counters counters_;
   UserNames users_;
-  bool need_sync_ = false;  // restores were made since the last flush
+  std::vector<Rewritten> rewritten_;  // restored since the last flush, to be made durable
 
   // Rate accounting for the current one-second window.
   uint64_t window_changes_ = 0;

@@ -1,13 +1,14 @@
 #pragma once
 // Where the guard's events go, with the restores they report. A restore is not fsync()ed
 // on the real-time path (core/fs/atomic_replace.h Sync::kDeferred); a batch's events
-// are made durable only after the filesystems of the roots it touched are synced, so an
+// are made durable only after the files it restored (and their directories) are, so an
 // event never claims a restore that a power cut could undo.
 //
 // SyncPublisher does that on the caller's thread (tests, short-lived tools).
 // agent/app/async_publisher.h does it on a thread of its own, so the guard never waits
 // for a disk between two restores.
 
+#include <string>
 #include <vector>
 
 #include "core/base/result.h"
@@ -16,24 +17,32 @@
 
 namespace mamori::guard {
 
+// A file the guard rewrote: `rel` beneath the root open as `root_fd`.
+struct Rewritten {
+  int root_fd = -1;
+  std::string rel;
+};
+
 class Publisher {
  public:
   virtual ~Publisher() = default;
-  // Takes a batch in order: syncs the filesystems of `sync_fds`, then appends the
-  // events to the outbox and makes them durable.
-  virtual Status publish(std::vector<event::Event>&& events, const std::vector<int>& sync_fds) = 0;
+  // Takes a batch in order: makes `rewritten` durable, then appends the events to the
+  // outbox and makes them durable.
+  virtual Status publish(std::vector<event::Event>&& events, std::vector<Rewritten>&& rewritten) = 0;
 };
 
 class SyncPublisher final : public Publisher {
  public:
   explicit SyncPublisher(outbox::Outbox& box) : box_(box) {}
-  Status publish(std::vector<event::Event>&& events, const std::vector<int>& sync_fds) override;
+  Status publish(std::vector<event::Event>&& events, std::vector<Rewritten>&& rewritten) override;
 
  private:
   outbox::Outbox& box_;
 };
 
-// syncfs() on each fd (one per filesystem is enough; duplicates cost little).
-Status sync_filesystems(const std::vector<int>& fds);
+// fsync() of each file and its directory; past kSyncfsPast files, one syncfs() per root
+// instead (a storm). A file gone again since is skipped: nothing of ours to keep.
+inline constexpr size_t kSyncfsPast = 64;
+Status make_durable(const std::vector<Rewritten>& rewritten);
 
 }  // namespace mamori::guard
