@@ -63,6 +63,7 @@ class Agent {
       : env_(env), executor_(executor), options_(options), config_(options.config) {}
 
   int run() {
+    started_ns_ = env_.clock().now_ns();
     // First: a second agent must refuse before it restores or reports anything. Requests
     // wait in the backlog until loop() serves them.
     auto server = control::Server::listen(config_.agent.socket);
