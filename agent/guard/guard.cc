@@ -71,17 +71,16 @@ Result<hash::Digest> hash_fd(int fd, std::string_view display) {
 }
 
 // The entry at `rel` now, as a baseline would record it (content not hashed).
-Result<Entry> entry_now(int root_fd, const std::string& rel, const struct stat& st) {
+Result<Entry> entry_now(const Place& at, const std::string& rel) {
   Entry e;
   e.path = rel;
-  baseline::apply_stat(e, st);
+  baseline::apply_stat(e, *at.st);
   std::string target, xattrs;
-  if (rel.empty()) {
-    xattrs = MAMORI_TRY(fs::read_xattrs_fd(root_fd, "."));
+  if (at.name.empty()) {
+    xattrs = MAMORI_TRY(fs::read_xattrs_fd(at.dir_fd, "."));
   } else {
-    auto parent = MAMORI_TRY(fs::open_parent(root_fd, rel));
-    if (S_ISLNK(st.st_mode)) target = MAMORI_TRY(fs::read_link_at(parent.dir.get(), parent.name, rel));
-    xattrs = MAMORI_TRY(fs::read_xattrs_at(parent.dir.get(), parent.name, rel));
+    if (S_ISLNK(at.st->st_mode)) target = MAMORI_TRY(fs::read_link_at(at.dir_fd, at.name, rel));
+    xattrs = MAMORI_TRY(fs::read_xattrs_at(at.dir_fd, at.name, rel));
   }
   if (!target.empty() || !xattrs.empty()) {
     e.set_link_target(std::move(target));
@@ -105,6 +104,31 @@ nlohmann::json who_json(const evidence::Who& w) {
 
 
 }  // namespace
+
+Status Place::look(int root_fd, const std::string& rel) {
+  if (rel.empty()) {
+    struct stat s {};
+    if (::fstat(root_fd, &s) != 0) return fail_errno("fstat", ".");
+    dir_fd = root_fd;
+    st = s;
+    return ok();
+  }
+  parent = MAMORI_TRY(fs::open_parent(root_fd, rel));
+  dir_fd = parent->dir.get();
+  name = parent->name;
+  return refresh(rel);
+}
+
+Status Place::refresh(std::string_view rel) {
+  struct stat s {};
+  st.reset();
+  const int rc = name.empty() ? ::fstat(dir_fd, &s) : ::fstatat(dir_fd, name.c_str(), &s, AT_SYMLINK_NOFOLLOW);
+  if (rc == 0)
+    st = s;
+  else if (errno != ENOENT)
+    return fail_errno("fstatat", std::string(rel));
+  return ok();
+}
 
 std::string_view trigger_name(Trigger t) {
   switch (t) {
@@ -198,11 +222,11 @@ void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Tr
                       bool follow_links) {
   GuardedRoot& r = roots_[root];
   if (!rel.empty() && r.exclude.matches(rel)) return;
-  // The highest ancestor that is not a directory any more is what changed: a deleted
-  // tree, or a directory swapped for a symlink. Nothing beneath it can be reached. (One
-  // look at the parent first: reaching it beneath the root proves every ancestor.)
-  const auto parent = fs::dirname(rel);
-  if (auto st = fs::stat_beneath(r.fd.get(), parent); !parent.empty() && (!st || !S_ISDIR(st->st_mode))) {
+  // One lookup of the entry's directory. When that fails, the highest ancestor that is
+  // not a directory any more is what changed: a deleted tree, or a directory swapped for
+  // a symlink. Nothing beneath it can be reached.
+  Place at;
+  if (auto looked = at.look(r.fd.get(), rel); !looked) {
     for (size_t slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', slash + 1)) {
       auto up = fs::stat_beneath(r.fd.get(), std::string_view(rel).substr(0, slash));
       if (!up || !S_ISDIR(up->st_mode)) {
@@ -210,9 +234,14 @@ void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Tr
         break;
       }
     }
+    at = Place{};
+    if (auto again = at.look(r.fd.get(), rel); !again) {
+      ++counters_.failures;
+      return;  // raced away again; its own event follows
+    }
   }
   Act act;
-  if (auto st = reconcile_entry(r, rel, who, act); !st) {
+  if (auto st = reconcile_entry(r, rel, at, who, act); !st) {
     act.error = std::move(st).error();
     ++counters_.failures;
     if (act.action.empty()) act.action = "file-restore-failed";
@@ -226,11 +255,11 @@ void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Tr
       if (other != rel) reconcile(root, other, who, trigger, false);
 }
 
-Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act) {
+Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at, const evidence::Who& who,
+                              Act& act) {
   const bool repair = r.mode != config::Mode::kAlert && !r.paused;
   auto want = MAMORI_TRY(state_.catalog.get(r.catalog_id, rel));
-  auto st = fs::stat_beneath(r.fd.get(), rel);
-  if (!st && st.error().errnum != ENOENT) return tl::unexpected(std::move(st).error());
+  const auto& st = at.st;
   const bool exists = st.has_value();
   if (!want && !exists) return ok();
   if (want && want->type == FileType::kRegular) act.base_sha = want->sha256;
@@ -264,7 +293,7 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, const evid
     return ok();
   }
 
-  Entry now = MAMORI_TRY(entry_now(r.fd.get(), rel, *st));
+  Entry now = MAMORI_TRY(entry_now(at, rel));
   uint32_t attrs = baseline::diff_metadata(*want, now);
   UniqueFd tampered;  // the tampered inode, kept open so it can be preserved after the swap
   if (want->type == FileType::kRegular && now.type == FileType::kRegular) {
@@ -307,17 +336,20 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, const evid
     auto fd = fs::open_beneath(r.fd.get(), rel, O_RDONLY | O_NONBLOCK);
     if (fd) tampered = std::move(*fd);
   }
+  // Freeing the tampered inode's blocks is the slow part of renaming over it (ext4 does
+  // it inside the rename): a reference held across the rename defers that to after.
+  UniqueFd pin;
+  if (rebuild && !tampered.valid() && !at.name.empty())
+    pin.reset(::openat(at.dir_fd, at.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
   MAMORI_TRY(baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, rebuild, fs::Sync::kDeferred));
   if (rebuild) rewritten_.push_back({r.fd.get(), rel});
   act.action = rebuild ? "file-restored" : "file-repaired";
   act.entries = 1;
   ++counters_.restored;
-  if (want->type == FileType::kRegular) {
-    if (auto after = fs::stat_beneath(r.fd.get(), rel)) {
-      if (fresh_.size() >= kMaxFresh) fresh_.clear();
-      fresh_[path_key(r, rel)] = {static_cast<uint64_t>(after->st_ino),
-                                                 after->st_ctim.tv_sec * 1'000'000'000LL + after->st_ctim.tv_nsec};
-    }
+  if (want->type == FileType::kRegular && at.refresh(rel) && at.st) {
+    if (fresh_.size() >= kMaxFresh) fresh_.clear();
+    fresh_[path_key(r, rel)] = {static_cast<uint64_t>(at.st->st_ino),
+                                at.st->st_ctim.tv_sec * 1'000'000'000LL + at.st->st_ctim.tv_nsec};
   }
   // The event names the tampered content's hash once the capture has read it whole.
   if (keep && tampered.valid()) defer_capture(r, rel, std::move(tampered), "modified", who, &*want, act);

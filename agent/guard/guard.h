@@ -21,6 +21,8 @@
 // Threads: one owner (the agent's main thread). The restore path runs on it, with no
 // queue hop.
 
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -43,9 +45,25 @@
 #include "core/config/config.h"
 #include "core/event/event.h"
 #include "core/evidence/evidence.h"
+#include "core/fs/beneath.h"
 #include "core/fs/glob.h"
 
 namespace mamori::guard {
+
+// Where an entry is now: its directory opened once beneath the root, its name there and
+// its lstat, shared by every step of one reconcile.
+struct Place {
+  std::optional<fs::Parent> parent;  // none for the root itself
+  int dir_fd = -1;                   // the parent's fd, or the root's for the root itself
+  std::string name;                  // "" for the root itself
+  std::optional<struct stat> st;     // none: nothing by that name now
+
+  // Opens `rel`'s directory beneath the root and stats the entry; fails when the
+  // directory cannot be reached (an ancestor is gone or is not a directory).
+  Status look(int root_fd, const std::string& rel);
+  // Stats the entry again (after a restore replaced it).
+  Status refresh(std::string_view rel);
+};
 
 // Why a path is being looked at; carried into the events (mamori.trigger).
 enum class Trigger { kRealtime, kStartup, kScheduled, kOverflow, kResume };
@@ -119,7 +137,8 @@ class Guard {
                  bool follow_links = true);
   void look_inside(size_t root, const std::string& rel, const evidence::Who& who,
                    std::unordered_set<std::string>& seen);
-  Status reconcile_entry(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act);
+  Status reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at, const evidence::Who& who,
+                         Act& act);
   static constexpr size_t kMaxQuarantineDepth = 256;
   Status quarantine(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act,
                     size_t depth = 0);
