@@ -137,6 +137,7 @@ std::string_view trigger_name(Trigger t) {
     case Trigger::kScheduled: return "scheduled";
     case Trigger::kOverflow: return "overflow";
     case Trigger::kResume: return "resume";
+    case Trigger::kRetry: return "retry";
   }
   return "?";
 }
@@ -237,14 +238,19 @@ void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Tr
     at = Place{};
     if (auto again = at.look(r.fd.get(), rel); !again) {
       ++counters_.failures;
-      return;  // raced away again; its own event follows
+      retry_later(root, rel, trigger);
+      return;  // raced away again: tried again at the next tick
     }
   }
   Act act;
+  const auto key = std::make_pair(root, rel);
   if (auto st = reconcile_entry(r, rel, at, who, act); !st) {
     act.error = std::move(st).error();
     ++counters_.failures;
     if (act.action.empty()) act.action = "file-restore-failed";
+    retry_later(root, rel, trigger);
+  } else if (!retries_.empty()) {
+    retries_.erase(key);
   }
   if (act.action.empty()) return;
   ++counters_.changes;
@@ -604,7 +610,19 @@ void Guard::emit(event::Event e) {
   pending_.push_back(std::move(e));
 }
 
+void Guard::retry_later(size_t root, const std::string& rel, Trigger trigger) {
+  if (roots_[root].mode == config::Mode::kAlert || retries_.size() >= kMaxRetryPaths) return;
+  const auto key = std::make_pair(root, rel);
+  int& attempts = retries_[key];
+  if (trigger != Trigger::kRetry) attempts = 0;
+  if (++attempts > kMaxRetries) retries_.erase(key);
+}
+
 void Guard::tick() {
+  for (auto pending = std::exchange(retries_, {}); auto& [key, attempts] : pending) {
+    retries_[key] = attempts;  // kept only if this attempt fails too (reconcile erases)
+    reconcile(key.first, key.second, {}, Trigger::kRetry);
+  }
   if (!summarised_paths_.empty()) {
     // One summary per root, naming every path (up to a limit) so nothing goes unreported.
     std::map<size_t, std::vector<std::string>> by_root;

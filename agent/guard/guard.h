@@ -66,7 +66,7 @@ struct Place {
 };
 
 // Why a path is being looked at; carried into the events (mamori.trigger).
-enum class Trigger { kRealtime, kStartup, kScheduled, kOverflow, kResume };
+enum class Trigger { kRealtime, kStartup, kScheduled, kOverflow, kResume, kRetry };
 std::string_view trigger_name(Trigger t);
 
 struct GuardedRoot {
@@ -104,7 +104,8 @@ class Guard {
   void handle(const std::vector<watch::Change>& changes);
   // Compares a whole root with the baseline and handles every difference.
   Status verify(size_t root, Trigger trigger);
-  // Once a second (and at shutdown): storm and repeat summaries.
+  // Once a second (and at shutdown): retries of what failed (a race with the attacker
+  // that lost), then storm and repeat summaries.
   void tick();
   // Hands the events and deferred restores so far to the publisher.
   Status flush();
@@ -193,6 +194,13 @@ class Guard {
   void captured(const std::string& event_id, const std::optional<evidence::Item>& item,
                 const std::string& reason);
   void release(std::unordered_map<std::string, Held>::iterator h);
+  // Paths whose last handling failed, with the attempts so far: tried again each tick,
+  // kMaxRetries times, so a lost race does not wait for the next scheduled verify.
+  static constexpr int kMaxRetries = 5;
+  static constexpr size_t kMaxRetryPaths = 10000;
+  std::map<std::pair<size_t, std::string>, int> retries_;
+  void retry_later(size_t root, const std::string& rel, Trigger trigger);
+
   std::deque<Capture> captures_;
   std::unordered_map<std::string, Held> held_;  // by event id
 };

@@ -268,6 +268,26 @@ TEST_F(GuardTest, AnEndlessChainOfDirectoriesIsRefusedNotRecursedInto) {
   EXPECT_TRUE(refused);
 }
 
+TEST_F(GuardTest, AFailedRestoreIsTriedAgainAtTheNextTick) {
+  guard(config::Mode::kRestore);
+  ASSERT_EQ(::unlink((site / "wp/inc/a.php").c_str()), 0);
+  // An immutable directory refuses the restore (as a racing attacker might, for a moment).
+  ASSERT_EQ(std::system(("chattr +i " + site / "wp/inc").c_str()), 0);
+  deliver({at("wp/inc/a.php", watch::kRemoved)});
+  const bool restored_early = exists("wp/inc/a.php");
+  const auto failed = events("file-restore-failed");
+  ASSERT_EQ(std::system(("chattr -i " + site / "wp/inc").c_str()), 0);  // before any ASSERT can skip it
+  EXPECT_FALSE(restored_early);
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0]["event"]["outcome"], "failure");
+  g->tick();
+  ASSERT_TRUE(g->flush());
+  EXPECT_EQ(site.read("wp/inc/a.php"), "<?php // a\n");
+  auto ev = events("file-restored");
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["mamori"]["trigger"], "retry");
+}
+
 TEST_F(GuardTest, ADeletedTreeComesBackWhole) {
   guard(config::Mode::kRestore);
   ASSERT_EQ(std::system(("rm -rf " + site / "wp").c_str()), 0);
