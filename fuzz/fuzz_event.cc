@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string line = e.to_json_line();
   if (line.find('\n') != std::string::npos) std::abort();
   const auto j = nlohmann::json::parse(line, nullptr, false);
-  if (j.is_discarded() || !j["file"]["path"].is_string() || !j["process"]["command_line"].is_string())
+  if (j.is_discarded() || !j["file"]["path"].is_string() ||
+      !j["process"]["command_line"].is_string())
     std::abort();
   if (j["event"]["action"] != "file-restored") std::abort();
   return 0;

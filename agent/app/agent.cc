@@ -81,16 +81,19 @@ class Agent {
     evidence::Options eo;
     eo.quota_bytes = config_.agent.evidence_quota_mb << 20;
     eo.max_item_bytes = config_.agent.evidence_max_file_mb << 20;
-    auto ev = evidence::EvidenceStore::open(env_, config_.state_dir, evidence::EvidenceStore::Access::kWrite, eo);
+    auto ev = evidence::EvidenceStore::open(env_, config_.state_dir,
+                                            evidence::EvidenceStore::Access::kWrite, eo);
     if (!ev) return step_failed("open_evidence", ev.error());
     evidence_ = std::move(*ev);
-    guard_ = std::make_unique<guard::Guard>(env_, *state_, evidence_.get(), *publisher_, executor_, config_.agent);
+    guard_ = std::make_unique<guard::Guard>(env_, *state_, evidence_.get(), *publisher_, executor_,
+                                            config_.agent);
 
     if (auto st = open_roots(); !st) return step_failed("open_roots", st.error());
     if (auto st = start_watchers(); !st) return step_failed("start_watchers", st.error());
     if (auto st = verify_roots(); !st) return step_failed("verify_roots", st.error());
 
-    emit_lifecycle("agent-started", fmt::format("guarding {} root(s) with {}", guard_->root_count(), watcher_->name()));
+    emit_lifecycle("agent-started", fmt::format("guarding {} root(s) with {}", guard_->root_count(),
+                                                watcher_->name()));
     (void)guard_->flush();
     sd_notifyf(0, "READY=1\nSTATUS=guarding %zu root(s) with %s", guard_->root_count(),
                std::string(watcher_->name()).c_str());
@@ -123,7 +126,8 @@ class Agent {
       r.deny_new = MAMORI_TRY(fs::PathMatcher::compile(rc.deny_new));
       guard_->add_root(std::move(r));
     }
-    if (guard_->root_count() == 0) return fail("config", options_.config_path, EINVAL, "no [[root]] to guard");
+    if (guard_->root_count() == 0)
+      return fail("config", options_.config_path, EINVAL, "no [[root]] to guard");
     return ok();
   }
 
@@ -133,14 +137,16 @@ class Agent {
       // The watcher compares kernel paths with the root's real path (/var/www/html may
       // be a symlink to /srv/www).
       char real[PATH_MAX];
-      if (!::realpath(guard_->root(i).path.c_str(), real)) return fail_errno("realpath", guard_->root(i).path);
+      if (!::realpath(guard_->root(i).path.c_str(), real))
+        return fail_errno("realpath", guard_->root(i).path);
       MAMORI_TRY(watcher_->add_root(i, real, guard_->root(i).fd.get()));
     }
     return ok();
   }
 
   Status verify_roots() {
-    for (size_t i = 0; i < guard_->root_count(); ++i) MAMORI_TRY(guard_->verify(i, guard::Trigger::kStartup));
+    for (size_t i = 0; i < guard_->root_count(); ++i)
+      MAMORI_TRY(guard_->verify(i, guard::Trigger::kStartup));
     return guard_->flush();
   }
 
@@ -164,7 +170,8 @@ class Agent {
     std::vector<std::string> names;
     if (req.contains("roots") && req["roots"].is_array())
       for (const auto& r : req["roots"]) names.push_back(r.is_string() ? r.get<std::string>() : "");
-    if (req.contains("root") && req["root"].is_string()) names.push_back(req["root"].get<std::string>());
+    if (req.contains("root") && req["root"].is_string())
+      names.push_back(req["root"].get<std::string>());
     std::vector<size_t> out;
     if (names.empty() || (names.size() == 1 && names[0] == "*")) {
       for (size_t i = 0; i < guard_->root_count(); ++i) out.push_back(i);
@@ -182,7 +189,8 @@ class Agent {
     nlohmann::json roots = nlohmann::json::array();
     for (size_t i = 0; i < guard_->root_count(); ++i) {
       const auto& r = guard_->root(i);
-      roots.push_back({{"path", r.path}, {"mode", config::mode_name(r.mode)}, {"paused", r.paused}});
+      roots.push_back(
+          {{"path", r.path}, {"mode", config::mode_name(r.mode)}, {"paused", r.paused}});
     }
     const auto& c = guard_->counters();
     return {{"ok", true},
@@ -193,10 +201,17 @@ class Agent {
             {"event_log", config_.agent.event_log},
             {"in_storm", guard_->in_storm()},
             {"counters",
-             {{"changes", c.changes}, {"restored", c.restored}, {"quarantined", c.quarantined},
-              {"evidence", c.evidence}, {"failures", c.failures}, {"events", c.events},
-              {"summarised", c.summarised}, {"storms", c.storms}, {"verifies", c.verifies},
-              {"overflows", watcher_->overflows()}, {"events_dropped", publisher_->dropped()}}}};
+             {{"changes", c.changes},
+              {"restored", c.restored},
+              {"quarantined", c.quarantined},
+              {"evidence", c.evidence},
+              {"failures", c.failures},
+              {"events", c.events},
+              {"summarised", c.summarised},
+              {"storms", c.storms},
+              {"verifies", c.verifies},
+              {"overflows", watcher_->overflows()},
+              {"events_dropped", publisher_->dropped()}}}};
   }
 
   nlohmann::json handle(const nlohmann::json& req) {
@@ -212,13 +227,14 @@ class Agent {
       for (size_t i : *roots) {
         const auto before = guard_->root(i).mode;
         guard_->set_mode(i, *mode);
-        guard_->emit(std::move(event::Event("mode-changed", event::Severity::kNotice, env_.clock().now_ns())
-                                   .set("mamori.root", guard_->root(i).path)
-                                   .set("mamori.mode", std::string(config::mode_name(*mode)))
-                                   .set("mamori.previous_mode", std::string(config::mode_name(before)))
-                                   .message(fmt::format("mode of {} changed from {} to {}",
-                                                        quote(guard_->root(i).path), config::mode_name(before),
-                                                        config::mode_name(*mode)))));
+        guard_->emit(
+            std::move(event::Event("mode-changed", event::Severity::kNotice, env_.clock().now_ns())
+                          .set("mamori.root", guard_->root(i).path)
+                          .set("mamori.mode", std::string(config::mode_name(*mode)))
+                          .set("mamori.previous_mode", std::string(config::mode_name(before)))
+                          .message(fmt::format(
+                              "mode of {} changed from {} to {}", quote(guard_->root(i).path),
+                              config::mode_name(before), config::mode_name(*mode)))));
         // Leaving alert: what alert only reported is repaired now.
         if (before == config::Mode::kAlert && *mode != config::Mode::kAlert)
           if (auto st = guard_->verify(i, guard::Trigger::kResume); !st)
@@ -231,11 +247,12 @@ class Agent {
       const bool pause = cmd == "pause";
       for (size_t i : *roots) {
         guard_->set_paused(i, pause);
-        guard_->emit(std::move(event::Event(pause ? "deploy-started" : "deploy-ended", event::Severity::kNotice,
-                                            env_.clock().now_ns())
-                                   .set("mamori.root", guard_->root(i).path)
-                                   .message(pause ? "restoring paused for a deploy; changes are recorded"
-                                                  : "deploy over; guarding again")));
+        guard_->emit(
+            std::move(event::Event(pause ? "deploy-started" : "deploy-ended",
+                                   event::Severity::kNotice, env_.clock().now_ns())
+                          .set("mamori.root", guard_->root(i).path)
+                          .message(pause ? "restoring paused for a deploy; changes are recorded"
+                                         : "deploy over; guarding again")));
         if (!pause)
           if (auto st = guard_->verify(i, guard::Trigger::kResume); !st)
             return {{"ok", false}, {"error", st.error().message()}};
@@ -274,12 +291,15 @@ class Agent {
     auto last_verify = start;
     std::vector<watch::Change> changes;
     while (true) {
-      pollfd fds[4] = {{watcher_->fd(), POLLIN, 0}, {server_->fd(), POLLIN, 0}, {sig.get(), POLLIN, 0},
+      pollfd fds[4] = {{watcher_->fd(), POLLIN, 0},
+                       {server_->fd(), POLLIN, 0},
+                       {sig.get(), POLLIN, 0},
                        {timer.get(), POLLIN, 0}};
       // Evidence waits for its writer to go quiet (guard.h): wake up to take it.
       int timeout_ms = -1;
       if (auto due = guard_->next_capture_ns())
-        timeout_ms = static_cast<int>(std::max<int64_t>(1, (*due - env_.clock().now_ns()) / 1'000'000));
+        timeout_ms =
+            static_cast<int>(std::max<int64_t>(1, (*due - env_.clock().now_ns()) / 1'000'000));
       if (::poll(fds, 4, timeout_ms) < 0) {
         if (errno == EINTR) continue;
         log(fmt::format("poll: {}", std::strerror(errno)));
@@ -295,7 +315,8 @@ class Agent {
         guard_->capture_due();
         if (auto st = guard_->flush(); !st) log(st.error().message());
       }
-      if (fds[1].revents & POLLIN) server_->serve_one([&](const nlohmann::json& r) { return handle(r); });
+      if (fds[1].revents & POLLIN)
+        server_->serve_one([&](const nlohmann::json& r) { return handle(r); });
       if (fds[2].revents & POLLIN) {
         signalfd_siginfo si{};
         while (::read(sig.get(), &si, sizeof si) == sizeof si) {
@@ -316,11 +337,13 @@ class Agent {
         if (config_.agent.verify_interval_s && now - last_verify >= interval) {
           last_verify = now;
           for (size_t i = 0; i < guard_->root_count(); ++i)
-            if (auto st = guard_->verify(i, guard::Trigger::kScheduled); !st) log(st.error().message());
+            if (auto st = guard_->verify(i, guard::Trigger::kScheduled); !st)
+              log(st.error().message());
         }
         if (auto st = guard_->flush(); !st) log(st.error().message());
         if (watchdog) sd_notify(0, "WATCHDOG=1");
-        if (options_.run_seconds && now - start >= std::chrono::seconds(options_.run_seconds)) return kExitOk;
+        if (options_.run_seconds && now - start >= std::chrono::seconds(options_.run_seconds))
+          return kExitOk;
       }
     }
   }

@@ -14,7 +14,8 @@ AsyncPublisher::~AsyncPublisher() {
   thread_.join();
 }
 
-Status AsyncPublisher::publish(std::vector<event::Event>&& events, std::vector<guard::Rewritten>&& rewritten) {
+Status AsyncPublisher::publish(std::vector<event::Event>&& events,
+                               std::vector<guard::Rewritten>&& rewritten) {
   if (events.empty() && rewritten.empty()) return ok();
   {
     std::lock_guard lock(mu_);

@@ -23,7 +23,8 @@ class AsyncPublisher final : public guard::Publisher {
   AsyncPublisher(outbox::Outbox& box, std::function<void(const Error&)> on_error);
   ~AsyncPublisher() override;  // drains, then joins
 
-  Status publish(std::vector<event::Event>&& events, std::vector<guard::Rewritten>&& rewritten) override;
+  Status publish(std::vector<event::Event>&& events,
+                 std::vector<guard::Rewritten>&& rewritten) override;
   // Returns once everything published so far is written (or failed).
   void drain();
   Status reopen();

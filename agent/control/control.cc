@@ -68,9 +68,10 @@ Status send_all(int fd, std::string_view data) {
 }  // namespace
 
 Result<Server> Server::listen(const std::string& path) {
+  const auto addr = MAMORI_TRY(address(path));  // before anything is created for it
   const auto slash = path.rfind('/');
-  if (slash != std::string::npos && slash > 0) MAMORI_TRY(fs::make_private_dirs(path.substr(0, slash)));
-  const auto addr = MAMORI_TRY(address(path));
+  if (slash != std::string::npos && slash > 0)
+    MAMORI_TRY(fs::make_private_dirs(path.substr(0, slash)));
   // A socket file left by a killed agent answers nobody: replace it. One that answers
   // belongs to a running agent: refuse to start a second.
   if (auto probe = call(path, {{"cmd", "ping"}}, 1000); probe) {
@@ -122,7 +123,8 @@ Result<nlohmann::json> parse_request(std::string_view line) {
   return request;
 }
 
-Result<nlohmann::json> call(const std::string& path, const nlohmann::json& request, int timeout_ms) {
+Result<nlohmann::json> call(const std::string& path, const nlohmann::json& request,
+                            int timeout_ms) {
   const auto addr = MAMORI_TRY(address(path));
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return fail_errno("socket", path);

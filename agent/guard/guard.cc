@@ -29,14 +29,14 @@ using event::Severity;
 // What one reconcile found and did; becomes its event.
 struct Guard::Act {
   std::string event_id = event::Event::new_id();
-  std::string action;          // event.action; empty: nothing differed
+  std::string action;  // event.action; empty: nothing differed
   Severity severity = Severity::kWarning;
-  std::string change;          // added | removed | changed
-  uint32_t attrs = 0;          // Attr bits, for changed
+  std::string change;  // added | removed | changed
+  uint32_t attrs = 0;  // Attr bits, for changed
   std::optional<hash::Digest> now_sha, base_sha;
-  size_t captures = 0;         // evidence items queued for this change
+  size_t captures = 0;             // evidence items queued for this change
   std::vector<std::string> links;  // other names of the tampered inode (hard links)
-  uint64_t entries = 0;        // entries restored or quarantined (a whole tree counts each)
+  uint64_t entries = 0;            // entries restored or quarantined (a whole tree counts each)
   std::optional<Error> error;
 };
 
@@ -102,7 +102,6 @@ nlohmann::json who_json(const evidence::Who& w) {
   return j;
 }
 
-
 }  // namespace
 
 Status Place::look(int root_fd, const std::string& rel) {
@@ -122,7 +121,8 @@ Status Place::look(int root_fd, const std::string& rel) {
 Status Place::refresh(std::string_view rel) {
   struct stat s {};
   st.reset();
-  const int rc = name.empty() ? ::fstat(dir_fd, &s) : ::fstatat(dir_fd, name.c_str(), &s, AT_SYMLINK_NOFOLLOW);
+  const int rc =
+      name.empty() ? ::fstat(dir_fd, &s) : ::fstatat(dir_fd, name.c_str(), &s, AT_SYMLINK_NOFOLLOW);
   if (rc == 0)
     st = s;
   else if (errno != ENOENT)
@@ -132,19 +132,30 @@ Status Place::refresh(std::string_view rel) {
 
 std::string_view trigger_name(Trigger t) {
   switch (t) {
-    case Trigger::kRealtime: return "realtime";
-    case Trigger::kStartup: return "startup";
-    case Trigger::kScheduled: return "scheduled";
-    case Trigger::kOverflow: return "overflow";
-    case Trigger::kResume: return "resume";
-    case Trigger::kRetry: return "retry";
+    case Trigger::kRealtime:
+      return "realtime";
+    case Trigger::kStartup:
+      return "startup";
+    case Trigger::kScheduled:
+      return "scheduled";
+    case Trigger::kOverflow:
+      return "overflow";
+    case Trigger::kResume:
+      return "resume";
+    case Trigger::kRetry:
+      return "retry";
   }
   return "?";
 }
 
 Guard::Guard(Env& env, baseline::State& state, evidence::EvidenceStore* evidence,
              Publisher& publisher, Executor& executor, const config::AgentConfig& config)
-    : env_(env), state_(state), evidence_(evidence), publisher_(publisher), executor_(executor), config_(config) {}
+    : env_(env),
+      state_(state),
+      evidence_(evidence),
+      publisher_(publisher),
+      executor_(executor),
+      config_(config) {}
 
 size_t Guard::add_root(GuardedRoot root) {
   roots_.push_back(std::move(root));
@@ -178,7 +189,8 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
     auto it = who.find(c.pid);
     if (it == who.end()) it = who.emplace(c.pid, who_of(c.pid, users_)).first;
     reconcile(c.root, c.rel, it->second, Trigger::kRealtime);
-    if ((c.what & watch::kCreated) && (c.what & watch::kIsDir)) look_inside(c.root, c.rel, it->second, seen);
+    if ((c.what & watch::kCreated) && (c.what & watch::kIsDir))
+      look_inside(c.root, c.rel, it->second, seen);
   }
 }
 
@@ -207,7 +219,8 @@ void Guard::look_inside(size_t root, const std::string& rel, const evidence::Who
 Status Guard::verify(size_t root, Trigger trigger) {
   GuardedRoot& r = roots_[root];
   ++counters_.verifies;
-  auto report = MAMORI_TRY(baseline::check_root(state_.catalog, r.catalog_id, scan_context(r), "", false));
+  auto report =
+      MAMORI_TRY(baseline::check_root(state_.catalog, r.catalog_id, scan_context(r), "", false));
   for (const auto& e : report.errors) {
     emit(std::move(event::Event("file-unreadable", Severity::kWarning, env_.clock().now_ns())
                        .set("mamori.root", r.path)
@@ -228,7 +241,8 @@ void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Tr
   // a symlink. Nothing beneath it can be reached.
   Place at;
   if (auto looked = at.look(r.fd.get(), rel); !looked) {
-    for (size_t slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', slash + 1)) {
+    for (size_t slash = rel.find('/'); slash != std::string::npos;
+         slash = rel.find('/', slash + 1)) {
       auto up = fs::stat_beneath(r.fd.get(), std::string_view(rel).substr(0, slash));
       if (!up || !S_ISDIR(up->st_mode)) {
         rel.resize(slash);
@@ -261,8 +275,8 @@ void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Tr
       if (other != rel) reconcile(root, other, who, trigger, false);
 }
 
-Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at, const evidence::Who& who,
-                              Act& act) {
+Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
+                              const evidence::Who& who, Act& act) {
   const bool repair = r.mode != config::Mode::kAlert && !r.paused;
   auto want = MAMORI_TRY(state_.catalog.get(r.catalog_id, rel));
   const auto& st = at.st;
@@ -291,7 +305,8 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
       return ok();
     }
     if (want->type == FileType::kDirectory) return restore_subtree(r, rel, who, act);
-    MAMORI_TRY(baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, true, fs::Sync::kDeferred));
+    MAMORI_TRY(
+        baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, true, fs::Sync::kDeferred));
     rewritten_.push_back({r.fd.get(), rel});
     act.action = "file-restored";
     act.entries = 1;
@@ -331,7 +346,8 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
     // whole, then the baseline's entry (and, for a directory, its tree) comes back.
     MAMORI_TRY(quarantine(r, rel, who, act));
     if (want->type == FileType::kDirectory) return restore_subtree(r, rel, who, act);
-    MAMORI_TRY(baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, true, fs::Sync::kDeferred));
+    MAMORI_TRY(
+        baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, true, fs::Sync::kDeferred));
     rewritten_.push_back({r.fd.get(), rel});
     act.action = "file-restored";
     ++counters_.restored;
@@ -347,7 +363,8 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   UniqueFd pin;
   if (rebuild && !tampered.valid() && !at.name.empty())
     pin.reset(::openat(at.dir_fd, at.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
-  MAMORI_TRY(baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, rebuild, fs::Sync::kDeferred));
+  MAMORI_TRY(baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, rebuild,
+                                     fs::Sync::kDeferred));
   if (rebuild) rewritten_.push_back({r.fd.get(), rel});
   act.action = rebuild ? "file-restored" : "file-repaired";
   act.entries = 1;
@@ -358,12 +375,14 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
                                 at.st->st_ctim.tv_sec * 1'000'000'000LL + at.st->st_ctim.tv_nsec};
   }
   // The event names the tampered content's hash once the capture has read it whole.
-  if (keep && tampered.valid()) defer_capture(r, rel, std::move(tampered), "modified", who, &*want, act);
+  if (keep && tampered.valid())
+    defer_capture(r, rel, std::move(tampered), "modified", who, &*want, act);
   return ok();
 }
 
-void Guard::defer_capture(GuardedRoot& r, const std::string& rel, UniqueFd fd, const std::string& reason,
-                          const evidence::Who& who, const Entry* want, Act& act) {
+void Guard::defer_capture(GuardedRoot& r, const std::string& rel, UniqueFd fd,
+                          const std::string& reason, const evidence::Who& who, const Entry* want,
+                          Act& act) {
   if (!evidence_) return;
   Capture c;
   c.fd = std::move(fd);
@@ -437,7 +456,8 @@ std::optional<evidence::Item> Guard::capture(Capture& c) {
     for (const auto& p : pruned) ids.push_back(p.id);
     emit(std::move(event::Event("evidence-pruned", Severity::kNotice, env_.clock().now_ns())
                        .set("mamori.evidence.pruned_ids", ids)
-                       .message(fmt::format("evidence quota reached: {} oldest item(s) pruned", pruned.size()))));
+                       .message(fmt::format("evidence quota reached: {} oldest item(s) pruned",
+                                            pruned.size()))));
   }
   return std::move(*added);
 }
@@ -471,10 +491,13 @@ std::optional<int64_t> Guard::next_capture_ns() const {
 
 Status Guard::quarantine(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act,
                          size_t depth) {
-  if (rel.empty()) return fail("quarantine", r.path, EINVAL, "the root itself is never quarantined");
+  if (rel.empty())
+    return fail("quarantine", r.path, EINVAL, "the root itself is never quarantined");
   // An attacker's chain of nested directories must not exhaust the stack or descriptors.
   if (depth > kMaxQuarantineDepth)
-    return fail("quarantine", rel, ELOOP, fmt::format("nested deeper than {} directories: left in place", kMaxQuarantineDepth));
+    return fail(
+        "quarantine", rel, ELOOP,
+        fmt::format("nested deeper than {} directories: left in place", kMaxQuarantineDepth));
   auto parent = MAMORI_TRY(fs::open_parent(r.fd.get(), rel));
   const int dir = parent.dir.get();
   const char* name = parent.name.c_str();
@@ -496,7 +519,8 @@ Status Guard::quarantine(GuardedRoot& r, const std::string& rel, const evidence:
       ::closedir(d);
     }
     for (const auto& n : names) MAMORI_TRY(quarantine(r, fs::join(rel, n), who, act, depth + 1));
-    if (::unlinkat(dir, name, AT_REMOVEDIR) != 0 && errno != ENOENT) return fail_errno("rmdir", rel);
+    if (::unlinkat(dir, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+      return fail_errno("rmdir", rel);
     ++counters_.quarantined;
     return ok();
   }
@@ -510,7 +534,8 @@ Status Guard::quarantine(GuardedRoot& r, const std::string& rel, const evidence:
       const int mfd = ::memfd_create("mamori-link", MFD_CLOEXEC);
       if (mfd >= 0) {
         content.reset(mfd);
-        MAMORI_TRY(write_all(env_, mfd, {reinterpret_cast<const uint8_t*>(target->data()), target->size()}, rel));
+        MAMORI_TRY(write_all(
+            env_, mfd, {reinterpret_cast<const uint8_t*>(target->data()), target->size()}, rel));
       }
     }
   }
@@ -523,7 +548,8 @@ Status Guard::quarantine(GuardedRoot& r, const std::string& rel, const evidence:
   return ok();
 }
 
-Status Guard::restore_subtree(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act) {
+Status Guard::restore_subtree(GuardedRoot& r, const std::string& rel, const evidence::Who& who,
+                              Act& act) {
   auto report = MAMORI_TRY(baseline::restore(env_, state_.catalog, *state_.store, r.catalog_id,
                                              scan_context(r), rel, false));
   act.action = "file-restored";
@@ -538,7 +564,8 @@ Status Guard::restore_subtree(GuardedRoot& r, const std::string& rel, const evid
   return ok();
 }
 
-void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Trigger trigger, Act& act) {
+void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& who,
+                   Trigger trigger, Act& act) {
   // Rate accounting: a path repaired again and again, or a storm of changes, is
   // reported in bulk; the actions themselves were all taken.
   ++window_changes_;
@@ -637,24 +664,27 @@ void Guard::tick() {
       e.set("mamori.summary.paths", list);
       e.set("mamori.summary.path_count", paths.size());
       e.set("mamori.summary.truncated", paths.size() > kMaxSummaryPaths);
-      e.message(fmt::format("{} path(s) changed repeatedly in the last second; every one was handled",
-                            paths.size()));
+      e.message(fmt::format(
+          "{} path(s) changed repeatedly in the last second; every one was handled", paths.size()));
       emit(std::move(e));
     }
     summarised_paths_.clear();
   }
   if (storm_active_ && window_changes_ <= config_.storm_changes_per_second) {
     storm_active_ = false;
-    emit(std::move(event::Event("tamper-storm-ended", Severity::kNotice, env_.clock().now_ns())
-                       .set("mamori.storm.changes", storm_changes_)
-                       .message(fmt::format("tamper storm over after {} changes", storm_changes_))));
+    emit(
+        std::move(event::Event("tamper-storm-ended", Severity::kNotice, env_.clock().now_ns())
+                      .set("mamori.storm.changes", storm_changes_)
+                      .message(fmt::format("tamper storm over after {} changes", storm_changes_))));
     storm_changes_ = 0;
   }
   window_changes_ = 0;
   path_counts_.clear();
 }
 
-Status Guard::flush() { return publisher_.publish(std::exchange(pending_, {}), std::exchange(rewritten_, {})); }
+Status Guard::flush() {
+  return publisher_.publish(std::exchange(pending_, {}), std::exchange(rewritten_, {}));
+}
 
 void Guard::set_mode(size_t root, config::Mode mode) { roots_[root].mode = mode; }
 void Guard::set_paused(size_t root, bool paused) { roots_[root].paused = paused; }

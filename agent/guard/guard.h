@@ -70,11 +70,11 @@ enum class Trigger { kRealtime, kStartup, kScheduled, kOverflow, kResume, kRetry
 std::string_view trigger_name(Trigger t);
 
 struct GuardedRoot {
-  std::string path;         // as configured
-  UniqueFd fd;              // the root directory
-  int64_t catalog_id = 0;   // its baseline in the catalog
+  std::string path;        // as configured
+  UniqueFd fd;             // the root directory
+  int64_t catalog_id = 0;  // its baseline in the catalog
   config::Mode mode = config::Mode::kRestore;
-  bool paused = false;      // a deploy is running: report, change nothing
+  bool paused = false;  // a deploy is running: report, change nothing
   fs::PathMatcher exclude, allow_new, deny_new;
 };
 
@@ -138,12 +138,13 @@ class Guard {
                  bool follow_links = true);
   void look_inside(size_t root, const std::string& rel, const evidence::Who& who,
                    std::unordered_set<std::string>& seen);
-  Status reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at, const evidence::Who& who,
-                         Act& act);
+  Status reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
+                         const evidence::Who& who, Act& act);
   static constexpr size_t kMaxQuarantineDepth = 256;
   Status quarantine(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act,
                     size_t depth = 0);
-  Status restore_subtree(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act);
+  Status restore_subtree(GuardedRoot& r, const std::string& rel, const evidence::Who& who,
+                         Act& act);
   // Queues `fd` (the tampered or quarantined inode) for capture into the evidence store.
   void defer_capture(GuardedRoot& r, const std::string& rel, UniqueFd fd, const std::string& reason,
                      const evidence::Who& who, const baseline::Entry* want, Act& act);

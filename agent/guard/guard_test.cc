@@ -44,7 +44,9 @@ class GuardTest : public ::testing::Test {
     site.write("wp/inc/b.php", "<?php // b\n");
     record_baseline();
     outbox.emplace(outbox::Outbox::open(env, state_dir / "events.jsonl").value());
-    evidence = evidence::EvidenceStore::open(env, state_dir.path(), evidence::EvidenceStore::Access::kWrite).value();
+    evidence = evidence::EvidenceStore::open(env, state_dir.path(),
+                                             evidence::EvidenceStore::Access::kWrite)
+                   .value();
   }
 
   // Records the tree as the baseline (as `mamori init` does), then reopens the state
@@ -65,7 +67,8 @@ class GuardTest : public ::testing::Test {
     state = baseline::open_state(env, state_dir.path(), baseline::StateAccess::kRead).value();
   }
 
-  Guard& guard(config::Mode mode, config::AgentConfig cfg = {}, std::vector<std::string> exclude = {}) {
+  Guard& guard(config::Mode mode, config::AgentConfig cfg = {},
+               std::vector<std::string> exclude = {}) {
     agent_config = cfg;
     publisher.emplace(*outbox);
     g = std::make_unique<Guard>(env, *state, evidence.get(), *publisher, executor, agent_config);
@@ -90,7 +93,9 @@ class GuardTest : public ::testing::Test {
     g->capture_due(/*all=*/true);  // waiting for quiet has a test of its own
     ASSERT_TRUE(g->flush());
   }
-  static watch::Change at(std::string rel, uint32_t what = watch::kContent) { return {0, std::move(rel), what, ::getpid()}; }
+  static watch::Change at(std::string rel, uint32_t what = watch::kContent) {
+    return {0, std::move(rel), what, ::getpid()};
+  }
 
   std::vector<nlohmann::json> events(std::string_view action = "") {
     std::ifstream in(state_dir / "events.jsonl");
@@ -262,9 +267,11 @@ TEST_F(GuardTest, AnEndlessChainOfDirectoriesIsRefusedNotRecursedInto) {
   deliver({at("chain", watch::kCreated | watch::kIsDir)});  // must not blow the stack
   bool refused = false;
   for (const auto& e : events("file-restore-failed"))
-    refused |= e["error"]["message"].get<std::string>().find("nested deeper than") != std::string::npos;
+    refused |=
+        e["error"]["message"].get<std::string>().find("nested deeper than") != std::string::npos;
   for (const auto& e : events("file-quarantined"))
-    refused |= e.contains("error") && e["error"]["message"].get<std::string>().find("nested deeper than") != std::string::npos;
+    refused |= e.contains("error") && e["error"]["message"].get<std::string>().find(
+                                          "nested deeper than") != std::string::npos;
   EXPECT_TRUE(refused);
 }
 
@@ -276,7 +283,8 @@ TEST_F(GuardTest, AFailedRestoreIsTriedAgainAtTheNextTick) {
   deliver({at("wp/inc/a.php", watch::kRemoved)});
   const bool restored_early = exists("wp/inc/a.php");
   const auto failed = events("file-restore-failed");
-  ASSERT_EQ(std::system(("chattr -i " + site / "wp/inc").c_str()), 0);  // before any ASSERT can skip it
+  ASSERT_EQ(std::system(("chattr -i " + site / "wp/inc").c_str()),
+            0);  // before any ASSERT can skip it
   EXPECT_FALSE(restored_early);
   ASSERT_EQ(failed.size(), 1u);
   EXPECT_EQ(failed[0]["event"]["outcome"], "failure");
@@ -370,7 +378,8 @@ TEST_F(GuardTest, AStormIsReportedInBulkAndEveryPathIsNamed) {
   config::AgentConfig cfg;
   cfg.storm_changes_per_second = 2;
   guard(config::Mode::kRestore, cfg);
-  const std::vector<std::string> files = {"index.php", "wp/load.php", "wp/inc/a.php", "wp/inc/b.php"};
+  const std::vector<std::string> files = {"index.php", "wp/load.php", "wp/inc/a.php",
+                                          "wp/inc/b.php"};
   std::vector<watch::Change> changes;
   for (const auto& f : files) {
     site.write(f, "storm");

@@ -31,7 +31,8 @@ Status make_durable(const std::vector<Rewritten>& rewritten) {
   return ok();
 }
 
-Status SyncPublisher::publish(std::vector<event::Event>&& events, std::vector<Rewritten>&& rewritten) {
+Status SyncPublisher::publish(std::vector<event::Event>&& events,
+                              std::vector<Rewritten>&& rewritten) {
   // A failed sync still gets its events written: they are the record of what happened.
   const auto synced = make_durable(rewritten);
   for (const auto& e : events) box_.append(e);

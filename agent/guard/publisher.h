@@ -28,7 +28,8 @@ class Publisher {
   virtual ~Publisher() = default;
   // Takes a batch in order: makes `rewritten` durable, then appends the events to the
   // outbox and makes them durable.
-  virtual Status publish(std::vector<event::Event>&& events, std::vector<Rewritten>&& rewritten) = 0;
+  virtual Status publish(std::vector<event::Event>&& events,
+                         std::vector<Rewritten>&& rewritten) = 0;
 };
 
 class SyncPublisher final : public Publisher {

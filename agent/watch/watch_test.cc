@@ -39,7 +39,8 @@ pid_t in_child(const std::function<void()>& fn) {
 }
 
 // Reads changes until `done` says enough or 5 s pass.
-std::vector<Change> collect(Watcher& w, const std::function<bool(const std::vector<Change>&)>& done) {
+std::vector<Change> collect(Watcher& w,
+                            const std::function<bool(const std::vector<Change>&)>& done) {
   std::vector<Change> out;
   for (int i = 0; i < 500 && !done(out); ++i) {
     pollfd p{w.fd(), POLLIN, 0};
@@ -75,8 +76,9 @@ void exercise(Watcher& w, bool knows_pid) {
     ::mkdir((root / "dir").c_str(), 0755);
   });
   auto got = collect(w, [](const std::vector<Change>& v) {
-    return has(v, "sub/a.php", kContent) && has(v, "new.php", kCreated) && has(v, "b.php", kCreated) &&
-           has(v, "sub/a.php", kRemoved) && has(v, "new.php", kRemoved) && has(v, "dir", kCreated | kIsDir);
+    return has(v, "sub/a.php", kContent) && has(v, "new.php", kCreated) &&
+           has(v, "b.php", kCreated) && has(v, "sub/a.php", kRemoved) &&
+           has(v, "new.php", kRemoved) && has(v, "dir", kCreated | kIsDir);
   });
   EXPECT_TRUE(has(got, "sub/a.php", kContent));
   EXPECT_TRUE(has(got, "new.php", kCreated));
@@ -108,7 +110,8 @@ TEST(FanotifyWatcher, DropsItsOwnProcesssChanges) {
   ASSERT_TRUE(w->add_root(0, real, fd.get()));
   root.write("ours.php", "restored by us");
   in_child([&] { root.write("theirs.php", "x"); });
-  auto got = collect(*w, [](const std::vector<Change>& v) { return has(v, "theirs.php", kCreated); });
+  auto got =
+      collect(*w, [](const std::vector<Change>& v) { return has(v, "theirs.php", kCreated); });
   EXPECT_TRUE(has(got, "theirs.php", kCreated));
   EXPECT_FALSE(has(got, "ours.php", 0));
 }
@@ -130,7 +133,8 @@ TEST(InotifyWatcher, ADirectoryThatAppearsIsWatchedAndItsContentReported) {
   staging.mkdir("kit");
   staging.write("kit/shell.php", "<?php");
   ASSERT_EQ(std::rename((staging / "kit").c_str(), (root / "kit").c_str()), 0);
-  auto got = collect(*w, [](const std::vector<Change>& v) { return has(v, "kit/shell.php", kCreated); });
+  auto got =
+      collect(*w, [](const std::vector<Change>& v) { return has(v, "kit/shell.php", kCreated); });
   EXPECT_TRUE(has(got, "kit", kCreated | kIsDir));
   EXPECT_TRUE(has(got, "kit/shell.php", kCreated));
   const size_t before = w->watches();

@@ -28,10 +28,10 @@ enum What : uint32_t {
 };
 
 struct Change {
-  size_t root = 0;       // index given to add_root()
-  std::string rel;       // path relative to the root; "" is the root itself
-  uint32_t what = 0;     // What bits
-  pid_t pid = -1;        // who, when the backend knows (fanotify); -1 otherwise
+  size_t root = 0;    // index given to add_root()
+  std::string rel;    // path relative to the root; "" is the root itself
+  uint32_t what = 0;  // What bits
+  pid_t pid = -1;     // who, when the backend knows (fanotify); -1 otherwise
 };
 
 class Watcher {

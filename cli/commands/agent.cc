@@ -27,7 +27,8 @@ Result<int> run_command(const std::vector<std::string>& argv) {
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = 0;
-  if (const int err = ::posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ); err != 0)
+  if (const int err = ::posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ);
+      err != 0)
     return fail("run", argv[0], err);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0) {
@@ -61,7 +62,9 @@ int run_agent_command(App& app, unsigned run_seconds) {
 
 int run_mode(App& app, const std::string& root, const std::string& mode) {
   if (!config::parse_mode(mode))
-    return app.report(Error{"mode", "", 0, "MODE must be alert, restore or preserve, not " + quote(mode)}, kExitUsage);
+    return app.report(
+        Error{"mode", "", 0, "MODE must be alert, restore or preserve, not " + quote(mode)},
+        kExitUsage);
   std::string path = root;
   if (root != "*") {
     auto target = app.resolve(root);
@@ -75,7 +78,8 @@ int run_mode(App& app, const std::string& root, const std::string& mode) {
     return app.report(Error{"mode", app.config().agent.socket, ENOENT,
                             "no agent is running; set the mode in the config instead"},
                       kExitIncomplete);
-  if (app.options().json) print_json(**answer);
+  if (app.options().json)
+    print_json(**answer);
   else if (!app.options().quiet)
     std::printf("%s is now in %s mode (until the agent restarts; the config keeps its own)\n",
                 path == "*" ? "every root" : escape(path).c_str(), mode.c_str());
@@ -107,7 +111,8 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
     ~Resume() {
       if (!agent) return;
       if (auto r = ask(app, {{"cmd", "resume"}, {"roots", which}}); !r)
-        std::fprintf(stderr, "mamori: could not resume the agent: %s\n", r.error().message().c_str());
+        std::fprintf(stderr, "mamori: could not resume the agent: %s\n",
+                     r.error().message().c_str());
     }
   } resume{app, agent, which};
 
@@ -139,6 +144,8 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
   return run_accept(app, paths, all);
 }
 
-Result<std::optional<nlohmann::json>> agent_status(App& app) { return ask(app, {{"cmd", "status"}}); }
+Result<std::optional<nlohmann::json>> agent_status(App& app) {
+  return ask(app, {{"cmd", "status"}});
+}
 
 }  // namespace mamori::cli

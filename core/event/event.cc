@@ -57,7 +57,8 @@ Event::Event(std::string id, std::string_view action, Severity severity, int64_t
 Event& Event::set(std::string_view dotted, nlohmann::json value) {
   nlohmann::json* node = &fields_;
   size_t start = 0;
-  for (size_t dot = dotted.find('.'); dot != std::string_view::npos; dot = dotted.find('.', start)) {
+  for (size_t dot = dotted.find('.'); dot != std::string_view::npos;
+       dot = dotted.find('.', start)) {
     // "@timestamp" and friends have no dots; ECS names never start or end with one.
     node = &(*node)[std::string(dotted.substr(start, dot - start))];
     if (!node->is_object()) *node = nlohmann::json::object();

@@ -41,7 +41,8 @@ class Outbox {
   size_t queued() const { return queue_.size(); }
 
  private:
-  Outbox(Env& env, std::string path, UniqueFd fd) : env_(&env), path_(std::move(path)), fd_(std::move(fd)) {}
+  Outbox(Env& env, std::string path, UniqueFd fd)
+      : env_(&env), path_(std::move(path)), fd_(std::move(fd)) {}
 
   Env* env_;
   std::string path_;

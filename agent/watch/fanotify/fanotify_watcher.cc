@@ -30,8 +30,9 @@ std::string path_of(int fd) {
 }  // namespace
 
 Result<std::unique_ptr<FanotifyWatcher>> FanotifyWatcher::create() {
-  const int fd = ::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME,
-                                 O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+  const int fd =
+      ::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME,
+                      O_RDONLY | O_LARGEFILE | O_CLOEXEC);
   if (fd < 0) return fail_errno("fanotify_init", "");
   auto w = std::unique_ptr<FanotifyWatcher>(new FanotifyWatcher(UniqueFd(fd)));
   w->self_ = ::getpid();
@@ -52,13 +53,14 @@ Status FanotifyWatcher::add_root(size_t index, const std::string& path, int root
   return ok();
 }
 
-const FanotifyWatcher::Root* FanotifyWatcher::locate(const std::string& dir, std::string& rel) const {
+const FanotifyWatcher::Root* FanotifyWatcher::locate(const std::string& dir,
+                                                     std::string& rel) const {
   for (const auto& r : roots_) {
     if (dir == r.path) {
       rel.clear();
       return &r;
     }
-    if (r.path == "/" ) {
+    if (r.path == "/") {
       rel = dir.substr(1);
       return &r;
     }
@@ -96,10 +98,11 @@ auto FanotifyWatcher::resolve(const fanotify_event_info_fid& fid, file_handle* h
   return where;
 }
 
-void FanotifyWatcher::decode(const fanotify_event_metadata& meta, const char* raw, std::vector<Change>& out) {
+void FanotifyWatcher::decode(const fanotify_event_metadata& meta, const char* raw,
+                             std::vector<Change>& out) {
   // A directory renamed or deleted anywhere changes the paths beneath it.
-  if ((meta.mask & FAN_ONDIR) && (meta.mask & (FAN_MOVED_FROM | FAN_MOVED_TO | FAN_MOVE_SELF |
-                                               FAN_DELETE | FAN_DELETE_SELF)))
+  if ((meta.mask & FAN_ONDIR) &&
+      (meta.mask & (FAN_MOVED_FROM | FAN_MOVED_TO | FAN_MOVE_SELF | FAN_DELETE | FAN_DELETE_SELF)))
     dirs_.clear();
   // Info records follow the fixed header: here one DFID_NAME (or DFID for events on a
   // directory itself that has no name to report).
@@ -108,7 +111,8 @@ void FanotifyWatcher::decode(const fanotify_event_metadata& meta, const char* ra
   while (p + sizeof(fanotify_event_info_header) <= end) {
     const auto* hdr = reinterpret_cast<const fanotify_event_info_header*>(p);
     if (hdr->len == 0 || p + hdr->len > end) return;
-    if (hdr->info_type != FAN_EVENT_INFO_TYPE_DFID_NAME && hdr->info_type != FAN_EVENT_INFO_TYPE_DFID) {
+    if (hdr->info_type != FAN_EVENT_INFO_TYPE_DFID_NAME &&
+        hdr->info_type != FAN_EVENT_INFO_TYPE_DFID) {
       p += hdr->len;
       continue;
     }
@@ -125,7 +129,8 @@ void FanotifyWatcher::decode(const fanotify_event_metadata& meta, const char* ra
     if (meta.mask & (FAN_MODIFY | FAN_CLOSE_WRITE)) what |= kContent;
     if (meta.mask & FAN_ATTRIB) what |= kAttrib;
     if (meta.mask & (FAN_CREATE | FAN_MOVED_TO)) what |= kCreated;
-    if (meta.mask & (FAN_DELETE | FAN_MOVED_FROM | FAN_DELETE_SELF | FAN_MOVE_SELF)) what |= kRemoved;
+    if (meta.mask & (FAN_DELETE | FAN_MOVED_FROM | FAN_DELETE_SELF | FAN_MOVE_SELF))
+      what |= kRemoved;
     if (meta.mask & FAN_ONDIR) what |= kIsDir;
     out.push_back({roots_[static_cast<size_t>(where.root)].index, std::move(rel), what, meta.pid});
     return;
@@ -149,7 +154,8 @@ Status FanotifyWatcher::read(std::vector<Change>& out) {
       fanotify_event_metadata meta{};
       std::memcpy(&meta, buf_.data() + off, sizeof meta);
       if (meta.event_len < sizeof meta || off + meta.event_len > static_cast<size_t>(n)) break;
-      if (meta.vers != FANOTIFY_METADATA_VERSION) return fail_msg("fanotify", "", "metadata version mismatch");
+      if (meta.vers != FANOTIFY_METADATA_VERSION)
+        return fail_msg("fanotify", "", "metadata version mismatch");
       const char* raw = buf_.data() + off;
       off += meta.event_len;
       if (meta.mask & FAN_Q_OVERFLOW) {
@@ -158,7 +164,7 @@ Status FanotifyWatcher::read(std::vector<Change>& out) {
         continue;
       }
       if (meta.fd >= 0) ::close(meta.fd);  // not used with FID reporting, but never leak
-      if (meta.pid == self_) continue;      // our own restores
+      if (meta.pid == self_) continue;     // our own restores
       decode(meta, raw, out);
     }
   }

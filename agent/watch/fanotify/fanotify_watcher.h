@@ -43,7 +43,7 @@ class FanotifyWatcher final : public Watcher {
  private:
   struct Root {
     size_t index;
-    std::string path;  // resolved, no trailing '/' (but "/" itself)
+    std::string path;   // resolved, no trailing '/' (but "/" itself)
     UniqueFd mount_fd;  // for open_by_handle_at
     fsid_t fsid;        // which filesystem's handles it can open
   };

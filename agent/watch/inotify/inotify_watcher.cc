@@ -20,7 +20,8 @@ namespace {
 
 constexpr uint32_t kMask = IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_CREATE | IN_DELETE |
                            IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |
-                           IN_ONLYDIR | IN_EXCL_UNLINK;  // no IN_DONT_FOLLOW: we follow /proc/self/fd
+                           IN_ONLYDIR |
+                           IN_EXCL_UNLINK;  // no IN_DONT_FOLLOW: we follow /proc/self/fd
 constexpr const char* kWatchesSysctl = "/proc/sys/fs/inotify/max_user_watches";
 
 uint64_t read_limit() {
@@ -81,7 +82,8 @@ Status InotifyWatcher::watch_tree(size_t root, const std::string& rel, bool repo
   auto dir = fs::open_beneath(root_fd, rel, O_RDONLY | O_DIRECTORY);
   if (!dir) {
     // Gone or replaced already: its removal is (or will be) an event of its parent.
-    if (dir.error().errnum == ENOENT || dir.error().errnum == ENOTDIR || dir.error().errnum == ELOOP)
+    if (dir.error().errnum == ENOENT || dir.error().errnum == ENOTDIR ||
+        dir.error().errnum == ELOOP)
       return ok();
     return tl::unexpected(std::move(dir).error());
   }
@@ -102,9 +104,11 @@ Status InotifyWatcher::watch_tree(size_t root, const std::string& rel, bool repo
     bool is_dir = e->d_type == DT_DIR;
     if (e->d_type == DT_UNKNOWN) {
       struct stat st {};
-      is_dir = ::fstatat(dir->get(), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+      is_dir =
+          ::fstatat(dir->get(), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
     }
-    if (report && out) out->push_back({roots_[root].index, child, kCreated | (is_dir ? kIsDir : 0u), -1});
+    if (report && out)
+      out->push_back({roots_[root].index, child, kCreated | (is_dir ? kIsDir : 0u), -1});
     if (is_dir) subdirs.push_back(child);
   }
   ::closedir(d);
