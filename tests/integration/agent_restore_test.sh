@@ -50,22 +50,9 @@ has_event() { [[ -n $(events "$1") ]]; }
 # await_event WHAT FILTER: waits (at most 10 s) until an event matching FILTER is
 # written; prints it. On a timeout shows the last events and the agent's log.
 await_event() {
-  local what=$1 flt=$2 end=$((SECONDS + ${WAIT_SECONDS:-10})) got
-  while ((SECONDS <= end)); do
-    got=$(events "$flt")
-    if [[ -n $got ]]; then
-      printf '%s\n' "$got"
-      return 0
-    fi
-    sleep 0.01
-  done
-  {
-    echo "--- last events:"
-    tail -n 20 "$EVENTS" | sed 's/^/  | /'
-    echo "--- agent log:"
-    sed 's/^/  | /' "$AGENT_LOG"
-  } >&2
-  fail "no event: $what (filter: $flt)"
+  WAIT_EXPLAIN='echo "--- last events:"; tail -n 20 "$EVENTS"; echo "--- agent log:"; cat "$AGENT_LOG"' \
+    wait_for "an event: $1 (filter: $2)" has_event "$2"
+  events "$2"
 }
 # A filter for the event of ACTION on mamori.path REL.
 on() { printf 'e["event"]["action"] == "%s" and e.get("mamori", {}).get("path") == "%s"' "$1" "$2"; }

@@ -86,7 +86,7 @@ print("%d of %d files accounted for%s; missing e.g. %s" % (
 sys.exit(1 if missing else 0)
 PY
 covered() { python3 "$COVER" "$EVENTS" "$R" "$FILES"; }
-for ((i = 0; i < 200; i++)); do covered >/dev/null && break; sleep 0.1; done
+WAIT_SECONDS=20 WAIT_EXPLAIN=covered wait_for "the events to name every tampered file" covered
 result=$(covered) || fail "the events do not account for every tampered file: $result"
 echo "$result"
 summaries=$(events 'e["event"]["action"] in ("tamper-storm-summary", "file-restore-repeated")' | wc -l)

@@ -101,13 +101,8 @@ assert_eq "$outside_before" "$(outside_state)" "the outside directory (names, mo
 
 step "once the racer stops, the tree ends restored"
 clean() { mamori -q check; }
-for ((i = 0; i < 3000; i++)); do clean >/dev/null 2>&1 && break; sleep 0.01; done
-clean >/dev/null 2>&1 || fail "the tree is not clean 30 s after the race:
-$(mamori check 2>&1 | head -n 20)
-agent log:
-$(tail -n 20 "$AGENT_LOG")
-last events:
-$(tail -n 5 "$EVENTS")"
+WAIT_SECONDS=30 WAIT_EXPLAIN='mamori check; echo "--- agent log:"; tail -n 20 "$AGENT_LOG"; echo "--- last events:"; tail -n 5 "$EVENTS"' \
+  wait_for "the tree clean again after the race" clean
 diff -r --no-dereference "$PRISTINE" "$R" >/dev/null || fail "the tree differs from the pristine copy:
 $(diff -rq --no-dereference "$PRISTINE" "$R" | head -n 10)"
 [[ -d $R/$DEEP && ! -L $R/$DEEP ]] || fail "$DEEP is not a real directory at the end"

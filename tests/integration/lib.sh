@@ -213,18 +213,25 @@ copy_wordpress() {
   cp -aL "$WP_SRC" "$1"
 }
 
-# stop_pid PID NAME: SIGTERM, wait up to 10 s, then SIGKILL; false when it had to kill.
+# stop_pid PID NAME: SIGTERM, wait for the exit (SIGKILL after 10 s); false when it had
+# to kill. The wait is on the exit itself (`wait`; `tail --pid` for a process that is
+# not this shell's child); the 10 s are a deadline, not a poll.
 stop_pid() {
-  local pid=$1 name=$2 i
+  local pid=$1 name=$2 watchdog rc=0
   [[ -n $pid ]] || return 0
   kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 1000; i++)); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.01
-  done
-  kill -KILL "$pid" 2>/dev/null
-  echo "warning: $name (pid $pid) ignored SIGTERM for 10 s; killed" >&2
-  return 1
+  { sleep 10 && kill -KILL "$pid" 2>/dev/null && echo killed >"$SCRATCH/.killed-$pid"; } &
+  watchdog=$!
+  wait "$pid" 2>/dev/null || rc=$?
+  ((rc == 127)) && tail --pid="$pid" -f /dev/null  # not our child
+  kill "$watchdog" 2>/dev/null
+  wait "$watchdog" 2>/dev/null
+  if [[ -e $SCRATCH/.killed-$pid ]]; then
+    rm -f "$SCRATCH/.killed-$pid"
+    echo "warning: $name (pid $pid) ignored SIGTERM for 10 s; killed" >&2
+    return 1
+  fi
+  return 0
 }
 
 # --- the real-time agent ----------------------------------------------------------------
@@ -250,22 +257,18 @@ agent_config() {  # [EXTRA TOML LINES for [agent]...]
 # and waits until it is ready (its log says so), at most 60 s. Stopped at exit.
 start_agent() {
   # Only what this start appends counts: an earlier run's "ready" is in the log too.
-  local from i
-  from=$(stat -c %s "$AGENT_LOG" 2>/dev/null || echo 0)
+  _AGENT_LOG_FROM=$(stat -c %s "$AGENT_LOG" 2>/dev/null || echo 0)
   "$MAMORI" --config "$CONFIG" agent "$@" >>"$AGENT_LOG" 2>&1 &
   AGENT_PID=$!
   on_exit "stop_agent"
-  for ((i = 0; i < 6000; i++)); do
-    tail -c +"$((from + 1))" "$AGENT_LOG" 2>/dev/null | grep -q 'ready: guarding' && return 0
-    if ! kill -0 "$AGENT_PID" 2>/dev/null; then
-      cat "$AGENT_LOG" >&2
-      fail "the agent exited before it was ready"
-    fi
-    sleep 0.01
-  done
-  cat "$AGENT_LOG" >&2
-  fail "the agent was not ready within 60 s"
+  WAIT_SECONDS=60 WAIT_EXPLAIN='cat "$AGENT_LOG"' wait_for "the agent to be ready" _agent_ready_or_gone
+  if ! _agent_ready; then
+    cat "$AGENT_LOG" >&2
+    fail "the agent exited before it was ready"
+  fi
 }
+_agent_ready() { tail -c +"$((_AGENT_LOG_FROM + 1))" "$AGENT_LOG" 2>/dev/null | grep -q 'ready: guarding'; }
+_agent_ready_or_gone() { _agent_ready || ! kill -0 "$AGENT_PID" 2>/dev/null; }
 
 # stop_agent: SIGTERM, then wait for it (SIGKILL after 10 s: a hang fails the test).
 stop_agent() {
@@ -275,16 +278,22 @@ stop_agent() {
   stop_pid "$pid" "the agent" || fail "the agent did not stop within 10 s of SIGTERM"
 }
 
-# wait_for DESCRIPTION CMD...: polls CMD (every 10 ms, at most ${WAIT_SECONDS:-10} s)
-# until it succeeds; fails the test naming DESCRIPTION otherwise.
+# wait_for DESCRIPTION CMD...: tries CMD until it succeeds, at most ${WAIT_SECONDS:-10} s.
+# Between tries it waits for something to be written in ${WAIT_ON:-$SCRATCH} (the agent
+# writes an event there after every action; its log is there too), never on a timer;
+# inotifywait's 1 s bound only covers a write that lands between a try and the watch.
+# On a timeout it fails naming DESCRIPTION, with the output of ${WAIT_EXPLAIN} (a
+# command line, eval'ed) when set.
 wait_for() {
-  local what=$1 i
+  local what=$1 deadline=$((SECONDS + ${WAIT_SECONDS:-10}))
   shift
-  for ((i = 0; i < ${WAIT_SECONDS:-10} * 100; i++)); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.01
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      fail "timed out waiting for: $what${WAIT_EXPLAIN:+
+$(eval "$WAIT_EXPLAIN" 2>&1 | head -n 40)}"
+    fi
+    inotifywait -qq -t 1 -e modify -e create -e moved_to -e delete -e attrib "${WAIT_ON:-$SCRATCH}" 2>/dev/null || true
   done
-  fail "timed out waiting for: $what"
 }
 
 # events [PYTHON FILTER]: the events written so far, one JSON object per line, filtered

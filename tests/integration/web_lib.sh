@@ -88,12 +88,9 @@ start_php_fpm() {
   "$fpm" -F -y "$WEB_DIR/php-fpm.conf" >>"$WEB_DIR/php-fpm.out" 2>&1 &
   PHP_FPM_PID=$!
   on_exit 'stop_pid "$PHP_FPM_PID" php-fpm'
-  local i
-  for ((i = 0; i < 1000; i++)); do
-    [[ -S $PHP_FPM_SOCK ]] && return 0
-    kill -0 "$PHP_FPM_PID" 2>/dev/null || break
-    sleep 0.01
-  done
+  fpm_up_or_gone() { [[ -S $PHP_FPM_SOCK ]] || ! kill -0 "$PHP_FPM_PID" 2>/dev/null; }
+  WAIT_ON=$WEB_DIR wait_for "php-fpm's socket $PHP_FPM_SOCK" fpm_up_or_gone
+  [[ -S $PHP_FPM_SOCK ]] && return 0
   cat "$WEB_DIR/php-fpm.out" "$WEB_DIR/php-fpm.log" >&2 2>/dev/null || true
   fail "php-fpm did not come up (socket $PHP_FPM_SOCK)"
 }
@@ -141,16 +138,15 @@ http {
 EOF
     nginx -p "$WEB_DIR" -e "$WEB_DIR/nginx-error.log" -c "$WEB_DIR/nginx.conf" -t >"$WEB_DIR/nginx-t.out" 2>&1 ||
       { cat "$WEB_DIR/nginx-t.out" >&2; fail "nginx rejected its config"; }
+    rm -f "$WEB_DIR/nginx.pid"
     nginx -p "$WEB_DIR" -e "$WEB_DIR/nginx-error.log" -c "$WEB_DIR/nginx.conf" >>"$WEB_DIR/nginx.out" 2>&1 &
     NGINX_PID=$!
     on_exit 'stop_pid "$NGINX_PID" nginx'
     WEB_URL=http://127.0.0.1:$port
-    local i
-    for ((i = 0; i < 1000; i++)); do
-      curl -s -o /dev/null --max-time 2 "$WEB_URL/" && return 0
-      kill -0 "$NGINX_PID" 2>/dev/null || break
-      sleep 0.01
-    done
+    # nginx writes its pid file once its listening socket is bound, or exits.
+    nginx_up_or_gone() { [[ -s $WEB_DIR/nginx.pid ]] || ! kill -0 "$NGINX_PID" 2>/dev/null; }
+    WAIT_ON=$WEB_DIR wait_for "nginx to start" nginx_up_or_gone
+    curl -s -o /dev/null --max-time 2 "$WEB_URL/" && return 0
     # The port may have been taken between free_port and bind: try another.
     stop_pid "$NGINX_PID" nginx || true
     NGINX_PID=""
