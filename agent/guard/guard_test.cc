@@ -106,6 +106,15 @@ class GuardTest : public ::testing::Test {
     }
     return out;
   }
+  // The bytes the evidence store kept for item `id`.
+  std::string kept(int64_t id) {
+    std::string out;
+    EXPECT_TRUE(evidence->read(id, [&](std::span<const uint8_t> c) {
+      out.append(reinterpret_cast<const char*>(c.data()), c.size());
+      return ok();
+    }));
+    return out;
+  }
   bool exists(const std::string& rel) {
     struct stat st {};
     return ::lstat((site / rel).c_str(), &st) == 0;
@@ -147,12 +156,7 @@ TEST_F(GuardTest, PreserveModeKeepsExactlyTheTamperedBytes) {
   auto ev = events("file-restored");
   ASSERT_EQ(ev.size(), 1u);
   const int64_t id = ev[0]["mamori"]["evidence"]["id"];
-  std::string kept;
-  ASSERT_TRUE(evidence->read(id, [&](std::span<const uint8_t> c) {
-    kept.append(reinterpret_cast<const char*>(c.data()), c.size());
-    return ok();
-  }));
-  EXPECT_EQ(kept, tampered);
+  EXPECT_EQ(kept(id), tampered);
   auto item = evidence->get(id).value();
   ASSERT_TRUE(item);
   EXPECT_EQ(item->event_id, ev[0]["event"]["id"]);
@@ -185,13 +189,9 @@ TEST_F(GuardTest, PreserveWaitsForTheWriterToFinishBeforeTakingEvidence) {
   ASSERT_TRUE(g->flush());
   auto ev = events("file-restored");
   ASSERT_EQ(ev.size(), 1u);
-  std::string kept;
-  ASSERT_TRUE(evidence->read(ev[0]["mamori"]["evidence"]["id"], [&](std::span<const uint8_t> c) {
-    kept.append(reinterpret_cast<const char*>(c.data()), c.size());
-    return ok();
-  }));
-  EXPECT_EQ(kept, "<?php system($_GET[1]);");
-  EXPECT_EQ(ev[0]["file"]["hash"]["sha256"], hash::sha256(kept).hex());
+  const std::string bytes = kept(ev[0]["mamori"]["evidence"]["id"]);
+  EXPECT_EQ(bytes, "<?php system($_GET[1]);");
+  EXPECT_EQ(ev[0]["file"]["hash"]["sha256"], hash::sha256(bytes).hex());
   EXPECT_FALSE(g->next_capture_ns().has_value());
 }
 

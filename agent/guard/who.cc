@@ -1,6 +1,5 @@
 #include "agent/guard/who.h"
 
-#include <fcntl.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -8,23 +7,15 @@
 
 #include <fmt/format.h>
 
+#include "core/fs/admin_files.h"
+
 namespace mamori::guard {
 namespace {
 
-// Small /proc files are read whole with one read(); they are never longer than this.
-std::string slurp(const std::string& path, size_t limit = 8192) {
-  const int fd = ::openat(AT_FDCWD, path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  std::string out(limit, '\0');
-  size_t got = 0;
-  while (got < limit) {
-    const ssize_t n = ::read(fd, out.data() + got, limit - got);
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  out.resize(got);
-  return out;
+// A /proc file whole ("" when the process is gone). A command line is at most ARG_MAX.
+std::string proc_file(const std::string& path) {
+  auto text = fs::read_small_file(path, 2 << 20);
+  return text ? std::move(*text) : std::string();
 }
 
 std::string link(const std::string& path) {
@@ -71,12 +62,12 @@ evidence::Who who_of(pid_t pid, UserNames& users, const char* proc) {
   w.pid = pid;
   const std::string base = fmt::format("{}/{}", proc, pid);
   w.executable = link(base + "/exe");
-  std::string cmd = slurp(base + "/cmdline");
+  std::string cmd = proc_file(base + "/cmdline");
   while (!cmd.empty() && cmd.back() == '\0') cmd.pop_back();
   for (char& c : cmd)
     if (c == '\0') c = ' ';
   w.command_line = std::move(cmd);
-  const std::string status = slurp(base + "/status");
+  const std::string status = proc_file(base + "/status");
   w.uid = status_field(status, "\nUid:");
   w.ppid = status_field(status, "\nPPid:");
   w.user = users.name(w.uid);
