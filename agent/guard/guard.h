@@ -115,9 +115,9 @@ class Guard {
   // Emits an event of the agent's own (start, stop, overflow, mode change...).
   void emit(event::Event e);
 
-  // Evidence is taken once the tampered inode has been quiet for kQuiet, since a writer
+  // Evidence is taken once the tampered inode has been quiet for kQuietNs, since a writer
   // that still holds it open goes on writing into it after the restore (or after it was
-  // unlinked into quarantine); at the latest kMaxHold after the restore. The event that
+  // unlinked into quarantine); at the latest kMaxHoldNs after the restore. The event that
   // names the evidence waits with it; the restore itself never does.
   static constexpr int64_t kQuietNs = 50'000'000;
   static constexpr int64_t kMaxHoldNs = 5'000'000'000;
