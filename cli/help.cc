@@ -36,6 +36,7 @@ COMMANDS
     agent                     guard the roots in real time (the daemon)
     mode ROOT|'*' MODE        switch a running agent's root to alert, restore or preserve
     deploy [--review] -- CMD  run a legitimate change, then take it into the baseline
+    heal [--clear|--fail WHY] the node's health as its load balancer sees it
 
     Run 'mamori COMMAND --help' for the details of each.
 
@@ -65,6 +66,8 @@ FILES
     STATE/evidence/           tampered copies kept as evidence, with who made them
     /var/log/mamori/events.jsonl   the agent's events (ECS JSON lines; agent.event_log)
     /run/mamori/agent.sock    the agent's control socket (agent.socket)
+    STATE/heal.json           whether the node is failing its health check, and why
+    STATE/sinks/NAME.cursor   how far each [[sink]] has delivered the event log
 
 EXAMPLES
     mamori init                          baseline every configured root
@@ -355,6 +358,39 @@ EXIT STATUS
     0 switched; 2 bad ROOT or MODE; 3 no agent running, or it refused.
 )TXT";
 
+constexpr std::string_view kHeal = R"TXT(NAME
+    mamori heal - the node's health as its load balancer sees it
+
+SYNOPSIS
+    mamori heal [--json]
+    mamori heal --clear
+    mamori heal --fail REASON
+
+DESCRIPTION
+    A node under attack takes itself out of its load balancer's rotation: when a
+    [heal] condition fires (a tamper storm, more than heal.tamper_count tampers in
+    heal.tamper_window seconds, a file that could not be restored, a quarantined
+    script, mamori's own baseline failing verification), the running agent removes
+    or rewrites heal.health_file, answers 503 on heal.health_listen, runs heal.hook
+    with the event as JSON on its stdin, and reports node-unhealthy. The state
+    survives restarts of the agent.
+
+    Without options, shows the state. --clear puts the node back in rotation now
+    (after you have looked at it). --fail REASON takes it out by hand, e.g. for
+    maintenance. With heal.recover_after, the agent also returns on its own once
+    no condition fired for that long and a full verify then finds nothing.
+    Recipes for AWS, HAProxy and nginx: docs/heal.md.
+
+EXAMPLES
+    mamori heal                          healthy, or why not
+    mamori heal --clear                  back into rotation
+    mamori heal --fail "kernel update"   drain this node
+
+EXIT STATUS
+    0 healthy (or the change was made); 1 unhealthy; 2 usage; 3 no agent running,
+    or it refused.
+)TXT";
+
 constexpr std::string_view kDeploy = R"TXT(NAME
     mamori deploy - make a legitimate change while the agent guards
 
@@ -393,6 +429,7 @@ std::string_view help_text(std::string_view command) {
   if (command == "agent") return kAgent;
   if (command == "mode") return kMode;
   if (command == "deploy") return kDeploy;
+  if (command == "heal") return kHeal;
   return {};
 }
 

@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
   bool review = false;
   std::vector<std::string> deploy_roots, command;
   std::string mode_root, mode_name;
+  bool heal_clear = false;
+  std::string heal_fail;
 
   CLI::App cli("mamori");
   cli.set_help_flag();
@@ -70,6 +72,9 @@ int main(int argc, char** argv) {
   auto* mode = sub("mode");
   mode->add_option("root", mode_root);
   mode->add_option("mode", mode_name);
+  auto* heal = sub("heal");
+  heal->add_flag("--clear", heal_clear);
+  heal->add_option("--fail", heal_fail);
   auto* deploy = sub("deploy");
   deploy->add_flag("--review", review);
   deploy->add_option("--root", deploy_roots);
@@ -107,6 +112,13 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  if (name == "heal" && heal_clear && !heal_fail.empty()) {
+    std::fprintf(
+        stderr,
+        "mamori: heal takes --clear or --fail REASON, not both\nTry 'mamori heal --help'.\n");
+    return kExitUsage;
+  }
+
   App app(global);
   if (auto code = app.load()) return *code;
   if (init->parsed()) return run_init(app, paths);
@@ -118,6 +130,7 @@ int main(int argc, char** argv) {
   if (gc->parsed()) return run_gc(app);
   if (agent->parsed()) return run_agent_command(app, run_seconds);
   if (mode->parsed()) return run_mode(app, mode_root, mode_name);
+  if (heal->parsed()) return run_heal(app, heal_clear, heal_fail);
   if (deploy->parsed()) return run_deploy(app, deploy_roots, review, command);
   if (evidence->parsed()) return run_evidence(app, evidence_action, paths, evidence_options);
   return kExitUsage;

@@ -19,6 +19,8 @@
 #include "agent/app/async_publisher.h"
 #include "agent/control/control.h"
 #include "agent/guard/guard.h"
+#include "agent/heal/healer.h"
+#include "agent/sinks/sink_set.h"
 #include "agent/watch/fanotify/fanotify_watcher.h"
 #include "agent/watch/inotify/inotify_watcher.h"
 #include "core/base/quote.h"
@@ -38,6 +40,33 @@ constexpr int kExitFailed = 3;
 void log(const std::string& line) {
   std::fprintf(stderr, "mamori agent: %s\n", line.c_str());
   std::fflush(stderr);
+}
+
+// Shows every event the guard publishes to `observe` (the healer) on the way to the
+// outbox, on the guard's thread.
+class ObservingPublisher final : public guard::Publisher {
+ public:
+  ObservingPublisher(guard::Publisher& inner, std::function<void(const event::Event&)> observe)
+      : inner_(inner), observe_(std::move(observe)) {}
+  Status publish(std::vector<event::Event>&& events,
+                 std::vector<guard::Rewritten>&& rewritten) override {
+    for (const auto& e : events) observe_(e);
+    return inner_.publish(std::move(events), std::move(rewritten));
+  }
+
+ private:
+  guard::Publisher& inner_;
+  std::function<void(const event::Event&)> observe_;
+};
+
+// What loop() reads from its signalfd: stop (TERM, INT) and reopen the event log (HUP).
+sigset_t handled_signals() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  return mask;
 }
 
 int step_failed(std::string_view step, const Error& e) {
@@ -64,6 +93,10 @@ class Agent {
 
   int run() {
     started_ns_ = env_.clock().now_ns();
+    // Before any thread starts, so every thread inherits the mask: a signal the kernel
+    // hands to a thread that does not block it would kill the agent, not reach loop().
+    const sigset_t mask = handled_signals();
+    pthread_sigmask(SIG_BLOCK, &mask, nullptr);
     // First: a second agent must refuse before it restores or reports anything. Requests
     // wait in the backlog until loop() serves them.
     auto server = control::Server::listen(config_.agent.socket);
@@ -77,7 +110,20 @@ class Agent {
     auto box = outbox::Outbox::open(env_, config_.agent.event_log);
     if (!box) return step_failed("open_outbox", box.error());
     outbox_.emplace(std::move(*box));
-    publisher_.emplace(*outbox_, [](const Error& e) { log("event log: " + e.message()); });
+    // Before anything is written, so a new sink starts with this run's first event.
+    auto sinks = sinks::SinkSet::start(
+        env_, config_, config_.agent.event_log,
+        [](const std::string& sink, const std::string& error) {
+          log(error.empty() ? "sink " + quote(sink) + " delivers again" : error);
+        });
+    if (!sinks) return step_failed("start_sinks", sinks.error());
+    sinks_ = std::move(*sinks);
+    publisher_.emplace(
+        *outbox_, [](const Error& e) { log("event log: " + e.message()); },
+        [this] { sinks_->notify(); });
+    observed_.emplace(*publisher_, [this](const event::Event& e) {
+      if (healer_) healer_->observe(e);
+    });
     evidence::Options eo;
     eo.quota_bytes = config_.agent.evidence_quota_mb << 20;
     eo.max_item_bytes = config_.agent.evidence_max_file_mb << 20;
@@ -85,8 +131,14 @@ class Agent {
                                             evidence::EvidenceStore::Access::kWrite, eo);
     if (!ev) return step_failed("open_evidence", ev.error());
     evidence_ = std::move(*ev);
-    guard_ = std::make_unique<guard::Guard>(env_, *state_, evidence_.get(), *publisher_, executor_,
+    guard_ = std::make_unique<guard::Guard>(env_, *state_, evidence_.get(), *observed_, executor_,
                                             config_.agent);
+    auto healer = heal::Healer::open(
+        env_, config_.heal, config_.state_dir,
+        [this](event::Event e) { heal_events_.push_back(std::move(e)); },
+        [this] { return verify_all(); });
+    if (!healer) return step_failed("open_heal", healer.error());
+    healer_ = std::move(*healer);
 
     if (auto st = open_roots(); !st) return step_failed("open_roots", st.error());
     if (auto st = start_watchers(); !st) return step_failed("start_watchers", st.error());
@@ -94,7 +146,7 @@ class Agent {
 
     emit_lifecycle("agent-started", fmt::format("guarding {} root(s) with {}", guard_->root_count(),
                                                 watcher_->name()));
-    (void)guard_->flush();
+    flush();
     sd_notifyf(0, "READY=1\nSTATUS=guarding %zu root(s) with %s", guard_->root_count(),
                std::string(watcher_->name()).c_str());
     log(fmt::format("ready: guarding {} root(s) with {}; events to {}", guard_->root_count(),
@@ -104,8 +156,9 @@ class Agent {
     guard_->capture_due(/*all=*/true);
     guard_->tick();
     emit_lifecycle("agent-stopped", "stopped");
-    if (auto st = guard_->flush(); !st) log(st.error().message());
+    flush();
     publisher_->drain();
+    sinks_->stop();  // one last delivery attempt each, in parallel
     return code;
   }
 
@@ -145,9 +198,42 @@ class Agent {
   }
 
   Status verify_roots() {
+    check_own_state();
     for (size_t i = 0; i < guard_->root_count(); ++i)
       MAMORI_TRY(guard_->verify(i, guard::Trigger::kStartup));
-    return guard_->flush();
+    flush();
+    return ok();
+  }
+
+  // Flushes the guard's events, then what the healer said about them (a condition seen
+  // in one batch makes node-unhealthy the next).
+  void flush() {
+    for (int round = 0; round < 3; ++round) {
+      if (auto st = guard_->flush(); !st) log(st.error().message());
+      if (heal_events_.empty()) return;
+      for (auto& e : std::exchange(heal_events_, {})) guard_->emit(std::move(e));
+    }
+  }
+
+  // The agent's own baseline (catalog integrity, root hash, every content in the store)
+  // at start-up and with each scheduled verify: restoring from a damaged baseline would
+  // write the attacker's version back.
+  void check_own_state() {
+    if (auto st = state_->catalog.verify(); !st) {
+      guard_->emit(std::move(
+          event::Event("state-failed", event::Severity::kCritical, env_.clock().now_ns())
+              .set("event.category", nlohmann::json::array({"intrusion_detection"}))
+              .set("error.message", st.error().message())
+              .message("mamori's own baseline failed verification: " + st.error().message())));
+    }
+  }
+
+  // For the healer's recovery: a full verify of every root; clean when it found nothing.
+  Result<bool> verify_all() {
+    const uint64_t before = guard_->counters().changes;
+    for (size_t i = 0; i < guard_->root_count(); ++i)
+      MAMORI_TRY(guard_->verify(i, guard::Trigger::kScheduled));
+    return guard_->counters().changes == before;
   }
 
   void emit_lifecycle(std::string_view action, std::string message) {
@@ -200,6 +286,8 @@ class Agent {
             {"roots", roots},
             {"event_log", config_.agent.event_log},
             {"in_storm", guard_->in_storm()},
+            {"heal", healer_->status()},
+            {"sinks", sinks_->status()},
             {"counters",
              {{"changes", c.changes},
               {"restored", c.restored},
@@ -217,6 +305,7 @@ class Agent {
   nlohmann::json handle(const nlohmann::json& req) {
     const std::string cmd = req["cmd"];
     if (cmd == "status") return status();
+    if (cmd == "heal") return heal(req);
     auto roots = chosen_roots(req);
     if (!roots) return {{"ok", false}, {"error", roots.error().message()}};
     if (cmd == "mode") {
@@ -240,7 +329,7 @@ class Agent {
           if (auto st = guard_->verify(i, guard::Trigger::kResume); !st)
             return {{"ok", false}, {"error", st.error().message()}};
       }
-      (void)guard_->flush();
+      flush();
       return status();
     }
     if (cmd == "pause" || cmd == "resume") {
@@ -257,26 +346,44 @@ class Agent {
           if (auto st = guard_->verify(i, guard::Trigger::kResume); !st)
             return {{"ok", false}, {"error", st.error().message()}};
       }
-      (void)guard_->flush();
+      flush();
       return status();
     }
     if (cmd == "verify") {
       for (size_t i : *roots)
         if (auto st = guard_->verify(i, guard::Trigger::kScheduled); !st)
           return {{"ok", false}, {"error", st.error().message()}};
-      (void)guard_->flush();
+      flush();
       return status();
     }
     return {{"ok", false}, {"error", "unknown command " + quote(cmd)}};
   }
 
+  nlohmann::json heal(const nlohmann::json& req) {
+    const std::string action = req.contains("action") && req["action"].is_string()
+                                   ? req["action"].get<std::string>()
+                                   : "status";
+    Status st;
+    if (action == "clear") {
+      st = healer_->clear(req.contains("by") && req["by"].is_string() ? req["by"].get<std::string>()
+                                                                      : "mamori heal --clear");
+    } else if (action == "fail") {
+      const std::string reason = req.contains("reason") && req["reason"].is_string()
+                                     ? req["reason"].get<std::string>()
+                                     : "";
+      if (reason.empty())
+        return {{"ok", false}, {"error", "\"reason\" must be a non-empty string"}};
+      st = healer_->fail(reason);
+    } else if (action != "status") {
+      return {{"ok", false}, {"error", "\"action\" must be status, clear or fail"}};
+    }
+    flush();
+    if (!st) return {{"ok", false}, {"error", st.error().message()}};
+    return {{"ok", true}, {"heal", healer_->status()}};
+  }
+
   int loop() {
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    const sigset_t mask = handled_signals();
     UniqueFd sig(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
     UniqueFd timer(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
     const itimerspec second{{1, 0}, {1, 0}};
@@ -309,11 +416,11 @@ class Agent {
         changes.clear();
         if (auto st = watcher_->read(changes); !st) log(st.error().message());
         guard_->handle(changes);
-        if (auto st = guard_->flush(); !st) log(st.error().message());
+        flush();
       }
       if (guard_->next_capture_ns()) {
         guard_->capture_due();
-        if (auto st = guard_->flush(); !st) log(st.error().message());
+        flush();
       }
       if (fds[1].revents & POLLIN)
         server_->serve_one([&](const nlohmann::json& r) { return handle(r); });
@@ -322,6 +429,7 @@ class Agent {
         while (::read(sig.get(), &si, sizeof si) == sizeof si) {
           if (si.ssi_signo == SIGHUP) {
             if (auto st = publisher_->reopen(); !st) log(st.error().message());
+            sinks_->outbox_reopened();
             continue;
           }
           log(fmt::format("stopping on signal {}", si.ssi_signo));
@@ -332,15 +440,17 @@ class Agent {
         uint64_t ticks = 0;
         (void)::read(timer.get(), &ticks, sizeof ticks);
         guard_->tick();
+        healer_->tick();
         const auto now = std::chrono::steady_clock::now();
         const auto interval = std::chrono::seconds(config_.agent.verify_interval_s);
         if (config_.agent.verify_interval_s && now - last_verify >= interval) {
           last_verify = now;
+          check_own_state();
           for (size_t i = 0; i < guard_->root_count(); ++i)
             if (auto st = guard_->verify(i, guard::Trigger::kScheduled); !st)
               log(st.error().message());
         }
-        if (auto st = guard_->flush(); !st) log(st.error().message());
+        flush();
         if (watchdog) sd_notify(0, "WATCHDOG=1");
         if (options_.run_seconds && now - start >= std::chrono::seconds(options_.run_seconds))
           return kExitOk;
@@ -354,7 +464,11 @@ class Agent {
   const config::Config& config_;
   std::unique_ptr<baseline::State> state_;
   std::optional<outbox::Outbox> outbox_;
+  std::unique_ptr<sinks::SinkSet> sinks_;    // notified by the publisher: outlives it
   std::optional<AsyncPublisher> publisher_;  // after outbox_: destroyed (drained) first
+  std::optional<ObservingPublisher> observed_;
+  std::unique_ptr<heal::Healer> healer_;
+  std::vector<event::Event> heal_events_;  // what the healer said, emitted at the next flush
   std::unique_ptr<evidence::EvidenceStore> evidence_;
   std::unique_ptr<guard::Guard> guard_;
   std::unique_ptr<watch::Watcher> watcher_;

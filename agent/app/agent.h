@@ -5,7 +5,12 @@
 //                   touches anything (requests wait in the backlog until the loop)
 //   open_state      the catalog (read only: the CLI stays the baseline's one writer)
 //                   and the content store
-//   open_outbox     the ECS event log, then the evidence store (open_evidence)
+//   open_outbox     the ECS event log
+//   start_sinks     a follower per [[sink]], before anything is written, so a new sink
+//                   starts with this run's first event
+//   open_evidence   the evidence store
+//   open_heal       the heal state (an unhealthy node stays out of rotation) and its
+//                   actions: health file, health endpoint
 //   open_roots      every configured root that has a baseline
 //   start_watchers  fanotify, else inotify (config agent.backend): watching begins
 //                   *before* the verify, so nothing changed in between is missed
@@ -13,8 +18,8 @@
 //                   while the agent was down (or killed) is found and reported so
 //   notify_ready    sd_notify READY=1 (systemd Type=notify)
 // Then one thread loops: watcher events -> guard, control requests, a 1 s tick
-// (summaries, watchdog, scheduled verify), SIGTERM/SIGINT to stop, SIGHUP to reopen
-// the event log.
+// (summaries, heal, watchdog, scheduled verify with a check of mamori's own baseline),
+// SIGTERM/SIGINT to stop, SIGHUP to reopen the event log (the sinks follow it).
 
 #include <memory>
 #include <string>

@@ -2,8 +2,12 @@
 
 namespace mamori::agent {
 
-AsyncPublisher::AsyncPublisher(outbox::Outbox& box, std::function<void(const Error&)> on_error)
-    : box_(box), on_error_(std::move(on_error)), thread_([this] { run(); }) {}
+AsyncPublisher::AsyncPublisher(outbox::Outbox& box, std::function<void(const Error&)> on_error,
+                               std::function<void()> on_written)
+    : box_(box),
+      on_error_(std::move(on_error)),
+      on_written_(std::move(on_written)),
+      thread_([this] { run(); }) {}
 
 AsyncPublisher::~AsyncPublisher() {
   {
@@ -65,7 +69,10 @@ void AsyncPublisher::run() {
       flushed = box_.flush();
     }
     if (!synced) on_error_(synced.error());
-    if (!flushed) on_error_(flushed.error());
+    if (!flushed)
+      on_error_(flushed.error());
+    else if (on_written_)
+      on_written_();
     lock.lock();
     busy_ = false;
     if (queue_.empty()) idle_.notify_all();

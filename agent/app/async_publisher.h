@@ -19,8 +19,10 @@ namespace mamori::agent {
 class AsyncPublisher final : public guard::Publisher {
  public:
   // `on_error` is called on the writer thread for each failed batch (it stays queued
-  // in the outbox and is retried with the next one).
-  AsyncPublisher(outbox::Outbox& box, std::function<void(const Error&)> on_error);
+  // in the outbox and is retried with the next one); `on_written` after each batch is
+  // durable in the outbox (the sinks follow it from there).
+  AsyncPublisher(outbox::Outbox& box, std::function<void(const Error&)> on_error,
+                 std::function<void()> on_written);
   ~AsyncPublisher() override;  // drains, then joins
 
   Status publish(std::vector<event::Event>&& events,
@@ -39,6 +41,7 @@ class AsyncPublisher final : public guard::Publisher {
 
   outbox::Outbox& box_;
   std::function<void(const Error&)> on_error_;
+  std::function<void()> on_written_;
   std::mutex mu_;
   std::mutex box_mu_;
   std::condition_variable wake_, idle_;

@@ -86,6 +86,30 @@ int run_mode(App& app, const std::string& root, const std::string& mode) {
   return kExitOk;
 }
 
+int run_heal(App& app, bool clear, const std::string& fail_reason) {
+  nlohmann::json request = {{"cmd", "heal"}, {"action", "status"}};
+  if (clear) request = {{"cmd", "heal"}, {"action", "clear"}, {"by", "mamori heal --clear"}};
+  if (!fail_reason.empty())
+    request = {{"cmd", "heal"}, {"action", "fail"}, {"reason", fail_reason}};
+  auto answer = ask(app, request);
+  if (!answer) return app.report(answer.error(), kExitIncomplete);
+  if (!*answer)
+    return app.report(Error{"heal", app.config().agent.socket, ENOENT, "no agent is running"},
+                      kExitIncomplete);
+  const auto& h = (**answer)["heal"];
+  const bool healthy = h.value("healthy", false);
+  if (app.options().json) {
+    print_json(h);
+  } else if (!app.options().quiet) {
+    if (healthy)
+      std::printf("healthy%s\n", clear ? ": back in rotation" : "");
+    else
+      std::printf("UNHEALTHY since %s: %s\n", h.value("since", std::string("?")).c_str(),
+                  escape(h.value("reason", std::string())).c_str());
+  }
+  return healthy || !fail_reason.empty() ? kExitOk : kExitChanges;
+}
+
 int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
                const std::vector<std::string>& command) {
   if (command.empty())

@@ -18,6 +18,8 @@ int run_gc(App& app);
 // `run_seconds` > 0 stops the agent after that long (tests, benchmarks).
 int run_agent_command(App& app, unsigned run_seconds);
 int run_mode(App& app, const std::string& root, const std::string& mode);
+// Shows the node's health (exit 1 when unhealthy), clears it, or fails it by hand.
+int run_heal(App& app, bool clear, const std::string& fail_reason);
 int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
                const std::vector<std::string>& command);
 // The running agent's status; nullopt when none runs.

@@ -11,7 +11,9 @@ namespace mamori::cli {
 
 int run_status(App& app) {
   auto state = app.open_state(baseline::StateAccess::kRead);
-  if (!state) return app.report(state.error(), state.error().errnum == ENOENT ? kExitUsage : App::code_for(state.error()));
+  if (!state)
+    return app.report(state.error(),
+                      state.error().errnum == ENOENT ? kExitUsage : App::code_for(state.error()));
   auto& catalog = (*state)->catalog;
   auto result = [&]() -> Result<nlohmann::json> {
     const auto root_hash = MAMORI_TRY(catalog.stored_root_hash());
@@ -20,10 +22,12 @@ int run_status(App& app) {
     nlohmann::json j = {{"state_dir", app.config().state_dir},
                         {"root_hash", root_hash ? root_hash->hex() : ""},
                         {"sealed_at", format_time_ns(MAMORI_TRY(catalog.sealed_at_ns()))},
-                        {"store", {{"objects", stats.objects}, {"content_bytes", stats.content_bytes},
-                                   {"stored_bytes", stats.stored_bytes},
-                                   {"reclaimable_objects", dead.objects},
-                                   {"reclaimable_bytes", dead.stored_bytes}}},
+                        {"store",
+                         {{"objects", stats.objects},
+                          {"content_bytes", stats.content_bytes},
+                          {"stored_bytes", stats.stored_bytes},
+                          {"reclaimable_objects", dead.objects},
+                          {"reclaimable_bytes", dead.stored_bytes}}},
                         {"roots", nlohmann::json::array()}};
     const auto rows = MAMORI_TRY(catalog.roots());
     for (const auto& r : app.roots()) {
@@ -61,16 +65,19 @@ int run_status(App& app) {
   std::printf("root hash  %s\n", j["root_hash"].get<std::string>().c_str());
   std::printf("sealed     %s\n", j["sealed_at"].get<std::string>().c_str());
   std::printf("store      %s objects, %s of content in %s (%.1f%%)\n",
-              fmt::format("{}", j["store"]["objects"].get<uint64_t>()).c_str(), human_bytes(content).c_str(),
-              human_bytes(stored).c_str(), content ? 100.0 * static_cast<double>(stored) / static_cast<double>(content) : 0.0);
+              fmt::format("{}", j["store"]["objects"].get<uint64_t>()).c_str(),
+              human_bytes(content).c_str(), human_bytes(stored).c_str(),
+              content ? 100.0 * static_cast<double>(stored) / static_cast<double>(content) : 0.0);
   if (const uint64_t n = j["store"]["reclaimable_objects"]; n > 0)
     std::printf("           %s unreferenced (%s): 'mamori gc' reclaims them\n",
-                fmt::format("{}", n).c_str(), human_bytes(j["store"]["reclaimable_bytes"].get<uint64_t>()).c_str());
+                fmt::format("{}", n).c_str(),
+                human_bytes(j["store"]["reclaimable_bytes"].get<uint64_t>()).c_str());
   for (const auto& r : j["roots"]) {
     std::printf("root       %s  mode=%s  ", escape(r["path"].get<std::string>()).c_str(),
                 r["mode"].get<std::string>().c_str());
     if (r.contains("entries"))
-      std::printf("%s entries, baselined %s\n", fmt::format("{}", r["entries"].get<uint64_t>()).c_str(),
+      std::printf("%s entries, baselined %s\n",
+                  fmt::format("{}", r["entries"].get<uint64_t>()).c_str(),
                   r["baselined_at"].get<std::string>().c_str());
     else
       std::printf("not baselined: run 'mamori init'\n");
@@ -81,18 +88,36 @@ int run_status(App& app) {
                 a.contains("error") ? (": " + a["error"].get<std::string>()).c_str() : "");
   } else {
     const auto& c = a["counters"];
-    std::printf("agent      running, pid %s, %s; %s changes, %s restored, %s quarantined, "
-                "%s evidence, %s failures%s\n",
-                fmt::format("{}", a["pid"].get<int64_t>()).c_str(), a["backend"].get<std::string>().c_str(),
-                fmt::format("{}", c["changes"].get<uint64_t>()).c_str(),
-                fmt::format("{}", c["restored"].get<uint64_t>()).c_str(),
-                fmt::format("{}", c["quarantined"].get<uint64_t>()).c_str(),
-                fmt::format("{}", c["evidence"].get<uint64_t>()).c_str(),
-                fmt::format("{}", c["failures"].get<uint64_t>()).c_str(),
-                a["in_storm"].get<bool>() ? "; IN A TAMPER STORM" : "");
+    std::printf(
+        "agent      running, pid %s, %s; %s changes, %s restored, %s quarantined, "
+        "%s evidence, %s failures%s\n",
+        fmt::format("{}", a["pid"].get<int64_t>()).c_str(), a["backend"].get<std::string>().c_str(),
+        fmt::format("{}", c["changes"].get<uint64_t>()).c_str(),
+        fmt::format("{}", c["restored"].get<uint64_t>()).c_str(),
+        fmt::format("{}", c["quarantined"].get<uint64_t>()).c_str(),
+        fmt::format("{}", c["evidence"].get<uint64_t>()).c_str(),
+        fmt::format("{}", c["failures"].get<uint64_t>()).c_str(),
+        a["in_storm"].get<bool>() ? "; IN A TAMPER STORM" : "");
     for (const auto& r : a["roots"])
-      std::printf("           %s guarded in %s mode%s\n", escape(r["path"].get<std::string>()).c_str(),
-                  r["mode"].get<std::string>().c_str(), r["paused"].get<bool>() ? " (paused for a deploy)" : "");
+      std::printf("           %s guarded in %s mode%s\n",
+                  escape(r["path"].get<std::string>()).c_str(),
+                  r["mode"].get<std::string>().c_str(),
+                  r["paused"].get<bool>() ? " (paused for a deploy)" : "");
+    if (const auto& h = a["heal"]; h.is_object()) {
+      if (h.value("healthy", true))
+        std::printf("health     healthy\n");
+      else
+        std::printf("health     UNHEALTHY since %s: %s ('mamori heal --clear' to return)\n",
+                    h.value("since", std::string("?")).c_str(),
+                    escape(h.value("reason", std::string())).c_str());
+    }
+    for (const auto& s : a["sinks"])
+      std::printf("sink       %s (%s): %s delivered%s\n", s["name"].get<std::string>().c_str(),
+                  s["type"].get<std::string>().c_str(),
+                  fmt::format("{}", s["delivered"].get<uint64_t>()).c_str(),
+                  s["failing"].get<bool>()
+                      ? (", FAILING: " + escape(s["last_error"].get<std::string>())).c_str()
+                      : "");
   }
   if (!any) std::fprintf(stderr, "mamori: no baseline yet: run 'mamori init'\n");
   return code;

@@ -20,7 +20,7 @@ std::string_view mode_name(Mode mode);
 std::optional<Mode> parse_mode(std::string_view name);
 
 struct RootConfig {
-  std::string path;                  // absolute, no trailing '/'
+  std::string path;  // absolute, no trailing '/'
   Mode mode = Mode::kRestore;
   std::vector<std::string> exclude;  // glob patterns relative to path (core/fs/glob.h)
   // New files the real-time guard leaves in place (uploads), unless they also match
@@ -35,7 +35,7 @@ std::string_view backend_name(Backend backend);
 
 // The real-time agent (`mamori agent`).
 struct AgentConfig {
-  std::string socket = "/run/mamori/agent.sock";      // control socket, root only
+  std::string socket = "/run/mamori/agent.sock";           // control socket, root only
   std::string event_log = "/var/log/mamori/events.jsonl";  // ECS JSON lines
   Backend backend = Backend::kAuto;
   uint32_t verify_interval_s = 3600;  // full verify of every root; 0 = never
@@ -47,21 +47,87 @@ struct AgentConfig {
   uint32_t path_restores_per_second = 5;
 };
 
+// Which events a sink gets. An event passes when it is severe enough, its action is
+// listed (or none are) and its root is listed (or none are; events without a root pass).
+struct SinkFilter {
+  int min_severity = 1;              // ECS event.severity: 1 info, 3 notice, 5 warning, 7 critical
+  std::vector<std::string> actions;  // event.action values
+  std::vector<std::string> roots;    // mamori.root values
+  bool passes(int severity, std::string_view action, std::string_view root) const;
+};
+
+enum class SinkType { kSyslog, kSmtp, kWebhook };
+std::string_view sink_type_name(SinkType type);
+enum class StartTls { kNone, kTry, kRequired };
+
+// One [[sink]]: where events go besides the event log. Keys that do not belong to the
+// type are refused when the config is loaded.
+struct SinkConfig {
+  std::string name;  // unique; names the cursor file and messages
+  SinkType type = SinkType::kSyslog;
+  SinkFilter filter;
+  uint32_t timeout_s = 10;  // per delivery attempt
+  uint32_t digest_s = 0;    // gather this long, deliver as one batch (smtp: 60)
+  // syslog
+  std::string address;  // unix:/dev/log, udp://H:P, tcp://H:P, tls://H:P
+  int facility = 10;    // authpriv
+  std::string app_name = "mamori";
+  // Every type, where TLS is used: the CA of the server's certificate (empty = the
+  // system's) and whether to verify the chain and the host name.
+  std::string ca_file;
+  bool tls_verify = true;
+  // smtp, webhook
+  std::string url;  // smtp://H:P, smtps://H:P; http(s)://...
+  // smtp
+  std::string from;
+  std::vector<std::string> to;
+  std::string username;
+  std::string password_file;  // its first line is the password
+  StartTls starttls = StartTls::kTry;
+  // webhook
+  std::string format = "json";       // json | slack
+  std::vector<std::string> headers;  // "Name: value"
+};
+
+enum class HealthFileAction { kRemove, kRewrite };
+
+// [heal]: when the node stops claiming to be healthy, and what that does.
+struct HealConfig {
+  // Conditions (heal.on): tamper-storm, restore-failed, script-quarantined, state-failed.
+  bool on_storm = true;
+  bool on_restore_failed = true;
+  bool on_script_quarantined = false;
+  bool on_state_failed = true;
+  uint32_t tamper_count = 0;  // this many tampers within tamper_window_s; 0 = off
+  uint32_t tamper_window_s = 60;
+  // Actions.
+  std::string health_file;  // empty = none
+  HealthFileAction health_file_action = HealthFileAction::kRemove;
+  std::string health_listen;      // HOST:PORT of the health endpoint; empty = none
+  std::vector<std::string> hook;  // argv; the event JSON on stdin
+  uint32_t hook_timeout_s = 30;
+  // Recovery: healthy again once no condition fired for this long and a full verify
+  // then finds nothing; 0 = only `mamori heal --clear`.
+  uint32_t recover_after_s = 0;
+};
+
 struct Config {
-  std::string source;                // the file it came from, for messages
+  std::string source;  // the file it came from, for messages
   std::string state_dir = "/var/lib/mamori";
-  unsigned jobs = 0;                 // hashing threads; 0 = one per core
-  int compression_level = 1;         // zstd level for the content store (-7..19)
+  unsigned jobs = 0;          // hashing threads; 0 = one per core
+  int compression_level = 1;  // zstd level for the content store (-7..19)
   std::vector<RootConfig> roots;
   AgentConfig agent;
+  std::vector<SinkConfig> sinks;
+  HealConfig heal;
 };
 
 struct ConfigError {
   std::string file;
-  uint32_t line = 0;    // 1-based; 0 when the problem has no place in the text
+  uint32_t line = 0;  // 1-based; 0 when the problem has no place in the text
   uint32_t column = 0;
-  std::string code;     // stable: config.syntax, config.unknown_key, config.type, ...
-  std::string key;      // dotted key path, e.g. "root[1].mode"; may be empty
+  std::string code;  // stable: config.syntax, config.unknown_key, config.type, ...
+  std::string key;   // dotted key path, e.g. "root[1].mode"; may be empty
   std::string message;
 
   // "file:line:col: message [code]"

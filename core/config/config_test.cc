@@ -18,7 +18,8 @@ state_dir = "/var/lib/mamori"
 path = "/var/www/html/"
 mode = "preserve"
 exclude = ["wp-content/cache/**"]
-)", "m.toml");
+)",
+                        "m.toml");
   ASSERT_TRUE(c) << c.error().text();
   ASSERT_EQ(c->roots.size(), 1u);
   EXPECT_EQ(c->roots[0].path, "/var/www/html");
@@ -58,7 +59,8 @@ TEST(Config, OverlapsBlameTheInnerOrSecondRoot) {
 }
 
 TEST(Config, OverlapsAreRefused) {
-  EXPECT_EQ(error_of("[[root]]\npath = \"/w\"\n[[root]]\npath = \"/w/sub\"\n").code, "config.value");
+  EXPECT_EQ(error_of("[[root]]\npath = \"/w\"\n[[root]]\npath = \"/w/sub\"\n").code,
+            "config.value");
   EXPECT_EQ(error_of("[[root]]\npath = \"/w\"\n[[root]]\npath = \"/w\"\n").code, "config.value");
   EXPECT_EQ(error_of("state_dir = \"/w/state\"\n[[root]]\npath = \"/w\"\n").key, "state_dir");
 }
@@ -74,6 +76,107 @@ TEST(Config, MissingFileIsAnIoError) {
   ASSERT_FALSE(c);
   EXPECT_EQ(c.error().code, "config.io");
   EXPECT_NE(c.error().text().find("No such file"), std::string::npos);
+}
+
+TEST(Config, SinksOfEveryType) {
+  auto c = parse_config(R"(
+[[root]]
+path = "/w"
+[[sink]]
+type = "syslog"
+address = "tcp://127.0.0.1:514"
+facility = "local3"
+min_severity = "warning"
+roots = ["/w/"]
+[[sink]]
+type = "smtp"
+name = "ops-mail"
+url = "smtp://127.0.0.1:25"
+from = "mamori@web1"
+to = ["a@x", "b@x"]
+starttls = "required"
+[[sink]]
+type = "webhook"
+url = "https://hooks.example/T1"
+format = "slack"
+actions = ["tamper-storm"]
+)",
+                        "m.toml");
+  ASSERT_TRUE(c) << c.error().text();
+  ASSERT_EQ(c->sinks.size(), 3u);
+  EXPECT_EQ(c->sinks[0].name, "syslog");
+  EXPECT_EQ(c->sinks[0].facility, 19);
+  EXPECT_EQ(c->sinks[0].filter.min_severity, 5);
+  EXPECT_EQ(c->sinks[0].filter.roots, std::vector<std::string>{"/w"});
+  EXPECT_EQ(c->sinks[1].name, "ops-mail");
+  EXPECT_EQ(c->sinks[1].to.size(), 2u);
+  EXPECT_EQ(c->sinks[1].digest_s, 60u);  // mail gathers by default
+  EXPECT_EQ(c->sinks[1].starttls, StartTls::kRequired);
+  EXPECT_EQ(c->sinks[2].format, "slack");
+  EXPECT_TRUE(c->sinks[2].filter.passes(7, "tamper-storm", ""));
+  EXPECT_FALSE(c->sinks[2].filter.passes(7, "file-restored", ""));
+  EXPECT_FALSE(c->sinks[0].filter.passes(5, "x", "/other"));
+  EXPECT_TRUE(c->sinks[0].filter.passes(5, "x", ""));
+  EXPECT_FALSE(c->sinks[0].filter.passes(3, "x", "/w"));
+}
+
+TEST(Config, SinkMistakesAreNamed) {
+  EXPECT_EQ(error_of("[[sink]]\naddress = \"udp://h:1\"\n").code, "config.missing");
+  EXPECT_EQ(error_of("[[sink]]\ntype = \"pager\"\n").key, "sink[1].type");
+  EXPECT_EQ(error_of("[[sink]]\ntype = \"syslog\"\n").key, "sink[1].address");
+  EXPECT_EQ(error_of("[[sink]]\ntype = \"syslog\"\naddress = \"http://x\"\n").key,
+            "sink[1].address");
+  // A key of another type is unknown here, with its line.
+  const auto e = error_of("[[sink]]\ntype = \"syslog\"\naddress = \"udp://h:1\"\nto = [\"a\"]\n");
+  EXPECT_EQ(e.code, "config.unknown_key");
+  EXPECT_EQ(e.line, 4u);
+  EXPECT_EQ(error_of("[[sink]]\ntype = \"smtp\"\nurl = \"smtp://h\"\nfrom = \"f\"\nto = []\n").key,
+            "sink[1].to");
+  EXPECT_EQ(error_of("[[sink]]\ntype = \"webhook\"\nurl = \"https://h\"\nformat = \"xml\"\n").key,
+            "sink[1].format");
+  EXPECT_EQ(error_of("[[sink]]\ntype = \"webhook\"\nurl = \"https://h\"\nname = \"../x\"\n").key,
+            "sink[1].name");
+  EXPECT_EQ(error_of("[[sink]]\ntype = \"webhook\"\nurl = \"https://h\"\n"
+                     "[[sink]]\ntype = \"webhook\"\nurl = \"https://i\"\n")
+                .key,
+            "sink[2].name");
+  EXPECT_EQ(
+      error_of("[[sink]]\ntype = \"webhook\"\nurl = \"https://h\"\nmin_severity = \"loud\"\n").key,
+      "sink[1].min_severity");
+}
+
+TEST(Config, Heal) {
+  auto c = parse_config(R"(
+[[root]]
+path = "/w"
+[heal]
+on = ["tamper-storm", "script-quarantined"]
+tamper_count = 20
+tamper_window = 10
+health_file = "/var/lib/mamori-health/ok"
+health_file_action = "rewrite"
+health_listen = "127.0.0.1:8081"
+hook = ["/usr/local/bin/drain", "--now"]
+hook_timeout = 5
+recover_after = 600
+)",
+                        "m.toml");
+  ASSERT_TRUE(c) << c.error().text();
+  EXPECT_TRUE(c->heal.on_storm);
+  EXPECT_TRUE(c->heal.on_script_quarantined);
+  EXPECT_FALSE(c->heal.on_restore_failed);
+  EXPECT_EQ(c->heal.tamper_count, 20u);
+  EXPECT_EQ(c->heal.health_file_action, HealthFileAction::kRewrite);
+  EXPECT_EQ(c->heal.hook.size(), 2u);
+  EXPECT_EQ(c->heal.recover_after_s, 600u);
+
+  EXPECT_EQ(error_of("[heal]\non = [\"moon\"]\n").key, "heal.on");
+  EXPECT_EQ(error_of("[heal]\nhook = [\"drain\"]\n").key, "heal.hook");
+  EXPECT_EQ(error_of("[heal]\nhealth_file_action = \"burn\"\n").key, "heal.health_file_action");
+  // Inside a root, the agent would restore the file it removes.
+  const auto e = error_of("[[root]]\npath = \"/w\"\n[heal]\nhealth_file = \"/w/health\"\n");
+  EXPECT_EQ(e.key, "heal.health_file");
+  EXPECT_NE(e.message.find("inside root"), std::string::npos);
 }
 
 }  // namespace

@@ -1,15 +1,38 @@
 #include "core/fs/admin_files.h"
 
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <utility>
 
 #include "core/base/unique_fd.h"
 #include "core/fs/beneath.h"
 
 namespace mamori::fs {
+namespace {
+
+// "<dir>/" and "<name>" of an administrator's path ("." for a bare name).
+std::pair<std::string, std::string> split_path(const std::string& path) {
+  const auto slash = path.rfind('/');
+  if (slash == std::string::npos) return {".", path};
+  return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
+}
+
+// ".<name>.<16 hex>.tmp": unpredictable, so nobody can plant it in advance.
+std::string temp_name_for(const std::string& name) {
+  uint64_t r = 0;
+  if (::getrandom(&r, sizeof r, 0) != sizeof r) r ^= reinterpret_cast<uintptr_t>(&r) ^ ::getpid();
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "." + name + ".";
+  for (int i = 0; i < 16; ++i) out += kHex[(r >> (4 * i)) & 0xF];
+  return out + ".tmp";
+}
+
+}  // namespace
 
 Result<std::string> read_small_file(const std::string& path, size_t limit) {
   const int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
@@ -36,6 +59,48 @@ Result<UniqueFd> open_private_append(const std::string& path) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return fail_errno("open", path);
   return UniqueFd(fd);
+}
+
+Result<UniqueFd> open_admin_read(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return fail_errno("open", path);
+  return UniqueFd(fd);
+}
+
+Status write_file_atomic(Env& env, const std::string& path, std::string_view content, mode_t mode) {
+  // Not a structured binding: clang 14 cannot capture one in the lambda below.
+  const auto split = split_path(path);
+  const std::string& dir_path = split.first;
+  const std::string& name = split.second;
+  if (name.empty()) return fail("write", path, EISDIR);
+  const int raw_dir = ::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (raw_dir < 0) return fail_errno("open", dir_path);
+  UniqueFd dir(raw_dir);
+  const std::string tmp = temp_name_for(name);
+  const int raw = ::openat(dir.get(), tmp.c_str(),
+                           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
+  if (raw < 0) return fail_errno("openat", dir_path + "/" + tmp);
+  UniqueFd fd(raw);
+  auto written = [&]() -> Status {
+    if (::fchmod(fd.get(), mode & 07777) != 0) return fail_errno("fchmod", path);
+    MAMORI_TRY(write_all(env, fd.get(),
+                         {reinterpret_cast<const uint8_t*>(content.data()), content.size()}, path));
+    if (env.fsync(fd.get()) != 0) return fail_errno("fsync", path);
+    if (env.renameat2(dir.get(), tmp.c_str(), dir.get(), name.c_str(), 0) != 0)
+      return fail_errno("renameat2", path);
+    return ok();
+  }();
+  if (!written) {
+    ::unlinkat(dir.get(), tmp.c_str(), 0);
+    return written;
+  }
+  if (env.fsync(dir.get()) != 0) return fail_errno("fsync", dir_path);
+  return ok();
+}
+
+Status remove_file(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return fail_errno("unlink", path);
+  return ok();
 }
 
 }  // namespace mamori::fs

@@ -2,8 +2,12 @@
 // Files and directories the administrator names outside any protected root: the config,
 // rules files, the state directory. (Paths inside a root go through beneath.h.)
 
-#include <string>
+#include <sys/types.h>
 
+#include <string>
+#include <string_view>
+
+#include "core/base/env.h"
 #include "core/base/result.h"
 #include "core/base/unique_fd.h"
 
@@ -19,5 +23,19 @@ Status make_private_dirs(const std::string& path);
 // Opens `path` for appending (O_APPEND, created 0600, never through a symlink), making
 // its parent directories as make_private_dirs() does.
 Result<UniqueFd> open_private_append(const std::string& path);
+
+// Opens an existing file for reading (never through a symlink, never blocking on a FIFO).
+Result<UniqueFd> open_admin_read(const std::string& path);
+
+// Replaces `path` with `content` so that readers see the old file or the new one, never
+// a part: a temporary file in the same directory (created with `mode`, then fchmod()ed to
+// it despite the umask), fsync, rename over `path`, fsync of the directory. The directory
+// must exist (ENOENT otherwise) and `path` is never followed if it is a symlink (it is
+// replaced). On failure the temporary is removed and `path` is left as it was.
+Status write_file_atomic(Env& env, const std::string& path, std::string_view content, mode_t mode);
+
+// Removes `path` (never following a symlink: the link itself goes). A missing file, or a
+// missing directory, counts as done. The removal is not fsynced.
+Status remove_file(const std::string& path);
 
 }  // namespace mamori::fs

@@ -1,0 +1,47 @@
+#pragma once
+// Every configured [[sink]], each with its follower (follower.h), started and stopped as
+// one. Cursors live in STATE/sinks/NAME.cursor.
+//
+// Threads: notify() and outbox_reopened() from any thread (the event writer calls
+// notify() after each durable batch); the rest from the owner.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/sinks/follower.h"
+#include "core/base/env.h"
+#include "core/base/result.h"
+#include "core/config/config.h"
+
+namespace mamori::sinks {
+
+// Builds the sink a [[sink]] table describes (checks what can be checked without the
+// network: addresses, password files).
+Result<std::unique_ptr<Sink>> make_sink(const config::SinkConfig& config);
+
+class SinkSet {
+ public:
+  using OnState = std::function<void(const std::string& sink, const std::string& error)>;
+  // Builds every sink and starts its follower on `outbox_path`. Fails, starting none,
+  // when a sink's configuration cannot work.
+  static Result<std::unique_ptr<SinkSet>> start(Env& env, const config::Config& config,
+                                                const std::string& outbox_path, OnState on_state);
+  ~SinkSet();  // stop()s
+
+  void notify();
+  void outbox_reopened();
+  // Each follower gets one last delivery attempt, then stops.
+  void stop();
+  // [{"name","type","delivered","filtered","failures","pending","failing","last_error"}]
+  nlohmann::json status() const;
+  size_t size() const { return followers_.size(); }
+
+ private:
+  std::vector<std::unique_ptr<Follower>> followers_;
+  std::vector<config::SinkType> types_;
+};
+
+}  // namespace mamori::sinks
