@@ -1,6 +1,7 @@
 #include "core/logparse/format.h"
 
 #include <algorithm>
+#include <deque>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -204,9 +205,12 @@ TEST(LogFormat, ToleratesFieldsAppendedToCombined) {
 TEST(LogFormat, HandlesLineEndings) {
   const LogFormat f = compiled("combined");
   Entry e;
-  EXPECT_EQ(f.parse(std::string(kNginxCombined) + "\r\n", e), ParseStatus::kOk);
+  // The entry's views point into the line: each line must outlive its checks.
+  const std::string crlf = std::string(kNginxCombined) + "\r\n";
+  EXPECT_EQ(f.parse(crlf, e), ParseStatus::kOk);
   EXPECT_EQ(e.user_agent, "Mozilla/4.08 [en] (Win98; I ;Nav)");
-  EXPECT_EQ(f.parse(std::string(kNginxCombined) + "\n", e), ParseStatus::kOk);
+  const std::string lf = std::string(kNginxCombined) + "\n";
+  EXPECT_EQ(f.parse(lf, e), ParseStatus::kOk);
   EXPECT_EQ(e.user_agent, "Mozilla/4.08 [en] (Win98; I ;Nav)");
 }
 
@@ -226,9 +230,11 @@ TEST(LogFormat, RefusesBadAddresses) {
 TEST(LogFormat, RefusesBadTimesAndRequests) {
   const LogFormat f = compiled("combined");
   Entry e;
-  auto line = [](std::string_view time, std::string_view request) {
-    return "1.2.3.4 - - [" + std::string(time) + "] \"" + std::string(request) +
-           "\" 400 0 \"-\" \"-\"";
+  // The entry's views point into the line: every line built here lives to the end.
+  std::deque<std::string> lines;
+  auto line = [&](std::string_view time, std::string_view request) -> std::string_view {
+    return lines.emplace_back("1.2.3.4 - - [" + std::string(time) + "] \"" +
+                              std::string(request) + "\" 400 0 \"-\" \"-\"");
   };
   EXPECT_EQ(f.parse(line("10/Foo/2000:13:55:36 -0700", "GET / HTTP/1.1"), e),
             ParseStatus::kBadTime);
