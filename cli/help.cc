@@ -37,6 +37,8 @@ COMMANDS
     mode ROOT|'*' MODE        switch a running agent's root to alert, restore or preserve
     deploy [--review] -- CMD  run a legitimate change, then take it into the baseline
     heal [--clear|--fail WHY] the node's health as its load balancer sees it
+    logs test FILE            replay an access log: what would be banned, and why
+    bans list|add IP|del IP   the addresses banned in the firewall, and why
 
     Run 'mamori COMMAND --help' for the details of each.
 
@@ -66,6 +68,7 @@ FILES
     STATE/evidence/           tampered copies kept as evidence, with who made them
     /var/log/mamori/events.jsonl   the agent's events (ECS JSON lines; agent.event_log)
     /run/mamori/agent.sock    the agent's control socket (agent.socket)
+    STATE/bans.db             the ban list: who is banned, until when, and why
     STATE/heal.json           whether the node is failing its health check, and why
     STATE/sinks/NAME.cursor   how far each [[sink]] has delivered the event log
 
@@ -391,6 +394,42 @@ EXIT STATUS
     or it refused.
 )TXT";
 
+constexpr std::string_view kLogs = R"TXT(NAME
+    mamori logs test - replay an access log and show what would be banned, and why
+
+SYNOPSIS
+    mamori logs test [--format SPEC] [--rules FILE]... [--no-default-rules]
+                     [--allow CIDR]... [--json] FILE
+
+DESCRIPTION
+    Reads FILE as fast as it can through the detector the agent uses: each line is
+    parsed, its request normalised (percent-decoding, double encoding, case, '//',
+    '/./', '/../'), matched against the rules, and counted per address for the
+    threshold rules, in the log's own time. Prints each address that would be banned
+    with the rule, the line and the request, then a summary. Changes nothing, needs
+    no config and no root.
+
+    --format SPEC       combined (default), common, vhost_combined, json, an nginx
+                        log_format string ('$remote_addr - ... "$request" ...') or an
+                        Apache LogFormat string ('%h %l %u %t "%r" %>s %b')
+    --rules FILE        rules applied after the built-in defaults, in order (format:
+                        docs/formats/rules.md; [[override]] turns defaults off)
+    --no-default-rules  only the --rules files
+    --allow CIDR        never ban these addresses (matches are still counted)
+
+    Lines that cannot be parsed (binary garbage, a bad address, a line past 16 KiB)
+    are counted by reason and skipped; they never ban anyone.
+
+EXAMPLES
+    mamori logs test /var/log/nginx/access.log
+    mamori logs test --json --allow 10.0.0.0/8 access.log | jq '.bans[].ip'
+    mamori logs test --rules /etc/mamori/rules.d/site.rules access.log.1
+
+EXIT STATUS
+    0 nobody would be banned; 1 some address would be; 2 bad format, rules or CIDR
+    (rules errors give file:line:col); 3 FILE could not be read.
+)TXT";
+
 constexpr std::string_view kDeploy = R"TXT(NAME
     mamori deploy - make a legitimate change while the agent guards
 
@@ -416,6 +455,61 @@ EXIT STATUS
     roots were rolled back, or accepting failed; 4 the baseline failed verification.
 )TXT";
 
+constexpr std::string_view kBans = R"TXT(NAME
+    mamori bans - the addresses banned in the firewall, and why
+
+SYNOPSIS
+    mamori bans list [--json]
+    mamori bans add IP [--ttl SECONDS | --permanent] [--reason TEXT] [--force] [--json]
+    mamori bans del IP [--json]
+    mamori bans sync [--json]
+
+DESCRIPTION
+    The agent bans the addresses its access-log rules and its correlation with
+    tampering find; these commands show and change the same ban list
+    (STATE/bans.db) and apply each change to the firewall at once, whether or not
+    the agent runs. Bans live in nftables sets of mamori's own table (table inet
+    mamori, sets banned4 and banned6), each element with its own timeout; they cut
+    established connections too. The list is the record: the agent applies it again
+    at start-up, so bans survive restarts and reboots. Details: docs/bans.md.
+
+    list   current bans, soonest expiry first: address, time left, offences,
+           rule and reason
+    add    ban IP by hand; without --ttl or --permanent for the escalating TTL of a
+           repeat offence (10 minutes, then x4 per offence within 30 days, at most
+           7 days). Refused for an allowlisted address (loopback by default) unless
+           --force
+    del    lift the ban now and forget the address's offences
+    sync   apply the whole list to the firewall again (after 'nft flush ruleset'
+           or a firewall reload; the agent does this at start-up)
+
+OPTIONS
+    --ttl SECONDS   add: ban for exactly this long (replaces a current ban's TTL)
+    --permanent     add: ban until 'mamori bans del'
+    --reason TEXT   add: recorded with the ban
+    --force         add: ban even an allowlisted address
+
+OUTPUT
+    --json: list prints {"bans": [...], "count": N}; each ban has ip, family
+    ("ipv4"|"ipv6"), permanent, expires_at (Unix seconds, null if permanent),
+    expires_in_s, offences, first_seen, last_ban, rule, reason, source
+    ("logwatch", "correlation", "manual"). add prints the ban with outcome ("new",
+    "replaced", "already-banned"), ttl_s (0 = permanent) and backend; del prints
+    {"ip", "removed", "backend"}; sync {"synced", "backend"}.
+
+EXAMPLES
+    mamori bans list
+    mamori bans add 203.0.113.7 --ttl 3600 --reason "credential stuffing"
+    mamori bans add 2001:db8::66 --permanent
+    mamori bans del 203.0.113.7
+    mamori bans list --json | jq -r '.bans[].ip'
+
+EXIT STATUS
+    0 done (del: also when IP was not banned); 2 usage: not an IP address, an
+    allowlisted address without --force; 3 failed (the firewall refused: the ban
+    stays recorded and the agent applies it at its next start).
+)TXT";
+
 std::string_view help_text(std::string_view command) {
   if (command.empty()) return kOverview;
   if (command == "init") return kInit;
@@ -430,6 +524,8 @@ std::string_view help_text(std::string_view command) {
   if (command == "mode") return kMode;
   if (command == "deploy") return kDeploy;
   if (command == "heal") return kHeal;
+  if (command == "logs") return kLogs;
+  if (command == "bans") return kBans;
   return {};
 }
 

@@ -27,10 +27,14 @@ int main(int argc, char** argv) {
   std::vector<std::string> paths;
   std::string evidence_action;
   EvidenceOptions evidence_options;
+  std::string bans_action;
+  BansOptions bans_options;
   unsigned run_seconds = 0;
   bool review = false;
   std::vector<std::string> deploy_roots, command;
   std::string mode_root, mode_name;
+  std::string logs_action;
+  LogsOptions logs_options;
   bool heal_clear = false;
   std::string heal_fail;
 
@@ -72,6 +76,13 @@ int main(int argc, char** argv) {
   auto* mode = sub("mode");
   mode->add_option("root", mode_root);
   mode->add_option("mode", mode_name);
+  auto* logs = sub("logs");
+  logs->add_option("action", logs_action);
+  logs->add_option("file", paths);
+  logs->add_option("--format", logs_options.format);
+  logs->add_option("--rules", logs_options.rules);
+  logs->add_flag("--no-default-rules", logs_options.no_default_rules);
+  logs->add_option("--allow", logs_options.allow);
   auto* heal = sub("heal");
   heal->add_flag("--clear", heal_clear);
   heal->add_option("--fail", heal_fail);
@@ -84,6 +95,13 @@ int main(int argc, char** argv) {
   evidence->add_option("args", paths);
   evidence->add_option("--limit", evidence_options.limit);
   evidence->add_option("-o,--output", evidence_options.output);
+  auto* bans = sub("bans");
+  bans->add_option("action", bans_action);
+  bans->add_option("args", paths);
+  bans->add_option("--ttl", bans_options.ttl_s);
+  bans->add_flag("--permanent", bans_options.permanent);
+  bans->add_option("--reason", bans_options.reason);
+  bans->add_flag("--force", bans_options.force);
 
   try {
     cli.parse(argc, argv);
@@ -119,6 +137,14 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  if (logs->parsed()) {
+    if (logs_action != "test" || paths.size() != 1) {
+      std::fprintf(stderr, "mamori: logs takes 'test FILE'\nTry 'mamori logs --help'.\n");
+      return kExitUsage;
+    }
+    return run_logs_test(global, logs_options, paths.front());  // no config needed
+  }
+
   App app(global);
   if (auto code = app.load()) return *code;
   if (init->parsed()) return run_init(app, paths);
@@ -133,5 +159,6 @@ int main(int argc, char** argv) {
   if (heal->parsed()) return run_heal(app, heal_clear, heal_fail);
   if (deploy->parsed()) return run_deploy(app, deploy_roots, review, command);
   if (evidence->parsed()) return run_evidence(app, evidence_action, paths, evidence_options);
+  if (bans->parsed()) return run_bans(app, bans_action, paths, bans_options);
   return kExitUsage;
 }

@@ -20,6 +20,7 @@
 #include "agent/control/control.h"
 #include "agent/guard/guard.h"
 #include "agent/heal/healer.h"
+#include "agent/logwatch/logwatch.h"
 #include "agent/sinks/sink_set.h"
 #include "agent/watch/fanotify/fanotify_watcher.h"
 #include "agent/watch/inotify/inotify_watcher.h"
@@ -121,9 +122,7 @@ class Agent {
     publisher_.emplace(
         *outbox_, [](const Error& e) { log("event log: " + e.message()); },
         [this] { sinks_->notify(); });
-    observed_.emplace(*publisher_, [this](const event::Event& e) {
-      if (healer_) healer_->observe(e);
-    });
+    observed_.emplace(*publisher_, [this](const event::Event& e) { observe(e); });
     evidence::Options eo;
     eo.quota_bytes = config_.agent.evidence_quota_mb << 20;
     eo.max_item_bytes = config_.agent.evidence_max_file_mb << 20;
@@ -143,6 +142,7 @@ class Agent {
     if (auto st = open_roots(); !st) return step_failed("open_roots", st.error());
     if (auto st = start_watchers(); !st) return step_failed("start_watchers", st.error());
     if (auto st = verify_roots(); !st) return step_failed("verify_roots", st.error());
+    if (auto st = start_logwatch(); !st) return step_failed("start_logwatch", st.error());
 
     emit_lifecycle("agent-started", fmt::format("guarding {} root(s) with {}", guard_->root_count(),
                                                 watcher_->name()));
@@ -155,6 +155,7 @@ class Agent {
     sd_notify(0, "STOPPING=1");
     guard_->capture_due(/*all=*/true);
     guard_->tick();
+    if (logwatch_) logwatch_->stop();
     emit_lifecycle("agent-stopped", "stopped");
     flush();
     publisher_->drain();
@@ -203,6 +204,33 @@ class Agent {
       MAMORI_TRY(guard_->verify(i, guard::Trigger::kStartup));
     flush();
     return ok();
+  }
+
+  Status start_logwatch() {
+    if (config_.logs.empty()) return ok();
+    logwatch_ = MAMORI_TRY(logwatch::Logwatch::start(
+        env_, config_,
+        [this](std::vector<event::Event>&& events) {
+          (void)publisher_->publish(std::move(events), {});
+        },
+        [](const std::string& line) { log(line); }));
+    return ok();
+  }
+
+  // Every event the guard publishes, on its way to the outbox: the healer judges it, and
+  // a file put back or quarantined tells the log watch whose request touched it.
+  void observe(const event::Event& e) {
+    if (healer_) healer_->observe(e);
+    if (!logwatch_) return;
+    const auto& action = e.action();
+    if (action != "file-restored" && action != "file-quarantined" && action != "file-changed" &&
+        action != "file-created")
+      return;
+    const auto& root = e.get("mamori.root");
+    const auto& rel = e.get("mamori.path");
+    if (root.is_string() && rel.is_string())
+      logwatch_->note_tampered(root.get<std::string>(), rel.get<std::string>(),
+                               env_.clock().now_ns());
   }
 
   // Flushes the guard's events, then what the healer said about them (a condition seen
@@ -288,6 +316,7 @@ class Agent {
             {"in_storm", guard_->in_storm()},
             {"heal", healer_->status()},
             {"sinks", sinks_->status()},
+            {"logwatch", logwatch_ ? logwatch_->status() : nlohmann::json()},
             {"counters",
              {{"changes", c.changes},
               {"restored", c.restored},
@@ -468,7 +497,8 @@ class Agent {
   std::optional<AsyncPublisher> publisher_;  // after outbox_: destroyed (drained) first
   std::optional<ObservingPublisher> observed_;
   std::unique_ptr<heal::Healer> healer_;
-  std::vector<event::Event> heal_events_;  // what the healer said, emitted at the next flush
+  std::unique_ptr<logwatch::Logwatch> logwatch_;  // publishes through publisher_
+  std::vector<event::Event> heal_events_;         // what the healer said, emitted at the next flush
   std::unique_ptr<evidence::EvidenceStore> evidence_;
   std::unique_ptr<guard::Guard> guard_;
   std::unique_ptr<watch::Watcher> watcher_;

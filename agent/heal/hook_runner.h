@@ -1,14 +1,8 @@
 #pragma once
 // Runs the administrator's heal hook (an argv, never a shell line) on a thread of its own,
-// so a slow or hanging hook never holds up the agent's main thread.
-//
-// Each run: posix_spawn() with every descriptor but 0-2 closed, in a process group of its
-// own, with default signal dispositions and an empty signal mask; stdin is a socket that
-// carries `input` then EOF (a socket, not a pipe, so a hook that exits without reading
-// cannot raise SIGPIPE in the agent); stdout and stderr go to one pipe of which the first
-// kMaxOutput bytes are kept. At `timeout` the whole process group gets SIGTERM, kKillGrace
-// later SIGKILL. The process's exit is watched through a pidfd, so nothing else in the
-// agent may reap our children (nothing does: the agent does not waitpid(-1)).
+// so a slow or hanging hook never holds up the agent's main thread. Each run is
+// exec::run_command (agent/exec/run_command.h: own process group, input on stdin, output
+// kept up to kMaxOutput, SIGTERM at `timeout` and SIGKILL kKillGrace later).
 //
 // Runs happen one after another. At most kMaxQueued wait; start() refuses more. Timeouts
 // use the monotonic clock: processes run in real time whatever clock the caller injects.
@@ -29,29 +23,19 @@
 #include <thread>
 #include <vector>
 
+#include "agent/exec/run_command.h"
 #include "core/base/result.h"
 #include "core/base/unique_fd.h"
 
 namespace mamori::heal {
 
-struct HookResult {
-  std::string argv0;
-  std::optional<int> exit_code;  // set when the hook exited
-  std::optional<int> signal;     // set when a signal ended it
-  bool timed_out = false;        // we sent SIGTERM (and maybe SIGKILL) at the timeout
-  int64_t duration_ms = 0;
-  std::string output;  // stdout and stderr interleaved, at most kMaxOutput bytes
-  bool output_truncated = false;
-  std::optional<Error> error;  // it could not be started (ENOENT, EACCES, ...)
-
-  bool succeeded() const { return !error && !timed_out && exit_code == 0; }
-};
+using HookResult = exec::CommandResult;
 
 class HookRunner {
  public:
-  static constexpr size_t kMaxOutput = 4096;
+  static constexpr size_t kMaxOutput = exec::kMaxOutput;
   static constexpr size_t kMaxQueued = 4;
-  static constexpr std::chrono::seconds kKillGrace{2};
+  static constexpr std::chrono::seconds kKillGrace = exec::kKillGrace;
 
   // `argv` must not be empty; argv[0] is a path (no PATH search).
   HookRunner(std::vector<std::string> argv, std::chrono::milliseconds timeout);
@@ -76,9 +60,6 @@ class HookRunner {
     std::vector<std::string> env;
   };
   void thread_main();
-  HookResult run(const Job& job);
-  // Spawns the hook; fills `result.error` when that fails.
-  std::optional<pid_t> spawn(const Job& job, int stdin_fd, int output_fd, HookResult& result);
 
   const std::vector<std::string> argv_;
   const std::chrono::milliseconds timeout_;

@@ -33,6 +33,26 @@ struct EvidenceOptions {
 int run_evidence(App& app, const std::string& action, const std::vector<std::string>& args,
                  const EvidenceOptions& options);
 
+struct LogsOptions {
+  std::string format = "combined";  // logparse::LogFormat spec
+  std::vector<std::string> rules;   // rule files applied after the built-in defaults
+  bool no_default_rules = false;
+  std::vector<std::string> allow;  // CIDRs never banned
+};
+// `mamori logs test FILE`: exit 0 when nothing would be banned, 1 when something would.
+// Needs no config.
+int run_logs_test(const GlobalOptions& global, const LogsOptions& options, const std::string& path);
+
+struct BansOptions {
+  std::optional<int64_t> ttl_s;  // add: this TTL instead of the escalation's
+  bool permanent = false;        // add: no expiry
+  std::string reason;            // add: recorded with the ban
+  bool force = false;            // add: ban even an allowlisted address
+};
+// `action` is list, add, del or sync; `args` holds the IP address for add and del.
+int run_bans(App& app, const std::string& action, const std::vector<std::string>& args,
+             const BansOptions& options);
+
 // Prints each error on stderr as a warning (text mode) and adds them to `out` (JSON).
 void warn_all(App& app, const std::vector<Error>& errors, nlohmann::json* out);
 

@@ -103,7 +103,7 @@ int run_status(App& app) {
                   escape(r["path"].get<std::string>()).c_str(),
                   r["mode"].get<std::string>().c_str(),
                   r["paused"].get<bool>() ? " (paused for a deploy)" : "");
-    if (const auto& h = a["heal"]; h.is_object()) {
+    if (const auto h = a.value("heal", nlohmann::json()); h.is_object()) {
       if (h.value("healthy", true))
         std::printf("health     healthy\n");
       else
@@ -111,7 +111,12 @@ int run_status(App& app) {
                     h.value("since", std::string("?")).c_str(),
                     escape(h.value("reason", std::string())).c_str());
     }
-    for (const auto& s : a["sinks"])
+    if (const auto w = a.value("logwatch", nlohmann::json()); w.is_object())
+      std::printf("logwatch   %zu log(s), %s lines read, %s bans, %s ban failures\n",
+                  w["logs"].size(), fmt::format("{}", w["lines"].get<uint64_t>()).c_str(),
+                  fmt::format("{}", w["bans"].get<uint64_t>()).c_str(),
+                  fmt::format("{}", w["ban_failures"].get<uint64_t>()).c_str());
+    for (const auto& s : a.value("sinks", nlohmann::json::array()))
       std::printf("sink       %s (%s): %s delivered%s\n", s["name"].get<std::string>().c_str(),
                   s["type"].get<std::string>().c_str(),
                   fmt::format("{}", s["delivered"].get<uint64_t>()).c_str(),

@@ -11,6 +11,8 @@
 #include "core/base/quote.h"
 #include "core/fs/admin_files.h"
 #include "core/fs/glob.h"
+#include "core/logparse/format.h"
+#include "core/logparse/ip.h"
 
 namespace mamori::config {
 namespace {
@@ -19,6 +21,7 @@ namespace {
 constexpr size_t kMaxConfigBytes = 1 << 20;
 constexpr size_t kMaxRoots = 4096;
 constexpr size_t kMaxSinks = 64;
+constexpr size_t kMaxLogs = 256;
 
 size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);
@@ -42,8 +45,10 @@ class Loader {
   ConfigResult<Config> load(const toml::table& top) {
     Config c;
     c.source = source_;
-    if (!check_keys(
-            top, {"state_dir", "jobs", "compression_level", "root", "agent", "sink", "heal"}, ""))
+    if (!check_keys(top,
+                    {"state_dir", "jobs", "compression_level", "root", "agent", "sink", "heal",
+                     "log", "logwatch", "ban"},
+                    ""))
       return err();
     if (!get_string(top, "state_dir", "state_dir", c.state_dir)) return err();
     int64_t jobs = 0;
@@ -93,6 +98,29 @@ class Loader {
                                " is used twice: give each [[sink]] its own name");
         c.sinks.push_back(std::move(sink));
       }
+    }
+    if (const auto* node = top.get("log")) {
+      const auto* arr = node->as_array();
+      if (!arr) return fail_at(*node, "config.type", "log", "must be an array of tables: [[log]]");
+      if (arr->size() > kMaxLogs) return fail_at(*node, "config.limit", "log", "too many logs");
+      for (size_t i = 0; i < arr->size(); ++i) {
+        const std::string key = fmt::format("log[{}]", i + 1);
+        const auto* t = (*arr)[i].as_table();
+        if (!t) return fail_at((*arr)[i], "config.type", key, "must be a table");
+        LogConfig log;
+        if (!load_log(*t, key, log)) return err();
+        c.logs.push_back(std::move(log));
+      }
+    }
+    if (const auto* node = top.get("logwatch")) {
+      const auto* t = node->as_table();
+      if (!t) return fail_at(*node, "config.type", "logwatch", "must be a table: [logwatch]");
+      if (!load_logwatch(*t, c.logwatch)) return err();
+    }
+    if (const auto* node = top.get("ban")) {
+      const auto* t = node->as_table();
+      if (!t) return fail_at(*node, "config.type", "ban", "must be a table: [ban]");
+      if (!load_ban(*t, c.ban)) return err();
     }
     if (const auto* node = top.get("heal")) {
       const auto* t = node->as_table();
@@ -345,6 +373,82 @@ class Loader {
     if (s.format != "json" && s.format != "slack") {
       set(t.get("format")->source(), "config.value", key + ".format",
           "must be \"json\" or \"slack\", not " + quote(s.format));
+      return false;
+    }
+    return true;
+  }
+
+  bool load_log(const toml::table& t, const std::string& key, LogConfig& l) {
+    if (!check_keys(t, {"path", "format", "root"}, key + ".")) return false;
+    if (!require(t, "path", key, "every [[log]] needs the path of an access log")) return false;
+    if (!get_string(t, "path", key + ".path", l.path) ||
+        !absolute_path(t.get("path"), key + ".path", l.path) ||
+        !get_string(t, "format", key + ".format", l.format) ||
+        !get_string(t, "root", key + ".root", l.root))
+      return false;
+    if (auto f = logparse::LogFormat::compile(l.format); !f) {
+      set(t.get("format")->source(), "config.value", key + ".format", f.error().message());
+      return false;
+    }
+    return l.root.empty() || absolute_path(t.get("root"), key + ".root", l.root);
+  }
+
+  bool load_logwatch(const toml::table& t, LogwatchConfig& w) {
+    if (!check_keys(t, {"rules", "default_rules", "allowlist", "correlation_window"}, "logwatch."))
+      return false;
+    int64_t window = w.correlation_window_s;
+    if (!get_strings(t, "rules", "logwatch.rules", w.rules) ||
+        !get_bool(t, "default_rules", "logwatch.default_rules", w.default_rules) ||
+        !get_strings(t, "allowlist", "logwatch.allowlist", w.allowlist) ||
+        !get_int(t, "correlation_window", "logwatch.correlation_window", window, 0, 86400))
+      return false;
+    w.correlation_window_s = static_cast<uint32_t>(window);
+    for (auto& r : w.rules)
+      if (!absolute_path(t.get("rules"), "logwatch.rules", r)) return false;
+    for (const auto& a : w.allowlist) {
+      if (auto cidr = logparse::Cidr::parse(a); !cidr) {
+        set(t.get("allowlist")->source(), "config.value", "logwatch.allowlist",
+            quote(a) + ": " + cidr.error().message());
+        return false;
+      }
+    }
+    return true;
+  }
+
+  bool load_ban(const toml::table& t, BanConfig& b) {
+    if (!check_keys(
+            t, {"backend", "nft_table", "hook", "hook_timeout", "ttl", "ttl_factor", "max_ttl"},
+            "ban."))
+      return false;
+    int64_t hook_timeout = b.hook_timeout_s, ttl = b.ttl_s, factor = b.ttl_factor,
+            max_ttl = b.max_ttl_s;
+    if (!get_string(t, "backend", "ban.backend", b.backend) ||
+        !get_string(t, "nft_table", "ban.nft_table", b.nft_table) ||
+        !get_strings(t, "hook", "ban.hook", b.hook) ||
+        !get_int(t, "hook_timeout", "ban.hook_timeout", hook_timeout, 1, 3600) ||
+        !get_int(t, "ttl", "ban.ttl", ttl, 1, 365 * 86400) ||
+        !get_int(t, "ttl_factor", "ban.ttl_factor", factor, 1, 100) ||
+        !get_int(t, "max_ttl", "ban.max_ttl", max_ttl, 1, 365 * 86400))
+      return false;
+    b.hook_timeout_s = static_cast<uint32_t>(hook_timeout);
+    b.ttl_s = static_cast<uint32_t>(ttl);
+    b.ttl_factor = static_cast<uint32_t>(factor);
+    b.max_ttl_s = static_cast<uint32_t>(max_ttl);
+    if (b.backend != "nftables" && b.backend != "hook" && b.backend != "none") {
+      set(t.get("backend")->source(), "config.value", "ban.backend",
+          "must be \"nftables\", \"hook\" or \"none\", not " + quote(b.backend));
+      return false;
+    }
+    if (b.backend == "hook" && (b.hook.empty() || b.hook[0].empty() || b.hook[0][0] != '/')) {
+      set(t.get("hook") ? t.get("hook")->source() : t.source(), "config.value", "ban.hook",
+          "the hook backend needs hook = [\"/absolute/command\", ...]");
+      return false;
+    }
+    if (b.nft_table.empty() || b.nft_table.size() > 32 ||
+        b.nft_table.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") !=
+            std::string::npos) {
+      set(t.get("nft_table")->source(), "config.value", "ban.nft_table",
+          "must be 1-32 lower-case letters, digits or '_', not " + quote(b.nft_table));
       return false;
     }
     return true;

@@ -111,6 +111,34 @@ struct HealConfig {
   uint32_t recover_after_s = 0;
 };
 
+// One [[log]]: an access log the agent reads in real time.
+struct LogConfig {
+  std::string path;                 // absolute; may not exist yet
+  std::string format = "combined";  // core/logparse format spec
+  // The document root its requests are served from: a request for /x.php touched
+  // ROOT/x.php, which is how a tampered file leads to the address that requested it.
+  std::string root;
+};
+
+// [logwatch]: how the access logs are judged.
+struct LogwatchConfig {
+  std::vector<std::string> rules;  // files or directories of *.rules, after the built-ins
+  bool default_rules = true;
+  std::vector<std::string> allowlist = {"127.0.0.0/8", "::1/128"};  // CIDRs never banned
+  uint32_t correlation_window_s = 60;
+};
+
+// [ban]: where bans go and how long they last.
+struct BanConfig {
+  std::string backend = "nftables";  // nftables | hook | none
+  std::string nft_table = "mamori";
+  std::vector<std::string> hook;  // argv; the ban as JSON on stdin
+  uint32_t hook_timeout_s = 30;
+  uint32_t ttl_s = 600;     // first ban
+  uint32_t ttl_factor = 4;  // each repeat offence multiplies it
+  uint32_t max_ttl_s = 7 * 86400;
+};
+
 struct Config {
   std::string source;  // the file it came from, for messages
   std::string state_dir = "/var/lib/mamori";
@@ -120,6 +148,9 @@ struct Config {
   AgentConfig agent;
   std::vector<SinkConfig> sinks;
   HealConfig heal;
+  std::vector<LogConfig> logs;
+  LogwatchConfig logwatch;
+  BanConfig ban;
 };
 
 struct ConfigError {

@@ -179,5 +179,42 @@ recover_after = 600
   EXPECT_NE(e.message.find("inside root"), std::string::npos);
 }
 
+TEST(Config, LogsLogwatchAndBan) {
+  auto c = parse_config(R"(
+[[root]]
+path = "/var/www/html"
+[[log]]
+path = "/var/log/nginx/access.log"
+root = "/var/www/html"
+[[log]]
+path = "/var/log/apache2/other_vhosts_access.log"
+format = "vhost_combined"
+[logwatch]
+rules = ["/etc/mamori/rules.d"]
+allowlist = ["10.0.0.0/8", "2001:db8::/32"]
+correlation_window = 30
+[ban]
+backend = "nftables"
+ttl = 300
+ttl_factor = 2
+max_ttl = 86400
+)",
+                        "m.toml");
+  ASSERT_TRUE(c) << c.error().text();
+  ASSERT_EQ(c->logs.size(), 2u);
+  EXPECT_EQ(c->logs[0].format, "combined");
+  EXPECT_EQ(c->logs[0].root, "/var/www/html");
+  EXPECT_EQ(c->logwatch.allowlist.size(), 2u);
+  EXPECT_EQ(c->logwatch.correlation_window_s, 30u);
+  EXPECT_EQ(c->ban.ttl_s, 300u);
+
+  EXPECT_EQ(error_of("[[log]]\nformat = \"combined\"\n").key, "log[1].path");
+  EXPECT_EQ(error_of("[[log]]\npath = \"/l\"\nformat = \"%Q %h\"\n").key, "log[1].format");
+  EXPECT_EQ(error_of("[logwatch]\nallowlist = [\"10.0.0.1/8\"]\n").key, "logwatch.allowlist");
+  EXPECT_EQ(error_of("[ban]\nbackend = \"iptables\"\n").key, "ban.backend");
+  EXPECT_EQ(error_of("[ban]\nbackend = \"hook\"\n").key, "ban.hook");
+  EXPECT_EQ(error_of("[ban]\nnft_table = \"Bad Name\"\n").key, "ban.nft_table");
+}
+
 }  // namespace
 }  // namespace mamori::config

@@ -1,0 +1,16 @@
+#pragma once
+// The default access-log rules (etc/rules/default.rules), built into the binary.
+
+#include <string_view>
+
+#include "core/rules/matcher.h"
+
+namespace mamori::logwatch {
+
+std::string_view default_rules_text();
+
+// The defaults (unless `with_defaults` is false) followed by `files` in order, compiled.
+rules::RuleResult<rules::Matcher> load_matcher(const std::vector<std::string>& files,
+                                               bool with_defaults = true);
+
+}  // namespace mamori::logwatch

@@ -1,0 +1,168 @@
+#include "agent/logwatch/detector.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "core/base/quote.h"
+#include "core/logparse/normalise.h"
+
+namespace mamori::logwatch {
+namespace {
+
+constexpr uint32_t kNoRule = UINT32_MAX;
+
+std::string bounded(std::string_view s) {
+  return std::string(s.substr(0, Detector::kMaxRequestBytes));
+}
+
+std::string_view path_of(std::string_view normalised) {
+  return normalised.substr(0, normalised.find('?'));
+}
+
+}  // namespace
+
+size_t Detector::IpHash::operator()(const logparse::IpAddress& ip) const {
+  uint64_t a = 0, b = 0;
+  std::memcpy(&a, ip.bytes.data(), 8);
+  std::memcpy(&b, ip.bytes.data() + 8, 8);
+  return std::hash<uint64_t>()(a * 0x9E3779B97F4A7C15ull ^ b);
+}
+
+Result<Detector> Detector::create(const logparse::LogFormat& format,
+                                  std::shared_ptr<const rules::Matcher> matcher,
+                                  std::vector<logparse::Cidr> allowlist) {
+  auto scratch = MAMORI_TRY(matcher->make_scratch());
+  return Detector(format, std::move(matcher), std::move(scratch), std::move(allowlist));
+}
+
+Detector::Detector(logparse::LogFormat format, std::shared_ptr<const rules::Matcher> matcher,
+                   rules::Matcher::Scratch scratch, std::vector<logparse::Cidr> allowlist)
+    : format_(std::move(format)),
+      matcher_(std::move(matcher)),
+      scratch_(std::move(scratch)),
+      thresholds_(matcher_->rules()),
+      allowlist_(std::move(allowlist)) {
+  stats_.by_rule.resize(matcher_->rules().rules.size());
+}
+
+bool Detector::allowlisted(const logparse::IpAddress& ip) const {
+  return std::any_of(allowlist_.begin(), allowlist_.end(),
+                     [&](const logparse::Cidr& c) { return c.contains(ip); });
+}
+
+bool Detector::decided(const logparse::IpAddress& ip) const { return decided_.contains(ip); }
+
+void Detector::forget(const logparse::IpAddress& ip) { decided_.erase(ip); }
+
+bool Detector::is_script(std::string_view path) {
+  const size_t dot = path.rfind('.');
+  if (dot == std::string_view::npos || path.find('/', dot) != std::string_view::npos) return false;
+  const std::string_view ext = path.substr(dot + 1);
+  static constexpr std::string_view kScripts[] = {"php", "phtml", "phar", "php5", "php7",
+                                                  "pht", "cgi",   "pl",   "py",   "sh",
+                                                  "asp", "aspx",  "jsp",  "jspx"};
+  return std::find(std::begin(kScripts), std::end(kScripts), ext) != std::end(kScripts);
+}
+
+void Detector::feed(std::string_view line, uint64_t line_no,
+                    const std::function<void(const Decision&)>& on_decision) {
+  ++stats_.lines;
+  logparse::Entry& e = *entry_;
+  if (const auto st = format_.parse(line, e); st != logparse::ParseStatus::kOk) {
+    ++stats_.skipped[std::string(logparse::parse_status_name(st))];
+    return;
+  }
+  ++stats_.parsed;
+  logparse::normalise_target(e.target, normalised_);
+  rules::Request r;
+  r.method = e.method;
+  r.target = normalised_;
+  r.request = e.request;
+  r.user_agent = e.user_agent;
+  r.referer = e.referer;
+  r.status = e.status;
+  if (auto st = matcher_->match(r, scratch_, matched_); !st) matched_.clear();
+
+  const std::string_view path = path_of(normalised_);
+  const bool script = is_script(path);
+  auto seen = [&] {
+    return Seen{e.client_ip,           e.time,  line_no, std::string(path), bounded(e.request),
+                bounded(e.user_agent), e.status};
+  };
+  if (script) {
+    recent_.push_back(seen());
+    if (recent_.size() > kRecentRequests) recent_.pop_front();
+  }
+  if (!tampered_.empty()) {
+    if (auto it = tampered_.find(std::string(path)); it != tampered_.end()) {
+      if (e.time == 0 || (e.time >= it->second - correlation_window_s_ &&
+                          e.time <= it->second + correlation_window_s_))
+        decide(e.client_ip, kNoRule, "guard-correlation", 7, seen(),
+               fmt::format("requested {} which the guard had just restored or quarantined",
+                           quote(path)),
+               on_decision);
+    }
+  }
+  if (matched_.empty()) return;
+
+  const auto& set = matcher_->rules().rules;
+  const bool allowed = allowlisted(e.client_ip);
+  for (const uint32_t i : matched_) {
+    const rules::Rule& rule = set[i];
+    if (rule.kind == rules::Kind::kThreshold && !thresholds_.hit(i, e.client_ip.bytes, e.time))
+      continue;
+    ++stats_.by_rule[i];
+    if (allowed) {
+      ++stats_.allowlisted;
+      continue;
+    }
+    if (rule.action != rules::Action::kBan) continue;
+    const std::string reason =
+        rule.kind == rules::Kind::kThreshold
+            ? fmt::format("{} requests matching {} within {} s", rule.count, rule.id, rule.window_s)
+            : fmt::format("{}: {}", rule.id, rule.description);
+    decide(e.client_ip, i, rule.id, rule.severity, seen(), reason, on_decision);
+  }
+}
+
+void Detector::decide(const logparse::IpAddress& ip, uint32_t rule, std::string_view rule_id,
+                      int severity, const Seen& seen, std::string reason,
+                      const std::function<void(const Decision&)>& on_decision) {
+  if (allowlisted(ip) || decided_.contains(ip)) return;
+  if (decided_.size() >= kMaxDecided) decided_.clear();  // the ban list still has them
+  decided_.insert(ip);
+  ++stats_.decisions;
+  Decision d;
+  d.ip = ip;
+  d.rule = rule;
+  d.rule_id = std::string(rule_id);
+  d.severity = severity;
+  d.time_s = seen.time_s;
+  d.line = seen.line;
+  d.request = seen.request;
+  d.user_agent = seen.user_agent;
+  d.status = seen.status;
+  d.reason = std::move(reason);
+  on_decision(d);
+}
+
+void Detector::note_tampered(std::string url_path, int64_t now_s,
+                             const std::function<void(const Decision&)>& on_decision) {
+  // Forget what is past the window, then remember this one (bounded).
+  for (auto it = tampered_.begin(); it != tampered_.end();)
+    it = it->second < now_s - correlation_window_s_ ? tampered_.erase(it) : std::next(it);
+  if (tampered_.size() < kMaxTampered) tampered_[url_path] = now_s;
+  for (auto it = recent_.rbegin(); it != recent_.rend(); ++it) {
+    if (it->time_s != 0 && it->time_s < now_s - correlation_window_s_) break;
+    if (it->path != url_path) continue;
+    decide(it->ip, kNoRule, "guard-correlation", 7, *it,
+           fmt::format("requested {} just before the guard restored or quarantined it",
+                       quote(url_path)),
+           on_decision);
+    return;
+  }
+}
+
+}  // namespace mamori::logwatch

@@ -1,0 +1,127 @@
+#pragma once
+// Turns access-log lines into ban decisions: parse (core/logparse), normalise the
+// request, match every rule once (core/rules Matcher), count threshold rules per address
+// (core/rules Thresholds), and decide. Used live by the agent and offline by
+// `mamori logs test`, so a replay shows exactly what the agent would have done.
+//
+// An address decided once is not decided again until forget()ten (the ban list owns
+// what happens next: TTLs, escalation). Allowlisted addresses are matched and counted,
+// never decided. Time is the log's own (each line's timestamp), so a replay behaves as
+// the live run did.
+//
+// Threads: one owner. Memory: bounded by the thresholds' cap, kMaxDecided addresses and
+// the correlation ring (kRecentRequests).
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "core/base/result.h"
+#include "core/logparse/format.h"
+#include "core/logparse/ip.h"
+#include "core/rules/matcher.h"
+#include "core/rules/threshold.h"
+
+namespace mamori::logwatch {
+
+// A request that made a ban rule fire.
+struct Decision {
+  logparse::IpAddress ip;
+  uint32_t rule = 0;  // index into the rule set
+  std::string rule_id;
+  int severity = 5;
+  int64_t time_s = 0;      // the line's time (0 when the format has none)
+  uint64_t line = 0;       // 1-based line number within the source, when known
+  std::string request;     // the request line as logged, at most kMaxRequestBytes
+  std::string user_agent;  // at most kMaxRequestBytes
+  int status = 0;
+  std::string reason;  // one line for people
+};
+
+struct DetectorStats {
+  uint64_t lines = 0;
+  uint64_t parsed = 0;
+  std::map<std::string, uint64_t> skipped;  // by logparse::parse_status_name()
+  std::vector<uint64_t> by_rule;            // matches per rule index (log and ban rules)
+  uint64_t allowlisted = 0;                 // matches from allowlisted addresses
+  uint64_t decisions = 0;
+};
+
+class Detector {
+ public:
+  static constexpr size_t kMaxRequestBytes = 512;
+  static constexpr size_t kMaxDecided = 1'000'000;
+  static constexpr size_t kRecentRequests = 65536;
+
+  static constexpr size_t kMaxTampered = 10000;
+  // The matcher is shared (compiled once); the format is copied.
+  static Result<Detector> create(const logparse::LogFormat& format,
+                                 std::shared_ptr<const rules::Matcher> matcher,
+                                 std::vector<logparse::Cidr> allowlist);
+
+  // Feeds one line (without its '\n'). Calls `on_decision` for a ban rule that fired for
+  // an address not decided before.
+  void feed(std::string_view line, uint64_t line_no,
+            const std::function<void(const Decision&)>& on_decision);
+
+  // The address may be decided again (its ban expired or was lifted).
+  void forget(const logparse::IpAddress& ip);
+  void forget_all() { decided_.clear(); }
+  bool decided(const logparse::IpAddress& ip) const;
+  bool allowlisted(const logparse::IpAddress& ip) const;
+
+  // Correlation with the guard. The guard restored or quarantined the file served at
+  // `url_path` ("/uploads/x.php") at `now_s`: the last request for it within the window
+  // before (scripts only are remembered: a web shell is called by its name) is decided
+  // now, and a request for it within the window after is decided when its line comes.
+  void note_tampered(std::string url_path, int64_t now_s,
+                     const std::function<void(const Decision&)>& on_decision);
+  void set_correlation_window(int64_t seconds) { correlation_window_s_ = seconds; }
+
+  const DetectorStats& stats() const { return stats_; }
+  const rules::RuleSet& rules() const { return matcher_->rules(); }
+
+ private:
+  Detector(logparse::LogFormat format, std::shared_ptr<const rules::Matcher> matcher,
+           rules::Matcher::Scratch scratch, std::vector<logparse::Cidr> allowlist);
+  struct IpHash {
+    size_t operator()(const logparse::IpAddress& ip) const;
+  };
+  struct Seen {
+    logparse::IpAddress ip;
+    int64_t time_s = 0;
+    uint64_t line = 0;
+    std::string path;
+    std::string request;
+    std::string user_agent;
+    int status = 0;
+  };
+  void decide(const logparse::IpAddress& ip, uint32_t rule, std::string_view rule_id, int severity,
+              const Seen& seen, std::string reason,
+              const std::function<void(const Decision&)>& on_decision);
+  static bool is_script(std::string_view path);
+
+  logparse::LogFormat format_;
+  std::shared_ptr<const rules::Matcher> matcher_;
+  rules::Matcher::Scratch scratch_;
+  rules::Thresholds thresholds_;
+  std::vector<logparse::Cidr> allowlist_;
+  std::unordered_set<logparse::IpAddress, IpHash> decided_;
+  std::deque<Seen> recent_;                  // script requests, oldest first
+  std::map<std::string, int64_t> tampered_;  // url path -> when the guard acted
+  int64_t correlation_window_s_ = 60;
+  DetectorStats stats_;
+  // Reused per line, so steady state allocates nothing.
+  std::unique_ptr<logparse::Entry> entry_ = std::make_unique<logparse::Entry>();
+  std::string normalised_;
+  std::vector<uint32_t> matched_;
+};
+
+}  // namespace mamori::logwatch

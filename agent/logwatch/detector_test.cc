@@ -1,0 +1,122 @@
+#include "agent/logwatch/detector.h"
+
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include "agent/logwatch/default_rules.h"
+
+namespace mamori::logwatch {
+namespace {
+
+std::string line(std::string_view ip, std::string_view request, int status = 200,
+                 std::string_view ua = "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0",
+                 int second = 0) {
+  return fmt::format(R"({} - - [27/Nov/2026:10:00:{:02d} +0000] "{}" {} 512 "-" "{}")", ip,
+                     second % 60, request, status, ua);
+}
+
+class DetectorTest : public ::testing::Test {
+ protected:
+  // Compiling the rules is the slow part: once for every test.
+  static void SetUpTestSuite() {
+    auto matcher = load_matcher({});
+    ASSERT_TRUE(matcher) << matcher.error().text();
+    matcher_ = std::make_shared<const rules::Matcher>(std::move(*matcher));
+  }
+  void SetUp() override {
+    auto format = logparse::LogFormat::compile("combined");
+    ASSERT_TRUE(format);
+    format_.emplace(std::move(*format));
+  }
+  Detector make(std::vector<std::string> allow = {}) {
+    std::vector<logparse::Cidr> cidrs;
+    for (const auto& a : allow) cidrs.push_back(*logparse::Cidr::parse(a));
+    auto d = Detector::create(*format_, matcher_, std::move(cidrs));
+    EXPECT_TRUE(d);
+    return std::move(*d);
+  }
+  void feed(Detector& d, const std::string& text) {
+    d.feed(text, ++line_no_, [&](const Decision& x) { decisions_.push_back(x); });
+  }
+
+  static inline std::shared_ptr<const rules::Matcher> matcher_;
+  std::optional<logparse::LogFormat> format_;
+  std::vector<Decision> decisions_;
+  uint64_t line_no_ = 0;
+};
+
+TEST_F(DetectorTest, TheBuiltInRulesLoad) { EXPECT_GT(matcher_->rules().enabled_count(), 20u); }
+
+TEST_F(DetectorTest, BenignWordPressTrafficIsNeverDecided) {
+  auto d = make();
+  for (const char* r :
+       {"GET / HTTP/1.1", "GET /wp-admin/admin-ajax.php?action=heartbeat HTTP/1.1",
+        "GET /wp-json/wp/v2/posts?per_page=10 HTTP/1.1", "GET /?s=select+a+theme HTTP/1.1",
+        "GET /wp-content/themes/x/style.css?ver=6.1 HTTP/1.1"})
+    feed(d, line("198.51.100.7", r));
+  EXPECT_TRUE(decisions_.empty());
+  EXPECT_EQ(d.stats().parsed, 5u);
+}
+
+TEST_F(DetectorTest, AnInjectionIsDecidedOnceWithItsRequest) {
+  auto d = make();
+  feed(d, line("203.0.113.9", "GET /index.php?id=1%20UNION%20SELECT%20null,@@version-- HTTP/1.1"));
+  feed(d, line("203.0.113.9", "GET /index.php?id=1%20UNION%20SELECT%20null,user()-- HTTP/1.1"));
+  ASSERT_EQ(decisions_.size(), 1u);
+  EXPECT_EQ(decisions_[0].ip.to_string(), "203.0.113.9");
+  EXPECT_EQ(decisions_[0].rule_id, "sqli-union-select");
+  EXPECT_EQ(decisions_[0].line, 1u);
+  EXPECT_NE(decisions_[0].request.find("UNION"), std::string::npos);
+  d.forget(decisions_[0].ip);  // the ban expired: the next offence counts again
+  feed(d, line("203.0.113.9", "GET /index.php?id=1%20UNION%20SELECT%201,2,3 HTTP/1.1"));
+  EXPECT_EQ(decisions_.size(), 2u);
+}
+
+TEST_F(DetectorTest, AllowlistedAddressesAreCountedNotDecided) {
+  auto d = make({"10.0.0.0/8"});
+  feed(d, line("10.1.2.3", "GET /../../etc/passwd HTTP/1.1"));
+  EXPECT_TRUE(decisions_.empty());
+  EXPECT_GE(d.stats().allowlisted, 1u);
+}
+
+TEST_F(DetectorTest, ABruteForceIsDecidedAtItsThreshold) {
+  auto d = make();
+  int n = 0;
+  while (decisions_.empty() && n < 100)
+    feed(d, line("192.0.2.44", "POST /wp-login.php HTTP/1.1", 200, "Mozilla/5.0", n++));
+  ASSERT_EQ(decisions_.size(), 1u) << "no decision after 100 login POSTs";
+  EXPECT_GT(n, 3) << "a login or two must not ban";
+  EXPECT_NE(decisions_[0].reason.find("within"), std::string::npos);
+}
+
+TEST_F(DetectorTest, GarbageIsCountedAndSkipped) {
+  auto d = make();
+  feed(d, std::string("\x00\x01\xff garbage", 12));
+  feed(d, "not-an-ip - - [27/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"");
+  feed(d, std::string(100000, 'A'));
+  EXPECT_TRUE(decisions_.empty());
+  EXPECT_EQ(d.stats().parsed, 0u);
+  EXPECT_EQ(d.stats().lines, 3u);
+}
+
+TEST_F(DetectorTest, TheRequestForATamperedScriptIsTheAttackers) {
+  auto d = make();
+  // Before: the shell was called just before the guard quarantined it.
+  // No rule finds anything wrong with these requests by themselves.
+  feed(d, line("198.51.100.66", "GET /blog/tools.php HTTP/1.1", 200, "Mozilla/5.0", 5));
+  feed(d, line("198.51.100.7", "GET /index.php HTTP/1.1", 200, "Mozilla/5.0", 6));
+  ASSERT_TRUE(decisions_.empty());
+  d.note_tampered("/blog/tools.php", 1795773606 /* 10:00:06 on 2026-11-27 */,
+                  [&](const Decision& x) { decisions_.push_back(x); });
+  ASSERT_EQ(decisions_.size(), 1u);
+  EXPECT_EQ(decisions_[0].ip.to_string(), "198.51.100.66");
+  EXPECT_EQ(decisions_[0].rule_id, "guard-correlation");
+  // After: the next request for it, from another address, is decided when its line comes.
+  feed(d, line("198.51.100.67", "GET /blog/tools.php HTTP/1.1", 404, "Mozilla/5.0", 8));
+  ASSERT_EQ(decisions_.size(), 2u);
+  EXPECT_EQ(decisions_[1].ip.to_string(), "198.51.100.67");
+}
+
+}  // namespace
+}  // namespace mamori::logwatch

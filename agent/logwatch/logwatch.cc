@@ -1,0 +1,280 @@
+#include "agent/logwatch/logwatch.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "agent/ban/banner.h"
+#include "agent/ban/options.h"
+#include "agent/logwatch/default_rules.h"
+#include "agent/logwatch/detector.h"
+#include "agent/logwatch/tailer.h"
+#include "core/base/quote.h"
+#include "core/rules/rules_file.h"
+
+namespace mamori::logwatch {
+namespace {
+
+// Lines per tailer read: large enough to be cheap, small enough that a note from the
+// guard waits at most a few milliseconds behind a flood.
+constexpr size_t kLinesPerRead = 4096;
+
+event::Severity severity_of(int s) {
+  if (s >= 7) return event::Severity::kCritical;
+  if (s >= 5) return event::Severity::kWarning;
+  if (s >= 3) return event::Severity::kNotice;
+  return event::Severity::kInfo;
+}
+
+// The rule files: each entry is a file, or a directory of *.rules (rules.d).
+Result<std::vector<std::string>> rule_files(const config::LogwatchConfig& w) {
+  std::vector<std::string> files;
+  for (const auto& path : w.rules) {
+    auto in_dir = rules::rule_files_in(path);
+    if (in_dir && !in_dir->empty()) {
+      files.insert(files.end(), in_dir->begin(), in_dir->end());
+    } else {
+      files.push_back(path);
+    }
+  }
+  return files;
+}
+
+}  // namespace
+
+struct Logwatch::Impl {
+  Impl(Env& e, const config::Config& c, Publish p, Log l)
+      : env(e), config(c), publish(std::move(p)), log(std::move(l)) {}
+
+  Env& env;
+  const config::Config& config;
+  Publish publish;
+  Log log;
+  std::vector<std::unique_ptr<Detector>> detectors;  // one per [[log]]
+  std::unique_ptr<Tailer> tailer;
+  std::optional<ban::BanList> list;
+  std::unique_ptr<ban::BanBackend> backend;
+  std::unique_ptr<ban::Banner> banner;
+  UniqueFd wake;
+  int64_t list_version = 0;
+
+  struct Tampered {
+    std::string root, rel;
+    int64_t time_s;
+  };
+  mutable std::mutex mu;
+  std::vector<Tampered> pending;  // guarded by mu
+  bool stopping = false;          // guarded by mu
+  std::atomic<uint64_t> lines{0}, bans{0}, ban_failures{0}, unbans{0};
+  std::thread thread;
+
+  void run();
+  void handle_line(size_t log, std::string_view line);
+  void decided(size_t log, const Decision& d, const std::string& file);
+  void each_second();
+};
+
+Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config& config,
+                                                  Publish publish, Log log) {
+  auto impl = std::make_unique<Impl>(env, config, std::move(publish), std::move(log));
+  auto files = MAMORI_TRY(rule_files(config.logwatch));
+  auto matcher = load_matcher(files, config.logwatch.default_rules);
+  if (!matcher) return tl::unexpected(matcher.error().to_error());
+  auto shared = std::make_shared<const rules::Matcher>(std::move(*matcher));
+  std::vector<logparse::Cidr> allow;
+  for (const auto& a : config.logwatch.allowlist)
+    allow.push_back(MAMORI_TRY(logparse::Cidr::parse(a)));
+  TailerOptions to;
+  for (const auto& l : config.logs) {
+    auto format = MAMORI_TRY(logparse::LogFormat::compile(l.format));
+    auto detector = MAMORI_TRY(Detector::create(format, shared, allow));
+    detector.set_correlation_window(config.logwatch.correlation_window_s);
+    impl->detectors.push_back(std::make_unique<Detector>(std::move(detector)));
+    to.paths.push_back(l.path);
+  }
+  to.positions_path = config.state_dir + "/logwatch/positions.json";
+  Impl* raw = impl.get();
+  to.on_error = [raw](size_t i, const std::optional<Error>& e) {
+    if (i == Tailer::kPositions)
+      raw->log(e ? "access-log positions: " + e->message() : "access-log positions readable again");
+    else
+      raw->log(e ? "access log: " + e->message()
+                 : "access log " + quote(raw->config.logs[i].path) + " readable again");
+  };
+  impl->tailer = MAMORI_TRY(Tailer::create(env, std::move(to)));
+
+  const ban::BanOptions bo = ban::options_from(config);
+  impl->list.emplace(MAMORI_TRY(ban::BanList::open(ban::list_path(config), bo)));
+  impl->backend = MAMORI_TRY(ban::open_backend(bo, env.clock()));
+  impl->banner = std::make_unique<ban::Banner>(*impl->list, *impl->backend, env.clock());
+  // Bans outlive the agent and the firewall's in-kernel state: apply them all again.
+  MAMORI_TRY(impl->banner->sync());
+  impl->list_version = impl->list->data_version().value_or(0);
+
+  impl->wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!impl->wake.valid()) return fail_errno("eventfd", "logwatch");
+  impl->thread = std::thread([raw] { raw->run(); });
+  return std::unique_ptr<Logwatch>(new Logwatch(std::move(impl)));
+}
+
+Logwatch::Logwatch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Logwatch::~Logwatch() { stop(); }
+
+void Logwatch::note_tampered(const std::string& root, const std::string& rel, int64_t time_ns) {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->pending.size() >= 10000) return;  // a storm: the first ones name the attacker
+    impl_->pending.push_back({root, rel, time_ns / 1'000'000'000});
+  }
+  const uint64_t one = 1;
+  (void)::write(impl_->wake.get(), &one, sizeof one);
+}
+
+void Logwatch::stop() {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  const uint64_t one = 1;
+  (void)::write(impl_->wake.get(), &one, sizeof one);
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+nlohmann::json Logwatch::status() const {
+  nlohmann::json logs = nlohmann::json::array();
+  for (const auto& l : impl_->config.logs) logs.push_back(l.path);
+  return {{"logs", logs},
+          {"lines", impl_->lines.load()},
+          {"bans", impl_->bans.load()},
+          {"ban_failures", impl_->ban_failures.load()},
+          {"unbans", impl_->unbans.load()}};
+}
+
+void Logwatch::Impl::run() {
+  using Clock = std::chrono::steady_clock;
+  auto last_second = Clock::now();
+  while (true) {
+    pollfd fds[2] = {{tailer->fd(), POLLIN, 0}, {wake.get(), POLLIN, 0}};
+    if (::poll(fds, 2, 1000) < 0 && errno != EINTR) {
+      log(fmt::format("logwatch: poll: {}", std::strerror(errno)));
+      return;
+    }
+    if (fds[1].revents & POLLIN) {
+      uint64_t n = 0;
+      (void)::read(wake.get(), &n, sizeof n);
+    }
+    std::vector<Tampered> tampered;
+    bool stop_now = false;
+    {
+      std::lock_guard lock(mu);
+      tampered.swap(pending);
+      stop_now = stopping;
+    }
+    for (const auto& t : tampered) {
+      for (size_t i = 0; i < config.logs.size(); ++i) {
+        if (config.logs[i].root != t.root) continue;
+        const std::string file = t.root + "/" + t.rel;
+        detectors[i]->note_tampered("/" + t.rel, t.time_s,
+                                    [&](const Decision& d) { decided(i, d, file); });
+      }
+    }
+    // Everything new, in bounded steps, so notes from the guard are not kept waiting.
+    for (int step = 0; step < 64; ++step) {
+      auto more = tailer->read(
+          [&](size_t i, std::string_view line, const LinePos&) { handle_line(i, line); },
+          kLinesPerRead);
+      if (!more) {
+        log("logwatch: " + more.error().message());
+        break;
+      }
+      if (!*more) break;
+    }
+    if (Clock::now() - last_second >= std::chrono::seconds(1) || stop_now) {
+      last_second = Clock::now();
+      each_second();
+    }
+    if (stop_now) return;
+  }
+}
+
+void Logwatch::Impl::handle_line(size_t i, std::string_view line) {
+  lines.fetch_add(1, std::memory_order_relaxed);
+  detectors[i]->feed(line, 0, [&](const Decision& d) { decided(i, d, ""); });
+}
+
+void Logwatch::Impl::decided(size_t i, const Decision& d, const std::string& file) {
+  const bool correlated = d.rule_id == "guard-correlation";
+  event::Event e("ip-banned", severity_of(d.severity), env.clock().now_ns());
+  e.set("event.category", nlohmann::json::array({"network", "intrusion_detection"}))
+      .set("event.type", nlohmann::json::array({"denied"}))
+      .set("source.ip", d.ip.to_string())
+      .set("rule.name", d.rule_id)
+      .set("event.reason", d.reason)
+      .set("log.file.path", config.logs[i].path)
+      .set("url.original", d.request)
+      .set("http.response.status_code", d.status);
+  if (!d.user_agent.empty()) e.set("user_agent.original", d.user_agent);
+  if (d.time_s) e.set("mamori.ban.request_time_s", d.time_s);
+  if (correlated && !file.empty()) e.set("file.path", file);
+  ban::BanRequest request;
+  request.rule = d.rule_id;
+  request.reason = d.reason;
+  request.source = correlated ? "correlation" : "logwatch";
+  auto result = banner->ban(d.ip, request, e.fields());
+  if (!result) {
+    ban_failures.fetch_add(1, std::memory_order_relaxed);
+    e.outcome("failure").set("error.message", result.error().message());
+    e.message(fmt::format("could not ban {} ({}): {}", d.ip.to_string(), d.rule_id,
+                          result.error().message()));
+  } else {
+    if (result->outcome == ban::BanOutcome::kAlreadyBanned) return;
+    bans.fetch_add(1, std::memory_order_relaxed);
+    e.outcome("success")
+        .set("mamori.ban.ttl_s", static_cast<int64_t>(result->ttl.count()))
+        .set("mamori.ban.offences", result->entry.offences)
+        .set("mamori.ban.backend", std::string(backend->name()));
+    e.message(
+        fmt::format("banned {} for {} s: {}", d.ip.to_string(), result->ttl.count(), d.reason));
+  }
+  std::vector<event::Event> events;
+  events.push_back(std::move(e));
+  publish(std::move(events));
+}
+
+void Logwatch::Impl::each_second() {
+  if (auto st = tailer->save(); !st) log("logwatch: " + st.error().message());
+  std::vector<event::Event> events;
+  if (auto expired = banner->expire()) {
+    for (const auto& entry : expired->entries) {
+      unbans.fetch_add(1, std::memory_order_relaxed);
+      for (auto& d : detectors) d->forget(entry.ip);
+      events.push_back(
+          std::move(event::Event("ip-unbanned", event::Severity::kInfo, env.clock().now_ns())
+                        .set("event.category", nlohmann::json::array({"network"}))
+                        .set("event.type", nlohmann::json::array({"allowed"}))
+                        .set("source.ip", entry.ip.to_string())
+                        .set("rule.name", entry.rule)
+                        .set("event.reason", std::string("expired"))
+                        .message(fmt::format("ban of {} expired", entry.ip.to_string()))));
+    }
+    for (const auto& err : expired->errors) log("logwatch: " + err.message());
+  } else {
+    log("logwatch: " + expired.error().message());
+  }
+  // `mamori bans del` (another connection) changed the list: let every address be
+  // decided again, so one lifted by hand is banned again if it attacks again.
+  if (auto v = list->data_version(); v && *v != list_version) {
+    list_version = *v;
+    for (auto& d : detectors) d->forget_all();
+  }
+  if (!events.empty()) publish(std::move(events));
+}
+
+}  // namespace mamori::logwatch

@@ -1,0 +1,56 @@
+#pragma once
+// The agent's access-log defense, on a thread of its own so that a flood of log lines
+// never delays a restore: follows every [[log]] (tailer.h), judges each line (detector.h)
+// and bans what the rules decide (agent/ban), in milliseconds. The guard tells it which
+// files it restored or quarantined (note_tampered()); the address that requested such a
+// file within [logwatch].correlation_window is banned too, with the file in the event.
+//
+// Every ban and unban is an event (ip-banned, ip-unbanned; ECS source.ip, rule.name, ...),
+// handed to `publish` from the logwatch thread.
+//
+// Threads: start(), note_tampered(), stop() and status() from the owner (the agent's main
+// thread); everything else runs on the logwatch thread.
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/base/env.h"
+#include "core/base/result.h"
+#include "core/base/unique_fd.h"
+#include "core/config/config.h"
+#include "core/event/event.h"
+
+namespace mamori::logwatch {
+
+class Logwatch {
+ public:
+  using Publish = std::function<void(std::vector<event::Event>&&)>;
+  using Log = std::function<void(const std::string&)>;
+
+  // Compiles the rules, opens the ban list and backend (re-applying every ban: they
+  // survive restarts and reboots), and starts following the logs. Fails on bad rules
+  // (file:line:col), an unusable ban backend or ban list.
+  static Result<std::unique_ptr<Logwatch>> start(Env& env, const config::Config& config,
+                                                 Publish publish, Log log);
+  ~Logwatch();  // stop()s
+
+  // The guard restored or quarantined ROOT/REL at `time_ns`.
+  void note_tampered(const std::string& root, const std::string& rel, int64_t time_ns);
+  void stop();
+  nlohmann::json status() const;
+
+  struct Impl;
+
+ private:
+  explicit Logwatch(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mamori::logwatch

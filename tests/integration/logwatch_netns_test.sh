@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Access-log defense end to end, across network namespaces this test creates (and
+# removes): nginx serves a site in "srv"; an attacker ("att", two addresses) and a normal
+# client ("cli") reach it over veth pairs. The agent in srv reads nginx's access log:
+# SQL-injection probes from one attacker address and a wp-login brute force from the
+# other get each banned in nftables, and their next TCP connection fails; the normal
+# client keeps getting 200s; `mamori bans del` lets an address back. nginx's log is
+# rotated during the run and no line is lost.
+source "$(dirname "$0")/lib.sh"
+
+command -v nft >/dev/null || fail "nft not installed (tools/install-deps)"
+command -v nginx >/dev/null || fail "nginx not installed (tools/install-deps)"
+chmod 0755 "$SCRATCH"
+SRV=mamori-srv-$$ ATT=mamori-att-$$ CLI=mamori-cli-$$
+for ns in "$SRV" "$ATT" "$CLI"; do
+  ip netns add "$ns"
+  on_exit "ip netns del $ns"
+  ip -n "$ns" link set lo up
+done
+# srv <-> att: 10.77.1.0/24 (the attacker has .2 and .3); srv <-> cli: 10.77.2.0/24.
+ip link add "va$$" netns "$SRV" type veth peer name eth0 netns "$ATT"
+ip link add "vc$$" netns "$SRV" type veth peer name eth0 netns "$CLI"
+ip -n "$SRV" addr add 10.77.1.1/24 dev "va$$"
+ip -n "$SRV" addr add 10.77.2.1/24 dev "vc$$"
+ip -n "$ATT" addr add 10.77.1.2/24 dev eth0
+ip -n "$ATT" addr add 10.77.1.3/24 dev eth0
+ip -n "$CLI" addr add 10.77.2.2/24 dev eth0
+for l in "$SRV va$$" "$SRV vc$$" "$ATT eth0" "$CLI eth0"; do
+  set -- $l
+  ip -n "$1" link set "$2" up
+done
+# shellcheck disable=SC2317  # used by on_exit and the steps below
+in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+step "a site, its baseline, and an agent in srv that reads nginx's access log"
+mkdir -p "$SCRATCH/www" "$SCRATCH/web"
+chmod 0755 "$SCRATCH/www" "$SCRATCH/web"
+echo "<html>the shop</html>" >"$SCRATCH/www/index.html"
+chmod 0644 "$SCRATCH/www/index.html"
+ACCESS_LOG=$SCRATCH/web/access.log
+write_config "$SCRATCH/www"
+agent_config
+cat >>"$CONFIG" <<EOF
+[[log]]
+path = "$ACCESS_LOG"
+format = "combined"
+root = "$SCRATCH/www"
+[ban]
+backend = "nftables"
+ttl = 600
+EOF
+mamori -q init
+# The agent runs in srv, where its nftables table filters the site's traffic. It starts
+# before nginx, so it follows the access log from the first line nginx writes.
+_AGENT_LOG_FROM=0
+ip netns exec "$SRV" "$MAMORI" --config "$CONFIG" agent >>"$AGENT_LOG" 2>&1 &
+AGENT_PID=$!
+on_exit "stop_agent"
+WAIT_SECONDS=60 WAIT_EXPLAIN='cat "$AGENT_LOG"' wait_for "the agent to be ready" _agent_ready_or_gone
+_agent_ready || { cat "$AGENT_LOG" >&2; fail "the agent exited before it was ready"; }
+
+cat >"$SCRATCH/web/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+user www-data www-data;
+pid $SCRATCH/web/nginx.pid;
+error_log $SCRATCH/web/error.log;
+events { worker_connections 256; }
+http {
+  access_log $ACCESS_LOG combined;
+  default_type text/html;
+  server {
+    listen 10.77.1.1:80;
+    listen 10.77.2.1:80;
+    root $SCRATCH/www;
+    # The login form's answer to a wrong password: a 200, as WordPress gives.
+    location = /wp-login.php { return 200 "wrong password\n"; }
+  }
+}
+EOF
+ip netns exec "$SRV" nginx -c "$SCRATCH/web/nginx.conf" -e "$SCRATCH/web/error.log" &
+NGINX=$!
+on_exit 'stop_pid $NGINX nginx'
+up() { in_ns "$CLI" curl -s -o /dev/null --max-time 2 http://10.77.2.1/; }
+WAIT_ON=$SCRATCH/web WAIT_EXPLAIN='cat "$SCRATCH/web/error.log"' wait_for "nginx to answer" up
+
+step "the normal client requests pages all along, at a person's pace (20 a second)"
+# One curl, its URL glob making the requests, rate-limited by curl itself: a client that
+# asked as fast as it could would be a flood, and the flood rule would rightly ban it.
+# Codes go to stderr, which is not buffered: the client is killed, not stopped.
+# `ip netns exec` execs curl, so $! is curl itself (a shell function would be a subshell
+# whose kill leaves curl running).
+ip netns exec "$CLI" curl -s -o /dev/null -w '%{stderr}%{http_code}\n' --max-time 2 --rate 20/s \
+  "http://10.77.2.1/index.html?n=[1-100000]" 2>"$SCRATCH/client.out" &
+CLIENT=$!
+on_exit 'kill $CLIENT 2>/dev/null; wait $CLIENT 2>/dev/null || true'
+
+connects() {  # SOURCE-ADDRESS: does a TCP connection from it to the site succeed?
+  in_ns "$ATT" curl -s -o /dev/null --interface "$1" --connect-timeout 2 http://10.77.1.1/
+}
+banned() { events 'e["event"]["action"] == "ip-banned" and e["source"]["ip"] == "'"$1"'"' | grep -q .; }
+connects 10.77.1.2 || fail "the attacker could not connect before attacking"
+
+step "SQL-injection probes from 10.77.1.2: banned, its next connection fails"
+for q in "id=1%20UNION%20SELECT%20null,@@version--" "id=1'%20OR%20'1'='1" "id=1;SELECT%20SLEEP(5)"; do
+  in_ns "$ATT" curl -s -o /dev/null --interface 10.77.1.2 --max-time 2 "http://10.77.1.1/item.php?$q" || true
+done
+WAIT_EXPLAIN='tail -n 3 "$AGENT_LOG"; events | tail -n 2' wait_for "the ban of 10.77.1.2" banned 10.77.1.2
+ban=$(events 'e["event"]["action"] == "ip-banned" and e["source"]["ip"] == "10.77.1.2"' | head -n 1)
+assert_contains "$ban" '"rule": {"name": "sqli' "the rule in the ban event"
+assert_contains "$ban" "UNION" "the request in the ban event"
+assert_contains "$(in_ns "$SRV" nft list set inet mamori banned4)" "10.77.1.2" "the nft set"
+! connects 10.77.1.2 || fail "the banned attacker still connects"
+
+step "nginx's log is rotated (rename, USR1) in the middle of the run"
+mv "$ACCESS_LOG" "$ACCESS_LOG.1"
+kill -USR1 "$(cat "$SCRATCH/web/nginx.pid")"
+reopened() { [[ -s $ACCESS_LOG ]]; }
+WAIT_ON=$SCRATCH/web WAIT_EXPLAIN='tail -n 3 "$SCRATCH/client.out"; tail -n 3 "$SCRATCH/web/error.log"; ls -l "$SCRATCH/web"' \
+  wait_for "nginx to write the new log" reopened
+
+step "a wp-login brute force from 10.77.1.3: banned at the threshold, then cut off"
+for i in $(seq 1 12); do
+  in_ns "$ATT" curl -s -o /dev/null --interface 10.77.1.3 --max-time 2 \
+    -d "log=admin&pwd=guess$i" http://10.77.1.1/wp-login.php || true
+done
+WAIT_EXPLAIN='events | tail -n 2' wait_for "the ban of 10.77.1.3" banned 10.77.1.3
+assert_contains "$(events 'e["event"]["action"] == "ip-banned" and e["source"]["ip"] == "10.77.1.3"')" \
+  "wp-login" "the brute-force rule"
+! connects 10.77.1.3 || fail "the brute-forcer still connects"
+
+step "the normal client was never banned and got only 200s"
+kill "$CLIENT"
+wait "$CLIENT" || true
+total=$(grep -c . "$SCRATCH/client.out" || true)
+ok=$(grep -c '^200$' "$SCRATCH/client.out" || true)
+((total > 20)) || fail "the client made only $total requests"
+assert_eq "$total" "$ok" "200s among the client's $total responses"
+! banned 10.77.2.2 || fail "the normal client was banned"
+
+step "no line was lost across the rotation"
+logged=$(($(wc -l <"$ACCESS_LOG.1") + $(wc -l <"$ACCESS_LOG")))
+read_all() {
+  mamori status --json >"$SCRATCH/status.json" &&
+    [[ $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["agent"]["logwatch"]["lines"])' \
+      "$SCRATCH/status.json") -eq $logged ]]
+}
+WAIT_SECONDS=15 WAIT_EXPLAIN='cat "$SCRATCH/status.json"; echo "logged: $logged"' \
+  wait_for "the agent to have read all $logged lines" read_all
+
+step "mamori bans del lets 10.77.1.2 back in"
+expect_exit 0 in_ns "$SRV" "$MAMORI" --config "$CONFIG" bans del 10.77.1.2
+connects 10.77.1.2 || fail "10.77.1.2 still cannot connect after bans del"
+! connects 10.77.1.3 || fail "10.77.1.3 was let back too"
+unbanned() { events 'e["event"]["action"] == "ip-unbanned" and e["source"]["ip"] == "10.77.1.2"' | grep -q manual; }
+unbanned || fail "no ip-unbanned event for the manual unban: $(events | tail -n 2)"
