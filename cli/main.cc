@@ -80,9 +80,9 @@ int main(int argc, char** argv) {
   logs->add_option("action", logs_action);
   logs->add_option("file", paths);
   logs->add_option("--format", logs_options.format);
-  logs->add_option("--rules", logs_options.rules);
+  logs->add_option("--rules", logs_options.rules)->allow_extra_args(false);  // one file per --rules
   logs->add_flag("--no-default-rules", logs_options.no_default_rules);
-  logs->add_option("--allow", logs_options.allow);
+  logs->add_option("--allow", logs_options.allow)->allow_extra_args(false);
   auto* heal = sub("heal");
   heal->add_flag("--clear", heal_clear);
   heal->add_option("--fail", heal_fail);

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -32,15 +33,17 @@ event::Severity severity_of(int s) {
   return event::Severity::kInfo;
 }
 
-// The rule files: each entry is a file, or a directory of *.rules (rules.d).
+// The rule files: each entry is a file, or a directory of *.rules (rules.d; an empty or
+// missing directory adds nothing).
 Result<std::vector<std::string>> rule_files(const config::LogwatchConfig& w) {
   std::vector<std::string> files;
   for (const auto& path : w.rules) {
-    auto in_dir = rules::rule_files_in(path);
-    if (in_dir && !in_dir->empty()) {
-      files.insert(files.end(), in_dir->begin(), in_dir->end());
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      auto in_dir = MAMORI_TRY(rules::rule_files_in(path));
+      files.insert(files.end(), in_dir.begin(), in_dir.end());
     } else {
-      files.push_back(path);
+      files.push_back(path);  // a missing file is an error, with its name, at load
     }
   }
   return files;

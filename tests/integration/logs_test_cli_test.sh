@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# `mamori logs test`: an access log with benign traffic, an SQL-injection probe, a
+# wp-login brute force and garbage is replayed; exactly the attackers would be banned,
+# with their rule, line and request; --allow, --rules overrides, bad rules and a missing
+# file give the documented exit codes. No config, no root needed.
+source "$(dirname "$0")/lib.sh"
+
+LOG=$SCRATCH/access.log
+{
+  for i in $(seq 0 59); do
+    printf '198.51.100.7 - - [27/Nov/2026:10:00:%02d +0000] "GET /page%d.html HTTP/1.1" 200 512 "-" "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"\n' "$i" "$i"
+  done
+  printf '203.0.113.9 - - [27/Nov/2026:10:01:00 +0000] "GET /item.php?id=1%%20UNION%%20SELECT%%20null,@@version-- HTTP/1.1" 200 12 "-" "curl/8.0"\n'
+  for i in $(seq 0 14); do
+    printf '2001:db8::44 - - [27/Nov/2026:10:02:%02d +0000] "POST /wp-login.php HTTP/1.1" 200 1024 "-" "Mozilla/5.0"\n' "$i"
+  done
+  printf '\x00\x01\xff garbage\n'
+  printf '192.0.2.1 - - [27/Nov/2026:10:03:00 +0000] "GET /truncated'
+} >"$LOG"
+
+step "the two attackers and nobody else, with their rules"
+expect_exit 1 "$MAMORI" logs test --json "$LOG"
+assert_eq 78 "$(json 'j["lines"]')" "lines"
+assert_eq '["2001:db8::44", "203.0.113.9"]' "$(json 'sorted(b["ip"] for b in j["bans"])')" "banned"
+assert_contains "$(json '[b["rule"] for b in j["bans"] if b["ip"] == "203.0.113.9"][0]')" "sqli" "the probe's rule"
+assert_contains "$(json '[b["rule"] for b in j["bans"] if b["ip"] == "2001:db8::44"][0]')" "wp-login" "the brute force's rule"
+assert_eq 61 "$(json '[b["line"] for b in j["bans"] if b["ip"] == "203.0.113.9"][0]')" "the probe's line"
+assert_contains "$(json '[b["request"] for b in j["bans"] if b["ip"] == "203.0.113.9"][0]')" "UNION" "the request"
+assert_eq 2 "$(json 'sum(j["skipped"].values())')" "garbage and the truncated last line, skipped"
+
+step "text output, and --allow keeps an address out"
+expect_exit 1 "$MAMORI" logs test --allow 2001:db8::/32 "$LOG"
+assert_contains "$OUT" "BAN 203.0.113.9" "the text report"
+assert_not_contains "$OUT" "2001:db8::44" "an allowlisted address"
+assert_contains "$OUT" "1 address(es) would be banned" "the summary"
+
+step "an override turns a rule into log-only; a clean log exits 0"
+cat >"$SCRATCH/site.rules" <<'EOF'
+[[override]]
+id = "sqli-union-select"
+action = "log"
+EOF
+expect_exit 1 "$MAMORI" logs test --json --rules "$SCRATCH/site.rules" --allow 2001:db8::/32 "$LOG"
+assert_eq '[]' "$(json '[b["ip"] for b in j["bans"] if b["rule"] == "sqli-union-select"]')" "bans by the overridden rule"
+head -n 60 "$LOG" >"$SCRATCH/benign.log"
+expect_exit 0 "$MAMORI" logs test "$SCRATCH/benign.log"
+
+step "bad input: a rules file with a bad pattern (file:line), a bad CIDR, a missing log"
+cat >"$SCRATCH/bad.rules" <<'EOF'
+[[rule]]
+id = "broken"
+field = "target"
+pattern = '''(unclosed'''
+action = "ban"
+EOF
+expect_exit 2 "$MAMORI" logs test --rules "$SCRATCH/bad.rules" "$LOG"
+assert_contains "$ERR" "$SCRATCH/bad.rules:4" "the bad pattern's place"
+expect_exit 2 "$MAMORI" logs test --allow 10.0.0.1/8 "$LOG"
+expect_exit 3 "$MAMORI" logs test "$SCRATCH/nope.log"
