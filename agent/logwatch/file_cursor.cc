@@ -22,7 +22,8 @@ uint64_t tail_hash(std::string_view bytes) {
     h ^= h >> 32;
   }
   uint64_t last = 0;
-  std::memcpy(&last, bytes.data() + i, bytes.size() - i);
+  if (i < bytes.size())
+    std::memcpy(&last, bytes.data() + i, bytes.size() - i);  // data() may be null
   h = (h ^ last) * 0xc4ceb9fe1a85ec53ull;
   return h ^ (h >> 29);
 }
