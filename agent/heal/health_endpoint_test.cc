@@ -118,7 +118,7 @@ TEST(HealthEndpoint, AnswersAnOversizedRequestAfterTheLimit) {
 
 TEST(HealthEndpoint, ListensOnIpv6) {
   auto ep = HealthEndpoint::start("[::1]:0", false, "state-failed");
-  if (!ep && ep.error().errnum == EADDRNOTAVAIL) GTEST_SKIP() << "no IPv6 loopback";
+
   ASSERT_TRUE(ep) << ep.error().message();
   EXPECT_EQ((*ep)->address(), "[::1]:" + std::to_string((*ep)->port()));
   EXPECT_EQ(body_of(http_for_test((*ep)->port(), "GET / HTTP/1.0\r\n\r\n", true)),

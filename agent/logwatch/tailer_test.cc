@@ -496,35 +496,5 @@ TEST_F(TailerTest, RefusesTooManyAndDuplicatePaths) {
   EXPECT_FALSE(Tailer::create(env_, o).has_value());
 }
 
-// Run by hand on a release build: --gtest_also_run_disabled_tests --gtest_filter=*Throughput*
-TEST_F(TailerTest, DISABLED_Throughput) {
-  const std::string line =
-      "203.0.113.7 - - [10/Oct/2024:13:55:36 +0000] \"GET /wp-content/themes/x/style.css?ver=6.4 "
-      "HTTP/1.1\" 200 2326 \"https://example.com/\" \"Mozilla/5.0 (X11; Linux x86_64) "
-      "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36\"\n";
-  {
-    std::string block;
-    for (int i = 0; i < 1000; ++i) block += line;
-    Writer w(log_);
-    for (int i = 0; i < 2000; ++i) w.write(block);
-  }
-  auto o = options({log_});
-  o.from_start = true;
-  auto t = make(std::move(o));
-  uint64_t n = 0, sum = 0;
-  const auto start = std::chrono::steady_clock::now();
-  for (bool more = true; more;) {
-    auto r =
-        t->read([&](size_t, std::string_view l, const LinePos&) { ++n, sum += l.size(); }, 10'000);
-    ASSERT_TRUE(r.has_value());
-    more = *r;
-  }
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_EQ(n, 2'000'000u);
-  std::printf("%llu lines, %.0f MB in %.3f s: %.0f MB/s, %.2f M lines/s\n",
-              static_cast<unsigned long long>(n), t->stats().bytes / 1e6, s,
-              t->stats().bytes / 1e6 / s, n / 1e6 / s);
-}
-
 }  // namespace
 }  // namespace mamori::logwatch

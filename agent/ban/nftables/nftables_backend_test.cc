@@ -43,7 +43,7 @@ sockaddr_storage address(const char* text, uint16_t port) {
 class NftablesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root for a network namespace";
+    if (::geteuid() != 0) FAIL() << "needs root for a network namespace (tests run as root)";
     ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << strerror(errno);
     // The namespace's loopback starts down.
     UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
