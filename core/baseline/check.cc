@@ -24,6 +24,7 @@ Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, const ScanCont
     return tl::unexpected(std::move(t).error());
   }  // else: the subtree is gone; every baseline entry in it is reported removed
   report.errors = std::move(tree.errors);
+  report.too_deep = std::move(tree.too_deep);
   auto& now = tree.entries;
 
   // One ordered pass over baseline and tree decides every metadata change and which

@@ -27,6 +27,9 @@ struct Change {
 struct CheckReport {
   std::vector<Change> changes;  // sorted by path
   std::vector<Error> errors;    // entries whose state could not be read
+  // Directories not entered because they lie deeper than the walk's limit
+  // (fs::kMaxWalkDepth): what they hold was not compared. Sorted.
+  std::vector<std::string> too_deep;
   uint64_t entries = 0;         // entries looked at
   uint64_t hashed = 0;          // files whose content was read
 };

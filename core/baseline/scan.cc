@@ -130,6 +130,7 @@ Result<Tree> read_tree(const ScanContext& ctx, std::string_view start) {
   Tree tree;
   auto on_entry = [&](fs::WalkEntry&& w) {
     if (w.incomplete) tree.incomplete.push_back(w.path);
+    if (w.too_deep) tree.too_deep.push_back(w.path);
     tree.entries.push_back(from_walk(std::move(w)));
   };
   auto on_error = [&](Error&& e) { tree.errors.push_back(std::move(e)); };
@@ -160,6 +161,7 @@ Result<Tree> read_tree(const ScanContext& ctx, std::string_view start) {
   std::sort(tree.entries.begin(), tree.entries.end(),
             [](const Entry& a, const Entry& b) { return a.path < b.path; });
   std::sort(tree.incomplete.begin(), tree.incomplete.end());
+  std::sort(tree.too_deep.begin(), tree.too_deep.end());
   return tree;
 }
 

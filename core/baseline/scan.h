@@ -44,6 +44,7 @@ struct ScanContext {
 struct Tree {
   EntryList entries;                    // sorted by path bytes
   std::vector<std::string> incomplete;  // directories whose contents are unknown, sorted
+  std::vector<std::string> too_deep;    // of those, the ones past the depth limit, sorted
   std::vector<Error> errors;
   // True when `path` lies beneath a directory that could not be read: whether it still
   // exists is unknown, so it must not be reported as removed.

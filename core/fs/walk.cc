@@ -66,6 +66,7 @@ class Walker {
     if (depth > options_.max_depth) {
       on_error_(Error{"walk", dir_path, 0, "deeper than the nesting limit; not entered"});
       entry.incomplete = true;
+      entry.too_deep = true;
       on_entry_(std::move(entry));
       return;
     }

@@ -22,13 +22,20 @@ struct WalkEntry {
   // A directory whose contents could not be listed (or were not, past the depth limit):
   // what lies beneath is unknown, not gone.
   bool incomplete = false;
+  // A directory not entered because it lies deeper than max_depth (incomplete too).
+  bool too_deep = false;
 };
+
+// How deep a walk goes by default: a directory with more than this many components
+// below the walk's start is reported (too_deep) and not entered. No legitimate web tree
+// comes close; an attacker's chain does, so the agent quarantines what lies deeper.
+inline constexpr size_t kMaxWalkDepth = 200;
 
 struct WalkOptions {
   const PathMatcher* exclude = nullptr;
   // Deeper directories are reported and not entered: an attacker-made chain of 100,000
   // nested directories must not exhaust file descriptors or the stack.
-  size_t max_depth = 200;
+  size_t max_depth = kMaxWalkDepth;
 };
 
 // Walks the directory `dir_fd`, which is `dir_path` relative to the root ("" for the root

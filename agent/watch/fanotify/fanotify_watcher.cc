@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/fanotify.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -16,14 +17,19 @@ constexpr uint64_t kMask = FAN_MODIFY | FAN_CLOSE_WRITE | FAN_ATTRIB | FAN_CREAT
                            FAN_ONDIR;
 
 // The path a directory fd stands for; "" when the directory was deleted meanwhile.
+// Deletion is read from the inode (no links left), never from the text: the kernel's
+// " (deleted)" suffix is also a name anyone can give a directory ("y (deleted)"), and
+// taking it as deletion would drop every event beneath such a directory.
 std::string path_of(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_nlink == 0) return {};
   char link[64];
   std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
   std::string out(4096, '\0');
   const ssize_t n = ::readlink(link, out.data(), out.size());
   if (n <= 0 || static_cast<size_t>(n) >= out.size()) return {};
   out.resize(static_cast<size_t>(n));
-  if (out.ends_with(" (deleted)") || out.empty() || out[0] != '/') return {};
+  if (out.empty() || out[0] != '/') return {};
   return out;
 }
 
