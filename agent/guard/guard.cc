@@ -18,6 +18,8 @@
 #include "core/baseline/check.h"
 #include "core/baseline/restore.h"
 #include "core/fs/beneath.h"
+#include "core/fs/remove_tree.h"
+#include "core/fs/walk.h"
 #include "core/fs/xattr.h"
 
 namespace mamori::guard {
@@ -38,6 +40,14 @@ struct Guard::Act {
   std::vector<std::string> links;  // other names of the tampered inode (hard links)
   uint64_t entries = 0;            // entries restored or quarantined (a whole tree counts each)
   std::optional<Error> error;
+  // Replace the baselined file by a fresh inode even if its bytes and metadata match
+  // (detach_): it was opened for writing, or another name shares its inode.
+  bool detach = false;
+  bool too_deep = false;  // `rel` was cut to the directory past the depth limit
+  std::string reason;     // mamori.reason: why, when the action alone does not say
+  // Baselined names of an inode quarantined under another name (a hard link): each is
+  // replaced by a fresh copy right after, so the attacker's inode keeps no name here.
+  std::vector<InodeIndex::Name> aliases;
 };
 
 namespace {
@@ -176,6 +186,11 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
   // Every change in a batch happened before the first is handled, so one look at a path
   // sees its final state: the rest of its events (modify, close, attrib) are redundant.
   std::unordered_set<std::string> seen;
+  // A file closed after being opened for writing is replaced even if it matches (see
+  // detach_); any of the batch's changes of a path may carry the close.
+  for (const auto& c : changes)
+    if (c.root < roots_.size() && (c.what & watch::kClosedWrite) && !(c.what & watch::kIsDir))
+      detach_.insert(path_key(roots_[c.root], c.rel));
   for (const auto& c : changes) {
     if (c.root >= roots_.size()) continue;
     if (c.what & watch::kOverflow) {
@@ -192,6 +207,7 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
     if ((c.what & watch::kCreated) && (c.what & watch::kIsDir))
       look_inside(c.root, c.rel, it->second, seen);
   }
+  detach_.clear();  // every path of the batch was looked at once
 }
 
 void Guard::look_inside(size_t root, const std::string& rel, const evidence::Who& who,
@@ -221,21 +237,99 @@ Status Guard::verify(size_t root, Trigger trigger) {
   ++counters_.verifies;
   auto report =
       MAMORI_TRY(baseline::check_root(state_.catalog, r.catalog_id, scan_context(r), "", false));
+  // Where the baselined files are now, before anything is judged: a new name found below
+  // may be a hard link to one of them.
+  for (auto& p : index_root(root)) {
+    detach_.insert(path_key(r, p));
+    report.changes.push_back({baseline::ChangeKind::kChanged, 0, Entry{}, Entry{}});
+    report.changes.back().before.path = std::move(p);
+  }
   for (const auto& e : report.errors) {
+    // Directories past the depth limit are acted on below, not merely reported.
+    if (std::binary_search(report.too_deep.begin(), report.too_deep.end(), e.path)) continue;
     emit(std::move(event::Event("file-unreadable", Severity::kWarning, env_.clock().now_ns())
                        .set("mamori.root", r.path)
                        .set("file.path", r.path + "/" + e.path)
                        .set("error.message", e.message())));
   }
   // Sorted by path: a directory comes back before what it holds.
+  std::sort(report.changes.begin(), report.changes.end(),
+            [](const baseline::Change& a, const baseline::Change& b) { return a.path() < b.path(); });
   for (const auto& c : report.changes) reconcile(root, c.path(), {}, trigger);
+  // What the walk did not enter: quarantined (reconcile() cuts at the limit).
+  for (const auto& p : report.too_deep) reconcile(root, p, {}, trigger);
+  detach_.clear();
   return ok();
+}
+
+std::vector<std::string> Guard::index_root(size_t root) {
+  GuardedRoot& r = roots_[root];
+  index_.clear(root);
+  struct Seen {
+    std::string rel;
+    InodeId id;
+    nlink_t links;
+  };
+  std::vector<Seen> files;
+  (void)state_.catalog.for_each(r.catalog_id, "", [&](Entry&& e) -> Status {
+    if (e.type != FileType::kRegular) return ok();
+    auto st = fs::stat_beneath(r.fd.get(), e.path);
+    if (!st || !S_ISREG(st->st_mode)) return ok();  // a change the check reported
+    const InodeId id{st->st_dev, st->st_ino};
+    index_.set(root, e.path, id);
+    files.push_back({std::move(e.path), id, st->st_nlink});
+    return ok();
+  });
+  // More links than baselined names: some name of the inode lies outside the baseline
+  // (a hard link made while we were not looking, perhaps outside the root), and a write
+  // through it changes this file with no event naming it.
+  std::vector<std::string> shared;
+  for (auto& f : files)
+    if (f.links > 1 && f.links > index_.names(f.id).size()) shared.push_back(std::move(f.rel));
+  return shared;
+}
+
+void Guard::note_inode(size_t root, const std::string& rel) {
+  auto st = fs::stat_beneath(roots_[root].fd.get(), rel);
+  if (st && S_ISREG(st->st_mode))
+    index_.set(root, rel, {st->st_dev, st->st_ino});
+  else
+    index_.erase(root, rel);
+}
+
+std::optional<std::string> Guard::too_deep_prefix(const std::string& rel) {
+  // A walk enters directories up to kMaxWalkDepth components deep, so it sees entries
+  // of kMaxWalkDepth + 1 components: a directory that deep, or anything deeper, is past
+  // the limit, and the cut is its ancestor (or itself) of that many components.
+  size_t components = 0, cut = std::string::npos;
+  for (size_t i = 0; i <= rel.size(); ++i) {
+    if (i == rel.size() || rel[i] == '/') {
+      if (++components == fs::kMaxWalkDepth + 1) cut = i;
+    }
+  }
+  if (rel.empty() || components <= fs::kMaxWalkDepth) return std::nullopt;
+  return rel.substr(0, cut);
 }
 
 void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Trigger trigger,
                       bool follow_links) {
   GuardedRoot& r = roots_[root];
+  Act act;
+  act.detach = detach_.erase(path_key(r, rel)) > 0;
   if (!rel.empty() && r.exclude.matches(rel)) return;
+  // Past the depth limit no walk would see the entry again: it is judged as part of the
+  // directory at the limit, which is quarantined whole.
+  if (auto cut = too_deep_prefix(rel)) {
+    bool dir = false;
+    if (*cut == rel) {
+      auto st = fs::stat_beneath(r.fd.get(), rel);
+      dir = st && S_ISDIR(st->st_mode);
+    }
+    if (*cut != rel || dir) {
+      rel = std::move(*cut);
+      act.too_deep = true;
+    }
+  }
   // One lookup of the entry's directory. When that fails, the highest ancestor that is
   // not a directory any more is what changed: a deleted tree, or a directory swapped for
   // a symlink. Nothing beneath it can be reached.
@@ -256,7 +350,6 @@ void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Tr
       return;  // raced away again: tried again at the next tick
     }
   }
-  Act act;
   const auto key = std::make_pair(root, rel);
   if (auto st = reconcile_entry(r, rel, at, who, act); !st) {
     act.error = std::move(st).error();
@@ -273,6 +366,13 @@ void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Tr
   if (follow_links)
     for (const auto& other : act.links)
       if (other != rel) reconcile(root, other, who, trigger, false);
+  // The inode quarantined under a new name is baselined code under its other names:
+  // each gets a fresh inode, so the attacker's (and any descriptor on it) is out.
+  for (const auto& alias : act.aliases) {
+    if (alias.root >= roots_.size()) continue;
+    detach_.insert(path_key(roots_[alias.root], alias.rel));
+    reconcile(alias.root, alias.rel, who, trigger, false);
+  }
 }
 
 Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
@@ -284,8 +384,32 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   if (!want && !exists) return ok();
   if (want && want->type == FileType::kRegular) act.base_sha = want->sha256;
 
+  const size_t root = static_cast<size_t>(&r - roots_.data());
   if (!want) {
     act.change = "added";
+    if (act.too_deep && S_ISDIR(st->st_mode)) {
+      // Nothing deeper is ever walked (fs::kMaxWalkDepth): left in place, it would be
+      // served and never verified. Not even allow_new keeps it.
+      act.reason = "nested-too-deep";
+      if (!repair) {
+        act.action = "file-created";
+        return ok();
+      }
+      return quarantine(r, rel, who, act);
+    }
+    // A new name of baselined code (a hard link) is never an allowed upload: a write
+    // through it changes the baselined file, and no event would name that file.
+    if (S_ISREG(st->st_mode) && st->st_nlink > 1) {
+      act.aliases = index_.names({st->st_dev, st->st_ino});
+      if (!act.aliases.empty()) {
+        act.reason = "hard-link-to-baselined-file";
+        if (!repair) {
+          act.action = "file-created";
+          return ok();
+        }
+        return quarantine(r, rel, who, act);
+      }
+    }
     if (allowed_new(r, rel)) {
       act.action = "file-allowed";
       act.severity = Severity::kInfo;
@@ -308,6 +432,7 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
     MAMORI_TRY(
         baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, true, fs::Sync::kDeferred));
     rewritten_.push_back({r.fd.get(), rel});
+    note_inode(root, rel);
     act.action = "file-restored";
     act.entries = 1;
     ++counters_.restored;
@@ -329,8 +454,19 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
         tampered = std::move(*fd);
       }
     }
+    // Another name shares this inode beyond the baseline's own names (a hard link, maybe
+    // outside the root): whoever holds it can write into this file unseen.
+    if (st->st_nlink > 1 && st->st_nlink > index_.names({st->st_dev, st->st_ino}).size()) {
+      act.detach = true;
+      act.reason = "inode-shared";
+    } else if (act.detach) {
+      act.reason = "opened-for-writing";
+    }
+    if (ours) act.detach = false;  // our own restore's close (inotify)
+  } else {
+    act.detach = false;
   }
-  if (attrs == 0) return ok();
+  if (attrs == 0 && (!act.detach || !repair)) return ok();
   if (now.type == FileType::kRegular && st->st_nlink > 1 && (attrs & baseline::kAttrContent))
     act.links = MAMORI_TRY(state_.catalog.paths_with_inode(r.catalog_id, now.ino));
   act.change = "changed";
@@ -339,8 +475,22 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
     act.action = "file-changed";
     return ok();
   }
-  const bool rebuild = attrs & (baseline::kAttrType | baseline::kAttrContent |
-                                baseline::kAttrLinkTarget | baseline::kAttrDevice);
+  bool rebuild = act.detach || (attrs & (baseline::kAttrType | baseline::kAttrContent |
+                                         baseline::kAttrLinkTarget | baseline::kAttrDevice));
+  // Owner and mode are changed only on the baseline's own inode with no other name: on
+  // a file hard-linked in from outside the root they would change that file (a root
+  // 0600 secret made www-data's). Anything else is replaced from the store instead.
+  if (!rebuild && now.type != FileType::kDirectory) {
+    const auto own = index_.of(root, rel);
+    if (st->st_nlink > 1 || (own && !(*own == InodeId{st->st_dev, st->st_ino}))) {
+      rebuild = true;
+      act.reason = st->st_nlink > 1 ? "inode-shared" : "inode-replaced";
+    }
+  }
+  if (act.detach && attrs == 0) {
+    // Bytes and metadata match: only the inode is swapped for a fresh one.
+    act.severity = Severity::kNotice;
+  }
   if (rebuild && (now.type == FileType::kDirectory || want->type == FileType::kDirectory)) {
     // A directory where a file was, or the reverse: what stands there goes to quarantine
     // whole, then the baseline's entry (and, for a directory, its tree) comes back.
@@ -349,11 +499,13 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
     MAMORI_TRY(
         baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, true, fs::Sync::kDeferred));
     rewritten_.push_back({r.fd.get(), rel});
+    note_inode(root, rel);
     act.action = "file-restored";
     ++counters_.restored;
     return ok();
   }
-  const bool keep = r.mode == config::Mode::kPreserve && rebuild && now.type == FileType::kRegular;
+  const bool keep =
+      r.mode == config::Mode::kPreserve && rebuild && attrs != 0 && now.type == FileType::kRegular;
   if (keep && !tampered.valid()) {
     auto fd = fs::open_beneath(r.fd.get(), rel, O_RDONLY | O_NONBLOCK);
     if (fd) tampered = std::move(*fd);
@@ -366,10 +518,11 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   MAMORI_TRY(baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, rebuild,
                                      fs::Sync::kDeferred));
   if (rebuild) rewritten_.push_back({r.fd.get(), rel});
-  act.action = rebuild ? "file-restored" : "file-repaired";
+  act.action = !rebuild ? "file-repaired" : attrs == 0 ? "file-replaced" : "file-restored";
   act.entries = 1;
   ++counters_.restored;
   if (want->type == FileType::kRegular && at.refresh(rel) && at.st) {
+    if (S_ISREG(at.st->st_mode)) index_.set(root, rel, {at.st->st_dev, at.st->st_ino});
     if (fresh_.size() >= kMaxFresh) fresh_.clear();
     fresh_[path_key(r, rel)] = {static_cast<uint64_t>(at.st->st_ino),
                                 at.st->st_ctim.tv_sec * 1'000'000'000LL + at.st->st_ctim.tv_nsec};
@@ -489,15 +642,31 @@ std::optional<int64_t> Guard::next_capture_ns() const {
   return env_.clock().now_ns() + kQuietNs;
 }
 
-Status Guard::quarantine(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act,
-                         size_t depth) {
+UniqueFd Guard::content_of(int dir, const std::string& name, const struct stat& st,
+                          const std::string& rel) {
+  UniqueFd content;
+  if (S_ISREG(st.st_mode)) {
+    const int fd = ::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) content.reset(fd);
+  } else if (S_ISLNK(st.st_mode)) {
+    // The link's target is its content.
+    if (auto target = fs::read_link_at(dir, name, rel)) {
+      const int mfd = ::memfd_create("mamori-link", MFD_CLOEXEC);
+      if (mfd >= 0) {
+        content.reset(mfd);
+        if (!write_all(env_, mfd,
+                       {reinterpret_cast<const uint8_t*>(target->data()), target->size()}, rel))
+          content.reset();
+      }
+    }
+  }
+  return content;
+}
+
+Status Guard::quarantine(GuardedRoot& r, const std::string& rel, const evidence::Who& who,
+                         Act& act) {
   if (rel.empty())
     return fail("quarantine", r.path, EINVAL, "the root itself is never quarantined");
-  // An attacker's chain of nested directories must not exhaust the stack or descriptors.
-  if (depth > kMaxQuarantineDepth)
-    return fail(
-        "quarantine", rel, ELOOP,
-        fmt::format("nested deeper than {} directories: left in place", kMaxQuarantineDepth));
   auto parent = MAMORI_TRY(fs::open_parent(r.fd.get(), rel));
   const int dir = parent.dir.get();
   const char* name = parent.name.c_str();
@@ -507,38 +676,36 @@ Status Guard::quarantine(GuardedRoot& r, const std::string& rel, const evidence:
     return fail_errno("fstatat", rel);
   }
   act.action = "file-quarantined";
+  // A regular file with other names: those that are baselined are replaced right after
+  // (reconcile()), so the inode leaves the tree, not only this name.
+  auto note_aliases = [&](const struct stat& s) {
+    if (!S_ISREG(s.st_mode) || s.st_nlink < 2) return;
+    for (auto& n : index_.names({s.st_dev, s.st_ino})) {
+      const bool known = std::any_of(act.aliases.begin(), act.aliases.end(), [&](const auto& a) {
+        return a.root == n.root && a.rel == n.rel;
+      });
+      if (!known) act.aliases.push_back(std::move(n));
+    }
+  };
   if (S_ISDIR(st.st_mode)) {
-    // Children first, each kept; the directory goes once it is empty.
-    auto dfd = MAMORI_TRY(fs::open_beneath(r.fd.get(), rel, O_RDONLY | O_DIRECTORY));
-    std::vector<std::string> names;
-    if (DIR* d = ::fdopendir(::fcntl(dfd.get(), F_DUPFD_CLOEXEC, 0))) {
-      while (const dirent* e = ::readdir(d)) {
-        const std::string_view n = e->d_name;
-        if (n != "." && n != "..") names.emplace_back(n);
-      }
-      ::closedir(d);
-    }
-    for (const auto& n : names) MAMORI_TRY(quarantine(r, fs::join(rel, n), who, act, depth + 1));
-    if (::unlinkat(dir, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
-      return fail_errno("rmdir", rel);
-    ++counters_.quarantined;
-    return ok();
+    // Iteratively, with one descriptor, however deep (fs/remove_tree.h); each file kept.
+    fs::RemoveTreeOptions options;
+    options.before_unlink = [&](int d, const std::string& n, const struct stat& s,
+                                const std::string& path) {
+      note_aliases(s);
+      ++act.entries;
+      ++counters_.quarantined;
+      if (UniqueFd content = content_of(d, n, s, path); content.valid())
+        defer_capture(r, path, std::move(content), "quarantined", who, nullptr, act);
+    };
+    fs::RemoveTreeReport removed;
+    auto st_tree = fs::remove_tree(dir, parent.name, rel, options, removed);
+    counters_.quarantined += removed.directories;
+    if (removed.max_depth + 1 > fs::kMaxWalkDepth) act.too_deep = true;
+    return st_tree;
   }
-  UniqueFd content;
-  if (S_ISREG(st.st_mode)) {
-    const int fd = ::openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd >= 0) content.reset(fd);
-  } else if (S_ISLNK(st.st_mode)) {
-    // The link's target is its content.
-    if (auto target = fs::read_link_at(dir, parent.name, rel)) {
-      const int mfd = ::memfd_create("mamori-link", MFD_CLOEXEC);
-      if (mfd >= 0) {
-        content.reset(mfd);
-        MAMORI_TRY(write_all(
-            env_, mfd, {reinterpret_cast<const uint8_t*>(target->data()), target->size()}, rel));
-      }
-    }
-  }
+  note_aliases(st);
+  UniqueFd content = content_of(dir, parent.name, st, rel);
   // Out of the tree first (the web server must stop serving it now), kept afterwards
   // from the open descriptor.
   if (::unlinkat(dir, name, 0) != 0 && errno != ENOENT) return fail_errno("unlink", rel);
@@ -555,6 +722,8 @@ Status Guard::restore_subtree(GuardedRoot& r, const std::string& rel, const evid
   act.action = "file-restored";
   act.entries += report.restored.size();
   counters_.restored += report.restored.size();
+  const size_t root = static_cast<size_t>(&r - roots_.data());
+  for (const auto& done : report.restored) note_inode(root, done.path);
   for (const auto& added : report.not_in_baseline) {
     if (allowed_new(r, added)) continue;
     MAMORI_TRY(quarantine(r, added, who, act));
@@ -621,7 +790,27 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
     if (!who.user.empty()) e.set("user.name", who.user);
   }
   if (act.error) e.set("error.message", act.error->message());
-  e.message(fmt::format("{} {}{}", act.action, quote(abs),
+  if (!act.reason.empty()) e.set("mamori.reason", act.reason);
+  if (!act.aliases.empty()) {
+    nlohmann::json names = nlohmann::json::array();
+    for (const auto& a : act.aliases)
+      names.push_back(a.root < roots_.size() ? roots_[a.root].path + "/" + a.rel : a.rel);
+    e.set("mamori.hard_links", names);
+  }
+  std::string why;
+  if (act.reason == "nested-too-deep")
+    why = fmt::format(" (nested deeper than {} directories: never verified, so not kept)",
+                      fs::kMaxWalkDepth);
+  else if (act.reason == "hard-link-to-baselined-file")
+    why = " (a hard link to baselined code: every baselined name got a fresh copy)";
+  else if (act.reason == "opened-for-writing")
+    why = " (opened for writing: a fresh copy, so a descriptor or mapping still held writes "
+          "into a detached inode)";
+  else if (act.reason == "inode-shared")
+    why = " (its inode has other names: replaced, never chmod/chown'ed)";
+  else if (act.reason == "inode-replaced")
+    why = " (not the inode mamori put there: replaced, never chmod/chown'ed)";
+  e.message(fmt::format("{} {}{}{}", act.action, quote(abs), why,
                         trigger == Trigger::kStartup ? " (changed while the agent was down)" : ""));
   if (auto h = held_.find(act.event_id); h != held_.end()) {
     // Emitted once its evidence is taken, with the ids and the tampered content's hash.

@@ -34,6 +34,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "agent/guard/inode_index.h"
 #include "agent/guard/publisher.h"
 #include "agent/guard/who.h"
 #include "agent/watch/watcher.h"
@@ -140,9 +141,21 @@ class Guard {
                    std::unordered_set<std::string>& seen);
   Status reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
                          const evidence::Who& who, Act& act);
-  static constexpr size_t kMaxQuarantineDepth = 256;
-  Status quarantine(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act,
-                    size_t depth = 0);
+  // Moves `rel` (a whole tree for a directory, however deep) out of the tree. A regular
+  // file with other names that are baselined has those names queued in act.aliases: the
+  // inode itself must leave the tree, not just this one name (see reconcile()).
+  Status quarantine(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Act& act);
+  // The keepable content of the entry `name` in `dir` (its bytes, a symlink's target).
+  UniqueFd content_of(int dir, const std::string& name, const struct stat& st,
+                      const std::string& rel);
+  // Rebuilds the inode index of `root` from the baseline and what is on disk now; returns
+  // the baselined paths whose inode also has a name outside the baseline.
+  std::vector<std::string> index_root(size_t root);
+  // Records the inode now at `rel` (just restored) in the index.
+  void note_inode(size_t root, const std::string& rel);
+  // The directory of `rel` (or `rel` itself) that lies deeper than a walk goes
+  // (fs::kMaxWalkDepth); nullopt when `rel` is not that deep.
+  static std::optional<std::string> too_deep_prefix(const std::string& rel);
   Status restore_subtree(GuardedRoot& r, const std::string& rel, const evidence::Who& who,
                          Act& act);
   // Queues `fd` (the tampered or quarantined inode) for capture into the evidence store.
@@ -174,6 +187,14 @@ class Guard {
   // Regular files we just put back, by root and path: (inode, ctime) so the events our
   // own restore raises (inotify) are recognised without hashing. Bounded.
   std::unordered_map<std::string, std::pair<uint64_t, int64_t>> fresh_;
+  // Where the baselined regular files are now (inode_index.h).
+  InodeIndex index_;
+  // Baselined files (by path_key) to be replaced by a fresh copy at their next reconcile
+  // even when their bytes and metadata match: whoever opened one for writing (or holds
+  // it through another name) may still write into that inode, through a descriptor or a
+  // shared writable mapping, without another event. A fresh inode leaves those writes
+  // in a detached one. Filled and drained within one batch.
+  std::unordered_set<std::string> detach_;
 
   struct Capture {
     UniqueFd fd;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -15,6 +16,7 @@
 #include "agent/watch/replay/replay_watcher.h"
 #include "core/baseline/record.h"
 #include "core/fs/beneath.h"
+#include "core/fs/walk.h"
 #include "testing/sim_clock.h"
 #include "testing/temp_dir.h"
 
@@ -256,23 +258,30 @@ TEST_F(GuardTest, EveryNameOfAHardLinkedFileComesBack) {
   EXPECT_EQ(events("file-restored").size(), 2u);
 }
 
-TEST_F(GuardTest, AnEndlessChainOfDirectoriesIsRefusedNotRecursedInto) {
+TEST_F(GuardTest, AnEndlessChainOfDirectoriesIsQuarantinedWholeWithoutRecursion) {
   guard(config::Mode::kRestore);
-  std::string deep = "chain";
-  site.mkdir(deep);
-  for (int i = 0; i < 300; ++i) {
-    deep += "/d";
-    site.mkdir(deep);
+  // Far deeper than any recursion or descriptor per level could follow.
+  int cur = ::open(site.path().c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(cur, 0);
+  ASSERT_EQ(::mkdirat(cur, "chain", 0755), 0);
+  for (int i = 0; i < 3000; ++i) {
+    const int next = ::openat(cur, i == 0 ? "chain" : "d", O_RDONLY | O_DIRECTORY);
+    ASSERT_GE(next, 0);
+    ::close(cur);
+    cur = next;
+    ASSERT_EQ(::mkdirat(cur, "d", 0755), 0);
   }
-  deliver({at("chain", watch::kCreated | watch::kIsDir)});  // must not blow the stack
-  bool refused = false;
-  for (const auto& e : events("file-restore-failed"))
-    refused |=
-        e["error"]["message"].get<std::string>().find("nested deeper than") != std::string::npos;
-  for (const auto& e : events("file-quarantined"))
-    refused |= e.contains("error") && e["error"]["message"].get<std::string>().find(
-                                          "nested deeper than") != std::string::npos;
-  EXPECT_TRUE(refused);
+  const int f = ::openat(cur, "s.php", O_WRONLY | O_CREAT, 0644);
+  ASSERT_GE(f, 0);
+  ::close(f);
+  ::close(cur);
+  deliver({at("chain", watch::kCreated | watch::kIsDir)});
+  EXPECT_FALSE(exists("chain"));
+  EXPECT_TRUE(events("file-restore-failed").empty());
+  auto ev = events("file-quarantined");
+  ASSERT_FALSE(ev.empty());
+  EXPECT_EQ(ev[0]["mamori"]["path"], "chain");
+  EXPECT_FALSE(ev[0].contains("error"));
 }
 
 TEST_F(GuardTest, AFailedRestoreIsTriedAgainAtTheNextTick) {
@@ -407,6 +416,110 @@ TEST_F(GuardTest, ExcludedPathsAreLeftAlone) {
   deliver({at("cache/page.html", watch::kCreated)});
   EXPECT_TRUE(exists("cache/page.html"));
   EXPECT_TRUE(events("file-quarantined").empty());
+}
+
+// A chain of directories in an upload area, deeper than any walk goes: everything past
+// the limit would be served and never verified, so the directory at the limit goes,
+// allow_new or not; the levels above it stay (they are allowed uploads).
+std::string deep_path(const std::string& top, size_t levels) {
+  std::string p = top;
+  for (size_t i = 1; i < levels; ++i) p += "/a";
+  return p;
+}
+
+TEST_F(GuardTest, WhatLiesPastTheDepthLimitIsQuarantinedInRealTime) {
+  guard(config::Mode::kRestore);
+  const std::string bottom = deep_path("uploads/a", 250);
+  ASSERT_EQ(std::system(("mkdir -p '" + site / bottom + "' && echo x > '" + site / bottom +
+                         "/s.jpg'").c_str()),
+            0);
+  deliver({at(bottom + "/s.jpg", watch::kCreated)});
+  const std::string cut = deep_path("uploads/a", fs::kMaxWalkDepth);  // one level too deep
+  EXPECT_FALSE(exists(cut));
+  EXPECT_TRUE(exists(std::string(fs::dirname(cut))));
+  auto ev = events("file-quarantined");
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["mamori"]["path"], cut);
+  EXPECT_EQ(ev[0]["mamori"]["reason"], "nested-too-deep");
+}
+
+TEST_F(GuardTest, WhatLiesPastTheDepthLimitIsQuarantinedByAVerify) {
+  const std::string bottom = deep_path("uploads/a", 260);
+  ASSERT_EQ(std::system(("mkdir -p '" + site / bottom + "' && echo x > '" + site / bottom +
+                         "/s.php'").c_str()),
+            0);
+  guard(config::Mode::kRestore);
+  ASSERT_TRUE(g->verify(0, Trigger::kStartup));
+  g->capture_due(/*all=*/true);
+  ASSERT_TRUE(g->flush());
+  const std::string cut = deep_path("uploads/a", fs::kMaxWalkDepth);
+  EXPECT_FALSE(exists(cut));
+  EXPECT_TRUE(exists(std::string(fs::dirname(cut))));
+  bool said = false;
+  for (const auto& e : events("file-quarantined"))
+    said |= e["mamori"]["path"] == cut && e["mamori"]["reason"] == "nested-too-deep";
+  EXPECT_TRUE(said);
+  EXPECT_TRUE(events("file-unreadable").empty());
+}
+
+TEST_F(GuardTest, AHardLinkToBaselinedCodeIsNeverAnAllowedUpload) {
+  guard(config::Mode::kRestore);
+  ASSERT_TRUE(g->verify(0, Trigger::kStartup));  // learns where the baselined files are
+  ASSERT_EQ(::link((site / "wp/load.php").c_str(), (site / "uploads/cfg.jpg").c_str()), 0);
+  const int fd = ::open((site / "uploads/cfg.jpg").c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(fd, 0);
+  deliver({at("uploads/cfg.jpg", watch::kCreated)});
+  EXPECT_FALSE(exists("uploads/cfg.jpg"));
+  // The writer's descriptor now leads to an inode no name in the tree has.
+  ASSERT_EQ(::write(fd, "eval();\n", 8), 8);
+  ::close(fd);
+  EXPECT_EQ(site.read("wp/load.php"), "<?php // load\n");
+  EXPECT_TRUE(events("file-allowed").empty());
+  auto q = events("file-quarantined");
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_EQ(q[0]["mamori"]["reason"], "hard-link-to-baselined-file");
+  EXPECT_EQ(q[0]["mamori"]["hard_links"][0], site / "wp/load.php");
+  EXPECT_EQ(events("file-replaced").size(), 1u);
+}
+
+TEST_F(GuardTest, AFileClosedAfterWritingIsReplacedEvenWhenItsBytesMatch) {
+  guard(config::Mode::kRestore);
+  struct stat before {};
+  ASSERT_EQ(::stat((site / "wp/inc/a.php").c_str(), &before), 0);
+  const int fd = ::open((site / "wp/inc/a.php").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  deliver({at("wp/inc/a.php", watch::kContent | watch::kClosedWrite)});
+  struct stat after {};
+  ASSERT_EQ(::stat((site / "wp/inc/a.php").c_str(), &after), 0);
+  EXPECT_NE(before.st_ino, after.st_ino);
+  ASSERT_EQ(::pwrite(fd, "<?php eval", 10, 0), 10);  // as through a writable mapping
+  ::close(fd);
+  EXPECT_EQ(site.read("wp/inc/a.php"), "<?php // a\n");
+  auto ev = events("file-replaced");
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["mamori"]["reason"], "opened-for-writing");
+  // A second look finds our own fresh copy: nothing more to do.
+  deliver({at("wp/inc/a.php", watch::kContent | watch::kClosedWrite)});
+  EXPECT_EQ(events("file-replaced").size(), 1u);
+}
+
+TEST_F(GuardTest, MetadataIsNeverRepairedOnAnInodeWithOtherNames) {
+  guard(config::Mode::kRestore);
+  ASSERT_TRUE(g->verify(0, Trigger::kStartup));
+  // A file outside the root with the same bytes, 0600, hard-linked over a baselined name.
+  outside.write("secret", "<?php // b\n", 0600);
+  ASSERT_EQ(::link((outside / "secret").c_str(), (outside / "link").c_str()), 0);
+  ASSERT_EQ(::rename((outside / "link").c_str(), (site / "wp/inc/b.php").c_str()), 0);
+  deliver({at("wp/inc/b.php", watch::kCreated)});
+  struct stat secret {}, b {};
+  ASSERT_EQ(::stat((outside / "secret").c_str(), &secret), 0);
+  ASSERT_EQ(::stat((site / "wp/inc/b.php").c_str(), &b), 0);
+  EXPECT_EQ(secret.st_mode & 07777, 0600u);
+  EXPECT_EQ(secret.st_nlink, 1u);
+  EXPECT_NE(secret.st_ino, b.st_ino);
+  EXPECT_EQ(b.st_mode & 07777, 0644u);
+  EXPECT_EQ(site.read("wp/inc/b.php"), "<?php // b\n");
+  EXPECT_TRUE(events("file-repaired").empty());
 }
 
 }  // namespace

@@ -25,6 +25,9 @@ enum What : uint32_t {
   kRemoved = 1u << 3,   // a name went away (delete, moved from)
   kIsDir = 1u << 4,     // the entry is a directory
   kOverflow = 1u << 5,  // the kernel dropped events: rescan the root (rel is "")
+  // A file opened for writing was closed (also set with kContent). Whoever opened it may
+  // still write through a shared mapping made before the close, with no event at all.
+  kClosedWrite = 1u << 6,
 };
 
 struct Change {

@@ -133,6 +133,7 @@ void FanotifyWatcher::decode(const fanotify_event_metadata& meta, const char* ra
     }
     uint32_t what = 0;
     if (meta.mask & (FAN_MODIFY | FAN_CLOSE_WRITE)) what |= kContent;
+    if (meta.mask & FAN_CLOSE_WRITE) what |= kClosedWrite;
     if (meta.mask & FAN_ATTRIB) what |= kAttrib;
     if (meta.mask & (FAN_CREATE | FAN_MOVED_TO)) what |= kCreated;
     if (meta.mask & (FAN_DELETE | FAN_MOVED_FROM | FAN_DELETE_SELF | FAN_MOVE_SELF))

@@ -149,6 +149,7 @@ Status InotifyWatcher::read(std::vector<Change>& out) {
       const std::string rel = ev->len ? fs::join(dir.rel, ev->name) : dir.rel;
       uint32_t what = 0;
       if (ev->mask & (IN_MODIFY | IN_CLOSE_WRITE)) what |= kContent;
+      if (ev->mask & IN_CLOSE_WRITE) what |= kClosedWrite;
       if (ev->mask & IN_ATTRIB) what |= kAttrib;
       if (ev->mask & (IN_CREATE | IN_MOVED_TO)) what |= kCreated;
       if (ev->mask & (IN_DELETE | IN_MOVED_FROM)) what |= kRemoved;
