@@ -188,5 +188,27 @@ TEST_F(BaselineTest, UnknownSubtreesAreNotReportedRemoved) {
   EXPECT_FALSE(t.unknown("y"));
 }
 
+TEST_F(BaselineTest, MetadataRepairNeverFollowsAHardLinkOutOfTheRoot) {
+  // A file outside the root with the same bytes as a baselined one, mode 0600, is
+  // hard-linked over it: the check sees only a mode change. Repairing the mode in place
+  // would change the outside file; the entry gets a new inode instead.
+  TempDir outside;
+  outside.write("secret", "<?php // load\n", 0600);
+  ASSERT_EQ(::chmod((outside / "secret").c_str(), 0600), 0);
+  ASSERT_EQ(::link((outside / "secret").c_str(), (outside / "l").c_str()), 0);
+  ASSERT_EQ(::rename((outside / "l").c_str(), (site / "wp/load.php").c_str()), 0);
+  auto root = fs::open_root(site.path()).value();
+  auto rep = restore(env, state->catalog, *state->store, root_id, ctx(root.get()), "").value();
+  EXPECT_TRUE(rep.errors.empty());
+  struct stat secret {}, now {};
+  ASSERT_EQ(::stat((outside / "secret").c_str(), &secret), 0);
+  ASSERT_EQ(::stat((site / "wp/load.php").c_str(), &now), 0);
+  EXPECT_EQ(secret.st_mode & 07777, 0600u);
+  EXPECT_EQ(secret.st_nlink, 1u);
+  EXPECT_NE(secret.st_ino, now.st_ino);
+  EXPECT_EQ(now.st_mode & 07777, 0644u);
+  EXPECT_EQ(site.read("wp/load.php"), "<?php // load\n");
+}
+
 }  // namespace
 }  // namespace mamori::baseline

@@ -87,19 +87,26 @@ Status recreate(Env& env, const store::Store& store, int root_fd, const Entry& e
   }
 }
 
-Status repair_metadata(int root_fd, const Entry& e) {
+// Puts owner, mode, xattrs and mtime back on the entry there now, unless its inode has
+// other names (fs::apply_meta_own_at): then it may be a file from outside the root,
+// hard-linked in, and it is replaced from the store rather than changed.
+Status repair_metadata(Env& env, const store::Store& store, int root_fd, const Entry& e,
+                       fs::Sync sync = fs::Sync::kNow) {
   // Directory times follow their children and are not restored.
   const bool set_mtime = e.type != FileType::kDirectory;
   if (e.path.empty()) return fs::apply_meta(root_fd, meta_of(e), false, ".");
   auto parent = MAMORI_TRY(fs::open_parent(root_fd, e.path));
-  return fs::apply_meta_at(parent.dir.get(), parent.name, meta_of(e), set_mtime, e.path);
+  auto st = fs::apply_meta_own_at(parent.dir.get(), parent.name, meta_of(e), set_mtime, e.path);
+  if (!st && st.error().errnum == EMLINK) return recreate(env, store, root_fd, e, sync);
+  return st;
 }
 
 }  // namespace
 
 Status restore_entry(Env& env, const store::Store& store, int root_fd, const Entry& want,
                      bool rebuild, fs::Sync sync) {
-  return rebuild ? recreate(env, store, root_fd, want, sync) : repair_metadata(root_fd, want);
+  return rebuild ? recreate(env, store, root_fd, want, sync)
+                 : repair_metadata(env, store, root_fd, want, sync);
 }
 
 Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& store,
@@ -145,7 +152,8 @@ Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& st
                          (c.attrs & (kAttrType | kAttrContent | kAttrLinkTarget | kAttrDevice)) ||
                          (want.type == FileType::kRegular &&
                           std::binary_search(unread.begin(), unread.end(), want.path));
-    auto st = rebuild ? recreate(env, store, root_fd, want) : repair_metadata(root_fd, want);
+    auto st = rebuild ? recreate(env, store, root_fd, want)
+                      : repair_metadata(env, store, root_fd, want);
     if (!st) {
       out.errors.push_back(std::move(st).error());
       continue;

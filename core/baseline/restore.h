@@ -34,7 +34,9 @@ struct RestoreReport {
 
 // Puts one entry back as `want` records it: with `rebuild`, a new inode with the stored
 // content (atomically replacing whatever stands there; an empty directory in the way is
-// removed, a non-empty one is refused); otherwise only its metadata. Its parent
+// removed, a non-empty one is refused); otherwise only its metadata, unless the inode
+// there has other names (a file hard-linked in from outside the root, whose owner and
+// mode are not ours to change): then it too gets a new inode. Its parent
 // directory must exist. `sync` as in fs::replace_file.
 Status restore_entry(Env& env, const store::Store& store, int root_fd, const Entry& want,
                      bool rebuild, fs::Sync sync = fs::Sync::kNow);

@@ -66,8 +66,9 @@ Status apply_meta(int fd, const InodeMeta& meta, bool set_mtime, std::string_vie
   return ok();
 }
 
-Status apply_meta_at(int dir_fd, const std::string& name, const InodeMeta& meta, bool set_mtime,
-                     std::string_view display) {
+namespace {
+Status apply_meta_at_impl(int dir_fd, const std::string& name, const InodeMeta& meta,
+                          bool set_mtime, std::string_view display, bool only_own) {
   // Through an O_PATH fd: it needs no permission on the entry itself (so an owner can undo
   // a chmod 000), and every call below acts on that inode even if the name is swapped for
   // a symlink meanwhile.
@@ -76,6 +77,9 @@ Status apply_meta_at(int dir_fd, const std::string& name, const InodeMeta& meta,
   UniqueFd fd(raw);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return fail_errno("fstat", std::string(display));
+  if (only_own && !S_ISDIR(st.st_mode) && st.st_nlink > 1)
+    return fail("chown", std::string(display), EMLINK,
+                "the inode has other names; its owner and mode are not ours to change");
   if (::fchownat(fd.get(), "", meta.uid, meta.gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
     return fail_errno("fchownat", std::string(display));
   const timespec times[2] = {{0, UTIME_OMIT}, to_timespec(meta.mtime_ns)};
@@ -92,6 +96,17 @@ Status apply_meta_at(int dir_fd, const std::string& name, const InodeMeta& meta,
   if (set_mtime && ::utimensat(AT_FDCWD, proc.c_str(), times, 0) != 0)
     return fail_errno("utimensat", std::string(display));
   return ok();
+}
+}  // namespace
+
+Status apply_meta_at(int dir_fd, const std::string& name, const InodeMeta& meta, bool set_mtime,
+                     std::string_view display) {
+  return apply_meta_at_impl(dir_fd, name, meta, set_mtime, display, false);
+}
+
+Status apply_meta_own_at(int dir_fd, const std::string& name, const InodeMeta& meta,
+                         bool set_mtime, std::string_view display) {
+  return apply_meta_at_impl(dir_fd, name, meta, set_mtime, display, true);
 }
 
 Status replace_file(Env& env, int dir_fd, const std::string& name, const InodeMeta& meta,

@@ -31,6 +31,14 @@ Status apply_meta(int fd, const InodeMeta& meta, bool set_mtime, std::string_vie
 // The same for the entry `name` in `dir_fd`, without following it (symlinks, FIFOs).
 Status apply_meta_at(int dir_fd, const std::string& name, const InodeMeta& meta, bool set_mtime,
                      std::string_view display);
+// As apply_meta_at, but only on an inode with no other name: a non-directory with more
+// than one link may be a file from outside the root hard-linked in (a root 0600 secret),
+// and giving it the baseline's owner and mode would change that file. Then it fails with
+// EMLINK and changes nothing; the caller replaces the entry instead. The link count is
+// read from the same descriptor the changes go through, so a swap of the name in
+// between cannot redirect them.
+Status apply_meta_own_at(int dir_fd, const std::string& name, const InodeMeta& meta,
+                         bool set_mtime, std::string_view display);
 
 // When the new inode and the rename reach the disk. kNow: fsync() the file before the
 // rename and the directory after it (batch commands). kDeferred: no fsync at all, so the
