@@ -18,6 +18,7 @@
 #include "core/baseline/check.h"
 #include "core/baseline/restore.h"
 #include "core/fs/beneath.h"
+#include "core/fs/open_for_writing.h"
 #include "core/fs/remove_tree.h"
 #include "core/fs/walk.h"
 #include "core/fs/xattr.h"
@@ -191,8 +192,24 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
   for (const auto& c : changes)
     if (c.root < roots_.size() && (c.what & watch::kClosedWrite) && !(c.what & watch::kIsDir))
       detach_.insert(path_key(roots_[c.root], c.rel));
+  // A baselined file that was opened and is now open for writing: replaced at once (see
+  // detach_), so a shared writable mapping (which raises no event, and no close while
+  // the writer lives) writes into a detached inode. Other opens are nothing to look at.
+  std::unordered_set<std::string> written;
+  for (const auto& c : changes) {
+    if (c.root >= roots_.size() || !(c.what & watch::kOpened) || c.what & watch::kIsDir) continue;
+    GuardedRoot& r = roots_[c.root];
+    if (r.mode == config::Mode::kAlert || r.paused || !index_.of(c.root, c.rel)) continue;
+    auto key = path_key(r, c.rel);
+    if (written.contains(key)) continue;
+    if (auto w = fs::open_for_writing(r.fd.get(), c.rel); w && *w) {
+      detach_.insert(key);
+      written.insert(std::move(key));
+    }
+  }
   for (const auto& c : changes) {
     if (c.root >= roots_.size()) continue;
+    if (c.what == watch::kOpened && !written.contains(path_key(roots_[c.root], c.rel))) continue;
     if (c.what & watch::kOverflow) {
       emit(std::move(event::Event("watch-overflow", Severity::kWarning, env_.clock().now_ns())
                          .set("mamori.root", roots_[c.root].path)
@@ -283,9 +300,14 @@ std::vector<std::string> Guard::index_root(size_t root) {
   // More links than baselined names: some name of the inode lies outside the baseline
   // (a hard link made while we were not looking, perhaps outside the root), and a write
   // through it changes this file with no event naming it.
+  // Or held open for writing, perhaps through a shared writable mapping made while we
+  // were not looking: its writes raise no event.
   std::vector<std::string> shared;
-  for (auto& f : files)
-    if (f.links > 1 && f.links > index_.names(f.id).size()) shared.push_back(std::move(f.rel));
+  for (auto& f : files) {
+    if ((f.links > 1 && f.links > index_.names(f.id).size()) ||
+        fs::open_for_writing(r.fd.get(), f.rel).value_or(false))
+      shared.push_back(std::move(f.rel));
+  }
   return shared;
 }
 

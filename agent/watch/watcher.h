@@ -28,6 +28,9 @@ enum What : uint32_t {
   // A file opened for writing was closed (also set with kContent). Whoever opened it may
   // still write through a shared mapping made before the close, with no event at all.
   kClosedWrite = 1u << 6,
+  // A file was opened (any mode; backends that can report it). The guard checks whether
+  // a baselined file is now open for writing: a shared writable mapping writes unseen.
+  kOpened = 1u << 7,
 };
 
 struct Change {

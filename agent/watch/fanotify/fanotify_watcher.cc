@@ -1,6 +1,7 @@
 #include "agent/watch/fanotify/fanotify_watcher.h"
 
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/fanotify.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -42,6 +43,20 @@ Result<std::unique_ptr<FanotifyWatcher>> FanotifyWatcher::create() {
   if (fd < 0) return fail_errno("fanotify_init", "");
   auto w = std::unique_ptr<FanotifyWatcher>(new FanotifyWatcher(UniqueFd(fd)));
   w->self_ = ::getpid();
+  const int opens =
+      ::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME,
+                      O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+  if (opens >= 0) w->opens_.reset(opens);  // without it, writable mappings are seen at close
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) return fail_errno("epoll_create1", "");
+  w->epoll_.reset(ep);
+  for (const int f : {w->fd_.get(), w->opens_.get()}) {
+    if (f < 0) continue;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = f;
+    if (::epoll_ctl(ep, EPOLL_CTL_ADD, f, &ev) != 0) return fail_errno("epoll_ctl", "");
+  }
   return w;
 }
 
@@ -50,6 +65,10 @@ Status FanotifyWatcher::add_root(size_t index, const std::string& path, int root
   // created later, at the cost of also seeing (and dropping) the rest of the filesystem.
   if (::fanotify_mark(fd_.get(), FAN_MARK_ADD | FAN_MARK_FILESYSTEM, kMask, root_fd, nullptr) != 0)
     return fail_errno("fanotify_mark", path);
+  if (opens_.valid() &&
+      ::fanotify_mark(opens_.get(), FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN, root_fd, nullptr) !=
+          0)
+    return fail_errno("fanotify_mark (opens)", path);
   struct statfs sfs {};
   if (::fstatfs(root_fd, &sfs) != 0) return fail_errno("fstatfs", path);
   const int dup = ::fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
@@ -134,6 +153,7 @@ void FanotifyWatcher::decode(const fanotify_event_metadata& meta, const char* ra
     uint32_t what = 0;
     if (meta.mask & (FAN_MODIFY | FAN_CLOSE_WRITE)) what |= kContent;
     if (meta.mask & FAN_CLOSE_WRITE) what |= kClosedWrite;
+    if (meta.mask & FAN_OPEN) what |= kOpened;
     if (meta.mask & FAN_ATTRIB) what |= kAttrib;
     if (meta.mask & (FAN_CREATE | FAN_MOVED_TO)) what |= kCreated;
     if (meta.mask & (FAN_DELETE | FAN_MOVED_FROM | FAN_DELETE_SELF | FAN_MOVE_SELF))
@@ -145,10 +165,16 @@ void FanotifyWatcher::decode(const fanotify_event_metadata& meta, const char* ra
 }
 
 Status FanotifyWatcher::read(std::vector<Change>& out) {
+  // Opens first: one that came before a change is handled with it.
+  if (opens_.valid()) MAMORI_TRY(drain(opens_.get(), out));
+  return drain(fd_.get(), out);
+}
+
+Status FanotifyWatcher::drain(int fd, std::vector<Change>& out) {
   // A bounded number of reads per call: under unrelated traffic that never stops, the
   // queue never empties, and the changes already read must still be handled.
   for (int reads = 0; reads < kMaxReadsPerCall; ++reads) {
-    const ssize_t n = ::read(fd_.get(), buf_.data(), buf_.size());
+    const ssize_t n = ::read(fd, buf_.data(), buf_.size());
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return ok();
       if (errno == EINTR) continue;

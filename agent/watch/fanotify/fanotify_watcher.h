@@ -12,6 +12,13 @@
 // lookup; the memory is dropped whenever any directory is renamed or deleted (the only
 // ways a directory's path changes) and when it grows past kMaxCachedDirs.
 //
+// A second group reports opens of files (not directories) on the same filesystems
+// (kOpened): the guard asks whether a baselined file that was opened is now open for
+// writing, since a shared writable mapping writes with no event at all and keeps the
+// file open, so no close is reported either while the writer lives. A separate group so
+// that directory opens (every listing) are never queued. Both groups are polled through
+// one epoll descriptor.
+//
 // Needs CAP_SYS_ADMIN and a kernel with FAN_REPORT_DFID_NAME (5.9+): create() fails
 // with EPERM/EINVAL otherwise and the caller falls back to inotify.
 
@@ -35,7 +42,7 @@ class FanotifyWatcher final : public Watcher {
 
   std::string_view name() const override { return "fanotify"; }
   Status add_root(size_t index, const std::string& path, int root_fd) override;
-  int fd() const override { return fd_.get(); }
+  int fd() const override { return epoll_.get(); }
   Status read(std::vector<Change>& out) override;
   uint64_t overflows() const override { return overflows_; }
   size_t cached_dirs_for_test() const { return dirs_.size(); }
@@ -48,6 +55,8 @@ class FanotifyWatcher final : public Watcher {
     fsid_t fsid;        // which filesystem's handles it can open
   };
   explicit FanotifyWatcher(UniqueFd fd) : fd_(std::move(fd)) {}
+  // Reads the events queued on `fd` (one of the groups) into `out`.
+  Status drain(int fd, std::vector<Change>& out);
   // Appends the change one event stands for; `raw` is the event in the read buffer.
   void decode(const fanotify_event_metadata& meta, const char* raw, std::vector<Change>& out);
   // The root holding absolute `dir`, and `dir` relative to it; null when none does.
@@ -64,6 +73,8 @@ class FanotifyWatcher final : public Watcher {
   Where resolve(const fanotify_event_info_fid& fid, file_handle* handle);
 
   UniqueFd fd_;
+  UniqueFd opens_;  // the group for FAN_OPEN of files; invalid when it could not be made
+  UniqueFd epoll_;  // both groups
   std::vector<Root> roots_;
   std::unordered_map<std::string, Where> dirs_;  // key: fsid + handle type + handle
   pid_t self_ = 0;
