@@ -167,8 +167,8 @@ check_not_followed() {  # REL SECRET
   pristine "$1" || fail "$1 differs from the original"
 }
 secret=$(link_over wp-links-opml.php)
-await_event "wp-links-opml.php replaced" \
-  'e["event"]["action"] in ("file-restored", "file-replaced") and e["mamori"]["path"] == "wp-links-opml.php"'
+await_event "wp-links-opml.php handled" \
+  'e["event"]["action"] in ("file-restored", "file-replaced", "file-repaired") and e["mamori"]["path"] == "wp-links-opml.php"'
 check_not_followed wp-links-opml.php "$secret"
 has_event "$(on file-repaired wp-links-opml.php)" && fail "wp-links-opml.php's metadata was repaired in place"
 
