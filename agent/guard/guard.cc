@@ -509,10 +509,6 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
       act.reason = st->st_nlink > 1 ? "inode-shared" : "inode-replaced";
     }
   }
-  if (act.detach && attrs == 0) {
-    // Bytes and metadata match: only the inode is swapped for a fresh one.
-    act.severity = Severity::kNotice;
-  }
   if (rebuild && (now.type == FileType::kDirectory || want->type == FileType::kDirectory)) {
     // A directory where a file was, or the reverse: what stands there goes to quarantine
     // whole, then the baseline's entry (and, for a directory, its tree) comes back.
@@ -528,7 +524,10 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   }
   const bool keep =
       r.mode == config::Mode::kPreserve && rebuild && attrs != 0 && now.type == FileType::kRegular;
-  if (keep && !tampered.valid()) {
+  // A detached inode is watched after the swap (Capture::detached): its holder may be
+  // writing into it right now.
+  const bool watch_detached = act.detach && attrs == 0 && now.type == FileType::kRegular;
+  if ((keep || watch_detached) && !tampered.valid()) {
     auto fd = fs::open_beneath(r.fd.get(), rel, O_RDONLY | O_NONBLOCK);
     if (fd) tampered = std::move(*fd);
   }
@@ -552,6 +551,27 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   // The event names the tampered content's hash once the capture has read it whole.
   if (keep && tampered.valid())
     defer_capture(r, rel, std::move(tampered), "modified", who, &*want, act);
+  if (watch_detached && tampered.valid()) {
+    Capture c;
+    c.fd = std::move(tampered);
+    c.taken_ns = env_.clock().now_ns();
+    c.item.event_id = act.event_id;
+    c.item.root = r.path;
+    c.item.path = rel;
+    c.item.reason = "detached";
+    c.item.who = who;
+    c.item.baseline_sha256 = want->sha256;
+    c.detached = true;
+    c.keep = r.mode == config::Mode::kPreserve;
+    ++act.captures;
+    ++held_[act.event_id].waiting;
+    captures_.push_back(std::move(c));
+    while (captures_.size() > kMaxCaptures) {  // as defer_capture: bounded descriptors
+      Capture oldest = std::move(captures_.front());
+      captures_.pop_front();
+      finish(oldest);
+    }
+  }
   return ok();
 }
 
@@ -575,9 +595,32 @@ void Guard::defer_capture(GuardedRoot& r, const std::string& rel, UniqueFd fd,
   while (captures_.size() > kMaxCaptures) {
     Capture oldest = std::move(captures_.front());
     captures_.pop_front();
-    const auto item = capture(oldest);
-    captured(oldest.item.event_id, item, oldest.item.reason);
+    finish(oldest);
   }
+}
+
+void Guard::finish(Capture& c) {
+  if (!c.detached) {
+    const auto item = capture(c);
+    captured(c.item.event_id, item, c.item.reason);
+    return;
+  }
+  auto h = held_.find(c.item.event_id);
+  auto sha = hash_fd(c.fd.get(), c.item.path);
+  std::optional<evidence::Item> item;
+  if (sha && c.item.baseline_sha256 && *sha != *c.item.baseline_sha256) {
+    if (h != held_.end()) {
+      h->second.written = true;
+      h->second.sha256 = *sha;
+    }
+    if (c.keep && evidence_) {
+      c.item.reason = "modified";
+      item = capture(c);
+      if (item && h != held_.end()) h->second.ids.push_back(item->id);
+    }
+  }
+  c.fd.reset();
+  if (h != held_.end() && --h->second.waiting == 0) release(h);
 }
 
 void Guard::captured(const std::string& event_id, const std::optional<evidence::Item>& item,
@@ -595,6 +638,19 @@ void Guard::release(std::unordered_map<std::string, Held>::iterator h) {
   Held& held = h->second;
   if (held.waiting > 0 || (!held.event && !held.summarised)) return;  // report() comes later
   if (held.event) {
+    if (held.written) {
+      // What was written through the descriptor or mapping landed in the detached inode:
+      // the site never served it, but it was a change of the file, reported as one.
+      nlohmann::json fields = held.event->fields();
+      fields["event"]["action"] = "file-restored";
+      fields["mamori"]["attrs"] = nlohmann::json::array({"content"});
+      event::Event e(held.event->id(), "file-restored", Severity::kWarning, 0);
+      for (auto& [k, v] : fields.items()) e.set(k, v);
+      e.message(fmt::format("file-restored {} (written through a descriptor or mapping held open: "
+                            "the writes went into the detached old inode)",
+                            quote(fields["file"]["path"].get<std::string>())));
+      held.event = std::move(e);
+    }
     if (held.sha256) held.event->set("file.hash.sha256", held.sha256->hex());
     if (!held.ids.empty()) {
       held.event->set("mamori.evidence.id", held.ids.front());
@@ -653,8 +709,7 @@ void Guard::capture_due(bool all) {
     }
     Capture c = std::move(*it);
     it = captures_.erase(it);
-    const auto item = capture(c);
-    captured(c.item.event_id, item, c.item.reason);
+    finish(c);
   }
 }
 

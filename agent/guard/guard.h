@@ -201,7 +201,14 @@ class Guard {
     UniqueFd fd;
     evidence::Item item;  // everything but what add() fills in
     int64_t taken_ns = 0;
+    // A baselined inode replaced while its bytes still matched (detach_): once quiet it
+    // is hashed, and if its holder wrote into it the change's event becomes a
+    // file-restored with that content (kept as evidence when `keep`).
+    bool detached = false;
+    bool keep = false;
   };
+  // Takes one capture off the queue: evidence, or a detached inode's verdict.
+  void finish(Capture& c);
   // Adds one capture to the evidence store; nullopt when that failed (an event says why).
   std::optional<evidence::Item> capture(Capture& c);
   // A change's evidence in progress, by the change's event id: the event (once
@@ -212,6 +219,7 @@ class Guard {
     size_t waiting = 0;
     std::vector<int64_t> ids;
     std::optional<hash::Digest> sha256;  // of the tampered content, once read
+    bool written = false;  // a detached inode was written into after it was replaced
   };
   // Records a finished capture (item null when it failed) and emits the event if done.
   void captured(const std::string& event_id, const std::optional<evidence::Item>& item,
