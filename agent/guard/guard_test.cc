@@ -522,5 +522,41 @@ TEST_F(GuardTest, MetadataIsNeverRepairedOnAnInodeWithOtherNames) {
   EXPECT_TRUE(events("file-repaired").empty());
 }
 
+TEST_F(GuardTest, AFileOpenForWritingIsDetachedAndWhatIsWrittenIsReported) {
+  guard(config::Mode::kPreserve);
+  ASSERT_TRUE(g->verify(0, Trigger::kStartup));  // the index of baselined files
+  // A reader's open is nothing to act on.
+  const int reader = ::open((site / "wp/inc/b.php").c_str(), O_RDONLY);
+  ASSERT_GE(reader, 0);
+  struct stat before {};
+  ASSERT_EQ(::stat((site / "wp/inc/b.php").c_str(), &before), 0);
+  deliver({at("wp/inc/b.php", watch::kOpened)});
+  struct stat after {};
+  ASSERT_EQ(::stat((site / "wp/inc/b.php").c_str(), &after), 0);
+  EXPECT_EQ(before.st_ino, after.st_ino);
+  ::close(reader);
+  EXPECT_TRUE(events("file-replaced").empty());
+  // A writer's open (as before a shared writable mapping): replaced at once; what the
+  // writer puts in afterwards lands in the detached inode, and is reported.
+  const int writer = ::open((site / "wp/inc/a.php").c_str(), O_RDWR);
+  ASSERT_GE(writer, 0);
+  replay.push(at("wp/inc/a.php", watch::kOpened));  // handled before the write, as it can be
+  std::vector<watch::Change> batch;
+  ASSERT_TRUE(replay.read(batch));
+  g->handle(batch);
+  ASSERT_EQ(::pwrite(writer, "<?php eval", 10, 0), 10);
+  ::close(writer);
+  g->capture_due(/*all=*/true);
+  ASSERT_TRUE(g->flush());
+  EXPECT_EQ(site.read("wp/inc/a.php"), "<?php // a\n");
+  auto ev = events("file-restored");
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["mamori"]["path"], "wp/inc/a.php");
+  EXPECT_EQ(ev[0]["mamori"]["reason"], "opened-for-writing");
+  EXPECT_EQ(ev[0]["mamori"]["attrs"], nlohmann::json::array({"content"}));
+  EXPECT_EQ(kept(ev[0]["mamori"]["evidence"]["id"]), "<?php eval\n");
+  EXPECT_TRUE(events("file-replaced").empty());
+}
+
 }  // namespace
 }  // namespace mamori::guard
