@@ -270,8 +270,9 @@ Status Guard::verify(size_t root, Trigger trigger) {
                        .set("error.message", e.message())));
   }
   // Sorted by path: a directory comes back before what it holds.
-  std::sort(report.changes.begin(), report.changes.end(),
-            [](const baseline::Change& a, const baseline::Change& b) { return a.path() < b.path(); });
+  std::sort(
+      report.changes.begin(), report.changes.end(),
+      [](const baseline::Change& a, const baseline::Change& b) { return a.path() < b.path(); });
   for (const auto& c : report.changes) reconcile(root, c.path(), {}, trigger);
   // What the walk did not enter: quarantined (reconcile() cuts at the limit).
   for (const auto& p : report.too_deep) reconcile(root, p, {}, trigger);
@@ -646,9 +647,10 @@ void Guard::release(std::unordered_map<std::string, Held>::iterator h) {
       fields["mamori"]["attrs"] = nlohmann::json::array({"content"});
       event::Event e(held.event->id(), "file-restored", Severity::kWarning, 0);
       for (auto& [k, v] : fields.items()) e.set(k, v);
-      e.message(fmt::format("file-restored {} (written through a descriptor or mapping held open: "
-                            "the writes went into the detached old inode)",
-                            quote(fields["file"]["path"].get<std::string>())));
+      e.message(
+          fmt::format("file-restored {} (written through a descriptor or mapping held open: "
+                      "the writes went into the detached old inode)",
+                      quote(fields["file"]["path"].get<std::string>())));
       held.event = std::move(e);
     }
     if (held.sha256) held.event->set("file.hash.sha256", held.sha256->hex());
@@ -720,7 +722,7 @@ std::optional<int64_t> Guard::next_capture_ns() const {
 }
 
 UniqueFd Guard::content_of(int dir, const std::string& name, const struct stat& st,
-                          const std::string& rel) {
+                           const std::string& rel) {
   UniqueFd content;
   if (S_ISREG(st.st_mode)) {
     const int fd = ::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -881,8 +883,9 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
   else if (act.reason == "hard-link-to-baselined-file")
     why = " (a hard link to baselined code: every baselined name got a fresh copy)";
   else if (act.reason == "opened-for-writing")
-    why = " (opened for writing: a fresh copy, so a descriptor or mapping still held writes "
-          "into a detached inode)";
+    why =
+        " (opened for writing: a fresh copy, so a descriptor or mapping still held writes "
+        "into a detached inode)";
   else if (act.reason == "inode-shared")
     why = " (its inode has other names: replaced, never chmod/chown'ed)";
   else if (act.reason == "inode-replaced")

@@ -219,7 +219,7 @@ class Guard {
     size_t waiting = 0;
     std::vector<int64_t> ids;
     std::optional<hash::Digest> sha256;  // of the tampered content, once read
-    bool written = false;  // a detached inode was written into after it was replaced
+    bool written = false;                // a detached inode was written into after it was replaced
   };
   // Records a finished capture (item null when it failed) and emits the event if done.
   void captured(const std::string& event_id, const std::optional<evidence::Item>& item,

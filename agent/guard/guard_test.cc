@@ -430,9 +430,10 @@ std::string deep_path(const std::string& top, size_t levels) {
 TEST_F(GuardTest, WhatLiesPastTheDepthLimitIsQuarantinedInRealTime) {
   guard(config::Mode::kRestore);
   const std::string bottom = deep_path("uploads/a", 250);
-  ASSERT_EQ(std::system(("mkdir -p '" + site / bottom + "' && echo x > '" + site / bottom +
-                         "/s.jpg'").c_str()),
-            0);
+  ASSERT_EQ(
+      std::system(
+          ("mkdir -p '" + site / bottom + "' && echo x > '" + site / bottom + "/s.jpg'").c_str()),
+      0);
   deliver({at(bottom + "/s.jpg", watch::kCreated)});
   const std::string cut = deep_path("uploads/a", fs::kMaxWalkDepth);  // one level too deep
   EXPECT_FALSE(exists(cut));
@@ -445,9 +446,10 @@ TEST_F(GuardTest, WhatLiesPastTheDepthLimitIsQuarantinedInRealTime) {
 
 TEST_F(GuardTest, WhatLiesPastTheDepthLimitIsQuarantinedByAVerify) {
   const std::string bottom = deep_path("uploads/a", 260);
-  ASSERT_EQ(std::system(("mkdir -p '" + site / bottom + "' && echo x > '" + site / bottom +
-                         "/s.php'").c_str()),
-            0);
+  ASSERT_EQ(
+      std::system(
+          ("mkdir -p '" + site / bottom + "' && echo x > '" + site / bottom + "/s.php'").c_str()),
+      0);
   guard(config::Mode::kRestore);
   ASSERT_TRUE(g->verify(0, Trigger::kStartup));
   g->capture_due(/*all=*/true);
@@ -511,7 +513,8 @@ TEST_F(GuardTest, MetadataIsNeverRepairedOnAnInodeWithOtherNames) {
   ASSERT_EQ(::link((outside / "secret").c_str(), (outside / "link").c_str()), 0);
   ASSERT_EQ(::rename((outside / "link").c_str(), (site / "wp/inc/b.php").c_str()), 0);
   deliver({at("wp/inc/b.php", watch::kCreated)});
-  struct stat secret {}, b {};
+  struct stat secret {};
+  struct stat b {};
   ASSERT_EQ(::stat((outside / "secret").c_str(), &secret), 0);
   ASSERT_EQ(::stat((site / "wp/inc/b.php").c_str(), &b), 0);
   EXPECT_EQ(secret.st_mode & 07777, 0600u);

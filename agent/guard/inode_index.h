@@ -56,7 +56,7 @@ class InodeIndex {
     }
   };
   static std::string key(size_t root, const std::string& rel);
-  std::unordered_map<std::string, InodeId> by_path_;              // key(root, rel) -> inode
+  std::unordered_map<std::string, InodeId> by_path_;                // key(root, rel) -> inode
   std::unordered_multimap<InodeId, std::string, IdHash> by_inode_;  // inode -> key(root, rel)
 };
 

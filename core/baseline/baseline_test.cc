@@ -200,7 +200,8 @@ TEST_F(BaselineTest, MetadataRepairNeverFollowsAHardLinkOutOfTheRoot) {
   auto root = fs::open_root(site.path()).value();
   auto rep = restore(env, state->catalog, *state->store, root_id, ctx(root.get()), "").value();
   EXPECT_TRUE(rep.errors.empty());
-  struct stat secret {}, now {};
+  struct stat secret {};
+  struct stat now {};
   ASSERT_EQ(::stat((outside / "secret").c_str(), &secret), 0);
   ASSERT_EQ(::stat((site / "wp/load.php").c_str(), &now), 0);
   EXPECT_EQ(secret.st_mode & 07777, 0600u);

@@ -152,8 +152,8 @@ Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& st
                          (c.attrs & (kAttrType | kAttrContent | kAttrLinkTarget | kAttrDevice)) ||
                          (want.type == FileType::kRegular &&
                           std::binary_search(unread.begin(), unread.end(), want.path));
-    auto st = rebuild ? recreate(env, store, root_fd, want)
-                      : repair_metadata(env, store, root_fd, want);
+    auto st =
+        rebuild ? recreate(env, store, root_fd, want) : repair_metadata(env, store, root_fd, want);
     if (!st) {
       out.errors.push_back(std::move(st).error());
       continue;

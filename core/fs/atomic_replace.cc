@@ -104,8 +104,8 @@ Status apply_meta_at(int dir_fd, const std::string& name, const InodeMeta& meta,
   return apply_meta_at_impl(dir_fd, name, meta, set_mtime, display, false);
 }
 
-Status apply_meta_own_at(int dir_fd, const std::string& name, const InodeMeta& meta,
-                         bool set_mtime, std::string_view display) {
+Status apply_meta_own_at(int dir_fd, const std::string& name, const InodeMeta& meta, bool set_mtime,
+                         std::string_view display) {
   return apply_meta_at_impl(dir_fd, name, meta, set_mtime, display, true);
 }
 

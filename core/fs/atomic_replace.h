@@ -37,8 +37,8 @@ Status apply_meta_at(int dir_fd, const std::string& name, const InodeMeta& meta,
 // EMLINK and changes nothing; the caller replaces the entry instead. The link count is
 // read from the same descriptor the changes go through, so a swap of the name in
 // between cannot redirect them.
-Status apply_meta_own_at(int dir_fd, const std::string& name, const InodeMeta& meta,
-                         bool set_mtime, std::string_view display);
+Status apply_meta_own_at(int dir_fd, const std::string& name, const InodeMeta& meta, bool set_mtime,
+                         std::string_view display);
 
 // When the new inode and the rename reach the disk. kNow: fsync() the file before the
 // rename and the directory after it (batch commands). kDeferred: no fsync at all, so the

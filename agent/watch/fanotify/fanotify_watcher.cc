@@ -65,9 +65,8 @@ Status FanotifyWatcher::add_root(size_t index, const std::string& path, int root
   // created later, at the cost of also seeing (and dropping) the rest of the filesystem.
   if (::fanotify_mark(fd_.get(), FAN_MARK_ADD | FAN_MARK_FILESYSTEM, kMask, root_fd, nullptr) != 0)
     return fail_errno("fanotify_mark", path);
-  if (opens_.valid() &&
-      ::fanotify_mark(opens_.get(), FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN, root_fd, nullptr) !=
-          0)
+  if (opens_.valid() && ::fanotify_mark(opens_.get(), FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN,
+                                        root_fd, nullptr) != 0)
     return fail_errno("fanotify_mark (opens)", path);
   struct statfs sfs {};
   if (::fstatfs(root_fd, &sfs) != 0) return fail_errno("fstatfs", path);
