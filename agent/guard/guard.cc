@@ -314,10 +314,15 @@ std::vector<std::string> Guard::index_root(size_t root) {
 
 void Guard::note_inode(size_t root, const std::string& rel) {
   auto st = fs::stat_beneath(roots_[root].fd.get(), rel);
-  if (st && S_ISREG(st->st_mode))
-    index_.set(root, rel, {st->st_dev, st->st_ino});
-  else
+  if (!st || !S_ISREG(st->st_mode)) {
     index_.erase(root, rel);
+    return;
+  }
+  index_.set(root, rel, {st->st_dev, st->st_ino});
+  // Ours: the close inotify reports for the restore's own file is not a writer's.
+  if (fresh_.size() >= kMaxFresh) fresh_.clear();
+  fresh_[path_key(roots_[root], rel)] = {static_cast<uint64_t>(st->st_ino),
+                                         st->st_ctim.tv_sec * 1'000'000'000LL + st->st_ctim.tv_nsec};
 }
 
 std::optional<std::string> Guard::too_deep_prefix(const std::string& rel) {
