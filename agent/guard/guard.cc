@@ -256,8 +256,10 @@ Status Guard::verify(size_t root, Trigger trigger) {
       MAMORI_TRY(baseline::check_root(state_.catalog, r.catalog_id, scan_context(r), "", false));
   // Where the baselined files are now, before anything is judged: a new name found below
   // may be a hard link to one of them.
+  std::vector<std::string> detach_keys;
   for (auto& p : index_root(root)) {
-    detach_.insert(path_key(r, p));
+    detach_keys.push_back(path_key(r, p));
+    detach_.insert(detach_keys.back());
     report.changes.push_back({baseline::ChangeKind::kChanged, 0, Entry{}, Entry{}});
     report.changes.back().before.path = std::move(p);
   }
@@ -276,7 +278,7 @@ Status Guard::verify(size_t root, Trigger trigger) {
   for (const auto& c : report.changes) reconcile(root, c.path(), {}, trigger);
   // What the walk did not enter: quarantined (reconcile() cuts at the limit).
   for (const auto& p : report.too_deep) reconcile(root, p, {}, trigger);
-  detach_.clear();
+  for (const auto& k : detach_keys) detach_.erase(k);  // a path that vanished meanwhile
   return ok();
 }
 
@@ -569,6 +571,7 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
     c.item.baseline_sha256 = want->sha256;
     c.detached = true;
     c.keep = r.mode == config::Mode::kPreserve;
+    c.baseline_size = want->size;
     ++act.captures;
     ++held_[act.event_id].waiting;
     captures_.push_back(std::move(c));
@@ -612,12 +615,18 @@ void Guard::finish(Capture& c) {
     return;
   }
   auto h = held_.find(c.item.event_id);
-  auto sha = hash_fd(c.fd.get(), c.item.path);
+  // Read only as much as the baseline holds: a holder that grew the inode (to 15 TB, say)
+  // wrote into it, and reading it through would stall the guard.
+  struct stat st {};
+  const bool grown = ::fstat(c.fd.get(), &st) == 0 && static_cast<uint64_t>(st.st_size) != c.baseline_size;
+  std::optional<hash::Digest> sha;
+  if (!grown)
+    if (auto d = hash_fd(c.fd.get(), c.item.path)) sha = *d;
   std::optional<evidence::Item> item;
-  if (sha && c.item.baseline_sha256 && *sha != *c.item.baseline_sha256) {
+  if (grown || (sha && c.item.baseline_sha256 && *sha != *c.item.baseline_sha256)) {
     if (h != held_.end()) {
       h->second.written = true;
-      h->second.sha256 = *sha;
+      if (sha) h->second.sha256 = *sha;
     }
     if (c.keep && evidence_) {
       c.item.reason = "modified";

@@ -206,6 +206,7 @@ class Guard {
     // file-restored with that content (kept as evidence when `keep`).
     bool detached = false;
     bool keep = false;
+    uint64_t baseline_size = 0;  // a detached inode of another size was written into
   };
   // Takes one capture off the queue: evidence, or a detached inode's verdict.
   void finish(Capture& c);
