@@ -101,7 +101,7 @@ pristine wp-blog-header.php || fail "wp-blog-header.php kept the write made thro
 $(head -c 200 "$WP/wp-blog-header.php")"
 f='e["event"]["action"] in ("file-replaced", "file-restored") and e["mamori"]["path"] == "wp-blog-header.php"'
 has_event "$f" || fail "no event names wp-blog-header.php"
-q=$(events "$(on file-quarantined .t)" | head -n 1)
+q=$(events "$(on file-quarantined .t)" | sed -n 1p)
 assert_eq "hard-link-to-baselined-file" "$(json 'j["mamori"]["reason"]' "$q")" "why .t was quarantined"
 go
 wait "$WRITER_PID" || true
@@ -115,7 +115,7 @@ as_www sh -c 'cd "$1" && ln wp-config.php wp-content/uploads/2024/cfg.jpg &&
 settle
 pristine wp-config.php || fail "wp-config.php kept the append made through uploads/2024/cfg.jpg:
 $(tail -c 200 "$WP/wp-config.php")"
-q=$(events "$(on file-quarantined wp-content/uploads/2024/cfg.jpg)" | head -n 1)
+q=$(events "$(on file-quarantined wp-content/uploads/2024/cfg.jpg)" | sed -n 1p)
 [[ -n $q ]] || fail "the hard link cfg.jpg was not quarantined: $(events "$(on file-allowed wp-content/uploads/2024/cfg.jpg)")"
 assert_eq "hard-link-to-baselined-file" "$(json 'j["mamori"]["reason"]' "$q")" "why cfg.jpg was quarantined"
 [[ ! -e $WP/wp-content/uploads/2024/cfg.jpg || $(stat -c %h "$WP/wp-content/uploads/2024/cfg.jpg") == 1 ]] ||
