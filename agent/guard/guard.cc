@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include "core/baseline/check.h"
 #include "core/baseline/restore.h"
 #include "core/fs/beneath.h"
+#include "core/fs/handle.h"
 #include "core/fs/open_for_writing.h"
 #include "core/fs/remove_tree.h"
 #include "core/fs/walk.h"
@@ -192,24 +194,40 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
   for (const auto& c : changes)
     if (c.root < roots_.size() && (c.what & watch::kClosedWrite) && !(c.what & watch::kIsDir))
       detach_.insert(path_key(roots_[c.root], c.rel));
-  // A baselined file that was opened and is now open for writing: replaced at once (see
-  // detach_), so a shared writable mapping (which raises no event, and no close while
-  // the writer lives) writes into a detached inode. Other opens are nothing to look at.
-  std::unordered_set<std::string> written;
+  // A baselined inode that was opened (under any name: the backend may name it by its
+  // handle, which a hard link outside the root shares) and is now open for writing:
+  // replaced at once (see detach_), so whatever holds it, a descriptor or a shared
+  // writable mapping (which raises no event, and no close while the writer lives),
+  // writes into a detached inode. Other opens are nothing to look at.
+  std::vector<std::pair<InodeIndex::Name, pid_t>> opened;
+  std::unordered_set<std::string> probed;
   for (const auto& c : changes) {
     if (c.root >= roots_.size() || !(c.what & watch::kOpened) || c.what & watch::kIsDir) continue;
-    GuardedRoot& r = roots_[c.root];
-    if (r.mode == config::Mode::kAlert || r.paused || !index_.of(c.root, c.rel)) continue;
-    auto key = path_key(r, c.rel);
-    if (written.contains(key)) continue;
-    if (auto w = fs::open_for_writing(r.fd.get(), c.rel); w && *w) {
-      detach_.insert(key);
-      written.insert(std::move(key));
+    std::vector<InodeIndex::Name> names;
+    if (!c.handle.empty())
+      names = index_.names_by_handle(c.handle);
+    else if (index_.of(c.root, c.rel))
+      names.push_back({c.root, c.rel});
+    for (auto& n : names) {
+      GuardedRoot& r = roots_[n.root];
+      if (r.mode == config::Mode::kAlert || r.paused) continue;
+      auto key = path_key(r, n.rel);
+      if (!probed.insert(key).second) continue;
+      if (auto w = fs::open_for_writing(r.fd.get(), n.rel); w && *w) {
+        detach_.insert(std::move(key));
+        opened.emplace_back(std::move(n), c.pid);
+      }
     }
+  }
+  for (const auto& [n, pid] : opened) {
+    if (!seen.insert(path_key(roots_[n.root], n.rel)).second) continue;
+    auto it = who.find(pid);
+    if (it == who.end()) it = who.emplace(pid, who_of(pid, users_)).first;
+    reconcile(n.root, n.rel, it->second, Trigger::kRealtime);
   }
   for (const auto& c : changes) {
     if (c.root >= roots_.size()) continue;
-    if (c.what == watch::kOpened && !written.contains(path_key(roots_[c.root], c.rel))) continue;
+    if (c.what == watch::kOpened) continue;  // handled above
     if (c.what & watch::kOverflow) {
       emit(std::move(event::Event("watch-overflow", Severity::kWarning, env_.clock().now_ns())
                          .set("mamori.root", roots_[c.root].path)
@@ -296,7 +314,7 @@ std::vector<std::string> Guard::index_root(size_t root) {
     auto st = fs::stat_beneath(r.fd.get(), e.path);
     if (!st || !S_ISREG(st->st_mode)) return ok();  // a change the check reported
     const InodeId id{st->st_dev, st->st_ino};
-    index_.set(root, e.path, id);
+    index_.set(root, e.path, id, handle_of(root, e.path));
     files.push_back({std::move(e.path), id, st->st_nlink});
     return ok();
   });
@@ -314,13 +332,19 @@ std::vector<std::string> Guard::index_root(size_t root) {
   return shared;
 }
 
+std::string Guard::handle_of(size_t root, const std::string& rel) {
+  struct statfs sfs {};
+  if (::fstatfs(roots_[root].fd.get(), &sfs) != 0) return {};
+  return fs::handle_key_of(roots_[root].fd.get(), rel, sfs.f_fsid).value_or(std::string());
+}
+
 void Guard::note_inode(size_t root, const std::string& rel) {
   auto st = fs::stat_beneath(roots_[root].fd.get(), rel);
   if (!st || !S_ISREG(st->st_mode)) {
     index_.erase(root, rel);
     return;
   }
-  index_.set(root, rel, {st->st_dev, st->st_ino});
+  index_.set(root, rel, {st->st_dev, st->st_ino}, handle_of(root, rel));
   // Ours: the close inotify reports for the restore's own file is not a writer's.
   if (fresh_.size() >= kMaxFresh) fresh_.clear();
   fresh_[path_key(roots_[root], rel)] = {static_cast<uint64_t>(st->st_ino),
@@ -551,7 +575,8 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   act.entries = 1;
   ++counters_.restored;
   if (want->type == FileType::kRegular && at.refresh(rel) && at.st) {
-    if (S_ISREG(at.st->st_mode)) index_.set(root, rel, {at.st->st_dev, at.st->st_ino});
+    if (S_ISREG(at.st->st_mode))
+      index_.set(root, rel, {at.st->st_dev, at.st->st_ino}, handle_of(root, rel));
     if (fresh_.size() >= kMaxFresh) fresh_.clear();
     fresh_[path_key(r, rel)] = {static_cast<uint64_t>(at.st->st_ino),
                                 at.st->st_ctim.tv_sec * 1'000'000'000LL + at.st->st_ctim.tv_nsec};

@@ -154,6 +154,8 @@ class Guard {
   std::vector<std::string> index_root(size_t root);
   // Records the inode now at `rel` (just restored) in the index.
   void note_inode(size_t root, const std::string& rel);
+  // fs::handle_key() of `rel`; "" when it cannot be had.
+  std::string handle_of(size_t root, const std::string& rel);
   // The directory of `rel` (or `rel` itself) that lies deeper than a walk goes
   // (fs::kMaxWalkDepth); nullopt when `rel` is not that deep.
   static std::optional<std::string> too_deep_prefix(const std::string& rel);

@@ -12,24 +12,39 @@ std::string InodeIndex::key(size_t root, const std::string& rel) {
   return k;
 }
 
-void InodeIndex::set(size_t root, const std::string& rel, InodeId id) {
+InodeIndex::Name InodeIndex::name_of(const std::string& k) {
+  const size_t nul = k.find('\0');
+  return {std::stoul(k.substr(0, nul)), k.substr(nul + 1)};
+}
+
+void InodeIndex::set(size_t root, const std::string& rel, InodeId id, std::string handle) {
   erase(root, rel);
   std::string k = key(root, rel);
   by_inode_.emplace(id, k);
-  by_path_.emplace(std::move(k), id);
+  if (!handle.empty()) by_handle_.emplace(handle, k);
+  by_path_.emplace(std::move(k), Where{id, std::move(handle)});
 }
 
-void InodeIndex::erase(size_t root, const std::string& rel) {
-  const std::string k = key(root, rel);
-  auto it = by_path_.find(k);
-  if (it == by_path_.end()) return;
-  auto [b, e] = by_inode_.equal_range(it->second);
-  for (; b != e; ++b) {
+void InodeIndex::unlink(const std::string& k, const Where& w) {
+  for (auto [b, e] = by_inode_.equal_range(w.id); b != e; ++b) {
     if (b->second == k) {
       by_inode_.erase(b);
       break;
     }
   }
+  if (w.handle.empty()) return;
+  for (auto [b, e] = by_handle_.equal_range(w.handle); b != e; ++b) {
+    if (b->second == k) {
+      by_handle_.erase(b);
+      break;
+    }
+  }
+}
+
+void InodeIndex::erase(size_t root, const std::string& rel) {
+  auto it = by_path_.find(key(root, rel));
+  if (it == by_path_.end()) return;
+  unlink(it->first, it->second);
   by_path_.erase(it);
 }
 
@@ -37,13 +52,7 @@ void InodeIndex::clear(size_t root) {
   const std::string prefix = key(root, "");
   for (auto it = by_path_.begin(); it != by_path_.end();) {
     if (it->first.starts_with(prefix)) {
-      auto [b, e] = by_inode_.equal_range(it->second);
-      for (; b != e; ++b) {
-        if (b->second == it->first) {
-          by_inode_.erase(b);
-          break;
-        }
-      }
+      unlink(it->first, it->second);
       it = by_path_.erase(it);
     } else {
       ++it;
@@ -53,19 +62,20 @@ void InodeIndex::clear(size_t root) {
 
 std::vector<InodeIndex::Name> InodeIndex::names(InodeId id) const {
   std::vector<Name> out;
-  auto [b, e] = by_inode_.equal_range(id);
-  for (; b != e; ++b) {
-    const std::string& k = b->second;
-    const size_t nul = k.find('\0');
-    out.push_back({std::stoul(k.substr(0, nul)), k.substr(nul + 1)});
-  }
+  for (auto [b, e] = by_inode_.equal_range(id); b != e; ++b) out.push_back(name_of(b->second));
+  return out;
+}
+
+std::vector<InodeIndex::Name> InodeIndex::names_by_handle(const std::string& handle) const {
+  std::vector<Name> out;
+  for (auto [b, e] = by_handle_.equal_range(handle); b != e; ++b) out.push_back(name_of(b->second));
   return out;
 }
 
 std::optional<InodeId> InodeIndex::of(size_t root, const std::string& rel) const {
   auto it = by_path_.find(key(root, rel));
   if (it == by_path_.end()) return std::nullopt;
-  return it->second;
+  return it->second.id;
 }
 
 }  // namespace mamori::guard

@@ -37,13 +37,16 @@ class InodeIndex {
     size_t root = 0;
     std::string rel;
   };
-  // `rel` in `root` is now the inode `id` (replacing what it was).
-  void set(size_t root, const std::string& rel, InodeId id);
+  // `rel` in `root` is now the inode `id` (replacing what it was), whose
+  // fs::handle_key() is `handle` ("" when unknown).
+  void set(size_t root, const std::string& rel, InodeId id, std::string handle = {});
   void erase(size_t root, const std::string& rel);
   // Forgets every path of `root` (before a verify rebuilds it).
   void clear(size_t root);
   // The baselined names of `id`, in every root.
   std::vector<Name> names(InodeId id) const;
+  // The same by file handle (what fanotify reports for an open under any name).
+  std::vector<Name> names_by_handle(const std::string& handle) const;
   // The inode recorded for `rel`; nullopt when the index knows nothing of it.
   std::optional<InodeId> of(size_t root, const std::string& rel) const;
   size_t size() const { return by_path_.size(); }
@@ -55,9 +58,16 @@ class InodeIndex {
                                    static_cast<uint64_t>(id.dev));
     }
   };
+  struct Where {
+    InodeId id;
+    std::string handle;
+  };
   static std::string key(size_t root, const std::string& rel);
-  std::unordered_map<std::string, InodeId> by_path_;                // key(root, rel) -> inode
+  static Name name_of(const std::string& key);
+  void unlink(const std::string& key, const Where& w);
+  std::unordered_map<std::string, Where> by_path_;                  // key(root, rel) -> inode
   std::unordered_multimap<InodeId, std::string, IdHash> by_inode_;  // inode -> key(root, rel)
+  std::unordered_multimap<std::string, std::string> by_handle_;     // handle -> key(root, rel)
 };
 
 }  // namespace mamori::guard

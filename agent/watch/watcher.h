@@ -38,6 +38,10 @@ struct Change {
   std::string rel;    // path relative to the root; "" is the root itself
   uint32_t what = 0;  // What bits
   pid_t pid = -1;     // who, when the backend knows (fanotify); -1 otherwise
+  // With kOpened from a backend that names the file by its handle rather than a path
+  // (rel is then ""): fs::handle_key() of the inode opened, under whatever name, inside
+  // the root or not (a hard link elsewhere on the filesystem).
+  std::string handle;
 };
 
 class Watcher {

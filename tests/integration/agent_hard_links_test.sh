@@ -8,7 +8,10 @@
 #   c. mmap(MAP_SHARED) of a baselined file, the fd closed, a write through the mapping
 #      (which raises no event at all): the file closed after being opened for writing is
 #      replaced by a fresh copy, so the mapping writes into a detached inode.
-#   d. (root, simulating what protected_hardlinks keeps www-data from doing) a 0600 root
+#   d. a hard link outside the root on the same filesystem, written through: the open
+#      names the inode (fanotify reports opens by file handle), so the baselined name
+#      gets a fresh copy and the write goes into the detached inode.
+#   e. (root, simulating what protected_hardlinks keeps www-data from doing) a 0600 root
 #      file outside the root with the same bytes as a baselined file, hard-linked over
 #      it: owner and mode repair must not follow the link out (the agent and
 #      `mamori restore` alike): the baselined path gets a fresh inode, the outside file
@@ -151,7 +154,32 @@ go
 wait "$WRITER_PID" || true
 pristine wp-load.php || fail "wp-load.php changed when the writer exited"
 
-step "d. a root 0600 file outside the root, hard-linked over a baselined file with its bytes"
+step "d. a hard link outside the root (same filesystem), written through an fd kept open"
+# No event of the write names anything in the root; the open names the inode itself.
+install -d -o www-data -g www-data -m 0700 "$SCRATCH/www-tmp"
+start_writer '
+import os, sys
+os.link(os.path.join(sys.argv[1], "wp-settings.php"), sys.argv[2])
+fd = os.open(sys.argv[2], os.O_RDWR)
+print("opened")
+sys.stdin.readline()
+os.pwrite(fd, b"<?php eval($_POST[1]);/*", 0)
+print("written")
+sys.stdin.readline()
+' "$WP" "$SCRATCH/www-tmp/x"
+expect_line opened
+settle
+go
+expect_line written
+settle
+pristine wp-settings.php || fail "wp-settings.php kept the write made through a hard link outside the root:
+$(head -c 100 "$WP/wp-settings.php")"
+has_event 'e["event"]["action"] in ("file-replaced", "file-restored") and e["mamori"]["path"] == "wp-settings.php"' ||
+  fail "no event names wp-settings.php"
+go
+wait "$WRITER_PID" || true
+
+step "e. a root 0600 file outside the root, hard-linked over a baselined file with its bytes"
 link_over() {  # REL: $OUTSIDE/secret-REL, 0600 root, same bytes, linked over REL
   local s=$OUTSIDE/secret-${1//\//_}
   cp "$WP_SRC/$1" "$s"
@@ -174,7 +202,7 @@ await_event "wp-links-opml.php handled" \
 check_not_followed wp-links-opml.php "$secret"
 has_event "$(on file-repaired wp-links-opml.php)" && fail "wp-links-opml.php's metadata was repaired in place"
 
-step "d. the same while the agent is down, then mamori restore --all"
+step "e. the same while the agent is down, then mamori restore --all"
 stop_agent
 secret=$(link_over wp-trackback.php)
 expect_exit 0 mamori restore --all
@@ -182,6 +210,6 @@ check_not_followed wp-trackback.php "$secret"
 
 step "the agent starts again on the repaired tree"
 start_agent
-for f in wp-blog-header.php wp-config.php wp-load.php wp-links-opml.php wp-trackback.php; do
+for f in wp-blog-header.php wp-config.php wp-load.php wp-settings.php wp-links-opml.php wp-trackback.php; do
   pristine "$f" || fail "$f differs from the original at the end"
 done

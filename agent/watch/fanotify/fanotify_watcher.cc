@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/fs/handle.h"
+
 namespace mamori::watch {
 namespace {
 
@@ -43,9 +45,8 @@ Result<std::unique_ptr<FanotifyWatcher>> FanotifyWatcher::create() {
   if (fd < 0) return fail_errno("fanotify_init", "");
   auto w = std::unique_ptr<FanotifyWatcher>(new FanotifyWatcher(UniqueFd(fd)));
   w->self_ = ::getpid();
-  const int opens =
-      ::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME,
-                      O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+  const int opens = ::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_FID,
+                                    O_RDONLY | O_LARGEFILE | O_CLOEXEC);
   if (opens >= 0) w->opens_.reset(opens);  // without it, writable mappings are seen at close
   const int ep = ::epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) return fail_errno("epoll_create1", "");
@@ -163,6 +164,32 @@ void FanotifyWatcher::decode(const fanotify_event_metadata& meta, const char* ra
   }
 }
 
+void FanotifyWatcher::decode_open(const fanotify_event_metadata& meta, const char* raw,
+                                  std::vector<Change>& out) {
+  const char* p = raw + meta.metadata_len;
+  const char* end = raw + meta.event_len;
+  while (p + sizeof(fanotify_event_info_header) <= end) {
+    const auto* hdr = reinterpret_cast<const fanotify_event_info_header*>(p);
+    if (hdr->len == 0 || p + hdr->len > end) return;
+    if (hdr->info_type != FAN_EVENT_INFO_TYPE_FID) {
+      p += hdr->len;
+      continue;
+    }
+    const auto* fid = reinterpret_cast<const fanotify_event_info_fid*>(p);
+    const auto* handle = reinterpret_cast<const file_handle*>(fid->handle);
+    for (const auto& r : roots_) {
+      if (std::memcmp(&r.fsid, &fid->fsid, sizeof r.fsid) != 0) continue;
+      Change c{r.index, "", kOpened, meta.pid, {}};
+      c.handle = fs::handle_key(r.fsid, handle->handle_type,
+                                {reinterpret_cast<const uint8_t*>(handle->f_handle),
+                                 handle->handle_bytes});
+      out.push_back(std::move(c));
+      return;  // the guard looks the inode up in every root on this filesystem
+    }
+    return;
+  }
+}
+
 Status FanotifyWatcher::read(std::vector<Change>& out) {
   // Opens first: one that came before a change is handled with it.
   if (opens_.valid()) MAMORI_TRY(drain(opens_.get(), out));
@@ -197,7 +224,10 @@ Status FanotifyWatcher::drain(int fd, std::vector<Change>& out) {
       }
       if (meta.fd >= 0) ::close(meta.fd);  // not used with FID reporting, but never leak
       if (meta.pid == self_) continue;     // our own restores
-      decode(meta, raw, out);
+      if (fd == opens_.get())
+        decode_open(meta, raw, out);
+      else
+        decode(meta, raw, out);
     }
   }
   return ok();

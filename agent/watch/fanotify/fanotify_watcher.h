@@ -13,11 +13,13 @@
 // ways a directory's path changes) and when it grows past kMaxCachedDirs.
 //
 // A second group reports opens of files (not directories) on the same filesystems
-// (kOpened): the guard asks whether a baselined file that was opened is now open for
-// writing, since a shared writable mapping writes with no event at all and keeps the
-// file open, so no close is reported either while the writer lives. A separate group so
-// that directory opens (every listing) are never queued. Both groups are polled through
-// one epoll descriptor.
+// (kOpened), naming the file by its own handle (FAN_REPORT_FID), not by a directory and
+// name: an open through a hard link outside every root still names the inode. The guard
+// asks whether a baselined inode that was opened is now open for writing, since a write
+// through another name, or through a shared writable mapping (no event at all, and no
+// close while the writer lives), changes the site with no event naming it. A separate
+// group so that directory opens (every listing) are never queued. Both groups are polled
+// through one epoll descriptor.
 //
 // Needs CAP_SYS_ADMIN and a kernel with FAN_REPORT_DFID_NAME (5.9+): create() fails
 // with EPERM/EINVAL otherwise and the caller falls back to inotify.
@@ -57,6 +59,8 @@ class FanotifyWatcher final : public Watcher {
   explicit FanotifyWatcher(UniqueFd fd) : fd_(std::move(fd)) {}
   // Reads the events queued on `fd` (one of the groups) into `out`.
   Status drain(int fd, std::vector<Change>& out);
+  // The open one event of the opens group stands for.
+  void decode_open(const fanotify_event_metadata& meta, const char* raw, std::vector<Change>& out);
   // Appends the change one event stands for; `raw` is the event in the read buffer.
   void decode(const fanotify_event_metadata& meta, const char* raw, std::vector<Change>& out);
   // The root holding absolute `dir`, and `dir` relative to it; null when none does.

@@ -1,0 +1,24 @@
+#pragma once
+// A file's identity that survives renames and is reported for any of its names: the
+// filesystem's id and the kernel's file handle (name_to_handle_at, the same bytes
+// fanotify reports with FAN_REPORT_FID). Used as a map key.
+
+#include <sys/statfs.h>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "core/base/result.h"
+
+namespace mamori::fs {
+
+// fsid, handle type and handle bytes, concatenated.
+std::string handle_key(const fsid_t& fsid, int type, std::span<const uint8_t> bytes);
+
+// handle_key() of `rel` beneath `root_fd` (not following a symlink); `fsid` is the
+// root's filesystem's (fstatfs).
+Result<std::string> handle_key_of(int root_fd, std::string_view rel, const fsid_t& fsid);
+
+}  // namespace mamori::fs
