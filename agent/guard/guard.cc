@@ -204,7 +204,9 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
   for (const auto& c : changes) {
     if (c.root >= roots_.size() || !(c.what & watch::kOpened) || c.what & watch::kIsDir) continue;
     std::vector<InodeIndex::Name> names;
-    if (!c.handle.empty())
+    if (c.what & watch::kOverflow)  // opens were lost: ask every baselined file
+      for (auto& p : index_.paths(c.root)) names.push_back({c.root, std::move(p)});
+    else if (!c.handle.empty())
       names = index_.names_by_handle(c.handle);
     else if (index_.of(c.root, c.rel))
       names.push_back({c.root, c.rel});
@@ -227,7 +229,7 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
   }
   for (const auto& c : changes) {
     if (c.root >= roots_.size()) continue;
-    if (c.what == watch::kOpened) continue;  // handled above
+    if (c.what & watch::kOpened) continue;  // handled above
     if (c.what & watch::kOverflow) {
       emit(std::move(event::Event("watch-overflow", Severity::kWarning, env_.clock().now_ns())
                          .set("mamori.root", roots_[c.root].path)

@@ -72,6 +72,14 @@ std::vector<InodeIndex::Name> InodeIndex::names_by_handle(const std::string& han
   return out;
 }
 
+std::vector<std::string> InodeIndex::paths(size_t root) const {
+  const std::string prefix = key(root, "");
+  std::vector<std::string> out;
+  for (const auto& [k, w] : by_path_)
+    if (k.starts_with(prefix)) out.push_back(k.substr(prefix.size()));
+  return out;
+}
+
 std::optional<InodeId> InodeIndex::of(size_t root, const std::string& rel) const {
   auto it = by_path_.find(key(root, rel));
   if (it == by_path_.end()) return std::nullopt;

@@ -50,6 +50,8 @@ class InodeIndex {
   // The inode recorded for `rel`; nullopt when the index knows nothing of it.
   std::optional<InodeId> of(size_t root, const std::string& rel) const;
   size_t size() const { return by_path_.size(); }
+  // Every path of `root` in the index.
+  std::vector<std::string> paths(size_t root) const;
 
  private:
   struct IdHash {

@@ -30,6 +30,7 @@ enum What : uint32_t {
   kClosedWrite = 1u << 6,
   // A file was opened (any mode; backends that can report it). The guard checks whether
   // a baselined file is now open for writing: a shared writable mapping writes unseen.
+  // With kOverflow: opens were lost; every baselined file of the root is asked.
   kOpened = 1u << 7,
 };
 

@@ -219,7 +219,10 @@ Status FanotifyWatcher::drain(int fd, std::vector<Change>& out) {
       off += meta.event_len;
       if (meta.mask & FAN_Q_OVERFLOW) {
         ++overflows_;
-        for (const auto& r : roots_) out.push_back({r.index, "", kOverflow | kIsDir, -1});
+        // Lost opens only call for asking every baselined file again (kOpened), not for
+        // a rescan of the whole tree.
+        const uint32_t what = fd == opens_.get() ? kOverflow | kOpened : kOverflow | kIsDir;
+        for (const auto& r : roots_) out.push_back({r.index, "", what, -1});
         continue;
       }
       if (meta.fd >= 0) ::close(meta.fd);  // not used with FID reporting, but never leak
