@@ -328,7 +328,9 @@ class Agent {
               {"storms", c.storms},
               {"verifies", c.verifies},
               {"overflows", watcher_->overflows()},
-              {"events_dropped", publisher_->dropped()}}}};
+              {"events_dropped", publisher_->dropped()},
+              {"events_dropped_security", publisher_->dropped_security()},
+              {"event_writer_waits", publisher_->waits()}}}};
   }
 
   nlohmann::json handle(const nlohmann::json& req) {

@@ -52,10 +52,12 @@ TEST(AsyncPublisher, AFloodOfLowSeverityEventsIsWrittenWholeInOrderBehindTheSecu
   ASSERT_TRUE(box);
   Written written;
   {
-    AsyncPublisher pub(*box, [&](const Error& e) { written.errors.push_back(e.message()); },
-                       [&] { written.hit(); });
+    AsyncPublisher pub(
+        *box, [&](const Error& e) { written.errors.push_back(e.message()); },
+        [&] { written.hit(); });
     std::vector<Event> first;
-    first.push_back(std::move(Event("file-repaired", Severity::kWarning, 0).set("mamori.path", "a")));
+    first.push_back(
+        std::move(Event("file-repaired", Severity::kWarning, 0).set("mamori.path", "a")));
     ASSERT_TRUE(pub.publish(std::move(first), {}));
     // 24,000 events of ~4 KiB: ~100 MiB, past the outbox's 64 MiB bound for them, in
     // batches as the guard's verify publishes them.
@@ -63,8 +65,9 @@ TEST(AsyncPublisher, AFloodOfLowSeverityEventsIsWrittenWholeInOrderBehindTheSecu
     for (int b = 0; b < 24; ++b) {
       std::vector<Event> batch;
       for (int i = 0; i < 1000; ++i)
-        batch.push_back(std::move(Event("file-allowed", Severity::kInfo, 0)
-                                      .set("mamori.path", std::to_string(b * 1000 + i) + long_path)));
+        batch.push_back(
+            std::move(Event("file-allowed", Severity::kInfo, 0)
+                          .set("mamori.path", std::to_string(b * 1000 + i) + long_path)));
       ASSERT_TRUE(pub.publish(std::move(batch), {}));
     }
     pub.drain();
@@ -75,8 +78,9 @@ TEST(AsyncPublisher, AFloodOfLowSeverityEventsIsWrittenWholeInOrderBehindTheSecu
   ASSERT_EQ(events.size(), 24001u);
   EXPECT_EQ(events[0]["event"]["action"], "file-repaired");
   for (size_t i = 1; i < events.size(); ++i)
-    ASSERT_EQ(events[i]["mamori"]["path"].get<std::string>().substr(0, std::to_string(i - 1).size()),
-              std::to_string(i - 1));
+    ASSERT_EQ(
+        events[i]["mamori"]["path"].get<std::string>().substr(0, std::to_string(i - 1).size()),
+        std::to_string(i - 1));
 }
 
 TEST(AsyncPublisher, EventsKeptThroughAFullDiskAreWrittenOnceSpaceReturnsWithoutANewEvent) {

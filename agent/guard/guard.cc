@@ -219,6 +219,11 @@ void Guard::look_inside(size_t root, const std::string& rel, const evidence::Who
 Status Guard::verify(size_t root, Trigger trigger) {
   GuardedRoot& r = roots_[root];
   ++counters_.verifies;
+  summarise_allowed();  // the verify counts its own window
+  struct Summarise {
+    Guard& g;
+    ~Summarise() { g.summarise_allowed(); }
+  } at_end{*this};
   auto report =
       MAMORI_TRY(baseline::check_root(state_.catalog, r.catalog_id, scan_context(r), "", false));
   for (const auto& e : report.errors) {
@@ -566,6 +571,16 @@ Status Guard::restore_subtree(GuardedRoot& r, const std::string& rel, const evid
 
 void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& who,
                    Trigger trigger, Act& act) {
+  if (act.action == "file-allowed" && !act.error) {
+    AllowedWindow& w = allowed_[&r - roots_.data()];
+    if (++w.events > config_.allowed_events_per_second) {
+      ++w.summarised;
+      ++counters_.summarised;
+      w.trigger = trigger;
+      if (w.first.size() < kMaxAllowedSummaryPaths) w.first.push_back(rel);
+      return;
+    }
+  }
   // Rate accounting: a path repaired again and again, or a storm of changes, is
   // reported in bulk; the actions themselves were all taken.
   ++window_changes_;
@@ -635,6 +650,27 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
 void Guard::emit(event::Event e) {
   ++counters_.events;
   pending_.push_back(std::move(e));
+  if (pending_.size() >= kPublishEvery) (void)flush();  // a failure is the writer's to report
+}
+
+void Guard::summarise_allowed() {
+  for (auto& [root, w] : std::exchange(allowed_, {})) {
+    if (w.summarised == 0) continue;
+    const GuardedRoot& r = roots_[root];
+    emit(std::move(
+        event::Event("file-allowed-summary", Severity::kInfo, env_.clock().now_ns())
+            .set("event.category", nlohmann::json::array({"file"}))
+            .set("mamori.root", r.path)
+            .set("mamori.mode", std::string(r.paused ? "deploy" : config::mode_name(r.mode)))
+            .set("mamori.trigger", std::string(trigger_name(w.trigger)))
+            .set("mamori.summary.path_count", w.summarised)
+            .set("mamori.summary.paths", w.first)
+            .set("mamori.summary.truncated", w.summarised > w.first.size())
+            .message(fmt::format("{} more new entries allowed in {} (allow_new) beyond {} "
+                                 "reported one by one; the first {} are named",
+                                 w.summarised, quote(r.path), config_.allowed_events_per_second,
+                                 w.first.size()))));
+  }
 }
 
 void Guard::retry_later(size_t root, const std::string& rel, Trigger trigger) {
@@ -646,6 +682,7 @@ void Guard::retry_later(size_t root, const std::string& rel, Trigger trigger) {
 }
 
 void Guard::tick() {
+  summarise_allowed();
   for (auto pending = std::exchange(retries_, {}); auto& [key, attempts] : pending) {
     retries_[key] = attempts;  // kept only if this attempt fails too (reconcile erases)
     reconcile(key.first, key.second, {}, Trigger::kRetry);

@@ -17,6 +17,13 @@
 // tamper-storm event, then one summary per second naming every path, instead of an
 // event per change; a path restored more than `path_restores_per_second` times in a
 // second is summarised the same way. Nothing is skipped, only reported in bulk.
+// New files allow_new lets stay are low-severity: past `allowed_events_per_second`
+// file-allowed events per root in one second (or in one verify), the rest are counted
+// in one file-allowed-summary naming the first kMaxAllowedSummaryPaths, so an attacker's
+// flood of uploads neither buries the security events nor fills the log.
+// Events are handed to the publisher at flush(), and every kPublishEvery events in
+// between (a verify that finds 100,000 changes does not hold them all in memory; the
+// publisher may make the guard wait for its own write there, never inside a restore).
 //
 // Threads: one owner (the agent's main thread). The restore path runs on it, with no
 // queue hop.
@@ -151,6 +158,9 @@ class Guard {
   void report(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Trigger trigger,
               Act& act);
   bool allowed_new(const GuardedRoot& r, const std::string& rel) const;
+  // Emits the file-allowed-summary of each root whose window summarised any, and starts
+  // a new window.
+  void summarise_allowed();
   baseline::ScanContext scan_context(const GuardedRoot& r);
 
   Env& env_;
@@ -170,6 +180,16 @@ class Guard {
   std::unordered_map<std::string, uint64_t> path_counts_;      // root and path -> changes
   std::set<std::pair<size_t, std::string>> summarised_paths_;  // reported in bulk this window
   bool storm_active_ = false;
+  // file-allowed in the current window (a second of real time, or one verify), by root.
+  struct AllowedWindow {
+    uint64_t events = 0;      // file-allowed seen, alone or summarised
+    uint64_t summarised = 0;  // past the limit: counted here
+    std::vector<std::string> first;
+    Trigger trigger = Trigger::kRealtime;
+  };
+  static constexpr size_t kMaxAllowedSummaryPaths = 100;
+  std::map<size_t, AllowedWindow> allowed_;
+  static constexpr size_t kPublishEvery = 1024;
   uint64_t storm_changes_ = 0;
   // Regular files we just put back, by root and path: (inode, ctime) so the events our
   // own restore raises (inotify) are recognised without hashing. Bounded.
