@@ -176,6 +176,7 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
   // Every change in a batch happened before the first is handled, so one look at a path
   // sees its final state: the rest of its events (modify, close, attrib) are redundant.
   std::unordered_set<std::string> seen;
+  if (deploy_) deploy_->update();  // forks first: a writer may have exited already
   for (const auto& c : changes) {
     if (c.root >= roots_.size()) continue;
     if (c.what & watch::kOverflow) {
@@ -188,9 +189,11 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
     if (!seen.insert(path_key(roots_[c.root], c.rel)).second) continue;
     auto it = who.find(c.pid);
     if (it == who.end()) it = who.emplace(c.pid, who_of(c.pid, users_)).first;
+    foreign_write_ = roots_[c.root].paused && deploy_ && !deploy_->owns(c.pid);
     reconcile(c.root, c.rel, it->second, Trigger::kRealtime);
     if ((c.what & watch::kCreated) && (c.what & watch::kIsDir))
       look_inside(c.root, c.rel, it->second, seen);
+    foreign_write_ = false;
   }
 }
 
@@ -282,7 +285,8 @@ void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Tr
 
 Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
                               const evidence::Who& who, Act& act) {
-  const bool repair = r.mode != config::Mode::kAlert && !r.paused;
+  // During a deploy only the deploy's own writes are left alone.
+  const bool repair = r.mode != config::Mode::kAlert && (!r.paused || foreign_write_);
   auto want = MAMORI_TRY(state_.catalog.get(r.catalog_id, rel));
   const auto& st = at.st;
   const bool exists = st.has_value();
@@ -571,6 +575,17 @@ Status Guard::restore_subtree(GuardedRoot& r, const std::string& rel, const evid
 
 void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& who,
                    Trigger trigger, Act& act) {
+  const bool deploying = r.paused && deploy_ && trigger == Trigger::kRealtime;
+  if (deploying) {
+    auto& paths = foreign_write_ ? deploy_paths_.foreign : deploy_paths_.deploy;
+    size_t total = 0;
+    for (const auto& [_, p] : deploy_paths_.deploy) total += p.size();
+    for (const auto& [_, p] : deploy_paths_.foreign) total += p.size();
+    if (total < kMaxDeployPaths)
+      paths[static_cast<size_t>(&r - roots_.data())].insert(rel);
+    else
+      deploy_paths_.complete = false;
+  }
   if (act.action == "file-allowed" && !act.error) {
     AllowedWindow& w = allowed_[&r - roots_.data()];
     if (++w.events > config_.allowed_events_per_second) {
@@ -619,8 +634,13 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
   e.set("mamori.root", r.path);
   e.set("mamori.path", rel);
   e.set("mamori.change", act.change);
-  e.set("mamori.mode", std::string(r.paused ? "deploy" : config::mode_name(r.mode)));
+  e.set("mamori.mode",
+        std::string(r.paused && !foreign_write_ ? "deploy" : config::mode_name(r.mode)));
   e.set("mamori.trigger", std::string(trigger_name(trigger)));
+  if (deploying) {
+    e.set("mamori.deploy.writer", std::string(foreign_write_ ? "foreign" : "deploy"));
+    e.set("mamori.deploy.pid", deploy_->root());
+  }
   if (trigger == Trigger::kStartup) e.set("mamori.changed_while_down", true);
   if (act.attrs) {
     nlohmann::json attrs = nlohmann::json::array();
@@ -636,8 +656,11 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
     if (!who.user.empty()) e.set("user.name", who.user);
   }
   if (act.error) e.set("error.message", act.error->message());
-  e.message(fmt::format("{} {}{}", act.action, quote(abs),
-                        trigger == Trigger::kStartup ? " (changed while the agent was down)" : ""));
+  e.message(fmt::format("{} {}{}{}", act.action, quote(abs),
+                        trigger == Trigger::kStartup ? " (changed while the agent was down)" : "",
+                        deploying && foreign_write_
+                            ? " (written during a deploy by a process outside the deploy)"
+                            : ""));
   if (auto h = held_.find(act.event_id); h != held_.end()) {
     // Emitted once its evidence is taken, with the ids and the tampered content's hash.
     h->second.event = std::move(e);
@@ -725,5 +748,19 @@ Status Guard::flush() {
 
 void Guard::set_mode(size_t root, config::Mode mode) { roots_[root].mode = mode; }
 void Guard::set_paused(size_t root, bool paused) { roots_[root].paused = paused; }
+
+Status Guard::begin_deploy(pid_t root_pid) {
+  if (deploy_)
+    return fail("deploy", "", EBUSY,
+                fmt::format("a deploy is already running (pid {})", deploy_->root()));
+  deploy_ = MAMORI_TRY(DeployTree::start(root_pid));
+  deploy_paths_ = {};
+  return ok();
+}
+
+void Guard::end_deploy() {
+  deploy_.reset();
+  deploy_paths_ = {};
+}
 
 }  // namespace mamori::guard

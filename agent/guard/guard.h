@@ -41,6 +41,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "agent/guard/deploy_tree.h"
 #include "agent/guard/publisher.h"
 #include "agent/guard/who.h"
 #include "agent/watch/watcher.h"
@@ -119,6 +120,23 @@ class Guard {
 
   void set_mode(size_t root, config::Mode mode);
   void set_paused(size_t root, bool paused);
+
+  // Deploys (docs/agent.md). While a deploy runs, a real-time change to a paused root
+  // whose writer is the deploy's process tree is recorded as the deploy's (reported,
+  // left alone); any other writer's is a tamper during the deploy: handled by the
+  // root's mode and reported with mamori.deploy.writer = "foreign". Without a tree
+  // (begin_deploy not called: a backend that names no writer) a pause only records.
+  Status begin_deploy(pid_t root_pid);
+  void end_deploy();
+  const DeployTree* deploy() const { return deploy_.get(); }
+  // The paths each writer changed during the deploy, by root index; false in `complete`
+  // when more than kMaxDeployPaths were changed (then the list is not the whole set).
+  struct DeployPaths {
+    std::map<size_t, std::set<std::string>> deploy, foreign;
+    bool complete = true;
+  };
+  static constexpr size_t kMaxDeployPaths = 100000;
+  const DeployPaths& deploy_paths() const { return deploy_paths_; }
   // Emits an event of the agent's own (start, stop, overflow, mode change...).
   void emit(event::Event e);
 
@@ -174,6 +192,9 @@ class Guard {
   Counters counters_;
   UserNames users_;
   std::vector<Rewritten> rewritten_;  // restored since the last flush, to be made durable
+  std::unique_ptr<DeployTree> deploy_;
+  DeployPaths deploy_paths_;
+  bool foreign_write_ = false;  // the change being handled is not the deploy's
 
   // Rate accounting for the current one-second window.
   uint64_t window_changes_ = 0;
