@@ -70,12 +70,13 @@ bool DeployTree::stat_of(pid_t pid, pid_t& ppid, uint64_t& start) const {
   return true;
 }
 
-Result<std::unique_ptr<DeployTree>> DeployTree::start(pid_t root, std::string proc) {
+Result<std::unique_ptr<DeployTree>> DeployTree::start(pid_t root, std::string proc,
+                                                      bool follow_forks) {
   std::unique_ptr<DeployTree> t(new DeployTree(root, 0, std::move(proc)));
   pid_t ppid = 0;
   if (root <= 1 || !t->stat_of(root, ppid, t->root_start_))
     return fail("deploy", fmt::format("pid {}", root), ESRCH, "is not a running process");
-  t->nl_ = open_connector();
+  if (follow_forks) t->nl_ = open_connector();
   t->members_.insert(root);
   return t;
 }

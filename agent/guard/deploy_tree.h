@@ -37,8 +37,10 @@ class DeployTree {
  public:
   // Starts following `root` (a live process) and its descendants. `proc` is the procfs
   // mount. Fails when `root` is not a live process; a connector that cannot be opened
-  // (no CAP_NET_ADMIN, a kernel without it) leaves only the /proc walk.
-  static Result<std::unique_ptr<DeployTree>> start(pid_t root, std::string proc = "/proc");
+  // (no CAP_NET_ADMIN, a kernel without it) leaves only the /proc walk, as does
+  // `follow_forks` false (tests of the walk).
+  static Result<std::unique_ptr<DeployTree>> start(pid_t root, std::string proc = "/proc",
+                                                   bool follow_forks = true);
 
   // Reads the fork events queued so far, without blocking.
   void update();
