@@ -183,9 +183,16 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
       accept_all = false;
       for (const auto& r : a["roots"]) {
         const std::string root = r["path"];
-        for (const auto& rel : r["deploy"])
-          accept.push_back(rel.get<std::string>().empty() ? root
-                                                          : root + "/" + rel.get<std::string>());
+        for (const auto& rel : r["deploy"]) {
+          // Accepting the root itself would take its whole tree: its own metadata is
+          // left to the resume's verify (restored) rather than sweep others' changes in.
+          if (rel.get<std::string>().empty()) {
+            std::fprintf(stderr, "mamori: the deploy changed the root %s itself: not accepted\n",
+                         escape(root).c_str());
+            continue;
+          }
+          accept.push_back(root + "/" + rel.get<std::string>());
+        }
         for (const auto& rel : r["foreign"])
           std::fprintf(
               stderr,

@@ -46,9 +46,6 @@ struct Limits {
 
 class Outbox {
  public:
-  // Kept for callers that name the low-severity bound.
-  static constexpr uint64_t kMaxQueuedBytes = Limits{}.max_low_bytes;
-
   // Opens (creating, mode 0600, and its directory, mode 0700) the log for appending.
   static Result<Outbox> open(Env& env, std::string path, Limits limits = {});
 

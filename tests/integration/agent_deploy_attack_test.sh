@@ -5,7 +5,8 @@
 # an auto-updating WordPress) rewrites a core PHP file and plants
 # wp-content/uploads/2024/11/cache.php. Afterwards the deploy's own changes are in the
 # baseline and guarded; the dropper's are restored / quarantined at once, reported as
-# tampers during the deploy (mamori.deploy.writer = foreign), and never accepted.
+# tampers during the deploy (mamori.deploy.writer = foreign), and never accepted. With
+# inotify (no writer known) a deploy accepts nothing unreviewed.
 # shellcheck disable=SC2016  # PHP and Python filters in single quotes are meant literally
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -88,4 +89,12 @@ wait "$DEPLOY" 2>/dev/null || true
 echo go >"$GO"  # its orphaned command ends too
 WAIT_SECONDS=15 wait_for "deploy-abandoned" has_event 'e["event"]["action"] == "deploy-abandoned"'
 wait_for "wp-cron.php rolled back" cmp -s "$WP_SRC/wp-cron.php" "$WP/wp-cron.php"
+stop_agent
+
+step "inotify names no writer: nothing is accepted unreviewed"
+sed -i '/^\[agent\]$/a backend = "inotify"' "$CONFIG"
+start_agent
+expect_exit 3 mamori deploy -- sh -c "echo '// unattributed' >>'$WP/wp-mail.php'"
+assert_contains "$ERR" "cannot tell the deploy's writes from others'"
+assert_same_file "$WP_SRC/wp-mail.php" "$WP/wp-mail.php" "wp-mail.php rolled back"
 stop_agent
