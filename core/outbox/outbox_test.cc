@@ -65,8 +65,8 @@ std::vector<nlohmann::json> events_of(const std::string& path) {
 
 // An event about a long path, as an attacker's upload makes them (~1 KiB).
 Event file_event(std::string_view action, Severity severity, int i) {
-  return std::move(Event(action, severity, 0)
-                       .set("mamori.path", std::to_string(i) + std::string(1000, 'x')));
+  return std::move(
+      Event(action, severity, 0).set("mamori.path", std::to_string(i) + std::string(1000, 'x')));
 }
 
 TEST(Outbox, ABurstPastTheSpillSizeIsWrittenNotDropped) {
@@ -92,7 +92,8 @@ TEST(Outbox, WhileWritesFailOnlyLowSeverityEventsAreDroppedAndTheDropIsReported)
   env.fail_write_from(1, ENOSPC);
   // The two security events come first: the oldest, which a FIFO bound dropped first.
   box->append(Event("file-repaired", Severity::kWarning, 0).set("mamori.path", "index.php"));
-  box->append(Event("file-repaired", Severity::kWarning, 0).set("mamori.path", "wp-blog-header.php"));
+  box->append(
+      Event("file-repaired", Severity::kWarning, 0).set("mamori.path", "wp-blog-header.php"));
   for (int i = 0; i < 200; ++i) {
     box->append(file_event("file-allowed", Severity::kInfo, i));
     if (i % 50 == 0) {
@@ -131,7 +132,8 @@ TEST(Outbox, SecurityEventsGoOnlyPastTheirOwnLargerBoundAndACriticalEventSaysSo)
   testing::FaultEnv env;
   const std::string path = tmp.path() + "/events.jsonl";
   auto box = Outbox::open(
-      env, path, {.spill_bytes = 1 << 20, .max_low_bytes = 4 << 10, .max_security_bytes = 64 << 10});
+      env, path,
+      {.spill_bytes = 1 << 20, .max_low_bytes = 4 << 10, .max_security_bytes = 64 << 10});
   ASSERT_TRUE(box);
   env.fail_write_from(1, ENOSPC);
   for (int i = 0; i < 40; ++i) box->append(file_event("file-restored", Severity::kWarning, i));
