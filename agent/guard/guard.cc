@@ -361,8 +361,9 @@ void Guard::note_inode(size_t root, const std::string& rel) {
   index_.set(root, rel, {st->st_dev, st->st_ino}, handle_of(root, rel));
   // Ours: the close inotify reports for the restore's own file is not a writer's.
   if (fresh_.size() >= kMaxFresh) fresh_.clear();
-  fresh_[path_key(roots_[root], rel)] = {static_cast<uint64_t>(st->st_ino),
-                                         st->st_ctim.tv_sec * 1'000'000'000LL + st->st_ctim.tv_nsec};
+  fresh_[path_key(roots_[root], rel)] = {
+      static_cast<uint64_t>(st->st_ino),
+      st->st_ctim.tv_sec * 1'000'000'000LL + st->st_ctim.tv_nsec};
 }
 
 std::optional<std::string> Guard::too_deep_prefix(const std::string& rel) {
@@ -658,7 +659,8 @@ void Guard::finish(Capture& c) {
   // Read only as much as the baseline holds: a holder that grew the inode (to 15 TB, say)
   // wrote into it, and reading it through would stall the guard.
   struct stat st {};
-  const bool grown = ::fstat(c.fd.get(), &st) == 0 && static_cast<uint64_t>(st.st_size) != c.baseline_size;
+  const bool grown =
+      ::fstat(c.fd.get(), &st) == 0 && static_cast<uint64_t>(st.st_size) != c.baseline_size;
   std::optional<hash::Digest> sha;
   if (!grown)
     if (auto d = hash_fd(c.fd.get(), c.item.path)) sha = *d;

@@ -24,7 +24,8 @@ Result<std::string> handle_key_of(int root_fd, std::string_view rel, const fsid_
   int mount_id = 0;
   if (::name_to_handle_at(parent.dir.get(), parent.name.c_str(), h, &mount_id, 0) != 0)
     return fail_errno("name_to_handle_at", std::string(rel));
-  return handle_key(fsid, h->handle_type, {reinterpret_cast<const uint8_t*>(h->f_handle), h->handle_bytes});
+  return handle_key(fsid, h->handle_type,
+                    {reinterpret_cast<const uint8_t*>(h->f_handle), h->handle_bytes});
 }
 
 }  // namespace mamori::fs

@@ -180,9 +180,9 @@ void FanotifyWatcher::decode_open(const fanotify_event_metadata& meta, const cha
     for (const auto& r : roots_) {
       if (std::memcmp(&r.fsid, &fid->fsid, sizeof r.fsid) != 0) continue;
       Change c{r.index, "", kOpened, meta.pid, {}};
-      c.handle = fs::handle_key(r.fsid, handle->handle_type,
-                                {reinterpret_cast<const uint8_t*>(handle->f_handle),
-                                 handle->handle_bytes});
+      c.handle = fs::handle_key(
+          r.fsid, handle->handle_type,
+          {reinterpret_cast<const uint8_t*>(handle->f_handle), handle->handle_bytes});
       out.push_back(std::move(c));
       return;  // the guard looks the inode up in every root on this filesystem
     }
