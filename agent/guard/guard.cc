@@ -455,6 +455,29 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   if (want && want->type == FileType::kRegular) act.base_sha = want->sha256;
 
   const size_t root = static_cast<size_t>(&r - roots_.data());
+  if (act.too_deep && want && exists && want->type == FileType::kDirectory &&
+      S_ISDIR(st->st_mode) && !at.name.empty()) {
+    // The baseline holds the directory at the limit (a walk reports it, never enters
+    // it), so nothing beneath it was ever verified: what is there now goes, the
+    // directory stays.
+    act.reason = "nested-too-deep";
+    act.change = "added";
+    if (!repair) return ok();
+    fs::RemoveTreeOptions options;
+    options.keep_top = true;
+    options.before_unlink = [&](int d, const std::string& n, const struct stat& s,
+                                const std::string& path) {
+      ++act.entries;
+      ++counters_.quarantined;
+      if (UniqueFd content = content_of(d, n, s, path); content.valid())
+        defer_capture(r, path, std::move(content), "quarantined", who, nullptr, act);
+    };
+    fs::RemoveTreeReport removed;
+    auto emptied = fs::remove_tree(at.dir_fd, at.name, rel, options, removed);
+    counters_.quarantined += removed.directories;
+    if (removed.files + removed.directories > 0 || !emptied) act.action = "file-quarantined";
+    return emptied;
+  }
   if (!want) {
     act.change = "added";
     if (act.too_deep && S_ISDIR(st->st_mode)) {

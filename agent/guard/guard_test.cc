@@ -621,5 +621,27 @@ TEST_F(GuardTest, AFileOpenForWritingIsDetachedAndWhatIsWrittenIsReported) {
   EXPECT_TRUE(events("file-replaced").empty());
 }
 
+TEST_F(GuardTest, WhatLiesBeneathABaselinedDirectoryAtTheLimitIsQuarantined) {
+  // The baseline was taken with a chain as deep as the limit: its last directory is
+  // recorded but was never entered. A shell put there later is still found and goes.
+  const std::string cut = deep_path("uploads/a", fs::kMaxWalkDepth);
+  ASSERT_EQ(std::system(("mkdir -p '" + site / cut + "'").c_str()), 0);
+  record_baseline();
+  ASSERT_EQ(std::system(("mkdir -p '" + site / cut + "/b' && echo x > '" + site / cut +
+                         "/b/s.php'")
+                            .c_str()),
+            0);
+  guard(config::Mode::kRestore);
+  ASSERT_TRUE(g->verify(0, Trigger::kScheduled));
+  g->capture_due(/*all=*/true);
+  ASSERT_TRUE(g->flush());
+  EXPECT_TRUE(exists(cut));
+  EXPECT_FALSE(exists(cut + "/b"));
+  bool said = false;
+  for (const auto& e : events("file-quarantined"))
+    said |= e["mamori"]["path"] == cut && e["mamori"]["reason"] == "nested-too-deep";
+  EXPECT_TRUE(said);
+}
+
 }  // namespace
 }  // namespace mamori::guard

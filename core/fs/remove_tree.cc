@@ -113,6 +113,7 @@ Status remove_tree(int parent_fd, const std::string& name, std::string_view disp
     auto next = MAMORI_TRY(first_entry(cur.get(), label.dir()));
     if (!next) {
       if (ids.size() == 2) {
+        if (options.keep_top) return ok();
         // The top is empty: it goes only if `name` is still the directory we emptied.
         if (::fstatat(parent_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
           if (errno == ENOENT) return ok();

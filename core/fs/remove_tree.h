@@ -27,6 +27,9 @@ struct RemoveTreeOptions {
   // they are removed must not keep the caller busy forever: past it the call fails with
   // EAGAIN, what is left stays, and the caller tries again later.
   uint64_t max_entries = 1'000'000;
+  // Empty the directory but leave it in place (it belongs to someone else, e.g. the
+  // baseline).
+  bool keep_top = false;
   // Called for each non-directory just before it is unlinked: `dir_fd` and `name` name
   // it (the caller may open it, e.g. to keep its content), `st` is its lstat and `path`
   // its path for display (the top's `display`, then the names beneath it; past 4 KiB

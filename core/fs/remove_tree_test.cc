@@ -118,6 +118,20 @@ TEST(RemoveTree, GivesUpPastItsEntryBudget) {
   EXPECT_FALSE(exists(t / "root/top"));
 }
 
+TEST(RemoveTree, CanEmptyADirectoryAndKeepIt) {
+  TempDir t;
+  t.mkdir("root");
+  UniqueFd root(::open((t / "root").c_str(), O_RDONLY | O_DIRECTORY));
+  chain(root.get(), "top", 5);
+  RemoveTreeOptions options;
+  options.keep_top = true;
+  RemoveTreeReport report;
+  ASSERT_TRUE(remove_tree(root.get(), "top", "top", options, report));
+  EXPECT_TRUE(exists(t / "root/top"));
+  EXPECT_FALSE(exists(t / "root/top/d"));
+  EXPECT_FALSE(exists(t / "root/top/s.php"));
+}
+
 TEST(RemoveTree, NeverFollowsASymlink) {
   TempDir t;
   t.mkdir("root");
