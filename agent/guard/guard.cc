@@ -492,8 +492,12 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
     }
     // A new name of baselined code (a hard link) is never an allowed upload: a write
     // through it changes the baselined file, and no event would name that file.
-    if (S_ISREG(st->st_mode) && st->st_nlink > 1) {
-      act.aliases = index_.names({st->st_dev, st->st_ino});
+    if (S_ISREG(st->st_mode)) {
+      const InodeId id{st->st_dev, st->st_ino};
+      if (st->st_nlink > 1) act.aliases = index_.names(id);
+      if (act.aliases.empty() && !replaced_.empty())
+        if (auto old = replaced_.find(handle_of(root, rel)); old != replaced_.end())
+          act.aliases = old->second;
       if (!act.aliases.empty()) {
         act.reason = "hard-link-to-baselined-file";
         if (!repair) {
@@ -607,9 +611,15 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   UniqueFd pin;
   if (rebuild && !tampered.valid() && !at.name.empty())
     pin.reset(::openat(at.dir_fd, at.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  const bool regular = want->type == FileType::kRegular && now.type == FileType::kRegular;
+  const std::string old_handle = rebuild && regular ? handle_of(root, rel) : std::string();
   MAMORI_TRY(baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, rebuild,
                                      fs::Sync::kDeferred));
   if (rebuild) rewritten_.push_back({r.fd.get(), rel});
+  if (!old_handle.empty()) {
+    if (replaced_.size() >= kMaxFresh) replaced_.clear();
+    replaced_[old_handle].push_back({root, rel});
+  }
   act.action = !rebuild ? "file-repaired" : attrs == 0 ? "file-replaced" : "file-restored";
   act.entries = 1;
   ++counters_.restored;

@@ -233,6 +233,11 @@ class Guard {
   std::unordered_map<std::string, std::pair<uint64_t, int64_t>> fresh_;
   // Where the baselined regular files are now (inode_index.h).
   InodeIndex index_;
+  // Inodes that held baselined code until a restore replaced them, by file handle (which
+  // carries the generation: a freed and reused inode number does not match), with the
+  // names they had: another name of one (a hard link made just before, whose open was
+  // handled first) is still a hard link to baselined code. Bounded like fresh_.
+  std::unordered_map<std::string, std::vector<InodeIndex::Name>> replaced_;
   // Baselined files (by path_key) to be replaced by a fresh copy at their next reconcile
   // even when their bytes and metadata match: whoever opened one for writing (or holds
   // it through another name) may still write into that inode, through a descriptor or a

@@ -643,5 +643,23 @@ TEST_F(GuardTest, WhatLiesBeneathABaselinedDirectoryAtTheLimitIsQuarantined) {
   EXPECT_TRUE(said);
 }
 
+TEST_F(GuardTest, AHardLinkWhoseBaselinedNameWasReplacedFirstIsStillOne) {
+  // The open of the new name is handled before its creation (opens come first): the
+  // baselined name gets its fresh copy, and the new name, now the inode's only one, is
+  // still a hard link to what was baselined code, not an allowed upload.
+  guard(config::Mode::kRestore);
+  ASSERT_TRUE(g->verify(0, Trigger::kStartup));
+  ASSERT_EQ(::link((site / "wp/load.php").c_str(), (site / "uploads/cfg.jpg").c_str()), 0);
+  const int fd = ::open((site / "uploads/cfg.jpg").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  deliver({at("wp/load.php", watch::kOpened), at("uploads/cfg.jpg", watch::kCreated)});
+  ::close(fd);
+  EXPECT_FALSE(exists("uploads/cfg.jpg"));
+  EXPECT_TRUE(events("file-allowed").empty());
+  auto q = events("file-quarantined");
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_EQ(q[0]["mamori"]["reason"], "hard-link-to-baselined-file");
+}
+
 }  // namespace
 }  // namespace mamori::guard

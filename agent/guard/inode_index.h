@@ -31,6 +31,13 @@ struct InodeId {
   bool operator==(const InodeId&) const = default;
 };
 
+struct InodeIdHash {
+  size_t operator()(const InodeId& id) const {
+    return std::hash<uint64_t>()(static_cast<uint64_t>(id.ino) * 1000003u ^
+                                 static_cast<uint64_t>(id.dev));
+  }
+};
+
 class InodeIndex {
  public:
   struct Name {
@@ -54,12 +61,7 @@ class InodeIndex {
   std::vector<std::string> paths(size_t root) const;
 
  private:
-  struct IdHash {
-    size_t operator()(const InodeId& id) const {
-      return std::hash<uint64_t>()(static_cast<uint64_t>(id.ino) * 1000003u ^
-                                   static_cast<uint64_t>(id.dev));
-    }
-  };
+  using IdHash = InodeIdHash;
   struct Where {
     InodeId id;
     std::string handle;
