@@ -202,6 +202,10 @@ class Agent {
     check_own_state();
     for (size_t i = 0; i < guard_->root_count(); ++i)
       MAMORI_TRY(guard_->verify(i, guard::Trigger::kStartup));
+    // The writers had the whole downtime to finish: the start-up's evidence is taken now,
+    // so every event of the start-up verify (those waiting for evidence included) is
+    // written before agent-started, in the order of its timestamps.
+    guard_->capture_due(/*all=*/true);
     flush();
     return ok();
   }

@@ -266,7 +266,11 @@ void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Tr
   } else if (!retries_.empty()) {
     retries_.erase(key);
   }
-  if (act.action.empty()) return;
+  if (act.action.empty()) {
+    if (!alerted_.empty()) alerted_.erase(path_key(r, rel));  // as its baseline again
+    return;
+  }
+  if (already_alerted(r, rel, at, act)) return;
   ++counters_.changes;
   report(r, rel, who, trigger, act);
   // A write through one name of a hard-linked file changed every name; no event said so.
@@ -378,6 +382,25 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   if (keep && tampered.valid())
     defer_capture(r, rel, std::move(tampered), "modified", who, &*want, act);
   return ok();
+}
+
+bool Guard::already_alerted(const GuardedRoot& r, const std::string& rel, const Place& at,
+                            const Act& act) {
+  // Only alert mode leaves a difference in place; a failure is always reported.
+  if (r.mode != config::Mode::kAlert || act.error) return false;
+  std::string sig = fmt::format("{}|{}|{}", act.action, act.change, act.attrs);
+  if (at.st) {
+    const struct stat& s = *at.st;
+    sig += fmt::format("|{:o}|{}:{}|{}|{}|{}.{}|{}.{}", s.st_mode, s.st_uid, s.st_gid, s.st_ino,
+                       s.st_size, s.st_mtim.tv_sec, s.st_mtim.tv_nsec, s.st_ctim.tv_sec,
+                       s.st_ctim.tv_nsec);
+  }
+  if (act.now_sha) sig += "|" + act.now_sha->hex();
+  const std::string key = path_key(r, rel);
+  if (auto it = alerted_.find(key); it != alerted_.end() && it->second == sig) return true;
+  if (alerted_.size() >= kMaxAlerted) alerted_.clear();
+  alerted_[key] = std::move(sig);
+  return false;
 }
 
 void Guard::defer_capture(GuardedRoot& r, const std::string& rel, UniqueFd fd,
@@ -574,6 +597,7 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
   const bool realtime = trigger == Trigger::kRealtime || trigger == Trigger::kOverflow;
   if (realtime && !storm_active_ && window_changes_ > config_.storm_changes_per_second) {
     storm_active_ = true;
+    storm_changes_ = 0;  // tick() adds each second's changes, this one's first
     ++counters_.storms;
     emit(std::move(event::Event("tamper-storm", Severity::kCritical, env_.clock().now_ns())
                        .set("mamori.root", r.path)
@@ -582,9 +606,9 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
                                             config_.storm_changes_per_second))));
   }
   if (realtime && (storm_active_ || per_path > config_.path_restores_per_second)) {
-    if (storm_active_) ++storm_changes_;
     ++counters_.summarised;
     summarised_paths_.emplace(&r - roots_.data(), rel);
+    ++summarised_changes_[&r - roots_.data()];
     if (auto h = held_.find(act.event_id); h != held_.end()) {
       h->second.summarised = true;
       release(h);
@@ -664,12 +688,17 @@ void Guard::tick() {
       e.set("mamori.summary.paths", list);
       e.set("mamori.summary.path_count", paths.size());
       e.set("mamori.summary.truncated", paths.size() > kMaxSummaryPaths);
-      e.message(fmt::format(
-          "{} path(s) changed repeatedly in the last second; every one was handled", paths.size()));
+      const uint64_t changes = summarised_changes_[root];
+      e.set("mamori.summary.change_count", changes);
+      e.message(fmt::format("{} change(s) to {} path(s) in the last second; every one was handled",
+                            changes, paths.size()));
       emit(std::move(e));
     }
     summarised_paths_.clear();
+    summarised_changes_.clear();
   }
+  // Every change of the storm counts, the ones before it was declared included.
+  if (storm_active_) storm_changes_ += window_changes_;
   if (storm_active_ && window_changes_ <= config_.storm_changes_per_second) {
     storm_active_ = false;
     emit(
@@ -686,7 +715,15 @@ Status Guard::flush() {
   return publisher_.publish(std::exchange(pending_, {}), std::exchange(rewritten_, {}));
 }
 
-void Guard::set_mode(size_t root, config::Mode mode) { roots_[root].mode = mode; }
-void Guard::set_paused(size_t root, bool paused) { roots_[root].paused = paused; }
+// What alert mode reported is forgotten on any change of mode: the next look reports
+// (or repairs) afresh.
+void Guard::set_mode(size_t root, config::Mode mode) {
+  roots_[root].mode = mode;
+  alerted_.clear();
+}
+void Guard::set_paused(size_t root, bool paused) {
+  roots_[root].paused = paused;
+  alerted_.clear();
+}
 
 }  // namespace mamori::guard

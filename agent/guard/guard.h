@@ -18,6 +18,13 @@
 // event per change; a path restored more than `path_restores_per_second` times in a
 // second is summarised the same way. Nothing is skipped, only reported in bulk.
 //
+// Alert mode changes nothing, so a tampered path stays different from its baseline and
+// every later event on it (modify, close-write, attrib, a scheduled verify) would find
+// the same difference again. The guard remembers what it last reported for each path
+// (a signature of the entry: type, mode, owner, size, mtime, ctime, hash if read) and
+// reports again only when the entry differs from that; it forgets when the path matches
+// its baseline again, and on every mode change or pause.
+//
 // Threads: one owner (the agent's main thread). The restore path runs on it, with no
 // queue hop.
 
@@ -169,8 +176,16 @@ class Guard {
   uint64_t window_changes_ = 0;
   std::unordered_map<std::string, uint64_t> path_counts_;      // root and path -> changes
   std::set<std::pair<size_t, std::string>> summarised_paths_;  // reported in bulk this window
+  std::map<size_t, uint64_t> summarised_changes_;              // by root: changes reported in bulk
   bool storm_active_ = false;
-  uint64_t storm_changes_ = 0;
+  uint64_t storm_changes_ = 0;  // every change of the storm, its first second's included
+  // Alert mode: by root and path, the signature of what was last reported. Bounded: when
+  // full it is cleared, which can only repeat a report, never lose one.
+  static constexpr size_t kMaxAlerted = 1 << 16;
+  std::unordered_map<std::string, std::string> alerted_;
+  // True when `act` on `rel` was reported already in this state (alert mode); records it.
+  bool already_alerted(const GuardedRoot& r, const std::string& rel, const Place& at,
+                       const Act& act);
   // Regular files we just put back, by root and path: (inode, ctime) so the events our
   // own restore raises (inotify) are recognised without hashing. Bounded.
   std::unordered_map<std::string, std::pair<uint64_t, int64_t>> fresh_;
