@@ -144,16 +144,27 @@ constexpr std::string_view kDiff = R"TXT(NAME
     mamori diff - show how one path differs from its baseline
 
 SYNOPSIS
-    mamori diff PATH
+    mamori diff [--json] PATH
 
 DESCRIPTION
     Prints metadata changes (type, mode, owner, link target), then for a text file
     a unified diff of the baseline content against the current content (diff -u),
     for a binary file both SHA-256, and for files over 16 MiB sizes and hashes.
 
+    The content is the attacker's: when stdout is a terminal, control bytes in the
+    diff (ESC, carriage return, C1 controls, bidirectional overrides, invalid UTF-8)
+    are shown escaped (\x1b, \u{202e}) so they cannot erase or hide a line; a pipe
+    or a file gets the exact bytes.
+
+OUTPUT
+    With --json: {"command": "diff", "path", "change": "added|removed|changed|none",
+    "attributes": [...], "baseline": {...}|null, "current": {...}|null, "content":
+    "same|text|binary|large", "diff": the unified diff text}.
+
 EXIT STATUS
-    0 no difference; 1 differences; 2 usage error; 3 could not read; 4 the stored
-    content failed verification.
+    0 no difference; 1 differences; 2 usage error (a PATH outside every root, or
+    neither in the baseline nor on disk) or no baseline; 3 could not read; 4 the
+    stored content failed verification.
 )TXT";
 
 constexpr std::string_view kRestore = R"TXT(NAME

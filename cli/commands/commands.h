@@ -77,7 +77,9 @@ Status seal_and_commit(App& app, baseline::State& state, db::Transaction& txn, i
 bool looks_binary(const std::string& s);
 // Prints `diff -u` of the two contents on stdout, labelled a/LABEL and b/LABEL like git
 // (the label escaped, so an attacker's file name cannot forge header lines); returns
-// diff(1)'s status, 0 same or 1 different. With `captured`, the diff goes there instead.
+// diff(1)'s status, 0 same or 1 different. With `captured`, the diff goes there instead
+// (exact bytes); when stdout is a terminal, control bytes in it are escaped
+// (escape_for_terminal: an attacker's ESC or \r cannot hide a line), lines and tabs kept.
 Result<int> unified_diff(Env& env, const std::string& label, const std::string& before,
                          const std::string& after, std::string* captured = nullptr);
 
