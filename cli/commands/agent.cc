@@ -146,7 +146,7 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
   if (*status != 0) {
     std::fprintf(stderr, "mamori: %s failed (exit %d): rolling the roots back to the baseline\n",
                  quote(command[0]).c_str(), *status);
-    const int code = run_restore(app, paths, all);
+    const int code = run_restore(app, paths, all, /*quarantine_new=*/false);
     return std::max(code, static_cast<int>(kExitIncomplete));
   }
   // The change set, then (after review) into the baseline.
@@ -161,7 +161,7 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
     std::string answer;
     if (!std::getline(std::cin, answer) || (answer != "y" && answer != "Y" && answer != "yes")) {
       std::fprintf(stderr, "mamori: not accepted: rolling back\n");
-      const int code = run_restore(app, paths, all);
+      const int code = run_restore(app, paths, all, /*quarantine_new=*/false);
       return std::max(code, static_cast<int>(kExitIncomplete));
     }
   }

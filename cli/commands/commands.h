@@ -11,7 +11,9 @@ namespace mamori::cli {
 int run_init(App& app, const std::vector<std::string>& paths);
 int run_check(App& app, const std::vector<std::string>& paths, bool full);
 int run_diff(App& app, const std::string& path);
-int run_restore(App& app, const std::vector<std::string>& paths, bool all);
+// With `quarantine_new`, entries the baseline does not know (unless allow_new lets them
+// stay) are moved into the evidence store. Exit 1 when some were left in place.
+int run_restore(App& app, const std::vector<std::string>& paths, bool all, bool quarantine_new);
 int run_accept(App& app, const std::vector<std::string>& paths, bool all);
 int run_status(App& app);
 int run_gc(App& app);
