@@ -29,6 +29,7 @@ COMMANDS
     check [--full] [PATH...]  report added, removed and changed entries
     diff PATH                 show how one file differs from its baseline
     restore PATH...|--all     put entries back as the baseline has them
+                              (--quarantine-new: web shells into the evidence store)
     accept PATH...|--all      take the current state into the baseline
     status                    roots, entries, store size and the root hash
     gc                        drop stored contents no baseline entry needs any more
