@@ -276,8 +276,10 @@ void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Tr
   }
   if (act.action.empty()) {
     if (!alerted_.empty()) alerted_.erase(path_key(r, rel));  // as its baseline again
+    if (!settling_.empty()) settling_.erase(path_key(r, rel));
     return;
   }
+  if (still_settling(root, rel, at, who, trigger, act)) return;  // reported once quiet
   if (already_alerted(r, rel, at, act)) return;
   ++counters_.changes;
   report(r, rel, who, trigger, act);
@@ -393,6 +395,38 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   return ok();
 }
 
+bool Guard::still_settling(size_t root, const std::string& rel, const Place& at,
+                           const evidence::Who& who, Trigger trigger, const Act& act) {
+  const GuardedRoot& r = roots_[root];
+  const std::string key = path_key(r, rel);
+  if (r.mode != config::Mode::kAlert || act.error || trigger != Trigger::kRealtime || !at.st ||
+      !S_ISREG(at.st->st_mode)) {
+    if (!settling_.empty()) settling_.erase(key);
+    return false;
+  }
+  // Quiet is judged on our own clock: the inode's ctime unchanged for kQuietNs between
+  // two looks (file timestamps come from a coarser clock than ours).
+  const int64_t now = env_.clock().now_ns();
+  const int64_t ctime = at.st->st_ctim.tv_sec * 1'000'000'000LL + at.st->st_ctim.tv_nsec;
+  auto it = settling_.find(key);
+  if (it == settling_.end()) {
+    if (settle_all_ || settling_.size() >= kMaxSettling) return false;
+    settling_.emplace(key, Settling{root, rel, who, now, ctime, now});
+    return true;  // capture_due() looks again
+  }
+  Settling& s = it->second;
+  if (!settle_all_ && now - s.since_ns < kMaxHoldNs) {
+    if (ctime != s.ctime) {
+      s.ctime = ctime;  // written again since the last look
+      s.looked_ns = now;
+      return true;
+    }
+    if (now - s.looked_ns < kQuietNs) return true;
+  }
+  settling_.erase(it);
+  return false;
+}
+
 bool Guard::already_alerted(const GuardedRoot& r, const std::string& rel, const Place& at,
                             const Act& act) {
   // Only alert mode leaves a difference in place; a failure is always reported.
@@ -495,6 +529,15 @@ std::optional<evidence::Item> Guard::capture(Capture& c) {
 }
 
 void Guard::capture_due(bool all) {
+  if (!settling_.empty()) {
+    // Alert-mode reports waiting for their file to go quiet: looked at again (each stays
+    // in settling_ while it is still being written).
+    std::vector<Settling> waiting;
+    for (const auto& [key, s] : settling_) waiting.push_back(s);
+    settle_all_ = all;
+    for (auto& s : waiting) reconcile(s.root, s.rel, s.who, Trigger::kRealtime);
+    settle_all_ = false;
+  }
   const int64_t now = env_.clock().now_ns();
   for (auto it = captures_.begin(); it != captures_.end();) {
     struct stat st {};
@@ -516,7 +559,7 @@ void Guard::capture_due(bool all) {
 }
 
 std::optional<int64_t> Guard::next_capture_ns() const {
-  if (captures_.empty()) return std::nullopt;
+  if (captures_.empty() && settling_.empty()) return std::nullopt;
   // Polled often enough to notice quiet soon after it starts.
   return env_.clock().now_ns() + kQuietNs;
 }
@@ -780,6 +823,7 @@ Status Guard::flush() {
 void Guard::set_mode(size_t root, config::Mode mode) {
   roots_[root].mode = mode;
   alerted_.clear();
+  settling_.clear();  // the verify that follows a mode change looks at everything
 }
 void Guard::set_paused(size_t root, bool paused) {
   roots_[root].paused = paused;

@@ -30,7 +30,10 @@
 // the same difference again. The guard remembers what it last reported for each path
 // (a signature of the entry: type, mode, owner, size, mtime, ctime, hash if read) and
 // reports again only when the entry differs from that; it forgets when the path matches
-// its baseline again, and on every mode change or pause.
+// its baseline again, and on every mode change or pause. A file still being written
+// (`echo x > f` truncates, then writes) would show a passing state first: a realtime
+// report of a regular file waits until its ctime has not moved for kQuietNs (at most
+// kMaxHoldNs), so one write is one report.
 //
 // Threads: one owner (the agent's main thread). The restore path runs on it, with no
 // queue hop.
@@ -227,6 +230,21 @@ class Guard {
   // True when `act` on `rel` was reported already in this state (alert mode); records it.
   bool already_alerted(const GuardedRoot& r, const std::string& rel, const Place& at,
                        const Act& act);
+  // Alert mode: realtime reports waiting for their file to go quiet, by root and path.
+  struct Settling {
+    size_t root = 0;
+    std::string rel;
+    evidence::Who who;
+    int64_t since_ns = 0;   // first seen (reported at the latest kMaxHoldNs after)
+    int64_t ctime = 0;      // the inode's ctime at the last look
+    int64_t looked_ns = 0;  // when ctime last changed
+  };
+  static constexpr size_t kMaxSettling = 4096;  // past it, reported at once
+  std::unordered_map<std::string, Settling> settling_;
+  bool settle_all_ = false;  // capture_due(all): report what waits, quiet or not
+  // True when the report of `act` must wait for the file to go quiet (alert mode).
+  bool still_settling(size_t root, const std::string& rel, const Place& at,
+                      const evidence::Who& who, Trigger trigger, const Act& act);
   // Regular files we just put back, by root and path: (inode, ctime) so the events our
   // own restore raises (inotify) are recognised without hashing. Bounded.
   std::unordered_map<std::string, std::pair<uint64_t, int64_t>> fresh_;

@@ -363,6 +363,33 @@ TEST_F(GuardTest, AlertReportsEachTamperedStateOnce) {
   EXPECT_EQ(events("file-changed").size(), 3u);
 }
 
+TEST_F(GuardTest, AlertWaitsForAFileBeingWrittenToGoQuiet) {
+  guard(config::Mode::kAlert);
+  auto handle_now = [&](watch::Change c) {
+    replay.push(std::move(c));
+    std::vector<watch::Change> batch;
+    ASSERT_TRUE(replay.read(batch));
+    g->handle(batch);
+    g->capture_due();  // as the agent's loop does, without waiting for quiet
+    ASSERT_TRUE(g->flush());
+  };
+  // `echo x > index.php`: truncated first (an event), then written (another).
+  site.write("index.php", "");
+  handle_now(at("index.php"));
+  EXPECT_TRUE(events("file-changed").empty()) << "a passing state was reported";
+  EXPECT_TRUE(g->next_capture_ns().has_value());
+  site.write("index.php", "defaced");
+  handle_now(at("index.php"));
+  EXPECT_TRUE(events("file-changed").empty());
+  env.sim().advance(std::chrono::milliseconds(200));  // the writer is done
+  g->capture_due();
+  ASSERT_TRUE(g->flush());
+  auto ev = events("file-changed");
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["mamori"]["path"], "index.php");
+  EXPECT_FALSE(g->next_capture_ns().has_value());
+}
+
 TEST_F(GuardTest, PausedForADeployReportsOnly) {
   guard(config::Mode::kRestore);
   g->set_paused(0, true);
