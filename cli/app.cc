@@ -60,8 +60,13 @@ std::optional<int> App::load() {
   if (!c) {
     if (options_.json) {
       const auto& e = c.error();
-      print_json({{"error", {{"code", e.code}, {"file", e.file}, {"line", e.line},
-                             {"column", e.column}, {"key", e.key}, {"message", e.message}}}});
+      print_json({{"error",
+                   {{"code", e.code},
+                    {"file", e.file},
+                    {"line", e.line},
+                    {"column", e.column},
+                    {"key", e.key},
+                    {"message", e.message}}}});
     } else {
       std::fprintf(stderr, "mamori: %s\n", c.error().text().c_str());
       if (c.error().code == "config.io")
@@ -84,6 +89,13 @@ std::optional<int> App::load() {
   return std::nullopt;
 }
 
+void App::warn_private_dir(const std::string& dir, mode_t was) const {
+  std::fprintf(stderr,
+               "mamori: warning: state directory %s was mode %04o (others could read the "
+               "baseline, bans and evidence): made 0700\n",
+               quote(dir).c_str(), static_cast<unsigned>(was));
+}
+
 bool App::show_progress() const { return !options_.quiet && ::isatty(STDERR_FILENO); }
 
 Result<std::unique_ptr<baseline::State>> App::open_state(baseline::StateAccess access) {
@@ -91,7 +103,9 @@ Result<std::unique_ptr<baseline::State>> App::open_state(baseline::StateAccess a
   so.compression_level = config_.compression_level;
   auto s = baseline::open_state(env_, config_.state_dir, access, so);
   if (!s && s.error().errnum == ENOENT && access == baseline::StateAccess::kRead)
-    return fail("open baseline", config_.state_dir, ENOENT, "no baseline yet: run 'mamori init' first");
+    return fail("open baseline", config_.state_dir, ENOENT,
+                "no baseline yet: run 'mamori init' first");
+  if (s && (*s)->dir_mode_was) warn_private_dir(config_.state_dir, *(*s)->dir_mode_was);
   return s;
 }
 
@@ -125,8 +139,10 @@ int App::code_for(const Error& e) {
 }
 
 int App::report(const Error& e, int code) {
-  if (options_.json) print_json({{"error", error_json(e)}});
-  else std::fprintf(stderr, "mamori: %s\n", e.message().c_str());
+  if (options_.json)
+    print_json({{"error", error_json(e)}});
+  else
+    std::fprintf(stderr, "mamori: %s\n", e.message().c_str());
   return code;
 }
 

@@ -2,6 +2,8 @@
 // What every subcommand shares: the loaded config, the OS, the exit codes, how paths
 // on the command line map to roots, and how results are printed (text or --json).
 
+#include <sys/types.h>
+
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -56,6 +58,8 @@ class App {
   Env& env() { return env_; }
   Executor& executor() { return *executor_; }
   bool show_progress() const;
+  // Says on stderr that the state directory `dir` was mode `was` and was made 0700.
+  void warn_private_dir(const std::string& dir, mode_t was) const;
 
   Result<std::unique_ptr<baseline::State>> open_state(baseline::StateAccess access);
   // How to scan `root`, open as `root_fd`.

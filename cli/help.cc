@@ -29,6 +29,7 @@ COMMANDS
     check [--full] [PATH...]  report added, removed and changed entries
     diff PATH                 show how one file differs from its baseline
     restore PATH...|--all     put entries back as the baseline has them
+                              (--quarantine-new: web shells into the evidence store)
     accept PATH...|--all      take the current state into the baseline
     status                    roots, entries, store size and the root hash
     gc                        drop stored contents no baseline entry needs any more
@@ -53,7 +54,8 @@ GLOBAL OPTIONS
 
 EXIT STATUS
     0   success; for check and diff: no difference
-    1   check or diff found differences
+    1   check or diff found differences; restore left entries that are not in the
+        baseline in place
     2   usage error, invalid config, or no baseline yet
     3   the operation failed, or some entries could not be read, recorded or
         restored (the rest was done; warnings name each one)
@@ -76,7 +78,7 @@ EXAMPLES
     mamori init                          baseline every configured root
     mamori check --json | jq .summary    what changed, for a script
     mamori diff /var/www/html/wp-config.php
-    mamori restore --all                 undo every change
+    mamori restore --all --quarantine-new   undo every change, web shells included
     mamori accept /var/www/html/wp-content/plugins/akismet
 )TXT";
 
@@ -144,24 +146,35 @@ constexpr std::string_view kDiff = R"TXT(NAME
     mamori diff - show how one path differs from its baseline
 
 SYNOPSIS
-    mamori diff PATH
+    mamori diff [--json] PATH
 
 DESCRIPTION
     Prints metadata changes (type, mode, owner, link target), then for a text file
     a unified diff of the baseline content against the current content (diff -u),
     for a binary file both SHA-256, and for files over 16 MiB sizes and hashes.
 
+    The content is the attacker's: when stdout is a terminal, control bytes in the
+    diff (ESC, carriage return, C1 controls, bidirectional overrides, invalid UTF-8)
+    are shown escaped (\x1b, \u{202e}) so they cannot erase or hide a line; a pipe
+    or a file gets the exact bytes.
+
+OUTPUT
+    With --json: {"command": "diff", "path", "change": "added|removed|changed|none",
+    "attributes": [...], "baseline": {...}|null, "current": {...}|null, "content":
+    "same|text|binary|large", "diff": the unified diff text}.
+
 EXIT STATUS
-    0 no difference; 1 differences; 2 usage error; 3 could not read; 4 the stored
-    content failed verification.
+    0 no difference; 1 differences; 2 usage error (a PATH outside every root, or
+    neither in the baseline nor on disk) or no baseline; 3 could not read; 4 the
+    stored content failed verification.
 )TXT";
 
 constexpr std::string_view kRestore = R"TXT(NAME
     mamori restore - put entries back as the baseline has them
 
 SYNOPSIS
-    mamori restore PATH...
-    mamori restore --all
+    mamori restore [--quarantine-new] PATH...
+    mamori restore [--quarantine-new] --all
 
 DESCRIPTION
     Finds what differs beneath each PATH (or in every root with --all) and repairs
@@ -176,13 +189,30 @@ DESCRIPTION
     openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS): a symlink planted anywhere on the
     way fails the operation instead of being followed out of the tree.
 
-    Entries that are not in the baseline are listed and left in place: remove them
-    or 'mamori accept' them. The baseline itself is not changed, and restore refuses
-    to run from a catalog that fails verification.
+    Entries that are not in the baseline (a web shell, say) are listed and left in
+    place, and the exit status is 1, unless --quarantine-new is given: then each is
+    moved out of the tree into the evidence store (STATE/evidence, 'mamori evidence
+    list'), as the agent's quarantine does, a directory with everything in it; those
+    that the root's allow_new lets stay (and deny_new does not refuse) are left and
+    listed as allowed. The baseline itself is not changed, and restore refuses to run
+    from a catalog that fails verification.
+
+OPTIONS
+    --all              every configured root
+    --quarantine-new   move entries the baseline does not know into the evidence
+                       store (honours allow_new / deny_new). A running agent holds
+                       the evidence store: switch it to restore mode instead.
+
+OUTPUT
+    Text: one line per entry restored, quarantined, allowed or left, then a summary.
+    With --json: {"restored": [...], "quarantined": [...], "allowed": [...],
+    "not_in_baseline": [...] (left in place), "left": N, "errors": [...]}.
 
 EXIT STATUS
-    0 everything restored; 2 usage error; 3 some entries could not be restored (each
-    is named); 4 the baseline failed verification.
+    0 every change undone; 1 entries not in the baseline were left in place (the
+    tree still differs from its baseline: --quarantine-new, remove or accept them);
+    2 usage error or no baseline; 3 some entries could not be restored or
+    quarantined (each is named); 4 the baseline failed verification.
 )TXT";
 
 constexpr std::string_view kAccept = R"TXT(NAME

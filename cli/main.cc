@@ -23,7 +23,7 @@ int print_help(std::string_view command) {
 int main(int argc, char** argv) {
   using namespace mamori::cli;
   GlobalOptions global;
-  bool help = false, version = false, full = false, all = false;
+  bool help = false, version = false, full = false, all = false, quarantine_new = false;
   std::vector<std::string> paths;
   std::string evidence_action;
   EvidenceOptions evidence_options;
@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
   diff->add_option("path", paths);
   auto* restore = sub("restore");
   restore->add_flag("--all", all);
+  restore->add_flag("--quarantine-new", quarantine_new);
   restore->add_option("paths", paths);
   auto* accept = sub("accept");
   accept->add_flag("--all", all);
@@ -150,7 +151,7 @@ int main(int argc, char** argv) {
   if (init->parsed()) return run_init(app, paths);
   if (check->parsed()) return run_check(app, paths, full);
   if (diff->parsed()) return run_diff(app, paths.front());
-  if (restore->parsed()) return run_restore(app, paths, all);
+  if (restore->parsed()) return run_restore(app, paths, all, quarantine_new);
   if (accept->parsed()) return run_accept(app, paths, all);
   if (status->parsed()) return run_status(app);
   if (gc->parsed()) return run_gc(app);

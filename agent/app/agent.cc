@@ -29,6 +29,7 @@
 #include "core/base/quote.h"
 #include "core/baseline/state.h"
 #include "core/evidence/evidence.h"
+#include "core/fs/admin_files.h"
 #include "core/fs/beneath.h"
 #include "core/outbox/outbox.h"
 
@@ -109,6 +110,14 @@ class Agent {
     auto state = baseline::open_state(env_, config_.state_dir, baseline::StateAccess::kRead);
     if (!state) return step_failed("open_state", state.error());
     state_ = std::move(*state);
+    // The baseline, bans and evidence are root's alone, whatever made the directory.
+    auto was = fs::make_private_dir(config_.state_dir);
+    if (!was) return step_failed("open_state", was.error());
+    if (*was)
+      log(
+          fmt::format("state directory {} was mode {:04o} (others could read the baseline, bans "
+                      "and evidence): made 0700",
+                      quote(config_.state_dir), static_cast<unsigned>(**was)));
 
     auto box = outbox::Outbox::open(env_, config_.agent.event_log);
     if (!box) return step_failed("open_outbox", box.error());
@@ -204,6 +213,10 @@ class Agent {
     check_own_state();
     for (size_t i = 0; i < guard_->root_count(); ++i)
       MAMORI_TRY(guard_->verify(i, guard::Trigger::kStartup));
+    // The writers had the whole downtime to finish: the start-up's evidence is taken now,
+    // so every event of the start-up verify (those waiting for evidence included) is
+    // written before agent-started, in the order of its timestamps.
+    guard_->capture_due(/*all=*/true);
     flush();
     return ok();
   }

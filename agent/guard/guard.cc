@@ -428,7 +428,13 @@ void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Tr
   } else if (!retries_.empty()) {
     retries_.erase(key);
   }
-  if (act.action.empty()) return;
+  if (act.action.empty()) {
+    if (!alerted_.empty()) alerted_.erase(path_key(r, rel));  // as its baseline again
+    if (!settling_.empty()) settling_.erase(path_key(r, rel));
+    return;
+  }
+  if (still_settling(root, rel, at, who, trigger, act)) return;  // reported once quiet
+  if (already_alerted(r, rel, at, act)) return;
   ++counters_.changes;
   report(r, rel, who, trigger, act);
   // A write through one name of a hard-linked file changed every name; no event said so.
@@ -658,6 +664,57 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   return ok();
 }
 
+bool Guard::still_settling(size_t root, const std::string& rel, const Place& at,
+                           const evidence::Who& who, Trigger trigger, const Act& act) {
+  const GuardedRoot& r = roots_[root];
+  const std::string key = path_key(r, rel);
+  if (r.mode != config::Mode::kAlert || act.error || trigger != Trigger::kRealtime || !at.st ||
+      !S_ISREG(at.st->st_mode)) {
+    if (!settling_.empty()) settling_.erase(key);
+    return false;
+  }
+  // Quiet is judged on our own clock: the inode's ctime unchanged for kQuietNs between
+  // two looks (file timestamps come from a coarser clock than ours).
+  const int64_t now = env_.clock().now_ns();
+  const int64_t ctime = at.st->st_ctim.tv_sec * 1'000'000'000LL + at.st->st_ctim.tv_nsec;
+  auto it = settling_.find(key);
+  if (it == settling_.end()) {
+    if (settle_all_ || settling_.size() >= kMaxSettling) return false;
+    settling_.emplace(key, Settling{root, rel, who, now, ctime, now});
+    return true;  // capture_due() looks again
+  }
+  Settling& s = it->second;
+  if (!settle_all_ && now - s.since_ns < kMaxHoldNs) {
+    if (ctime != s.ctime) {
+      s.ctime = ctime;  // written again since the last look
+      s.looked_ns = now;
+      return true;
+    }
+    if (now - s.looked_ns < kQuietNs) return true;
+  }
+  settling_.erase(it);
+  return false;
+}
+
+bool Guard::already_alerted(const GuardedRoot& r, const std::string& rel, const Place& at,
+                            const Act& act) {
+  // Only alert mode leaves a difference in place; a failure is always reported.
+  if (r.mode != config::Mode::kAlert || act.error) return false;
+  std::string sig = fmt::format("{}|{}|{}", act.action, act.change, act.attrs);
+  if (at.st) {
+    const struct stat& s = *at.st;
+    sig += fmt::format("|{:o}|{}:{}|{}|{}|{}.{}|{}.{}", s.st_mode, s.st_uid, s.st_gid, s.st_ino,
+                       s.st_size, s.st_mtim.tv_sec, s.st_mtim.tv_nsec, s.st_ctim.tv_sec,
+                       s.st_ctim.tv_nsec);
+  }
+  if (act.now_sha) sig += "|" + act.now_sha->hex();
+  const std::string key = path_key(r, rel);
+  if (auto it = alerted_.find(key); it != alerted_.end() && it->second == sig) return true;
+  if (alerted_.size() >= kMaxAlerted) alerted_.clear();
+  alerted_[key] = std::move(sig);
+  return false;
+}
+
 void Guard::defer_capture(GuardedRoot& r, const std::string& rel, UniqueFd fd,
                           const std::string& reason, const evidence::Who& who, const Entry* want,
                           Act& act) {
@@ -785,6 +842,15 @@ std::optional<evidence::Item> Guard::capture(Capture& c) {
 }
 
 void Guard::capture_due(bool all) {
+  if (!settling_.empty()) {
+    // Alert-mode reports waiting for their file to go quiet: looked at again (each stays
+    // in settling_ while it is still being written).
+    std::vector<Settling> waiting;
+    for (const auto& [key, s] : settling_) waiting.push_back(s);
+    settle_all_ = all;
+    for (auto& s : waiting) reconcile(s.root, s.rel, s.who, Trigger::kRealtime);
+    settle_all_ = false;
+  }
   const int64_t now = env_.clock().now_ns();
   for (auto it = captures_.begin(); it != captures_.end();) {
     struct stat st {};
@@ -805,7 +871,7 @@ void Guard::capture_due(bool all) {
 }
 
 std::optional<int64_t> Guard::next_capture_ns() const {
-  if (captures_.empty()) return std::nullopt;
+  if (captures_.empty() && settling_.empty()) return std::nullopt;
   // Polled often enough to notice quiet soon after it starts.
   return env_.clock().now_ns() + kQuietNs;
 }
@@ -932,6 +998,7 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
   const bool realtime = trigger == Trigger::kRealtime || trigger == Trigger::kOverflow;
   if (realtime && !storm_active_ && window_changes_ > config_.storm_changes_per_second) {
     storm_active_ = true;
+    storm_changes_ = 0;  // tick() adds each second's changes, this one's first
     ++counters_.storms;
     emit(std::move(event::Event("tamper-storm", Severity::kCritical, env_.clock().now_ns())
                        .set("mamori.root", r.path)
@@ -940,9 +1007,9 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
                                             config_.storm_changes_per_second))));
   }
   if (realtime && (storm_active_ || per_path > config_.path_restores_per_second)) {
-    if (storm_active_) ++storm_changes_;
     ++counters_.summarised;
     summarised_paths_.emplace(&r - roots_.data(), rel);
+    ++summarised_changes_[&r - roots_.data()];
     if (auto h = held_.find(act.event_id); h != held_.end()) {
       h->second.summarised = true;
       release(h);
@@ -1073,12 +1140,17 @@ void Guard::tick() {
       e.set("mamori.summary.paths", list);
       e.set("mamori.summary.path_count", paths.size());
       e.set("mamori.summary.truncated", paths.size() > kMaxSummaryPaths);
-      e.message(fmt::format(
-          "{} path(s) changed repeatedly in the last second; every one was handled", paths.size()));
+      const uint64_t changes = summarised_changes_[root];
+      e.set("mamori.summary.change_count", changes);
+      e.message(fmt::format("{} change(s) to {} path(s) in the last second; every one was handled",
+                            changes, paths.size()));
       emit(std::move(e));
     }
     summarised_paths_.clear();
+    summarised_changes_.clear();
   }
+  // Every change of the storm counts, the ones before it was declared included.
+  if (storm_active_) storm_changes_ += window_changes_;
   if (storm_active_ && window_changes_ <= config_.storm_changes_per_second) {
     storm_active_ = false;
     emit(
@@ -1095,8 +1167,17 @@ Status Guard::flush() {
   return publisher_.publish(std::exchange(pending_, {}), std::exchange(rewritten_, {}));
 }
 
-void Guard::set_mode(size_t root, config::Mode mode) { roots_[root].mode = mode; }
-void Guard::set_paused(size_t root, bool paused) { roots_[root].paused = paused; }
+// What alert mode reported is forgotten on any change of mode: the next look reports
+// (or repairs) afresh.
+void Guard::set_mode(size_t root, config::Mode mode) {
+  roots_[root].mode = mode;
+  alerted_.clear();
+  settling_.clear();  // the verify that follows a mode change looks at everything
+}
+void Guard::set_paused(size_t root, bool paused) {
+  roots_[root].paused = paused;
+  alerted_.clear();
+}
 
 Status Guard::begin_deploy(pid_t root_pid) {
   if (deploy_)

@@ -25,6 +25,16 @@
 // between (a verify that finds 100,000 changes does not hold them all in memory; the
 // publisher may make the guard wait for its own write there, never inside a restore).
 //
+// Alert mode changes nothing, so a tampered path stays different from its baseline and
+// every later event on it (modify, close-write, attrib, a scheduled verify) would find
+// the same difference again. The guard remembers what it last reported for each path
+// (a signature of the entry: type, mode, owner, size, mtime, ctime, hash if read) and
+// reports again only when the entry differs from that; it forgets when the path matches
+// its baseline again, and on every mode change or pause. A file still being written
+// (`echo x > f` truncates, then writes) would show a passing state first: a realtime
+// report of a regular file waits until its ctime has not moved for kQuietNs (at most
+// kMaxHoldNs), so one write is one report.
+//
 // Threads: one owner (the agent's main thread). The restore path runs on it, with no
 // queue hop.
 
@@ -216,6 +226,7 @@ class Guard {
   uint64_t window_changes_ = 0;
   std::unordered_map<std::string, uint64_t> path_counts_;      // root and path -> changes
   std::set<std::pair<size_t, std::string>> summarised_paths_;  // reported in bulk this window
+  std::map<size_t, uint64_t> summarised_changes_;              // by root: changes reported in bulk
   bool storm_active_ = false;
   // file-allowed in the current window (a second of real time, or one verify), by root.
   struct AllowedWindow {
@@ -227,7 +238,29 @@ class Guard {
   static constexpr size_t kMaxAllowedSummaryPaths = 100;
   std::map<size_t, AllowedWindow> allowed_;
   static constexpr size_t kPublishEvery = 1024;
-  uint64_t storm_changes_ = 0;
+  uint64_t storm_changes_ = 0;  // every change of the storm, its first second's included
+  // Alert mode: by root and path, the signature of what was last reported. Bounded: when
+  // full it is cleared, which can only repeat a report, never lose one.
+  static constexpr size_t kMaxAlerted = 1 << 16;
+  std::unordered_map<std::string, std::string> alerted_;
+  // True when `act` on `rel` was reported already in this state (alert mode); records it.
+  bool already_alerted(const GuardedRoot& r, const std::string& rel, const Place& at,
+                       const Act& act);
+  // Alert mode: realtime reports waiting for their file to go quiet, by root and path.
+  struct Settling {
+    size_t root = 0;
+    std::string rel;
+    evidence::Who who;
+    int64_t since_ns = 0;   // first seen (reported at the latest kMaxHoldNs after)
+    int64_t ctime = 0;      // the inode's ctime at the last look
+    int64_t looked_ns = 0;  // when ctime last changed
+  };
+  static constexpr size_t kMaxSettling = 4096;  // past it, reported at once
+  std::unordered_map<std::string, Settling> settling_;
+  bool settle_all_ = false;  // capture_due(all): report what waits, quiet or not
+  // True when the report of `act` must wait for the file to go quiet (alert mode).
+  bool still_settling(size_t root, const std::string& rel, const Place& at,
+                      const evidence::Who& who, Trigger trigger, const Act& act);
   // Regular files we just put back, by root and path: (inode, ctime) so the events our
   // own restore raises (inotify) are recognised without hashing. Bounded.
   std::unordered_map<std::string, std::pair<uint64_t, int64_t>> fresh_;

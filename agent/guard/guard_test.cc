@@ -350,6 +350,55 @@ TEST_F(GuardTest, AlertChangesNothingUntilTheModeLeavesAlert) {
   EXPECT_EQ(events("file-repaired").size(), 1u);
 }
 
+TEST_F(GuardTest, AlertReportsEachTamperedStateOnce) {
+  guard(config::Mode::kAlert);
+  // One write raises modify, close-write and attrib, often in separate batches: the file
+  // is unchanged between them, so one report.
+  site.write("index.php", "defaced");
+  deliver({at("index.php")});
+  deliver({at("index.php")});
+  deliver({at("index.php", watch::kAttrib)});
+  ASSERT_TRUE(g->verify(0, Trigger::kScheduled));  // still the same state
+  ASSERT_TRUE(g->flush());
+  EXPECT_EQ(events("file-changed").size(), 1u);
+  // A different write is a new state: reported again, once.
+  site.write("index.php", "defaced again, longer");
+  deliver({at("index.php")});
+  deliver({at("index.php")});
+  EXPECT_EQ(events("file-changed").size(), 2u);
+  // A mode change forgets what was reported: the next look reports afresh.
+  g->set_mode(0, config::Mode::kAlert);
+  deliver({at("index.php")});
+  EXPECT_EQ(events("file-changed").size(), 3u);
+}
+
+TEST_F(GuardTest, AlertWaitsForAFileBeingWrittenToGoQuiet) {
+  guard(config::Mode::kAlert);
+  auto handle_now = [&](watch::Change c) {
+    replay.push(std::move(c));
+    std::vector<watch::Change> batch;
+    ASSERT_TRUE(replay.read(batch));
+    g->handle(batch);
+    g->capture_due();  // as the agent's loop does, without waiting for quiet
+    ASSERT_TRUE(g->flush());
+  };
+  // `echo x > index.php`: truncated first (an event), then written (another).
+  site.write("index.php", "");
+  handle_now(at("index.php"));
+  EXPECT_TRUE(events("file-changed").empty()) << "a passing state was reported";
+  EXPECT_TRUE(g->next_capture_ns().has_value());
+  site.write("index.php", "defaced");
+  handle_now(at("index.php"));
+  EXPECT_TRUE(events("file-changed").empty());
+  env.sim().advance(std::chrono::milliseconds(200));  // the writer is done
+  g->capture_due();
+  ASSERT_TRUE(g->flush());
+  auto ev = events("file-changed");
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["mamori"]["path"], "index.php");
+  EXPECT_FALSE(g->next_capture_ns().has_value());
+}
+
 TEST_F(GuardTest, PausedForADeployReportsOnly) {
   guard(config::Mode::kRestore);
   g->set_paused(0, true);
@@ -467,6 +516,38 @@ TEST_F(GuardTest, AStormIsReportedInBulkAndEveryPathIsNamed) {
   g->tick();  // a quiet second ends it
   ASSERT_TRUE(g->flush());
   EXPECT_EQ(events("tamper-storm-ended").size(), 1u);
+}
+
+TEST_F(GuardTest, StormMessagesCountEveryChange) {
+  config::AgentConfig cfg;
+  cfg.storm_changes_per_second = 2;
+  guard(config::Mode::kRestore, cfg);
+  // Four paths changed once each: the first two are reported alone, the third starts the
+  // storm; then one of the summarised paths is changed again in the same second.
+  const std::vector<std::string> files = {"index.php", "wp/load.php", "wp/inc/a.php",
+                                          "wp/inc/b.php"};
+  std::vector<watch::Change> changes;
+  for (const auto& f : files) {
+    site.write(f, "storm");
+    changes.push_back(at(f));
+  }
+  deliver(changes);
+  site.write("wp/inc/b.php", "storm again");
+  deliver({at("wp/inc/b.php")});
+  g->tick();
+  ASSERT_TRUE(g->flush());
+  auto summary = events("tamper-storm-summary");
+  ASSERT_EQ(summary.size(), 1u);
+  EXPECT_EQ(summary[0]["mamori"]["summary"]["path_count"], 2);
+  EXPECT_EQ(summary[0]["mamori"]["summary"]["change_count"], 3);
+  EXPECT_EQ(summary[0]["message"],
+            "3 change(s) to 2 path(s) in the last second; every one was handled");
+  g->tick();  // a quiet second ends it
+  ASSERT_TRUE(g->flush());
+  auto ended = events("tamper-storm-ended");
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0]["mamori"]["storm"]["changes"], 5);  // the two before it was declared too
+  EXPECT_EQ(ended[0]["message"], "tamper storm over after 5 changes");
 }
 
 TEST_F(GuardTest, ExcludedPathsAreLeftAlone) {

@@ -148,7 +148,7 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
   if (*status != 0) {
     std::fprintf(stderr, "mamori: %s failed (exit %d): rolling the roots back to the baseline\n",
                  quote(command[0]).c_str(), *status);
-    const int code = run_restore(app, paths, all);
+    const int code = run_restore(app, paths, all, /*quarantine_new=*/false);
     return std::max(code, static_cast<int>(kExitIncomplete));
   }
   // What to accept: with an agent that names writers, only the deploy's own paths;
@@ -162,7 +162,8 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
       std::fprintf(stderr,
                    "mamori: the agent did not say what the deploy wrote (%s): rolling back\n",
                    answer ? "it stopped" : answer.error().message().c_str());
-      return std::max(run_restore(app, paths, all), static_cast<int>(kExitIncomplete));
+      return std::max(run_restore(app, paths, all, /*quarantine_new=*/false),
+                      static_cast<int>(kExitIncomplete));
     }
     const auto& a = **answer;
     if (a.value("attribution", std::string()) != "pid" || !a.value("complete", false)) {
@@ -175,7 +176,8 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
                      "after looking at the changes\n",
                      a.value("attribution", std::string()) != "pid" ? "its backend names no writer"
                                                                     : "too many paths");
-        return std::max(run_restore(app, paths, all), static_cast<int>(kExitIncomplete));
+        return std::max(run_restore(app, paths, all, /*quarantine_new=*/false),
+                        static_cast<int>(kExitIncomplete));
       }
       must_review = true;
     } else {
@@ -219,7 +221,7 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
     std::string answer;
     if (!std::getline(std::cin, answer) || (answer != "y" && answer != "Y" && answer != "yes")) {
       std::fprintf(stderr, "mamori: not accepted: rolling back\n");
-      const int code = run_restore(app, paths, all);
+      const int code = run_restore(app, paths, all, /*quarantine_new=*/false);
       return std::max(code, static_cast<int>(kExitIncomplete));
     }
   }

@@ -19,7 +19,8 @@ namespace {
 using ban::BanEntry;
 
 Result<ban::BanList> open_list(App& app) {
-  MAMORI_TRY(fs::make_private_dirs(app.config().state_dir));
+  const auto was = MAMORI_TRY(fs::make_private_dir(app.config().state_dir));
+  if (was) app.warn_private_dir(app.config().state_dir, *was);
   return ban::BanList::open(ban::list_path(app.config()), ban::options_from(app.config()));
 }
 

@@ -11,7 +11,9 @@ namespace mamori::cli {
 int run_init(App& app, const std::vector<std::string>& paths);
 int run_check(App& app, const std::vector<std::string>& paths, bool full);
 int run_diff(App& app, const std::string& path);
-int run_restore(App& app, const std::vector<std::string>& paths, bool all);
+// With `quarantine_new`, entries the baseline does not know (unless allow_new lets them
+// stay) are moved into the evidence store. Exit 1 when some were left in place.
+int run_restore(App& app, const std::vector<std::string>& paths, bool all, bool quarantine_new);
 int run_accept(App& app, const std::vector<std::string>& paths, bool all);
 int run_status(App& app);
 int run_gc(App& app);
@@ -77,7 +79,9 @@ Status seal_and_commit(App& app, baseline::State& state, db::Transaction& txn, i
 bool looks_binary(const std::string& s);
 // Prints `diff -u` of the two contents on stdout, labelled a/LABEL and b/LABEL like git
 // (the label escaped, so an attacker's file name cannot forge header lines); returns
-// diff(1)'s status, 0 same or 1 different. With `captured`, the diff goes there instead.
+// diff(1)'s status, 0 same or 1 different. With `captured`, the diff goes there instead
+// (exact bytes); when stdout is a terminal, control bytes in it are escaped
+// (escape_for_terminal: an attacker's ESC or \r cannot hide a line), lines and tabs kept.
 Result<int> unified_diff(Env& env, const std::string& label, const std::string& before,
                          const std::string& after, std::string* captured = nullptr);
 

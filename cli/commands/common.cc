@@ -23,7 +23,8 @@ Result<UniqueFd> memfd_with(const std::string& name, const std::string& content,
   const int fd = ::memfd_create(name.c_str(), MFD_CLOEXEC);
   if (fd < 0) return fail_errno("memfd_create", name);
   UniqueFd owned(fd);
-  MAMORI_TRY(write_all(env, fd, {reinterpret_cast<const uint8_t*>(content.data()), content.size()}, name));
+  MAMORI_TRY(
+      write_all(env, fd, {reinterpret_cast<const uint8_t*>(content.data()), content.size()}, name));
   return owned;
 }
 
@@ -35,6 +36,12 @@ bool looks_binary(const std::string& s) {
 
 Result<int> unified_diff(Env& env, const std::string& label, const std::string& before,
                          const std::string& after, std::string* captured) {
+  // The contents are the attacker's: at a terminal, escape sequences and carriage returns
+  // in them could erase or hide the injected lines. Captured and escaped there; a pipe or
+  // a file gets the exact bytes (patch(1) must be able to use them).
+  std::string shown;
+  const bool terminal = !captured && ::isatty(STDOUT_FILENO);
+  if (terminal) captured = &shown;
   auto a = MAMORI_TRY(memfd_with("baseline", before, env));
   auto b = MAMORI_TRY(memfd_with("current", after, env));
   int pipe_fds[2] = {-1, -1};
@@ -49,7 +56,8 @@ Result<int> unified_diff(Env& env, const std::string& label, const std::string& 
   posix_spawn_file_actions_adddup2(&actions, b.get(), 4);
   // The name is the attacker's: escape it so it cannot forge diff header lines.
   const std::string la = "a" + escape(label), lb = "b" + escape(label);
-  const char* argv[] = {"diff", "-u", "--label", la.c_str(), "--label", lb.c_str(), "/dev/fd/3", "/dev/fd/4", nullptr};
+  const char* argv[] = {"diff",     "-u",        "--label",   la.c_str(), "--label",
+                        lb.c_str(), "/dev/fd/3", "/dev/fd/4", nullptr};
   pid_t pid = 0;
   const int rc = ::posix_spawnp(&pid, "diff", &actions, nullptr, const_cast<char**>(argv), environ);
   posix_spawn_file_actions_destroy(&actions);
@@ -68,7 +76,12 @@ Result<int> unified_diff(Env& env, const std::string& label, const std::string& 
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0)
     if (errno != EINTR) return fail_errno("waitpid", "diff");
-  if (!WIFEXITED(status) || WEXITSTATUS(status) > 1) return fail("diff", label, 0, "diff(1) failed");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) > 1)
+    return fail("diff", label, 0, "diff(1) failed");
+  if (terminal) {
+    const std::string text = escape_for_terminal(shown);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+  }
   return WEXITSTATUS(status);
 }
 
@@ -98,7 +111,8 @@ Result<std::optional<int64_t>> baselined_root(App& app, baseline::Catalog& catal
   auto row = MAMORI_TRY(catalog.find_root(root));
   if (row) return std::optional<int64_t>(row->id);
   ++unbaselined;
-  warn_all(app, {Error{"baseline", root, 0, "root has no baseline yet: run 'mamori init'"}}, &errors);
+  warn_all(app, {Error{"baseline", root, 0, "root has no baseline yet: run 'mamori init'"}},
+           &errors);
   return std::optional<int64_t>{};
 }
 

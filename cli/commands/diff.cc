@@ -30,14 +30,29 @@ int run_diff(App& app, const std::string& arg) {
   auto t = app.resolve(arg);
   if (!t) return app.report(t.error(), kExitUsage);
   auto state = app.open_state(baseline::StateAccess::kRead);
-  if (!state) return app.report(state.error(), state.error().errnum == ENOENT ? kExitUsage : App::code_for(state.error()));
+  if (!state)
+    return app.report(state.error(),
+                      state.error().errnum == ENOENT ? kExitUsage : App::code_for(state.error()));
   auto& catalog = (*state)->catalog;
   const std::string& root_path = t->root->config->path;
   const std::string abs = absolute(root_path, t->rel);
+  const bool json = app.options().json;
+  // Text lines go to stdout unless --json, where the same facts go into `out`.
+  auto say = [&](const std::string& line) {
+    if (!json) std::printf("%s\n", line.c_str());
+  };
+  nlohmann::json out = path_json(root_path, t->rel);
+  out["command"] = "diff";
+  out["attributes"] = nlohmann::json::array();
+  auto changed = [&](const char* attr) { out["attributes"].push_back(attr); };
+  bool usage = false;  // the request, not the operation, was wrong: exit 2
 
   auto result = [&]() -> Result<int> {
     auto row = MAMORI_TRY(catalog.find_root(root_path));
-    if (!row) return fail("diff", root_path, 0, "root has no baseline yet: run 'mamori init'");
+    if (!row) {
+      usage = true;
+      return fail("diff", root_path, 0, "root has no baseline yet: run 'mamori init'");
+    }
     auto base = MAMORI_TRY(catalog.get(row->id, t->rel));
     auto root_fd = MAMORI_TRY(fs::open_root(root_path));
     auto st = fs::stat_beneath(root_fd.get(), t->rel);
@@ -49,58 +64,88 @@ int run_diff(App& app, const std::string& arg) {
       baseline::apply_stat(e, *st);
       now = e;
     }
-    if (!base && !now) return fail("diff", abs, ENOENT, "neither in the baseline nor on disk");
+    // Nothing by that name, then or now: a mistyped path, not a failed operation.
+    if (!base && !now) {
+      usage = true;
+      return fail("diff", abs, ENOENT, "neither in the baseline nor on disk");
+    }
+    out["baseline"] = base ? entry_json(*base) : nlohmann::json(nullptr);
+    out["current"] = now ? entry_json(*now) : nlohmann::json(nullptr);
     if (!base) {
-      std::printf("%s: not in the baseline (added)\n", escape(abs).c_str());
+      out["change"] = "added";
+      say(fmt::format("{}: not in the baseline (added)", escape(abs)));
       return kExitChanges;
     }
     if (!now) {
-      std::printf("%s: removed (baseline: %s, %s)\n", escape(abs).c_str(),
-                  std::string(baseline::type_name(base->type)).c_str(),
-                  base->type == baseline::FileType::kRegular ? base->sha256.hex().c_str() : "-");
+      out["change"] = "removed";
+      say(fmt::format("{}: removed (baseline: {}, {})", escape(abs),
+                      baseline::type_name(base->type),
+                      base->type == baseline::FileType::kRegular ? base->sha256.hex() : "-"));
       return kExitChanges;
     }
+    out["change"] = "none";
     int code = kExitOk;
     if (base->type != now->type) {
-      std::printf("type: %s -> %s\n", std::string(baseline::type_name(base->type)).c_str(),
-                  std::string(baseline::type_name(now->type)).c_str());
+      out["change"] = "changed";
+      changed("type");
+      say(fmt::format("type: {} -> {}", baseline::type_name(base->type),
+                      baseline::type_name(now->type)));
       return kExitChanges;
     }
     if (base->mode != now->mode) {
-      std::printf("mode: %04o -> %04o\n", base->mode, now->mode);
+      changed("mode");
+      say(fmt::format("mode: {:04o} -> {:04o}", base->mode, now->mode));
       code = kExitChanges;
     }
     if (base->uid != now->uid || base->gid != now->gid) {
-      std::printf("owner: %u:%u -> %u:%u\n", base->uid, base->gid, now->uid, now->gid);
+      changed("owner");
+      say(fmt::format("owner: {}:{} -> {}:{}", base->uid, base->gid, now->uid, now->gid));
       code = kExitChanges;
     }
     if (base->type == baseline::FileType::kSymlink) {
       auto parent = MAMORI_TRY(fs::open_parent(root_fd.get(), t->rel));
       const auto target = MAMORI_TRY(fs::read_link_at(parent.dir.get(), parent.name, t->rel));
       if (target != base->link_target()) {
-        std::printf("link target: %s -> %s\n", quote(base->link_target()).c_str(), quote(target).c_str());
+        changed("link_target");
+        out["current"]["link_target"] = is_valid_utf8(target) ? target : escape(target);
+        say(fmt::format("link target: {} -> {}", quote(base->link_target()), quote(target)));
         code = kExitChanges;
       }
     }
     if (base->type != baseline::FileType::kRegular) return code;
     if (base->size > kMaxDiffBytes || now->size > kMaxDiffBytes) {
       // Too large to show: compare by hash.
-      std::printf("content: large file; baseline sha256 %s, size %llu -> %llu\n", base->sha256.hex().c_str(),
-                  static_cast<unsigned long long>(base->size), static_cast<unsigned long long>(now->size));
+      out["content"] = "large";
+      say(fmt::format("content: large file; baseline sha256 {}, size {} -> {}", base->sha256.hex(),
+                      base->size, now->size));
+      if (base->size != now->size) changed("content");
       return base->size != now->size ? kExitChanges : code;
     }
     const std::string before = MAMORI_TRY((*state)->store->read_all(base->sha256, kMaxDiffBytes));
     const std::string after = MAMORI_TRY(read_current(root_fd.get(), t->rel, kMaxDiffBytes));
-    if (before == after) return code;
+    out["current"]["sha256"] = hash::sha256(after).hex();
+    if (before == after) {
+      out["content"] = "same";
+      return code;
+    }
+    changed("content");
     if (looks_binary(before) || looks_binary(after)) {
-      std::printf("binary content differs: sha256 %s -> %s\n", base->sha256.hex().c_str(),
-                  hash::sha256(after).hex().c_str());
+      out["content"] = "binary";
+      say(fmt::format("binary content differs: sha256 {} -> {}", base->sha256.hex(),
+                      hash::sha256(after).hex()));
       return kExitChanges;
     }
-    MAMORI_TRY(unified_diff(app.env(), abs, before, after));
+    out["content"] = "text";
+    std::string text;
+    MAMORI_TRY(unified_diff(app.env(), abs, before, after, json ? &text : nullptr));
+    if (json) out["diff"] = is_valid_utf8(text) ? text : escape(text);
     return kExitChanges;
   }();
-  if (!result) return app.report(result.error(), App::code_for(result.error()));
+  if (!result) {
+    return app.report(result.error(), usage ? kExitUsage : App::code_for(result.error()));
+  }
+  if (!out["attributes"].empty() && out["change"] == "none") out["change"] = "changed";
+  if (json) print_json(out);
   return *result;
 }
 

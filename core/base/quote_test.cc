@@ -16,6 +16,19 @@ TEST(Quote, EscapesControlBytesAndInvalidUtf8) {
   EXPECT_EQ(quote("it's"), "'it\\'s'");
 }
 
+TEST(Quote, TerminalTextKeepsLinesAndEscapesWhatATerminalWouldAct) {
+  EXPECT_EQ(escape_for_terminal("line 1\n\tline 2\n"), "line 1\n\tline 2\n");
+  EXPECT_EQ(escape_for_terminal("ok\r\x1b[2Khidden"), "ok\\x0d\\x1b[2Khidden");
+  EXPECT_EQ(escape_for_terminal("del\x7f bad\xff"), "del\\x7f bad\\xff");
+  EXPECT_EQ(escape_for_terminal("c1 \xc2\x9b"
+                                "2K"),
+            "c1 \\u{009b}2K");  // U+009B CSI
+  EXPECT_EQ(escape_for_terminal("rtl \xe2\x80\xae"
+                                "x"),
+            "rtl \\u{202e}x");                                                   // U+202E
+  EXPECT_EQ(escape_for_terminal("caf\xc3\xa9 \\n 'q'"), "caf\xc3\xa9 \\n 'q'");  // text stays
+}
+
 TEST(Quote, RejectsOverlongAndSurrogates) {
   EXPECT_TRUE(is_valid_utf8("plain \xe6\x97\xa5"));
   EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));          // overlong '/'

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include "core/fs/admin_files.h"
+
 namespace mamori::db {
 namespace {
 
@@ -59,7 +61,8 @@ void Stmt::reset() {
 std::string_view Stmt::blob(int col) const {
   const void* p = sqlite3_column_blob(stmt_.get(), col);
   const int n = sqlite3_column_bytes(stmt_.get(), col);
-  return p ? std::string_view(static_cast<const char*>(p), static_cast<size_t>(n)) : std::string_view{};
+  return p ? std::string_view(static_cast<const char*>(p), static_cast<size_t>(n))
+           : std::string_view{};
 }
 
 Result<Db> Db::open(const std::string& path, Mode mode) {
@@ -67,6 +70,14 @@ Result<Db> Db::open(const std::string& path, Mode mode) {
   const int flags = (mode == Mode::kReadOnly ? SQLITE_OPEN_READONLY
                                              : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
                     SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
+  if (mode == Mode::kReadWrite) {
+    // Created 0600 here rather than by SQLite (0644 less the umask); SQLite gives the
+    // -wal and -shm files the database's mode, and ones left looser by an older run
+    // are tightened too.
+    MAMORI_TRY(fs::make_private_file(path, /*create=*/true));
+    MAMORI_TRY(fs::make_private_file(path + "-wal", /*create=*/false));
+    MAMORI_TRY(fs::make_private_file(path + "-shm", /*create=*/false));
+  }
   const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
   Db db;
   db.db_.reset(raw);

@@ -53,6 +53,43 @@ Status make_private_dirs(const std::string& path) {
   return ok();
 }
 
+namespace {
+
+// Takes group and other access away from the inode `fd` is open on; the earlier mode
+// when there was any.
+Result<std::optional<mode_t>> tighten(int fd, const std::string& path, mode_t keep) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return fail_errno("fstat", path);
+  const mode_t mode = st.st_mode & 07777;
+  if ((mode & 077) == 0) return std::optional<mode_t>{};
+  if (::fchmod(fd, mode & keep) != 0) return fail_errno("fchmod", path);
+  return std::optional<mode_t>(mode);
+}
+
+}  // namespace
+
+Result<std::optional<mode_t>> make_private_dir(const std::string& path) {
+  MAMORI_TRY(make_private_dirs(path));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return fail_errno("open", path);
+  UniqueFd dir(fd);
+  return tighten(dir.get(), path, 0700);
+}
+
+Result<std::optional<mode_t>> make_private_file(const std::string& path, bool create) {
+  const int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+  const int fd = create ? ::open(path.c_str(), flags | O_CREAT, 0600) : ::open(path.c_str(), flags);
+  if (fd < 0) {
+    if (errno == ENOENT && !create) return std::optional<mode_t>{};
+    return fail_errno("open", path);
+  }
+  UniqueFd file(fd);
+  struct stat st {};
+  if (::fstat(file.get(), &st) != 0) return fail_errno("fstat", path);
+  if (!S_ISREG(st.st_mode)) return fail("open", path, EINVAL, "not a regular file");
+  return tighten(file.get(), path, 0600);
+}
+
 Result<UniqueFd> open_private_append(const std::string& path) {
   const auto slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0) MAMORI_TRY(make_private_dirs(path.substr(0, slash)));

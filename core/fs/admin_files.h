@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -19,6 +20,18 @@ Result<std::string> read_small_file(const std::string& path, size_t limit);
 
 // Creates `path` and any missing parents with mode 0700 (like mkdir -p, but private).
 Status make_private_dirs(const std::string& path);
+
+// mamori's state (the catalog, bans, evidence) must be readable by root alone, even when
+// the directory already existed with a looser mode (made by hand, or by an older release
+// with umask 022). Creates `path` as make_private_dirs() does, then makes it 0700 if
+// group or others had any access; returns the mode it had then (for the caller to
+// report), nullopt when it was private already. Never follows a symlink at `path`.
+Result<std::optional<mode_t>> make_private_dir(const std::string& path);
+
+// Makes the regular file `path` 0600 if group or others had any access (creating it empty
+// with mode 0600 when missing and `create`); returns the mode it had when it changed it.
+// A missing file without `create` is nothing to do. Never follows a symlink.
+Result<std::optional<mode_t>> make_private_file(const std::string& path, bool create);
 
 // Opens `path` for appending (O_APPEND, created 0600, never through a symlink), making
 // its parent directories as make_private_dirs() does.

@@ -84,8 +84,8 @@ assert_contains "$OUT" "--- a$WP/index.php" "diff header"
 expect_exit 0 mamori diff "$WP/wp-settings.php"
 assert_eq "" "$OUT" "diff of an untouched file prints nothing"
 
-step "restore --all"
-expect_exit 0 mamori restore --all
+step "restore --all (without --quarantine-new it leaves the shell, and exits 1 to say so)"
+expect_exit 1 mamori restore --all
 assert_contains "$OUT" "left     $WP/wp-content/mamori-shell.php"
 for f in "${TAMPERED[@]}"; do
   [[ -f $WP/$f && ! -L $WP/$f ]] || fail "$f is not a regular file after restore"
