@@ -177,7 +177,7 @@ class Agent {
       r.mode = rc.mode;
       r.exclude = MAMORI_TRY(fs::PathMatcher::compile(rc.exclude));
       r.allow_new = MAMORI_TRY(fs::PathMatcher::compile(rc.allow_new));
-      r.deny_new = MAMORI_TRY(fs::PathMatcher::compile(rc.deny_new));
+      r.deny_new = MAMORI_TRY(fs::PathMatcher::compile(rc.deny_new, fs::MatchCase::kFold));
       guard_->add_root(std::move(r));
     }
     if (guard_->root_count() == 0)

@@ -764,10 +764,12 @@ bool SinkFilter::passes(int severity, std::string_view action, std::string_view 
 }
 
 std::vector<std::string> RootConfig::default_deny_new() {
-  // What a web server would execute, or what reconfigures how it does.
-  return {"*.php",     "*.php[0-9]", "*.phtml",   "*.phar",   "*.pht", "*.php.*",
-          "*.phtml.*", "*.cgi",      "*.pl",      "*.py",     "*.sh",  "*.asp",
-          "*.aspx",    "*.jsp",      ".htaccess", ".user.ini"};
+  // What a web server would execute (or include: .inc; or parse: server-side includes),
+  // or what reconfigures how it does. Matched case-insensitively: "b.PHP" too.
+  return {"*.php",  "*.php[0-9]", "*.phtml", "*.phtm",   "*.phar",    "*.pht",  "*.phps",
+          "*.php.*", "*.phtml.*", "*.inc",   "*.shtml",  "*.shtm",    "*.stm",  "*.cgi",
+          "*.pl",    "*.py",      "*.sh",    "*.asp",    "*.aspx",    "*.ashx", "*.asmx",
+          "*.jsp",   "*.jspx",    ".htaccess", ".user.ini"};
 }
 
 std::string ConfigError::text() const {
