@@ -400,6 +400,31 @@ TEST_F(GuardTest, AStormIsReportedInBulkAndEveryPathIsNamed) {
   EXPECT_EQ(events("tamper-storm-ended").size(), 1u);
 }
 
+TEST_F(GuardTest, AllowedUploadsNeverMakeAStorm) {
+  // 300 photos in one second are an upload day, not an attack (issue 10, item 11).
+  config::AgentConfig cfg;
+  cfg.storm_changes_per_second = 2;
+  guard(config::Mode::kRestore, cfg);
+  site.mkdir("uploads/2025");
+  std::vector<watch::Change> changes = {at("uploads/2025", watch::kCreated | watch::kIsDir)};
+  for (int i = 0; i < 300; ++i) {
+    const std::string rel = "uploads/2025/img" + std::to_string(i) + ".jpg";
+    site.write(rel, "JFIF");
+    changes.push_back(at(rel, watch::kCreated));
+  }
+  deliver(changes);
+  g->tick();
+  ASSERT_TRUE(g->flush());
+  EXPECT_EQ(events("file-allowed").size(), 301u);
+  EXPECT_TRUE(events("tamper-storm").empty());
+  EXPECT_TRUE(events("tamper-storm-summary").empty());
+  EXPECT_FALSE(g->in_storm());
+  // A tamper right after is reported on its own, not summarised.
+  site.write("index.php", "<?php eval($_POST[1]);");
+  deliver({at("index.php")});
+  EXPECT_EQ(events("file-restored").size(), 1u);
+}
+
 TEST_F(GuardTest, ExcludedPathsAreLeftAlone) {
   guard(config::Mode::kRestore, {}, {"cache/**"});
   site.mkdir("cache");
