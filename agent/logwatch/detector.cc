@@ -67,10 +67,15 @@ bool Detector::is_script(std::string_view path) {
 }
 
 void Detector::feed(std::string_view line, uint64_t line_no,
-                    const std::function<void(const Decision&)>& on_decision) {
+                    const std::function<void(const Decision&)>& on_decision, bool cut) {
   ++stats_.lines;
   logparse::Entry& e = *entry_;
-  if (const auto st = format_.parse(line, e); st != logparse::ParseStatus::kOk) {
+  if (line.ends_with('\n')) line.remove_suffix(1);
+  if (line.ends_with('\r')) line.remove_suffix(1);
+  cut = cut || line.size() > format_.options().max_line;
+  if (cut) ++stats_.truncated;
+  if (const auto st = cut ? format_.parse_cut(line, e) : format_.parse(line, e);
+      st != logparse::ParseStatus::kOk) {
     ++stats_.skipped[std::string(logparse::parse_status_name(st))];
     return;
   }
@@ -88,8 +93,8 @@ void Detector::feed(std::string_view line, uint64_t line_no,
   const std::string_view path = path_of(normalised_);
   const bool script = is_script(path);
   auto seen = [&] {
-    return Seen{e.client_ip,           e.time,  line_no, std::string(path), bounded(e.request),
-                bounded(e.user_agent), e.status};
+    return Seen{e.client_ip,           e.time,   line_no, std::string(path), bounded(e.request),
+                bounded(e.user_agent), e.status, cut};
   };
   if (script) {
     recent_.push_back(seen());
@@ -144,6 +149,7 @@ void Detector::decide(const logparse::IpAddress& ip, uint32_t rule, std::string_
   d.request = seen.request;
   d.user_agent = seen.user_agent;
   d.status = seen.status;
+  d.truncated = seen.truncated;
   d.reason = std::move(reason);
   on_decision(d);
 }

@@ -43,11 +43,13 @@ struct Decision {
   std::string user_agent;  // at most kMaxRequestBytes
   int status = 0;
   std::string reason;  // one line for people
+  bool truncated = false;  // judged from the first max_line bytes of a longer line
 };
 
 struct DetectorStats {
   uint64_t lines = 0;
   uint64_t parsed = 0;
+  uint64_t truncated = 0;                   // over-long lines judged by their first max_line bytes
   std::map<std::string, uint64_t> skipped;  // by logparse::parse_status_name()
   std::vector<uint64_t> by_rule;            // matches per rule index (log and ban rules)
   uint64_t allowlisted = 0;                 // matches from allowlisted addresses
@@ -67,9 +69,12 @@ class Detector {
                                  std::vector<logparse::Cidr> allowlist);
 
   // Feeds one line (without its '\n'). Calls `on_decision` for a ban rule that fired for
-  // an address not decided before.
+  // an address not decided before. A line longer than the format's max_line, or one the
+  // reader cut there (`cut`: the tailer keeps only the first max_line bytes of a longer
+  // line), is judged by its first max_line bytes (LogFormat::parse_cut), never skipped:
+  // padding a header must not hide the request. Counted in stats().truncated.
   void feed(std::string_view line, uint64_t line_no,
-            const std::function<void(const Decision&)>& on_decision);
+            const std::function<void(const Decision&)>& on_decision, bool cut = false);
 
   // The address may be decided again (its ban expired or was lifted).
   void forget(const logparse::IpAddress& ip);
@@ -86,6 +91,7 @@ class Detector {
   void set_correlation_window(int64_t seconds) { correlation_window_s_ = seconds; }
 
   const DetectorStats& stats() const { return stats_; }
+  size_t max_line() const { return format_.options().max_line; }
   const rules::RuleSet& rules() const { return matcher_->rules(); }
 
  private:
@@ -102,6 +108,7 @@ class Detector {
     std::string request;
     std::string user_agent;
     int status = 0;
+    bool truncated = false;
   };
   void decide(const logparse::IpAddress& ip, uint32_t rule, std::string_view rule_id, int severity,
               const Seen& seen, std::string reason,

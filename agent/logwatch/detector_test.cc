@@ -100,6 +100,47 @@ TEST_F(DetectorTest, GarbageIsCountedAndSkipped) {
   EXPECT_EQ(d.stats().lines, 3u);
 }
 
+// nginx logs a non-ASCII user agent byte as \xHH: 4,200 bytes become 16,800 characters.
+std::string padded_ua() {
+  std::string ua;
+  for (int i = 0; i < 4200; ++i) ua += fmt::format("\\x{:02X}", 0x80 + i % 0x80);
+  return ua;
+}
+
+TEST_F(DetectorTest, ALineTooLongToKeepIsJudgedByItsStart) {
+  auto d = make();
+  const std::string text =
+      line("203.0.113.77", "GET /index.php?id=1%20UNION%20SELECT%20null,@@version-- HTTP/1.1", 200,
+           padded_ua());
+  ASSERT_GT(text.size(), 16u << 10);  // 16,9xx bytes, like the nginx line of the report
+  feed(d, text);
+  ASSERT_EQ(decisions_.size(), 1u);
+  EXPECT_EQ(decisions_[0].ip.to_string(), "203.0.113.77");
+  EXPECT_EQ(decisions_[0].rule_id, "sqli-union-select");
+  EXPECT_TRUE(decisions_[0].truncated);
+  EXPECT_EQ(d.stats().truncated, 1u);
+  EXPECT_EQ(d.stats().parsed, 1u);
+  EXPECT_TRUE(d.stats().skipped.empty());
+}
+
+TEST_F(DetectorTest, ALineTheTailerCutIsJudgedByWhatItKept) {
+  // The tailer hands over the first 16 KiB, marked: the cut falls inside the user agent.
+  auto d = make();
+  const std::string text =
+      line("2001:db8::66", "GET /?p=1%20UNION%20SELECT%20null,user()-- HTTP/1.1", 200, padded_ua())
+          .substr(0, 16 << 10);
+  d.feed(text, 1, [&](const Decision& x) { decisions_.push_back(x); }, /*cut=*/true);
+  ASSERT_EQ(decisions_.size(), 1u);
+  EXPECT_EQ(decisions_[0].ip.to_string(), "2001:db8::66");
+  EXPECT_TRUE(decisions_[0].truncated);
+  // Benign traffic cut the same way stays benign.
+  const std::string benign = line("198.51.100.7", "GET / HTTP/1.1", 200, padded_ua());
+  d.feed(benign.substr(0, 16 << 10), 2, [&](const Decision& x) { decisions_.push_back(x); },
+         true);
+  EXPECT_EQ(decisions_.size(), 1u);
+  EXPECT_EQ(d.stats().parsed, 2u);
+}
+
 TEST_F(DetectorTest, TheRequestForATamperedScriptIsTheAttackers) {
   auto d = make();
   // Before: the shell was called just before the guard quarantined it.

@@ -74,11 +74,11 @@ struct Logwatch::Impl {
   mutable std::mutex mu;
   std::vector<Tampered> pending;  // guarded by mu
   bool stopping = false;          // guarded by mu
-  std::atomic<uint64_t> lines{0}, bans{0}, ban_failures{0}, unbans{0};
+  std::atomic<uint64_t> lines{0}, truncated{0}, bans{0}, ban_failures{0}, unbans{0};
   std::thread thread;
 
   void run();
-  void handle_line(size_t log, std::string_view line);
+  void handle_line(size_t log, std::string_view line, bool cut);
   void decided(size_t log, const Decision& d, const std::string& file);
   void each_second();
 };
@@ -155,6 +155,7 @@ nlohmann::json Logwatch::status() const {
   for (const auto& l : impl_->config.logs) logs.push_back(l.path);
   return {{"logs", logs},
           {"lines", impl_->lines.load()},
+          {"lines_truncated", impl_->truncated.load()},
           {"bans", impl_->bans.load()},
           {"ban_failures", impl_->ban_failures.load()},
           {"unbans", impl_->unbans.load()}};
@@ -191,7 +192,9 @@ void Logwatch::Impl::run() {
     // Everything new, in bounded steps, so notes from the guard are not kept waiting.
     for (int step = 0; step < 64; ++step) {
       auto more = tailer->read(
-          [&](size_t i, std::string_view line, const LinePos&) { handle_line(i, line); },
+          [&](size_t i, std::string_view line, const LinePos& pos) {
+            handle_line(i, line, pos.truncated);
+          },
           kLinesPerRead);
       if (!more) {
         log("logwatch: " + more.error().message());
@@ -207,9 +210,12 @@ void Logwatch::Impl::run() {
   }
 }
 
-void Logwatch::Impl::handle_line(size_t i, std::string_view line) {
+void Logwatch::Impl::handle_line(size_t i, std::string_view line, bool cut) {
   lines.fetch_add(1, std::memory_order_relaxed);
-  detectors[i]->feed(line, 0, [&](const Decision& d) { decided(i, d, ""); });
+  // An over-long line arrives as its first 16 KiB (tailer.h) and is judged by them.
+  if (cut || line.size() > detectors[i]->max_line())
+    truncated.fetch_add(1, std::memory_order_relaxed);
+  detectors[i]->feed(line, 0, [&](const Decision& d) { decided(i, d, ""); }, cut);
 }
 
 void Logwatch::Impl::decided(size_t i, const Decision& d, const std::string& file) {
@@ -225,6 +231,7 @@ void Logwatch::Impl::decided(size_t i, const Decision& d, const std::string& fil
       .set("http.response.status_code", d.status);
   if (!d.user_agent.empty()) e.set("user_agent.original", d.user_agent);
   if (d.time_s) e.set("mamori.ban.request_time_s", d.time_s);
+  if (d.truncated) e.set("mamori.line.truncated", true);
   if (correlated && !file.empty()) e.set("file.path", file);
   ban::BanRequest request;
   request.rule = d.rule_id;
