@@ -82,11 +82,20 @@ class Detector {
   bool decided(const logparse::IpAddress& ip) const;
   bool allowlisted(const logparse::IpAddress& ip) const;
 
-  // Correlation with the guard. The guard restored or quarantined the file served at
-  // `url_path` ("/uploads/x.php") at `now_s`: the last request for it within the window
-  // before (scripts only are remembered: a web shell is called by its name) is decided
-  // now, and a request for it within the window after is decided when its line comes.
-  void note_tampered(std::string url_path, int64_t now_s,
+  // Correlation with the guard: the file served at `url_path` ("/uploads/x.php") was
+  // changed at `now_s`. Only a request that can have caused the change, or that uses
+  // what was planted, is decided; visitors of the site's own files never are:
+  //   kRestored (a baselined file put back): the last request for it within the window
+  //     before that can write (any method but GET/HEAD/OPTIONS: a POST to a script, a
+  //     PUT); no request after (everyone fetches jquery.js or index.php: a GET of a file
+  //     the guard put back is a visitor, not its writer).
+  //   kPlanted (a new file quarantined or reported): the last request for it within the
+  //     window before, and every request for it within the window after, when it is a
+  //     script (a web shell is called by its name) or the request can write. A GET of a
+  //     planted static file (a .js, a favicon.ico) is its victim, not the attacker.
+  // Remembered requests: scripts and writing methods only (kRecentRequests).
+  enum class Tamper : uint8_t { kRestored, kPlanted };
+  void note_tampered(std::string url_path, int64_t now_s, Tamper kind,
                      const std::function<void(const Decision&)>& on_decision);
   void set_correlation_window(int64_t seconds) { correlation_window_s_ = seconds; }
 
@@ -109,6 +118,7 @@ class Detector {
     std::string user_agent;
     int status = 0;
     bool truncated = false;
+    bool writes = false;  // a method that can change the server's files
   };
   void decide(const logparse::IpAddress& ip, uint32_t rule, std::string_view rule_id, int severity,
               const Seen& seen, std::string reason,
@@ -121,8 +131,8 @@ class Detector {
   rules::Thresholds thresholds_;
   std::vector<logparse::Cidr> allowlist_;
   std::unordered_set<logparse::IpAddress, IpHash> decided_;
-  std::deque<Seen> recent_;                  // script requests, oldest first
-  std::map<std::string, int64_t> tampered_;  // url path -> when the guard acted
+  std::deque<Seen> recent_;                  // script and writing requests, oldest first
+  std::map<std::string, int64_t> tampered_;  // planted url path -> when the guard acted
   int64_t correlation_window_s_ = 60;
   DetectorStats stats_;
   // Reused per line, so steady state allocates nothing.

@@ -149,7 +149,7 @@ TEST_F(DetectorTest, TheRequestForATamperedScriptIsTheAttackers) {
   feed(d, line("198.51.100.7", "GET /index.php HTTP/1.1", 200, "Mozilla/5.0", 6));
   ASSERT_TRUE(decisions_.empty());
   d.note_tampered("/blog/tools.php", 1795773606 /* 10:00:06 on 2026-11-27 */,
-                  [&](const Decision& x) { decisions_.push_back(x); });
+                  Detector::Tamper::kPlanted, [&](const Decision& x) { decisions_.push_back(x); });
   ASSERT_EQ(decisions_.size(), 1u);
   EXPECT_EQ(decisions_[0].ip.to_string(), "198.51.100.66");
   EXPECT_EQ(decisions_[0].rule_id, "guard-correlation");
@@ -157,6 +157,62 @@ TEST_F(DetectorTest, TheRequestForATamperedScriptIsTheAttackers) {
   feed(d, line("198.51.100.67", "GET /blog/tools.php HTTP/1.1", 404, "Mozilla/5.0", 8));
   ASSERT_EQ(decisions_.size(), 2u);
   EXPECT_EQ(decisions_[1].ip.to_string(), "198.51.100.67");
+}
+
+constexpr int64_t kTen = 1795773600;  // 10:00:00 on 2026-11-27, the lines' minute
+
+TEST_F(DetectorTest, AVisitorOfARestoredStaticFileIsNeverBanned) {
+  // www-data appended to jquery.js once; the guard put it back. A visitor fetching it
+  // every 2 s before and after is a reader, not the writer (issue 10, item 10).
+  auto d = make();
+  const auto note = [&](int64_t at) {
+    d.note_tampered("/wp-includes/js/jquery/jquery.js", at, Detector::Tamper::kRestored,
+                    [&](const Decision& x) { decisions_.push_back(x); });
+  };
+  for (int s = 0; s < 60; s += 2) {
+    feed(d, line("198.51.100.20", "GET /wp-includes/js/jquery/jquery.js?ver=3.7 HTTP/1.1", 200,
+                 "Mozilla/5.0", s));
+    if (s == 30) note(kTen + 31);
+  }
+  // A visitor of a restored script (index.php) is not its writer either.
+  feed(d, line("198.51.100.21", "GET /index.php HTTP/1.1", 200, "Mozilla/5.0", 40));
+  d.note_tampered("/index.php", kTen + 41, Detector::Tamper::kRestored,
+                  [&](const Decision& x) { decisions_.push_back(x); });
+  feed(d, line("198.51.100.21", "GET /index.php HTTP/1.1", 200, "Mozilla/5.0", 42));
+  EXPECT_TRUE(decisions_.empty()) << decisions_[0].ip.to_string() << " " << decisions_[0].request;
+}
+
+TEST_F(DetectorTest, APostToTheScriptJustBeforeItsRestoreIsTheWriters) {
+  auto d = make();
+  feed(d, line("198.51.100.30", "GET /wp-content/themes/t/functions.php HTTP/1.1", 200,
+               "Mozilla/5.0", 10));
+  feed(d, line("203.0.113.31", "POST /wp-content/themes/t/functions.php HTTP/1.1", 200,
+               "Mozilla/5.0", 11));
+  feed(d, line("198.51.100.30", "GET /wp-content/themes/t/functions.php HTTP/1.1", 200,
+               "Mozilla/5.0", 12));
+  d.note_tampered("/wp-content/themes/t/functions.php", kTen + 12, Detector::Tamper::kRestored,
+                  [&](const Decision& x) { decisions_.push_back(x); });
+  ASSERT_EQ(decisions_.size(), 1u);
+  EXPECT_EQ(decisions_[0].ip.to_string(), "203.0.113.31");
+  EXPECT_EQ(decisions_[0].rule_id, "guard-correlation");
+}
+
+TEST_F(DetectorTest, APlantedShellIsCorrelatedAfterAPlantedStaticFileIsNot) {
+  auto d = make();
+  const auto planted = [&](const char* path, int64_t at) {
+    d.note_tampered(path, at, Detector::Tamper::kPlanted,
+                    [&](const Decision& x) { decisions_.push_back(x); });
+  };
+  planted("/wp-content/uploads/2025/01/x.PHP", kTen + 5);
+  planted("/favicon.ico", kTen + 5);
+  // Every visitor's browser asks for /favicon.ico: the victim of a planted file, not
+  // its author.
+  feed(d, line("198.51.100.40", "GET /favicon.ico HTTP/1.1", 404, "Mozilla/5.0", 6));
+  EXPECT_TRUE(decisions_.empty());
+  feed(d, line("203.0.113.41", "GET /wp-content/uploads/2025/01/x.PHP?c=id HTTP/1.1", 404,
+               "curl/8.0", 7));
+  ASSERT_EQ(decisions_.size(), 1u);
+  EXPECT_EQ(decisions_[0].ip.to_string(), "203.0.113.41");
 }
 
 }  // namespace

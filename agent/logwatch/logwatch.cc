@@ -70,6 +70,7 @@ struct Logwatch::Impl {
   struct Tampered {
     std::string root, rel;
     int64_t time_s;
+    bool planted;
   };
   mutable std::mutex mu;
   std::vector<Tampered> pending;  // guarded by mu
@@ -130,11 +131,12 @@ Logwatch::Logwatch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Logwatch::~Logwatch() { stop(); }
 
-void Logwatch::note_tampered(const std::string& root, const std::string& rel, int64_t time_ns) {
+void Logwatch::note_tampered(const std::string& root, const std::string& rel, int64_t time_ns,
+                             bool planted) {
   {
     std::lock_guard lock(impl_->mu);
     if (impl_->pending.size() >= 10000) return;  // a storm: the first ones name the attacker
-    impl_->pending.push_back({root, rel, time_ns / 1'000'000'000});
+    impl_->pending.push_back({root, rel, time_ns / 1'000'000'000, planted});
   }
   const uint64_t one = 1;
   (void)::write(impl_->wake.get(), &one, sizeof one);
@@ -185,8 +187,10 @@ void Logwatch::Impl::run() {
       for (size_t i = 0; i < config.logs.size(); ++i) {
         if (config.logs[i].root != t.root) continue;
         const std::string file = t.root + "/" + t.rel;
-        detectors[i]->note_tampered("/" + t.rel, t.time_s,
-                                    [&](const Decision& d) { decided(i, d, file); });
+        detectors[i]->note_tampered(
+            "/" + t.rel, t.time_s,
+            t.planted ? Detector::Tamper::kPlanted : Detector::Tamper::kRestored,
+            [&](const Decision& d) { decided(i, d, file); });
       }
     }
     // Everything new, in bounded steps, so notes from the guard are not kept waiting.
