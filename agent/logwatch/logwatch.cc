@@ -259,6 +259,32 @@ void Logwatch::Impl::decided(size_t i, const Decision& d, const std::string& fil
   }
   std::vector<event::Event> events;
   events.push_back(std::move(e));
+  if (result && result->prefix_ban) {
+    // Prefix escalation (ban_list.h): one more ban, for the whole network.
+    const auto& p = *result->prefix_ban;
+    const std::string net = p.entry.key();
+    event::Event pe("ip-banned", event::Severity::kCritical, env.clock().now_ns());
+    pe.set("event.category", nlohmann::json::array({"network", "intrusion_detection"}))
+        .set("event.type", nlohmann::json::array({"denied"}))
+        .set("source.ip", p.entry.ip.to_string())
+        .set("mamori.ban.prefix", net)
+        .set("mamori.ban.prefix_offenders", p.offenders)
+        .set("rule.name", p.entry.rule)
+        .set("event.reason", p.entry.reason)
+        .set("mamori.ban.ttl_s", static_cast<int64_t>(p.ttl.count()))
+        .set("mamori.ban.offences", p.entry.offences)
+        .set("mamori.ban.backend", std::string(backend->name()));
+    if (p.error) {
+      ban_failures.fetch_add(1, std::memory_order_relaxed);
+      pe.outcome("failure").set("error.message", p.error->message());
+      pe.message(fmt::format("could not ban {}: {}", net, p.error->message()));
+    } else {
+      bans.fetch_add(1, std::memory_order_relaxed);
+      pe.outcome("success");
+      pe.message(fmt::format("banned {} for {} s: {}", net, p.ttl.count(), p.entry.reason));
+    }
+    events.push_back(std::move(pe));
+  }
   publish(std::move(events));
 }
 
