@@ -93,6 +93,10 @@ class NftablesTest : public ::testing::Test {
   UniqueFd connect_from(const char* from, const char* to, uint16_t port) {
     auto src = address(from, 0), dst = address(to, port);
     UniqueFd s(::socket(dst.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    // An IPv6 address just added may still be tentative (duplicate address detection):
+    // binding to it is allowed all the same.
+    const int one = 1;
+    if (dst.ss_family == AF_INET6) ::setsockopt(s.get(), SOL_IPV6, IPV6_FREEBIND, &one, sizeof one);
     EXPECT_EQ(::bind(s.get(), reinterpret_cast<sockaddr*>(&src), sizeof src), 0) << strerror(errno);
     const int rc = ::connect(s.get(), reinterpret_cast<sockaddr*>(&dst), sizeof dst);
     EXPECT_TRUE(rc == 0 || errno == EINPROGRESS) << strerror(errno);
