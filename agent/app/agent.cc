@@ -229,10 +229,10 @@ class Agent {
     const auto& root = e.get("mamori.root");
     const auto& rel = e.get("mamori.path");
     if (root.is_string() && rel.is_string())
-      logwatch_->note_tampered(
-          root.get<std::string>(), rel.get<std::string>(), env_.clock().now_ns(),
-          action == "file-quarantined" || action == "file-created" ||
-              e.get("mamori.change") == "added");
+      logwatch_->note_tampered(root.get<std::string>(), rel.get<std::string>(),
+                               env_.clock().now_ns(),
+                               action == "file-quarantined" || action == "file-created" ||
+                                   e.get("mamori.change") == "added");
   }
 
   // Flushes the guard's events, then what the healer said about them (a condition seen

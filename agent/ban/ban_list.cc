@@ -259,9 +259,9 @@ Result<uint32_t> BanList::next_offence(const std::string& key, int64_t now) {
 Result<std::optional<PrefixBan>> BanList::escalate(const IpAddress& ip, int64_t now) {
   const Cidr net = network_of(ip, ip.v4 ? options_.prefix_v4 : options_.prefix_v6);
   const std::string key = net.to_string();
-  auto* put = MAMORI_TRY(db_.cached(
-      "INSERT INTO prefix_offenders(prefix, ip, at) VALUES(?, ?, ?) "
-      "ON CONFLICT(prefix, ip) DO UPDATE SET at = excluded.at"));
+  auto* put =
+      MAMORI_TRY(db_.cached("INSERT INTO prefix_offenders(prefix, ip, at) VALUES(?, ?, ?) "
+                            "ON CONFLICT(prefix, ip) DO UPDATE SET at = excluded.at"));
   MAMORI_TRY(put->bind_text(1, key).bind_text(2, ip.to_string()).bind(3, now).run());
   auto* old = MAMORI_TRY(db_.cached("DELETE FROM prefix_offenders WHERE prefix = ? AND at < ?"));
   MAMORI_TRY(old->bind_text(1, key).bind(2, now - options_.prefix_window_s).run());

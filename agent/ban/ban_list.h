@@ -75,7 +75,7 @@ struct BanEntry {
   std::string source;  // "logwatch", "correlation", "manual", "escalation", ...
 
   bool is_prefix() const { return prefix != 0; }
-  Cidr network() const;    // the prefix, or the address as a /32 or /128
+  Cidr network() const;     // the prefix, or the address as a /32 or /128
   std::string key() const;  // "192.0.2.7", "2001:db8:1:2::/64": the list's key
 };
 
@@ -93,15 +93,15 @@ enum class BanOutcome { kNew, kReplaced, kAlreadyBanned };
 
 struct PrefixBan {
   std::chrono::seconds ttl{0};
-  BanEntry entry;    // entry.is_prefix()
-  uint32_t offenders = 0;  // distinct addresses banned in it within the window
+  BanEntry entry;              // entry.is_prefix()
+  uint32_t offenders = 0;      // distinct addresses banned in it within the window
   std::optional<Error> error;  // the backend refused it (Banner::ban); recorded all the same
 };
 
 struct BanDecision {
   BanOutcome outcome = BanOutcome::kNew;
-  std::chrono::seconds ttl{0};  // from now; kPermanent for a permanent ban
-  BanEntry entry;               // as the list holds it now
+  std::chrono::seconds ttl{0};          // from now; kPermanent for a permanent ban
+  BanEntry entry;                       // as the list holds it now
   std::optional<PrefixBan> prefix_ban;  // this ban made its prefix banned too
 };
 

@@ -88,8 +88,8 @@ Result<Banner::Expired> Banner::expire() {
                             {"source", {{"ip", e.ip.to_string()}}},
                             {"rule", {{"name", e.rule}}}};
     if (e.is_prefix()) event["mamori"] = {{"ban", {{"prefix", e.key()}}}};
-    if (auto st = e.is_prefix() ? backend_.unban_prefix(e.network(), event)
-                                : backend_.unban(e.ip, event);
+    if (auto st =
+            e.is_prefix() ? backend_.unban_prefix(e.network(), event) : backend_.unban(e.ip, event);
         !st)
       out.errors.push_back(std::move(st).error());
   }

@@ -79,7 +79,9 @@ class GuardTest : public ::testing::Test {
     r.mode = mode;
     r.exclude = fs::PathMatcher::compile(exclude).value();
     r.allow_new = fs::PathMatcher::compile({"uploads/**"}).value();
-    r.deny_new = fs::PathMatcher::compile(config::RootConfig::default_deny_new(), fs::MatchCase::kFold).value();
+    r.deny_new =
+        fs::PathMatcher::compile(config::RootConfig::default_deny_new(), fs::MatchCase::kFold)
+            .value();
     g->add_root(std::move(r));
     return *g;
   }

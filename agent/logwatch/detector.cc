@@ -100,8 +100,9 @@ void Detector::feed(std::string_view line, uint64_t line_no,
   const bool script = is_script(path);
   const bool writing = writes(e.method);
   auto seen = [&] {
-    return Seen{e.client_ip,           e.time,   line_no, std::string(path), bounded(e.request),
-                bounded(e.user_agent), e.status, cut,     writing};
+    return Seen{
+        e.client_ip, e.time, line_no, std::string(path), bounded(e.request), bounded(e.user_agent),
+        e.status,    cut,    writing};
   };
   if (script || writing) {
     recent_.push_back(seen());

@@ -42,7 +42,7 @@ struct Decision {
   std::string request;     // the request line as logged, at most kMaxRequestBytes
   std::string user_agent;  // at most kMaxRequestBytes
   int status = 0;
-  std::string reason;  // one line for people
+  std::string reason;      // one line for people
   bool truncated = false;  // judged from the first max_line bytes of a longer line
 };
 

@@ -129,14 +129,15 @@ TEST_F(DetectorTest, ALineTheTailerCutIsJudgedByWhatItKept) {
   const std::string text =
       line("2001:db8::66", "GET /?p=1%20UNION%20SELECT%20null,user()-- HTTP/1.1", 200, padded_ua())
           .substr(0, 16 << 10);
-  d.feed(text, 1, [&](const Decision& x) { decisions_.push_back(x); }, /*cut=*/true);
+  d.feed(
+      text, 1, [&](const Decision& x) { decisions_.push_back(x); }, /*cut=*/true);
   ASSERT_EQ(decisions_.size(), 1u);
   EXPECT_EQ(decisions_[0].ip.to_string(), "2001:db8::66");
   EXPECT_TRUE(decisions_[0].truncated);
   // Benign traffic cut the same way stays benign.
   const std::string benign = line("198.51.100.7", "GET / HTTP/1.1", 200, padded_ua());
-  d.feed(benign.substr(0, 16 << 10), 2, [&](const Decision& x) { decisions_.push_back(x); },
-         true);
+  d.feed(
+      benign.substr(0, 16 << 10), 2, [&](const Decision& x) { decisions_.push_back(x); }, true);
   EXPECT_EQ(decisions_.size(), 1u);
   EXPECT_EQ(d.stats().parsed, 2u);
 }

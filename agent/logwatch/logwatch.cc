@@ -195,11 +195,9 @@ void Logwatch::Impl::run() {
     }
     // Everything new, in bounded steps, so notes from the guard are not kept waiting.
     for (int step = 0; step < 64; ++step) {
-      auto more = tailer->read(
-          [&](size_t i, std::string_view line, const LinePos& pos) {
-            handle_line(i, line, pos.truncated);
-          },
-          kLinesPerRead);
+      auto more = tailer->read([&](size_t i, std::string_view line,
+                                   const LinePos& pos) { handle_line(i, line, pos.truncated); },
+                               kLinesPerRead);
       if (!more) {
         log("logwatch: " + more.error().message());
         break;
@@ -219,7 +217,8 @@ void Logwatch::Impl::handle_line(size_t i, std::string_view line, bool cut) {
   // An over-long line arrives as its first 16 KiB (tailer.h) and is judged by them.
   if (cut || line.size() > detectors[i]->max_line())
     truncated.fetch_add(1, std::memory_order_relaxed);
-  detectors[i]->feed(line, 0, [&](const Decision& d) { decided(i, d, ""); }, cut);
+  detectors[i]->feed(
+      line, 0, [&](const Decision& d) { decided(i, d, ""); }, cut);
 }
 
 void Logwatch::Impl::decided(size_t i, const Decision& d, const std::string& file) {

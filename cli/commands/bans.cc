@@ -199,7 +199,8 @@ int del_prefix_ban(App& app, const std::string& text) {
   if (!backend) return app.report(backend.error(), kExitIncomplete);
   auto had = list->unban(*net);
   if (!had) return app.report(had.error(), kExitIncomplete);
-  if (auto st = (*backend)->unban_prefix(*net, {}); !st) return app.report(st.error(), kExitIncomplete);
+  if (auto st = (*backend)->unban_prefix(*net, {}); !st)
+    return app.report(st.error(), kExitIncomplete);
   if (app.options().json)
     print_json({{"ip", net->to_string()}, {"removed", *had}, {"backend", (*backend)->name()}});
   else if (!app.options().quiet)

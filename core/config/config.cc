@@ -787,10 +787,10 @@ bool SinkFilter::passes(int severity, std::string_view action, std::string_view 
 std::vector<std::string> RootConfig::default_deny_new() {
   // What a web server would execute (or include: .inc; or parse: server-side includes),
   // or what reconfigures how it does. Matched case-insensitively: "b.PHP" too.
-  return {"*.php",  "*.php[0-9]", "*.phtml", "*.phtm",   "*.phar",    "*.pht",  "*.phps",
-          "*.php.*", "*.phtml.*", "*.inc",   "*.shtml",  "*.shtm",    "*.stm",  "*.cgi",
-          "*.pl",    "*.py",      "*.sh",    "*.asp",    "*.aspx",    "*.ashx", "*.asmx",
-          "*.jsp",   "*.jspx",    ".htaccess", ".user.ini"};
+  return {"*.php",   "*.php[0-9]", "*.phtml",   "*.phtm",   "*.phar", "*.pht",  "*.phps",
+          "*.php.*", "*.phtml.*",  "*.inc",     "*.shtml",  "*.shtm", "*.stm",  "*.cgi",
+          "*.pl",    "*.py",       "*.sh",      "*.asp",    "*.aspx", "*.ashx", "*.asmx",
+          "*.jsp",   "*.jspx",     ".htaccess", ".user.ini"};
 }
 
 std::string ConfigError::text() const {

@@ -200,8 +200,8 @@ bool PathMatcher::leads_to(std::string_view rel) const {
     if (prefix && glob_match(*prefix, rel)) return true;
     // A "**" stands for any number of directories: every directory below what comes
     // before it may lead to DIR ("**/uploads/**": any directory at all).
-    if (const size_t star = dir.find("**"); star != std::string::npos &&
-                                            glob_match(dir.substr(0, star) + "**", rel))
+    if (const size_t star = dir.find("**");
+        star != std::string::npos && glob_match(dir.substr(0, star) + "**", rel))
       return true;
   }
   return false;

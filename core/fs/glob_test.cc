@@ -40,9 +40,9 @@ TEST(PathMatcher, PatternWithoutSlashMatchesAnyDepth) {
 }
 
 TEST(PathMatcher, FoldedCaseCatchesEveryCasingOfAnExtension) {
-  auto deny = PathMatcher::compile({"*.php", "*.php[0-9]", "*.PHTML", "/Up/*.inc"},
-                                   MatchCase::kFold)
-                  .value();
+  auto deny =
+      PathMatcher::compile({"*.php", "*.php[0-9]", "*.PHTML", "/Up/*.inc"}, MatchCase::kFold)
+          .value();
   for (const char* p : {"up/b.PHP", "up/c.Php", "up/g.pHtml", "x/s.PHP7", "up/a.inc", "UP/A.INC"})
     EXPECT_TRUE(deny.matches(p)) << p;
   EXPECT_FALSE(deny.matches("up/photo.jpg"));

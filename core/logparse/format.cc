@@ -1003,7 +1003,8 @@ ParseStatus LogFormat::parse_json_fields(std::string_view s, Entry& out, bool cu
     if (s[i] != '"') return ParseStatus::kNoMatch;
     std::string_view key;
     bool key_escaped;
-    if (const auto st = scan_string(s, i, key, key_escaped); st != ParseStatus::kOk) return truncated(st);
+    if (const auto st = scan_string(s, i, key, key_escaped); st != ParseStatus::kOk)
+      return truncated(st);
     skip_ws(s, i);
     if (i == s.size()) return truncated(ParseStatus::kTruncated);
     if (s[i] != ':') return ParseStatus::kNoMatch;

@@ -166,8 +166,8 @@ Result<std::vector<AppliedBan>> NftablesBackend::list() {
           const auto expires = timed ? elem.value("expires", int64_t{-1}) : int64_t{-1};
           if (val.is_object() && val.contains("prefix")) {  // a network: {"addr", "len"}
             const auto& p = val.at("prefix");
-            const auto net = Cidr::parse(fmt::format("{}/{}", p.at("addr").get<std::string>(),
-                                                     p.at("len").get<int>()));
+            const auto net = Cidr::parse(
+                fmt::format("{}/{}", p.at("addr").get<std::string>(), p.at("len").get<int>()));
             if (!net) return fail("nft list set", set, EBADMSG, "an element is not a network");
             out.push_back({net->base, expires >= 0 ? now + expires : 0, net->prefix});
             continue;
@@ -190,10 +190,10 @@ Status NftablesBackend::sync(const std::vector<AppliedBan>& bans) {
   // The first batch empties the sets and refills them in one transaction, so a restart
   // with a list that fits in one batch never shows a moment without bans.
   std::string batch =
-      setup_commands(table_) +
-      fmt::format("flush set inet {0} banned4\nflush set inet {0} banned6\n"
-                  "flush set inet {0} banned4net\nflush set inet {0} banned6net\n",
-                  table_);
+      setup_commands(table_) + fmt::format(
+                                   "flush set inet {0} banned4\nflush set inet {0} banned6\n"
+                                   "flush set inet {0} banned4net\nflush set inet {0} banned6net\n",
+                                   table_);
   size_t in_batch = 0;
   for (const auto& b : bans) {
     if (b.expires_at != 0 && b.expires_at <= now) continue;
