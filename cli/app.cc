@@ -195,7 +195,8 @@ nlohmann::json error_json(const Error& e) {
 }
 
 void print_json(const nlohmann::json& j) {
-  std::fputs(j.dump(2).c_str(), stdout);
+  // Attacker bytes (a user agent, a path) need not be UTF-8: replaced, never a throw.
+  std::fputs(j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str(), stdout);
   std::fputc('\n', stdout);
 }
 

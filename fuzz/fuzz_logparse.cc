@@ -73,6 +73,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!again || *again != entry.client_ip) std::abort();
     check_normalised(entry.target);
   }
+  // The same lines read as cut (an over-long line's start): never outside the line,
+  // never too-long or truncated, and a client only when it is an exact address.
+  for (const LogFormat& format : formats()) {
+    const ParseStatus st = format.parse_cut(line, entry);
+    if (st == ParseStatus::kTooLong || st == ParseStatus::kTruncated) std::abort();
+    if (st != ParseStatus::kOk) continue;
+    const auto again = mamori::logparse::IpAddress::parse(entry.client);
+    if (!again || *again != entry.client_ip) std::abort();
+    check_normalised(entry.target);
+  }
   check_normalised(line);
 
   // A line any JSON parser accepts as an object must not be refused as malformed.

@@ -188,7 +188,7 @@ class Agent {
       r.mode = rc.mode;
       r.exclude = MAMORI_TRY(fs::PathMatcher::compile(rc.exclude));
       r.allow_new = MAMORI_TRY(fs::PathMatcher::compile(rc.allow_new));
-      r.deny_new = MAMORI_TRY(fs::PathMatcher::compile(rc.deny_new));
+      r.deny_new = MAMORI_TRY(fs::PathMatcher::compile(rc.deny_new, fs::MatchCase::kFold));
       guard_->add_root(std::move(r));
     }
     if (guard_->root_count() == 0)
@@ -245,7 +245,9 @@ class Agent {
     const auto& rel = e.get("mamori.path");
     if (root.is_string() && rel.is_string())
       logwatch_->note_tampered(root.get<std::string>(), rel.get<std::string>(),
-                               env_.clock().now_ns());
+                               env_.clock().now_ns(),
+                               action == "file-quarantined" || action == "file-created" ||
+                                   e.get("mamori.change") == "added");
   }
 
   // Flushes the guard's events, then what the healer said about them (a condition seen

@@ -19,6 +19,7 @@
 
 namespace mamori::ban {
 
+using logparse::Cidr;
 using logparse::IpAddress;
 
 // A ban's time to live; kPermanent never expires.
@@ -28,6 +29,7 @@ inline constexpr std::chrono::seconds kPermanent{0};
 struct AppliedBan {
   IpAddress ip;
   int64_t expires_at = 0;  // Unix seconds; 0: permanent
+  uint8_t prefix = 0;      // 0: the address; else a prefix ban (ip is its first address)
 };
 
 class BanBackend {
@@ -40,6 +42,12 @@ class BanBackend {
                      const nlohmann::json& event) = 0;
   // Lifts the ban; an address that is not banned is not an error.
   virtual Status unban(const IpAddress& ip, const nlohmann::json& event) = 0;
+  // The same for a network (prefix escalation, ban_list.h). Backends that cannot hold
+  // networks fail with ENOTSUP (the ban stays recorded; its addresses are banned one by
+  // one as they offend).
+  virtual Status ban_prefix(const logparse::Cidr& network, std::chrono::seconds ttl,
+                            const nlohmann::json& event);
+  virtual Status unban_prefix(const logparse::Cidr& network, const nlohmann::json& event);
   // What the backend holds now (ENOTSUP where it cannot tell).
   virtual Result<std::vector<AppliedBan>> list() = 0;
   // Makes the backend hold exactly `bans` (expires_at in the past: left out).

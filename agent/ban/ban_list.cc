@@ -8,7 +8,7 @@
 namespace mamori::ban {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 // docs/bans.md describes this schema. The count of current bans is kept by triggers, so
 // the size limit costs one row read, not a scan, whichever process changed the list.
@@ -28,13 +28,19 @@ CREATE TABLE IF NOT EXISTS offences(
   count INTEGER NOT NULL,
   last_at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS offences_by_time ON offences(last_at);
+CREATE TABLE IF NOT EXISTS prefix_offenders(
+  prefix TEXT NOT NULL,
+  ip TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY(prefix, ip)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS prefix_offenders_by_time ON prefix_offenders(at);
 CREATE TABLE IF NOT EXISTS counts(name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO counts VALUES('bans', 0);
 CREATE TRIGGER IF NOT EXISTS bans_added AFTER INSERT ON bans
   BEGIN UPDATE counts SET n = n + 1 WHERE name = 'bans'; END;
 CREATE TRIGGER IF NOT EXISTS bans_removed AFTER DELETE ON bans
   BEGIN UPDATE counts SET n = n - 1 WHERE name = 'bans'; END;
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 )SQL";
 
 constexpr const char* kColumns =
@@ -43,11 +49,38 @@ constexpr const char* kColumns =
 // Far more offences than any TTL needs: factor^64 is past every cap.
 constexpr uint32_t kMaxCount = 64;
 
+// The network of `len` bits (in the address's own family) that holds `ip`.
+Cidr network_of(const IpAddress& ip, uint8_t len) {
+  Cidr c;
+  c.base = ip;
+  c.prefix = len;
+  const unsigned bits = ip.v4 ? 96u + len : len;
+  for (unsigned i = 0; i < 16; ++i) {
+    const unsigned lo = i * 8;
+    if (bits <= lo) {
+      c.base.bytes[i] = 0;
+    } else if (bits < lo + 8) {
+      c.base.bytes[i] &= static_cast<uint8_t>(0xff << (lo + 8 - bits));
+    }
+  }
+  return c;
+}
+
+bool overlaps(const Cidr& a, const Cidr& b) { return a.contains(b.base) || b.contains(a.base); }
+
 Result<BanEntry> read_entry(const db::Stmt& s, const std::string& path) {
   BanEntry e;
-  const auto ip = IpAddress::parse(s.blob(0));
-  if (!ip) return fail("ban list", path, EBADMSG, fmt::format("bad address '{}'", s.blob(0)));
-  e.ip = *ip;
+  const std::string_view key = s.blob(0);
+  if (key.find('/') != std::string_view::npos) {
+    auto net = Cidr::parse(key);
+    if (!net) return fail("ban list", path, EBADMSG, fmt::format("bad prefix '{}'", key));
+    e.ip = net->base;
+    e.prefix = net->prefix;
+  } else {
+    const auto ip = IpAddress::parse(key);
+    if (!ip) return fail("ban list", path, EBADMSG, fmt::format("bad address '{}'", key));
+    e.ip = *ip;
+  }
   e.first_seen = s.int64(1);
   e.last_ban = s.int64(2);
   e.expires_at = s.int64(3);
@@ -65,6 +98,12 @@ Result<std::vector<BanEntry>> read_all(db::Stmt& s, const std::string& path) {
 }
 
 }  // namespace
+
+Cidr BanEntry::network() const {
+  return prefix ? network_of(ip, prefix) : network_of(ip, ip.v4 ? 32 : 128);
+}
+
+std::string BanEntry::key() const { return prefix ? network().to_string() : ip.to_string(); }
 
 Result<BanList> BanList::open(const std::string& path, BanOptions options) {
   std::vector<Cidr> allow;
@@ -87,7 +126,7 @@ Result<BanList> BanList::open(const std::string& path, BanOptions options) {
   // Any other file (a catalog, a foreign database) has tables but no version of ours.
   auto tables = MAMORI_TRY(
       db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT IN "
-                 "('bans', 'offences', 'counts')"));
+                 "('bans', 'offences', 'counts', 'prefix_offenders')"));
   MAMORI_TRY(tables.step());
   if (tables.int64(0) != 0)
     return fail("ban list", path, EBADMSG, "the file holds other tables: not a ban list");
@@ -162,17 +201,7 @@ Result<BanDecision> BanList::ban(const IpAddress& ip, const BanRequest& request,
     d.outcome = BanOutcome::kReplaced;
     d.entry = *current;
   } else {
-    // A new offence: the next in the series if the previous one was within the window.
-    auto* h = MAMORI_TRY(db_.cached("SELECT count, last_at FROM offences WHERE ip = ?"));
-    h->bind_text(1, key);
-    uint32_t count = 1;
-    if (MAMORI_TRY(h->step()) && now - h->int64(1) <= options_.escalation_window_s)
-      count = static_cast<uint32_t>(std::min<int64_t>(h->int64(0), kMaxCount - 1)) + 1;
-    h->reset();
-    auto* put = MAMORI_TRY(db_.cached(
-        "INSERT INTO offences(ip, count, last_at) VALUES(?, ?, ?) "
-        "ON CONFLICT(ip) DO UPDATE SET count = excluded.count, last_at = excluded.last_at"));
-    MAMORI_TRY(put->bind_text(1, key).bind(2, int64_t{count}).bind(3, now).run());
+    const uint32_t count = MAMORI_TRY(next_offence(key, now));
     if (!current) {
       const uint64_t n = MAMORI_TRY(size());
       if (n >= options_.max_entries)
@@ -206,12 +235,93 @@ Result<BanDecision> BanList::ban(const IpAddress& ip, const BanRequest& request,
       .bind_text(7, d.entry.reason)
       .bind_text(8, d.entry.source);
   MAMORI_TRY(w->run());
+  if (d.outcome == BanOutcome::kNew && request.source != "manual" && options_.prefix_offenders)
+    d.prefix_ban = MAMORI_TRY(escalate(ip, now));
   MAMORI_TRY(txn.commit());
   return d;
 }
 
-Result<bool> BanList::unban(const IpAddress& ip) {
-  const std::string key = ip.to_string();
+Result<uint32_t> BanList::next_offence(const std::string& key, int64_t now) {
+  // A new offence: the next in the series if the previous one was within the window.
+  auto* h = MAMORI_TRY(db_.cached("SELECT count, last_at FROM offences WHERE ip = ?"));
+  h->bind_text(1, key);
+  uint32_t count = 1;
+  if (MAMORI_TRY(h->step()) && now - h->int64(1) <= options_.escalation_window_s)
+    count = static_cast<uint32_t>(std::min<int64_t>(h->int64(0), kMaxCount - 1)) + 1;
+  h->reset();
+  auto* put = MAMORI_TRY(db_.cached(
+      "INSERT INTO offences(ip, count, last_at) VALUES(?, ?, ?) "
+      "ON CONFLICT(ip) DO UPDATE SET count = excluded.count, last_at = excluded.last_at"));
+  MAMORI_TRY(put->bind_text(1, key).bind(2, int64_t{count}).bind(3, now).run());
+  return count;
+}
+
+Result<std::optional<PrefixBan>> BanList::escalate(const IpAddress& ip, int64_t now) {
+  const Cidr net = network_of(ip, ip.v4 ? options_.prefix_v4 : options_.prefix_v6);
+  const std::string key = net.to_string();
+  auto* put =
+      MAMORI_TRY(db_.cached("INSERT INTO prefix_offenders(prefix, ip, at) VALUES(?, ?, ?) "
+                            "ON CONFLICT(prefix, ip) DO UPDATE SET at = excluded.at"));
+  MAMORI_TRY(put->bind_text(1, key).bind_text(2, ip.to_string()).bind(3, now).run());
+  auto* old = MAMORI_TRY(db_.cached("DELETE FROM prefix_offenders WHERE prefix = ? AND at < ?"));
+  MAMORI_TRY(old->bind_text(1, key).bind(2, now - options_.prefix_window_s).run());
+  auto* count = MAMORI_TRY(db_.cached("SELECT count(*) FROM prefix_offenders WHERE prefix = ?"));
+  count->bind_text(1, key);
+  MAMORI_TRY(count->step());
+  const auto offenders = static_cast<uint32_t>(count->int64(0));
+  count->reset();
+  std::optional<PrefixBan> none;
+  if (offenders < options_.prefix_offenders) return none;
+  // Never over an address the operator said must not be banned.
+  if (std::any_of(allow_.begin(), allow_.end(), [&](const Cidr& a) { return overlaps(a, net); }))
+    return none;
+  if (const auto current = MAMORI_TRY(get_locked(key));
+      current && (current->expires_at == 0 || current->expires_at > now))
+    return none;
+  auto* prefixes = MAMORI_TRY(db_.cached(
+      "SELECT count(*) FROM bans WHERE instr(ip, '/') > 0 AND (expires_at = 0 OR expires_at > ?)"));
+  prefixes->bind(1, now);
+  MAMORI_TRY(prefixes->step());
+  const auto current_prefixes = static_cast<uint64_t>(prefixes->int64(0));
+  prefixes->reset();
+  if (current_prefixes >= options_.max_prefix_bans) return none;
+  if (MAMORI_TRY(size()) >= options_.max_entries) return none;
+
+  PrefixBan p;
+  p.offenders = offenders;
+  p.entry.ip = net.base;
+  p.entry.prefix = net.prefix;
+  p.entry.first_seen = now;
+  p.entry.last_ban = now;
+  p.entry.offences = MAMORI_TRY(next_offence(key, now));
+  p.ttl = ttl_for(p.entry.offences);
+  p.entry.expires_at = now + p.ttl.count();
+  p.entry.rule = "prefix-escalation";
+  p.entry.reason = fmt::format("{} addresses of {} banned within {} s", offenders, key,
+                               options_.prefix_window_s);
+  p.entry.source = "escalation";
+  auto* w = MAMORI_TRY(db_.cached(fmt::format(
+      "INSERT OR REPLACE INTO bans({}) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", kColumns)));
+  w->bind_text(1, key)
+      .bind(2, p.entry.first_seen)
+      .bind(3, p.entry.last_ban)
+      .bind(4, p.entry.expires_at)
+      .bind(5, int64_t{p.entry.offences})
+      .bind_text(6, p.entry.rule)
+      .bind_text(7, p.entry.reason)
+      .bind_text(8, p.entry.source);
+  MAMORI_TRY(w->run());
+  return std::optional<PrefixBan>(std::move(p));
+}
+
+Result<bool> BanList::unban(const IpAddress& ip) { return unban_key(ip.to_string()); }
+
+Result<bool> BanList::unban(const Cidr& network) {
+  const bool single = network.prefix == (network.base.v4 ? 32 : 128);
+  return unban_key(single ? network.base.to_string() : network.to_string());
+}
+
+Result<bool> BanList::unban_key(const std::string& key) {
   auto txn = MAMORI_TRY(db::Transaction::begin(db_));
   auto* del = MAMORI_TRY(db_.cached("DELETE FROM bans WHERE ip = ?"));
   MAMORI_TRY(del->bind_text(1, key).run());
@@ -242,6 +352,8 @@ Result<std::vector<BanEntry>> BanList::expire(int64_t now) {
       db_.prepare("DELETE FROM offences WHERE ip IN (SELECT ip FROM offences ORDER BY last_at "
                   "LIMIT max(0, (SELECT count(*) FROM offences) - ?))"));
   MAMORI_TRY(cap.bind(1, static_cast<int64_t>(options_.max_entries)).run());
+  auto prefixes = MAMORI_TRY(db_.prepare("DELETE FROM prefix_offenders WHERE at < ?"));
+  MAMORI_TRY(prefixes.bind(1, now - options_.prefix_window_s).run());
   MAMORI_TRY(txn.commit());
   return expired;
 }
@@ -249,7 +361,7 @@ Result<std::vector<BanEntry>> BanList::expire(int64_t now) {
 std::vector<AppliedBan> BanList::applied(const std::vector<BanEntry>& entries) {
   std::vector<AppliedBan> out;
   out.reserve(entries.size());
-  for (const auto& e : entries) out.push_back({e.ip, e.expires_at});
+  for (const auto& e : entries) out.push_back({e.ip, e.expires_at, e.prefix});
   return out;
 }
 

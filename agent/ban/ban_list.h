@@ -9,6 +9,15 @@
 // window resets the count. While an address is banned, further automatic offences
 // neither extend nor escalate its ban (a burst of log lines is one offence).
 //
+// Prefix escalation (opt-in: prefix_offenders > 0): an attacker who rotates addresses in
+// an IPv6 /64 (or an IPv4 /24) pays nothing per address. When an automatic ban makes
+// prefix_offenders distinct addresses banned within prefix_window_s in one /prefix_v6
+// (IPv4: /prefix_v4), the prefix itself is banned too (rule "prefix-escalation", its own
+// escalation count), in the same transaction; the decision carries it (prefix_ban) for
+// the backend and the events. Never a prefix that holds an allowlisted address; never
+// more than max_prefix_bans current prefix bans (the next is not made: the addresses
+// are still banned one by one). Manual bans do not count toward a prefix.
+//
 // Limits: at most max_entries current bans (ban() refuses a new one past it, ENOSPC,
 // with the count); the offence history is pruned to the window and to max_entries
 // addresses (the longest quiet are forgotten first) by expire().
@@ -46,17 +55,28 @@ struct BanOptions {
   // Never banned (not even by `mamori bans add` without --force). Loopback by default:
   // a reverse proxy that logs 127.0.0.1 for every client must not ban the site itself.
   std::vector<std::string> allowlist = {"127.0.0.0/8", "::1/128"};
+  // Prefix escalation; see above. 0 offenders: off.
+  uint32_t prefix_offenders = 0;
+  uint8_t prefix_v6 = 64;
+  uint8_t prefix_v4 = 24;
+  int64_t prefix_window_s = 600;
+  uint64_t max_prefix_bans = 1000;
 };
 
 struct BanEntry {
-  IpAddress ip;
+  IpAddress ip;            // the address, or the prefix's first address
+  uint8_t prefix = 0;      // 0: one address; else a prefix ban of this length (Cidr's)
   int64_t first_seen = 0;  // Unix seconds of the first offence of this ban
   int64_t last_ban = 0;    // when it was last (re)banned
   int64_t expires_at = 0;  // 0: permanent
   uint32_t offences = 0;   // the escalation count this ban was decided with
   std::string rule;        // rule.name, or "manual"
   std::string reason;
-  std::string source;  // "logwatch", "correlation", "manual", ...
+  std::string source;  // "logwatch", "correlation", "manual", "escalation", ...
+
+  bool is_prefix() const { return prefix != 0; }
+  Cidr network() const;     // the prefix, or the address as a /32 or /128
+  std::string key() const;  // "192.0.2.7", "2001:db8:1:2::/64": the list's key
 };
 
 struct BanRequest {
@@ -71,10 +91,18 @@ struct BanRequest {
 
 enum class BanOutcome { kNew, kReplaced, kAlreadyBanned };
 
+struct PrefixBan {
+  std::chrono::seconds ttl{0};
+  BanEntry entry;              // entry.is_prefix()
+  uint32_t offenders = 0;      // distinct addresses banned in it within the window
+  std::optional<Error> error;  // the backend refused it (Banner::ban); recorded all the same
+};
+
 struct BanDecision {
   BanOutcome outcome = BanOutcome::kNew;
-  std::chrono::seconds ttl{0};  // from now; kPermanent for a permanent ban
-  BanEntry entry;               // as the list holds it now
+  std::chrono::seconds ttl{0};          // from now; kPermanent for a permanent ban
+  BanEntry entry;                       // as the list holds it now
+  std::optional<PrefixBan> prefix_ban;  // this ban made its prefix banned too
 };
 
 class BanList {
@@ -89,6 +117,8 @@ class BanList {
   // Removes the ban and forgets the address's offences (an administrator's pardon).
   // False when it was not banned.
   Result<bool> unban(const IpAddress& ip);
+  // The same for a prefix ban (`network` as BanEntry::network() gives it).
+  Result<bool> unban(const Cidr& network);
   // Current bans (expired ones included until expire() runs), soonest expiry first,
   // permanent ones last.
   Result<std::vector<BanEntry>> list();
@@ -111,6 +141,9 @@ class BanList {
   BanList(db::Db db, BanOptions options, std::vector<Cidr> allow)
       : db_(std::move(db)), options_(std::move(options)), allow_(std::move(allow)) {}
   Result<std::optional<BanEntry>> get_locked(const std::string& key);
+  Result<uint32_t> next_offence(const std::string& key, int64_t now);
+  Result<std::optional<PrefixBan>> escalate(const IpAddress& ip, int64_t now);
+  Result<bool> unban_key(const std::string& key);
 
   db::Db db_;
   BanOptions options_;

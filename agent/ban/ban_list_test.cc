@@ -250,5 +250,100 @@ TEST_F(BanListTest, RefusesANewerSchema) {
   EXPECT_NE(list.error().message().find("newer"), std::string::npos);
 }
 
+TEST_F(BanListTest, PrefixEscalationIsOffByDefault) {
+  BanList list = open();
+  for (int i = 1; i <= 20; ++i) {
+    auto d = list.ban(ip(("2001:db8:1:2::" + std::to_string(i)).c_str()), logwatch(), now());
+    ASSERT_TRUE(d);
+    EXPECT_FALSE(d->prefix_ban);
+  }
+}
+
+TEST_F(BanListTest, ManyOffendersInOneSlash64BanThePrefix) {
+  options_.prefix_offenders = 3;
+  options_.prefix_window_s = 600;
+  BanList list = open();
+  // Two addresses of the /64 and one of the next /64: nothing yet.
+  ASSERT_FALSE(list.ban(ip("2001:db8:1:2::a"), logwatch(), now())->prefix_ban);
+  ASSERT_FALSE(list.ban(ip("2001:db8:1:3::a"), logwatch(), now())->prefix_ban);
+  clock_.advance(seconds(10));
+  ASSERT_FALSE(list.ban(ip("2001:db8:1:2:ffff::b"), logwatch(), now())->prefix_ban);
+  // The same address again (already banned) is not a new offender.
+  ASSERT_FALSE(list.ban(ip("2001:db8:1:2::a"), logwatch(), now())->prefix_ban);
+  // The third distinct one.
+  auto d = list.ban(ip("2001:db8:1:2:1:2:3:4"), logwatch(), now());
+  ASSERT_TRUE(d) << d.error().message();
+  ASSERT_TRUE(d->prefix_ban);
+  const auto& p = *d->prefix_ban;
+  EXPECT_EQ(p.entry.key(), "2001:db8:1:2::/64");
+  EXPECT_EQ(p.entry.prefix, 64);
+  EXPECT_EQ(p.entry.rule, "prefix-escalation");
+  EXPECT_EQ(p.offenders, 3u);
+  EXPECT_EQ(p.ttl.count(), 600);
+  EXPECT_TRUE(p.entry.network().contains(ip("2001:db8:1:2:dead::1")));
+  EXPECT_FALSE(p.entry.network().contains(ip("2001:db8:1:3::1")));
+  // Recorded: listed, kept across a reopen, applied as a network.
+  auto all = list.list();
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->size(), 5u);
+  BanList reopened = open();
+  auto again = reopened.list();
+  ASSERT_TRUE(again);
+  const auto applied = BanList::applied(*again);
+  EXPECT_EQ(std::count_if(applied.begin(), applied.end(),
+                          [](const AppliedBan& a) { return a.prefix == 64; }),
+            1);
+  // A fourth offender while the prefix is banned makes no second prefix ban.
+  EXPECT_FALSE(reopened.ban(ip("2001:db8:1:2::99"), logwatch(), now())->prefix_ban);
+  // It expires like any ban, and unban(Cidr) lifts one by hand.
+  EXPECT_TRUE(*reopened.unban(*Cidr::parse("2001:db8:1:2::/64")));
+}
+
+TEST_F(BanListTest, OffendersOutsideTheWindowDoNotAddUp) {
+  options_.prefix_offenders = 2;
+  options_.prefix_window_s = 60;
+  BanList list = open();
+  ASSERT_FALSE(list.ban(ip("192.0.2.7"), logwatch(), now())->prefix_ban);
+  clock_.advance(seconds(61));
+  ASSERT_FALSE(list.ban(ip("192.0.2.8"), logwatch(), now())->prefix_ban);
+  clock_.advance(seconds(30));
+  auto d = list.ban(ip("192.0.2.200"), logwatch(), now());
+  ASSERT_TRUE(d->prefix_ban);
+  EXPECT_EQ(d->prefix_ban->entry.key(), "192.0.2.0/24");
+  EXPECT_EQ(d->prefix_ban->offenders, 2u);
+}
+
+TEST_F(BanListTest, APrefixHoldingAnAllowlistedAddressIsNeverBanned) {
+  options_.prefix_offenders = 2;
+  options_.allowlist = {"198.51.100.10/32", "2001:db8:5:1::10/128"};
+  BanList list = open();
+  ASSERT_FALSE(list.ban(ip("198.51.100.1"), logwatch(), now())->prefix_ban);
+  EXPECT_FALSE(list.ban(ip("198.51.100.2"), logwatch(), now())->prefix_ban);
+  ASSERT_FALSE(list.ban(ip("2001:db8:5:1::1"), logwatch(), now())->prefix_ban);
+  EXPECT_FALSE(list.ban(ip("2001:db8:5:1::2"), logwatch(), now())->prefix_ban);
+  EXPECT_EQ(*list.size(), 4u);  // the four addresses, no prefix
+}
+
+TEST_F(BanListTest, PrefixBansAreCapped) {
+  options_.prefix_offenders = 2;
+  options_.max_prefix_bans = 1;
+  BanList list = open();
+  ASSERT_TRUE(list.ban(ip("192.0.2.1"), logwatch(), now()));
+  ASSERT_TRUE(list.ban(ip("192.0.2.2"), logwatch(), now())->prefix_ban);
+  ASSERT_TRUE(list.ban(ip("203.0.113.1"), logwatch(), now()));
+  auto d = list.ban(ip("203.0.113.2"), logwatch(), now());
+  ASSERT_TRUE(d);
+  EXPECT_FALSE(d->prefix_ban);  // the cap: the addresses are still banned one by one
+  EXPECT_EQ(d->outcome, BanOutcome::kNew);
+}
+
+TEST_F(BanListTest, ManualBansDoNotMakeAPrefix) {
+  options_.prefix_offenders = 2;
+  BanList list = open();
+  const BanRequest manual{"manual", "by hand", "manual", std::nullopt, false};
+  ASSERT_FALSE(list.ban(ip("192.0.2.1"), manual, now())->prefix_ban);
+  EXPECT_FALSE(list.ban(ip("192.0.2.2"), manual, now())->prefix_ban);
+}
+
 }  // namespace
 }  // namespace mamori::ban

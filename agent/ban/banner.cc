@@ -2,6 +2,8 @@
 
 #include <cerrno>
 
+#include <fmt/format.h>
+
 #include "agent/ban/hook/hook_backend.h"
 #include "agent/ban/nftables/nftables_backend.h"
 
@@ -16,12 +18,26 @@ class RecordOnlyBackend final : public BanBackend {
     return ok();
   }
   Status unban(const IpAddress&, const nlohmann::json&) override { return ok(); }
+  Status ban_prefix(const Cidr&, std::chrono::seconds, const nlohmann::json&) override {
+    return ok();
+  }
+  Status unban_prefix(const Cidr&, const nlohmann::json&) override { return ok(); }
   Result<std::vector<AppliedBan>> list() override { return std::vector<AppliedBan>(); }
   Status sync(const std::vector<AppliedBan>&) override { return ok(); }
   std::string_view name() const override { return "none"; }
 };
 
 }  // namespace
+
+Status BanBackend::ban_prefix(const Cidr& network, std::chrono::seconds, const nlohmann::json&) {
+  return fail("ban", network.to_string(), ENOTSUP,
+              fmt::format("the {} backend cannot ban a network", name()));
+}
+
+Status BanBackend::unban_prefix(const Cidr& network, const nlohmann::json&) {
+  return fail("unban", network.to_string(), ENOTSUP,
+              fmt::format("the {} backend cannot ban a network", name()));
+}
 
 Result<std::unique_ptr<BanBackend>> open_backend(const BanOptions& options, const Clock& clock) {
   if (options.backend == "nftables") {
@@ -46,6 +62,13 @@ int64_t Banner::now() const {
 Result<BanDecision> Banner::ban(const IpAddress& ip, const BanRequest& request,
                                 const nlohmann::json& event) {
   auto decision = MAMORI_TRY(list_.ban(ip, request, now()));
+  if (decision.prefix_ban) {
+    // Recorded either way; a failure here is the prefix's, reported with it, and the
+    // next sync applies it.
+    auto& p = *decision.prefix_ban;
+    if (auto st = backend_.ban_prefix(p.entry.network(), p.ttl, event); !st)
+      p.error = std::move(st).error();
+  }
   if (decision.outcome != BanOutcome::kAlreadyBanned)
     MAMORI_TRY(backend_.ban(ip, decision.ttl, event));
   return decision;
@@ -61,10 +84,14 @@ Result<Banner::Expired> Banner::expire() {
   Expired out;
   out.entries = MAMORI_TRY(list_.expire(now()));
   for (const auto& e : out.entries) {
-    const nlohmann::json event = {{"event", {{"action", "ban-expired"}}},
-                                  {"source", {{"ip", e.ip.to_string()}}},
-                                  {"rule", {{"name", e.rule}}}};
-    if (auto st = backend_.unban(e.ip, event); !st) out.errors.push_back(std::move(st).error());
+    nlohmann::json event = {{"event", {{"action", "ban-expired"}}},
+                            {"source", {{"ip", e.ip.to_string()}}},
+                            {"rule", {{"name", e.rule}}}};
+    if (e.is_prefix()) event["mamori"] = {{"ban", {{"prefix", e.key()}}}};
+    if (auto st =
+            e.is_prefix() ? backend_.unban_prefix(e.network(), event) : backend_.unban(e.ip, event);
+        !st)
+      out.errors.push_back(std::move(st).error());
   }
   return out;
 }

@@ -12,6 +12,11 @@ BanOptions options_from(const config::Config& config) {
   o.factor = static_cast<int>(config.ban.ttl_factor);
   o.max_ttl_s = config.ban.max_ttl_s;
   o.allowlist = config.logwatch.allowlist;
+  o.prefix_offenders = config.ban.prefix_offenders;
+  o.prefix_v6 = static_cast<uint8_t>(config.ban.prefix_v6);
+  o.prefix_v4 = static_cast<uint8_t>(config.ban.prefix_v4);
+  o.prefix_window_s = config.ban.prefix_window_s;
+  o.max_prefix_bans = config.ban.max_prefix_bans;
   return o;
 }
 

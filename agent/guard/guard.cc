@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "agent/guard/upload_filter.h"
 #include "agent/guard/who.h"
 #include "core/base/quote.h"
 #include "core/baseline/check.h"
@@ -180,7 +181,18 @@ baseline::ScanContext Guard::scan_context(const GuardedRoot& r) {
 }
 
 bool Guard::allowed_new(const GuardedRoot& r, const std::string& rel) const {
-  return !r.allow_new.empty() && r.allow_new.matches(rel) && !r.deny_new.matches(rel);
+  if (r.allow_new.empty() || r.deny_new.matches(rel)) return false;
+  const bool inside = r.allow_new.matches(rel);
+  if (!inside && !r.allow_new.leads_to(rel)) return false;
+  // By type: the directories leading to an allowed one may be created too; a regular
+  // file is judged by its first bytes as well as by its name (upload_filter.h).
+  auto st = fs::stat_beneath(r.fd.get(), rel);
+  if (!st) return inside;  // gone: nothing to quarantine either way
+  if (S_ISDIR(st->st_mode)) return true;
+  if (!inside) return false;
+  if (!S_ISREG(st->st_mode)) return true;
+  auto fd = fs::open_beneath(r.fd.get(), rel, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+  return fd && !fd_looks_like_script(fd->get(), rel);
 }
 
 void Guard::handle(const std::vector<watch::Change>& changes) {
@@ -991,11 +1003,15 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
     }
   }
   // Rate accounting: a path repaired again and again, or a storm of changes, is
-  // reported in bulk; the actions themselves were all taken.
-  ++window_changes_;
-  const uint64_t per_path = ++path_counts_[path_key(r, rel)];
+  // reported in bulk; the actions themselves were all taken. Allowed new files are
+  // uploads, not tampering: they never start a storm nor join one (its summary counts
+  // toward the healer's tamper rate, and a busy upload day must not drain the node).
+  const bool allowed = act.action == "file-allowed";
+  if (!allowed) ++window_changes_;
+  const uint64_t per_path = allowed ? 0 : ++path_counts_[path_key(r, rel)];
   // An overflow rescan during a storm finds the storm's changes: summarise them too.
-  const bool realtime = trigger == Trigger::kRealtime || trigger == Trigger::kOverflow;
+  const bool realtime =
+      !allowed && (trigger == Trigger::kRealtime || trigger == Trigger::kOverflow);
   if (realtime && !storm_active_ && window_changes_ > config_.storm_changes_per_second) {
     storm_active_ = true;
     storm_changes_ = 0;  // tick() adds each second's changes, this one's first

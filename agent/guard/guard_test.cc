@@ -82,7 +82,9 @@ class GuardTest : public ::testing::Test {
     r.mode = mode;
     r.exclude = fs::PathMatcher::compile(exclude).value();
     r.allow_new = fs::PathMatcher::compile({"uploads/**"}).value();
-    r.deny_new = fs::PathMatcher::compile(config::RootConfig::default_deny_new()).value();
+    r.deny_new =
+        fs::PathMatcher::compile(config::RootConfig::default_deny_new(), fs::MatchCase::kFold)
+            .value();
     g->add_root(std::move(r));
     return *g;
   }
@@ -548,6 +550,31 @@ TEST_F(GuardTest, StormMessagesCountEveryChange) {
   ASSERT_EQ(ended.size(), 1u);
   EXPECT_EQ(ended[0]["mamori"]["storm"]["changes"], 5);  // the two before it was declared too
   EXPECT_EQ(ended[0]["message"], "tamper storm over after 5 changes");
+}
+
+TEST_F(GuardTest, AllowedUploadsNeverMakeAStorm) {
+  // 300 photos in one second are an upload day, not an attack (issue 10, item 11).
+  config::AgentConfig cfg;
+  cfg.storm_changes_per_second = 2;
+  guard(config::Mode::kRestore, cfg);
+  site.mkdir("uploads/2025");
+  std::vector<watch::Change> changes = {at("uploads/2025", watch::kCreated | watch::kIsDir)};
+  for (int i = 0; i < 300; ++i) {
+    const std::string rel = "uploads/2025/img" + std::to_string(i) + ".jpg";
+    site.write(rel, "JFIF");
+    changes.push_back(at(rel, watch::kCreated));
+  }
+  deliver(changes);
+  g->tick();
+  ASSERT_TRUE(g->flush());
+  EXPECT_EQ(events("file-allowed").size(), 301u);
+  EXPECT_TRUE(events("tamper-storm").empty());
+  EXPECT_TRUE(events("tamper-storm-summary").empty());
+  EXPECT_FALSE(g->in_storm());
+  // A tamper right after is reported on its own, not summarised.
+  site.write("index.php", "<?php eval($_POST[1]);");
+  deliver({at("index.php")});
+  EXPECT_EQ(events("file-restored").size(), 1u);
 }
 
 TEST_F(GuardTest, ExcludedPathsAreLeftAlone) {

@@ -21,6 +21,11 @@ std::string_view path_of(std::string_view normalised) {
   return normalised.substr(0, normalised.find('?'));
 }
 
+// Methods that can change files on the server (a form post, an upload, WebDAV).
+bool writes(std::string_view method) {
+  return !method.empty() && method != "GET" && method != "HEAD" && method != "OPTIONS";
+}
+
 }  // namespace
 
 size_t Detector::IpHash::operator()(const logparse::IpAddress& ip) const {
@@ -59,7 +64,8 @@ void Detector::forget(const logparse::IpAddress& ip) { decided_.erase(ip); }
 bool Detector::is_script(std::string_view path) {
   const size_t dot = path.rfind('.');
   if (dot == std::string_view::npos || path.find('/', dot) != std::string_view::npos) return false;
-  const std::string_view ext = path.substr(dot + 1);
+  std::string ext(path.substr(dot + 1));
+  for (char& c : ext) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
   static constexpr std::string_view kScripts[] = {"php", "phtml", "phar", "php5", "php7",
                                                   "pht", "cgi",   "pl",   "py",   "sh",
                                                   "asp", "aspx",  "jsp",  "jspx"};
@@ -67,10 +73,15 @@ bool Detector::is_script(std::string_view path) {
 }
 
 void Detector::feed(std::string_view line, uint64_t line_no,
-                    const std::function<void(const Decision&)>& on_decision) {
+                    const std::function<void(const Decision&)>& on_decision, bool cut) {
   ++stats_.lines;
   logparse::Entry& e = *entry_;
-  if (const auto st = format_.parse(line, e); st != logparse::ParseStatus::kOk) {
+  if (line.ends_with('\n')) line.remove_suffix(1);
+  if (line.ends_with('\r')) line.remove_suffix(1);
+  cut = cut || line.size() > format_.options().max_line;
+  if (cut) ++stats_.truncated;
+  if (const auto st = cut ? format_.parse_cut(line, e) : format_.parse(line, e);
+      st != logparse::ParseStatus::kOk) {
     ++stats_.skipped[std::string(logparse::parse_status_name(st))];
     return;
   }
@@ -87,15 +98,17 @@ void Detector::feed(std::string_view line, uint64_t line_no,
 
   const std::string_view path = path_of(normalised_);
   const bool script = is_script(path);
+  const bool writing = writes(e.method);
   auto seen = [&] {
-    return Seen{e.client_ip,           e.time,  line_no, std::string(path), bounded(e.request),
-                bounded(e.user_agent), e.status};
+    return Seen{
+        e.client_ip, e.time, line_no, std::string(path), bounded(e.request), bounded(e.user_agent),
+        e.status,    cut,    writing};
   };
-  if (script) {
+  if (script || writing) {
     recent_.push_back(seen());
     if (recent_.size() > kRecentRequests) recent_.pop_front();
   }
-  if (!tampered_.empty()) {
+  if (!tampered_.empty() && (script || writing)) {
     if (auto it = tampered_.find(std::string(path)); it != tampered_.end()) {
       if (e.time == 0 || (e.time >= it->second - correlation_window_s_ &&
                           e.time <= it->second + correlation_window_s_))
@@ -144,19 +157,21 @@ void Detector::decide(const logparse::IpAddress& ip, uint32_t rule, std::string_
   d.request = seen.request;
   d.user_agent = seen.user_agent;
   d.status = seen.status;
+  d.truncated = seen.truncated;
   d.reason = std::move(reason);
   on_decision(d);
 }
 
-void Detector::note_tampered(std::string url_path, int64_t now_s,
+void Detector::note_tampered(std::string url_path, int64_t now_s, Tamper kind,
                              const std::function<void(const Decision&)>& on_decision) {
   // Forget what is past the window, then remember this one (bounded).
   for (auto it = tampered_.begin(); it != tampered_.end();)
     it = it->second < now_s - correlation_window_s_ ? tampered_.erase(it) : std::next(it);
-  if (tampered_.size() < kMaxTampered) tampered_[url_path] = now_s;
+  if (kind == Tamper::kPlanted && tampered_.size() < kMaxTampered) tampered_[url_path] = now_s;
   for (auto it = recent_.rbegin(); it != recent_.rend(); ++it) {
     if (it->time_s != 0 && it->time_s < now_s - correlation_window_s_) break;
     if (it->path != url_path) continue;
+    if (kind == Tamper::kRestored && !it->writes) continue;  // a reader of the site's file
     decide(it->ip, kNoRule, "guard-correlation", 7, *it,
            fmt::format("requested {} just before the guard restored or quarantined it",
                        quote(url_path)),

@@ -42,12 +42,14 @@ struct Decision {
   std::string request;     // the request line as logged, at most kMaxRequestBytes
   std::string user_agent;  // at most kMaxRequestBytes
   int status = 0;
-  std::string reason;  // one line for people
+  std::string reason;      // one line for people
+  bool truncated = false;  // judged from the first max_line bytes of a longer line
 };
 
 struct DetectorStats {
   uint64_t lines = 0;
   uint64_t parsed = 0;
+  uint64_t truncated = 0;                   // over-long lines judged by their first max_line bytes
   std::map<std::string, uint64_t> skipped;  // by logparse::parse_status_name()
   std::vector<uint64_t> by_rule;            // matches per rule index (log and ban rules)
   uint64_t allowlisted = 0;                 // matches from allowlisted addresses
@@ -67,9 +69,12 @@ class Detector {
                                  std::vector<logparse::Cidr> allowlist);
 
   // Feeds one line (without its '\n'). Calls `on_decision` for a ban rule that fired for
-  // an address not decided before.
+  // an address not decided before. A line longer than the format's max_line, or one the
+  // reader cut there (`cut`: the tailer keeps only the first max_line bytes of a longer
+  // line), is judged by its first max_line bytes (LogFormat::parse_cut), never skipped:
+  // padding a header must not hide the request. Counted in stats().truncated.
   void feed(std::string_view line, uint64_t line_no,
-            const std::function<void(const Decision&)>& on_decision);
+            const std::function<void(const Decision&)>& on_decision, bool cut = false);
 
   // The address may be decided again (its ban expired or was lifted).
   void forget(const logparse::IpAddress& ip);
@@ -77,15 +82,25 @@ class Detector {
   bool decided(const logparse::IpAddress& ip) const;
   bool allowlisted(const logparse::IpAddress& ip) const;
 
-  // Correlation with the guard. The guard restored or quarantined the file served at
-  // `url_path` ("/uploads/x.php") at `now_s`: the last request for it within the window
-  // before (scripts only are remembered: a web shell is called by its name) is decided
-  // now, and a request for it within the window after is decided when its line comes.
-  void note_tampered(std::string url_path, int64_t now_s,
+  // Correlation with the guard: the file served at `url_path` ("/uploads/x.php") was
+  // changed at `now_s`. Only a request that can have caused the change, or that uses
+  // what was planted, is decided; visitors of the site's own files never are:
+  //   kRestored (a baselined file put back): the last request for it within the window
+  //     before that can write (any method but GET/HEAD/OPTIONS: a POST to a script, a
+  //     PUT); no request after (everyone fetches jquery.js or index.php: a GET of a file
+  //     the guard put back is a visitor, not its writer).
+  //   kPlanted (a new file quarantined or reported): the last request for it within the
+  //     window before, and every request for it within the window after, when it is a
+  //     script (a web shell is called by its name) or the request can write. A GET of a
+  //     planted static file (a .js, a favicon.ico) is its victim, not the attacker.
+  // Remembered requests: scripts and writing methods only (kRecentRequests).
+  enum class Tamper : uint8_t { kRestored, kPlanted };
+  void note_tampered(std::string url_path, int64_t now_s, Tamper kind,
                      const std::function<void(const Decision&)>& on_decision);
   void set_correlation_window(int64_t seconds) { correlation_window_s_ = seconds; }
 
   const DetectorStats& stats() const { return stats_; }
+  size_t max_line() const { return format_.options().max_line; }
   const rules::RuleSet& rules() const { return matcher_->rules(); }
 
  private:
@@ -102,6 +117,8 @@ class Detector {
     std::string request;
     std::string user_agent;
     int status = 0;
+    bool truncated = false;
+    bool writes = false;  // a method that can change the server's files
   };
   void decide(const logparse::IpAddress& ip, uint32_t rule, std::string_view rule_id, int severity,
               const Seen& seen, std::string reason,
@@ -114,8 +131,8 @@ class Detector {
   rules::Thresholds thresholds_;
   std::vector<logparse::Cidr> allowlist_;
   std::unordered_set<logparse::IpAddress, IpHash> decided_;
-  std::deque<Seen> recent_;                  // script requests, oldest first
-  std::map<std::string, int64_t> tampered_;  // url path -> when the guard acted
+  std::deque<Seen> recent_;                  // script and writing requests, oldest first
+  std::map<std::string, int64_t> tampered_;  // planted url path -> when the guard acted
   int64_t correlation_window_s_ = 60;
   DetectorStats stats_;
   // Reused per line, so steady state allocates nothing.

@@ -100,6 +100,48 @@ TEST_F(DetectorTest, GarbageIsCountedAndSkipped) {
   EXPECT_EQ(d.stats().lines, 3u);
 }
 
+// nginx logs a non-ASCII user agent byte as \xHH: 4,200 bytes become 16,800 characters.
+std::string padded_ua() {
+  std::string ua;
+  for (int i = 0; i < 4200; ++i) ua += fmt::format("\\x{:02X}", 0x80 + i % 0x80);
+  return ua;
+}
+
+TEST_F(DetectorTest, ALineTooLongToKeepIsJudgedByItsStart) {
+  auto d = make();
+  const std::string text =
+      line("203.0.113.77", "GET /index.php?id=1%20UNION%20SELECT%20null,@@version-- HTTP/1.1", 200,
+           padded_ua());
+  ASSERT_GT(text.size(), 16u << 10);  // 16,9xx bytes, like the nginx line of the report
+  feed(d, text);
+  ASSERT_EQ(decisions_.size(), 1u);
+  EXPECT_EQ(decisions_[0].ip.to_string(), "203.0.113.77");
+  EXPECT_EQ(decisions_[0].rule_id, "sqli-union-select");
+  EXPECT_TRUE(decisions_[0].truncated);
+  EXPECT_EQ(d.stats().truncated, 1u);
+  EXPECT_EQ(d.stats().parsed, 1u);
+  EXPECT_TRUE(d.stats().skipped.empty());
+}
+
+TEST_F(DetectorTest, ALineTheTailerCutIsJudgedByWhatItKept) {
+  // The tailer hands over the first 16 KiB, marked: the cut falls inside the user agent.
+  auto d = make();
+  const std::string text =
+      line("2001:db8::66", "GET /?p=1%20UNION%20SELECT%20null,user()-- HTTP/1.1", 200, padded_ua())
+          .substr(0, 16 << 10);
+  d.feed(
+      text, 1, [&](const Decision& x) { decisions_.push_back(x); }, /*cut=*/true);
+  ASSERT_EQ(decisions_.size(), 1u);
+  EXPECT_EQ(decisions_[0].ip.to_string(), "2001:db8::66");
+  EXPECT_TRUE(decisions_[0].truncated);
+  // Benign traffic cut the same way stays benign.
+  const std::string benign = line("198.51.100.7", "GET / HTTP/1.1", 200, padded_ua());
+  d.feed(
+      benign.substr(0, 16 << 10), 2, [&](const Decision& x) { decisions_.push_back(x); }, true);
+  EXPECT_EQ(decisions_.size(), 1u);
+  EXPECT_EQ(d.stats().parsed, 2u);
+}
+
 TEST_F(DetectorTest, TheRequestForATamperedScriptIsTheAttackers) {
   auto d = make();
   // Before: the shell was called just before the guard quarantined it.
@@ -108,7 +150,7 @@ TEST_F(DetectorTest, TheRequestForATamperedScriptIsTheAttackers) {
   feed(d, line("198.51.100.7", "GET /index.php HTTP/1.1", 200, "Mozilla/5.0", 6));
   ASSERT_TRUE(decisions_.empty());
   d.note_tampered("/blog/tools.php", 1795773606 /* 10:00:06 on 2026-11-27 */,
-                  [&](const Decision& x) { decisions_.push_back(x); });
+                  Detector::Tamper::kPlanted, [&](const Decision& x) { decisions_.push_back(x); });
   ASSERT_EQ(decisions_.size(), 1u);
   EXPECT_EQ(decisions_[0].ip.to_string(), "198.51.100.66");
   EXPECT_EQ(decisions_[0].rule_id, "guard-correlation");
@@ -116,6 +158,62 @@ TEST_F(DetectorTest, TheRequestForATamperedScriptIsTheAttackers) {
   feed(d, line("198.51.100.67", "GET /blog/tools.php HTTP/1.1", 404, "Mozilla/5.0", 8));
   ASSERT_EQ(decisions_.size(), 2u);
   EXPECT_EQ(decisions_[1].ip.to_string(), "198.51.100.67");
+}
+
+constexpr int64_t kTen = 1795773600;  // 10:00:00 on 2026-11-27, the lines' minute
+
+TEST_F(DetectorTest, AVisitorOfARestoredStaticFileIsNeverBanned) {
+  // www-data appended to jquery.js once; the guard put it back. A visitor fetching it
+  // every 2 s before and after is a reader, not the writer (issue 10, item 10).
+  auto d = make();
+  const auto note = [&](int64_t at) {
+    d.note_tampered("/wp-includes/js/jquery/jquery.js", at, Detector::Tamper::kRestored,
+                    [&](const Decision& x) { decisions_.push_back(x); });
+  };
+  for (int s = 0; s < 60; s += 2) {
+    feed(d, line("198.51.100.20", "GET /wp-includes/js/jquery/jquery.js?ver=3.7 HTTP/1.1", 200,
+                 "Mozilla/5.0", s));
+    if (s == 30) note(kTen + 31);
+  }
+  // A visitor of a restored script (index.php) is not its writer either.
+  feed(d, line("198.51.100.21", "GET /index.php HTTP/1.1", 200, "Mozilla/5.0", 40));
+  d.note_tampered("/index.php", kTen + 41, Detector::Tamper::kRestored,
+                  [&](const Decision& x) { decisions_.push_back(x); });
+  feed(d, line("198.51.100.21", "GET /index.php HTTP/1.1", 200, "Mozilla/5.0", 42));
+  EXPECT_TRUE(decisions_.empty()) << decisions_[0].ip.to_string() << " " << decisions_[0].request;
+}
+
+TEST_F(DetectorTest, APostToTheScriptJustBeforeItsRestoreIsTheWriters) {
+  auto d = make();
+  feed(d, line("198.51.100.30", "GET /wp-content/themes/t/functions.php HTTP/1.1", 200,
+               "Mozilla/5.0", 10));
+  feed(d, line("203.0.113.31", "POST /wp-content/themes/t/functions.php HTTP/1.1", 200,
+               "Mozilla/5.0", 11));
+  feed(d, line("198.51.100.30", "GET /wp-content/themes/t/functions.php HTTP/1.1", 200,
+               "Mozilla/5.0", 12));
+  d.note_tampered("/wp-content/themes/t/functions.php", kTen + 12, Detector::Tamper::kRestored,
+                  [&](const Decision& x) { decisions_.push_back(x); });
+  ASSERT_EQ(decisions_.size(), 1u);
+  EXPECT_EQ(decisions_[0].ip.to_string(), "203.0.113.31");
+  EXPECT_EQ(decisions_[0].rule_id, "guard-correlation");
+}
+
+TEST_F(DetectorTest, APlantedShellIsCorrelatedAfterAPlantedStaticFileIsNot) {
+  auto d = make();
+  const auto planted = [&](const char* path, int64_t at) {
+    d.note_tampered(path, at, Detector::Tamper::kPlanted,
+                    [&](const Decision& x) { decisions_.push_back(x); });
+  };
+  planted("/wp-content/uploads/2025/01/x.PHP", kTen + 5);
+  planted("/favicon.ico", kTen + 5);
+  // Every visitor's browser asks for /favicon.ico: the victim of a planted file, not
+  // its author.
+  feed(d, line("198.51.100.40", "GET /favicon.ico HTTP/1.1", 404, "Mozilla/5.0", 6));
+  EXPECT_TRUE(decisions_.empty());
+  feed(d, line("203.0.113.41", "GET /wp-content/uploads/2025/01/x.PHP?c=id HTTP/1.1", 404,
+               "curl/8.0", 7));
+  ASSERT_EQ(decisions_.size(), 1u);
+  EXPECT_EQ(decisions_[0].ip.to_string(), "203.0.113.41");
 }
 
 }  // namespace

@@ -70,15 +70,16 @@ struct Logwatch::Impl {
   struct Tampered {
     std::string root, rel;
     int64_t time_s;
+    bool planted;
   };
   mutable std::mutex mu;
   std::vector<Tampered> pending;  // guarded by mu
   bool stopping = false;          // guarded by mu
-  std::atomic<uint64_t> lines{0}, bans{0}, ban_failures{0}, unbans{0};
+  std::atomic<uint64_t> lines{0}, truncated{0}, bans{0}, ban_failures{0}, unbans{0};
   std::thread thread;
 
   void run();
-  void handle_line(size_t log, std::string_view line);
+  void handle_line(size_t log, std::string_view line, bool cut);
   void decided(size_t log, const Decision& d, const std::string& file);
   void each_second();
 };
@@ -130,11 +131,12 @@ Logwatch::Logwatch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Logwatch::~Logwatch() { stop(); }
 
-void Logwatch::note_tampered(const std::string& root, const std::string& rel, int64_t time_ns) {
+void Logwatch::note_tampered(const std::string& root, const std::string& rel, int64_t time_ns,
+                             bool planted) {
   {
     std::lock_guard lock(impl_->mu);
     if (impl_->pending.size() >= 10000) return;  // a storm: the first ones name the attacker
-    impl_->pending.push_back({root, rel, time_ns / 1'000'000'000});
+    impl_->pending.push_back({root, rel, time_ns / 1'000'000'000, planted});
   }
   const uint64_t one = 1;
   (void)::write(impl_->wake.get(), &one, sizeof one);
@@ -155,6 +157,7 @@ nlohmann::json Logwatch::status() const {
   for (const auto& l : impl_->config.logs) logs.push_back(l.path);
   return {{"logs", logs},
           {"lines", impl_->lines.load()},
+          {"lines_truncated", impl_->truncated.load()},
           {"bans", impl_->bans.load()},
           {"ban_failures", impl_->ban_failures.load()},
           {"unbans", impl_->unbans.load()}};
@@ -184,15 +187,17 @@ void Logwatch::Impl::run() {
       for (size_t i = 0; i < config.logs.size(); ++i) {
         if (config.logs[i].root != t.root) continue;
         const std::string file = t.root + "/" + t.rel;
-        detectors[i]->note_tampered("/" + t.rel, t.time_s,
-                                    [&](const Decision& d) { decided(i, d, file); });
+        detectors[i]->note_tampered(
+            "/" + t.rel, t.time_s,
+            t.planted ? Detector::Tamper::kPlanted : Detector::Tamper::kRestored,
+            [&](const Decision& d) { decided(i, d, file); });
       }
     }
     // Everything new, in bounded steps, so notes from the guard are not kept waiting.
     for (int step = 0; step < 64; ++step) {
-      auto more = tailer->read(
-          [&](size_t i, std::string_view line, const LinePos&) { handle_line(i, line); },
-          kLinesPerRead);
+      auto more = tailer->read([&](size_t i, std::string_view line,
+                                   const LinePos& pos) { handle_line(i, line, pos.truncated); },
+                               kLinesPerRead);
       if (!more) {
         log("logwatch: " + more.error().message());
         break;
@@ -207,9 +212,13 @@ void Logwatch::Impl::run() {
   }
 }
 
-void Logwatch::Impl::handle_line(size_t i, std::string_view line) {
+void Logwatch::Impl::handle_line(size_t i, std::string_view line, bool cut) {
   lines.fetch_add(1, std::memory_order_relaxed);
-  detectors[i]->feed(line, 0, [&](const Decision& d) { decided(i, d, ""); });
+  // An over-long line arrives as its first 16 KiB (tailer.h) and is judged by them.
+  if (cut || line.size() > detectors[i]->max_line())
+    truncated.fetch_add(1, std::memory_order_relaxed);
+  detectors[i]->feed(
+      line, 0, [&](const Decision& d) { decided(i, d, ""); }, cut);
 }
 
 void Logwatch::Impl::decided(size_t i, const Decision& d, const std::string& file) {
@@ -225,6 +234,7 @@ void Logwatch::Impl::decided(size_t i, const Decision& d, const std::string& fil
       .set("http.response.status_code", d.status);
   if (!d.user_agent.empty()) e.set("user_agent.original", d.user_agent);
   if (d.time_s) e.set("mamori.ban.request_time_s", d.time_s);
+  if (d.truncated) e.set("mamori.line.truncated", true);
   if (correlated && !file.empty()) e.set("file.path", file);
   ban::BanRequest request;
   request.rule = d.rule_id;
@@ -248,6 +258,32 @@ void Logwatch::Impl::decided(size_t i, const Decision& d, const std::string& fil
   }
   std::vector<event::Event> events;
   events.push_back(std::move(e));
+  if (result && result->prefix_ban) {
+    // Prefix escalation (ban_list.h): one more ban, for the whole network.
+    const auto& p = *result->prefix_ban;
+    const std::string net = p.entry.key();
+    event::Event pe("ip-banned", event::Severity::kCritical, env.clock().now_ns());
+    pe.set("event.category", nlohmann::json::array({"network", "intrusion_detection"}))
+        .set("event.type", nlohmann::json::array({"denied"}))
+        .set("source.ip", p.entry.ip.to_string())
+        .set("mamori.ban.prefix", net)
+        .set("mamori.ban.prefix_offenders", p.offenders)
+        .set("rule.name", p.entry.rule)
+        .set("event.reason", p.entry.reason)
+        .set("mamori.ban.ttl_s", static_cast<int64_t>(p.ttl.count()))
+        .set("mamori.ban.offences", p.entry.offences)
+        .set("mamori.ban.backend", std::string(backend->name()));
+    if (p.error) {
+      ban_failures.fetch_add(1, std::memory_order_relaxed);
+      pe.outcome("failure").set("error.message", p.error->message());
+      pe.message(fmt::format("could not ban {}: {}", net, p.error->message()));
+    } else {
+      bans.fetch_add(1, std::memory_order_relaxed);
+      pe.outcome("success");
+      pe.message(fmt::format("banned {} for {} s: {}", net, p.ttl.count(), p.entry.reason));
+    }
+    events.push_back(std::move(pe));
+  }
   publish(std::move(events));
 }
 

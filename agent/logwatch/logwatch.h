@@ -41,8 +41,11 @@ class Logwatch {
                                                  Publish publish, Log log);
   ~Logwatch();  // stop()s
 
-  // The guard restored or quarantined ROOT/REL at `time_ns`.
-  void note_tampered(const std::string& root, const std::string& rel, int64_t time_ns);
+  // The guard restored (`planted` false: a baselined file) or quarantined or reported
+  // (`planted` true: a new file) ROOT/REL at `time_ns`. See Detector::note_tampered for
+  // which requests are correlated.
+  void note_tampered(const std::string& root, const std::string& rel, int64_t time_ns,
+                     bool planted);
   void stop();
   nlohmann::json status() const;
 

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <set>
+#include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -447,14 +448,19 @@ bool Tailer::read_stream(size_t f, Stream& s, const LineFn& on_line, size_t& bud
       }
       p = nl + 1;
       s.skipping = false;
-      skip_to(s, off(p), {begin, p});
+      // The line's first max bytes, kept in `partial`, now that its end is known.
+      deliver(f, s, s.partial, s.long_start, off(p), {begin, p}, false, true, on_line);
+      --budget;
+      s.partial.clear();
     }
     if (!s.partial.empty()) {
       const auto* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
       if (!nl) {
         if (s.partial.size() + static_cast<size_t>(end - p) > max) {
+          // Bounded memory: the first max bytes are kept, the rest is skipped.
           ++stats_.too_long;
-          s.partial = {};  // bounded memory: the line is dropped, not kept
+          s.long_start = base - s.partial.size();
+          s.partial.append(p, max - s.partial.size());
           s.skipping = true;
         } else {
           s.partial.append(p, end);
@@ -466,12 +472,16 @@ bool Tailer::read_stream(size_t f, Stream& s, const LineFn& on_line, size_t& bud
       const char* next = nl + 1;
       if (s.partial.size() + static_cast<size_t>(nl - p) > max) {
         ++stats_.too_long;
-        skip_to(s, off(next), {begin, next});
-        s.partial = {};
+        const uint64_t start = base - s.partial.size();
+        s.partial.append(p, max - s.partial.size());
+        deliver(f, s, s.partial, start, off(next), {begin, next}, false, true, on_line);
+        --budget;
+        s.partial.clear();
       } else {
         s.partial.append(p, next);
         const std::string_view line(s.partial.data(), s.partial.size() - 1);
-        deliver(f, s, line, off(next) - s.partial.size(), off(next), s.partial, false, on_line);
+        deliver(f, s, line, off(next) - s.partial.size(), off(next), s.partial, false, false,
+                on_line);
         --budget;
         s.partial.clear();
       }
@@ -489,17 +499,17 @@ bool Tailer::read_stream(size_t f, Stream& s, const LineFn& on_line, size_t& bud
       const std::string_view tail(
           std::max(begin, next - FileCursor::kTailBytes),
           static_cast<size_t>(next - std::max(begin, next - FileCursor::kTailBytes)));
-      if (static_cast<size_t>(nl - p) > max) {
-        ++stats_.too_long;
-        skip_to(s, off(next), tail);
-      } else {
-        deliver(f, s, {p, static_cast<size_t>(nl - p)}, off(p), off(next), tail, false, on_line);
-        --budget;
-      }
+      const bool cut = static_cast<size_t>(nl - p) > max;
+      if (cut) ++stats_.too_long;
+      deliver(f, s, {p, cut ? max : static_cast<size_t>(nl - p)}, off(p), off(next), tail, false,
+              cut, on_line);
+      --budget;
       p = next;
     }
     if (static_cast<size_t>(end - p) > max) {
       ++stats_.too_long;
+      s.long_start = off(p);
+      s.partial.assign(p, max);
       s.skipping = true;
     } else {
       s.partial.assign(p, end);
@@ -510,8 +520,9 @@ bool Tailer::read_stream(size_t f, Stream& s, const LineFn& on_line, size_t& bud
 }
 
 void Tailer::deliver(size_t f, Stream& s, std::string_view line, uint64_t start, uint64_t end,
-                     std::string_view tail, bool unterminated, const LineFn& on_line) {
-  const LinePos pos{start, cursor_after(s.st, end, tail), unterminated};
+                     std::string_view tail, bool unterminated, bool truncated,
+                     const LineFn& on_line) {
+  const LinePos pos{start, cursor_after(s.st, end, tail), unterminated, truncated};
   s.at = pos.next;
   s.progressed = true;
   ++stats_.lines;
@@ -520,17 +531,15 @@ void Tailer::deliver(size_t f, Stream& s, std::string_view line, uint64_t start,
   on_line(f, line, pos);
 }
 
-void Tailer::skip_to(Stream& s, uint64_t end, std::string_view tail) {
-  s.at = cursor_after(s.st, end, tail);
-  s.progressed = true;
-}
-
 void Tailer::flush_partial(size_t f, Stream& s, const LineFn& on_line) {
   // Its '\n' will never come: the parser gets it marked, and counts it.
   if (s.partial.empty()) return;
   const std::string partial = std::move(s.partial);
   s.partial.clear();
-  deliver(f, s, partial, s.read_off - partial.size(), s.read_off, partial, true, on_line);
+  // Inside an over-long line: its kept start, from where that line began.
+  const bool cut = std::exchange(s.skipping, false);
+  deliver(f, s, partial, cut ? s.long_start : s.read_off - partial.size(), s.read_off,
+          cut ? std::string_view() : std::string_view(partial), true, cut, on_line);
 }
 
 void Tailer::commit(size_t f, const LinePos& pos) { files_[f].committed = pos.next; }

@@ -41,8 +41,11 @@
 //   only be opened later): at its END (unless `from_start`), because a first start must
 //   not ban anyone on a year of history. A file created while the tailer runs: from 0.
 //
-// Limits (counted in stats()): lines longer than max_line_bytes are skipped in bounded
-// memory (never buffered whole); at most max_files paths; at most kMaxStreamsPerPath
+// Limits (counted in stats()): a line longer than max_line_bytes is never skipped: its
+// first max_line_bytes are delivered, marked `truncated`, once its '\n' arrives, and the
+// rest is read past in bounded memory (never buffered whole): in an access log the
+// client address and the request come first, and padding a header must not hide them;
+// at most max_files paths; at most kMaxStreamsPerPath
 // open files per path (rotated faster than read: the oldest is given up, counted).
 // Bytes are bytes: binary garbage and invalid UTF-8 are passed on as they are.
 //
@@ -92,12 +95,13 @@ struct LinePos {
   uint64_t offset = 0;        // of the line's first byte, in the file next.dev/next.ino
   FileCursor next;            // just past the line (and its '\n'): where reading resumes
   bool unterminated = false;  // a last line without '\n', cut short by rotation or truncation
+  bool truncated = false;     // only the first max_line_bytes of a longer line
 };
 
 struct TailerStats {
   uint64_t lines = 0;            // delivered, unterminated ones included
   uint64_t bytes = 0;            // of delivered lines, with their '\n'
-  uint64_t too_long = 0;         // lines skipped for exceeding max_line_bytes
+  uint64_t too_long = 0;         // lines longer than max_line_bytes (delivered truncated)
   uint64_t truncated_tails = 0;  // unterminated lines delivered
   uint64_t rotations = 0;        // a path came to name another file, or none
   uint64_t truncations = 0;      // files found truncated, read again from 0
@@ -153,8 +157,9 @@ class Tailer {
     struct stat st {};
     FileCursor at;            // past the last line delivered or skipped
     uint64_t read_off = 0;    // past the bytes consumed: `at`, then `partial` or a skipped part
-    std::string partial;      // a line whose '\n' is not there yet
+    std::string partial;      // a line whose '\n' is not there yet (while skipping: its start)
     bool skipping = false;    // inside a line longer than max_line_bytes
+    uint64_t long_start = 0;  // where that line began
     bool progressed = false;  // `at` moved since the stream was opened
     int64_t last_growth_ns = 0;
   };
@@ -196,8 +201,7 @@ class Tailer {
   bool read_stream(size_t file, Stream& s, const LineFn& on_line, size_t& budget);
   bool may_close(const File& f, size_t stream) const;
   void deliver(size_t file, Stream& s, std::string_view line, uint64_t start, uint64_t end,
-               std::string_view tail, bool unterminated, const LineFn& on_line);
-  void skip_to(Stream& s, uint64_t end, std::string_view tail);
+               std::string_view tail, bool unterminated, bool truncated, const LineFn& on_line);
   void flush_partial(size_t file, Stream& s, const LineFn& on_line);
   void set_error(size_t file, std::optional<Error> error);
   std::optional<FileCursor> position(const File& f) const;

@@ -355,19 +355,30 @@ TEST_F(TailerTest, ACorruptPositionsFileIsReportedAndTreatedAsNone) {
   EXPECT_EQ(next_lines(*t, 1), Lines{"new"});
 }
 
-TEST_F(TailerTest, SkipsAMegabyteLineInBoundedMemory) {
+TEST_F(TailerTest, AMegabyteLineIsDeliveredByItsStartInBoundedMemory) {
+  // An attacker pads a header so that the line is too long to keep: its first
+  // max_line_bytes (client address and request) still reach the detector, marked.
   auto t = make({log_});
   Writer w(log_);
   w.write("a\n");
   EXPECT_EQ(next_lines(*t, 1), Lines{"a"});
+  const std::string head = "10.0.0.9 - - [x] \"GET /?id=1 UNION SELECT 1 HTTP/1.1\" ";
   const std::string mb(1 << 20, 'x');
   const size_t before = mallinfo2().uordblks;
-  w.write(mb);  // no newline yet: a writer mid-line, or an attacker
+  w.write(head + mb);  // no newline yet: a writer mid-line, or an attacker
   EXPECT_EQ(next_lines(*t), Lines{});
   EXPECT_LT(mallinfo2().uordblks, before + (64 << 10));
   w.write(mb);
   w.write("\nb\n");
-  EXPECT_EQ(next_lines(*t, 1), Lines{"b"});
+  const auto got = next_lines(*t, 2);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0], (head + mb).substr(0, 16 << 10));
+  EXPECT_EQ(got[1], "b");
+  ASSERT_EQ(lines_.size(), 3u);
+  EXPECT_TRUE(lines_[1].pos.truncated);
+  EXPECT_FALSE(lines_[2].pos.truncated);
+  EXPECT_EQ(lines_[1].pos.offset, 2u);
+  EXPECT_EQ(lines_[1].pos.next.offset, lines_[2].pos.offset);  // resumes after the whole line
   EXPECT_EQ(t->stats().too_long, 1u);
   EXPECT_LT(mallinfo2().uordblks, before + (64 << 10));
 }
@@ -378,10 +389,28 @@ TEST_F(TailerTest, LineLengthLimitIsInclusive) {
   auto t = make(std::move(o));
   Writer w(log_);
   w.write("12345678\n123456789\nok\n1234");
-  EXPECT_EQ(next_lines(*t, 2), (Lines{"12345678", "ok"}));
+  EXPECT_EQ(next_lines(*t, 3), (Lines{"12345678", "12345678", "ok"}));
+  EXPECT_FALSE(lines_[0].pos.truncated);
+  EXPECT_TRUE(lines_[1].pos.truncated);
   w.write("56789\nend\n");  // a held part that grows too long
-  EXPECT_EQ(next_lines(*t, 1), Lines{"end"});
+  EXPECT_EQ(next_lines(*t, 2), (Lines{"12345678", "end"}));
+  EXPECT_TRUE(lines_[3].pos.truncated);
+  EXPECT_EQ(lines_[3].pos.offset, 22u);
   EXPECT_EQ(t->stats().too_long, 2u);
+}
+
+TEST_F(TailerTest, AnOverLongLineCutByRotationIsDeliveredByItsStart) {
+  auto o = options({log_});
+  o.max_line_bytes = 8;
+  auto t = make(std::move(o));
+  Writer w(log_);
+  w.write("0123456789abcdef");  // no '\n' ever: truncated in place
+  EXPECT_EQ(next_lines(*t), Lines{});
+  ASSERT_EQ(::truncate(log_.c_str(), 0), 0);
+  w.write("new\n");
+  EXPECT_EQ(next_lines(*t, 2), (Lines{"01234567", "new"}));
+  EXPECT_TRUE(lines_[0].pos.truncated);
+  EXPECT_TRUE(lines_[0].pos.unterminated);
 }
 
 TEST_F(TailerTest, PassesBinaryGarbageAndInvalidUtf8OnAsBytes) {

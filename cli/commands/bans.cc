@@ -41,7 +41,8 @@ std::string human_duration(int64_t s) {
 
 nlohmann::json entry_json(const BanEntry& e, int64_t now) {
   const bool permanent = e.expires_at == 0;
-  return {{"ip", e.ip.to_string()},
+  return {{"ip", e.key()},  // a prefix ban (docs/bans.md) as NETWORK/LEN
+          {"prefix", e.is_prefix() ? nlohmann::json(e.prefix) : nlohmann::json()},
           {"family", e.ip.v4 ? "ipv4" : "ipv6"},
           {"permanent", permanent},
           {"expires_at", permanent ? nlohmann::json() : nlohmann::json(e.expires_at)},
@@ -114,7 +115,7 @@ int list_bans(App& app) {
   }
   std::printf("%-39s  %-10s  %8s  %-20s  %s\n", "IP", "EXPIRES IN", "OFFENCES", "RULE", "REASON");
   for (const auto& e : *entries)
-    std::printf("%-39s  %-10s  %8u  %-20s  %s\n", e.ip.to_string().c_str(),
+    std::printf("%-39s  %-10s  %8u  %-20s  %s\n", e.key().c_str(),
                 e.expires_at ? human_duration(e.expires_at - now).c_str() : "permanent", e.offences,
                 escape(e.rule).c_str(), escape(e.reason).c_str());
   if (!app.options().quiet) std::printf("%zu bans\n", entries->size());
@@ -189,6 +190,25 @@ int del_ban(App& app, const ban::IpAddress& ip) {
   return kExitOk;
 }
 
+// `bans del NETWORK/LEN`: lifts a prefix ban (prefix escalation).
+int del_prefix_ban(App& app, const std::string& text) {
+  auto net = ban::Cidr::parse(text);
+  if (!net) return app.report(Error{"bans", text, 0, "is not a network (NETWORK/LEN)"}, kExitUsage);
+  auto list = open_list(app);
+  if (!list) return app.report(list.error(), App::code_for(list.error()));
+  auto backend = ban::open_backend(list->options(), app.env().clock());
+  if (!backend) return app.report(backend.error(), kExitIncomplete);
+  auto had = list->unban(*net);
+  if (!had) return app.report(had.error(), kExitIncomplete);
+  if (auto st = (*backend)->unban_prefix(*net, {}); !st)
+    return app.report(st.error(), kExitIncomplete);
+  if (app.options().json)
+    print_json({{"ip", net->to_string()}, {"removed", *had}, {"backend", (*backend)->name()}});
+  else if (!app.options().quiet)
+    std::printf("%s %s\n", net->to_string().c_str(), *had ? "unbanned" : "was not banned");
+  return kExitOk;
+}
+
 // Applies the whole list again: after `nft flush ruleset`, a firewall reload, a reboot
 // without the agent.
 int sync_bans(App& app) {
@@ -219,6 +239,8 @@ int run_bans(App& app, const std::string& action, const std::vector<std::string>
   if (action != "add" && action != "del")
     return app.report(Error{"bans", action, 0, "ACTION must be list, add, del or sync"},
                       kExitUsage);
+  if (action == "del" && args.size() == 1 && args[0].find('/') != std::string::npos)
+    return del_prefix_ban(app, args[0]);
   int code = kExitUsage;
   const auto ip = parse_ip(app, args, code);
   if (!ip) return code;

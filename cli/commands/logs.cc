@@ -139,6 +139,7 @@ int run_logs_test(const GlobalOptions& g, const LogsOptions& o, const std::strin
     print_json({{"file", path},
                 {"lines", s.lines},
                 {"parsed", s.parsed},
+                {"truncated", s.truncated},
                 {"skipped", s.skipped},
                 {"seconds", seconds},
                 {"lines_per_second", rate},
@@ -157,6 +158,9 @@ int run_logs_test(const GlobalOptions& g, const LogsOptions& o, const std::strin
     if (!g.quiet) {
       std::string skipped;
       for (const auto& [why, n] : s.skipped) skipped += fmt::format(", {} {}", n, why);
+      if (s.truncated)
+        skipped += fmt::format(", {} too long (judged by their first {} bytes)", s.truncated,
+                               detector->max_line());
       std::printf(
           "%s lines (%s parsed%s) in %.2f s, %.0f lines/s; %zu address(es) would be "
           "banned\n",

@@ -418,11 +418,32 @@ class Loader {
 
   bool load_ban(const toml::table& t, BanConfig& b) {
     if (!check_keys(
-            t, {"backend", "nft_table", "hook", "hook_timeout", "ttl", "ttl_factor", "max_ttl"},
+            t,
+            {"backend", "nft_table", "hook", "hook_timeout", "ttl", "ttl_factor", "max_ttl",
+             "prefix_offenders", "prefix_v6", "prefix_v4", "prefix_window", "max_prefix_bans"},
             "ban."))
       return false;
     int64_t hook_timeout = b.hook_timeout_s, ttl = b.ttl_s, factor = b.ttl_factor,
-            max_ttl = b.max_ttl_s;
+            max_ttl = b.max_ttl_s, offenders = b.prefix_offenders, v6 = b.prefix_v6,
+            v4 = b.prefix_v4, window = b.prefix_window_s, max_prefix = b.max_prefix_bans;
+    // Prefixes no wider than /32 (IPv6) and /16 (IPv4), no narrower than one address's
+    // network: a typo must not ban a continent. At least 2 offenders: one is an address.
+    if (!get_int(t, "prefix_offenders", "ban.prefix_offenders", offenders, 0, 1000000) ||
+        !get_int(t, "prefix_v6", "ban.prefix_v6", v6, 32, 127) ||
+        !get_int(t, "prefix_v4", "ban.prefix_v4", v4, 16, 31) ||
+        !get_int(t, "prefix_window", "ban.prefix_window", window, 1, 86400) ||
+        !get_int(t, "max_prefix_bans", "ban.max_prefix_bans", max_prefix, 1, 100000))
+      return false;
+    if (offenders == 1) {
+      set(t.get("prefix_offenders")->source(), "config.value", "ban.prefix_offenders",
+          "must be 0 (off) or at least 2: one offender is an address, not a network");
+      return false;
+    }
+    b.prefix_offenders = static_cast<uint32_t>(offenders);
+    b.prefix_v6 = static_cast<uint32_t>(v6);
+    b.prefix_v4 = static_cast<uint32_t>(v4);
+    b.prefix_window_s = static_cast<uint32_t>(window);
+    b.max_prefix_bans = static_cast<uint32_t>(max_prefix);
     if (!get_string(t, "backend", "ban.backend", b.backend) ||
         !get_string(t, "nft_table", "ban.nft_table", b.nft_table) ||
         !get_strings(t, "hook", "ban.hook", b.hook) ||
@@ -765,10 +786,12 @@ bool SinkFilter::passes(int severity, std::string_view action, std::string_view 
 }
 
 std::vector<std::string> RootConfig::default_deny_new() {
-  // What a web server would execute, or what reconfigures how it does.
-  return {"*.php",     "*.php[0-9]", "*.phtml",   "*.phar",   "*.pht", "*.php.*",
-          "*.phtml.*", "*.cgi",      "*.pl",      "*.py",     "*.sh",  "*.asp",
-          "*.aspx",    "*.jsp",      ".htaccess", ".user.ini"};
+  // What a web server would execute (or include: .inc; or parse: server-side includes),
+  // or what reconfigures how it does. Matched case-insensitively: "b.PHP" too.
+  return {"*.php",   "*.php[0-9]", "*.phtml",   "*.phtm",   "*.phar", "*.pht",  "*.phps",
+          "*.php.*", "*.phtml.*",  "*.inc",     "*.shtml",  "*.shtm", "*.stm",  "*.cgi",
+          "*.pl",    "*.py",       "*.sh",      "*.asp",    "*.aspx", "*.ashx", "*.asmx",
+          "*.jsp",   "*.jspx",     ".htaccess", ".user.ini"};
 }
 
 std::string ConfigError::text() const {

@@ -141,6 +141,13 @@ struct BanConfig {
   uint32_t ttl_s = 600;     // first ban
   uint32_t ttl_factor = 4;  // each repeat offence multiplies it
   uint32_t max_ttl_s = 7 * 86400;
+  // Prefix escalation (opt-in, docs/bans.md): this many distinct addresses banned within
+  // prefix_window_s in one IPv6 /prefix_v6 (IPv4 /prefix_v4) ban the whole prefix.
+  uint32_t prefix_offenders = 0;  // 0 = off
+  uint32_t prefix_v6 = 64;
+  uint32_t prefix_v4 = 24;
+  uint32_t prefix_window_s = 600;
+  uint32_t max_prefix_bans = 1000;
 };
 
 struct Config {

@@ -1,6 +1,8 @@
 #include "core/fs/glob.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "core/fs/beneath.h"
@@ -117,6 +119,24 @@ bool has_unterminated_class(std::string_view p) {
   return false;
 }
 
+void fold_ascii(std::string& s) {
+  for (char& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+}
+
+// The first `n` '/'-separated components of `pattern`, or nullopt when it has fewer.
+// "**" components are kept: "a/**/b" leads to "a", then to "a/**" (any directory below a).
+std::optional<std::string_view> first_components(std::string_view pattern, size_t n) {
+  size_t at = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const size_t slash = pattern.find('/', at);
+    if (i + 1 == n) return slash == std::string_view::npos ? pattern : pattern.substr(0, slash);
+    if (slash == std::string_view::npos) return std::nullopt;
+    at = slash + 1;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 bool glob_match(std::string_view pattern, std::string_view path) {
@@ -124,12 +144,20 @@ bool glob_match(std::string_view pattern, std::string_view path) {
   return Matcher(pattern, path, memo).run();
 }
 
-Result<PathMatcher> PathMatcher::compile(const std::vector<std::string>& patterns) {
+Result<PathMatcher> PathMatcher::compile(const std::vector<std::string>& patterns,
+                                         MatchCase match_case) {
   PathMatcher m;
+  m.fold_ = match_case == MatchCase::kFold;
   for (std::string p : patterns) {
     if (p.empty()) return fail_msg("exclude pattern", p, "empty pattern");
     if (has_unterminated_class(p)) return fail_msg("exclude pattern", p, "unterminated '['");
+    if (m.fold_) fold_ascii(p);
     if (p.size() > 1 && p.back() == '/') p.pop_back();  // "cache/" means the directory
+    if (p.size() > 3 && p.ends_with("/**")) {
+      std::string dir = p.substr(0, p.size() - 3);
+      if (dir[0] == '/') dir.erase(0, 1);
+      if (!dir.empty()) m.dirs_.push_back(std::move(dir));
+    }
     if (p[0] == '/') {
       m.anchored_.push_back(p.substr(1));
     } else if (p.find('/') == std::string::npos) {
@@ -142,12 +170,39 @@ Result<PathMatcher> PathMatcher::compile(const std::vector<std::string>& pattern
 }
 
 bool PathMatcher::matches(std::string_view rel) const {
+  if (fold_) {
+    thread_local std::string folded;
+    folded.assign(rel);
+    fold_ascii(folded);
+    rel = folded;
+  }
   for (const auto& p : anchored_)
     if (glob_match(p, rel)) return true;
   if (!anywhere_.empty()) {
     const auto name = basename(rel);
     for (const auto& p : anywhere_)
       if (glob_match(p, name)) return true;
+  }
+  return false;
+}
+
+bool PathMatcher::leads_to(std::string_view rel) const {
+  if (rel.empty() || dirs_.empty()) return false;
+  std::string folded;
+  if (fold_) {
+    folded.assign(rel);
+    fold_ascii(folded);
+    rel = folded;
+  }
+  const size_t depth = 1 + static_cast<size_t>(std::count(rel.begin(), rel.end(), '/'));
+  for (const auto& dir : dirs_) {
+    const auto prefix = first_components(dir, depth);
+    if (prefix && glob_match(*prefix, rel)) return true;
+    // A "**" stands for any number of directories: every directory below what comes
+    // before it may lead to DIR ("**/uploads/**": any directory at all).
+    if (const size_t star = dir.find("**");
+        star != std::string::npos && glob_match(dir.substr(0, star) + "**", rel))
+      return true;
   }
   return false;
 }

@@ -39,6 +39,43 @@ TEST(PathMatcher, PatternWithoutSlashMatchesAnyDepth) {
   EXPECT_FALSE(m.matches("index.php"));
 }
 
+TEST(PathMatcher, FoldedCaseCatchesEveryCasingOfAnExtension) {
+  auto deny =
+      PathMatcher::compile({"*.php", "*.php[0-9]", "*.PHTML", "/Up/*.inc"}, MatchCase::kFold)
+          .value();
+  for (const char* p : {"up/b.PHP", "up/c.Php", "up/g.pHtml", "x/s.PHP7", "up/a.inc", "UP/A.INC"})
+    EXPECT_TRUE(deny.matches(p)) << p;
+  EXPECT_FALSE(deny.matches("up/photo.jpg"));
+  // Exact by default: excludes and allow lists keep their meaning.
+  auto exact = PathMatcher::compile({"*.php"}).value();
+  EXPECT_FALSE(exact.matches("b.PHP"));
+}
+
+TEST(PathMatcher, DirectoryStarStarLeadsToTheDirectoryAndItsAncestors) {
+  auto allow = PathMatcher::compile({"wp-content/uploads/**", "/sites/*/files/**"}).value();
+  // The pattern itself still covers only what is inside.
+  EXPECT_FALSE(allow.matches("wp-content/uploads"));
+  EXPECT_TRUE(allow.matches("wp-content/uploads/2025/01/a.jpg"));
+  // The directories WordPress must create before its first upload.
+  EXPECT_TRUE(allow.leads_to("wp-content"));
+  EXPECT_TRUE(allow.leads_to("wp-content/uploads"));
+  EXPECT_TRUE(allow.leads_to("sites"));
+  EXPECT_TRUE(allow.leads_to("sites/a"));
+  EXPECT_TRUE(allow.leads_to("sites/a/files"));
+  // Nothing beside the path.
+  EXPECT_FALSE(allow.leads_to("wp-admin"));
+  EXPECT_FALSE(allow.leads_to("wp-content/plugins"));
+  EXPECT_FALSE(allow.leads_to("wp-content/uploadsx"));
+  EXPECT_FALSE(allow.leads_to("sites/a/other"));
+  EXPECT_FALSE(allow.leads_to(""));
+  // "**" inside DIR: any directory below what precedes it.
+  auto deep = PathMatcher::compile({"data/**/uploads/**"}).value();
+  EXPECT_TRUE(deep.leads_to("data/x/y"));
+  EXPECT_FALSE(deep.leads_to("other"));
+  // Patterns that name no directory lead nowhere.
+  EXPECT_FALSE(PathMatcher::compile({"*.jpg", "a/*.png"}).value().leads_to("a"));
+}
+
 TEST(PathMatcher, RejectsBadPatterns) {
   EXPECT_FALSE(PathMatcher::compile({""}));
   EXPECT_FALSE(PathMatcher::compile({"[abc"}));

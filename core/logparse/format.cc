@@ -464,7 +464,7 @@ bool plausible(Field field, std::string_view v) {
 // are bounded per line, so a line full of quotes costs at most kMaxRetries extra passes.
 // The status returned on failure is that of the first, natural reading.
 ParseStatus delimit(const std::vector<LogFormat::Step>& steps, std::string_view line, size_t pos,
-                    bool escaped, size_t* starts, size_t* ends) {
+                    bool escaped, bool cut, size_t* starts, size_t* ends) {
   constexpr int kMaxRetries = 16;
   int retries = kMaxRetries;
   ParseStatus first = ParseStatus::kOk;
@@ -482,6 +482,15 @@ ParseStatus delimit(const std::vector<LogFormat::Step>& steps, std::string_view 
       const LogFormat::Step& step = steps[i];
       size_t end = line.size();
       if (!step.after.empty()) end = find_terminator(line, pos, from, step.after, escaped);
+      if (end == std::string_view::npos && cut) {
+        // The line was cut here (LogFormat::parse_cut): this field runs to the cut, the
+        // ones after it were not kept.
+        starts[i] = pos;
+        ends[i] = line.size();
+        if (!plausible(step.field, line.substr(pos))) starts[i] = line.size();
+        for (size_t k = i + 1; k < steps.size(); ++k) starts[k] = ends[k] = line.size();
+        return ParseStatus::kOk;
+      }
       if (end == std::string_view::npos) {
         failure = step.quoted ? ParseStatus::kTruncated : ParseStatus::kNoMatch;
       } else if (!plausible(step.field, line.substr(pos, end - pos))) {
@@ -931,18 +940,26 @@ ParseStatus LogFormat::parse(std::string_view line, Entry& out) const {
   if (line.ends_with('\n')) line.remove_suffix(1);
   if (line.ends_with('\r')) line.remove_suffix(1);
   if (line.size() > options_.max_line) return ParseStatus::kTooLong;
+  return parse_line(line, out, false);
+}
+
+ParseStatus LogFormat::parse_cut(std::string_view line, Entry& out) const {
+  return parse_line(line.substr(0, options_.max_line), out, true);
+}
+
+ParseStatus LogFormat::parse_line(std::string_view line, Entry& out, bool cut) const {
   out.reset();
   out.scratch_.clear();
   // Unescaped fields never outgrow their raw text; $uri + $args is copied once more.
   if (out.scratch_.capacity() < 2 * line.size() + 1) out.scratch_.reserve(2 * line.size() + 1);
-  return json_ ? parse_json(line, out) : parse_template(line, out);
+  return json_ ? parse_json(line, out, cut) : parse_template(line, out, cut);
 }
 
-ParseStatus LogFormat::parse_template(std::string_view line, Entry& out) const {
+ParseStatus LogFormat::parse_template(std::string_view line, Entry& out, bool cut) const {
   if (!line.starts_with(head_)) return ParseStatus::kNoMatch;
   const bool escaped = std::memchr(line.data(), '\\', line.size()) != nullptr;
   size_t starts[kMaxFields], ends[kMaxFields];
-  if (const auto st = delimit(steps_, line, head_.size(), escaped, starts, ends);
+  if (const auto st = delimit(steps_, line, head_.size(), escaped, cut, starts, ends);
       st != ParseStatus::kOk)
     return st;
   Pending pending;
@@ -957,38 +974,52 @@ ParseStatus LogFormat::parse_template(std::string_view line, Entry& out) const {
   return finish(out, pending, out.scratch_);
 }
 
-ParseStatus LogFormat::parse_json(std::string_view s, Entry& out) const {
+ParseStatus LogFormat::parse_json(std::string_view s, Entry& out, bool cut) const {
+  const ParseStatus st = parse_json_fields(s, out, cut);
+  return st == ParseStatus::kTruncated && cut ? ParseStatus::kOk : st;
+}
+
+// Fills `out` key by key; with `cut`, a line that ends early keeps the keys before the cut
+// (finish() is applied to them).
+ParseStatus LogFormat::parse_json_fields(std::string_view s, Entry& out, bool cut) const {
   size_t i = 0;
   skip_ws(s, i);
   if (i == s.size() || s[i] != '{') return ParseStatus::kNoMatch;
   ++i;
   Pending pending;
+  // Where the line was cut: what was read so far is the entry.
+  const auto truncated = [&](ParseStatus st) {
+    if (st != ParseStatus::kTruncated || !cut) return st;
+    const ParseStatus fin = finish(out, pending, out.scratch_);
+    return fin == ParseStatus::kOk ? ParseStatus::kTruncated : fin;
+  };
   uint8_t best_rank[32];
   std::fill(std::begin(best_rank), std::end(best_rank), uint8_t(255));
   skip_ws(s, i);
   if (i < s.size() && s[i] == '}') return finish(out, pending, out.scratch_);
   while (true) {
     skip_ws(s, i);
-    if (i == s.size()) return ParseStatus::kTruncated;
+    if (i == s.size()) return truncated(ParseStatus::kTruncated);
     if (s[i] != '"') return ParseStatus::kNoMatch;
     std::string_view key;
     bool key_escaped;
-    if (const auto st = scan_string(s, i, key, key_escaped); st != ParseStatus::kOk) return st;
+    if (const auto st = scan_string(s, i, key, key_escaped); st != ParseStatus::kOk)
+      return truncated(st);
     skip_ws(s, i);
-    if (i == s.size()) return ParseStatus::kTruncated;
+    if (i == s.size()) return truncated(ParseStatus::kTruncated);
     if (s[i] != ':') return ParseStatus::kNoMatch;
     ++i;
     skip_ws(s, i);
-    if (i == s.size()) return ParseStatus::kTruncated;
+    if (i == s.size()) return truncated(ParseStatus::kTruncated);
 
     std::string_view value;
     bool value_escaped = false;
     bool used = true;  // nested objects and arrays fill no field
     if (s[i] == '"') {
       if (const auto st = scan_string(s, i, value, value_escaped); st != ParseStatus::kOk)
-        return st;
+        return truncated(st);
     } else if (s[i] == '{' || s[i] == '[') {
-      if (const auto st = skip_nested(s, i); st != ParseStatus::kOk) return st;
+      if (const auto st = skip_nested(s, i); st != ParseStatus::kOk) return truncated(st);
       used = false;
     } else {
       const size_t start = i;
@@ -1010,7 +1041,7 @@ ParseStatus LogFormat::parse_json(std::string_view s, Entry& out) const {
     }
 
     skip_ws(s, i);
-    if (i == s.size()) return ParseStatus::kTruncated;
+    if (i == s.size()) return truncated(ParseStatus::kTruncated);
     if (s[i] == '}') break;
     if (s[i] != ',') return ParseStatus::kNoMatch;
     ++i;

@@ -79,6 +79,13 @@ class LogFormat {
   // One line, with or without its "\n" or "\r\n". Fills `out` on kOk.
   [[nodiscard]] ParseStatus parse(std::string_view line, Entry& out) const;
 
+  // The first max_line bytes of a line that was longer (or cut short by whoever read it):
+  // the fields up to the cut are filled, the field the cut falls in holds what is left of
+  // it, and the fields after it are empty. Never kTooLong or kTruncated. The client
+  // address and the request come first in every common format, so a padded header (a
+  // user agent of 4 KiB of escaped bytes) cannot hide the request from the rules.
+  [[nodiscard]] ParseStatus parse_cut(std::string_view line, Entry& out) const;
+
   static constexpr size_t kMaxFields = 64;  // in a template format
 
   const std::string& spec() const { return spec_; }
@@ -122,8 +129,10 @@ class LogFormat {
 
  private:
   LogFormat() = default;
-  ParseStatus parse_template(std::string_view line, Entry& out) const;
-  ParseStatus parse_json(std::string_view line, Entry& out) const;
+  ParseStatus parse_line(std::string_view line, Entry& out, bool cut) const;
+  ParseStatus parse_template(std::string_view line, Entry& out, bool cut) const;
+  ParseStatus parse_json(std::string_view line, Entry& out, bool cut) const;
+  ParseStatus parse_json_fields(std::string_view line, Entry& out, bool cut) const;
 
   std::string spec_;
   FormatOptions options_;

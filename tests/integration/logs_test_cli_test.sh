@@ -57,3 +57,23 @@ expect_exit 2 "$MAMORI" logs test --rules "$SCRATCH/bad.rules" "$LOG"
 assert_contains "$ERR" "$SCRATCH/bad.rules:4" "the bad pattern's place"
 expect_exit 2 "$MAMORI" logs test --allow 10.0.0.1/8 "$LOG"
 expect_exit 3 "$MAMORI" logs test "$SCRATCH/nope.log"
+
+step "an attack in a line too long to keep (issue 10, item 9) is judged by its first 16 KiB"
+# nginx logs each non-ASCII byte of a header as \xHH: a 4,200-byte user agent makes the
+# probe's line 16.9 KB, over the 16 KiB line limit.
+python3 - "$SCRATCH/long.log" <<'PY'
+import sys
+ua = "".join("\\x%02X" % (0x80 + i % 0x80) for i in range(4200))
+benign = '198.51.100.7 - - [27/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 512 "-" "Mozilla/5.0"\n'
+probe = ('203.0.113.50 - - [27/Nov/2026:10:00:01 +0000] '
+         '"GET /item.php?id=1%20UNION%20SELECT%20null,@@version-- HTTP/1.1" 200 12 "-" "' + ua + '"\n')
+assert len(probe) > 16 * 1024, len(probe)
+open(sys.argv[1], "w").write(benign + probe + benign)
+PY
+expect_exit 1 "$MAMORI" logs test --json "$SCRATCH/long.log"
+assert_eq '["203.0.113.50"]' "$(json 'sorted(b["ip"] for b in j["bans"])')" "banned from the long line"
+assert_contains "$(json 'j["bans"][0]["rule"]')" "sqli" "the long line's rule"
+assert_eq 1 "$(json 'j["truncated"]')" "over-long lines counted"
+assert_eq 0 "$(json 'sum(j["skipped"].values())')" "nothing skipped"
+expect_exit 1 "$MAMORI" logs test "$SCRATCH/long.log"
+assert_contains "$OUT" "1 too long (judged by their first 16384 bytes)" "the text summary"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Access-log defense end to end, across network namespaces this test creates (and
-# removes): nginx serves a site in "srv"; an attacker ("att", two addresses) and a normal
-# client ("cli") reach it over veth pairs. The agent in srv reads nginx's access log:
-# SQL-injection probes from one attacker address and a wp-login brute force from the
-# other get each banned in nftables, and their next TCP connection fails; the normal
+# removes): nginx serves a site in "srv"; an attacker ("att", three addresses) and a
+# normal client ("cli") reach it over veth pairs. The agent in srv reads nginx's access
+# log: SQL-injection probes from one attacker address, a wp-login brute force from
+# another and a probe hidden in a 16.9 KB log line (a padded user agent) from the third
+# get each banned in nftables, and their next TCP connection fails; the normal
 # client keeps getting 200s; `mamori bans del` lets an address back. nginx's log is
 # rotated during the run and no line is lost.
 source "$(dirname "$0")/lib.sh"
@@ -17,13 +18,14 @@ for ns in "$SRV" "$ATT" "$CLI"; do
   on_exit "ip netns del $ns"
   ip -n "$ns" link set lo up
 done
-# srv <-> att: 10.77.1.0/24 (the attacker has .2 and .3); srv <-> cli: 10.77.2.0/24.
+# srv <-> att: 10.77.1.0/24 (the attacker has .2, .3 and .4); srv <-> cli: 10.77.2.0/24.
 ip link add "va$$" netns "$SRV" type veth peer name eth0 netns "$ATT"
 ip link add "vc$$" netns "$SRV" type veth peer name eth0 netns "$CLI"
 ip -n "$SRV" addr add 10.77.1.1/24 dev "va$$"
 ip -n "$SRV" addr add 10.77.2.1/24 dev "vc$$"
 ip -n "$ATT" addr add 10.77.1.2/24 dev eth0
 ip -n "$ATT" addr add 10.77.1.3/24 dev eth0
+ip -n "$ATT" addr add 10.77.1.4/24 dev eth0
 ip -n "$CLI" addr add 10.77.2.2/24 dev eth0
 for l in "$SRV va$$" "$SRV vc$$" "$ATT eth0" "$CLI eth0"; do
   set -- $l
@@ -111,6 +113,22 @@ assert_contains "$ban" '"rule": {"name": "sqli' "the rule in the ban event"
 assert_contains "$ban" "UNION" "the request in the ban event"
 assert_contains "$(in_ns "$SRV" nft list set inet mamori banned4)" "10.77.1.2" "the nft set"
 ! connects 10.77.1.2 || fail "the banned attacker still connects"
+
+step "a probe hidden in a 16.9 KB log line (4,200 non-ASCII user-agent bytes) from 10.77.1.4: banned"
+# nginx logs each byte >= 0x80 as \xHH: the line outgrows the tailer's 16 KiB limit, and
+# its first 16 KiB (address, request) are what the rules judge.
+long_ua=$(python3 -c 'import sys; sys.stdout.buffer.write(bytes(0x80 + i % 0x7f for i in range(4200)))')
+in_ns "$ATT" curl -s -o /dev/null --interface 10.77.1.4 --max-time 2 -A "$long_ua" \
+  "http://10.77.1.1/item.php?id=1%20UNION%20SELECT%20null,@@version--" || true
+longest=$(python3 -c 'import sys; print(max(len(l) for l in open(sys.argv[1], "rb")))' "$ACCESS_LOG")
+((longest > 16384)) || fail "the probe's log line is only $longest bytes"
+WAIT_EXPLAIN='tail -n 3 "$AGENT_LOG"; events | tail -n 2' wait_for "the ban of 10.77.1.4" banned 10.77.1.4
+ban=$(events 'e["event"]["action"] == "ip-banned" and e["source"]["ip"] == "10.77.1.4"' | head -n 1)
+assert_contains "$ban" '"rule": {"name": "sqli' "the long line's rule"
+assert_contains "$ban" '"line": {"truncated": true}' "the ban says it judged a truncated line"
+! connects 10.77.1.4 || fail "the attacker behind the long line still connects"
+expect_exit 0 mamori status --json
+(($(json 'j["agent"]["logwatch"]["lines_truncated"]') >= 1)) || fail "status counts no truncated line"
 
 step "nginx's log is rotated (rename, USR1) in the middle of the run"
 mv "$ACCESS_LOG" "$ACCESS_LOG.1"

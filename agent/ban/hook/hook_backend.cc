@@ -49,6 +49,7 @@ Status HookBackend::sync(const std::vector<AppliedBan>& bans) {
   auto all = nlohmann::json::array();
   for (const auto& b : bans) {
     if (b.expires_at != 0 && b.expires_at <= now) continue;
+    if (b.prefix) continue;  // the hook protocol has no networks (ban_prefix: ENOTSUP)
     all.push_back({{"ip", b.ip.to_string()},
                    {"family", family(b.ip)},
                    {"ttl_s", b.expires_at == 0 ? 0 : b.expires_at - now}});

@@ -26,11 +26,15 @@ std::string setup_commands(const std::string& t) {
       "add table inet {0}\n"
       "add set inet {0} banned4 {{ type ipv4_addr; flags timeout; }}\n"
       "add set inet {0} banned6 {{ type ipv6_addr; flags timeout; }}\n"
+      "add set inet {0} banned4net {{ type ipv4_addr; flags interval, timeout; }}\n"
+      "add set inet {0} banned6net {{ type ipv6_addr; flags interval, timeout; }}\n"
       "add chain inet {0} prerouting {{ type filter hook prerouting priority raw; policy accept; "
       "}}\n"
       "flush chain inet {0} prerouting\n"
       "add rule inet {0} prerouting ip saddr @banned4 counter drop\n"
-      "add rule inet {0} prerouting ip6 saddr @banned6 counter drop\n",
+      "add rule inet {0} prerouting ip6 saddr @banned6 counter drop\n"
+      "add rule inet {0} prerouting ip saddr @banned4net counter drop\n"
+      "add rule inet {0} prerouting ip6 saddr @banned6net counter drop\n",
       t);
 }
 
@@ -105,6 +109,32 @@ Status NftablesBackend::ban(const IpAddress& ip, std::chrono::seconds ttl,
   return ok();
 }
 
+std::string NftablesBackend::net_set_of(const Cidr& network) const {
+  return fmt::format("inet {} {}", table_, network.base.v4 ? "banned4net" : "banned6net");
+}
+
+Status NftablesBackend::ban_prefix(const Cidr& network, std::chrono::seconds ttl,
+                                   const nlohmann::json& /*event*/) {
+  // As ban(): add, delete, add, so the new TTL wins on every kernel.
+  const std::string set = net_set_of(network);
+  const std::string net = network.to_string();
+  const std::string elem = ttl.count() > 0 ? fmt::format("{} timeout {}s", net, ttl.count()) : net;
+  const std::string commands = fmt::format(
+      "add element {0} {{ {1} }}\ndelete element {0} {{ {2} }}\nadd element {0} {{ {1} }}\n", set,
+      elem, net);
+  if (run(commands)) return ok();
+  MAMORI_TRY(run(setup_commands(table_)));
+  MAMORI_TRY(run(commands));
+  return ok();
+}
+
+Status NftablesBackend::unban_prefix(const Cidr& network, const nlohmann::json& /*event*/) {
+  const std::string set = net_set_of(network);
+  MAMORI_TRY(run(fmt::format("add element {0} {{ {1} }}\ndelete element {0} {{ {1} }}\n", set,
+                             network.to_string())));
+  return ok();
+}
+
 Status NftablesBackend::unban(const IpAddress& ip, const nlohmann::json& /*event*/) {
   // Adding first makes the delete succeed whether or not the address was banned.
   const std::string set = set_of(ip);
@@ -117,7 +147,7 @@ Result<std::vector<AppliedBan>> NftablesBackend::list() {
   const int64_t now =
       std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch()).count();
   std::vector<AppliedBan> out;
-  for (const char* set : {"banned4", "banned6"}) {
+  for (const char* set : {"banned4", "banned6", "banned4net", "banned6net"}) {
     const std::string text =
         MAMORI_TRY(run(fmt::format("list set inet {} {}", table_, set), /*json=*/true));
     const auto doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -129,11 +159,21 @@ Result<std::vector<AppliedBan>> NftablesBackend::list() {
         if (!item.contains("set")) continue;
         for (const auto& e : item["set"].value("elem", nlohmann::json::array())) {
           // A plain string is an element without timeout; an object carries its expiry.
-          const auto& elem = e.is_object() ? e.at("elem") : e;
-          const auto& val = elem.is_object() ? elem.at("val") : elem;
+          // A network without timeout is {"prefix": {...}}; with one, it is the "val".
+          const auto& elem = e.is_object() && e.contains("elem") ? e.at("elem") : e;
+          const bool timed = elem.is_object() && elem.contains("val");
+          const auto& val = timed ? elem.at("val") : elem;
+          const auto expires = timed ? elem.value("expires", int64_t{-1}) : int64_t{-1};
+          if (val.is_object() && val.contains("prefix")) {  // a network: {"addr", "len"}
+            const auto& p = val.at("prefix");
+            const auto net = Cidr::parse(
+                fmt::format("{}/{}", p.at("addr").get<std::string>(), p.at("len").get<int>()));
+            if (!net) return fail("nft list set", set, EBADMSG, "an element is not a network");
+            out.push_back({net->base, expires >= 0 ? now + expires : 0, net->prefix});
+            continue;
+          }
           const auto ip = IpAddress::parse(val.get<std::string>());
           if (!ip) return fail("nft list set", set, EBADMSG, "an element is not an address");
-          const auto expires = elem.is_object() ? elem.value("expires", int64_t{-1}) : -1;
           out.push_back({*ip, expires >= 0 ? now + expires : 0});
         }
       }
@@ -150,13 +190,21 @@ Status NftablesBackend::sync(const std::vector<AppliedBan>& bans) {
   // The first batch empties the sets and refills them in one transaction, so a restart
   // with a list that fits in one batch never shows a moment without bans.
   std::string batch =
-      setup_commands(table_) +
-      fmt::format("flush set inet {0} banned4\nflush set inet {0} banned6\n", table_);
+      setup_commands(table_) + fmt::format(
+                                   "flush set inet {0} banned4\nflush set inet {0} banned6\n"
+                                   "flush set inet {0} banned4net\nflush set inet {0} banned6net\n",
+                                   table_);
   size_t in_batch = 0;
   for (const auto& b : bans) {
     if (b.expires_at != 0 && b.expires_at <= now) continue;
-    batch += fmt::format("add element {} {{ {} }}\n", set_of(b.ip),
-                         element(b.ip, b.expires_at == 0 ? 0 : b.expires_at - now));
+    const int64_t ttl = b.expires_at == 0 ? 0 : b.expires_at - now;
+    if (b.prefix) {
+      const Cidr net{b.ip, b.prefix};
+      batch += fmt::format("add element {} {{ {}{} }}\n", net_set_of(net), net.to_string(),
+                           ttl > 0 ? fmt::format(" timeout {}s", ttl) : std::string());
+    } else {
+      batch += fmt::format("add element {} {{ {} }}\n", set_of(b.ip), element(b.ip, ttl));
+    }
     if (++in_batch == kSyncBatch) {
       MAMORI_TRY(run(batch));
       batch.clear();

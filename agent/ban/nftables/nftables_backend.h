@@ -5,11 +5,17 @@
 //   table inet mamori {
 //     set banned4 { type ipv4_addr; flags timeout; }
 //     set banned6 { type ipv6_addr; flags timeout; }
+//     set banned4net { type ipv4_addr; flags interval, timeout; }   prefix bans
+//     set banned6net { type ipv6_addr; flags interval, timeout; }
 //     chain prerouting {
 //       type filter hook prerouting priority raw; policy accept;
 //       ip saddr @banned4 counter drop
 //       ip6 saddr @banned6 counter drop
+//       ip saddr @banned4net counter drop
+//       ip6 saddr @banned6net counter drop
 //     }
+// Networks have sets of their own (an interval set) so that a table made by an older
+// mamori, whose address sets have no interval flag, keeps working unchanged.
 //   }
 //
 // Prerouting at raw priority (-300) sees every packet from a banned address before
@@ -43,6 +49,9 @@ class NftablesBackend final : public BanBackend {
 
   Status ban(const IpAddress& ip, std::chrono::seconds ttl, const nlohmann::json& event) override;
   Status unban(const IpAddress& ip, const nlohmann::json& event) override;
+  Status ban_prefix(const Cidr& network, std::chrono::seconds ttl,
+                    const nlohmann::json& event) override;
+  Status unban_prefix(const Cidr& network, const nlohmann::json& event) override;
   Result<std::vector<AppliedBan>> list() override;
   Status sync(const std::vector<AppliedBan>& bans) override;
   std::string_view name() const override { return "nftables"; }
@@ -58,6 +67,7 @@ class NftablesBackend final : public BanBackend {
   // One batch (one kernel transaction); returns what nft printed.
   Result<std::string> run(const std::string& commands, bool json = false);
   std::string set_of(const IpAddress& ip) const;
+  std::string net_set_of(const Cidr& network) const;
 
   std::mutex mu_;
   nft_ctx* ctx_;  // guarded by mu_; owned

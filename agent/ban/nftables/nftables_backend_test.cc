@@ -93,6 +93,10 @@ class NftablesTest : public ::testing::Test {
   UniqueFd connect_from(const char* from, const char* to, uint16_t port) {
     auto src = address(from, 0), dst = address(to, port);
     UniqueFd s(::socket(dst.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    // An IPv6 address just added may still be tentative (duplicate address detection):
+    // binding to it is allowed all the same.
+    const int one = 1;
+    if (dst.ss_family == AF_INET6) ::setsockopt(s.get(), SOL_IPV6, IPV6_FREEBIND, &one, sizeof one);
     EXPECT_EQ(::bind(s.get(), reinterpret_cast<sockaddr*>(&src), sizeof src), 0) << strerror(errno);
     const int rc = ::connect(s.get(), reinterpret_cast<sockaddr*>(&dst), sizeof dst);
     EXPECT_TRUE(rc == 0 || errno == EINPROGRESS) << strerror(errno);
@@ -123,8 +127,10 @@ TEST_F(NftablesTest, CreatesItsTableOnceAndLeavesOthersAlone) {
     for (size_t at = ruleset.find(s); at != std::string::npos; at = ruleset.find(s, at + 1)) ++n;
     return n;
   };
-  EXPECT_EQ(count("ip saddr @banned4"), 1u) << ruleset;
-  EXPECT_EQ(count("ip6 saddr @banned6"), 1u) << ruleset;
+  EXPECT_EQ(count("ip saddr @banned4 counter"), 1u) << ruleset;
+  EXPECT_EQ(count("ip6 saddr @banned6 counter"), 1u) << ruleset;
+  EXPECT_EQ(count("ip saddr @banned4net counter"), 1u) << ruleset;
+  EXPECT_EQ(count("ip6 saddr @banned6net counter"), 1u) << ruleset;
   EXPECT_EQ(count("hook prerouting priority raw"), 1u) << ruleset;
   EXPECT_NE(ruleset.find("table inet other"), std::string::npos);
   EXPECT_NE(ruleset.find("counter packets 0 bytes 0 accept"), std::string::npos);
@@ -268,6 +274,58 @@ TEST_F(NftablesTest, DropsIpv6) {
   UniqueFd bad = connect_from("::1", "::1", 8080);
   EXPECT_GE(dropped("banned6"), 1);
   EXPECT_FALSE(ready(bad.get(), POLLOUT, 1000));
+}
+
+// linux/ipv6.h's in6_ifreq, which cannot be included beside netinet/in.h.
+struct In6Ifreq {
+  in6_addr addr;
+  uint32_t prefixlen;
+  int ifindex;
+};
+
+TEST_F(NftablesTest, APrefixBanDropsEveryAddressOfTheSlash64) {
+  // Two addresses of 2001:db8:1:2::/64 and one outside it, on this namespace's loopback.
+  UniqueFd s6(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  for (const char* a : {"2001:db8:1:2::10", "2001:db8:1:2::77", "2001:db8:1:3::5"}) {
+    In6Ifreq r{};
+    ASSERT_EQ(inet_pton(AF_INET6, a, &r.addr), 1);
+    r.prefixlen = 128;
+    r.ifindex = static_cast<int>(::if_nametoindex("lo"));
+    ASSERT_EQ(::ioctl(s6.get(), SIOCSIFADDR, &r), 0) << a << ": " << strerror(errno);
+  }
+  UniqueFd server = listen_on("::1", 8080);
+  const Cidr net = *Cidr::parse("2001:db8:1:2::/64");
+  ASSERT_TRUE(nft_->ban_prefix(net, seconds(600), {}));
+  EXPECT_NE(nft("list set inet mamori_test banned6net").find("2001:db8:1:2::/64 timeout"),
+            std::string::npos);
+  // Another address of the /64 than any that offended: dropped.
+  UniqueFd bad = connect_from("2001:db8:1:2::77", "::1", 8080);
+  EXPECT_GE(dropped("banned6net"), 1);
+  EXPECT_FALSE(ready(bad.get(), POLLOUT, 1000));
+  // The next /64 is not covered.
+  UniqueFd good = connect_from("2001:db8:1:3::5", "::1", 8080);
+  EXPECT_TRUE(ready(good.get(), POLLOUT, 5000) && connected(good.get()));
+  // list() reports it as a network; sync keeps it; unban lifts it.
+  auto held = nft_->list();
+  ASSERT_TRUE(held);
+  ASSERT_EQ(held->size(), 1u);
+  EXPECT_EQ((*held)[0].prefix, 64);
+  EXPECT_EQ((*held)[0].ip.to_string(), "2001:db8:1:2::");
+  ASSERT_TRUE(nft_->sync({{net.base, now() + 60, 64}, {ip("192.0.2.1"), 0, 0}}));
+  EXPECT_EQ(nft_->list()->size(), 2u);
+  ASSERT_TRUE(nft_->unban_prefix(net, {}));
+  UniqueFd again = connect_from("2001:db8:1:2::10", "::1", 8080);
+  EXPECT_TRUE(ready(again.get(), POLLOUT, 5000) && connected(again.get()));
+}
+
+TEST_F(NftablesTest, APrefixBanDropsEveryAddressOfTheSlash24) {
+  UniqueFd server = listen_on("127.0.0.2", 8080);
+  ASSERT_TRUE(nft_->ban_prefix(*Cidr::parse("127.0.5.0/24"), seconds(600), {}));
+  UniqueFd bad = connect_from("127.0.5.200", "127.0.0.2", 8080);
+  EXPECT_GE(dropped("banned4net"), 1);
+  EXPECT_FALSE(ready(bad.get(), POLLOUT, 1000));
+  UniqueFd good = connect_from("127.0.6.1", "127.0.0.2", 8080);
+  EXPECT_TRUE(ready(good.get(), POLLOUT, 5000) && connected(good.get()));
 }
 
 }  // namespace
