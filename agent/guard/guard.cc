@@ -53,21 +53,34 @@ std::string path_key(const GuardedRoot& r, std::string_view rel) {
   return key;
 }
 
-Result<hash::Digest> hash_fd(int fd, std::string_view display) {
+// The digest of the file's first bytes, reading at most `limit` of them: nullopt when the
+// file holds more (a file of the baseline's size is read at most that far, so no file an
+// attacker grows or makes sparse can hold the guard's thread longer than the baseline's
+// own content would).
+Result<std::optional<hash::Digest>> hash_fd(int fd, std::string_view display, uint64_t limit) {
   hash::Sha256 h;
   std::vector<uint8_t> buf(1 << 16);
-  off_t off = 0;
+  uint64_t off = 0;
   while (true) {
-    const ssize_t n = ::pread(fd, buf.data(), buf.size(), off);
+    if (off == limit) {
+      uint8_t more = 0;
+      const ssize_t n = ::pread(fd, &more, 1, static_cast<off_t>(off));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return fail_errno("read", std::string(display));
+      if (n > 0) return std::optional<hash::Digest>();
+      break;
+    }
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), limit - off));
+    const ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(off));
     if (n < 0) {
       if (errno == EINTR) continue;
       return fail_errno("read", std::string(display));
     }
     if (n == 0) break;
     h.update({buf.data(), static_cast<size_t>(n)});
-    off += n;
+    off += static_cast<uint64_t>(n);
   }
-  return h.finish();
+  return std::optional<hash::Digest>(h.finish());
 }
 
 // The entry at `rel` now, as a baseline would record it (content not hashed).
@@ -219,8 +232,12 @@ void Guard::look_inside(size_t root, const std::string& rel, const evidence::Who
 Status Guard::verify(size_t root, Trigger trigger) {
   GuardedRoot& r = roots_[root];
   ++counters_.verifies;
+  // Nothing outside the baseline is hashed: it is quarantined or allowed by its name
+  // (check.h's hash policy), so a verify costs at most the baseline's own content.
+  baseline::CheckOptions options;
+  options.max_unknown_hash_bytes = 0;
   auto report =
-      MAMORI_TRY(baseline::check_root(state_.catalog, r.catalog_id, scan_context(r), "", false));
+      MAMORI_TRY(baseline::check_root(state_.catalog, r.catalog_id, scan_context(r), "", options));
   for (const auto& e : report.errors) {
     emit(std::move(event::Event("file-unreadable", Severity::kWarning, env_.clock().now_ns())
                        .set("mamori.root", r.path)
@@ -324,8 +341,8 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
     if (!(attrs & baseline::kAttrContent) && !ours && !baseline::stat_cache_matches(*want, now)) {
       auto fd = fs::open_beneath(r.fd.get(), rel, O_RDONLY | O_NONBLOCK);
       if (fd) {
-        act.now_sha = MAMORI_TRY(hash_fd(fd->get(), rel));
-        if (*act.now_sha != want->sha256) attrs |= baseline::kAttrContent;
+        act.now_sha = MAMORI_TRY(hash_fd(fd->get(), rel, want->size));
+        if (!act.now_sha || *act.now_sha != want->sha256) attrs |= baseline::kAttrContent;
         tampered = std::move(*fd);
       }
     }
@@ -411,7 +428,10 @@ void Guard::captured(const std::string& event_id, const std::optional<evidence::
   if (h == held_.end()) return;
   if (item) {
     h->second.ids.push_back(item->id);
-    if (reason == "modified" || !h->second.sha256) h->second.sha256 = item->sha256;
+    // A truncated item's digest is its kept prefix's, not the file's: never named as such.
+    if (!item->truncated && (reason == "modified" || !h->second.sha256))
+      h->second.sha256 = item->sha256;
+    if (item->truncated) h->second.truncated = true;
   }
   if (--h->second.waiting == 0) release(h);
 }
@@ -421,6 +441,7 @@ void Guard::release(std::unordered_map<std::string, Held>::iterator h) {
   if (held.waiting > 0 || (!held.event && !held.summarised)) return;  // report() comes later
   if (held.event) {
     if (held.sha256) held.event->set("file.hash.sha256", held.sha256->hex());
+    if (held.truncated) held.event->set("mamori.evidence.truncated", true);
     if (!held.ids.empty()) {
       held.event->set("mamori.evidence.id", held.ids.front());
       if (held.ids.size() > 1) held.event->set("mamori.evidence.ids", held.ids);

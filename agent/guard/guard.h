@@ -190,6 +190,7 @@ class Guard {
     size_t waiting = 0;
     std::vector<int64_t> ids;
     std::optional<hash::Digest> sha256;  // of the tampered content, once read
+    bool truncated = false;              // some item kept only evidence_max_file_mb
   };
   // Records a finished capture (item null when it failed) and emits the event if done.
   void captured(const std::string& event_id, const std::optional<evidence::Item>& item,

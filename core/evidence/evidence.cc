@@ -282,35 +282,45 @@ Result<EvidenceStore::Impl::Blob> EvidenceStore::Impl::write_blob(int src, Item&
       }
     };
 
-    // The whole content is hashed, so the item's sha256 matches what other tools
-    // report for the file; only the first max_item_bytes are kept.
-    hash::Sha256 full, kept;
-    uint64_t pos = 0, kept_size = 0;
-    bool frame_ended = false;
+    // Never read past max_item_bytes (docs/formats/evidence.md): a 15 TiB sparse file or a
+    // 10 GB upload costs at most that much of the guard's time. The item's sha256 is then
+    // the kept prefix's, and `truncated` says so; `size` is the file's size.
+    hash::Sha256 kept;
+    uint64_t kept_size = 0;
+    bool more = false;
     for (;;) {
-      const ssize_t n = ::pread(src, in.data(), in.size(), static_cast<off_t>(pos));
+      if (kept_size == options.max_item_bytes) {
+        uint8_t probe = 0;
+        const ssize_t n = ::pread(src, &probe, 1, static_cast<off_t>(kept_size));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return fail_errno("read", meta.path);
+        more = n > 0;
+        break;
+      }
+      const size_t want =
+          static_cast<size_t>(std::min<uint64_t>(in.size(), options.max_item_bytes - kept_size));
+      const ssize_t n = ::pread(src, in.data(), want, static_cast<off_t>(kept_size));
       if (n < 0) {
         if (errno == EINTR) continue;
         return fail_errno("read", meta.path);
       }
       if (n == 0) break;
       const std::span<const uint8_t> chunk(in.data(), static_cast<size_t>(n));
-      full.update(chunk);
-      pos += chunk.size();
-      if (frame_ended) continue;
-      const size_t take =
-          static_cast<size_t>(std::min<uint64_t>(chunk.size(), options.max_item_bytes - kept_size));
-      kept.update(chunk.first(take));
-      kept_size += take;
-      frame_ended = kept_size == options.max_item_bytes;
-      MAMORI_TRY(compress(chunk.first(take), frame_ended ? ZSTD_e_end : ZSTD_e_continue));
+      kept.update(chunk);
+      kept_size += chunk.size();
+      MAMORI_TRY(compress(chunk, ZSTD_e_continue));
     }
-    if (!frame_ended) MAMORI_TRY(compress({}, ZSTD_e_end));
-    meta.size = pos;
-    meta.sha256 = full.finish();
-    meta.truncated = pos > kept_size;
+    MAMORI_TRY(compress({}, ZSTD_e_end));
+    struct stat st {};
+    const uint64_t st_size =
+        ::fstat(src, &st) == 0 && S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size) : 0;
+    meta.truncated = more || st_size > kept_size;
+    meta.size = std::max(st_size, kept_size + (more ? 1 : 0));
+    if (!meta.truncated) meta.size = kept_size;
+    const hash::Digest kept_digest = kept.finish();
+    meta.sha256 = kept_digest;
 
-    Blob blob{kept_size, kept.finish(), out_pos};
+    Blob blob{kept_size, kept_digest, out_pos};
     std::array<uint8_t, kHeaderSize> header{};
     std::memcpy(header.data(), kMagic, sizeof kMagic);
     put_u32(header.data() + 8, kVersion);

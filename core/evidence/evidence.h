@@ -46,8 +46,8 @@ struct Item {
   std::string root;        // absolute root path
   std::string path;        // relative to root (may hold any byte but NUL)
   std::string reason;      // "modified" | "created" | "replaced" ...: why it was taken
-  hash::Digest sha256;     // of the full content
-  uint64_t size = 0;       // full content size
+  hash::Digest sha256;     // of the content kept: all of it, or the prefix when truncated
+  uint64_t size = 0;       // full content size (the file's size when truncated)
   bool truncated = false;  // content longer than the per-item limit: only a prefix kept
   uint32_t mode = 0;       // st_mode of the tampered inode (type and permissions)
   uint32_t uid = 0;
@@ -73,7 +73,9 @@ class EvidenceStore {
 
   // Copies the content of `fd` (read from offset 0 with pread, whatever its position)
   // into a new item described by `meta` (id, sha256, size and truncated are filled in
-  // here; all of the content is hashed, only max_item_bytes of it kept). Then prunes
+  // here). At most max_item_bytes are read, plus one byte to tell whether there is more:
+  // a larger file is kept truncated, its size taken from fstat, its sha256 that of the
+  // kept prefix, so no file (however large or sparse) costs more than the limit. Then prunes
   // the oldest items while the store is over its quota, never the new one, in the same
   // transaction; `pruned` (replaced, not appended to) receives the items dropped. A new
   // item larger than the whole quota is kept alone. Fails cleanly (nothing half-added,
