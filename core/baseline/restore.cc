@@ -20,8 +20,7 @@ fs::InodeMeta meta_of(const Entry& e) {
 
 // memcmp of a block against itself shifted by one: vectorised by libc, unlike a loop.
 bool all_zero(std::span<const uint8_t> chunk) {
-  return chunk.empty() ||
-         (chunk[0] == 0 && std::memcmp(chunk.data(), chunk.data() + 1, chunk.size() - 1) == 0);
+  return chunk.empty() || (chunk[0] == 0 && std::memcmp(chunk.data(), chunk.data() + 1, chunk.size() - 1) == 0);
 }
 
 // Writes the object's content to `fd`, leaving runs of zeros as holes so a sparse file
@@ -37,8 +36,7 @@ Status write_content(Env& env, const store::Store& store, const Entry& e, int fd
     Error err = std::move(read).error();
     if (err.op != "store object") return tl::unexpected(std::move(err));
     // Name the file, not only the digest: this is what the operator has to act on.
-    return fail("restore", e.path, err.errnum,
-                "its baseline content " + err.path + " " + err.detail);
+    return fail("restore", e.path, err.errnum, "its baseline content " + err.path + " " + err.detail);
   }
   if (::ftruncate(fd, offset) != 0) return fail_errno("ftruncate", e.path);
   return ok();
@@ -71,13 +69,13 @@ Status recreate(Env& env, const store::Store& store, int root_fd, const Entry& e
   MAMORI_TRY(clear_directory_in_the_way(dir, parent.name, e));
   switch (e.type) {
     case FileType::kRegular:
-      return fs::replace_file(
-          env, dir, parent.name, meta, [&](int fd) { return write_content(env, store, e, fd); },
-          e.path, sync);
+      return fs::replace_file(env, dir, parent.name, meta,
+                              [&](int fd) { return write_content(env, store, e, fd); }, e.path,
+                              sync);
     case FileType::kDirectory: {
       struct stat st {};
-      if (::fstatat(dir, parent.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-          !S_ISDIR(st.st_mode) && ::unlinkat(dir, parent.name.c_str(), 0) != 0)
+      if (::fstatat(dir, parent.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode) &&
+          ::unlinkat(dir, parent.name.c_str(), 0) != 0)
         return fail_errno("unlinkat", e.path);
       return fs::ensure_directory(dir, parent.name, meta, e.path);
     }
@@ -120,8 +118,7 @@ Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& st
   };
   // The directories above `start` first: a path inside a deleted (or symlink-swapped)
   // directory cannot be reached until they are back.
-  for (size_t slash = start.find('/'); slash != std::string_view::npos;
-       slash = start.find('/', slash + 1)) {
+  for (size_t slash = start.find('/'); slash != std::string_view::npos; slash = start.find('/', slash + 1)) {
     const std::string dir(start.substr(0, slash));
     auto st = fs::stat_beneath(root_fd, dir);
     if (st && S_ISDIR(st->st_mode)) continue;
