@@ -38,6 +38,7 @@ struct Guard::Act {
   std::vector<std::string> links;  // other names of the tampered inode (hard links)
   uint64_t entries = 0;            // entries restored or quarantined (a whole tree counts each)
   std::optional<Error> error;
+  std::optional<fs::Written> written;  // how content was put back, when it was
 };
 
 namespace {
@@ -380,8 +381,11 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   UniqueFd pin;
   if (rebuild && !tampered.valid() && !at.name.empty())
     pin.reset(::openat(at.dir_fd, at.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
-  MAMORI_TRY(baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, rebuild,
-                                     fs::Sync::kDeferred));
+  act.written = MAMORI_TRY(baseline::restore_entry_how(env_, *state_.store, r.fd.get(), *want,
+                                                       rebuild, fs::Sync::kDeferred));
+  // Rewritten in place (no inode for a temporary): the tampered inode is the restored
+  // one now, so there is nothing left to keep as evidence.
+  if (act.written == fs::Written::kRewrittenInPlace) tampered.reset();
   if (rebuild) rewritten_.push_back({r.fd.get(), rel});
   act.action = rebuild ? "file-restored" : "file-repaired";
   act.entries = 1;
@@ -636,6 +640,7 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
   if (act.now_sha) e.set("file.hash.sha256", act.now_sha->hex());
   if (act.base_sha) e.set("mamori.baseline.sha256", act.base_sha->hex());
   if (act.entries > 1) e.set("mamori.entries", act.entries);
+  if (act.written) e.set("mamori.restore.method", std::string(fs::written_name(*act.written)));
   if (auto p = who_json(who); !p.empty()) e.set("process", p);
   if (who.uid >= 0) {
     e.set("user.id", std::to_string(who.uid));

@@ -115,6 +115,42 @@ Status replace_file(Env& env, int dir_fd, const std::string& name, const InodeMe
   return commit(env, dir_fd, tmp, name, display, sync);
 }
 
+std::string_view written_name(Written w) {
+  return w == Written::kReplaced ? "replaced" : "rewritten-in-place";
+}
+
+Result<Written> replace_or_rewrite_file(Env& env, int dir_fd, const std::string& name,
+                                        const InodeMeta& meta,
+                                        const std::function<Status(int fd)>& fill,
+                                        std::string_view display, Sync sync) {
+  auto replaced = replace_file(env, dir_fd, name, meta, fill, display, sync);
+  if (replaced) return Written::kReplaced;
+  const Error& err = replaced.error();
+  // Only a temporary that could not be created for want of inodes or quota: any other
+  // failure (a write, a rename) says nothing about the existing inode being writable.
+  if (err.op != "create temporary for" || (err.errnum != ENOSPC && err.errnum != EDQUOT))
+    return tl::unexpected(replaced.error());
+  const int raw =
+      ::openat(dir_fd, name.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (raw < 0) return tl::unexpected(replaced.error());
+  UniqueFd fd(raw);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return fail_errno("fstat", std::string(display));
+  if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+    Error refused = replaced.error();
+    refused.detail = "no inode for a temporary, and the file there is not a regular file with "
+                     "one name: not rewritten in place";
+    return tl::unexpected(std::move(refused));
+  }
+  // Emptied first: `fill` leaves runs of zeros as holes, which must not show old bytes.
+  if (::ftruncate(fd.get(), 0) != 0) return fail_errno("ftruncate", std::string(display));
+  MAMORI_TRY(fill(fd.get()));
+  MAMORI_TRY(apply_meta(fd.get(), meta, true, display));
+  if (env.fsync(fd.get()) != 0) return fail_errno("fsync", std::string(display));
+  (void)sync;  // always synced: a rewrite in place is the one copy there is
+  return Written::kRewrittenInPlace;
+}
+
 Status replace_symlink(Env& env, int dir_fd, const std::string& name, const std::string& target,
                        const InodeMeta& meta, std::string_view display) {
   const std::string tmp = temp_name();
