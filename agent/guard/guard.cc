@@ -233,6 +233,7 @@ void Guard::look_inside(size_t root, const std::string& rel, const evidence::Who
 Status Guard::verify(size_t root, Trigger trigger) {
   GuardedRoot& r = roots_[root];
   ++counters_.verifies;
+  const int64_t started = env_.clock().now_ns();
   // Nothing outside the baseline is hashed: it is quarantined or allowed by its name
   // (check.h's hash policy), so a verify costs at most the baseline's own content.
   baseline::CheckOptions options;
@@ -245,8 +246,21 @@ Status Guard::verify(size_t root, Trigger trigger) {
                        .set("file.path", r.path + "/" + e.path)
                        .set("error.message", e.message())));
   }
+  // Allowed new entries already reported (guard.h): not reported again at every start,
+  // resume or scheduled verify. Only ones allowed now: a tightened deny_new still acts.
+  const auto last = last_verify_ns_.find(root);
+  const int64_t reported_until = trigger == Trigger::kStartup || last == last_verify_ns_.end()
+                                     ? allowed_reported_until_ns_
+                                 : trigger == Trigger::kOverflow ? last->second
+                                                                 : started;
+  last_verify_ns_[root] = started;
   // Sorted by path: a directory comes back before what it holds.
-  for (const auto& c : report.changes) reconcile(root, c.path(), {}, trigger);
+  for (const auto& c : report.changes) {
+    if (c.kind == baseline::ChangeKind::kAdded && c.after.ctime_ns < reported_until &&
+        allowed_new(r, c.path()))
+      continue;
+    reconcile(root, c.path(), {}, trigger);
+  }
   return ok();
 }
 

@@ -18,11 +18,11 @@
 namespace mamori::fs {
 
 struct InodeMeta {
-  mode_t mode = 0;       // permission bits with suid/sgid/sticky (07777)
+  mode_t mode = 0;  // permission bits with suid/sgid/sticky (07777)
   uid_t uid = 0;
   gid_t gid = 0;
   int64_t mtime_ns = 0;
-  std::string xattrs;    // encoded (xattr.h)
+  std::string xattrs;  // encoded (xattr.h)
 };
 
 // Applies owner, mode, tracked xattrs and (if set_mtime) mtime to an open file or
