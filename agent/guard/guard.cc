@@ -489,15 +489,29 @@ std::optional<evidence::Item> Guard::capture(Capture& c) {
                        .set("error.message", added.error().message())));
     return std::nullopt;
   }
-  ++counters_.evidence;
+  // The new item itself may be the least important one (evidence.h): then it is not kept.
+  const bool kept = std::none_of(pruned.begin(), pruned.end(),
+                                 [&](const evidence::Item& p) { return p.id == added->id; });
+  if (kept && !added->duplicate) ++counters_.evidence;
   if (!pruned.empty()) {
-    nlohmann::json ids = nlohmann::json::array();
-    for (const auto& p : pruned) ids.push_back(p.id);
-    emit(std::move(event::Event("evidence-pruned", Severity::kNotice, env_.clock().now_ns())
-                       .set("mamori.evidence.pruned_ids", ids)
-                       .message(fmt::format("evidence quota reached: {} oldest item(s) pruned",
-                                            pruned.size()))));
+    // What was not kept, named (bounded: a burst must not make one huge event).
+    constexpr size_t kMaxNamed = 100;
+    nlohmann::json ids = nlohmann::json::array(), paths = nlohmann::json::array();
+    for (const auto& p : pruned) {
+      ids.push_back(p.id);
+      if (paths.size() < kMaxNamed) paths.push_back(p.root + "/" + p.path);
+    }
+    emit(std::move(
+        event::Event("evidence-pruned", Severity::kNotice, env_.clock().now_ns())
+            .set("mamori.evidence.pruned_ids", ids)
+            .set("mamori.evidence.pruned_paths", paths)
+            .set("mamori.evidence.new_item_kept", kept)
+            .message(fmt::format("evidence quota reached: {} item(s) not kept, the least "
+                                 "important first (bursts, then ordinary, then first of an "
+                                 "incident; scripts last){}",
+                                 pruned.size(), kept ? "" : ", including the newest"))));
   }
+  if (!kept) return std::nullopt;
   return std::move(*added);
 }
 

@@ -250,6 +250,87 @@ TEST(Evidence, AHugeSparseFileCostsOnlyTheItemLimit) {
   EXPECT_LT(s->usage().value().stored_bytes, 64u << 10);  // zeros compress to nothing
 }
 
+Item incident(std::string path, std::string event_id) {
+  Item m = sample(std::move(path));
+  m.event_id = std::move(event_id);
+  return m;
+}
+
+TEST(Evidence, AWebShellOutlivesLaterJunk) {
+  // Issue 10 item 8: a 1 MiB quota, a web shell written first, then six 300 KB random
+  // files: the web shell's evidence survives (it used to be the first one pruned).
+  Fixture f;
+  Options o;
+  o.quota_bytes = 1 << 20;
+  auto s = f.open(o);
+  std::vector<Item> pruned, all_pruned;
+  const std::string shell = "<?php @eval($_POST['x']); ?>\n";
+  const auto sh =
+      s->add(incident("wp-content/uploads/s.php", "ev-shell"), content_fd(shell).get(), &pruned)
+          .value();
+  for (int i = 0; i < 6; ++i) {
+    const auto it = s->add(
+        incident("wp-content/uploads/r" + std::to_string(i) + ".dat", "ev-r" + std::to_string(i)),
+        content_fd(random_bytes(300000, 10 + i)).get(), &pruned);
+    ASSERT_TRUE(it) << it.error().message();
+    all_pruned.insert(all_pruned.end(), pruned.begin(), pruned.end());
+  }
+  EXPECT_FALSE(all_pruned.empty());  // the quota did bite
+  for (const auto& p : all_pruned) EXPECT_NE(p.id, sh.id);
+  ASSERT_TRUE(s->get(sh.id).value());
+  EXPECT_EQ(read_all(*s, sh.id), shell);
+  EXPECT_LE(s->usage().value().stored_bytes, o.quota_bytes);
+}
+
+TEST(Evidence, ABurstOfOneIncidentDoesNotFlushOthers) {
+  // A quarantined directory of 77 files is one event: past kMaxPerIncident its items are
+  // the first to go (each other, the newest included), never the earlier incidents'.
+  Fixture f;
+  Options o;
+  o.quota_bytes = 200000;  // about 19 incompressible 10 kB items
+  auto s = f.open(o);
+  std::vector<Item> pruned;
+  std::vector<int64_t> earlier;
+  for (int i = 0; i < 3; ++i)
+    earlier.push_back(s->add(incident("old" + std::to_string(i), "ev-old" + std::to_string(i)),
+                             content_fd(random_bytes(10000, 100 + i)).get(), &pruned)
+                          .value()
+                          .id);
+  size_t not_kept = 0;
+  std::vector<int64_t> burst;
+  for (int i = 0; i < 77; ++i) {
+    const auto it = s->add(incident("dir/f" + std::to_string(i), "ev-burst"),
+                           content_fd(random_bytes(10000, 200 + i)).get(), &pruned)
+                        .value();
+    burst.push_back(it.id);
+    not_kept += pruned.size();
+  }
+  for (int64_t id : earlier) EXPECT_TRUE(s->get(id).value()) << "earlier item " << id << " pruned";
+  // The first items of the burst are kept too; what the store dropped was its tail.
+  for (size_t i = 0; i < kFirstPerIncident; ++i) EXPECT_TRUE(s->get(burst[i]).value());
+  EXPECT_GE(not_kept, 77u - kMaxPerIncident);
+  EXPECT_LE(s->usage().value().stored_bytes, o.quota_bytes);
+}
+
+TEST(Evidence, TheSameContentIsStoredOnce) {
+  Fixture f;
+  auto s = f.open(f.env);
+  const std::string shell = "<?php system($_GET['c']); ?>\n";
+  const auto a = s->add(incident("uploads/a.php", "ev-a"), content_fd(shell).get()).value();
+  EXPECT_FALSE(a.duplicate);
+  const auto b = s->add(incident("uploads/b.php", "ev-b"), content_fd(shell).get()).value();
+  EXPECT_TRUE(b.duplicate);
+  EXPECT_EQ(b.id, a.id);
+  EXPECT_EQ(b.path, "uploads/a.php");  // the earlier item stands for both
+  EXPECT_EQ(s->usage().value().items, 1u);
+  EXPECT_EQ(f.files().size(), 3u);  // index.db, lock, one blob
+  // A truncated content is not a duplicate of anything: only its prefix is known.
+  const auto c =
+      s->add(incident("uploads/c.php", "ev-c"), content_fd(shell + "more").get()).value();
+  EXPECT_FALSE(c.duplicate);
+  EXPECT_NE(c.id, a.id);
+}
+
 TEST(Evidence, DamagedBlobsFailWithEBADMSG) {
   Fixture f;
   const std::string text = "defaced by someone\n" + std::string(5000, 'x');
@@ -257,7 +338,7 @@ TEST(Evidence, DamagedBlobsFailWithEBADMSG) {
   {
     auto s = f.open(f.env);
     for (int i = 0; i < 4; ++i)
-      ids.push_back(s->add(sample("p"), content_fd(text).get()).value().id);
+      ids.push_back(s->add(sample("p"), content_fd(text + std::to_string(i)).get()).value().id);
   }
   auto flip = [&](int64_t id, off_t at) {
     const int fd = ::open(f.blob(id).c_str(), O_RDWR);
@@ -280,7 +361,7 @@ TEST(Evidence, DamagedBlobsFailWithEBADMSG) {
     ASSERT_FALSE(st) << i;
     EXPECT_EQ(st.error().errnum, EBADMSG) << i;
   }
-  EXPECT_EQ(read_all(*s, ids[3]), text);
+  EXPECT_EQ(read_all(*s, ids[3]), text + "3");
 }
 
 TEST(Evidence, AfterACrashOrphanBlobsAreIgnoredThenRemovedAndMissingBlobsReported) {
