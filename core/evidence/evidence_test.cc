@@ -14,6 +14,7 @@
 #include <set>
 
 #include "core/base/unique_fd.h"
+#include "core/db/sqlite.h"
 #include "testing/fault_env.h"
 #include "testing/temp_dir.h"
 
@@ -329,6 +330,31 @@ TEST(Evidence, TheSameContentIsStoredOnce) {
       s->add(incident("uploads/c.php", "ev-c"), content_fd(shell + "more").get()).value();
   EXPECT_FALSE(c.duplicate);
   EXPECT_NE(c.id, a.id);
+}
+
+TEST(Evidence, AVersion1IndexIsReadAndMigrated) {
+  Fixture f;
+  int64_t old_id = 0;
+  {
+    auto s = f.open(f.env);
+    old_id = s->add(sample("old.php"), content_fd("<?php old(); ?>").get()).value().id;
+  }
+  {  // what a mamori before priorities left behind
+    auto db = db::Db::open(f.state + "/evidence/index.db", db::Db::Mode::kReadWrite).value();
+    ASSERT_TRUE(db.exec("DROP INDEX items_event"));
+    ASSERT_TRUE(db.exec("ALTER TABLE items DROP COLUMN priority"));
+    ASSERT_TRUE(db.exec("PRAGMA user_version = 1"));
+  }
+  {
+    auto r = f.open(f.env, EvidenceStore::Access::kRead);
+    ASSERT_EQ(r->list().value().size(), 1u);
+    EXPECT_EQ(read_all(*r, old_id), "<?php old(); ?>");
+  }
+  auto s = f.open(f.env);
+  const auto it = s->add(sample("new.php"), content_fd("<?php new(); ?>").get()).value();
+  EXPECT_GT(it.id, old_id);
+  EXPECT_EQ(s->list().value().size(), 2u);
+  EXPECT_EQ(read_all(*s, old_id), "<?php old(); ?>");
 }
 
 TEST(Evidence, DamagedBlobsFailWithEBADMSG) {
