@@ -35,6 +35,7 @@ struct Guard::Act {
   uint32_t attrs = 0;  // Attr bits, for changed
   std::optional<hash::Digest> now_sha, base_sha;
   size_t captures = 0;             // evidence items queued for this change
+  uint64_t not_captured = 0;       // past evidence::kMaxPerIncident: removed, not kept
   std::vector<std::string> links;  // other names of the tampered inode (hard links)
   uint64_t entries = 0;            // entries restored or quarantined (a whole tree counts each)
   std::optional<Error> error;
@@ -419,6 +420,13 @@ void Guard::defer_capture(GuardedRoot& r, const std::string& rel, UniqueFd fd,
                           const std::string& reason, const evidence::Who& who, const Entry* want,
                           Act& act) {
   if (!evidence_) return;
+  // One change (a quarantined directory) keeps at most kMaxPerIncident items: reading a
+  // 77-file burst, each up to evidence_max_file_mb, would hold the guard's thread and
+  // flush everything else. The rest is counted in the event (mamori.evidence.not_kept).
+  if (act.captures >= evidence::kMaxPerIncident) {
+    ++act.not_captured;
+    return;
+  }
   Capture c;
   c.fd = std::move(fd);
   c.taken_ns = env_.clock().now_ns();
@@ -571,6 +579,10 @@ Status Guard::quarantine(GuardedRoot& r, const std::string& rel, const evidence:
       }
       ::closedir(d);
     }
+    // Scripts first: past kMaxPerIncident items the rest is removed without evidence, and
+    // a web shell hidden among junk is what the evidence is for.
+    std::stable_partition(names.begin(), names.end(),
+                          [](const std::string& n) { return evidence::script_name(n); });
     for (const auto& n : names) MAMORI_TRY(quarantine(r, fs::join(rel, n), who, act, depth + 1));
     if (::unlinkat(dir, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
       return fail_errno("rmdir", rel);
@@ -668,6 +680,7 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
   if (act.now_sha) e.set("file.hash.sha256", act.now_sha->hex());
   if (act.base_sha) e.set("mamori.baseline.sha256", act.base_sha->hex());
   if (act.entries > 1) e.set("mamori.entries", act.entries);
+  if (act.not_captured) e.set("mamori.evidence.not_kept", act.not_captured);
   if (act.written) e.set("mamori.restore.method", std::string(fs::written_name(*act.written)));
   if (auto p = who_json(who); !p.empty()) e.set("process", p);
   if (who.uid >= 0) {

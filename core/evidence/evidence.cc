@@ -69,6 +69,22 @@ uint64_t get_u64(const uint8_t* p) {
   return v;
 }
 
+}  // namespace
+
+bool script_name(std::string_view path) {
+  const auto dot = path.rfind('.');
+  if (dot == std::string_view::npos || path.find('/', dot) != std::string_view::npos) return false;
+  std::string ext(path.substr(dot + 1));
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (std::string_view e :
+       {"php", "php3", "php4", "php5", "php7", "php8", "phtml", "phar",  "pht",      "inc", "pl",
+        "py",  "cgi",  "sh",   "js",   "asp",  "aspx", "jsp",   "shtml", "htaccess", "so"})
+    if (ext == e) return true;
+  return false;
+}
+
+namespace {
+
 // What a content looks like, from its first bytes and its name: a script or program is
 // what an attacker runs, so its evidence outlives a junk file's (evidence.h, Priority).
 bool looks_executable(std::string_view head, std::string_view path, uint32_t mode) {
@@ -80,15 +96,7 @@ bool looks_executable(std::string_view head, std::string_view path, uint32_t mod
   for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   for (std::string_view tag : {"<?php", "<?=", "<script", "eval(", "base64_decode("})
     if (lower.find(tag) != std::string::npos) return true;
-  const auto dot = path.rfind('.');
-  if (dot == std::string_view::npos || path.find('/', dot) != std::string_view::npos) return false;
-  std::string ext(path.substr(dot + 1));
-  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  for (std::string_view e :
-       {"php", "php3", "php4", "php5", "php7", "php8", "phtml", "phar",  "pht",      "inc", "pl",
-        "py",  "cgi",  "sh",   "js",   "asp",  "aspx", "jsp",   "shtml", "htaccess", "so"})
-    if (ext == e) return true;
-  return false;
+  return script_name(path);
 }
 
 tl::unexpected<Error> corrupt(int64_t id, std::string detail) {

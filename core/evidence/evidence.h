@@ -19,6 +19,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/base/env.h"
@@ -69,6 +70,9 @@ inline constexpr int kPriorityFirst = 2;       // among the first items of its e
 inline constexpr int kPriorityOrdinary = 1;    // the rest, up to kMaxPerIncident per event
 inline constexpr int kPriorityBurst = 0;       // beyond kMaxPerIncident items of one event
 inline constexpr size_t kFirstPerIncident = 4;
+// True when the name ends in a script or program extension (.php, .phtml, .sh, .js, ...;
+// any case): what an attacker runs. Part of the executable class above.
+bool script_name(std::string_view path);
 inline constexpr size_t kMaxPerIncident = 16;
 
 struct Options {

@@ -3,7 +3,8 @@
 # www-data writes a web shell (quarantined, kept), then six 300 KB random files (each
 # quarantined): the web shell's evidence survives, and what was not kept is reported
 # (evidence-pruned names it). Then a directory of 77 files is dropped in and quarantined
-# as one event: it does not flush the earlier items. Before the fix the oldest went
+# as one event: at most 16 of its items are kept (a script among them first), the rest
+# counted in the event, and it does not flush the earlier items. Before the fix the oldest went
 # first: the web shell was the first item pruned.
 # shellcheck disable=SC2016  # Python filters in single quotes are meant literally
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -46,6 +47,7 @@ step "a directory of 77 files, one event: the earlier items stay"
 before=$(mamori --json evidence list | python3 -c 'import json,sys; print(sorted(i["mamori"]["evidence"]["id"] for i in json.load(sys.stdin)["items"]))')
 mkdir "$SCRATCH/kit"
 for i in $(seq 1 77); do head -c 30000 /dev/urandom >"$SCRATCH/kit/f$i.bin"; done
+echo '<?php system($_GET["k"]); ?>' >"$SCRATCH/kit/m.php"  # a shell among the junk
 chown -R www-data:www-data "$SCRATCH/kit"
 mv "$SCRATCH/kit" "$WEB/wp-content/cache/kit"
 WAIT_SECONDS=60 wait_for "the kit quarantined" quarantined /cache/kit
@@ -58,3 +60,10 @@ lost = [i for i in before if i not in after]
 sys.exit("earlier items flushed by the burst: %s" % lost if lost else 0)' "$before" "$after" ||
   fail "the 77-file directory flushed earlier evidence"
 assert_eq 1 "$(shell_item)" "the web shell's evidence after the burst"
+ev=$(events "e['event']['action'] == 'file-quarantined' and e['file']['path'].endswith('/cache/kit')")
+assert_eq 62 "$(json 'j["mamori"]["evidence"]["not_kept"]' "$ev")" "items of the burst not kept (78 files, 16 kept)"
+assert_eq 78 "$(json 'j["mamori"]["entries"]' "$ev")" "entries quarantined"
+kit_shell=$(mamori --json evidence list | python3 -c '
+import json, sys
+print(sum(1 for i in json.load(sys.stdin)["items"] if i["file"]["path"].endswith("/kit/m.php")))')
+assert_eq 1 "$kit_shell" "the shell hidden in the burst is among what was kept"
