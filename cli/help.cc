@@ -445,6 +445,13 @@ DESCRIPTION
     (so files a failed CMD created are quarantined). Without a running agent the
     same steps run without the pause.
 
+    Only CMD's own process tree may change the roots: the agent judges each change
+    by the process that wrote it (fanotify), so a change by any other process during
+    the deploy (a dropper running as the web server's user) is restored or
+    quarantined at once, reported with mamori.deploy.writer "foreign", named on
+    stderr and never accepted. When the agent cannot name writers (inotify),
+    nothing is accepted without --review (see docs/agent.md).
+
 EXAMPLES
     mamori deploy -- wp core update --path=/var/www/html
     mamori deploy --root /var/www/html -- wp plugin update akismet
@@ -452,7 +459,9 @@ EXAMPLES
 
 EXIT STATUS
     0 deployed and accepted (or nothing changed); 2 usage; 3 CMD failed and the
-    roots were rolled back, or accepting failed; 4 the baseline failed verification.
+    roots were rolled back, or accepting failed, or the agent could not attribute
+    the changes and --review was not given (rolled back); 4 the baseline failed
+    verification.
 )TXT";
 
 constexpr std::string_view kBans = R"TXT(NAME

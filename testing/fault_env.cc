@@ -10,6 +10,16 @@ ssize_t FaultEnv::write(int fd, const void* buf, size_t n) {
     errno = write_err_;
     return -1;
   }
+  if (room_ != ~uint64_t{0}) {
+    if (room_ == 0) {
+      errno = room_err_;
+      return -1;
+    }
+    if (n > room_) n = room_;
+    const ssize_t w = ::write(fd, buf, n);
+    if (w > 0) room_ -= static_cast<uint64_t>(w);
+    return w;
+  }
   return ::write(fd, buf, n);
 }
 

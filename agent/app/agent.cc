@@ -10,8 +10,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include <fmt/format.h>
@@ -361,7 +363,9 @@ class Agent {
               {"storms", c.storms},
               {"verifies", c.verifies},
               {"overflows", watcher_->overflows()},
-              {"events_dropped", publisher_->dropped()}}}};
+              {"events_dropped", publisher_->dropped()},
+              {"events_dropped_security", publisher_->dropped_security()},
+              {"event_writer_waits", publisher_->waits()}}}};
   }
 
   nlohmann::json handle(const nlohmann::json& req) {
@@ -396,21 +400,42 @@ class Agent {
     }
     if (cmd == "pause" || cmd == "resume") {
       const bool pause = cmd == "pause";
+      // A deploy names its process (the CLI running the command): only that tree's
+      // writes are the deploy's. Backends that name no writer (inotify) cannot tell:
+      // the answer says so ("attribution": "none") and the CLI applies its policy.
+      if (pause && req.contains("pid")) {
+        if (!req["pid"].is_number_integer())
+          return {{"ok", false}, {"error", "\"pid\" must be a process id"}};
+        if (watcher_->name() != "inotify")
+          if (auto st = guard_->begin_deploy(req["pid"].get<pid_t>()); !st)
+            return {{"ok", false}, {"error", st.error().message()}};
+      }
+      if (!pause) guard_->end_deploy();
       for (size_t i : *roots) {
         guard_->set_paused(i, pause);
-        guard_->emit(
-            std::move(event::Event(pause ? "deploy-started" : "deploy-ended",
-                                   event::Severity::kNotice, env_.clock().now_ns())
-                          .set("mamori.root", guard_->root(i).path)
-                          .message(pause ? "restoring paused for a deploy; changes are recorded"
-                                         : "deploy over; guarding again")));
+        auto e = event::Event(pause ? "deploy-started" : "deploy-ended", event::Severity::kNotice,
+                              env_.clock().now_ns());
+        e.set("mamori.root", guard_->root(i).path);
+        if (const auto* d = guard_->deploy()) {
+          e.set("mamori.deploy.pid", d->root());
+          e.set("mamori.deploy.following_forks", d->following_forks());
+        }
+        e.message(pause ? (guard_->deploy()
+                               ? "deploy started: its own writes are recorded; any other "
+                                 "writer's change is handled as a tamper"
+                               : "restoring paused for a deploy; changes are recorded")
+                        : "deploy over; guarding again");
+        guard_->emit(std::move(e));
         if (!pause)
           if (auto st = guard_->verify(i, guard::Trigger::kResume); !st)
             return {{"ok", false}, {"error", st.error().message()}};
       }
       flush();
-      return status();
+      auto answer = status();
+      answer["attribution"] = guard_->deploy() ? "pid" : "none";
+      return answer;
     }
+    if (cmd == "deploy-paths") return deploy_paths();
     if (cmd == "verify") {
       for (size_t i : *roots)
         if (auto st = guard_->verify(i, guard::Trigger::kScheduled); !st)
@@ -419,6 +444,58 @@ class Agent {
       return status();
     }
     return {{"ok", false}, {"error", "unknown command " + quote(cmd)}};
+  }
+
+  // What the running deploy changed, by writer: the CLI accepts only the deploy's own.
+  // Changes the kernel has queued are judged first, so a foreign write made before the
+  // deploy's command exited is not missing from the answer.
+  nlohmann::json deploy_paths() {
+    std::vector<watch::Change> pending;
+    if (auto st = watcher_->read(pending); !st) log(st.error().message());
+    guard_->handle(pending);
+    flush();
+    const auto* d = guard_->deploy();
+    if (!d) return {{"ok", true}, {"attribution", "none"}};
+    const auto& paths = guard_->deploy_paths();
+    nlohmann::json roots = nlohmann::json::array();
+    for (size_t i = 0; i < guard_->root_count(); ++i) {
+      if (!guard_->root(i).paused) continue;
+      auto list = [&](const std::map<size_t, std::set<std::string>>& m) {
+        nlohmann::json a = nlohmann::json::array();
+        if (auto it = m.find(i); it != m.end())
+          for (const auto& p : it->second) a.push_back(p);
+        return a;
+      };
+      roots.push_back({{"path", guard_->root(i).path},
+                       {"deploy", list(paths.deploy)},
+                       {"foreign", list(paths.foreign)}});
+    }
+    return {{"ok", true},
+            {"attribution", "pid"},
+            {"pid", d->root()},
+            {"complete", paths.complete},
+            {"roots", roots}};
+  }
+
+  // A deploy whose CLI died without resuming (killed, crashed) must not leave the roots
+  // paused: they are resumed and verified, which rolls back what nobody accepted.
+  void end_abandoned_deploy() {
+    const auto* d = guard_->deploy();
+    if (!d || d->root_alive()) return;
+    const pid_t pid = d->root();
+    guard_->end_deploy();
+    for (size_t i = 0; i < guard_->root_count(); ++i) {
+      if (!guard_->root(i).paused) continue;
+      guard_->set_paused(i, false);
+      guard_->emit(std::move(
+          event::Event("deploy-abandoned", event::Severity::kWarning, env_.clock().now_ns())
+              .set("mamori.root", guard_->root(i).path)
+              .set("mamori.deploy.pid", pid)
+              .message(fmt::format("the deploy (pid {}) ended without resuming the guard: "
+                                   "guarding again; what it changed is rolled back",
+                                   pid))));
+      if (auto st = guard_->verify(i, guard::Trigger::kResume); !st) log(st.error().message());
+    }
   }
 
   nlohmann::json heal(const nlohmann::json& req) {
@@ -504,6 +581,7 @@ class Agent {
         (void)::read(timer.get(), &ticks, sizeof ticks);
         guard_->tick();
         healer_->tick();
+        end_abandoned_deploy();
         const auto now = std::chrono::steady_clock::now();
         const auto interval = std::chrono::seconds(config_.agent.verify_interval_s);
         if (config_.agent.verify_interval_s && now - last_verify >= interval) {

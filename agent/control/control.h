@@ -5,7 +5,11 @@
 // one JSON object on one line:
 //   {"cmd":"status"}                                   roots, modes, counters
 //   {"cmd":"mode","root":"/var/www/html","mode":"alert"}   ("root":"*" for every root)
-//   {"cmd":"pause","roots":["/var/www/html"]}          a deploy starts: report only
+//   {"cmd":"pause","roots":["/var/www/html"],"pid":N} a deploy starts: process N's tree
+//                                                      may write; others' changes are
+//                                                      tampers ("attribution" in the
+//                                                      answer: "pid" or "none")
+//   {"cmd":"deploy-paths"}                             what the deploy and others wrote
 //   {"cmd":"resume","roots":[...]}                      it ended: verify, then guard
 //   {"cmd":"verify"}                                   verify every root now
 // Answers carry "ok": true, or "ok": false and "error": text.

@@ -191,6 +191,7 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
   // Every change in a batch happened before the first is handled, so one look at a path
   // sees its final state: the rest of its events (modify, close, attrib) are redundant.
   std::unordered_set<std::string> seen;
+  if (deploy_) deploy_->update();  // forks first: a writer may have exited already
   for (const auto& c : changes) {
     if (c.root >= roots_.size()) continue;
     if (c.what & watch::kOverflow) {
@@ -203,9 +204,11 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
     if (!seen.insert(path_key(roots_[c.root], c.rel)).second) continue;
     auto it = who.find(c.pid);
     if (it == who.end()) it = who.emplace(c.pid, who_of(c.pid, users_)).first;
+    foreign_write_ = roots_[c.root].paused && deploy_ && !deploy_->owns(c.pid);
     reconcile(c.root, c.rel, it->second, Trigger::kRealtime);
     if ((c.what & watch::kCreated) && (c.what & watch::kIsDir))
       look_inside(c.root, c.rel, it->second, seen);
+    foreign_write_ = false;
   }
 }
 
@@ -234,6 +237,11 @@ void Guard::look_inside(size_t root, const std::string& rel, const evidence::Who
 Status Guard::verify(size_t root, Trigger trigger) {
   GuardedRoot& r = roots_[root];
   ++counters_.verifies;
+  summarise_allowed();  // the verify counts its own window
+  struct Summarise {
+    Guard& g;
+    ~Summarise() { g.summarise_allowed(); }
+  } at_end{*this};
   const int64_t started = env_.clock().now_ns();
   // Nothing outside the baseline is hashed: it is quarantined or allowed by its name
   // (check.h's hash policy), so a verify costs at most the baseline's own content.
@@ -310,7 +318,8 @@ void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Tr
 
 Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
                               const evidence::Who& who, Act& act) {
-  const bool repair = r.mode != config::Mode::kAlert && !r.paused;
+  // During a deploy only the deploy's own writes are left alone.
+  const bool repair = r.mode != config::Mode::kAlert && (!r.paused || foreign_write_);
   auto want = MAMORI_TRY(state_.catalog.get(r.catalog_id, rel));
   const auto& st = at.st;
   const bool exists = st.has_value();
@@ -631,6 +640,27 @@ Status Guard::restore_subtree(GuardedRoot& r, const std::string& rel, const evid
 
 void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& who,
                    Trigger trigger, Act& act) {
+  const bool deploying = r.paused && deploy_ && trigger == Trigger::kRealtime;
+  if (deploying) {
+    auto& paths = foreign_write_ ? deploy_paths_.foreign : deploy_paths_.deploy;
+    size_t total = 0;
+    for (const auto& [_, p] : deploy_paths_.deploy) total += p.size();
+    for (const auto& [_, p] : deploy_paths_.foreign) total += p.size();
+    if (total < kMaxDeployPaths)
+      paths[static_cast<size_t>(&r - roots_.data())].insert(rel);
+    else
+      deploy_paths_.complete = false;
+  }
+  if (act.action == "file-allowed" && !act.error) {
+    AllowedWindow& w = allowed_[&r - roots_.data()];
+    if (++w.events > config_.allowed_events_per_second) {
+      ++w.summarised;
+      ++counters_.summarised;
+      w.trigger = trigger;
+      if (w.first.size() < kMaxAllowedSummaryPaths) w.first.push_back(rel);
+      return;
+    }
+  }
   // Rate accounting: a path repaired again and again, or a storm of changes, is
   // reported in bulk; the actions themselves were all taken.
   ++window_changes_;
@@ -669,8 +699,13 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
   e.set("mamori.root", r.path);
   e.set("mamori.path", rel);
   e.set("mamori.change", act.change);
-  e.set("mamori.mode", std::string(r.paused ? "deploy" : config::mode_name(r.mode)));
+  e.set("mamori.mode",
+        std::string(r.paused && !foreign_write_ ? "deploy" : config::mode_name(r.mode)));
   e.set("mamori.trigger", std::string(trigger_name(trigger)));
+  if (deploying) {
+    e.set("mamori.deploy.writer", std::string(foreign_write_ ? "foreign" : "deploy"));
+    e.set("mamori.deploy.pid", deploy_->root());
+  }
   if (trigger == Trigger::kStartup) e.set("mamori.changed_while_down", true);
   if (act.attrs) {
     nlohmann::json attrs = nlohmann::json::array();
@@ -688,8 +723,11 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
     if (!who.user.empty()) e.set("user.name", who.user);
   }
   if (act.error) e.set("error.message", act.error->message());
-  e.message(fmt::format("{} {}{}", act.action, quote(abs),
-                        trigger == Trigger::kStartup ? " (changed while the agent was down)" : ""));
+  e.message(fmt::format("{} {}{}{}", act.action, quote(abs),
+                        trigger == Trigger::kStartup ? " (changed while the agent was down)" : "",
+                        deploying && foreign_write_
+                            ? " (written during a deploy by a process outside the deploy)"
+                            : ""));
   if (auto h = held_.find(act.event_id); h != held_.end()) {
     // Emitted once its evidence is taken, with the ids and the tampered content's hash.
     h->second.event = std::move(e);
@@ -702,6 +740,27 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
 void Guard::emit(event::Event e) {
   ++counters_.events;
   pending_.push_back(std::move(e));
+  if (pending_.size() >= kPublishEvery) (void)flush();  // a failure is the writer's to report
+}
+
+void Guard::summarise_allowed() {
+  for (auto& [root, w] : std::exchange(allowed_, {})) {
+    if (w.summarised == 0) continue;
+    const GuardedRoot& r = roots_[root];
+    emit(std::move(
+        event::Event("file-allowed-summary", Severity::kInfo, env_.clock().now_ns())
+            .set("event.category", nlohmann::json::array({"file"}))
+            .set("mamori.root", r.path)
+            .set("mamori.mode", std::string(r.paused ? "deploy" : config::mode_name(r.mode)))
+            .set("mamori.trigger", std::string(trigger_name(w.trigger)))
+            .set("mamori.summary.path_count", w.summarised)
+            .set("mamori.summary.paths", w.first)
+            .set("mamori.summary.truncated", w.summarised > w.first.size())
+            .message(fmt::format("{} more new entries allowed in {} (allow_new) beyond {} "
+                                 "reported one by one; the first {} are named",
+                                 w.summarised, quote(r.path), config_.allowed_events_per_second,
+                                 w.first.size()))));
+  }
 }
 
 void Guard::retry_later(size_t root, const std::string& rel, Trigger trigger) {
@@ -713,6 +772,7 @@ void Guard::retry_later(size_t root, const std::string& rel, Trigger trigger) {
 }
 
 void Guard::tick() {
+  summarise_allowed();
   for (auto pending = std::exchange(retries_, {}); auto& [key, attempts] : pending) {
     retries_[key] = attempts;  // kept only if this attempt fails too (reconcile erases)
     reconcile(key.first, key.second, {}, Trigger::kRetry);
@@ -755,5 +815,19 @@ Status Guard::flush() {
 
 void Guard::set_mode(size_t root, config::Mode mode) { roots_[root].mode = mode; }
 void Guard::set_paused(size_t root, bool paused) { roots_[root].paused = paused; }
+
+Status Guard::begin_deploy(pid_t root_pid) {
+  if (deploy_)
+    return fail("deploy", "", EBUSY,
+                fmt::format("a deploy is already running (pid {})", deploy_->root()));
+  deploy_ = MAMORI_TRY(DeployTree::start(root_pid));
+  deploy_paths_ = {};
+  return ok();
+}
+
+void Guard::end_deploy() {
+  deploy_.reset();
+  deploy_paths_ = {};
+}
 
 }  // namespace mamori::guard

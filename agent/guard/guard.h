@@ -17,6 +17,13 @@
 // tamper-storm event, then one summary per second naming every path, instead of an
 // event per change; a path restored more than `path_restores_per_second` times in a
 // second is summarised the same way. Nothing is skipped, only reported in bulk.
+// New files allow_new lets stay are low-severity: past `allowed_events_per_second`
+// file-allowed events per root in one second (or in one verify), the rest are counted
+// in one file-allowed-summary naming the first kMaxAllowedSummaryPaths, so an attacker's
+// flood of uploads neither buries the security events nor fills the log.
+// Events are handed to the publisher at flush(), and every kPublishEvery events in
+// between (a verify that finds 100,000 changes does not hold them all in memory; the
+// publisher may make the guard wait for its own write there, never inside a restore).
 //
 // Threads: one owner (the agent's main thread). The restore path runs on it, with no
 // queue hop.
@@ -34,6 +41,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "agent/guard/deploy_tree.h"
 #include "agent/guard/publisher.h"
 #include "agent/guard/who.h"
 #include "agent/watch/watcher.h"
@@ -119,6 +127,23 @@ class Guard {
 
   void set_mode(size_t root, config::Mode mode);
   void set_paused(size_t root, bool paused);
+
+  // Deploys (docs/agent.md). While a deploy runs, a real-time change to a paused root
+  // whose writer is the deploy's process tree is recorded as the deploy's (reported,
+  // left alone); any other writer's is a tamper during the deploy: handled by the
+  // root's mode and reported with mamori.deploy.writer = "foreign". Without a tree
+  // (begin_deploy not called: a backend that names no writer) a pause only records.
+  Status begin_deploy(pid_t root_pid);
+  void end_deploy();
+  const DeployTree* deploy() const { return deploy_.get(); }
+  // The paths each writer changed during the deploy, by root index; false in `complete`
+  // when more than kMaxDeployPaths were changed (then the list is not the whole set).
+  struct DeployPaths {
+    std::map<size_t, std::set<std::string>> deploy, foreign;
+    bool complete = true;
+  };
+  static constexpr size_t kMaxDeployPaths = 100000;
+  const DeployPaths& deploy_paths() const { return deploy_paths_; }
   // Emits an event of the agent's own (start, stop, overflow, mode change...).
   void emit(event::Event e);
 
@@ -158,6 +183,9 @@ class Guard {
   void report(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Trigger trigger,
               Act& act);
   bool allowed_new(const GuardedRoot& r, const std::string& rel) const;
+  // Emits the file-allowed-summary of each root whose window summarised any, and starts
+  // a new window.
+  void summarise_allowed();
   baseline::ScanContext scan_context(const GuardedRoot& r);
 
   Env& env_;
@@ -171,12 +199,25 @@ class Guard {
   Counters counters_;
   UserNames users_;
   std::vector<Rewritten> rewritten_;  // restored since the last flush, to be made durable
+  std::unique_ptr<DeployTree> deploy_;
+  DeployPaths deploy_paths_;
+  bool foreign_write_ = false;  // the change being handled is not the deploy's
 
   // Rate accounting for the current one-second window.
   uint64_t window_changes_ = 0;
   std::unordered_map<std::string, uint64_t> path_counts_;      // root and path -> changes
   std::set<std::pair<size_t, std::string>> summarised_paths_;  // reported in bulk this window
   bool storm_active_ = false;
+  // file-allowed in the current window (a second of real time, or one verify), by root.
+  struct AllowedWindow {
+    uint64_t events = 0;      // file-allowed seen, alone or summarised
+    uint64_t summarised = 0;  // past the limit: counted here
+    std::vector<std::string> first;
+    Trigger trigger = Trigger::kRealtime;
+  };
+  static constexpr size_t kMaxAllowedSummaryPaths = 100;
+  std::map<size_t, AllowedWindow> allowed_;
+  static constexpr size_t kPublishEvery = 1024;
   uint64_t storm_changes_ = 0;
   // Regular files we just put back, by root and path: (inode, ctime) so the events our
   // own restore raises (inotify) are recognised without hashing. Bounded.

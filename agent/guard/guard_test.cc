@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -349,6 +350,65 @@ TEST_F(GuardTest, PausedForADeployReportsOnly) {
   auto ev = events("file-changed");
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0]["mamori"]["mode"], "deploy");
+}
+
+TEST_F(GuardTest, DuringADeployOnlyTheDeploysProcessTreeIsLeftAlone) {
+  guard(config::Mode::kRestore);
+  g->set_paused(0, true);
+  ASSERT_TRUE(g->begin_deploy(::getpid()));  // this test is the deploy
+  // A writer outside the tree: our parent (a pid that is not ours nor a descendant).
+  const pid_t other = ::getppid();
+  site.write("index.php", "new release");
+  site.write("wp/load.php", "<?php eval($_POST['x']);\n");
+  site.write("uploads/cache.php", "<?php system($_GET['c']);\n");
+  deliver({at("index.php"),
+           {0, "wp/load.php", watch::kContent, other},
+           {0, "uploads/cache.php", watch::kCreated, other}});
+  EXPECT_EQ(site.read("index.php"), "new release");
+  EXPECT_EQ(site.read("wp/load.php"), "<?php // load\n");
+  EXPECT_FALSE(exists("uploads/cache.php"));
+  const auto& paths = g->deploy_paths();
+  EXPECT_EQ(paths.deploy.at(0), (std::set<std::string>{"index.php"}));
+  EXPECT_EQ(paths.foreign.at(0), (std::set<std::string>{"uploads/cache.php", "wp/load.php"}));
+  auto restored = events("file-restored");
+  ASSERT_EQ(restored.size(), 1u);
+  EXPECT_EQ(restored[0]["mamori"]["deploy"]["writer"], "foreign");
+  EXPECT_EQ(restored[0]["mamori"]["mode"], "restore");
+  EXPECT_EQ(events("file-changed")[0]["mamori"]["deploy"]["writer"], "deploy");
+  EXPECT_FALSE(g->begin_deploy(::getpid())) << "one deploy at a time";
+  g->end_deploy();
+  EXPECT_TRUE(g->deploy_paths().deploy.empty());
+}
+
+TEST_F(GuardTest, AllowedUploadsPastTheLimitGoIntoOneSummary) {
+  config::AgentConfig cfg;
+  cfg.allowed_events_per_second = 3;
+  guard(config::Mode::kRestore, cfg);
+  std::vector<watch::Change> changes;
+  for (int i = 0; i < 10; ++i) {
+    site.write("uploads/p" + std::to_string(i) + ".jpg", "jpeg");
+    changes.push_back(at("uploads/p" + std::to_string(i) + ".jpg", watch::kCreated));
+  }
+  site.write("wp/load.php", "<?php eval($_POST['x']);\n");
+  changes.push_back(at("wp/load.php"));
+  deliver(changes);
+  EXPECT_EQ(events("file-allowed").size(), 3u);
+  EXPECT_TRUE(events("file-allowed-summary").empty()) << "the summary comes with the tick";
+  g->tick();
+  ASSERT_TRUE(g->flush());
+  auto summary = events("file-allowed-summary");
+  ASSERT_EQ(summary.size(), 1u);
+  EXPECT_EQ(summary[0]["mamori"]["summary"]["path_count"], 7);
+  EXPECT_EQ(summary[0]["mamori"]["summary"]["paths"][0], "uploads/p3.jpg");
+  EXPECT_EQ(summary[0]["event"]["severity"], 1);
+  EXPECT_EQ(events("file-restored").size(), 1u) << "the security event is never summarised away";
+  // A verify has its own window, summarised at its end.
+  ASSERT_TRUE(g->verify(0, Trigger::kScheduled));
+  ASSERT_TRUE(g->flush());
+  summary = events("file-allowed-summary");
+  ASSERT_EQ(summary.size(), 2u);
+  EXPECT_EQ(summary[1]["mamori"]["trigger"], "scheduled");
+  EXPECT_EQ(summary[1]["mamori"]["summary"]["path_count"], 7);
 }
 
 TEST_F(GuardTest, AnOverflowRescansTheRoot) {

@@ -122,7 +122,9 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
     paths.push_back(target->root->config->path);
   }
   nlohmann::json which = paths.empty() ? nlohmann::json("*") : nlohmann::json(paths);
-  auto paused = ask(app, {{"cmd", "pause"}, {"roots", which}});
+  // Our pid roots the deploy's process tree: the command is our child, so everything it
+  // starts descends from us, and the agent takes only that tree's writes as the deploy's.
+  auto paused = ask(app, {{"cmd", "pause"}, {"roots", which}, {"pid", ::getpid()}});
   if (!paused) return app.report(paused.error(), kExitIncomplete);
   const bool agent = paused->has_value();
   if (!agent && !app.options().quiet)
@@ -149,6 +151,62 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
     const int code = run_restore(app, paths, all);
     return std::max(code, static_cast<int>(kExitIncomplete));
   }
+  // What to accept: with an agent that names writers, only the deploy's own paths;
+  // without one, every change (after review when the agent cannot tell who wrote).
+  std::vector<std::string> accept = paths;
+  bool accept_all = all;
+  bool must_review = review;
+  if (agent) {
+    auto answer = ask(app, {{"cmd", "deploy-paths"}});
+    if (!answer || !*answer) {
+      std::fprintf(stderr,
+                   "mamori: the agent did not say what the deploy wrote (%s): rolling back\n",
+                   answer ? "it stopped" : answer.error().message().c_str());
+      return std::max(run_restore(app, paths, all), static_cast<int>(kExitIncomplete));
+    }
+    const auto& a = **answer;
+    if (a.value("attribution", std::string()) != "pid" || !a.value("complete", false)) {
+      // Documented policy (docs/agent.md): changes nobody can attribute are not
+      // accepted unreviewed.
+      if (!review) {
+        std::fprintf(stderr,
+                     "mamori: the agent cannot tell the deploy's writes from others' (%s): "
+                     "nothing accepted, rolling back; run 'mamori deploy --review' to accept "
+                     "after looking at the changes\n",
+                     a.value("attribution", std::string()) != "pid" ? "its backend names no writer"
+                                                                    : "too many paths");
+        return std::max(run_restore(app, paths, all), static_cast<int>(kExitIncomplete));
+      }
+      must_review = true;
+    } else {
+      accept.clear();
+      accept_all = false;
+      for (const auto& r : a["roots"]) {
+        const std::string root = r["path"];
+        for (const auto& rel : r["deploy"]) {
+          // Accepting the root itself would take its whole tree: its own metadata is
+          // left to the resume's verify (restored) rather than sweep others' changes in.
+          if (rel.get<std::string>().empty()) {
+            std::fprintf(stderr, "mamori: the deploy changed the root %s itself: not accepted\n",
+                         escape(root).c_str());
+            continue;
+          }
+          accept.push_back(root + "/" + rel.get<std::string>());
+        }
+        for (const auto& rel : r["foreign"])
+          std::fprintf(
+              stderr,
+              "mamori: %s was changed during the deploy by a process outside it: not "
+              "accepted (restored or quarantined by the agent; see its events)\n",
+              escape(rel.get<std::string>().empty() ? root : root + "/" + rel.get<std::string>())
+                  .c_str());
+      }
+    }
+  } else if (!app.options().quiet) {
+    std::fprintf(stderr,
+                 "mamori: without an agent, a change made by another process during the deploy "
+                 "cannot be told apart: every change is accepted\n");
+  }
   // The change set, then (after review) into the baseline.
   const int changed = run_check(app, paths, false);
   if (changed == kExitOk) {
@@ -156,7 +214,7 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
     return kExitOk;
   }
   if (changed != kExitChanges) return changed;
-  if (review) {
+  if (must_review) {
     std::fprintf(stderr, "accept these changes into the baseline? [y/N] ");
     std::string answer;
     if (!std::getline(std::cin, answer) || (answer != "y" && answer != "Y" && answer != "yes")) {
@@ -165,7 +223,9 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
       return std::max(code, static_cast<int>(kExitIncomplete));
     }
   }
-  return run_accept(app, paths, all);
+  if (!accept_all && accept.empty())
+    return kExitOk;  // only others changed: the agent rolls them back
+  return run_accept(app, accept, accept_all);
 }
 
 Result<std::optional<nlohmann::json>> agent_status(App& app) {

@@ -98,6 +98,12 @@ int run_status(App& app) {
         fmt::format("{}", c["evidence"].get<uint64_t>()).c_str(),
         fmt::format("{}", c["failures"].get<uint64_t>()).c_str(),
         a["in_storm"].get<bool>() ? "; IN A TAMPER STORM" : "");
+    if (const uint64_t d = c.value("events_dropped", uint64_t{0}); d > 0)
+      std::printf(
+          "           %s event(s) DROPPED (%s security) while the event log could not be "
+          "written: see the events-dropped events\n",
+          fmt::format("{}", d).c_str(),
+          fmt::format("{}", c.value("events_dropped_security", uint64_t{0})).c_str());
     for (const auto& r : a["roots"])
       std::printf("           %s guarded in %s mode%s\n",
                   escape(r["path"].get<std::string>()).c_str(),

@@ -170,11 +170,11 @@ class Loader {
   }
 
   bool load_agent(const toml::table& t, AgentConfig& a) {
-    if (!check_keys(
-            t,
-            {"socket", "event_log", "backend", "verify_interval", "evidence_quota_mb",
-             "evidence_max_file_mb", "storm_changes_per_second", "path_restores_per_second"},
-            "agent."))
+    if (!check_keys(t,
+                    {"socket", "event_log", "backend", "verify_interval", "evidence_quota_mb",
+                     "evidence_max_file_mb", "storm_changes_per_second", "path_restores_per_second",
+                     "allowed_events_per_second"},
+                    "agent."))
       return false;
     if (!get_string(t, "socket", "agent.socket", a.socket)) return false;
     if (!absolute_path(t.get("socket"), "agent.socket", a.socket)) return false;
@@ -203,7 +203,8 @@ class Loader {
            get_u("evidence_quota_mb", 1, 1 << 24, a.evidence_quota_mb) &&
            get_u("evidence_max_file_mb", 1, 1 << 16, a.evidence_max_file_mb) &&
            get_u("storm_changes_per_second", 1, 1000000, a.storm_changes_per_second) &&
-           get_u("path_restores_per_second", 1, 1000000, a.path_restores_per_second);
+           get_u("path_restores_per_second", 1, 1000000, a.path_restores_per_second) &&
+           get_u("allowed_events_per_second", 1, 1000000, a.allowed_events_per_second);
   }
 
   bool load_sink(const toml::table& t, const std::string& key, SinkConfig& s) {

@@ -45,6 +45,10 @@ struct AgentConfig {
   uint32_t storm_changes_per_second = 200;
   // Restores of one path within one second after which its events are summarised.
   uint32_t path_restores_per_second = 5;
+  // file-allowed events per root per second (and per verify) past which the rest go
+  // into one file-allowed-summary: an attacker's 100,000 uploads must not bury the
+  // security events (or fill the log) one event each.
+  uint32_t allowed_events_per_second = 50;
 };
 
 // Which events a sink gets. An event passes when it is severe enough, its action is
