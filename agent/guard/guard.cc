@@ -414,7 +414,12 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   act.action = rebuild ? "file-restored" : "file-repaired";
   act.entries = 1;
   ++counters_.restored;
-  if (want->type == FileType::kRegular && at.refresh(rel) && at.st) {
+  // A file rewritten in place keeps its inode, and a writer still holding it may write
+  // again within the same coarse ctime tick: never taken for our own (fresh_) then, so
+  // its next event is compared by content.
+  if (act.written == fs::Written::kRewrittenInPlace) {
+    fresh_.erase(path_key(r, rel));
+  } else if (want->type == FileType::kRegular && at.refresh(rel) && at.st) {
     if (fresh_.size() >= kMaxFresh) fresh_.clear();
     fresh_[path_key(r, rel)] = {static_cast<uint64_t>(at.st->st_ino),
                                 at.st->st_ctim.tv_sec * 1'000'000'000LL + at.st->st_ctim.tv_nsec};
