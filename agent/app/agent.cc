@@ -166,6 +166,8 @@ class Agent {
     sd_notify(0, "STOPPING=1");
     guard_->capture_due(/*all=*/true);
     guard_->tick();
+    // Every change queued before the last wake-up was read and handled by then.
+    if (code == kExitOk && last_wake_ns_) save_reported_until(last_wake_ns_);
     if (logwatch_) logwatch_->stop();
     emit_lifecycle("agent-stopped", "stopped");
     flush();
@@ -211,6 +213,7 @@ class Agent {
 
   Status verify_roots() {
     check_own_state();
+    guard_->set_allowed_reported_until(load_reported_until());
     for (size_t i = 0; i < guard_->root_count(); ++i)
       MAMORI_TRY(guard_->verify(i, guard::Trigger::kStartup));
     // The writers had the whole downtime to finish: the start-up's evidence is taken now,
@@ -218,7 +221,36 @@ class Agent {
     // written before agent-started, in the order of its timestamps.
     guard_->capture_due(/*all=*/true);
     flush();
+    // The watchers have run since before the verify: everything older is reported.
+    save_reported_until(env_.clock().now_ns());
     return ok();
+  }
+
+  // STATE/agent-reported.json (docs/agent.md): until when every allowed new entry has
+  // been reported, so the next start does not report the uploads again. Missing or
+  // unreadable: 0, and they are all reported (once) as before.
+  std::string reported_path() const { return config_.state_dir + "/agent-reported.json"; }
+  int64_t load_reported_until() {
+    auto text = fs::read_small_file(reported_path(), 4096);
+    if (!text) {
+      if (text.error().errnum != ENOENT) log(text.error().message());
+      return 0;
+    }
+    const auto j = nlohmann::json::parse(*text, nullptr, false);
+    if (j.is_object() && j.value("version", 0) == 1 && j.contains("allowed_reported_until_ns") &&
+        j["allowed_reported_until_ns"].is_number_integer())
+      return j["allowed_reported_until_ns"].get<int64_t>();
+    log(quote(reported_path()) + " is not an agent-reported file (version 1): ignored");
+    return 0;
+  }
+  // A change's ctime is the kernel's coarse clock, up to a tick behind the time we take:
+  // a change made just after `ns` must not look older than it.
+  static constexpr int64_t kCoarseClockSlackNs = 20'000'000;
+  void save_reported_until(int64_t ns) {
+    const nlohmann::json j = {{"version", 1},
+                              {"allowed_reported_until_ns", ns - kCoarseClockSlackNs}};
+    if (auto st = fs::write_file_atomic(env_, reported_path(), j.dump() + "\n", 0600); !st)
+      log(st.error().message());
   }
 
   Status start_logwatch() {
@@ -533,6 +565,7 @@ class Agent {
         log(fmt::format("poll: {}", std::strerror(errno)));
         return kExitFailed;
       }
+      last_wake_ns_ = env_.clock().now_ns();
       if (fds[0].revents & POLLIN) {
         changes.clear();
         if (auto st = watcher_->read(changes); !st) log(st.error().message());
@@ -571,6 +604,7 @@ class Agent {
           for (size_t i = 0; i < guard_->root_count(); ++i)
             if (auto st = guard_->verify(i, guard::Trigger::kScheduled); !st)
               log(st.error().message());
+          save_reported_until(last_wake_ns_);
         }
         flush();
         if (watchdog) sd_notify(0, "WATCHDOG=1");
@@ -597,6 +631,7 @@ class Agent {
   std::unique_ptr<watch::Watcher> watcher_;
   std::optional<control::Server> server_;
   int64_t started_ns_ = 0;
+  int64_t last_wake_ns_ = 0;  // when poll() last returned
 };
 
 }  // namespace

@@ -41,6 +41,7 @@ struct Guard::Act {
   uint32_t attrs = 0;  // Attr bits, for changed
   std::optional<hash::Digest> now_sha, base_sha;
   size_t captures = 0;             // evidence items queued for this change
+  uint64_t not_captured = 0;       // past evidence::kMaxPerIncident: removed, not kept
   std::vector<std::string> links;  // other names of the tampered inode (hard links)
   uint64_t entries = 0;            // entries restored or quarantined (a whole tree counts each)
   std::optional<Error> error;
@@ -52,6 +53,7 @@ struct Guard::Act {
   // Baselined names of an inode quarantined under another name (a hard link): each is
   // replaced by a fresh copy right after, so the attacker's inode keeps no name here.
   std::vector<InodeIndex::Name> aliases;
+  std::optional<fs::Written> written;  // how content was put back, when it was
 };
 
 namespace {
@@ -67,21 +69,34 @@ std::string path_key(const GuardedRoot& r, std::string_view rel) {
   return key;
 }
 
-Result<hash::Digest> hash_fd(int fd, std::string_view display) {
+// The digest of the file's first bytes, reading at most `limit` of them: nullopt when the
+// file holds more (a file of the baseline's size is read at most that far, so no file an
+// attacker grows or makes sparse can hold the guard's thread longer than the baseline's
+// own content would).
+Result<std::optional<hash::Digest>> hash_fd(int fd, std::string_view display, uint64_t limit) {
   hash::Sha256 h;
   std::vector<uint8_t> buf(1 << 16);
-  off_t off = 0;
+  uint64_t off = 0;
   while (true) {
-    const ssize_t n = ::pread(fd, buf.data(), buf.size(), off);
+    if (off == limit) {
+      uint8_t more = 0;
+      const ssize_t n = ::pread(fd, &more, 1, static_cast<off_t>(off));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return fail_errno("read", std::string(display));
+      if (n > 0) return std::optional<hash::Digest>();
+      break;
+    }
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), limit - off));
+    const ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(off));
     if (n < 0) {
       if (errno == EINTR) continue;
       return fail_errno("read", std::string(display));
     }
     if (n == 0) break;
     h.update({buf.data(), static_cast<size_t>(n)});
-    off += n;
+    off += static_cast<uint64_t>(n);
   }
-  return h.finish();
+  return std::optional<hash::Digest>(h.finish());
 }
 
 // The entry at `rel` now, as a baseline would record it (content not hashed).
@@ -296,8 +311,13 @@ Status Guard::verify(size_t root, Trigger trigger) {
     Guard& g;
     ~Summarise() { g.summarise_allowed(); }
   } at_end{*this};
+  const int64_t started = env_.clock().now_ns();
+  // Nothing outside the baseline is hashed: it is quarantined or allowed by its name
+  // (check.h's hash policy), so a verify costs at most the baseline's own content.
+  baseline::CheckOptions options;
+  options.max_unknown_hash_bytes = 0;
   auto report =
-      MAMORI_TRY(baseline::check_root(state_.catalog, r.catalog_id, scan_context(r), "", false));
+      MAMORI_TRY(baseline::check_root(state_.catalog, r.catalog_id, scan_context(r), "", options));
   // Where the baselined files are now, before anything is judged: a new name found below
   // may be a hard link to one of them.
   std::vector<std::string> detach_keys;
@@ -315,11 +335,24 @@ Status Guard::verify(size_t root, Trigger trigger) {
                        .set("file.path", r.path + "/" + e.path)
                        .set("error.message", e.message())));
   }
+  // Allowed new entries already reported (guard.h): not reported again at every start,
+  // resume or scheduled verify. Only ones allowed now: a tightened deny_new still acts.
+  const auto last = last_verify_ns_.find(root);
+  const int64_t reported_until = trigger == Trigger::kStartup || last == last_verify_ns_.end()
+                                     ? allowed_reported_until_ns_
+                                 : trigger == Trigger::kOverflow ? last->second
+                                                                 : started;
+  last_verify_ns_[root] = started;
   // Sorted by path: a directory comes back before what it holds.
   std::sort(
       report.changes.begin(), report.changes.end(),
       [](const baseline::Change& a, const baseline::Change& b) { return a.path() < b.path(); });
-  for (const auto& c : report.changes) reconcile(root, c.path(), {}, trigger);
+  for (const auto& c : report.changes) {
+    if (c.kind == baseline::ChangeKind::kAdded && c.after.ctime_ns < reported_until &&
+        allowed_new(r, c.path()))
+      continue;
+    reconcile(root, c.path(), {}, trigger);
+  }
   // What the walk did not enter: quarantined (reconcile() cuts at the limit).
   for (const auto& p : report.too_deep) reconcile(root, p, {}, trigger);
   for (const auto& k : detach_keys) detach_.erase(k);  // a path that vanished meanwhile
@@ -564,8 +597,8 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
     if (!(attrs & baseline::kAttrContent) && !ours && !baseline::stat_cache_matches(*want, now)) {
       auto fd = fs::open_beneath(r.fd.get(), rel, O_RDONLY | O_NONBLOCK);
       if (fd) {
-        act.now_sha = MAMORI_TRY(hash_fd(fd->get(), rel));
-        if (*act.now_sha != want->sha256) attrs |= baseline::kAttrContent;
+        act.now_sha = MAMORI_TRY(hash_fd(fd->get(), rel, want->size));
+        if (!act.now_sha || *act.now_sha != want->sha256) attrs |= baseline::kAttrContent;
         tampered = std::move(*fd);
       }
     }
@@ -631,8 +664,11 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
     pin.reset(::openat(at.dir_fd, at.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
   const bool regular = want->type == FileType::kRegular && now.type == FileType::kRegular;
   const std::string old_handle = rebuild && regular ? handle_of(root, rel) : std::string();
-  MAMORI_TRY(baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, rebuild,
-                                     fs::Sync::kDeferred));
+  act.written = MAMORI_TRY(baseline::restore_entry_how(env_, *state_.store, r.fd.get(), *want,
+                                                       rebuild, fs::Sync::kDeferred));
+  // Rewritten in place (no inode for a temporary): the tampered inode is the restored
+  // one now, so there is nothing left to keep as evidence.
+  if (act.written == fs::Written::kRewrittenInPlace) tampered.reset();
   if (rebuild) rewritten_.push_back({r.fd.get(), rel});
   if (!old_handle.empty()) {
     if (replaced_.size() >= kMaxFresh) replaced_.clear();
@@ -644,9 +680,17 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   if (want->type == FileType::kRegular && at.refresh(rel) && at.st) {
     if (S_ISREG(at.st->st_mode))
       index_.set(root, rel, {at.st->st_dev, at.st->st_ino}, handle_of(root, rel));
-    if (fresh_.size() >= kMaxFresh) fresh_.clear();
-    fresh_[path_key(r, rel)] = {static_cast<uint64_t>(at.st->st_ino),
-                                at.st->st_ctim.tv_sec * 1'000'000'000LL + at.st->st_ctim.tv_nsec};
+    // A file rewritten in place keeps its inode, and a writer still holding it may write
+    // again within the same coarse ctime tick: never taken for our own (fresh_) then, so
+    // its next event is compared by content.
+    if (act.written == fs::Written::kRewrittenInPlace) {
+      fresh_.erase(path_key(r, rel));
+    } else {
+      if (fresh_.size() >= kMaxFresh) fresh_.clear();
+      fresh_[path_key(r, rel)] = {
+          static_cast<uint64_t>(at.st->st_ino),
+          at.st->st_ctim.tv_sec * 1'000'000'000LL + at.st->st_ctim.tv_nsec};
+    }
   }
   // The event names the tampered content's hash once the capture has read it whole.
   if (keep && tampered.valid())
@@ -731,6 +775,17 @@ void Guard::defer_capture(GuardedRoot& r, const std::string& rel, UniqueFd fd,
                           const std::string& reason, const evidence::Who& who, const Entry* want,
                           Act& act) {
   if (!evidence_) return;
+  // One change (a quarantined directory) keeps at most kMaxPerIncident items: reading a
+  // 77-file burst, each up to evidence_max_file_mb, would hold the guard's thread and
+  // flush everything else. The rest is counted in the event (mamori.evidence.not_kept).
+  // A directory is removed in its own order, so a script found past the cap still has an
+  // allowance of its own: a web shell hidden among junk is what the evidence is for.
+  const size_t cap = evidence::script_name(rel) ? 2 * evidence::kMaxPerIncident
+                                                : evidence::kMaxPerIncident;
+  if (act.captures >= cap) {
+    ++act.not_captured;
+    return;
+  }
   Capture c;
   c.fd = std::move(fd);
   c.taken_ns = env_.clock().now_ns();
@@ -788,7 +843,10 @@ void Guard::captured(const std::string& event_id, const std::optional<evidence::
   if (h == held_.end()) return;
   if (item) {
     h->second.ids.push_back(item->id);
-    if (reason == "modified" || !h->second.sha256) h->second.sha256 = item->sha256;
+    // A truncated item's digest is its kept prefix's, not the file's: never named as such.
+    if (!item->truncated && (reason == "modified" || !h->second.sha256))
+      h->second.sha256 = item->sha256;
+    if (item->truncated) h->second.truncated = true;
   }
   if (--h->second.waiting == 0) release(h);
 }
@@ -812,6 +870,7 @@ void Guard::release(std::unordered_map<std::string, Held>::iterator h) {
       held.event = std::move(e);
     }
     if (held.sha256) held.event->set("file.hash.sha256", held.sha256->hex());
+    if (held.truncated) held.event->set("mamori.evidence.truncated", true);
     if (!held.ids.empty()) {
       held.event->set("mamori.evidence.id", held.ids.front());
       if (held.ids.size() > 1) held.event->set("mamori.evidence.ids", held.ids);
@@ -841,15 +900,29 @@ std::optional<evidence::Item> Guard::capture(Capture& c) {
                        .set("error.message", added.error().message())));
     return std::nullopt;
   }
-  ++counters_.evidence;
+  // The new item itself may be the least important one (evidence.h): then it is not kept.
+  const bool kept = std::none_of(pruned.begin(), pruned.end(),
+                                 [&](const evidence::Item& p) { return p.id == added->id; });
+  if (kept && !added->duplicate) ++counters_.evidence;
   if (!pruned.empty()) {
-    nlohmann::json ids = nlohmann::json::array();
-    for (const auto& p : pruned) ids.push_back(p.id);
-    emit(std::move(event::Event("evidence-pruned", Severity::kNotice, env_.clock().now_ns())
-                       .set("mamori.evidence.pruned_ids", ids)
-                       .message(fmt::format("evidence quota reached: {} oldest item(s) pruned",
-                                            pruned.size()))));
+    // What was not kept, named (bounded: a burst must not make one huge event).
+    constexpr size_t kMaxNamed = 100;
+    nlohmann::json ids = nlohmann::json::array(), paths = nlohmann::json::array();
+    for (const auto& p : pruned) {
+      ids.push_back(p.id);
+      if (paths.size() < kMaxNamed) paths.push_back(p.root + "/" + p.path);
+    }
+    emit(std::move(
+        event::Event("evidence-pruned", Severity::kNotice, env_.clock().now_ns())
+            .set("mamori.evidence.pruned_ids", ids)
+            .set("mamori.evidence.pruned_paths", paths)
+            .set("mamori.evidence.new_item_kept", kept)
+            .message(fmt::format("evidence quota reached: {} item(s) not kept, the least "
+                                 "important first (bursts, then ordinary, then first of an "
+                                 "incident; scripts last){}",
+                                 pruned.size(), kept ? "" : ", including the newest"))));
   }
+  if (!kept) return std::nullopt;
   return std::move(*added);
 }
 
@@ -1061,6 +1134,8 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
   if (act.now_sha) e.set("file.hash.sha256", act.now_sha->hex());
   if (act.base_sha) e.set("mamori.baseline.sha256", act.base_sha->hex());
   if (act.entries > 1) e.set("mamori.entries", act.entries);
+  if (act.not_captured) e.set("mamori.evidence.not_kept", act.not_captured);
+  if (act.written) e.set("mamori.restore.method", std::string(fs::written_name(*act.written)));
   if (auto p = who_json(who); !p.empty()) e.set("process", p);
   if (who.uid >= 0) {
     e.set("user.id", std::to_string(who.uid));

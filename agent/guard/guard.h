@@ -121,8 +121,15 @@ class Guard {
 
   // A batch of changes from the watcher; who-data is read once per pid per batch.
   void handle(const std::vector<watch::Change>& changes);
-  // Compares a whole root with the baseline and handles every difference.
+  // Compares a whole root with the baseline and handles every difference. A new entry
+  // allow_new lets stay is reported once, not at every verify: it is left out when its
+  // ctime (which no user can set back) is older than what was already reported. At
+  // start-up that is set_allowed_reported_until() (what the previous run saw); later it
+  // is the verify's own start, since the watcher has reported everything before it; after
+  // an overflow (events lost) the previous verify's start.
   Status verify(size_t root, Trigger trigger);
+  // Every allowed new entry whose ctime is older than `ns` was reported by a previous run.
+  void set_allowed_reported_until(int64_t ns) { allowed_reported_until_ns_ = ns; }
   // Once a second (and at shutdown): retries of what failed (a race with the attacker
   // that lost), then storm and repeat summaries.
   void tick();
@@ -302,6 +309,7 @@ class Guard {
     std::vector<int64_t> ids;
     std::optional<hash::Digest> sha256;  // of the tampered content, once read
     bool written = false;                // a detached inode was written into after it was replaced
+    bool truncated = false;              // some item kept only evidence_max_file_mb
   };
   // Records a finished capture (item null when it failed) and emits the event if done.
   void captured(const std::string& event_id, const std::optional<evidence::Item>& item,
@@ -313,6 +321,9 @@ class Guard {
   static constexpr size_t kMaxRetryPaths = 10000;
   std::map<std::pair<size_t, std::string>, int> retries_;
   void retry_later(size_t root, const std::string& rel, Trigger trigger);
+
+  int64_t allowed_reported_until_ns_ = 0;
+  std::unordered_map<size_t, int64_t> last_verify_ns_;  // by root: when its last verify began
 
   std::deque<Capture> captures_;
   std::unordered_map<std::string, Held> held_;  // by event id

@@ -216,7 +216,7 @@ TEST_F(GuardTest, NewFilesAreQuarantinedUnlessAnUploadThatIsNoScript) {
   site.mkdir("uploads/2026");
   site.write("uploads/2026/photo.jpg", "JFIF");
   site.write("uploads/2026/s.php", "<?php eval($_POST[1]);");
-  site.write("uploads/2026/s.php.jpg", "<?php eval($_POST[1]);");
+  site.write("uploads/2026/s.php.jpg", "<?php eval($_POST[2]);");  // not a duplicate
   deliver({at("shell.php", watch::kCreated), at("uploads/2026", watch::kCreated | watch::kIsDir),
            at("uploads/2026/photo.jpg", watch::kCreated), at("uploads/2026/s.php", watch::kCreated),
            at("uploads/2026/s.php.jpg", watch::kCreated)});

@@ -20,7 +20,8 @@ int verify_state(App& app, baseline::State& state, bool full) {
   if (st) st = state.store->verify_index();
   if (st && full) {
     std::vector<Error> bad;
-    st = state.store->verify_contents(app.executor(), [&](Error&& e) { bad.push_back(std::move(e)); });
+    st = state.store->verify_contents(app.executor(),
+                                      [&](Error&& e) { bad.push_back(std::move(e)); });
     if (st && !bad.empty()) st = tl::unexpected(bad.front());
   }
   if (st) return kExitOk;
@@ -34,14 +35,34 @@ bool is_tree_change(const baseline::Change& c) {
   return c.kind != baseline::ChangeKind::kChanged && e.type == baseline::FileType::kDirectory;
 }
 
+// New entries the root's allow_new lets stay (and deny_new does not take back), as the
+// agent judges them: listed as "allowed", not counted as changes in the exit status, so
+// a site with uploads is "clean" until something else differs.
+struct Allowed {
+  fs::PathMatcher allow, deny;
+  bool matches(const baseline::Change& c) const {
+    return c.kind == baseline::ChangeKind::kAdded && !allow.empty() && allow.matches(c.path()) &&
+           !deny.matches(c.path());
+  }
+};
+
+Result<Allowed> allowed_for(const config::RootConfig& rc) {
+  Allowed a;
+  a.allow = MAMORI_TRY(fs::PathMatcher::compile(rc.allow_new));
+  a.deny = MAMORI_TRY(fs::PathMatcher::compile(rc.deny_new));
+  return a;
+}
+
 // In text, an added or removed directory stands for everything added or removed beneath
 // it: one deleted plugin is one line, not thousands. Maps each such directory to the
 // number of entries it stands for. (Sorted by bytes, "css-old" falls between "css" and
 // "css/a", so the children are found by their ancestors, not by position.)
-std::unordered_map<std::string, size_t> collapse_subtrees(const std::vector<baseline::Change>& changes) {
+// An allowed new directory is never collapsed: a script denied inside it must show.
+std::unordered_map<std::string, size_t> collapse_subtrees(
+    const std::vector<baseline::Change>& changes, const Allowed& allowed) {
   std::unordered_map<std::string, baseline::ChangeKind> tree;
   for (const auto& c : changes)
-    if (is_tree_change(c)) tree.emplace(c.path(), c.kind);
+    if (is_tree_change(c) && !allowed.matches(c)) tree.emplace(c.path(), c.kind);
   std::unordered_map<std::string, size_t> out;
   for (const auto& c : changes) {
     // Count c under its topmost collapsed ancestor of the same kind.
@@ -53,13 +74,16 @@ std::unordered_map<std::string, size_t> collapse_subtrees(const std::vector<base
       if (it != tree.end() && it->second == c.kind) top = &it->first;
       if (it == tree.end() || it->second != c.kind) break;
     }
-    if (top) ++out[*top];
-    else if (is_tree_change(c)) out.emplace(c.path(), 0);
+    if (top)
+      ++out[*top];
+    else if (is_tree_change(c) && !allowed.matches(c))
+      out.emplace(c.path(), 0);
   }
   return out;
 }
 
-bool under_collapsed(const std::unordered_map<std::string, size_t>& beneath, const baseline::Change& c) {
+bool under_collapsed(const std::unordered_map<std::string, size_t>& beneath,
+                     const baseline::Change& c) {
   if (beneath.empty()) return false;
   std::string_view p = c.path();
   while (!p.empty()) {
@@ -76,13 +100,19 @@ int run_check(App& app, const std::vector<std::string>& paths, bool full) {
   if (!scopes) return app.report(scopes.error(), kExitUsage);
 
   auto state = app.open_state(baseline::StateAccess::kRead);
-  if (!state) return app.report(state.error(), state.error().errnum == ENOENT ? kExitUsage : App::code_for(state.error()));
+  if (!state)
+    return app.report(state.error(),
+                      state.error().errnum == ENOENT ? kExitUsage : App::code_for(state.error()));
   if (int code = verify_state(app, **state, full); code != kExitOk) return code;
   auto& catalog = (*state)->catalog;
 
-  nlohmann::json out = {{"command", "check"}, {"full", full}, {"roots", nlohmann::json::array()},
-                        {"changes", nlohmann::json::array()}, {"errors", nlohmann::json::array()}};
-  size_t added = 0, removed = 0, changed = 0, errors = 0, entries = 0, hashed = 0, unbaselined = 0;
+  nlohmann::json out = {{"command", "check"},
+                        {"full", full},
+                        {"roots", nlohmann::json::array()},
+                        {"changes", nlohmann::json::array()},
+                        {"errors", nlohmann::json::array()}};
+  size_t added = 0, removed = 0, changed = 0, errors = 0, entries = 0, hashed = 0, unbaselined = 0,
+         allowed = 0;
   for (const auto& scope : *scopes) {
     const std::string& root_path = scope.root->config->path;
     auto root_id = baselined_root(app, catalog, root_path, unbaselined, out["errors"]);
@@ -94,26 +124,36 @@ int run_check(App& app, const std::vector<std::string>& paths, bool full) {
       warn_all(app, {root_fd.error()}, &out["errors"]);
       continue;
     }
+    auto allow = allowed_for(*scope.root->config);
+    if (!allow) return app.report(allow.error(), kExitUsage);  // config.cc validated these
     baseline::Progress progress;
     Result<baseline::CheckReport> rep;
     {
       ProgressBar bar(progress, "check " + escape(root_path), app.show_progress());
-      rep = baseline::check_root(catalog, **root_id, app.scan(*scope.root, root_fd->get(), &progress),
-                                 scope.rel, full);
+      rep = baseline::check_root(catalog, **root_id,
+                                 app.scan(*scope.root, root_fd->get(), &progress), scope.rel, full);
     }
     if (!rep) return app.report(rep.error(), App::code_for(rep.error()));
     entries += rep->entries;
     hashed += rep->hashed;
     errors += rep->errors.size();
     warn_all(app, rep->errors, &out["errors"]);
-    out["roots"].push_back({{"path", root_path}, {"entries", rep->entries}, {"hashed", rep->hashed}});
+    out["roots"].push_back(
+        {{"path", root_path}, {"entries", rep->entries}, {"hashed", rep->hashed}});
     const auto beneath = app.options().json ? std::unordered_map<std::string, size_t>{}
-                                            : collapse_subtrees(rep->changes);
+                                            : collapse_subtrees(rep->changes, *allow);
     for (const auto& c : rep->changes) {
+      const bool is_allowed = allow->matches(c);
       switch (c.kind) {
-        case baseline::ChangeKind::kAdded: ++added; break;
-        case baseline::ChangeKind::kRemoved: ++removed; break;
-        case baseline::ChangeKind::kChanged: ++changed; break;
+        case baseline::ChangeKind::kAdded:
+          ++(is_allowed ? allowed : added);
+          break;
+        case baseline::ChangeKind::kRemoved:
+          ++removed;
+          break;
+        case baseline::ChangeKind::kChanged:
+          ++changed;
+          break;
       }
       if (app.options().json) {
         auto j = path_json(root_path, c.path());
@@ -122,31 +162,41 @@ int run_check(App& app, const std::vector<std::string>& paths, bool full) {
         j["attributes"] = baseline::attr_names(c.attrs);
         if (c.kind != baseline::ChangeKind::kAdded) j["before"] = entry_json(c.before);
         if (c.kind != baseline::ChangeKind::kRemoved) j["after"] = entry_json(c.after);
+        if (is_allowed) j["allowed"] = true;
+        if (!c.hash_skipped.empty()) j["hash_skipped"] = c.hash_skipped;
         out["changes"].push_back(std::move(j));
         continue;
       }
       if (under_collapsed(beneath, c)) continue;
       std::string attrs;
-      for (auto a : baseline::attr_names(c.attrs)) attrs += (attrs.empty() ? "" : ", ") + std::string(a);
+      for (auto a : baseline::attr_names(c.attrs))
+        attrs += (attrs.empty() ? "" : ", ") + std::string(a);
       if (auto it = beneath.find(c.path()); it != beneath.end() && it->second > 0)
         attrs = fmt::format("and {} entr{} beneath", it->second, it->second == 1 ? "y" : "ies");
-      std::printf("%-8s %s%s\n", std::string(baseline::kind_name(c.kind)).c_str(),
+      if (!c.hash_skipped.empty())
+        attrs += (attrs.empty() ? "hash skipped: " : "; hash skipped: ") + c.hash_skipped;
+      std::printf("%-8s %s%s\n",
+                  is_allowed ? "allowed" : std::string(baseline::kind_name(c.kind)).c_str(),
                   escape(absolute(root_path, c.path())).c_str(),
                   attrs.empty() ? "" : ("  (" + attrs + ")").c_str());
     }
   }
   const size_t total = added + removed + changed;
   if (app.options().json) {
-    out["summary"] = {{"added", added}, {"removed", removed}, {"changed", changed},
-                      {"errors", errors}, {"entries", entries}, {"hashed", hashed}};
+    out["summary"] = {{"added", added},     {"removed", removed}, {"changed", changed},
+                      {"allowed", allowed}, {"errors", errors},   {"entries", entries},
+                      {"hashed", hashed}};
     out["clean"] = total == 0 && errors == 0 && unbaselined == 0;
     print_json(out);
   } else if (!app.options().quiet) {
     std::printf("%s", total == 0 ? "clean: " : "");
-    std::printf("%zu change%s (%zu added, %zu removed, %zu changed) in %s entries; %s files re-hashed%s\n",
-                total, total == 1 ? "" : "s", added, removed, changed, fmt::format("{}", entries).c_str(),
-                fmt::format("{}", hashed).c_str(),
-                errors ? fmt::format("; {} could not be read", errors).c_str() : "");
+    std::printf(
+        "%zu change%s (%zu added, %zu removed, %zu changed%s) in %s entries; %s files "
+        "re-hashed%s\n",
+        total, total == 1 ? "" : "s", added, removed, changed,
+        allowed ? fmt::format("; {} new allowed by allow_new", allowed).c_str() : "",
+        fmt::format("{}", entries).c_str(), fmt::format("{}", hashed).c_str(),
+        errors ? fmt::format("; {} could not be read", errors).c_str() : "");
   }
   if (errors) return kExitIncomplete;
   if (unbaselined) return kExitUsage;

@@ -3,19 +3,45 @@
 #include <algorithm>
 #include <cstdint>
 
+#include <fmt/format.h>
+
 namespace mamori::baseline {
 
 std::string_view kind_name(ChangeKind k) {
   switch (k) {
-    case ChangeKind::kAdded: return "added";
-    case ChangeKind::kRemoved: return "removed";
-    case ChangeKind::kChanged: return "changed";
+    case ChangeKind::kAdded:
+      return "added";
+    case ChangeKind::kRemoved:
+      return "removed";
+    case ChangeKind::kChanged:
+      return "changed";
   }
   return "?";
 }
 
 Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, const ScanContext& ctx,
                                std::string_view start, bool full) {
+  CheckOptions options;
+  options.full = full;
+  return check_root(catalog, root_id, ctx, start, options);
+}
+
+namespace {
+
+std::string skipped_reason(uint64_t size, uint64_t limit, bool known) {
+  if (limit == 0)
+    return known ? "size differs from the baseline: changed without reading it"
+                 : "not in the baseline: judged without reading it";
+  return fmt::format("{} bytes, over the {}-byte limit for files {}", size, limit,
+                     known ? "whose size differs from the baseline" : "not in the baseline");
+}
+
+}  // namespace
+
+Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, const ScanContext& ctx,
+                               std::string_view start, const CheckOptions& options) {
+  const bool full = options.full;
+  const uint64_t limit = options.max_unknown_hash_bytes;
   CheckReport report;
   Tree tree;
   if (auto t = read_tree(ctx, start)) {
@@ -39,7 +65,8 @@ Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, const ScanCont
   };
   std::vector<Pending> pending;
   std::vector<size_t> to_hash;
-  if (now.size() >= kNoChange) return fail("check", std::string(start), EOVERFLOW, "too many entries");
+  if (now.size() >= kNoChange)
+    return fail("check", std::string(start), EOVERFLOW, "too many entries");
   const size_t files = static_cast<size_t>(std::count_if(
       now.begin(), now.end(), [](const Entry& e) { return e.type == FileType::kRegular; }));
   pending.reserve(files);
@@ -50,8 +77,13 @@ Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, const ScanCont
     c.kind = ChangeKind::kAdded;
     c.after = now[k];
     if (c.after.type == FileType::kRegular) {
-      pending.push_back({static_cast<uint32_t>(k), static_cast<uint32_t>(report.changes.size()), {}});
-      to_hash.push_back(k);
+      if (limit == 0 || c.after.size > limit) {
+        c.hash_skipped = skipped_reason(c.after.size, limit, false);
+      } else {
+        pending.push_back(
+            {static_cast<uint32_t>(k), static_cast<uint32_t>(report.changes.size()), {}});
+        to_hash.push_back(k);
+      }
     }
     report.changes.push_back(std::move(c));
   };
@@ -73,9 +105,17 @@ Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, const ScanCont
     uint32_t change = kNoChange;
     if (attrs) {
       change = static_cast<uint32_t>(report.changes.size());
-      report.changes.push_back({ChangeKind::kChanged, attrs, base, cur});
+      report.changes.push_back({ChangeKind::kChanged, attrs, base, cur, {}});
     }
-    if (both_files) {
+    if (both_files && base.size != cur.size) {
+      // Changed whatever it holds now; hashed for the report only, within the limit.
+      if (limit == 0 || cur.size > limit) {
+        report.changes[change].hash_skipped = skipped_reason(cur.size, limit, true);
+      } else {
+        pending.push_back({static_cast<uint32_t>(i), change, base.sha256});
+        to_hash.push_back(i);
+      }
+    } else if (both_files) {
       if (full || !stat_cache_matches(base, cur) || (attrs & kAttrContent)) {
         pending.push_back({static_cast<uint32_t>(i), change, base.sha256});
         to_hash.push_back(i);
@@ -106,8 +146,9 @@ Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, const ScanCont
     }
     if (cur.sha256 != p.expected) {
       auto before = MAMORI_TRY(catalog.get(root_id, cur.path));
-      if (!before) return fail("check", cur.path, EBADMSG, "baseline entry vanished during the check");
-      report.changes.push_back({ChangeKind::kChanged, kAttrContent, std::move(*before), cur});
+      if (!before)
+        return fail("check", cur.path, EBADMSG, "baseline entry vanished during the check");
+      report.changes.push_back({ChangeKind::kChanged, kAttrContent, std::move(*before), cur, {}});
     }
   }
   std::sort(report.changes.begin(), report.changes.end(),

@@ -58,32 +58,46 @@ Status clear_directory_in_the_way(int dir_fd, const std::string& name, const Ent
   return ok();
 }
 
+Result<std::optional<fs::Written>> recreate_how(Env& env, const store::Store& store, int root_fd,
+                                                const Entry& e, fs::Sync sync);
+
 Status recreate(Env& env, const store::Store& store, int root_fd, const Entry& e,
                 fs::Sync sync = fs::Sync::kNow) {
+  MAMORI_TRY(recreate_how(env, store, root_fd, e, sync));
+  return ok();
+}
+
+Result<std::optional<fs::Written>> recreate_how(Env& env, const store::Store& store, int root_fd,
+                                                const Entry& e, fs::Sync sync) {
+  using Nothing = std::optional<fs::Written>;
   const auto meta = meta_of(e);
   if (e.path.empty()) {  // the root itself: only its metadata can differ
-    return fs::apply_meta(root_fd, meta, false, ".");
+    MAMORI_TRY(fs::apply_meta(root_fd, meta, false, "."));
+    return Nothing();
   }
   auto parent = MAMORI_TRY(fs::open_parent(root_fd, e.path));
   const int dir = parent.dir.get();
   MAMORI_TRY(clear_directory_in_the_way(dir, parent.name, e));
   switch (e.type) {
     case FileType::kRegular:
-      return fs::replace_file(env, dir, parent.name, meta,
-                              [&](int fd) { return write_content(env, store, e, fd); }, e.path,
-                              sync);
+      return Nothing(MAMORI_TRY(fs::replace_or_rewrite_file(
+          env, dir, parent.name, meta, [&](int fd) { return write_content(env, store, e, fd); },
+          e.path, sync)));
     case FileType::kDirectory: {
       struct stat st {};
       if (::fstatat(dir, parent.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode) &&
           ::unlinkat(dir, parent.name.c_str(), 0) != 0)
         return fail_errno("unlinkat", e.path);
-      return fs::ensure_directory(dir, parent.name, meta, e.path);
+      MAMORI_TRY(fs::ensure_directory(dir, parent.name, meta, e.path));
+      return Nothing();
     }
     case FileType::kSymlink:
-      return fs::replace_symlink(env, dir, parent.name, e.link_target(), meta, e.path);
+      MAMORI_TRY(fs::replace_symlink(env, dir, parent.name, e.link_target(), meta, e.path));
+      return Nothing();
     default:
-      return fs::replace_node(env, dir, parent.name, type_bits(e.type), static_cast<dev_t>(e.rdev),
-                              meta, e.path);
+      MAMORI_TRY(fs::replace_node(env, dir, parent.name, type_bits(e.type), static_cast<dev_t>(e.rdev),
+                                  meta, e.path));
+      return Nothing();
   }
 }
 
@@ -107,6 +121,14 @@ Status restore_entry(Env& env, const store::Store& store, int root_fd, const Ent
                      bool rebuild, fs::Sync sync) {
   return rebuild ? recreate(env, store, root_fd, want, sync)
                  : repair_metadata(env, store, root_fd, want, sync);
+}
+
+Result<std::optional<fs::Written>> restore_entry_how(Env& env, const store::Store& store,
+                                                     int root_fd, const Entry& want, bool rebuild,
+                                                     fs::Sync sync) {
+  if (rebuild) return recreate_how(env, store, root_fd, want, sync);
+  MAMORI_TRY(repair_metadata(root_fd, want));
+  return std::optional<fs::Written>();
 }
 
 Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& store,
@@ -134,7 +156,10 @@ Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& st
     MAMORI_TRY(recreate(env, store, root_fd, *want));
     restored(*want, st ? ChangeKind::kChanged : ChangeKind::kRemoved, kAttrType);
   }
-  auto report = MAMORI_TRY(check_root(catalog, root_id, ctx, start, false));
+  // What is not in the baseline is only reported, so it is never read (check.h).
+  CheckOptions options;
+  options.max_unknown_hash_bytes = 0;
+  auto report = MAMORI_TRY(check_root(catalog, root_id, ctx, start, options));
   out.errors = std::move(report.errors);
   // Files whose content could not be read (a chmod 000 as an unprivileged user): their
   // content is unknown, so they are rewritten from the store, not just re-permissioned.

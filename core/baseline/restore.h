@@ -6,6 +6,7 @@
 // and left where they are.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,12 @@ struct RestoreReport {
 // directory must exist. `sync` as in fs::replace_file.
 Status restore_entry(Env& env, const store::Store& store, int root_fd, const Entry& want,
                      bool rebuild, fs::Sync sync = fs::Sync::kNow);
+// The same, saying how: with `rebuild` a regular file is rewritten in place when the
+// filesystem has no inode left for a temporary (fs::replace_or_rewrite_file); nullopt
+// when no content was written (metadata only, or not a regular file).
+Result<std::optional<fs::Written>> restore_entry_how(Env& env, const store::Store& store,
+                                                     int root_fd, const Entry& want, bool rebuild,
+                                                     fs::Sync sync = fs::Sync::kNow);
 
 // Runs a check of `start` and repairs every difference it finds. With `refresh_cache`,
 // refreshes the stat cache of what it rewrote inside its own transaction (the agent,

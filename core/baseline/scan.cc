@@ -41,14 +41,18 @@ struct Read {
   bool whole = false;  // the content fits in `buf` (it is all there)
 };
 
-// Hashes the file from offset 0 to its end. Content up to kInlineMax stays in `buf`.
+// Hashes the file from offset 0 to its end, reading at most `limit` bytes: a file that
+// grows while it is read (an attacker appending without end) stops the read there, and
+// the caller sees a total that differs from the size it expected. Content up to
+// kInlineMax stays in `buf`.
 Result<Read> read_content(int fd, const std::string& path, std::vector<uint8_t>& buf,
-                          Progress* progress) {
+                          Progress* progress, uint64_t limit) {
   Read r;
   buf.resize(kInlineMax + 1);
+  const size_t first = static_cast<size_t>(std::min<uint64_t>(buf.size(), limit));
   size_t have = 0;
-  while (have < buf.size()) {
-    const ssize_t n = ::pread(fd, buf.data() + have, buf.size() - have, static_cast<off_t>(have));
+  while (have < first) {
+    const ssize_t n = ::pread(fd, buf.data() + have, first - have, static_cast<off_t>(have));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail_errno("read", path);
     if (n == 0) {
@@ -59,6 +63,10 @@ Result<Read> read_content(int fd, const std::string& path, std::vector<uint8_t>&
   }
   r.total = have;
   if (progress) progress->bytes_done += have;
+  if (!r.whole && have == limit) {  // the limit, not the end: the caller retries or fails
+    r.digest = hash::sha256(std::span<const uint8_t>(buf.data(), have));
+    return r;
+  }
   if (r.whole) {
     r.digest = hash::sha256(std::span<const uint8_t>(buf.data(), have));
     return r;
@@ -66,8 +74,9 @@ Result<Read> read_content(int fd, const std::string& path, std::vector<uint8_t>&
   hash::Sha256 h;
   h.update({buf.data(), have});
   std::vector<uint8_t> chunk(kStreamChunk);
-  for (;;) {
-    const ssize_t n = ::pread(fd, chunk.data(), chunk.size(), static_cast<off_t>(r.total));
+  while (r.total < limit) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(chunk.size(), limit - r.total));
+    const ssize_t n = ::pread(fd, chunk.data(), want, static_cast<off_t>(r.total));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail_errno("read", path);
     if (n == 0) break;
@@ -96,7 +105,9 @@ Status hash_one(const ScanContext& ctx, Entry& e, store::Store* store, std::vect
       ctx.clock.wait(std::chrono::nanoseconds(settle - age));
       continue;
     }
-    const Read r = MAMORI_TRY(read_content(fd.get(), e.path, buf, ctx.progress));
+    // One byte past the size it had: enough to see it grew, never an unbounded read.
+    const Read r = MAMORI_TRY(read_content(fd.get(), e.path, buf, ctx.progress,
+                                           static_cast<uint64_t>(before.st_size) + 1));
     if (::fstat(fd.get(), &after) != 0) return fail_errno("fstat", e.path);
     if (!same_version(before, after) || r.total != static_cast<uint64_t>(after.st_size))
       continue;  // written to while we read: the digest may be torn

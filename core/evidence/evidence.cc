@@ -32,7 +32,8 @@ constexpr uint32_t kCodecZstd = 1;
 constexpr size_t kHeaderSize = 64;
 constexpr int kLevel = 3;
 constexpr size_t kChunk = 128 * 1024;
-constexpr int64_t kSchemaVersion = 1;
+constexpr size_t kHeadBytes = 4096;    // what looks_executable() sees of a content
+constexpr int64_t kSchemaVersion = 2;  // 2 added `priority` (1 is migrated on open)
 // The one blob being written. A single name is enough: the writer holds the lock, and
 // open() removes whatever a crashed writer left under it.
 constexpr char kTmpName[] = "blob.tmp";
@@ -66,6 +67,36 @@ uint64_t get_u64(const uint8_t* p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
   return v;
+}
+
+}  // namespace
+
+bool script_name(std::string_view path) {
+  const auto dot = path.rfind('.');
+  if (dot == std::string_view::npos || path.find('/', dot) != std::string_view::npos) return false;
+  std::string ext(path.substr(dot + 1));
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (std::string_view e :
+       {"php", "php3", "php4", "php5", "php7", "php8", "phtml", "phar",  "pht",      "inc", "pl",
+        "py",  "cgi",  "sh",   "js",   "asp",  "aspx", "jsp",   "shtml", "htaccess", "so"})
+    if (ext == e) return true;
+  return false;
+}
+
+namespace {
+
+// What a content looks like, from its first bytes and its name: a script or program is
+// what an attacker runs, so its evidence outlives a junk file's (evidence.h, Priority).
+bool looks_executable(std::string_view head, std::string_view path, uint32_t mode) {
+  if (S_ISREG(mode) && (mode & 0111)) return true;
+  if (head.starts_with("#!") || head.starts_with("\x7f"
+                                                 "ELF"))
+    return true;
+  std::string lower(head);
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (std::string_view tag : {"<?php", "<?=", "<script", "eval(", "base64_decode("})
+    if (lower.find(tag) != std::string::npos) return true;
+  return script_name(path);
 }
 
 tl::unexpected<Error> corrupt(int64_t id, std::string detail) {
@@ -126,12 +157,14 @@ struct EvidenceStore::Impl {
 
   // What the blob of an item holds, as its header and the index record it.
   struct Blob {
+    std::string head;           // the first kHeadBytes of the content, to judge its kind
     uint64_t kept_size = 0;     // uncompressed bytes kept (a prefix when truncated)
     hash::Digest kept_sha256;   // of those bytes: what read() verifies
     uint64_t stored_bytes = 0;  // the blob file's size, header included: what the quota counts
   };
 
   Status create_schema();
+  Result<int64_t> priority_of(const Item& meta, const Blob& blob);
   Status remove_orphans();
   Result<Blob> write_blob(int src, Item& meta);
   Status index(Item& meta, const Blob& blob, std::vector<Item>& dropped, bool& renamed,
@@ -148,6 +181,14 @@ Status EvidenceStore::Impl::create_schema() {
   const int64_t version = v.int64(0);
   v.reset();
   if (version == kSchemaVersion) return ok();
+  if (version == 1) {
+    // Version 2 only adds the pruning priority; older items count as ordinary ones.
+    auto txn = MAMORI_TRY(db::Transaction::begin(db));
+    MAMORI_TRY(db.exec("ALTER TABLE items ADD COLUMN priority INTEGER NOT NULL DEFAULT 1"));
+    MAMORI_TRY(db.exec("CREATE INDEX items_event ON items(event_id)"));
+    MAMORI_TRY(db.exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion)));
+    return txn.commit();
+  }
   if (version != 0)
     return fail("evidence index", db.path(), EPROTO,
                 fmt::format("schema version {} is not {}: written by another mamori", version,
@@ -165,7 +206,9 @@ Status EvidenceStore::Impl::create_schema() {
       " pid INTEGER NOT NULL, executable BLOB NOT NULL, command_line BLOB NOT NULL,"
       " user_id INTEGER NOT NULL, user_name BLOB NOT NULL, ppid INTEGER NOT NULL,"
       " parent_executable BLOB NOT NULL, baseline_sha256 BLOB,"
-      " kept_size INTEGER NOT NULL, kept_sha256 BLOB NOT NULL, stored_bytes INTEGER NOT NULL)"));
+      " kept_size INTEGER NOT NULL, kept_sha256 BLOB NOT NULL, stored_bytes INTEGER NOT NULL,"
+      " priority INTEGER NOT NULL DEFAULT 1)"));
+  MAMORI_TRY(db.exec("CREATE INDEX items_event ON items(event_id)"));
   MAMORI_TRY(db.exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion)));
   return txn.commit();
 }
@@ -246,7 +289,7 @@ Result<std::unique_ptr<EvidenceStore>> EvidenceStore::open(Env& env, const std::
     v.reset();
     // A writer that created the file but not yet its schema: nothing is kept yet.
     if (version == 0) return fail("open evidence index", db_path, ENOENT, "no evidence kept yet");
-    if (version != kSchemaVersion)
+    if (version != kSchemaVersion && version != 1)  // 1: not migrated yet, read as is
       return fail("evidence index", db_path, EPROTO,
                   fmt::format("schema version {} is not {}: written by another mamori", version,
                               kSchemaVersion));
@@ -282,35 +325,49 @@ Result<EvidenceStore::Impl::Blob> EvidenceStore::Impl::write_blob(int src, Item&
       }
     };
 
-    // The whole content is hashed, so the item's sha256 matches what other tools
-    // report for the file; only the first max_item_bytes are kept.
-    hash::Sha256 full, kept;
-    uint64_t pos = 0, kept_size = 0;
-    bool frame_ended = false;
+    // Never read past max_item_bytes (docs/formats/evidence.md): a 15 TiB sparse file or a
+    // 10 GB upload costs at most that much of the guard's time. The item's sha256 is then
+    // the kept prefix's, and `truncated` says so; `size` is the file's size.
+    hash::Sha256 kept;
+    std::string head;
+    uint64_t kept_size = 0;
+    bool more = false;
     for (;;) {
-      const ssize_t n = ::pread(src, in.data(), in.size(), static_cast<off_t>(pos));
+      if (kept_size == options.max_item_bytes) {
+        uint8_t probe = 0;
+        const ssize_t n = ::pread(src, &probe, 1, static_cast<off_t>(kept_size));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return fail_errno("read", meta.path);
+        more = n > 0;
+        break;
+      }
+      const size_t want =
+          static_cast<size_t>(std::min<uint64_t>(in.size(), options.max_item_bytes - kept_size));
+      const ssize_t n = ::pread(src, in.data(), want, static_cast<off_t>(kept_size));
       if (n < 0) {
         if (errno == EINTR) continue;
         return fail_errno("read", meta.path);
       }
       if (n == 0) break;
       const std::span<const uint8_t> chunk(in.data(), static_cast<size_t>(n));
-      full.update(chunk);
-      pos += chunk.size();
-      if (frame_ended) continue;
-      const size_t take =
-          static_cast<size_t>(std::min<uint64_t>(chunk.size(), options.max_item_bytes - kept_size));
-      kept.update(chunk.first(take));
-      kept_size += take;
-      frame_ended = kept_size == options.max_item_bytes;
-      MAMORI_TRY(compress(chunk.first(take), frame_ended ? ZSTD_e_end : ZSTD_e_continue));
+      if (head.size() < kHeadBytes)
+        head.append(reinterpret_cast<const char*>(chunk.data()),
+                    std::min(chunk.size(), kHeadBytes - head.size()));
+      kept.update(chunk);
+      kept_size += chunk.size();
+      MAMORI_TRY(compress(chunk, ZSTD_e_continue));
     }
-    if (!frame_ended) MAMORI_TRY(compress({}, ZSTD_e_end));
-    meta.size = pos;
-    meta.sha256 = full.finish();
-    meta.truncated = pos > kept_size;
+    MAMORI_TRY(compress({}, ZSTD_e_end));
+    struct stat st {};
+    const uint64_t st_size =
+        ::fstat(src, &st) == 0 && S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size) : 0;
+    meta.truncated = more || st_size > kept_size;
+    meta.size = std::max(st_size, kept_size + (more ? 1 : 0));
+    if (!meta.truncated) meta.size = kept_size;
+    const hash::Digest kept_digest = kept.finish();
+    meta.sha256 = kept_digest;
 
-    Blob blob{kept_size, kept.finish(), out_pos};
+    Blob blob{std::move(head), kept_size, kept_digest, out_pos};
     std::array<uint8_t, kHeaderSize> header{};
     std::memcpy(header.data(), kMagic, sizeof kMagic);
     put_u32(header.data() + 8, kVersion);
@@ -325,15 +382,42 @@ Result<EvidenceStore::Impl::Blob> EvidenceStore::Impl::write_blob(int src, Item&
   return written;
 }
 
+Result<int64_t> EvidenceStore::Impl::priority_of(const Item& meta, const Blob& blob) {
+  if (looks_executable(blob.head, meta.path, meta.mode)) return int64_t{kPriorityExecutable};
+  auto& q = *MAMORI_TRY(db.cached("SELECT count(*) FROM items WHERE event_id = ?"));
+  q.bind_text(1, meta.event_id);
+  MAMORI_TRY(q.step());
+  const int64_t before = meta.event_id.empty() ? 0 : q.int64(0);
+  q.reset();
+  if (before < static_cast<int64_t>(kFirstPerIncident)) return int64_t{kPriorityFirst};
+  if (before < static_cast<int64_t>(kMaxPerIncident)) return int64_t{kPriorityOrdinary};
+  return int64_t{kPriorityBurst};
+}
+
 Status EvidenceStore::Impl::index(Item& meta, const Blob& blob, std::vector<Item>& dropped,
                                   bool& renamed, bool& committing) {
   auto txn = MAMORI_TRY(db::Transaction::begin(db));
+  // The same content kept already: stored once. The earlier item stands for this one.
+  if (!meta.truncated) {
+    auto& same = *MAMORI_TRY(db.cached(
+        "SELECT id FROM items WHERE sha256 = ? AND truncated = 0 AND kept_size = ? LIMIT 1"));
+    same.bind(1, meta.sha256.raw()).bind(2, static_cast<int64_t>(blob.kept_size));
+    const bool found = MAMORI_TRY(same.step());
+    const int64_t id = found ? same.int64(0) : 0;
+    same.reset();
+    if (found) {
+      meta.id = id;
+      meta.duplicate = true;
+      return ok();  // nothing written: the transaction rolls back
+    }
+  }
+  const int64_t priority = MAMORI_TRY(priority_of(meta, blob));
   auto& ins = *MAMORI_TRY(db.cached(
       "INSERT INTO items(time_ns, event_id, root, path, reason, sha256, size, truncated, mode, "
       "uid, gid,"
       " mtime_ns, pid, executable, command_line, user_id, user_name, ppid, parent_executable,"
-      " baseline_sha256, kept_size, kept_sha256, stored_bytes)"
-      " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+      " baseline_sha256, kept_size, kept_sha256, stored_bytes, priority)"
+      " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
   ins.bind(1, meta.time_ns)
       .bind_text(2, meta.event_id)
       .bind(3, meta.root)
@@ -359,7 +443,8 @@ Status EvidenceStore::Impl::index(Item& meta, const Blob& blob, std::vector<Item
     ins.bind_null(20);
   ins.bind(21, static_cast<int64_t>(blob.kept_size))
       .bind(22, blob.kept_sha256.raw())
-      .bind(23, static_cast<int64_t>(blob.stored_bytes));
+      .bind(23, static_cast<int64_t>(blob.stored_bytes))
+      .bind(24, priority);
   MAMORI_TRY(ins.run());
   meta.id = sqlite3_last_insert_rowid(db.raw());
 
@@ -372,19 +457,22 @@ Status EvidenceStore::Impl::index(Item& meta, const Blob& blob, std::vector<Item
   renamed = true;
   if (env.fsync(dir.get()) != 0) return fail_errno("fsync", "evidence");
 
-  // Quota: drop the oldest items, never the new one, in the same transaction, so the
-  // store is never seen (nor left by a crash) over quota with the new item in it.
-  auto& sum = *MAMORI_TRY(db.cached("SELECT coalesce(sum(stored_bytes), 0) FROM items"));
+  // Quota: drop the least important items first (priority, then age: evidence.h), in
+  // the same transaction, so the store is never seen (nor left by a crash) over quota.
+  // The new item competes too: a burst's 17th junk file goes before an older web shell.
+  // An item alone is kept, even over the quota.
+  auto& sum = *MAMORI_TRY(db.cached("SELECT coalesce(sum(stored_bytes), 0), count(*) FROM items"));
   MAMORI_TRY(sum.step());
   uint64_t total = static_cast<uint64_t>(sum.int64(0));
+  int64_t left = sum.int64(1);
   sum.reset();
   if (total > options.quota_bytes) {
     auto old = MAMORI_TRY(db.prepare(
-        fmt::format("SELECT {}, stored_bytes FROM items WHERE id != ? ORDER BY id", kColumns)));
-    old.bind(1, meta.id);
-    while (total > options.quota_bytes && MAMORI_TRY(old.step())) {
+        fmt::format("SELECT {}, stored_bytes FROM items ORDER BY priority, id", kColumns)));
+    while (total > options.quota_bytes && left > 1 && MAMORI_TRY(old.step())) {
       dropped.push_back(MAMORI_TRY(to_item(old)));
       total -= std::min<uint64_t>(total, static_cast<uint64_t>(old.int64(21)));
+      --left;
     }
     old.reset();
     auto& del = *MAMORI_TRY(db.cached("DELETE FROM items WHERE id = ?"));
@@ -405,7 +493,16 @@ Result<Item> EvidenceStore::add(Item meta, int fd, std::vector<Item>* pruned) {
 
   std::vector<Item> dropped;
   bool renamed = false, committing = false;
-  if (auto st = m.index(meta, blob, dropped, renamed, committing); !st) {
+  auto st = m.index(meta, blob, dropped, renamed, committing);
+  if (st && meta.duplicate) {
+    ::unlinkat(m.dir.get(), kTmpName, 0);
+    if (pruned) pruned->clear();
+    auto earlier = MAMORI_TRY(m.get(meta.id));
+    if (!earlier) return no_such_item(meta.id);
+    earlier->duplicate = true;
+    return std::move(*earlier);
+  }
+  if (!st) {
     // Before COMMIT the transaction is rolled back, so the blob is garbage. A failed
     // COMMIT may still have reached the WAL and be replayed at the next open: the blob
     // then stays, since a row without its blob is damage while a blob without a row is

@@ -3,8 +3,8 @@
 // kept with who changed them and when, under STATE/evidence/. Each item is one zstd
 // blob named by its id plus one row in STATE/evidence/index.db (SQLite, WAL); the blob
 // is fsync()ed before its row commits, so a row never points at missing bytes. A size
-// quota keeps the directory bounded: adding past it prunes the oldest items first and
-// says which. Format: docs/formats/evidence.md.
+// quota keeps the directory bounded: adding past it prunes the least important items (see Priority)
+// first and says which. Format: docs/formats/evidence.md.
 //
 // Threads: one owner (the agent's guard thread); readers in other processes (the CLI)
 // open their own EvidenceStore with Access::kRead. One writer at a time: kWrite takes
@@ -19,6 +19,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/base/env.h"
@@ -46,8 +47,8 @@ struct Item {
   std::string root;        // absolute root path
   std::string path;        // relative to root (may hold any byte but NUL)
   std::string reason;      // "modified" | "created" | "replaced" ...: why it was taken
-  hash::Digest sha256;     // of the full content
-  uint64_t size = 0;       // full content size
+  hash::Digest sha256;     // of the content kept: all of it, or the prefix when truncated
+  uint64_t size = 0;       // full content size (the file's size when truncated)
   bool truncated = false;  // content longer than the per-item limit: only a prefix kept
   uint32_t mode = 0;       // st_mode of the tampered inode (type and permissions)
   uint32_t uid = 0;
@@ -55,7 +56,24 @@ struct Item {
   int64_t mtime_ns = 0;
   Who who;
   std::optional<hash::Digest> baseline_sha256;  // what the file should have held, if known
+  // Not stored: set by add() when the same content was kept already. The item returned
+  // is then that earlier one (its id, path and who); nothing new was written.
+  bool duplicate = false;
 };
+
+// Pruning order under the quota: lowest priority first, oldest first within one. What
+// matters in an incident is what the attacker can run and how it started; a burst (a
+// quarantined directory of 77 files, one event) must not flush everything else.
+inline constexpr int kPriorityExecutable = 3;  // a script or program: "<?php", "#!", ELF,
+                                               // an exec bit, a script extension
+inline constexpr int kPriorityFirst = 2;       // among the first items of its event
+inline constexpr int kPriorityOrdinary = 1;    // the rest, up to kMaxPerIncident per event
+inline constexpr int kPriorityBurst = 0;       // beyond kMaxPerIncident items of one event
+inline constexpr size_t kFirstPerIncident = 4;
+// True when the name ends in a script or program extension (.php, .phtml, .sh, .js, ...;
+// any case): what an attacker runs. Part of the executable class above.
+bool script_name(std::string_view path);
+inline constexpr size_t kMaxPerIncident = 16;
 
 struct Options {
   uint64_t quota_bytes = 1ull << 30;      // stored (compressed) bytes, all items
@@ -73,11 +91,15 @@ class EvidenceStore {
 
   // Copies the content of `fd` (read from offset 0 with pread, whatever its position)
   // into a new item described by `meta` (id, sha256, size and truncated are filled in
-  // here; all of the content is hashed, only max_item_bytes of it kept). Then prunes
-  // the oldest items while the store is over its quota, never the new one, in the same
-  // transaction; `pruned` (replaced, not appended to) receives the items dropped. A new
-  // item larger than the whole quota is kept alone. Fails cleanly (nothing half-added,
-  // nothing pruned) on ENOSPC, EIO or an unreadable fd; EROFS for a kRead store.
+  // here). At most max_item_bytes are read, plus one byte to tell whether there is more:
+  // a larger file is kept truncated, its size taken from fstat, its sha256 that of the
+  // kept prefix, so no file (however large or sparse) costs more than the limit. A content
+  // already kept (same sha256, not truncated) is stored once: the earlier item is returned
+  // with `duplicate` set. Then prunes, in the same transaction, by priority then age (the
+  // new item included: when it is the least important, it is the one dropped and appears
+  // in `pruned`) while the store is over its quota; `pruned` (replaced, not appended to)
+  // receives the items dropped. An item alone is kept, even over the quota. Fails cleanly (nothing
+  // half-added, nothing pruned) on ENOSPC, EIO or an unreadable fd; EROFS for a kRead store.
   Result<Item> add(Item meta, int fd, std::vector<Item>* pruned = nullptr);
 
   // Newest first; at most `limit` (0 = all).

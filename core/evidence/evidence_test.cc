@@ -8,11 +8,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <set>
 
 #include "core/base/unique_fd.h"
+#include "core/db/sqlite.h"
 #include "testing/fault_env.h"
 #include "testing/temp_dir.h"
 
@@ -206,7 +208,7 @@ TEST(Evidence, QuotaPrunesOldestFirstAndNeverTheNewItem) {
   EXPECT_GT(s->add(sample("d"), content_fd("d").get()).value().id, big.id);
 }
 
-TEST(Evidence, KeepsOnlyAPrefixBeyondTheItemLimitButHashesEverything) {
+TEST(Evidence, KeepsOnlyAPrefixBeyondTheItemLimitAndNeverReadsPastIt) {
   Fixture f;
   Options o;
   o.max_item_bytes = 100000;
@@ -215,15 +217,144 @@ TEST(Evidence, KeepsOnlyAPrefixBeyondTheItemLimitButHashesEverything) {
   const auto it = s->add(sample("huge.php"), content_fd(full).get()).value();
   EXPECT_TRUE(it.truncated);
   EXPECT_EQ(it.size, full.size());
-  EXPECT_EQ(it.sha256, hash::sha256(full));
+  // The digest is the kept prefix's: the rest was never read.
+  EXPECT_EQ(it.sha256, hash::sha256(full.substr(0, 100000)));
   EXPECT_EQ(read_all(*s, it.id), full.substr(0, 100000));
   const auto got = s->get(it.id).value().value();
   EXPECT_TRUE(got.truncated);
-  EXPECT_EQ(got.sha256, hash::sha256(full));
+  EXPECT_EQ(got.size, full.size());
+  EXPECT_EQ(got.sha256, hash::sha256(full.substr(0, 100000)));
   // Exactly at the limit is not truncated.
   const auto exact = s->add(sample("exact"), content_fd(full.substr(0, 100000)).get()).value();
   EXPECT_FALSE(exact.truncated);
+  EXPECT_EQ(exact.size, 100000u);
+  EXPECT_EQ(exact.sha256, hash::sha256(full.substr(0, 100000)));
   EXPECT_EQ(read_all(*s, exact.id), full.substr(0, 100000));
+}
+
+TEST(Evidence, AHugeSparseFileCostsOnlyTheItemLimit) {
+  // `truncate -s 15T x.php`: no blocks, 15 TiB of zeros to read. Reading it whole (as
+  // add() once did, to hash it) takes hours; the test's time-out catches that.
+  Fixture f;
+  Options o;
+  o.max_item_bytes = 1 << 20;
+  auto s = f.open(o);
+  UniqueFd fd = content_fd("<?php system($_GET['c']); ?>");
+  constexpr uint64_t kHuge = 15ull << 40;
+  ASSERT_EQ(::ftruncate(fd.get(), static_cast<off_t>(kHuge)), 0) << std::strerror(errno);
+  const auto it = s->add(sample("uploads/z.php"), fd.get()).value();
+  EXPECT_TRUE(it.truncated);
+  EXPECT_EQ(it.size, kHuge);
+  const std::string kept = read_all(*s, it.id);
+  ASSERT_EQ(kept.size(), size_t{1} << 20);
+  EXPECT_TRUE(kept.starts_with("<?php system"));
+  EXPECT_LT(s->usage().value().stored_bytes, 64u << 10);  // zeros compress to nothing
+}
+
+Item incident(std::string path, std::string event_id) {
+  Item m = sample(std::move(path));
+  m.event_id = std::move(event_id);
+  return m;
+}
+
+TEST(Evidence, AWebShellOutlivesLaterJunk) {
+  // Issue 10 item 8: a 1 MiB quota, a web shell written first, then six 300 KB random
+  // files: the web shell's evidence survives (it used to be the first one pruned).
+  Fixture f;
+  Options o;
+  o.quota_bytes = 1 << 20;
+  auto s = f.open(o);
+  std::vector<Item> pruned, all_pruned;
+  const std::string shell = "<?php @eval($_POST['x']); ?>\n";
+  const auto sh =
+      s->add(incident("wp-content/uploads/s.php", "ev-shell"), content_fd(shell).get(), &pruned)
+          .value();
+  for (int i = 0; i < 6; ++i) {
+    const auto it = s->add(
+        incident("wp-content/uploads/r" + std::to_string(i) + ".dat", "ev-r" + std::to_string(i)),
+        content_fd(random_bytes(300000, 10 + i)).get(), &pruned);
+    ASSERT_TRUE(it) << it.error().message();
+    all_pruned.insert(all_pruned.end(), pruned.begin(), pruned.end());
+  }
+  EXPECT_FALSE(all_pruned.empty());  // the quota did bite
+  for (const auto& p : all_pruned) EXPECT_NE(p.id, sh.id);
+  ASSERT_TRUE(s->get(sh.id).value());
+  EXPECT_EQ(read_all(*s, sh.id), shell);
+  EXPECT_LE(s->usage().value().stored_bytes, o.quota_bytes);
+}
+
+TEST(Evidence, ABurstOfOneIncidentDoesNotFlushOthers) {
+  // A quarantined directory of 77 files is one event: past kMaxPerIncident its items are
+  // the first to go (each other, the newest included), never the earlier incidents'.
+  Fixture f;
+  Options o;
+  o.quota_bytes = 200000;  // about 19 incompressible 10 kB items
+  auto s = f.open(o);
+  std::vector<Item> pruned;
+  std::vector<int64_t> earlier;
+  for (int i = 0; i < 3; ++i)
+    earlier.push_back(s->add(incident("old" + std::to_string(i), "ev-old" + std::to_string(i)),
+                             content_fd(random_bytes(10000, 100 + i)).get(), &pruned)
+                          .value()
+                          .id);
+  size_t not_kept = 0;
+  std::vector<int64_t> burst;
+  for (int i = 0; i < 77; ++i) {
+    const auto it = s->add(incident("dir/f" + std::to_string(i), "ev-burst"),
+                           content_fd(random_bytes(10000, 200 + i)).get(), &pruned)
+                        .value();
+    burst.push_back(it.id);
+    not_kept += pruned.size();
+  }
+  for (int64_t id : earlier) EXPECT_TRUE(s->get(id).value()) << "earlier item " << id << " pruned";
+  // The first items of the burst are kept too; what the store dropped was its tail.
+  for (size_t i = 0; i < kFirstPerIncident; ++i) EXPECT_TRUE(s->get(burst[i]).value());
+  EXPECT_GE(not_kept, 77u - kMaxPerIncident);
+  EXPECT_LE(s->usage().value().stored_bytes, o.quota_bytes);
+}
+
+TEST(Evidence, TheSameContentIsStoredOnce) {
+  Fixture f;
+  auto s = f.open(f.env);
+  const std::string shell = "<?php system($_GET['c']); ?>\n";
+  const auto a = s->add(incident("uploads/a.php", "ev-a"), content_fd(shell).get()).value();
+  EXPECT_FALSE(a.duplicate);
+  const auto b = s->add(incident("uploads/b.php", "ev-b"), content_fd(shell).get()).value();
+  EXPECT_TRUE(b.duplicate);
+  EXPECT_EQ(b.id, a.id);
+  EXPECT_EQ(b.path, "uploads/a.php");  // the earlier item stands for both
+  EXPECT_EQ(s->usage().value().items, 1u);
+  EXPECT_EQ(f.files().size(), 3u);  // index.db, lock, one blob
+  // A truncated content is not a duplicate of anything: only its prefix is known.
+  const auto c =
+      s->add(incident("uploads/c.php", "ev-c"), content_fd(shell + "more").get()).value();
+  EXPECT_FALSE(c.duplicate);
+  EXPECT_NE(c.id, a.id);
+}
+
+TEST(Evidence, AVersion1IndexIsReadAndMigrated) {
+  Fixture f;
+  int64_t old_id = 0;
+  {
+    auto s = f.open(f.env);
+    old_id = s->add(sample("old.php"), content_fd("<?php old(); ?>").get()).value().id;
+  }
+  {  // what a mamori before priorities left behind
+    auto db = db::Db::open(f.state + "/evidence/index.db", db::Db::Mode::kReadWrite).value();
+    ASSERT_TRUE(db.exec("DROP INDEX items_event"));
+    ASSERT_TRUE(db.exec("ALTER TABLE items DROP COLUMN priority"));
+    ASSERT_TRUE(db.exec("PRAGMA user_version = 1"));
+  }
+  {
+    auto r = f.open(f.env, EvidenceStore::Access::kRead);
+    ASSERT_EQ(r->list().value().size(), 1u);
+    EXPECT_EQ(read_all(*r, old_id), "<?php old(); ?>");
+  }
+  auto s = f.open(f.env);
+  const auto it = s->add(sample("new.php"), content_fd("<?php new(); ?>").get()).value();
+  EXPECT_GT(it.id, old_id);
+  EXPECT_EQ(s->list().value().size(), 2u);
+  EXPECT_EQ(read_all(*s, old_id), "<?php old(); ?>");
 }
 
 TEST(Evidence, DamagedBlobsFailWithEBADMSG) {
@@ -233,7 +364,7 @@ TEST(Evidence, DamagedBlobsFailWithEBADMSG) {
   {
     auto s = f.open(f.env);
     for (int i = 0; i < 4; ++i)
-      ids.push_back(s->add(sample("p"), content_fd(text).get()).value().id);
+      ids.push_back(s->add(sample("p"), content_fd(text + std::to_string(i)).get()).value().id);
   }
   auto flip = [&](int64_t id, off_t at) {
     const int fd = ::open(f.blob(id).c_str(), O_RDWR);
@@ -256,7 +387,7 @@ TEST(Evidence, DamagedBlobsFailWithEBADMSG) {
     ASSERT_FALSE(st) << i;
     EXPECT_EQ(st.error().errnum, EBADMSG) << i;
   }
-  EXPECT_EQ(read_all(*s, ids[3]), text);
+  EXPECT_EQ(read_all(*s, ids[3]), text + "3");
 }
 
 TEST(Evidence, AfterACrashOrphanBlobsAreIgnoredThenRemovedAndMissingBlobsReported) {

@@ -91,7 +91,8 @@ Status apply_meta_at_impl(int dir_fd, const std::string& name, const InodeMeta& 
   }
   // "/proc/self/fd/N" leads to exactly the inode the O_PATH fd holds.
   const std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
-  if (::chmod(proc.c_str(), meta.mode & 07777) != 0) return fail_errno("chmod", std::string(display));
+  if (::chmod(proc.c_str(), meta.mode & 07777) != 0)
+    return fail_errno("chmod", std::string(display));
   MAMORI_TRY(write_xattrs_opath(fd.get(), meta.xattrs, display));
   if (set_mtime && ::utimensat(AT_FDCWD, proc.c_str(), times, 0) != 0)
     return fail_errno("utimensat", std::string(display));
@@ -113,14 +114,15 @@ Status replace_file(Env& env, int dir_fd, const std::string& name, const InodeMe
                     const std::function<Status(int fd)>& fill, std::string_view display,
                     Sync sync) {
   const std::string tmp = temp_name();
-  const int raw = ::openat(dir_fd, tmp.c_str(),
-                           O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  const int raw =
+      ::openat(dir_fd, tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (raw < 0) return fail_errno("create temporary for", std::string(display));
   UniqueFd fd(raw);
   auto written = [&]() -> Status {
     MAMORI_TRY(fill(fd.get()));
     MAMORI_TRY(apply_meta(fd.get(), meta, true, display));
-    if (sync == Sync::kNow && env.fsync(fd.get()) != 0) return fail_errno("fsync", std::string(display));
+    if (sync == Sync::kNow && env.fsync(fd.get()) != 0)
+      return fail_errno("fsync", std::string(display));
     return ok();
   }();
   if (!written) {
@@ -128,6 +130,43 @@ Status replace_file(Env& env, int dir_fd, const std::string& name, const InodeMe
     return written;
   }
   return commit(env, dir_fd, tmp, name, display, sync);
+}
+
+std::string_view written_name(Written w) {
+  return w == Written::kReplaced ? "replaced" : "rewritten-in-place";
+}
+
+Result<Written> replace_or_rewrite_file(Env& env, int dir_fd, const std::string& name,
+                                        const InodeMeta& meta,
+                                        const std::function<Status(int fd)>& fill,
+                                        std::string_view display, Sync sync) {
+  auto replaced = replace_file(env, dir_fd, name, meta, fill, display, sync);
+  if (replaced) return Written::kReplaced;
+  const Error& err = replaced.error();
+  // Only a temporary that could not be created for want of inodes or quota: any other
+  // failure (a write, a rename) says nothing about the existing inode being writable.
+  if (err.op != "create temporary for" || (err.errnum != ENOSPC && err.errnum != EDQUOT))
+    return tl::unexpected(replaced.error());
+  const int raw =
+      ::openat(dir_fd, name.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (raw < 0) return tl::unexpected(replaced.error());
+  UniqueFd fd(raw);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return fail_errno("fstat", std::string(display));
+  if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+    Error refused = replaced.error();
+    refused.detail =
+        "no inode for a temporary, and the file there is not a regular file with "
+        "one name: not rewritten in place";
+    return tl::unexpected(std::move(refused));
+  }
+  // Emptied first: `fill` leaves runs of zeros as holes, which must not show old bytes.
+  if (::ftruncate(fd.get(), 0) != 0) return fail_errno("ftruncate", std::string(display));
+  MAMORI_TRY(fill(fd.get()));
+  MAMORI_TRY(apply_meta(fd.get(), meta, true, display));
+  if (env.fsync(fd.get()) != 0) return fail_errno("fsync", std::string(display));
+  (void)sync;  // always synced: a rewrite in place is the one copy there is
+  return Written::kRewrittenInPlace;
 }
 
 Status replace_symlink(Env& env, int dir_fd, const std::string& name, const std::string& target,

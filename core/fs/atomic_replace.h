@@ -18,11 +18,11 @@
 namespace mamori::fs {
 
 struct InodeMeta {
-  mode_t mode = 0;       // permission bits with suid/sgid/sticky (07777)
+  mode_t mode = 0;  // permission bits with suid/sgid/sticky (07777)
   uid_t uid = 0;
   gid_t gid = 0;
   int64_t mtime_ns = 0;
-  std::string xattrs;    // encoded (xattr.h)
+  std::string xattrs;  // encoded (xattr.h)
 };
 
 // Applies owner, mode, tracked xattrs and (if set_mtime) mtime to an open file or
@@ -50,6 +50,25 @@ enum class Sync { kNow, kDeferred };
 Status replace_file(Env& env, int dir_fd, const std::string& name, const InodeMeta& meta,
                     const std::function<Status(int fd)>& fill, std::string_view display,
                     Sync sync = Sync::kNow);
+// How replace_or_rewrite_file() put the content in place.
+enum class Written {
+  kReplaced,          // a new inode renamed over the old one (atomic)
+  kRewrittenInPlace,  // the existing inode truncated and rewritten (not atomic)
+};
+std::string_view written_name(Written w);  // "replaced" | "rewritten-in-place"
+
+// As replace_file, but when no temporary can be created because the filesystem has no
+// inode or quota left (ENOSPC, EDQUOT: uploads filled it), the content is rewritten into
+// the inode `name` already is, so tampered content never stays live for want of an
+// inode: opened beneath `dir_fd` without following it, truncated, filled, given `meta`,
+// fsync()ed. Readers may then see a partial file for the moment of the write, which is
+// why it is only the fallback. Refused (the create's error is returned) when `name` is
+// not a regular file or has other names (st_nlink > 1): writing would change another
+// file, maybe outside the root.
+Result<Written> replace_or_rewrite_file(Env& env, int dir_fd, const std::string& name,
+                                        const InodeMeta& meta,
+                                        const std::function<Status(int fd)>& fill,
+                                        std::string_view display, Sync sync = Sync::kNow);
 Status replace_symlink(Env& env, int dir_fd, const std::string& name, const std::string& target,
                        const InodeMeta& meta, std::string_view display);
 // FIFOs and device nodes (mode carries the S_IF* type). Sockets cannot be recreated.

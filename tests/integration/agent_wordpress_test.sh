@@ -223,9 +223,9 @@ stop_prober site 30
 http_get "$WEB_URL/" "$SCRATCH/front.end"
 assert_same_file "$SCRATCH/front.before" "$SCRATCH/front.end" "the front page at the end"
 assert_eq "" "$(events "e['event']['action'] in ('file-restore-failed', 'evidence-failed')")" "failure events"
-# Batch check knows no allow_new: the allowed uploads are all it may report.
-expect_exit 1 mamori --json check
-assert_eq "$WWW/$UP added
-$WWW/$UP/photo.jpg added" \
-  "$(json '"\n".join(sorted("%s %s" % (c["path"], c["change"]) for c in j["changes"]))')" \
+# The allowed uploads are all check may list, as allowed: not changes (exit 0).
+expect_exit 0 mamori --json check
+assert_eq "$WWW/$UP added True
+$WWW/$UP/photo.jpg added True" \
+  "$(json '"\n".join(sorted("%s %s %s" % (c["path"], c["change"], c.get("allowed")) for c in j["changes"]))')" \
   "check --json: the tree is its baseline plus the allowed uploads"
