@@ -820,7 +820,7 @@ void Guard::finish(Capture& c) {
       ::fstat(c.fd.get(), &st) == 0 && static_cast<uint64_t>(st.st_size) != c.baseline_size;
   std::optional<hash::Digest> sha;
   if (!grown)
-    if (auto d = hash_fd(c.fd.get(), c.item.path)) sha = *d;
+    if (auto d = hash_fd(c.fd.get(), c.item.path, c.baseline_size); d && *d) sha = **d;
   std::optional<evidence::Item> item;
   if (grown || (sha && c.item.baseline_sha256 && *sha != *c.item.baseline_sha256)) {
     if (h != held_.end()) {

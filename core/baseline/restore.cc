@@ -104,31 +104,37 @@ Result<std::optional<fs::Written>> recreate_how(Env& env, const store::Store& st
 // Puts owner, mode, xattrs and mtime back on the entry there now, unless its inode has
 // other names (fs::apply_meta_own_at): then it may be a file from outside the root,
 // hard-linked in, and it is replaced from the store rather than changed.
-Status repair_metadata(Env& env, const store::Store& store, int root_fd, const Entry& e,
-                       fs::Sync sync = fs::Sync::kNow) {
+// Returns how content was written when it had to be replaced, nothing when only metadata
+// changed.
+Result<std::optional<fs::Written>> repair_metadata(Env& env, const store::Store& store,
+                                                   int root_fd, const Entry& e,
+                                                   fs::Sync sync = fs::Sync::kNow) {
   // Directory times follow their children and are not restored.
   const bool set_mtime = e.type != FileType::kDirectory;
-  if (e.path.empty()) return fs::apply_meta(root_fd, meta_of(e), false, ".");
+  if (e.path.empty()) {
+    MAMORI_TRY(fs::apply_meta(root_fd, meta_of(e), false, "."));
+    return std::optional<fs::Written>();
+  }
   auto parent = MAMORI_TRY(fs::open_parent(root_fd, e.path));
   auto st = fs::apply_meta_own_at(parent.dir.get(), parent.name, meta_of(e), set_mtime, e.path);
-  if (!st && st.error().errnum == EMLINK) return recreate(env, store, root_fd, e, sync);
-  return st;
+  if (!st && st.error().errnum == EMLINK) return recreate_how(env, store, root_fd, e, sync);
+  if (!st) return tl::unexpected(std::move(st).error());
+  return std::optional<fs::Written>();
 }
 
 }  // namespace
 
 Status restore_entry(Env& env, const store::Store& store, int root_fd, const Entry& want,
                      bool rebuild, fs::Sync sync) {
-  return rebuild ? recreate(env, store, root_fd, want, sync)
-                 : repair_metadata(env, store, root_fd, want, sync);
+  MAMORI_TRY(restore_entry_how(env, store, root_fd, want, rebuild, sync));
+  return ok();
 }
 
 Result<std::optional<fs::Written>> restore_entry_how(Env& env, const store::Store& store,
                                                      int root_fd, const Entry& want, bool rebuild,
                                                      fs::Sync sync) {
-  if (rebuild) return recreate_how(env, store, root_fd, want, sync);
-  MAMORI_TRY(repair_metadata(root_fd, want));
-  return std::optional<fs::Written>();
+  return rebuild ? recreate_how(env, store, root_fd, want, sync)
+                 : repair_metadata(env, store, root_fd, want, sync);
 }
 
 Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& store,
@@ -178,7 +184,7 @@ Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& st
                          (want.type == FileType::kRegular &&
                           std::binary_search(unread.begin(), unread.end(), want.path));
     auto st =
-        rebuild ? recreate(env, store, root_fd, want) : repair_metadata(env, store, root_fd, want);
+        restore_entry(env, store, root_fd, want, rebuild, fs::Sync::kNow);
     if (!st) {
       out.errors.push_back(std::move(st).error());
       continue;
