@@ -189,8 +189,7 @@ class Agent {
       r.catalog_id = row->id;
       r.mode = rc.mode;
       r.exclude = MAMORI_TRY(fs::PathMatcher::compile(rc.exclude));
-      r.allow_new = MAMORI_TRY(fs::PathMatcher::compile(rc.allow_new));
-      r.deny_new = MAMORI_TRY(fs::PathMatcher::compile(rc.deny_new, fs::MatchCase::kFold));
+      r.uploads = MAMORI_TRY(fs::UploadPolicy::compile(rc.allow_new, rc.deny_new));
       guard_->add_root(std::move(r));
     }
     if (guard_->root_count() == 0)

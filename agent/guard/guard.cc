@@ -14,7 +14,6 @@
 
 #include <fmt/format.h>
 
-#include "agent/guard/upload_filter.h"
 #include "agent/guard/who.h"
 #include "core/base/quote.h"
 #include "core/baseline/check.h"
@@ -196,18 +195,7 @@ baseline::ScanContext Guard::scan_context(const GuardedRoot& r) {
 }
 
 bool Guard::allowed_new(const GuardedRoot& r, const std::string& rel) const {
-  if (r.allow_new.empty() || r.deny_new.matches(rel)) return false;
-  const bool inside = r.allow_new.matches(rel);
-  if (!inside && !r.allow_new.leads_to(rel)) return false;
-  // By type: the directories leading to an allowed one may be created too; a regular
-  // file is judged by its first bytes as well as by its name (upload_filter.h).
-  auto st = fs::stat_beneath(r.fd.get(), rel);
-  if (!st) return inside;  // gone: nothing to quarantine either way
-  if (S_ISDIR(st->st_mode)) return true;
-  if (!inside) return false;
-  if (!S_ISREG(st->st_mode)) return true;
-  auto fd = fs::open_beneath(r.fd.get(), rel, O_RDONLY | O_NONBLOCK | O_NOCTTY);
-  return fd && !fd_looks_like_script(fd->get(), rel);
+  return r.uploads.allows(r.fd.get(), rel);
 }
 
 void Guard::handle(const std::vector<watch::Change>& changes) {
@@ -687,9 +675,8 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
       fresh_.erase(path_key(r, rel));
     } else {
       if (fresh_.size() >= kMaxFresh) fresh_.clear();
-      fresh_[path_key(r, rel)] = {
-          static_cast<uint64_t>(at.st->st_ino),
-          at.st->st_ctim.tv_sec * 1'000'000'000LL + at.st->st_ctim.tv_nsec};
+      fresh_[path_key(r, rel)] = {static_cast<uint64_t>(at.st->st_ino),
+                                  at.st->st_ctim.tv_sec * 1'000'000'000LL + at.st->st_ctim.tv_nsec};
     }
   }
   // The event names the tampered content's hash once the capture has read it whole.
@@ -780,8 +767,8 @@ void Guard::defer_capture(GuardedRoot& r, const std::string& rel, UniqueFd fd,
   // flush everything else. The rest is counted in the event (mamori.evidence.not_kept).
   // A directory is removed in its own order, so a script found past the cap still has an
   // allowance of its own: a web shell hidden among junk is what the evidence is for.
-  const size_t cap = evidence::script_name(rel) ? 2 * evidence::kMaxPerIncident
-                                                : evidence::kMaxPerIncident;
+  const size_t cap =
+      evidence::script_name(rel) ? 2 * evidence::kMaxPerIncident : evidence::kMaxPerIncident;
   if (act.captures >= cap) {
     ++act.not_captured;
     return;
@@ -1071,7 +1058,10 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
       ++w.summarised;
       ++counters_.summarised;
       w.trigger = trigger;
-      if (w.first.size() < kMaxAllowedSummaryPaths) w.first.push_back(rel);
+      if (w.paths.size() < kMaxAllowedWindowPaths)
+        w.paths.insert(rel);
+      else if (!w.paths.contains(rel))
+        w.paths_complete = false;
       return;
     }
   }
@@ -1187,19 +1177,25 @@ void Guard::summarise_allowed() {
   for (auto& [root, w] : std::exchange(allowed_, {})) {
     if (w.summarised == 0) continue;
     const GuardedRoot& r = roots_[root];
+    nlohmann::json first = nlohmann::json::array();
+    for (const auto& p : w.paths) {
+      if (first.size() >= kMaxAllowedSummaryPaths) break;
+      first.push_back(p);
+    }
     emit(std::move(
         event::Event("file-allowed-summary", Severity::kInfo, env_.clock().now_ns())
             .set("event.category", nlohmann::json::array({"file"}))
             .set("mamori.root", r.path)
             .set("mamori.mode", std::string(r.paused ? "deploy" : config::mode_name(r.mode)))
             .set("mamori.trigger", std::string(trigger_name(w.trigger)))
-            .set("mamori.summary.path_count", w.summarised)
-            .set("mamori.summary.paths", w.first)
-            .set("mamori.summary.truncated", w.summarised > w.first.size())
-            .message(fmt::format("{} more new entries allowed in {} (allow_new) beyond {} "
-                                 "reported one by one; the first {} are named",
-                                 w.summarised, quote(r.path), config_.allowed_events_per_second,
-                                 w.first.size()))));
+            .set("mamori.summary.path_count", w.paths.size())
+            .set("mamori.summary.change_count", w.summarised)
+            .set("mamori.summary.paths", first)
+            .set("mamori.summary.truncated", !w.paths_complete || w.paths.size() > first.size())
+            .message(fmt::format("{} more change(s) to {}{} new entries allowed in {} (allow_new) "
+                                 "beyond {} reported one by one; the first {} are named",
+                                 w.summarised, w.paths_complete ? "" : "more than ", w.paths.size(),
+                                 quote(r.path), config_.allowed_events_per_second, first.size()))));
   }
 }
 

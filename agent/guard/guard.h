@@ -66,6 +66,7 @@
 #include "core/evidence/evidence.h"
 #include "core/fs/beneath.h"
 #include "core/fs/glob.h"
+#include "core/fs/upload_policy.h"
 
 namespace mamori::guard {
 
@@ -94,7 +95,8 @@ struct GuardedRoot {
   int64_t catalog_id = 0;  // its baseline in the catalog
   config::Mode mode = config::Mode::kRestore;
   bool paused = false;  // a deploy is running: report, change nothing
-  fs::PathMatcher exclude, allow_new, deny_new;
+  fs::PathMatcher exclude;
+  fs::UploadPolicy uploads;  // allow_new, deny_new
 };
 
 struct Counters {
@@ -239,10 +241,14 @@ class Guard {
   struct AllowedWindow {
     uint64_t events = 0;      // file-allowed seen, alone or summarised
     uint64_t summarised = 0;  // past the limit: counted here
-    std::vector<std::string> first;
+    // The distinct paths among them (a file being written raises several events), up to
+    // kMaxAllowedWindowPaths; past it only counted.
+    std::set<std::string> paths;
+    bool paths_complete = true;
     Trigger trigger = Trigger::kRealtime;
   };
   static constexpr size_t kMaxAllowedSummaryPaths = 100;
+  static constexpr size_t kMaxAllowedWindowPaths = 100000;
   std::map<size_t, AllowedWindow> allowed_;
   static constexpr size_t kPublishEvery = 1024;
   uint64_t storm_changes_ = 0;  // every change of the storm, its first second's included

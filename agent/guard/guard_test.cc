@@ -81,10 +81,8 @@ class GuardTest : public ::testing::Test {
     r.catalog_id = root_id;
     r.mode = mode;
     r.exclude = fs::PathMatcher::compile(exclude).value();
-    r.allow_new = fs::PathMatcher::compile({"uploads/**"}).value();
-    r.deny_new =
-        fs::PathMatcher::compile(config::RootConfig::default_deny_new(), fs::MatchCase::kFold)
-            .value();
+    r.uploads =
+        fs::UploadPolicy::compile({"uploads/**"}, config::RootConfig::default_deny_new()).value();
     g->add_root(std::move(r));
     return *g;
   }

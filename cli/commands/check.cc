@@ -9,6 +9,7 @@
 #include "cli/progress.h"
 #include "core/base/quote.h"
 #include "core/fs/beneath.h"
+#include "core/fs/upload_policy.h"
 
 namespace mamori::cli {
 namespace {
@@ -39,18 +40,15 @@ bool is_tree_change(const baseline::Change& c) {
 // agent judges them: listed as "allowed", not counted as changes in the exit status, so
 // a site with uploads is "clean" until something else differs.
 struct Allowed {
-  fs::PathMatcher allow, deny;
+  fs::UploadPolicy policy;
+  int root_fd = -1;
   bool matches(const baseline::Change& c) const {
-    return c.kind == baseline::ChangeKind::kAdded && !allow.empty() && allow.matches(c.path()) &&
-           !deny.matches(c.path());
+    return c.kind == baseline::ChangeKind::kAdded && policy.allows(root_fd, c.path());
   }
 };
 
-Result<Allowed> allowed_for(const config::RootConfig& rc) {
-  Allowed a;
-  a.allow = MAMORI_TRY(fs::PathMatcher::compile(rc.allow_new));
-  a.deny = MAMORI_TRY(fs::PathMatcher::compile(rc.deny_new));
-  return a;
+Result<Allowed> allowed_for(const config::RootConfig& rc, int root_fd) {
+  return Allowed{MAMORI_TRY(fs::UploadPolicy::compile(rc.allow_new, rc.deny_new)), root_fd};
 }
 
 // In text, an added or removed directory stands for everything added or removed beneath
@@ -124,7 +122,7 @@ int run_check(App& app, const std::vector<std::string>& paths, bool full) {
       warn_all(app, {root_fd.error()}, &out["errors"]);
       continue;
     }
-    auto allow = allowed_for(*scope.root->config);
+    auto allow = allowed_for(*scope.root->config, root_fd->get());
     if (!allow) return app.report(allow.error(), kExitUsage);  // config.cc validated these
     baseline::Progress progress;
     Result<baseline::CheckReport> rep;

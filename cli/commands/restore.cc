@@ -15,7 +15,7 @@
 #include "core/baseline/restore.h"
 #include "core/evidence/evidence.h"
 #include "core/fs/beneath.h"
-#include "core/fs/glob.h"
+#include "core/fs/upload_policy.h"
 
 namespace mamori::cli {
 namespace {
@@ -166,21 +166,15 @@ int run_restore(App& app, const std::vector<std::string>& paths, bool all, bool 
         std::printf("restored %s%s\n", escape(absolute(root_path, r.path)).c_str(),
                     r.was == baseline::ChangeKind::kRemoved ? "  (was removed)" : "");
     }
-    fs::PathMatcher allow_new, deny_new;
-    if (quarantine_new) {
-      auto a = fs::PathMatcher::compile(t.root->config->allow_new);
-      auto d = fs::PathMatcher::compile(t.root->config->deny_new);
-      if (!a || !d) return app.report(a ? d.error() : a.error(), kExitUsage);
-      allow_new = std::move(*a);
-      deny_new = std::move(*d);
-    }
+    auto uploads = fs::UploadPolicy::compile(t.root->config->allow_new, t.root->config->deny_new);
+    if (!uploads) return app.report(uploads.error(), kExitUsage);  // config.cc validated these
     std::string gone;  // the last entry quarantined: what was beneath it went with it
     for (const auto& p : rep->not_in_baseline) {
       if (!gone.empty() && p.size() > gone.size() && p.starts_with(gone) && p[gone.size()] == '/')
         continue;
       const std::string abs = absolute(root_path, p);
-      if (quarantine_new && !allow_new.empty() && allow_new.matches(p) && !deny_new.matches(p)) {
-        // allow_new: an upload, as the agent would let it stay.
+      if (uploads->allows(root_fd->get(), p)) {
+        // An upload, as the agent lets it stay: neither left nor quarantined.
         out["allowed"].push_back(path_json(root_path, p));
         if (!app.options().json) std::printf("allowed  %s  (allow_new)\n", escape(abs).c_str());
         continue;

@@ -20,7 +20,8 @@ fs::InodeMeta meta_of(const Entry& e) {
 
 // memcmp of a block against itself shifted by one: vectorised by libc, unlike a loop.
 bool all_zero(std::span<const uint8_t> chunk) {
-  return chunk.empty() || (chunk[0] == 0 && std::memcmp(chunk.data(), chunk.data() + 1, chunk.size() - 1) == 0);
+  return chunk.empty() ||
+         (chunk[0] == 0 && std::memcmp(chunk.data(), chunk.data() + 1, chunk.size() - 1) == 0);
 }
 
 // Writes the object's content to `fd`, leaving runs of zeros as holes so a sparse file
@@ -36,7 +37,8 @@ Status write_content(Env& env, const store::Store& store, const Entry& e, int fd
     Error err = std::move(read).error();
     if (err.op != "store object") return tl::unexpected(std::move(err));
     // Name the file, not only the digest: this is what the operator has to act on.
-    return fail("restore", e.path, err.errnum, "its baseline content " + err.path + " " + err.detail);
+    return fail("restore", e.path, err.errnum,
+                "its baseline content " + err.path + " " + err.detail);
   }
   if (::ftruncate(fd, offset) != 0) return fail_errno("ftruncate", e.path);
   return ok();
@@ -85,8 +87,8 @@ Result<std::optional<fs::Written>> recreate_how(Env& env, const store::Store& st
           e.path, sync)));
     case FileType::kDirectory: {
       struct stat st {};
-      if (::fstatat(dir, parent.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode) &&
-          ::unlinkat(dir, parent.name.c_str(), 0) != 0)
+      if (::fstatat(dir, parent.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+          !S_ISDIR(st.st_mode) && ::unlinkat(dir, parent.name.c_str(), 0) != 0)
         return fail_errno("unlinkat", e.path);
       MAMORI_TRY(fs::ensure_directory(dir, parent.name, meta, e.path));
       return Nothing();
@@ -95,8 +97,8 @@ Result<std::optional<fs::Written>> recreate_how(Env& env, const store::Store& st
       MAMORI_TRY(fs::replace_symlink(env, dir, parent.name, e.link_target(), meta, e.path));
       return Nothing();
     default:
-      MAMORI_TRY(fs::replace_node(env, dir, parent.name, type_bits(e.type), static_cast<dev_t>(e.rdev),
-                                  meta, e.path));
+      MAMORI_TRY(fs::replace_node(env, dir, parent.name, type_bits(e.type),
+                                  static_cast<dev_t>(e.rdev), meta, e.path));
       return Nothing();
   }
 }
@@ -106,9 +108,8 @@ Result<std::optional<fs::Written>> recreate_how(Env& env, const store::Store& st
 // hard-linked in, and it is replaced from the store rather than changed.
 // Returns how content was written when it had to be replaced, nothing when only metadata
 // changed.
-Result<std::optional<fs::Written>> repair_metadata(Env& env, const store::Store& store,
-                                                   int root_fd, const Entry& e,
-                                                   fs::Sync sync = fs::Sync::kNow) {
+Result<std::optional<fs::Written>> repair_metadata(Env& env, const store::Store& store, int root_fd,
+                                                   const Entry& e, fs::Sync sync = fs::Sync::kNow) {
   // Directory times follow their children and are not restored.
   const bool set_mtime = e.type != FileType::kDirectory;
   if (e.path.empty()) {
@@ -153,7 +154,8 @@ Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& st
   };
   // The directories above `start` first: a path inside a deleted (or symlink-swapped)
   // directory cannot be reached until they are back.
-  for (size_t slash = start.find('/'); slash != std::string_view::npos; slash = start.find('/', slash + 1)) {
+  for (size_t slash = start.find('/'); slash != std::string_view::npos;
+       slash = start.find('/', slash + 1)) {
     const std::string dir(start.substr(0, slash));
     auto st = fs::stat_beneath(root_fd, dir);
     if (st && S_ISDIR(st->st_mode)) continue;
@@ -183,8 +185,7 @@ Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& st
                          (c.attrs & (kAttrType | kAttrContent | kAttrLinkTarget | kAttrDevice)) ||
                          (want.type == FileType::kRegular &&
                           std::binary_search(unread.begin(), unread.end(), want.path));
-    auto st =
-        restore_entry(env, store, root_fd, want, rebuild, fs::Sync::kNow);
+    auto st = restore_entry(env, store, root_fd, want, rebuild, fs::Sync::kNow);
     if (!st) {
       out.errors.push_back(std::move(st).error());
       continue;

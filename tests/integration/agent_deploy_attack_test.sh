@@ -66,11 +66,12 @@ wait_for "file-restored wp-settings.php (foreign writer)" \
   has_event "$(on file-restored wp-settings.php) and $foreign"
 wait_for "file-quarantined cache.php (foreign writer)" \
   has_event "$(on file-quarantined wp-content/uploads/2024/11/cache.php) and $foreign"
-# The batch check knows no allow_new: the dropper's (empty, allowed) upload directories
-# are all it may report; nothing else differs from the baseline.
-expect_exit 1 mamori --json check
+# The dropper's (empty) upload directories are all that differs, and allow_new allows
+# them: listed as allowed, not counted as changes.
+expect_exit 0 mamori --json check
 assert_eq '["wp-content/uploads/2024", "wp-content/uploads/2024/11"]' \
-  "$(json 'sorted(c["path"][len(c["root"]) + 1:] for c in j["changes"])')" "what differs from the baseline after the deploy"
+  "$(json 'sorted(c["path"][len(c["root"]) + 1:] for c in j["changes"] if c.get("allowed"))')" "what differs from the baseline after the deploy"
+assert_eq 0 "$(json 'len([c for c in j["changes"] if not c.get("allowed")])')" "changes besides allowed uploads"
 
 step "after the deploy the guard defends the release, and the dropper's writes stay undone"
 printf 'defaced\n' >"$WP/index.php"

@@ -61,7 +61,10 @@ sys.exit("earlier items flushed by the burst: %s" % lost if lost else 0)' "$befo
   fail "the 77-file directory flushed earlier evidence"
 assert_eq 1 "$(shell_item)" "the web shell's evidence after the burst"
 ev=$(events "e['event']['action'] == 'file-quarantined' and e['file']['path'].endswith('/cache/kit')")
-assert_eq 62 "$(json 'j["mamori"]["evidence"]["not_kept"]' "$ev")" "items of the burst not kept (78 files, 16 kept)"
+# 16 kept, and the shell as well when the walk meets it past those 16 (a script has an
+# allowance of its own): 62 or 61 not kept, depending on the directory's order.
+not_kept=$(json 'j["mamori"]["evidence"]["not_kept"]' "$ev")
+[[ $not_kept == 62 || $not_kept == 61 ]] || fail "items of the burst not kept: $not_kept (78 files: 16 kept, the shell too)"
 assert_eq 78 "$(json 'j["mamori"]["entries"]' "$ev")" "entries quarantined"
 kit_shell=$(mamori --json evidence list | python3 -c '
 import json, sys

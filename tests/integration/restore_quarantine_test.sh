@@ -43,8 +43,10 @@ for p in "${NEW[@]}"; do assert_contains "$OUT" "left     $SITE/$p"; done
 assert_contains "$OUT" "not in the baseline left in place"
 [[ -f $SITE/wp-includes/class-shell.php ]] || fail "restore without --quarantine-new removed a file"
 expect_exit 1 mamori restore --all --json
-# Every entry is named: kit, kit/deep, kit/deep/x.php, kit/readme.txt, and cat.jpg too.
-assert_eq 8 "$(json 'j["left"]')" "left entries without --quarantine-new"
+# Every entry is named: kit, kit/deep, kit/deep/x.php, kit/readme.txt; cat.jpg is an
+# upload allow_new lets stay, as the agent would, so it is not left over.
+assert_eq 7 "$(json 'j["left"]')" "left entries without --quarantine-new"
+assert_eq "[\"$SITE/wp-content/uploads/2024/cat.jpg\"]" "$(json '[a["path"] for a in j["allowed"]]')" "allowed without --quarantine-new"
 
 step "restore --all --quarantine-new: every shell goes to the evidence store, the upload stays"
 expect_exit 0 mamori restore --all --quarantine-new --json
@@ -56,16 +58,18 @@ assert_eq "${want% }" "$got" "quarantined"
 for p in "${NEW[@]}"; do [[ ! -e $SITE/$p && ! -L $SITE/$p ]] || fail "$p is still in the tree"; done
 [[ -f $SITE/wp-content/uploads/2024/cat.jpg ]] || fail "the allowed upload was quarantined"
 assert_same_file /dev/stdin "$SITE/index.php" <<<$'<?php\necho "hello";'
-expect_exit 1 mamori check  # only the allowed upload differs
+expect_exit 0 mamori check  # only the allowed upload differs: listed, not a change
 assert_contains "$OUT" "wp-content/uploads/2024/cat.jpg"
 assert_not_contains "$OUT" "class-shell.php"
 
 step "the quarantined bytes are evidence"
 expect_exit 0 mamori --json evidence list
 list=$OUT
-id=$(json '[i["mamori"]["evidence"]["id"] for i in j["items"] if i["file"]["path"].endswith("wp-includes/class-shell.php")][0]')
+# The three shells have the same bytes: kept once (evidence de-duplicates by content).
+shell_sha=$(printf '%s\n' "$SHELL_PHP" | sha256sum | cut -d' ' -f1)
+id=$(json "[i['mamori']['evidence']['id'] for i in j['items'] if i['file']['hash']['sha256'] == '$shell_sha'][0]")
 expect_exit 0 mamori evidence export "$id" --output "$SCRATCH/shell.kept"
 assert_same_file /dev/stdin "$SCRATCH/shell.kept" <<<"$SHELL_PHP"
 n=$(json 'len([i for i in j["items"] if i["mamori"]["evidence"]["reason"] == "quarantined"])' "$list")
-assert_eq 5 "$n" "evidence items: class-shell.php, x.php, readme.txt, up.php, pw.txt's target"
+assert_eq 3 "$n" "evidence items: the shell (once for its three copies), readme.txt, pw.txt's target"
 echo "PASS"

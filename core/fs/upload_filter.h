@@ -14,7 +14,7 @@
 #include <cstddef>
 #include <string_view>
 
-namespace mamori::guard {
+namespace mamori::fs {
 
 inline constexpr size_t kSniffBytes = 64 << 10;
 
@@ -25,4 +25,4 @@ bool looks_like_script(std::string_view head, std::string_view rel);
 // error counts as a script (refuse what cannot be inspected).
 bool fd_looks_like_script(int fd, std::string_view rel);
 
-}  // namespace mamori::guard
+}  // namespace mamori::fs

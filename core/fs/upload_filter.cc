@@ -1,4 +1,4 @@
-#include "agent/guard/upload_filter.h"
+#include "core/fs/upload_filter.h"
 
 #include <unistd.h>
 
@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <string>
 
-namespace mamori::guard {
+namespace mamori::fs {
 namespace {
 
 char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
@@ -53,4 +53,4 @@ bool fd_looks_like_script(int fd, std::string_view rel) {
   return looks_like_script(head, rel);
 }
 
-}  // namespace mamori::guard
+}  // namespace mamori::fs

@@ -1,10 +1,10 @@
-#include "agent/guard/upload_filter.h"
+#include "core/fs/upload_filter.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-namespace mamori::guard {
+namespace mamori::fs {
 namespace {
 
 std::string jpeg_with(std::string_view middle) {
@@ -48,4 +48,4 @@ TEST(UploadFilter, OnlyTheSniffedStartCounts) {
 }
 
 }  // namespace
-}  // namespace mamori::guard
+}  // namespace mamori::fs
