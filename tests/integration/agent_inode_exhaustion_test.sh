@@ -24,6 +24,7 @@ printf '<?php echo "front page"; ?>\n' >"$WEB/index.php"
 head -c 20000 /dev/urandom | base64 >"$WEB/wp-includes/functions.php"
 printf '<?php echo "link"; ?>\n' >"$WEB/wp-includes/linked.php"
 cp "$WEB/index.php" "$SCRATCH/index.orig"
+cp "$WEB/wp-includes/linked.php" "$SCRATCH/linked.orig"
 cp "$WEB/wp-includes/functions.php" "$SCRATCH/functions.orig"
 chown -R www-data:www-data "$WEB"
 chmod 711 "$SCRATCH"
@@ -49,7 +50,7 @@ ev=$(events 'e["event"]["action"] == "file-restored" and e["file"]["path"].endsw
 assert_eq rewritten-in-place "$(json 'j["mamori"]["restore"]["method"]' "$ev")" "how index.php came back"
 assert_eq "" "$(events 'e["event"]["action"] == "file-restore-failed"')" "no restore failed"
 
-step "a file with a second name is never written in place: its other name keeps its content"
+step "a hard link of a baselined file into uploads, written through: the link quarantined, the file back"
 # Inodes are full, so make room for one link by removing one upload (links take no inode).
 rm "$WEB/wp-content/uploads/f0.jpg"
 as_web touch "$WEB/wp-content/uploads/f0.jpg"  # full again
@@ -58,8 +59,12 @@ as_web ln "$WEB/wp-includes/linked.php" "$WEB/wp-content/uploads/keep.jpg"
 as_web sh -c 'echo "<?php /* mine */ ?>" > "$1/wp-includes/linked.php"' sh "$WEB"
 AGENT_LOG=$SCRATCH/agent-restarted.log
 start_agent
-wait_for "linked.php's failure reported" test -n "$(events 'e["event"]["action"] == "file-restore-failed" and e["file"]["path"].endswith("/linked.php")')"
-assert_eq '<?php /* mine */ ?>' "$(cat "$WEB/wp-content/uploads/keep.jpg")" "the other name is untouched"
+# A new name of baselined code is never an allowed upload: it goes first, so the inode
+# has no other name left when the content is written back into it (a file with a second
+# name is never written in place: that name could be outside the root).
+wait_for "keep.jpg quarantined" test -n "$(events 'e["event"]["action"] == "file-quarantined" and e["file"]["path"].endswith("/uploads/keep.jpg")')"
+[[ ! -e $WEB/wp-content/uploads/keep.jpg ]] || fail "the hard link is still in uploads"
+WAIT_SECONDS=20 wait_for "linked.php restored" cmp -s "$SCRATCH/linked.orig" "$WEB/wp-includes/linked.php"
 
 step "after a clean-up the restore is atomic again"
 rm -f "$WEB"/wp-content/uploads/f*.jpg
