@@ -101,6 +101,9 @@ class Agent {
     // hands to a thread that does not block it would kill the agent, not reach loop().
     const sigset_t mask = handled_signals();
     pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+    // The guard's lease probes (fs/open_for_writing.h) make the kernel send SIGIO when a
+    // writer opens the file meanwhile; its default action would kill the agent.
+    ::signal(SIGIO, SIG_IGN);
     // First: a second agent must refuse before it restores or reports anything. Requests
     // wait in the backlog until loop() serves them.
     auto server = control::Server::listen(config_.agent.socket);

@@ -6,6 +6,10 @@
 // Asked of the kernel with a read lease (fcntl F_SETLEASE F_RDLCK), which it refuses
 // with EAGAIN exactly when the inode is open for writing; granted, it is released at
 // once. Needs CAP_LEASE or ownership of the file (the agent runs as root).
+//
+// The caller must ignore SIGIO: a writer that opens the file in the microseconds the
+// lease is held makes the kernel send it (the lease-break signal), and its default
+// action kills the process. The writer's open waits until the lease is released.
 
 #include <string_view>
 
