@@ -312,7 +312,7 @@ Status Guard::verify(size_t root, Trigger trigger) {
   for (auto& p : index_root(root)) {
     detach_keys.push_back(path_key(r, p));
     detach_.insert(detach_keys.back());
-    report.changes.push_back({baseline::ChangeKind::kChanged, 0, Entry{}, Entry{}});
+    report.changes.push_back({baseline::ChangeKind::kChanged, 0, Entry{}, Entry{}, {}});
     report.changes.back().before.path = std::move(p);
   }
   for (const auto& e : report.errors) {
@@ -682,7 +682,7 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   // The event names the tampered content's hash once the capture has read it whole.
   if (keep && tampered.valid())
     defer_capture(r, rel, std::move(tampered), "modified", who, &*want, act);
-  if (watch_detached && tampered.valid()) {
+  else if (watch_detached && tampered.valid()) {
     Capture c;
     c.fd = std::move(tampered);
     c.taken_ns = env_.clock().now_ns();

@@ -159,7 +159,8 @@ void FanotifyWatcher::decode(const fanotify_event_metadata& meta, const char* ra
     if (meta.mask & (FAN_DELETE | FAN_MOVED_FROM | FAN_DELETE_SELF | FAN_MOVE_SELF))
       what |= kRemoved;
     if (meta.mask & FAN_ONDIR) what |= kIsDir;
-    out.push_back({roots_[static_cast<size_t>(where.root)].index, std::move(rel), what, meta.pid});
+    out.push_back(
+        {roots_[static_cast<size_t>(where.root)].index, std::move(rel), what, meta.pid, {}});
     return;
   }
 }
@@ -222,7 +223,7 @@ Status FanotifyWatcher::drain(int fd, std::vector<Change>& out) {
         // Lost opens only call for asking every baselined file again (kOpened), not for
         // a rescan of the whole tree.
         const uint32_t what = fd == opens_.get() ? kOverflow | kOpened : kOverflow | kIsDir;
-        for (const auto& r : roots_) out.push_back({r.index, "", what, -1});
+        for (const auto& r : roots_) out.push_back({r.index, "", what, -1, {}});
         continue;
       }
       if (meta.fd >= 0) ::close(meta.fd);  // not used with FID reporting, but never leak

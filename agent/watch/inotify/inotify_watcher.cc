@@ -108,7 +108,7 @@ Status InotifyWatcher::watch_tree(size_t root, const std::string& rel, bool repo
           ::fstatat(dir->get(), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
     }
     if (report && out)
-      out->push_back({roots_[root].index, child, kCreated | (is_dir ? kIsDir : 0u), -1});
+      out->push_back({roots_[root].index, child, kCreated | (is_dir ? kIsDir : 0u), -1, {}});
     if (is_dir) subdirs.push_back(child);
   }
   ::closedir(d);
@@ -132,7 +132,7 @@ Status InotifyWatcher::read(std::vector<Change>& out) {
       off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
       if (ev->mask & IN_Q_OVERFLOW) {
         ++overflows_;
-        for (const auto& r : roots_) out.push_back({r.index, "", kOverflow | kIsDir, -1});
+        for (const auto& r : roots_) out.push_back({r.index, "", kOverflow | kIsDir, -1, {}});
         continue;
       }
       auto it = dirs_.find(ev->wd);
@@ -155,7 +155,7 @@ Status InotifyWatcher::read(std::vector<Change>& out) {
       if (ev->mask & (IN_DELETE | IN_MOVED_FROM)) what |= kRemoved;
       if (ev->mask & IN_ISDIR) what |= kIsDir;
       const size_t index = roots_[dir.root].index;
-      out.push_back({index, rel, what, -1});
+      out.push_back({index, rel, what, -1, {}});
       if ((ev->mask & (IN_CREATE | IN_MOVED_TO)) && (ev->mask & IN_ISDIR))
         MAMORI_TRY(watch_tree(dir.root, rel, true, &out));
     }
