@@ -6,7 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <vector>
 
@@ -103,11 +105,19 @@ void DeployTree::update() {
     auto len = static_cast<size_t>(n);
     for (auto* nl = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(nl, len); nl = NLMSG_NEXT(nl, len)) {
       if (nl->nlmsg_type != NLMSG_DONE) continue;
-      const auto* cn = static_cast<const cn_msg*>(NLMSG_DATA(nl));
-      if (cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC) continue;
-      const auto* ev = reinterpret_cast<const proc_event*>(cn->data);
-      if (ev->what != proc_event::PROC_EVENT_FORK) continue;
-      const auto& f = ev->event_data.fork;
+      // Copied out, not cast: the event sits 4-byte aligned behind the headers and
+      // proc_event needs 8 (UBSan).
+      cn_msg cn{};
+      if (nl->nlmsg_len < NLMSG_LENGTH(sizeof cn)) continue;
+      std::memcpy(&cn, NLMSG_DATA(nl), sizeof cn);
+      if (cn.id.idx != CN_IDX_PROC || cn.id.val != CN_VAL_PROC) continue;
+      proc_event ev{};
+      const size_t have =
+          std::min<size_t>({cn.len, sizeof ev, nl->nlmsg_len - NLMSG_LENGTH(sizeof cn)});
+      if (have < offsetof(proc_event, event_data) + sizeof ev.event_data.fork) continue;
+      std::memcpy(&ev, static_cast<const char*>(NLMSG_DATA(nl)) + sizeof cn, have);
+      if (ev.what != proc_event::PROC_EVENT_FORK) continue;
+      const auto& f = ev.event_data.fork;
       if (f.child_pid != f.child_tgid) continue;  // a new thread: same process
       const auto child = static_cast<pid_t>(f.child_tgid);
       walked_.erase(child);
