@@ -683,26 +683,11 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   if (keep && tampered.valid())
     defer_capture(r, rel, std::move(tampered), "modified", who, &*want, act);
   else if (watch_detached && tampered.valid()) {
-    Capture c;
-    c.fd = std::move(tampered);
-    c.taken_ns = env_.clock().now_ns();
-    c.item.event_id = act.event_id;
-    c.item.root = r.path;
-    c.item.path = rel;
-    c.item.reason = "detached";
-    c.item.who = who;
-    c.item.baseline_sha256 = want->sha256;
+    Capture c = new_capture(r, rel, std::move(tampered), "detached", who, &*want, act);
     c.detached = true;
     c.keep = r.mode == config::Mode::kPreserve;
     c.baseline_size = want->size;
-    ++act.captures;
-    ++held_[act.event_id].waiting;
-    captures_.push_back(std::move(c));
-    while (captures_.size() > kMaxCaptures) {  // as defer_capture: bounded descriptors
-      Capture oldest = std::move(captures_.front());
-      captures_.pop_front();
-      finish(oldest);
-    }
+    queue_capture(std::move(c), act);
   }
   return ok();
 }
@@ -773,6 +758,12 @@ void Guard::defer_capture(GuardedRoot& r, const std::string& rel, UniqueFd fd,
     ++act.not_captured;
     return;
   }
+  queue_capture(new_capture(r, rel, std::move(fd), reason, who, want, act), act);
+}
+
+Guard::Capture Guard::new_capture(const GuardedRoot& r, const std::string& rel, UniqueFd fd,
+                                  const std::string& reason, const evidence::Who& who,
+                                  const Entry* want, const Act& act) const {
   Capture c;
   c.fd = std::move(fd);
   c.taken_ns = env_.clock().now_ns();
@@ -782,6 +773,10 @@ void Guard::defer_capture(GuardedRoot& r, const std::string& rel, UniqueFd fd,
   c.item.reason = reason;
   c.item.who = who;
   if (want && want->type == FileType::kRegular) c.item.baseline_sha256 = want->sha256;
+  return c;
+}
+
+void Guard::queue_capture(Capture c, Act& act) {
   ++act.captures;
   ++held_[act.event_id].waiting;
   captures_.push_back(std::move(c));

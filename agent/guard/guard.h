@@ -302,6 +302,13 @@ class Guard {
     bool keep = false;
     uint64_t baseline_size = 0;  // a detached inode of another size was written into
   };
+  // A capture of `fd` for `act`'s event, not yet queued.
+  Capture new_capture(const GuardedRoot& r, const std::string& rel, UniqueFd fd,
+                      const std::string& reason, const evidence::Who& who,
+                      const baseline::Entry* want, const Act& act) const;
+  // Queues `c` (its event waits for it); past kMaxCaptures open descriptors the oldest
+  // are taken at once.
+  void queue_capture(Capture c, Act& act);
   // Takes one capture off the queue: evidence, or a detached inode's verdict.
   void finish(Capture& c);
   // Adds one capture to the evidence store; nullopt when that failed (an event says why).

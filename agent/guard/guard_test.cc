@@ -97,7 +97,7 @@ class GuardTest : public ::testing::Test {
     ASSERT_TRUE(g->flush());
   }
   static watch::Change at(std::string rel, uint32_t what = watch::kContent) {
-    return {0, std::move(rel), what, ::getpid()};
+    return {0, std::move(rel), what, ::getpid(), {}};
   }
 
   std::vector<nlohmann::json> events(std::string_view action = "") {
@@ -420,8 +420,8 @@ TEST_F(GuardTest, DuringADeployOnlyTheDeploysProcessTreeIsLeftAlone) {
   site.write("wp/load.php", "<?php eval($_POST['x']);\n");
   site.write("uploads/cache.php", "<?php system($_GET['c']);\n");
   deliver({at("index.php"),
-           {0, "wp/load.php", watch::kContent, other},
-           {0, "uploads/cache.php", watch::kCreated, other}});
+           {0, "wp/load.php", watch::kContent, other, {}},
+           {0, "uploads/cache.php", watch::kCreated, other, {}}});
   EXPECT_EQ(site.read("index.php"), "new release");
   EXPECT_EQ(site.read("wp/load.php"), "<?php // load\n");
   EXPECT_FALSE(exists("uploads/cache.php"));
@@ -473,7 +473,7 @@ TEST_F(GuardTest, AnOverflowRescansTheRoot) {
   guard(config::Mode::kRestore);
   site.write("wp/inc/a.php", "lost event 1");
   ASSERT_EQ(::unlink((site / "wp/inc/b.php").c_str()), 0);
-  deliver({{0, "", watch::kOverflow | watch::kIsDir, -1}});
+  deliver({{0, "", watch::kOverflow | watch::kIsDir, -1, {}}});
   EXPECT_EQ(site.read("wp/inc/a.php"), "<?php // a\n");
   EXPECT_EQ(site.read("wp/inc/b.php"), "<?php // b\n");
   EXPECT_EQ(events("watch-overflow").size(), 1u);
