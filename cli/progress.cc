@@ -47,9 +47,9 @@ void ProgressBar::draw(double seconds) const {
     eta = fmt::format("{}:{:02d}", left / 60, left % 60);
   }
   const int pct = bytes_total ? static_cast<int>(100 * bytes / bytes_total) : 0;
-  const std::string line = fmt::format("\r\033[K{} {:3d}%  {}/{} files  {}/{}  {}/s  ETA {}", label_,
-                                       pct, files, files_total, human_bytes(bytes),
-                                       human_bytes(bytes_total), human_bytes(static_cast<uint64_t>(rate)), eta);
+  const std::string line = fmt::format(
+      "\r\033[K{} {:3d}%  {}/{} files  {}/{}  {}/s  ETA {}", label_, pct, files, files_total,
+      human_bytes(bytes), human_bytes(bytes_total), human_bytes(static_cast<uint64_t>(rate)), eta);
   std::fputs(line.c_str(), stderr);
   std::fflush(stderr);
 }

@@ -11,12 +11,15 @@ namespace mamori::testing {
 
 class SimClock final : public Clock {
  public:
-  SimClock() : ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                       std::chrono::system_clock::now().time_since_epoch()).count()) {}
+  SimClock()
+      : ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count()) {}
 
   std::chrono::system_clock::time_point now() const override {
     return std::chrono::system_clock::time_point(
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::nanoseconds(ns_.load())));
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::nanoseconds(ns_.load())));
   }
   void wait(std::chrono::nanoseconds d) const override { ns_ += d.count(); }
   void advance(std::chrono::nanoseconds d) { ns_ += d.count(); }

@@ -568,9 +568,9 @@ TEST_F(GuardTest, AllowedUploadsNeverMakeAStorm) {
   // Each reported, alone or (past allowed_events_per_second) in one summary.
   const auto summaries = events("file-allowed-summary");
   ASSERT_EQ(summaries.size(), 1u);
-  EXPECT_EQ(events("file-allowed").size() +
-                summaries[0]["mamori"]["summary"]["path_count"].get<size_t>(),
-            301u);
+  EXPECT_EQ(
+      events("file-allowed").size() + summaries[0]["mamori"]["summary"]["path_count"].get<size_t>(),
+      301u);
   EXPECT_TRUE(events("tamper-storm").empty());
   EXPECT_TRUE(events("tamper-storm-summary").empty());
   EXPECT_FALSE(g->in_storm());
@@ -738,10 +738,10 @@ TEST_F(GuardTest, WhatLiesBeneathABaselinedDirectoryAtTheLimitIsQuarantined) {
   const std::string cut = deep_path("uploads/a", fs::kMaxWalkDepth);
   ASSERT_EQ(std::system(("mkdir -p '" + site / cut + "'").c_str()), 0);
   record_baseline();
-  ASSERT_EQ(std::system(("mkdir -p '" + site / cut + "/b' && echo x > '" + site / cut +
-                         "/b/s.php'")
-                            .c_str()),
-            0);
+  ASSERT_EQ(
+      std::system(
+          ("mkdir -p '" + site / cut + "/b' && echo x > '" + site / cut + "/b/s.php'").c_str()),
+      0);
   guard(config::Mode::kRestore);
   ASSERT_TRUE(g->verify(0, Trigger::kScheduled));
   g->capture_due(/*all=*/true);

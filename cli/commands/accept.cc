@@ -12,17 +12,21 @@ namespace mamori::cli {
 
 int run_accept(App& app, const std::vector<std::string>& paths, bool all) {
   if (all == !paths.empty())
-    return app.report(Error{"accept", "", 0, "name the paths to accept, or give --all"}, kExitUsage);
+    return app.report(Error{"accept", "", 0, "name the paths to accept, or give --all"},
+                      kExitUsage);
   auto targets = app.targets(paths, all);
   if (!targets) return app.report(targets.error(), kExitUsage);
 
   std::unique_ptr<baseline::State> state;
-  if (auto code = open_verified_for_write(
-          app, "refusing to extend a baseline that failed verification (run 'mamori init' to start over)", state))
+  if (auto code = open_verified_for_write(app,
+                                          "refusing to extend a baseline that failed verification "
+                                          "(run 'mamori init' to start over)",
+                                          state))
     return *code;
   auto& catalog = state->catalog;
   const int64_t now = app.env().clock().now_ns();
-  nlohmann::json out = {{"command", "accept"}, {"accepted", nlohmann::json::array()},
+  nlohmann::json out = {{"command", "accept"},
+                        {"accepted", nlohmann::json::array()},
                         {"errors", nlohmann::json::array()}};
   size_t errors = 0;
   auto result = [&]() -> Status {
@@ -35,7 +39,8 @@ int run_accept(App& app, const std::vector<std::string>& paths, bool all) {
       baseline::Progress progress;
       baseline::RecordReport rep;
       {
-        ProgressBar bar(progress, "accept " + escape(absolute(root_path, t.rel)), app.show_progress());
+        ProgressBar bar(progress, "accept " + escape(absolute(root_path, t.rel)),
+                        app.show_progress());
         rep = MAMORI_TRY(baseline::record(catalog, *state->store, root_id,
                                           app.scan(*t.root, root_fd.get(), &progress), t.rel));
       }

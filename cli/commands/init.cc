@@ -18,15 +18,17 @@ int run_init(App& app, const std::vector<std::string>& paths) {
   for (const auto& p : paths) {
     auto t = app.resolve(p);
     if (!t || !t->rel.empty())
-      return app.report(Error{"init", p, 0, "is not a configured root (see [[root]] in the config)"},
-                        kExitUsage);
-    if (std::find(selected.begin(), selected.end(), t->root) == selected.end()) selected.push_back(t->root);
+      return app.report(
+          Error{"init", p, 0, "is not a configured root (see [[root]] in the config)"}, kExitUsage);
+    if (std::find(selected.begin(), selected.end(), t->root) == selected.end())
+      selected.push_back(t->root);
   }
   if (paths.empty())
     for (auto& r : app.roots()) selected.push_back(&r);
   if (selected.empty())
-    return app.report(Error{"init", app.config().source, 0, "the config lists no [[root]] to protect"},
-                      kExitUsage);
+    return app.report(
+        Error{"init", app.config().source, 0, "the config lists no [[root]] to protect"},
+        kExitUsage);
 
   auto state = app.open_state(baseline::StateAccess::kWrite);
   if (!state) return app.report(state.error(), App::code_for(state.error()));
@@ -34,8 +36,8 @@ int run_init(App& app, const std::vector<std::string>& paths) {
   auto& store = *(*state)->store;
   const int64_t now = app.env().clock().now_ns();
 
-  nlohmann::json out = {{"command", "init"}, {"roots", nlohmann::json::array()},
-                        {"errors", nlohmann::json::array()}};
+  nlohmann::json out = {
+      {"command", "init"}, {"roots", nlohmann::json::array()}, {"errors", nlohmann::json::array()}};
   bool incomplete = false;
   auto result = [&]() -> Status {
     auto txn = MAMORI_TRY(db::Transaction::begin(catalog.db()));
@@ -47,23 +49,29 @@ int run_init(App& app, const std::vector<std::string>& paths) {
       baseline::RecordReport rep;
       {
         ProgressBar bar(progress, "init " + escape(path), app.show_progress());
-        rep = MAMORI_TRY(baseline::record(catalog, store, root_id,
-                                          app.scan(*r, root_fd.get(), &progress), ""));
+        rep = MAMORI_TRY(
+            baseline::record(catalog, store, root_id, app.scan(*r, root_fd.get(), &progress), ""));
       }
       incomplete |= !rep.errors.empty();
       warn_all(app, rep.errors, &out["errors"]);
-      out["roots"].push_back({{"path", path}, {"entries", rep.entries}, {"files", rep.files},
-                              {"bytes", rep.bytes}, {"unreadable", rep.errors.size()}});
+      out["roots"].push_back({{"path", path},
+                              {"entries", rep.entries},
+                              {"files", rep.files},
+                              {"bytes", rep.bytes},
+                              {"unreadable", rep.errors.size()}});
       if (!app.options().json && !app.options().quiet)
         std::printf("%s: %s entries, %s files, %s%s\n", escape(path).c_str(),
                     fmt::format("{}", rep.entries).c_str(), fmt::format("{}", rep.files).c_str(),
                     human_bytes(rep.bytes).c_str(),
-                    rep.errors.empty() ? "" : fmt::format(" ({} left out, see warnings)", rep.errors.size()).c_str());
+                    rep.errors.empty()
+                        ? ""
+                        : fmt::format(" ({} left out, see warnings)", rep.errors.size()).c_str());
     }
     if (paths.empty()) {  // roots dropped from the config leave the baseline too
       for (const auto& row : MAMORI_TRY(catalog.roots())) {
-        const bool configured = std::any_of(app.roots().begin(), app.roots().end(),
-                                            [&](const Root& r) { return r.config->path == row.path; });
+        const bool configured =
+            std::any_of(app.roots().begin(), app.roots().end(),
+                        [&](const Root& r) { return r.config->path == row.path; });
         if (!configured) MAMORI_TRY(catalog.remove_root(row.id));
       }
     }

@@ -18,7 +18,8 @@ std::chrono::system_clock::time_point SystemClock::now() const {
 
 void SystemClock::wait(std::chrono::nanoseconds d) const {
   if (d.count() <= 0) return;
-  timespec ts{static_cast<time_t>(d.count() / 1'000'000'000), static_cast<long>(d.count() % 1'000'000'000)};
+  timespec ts{static_cast<time_t>(d.count() / 1'000'000'000),
+              static_cast<long>(d.count() % 1'000'000'000)};
   while (::clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR) {
   }
 }

@@ -59,9 +59,9 @@ inline void take_value(tl::expected<void, Error>&) {}
 #define MAMORI_TRY(expr) MAMORI_TRY_IMPL(expr, MAMORI_CONCAT(mamori_try_, __COUNTER__))
 #define MAMORI_CONCAT(a, b) MAMORI_CONCAT_IMPL(a, b)
 #define MAMORI_CONCAT_IMPL(a, b) a##b
-#define MAMORI_TRY_IMPL(expr, name)                        \
-  ({                                                       \
-    auto&& name = (expr);                                  \
+#define MAMORI_TRY_IMPL(expr, name)                              \
+  ({                                                             \
+    auto&& name = (expr);                                        \
     if (!name) return ::tl::unexpected(std::move(name).error()); \
-    ::mamori::detail::take_value(name);                    \
+    ::mamori::detail::take_value(name);                          \
   })

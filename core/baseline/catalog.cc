@@ -81,19 +81,19 @@ Result<Catalog> Catalog::open(const std::string& state_dir, db::Db::Mode mode) {
 
 Status Catalog::create_schema() {
   auto txn = MAMORI_TRY(db::Transaction::begin(db_));
-  MAMORI_TRY(db_.exec(
-      "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;"
-      "CREATE TABLE IF NOT EXISTS roots(id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE,"
-      " baselined_at_ns INTEGER NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS entries("
-      " root_id INTEGER NOT NULL REFERENCES roots(id) ON DELETE CASCADE,"
-      " path TEXT NOT NULL, type INTEGER NOT NULL, mode INTEGER NOT NULL,"
-      " uid INTEGER NOT NULL, gid INTEGER NOT NULL, size INTEGER NOT NULL,"
-      " mtime_ns INTEGER NOT NULL, rdev INTEGER NOT NULL, sha256 BLOB,"
-      " link_target TEXT NOT NULL, xattrs BLOB NOT NULL,"
-      " ino INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,"
-      " PRIMARY KEY(root_id, path)) WITHOUT ROWID;"
-      "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', 1);"));
+  MAMORI_TRY(
+      db_.exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;"
+               "CREATE TABLE IF NOT EXISTS roots(id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE,"
+               " baselined_at_ns INTEGER NOT NULL);"
+               "CREATE TABLE IF NOT EXISTS entries("
+               " root_id INTEGER NOT NULL REFERENCES roots(id) ON DELETE CASCADE,"
+               " path TEXT NOT NULL, type INTEGER NOT NULL, mode INTEGER NOT NULL,"
+               " uid INTEGER NOT NULL, gid INTEGER NOT NULL, size INTEGER NOT NULL,"
+               " mtime_ns INTEGER NOT NULL, rdev INTEGER NOT NULL, sha256 BLOB,"
+               " link_target TEXT NOT NULL, xattrs BLOB NOT NULL,"
+               " ino INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,"
+               " PRIMARY KEY(root_id, path)) WITHOUT ROWID;"
+               "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', 1);"));
   MAMORI_TRY(store::Store::create_schema(db_));
   // A new catalog is sealed empty at once, so a first init that fails leaves a valid
   // catalog with no roots ("no baseline yet"), not an unsealed one that looks tampered.
@@ -142,9 +142,9 @@ Result<std::optional<RootRow>> Catalog::find_root(std::string_view path) {
 }
 
 Result<int64_t> Catalog::touch_root(std::string_view path, int64_t now_ns) {
-  auto q = MAMORI_TRY(db_.prepare(
-      "INSERT INTO roots(path, baselined_at_ns) VALUES(?, ?)"
-      " ON CONFLICT(path) DO UPDATE SET baselined_at_ns = excluded.baselined_at_ns"));
+  auto q = MAMORI_TRY(
+      db_.prepare("INSERT INTO roots(path, baselined_at_ns) VALUES(?, ?)"
+                  " ON CONFLICT(path) DO UPDATE SET baselined_at_ns = excluded.baselined_at_ns"));
   q.bind_text(1, path).bind(2, now_ns);
   MAMORI_TRY(q.run());
   auto row = MAMORI_TRY(find_root(path));
@@ -175,20 +175,29 @@ Status Catalog::put(int64_t root_id, const Entry& e) {
   auto& q = *MAMORI_TRY(db_.cached(
       "INSERT OR REPLACE INTO entries(root_id, path, type, mode, uid, gid, size, mtime_ns, rdev,"
       " sha256, link_target, xattrs, ino, ctime_ns) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
-  q.bind(1, root_id).bind_text(2, e.path).bind(3, static_cast<int64_t>(e.type))
-      .bind(4, int64_t{e.mode}).bind(5, int64_t{e.uid}).bind(6, int64_t{e.gid})
-      .bind(7, static_cast<int64_t>(e.size)).bind(8, e.mtime_ns)
+  q.bind(1, root_id)
+      .bind_text(2, e.path)
+      .bind(3, static_cast<int64_t>(e.type))
+      .bind(4, int64_t{e.mode})
+      .bind(5, int64_t{e.uid})
+      .bind(6, int64_t{e.gid})
+      .bind(7, static_cast<int64_t>(e.size))
+      .bind(8, e.mtime_ns)
       .bind(9, static_cast<int64_t>(e.rdev));
-  if (e.type == FileType::kRegular) q.bind(10, e.sha256.raw());
-  else q.bind_null(10);
-  q.bind_text(11, e.link_target()).bind(12, e.xattrs()).bind(13, static_cast<int64_t>(e.ino))
+  if (e.type == FileType::kRegular)
+    q.bind(10, e.sha256.raw());
+  else
+    q.bind_null(10);
+  q.bind_text(11, e.link_target())
+      .bind(12, e.xattrs())
+      .bind(13, static_cast<int64_t>(e.ino))
       .bind(14, e.ctime_ns);
   return q.run();
 }
 
 Status Catalog::update_stat_cache(int64_t root_id, const Entry& e) {
-  auto& q = *MAMORI_TRY(db_.cached(
-      "UPDATE entries SET ino = ?, ctime_ns = ? WHERE root_id = ? AND path = ?"));
+  auto& q = *MAMORI_TRY(
+      db_.cached("UPDATE entries SET ino = ?, ctime_ns = ? WHERE root_id = ? AND path = ?"));
   q.bind(1, static_cast<int64_t>(e.ino)).bind(2, e.ctime_ns).bind(3, root_id).bind_text(4, e.path);
   return q.run();
 }
@@ -204,8 +213,11 @@ Result<std::optional<Entry>> Catalog::get(int64_t root_id, std::string_view path
 }
 
 Result<std::vector<std::string>> Catalog::paths_with_inode(int64_t root_id, uint64_t ino) {
-  auto q = MAMORI_TRY(db_.prepare("SELECT path FROM entries WHERE root_id = ? AND ino = ? AND type = ?"));
-  q.bind(1, root_id).bind(2, static_cast<int64_t>(ino)).bind(3, static_cast<int64_t>(FileType::kRegular));
+  auto q = MAMORI_TRY(
+      db_.prepare("SELECT path FROM entries WHERE root_id = ? AND ino = ? AND type = ?"));
+  q.bind(1, root_id)
+      .bind(2, static_cast<int64_t>(ino))
+      .bind(3, static_cast<int64_t>(FileType::kRegular));
   std::vector<std::string> out;
   while (MAMORI_TRY(q.step())) out.emplace_back(q.blob(0));
   return out;
@@ -218,7 +230,11 @@ Status Catalog::for_each(int64_t root_id, std::string_view prefix,
       std::string("SELECT ") + kEntryColumns +
       " FROM entries WHERE root_id = ?1 AND (?2 = '' OR path = ?3 OR (path >= ?4 AND path < ?5))"
       " ORDER BY path"));
-  q.bind(1, root_id).bind_text(2, prefix.empty() ? "" : "x").bind_text(3, prefix).bind_text(4, lo).bind_text(5, hi);
+  q.bind(1, root_id)
+      .bind_text(2, prefix.empty() ? "" : "x")
+      .bind_text(3, prefix)
+      .bind_text(4, lo)
+      .bind_text(5, hi);
   while (MAMORI_TRY(q.step())) {
     auto st = fn(MAMORI_TRY(read_entry(q)));
     if (!st) {
@@ -239,9 +255,9 @@ Result<uint64_t> Catalog::count(int64_t root_id) {
 }
 
 Result<Catalog::Reclaimable> Catalog::reclaimable() {
-  auto q = MAMORI_TRY(db_.prepare(
-      "SELECT count(*), coalesce(sum(stored_size), 0) FROM objects o WHERE NOT EXISTS"
-      " (SELECT 1 FROM entries e WHERE e.sha256 = o.sha256)"));
+  auto q = MAMORI_TRY(
+      db_.prepare("SELECT count(*), coalesce(sum(stored_size), 0) FROM objects o WHERE NOT EXISTS"
+                  " (SELECT 1 FROM entries e WHERE e.sha256 = o.sha256)"));
   MAMORI_TRY(q.step());
   Reclaimable r{static_cast<uint64_t>(q.int64(0)), static_cast<uint64_t>(q.int64(1))};
   q.reset();
@@ -294,17 +310,19 @@ Status Catalog::verify() {
   MAMORI_TRY(qc.step());
   const std::string verdict(qc.blob(0));
   qc.reset();
-  if (verdict != "ok") return fail("catalog", db_.path(), EBADMSG, "SQLite integrity check: " + verdict);
+  if (verdict != "ok")
+    return fail("catalog", db_.path(), EBADMSG, "SQLite integrity check: " + verdict);
   const auto stored = MAMORI_TRY(stored_root_hash());
-  if (!stored) return fail("catalog", db_.path(), EBADMSG, "no root hash: the catalog was never sealed");
+  if (!stored)
+    return fail("catalog", db_.path(), EBADMSG, "no root hash: the catalog was never sealed");
   const Digest now = MAMORI_TRY(compute_root_hash());
   if (now != *stored)
     return fail("catalog", db_.path(), EBADMSG,
                 "root hash mismatch: stored " + stored->hex() + ", computed " + now.hex() +
                     " (the catalog was changed outside mamori)");
-  auto missing = MAMORI_TRY(db_.prepare(
-      "SELECT path FROM entries e WHERE type = 1 AND NOT EXISTS"
-      " (SELECT 1 FROM objects o WHERE o.sha256 = e.sha256) LIMIT 1"));
+  auto missing =
+      MAMORI_TRY(db_.prepare("SELECT path FROM entries e WHERE type = 1 AND NOT EXISTS"
+                             " (SELECT 1 FROM objects o WHERE o.sha256 = e.sha256) LIMIT 1"));
   if (MAMORI_TRY(missing.step())) {
     const std::string path(missing.blob(0));
     missing.reset();

@@ -33,8 +33,8 @@ struct CheckReport {
   // Directories not entered because they lie deeper than the walk's limit
   // (fs::kMaxWalkDepth): what they hold was not compared. Sorted.
   std::vector<std::string> too_deep;
-  uint64_t entries = 0;         // entries looked at
-  uint64_t hashed = 0;          // files whose content was read
+  uint64_t entries = 0;  // entries looked at
+  uint64_t hashed = 0;   // files whose content was read
 };
 
 // Hash policy: no single file may cost more than the baseline already bounds. A file the

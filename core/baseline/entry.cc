@@ -4,26 +4,40 @@ namespace mamori::baseline {
 
 std::string_view type_name(FileType t) {
   switch (t) {
-    case FileType::kRegular: return "file";
-    case FileType::kDirectory: return "dir";
-    case FileType::kSymlink: return "symlink";
-    case FileType::kFifo: return "fifo";
-    case FileType::kSocket: return "socket";
-    case FileType::kCharDevice: return "chardev";
-    case FileType::kBlockDevice: return "blockdev";
+    case FileType::kRegular:
+      return "file";
+    case FileType::kDirectory:
+      return "dir";
+    case FileType::kSymlink:
+      return "symlink";
+    case FileType::kFifo:
+      return "fifo";
+    case FileType::kSocket:
+      return "socket";
+    case FileType::kCharDevice:
+      return "chardev";
+    case FileType::kBlockDevice:
+      return "blockdev";
   }
   return "unknown";
 }
 
 mode_t type_bits(FileType t) {
   switch (t) {
-    case FileType::kRegular: return S_IFREG;
-    case FileType::kDirectory: return S_IFDIR;
-    case FileType::kSymlink: return S_IFLNK;
-    case FileType::kFifo: return S_IFIFO;
-    case FileType::kSocket: return S_IFSOCK;
-    case FileType::kCharDevice: return S_IFCHR;
-    case FileType::kBlockDevice: return S_IFBLK;
+    case FileType::kRegular:
+      return S_IFREG;
+    case FileType::kDirectory:
+      return S_IFDIR;
+    case FileType::kSymlink:
+      return S_IFLNK;
+    case FileType::kFifo:
+      return S_IFIFO;
+    case FileType::kSocket:
+      return S_IFSOCK;
+    case FileType::kCharDevice:
+      return S_IFCHR;
+    case FileType::kBlockDevice:
+      return S_IFBLK;
   }
   return 0;
 }
@@ -42,19 +56,35 @@ void Entry::set_link_target(std::string target) { set_extra(std::move(target), x
 void Entry::set_xattrs(std::string encoded) { set_extra(link_target(), std::move(encoded)); }
 
 void Entry::set_extra(std::string target, std::string encoded) {
-  if (target.empty() && encoded.empty()) extra_.reset();
-  else extra_ = std::make_shared<const Extra>(Extra{std::move(target), std::move(encoded)});
+  if (target.empty() && encoded.empty())
+    extra_.reset();
+  else
+    extra_ = std::make_shared<const Extra>(Extra{std::move(target), std::move(encoded)});
 }
 
 void apply_stat(Entry& e, const struct stat& st) {
   switch (st.st_mode & S_IFMT) {
-    case S_IFDIR: e.type = FileType::kDirectory; break;
-    case S_IFLNK: e.type = FileType::kSymlink; break;
-    case S_IFIFO: e.type = FileType::kFifo; break;
-    case S_IFSOCK: e.type = FileType::kSocket; break;
-    case S_IFCHR: e.type = FileType::kCharDevice; break;
-    case S_IFBLK: e.type = FileType::kBlockDevice; break;
-    default: e.type = FileType::kRegular; break;
+    case S_IFDIR:
+      e.type = FileType::kDirectory;
+      break;
+    case S_IFLNK:
+      e.type = FileType::kSymlink;
+      break;
+    case S_IFIFO:
+      e.type = FileType::kFifo;
+      break;
+    case S_IFSOCK:
+      e.type = FileType::kSocket;
+      break;
+    case S_IFCHR:
+      e.type = FileType::kCharDevice;
+      break;
+    case S_IFBLK:
+      e.type = FileType::kBlockDevice;
+      break;
+    default:
+      e.type = FileType::kRegular;
+      break;
   }
   e.mode = st.st_mode & 07777;
   e.uid = st.st_uid;
@@ -79,8 +109,8 @@ Entry from_walk(fs::WalkEntry&& w) {
 
 std::vector<std::string_view> attr_names(uint32_t attrs) {
   static constexpr std::pair<uint32_t, std::string_view> kNames[] = {
-      {kAttrType, "type"},   {kAttrContent, "content"},         {kAttrMode, "mode"},
-      {kAttrOwner, "owner"}, {kAttrMtime, "mtime"},             {kAttrLinkTarget, "link_target"},
+      {kAttrType, "type"},     {kAttrContent, "content"}, {kAttrMode, "mode"},
+      {kAttrOwner, "owner"},   {kAttrMtime, "mtime"},     {kAttrLinkTarget, "link_target"},
       {kAttrXattrs, "xattrs"}, {kAttrDevice, "device"},
   };
   std::vector<std::string_view> out;

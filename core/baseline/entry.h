@@ -17,22 +17,27 @@ namespace mamori::baseline {
 using hash::Digest;
 
 enum class FileType : uint8_t {
-  kRegular = 1, kDirectory = 2, kSymlink = 3, kFifo = 4, kSocket = 5, kCharDevice = 6,
+  kRegular = 1,
+  kDirectory = 2,
+  kSymlink = 3,
+  kFifo = 4,
+  kSocket = 5,
+  kCharDevice = 6,
   kBlockDevice = 7,
 };
 std::string_view type_name(FileType t);
 mode_t type_bits(FileType t);  // S_IF* for mknod
 
 struct Entry {
-  std::string path;         // relative to its root; "" is the root directory itself
+  std::string path;  // relative to its root; "" is the root directory itself
   FileType type = FileType::kRegular;
-  uint32_t mode = 0;        // permission bits, set-id and sticky (07777)
+  uint32_t mode = 0;  // permission bits, set-id and sticky (07777)
   uint32_t uid = 0;
   uint32_t gid = 0;
   uint64_t size = 0;
   int64_t mtime_ns = 0;
-  uint64_t rdev = 0;        // devices
-  Digest sha256;            // regular files
+  uint64_t rdev = 0;  // devices
+  Digest sha256;      // regular files
   // The stat cache: not part of what the baseline means, only lets a check skip
   // re-hashing a file whose inode, size, mtime and ctime are all unchanged (ctime cannot
   // be set from user space, so a write always moves it).

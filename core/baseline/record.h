@@ -16,10 +16,10 @@
 namespace mamori::baseline {
 
 struct RecordReport {
-  uint64_t entries = 0;        // recorded
-  uint64_t files = 0;          // regular files among them
-  uint64_t bytes = 0;          // their content
-  std::vector<Error> errors;   // entries left out because they could not be read
+  uint64_t entries = 0;       // recorded
+  uint64_t files = 0;         // regular files among them
+  uint64_t bytes = 0;         // their content
+  std::vector<Error> errors;  // entries left out because they could not be read
 };
 
 // Replaces the baseline of `start` ("" = the whole root) and everything beneath it with

@@ -96,7 +96,8 @@ Status hash_one(const ScanContext& ctx, Entry& e, store::Store* store, std::vect
   auto fd = MAMORI_TRY(open_for_hash(ctx.root_fd, e.path));
   const int64_t settle = std::chrono::nanoseconds(kSettleTime).count();
   for (int attempt = 0; attempt < kHashAttempts; ++attempt) {
-    struct stat before {}, after {};
+    struct stat before {
+    }, after{};
     if (::fstat(fd.get(), &before) != 0) return fail_errno("fstat", e.path);
     if (!S_ISREG(before.st_mode)) return fail("hash", e.path, EINVAL, "no longer a regular file");
     // A ctime in the future (age < 0) means the clock was set back: waiting would not help.

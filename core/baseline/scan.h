@@ -38,7 +38,7 @@ struct ScanContext {
   const fs::PathMatcher* exclude = nullptr;  // null: nothing excluded
   Executor& executor;
   const Clock& clock;
-  Progress* progress = nullptr;              // null: nobody watches
+  Progress* progress = nullptr;  // null: nobody watches
 };
 
 struct Tree {

@@ -49,13 +49,17 @@ TEST(ReplaceFile, FailedFsyncLeavesTheOldFileAndNoTemporary) {
   testing::FaultEnv env;
   env.fail_fsync_from(1);
   InodeMeta meta{0644, ::getuid(), ::getgid(), 0, ""};
-  auto st = replace_file(env, dir.get(), "f", meta, [&](int fd) {
-    return write_all(env, fd, {reinterpret_cast<const uint8_t*>("new"), 3}, "f");
-  }, "f");
+  auto st = replace_file(
+      env, dir.get(), "f", meta,
+      [&](int fd) {
+        return write_all(env, fd, {reinterpret_cast<const uint8_t*>("new"), 3}, "f");
+      },
+      "f");
   ASSERT_FALSE(st);
   EXPECT_EQ(t.read("f"), "old");
   int entries = 0;
-  ASSERT_TRUE(walk(dir.get(), "", {}, [&](WalkEntry&&) { ++entries; }, [](Error&&) {}));
+  ASSERT_TRUE(walk(
+      dir.get(), "", {}, [&](WalkEntry&&) { ++entries; }, [](Error&&) {}));
   EXPECT_EQ(entries, 2);  // the directory and f: no leftover temporary
 }
 
@@ -65,9 +69,12 @@ TEST(ReplaceFile, ReplacesAtomicallyWithMetadata) {
   auto dir = open_root(t.path()).value();
   RealEnv env;
   InodeMeta meta{04755 & 0755, ::getuid(), ::getgid(), 1'000'000'000'123, ""};
-  ASSERT_TRUE(replace_file(env, dir.get(), "f", meta, [&](int fd) {
-    return write_all(env, fd, {reinterpret_cast<const uint8_t*>("new"), 3}, "f");
-  }, "f"));
+  ASSERT_TRUE(replace_file(
+      env, dir.get(), "f", meta,
+      [&](int fd) {
+        return write_all(env, fd, {reinterpret_cast<const uint8_t*>("new"), 3}, "f");
+      },
+      "f"));
   EXPECT_EQ(t.read("f"), "new");
   struct stat st {};
   ASSERT_EQ(::stat((t / "f").c_str(), &st), 0);
@@ -89,10 +96,13 @@ TEST(Walk, NeverOpensFifosAndStopsAtTheDepthLimit) {
   options.max_depth = 3;
   std::vector<std::string> paths, incomplete;
   std::vector<Error> errors;
-  ASSERT_TRUE(walk(dir.get(), "", options, [&](WalkEntry&& e) {
-    paths.push_back(e.path);
-    if (e.incomplete) incomplete.push_back(e.path);
-  }, [&](Error&& e) { errors.push_back(e); }));
+  ASSERT_TRUE(walk(
+      dir.get(), "", options,
+      [&](WalkEntry&& e) {
+        paths.push_back(e.path);
+        if (e.incomplete) incomplete.push_back(e.path);
+      },
+      [&](Error&& e) { errors.push_back(e); }));
   EXPECT_NE(std::find(paths.begin(), paths.end(), "fifo"), paths.end());
   EXPECT_EQ(incomplete, std::vector<std::string>{"d/d/d/d"});
   EXPECT_EQ(errors.size(), 1u);

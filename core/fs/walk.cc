@@ -108,8 +108,10 @@ class Walker {
           (now.st_ino != e.st.st_ino || now.st_dev != e.st.st_dev)) {
         e.st = now;  // replaced between fstatat and openat: describe what we opened
       }
-      if (auto x = read_xattrs_fd(child.get(), e.path)) e.xattrs = std::move(*x);
-      else on_error_(std::move(x).error());
+      if (auto x = read_xattrs_fd(child.get(), e.path))
+        e.xattrs = std::move(*x);
+      else
+        on_error_(std::move(x).error());
       visit_dir(child.get(), std::move(e), depth + 1);
       return;
     }
@@ -126,8 +128,10 @@ class Walker {
   }
 
   void read_xattrs_by_name(int dir_fd, const std::string& name, WalkEntry& e) {
-    if (auto x = read_xattrs_at(dir_fd, name, e.path)) e.xattrs = std::move(*x);
-    else if (x.error().errnum != ENOENT) on_error_(std::move(x).error());
+    if (auto x = read_xattrs_at(dir_fd, name, e.path))
+      e.xattrs = std::move(*x);
+    else if (x.error().errnum != ENOENT)
+      on_error_(std::move(x).error());
   }
 
   const WalkOptions& options_;

@@ -15,7 +15,7 @@
 namespace mamori::fs {
 
 struct WalkEntry {
-  std::string path;         // relative to the root; "" is the root itself
+  std::string path;  // relative to the root; "" is the root itself
   struct stat st {};
   std::string link_target;  // symlinks only
   std::string xattrs;       // encoded tracked xattrs (xattr.h)

@@ -25,11 +25,13 @@ struct Target {
   }
   ssize_t get(const char* name, void* buf, size_t n) const {
     if (fd >= 0) return ::fgetxattr(fd, name, buf, n);
-    return follow ? ::getxattr(path.c_str(), name, buf, n) : ::lgetxattr(path.c_str(), name, buf, n);
+    return follow ? ::getxattr(path.c_str(), name, buf, n)
+                  : ::lgetxattr(path.c_str(), name, buf, n);
   }
   int set(const char* name, const void* v, size_t n) const {
     if (fd >= 0) return ::fsetxattr(fd, name, v, n, 0);
-    return follow ? ::setxattr(path.c_str(), name, v, n, 0) : ::lsetxattr(path.c_str(), name, v, n, 0);
+    return follow ? ::setxattr(path.c_str(), name, v, n, 0)
+                  : ::lsetxattr(path.c_str(), name, v, n, 0);
   }
   int remove(const char* name) const {
     if (fd >= 0) return ::fremovexattr(fd, name);
@@ -95,8 +97,8 @@ Result<std::string> read_all(const Target& t, std::string_view display) {
 Status write_all_attrs(const Target& t, std::string_view encoded, std::string_view display) {
   const auto wanted = MAMORI_TRY(decode_xattrs(encoded));
   for (const auto& name : MAMORI_TRY(tracked_names(t, display))) {
-    const bool keep = std::any_of(wanted.begin(), wanted.end(),
-                                  [&](const auto& kv) { return kv.first == name; });
+    const bool keep =
+        std::any_of(wanted.begin(), wanted.end(), [&](const auto& kv) { return kv.first == name; });
     if (!keep && t.remove(name.c_str()) != 0 && errno != ENODATA)
       return fail("removexattr", std::string(display), errno, name);
   }

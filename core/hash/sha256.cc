@@ -70,7 +70,8 @@ Digest sha256(std::span<const uint8_t> data) {
 }
 
 Digest sha256(std::string_view data) {
-  return sha256(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+  return sha256(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
 }
 
 }  // namespace mamori::hash

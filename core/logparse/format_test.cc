@@ -233,8 +233,8 @@ TEST(LogFormat, RefusesBadTimesAndRequests) {
   // The entry's views point into the line: every line built here lives to the end.
   std::deque<std::string> lines;
   auto line = [&](std::string_view time, std::string_view request) -> std::string_view {
-    return lines.emplace_back("1.2.3.4 - - [" + std::string(time) + "] \"" +
-                              std::string(request) + "\" 400 0 \"-\" \"-\"");
+    return lines.emplace_back("1.2.3.4 - - [" + std::string(time) + "] \"" + std::string(request) +
+                              "\" 400 0 \"-\" \"-\"");
   };
   EXPECT_EQ(f.parse(line("10/Foo/2000:13:55:36 -0700", "GET / HTTP/1.1"), e),
             ParseStatus::kBadTime);

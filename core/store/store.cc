@@ -134,14 +134,16 @@ Status Store::load_index() {
       db_.prepare("SELECT coalesce(max(offset + stored_size), 0) FROM objects WHERE pack = ?"));
   end.bind(1, static_cast<int64_t>(newest));
   MAMORI_TRY(end.step());
-  const uint64_t indexed_end = std::max<uint64_t>(static_cast<uint64_t>(end.int64(0)), kPackHeaderSize);
+  const uint64_t indexed_end =
+      std::max<uint64_t>(static_cast<uint64_t>(end.int64(0)), kPackHeaderSize);
   end.reset();
   const int fd = MAMORI_TRY(pack_fd(newest));
   struct stat st {};
   if (::fstat(fd, &st) != 0) return fail_errno("fstat", "store/" + pack_name(newest));
   if (static_cast<uint64_t>(st.st_size) < indexed_end)
     return corrupt({}, "pack " + pack_name(newest) + " is shorter than its index");
-  if (static_cast<uint64_t>(st.st_size) > indexed_end && ::ftruncate(fd, static_cast<off_t>(indexed_end)) != 0)
+  if (static_cast<uint64_t>(st.st_size) > indexed_end &&
+      ::ftruncate(fd, static_cast<off_t>(indexed_end)) != 0)
     return fail_errno("ftruncate", "store/" + pack_name(newest));
   current_pack_ = newest;
   current_end_ = indexed_end;
@@ -264,7 +266,8 @@ Status Store::put_stream(const Digest& digest, int fd, uint64_t size, std::strin
       for (bool done = false; !done;) {
         ZSTD_outBuffer ob{out.data(), out.size(), 0};
         const size_t rem = ZSTD_compressStream2(cctx.get(), &ob, &ib, mode);
-        if (ZSTD_isError(rem)) return fail_msg("zstd compress", std::string(display), ZSTD_getErrorName(rem));
+        if (ZSTD_isError(rem))
+          return fail_msg("zstd compress", std::string(display), ZSTD_getErrorName(rem));
         MAMORI_TRY(pwrite_all(env_, pfd, {out.data(), ob.pos}, static_cast<off_t>(out_pos), name));
         out_pos += ob.pos;
         done = last ? rem == 0 : ib.pos == ib.size;
@@ -272,7 +275,8 @@ Status Store::put_stream(const Digest& digest, int fd, uint64_t size, std::strin
     }
     if (read_total != size || h.finish() != digest)
       return fail("store", std::string(display), ESTALE, "content changed while it was stored");
-    const auto header = object_header(digest, kCodecZstd, size, out_pos - at.second - kObjectHeaderSize);
+    const auto header =
+        object_header(digest, kCodecZstd, size, out_pos - at.second - kObjectHeaderSize);
     return pwrite_all(env_, pfd, header, static_cast<off_t>(at.second), name);
   }();
   if (!stream) {
@@ -311,9 +315,11 @@ Status Store::commit() {
 }
 
 Result<Store::Location> Store::locate(const Digest& digest) const {
-  auto& q = *MAMORI_TRY(db_.cached("SELECT pack, offset, stored_size, size FROM objects WHERE sha256 = ?"));
+  auto& q = *MAMORI_TRY(
+      db_.cached("SELECT pack, offset, stored_size, size FROM objects WHERE sha256 = ?"));
   q.bind(1, digest.raw());
-  if (!MAMORI_TRY(q.step())) return fail("store object", digest.hex(), ENOENT, "not in the content store");
+  if (!MAMORI_TRY(q.step()))
+    return fail("store object", digest.hex(), ENOENT, "not in the content store");
   Location loc{static_cast<uint32_t>(q.int64(0)), static_cast<uint64_t>(q.int64(1)),
                static_cast<uint64_t>(q.int64(2)), static_cast<uint64_t>(q.int64(3))};
   q.reset();
@@ -336,8 +342,9 @@ Status Store::read_at(const Location& loc, const Digest& digest,
   if (::pread(fd, header, sizeof header, static_cast<off_t>(loc.offset)) != sizeof header)
     return corrupt(digest, "header cannot be read");
   const uint64_t stored = get_u64(header + 16);
-  if (std::memcmp(header, kObjectMagic, 4) != 0 || std::memcmp(header + 24, digest.bytes.data(), 32) != 0 ||
-      get_u64(header + 8) != loc.size || stored + kObjectHeaderSize != loc.stored_size)
+  if (std::memcmp(header, kObjectMagic, 4) != 0 ||
+      std::memcmp(header + 24, digest.bytes.data(), 32) != 0 || get_u64(header + 8) != loc.size ||
+      stored + kObjectHeaderSize != loc.stored_size)
     return corrupt(digest, "header does not match the index");
   const int codec = header[4];
   if (codec != kCodecRaw && codec != kCodecZstd) return corrupt(digest, "unknown codec");
@@ -348,7 +355,8 @@ Status Store::read_at(const Location& loc, const Digest& digest,
   uint64_t pos = 0, produced = 0;
   while (pos < stored) {
     const size_t want = static_cast<size_t>(std::min<uint64_t>(in.size(), stored - pos));
-    const ssize_t n = ::pread(fd, in.data(), want, static_cast<off_t>(loc.offset + kObjectHeaderSize + pos));
+    const ssize_t n =
+        ::pread(fd, in.data(), want, static_cast<off_t>(loc.offset + kObjectHeaderSize + pos));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return corrupt(digest, "truncated");
     pos += static_cast<uint64_t>(n);
@@ -403,7 +411,8 @@ Result<Store::Location> Store::copy_object(const Digest& digest, const Location&
   const int dst = MAMORI_TRY(pack_fd(at.first));
   std::vector<uint8_t> buf(kChunk);
   for (uint64_t done = 0; done < from.stored_size;) {
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), from.stored_size - done));
+    const size_t want =
+        static_cast<size_t>(std::min<uint64_t>(buf.size(), from.stored_size - done));
     const ssize_t n = ::pread(src, buf.data(), want, static_cast<off_t>(from.offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return corrupt(digest, "truncated while being compacted");
@@ -426,7 +435,8 @@ Result<CompactReport> Store::compact(const std::unordered_set<Digest, hash::Dige
   // Which packs hold something dead, and which packs exist at all.
   std::vector<bool> dirty(current_pack_ + 1, false), indexed(current_pack_ + 1, false);
   for (const auto& r : rows) {
-    if (r.second.pack > current_pack_) return corrupt(r.first, "index names a pack past the newest");
+    if (r.second.pack > current_pack_)
+      return corrupt(r.first, "index names a pack past the newest");
     indexed[r.second.pack] = true;
     if (!live.count(r.first)) dirty[r.second.pack] = true;
   }
@@ -468,7 +478,9 @@ Result<CompactReport> Store::compact(const std::unordered_set<Digest, hash::Dige
   }
   auto& upd = *MAMORI_TRY(db_.cached("UPDATE objects SET pack = ?, offset = ? WHERE sha256 = ?"));
   for (const auto& m : moved) {
-    upd.bind(1, static_cast<int64_t>(m.second.pack)).bind(2, static_cast<int64_t>(m.second.offset)).bind(3, m.first.raw());
+    upd.bind(1, static_cast<int64_t>(m.second.pack))
+        .bind(2, static_cast<int64_t>(m.second.offset))
+        .bind(3, m.first.raw());
     MAMORI_TRY(upd.run());
   }
   MAMORI_TRY(txn.commit());
@@ -513,16 +525,19 @@ Status Store::verify_index() const {
 }
 
 Result<std::vector<std::pair<Digest, Store::Location>>> Store::all_objects() const {
-  auto q = MAMORI_TRY(db_.prepare("SELECT sha256, pack, offset, stored_size, size FROM objects ORDER BY pack, offset"));
+  auto q = MAMORI_TRY(db_.prepare(
+      "SELECT sha256, pack, offset, stored_size, size FROM objects ORDER BY pack, offset"));
   std::vector<std::pair<Digest, Location>> all;
   while (MAMORI_TRY(q.step()))
-    all.emplace_back(MAMORI_TRY(Digest::from_bytes(q.blob(0))),
-                     Location{static_cast<uint32_t>(q.int64(1)), static_cast<uint64_t>(q.int64(2)),
-                              static_cast<uint64_t>(q.int64(3)), static_cast<uint64_t>(q.int64(4))});
+    all.emplace_back(
+        MAMORI_TRY(Digest::from_bytes(q.blob(0))),
+        Location{static_cast<uint32_t>(q.int64(1)), static_cast<uint64_t>(q.int64(2)),
+                 static_cast<uint64_t>(q.int64(3)), static_cast<uint64_t>(q.int64(4))});
   return all;
 }
 
-Status Store::verify_contents(Executor& executor, const std::function<void(Error&&)>& on_bad) const {
+Status Store::verify_contents(Executor& executor,
+                              const std::function<void(Error&&)>& on_bad) const {
   const auto all = MAMORI_TRY(all_objects());
   std::mutex report;
   executor.run(all.size(), [&](size_t i) {
@@ -536,7 +551,8 @@ Status Store::verify_contents(Executor& executor, const std::function<void(Error
 }
 
 Result<StoreStats> Store::stats() const {
-  auto q = MAMORI_TRY(db_.prepare("SELECT count(*), coalesce(sum(size),0), coalesce(sum(stored_size),0) FROM objects"));
+  auto q = MAMORI_TRY(db_.prepare(
+      "SELECT count(*), coalesce(sum(size),0), coalesce(sum(stored_size),0) FROM objects"));
   MAMORI_TRY(q.step());
   StoreStats s{static_cast<uint64_t>(q.int64(0)), static_cast<uint64_t>(q.int64(1)),
                static_cast<uint64_t>(q.int64(2))};

@@ -33,8 +33,8 @@ namespace mamori::store {
 using hash::Digest;
 
 struct StoreOptions {
-  int compression_level = 1;                   // zstd level
-  uint64_t max_pack_bytes = 1ull << 30;        // start a new pack past this size
+  int compression_level = 1;             // zstd level
+  uint64_t max_pack_bytes = 1ull << 30;  // start a new pack past this size
 };
 
 struct CompactReport {
@@ -74,7 +74,8 @@ class Store {
   // Streams the object's content to `sink` in chunks, then checks its digest; on a
   // mismatch fails with EBADMSG after the sink has seen the bad bytes, so sinks must
   // only make their output visible once read() returns success.
-  Status read(const Digest& digest, const std::function<Status(std::span<const uint8_t>)>& sink) const;
+  Status read(const Digest& digest,
+              const std::function<Status(std::span<const uint8_t>)>& sink) const;
   // Content up to `limit` bytes (EFBIG past it).
   Result<std::string> read_all(const Digest& digest, uint64_t limit) const;
 

@@ -63,7 +63,8 @@ TEST(Store, StreamsLargeFilesAndNoticesChangeWhileStreaming) {
   f.dir.write("big", big);
   auto fd = fs::open_root(f.dir.path()).value();
   auto file = fs::open_beneath(fd.get(), "big", O_RDONLY).value();
-  EXPECT_EQ(s->put_stream(hash::sha256("other"), file.get(), big.size(), "big").error().errnum, ESTALE);
+  EXPECT_EQ(s->put_stream(hash::sha256("other"), file.get(), big.size(), "big").error().errnum,
+            ESTALE);
   ASSERT_TRUE(s->put_stream(hash::sha256(big), file.get(), big.size(), "big"));
   ASSERT_TRUE(s->commit());
   EXPECT_EQ(s->read_all(hash::sha256(big), 4 << 20).value(), big);
@@ -118,7 +119,8 @@ TEST(Store, UncommittedTailIsCutByTheNextWriter) {
     ASSERT_TRUE(s->commit());
     ASSERT_TRUE(s->put(hash::sha256(b), bytes(b)));  // never committed: a crash
   }
-  struct stat before {}, after {};
+  struct stat before {
+  }, after{};
   ASSERT_EQ(::stat(f.pack().c_str(), &before), 0);
   auto s = f.open(f.env);
   ASSERT_EQ(::stat(f.pack().c_str(), &after), 0);
