@@ -1,7 +1,7 @@
 #pragma once
 // Which new entries a root lets stay: one judgement for the agent's guard, `mamori check`
-// and `mamori restore --quarantine-new`, so that what the batch commands call an upload
-// is what the agent lets stay.
+// and `mamori restore`, so that what the batch commands call an upload is what the agent
+// lets stay.
 //   - deny_new takes back whatever it matches, with letters folded: b.PHP is a script;
 //   - allow_new lets an entry stay by name; a `DIR/**` pattern also lets DIR and its
 //     missing ancestors be made, as directories only (glob.h, leads_to());
@@ -23,7 +23,6 @@ class UploadPolicy {
   static Result<UploadPolicy> compile(const std::vector<std::string>& allow_new,
                                       const std::vector<std::string>& deny_new);
 
-  bool empty() const { return allow_.empty(); }
   // Judges the entry at `rel` beneath `root_fd` as it is now (its type, and a regular
   // file's first bytes). One that is gone is judged by its name alone: there is nothing
   // to quarantine either way.
