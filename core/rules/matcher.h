@@ -63,7 +63,7 @@ class Matcher {
 
   // Compiles the enabled rules. Fails when Vectorscan refuses a pattern (the error names
   // the rule's file:line:col, code rules.pattern) or the set (rules.compile).
-  static RuleResult<Matcher> compile(RuleSet rules);
+  static config::LoadResult<Matcher> compile(RuleSet rules);
 
   // Why Vectorscan would refuse `pattern` (its own message), or empty when it would
   // compile. Patterns that can match the empty string are refused: they match everything.
