@@ -260,6 +260,7 @@ class Agent {
     logwatch_ = MAMORI_TRY(logwatch::Logwatch::start(
         env_, config_,
         [this](std::vector<event::Event>&& events) {
+          // AsyncPublisher::publish() only queues and cannot fail; the writer reports.
           (void)publisher_->publish(std::move(events), {});
         },
         [](const std::string& line) { log(line); }));
