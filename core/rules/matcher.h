@@ -1,7 +1,7 @@
 #pragma once
 // Matches requests against a rule set with Vectorscan. All patterns on one field are
 // compiled once into one database, so each field of a request is scanned once whatever
-// the number of rules (STYLE.md §12).
+// the number of rules.
 //
 // Threads: a Matcher is immutable after compile() and may be shared by any number of
 // threads; each thread needs its own Scratch (make_scratch()). A Scratch must not be used
