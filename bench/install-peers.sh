@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # install-peers.sh - install what the FIM benchmark (bench/fim/run.sh) needs on
 # a Debian 12 machine: the peer tools (AIDE, Tripwire, Samhain), GNU time, jq,
-# and the packages /work/shared/bench/make_corpus.sh copies its corpus from.
+# and the packages bench/tools/make_corpus.sh copies its corpus from.
 #
 # Idempotent: packages already installed are left alone; `apt-get update` runs
 # only when something is missing. Tripwire's debconf questions are preseeded

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "cli/app.h"
+#include "core/base/env.h"
 
 namespace mamori::cli {
 
@@ -13,10 +14,12 @@ ProgressBar::ProgressBar(const baseline::Progress& progress, std::string label, 
     : progress_(progress), label_(std::move(label)) {
   if (!enabled) return;
   thread_ = std::thread([this] {
-    const auto start = std::chrono::steady_clock::now();
-    std::unique_lock lock(mu_);
-    while (!cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stop_; })) {
-      draw(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    const SystemClock clock;
+    const auto start = clock.monotonic();
+    MutexLock lock(mu_);
+    while (!cv_.wait_for(mu_, std::chrono::milliseconds(200),
+                         [this]() MAMORI_REQUIRES(mu_) { return stop_; })) {
+      draw(std::chrono::duration<double>(clock.monotonic() - start).count());
     }
     std::fputs("\r\033[K", stderr);  // leave a clean line for the result
   });
@@ -25,7 +28,7 @@ ProgressBar::ProgressBar(const baseline::Progress& progress, std::string label, 
 ProgressBar::~ProgressBar() {
   if (!thread_.joinable()) return;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
   cv_.notify_all();

@@ -3,11 +3,10 @@
 // a second from its own thread while long work runs. Draws nothing when disabled
 // (stderr not a terminal, --quiet), so piped output stays clean.
 
-#include <condition_variable>
-#include <mutex>
 #include <string>
 #include <thread>
 
+#include "core/base/mutex.h"
 #include "core/baseline/scan.h"
 
 namespace mamori::cli {
@@ -24,9 +23,9 @@ class ProgressBar {
 
   const baseline::Progress& progress_;
   std::string label_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
+  Mutex mu_;
+  CondVar cv_;
+  bool stop_ MAMORI_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

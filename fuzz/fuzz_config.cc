@@ -1,4 +1,4 @@
-// Feeds arbitrary bytes to the config loader: it must return a value or a ConfigError,
+// Feeds arbitrary bytes to the config loader: it must return a value or a LoadError,
 // never crash, hang or throw.
 
 #include <cstddef>

@@ -1,5 +1,5 @@
 // Feeds arbitrary bytes to the rules parser, and what parses to the Vectorscan compiler
-// and matcher: each must return a value or a RuleError, never crash, hang or throw.
+// and matcher: each must return a value or a LoadError, never crash, hang or throw.
 
 #include <cstddef>
 #include <cstdint>

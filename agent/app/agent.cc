@@ -260,6 +260,7 @@ class Agent {
     logwatch_ = MAMORI_TRY(logwatch::Logwatch::start(
         env_, config_,
         [this](std::vector<event::Event>&& events) {
+          // AsyncPublisher::publish() only queues and cannot fail; the writer reports.
           (void)publisher_->publish(std::move(events), {});
         },
         [](const std::string& line) { log(line); }));
@@ -549,7 +550,7 @@ class Agent {
     }
     uint64_t watchdog_us = 0;
     const bool watchdog = sd_watchdog_enabled(0, &watchdog_us) > 0;
-    const auto start = std::chrono::steady_clock::now();
+    const auto start = env_.clock().monotonic();
     auto last_verify = start;
     std::vector<watch::Change> changes;
     while (true) {
@@ -598,7 +599,7 @@ class Agent {
         guard_->tick();
         healer_->tick();
         end_abandoned_deploy();
-        const auto now = std::chrono::steady_clock::now();
+        const auto now = env_.clock().monotonic();
         const auto interval = std::chrono::seconds(config_.agent.verify_interval_s);
         if (config_.agent.verify_interval_s && now - last_verify >= interval) {
           last_verify = now;

@@ -11,7 +11,7 @@ AsyncPublisher::AsyncPublisher(outbox::Outbox& box, std::function<void(const Err
 
 AsyncPublisher::~AsyncPublisher() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
   wake_.notify_one();
@@ -22,10 +22,11 @@ Status AsyncPublisher::publish(std::vector<event::Event>&& events,
                                std::vector<guard::Rewritten>&& rewritten) {
   if (events.empty() && rewritten.empty()) return ok();
   {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     if (queued_events_ >= kMaxQueuedEvents) {
       ++waits_;
-      taken_.wait_for(lock, kMaxWait, [&] { return queued_events_ < kMaxQueuedEvents; });
+      taken_.wait_for(mu_, kMaxWait,
+                      [&]() MAMORI_REQUIRES(mu_) { return queued_events_ < kMaxQueuedEvents; });
     }
     queued_events_ += events.size();
     queue_.push_back({std::move(events), std::move(rewritten)});
@@ -35,12 +36,12 @@ Status AsyncPublisher::publish(std::vector<event::Event>&& events,
 }
 
 void AsyncPublisher::drain() {
-  std::unique_lock lock(mu_);
-  idle_.wait(lock, [&] { return queue_.empty() && !busy_; });
+  MutexLock lock(mu_);
+  idle_.wait(mu_, [&]() MAMORI_REQUIRES(mu_) { return queue_.empty() && !busy_; });
 }
 
 Status AsyncPublisher::reopen() {
-  std::lock_guard lock(box_mu_);
+  MutexLock lock(box_mu_);
   return box_.reopen();
 }
 
@@ -53,18 +54,19 @@ uint64_t AsyncPublisher::dropped_security() {
 }
 
 uint64_t AsyncPublisher::waits() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return waits_;
 }
 
 void AsyncPublisher::run() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   bool retry = false;  // the last write failed: events wait in the outbox
+  const auto woken = [&]() MAMORI_REQUIRES(mu_) { return stop_ || !queue_.empty(); };
   while (true) {
     if (retry)
-      wake_.wait_for(lock, kRetryInterval, [&] { return stop_ || !queue_.empty(); });
+      wake_.wait_for(mu_, kRetryInterval, woken);
     else
-      wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      wake_.wait(mu_, woken);
     if (queue_.empty() && (stop_ || !retry)) return;  // stopping, everything written or tried
     // Everything queued so far as one write and one sync: a storm costs one fdatasync
     // per round, not one per event.
@@ -84,7 +86,7 @@ void AsyncPublisher::run() {
     Status flushed;
     const bool was_failing = retry;
     {
-      std::lock_guard box_lock(box_mu_);
+      MutexLock box_lock(box_mu_);
       for (const auto& e : events) box_.append(e);
       flushed = box_.flush();
       retry = box_.failing();

@@ -14,18 +14,19 @@
 // A failed write (a full disk) is retried every kRetryInterval even when nothing new is
 // published, so events held in memory are written once space returns.
 //
-// Threads: publish(), drain(), reopen() and dropped() from the agent's main thread; the
-// writer thread does the syncs and writes. mu_ guards the queue, box_mu_ the outbox.
+// Threads: publish() from any thread (the guard's batches come from the agent's main
+// thread, the log watch's bans from its own thread); drain(), reopen(), dropped(),
+// dropped_security() and waits() from any thread too. The writer thread does the syncs
+// and writes. mu_ guards the queue, box_mu_ the outbox; the writer never holds both.
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 
 #include "agent/guard/publisher.h"
+#include "core/base/mutex.h"
 
 namespace mamori::agent {
 
@@ -43,34 +44,34 @@ class AsyncPublisher final : public guard::Publisher {
   ~AsyncPublisher() override;  // drains, then joins
 
   Status publish(std::vector<event::Event>&& events,
-                 std::vector<guard::Rewritten>&& rewritten) override;
+                 std::vector<guard::Rewritten>&& rewritten) override MAMORI_EXCLUDES(mu_);
   // Returns once everything published so far is written (or failed).
-  void drain();
-  Status reopen();
+  void drain() MAMORI_EXCLUDES(mu_);
+  Status reopen() MAMORI_EXCLUDES(box_mu_);
   uint64_t dropped();
   uint64_t dropped_security();
   // How often publish() had to wait for the writer (back-pressure).
-  uint64_t waits();
+  uint64_t waits() MAMORI_EXCLUDES(mu_);
 
  private:
   struct Batch {
     std::vector<event::Event> events;
     std::vector<guard::Rewritten> rewritten;
   };
-  void run();
+  void run() MAMORI_EXCLUDES(mu_, box_mu_);
 
-  outbox::Outbox& box_;
+  Mutex mu_;
+  Mutex box_mu_;
+  outbox::Outbox& box_ MAMORI_GUARDED_BY(box_mu_);
   std::function<void(const Error&)> on_error_;
   std::function<void()> on_written_;
-  std::mutex mu_;
-  std::mutex box_mu_;
-  std::condition_variable wake_, idle_, taken_;
-  std::deque<Batch> queue_;
-  size_t queued_events_ = 0;
+  CondVar wake_, idle_, taken_;  // with mu_
+  std::deque<Batch> queue_ MAMORI_GUARDED_BY(mu_);
+  size_t queued_events_ MAMORI_GUARDED_BY(mu_) = 0;
   std::atomic<uint64_t> dropped_{0}, dropped_security_{0};
-  uint64_t waits_ = 0;
-  bool busy_ = false;
-  bool stop_ = false;
+  uint64_t waits_ MAMORI_GUARDED_BY(mu_) = 0;
+  bool busy_ MAMORI_GUARDED_BY(mu_) = false;
+  bool stop_ MAMORI_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

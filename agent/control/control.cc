@@ -111,6 +111,7 @@ void Server::serve_one(const Handler& handler) {
   } else {
     answer = handler(*request);
   }
+  // A client gone before its answer has nothing left to be told.
   (void)send_all(raw, answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 

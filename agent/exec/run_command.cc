@@ -15,14 +15,13 @@
 
 #include <fmt/format.h>
 
+#include "core/base/env.h"
 #include "core/base/unique_fd.h"
 
 extern char** environ;
 
 namespace mamori::exec {
 namespace {
-
-using Steady = std::chrono::steady_clock;
 
 // This process's environment with `extra` ("NAME=value") added or replacing.
 std::vector<std::string> child_environment(const std::vector<std::string>& extra) {
@@ -119,10 +118,12 @@ CommandResult run_command(const std::vector<std::string>& argv, std::string_view
                           int stop_fd) {
   CommandResult r;
   r.argv0 = argv.empty() ? "" : argv[0];
-  const auto t0 = Steady::now();
+  // A command runs in real time, whatever clock the caller's code is driven by.
+  const SystemClock clock;
+  const auto t0 = clock.monotonic();
   auto finish = [&] {
     r.duration_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - t0).count();
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock.monotonic() - t0).count();
     return std::move(r);
   };
   if (argv.empty()) {
@@ -159,7 +160,7 @@ CommandResult run_command(const std::vector<std::string>& argv, std::string_view
   if (input.empty()) stdin_ours.reset();
 
   auto term_at = t0 + timeout;
-  std::optional<Steady::time_point> kill_at;
+  std::optional<std::chrono::nanoseconds> kill_at;
   bool exited = false;
   while (!exited) {
     pollfd fds[4] = {{pidfd.get(), POLLIN, 0},
@@ -167,12 +168,12 @@ CommandResult run_command(const std::vector<std::string>& argv, std::string_view
                      {output_ours.get(), POLLIN, 0},
                      {stdin_ours.get(), POLLOUT, 0}};  // fd -1 is skipped by poll()
     const auto next = kill_at ? *kill_at : term_at;
-    const auto wait_ms = std::chrono::ceil<std::chrono::milliseconds>(next - Steady::now());
+    const auto wait_ms = std::chrono::ceil<std::chrono::milliseconds>(next - clock.monotonic());
     if (::poll(fds, 4, static_cast<int>(std::max<int64_t>(0, wait_ms.count()))) < 0 &&
         errno != EINTR) {
       // Cannot wait any more: do not leave the command running unobserved.
       ::kill(-*pid, SIGKILL);
-      kill_at = Steady::now();
+      kill_at = clock.monotonic();
     }
     if (fds[0].revents) exited = true;
     if (fds[1].revents && !r.error) {  // the caller is stopping
@@ -188,7 +189,7 @@ CommandResult run_command(const std::vector<std::string>& argv, std::string_view
       // Done, or the command closed its stdin (EPIPE): either way it gets no more.
       if (sent == input.size() || (n < 0 && errno != EAGAIN && errno != EINTR)) stdin_ours.reset();
     }
-    const auto now = Steady::now();
+    const auto now = clock.monotonic();
     if (!exited && !kill_at && now >= term_at) {
       r.timed_out = true;
       ::kill(-*pid, SIGTERM);

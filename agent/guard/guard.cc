@@ -281,11 +281,14 @@ void Guard::look_inside(size_t root, const std::string& rel, const evidence::Who
   if (!tree) return;
   std::vector<std::string> paths;
   for (const auto& e : tree->entries) paths.push_back(e.path);
-  // And what the baseline has there: a swapped-in copy may lack files.
-  (void)state_.catalog.for_each(r.catalog_id, rel, [&](Entry&& e) -> Status {
+  // And what the baseline has there: a swapped-in copy may lack files. A catalog that
+  // cannot be read is counted; what is on disk is still reconciled, and the next verify
+  // reads the catalog again for the rest.
+  auto listed = state_.catalog.for_each(r.catalog_id, rel, [&](Entry&& e) -> Status {
     paths.push_back(std::move(e.path));
     return ok();
   });
+  if (!listed) ++counters_.failures;
   std::sort(paths.begin(), paths.end());  // a directory before what it holds
   for (const auto& p : paths)
     if (p != rel && seen.insert(path_key(r, p)).second) reconcile(root, p, who, Trigger::kRealtime);
@@ -309,7 +312,8 @@ Status Guard::verify(size_t root, Trigger trigger) {
   // Where the baselined files are now, before anything is judged: a new name found below
   // may be a hard link to one of them.
   std::vector<std::string> detach_keys;
-  for (auto& p : index_root(root)) {
+  auto linked = MAMORI_TRY(index_root(root));
+  for (auto& p : linked) {
     detach_keys.push_back(path_key(r, p));
     detach_.insert(detach_keys.back());
     report.changes.push_back({baseline::ChangeKind::kChanged, 0, Entry{}, Entry{}, {}});
@@ -347,7 +351,7 @@ Status Guard::verify(size_t root, Trigger trigger) {
   return ok();
 }
 
-std::vector<std::string> Guard::index_root(size_t root) {
+Result<std::vector<std::string>> Guard::index_root(size_t root) {
   GuardedRoot& r = roots_[root];
   index_.clear(root);
   struct Seen {
@@ -356,7 +360,9 @@ std::vector<std::string> Guard::index_root(size_t root) {
     nlink_t links;
   };
   std::vector<Seen> files;
-  (void)state_.catalog.for_each(r.catalog_id, "", [&](Entry&& e) -> Status {
+  // A catalog that cannot be read fails the verify (as check_root would have): an index
+  // short of some files would miss writes through their other names.
+  MAMORI_TRY(state_.catalog.for_each(r.catalog_id, "", [&](Entry&& e) -> Status {
     if (e.type != FileType::kRegular) return ok();
     auto st = fs::stat_beneath(r.fd.get(), e.path);
     if (!st || !S_ISREG(st->st_mode)) return ok();  // a change the check reported
@@ -364,7 +370,7 @@ std::vector<std::string> Guard::index_root(size_t root) {
     index_.set(root, e.path, id, handle_of(root, e.path));
     files.push_back({std::move(e.path), id, st->st_nlink});
     return ok();
-  });
+  }));
   // More links than baselined names: some name of the inode lies outside the baseline
   // (a hard link made while we were not looking, perhaps outside the root), and a write
   // through it changes this file with no event naming it.

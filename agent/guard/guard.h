@@ -195,7 +195,7 @@ class Guard {
   // Rebuilds the inode index of `root` from the baseline and what is on disk now; returns
   // the baselined paths whose inode also has a name outside the baseline or is held open
   // for writing (to be replaced by fresh copies).
-  std::vector<std::string> index_root(size_t root);
+  Result<std::vector<std::string>> index_root(size_t root);
   // Records the inode now at `rel` (just restored) in the index.
   void note_inode(size_t root, const std::string& rel);
   // fs::handle_key() of `rel`; "" when it cannot be had.

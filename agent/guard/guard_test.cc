@@ -177,7 +177,7 @@ TEST_F(GuardTest, PreserveWaitsForTheWriterToFinishBeforeTakingEvidence) {
   ASSERT_TRUE(replay.read(batch));
   g->handle(batch);
   EXPECT_EQ(site.read("wp/load.php"), "<?php // load\n");  // restored at once
-  env.sim().set(std::chrono::system_clock::now());
+  env.sim().set(SystemClock().now());
   g->capture_due();
   ASSERT_TRUE(g->flush());
   EXPECT_TRUE(events("file-restored").empty());  // the writer is not done: nothing taken yet
@@ -187,7 +187,7 @@ TEST_F(GuardTest, PreserveWaitsForTheWriterToFinishBeforeTakingEvidence) {
   ASSERT_EQ(::write(fd, "system($_GET[1]);", 17), 17);
   ::close(fd);
   EXPECT_EQ(site.read("wp/load.php"), "<?php // load\n");
-  env.sim().set(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
+  env.sim().set(SystemClock().now() + std::chrono::milliseconds(100));
   g->capture_due();
   ASSERT_TRUE(g->flush());
   auto ev = events("file-restored");

@@ -422,6 +422,7 @@ void Healer::collect_hook_results() {
 
 void Healer::tick() {
   collect_hook_results();
+  // A retry of actions that failed; each failure was reported once, as an event.
   if (!action_errors_.empty()) (void)apply_actions();
   const int64_t now = now_ns();
   expire_tampers(now);
@@ -431,6 +432,8 @@ void Healer::tick() {
   // A condition that fired during the verify (its events pass through observe()) wins.
   if (triggers_ != before) return;
   if (clean && *clean) {
+    // Healthy in memory even when an action fails: apply_actions() reports the failure
+    // as an event, and tick() retries it every second.
     (void)become_healthy("mamori.heal.recovered", "verify-clean");
   } else {
     next_verify_ns_ = now_ns() + int64_t{config_.recover_after_s} * kNsPerSecond;

@@ -18,14 +18,12 @@
 namespace mamori::heal {
 namespace {
 
-using Steady = std::chrono::steady_clock;
-
 constexpr std::string_view kListenSyntax =
     "expected HOST:PORT with an IPv4 address, [IPv6 address] or localhost, and a port 0-65535";
 
 struct Client {
   UniqueFd fd;
-  Steady::time_point deadline;
+  std::chrono::nanoseconds deadline{};  // SystemClock::monotonic()
   std::string request;
   std::string answer;  // non-empty once the request is complete
   size_t sent = 0;
@@ -139,7 +137,7 @@ HealthEndpoint::~HealthEndpoint() {
 }
 
 void HealthEndpoint::set(bool healthy, std::string reason) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   healthy_ = healthy;
   reason_ = std::move(reason);
 }
@@ -148,7 +146,7 @@ std::string HealthEndpoint::response(bool head) const {
   bool ok = false;
   std::string body;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ok = healthy_;
     body = healthy_ ? "ok\n" : "unhealthy: " + reason_ + "\n";
   }
@@ -164,7 +162,7 @@ void HealthEndpoint::serve() {
   std::vector<pollfd> fds;
   while (true) {
     fds.assign({{wake_.get(), POLLIN, 0}, {listener_.get(), POLLIN, 0}});
-    auto next = Steady::time_point::max();
+    auto next = std::chrono::nanoseconds::max();
     for (const auto& c : clients) {
       fds.push_back({c.fd.get(), static_cast<short>(c.answer.empty() ? POLLIN : POLLOUT), 0});
       next = std::min(next, c.deadline);
@@ -172,11 +170,11 @@ void HealthEndpoint::serve() {
     int timeout_ms = -1;
     if (!clients.empty())
       timeout_ms = static_cast<int>(std::max<int64_t>(
-          0, std::chrono::ceil<std::chrono::milliseconds>(next - Steady::now()).count()));
+          0, std::chrono::ceil<std::chrono::milliseconds>(next - clock_.monotonic()).count()));
     if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) return;
     if (fds[0].revents) return;
 
-    const auto now = Steady::now();
+    const auto now = clock_.monotonic();
     std::deque<Client> still;
     for (size_t i = 0; i < clients.size(); ++i) {
       Client& c = clients[i];

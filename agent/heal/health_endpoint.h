@@ -18,11 +18,12 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
 
+#include "core/base/env.h"
+#include "core/base/mutex.h"
 #include "core/base/result.h"
 #include "core/base/unique_fd.h"
 
@@ -51,7 +52,7 @@ class HealthEndpoint {
   HealthEndpoint& operator=(const HealthEndpoint&) = delete;
 
   // What the next answers say. `reason` is sent to whoever asks: keep paths out of it.
-  void set(bool healthy, std::string reason);
+  void set(bool healthy, std::string reason) MAMORI_EXCLUDES(mu_);
   uint16_t port() const { return port_; }
   // "HOST:PORT" as configured, with the port actually bound.
   const std::string& address() const { return address_; }
@@ -60,15 +61,17 @@ class HealthEndpoint {
   HealthEndpoint(UniqueFd listener, UniqueFd wake, uint16_t port, std::string address, bool healthy,
                  std::string reason);
   void serve();
-  std::string response(bool head) const;
+  std::string response(bool head) const MAMORI_EXCLUDES(mu_);
 
+  // Load balancers probe in real time: client deadlines are on the system's clock.
+  const SystemClock clock_;
   UniqueFd listener_;
   UniqueFd wake_;  // eventfd: the destructor's "stop"
   const uint16_t port_;
   const std::string address_;
-  mutable std::mutex mu_;
-  bool healthy_;        // guarded by mu_
-  std::string reason_;  // guarded by mu_
+  mutable Mutex mu_;
+  bool healthy_ MAMORI_GUARDED_BY(mu_);
+  std::string reason_ MAMORI_GUARDED_BY(mu_);
   std::thread thread_;  // last: started once everything above exists
 };
 

@@ -13,7 +13,7 @@ HookRunner::HookRunner(std::vector<std::string> argv, std::chrono::milliseconds 
 
 HookRunner::~HookRunner() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
     queue_.clear();
   }
@@ -25,7 +25,7 @@ HookRunner::~HookRunner() {
 
 bool HookRunner::start(std::string input, std::vector<std::string> env) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_ || queue_.size() >= kMaxQueued) return false;
     queue_.push_back({std::move(input), std::move(env)});
   }
@@ -34,24 +34,24 @@ bool HookRunner::start(std::string input, std::vector<std::string> env) {
 }
 
 std::vector<HookResult> HookRunner::take_results() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return std::exchange(results_, {});
 }
 
 size_t HookRunner::running() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return queue_.size() + (busy_ ? 1 : 0);
 }
 
 void HookRunner::wait_idle_for_test() {
-  std::unique_lock lock(mu_);
-  changed_.wait(lock, [&] { return queue_.empty() && !busy_; });
+  MutexLock lock(mu_);
+  changed_.wait(mu_, [&]() MAMORI_REQUIRES(mu_) { return queue_.empty() && !busy_; });
 }
 
 void HookRunner::thread_main() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (true) {
-    changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    changed_.wait(mu_, [&]() MAMORI_REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
     if (stopping_) return;
     Job job = std::move(queue_.front());
     queue_.pop_front();

@@ -14,16 +14,15 @@
 #include <sys/types.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "agent/exec/run_command.h"
+#include "core/base/mutex.h"
 #include "core/base/result.h"
 #include "core/base/unique_fd.h"
 
@@ -46,13 +45,13 @@ class HookRunner {
   // Queues one run with `input` on stdin and `env` ("NAME=value", added to the agent's
   // environment, replacing a variable of the same name). False when kMaxQueued runs are
   // already waiting (the run is dropped).
-  bool start(std::string input, std::vector<std::string> env);
+  bool start(std::string input, std::vector<std::string> env) MAMORI_EXCLUDES(mu_);
   // Results of the runs finished since the last call, oldest first.
-  std::vector<HookResult> take_results();
+  std::vector<HookResult> take_results() MAMORI_EXCLUDES(mu_);
   // Runs queued or in progress.
-  size_t running() const;
+  size_t running() const MAMORI_EXCLUDES(mu_);
   // Blocks until no run is queued or in progress.
-  void wait_idle_for_test();
+  void wait_idle_for_test() MAMORI_EXCLUDES(mu_);
 
  private:
   struct Job {
@@ -65,13 +64,13 @@ class HookRunner {
   const std::chrono::milliseconds timeout_;
   UniqueFd wake_;  // eventfd: the destructor's "stop now" to a run in progress
 
-  mutable std::mutex mu_;
-  std::condition_variable changed_;
-  std::deque<Job> queue_;            // guarded by mu_
-  std::vector<HookResult> results_;  // guarded by mu_
-  bool busy_ = false;                // guarded by mu_: a run is in progress
-  bool stopping_ = false;            // guarded by mu_
-  std::thread thread_;               // last: started once everything above exists
+  mutable Mutex mu_;
+  CondVar changed_;
+  std::deque<Job> queue_ MAMORI_GUARDED_BY(mu_);
+  std::vector<HookResult> results_ MAMORI_GUARDED_BY(mu_);
+  bool busy_ MAMORI_GUARDED_BY(mu_) = false;  // a run is in progress
+  bool stopping_ MAMORI_GUARDED_BY(mu_) = false;
+  std::thread thread_;  // last: started once everything above exists
 };
 
 }  // namespace mamori::heal

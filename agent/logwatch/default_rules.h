@@ -10,7 +10,7 @@ namespace mamori::logwatch {
 std::string_view default_rules_text();
 
 // The defaults (unless `with_defaults` is false) followed by `files` in order, compiled.
-rules::RuleResult<rules::Matcher> load_matcher(const std::vector<std::string>& files,
-                                               bool with_defaults = true);
+config::LoadResult<rules::Matcher> load_matcher(const std::vector<std::string>& files,
+                                                bool with_defaults = true);
 
 }  // namespace mamori::logwatch

@@ -1,11 +1,11 @@
 #include "agent/logwatch/default_rules.h"
 
-#include "core/fs/admin_files.h"
+#include "core/config/toml_reader.h"
 
 namespace mamori::logwatch {
 
-rules::RuleResult<rules::Matcher> load_matcher(const std::vector<std::string>& files,
-                                               bool with_defaults) {
+config::LoadResult<rules::Matcher> load_matcher(const std::vector<std::string>& files,
+                                                bool with_defaults) {
   rules::RuleSet set;
   if (with_defaults) {
     auto defaults = rules::parse_rules(default_rules_text(), "default.rules (built in)");
@@ -13,9 +13,8 @@ rules::RuleResult<rules::Matcher> load_matcher(const std::vector<std::string>& f
     set = std::move(*defaults);
   }
   for (const auto& file : files) {
-    auto text = fs::read_small_file(file, rules::kMaxFileBytes);
-    if (!text)
-      return tl::unexpected(rules::RuleError{file, 0, 0, "rules.io", "", text.error().message()});
+    auto text = config::read_toml_file("rules", file, rules::kMaxFileBytes);
+    if (!text) return tl::unexpected(std::move(text).error());
     auto next = rules::parse_rules(*text, file, std::move(set));
     if (!next) return tl::unexpected(std::move(next).error());
     set = std::move(*next);

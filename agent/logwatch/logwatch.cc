@@ -16,6 +16,7 @@
 #include "agent/logwatch/default_rules.h"
 #include "agent/logwatch/detector.h"
 #include "agent/logwatch/tailer.h"
+#include "core/base/mutex.h"
 #include "core/base/quote.h"
 #include "core/rules/rules_file.h"
 
@@ -72,9 +73,9 @@ struct Logwatch::Impl {
     int64_t time_s;
     bool planted;
   };
-  mutable std::mutex mu;
-  std::vector<Tampered> pending;  // guarded by mu
-  bool stopping = false;          // guarded by mu
+  mutable Mutex mu;
+  std::vector<Tampered> pending MAMORI_GUARDED_BY(mu);
+  bool stopping MAMORI_GUARDED_BY(mu) = false;
   std::atomic<uint64_t> lines{0}, truncated{0}, bans{0}, ban_failures{0}, unbans{0};
   std::thread thread;
 
@@ -134,7 +135,7 @@ Logwatch::~Logwatch() { stop(); }
 void Logwatch::note_tampered(const std::string& root, const std::string& rel, int64_t time_ns,
                              bool planted) {
   {
-    std::lock_guard lock(impl_->mu);
+    MutexLock lock(impl_->mu);
     if (impl_->pending.size() >= 10000) return;  // a storm: the first ones name the attacker
     impl_->pending.push_back({root, rel, time_ns / 1'000'000'000, planted});
   }
@@ -144,7 +145,7 @@ void Logwatch::note_tampered(const std::string& root, const std::string& rel, in
 
 void Logwatch::stop() {
   {
-    std::lock_guard lock(impl_->mu);
+    MutexLock lock(impl_->mu);
     impl_->stopping = true;
   }
   const uint64_t one = 1;
@@ -164,8 +165,7 @@ nlohmann::json Logwatch::status() const {
 }
 
 void Logwatch::Impl::run() {
-  using Clock = std::chrono::steady_clock;
-  auto last_second = Clock::now();
+  auto last_second = env.clock().monotonic();
   while (true) {
     pollfd fds[2] = {{tailer->fd(), POLLIN, 0}, {wake.get(), POLLIN, 0}};
     if (::poll(fds, 2, 1000) < 0 && errno != EINTR) {
@@ -179,7 +179,7 @@ void Logwatch::Impl::run() {
     std::vector<Tampered> tampered;
     bool stop_now = false;
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       tampered.swap(pending);
       stop_now = stopping;
     }
@@ -204,8 +204,8 @@ void Logwatch::Impl::run() {
       }
       if (!*more) break;
     }
-    if (Clock::now() - last_second >= std::chrono::seconds(1) || stop_now) {
-      last_second = Clock::now();
+    if (env.clock().monotonic() - last_second >= std::chrono::seconds(1) || stop_now) {
+      last_second = env.clock().monotonic();
       each_second();
     }
     if (stop_now) return;

@@ -26,13 +26,9 @@ uint64_t fnv1a(std::string_view bytes) {
   return h;
 }
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
+
+int64_t Follower::now_ms() const { return env_.clock().monotonic_ns() / 1'000'000; }
 
 Follower::Follower(Env& env, std::unique_ptr<Sink> sink, FollowerOptions options)
     : env_(env), sink_(std::move(sink)), options_(std::move(options)) {}
@@ -48,7 +44,7 @@ void Follower::start() {
 
 void Follower::notify() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     dirty_ = true;
   }
   wake_.notify_one();
@@ -56,7 +52,7 @@ void Follower::notify() {
 
 void Follower::outbox_reopened() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ++reopen_generation_;
   }
   wake_.notify_one();
@@ -64,7 +60,7 @@ void Follower::outbox_reopened() {
 
 void Follower::request_stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
   wake_.notify_one();
@@ -76,13 +72,13 @@ void Follower::stop() {
 }
 
 FollowerStats Follower::stats() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return stats_;
 }
 
 void Follower::run() {
   int64_t last_save_ms = 0;
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (true) {
     const bool stopping = stop_;
     const uint64_t generation = reopen_generation_;
@@ -114,8 +110,9 @@ void Follower::run() {
       const int64_t due = std::max(next_attempt_ms_, batch_started_ms_ + options_.digest_s * 1000);
       wait_ms = std::clamp<int64_t>(due - now_ms(), 1, kIdleRecheckMs);
     }
-    wake_.wait_for(lock, std::chrono::milliseconds(wait_ms),
-                   [&] { return stop_ || dirty_ || reopen_generation_ != generation; });
+    wake_.wait_for(mu_, std::chrono::milliseconds(wait_ms), [&]() MAMORI_REQUIRES(mu_) {
+      return stop_ || dirty_ || reopen_generation_ != generation;
+    });
   }
 }
 
@@ -208,7 +205,7 @@ void Follower::read_available() {
       last_hash = fnv1a(std::string_view(line.data(), last_len));
       nlohmann::json event = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
       if (!event.is_object()) {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         ++stats_.skipped_lines;
       } else {
         const auto& severity = field(event, "event.severity");
@@ -219,7 +216,7 @@ void Follower::read_available() {
           if (batch_.empty()) batch_started_ms_ = now_ms();
           batch_.push_back(std::move(event));
         } else {
-          std::lock_guard lock(mu_);
+          MutexLock lock(mu_);
           ++stats_.filtered;
         }
       }
@@ -237,7 +234,7 @@ void Follower::read_available() {
         skipping_long_line_ = true;
         at_.offset += buf.size();
         at_.last_len = 0;
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         ++stats_.skipped_lines;
       } else if (static_cast<size_t>(n) < want) {
         return;  // the end of the file: a line being written, or a torn tail
@@ -255,7 +252,7 @@ bool Follower::deliver_due(bool stopping) {
   if (!stopping && batch_.size() < kMaxBatch && now < batch_started_ms_ + options_.digest_s * 1000)
     return false;
   auto st = sink_->deliver(batch_);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (!st) {
     ++stats_.failures;
     backoff_ms_ = backoff_ms_ ? std::min(backoff_ms_ * 2, options_.max_backoff_ms)
@@ -297,7 +294,7 @@ void Follower::save_cursor() {
   const auto text = fmt::format("mamori-cursor 1 {} {} {} {} {}\n", committed_.dev, committed_.ino,
                                 committed_.offset, committed_.last_len, committed_.last_hash);
   if (auto st = fs::write_file_atomic(env_, options_.cursor_path, text, 0600); !st) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stats_.last_error = st.error().message();
   }
 }

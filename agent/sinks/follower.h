@@ -20,11 +20,9 @@
 // Threads: the public methods may be called from any thread; deliver() runs on the
 // follower's thread.
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +31,7 @@
 
 #include "agent/sinks/sink.h"
 #include "core/base/env.h"
+#include "core/base/mutex.h"
 #include "core/base/unique_fd.h"
 #include "core/config/config.h"
 
@@ -91,6 +90,7 @@ class Follower {
     uint64_t last_len = 0, last_hash = 0;
   };
   bool still_there(const Cursor& c) const;
+  int64_t now_ms() const;  // monotonic
   void run();
   bool open_at_cursor();
   void read_available();
@@ -102,12 +102,12 @@ class Follower {
   std::unique_ptr<Sink> sink_;
   FollowerOptions options_;
 
-  mutable std::mutex mu_;
-  std::condition_variable wake_;
-  bool stop_ = false;
-  bool dirty_ = false;  // notify() since the last read
-  uint64_t reopen_generation_ = 0;
-  FollowerStats stats_;
+  mutable Mutex mu_;
+  CondVar wake_;
+  bool stop_ MAMORI_GUARDED_BY(mu_) = false;
+  bool dirty_ MAMORI_GUARDED_BY(mu_) = false;  // notify() since the last read
+  uint64_t reopen_generation_ MAMORI_GUARDED_BY(mu_) = 0;
+  FollowerStats stats_ MAMORI_GUARDED_BY(mu_);
   std::thread thread_;
 
   // Owned by the follower's thread.

@@ -4,9 +4,9 @@
 #
 # Usage: bench/fim/run.sh [small|large|both]        (default: small)
 #
-# Corpora come from /work/shared/bench/make_corpus.sh (web roots of Debian's
+# Corpora come from bench/tools/make_corpus.sh (web roots of Debian's
 # WordPress, phpMyAdmin and MediaWiki); peers run through
-# /work/shared/bench/fim-peers/fim_peers.sh. For each corpus, after one
+# bench/tools/fim-peers/fim_peers.sh. For each corpus, after one
 # warm-up read of every file (warm cache):
 #   - the hashing limit, REPS times;
 #   - each peer: init REPS times, unchanged check REPS times;
@@ -25,7 +25,7 @@
 #   REPS=3                       repetitions per timed step (REPS_SMALL / REPS_LARGE override)
 #   TOOLS="aide aide-w2 tripwire samhain"   peers to run ("" for none)
 #   MAMORI=<repo>/build/release/bin/mamori  binary; missing -> mamori shows n/a
-#   BENCH_SHARED=/work/shared/bench         make_corpus.sh and fim-peers/
+#   BENCH_TOOLS=bench/tools                 make_corpus.sh and fim-peers/
 #   TAMPER_N=100                 files changed for the detection step
 # Needs root (make_corpus.sh, samhain's mount namespace); bench/install-peers.sh
 # installs the packages.
@@ -39,10 +39,10 @@ WORK=${WORK:-/var/tmp/mamori-bench}
 REPS=${REPS:-3}
 TOOLS=${TOOLS-aide aide-w2 tripwire samhain}
 MAMORI=${MAMORI:-$repo/build/release/bin/mamori}
-BENCH_SHARED=${BENCH_SHARED:-/work/shared/bench}
+BENCH_TOOLS=${BENCH_TOOLS:-$here/../tools}
 TAMPER_N=${TAMPER_N:-100}
-MAKE_CORPUS=$BENCH_SHARED/make_corpus.sh
-FIM=$BENCH_SHARED/fim-peers/fim_peers.sh
+MAKE_CORPUS=$BENCH_TOOLS/make_corpus.sh
+FIM=$BENCH_TOOLS/fim-peers/fim_peers.sh
 TIME=/usr/bin/time
 
 die() { echo "run.sh: $*" >&2; exit 1; }

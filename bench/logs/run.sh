@@ -2,7 +2,7 @@
 # bench/logs/run.sh - access-log defense benchmark: `mamori logs test` and the agent
 # against fail2ban (every shipped filter that applies to an access log, plus a
 # hand-written WordPress filter) and CrowdSec, on logs from
-# /work/shared/bench/make_access_log.py (which writes the ground truth too).
+# bench/tools/make_access_log.py (which writes the ground truth too).
 #
 # Usage: bench/logs/run.sh [--lines N] [--small-lines M] [--attackers K]
 #                          [--no-crowdsec] [--no-latency]
@@ -42,7 +42,7 @@
 # Environment:
 #   WORK=/tmp/mamori-bench-logs               work dir (never the repository)
 #   MAMORI=<repo>/build/release/bin/mamori    (cmake --preset release && cmake --build --preset release)
-#   BENCH_SHARED=/work/shared/bench           make_access_log.py (read only)
+#   BENCH_TOOLS=bench/tools                   make_access_log.py (read only)
 #   SEED=1                                    generator seed
 #   RATE=200                                  benign lines/s written during part 3
 # Needs root (netns, nftables, package installs). Installs its peers if missing:
@@ -73,9 +73,9 @@ done
 
 WORK=${WORK:-/tmp/mamori-bench-logs}
 MAMORI=${MAMORI:-$repo/build/release/bin/mamori}
-BENCH_SHARED=${BENCH_SHARED:-/work/shared/bench}
+BENCH_TOOLS=${BENCH_TOOLS:-$here/../tools}
 SEED=${SEED:-1} RATE=${RATE:-200}
-GEN=$BENCH_SHARED/make_access_log.py
+GEN=$BENCH_TOOLS/make_access_log.py
 PY=/usr/bin/python3 # Debian's: jails.py imports fail2ban's own modules
 TIME=/usr/bin/time
 

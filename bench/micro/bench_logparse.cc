@@ -1,5 +1,5 @@
 // Parse and normalise cost per access-log line. Reads the lines of $MAMORI_ACCESS_LOG (e.g.
-// from ../shared/bench/make_access_log.py 100000 --out /tmp/access.log), else a few
+// from bench/tools/make_access_log.py 100000 --out /tmp/access.log), else a few
 // built-in ones. Run a release build:
 //   MAMORI_ACCESS_LOG=/tmp/access.log bench_logparse --benchmark_min_time=2
 

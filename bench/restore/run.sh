@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # bench/restore/run.sh - real-time restore benchmark: `mamori agent` against the
-# inotifywait + cp script, on the corpora of /work/shared/bench/make_corpus.sh.
+# inotifywait + cp script, on the corpora of bench/tools/make_corpus.sh.
 #
 # Usage: bench/restore/run.sh [--quick]
 #
 # One run measures, in order:
 #   1. restore latency on the small corpus: restore_latency (from
-#      /work/shared/bench/fim-peers) overwrites N random files one at a time
+#      bench/tools/fim-peers) overwrites N random files one at a time
 #      (fixed seed, so every row tampers the same files) and times how long until
 #      the original bytes are back, counting time-outs and torn reads, against
 #        - mamori agent, mode = "restore" (nice 0, SCHED_OTHER)
@@ -37,7 +37,7 @@
 # Environment:
 #   WORK=/var/tmp/mamori-bench   work dir; this benchmark uses $WORK/restore (never the repo)
 #   MAMORI=<repo>/build/release/bin/mamori   (cmake --preset release && cmake --build --preset release)
-#   BENCH_SHARED=/work/shared/bench         make_corpus.sh and fim-peers/ (read only)
+#   BENCH_TOOLS=bench/tools                 make_corpus.sh and fim-peers/ (read only)
 #   N=1000 SEED=1 GAP_MS=50 TIMEOUT_MS=5000 restore_latency samples and pacing
 #   STORM_FILES=10000 STORM_WRITES=100000 STORM_TIMEOUT_S=120
 #   RSS_TAMPERS=300              tampers on the large corpus before reading VmHWM
@@ -63,7 +63,7 @@ done
 
 WORK=${WORK:-/var/tmp/mamori-bench}
 MAMORI=${MAMORI:-$repo/build/release/bin/mamori}
-BENCH_SHARED=${BENCH_SHARED:-/work/shared/bench}
+BENCH_TOOLS=${BENCH_TOOLS:-$here/../tools}
 if ((quick)); then
     N=${N:-100} STORM_FILES=${STORM_FILES:-1000} STORM_WRITES=${STORM_WRITES:-10000} LARGE=${LARGE:-0}
 else
@@ -71,8 +71,8 @@ else
 fi
 SEED=${SEED:-1} GAP_MS=${GAP_MS:-50} TIMEOUT_MS=${TIMEOUT_MS:-5000}
 STORM_TIMEOUT_S=${STORM_TIMEOUT_S:-120} RSS_TAMPERS=${RSS_TAMPERS:-300}
-MAKE_CORPUS=$BENCH_SHARED/make_corpus.sh
-PEERS=$BENCH_SHARED/fim-peers
+MAKE_CORPUS=$BENCH_TOOLS/make_corpus.sh
+PEERS=$BENCH_TOOLS/fim-peers
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 say() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }

@@ -13,6 +13,7 @@
 #include "agent/logwatch/detector.h"
 #include "cli/commands/commands.h"
 #include "cli/progress.h"
+#include "core/base/env.h"
 #include "core/base/quote.h"
 #include "core/fs/admin_files.h"
 
@@ -106,7 +107,7 @@ int run_logs_test(const GlobalOptions& g, const LogsOptions& o, const std::strin
     progress.bytes_total = static_cast<uint64_t>(st.st_size);
 
   nlohmann::json bans = nlohmann::json::array();
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = SystemClock().monotonic();
   Status replayed;
   {
     ProgressBar bar(progress, "replaying", !g.quiet && !g.json && ::isatty(STDERR_FILENO));
@@ -122,8 +123,7 @@ int run_logs_test(const GlobalOptions& g, const LogsOptions& o, const std::strin
                       {"reason", d.reason}});
     });
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = std::chrono::duration<double>(SystemClock().monotonic() - start).count();
   if (!replayed) {
     std::fprintf(stderr, "mamori: %s\n", replayed.error().message().c_str());
     return kExitIncomplete;

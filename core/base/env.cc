@@ -16,6 +16,10 @@ std::chrono::system_clock::time_point SystemClock::now() const {
   return std::chrono::system_clock::now();
 }
 
+std::chrono::nanoseconds SystemClock::monotonic() const {
+  return std::chrono::steady_clock::now().time_since_epoch();
+}
+
 void SystemClock::wait(std::chrono::nanoseconds d) const {
   if (d.count() <= 0) return;
   timespec ts{static_cast<time_t>(d.count() / 1'000'000'000),

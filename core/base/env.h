@@ -15,19 +15,28 @@
 
 namespace mamori {
 
+// Two times. now() is the wall clock: for timestamps a person or another host reads
+// (@timestamp, ban expiry in the firewall). monotonic() never jumps (NTP, an
+// administrator's `date`, a VM resumed) and is what intervals, timeouts, back-off and
+// deadlines are measured with. Nothing outside core/base reads std::chrono's clocks
+// directly (tools/lint): they take a Clock, so tests drive time (testing/sim_clock.h).
 class Clock {
  public:
   virtual ~Clock() = default;
   virtual std::chrono::system_clock::time_point now() const = 0;
+  // Time since an arbitrary start (boot, for SystemClock); only differences mean anything.
+  virtual std::chrono::nanoseconds monotonic() const = 0;
   // Blocks the calling thread for `d` (a simulated clock advances instead).
   virtual void wait(std::chrono::nanoseconds d) const = 0;
   // Nanoseconds since the Unix epoch.
   int64_t now_ns() const;
+  int64_t monotonic_ns() const { return monotonic().count(); }
 };
 
 class SystemClock final : public Clock {
  public:
   std::chrono::system_clock::time_point now() const override;
+  std::chrono::nanoseconds monotonic() const override;  // CLOCK_MONOTONIC
   void wait(std::chrono::nanoseconds d) const override;
 };
 

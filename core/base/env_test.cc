@@ -25,6 +25,17 @@ TEST(WriteAll, ReportsPathAndErrno) {
   EXPECT_EQ(st.error().message(), "write '/dev/full': No space left on device");
 }
 
+TEST(SystemClock, MonotonicTimeMovesForwardAcrossAWait) {
+  const SystemClock clock;
+  const auto before = clock.monotonic();
+  clock.wait(std::chrono::milliseconds(2));
+  const auto after = clock.monotonic();
+  EXPECT_GE(after - before, std::chrono::milliseconds(2));
+  EXPECT_EQ(clock.monotonic_ns() >= after.count(), true);
+  // The wall clock is a different clock: epoch-based, far from boot-based time.
+  EXPECT_GT(clock.now_ns(), after.count());
+}
+
 TEST(ThreadExecutor, RunsEveryTaskOnce) {
   ThreadExecutor ex(4);
   std::vector<std::atomic<int>> hits(1000);

@@ -23,8 +23,20 @@ struct Error {
   std::string message() const;
 };
 
+// tl::expected with [[nodiscard]]: a dropped Result is a dropped error, and the build
+// refuses it (-Werror=unused-result). Where ignoring one is right, say why and discard
+// it explicitly: `(void)f();  // why`. E is Error here; core/config/load_error.h reuses
+// it for load errors that carry a place in a file.
+template <class T, class E>
+class [[nodiscard]] BasicResult : public tl::expected<T, E> {
+ public:
+  using tl::expected<T, E>::expected;
+  BasicResult(const tl::expected<T, E>& other) : tl::expected<T, E>(other) {}
+  BasicResult(tl::expected<T, E>&& other) : tl::expected<T, E>(std::move(other)) {}
+};
+
 template <class T>
-using Result = tl::expected<T, Error>;
+using Result = BasicResult<T, Error>;
 using Status = Result<void>;
 
 // Builds an error value for `return fail(...)` from functions returning Result<T>.
@@ -44,11 +56,12 @@ inline Status ok() { return {}; }
 
 namespace detail {
 // The value of a Result for MAMORI_TRY; tl::expected<void> has no value() to call.
-template <class T>
-T take_value(tl::expected<T, Error>& r) {
+template <class T, class E>
+T take_value(tl::expected<T, E>& r) {
   return std::move(*r);
 }
-inline void take_value(tl::expected<void, Error>&) {}
+template <class E>
+void take_value(tl::expected<void, E>&) {}
 }  // namespace detail
 
 }  // namespace mamori

@@ -171,7 +171,7 @@ TEST_F(BaselineTest, AFileStillBeingWrittenIsWaitedFor) {
   // Just written: its ctime is younger than kSettleTime, so the scan waits (on the
   // simulated clock) before it trusts a read, and then records the settled content.
   site.write("wp/load.php", "<?php // v2\n");
-  clock.set(std::chrono::system_clock::now());
+  clock.set(SystemClock().now());
   const auto t0 = clock.now();
   EXPECT_EQ(summary(check()), "changed wp/load.php content mtime\n");
   EXPECT_GE(clock.now() - t0, kSettleTime / 2);

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <mutex>
 
+#include "core/base/mutex.h"
 #include "core/fs/beneath.h"
 #include "core/fs/walk.h"
 #include "core/fs/xattr.h"
@@ -186,15 +186,15 @@ std::vector<std::pair<size_t, Error>> hash_files(const ScanContext& ctx, EntryLi
     ctx.progress->files_total += which.size();
     ctx.progress->bytes_total += bytes;
   }
-  std::mutex mu;
-  std::vector<std::pair<size_t, Error>> failures;
+  Mutex mu;
+  std::vector<std::pair<size_t, Error>> failures;  // with mu
   ctx.executor.run(which.size(), [&](size_t k) {
     thread_local std::vector<uint8_t> buf;
     const size_t i = which[k];
     auto st = hash_one(ctx, entries[i], store, buf);
     if (ctx.progress) ctx.progress->files_done++;
     if (!st) {
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       failures.emplace_back(i, std::move(st).error());
     }
   });

@@ -9,9 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include <tl/expected.hpp>
-
-#include "core/base/result.h"
+#include "core/config/load_error.h"
 
 namespace mamori::config {
 
@@ -164,23 +162,9 @@ struct Config {
   BanConfig ban;
 };
 
-struct ConfigError {
-  std::string file;
-  uint32_t line = 0;  // 1-based; 0 when the problem has no place in the text
-  uint32_t column = 0;
-  std::string code;  // stable: config.syntax, config.unknown_key, config.type, ...
-  std::string key;   // dotted key path, e.g. "root[1].mode"; may be empty
-  std::string message;
-
-  // "file:line:col: message [code]"
-  std::string text() const;
-  Error to_error() const;
-};
-
-template <class T>
-using ConfigResult = tl::expected<T, ConfigError>;
-
-ConfigResult<Config> parse_config(std::string_view text, std::string_view source_name);
-ConfigResult<Config> load_config(const std::string& path);
+// Loading reports the first problem as a LoadError with a code "config.*"
+// (docs/formats/config.md); load_config() adds config.io and config.limit for the file.
+LoadResult<Config> parse_config(std::string_view text, std::string_view source_name);
+LoadResult<Config> load_config(const std::string& path);
 
 }  // namespace mamori::config

@@ -5,10 +5,10 @@
 namespace mamori::config {
 namespace {
 
-ConfigError error_of(std::string_view text) {
+LoadError error_of(std::string_view text) {
   auto c = parse_config(text, "m.toml");
   EXPECT_FALSE(c) << "expected an error for: " << text;
-  return c ? ConfigError{} : c.error();
+  return c ? LoadError{} : c.error();
 }
 
 TEST(Config, LoadsTheDocumentedMinimum) {

@@ -54,7 +54,7 @@ std::string Matcher::check_pattern(const std::string& pattern, bool case_sensiti
   return {};
 }
 
-RuleResult<Matcher> Matcher::compile(RuleSet rules) {
+config::LoadResult<Matcher> Matcher::compile(RuleSet rules) {
   Matcher m;
   m.rules_ = std::move(rules);
   const auto& all = m.rules_.rules;
@@ -80,13 +80,13 @@ RuleResult<Matcher> Matcher::compile(RuleSet rules) {
       const std::string message = error ? error->message : "refused by Vectorscan";
       if (error && error->expression >= 0) {
         const Rule& r = all[ids[static_cast<size_t>(error->expression)]];
-        return tl::unexpected(RuleError{r.file, r.pattern_line, r.pattern_column, "rules.pattern",
-                                        r.id + ".pattern", message});
+        return tl::unexpected(config::LoadError{r.file, r.pattern_line, r.pattern_column,
+                                                "rules.pattern", r.id + ".pattern", message});
       }
       return tl::unexpected(
-          RuleError{"", 0, 0, "rules.compile", "",
-                    fmt::format("the {} patterns on field {}: {}", patterns.size(),
-                                field_name(static_cast<Field>(f)), message)});
+          config::LoadError{"", 0, 0, "rules.compile", "",
+                            fmt::format("the {} patterns on field {}: {}", patterns.size(),
+                                        field_name(static_cast<Field>(f)), message)});
     }
     m.databases_[f].reset(db);
   }

@@ -1,7 +1,7 @@
 #pragma once
 // Matches requests against a rule set with Vectorscan. All patterns on one field are
 // compiled once into one database, so each field of a request is scanned once whatever
-// the number of rules (STYLE.md §12).
+// the number of rules.
 //
 // Threads: a Matcher is immutable after compile() and may be shared by any number of
 // threads; each thread needs its own Scratch (make_scratch()). A Scratch must not be used
@@ -63,7 +63,7 @@ class Matcher {
 
   // Compiles the enabled rules. Fails when Vectorscan refuses a pattern (the error names
   // the rule's file:line:col, code rules.pattern) or the set (rules.compile).
-  static RuleResult<Matcher> compile(RuleSet rules);
+  static config::LoadResult<Matcher> compile(RuleSet rules);
 
   // Why Vectorscan would refuse `pattern` (its own message), or empty when it would
   // compile. Patterns that can match the empty string are refused: they match everything.

@@ -6,13 +6,19 @@
 #include <optional>
 
 #include <fmt/format.h>
-#include <toml++/toml.h>
 
 #include "core/base/quote.h"
-#include "core/fs/admin_files.h"
+#include "core/config/toml_reader.h"
 #include "core/rules/matcher.h"
 
 namespace mamori::rules {
+
+using config::LoadError;
+using config::LoadResult;
+using config::read_toml_file;
+using config::TomlReader;
+using config::TomlTable;
+
 namespace {
 
 constexpr size_t kMaxIdBytes = 64;
@@ -25,40 +31,6 @@ constexpr int64_t kMaxWindowS = 86400;
 
 constexpr std::string_view kIdChars =
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
-
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
-std::string type_name(const toml::node& n) {
-  switch (n.type()) {
-    case toml::node_type::table:
-      return "a table";
-    case toml::node_type::array:
-      return "an array";
-    case toml::node_type::string:
-      return "a string";
-    case toml::node_type::integer:
-      return "an integer";
-    case toml::node_type::floating_point:
-      return "a float";
-    case toml::node_type::boolean:
-      return "a boolean";
-    default:
-      return "a date or time";
-  }
-}
 
 std::optional<Field> parse_field(std::string_view s) {
   if (s == "target") return Field::kTarget;
@@ -80,234 +52,149 @@ std::optional<StatusRange> parse_status(std::string_view s) {
   return StatusRange{c, c};
 }
 
-std::optional<int> severity_number(std::string_view name) {
-  if (name == "info") return 1;
-  if (name == "notice") return 3;
-  if (name == "warning") return 5;
-  if (name == "critical") return 7;
-  return std::nullopt;
-}
+// ECS event.severity names (docs/formats/events.md).
+constexpr std::pair<std::string_view, int> kInfo{"info", 1}, kNotice{"notice", 3},
+    kWarning{"warning", 5}, kCritical{"critical", 7};
 
 class Loader {
  public:
-  Loader(std::string_view source, RuleSet& set) : source_(source), set_(set) {}
+  Loader(TomlReader& reader, RuleSet& set) : reader_(reader), set_(set) {}
 
-  bool load(const toml::table& top) {
-    if (!check_keys(top, {"rule", "override"}, "")) return false;
-    const toml::array* rules = nullptr;
-    const toml::array* overrides = nullptr;
-    if (!get_tables(top, "rule", rules) || !get_tables(top, "override", overrides)) return false;
-    if (rules) {
-      for (size_t i = 0; i < rules->size(); ++i) {
-        if (set_.rules.size() >= kMaxRules) {
-          set((*rules)[i].source(), "rules.limit", fmt::format("rule[{}]", i + 1),
-              fmt::format("more than {} rules", kMaxRules));
-          return false;
-        }
-        Rule r;
-        if (!load_rule(*(*rules)[i].as_table(), i + 1, r)) return false;
-        set_.rules.push_back(std::move(r));
-      }
+  bool load() {
+    TomlTable top = reader_.top();
+    std::vector<TomlTable> rules, overrides;
+    if (!top.only_keys({"rule", "override"}) || !top.tables("rule", rules) ||
+        !top.tables("override", overrides))
+      return false;
+    for (auto& t : rules) {
+      // The limit is the whole set's, earlier files included.
+      if (set_.rules.size() >= kMaxRules)
+        return reader_.fail(t.raw().source(), "limit", t.path(),
+                            fmt::format("more than {} rules", kMaxRules));
+      Rule r;
+      if (!load_rule(t, r)) return false;
+      set_.rules.push_back(std::move(r));
     }
-    if (overrides) {
-      for (size_t i = 0; i < overrides->size(); ++i)
-        if (!load_override(*(*overrides)[i].as_table(), i + 1)) return false;
-    }
+    for (auto& t : overrides)
+      if (!load_override(t)) return false;
     return true;
   }
-
-  RuleError& error() { return error_; }
 
  private:
-  bool get_tables(const toml::table& top, std::string_view name, const toml::array*& out) {
-    const auto* node = top.get(name);
-    if (!node) return true;
-    const auto* arr = node->as_array();
-    const bool tables = arr && std::all_of(arr->begin(), arr->end(),
-                                           [](const toml::node& n) { return n.is_table(); });
-    if (!tables) {
-      set(node->source(), "rules.type", std::string(name),
-          fmt::format("must be an array of tables: [[{}]]", name));
+  bool load_rule(TomlTable& t, Rule& r) {
+    r.file = reader_.file();
+    r.line = t.raw().source().begin.line;
+    r.column = t.raw().source().begin.column;
+    if (!t.only_keys({"id", "kind", "description", "tags", "field", "pattern", "case_sensitive",
+                      "method", "status", "action", "severity", "enabled", "count", "window_s"}) ||
+        !load_id(t, r.id))
       return false;
-    }
-    out = arr;
-    return true;
-  }
-
-  bool load_rule(const toml::table& t, size_t index, Rule& r) {
-    r.file = std::string(source_);
-    r.line = t.source().begin.line;
-    r.column = t.source().begin.column;
-    std::string key = fmt::format("rule[{}]", index);
-    if (!check_keys(t,
-                    {"id", "kind", "description", "tags", "field", "pattern", "case_sensitive",
-                     "method", "status", "action", "severity", "enabled", "count", "window_s"},
-                    key + "."))
-      return false;
-    if (!load_id(t, key, r.id)) return false;
     if (const int64_t at = set_.find(r.id); at >= 0) {
       const Rule& first = set_.rules[static_cast<size_t>(at)];
-      set(t.get("id")->source(), "rules.duplicate_id", r.id + ".id",
+      return reader_.fail(
+          t.where("id"), "duplicate_id", r.id + ".id",
           fmt::format("rule {} is already defined at {}:{}{}", quote(r.id), first.file, first.line,
-                      first.file == source_ ? "" : "; change it with [[override]]"));
-      return false;
+                      first.file == reader_.file() ? "" : "; change it with [[override]]"));
     }
-    key = r.id;
-
-    std::string kind = "signature";
-    if (!get_string(t, "kind", key + ".kind", kind, 16)) return false;
-    if (kind == "threshold")
-      r.kind = Kind::kThreshold;
-    else if (kind != "signature") {
-      set(t.get("kind")->source(), "rules.value", key + ".kind",
-          "must be \"signature\" or \"threshold\", not " + quote(kind));
+    // From here on the rule is named by its id: "sqli-union.pattern".
+    TomlTable named(reader_, t.raw(), r.id);
+    if (!named.choice("kind", r.kind,
+                      {{"signature", Kind::kSignature}, {"threshold", Kind::kThreshold}}) ||
+        !named.require("action", "every rule needs an action: \"ban\" or \"log\"") ||
+        !load_action(named, r.action) || !load_severity(named, r.severity) ||
+        !named.optional("enabled", r.enabled) ||
+        !named.optional("case_sensitive", r.case_sensitive) ||
+        !named.optional("description", r.description, kMaxDescriptionBytes) ||
+        !load_tags(named, r.tags) || !load_fields(named, r.fields) ||
+        !load_methods(named, r.methods) || !load_status(named, r.status) ||
+        !load_pattern(named, r) || !load_window(named, r))
       return false;
-    }
-    if (!t.get("action")) {
-      set(t.source(), "rules.missing", key + ".action",
-          "every rule needs an action: \"ban\" or \"log\"");
-      return false;
-    }
-    if (!load_action(t, key, r.action) || !load_severity(t, key, r.severity) ||
-        !get_bool(t, "enabled", key + ".enabled", r.enabled) ||
-        !get_bool(t, "case_sensitive", key + ".case_sensitive", r.case_sensitive) ||
-        !get_string(t, "description", key + ".description", r.description, kMaxDescriptionBytes) ||
-        !load_tags(t, key, r.tags) || !load_fields(t, key, r.fields) ||
-        !load_methods(t, key, r.methods) || !load_status(t, key, r.status) ||
-        !load_pattern(t, key, r) || !load_window(t, key, r))
-      return false;
-    if (r.kind == Kind::kSignature && r.pattern.empty() && r.methods.empty() && r.status.empty()) {
-      set(t.source(), "rules.missing", key + ".pattern",
-          "a signature needs a pattern, a method or a status");
-      return false;
-    }
-    if (r.pattern.empty() && t.get("field")) {
-      set(t.get("field")->source(), "rules.value", key + ".field",
-          "a field without a pattern matches nothing; add a pattern or remove the field");
-      return false;
-    }
+    if (r.kind == Kind::kSignature && r.pattern.empty() && r.methods.empty() && r.status.empty())
+      return reader_.fail(t.raw().source(), "missing", named.key("pattern"),
+                          "a signature needs a pattern, a method or a status");
+    if (r.pattern.empty() && t.has("field"))
+      return named.fail("field", "value",
+                        "a field without a pattern matches nothing; add a pattern or remove the "
+                        "field");
     if (!r.pattern.empty() && r.fields.empty()) r.fields.push_back(Field::kTarget);
     return true;
   }
 
-  bool load_override(const toml::table& t, size_t index) {
-    std::string key = fmt::format("override[{}]", index);
-    if (!check_keys(t, {"id", "enabled", "action", "severity", "count", "window_s"}, key + "."))
-      return false;
+  bool load_override(TomlTable& t) {
     std::string id;
-    if (!load_id(t, key, id)) return false;
-    const int64_t at = set_.find(id);
-    if (at < 0) {
-      set(t.get("id")->source(), "rules.unknown_rule", key + ".id",
-          "no rule " + quote(id) + " is defined before this override");
+    if (!t.only_keys({"id", "enabled", "action", "severity", "count", "window_s"}) ||
+        !load_id(t, id))
       return false;
-    }
+    const int64_t at = set_.find(id);
+    if (at < 0)
+      return t.fail("id", "unknown_rule",
+                    "no rule " + quote(id) + " is defined before this override");
     Rule& r = set_.rules[static_cast<size_t>(at)];
-    key = id;
+    TomlTable named(reader_, t.raw(), id);
     // Work on a copy so that a failure leaves the rule as it was.
     Rule changed = r;
-    if (!get_bool(t, "enabled", key + ".enabled", changed.enabled) ||
-        !load_action(t, key, changed.action) || !load_severity(t, key, changed.severity) ||
-        !load_window(t, key, changed))
+    if (!named.optional("enabled", changed.enabled) || !load_action(named, changed.action) ||
+        !load_severity(named, changed.severity) || !load_window(named, changed))
       return false;
     r = std::move(changed);
     return true;
   }
 
-  bool load_id(const toml::table& t, const std::string& key, std::string& id) {
-    if (!t.get("id")) {
-      set(t.source(), "rules.missing", key + ".id", "needs an id");
-      return false;
-    }
-    if (!get_string(t, "id", key + ".id", id, kMaxIdBytes)) return false;
-    if (id.empty() || id.find_first_not_of(kIdChars) != std::string::npos) {
-      set(t.get("id")->source(), "rules.value", key + ".id",
-          "must be 1-64 letters, digits, '.', '_' or '-', not " + quote(id));
-      return false;
-    }
+  bool load_id(TomlTable& t, std::string& id) {
+    if (!t.required("id", "needs an id", id, kMaxIdBytes)) return false;
+    if (id.empty() || id.find_first_not_of(kIdChars) != std::string::npos)
+      return t.fail("id", "value",
+                    "must be 1-64 letters, digits, '.', '_' or '-', not " + quote(id));
     return true;
   }
 
-  bool load_action(const toml::table& t, const std::string& key, Action& action) {
-    std::string name;
-    if (!get_string(t, "action", key + ".action", name, 16)) return false;
-    if (!t.get("action")) return true;
-    if (name == "ban")
-      action = Action::kBan;
-    else if (name == "log")
-      action = Action::kLog;
-    else {
-      set(t.get("action")->source(), "rules.value", key + ".action",
-          "must be \"ban\" or \"log\", not " + quote(name));
-      return false;
-    }
-    return true;
+  bool load_action(TomlTable& t, Action& action) {
+    return t.choice("action", action, {{"ban", Action::kBan}, {"log", Action::kLog}});
   }
 
-  bool load_severity(const toml::table& t, const std::string& key, int& severity) {
-    const auto* node = t.get("severity");
-    if (!node) return true;
-    if (const auto* i = node->as_integer(); i && i->get() >= 1 && i->get() <= 10) {
-      severity = static_cast<int>(i->get());
-    } else if (const auto* s = node->as_string(); s && severity_number(s->get())) {
-      severity = *severity_number(s->get());
-    } else {
-      set(node->source(), node->is_integer() || node->is_string() ? "rules.value" : "rules.type",
-          key + ".severity",
-          "must be \"info\", \"notice\", \"warning\", \"critical\" or a number 1-10");
-      return false;
-    }
-    return true;
+  bool load_severity(TomlTable& t, int& severity) {
+    return t.number_or_name("severity", severity, 1, 10, {kInfo, kNotice, kWarning, kCritical});
   }
 
-  bool load_tags(const toml::table& t, const std::string& key, std::vector<std::string>& tags) {
-    if (!get_strings(t, "tags", key + ".tags", tags, kMaxTags)) return false;
-    for (const auto& tag : tags) {
+  bool load_tags(TomlTable& t, std::vector<std::string>& tags) {
+    if (!t.optional("tags", tags, {.max_items = kMaxTags, .lone_string = true})) return false;
+    for (const auto& tag : tags)
       if (tag.empty() || tag.size() > kMaxTagBytes ||
-          tag.find_first_not_of(kIdChars) != std::string::npos) {
-        set(t.get("tags")->source(), "rules.value", key + ".tags",
-            "a tag must be 1-64 letters, digits, '.', '_' or '-', not " + quote(tag));
-        return false;
-      }
-    }
+          tag.find_first_not_of(kIdChars) != std::string::npos)
+        return t.fail("tags", "value",
+                      "a tag must be 1-64 letters, digits, '.', '_' or '-', not " + quote(tag));
     return true;
   }
 
-  bool load_fields(const toml::table& t, const std::string& key, std::vector<Field>& fields) {
+  bool load_fields(TomlTable& t, std::vector<Field>& fields) {
     std::vector<std::string> names;
-    if (!get_strings(t, "field", key + ".field", names, kMaxListItems)) return false;
+    if (!t.optional("field", names, {.max_items = kMaxListItems, .lone_string = true}))
+      return false;
     for (const auto& name : names) {
       const auto f = parse_field(name);
-      if (!f) {
-        set(t.get("field")->source(), "rules.value", key + ".field",
-            "fields are \"target\", \"request\", \"user_agent\" and \"referer\", not " +
-                quote(name));
-        return false;
-      }
+      if (!f)
+        return t.fail("field", "value",
+                      "fields are \"target\", \"request\", \"user_agent\" and \"referer\", not " +
+                          quote(name));
       if (std::find(fields.begin(), fields.end(), *f) == fields.end()) fields.push_back(*f);
     }
-    if (t.get("field") && fields.empty()) {
-      set(t.get("field")->source(), "rules.value", key + ".field", "must name a field");
+    if (t.has("field") && fields.empty()) return t.fail("field", "value", "must name a field");
+    return true;
+  }
+
+  bool load_methods(TomlTable& t, std::vector<std::string>& methods) {
+    if (!t.optional("method", methods, {.max_items = kMaxListItems, .lone_string = true}))
       return false;
-    }
-    return true;
-  }
-
-  bool load_methods(const toml::table& t, const std::string& key,
-                    std::vector<std::string>& methods) {
-    if (!get_strings(t, "method", key + ".method", methods, kMaxListItems)) return false;
-    for (const auto& m : methods) {
+    for (const auto& m : methods)
       if (m.empty() || m.size() > 16 ||
-          m.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ") != std::string::npos) {
-        set(t.get("method")->source(), "rules.value", key + ".method",
-            "a method is 1-16 upper-case letters (\"POST\"), not " + quote(m));
-        return false;
-      }
-    }
+          m.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ") != std::string::npos)
+        return t.fail("method", "value",
+                      "a method is 1-16 upper-case letters (\"POST\"), not " + quote(m));
     return true;
   }
 
-  bool load_status(const toml::table& t, const std::string& key, std::vector<StatusRange>& out) {
+  // One status or a list of them; each a code (404, "404") or a class ("4xx").
+  bool load_status(TomlTable& t, std::vector<StatusRange>& out) {
     const auto* node = t.get("status");
     if (!node) return true;
     auto one = [&](const toml::node& item) {
@@ -316,20 +203,15 @@ class Loader {
         range = parse_status(std::to_string(std::clamp<int64_t>(i->get(), 0, 1000)));
       else if (const auto* s = item.as_string())
         range = parse_status(s->get());
-      if (!range) {
-        set(item.source(), "rules.value", key + ".status",
-            "a status is a code 100-599 (404) or a class (\"4xx\")");
-        return false;
-      }
+      if (!range)
+        return reader_.fail(item.source(), "value", t.key("status"),
+                            "a status is a code 100-599 (404) or a class (\"4xx\")");
       out.push_back(*range);
       return true;
     };
     if (const auto* arr = node->as_array()) {
-      if (arr->size() > kMaxListItems) {
-        set(node->source(), "rules.limit", key + ".status",
-            fmt::format("more than {} items", kMaxListItems));
-        return false;
-      }
+      if (arr->size() > kMaxListItems)
+        return t.fail("status", "limit", fmt::format("more than {} items", kMaxListItems));
       for (const auto& item : *arr)
         if (!one(item)) return false;
       return true;
@@ -337,145 +219,39 @@ class Loader {
     return one(*node);
   }
 
-  bool load_pattern(const toml::table& t, const std::string& key, Rule& r) {
+  bool load_pattern(TomlTable& t, Rule& r) {
     const auto* node = t.get("pattern");
     if (!node) return true;
-    if (!get_string(t, "pattern", key + ".pattern", r.pattern, kMaxPatternBytes)) return false;
+    if (!t.optional("pattern", r.pattern, kMaxPatternBytes)) return false;
     r.pattern_line = node->source().begin.line;
     r.pattern_column = node->source().begin.column;
-    if (r.pattern.empty() || r.pattern.find('\0') != std::string::npos) {
-      set(node->source(), "rules.value", key + ".pattern",
-          r.pattern.empty() ? "must not be empty"
-                            : "contains a NUL byte; write \\x00 to match one");
-      return false;
-    }
-    if (std::string problem = Matcher::check_pattern(r.pattern, r.case_sensitive);
-        !problem.empty()) {
-      set(node->source(), "rules.pattern", key + ".pattern", std::move(problem));
-      return false;
-    }
+    if (r.pattern.empty() || r.pattern.find('\0') != std::string::npos)
+      return t.fail("pattern", "value",
+                    r.pattern.empty() ? "must not be empty"
+                                      : "contains a NUL byte; write \\x00 to match one");
+    if (std::string problem = Matcher::check_pattern(r.pattern, r.case_sensitive); !problem.empty())
+      return t.fail("pattern", "pattern", std::move(problem));
     return true;
   }
 
   // count and window_s: both on a threshold rule, neither on a signature.
-  bool load_window(const toml::table& t, const std::string& key, Rule& r) {
-    int64_t count = r.count, window = r.window_s;
-    if (!get_int(t, "count", key + ".count", count, 1, kMaxCount) ||
-        !get_int(t, "window_s", key + ".window_s", window, 1, kMaxWindowS))
+  bool load_window(TomlTable& t, Rule& r) {
+    if (!t.optional("count", r.count, 1u, static_cast<uint32_t>(kMaxCount)) ||
+        !t.optional("window_s", r.window_s, 1u, static_cast<uint32_t>(kMaxWindowS)))
       return false;
     for (const char* name : {"count", "window_s"}) {
-      if (r.kind == Kind::kSignature && t.get(name)) {
-        set(t.get(name)->source(), "rules.value", key + "." + name,
-            "only threshold rules have a count and a window");
-        return false;
-      }
-      if (r.kind == Kind::kThreshold && (name[0] == 'c' ? count : window) == 0) {
-        set(t.source(), "rules.missing", key + "." + name,
-            "a threshold needs a count and a window_s (count requests in window_s seconds)");
-        return false;
-      }
-    }
-    r.count = static_cast<uint32_t>(count);
-    r.window_s = static_cast<uint32_t>(window);
-    return true;
-  }
-
-  bool check_keys(const toml::table& t, std::initializer_list<std::string_view> allowed,
-                  const std::string& prefix) {
-    for (const auto& [k, v] : t) {
-      if (std::find(allowed.begin(), allowed.end(), k.str()) != allowed.end()) continue;
-      std::string hint;
-      for (auto a : allowed)
-        if (edit_distance(k.str(), a) <= 2) hint = fmt::format(" (did you mean '{}'?)", a);
-      set(k.source(), "rules.unknown_key", prefix + escape(k.str()),
-          "unknown key " + quote(k.str()) + hint);
-      return false;
+      if (r.kind == Kind::kSignature && t.has(name))
+        return t.fail(name, "value", "only threshold rules have a count and a window");
+      if (r.kind == Kind::kThreshold && (name[0] == 'c' ? r.count : r.window_s) == 0)
+        return reader_.fail(t.raw().source(), "missing", t.key(name),
+                            "a threshold needs a count and a window_s (count requests in "
+                            "window_s seconds)");
     }
     return true;
   }
 
-  bool get_string(const toml::table& t, std::string_view name, const std::string& key,
-                  std::string& out, size_t limit) {
-    const auto* node = t.get(name);
-    if (!node) return true;
-    const auto* s = node->as_string();
-    if (!s) {
-      set(node->source(), "rules.type", key,
-          fmt::format("must be a string, not {}", type_name(*node)));
-      return false;
-    }
-    if (s->get().size() > limit) {
-      set(node->source(), "rules.limit", key, fmt::format("longer than {} bytes", limit));
-      return false;
-    }
-    out = s->get();
-    return true;
-  }
-
-  // A string or an array of strings.
-  bool get_strings(const toml::table& t, std::string_view name, const std::string& key,
-                   std::vector<std::string>& out, size_t limit) {
-    const auto* node = t.get(name);
-    if (!node) return true;
-    if (const auto* s = node->as_string()) {
-      out.assign(1, s->get());
-      return true;
-    }
-    const auto* arr = node->as_array();
-    if (!arr ||
-        !std::all_of(arr->begin(), arr->end(), [](const toml::node& n) { return n.is_string(); })) {
-      set(node->source(), "rules.type", key, "must be a string or an array of strings");
-      return false;
-    }
-    if (arr->size() > limit) {
-      set(node->source(), "rules.limit", key, fmt::format("more than {} items", limit));
-      return false;
-    }
-    out.clear();
-    for (const auto& item : *arr) out.push_back(item.as_string()->get());
-    return true;
-  }
-
-  bool get_bool(const toml::table& t, std::string_view name, const std::string& key, bool& out) {
-    const auto* node = t.get(name);
-    if (!node) return true;
-    const auto* b = node->as_boolean();
-    if (!b) {
-      set(node->source(), "rules.type", key,
-          fmt::format("must be true or false, not {}", type_name(*node)));
-      return false;
-    }
-    out = b->get();
-    return true;
-  }
-
-  bool get_int(const toml::table& t, std::string_view name, const std::string& key, int64_t& out,
-               int64_t lo, int64_t hi) {
-    const auto* node = t.get(name);
-    if (!node) return true;
-    const auto* i = node->as_integer();
-    if (!i) {
-      set(node->source(), "rules.type", key,
-          fmt::format("must be an integer, not {}", type_name(*node)));
-      return false;
-    }
-    if (i->get() < lo || i->get() > hi) {
-      set(node->source(), "rules.value", key, fmt::format("must be between {} and {}", lo, hi));
-      return false;
-    }
-    out = i->get();
-    return true;
-  }
-
-  void set(const toml::source_region& where, std::string code, std::string key,
-           std::string message) {
-    error_ = RuleError{std::string(source_), where.begin.line, where.begin.column,
-                       std::move(code),      std::move(key),   std::move(message)};
-  }
-
-  std::string_view source_;
+  TomlReader& reader_;
   RuleSet& set_;
-  RuleError error_;
 };
 
 }  // namespace
@@ -521,45 +297,21 @@ int64_t RuleSet::find(std::string_view id) const {
   return -1;
 }
 
-std::string RuleError::text() const {
-  std::string where = file;
-  if (line) where += fmt::format(":{}:{}", line, column);
-  if (!key.empty()) where += ": " + key;
-  return fmt::format("{}: {} [{}]", where, message, code);
-}
-
-Error RuleError::to_error() const { return Error{"load rules", file, 0, text()}; }
-
-RuleResult<RuleSet> parse_rules(std::string_view text, std::string_view source_name, RuleSet base) {
-  if (text.size() > kMaxFileBytes)
-    return tl::unexpected(RuleError{std::string(source_name), 0, 0, "rules.limit", "",
-                                    fmt::format("larger than {} bytes", kMaxFileBytes)});
-  toml::table top;
-  try {
-    top = toml::parse(text, source_name);
-  } catch (const toml::parse_error& e) {
-    return tl::unexpected(RuleError{std::string(source_name), e.source().begin.line,
-                                    e.source().begin.column, "rules.syntax", "",
-                                    std::string(e.description())});
-  }
-  Loader loader(source_name, base);
-  if (!loader.load(top)) return tl::unexpected(std::move(loader.error()));
+LoadResult<RuleSet> parse_rules(std::string_view text, std::string_view source_name, RuleSet base) {
+  TomlReader reader("rules", std::string(source_name));
+  if (!reader.parse(text, kMaxFileBytes) || !Loader(reader, base).load())
+    return reader.unexpected();
   return base;
 }
 
-RuleResult<RuleSet> load_rules(const std::vector<std::string>& paths) {
+LoadResult<RuleSet> load_rules(const std::vector<std::string>& paths) {
   if (paths.size() > kMaxFiles)
     return tl::unexpected(
-        RuleError{"", 0, 0, "rules.limit", "", fmt::format("more than {} rules files", kMaxFiles)});
+        LoadError{"", 0, 0, "rules.limit", "", fmt::format("more than {} rules files", kMaxFiles)});
   RuleSet set;
   for (const auto& path : paths) {
-    auto text = fs::read_small_file(path, kMaxFileBytes);
-    if (!text) {
-      const bool big = text.error().errnum == EFBIG;
-      return tl::unexpected(RuleError{
-          path, 0, 0, big ? "rules.limit" : "rules.io", "",
-          big ? fmt::format("larger than {} bytes", kMaxFileBytes) : text.error().message()});
-    }
+    auto text = read_toml_file("rules", path, kMaxFileBytes);
+    if (!text) return tl::unexpected(std::move(text).error());
     auto next = parse_rules(*text, path, std::move(set));
     if (!next) return next;
     set = std::move(*next);

@@ -11,9 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include <tl/expected.hpp>
-
 #include "core/base/result.h"
+#include "core/config/load_error.h"
 
 namespace mamori::rules {
 
@@ -72,21 +71,8 @@ struct RuleSet {
   int64_t find(std::string_view id) const;
 };
 
-struct RuleError {
-  std::string file;
-  uint32_t line = 0;  // 1-based; 0 when the problem has no place in the text
-  uint32_t column = 0;
-  std::string code;  // stable: rules.syntax, rules.unknown_key, ... (docs/formats/rules.md)
-  std::string key;   // "sqli-union-select.pattern", or "rule[3].id" before the id is known
-  std::string message;
-
-  // "file:line:col: key: message [code]"
-  std::string text() const;
-  Error to_error() const;
-};
-
-template <class T>
-using RuleResult = tl::expected<T, RuleError>;
+// Loading reports the first problem as a config::LoadError (core/config/load_error.h)
+// with a code "rules.*" (docs/formats/rules.md).
 
 // Limits on hostile or mistaken input; hitting one is an error (rules.limit), never a
 // truncation.
@@ -99,11 +85,11 @@ inline constexpr size_t kMaxFiles = 256;
 // its [[rule]] tables are appended, then its [[override]] tables change rules of `base`
 // or of this file. Patterns are checked with Vectorscan here (syntax, unsupported
 // constructs, empty matches); Matcher::compile() can still refuse a set that is too large.
-RuleResult<RuleSet> parse_rules(std::string_view text, std::string_view source_name,
-                                RuleSet base = {});
+config::LoadResult<RuleSet> parse_rules(std::string_view text, std::string_view source_name,
+                                        RuleSet base = {});
 
 // Reads and applies each file in order (defaults first, then overrides).
-RuleResult<RuleSet> load_rules(const std::vector<std::string>& paths);
+config::LoadResult<RuleSet> load_rules(const std::vector<std::string>& paths);
 
 // The *.rules files of a directory (rules.d), sorted by name; none when it does not exist.
 Result<std::vector<std::string>> rule_files_in(const std::string& dir);

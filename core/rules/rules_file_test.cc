@@ -11,10 +11,10 @@ namespace {
 
 const std::string kDefaults = std::string(MAMORI_SOURCE_DIR) + "/etc/rules/default.rules";
 
-RuleError error_of(std::string_view text, RuleSet base = {}) {
+config::LoadError error_of(std::string_view text, RuleSet base = {}) {
   auto set = parse_rules(text, "r.rules", std::move(base));
   EXPECT_FALSE(set) << "expected an error for: " << text;
-  return set ? RuleError{} : set.error();
+  return set ? config::LoadError{} : set.error();
 }
 
 RuleSet parsed(std::string_view text, RuleSet base = {}) {
@@ -120,7 +120,7 @@ TEST(RulesFile, BadValues) {
   auto value_error = [](std::string_view line) {
     const std::string text =
         "[[rule]]\nid = \"a\"\npattern = 'x'\naction = \"ban\"\n" + std::string(line) + "\n";
-    const RuleError e = error_of(text);
+    const config::LoadError e = error_of(text);
     EXPECT_EQ(e.line, 5u) << line;
     return e.code;
   };

@@ -112,6 +112,7 @@ Result<std::unique_ptr<Store>> Store::open(Env& env, db::Db& db, int state_dir_f
 }
 
 Status Store::load_index() {
+  MutexLock lock(mu_);  // not shared yet: taken for the analysis, never contended
   // Every digest already stored, so duplicates are skipped without a query per file.
   auto all = MAMORI_TRY(db_.prepare("SELECT sha256 FROM objects"));
   while (MAMORI_TRY(all.step())) known_.insert(MAMORI_TRY(Digest::from_bytes(all.blob(0))));
@@ -162,7 +163,7 @@ Result<int> Store::pack_fd(uint32_t pack) const {
 }
 
 bool Store::contains(const Digest& digest) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return known_.count(digest) != 0;
 }
 
@@ -198,7 +199,7 @@ Status Store::append(const Digest& digest, std::span<const uint8_t> payload, int
   std::pair<uint32_t, uint64_t> at;
   int fd = -1;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (known_.count(digest)) return ok();  // another thread stored it meanwhile
     at = MAMORI_TRY(reserve(total));
     fd = MAMORI_TRY(pack_fd(at.first));
@@ -214,7 +215,7 @@ Status Store::append(const Digest& digest, std::span<const uint8_t> payload, int
   }();
   if (!written) {
     // Nothing may index this object now: forget it so commit() cannot point at it.
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     known_.erase(digest);
     std::erase_if(pending_, [&](const Pending& p) { return p.digest == digest; });
   }
@@ -238,7 +239,7 @@ Status Store::put_stream(const Digest& digest, int fd, uint64_t size, std::strin
   if (access_ != Access::kWrite) return fail("store put", "store", EROFS);
   // Streams straight into the pack, so it holds the lock throughout; files this large
   // are few, and the lock keeps the pack's tail ours to cut back if the content changed.
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (known_.count(digest)) return ok();
   auto at = MAMORI_TRY(reserve(kObjectHeaderSize));
   const int pfd = MAMORI_TRY(pack_fd(at.first));
@@ -294,7 +295,7 @@ Status Store::put_stream(const Digest& digest, int fd, uint64_t size, std::strin
 }
 
 Status Store::commit() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (uint32_t p : dirty_packs_) {
     const int fd = MAMORI_TRY(pack_fd(p));
     if (env_.fsync(fd) != 0) return fail_errno("fsync", "store/" + pack_name(p));
@@ -335,7 +336,7 @@ Status Store::read_at(const Location& loc, const Digest& digest,
                       const std::function<Status(std::span<const uint8_t>)>& sink) const {
   int fd;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     fd = MAMORI_TRY(pack_fd(loc.pack));
   }
   uint8_t header[kObjectHeaderSize];
@@ -406,9 +407,14 @@ Result<std::string> Store::read_all(const Digest& digest, uint64_t limit) const 
 }
 
 Result<Store::Location> Store::copy_object(const Digest& digest, const Location& from) {
-  const int src = MAMORI_TRY(pack_fd(from.pack));
-  const auto at = MAMORI_TRY(reserve(from.stored_size));
-  const int dst = MAMORI_TRY(pack_fd(at.first));
+  int src = -1, dst = -1;
+  std::pair<uint32_t, uint64_t> at;
+  {
+    MutexLock lock(mu_);
+    src = MAMORI_TRY(pack_fd(from.pack));
+    at = MAMORI_TRY(reserve(from.stored_size));
+    dst = MAMORI_TRY(pack_fd(at.first));
+  }
   std::vector<uint8_t> buf(kChunk);
   for (uint64_t done = 0; done < from.stored_size;) {
     const size_t want =
@@ -432,27 +438,36 @@ Result<CompactReport> Store::compact(const std::unordered_set<Digest, hash::Dige
   if (access_ != Access::kWrite) return fail("compact", "store", EROFS);
   CompactReport report;
   const auto rows = MAMORI_TRY(all_objects());
+  // Not concurrent with put() (store.h): mu_ is taken around the members below for the
+  // analysis, and released around copy_object(), which reads back through read_at().
+  uint32_t newest = 0;
+  {
+    MutexLock lock(mu_);
+    newest = current_pack_;
+  }
   // Which packs hold something dead, and which packs exist at all.
-  std::vector<bool> dirty(current_pack_ + 1, false), indexed(current_pack_ + 1, false);
+  std::vector<bool> dirty(newest + 1, false), indexed(newest + 1, false);
   for (const auto& r : rows) {
-    if (r.second.pack > current_pack_)
-      return corrupt(r.first, "index names a pack past the newest");
+    if (r.second.pack > newest) return corrupt(r.first, "index names a pack past the newest");
     indexed[r.second.pack] = true;
     if (!live.count(r.first)) dirty[r.second.pack] = true;
   }
   std::vector<uint32_t> doomed;  // packs to delete once the new index is committed
-  for (uint32_t p = 1; p <= current_pack_; ++p) {
+  for (uint32_t p = 1; p <= newest; ++p) {
     struct stat st {};
     if (::fstatat(dir_.get(), pack_name(p).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     report.bytes_before += static_cast<uint64_t>(st.st_size);
-    if (dirty[p] || (!indexed[p] && p != current_pack_)) doomed.push_back(p);
+    if (dirty[p] || (!indexed[p] && p != newest)) doomed.push_back(p);
   }
   if (doomed.empty()) {
     report.bytes_after = report.bytes_before;
     return report;
   }
 
-  rotate_ = true;  // copies go to a fresh pack, never into one that is about to go
+  {
+    MutexLock lock(mu_);
+    rotate_ = true;  // copies go to a fresh pack, never into one that is about to go
+  }
   std::vector<std::pair<Digest, Location>> moved;
   std::vector<Digest> removed;
   for (const auto& r : rows) {
@@ -463,17 +478,21 @@ Result<CompactReport> Store::compact(const std::unordered_set<Digest, hash::Dige
     }
     moved.emplace_back(r.first, MAMORI_TRY(copy_object(r.first, r.second)));
   }
-  for (uint32_t p : dirty_packs_) {
-    const int fd = MAMORI_TRY(pack_fd(p));
-    if (env_.fsync(fd) != 0) return fail_errno("fsync", "store/" + pack_name(p));
+  {
+    MutexLock lock(mu_);
+    for (uint32_t p : dirty_packs_) {
+      const int fd = MAMORI_TRY(pack_fd(p));
+      if (env_.fsync(fd) != 0) return fail_errno("fsync", "store/" + pack_name(p));
+    }
+    dirty_packs_.clear();
   }
-  dirty_packs_.clear();
 
   auto txn = MAMORI_TRY(db::Transaction::begin(db_));
   auto& del = *MAMORI_TRY(db_.cached("DELETE FROM objects WHERE sha256 = ?"));
   for (const auto& d : removed) {
     del.bind(1, d.raw());
     MAMORI_TRY(del.run());
+    MutexLock lock(mu_);
     known_.erase(d);
   }
   auto& upd = *MAMORI_TRY(db_.cached("UPDATE objects SET pack = ?, offset = ? WHERE sha256 = ?"));
@@ -485,6 +504,7 @@ Result<CompactReport> Store::compact(const std::unordered_set<Digest, hash::Dige
   }
   MAMORI_TRY(txn.commit());
 
+  MutexLock lock(mu_);
   for (uint32_t p : doomed) {
     if (p < packs_.size()) packs_[p].reset();
     if (::unlinkat(dir_.get(), pack_name(p).c_str(), 0) != 0 && errno != ENOENT)
@@ -513,7 +533,7 @@ Status Store::verify_index() const {
       return corrupt(digest, "index points outside any pack");
     if (sizes.size() <= pack) sizes.resize(pack + 1, 0);
     if (sizes[pack] == 0) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       const int fd = MAMORI_TRY(pack_fd(pack));
       struct stat st {};
       if (::fstat(fd, &st) != 0) return fail_errno("fstat", "store/" + pack_name(pack));
@@ -539,11 +559,11 @@ Result<std::vector<std::pair<Digest, Store::Location>>> Store::all_objects() con
 Status Store::verify_contents(Executor& executor,
                               const std::function<void(Error&&)>& on_bad) const {
   const auto all = MAMORI_TRY(all_objects());
-  std::mutex report;
+  Mutex report;  // on_bad is called one at a time
   executor.run(all.size(), [&](size_t i) {
     auto st = read_at(all[i].second, all[i].first, [](std::span<const uint8_t>) { return ok(); });
     if (!st) {
-      std::lock_guard lock(report);
+      MutexLock lock(report);
       on_bad(std::move(st).error());
     }
   });

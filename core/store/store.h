@@ -15,13 +15,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <unordered_set>
 #include <vector>
 
 #include "core/base/env.h"
+#include "core/base/mutex.h"
 #include "core/base/parallel.h"
 #include "core/base/result.h"
 #include "core/base/unique_fd.h"
@@ -114,9 +114,9 @@ class Store {
   // Reads the object at `loc` without touching the database, so threads may share it.
   Status read_at(const Location& loc, const Digest& digest,
                  const std::function<Status(std::span<const uint8_t>)>& sink) const;
-  Result<int> pack_fd(uint32_t pack) const;
-  // Reserves `bytes` at the end of the current pack (rotating if full). Caller holds mu_.
-  Result<std::pair<uint32_t, uint64_t>> reserve(uint64_t bytes);
+  Result<int> pack_fd(uint32_t pack) const MAMORI_REQUIRES(mu_);
+  // Reserves `bytes` at the end of the current pack (rotating if full).
+  Result<std::pair<uint32_t, uint64_t>> reserve(uint64_t bytes) MAMORI_REQUIRES(mu_);
   // Copies the object at `from` to the end of the current pack; returns where it went.
   Result<Location> copy_object(const Digest& digest, const Location& from);
   Status append(const Digest& digest, std::span<const uint8_t> payload, int codec, uint64_t size);
@@ -128,14 +128,16 @@ class Store {
   Access access_;
   StoreOptions options_;
 
-  mutable std::mutex mu_;
-  std::unordered_set<Digest, hash::DigestHash> known_;  // indexed or pending (kWrite)
-  std::vector<Pending> pending_;
-  uint32_t current_pack_ = 0;
-  bool rotate_ = false;  // start a new pack at the next reserve()
-  uint64_t current_end_ = 0;
-  mutable std::vector<UniqueFd> packs_;  // index = pack number; opened lazily
-  std::vector<uint32_t> dirty_packs_;
+  mutable Mutex mu_;
+  // Indexed or pending (kWrite).
+  std::unordered_set<Digest, hash::DigestHash> known_ MAMORI_GUARDED_BY(mu_);
+  std::vector<Pending> pending_ MAMORI_GUARDED_BY(mu_);
+  uint32_t current_pack_ MAMORI_GUARDED_BY(mu_) = 0;
+  bool rotate_ MAMORI_GUARDED_BY(mu_) = false;  // start a new pack at the next reserve()
+  uint64_t current_end_ MAMORI_GUARDED_BY(mu_) = 0;
+  // Index = pack number; opened lazily.
+  mutable std::vector<UniqueFd> packs_ MAMORI_GUARDED_BY(mu_);
+  std::vector<uint32_t> dirty_packs_ MAMORI_GUARDED_BY(mu_);
 };
 
 }  // namespace mamori::store

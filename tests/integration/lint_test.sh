@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tools/lint outside a git checkout (a tarball, a machine without git): it lints the
 # project's sources, not build trees or node_modules, and does not flag core/fs for the
-# raw calls that only core/fs may make; a real breach is still found; and a clang-tidy
-# step that cannot run fails loudly instead of passing on nothing.
+# raw calls that only core/fs may make; a real breach is still found, and so are a clock
+# read outside core/base, a std::mutex and a file that is not clang-formatted; and a
+# clang-tidy step that cannot run fails loudly instead of passing on nothing.
 # (The binary argument is unused: this checks the source tree the test belongs to.)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -29,6 +30,20 @@ printf '#include <unistd.h>\nint f() { return ::unlink("x"); }\n' >"$TREE/cli/pl
 expect_exit 1 "$TREE/tools/lint" --no-tidy
 assert_contains "$OUT" "raw path call outside core/fs in cli/planted.cc"
 rm "$TREE/cli/planted.cc"
+
+step "a clock read outside core/base, a bare std::mutex and unformatted code are each named"
+printf '#include <chrono>\nauto t() { return std::chrono::steady_clock::now(); }\n' >"$TREE/agent/clocky.cc"
+printf '#include <mutex>\nstruct S {\n  std::mutex mu;\n};\n' >"$TREE/agent/locky.h"
+printf 'int   badly_formatted( int x ){return x;}\n' >"$TREE/cli/ugly.cc"
+expect_exit 1 "$TREE/tools/lint" --no-tidy
+assert_contains "$OUT" "agent/clocky.cc:2:"
+assert_contains "$OUT" "a clock read outside core/base"
+assert_contains "$OUT" "agent/locky.h:3:"
+assert_contains "$OUT" "use Mutex, MutexLock and CondVar"
+assert_contains "$OUT" "not clang-formatted"
+assert_contains "$OUT" "cli/ugly.cc"
+rm "$TREE/agent/clocky.cc" "$TREE/agent/locky.h" "$TREE/cli/ugly.cc"
+expect_exit 0 "$TREE/tools/lint" --no-tidy
 
 step "clang-tidy that cannot run fails loudly"
 expect_exit 1 "$TREE/tools/lint"

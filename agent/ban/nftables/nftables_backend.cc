@@ -78,7 +78,7 @@ Result<std::unique_ptr<NftablesBackend>> NftablesBackend::open(const std::string
 NftablesBackend::~NftablesBackend() { nft_ctx_free(ctx_); }
 
 Result<std::string> NftablesBackend::run(const std::string& commands, bool json) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   nft_ctx_output_set_flags(ctx_, json ? NFT_CTX_OUTPUT_JSON : 0);
   const int rc = nft_run_cmd_from_buffer(ctx_, commands.c_str());
   // Reading a buffer also empties it for the next command.

@@ -28,11 +28,11 @@
 // Threads: any; calls are serialised (an nft context is not thread-safe).
 
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "agent/ban/backend.h"
 #include "core/base/env.h"
+#include "core/base/mutex.h"
 
 struct nft_ctx;
 
@@ -65,12 +65,12 @@ class NftablesBackend final : public BanBackend {
   NftablesBackend(nft_ctx* ctx, std::string table, const Clock& clock)
       : ctx_(ctx), table_(std::move(table)), clock_(clock) {}
   // One batch (one kernel transaction); returns what nft printed.
-  Result<std::string> run(const std::string& commands, bool json = false);
+  Result<std::string> run(const std::string& commands, bool json = false) MAMORI_EXCLUDES(mu_);
   std::string set_of(const IpAddress& ip) const;
   std::string net_set_of(const Cidr& network) const;
 
-  std::mutex mu_;
-  nft_ctx* ctx_;  // guarded by mu_; owned
+  Mutex mu_;
+  nft_ctx* const ctx_ MAMORI_GUARDED_BY(mu_);  // owned; every use of it is serialised
   const std::string table_;
   const Clock& clock_;
 };

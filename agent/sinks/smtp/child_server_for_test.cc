@@ -14,6 +14,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/base/env.h"
+
 extern char** environ;
 
 namespace mamori::testing {
@@ -49,10 +51,11 @@ ChildServer::ChildServer(const std::string& script, const std::vector<std::strin
 
   // The first line is the port. The deadline only bounds a server that hangs.
   std::string line;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  const SystemClock clock;
+  const auto deadline = clock.monotonic() + std::chrono::seconds(30);
   while (line.find('\n') == std::string::npos) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock.monotonic());
     pollfd p{stdout_.get(), POLLIN, 0};
     if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
       ADD_FAILURE() << script << " did not print its port within 30 s";

@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "core/base/env.h"
 #include "core/base/unique_fd.h"
 
 namespace mamori::sinks {
@@ -166,8 +167,9 @@ namespace {
 
 // --- transport ------------------------------------------------------------------------
 
-using Clock = std::chrono::steady_clock;
-using Deadline = Clock::time_point;
+// Deadlines are monotonic and in real time: a peer does not wait for a simulated clock.
+using Deadline = std::chrono::nanoseconds;  // on SystemClock::monotonic()
+Deadline monotonic_now() { return SystemClock().monotonic(); }
 
 enum class Transport { kUnix, kUdp, kTcp, kTls };
 
@@ -239,7 +241,7 @@ bool is_ip_literal(const std::string& host) {
 // Waits until `fd` is ready for `events`: 0, ETIMEDOUT at the deadline, or poll's errno.
 int wait_ready(int fd, short events, Deadline deadline) {
   while (true) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - monotonic_now());
     if (left.count() <= 0) return ETIMEDOUT;
     pollfd p{fd, events, 0};
     const int n = ::poll(&p, 1, static_cast<int>(left.count()));
@@ -289,8 +291,8 @@ Result<AddrInfoPtr> resolve(const Address& a, int socktype, Deadline deadline) {
   }
   int rc = EAI_INPROGRESS;
   while ((rc = gai_error(&lookup->request)) == EAI_INPROGRESS) {
-    const auto left = deadline - Clock::now();
-    if (left <= Clock::duration::zero()) break;
+    const auto left = deadline - monotonic_now();
+    if (left <= Deadline::zero()) break;
     const auto s = std::chrono::duration_cast<std::chrono::seconds>(left);
     const timespec wait{s.count(), std::chrono::nanoseconds(left - s).count()};
     gai_suspend(list, 1, &wait);
@@ -389,7 +391,7 @@ class SyslogSink final : public Sink {
     std::optional<SigpipeGuard> guard;
     if (address_.transport == Transport::kTls) guard.emplace();
     const Deadline deadline =
-        Clock::now() + std::chrono::seconds(std::max<uint32_t>(config_.timeout_s, 1));
+        monotonic_now() + std::chrono::seconds(std::max<uint32_t>(config_.timeout_s, 1));
     if (fd_.valid() && stream_ && peer_closed()) disconnect();
     if (!fd_.valid()) {
       if (Status s = connect(deadline); !s) {
