@@ -9,8 +9,11 @@
 
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include "agent/logwatch/default_rules.h"
 #include "agent/logwatch/detector.h"
+
+#include "cli/commands/command.h"
 #include "cli/commands/commands.h"
 #include "cli/progress.h"
 #include "core/base/quote.h"
@@ -169,6 +172,73 @@ int run_logs_test(const GlobalOptions& g, const LogsOptions& o, const std::strin
     }
   }
   return bans.empty() ? kExitOk : kExitChanges;
+}
+
+namespace {
+
+constexpr std::string_view kHelp = R"TXT(NAME
+    mamori logs test - replay an access log and show what would be banned, and why
+
+SYNOPSIS
+    mamori logs test [--format SPEC] [--rules FILE]... [--no-default-rules]
+                     [--allow CIDR]... [--json] FILE
+
+DESCRIPTION
+    Reads FILE as fast as it can through the detector the agent uses: each line is
+    parsed, its request normalised (percent-decoding, double encoding, case, '//',
+    '/./', '/../'), matched against the rules, and counted per address for the
+    threshold rules, in the log's own time. Prints each address that would be banned
+    with the rule, the line and the request, then a summary. Changes nothing, needs
+    no config and no root.
+
+    --format SPEC       combined (default), common, vhost_combined, json, an nginx
+                        log_format string ('$remote_addr - ... "$request" ...') or an
+                        Apache LogFormat string ('%h %l %u %t "%r" %>s %b')
+    --rules FILE        rules applied after the built-in defaults, in order (format:
+                        docs/formats/rules.md; [[override]] turns defaults off)
+    --no-default-rules  only the --rules files
+    --allow CIDR        never ban these addresses (matches are still counted)
+
+    Lines that cannot be parsed (binary garbage, a bad address, a line past 16 KiB)
+    are counted by reason and skipped; they never ban anyone.
+
+EXAMPLES
+    mamori logs test /var/log/nginx/access.log
+    mamori logs test --json --allow 10.0.0.0/8 access.log | jq '.bans[].ip'
+    mamori logs test --rules /etc/mamori/rules.d/site.rules access.log.1
+
+EXIT STATUS
+    0 nobody would be banned; 1 some address would be; 2 bad format, rules or CIDR
+    (rules errors give file:line:col); 3 FILE could not be read.
+)TXT";
+
+// `logs test` is the only action today; a CLI11 subcommand, like bans' and evidence's.
+Run setup(CLI::App& cmd) {
+  struct Parsed {
+    std::vector<std::string> files;
+    LogsOptions options;
+  };
+  auto p = std::make_shared<Parsed>();
+  cmd.require_subcommand(0, 1);
+  auto* test = cmd.add_subcommand("test");
+  test->add_option("file", p->files);
+  test->add_option("--format", p->options.format);
+  test->add_option("--rules", p->options.rules)->allow_extra_args(false);  // one per --rules
+  test->add_flag("--no-default-rules", p->options.no_default_rules);
+  test->add_option("--allow", p->options.allow)->allow_extra_args(false);
+  return [p, test](App& app) {
+    if (!test->parsed() || p->files.size() != 1)
+      return cli::usage_error("logs", "logs takes 'test FILE'");
+    return run_logs_test(app.options(), p->options, p->files.front());
+  };
+}
+
+}  // namespace
+
+Command logs_command() {
+  return {
+      "logs", "logs test FILE", "replay an access log: what would be banned, and why", kHelp, false,
+      setup};
 }
 
 }  // namespace mamori::cli
