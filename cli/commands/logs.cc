@@ -6,6 +6,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -23,6 +25,16 @@ namespace mamori::cli {
 namespace {
 
 constexpr size_t kChunk = 4 << 20;
+// The addresses --json reports rule by rule: a log of a botnet names millions, and this
+// report is for reading. Past the cap, further addresses are counted
+// ("addresses_not_listed"), never listed; their matches still count in by_rule.
+constexpr size_t kMaxListedAddresses = 100'000;
+
+// Which rules fired for one address, and how often (rule index -> count).
+struct AddressMatches {
+  std::map<uint32_t, uint64_t> rules;
+  bool allowlisted = false;
+};
 
 std::string iso_time(int64_t s) {
   if (s == 0) return "-";
@@ -109,6 +121,21 @@ int run_logs_test(const GlobalOptions& g, const LogsOptions& o, const std::strin
     progress.bytes_total = static_cast<uint64_t>(st.st_size);
 
   nlohmann::json bans = nlohmann::json::array();
+  std::map<std::string, AddressMatches> addresses;
+  uint64_t addresses_not_listed = 0;
+  if (g.json)
+    detector->set_match_observer([&](const logparse::IpAddress& ip, uint32_t rule) {
+      auto key = ip.to_string();
+      auto it = addresses.find(key);
+      if (it == addresses.end()) {
+        if (addresses.size() >= kMaxListedAddresses) {
+          ++addresses_not_listed;
+          return;
+        }
+        it = addresses.emplace(std::move(key), AddressMatches{{}, detector->allowlisted(ip)}).first;
+      }
+      ++it->second.rules[rule];
+    });
   const auto start = std::chrono::steady_clock::now();
   Status replayed;
   {
@@ -139,6 +166,26 @@ int run_logs_test(const GlobalOptions& g, const LogsOptions& o, const std::strin
     if (s.by_rule[i]) by_rule[rules[i].id] = s.by_rule[i];
   const double rate = seconds > 0 ? static_cast<double>(s.lines) / seconds : 0;
   if (g.json) {
+    // Per address, every rule that fired (log-only and allowlisted ones too), and what
+    // was decided: the verdict for each address, not only for the banned.
+    std::set<std::string> banned;
+    for (const auto& b : bans) banned.insert(b["ip"].get<std::string>());
+    nlohmann::json listed = nlohmann::json::array();
+    for (const auto& [ip, m] : addresses) {
+      nlohmann::json fired = nlohmann::json::object();
+      for (const auto& [rule, n] : m.rules) fired[rules[rule].id] = n;
+      listed.push_back({{"ip", ip},
+                        {"rules", fired},
+                        {"banned", banned.contains(ip)},
+                        {"allowlisted", m.allowlisted}});
+    }
+    // A ban by correlation has no rule match: the banned are listed all the same.
+    for (const auto& ip : banned)
+      if (!addresses.contains(ip))
+        listed.push_back({{"ip", ip},
+                          {"rules", nlohmann::json::object()},
+                          {"banned", true},
+                          {"allowlisted", false}});
     print_json({{"file", path},
                 {"lines", s.lines},
                 {"parsed", s.parsed},
@@ -148,7 +195,9 @@ int run_logs_test(const GlobalOptions& g, const LogsOptions& o, const std::strin
                 {"lines_per_second", rate},
                 {"allowlisted_matches", s.allowlisted},
                 {"bans", bans},
-                {"by_rule", by_rule}});
+                {"by_rule", by_rule},
+                {"addresses", listed},
+                {"addresses_not_listed", addresses_not_listed}});
   } else {
     for (const auto& b : bans) {
       std::printf("BAN %-39s %-28s line %s  %s\n    %s\n    %s\n",
@@ -201,6 +250,15 @@ DESCRIPTION
 
     Lines that cannot be parsed (binary garbage, a bad address, a line past 16 KiB)
     are counted by reason and skipped; they never ban anyone.
+
+OUTPUT
+    With --json: {"lines", "parsed", "truncated", "skipped": {REASON: N},
+    "bans": [{"ip", "rule", "severity", "line", "time", "request", "user_agent",
+    "status", "reason"}...], "by_rule": {RULE: N}, "addresses": [{"ip", "rules":
+    {RULE: N}, "banned", "allowlisted"}...], "addresses_not_listed": N, ...}.
+    "addresses" names every address some rule fired for (log-only rules and
+    allowlisted addresses too), at most 100000; the rest are only counted.
+    tests/cases/ holds detection cases checked against this output.
 
 EXAMPLES
     mamori logs test /var/log/nginx/access.log
