@@ -18,22 +18,13 @@
 #include "core/baseline/record.h"
 #include "core/fs/beneath.h"
 #include "core/fs/walk.h"
-#include "testing/sim_clock.h"
+#include "testing/sim_env.h"
 #include "testing/temp_dir.h"
 
 namespace mamori::guard {
 namespace {
 
 using testing::TempDir;
-
-class SimEnv final : public Env {
- public:
-  const Clock& clock() const override { return clock_; }
-  testing::SimClock& sim() { return clock_; }
-
- private:
-  testing::SimClock clock_;
-};
 
 class GuardTest : public ::testing::Test {
  protected:
@@ -123,7 +114,7 @@ class GuardTest : public ::testing::Test {
     return ::lstat((site / rel).c_str(), &st) == 0;
   }
 
-  SimEnv env;
+  testing::SimEnv env;
   InlineExecutor executor;
   TempDir site, state_dir, outside;
   int64_t root_id = 0;

@@ -11,7 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "core/base/unique_fd.h"
-#include "testing/sim_clock.h"
+#include "testing/sim_env.h"
 #include "testing/temp_dir.h"
 
 namespace mamori::heal {
@@ -24,12 +24,6 @@ namespace {
 using event::Event;
 using event::Severity;
 using std::chrono::seconds;
-
-class SimEnv final : public Env {
- public:
-  const Clock& clock() const override { return clock_; }
-  testing::SimClock clock_;
-};
 
 std::string status_line(uint16_t port) {
   const std::string r = http_for_test(port, "GET / HTTP/1.0\r\n\r\n", false);
@@ -45,8 +39,8 @@ class HealerTest : public ::testing::Test {
     config_.health_listen = "127.0.0.1:0";
   }
 
-  Clock& clock() { return env_.clock_; }
-  void advance(int s) { env_.clock_.advance(seconds(s)); }
+  Clock& clock() { return env_.sim(); }
+  void advance(int s) { env_.sim().advance(seconds(s)); }
 
   std::unique_ptr<Healer> open(Env* env = nullptr) {
     auto h = Healer::open(
@@ -95,7 +89,7 @@ class HealerTest : public ::testing::Test {
   }
 
   testing::TempDir tmp_;
-  SimEnv env_;
+  testing::SimEnv env_;
   config::HealConfig config_;
   std::vector<Event> events_;
   std::deque<Result<bool>> verify_results_;

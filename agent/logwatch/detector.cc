@@ -127,6 +127,7 @@ void Detector::feed(std::string_view line, uint64_t line_no,
     if (rule.kind == rules::Kind::kThreshold && !thresholds_.hit(i, e.client_ip.bytes, e.time))
       continue;
     ++stats_.by_rule[i];
+    if (on_match_) on_match_(e.client_ip, i);
     if (allowed) {
       ++stats_.allowlisted;
       continue;

@@ -99,6 +99,12 @@ class Detector {
                      const std::function<void(const Decision&)>& on_decision);
   void set_correlation_window(int64_t seconds) { correlation_window_s_ = seconds; }
 
+  // Called for every rule that fires for a parsed line (a threshold rule once its count
+  // is reached), allowlisted addresses and log-only rules included: `mamori logs test`
+  // reports per address which rules fired. Unset by default (the agent needs none).
+  using MatchObserver = std::function<void(const logparse::IpAddress& ip, uint32_t rule)>;
+  void set_match_observer(MatchObserver observer) { on_match_ = std::move(observer); }
+
   const DetectorStats& stats() const { return stats_; }
   size_t max_line() const { return format_.options().max_line; }
   const rules::RuleSet& rules() const { return matcher_->rules(); }
@@ -135,6 +141,7 @@ class Detector {
   std::map<std::string, int64_t> tampered_;  // planted url path -> when the guard acted
   int64_t correlation_window_s_ = 60;
   DetectorStats stats_;
+  MatchObserver on_match_;
   // Reused per line, so steady state allocates nothing.
   std::unique_ptr<logparse::Entry> entry_ = std::make_unique<logparse::Entry>();
   std::string normalised_;

@@ -80,6 +80,21 @@ TEST_F(DetectorTest, AllowlistedAddressesAreCountedNotDecided) {
   EXPECT_GE(d.stats().allowlisted, 1u);
 }
 
+TEST_F(DetectorTest, TheMatchObserverSeesEveryRuleThatFiresAllowlistedAndLogOnlyToo) {
+  auto d = make({"10.0.0.0/8"});
+  std::vector<std::pair<std::string, std::string>> seen;
+  d.set_match_observer([&](const logparse::IpAddress& ip, uint32_t rule) {
+    seen.emplace_back(ip.to_string(), d.rules().rules[rule].id);
+  });
+  feed(d, line("198.51.100.7", "GET /phpinfo.php HTTP/1.1"));                // a log-only rule
+  feed(d, line("10.1.2.3", "GET /?id=1%20UNION%20SELECT%20null HTTP/1.1"));  // allowlisted
+  feed(d, line("198.51.100.8", "GET /about.html HTTP/1.1"));                 // nothing fires
+  EXPECT_TRUE(decisions_.empty());
+  const std::vector<std::pair<std::string, std::string>> want = {{"198.51.100.7", "probe-phpinfo"},
+                                                                 {"10.1.2.3", "sqli-union-select"}};
+  EXPECT_EQ(seen, want);
+}
+
 TEST_F(DetectorTest, ABruteForceIsDecidedAtItsThreshold) {
   auto d = make();
   int n = 0;

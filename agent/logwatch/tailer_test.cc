@@ -13,19 +13,13 @@
 
 #include <gtest/gtest.h>
 
-#include "testing/sim_clock.h"
+#include "testing/sim_env.h"
 #include "testing/temp_dir.h"
 
 namespace mamori::logwatch {
 namespace {
 
 using namespace std::chrono_literals;
-
-class SimEnv final : public Env {
- public:
-  const Clock& clock() const override { return clock_; }
-  testing::SimClock clock_;
-};
 
 // A writer that keeps its file open, as a web server does: it goes on writing to the
 // same file whatever happens to the name.
@@ -96,7 +90,7 @@ class TailerTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  SimEnv env_;
+  testing::SimEnv env_;
   std::string log_ = dir_ / "access.log";
   std::string positions_ = dir_ / "state/logwatch/positions.json";
   std::vector<Line> lines_;
@@ -156,7 +150,7 @@ TEST_F(TailerTest, RenameAndCreateLosesNothingAndReadsNothingTwice) {
   EXPECT_EQ(next_lines(*t, 1), Lines{"f"});
   EXPECT_EQ(t->stats().rotations, 1u);
 
-  env_.clock_.advance(6s);
+  env_.sim().advance(6s);
   new_file.write("g\n");
   EXPECT_EQ(next_lines(*t, 1), Lines{"g"});
   // The old file is closed now that its time is up: nothing of it is read again.
@@ -175,7 +169,7 @@ TEST_F(TailerTest, ARotatedPartialLineIsDeliveredMarkedWhenTheOldFileCloses) {
   Writer new_file(log_);
   new_file.write("b\n");
   EXPECT_EQ(next_lines(*t, 1), Lines{"b"});
-  env_.clock_.advance(6s);
+  env_.sim().advance(6s);
   EXPECT_EQ(next_lines(*t, 1), Lines{"cut sh"});
   EXPECT_TRUE(lines_.back().pos.unterminated);
   EXPECT_FALSE(lines_[0].pos.unterminated);
@@ -228,7 +222,7 @@ TEST_F(TailerTest, ALogDeletedUnderUsIsReadToItsEndThenTheNewOneFollowed) {
   writer->write("c\n");
   EXPECT_EQ(next_lines(*t, 1), Lines{"c"});
   EXPECT_TRUE(holds_deleted_file());
-  env_.clock_.advance(6s);
+  env_.sim().advance(6s);
   writer->write("d\n");
   EXPECT_EQ(next_lines(*t, 1), Lines{"d"});
   EXPECT_FALSE(holds_deleted_file());

@@ -2,6 +2,9 @@
 
 #include <cstdio>
 
+#include <CLI/CLI.hpp>
+
+#include "cli/commands/command.h"
 #include "cli/commands/commands.h"
 #include "cli/progress.h"
 #include "core/base/quote.h"
@@ -58,6 +61,42 @@ int run_accept(App& app, const std::vector<std::string>& paths, bool all) {
   if (!result) return app.report(result.error(), App::code_for(result.error()));
   if (app.options().json) print_json(out);
   return errors ? kExitIncomplete : kExitOk;
+}
+
+namespace {
+
+constexpr std::string_view kHelp = R"TXT(NAME
+    mamori accept - take the current state into the baseline
+
+SYNOPSIS
+    mamori accept PATH...
+    mamori accept --all
+
+DESCRIPTION
+    Records what is at each PATH now (a file, or a directory and everything beneath
+    it) as the new baseline for it, storing new content; a PATH that no longer
+    exists is removed from the baseline. With --all, every root is re-recorded. Use
+    it after a legitimate change such as a plugin update. Runs in one transaction
+    and reseals the catalog with a new root hash.
+
+EXIT STATUS
+    0 accepted; 2 usage error; 3 some entries could not be read (left out) or the
+    baseline could not be written; 4 the baseline failed verification.
+)TXT";
+
+Run setup(CLI::App& cmd) {
+  auto paths = std::make_shared<std::vector<std::string>>();
+  auto all = std::make_shared<bool>(false);
+  cmd.add_flag("--all", *all);
+  cmd.add_option("paths", *paths);
+  return [paths, all](App& app) { return run_accept(app, *paths, *all); };
+}
+
+}  // namespace
+
+Command accept_command() {
+  return {"accept", "accept PATH...|--all", "take the current state into the baseline", kHelp, true,
+          setup};
 }
 
 }  // namespace mamori::cli

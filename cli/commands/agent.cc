@@ -1,5 +1,6 @@
-// mamori agent, mamori mode, mamori deploy: the real-time daemon and what the CLI asks
-// of a running one over its control socket (agent/control).
+// mamori agent: the real-time daemon; and the calls mode, heal and deploy make to a
+// running one over its control socket (agent/control; their commands: mode.cc, heal.cc,
+// deploy.cc).
 
 #include <spawn.h>
 #include <sys/wait.h>
@@ -10,8 +11,11 @@
 
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include "agent/app/agent.h"
 #include "agent/control/control.h"
+
+#include "cli/commands/command.h"
 #include "cli/commands/commands.h"
 #include "core/base/quote.h"
 
@@ -232,6 +236,73 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
 
 Result<std::optional<nlohmann::json>> agent_status(App& app) {
   return ask(app, {{"cmd", "status"}});
+}
+
+namespace {
+
+constexpr std::string_view kHelp = R"TXT(NAME
+    mamori agent - guard the roots in real time
+
+SYNOPSIS
+    mamori agent [--config FILE]
+
+DESCRIPTION
+    The daemon (packaging/systemd/mamori-agent.service runs it, Type=notify). Runs
+    as root. Start-up is ordered, and stops naming the step that failed:
+      listen          the control socket (agent.socket); a second agent stops here
+      open_state      the catalog (read only) and the content store
+      open_outbox     the event log (agent.event_log), then the evidence store
+      open_roots      every configured root; each must have a baseline ('init')
+      start_watchers  fanotify (one filesystem mark; reports who wrote), else inotify
+      verify_roots    every root against its baseline, acting by its mode: what
+                      changed while the agent was down is handled and reported with
+                      mamori.changed_while_down
+      notify_ready    READY=1 to systemd
+    Watching starts before the verify, so nothing changed in between is missed.
+
+    Every change is judged by comparing the path with the baseline, by each root's
+    mode:
+      alert     report it; change nothing
+      restore   put content and metadata back atomically (a new inode renamed over
+                the tampered one: readers never see a missing or half-written file;
+                no symlink is ever followed); recreate deleted files and trees; undo
+                renames; move files the baseline does not know out of the tree into
+                the evidence store (quarantine), unless allow_new lets them stay and
+                deny_new does not forbid them
+      preserve  as restore, and keep every tampered content as evidence
+                ('mamori evidence')
+    A kernel queue overflow rescans the root (event watch-overflow); a verify also
+    runs every agent.verify_interval seconds. A storm (more than
+    agent.storm_changes_per_second changes in a second) is acted on in full but
+    reported in bulk: one tamper-storm event, then a summary each second naming every
+    path.
+
+    Every detection and action is one line of Elastic Common Schema JSON in
+    agent.event_log, synced before anything else sees it: event.action
+    (file-restored, file-repaired, file-quarantined, file-allowed, file-changed,
+    file-created, file-deleted, tamper-storm, watch-overflow, ...), file.path,
+    file.hash.sha256, process.pid, process.executable, process.command_line,
+    user.name, mamori.* for the rest.
+
+SIGNALS
+    SIGTERM, SIGINT  stop (after writing the pending events)
+    SIGHUP           reopen the event log (after logrotate)
+
+EXIT STATUS
+    0 stopped on a signal; 2 not root or bad config; 3 a start-up step failed
+    (the message names it), e.g. a root without a baseline.
+)TXT";
+
+Run setup(CLI::App& cmd) {
+  auto run_seconds = std::make_shared<unsigned>(0);
+  cmd.add_option("--run-seconds", *run_seconds);  // tests and benchmarks; not documented
+  return [run_seconds](App& app) { return run_agent_command(app, *run_seconds); };
+}
+
+}  // namespace
+
+Command agent_command() {
+  return {"agent", "agent", "guard the roots in real time (the daemon)", kHelp, true, setup};
 }
 
 }  // namespace mamori::cli

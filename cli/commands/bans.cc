@@ -5,8 +5,11 @@
 
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include "agent/ban/banner.h"
 #include "agent/ban/options.h"
+
+#include "cli/commands/command.h"
 #include "cli/commands/commands.h"
 #include "core/base/quote.h"
 #include "core/event/event.h"
@@ -245,6 +248,100 @@ int run_bans(App& app, const std::string& action, const std::vector<std::string>
   const auto ip = parse_ip(app, args, code);
   if (!ip) return code;
   return action == "add" ? add_ban(app, *ip, options) : del_ban(app, *ip);
+}
+
+namespace {
+
+constexpr std::string_view kHelp = R"TXT(NAME
+    mamori bans - the addresses banned in the firewall, and why
+
+SYNOPSIS
+    mamori bans list [--json]
+    mamori bans add IP [--ttl SECONDS | --permanent] [--reason TEXT] [--force] [--json]
+    mamori bans del IP [--json]
+    mamori bans sync [--json]
+
+DESCRIPTION
+    The agent bans the addresses its access-log rules and its correlation with
+    tampering find; these commands show and change the same ban list
+    (STATE/bans.db) and apply each change to the firewall at once, whether or not
+    the agent runs. Bans live in nftables sets of mamori's own table (table inet
+    mamori, sets banned4 and banned6), each element with its own timeout; they cut
+    established connections too. The list is the record: the agent applies it again
+    at start-up, so bans survive restarts and reboots. Details: docs/bans.md.
+
+    list   current bans, soonest expiry first: address, time left, offences,
+           rule and reason
+    add    ban IP by hand; without --ttl or --permanent for the escalating TTL of a
+           repeat offence (10 minutes, then x4 per offence within 30 days, at most
+           7 days). Refused for an allowlisted address (loopback by default) unless
+           --force
+    del    lift the ban now and forget the address's offences
+    sync   apply the whole list to the firewall again (after 'nft flush ruleset'
+           or a firewall reload; the agent does this at start-up)
+
+OPTIONS
+    --ttl SECONDS   add: ban for exactly this long (replaces a current ban's TTL)
+    --permanent     add: ban until 'mamori bans del'
+    --reason TEXT   add: recorded with the ban
+    --force         add: ban even an allowlisted address
+
+OUTPUT
+    --json: list prints {"bans": [...], "count": N}; each ban has ip, family
+    ("ipv4"|"ipv6"), permanent, expires_at (Unix seconds, null if permanent),
+    expires_in_s, offences, first_seen, last_ban, rule, reason, source
+    ("logwatch", "correlation", "manual"). add prints the ban with outcome ("new",
+    "replaced", "already-banned"), ttl_s (0 = permanent) and backend; del prints
+    {"ip", "removed", "backend"}; sync {"synced", "backend"}.
+
+EXAMPLES
+    mamori bans list
+    mamori bans add 203.0.113.7 --ttl 3600 --reason "credential stuffing"
+    mamori bans add 2001:db8::66 --permanent
+    mamori bans del 203.0.113.7
+    mamori bans list --json | jq -r '.bans[].ip'
+
+EXIT STATUS
+    0 done (del: also when IP was not banned); 2 usage: not an IP address, an
+    allowlisted address without --force; 3 failed (the firewall refused: the ban
+    stays recorded and the agent applies it at its next start).
+)TXT";
+
+// The actions are CLI11 subcommands (`mamori bans add IP --ttl N`): the spellings are
+// those of the positional ACTION they replace, so scripts keep working, and an option
+// given to an action that does not take it (`bans list --ttl 5`) is now refused.
+Run setup(CLI::App& cmd) {
+  struct Parsed {
+    std::vector<std::string> args;
+    BansOptions options;
+  };
+  auto p = std::make_shared<Parsed>();
+  cmd.require_subcommand(0, 1);
+  for (const char* name : {"list", "add", "del", "sync"}) {
+    auto* action = cmd.add_subcommand(name);
+    action->add_option("args", p->args);
+    if (std::string_view(name) != "add") continue;
+    action->add_option("--ttl", p->options.ttl_s);
+    action->add_flag("--permanent", p->options.permanent);
+    action->add_option("--reason", p->options.reason);
+    action->add_flag("--force", p->options.force);
+  }
+  return [p, &cmd](App& app) {
+    const auto chosen = cmd.get_subcommands();
+    if (chosen.empty()) return usage_error("bans", "bans takes an ACTION: list, add, del or sync");
+    return run_bans(app, chosen.front()->get_name(), p->args, p->options);
+  };
+}
+
+}  // namespace
+
+Command bans_command() {
+  return {"bans",
+          "bans list|add IP|del IP",
+          "the addresses banned in the firewall, and why",
+          kHelp,
+          true,
+          setup};
 }
 
 }  // namespace mamori::cli

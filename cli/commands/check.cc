@@ -5,6 +5,9 @@
 
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
+
+#include "cli/commands/command.h"
 #include "cli/commands/commands.h"
 #include "cli/progress.h"
 #include "core/base/quote.h"
@@ -199,6 +202,59 @@ int run_check(App& app, const std::vector<std::string>& paths, bool full) {
   if (errors) return kExitIncomplete;
   if (unbaselined) return kExitUsage;
   return total ? kExitChanges : kExitOk;
+}
+
+namespace {
+
+constexpr std::string_view kHelp = R"TXT(NAME
+    mamori check - compare the roots with the baseline
+
+SYNOPSIS
+    mamori check [--full] [--json] [--nice] [-j N] [PATH...]
+
+DESCRIPTION
+    First verifies mamori's own state: the catalog against its root hash (see
+    'mamori status') and the store's index (with --full, every stored object against
+    its SHA-256). Then walks the roots (or only the PATHs given) and reports every
+    entry that was added, removed or changed, naming the attributes that changed:
+    type, content, mode, owner, mtime, link_target, xattrs, device.
+
+    By default a file whose inode, size, mtime and ctime all match the baseline is
+    not re-read (ctime cannot be set back from user space, so any write moves it).
+    --full re-hashes every file regardless.
+
+    check never changes anything, not even its own state.
+
+OPTIONS
+    --full   re-hash every file and verify every object in the store
+
+OUTPUT
+    Text: one line per change, "added|removed|changed PATH (attributes)", then a
+    summary. An added or removed directory stands for everything added or removed
+    beneath it ("and N entries beneath"); --json lists every entry. With --json:
+    {"changes": [{"path", "change", "attributes", "before", "after", "root"}...],
+    "errors": [...], "summary": {...}, "clean": bool}. Paths that are not valid
+    UTF-8 are escaped, with their exact bytes in "path_hex".
+
+EXIT STATUS
+    0 clean; 1 changes found; 2 usage error or no baseline; 3 some entries could not
+    be read; 4 mamori's own state failed verification.
+)TXT";
+
+Run setup(CLI::App& cmd) {
+  auto paths = std::make_shared<std::vector<std::string>>();
+  auto full = std::make_shared<bool>(false);
+  cmd.add_flag("--full", *full);
+  cmd.add_option("paths", *paths);
+  return [paths, full](App& app) { return run_check(app, *paths, *full); };
+}
+
+}  // namespace
+
+Command check_command() {
+  return {
+      "check", "check [--full] [PATH...]", "report added, removed and changed entries", kHelp, true,
+      setup};
 }
 
 }  // namespace mamori::cli

@@ -9,6 +9,9 @@
 
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
+
+#include "cli/commands/command.h"
 #include "cli/commands/commands.h"
 #include "core/base/quote.h"
 #include "core/fs/beneath.h"
@@ -147,6 +150,50 @@ int run_diff(App& app, const std::string& arg) {
   if (!out["attributes"].empty() && out["change"] == "none") out["change"] = "changed";
   if (json) print_json(out);
   return *result;
+}
+
+namespace {
+
+constexpr std::string_view kHelp = R"TXT(NAME
+    mamori diff - show how one path differs from its baseline
+
+SYNOPSIS
+    mamori diff [--json] PATH
+
+DESCRIPTION
+    Prints metadata changes (type, mode, owner, link target), then for a text file
+    a unified diff of the baseline content against the current content (diff -u),
+    for a binary file both SHA-256, and for files over 16 MiB sizes and hashes.
+
+    The content is the attacker's: when stdout is a terminal, control bytes in the
+    diff (ESC, carriage return, C1 controls, bidirectional overrides, invalid UTF-8)
+    are shown escaped (\x1b, \u{202e}) so they cannot erase or hide a line; a pipe
+    or a file gets the exact bytes.
+
+OUTPUT
+    With --json: {"command": "diff", "path", "change": "added|removed|changed|none",
+    "attributes": [...], "baseline": {...}|null, "current": {...}|null, "content":
+    "same|text|binary|large", "diff": the unified diff text}.
+
+EXIT STATUS
+    0 no difference; 1 differences; 2 usage error (a PATH outside every root, or
+    neither in the baseline nor on disk) or no baseline; 3 could not read; 4 the
+    stored content failed verification.
+)TXT";
+
+Run setup(CLI::App& cmd) {
+  auto paths = std::make_shared<std::vector<std::string>>();
+  cmd.add_option("path", *paths);
+  return [paths](App& app) {
+    if (paths->size() != 1) return usage_error("diff", "diff takes exactly one PATH");
+    return run_diff(app, paths->front());
+  };
+}
+
+}  // namespace
+
+Command diff_command() {
+  return {"diff", "diff PATH", "show how one file differs from its baseline", kHelp, true, setup};
 }
 
 }  // namespace mamori::cli

@@ -10,6 +10,9 @@
 
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
+
+#include "cli/commands/command.h"
 #include "cli/commands/commands.h"
 #include "core/base/quote.h"
 #include "core/evidence/evidence.h"
@@ -286,6 +289,89 @@ int run_evidence(App& app, const std::string& action, const std::vector<std::str
   }
   if (action == "diff") return diff(app, **store, **item);
   return export_item(app, **store, **item, options.output);
+}
+
+namespace {
+
+constexpr std::string_view kHelp = R"TXT(NAME
+    mamori evidence - the tampered copies kept as evidence
+
+SYNOPSIS
+    mamori evidence list [--limit N] [--json]
+    mamori evidence show ID [--json]
+    mamori evidence diff ID [--json]
+    mamori evidence export ID [--output FILE]
+
+DESCRIPTION
+    When the agent puts a file back in 'preserve' mode, it keeps the tampered
+    content (zstd-compressed, in STATE/evidence/) with when it was taken, why, the
+    file's SHA-256, mode and owner, and who changed it as far as the kernel said:
+    process id, executable, command line, user, parent process. A size quota keeps
+    the store bounded: the oldest items are dropped first. A file larger than the
+    per-item limit keeps only its first bytes ("truncated"); its SHA-256 and size
+    are still those of the whole content.
+
+    list     every item, newest first (the newest N with --limit)
+    show     one item's metadata and who-data
+    diff     a unified diff from the baseline content (read from the content store)
+             to the tampered content; against empty content when the baseline was
+             not known; SHA-256 only for binary content and contents over 16 MiB
+    export   the tampered bytes exactly as kept, to stdout (refused when stdout is
+             a terminal) or to FILE, which must not exist and is created mode 0600
+
+    Every item is verified against its SHA-256 as it is read; a damaged item
+    fails (exit 4) and an export of it leaves no FILE behind.
+
+OPTIONS
+    --limit N          list: only the newest N items
+    -o, --output FILE  export: write to FILE instead of stdout
+
+OUTPUT
+    Text escapes paths and command lines (control bytes, invalid UTF-8). With
+    --json, list prints {"items": [...], "usage": {...}} and show one item, in
+    Elastic Common Schema names: @timestamp, file.path, file.hash.sha256,
+    file.size, file.mode, process.pid, process.executable, process.command_line,
+    process.parent.pid, process.parent.executable, user.id, user.name, and
+    mamori.evidence.{id, reason, truncated}; a path that is not valid UTF-8 is
+    escaped, with its exact bytes in file.path_hex. diff --json prints the two
+    SHA-256 and the diff text; export --json (with --output) what was written.
+
+EXIT STATUS
+    0 done (diff: same content); 1 diff: the contents differ; 2 usage error, no
+    such item, or no evidence kept yet; 3 failed; 4 an item failed verification.
+)TXT";
+
+// The actions are CLI11 subcommands, spelt as the positional ACTION they replace.
+Run setup(CLI::App& cmd) {
+  struct Parsed {
+    std::vector<std::string> args;
+    EvidenceOptions options;
+  };
+  auto p = std::make_shared<Parsed>();
+  cmd.require_subcommand(0, 1);
+  for (const char* name : {"list", "show", "diff", "export"}) {
+    auto* action = cmd.add_subcommand(name);
+    action->add_option("args", p->args);
+    if (std::string_view(name) == "list") action->add_option("--limit", p->options.limit);
+    if (std::string_view(name) == "export") action->add_option("-o,--output", p->options.output);
+  }
+  return [p, &cmd](App& app) {
+    const auto chosen = cmd.get_subcommands();
+    if (chosen.empty())
+      return usage_error("evidence", "evidence takes an ACTION: list, show, diff or export");
+    return run_evidence(app, chosen.front()->get_name(), p->args, p->options);
+  };
+}
+
+}  // namespace
+
+Command evidence_command() {
+  return {"evidence",
+          "evidence ACTION [ID]",
+          "list, show, diff or export the tampered copies kept",
+          kHelp,
+          true,
+          setup};
 }
 
 }  // namespace mamori::cli

@@ -2,6 +2,9 @@
 
 #include <cstdio>
 
+#include <CLI/CLI.hpp>
+
+#include "cli/commands/command.h"
 #include "cli/commands/commands.h"
 
 namespace mamori::cli {
@@ -31,6 +34,38 @@ int run_gc(App& app) {
                 human_bytes(r.bytes_before).c_str(), human_bytes(r.bytes_after).c_str());
   }
   return kExitOk;
+}
+
+namespace {
+
+constexpr std::string_view kHelp = R"TXT(NAME
+    mamori gc - drop stored contents that nothing refers to
+
+SYNOPSIS
+    mamori gc [--json]
+
+DESCRIPTION
+    Every init and accept adds the new contents to the store and keeps the old ones.
+    gc removes the contents no baseline entry refers to any more: each pack file that
+    holds one is rewritten (its live contents copied to a new pack and verified
+    against their SHA-256), the index is switched in one transaction, and only then
+    are the old packs deleted, so a crash at any moment loses nothing. Refuses to run
+    when the catalog fails verification.
+
+EXIT STATUS
+    0 done (or nothing to do); 2 no baseline or bad config; 3 failed (the store is as
+    it was, or compacted; never half); 4 the catalog failed verification.
+)TXT";
+
+Run setup(CLI::App& cmd) {
+  (void)cmd;
+  return [](App& app) { return run_gc(app); };
+}
+
+}  // namespace
+
+Command gc_command() {
+  return {"gc", "gc", "drop stored contents no baseline entry needs any more", kHelp, true, setup};
 }
 
 }  // namespace mamori::cli

@@ -5,6 +5,9 @@
 
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
+
+#include "cli/commands/command.h"
 #include "cli/commands/commands.h"
 #include "cli/progress.h"
 #include "core/base/quote.h"
@@ -80,6 +83,51 @@ int run_init(App& app, const std::vector<std::string>& paths) {
   if (!result) return app.report(result.error(), App::code_for(result.error()));
   if (app.options().json) print_json(out);
   return incomplete ? kExitIncomplete : kExitOk;
+}
+
+namespace {
+
+constexpr std::string_view kHelp = R"TXT(NAME
+    mamori init - record the baseline
+
+SYNOPSIS
+    mamori init [--nice] [-j N] [PATH...]
+
+DESCRIPTION
+    Walks every configured root (or only the roots named; each PATH must be a
+    configured root) without following symlinks, records every entry that no
+    'exclude' pattern matches, hashes every regular file on all cores and stores its
+    content, compressed and once per distinct content, in STATE/store. FIFOs,
+    sockets and devices are recorded, never opened.
+
+    The new baseline replaces the old one in a single transaction: if init is killed
+    or the disk fills, the previous baseline is left as it was. Roots no longer in
+    the config are dropped from the baseline when no PATH is given.
+
+    A file that cannot be read is left out of the baseline and named in a warning;
+    a file that keeps changing while it is read is retried, then left out, so no torn
+    hash is ever recorded. Shows a progress bar when stderr is a terminal.
+
+EXIT STATUS
+    0 recorded; 2 bad config or PATH; 3 some entries left out, or the baseline could
+    not be written (the old one is intact).
+)TXT";
+
+Run setup(CLI::App& cmd) {
+  auto paths = std::make_shared<std::vector<std::string>>();
+  cmd.add_option("paths", *paths);
+  return [paths](App& app) { return run_init(app, *paths); };
+}
+
+}  // namespace
+
+Command init_command() {
+  return {"init",
+          "init [PATH...]",
+          "record the baseline of every root (or the roots named)",
+          kHelp,
+          true,
+          setup};
 }
 
 }  // namespace mamori::cli

@@ -10,6 +10,9 @@
 
 #include <cstdio>
 
+#include <CLI/CLI.hpp>
+
+#include "cli/commands/command.h"
 #include "cli/commands/commands.h"
 #include "core/base/quote.h"
 #include "core/baseline/restore.h"
@@ -218,6 +221,78 @@ int run_restore(App& app, const std::vector<std::string>& paths, bool all, bool 
   if (unbaselined) return kExitUsage;
   // The tree still differs from its baseline: say so, as check would.
   return left ? kExitChanges : kExitOk;
+}
+
+namespace {
+
+constexpr std::string_view kHelp = R"TXT(NAME
+    mamori restore - put entries back as the baseline has them
+
+SYNOPSIS
+    mamori restore [--quarantine-new] PATH...
+    mamori restore [--quarantine-new] --all
+
+DESCRIPTION
+    Finds what differs beneath each PATH (or in every root with --all) and repairs
+    it: content comes back byte for byte from the store (verified against its
+    SHA-256 first), with type, mode, owner, security xattrs and mtime; removed files
+    and whole directory trees are recreated; permission, owner and xattr changes
+    are reverted in place.
+
+    Every replacement is atomic: the baseline content is written to a temporary file
+    in the same directory, fsync()ed, then renamed over the tampered one, so the file
+    is never missing or half-written. Every path is resolved beneath its root with
+    openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS): a symlink planted anywhere on the
+    way fails the operation instead of being followed out of the tree.
+
+    Entries that are not in the baseline (a web shell, say) are listed and left in
+    place, and the exit status is 1, unless --quarantine-new is given: then each is
+    moved out of the tree into the evidence store (STATE/evidence, 'mamori evidence
+    list'), as the agent's quarantine does, a directory with everything in it; those
+    that the root's allow_new lets stay (and deny_new does not refuse) are left and
+    listed as allowed. The baseline itself is not changed, and restore refuses to run
+    from a catalog that fails verification.
+
+OPTIONS
+    --all              every configured root
+    --quarantine-new   move entries the baseline does not know into the evidence
+                       store (honours allow_new / deny_new). A running agent holds
+                       the evidence store: switch it to restore mode instead.
+
+OUTPUT
+    Text: one line per entry restored, quarantined, allowed or left, then a summary.
+    With --json: {"restored": [...], "quarantined": [...], "allowed": [...],
+    "not_in_baseline": [...] (left in place), "left": N, "errors": [...]}.
+
+EXIT STATUS
+    0 every change undone; 1 entries not in the baseline were left in place (the
+    tree still differs from its baseline: --quarantine-new, remove or accept them);
+    2 usage error or no baseline; 3 some entries could not be restored or
+    quarantined (each is named); 4 the baseline failed verification.
+)TXT";
+
+Run setup(CLI::App& cmd) {
+  struct Parsed {
+    std::vector<std::string> paths;
+    bool all = false, quarantine_new = false;
+  };
+  auto p = std::make_shared<Parsed>();
+  cmd.add_flag("--all", p->all);
+  cmd.add_flag("--quarantine-new", p->quarantine_new);
+  cmd.add_option("paths", p->paths);
+  return [p](App& app) { return run_restore(app, p->paths, p->all, p->quarantine_new); };
+}
+
+}  // namespace
+
+Command restore_command() {
+  return {"restore",
+          "restore PATH...|--all",
+          "put entries back as the baseline has them\n(--quarantine-new: web shells into the "
+          "evidence store)",
+          kHelp,
+          true,
+          setup};
 }
 
 }  // namespace mamori::cli

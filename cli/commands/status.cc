@@ -4,6 +4,9 @@
 
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
+
+#include "cli/commands/command.h"
 #include "cli/commands/commands.h"
 #include "core/base/quote.h"
 
@@ -132,6 +135,37 @@ int run_status(App& app) {
   }
   if (!any) std::fprintf(stderr, "mamori: no baseline yet: run 'mamori init'\n");
   return code;
+}
+
+namespace {
+
+constexpr std::string_view kHelp = R"TXT(NAME
+    mamori status - what the baseline covers
+
+SYNOPSIS
+    mamori status [--json]
+
+DESCRIPTION
+    Prints the state directory, the catalog's root hash (a SHA-256 over every
+    recorded entry of every root: keep a copy elsewhere to notice tampering with
+    mamori's own state), when it was sealed, the store's size, and for each
+    configured root its mode and number of entries. When an agent is running, also
+    its backend, live modes and counters (changes, restored, quarantined, evidence,
+    failures), asked over its control socket; "agent": {"running": false} otherwise.
+
+EXIT STATUS
+    0 printed; 2 no baseline yet or bad config; 4 the catalog cannot be read.
+)TXT";
+
+Run setup(CLI::App& cmd) {
+  (void)cmd;
+  return [](App& app) { return run_status(app); };
+}
+
+}  // namespace
+
+Command status_command() {
+  return {"status", "status", "roots, entries, store size and the root hash", kHelp, true, setup};
 }
 
 }  // namespace mamori::cli

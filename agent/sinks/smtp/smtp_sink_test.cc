@@ -14,8 +14,9 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "agent/sinks/smtp/child_server_for_test.h"
 #include "core/base/env.h"
+#include "testing/child_server.h"
+#include "testing/refused_port.h"
 #include "testing/temp_dir.h"
 
 namespace mamori::sinks {
@@ -430,17 +431,9 @@ TEST_F(SmtpDelivery, SmtpsSpeaksTlsFromTheFirstByte) {
 }
 
 TEST(SmtpDeliveryFailure, ConnectionRefusedFailsAtOnce) {
-  // A bound socket that does not listen: connecting to it is refused.
-  const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  const UniqueFd keep(s);
+  const testing::RefusedPort refused;
 
-  auto sink = make_smtp_sink(smtp_config(fmt::format("smtp://127.0.0.1:{}", ntohs(addr.sin_port))));
+  auto sink = make_smtp_sink(smtp_config(fmt::format("smtp://127.0.0.1:{}", refused.port())));
   ASSERT_TRUE(sink.has_value());
   const std::vector<nlohmann::json> events = {restored_event()};
   const auto start = SystemClock().monotonic();

@@ -21,6 +21,7 @@
 
 #include "core/base/env.h"
 #include "core/base/unique_fd.h"
+#include "testing/refused_port.h"
 #include "testing/temp_dir.h"
 
 namespace mamori::sinks {
@@ -384,8 +385,8 @@ TEST(SyslogSink, MissingUnixSocketFails) {
 }
 
 TEST(SyslogSink, ConnectionRefusedFailsQuickly) {
-  int port = 0;
-  loopback(SOCK_STREAM, &port);  // bound, then closed: nobody listens there
+  const testing::RefusedPort refused;
+  const int port = refused.port();
   auto sink = make_syslog_sink(sink_config(fmt::format("tcp://127.0.0.1:{}", port)));
   ASSERT_TRUE(sink);
   const auto start = SystemClock().monotonic();

@@ -8,6 +8,7 @@
 
 #include "agent/sinks/curl_easy.h"
 #include "core/base/quote.h"
+#include "core/base/version.h"
 
 namespace mamori::sinks {
 namespace {

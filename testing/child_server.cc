@@ -1,4 +1,4 @@
-#include "agent/sinks/smtp/child_server_for_test.h"
+#include "testing/child_server.h"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -3,7 +3,6 @@
 // run as a child process on a port of its own. The script prints its port as the first
 // line of stdout once it listens; the constructor waits for that line (the event itself,
 // no sleeping), at most 30 s. The destructor stops the child (SIGTERM) and reaps it.
-// (A candidate for testing/: it is here until a second user outside the sinks needs it.)
 
 #include <sys/types.h>
 
