@@ -32,6 +32,7 @@
 #include "core/fs/admin_files.h"
 #include "core/fs/beneath.h"
 #include "core/outbox/outbox.h"
+#include "core/proto/actions.h"
 
 namespace mamori::agent {
 namespace {
@@ -158,8 +159,9 @@ class Agent {
     if (auto st = verify_roots(); !st) return step_failed("verify_roots", st.error());
     if (auto st = start_logwatch(); !st) return step_failed("start_logwatch", st.error());
 
-    emit_lifecycle("agent-started", fmt::format("guarding {} root(s) with {}", guard_->root_count(),
-                                                watcher_->name()));
+    emit_lifecycle(
+        proto::action::kAgentStarted,
+        fmt::format("guarding {} root(s) with {}", guard_->root_count(), watcher_->name()));
     flush();
     sd_notifyf(0, "READY=1\nSTATUS=guarding %zu root(s) with %s", guard_->root_count(),
                std::string(watcher_->name()).c_str());
@@ -172,7 +174,7 @@ class Agent {
     // Every change queued before the last wake-up was read and handled by then.
     if (code == kExitOk && last_wake_ns_) save_reported_until(last_wake_ns_);
     if (logwatch_) logwatch_->stop();
-    emit_lifecycle("agent-stopped", "stopped");
+    emit_lifecycle(proto::action::kAgentStopped, "stopped");
     flush();
     publisher_->drain();
     sinks_->stop();  // one last delivery attempt each, in parallel
@@ -272,16 +274,16 @@ class Agent {
     if (healer_) healer_->observe(e);
     if (!logwatch_) return;
     const auto& action = e.action();
-    if (action != "file-restored" && action != "file-quarantined" && action != "file-changed" &&
-        action != "file-created")
+    if (action != proto::action::kFileRestored && action != proto::action::kFileQuarantined &&
+        action != proto::action::kFileChanged && action != proto::action::kFileCreated)
       return;
     const auto& root = e.get("mamori.root");
     const auto& rel = e.get("mamori.path");
     if (root.is_string() && rel.is_string())
-      logwatch_->note_tampered(root.get<std::string>(), rel.get<std::string>(),
-                               env_.clock().now_ns(),
-                               action == "file-quarantined" || action == "file-created" ||
-                                   e.get("mamori.change") == "added");
+      logwatch_->note_tampered(
+          root.get<std::string>(), rel.get<std::string>(), env_.clock().now_ns(),
+          action == proto::action::kFileQuarantined || action == proto::action::kFileCreated ||
+              e.get("mamori.change") == "added");
   }
 
   // Flushes the guard's events, then what the healer said about them (a condition seen
@@ -300,7 +302,8 @@ class Agent {
   void check_own_state() {
     if (auto st = state_->catalog.verify(); !st) {
       guard_->emit(std::move(
-          event::Event("state-failed", event::Severity::kCritical, env_.clock().now_ns())
+          event::Event(proto::action::kStateFailed, event::Severity::kCritical,
+                       env_.clock().now_ns())
               .set("event.category", nlohmann::json::array({"intrusion_detection"}))
               .set("error.message", st.error().message())
               .message("mamori's own baseline failed verification: " + st.error().message())));
@@ -399,7 +402,8 @@ class Agent {
         const auto before = guard_->root(i).mode;
         guard_->set_mode(i, *mode);
         guard_->emit(
-            std::move(event::Event("mode-changed", event::Severity::kNotice, env_.clock().now_ns())
+            std::move(event::Event(proto::action::kModeChanged, event::Severity::kNotice,
+                                   env_.clock().now_ns())
                           .set("mamori.root", guard_->root(i).path)
                           .set("mamori.mode", std::string(config::mode_name(*mode)))
                           .set("mamori.previous_mode", std::string(config::mode_name(before)))
@@ -429,8 +433,8 @@ class Agent {
       if (!pause) guard_->end_deploy();
       for (size_t i : *roots) {
         guard_->set_paused(i, pause);
-        auto e = event::Event(pause ? "deploy-started" : "deploy-ended", event::Severity::kNotice,
-                              env_.clock().now_ns());
+        auto e = event::Event(pause ? proto::action::kDeployStarted : proto::action::kDeployEnded,
+                              event::Severity::kNotice, env_.clock().now_ns());
         e.set("mamori.root", guard_->root(i).path);
         if (const auto* d = guard_->deploy()) {
           e.set("mamori.deploy.pid", d->root());
@@ -504,7 +508,8 @@ class Agent {
       if (!guard_->root(i).paused) continue;
       guard_->set_paused(i, false);
       guard_->emit(std::move(
-          event::Event("deploy-abandoned", event::Severity::kWarning, env_.clock().now_ns())
+          event::Event(proto::action::kDeployAbandoned, event::Severity::kWarning,
+                       env_.clock().now_ns())
               .set("mamori.root", guard_->root(i).path)
               .set("mamori.deploy.pid", pid)
               .message(fmt::format("the deploy (pid {}) ended without resuming the guard: "
