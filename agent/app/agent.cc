@@ -20,6 +20,7 @@
 
 #include "agent/app/async_publisher.h"
 #include "agent/control/control.h"
+#include "agent/control/handlers.h"
 #include "agent/guard/guard.h"
 #include "agent/heal/healer.h"
 #include "agent/logwatch/logwatch.h"
@@ -158,6 +159,14 @@ class Agent {
     if (auto st = start_watchers(); !st) return step_failed("start_watchers", st.error());
     if (auto st = verify_roots(); !st) return step_failed("verify_roots", st.error());
     if (auto st = start_logwatch(); !st) return step_failed("start_logwatch", st.error());
+    handlers_ = std::make_unique<control::Handlers>(control::Services{
+        env_, *guard_, *watcher_, *healer_, *sinks_, logwatch_.get(),
+        [this] {
+          return control::EventLogStats{publisher_->dropped(), publisher_->dropped_security(),
+                                        publisher_->waits()};
+        },
+        [this] { flush(); }, [](const std::string& line) { log(line); }, config_.agent.event_log,
+        started_ns_});
 
     emit_lifecycle(
         proto::action::kAgentStarted,
@@ -325,178 +334,6 @@ class Agent {
                                .message(std::move(message))));
   }
 
-  std::optional<size_t> root_index(const std::string& path) const {
-    std::string p = path;
-    while (p.size() > 1 && p.back() == '/') p.pop_back();
-    for (size_t i = 0; i < guard_->root_count(); ++i)
-      if (guard_->root(i).path == p) return i;
-    return std::nullopt;
-  }
-
-  // The roots a request names ("roots": [...] or "root": "..."; "*" or none = all).
-  Result<std::vector<size_t>> chosen_roots(const nlohmann::json& req) const {
-    std::vector<std::string> names;
-    if (req.contains("roots") && req["roots"].is_array())
-      for (const auto& r : req["roots"]) names.push_back(r.is_string() ? r.get<std::string>() : "");
-    if (req.contains("root") && req["root"].is_string())
-      names.push_back(req["root"].get<std::string>());
-    std::vector<size_t> out;
-    if (names.empty() || (names.size() == 1 && names[0] == "*")) {
-      for (size_t i = 0; i < guard_->root_count(); ++i) out.push_back(i);
-      return out;
-    }
-    for (const auto& n : names) {
-      auto i = root_index(n);
-      if (!i) return fail("control", n, ENOENT, "is not a root the agent guards");
-      out.push_back(*i);
-    }
-    return out;
-  }
-
-  nlohmann::json status() {
-    nlohmann::json roots = nlohmann::json::array();
-    for (size_t i = 0; i < guard_->root_count(); ++i) {
-      const auto& r = guard_->root(i);
-      roots.push_back(
-          {{"path", r.path}, {"mode", config::mode_name(r.mode)}, {"paused", r.paused}});
-    }
-    const auto& c = guard_->counters();
-    return {{"ok", true},
-            {"pid", ::getpid()},
-            {"backend", watcher_->name()},
-            {"started_at_ns", started_ns_},
-            {"roots", roots},
-            {"event_log", config_.agent.event_log},
-            {"in_storm", guard_->in_storm()},
-            {"heal", healer_->status()},
-            {"sinks", sinks_->status()},
-            {"logwatch", logwatch_ ? logwatch_->status() : nlohmann::json()},
-            {"counters",
-             {{"changes", c.changes},
-              {"restored", c.restored},
-              {"quarantined", c.quarantined},
-              {"evidence", c.evidence},
-              {"failures", c.failures},
-              {"events", c.events},
-              {"summarised", c.summarised},
-              {"storms", c.storms},
-              {"verifies", c.verifies},
-              {"overflows", watcher_->overflows()},
-              {"events_dropped", publisher_->dropped()},
-              {"events_dropped_security", publisher_->dropped_security()},
-              {"event_writer_waits", publisher_->waits()}}}};
-  }
-
-  nlohmann::json handle(const nlohmann::json& req) {
-    const std::string cmd = req["cmd"];
-    if (cmd == "status") return status();
-    if (cmd == "heal") return heal(req);
-    auto roots = chosen_roots(req);
-    if (!roots) return {{"ok", false}, {"error", roots.error().message()}};
-    if (cmd == "mode") {
-      if (!req.contains("mode") || !req["mode"].is_string())
-        return {{"ok", false}, {"error", "\"mode\" must be alert, restore or preserve"}};
-      auto mode = config::parse_mode(req["mode"].get<std::string>());
-      if (!mode) return {{"ok", false}, {"error", "\"mode\" must be alert, restore or preserve"}};
-      for (size_t i : *roots) {
-        const auto before = guard_->root(i).mode;
-        guard_->set_mode(i, *mode);
-        guard_->emit(
-            std::move(event::Event(proto::action::kModeChanged, event::Severity::kNotice,
-                                   env_.clock().now_ns())
-                          .set("mamori.root", guard_->root(i).path)
-                          .set("mamori.mode", std::string(config::mode_name(*mode)))
-                          .set("mamori.previous_mode", std::string(config::mode_name(before)))
-                          .message(fmt::format(
-                              "mode of {} changed from {} to {}", quote(guard_->root(i).path),
-                              config::mode_name(before), config::mode_name(*mode)))));
-        // Leaving alert: what alert only reported is repaired now.
-        if (before == config::Mode::kAlert && *mode != config::Mode::kAlert)
-          if (auto st = guard_->verify(i, guard::Trigger::kResume); !st)
-            return {{"ok", false}, {"error", st.error().message()}};
-      }
-      flush();
-      return status();
-    }
-    if (cmd == "pause" || cmd == "resume") {
-      const bool pause = cmd == "pause";
-      // A deploy names its process (the CLI running the command): only that tree's
-      // writes are the deploy's. Backends that name no writer (inotify) cannot tell:
-      // the answer says so ("attribution": "none") and the CLI applies its policy.
-      if (pause && req.contains("pid")) {
-        if (!req["pid"].is_number_integer())
-          return {{"ok", false}, {"error", "\"pid\" must be a process id"}};
-        if (watcher_->name() != "inotify")
-          if (auto st = guard_->begin_deploy(req["pid"].get<pid_t>()); !st)
-            return {{"ok", false}, {"error", st.error().message()}};
-      }
-      if (!pause) guard_->end_deploy();
-      for (size_t i : *roots) {
-        guard_->set_paused(i, pause);
-        auto e = event::Event(pause ? proto::action::kDeployStarted : proto::action::kDeployEnded,
-                              event::Severity::kNotice, env_.clock().now_ns());
-        e.set("mamori.root", guard_->root(i).path);
-        if (const auto* d = guard_->deploy()) {
-          e.set("mamori.deploy.pid", d->root());
-          e.set("mamori.deploy.following_forks", d->following_forks());
-        }
-        e.message(pause ? (guard_->deploy()
-                               ? "deploy started: its own writes are recorded; any other "
-                                 "writer's change is handled as a tamper"
-                               : "restoring paused for a deploy; changes are recorded")
-                        : "deploy over; guarding again");
-        guard_->emit(std::move(e));
-        if (!pause)
-          if (auto st = guard_->verify(i, guard::Trigger::kResume); !st)
-            return {{"ok", false}, {"error", st.error().message()}};
-      }
-      flush();
-      auto answer = status();
-      answer["attribution"] = guard_->deploy() ? "pid" : "none";
-      return answer;
-    }
-    if (cmd == "deploy-paths") return deploy_paths();
-    if (cmd == "verify") {
-      for (size_t i : *roots)
-        if (auto st = guard_->verify(i, guard::Trigger::kScheduled); !st)
-          return {{"ok", false}, {"error", st.error().message()}};
-      flush();
-      return status();
-    }
-    return {{"ok", false}, {"error", "unknown command " + quote(cmd)}};
-  }
-
-  // What the running deploy changed, by writer: the CLI accepts only the deploy's own.
-  // Changes the kernel has queued are judged first, so a foreign write made before the
-  // deploy's command exited is not missing from the answer.
-  nlohmann::json deploy_paths() {
-    std::vector<watch::Change> pending;
-    if (auto st = watcher_->read(pending); !st) log(st.error().message());
-    guard_->handle(pending);
-    flush();
-    const auto* d = guard_->deploy();
-    if (!d) return {{"ok", true}, {"attribution", "none"}};
-    const auto& paths = guard_->deploy_paths();
-    nlohmann::json roots = nlohmann::json::array();
-    for (size_t i = 0; i < guard_->root_count(); ++i) {
-      if (!guard_->root(i).paused) continue;
-      auto list = [&](const std::map<size_t, std::set<std::string>>& m) {
-        nlohmann::json a = nlohmann::json::array();
-        if (auto it = m.find(i); it != m.end())
-          for (const auto& p : it->second) a.push_back(p);
-        return a;
-      };
-      roots.push_back({{"path", guard_->root(i).path},
-                       {"deploy", list(paths.deploy)},
-                       {"foreign", list(paths.foreign)}});
-    }
-    return {{"ok", true},
-            {"attribution", "pid"},
-            {"pid", d->root()},
-            {"complete", paths.complete},
-            {"roots", roots}};
-  }
-
   // A deploy whose CLI died without resuming (killed, crashed) must not leave the roots
   // paused: they are resumed and verified, which rolls back what nobody accepted.
   void end_abandoned_deploy() {
@@ -517,29 +354,6 @@ class Agent {
                                    pid))));
       if (auto st = guard_->verify(i, guard::Trigger::kResume); !st) log(st.error().message());
     }
-  }
-
-  nlohmann::json heal(const nlohmann::json& req) {
-    const std::string action = req.contains("action") && req["action"].is_string()
-                                   ? req["action"].get<std::string>()
-                                   : "status";
-    Status st;
-    if (action == "clear") {
-      st = healer_->clear(req.contains("by") && req["by"].is_string() ? req["by"].get<std::string>()
-                                                                      : "mamori heal --clear");
-    } else if (action == "fail") {
-      const std::string reason = req.contains("reason") && req["reason"].is_string()
-                                     ? req["reason"].get<std::string>()
-                                     : "";
-      if (reason.empty())
-        return {{"ok", false}, {"error", "\"reason\" must be a non-empty string"}};
-      st = healer_->fail(reason);
-    } else if (action != "status") {
-      return {{"ok", false}, {"error", "\"action\" must be status, clear or fail"}};
-    }
-    flush();
-    if (!st) return {{"ok", false}, {"error", st.error().message()}};
-    return {{"ok", true}, {"heal", healer_->status()}};
   }
 
   int loop() {
@@ -584,7 +398,7 @@ class Agent {
         flush();
       }
       if (fds[1].revents & POLLIN)
-        server_->serve_one([&](const nlohmann::json& r) { return handle(r); });
+        server_->serve_one([&](const nlohmann::json& r) { return handlers_->serve(r); });
       if (fds[2].revents & POLLIN) {
         signalfd_siginfo si{};
         while (::read(sig.get(), &si, sizeof si) == sizeof si) {
@@ -637,6 +451,7 @@ class Agent {
   std::unique_ptr<guard::Guard> guard_;
   std::unique_ptr<watch::Watcher> watcher_;
   std::optional<control::Server> server_;
+  std::unique_ptr<control::Handlers> handlers_;  // the control commands, over the parts above
   int64_t started_ns_ = 0;
   int64_t last_wake_ns_ = 0;  // when poll() last returned
 };

@@ -59,8 +59,6 @@ std::string iso_time(int64_t ns) {
                      fmt::gmtime(static_cast<std::time_t>(ns / kNsPerSecond)));
 }
 
-json time_or_null(std::optional<int64_t> ns) { return ns ? json(iso_time(*ns)) : json(nullptr); }
-
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 std::string dirname_of(const std::string& path) {
@@ -445,19 +443,23 @@ void Healer::tick() {
   }
 }
 
-json Healer::status() const {
-  auto text_or_null = [](const std::string& s) { return s.empty() ? json(nullptr) : json(s); };
-  return {{"healthy", state_.healthy},
-          {"reason", text_or_null(state_.reason)},
-          {"manual", state_.manual},
-          {"since", iso_time(state_.since_ns)},
-          {"trigger_event_id", text_or_null(state_.trigger_event_id)},
-          {"trigger_action", text_or_null(state_.trigger_action)},
-          {"recover_at", time_or_null(next_verify_ns_)},
-          {"health_file", text_or_null(config_.health_file)},
-          {"endpoint", endpoint_ ? json(endpoint_->address()) : json(nullptr)},
-          {"hooks_running", hooks_ ? hooks_->running() : 0},
-          {"action_errors", action_errors_}};
+proto::HealStatus Healer::status() const {
+  auto text_or_null = [](const std::string& s) {
+    return s.empty() ? std::nullopt : std::optional<std::string>(s);
+  };
+  proto::HealStatus h;
+  h.healthy = state_.healthy;
+  h.reason = text_or_null(state_.reason);
+  h.manual = state_.manual;
+  h.since = iso_time(state_.since_ns);
+  h.trigger_event_id = text_or_null(state_.trigger_event_id);
+  h.trigger_action = text_or_null(state_.trigger_action);
+  if (next_verify_ns_) h.recover_at = iso_time(*next_verify_ns_);
+  h.health_file = text_or_null(config_.health_file);
+  if (endpoint_) h.endpoint = endpoint_->address();
+  h.hooks_running = hooks_ ? hooks_->running() : 0;
+  h.action_errors = action_errors_;
+  return h;
 }
 
 void Healer::wait_hooks_for_test() {

@@ -153,15 +153,15 @@ void Logwatch::stop() {
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 
-nlohmann::json Logwatch::status() const {
-  nlohmann::json logs = nlohmann::json::array();
-  for (const auto& l : impl_->config.logs) logs.push_back(l.path);
-  return {{"logs", logs},
-          {"lines", impl_->lines.load()},
-          {"lines_truncated", impl_->truncated.load()},
-          {"bans", impl_->bans.load()},
-          {"ban_failures", impl_->ban_failures.load()},
-          {"unbans", impl_->unbans.load()}};
+proto::LogwatchStatus Logwatch::status() const {
+  proto::LogwatchStatus s;
+  for (const auto& l : impl_->config.logs) s.logs.push_back(l.path);
+  s.lines = impl_->lines.load();
+  s.lines_truncated = impl_->truncated.load();
+  s.bans = impl_->bans.load();
+  s.ban_failures = impl_->ban_failures.load();
+  s.unbans = impl_->unbans.load();
+  return s;
 }
 
 void Logwatch::Impl::run() {

@@ -386,7 +386,7 @@ HealStatus read_heal(Reader& r) {
   h.health_file = r.opt_string("health_file");
   h.endpoint = r.opt_string("endpoint");
   h.hooks_running = r.count("hooks_running");
-  h.action_errors = r.count("action_errors");
+  h.action_errors = r.strings("action_errors");
   return h;
 }
 

@@ -126,7 +126,7 @@ struct HealStatus {
   std::optional<std::string> health_file;
   std::optional<std::string> endpoint;  // host:port of the health endpoint
   uint64_t hooks_running = 0;
-  uint64_t action_errors = 0;
+  std::vector<std::string> action_errors;  // the health actions failing now, why
 };
 
 struct SinkStatus {

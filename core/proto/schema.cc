@@ -148,7 +148,7 @@ json schema() {
               {"health_file", str_or_null()},
               {"endpoint", str_or_null()},
               {"hooks_running", count()},
-              {"action_errors", count()}},
+              {"action_errors", strings()}},
              {"healthy", "reason", "manual", "since", "trigger_event_id", "trigger_action",
               "recover_at", "health_file", "endpoint", "hooks_running", "action_errors"});
   defs["SinkStatus"] = object({{"name", str()},
