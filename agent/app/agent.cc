@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -75,12 +76,6 @@ sigset_t handled_signals() {
   return mask;
 }
 
-int step_failed(std::string_view step, const Error& e) {
-  log(fmt::format("{}: {}", step, e.message()));
-  sd_notifyf(0, "STATUS=failed at %.*s", static_cast<int>(step.size()), step.data());
-  return kExitFailed;
-}
-
 Result<std::unique_ptr<watch::Watcher>> make_watcher(config::Backend backend) {
   if (backend != config::Backend::kInotify) {
     auto f = watch::FanotifyWatcher::create();
@@ -92,12 +87,42 @@ Result<std::unique_ptr<watch::Watcher>> make_watcher(config::Backend backend) {
   return std::unique_ptr<watch::Watcher>(std::move(i));
 }
 
-class Agent {
+}  // namespace
+
+class Agent::Impl {
  public:
-  Agent(Env& env, Executor& executor, const AgentOptions& options)
+  Impl(Env& env, Executor& executor, const AgentOptions& options)
       : env_(env), executor_(executor), options_(options), config_(options.config) {}
 
-  int run() {
+  // The start-up steps, in order (agent.h describes each).
+  struct Step {
+    std::string_view name;
+    Status (Impl::*run)();
+  };
+  // A function: the member pointers need the class complete.
+  static const std::array<Step, 12>& steps() {
+    static constexpr std::array<Step, 12> kSteps = {{
+        {"listen", &Impl::listen},
+        {"open_state", &Impl::open_state},
+        {"open_outbox", &Impl::open_outbox},
+        {"start_sinks", &Impl::start_sinks},
+        {"open_evidence", &Impl::open_evidence},
+        {"open_heal", &Impl::open_heal},
+        {"open_roots", &Impl::open_roots},
+        {"start_watchers", &Impl::start_watchers},
+        {"verify_roots", &Impl::verify_roots},
+        {"start_logwatch", &Impl::start_logwatch},
+        {"serve_control", &Impl::serve_control},
+        {"notify_ready", &Impl::notify_ready},
+    }};
+    return kSteps;
+  }
+
+  Status start(std::string_view last) {
+    const auto& kSteps = steps();
+    if (!last.empty() &&
+        std::none_of(kSteps.begin(), kSteps.end(), [&](const Step& s) { return s.name == last; }))
+      return fail_msg("start", std::string(last), "is not a start-up step");
     started_ns_ = env_.clock().now_ns();
     // Before any thread starts, so every thread inherits the mask: a signal the kernel
     // hands to a thread that does not block it would kill the agent, not reach loop().
@@ -106,76 +131,18 @@ class Agent {
     // The guard's lease probes (fs/open_for_writing.h) make the kernel send SIGIO when a
     // writer opens the file meanwhile; its default action would kill the agent.
     ::signal(SIGIO, SIG_IGN);
-    // First: a second agent must refuse before it restores or reports anything. Requests
-    // wait in the backlog until loop() serves them.
-    auto server = control::Server::listen(config_.agent.socket);
-    if (!server) return step_failed("listen", server.error());
-    server_.emplace(std::move(*server));
+    for (const auto& step : kSteps) {
+      if (auto st = (this->*step.run)(); !st) {
+        // "open_roots: root '/srv/www': has no baseline yet...", as before the list.
+        return fail_msg(std::string(step.name), "", st.error().message());
+      }
+      if (step.name == last) break;
+    }
+    return ok();
+  }
 
-    auto state = baseline::open_state(env_, config_.state_dir, baseline::StateAccess::kRead);
-    if (!state) return step_failed("open_state", state.error());
-    state_ = std::move(*state);
-    // The baseline, bans and evidence are root's alone, whatever made the directory.
-    auto was = fs::make_private_dir(config_.state_dir);
-    if (!was) return step_failed("open_state", was.error());
-    if (*was)
-      log(
-          fmt::format("state directory {} was mode {:04o} (others could read the baseline, bans "
-                      "and evidence): made 0700",
-                      quote(config_.state_dir), static_cast<unsigned>(**was)));
-
-    auto box = outbox::Outbox::open(env_, config_.agent.event_log);
-    if (!box) return step_failed("open_outbox", box.error());
-    outbox_.emplace(std::move(*box));
-    // Before anything is written, so a new sink starts with this run's first event.
-    auto sinks = sinks::SinkSet::start(
-        env_, config_, config_.agent.event_log,
-        [](const std::string& sink, const std::string& error) {
-          log(error.empty() ? "sink " + quote(sink) + " delivers again" : error);
-        });
-    if (!sinks) return step_failed("start_sinks", sinks.error());
-    sinks_ = std::move(*sinks);
-    publisher_.emplace(
-        *outbox_, [](const Error& e) { log("event log: " + e.message()); },
-        [this] { sinks_->notify(); });
-    observed_.emplace(*publisher_, [this](const event::Event& e) { observe(e); });
-    evidence::Options eo;
-    eo.quota_bytes = config_.agent.evidence_quota_mb << 20;
-    eo.max_item_bytes = config_.agent.evidence_max_file_mb << 20;
-    auto ev = evidence::EvidenceStore::open(env_, config_.state_dir,
-                                            evidence::EvidenceStore::Access::kWrite, eo);
-    if (!ev) return step_failed("open_evidence", ev.error());
-    evidence_ = std::move(*ev);
-    guard_ = std::make_unique<guard::Guard>(env_, *state_, evidence_.get(), *observed_, executor_,
-                                            config_.agent);
-    auto healer = heal::Healer::open(
-        env_, config_.heal, config_.state_dir,
-        [this](event::Event e) { heal_events_.push_back(std::move(e)); },
-        [this] { return verify_all(); });
-    if (!healer) return step_failed("open_heal", healer.error());
-    healer_ = std::move(*healer);
-
-    if (auto st = open_roots(); !st) return step_failed("open_roots", st.error());
-    if (auto st = start_watchers(); !st) return step_failed("start_watchers", st.error());
-    if (auto st = verify_roots(); !st) return step_failed("verify_roots", st.error());
-    if (auto st = start_logwatch(); !st) return step_failed("start_logwatch", st.error());
-    handlers_ = std::make_unique<control::Handlers>(control::Services{
-        env_, *guard_, *watcher_, *healer_, *sinks_, logwatch_.get(),
-        [this] {
-          return control::EventLogStats{publisher_->dropped(), publisher_->dropped_security(),
-                                        publisher_->waits()};
-        },
-        [this] { flush(); }, [](const std::string& line) { log(line); }, config_.agent.event_log,
-        started_ns_});
-
-    emit_lifecycle(
-        proto::action::kAgentStarted,
-        fmt::format("guarding {} root(s) with {}", guard_->root_count(), watcher_->name()));
-    flush();
-    sd_notifyf(0, "READY=1\nSTATUS=guarding %zu root(s) with %s", guard_->root_count(),
-               std::string(watcher_->name()).c_str());
-    log(fmt::format("ready: guarding {} root(s) with {}; events to {}", guard_->root_count(),
-                    watcher_->name(), quote(config_.agent.event_log)));
+  // The loop until told to stop, then the orderly stop. Needs start() to have run every step.
+  int run() {
     const int code = loop();
     sd_notify(0, "STOPPING=1");
     guard_->capture_due(/*all=*/true);
@@ -190,7 +157,92 @@ class Agent {
     return code;
   }
 
+  control::Handlers& handlers() { return *handlers_; }
+
  private:
+  // First: a second agent must refuse before it restores or reports anything. Requests
+  // wait in the backlog until loop() serves them.
+  Status listen() {
+    server_.emplace(MAMORI_TRY(control::Server::listen(config_.agent.socket)));
+    return ok();
+  }
+
+  Status open_state() {
+    state_ =
+        MAMORI_TRY(baseline::open_state(env_, config_.state_dir, baseline::StateAccess::kRead));
+    // The baseline, bans and evidence are root's alone, whatever made the directory.
+    auto was = MAMORI_TRY(fs::make_private_dir(config_.state_dir));
+    if (was)
+      log(
+          fmt::format("state directory {} was mode {:04o} (others could read the baseline, bans "
+                      "and evidence): made 0700",
+                      quote(config_.state_dir), static_cast<unsigned>(*was)));
+    return ok();
+  }
+
+  Status open_outbox() {
+    outbox_.emplace(MAMORI_TRY(outbox::Outbox::open(env_, config_.agent.event_log)));
+    return ok();
+  }
+
+  // Before anything is written, so a new sink starts with this run's first event.
+  Status start_sinks() {
+    sinks_ = MAMORI_TRY(sinks::SinkSet::start(
+        env_, config_, config_.agent.event_log,
+        [](const std::string& sink, const std::string& error) {
+          log(error.empty() ? "sink " + quote(sink) + " delivers again" : error);
+        }));
+    publisher_.emplace(
+        *outbox_, [](const Error& e) { log("event log: " + e.message()); },
+        [this] { sinks_->notify(); });
+    observed_.emplace(*publisher_, [this](const event::Event& e) { observe(e); });
+    return ok();
+  }
+
+  Status open_evidence() {
+    evidence::Options eo;
+    eo.quota_bytes = config_.agent.evidence_quota_mb << 20;
+    eo.max_item_bytes = config_.agent.evidence_max_file_mb << 20;
+    evidence_ = MAMORI_TRY(evidence::EvidenceStore::open(
+        env_, config_.state_dir, evidence::EvidenceStore::Access::kWrite, eo));
+    guard_ = std::make_unique<guard::Guard>(env_, *state_, evidence_.get(), *observed_, executor_,
+                                            config_.agent);
+    return ok();
+  }
+
+  Status open_heal() {
+    healer_ = MAMORI_TRY(heal::Healer::open(
+        env_, config_.heal, config_.state_dir,
+        [this](event::Event e) { heal_events_.push_back(std::move(e)); },
+        [this] { return verify_all(); }));
+    return ok();
+  }
+
+  // The commands of the control socket, over everything opened before.
+  Status serve_control() {
+    handlers_ = std::make_unique<control::Handlers>(control::Services{
+        env_, *guard_, *watcher_, *healer_, *sinks_, logwatch_.get(),
+        [this] {
+          return control::EventLogStats{publisher_->dropped(), publisher_->dropped_security(),
+                                        publisher_->waits()};
+        },
+        [this] { flush(); }, [](const std::string& line) { log(line); }, config_.agent.event_log,
+        started_ns_});
+    return ok();
+  }
+
+  Status notify_ready() {
+    emit_lifecycle(
+        proto::action::kAgentStarted,
+        fmt::format("guarding {} root(s) with {}", guard_->root_count(), watcher_->name()));
+    flush();
+    sd_notifyf(0, "READY=1\nSTATUS=guarding %zu root(s) with %s", guard_->root_count(),
+               std::string(watcher_->name()).c_str());
+    log(fmt::format("ready: guarding {} root(s) with {}; events to {}", guard_->root_count(),
+                    watcher_->name(), quote(config_.agent.event_log)));
+    return ok();
+  }
+
   Status open_roots() {
     for (const auto& rc : config_.roots) {
       auto row = MAMORI_TRY(state_->catalog.find_root(rc.path));
@@ -212,7 +264,8 @@ class Agent {
   }
 
   Status start_watchers() {
-    watcher_ = MAMORI_TRY(make_watcher(config_.agent.backend));
+    watcher_ = MAMORI_TRY(options_.make_watcher ? options_.make_watcher(config_.agent.backend)
+                                                : make_watcher(config_.agent.backend));
     for (size_t i = 0; i < guard_->root_count(); ++i) {
       // The watcher compares kernel paths with the root's real path (/var/www/html may
       // be a symlink to /srv/www).
@@ -372,16 +425,17 @@ class Agent {
     auto last_verify = start;
     std::vector<watch::Change> changes;
     while (true) {
-      pollfd fds[4] = {{watcher_->fd(), POLLIN, 0},
+      pollfd fds[5] = {{watcher_->fd(), POLLIN, 0},
                        {server_->fd(), POLLIN, 0},
                        {sig.get(), POLLIN, 0},
-                       {timer.get(), POLLIN, 0}};
+                       {timer.get(), POLLIN, 0},
+                       {options_.stop_fd, POLLIN, 0}};  // fd -1: ignored by poll
       // Evidence waits for its writer to go quiet (guard.h): wake up to take it.
       int timeout_ms = -1;
       if (auto due = guard_->next_capture_ns())
         timeout_ms =
             static_cast<int>(std::max<int64_t>(1, (*due - env_.clock().now_ns()) / 1'000'000));
-      if (::poll(fds, 4, timeout_ms) < 0) {
+      if (::poll(fds, 5, timeout_ms) < 0) {
         if (errno == EINTR) continue;
         log(fmt::format("poll: {}", std::strerror(errno)));
         return kExitFailed;
@@ -410,6 +464,10 @@ class Agent {
           log(fmt::format("stopping on signal {}", si.ssi_signo));
           return kExitOk;
         }
+      }
+      if (fds[4].revents & POLLIN) {
+        log("stopping: asked by the embedding program");
+        return kExitOk;
       }
       if (fds[3].revents & POLLIN) {
         uint64_t ticks = 0;
@@ -456,7 +514,19 @@ class Agent {
   int64_t last_wake_ns_ = 0;  // when poll() last returned
 };
 
-}  // namespace
+Agent::Agent(Env& env, Executor& executor, const AgentOptions& options)
+    : impl_(std::make_unique<Impl>(env, executor, options)) {}
+Agent::~Agent() = default;
+
+std::vector<std::string_view> Agent::step_names() {
+  std::vector<std::string_view> out;
+  for (const auto& s : Impl::steps()) out.push_back(s.name);
+  return out;
+}
+
+Status Agent::start(std::string_view last_step) { return impl_->start(last_step); }
+int Agent::run() { return impl_->run(); }
+control::Handlers& Agent::handlers() { return impl_->handlers(); }
 
 int run_agent(Env& env, Executor& executor, const AgentOptions& options) {
   if (::geteuid() != 0) {
@@ -464,6 +534,11 @@ int run_agent(Env& env, Executor& executor, const AgentOptions& options) {
     return kExitUsage;
   }
   Agent agent(env, executor, options);
+  if (auto st = agent.start(); !st) {
+    log(st.error().message());
+    sd_notifyf(0, "STATUS=failed at %s", st.error().op.c_str());
+    return kExitFailed;
+  }
   return agent.run();
 }
 

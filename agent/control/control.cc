@@ -73,9 +73,11 @@ Result<Server> Server::listen(const std::string& path) {
   const auto slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0)
     MAMORI_TRY(fs::make_private_dirs(path.substr(0, slash)));
-  // A socket file left by a killed agent answers nobody: replace it. One that answers
-  // belongs to a running agent: refuse to start a second.
-  if (auto probe = call(path, {{"v", proto::kVersion}, {"cmd", "ping"}}, 1000); probe) {
+  // A socket file left by a killed agent refuses connections: replace it. One that
+  // accepts belongs to a running agent, even one still starting (its requests wait in
+  // the backlog, so the probe times out): refuse to start a second.
+  if (auto probe = call(path, {{"v", proto::kVersion}, {"cmd", "ping"}}, 1000);
+      probe || (probe.error().errnum != ECONNREFUSED && probe.error().errnum != ENOENT)) {
     return fail("control socket", path, EADDRINUSE, "another mamori agent is running");
   }
   ::unlinkat(AT_FDCWD, path.c_str(), 0);
