@@ -10,11 +10,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "agent/watch/replay/replay_watcher.h"
 #include "core/base/unique_fd.h"
@@ -174,6 +176,15 @@ TEST_F(AgentTest, ReplayedTamperIsRestoredWrittenAndDelivered) {
   EXPECT_NE(events.find("\"agent-stopped\""), std::string::npos);
   // The healer saw it too: one restore is no condition, the node stays healthy.
   EXPECT_EQ(events.find("\"node-unhealthy\""), std::string::npos);
+  // Every action written is one the protocol names (the schema's EventAction).
+  std::istringstream lines(events);
+  for (std::string line; std::getline(lines, line);) {
+    const auto action = nlohmann::json::parse(line)["event"]["action"].get<std::string>();
+    EXPECT_NE(
+        std::find(proto::action::kAllActions.begin(), proto::action::kAllActions.end(), action),
+        proto::action::kAllActions.end())
+        << action;
+  }
 }
 
 }  // namespace
