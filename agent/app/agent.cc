@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -20,6 +21,7 @@
 
 #include "agent/app/async_publisher.h"
 #include "agent/control/control.h"
+#include "agent/control/handlers.h"
 #include "agent/guard/guard.h"
 #include "agent/heal/healer.h"
 #include "agent/logwatch/logwatch.h"
@@ -32,6 +34,7 @@
 #include "core/fs/admin_files.h"
 #include "core/fs/beneath.h"
 #include "core/outbox/outbox.h"
+#include "core/proto/actions.h"
 
 namespace mamori::agent {
 namespace {
@@ -73,12 +76,6 @@ sigset_t handled_signals() {
   return mask;
 }
 
-int step_failed(std::string_view step, const Error& e) {
-  log(fmt::format("{}: {}", step, e.message()));
-  sd_notifyf(0, "STATUS=failed at %.*s", static_cast<int>(step.size()), step.data());
-  return kExitFailed;
-}
-
 Result<std::unique_ptr<watch::Watcher>> make_watcher(config::Backend backend) {
   if (backend != config::Backend::kInotify) {
     auto f = watch::FanotifyWatcher::create();
@@ -90,12 +87,42 @@ Result<std::unique_ptr<watch::Watcher>> make_watcher(config::Backend backend) {
   return std::unique_ptr<watch::Watcher>(std::move(i));
 }
 
-class Agent {
+}  // namespace
+
+class Agent::Impl {
  public:
-  Agent(Env& env, Executor& executor, const AgentOptions& options)
+  Impl(Env& env, Executor& executor, const AgentOptions& options)
       : env_(env), executor_(executor), options_(options), config_(options.config) {}
 
-  int run() {
+  // The start-up steps, in order (agent.h describes each).
+  struct Step {
+    std::string_view name;
+    Status (Impl::*run)();
+  };
+  // A function: the member pointers need the class complete.
+  static const std::array<Step, 12>& steps() {
+    static constexpr std::array<Step, 12> kSteps = {{
+        {"listen", &Impl::listen},
+        {"open_state", &Impl::open_state},
+        {"open_outbox", &Impl::open_outbox},
+        {"start_sinks", &Impl::start_sinks},
+        {"open_evidence", &Impl::open_evidence},
+        {"open_heal", &Impl::open_heal},
+        {"open_roots", &Impl::open_roots},
+        {"start_watchers", &Impl::start_watchers},
+        {"verify_roots", &Impl::verify_roots},
+        {"start_logwatch", &Impl::start_logwatch},
+        {"serve_control", &Impl::serve_control},
+        {"notify_ready", &Impl::notify_ready},
+    }};
+    return kSteps;
+  }
+
+  Status start(std::string_view last) {
+    const auto& kSteps = steps();
+    if (!last.empty() &&
+        std::none_of(kSteps.begin(), kSteps.end(), [&](const Step& s) { return s.name == last; }))
+      return fail_msg("start", std::string(last), "is not a start-up step");
     started_ns_ = env_.clock().now_ns();
     // Before any thread starts, so every thread inherits the mask: a signal the kernel
     // hands to a thread that does not block it would kill the agent, not reach loop().
@@ -104,67 +131,18 @@ class Agent {
     // The guard's lease probes (fs/open_for_writing.h) make the kernel send SIGIO when a
     // writer opens the file meanwhile; its default action would kill the agent.
     ::signal(SIGIO, SIG_IGN);
-    // First: a second agent must refuse before it restores or reports anything. Requests
-    // wait in the backlog until loop() serves them.
-    auto server = control::Server::listen(config_.agent.socket);
-    if (!server) return step_failed("listen", server.error());
-    server_.emplace(std::move(*server));
+    for (const auto& step : kSteps) {
+      if (auto st = (this->*step.run)(); !st) {
+        // "open_roots: root '/srv/www': has no baseline yet...", as before the list.
+        return fail_msg(std::string(step.name), "", st.error().message());
+      }
+      if (step.name == last) break;
+    }
+    return ok();
+  }
 
-    auto state = baseline::open_state(env_, config_.state_dir, baseline::StateAccess::kRead);
-    if (!state) return step_failed("open_state", state.error());
-    state_ = std::move(*state);
-    // The baseline, bans and evidence are root's alone, whatever made the directory.
-    auto was = fs::make_private_dir(config_.state_dir);
-    if (!was) return step_failed("open_state", was.error());
-    if (*was)
-      log(
-          fmt::format("state directory {} was mode {:04o} (others could read the baseline, bans "
-                      "and evidence): made 0700",
-                      quote(config_.state_dir), static_cast<unsigned>(**was)));
-
-    auto box = outbox::Outbox::open(env_, config_.agent.event_log);
-    if (!box) return step_failed("open_outbox", box.error());
-    outbox_.emplace(std::move(*box));
-    // Before anything is written, so a new sink starts with this run's first event.
-    auto sinks = sinks::SinkSet::start(
-        env_, config_, config_.agent.event_log,
-        [](const std::string& sink, const std::string& error) {
-          log(error.empty() ? "sink " + quote(sink) + " delivers again" : error);
-        });
-    if (!sinks) return step_failed("start_sinks", sinks.error());
-    sinks_ = std::move(*sinks);
-    publisher_.emplace(
-        *outbox_, [](const Error& e) { log("event log: " + e.message()); },
-        [this] { sinks_->notify(); });
-    observed_.emplace(*publisher_, [this](const event::Event& e) { observe(e); });
-    evidence::Options eo;
-    eo.quota_bytes = config_.agent.evidence_quota_mb << 20;
-    eo.max_item_bytes = config_.agent.evidence_max_file_mb << 20;
-    auto ev = evidence::EvidenceStore::open(env_, config_.state_dir,
-                                            evidence::EvidenceStore::Access::kWrite, eo);
-    if (!ev) return step_failed("open_evidence", ev.error());
-    evidence_ = std::move(*ev);
-    guard_ = std::make_unique<guard::Guard>(env_, *state_, evidence_.get(), *observed_, executor_,
-                                            config_.agent);
-    auto healer = heal::Healer::open(
-        env_, config_.heal, config_.state_dir,
-        [this](event::Event e) { heal_events_.push_back(std::move(e)); },
-        [this] { return verify_all(); });
-    if (!healer) return step_failed("open_heal", healer.error());
-    healer_ = std::move(*healer);
-
-    if (auto st = open_roots(); !st) return step_failed("open_roots", st.error());
-    if (auto st = start_watchers(); !st) return step_failed("start_watchers", st.error());
-    if (auto st = verify_roots(); !st) return step_failed("verify_roots", st.error());
-    if (auto st = start_logwatch(); !st) return step_failed("start_logwatch", st.error());
-
-    emit_lifecycle("agent-started", fmt::format("guarding {} root(s) with {}", guard_->root_count(),
-                                                watcher_->name()));
-    flush();
-    sd_notifyf(0, "READY=1\nSTATUS=guarding %zu root(s) with %s", guard_->root_count(),
-               std::string(watcher_->name()).c_str());
-    log(fmt::format("ready: guarding {} root(s) with {}; events to {}", guard_->root_count(),
-                    watcher_->name(), quote(config_.agent.event_log)));
+  // The loop until told to stop, then the orderly stop. Needs start() to have run every step.
+  int run() {
     const int code = loop();
     sd_notify(0, "STOPPING=1");
     guard_->capture_due(/*all=*/true);
@@ -172,14 +150,99 @@ class Agent {
     // Every change queued before the last wake-up was read and handled by then.
     if (code == kExitOk && last_wake_ns_) save_reported_until(last_wake_ns_);
     if (logwatch_) logwatch_->stop();
-    emit_lifecycle("agent-stopped", "stopped");
+    emit_lifecycle(proto::action::kAgentStopped, "stopped");
     flush();
     publisher_->drain();
     sinks_->stop();  // one last delivery attempt each, in parallel
     return code;
   }
 
+  control::Handlers& handlers() { return *handlers_; }
+
  private:
+  // First: a second agent must refuse before it restores or reports anything. Requests
+  // wait in the backlog until loop() serves them.
+  Status listen() {
+    server_.emplace(MAMORI_TRY(control::Server::listen(config_.agent.socket)));
+    return ok();
+  }
+
+  Status open_state() {
+    state_ =
+        MAMORI_TRY(baseline::open_state(env_, config_.state_dir, baseline::StateAccess::kRead));
+    // The baseline, bans and evidence are root's alone, whatever made the directory.
+    auto was = MAMORI_TRY(fs::make_private_dir(config_.state_dir));
+    if (was)
+      log(
+          fmt::format("state directory {} was mode {:04o} (others could read the baseline, bans "
+                      "and evidence): made 0700",
+                      quote(config_.state_dir), static_cast<unsigned>(*was)));
+    return ok();
+  }
+
+  Status open_outbox() {
+    outbox_.emplace(MAMORI_TRY(outbox::Outbox::open(env_, config_.agent.event_log)));
+    return ok();
+  }
+
+  // Before anything is written, so a new sink starts with this run's first event.
+  Status start_sinks() {
+    sinks_ = MAMORI_TRY(sinks::SinkSet::start(
+        env_, config_, config_.agent.event_log,
+        [](const std::string& sink, const std::string& error) {
+          log(error.empty() ? "sink " + quote(sink) + " delivers again" : error);
+        }));
+    publisher_.emplace(
+        *outbox_, [](const Error& e) { log("event log: " + e.message()); },
+        [this] { sinks_->notify(); });
+    observed_.emplace(*publisher_, [this](const event::Event& e) { observe(e); });
+    return ok();
+  }
+
+  Status open_evidence() {
+    evidence::Options eo;
+    eo.quota_bytes = config_.agent.evidence_quota_mb << 20;
+    eo.max_item_bytes = config_.agent.evidence_max_file_mb << 20;
+    evidence_ = MAMORI_TRY(evidence::EvidenceStore::open(
+        env_, config_.state_dir, evidence::EvidenceStore::Access::kWrite, eo));
+    guard_ = std::make_unique<guard::Guard>(env_, *state_, evidence_.get(), *observed_, executor_,
+                                            config_.agent);
+    return ok();
+  }
+
+  Status open_heal() {
+    healer_ = MAMORI_TRY(heal::Healer::open(
+        env_, config_.heal, config_.state_dir,
+        [this](event::Event e) { heal_events_.push_back(std::move(e)); },
+        [this] { return verify_all(); }));
+    return ok();
+  }
+
+  // The commands of the control socket, over everything opened before.
+  Status serve_control() {
+    handlers_ = std::make_unique<control::Handlers>(control::Services{
+        env_, *guard_, *watcher_, *healer_, *sinks_, logwatch_.get(),
+        [this] {
+          return control::EventLogStats{publisher_->dropped(), publisher_->dropped_security(),
+                                        publisher_->waits()};
+        },
+        [this] { flush(); }, [](const std::string& line) { log(line); }, config_.agent.event_log,
+        started_ns_});
+    return ok();
+  }
+
+  Status notify_ready() {
+    emit_lifecycle(
+        proto::action::kAgentStarted,
+        fmt::format("guarding {} root(s) with {}", guard_->root_count(), watcher_->name()));
+    flush();
+    sd_notifyf(0, "READY=1\nSTATUS=guarding %zu root(s) with %s", guard_->root_count(),
+               std::string(watcher_->name()).c_str());
+    log(fmt::format("ready: guarding {} root(s) with {}; events to {}", guard_->root_count(),
+                    watcher_->name(), quote(config_.agent.event_log)));
+    return ok();
+  }
+
   Status open_roots() {
     for (const auto& rc : config_.roots) {
       auto row = MAMORI_TRY(state_->catalog.find_root(rc.path));
@@ -201,7 +264,8 @@ class Agent {
   }
 
   Status start_watchers() {
-    watcher_ = MAMORI_TRY(make_watcher(config_.agent.backend));
+    watcher_ = MAMORI_TRY(options_.make_watcher ? options_.make_watcher(config_.agent.backend)
+                                                : make_watcher(config_.agent.backend));
     for (size_t i = 0; i < guard_->root_count(); ++i) {
       // The watcher compares kernel paths with the root's real path (/var/www/html may
       // be a symlink to /srv/www).
@@ -273,16 +337,16 @@ class Agent {
     if (healer_) healer_->observe(e);
     if (!logwatch_) return;
     const auto& action = e.action();
-    if (action != "file-restored" && action != "file-quarantined" && action != "file-changed" &&
-        action != "file-created")
+    if (action != proto::action::kFileRestored && action != proto::action::kFileQuarantined &&
+        action != proto::action::kFileChanged && action != proto::action::kFileCreated)
       return;
     const auto& root = e.get("mamori.root");
     const auto& rel = e.get("mamori.path");
     if (root.is_string() && rel.is_string())
-      logwatch_->note_tampered(root.get<std::string>(), rel.get<std::string>(),
-                               env_.clock().now_ns(),
-                               action == "file-quarantined" || action == "file-created" ||
-                                   e.get("mamori.change") == "added");
+      logwatch_->note_tampered(
+          root.get<std::string>(), rel.get<std::string>(), env_.clock().now_ns(),
+          action == proto::action::kFileQuarantined || action == proto::action::kFileCreated ||
+              e.get("mamori.change") == "added");
   }
 
   // Flushes the guard's events, then what the healer said about them (a condition seen
@@ -301,7 +365,8 @@ class Agent {
   void check_own_state() {
     if (auto st = state_->catalog.verify(); !st) {
       guard_->emit(std::move(
-          event::Event("state-failed", event::Severity::kCritical, env_.clock().now_ns())
+          event::Event(proto::action::kStateFailed, event::Severity::kCritical,
+                       env_.clock().now_ns())
               .set("event.category", nlohmann::json::array({"intrusion_detection"}))
               .set("error.message", st.error().message())
               .message("mamori's own baseline failed verification: " + st.error().message())));
@@ -323,177 +388,6 @@ class Agent {
                                .message(std::move(message))));
   }
 
-  std::optional<size_t> root_index(const std::string& path) const {
-    std::string p = path;
-    while (p.size() > 1 && p.back() == '/') p.pop_back();
-    for (size_t i = 0; i < guard_->root_count(); ++i)
-      if (guard_->root(i).path == p) return i;
-    return std::nullopt;
-  }
-
-  // The roots a request names ("roots": [...] or "root": "..."; "*" or none = all).
-  Result<std::vector<size_t>> chosen_roots(const nlohmann::json& req) const {
-    std::vector<std::string> names;
-    if (req.contains("roots") && req["roots"].is_array())
-      for (const auto& r : req["roots"]) names.push_back(r.is_string() ? r.get<std::string>() : "");
-    if (req.contains("root") && req["root"].is_string())
-      names.push_back(req["root"].get<std::string>());
-    std::vector<size_t> out;
-    if (names.empty() || (names.size() == 1 && names[0] == "*")) {
-      for (size_t i = 0; i < guard_->root_count(); ++i) out.push_back(i);
-      return out;
-    }
-    for (const auto& n : names) {
-      auto i = root_index(n);
-      if (!i) return fail("control", n, ENOENT, "is not a root the agent guards");
-      out.push_back(*i);
-    }
-    return out;
-  }
-
-  nlohmann::json status() {
-    nlohmann::json roots = nlohmann::json::array();
-    for (size_t i = 0; i < guard_->root_count(); ++i) {
-      const auto& r = guard_->root(i);
-      roots.push_back(
-          {{"path", r.path}, {"mode", config::mode_name(r.mode)}, {"paused", r.paused}});
-    }
-    const auto& c = guard_->counters();
-    return {{"ok", true},
-            {"pid", ::getpid()},
-            {"backend", watcher_->name()},
-            {"started_at_ns", started_ns_},
-            {"roots", roots},
-            {"event_log", config_.agent.event_log},
-            {"in_storm", guard_->in_storm()},
-            {"heal", healer_->status()},
-            {"sinks", sinks_->status()},
-            {"logwatch", logwatch_ ? logwatch_->status() : nlohmann::json()},
-            {"counters",
-             {{"changes", c.changes},
-              {"restored", c.restored},
-              {"quarantined", c.quarantined},
-              {"evidence", c.evidence},
-              {"failures", c.failures},
-              {"events", c.events},
-              {"summarised", c.summarised},
-              {"storms", c.storms},
-              {"verifies", c.verifies},
-              {"overflows", watcher_->overflows()},
-              {"events_dropped", publisher_->dropped()},
-              {"events_dropped_security", publisher_->dropped_security()},
-              {"event_writer_waits", publisher_->waits()}}}};
-  }
-
-  nlohmann::json handle(const nlohmann::json& req) {
-    const std::string cmd = req["cmd"];
-    if (cmd == "status") return status();
-    if (cmd == "heal") return heal(req);
-    auto roots = chosen_roots(req);
-    if (!roots) return {{"ok", false}, {"error", roots.error().message()}};
-    if (cmd == "mode") {
-      if (!req.contains("mode") || !req["mode"].is_string())
-        return {{"ok", false}, {"error", "\"mode\" must be alert, restore or preserve"}};
-      auto mode = config::parse_mode(req["mode"].get<std::string>());
-      if (!mode) return {{"ok", false}, {"error", "\"mode\" must be alert, restore or preserve"}};
-      for (size_t i : *roots) {
-        const auto before = guard_->root(i).mode;
-        guard_->set_mode(i, *mode);
-        guard_->emit(
-            std::move(event::Event("mode-changed", event::Severity::kNotice, env_.clock().now_ns())
-                          .set("mamori.root", guard_->root(i).path)
-                          .set("mamori.mode", std::string(config::mode_name(*mode)))
-                          .set("mamori.previous_mode", std::string(config::mode_name(before)))
-                          .message(fmt::format(
-                              "mode of {} changed from {} to {}", quote(guard_->root(i).path),
-                              config::mode_name(before), config::mode_name(*mode)))));
-        // Leaving alert: what alert only reported is repaired now.
-        if (before == config::Mode::kAlert && *mode != config::Mode::kAlert)
-          if (auto st = guard_->verify(i, guard::Trigger::kResume); !st)
-            return {{"ok", false}, {"error", st.error().message()}};
-      }
-      flush();
-      return status();
-    }
-    if (cmd == "pause" || cmd == "resume") {
-      const bool pause = cmd == "pause";
-      // A deploy names its process (the CLI running the command): only that tree's
-      // writes are the deploy's. Backends that name no writer (inotify) cannot tell:
-      // the answer says so ("attribution": "none") and the CLI applies its policy.
-      if (pause && req.contains("pid")) {
-        if (!req["pid"].is_number_integer())
-          return {{"ok", false}, {"error", "\"pid\" must be a process id"}};
-        if (watcher_->name() != "inotify")
-          if (auto st = guard_->begin_deploy(req["pid"].get<pid_t>()); !st)
-            return {{"ok", false}, {"error", st.error().message()}};
-      }
-      if (!pause) guard_->end_deploy();
-      for (size_t i : *roots) {
-        guard_->set_paused(i, pause);
-        auto e = event::Event(pause ? "deploy-started" : "deploy-ended", event::Severity::kNotice,
-                              env_.clock().now_ns());
-        e.set("mamori.root", guard_->root(i).path);
-        if (const auto* d = guard_->deploy()) {
-          e.set("mamori.deploy.pid", d->root());
-          e.set("mamori.deploy.following_forks", d->following_forks());
-        }
-        e.message(pause ? (guard_->deploy()
-                               ? "deploy started: its own writes are recorded; any other "
-                                 "writer's change is handled as a tamper"
-                               : "restoring paused for a deploy; changes are recorded")
-                        : "deploy over; guarding again");
-        guard_->emit(std::move(e));
-        if (!pause)
-          if (auto st = guard_->verify(i, guard::Trigger::kResume); !st)
-            return {{"ok", false}, {"error", st.error().message()}};
-      }
-      flush();
-      auto answer = status();
-      answer["attribution"] = guard_->deploy() ? "pid" : "none";
-      return answer;
-    }
-    if (cmd == "deploy-paths") return deploy_paths();
-    if (cmd == "verify") {
-      for (size_t i : *roots)
-        if (auto st = guard_->verify(i, guard::Trigger::kScheduled); !st)
-          return {{"ok", false}, {"error", st.error().message()}};
-      flush();
-      return status();
-    }
-    return {{"ok", false}, {"error", "unknown command " + quote(cmd)}};
-  }
-
-  // What the running deploy changed, by writer: the CLI accepts only the deploy's own.
-  // Changes the kernel has queued are judged first, so a foreign write made before the
-  // deploy's command exited is not missing from the answer.
-  nlohmann::json deploy_paths() {
-    std::vector<watch::Change> pending;
-    if (auto st = watcher_->read(pending); !st) log(st.error().message());
-    guard_->handle(pending);
-    flush();
-    const auto* d = guard_->deploy();
-    if (!d) return {{"ok", true}, {"attribution", "none"}};
-    const auto& paths = guard_->deploy_paths();
-    nlohmann::json roots = nlohmann::json::array();
-    for (size_t i = 0; i < guard_->root_count(); ++i) {
-      if (!guard_->root(i).paused) continue;
-      auto list = [&](const std::map<size_t, std::set<std::string>>& m) {
-        nlohmann::json a = nlohmann::json::array();
-        if (auto it = m.find(i); it != m.end())
-          for (const auto& p : it->second) a.push_back(p);
-        return a;
-      };
-      roots.push_back({{"path", guard_->root(i).path},
-                       {"deploy", list(paths.deploy)},
-                       {"foreign", list(paths.foreign)}});
-    }
-    return {{"ok", true},
-            {"attribution", "pid"},
-            {"pid", d->root()},
-            {"complete", paths.complete},
-            {"roots", roots}};
-  }
-
   // A deploy whose CLI died without resuming (killed, crashed) must not leave the roots
   // paused: they are resumed and verified, which rolls back what nobody accepted.
   void end_abandoned_deploy() {
@@ -505,7 +399,8 @@ class Agent {
       if (!guard_->root(i).paused) continue;
       guard_->set_paused(i, false);
       guard_->emit(std::move(
-          event::Event("deploy-abandoned", event::Severity::kWarning, env_.clock().now_ns())
+          event::Event(proto::action::kDeployAbandoned, event::Severity::kWarning,
+                       env_.clock().now_ns())
               .set("mamori.root", guard_->root(i).path)
               .set("mamori.deploy.pid", pid)
               .message(fmt::format("the deploy (pid {}) ended without resuming the guard: "
@@ -513,29 +408,6 @@ class Agent {
                                    pid))));
       if (auto st = guard_->verify(i, guard::Trigger::kResume); !st) log(st.error().message());
     }
-  }
-
-  nlohmann::json heal(const nlohmann::json& req) {
-    const std::string action = req.contains("action") && req["action"].is_string()
-                                   ? req["action"].get<std::string>()
-                                   : "status";
-    Status st;
-    if (action == "clear") {
-      st = healer_->clear(req.contains("by") && req["by"].is_string() ? req["by"].get<std::string>()
-                                                                      : "mamori heal --clear");
-    } else if (action == "fail") {
-      const std::string reason = req.contains("reason") && req["reason"].is_string()
-                                     ? req["reason"].get<std::string>()
-                                     : "";
-      if (reason.empty())
-        return {{"ok", false}, {"error", "\"reason\" must be a non-empty string"}};
-      st = healer_->fail(reason);
-    } else if (action != "status") {
-      return {{"ok", false}, {"error", "\"action\" must be status, clear or fail"}};
-    }
-    flush();
-    if (!st) return {{"ok", false}, {"error", st.error().message()}};
-    return {{"ok", true}, {"heal", healer_->status()}};
   }
 
   int loop() {
@@ -554,16 +426,17 @@ class Agent {
     auto last_verify = start;
     std::vector<watch::Change> changes;
     while (true) {
-      pollfd fds[4] = {{watcher_->fd(), POLLIN, 0},
+      pollfd fds[5] = {{watcher_->fd(), POLLIN, 0},
                        {server_->fd(), POLLIN, 0},
                        {sig.get(), POLLIN, 0},
-                       {timer.get(), POLLIN, 0}};
+                       {timer.get(), POLLIN, 0},
+                       {options_.stop_fd, POLLIN, 0}};  // fd -1: ignored by poll
       // Evidence waits for its writer to go quiet (guard.h): wake up to take it.
       int timeout_ms = -1;
       if (auto due = guard_->next_capture_ns())
         timeout_ms =
             static_cast<int>(std::max<int64_t>(1, (*due - env_.clock().now_ns()) / 1'000'000));
-      if (::poll(fds, 4, timeout_ms) < 0) {
+      if (::poll(fds, 5, timeout_ms) < 0) {
         if (errno == EINTR) continue;
         log(fmt::format("poll: {}", std::strerror(errno)));
         return kExitFailed;
@@ -580,7 +453,7 @@ class Agent {
         flush();
       }
       if (fds[1].revents & POLLIN)
-        server_->serve_one([&](const nlohmann::json& r) { return handle(r); });
+        server_->serve_one([&](const nlohmann::json& r) { return handlers_->serve(r); });
       if (fds[2].revents & POLLIN) {
         signalfd_siginfo si{};
         while (::read(sig.get(), &si, sizeof si) == sizeof si) {
@@ -592,6 +465,10 @@ class Agent {
           log(fmt::format("stopping on signal {}", si.ssi_signo));
           return kExitOk;
         }
+      }
+      if (fds[4].revents & POLLIN) {
+        log("stopping: asked by the embedding program");
+        return kExitOk;
       }
       if (fds[3].revents & POLLIN) {
         uint64_t ticks = 0;
@@ -633,11 +510,24 @@ class Agent {
   std::unique_ptr<guard::Guard> guard_;
   std::unique_ptr<watch::Watcher> watcher_;
   std::optional<control::Server> server_;
+  std::unique_ptr<control::Handlers> handlers_;  // the control commands, over the parts above
   int64_t started_ns_ = 0;
   int64_t last_wake_ns_ = 0;  // when poll() last returned
 };
 
-}  // namespace
+Agent::Agent(Env& env, Executor& executor, const AgentOptions& options)
+    : impl_(std::make_unique<Impl>(env, executor, options)) {}
+Agent::~Agent() = default;
+
+std::vector<std::string_view> Agent::step_names() {
+  std::vector<std::string_view> out;
+  for (const auto& s : Impl::steps()) out.push_back(s.name);
+  return out;
+}
+
+Status Agent::start(std::string_view last_step) { return impl_->start(last_step); }
+int Agent::run() { return impl_->run(); }
+control::Handlers& Agent::handlers() { return impl_->handlers(); }
 
 int run_agent(Env& env, Executor& executor, const AgentOptions& options) {
   if (::geteuid() != 0) {
@@ -645,6 +535,11 @@ int run_agent(Env& env, Executor& executor, const AgentOptions& options) {
     return kExitUsage;
   }
   Agent agent(env, executor, options);
+  if (auto st = agent.start(); !st) {
+    log(st.error().message());
+    sd_notifyf(0, "STATUS=failed at %s", st.error().op.c_str());
+    return kExitFailed;
+  }
   return agent.run();
 }
 

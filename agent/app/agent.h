@@ -16,17 +16,29 @@
 //                   *before* the verify, so nothing changed in between is missed
 //   verify_roots    every root against its baseline, acting by mode: what changed
 //                   while the agent was down (or killed) is found and reported so
-//   notify_ready    sd_notify READY=1 (systemd Type=notify)
+//   start_logwatch  the access-log tailer and its bans ([[log]])
+//   serve_control   the control commands (agent/control/handlers.h) over all of the above
+//   notify_ready    agent-started, sd_notify READY=1 (systemd Type=notify)
 // Then one thread loops: watcher events -> guard, control requests, a 1 s tick
 // (summaries, heal, watchdog, scheduled verify with a check of mamori's own baseline),
 // SIGTERM/SIGINT to stop, SIGHUP to reopen the event log (the sinks follow it).
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/base/env.h"
 #include "core/base/parallel.h"
 #include "core/config/config.h"
+
+namespace mamori::control {
+class Handlers;
+}
+namespace mamori::watch {
+class Watcher;
+}
 
 namespace mamori::agent {
 
@@ -35,6 +47,36 @@ struct AgentOptions {
   std::string config_path;
   // Runs the loop only this long (0 = until a signal): for tests and benchmarks.
   unsigned run_seconds = 0;
+  // Makes the watcher for config agent.backend; unset: fanotify, else inotify. Tests
+  // inject a watch::ReplayWatcher here to drive the real loop with scripted changes.
+  std::function<Result<std::unique_ptr<watch::Watcher>>(config::Backend)> make_watcher;
+  // When readable, the loop stops as on SIGTERM (-1: none). For programs that embed the
+  // agent (tests), where a signal would reach the whole process.
+  int stop_fd = -1;
+};
+
+// One agent: start() runs the start-up steps, run() the loop and the orderly stop.
+// Threads: start() and run() on one thread, which becomes the agent's main thread; it
+// blocks SIGTERM, SIGINT and SIGHUP (read by the loop) and ignores SIGIO.
+class Agent {
+ public:
+  Agent(Env& env, Executor& executor, const AgentOptions& options);  // keeps references
+  ~Agent();
+
+  // The start-up steps' names, in order.
+  static std::vector<std::string_view> step_names();
+  // Runs the steps in order, up to and including `last_step` (every step when empty).
+  // A failure stops there: the error's op is the step's name, its detail the cause.
+  Status start(std::string_view last_step = {});
+  // After a complete start(): serves until a signal, stop_fd or run_seconds, then writes
+  // agent-stopped and lets the sinks deliver. Returns the process exit code.
+  int run();
+  // After the serve_control step: the control commands, for in-process callers.
+  control::Handlers& handlers();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 // Runs the agent until it is told to stop. Returns the process exit code; errors are

@@ -6,6 +6,7 @@
 
 #include "agent/ban/hook/hook_backend.h"
 #include "agent/ban/nftables/nftables_backend.h"
+#include "core/proto/actions.h"
 
 namespace mamori::ban {
 namespace {
@@ -84,7 +85,7 @@ Result<Banner::Expired> Banner::expire() {
   Expired out;
   out.entries = MAMORI_TRY(list_.expire(now()));
   for (const auto& e : out.entries) {
-    nlohmann::json event = {{"event", {{"action", "ban-expired"}}},
+    nlohmann::json event = {{"event", {{"action", proto::action::kBanExpired}}},
                             {"source", {{"ip", e.ip.to_string()}}},
                             {"rule", {{"name", e.rule}}}};
     if (e.is_prefix()) event["mamori"] = {{"ban", {{"prefix", e.key()}}}};

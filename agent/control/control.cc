@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "core/fs/admin_files.h"
+#include "core/proto/control.h"
 
 namespace mamori::control {
 namespace {
@@ -72,9 +73,11 @@ Result<Server> Server::listen(const std::string& path) {
   const auto slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0)
     MAMORI_TRY(fs::make_private_dirs(path.substr(0, slash)));
-  // A socket file left by a killed agent answers nobody: replace it. One that answers
-  // belongs to a running agent: refuse to start a second.
-  if (auto probe = call(path, {{"cmd", "ping"}}, 1000); probe) {
+  // A socket file left by a killed agent refuses connections: replace it. One that
+  // accepts belongs to a running agent, even one still starting (its requests wait in
+  // the backlog, so the probe times out): refuse to start a second.
+  if (auto probe = call(path, {{"v", proto::kVersion}, {"cmd", "ping"}}, 1000);
+      probe || (probe.error().errnum != ECONNREFUSED && probe.error().errnum != ENOENT)) {
     return fail("control socket", path, EADDRINUSE, "another mamori agent is running");
   }
   ::unlinkat(AT_FDCWD, path.c_str(), 0);
@@ -100,14 +103,18 @@ void Server::serve_one(const Handler& handler) {
   ucred cred{};
   socklen_t len = sizeof cred;
   nlohmann::json answer;
+  // Until the request is read its version is unknown: such errors are answered in
+  // version 1's form, which every client parses (docs/formats/control.md).
+  auto refuse = [](proto::ErrorCode code, std::string message) {
+    return proto::to_json(proto::Answer{proto::ErrorAnswer{code, std::move(message), {}, {}}},
+                          proto::kOldestVersion);
+  };
   if (::getsockopt(raw, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != 0) {
-    answer = {{"ok", false}, {"error", "only root may control the agent"}};
+    answer = refuse(proto::ErrorCode::kForbidden, "only root may control the agent");
   } else if (auto line = read_line(raw, kMaxRequest, kClientTimeoutMs); !line) {
-    answer = {{"ok", false}, {"error", line.error().message()}};
+    answer = refuse(proto::ErrorCode::kBadRequest, line.error().message());
   } else if (auto request = parse_request(*line); !request) {
-    answer = {{"ok", false}, {"error", request.error().message()}};
-  } else if ((*request)["cmd"] == "ping") {
-    answer = {{"ok", true}};
+    answer = refuse(proto::ErrorCode::kBadRequest, request.error().message());
   } else {
     answer = handler(*request);
   }

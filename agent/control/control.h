@@ -2,17 +2,10 @@
 // The agent's control socket: a unix stream socket (default /run/mamori/agent.sock,
 // mode 0600 in a 0700 directory) that only root may use, checked again per connection
 // with SO_PEERCRED. One request per connection: a JSON object on one line, answered by
-// one JSON object on one line:
-//   {"cmd":"status"}                                   roots, modes, counters
-//   {"cmd":"mode","root":"/var/www/html","mode":"alert"}   ("root":"*" for every root)
-//   {"cmd":"pause","roots":["/var/www/html"],"pid":N} a deploy starts: process N's tree
-//                                                      may write; others' changes are
-//                                                      tampers ("attribution" in the
-//                                                      answer: "pid" or "none")
-//   {"cmd":"deploy-paths"}                             what the deploy and others wrote
-//   {"cmd":"resume","roots":[...]}                      it ended: verify, then guard
-//   {"cmd":"verify"}                                   verify every root now
-// Answers carry "ok": true, or "ok": false and "error": text.
+// one JSON object on one line. The messages are core/proto/control.h's, described in
+// docs/formats/control.md and docs/formats/protocol.schema.json; the commands are served
+// by agent/control/handlers.h. This file is only the transport: the peer check, the size
+// and time limits, and the framing.
 //
 // Threads: the agent's main thread polls fd() and calls serve_one().
 
@@ -47,7 +40,8 @@ class Server {
   UniqueFd fd_;
 };
 
-// Parses one request line: a JSON object with a "cmd" string, at most 64 KiB.
+// Parses one request line: a JSON object with a "cmd" string, at most 64 KiB. What the
+// command and its fields mean is proto::decode_request's business.
 Result<nlohmann::json> parse_request(std::string_view line);
 
 // The client side, for the CLI: sends `request`, returns the answer. ENOENT/ECONNREFUSED

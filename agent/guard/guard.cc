@@ -24,6 +24,7 @@
 #include "core/fs/remove_tree.h"
 #include "core/fs/walk.h"
 #include "core/fs/xattr.h"
+#include "core/proto/actions.h"
 
 namespace mamori::guard {
 
@@ -251,9 +252,10 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
     if (c.root >= roots_.size()) continue;
     if (c.what & watch::kOpened) continue;  // handled above
     if (c.what & watch::kOverflow) {
-      emit(std::move(event::Event("watch-overflow", Severity::kWarning, env_.clock().now_ns())
-                         .set("mamori.root", roots_[c.root].path)
-                         .message("the kernel dropped events; rescanning the root")));
+      emit(std::move(
+          event::Event(proto::action::kWatchOverflow, Severity::kWarning, env_.clock().now_ns())
+              .set("mamori.root", roots_[c.root].path)
+              .message("the kernel dropped events; rescanning the root")));
       if (auto st = verify(c.root, Trigger::kOverflow); !st) ++counters_.failures;
       continue;
     }
@@ -322,10 +324,11 @@ Status Guard::verify(size_t root, Trigger trigger) {
   for (const auto& e : report.errors) {
     // Directories past the depth limit are acted on below, not merely reported.
     if (std::binary_search(report.too_deep.begin(), report.too_deep.end(), e.path)) continue;
-    emit(std::move(event::Event("file-unreadable", Severity::kWarning, env_.clock().now_ns())
-                       .set("mamori.root", r.path)
-                       .set("file.path", r.path + "/" + e.path)
-                       .set("error.message", e.message())));
+    emit(std::move(
+        event::Event(proto::action::kFileUnreadable, Severity::kWarning, env_.clock().now_ns())
+            .set("mamori.root", r.path)
+            .set("file.path", r.path + "/" + e.path)
+            .set("error.message", e.message())));
   }
   // Allowed new entries already reported (guard.h): not reported again at every start,
   // resume or scheduled verify. Only ones allowed now: a tightened deny_new still acts.
@@ -462,7 +465,7 @@ void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Tr
   if (auto st = reconcile_entry(r, rel, at, who, act); !st) {
     act.error = std::move(st).error();
     ++counters_.failures;
-    if (act.action.empty()) act.action = "file-restore-failed";
+    if (act.action.empty()) act.action = proto::action::kFileRestoreFailed;
     retry_later(root, rel, trigger);
   } else if (!retries_.empty()) {
     retries_.erase(key);
@@ -520,7 +523,8 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
     fs::RemoveTreeReport removed;
     auto emptied = fs::remove_tree(at.dir_fd, at.name, rel, options, removed);
     counters_.quarantined += removed.directories;
-    if (removed.files + removed.directories > 0 || !emptied) act.action = "file-quarantined";
+    if (removed.files + removed.directories > 0 || !emptied)
+      act.action = proto::action::kFileQuarantined;
     return emptied;
   }
   if (!want) {
@@ -530,7 +534,7 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
       // served and never verified. Not even allow_new keeps it.
       act.reason = "nested-too-deep";
       if (!repair) {
-        act.action = "file-created";
+        act.action = proto::action::kFileCreated;
         return ok();
       }
       return quarantine(r, rel, who, act);
@@ -546,19 +550,19 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
       if (!act.aliases.empty()) {
         act.reason = "hard-link-to-baselined-file";
         if (!repair) {
-          act.action = "file-created";
+          act.action = proto::action::kFileCreated;
           return ok();
         }
         return quarantine(r, rel, who, act);
       }
     }
     if (allowed_new(r, rel)) {
-      act.action = "file-allowed";
+      act.action = proto::action::kFileAllowed;
       act.severity = Severity::kInfo;
       return ok();
     }
     if (!repair) {
-      act.action = "file-created";
+      act.action = proto::action::kFileCreated;
       return ok();
     }
     return quarantine(r, rel, who, act);
@@ -567,7 +571,7 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   if (!exists) {
     act.change = "removed";
     if (!repair) {
-      act.action = "file-deleted";
+      act.action = proto::action::kFileDeleted;
       return ok();
     }
     if (want->type == FileType::kDirectory) return restore_subtree(r, rel, who, act);
@@ -575,7 +579,7 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
         baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, true, fs::Sync::kDeferred));
     rewritten_.push_back({r.fd.get(), rel});
     note_inode(root, rel);
-    act.action = "file-restored";
+    act.action = proto::action::kFileRestored;
     act.entries = 1;
     ++counters_.restored;
     return ok();
@@ -614,7 +618,7 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   act.change = "changed";
   act.attrs = attrs;
   if (!repair) {
-    act.action = "file-changed";
+    act.action = proto::action::kFileChanged;
     return ok();
   }
   bool rebuild = act.detach || (attrs & (baseline::kAttrType | baseline::kAttrContent |
@@ -638,7 +642,7 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
         baseline::restore_entry(env_, *state_.store, r.fd.get(), *want, true, fs::Sync::kDeferred));
     rewritten_.push_back({r.fd.get(), rel});
     note_inode(root, rel);
-    act.action = "file-restored";
+    act.action = proto::action::kFileRestored;
     ++counters_.restored;
     return ok();
   }
@@ -668,7 +672,9 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
     if (replaced_.size() >= kMaxFresh) replaced_.clear();
     replaced_[old_handle].push_back({root, rel});
   }
-  act.action = !rebuild ? "file-repaired" : attrs == 0 ? "file-replaced" : "file-restored";
+  act.action = !rebuild     ? proto::action::kFileRepaired
+               : attrs == 0 ? proto::action::kFileReplaced
+                            : proto::action::kFileRestored;
   act.entries = 1;
   ++counters_.restored;
   if (want->type == FileType::kRegular && at.refresh(rel) && at.st) {
@@ -847,9 +853,9 @@ void Guard::release(std::unordered_map<std::string, Held>::iterator h) {
       // What was written through the descriptor or mapping landed in the detached inode:
       // the site never served it, but it was a change of the file, reported as one.
       nlohmann::json fields = held.event->fields();
-      fields["event"]["action"] = "file-restored";
+      fields["event"]["action"] = proto::action::kFileRestored;
       fields["mamori"]["attrs"] = nlohmann::json::array({"content"});
-      event::Event e(held.event->id(), "file-restored", Severity::kWarning, 0);
+      event::Event e(held.event->id(), proto::action::kFileRestored, Severity::kWarning, 0);
       for (auto& [k, v] : fields.items()) e.set(k, v);
       e.message(
           fmt::format("file-restored {} (written through a descriptor or mapping held open: "
@@ -882,10 +888,11 @@ std::optional<evidence::Item> Guard::capture(Capture& c) {
   c.fd.reset();
   if (!added) {
     ++counters_.failures;
-    emit(std::move(event::Event("evidence-failed", Severity::kWarning, env_.clock().now_ns())
-                       .set("mamori.root", c.item.root)
-                       .set("file.path", c.item.root + "/" + c.item.path)
-                       .set("error.message", added.error().message())));
+    emit(std::move(
+        event::Event(proto::action::kEvidenceFailed, Severity::kWarning, env_.clock().now_ns())
+            .set("mamori.root", c.item.root)
+            .set("file.path", c.item.root + "/" + c.item.path)
+            .set("error.message", added.error().message())));
     return std::nullopt;
   }
   // The new item itself may be the least important one (evidence.h): then it is not kept.
@@ -901,7 +908,7 @@ std::optional<evidence::Item> Guard::capture(Capture& c) {
       if (paths.size() < kMaxNamed) paths.push_back(p.root + "/" + p.path);
     }
     emit(std::move(
-        event::Event("evidence-pruned", Severity::kNotice, env_.clock().now_ns())
+        event::Event(proto::action::kEvidencePruned, Severity::kNotice, env_.clock().now_ns())
             .set("mamori.evidence.pruned_ids", ids)
             .set("mamori.evidence.pruned_paths", paths)
             .set("mamori.evidence.new_item_kept", kept)
@@ -982,7 +989,7 @@ Status Guard::quarantine(GuardedRoot& r, const std::string& rel, const evidence:
     if (errno == ENOENT) return ok();  // gone already
     return fail_errno("fstatat", rel);
   }
-  act.action = "file-quarantined";
+  act.action = proto::action::kFileQuarantined;
   // A regular file with other names: those that are baselined are replaced right after
   // (reconcile()), so the inode leaves the tree, not only this name.
   auto note_aliases = [&](const struct stat& s) {
@@ -1026,7 +1033,7 @@ Status Guard::restore_subtree(GuardedRoot& r, const std::string& rel, const evid
                               Act& act) {
   auto report = MAMORI_TRY(baseline::restore(env_, state_.catalog, *state_.store, r.catalog_id,
                                              scan_context(r), rel, false));
-  act.action = "file-restored";
+  act.action = proto::action::kFileRestored;
   act.entries += report.restored.size();
   counters_.restored += report.restored.size();
   const size_t root = static_cast<size_t>(&r - roots_.data());
@@ -1034,7 +1041,7 @@ Status Guard::restore_subtree(GuardedRoot& r, const std::string& rel, const evid
   for (const auto& added : report.not_in_baseline) {
     if (allowed_new(r, added)) continue;
     MAMORI_TRY(quarantine(r, added, who, act));
-    act.action = "file-restored";
+    act.action = proto::action::kFileRestored;
   }
   if (!report.errors.empty()) return tl::unexpected(report.errors.front());
   return ok();
@@ -1053,7 +1060,7 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
     else
       deploy_paths_.complete = false;
   }
-  if (act.action == "file-allowed" && !act.error) {
+  if (act.action == proto::action::kFileAllowed && !act.error) {
     AllowedWindow& w = allowed_[&r - roots_.data()];
     if (++w.events > config_.allowed_events_per_second) {
       ++w.summarised;
@@ -1070,7 +1077,7 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
   // reported in bulk; the actions themselves were all taken. Allowed new files are
   // uploads, not tampering: they never start a storm nor join one (its summary counts
   // toward the healer's tamper rate, and a busy upload day must not drain the node).
-  const bool allowed = act.action == "file-allowed";
+  const bool allowed = act.action == proto::action::kFileAllowed;
   if (!allowed) ++window_changes_;
   const uint64_t per_path = allowed ? 0 : ++path_counts_[path_key(r, rel)];
   // An overflow rescan during a storm finds the storm's changes: summarise them too.
@@ -1080,11 +1087,12 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
     storm_active_ = true;
     storm_changes_ = 0;  // tick() adds each second's changes, this one's first
     ++counters_.storms;
-    emit(std::move(event::Event("tamper-storm", Severity::kCritical, env_.clock().now_ns())
-                       .set("mamori.root", r.path)
-                       .set("mamori.storm.threshold", config_.storm_changes_per_second)
-                       .message(fmt::format("more than {} changes in one second: reporting in bulk",
-                                            config_.storm_changes_per_second))));
+    emit(std::move(
+        event::Event(proto::action::kTamperStorm, Severity::kCritical, env_.clock().now_ns())
+            .set("mamori.root", r.path)
+            .set("mamori.storm.threshold", config_.storm_changes_per_second)
+            .message(fmt::format("more than {} changes in one second: reporting in bulk",
+                                 config_.storm_changes_per_second))));
   }
   if (realtime && (storm_active_ || per_path > config_.path_restores_per_second)) {
     ++counters_.summarised;
@@ -1184,7 +1192,7 @@ void Guard::summarise_allowed() {
       first.push_back(p);
     }
     emit(std::move(
-        event::Event("file-allowed-summary", Severity::kInfo, env_.clock().now_ns())
+        event::Event(proto::action::kFileAllowedSummary, Severity::kInfo, env_.clock().now_ns())
             .set("event.category", nlohmann::json::array({"file"}))
             .set("mamori.root", r.path)
             .set("mamori.mode", std::string(r.paused ? "deploy" : config::mode_name(r.mode)))
@@ -1221,8 +1229,9 @@ void Guard::tick() {
     for (auto& [root, paths] : by_root) {
       nlohmann::json list = nlohmann::json::array();
       for (size_t i = 0; i < paths.size() && i < kMaxSummaryPaths; ++i) list.push_back(paths[i]);
-      event::Event e(storm_active_ ? "tamper-storm-summary" : "file-restore-repeated",
-                     Severity::kWarning, env_.clock().now_ns());
+      event::Event e(
+          storm_active_ ? proto::action::kTamperStormSummary : proto::action::kFileRestoreRepeated,
+          Severity::kWarning, env_.clock().now_ns());
       e.set("mamori.root", roots_[root].path);
       e.set("mamori.mode", std::string(config::mode_name(roots_[root].mode)));
       e.set("mamori.summary.paths", list);
@@ -1241,10 +1250,10 @@ void Guard::tick() {
   if (storm_active_) storm_changes_ += window_changes_;
   if (storm_active_ && window_changes_ <= config_.storm_changes_per_second) {
     storm_active_ = false;
-    emit(
-        std::move(event::Event("tamper-storm-ended", Severity::kNotice, env_.clock().now_ns())
-                      .set("mamori.storm.changes", storm_changes_)
-                      .message(fmt::format("tamper storm over after {} changes", storm_changes_))));
+    emit(std::move(
+        event::Event(proto::action::kTamperStormEnded, Severity::kNotice, env_.clock().now_ns())
+            .set("mamori.storm.changes", storm_changes_)
+            .message(fmt::format("tamper storm over after {} changes", storm_changes_))));
     storm_changes_ = 0;
   }
   window_changes_ = 0;

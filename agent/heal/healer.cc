@@ -13,6 +13,7 @@
 
 #include "core/base/quote.h"
 #include "core/fs/admin_files.h"
+#include "core/proto/actions.h"
 
 namespace mamori::heal {
 namespace {
@@ -26,14 +27,17 @@ constexpr size_t kMaxDeployRoots = 4096;
 constexpr std::string_view kUnreadable = "state file unreadable";
 
 bool is_own_action(std::string_view a) {
-  return a == "node-unhealthy" || a == "node-healthy" || a == "hook-ran" || a == "hook-failed" ||
-         a == "health-action-failed";
+  return a == proto::action::kNodeUnhealthy || a == proto::action::kNodeHealthy ||
+         a == proto::action::kHookRan || a == proto::action::kHookFailed ||
+         a == proto::action::kHealthActionFailed;
 }
 
 bool is_tamper_action(std::string_view a) {
   static constexpr std::array<std::string_view, 7> kTamper = {
-      "file-restored", "file-repaired", "file-quarantined",   "file-changed",
-      "file-created",  "file-deleted",  "file-restore-failed"};
+      proto::action::kFileRestored,     proto::action::kFileRepaired,
+      proto::action::kFileQuarantined,  proto::action::kFileChanged,
+      proto::action::kFileCreated,      proto::action::kFileDeleted,
+      proto::action::kFileRestoreFailed};
   return std::find(kTamper.begin(), kTamper.end(), a) != kTamper.end();
 }
 
@@ -54,8 +58,6 @@ std::string iso_time(int64_t ns) {
   return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z",
                      fmt::gmtime(static_cast<std::time_t>(ns / kNsPerSecond)));
 }
-
-json time_or_null(std::optional<int64_t> ns) { return ns ? json(iso_time(*ns)) : json(nullptr); }
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -117,7 +119,7 @@ Result<std::unique_ptr<Healer>> Healer::open(Env& env, const config::HealConfig&
     s = State{false, false, std::string(kUnreadable), now, now, "", ""};
     ++h->triggers_;
     h->emit_(std::move(
-        event::Event("node-unhealthy", Severity::kCritical, now)
+        event::Event(proto::action::kNodeUnhealthy, Severity::kCritical, now)
             .set("event.category", json::array({"host"}))
             .set("event.type", json::array({"change"}))
             .set("mamori.heal.reason", s.reason)
@@ -155,11 +157,11 @@ void Healer::observe(const event::Event& e) {
 std::optional<std::string> Healer::condition(const event::Event& e) {
   const std::string& action = e.action();
   const std::string root = string_field(e, "mamori.root");
-  if (action == "deploy-started") {
+  if (action == proto::action::kDeployStarted) {
     if (deploying_.size() < kMaxDeployRoots) deploying_.insert(root);
     return std::nullopt;
   }
-  if (action == "deploy-ended") {
+  if (action == proto::action::kDeployEnded) {
     deploying_.erase(root);
     return std::nullopt;
   }
@@ -169,13 +171,16 @@ std::optional<std::string> Healer::condition(const event::Event& e) {
   // Every tamper event counts, whichever condition it also fires.
   const bool too_many = count_tamper(e);
   const bool final_failure = restore_failed_finally(e);
-  if (action == "tamper-storm" && config_.on_storm) return "tamper-storm";
-  if (final_failure && config_.on_restore_failed) return "restore-failed";
-  if (action == "file-quarantined" && config_.on_script_quarantined &&
+  if (action == proto::action::kTamperStorm && config_.on_storm)
+    return std::string(proto::heal_condition::kTamperStorm);
+  if (final_failure && config_.on_restore_failed)
+    return std::string(proto::heal_condition::kRestoreFailed);
+  if (action == proto::action::kFileQuarantined && config_.on_script_quarantined &&
       is_executable_script(string_field(e, "file.path")))
-    return "script-quarantined";
-  if (action == "state-failed" && config_.on_state_failed) return "state-failed";
-  if (too_many) return "tamper-rate";
+    return std::string(proto::heal_condition::kScriptQuarantined);
+  if (action == proto::action::kStateFailed && config_.on_state_failed)
+    return std::string(proto::heal_condition::kStateFailed);
+  if (too_many) return std::string(proto::heal_condition::kTamperRate);
   return std::nullopt;
 }
 
@@ -184,7 +189,8 @@ bool Healer::count_tamper(const event::Event& e) {
   uint64_t n = 0;
   if (is_tamper_action(e.action())) {
     n = 1;
-  } else if (e.action() == "tamper-storm-summary" || e.action() == "file-restore-repeated") {
+  } else if (e.action() == proto::action::kTamperStormSummary ||
+             e.action() == proto::action::kFileRestoreRepeated) {
     const json& count = e.get("mamori.summary.path_count");
     n = count.is_number_integer() && count.get<int64_t>() > 0 ? count.get<uint64_t>() : 1;
   }
@@ -211,9 +217,9 @@ void Healer::expire_tampers(int64_t now_ns) {
 
 bool Healer::restore_failed_finally(const event::Event& e) {
   const std::string& action = e.action();
-  const bool failed = action == "file-restore-failed";
-  if (!failed && action != "file-restored" && action != "file-repaired" &&
-      action != "file-quarantined")
+  const bool failed = action == proto::action::kFileRestoreFailed;
+  if (!failed && action != proto::action::kFileRestored && action != proto::action::kFileRepaired &&
+      action != proto::action::kFileQuarantined)
     return false;
   std::string key = string_field(e, "mamori.root");
   key += '\0';
@@ -261,7 +267,7 @@ Status Healer::trigger(std::string reason, const event::Event* cause, bool manua
     next_verify_ns_ = now + int64_t{config_.recover_after_s} * kNsPerSecond;
   Status persisted = apply_actions();
 
-  event::Event down("node-unhealthy", Severity::kCritical, now);
+  event::Event down(proto::action::kNodeUnhealthy, Severity::kCritical, now);
   down.set("event.category", json::array({"host"}))
       .set("event.type", json::array({"change"}))
       .set("mamori.heal.reason", state_.reason)
@@ -284,7 +290,7 @@ Status Healer::trigger(std::string reason, const event::Event* cause, bool manua
                                "MAMORI_HEAL_TRIGGER_ID=" + state_.trigger_event_id,
                                "MAMORI_HEAL_TRIGGER_ACTION=" + state_.trigger_action})) {
       emit_(std::move(
-          event::Event("hook-failed", Severity::kWarning, now)
+          event::Event(proto::action::kHookFailed, Severity::kWarning, now)
               .set("event.category", json::array({"process"}))
               .outcome("failure")
               .set("process.executable", config_.hook[0])
@@ -305,7 +311,7 @@ Status Healer::become_healthy(std::string_view field, std::string_view value) {
   tamper_total_ = 0;
   restore_failures_.clear();
   Status persisted = apply_actions();
-  emit_(std::move(event::Event("node-healthy", Severity::kNotice, now)
+  emit_(std::move(event::Event(proto::action::kNodeHealthy, Severity::kNotice, now)
                       .set("event.category", json::array({"host"}))
                       .set("event.type", json::array({"change"}))
                       .set("mamori.heal.previous_reason", before.reason)
@@ -372,7 +378,7 @@ Status Healer::apply_actions() {
       continue;
     // A node that cannot take itself out of rotation is a critical problem.
     emit_(
-        std::move(event::Event("health-action-failed",
+        std::move(event::Event(proto::action::kHealthActionFailed,
                                state_.healthy ? Severity::kWarning : Severity::kCritical, now_ns())
                       .set("event.category", json::array({"host"}))
                       .outcome("failure")
@@ -389,8 +395,8 @@ void Healer::collect_hook_results() {
   if (!hooks_) return;
   for (auto& r : hooks_->take_results()) {
     const bool ok = r.succeeded();
-    event::Event e(ok ? "hook-ran" : "hook-failed", ok ? Severity::kInfo : Severity::kWarning,
-                   now_ns());
+    event::Event e(ok ? proto::action::kHookRan : proto::action::kHookFailed,
+                   ok ? Severity::kInfo : Severity::kWarning, now_ns());
     e.set("event.category", json::array({"process"}))
         .set("event.type", json::array({"end"}))
         .outcome(ok ? "success" : "failure")
@@ -440,19 +446,23 @@ void Healer::tick() {
   }
 }
 
-json Healer::status() const {
-  auto text_or_null = [](const std::string& s) { return s.empty() ? json(nullptr) : json(s); };
-  return {{"healthy", state_.healthy},
-          {"reason", text_or_null(state_.reason)},
-          {"manual", state_.manual},
-          {"since", iso_time(state_.since_ns)},
-          {"trigger_event_id", text_or_null(state_.trigger_event_id)},
-          {"trigger_action", text_or_null(state_.trigger_action)},
-          {"recover_at", time_or_null(next_verify_ns_)},
-          {"health_file", text_or_null(config_.health_file)},
-          {"endpoint", endpoint_ ? json(endpoint_->address()) : json(nullptr)},
-          {"hooks_running", hooks_ ? hooks_->running() : 0},
-          {"action_errors", action_errors_}};
+proto::HealStatus Healer::status() const {
+  auto text_or_null = [](const std::string& s) {
+    return s.empty() ? std::nullopt : std::optional<std::string>(s);
+  };
+  proto::HealStatus h;
+  h.healthy = state_.healthy;
+  h.reason = text_or_null(state_.reason);
+  h.manual = state_.manual;
+  h.since = iso_time(state_.since_ns);
+  h.trigger_event_id = text_or_null(state_.trigger_event_id);
+  h.trigger_action = text_or_null(state_.trigger_action);
+  if (next_verify_ns_) h.recover_at = iso_time(*next_verify_ns_);
+  h.health_file = text_or_null(config_.health_file);
+  if (endpoint_) h.endpoint = endpoint_->address();
+  h.hooks_running = hooks_ ? hooks_->running() : 0;
+  h.action_errors = action_errors_;
+  return h;
 }
 
 void Healer::wait_hooks_for_test() {

@@ -59,6 +59,7 @@
 #include "core/base/result.h"
 #include "core/config/config.h"
 #include "core/event/event.h"
+#include "core/proto/control.h"
 
 namespace mamori::heal {
 
@@ -98,7 +99,7 @@ class Healer {
 
   // {"healthy","reason","manual","since","trigger_event_id","trigger_action","recover_at",
   //  "health_file","endpoint","hooks_running","action_error"}
-  nlohmann::json status() const;
+  proto::HealStatus status() const;
   bool healthy() const { return state_.healthy; }
   // The endpoint's bound port; 0 when there is none.
   uint16_t endpoint_port() const { return endpoint_ ? endpoint_->port() : 0; }

@@ -108,8 +108,9 @@ TEST_F(HealerTest, StartsHealthy) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(status_line(h->endpoint_port()), "HTTP/1.1 200 OK");
   EXPECT_TRUE(events_.empty());
-  EXPECT_EQ(h->status()["healthy"], true);
-  EXPECT_EQ(h->status()["endpoint"], "127.0.0.1:" + std::to_string(h->endpoint_port()));
+  EXPECT_EQ(proto::to_json(h->status())["healthy"], true);
+  EXPECT_EQ(proto::to_json(h->status())["endpoint"],
+            "127.0.0.1:" + std::to_string(h->endpoint_port()));
 }
 
 TEST_F(HealerTest, StormTakesTheNodeOutOfRotation) {
@@ -150,8 +151,8 @@ TEST_F(HealerTest, StormTakesTheNodeOutOfRotation) {
   h->tick();
   EXPECT_EQ(taken("node-unhealthy").size(), 1u);
   EXPECT_EQ(taken("hook-ran").size(), 1u);
-  EXPECT_EQ(h->status()["trigger_event_id"], storm.id());
-  EXPECT_EQ(h->status()["reason"], "tamper-storm");
+  EXPECT_EQ(proto::to_json(h->status())["trigger_event_id"], storm.id());
+  EXPECT_EQ(proto::to_json(h->status())["reason"], "tamper-storm");
 }
 
 TEST_F(HealerTest, RewriteSaysDown) {
@@ -162,7 +163,7 @@ TEST_F(HealerTest, RewriteSaysDown) {
   h->observe(ev("tamper-storm"));
   EXPECT_EQ(tmp_.read("www/health"), "DOWN tamper-storm\n");
   EXPECT_EQ(h->endpoint_port(), 0);
-  EXPECT_EQ(h->status()["endpoint"], nullptr);
+  EXPECT_EQ(proto::to_json(h->status())["endpoint"], nullptr);
   ASSERT_TRUE(h->clear("test"));
   EXPECT_EQ(tmp_.read("www/health"), "ok\n");
 }
@@ -196,8 +197,8 @@ TEST_F(HealerTest, TamperRateInASlidingWindow) {
   Event fourth = file_ev("file-repaired", "e.html");
   h->observe(fourth);
   EXPECT_FALSE(h->healthy());
-  EXPECT_EQ(h->status()["reason"], "tamper-rate");
-  EXPECT_EQ(h->status()["trigger_event_id"], fourth.id());
+  EXPECT_EQ(proto::to_json(h->status())["reason"], "tamper-rate");
+  EXPECT_EQ(proto::to_json(h->status())["trigger_event_id"], fourth.id());
 }
 
 TEST_F(HealerTest, SummariesCountEveryPath) {
@@ -208,7 +209,7 @@ TEST_F(HealerTest, SummariesCountEveryPath) {
   summary.set("mamori.summary.path_count", 5).set("mamori.mode", "restore");
   h->observe(summary);
   EXPECT_FALSE(h->healthy());
-  EXPECT_EQ(h->status()["reason"], "tamper-rate");
+  EXPECT_EQ(proto::to_json(h->status())["reason"], "tamper-rate");
 }
 
 TEST_F(HealerTest, DeploysNeverCount) {
@@ -246,7 +247,7 @@ TEST_F(HealerTest, ScriptQuarantined) {
   EXPECT_TRUE(h->healthy());
   h->observe(file_ev("file-quarantined", "uploads/shell.PHP5"));
   EXPECT_FALSE(h->healthy());
-  EXPECT_EQ(h->status()["reason"], "script-quarantined");
+  EXPECT_EQ(proto::to_json(h->status())["reason"], "script-quarantined");
 }
 
 TEST_F(HealerTest, ScriptQuarantinedCanBeOff) {
@@ -281,8 +282,8 @@ TEST_F(HealerTest, RestoreFailedOnlyOnTheGuardsLastAttempt) {
   Event last = file_ev("file-restore-failed", "index.php", "restore", "retry");
   h->observe(last);
   EXPECT_FALSE(h->healthy());
-  EXPECT_EQ(h->status()["reason"], "restore-failed");
-  EXPECT_EQ(h->status()["trigger_event_id"], last.id());
+  EXPECT_EQ(proto::to_json(h->status())["reason"], "restore-failed");
+  EXPECT_EQ(proto::to_json(h->status())["trigger_event_id"], last.id());
 }
 
 TEST_F(HealerTest, RestoreFailedCanBeOff) {
@@ -297,7 +298,7 @@ TEST_F(HealerTest, StateFailed) {
   auto h = open();
   h->observe(ev("state-failed"));
   EXPECT_FALSE(h->healthy());
-  EXPECT_EQ(h->status()["reason"], "state-failed");
+  EXPECT_EQ(proto::to_json(h->status())["reason"], "state-failed");
 }
 
 TEST_F(HealerTest, IgnoresItsOwnEvents) {
@@ -349,7 +350,7 @@ TEST_F(HealerTest, HangingHookIsKilledAtItsTimeout) {
   config_.hook_timeout_s = 1;
   auto h = open(&real);
   h->observe(ev("tamper-storm"));
-  EXPECT_EQ(h->status()["hooks_running"], 1);
+  EXPECT_EQ(proto::to_json(h->status())["hooks_running"], 1);
   h->wait_hooks_for_test();
   h->tick();
   auto failed = taken("hook-failed");
@@ -357,7 +358,7 @@ TEST_F(HealerTest, HangingHookIsKilledAtItsTimeout) {
   EXPECT_EQ(failed[0].get("mamori.hook.timed_out"), true);
   EXPECT_EQ(failed[0].get("mamori.hook.signal"), SIGTERM);
   EXPECT_GE(failed[0].get("mamori.hook.duration_ms").get<int64_t>(), 1000);
-  EXPECT_EQ(h->status()["hooks_running"], 0);
+  EXPECT_EQ(proto::to_json(h->status())["hooks_running"], 0);
 }
 
 TEST_F(HealerTest, RecoversAfterACleanVerify) {
@@ -365,7 +366,7 @@ TEST_F(HealerTest, RecoversAfterACleanVerify) {
   auto h = open();
   h->observe(ev("tamper-storm"));
   ASSERT_FALSE(h->healthy());
-  EXPECT_FALSE(h->status()["recover_at"].is_null());
+  EXPECT_FALSE(proto::to_json(h->status())["recover_at"].is_null());
 
   advance(30);
   h->tick();
@@ -398,7 +399,7 @@ TEST_F(HealerTest, RecoversAfterACleanVerify) {
   ASSERT_EQ(up.size(), 1u);
   EXPECT_EQ(up[0].get("mamori.heal.recovered"), "verify-clean");
   EXPECT_EQ(up[0].get("mamori.heal.previous_reason"), "tamper-storm");
-  EXPECT_TRUE(h->status()["recover_at"].is_null());
+  EXPECT_TRUE(proto::to_json(h->status())["recover_at"].is_null());
 
   // A new episode after recovery.
   h->observe(ev("tamper-storm"));
@@ -414,7 +415,7 @@ TEST_F(HealerTest, NoRecoveryWithoutRecoverAfter) {
   h->tick();
   EXPECT_EQ(verifies_, 0);
   EXPECT_FALSE(h->healthy());
-  EXPECT_TRUE(h->status()["recover_at"].is_null());
+  EXPECT_TRUE(proto::to_json(h->status())["recover_at"].is_null());
 }
 
 TEST_F(HealerTest, ClearMakesHealthyAtOnce) {
@@ -437,8 +438,8 @@ TEST_F(HealerTest, ManualFailWaitsForClear) {
   auto h = open();
   ASSERT_TRUE(h->fail("maintenance\nwindow"));
   EXPECT_FALSE(h->healthy());
-  EXPECT_EQ(h->status()["reason"], "maintenance window");
-  EXPECT_EQ(h->status()["manual"], true);
+  EXPECT_EQ(proto::to_json(h->status())["reason"], "maintenance window");
+  EXPECT_EQ(proto::to_json(h->status())["manual"], true);
   EXPECT_FALSE(health_file_exists());
   auto down = taken("node-unhealthy");
   ASSERT_EQ(down.size(), 1u);
@@ -462,8 +463,8 @@ TEST_F(HealerTest, AFailDuringAConditionMakesItManual) {
   h->tick();
   EXPECT_EQ(verifies_, 0);
   EXPECT_FALSE(h->healthy());
-  EXPECT_EQ(h->status()["reason"], "tamper-storm");
-  EXPECT_EQ(h->status()["manual"], true);
+  EXPECT_EQ(proto::to_json(h->status())["reason"], "tamper-storm");
+  EXPECT_EQ(proto::to_json(h->status())["manual"], true);
 }
 
 TEST_F(HealerTest, UnhealthySurvivesARestart) {
@@ -482,7 +483,7 @@ TEST_F(HealerTest, UnhealthySurvivesARestart) {
   EXPECT_FALSE(h->healthy());
   EXPECT_FALSE(health_file_exists());
   EXPECT_EQ(status_line(h->endpoint_port()), "HTTP/1.1 503 Service Unavailable");
-  EXPECT_EQ(h->status()["reason"], "tamper-storm");
+  EXPECT_EQ(proto::to_json(h->status())["reason"], "tamper-storm");
   // Not a new episode: no event, no hook.
   h->wait_hooks_for_test();
   EXPECT_TRUE(events_.empty());
@@ -519,7 +520,7 @@ TEST_F(HealerTest, CorruptStateIsUnhealthy) {
     auto h = open();
     ASSERT_TRUE(h);
     EXPECT_FALSE(h->healthy()) << bad;
-    EXPECT_EQ(h->status()["reason"], "state file unreadable");
+    EXPECT_EQ(proto::to_json(h->status())["reason"], "state file unreadable");
     EXPECT_FALSE(health_file_exists());
     auto down = taken("node-unhealthy");
     ASSERT_EQ(down.size(), 1u);
@@ -565,7 +566,7 @@ TEST_F(HealerTest, MissingHealthFileDirectoryIsReportedAndRetried) {
   tmp_.mkdir("gone");
   h->tick();
   EXPECT_EQ(tmp_.read("gone/health"), "ok\n");
-  EXPECT_TRUE(h->status()["action_errors"].empty());
+  EXPECT_TRUE(proto::to_json(h->status())["action_errors"].empty());
 }
 
 TEST_F(HealerTest, PortInUseIsReportedAndRetried) {

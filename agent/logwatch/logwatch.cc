@@ -18,6 +18,7 @@
 #include "agent/logwatch/tailer.h"
 #include "core/base/mutex.h"
 #include "core/base/quote.h"
+#include "core/proto/actions.h"
 #include "core/rules/rules_file.h"
 
 namespace mamori::logwatch {
@@ -153,15 +154,15 @@ void Logwatch::stop() {
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 
-nlohmann::json Logwatch::status() const {
-  nlohmann::json logs = nlohmann::json::array();
-  for (const auto& l : impl_->config.logs) logs.push_back(l.path);
-  return {{"logs", logs},
-          {"lines", impl_->lines.load()},
-          {"lines_truncated", impl_->truncated.load()},
-          {"bans", impl_->bans.load()},
-          {"ban_failures", impl_->ban_failures.load()},
-          {"unbans", impl_->unbans.load()}};
+proto::LogwatchStatus Logwatch::status() const {
+  proto::LogwatchStatus s;
+  for (const auto& l : impl_->config.logs) s.logs.push_back(l.path);
+  s.lines = impl_->lines.load();
+  s.lines_truncated = impl_->truncated.load();
+  s.bans = impl_->bans.load();
+  s.ban_failures = impl_->ban_failures.load();
+  s.unbans = impl_->unbans.load();
+  return s;
 }
 
 void Logwatch::Impl::run() {
@@ -223,7 +224,7 @@ void Logwatch::Impl::handle_line(size_t i, std::string_view line, bool cut) {
 
 void Logwatch::Impl::decided(size_t i, const Decision& d, const std::string& file) {
   const bool correlated = d.rule_id == "guard-correlation";
-  event::Event e("ip-banned", severity_of(d.severity), env.clock().now_ns());
+  event::Event e(proto::action::kIpBanned, severity_of(d.severity), env.clock().now_ns());
   e.set("event.category", nlohmann::json::array({"network", "intrusion_detection"}))
       .set("event.type", nlohmann::json::array({"denied"}))
       .set("source.ip", d.ip.to_string())
@@ -262,7 +263,7 @@ void Logwatch::Impl::decided(size_t i, const Decision& d, const std::string& fil
     // Prefix escalation (ban_list.h): one more ban, for the whole network.
     const auto& p = *result->prefix_ban;
     const std::string net = p.entry.key();
-    event::Event pe("ip-banned", event::Severity::kCritical, env.clock().now_ns());
+    event::Event pe(proto::action::kIpBanned, event::Severity::kCritical, env.clock().now_ns());
     pe.set("event.category", nlohmann::json::array({"network", "intrusion_detection"}))
         .set("event.type", nlohmann::json::array({"denied"}))
         .set("source.ip", p.entry.ip.to_string())
@@ -294,14 +295,14 @@ void Logwatch::Impl::each_second() {
     for (const auto& entry : expired->entries) {
       unbans.fetch_add(1, std::memory_order_relaxed);
       for (auto& d : detectors) d->forget(entry.ip);
-      events.push_back(
-          std::move(event::Event("ip-unbanned", event::Severity::kInfo, env.clock().now_ns())
-                        .set("event.category", nlohmann::json::array({"network"}))
-                        .set("event.type", nlohmann::json::array({"allowed"}))
-                        .set("source.ip", entry.ip.to_string())
-                        .set("rule.name", entry.rule)
-                        .set("event.reason", std::string("expired"))
-                        .message(fmt::format("ban of {} expired", entry.ip.to_string()))));
+      events.push_back(std::move(
+          event::Event(proto::action::kIpUnbanned, event::Severity::kInfo, env.clock().now_ns())
+              .set("event.category", nlohmann::json::array({"network"}))
+              .set("event.type", nlohmann::json::array({"allowed"}))
+              .set("source.ip", entry.ip.to_string())
+              .set("rule.name", entry.rule)
+              .set("event.reason", std::string("expired"))
+              .message(fmt::format("ban of {} expired", entry.ip.to_string()))));
     }
     for (const auto& err : expired->errors) log("logwatch: " + err.message());
   } else {

@@ -25,6 +25,7 @@
 #include "core/base/unique_fd.h"
 #include "core/config/config.h"
 #include "core/event/event.h"
+#include "core/proto/control.h"
 
 namespace mamori::logwatch {
 
@@ -46,7 +47,7 @@ class Logwatch {
   void note_tampered(const std::string& root, const std::string& rel, int64_t time_ns,
                      bool planted);
   void stop();
-  nlohmann::json status() const;
+  proto::LogwatchStatus status() const;
 
   struct Impl;
 

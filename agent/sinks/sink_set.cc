@@ -57,19 +57,12 @@ void SinkSet::stop() {
   for (auto& f : followers_) f->stop();
 }
 
-nlohmann::json SinkSet::status() const {
-  nlohmann::json out = nlohmann::json::array();
+std::vector<proto::SinkStatus> SinkSet::status() const {
+  std::vector<proto::SinkStatus> out;
   for (size_t i = 0; i < followers_.size(); ++i) {
     const auto s = followers_[i]->stats();
-    out.push_back({{"name", followers_[i]->name()},
-                   {"type", config::sink_type_name(types_[i])},
-                   {"delivered", s.delivered},
-                   {"filtered", s.filtered},
-                   {"failures", s.failures},
-                   {"skipped_lines", s.skipped_lines},
-                   {"pending", s.pending},
-                   {"failing", s.failing},
-                   {"last_error", s.last_error}});
+    out.push_back({followers_[i]->name(), types_[i], s.delivered, s.filtered, s.failures,
+                   s.skipped_lines, s.pending, s.failing, s.last_error});
   }
   return out;
 }

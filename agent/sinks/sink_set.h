@@ -15,6 +15,7 @@
 #include "core/base/env.h"
 #include "core/base/result.h"
 #include "core/config/config.h"
+#include "core/proto/control.h"
 
 namespace mamori::sinks {
 
@@ -35,8 +36,8 @@ class SinkSet {
   void outbox_reopened();
   // Each follower gets one last delivery attempt, then stops.
   void stop();
-  // [{"name","type","delivered","filtered","failures","pending","failing","last_error"}]
-  nlohmann::json status() const;
+  // One per sink, in config order (the status document's "sinks").
+  std::vector<proto::SinkStatus> status() const;
   size_t size() const { return followers_.size(); }
 
  private:

@@ -18,6 +18,7 @@
 #include "cli/commands/command.h"
 #include "cli/commands/commands.h"
 #include "core/base/quote.h"
+#include "core/proto/control.h"
 
 extern char** environ;
 
@@ -44,17 +45,20 @@ Result<int> run_command(const std::vector<std::string>& argv) {
 
 bool no_agent(const Error& e) { return e.errnum == ENOENT || e.errnum == ECONNREFUSED; }
 
-// Asks the running agent; prints its error. nullopt: no agent is running.
-Result<std::optional<nlohmann::json>> ask(App& app, const nlohmann::json& request) {
-  auto answer = control::call(app.config().agent.socket, request);
+// Asks the running agent (protocol version 2) and decodes its answer with `decode`.
+// nullopt: no agent is running. The agent's refusal is an error with its text.
+template <typename T>
+Result<std::optional<T>> ask(App& app, proto::RequestBody body,
+                             proto::Decoded<T> (*decode)(const nlohmann::json&)) {
+  const auto& socket = app.config().agent.socket;
+  auto answer = control::call(socket, proto::to_json(proto::Request{proto::kVersion, body}));
   if (!answer) {
-    if (no_agent(answer.error())) return std::optional<nlohmann::json>();
+    if (no_agent(answer.error())) return std::optional<T>();
     return tl::unexpected(std::move(answer).error());
   }
-  if (!(*answer)["ok"].is_boolean() || !(*answer)["ok"].get<bool>())
-    return fail("agent", app.config().agent.socket, 0,
-                (*answer).value("error", std::string("the agent refused the request")));
-  return std::optional<nlohmann::json>(std::move(*answer));
+  auto typed = decode(*answer);
+  if (!typed) return fail("agent", socket, 0, typed.error().message);
+  return std::optional<T>(std::move(*typed));
 }
 
 }  // namespace
@@ -76,14 +80,16 @@ int run_mode(App& app, const std::string& root, const std::string& mode) {
       return app.report(Error{"mode", root, 0, "is not a configured root"}, kExitUsage);
     path = target->root->config->path;
   }
-  auto answer = ask(app, {{"cmd", "mode"}, {"root", path}, {"mode", mode}});
+  proto::ModeRequest request{{}, *config::parse_mode(mode)};
+  if (path != "*") request.roots.paths = {path};
+  auto answer = ask(app, request, proto::decode_status_answer);
   if (!answer) return app.report(answer.error(), kExitIncomplete);
   if (!*answer)
     return app.report(Error{"mode", app.config().agent.socket, ENOENT,
                             "no agent is running; set the mode in the config instead"},
                       kExitIncomplete);
   if (app.options().json)
-    print_json(**answer);
+    print_json(proto::to_json(proto::Answer{**answer}));
   else if (!app.options().quiet)
     std::printf("%s is now in %s mode (until the agent restarts; the config keeps its own)\n",
                 path == "*" ? "every root" : escape(path).c_str(), mode.c_str());
@@ -91,25 +97,24 @@ int run_mode(App& app, const std::string& root, const std::string& mode) {
 }
 
 int run_heal(App& app, bool clear, const std::string& fail_reason) {
-  nlohmann::json request = {{"cmd", "heal"}, {"action", "status"}};
-  if (clear) request = {{"cmd", "heal"}, {"action", "clear"}, {"by", "mamori heal --clear"}};
-  if (!fail_reason.empty())
-    request = {{"cmd", "heal"}, {"action", "fail"}, {"reason", fail_reason}};
-  auto answer = ask(app, request);
+  proto::HealRequest request;
+  if (clear) request = {proto::HealAction::kClear, "mamori heal --clear", ""};
+  if (!fail_reason.empty()) request = {proto::HealAction::kFail, "", fail_reason};
+  auto answer = ask(app, request, proto::decode_heal_answer);
   if (!answer) return app.report(answer.error(), kExitIncomplete);
   if (!*answer)
     return app.report(Error{"heal", app.config().agent.socket, ENOENT, "no agent is running"},
                       kExitIncomplete);
-  const auto& h = (**answer)["heal"];
-  const bool healthy = h.value("healthy", false);
+  const proto::HealStatus& h = (*answer)->heal;
+  const bool healthy = h.healthy;
   if (app.options().json) {
-    print_json(h);
+    print_json(proto::to_json(h));
   } else if (!app.options().quiet) {
     if (healthy)
       std::printf("healthy%s\n", clear ? ": back in rotation" : "");
     else
-      std::printf("UNHEALTHY since %s: %s\n", h.value("since", std::string("?")).c_str(),
-                  escape(h.value("reason", std::string())).c_str());
+      std::printf("UNHEALTHY since %s: %s\n", h.since.c_str(),
+                  escape(h.reason.value_or("")).c_str());
   }
   return healthy || !fail_reason.empty() ? kExitOk : kExitChanges;
 }
@@ -125,10 +130,10 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
       return app.report(Error{"deploy", r, 0, "is not a configured root"}, kExitUsage);
     paths.push_back(target->root->config->path);
   }
-  nlohmann::json which = paths.empty() ? nlohmann::json("*") : nlohmann::json(paths);
+  const proto::Roots which{paths};  // none: every root
   // Our pid roots the deploy's process tree: the command is our child, so everything it
   // starts descends from us, and the agent takes only that tree's writes as the deploy's.
-  auto paused = ask(app, {{"cmd", "pause"}, {"roots", which}, {"pid", ::getpid()}});
+  auto paused = ask(app, proto::PauseRequest{which, ::getpid()}, proto::decode_status_answer);
   if (!paused) return app.report(paused.error(), kExitIncomplete);
   const bool agent = paused->has_value();
   if (!agent && !app.options().quiet)
@@ -137,10 +142,10 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
   struct Resume {
     App& app;
     bool agent;
-    nlohmann::json which;
+    proto::Roots which;
     ~Resume() {
       if (!agent) return;
-      if (auto r = ask(app, {{"cmd", "resume"}, {"roots", which}}); !r)
+      if (auto r = ask(app, proto::ResumeRequest{which}, proto::decode_status_answer); !r)
         std::fprintf(stderr, "mamori: could not resume the agent: %s\n",
                      r.error().message().c_str());
     }
@@ -161,7 +166,7 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
   bool accept_all = all;
   bool must_review = review;
   if (agent) {
-    auto answer = ask(app, {{"cmd", "deploy-paths"}});
+    auto answer = ask(app, proto::DeployPathsRequest{}, proto::decode_deploy_paths_answer);
     if (!answer || !*answer) {
       std::fprintf(stderr,
                    "mamori: the agent did not say what the deploy wrote (%s): rolling back\n",
@@ -170,7 +175,8 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
                       static_cast<int>(kExitIncomplete));
     }
     const auto& a = **answer;
-    if (a.value("attribution", std::string()) != "pid" || !a.value("complete", false)) {
+    const bool attributed = a.attribution == proto::Attribution::kPid;
+    if (!attributed || !a.complete) {
       // Documented policy (docs/agent.md): changes nobody can attribute are not
       // accepted unreviewed.
       if (!review) {
@@ -178,8 +184,7 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
                      "mamori: the agent cannot tell the deploy's writes from others' (%s): "
                      "nothing accepted, rolling back; run 'mamori deploy --review' to accept "
                      "after looking at the changes\n",
-                     a.value("attribution", std::string()) != "pid" ? "its backend names no writer"
-                                                                    : "too many paths");
+                     !attributed ? "its backend names no writer" : "too many paths");
         return std::max(run_restore(app, paths, all, /*quarantine_new=*/false),
                         static_cast<int>(kExitIncomplete));
       }
@@ -187,25 +192,23 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
     } else {
       accept.clear();
       accept_all = false;
-      for (const auto& r : a["roots"]) {
-        const std::string root = r["path"];
-        for (const auto& rel : r["deploy"]) {
+      for (const auto& r : a.roots) {
+        const std::string& root = r.path;
+        for (const auto& rel : r.deploy) {
           // Accepting the root itself would take its whole tree: its own metadata is
           // left to the resume's verify (restored) rather than sweep others' changes in.
-          if (rel.get<std::string>().empty()) {
+          if (rel.empty()) {
             std::fprintf(stderr, "mamori: the deploy changed the root %s itself: not accepted\n",
                          escape(root).c_str());
             continue;
           }
-          accept.push_back(root + "/" + rel.get<std::string>());
+          accept.push_back(root + "/" + rel);
         }
-        for (const auto& rel : r["foreign"])
-          std::fprintf(
-              stderr,
-              "mamori: %s was changed during the deploy by a process outside it: not "
-              "accepted (restored or quarantined by the agent; see its events)\n",
-              escape(rel.get<std::string>().empty() ? root : root + "/" + rel.get<std::string>())
-                  .c_str());
+        for (const auto& rel : r.foreign)
+          std::fprintf(stderr,
+                       "mamori: %s was changed during the deploy by a process outside it: not "
+                       "accepted (restored or quarantined by the agent; see its events)\n",
+                       escape(rel.empty() ? root : root + "/" + rel).c_str());
       }
     }
   } else if (!app.options().quiet) {
@@ -235,7 +238,9 @@ int run_deploy(App& app, const std::vector<std::string>& roots, bool review,
 }
 
 Result<std::optional<nlohmann::json>> agent_status(App& app) {
-  return ask(app, {{"cmd", "status"}});
+  auto answer = MAMORI_TRY(ask(app, proto::StatusRequest{}, proto::decode_status_answer));
+  if (!answer) return std::optional<nlohmann::json>();
+  return std::optional<nlohmann::json>(proto::to_json(answer->status));
 }
 
 namespace {

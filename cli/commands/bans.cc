@@ -15,6 +15,7 @@
 #include "core/event/event.h"
 #include "core/fs/admin_files.h"
 #include "core/outbox/outbox.h"
+#include "core/proto/actions.h"
 
 namespace mamori::cli {
 namespace {
@@ -63,12 +64,13 @@ event::Event manual_event(App& app, std::string_view action, const ban::IpAddres
                           const std::string& reason) {
   event::Event e(action, event::Severity::kNotice, app.env().clock().now_ns());
   e.set("event.category", nlohmann::json::array({"network"}))
-      .set("event.type", nlohmann::json::array({action == "ip-banned" ? "denied" : "allowed"}))
+      .set("event.type",
+           nlohmann::json::array({action == proto::action::kIpBanned ? "denied" : "allowed"}))
       .set("source.ip", ip.to_string())
       .set("rule.name", "manual")
       .set("event.reason", reason)
       .message(fmt::format("{} {} by hand: {}", ip.to_string(),
-                           action == "ip-banned" ? "banned" : "unbanned", reason));
+                           action == proto::action::kIpBanned ? "banned" : "unbanned", reason));
   return e;
 }
 
@@ -143,7 +145,7 @@ int add_ban(App& app, const ban::IpAddress& ip, const BansOptions& options) {
   auto backend = ban::open_backend(list->options(), app.env().clock());
   if (!backend) return app.report(backend.error(), kExitIncomplete);
   ban::Banner banner(*list, **backend, app.env().clock());
-  auto event = manual_event(app, "ip-banned", ip, options.reason);
+  auto event = manual_event(app, proto::action::kIpBanned, ip, options.reason);
   auto d = banner.ban(ip, request, event.fields());
   if (!d) {
     // A backend failure leaves the ban recorded: the agent's next sync applies it.
@@ -182,7 +184,7 @@ int del_ban(App& app, const ban::IpAddress& ip) {
   auto backend = ban::open_backend(list->options(), app.env().clock());
   if (!backend) return app.report(backend.error(), kExitIncomplete);
   ban::Banner banner(*list, **backend, app.env().clock());
-  auto event = manual_event(app, "ip-unbanned", ip, "mamori bans del");
+  auto event = manual_event(app, proto::action::kIpUnbanned, ip, "mamori bans del");
   auto had = banner.unban(ip, event.fields());
   if (!had) return app.report(had.error(), kExitIncomplete);
   if (*had) record(app, std::move(event), "success");

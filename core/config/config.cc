@@ -10,6 +10,7 @@
 #include "core/fs/glob.h"
 #include "core/logparse/format.h"
 #include "core/logparse/ip.h"
+#include "core/proto/actions.h"
 
 namespace mamori::config {
 namespace {
@@ -292,13 +293,13 @@ class Loader {
       if (!t.optional("on", on)) return false;
       h.on_storm = h.on_restore_failed = h.on_script_quarantined = h.on_state_failed = false;
       for (const auto& name : on) {
-        if (name == "tamper-storm")
+        if (name == proto::heal_condition::kTamperStorm)
           h.on_storm = true;
-        else if (name == "restore-failed")
+        else if (name == proto::heal_condition::kRestoreFailed)
           h.on_restore_failed = true;
-        else if (name == "script-quarantined")
+        else if (name == proto::heal_condition::kScriptQuarantined)
           h.on_script_quarantined = true;
-        else if (name == "state-failed")
+        else if (name == proto::heal_condition::kStateFailed)
           h.on_state_failed = true;
         else
           return t.fail("on", "value",

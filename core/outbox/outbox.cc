@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "core/fs/admin_files.h"
+#include "core/proto/actions.h"
 
 namespace mamori::outbox {
 namespace {
@@ -61,7 +62,7 @@ void Outbox::queue_drop_report() {
   const uint64_t security = std::exchange(unreported_security_, 0);
   nlohmann::json by_action = nlohmann::json::object();
   for (const auto& [action, n] : std::exchange(unreported_by_action_, {})) by_action[action] = n;
-  event::Event e("events-dropped",
+  event::Event e(proto::action::kEventsDropped,
                  security ? event::Severity::kCritical : event::Severity::kWarning,
                  env_->clock().now_ns());
   e.set("event.category", nlohmann::json::array({"process"}));

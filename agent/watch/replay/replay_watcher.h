@@ -2,11 +2,14 @@
 // A watcher driven by the test: push() scripted changes (a create-then-rename, a delete
 // during a restore, an overflow) and the real guard pipeline handles them exactly as it
 // would kernel events. fd() is an eventfd that is readable while changes are pending.
+// push() may be called from any thread (a test drives an agent running on another);
+// the rest from the owner.
 
 #include <sys/eventfd.h>
 
 #include <deque>
 #include <memory>
+#include <mutex>
 
 #include "agent/watch/watcher.h"
 #include "core/base/unique_fd.h"
@@ -18,6 +21,7 @@ class ReplayWatcher final : public Watcher {
   ReplayWatcher() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
   void push(Change c) {
+    std::lock_guard lock(mu_);
     pending_.push_back(std::move(c));
     const uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(fd_.get(), &one, sizeof one);
@@ -29,6 +33,7 @@ class ReplayWatcher final : public Watcher {
   Status read(std::vector<Change>& out) override {
     uint64_t count = 0;
     [[maybe_unused]] auto n = ::read(fd_.get(), &count, sizeof count);
+    std::lock_guard lock(mu_);
     for (auto& c : pending_) {
       if (c.what & kOverflow) ++overflows_;
       out.push_back(std::move(c));
@@ -40,7 +45,8 @@ class ReplayWatcher final : public Watcher {
 
  private:
   UniqueFd fd_;
-  std::deque<Change> pending_;
+  std::mutex mu_;
+  std::deque<Change> pending_;  // guarded by mu_
   uint64_t overflows_ = 0;
 };
 

@@ -1,0 +1,214 @@
+#include "agent/control/handlers.h"
+
+#include <unistd.h>
+
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "core/base/quote.h"
+#include "core/proto/actions.h"
+
+namespace mamori::control {
+namespace {
+
+using proto::ErrorAnswer;
+using proto::ErrorCode;
+
+proto::Answer failed(const Error& e) {
+  return ErrorAnswer{ErrorCode::kFailed, e.message(), {}, {}};
+}
+
+}  // namespace
+
+int answer_version(const nlohmann::json& request) {
+  if (!request.is_object() || !request.contains("v")) return proto::kOldestVersion;
+  const auto& v = request["v"];
+  if (v.is_number_integer() && v.get<int64_t>() >= proto::kOldestVersion &&
+      v.get<int64_t>() <= proto::kVersion)
+    return static_cast<int>(v.get<int64_t>());
+  return proto::kVersion;
+}
+
+nlohmann::json Handlers::serve(const nlohmann::json& request) {
+  const int v = answer_version(request);
+  auto decoded = proto::decode_request(request);
+  if (!decoded) return proto::to_json(proto::Answer{std::move(decoded).error()}, v);
+  proto::Answer answer = handle(*decoded);
+  if (auto* e = std::get_if<ErrorAnswer>(&answer); e && e->command.empty())
+    e->command = std::string(proto::command_name(decoded->command()));
+  return proto::to_json(answer, v);
+}
+
+proto::Answer Handlers::handle(const proto::Request& request) {
+  return std::visit(
+      [&](const auto& b) -> proto::Answer {
+        using T = std::decay_t<decltype(b)>;
+        if constexpr (std::is_same_v<T, proto::PingRequest>) return proto::PingAnswer{};
+        if constexpr (std::is_same_v<T, proto::StatusRequest>)
+          return proto::StatusAnswer{status(), {}};
+        if constexpr (std::is_same_v<T, proto::ModeRequest>) return mode(b);
+        if constexpr (std::is_same_v<T, proto::PauseRequest>) return pause(b);
+        if constexpr (std::is_same_v<T, proto::ResumeRequest>) return resume(b);
+        if constexpr (std::is_same_v<T, proto::VerifyRequest>) return verify(b);
+        if constexpr (std::is_same_v<T, proto::DeployPathsRequest>) return deploy_paths();
+        if constexpr (std::is_same_v<T, proto::HealRequest>) return heal(b);
+      },
+      request.body);
+}
+
+proto::StatusDocument Handlers::status() const {
+  proto::StatusDocument d;
+  d.pid = ::getpid();
+  d.backend = std::string(s_.watcher.name());
+  d.started_at_ns = s_.started_ns;
+  for (size_t i = 0; i < s_.guard.root_count(); ++i) {
+    const auto& r = s_.guard.root(i);
+    d.roots.push_back({r.path, r.mode, r.paused});
+  }
+  d.event_log = s_.event_log;
+  d.in_storm = s_.guard.in_storm();
+  d.heal = s_.healer.status();
+  d.sinks = s_.sinks.status();
+  if (s_.logwatch) d.logwatch = s_.logwatch->status();
+  const auto& c = s_.guard.counters();
+  const EventLogStats log = s_.event_log_stats ? s_.event_log_stats() : EventLogStats{};
+  d.counters = {
+      c.changes,   c.restored,           c.quarantined,   c.evidence, c.failures,
+      c.events,    c.summarised,         c.storms,        c.verifies, s_.watcher.overflows(),
+      log.dropped, log.dropped_security, log.writer_waits};
+  return d;
+}
+
+tl::expected<std::vector<size_t>, ErrorAnswer> Handlers::chosen(const proto::Roots& roots) const {
+  std::vector<size_t> out;
+  if (roots.all()) {
+    for (size_t i = 0; i < s_.guard.root_count(); ++i) out.push_back(i);
+    return out;
+  }
+  for (std::string p : roots.paths) {
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    size_t i = 0;
+    while (i < s_.guard.root_count() && s_.guard.root(i).path != p) ++i;
+    if (i == s_.guard.root_count())
+      return tl::unexpected(ErrorAnswer{
+          ErrorCode::kUnknownRoot, quote(p) + " is not a root the agent guards", {}, {}});
+    out.push_back(i);
+  }
+  return out;
+}
+
+proto::Answer Handlers::mode(const proto::ModeRequest& r) {
+  auto roots = chosen(r.roots);
+  if (!roots) return roots.error();
+  for (size_t i : *roots) {
+    const auto before = s_.guard.root(i).mode;
+    s_.guard.set_mode(i, r.mode);
+    s_.guard.emit(std::move(
+        event::Event(proto::action::kModeChanged, event::Severity::kNotice, s_.env.clock().now_ns())
+            .set("mamori.root", s_.guard.root(i).path)
+            .set("mamori.mode", std::string(config::mode_name(r.mode)))
+            .set("mamori.previous_mode", std::string(config::mode_name(before)))
+            .message(fmt::format("mode of {} changed from {} to {}", quote(s_.guard.root(i).path),
+                                 config::mode_name(before), config::mode_name(r.mode)))));
+    // Leaving alert: what alert only reported is repaired now.
+    if (before == config::Mode::kAlert && r.mode != config::Mode::kAlert)
+      if (auto st = s_.guard.verify(i, guard::Trigger::kResume); !st) return failed(st.error());
+  }
+  s_.flush();
+  return proto::StatusAnswer{status(), {}};
+}
+
+proto::Answer Handlers::pause(const proto::PauseRequest& r) {
+  auto roots = chosen(r.roots);
+  if (!roots) return roots.error();
+  // A deploy names its process (the CLI running the command): only that tree's writes
+  // are the deploy's. Backends that name no writer (inotify) cannot tell: the answer
+  // says so ("attribution": "none") and the CLI applies its policy.
+  if (r.pid && s_.watcher.name() != "inotify")
+    if (auto st = s_.guard.begin_deploy(static_cast<pid_t>(*r.pid)); !st) return failed(st.error());
+  for (size_t i : *roots) {
+    s_.guard.set_paused(i, true);
+    auto e = event::Event(proto::action::kDeployStarted, event::Severity::kNotice,
+                          s_.env.clock().now_ns());
+    e.set("mamori.root", s_.guard.root(i).path);
+    if (const auto* d = s_.guard.deploy()) {
+      e.set("mamori.deploy.pid", d->root());
+      e.set("mamori.deploy.following_forks", d->following_forks());
+    }
+    e.message(s_.guard.deploy() ? "deploy started: its own writes are recorded; any other "
+                                  "writer's change is handled as a tamper"
+                                : "restoring paused for a deploy; changes are recorded");
+    s_.guard.emit(std::move(e));
+  }
+  s_.flush();
+  return proto::StatusAnswer{
+      status(), s_.guard.deploy() ? proto::Attribution::kPid : proto::Attribution::kNone};
+}
+
+proto::Answer Handlers::resume(const proto::ResumeRequest& r) {
+  auto roots = chosen(r.roots);
+  if (!roots) return roots.error();
+  s_.guard.end_deploy();
+  for (size_t i : *roots) {
+    s_.guard.set_paused(i, false);
+    s_.guard.emit(std::move(
+        event::Event(proto::action::kDeployEnded, event::Severity::kNotice, s_.env.clock().now_ns())
+            .set("mamori.root", s_.guard.root(i).path)
+            .message("deploy over; guarding again")));
+    if (auto st = s_.guard.verify(i, guard::Trigger::kResume); !st) return failed(st.error());
+  }
+  s_.flush();
+  // Version 1 answered resume with the attribution too; it is always "none" now.
+  return proto::StatusAnswer{status(), proto::Attribution::kNone};
+}
+
+proto::Answer Handlers::verify(const proto::VerifyRequest& r) {
+  auto roots = chosen(r.roots);
+  if (!roots) return roots.error();
+  for (size_t i : *roots)
+    if (auto st = s_.guard.verify(i, guard::Trigger::kScheduled); !st) return failed(st.error());
+  s_.flush();
+  return proto::StatusAnswer{status(), {}};
+}
+
+// What the running deploy changed, by writer: the CLI accepts only the deploy's own.
+// Changes the kernel has queued are judged first, so a foreign write made before the
+// deploy's command exited is not missing from the answer.
+proto::Answer Handlers::deploy_paths() {
+  std::vector<watch::Change> pending;
+  if (auto st = s_.watcher.read(pending); !st) s_.log(st.error().message());
+  s_.guard.handle(pending);
+  s_.flush();
+  const auto* d = s_.guard.deploy();
+  if (!d) return proto::DeployPathsAnswer{};
+  const auto& paths = s_.guard.deploy_paths();
+  proto::DeployPathsAnswer a;
+  a.attribution = proto::Attribution::kPid;
+  a.pid = d->root();
+  a.complete = paths.complete;
+  for (size_t i = 0; i < s_.guard.root_count(); ++i) {
+    if (!s_.guard.root(i).paused) continue;
+    auto list = [&](const std::map<size_t, std::set<std::string>>& m) {
+      std::vector<std::string> out;
+      if (auto it = m.find(i); it != m.end()) out.assign(it->second.begin(), it->second.end());
+      return out;
+    };
+    a.roots.push_back({s_.guard.root(i).path, list(paths.deploy), list(paths.foreign)});
+  }
+  return a;
+}
+
+proto::Answer Handlers::heal(const proto::HealRequest& r) {
+  Status st;
+  if (r.action == proto::HealAction::kClear)
+    st = s_.healer.clear(r.by.empty() ? "mamori heal --clear" : r.by);
+  else if (r.action == proto::HealAction::kFail)
+    st = s_.healer.fail(r.reason);
+  s_.flush();
+  if (!st) return failed(st.error());
+  return proto::HealAnswer{s_.healer.status()};
+}
+
+}  // namespace mamori::control

@@ -1,0 +1,78 @@
+#pragma once
+// The control commands (core/proto/control.h), served from the agent's running parts:
+// the local socket (agent/control/control.h) and, later, the manager channel call the
+// same code, so a command behaves the same whoever asks.
+//
+// Threads: everything here runs on the agent's main thread, the owner of the guard, the
+// watcher and the healer; the log watch's status() is safe from it.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/guard/guard.h"
+#include "agent/heal/healer.h"
+#include "agent/logwatch/logwatch.h"
+#include "agent/sinks/sink_set.h"
+#include "agent/watch/watcher.h"
+#include "core/base/env.h"
+#include "core/proto/control.h"
+
+namespace mamori::control {
+
+// The event log writer's counters (agent/app/async_publisher.h), for the status document.
+struct EventLogStats {
+  uint64_t dropped = 0;
+  uint64_t dropped_security = 0;
+  uint64_t writer_waits = 0;
+};
+
+// What the handlers act on; every reference outlives the Handlers.
+struct Services {
+  Env& env;
+  guard::Guard& guard;
+  watch::Watcher& watcher;
+  heal::Healer& healer;
+  sinks::SinkSet& sinks;
+  logwatch::Logwatch* logwatch = nullptr;  // null without [[log]]
+  std::function<EventLogStats()> event_log_stats;
+  // Writes the guard's pending events (and the healer's answers to them).
+  std::function<void()> flush;
+  // One line for the agent's log (journald).
+  std::function<void(const std::string&)> log;
+  std::string event_log;
+  int64_t started_ns = 0;
+};
+
+class Handlers {
+ public:
+  explicit Handlers(Services services) : s_(std::move(services)) {}
+
+  // One request as it came off a connection: decoded (a missing "v" is version 1),
+  // handled, and answered in the request's version. Never throws.
+  nlohmann::json serve(const nlohmann::json& request);
+  // The typed form, for in-process callers and tests.
+  proto::Answer handle(const proto::Request& request);
+  proto::StatusDocument status() const;
+
+ private:
+  proto::Answer mode(const proto::ModeRequest& r);
+  proto::Answer pause(const proto::PauseRequest& r);
+  proto::Answer resume(const proto::ResumeRequest& r);
+  proto::Answer verify(const proto::VerifyRequest& r);
+  proto::Answer deploy_paths();
+  proto::Answer heal(const proto::HealRequest& r);
+  // The indexes of the roots a request names; every root for "*".
+  tl::expected<std::vector<size_t>, proto::ErrorAnswer> chosen(const proto::Roots& roots) const;
+
+  Services s_;
+};
+
+// The version a raw request speaks, for its answer: its "v" when that is one this agent
+// speaks, 1 when it has none (or cannot be read: every client parses a version-1 error),
+// kVersion otherwise.
+int answer_version(const nlohmann::json& request);
+
+}  // namespace mamori::control

@@ -1,0 +1,82 @@
+#pragma once
+// The names of every event the agent writes (ECS event.action), in one place: the
+// agent emits them, the healer and the log watch compare them, and the console and
+// the manager will switch on them, so a typo is a compile error rather than an event
+// nobody recognises. docs/formats/events.md describes each action's fields;
+// docs/formats/protocol.schema.json lists them (`$defs/EventAction`), generated from
+// kAllActions below.
+
+#include <array>
+#include <string_view>
+
+namespace mamori::proto::action {
+
+// The guard: one file, one action (docs/formats/events.md "File events").
+inline constexpr std::string_view kFileRestored = "file-restored";
+inline constexpr std::string_view kFileRepaired = "file-repaired";
+inline constexpr std::string_view kFileReplaced = "file-replaced";
+inline constexpr std::string_view kFileQuarantined = "file-quarantined";
+inline constexpr std::string_view kFileAllowed = "file-allowed";
+inline constexpr std::string_view kFileChanged = "file-changed";
+inline constexpr std::string_view kFileCreated = "file-created";
+inline constexpr std::string_view kFileDeleted = "file-deleted";
+inline constexpr std::string_view kFileRestoreFailed = "file-restore-failed";
+inline constexpr std::string_view kFileUnreadable = "file-unreadable";
+// Summaries and storms.
+inline constexpr std::string_view kFileAllowedSummary = "file-allowed-summary";
+inline constexpr std::string_view kFileRestoreRepeated = "file-restore-repeated";
+inline constexpr std::string_view kTamperStorm = "tamper-storm";
+inline constexpr std::string_view kTamperStormSummary = "tamper-storm-summary";
+inline constexpr std::string_view kTamperStormEnded = "tamper-storm-ended";
+inline constexpr std::string_view kWatchOverflow = "watch-overflow";
+// Evidence.
+inline constexpr std::string_view kEvidenceFailed = "evidence-failed";
+inline constexpr std::string_view kEvidencePruned = "evidence-pruned";
+// The agent's life and what the control socket changed.
+inline constexpr std::string_view kAgentStarted = "agent-started";
+inline constexpr std::string_view kAgentStopped = "agent-stopped";
+inline constexpr std::string_view kStateFailed = "state-failed";
+inline constexpr std::string_view kModeChanged = "mode-changed";
+inline constexpr std::string_view kDeployStarted = "deploy-started";
+inline constexpr std::string_view kDeployEnded = "deploy-ended";
+inline constexpr std::string_view kDeployAbandoned = "deploy-abandoned";
+inline constexpr std::string_view kEventsDropped = "events-dropped";
+// Self-healing.
+inline constexpr std::string_view kNodeUnhealthy = "node-unhealthy";
+inline constexpr std::string_view kNodeHealthy = "node-healthy";
+inline constexpr std::string_view kHookRan = "hook-ran";
+inline constexpr std::string_view kHookFailed = "hook-failed";
+inline constexpr std::string_view kHealthActionFailed = "health-action-failed";
+// Access-log defense.
+inline constexpr std::string_view kIpBanned = "ip-banned";
+inline constexpr std::string_view kIpUnbanned = "ip-unbanned";
+// Not an event in the outbox: the action a ban hook's payload names when a ban expires
+// (docs/bans.md).
+inline constexpr std::string_view kBanExpired = "ban-expired";
+
+// Every action above, for the schema's enum and for tests that an emitted action is known.
+inline constexpr std::array kAllActions = {
+    kFileRestored,      kFileRepaired,       kFileReplaced,       kFileQuarantined,
+    kFileAllowed,       kFileChanged,        kFileCreated,        kFileDeleted,
+    kFileRestoreFailed, kFileUnreadable,     kFileAllowedSummary, kFileRestoreRepeated,
+    kTamperStorm,       kTamperStormSummary, kTamperStormEnded,   kWatchOverflow,
+    kEvidenceFailed,    kEvidencePruned,     kAgentStarted,       kAgentStopped,
+    kStateFailed,       kModeChanged,        kDeployStarted,      kDeployEnded,
+    kDeployAbandoned,   kEventsDropped,      kNodeUnhealthy,      kNodeHealthy,
+    kHookRan,           kHookFailed,         kHealthActionFailed, kIpBanned,
+    kIpUnbanned,        kBanExpired};
+
+}  // namespace mamori::proto::action
+
+namespace mamori::proto::heal_condition {
+
+// What may make a node unhealthy ([heal] on = [...], docs/heal.md): the config's names
+// and node-unhealthy's mamori.heal.reason.
+inline constexpr std::string_view kTamperStorm = "tamper-storm";
+inline constexpr std::string_view kRestoreFailed = "restore-failed";
+inline constexpr std::string_view kScriptQuarantined = "script-quarantined";
+inline constexpr std::string_view kStateFailed = "state-failed";
+// Not configurable: too many tampers in the window ([heal] tamper_count).
+inline constexpr std::string_view kTamperRate = "tamper-rate";
+
+}  // namespace mamori::proto::heal_condition

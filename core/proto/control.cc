@@ -1,0 +1,607 @@
+#include "core/proto/control.h"
+
+#include <array>
+
+namespace mamori::proto {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::array<std::pair<Command, std::string_view>, 8> kCommands = {{
+    {Command::kPing, "ping"},
+    {Command::kStatus, "status"},
+    {Command::kMode, "mode"},
+    {Command::kPause, "pause"},
+    {Command::kResume, "resume"},
+    {Command::kDeployPaths, "deploy-paths"},
+    {Command::kVerify, "verify"},
+    {Command::kHeal, "heal"},
+}};
+
+constexpr std::array<config::Mode, 3> kModes = {config::Mode::kAlert, config::Mode::kRestore,
+                                                config::Mode::kPreserve};
+constexpr std::array<config::SinkType, 3> kSinkTypes = {
+    config::SinkType::kSyslog, config::SinkType::kSmtp, config::SinkType::kWebhook};
+constexpr std::array<HealAction, 3> kHealActions = {HealAction::kStatus, HealAction::kClear,
+                                                    HealAction::kFail};
+constexpr std::array<ErrorCode, 7> kErrorCodes = {
+    ErrorCode::kBadRequest,  ErrorCode::kUnsupportedVersion, ErrorCode::kUnknownCommand,
+    ErrorCode::kBadArgument, ErrorCode::kUnknownRoot,        ErrorCode::kForbidden,
+    ErrorCode::kFailed};
+
+ErrorAnswer bad(ErrorCode code, std::string message) {
+  return ErrorAnswer{code, std::move(message), {}, {}};
+}
+
+// Reads typed fields out of one JSON object; the first mistake is kept and named.
+// Fields it is not asked for are ignored (the protocol's rule for unknown fields).
+class Reader {
+ public:
+  Reader(const json& j, std::string where) : j_(j), where_(std::move(where)) {
+    if (!j_.is_object()) fail("", "an object");
+  }
+  bool has(std::string_view k) const {
+    return j_.is_object() && j_.contains(k) && !j_[std::string(k)].is_null();
+  }
+  const json* get(std::string_view k) const { return has(k) ? &j_[std::string(k)] : nullptr; }
+
+  std::string string(std::string_view k, bool required = true) {
+    std::optional<std::string> s = opt_string(k);
+    if (!s && required && !has(k)) fail(k, "a string");
+    return s.value_or("");
+  }
+  std::optional<std::string> opt_string(std::string_view k) {
+    const json* v = get(k);
+    if (!v) return std::nullopt;
+    if (!v->is_string()) return fail(k, "a string"), std::nullopt;
+    return v->get<std::string>();
+  }
+  bool boolean(std::string_view k) {
+    const json* v = get(k);
+    if (!v || !v->is_boolean()) return fail(k, "true or false"), false;
+    return v->get<bool>();
+  }
+  uint64_t count(std::string_view k) {
+    const json* v = get(k);
+    if (!v || !v->is_number_unsigned()) {
+      // nlohmann keeps 0 and positive literals unsigned; a negative number is an error.
+      if (v && v->is_number_integer() && v->get<int64_t>() >= 0) return v->get<uint64_t>();
+      return fail(k, "a non-negative integer"), 0;
+    }
+    return v->get<uint64_t>();
+  }
+  std::optional<int64_t> opt_integer(std::string_view k) {
+    const json* v = get(k);
+    if (!v) return std::nullopt;
+    if (!v->is_number_integer()) return fail(k, "an integer"), std::nullopt;
+    return v->get<int64_t>();
+  }
+  int64_t integer(std::string_view k) {
+    if (!has(k)) return fail(k, "an integer"), 0;
+    return opt_integer(k).value_or(0);
+  }
+  std::vector<std::string> strings(std::string_view k) {
+    std::vector<std::string> out;
+    const json* v = get(k);
+    if (!v || !v->is_array()) return fail(k, "an array of strings"), out;
+    for (const auto& s : *v) {
+      if (!s.is_string()) return fail(k, "an array of strings"), out;
+      out.push_back(s.get<std::string>());
+    }
+    return out;
+  }
+  template <typename T, size_t N, typename NameOf>
+  T one_of(std::string_view k, const std::array<T, N>& values, NameOf name_of, T fallback) {
+    auto s = opt_string(k);
+    if (s)
+      for (T v : values)
+        if (name_of(v) == *s) return v;
+    std::string names;
+    for (T v : values) names += (names.empty() ? "" : ", ") + std::string(name_of(v));
+    fail(k, "one of " + names);
+    return fallback;
+  }
+  const json& object(std::string_view k) {
+    static const json kEmpty = json::object();
+    const json* v = get(k);
+    if (!v || !v->is_object()) return fail(k, "an object"), kEmpty;
+    return *v;
+  }
+  void fail(std::string_view k, std::string_view what) {
+    if (error_) return;
+    error_ = bad(ErrorCode::kBadArgument, k.empty() ? where_ + " must be " + std::string(what)
+                                                    : "\"" + std::string(k) + "\"" +
+                                                          (where_.empty() ? "" : " of " + where_) +
+                                                          " must be " + std::string(what));
+  }
+  void absorb(const std::optional<ErrorAnswer>& e) {
+    if (!error_ && e) error_ = e;
+  }
+  const std::optional<ErrorAnswer>& error() const { return error_; }
+
+ private:
+  const json& j_;
+  std::string where_;
+  std::optional<ErrorAnswer> error_;
+};
+
+json or_null(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
+
+// "roots": [...] | "*", "root": "..." (version 1 and mode): their union.
+Roots read_roots(Reader& r) {
+  Roots out;
+  if (const json* v = r.get("roots")) {
+    if (v->is_string() && v->get<std::string>() == "*") {
+    } else if (v->is_array()) {
+      out.paths = r.strings("roots");
+    } else {
+      r.fail("roots", "an array of root paths or \"*\"");
+    }
+  }
+  if (auto one = r.opt_string("root"); one && *one != "*") out.paths.push_back(*one);
+  if (out.paths.size() == 1 && out.paths[0] == "*") out.paths.clear();
+  return out;
+}
+
+json roots_json(const Roots& roots) { return roots.all() ? json("*") : json(roots.paths); }
+
+}  // namespace
+
+std::string_view error_code_name(ErrorCode c) {
+  switch (c) {
+    case ErrorCode::kBadRequest:
+      return "bad-request";
+    case ErrorCode::kUnsupportedVersion:
+      return "unsupported-version";
+    case ErrorCode::kUnknownCommand:
+      return "unknown-command";
+    case ErrorCode::kBadArgument:
+      return "bad-argument";
+    case ErrorCode::kUnknownRoot:
+      return "unknown-root";
+    case ErrorCode::kForbidden:
+      return "forbidden";
+    case ErrorCode::kFailed:
+      return "failed";
+  }
+  return "failed";
+}
+
+std::string_view command_name(Command c) {
+  for (const auto& [cmd, name] : kCommands)
+    if (cmd == c) return name;
+  return "";
+}
+
+std::optional<Command> parse_command(std::string_view name) {
+  for (const auto& [cmd, n] : kCommands)
+    if (n == name) return cmd;
+  return std::nullopt;
+}
+
+std::vector<std::string> command_names() {
+  std::vector<std::string> out;
+  for (const auto& [cmd, name] : kCommands) out.emplace_back(name);
+  return out;
+}
+
+std::string_view heal_action_name(HealAction a) {
+  switch (a) {
+    case HealAction::kStatus:
+      return "status";
+    case HealAction::kClear:
+      return "clear";
+    case HealAction::kFail:
+      return "fail";
+  }
+  return "status";
+}
+
+std::string_view attribution_name(Attribution a) { return a == Attribution::kPid ? "pid" : "none"; }
+
+Command Request::command() const {
+  return std::visit(
+      [](const auto& b) {
+        using T = std::decay_t<decltype(b)>;
+        if constexpr (std::is_same_v<T, PingRequest>) return Command::kPing;
+        if constexpr (std::is_same_v<T, StatusRequest>) return Command::kStatus;
+        if constexpr (std::is_same_v<T, ModeRequest>) return Command::kMode;
+        if constexpr (std::is_same_v<T, PauseRequest>) return Command::kPause;
+        if constexpr (std::is_same_v<T, ResumeRequest>) return Command::kResume;
+        if constexpr (std::is_same_v<T, DeployPathsRequest>) return Command::kDeployPaths;
+        if constexpr (std::is_same_v<T, VerifyRequest>) return Command::kVerify;
+        if constexpr (std::is_same_v<T, HealRequest>) return Command::kHeal;
+      },
+      body);
+}
+
+json to_json(const Request& r) {
+  json j = {{"v", r.v}, {"cmd", std::string(command_name(r.command()))}};
+  std::visit(
+      [&](const auto& b) {
+        using T = std::decay_t<decltype(b)>;
+        if constexpr (std::is_same_v<T, ModeRequest>) {
+          j["roots"] = roots_json(b.roots);
+          j["mode"] = std::string(config::mode_name(b.mode));
+        } else if constexpr (std::is_same_v<T, PauseRequest>) {
+          j["roots"] = roots_json(b.roots);
+          if (b.pid) j["pid"] = *b.pid;
+        } else if constexpr (std::is_same_v<T, ResumeRequest> || std::is_same_v<T, VerifyRequest>) {
+          j["roots"] = roots_json(b.roots);
+        } else if constexpr (std::is_same_v<T, HealRequest>) {
+          j["action"] = std::string(heal_action_name(b.action));
+          if (!b.by.empty()) j["by"] = b.by;
+          if (!b.reason.empty()) j["reason"] = b.reason;
+        }
+      },
+      r.body);
+  return j;
+}
+
+Decoded<Request> decode_request(const json& j) {
+  if (!j.is_object() || !j.contains("cmd") || !j["cmd"].is_string())
+    return tl::unexpected(
+        bad(ErrorCode::kBadRequest, "a request is one JSON object with a \"cmd\" string"));
+  const std::string cmd = j["cmd"].get<std::string>();
+  Request req;
+  // Version 1 had no "v": its requests are answered as version 1.
+  req.v = kOldestVersion;
+  if (j.contains("v")) {
+    if (!j["v"].is_number_integer() || j["v"].get<int64_t>() < kOldestVersion ||
+        j["v"].get<int64_t>() > kVersion) {
+      ErrorAnswer e =
+          bad(ErrorCode::kUnsupportedVersion,
+              "protocol version " + j["v"].dump() + " is not one this agent speaks (" +
+                  std::to_string(kOldestVersion) + " to " + std::to_string(kVersion) + ")");
+      e.command = cmd;
+      return tl::unexpected(std::move(e));
+    }
+    req.v = static_cast<int>(j["v"].get<int64_t>());
+  }
+  const auto command = parse_command(cmd);
+  if (!command) {
+    std::string list;
+    for (const auto& n : command_names()) list += (list.empty() ? "" : ", ") + n;
+    ErrorAnswer e = bad(ErrorCode::kUnknownCommand,
+                        "unknown command \"" + cmd + "\"; this agent serves " + list);
+    e.command = cmd;
+    e.supported = command_names();
+    return tl::unexpected(std::move(e));
+  }
+  Reader r(j, "");
+  switch (*command) {
+    case Command::kPing:
+      req.body = PingRequest{};
+      break;
+    case Command::kStatus:
+      req.body = StatusRequest{};
+      break;
+    case Command::kDeployPaths:
+      req.body = DeployPathsRequest{};
+      break;
+    case Command::kMode: {
+      ModeRequest m;
+      m.roots = read_roots(r);
+      m.mode = r.one_of("mode", kModes, config::mode_name, config::Mode::kRestore);
+      req.body = std::move(m);
+      break;
+    }
+    case Command::kPause: {
+      PauseRequest p;
+      p.roots = read_roots(r);
+      p.pid = r.opt_integer("pid");
+      if (p.pid && *p.pid <= 0) r.fail("pid", "a process id");
+      req.body = std::move(p);
+      break;
+    }
+    case Command::kResume:
+      req.body = ResumeRequest{read_roots(r)};
+      break;
+    case Command::kVerify:
+      req.body = VerifyRequest{read_roots(r)};
+      break;
+    case Command::kHeal: {
+      HealRequest h;
+      if (r.has("action"))
+        h.action = r.one_of("action", kHealActions, heal_action_name, HealAction::kStatus);
+      h.by = r.opt_string("by").value_or("");
+      h.reason = r.opt_string("reason").value_or("");
+      if (h.action == HealAction::kFail && h.reason.empty()) r.fail("reason", "a non-empty string");
+      req.body = std::move(h);
+      break;
+    }
+  }
+  if (auto e = r.error()) {
+    ErrorAnswer out = *e;
+    out.command = cmd;
+    return tl::unexpected(std::move(out));
+  }
+  return req;
+}
+
+// ---- answers -----------------------------------------------------------------------
+
+json to_json(const HealStatus& h) {
+  return {{"healthy", h.healthy},
+          {"reason", or_null(h.reason)},
+          {"manual", h.manual},
+          {"since", h.since},
+          {"trigger_event_id", or_null(h.trigger_event_id)},
+          {"trigger_action", or_null(h.trigger_action)},
+          {"recover_at", or_null(h.recover_at)},
+          {"health_file", or_null(h.health_file)},
+          {"endpoint", or_null(h.endpoint)},
+          {"hooks_running", h.hooks_running},
+          {"action_errors", h.action_errors}};
+}
+
+namespace {
+
+json to_json(const SinkStatus& s) {
+  return {{"name", s.name},
+          {"type", std::string(config::sink_type_name(s.type))},
+          {"delivered", s.delivered},
+          {"filtered", s.filtered},
+          {"failures", s.failures},
+          {"skipped_lines", s.skipped_lines},
+          {"pending", s.pending},
+          {"failing", s.failing},
+          {"last_error", s.last_error}};
+}
+
+json to_json(const LogwatchStatus& l) {
+  return {{"logs", l.logs},
+          {"lines", l.lines},
+          {"lines_truncated", l.lines_truncated},
+          {"bans", l.bans},
+          {"ban_failures", l.ban_failures},
+          {"unbans", l.unbans}};
+}
+
+json to_json(const Counters& c) {
+  return {{"changes", c.changes},
+          {"restored", c.restored},
+          {"quarantined", c.quarantined},
+          {"evidence", c.evidence},
+          {"failures", c.failures},
+          {"events", c.events},
+          {"summarised", c.summarised},
+          {"storms", c.storms},
+          {"verifies", c.verifies},
+          {"overflows", c.overflows},
+          {"events_dropped", c.events_dropped},
+          {"events_dropped_security", c.events_dropped_security},
+          {"event_writer_waits", c.event_writer_waits}};
+}
+
+HealStatus read_heal(Reader& r) {
+  HealStatus h;
+  h.healthy = r.boolean("healthy");
+  h.reason = r.opt_string("reason");
+  h.manual = r.boolean("manual");
+  h.since = r.string("since");
+  h.trigger_event_id = r.opt_string("trigger_event_id");
+  h.trigger_action = r.opt_string("trigger_action");
+  h.recover_at = r.opt_string("recover_at");
+  h.health_file = r.opt_string("health_file");
+  h.endpoint = r.opt_string("endpoint");
+  h.hooks_running = r.count("hooks_running");
+  h.action_errors = r.strings("action_errors");
+  return h;
+}
+
+template <typename T, typename F>
+std::vector<T> read_list(Reader& outer, std::string_view key, F read_one) {
+  std::vector<T> out;
+  const json* v = outer.get(key);
+  if (!v || !v->is_array()) return outer.fail(key, "an array"), out;
+  for (const auto& item : *v) {
+    Reader r(item, std::string(key) + "[]");
+    out.push_back(read_one(r));
+    outer.absorb(r.error());
+  }
+  return out;
+}
+
+template <typename T, typename F>
+T read_nested(Reader& outer, std::string_view key, F read_one) {
+  Reader r(outer.object(key), std::string(key));
+  T out = read_one(r);
+  outer.absorb(r.error());
+  return out;
+}
+
+StatusDocument read_status(Reader& r) {
+  StatusDocument s;
+  s.pid = r.integer("pid");
+  s.backend = r.string("backend");
+  s.started_at_ns = r.integer("started_at_ns");
+  s.roots = read_list<RootStatus>(r, "roots", [](Reader& x) {
+    RootStatus rs;
+    rs.path = x.string("path");
+    rs.mode = x.one_of("mode", kModes, config::mode_name, config::Mode::kRestore);
+    rs.paused = x.boolean("paused");
+    return rs;
+  });
+  s.event_log = r.string("event_log");
+  s.in_storm = r.boolean("in_storm");
+  s.heal = read_nested<HealStatus>(r, "heal", read_heal);
+  s.sinks = read_list<SinkStatus>(r, "sinks", [](Reader& x) {
+    SinkStatus k;
+    k.name = x.string("name");
+    k.type = x.one_of("type", kSinkTypes, config::sink_type_name, config::SinkType::kSyslog);
+    k.delivered = x.count("delivered");
+    k.filtered = x.count("filtered");
+    k.failures = x.count("failures");
+    k.skipped_lines = x.count("skipped_lines");
+    k.pending = x.count("pending");
+    k.failing = x.boolean("failing");
+    k.last_error = x.string("last_error");
+    return k;
+  });
+  if (r.has("logwatch"))
+    s.logwatch = read_nested<LogwatchStatus>(r, "logwatch", [](Reader& x) {
+      LogwatchStatus l;
+      l.logs = x.strings("logs");
+      l.lines = x.count("lines");
+      l.lines_truncated = x.count("lines_truncated");
+      l.bans = x.count("bans");
+      l.ban_failures = x.count("ban_failures");
+      l.unbans = x.count("unbans");
+      return l;
+    });
+  s.counters = read_nested<Counters>(r, "counters", [](Reader& x) {
+    Counters c;
+    c.changes = x.count("changes");
+    c.restored = x.count("restored");
+    c.quarantined = x.count("quarantined");
+    c.evidence = x.count("evidence");
+    c.failures = x.count("failures");
+    c.events = x.count("events");
+    c.summarised = x.count("summarised");
+    c.storms = x.count("storms");
+    c.verifies = x.count("verifies");
+    c.overflows = x.count("overflows");
+    c.events_dropped = x.count("events_dropped");
+    c.events_dropped_security = x.count("events_dropped_security");
+    c.event_writer_waits = x.count("event_writer_waits");
+    return c;
+  });
+  return s;
+}
+
+// An answer's error, in either version's form; nullopt when it says ok.
+std::optional<ErrorAnswer> answer_error(const json& j) {
+  if (!j.is_object() || !j.contains("ok") || !j["ok"].is_boolean())
+    return bad(ErrorCode::kBadRequest, "the agent's answer has no \"ok\"");
+  if (j["ok"].get<bool>()) return std::nullopt;
+  const json& e = j.contains("error") ? j["error"] : json();
+  if (e.is_string()) return bad(ErrorCode::kFailed, e.get<std::string>());  // version 1
+  if (e.is_object()) {
+    Reader r(e, "error");
+    ErrorAnswer out;
+    out.message = r.string("message");
+    out.code = r.one_of("code", kErrorCodes, error_code_name, ErrorCode::kFailed);
+    out.command = r.opt_string("command").value_or("");
+    if (r.has("supported")) out.supported = r.strings("supported");
+    if (!r.error()) return out;
+  }
+  return bad(ErrorCode::kFailed, "the agent refused the request");
+}
+
+template <typename T, typename F>
+Decoded<T> decode_answer(const json& j, F read) {
+  if (auto e = answer_error(j)) return tl::unexpected(std::move(*e));
+  Reader r(j, "answer");
+  T out = read(r);
+  if (auto e = r.error()) {
+    ErrorAnswer err = *e;
+    err.code = ErrorCode::kBadRequest;
+    err.message = "the agent's answer does not parse: " + err.message;
+    return tl::unexpected(std::move(err));
+  }
+  return out;
+}
+
+}  // namespace
+
+json to_json(const StatusDocument& s) {
+  json roots = json::array();
+  for (const auto& r : s.roots)
+    roots.push_back(
+        {{"path", r.path}, {"mode", std::string(config::mode_name(r.mode))}, {"paused", r.paused}});
+  json sinks = json::array();
+  for (const auto& k : s.sinks) sinks.push_back(to_json(k));
+  return {{"pid", s.pid},
+          {"backend", s.backend},
+          {"started_at_ns", s.started_at_ns},
+          {"roots", roots},
+          {"event_log", s.event_log},
+          {"in_storm", s.in_storm},
+          {"heal", to_json(s.heal)},
+          {"sinks", sinks},
+          {"logwatch", s.logwatch ? to_json(*s.logwatch) : json(nullptr)},
+          {"counters", to_json(s.counters)}};
+}
+
+json to_json(const Answer& a, int v) {
+  json j = {{"v", v}};
+  std::visit(
+      [&](const auto& b) {
+        using T = std::decay_t<decltype(b)>;
+        if constexpr (std::is_same_v<T, ErrorAnswer>) {
+          j["ok"] = false;
+          if (v <= 1) {
+            j["error"] = b.message;
+          } else {
+            j["error"] = {{"code", std::string(error_code_name(b.code))}, {"message", b.message}};
+            if (!b.command.empty()) j["error"]["command"] = b.command;
+            if (!b.supported.empty()) j["error"]["supported"] = b.supported;
+          }
+        } else {
+          j["ok"] = true;
+          if constexpr (std::is_same_v<T, StatusAnswer>) {
+            j.update(to_json(b.status));
+            if (b.attribution) j["attribution"] = std::string(attribution_name(*b.attribution));
+          } else if constexpr (std::is_same_v<T, DeployPathsAnswer>) {
+            j["attribution"] = std::string(attribution_name(b.attribution));
+            if (b.attribution == Attribution::kPid) {
+              json roots = json::array();
+              for (const auto& r : b.roots)
+                roots.push_back({{"path", r.path}, {"deploy", r.deploy}, {"foreign", r.foreign}});
+              j["pid"] = b.pid;
+              j["complete"] = b.complete;
+              j["roots"] = roots;
+            }
+          } else if constexpr (std::is_same_v<T, HealAnswer>) {
+            j["heal"] = to_json(b.heal);
+          }
+        }
+      },
+      a);
+  return j;
+}
+
+Decoded<StatusDocument> decode_status(const json& j) {
+  Reader r(j, "status");
+  StatusDocument s = read_status(r);
+  if (auto e = r.error()) return tl::unexpected(*e);
+  return s;
+}
+
+Decoded<StatusAnswer> decode_status_answer(const json& j) {
+  return decode_answer<StatusAnswer>(j, [](Reader& r) {
+    StatusAnswer a;
+    a.status = read_status(r);
+    if (r.has("attribution"))
+      a.attribution = r.one_of("attribution", std::array{Attribution::kPid, Attribution::kNone},
+                               attribution_name, Attribution::kNone);
+    return a;
+  });
+}
+
+Decoded<DeployPathsAnswer> decode_deploy_paths_answer(const json& j) {
+  return decode_answer<DeployPathsAnswer>(j, [](Reader& r) {
+    DeployPathsAnswer a;
+    a.attribution = r.one_of("attribution", std::array{Attribution::kPid, Attribution::kNone},
+                             attribution_name, Attribution::kNone);
+    if (a.attribution != Attribution::kPid) return a;
+    a.pid = r.integer("pid");
+    a.complete = r.boolean("complete");
+    a.roots = read_list<DeployRootPaths>(r, "roots", [](Reader& x) {
+      DeployRootPaths d;
+      d.path = x.string("path");
+      d.deploy = x.strings("deploy");
+      d.foreign = x.strings("foreign");
+      return d;
+    });
+    return a;
+  });
+}
+
+Decoded<HealAnswer> decode_heal_answer(const json& j) {
+  return decode_answer<HealAnswer>(
+      j, [](Reader& r) { return HealAnswer{read_nested<HealStatus>(r, "heal", read_heal)}; });
+}
+
+}  // namespace mamori::proto

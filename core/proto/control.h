@@ -1,0 +1,224 @@
+#pragma once
+// The agent's control protocol as types: every request the control socket serves (and,
+// later, the manager channel), every answer, and the status document, with their JSON
+// form. docs/formats/control.md describes the protocol; docs/formats/protocol.schema.json
+// is printed from schema() below (`mamori proto-schema`) and a test fails when the two
+// drift.
+//
+// Versions: every message carries "v". 1 is the protocol before versioning: a request
+// without "v" is version 1, and its answer is a version-1 answer (the error is a string).
+// 2 (kVersion) adds "v" to every message and makes the error an object with a stable
+// code. A request newer than kVersion is refused with code "unsupported-version".
+// Receivers ignore fields they do not know; senders never depend on that for meaning.
+//
+// Decoding never throws: a malformed message is an error value naming the field.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <tl/expected.hpp>
+
+#include "core/config/config.h"
+
+namespace mamori::proto {
+
+inline constexpr int kVersion = 2;
+inline constexpr int kOldestVersion = 1;
+
+// ---- errors ------------------------------------------------------------------------
+
+// Stable codes: clients switch on these, never on the text.
+enum class ErrorCode {
+  kBadRequest,          // not a JSON object with a "cmd" string, too long, not UTF-8
+  kUnsupportedVersion,  // "v" is not a version this agent speaks
+  kUnknownCommand,      // "cmd" names no command (the answer lists the supported ones)
+  kBadArgument,         // a field has the wrong type or value
+  kUnknownRoot,         // a root the agent does not guard
+  kForbidden,           // the peer is not root
+  kFailed,              // the command ran and failed (the message says why)
+};
+std::string_view error_code_name(ErrorCode c);
+
+struct ErrorAnswer {
+  ErrorCode code = ErrorCode::kFailed;
+  std::string message;
+  std::string command;                 // the request's "cmd", when there was one
+  std::vector<std::string> supported;  // with kUnknownCommand: every command
+};
+
+template <typename T>
+using Decoded = tl::expected<T, ErrorAnswer>;
+
+// ---- requests ----------------------------------------------------------------------
+
+enum class Command { kPing, kStatus, kMode, kPause, kResume, kDeployPaths, kVerify, kHeal };
+std::string_view command_name(Command c);
+std::optional<Command> parse_command(std::string_view name);
+std::vector<std::string> command_names();
+
+// The roots a request names: "roots": [...] or "*", or (version 1) "root": "...".
+// Empty = every root the agent guards.
+struct Roots {
+  std::vector<std::string> paths;
+  bool all() const { return paths.empty(); }
+};
+
+struct PingRequest {};
+struct StatusRequest {};
+struct ModeRequest {
+  Roots roots;
+  config::Mode mode = config::Mode::kRestore;
+};
+// A deploy starts: process `pid`'s tree may write; other writers' changes are tampers.
+struct PauseRequest {
+  Roots roots;
+  std::optional<int64_t> pid;
+};
+struct ResumeRequest {
+  Roots roots;
+};
+struct DeployPathsRequest {};
+struct VerifyRequest {
+  Roots roots;
+};
+enum class HealAction { kStatus, kClear, kFail };
+std::string_view heal_action_name(HealAction a);
+struct HealRequest {
+  HealAction action = HealAction::kStatus;
+  std::string by;      // with kClear: who cleared (default "mamori heal --clear")
+  std::string reason;  // with kFail: required, non-empty
+};
+
+using RequestBody = std::variant<PingRequest, StatusRequest, ModeRequest, PauseRequest,
+                                 ResumeRequest, DeployPathsRequest, VerifyRequest, HealRequest>;
+
+struct Request {
+  int v = kVersion;
+  RequestBody body;
+  Command command() const;
+};
+
+nlohmann::json to_json(const Request& r);
+// Unknown fields are ignored; a missing "v" is version 1. The error names the field.
+Decoded<Request> decode_request(const nlohmann::json& j);
+
+// ---- answers -----------------------------------------------------------------------
+
+struct RootStatus {
+  std::string path;
+  config::Mode mode = config::Mode::kRestore;
+  bool paused = false;
+};
+
+struct HealStatus {
+  bool healthy = true;
+  std::optional<std::string> reason;
+  bool manual = false;
+  std::string since;  // ISO 8601, UTC
+  std::optional<std::string> trigger_event_id;
+  std::optional<std::string> trigger_action;
+  std::optional<std::string> recover_at;  // ISO 8601: the next recovery verify
+  std::optional<std::string> health_file;
+  std::optional<std::string> endpoint;  // host:port of the health endpoint
+  uint64_t hooks_running = 0;
+  std::vector<std::string> action_errors;  // the health actions failing now, why
+};
+
+struct SinkStatus {
+  std::string name;
+  config::SinkType type = config::SinkType::kSyslog;
+  uint64_t delivered = 0;
+  uint64_t filtered = 0;
+  uint64_t failures = 0;
+  uint64_t skipped_lines = 0;
+  uint64_t pending = 0;
+  bool failing = false;
+  std::string last_error;
+};
+
+struct LogwatchStatus {
+  std::vector<std::string> logs;
+  uint64_t lines = 0;
+  uint64_t lines_truncated = 0;
+  uint64_t bans = 0;
+  uint64_t ban_failures = 0;
+  uint64_t unbans = 0;
+};
+
+struct Counters {
+  uint64_t changes = 0, restored = 0, quarantined = 0, evidence = 0, failures = 0, events = 0,
+           summarised = 0, storms = 0, verifies = 0, overflows = 0, events_dropped = 0,
+           events_dropped_security = 0, event_writer_waits = 0;
+};
+
+// What `mamori status` shows of a running agent.
+struct StatusDocument {
+  int64_t pid = 0;
+  std::string backend;  // fanotify, inotify, replay
+  int64_t started_at_ns = 0;
+  std::vector<RootStatus> roots;
+  std::string event_log;
+  bool in_storm = false;
+  HealStatus heal;
+  std::vector<SinkStatus> sinks;
+  std::optional<LogwatchStatus> logwatch;  // null without [[log]]
+  Counters counters;
+};
+
+// Whether the agent can tell a deploy's writes from others' (its backend names writers).
+enum class Attribution { kPid, kNone };
+std::string_view attribution_name(Attribution a);
+
+// status, mode, verify, resume: the status document; pause adds the attribution.
+struct StatusAnswer {
+  StatusDocument status;
+  std::optional<Attribution> attribution;
+};
+
+struct DeployRootPaths {
+  std::string path;
+  std::vector<std::string> deploy;   // written by the deploy's process tree
+  std::vector<std::string> foreign;  // written by anyone else
+};
+struct DeployPathsAnswer {
+  Attribution attribution = Attribution::kNone;
+  // With kPid only:
+  int64_t pid = 0;
+  bool complete = false;  // false: too many paths to list, the lists are partial
+  std::vector<DeployRootPaths> roots;
+};
+
+struct HealAnswer {
+  HealStatus heal;
+};
+struct PingAnswer {};
+
+using Answer = std::variant<ErrorAnswer, PingAnswer, StatusAnswer, DeployPathsAnswer, HealAnswer>;
+
+// The answer to a request of version `v`: {"v":v,"ok":true,...} or {"v":v,"ok":false,
+// "error":...}, the error a string for version 1 and an object for version 2.
+nlohmann::json to_json(const Answer& a, int v = kVersion);
+
+// The client side: the agent's answer to `command`, typed. An error answer (either
+// version) decodes into the ErrorAnswer; so does an answer that does not parse
+// (code kBadRequest, naming the field).
+Decoded<StatusAnswer> decode_status_answer(const nlohmann::json& j);
+Decoded<DeployPathsAnswer> decode_deploy_paths_answer(const nlohmann::json& j);
+Decoded<HealAnswer> decode_heal_answer(const nlohmann::json& j);
+
+nlohmann::json to_json(const StatusDocument& s);
+nlohmann::json to_json(const HealStatus& h);
+Decoded<StatusDocument> decode_status(const nlohmann::json& j);
+
+// ---- schema ------------------------------------------------------------------------
+
+// The JSON Schema (draft 2020-12) of every message above and of the event actions:
+// docs/formats/protocol.schema.json is this, pretty-printed.
+nlohmann::json schema();
+
+}  // namespace mamori::proto

@@ -1,0 +1,178 @@
+#include "core/proto/control.h"
+
+#include <gtest/gtest.h>
+
+#include "core/proto/actions.h"
+
+namespace mamori::proto {
+namespace {
+
+using nlohmann::json;
+
+TEST(Proto, RequestsRoundTrip) {
+  const std::vector<Request> requests = {
+      {kVersion, PingRequest{}},
+      {kVersion, StatusRequest{}},
+      {kVersion, ModeRequest{Roots{{"/var/www/html"}}, config::Mode::kAlert}},
+      {kVersion, PauseRequest{Roots{}, 1234}},
+      {kVersion, ResumeRequest{Roots{{"/a", "/b"}}}},
+      {kVersion, DeployPathsRequest{}},
+      {kVersion, VerifyRequest{}},
+      {kVersion, HealRequest{HealAction::kFail, "", "maintenance"}},
+  };
+  for (const auto& r : requests) {
+    const json j = to_json(r);
+    auto back = decode_request(j);
+    ASSERT_TRUE(back) << j.dump() << ": " << back.error().message;
+    EXPECT_EQ(back->command(), r.command());
+    EXPECT_EQ(back->v, kVersion);
+    EXPECT_EQ(to_json(*back), j);
+  }
+}
+
+TEST(Proto, VersionOneRequestsHaveNoVersion) {
+  // What the CLI sent before versioning, byte for byte.
+  auto r = decode_request(json::parse(R"({"cmd":"mode","root":"/var/www/html","mode":"alert"})"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->v, 1);
+  const auto& m = std::get<ModeRequest>(r->body);
+  EXPECT_EQ(m.roots.paths, std::vector<std::string>{"/var/www/html"});
+  EXPECT_EQ(m.mode, config::Mode::kAlert);
+
+  r = decode_request(json::parse(R"({"cmd":"pause","roots":"*","pid":42})"));
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(std::get<PauseRequest>(r->body).roots.all());
+  EXPECT_EQ(std::get<PauseRequest>(r->body).pid, 42);
+
+  r = decode_request(json::parse(R"({"cmd":"heal"})"));  // no action: status
+  ASSERT_TRUE(r);
+  EXPECT_EQ(std::get<HealRequest>(r->body).action, HealAction::kStatus);
+}
+
+TEST(Proto, UnknownFieldsAreIgnored) {
+  auto r = decode_request(json::parse(R"({"v":2,"cmd":"verify","colour":"blue","roots":["/x"]})"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(std::get<VerifyRequest>(r->body).roots.paths, std::vector<std::string>{"/x"});
+}
+
+TEST(Proto, UnknownCommandNamesItAndTheSupportedOnes) {
+  auto r = decode_request(json::parse(R"({"v":2,"cmd":"reboot"})"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kUnknownCommand);
+  EXPECT_EQ(r.error().command, "reboot");
+  EXPECT_NE(r.error().message.find("\"reboot\""), std::string::npos);
+  EXPECT_NE(r.error().message.find("deploy-paths"), std::string::npos);
+  EXPECT_EQ(r.error().supported, command_names());
+  const json a = to_json(Answer{r.error()}, 2);
+  EXPECT_EQ(a["ok"], false);
+  EXPECT_EQ(a["error"]["code"], "unknown-command");
+  EXPECT_EQ(a["error"]["supported"].size(), 8u);
+  // Version 1 clients read the error as text.
+  const json a1 = to_json(Answer{r.error()}, 1);
+  EXPECT_TRUE(a1["error"].is_string());
+}
+
+TEST(Proto, FutureVersionIsRefused) {
+  auto r = decode_request(json::parse(R"({"v":3,"cmd":"status"})"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kUnsupportedVersion);
+  EXPECT_NE(r.error().message.find("1 to 2"), std::string::npos);
+  EXPECT_FALSE(decode_request(json::parse(R"({"v":"2","cmd":"status"})")));
+  EXPECT_FALSE(decode_request(json::parse(R"({"v":0,"cmd":"status"})")));
+}
+
+TEST(Proto, BadArgumentsNameTheField) {
+  auto r = decode_request(json::parse(R"({"v":2,"cmd":"mode","mode":"loud"})"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kBadArgument);
+  EXPECT_EQ(r.error().message, "\"mode\" must be one of alert, restore, preserve");
+  r = decode_request(json::parse(R"({"cmd":"pause","pid":"me"})"));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("\"pid\""), std::string::npos);
+  r = decode_request(json::parse(R"({"cmd":"pause","pid":-1})"));
+  ASSERT_FALSE(r);
+  r = decode_request(json::parse(R"({"cmd":"heal","action":"fail"})"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "\"reason\" must be a non-empty string");
+  r = decode_request(json::parse(R"({"cmd":"verify","roots":[1]})"));
+  ASSERT_FALSE(r);
+  r = decode_request(json::parse(R"({"cmd":"verify","roots":{}})"));
+  ASSERT_FALSE(r);
+  EXPECT_FALSE(decode_request(json::parse(R"(["status"])")));
+  EXPECT_FALSE(decode_request(json::parse(R"({"cmd":7})")));
+}
+
+StatusDocument sample_status() {
+  StatusDocument s;
+  s.pid = 77;
+  s.backend = "fanotify";
+  s.started_at_ns = 1;
+  s.roots = {{"/var/www/html", config::Mode::kRestore, false}};
+  s.event_log = "/var/log/mamori/events.jsonl";
+  s.heal.since = "2026-01-01T00:00:00Z";
+  s.heal.reason = "tamper-storm";
+  s.sinks = {{"siem", config::SinkType::kWebhook, 3, 0, 1, 0, 0, false, ""}};
+  s.logwatch = LogwatchStatus{{"/var/log/nginx/access.log"}, 10, 0, 1, 0, 0};
+  s.counters.restored = 5;
+  return s;
+}
+
+TEST(Proto, StatusAnswerRoundTripsInBothVersions) {
+  for (int v : {1, 2}) {
+    const json j = to_json(Answer{StatusAnswer{sample_status(), Attribution::kPid}}, v);
+    EXPECT_EQ(j["v"], v);
+    EXPECT_EQ(j["ok"], true);
+    auto back = decode_status_answer(j);
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_EQ(to_json(back->status), to_json(sample_status()));
+    EXPECT_EQ(back->attribution, Attribution::kPid);
+  }
+  StatusDocument no_logs = sample_status();
+  no_logs.logwatch.reset();
+  auto back = decode_status(to_json(no_logs));
+  ASSERT_TRUE(back);
+  EXPECT_FALSE(back->logwatch);
+}
+
+TEST(Proto, ErrorAnswersDecodeInBothVersions) {
+  ErrorAnswer e{ErrorCode::kUnknownRoot, "'/x' is not a root the agent guards", "verify", {}};
+  for (int v : {1, 2}) {
+    auto d = decode_status_answer(to_json(Answer{e}, v));
+    ASSERT_FALSE(d);
+    EXPECT_EQ(d.error().message, e.message);
+    EXPECT_EQ(d.error().code, v == 1 ? ErrorCode::kFailed : ErrorCode::kUnknownRoot);
+  }
+  // An answer missing a field is an error naming it, not a crash.
+  json broken = to_json(Answer{StatusAnswer{sample_status(), {}}});
+  broken["counters"].erase("restored");
+  auto d = decode_status_answer(broken);
+  ASSERT_FALSE(d);
+  EXPECT_NE(d.error().message.find("\"restored\""), std::string::npos);
+  EXPECT_FALSE(decode_heal_answer(json::parse(R"({"v":2})")));
+}
+
+TEST(Proto, DeployPathsAnswer) {
+  DeployPathsAnswer a{Attribution::kPid, 9, true, {{"/r", {"a.php"}, {"b.php"}}}};
+  auto back = decode_deploy_paths_answer(to_json(Answer{a}));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->roots[0].foreign, std::vector<std::string>{"b.php"});
+  const json none = to_json(Answer{DeployPathsAnswer{}});
+  EXPECT_FALSE(none.contains("roots"));
+  EXPECT_EQ(decode_deploy_paths_answer(none)->attribution, Attribution::kNone);
+}
+
+TEST(Proto, SchemaEnumsComeFromTheCode) {
+  const json s = schema();
+  EXPECT_EQ(s["$defs"]["EventAction"]["enum"].size(), action::kAllActions.size());
+  EXPECT_EQ(s["$defs"]["Mode"]["enum"], json({"alert", "restore", "preserve"}));
+  EXPECT_EQ(s["$defs"]["Request"]["oneOf"].size(), command_names().size());
+  EXPECT_EQ(s["$defs"]["Counters"]["required"].size(), 13u);
+}
+
+TEST(Proto, ActionsAreUnique) {
+  std::set<std::string_view> seen(action::kAllActions.begin(), action::kAllActions.end());
+  EXPECT_EQ(seen.size(), action::kAllActions.size());
+}
+
+}  // namespace
+}  // namespace mamori::proto

@@ -1,0 +1,91 @@
+// mamori-proto-schema: prints docs/formats/protocol.schema.json from the C++ types
+// (core/proto), or with --examples one line per message the code produces, as
+// {"def": "<$defs name>", "message": {...}}, for tests/proto/validate.py.
+// Build tool only: not installed.
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "core/proto/control.h"
+
+namespace {
+
+using mamori::proto::Answer;
+using nlohmann::json;
+namespace proto = mamori::proto;
+namespace config = mamori::config;
+
+void line(std::string_view def, const json& message) {
+  std::printf("%s\n", json{{"def", def}, {"message", message}}.dump().c_str());
+}
+
+void examples() {
+  using proto::Request;
+  for (int v : {1, 2}) {
+    line("Request", proto::to_json(Request{v, proto::PingRequest{}}));
+    line("Request", proto::to_json(Request{v, proto::StatusRequest{}}));
+    line("Request",
+         proto::to_json(Request{v, proto::ModeRequest{{{"/srv/www"}}, config::Mode::kAlert}}));
+    line("Request", proto::to_json(Request{v, proto::PauseRequest{{}, 4242}}));
+    line("Request", proto::to_json(Request{v, proto::PauseRequest{{{"/a", "/b"}}, std::nullopt}}));
+    line("Request", proto::to_json(Request{v, proto::ResumeRequest{}}));
+    line("Request", proto::to_json(Request{v, proto::DeployPathsRequest{}}));
+    line("Request", proto::to_json(Request{v, proto::VerifyRequest{{{"/srv/www"}}}}));
+    line("Request", proto::to_json(Request{v, proto::HealRequest{}}));
+    line("Request",
+         proto::to_json(Request{v, proto::HealRequest{proto::HealAction::kClear, "ops", ""}}));
+    line("Request", proto::to_json(Request{
+                        v, proto::HealRequest{proto::HealAction::kFail, "", "maintenance"}}));
+
+    proto::StatusDocument s;
+    s.pid = 1;
+    s.backend = "fanotify";
+    s.roots = {{"/srv/www", config::Mode::kPreserve, true}};
+    s.heal.healthy = false;
+    s.heal.reason = "tamper-storm";
+    s.heal.since = "2026-01-01T00:00:00Z";
+    s.heal.endpoint = "127.0.0.1:8081";
+    s.heal.action_errors = {"health file: No such file or directory"};
+    s.sinks = {{"mail", config::SinkType::kSmtp, 1, 2, 3, 4, 5, true, "connect: refused"}};
+    s.logwatch = proto::LogwatchStatus{{"/var/log/nginx/access.log"}, 100, 1, 2, 0, 1};
+    line("StatusAnswer", proto::to_json(Answer{proto::StatusAnswer{s, {}}}, v));
+    line("StatusAnswer",
+         proto::to_json(Answer{proto::StatusAnswer{s, proto::Attribution::kPid}}, v));
+    s.logwatch.reset();
+    line("StatusAnswer", proto::to_json(Answer{proto::StatusAnswer{s, {}}}, v));
+    line("StatusDocument", proto::to_json(s));
+    line("PingAnswer", proto::to_json(Answer{proto::PingAnswer{}}, v));
+    line("HealAnswer", proto::to_json(Answer{proto::HealAnswer{s.heal}}, v));
+    line("DeployPathsAnswer", proto::to_json(Answer{proto::DeployPathsAnswer{}}, v));
+    line("DeployPathsAnswer",
+         proto::to_json(
+             Answer{proto::DeployPathsAnswer{
+                 proto::Attribution::kPid, 7, true, {{"/srv/www", {"index.php"}, {"x.php"}}}}},
+             v));
+    // Errors, from the decoder itself where it makes them.
+    line("ErrorAnswer",
+         proto::to_json(Answer{proto::decode_request(json{{"cmd", "reboot"}}).error()}, v));
+    line("ErrorAnswer",
+         proto::to_json(Answer{proto::decode_request(json{{"v", 9}, {"cmd", "status"}}).error()},
+                        v));
+    line("ErrorAnswer",
+         proto::to_json(Answer{proto::decode_request(json{{"cmd", "mode"}}).error()}, v));
+    line("ErrorAnswer", proto::to_json(Answer{proto::decode_request(json::array()).error()}, v));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "--examples") == 0) {
+    examples();
+    return 0;
+  }
+  if (argc != 1) {
+    std::fprintf(stderr, "usage: mamori-proto-schema [--examples]\n");
+    return 2;
+  }
+  std::printf("%s\n", proto::schema().dump(2).c_str());
+  return 0;
+}

@@ -1,0 +1,230 @@
+// The JSON Schema of the control protocol, from the same enums and name tables the
+// encoders use (modes, sink types, commands, error codes, event actions), so an enum
+// value added in C++ appears in the schema; a field added to an encoder and not here
+// fails proto_schema_test (real messages are validated with additionalProperties false).
+
+#include "core/proto/actions.h"
+#include "core/proto/control.h"
+
+namespace mamori::proto {
+namespace {
+
+using nlohmann::json;
+
+json ref(std::string_view def) { return {{"$ref", "#/$defs/" + std::string(def)}}; }
+json str() { return {{"type", "string"}}; }
+json str_or_null() { return {{"type", json::array({"string", "null"})}}; }
+json boolean() { return {{"type", "boolean"}}; }
+json count() { return {{"type", "integer"}, {"minimum", 0}}; }
+json integer() { return {{"type", "integer"}}; }
+json strings() { return {{"type", "array"}, {"items", str()}}; }
+json array_of(json items) { return {{"type", "array"}, {"items", std::move(items)}}; }
+json konst(std::string_view v) { return {{"const", std::string(v)}}; }
+
+template <typename Range>
+json enum_of(const Range& names, std::string description = "") {
+  json e = json::array();
+  for (const auto& n : names) e.push_back(std::string(n));
+  json j = {{"type", "string"}, {"enum", e}};
+  if (!description.empty()) j["description"] = std::move(description);
+  return j;
+}
+
+// An object with exactly these properties; `required` lists the ones always present.
+json object(json properties, std::vector<std::string> required, std::string description = "") {
+  json j = {{"type", "object"},
+            {"properties", std::move(properties)},
+            {"required", required},
+            {"additionalProperties", false}};
+  if (!description.empty()) j["description"] = std::move(description);
+  return j;
+}
+
+json request(std::string_view cmd, json extra, std::vector<std::string> required,
+             std::string description) {
+  json props = {{"v", ref("Version")}, {"cmd", konst(cmd)}};
+  props.update(extra);
+  required.insert(required.begin(), "cmd");
+  return object(std::move(props), std::move(required), std::move(description));
+}
+
+// An answer with "ok": true and these fields.
+json answer(json fields, std::vector<std::string> required, std::string description) {
+  json props = {{"v", ref("Version")}, {"ok", {{"const", true}}}};
+  props.update(fields);
+  required.insert(required.begin(), {"v", "ok"});
+  return object(std::move(props), std::move(required), std::move(description));
+}
+
+json status_fields() {
+  return {{"pid", integer()},
+          {"backend", {{"type", "string"}, {"description", "fanotify, inotify or replay"}}},
+          {"started_at_ns", integer()},
+          {"roots", array_of(ref("RootStatus"))},
+          {"event_log", str()},
+          {"in_storm", boolean()},
+          {"heal", ref("HealStatus")},
+          {"sinks", array_of(ref("SinkStatus"))},
+          {"logwatch", {{"oneOf", json::array({ref("LogwatchStatus"), {{"type", "null"}}})}}},
+          {"counters", ref("Counters")}};
+}
+const std::vector<std::string> kStatusRequired = {"pid",       "backend",  "started_at_ns", "roots",
+                                                  "event_log", "in_storm", "heal",          "sinks",
+                                                  "logwatch",  "counters"};
+
+}  // namespace
+
+json schema() {
+  std::vector<std::string_view> modes, sink_types, heal_actions, codes;
+  for (auto m : {config::Mode::kAlert, config::Mode::kRestore, config::Mode::kPreserve})
+    modes.push_back(config::mode_name(m));
+  for (auto t : {config::SinkType::kSyslog, config::SinkType::kSmtp, config::SinkType::kWebhook})
+    sink_types.push_back(config::sink_type_name(t));
+  for (auto a : {HealAction::kStatus, HealAction::kClear, HealAction::kFail})
+    heal_actions.push_back(heal_action_name(a));
+  for (auto c : {ErrorCode::kBadRequest, ErrorCode::kUnsupportedVersion, ErrorCode::kUnknownCommand,
+                 ErrorCode::kBadArgument, ErrorCode::kUnknownRoot, ErrorCode::kForbidden,
+                 ErrorCode::kFailed})
+    codes.push_back(error_code_name(c));
+
+  json defs;
+  defs["Version"] = {{"type", "integer"},
+                     {"minimum", kOldestVersion},
+                     {"maximum", kVersion},
+                     {"description",
+                      "protocol version; a request without it is version 1 and is answered "
+                      "as version 1"}};
+  defs["Mode"] = enum_of(modes);
+  defs["SinkType"] = enum_of(sink_types);
+  defs["Attribution"] =
+      enum_of(std::array{attribution_name(Attribution::kPid), attribution_name(Attribution::kNone)},
+              "pid: the agent tells the deploy's writes from others'; none: its backend names no "
+              "writer");
+  defs["ErrorCode"] = enum_of(codes);
+  defs["EventAction"] = enum_of(action::kAllActions, "event.action of every event mamori writes");
+  defs["Roots"] = {{"oneOf", json::array({konst("*"), strings()})},
+                   {"description", "root paths, or \"*\" (the default) for every root"}};
+
+  // Requests.
+  const json roots = {{"roots", ref("Roots")}, {"root", str()}};
+  defs["PingRequest"] = request("ping", json::object(), {}, "is an agent listening?");
+  defs["StatusRequest"] = request("status", json::object(), {}, "the status document");
+  json mode = roots;
+  mode["mode"] = ref("Mode");
+  defs["ModeRequest"] =
+      request("mode", mode, {"mode"}, "sets the mode of roots until the agent restarts");
+  json pause = roots;
+  pause["pid"] = {{"type", "integer"}, {"minimum", 1}};
+  defs["PauseRequest"] = request("pause", pause, {},
+                                 "a deploy starts: process pid's tree may write; others' "
+                                 "changes are tampers");
+  defs["ResumeRequest"] =
+      request("resume", roots, {}, "the deploy ended: verify the roots, then guard them");
+  defs["DeployPathsRequest"] =
+      request("deploy-paths", json::object(), {}, "what the deploy and others wrote");
+  defs["VerifyRequest"] = request("verify", roots, {}, "verify the roots now");
+  defs["HealRequest"] = request("heal",
+                                {{"action", enum_of(heal_actions)},
+                                 {"by", str()},
+                                 {"reason", {{"type", "string"}, {"minLength", 1}}}},
+                                {}, "the node's health; clear it, or mark it failed");
+  json any_request = json::array();
+  for (const char* r : {"PingRequest", "StatusRequest", "ModeRequest", "PauseRequest",
+                        "ResumeRequest", "DeployPathsRequest", "VerifyRequest", "HealRequest"})
+    any_request.push_back(ref(r));
+  defs["Request"] = {{"oneOf", any_request}};
+
+  // The status document and its parts.
+  defs["RootStatus"] = object({{"path", str()}, {"mode", ref("Mode")}, {"paused", boolean()}},
+                              {"path", "mode", "paused"});
+  defs["HealStatus"] =
+      object({{"healthy", boolean()},
+              {"reason", str_or_null()},
+              {"manual", boolean()},
+              {"since", str()},
+              {"trigger_event_id", str_or_null()},
+              {"trigger_action", str_or_null()},
+              {"recover_at", str_or_null()},
+              {"health_file", str_or_null()},
+              {"endpoint", str_or_null()},
+              {"hooks_running", count()},
+              {"action_errors", strings()}},
+             {"healthy", "reason", "manual", "since", "trigger_event_id", "trigger_action",
+              "recover_at", "health_file", "endpoint", "hooks_running", "action_errors"});
+  defs["SinkStatus"] = object({{"name", str()},
+                               {"type", ref("SinkType")},
+                               {"delivered", count()},
+                               {"filtered", count()},
+                               {"failures", count()},
+                               {"skipped_lines", count()},
+                               {"pending", count()},
+                               {"failing", boolean()},
+                               {"last_error", str()}},
+                              {"name", "type", "delivered", "filtered", "failures", "skipped_lines",
+                               "pending", "failing", "last_error"});
+  defs["LogwatchStatus"] =
+      object({{"logs", strings()},
+              {"lines", count()},
+              {"lines_truncated", count()},
+              {"bans", count()},
+              {"ban_failures", count()},
+              {"unbans", count()}},
+             {"logs", "lines", "lines_truncated", "bans", "ban_failures", "unbans"});
+  json counters = json::object();
+  std::vector<std::string> counter_names;
+  // The names the encoder writes: a counter added there is in the schema.
+  const json sample = to_json(StatusDocument{})["counters"];
+  for (const auto& item : sample.items()) {
+    counters[item.key()] = count();
+    counter_names.push_back(item.key());
+  }
+  defs["Counters"] = object(counters, counter_names);
+  defs["StatusDocument"] = object(status_fields(), kStatusRequired);
+
+  // Answers.
+  json status_answer = status_fields();
+  status_answer["attribution"] = ref("Attribution");
+  defs["StatusAnswer"] = answer(status_answer, kStatusRequired,
+                                "to status, mode, resume, verify; pause adds attribution");
+  defs["PingAnswer"] = answer(json::object(), {}, "to ping");
+  defs["HealAnswer"] = answer({{"heal", ref("HealStatus")}}, {"heal"}, "to heal");
+  defs["DeployRootPaths"] = object({{"path", str()}, {"deploy", strings()}, {"foreign", strings()}},
+                                   {"path", "deploy", "foreign"});
+  defs["DeployPathsAnswer"] = {
+      {"oneOf", json::array({answer({{"attribution", konst("none")}}, {"attribution"},
+                                    "the backend names no writer: nothing is attributed"),
+                             answer({{"attribution", konst("pid")},
+                                     {"pid", integer()},
+                                     {"complete", boolean()},
+                                     {"roots", array_of(ref("DeployRootPaths"))}},
+                                    {"attribution", "pid", "complete", "roots"},
+                                    "the paused roots' paths, by writer")})}};
+  defs["ErrorAnswer"] = {
+      {"oneOf",
+       json::array({object({{"v", {{"const", 1}}}, {"ok", {{"const", false}}}, {"error", str()}},
+                           {"v", "ok", "error"}, "version 1: the error is its text"),
+                    object({{"v", {{"const", 2}}},
+                            {"ok", {{"const", false}}},
+                            {"error", object({{"code", ref("ErrorCode")},
+                                              {"message", str()},
+                                              {"command", str()},
+                                              {"supported", strings()}},
+                                             {"code", "message"})}},
+                           {"v", "ok", "error"}, "version 2: a stable code and the text")})}};
+  defs["Answer"] = {
+      {"anyOf", json::array({ref("ErrorAnswer"), ref("PingAnswer"), ref("StatusAnswer"),
+                             ref("DeployPathsAnswer"), ref("HealAnswer")})}};
+
+  return {{"$schema", "https://json-schema.org/draft/2020-12/schema"},
+          {"$id", "urn:mamori:control-protocol"},
+          {"title", "mamori control protocol"},
+          {"description",
+           "Requests to the mamori agent and its answers (docs/formats/control.md), and the "
+           "names of its event actions (docs/formats/events.md). Generated by "
+           "'mamori proto-schema'; do not edit."},
+          {"x-protocol-version", kVersion},
+          {"anyOf", json::array({ref("Request"), ref("Answer")})},
+          {"$defs", defs}};
+}
+
+}  // namespace mamori::proto
