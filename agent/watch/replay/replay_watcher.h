@@ -9,9 +9,9 @@
 
 #include <deque>
 #include <memory>
-#include <mutex>
 
 #include "agent/watch/watcher.h"
+#include "core/base/mutex.h"
 #include "core/base/unique_fd.h"
 
 namespace mamori::watch {
@@ -21,7 +21,7 @@ class ReplayWatcher final : public Watcher {
   ReplayWatcher() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
   void push(Change c) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     pending_.push_back(std::move(c));
     const uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(fd_.get(), &one, sizeof one);
@@ -33,7 +33,7 @@ class ReplayWatcher final : public Watcher {
   Status read(std::vector<Change>& out) override {
     uint64_t count = 0;
     [[maybe_unused]] auto n = ::read(fd_.get(), &count, sizeof count);
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (auto& c : pending_) {
       if (c.what & kOverflow) ++overflows_;
       out.push_back(std::move(c));
@@ -45,8 +45,8 @@ class ReplayWatcher final : public Watcher {
 
  private:
   UniqueFd fd_;
-  std::mutex mu_;
-  std::deque<Change> pending_;  // guarded by mu_
+  Mutex mu_;
+  std::deque<Change> pending_ MAMORI_GUARDED_BY(mu_);
   uint64_t overflows_ = 0;
 };
 
