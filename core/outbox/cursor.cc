@@ -26,7 +26,7 @@ std::optional<uint64_t> parse_u64(std::string_view s) {
 }  // namespace
 
 bool valid_cursor_name(std::string_view name) {
-  if (name.empty() || name.size() > 64 || name[0] == '.') return false;
+  if (name.empty() || name.size() > 96 || name[0] == '.') return false;
   for (const char c : name) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                     c == '-' || c == '_' || c == '.';

@@ -21,7 +21,7 @@
 
 namespace mamori::outbox {
 
-// Letters, digits, '-', '_' and '.', 1 to 64 of them, not starting with '.'.
+// Letters, digits, '-', '_' and '.', 1 to 96 of them, not starting with '.'.
 bool valid_cursor_name(std::string_view name);
 std::string cursor_path(const std::string& outbox_dir, std::string_view name);
 
