@@ -122,12 +122,14 @@ class Agent {
                       "and evidence): made 0700",
                       quote(config_.state_dir), static_cast<unsigned>(**was)));
 
-    auto box = outbox::Outbox::open(env_, config_.agent.event_log);
+    auto box = outbox::Outbox::open(env_, {outbox::outbox_dir(config_.state_dir),
+                                           config_.agent.event_log,
+                                           {.quota_bytes = config_.agent.outbox_quota_mb << 20}});
     if (!box) return step_failed("open_outbox", box.error());
     outbox_.emplace(std::move(*box));
     // Before anything is written, so a new sink starts with this run's first event.
     auto sinks = sinks::SinkSet::start(
-        env_, config_, config_.agent.event_log,
+        env_, config_, outbox_->dir(), outbox_->next_sequence(),
         [](const std::string& sink, const std::string& error) {
           log(error.empty() ? "sink " + quote(sink) + " delivers again" : error);
         });
@@ -381,7 +383,17 @@ class Agent {
               {"overflows", watcher_->overflows()},
               {"events_dropped", publisher_->dropped()},
               {"events_dropped_security", publisher_->dropped_security()},
-              {"event_writer_waits", publisher_->waits()}}}};
+              {"event_writer_waits", publisher_->waits()}}},
+            // h-outbox (issue 11): the outbox's sequence and quota drops.
+            {"outbox", [&] {
+               const auto o = publisher_->outbox_figures();
+               return nlohmann::json{{"dir", outbox::outbox_dir(config_.state_dir)},
+                                     {"next_sequence", o.next_sequence},
+                                     {"quota_mb", config_.agent.outbox_quota_mb},
+                                     {"dropped_by_quota", o.quota_dropped},
+                                     {"dropped_by_quota_security", o.quota_dropped_security},
+                                     {"export_behind", o.export_behind}};
+             }()}};
   }
 
   nlohmann::json handle(const nlohmann::json& req) {
@@ -585,7 +597,6 @@ class Agent {
         while (::read(sig.get(), &si, sizeof si) == sizeof si) {
           if (si.ssi_signo == SIGHUP) {
             if (auto st = publisher_->reopen(); !st) log(st.error().message());
-            sinks_->outbox_reopened();
             continue;
           }
           log(fmt::format("stopping on signal {}", si.ssi_signo));

@@ -173,7 +173,7 @@ class Loader {
     if (!check_keys(t,
                     {"socket", "event_log", "backend", "verify_interval", "evidence_quota_mb",
                      "evidence_max_file_mb", "storm_changes_per_second", "path_restores_per_second",
-                     "allowed_events_per_second"},
+                     "allowed_events_per_second", "outbox_quota_mb"},
                     "agent."))
       return false;
     if (!get_string(t, "socket", "agent.socket", a.socket)) return false;
@@ -201,6 +201,8 @@ class Loader {
     };
     return get_u("verify_interval", 0, 7 * 86400, a.verify_interval_s) &&
            get_u("evidence_quota_mb", 1, 1 << 24, a.evidence_quota_mb) &&
+           // At least four 4 MiB segments: the quota acts on closed segments.
+           get_u("outbox_quota_mb", 16, 1 << 24, a.outbox_quota_mb) &&
            get_u("evidence_max_file_mb", 1, 1 << 16, a.evidence_max_file_mb) &&
            get_u("storm_changes_per_second", 1, 1000000, a.storm_changes_per_second) &&
            get_u("path_restores_per_second", 1, 1000000, a.path_restores_per_second) &&

@@ -162,6 +162,9 @@ class Outbox {
   int64_t first_unreported_ns_ = 0;
 };
 
+// The outbox of the state directory `state_dir`.
+inline std::string outbox_dir(const std::string& state_dir) { return state_dir + "/outbox"; }
+
 // Where the sequence number goes in `json` (a serialised event): just after the '{' of
 // its top-level "event" object; npos when it has none.
 size_t sequence_insert_point(std::string_view json);
