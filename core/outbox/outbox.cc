@@ -468,7 +468,8 @@ Status Outbox::collect() {
       total += static_cast<uint64_t>(st.st_size);
     kept.push_back(segments[i]);
   }
-  if (export_fd_.valid()) (void)save_cursor(*env_, options_.dir, kExportCursor, export_next_);
+  if (export_fd_.valid() && save_cursor(*env_, options_.dir, kExportCursor, export_next_))
+    export_saved_ = export_next_;
   if (total > options_.limits.quota_bytes) MAMORI_TRY(enforce_quota(kept, total));
   return ok();
 }
@@ -631,8 +632,22 @@ Status Outbox::flush() {
   };
   auto st = attempt();
   export_buf_.clear();
+  // The export's position, about once a second: at open it counts only when the file
+  // has no sequence of its own (new, rotated, another path), so a second's events at
+  // most are exported twice after a crash.
+  const int64_t now = env_->clock().now_ns();
+  if (export_fd_.valid() && export_saved_ != export_next_ &&
+      now - export_saved_ns_ >= 1'000'000'000) {
+    if (save_cursor(*env_, options_.dir, kExportCursor, export_next_)) export_saved_ = export_next_;
+    export_saved_ns_ = now;
+  }
   failing_ = !st;
   return st;
+}
+
+Outbox::~Outbox() {
+  if (export_fd_.valid() && export_saved_ != export_next_)
+    (void)save_cursor(*env_, options_.dir, kExportCursor, export_next_);
 }
 
 Status Outbox::reopen() {

@@ -86,6 +86,11 @@ class Outbox {
   // Opens (creating) the outbox: recovers the sequence from the newest segment, cuts a
   // torn tail left by a crash, opens the export file.
   static Result<Outbox> open(Env& env, Options options);
+  Outbox(Outbox&&) = default;
+  Outbox& operator=(Outbox&&) = default;
+  // Saves the export's cursor, so the next open (with its file rotated or moved
+  // meanwhile) resumes exactly there.
+  ~Outbox();
 
   // Queues `e`; past Limits::spill_bytes queued, writes the queue (unless the last write
   // failed: then the next flush() retries). Applies the drop policy above.
@@ -145,6 +150,8 @@ class Outbox {
   uint64_t next_seq_ = 1;
   uint64_t export_next_ = 1;
   bool collect_due_ = false;
+  int64_t export_saved_ns_ = 0;
+  uint64_t export_saved_ = 0;
   uint64_t next_order_ = 0;
   std::deque<Line> low_, security_;  // each in append order
   uint64_t low_bytes_ = 0, security_bytes_ = 0;
