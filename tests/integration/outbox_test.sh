@@ -90,7 +90,7 @@ assert got[0] == 1 and set(want) <= set(got), "an event of the log never reached
 print(len(got), "events at the webhook, sequences", got[0], "to", got[-1])
 PY
 stop_agent
-stop_webhook
+stop_webhook || fail "the webhook server did not stop"
 
 step "SIGKILL during a flood: every event written before the kill is kept exactly once"
 start_agent
