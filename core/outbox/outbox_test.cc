@@ -439,6 +439,28 @@ TEST(OutboxCorruption, AMissingSegmentIsAGapInTheSequence) {
   EXPECT_EQ(std::find(got.begin(), got.end(), segs[1]), got.end());
 }
 
+TEST(OutboxCorruption, AReaderAtASealWaitsForTheNextSegmentAndTheWriterMakesIt) {
+  Paths p;
+  RealEnv env;
+  ASSERT_TRUE(save_cursor(env, p.dir, "hold", 1));
+  write_some(p, 12, {.segment_bytes = 8 << 10});
+  auto segs = segments_of(p.dir);
+  ASSERT_GE(segs.size(), 2u);
+  // A crash between the seal and the creation of the next segment.
+  std::filesystem::remove(segment_path(p, segs.back()));
+  SegmentReader r(p.dir);
+  r.seek(1);
+  std::vector<Record> got;
+  ASSERT_TRUE(r.read(got, 1000));
+  EXPECT_EQ(seqs(got), range(1, segs.back() - 1));
+  write_some(p, 1, {.segment_bytes = 8 << 10});
+  EXPECT_EQ(segments_of(p.dir).back(), segs.back()) << "made again, named by the seal";
+  got.clear();
+  ASSERT_TRUE(r.read(got, 1000));
+  EXPECT_EQ(seqs(got), range(segs.back(), segs.back())) << "the sequence goes on from the seal";
+  EXPECT_EQ(r.stats().corrupt_records, 0u);
+}
+
 TEST(OutboxCorruption, ADamagedCursorIsReportedAndHoldsEverything) {
   Paths p;
   RealEnv env;
