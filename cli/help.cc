@@ -61,7 +61,7 @@ FILES
     /run/mamori/agent.sock    the agent's control socket (agent.socket)
     STATE/bans.db             the ban list: who is banned, until when, and why
     STATE/heal.json           whether the node is failing its health check, and why
-    STATE/sinks/NAME.cursor   how far each [[sink]] has delivered the event log
+    STATE/outbox/             the event outbox: segments, and a cursor per [[sink]]
 
 EXAMPLES
     mamori init                          baseline every configured root

@@ -181,14 +181,17 @@ class Agent::Impl {
   }
 
   Status open_outbox() {
-    outbox_.emplace(MAMORI_TRY(outbox::Outbox::open(env_, config_.agent.event_log)));
+    outbox_.emplace(MAMORI_TRY(
+        outbox::Outbox::open(env_, {outbox::outbox_dir(config_.state_dir),
+                                    config_.agent.event_log,
+                                    {.quota_bytes = config_.agent.outbox_quota_mb << 20}})));
     return ok();
   }
 
   // Before anything is written, so a new sink starts with this run's first event.
   Status start_sinks() {
     sinks_ = MAMORI_TRY(sinks::SinkSet::start(
-        env_, config_, config_.agent.event_log,
+        env_, config_, outbox_->dir(), outbox_->next_sequence(),
         [](const std::string& sink, const std::string& error) {
           log(error.empty() ? "sink " + quote(sink) + " delivers again" : error);
         }));
@@ -223,8 +226,13 @@ class Agent::Impl {
     handlers_ = std::make_unique<control::Handlers>(control::Services{
         env_, *guard_, *watcher_, *healer_, *sinks_, logwatch_.get(),
         [this] {
-          return control::EventLogStats{publisher_->dropped(), publisher_->dropped_security(),
-                                        publisher_->waits()};
+          const auto o = publisher_->outbox_figures();
+          return control::EventLogStats{publisher_->dropped(),
+                                        publisher_->dropped_security(),
+                                        publisher_->waits(),
+                                        {outbox::outbox_dir(config_.state_dir), o.next_sequence,
+                                         config_.agent.outbox_quota_mb, o.quota_dropped,
+                                         o.quota_dropped_security, o.export_behind}};
         },
         [this] { flush(); }, [](const std::string& line) { log(line); }, config_.agent.event_log,
         started_ns_});
@@ -459,7 +467,6 @@ class Agent::Impl {
         while (::read(sig.get(), &si, sizeof si) == sizeof si) {
           if (si.ssi_signo == SIGHUP) {
             if (auto st = publisher_->reopen(); !st) log(st.error().message());
-            sinks_->outbox_reopened();
             continue;
           }
           log(fmt::format("stopping on signal {}", si.ssi_signo));

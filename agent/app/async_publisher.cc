@@ -53,6 +53,12 @@ uint64_t AsyncPublisher::dropped_security() {
   return dropped_security_.load(std::memory_order_relaxed);
 }
 
+AsyncPublisher::OutboxFigures AsyncPublisher::outbox_figures() {
+  constexpr auto r = std::memory_order_relaxed;
+  return {next_sequence_.load(r), quota_dropped_.load(r), quota_dropped_security_.load(r),
+          export_behind_.load(r)};
+}
+
 uint64_t AsyncPublisher::waits() {
   MutexLock lock(mu_);
   return waits_;
@@ -92,6 +98,10 @@ void AsyncPublisher::run() {
       retry = box_.failing();
       dropped_.store(box_.dropped(), std::memory_order_relaxed);
       dropped_security_.store(box_.dropped_security(), std::memory_order_relaxed);
+      next_sequence_.store(box_.next_sequence(), std::memory_order_relaxed);
+      quota_dropped_.store(box_.quota_dropped(), std::memory_order_relaxed);
+      quota_dropped_security_.store(box_.quota_dropped_security(), std::memory_order_relaxed);
+      export_behind_.store(box_.export_behind(), std::memory_order_relaxed);
     }
     if (!synced) on_error_(synced.error());
     if (!flushed && !was_failing) on_error_(flushed.error());  // once per outage, not per retry

@@ -50,6 +50,13 @@ class AsyncPublisher final : public guard::Publisher {
   Status reopen() MAMORI_EXCLUDES(box_mu_);
   uint64_t dropped();
   uint64_t dropped_security();
+  // The outbox's figures for `mamori status` (copies kept by the writer thread).
+  struct OutboxFigures {
+    uint64_t next_sequence = 0;
+    uint64_t quota_dropped = 0, quota_dropped_security = 0;
+    uint64_t export_behind = 0;
+  };
+  OutboxFigures outbox_figures();
   // How often publish() had to wait for the writer (back-pressure).
   uint64_t waits() MAMORI_EXCLUDES(mu_);
 
@@ -69,6 +76,8 @@ class AsyncPublisher final : public guard::Publisher {
   std::deque<Batch> queue_ MAMORI_GUARDED_BY(mu_);
   size_t queued_events_ MAMORI_GUARDED_BY(mu_) = 0;
   std::atomic<uint64_t> dropped_{0}, dropped_security_{0};
+  std::atomic<uint64_t> next_sequence_{0}, quota_dropped_{0}, quota_dropped_security_{0},
+      export_behind_{0};
   uint64_t waits_ MAMORI_GUARDED_BY(mu_) = 0;
   bool busy_ MAMORI_GUARDED_BY(mu_) = false;
   bool stop_ MAMORI_GUARDED_BY(mu_) = false;

@@ -48,7 +48,7 @@ TEST(AsyncPublisher, AFloodOfLowSeverityEventsIsWrittenWholeInOrderBehindTheSecu
   testing::TempDir tmp;
   RealEnv env;
   const std::string path = tmp.path() + "/events.jsonl";
-  auto box = outbox::Outbox::open(env, path);
+  auto box = outbox::Outbox::open(env, {tmp.path() + "/outbox", path, {}});
   ASSERT_TRUE(box);
   Written written;
   {
@@ -87,7 +87,7 @@ TEST(AsyncPublisher, EventsKeptThroughAFullDiskAreWrittenOnceSpaceReturnsWithout
   testing::TempDir tmp;
   testing::FaultEnv env;
   const std::string path = tmp.path() + "/events.jsonl";
-  auto box = outbox::Outbox::open(env, path);
+  auto box = outbox::Outbox::open(env, {tmp.path() + "/outbox", path, {}});
   ASSERT_TRUE(box);
   Written written;
   std::mutex errors_mu;

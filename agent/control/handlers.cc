@@ -78,6 +78,7 @@ proto::StatusDocument Handlers::status() const {
       c.changes,   c.restored,           c.quarantined,   c.evidence, c.failures,
       c.events,    c.summarised,         c.storms,        c.verifies, s_.watcher.overflows(),
       log.dropped, log.dropped_security, log.writer_waits};
+  d.outbox = log.outbox;
   return d;
 }
 

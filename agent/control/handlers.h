@@ -22,11 +22,13 @@
 
 namespace mamori::control {
 
-// The event log writer's counters (agent/app/async_publisher.h), for the status document.
+// The event writer's counters and its outbox (agent/app/async_publisher.h), for the
+// status document.
 struct EventLogStats {
   uint64_t dropped = 0;
   uint64_t dropped_security = 0;
   uint64_t writer_waits = 0;
+  proto::OutboxStatus outbox;
 };
 
 // What the handlers act on; every reference outlives the Handlers.

@@ -37,7 +37,8 @@ class GuardTest : public ::testing::Test {
     site.write("wp/inc/a.php", "<?php // a\n");
     site.write("wp/inc/b.php", "<?php // b\n");
     record_baseline();
-    outbox.emplace(outbox::Outbox::open(env, state_dir / "events.jsonl").value());
+    outbox.emplace(
+        outbox::Outbox::open(env, {state_dir / "outbox", state_dir / "events.jsonl", {}}).value());
     evidence = evidence::EvidenceStore::open(env, state_dir.path(),
                                              evidence::EvidenceStore::Access::kWrite)
                    .value();

@@ -158,11 +158,11 @@ void Tailer::load_positions() {
     const auto dev = number("dev"), ino = number("ino"), offset = number("offset"),
                tail_len = number("tail_len"), hash = number("tail_hash");
     if (path == e.end() || !path->is_string() || !dev || !ino || !offset || !tail_len || !hash ||
-        *tail_len > FileCursor::kTailBytes || *tail_len > *offset)
+        *tail_len > fs::FileCursor::kTailBytes || *tail_len > *offset)
       continue;
     for (auto& f : files_) {
       if (f.path != path->get_ref<const std::string&>()) continue;
-      f.saved = FileCursor{*dev, *ino, *offset, static_cast<uint32_t>(*tail_len), *hash};
+      f.saved = fs::FileCursor{*dev, *ino, *offset, static_cast<uint32_t>(*tail_len), *hash};
       f.committed = f.saved;
     }
   }
@@ -320,10 +320,11 @@ void Tailer::first_open(size_t f, Probe& p) {
     if (p.kind == Probe::kNew) push_stream(f, open_stream(p, history ? p.st.st_size : 0), true);
     return;
   }
-  const FileCursor saved = *file.saved;
+  const fs::FileCursor saved = *file.saved;
   auto resume = [&](Probe& at) {
     Stream s = open_stream(at, 0);
-    if (static_cast<uint64_t>(at.st.st_size) >= saved.offset && still_there(s.fd.get(), saved)) {
+    if (static_cast<uint64_t>(at.st.st_size) >= saved.offset &&
+        fs::still_there(s.fd.get(), saved)) {
       s.at = saved;
       s.read_off = saved.offset;
     } else {
@@ -334,10 +335,8 @@ void Tailer::first_open(size_t f, Probe& p) {
   if (p.kind == Probe::kNew && saved.same_file(p.st)) return push_stream(f, resume(p), true);
   // Rotated while we were stopped: finish the old file (logrotate's PATH.1) first.
   Probe old;
-  if (auto fd = fs::open_admin_read(file.path + ".1"); fd && ::fstat(fd->get(), &old.st) == 0 &&
-                                                       S_ISREG(old.st.st_mode) &&
-                                                       saved.same_file(old.st)) {
-    old.fd = std::move(*fd);
+  if (auto fd = fs::open_rotated(file.path, saved); fd.valid() && ::fstat(fd.get(), &old.st) == 0) {
+    old.fd = std::move(fd);
     push_stream(f, resume(old), false);
     ++stats_.rotations;
   }
@@ -348,11 +347,11 @@ Tailer::Stream Tailer::open_stream(Probe& p, uint64_t offset) {
   Stream s;
   s.fd = std::move(p.fd);
   s.st = p.st;
-  s.at = cursor_after(p.st, 0, {});
+  s.at = fs::cursor_after(p.st, 0, {});
   if (offset) {
     // The tail is read for the fingerprint; without it the cursor only checks the size.
-    auto at = cursor_at(s.fd.get(), p.st, offset);
-    s.at = at ? *at : cursor_after(p.st, offset, {});
+    auto at = fs::cursor_at(s.fd.get(), p.st, offset);
+    s.at = at ? *at : fs::cursor_after(p.st, offset, {});
   }
   s.read_off = offset;
   s.last_growth_ns = now_ns();
@@ -415,10 +414,10 @@ bool Tailer::may_close(const File& file, size_t i) const {
 bool Tailer::read_stream(size_t f, Stream& s, const LineFn& on_line, size_t& budget) {
   struct stat now {};
   if (::fstat(s.fd.get(), &now) != 0) return true;
-  if (static_cast<uint64_t>(now.st_size) < s.read_off || !still_there(s.fd.get(), s.at)) {
+  if (static_cast<uint64_t>(now.st_size) < s.read_off || !fs::still_there(s.fd.get(), s.at)) {
     // Truncated in place (copytruncate): what is there now is new.
     flush_partial(f, s, on_line);
-    s.at = cursor_after(s.st, 0, {});
+    s.at = fs::cursor_after(s.st, 0, {});
     s.read_off = 0;
     s.skipping = false;
     s.progressed = true;
@@ -497,8 +496,8 @@ bool Tailer::read_stream(size_t f, Stream& s, const LineFn& on_line, size_t& bud
       const char* next = nl + 1;
       // The fingerprint may reach into the lines before: more bytes, surer.
       const std::string_view tail(
-          std::max(begin, next - FileCursor::kTailBytes),
-          static_cast<size_t>(next - std::max(begin, next - FileCursor::kTailBytes)));
+          std::max(begin, next - fs::FileCursor::kTailBytes),
+          static_cast<size_t>(next - std::max(begin, next - fs::FileCursor::kTailBytes)));
       const bool cut = static_cast<size_t>(nl - p) > max;
       if (cut) ++stats_.too_long;
       deliver(f, s, {p, cut ? max : static_cast<size_t>(nl - p)}, off(p), off(next), tail, false,
@@ -522,7 +521,7 @@ bool Tailer::read_stream(size_t f, Stream& s, const LineFn& on_line, size_t& bud
 void Tailer::deliver(size_t f, Stream& s, std::string_view line, uint64_t start, uint64_t end,
                      std::string_view tail, bool unterminated, bool truncated,
                      const LineFn& on_line) {
-  const LinePos pos{start, cursor_after(s.st, end, tail), unterminated, truncated};
+  const LinePos pos{start, fs::cursor_after(s.st, end, tail), unterminated, truncated};
   s.at = pos.next;
   s.progressed = true;
   ++stats_.lines;
@@ -544,7 +543,7 @@ void Tailer::flush_partial(size_t f, Stream& s, const LineFn& on_line) {
 
 void Tailer::commit(size_t f, const LinePos& pos) { files_[f].committed = pos.next; }
 
-std::optional<FileCursor> Tailer::position(const File& f) const {
+std::optional<fs::FileCursor> Tailer::position(const File& f) const {
   if (!options_.commit_on_delivery) return f.committed;
   // The newest file that lines came from: an older one still open was read to its end
   // then, and saving its position would read the newer one again after a restart.

@@ -18,7 +18,7 @@
 //   it was closed is lost. Closing happens in read(), so an owner that wants the fd back
 //   promptly calls read() now and then (e.g. with save()), not only on fd() events.
 // - Truncation in place (copytruncate): a file shorter than our offset, or whose bytes
-//   before our offset are no longer those we read (FileCursor's fingerprint: new content
+//   before our offset are no longer those we read (fs::FileCursor's fingerprint: new content
 //   longer than the old is caught too), is read again from its start; a partial line it
 //   held is delivered, marked `unterminated`.
 // - Deletion ("a log deleted under us"): the open file is read to its end and followed
@@ -67,10 +67,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "agent/logwatch/file_cursor.h"
 #include "core/base/env.h"
 #include "core/base/result.h"
 #include "core/base/unique_fd.h"
+#include "core/fs/tail_cursor.h"
 
 namespace mamori::logwatch {
 
@@ -93,7 +93,7 @@ struct TailerOptions {
 // Where a delivered line is, for evidence and for commit().
 struct LinePos {
   uint64_t offset = 0;        // of the line's first byte, in the file next.dev/next.ino
-  FileCursor next;            // just past the line (and its '\n'): where reading resumes
+  fs::FileCursor next;        // just past the line (and its '\n'): where reading resumes
   bool unterminated = false;  // a last line without '\n', cut short by rotation or truncation
   bool truncated = false;     // only the first max_line_bytes of a longer line
 };
@@ -140,7 +140,7 @@ class Tailer {
   //   {"version":1,"files":[{"path":P,"dev":D,"ino":I,"offset":O,"tail_len":L,
   //                          "tail_hash":H}]}
   // `offset` is where reading resumes in the file dev/ino, and tail_len/tail_hash the
-  // fingerprint of the bytes before it (FileCursor). Paths not followed any more are
+  // fingerprint of the bytes before it (fs::FileCursor). Paths not followed any more are
   // dropped; a path that is not UTF-8 is stored mangled and so not resumed. Positions are
   // those of the last line delivered (commit_on_delivery) or commit()ed, per path.
   Status save();
@@ -155,7 +155,7 @@ class Tailer {
   struct Stream {
     UniqueFd fd;
     struct stat st {};
-    FileCursor at;            // past the last line delivered or skipped
+    fs::FileCursor at;        // past the last line delivered or skipped
     uint64_t read_off = 0;    // past the bytes consumed: `at`, then `partial` or a skipped part
     std::string partial;      // a line whose '\n' is not there yet (while skipping: its start)
     bool skipping = false;    // inside a line longer than max_line_bytes
@@ -166,14 +166,14 @@ class Tailer {
   struct File {
     std::string path, name;
     size_t dir = 0;
-    std::vector<Stream> streams;          // oldest first
-    bool has_current = false;             // streams.back() is the file at the path
-    bool started = false;                 // opened, or found missing, once (the end-or-0 rule)
-    bool created = false;                 // a file was created at the path since we started
-    bool check = false;                   // look at the path again
-    bool dirty = false;                   // a stream may have unread bytes
-    std::optional<FileCursor> saved;      // the position when no stream is open
-    std::optional<FileCursor> committed;  // commit_on_delivery = false
+    std::vector<Stream> streams;              // oldest first
+    bool has_current = false;                 // streams.back() is the file at the path
+    bool started = false;                     // opened, or found missing, once (the end-or-0 rule)
+    bool created = false;                     // a file was created at the path since we started
+    bool check = false;                       // look at the path again
+    bool dirty = false;                       // a stream may have unread bytes
+    std::optional<fs::FileCursor> saved;      // the position when no stream is open
+    std::optional<fs::FileCursor> committed;  // commit_on_delivery = false
     std::optional<Error> error;
   };
   struct Dir {
@@ -204,7 +204,7 @@ class Tailer {
                std::string_view tail, bool unterminated, bool truncated, const LineFn& on_line);
   void flush_partial(size_t file, Stream& s, const LineFn& on_line);
   void set_error(size_t file, std::optional<Error> error);
-  std::optional<FileCursor> position(const File& f) const;
+  std::optional<fs::FileCursor> position(const File& f) const;
   int64_t now_ns() const { return env_.clock().now_ns(); }
 
   Env& env_;

@@ -9,51 +9,91 @@
 
 #include <fmt/format.h>
 
+#include "core/event/event.h"
 #include "core/fs/admin_files.h"
+#include "core/outbox/cursor.h"
+#include "core/proto/actions.h"
 
 namespace mamori::sinks {
 namespace {
 
-constexpr size_t kReadChunk = 64 << 10;
 constexpr int64_t kCursorSaveEveryMs = 1000;
-// Without news, look again this often anyway: appends by another writer (a test, a
-// second agent) and copytruncate come without a notify().
+// Without news, look again this often anyway: records written by another writer (the
+// CLI) come without a notify().
 constexpr int64_t kIdleRecheckMs = 1000;
-
-uint64_t fnv1a(std::string_view bytes) {
-  uint64_t h = 1469598103934665603ull;
-  for (const unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
 
 }  // namespace
 
 int64_t Follower::now_ms() const { return env_.clock().monotonic_ns() / 1'000'000; }
 
 Follower::Follower(Env& env, std::unique_ptr<Sink> sink, FollowerOptions options)
-    : env_(env), sink_(std::move(sink)), options_(std::move(options)) {}
+    : env_(env),
+      sink_(std::move(sink)),
+      options_(std::move(options)),
+      cursor_(cursor_name(sink_->name())),
+      reader_(options_.outbox_dir) {}
 
 Follower::~Follower() { stop(); }
 
 void Follower::start() {
-  // On the caller's thread: a new sink's cursor is placed at the end of the log before
-  // the caller writes anything more to it.
-  open_at_cursor();
+  // On the caller's thread: a new sink's cursor is registered at the outbox's head
+  // before the caller writes anything more to it.
+  open_cursor();
   thread_ = std::thread([this] { run(); });
+}
+
+void Follower::open_cursor() {
+  auto saved = outbox::load_cursor(options_.outbox_dir, cursor_);
+  if (!saved) {
+    // Damaged: from the oldest record still there (at least once, never a silent loss).
+    if (options_.on_state)
+      options_.on_state(sink_->name(), "sink " + sink_->name() + ": " + saved.error().message() +
+                                           ": reading again from the oldest event kept");
+    at_ = 0;
+    gap_known_ = false;
+  } else if (*saved) {
+    at_ = **saved;
+  } else {
+    at_ = options_.start_sequence;
+    migrate_legacy();
+  }
+  committed_ = at_;
+  reader_.seek(at_);
+  save_cursor();  // registers it
+}
+
+void Follower::migrate_legacy() {
+  if (options_.legacy_cursor_path.empty()) return;
+  auto text = fs::read_small_file(options_.legacy_cursor_path, 256);
+  if (!text) return;
+  unsigned long long dev = 0, ino = 0, offset = 0, len = 0, hash = 0;
+  if (std::sscanf(text->c_str(), "mamori-cursor 1 %llu %llu %llu %llu %llu", &dev, &ino, &offset,
+                  &len, &hash) == 5) {
+    // Lines of the old log after the old cursor were never delivered, and the segment
+    // stream does not hold them: say how many instead of losing them silently.
+    int64_t undelivered = -1;
+    if (auto fd = fs::open_admin_read(options_.legacy_log_path)) {
+      struct stat st {};
+      if (::fstat(fd->get(), &st) == 0 && st.st_dev == dev && st.st_ino == ino) {
+        undelivered = 0;
+        std::string buf(1 << 16, '\0');
+        for (uint64_t off = offset;;) {
+          const ssize_t n = ::pread(fd->get(), buf.data(), buf.size(), static_cast<off_t>(off));
+          if (n <= 0) break;
+          undelivered += std::count(buf.data(), buf.data() + n, '\n');
+          off += static_cast<uint64_t>(n);
+        }
+      }
+    }
+    if (undelivered != 0) add_gap(0, 0, "upgrade", undelivered);
+  }
+  (void)fs::remove_file(options_.legacy_cursor_path);
 }
 
 void Follower::notify() {
   {
     MutexLock lock(mu_);
     dirty_ = true;
-  }
-  wake_.notify_one();
-}
-
-void Follower::outbox_reopened() {
-  {
-    MutexLock lock(mu_);
-    ++reopen_generation_;
   }
   wake_.notify_one();
 }
@@ -77,32 +117,24 @@ FollowerStats Follower::stats() const {
 }
 
 void Follower::run() {
-  int64_t last_save_ms = 0;
+  int64_t last_save_ms = now_ms();
   MutexLock lock(mu_);
   while (true) {
     const bool stopping = stop_;
-    const uint64_t generation = reopen_generation_;
     dirty_ = false;
     lock.unlock();
 
-    if (!fd_.valid()) open_at_cursor();
-    if (fd_.valid()) read_available();
-    if (generation != seen_generation_ && batch_.empty()) {
-      seen_generation_ = generation;
-      finish_rotation();
-      read_available();
-    }
+    if (batch_.size() < kMaxBatch) read_available();
     const bool delivered = !batch_.empty() && deliver_due(stopping);
-    const Cursor before = committed_;
     if (batch_.empty()) committed_ = at_;
-    if ((committed_.offset != before.offset || committed_.ino != before.ino || stopping) &&
-        (stopping || now_ms() - last_save_ms >= kCursorSaveEveryMs)) {
+    if (committed_ != saved_ && (stopping || now_ms() - last_save_ms >= kCursorSaveEveryMs)) {
       save_cursor();
       last_save_ms = now_ms();
     }
 
     lock.lock();
     stats_.pending = batch_.size();
+    stats_.next_sequence = at_;
     if (stopping) return;
     if (delivered) continue;  // more may be waiting behind a full batch
     int64_t wait_ms = kIdleRecheckMs;
@@ -110,139 +142,77 @@ void Follower::run() {
       const int64_t due = std::max(next_attempt_ms_, batch_started_ms_ + options_.digest_s * 1000);
       wait_ms = std::clamp<int64_t>(due - now_ms(), 1, kIdleRecheckMs);
     }
-    wake_.wait_for(mu_, std::chrono::milliseconds(wait_ms), [&]() MAMORI_REQUIRES(mu_) {
-      return stop_ || dirty_ || reopen_generation_ != generation;
-    });
+    wake_.wait_for(mu_, std::chrono::milliseconds(wait_ms),
+                   [&]() MAMORI_REQUIRES(mu_) { return stop_ || dirty_; });
   }
 }
 
-bool Follower::open_at_cursor() {
-  auto fd = fs::open_admin_read(options_.outbox_path);
-  if (!fd) return false;
-  struct stat st {};
-  if (::fstat(fd->get(), &st) != 0) return false;
-  const Cursor current{st.st_dev, st.st_ino, 0};
-
-  Cursor saved;
-  bool have_saved = false;
-  if (auto text = fs::read_small_file(options_.cursor_path, 256)) {
-    unsigned long long dev = 0, ino = 0, offset = 0, len = 0, hash = 0;
-    if (std::sscanf(text->c_str(), "mamori-cursor 1 %llu %llu %llu %llu %llu", &dev, &ino, &offset,
-                    &len, &hash) == 5) {
-      saved = {dev, ino, offset, len, hash};
-      have_saved = true;
-    }
+void Follower::add_gap(uint64_t first, uint64_t last, const char* reason, int64_t count) {
+  event::Event e(proto::action::kSinkGap, event::Severity::kWarning, env_.clock().now_ns());
+  e.set("event.category", nlohmann::json::array({"process"}));
+  e.set("mamori.sink", sink_->name());
+  e.set("mamori.gap.reason", reason);
+  if (count >= 0) e.set("mamori.gap.missed", count);
+  if (last) {
+    e.set("mamori.gap.first_sequence", first);
+    e.set("mamori.gap.last_sequence", last);
   }
-  if (!have_saved) {
-    // A sink new to this machine starts with what is written from now on, not with the
-    // whole history (the agent starts its sinks before it writes anything).
-    at_ = {current.dev, current.ino, static_cast<uint64_t>(st.st_size)};
-    fd_ = std::move(*fd);
-  } else if (saved.dev == current.dev && saved.ino == current.ino) {
-    fd_ = std::move(*fd);
-    at_ = still_there(saved) ? saved : current;
-  } else if (auto old = fs::open_admin_read(options_.outbox_path + ".1"); old) {
-    // Rotated while we were down: finish the old file first, then switch.
-    struct stat ost {};
-    if (::fstat(old->get(), &ost) == 0 && ost.st_dev == saved.dev && ost.st_ino == saved.ino) {
-      fd_ = std::move(*old);
-      at_ = still_there(saved) ? saved : Cursor{saved.dev, saved.ino, 0};
-      seen_generation_ = ~0ull;  // forces finish_rotation() once this file is read
-    } else {
-      at_ = current;
-      fd_ = std::move(*fd);
-    }
-  } else {
-    // The cursor's file is gone: everything in the current one is new to this sink.
-    at_ = current;
-    fd_ = std::move(*fd);
-  }
-  committed_ = at_;
-  return true;
-}
-
-bool Follower::still_there(const Cursor& c) const {
-  if (c.last_len == 0 || c.last_len > c.offset || c.last_len > kMaxLineBytes)
-    return c.last_len == 0;
-  std::string line(c.last_len, '\0');
-  const ssize_t n =
-      ::pread(fd_.get(), line.data(), line.size(), static_cast<off_t>(c.offset - c.last_len));
-  return n == static_cast<ssize_t>(line.size()) && fnv1a(line) == c.last_hash;
+  e.message(count < 0 ? fmt::format("sink {}: events of the previous release's log were not "
+                                    "delivered (how many is unknown: the log was rotated)",
+                                    sink_->name())
+            : last    ? fmt::format("sink {} missed {} event(s), sequences {}..{}: removed ({}) "
+                                       "before it could deliver them",
+                                    sink_->name(), count, first, last, reason)
+                      : fmt::format("sink {} missed {} event(s) of the previous release's log "
+                                       "({})",
+                                    sink_->name(), count, reason));
+  if (batch_.empty()) batch_started_ms_ = now_ms();
+  batch_.push_back(e.fields());
+  MutexLock lock(mu_);
+  stats_.missed += count > 0 ? static_cast<uint64_t>(count) : 0;
 }
 
 void Follower::read_available() {
-  struct stat st {};
-  if (::fstat(fd_.get(), &st) != 0) return;
-  if (static_cast<uint64_t>(st.st_size) < at_.offset || !still_there(at_)) {
-    // Truncated in place (copytruncate): what is there now is new.
-    at_ = {at_.dev, at_.ino, 0};
+  std::vector<outbox::Record> records;
+  const uint64_t corrupt_before = reader_.stats().corrupt_records;
+  auto n = reader_.read(records, kMaxBatch - batch_.size());
+  if (!n) {
+    MutexLock lock(mu_);
+    stats_.last_error = n.error().message();
+    return;
   }
-  std::string buf;
-  uint64_t last_len = 0, last_hash = 0;
-  while (batch_.size() < kMaxBatch) {
-    const size_t want = std::max(kReadChunk, buf.size() * 2);
-    buf.resize(want);
-    const ssize_t n = ::pread(fd_.get(), buf.data(), want, static_cast<off_t>(at_.offset));
-    if (n <= 0) return;
-    buf.resize(static_cast<size_t>(n));
-    size_t start = 0;
-    if (skipping_long_line_) {
-      const size_t nl = buf.find('\n');
-      at_.last_len = 0;  // the end of a skipped line is no fingerprint
-      if (nl == std::string::npos) {
-        at_.offset += buf.size();
-        buf.clear();
-        continue;
-      }
-      skipping_long_line_ = false;
-      start = nl + 1;
+  // Every jump in this read, summed into one sink-gap: a compacted segment may have
+  // hundreds of holes, the sink is told once.
+  uint64_t gap_first = 0, gap_last = 0, missed = 0;
+  uint64_t filtered = 0, skipped = reader_.stats().corrupt_records - corrupt_before;
+  std::vector<nlohmann::json> events;
+  for (auto& r : records) {
+    if (r.seq > at_ && gap_known_) {
+      if (!missed) gap_first = at_;
+      gap_last = r.seq - 1;
+      missed += r.seq - at_;
     }
-    size_t nl;
-    while (batch_.size() < kMaxBatch && (nl = buf.find('\n', start)) != std::string::npos) {
-      const std::string_view line(buf.data() + start, nl - start);
-      start = nl + 1;
-      last_len = line.size() + 1;
-      last_hash = fnv1a(std::string_view(line.data(), last_len));
-      nlohmann::json event = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (!event.is_object()) {
-        MutexLock lock(mu_);
-        ++stats_.skipped_lines;
-      } else {
-        const auto& severity = field(event, "event.severity");
-        const bool pass =
-            options_.filter.passes(severity.is_number_integer() ? severity.get<int>() : 0,
-                                   text(event, "event.action"), text(event, "mamori.root"));
-        if (pass) {
-          if (batch_.empty()) batch_started_ms_ = now_ms();
-          batch_.push_back(std::move(event));
-        } else {
-          MutexLock lock(mu_);
-          ++stats_.filtered;
-        }
-      }
+    gap_known_ = true;
+    at_ = r.seq + 1;
+    nlohmann::json event = nlohmann::json::parse(r.payload, nullptr, /*allow_exceptions=*/false);
+    if (!event.is_object()) {
+      ++skipped;
+      continue;
     }
-    at_.offset += start;
-    if (last_len) {
-      at_.last_len = last_len;
-      at_.last_hash = last_hash;
-      last_len = 0;
+    const auto& severity = field(event, "event.severity");
+    if (!options_.filter.passes(severity.is_number_integer() ? severity.get<int>() : 0,
+                                text(event, "event.action"), text(event, "mamori.root"))) {
+      ++filtered;
+      continue;
     }
-    if (start == 0) {
-      // No complete line in the buffer: wait for the rest of it, unless it is too long
-      // to be an event.
-      if (buf.size() >= kMaxLineBytes) {
-        skipping_long_line_ = true;
-        at_.offset += buf.size();
-        at_.last_len = 0;
-        MutexLock lock(mu_);
-        ++stats_.skipped_lines;
-      } else if (static_cast<size_t>(n) < want) {
-        return;  // the end of the file: a line being written, or a torn tail
-      }
-      continue;  // grow the buffer and read again
-    }
-    buf.clear();
+    events.push_back(std::move(event));
   }
+  if (missed) add_gap(gap_first, gap_last, "removed", static_cast<int64_t>(missed));
+  if (!events.empty() && batch_.empty()) batch_started_ms_ = now_ms();
+  for (auto& e : events) batch_.push_back(std::move(e));
+  MutexLock lock(mu_);
+  stats_.filtered += filtered;
+  stats_.skipped_lines += skipped;
 }
 
 bool Follower::deliver_due(bool stopping) {
@@ -275,28 +245,13 @@ bool Follower::deliver_due(bool stopping) {
   return true;
 }
 
-void Follower::finish_rotation() {
-  auto fd = fs::open_admin_read(options_.outbox_path);
-  if (!fd) return;
-  struct stat st {};
-  if (::fstat(fd->get(), &st) != 0) return;
-  if (st.st_dev == at_.dev && st.st_ino == at_.ino) return;  // reopened, not rotated
-  // Everything before the reopen went to the old file, and it has been read; a line
-  // without its newline there is a torn tail that will never be finished.
-  fd_ = std::move(*fd);
-  at_ = {st.st_dev, st.st_ino, 0};
-  committed_ = at_;
-  skipping_long_line_ = false;
-  save_cursor();
-}
-
 void Follower::save_cursor() {
-  const auto text = fmt::format("mamori-cursor 1 {} {} {} {} {}\n", committed_.dev, committed_.ino,
-                                committed_.offset, committed_.last_len, committed_.last_hash);
-  if (auto st = fs::write_file_atomic(env_, options_.cursor_path, text, 0600); !st) {
+  if (auto st = outbox::save_cursor(env_, options_.outbox_dir, cursor_, committed_); !st) {
     MutexLock lock(mu_);
     stats_.last_error = st.error().message();
+    return;
   }
+  saved_ = committed_;
 }
 
 }  // namespace mamori::sinks

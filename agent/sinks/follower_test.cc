@@ -1,11 +1,18 @@
 #include "agent/sinks/follower.h"
 
+#include <sys/stat.h>
+
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include <gtest/gtest.h>
 
 #include "core/event/event.h"
+#include "core/outbox/cursor.h"
+#include "core/outbox/format.h"
+#include "core/outbox/outbox.h"
 #include "testing/temp_dir.h"
 
 namespace mamori::sinks {
@@ -64,22 +71,26 @@ class RecordingSink final : public Sink {
 
 class FollowerTest : public ::testing::Test {
  protected:
+  FollowerTest() { reopen_box(); }
+  void reopen_box(outbox::Limits limits = {}) {
+    box_.reset();
+    box_.emplace(outbox::Outbox::open(env_, {dir_, "", limits}).value());
+  }
   void append(const std::string& action, int severity = 5, const std::string& path = "") {
     event::Event e(action, static_cast<event::Severity>(severity), 0);
     if (!path.empty()) e.set("mamori.root", path);
-    append_raw(e.to_json_line() + "\n");
-  }
-  void append_raw(const std::string& bytes) {
-    std::ofstream out(log_, std::ios::app | std::ios::binary);
-    out << bytes;
+    box_->append(e);
+    ASSERT_TRUE(box_->flush());
   }
   std::unique_ptr<Follower> follower(RecordingSink*& sink, config::SinkFilter filter = {},
                                      uint32_t digest_s = 0) {
     auto s = std::make_unique<RecordingSink>();
     sink = s.get();
     FollowerOptions o;
-    o.outbox_path = log_;
-    o.cursor_path = tmp_.path() + "/test.cursor";
+    o.outbox_dir = dir_;
+    o.start_sequence = box_->next_sequence();
+    o.legacy_cursor_path = tmp_.path() + "/sinks/test.cursor";
+    o.legacy_log_path = tmp_.path() + "/events.jsonl";
     o.filter = std::move(filter);
     o.digest_s = digest_s;
     o.first_backoff_ms = 5;
@@ -91,7 +102,8 @@ class FollowerTest : public ::testing::Test {
 
   testing::TempDir tmp_;
   RealEnv env_;
-  std::string log_ = tmp_.path() + "/events.jsonl";
+  std::string dir_ = tmp_.path() + "/outbox";
+  std::optional<outbox::Outbox> box_;
 };
 
 TEST_F(FollowerTest, ANewSinkStartsAtTheEndAndDeliversWhatFollows) {
@@ -102,17 +114,18 @@ TEST_F(FollowerTest, ANewSinkStartsAtTheEndAndDeliversWhatFollows) {
   append("b");
   f->notify();
   EXPECT_EQ(sink->wait_for(2), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(outbox::load_cursor(dir_, "sink.test").value(), 2u) << "registered at start";
 }
 
 TEST_F(FollowerTest, ResumesFromItsCursorWithoutLossOrRepeat) {
-  append_raw("");
   RecordingSink* sink;
   auto f = follower(sink);
   append("a");
   f->notify();
   ASSERT_EQ(sink->wait_for(1).size(), 1u);
   f->stop();
-  append("b");  // written while the sink was stopped
+  append("b");   // written while the sink was stopped
+  reopen_box();  // and the agent restarted
   f = follower(sink);
   append("c");
   f->notify();
@@ -120,7 +133,6 @@ TEST_F(FollowerTest, ResumesFromItsCursorWithoutLossOrRepeat) {
 }
 
 TEST_F(FollowerTest, RetriesAFailedBatchUntilTheSinkIsBack) {
-  append_raw("");
   RecordingSink* sink;
   auto f = follower(sink);
   sink->set_failing(true);
@@ -136,7 +148,6 @@ TEST_F(FollowerTest, RetriesAFailedBatchUntilTheSinkIsBack) {
 }
 
 TEST_F(FollowerTest, FiltersBySeverityActionAndRoot) {
-  append_raw("");
   RecordingSink* sink;
   config::SinkFilter filter;
   filter.min_severity = 5;
@@ -152,73 +163,118 @@ TEST_F(FollowerTest, FiltersBySeverityActionAndRoot) {
   EXPECT_EQ(f->stats().filtered, 2u);
 }
 
-TEST_F(FollowerTest, SkipsGarbageAndWaitsForAHalfWrittenLine) {
-  append_raw("");
+TEST_F(FollowerTest, WaitsForARecordStillBeingWritten) {
   RecordingSink* sink;
   auto f = follower(sink);
-  append_raw("not json\n\x01\x02\xff\n");
   append("x");
   f->notify();
   ASSERT_EQ(sink->wait_for(1).size(), 1u);
-  // A line whose end is not written yet is neither garbage nor an event: wait for it.
-  const std::string line = event::Event("late", event::Severity::kWarning, 0).to_json_line() + "\n";
-  append_raw(line.substr(0, 10));
+  // The first half of a record, as a reader may see a write in progress.
+  std::string record;
+  const std::string json = event::Event("late", event::Severity::kWarning, 0).to_json_line();
+  outbox::append_record(record, outbox::RecordType::kEvent, 5, 2, json);
+  const std::string seg = dir_ + "/" + outbox::segment_name(1);
+  std::ofstream(seg, std::ios::app | std::ios::binary) << record.substr(0, 30);
   f->notify();
-  append_raw(line.substr(10));
+  std::ofstream(seg, std::ios::app | std::ios::binary) << record.substr(30);
+  reopen_box();  // takes the record in: the next is 3
   append("y");
   f->notify();
   EXPECT_EQ(sink->wait_for(3), (std::vector<std::string>{"x", "late", "y"}));
   f->stop();
-  EXPECT_EQ(f->stats().skipped_lines, 2u);
+  EXPECT_EQ(f->stats().skipped_lines, 0u);
+  EXPECT_EQ(f->stats().missed, 0u);
 }
 
-TEST_F(FollowerTest, FollowsARotationOnlyAfterTheAgentReopens) {
-  append_raw("");
+TEST_F(FollowerTest, ASinkDownForAWeekUnderTheQuotaGetsEveryEventInOrder) {
+  reopen_box({.segment_bytes = 64 << 10, .quota_bytes = 64 << 20});
   RecordingSink* sink;
   auto f = follower(sink);
-  append("before");
-  ASSERT_EQ(std::rename(log_.c_str(), (log_ + ".1").c_str()), 0);
-  // The agent has not reopened yet: its next batch still lands in the old file.
-  std::ofstream(log_ + ".1", std::ios::app)
-      << event::Event("late-old", event::Severity::kWarning, 0).to_json_line() << "\n";
-  append("new");
+  sink->set_failing(true);
+  // A week of events (5,000 of ~1 KiB over ~80 segments) while the receiver is down.
+  for (int i = 0; i < 5000; ++i) {
+    box_->append(std::move(event::Event("e" + std::to_string(i), event::Severity::kWarning, 0)
+                               .set("mamori.path", std::string(1000, 'p'))));
+    if (i % 10 == 0) {
+      ASSERT_TRUE(box_->flush());
+    }
+  }
+  ASSERT_TRUE(box_->flush());
   f->notify();
-  ASSERT_EQ(sink->wait_for(2).size(), 2u);
-  f->outbox_reopened();
-  EXPECT_EQ(sink->wait_for(3), (std::vector<std::string>{"before", "late-old", "new"}));
-}
-
-TEST_F(FollowerTest, ReadsATruncatedFileFromTheStart) {
-  append_raw("");
-  RecordingSink* sink;
-  auto f = follower(sink);
-  append("a");
-  f->notify();
-  ASSERT_EQ(sink->wait_for(1).size(), 1u);
-  std::ofstream(log_, std::ios::trunc).close();  // copytruncate
-  append("b");
-  f->notify();
-  EXPECT_EQ(sink->wait_for(2), (std::vector<std::string>{"a", "b"}));
-}
-
-TEST_F(FollowerTest, FinishesAFileRotatedWhileItWasStopped) {
-  append_raw("");
-  RecordingSink* sink;
-  auto f = follower(sink);
-  append("a");
-  f->notify();
-  ASSERT_EQ(sink->wait_for(1).size(), 1u);
+  sink->wait_for_attempts(2);
+  EXPECT_GT(outbox::list_segments(dir_).value().size(), 50u) << "kept for the cursor";
+  sink->set_failing(false);
+  const auto got = sink->wait_for(5000);
+  ASSERT_EQ(got.size(), 5000u);
+  for (int i = 0; i < 5000; ++i) ASSERT_EQ(got[i], "e" + std::to_string(i));
   f->stop();
-  append("b");
-  ASSERT_EQ(std::rename(log_.c_str(), (log_ + ".1").c_str()), 0);
-  append("c");
+  EXPECT_EQ(f->stats().missed, 0u);
+  // Once delivered, the segments go at the next roll.
+  for (int i = 0; i < 100; ++i) append("after");
+  EXPECT_LE(outbox::list_segments(dir_).value().size(), 3u);
+}
+
+TEST_F(FollowerTest, ASinkDownBeyondTheQuotaGetsASinkGapNamingWhatItMissed) {
+  reopen_box({.segment_bytes = 16 << 10, .quota_bytes = 64 << 10});
+  RecordingSink* sink;
+  auto f = follower(sink);
+  sink->set_failing(true);
+  f->stop();  // down
+  for (int i = 0; i < 400; ++i) {
+    box_->append(std::move(event::Event("e", event::Severity::kWarning, 0)
+                               .set("mamori.path", std::string(1000, 'p'))));
+    ASSERT_TRUE(box_->flush());
+  }
+  ASSERT_GT(box_->quota_dropped(), 0u);
   f = follower(sink);
   f->notify();
-  EXPECT_EQ(sink->wait_for(2), (std::vector<std::string>{"b", "c"}));
+  const auto got = sink->wait_for(2);
+  ASSERT_FALSE(got.empty());
+  f->stop();
+  EXPECT_EQ(got.front(), "sink-gap");
+  EXPECT_EQ(f->stats().missed, box_->quota_dropped());
+  EXPECT_EQ(f->stats().delivered - 1 + f->stats().missed, box_->next_sequence() - 1)
+      << "every event is either delivered or counted as missed";
+}
+
+TEST_F(FollowerTest, TheCursorOfTheReleaseBeforeIsMigratedWithoutASilentLoss) {
+  // The old follower's cursor stood two lines before the end of the old log.
+  const std::string log = tmp_.path() + "/events.jsonl";
+  std::ofstream(log) << "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n";
+  struct stat st {};
+  ASSERT_EQ(::stat(log.c_str(), &st), 0);
+  std::filesystem::create_directories(tmp_.path() + "/sinks");
+  std::ofstream(tmp_.path() + "/sinks/test.cursor")
+      << "mamori-cursor 1 " << st.st_dev << " " << st.st_ino << " 8 8 0\n";
+  RecordingSink* sink;
+  auto f = follower(sink);
+  append("new");
+  f->notify();
+  EXPECT_EQ(sink->wait_for(2), (std::vector<std::string>{"sink-gap", "new"}));
+  f->stop();
+  EXPECT_EQ(f->stats().missed, 2u);
+  EXPECT_FALSE(std::filesystem::exists(tmp_.path() + "/sinks/test.cursor"));
+  // Up to date: no gap at the next upgrade-free start.
+  f = follower(sink);
+  append("next");
+  f->notify();
+  EXPECT_EQ(sink->wait_for(1), (std::vector<std::string>{"next"})) << "no second gap";
+}
+
+TEST_F(FollowerTest, ADamagedCursorReadsAgainFromTheOldestEvent) {
+  append("a");
+  append("b");
+  std::filesystem::create_directories(dir_ + "/cursors");
+  std::ofstream(outbox::cursor_path(dir_, "sink.test")) << "garbage\n";
+  RecordingSink* sink;
+  auto f = follower(sink);
+  f->notify();
+  EXPECT_EQ(sink->wait_for(2), (std::vector<std::string>{"a", "b"}));
+  f->stop();
+  EXPECT_EQ(f->stats().missed, 0u) << "no gap invented before the first record";
 }
 
 TEST_F(FollowerTest, ADigestGathersEventsIntoOneBatch) {
-  append_raw("");
   RecordingSink* sink;
   auto f = follower(sink, {}, /*digest_s=*/1);
   for (int i = 0; i < 50; ++i) append("e" + std::to_string(i));
@@ -228,7 +284,6 @@ TEST_F(FollowerTest, ADigestGathersEventsIntoOneBatch) {
 }
 
 TEST_F(FollowerTest, StopDeliversWhatADigestIsHolding) {
-  append_raw("");
   RecordingSink* sink;
   auto f = follower(sink, {}, /*digest_s=*/3600);
   append("held");

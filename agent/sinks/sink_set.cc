@@ -1,9 +1,11 @@
 #include "agent/sinks/sink_set.h"
 
+#include <algorithm>
 #include "agent/sinks/smtp/smtp_sink.h"
 #include "agent/sinks/syslog/syslog_sink.h"
 #include "agent/sinks/webhook/webhook_sink.h"
-#include "core/fs/admin_files.h"
+
+#include "core/outbox/cursor.h"
 
 namespace mamori::sinks {
 
@@ -20,18 +22,32 @@ Result<std::unique_ptr<Sink>> make_sink(const config::SinkConfig& config) {
 }
 
 Result<std::unique_ptr<SinkSet>> SinkSet::start(Env& env, const config::Config& config,
-                                                const std::string& outbox_path, OnState on_state) {
+                                                const std::string& outbox_dir,
+                                                uint64_t start_sequence, OnState on_state) {
   auto set = std::make_unique<SinkSet>();
+  // A sink taken out of the config must not hold the outbox's segments (until the
+  // quota) for a cursor nobody reads any more.
+  if (auto cursors = outbox::list_cursors(outbox_dir)) {
+    for (const auto& c : *cursors) {
+      if (!c.name.starts_with("sink.")) continue;
+      const bool configured = std::any_of(config.sinks.begin(), config.sinks.end(), [&](auto& sc) {
+        return Follower::cursor_name(sc.name) == c.name;
+      });
+      if (!configured) (void)outbox::remove_cursor(outbox_dir, c.name);
+    }
+  }
   if (config.sinks.empty()) return set;
-  const std::string dir = config.state_dir + "/sinks";
-  MAMORI_TRY(fs::make_private_dirs(dir));
+  // The previous release's cursors (read once, for the upgrade: follower.h).
+  const std::string legacy_dir = config.state_dir + "/sinks";
   std::vector<std::unique_ptr<Sink>> sinks;
   for (const auto& sc : config.sinks) sinks.push_back(MAMORI_TRY(make_sink(sc)));
   for (size_t i = 0; i < sinks.size(); ++i) {
     const auto& sc = config.sinks[i];
     FollowerOptions o;
-    o.outbox_path = outbox_path;
-    o.cursor_path = dir + "/" + sc.name + ".cursor";
+    o.outbox_dir = outbox_dir;
+    o.start_sequence = start_sequence;
+    o.legacy_cursor_path = legacy_dir + "/" + sc.name + ".cursor";
+    o.legacy_log_path = config.agent.event_log;
     o.filter = sc.filter;
     o.digest_s = sc.digest_s;
     o.on_state = on_state;
@@ -48,10 +64,6 @@ void SinkSet::notify() {
   for (auto& f : followers_) f->notify();
 }
 
-void SinkSet::outbox_reopened() {
-  for (auto& f : followers_) f->outbox_reopened();
-}
-
 void SinkSet::stop() {
   for (auto& f : followers_) f->request_stop();
   for (auto& f : followers_) f->stop();
@@ -62,7 +74,7 @@ std::vector<proto::SinkStatus> SinkSet::status() const {
   for (size_t i = 0; i < followers_.size(); ++i) {
     const auto s = followers_[i]->stats();
     out.push_back({followers_[i]->name(), types_[i], s.delivered, s.filtered, s.failures,
-                   s.skipped_lines, s.pending, s.failing, s.last_error});
+                   s.skipped_lines, s.pending, s.missed, s.next_sequence, s.failing, s.last_error});
   }
   return out;
 }

@@ -1,8 +1,9 @@
 #pragma once
 // Every configured [[sink]], each with its follower (follower.h), started and stopped as
-// one. Cursors live in STATE/sinks/NAME.cursor.
+// one. Cursors are the outbox's (STATE/outbox/cursors/sink.NAME.cursor); the cursor of a
+// sink no longer configured is removed at start, so it holds no segment.
 //
-// Threads: notify() and outbox_reopened() from any thread (the event writer calls
+// Threads: notify() from any thread (the event writer calls
 // notify() after each durable batch); the rest from the owner.
 
 #include <memory>
@@ -26,14 +27,15 @@ Result<std::unique_ptr<Sink>> make_sink(const config::SinkConfig& config);
 class SinkSet {
  public:
   using OnState = std::function<void(const std::string& sink, const std::string& error)>;
-  // Builds every sink and starts its follower on `outbox_path`. Fails, starting none,
-  // when a sink's configuration cannot work.
+  // Builds every sink and starts its follower on the outbox in `outbox_dir`, a new sink
+  // at `start_sequence` (the outbox's next_sequence()). Fails, starting none, when a
+  // sink's configuration cannot work.
   static Result<std::unique_ptr<SinkSet>> start(Env& env, const config::Config& config,
-                                                const std::string& outbox_path, OnState on_state);
+                                                const std::string& outbox_dir,
+                                                uint64_t start_sequence, OnState on_state);
   ~SinkSet();  // stop()s
 
   void notify();
-  void outbox_reopened();
   // Each follower gets one last delivery attempt, then stops.
   void stop();
   // One per sink, in config order (the status document's "sinks").

@@ -256,7 +256,8 @@ DESCRIPTION
     as root. Start-up is ordered, and stops naming the step that failed:
       listen          the control socket (agent.socket); a second agent stops here
       open_state      the catalog (read only) and the content store
-      open_outbox     the event log (agent.event_log), then the evidence store
+      open_outbox     the event outbox (STATE/outbox) and its export agent.event_log,
+                      then the evidence store
       open_roots      every configured root; each must have a baseline ('init')
       start_watchers  fanotify (one filesystem mark; reports who wrote), else inotify
       verify_roots    every root against its baseline, acting by its mode: what
@@ -282,8 +283,9 @@ DESCRIPTION
     reported in bulk: one tamper-storm event, then a summary each second naming every
     path.
 
-    Every detection and action is one line of Elastic Common Schema JSON in
-    agent.event_log, synced before anything else sees it: event.action
+    Every detection and action is a record in the outbox (STATE/outbox), synced
+    before anything else sees it, and one line of Elastic Common Schema JSON in
+    agent.event_log, numbered by event.sequence: event.action
     (file-restored, file-repaired, file-quarantined, file-allowed, file-changed,
     file-created, file-deleted, tamper-storm, watch-overflow, ...), file.path,
     file.hash.sha256, process.pid, process.executable, process.command_line,

@@ -74,11 +74,15 @@ event::Event manual_event(App& app, std::string_view action, const ban::IpAddres
   return e;
 }
 
-// Every ban and unban is an event, by hand too: appended to the agent's event log (one
-// O_APPEND write, so it interleaves whole with the agent's own), where the sinks take it.
+// Every ban and unban is an event, by hand too: appended to the agent's outbox (under its
+// lock, so it gets the next sequence number even while the agent writes), where the
+// sinks and the event log take it.
 void record(App& app, event::Event e, const char* outcome) {
   e.outcome(outcome);
-  auto box = outbox::Outbox::open(app.env(), app.config().agent.event_log);
+  const auto& c = app.config();
+  auto box = outbox::Outbox::open(app.env(), {outbox::outbox_dir(c.state_dir),
+                                              c.agent.event_log,
+                                              {.quota_bytes = c.agent.outbox_quota_mb << 20}});
   if (box) {
     box->append(e);
     if (box->flush()) return;

@@ -102,7 +102,8 @@ class Loader {
   bool load_agent(TomlTable& t, AgentConfig& a) {
     return t.only_keys({"socket", "event_log", "backend", "verify_interval", "evidence_quota_mb",
                         "evidence_max_file_mb", "storm_changes_per_second",
-                        "path_restores_per_second", "allowed_events_per_second"}) &&
+                        "path_restores_per_second", "allowed_events_per_second",
+                        "outbox_quota_mb"}) &&
            t.optional("socket", a.socket) && absolute_path(t, "socket", a.socket) &&
            t.optional("event_log", a.event_log) && absolute_path(t, "event_log", a.event_log) &&
            t.choice("backend", a.backend,
@@ -111,6 +112,8 @@ class Loader {
                      {"inotify", Backend::kInotify}}) &&
            t.optional("verify_interval", a.verify_interval_s, 0u, 7 * 86400u) &&
            t.optional("evidence_quota_mb", a.evidence_quota_mb, 1u, 1u << 24) &&
+           // At least four 4 MiB segments: the quota acts on closed segments.
+           t.optional("outbox_quota_mb", a.outbox_quota_mb, 16u, 1u << 24) &&
            t.optional("evidence_max_file_mb", a.evidence_max_file_mb, 1u, 1u << 16) &&
            t.optional("storm_changes_per_second", a.storm_changes_per_second, 1u, 1000000u) &&
            t.optional("path_restores_per_second", a.path_restores_per_second, 1u, 1000000u) &&

@@ -38,6 +38,9 @@ struct AgentConfig {
   Backend backend = Backend::kAuto;
   uint32_t verify_interval_s = 3600;  // full verify of every root; 0 = never
   uint64_t evidence_quota_mb = 1024;
+  // The event outbox's segments (STATE/outbox) all together; past it, low-severity
+  // events of the oldest segments a consumer has not read go first (core/outbox).
+  uint64_t outbox_quota_mb = 1024;
   uint64_t evidence_max_file_mb = 64;
   // More changes than this in one second is a storm: per-file events are summarised.
   uint32_t storm_changes_per_second = 200;

@@ -49,6 +49,19 @@ TEST(Config, WrongTypesAndValues) {
   EXPECT_EQ(error_of("root = 1\n").code, "config.type");
 }
 
+TEST(Config, OutboxQuota) {
+  auto c = parse_config("[[root]]\npath = \"/w\"\n", "m.toml");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->agent.outbox_quota_mb, 1024u);
+  c = parse_config("[[root]]\npath = \"/w\"\n[agent]\noutbox_quota_mb = 64\n", "m.toml");
+  ASSERT_TRUE(c) << c.error().text();
+  EXPECT_EQ(c->agent.outbox_quota_mb, 64u);
+  // Fewer than four segments cannot hold a backlog: refused, not silently raised.
+  const auto e = error_of("[[root]]\npath = \"/w\"\n[agent]\noutbox_quota_mb = 8\n");
+  EXPECT_EQ(e.code, "config.value");
+  EXPECT_EQ(e.key, "agent.outbox_quota_mb");
+}
+
 TEST(Config, OverlapsBlameTheInnerOrSecondRoot) {
   const auto inner = error_of("[[root]]\npath = \"/w\"\n\n[[root]]\npath = \"/w/sub\"\n");
   EXPECT_EQ(inner.key, "root[2].path");

@@ -41,6 +41,9 @@ inline constexpr std::string_view kDeployStarted = "deploy-started";
 inline constexpr std::string_view kDeployEnded = "deploy-ended";
 inline constexpr std::string_view kDeployAbandoned = "deploy-abandoned";
 inline constexpr std::string_view kEventsDropped = "events-dropped";
+// The outbox removed records for its quota; a sink skipped records it can no longer read.
+inline constexpr std::string_view kOutboxDropped = "outbox-dropped";
+inline constexpr std::string_view kSinkGap = "sink-gap";
 // Self-healing.
 inline constexpr std::string_view kNodeUnhealthy = "node-unhealthy";
 inline constexpr std::string_view kNodeHealthy = "node-healthy";
@@ -64,7 +67,7 @@ inline constexpr std::array kAllActions = {
     kStateFailed,       kModeChanged,        kDeployStarted,      kDeployEnded,
     kDeployAbandoned,   kEventsDropped,      kNodeUnhealthy,      kNodeHealthy,
     kHookRan,           kHookFailed,         kHealthActionFailed, kIpBanned,
-    kIpUnbanned,        kBanExpired};
+    kIpUnbanned,        kBanExpired,         kOutboxDropped,      kSinkGap};
 
 }  // namespace mamori::proto::action
 

@@ -345,6 +345,8 @@ json to_json(const SinkStatus& s) {
           {"failures", s.failures},
           {"skipped_lines", s.skipped_lines},
           {"pending", s.pending},
+          {"missed", s.missed},
+          {"next_sequence", s.next_sequence},
           {"failing", s.failing},
           {"last_error", s.last_error}};
 }
@@ -356,6 +358,15 @@ json to_json(const LogwatchStatus& l) {
           {"bans", l.bans},
           {"ban_failures", l.ban_failures},
           {"unbans", l.unbans}};
+}
+
+json to_json(const OutboxStatus& o) {
+  return {{"dir", o.dir},
+          {"next_sequence", o.next_sequence},
+          {"quota_mb", o.quota_mb},
+          {"dropped_by_quota", o.dropped_by_quota},
+          {"dropped_by_quota_security", o.dropped_by_quota_security},
+          {"export_behind", o.export_behind}};
 }
 
 json to_json(const Counters& c) {
@@ -435,6 +446,9 @@ StatusDocument read_status(Reader& r) {
     k.failures = x.count("failures");
     k.skipped_lines = x.count("skipped_lines");
     k.pending = x.count("pending");
+    // Absent from an agent older than the outbox (an upgrade with the old agent running).
+    if (x.has("missed")) k.missed = x.count("missed");
+    if (x.has("next_sequence")) k.next_sequence = x.count("next_sequence");
     k.failing = x.boolean("failing");
     k.last_error = x.string("last_error");
     return k;
@@ -467,6 +481,17 @@ StatusDocument read_status(Reader& r) {
     c.event_writer_waits = x.count("event_writer_waits");
     return c;
   });
+  if (r.has("outbox"))
+    s.outbox = read_nested<OutboxStatus>(r, "outbox", [](Reader& x) {
+      OutboxStatus o;
+      o.dir = x.string("dir");
+      o.next_sequence = x.count("next_sequence");
+      o.quota_mb = x.count("quota_mb");
+      o.dropped_by_quota = x.count("dropped_by_quota");
+      o.dropped_by_quota_security = x.count("dropped_by_quota_security");
+      o.export_behind = x.count("export_behind");
+      return o;
+    });
   return s;
 }
 
@@ -521,7 +546,8 @@ json to_json(const StatusDocument& s) {
           {"heal", to_json(s.heal)},
           {"sinks", sinks},
           {"logwatch", s.logwatch ? to_json(*s.logwatch) : json(nullptr)},
-          {"counters", to_json(s.counters)}};
+          {"counters", to_json(s.counters)},
+          {"outbox", to_json(s.outbox)}};
 }
 
 json to_json(const Answer& a, int v) {

@@ -137,8 +137,20 @@ struct SinkStatus {
   uint64_t failures = 0;
   uint64_t skipped_lines = 0;
   uint64_t pending = 0;
+  uint64_t missed = 0;         // events removed (quota) before this sink read them
+  uint64_t next_sequence = 0;  // the next event.sequence it will read
   bool failing = false;
   std::string last_error;
+};
+
+// The event outbox (STATE/outbox, docs/formats/outbox.md).
+struct OutboxStatus {
+  std::string dir;
+  uint64_t next_sequence = 0;
+  uint64_t quota_mb = 0;
+  uint64_t dropped_by_quota = 0;
+  uint64_t dropped_by_quota_security = 0;
+  uint64_t export_behind = 0;  // records not yet in agent.event_log
 };
 
 struct LogwatchStatus {
@@ -168,6 +180,7 @@ struct StatusDocument {
   std::vector<SinkStatus> sinks;
   std::optional<LogwatchStatus> logwatch;  // null without [[log]]
   Counters counters;
+  OutboxStatus outbox;
 };
 
 // Whether the agent can tell a deploy's writes from others' (its backend names writers).

@@ -111,7 +111,8 @@ StatusDocument sample_status() {
   s.event_log = "/var/log/mamori/events.jsonl";
   s.heal.since = "2026-01-01T00:00:00Z";
   s.heal.reason = "tamper-storm";
-  s.sinks = {{"siem", config::SinkType::kWebhook, 3, 0, 1, 0, 0, false, ""}};
+  s.sinks = {{"siem", config::SinkType::kWebhook, 3, 0, 1, 0, 0, 2, 40, false, ""}};
+  s.outbox = {"/var/lib/mamori/outbox", 42, 1024, 0, 0, 0};
   s.logwatch = LogwatchStatus{{"/var/log/nginx/access.log"}, 10, 0, 1, 0, 0};
   s.counters.restored = 5;
   return s;

@@ -47,7 +47,8 @@ void examples() {
     s.heal.since = "2026-01-01T00:00:00Z";
     s.heal.endpoint = "127.0.0.1:8081";
     s.heal.action_errors = {"health file: No such file or directory"};
-    s.sinks = {{"mail", config::SinkType::kSmtp, 1, 2, 3, 4, 5, true, "connect: refused"}};
+    s.sinks = {{"mail", config::SinkType::kSmtp, 1, 2, 3, 4, 5, 6, 7, true, "connect: refused"}};
+    s.outbox = {"/var/lib/mamori/outbox", 7, 1024, 1, 0, 3};
     s.logwatch = proto::LogwatchStatus{{"/var/log/nginx/access.log"}, 100, 1, 2, 0, 1};
     line("StatusAnswer", proto::to_json(Answer{proto::StatusAnswer{s, {}}}, v));
     line("StatusAnswer",

@@ -66,11 +66,12 @@ json status_fields() {
           {"heal", ref("HealStatus")},
           {"sinks", array_of(ref("SinkStatus"))},
           {"logwatch", {{"oneOf", json::array({ref("LogwatchStatus"), {{"type", "null"}}})}}},
-          {"counters", ref("Counters")}};
+          {"counters", ref("Counters")},
+          {"outbox", ref("OutboxStatus")}};
 }
 const std::vector<std::string> kStatusRequired = {"pid",       "backend",  "started_at_ns", "roots",
                                                   "event_log", "in_storm", "heal",          "sinks",
-                                                  "logwatch",  "counters"};
+                                                  "logwatch",  "counters", "outbox"};
 
 }  // namespace
 
@@ -158,10 +159,21 @@ json schema() {
                                {"failures", count()},
                                {"skipped_lines", count()},
                                {"pending", count()},
+                               {"missed", count()},
+                               {"next_sequence", count()},
                                {"failing", boolean()},
                                {"last_error", str()}},
                               {"name", "type", "delivered", "filtered", "failures", "skipped_lines",
-                               "pending", "failing", "last_error"});
+                               "pending", "missed", "next_sequence", "failing", "last_error"});
+  defs["OutboxStatus"] = object({{"dir", str()},
+                                 {"next_sequence", count()},
+                                 {"quota_mb", count()},
+                                 {"dropped_by_quota", count()},
+                                 {"dropped_by_quota_security", count()},
+                                 {"export_behind", count()}},
+                                {"dir", "next_sequence", "quota_mb", "dropped_by_quota",
+                                 "dropped_by_quota_security", "export_behind"},
+                                "the event outbox (STATE/outbox)");
   defs["LogwatchStatus"] =
       object({{"logs", strings()},
               {"lines", count()},

@@ -1,4 +1,4 @@
-#include "agent/logwatch/file_cursor.h"
+#include "core/fs/tail_cursor.h"
 
 #include <unistd.h>
 
@@ -6,7 +6,9 @@
 #include <cerrno>
 #include <cstring>
 
-namespace mamori::logwatch {
+#include "core/fs/admin_files.h"
+
+namespace mamori::fs {
 
 uint64_t tail_hash(std::string_view bytes) {
   if (bytes.size() > FileCursor::kTailBytes)
@@ -66,4 +68,12 @@ bool still_there(int fd, const FileCursor& c) {
   return tail && tail->size() == c.tail_len && tail_hash(*tail) == c.tail_hash;
 }
 
-}  // namespace mamori::logwatch
+UniqueFd open_rotated(const std::string& path, const FileCursor& c) {
+  auto fd = open_admin_read(path + ".1");
+  struct stat st {};
+  if (!fd || ::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode) || !c.same_file(st))
+    return UniqueFd();
+  return std::move(*fd);
+}
+
+}  // namespace mamori::fs

@@ -1,4 +1,9 @@
 #pragma once
+// The one cursor for readers of a growing text file that others rotate (logrotate's
+// rename + create, or copytruncate): the access-log tailer (agent/logwatch/tailer.h),
+// and any reader of events.jsonl. (The outbox's own consumers read its segments by
+// sequence number instead: core/outbox/cursor.h.)
+//
 // Where a reader of a growing text file stopped, with a fingerprint of the bytes just
 // before that point, so that a later look can tell "the same file, grown" from "the same
 // inode, truncated and written again" (logrotate's copytruncate): a file whose new
@@ -10,11 +15,13 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "core/base/result.h"
+#include "core/base/unique_fd.h"
 
-namespace mamori::logwatch {
+namespace mamori::fs {
 
 struct FileCursor {
   static constexpr size_t kTailBytes = 64;
@@ -44,4 +51,9 @@ Result<FileCursor> cursor_at(int fd, const struct stat& st, uint64_t offset);
 // False when it is shorter or they differ; a read error counts as "no".
 bool still_there(int fd, const FileCursor& c);
 
-}  // namespace mamori::logwatch
+// The file the cursor was in, after a rotation while its reader was stopped: PATH.1
+// (logrotate's name) opened when it is that file (same device and inode), else an
+// invalid fd. Never through a symlink.
+UniqueFd open_rotated(const std::string& path, const FileCursor& c);
+
+}  // namespace mamori::fs
