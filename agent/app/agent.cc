@@ -122,6 +122,11 @@ class Agent {
                       "and evidence): made 0700",
                       quote(config_.state_dir), static_cast<unsigned>(**was)));
 
+    // Every event's agent.id, agent.name, host.* (STATE/agent-id: core/event/origin.h).
+    auto origin = event::Origin::load(env_, config_.state_dir, config_.agent.name);
+    if (!origin) return step_failed("load_origin", origin.error());
+    origin_.emplace(std::move(*origin));
+
     auto box = outbox::Outbox::open(env_, config_.agent.event_log);
     if (!box) return step_failed("open_outbox", box.error());
     outbox_.emplace(std::move(*box));
@@ -134,7 +139,7 @@ class Agent {
     if (!sinks) return step_failed("start_sinks", sinks.error());
     sinks_ = std::move(*sinks);
     publisher_.emplace(
-        *outbox_, [](const Error& e) { log("event log: " + e.message()); },
+        *outbox_, *origin_, [](const Error& e) { log("event log: " + e.message()); },
         [this] { sinks_->notify(); });
     observed_.emplace(*publisher_, [this](const event::Event& e) { observe(e); });
     evidence::Options eo;
@@ -279,7 +284,7 @@ class Agent {
     const auto& rel = e.get("mamori.path");
     if (root.is_string() && rel.is_string())
       logwatch_->note_tampered(root.get<std::string>(), rel.get<std::string>(),
-                               env_.clock().now_ns(),
+                               env_.clock().now_ns(), e.id(),
                                action == "file-quarantined" || action == "file-created" ||
                                    e.get("mamori.change") == "added");
   }
@@ -621,6 +626,7 @@ class Agent {
   const AgentOptions& options_;
   const config::Config& config_;
   std::unique_ptr<baseline::State> state_;
+  std::optional<event::Origin> origin_;
   std::optional<outbox::Outbox> outbox_;
   std::unique_ptr<sinks::SinkSet> sinks_;    // notified by the publisher: outlives it
   std::optional<AsyncPublisher> publisher_;  // after outbox_: destroyed (drained) first

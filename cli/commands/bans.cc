@@ -10,6 +10,7 @@
 #include "cli/commands/commands.h"
 #include "core/base/quote.h"
 #include "core/event/event.h"
+#include "core/event/origin.h"
 #include "core/fs/admin_files.h"
 #include "core/outbox/outbox.h"
 
@@ -70,9 +71,19 @@ event::Event manual_event(App& app, std::string_view action, const ban::IpAddres
 }
 
 // Every ban and unban is an event, by hand too: appended to the agent's event log (one
-// O_APPEND write, so it interleaves whole with the agent's own), where the sinks take it.
+// O_APPEND write, so it interleaves whole with the agent's own), where the sinks take it,
+// with the same origin as the agent's (STATE/agent-id; event.dataset mamori.ban).
 void record(App& app, event::Event e, const char* outcome) {
   e.outcome(outcome);
+  e.set("event.dataset", "mamori.ban");
+  auto origin =
+      event::Origin::load(app.env(), app.config().state_dir, app.config().agent.name);
+  if (!origin) {
+    std::fprintf(stderr, "mamori: warning: the event was not written: %s\n",
+                 origin.error().message().c_str());
+    return;
+  }
+  origin->stamp(e);
   auto box = outbox::Outbox::open(app.env(), app.config().agent.event_log);
   if (box) {
     box->append(e);
