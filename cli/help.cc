@@ -40,6 +40,8 @@ COMMANDS
     heal [--clear|--fail WHY] the node's health as its load balancer sees it
     logs test FILE            replay an access log: what would be banned, and why
     bans list|add IP|del IP   the addresses banned in the firewall, and why
+    events [--since T] [--path P] [--ip IP] [--follow]
+                              the event log as a timeline of incidents
 
     Run 'mamori COMMAND --help' for the details of each.
 
@@ -549,6 +551,53 @@ EXIT STATUS
     stays recorded and the agent applies it at its next start).
 )TXT";
 
+constexpr std::string_view kEvents = R"TXT(NAME
+    mamori events - the agent's events as a timeline of incidents
+
+SYNOPSIS
+    mamori events [--since TIME|DURATION] [--path GLOB|PREFIX] [--ip IP] [--follow]
+    mamori events --check [FILE...]
+
+DESCRIPTION
+    Reads the event log (agent.event_log, default /var/log/mamori/events.jsonl; its
+    rotated PATH.1 too when --since reaches back before the log's first event) and
+    shows the events that match every filter given, grouped by incident: events
+    linked by their ids (mamori.related_event, mamori.heal.trigger.id;
+    docs/formats/events.md, Incidents) are shown together, in time order, with the
+    events they link to even when those do not match. One incident: the request
+    that wrote or called a file (tamper-attributed), the guard's restore or
+    quarantine of it, the ban of the address that made it.
+
+    Each line: @timestamp, event.action, what happened, [the event id's first 8
+    digits <- the ids it links to]. Attackers' strings are shown escaped.
+
+OPTIONS
+    --since TIME|DURATION  events at or after a UTC time (2026-12-04T16:00:00,
+                           2026-12-04) or that long ago (30s, 10m, 2h, 7d)
+    --path GLOB|PREFIX     events whose file.path matches a glob (* crosses /) or
+                           is PREFIX or under it
+    --ip IP                events whose source.ip is IP
+    -f, --follow           then print each new matching event (or one linked to an
+                           event shown) as it is written, across log rotations,
+                           until interrupted (SIGINT, SIGTERM: exit 0)
+    --json                 the events as written, one JSON object per line, in the
+                           same order (the links are in the events)
+    --check [FILE...]      check every event of the log (or of FILEs) against the
+                           fields mamori may write (docs/formats/ecs-fields.tsv):
+                           each problem as FILE:LINE: FIELD: what is wrong
+
+EXAMPLES
+    mamori events --ip 203.0.113.7
+    mamori events --since 1h --path '/var/www/html/wp-content/uploads/*'
+    mamori events --json --since 2026-12-04 | jq -c 'select(.event.dataset == "mamori.guard")'
+    mamori events --follow
+
+EXIT STATUS
+    0 some event matched (--check: every event is valid; --follow: interrupted);
+    1 no event matched (--check: some event is invalid); 2 usage error or invalid
+    config; 3 the event log could not be read.
+)TXT";
+
 std::string_view help_text(std::string_view command) {
   if (command.empty()) return kOverview;
   if (command == "init") return kInit;
@@ -565,6 +614,7 @@ std::string_view help_text(std::string_view command) {
   if (command == "heal") return kHeal;
   if (command == "logs") return kLogs;
   if (command == "bans") return kBans;
+  if (command == "events") return kEvents;
   return {};
 }
 

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   std::string mode_root, mode_name;
   std::string logs_action;
   LogsOptions logs_options;
+  EventsOptions events_options;
   bool heal_clear = false;
   std::string heal_fail;
 
@@ -96,6 +97,13 @@ int main(int argc, char** argv) {
   evidence->add_option("args", paths);
   evidence->add_option("--limit", evidence_options.limit);
   evidence->add_option("-o,--output", evidence_options.output);
+  auto* events = sub("events");
+  events->add_option("--since", events_options.since);
+  events->add_option("--path", events_options.path);
+  events->add_option("--ip", events_options.ip);
+  events->add_flag("-f,--follow", events_options.follow);
+  events->add_flag("--check", events_options.check);
+  events->add_option("files", events_options.files);
   auto* bans = sub("bans");
   bans->add_option("action", bans_action);
   bans->add_option("args", paths);
@@ -160,6 +168,13 @@ int main(int argc, char** argv) {
   if (heal->parsed()) return run_heal(app, heal_clear, heal_fail);
   if (deploy->parsed()) return run_deploy(app, deploy_roots, review, command);
   if (evidence->parsed()) return run_evidence(app, evidence_action, paths, evidence_options);
+  if (events->parsed()) {
+    if (!events_options.files.empty() && !events_options.check) {
+      std::fprintf(stderr, "mamori: events takes FILE only with --check\nTry 'mamori events --help'.\n");
+      return kExitUsage;
+    }
+    return run_events(app, events_options);
+  }
   if (bans->parsed()) return run_bans(app, bans_action, paths, bans_options);
   return kExitUsage;
 }
