@@ -170,7 +170,8 @@ int main(int argc, char** argv) {
   if (evidence->parsed()) return run_evidence(app, evidence_action, paths, evidence_options);
   if (events->parsed()) {
     if (!events_options.files.empty() && !events_options.check) {
-      std::fprintf(stderr, "mamori: events takes FILE only with --check\nTry 'mamori events --help'.\n");
+      std::fprintf(stderr,
+                   "mamori: events takes FILE only with --check\nTry 'mamori events --help'.\n");
       return kExitUsage;
     }
     return run_events(app, events_options);

@@ -41,8 +41,7 @@ class AsyncPublisher final : public guard::Publisher {
   // `box` and `origin` outlive the publisher; events are stamped (core/event/origin.h)
   // on the writer thread, as they enter the outbox.
   AsyncPublisher(outbox::Outbox& box, const event::Origin& origin,
-                 std::function<void(const Error&)> on_error,
-                 std::function<void()> on_written);
+                 std::function<void(const Error&)> on_error, std::function<void()> on_written);
   ~AsyncPublisher() override;  // drains, then joins
 
   Status publish(std::vector<event::Event>&& events,

@@ -147,8 +147,8 @@ class GuardTest : public ::testing::Test {
   int64_t root_id = 0;
   std::unique_ptr<baseline::State> state;
   std::optional<outbox::Outbox> outbox;
-  const event::Origin origin{
-      {"0e0a1b2c-0000-4000-8000-000000000000", "test", "0.0.0", "h", "h"}, env.clock()};
+  const event::Origin origin{{"0e0a1b2c-0000-4000-8000-000000000000", "test", "0.0.0", "h", "h"},
+                             env.clock()};
   std::optional<SyncPublisher> publisher;
   std::unique_ptr<evidence::EvidenceStore> evidence;
   config::AgentConfig agent_config;

@@ -100,9 +100,8 @@ void Detector::feed(std::string_view line, uint64_t line_no,
   const bool script = is_script(path);
   const bool writing = writes(e.method);
   auto seen = [&] {
-    return Seen{
-        e.client_ip, e.time, line_no, std::string(path), bounded(e.request), bounded(e.user_agent),
-        e.status,    cut,    writing, bounded(e.method)};
+    return Seen{e.client_ip,           e.time,   line_no, std::string(path), bounded(e.request),
+                bounded(e.user_agent), e.status, cut,     writing,           bounded(e.method)};
   };
   if (script || writing) {
     recent_.push_back(seen());
@@ -200,7 +199,8 @@ void Detector::note_tampered(std::string url_path, int64_t now_s, Tamper kind,
   for (auto it = tampered_.begin(); it != tampered_.end();)
     it = it->second.time_s < now_s - correlation_window_s_ ? tampered_.erase(it) : std::next(it);
   Planted* planted = nullptr;
-  if (kind == Tamper::kPlanted && (tampered_.size() < kMaxTampered || tampered_.contains(url_path))) {
+  if (kind == Tamper::kPlanted &&
+      (tampered_.size() < kMaxTampered || tampered_.contains(url_path))) {
     planted = &tampered_[url_path];
     // The same path planted again: a new file event, whose callers are attributed anew.
     *planted = Planted{now_s, file, {}};

@@ -243,8 +243,7 @@ TEST_F(DetectorTest, ACorrelatedBanLinksTheGuardsEventAndEveryCallerIsAttributed
   // After: the shell called (404 now) by the same address and another one; the same
   // address again is not attributed twice, and is not decided twice.
   for (int i = 0; i < 3; ++i)
-    feed(d, line("203.0.113.50", "GET /blog/x.php?c=id HTTP/1.1", 404, "curl/8.0",
-                 7 + i));
+    feed(d, line("203.0.113.50", "GET /blog/x.php?c=id HTTP/1.1", 404, "curl/8.0", 7 + i));
   feed(d, line("203.0.113.51", "GET /blog/x.php HTTP/1.1", 404, "curl/8.0", 9));
   ASSERT_EQ(attributions.size(), 2u);
   EXPECT_FALSE(attributions[1].before);

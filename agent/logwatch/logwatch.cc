@@ -103,7 +103,8 @@ Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config
     detector.set_correlation_window(config.logwatch.correlation_window_s);
     const size_t index = impl->detectors.size();
     Impl* self = impl.get();
-    detector.set_on_attribution([self, index](const Attribution& a) { self->attributed(index, a); });
+    detector.set_on_attribution(
+        [self, index](const Attribution& a) { self->attributed(index, a); });
     impl->detectors.push_back(std::make_unique<Detector>(std::move(detector)));
     to.paths.push_back(l.path);
   }
@@ -318,8 +319,8 @@ void Logwatch::Impl::attributed(size_t i, const Attribution& a) {
   if (!a.file.event_id.empty()) e.set("mamori.related_event", a.file.event_id);
   if (a.allowlisted) e.set("mamori.allowlisted", true);
   e.message(fmt::format("{} {} {}: {}", a.ip.to_string(),
-                        a.before && a.writes ? "wrote" : "requested",
-                        quote(a.file.path), a.request));
+                        a.before && a.writes ? "wrote" : "requested", quote(a.file.path),
+                        a.request));
   std::vector<event::Event> events;
   events.push_back(std::move(e));
   publish(std::move(events));

@@ -76,8 +76,7 @@ event::Event manual_event(App& app, std::string_view action, const ban::IpAddres
 void record(App& app, event::Event e, const char* outcome) {
   e.outcome(outcome);
   e.set("event.dataset", "mamori.ban");
-  auto origin =
-      event::Origin::load(app.env(), app.config().state_dir, app.config().agent.name);
+  auto origin = event::Origin::load(app.env(), app.config().state_dir, app.config().agent.name);
   if (!origin) {
     std::fprintf(stderr, "mamori: warning: the event was not written: %s\n",
                  origin.error().message().c_str());

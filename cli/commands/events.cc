@@ -79,7 +79,10 @@ Result<std::string> parse_since(const std::string& text, int64_t now_ns) {
       std::string_view("smhd").find(text.back()) != std::string_view::npos) {
     const std::string digits = text.substr(0, text.size() - 1);
     if (digits.find_first_not_of("0123456789") == std::string::npos && digits.size() <= 9) {
-      const int64_t mult = text.back() == 's' ? 1 : text.back() == 'm' ? 60 : text.back() == 'h' ? 3600 : 86400;
+      const int64_t mult = text.back() == 's'   ? 1
+                           : text.back() == 'm' ? 60
+                           : text.back() == 'h' ? 3600
+                                                : 86400;
       return event::iso_time(now_ns - std::stoll(digits) * mult * 1'000'000'000);
     }
   }
@@ -90,7 +93,8 @@ Result<std::string> parse_since(const std::string& text, int64_t now_ns) {
   for (const char* fmt : {"%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"}) {
     tm = {};
     const char* end = ::strptime(t.c_str(), fmt, &tm);
-    if (end && *end == '\0') return event::iso_time(static_cast<int64_t>(::timegm(&tm)) * 1'000'000'000);
+    if (end && *end == '\0')
+      return event::iso_time(static_cast<int64_t>(::timegm(&tm)) * 1'000'000'000);
   }
   return fail("events", text, EINVAL,
               "--since takes a UTC time (2026-12-04T16:00:00) or a duration back from now (30s, "
@@ -113,8 +117,9 @@ struct Filter {
       if (src != ip) return false;
     }
     if (!path.empty()) {
-      const auto fp = e.contains("file") && e["file"].is_object() ? e["file"].value("path", std::string())
-                                                                : std::string();
+      const auto fp = e.contains("file") && e["file"].is_object()
+                          ? e["file"].value("path", std::string())
+                          : std::string();
       if (fp.empty()) return false;
       if (path.find_first_of("*?[") != std::string::npos) {
         if (::fnmatch(path.c_str(), fp.c_str(), 0) != 0) return false;
@@ -142,7 +147,8 @@ std::string str_at(const nlohmann::json& e, std::initializer_list<const char*> k
 // The ids an event links to (docs/formats/events.md, Incidents).
 std::vector<std::string> links_of(const nlohmann::json& e) {
   std::vector<std::string> out;
-  for (auto id : {str_at(e, {"mamori", "related_event"}), str_at(e, {"mamori", "heal", "trigger", "id"})})
+  for (auto id :
+       {str_at(e, {"mamori", "related_event"}), str_at(e, {"mamori", "heal", "trigger", "id"})})
     if (!id.empty()) out.push_back(std::move(id));
   return out;
 }
@@ -250,8 +256,8 @@ volatile sig_atomic_t g_stop = 0;
 // Prints what is appended to `path` from its current end (or `from` bytes in), following
 // a rotation (a new file at the path once the old one is read to its end) and a
 // copytruncate (the file shorter than what was read: read from its start).
-int follow(App& app, const std::string& path, const Filter& filter, std::unordered_set<std::string> shown_ids,
-           uint64_t from) {
+int follow(App& app, const std::string& path, const Filter& filter,
+           std::unordered_set<std::string> shown_ids, uint64_t from) {
   struct sigaction sa {};
   sa.sa_handler = [](int) { g_stop = 1; };
   ::sigaction(SIGINT, &sa, nullptr);
@@ -270,7 +276,8 @@ int follow(App& app, const std::string& path, const Filter& filter, std::unorder
     reader.emplace(std::move(fd));
     return ok();
   };
-  if (auto st = open_at(from); !st && st.error().errnum != ENOENT) return app.report(st.error(), kExitIncomplete);
+  if (auto st = open_at(from); !st && st.error().errnum != ENOENT)
+    return app.report(st.error(), kExitIncomplete);
   uint64_t base = from;
   auto emit = [&](std::string_view line, uint64_t) {
     auto j = nlohmann::json::parse(line, nullptr, false);
@@ -289,7 +296,8 @@ int follow(App& app, const std::string& path, const Filter& filter, std::unorder
   while (!g_stop) {
     if (reader) {
       if (auto st = reader->each(emit); !st) return app.report(st.error(), kExitIncomplete);
-      struct stat at_path {}, ours {};
+      struct stat at_path {
+      }, ours{};
       const bool exists = ::stat(path.c_str(), &at_path) == 0;
       ::fstat(reader->fd(), &ours);
       if (exists && (at_path.st_ino != ours.st_ino || at_path.st_dev != ours.st_dev)) {
@@ -333,7 +341,9 @@ int run_events(App& app, const EventsOptions& options) {
   }
   if (!options.ip.empty()) {
     auto ip = logparse::IpAddress::parse(options.ip);
-    if (!ip) return app.report(Error{"events", options.ip, EINVAL, "--ip takes an IPv4 or IPv6 address"}, kExitUsage);
+    if (!ip)
+      return app.report(Error{"events", options.ip, EINVAL, "--ip takes an IPv4 or IPv6 address"},
+                        kExitUsage);
     filter.ip = ip->to_string();
   }
   filter.path = options.path;
@@ -402,7 +412,8 @@ int run_events(App& app, const EventsOptions& options) {
   for (const auto& s : shown) groups[find(s.id)].push_back(&s);
   std::vector<std::vector<const Shown*>> ordered;
   for (auto& [root, g] : groups) {
-    std::stable_sort(g.begin(), g.end(), [](const Shown* a, const Shown* b) { return a->time < b->time; });
+    std::stable_sort(g.begin(), g.end(),
+                     [](const Shown* a, const Shown* b) { return a->time < b->time; });
     ordered.push_back(std::move(g));
   }
   std::stable_sort(ordered.begin(), ordered.end(),
@@ -410,7 +421,8 @@ int run_events(App& app, const EventsOptions& options) {
 
   if (!options.follow || !shown.empty()) {
     if (left_out && !app.options().quiet)
-      std::fprintf(stderr, "mamori: %zu earlier events not shown (at most %zu)\n", left_out, kMaxShown);
+      std::fprintf(stderr, "mamori: %zu earlier events not shown (at most %zu)\n", left_out,
+                   kMaxShown);
     for (const auto& g : ordered) {
       if (app.options().json) {
         for (const auto* s : g) std::printf("%s\n", s->line.c_str());

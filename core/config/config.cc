@@ -171,13 +171,14 @@ class Loader {
 
   bool load_agent(const toml::table& t, AgentConfig& a) {
     if (!check_keys(t,
-                    {"name", "socket", "event_log", "backend", "verify_interval", "evidence_quota_mb",
-                     "evidence_max_file_mb", "storm_changes_per_second", "path_restores_per_second",
-                     "allowed_events_per_second"},
+                    {"name", "socket", "event_log", "backend", "verify_interval",
+                     "evidence_quota_mb", "evidence_max_file_mb", "storm_changes_per_second",
+                     "path_restores_per_second", "allowed_events_per_second"},
                     "agent."))
       return false;
     if (!get_string(t, "name", "agent.name", a.name)) return false;
-    if (a.name.size() > 255 || a.name.find_first_of(std::string_view("\0\n\r", 3)) != std::string::npos) {
+    if (a.name.size() > 255 ||
+        a.name.find_first_of(std::string_view("\0\n\r", 3)) != std::string::npos) {
       set(t.get("name")->source(), "config.value", "agent.name",
           "must be at most 255 bytes on one line");
       return false;

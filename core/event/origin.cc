@@ -64,8 +64,9 @@ Result<std::string> load_or_create_agent_id(Env& env, const std::string& state_d
   if (!text) {
     Error e = std::move(text).error();
     return fail("read agent id", path, e.errnum,
-                e.message() + " (every event carries this id: fix the file's access, or delete "
-                              "it and a new id is made)");
+                e.message() +
+                    " (every event carries this id: fix the file's access, or delete "
+                    "it and a new id is made)");
   }
   std::string_view id = *text;
   if (id.ends_with('\n')) id.remove_suffix(1);
@@ -121,7 +122,8 @@ void Origin::stamp(Event& e) const {
     const std::string_view name = file_name_of(path);
     if (!name.empty() && name != "/") {
       e.set("file.name", std::string(name));
-      if (auto ext = file_extension_of(name); !ext.empty()) e.set("file.extension", std::string(ext));
+      if (auto ext = file_extension_of(name); !ext.empty())
+        e.set("file.extension", std::string(ext));
     }
   }
 }

@@ -24,8 +24,8 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
   }
 }
 
-constexpr std::string_view kTypes[] = {"keyword", "wildcard", "match_only_text", "text", "date",
-                                       "long",    "boolean",  "ip",              "flattened"};
+constexpr std::string_view kTypes[] = {
+    "keyword", "wildcard", "match_only_text", "text", "date", "long", "boolean", "ip", "flattened"};
 
 // "2026-12-04T16:15:15.123456Z": what iso_time() writes (ECS accepts more; mamori writes this).
 bool is_iso_time(std::string_view s) {
@@ -164,8 +164,9 @@ std::vector<std::string> Schema::check(const nlohmann::json& event) const {
   if (action && action->is_string()) {
     const auto want = dataset_for(action->get<std::string>());
     if (want.empty()) {
-      problems.push_back(fmt::format("event.action: {} is not a known action (core/event/origin.cc)",
-                                     action->get<std::string>()));
+      problems.push_back(
+          fmt::format("event.action: {} is not a known action (core/event/origin.cc)",
+                      action->get<std::string>()));
     } else if (dataset && dataset->is_string() && dataset->get<std::string>() != want &&
                !(dataset->get<std::string>() == "mamori.ban" &&
                  (*action == "ip-banned" || *action == "ip-unbanned"))) {

@@ -81,10 +81,13 @@ TEST_F(SchemaTest, AnUnlistedFieldAWrongTypeAMissingOriginAndAnUnknownActionFail
 }
 
 TEST_F(SchemaTest, ABadListIsRefusedWithItsLine) {
-  EXPECT_FALSE(Schema::parse("field\ttype\tarray\tlevel\trequired\tdescription\nx\tnope\tno\tcore\tno\td\n"));
-  EXPECT_FALSE(Schema::parse("field\ttype\tarray\tlevel\trequired\tdescription\nmamori.x\tlong\tno\tcore\tno\td\n"));
+  EXPECT_FALSE(Schema::parse(
+      "field\ttype\tarray\tlevel\trequired\tdescription\nx\tnope\tno\tcore\tno\td\n"));
+  EXPECT_FALSE(Schema::parse(
+      "field\ttype\tarray\tlevel\trequired\tdescription\nmamori.x\tlong\tno\tcore\tno\td\n"));
   auto dup = Schema::parse(
-      "field\ttype\tarray\tlevel\trequired\tdescription\na\tlong\tno\tcore\tno\td\na\tlong\tno\tcore\tno\td\n");
+      "field\ttype\tarray\tlevel\trequired\tdescription\na\tlong\tno\tcore\tno\td\na\tlong\tno\tcor"
+      "e\tno\td\n");
   ASSERT_FALSE(dup);
   EXPECT_NE(dup.error().message().find("line 3"), std::string::npos) << dup.error().message();
 }
