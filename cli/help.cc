@@ -83,6 +83,7 @@ std::string overview_text() {
     line.append(c.synopsis.size() < kSynopsisColumn ? kSynopsisColumn - c.synopsis.size() : 1, ' ');
     std::string_view summary = c.summary;
     for (size_t nl; (nl = summary.find('\n')) != std::string_view::npos;) {
+      if (nl == 0) line.erase(line.find_last_not_of(' ') + 1);  // the summary starts below
       out += line;
       out.append(summary.substr(0, nl));
       out += '\n';

@@ -100,10 +100,11 @@ class Agent::Impl {
     Status (Impl::*run)();
   };
   // A function: the member pointers need the class complete.
-  static const std::array<Step, 12>& steps() {
-    static constexpr std::array<Step, 12> kSteps = {{
+  static const std::array<Step, 13>& steps() {
+    static constexpr std::array<Step, 13> kSteps = {{
         {"listen", &Impl::listen},
         {"open_state", &Impl::open_state},
+        {"load_origin", &Impl::load_origin},
         {"open_outbox", &Impl::open_outbox},
         {"start_sinks", &Impl::start_sinks},
         {"open_evidence", &Impl::open_evidence},
@@ -180,23 +181,31 @@ class Agent::Impl {
     return ok();
   }
 
+  // Every event's agent.id, agent.name, host.* (STATE/agent-id: core/event/origin.h). A
+  // corrupt id stops here: a new one would split the host's history everywhere.
+  Status load_origin() {
+    origin_.emplace(MAMORI_TRY(event::Origin::load(env_, config_.state_dir, config_.agent.name)));
+    return ok();
+  }
+
   Status open_outbox() {
-    outbox_.emplace(MAMORI_TRY(
-        outbox::Outbox::open(env_, {outbox::outbox_dir(config_.state_dir),
-                                    config_.agent.event_log,
-                                    {.quota_bytes = config_.agent.outbox_quota_mb << 20}})));
+    outbox_.emplace(
+        MAMORI_TRY(outbox::Outbox::open(env_, {outbox::outbox_dir(config_.state_dir),
+                                               config_.agent.event_log,
+                                               {.quota_bytes = config_.agent.outbox_quota_mb << 20},
+                                               &*origin_})));
     return ok();
   }
 
   // Before anything is written, so a new sink starts with this run's first event.
   Status start_sinks() {
     sinks_ = MAMORI_TRY(sinks::SinkSet::start(
-        env_, config_, outbox_->dir(), outbox_->next_sequence(),
+        env_, config_, outbox_->dir(), outbox_->next_sequence(), *origin_,
         [](const std::string& sink, const std::string& error) {
           log(error.empty() ? "sink " + quote(sink) + " delivers again" : error);
         }));
     publisher_.emplace(
-        *outbox_, [](const Error& e) { log("event log: " + e.message()); },
+        *outbox_, *origin_, [](const Error& e) { log("event log: " + e.message()); },
         [this] { sinks_->notify(); });
     observed_.emplace(*publisher_, [this](const event::Event& e) { observe(e); });
     return ok();
@@ -352,7 +361,7 @@ class Agent::Impl {
     const auto& rel = e.get("mamori.path");
     if (root.is_string() && rel.is_string())
       logwatch_->note_tampered(
-          root.get<std::string>(), rel.get<std::string>(), env_.clock().now_ns(),
+          root.get<std::string>(), rel.get<std::string>(), env_.clock().now_ns(), e.id(),
           action == proto::action::kFileQuarantined || action == proto::action::kFileCreated ||
               e.get("mamori.change") == "added");
   }
@@ -506,6 +515,7 @@ class Agent::Impl {
   const AgentOptions& options_;
   const config::Config& config_;
   std::unique_ptr<baseline::State> state_;
+  std::optional<event::Origin> origin_;  // before outbox_: the outbox stamps with it
   std::optional<outbox::Outbox> outbox_;
   std::unique_ptr<sinks::SinkSet> sinks_;    // notified by the publisher: outlives it
   std::optional<AsyncPublisher> publisher_;  // after outbox_: destroyed (drained) first

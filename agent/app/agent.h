@@ -5,7 +5,9 @@
 //                   touches anything (requests wait in the backlog until the loop)
 //   open_state      the catalog (read only: the CLI stays the baseline's one writer)
 //                   and the content store
-//   open_outbox     the ECS event log
+//   load_origin     this agent's id (STATE/agent-id, made at the first start; a corrupt
+//                   one stops here) and name, stamped on every event
+//   open_outbox     the event outbox (STATE/outbox) and its ECS export agent.event_log
 //   start_sinks     a follower per [[sink]], before anything is written, so a new sink
 //                   starts with this run's first event
 //   open_evidence   the evidence store

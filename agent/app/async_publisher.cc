@@ -2,9 +2,11 @@
 
 namespace mamori::agent {
 
-AsyncPublisher::AsyncPublisher(outbox::Outbox& box, std::function<void(const Error&)> on_error,
+AsyncPublisher::AsyncPublisher(outbox::Outbox& box, const event::Origin& origin,
+                               std::function<void(const Error&)> on_error,
                                std::function<void()> on_written)
     : box_(box),
+      origin_(origin),
       on_error_(std::move(on_error)),
       on_written_(std::move(on_written)),
       thread_([this] { run(); }) {}
@@ -93,7 +95,10 @@ void AsyncPublisher::run() {
     const bool was_failing = retry;
     {
       MutexLock box_lock(box_mu_);
-      for (const auto& e : events) box_.append(e);
+      for (auto& e : events) {
+        origin_.stamp(e);
+        box_.append(e);
+      }
       flushed = box_.flush();
       retry = box_.failing();
       dropped_.store(box_.dropped(), std::memory_order_relaxed);

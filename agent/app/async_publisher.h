@@ -39,8 +39,10 @@ class AsyncPublisher final : public guard::Publisher {
   // `on_error` is called on the writer thread for each failed batch (it stays queued
   // in the outbox and is retried with the next one); `on_written` after each batch is
   // durable in the outbox (the sinks follow it from there).
-  AsyncPublisher(outbox::Outbox& box, std::function<void(const Error&)> on_error,
-                 std::function<void()> on_written);
+  // `box` and `origin` outlive the publisher; events are stamped (core/event/origin.h)
+  // on the writer thread, as they enter the outbox.
+  AsyncPublisher(outbox::Outbox& box, const event::Origin& origin,
+                 std::function<void(const Error&)> on_error, std::function<void()> on_written);
   ~AsyncPublisher() override;  // drains, then joins
 
   Status publish(std::vector<event::Event>&& events,
@@ -70,6 +72,7 @@ class AsyncPublisher final : public guard::Publisher {
   Mutex mu_;
   Mutex box_mu_;
   outbox::Outbox& box_ MAMORI_GUARDED_BY(box_mu_);
+  const event::Origin& origin_;
   std::function<void(const Error&)> on_error_;
   std::function<void()> on_written_;
   CondVar wake_, idle_, taken_;  // with mu_

@@ -47,13 +47,15 @@ struct Written {
 TEST(AsyncPublisher, AFloodOfLowSeverityEventsIsWrittenWholeInOrderBehindTheSecurityOnes) {
   testing::TempDir tmp;
   RealEnv env;
+  const event::Origin origin({"0e0a1b2c-0000-4000-8000-000000000000", "test", "0.0.0", "h", "h"},
+                             env.clock());
   const std::string path = tmp.path() + "/events.jsonl";
   auto box = outbox::Outbox::open(env, {tmp.path() + "/outbox", path, {}});
   ASSERT_TRUE(box);
   Written written;
   {
     AsyncPublisher pub(
-        *box, [&](const Error& e) { written.errors.push_back(e.message()); },
+        *box, origin, [&](const Error& e) { written.errors.push_back(e.message()); },
         [&] { written.hit(); });
     std::vector<Event> first;
     first.push_back(
@@ -86,6 +88,8 @@ TEST(AsyncPublisher, AFloodOfLowSeverityEventsIsWrittenWholeInOrderBehindTheSecu
 TEST(AsyncPublisher, EventsKeptThroughAFullDiskAreWrittenOnceSpaceReturnsWithoutANewEvent) {
   testing::TempDir tmp;
   testing::FaultEnv env;
+  const event::Origin origin({"0e0a1b2c-0000-4000-8000-000000000000", "test", "0.0.0", "h", "h"},
+                             env.clock());
   const std::string path = tmp.path() + "/events.jsonl";
   auto box = outbox::Outbox::open(env, {tmp.path() + "/outbox", path, {}});
   ASSERT_TRUE(box);
@@ -95,7 +99,7 @@ TEST(AsyncPublisher, EventsKeptThroughAFullDiskAreWrittenOnceSpaceReturnsWithout
   int failures = 0;
   env.fail_write_from(1, ENOSPC);
   AsyncPublisher pub(
-      *box,
+      *box, origin,
       [&](const Error&) {
         std::lock_guard lock(errors_mu);
         ++failures;

@@ -16,6 +16,7 @@
 
 #include "agent/watch/replay/replay_watcher.h"
 #include "core/baseline/record.h"
+#include "core/event/schema.h"
 #include "core/fs/beneath.h"
 #include "core/fs/walk.h"
 #include "testing/sim_env.h"
@@ -62,10 +63,27 @@ class GuardTest : public ::testing::Test {
     state = baseline::open_state(env, state_dir.path(), baseline::StateAccess::kRead).value();
   }
 
+  // Every event any guard test wrote is checked against docs/formats/ecs-fields.tsv: an
+  // unlisted field or a wrong type anywhere in the guard fails here.
+  void TearDown() override {
+    if (!outbox) return;
+    (void)outbox->flush();
+    std::ifstream in(state_dir / "events.jsonl");
+    std::string line;
+    size_t n = 0;
+    while (std::getline(in, line)) {
+      ++n;
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      ASSERT_FALSE(j.is_discarded()) << "line " << n;
+      for (const auto& p : event::Schema::builtin().check(j))
+        ADD_FAILURE() << "event line " << n << ": " << p << "\n  " << line;
+    }
+  }
+
   Guard& guard(config::Mode mode, config::AgentConfig cfg = {},
                std::vector<std::string> exclude = {}) {
     agent_config = cfg;
-    publisher.emplace(*outbox);
+    publisher.emplace(*outbox, origin);
     g = std::make_unique<Guard>(env, *state, evidence.get(), *publisher, executor, agent_config);
     GuardedRoot r;
     r.path = site.path();
@@ -121,6 +139,8 @@ class GuardTest : public ::testing::Test {
   int64_t root_id = 0;
   std::unique_ptr<baseline::State> state;
   std::optional<outbox::Outbox> outbox;
+  const event::Origin origin{{"0e0a1b2c-0000-4000-8000-000000000000", "test", "0.0.0", "h", "h"},
+                             env.clock()};
   std::optional<SyncPublisher> publisher;
   std::unique_ptr<evidence::EvidenceStore> evidence;
   config::AgentConfig agent_config;

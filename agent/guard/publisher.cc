@@ -35,7 +35,10 @@ Status SyncPublisher::publish(std::vector<event::Event>&& events,
                               std::vector<Rewritten>&& rewritten) {
   // A failed sync still gets its events written: they are the record of what happened.
   const auto synced = make_durable(rewritten);
-  for (const auto& e : events) box_.append(e);
+  for (auto& e : events) {
+    origin_.stamp(e);
+    box_.append(e);
+  }
   MAMORI_TRY(box_.flush());
   return synced;
 }

@@ -13,6 +13,7 @@
 
 #include "core/base/result.h"
 #include "core/event/event.h"
+#include "core/event/origin.h"
 #include "core/outbox/outbox.h"
 
 namespace mamori::guard {
@@ -26,19 +27,22 @@ struct Rewritten {
 class Publisher {
  public:
   virtual ~Publisher() = default;
-  // Takes a batch in order: makes `rewritten` durable, then appends the events to the
-  // outbox and makes them durable.
+  // Takes a batch in order: makes `rewritten` durable, then stamps the events with the
+  // agent's origin (core/event/origin.h), appends them to the outbox and makes them
+  // durable.
   virtual Status publish(std::vector<event::Event>&& events,
                          std::vector<Rewritten>&& rewritten) = 0;
 };
 
 class SyncPublisher final : public Publisher {
  public:
-  explicit SyncPublisher(outbox::Outbox& box) : box_(box) {}
+  // Both outlive the publisher.
+  SyncPublisher(outbox::Outbox& box, const event::Origin& origin) : box_(box), origin_(origin) {}
   Status publish(std::vector<event::Event>&& events, std::vector<Rewritten>&& rewritten) override;
 
  private:
   outbox::Outbox& box_;
+  const event::Origin& origin_;
 };
 
 // fsync() of each file and its directory; past kSyncfsPast files, one syncfs() per root

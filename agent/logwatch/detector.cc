@@ -100,9 +100,8 @@ void Detector::feed(std::string_view line, uint64_t line_no,
   const bool script = is_script(path);
   const bool writing = writes(e.method);
   auto seen = [&] {
-    return Seen{
-        e.client_ip, e.time, line_no, std::string(path), bounded(e.request), bounded(e.user_agent),
-        e.status,    cut,    writing};
+    return Seen{e.client_ip,           e.time,   line_no, std::string(path), bounded(e.request),
+                bounded(e.user_agent), e.status, cut,     writing,           bounded(e.method)};
   };
   if (script || writing) {
     recent_.push_back(seen());
@@ -110,12 +109,16 @@ void Detector::feed(std::string_view line, uint64_t line_no,
   }
   if (!tampered_.empty() && (script || writing)) {
     if (auto it = tampered_.find(std::string(path)); it != tampered_.end()) {
-      if (e.time == 0 || (e.time >= it->second - correlation_window_s_ &&
-                          e.time <= it->second + correlation_window_s_))
-        decide(e.client_ip, kNoRule, "guard-correlation", 7, seen(),
+      const int64_t at = it->second.time_s;
+      if (e.time == 0 ||
+          (e.time >= at - correlation_window_s_ && e.time <= at + correlation_window_s_)) {
+        const Seen s = seen();
+        attribute(s, /*before=*/false, it->second.file, &it->second.attributed);
+        decide(e.client_ip, kNoRule, "guard-correlation", 7, s,
                fmt::format("requested {} which the guard had just restored or quarantined",
                            quote(path)),
-               on_decision);
+               on_decision, &it->second.file);
+      }
     }
   }
   if (matched_.empty()) return;
@@ -143,7 +146,8 @@ void Detector::feed(std::string_view line, uint64_t line_no,
 
 void Detector::decide(const logparse::IpAddress& ip, uint32_t rule, std::string_view rule_id,
                       int severity, const Seen& seen, std::string reason,
-                      const std::function<void(const Decision&)>& on_decision) {
+                      const std::function<void(const Decision&)>& on_decision,
+                      const TamperedFile* file) {
   if (allowlisted(ip) || decided_.contains(ip)) return;
   if (decided_.size() >= kMaxDecided) decided_.clear();  // the ban list still has them
   decided_.insert(ip);
@@ -160,23 +164,57 @@ void Detector::decide(const logparse::IpAddress& ip, uint32_t rule, std::string_
   d.status = seen.status;
   d.truncated = seen.truncated;
   d.reason = std::move(reason);
+  if (file) {
+    d.file_path = file->path;
+    d.related_event = file->event_id;
+  }
   on_decision(d);
 }
 
+void Detector::attribute(const Seen& seen, bool before, const TamperedFile& file,
+                         std::vector<logparse::IpAddress>* attributed) {
+  if (!on_attribution_) return;
+  if (attributed) {
+    if (std::find(attributed->begin(), attributed->end(), seen.ip) != attributed->end()) return;
+    if (attributed->size() >= kMaxAttributionsPerFile) return;
+    attributed->push_back(seen.ip);
+  }
+  Attribution a;
+  a.ip = seen.ip;
+  a.before = before;
+  a.time_s = seen.time_s;
+  a.method = seen.method;
+  a.request = seen.request;
+  a.user_agent = seen.user_agent;
+  a.status = seen.status;
+  a.writes = seen.writes;
+  a.allowlisted = allowlisted(seen.ip);
+  a.file = file;
+  on_attribution_(a);
+}
+
 void Detector::note_tampered(std::string url_path, int64_t now_s, Tamper kind,
-                             const std::function<void(const Decision&)>& on_decision) {
+                             const std::function<void(const Decision&)>& on_decision,
+                             const TamperedFile& file) {
   // Forget what is past the window, then remember this one (bounded).
   for (auto it = tampered_.begin(); it != tampered_.end();)
-    it = it->second < now_s - correlation_window_s_ ? tampered_.erase(it) : std::next(it);
-  if (kind == Tamper::kPlanted && tampered_.size() < kMaxTampered) tampered_[url_path] = now_s;
+    it = it->second.time_s < now_s - correlation_window_s_ ? tampered_.erase(it) : std::next(it);
+  Planted* planted = nullptr;
+  if (kind == Tamper::kPlanted &&
+      (tampered_.size() < kMaxTampered || tampered_.contains(url_path))) {
+    planted = &tampered_[url_path];
+    // The same path planted again: a new file event, whose callers are attributed anew.
+    *planted = Planted{now_s, file, {}};
+  }
   for (auto it = recent_.rbegin(); it != recent_.rend(); ++it) {
     if (it->time_s != 0 && it->time_s < now_s - correlation_window_s_) break;
     if (it->path != url_path) continue;
     if (kind == Tamper::kRestored && !it->writes) continue;  // a reader of the site's file
+    attribute(*it, /*before=*/true, file, planted ? &planted->attributed : nullptr);
     decide(it->ip, kNoRule, "guard-correlation", 7, *it,
            fmt::format("requested {} just before the guard restored or quarantined it",
                        quote(url_path)),
-           on_decision);
+           on_decision, &file);
     return;
   }
 }

@@ -44,6 +44,33 @@ struct Decision {
   int status = 0;
   std::string reason;      // one line for people
   bool truncated = false;  // judged from the first max_line bytes of a longer line
+  // guard-correlation: the file the guard acted on and the id of that event (its
+  // file-restored / file-quarantined / ...), so the ban links to the incident.
+  std::string file_path;
+  std::string related_event;
+};
+
+// What the guard acted on, as note_tampered() is told it.
+struct TamperedFile {
+  std::string path;      // the file's absolute path
+  std::string event_id;  // the guard's event for it ("" when unknown)
+};
+
+// A request the correlation tied to a file the guard acted on: `before` the guard acted
+// (with a writing method: the address that wrote it) or after (it called what was
+// planted). Reported whether or not the
+// address is banned (already banned, allowlisted): it is what happened to that file.
+struct Attribution {
+  logparse::IpAddress ip;
+  bool before = true;
+  int64_t time_s = 0;  // the line's time (0 when the format has none)
+  std::string method;
+  std::string request;  // at most kMaxRequestBytes
+  std::string user_agent;
+  int status = 0;
+  bool writes = false;  // a method that can change files (POST, PUT, ...)
+  bool allowlisted = false;
+  TamperedFile file;
 };
 
 struct DetectorStats {
@@ -63,6 +90,10 @@ class Detector {
   static constexpr size_t kRecentRequests = 65536;
 
   static constexpr size_t kMaxTampered = 10000;
+  // Attributions per tampered file: the first addresses are what an analyst needs; a
+  // shell called by a botnet must not write one event per caller (the rest are still
+  // decided and banned, only not attributed again).
+  static constexpr size_t kMaxAttributionsPerFile = 8;
   // The matcher is shared (compiled once); the format is copied.
   static Result<Detector> create(const logparse::LogFormat& format,
                                  std::shared_ptr<const rules::Matcher> matcher,
@@ -96,7 +127,13 @@ class Detector {
   // Remembered requests: scripts and writing methods only (kRecentRequests).
   enum class Tamper : uint8_t { kRestored, kPlanted };
   void note_tampered(std::string url_path, int64_t now_s, Tamper kind,
-                     const std::function<void(const Decision&)>& on_decision);
+                     const std::function<void(const Decision&)>& on_decision,
+                     const TamperedFile& file = {});
+  // Called (before the decision it may lead to) for every request a correlation ties to
+  // a tampered file, at most kMaxAttributionsPerFile addresses per file.
+  void set_on_attribution(std::function<void(const Attribution&)> f) {
+    on_attribution_ = std::move(f);
+  }
   void set_correlation_window(int64_t seconds) { correlation_window_s_ = seconds; }
 
   // Called for every rule that fires for a parsed line (a threshold rule once its count
@@ -125,10 +162,19 @@ class Detector {
     int status = 0;
     bool truncated = false;
     bool writes = false;  // a method that can change the server's files
+    std::string method;
+  };
+  struct Planted {
+    int64_t time_s = 0;
+    TamperedFile file;
+    std::vector<logparse::IpAddress> attributed;  // at most kMaxAttributionsPerFile
   };
   void decide(const logparse::IpAddress& ip, uint32_t rule, std::string_view rule_id, int severity,
               const Seen& seen, std::string reason,
-              const std::function<void(const Decision&)>& on_decision);
+              const std::function<void(const Decision&)>& on_decision,
+              const TamperedFile* file = nullptr);
+  void attribute(const Seen& seen, bool before, const TamperedFile& file,
+                 std::vector<logparse::IpAddress>* attributed);
   static bool is_script(std::string_view path);
 
   logparse::LogFormat format_;
@@ -138,7 +184,8 @@ class Detector {
   std::vector<logparse::Cidr> allowlist_;
   std::unordered_set<logparse::IpAddress, IpHash> decided_;
   std::deque<Seen> recent_;                  // script and writing requests, oldest first
-  std::map<std::string, int64_t> tampered_;  // planted url path -> when the guard acted
+  std::map<std::string, Planted> tampered_;  // planted url path -> when the guard acted
+  std::function<void(const Attribution&)> on_attribution_;
   int64_t correlation_window_s_ = 60;
   DetectorStats stats_;
   MatchObserver on_match_;

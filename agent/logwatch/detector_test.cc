@@ -233,3 +233,53 @@ TEST_F(DetectorTest, APlantedShellIsCorrelatedAfterAPlantedStaticFileIsNot) {
 
 }  // namespace
 }  // namespace mamori::logwatch
+
+namespace mamori::logwatch {
+namespace {
+
+TEST_F(DetectorTest, ACorrelatedBanLinksTheGuardsEventAndEveryCallerIsAttributedOnce) {
+  auto d = make();
+  std::vector<Attribution> attributions;
+  d.set_on_attribution([&](const Attribution& a) { attributions.push_back(a); });
+  const TamperedFile shell{"/srv/www/blog/x.php", "f00d"};
+  // A POST to the planted script just before the guard quarantined it.
+  feed(d, line("203.0.113.50", "POST /blog/x.php HTTP/1.1", 200, "curl/8.0", 5));
+  d.note_tampered(
+      "/blog/x.php", kTen + 6, Detector::Tamper::kPlanted,
+      [&](const Decision& x) { decisions_.push_back(x); }, shell);
+  ASSERT_EQ(decisions_.size(), 1u);
+  EXPECT_EQ(decisions_[0].file_path, shell.path);
+  EXPECT_EQ(decisions_[0].related_event, "f00d");
+  ASSERT_EQ(attributions.size(), 1u);
+  EXPECT_TRUE(attributions[0].before);
+  EXPECT_TRUE(attributions[0].writes);
+  EXPECT_EQ(attributions[0].file.event_id, "f00d");
+  EXPECT_EQ(attributions[0].method, "POST");
+  // After: the shell called (404 now) by the same address and another one; the same
+  // address again is not attributed twice, and is not decided twice.
+  for (int i = 0; i < 3; ++i)
+    feed(d, line("203.0.113.50", "GET /blog/x.php?c=id HTTP/1.1", 404, "curl/8.0", 7 + i));
+  feed(d, line("203.0.113.51", "GET /blog/x.php HTTP/1.1", 404, "curl/8.0", 9));
+  ASSERT_EQ(attributions.size(), 2u);
+  EXPECT_FALSE(attributions[1].before);
+  EXPECT_EQ(attributions[1].ip.to_string(), "203.0.113.51");
+  ASSERT_EQ(decisions_.size(), 2u);
+  EXPECT_EQ(decisions_[1].related_event, "f00d") << "a ban decided after links the file event too";
+  EXPECT_EQ(decisions_[1].file_path, shell.path);
+}
+
+TEST_F(DetectorTest, AttributionsPerFileAreBounded) {
+  auto d = make();
+  size_t attributed = 0;
+  d.set_on_attribution([&](const Attribution&) { ++attributed; });
+  d.note_tampered(
+      "/u/s.php", kTen + 1, Detector::Tamper::kPlanted,
+      [&](const Decision& x) { decisions_.push_back(x); }, TamperedFile{"/w/u/s.php", "e1"});
+  for (int i = 0; i < 40; ++i)
+    feed(d, line("198.51.100." + std::to_string(100 + i), "GET /u/s.php HTTP/1.1", 404, "x", 2));
+  EXPECT_EQ(attributed, Detector::kMaxAttributionsPerFile);
+  EXPECT_EQ(decisions_.size(), 40u) << "every caller is still banned";
+}
+
+}  // namespace
+}  // namespace mamori::logwatch

@@ -72,6 +72,7 @@ struct Logwatch::Impl {
   struct Tampered {
     std::string root, rel;
     int64_t time_s;
+    std::string event_id;
     bool planted;
   };
   mutable Mutex mu;
@@ -83,6 +84,7 @@ struct Logwatch::Impl {
   void run();
   void handle_line(size_t log, std::string_view line, bool cut);
   void decided(size_t log, const Decision& d, const std::string& file);
+  void attributed(size_t log, const Attribution& a);
   void each_second();
 };
 
@@ -101,6 +103,10 @@ Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config
     auto format = MAMORI_TRY(logparse::LogFormat::compile(l.format));
     auto detector = MAMORI_TRY(Detector::create(format, shared, allow));
     detector.set_correlation_window(config.logwatch.correlation_window_s);
+    const size_t index = impl->detectors.size();
+    Impl* self = impl.get();
+    detector.set_on_attribution(
+        [self, index](const Attribution& a) { self->attributed(index, a); });
     impl->detectors.push_back(std::make_unique<Detector>(std::move(detector)));
     to.paths.push_back(l.path);
   }
@@ -134,11 +140,11 @@ Logwatch::Logwatch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Logwatch::~Logwatch() { stop(); }
 
 void Logwatch::note_tampered(const std::string& root, const std::string& rel, int64_t time_ns,
-                             bool planted) {
+                             const std::string& event_id, bool planted) {
   {
     MutexLock lock(impl_->mu);
     if (impl_->pending.size() >= 10000) return;  // a storm: the first ones name the attacker
-    impl_->pending.push_back({root, rel, time_ns / 1'000'000'000, planted});
+    impl_->pending.push_back({root, rel, time_ns / 1'000'000'000, event_id, planted});
   }
   const uint64_t one = 1;
   (void)::write(impl_->wake.get(), &one, sizeof one);
@@ -191,7 +197,7 @@ void Logwatch::Impl::run() {
         detectors[i]->note_tampered(
             "/" + t.rel, t.time_s,
             t.planted ? Detector::Tamper::kPlanted : Detector::Tamper::kRestored,
-            [&](const Decision& d) { decided(i, d, file); });
+            [&](const Decision& d) { decided(i, d, file); }, TamperedFile{file, t.event_id});
       }
     }
     // Everything new, in bounded steps, so notes from the guard are not kept waiting.
@@ -236,7 +242,15 @@ void Logwatch::Impl::decided(size_t i, const Decision& d, const std::string& fil
   if (!d.user_agent.empty()) e.set("user_agent.original", d.user_agent);
   if (d.time_s) e.set("mamori.ban.request_time_s", d.time_s);
   if (d.truncated) e.set("mamori.line.truncated", true);
-  if (correlated && !file.empty()) e.set("file.path", file);
+  if (correlated) {
+    // The incident's links (docs/formats/events.md, Incidents): the file the guard acted
+    // on and its event, whether the request came before the guard's note or after.
+    if (!d.file_path.empty())
+      e.set("file.path", d.file_path);
+    else if (!file.empty())
+      e.set("file.path", file);
+    if (!d.related_event.empty()) e.set("mamori.related_event", d.related_event);
+  }
   ban::BanRequest request;
   request.rule = d.rule_id;
   request.reason = d.reason;
@@ -285,6 +299,31 @@ void Logwatch::Impl::decided(size_t i, const Decision& d, const std::string& fil
     }
     events.push_back(std::move(pe));
   }
+  publish(std::move(events));
+}
+
+void Logwatch::Impl::attributed(size_t i, const Attribution& a) {
+  // @timestamp is the request's own time (when it happened; second precision, the log's);
+  // event.created says when mamori found it.
+  const int64_t at = a.time_s ? a.time_s * 1'000'000'000 : env.clock().now_ns();
+  event::Event e(proto::action::kTamperAttributed, event::Severity::kWarning, at);
+  e.set("event.category", nlohmann::json::array({"web", "intrusion_detection"}))
+      .set("event.type", nlohmann::json::array({"info"}))
+      .set("source.ip", a.ip.to_string())
+      .set("file.path", a.file.path)
+      .set("log.file.path", config.logs[i].path)
+      .set("url.original", a.request)
+      .set("http.response.status_code", a.status)
+      .set("mamori.attribution", std::string(a.before && a.writes ? "wrote" : "called"));
+  if (!a.method.empty()) e.set("http.request.method", a.method);
+  if (!a.user_agent.empty()) e.set("user_agent.original", a.user_agent);
+  if (!a.file.event_id.empty()) e.set("mamori.related_event", a.file.event_id);
+  if (a.allowlisted) e.set("mamori.allowlisted", true);
+  e.message(fmt::format("{} {} {}: {}", a.ip.to_string(),
+                        a.before && a.writes ? "wrote" : "requested", quote(a.file.path),
+                        a.request));
+  std::vector<event::Event> events;
+  events.push_back(std::move(e));
   publish(std::move(events));
 }
 

@@ -6,7 +6,11 @@
 // file within [logwatch].correlation_window is banned too, with the file in the event.
 //
 // Every ban and unban is an event (ip-banned, ip-unbanned; ECS source.ip, rule.name, ...),
-// handed to `publish` from the logwatch thread.
+// handed to `publish` from the logwatch thread. A request the correlation ties to a file
+// the guard acted on is a tamper-attributed event (source.ip, the request, file.path,
+// mamori.related_event = the guard's event id), written before the ban it may lead to;
+// that ban carries file.path and mamori.related_event too (docs/formats/events.md,
+// Incidents).
 //
 // Threads: start(), note_tampered(), stop() and status() from the owner (the agent's main
 // thread); everything else runs on the logwatch thread.
@@ -42,10 +46,10 @@ class Logwatch {
   ~Logwatch();  // stop()s
 
   // The guard restored (`planted` false: a baselined file) or quarantined or reported
-  // (`planted` true: a new file) ROOT/REL at `time_ns`. See Detector::note_tampered for
-  // which requests are correlated.
+  // (`planted` true: a new file) ROOT/REL at `time_ns`, in its event `event_id`. See
+  // Detector::note_tampered for which requests are correlated.
   void note_tampered(const std::string& root, const std::string& rel, int64_t time_ns,
-                     bool planted);
+                     const std::string& event_id, bool planted);
   void stop();
   proto::LogwatchStatus status() const;
 

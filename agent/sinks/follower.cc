@@ -166,6 +166,7 @@ void Follower::add_gap(uint64_t first, uint64_t last, const char* reason, int64_
                       : fmt::format("sink {} missed {} event(s) of the previous release's log "
                                        "({})",
                                     sink_->name(), count, reason));
+  if (options_.origin) options_.origin->stamp(e);
   if (batch_.empty()) batch_started_ms_ = now_ms();
   batch_.push_back(e.fields());
   MutexLock lock(mu_);

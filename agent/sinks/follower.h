@@ -40,6 +40,7 @@
 #include "core/base/env.h"
 #include "core/base/mutex.h"
 #include "core/config/config.h"
+#include "core/event/origin.h"
 #include "core/outbox/reader.h"
 
 namespace mamori::sinks {
@@ -56,6 +57,8 @@ struct FollowerOptions {
   // Called on the follower's thread when delivery starts or stops failing (for the
   // daemon's log), with the error text or "" when it recovered.
   std::function<void(const std::string& sink, const std::string& error)> on_state;
+  // Stamps the follower's own sink-gap events like every other (null: unstamped, tests).
+  const event::Origin* origin = nullptr;
 };
 
 struct FollowerStats {

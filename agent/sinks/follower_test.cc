@@ -209,8 +209,8 @@ TEST_F(FollowerTest, ASinkDownForAWeekUnderTheQuotaGetsEveryEventInOrder) {
   for (int i = 0; i < 5000; ++i) ASSERT_EQ(got[i], "e" + std::to_string(i));
   f->stop();
   EXPECT_EQ(f->stats().missed, 0u);
-  // Once delivered, the segments go at the next roll.
-  for (int i = 0; i < 100; ++i) append("after");
+  // Once delivered, the segments go at the next roll (100 KiB: past one 64 KiB segment).
+  for (int i = 0; i < 100; ++i) append("after", 5, std::string(1000, 'p'));
   EXPECT_LE(outbox::list_segments(dir_).value().size(), 3u);
 }
 

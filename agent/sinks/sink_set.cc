@@ -23,7 +23,8 @@ Result<std::unique_ptr<Sink>> make_sink(const config::SinkConfig& config) {
 
 Result<std::unique_ptr<SinkSet>> SinkSet::start(Env& env, const config::Config& config,
                                                 const std::string& outbox_dir,
-                                                uint64_t start_sequence, OnState on_state) {
+                                                uint64_t start_sequence,
+                                                const event::Origin& origin, OnState on_state) {
   auto set = std::make_unique<SinkSet>();
   // A sink taken out of the config must not hold the outbox's segments (until the
   // quota) for a cursor nobody reads any more.
@@ -51,6 +52,7 @@ Result<std::unique_ptr<SinkSet>> SinkSet::start(Env& env, const config::Config& 
     o.filter = sc.filter;
     o.digest_s = sc.digest_s;
     o.on_state = on_state;
+    o.origin = &origin;
     set->followers_.push_back(std::make_unique<Follower>(env, std::move(sinks[i]), std::move(o)));
     set->types_.push_back(sc.type);
   }

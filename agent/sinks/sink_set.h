@@ -29,10 +29,12 @@ class SinkSet {
   using OnState = std::function<void(const std::string& sink, const std::string& error)>;
   // Builds every sink and starts its follower on the outbox in `outbox_dir`, a new sink
   // at `start_sequence` (the outbox's next_sequence()). Fails, starting none, when a
-  // sink's configuration cannot work.
+  // sink's configuration cannot work. `origin` (stamped on the followers' own sink-gap
+  // events) outlives the set.
   static Result<std::unique_ptr<SinkSet>> start(Env& env, const config::Config& config,
                                                 const std::string& outbox_dir,
-                                                uint64_t start_sequence, OnState on_state);
+                                                uint64_t start_sequence,
+                                                const event::Origin& origin, OnState on_state);
   ~SinkSet();  // stop()s
 
   void notify();

@@ -256,6 +256,8 @@ DESCRIPTION
     as root. Start-up is ordered, and stops naming the step that failed:
       listen          the control socket (agent.socket); a second agent stops here
       open_state      the catalog (read only) and the content store
+      load_origin     the agent's id (STATE/agent-id, made at the first start; a
+                      corrupt one stops the agent: delete it to start over)
       open_outbox     the event outbox (STATE/outbox) and its export agent.event_log,
                       then the evidence store
       open_roots      every configured root; each must have a baseline ('init')

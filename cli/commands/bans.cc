@@ -13,6 +13,7 @@
 #include "cli/commands/commands.h"
 #include "core/base/quote.h"
 #include "core/event/event.h"
+#include "core/event/origin.h"
 #include "core/fs/admin_files.h"
 #include "core/outbox/outbox.h"
 #include "core/proto/actions.h"
@@ -79,10 +80,20 @@ event::Event manual_event(App& app, std::string_view action, const ban::IpAddres
 // sinks and the event log take it.
 void record(App& app, event::Event e, const char* outcome) {
   e.outcome(outcome);
+  e.set("event.dataset", "mamori.ban");
   const auto& c = app.config();
+  // The agent's origin (STATE/agent-id), so a manager files the ban under this host.
+  auto origin = event::Origin::load(app.env(), c.state_dir, c.agent.name);
+  if (!origin) {
+    std::fprintf(stderr, "mamori: warning: the event was not written: %s\n",
+                 origin.error().message().c_str());
+    return;
+  }
+  origin->stamp(e);
   auto box = outbox::Outbox::open(app.env(), {outbox::outbox_dir(c.state_dir),
                                               c.agent.event_log,
-                                              {.quota_bytes = c.agent.outbox_quota_mb << 20}});
+                                              {.quota_bytes = c.agent.outbox_quota_mb << 20},
+                                              &*origin});
   if (box) {
     box->append(e);
     if (box->flush()) return;

@@ -55,6 +55,18 @@ struct BansOptions {
 int run_bans(App& app, const std::string& action, const std::vector<std::string>& args,
              const BansOptions& options);
 
+struct EventsOptions {
+  std::string since;               // a UTC time or a duration back from now
+  std::string path;                // a glob or a prefix over file.path
+  std::string ip;                  // source.ip
+  bool follow = false;             // then print new events as they are written
+  bool check = false;              // check every event against docs/formats/ecs-fields.tsv
+  std::vector<std::string> files;  // --check: these files instead of the event log
+};
+// `mamori events`: exit 0 when something matched (--check: every event valid), 1 when
+// nothing did (--check: some event invalid), 2 usage, 3 the log could not be read.
+int run_events(App& app, const EventsOptions& options);
+
 // Prints each error on stderr as a warning (text mode) and adds them to `out` (JSON).
 void warn_all(App& app, const std::vector<Error>& errors, nlohmann::json* out);
 

@@ -22,7 +22,8 @@
   X(deploy)                \
   X(heal)                  \
   X(logs)                  \
-  X(bans)
+  X(bans)                  \
+  X(events)
 
 namespace mamori::cli {
 

@@ -100,10 +100,11 @@ class Loader {
   }
 
   bool load_agent(TomlTable& t, AgentConfig& a) {
-    return t.only_keys({"socket", "event_log", "backend", "verify_interval", "evidence_quota_mb",
-                        "evidence_max_file_mb", "storm_changes_per_second",
+    return t.only_keys({"name", "socket", "event_log", "backend", "verify_interval",
+                        "evidence_quota_mb", "evidence_max_file_mb", "storm_changes_per_second",
                         "path_restores_per_second", "allowed_events_per_second",
                         "outbox_quota_mb"}) &&
+           t.optional("name", a.name) && one_line_name(t, a.name) &&
            t.optional("socket", a.socket) && absolute_path(t, "socket", a.socket) &&
            t.optional("event_log", a.event_log) && absolute_path(t, "event_log", a.event_log) &&
            t.choice("backend", a.backend,
@@ -371,6 +372,15 @@ class Loader {
   }
 
   // Trailing slashes go; what is left must be absolute, without '.' or '..' components.
+  // agent.name goes into every event and every manager's list: one short line.
+  bool one_line_name(TomlTable& t, const std::string& name) {
+    if (reader_.failed()) return false;
+    if (name.size() <= 255 &&
+        name.find_first_of(std::string_view("\0\n\r", 3)) == std::string::npos)
+      return true;
+    return t.fail("name", "value", "must be at most 255 bytes on one line");
+  }
+
   bool absolute_path(TomlTable& t, std::string_view name, std::string& path) {
     if (reader_.failed()) return false;
     while (path.size() > 1 && path.back() == '/') path.pop_back();

@@ -33,6 +33,8 @@ std::string_view backend_name(Backend backend);
 
 // The real-time agent (`mamori agent`).
 struct AgentConfig {
+  // agent.name in every event (ECS); empty = the host name (core/event/origin.h).
+  std::string name;
   std::string socket = "/run/mamori/agent.sock";           // control socket, root only
   std::string event_log = "/var/log/mamori/events.jsonl";  // ECS JSON lines
   Backend backend = Backend::kAuto;

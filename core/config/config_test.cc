@@ -62,6 +62,19 @@ TEST(Config, OutboxQuota) {
   EXPECT_EQ(e.key, "agent.outbox_quota_mb");
 }
 
+TEST(Config, AgentNameIsOneShortLine) {
+  const std::string base = "state_dir = \"/s\"\n[[root]]\npath = \"/w\"\n[agent]\n";
+  auto c = parse_config(base + "name = \"web-1\"\n", "m.toml");
+  ASSERT_TRUE(c) << c.error().text();
+  EXPECT_EQ(c->agent.name, "web-1");
+  auto d = parse_config(base, "m.toml");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->agent.name, "") << "empty: the host name (core/event/origin.h)";
+  EXPECT_EQ(error_of(base + "name = \"a\\nb\"\n").key, "agent.name");
+  EXPECT_EQ(error_of(base + "name = \"" + std::string(256, 'x') + "\"\n").code, "config.value");
+  EXPECT_EQ(error_of(base + "name = 1\n").code, "config.type");
+}
+
 TEST(Config, OverlapsBlameTheInnerOrSecondRoot) {
   const auto inner = error_of("[[root]]\npath = \"/w\"\n\n[[root]]\npath = \"/w/sub\"\n");
   EXPECT_EQ(inner.key, "root[2].path");

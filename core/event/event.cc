@@ -1,7 +1,6 @@
 #include "core/event/event.h"
 
 #include <sys/random.h>
-#include <unistd.h>
 
 #include <ctime>
 
@@ -23,6 +22,8 @@ std::string random_id() {
   return out;
 }
 
+}  // namespace
+
 std::string iso_time(int64_t ns) {
   const time_t secs = static_cast<time_t>(ns / 1'000'000'000);
   struct tm tm {};
@@ -31,6 +32,8 @@ std::string iso_time(int64_t ns) {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
   return fmt::format("{}.{:06d}Z", buf, (ns % 1'000'000'000) / 1000);
 }
+
+namespace {
 
 std::string_view kind_for(Severity s) { return s >= Severity::kWarning ? "alert" : "event"; }
 
@@ -50,8 +53,6 @@ Event::Event(std::string id, std::string_view action, Severity severity, int64_t
   set("event.kind", std::string(kind_for(severity)));
   set("event.severity", static_cast<int>(severity));
   set("event.module", "mamori");
-  set("host.hostname", hostname());
-  set("agent.type", "mamori");
 }
 
 Event& Event::set(std::string_view dotted, nlohmann::json value) {
@@ -88,15 +89,6 @@ std::string Event::to_json_line() const {
   // Paths come from the filesystem and may be any bytes; replace keeps the line valid
   // JSON. Callers that need the exact bytes add them base64-encoded (mamori.path_b64).
   return fields_.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-const std::string& hostname() {
-  static const std::string name = [] {
-    char buf[256] = {};
-    if (::gethostname(buf, sizeof buf - 1) != 0) return std::string("unknown");
-    return std::string(buf);
-  }();
-  return name;
 }
 
 }  // namespace mamori::event

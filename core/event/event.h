@@ -2,7 +2,9 @@
 // One security event: a detection or an action, in Elastic Common Schema field names
 // (event.action, file.path, process.pid, user.name, ...; mamori.* for the rest), so it
 // drops into a SIEM without a mapping. Events are data: they go to the outbox
-// (core/outbox), never to a log line.
+// (core/outbox), never to a log line. Where they come from (agent.*, host.*,
+// event.dataset, event.created) is stamped where they enter the event log
+// (core/event/origin.h), not here: an Event is only what happened.
 
 #include <cstdint>
 #include <string>
@@ -48,7 +50,7 @@ class Event {
   nlohmann::json fields_ = nlohmann::json::object();
 };
 
-// The hostname, read once per process for host.hostname.
-const std::string& hostname();
+// ECS time text: UTC, microseconds ("2023-11-14T22:13:20.123456Z").
+std::string iso_time(int64_t ns);
 
 }  // namespace mamori::event

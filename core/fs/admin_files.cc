@@ -135,6 +135,39 @@ Status write_file_atomic(Env& env, const std::string& path, std::string_view con
   return ok();
 }
 
+Result<bool> create_file_exclusive(Env& env, const std::string& path, std::string_view content,
+                                   mode_t mode) {
+  const auto split = split_path(path);
+  const std::string& dir_path = split.first;
+  const std::string& name = split.second;
+  if (name.empty()) return fail("create", path, EISDIR);
+  const int raw_dir = ::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (raw_dir < 0) return fail_errno("open", dir_path);
+  UniqueFd dir(raw_dir);
+  const std::string tmp = temp_name_for(name);
+  const int raw = ::openat(dir.get(), tmp.c_str(),
+                           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
+  if (raw < 0) return fail_errno("openat", dir_path + "/" + tmp);
+  UniqueFd fd(raw);
+  bool created = true;
+  auto linked = [&]() -> Status {
+    if (::fchmod(fd.get(), mode & 07777) != 0) return fail_errno("fchmod", path);
+    MAMORI_TRY(write_all(env, fd.get(),
+                         {reinterpret_cast<const uint8_t*>(content.data()), content.size()}, path));
+    if (env.fsync(fd.get()) != 0) return fail_errno("fsync", path);
+    // linkat() never replaces: EEXIST means another creator (or an earlier run) won.
+    if (::linkat(dir.get(), tmp.c_str(), dir.get(), name.c_str(), 0) != 0) {
+      if (errno != EEXIST) return fail_errno("linkat", path);
+      created = false;
+    }
+    return ok();
+  }();
+  ::unlinkat(dir.get(), tmp.c_str(), 0);
+  if (!linked) return tl::unexpected(std::move(linked).error());
+  if (created && env.fsync(dir.get()) != 0) return fail_errno("fsync", dir_path);
+  return created;
+}
+
 Status remove_file(const std::string& path) {
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return fail_errno("unlink", path);
   return ok();

@@ -47,6 +47,14 @@ Result<UniqueFd> open_admin_read(const std::string& path);
 // replaced). On failure the temporary is removed and `path` is left as it was.
 Status write_file_atomic(Env& env, const std::string& path, std::string_view content, mode_t mode);
 
+// Creates `path` holding `content` unless it exists: a temporary file (mode `mode`,
+// fsynced) is hard-linked to `path`, so a concurrent creator and a reader see no file or
+// the whole of one, never a part, and the first creator wins. True when this call
+// created it, false when `path` already existed (left untouched). The directory must
+// exist; the temporary is always removed.
+Result<bool> create_file_exclusive(Env& env, const std::string& path, std::string_view content,
+                                   mode_t mode);
+
 // Removes `path` (never following a symlink: the link itself goes). A missing file, or a
 // missing directory, counts as done. The removal is not fsynced.
 Status remove_file(const std::string& path);

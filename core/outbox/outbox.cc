@@ -289,6 +289,7 @@ void Outbox::drop_oldest(std::deque<Line>& q, uint64_t& bytes, bool sec) {
 }
 
 void Outbox::queue_report(event::Event e) {
+  if (options_.origin) options_.origin->stamp(e);
   std::string text = e.to_json_line();
   const size_t at = sequence_insert_point(text);
   const bool sec = e.severity() >= event::Severity::kNotice;

@@ -61,6 +61,7 @@
 #include "core/base/result.h"
 #include "core/base/unique_fd.h"
 #include "core/event/event.h"
+#include "core/event/origin.h"
 
 namespace mamori::outbox {
 
@@ -76,6 +77,9 @@ struct Options {
   std::string dir;          // the segments (STATE/outbox); made 0700 if missing
   std::string export_path;  // events.jsonl; empty: no export
   Limits limits;
+  // Stamps the outbox's own events (events-dropped, outbox-dropped) as the writer's
+  // publisher stamps the rest; null: left unstamped (tests). Outlives the Outbox.
+  const event::Origin* origin = nullptr;
 };
 
 class Outbox {

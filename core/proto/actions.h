@@ -53,6 +53,8 @@ inline constexpr std::string_view kHealthActionFailed = "health-action-failed";
 // Access-log defense.
 inline constexpr std::string_view kIpBanned = "ip-banned";
 inline constexpr std::string_view kIpUnbanned = "ip-unbanned";
+// A request tied to a file the guard acted on (mamori.related_event names that event).
+inline constexpr std::string_view kTamperAttributed = "tamper-attributed";
 // Not an event in the outbox: the action a ban hook's payload names when a ban expires
 // (docs/bans.md).
 inline constexpr std::string_view kBanExpired = "ban-expired";
@@ -67,7 +69,8 @@ inline constexpr std::array kAllActions = {
     kStateFailed,       kModeChanged,        kDeployStarted,      kDeployEnded,
     kDeployAbandoned,   kEventsDropped,      kNodeUnhealthy,      kNodeHealthy,
     kHookRan,           kHookFailed,         kHealthActionFailed, kIpBanned,
-    kIpUnbanned,        kBanExpired,         kOutboxDropped,      kSinkGap};
+    kIpUnbanned,        kBanExpired,         kOutboxDropped,      kSinkGap,
+    kTamperAttributed};
 
 }  // namespace mamori::proto::action
 

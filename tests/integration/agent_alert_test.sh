@@ -113,3 +113,6 @@ printf 'defaced again\n' >"$WP/wp-mail.php"
 one_event "file-changed wp-mail.php" "$(on file-changed wp-mail.php)" >/dev/null
 assert_eq "defaced again" "$(cat "$WP/wp-mail.php")" "alert mode leaves wp-mail.php as written"
 stop_agent
+
+step "every event written passes the field list (docs/formats/ecs-fields.tsv)"
+check_events

@@ -83,3 +83,6 @@ step "and it still guards after the failed deploy"
 printf 'defaced\n' >"$WP/wp-cron.php"
 wait_for "wp-cron.php back to the release's" cmp -s "$NEW/wp-cron.php" "$WP/wp-cron.php"
 stop_agent
+
+step "every event written passes the field list (docs/formats/ecs-fields.tsv)"
+check_events

@@ -123,3 +123,6 @@ state_failed() { events 'e["event"]["action"] == "node-unhealthy" and e["mamori"
 WAIT_EXPLAIN='events | tail -n 3' wait_for "node-unhealthy for state-failed" state_failed
 events 'e["event"]["action"] == "state-failed"' | grep -q "root hash\|verif" ||
   fail "the state-failed event does not say what failed: $(events 'e["event"]["action"] == "state-failed"')"
+
+step "every event written passes the field list (docs/formats/ecs-fields.tsv)"
+check_events

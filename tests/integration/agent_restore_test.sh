@@ -240,3 +240,6 @@ expect_exit 0 mamori check
 n=$(events 'e["event"]["action"] == "file-restore-failed"' | wc -l)
 assert_eq 0 "$n" "no file-restore-failed event (inotify)"
 stop_agent
+
+step "every event written passes the field list (docs/formats/ecs-fields.tsv)"
+check_events

@@ -229,3 +229,6 @@ assert_eq "$WWW/$UP added True
 $WWW/$UP/photo.jpg added True" \
   "$(json '"\n".join(sorted("%s %s %s" % (c["path"], c["change"], c.get("allowed")) for c in j["changes"]))')" \
   "check --json: the tree is its baseline plus the allowed uploads"
+
+step "every event written passes the field list (docs/formats/ecs-fields.tsv)"
+check_events

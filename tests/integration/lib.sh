@@ -310,3 +310,12 @@ for line in open(sys.argv[2], encoding="utf-8", errors="replace"):
         print(json.dumps(e, sort_keys=True))
 ' "${1:-True}" "$EVENTS"
 }
+
+# check_events [FILE...]: every event written so far (or in FILEs) has only fields listed
+# in docs/formats/ecs-fields.tsv, each of its type, the origin fields, a known action and
+# its dataset (`mamori events --check`); fails the test naming each problem.
+check_events() {
+  local files=("$@")
+  [[ ${#files[@]} -gt 0 ]] || files=("$EVENTS")
+  expect_exit 0 mamori events --check "${files[@]}"
+}
