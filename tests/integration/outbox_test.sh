@@ -89,6 +89,7 @@ assert got == list(range(got[0], got[0] + len(got))), "a gap"
 assert got[0] == 1 and set(want) <= set(got), "an event of the log never reached the sink"
 print(len(got), "events at the webhook, sequences", got[0], "to", got[-1])
 PY
+check_events "$WEBHOOK_OUT" "$EVENTS"
 stop_agent
 stop_webhook || fail "the webhook server did not stop"
 
