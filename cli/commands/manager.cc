@@ -301,8 +301,8 @@ Run setup(CLI::App& cmd) {
 
 Command manager_command() {
   return {"manager",
-          "manager [token create|list|revoke ID | agents]",
-          "the manager of a fleet: run it, its enrollment tokens, its agents",
+          "manager [token|agents]",
+          "the manager of a fleet: run it (no action), its\nenrollment tokens (token create|list|revoke ID), its agents",
           kHelp,
           true,
           setup};

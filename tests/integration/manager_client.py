@@ -245,6 +245,61 @@ def s_recover(m):
     print(json.dumps(c))
 
 
+def s_rebaseline(m):
+    """The baseline root hash changes between two hellos: without a deploy reported in
+    between (one event expected), then after a deploy-ended event (none)."""
+    for root_hash, events in (("bb" * 32, [event(20, "deploy-1", "deploy-ended")]),
+                              ("cc" * 32, [])):
+        ws = connect(m)
+        hello(ws, m, root_hash=root_hash)
+        if events:
+            send(ws, {"v": 1, "type": "events", "events": events})
+            if recv_ack(ws).get("through_sequence") != 20:
+                die("no ack for the deploy event")
+        send(ws, {"v": 1, "type": "bye", "reason": "stopping"})
+        closed(ws, 5)
+    print("rebaselined twice")
+
+
+def s_limits(args):
+    """max_agents connections at once (the next is closed at accept, before TLS), and 10 s
+    to finish the TLS handshake: a connection that sends nothing is closed then."""
+    t = decode_token(args[0])
+    limit = int(args[1])
+    host, port = host_port(t["url"])
+    idle = []
+    opened = time.monotonic()
+    for _ in range(limit):
+        idle.append(socket.create_connection((host, port), timeout=20))
+    extra = socket.create_connection((host, port), timeout=5)
+    start = time.monotonic()
+    try:
+        data = extra.recv(1)
+    except ConnectionResetError:
+        data = b""
+    if data != b"" or time.monotonic() - start > 2:
+        die("connection %d was not refused at once" % (limit + 1))
+    for i, s in enumerate(idle):  # each of the first `limit` is still open
+        s.setblocking(False)
+        try:
+            s.recv(1)
+            die("connection %d of %d was closed: connections leaked earlier?" % (i + 1, limit))
+        except BlockingIOError:
+            pass
+        s.settimeout(20)
+    try:
+        data = idle[0].recv(1)  # silent since it opened
+    except ConnectionResetError:
+        data = b""
+    took = time.monotonic() - opened
+    if data != b"" or not 9 <= took <= 12:
+        die("a connection that never began TLS was closed after %.1f s, not 10" % took)
+    for s in idle:
+        s.close()
+    status, _ = enroll(t["url"], t["fp"], t["secret"], name="after-limits")
+    print(json.dumps({"handshake_closed_after_s": round(took, 2), "enroll_after": status}))
+
+
 def reader(ws):
     """Reads `ws` on a thread (so its pings are answered, as a live agent's are) into a
     queue of messages; None when the channel ends."""
@@ -341,12 +396,14 @@ def s_garbage_enroll(args):
 
 SCENARIOS = {"unauthorized": s_unauthorized, "events": s_events, "bad-first": s_bad_first,
              "silent": s_silent, "drop": s_drop, "recover": s_recover,
-             "duplicate": s_duplicate, "replace": s_replace, "oversize": s_oversize}
+             "duplicate": s_duplicate, "replace": s_replace, "rebaseline": s_rebaseline, "oversize": s_oversize}
 
 if __name__ == "__main__":
     cmd, rest = sys.argv[1], sys.argv[2:]
     if cmd == "enroll":
         s_enroll(rest)
+    elif cmd == "limits":
+        s_limits(rest)
     elif cmd == "garbage-enroll":
         s_garbage_enroll(rest)
     else:

@@ -128,6 +128,11 @@ expect_exit 0 $CLIENT recover "$M1"
 assert_eq verify "$(json 'j["request"]["cmd"]')"
 manager_event "agent web1 (web1.example) is back" || fail "no agent-recovered"
 
+step "the baseline changed between hellos: unexpected without a deploy, expected after one"
+expect_exit 0 $CLIENT rebaseline "$M1"
+assert_eq 1 "$(grep -c 'baseline-changed-unexpectedly' "$MLOG")" "baseline-changed-unexpectedly events"
+assert_eq 3 "$(sqlite3 "$MSTATE/manager.db" "SELECT COUNT(*) FROM baselines WHERE agent_key = '$KEY1'")" "baseline hashes recorded (aa, bb, cc)"
+
 step "a dropped connection: lost within 2 s"
 expect_exit 0 $CLIENT drop "$M2"
 WAIT_SECONDS=2 WAIT_ON=$MSTATE WAIT_EXPLAIN='cat "$MLOG"' wait_for "agent 2 to be lost" status_is "$KEY2" lost
@@ -147,17 +152,21 @@ expect_exit 0 $CLIENT oversize "$M2"
 expect_exit 0 $CLIENT enroll "$TOKEN"
 assert_eq 200 "$(json 'j["status"]')"
 
+step "max_agents connections at once; 10 s for the TLS handshake"
+expect_exit 0 $CLIENT limits "$TOKEN" 50
+assert_eq 200 "$(json 'j["enroll_after"]')" "an enrollment once the idle connections are gone"
+
 step "the agents' list; the manager's own events stored under its own id, valid events"
 expect_exit 0 mamori manager agents --json
-assert_eq 4 "$(json 'j["count"]')" "agents enrolled"
-assert_eq '["web1", "web2", "web1", "web1"]' "$(json '[a["name"] for a in j["agents"]]')"
+assert_eq 5 "$(json 'j["count"]')" "agents enrolled"
+assert_eq '["web1", "web2", "web1", "web1", "after-limits"]' "$(json '[a["name"] for a in j["agents"]]')"
 assert_eq web "$(json 'j["agents"][0]["group"]')"
 expect_exit 0 mamori manager agents
 assert_contains "$OUT" "$KEY1"
 MKEY=$(cat "$MSTATE/agent-id")
 sqlite3 "$MSTATE/manager.db" "SELECT body FROM events WHERE agent_key = '$MKEY' ORDER BY sequence" >"$SCRATCH/manager-events.jsonl"
 actions=$(python3 -c 'import json, sys; print(sorted({json.loads(l)["event"]["action"] for l in open(sys.argv[1])}))' "$SCRATCH/manager-events.jsonl")
-assert_eq "['agent-duplicate', 'agent-enrolled', 'agent-lost', 'agent-recovered', 'agent-stopped']" "$actions" "the manager's stored events"
+assert_eq "['agent-duplicate', 'agent-enrolled', 'agent-lost', 'agent-recovered', 'agent-stopped', 'baseline-changed-unexpectedly']" "$actions" "the manager's stored events"
 check_events "$SCRATCH/manager-events.jsonl"
 
 step "SIGTERM stops it cleanly"
