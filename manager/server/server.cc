@@ -237,12 +237,13 @@ class Server::Impl {
   std::unique_ptr<Reporter> reporter_;
   std::string host_name_;
 
+  // Before io_: the connections still queued in io_ when it is destroyed count down here.
+  size_t connections_ = 0;
   asio::io_context io_{1};
   ssl::context ssl_{ssl::context::tls_server};
   tcp::acceptor acceptor_{io_};
   std::optional<asio::signal_set> signals_;
   asio::steady_timer sweep_{io_};
-  size_t connections_ = 0;
   bool stopping_ = false;
   std::map<std::string, std::weak_ptr<Channel>> live_;
 

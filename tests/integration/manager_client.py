@@ -13,6 +13,7 @@ import base64
 import hashlib
 import http.client
 import json
+import os
 import queue
 import socket
 import ssl
@@ -22,6 +23,26 @@ import time
 import uuid
 
 import websocket
+
+
+SCHEMA = None  # docs/formats/protocol.schema.json, when $MANAGER_SCHEMA names it
+
+
+def validate(def_name, message):
+    """Every message the manager sends must match the committed schema."""
+    global SCHEMA
+    path = os.environ.get("MANAGER_SCHEMA")
+    if not path:
+        return
+    if SCHEMA is None:
+        import jsonschema
+        with open(path, encoding="utf-8") as f:
+            SCHEMA = json.load(f)
+    import jsonschema
+    one = {"$schema": SCHEMA["$schema"], "$defs": SCHEMA["$defs"], "$ref": "#/$defs/" + def_name}
+    errors = list(jsonschema.Draft202012Validator(one).iter_errors(message))
+    if errors:
+        die("%s does not match the schema (%s): %r" % (def_name, errors[0].message, message))
 
 
 def die(msg):
@@ -75,7 +96,9 @@ def enroll(url, fp, secret, name="web1", body=None):
     conn.request("POST", "/api/v1/enroll", body=body,
                  headers={"Content-Type": "application/json"})
     r = conn.getresponse()
-    return r.status, r.read().decode()
+    text = r.read().decode()
+    validate("EnrollAnswer" if r.status == 200 else "EnrollError", json.loads(text))
+    return r.status, text
 
 
 def connect(m, auth=True, credential=None, timeout=15):
@@ -100,7 +123,9 @@ def recv(ws):
     text = ws.recv()
     if not text:
         die("the manager closed the channel")
-    return json.loads(text)
+    m = json.loads(text)
+    validate("ManagerMessage", m)
+    return m
 
 
 def recv_ack(ws):
@@ -142,6 +167,7 @@ def closed(ws, within):
             if not text:
                 return True, seen
             seen.append(json.loads(text))
+            validate("ManagerMessage", seen[-1])
     except websocket.WebSocketTimeoutException:
         return False, seen
     except (websocket.WebSocketConnectionClosedException, ConnectionError, ssl.SSLError, OSError):

@@ -8,6 +8,8 @@
 source "$(dirname "$0")/lib.sh"
 
 CLIENT="/usr/bin/python3 $(dirname "$0")/manager_client.py"
+# Every answer and message of the manager is checked against the committed schema.
+export MANAGER_SCHEMA=$(cd "$(dirname "$0")/../.." && pwd)/docs/formats/protocol.schema.json
 MSTATE=$SCRATCH/manager
 MLOG=$SCRATCH/manager.log
 LOST_AFTER=3
