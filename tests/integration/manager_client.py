@@ -326,6 +326,16 @@ def s_limits(args):
     print(json.dumps({"handshake_closed_after_s": round(took, 2), "enroll_after": status}))
 
 
+def s_hold(m):
+    """hello, then answer pings until the manager closes the channel; prints what it
+    said last (a stopping manager says shutting-down)."""
+    ws = connect(m)
+    hello(ws, m)
+    print("connected", flush=True)
+    ok, seen = closed(ws, 60)
+    print(json.dumps(seen[-1] if seen else None), flush=True)
+
+
 def reader(ws):
     """Reads `ws` on a thread (so its pings are answered, as a live agent's are) into a
     queue of messages; None when the channel ends."""
@@ -422,7 +432,7 @@ def s_garbage_enroll(args):
 
 SCENARIOS = {"unauthorized": s_unauthorized, "events": s_events, "bad-first": s_bad_first,
              "silent": s_silent, "drop": s_drop, "recover": s_recover,
-             "duplicate": s_duplicate, "replace": s_replace, "rebaseline": s_rebaseline, "oversize": s_oversize}
+             "duplicate": s_duplicate, "replace": s_replace, "rebaseline": s_rebaseline, "hold": s_hold, "oversize": s_oversize}
 
 if __name__ == "__main__":
     cmd, rest = sys.argv[1], sys.argv[2:]

@@ -171,5 +171,18 @@ actions=$(python3 -c 'import json, sys; print(sorted({json.loads(l)["event"]["ac
 assert_eq "['agent-duplicate', 'agent-enrolled', 'agent-lost', 'agent-recovered', 'agent-stopped', 'baseline-changed-unexpectedly']" "$actions" "the manager's stored events"
 check_events "$SCRATCH/manager-events.jsonl"
 
-step "SIGTERM stops it cleanly"
+step "SIGTERM stops it cleanly; its agents are not lost for it, unless they do not come back"
+$CLIENT hold "$M1" >"$SCRATCH/hold.out" 2>&1 &
+HOLD=$!
+WAIT_EXPLAIN='cat "$SCRATCH/hold.out"' wait_for "the held channel" grep -q connected "$SCRATCH/hold.out"
+wait_for "agent 1 online" status_is "$KEY1" online
+stop_manager
+wait "$HOLD" || fail "the held channel's client failed: $(cat "$SCRATCH/hold.out")"
+assert_contains "$(cat "$SCRATCH/hold.out")" '"code": "shutting-down"'
+assert_eq online "$(agent_field "$KEY1" status)" "an agent connected when the manager stopped"
+lost_before=$(grep -c 'agent-lost' "$MLOG")
+start_manager
+WAIT_SECONDS=$((LOST_AFTER + 2)) WAIT_ON=$MSTATE wait_for "agent 1 lost after the restart" status_is "$KEY1" lost
+assert_eq $((lost_before + 1)) "$(grep -c 'agent-lost' "$MLOG")" "one agent-lost after the restart"
+grep -q 'did not come back after the manager restarted' "$MLOG" || fail "no manager-restarted agent-lost"
 stop_manager
