@@ -521,7 +521,16 @@ class Channel : public std::enable_shared_from_this<Channel> {
                                b.reason.substr(0, 200)),
                    &agent_, address_,
                    [&](event::Event& e) { e.set("mamori.reason", b.reason.substr(0, 200)); });
-    read();  // the agent closes
+    // Closed from here too (normal closure), after what is queued: an agent that waits
+    // for the close is not kept.
+    close_code_ = websocket::close_code::normal;
+    if (out_.empty()) {
+      closing_ = true;
+      close();
+    } else {
+      closing_ = true;
+    }
+    read();  // until the close completes
   }
 
   // last_seen: in memory at every message, in the store at most every 30 s (or now).
@@ -553,7 +562,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
   }
 
   void close() {
-    ws_.async_close(websocket::close_code::policy_error,
+    ws_.async_close(close_code_,
                     [self = shared_from_this()](const error_code&) {});
   }
 
@@ -569,7 +578,8 @@ class Channel : public std::enable_shared_from_this<Channel> {
   bool closing_ = false;    // the last message is queued: close after it
   bool duplicate_ = false;  // refused as a duplicate
   bool registered_ = false;
-  bool superseded_ = false;  // replaced by a newer connection of the agent
+  bool superseded_ = false;
+  websocket::close_code close_code_ = websocket::close_code::policy_error;  // replaced by a newer connection of the agent
   asio::steady_timer probe_timer_;
   std::vector<std::function<void(bool)>> probes_;
   int64_t last_seen_written_ = 0;
