@@ -6,6 +6,7 @@
 # dropped connection, recovery with a verify command, goodbye), duplicate identities,
 # oversized messages, and the certificate's files.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/webhook_lib.sh"
 
 CLIENT="/usr/bin/python3 $(dirname "$0")/manager_client.py"
 # Every answer and message of the manager is checked against the committed schema.
@@ -13,6 +14,8 @@ export MANAGER_SCHEMA=$(cd "$(dirname "$0")/../.." && pwd)/docs/formats/protocol
 MSTATE=$SCRATCH/manager
 MLOG=$SCRATCH/manager.log
 LOST_AFTER=3
+# The manager's own events go to its [[sink]]s, like an agent's.
+start_webhook "$SCRATCH/hook"
 PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat >"$CONFIG" <<EOF
 state_dir = "$STATE"
@@ -24,6 +27,11 @@ database = "sqlite://$MSTATE/manager.db"
 heartbeat = 1
 lost_after = $LOST_AFTER
 max_agents = 50
+
+[[sink]]
+type = "webhook"
+url = "$WEBHOOK_URL"
+actions = ["agent-lost", "agent-duplicate"]
 EOF
 
 MANAGER_PID=""
@@ -170,6 +178,11 @@ sqlite3 "$MSTATE/manager.db" "SELECT body FROM events WHERE agent_key = '$MKEY' 
 actions=$(python3 -c 'import json, sys; print(sorted({json.loads(l)["event"]["action"] for l in open(sys.argv[1])}))' "$SCRATCH/manager-events.jsonl")
 assert_eq "['agent-duplicate', 'agent-enrolled', 'agent-lost', 'agent-recovered', 'agent-stopped', 'baseline-changed-unexpectedly']" "$actions" "the manager's stored events"
 check_events "$SCRATCH/manager-events.jsonl"
+# The webhook sink got the actions its filter names, each as stored.
+lost_stored=$(grep -c '"agent-lost"' "$SCRATCH/manager-events.jsonl")
+webhook_wait_bodies "$((lost_stored + 1))"
+assert_eq "['agent-duplicate', 'agent-lost']" "$(python3 -c 'import json, sys; print(sorted({json.loads(l)["event"]["action"] for l in open(sys.argv[1])}))' "$WEBHOOK_OUT")" "the webhook's events"
+assert_eq mamori.manager "$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["event"]["dataset"])' "$WEBHOOK_OUT")"
 
 step "SIGTERM stops it cleanly; its agents are not lost for it, unless they do not come back"
 $CLIENT hold "$M1" >"$SCRATCH/hold.out" 2>&1 &
