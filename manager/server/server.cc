@@ -562,8 +562,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
   }
 
   void close() {
-    ws_.async_close(close_code_,
-                    [self = shared_from_this()](const error_code&) {});
+    ws_.async_close(close_code_, [self = shared_from_this()](const error_code&) {});
   }
 
   Server::Impl& server_;
@@ -579,7 +578,8 @@ class Channel : public std::enable_shared_from_this<Channel> {
   bool duplicate_ = false;  // refused as a duplicate
   bool registered_ = false;
   bool superseded_ = false;
-  websocket::close_code close_code_ = websocket::close_code::policy_error;  // replaced by a newer connection of the agent
+  websocket::close_code close_code_ =
+      websocket::close_code::policy_error;  // replaced by a newer connection of the agent
   asio::steady_timer probe_timer_;
   std::vector<std::function<void(bool)>> probes_;
   int64_t last_seen_written_ = 0;
