@@ -41,6 +41,8 @@ using nlohmann::json;
 constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 // How long a channel has to answer a ping when a second connection claims its identity.
 constexpr auto kProbeTimeout = std::chrono::seconds(2);
+// How long an ended channel may take to say goodbye before its socket is closed.
+constexpr auto kCloseGrace = std::chrono::seconds(5);
 constexpr size_t kMaxHeaderBytes = 16 * 1024;
 // Heartbeats move last_seen in memory; the store hears of it at most this often.
 constexpr int64_t kLastSeenWriteNs = 30'000'000'000;
@@ -262,7 +264,8 @@ class Channel : public std::enable_shared_from_this<Channel> {
         agent_(std::move(agent)),
         address_(std::move(address)),
         idle_(ws_.get_executor()),
-        probe_timer_(ws_.get_executor()) {}
+        probe_timer_(ws_.get_executor()),
+        linger_(ws_.get_executor()) {}
 
   ~Channel() { server_.connection_closed(); }
 
@@ -309,7 +312,8 @@ class Channel : public std::enable_shared_from_this<Channel> {
   }
 
   void refuse_duplicate() {
-    duplicate_ = ended_ = true;
+    duplicate_ = true;
+    end();
     server_.report(proto::action::kAgentDuplicate, event::Severity::kWarning,
                    fmt::format("agent {} ({}): a second connection with the same identity "
                                "was refused",
@@ -377,6 +381,15 @@ class Channel : public std::enable_shared_from_this<Channel> {
     ended_ = true;
     idle_.cancel();
     if (registered_) server_.drop_live(agent_.agent_key, this);
+    // The goodbye (an error, the close handshake) gets kCloseGrace; a peer that reads
+    // nothing (a dead host: the write never completes) is cut off then.
+    linger_.expires_after(kCloseGrace);
+    linger_.async_wait([w = weak_from_this()](const error_code& ec) {
+      if (auto self = w.lock(); self && !ec) {
+        error_code ignored;
+        beast::get_lowest_layer(self->ws_).socket().close(ignored);
+      }
+    });
   }
 
   void lose(const std::string& why, uint32_t silent_s) {
@@ -582,6 +595,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
       websocket::close_code::policy_error;  // replaced by a newer connection of the agent
   asio::steady_timer probe_timer_;
   std::vector<std::function<void(bool)>> probes_;
+  asio::steady_timer linger_;  // after end(): the socket's last seconds
   int64_t last_seen_written_ = 0;
 };
 
