@@ -14,27 +14,8 @@
 namespace mamori::link {
 namespace {
 
-constexpr std::string_view kTokenPrefix = "mamori-token-v1.";
 constexpr size_t kMaxTokenFile = 4096;
 constexpr size_t kMaxCredentialsFile = 16 * 1024;
-
-constexpr std::string_view kAlphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-int sextet(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
-bool all_base64url(std::string_view s) {
-  for (char c : s)
-    if (sextet(c) < 0) return false;
-  return true;
-}
 
 // The string field `key` of `j`, non-empty; the error names the field.
 Result<std::string> field(const nlohmann::json& j, const char* key, std::string_view what) {
@@ -45,50 +26,6 @@ Result<std::string> field(const nlohmann::json& j, const char* key, std::string_
 }
 
 }  // namespace
-
-std::optional<std::string> base64url_decode(std::string_view in) {
-  if (in.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    const int v = sextet(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  // Leftover bits must be zero: one text per byte string.
-  if (bits && (acc & ((1u << bits) - 1))) return std::nullopt;
-  return out;
-}
-
-std::string base64url_encode(std::string_view in) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(kAlphabet[(acc >> bits) & 63]);
-    }
-  }
-  if (bits) out.push_back(kAlphabet[(acc << (6 - bits)) & 63]);
-  return out;
-}
-
-bool is_fingerprint(std::string_view fp) {
-  if (fp.size() != 64) return false;
-  for (char c : fp)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  return true;
-}
 
 Result<Endpoint> parse_url(std::string_view url) {
   constexpr std::string_view kScheme = "https://";
@@ -136,25 +73,10 @@ Result<Endpoint> parse_url(std::string_view url) {
 }
 
 Result<Token> decode_token(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
-    text.remove_suffix(1);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
-    text.remove_prefix(1);
-  if (!text.starts_with(kTokenPrefix))
-    return fail_msg("token", "", "does not start with mamori-token-v1. (not a mamori token?)");
-  const auto json_text = base64url_decode(text.substr(kTokenPrefix.size()));
-  if (!json_text) return fail_msg("token", "", "is not base64url after mamori-token-v1.");
-  const auto j = nlohmann::json::parse(*json_text, nullptr, false);
-  if (!j.is_object()) return fail_msg("token", "", "does not hold a JSON object");
-  Token t;
-  t.url = MAMORI_TRY(field(j, "url", "token"));
-  t.fp = MAMORI_TRY(field(j, "fp", "token"));
-  t.secret = MAMORI_TRY(field(j, "secret", "token"));
-  MAMORI_TRY(parse_url(t.url));
-  if (!is_fingerprint(t.fp)) return fail_msg("token", "", "\"fp\" is not a lower-case hex SHA-256");
-  if (t.secret.size() != 43 || !all_base64url(t.secret))
-    return fail_msg("token", "", "\"secret\" is not 43 characters of base64url");
-  return t;
+  auto t = proto::channel::decode_token(text);
+  if (!t) return fail_msg("token", "", t.error().message);
+  MAMORI_TRY(parse_url(t->url));
+  return std::move(*t);
 }
 
 Result<Token> read_token_file(const std::string& path, std::string& warning) {
@@ -189,6 +111,7 @@ Result<Token> read_token_file(const std::string& path, std::string& warning) {
   }
   if (got > kMaxTokenFile) return fail("token file", path, EFBIG);
   text.resize(got);
+  if (const auto nl = text.find('\n'); nl != std::string::npos) text.resize(nl);
   auto t = decode_token(text);
   if (!t) {
     Error e = std::move(t).error();
@@ -217,7 +140,7 @@ Result<std::optional<Credentials>> load_credentials(const std::string& path) {
   MAMORI_TRY(get("fp", c.fp));
   MAMORI_TRY(get("agent_key", c.agent_key));
   MAMORI_TRY(get("credential", c.credential));
-  if (!parse_url(c.url) || !is_fingerprint(c.fp) || c.agent_key.find(':') != std::string::npos)
+  if (!parse_url(c.url) || !proto::channel::is_fingerprint(c.fp) || c.agent_key.find(':') != std::string::npos)
     return fail("manager credentials", path, EBADMSG, "a field has a bad value");
   return std::optional<Credentials>(std::move(c));
 }

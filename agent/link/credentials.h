@@ -15,6 +15,7 @@
 
 #include "core/base/env.h"
 #include "core/base/result.h"
+#include "core/proto/channel.h"
 
 namespace mamori::link {
 
@@ -27,18 +28,12 @@ struct Endpoint {
 // nothing else.
 Result<Endpoint> parse_url(std::string_view url);
 
-// A lower-case hex SHA-256 (64 characters).
-bool is_fingerprint(std::string_view fp);
-
-struct Token {
-  std::string url;
-  std::string fp;      // lower-case hex SHA-256 of the manager certificate's DER
-  std::string secret;  // 43 characters base64url (32 bytes)
-};
-// Errors name what is wrong (prefix, encoding, JSON, a field) and never quote the secret.
+using Token = proto::channel::Token;
+// The codec's decode_token (core/proto/channel.h) plus a URL this link can use. Errors
+// name what is wrong (prefix, encoding, JSON, a field) and never quote the secret.
 Result<Token> decode_token(std::string_view text);
 
-// Reads and decodes the token file. Refuses a file that is not a regular file, or that
+// Reads and decodes the token file (its first line). Refuses a file that is not a regular file, or that
 // someone other than root (or the agent's user) could have written: whoever can write it
 // chooses the manager this agent trusts. A file others may read is used, and
 // `warning` says so (the token is a secret; 0600 is expected).
@@ -58,10 +53,5 @@ inline std::string credentials_path(const std::string& state_dir) {
 Result<std::optional<Credentials>> load_credentials(const std::string& path);
 // Written 0600 atomically (fs::write_file_atomic): a crash leaves the old file or the new.
 Status save_credentials(Env& env, const std::string& path, const Credentials& c);
-
-// base64url without padding ('=' refused), for the token. nullopt on a bad character or
-// length.
-std::optional<std::string> base64url_decode(std::string_view in);
-std::string base64url_encode(std::string_view in);
 
 }  // namespace mamori::link

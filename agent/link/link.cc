@@ -30,6 +30,7 @@
 #include "agent/link/outflow.h"
 #include "core/base/mutex.h"
 #include "core/fs/admin_files.h"
+#include "core/proto/channel.h"
 
 namespace mamori::link {
 namespace {
@@ -39,6 +40,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace websocket = beast::websocket;
 namespace ssl = asio::ssl;
+namespace ch = proto::channel;
 using tcp = asio::ip::tcp;
 using ErrorCode = boost::system::error_code;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
@@ -104,25 +106,16 @@ std::string machine_id() {
   return s;
 }
 
-nlohmann::json roots_json(const std::vector<proto::RootStatus>& roots) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& r : roots)
-    out.push_back({{"path", r.path}, {"mode", std::string(config::mode_name(r.mode))}});
+std::vector<ch::RootInfo> root_infos(const std::vector<proto::RootStatus>& roots) {
+  std::vector<ch::RootInfo> out;
+  for (const auto& r : roots) out.push_back({r.path, std::string(config::mode_name(r.mode))});
   return out;
-}
-
-std::string dump(const nlohmann::json& j) {
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 // The error message of a manager's refusal ({"error":{"code","message"}}), or the status.
 std::string refusal(unsigned status, const std::string& body) {
-  const auto j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_object() && j.contains("error") && j["error"].is_object()) {
-    const auto& e = j["error"];
-    return fmt::format("the manager refused ({}): {}: {}", status,
-                       e.value("code", std::string("?")), e.value("message", std::string()));
-  }
+  if (auto e = ch::decode_enroll_error(body))
+    return fmt::format("the manager refused ({}): {}: {}", status, e->code, e->message);
   return fmt::format("the manager answered HTTP {}", status);
 }
 
@@ -202,15 +195,13 @@ class Enroller : public std::enable_shared_from_this<Enroller> {
     const auto& res = parser_.get();
     if (res.result() != http::status::ok)
       return finish(fail_msg("enroll", url_, refusal(res.result_int(), res.body())));
-    const auto j = nlohmann::json::parse(res.body(), nullptr, false);
+    auto a = ch::decode_enroll_answer(res.body());
+    if (!a) return finish(fail_msg("enroll", url_, "the manager's answer: " + a.error().message));
     Credentials c;
     c.url = url_;
     c.fp = token_.fp;
-    if (j.is_object() && j.contains("agent_key") && j["agent_key"].is_string() &&
-        j.contains("credential") && j["credential"].is_string()) {
-      c.agent_key = j["agent_key"].get<std::string>();
-      c.credential = j["credential"].get<std::string>();
-    }
+    c.agent_key = std::move(a->agent_key);
+    c.credential = std::move(a->credential);
     if (c.agent_key.empty() || c.agent_key.size() > 128 ||
         c.agent_key.find(':') != std::string::npos || c.credential.empty() ||
         c.credential.size() > 256)
@@ -322,8 +313,7 @@ class Link::Impl {
     {
       MutexLock lock(mu_);
       if (results_.size() >= kMaxPendingResults) results_.pop_front();
-      results_.push_back(
-          dump({{"v", 1}, {"type", "result"}, {"command_id", id}, {"answer", answer}}));
+      results_.push_back(ch::encode(ch::CommandResult{id, std::move(answer)}));
     }
     notify();
   }
@@ -357,15 +347,13 @@ class Link::Impl {
       MutexLock lock(mu_);
       status_.url = url;
     }
-    const nlohmann::json body = {
-        {"v", 1},
-        {"token_secret", token->secret},
-        {"host", {{"hostname", o_.hostname}, {"machine_id", machine_id()}}},
-        {"agent", {{"id", o_.agent_id}, {"name", o_.agent_name}, {"version", o_.agent_version}}},
-        {"roots", roots_json(o_.roots)},
-        {"baseline_root_hash", o_.baseline_root_hash}};
+    const ch::EnrollRequest body{token->secret,
+                                 {o_.hostname, machine_id()},
+                                 {o_.agent_id, o_.agent_name, o_.agent_version},
+                                 root_infos(o_.roots),
+                                 o_.baseline_root_hash};
     enroller_ = std::make_shared<Enroller>(
-        ioc_, *tls_, std::move(*ep), url, std::move(*token), dump(body), o_.connect_timeout_s,
+        ioc_, *tls_, std::move(*ep), url, std::move(*token), ch::encode(body), o_.connect_timeout_s,
         [this](Result<Credentials> r) {
           enroller_.reset();
           if (!r) return retry(r.error().message());
@@ -476,21 +464,16 @@ class Link::Impl::Connection : public std::enable_shared_from_this<Connection> {
       msg = std::move(*r);
     } else if (stopping_) {
       closing_ = true;
-      msg = dump({{"v", 1}, {"type", "bye"}, {"reason", "stopping"}});
+      msg = ch::encode(ch::Bye{"stopping"});
     } else if (auto b = link_.outflow_.next_batch(); !b) {
       return end(b.error().message());
     } else if (*b) {
-      msg.reserve((*b)->events.size() + 64);
-      msg = R"({"v":1,"type":"events","events":)";
-      msg += (*b)->events;
-      msg += '}';
+      msg = events_frame(**b);
       link_.update_counts();
     } else if (heartbeat_due_) {
       heartbeat_due_ = false;
-      msg = dump({{"v", 1},
-                  {"type", "heartbeat"},
-                  {"time_ns", link_.env_.clock().now_ns()},
-                  {"healthy", link_.healthy_.load(std::memory_order_relaxed)}});
+      msg = ch::encode(ch::Heartbeat{link_.env_.clock().now_ns(),
+                                     link_.healthy_.load(std::memory_order_relaxed)});
     } else {
       if (auto st = link_.outflow_.save(false); !st) link_.log(st.error().message());
       return;
@@ -527,18 +510,14 @@ class Link::Impl::Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void hello() {
-    const nlohmann::json h = {{"v", 1},
-                              {"type", "hello"},
-                              {"agent",
-                               {{"id", link_.o_.agent_id},
-                                {"name", link_.o_.agent_name},
-                                {"version", link_.o_.agent_version}}},
-                              {"host", {{"hostname", link_.o_.hostname}}},
-                              {"roots", roots_json(link_.o_.roots)},
-                              {"baseline_root_hash", link_.o_.baseline_root_hash},
-                              {"next_sequence", link_.outflow_.cursor()}};
+    const auto& o = link_.o_;
+    const ch::Hello h{{o.agent_id, o.agent_name, o.agent_version},
+                      {o.hostname, ""},
+                      root_infos(o.roots),
+                      o.baseline_root_hash,
+                      link_.outflow_.cursor()};
     auto self = shared_from_this();
-    out_ = dump(h);
+    out_ = ch::encode(h);
     ws_.async_write(asio::buffer(out_), [self](ErrorCode ec, size_t) {
       if (ec) return self->end("hello: " + ec.message());
       self->ws_.async_read(self->in_, [self](ErrorCode ec2, size_t) { self->on_welcome(ec2); });
@@ -547,16 +526,14 @@ class Link::Impl::Connection : public std::enable_shared_from_this<Connection> {
 
   void on_welcome(ErrorCode ec) {
     if (ec) return end("waiting for welcome: " + ec.message());
-    const auto j = nlohmann::json::parse(beast::buffers_to_string(in_.data()), nullptr, false);
+    auto m = ch::decode_manager_message(beast::buffers_to_string(in_.data()));
     in_.consume(in_.size());
-    const std::string type = j.is_object() ? j.value("type", std::string()) : "";
-    if (type == "error") return on_error(j);
-    if (type != "welcome") return end("the manager's first message is not a welcome");
-    int64_t hb = 2, lost = 10;
-    if (j.contains("heartbeat_s") && j["heartbeat_s"].is_number_integer())
-      hb = std::clamp<int64_t>(j["heartbeat_s"].get<int64_t>(), 1, 3600);
-    if (j.contains("lost_after_s") && j["lost_after_s"].is_number_integer())
-      lost = std::clamp<int64_t>(j["lost_after_s"].get<int64_t>(), hb, 86400);
+    if (m)
+      if (const auto* e = std::get_if<ch::Error>(&*m)) return on_error(*e);
+    const auto* w = m ? std::get_if<ch::Welcome>(&*m) : nullptr;
+    if (!w) return end("the manager's first message is not a welcome");
+    const int64_t hb = std::clamp<int64_t>(w->heartbeat_s, 1, 3600);
+    const int64_t lost = std::clamp<int64_t>(w->lost_after_s, hb + 1, 86400);
     heartbeat_ms_ = hb * 1000;
     // From here the websocket's own timeouts: a manager silent (not even a pong to our
     // pings) for lost_after_s is gone.
@@ -594,60 +571,64 @@ class Link::Impl::Connection : public std::enable_shared_from_this<Connection> {
           return self->end(self->closing_ ? "" : "the manager closed the connection");
         return self->end(self->closing_ ? "" : "reading from the manager: " + ec.message());
       }
-      const auto j =
-          nlohmann::json::parse(beast::buffers_to_string(self->in_.data()), nullptr, false);
+      const std::string text = beast::buffers_to_string(self->in_.data());
       self->in_.consume(self->in_.size());
-      self->on_message(j);
+      self->on_message(text);
       if (!self->ended_) self->read();
     });
   }
 
-  void on_message(const nlohmann::json& j) {
-    if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
-      return end("the manager sent a message that is not a JSON object with a type");
-    const auto& type = j["type"].get_ref<const std::string&>();
-    if (type == "ack") {
-      const auto& n = j.contains("through_sequence") ? j["through_sequence"] : nlohmann::json();
-      if (!n.is_number_unsigned() || !link_.outflow_.ack(n.get<uint64_t>()))
-        return end("the manager acknowledged events it was never sent: closing");
-      link_.update_counts();
-      pump();
-    } else if (type == "command") {
-      on_command(j);
-    } else if (type == "error") {
-      on_error(j);
+  void on_message(const std::string& text) {
+    // A type this agent does not know (a newer manager's) is ignored, as the protocol
+    // says; a known one that does not decode is a broken manager.
+    const auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_object() && j.contains("type") && j["type"].is_string()) {
+      const auto& type = j["type"].get_ref<const std::string&>();
+      if (type != "ack" && type != "command" && type != "error" && type != "welcome") return;
     }
-    // Other types (a newer manager's) are ignored, as the protocol says.
+    auto m = ch::decode_manager_json(j);
+    if (!m) return end("the manager sent a bad message: " + m.error().message);
+    std::visit(
+        [&](auto& msg) {
+          using T = std::decay_t<decltype(msg)>;
+          if constexpr (std::is_same_v<T, ch::Ack>) {
+            if (!link_.outflow_.ack(msg.through_sequence))
+              return end("the manager acknowledged events it was never sent: closing");
+            link_.update_counts();
+            pump();
+          } else if constexpr (std::is_same_v<T, ch::Command>) {
+            on_command(msg);
+          } else if constexpr (std::is_same_v<T, ch::Error>) {
+            on_error(msg);
+          }
+        },
+        *m);
   }
 
-  void on_command(const nlohmann::json& j) {
+  void on_command(ch::Command& c) {
     {
       MutexLock lock(link_.mu_);
       ++link_.status_.commands;
     }
-    const auto* id = j.contains("command_id") && j["command_id"].is_string()
-                         ? &j["command_id"].get_ref<const std::string&>()
-                         : nullptr;
-    if (!id || id->empty() || id->size() > kMaxCommandId) return;  // nothing to answer to
-    const auto& request = j.contains("request") ? j["request"] : nlohmann::json();
-    if (!request.is_object()) {
-      link_.post_result(
-          *id, proto::to_json(proto::Answer{proto::ErrorAnswer{
-                   proto::ErrorCode::kBadRequest, "the command has no request object", {}, {}}}));
+    if (c.command_id.empty() || c.command_id.size() > kMaxCommandId) return;  // no one to answer
+    if (!c.request.is_object()) {
+      link_.post_result(c.command_id,
+                        proto::to_json(proto::Answer{proto::ErrorAnswer{
+                            proto::ErrorCode::kBadRequest, "the command has no request object", {}, {}}}));
       return;
     }
-    if (!link_.commands_->push({*id, request}))
-      link_.post_result(*id, proto::to_json(proto::Answer{proto::ErrorAnswer{
-                                 proto::ErrorCode::kFailed,
-                                 "the agent has too many commands waiting: try again",
-                                 {},
-                                 {}}}));
+    const std::string id = c.command_id;
+    if (!link_.commands_->push({id, std::move(c.request)}))
+      link_.post_result(id, proto::to_json(proto::Answer{proto::ErrorAnswer{
+                                proto::ErrorCode::kFailed,
+                                "the agent has too many commands waiting: try again",
+                                {},
+                                {}}}));
   }
 
-  void on_error(const nlohmann::json& j) {
-    const std::string code = j.value("code", std::string("?"));
-    duplicate_ = code == "duplicate-identity";
-    end(fmt::format("the manager refused: {}: {}", code, j.value("message", std::string())));
+  void on_error(const ch::Error& e) {
+    duplicate_ = e.code == ch::kDuplicateIdentity;
+    end(fmt::format("the manager refused: {}: {}", e.code, e.message));
   }
 
   void write(std::string msg) {

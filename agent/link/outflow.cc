@@ -8,6 +8,15 @@
 
 namespace mamori::link {
 
+std::string events_frame(const Batch& b) {
+  std::string msg;
+  msg.reserve(b.events.size() + 64);
+  msg = R"({"v":1,"type":"events","events":)";
+  msg += b.events;
+  msg += '}';
+  return msg;
+}
+
 Outflow::Outflow(Env& env, OutflowOptions options)
     : env_(env), o_(std::move(options)), reader_(o_.outbox_dir) {}
 

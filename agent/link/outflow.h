@@ -39,6 +39,10 @@ struct Batch {
   uint64_t first = 0, last = 0;  // sequences
 };
 
+// The channel's `events` message carrying `b` (proto::channel::Events' JSON form, built
+// from the records' text without parsing them again).
+std::string events_frame(const Batch& b);
+
 class Outflow {
  public:
   Outflow(Env& env, OutflowOptions options);
