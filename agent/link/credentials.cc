@@ -140,7 +140,8 @@ Result<std::optional<Credentials>> load_credentials(const std::string& path) {
   MAMORI_TRY(get("fp", c.fp));
   MAMORI_TRY(get("agent_key", c.agent_key));
   MAMORI_TRY(get("credential", c.credential));
-  if (!parse_url(c.url) || !proto::channel::is_fingerprint(c.fp) || c.agent_key.find(':') != std::string::npos)
+  if (!parse_url(c.url) || !proto::channel::is_fingerprint(c.fp) ||
+      c.agent_key.find(':') != std::string::npos)
     return fail("manager credentials", path, EBADMSG, "a field has a bad value");
   return std::optional<Credentials>(std::move(c));
 }

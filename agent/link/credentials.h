@@ -33,8 +33,8 @@ using Token = proto::channel::Token;
 // name what is wrong (prefix, encoding, JSON, a field) and never quote the secret.
 Result<Token> decode_token(std::string_view text);
 
-// Reads and decodes the token file (its first line). Refuses a file that is not a regular file, or that
-// someone other than root (or the agent's user) could have written: whoever can write it
+// Reads and decodes the token file (its first line). Refuses a file that is not a regular file, or
+// that someone other than root (or the agent's user) could have written: whoever can write it
 // chooses the manager this agent trusts. A file others may read is used, and
 // `warning` says so (the token is a secret; 0600 is expected).
 Result<Token> read_token_file(const std::string& path, std::string& warning);

@@ -612,9 +612,10 @@ class Link::Impl::Connection : public std::enable_shared_from_this<Connection> {
     }
     if (c.command_id.empty() || c.command_id.size() > kMaxCommandId) return;  // no one to answer
     if (!c.request.is_object()) {
-      link_.post_result(c.command_id,
-                        proto::to_json(proto::Answer{proto::ErrorAnswer{
-                            proto::ErrorCode::kBadRequest, "the command has no request object", {}, {}}}));
+      link_.post_result(
+          c.command_id,
+          proto::to_json(proto::Answer{proto::ErrorAnswer{
+              proto::ErrorCode::kBadRequest, "the command has no request object", {}, {}}}));
       return;
     }
     const std::string id = c.command_id;
