@@ -125,8 +125,8 @@ int run_status(App& app) {
                   w["logs"].size(), fmt::format("{}", w["lines"].get<uint64_t>()).c_str(),
                   fmt::format("{}", w["bans"].get<uint64_t>()).c_str(),
                   fmt::format("{}", w["ban_failures"].get<uint64_t>()).c_str());
-    if (const auto m = a.value("manager", nlohmann::json()); m.is_object() &&
-                                                              m.value("state", "") != "disabled") {
+    if (const auto m = a.value("manager", nlohmann::json());
+        m.is_object() && m.value("state", "") != "disabled") {
       const std::string error = m.value("last_error", std::string());
       std::printf("manager    %s %s: %s events sent, %s acknowledged%s\n",
                   m.value("state", std::string()).c_str(),
