@@ -14,6 +14,8 @@ void log(const std::string& s) { std::fprintf(stderr, "mamori manager: %s\n", s.
 
 }  // namespace
 
+Reporter::Reporter(Env& env, Store& store) : env_(env), store_(store) {}
+
 Result<std::unique_ptr<Reporter>> Reporter::open(Env& env, const config::Config& config,
                                                  Store& store) {
   const auto& m = config.manager;
@@ -45,6 +47,9 @@ Reporter::~Reporter() {
 }
 
 void Reporter::report(event::Event e) {
+  // The journal gets a line too: what an operator reads first.
+  const auto& msg = e.get("message");
+  log(e.action() + ": " + (msg.is_string() ? msg.get<std::string>() : std::string()));
   origin_->stamp(e);
   outbox_->append(e);
   if (auto s = outbox_->flush(); !s) log("outbox: " + s.error().message());
@@ -63,7 +68,9 @@ void Reporter::copy_to_store() {
       auto j = nlohmann::json::parse(rec.payload, nullptr, false);
       if (j.is_object()) events.push_back(std::move(j));
     }
-    if (auto stored = insert_events(store_, origin_->fields().agent_id, events); !stored) {
+    if (auto stored =
+            insert_events(store_, origin_->fields().agent_id, events, env_.clock().now_ns());
+        !stored) {
       // Read again from the cursor next time.
       auto c = outbox::load_cursor(outbox_->dir(), kStoreCursor);
       reader_.emplace(outbox_->dir());

@@ -45,7 +45,7 @@ class Reporter {
   const event::Origin& origin() const { return *origin_; }
 
  private:
-  Reporter(Env& env, Store& store) : env_(env), store_(store) {}
+  Reporter(Env& env, Store& store);
   void copy_to_store();
 
   Env& env_;

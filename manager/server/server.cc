@@ -20,6 +20,7 @@
 
 #include "core/event/origin.h"
 #include "core/fs/admin_files.h"
+#include "core/proto/actions.h"
 #include "core/proto/channel.h"
 #include "manager/server/reporter.h"
 #include "manager/server/store_calls.h"
@@ -38,6 +39,8 @@ using beast::error_code;
 using nlohmann::json;
 
 constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
+// How long a channel has to answer a ping when a second connection claims its identity.
+constexpr auto kProbeTimeout = std::chrono::seconds(2);
 constexpr size_t kMaxHeaderBytes = 16 * 1024;
 // Heartbeats move last_seen in memory; the store hears of it at most this often.
 constexpr int64_t kLastSeenWriteNs = 30'000'000'000;
@@ -86,7 +89,7 @@ class Channel;
 
 class Server::Impl {
  public:
-  Impl(Env& env, const config::Config& config, std::unique_ptr<Store> store, Identity identity,
+  Impl(Env& env, const config::Config& config, StorePtr store, Identity identity,
        std::unique_ptr<Reporter> reporter)
       : env_(env),
         config_(config),
@@ -229,7 +232,7 @@ class Server::Impl {
   Env& env_;
   const config::Config& config_;
   const config::ManagerConfig m_;
-  std::unique_ptr<Store> store_;
+  StorePtr store_;
   Identity identity_;
   std::unique_ptr<Reporter> reporter_;
   std::string host_name_;
@@ -257,7 +260,8 @@ class Channel : public std::enable_shared_from_this<Channel> {
         ws_(std::move(ws)),
         agent_(std::move(agent)),
         address_(std::move(address)),
-        idle_(ws_.get_executor()) {}
+        idle_(ws_.get_executor()),
+        probe_timer_(ws_.get_executor()) {}
 
   ~Channel() { server_.connection_closed(); }
 
@@ -271,32 +275,82 @@ class Channel : public std::enable_shared_from_this<Channel> {
 
   // Closes the channel without counting it lost (the manager stops).
   void shut() {
-    ended_ = true;
-    idle_.cancel();
+    end();
     send(ch::Error{std::string(ch::kShuttingDown), "the manager is stopping"}, true);
   }
 
  private:
   void accepted(const error_code& ec) {
     if (ec) return;  // never spoke the protocol: nothing to record
-    if (server_.live(agent_.agent_key)) {
-      // Another connection holds this identity: a clone of a golden image, or a stolen
-      // credential. Refuse the newcomer; the live one is untouched.
-      duplicate_ = true;
-      server_.report(proto::action::kAgentDuplicate, event::Severity::kWarning,
-                     fmt::format("agent {} ({}): a second connection with the same identity "
-                                 "was refused",
-                                 agent_.name, agent_.hostname),
-                     &agent_, address_);
-      send(ch::Error{std::string(ch::kDuplicateIdentity),
-                     "this agent_key is connected already: enroll again with a token"},
-           true);
-      return read();  // until the close completes
-    }
+    // Pongs answer probe(); any frame at all shows the peer alive.
+    ws_.control_callback([w = weak_from_this()](websocket::frame_type kind, beast::string_view) {
+      if (auto self = w.lock(); self && kind == websocket::frame_type::pong) self->probed(true);
+    });
+    auto old = server_.live(agent_.agent_key);
+    if (!old) return admit();
+    // Another connection holds this identity. Either it is dead and the kernel does not
+    // know yet (the agent's network dropped and it reconnected: let it in), or both are
+    // alive (a cloned image, a copied credential): refuse the newcomer.
+    old->probe([self = shared_from_this(), old](bool alive) {
+      if (!alive) {
+        old->supersede();
+        return self->admit();
+      }
+      self->refuse_duplicate();
+    });
+  }
+
+  void admit() {
     server_.set_live(agent_.agent_key, shared_from_this());
     registered_ = true;
     arm_idle();
     read();
+  }
+
+  void refuse_duplicate() {
+    duplicate_ = ended_ = true;
+    server_.report(proto::action::kAgentDuplicate, event::Severity::kWarning,
+                   fmt::format("agent {} ({}): a second connection with the same identity "
+                               "was refused",
+                               agent_.name, agent_.hostname),
+                   &agent_, address_);
+    send(ch::Error{std::string(ch::kDuplicateIdentity),
+                   "this agent_key is connected already: enroll again with a token"},
+         true);
+    read();  // until the close completes
+  }
+
+ public:
+  // Whether the peer is still there: a ping answered (or any message) within
+  // kProbeTimeout. A channel that is ending is not.
+  void probe(std::function<void(bool alive)> done) {
+    if (ended_ || closing_) return done(false);
+    probes_.push_back(std::move(done));
+    if (probes_.size() > 1) return;
+    probe_timer_.expires_after(kProbeTimeout);
+    probe_timer_.async_wait([w = weak_from_this()](const error_code& ec) {
+      if (auto self = w.lock(); self && !ec) self->probed(false);
+    });
+    ws_.async_ping({}, [w = weak_from_this()](const error_code& ec) {
+      if (auto self = w.lock(); self && ec) self->probed(false);
+    });
+  }
+
+  // A newer connection of the same agent replaced this dead one: no event, no status
+  // change (the agent is back already), the socket closed now.
+  void supersede() {
+    superseded_ = ended_ = true;
+    idle_.cancel();
+    error_code ignored;
+    beast::get_lowest_layer(ws_).socket().close(ignored);
+  }
+
+ private:
+  void probed(bool alive) {
+    probe_timer_.cancel();
+    auto waiting = std::move(probes_);
+    probes_.clear();
+    for (auto& d : waiting) d(alive);
   }
 
   void arm_idle() {
@@ -316,9 +370,16 @@ class Channel : public std::enable_shared_from_this<Channel> {
     send(ch::Error{std::string(ch::kLost), "nothing received within lost_after"}, true);
   }
 
-  void lose(const std::string& why, uint32_t silent_s) {
+  // The channel is over (whatever the socket still does): a new connection of this agent
+  // is no duplicate from now on.
+  void end() {
     ended_ = true;
     idle_.cancel();
+    if (registered_) server_.drop_live(agent_.agent_key, this);
+  }
+
+  void lose(const std::string& why, uint32_t silent_s) {
+    end();
     if (!hello_) return;  // never said hello: not an agent yet on this connection
     if (auto s = set_status(server_.store(), agent_.agent_key, kStatusLost, server_.now_ns()); !s)
       log(s.error().message());
@@ -336,14 +397,16 @@ class Channel : public std::enable_shared_from_this<Channel> {
 
   void on_read(const error_code& ec) {
     if (ec) {
-      if (!ended_ && !duplicate_)
+      probed(false);
+      if (!ended_)
         lose(fmt::format("agent {} ({}): the connection ended without goodbye ({})", agent_.name,
                          agent_.hostname, ec.message()),
              0);
       if (registered_) server_.drop_live(agent_.agent_key, this);
       return;
     }
-    if (ended_ || duplicate_) {  // draining towards our close
+    probed(true);
+    if (ended_) {  // draining towards our close
       in_.consume(in_.size());
       return read();
     }
@@ -405,9 +468,10 @@ class Channel : public std::enable_shared_from_this<Channel> {
   void check_baseline(const std::string& hash, int64_t now) {
     auto prev = last_baseline(server_.store(), agent_.agent_key);
     if (!prev) return log(prev.error().message());
+    const std::optional<BaselineRow>& last = *prev;
     bool expected = true;
-    if (*prev && !prev->hash.empty() && prev->hash != hash) {
-      auto deployed = deploy_or_accept_since(server_.store(), agent_.agent_key, prev->at_ns);
+    if (last && !last->hash.empty() && last->hash != hash) {
+      auto deployed = deploy_or_accept_since(server_.store(), agent_.agent_key, last->at_ns);
       if (!deployed) log(deployed.error().message());
       expected = deployed && *deployed;
       if (!expected)
@@ -417,10 +481,10 @@ class Channel : public std::enable_shared_from_this<Channel> {
                                    agent_.name, agent_.hostname),
                        &agent_, address_, [&](event::Event& e) {
                          e.set("mamori.baseline.root_hash", hash)
-                             .set("mamori.baseline.previous_root_hash", prev->hash);
+                             .set("mamori.baseline.previous_root_hash", last->hash);
                        });
     }
-    if (!*prev || (*prev)->hash != hash)
+    if (!last || last->hash != hash)
       if (auto s = record_baseline(server_.store(), agent_.agent_key, hash, now, expected); !s)
         log(s.error().message());
   }
@@ -428,7 +492,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
   void on(ch::Events& ev) {
     if (ev.events.empty()) return;
     const uint64_t through = ev.highest_sequence();
-    auto n = insert_events(server_.store(), agent_.agent_key, ev.events);
+    auto n = insert_events(server_.store(), agent_.agent_key, ev.events, server_.now_ns());
     if (!n) {
       log(n.error().message());
       return refuse(ch::kInternal, "the manager could not store the events; send them again");
@@ -447,8 +511,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
   }
 
   void on(ch::Bye& b) {
-    ended_ = true;
-    idle_.cancel();
+    end();
     if (auto s = set_status(server_.store(), agent_.agent_key, kStatusStopped, server_.now_ns());
         !s)
       log(s.error().message());
@@ -505,6 +568,9 @@ class Channel : public std::enable_shared_from_this<Channel> {
   bool closing_ = false;    // the last message is queued: close after it
   bool duplicate_ = false;  // refused as a duplicate
   bool registered_ = false;
+  bool superseded_ = false;  // replaced by a newer connection of the agent
+  asio::steady_timer probe_timer_;
+  std::vector<std::function<void(bool)>> probes_;
   int64_t last_seen_written_ = 0;
 };
 
@@ -707,7 +773,7 @@ Result<std::unique_ptr<Server>> Server::start(Env& env, const config::Config& co
   if (identity.created)
     log(fmt::format("made the certificate {} (fingerprint {})", identity.cert_path,
                     identity.fingerprint));
-  std::unique_ptr<Store> store = MAMORI_TRY(open_store_url(env, m.database));
+  StorePtr store = MAMORI_TRY(open_store_url(env, m.database));
   auto reporter = MAMORI_TRY(Reporter::open(env, config, *store));
   auto impl = std::make_unique<Impl>(env, config, std::move(store), std::move(identity),
                                      std::move(reporter));

@@ -56,8 +56,9 @@ class Server {
   // What tokens carry: [manager] public_url or https://<host name>:<port>.
   std::string public_url() const;
 
+  class Impl;  // the connections' view of the server (server.cc)
+
  private:
-  class Impl;
   explicit Server(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -24,6 +24,9 @@ inline constexpr std::string_view kStatusLost = "lost";
 inline constexpr std::string_view kStatusStopped = "stopped";
 inline constexpr std::string_view kStatusRetired = "retired";
 
+// A new agent is "enrolled" until its first hello.
+inline constexpr std::string_view kStatusEnrolled = "enrolled";
+
 struct AgentRow {
   std::string agent_key;
   std::string credential_hash;
@@ -46,6 +49,15 @@ struct TokenVerdict {
   std::string why;    // !ok: unknown, revoked, expired, used up
 };
 
+struct TokenRow {
+  int64_t id = 0;
+  std::string group;
+  std::optional<int64_t> uses_left;  // nullopt: unlimited
+  std::optional<int64_t> expires_at_ns;
+  bool revoked = false;
+  int64_t created_at_ns = 0;
+};
+
 struct HelloUpdate {
   std::string agent_id, name, version, hostname, roots_json, baseline_root_hash;
   int64_t now_ns = 0;
@@ -57,8 +69,20 @@ struct BaselineRow {
   int64_t at_ns = 0;
 };
 
-Result<std::unique_ptr<Store>> open_store_url(Env& env, const std::string& url);
+// The store is opaque here (defined where it is implemented).
+struct StoreDeleter {
+  void operator()(Store* s) const;
+};
+using StorePtr = std::unique_ptr<Store, StoreDeleter>;
+Result<StorePtr> open_store_url(Env& env, const std::string& url);
 
+Result<int64_t> create_token(Store& s, const std::string& secret_hash, const std::string& group,
+                             std::optional<int64_t> uses, std::optional<int64_t> expires_at_ns,
+                             int64_t now_ns);
+Result<std::vector<TokenRow>> list_tokens(Store& s);
+// False: no such token.
+Result<bool> revoke_token(Store& s, int64_t id);
+Result<uint64_t> count_events(Store& s, const std::string& agent_key);
 Result<TokenVerdict> consume_token(Store& s, const std::string& secret_hash, int64_t now_ns);
 Status create_agent(Store& s, const AgentRow& a);
 Result<std::optional<AgentRow>> find_agent(Store& s, const std::string& agent_key);
@@ -68,7 +92,7 @@ Status set_last_seen(Store& s, const std::string& agent_key, int64_t now_ns);
 Status record_hello(Store& s, const std::string& agent_key, const HelloUpdate& u);
 // New events stored (idempotent by event.id), committed when it returns.
 Result<size_t> insert_events(Store& s, const std::string& agent_key,
-                             const std::vector<nlohmann::json>& events);
+                             const std::vector<nlohmann::json>& events, int64_t now_ns);
 Result<std::optional<BaselineRow>> last_baseline(Store& s, const std::string& agent_key);
 Status record_baseline(Store& s, const std::string& agent_key, const std::string& hash,
                        int64_t now_ns, bool expected);
