@@ -110,8 +110,8 @@ assert_eq '[401, "bad-token"]' "$(json '[j["status"], j["body"]["error"]["code"]
 expect_exit 0 $CLIENT enroll "$TOKEN" "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 assert_eq '[401, "bad-token"]' "$(json '[j["status"], j["body"]["error"]["code"]]')" "an unknown secret"
 expect_exit 0 $CLIENT garbage-enroll "$TOKEN"
-assert_eq '[400, 400, 400]' "$(json '[x["status"] for x in j]')" "malformed enrollments"
-assert_eq '["bad-message", "bad-message", "unsupported-version"]' "$(json '[x["body"]["error"]["code"] for x in j]')"
+assert_eq '[405, 404, 426, 400, 400, 400]' "$(json '[x["status"] for x in j]')" "a GET of enroll, an unknown path, a channel without upgrade, malformed enrollments"
+assert_eq '["bad-message", "bad-message", "unsupported-version"]' "$(json '[x["body"]["error"]["code"] for x in j[3:]]')"
 manager_event "agent-enrolled" || fail "no agent-enrolled event"
 
 step "the channel without, with a wrong credential, with an unknown key: 401"
