@@ -121,6 +121,7 @@ class Server::Impl {
   }
 
   Status run(bool handle_signals) {
+    reporter_->set_poster([this](std::function<void()> f) { asio::post(io_, std::move(f)); });
     if (handle_signals) {
       signals_.emplace(io_, SIGTERM, SIGINT);
       signals_->async_wait([this](const error_code& ec, int) {

@@ -421,9 +421,19 @@ def s_oversize(m):
     print("closed; the manager still serves")
 
 
+def raw_request(url, fp, method, path):
+    host, port = host_port(url)
+    conn = http.client.HTTPSConnection(host, port, context=tls_context(), timeout=10)
+    conn.connect()
+    check_fp(conn.sock, fp)
+    conn.request(method, path)
+    return conn.getresponse().status
+
+
 def s_garbage_enroll(args):
     t = decode_token(args[0])
-    out = []
+    out = [{"status": raw_request(t["url"], t["fp"], m, p)}
+           for m, p in (("GET", "/api/v1/enroll"), ("GET", "/nope"), ("GET", "/api/v1/channel"))]
     for body in ("{not json", json.dumps({"v": 1}), json.dumps({"v": 7, "token_secret": "x"})):
         status, text = enroll(t["url"], t["fp"], None, body=body)
         out.append({"status": status, "body": json.loads(text)})

@@ -110,8 +110,8 @@ assert_eq '[401, "bad-token"]' "$(json '[j["status"], j["body"]["error"]["code"]
 expect_exit 0 $CLIENT enroll "$TOKEN" "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 assert_eq '[401, "bad-token"]' "$(json '[j["status"], j["body"]["error"]["code"]]')" "an unknown secret"
 expect_exit 0 $CLIENT garbage-enroll "$TOKEN"
-assert_eq '[400, 400, 400]' "$(json '[x["status"] for x in j]')" "malformed enrollments"
-assert_eq '["bad-message", "bad-message", "unsupported-version"]' "$(json '[x["body"]["error"]["code"] for x in j]')"
+assert_eq '[405, 404, 426, 400, 400, 400]' "$(json '[x["status"] for x in j]')" "a GET of enroll, an unknown path, a channel without upgrade, malformed enrollments"
+assert_eq '["bad-message", "bad-message", "unsupported-version"]' "$(json '[x["body"]["error"]["code"] for x in j[3:]]')"
 manager_event "agent-enrolled" || fail "no agent-enrolled event"
 
 step "the channel without, with a wrong credential, with an unknown key: 401"
@@ -130,6 +130,7 @@ expect_exit 0 $CLIENT silent "$M1"
 took=$(json 'j["closed_after_s"]')
 /usr/bin/python3 -c "import sys; t = float(sys.argv[1]); sys.exit(0 if $LOST_AFTER - 0.5 <= t <= $LOST_AFTER + 1 else 1)" "$took" ||
   fail "the silent channel was closed after $took s, lost_after is $LOST_AFTER"
+echo "    silent channel closed after $took s (lost_after $LOST_AFTER)"
 assert_eq lost "$(agent_field "$KEY1" status)" "right after the close"
 manager_event "sent nothing for $LOST_AFTER s" || fail "no agent-lost for the silence"
 
@@ -145,8 +146,10 @@ assert_eq 3 "$(sqlite3 "$MSTATE/manager.db" "SELECT COUNT(*) FROM baselines WHER
 
 step "a dropped connection: lost within 2 s"
 expect_exit 0 $CLIENT drop "$M2"
+dropped_at=$(date +%s%N)
 WAIT_SECONDS=2 WAIT_ON=$MSTATE WAIT_EXPLAIN='cat "$MLOG"' wait_for "agent 2 to be lost" status_is "$KEY2" lost
 manager_event "the connection ended without goodbye" || fail "no agent-lost for the drop"
+echo "    lost $(( ($(date +%s%N) - dropped_at) / 1000000 )) ms after the drop (including one agents --json)"
 
 step "a second connection with a live agent_key: duplicate-identity; the first goes on"
 expect_exit 0 $CLIENT duplicate "$M2"
@@ -155,6 +158,7 @@ assert_eq stopped "$(agent_field "$KEY2" status)" "after the first connection's 
 
 step "the agent's old connection dead unbeknown (no pong): its new one is let in"
 expect_exit 0 $CLIENT replace "$M2"
+echo "    the reconnection was welcomed after $(json 'j["welcome_after_s"]') s (the dead one's ping unanswered)"
 grep -c 'agent-duplicate' "$MLOG" | grep -qx 1 || fail "the reconnection counted as a duplicate"
 
 step "an oversized message closes the channel; the manager still serves"
@@ -165,6 +169,7 @@ assert_eq 200 "$(json 'j["status"]')"
 step "max_agents connections at once; 10 s for the TLS handshake"
 expect_exit 0 $CLIENT limits "$TOKEN" 50
 assert_eq 200 "$(json 'j["enroll_after"]')" "an enrollment once the idle connections are gone"
+echo "    a connection without TLS closed after $(json 'j["handshake_closed_after_s"]') s"
 
 step "the agents' list; the manager's own events stored under its own id, valid events"
 expect_exit 0 mamori manager agents --json
