@@ -244,8 +244,8 @@ DESCRIPTION
                    fingerprint; the store keeps only its hash
     token list     every token: id, group, uses left, expiry, state
     token revoke   the token enrolls no more agents (enrolled ones stay)
-    agents         every agent: agent_key, name, host, group, status (online, lost,
-                   stopped, retired), last seen, version, events stored
+    agents         every agent: agent_key, name, host, group, status (enrolled,
+                   online, lost, stopped, retired), last seen, version, events stored
 
     The actions open the store directly: the manager need not run.
 
@@ -302,7 +302,8 @@ Run setup(CLI::App& cmd) {
 Command manager_command() {
   return {"manager",
           "manager [token|agents]",
-          "the manager of a fleet: run it (no action), its\nenrollment tokens (token create|list|revoke ID), its agents",
+          "the manager of a fleet: run it (no action), its\nenrollment tokens (token "
+          "create|list|revoke ID), its agents",
           kHelp,
           true,
           setup};

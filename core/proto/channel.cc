@@ -7,6 +7,10 @@ namespace {
 
 using nlohmann::json;
 
+// Names, host names, versions, hashes, secrets: one short line each. Paths: PATH_MAX.
+constexpr size_t kMaxFieldBytes = 1024;
+constexpr size_t kMaxPathBytes = 4096;
+
 DecodeError bad(std::string message) {
   return DecodeError{std::string(kBadMessage), std::move(message)};
 }
@@ -23,13 +27,16 @@ class Reader {
     auto it = j_.find(std::string(k));
     return it == j_.end() || it->is_null() ? nullptr : &*it;
   }
-  std::string string(std::string_view k, bool required = true) {
+  // A string of at most `max` bytes (what a peer sends is stored and shown: bounded).
+  std::string string(std::string_view k, bool required = true, size_t max = kMaxFieldBytes) {
     const json* v = get(k);
     if (!v) {
       if (required) fail(k, "a string");
       return "";
     }
     if (!v->is_string()) return fail(k, "a string"), "";
+    if (v->get_ref<const std::string&>().size() > max)
+      return fail(k, "a string of at most " + std::to_string(max) + " bytes"), "";
     return v->get<std::string>();
   }
   uint64_t count(std::string_view k, uint64_t max = UINT64_MAX) {
@@ -134,7 +141,7 @@ std::vector<RootInfo> read_roots(Reader& r) {
   const json& roots = r.array("roots", kMaxRoots);
   for (size_t i = 0; i < roots.size(); ++i) {
     Reader x(roots[i], r.field("roots") + "[" + std::to_string(i) + "]");
-    out.push_back({x.string("path"), x.string("mode")});
+    out.push_back({x.string("path", true, kMaxPathBytes), x.string("mode")});
     r.absorb(x.error());
   }
   return out;

@@ -188,4 +188,8 @@ Decoded<ManagerMessage> decode_manager_json(const nlohmann::json& j);
 std::string_view type_of(const AgentMessage& m);
 std::string_view type_of(const ManagerMessage& m);
 
+// Adds the JSON Schema of every message above to `defs` (protocol.schema.json's $defs;
+// Result and Command refer to the control protocol's Answer and Request).
+void add_schema_defs(nlohmann::json& defs);
+
 }  // namespace mamori::proto::channel

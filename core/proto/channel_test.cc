@@ -130,6 +130,19 @@ TEST(Channel, MissingAndWrongFieldsAreNamed) {
   EXPECT_EQ(enroll.error().message, "token_secret must be a string");
 }
 
+TEST(Channel, LongFieldsAreRefused) {
+  Hello h{{"id", std::string(1025, 'n'), "1"}, {"h", ""}, {}, "", 1};
+  auto m = decode_agent_message(encode(AgentMessage{h}));
+  ASSERT_FALSE(m);
+  EXPECT_EQ(m.error().message, "agent.name must be a string of at most 1024 bytes");
+  h.agent.name = std::string(1024, 'n');
+  h.roots = {{std::string(4096, 'p'), "restore"}};
+  EXPECT_TRUE(decode_agent_message(encode(AgentMessage{h})));
+  h.roots[0].path += "p";
+  EXPECT_EQ(decode_agent_message(encode(AgentMessage{h})).error().message,
+            "roots[0].path must be a string of at most 4096 bytes");
+}
+
 TEST(Channel, OversizeIsRefusedBeforeParsing) {
   std::string big = R"({"v":1,"type":"bye","reason":")";
   big.append(kMaxMessageBytes, 'x');

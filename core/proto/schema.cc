@@ -4,6 +4,7 @@
 // fails proto_schema_test (real messages are validated with additionalProperties false).
 
 #include "core/proto/actions.h"
+#include "core/proto/channel.h"
 #include "core/proto/control.h"
 
 namespace mamori::proto {
@@ -242,6 +243,8 @@ json schema() {
   defs["Answer"] = {
       {"anyOf", json::array({ref("ErrorAnswer"), ref("PingAnswer"), ref("StatusAnswer"),
                              ref("DeployPathsAnswer"), ref("HealAnswer")})}};
+  // The agent-manager protocol (its own version, docs/formats/manager-channel.md).
+  channel::add_schema_defs(defs);
 
   return {{"$schema", "https://json-schema.org/draft/2020-12/schema"},
           {"$id", "urn:mamori:control-protocol"},

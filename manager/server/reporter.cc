@@ -43,6 +43,7 @@ Result<std::unique_ptr<Reporter>> Reporter::open(Env& env, const config::Config&
 }
 
 Reporter::~Reporter() {
+  if (outbox_ && outbox_->queued() > 0) flush();
   if (sinks_) sinks_->stop();
 }
 
@@ -52,6 +53,16 @@ void Reporter::report(event::Event e) {
   log(e.action() + ": " + (msg.is_string() ? msg.get<std::string>() : std::string()));
   origin_->stamp(e);
   outbox_->append(e);
+  if (!post_) return flush();
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  post_([this] {
+    flush_posted_ = false;
+    flush();
+  });
+}
+
+void Reporter::flush() {
   if (auto s = outbox_->flush(); !s) log("outbox: " + s.error().message());
   sinks_->notify();
   copy_to_store();

@@ -41,6 +41,8 @@ using nlohmann::json;
 constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 // How long a channel has to answer a ping when a second connection claims its identity.
 constexpr auto kProbeTimeout = std::chrono::seconds(2);
+// How long an ended channel may take to say goodbye before its socket is closed.
+constexpr auto kCloseGrace = std::chrono::seconds(5);
 constexpr size_t kMaxHeaderBytes = 16 * 1024;
 // Heartbeats move last_seen in memory; the store hears of it at most this often.
 constexpr int64_t kLastSeenWriteNs = 30'000'000'000;
@@ -119,6 +121,7 @@ class Server::Impl {
   }
 
   Status run(bool handle_signals) {
+    reporter_->set_poster([this](std::function<void()> f) { asio::post(io_, std::move(f)); });
     if (handle_signals) {
       signals_.emplace(io_, SIGTERM, SIGINT);
       signals_->async_wait([this](const error_code& ec, int) {
@@ -237,12 +240,13 @@ class Server::Impl {
   std::unique_ptr<Reporter> reporter_;
   std::string host_name_;
 
+  // Before io_: the connections still queued in io_ when it is destroyed count down here.
+  size_t connections_ = 0;
   asio::io_context io_{1};
   ssl::context ssl_{ssl::context::tls_server};
   tcp::acceptor acceptor_{io_};
   std::optional<asio::signal_set> signals_;
   asio::steady_timer sweep_{io_};
-  size_t connections_ = 0;
   bool stopping_ = false;
   std::map<std::string, std::weak_ptr<Channel>> live_;
 
@@ -261,7 +265,8 @@ class Channel : public std::enable_shared_from_this<Channel> {
         agent_(std::move(agent)),
         address_(std::move(address)),
         idle_(ws_.get_executor()),
-        probe_timer_(ws_.get_executor()) {}
+        probe_timer_(ws_.get_executor()),
+        linger_(ws_.get_executor()) {}
 
   ~Channel() { server_.connection_closed(); }
 
@@ -308,7 +313,8 @@ class Channel : public std::enable_shared_from_this<Channel> {
   }
 
   void refuse_duplicate() {
-    duplicate_ = ended_ = true;
+    duplicate_ = true;
+    end();
     server_.report(proto::action::kAgentDuplicate, event::Severity::kWarning,
                    fmt::format("agent {} ({}): a second connection with the same identity "
                                "was refused",
@@ -376,6 +382,15 @@ class Channel : public std::enable_shared_from_this<Channel> {
     ended_ = true;
     idle_.cancel();
     if (registered_) server_.drop_live(agent_.agent_key, this);
+    // The goodbye (an error, the close handshake) gets kCloseGrace; a peer that reads
+    // nothing (a dead host: the write never completes) is cut off then.
+    linger_.expires_after(kCloseGrace);
+    linger_.async_wait([w = weak_from_this()](const error_code& ec) {
+      if (auto self = w.lock(); self && !ec) {
+        error_code ignored;
+        beast::get_lowest_layer(self->ws_).socket().close(ignored);
+      }
+    });
   }
 
   void lose(const std::string& why, uint32_t silent_s) {
@@ -520,7 +535,16 @@ class Channel : public std::enable_shared_from_this<Channel> {
                                b.reason.substr(0, 200)),
                    &agent_, address_,
                    [&](event::Event& e) { e.set("mamori.reason", b.reason.substr(0, 200)); });
-    read();  // the agent closes
+    // Closed from here too (normal closure), after what is queued: an agent that waits
+    // for the close is not kept.
+    close_code_ = websocket::close_code::normal;
+    if (out_.empty()) {
+      closing_ = true;
+      close();
+    } else {
+      closing_ = true;
+    }
+    read();  // until the close completes
   }
 
   // last_seen: in memory at every message, in the store at most every 30 s (or now).
@@ -552,8 +576,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
   }
 
   void close() {
-    ws_.async_close(websocket::close_code::policy_error,
-                    [self = shared_from_this()](const error_code&) {});
+    ws_.async_close(close_code_, [self = shared_from_this()](const error_code&) {});
   }
 
   Server::Impl& server_;
@@ -568,9 +591,12 @@ class Channel : public std::enable_shared_from_this<Channel> {
   bool closing_ = false;    // the last message is queued: close after it
   bool duplicate_ = false;  // refused as a duplicate
   bool registered_ = false;
-  bool superseded_ = false;  // replaced by a newer connection of the agent
+  bool superseded_ = false;
+  websocket::close_code close_code_ =
+      websocket::close_code::policy_error;  // replaced by a newer connection of the agent
   asio::steady_timer probe_timer_;
   std::vector<std::function<void(bool)>> probes_;
+  asio::steady_timer linger_;  // after end(): the socket's last seconds
   int64_t last_seen_written_ = 0;
 };
 

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import http.client
 import json
+import os
 import queue
 import socket
 import ssl
@@ -22,6 +23,26 @@ import time
 import uuid
 
 import websocket
+
+
+SCHEMA = None  # docs/formats/protocol.schema.json, when $MANAGER_SCHEMA names it
+
+
+def validate(def_name, message):
+    """Every message the manager sends must match the committed schema."""
+    global SCHEMA
+    path = os.environ.get("MANAGER_SCHEMA")
+    if not path:
+        return
+    if SCHEMA is None:
+        import jsonschema
+        with open(path, encoding="utf-8") as f:
+            SCHEMA = json.load(f)
+    import jsonschema
+    one = {"$schema": SCHEMA["$schema"], "$defs": SCHEMA["$defs"], "$ref": "#/$defs/" + def_name}
+    errors = list(jsonschema.Draft202012Validator(one).iter_errors(message))
+    if errors:
+        die("%s does not match the schema (%s): %r" % (def_name, errors[0].message, message))
 
 
 def die(msg):
@@ -75,7 +96,9 @@ def enroll(url, fp, secret, name="web1", body=None):
     conn.request("POST", "/api/v1/enroll", body=body,
                  headers={"Content-Type": "application/json"})
     r = conn.getresponse()
-    return r.status, r.read().decode()
+    text = r.read().decode()
+    validate("EnrollAnswer" if r.status == 200 else "EnrollError", json.loads(text))
+    return r.status, text
 
 
 def connect(m, auth=True, credential=None, timeout=15):
@@ -100,7 +123,9 @@ def recv(ws):
     text = ws.recv()
     if not text:
         die("the manager closed the channel")
-    return json.loads(text)
+    m = json.loads(text)
+    validate("ManagerMessage", m)
+    return m
 
 
 def recv_ack(ws):
@@ -142,6 +167,7 @@ def closed(ws, within):
             if not text:
                 return True, seen
             seen.append(json.loads(text))
+            validate("ManagerMessage", seen[-1])
     except websocket.WebSocketTimeoutException:
         return False, seen
     except (websocket.WebSocketConnectionClosedException, ConnectionError, ssl.SSLError, OSError):
@@ -300,6 +326,16 @@ def s_limits(args):
     print(json.dumps({"handshake_closed_after_s": round(took, 2), "enroll_after": status}))
 
 
+def s_hold(m):
+    """hello, then answer pings until the manager closes the channel; prints what it
+    said last (a stopping manager says shutting-down)."""
+    ws = connect(m)
+    hello(ws, m)
+    print("connected", flush=True)
+    ok, seen = closed(ws, 60)
+    print(json.dumps(seen[-1] if seen else None), flush=True)
+
+
 def reader(ws):
     """Reads `ws` on a thread (so its pings are answered, as a live agent's are) into a
     queue of messages; None when the channel ends."""
@@ -385,9 +421,19 @@ def s_oversize(m):
     print("closed; the manager still serves")
 
 
+def raw_request(url, fp, method, path):
+    host, port = host_port(url)
+    conn = http.client.HTTPSConnection(host, port, context=tls_context(), timeout=10)
+    conn.connect()
+    check_fp(conn.sock, fp)
+    conn.request(method, path)
+    return conn.getresponse().status
+
+
 def s_garbage_enroll(args):
     t = decode_token(args[0])
-    out = []
+    out = [{"status": raw_request(t["url"], t["fp"], m, p)}
+           for m, p in (("GET", "/api/v1/enroll"), ("GET", "/nope"), ("GET", "/api/v1/channel"))]
     for body in ("{not json", json.dumps({"v": 1}), json.dumps({"v": 7, "token_secret": "x"})):
         status, text = enroll(t["url"], t["fp"], None, body=body)
         out.append({"status": status, "body": json.loads(text)})
@@ -396,7 +442,7 @@ def s_garbage_enroll(args):
 
 SCENARIOS = {"unauthorized": s_unauthorized, "events": s_events, "bad-first": s_bad_first,
              "silent": s_silent, "drop": s_drop, "recover": s_recover,
-             "duplicate": s_duplicate, "replace": s_replace, "rebaseline": s_rebaseline, "oversize": s_oversize}
+             "duplicate": s_duplicate, "replace": s_replace, "rebaseline": s_rebaseline, "hold": s_hold, "oversize": s_oversize}
 
 if __name__ == "__main__":
     cmd, rest = sys.argv[1], sys.argv[2:]

@@ -6,11 +6,16 @@
 # dropped connection, recovery with a verify command, goodbye), duplicate identities,
 # oversized messages, and the certificate's files.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/webhook_lib.sh"
 
 CLIENT="/usr/bin/python3 $(dirname "$0")/manager_client.py"
+# Every answer and message of the manager is checked against the committed schema.
+export MANAGER_SCHEMA=$(cd "$(dirname "$0")/../.." && pwd)/docs/formats/protocol.schema.json
 MSTATE=$SCRATCH/manager
 MLOG=$SCRATCH/manager.log
 LOST_AFTER=3
+# The manager's own events go to its [[sink]]s, like an agent's.
+start_webhook "$SCRATCH/hook"
 PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat >"$CONFIG" <<EOF
 state_dir = "$STATE"
@@ -22,6 +27,11 @@ database = "sqlite://$MSTATE/manager.db"
 heartbeat = 1
 lost_after = $LOST_AFTER
 max_agents = 50
+
+[[sink]]
+type = "webhook"
+url = "$WEBHOOK_URL"
+actions = ["agent-lost", "agent-duplicate"]
 EOF
 
 MANAGER_PID=""
@@ -100,8 +110,8 @@ assert_eq '[401, "bad-token"]' "$(json '[j["status"], j["body"]["error"]["code"]
 expect_exit 0 $CLIENT enroll "$TOKEN" "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 assert_eq '[401, "bad-token"]' "$(json '[j["status"], j["body"]["error"]["code"]]')" "an unknown secret"
 expect_exit 0 $CLIENT garbage-enroll "$TOKEN"
-assert_eq '[400, 400, 400]' "$(json '[x["status"] for x in j]')" "malformed enrollments"
-assert_eq '["bad-message", "bad-message", "unsupported-version"]' "$(json '[x["body"]["error"]["code"] for x in j]')"
+assert_eq '[405, 404, 426, 400, 400, 400]' "$(json '[x["status"] for x in j]')" "a GET of enroll, an unknown path, a channel without upgrade, malformed enrollments"
+assert_eq '["bad-message", "bad-message", "unsupported-version"]' "$(json '[x["body"]["error"]["code"] for x in j[3:]]')"
 manager_event "agent-enrolled" || fail "no agent-enrolled event"
 
 step "the channel without, with a wrong credential, with an unknown key: 401"
@@ -120,6 +130,7 @@ expect_exit 0 $CLIENT silent "$M1"
 took=$(json 'j["closed_after_s"]')
 /usr/bin/python3 -c "import sys; t = float(sys.argv[1]); sys.exit(0 if $LOST_AFTER - 0.5 <= t <= $LOST_AFTER + 1 else 1)" "$took" ||
   fail "the silent channel was closed after $took s, lost_after is $LOST_AFTER"
+echo "    silent channel closed after $took s (lost_after $LOST_AFTER)"
 assert_eq lost "$(agent_field "$KEY1" status)" "right after the close"
 manager_event "sent nothing for $LOST_AFTER s" || fail "no agent-lost for the silence"
 
@@ -135,8 +146,10 @@ assert_eq 3 "$(sqlite3 "$MSTATE/manager.db" "SELECT COUNT(*) FROM baselines WHER
 
 step "a dropped connection: lost within 2 s"
 expect_exit 0 $CLIENT drop "$M2"
+dropped_at=$(date +%s%N)
 WAIT_SECONDS=2 WAIT_ON=$MSTATE WAIT_EXPLAIN='cat "$MLOG"' wait_for "agent 2 to be lost" status_is "$KEY2" lost
 manager_event "the connection ended without goodbye" || fail "no agent-lost for the drop"
+echo "    lost $(( ($(date +%s%N) - dropped_at) / 1000000 )) ms after the drop (including one agents --json)"
 
 step "a second connection with a live agent_key: duplicate-identity; the first goes on"
 expect_exit 0 $CLIENT duplicate "$M2"
@@ -145,6 +158,7 @@ assert_eq stopped "$(agent_field "$KEY2" status)" "after the first connection's 
 
 step "the agent's old connection dead unbeknown (no pong): its new one is let in"
 expect_exit 0 $CLIENT replace "$M2"
+echo "    the reconnection was welcomed after $(json 'j["welcome_after_s"]') s (the dead one's ping unanswered)"
 grep -c 'agent-duplicate' "$MLOG" | grep -qx 1 || fail "the reconnection counted as a duplicate"
 
 step "an oversized message closes the channel; the manager still serves"
@@ -155,6 +169,7 @@ assert_eq 200 "$(json 'j["status"]')"
 step "max_agents connections at once; 10 s for the TLS handshake"
 expect_exit 0 $CLIENT limits "$TOKEN" 50
 assert_eq 200 "$(json 'j["enroll_after"]')" "an enrollment once the idle connections are gone"
+echo "    a connection without TLS closed after $(json 'j["handshake_closed_after_s"]') s"
 
 step "the agents' list; the manager's own events stored under its own id, valid events"
 expect_exit 0 mamori manager agents --json
@@ -168,6 +183,24 @@ sqlite3 "$MSTATE/manager.db" "SELECT body FROM events WHERE agent_key = '$MKEY' 
 actions=$(python3 -c 'import json, sys; print(sorted({json.loads(l)["event"]["action"] for l in open(sys.argv[1])}))' "$SCRATCH/manager-events.jsonl")
 assert_eq "['agent-duplicate', 'agent-enrolled', 'agent-lost', 'agent-recovered', 'agent-stopped', 'baseline-changed-unexpectedly']" "$actions" "the manager's stored events"
 check_events "$SCRATCH/manager-events.jsonl"
+# The webhook sink got the actions its filter names, each as stored.
+lost_stored=$(grep -c '"agent-lost"' "$SCRATCH/manager-events.jsonl")
+webhook_wait_bodies "$((lost_stored + 1))"
+assert_eq "['agent-duplicate', 'agent-lost']" "$(python3 -c 'import json, sys; print(sorted({json.loads(l)["event"]["action"] for l in open(sys.argv[1])}))' "$WEBHOOK_OUT")" "the webhook's events"
+assert_eq mamori.manager "$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["event"]["dataset"])' "$WEBHOOK_OUT")"
 
-step "SIGTERM stops it cleanly"
+step "SIGTERM stops it cleanly; its agents are not lost for it, unless they do not come back"
+$CLIENT hold "$M1" >"$SCRATCH/hold.out" 2>&1 &
+HOLD=$!
+WAIT_EXPLAIN='cat "$SCRATCH/hold.out"' wait_for "the held channel" grep -q connected "$SCRATCH/hold.out"
+wait_for "agent 1 online" status_is "$KEY1" online
+stop_manager
+wait "$HOLD" || fail "the held channel's client failed: $(cat "$SCRATCH/hold.out")"
+assert_contains "$(cat "$SCRATCH/hold.out")" '"code": "shutting-down"'
+assert_eq online "$(agent_field "$KEY1" status)" "an agent connected when the manager stopped"
+lost_before=$(grep -c 'agent-lost' "$MLOG")
+start_manager
+WAIT_SECONDS=$((LOST_AFTER + 2)) WAIT_ON=$MSTATE wait_for "agent 1 lost after the restart" status_is "$KEY1" lost
+assert_eq $((lost_before + 1)) "$(grep -c 'agent-lost' "$MLOG")" "one agent-lost after the restart"
+grep -q 'did not come back after the manager restarted' "$MLOG" || fail "no manager-restarted agent-lost"
 stop_manager
