@@ -148,9 +148,9 @@ int token_list(App& app) {
     print_json({{"tokens", a}, {"count", tokens->size()}});
     return kExitOk;
   }
-  std::printf("%-6s  %-20s  %-9s  %-27s  %s\n", "ID", "GROUP", "USES LEFT", "EXPIRES", "STATE");
+  std::printf("%-6s  %-20s  %-9s  %-30s  %s\n", "ID", "GROUP", "USES LEFT", "EXPIRES", "STATE");
   for (const auto& t : *tokens)
-    std::printf("%-6lld  %-20s  %-9s  %-27s  %s\n", static_cast<long long>(t.id),
+    std::printf("%-6lld  %-20s  %-9s  %-30s  %s\n", static_cast<long long>(t.id),
                 escape(t.group).c_str(),
                 t.uses_left ? std::to_string(*t.uses_left).c_str() : "unlimited",
                 t.expires_at_ns ? format_time_ns(*t.expires_at_ns).c_str() : "never", state(t));
@@ -205,11 +205,11 @@ int list_agents(App& app) {
     print_json({{"agents", arr}, {"count", agents->size()}});
     return kExitOk;
   }
-  std::printf("%-36s  %-20s  %-20s  %-12s  %-8s  %-27s  %-10s  %s\n", "AGENT KEY", "NAME",
+  std::printf("%-36s  %-20s  %-20s  %-12s  %-8s  %-30s  %-10s  %s\n", "AGENT KEY", "NAME",
               "HOSTNAME", "GROUP", "STATUS", "LAST SEEN", "VERSION", "EVENTS");
   for (size_t i = 0; i < agents->size(); ++i) {
     const auto& a = (*agents)[i];
-    std::printf("%-36s  %-20s  %-20s  %-12s  %-8s  %-27s  %-10s  %llu\n", a.agent_key.c_str(),
+    std::printf("%-36s  %-20s  %-20s  %-12s  %-8s  %-30s  %-10s  %llu\n", a.agent_key.c_str(),
                 escape(a.name).c_str(), escape(a.hostname).c_str(), escape(a.group).c_str(),
                 a.status.c_str(), time_or_dash(a.last_seen_ns).c_str(), escape(a.version).c_str(),
                 static_cast<unsigned long long>(counts[i]));
