@@ -6,6 +6,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <utility>
 
 #include <fmt/format.h>
 #include <boost/asio/ip/tcp.hpp>
@@ -777,9 +778,11 @@ void Server::Impl::shutdown() {
   acceptor_.close(ec);
   sweep_.cancel();
   if (signals_) signals_->cancel();
-  for (auto& [key, w] : live_)
+  // shut() ends the channel, which removes it from live_: walk a copy (iterating live_
+  // itself looped forever or crashed when an agent was connected).
+  const auto live = std::exchange(live_, {});
+  for (const auto& [key, w] : live)
     if (auto c = w.lock()) c->shut();
-  live_.clear();
   // The agents' connections end with the manager: they are not lost (the next start gives
   // them lost_after to come back). What is left to write gets a second.
   auto grace = std::make_shared<asio::steady_timer>(io_, std::chrono::seconds(1));

@@ -64,6 +64,8 @@ stop_manager() {
   local pid=$MANAGER_PID
   MANAGER_PID=""
   stop_pid "$pid" "the manager" || fail "the manager did not stop within 10 s of SIGTERM"
+  # With agents connected too (shutting their channels down once crashed it).
+  ((STOPPED_RC == 0)) || fail "the manager exited with status $STOPPED_RC on SIGTERM"
 }
 start_manager
 
