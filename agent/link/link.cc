@@ -46,7 +46,6 @@ using ErrorCode = boost::system::error_code;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 using WsStream = websocket::stream<TlsStream>;
 
-constexpr size_t kMaxMessage = 4u << 20;        // manager-channel.md: a message
 constexpr size_t kMaxEnrollAnswer = 64u << 10;  // the enroll endpoint's answer
 constexpr size_t kMaxCommandId = 128;
 constexpr size_t kMaxPendingResults = 256;
@@ -489,7 +488,7 @@ class Link::Impl::Connection : public std::enable_shared_from_this<Connection> {
           req.set(http::field::authorization, auth);
           req.set(http::field::user_agent, ua);
         }));
-    ws_.read_message_max(kMaxMessage);
+    ws_.read_message_max(ch::kMaxMessageBytes);
     auto self = shared_from_this();
     beast::get_lowest_layer(ws_).expires_after(std::chrono::seconds(link_.o_.connect_timeout_s));
     ws_.async_handshake(res_, host_header(ep_), "/api/v1/channel", [self](ErrorCode ec) {
