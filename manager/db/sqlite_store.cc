@@ -11,6 +11,8 @@ using db::Transaction;
 
 constexpr int64_t kMaxQueryLimit = 10000;
 constexpr size_t kMaxEventIdLen = 128;
+// Above the channel's 1000: a defence in depth, so one call cannot hold the write lock long.
+constexpr size_t kMaxBatch = 10000;
 
 // Each step brings the schema from version i to i+1; kSchemaVersion == size.
 constexpr const char* kMigrations[] = {
@@ -287,6 +289,10 @@ class SqliteStore final : public Store {
                                      int64_t received_at_ns) override {
     InsertResult r;
     if (events.empty()) return r;
+    if (events.size() > kMaxBatch)
+      return fail_msg("store events", std::string(agent_key),
+                      "a batch of " + std::to_string(events.size()) + " events (at most " +
+                          std::to_string(kMaxBatch) + ")");
     // Validate and extract everything before writing, so a bad event costs no transaction.
     struct Row {
       std::string id, action, path, ip, json;

@@ -105,6 +105,8 @@ TEST_F(StoreTest, MalformedEventFailsTheWholeBatch) {
   nlohmann::json zero_seq = event(3);
   zero_seq["event"]["sequence"] = 0;
   EXPECT_FALSE(s->insert_events("k", {zero_seq}, 1));
+  std::vector<nlohmann::json> huge(10001, event(1));
+  EXPECT_FALSE(s->insert_events("k", huge, 1)) << "a batch is capped";
 }
 
 TEST_F(StoreTest, TokenConsumeRefusesRevokedExpiredUsedUp) {
