@@ -224,8 +224,8 @@ class Store {
   // event.id (1..128 chars) and an integer event.sequence > 0; @timestamp (RFC 3339, UTC),
   // event.action, file.path, source.ip, event.severity are extracted into indexed columns
   // when present. A malformed event fails the whole batch (nothing stored), the error
-  // naming its index; so does a batch of more than 10000 events. agent_key need not be an enrolled
-  // agent (the manager stores its own events under its own key).
+  // naming its index; so does a batch of more than 10000 events. agent_key need not be an
+  // enrolled agent (the manager stores its own events under its own key).
   virtual Result<InsertResult> insert_events(std::string_view agent_key,
                                              const std::vector<nlohmann::json>& events,
                                              int64_t received_at_ns) = 0;
