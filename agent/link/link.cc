@@ -1,7 +1,5 @@
 #include "agent/link/link.h"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -9,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <memory>
 #include <random>
 #include <thread>
 #include <utility>
@@ -30,7 +29,9 @@
 #include "agent/link/outflow.h"
 #include "core/base/mutex.h"
 #include "core/fs/admin_files.h"
+#include "core/hash/sha256.h"
 #include "core/proto/channel.h"
+#include "core/tls/fingerprint.h"
 
 namespace mamori::link {
 namespace {
@@ -66,23 +67,13 @@ Result<std::unique_ptr<ssl::context>> make_tls_context() {
 // The peer certificate's SHA-256 (of its DER) against the pinned fingerprint, before
 // anything secret is sent over the connection.
 Status check_pin(SSL* ssl, const std::string& fp) {
-  X509* cert = SSL_get1_peer_certificate(ssl);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(SSL_get1_peer_certificate(ssl), &X509_free);
   if (!cert) return fail_msg("tls", "", "the manager sent no certificate");
-  unsigned char* der = nullptr;
-  const int len = i2d_X509(cert, &der);
-  X509_free(cert);
-  if (len <= 0) return fail_msg("tls", "", "cannot encode the manager's certificate");
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int md_len = 0;
-  const int okd = EVP_Digest(der, static_cast<size_t>(len), md, &md_len, EVP_sha256(), nullptr);
-  OPENSSL_free(der);
-  if (okd != 1 || md_len != 32) return fail_msg("tls", "", "cannot hash the certificate");
-  std::string hex;
-  for (unsigned i = 0; i < md_len; ++i) hex += fmt::format("{:02x}", md[i]);
-  if (fp.size() != hex.size() || CRYPTO_memcmp(fp.data(), hex.data(), hex.size()) != 0)
-    return fail_msg(
-        "tls", "",
-        "the manager's certificate does not match the pinned fingerprint (sha256 " + hex + ")");
+  const std::string presented = MAMORI_TRY(tls::fingerprint(cert.get()));
+  if (!hash::equal_constant_time(fp, presented))
+    return fail_msg("tls", "",
+                    "the manager's certificate does not match the pinned fingerprint (sha256 " +
+                        presented + ")");
   return ok();
 }
 

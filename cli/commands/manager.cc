@@ -5,6 +5,8 @@
 #include <systemd/sd-daemon.h>
 
 #include <cstdio>
+#include <map>
+#include <memory>
 
 #include <fmt/format.h>
 
@@ -15,9 +17,9 @@
 #include "core/event/origin.h"
 #include "core/fs/admin_files.h"
 #include "core/proto/channel.h"
+#include "manager/db/store.h"
 #include "manager/server/identity.h"
 #include "manager/server/server.h"
-#include "manager/server/store_calls.h"
 
 namespace mamori::cli {
 namespace {
@@ -46,10 +48,10 @@ std::optional<int64_t> parse_duration(const std::string& text) {
   return std::nullopt;
 }
 
-Result<manager::StorePtr> open_store(App& app) {
+Result<std::unique_ptr<Store>> open_store(App& app) {
   const auto& m = app.config().manager;
   MAMORI_TRY(fs::make_private_dir(m.state_dir));
-  return manager::open_store_url(app.env(), m.database);
+  return manager::open_store(app.env(), m.database);
 }
 
 std::string time_or_dash(int64_t ns) { return ns ? format_time_ns(ns) : "-"; }
@@ -95,8 +97,8 @@ int token_create(App& app, const ManagerOptions& o) {
   if (!secret) return app.report(secret.error(), kExitIncomplete);
   const ch::Token token{manager::public_url_of(m, event::system_hostname()), id->fingerprint,
                         ch::base64url(*secret)};
-  auto tid = manager::create_token(**store, manager::sha256_hex(token.secret), o.group, o.uses,
-                                   expires_at, now);
+  auto tid =
+      (*store)->create_token({manager::sha256_hex(token.secret), o.group, o.uses, expires_at, now});
   if (!tid) return app.report(tid.error(), kExitIncomplete);
   const std::string text = ch::encode_token(token);
   if (app.options().json) {
@@ -125,7 +127,7 @@ int token_create(App& app, const ManagerOptions& o) {
 int token_list(App& app) {
   auto store = open_store(app);
   if (!store) return app.report(store.error(), kExitIncomplete);
-  auto tokens = manager::list_tokens(**store);
+  auto tokens = (*store)->list_tokens();
   if (!tokens) return app.report(tokens.error(), kExitIncomplete);
   const int64_t now = app.env().clock().now_ns();
   auto state = [&](const manager::TokenRow& t) {
@@ -164,7 +166,7 @@ int token_revoke(App& app, const std::vector<std::string>& args) {
                       kExitUsage);
   auto store = open_store(app);
   if (!store) return app.report(store.error(), kExitIncomplete);
-  auto had = manager::revoke_token(**store, std::stoll(args[0]));
+  auto had = (*store)->revoke_token(std::stoll(args[0]));
   if (!had) return app.report(had.error(), kExitIncomplete);
   if (!*had)
     return app.report(Error{"manager token revoke", args[0], ENOENT, "no such token"}, kExitUsage);
@@ -178,28 +180,28 @@ int token_revoke(App& app, const std::vector<std::string>& args) {
 int list_agents(App& app) {
   auto store = open_store(app);
   if (!store) return app.report(store.error(), kExitIncomplete);
-  auto agents = manager::list_agents(**store);
+  auto agents = (*store)->list_agents();
   if (!agents) return app.report(agents.error(), kExitIncomplete);
-  std::vector<uint64_t> counts;
-  for (const auto& a : *agents) {
-    auto n = manager::count_events(**store, a.agent_key);
-    if (!n) return app.report(n.error(), kExitIncomplete);
-    counts.push_back(*n);
-  }
+  auto usage = (*store)->usage();
+  if (!usage) return app.report(usage.error(), kExitIncomplete);
+  std::map<std::string, int64_t, std::less<>> events;
+  for (const auto& u : *usage) events[u.agent_key] = u.events;
+  std::vector<int64_t> counts;
+  for (const auto& a : *agents) counts.push_back(events[a.agent_key]);
   if (app.options().json) {
     auto arr = nlohmann::json::array();
     for (size_t i = 0; i < agents->size(); ++i) {
       const auto& a = (*agents)[i];
       arr.push_back({{"agent_key", a.agent_key},
-                     {"agent_id", a.agent_id},
-                     {"name", a.name},
-                     {"hostname", a.hostname},
+                     {"agent_id", a.info.agent_id},
+                     {"name", a.info.name},
+                     {"hostname", a.info.hostname},
                      {"group", a.group},
-                     {"status", a.status},
+                     {"status", manager::to_string(a.status)},
                      {"enrolled_at", time_or_dash(a.enrolled_at_ns)},
                      {"last_seen", a.last_seen_ns ? nlohmann::json(format_time_ns(a.last_seen_ns))
                                                   : nlohmann::json()},
-                     {"version", a.version},
+                     {"version", a.info.version},
                      {"events", counts[i]}});
     }
     print_json({{"agents", arr}, {"count", agents->size()}});
@@ -209,10 +211,11 @@ int list_agents(App& app) {
               "HOSTNAME", "GROUP", "STATUS", "LAST SEEN", "VERSION", "EVENTS");
   for (size_t i = 0; i < agents->size(); ++i) {
     const auto& a = (*agents)[i];
-    std::printf("%-36s  %-20s  %-20s  %-12s  %-8s  %-30s  %-10s  %llu\n", a.agent_key.c_str(),
-                escape(a.name).c_str(), escape(a.hostname).c_str(), escape(a.group).c_str(),
-                a.status.c_str(), time_or_dash(a.last_seen_ns).c_str(), escape(a.version).c_str(),
-                static_cast<unsigned long long>(counts[i]));
+    std::printf("%-36s  %-20s  %-20s  %-12s  %-8s  %-30s  %-10s  %lld\n", a.agent_key.c_str(),
+                escape(a.info.name).c_str(), escape(a.info.hostname).c_str(),
+                escape(a.group).c_str(), std::string(manager::to_string(a.status)).c_str(),
+                time_or_dash(a.last_seen_ns).c_str(), escape(a.info.version).c_str(),
+                static_cast<long long>(counts[i]));
   }
   return kExitOk;
 }

@@ -12,11 +12,11 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "core/fs/admin_files.h"
+#include "core/tls/fingerprint.h"
 
 namespace mamori::manager {
 namespace {
@@ -36,13 +36,6 @@ using Ext = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION, X509_EXTENSI
 
 tl::unexpected<Error> ssl_fail(std::string op) {
   return fail_msg(std::move(op), "", "OpenSSL failed (out of memory?)");
-}
-
-std::string hex(const unsigned char* p, size_t n) {
-  std::string s;
-  s.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) s += fmt::format("{:02x}", p[i]);
-  return s;
 }
 
 std::string bio_text(BIO* b) {
@@ -141,28 +134,6 @@ Result<std::string> random_bytes(size_t n) {
   return out;
 }
 
-std::string sha256_hex(std::string_view bytes) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), md);
-  return hex(md, sizeof md);
-}
-
-bool equal_constant_time(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
-Result<std::string> fingerprint_of_pem(std::string_view pem) {
-  Bio b(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  Cert cert(b ? PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr) : nullptr);
-  if (!cert) return fail_msg("read the manager's certificate", "", "not a PEM certificate");
-  unsigned char* der = nullptr;
-  const int n = i2d_X509(cert.get(), &der);
-  if (n <= 0) return ssl_fail("encode the manager's certificate");
-  std::string fp = sha256_hex(std::string_view(reinterpret_cast<char*>(der), size_t(n)));
-  OPENSSL_free(der);
-  return fp;
-}
-
 Result<Identity> load_or_create_identity(Env& env, const std::string& state_dir,
                                          const std::string& host_name) {
   Identity id;
@@ -189,7 +160,7 @@ Result<Identity> load_or_create_identity(Env& env, const std::string& state_dir,
   }
   id.cert_pem = std::move(*cert);
   id.key_pem = std::move(*key);
-  id.fingerprint = MAMORI_TRY(fingerprint_of_pem(id.cert_pem));
+  id.fingerprint = MAMORI_TRY(tls::fingerprint_of_pem(id.cert_pem));
   return id;
 }
 

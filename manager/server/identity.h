@@ -6,8 +6,8 @@
 // name is one), valid for ten years. An existing pair is loaded as it is (replace both
 // files to rotate: the fingerprint changes and the agents must be given it again).
 //
-// The fingerprint is SHA-256 of the certificate's DER, 64 lower-case hex digits: what
-// tokens carry and what an agent compares the presented certificate with.
+// The fingerprint (core/tls/fingerprint.h) is what tokens carry and what an agent
+// compares the presented certificate with.
 //
 // Threads: pure functions; OpenSSL's own thread safety.
 
@@ -33,17 +33,7 @@ struct Identity {
 Result<Identity> load_or_create_identity(Env& env, const std::string& state_dir,
                                          const std::string& host_name);
 
-// SHA-256 of the DER of the PEM certificate `pem`, lower-case hex.
-Result<std::string> fingerprint_of_pem(std::string_view pem);
-
-// Lower-case hex SHA-256 of `bytes` (the store keeps token secrets and credentials so).
-std::string sha256_hex(std::string_view bytes);
-
 // `n` random bytes from the kernel (getrandom).
 Result<std::string> random_bytes(size_t n);
-
-// Constant-time comparison of two equal-length strings (false when the lengths differ:
-// the lengths of hashes are public).
-bool equal_constant_time(std::string_view a, std::string_view b);
 
 }  // namespace mamori::manager

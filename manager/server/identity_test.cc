@@ -7,7 +7,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "core/hash/sha256.h"
 #include "core/proto/channel.h"
+#include "core/tls/fingerprint.h"
 #include "testing/temp_dir.h"
 
 namespace mamori::manager {
@@ -58,10 +60,12 @@ TEST(Identity, CertificateIsP256SelfSignedWithTheHostName) {
   unsigned char* der = nullptr;
   const int n = i2d_X509(cert, &der);
   ASSERT_GT(n, 0);
-  EXPECT_EQ(sha256_hex(std::string_view(reinterpret_cast<char*>(der), size_t(n))), id->fingerprint);
+  EXPECT_EQ(hash::sha256(std::string_view(reinterpret_cast<char*>(der), size_t(n))).hex(),
+            id->fingerprint);
   OPENSSL_free(der);
+  EXPECT_EQ(tls::fingerprint(cert).value(), id->fingerprint);
   X509_free(cert);
-  EXPECT_EQ(fingerprint_of_pem(id->cert_pem).value(), id->fingerprint);
+  EXPECT_EQ(tls::fingerprint_of_pem(id->cert_pem).value(), id->fingerprint);
 }
 
 TEST(Identity, HalfAPairOrALooseKeyIsRefused) {
@@ -79,11 +83,7 @@ TEST(Identity, HalfAPairOrALooseKeyIsRefused) {
   EXPECT_NE(half.error().message().find("delete both"), std::string::npos);
 }
 
-TEST(Identity, HashesAndComparison) {
-  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-  EXPECT_TRUE(equal_constant_time("abc", "abc"));
-  EXPECT_FALSE(equal_constant_time("abc", "abd"));
-  EXPECT_FALSE(equal_constant_time("abc", "abcd"));
+TEST(Identity, RandomBytes) {
   auto r = random_bytes(32);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->size(), 32u);

@@ -5,7 +5,7 @@
 #include "agent/sinks/sink_set.h"
 #include "core/fs/admin_files.h"
 #include "core/outbox/cursor.h"
-#include "manager/server/store_calls.h"
+#include "manager/db/store.h"
 
 namespace mamori::manager {
 namespace {
@@ -80,7 +80,7 @@ void Reporter::copy_to_store() {
       if (j.is_object()) events.push_back(std::move(j));
     }
     if (auto stored =
-            insert_events(store_, origin_->fields().agent_id, events, env_.clock().now_ns());
+            store_.insert_events(origin_->fields().agent_id, events, env_.clock().now_ns());
         !stored) {
       // Read again from the cursor next time.
       auto c = outbox::load_cursor(outbox_->dir(), kStoreCursor);

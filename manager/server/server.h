@@ -19,6 +19,9 @@
 // 4 MiB; at most 1000 events a batch; at most [manager] max_agents connections at once
 // (more are closed at accept); a channel silent for lost_after seconds is closed.
 //
+// The parts: hub.h (what connections share), http_connection.h (TLS, one HTTP request,
+// enrollment), agent_channel.h (an agent's WebSocket), reporter.h (the manager's events).
+//
 // Threads: everything (network, sessions, the store, the outbox) runs on the thread that
 // calls run(); stop() may be called from any thread (and SIGTERM/SIGINT call it when
 // run() was asked to handle them). The sinks deliver on their own threads (SinkSet).
@@ -35,7 +38,7 @@
 
 namespace mamori::manager {
 
-class Store;
+class Hub;
 
 class Server {
  public:
@@ -56,11 +59,9 @@ class Server {
   // What tokens carry: [manager] public_url or https://<host name>:<port>.
   std::string public_url() const;
 
-  class Impl;  // the connections' view of the server (server.cc)
-
  private:
-  explicit Server(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit Server(std::unique_ptr<Hub> hub);
+  std::unique_ptr<Hub> hub_;
 };
 
 // https://<host name>:<port of listen> unless [manager] public_url says otherwise.

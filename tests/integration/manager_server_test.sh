@@ -179,7 +179,7 @@ assert_eq web "$(json 'j["agents"][0]["group"]')"
 expect_exit 0 mamori manager agents
 assert_contains "$OUT" "$KEY1"
 MKEY=$(cat "$MSTATE/agent-id")
-sqlite3 "$MSTATE/manager.db" "SELECT body FROM events WHERE agent_key = '$MKEY' ORDER BY sequence" >"$SCRATCH/manager-events.jsonl"
+sqlite3 "$MSTATE/manager.db" "SELECT json FROM events WHERE agent_key = '$MKEY' ORDER BY sequence" >"$SCRATCH/manager-events.jsonl"
 actions=$(python3 -c 'import json, sys; print(sorted({json.loads(l)["event"]["action"] for l in open(sys.argv[1])}))' "$SCRATCH/manager-events.jsonl")
 assert_eq "['agent-duplicate', 'agent-enrolled', 'agent-lost', 'agent-recovered', 'agent-stopped', 'baseline-changed-unexpectedly']" "$actions" "the manager's stored events"
 check_events "$SCRATCH/manager-events.jsonl"

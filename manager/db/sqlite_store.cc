@@ -1,0 +1,581 @@
+#include "manager/db/sqlite_store.h"
+
+#include <ctime>
+
+namespace mamori::manager {
+namespace {
+
+using db::Db;
+using db::Stmt;
+using db::Transaction;
+
+constexpr int64_t kMaxQueryLimit = 10000;
+constexpr size_t kMaxEventIdLen = 128;
+// Above the channel's 1000: a defence in depth, so one call cannot hold the write lock long.
+constexpr size_t kMaxBatch = 10000;
+
+// Each step brings the schema from version i to i+1; kSchemaVersion == size.
+constexpr const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE tokens (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  secret_hash TEXT NOT NULL UNIQUE,
+  grp TEXT NOT NULL,
+  uses_left INTEGER,
+  expires_at_ns INTEGER,
+  revoked INTEGER NOT NULL DEFAULT 0,
+  created_at_ns INTEGER NOT NULL,
+  used INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE agents (
+  agent_key TEXT PRIMARY KEY,
+  credential_hash TEXT NOT NULL,
+  grp TEXT NOT NULL,
+  token_id INTEGER NOT NULL,
+  hostname TEXT NOT NULL, machine_id TEXT NOT NULL, agent_id TEXT NOT NULL,
+  name TEXT NOT NULL, version TEXT NOT NULL, roots_json TEXT NOT NULL,
+  baseline_root_hash TEXT NOT NULL,
+  enrolled_at_ns INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  status_since_ns INTEGER NOT NULL,
+  last_seen_ns INTEGER NOT NULL DEFAULT 0,
+  last_hello_ns INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE events (
+  row INTEGER PRIMARY KEY AUTOINCREMENT,
+  agent_key TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  time_ns INTEGER NOT NULL,
+  action TEXT NOT NULL,
+  path TEXT NOT NULL,
+  source_ip TEXT NOT NULL,
+  severity INTEGER NOT NULL,
+  received_at_ns INTEGER NOT NULL,
+  json TEXT NOT NULL,
+  UNIQUE (agent_key, event_id)
+);
+CREATE INDEX events_time ON events (time_ns);
+CREATE INDEX events_agent_seq ON events (agent_key, sequence);
+CREATE INDEX events_action ON events (action, time_ns);
+CREATE INDEX events_path ON events (path);
+CREATE INDEX events_source_ip ON events (source_ip, time_ns);
+CREATE INDEX events_severity ON events (severity, time_ns);
+CREATE INDEX events_received ON events (received_at_ns);
+CREATE TABLE event_seq (
+  agent_key TEXT PRIMARY KEY,
+  max_sequence INTEGER NOT NULL,
+  contiguous_through INTEGER NOT NULL
+);
+CREATE TABLE baselines (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  agent_key TEXT NOT NULL,
+  root_hash TEXT NOT NULL,
+  at_ns INTEGER NOT NULL,
+  expected INTEGER NOT NULL,
+  next_sequence INTEGER NOT NULL
+);
+CREATE INDEX baselines_agent ON baselines (agent_key, at_ns);
+)sql",
+};
+static_assert(std::size(kMigrations) == kSchemaVersion);
+
+std::string text(const Stmt& s, int col) { return std::string(s.blob(col)); }
+std::optional<int64_t> opt_int(const Stmt& s, int col) {
+  if (s.is_null(col)) return std::nullopt;
+  return s.int64(col);
+}
+void bind_opt(Stmt& s, int i, const std::optional<int64_t>& v) {
+  if (v)
+    s.bind(i, *v);
+  else
+    s.bind_null(i);
+}
+
+// "2023-11-14T22:13:20.123456Z" (what core/event writes; any fraction length, a 'Z' or
+// +hh:mm offset) → ns since the epoch.
+std::optional<int64_t> parse_time(const std::string& s) {
+  std::tm tm{};
+  int consumed = 0;
+  if (sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+             &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
+      consumed != 19)
+    return std::nullopt;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  int64_t ns = 0;
+  size_t i = 19;
+  if (i < s.size() && s[i] == '.') {
+    int64_t scale = 100'000'000;
+    for (++i; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
+      ns += (s[i] - '0') * scale;
+      scale /= 10;
+    }
+  }
+  int64_t offset_s = 0;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    int hh = 0, mm = 0;
+    if (sscanf(s.c_str() + i + 1, "%2d:%2d", &hh, &mm) != 2) return std::nullopt;
+    offset_s = (s[i] == '+' ? 1 : -1) * (hh * 3600 + mm * 60);
+    i += 6;
+  } else if (i < s.size() && s[i] == 'Z') {
+    ++i;
+  } else {
+    return std::nullopt;
+  }
+  if (i != s.size()) return std::nullopt;
+  const time_t t = timegm(&tm);
+  return (static_cast<int64_t>(t) - offset_s) * 1'000'000'000 + ns;
+}
+
+const nlohmann::json* field(const nlohmann::json& e, const char* a, const char* b) {
+  auto it = e.find(a);
+  if (it == e.end() || !it->is_object()) return nullptr;
+  auto jt = it->find(b);
+  return jt == it->end() ? nullptr : &*jt;
+}
+std::string string_field(const nlohmann::json& e, const char* a, const char* b) {
+  const nlohmann::json* f = field(e, a, b);
+  return f && f->is_string() ? f->get<std::string>() : std::string();
+}
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(Db db) : db_(std::move(db)) {}
+
+  Status migrate() {
+    MAMORI_TRY(db_.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
+    auto tx = MAMORI_TRY(Transaction::begin(db_));
+    Stmt q = MAMORI_TRY(db_.prepare("SELECT version FROM schema_version"));
+    int64_t version = 0;
+    bool has_row = false;
+    if (MAMORI_TRY(q.step())) {
+      version = q.int64(0);
+      has_row = true;
+      q.reset();
+    }
+    if (version > kSchemaVersion)
+      return fail_msg("open store", db_.path(),
+                      "the database's schema version " + std::to_string(version) +
+                          " is newer than this mamori knows (" + std::to_string(kSchemaVersion) +
+                          "): upgrade mamori");
+    for (int64_t v = version; v < kSchemaVersion; ++v) MAMORI_TRY(db_.exec(kMigrations[v]));
+    if (!has_row) {
+      MAMORI_TRY(
+          db_.prepare("INSERT INTO schema_version VALUES (?)")->bind(1, kSchemaVersion).run());
+    } else if (version != kSchemaVersion) {
+      MAMORI_TRY(
+          db_.prepare("UPDATE schema_version SET version = ?")->bind(1, kSchemaVersion).run());
+    }
+    return tx.commit();
+  }
+
+  Result<int64_t> create_token(const NewToken& t) override {
+    Stmt* s = MAMORI_TRY(
+        db_.cached("INSERT INTO tokens (secret_hash, grp, uses_left, expires_at_ns, created_at_ns) "
+                   "VALUES (?, ?, ?, ?, ?)"));
+    s->bind_text(1, t.secret_hash).bind_text(2, t.group);
+    bind_opt(*s, 3, t.uses);
+    bind_opt(*s, 4, t.expires_at_ns);
+    s->bind(5, t.created_at_ns);
+    MAMORI_TRY(s->run());
+    return sqlite3_last_insert_rowid(db_.raw());
+  }
+
+  Result<std::vector<TokenRow>> list_tokens() override {
+    Stmt* s = MAMORI_TRY(db_.cached(
+        "SELECT id, grp, uses_left, expires_at_ns, revoked, created_at_ns, used FROM tokens "
+        "ORDER BY id"));
+    std::vector<TokenRow> out;
+    while (MAMORI_TRY(s->step()))
+      out.push_back(TokenRow{s->int64(0), text(*s, 1), opt_int(*s, 2), opt_int(*s, 3),
+                             s->int64(4) != 0, s->int64(5), s->int64(6)});
+    return out;
+  }
+
+  Result<bool> revoke_token(int64_t id) override {
+    Stmt* s = MAMORI_TRY(db_.cached("UPDATE tokens SET revoked = 1 WHERE id = ?"));
+    MAMORI_TRY(s->bind(1, id).run());
+    return sqlite3_changes(db_.raw()) > 0;
+  }
+
+  Result<TokenVerdict> consume_token(std::string_view secret_hash, int64_t now_ns) override {
+    auto tx = MAMORI_TRY(Transaction::begin(db_));
+    TokenVerdict v = MAMORI_TRY(consume_in_tx(secret_hash, now_ns));
+    MAMORI_TRY(tx.commit());
+    return v;
+  }
+
+  Status create_agent(const NewAgent& a) override {
+    Stmt* s = MAMORI_TRY(db_.cached(
+        "INSERT INTO agents (agent_key, credential_hash, grp, token_id, hostname, machine_id, "
+        "agent_id, name, version, roots_json, baseline_root_hash, enrolled_at_ns, status, "
+        "status_since_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'enrolled',?)"));
+    s->bind_text(1, a.agent_key).bind_text(2, a.credential_hash).bind_text(3, a.group);
+    s->bind(4, a.token_id).bind_text(5, a.info.hostname).bind_text(6, a.info.machine_id);
+    s->bind_text(7, a.info.agent_id).bind_text(8, a.info.name).bind_text(9, a.info.version);
+    s->bind_text(10, a.info.roots_json).bind_text(11, a.info.baseline_root_hash);
+    s->bind(12, a.enrolled_at_ns).bind(13, a.enrolled_at_ns);
+    return s->run();
+  }
+
+  Result<TokenVerdict> enroll(std::string_view secret_hash, NewAgent a, int64_t now_ns) override {
+    auto tx = MAMORI_TRY(Transaction::begin(db_));
+    TokenVerdict v = MAMORI_TRY(consume_in_tx(secret_hash, now_ns));
+    if (!v.accepted()) return v;  // the transaction rolls back: nothing changed
+    a.group = v.group;
+    a.token_id = v.token_id;
+    MAMORI_TRY(create_agent(a));
+    MAMORI_TRY(tx.commit());
+    return v;
+  }
+
+  Result<std::optional<AgentRow>> find_agent(std::string_view agent_key) override {
+    Stmt* s = MAMORI_TRY(db_.cached(std::string(kAgentSelect) + " WHERE agent_key = ?"));
+    s->bind_text(1, agent_key);
+    if (!MAMORI_TRY(s->step())) return std::optional<AgentRow>();
+    AgentRow r = agent_row(*s);
+    s->reset();
+    return std::optional<AgentRow>(std::move(r));
+  }
+
+  Result<std::vector<AgentRow>> list_agents() override {
+    Stmt* s =
+        MAMORI_TRY(db_.cached(std::string(kAgentSelect) + " ORDER BY enrolled_at_ns, agent_key"));
+    std::vector<AgentRow> out;
+    while (MAMORI_TRY(s->step())) out.push_back(agent_row(*s));
+    return out;
+  }
+
+  Result<AgentStatus> agent_hello(std::string_view agent_key, const AgentInfo& info,
+                                  int64_t now_ns) override {
+    auto tx = MAMORI_TRY(Transaction::begin(db_));
+    const AgentStatus before = MAMORI_TRY(status_of(agent_key));
+    Stmt* s = MAMORI_TRY(db_.cached(
+        "UPDATE agents SET hostname = ?, machine_id = ?, agent_id = ?, name = ?, version = ?, "
+        "roots_json = ?, baseline_root_hash = ?, last_seen_ns = ?, last_hello_ns = ?, "
+        "status_since_ns = CASE WHEN status = 'online' THEN status_since_ns ELSE ? END, "
+        "status = 'online' WHERE agent_key = ?"));
+    s->bind_text(1, info.hostname).bind_text(2, info.machine_id).bind_text(3, info.agent_id);
+    s->bind_text(4, info.name).bind_text(5, info.version).bind_text(6, info.roots_json);
+    s->bind_text(7, info.baseline_root_hash).bind(8, now_ns).bind(9, now_ns).bind(10, now_ns);
+    s->bind_text(11, agent_key);
+    MAMORI_TRY(s->run());
+    MAMORI_TRY(tx.commit());
+    return before;
+  }
+
+  Status touch_agent(std::string_view agent_key, int64_t now_ns) override {
+    Stmt* s = MAMORI_TRY(db_.cached("UPDATE agents SET last_seen_ns = ? WHERE agent_key = ?"));
+    MAMORI_TRY(s->bind(1, now_ns).bind_text(2, agent_key).run());
+    if (sqlite3_changes(db_.raw()) == 0) return no_agent(agent_key);
+    return ok();
+  }
+
+  Result<AgentStatus> set_agent_status(std::string_view agent_key, AgentStatus st,
+                                       int64_t now_ns) override {
+    auto tx = MAMORI_TRY(Transaction::begin(db_));
+    const AgentStatus before = MAMORI_TRY(status_of(agent_key));
+    if (before != st) {
+      Stmt* s = MAMORI_TRY(
+          db_.cached("UPDATE agents SET status = ?, status_since_ns = ? WHERE agent_key = ?"));
+      MAMORI_TRY(s->bind_text(1, to_string(st)).bind(2, now_ns).bind_text(3, agent_key).run());
+    }
+    MAMORI_TRY(tx.commit());
+    return before;
+  }
+
+  Result<InsertResult> insert_events(std::string_view agent_key,
+                                     const std::vector<nlohmann::json>& events,
+                                     int64_t received_at_ns) override {
+    InsertResult r;
+    if (events.empty()) return r;
+    if (events.size() > kMaxBatch)
+      return fail_msg("store events", std::string(agent_key),
+                      "a batch of " + std::to_string(events.size()) + " events (at most " +
+                          std::to_string(kMaxBatch) + ")");
+    // Validate and extract everything before writing, so a bad event costs no transaction.
+    struct Row {
+      std::string id, action, path, ip, json;
+      int64_t seq, time_ns, severity;
+    };
+    std::vector<Row> rows;
+    rows.reserve(events.size());
+    int64_t min_seq = INT64_MAX;
+    for (size_t i = 0; i < events.size(); ++i) {
+      const nlohmann::json& e = events[i];
+      auto bad = [&](const std::string& why) {
+        return fail_msg("store events", std::string(agent_key),
+                        "event " + std::to_string(i) + ": " + why);
+      };
+      if (!e.is_object()) return bad("not a JSON object");
+      const nlohmann::json* id = field(e, "event", "id");
+      if (!id || !id->is_string() || id->get_ref<const std::string&>().empty() ||
+          id->get_ref<const std::string&>().size() > kMaxEventIdLen)
+        return bad("event.id must be a string of 1 to 128 characters");
+      const nlohmann::json* seq = field(e, "event", "sequence");
+      if (!seq || !seq->is_number_integer() || seq->get<int64_t>() <= 0)
+        return bad("event.sequence must be an integer > 0");
+      Row row{id->get<std::string>(),
+              string_field(e, "event", "action"),
+              string_field(e, "file", "path"),
+              string_field(e, "source", "ip"),
+              e.dump(),
+              seq->get<int64_t>(),
+              0,
+              0};
+      if (auto ts = e.find("@timestamp"); ts != e.end()) {
+        std::optional<int64_t> t =
+            ts->is_string() ? parse_time(ts->get<std::string>()) : std::nullopt;
+        if (!t) return bad("@timestamp is not an RFC 3339 UTC time");
+        row.time_ns = *t;
+      }
+      if (const nlohmann::json* sev = field(e, "event", "severity");
+          sev && sev->is_number_integer())
+        row.severity = sev->get<int64_t>();
+      r.max_sequence = std::max(r.max_sequence, row.seq);
+      min_seq = std::min(min_seq, row.seq);
+      rows.push_back(std::move(row));
+    }
+
+    auto tx = MAMORI_TRY(Transaction::begin(db_));
+    Stmt* ins = MAMORI_TRY(db_.cached(
+        "INSERT INTO events (agent_key, event_id, sequence, time_ns, action, path, source_ip, "
+        "severity, received_at_ns, json) VALUES (?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT (agent_key, event_id) DO NOTHING"));
+    for (const Row& row : rows) {
+      ins->reset();
+      ins->bind_text(1, agent_key).bind_text(2, row.id).bind(3, row.seq).bind(4, row.time_ns);
+      ins->bind_text(5, row.action).bind_text(6, row.path).bind_text(7, row.ip);
+      ins->bind(8, row.severity).bind(9, received_at_ns).bind_text(10, row.json);
+      MAMORI_TRY(ins->run());
+      if (sqlite3_changes(db_.raw()) > 0)
+        ++r.inserted;
+      else
+        ++r.duplicates;
+    }
+    MAMORI_TRY(advance_sequences(agent_key, min_seq, r.max_sequence));
+    MAMORI_TRY(tx.commit());
+    return r;
+  }
+
+  Result<SequenceInfo> sequences(std::string_view agent_key) override {
+    Stmt* s = MAMORI_TRY(
+        db_.cached("SELECT max_sequence, contiguous_through FROM event_seq WHERE agent_key = ?"));
+    s->bind_text(1, agent_key);
+    SequenceInfo info;
+    if (MAMORI_TRY(s->step())) {
+      info.max_sequence = s->int64(0);
+      info.contiguous_through = s->int64(1);
+      s->reset();
+    }
+    return info;
+  }
+
+  Result<std::vector<EventRow>> query_events(const EventQuery& q) override {
+    std::string sql =
+        "SELECT row, agent_key, event_id, sequence, time_ns, action, path, source_ip, severity, "
+        "received_at_ns, json FROM events WHERE row > ?";
+    if (q.agent_key) sql += " AND agent_key = ?";
+    if (q.since_ns) sql += " AND time_ns >= ?";
+    if (q.until_ns) sql += " AND time_ns < ?";
+    if (q.action) sql += " AND action = ?";
+    // A range on the indexed column: a literal prefix, no LIKE wildcards to escape.
+    if (q.path_prefix) sql += " AND path >= ? AND path < ?";
+    if (q.source_ip) sql += " AND source_ip = ?";
+    if (q.min_severity) sql += " AND severity >= ?";
+    if (q.min_sequence) sql += " AND sequence >= ?";
+    sql += " ORDER BY row LIMIT ?";
+    Stmt s = MAMORI_TRY(db_.prepare(sql));
+    int i = 1;
+    s.bind(i++, q.after_row);
+    if (q.agent_key) s.bind_text(i++, *q.agent_key);
+    if (q.since_ns) s.bind(i++, *q.since_ns);
+    if (q.until_ns) s.bind(i++, *q.until_ns);
+    if (q.action) s.bind_text(i++, *q.action);
+    if (q.path_prefix) {
+      s.bind_text(i++, *q.path_prefix);
+      // Every string starting with the prefix sorts below prefix + U+10FFFF's encoding.
+      s.bind_text(i++, *q.path_prefix + "\xF4\x8F\xBF\xBF");
+    }
+    if (q.source_ip) s.bind_text(i++, *q.source_ip);
+    if (q.min_severity) s.bind(i++, *q.min_severity);
+    if (q.min_sequence) s.bind(i++, *q.min_sequence);
+    s.bind(i++, std::clamp<int64_t>(q.limit, 0, kMaxQueryLimit));
+    std::vector<EventRow> out;
+    while (MAMORI_TRY(s.step()))
+      out.push_back(EventRow{s.int64(0), text(s, 1), text(s, 2), s.int64(3), s.int64(4), text(s, 5),
+                             text(s, 6), text(s, 7), s.int64(8), s.int64(9), text(s, 10)});
+    return out;
+  }
+
+  Status record_baseline(const BaselineRow& b) override {
+    Stmt* s = MAMORI_TRY(
+        db_.cached("INSERT INTO baselines (agent_key, root_hash, at_ns, expected, next_sequence) "
+                   "VALUES (?,?,?,?,?)"));
+    return s->bind_text(1, b.agent_key)
+        .bind_text(2, b.root_hash)
+        .bind(3, b.at_ns)
+        .bind(4, b.expected ? 1 : 0)
+        .bind(5, b.next_sequence)
+        .run();
+  }
+
+  Result<std::vector<BaselineRow>> baseline_history(std::string_view agent_key) override {
+    Stmt* s = MAMORI_TRY(
+        db_.cached("SELECT agent_key, root_hash, at_ns, expected, next_sequence FROM baselines "
+                   "WHERE agent_key = ? "
+                   "ORDER BY at_ns, id"));
+    s->bind_text(1, agent_key);
+    std::vector<BaselineRow> out;
+    while (MAMORI_TRY(s->step()))
+      out.push_back(
+          BaselineRow{text(*s, 0), text(*s, 1), s->int64(2), s->int64(3) != 0, s->int64(4)});
+    return out;
+  }
+
+  Result<int64_t> prune(const RetentionPolicy& p, int64_t now_ns) override {
+    auto tx = MAMORI_TRY(Transaction::begin(db_));
+    int64_t deleted = 0;
+    if (p.max_age_ns > 0) {
+      Stmt s = MAMORI_TRY(db_.prepare("DELETE FROM events WHERE received_at_ns < ?"));
+      MAMORI_TRY(s.bind(1, now_ns - p.max_age_ns).run());
+      deleted += sqlite3_changes(db_.raw());
+    }
+    if (p.max_events_per_agent > 0) {
+      // Per agent: everything older (by row) than its max_events_per_agent newest rows.
+      Stmt s = MAMORI_TRY(db_.prepare(
+          "DELETE FROM events WHERE row IN (SELECT row FROM (SELECT row, ROW_NUMBER() OVER "
+          "(PARTITION BY agent_key ORDER BY row DESC) AS n FROM events) WHERE n > ?)"));
+      MAMORI_TRY(s.bind(1, p.max_events_per_agent).run());
+      deleted += sqlite3_changes(db_.raw());
+    }
+    MAMORI_TRY(tx.commit());
+    return deleted;
+  }
+
+  Result<std::vector<AgentUsage>> usage() override {
+    Stmt s = MAMORI_TRY(
+        db_.prepare("SELECT agent_key, COUNT(*), SUM(LENGTH(CAST(json AS BLOB))) FROM events "
+                    "GROUP BY agent_key ORDER BY agent_key"));
+    std::vector<AgentUsage> out;
+    while (MAMORI_TRY(s.step())) out.push_back(AgentUsage{text(s, 0), s.int64(1), s.int64(2)});
+    return out;
+  }
+
+ private:
+  static constexpr std::string_view kAgentSelect =
+      "SELECT agent_key, credential_hash, grp, token_id, hostname, machine_id, agent_id, name, "
+      "version, roots_json, baseline_root_hash, enrolled_at_ns, status, status_since_ns, "
+      "last_seen_ns, last_hello_ns FROM agents";
+
+  static AgentRow agent_row(const Stmt& s) {
+    AgentRow r;
+    r.agent_key = text(s, 0);
+    r.credential_hash = text(s, 1);
+    r.group = text(s, 2);
+    r.token_id = s.int64(3);
+    r.info = AgentInfo{text(s, 4), text(s, 5), text(s, 6), text(s, 7),
+                       text(s, 8), text(s, 9), text(s, 10)};
+    r.enrolled_at_ns = s.int64(11);
+    r.status = parse_agent_status(s.blob(12)).value_or(AgentStatus::kLost);
+    r.status_since_ns = s.int64(13);
+    r.last_seen_ns = s.int64(14);
+    r.last_hello_ns = s.int64(15);
+    return r;
+  }
+
+  tl::unexpected<Error> no_agent(std::string_view agent_key) {
+    return fail("find agent", std::string(agent_key), ENOENT, "no such agent");
+  }
+
+  Result<AgentStatus> status_of(std::string_view agent_key) {
+    Stmt* s = MAMORI_TRY(db_.cached("SELECT status FROM agents WHERE agent_key = ?"));
+    s->bind_text(1, agent_key);
+    if (!MAMORI_TRY(s->step())) return no_agent(agent_key);
+    const AgentStatus st = parse_agent_status(s->blob(0)).value_or(AgentStatus::kLost);
+    s->reset();
+    return st;
+  }
+
+  // Inside a transaction. One conditional UPDATE decides; only a refusal reads further,
+  // to say why.
+  Result<TokenVerdict> consume_in_tx(std::string_view secret_hash, int64_t now_ns) {
+    Stmt* u = MAMORI_TRY(db_.cached(
+        "UPDATE tokens SET uses_left = uses_left - 1, used = used + 1 "
+        "WHERE secret_hash = ? AND revoked = 0 AND (expires_at_ns IS NULL OR expires_at_ns > ?) "
+        "AND (uses_left IS NULL OR uses_left > 0) RETURNING id, grp"));
+    u->bind_text(1, secret_hash).bind(2, now_ns);
+    TokenVerdict v;
+    if (MAMORI_TRY(u->step())) {
+      v.token_id = u->int64(0);
+      v.group = text(*u, 1);
+      MAMORI_TRY(u->run());  // finish the statement
+      return v;
+    }
+    Stmt* q = MAMORI_TRY(
+        db_.cached("SELECT revoked, expires_at_ns, uses_left FROM tokens WHERE secret_hash = ?"));
+    q->bind_text(1, secret_hash);
+    if (!MAMORI_TRY(q->step())) {
+      v.refusal = TokenRefusal::kUnknown;
+      return v;
+    }
+    if (q->int64(0) != 0)
+      v.refusal = TokenRefusal::kRevoked;
+    else if (!q->is_null(1) && q->int64(1) <= now_ns)
+      v.refusal = TokenRefusal::kExpired;
+    else
+      v.refusal = TokenRefusal::kUsedUp;
+    q->reset();
+    return v;
+  }
+
+  // Inside the insert's transaction.
+  Status advance_sequences(std::string_view agent_key, int64_t min_seq, int64_t max_seq) {
+    SequenceInfo cur = MAMORI_TRY(sequences(agent_key));
+    bool fresh = cur.max_sequence == 0;
+    if (fresh) cur.contiguous_through = min_seq - 1;
+    cur.max_sequence = std::max(cur.max_sequence, max_seq);
+    // Walk forward over the stored sequences; the index on (agent_key, sequence) makes
+    // each step a lookup, and a normal in-order batch walks exactly its own length.
+    Stmt* next =
+        MAMORI_TRY(db_.cached("SELECT 1 FROM events WHERE agent_key = ? AND sequence = ? LIMIT 1"));
+    while (cur.contiguous_through < cur.max_sequence) {
+      next->reset();
+      next->bind_text(1, agent_key).bind(2, cur.contiguous_through + 1);
+      if (!MAMORI_TRY(next->step())) break;
+      next->reset();
+      ++cur.contiguous_through;
+    }
+    Stmt* up = MAMORI_TRY(db_.cached(
+        "INSERT INTO event_seq (agent_key, max_sequence, contiguous_through) VALUES (?,?,?) "
+        "ON CONFLICT (agent_key) DO UPDATE SET max_sequence = excluded.max_sequence, "
+        "contiguous_through = excluded.contiguous_through"));
+    return up->bind_text(1, agent_key)
+        .bind(2, cur.max_sequence)
+        .bind(3, cur.contiguous_through)
+        .run();
+  }
+
+  Db db_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) {
+  auto db = Db::open(path, Db::Mode::kReadWrite);
+  if (!db) {
+    Error e = std::move(db).error();
+    if (e.errnum == EBADMSG) e.detail = "not an SQLite database (or damaged): " + e.detail;
+    return tl::unexpected(std::move(e));
+  }
+  auto store = std::make_unique<SqliteStore>(std::move(*db));
+  if (auto st = store->migrate(); !st) {
+    Error e = std::move(st).error();
+    if (e.errnum == EBADMSG) e.detail = "not an SQLite database (or damaged): " + e.detail;
+    return tl::unexpected(std::move(e));
+  }
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace mamori::manager

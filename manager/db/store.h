@@ -1,0 +1,255 @@
+#pragma once
+// The manager's storage: enrollment tokens, enrolled agents, the events they send and
+// their baseline history. An abstract Store so a PostgreSQL implementation can come later;
+// open_store() picks the implementation from a URL.
+//
+// Contracts common to every method:
+// - Errors are Result values (an Error naming the database); nothing throws.
+// - Secrets never reach the store in clear: callers pass SHA-256 hex of the token secret
+//   and of the agent credential (sha256_hex below), and compare credential hashes in
+//   constant time themselves.
+// - Times are nanoseconds since the Unix epoch, given by the caller (from its Clock), so
+//   tests drive time.
+// - Threads: a Store is one database connection and is NOT thread-safe. Open one Store per
+//   thread (several Stores, in one process or several, may share one database file: the
+//   SQLite implementation runs in WAL mode with a busy timeout, and every write is one
+//   transaction, so concurrent writers serialize instead of failing).
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/base/env.h"
+#include "core/base/result.h"
+
+namespace mamori::manager {
+
+// Lower-case hex SHA-256 of `secret`: what the store keeps of a token secret or credential.
+std::string sha256_hex(std::string_view secret);
+
+// ---- tokens ----
+
+struct NewToken {
+  std::string secret_hash;               // sha256_hex(secret)
+  std::string group;                     // the group agents enrolled with this token join
+  std::optional<int64_t> uses;           // how many enrollments it allows; nullopt: unlimited
+  std::optional<int64_t> expires_at_ns;  // nullopt: never expires
+  int64_t created_at_ns = 0;
+};
+
+struct TokenRow {
+  int64_t id = 0;
+  std::string group;
+  std::optional<int64_t> uses_left;  // nullopt: unlimited
+  std::optional<int64_t> expires_at_ns;
+  bool revoked = false;
+  int64_t created_at_ns = 0;
+  int64_t used = 0;  // successful enrollments so far
+};
+
+enum class TokenRefusal {
+  kNone,     // accepted
+  kUnknown,  // no token with this hash
+  kRevoked,
+  kExpired,
+  kUsedUp,
+};
+// "unknown", "revoked", "expired", "used-up" (kNone: "accepted").
+std::string_view to_string(TokenRefusal r);
+
+struct TokenVerdict {
+  TokenRefusal refusal = TokenRefusal::kNone;
+  int64_t token_id = 0;  // set when accepted
+  std::string group;     // set when accepted
+  bool accepted() const { return refusal == TokenRefusal::kNone; }
+};
+
+// ---- agents ----
+
+enum class AgentStatus {
+  kEnrolled,  // enrolled, never connected yet
+  kOnline,    // a channel is open
+  kLost,      // the channel dropped without bye, or went silent
+  kStopped,   // the agent said bye (orderly stop: no alarm)
+  kRetired,   // retired by an administrator; its credential is no longer accepted
+};
+// "enrolled", "online", "lost", "stopped", "retired".
+std::string_view to_string(AgentStatus s);
+std::optional<AgentStatus> parse_agent_status(std::string_view s);
+
+struct AgentInfo {  // what the agent says about itself, at enrollment and in each hello
+  std::string hostname;
+  std::string machine_id;
+  std::string agent_id;  // STATE/agent-id: the same on clones of one image, hence agent_key
+  std::string name;
+  std::string version;
+  std::string roots_json;          // the roots array as JSON text: [{"path":..,"mode":..}]
+  std::string baseline_root_hash;  // hex or empty
+};
+
+struct NewAgent {
+  std::string agent_key;        // made by the manager, unique
+  std::string credential_hash;  // sha256_hex(credential)
+  std::string group;
+  int64_t token_id = 0;  // the token it enrolled with (0: none)
+  AgentInfo info;
+  int64_t enrolled_at_ns = 0;
+};
+
+struct AgentRow {
+  std::string agent_key;
+  std::string credential_hash;
+  std::string group;
+  int64_t token_id = 0;
+  AgentInfo info;
+  int64_t enrolled_at_ns = 0;
+  AgentStatus status = AgentStatus::kEnrolled;
+  int64_t status_since_ns = 0;  // when status last changed
+  int64_t last_seen_ns = 0;     // last message of any kind (0: never connected)
+  int64_t last_hello_ns = 0;    // 0: never
+};
+
+// ---- events ----
+
+struct InsertResult {
+  int64_t inserted = 0;      // new rows
+  int64_t duplicates = 0;    // already stored (same agent_key and event.id): skipped
+  int64_t max_sequence = 0;  // highest event.sequence in the batch (0: empty batch)
+};
+
+struct SequenceInfo {
+  // Highest event.sequence ever stored for the agent; 0 if none.
+  int64_t max_sequence = 0;
+  // Highest N such that every sequence from the lowest one first stored for the agent
+  // through N is stored (a gap, e.g. a batch replayed out of order, holds it back until
+  // filled); 0 if none. A high-water mark: retention does not lower it.
+  int64_t contiguous_through = 0;
+};
+
+// Filters for query_events; every set field must match (AND). Results are ordered by
+// row id (arrival order), oldest first, at most `limit` rows after `after_row`.
+struct EventQuery {
+  std::optional<std::string> agent_key{};
+  std::optional<int64_t> since_ns{};         // @timestamp >= since_ns
+  std::optional<int64_t> until_ns{};         // @timestamp < until_ns
+  std::optional<std::string> action{};       // event.action, exact
+  std::optional<std::string> path_prefix{};  // file.path starts with this (literal, no wildcards)
+  std::optional<std::string> source_ip{};    // source.ip, exact
+  std::optional<int64_t> min_severity{};     // event.severity >= this
+  std::optional<int64_t> min_sequence{};     // event.sequence >= this (with agent_key)
+  int64_t after_row = 0;                     // paging: rows with row id > after_row
+  int64_t limit = 1000;                      // capped at 10000
+};
+
+struct EventRow {
+  int64_t row = 0;  // the store's row id: arrival order, for paging
+  std::string agent_key;
+  std::string event_id;
+  int64_t sequence = 0;
+  int64_t time_ns = 0;  // @timestamp
+  std::string action;
+  std::string path;       // file.path, or empty
+  std::string source_ip;  // source.ip, or empty
+  int64_t severity = 0;   // event.severity, 0 if absent
+  int64_t received_at_ns = 0;
+  std::string json;  // the event as received (compact JSON text)
+};
+
+// ---- baseline history, retention, usage ----
+
+struct BaselineRow {
+  std::string agent_key;
+  std::string root_hash;
+  int64_t at_ns = 0;
+  bool expected = false;  // false: it changed without an operator's rebaseline
+  // The agent's next event.sequence when it reported this hash: what it reports after
+  // has a sequence at least this (clock-independent, unlike at_ns).
+  int64_t next_sequence = 0;
+};
+
+struct RetentionPolicy {
+  int64_t max_events_per_agent = 0;  // 0: no cap; else the oldest (by row) beyond it go
+  int64_t max_age_ns = 0;            // 0: no cap; else events received before now - age go
+};
+
+struct AgentUsage {
+  std::string agent_key;
+  int64_t events = 0;
+  int64_t json_bytes = 0;  // bytes of stored event JSON: an approximation of its share
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Tokens. create_token → the new token's id. list_tokens: all, oldest first, including
+  // revoked and used-up ones (the hash is not returned). revoke_token → false when no
+  // token has this id (revoking twice is not an error: true).
+  virtual Result<int64_t> create_token(const NewToken& t) = 0;
+  virtual Result<std::vector<TokenRow>> list_tokens() = 0;
+  virtual Result<bool> revoke_token(int64_t id) = 0;
+  // Atomically checks and uses one enrollment of the token whose hash is `secret_hash`:
+  // a single conditional UPDATE, so two enrollments racing for the last use (even from two
+  // processes) cannot both win. Refused (not an error) when unknown, revoked, expired
+  // (expires_at_ns <= now_ns) or used up, with the reason; errors are database failures.
+  virtual Result<TokenVerdict> consume_token(std::string_view secret_hash, int64_t now_ns) = 0;
+
+  // Agents. create_agent fails if agent_key exists. The new agent's status is kEnrolled.
+  virtual Status create_agent(const NewAgent& a) = 0;
+  // Atomically consumes the token and creates the agent in one transaction: either both
+  // happen or neither (a database failure after the token was counted gives the use back).
+  // new_agent.group and token_id are taken from the token.
+  virtual Result<TokenVerdict> enroll(std::string_view secret_hash, NewAgent new_agent,
+                                      int64_t now_ns) = 0;
+  virtual Result<std::optional<AgentRow>> find_agent(std::string_view agent_key) = 0;
+  // All agents, by enrollment time. Retired ones included.
+  virtual Result<std::vector<AgentRow>> list_agents() = 0;
+  // A hello: stores what the agent says about itself, sets status kOnline, last_seen and
+  // last_hello to now. Returns the status before (kLost there means "recovered").
+  // Fails with errnum ENOENT if no such agent.
+  virtual Result<AgentStatus> agent_hello(std::string_view agent_key, const AgentInfo& info,
+                                          int64_t now_ns) = 0;
+  // Any message (heartbeat, events, result): last_seen = now. ENOENT if no such agent.
+  virtual Status touch_agent(std::string_view agent_key, int64_t now_ns) = 0;
+  // Sets the status (status_since = now if it changed; last_seen is not touched).
+  // Returns the status before. ENOENT if no such agent.
+  virtual Result<AgentStatus> set_agent_status(std::string_view agent_key, AgentStatus s,
+                                               int64_t now_ns) = 0;
+
+  // Events. Stores a batch in ONE transaction: when this returns success every event in it
+  // is durable (the caller may ack through InsertResult::max_sequence). Idempotent by
+  // (agent_key, event.id): INSERT ... ON CONFLICT DO NOTHING, never read-before-write, so
+  // a replayed batch stores nothing new. Each event must be an object with a string
+  // event.id (1..128 chars) and an integer event.sequence > 0; @timestamp (RFC 3339, UTC),
+  // event.action, file.path, source.ip, event.severity are extracted into indexed columns
+  // when present. A malformed event fails the whole batch (nothing stored), the error
+  // naming its index; so does a batch of more than 10000 events. agent_key need not be an
+  // enrolled agent (the manager stores its own events under its own key).
+  virtual Result<InsertResult> insert_events(std::string_view agent_key,
+                                             const std::vector<nlohmann::json>& events,
+                                             int64_t received_at_ns) = 0;
+  virtual Result<SequenceInfo> sequences(std::string_view agent_key) = 0;
+  virtual Result<std::vector<EventRow>> query_events(const EventQuery& q) = 0;
+
+  // Baseline history: one row per reported root hash.
+  virtual Status record_baseline(const BaselineRow& b) = 0;
+  virtual Result<std::vector<BaselineRow>> baseline_history(std::string_view agent_key) = 0;
+
+  // Retention: deletes what the policy allows no longer; returns how many events went.
+  virtual Result<int64_t> prune(const RetentionPolicy& p, int64_t now_ns) = 0;
+  // Stored events per agent key, by key.
+  virtual Result<std::vector<AgentUsage>> usage() = 0;
+};
+
+// "sqlite:///abs/path.db" → the SQLite store (the file is created 0600; its directory
+// must exist; the schema is created or migrated). Refuses, with a clear
+// error: any other scheme, a relative path, a file that is not an SQLite database, and a
+// schema version newer than this build knows.
+Result<std::unique_ptr<Store>> open_store(Env& env, const std::string& url);
+
+}  // namespace mamori::manager
