@@ -4,7 +4,7 @@
 # directories, control sockets and event logs of their own), one group token with 3 uses.
 #   - all three enroll with it and show online in `mamori manager agents --json`;
 #   - kill -9 agent 1: lost within 2 s, and the manager's agent-lost reaches a real SMTP
-#     server through the manager's [[sink]];
+#     server and a real rsyslog (TCP) through the manager's [[sink]]s, within 2 s;
 #   - SIGSTOP agent 2: lost within lost_after + 1 s; SIGCONT: online again, and the
 #     manager's verify command ran on it (its verify counter and the link's command
 #     counter moved);
@@ -17,11 +17,13 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/web_lib.sh"
 source "$(dirname "$0")/smtp_lib.sh"
+source "$(dirname "$0")/rsyslog_lib.sh"
 
 LOST_AFTER=4
 
-step "an SMTP server for the manager's sink"
+step "an SMTP server and an rsyslog collector for the manager's sinks"
 start_smtp "$SCRATCH/mail"
+start_rsyslog "$SCRATCH/rsyslog"
 
 step "the manager"
 MDIR=$SCRATCH/manager
@@ -47,6 +49,12 @@ from = "mamori@test.example"
 to = ["ops@test.example"]
 actions = ["agent-lost"]
 digest = 0
+
+[[sink]]
+name = "syslog"
+type = "syslog"
+address = "tcp://127.0.0.1:$RSYSLOG_TCP_PORT"
+actions = ["agent-lost"]
 EOF
 manager() { timeout -k 5 "$MAMORI_TIMEOUT" "$MAMORI" --config "$MCONFIG" manager "$@"; }
 MANAGER_PID=""
@@ -150,14 +158,22 @@ assert_contains "$OUT" '"uses_left": 0' "the token is used up"
 
 # The lost waits wake on the manager's directory (its database changes with the status),
 # so the times measured are the manager's, not a poll's.
-step "kill -9 agent 1: lost within 2 s, agent-lost reaches the SMTP server"
+step "kill -9 agent 1: lost within 2 s, agent-lost reaches the SMTP server and rsyslog"
 t0=$(date +%s%N)
 kill -9 "${APID[1]}"
 WAIT_SECONDS=3 WAIT_ON=$MDIR wait_for "agent 1 lost" is_status web1 lost
 ms=$((($(date +%s%N) - t0) / 1000000))
 echo "agent 1 lost after $ms ms"
 ((ms <= 2000)) || fail "agent 1 was reported lost after $ms ms (> 2000)"
-smtp_wait_mail 1
+WAIT_SECONDS=3 wait_for_syslog "agent-lost"
+ms=$((($(date +%s%N) - t0) / 1000000))
+echo "agent-lost at rsyslog $ms ms after the kill"
+((ms <= 2000)) || fail "agent-lost reached rsyslog after $ms ms (> 2000)"
+assert_contains "$(grep -F agent-lost "$RSYSLOG_OUT")" "web1" "the syslog line names the agent"
+WAIT_SECONDS=3 smtp_wait_mail 1
+ms=$((($(date +%s%N) - t0) / 1000000))
+echo "agent-lost mail received $ms ms after the kill"
+((ms <= 2000)) || fail "the agent-lost mail arrived after $ms ms (> 2000)"
 assert_contains "$(smtp_mail 1)" "agent-lost" "the mail"
 assert_contains "$(smtp_mail 1)" "web1" "the mail names the agent"
 
