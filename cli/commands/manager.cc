@@ -220,6 +220,27 @@ int list_agents(App& app) {
   return kExitOk;
 }
 
+int revoke_agent(App& app, const std::vector<std::string>& args) {
+  if (args.size() != 1 || args[0].empty() || args[0].size() > 64)
+    return app.report(Error{"manager agents revoke", "", 0, "give one AGENT_KEY (manager agents)"},
+                      kExitUsage);
+  auto store = open_store(app);
+  if (!store) return app.report(store.error(), kExitIncomplete);
+  auto before = (*store)->set_agent_status(args[0], manager::AgentStatus::kRevoked,
+                                           app.env().clock().now_ns());
+  if (!before && before.error().errnum == ENOENT)
+    return app.report(Error{"manager agents revoke", args[0], ENOENT, "no such agent"}, kExitUsage);
+  if (!before) return app.report(before.error(), kExitIncomplete);
+  if (app.options().json)
+    print_json({{"agent_key", args[0]},
+                {"status", "revoked"},
+                {"previous_status", manager::to_string(*before)}});
+  else if (!app.options().quiet)
+    std::printf("agent %s revoked (was %s)\n", args[0].c_str(),
+                std::string(manager::to_string(*before)).c_str());
+  return kExitOk;
+}
+
 constexpr std::string_view kHelp = R"TXT(NAME
     mamori manager - the manager of a fleet of agents: run it, its tokens, its agents
 
@@ -229,6 +250,7 @@ SYNOPSIS
     mamori manager token list [--json]
     mamori manager token revoke ID [--json]
     mamori manager agents [--json]
+    mamori manager agents revoke AGENT_KEY [--json]
 
 DESCRIPTION
     Without an action, runs the manager: HTTPS and the agents' WebSocket channel on
@@ -237,8 +259,8 @@ DESCRIPTION
     enroll with a token, then keep one channel open: their events are stored in
     [manager] database, their heartbeats show them alive; an agent whose connection
     drops is lost at once, one silent for [manager] lost_after seconds too. The
-    manager's own events (agent-enrolled, agent-lost, agent-recovered, agent-stopped,
-    agent-duplicate, baseline-changed-unexpectedly) go to its [[sink]]s. It tells
+    manager's own events (agent-enrolled, agent-lost, agent-retired, agent-recovered,
+    agent-stopped, agent-duplicate, baseline-changed-unexpectedly) go to its [[sink]]s. It tells
     systemd when it is ready (Type=notify) and stops cleanly on SIGTERM. Details:
     docs/manager.md.
 
@@ -248,7 +270,12 @@ DESCRIPTION
     token list     every token: id, group, uses left, expiry, state
     token revoke   the token enrolls no more agents (enrolled ones stay)
     agents         every agent: agent_key, name, host, group, status (enrolled,
-                   online, lost, stopped, retired), last seen, version, events stored
+                   online, unhealthy, lost, stopped, retired, revoked), last seen, version,
+                   events stored. retired: its node was drained by self-healing and
+                   then went away (auto-scaling churn, no alarm)
+    agents revoke  the agent's credential is refused from now on; a running manager
+                   closes its channel within 30 s. The agent does not enroll again by
+                   itself: give it a new token (and delete its STATE/manager.json)
 
     The actions open the store directly: the manager need not run.
 
@@ -262,7 +289,8 @@ OUTPUT
     "fingerprint"}; token list {"tokens": [{"id", "group", "uses_left", "expires_at",
     "created_at", "revoked", "state"}], "count"}; agents {"agents": [{"agent_key",
     "agent_id", "name", "hostname", "group", "status", "enrolled_at", "last_seen",
-    "version", "events"}], "count"}.
+    "version", "events"}], "count"}; agents revoke {"agent_key", "status",
+    "previous_status"}.
 
 EXAMPLES
     mamori manager --config /etc/mamori/manager.toml
@@ -270,7 +298,7 @@ EXAMPLES
     mamori manager agents --json | jq -r '.agents[] | select(.status == "lost") | .name'
 
 EXIT STATUS
-    0 done; 2 usage (a bad option, no such token); 3 failed (the store, the
+    0 done; 2 usage (a bad option, no such token or agent); 3 failed (the store, the
     certificate, the listen address).
 )TXT";
 
@@ -285,11 +313,14 @@ Run setup(CLI::App& cmd) {
   create->add_option("--expires", o->expires);
   token->add_subcommand("list");
   token->add_subcommand("revoke")->add_option("args", o->args);
-  cmd.add_subcommand("agents");
-  return [o, &cmd, token](App& app) {
+  auto* agents = cmd.add_subcommand("agents");
+  agents->require_subcommand(0, 1);
+  agents->add_subcommand("revoke")->add_option("args", o->args);
+  return [o, &cmd, token, agents](App& app) {
     const auto chosen = cmd.get_subcommands();
     if (chosen.empty()) return run_server(app);
-    if (chosen.front()->get_name() == "agents") return list_agents(app);
+    if (chosen.front()->get_name() == "agents")
+      return agents->get_subcommands().empty() ? list_agents(app) : revoke_agent(app, o->args);
     const auto action = token->get_subcommands();
     if (action.empty())
       return usage_error("manager", "manager token takes an ACTION: create, list or revoke");

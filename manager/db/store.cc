@@ -29,19 +29,24 @@ std::string_view to_string(AgentStatus s) {
       return "enrolled";
     case AgentStatus::kOnline:
       return "online";
+    case AgentStatus::kUnhealthy:
+      return "unhealthy";
     case AgentStatus::kLost:
       return "lost";
     case AgentStatus::kStopped:
       return "stopped";
     case AgentStatus::kRetired:
       return "retired";
+    case AgentStatus::kRevoked:
+      return "revoked";
   }
   return "enrolled";
 }
 
 std::optional<AgentStatus> parse_agent_status(std::string_view s) {
-  for (AgentStatus a : {AgentStatus::kEnrolled, AgentStatus::kOnline, AgentStatus::kLost,
-                        AgentStatus::kStopped, AgentStatus::kRetired})
+  for (AgentStatus a :
+       {AgentStatus::kEnrolled, AgentStatus::kOnline, AgentStatus::kUnhealthy, AgentStatus::kLost,
+        AgentStatus::kStopped, AgentStatus::kRetired, AgentStatus::kRevoked})
     if (to_string(a) == s) return a;
   return std::nullopt;
 }

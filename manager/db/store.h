@@ -72,13 +72,15 @@ struct TokenVerdict {
 // ---- agents ----
 
 enum class AgentStatus {
-  kEnrolled,  // enrolled, never connected yet
-  kOnline,    // a channel is open
-  kLost,      // the channel dropped without bye, or went silent
-  kStopped,   // the agent said bye (orderly stop: no alarm)
-  kRetired,   // retired by an administrator; its credential is no longer accepted
+  kEnrolled,   // enrolled, never connected yet
+  kOnline,     // a channel is open
+  kUnhealthy,  // a channel is open, and its heartbeats say the node is drained (self-healing)
+  kLost,       // the channel dropped without bye, or went silent
+  kStopped,    // the agent said bye (orderly stop: no alarm)
+  kRetired,    // its node was drained (unhealthy) and then went away: churn, no alarm
+  kRevoked,    // an administrator revoked its credential: refused from then on
 };
-// "enrolled", "online", "lost", "stopped", "retired".
+// "enrolled", "online", "unhealthy", "lost", "stopped", "retired", "revoked".
 std::string_view to_string(AgentStatus s);
 std::optional<AgentStatus> parse_agent_status(std::string_view s);
 
@@ -207,7 +209,7 @@ class Store {
   virtual Result<TokenVerdict> enroll(std::string_view secret_hash, NewAgent new_agent,
                                       int64_t now_ns) = 0;
   virtual Result<std::optional<AgentRow>> find_agent(std::string_view agent_key) = 0;
-  // All agents, by enrollment time. Retired ones included.
+  // All agents, by enrollment time. Retired and revoked ones included.
   virtual Result<std::vector<AgentRow>> list_agents() = 0;
   // A hello: stores what the agent says about itself, sets status kOnline, last_seen and
   // last_hello to now. Returns the status before (kLost there means "recovered").

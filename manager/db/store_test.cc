@@ -211,6 +211,8 @@ TEST_F(StoreTest, AgentStatusTransitions) {
   EXPECT_FALSE(s->set_agent_status("zz", AgentStatus::kLost, 1));
   EXPECT_FALSE(s->agent_hello("zz", info, 1));
   EXPECT_EQ(parse_agent_status("retired"), AgentStatus::kRetired);
+  EXPECT_EQ(parse_agent_status("revoked"), AgentStatus::kRevoked);
+  EXPECT_EQ(parse_agent_status("unhealthy"), AgentStatus::kUnhealthy);
   EXPECT_EQ(parse_agent_status("bogus"), std::nullopt);
 }
 

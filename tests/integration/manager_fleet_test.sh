@@ -271,3 +271,29 @@ assert_eq online "$(status_of web3)" "the original agent 3"
 step "orderly stop: stopped, not lost"
 stop_pid "${APID[3]}" "agent 3" || fail "agent 3 did not stop within 10 s of SIGTERM"
 WAIT_SECONDS=5 wait_for "agent 3 stopped" is_status web3 stopped
+
+step "a drained node that goes away is retired, not lost: no alarm"
+lost_lines=$(grep -cF agent-lost "$RSYSLOG_OUT" || true)
+expect_exit 0 "$MAMORI" --config "${ACONF[2]}" heal --fail "scaled in by the test"
+# The next heartbeat (every second) tells the manager the node is drained.
+WAIT_SECONDS=10 WAIT_ON=$MDIR wait_for "agent 2 unhealthy at the manager" is_status web2 unhealthy
+kill -9 "${APID[2]}"
+WAIT_SECONDS=5 WAIT_ON=$MDIR wait_for "agent 2 retired" is_status web2 retired
+WAIT_SECONDS=5 wait_for "the manager's agent-retired event" \
+  grep -q agent-retired "$MLOG" "$MDIR/state/outbox"/*.seg
+assert_eq "$lost_lines" "$(grep -cF agent-lost "$RSYSLOG_OUT" || true)" \
+  "agent-lost lines at rsyslog (a retired agent raises none)"
+
+step "a revoked credential is refused, and the agent does not enroll again by itself"
+key1=$(agents_json | python3 -c 'import json,sys; print([a["agent_key"] for a in json.load(sys.stdin)["agents"] if a["name"] == "web1"][0])')
+stop_pid "${APID[1]}" "agent 1" || fail "agent 1 did not stop within 10 s of SIGTERM"
+expect_exit 0 manager agents revoke "$key1" --json
+assert_eq revoked "$(json 'j["status"]' "$OUT")" "the revoked agent's status"
+expect_exit 2 manager agents revoke no-such-agent
+agents_before=$(agents_json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["agents"]))')
+start_fleet_agent 1
+WAIT_SECONDS=15 WAIT_EXPLAIN="cat $SCRATCH/a1/agent.log" wait_for "agent 1 refused" \
+  grep -q "refused this agent's credential" "$SCRATCH/a1/agent.log"
+assert_eq revoked "$(status_of web1)" "agent 1 after its refused connection"
+assert_eq "$agents_before" "$(agents_json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["agents"]))')" \
+  "agents in the manager (no new enrollment)"
