@@ -261,8 +261,8 @@ DESCRIPTION
     drops is lost at once, one silent for [manager] lost_after seconds too. The
     manager's own events (agent-enrolled, agent-lost, agent-retired, agent-recovered,
     agent-stopped, agent-duplicate, baseline-changed-unexpectedly) go to its [[sink]]s.
-    It tells systemd when it is ready (Type=notify) and stops cleanly on SIGTERM. Details:
-    docs/manager.md.
+    It tells systemd when it is ready (Type=notify) and stops cleanly on SIGTERM.
+    Details: docs/manager.md.
 
     token create   a new enrollment token, printed once: mamori-token-v1.... It
                    carries the manager's URL ([manager] public_url) and certificate
@@ -271,8 +271,8 @@ DESCRIPTION
     token revoke   the token enrolls no more agents (enrolled ones stay)
     agents         every agent: agent_key, name, host, group, status (enrolled,
                    online, unhealthy, lost, stopped, retired, revoked), last seen,
-                   version, events stored. retired: its node was drained by self-healing and
-                   then went away (auto-scaling churn, no alarm)
+                   version, events stored. retired: its node was drained by
+                   self-healing and then went away (auto-scaling churn, no alarm)
     agents revoke  the agent's credential is refused from now on; a running manager
                    closes its channel within 30 s. The agent does not enroll again by
                    itself: give it a new token (and delete its STATE/manager.json)
