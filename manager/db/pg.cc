@@ -106,11 +106,11 @@ Result<Conn> Conn::connect(const std::string& url) {
   for (PQconninfoOption* o = opts; o->keyword; ++o)
     if (std::string_view(o->keyword) == "password" && o->val) c.password_ = o->val;
   PQconninfoFree(opts);
-  MAMORI_TRY(c.open());
+  MAMORI_TRY(c.establish());
   return c;
 }
 
-Status Conn::open() {
+Status Conn::establish() {
   // Earlier keywords are defaults the URL (dbname, expanded) overrides; client_encoding
   // comes after it, so it always holds.
   const char* keys[] = {"connect_timeout",
@@ -151,7 +151,7 @@ Status Conn::open() {
   return fail_msg("open store", name_, "cannot connect: " + msg);
 }
 
-Status Conn::reconnect() { return open(); }
+Status Conn::reconnect() { return establish(); }
 
 tl::unexpected<Error> Conn::error(const std::string& what, const PGresult* res) const {
   std::string msg;
@@ -171,7 +171,10 @@ tl::unexpected<Error> Conn::error(const std::string& what, const PGresult* res) 
 Result<Rows> Conn::exec(const std::string& sql) {
   const PGTransactionStatusType tx = PQtransactionStatus(conn_.get());
   may_have_committed_ = (tx == PQTRANS_IDLE && sql != "BEGIN") || sql == "COMMIT";
-  Rows rows(PQexec(conn_.get(), sql.c_str()));
+  return checked(Rows(PQexec(conn_.get(), sql.c_str())));
+}
+
+Result<Rows> Conn::checked(Rows rows) const {
   const ExecStatusType st = PQresultStatus(rows.res_.get());
   if (!rows.res_ || (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK))
     return error("query", rows.res_.get());
@@ -193,12 +196,9 @@ Result<Rows> Conn::query(const std::string& sql, const Params& params) {
   values.reserve(params.values_.size());
   for (const auto& v : params.values_) values.push_back(v ? v->c_str() : nullptr);
   may_have_committed_ = PQtransactionStatus(conn_.get()) == PQTRANS_IDLE;
-  Rows rows(PQexecPrepared(conn_.get(), it->second.c_str(), static_cast<int>(values.size()),
-                           values.data(), nullptr, nullptr, 0));
-  const ExecStatusType st = PQresultStatus(rows.res_.get());
-  if (!rows.res_ || (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK))
-    return error("query", rows.res_.get());
-  return rows;
+  return checked(
+      Rows(PQexecPrepared(conn_.get(), it->second.c_str(), static_cast<int>(values.size()),
+                          values.data(), nullptr, nullptr, 0)));
 }
 
 // ---- Tx ----

@@ -102,8 +102,10 @@ class Conn {
     void operator()(PGconn* c) const { PQfinish(c); }
   };
   Conn() = default;
-  Status open();
+  Status establish();
   tl::unexpected<Error> error(const std::string& what, const PGresult* res) const;
+  // `rows` if the statement succeeded, else its error.
+  Result<Rows> checked(Rows rows) const;
 
   std::unique_ptr<PGconn, Finish> conn_;
   std::string url_;

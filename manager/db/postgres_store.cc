@@ -528,17 +528,11 @@ class PostgresStore final : public Store {
       v.group = u.str(0, 1);
       return v;
     }
-    Rows q = MAMORI_TRY(
-        conn_.query("SELECT revoked, expires_at_ns, uses_left FROM tokens WHERE secret_hash = $1",
-                    Params().add(secret_hash)));
-    if (q.size() == 0)
-      v.refusal = TokenRefusal::kUnknown;
-    else if (q.boolean(0, 0))
-      v.refusal = TokenRefusal::kRevoked;
-    else if (!q.is_null(0, 1) && q.int64(0, 1) <= now_ns)
-      v.refusal = TokenRefusal::kExpired;
-    else
-      v.refusal = TokenRefusal::kUsedUp;
+    Rows q =
+        MAMORI_TRY(conn_.query("SELECT revoked, expires_at_ns FROM tokens WHERE secret_hash = $1",
+                               Params().add(secret_hash)));
+    v.refusal = q.size() == 0 ? TokenRefusal::kUnknown
+                              : token_refusal(q.boolean(0, 0), q.opt_int64(0, 1), now_ns);
     return v;
   }
 

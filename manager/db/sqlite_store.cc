@@ -408,19 +408,14 @@ class SqliteStore final : public Store {
       MAMORI_TRY(u->run());  // finish the statement
       return v;
     }
-    Stmt* q = MAMORI_TRY(
-        db_.cached("SELECT revoked, expires_at_ns, uses_left FROM tokens WHERE secret_hash = ?"));
+    Stmt* q =
+        MAMORI_TRY(db_.cached("SELECT revoked, expires_at_ns FROM tokens WHERE secret_hash = ?"));
     q->bind_text(1, secret_hash);
     if (!MAMORI_TRY(q->step())) {
       v.refusal = TokenRefusal::kUnknown;
       return v;
     }
-    if (q->int64(0) != 0)
-      v.refusal = TokenRefusal::kRevoked;
-    else if (!q->is_null(1) && q->int64(1) <= now_ns)
-      v.refusal = TokenRefusal::kExpired;
-    else
-      v.refusal = TokenRefusal::kUsedUp;
+    v.refusal = token_refusal(q->int64(0) != 0, opt_int(*q, 1), now_ns);
     q->reset();
     return v;
   }

@@ -24,6 +24,12 @@ std::string_view to_string(TokenRefusal r) {
   return "unknown";
 }
 
+TokenRefusal token_refusal(bool revoked, std::optional<int64_t> expires_at_ns, int64_t now_ns) {
+  if (revoked) return TokenRefusal::kRevoked;
+  if (expires_at_ns && *expires_at_ns <= now_ns) return TokenRefusal::kExpired;
+  return TokenRefusal::kUsedUp;
+}
+
 std::string_view to_string(AgentStatus s) {
   switch (s) {
     case AgentStatus::kEnrolled:

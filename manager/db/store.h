@@ -67,6 +67,10 @@ enum class TokenRefusal {
 // "unknown", "revoked", "expired", "used-up" (kNone: "accepted").
 std::string_view to_string(TokenRefusal r);
 
+// Why a token that a conditional use did not take was refused, for the implementations:
+// revoked first, then expired (expires_at_ns <= now_ns), else used up.
+TokenRefusal token_refusal(bool revoked, std::optional<int64_t> expires_at_ns, int64_t now_ns);
+
 struct TokenVerdict {
   TokenRefusal refusal = TokenRefusal::kNone;
   int64_t token_id = 0;  // set when accepted
