@@ -1,10 +1,11 @@
-// The Store contract, run against every implementation (a value-parameterized suite over
-// the backend). SQLite always runs. PostgreSQL runs only when MAMORI_TEST_POSTGRES_URL
-// names a server (postgresql://user:password@127.0.0.1:PORT/db, the user owning db):
+// The Store contract, run against every implementation (a value-parameterized suite
+// over the backend). SQLite always runs. PostgreSQL runs only when
+// MAMORI_TEST_POSTGRES_URL names a server (postgresql://user:password@HOST:PORT/db, TCP
+// with a password, the user owning db and not a superuser):
 // tests/integration/manager_postgres_store_test.sh starts a throwaway one and sets it.
 // Without the variable the PostgreSQL instances are not generated at all (not skipped),
-// so they cannot pass without having run; that script fails if none ran. Each PostgreSQL
-// test works in a schema of its own, dropped afterwards.
+// so they cannot pass without having run; that script fails if none ran. Each
+// PostgreSQL test works in a schema of its own, dropped afterwards.
 
 #include "manager/db/store.h"
 
@@ -585,16 +586,22 @@ TEST_P(StoreTest, NewerSchemaIsRefused) {
 
 class PostgresStoreTest : public StoreTest {
  protected:
-  // The URL's password (the integration test's URL has one).
-  static std::string password() {
+  // A connection parameter of the URL ("password", "user", "host", "port", "dbname").
+  static std::string url_option(std::string_view key) {
     char* err = nullptr;
     PQconninfoOption* opts = PQconninfoParse(postgres_base_url().c_str(), &err);
     PQfreemem(err);
-    std::string pw;
+    std::string value;
     for (PQconninfoOption* o = opts; o && o->keyword; ++o)
-      if (std::string_view(o->keyword) == "password" && o->val) pw = o->val;
+      if (key == o->keyword && o->val) value = o->val;
     PQconninfoFree(opts);
-    return pw;
+    return value;
+  }
+  static std::string password() { return url_option("password"); }
+  // How errors name the database: user@host:port/dbname.
+  static std::string database_name() {
+    return url_option("user") + "@" + url_option("host") + ":" + url_option("port") + "/" +
+           url_option("dbname");
   }
   // The server pids of this test's store connections.
   std::vector<int64_t> store_backends() {
@@ -626,7 +633,7 @@ TEST_P(PostgresStoreTest, WrongPasswordIsAnAuthenticationError) {
   ASSERT_FALSE(s);
   const std::string msg = s.error().message();
   EXPECT_NE(msg.find("authentication failed"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("mamori@127.0.0.1:"), std::string::npos) << "names the database: " << msg;
+  EXPECT_NE(msg.find(database_name()), std::string::npos) << "names the database: " << msg;
   EXPECT_EQ(msg.find(pw), std::string::npos) << "shows no password: " << msg;
 }
 
@@ -677,7 +684,7 @@ TEST_P(PostgresStoreTest, ReconnectingOnceThenAnErrorAndTheNextCallRecovers) {
   std::string msg = r.error().message();
   EXPECT_NE(msg.find("reconnecting failed"), std::string::npos) << msg;
   EXPECT_NE(msg.find("too many connections"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("mamori@127.0.0.1:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(database_name()), std::string::npos) << msg;
   EXPECT_EQ(msg.find(password()), std::string::npos) << msg;
   auto again = s->find_agent("k");
   ASSERT_FALSE(again) << "each call tries once more";
