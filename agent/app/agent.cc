@@ -24,6 +24,8 @@
 #include "agent/control/handlers.h"
 #include "agent/guard/guard.h"
 #include "agent/heal/healer.h"
+#include "agent/link/link.h"
+#include "agent/link/outflow.h"
 #include "agent/logwatch/logwatch.h"
 #include "agent/sinks/sink_set.h"
 #include "agent/watch/fanotify/fanotify_watcher.h"
@@ -100,13 +102,14 @@ class Agent::Impl {
     Status (Impl::*run)();
   };
   // A function: the member pointers need the class complete.
-  static const std::array<Step, 13>& steps() {
-    static constexpr std::array<Step, 13> kSteps = {{
+  static const std::array<Step, 14>& steps() {
+    static constexpr std::array<Step, 14> kSteps = {{
         {"listen", &Impl::listen},
         {"open_state", &Impl::open_state},
         {"load_origin", &Impl::load_origin},
         {"open_outbox", &Impl::open_outbox},
         {"start_sinks", &Impl::start_sinks},
+        {"start_link", &Impl::start_link},
         {"open_evidence", &Impl::open_evidence},
         {"open_heal", &Impl::open_heal},
         {"open_roots", &Impl::open_roots},
@@ -154,7 +157,8 @@ class Agent::Impl {
     emit_lifecycle(proto::action::kAgentStopped, "stopped");
     flush();
     publisher_->drain();
-    sinks_->stop();  // one last delivery attempt each, in parallel
+    sinks_->stop();            // one last delivery attempt each, in parallel
+    if (link_) link_->stop();  // what is written, then bye (bounded)
     return code;
   }
 
@@ -206,8 +210,42 @@ class Agent::Impl {
         }));
     publisher_.emplace(
         *outbox_, *origin_, [](const Error& e) { log("event log: " + e.message()); },
-        [this] { sinks_->notify(); });
+        [this] {
+          sinks_->notify();
+          // Set by start_link, the next step, before anything is published.
+          if (link_) link_->notify();
+        });
     observed_.emplace(*publisher_, [this](const event::Event& e) { observe(e); });
+    return ok();
+  }
+
+  // The manager link (agent/link/link.h), when [manager] names one: its cursor is
+  // registered here, before anything more is written, and it enrolls and connects in the
+  // background (the guard never waits for the manager). Without [manager], the cursor
+  // of an earlier configuration goes, so it holds no segment.
+  Status start_link() {
+    const auto& m = config_.manager;
+    if (m.url.empty() && m.token_file.empty()) {
+      if (auto st = link::Outflow::remove(outbox_->dir()); !st) log(st.error().message());
+      return ok();
+    }
+    link::LinkOptions o;
+    o.url = m.url;
+    o.token_file = m.token_file;
+    o.state_dir = config_.state_dir;
+    o.outbox_dir = outbox_->dir();
+    o.start_sequence = outbox_->next_sequence();
+    const auto& f = origin_->fields();
+    o.agent_id = f.agent_id;
+    o.agent_name = f.agent_name;
+    o.agent_version = f.agent_version;
+    o.hostname = f.host_hostname;
+    for (const auto& rc : config_.roots) o.roots.push_back({rc.path, rc.mode, false});
+    // The sealed root hash: the catalog's own verify (check_own_state) runs later.
+    if (auto h = state_->catalog.stored_root_hash(); h && *h) o.baseline_root_hash = (*h)->hex();
+    o.log = [](const std::string& line) { log(line); };
+    link_ = MAMORI_TRY(link::Link::create(env_, std::move(o)));
+    link_->start();
     return ok();
   }
 
@@ -244,7 +282,7 @@ class Agent::Impl {
                                          o.quota_dropped_security, o.export_behind}};
         },
         [this] { flush(); }, [](const std::string& line) { log(line); }, config_.agent.event_log,
-        started_ns_});
+        started_ns_, [this] { return link_ ? link_->status() : proto::ManagerLinkStatus{}; }});
     return ok();
   }
 
@@ -443,17 +481,18 @@ class Agent::Impl {
     auto last_verify = start;
     std::vector<watch::Change> changes;
     while (true) {
-      pollfd fds[5] = {{watcher_->fd(), POLLIN, 0},
+      pollfd fds[6] = {{watcher_->fd(), POLLIN, 0},
                        {server_->fd(), POLLIN, 0},
                        {sig.get(), POLLIN, 0},
                        {timer.get(), POLLIN, 0},
-                       {options_.stop_fd, POLLIN, 0}};  // fd -1: ignored by poll
+                       {options_.stop_fd, POLLIN, 0},  // fd -1: ignored by poll
+                       {link_ ? link_->command_fd() : -1, POLLIN, 0}};
       // Evidence waits for its writer to go quiet (guard.h): wake up to take it.
       int timeout_ms = -1;
       if (auto due = guard_->next_capture_ns())
         timeout_ms =
             static_cast<int>(std::max<int64_t>(1, (*due - env_.clock().now_ns()) / 1'000'000));
-      if (::poll(fds, 5, timeout_ms) < 0) {
+      if (::poll(fds, 6, timeout_ms) < 0) {
         if (errno == EINTR) continue;
         log(fmt::format("poll: {}", std::strerror(errno)));
         return kExitFailed;
@@ -471,6 +510,9 @@ class Agent::Impl {
       }
       if (fds[1].revents & POLLIN)
         server_->serve_one([&](const nlohmann::json& r) { return handlers_->serve(r); });
+      // The manager's commands: the same handlers as the socket's, on this thread.
+      if (fds[5].revents & POLLIN)
+        link_->serve_commands([&](const nlohmann::json& r) { return handlers_->serve(r); });
       if (fds[2].revents & POLLIN) {
         signalfd_siginfo si{};
         while (::read(sig.get(), &si, sizeof si) == sizeof si) {
@@ -491,6 +533,7 @@ class Agent::Impl {
         (void)::read(timer.get(), &ticks, sizeof ticks);
         guard_->tick();
         healer_->tick();
+        if (link_) link_->set_healthy(healer_->healthy());
         end_abandoned_deploy();
         const auto now = env_.clock().monotonic();
         const auto interval = std::chrono::seconds(config_.agent.verify_interval_s);
@@ -518,6 +561,7 @@ class Agent::Impl {
   std::optional<event::Origin> origin_;  // before outbox_: the outbox stamps with it
   std::optional<outbox::Outbox> outbox_;
   std::unique_ptr<sinks::SinkSet> sinks_;    // notified by the publisher: outlives it
+  std::unique_ptr<link::Link> link_;         // the same; null without [manager]
   std::optional<AsyncPublisher> publisher_;  // after outbox_: destroyed (drained) first
   std::optional<ObservingPublisher> observed_;
   std::unique_ptr<heal::Healer> healer_;

@@ -10,6 +10,9 @@
 //   open_outbox     the event outbox (STATE/outbox) and its ECS export agent.event_log
 //   start_sinks     a follower per [[sink]], before anything is written, so a new sink
 //                   starts with this run's first event
+//   start_link      the manager link ([manager] url/token_file, agent/link/link.h): its
+//                   outbox cursor registered like a new sink's; it enrolls and connects
+//                   on its own thread, never holding up start-up or guarding
 //   open_evidence   the evidence store
 //   open_heal       the heal state (an unhealthy node stays out of rotation) and its
 //                   actions: health file, health endpoint
@@ -21,7 +24,8 @@
 //   start_logwatch  the access-log tailer and its bans ([[log]])
 //   serve_control   the control commands (agent/control/handlers.h) over all of the above
 //   notify_ready    agent-started, sd_notify READY=1 (systemd Type=notify)
-// Then one thread loops: watcher events -> guard, control requests, a 1 s tick
+// Then one thread loops: watcher events -> guard, control requests (the socket's and the
+// manager's, through the same handlers), a 1 s tick
 // (summaries, heal, watchdog, scheduled verify with a check of mamori's own baseline),
 // SIGTERM/SIGINT to stop, SIGHUP to reopen the event log (the sinks follow it).
 

@@ -79,6 +79,7 @@ proto::StatusDocument Handlers::status() const {
       c.events,    c.summarised,         c.storms,        c.verifies, s_.watcher.overflows(),
       log.dropped, log.dropped_security, log.writer_waits};
   d.outbox = log.outbox;
+  if (s_.manager_link) d.manager = s_.manager_link();
   return d;
 }
 

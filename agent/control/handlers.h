@@ -46,6 +46,8 @@ struct Services {
   std::function<void(const std::string&)> log;
   std::string event_log;
   int64_t started_ns = 0;
+  // The manager link's state (agent/link/link.h); unset: disabled.
+  std::function<proto::ManagerLinkStatus()> manager_link;
 };
 
 class Handlers {

@@ -259,7 +259,11 @@ DESCRIPTION
       load_origin     the agent's id (STATE/agent-id, made at the first start; a
                       corrupt one stops the agent: delete it to start over)
       open_outbox     the event outbox (STATE/outbox) and its export agent.event_log,
-                      then the evidence store
+                      then the [[sink]]s
+      start_link      the manager link ([manager] url, token_file): enrolls once
+                      (STATE/manager.json, 0600) and streams events to the manager
+                      in the background; an unreachable manager never stops the
+                      agent (docs/manager.md)
       open_roots      every configured root; each must have a baseline ('init')
       start_watchers  fanotify (one filesystem mark; reports who wrote), else inotify
       verify_roots    every root against its baseline, acting by its mode: what

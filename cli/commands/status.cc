@@ -125,6 +125,16 @@ int run_status(App& app) {
                   w["logs"].size(), fmt::format("{}", w["lines"].get<uint64_t>()).c_str(),
                   fmt::format("{}", w["bans"].get<uint64_t>()).c_str(),
                   fmt::format("{}", w["ban_failures"].get<uint64_t>()).c_str());
+    if (const auto m = a.value("manager", nlohmann::json());
+        m.is_object() && m.value("state", "") != "disabled") {
+      const std::string error = m.value("last_error", std::string());
+      std::printf("manager    %s %s: %s events sent, %s acknowledged%s\n",
+                  m.value("state", std::string()).c_str(),
+                  escape(m.value("url", std::string())).c_str(),
+                  fmt::format("{}", m.value("events_sent", uint64_t{0})).c_str(),
+                  fmt::format("{}", m.value("events_acked", uint64_t{0})).c_str(),
+                  error.empty() ? "" : ("; last error: " + escape(error)).c_str());
+    }
     for (const auto& s : a.value("sinks", nlohmann::json::array()))
       std::printf("sink       %s (%s): %s delivered%s\n", s["name"].get<std::string>().c_str(),
                   s["type"].get<std::string>().c_str(),

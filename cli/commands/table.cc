@@ -23,7 +23,8 @@
   X(heal)                  \
   X(logs)                  \
   X(bans)                  \
-  X(events)
+  X(events)                \
+  X(manager)
 
 namespace mamori::cli {
 

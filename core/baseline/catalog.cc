@@ -256,8 +256,11 @@ Result<uint64_t> Catalog::count(int64_t root_id) {
 
 Result<Catalog::Reclaimable> Catalog::reclaimable() {
   auto q = MAMORI_TRY(
-      db_.prepare("SELECT count(*), coalesce(sum(stored_size), 0) FROM objects o WHERE NOT EXISTS"
-                  " (SELECT 1 FROM entries e WHERE e.sha256 = o.sha256)"));
+      // NOT IN over the subquery: SQLite builds one temporary index of the live digests.
+      // (A correlated NOT EXISTS scans every entry per object: entries has no index on
+      // sha256, and 20,000 files made `mamori status` take a minute.)
+      db_.prepare("SELECT count(*), coalesce(sum(stored_size), 0) FROM objects WHERE sha256"
+                  " NOT IN (SELECT sha256 FROM entries WHERE sha256 IS NOT NULL)"));
   MAMORI_TRY(q.step());
   Reclaimable r{static_cast<uint64_t>(q.int64(0)), static_cast<uint64_t>(q.int64(1))};
   q.reset();

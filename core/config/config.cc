@@ -40,7 +40,7 @@ class Loader {
     TomlTable top = reader_.top();
     c.source = reader_.file();
     if (!top.only_keys({"state_dir", "jobs", "compression_level", "root", "agent", "sink", "heal",
-                        "log", "logwatch", "ban"}) ||
+                        "log", "logwatch", "ban", "manager"}) ||
         !top.optional("state_dir", c.state_dir) || !top.optional("jobs", c.jobs, 0u, 1024u) ||
         !top.optional("compression_level", c.compression_level, -7, 19) ||
         !absolute_path(top, "state_dir", c.state_dir))
@@ -80,10 +80,11 @@ class Loader {
       c.logs.push_back(std::move(log));
     }
 
-    std::optional<TomlTable> logwatch, ban, heal;
+    std::optional<TomlTable> logwatch, ban, heal, manager;
     return top.table("logwatch", logwatch) && (!logwatch || load_logwatch(*logwatch, c.logwatch)) &&
            top.table("ban", ban) && (!ban || load_ban(*ban, c.ban)) && top.table("heal", heal) &&
-           (!heal || load_heal(*heal, c));
+           (!heal || load_heal(*heal, c)) && top.table("manager", manager) &&
+           (!manager || load_manager(*manager, c.manager));
   }
 
  private:
@@ -285,6 +286,42 @@ class Loader {
       return t.fail("nft_table", "value",
                     "must be 1-32 lower-case letters, digits or '_', not " + quote(b.nft_table));
     return true;
+  }
+
+  bool load_manager(TomlTable& t, ManagerConfig& m) {
+    if (!t.only_keys({"listen", "state_dir", "database", "public_url", "heartbeat", "lost_after",
+                      "max_agents", "url", "token_file"}) ||
+        !t.optional("listen", m.listen) || !t.optional("state_dir", m.state_dir) ||
+        !absolute_path(t, "state_dir", m.state_dir) || !t.optional("database", m.database) ||
+        !t.optional("public_url", m.public_url) ||
+        !t.optional("heartbeat", m.heartbeat_s, 1u, 3600u) ||
+        !t.optional("lost_after", m.lost_after_s, 2u, 86400u) ||
+        !t.optional("max_agents", m.max_agents, 1u, 1000000u) || !t.optional("url", m.url) ||
+        !t.optional("token_file", m.token_file))
+      return false;
+    const size_t colon = m.listen.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == m.listen.size() ||
+        m.listen.find_first_not_of("0123456789", colon + 1) != std::string::npos)
+      return t.fail("listen", "value",
+                    "must be HOST:PORT (\"0.0.0.0:8443\", \"[::]:8443\"), not " + quote(m.listen));
+    // Not quoted back: a PostgreSQL URL may carry a password.
+    if (!m.database.starts_with("sqlite:///") && !m.database.starts_with("postgresql://") &&
+        !m.database.starts_with("postgres://"))
+      return t.fail("database", "value",
+                    "must be sqlite:///ABSOLUTE/PATH.db or postgresql://USER@HOST/DBNAME (a "
+                    "libpq URL), not a URL of another scheme");
+    if (m.lost_after_s <= m.heartbeat_s)
+      return t.fail("lost_after", "value",
+                    fmt::format("must be longer than heartbeat ({} s): a live agent would be lost "
+                                "between two heartbeats",
+                                m.heartbeat_s));
+    for (const auto* key : {"public_url", "url"}) {
+      const std::string& u = std::string_view(key) == "url" ? m.url : m.public_url;
+      if (!u.empty() && (!u.starts_with("https://") || u.size() <= 8 ||
+                         u.find_first_of(" \t\r\n\"") != std::string::npos))
+        return t.fail(key, "value", "must be https://HOST:PORT, not " + quote(u));
+    }
+    return m.token_file.empty() || absolute_path(t, "token_file", m.token_file);
   }
 
   bool load_heal(TomlTable& t, Config& c) {

@@ -153,6 +153,22 @@ struct BanConfig {
   uint32_t max_prefix_bans = 1000;
 };
 
+// [manager]: the manager's own keys (`mamori manager`) and the agent's link to one.
+struct ManagerConfig {
+  // The manager (`mamori manager`, docs/manager.md).
+  std::string listen = "0.0.0.0:8443";                // HOST:PORT of its HTTPS/WebSocket
+  std::string state_dir = "/var/lib/mamori-manager";  // certificate, key, outbox, cursors
+  std::string database = "sqlite:///var/lib/mamori-manager/manager.db";
+  std::string public_url;       // what tokens carry; empty = https://<host name>:<port>
+  uint32_t heartbeat_s = 2;     // the agents' heartbeat interval (told in welcome)
+  uint32_t lost_after_s = 10;   // silence after which an agent is lost
+  uint32_t max_agents = 20000;  // connections at once
+  // The agent: the manager it reports to and the token it enrolls with (both empty = no
+  // manager).
+  std::string url;         // https://HOST:PORT
+  std::string token_file;  // absolute; its first line is the token
+};
+
 struct Config {
   std::string source;  // the file it came from, for messages
   std::string state_dir = "/var/lib/mamori";
@@ -165,6 +181,7 @@ struct Config {
   std::vector<LogConfig> logs;
   LogwatchConfig logwatch;
   BanConfig ban;
+  ManagerConfig manager;
 };
 
 // Loading reports the first problem as a LoadError with a code "config.*"

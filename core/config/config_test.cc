@@ -242,5 +242,66 @@ max_ttl = 86400
   EXPECT_EQ(error_of("[ban]\nnft_table = \"Bad Name\"\n").key, "ban.nft_table");
 }
 
+TEST(Config, ManagerDefaultsAndKeys) {
+  auto c = parse_config("", "m.toml");
+  ASSERT_TRUE(c) << c.error().text();
+  EXPECT_EQ(c->manager.listen, "0.0.0.0:8443");
+  EXPECT_EQ(c->manager.state_dir, "/var/lib/mamori-manager");
+  EXPECT_EQ(c->manager.database, "sqlite:///var/lib/mamori-manager/manager.db");
+  EXPECT_EQ(c->manager.public_url, "");
+  EXPECT_EQ(c->manager.heartbeat_s, 2u);
+  EXPECT_EQ(c->manager.lost_after_s, 10u);
+  EXPECT_EQ(c->manager.max_agents, 20000u);
+  EXPECT_EQ(c->manager.url, "");
+  EXPECT_EQ(c->manager.token_file, "");
+
+  c = parse_config(R"(
+[manager]
+listen = "127.0.0.1:9443"
+state_dir = "/srv/mm/"
+database = "sqlite:///srv/mm/m.db"
+public_url = "https://mgr.example:9443"
+heartbeat = 1
+lost_after = 3
+max_agents = 5
+url = "https://mgr.example:9443"
+token_file = "/etc/mamori/token"
+)",
+                   "m.toml");
+  ASSERT_TRUE(c) << c.error().text();
+  EXPECT_EQ(c->manager.listen, "127.0.0.1:9443");
+  EXPECT_EQ(c->manager.state_dir, "/srv/mm");
+  EXPECT_EQ(c->manager.database, "sqlite:///srv/mm/m.db");
+  EXPECT_EQ(c->manager.public_url, "https://mgr.example:9443");
+  EXPECT_EQ(c->manager.heartbeat_s, 1u);
+  EXPECT_EQ(c->manager.lost_after_s, 3u);
+  EXPECT_EQ(c->manager.max_agents, 5u);
+  EXPECT_EQ(c->manager.url, "https://mgr.example:9443");
+  EXPECT_EQ(c->manager.token_file, "/etc/mamori/token");
+
+  for (const char* url : {"postgresql://mamori:pw@db.example:5432/mamori?sslmode=verify-full",
+                          "postgres:///mamori?host=/run/postgresql"}) {
+    c = parse_config(std::string("[manager]\ndatabase = \"") + url + "\"\n", "m.toml");
+    ASSERT_TRUE(c) << c.error().text();
+    EXPECT_EQ(c->manager.database, url);
+  }
+}
+
+TEST(Config, ManagerMistakesAreNamed) {
+  EXPECT_EQ(error_of("[manager]\nlisten = \"8443\"\n").key, "manager.listen");
+  EXPECT_EQ(error_of("[manager]\nlisten = \"h:x\"\n").key, "manager.listen");
+  EXPECT_EQ(error_of("[manager]\ndatabase = \"mysql://x\"\n").key, "manager.database");
+  EXPECT_EQ(error_of("[manager]\ndatabase = \"sqlite://rel.db\"\n").key, "manager.database");
+  const LoadError e = error_of("[manager]\ndatabase = \"mysql://u:pw-secret@x/db\"\n");
+  EXPECT_EQ(e.text().find("pw-secret"), std::string::npos) << "no password echoed: " << e.text();
+  EXPECT_EQ(error_of("[manager]\nheartbeat = 5\nlost_after = 5\n").key, "manager.lost_after");
+  EXPECT_EQ(error_of("[manager]\nurl = \"http://m:1\"\n").key, "manager.url");
+  EXPECT_EQ(error_of("[manager]\npublic_url = \"m:1\"\n").key, "manager.public_url");
+  EXPECT_EQ(error_of("[manager]\ntoken_file = \"token\"\n").key, "manager.token_file");
+  EXPECT_EQ(error_of("[manager]\nstate_dir = \"rel\"\n").key, "manager.state_dir");
+  EXPECT_EQ(error_of("[manager]\nmax_agents = 0\n").key, "manager.max_agents");
+  EXPECT_EQ(error_of("[manager]\nlisen = \"h:1\"\n").code, "config.unknown_key");
+}
+
 }  // namespace
 }  // namespace mamori::config

@@ -173,6 +173,13 @@ const std::vector<ActionInfo>& known_actions() {
       {action::kIpBanned, "mamori.logwatch"},
       {action::kIpUnbanned, "mamori.logwatch"},
       {action::kTamperAttributed, "mamori.logwatch"},
+      // The manager (manager/server) about its agents; it also reports an agent's
+      // orderly stop as agent-stopped with dataset mamori.manager (dataset_allowed()).
+      {action::kAgentEnrolled, "mamori.manager"},
+      {action::kAgentLost, "mamori.manager"},
+      {action::kAgentRecovered, "mamori.manager"},
+      {action::kAgentDuplicate, "mamori.manager"},
+      {action::kBaselineChangedUnexpectedly, "mamori.manager"},
   };
   return kActions;
 }
@@ -181,6 +188,15 @@ std::string_view dataset_for(std::string_view action) {
   for (const auto& a : known_actions())
     if (a.action == action) return a.dataset;
   return {};
+}
+
+bool dataset_allowed(std::string_view action, std::string_view dataset) {
+  if (dataset == dataset_for(action)) return true;
+  // Made by hand (`mamori bans`); the manager's record of an agent's `bye`.
+  if (dataset == "mamori.ban")
+    return action == proto::action::kIpBanned || action == proto::action::kIpUnbanned;
+  if (dataset == "mamori.manager") return action == proto::action::kAgentStopped;
+  return false;
 }
 
 const std::vector<std::string_view>& known_datasets() {

@@ -75,6 +75,10 @@ struct ActionInfo {
 };
 const std::vector<ActionInfo>& known_actions();
 std::string_view dataset_for(std::string_view action);
+// Whether an event of `action` may carry `dataset`: its dataset_for(), or one of the few
+// second homes (ip-banned/ip-unbanned by hand: mamori.ban; agent-stopped reported by the
+// manager: mamori.manager).
+bool dataset_allowed(std::string_view action, std::string_view dataset);
 // Every dataset above, plus mamori.ban for bans made by hand (`mamori bans`).
 const std::vector<std::string_view>& known_datasets();
 

@@ -109,9 +109,15 @@ TEST(Origin, EveryKnownActionHasOneDatasetAndDatasetsAreListed) {
     EXPECT_TRUE(a.dataset.starts_with("mamori.")) << a.action;
   }
   EXPECT_EQ(dataset_for("nope"), "");
+  EXPECT_TRUE(dataset_allowed("agent-lost", "mamori.manager"));
+  EXPECT_TRUE(dataset_allowed("agent-stopped", "mamori.agent"));
+  EXPECT_TRUE(dataset_allowed("agent-stopped", "mamori.manager"));
+  EXPECT_TRUE(dataset_allowed("ip-banned", "mamori.ban"));
+  EXPECT_FALSE(dataset_allowed("agent-started", "mamori.manager"));
+  EXPECT_FALSE(dataset_allowed("agent-lost", "mamori.agent"));
   const auto& ds = known_datasets();
-  for (const std::string_view d :
-       {"mamori.guard", "mamori.agent", "mamori.heal", "mamori.logwatch", "mamori.ban"})
+  for (const std::string_view d : {"mamori.guard", "mamori.agent", "mamori.heal", "mamori.logwatch",
+                                   "mamori.ban", "mamori.manager"})
     EXPECT_NE(std::find(ds.begin(), ds.end(), d), ds.end()) << d;
 }
 

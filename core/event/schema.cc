@@ -168,9 +168,8 @@ std::vector<std::string> Schema::check(const nlohmann::json& event) const {
       problems.push_back(
           fmt::format("event.action: {} is not a known action (core/event/origin.cc)",
                       action->get<std::string>()));
-    } else if (dataset && dataset->is_string() && dataset->get<std::string>() != want &&
-               !(dataset->get<std::string>() == "mamori.ban" &&
-                 (*action == proto::action::kIpBanned || *action == proto::action::kIpUnbanned))) {
+    } else if (dataset && dataset->is_string() &&
+               !dataset_allowed(action->get<std::string>(), dataset->get<std::string>())) {
       problems.push_back(fmt::format("event.dataset: {} is not the dataset of {} ({})",
                                      dataset->get<std::string>(), action->get<std::string>(),
                                      want));

@@ -1,5 +1,7 @@
 #include "core/hash/sha256.h"
 
+#include <openssl/crypto.h>
+
 #include <cstdlib>
 
 namespace mamori::hash {
@@ -72,6 +74,10 @@ Digest sha256(std::span<const uint8_t> data) {
 Digest sha256(std::string_view data) {
   return sha256(
       std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+}
+
+bool equal_constant_time(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace mamori::hash

@@ -59,4 +59,8 @@ class Sha256 {
 Digest sha256(std::span<const uint8_t> data);
 Digest sha256(std::string_view data);
 
+// Whether a == b, in time that depends only on the lengths (which, for the hashes and
+// fingerprints compared with it, are public): for secrets and their hashes.
+bool equal_constant_time(std::string_view a, std::string_view b);
+
 }  // namespace mamori::hash

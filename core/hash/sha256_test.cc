@@ -28,5 +28,12 @@ TEST(Digest, HexRoundTripAndErrors) {
   EXPECT_FALSE(Digest::from_bytes("short"));
 }
 
+TEST(Sha256, EqualConstantTime) {
+  EXPECT_TRUE(equal_constant_time("abc", "abc"));
+  EXPECT_FALSE(equal_constant_time("abc", "abd"));
+  EXPECT_FALSE(equal_constant_time("abc", "abcd"));
+  EXPECT_TRUE(equal_constant_time("", ""));
+}
+
 }  // namespace
 }  // namespace mamori::hash

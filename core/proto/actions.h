@@ -55,22 +55,61 @@ inline constexpr std::string_view kIpBanned = "ip-banned";
 inline constexpr std::string_view kIpUnbanned = "ip-unbanned";
 // A request tied to a file the guard acted on (mamori.related_event names that event).
 inline constexpr std::string_view kTamperAttributed = "tamper-attributed";
+// The manager (dataset mamori.manager) about the agents it manages: the agent is named
+// by mamori.managed_agent.*. An orderly stop (the agent's `bye`) is kAgentStopped with
+// event.dataset mamori.manager.
+inline constexpr std::string_view kAgentEnrolled = "agent-enrolled";
+inline constexpr std::string_view kAgentLost = "agent-lost";
+inline constexpr std::string_view kAgentRecovered = "agent-recovered";
+inline constexpr std::string_view kAgentDuplicate = "agent-duplicate";
+inline constexpr std::string_view kBaselineChangedUnexpectedly = "baseline-changed-unexpectedly";
 // Not an event in the outbox: the action a ban hook's payload names when a ban expires
 // (docs/bans.md).
 inline constexpr std::string_view kBanExpired = "ban-expired";
 
 // Every action above, for the schema's enum and for tests that an emitted action is known.
-inline constexpr std::array kAllActions = {
-    kFileRestored,      kFileRepaired,       kFileReplaced,       kFileQuarantined,
-    kFileAllowed,       kFileChanged,        kFileCreated,        kFileDeleted,
-    kFileRestoreFailed, kFileUnreadable,     kFileAllowedSummary, kFileRestoreRepeated,
-    kTamperStorm,       kTamperStormSummary, kTamperStormEnded,   kWatchOverflow,
-    kEvidenceFailed,    kEvidencePruned,     kAgentStarted,       kAgentStopped,
-    kStateFailed,       kModeChanged,        kDeployStarted,      kDeployEnded,
-    kDeployAbandoned,   kEventsDropped,      kNodeUnhealthy,      kNodeHealthy,
-    kHookRan,           kHookFailed,         kHealthActionFailed, kIpBanned,
-    kIpUnbanned,        kBanExpired,         kOutboxDropped,      kSinkGap,
-    kTamperAttributed};
+inline constexpr std::array kAllActions = {kFileRestored,
+                                           kFileRepaired,
+                                           kFileReplaced,
+                                           kFileQuarantined,
+                                           kFileAllowed,
+                                           kFileChanged,
+                                           kFileCreated,
+                                           kFileDeleted,
+                                           kFileRestoreFailed,
+                                           kFileUnreadable,
+                                           kFileAllowedSummary,
+                                           kFileRestoreRepeated,
+                                           kTamperStorm,
+                                           kTamperStormSummary,
+                                           kTamperStormEnded,
+                                           kWatchOverflow,
+                                           kEvidenceFailed,
+                                           kEvidencePruned,
+                                           kAgentStarted,
+                                           kAgentStopped,
+                                           kStateFailed,
+                                           kModeChanged,
+                                           kDeployStarted,
+                                           kDeployEnded,
+                                           kDeployAbandoned,
+                                           kEventsDropped,
+                                           kNodeUnhealthy,
+                                           kNodeHealthy,
+                                           kHookRan,
+                                           kHookFailed,
+                                           kHealthActionFailed,
+                                           kIpBanned,
+                                           kIpUnbanned,
+                                           kBanExpired,
+                                           kOutboxDropped,
+                                           kSinkGap,
+                                           kTamperAttributed,
+                                           kAgentEnrolled,
+                                           kAgentLost,
+                                           kAgentRecovered,
+                                           kAgentDuplicate,
+                                           kBaselineChangedUnexpectedly};
 
 }  // namespace mamori::proto::action
 

@@ -24,6 +24,8 @@ constexpr std::array<config::SinkType, 3> kSinkTypes = {
     config::SinkType::kSyslog, config::SinkType::kSmtp, config::SinkType::kWebhook};
 constexpr std::array<HealAction, 3> kHealActions = {HealAction::kStatus, HealAction::kClear,
                                                     HealAction::kFail};
+constexpr std::array<LinkState, 4> kLinkStates = {LinkState::kDisabled, LinkState::kEnrolling,
+                                                  LinkState::kConnecting, LinkState::kConnected};
 constexpr std::array<ErrorCode, 7> kErrorCodes = {
     ErrorCode::kBadRequest,  ErrorCode::kUnsupportedVersion, ErrorCode::kUnknownCommand,
     ErrorCode::kBadArgument, ErrorCode::kUnknownRoot,        ErrorCode::kForbidden,
@@ -197,6 +199,20 @@ std::string_view heal_action_name(HealAction a) {
   return "status";
 }
 
+std::string_view link_state_name(LinkState s) {
+  switch (s) {
+    case LinkState::kDisabled:
+      return "disabled";
+    case LinkState::kEnrolling:
+      return "enrolling";
+    case LinkState::kConnecting:
+      return "connecting";
+    case LinkState::kConnected:
+      return "connected";
+  }
+  return "disabled";
+}
+
 std::string_view attribution_name(Attribution a) { return a == Attribution::kPid ? "pid" : "none"; }
 
 Command Request::command() const {
@@ -360,6 +376,17 @@ json to_json(const LogwatchStatus& l) {
           {"unbans", l.unbans}};
 }
 
+json to_json(const ManagerLinkStatus& m) {
+  return {{"state", std::string(link_state_name(m.state))},
+          {"url", m.url},
+          {"agent_key", m.agent_key},
+          {"last_error", m.last_error},
+          {"events_sent", m.events_sent},
+          {"events_acked", m.events_acked},
+          {"cursor", m.cursor},
+          {"commands", m.commands}};
+}
+
 json to_json(const OutboxStatus& o) {
   return {{"dir", o.dir},
           {"next_sequence", o.next_sequence},
@@ -492,6 +519,20 @@ StatusDocument read_status(Reader& r) {
       o.export_behind = x.count("export_behind");
       return o;
     });
+  // Absent from an agent older than the manager link.
+  if (r.has("manager"))
+    s.manager = read_nested<ManagerLinkStatus>(r, "manager", [](Reader& x) {
+      ManagerLinkStatus m;
+      m.state = x.one_of("state", kLinkStates, link_state_name, LinkState::kDisabled);
+      m.url = x.string("url");
+      m.agent_key = x.string("agent_key");
+      m.last_error = x.string("last_error");
+      m.events_sent = x.count("events_sent");
+      m.events_acked = x.count("events_acked");
+      m.cursor = x.count("cursor");
+      m.commands = x.count("commands");
+      return m;
+    });
   return s;
 }
 
@@ -547,7 +588,8 @@ json to_json(const StatusDocument& s) {
           {"sinks", sinks},
           {"logwatch", s.logwatch ? to_json(*s.logwatch) : json(nullptr)},
           {"counters", to_json(s.counters)},
-          {"outbox", to_json(s.outbox)}};
+          {"outbox", to_json(s.outbox)},
+          {"manager", to_json(s.manager)}};
 }
 
 json to_json(const Answer& a, int v) {

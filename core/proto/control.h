@@ -153,6 +153,20 @@ struct OutboxStatus {
   uint64_t export_behind = 0;  // records not yet in agent.event_log
 };
 
+// The agent's link to its manager (agent/link/link.h, docs/manager.md).
+enum class LinkState { kDisabled, kEnrolling, kConnecting, kConnected };
+std::string_view link_state_name(LinkState s);
+struct ManagerLinkStatus {
+  LinkState state = LinkState::kDisabled;  // disabled: no [manager] url/token_file
+  std::string url;                         // the manager's, "" until known
+  std::string agent_key;                   // this agent's identity there, "" before enrolling
+  std::string last_error;                  // why the last attempt failed, "" when none did
+  uint64_t events_sent = 0;                // since the agent started, resends included
+  uint64_t events_acked = 0;               // acknowledged as stored by the manager
+  uint64_t cursor = 0;    // the next event.sequence the manager has not acknowledged
+  uint64_t commands = 0;  // commands received from the manager
+};
+
 struct LogwatchStatus {
   std::vector<std::string> logs;
   uint64_t lines = 0;
@@ -181,6 +195,7 @@ struct StatusDocument {
   std::optional<LogwatchStatus> logwatch;  // null without [[log]]
   Counters counters;
   OutboxStatus outbox;
+  ManagerLinkStatus manager;  // absent from older agents: disabled
 };
 
 // Whether the agent can tell a deploy's writes from others' (its backend names writers).

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/proto/channel.h"
 #include "core/proto/control.h"
 
 namespace {
@@ -49,6 +50,7 @@ void examples() {
     s.heal.action_errors = {"health file: No such file or directory"};
     s.sinks = {{"mail", config::SinkType::kSmtp, 1, 2, 3, 4, 5, 6, 7, true, "connect: refused"}};
     s.outbox = {"/var/lib/mamori/outbox", 7, 1024, 1, 0, 3};
+    s.manager = {proto::LinkState::kConnected, "https://manager:8443", "a-key", "", 10, 8, 9, 1};
     s.logwatch = proto::LogwatchStatus{{"/var/log/nginx/access.log"}, 100, 1, 2, 0, 1};
     line("StatusAnswer", proto::to_json(Answer{proto::StatusAnswer{s, {}}}, v));
     line("StatusAnswer",
@@ -74,6 +76,26 @@ void examples() {
          proto::to_json(Answer{proto::decode_request(json{{"cmd", "mode"}}).error()}, v));
     line("ErrorAnswer", proto::to_json(Answer{proto::decode_request(json::array()).error()}, v));
   }
+
+  // The agent-manager protocol.
+  namespace ch = proto::channel;
+  const ch::AgentInfo agent{"6f1c0c1e-0000-4000-8000-000000000001", "web1", "0.12.0"};
+  const std::vector<ch::RootInfo> roots = {{"/srv/www", "restore"}};
+  line("EnrollRequest", ch::to_json(ch::EnrollRequest{"s", {"web1", "m"}, agent, roots, "ab"}));
+  line("EnrollAnswer", ch::to_json(ch::EnrollAnswer{"k", "c", 2, 10}));
+  line("EnrollError", ch::to_json(ch::EnrollError{std::string(ch::kBadToken), "revoked"}));
+  line("AgentMessage", ch::to_json(ch::Hello{agent, {"web1", ""}, roots, "ab", 7}));
+  line("AgentMessage", ch::to_json(ch::Events{
+                           {json{{"event", {{"id", "e1"}, {"sequence", 7}}}, {"message", "m"}}}}));
+  line("AgentMessage", ch::to_json(ch::Heartbeat{1, true}));
+  line("AgentMessage",
+       ch::to_json(ch::CommandResult{"c1", proto::to_json(Answer{proto::PingAnswer{}}, 2)}));
+  line("AgentMessage", ch::to_json(ch::Bye{}));
+  line("ManagerMessage", ch::to_json(ch::Welcome{2, 10}));
+  line("ManagerMessage", ch::to_json(ch::Ack{7}));
+  line("ManagerMessage",
+       ch::to_json(ch::Command{"c1", proto::to_json(proto::Request{2, proto::VerifyRequest{}})}));
+  line("ManagerMessage", ch::to_json(ch::Error{std::string(ch::kDuplicateIdentity), "x"}));
 }
 
 }  // namespace

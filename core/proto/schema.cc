@@ -4,6 +4,7 @@
 // fails proto_schema_test (real messages are validated with additionalProperties false).
 
 #include "core/proto/actions.h"
+#include "core/proto/channel.h"
 #include "core/proto/control.h"
 
 namespace mamori::proto {
@@ -67,11 +68,12 @@ json status_fields() {
           {"sinks", array_of(ref("SinkStatus"))},
           {"logwatch", {{"oneOf", json::array({ref("LogwatchStatus"), {{"type", "null"}}})}}},
           {"counters", ref("Counters")},
-          {"outbox", ref("OutboxStatus")}};
+          {"outbox", ref("OutboxStatus")},
+          {"manager", ref("ManagerLinkStatus")}};
 }
-const std::vector<std::string> kStatusRequired = {"pid",       "backend",  "started_at_ns", "roots",
-                                                  "event_log", "in_storm", "heal",          "sinks",
-                                                  "logwatch",  "counters", "outbox"};
+const std::vector<std::string> kStatusRequired = {
+    "pid",  "backend", "started_at_ns", "roots",    "event_log", "in_storm",
+    "heal", "sinks",   "logwatch",      "counters", "outbox",    "manager"};
 
 }  // namespace
 
@@ -174,6 +176,21 @@ json schema() {
                                 {"dir", "next_sequence", "quota_mb", "dropped_by_quota",
                                  "dropped_by_quota_security", "export_behind"},
                                 "the event outbox (STATE/outbox)");
+  defs["ManagerLinkStatus"] =
+      object({{"state", enum_of(std::array{link_state_name(LinkState::kDisabled),
+                                           link_state_name(LinkState::kEnrolling),
+                                           link_state_name(LinkState::kConnecting),
+                                           link_state_name(LinkState::kConnected)})},
+              {"url", str()},
+              {"agent_key", str()},
+              {"last_error", str()},
+              {"events_sent", count()},
+              {"events_acked", count()},
+              {"cursor", count()},
+              {"commands", count()}},
+             {"state", "url", "agent_key", "last_error", "events_sent", "events_acked", "cursor",
+              "commands"},
+             "the agent's link to its manager (docs/manager.md)");
   defs["LogwatchStatus"] =
       object({{"logs", strings()},
               {"lines", count()},
@@ -226,6 +243,8 @@ json schema() {
   defs["Answer"] = {
       {"anyOf", json::array({ref("ErrorAnswer"), ref("PingAnswer"), ref("StatusAnswer"),
                              ref("DeployPathsAnswer"), ref("HealAnswer")})}};
+  // The agent-manager protocol (its own version, docs/formats/manager-channel.md).
+  channel::add_schema_defs(defs);
 
   return {{"$schema", "https://json-schema.org/draft/2020-12/schema"},
           {"$id", "urn:mamori:control-protocol"},

@@ -77,7 +77,8 @@ CREATE TABLE baselines (
   agent_key TEXT COLLATE "C" NOT NULL,
   root_hash TEXT NOT NULL,
   at_ns BIGINT NOT NULL,
-  expected BOOLEAN NOT NULL
+  expected BOOLEAN NOT NULL,
+  next_sequence BIGINT NOT NULL
 );
 CREATE INDEX baselines_agent ON baselines (agent_key, at_ns);
 )sql",
@@ -357,7 +358,7 @@ class PostgresStore final : public Store {
   }
 
   Result<std::vector<EventRow>> query_events(const EventQuery& q) override {
-    // The SQL text varies only with which filters are set (at most 2^7 shapes, each
+    // The SQL text varies only with which filters are set (at most 2^8 shapes, each
     // prepared once); every value is a parameter.
     Params p;
     std::string sql =
@@ -381,6 +382,7 @@ class PostgresStore final : public Store {
     }
     if (q.source_ip) where(" AND source_ip = ", *q.source_ip);
     if (q.min_severity) where(" AND severity >= ", *q.min_severity);
+    if (q.min_sequence) where(" AND sequence >= ", *q.min_sequence);
     where(" ORDER BY row_id LIMIT ", std::clamp<int64_t>(q.limit, 0, kMaxQueryLimit));
     return call(Retry::kIdempotent, [&]() -> Result<std::vector<EventRow>> {
       Rows r = MAMORI_TRY(conn_.query(sql, p));
@@ -398,21 +400,29 @@ class PostgresStore final : public Store {
     return call(Retry::kOnce, [&]() -> Status {
       auto tx = MAMORI_TRY(Tx::begin(conn_));
       MAMORI_TRY(conn_.query(
-          "INSERT INTO baselines (agent_key, root_hash, at_ns, expected) VALUES ($1,$2,$3,$4)",
-          Params().add(b.agent_key).add(b.root_hash).add(b.at_ns).add(b.expected)));
+          "INSERT INTO baselines (agent_key, root_hash, at_ns, expected, next_sequence) "
+          "VALUES ($1, $2, $3, $4, $5)",
+          Params()
+              .add(b.agent_key)
+              .add(b.root_hash)
+              .add(b.at_ns)
+              .add(b.expected)
+              .add(b.next_sequence)));
       return tx.commit();
     });
   }
 
   Result<std::vector<BaselineRow>> baseline_history(std::string_view agent_key) override {
     return call(Retry::kIdempotent, [&]() -> Result<std::vector<BaselineRow>> {
-      Rows r = MAMORI_TRY(conn_.query(
-          "SELECT agent_key, root_hash, at_ns, expected FROM baselines WHERE agent_key = $1 "
-          "ORDER BY at_ns, id",
-          Params().add(agent_key)));
+      Rows r = MAMORI_TRY(
+          conn_.query("SELECT agent_key, root_hash, at_ns, expected, next_sequence FROM baselines "
+                      "WHERE agent_key = $1 "
+                      "ORDER BY at_ns, id",
+                      Params().add(agent_key)));
       std::vector<BaselineRow> out;
       for (int i = 0; i < r.size(); ++i)
-        out.push_back(BaselineRow{r.str(i, 0), r.str(i, 1), r.int64(i, 2), r.boolean(i, 3)});
+        out.push_back(
+            BaselineRow{r.str(i, 0), r.str(i, 1), r.int64(i, 2), r.boolean(i, 3), r.int64(i, 4)});
       return out;
     });
   }

@@ -67,7 +67,8 @@ CREATE TABLE baselines (
   agent_key TEXT NOT NULL,
   root_hash TEXT NOT NULL,
   at_ns INTEGER NOT NULL,
-  expected INTEGER NOT NULL
+  expected INTEGER NOT NULL,
+  next_sequence INTEGER NOT NULL
 );
 CREATE INDEX baselines_agent ON baselines (agent_key, at_ns);
 )sql",
@@ -285,6 +286,7 @@ class SqliteStore final : public Store {
     if (q.path_prefix) sql += " AND path >= ? AND path < ?";
     if (q.source_ip) sql += " AND source_ip = ?";
     if (q.min_severity) sql += " AND severity >= ?";
+    if (q.min_sequence) sql += " AND sequence >= ?";
     sql += " ORDER BY row LIMIT ?";
     Stmt s = MAMORI_TRY(db_.prepare(sql));
     int i = 1;
@@ -300,6 +302,7 @@ class SqliteStore final : public Store {
     }
     if (q.source_ip) s.bind_text(i++, *q.source_ip);
     if (q.min_severity) s.bind(i++, *q.min_severity);
+    if (q.min_sequence) s.bind(i++, *q.min_sequence);
     s.bind(i++, std::clamp<int64_t>(q.limit, 0, kMaxQueryLimit));
     std::vector<EventRow> out;
     while (MAMORI_TRY(s.step()))
@@ -309,23 +312,27 @@ class SqliteStore final : public Store {
   }
 
   Status record_baseline(const BaselineRow& b) override {
-    Stmt* s = MAMORI_TRY(db_.cached(
-        "INSERT INTO baselines (agent_key, root_hash, at_ns, expected) VALUES (?,?,?,?)"));
+    Stmt* s = MAMORI_TRY(
+        db_.cached("INSERT INTO baselines (agent_key, root_hash, at_ns, expected, next_sequence) "
+                   "VALUES (?,?,?,?,?)"));
     return s->bind_text(1, b.agent_key)
         .bind_text(2, b.root_hash)
         .bind(3, b.at_ns)
         .bind(4, b.expected ? 1 : 0)
+        .bind(5, b.next_sequence)
         .run();
   }
 
   Result<std::vector<BaselineRow>> baseline_history(std::string_view agent_key) override {
-    Stmt* s = MAMORI_TRY(db_.cached(
-        "SELECT agent_key, root_hash, at_ns, expected FROM baselines WHERE agent_key = ? "
-        "ORDER BY at_ns, id"));
+    Stmt* s = MAMORI_TRY(
+        db_.cached("SELECT agent_key, root_hash, at_ns, expected, next_sequence FROM baselines "
+                   "WHERE agent_key = ? "
+                   "ORDER BY at_ns, id"));
     s->bind_text(1, agent_key);
     std::vector<BaselineRow> out;
     while (MAMORI_TRY(s->step()))
-      out.push_back(BaselineRow{text(*s, 0), text(*s, 1), s->int64(2), s->int64(3) != 0});
+      out.push_back(
+          BaselineRow{text(*s, 0), text(*s, 1), s->int64(2), s->int64(3) != 0, s->int64(4)});
     return out;
   }
 

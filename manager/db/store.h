@@ -143,15 +143,16 @@ struct SequenceInfo {
 // Filters for query_events; every set field must match (AND). Results are ordered by
 // row id (arrival order), oldest first, at most `limit` rows after `after_row`.
 struct EventQuery {
-  std::optional<std::string> agent_key;
-  std::optional<int64_t> since_ns;         // @timestamp >= since_ns
-  std::optional<int64_t> until_ns;         // @timestamp < until_ns
-  std::optional<std::string> action;       // event.action, exact
-  std::optional<std::string> path_prefix;  // file.path starts with this (literal, no wildcards)
-  std::optional<std::string> source_ip;    // source.ip, exact
-  std::optional<int64_t> min_severity;     // event.severity >= this
-  int64_t after_row = 0;                   // paging: rows with row id > after_row
-  int64_t limit = 1000;                    // capped at 10000
+  std::optional<std::string> agent_key{};
+  std::optional<int64_t> since_ns{};         // @timestamp >= since_ns
+  std::optional<int64_t> until_ns{};         // @timestamp < until_ns
+  std::optional<std::string> action{};       // event.action, exact
+  std::optional<std::string> path_prefix{};  // file.path starts with this (literal, no wildcards)
+  std::optional<std::string> source_ip{};    // source.ip, exact
+  std::optional<int64_t> min_severity{};     // event.severity >= this
+  std::optional<int64_t> min_sequence{};     // event.sequence >= this (with agent_key)
+  int64_t after_row = 0;                     // paging: rows with row id > after_row
+  int64_t limit = 1000;                      // capped at 10000
 };
 
 struct EventRow {
@@ -175,6 +176,9 @@ struct BaselineRow {
   std::string root_hash;
   int64_t at_ns = 0;
   bool expected = false;  // false: it changed without an operator's rebaseline
+  // The agent's next event.sequence when it reported this hash: what it reports after
+  // has a sequence at least this (clock-independent, unlike at_ns).
+  int64_t next_sequence = 0;
 };
 
 struct RetentionPolicy {

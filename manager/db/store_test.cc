@@ -472,39 +472,22 @@ TEST_P(StoreTest, QueryFilters) {
     EXPECT_TRUE(r) << r.error().message();
     return r ? r->size() : 999u;
   };
-  auto with = [](auto set) {
-    EventQuery q;
-    set(q);
-    return q;
-  };
-  EXPECT_EQ(n(with([](EventQuery& q) { q.agent_key = "a"; })), 6u);
-  EXPECT_EQ(n(with([](EventQuery& q) { q.action = "file-restored"; })), 6u);
-  EXPECT_EQ(n(with([](EventQuery& q) { q.path_prefix = "/var/www/"; })), 3u);
-  EXPECT_EQ(n(with([](EventQuery& q) { q.path_prefix = "/var/www/%"; })), 0u)
-      << "the prefix is literal";
-  EXPECT_EQ(n(with([](EventQuery& q) { q.path_prefix = "/var/www/_.php"; })), 0u);
-  EXPECT_EQ(n(with([](EventQuery& q) { q.path_prefix = "/var/www/é/"; })), 1u);
-  EXPECT_EQ(n(with([](EventQuery& q) { q.path_prefix = "/var/www"; })), 4u) << "not /var/wwW";
-  EXPECT_EQ(n(with([](EventQuery& q) { q.source_ip = "203.0.113.7"; })), 1u);
-  EXPECT_EQ(n(with([](EventQuery& q) { q.min_severity = 5; })), 1u);
-  EXPECT_EQ(n(with([](EventQuery& q) {
-              q.agent_key = "a";
-              q.action = "file-restored";
-            })),
-            5u);
-  EXPECT_EQ(n(with([](EventQuery& q) {
-              q.agent_key = "b";
-              q.path_prefix = "/var/www/";
-              q.min_severity = 3;
-            })),
-            1u);
+  EXPECT_EQ(n({.agent_key = "a"}), 6u);
+  EXPECT_EQ(n({.action = "file-restored"}), 6u);
+  EXPECT_EQ(n({.path_prefix = "/var/www/"}), 3u);
+  EXPECT_EQ(n({.path_prefix = "/var/www/%"}), 0u) << "the prefix is literal";
+  EXPECT_EQ(n({.path_prefix = "/var/www/_.php"}), 0u);
+  EXPECT_EQ(n({.path_prefix = "/var/www/é/"}), 1u);
+  EXPECT_EQ(n({.path_prefix = "/var/www"}), 4u) << "not /var/wwW";
+  EXPECT_EQ(n({.source_ip = "203.0.113.7"}), 1u);
+  EXPECT_EQ(n({.min_severity = 5}), 1u);
+  EXPECT_EQ(n({.agent_key = "a", .action = "file-restored"}), 5u);
+  EXPECT_EQ(n({.agent_key = "b", .path_prefix = "/var/www/", .min_severity = 3}), 1u);
+  EXPECT_EQ(n({.agent_key = "a", .min_sequence = 2}), 5u);
+  EXPECT_EQ(n({.agent_key = "a", .min_sequence = 7}), 0u);
   // event(2)'s @timestamp is 22:13:12.5 on 2023-11-14.
   const int64_t t2 = 1700000000LL * kSec - 8 * kSec + 500'000'000;
-  auto at = s->query_events(with([&](EventQuery& q) {
-    q.agent_key = "a";
-    q.since_ns = t2;
-    q.until_ns = t2 + 1;
-  }));
+  auto at = s->query_events({.agent_key = "a", .since_ns = t2, .until_ns = t2 + 1});
   ASSERT_TRUE(at);
   ASSERT_EQ(at->size(), 1u);
   EXPECT_EQ((*at)[0].sequence, 2);
@@ -515,10 +498,10 @@ TEST_P(StoreTest, QueryFilters) {
   EXPECT_EQ((*at)[0].event_id, "id-2");
   EXPECT_EQ((*at)[0].agent_key, "a");
   EXPECT_EQ(nlohmann::json::parse((*at)[0].json)["source"]["ip"], "203.0.113.7");
-  auto page = s->query_events(with([](EventQuery& q) { q.limit = 2; }));
+  auto page = s->query_events({.limit = 2});
   ASSERT_EQ(page->size(), 2u);
-  EXPECT_EQ(n(with([&](EventQuery& q) { q.after_row = (*page)[1].row; })), 5u);
-  EXPECT_EQ(n(with([](EventQuery& q) { q.limit = -5; })), 0u);
+  EXPECT_EQ(n({.after_row = (*page)[1].row}), 5u);
+  EXPECT_EQ(n({.limit = -5}), 0u);
 }
 
 TEST_P(StoreTest, ReopenKeepsData) {
@@ -527,7 +510,7 @@ TEST_P(StoreTest, ReopenKeepsData) {
     ASSERT_TRUE(s->create_agent(agent("k")));
     ASSERT_TRUE(s->insert_events("k", {event(1), event(2)}, 1));
     ASSERT_TRUE(s->record_baseline({"k", "aa", 5, true}));
-    ASSERT_TRUE(s->record_baseline({"k", "bb", 6, false}));
+    ASSERT_TRUE(s->record_baseline({"k", "bb", 6, false, 42}));
   }
   auto s = open();
   EXPECT_TRUE(s->find_agent("k")->has_value());
@@ -540,6 +523,8 @@ TEST_P(StoreTest, ReopenKeepsData) {
   EXPECT_TRUE((*h)[0].expected);
   EXPECT_EQ((*h)[1].root_hash, "bb");
   EXPECT_EQ((*h)[1].at_ns, 6);
+  EXPECT_EQ((*h)[1].next_sequence, 42);
+  EXPECT_EQ((*h)[0].next_sequence, 0);
   EXPECT_FALSE((*h)[1].expected);
   EXPECT_TRUE(s->baseline_history("other")->empty());
 }

@@ -216,14 +216,17 @@ copy_wordpress() {
 # stop_pid PID NAME: SIGTERM, wait for the exit (SIGKILL after 10 s); false when it had
 # to kill. The wait is on the exit itself (`wait`; `tail --pid` for a process that is
 # not this shell's child); the 10 s are a deadline, not a poll.
+# STOPPED_RC: the exit status it stopped with (unknown, 0, for a process not our child).
 stop_pid() {
   local pid=$1 name=$2 watchdog rc=0
+  STOPPED_RC=0
   [[ -n $pid ]] || return 0
   kill -TERM "$pid" 2>/dev/null || return 0
   { sleep 10 && kill -KILL "$pid" 2>/dev/null && echo killed >"$SCRATCH/.killed-$pid"; } &
   watchdog=$!
   wait "$pid" 2>/dev/null || rc=$?
   ((rc == 127)) && tail --pid="$pid" -f /dev/null  # not our child
+  ((rc == 127)) || STOPPED_RC=$rc
   kill "$watchdog" 2>/dev/null
   wait "$watchdog" 2>/dev/null
   if [[ -e $SCRATCH/.killed-$pid ]]; then

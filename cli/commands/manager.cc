@@ -1,0 +1,315 @@
+// mamori manager: runs the manager (manager/server), and its administration, which opens
+// the manager's store directly (the manager need not run): enrollment tokens, and the
+// agents it knows.
+
+#include <systemd/sd-daemon.h>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include "cli/commands/command.h"
+#include "cli/commands/commands.h"
+#include "core/base/quote.h"
+#include "core/event/origin.h"
+#include "core/fs/admin_files.h"
+#include "core/proto/channel.h"
+#include "manager/db/store.h"
+#include "manager/server/identity.h"
+#include "manager/server/server.h"
+
+namespace mamori::cli {
+namespace {
+
+namespace ch = proto::channel;
+using manager::Store;
+
+struct ManagerOptions {
+  std::string group = "default";
+  std::optional<int64_t> uses;
+  std::string expires;  // DURATION: 90, 30m, 12h, 7d
+  std::vector<std::string> args;
+};
+
+// "90" (seconds), "30m", "12h", "7d", "2w": seconds; nullopt when not a duration.
+std::optional<int64_t> parse_duration(const std::string& text) {
+  if (text.empty() || text.size() > 12) return std::nullopt;
+  size_t digits = text.find_first_not_of("0123456789");
+  if (digits == 0) return std::nullopt;
+  const int64_t n = std::stoll(text.substr(0, digits));
+  const std::string unit = digits == std::string::npos ? "s" : text.substr(digits);
+  static constexpr std::pair<std::string_view, int64_t> kUnits[] = {
+      {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}, {"w", 7 * 86400}};
+  for (const auto& [name, size] : kUnits)
+    if (unit == name && n > 0 && n <= 10LL * 366 * 86400 / size) return n * size;
+  return std::nullopt;
+}
+
+Result<std::unique_ptr<Store>> open_store(App& app) {
+  const auto& m = app.config().manager;
+  MAMORI_TRY(fs::make_private_dir(m.state_dir));
+  return manager::open_store(app.env(), m.database);
+}
+
+std::string time_or_dash(int64_t ns) { return ns ? format_time_ns(ns) : "-"; }
+
+int run_server(App& app) {
+  auto server = manager::Server::start(app.env(), app.config());
+  if (!server) return app.report(server.error(), kExitIncomplete);
+  std::fprintf(stderr, "mamori manager: listening on %s (%s), certificate fingerprint %s\n",
+               (*server)->local_address().c_str(), (*server)->public_url().c_str(),
+               (*server)->identity().fingerprint.c_str());
+  sd_notifyf(0, "READY=1\nSTATUS=listening on %s", (*server)->local_address().c_str());
+  auto st = (*server)->run(/*handle_signals=*/true);
+  sd_notify(0, "STOPPING=1");
+  if (!st) return app.report(st.error(), kExitIncomplete);
+  return kExitOk;
+}
+
+int token_create(App& app, const ManagerOptions& o) {
+  std::optional<int64_t> expires_at;
+  const int64_t now = app.env().clock().now_ns();
+  if (!o.expires.empty()) {
+    const auto s = parse_duration(o.expires);
+    if (!s)
+      return app.report(Error{"manager token create", o.expires, 0,
+                              "--expires takes a duration: 3600, 30m, 12h, 7d, 2w"},
+                        kExitUsage);
+    expires_at = now + *s * 1'000'000'000;
+  }
+  if (o.uses && *o.uses < 1)
+    return app.report(Error{"manager token create", "", 0, "--uses must be at least 1"},
+                      kExitUsage);
+  if (o.group.empty() || o.group.size() > 64 ||
+      o.group.find_first_of(std::string_view("\0\n\r\"", 4)) != std::string::npos)
+    return app.report(Error{"manager token create", o.group, 0, "--group: 1-64 characters"},
+                      kExitUsage);
+  const auto& m = app.config().manager;
+  auto store = open_store(app);
+  if (!store) return app.report(store.error(), kExitIncomplete);
+  // The certificate the tokens pin: made now when the manager never ran.
+  auto id = manager::load_or_create_identity(app.env(), m.state_dir, event::system_hostname());
+  if (!id) return app.report(id.error(), kExitIncomplete);
+  auto secret = manager::random_bytes(32);
+  if (!secret) return app.report(secret.error(), kExitIncomplete);
+  const ch::Token token{manager::public_url_of(m, event::system_hostname()), id->fingerprint,
+                        ch::base64url(*secret)};
+  auto tid =
+      (*store)->create_token({manager::sha256_hex(token.secret), o.group, o.uses, expires_at, now});
+  if (!tid) return app.report(tid.error(), kExitIncomplete);
+  const std::string text = ch::encode_token(token);
+  if (app.options().json) {
+    print_json({{"id", *tid},
+                {"token", text},
+                {"group", o.group},
+                {"uses", o.uses ? nlohmann::json(*o.uses) : nlohmann::json()},
+                {"expires_at",
+                 expires_at ? nlohmann::json(format_time_ns(*expires_at)) : nlohmann::json()},
+                {"url", token.url},
+                {"fingerprint", token.fp}});
+    return kExitOk;
+  }
+  std::printf("%s\n", text.c_str());
+  if (!app.options().quiet)
+    std::fprintf(stderr,
+                 "token %lld: group \"%s\", %s, %s; the manager %s (fingerprint %s). It is "
+                 "shown once: put it in the agents' [manager] token_file.\n",
+                 static_cast<long long>(*tid), o.group.c_str(),
+                 o.uses ? fmt::format("{} use(s)", *o.uses).c_str() : "unlimited uses",
+                 expires_at ? ("expires " + format_time_ns(*expires_at)).c_str() : "no expiry",
+                 token.url.c_str(), token.fp.c_str());
+  return kExitOk;
+}
+
+int token_list(App& app) {
+  auto store = open_store(app);
+  if (!store) return app.report(store.error(), kExitIncomplete);
+  auto tokens = (*store)->list_tokens();
+  if (!tokens) return app.report(tokens.error(), kExitIncomplete);
+  const int64_t now = app.env().clock().now_ns();
+  auto state = [&](const manager::TokenRow& t) {
+    if (t.revoked) return "revoked";
+    if (t.expires_at_ns && *t.expires_at_ns <= now) return "expired";
+    if (t.uses_left && *t.uses_left <= 0) return "used-up";
+    return "valid";
+  };
+  if (app.options().json) {
+    auto a = nlohmann::json::array();
+    for (const auto& t : *tokens)
+      a.push_back({{"id", t.id},
+                   {"group", t.group},
+                   {"uses_left", t.uses_left ? nlohmann::json(*t.uses_left) : nlohmann::json()},
+                   {"expires_at", t.expires_at_ns ? nlohmann::json(format_time_ns(*t.expires_at_ns))
+                                                  : nlohmann::json()},
+                   {"created_at", format_time_ns(t.created_at_ns)},
+                   {"revoked", t.revoked},
+                   {"state", state(t)}});
+    print_json({{"tokens", a}, {"count", tokens->size()}});
+    return kExitOk;
+  }
+  std::printf("%-6s  %-20s  %-9s  %-30s  %s\n", "ID", "GROUP", "USES LEFT", "EXPIRES", "STATE");
+  for (const auto& t : *tokens)
+    std::printf("%-6lld  %-20s  %-9s  %-30s  %s\n", static_cast<long long>(t.id),
+                escape(t.group).c_str(),
+                t.uses_left ? std::to_string(*t.uses_left).c_str() : "unlimited",
+                t.expires_at_ns ? format_time_ns(*t.expires_at_ns).c_str() : "never", state(t));
+  return kExitOk;
+}
+
+int token_revoke(App& app, const std::vector<std::string>& args) {
+  if (args.size() != 1 || args[0].empty() ||
+      args[0].find_first_not_of("0123456789") != std::string::npos || args[0].size() > 18)
+    return app.report(Error{"manager token revoke", "", 0, "give one token ID (token list)"},
+                      kExitUsage);
+  auto store = open_store(app);
+  if (!store) return app.report(store.error(), kExitIncomplete);
+  auto had = (*store)->revoke_token(std::stoll(args[0]));
+  if (!had) return app.report(had.error(), kExitIncomplete);
+  if (!*had)
+    return app.report(Error{"manager token revoke", args[0], ENOENT, "no such token"}, kExitUsage);
+  if (app.options().json)
+    print_json({{"id", std::stoll(args[0])}, {"revoked", true}});
+  else if (!app.options().quiet)
+    std::printf("token %s revoked\n", args[0].c_str());
+  return kExitOk;
+}
+
+int list_agents(App& app) {
+  auto store = open_store(app);
+  if (!store) return app.report(store.error(), kExitIncomplete);
+  auto agents = (*store)->list_agents();
+  if (!agents) return app.report(agents.error(), kExitIncomplete);
+  auto usage = (*store)->usage();
+  if (!usage) return app.report(usage.error(), kExitIncomplete);
+  std::map<std::string, int64_t, std::less<>> events;
+  for (const auto& u : *usage) events[u.agent_key] = u.events;
+  std::vector<int64_t> counts;
+  for (const auto& a : *agents) counts.push_back(events[a.agent_key]);
+  if (app.options().json) {
+    auto arr = nlohmann::json::array();
+    for (size_t i = 0; i < agents->size(); ++i) {
+      const auto& a = (*agents)[i];
+      arr.push_back({{"agent_key", a.agent_key},
+                     {"agent_id", a.info.agent_id},
+                     {"name", a.info.name},
+                     {"hostname", a.info.hostname},
+                     {"group", a.group},
+                     {"status", manager::to_string(a.status)},
+                     {"enrolled_at", time_or_dash(a.enrolled_at_ns)},
+                     {"last_seen", a.last_seen_ns ? nlohmann::json(format_time_ns(a.last_seen_ns))
+                                                  : nlohmann::json()},
+                     {"version", a.info.version},
+                     {"events", counts[i]}});
+    }
+    print_json({{"agents", arr}, {"count", agents->size()}});
+    return kExitOk;
+  }
+  std::printf("%-36s  %-20s  %-20s  %-12s  %-8s  %-30s  %-10s  %s\n", "AGENT KEY", "NAME",
+              "HOSTNAME", "GROUP", "STATUS", "LAST SEEN", "VERSION", "EVENTS");
+  for (size_t i = 0; i < agents->size(); ++i) {
+    const auto& a = (*agents)[i];
+    std::printf("%-36s  %-20s  %-20s  %-12s  %-8s  %-30s  %-10s  %lld\n", a.agent_key.c_str(),
+                escape(a.info.name).c_str(), escape(a.info.hostname).c_str(),
+                escape(a.group).c_str(), std::string(manager::to_string(a.status)).c_str(),
+                time_or_dash(a.last_seen_ns).c_str(), escape(a.info.version).c_str(),
+                static_cast<long long>(counts[i]));
+  }
+  return kExitOk;
+}
+
+constexpr std::string_view kHelp = R"TXT(NAME
+    mamori manager - the manager of a fleet of agents: run it, its tokens, its agents
+
+SYNOPSIS
+    mamori manager [--config FILE]
+    mamori manager token create [--group NAME] [--uses N] [--expires DURATION] [--json]
+    mamori manager token list [--json]
+    mamori manager token revoke ID [--json]
+    mamori manager agents [--json]
+
+DESCRIPTION
+    Without an action, runs the manager: HTTPS and the agents' WebSocket channel on
+    [manager] listen (default 0.0.0.0:8443) with a self-signed certificate made at the
+    first start (STATE/manager.crt, manager.key; STATE is [manager] state_dir). Agents
+    enroll with a token, then keep one channel open: their events are stored in
+    [manager] database, their heartbeats show them alive; an agent whose connection
+    drops is lost at once, one silent for [manager] lost_after seconds too. The
+    manager's own events (agent-enrolled, agent-lost, agent-recovered, agent-stopped,
+    agent-duplicate, baseline-changed-unexpectedly) go to its [[sink]]s. It tells
+    systemd when it is ready (Type=notify) and stops cleanly on SIGTERM. Details:
+    docs/manager.md.
+
+    token create   a new enrollment token, printed once: mamori-token-v1.... It
+                   carries the manager's URL ([manager] public_url) and certificate
+                   fingerprint; the store keeps only its hash
+    token list     every token: id, group, uses left, expiry, state
+    token revoke   the token enrolls no more agents (enrolled ones stay)
+    agents         every agent: agent_key, name, host, group, status (enrolled,
+                   online, lost, stopped, retired), last seen, version, events stored
+
+    The actions open the store directly: the manager need not run.
+
+OPTIONS
+    --group NAME         token create: the group its agents join (default "default")
+    --uses N             token create: how many enrollments (default unlimited)
+    --expires DURATION   token create: 3600, 30m, 12h, 7d, 2w (default never)
+
+OUTPUT
+    --json: token create prints {"id", "token", "group", "uses", "expires_at", "url",
+    "fingerprint"}; token list {"tokens": [{"id", "group", "uses_left", "expires_at",
+    "created_at", "revoked", "state"}], "count"}; agents {"agents": [{"agent_key",
+    "agent_id", "name", "hostname", "group", "status", "enrolled_at", "last_seen",
+    "version", "events"}], "count"}.
+
+EXAMPLES
+    mamori manager --config /etc/mamori/manager.toml
+    mamori manager token create --group web --uses 50 --expires 7d
+    mamori manager agents --json | jq -r '.agents[] | select(.status == "lost") | .name'
+
+EXIT STATUS
+    0 done; 2 usage (a bad option, no such token); 3 failed (the store, the
+    certificate, the listen address).
+)TXT";
+
+Run setup(CLI::App& cmd) {
+  auto o = std::make_shared<ManagerOptions>();
+  cmd.require_subcommand(0, 1);
+  auto* token = cmd.add_subcommand("token");
+  token->require_subcommand(1, 1);
+  auto* create = token->add_subcommand("create");
+  create->add_option("--group", o->group);
+  create->add_option("--uses", o->uses);
+  create->add_option("--expires", o->expires);
+  token->add_subcommand("list");
+  token->add_subcommand("revoke")->add_option("args", o->args);
+  cmd.add_subcommand("agents");
+  return [o, &cmd, token](App& app) {
+    const auto chosen = cmd.get_subcommands();
+    if (chosen.empty()) return run_server(app);
+    if (chosen.front()->get_name() == "agents") return list_agents(app);
+    const auto action = token->get_subcommands();
+    if (action.empty())
+      return usage_error("manager", "manager token takes an ACTION: create, list or revoke");
+    const std::string name = action.front()->get_name();
+    if (name == "create") return token_create(app, *o);
+    if (name == "list") return token_list(app);
+    return token_revoke(app, o->args);
+  };
+}
+
+}  // namespace
+
+Command manager_command() {
+  return {"manager",
+          "manager [token|agents]",
+          "the manager of a fleet: run it (no action), its\nenrollment tokens (token "
+          "create|list|revoke ID), its agents",
+          kHelp,
+          true,
+          setup};
+}
+
+}  // namespace mamori::cli

@@ -1,0 +1,353 @@
+#include "manager/server/agent_channel.h"
+
+#include <fmt/format.h>
+
+#include "core/proto/actions.h"
+
+namespace mamori::manager {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace ch = proto::channel;
+using beast::error_code;
+using nlohmann::json;
+
+// How long a channel has to answer a ping when a second connection claims its identity.
+constexpr auto kProbeTimeout = std::chrono::seconds(2);
+// How long an ended channel may take to say goodbye before its socket is closed.
+constexpr auto kCloseGrace = std::chrono::seconds(5);
+// Heartbeats move last_seen in memory; the store hears of it at most this often.
+constexpr int64_t kLastSeenWriteNs = 30'000'000'000;
+
+}  // namespace
+
+AgentChannel::AgentChannel(Hub& hub, WsStream ws, AgentRow agent, std::string address)
+    : hub_(hub),
+      ws_(std::move(ws)),
+      agent_(std::move(agent)),
+      address_(std::move(address)),
+      idle_(ws_.get_executor()),
+      probe_timer_(ws_.get_executor()),
+      linger_(ws_.get_executor()) {}
+
+AgentChannel::~AgentChannel() { hub_.connection_closed(); }
+
+void AgentChannel::start(http::request<http::string_body> req) {
+  ws_.set_option(
+      websocket::stream_base::timeout{kHandshakeTimeout, websocket::stream_base::none(), false});
+  ws_.read_message_max(ch::kMaxMessageBytes);
+  ws_.async_accept(req, [self = shared_from_this()](const error_code& ec) { self->accepted(ec); });
+}
+
+void AgentChannel::shut() {
+  end();
+  send(ch::Error{std::string(ch::kShuttingDown), "the manager is stopping"}, true);
+}
+
+void AgentChannel::accepted(const error_code& ec) {
+  if (ec) return;  // never spoke the protocol: nothing to record
+  // Pongs answer probe(); any frame at all shows the peer alive.
+  ws_.control_callback([w = weak_from_this()](websocket::frame_type kind, beast::string_view) {
+    if (auto self = w.lock(); self && kind == websocket::frame_type::pong) self->probed(true);
+  });
+  auto old = hub_.live(agent_.agent_key);
+  if (!old) return admit();
+  // Another connection holds this identity. Either it is dead and the kernel does not
+  // know yet (the agent's network dropped and it reconnected: let it in), or both are
+  // alive (a cloned image, a copied credential): refuse the newcomer.
+  old->probe([self = shared_from_this(), old](bool alive) {
+    if (!alive) {
+      old->supersede();
+      return self->admit();
+    }
+    self->refuse_duplicate();
+  });
+}
+
+void AgentChannel::admit() {
+  hub_.set_live(agent_.agent_key, shared_from_this());
+  registered_ = true;
+  arm_idle();
+  read();
+}
+
+void AgentChannel::refuse_duplicate() {
+  end();
+  hub_.report(proto::action::kAgentDuplicate, event::Severity::kWarning,
+              fmt::format("agent {} ({}): a second connection with the same identity was refused",
+                          agent_.info.name, agent_.info.hostname),
+              &agent_, address_);
+  send(ch::Error{std::string(ch::kDuplicateIdentity),
+                 "this agent_key is connected already: enroll again with a token"},
+       true);
+  read();  // until the close completes
+}
+
+void AgentChannel::probe(std::function<void(bool alive)> done) {
+  if (ended_ || closing_) return done(false);
+  probes_.push_back(std::move(done));
+  if (probes_.size() > 1) return;
+  probe_timer_.expires_after(kProbeTimeout);
+  probe_timer_.async_wait([w = weak_from_this()](const error_code& ec) {
+    if (auto self = w.lock(); self && !ec) self->probed(false);
+  });
+  ws_.async_ping({}, [w = weak_from_this()](const error_code& ec) {
+    if (auto self = w.lock(); self && ec) self->probed(false);
+  });
+}
+
+void AgentChannel::supersede() {
+  ended_ = true;
+  idle_.cancel();
+  error_code ignored;
+  beast::get_lowest_layer(ws_).socket().close(ignored);
+}
+
+void AgentChannel::probed(bool alive) {
+  probe_timer_.cancel();
+  auto waiting = std::move(probes_);
+  probes_.clear();
+  for (auto& d : waiting) d(alive);
+}
+
+void AgentChannel::arm_idle() {
+  idle_.expires_after(std::chrono::seconds(hub_.m().lost_after_s));
+  idle_.async_wait([w = weak_from_this()](const error_code& ec) {
+    auto self = w.lock();
+    if (!ec && self) self->silent();
+  });
+}
+
+// lost_after seconds without a message.
+void AgentChannel::silent() {
+  if (ended_) return;
+  lose(fmt::format("agent {} ({}) sent nothing for {} s", agent_.info.name, agent_.info.hostname,
+                   hub_.m().lost_after_s),
+       hub_.m().lost_after_s);
+  send(ch::Error{std::string(ch::kLost), "nothing received within lost_after"}, true);
+}
+
+// The channel is over (whatever the socket still does): a new connection of this agent
+// is no duplicate from now on.
+void AgentChannel::end() {
+  ended_ = true;
+  idle_.cancel();
+  if (registered_) hub_.drop_live(agent_.agent_key, this);
+  // The goodbye (an error, the close handshake) gets kCloseGrace; a peer that reads
+  // nothing (a dead host: the write never completes) is cut off then.
+  linger_.expires_after(kCloseGrace);
+  linger_.async_wait([w = weak_from_this()](const error_code& ec) {
+    if (auto self = w.lock(); self && !ec) {
+      error_code ignored;
+      beast::get_lowest_layer(self->ws_).socket().close(ignored);
+    }
+  });
+}
+
+void AgentChannel::lose(const std::string& why, uint32_t silent_s) {
+  end();
+  if (!hello_) return;  // never said hello: not an agent yet on this connection
+  if (auto s = hub_.store().set_agent_status(agent_.agent_key, AgentStatus::kLost, hub_.now_ns());
+      !s)
+    log_line(s.error().message());
+  hub_.report(proto::action::kAgentLost, event::Severity::kWarning, why, &agent_, address_,
+              [&](event::Event& e) {
+                e.set("mamori.managed_agent.silent_s", silent_s)
+                    .set("mamori.reason", silent_s ? "silent" : "connection-closed");
+              });
+}
+
+void AgentChannel::read() {
+  ws_.async_read(in_,
+                 [self = shared_from_this()](const error_code& ec, size_t) { self->on_read(ec); });
+}
+
+void AgentChannel::on_read(const error_code& ec) {
+  if (ec) {
+    probed(false);
+    if (!ended_)
+      lose(fmt::format("agent {} ({}): the connection ended without goodbye ({})", agent_.info.name,
+                       agent_.info.hostname, ec.message()),
+           0);
+    if (registered_) hub_.drop_live(agent_.agent_key, this);
+    return;
+  }
+  probed(true);
+  if (ended_) {  // draining towards our close
+    in_.consume(in_.size());
+    return read();
+  }
+  arm_idle();
+  const std::string text = beast::buffers_to_string(in_.data());
+  in_.consume(in_.size());
+  if (!ws_.got_text()) return refuse(ch::kBadMessage, "messages are text frames");
+  auto m = ch::decode_agent_message(text);
+  if (!m) return refuse(m.error().code, m.error().message);
+  if (!hello_ && !std::holds_alternative<ch::Hello>(*m))
+    return refuse(ch::kBadMessage, "the first message must be hello");
+  std::visit([this](auto& x) { on(x); }, *m);
+  if (!ended_) read();
+}
+
+void AgentChannel::refuse(std::string_view code, const std::string& message) {
+  lose(fmt::format("agent {} ({}): closed for a protocol error: {}", agent_.info.name,
+                   agent_.info.hostname, message),
+       0);
+  send(ch::Error{std::string(code), message}, true);
+  read();
+}
+
+void AgentChannel::on(ch::Hello& h) {
+  if (hello_) return refuse(ch::kBadMessage, "hello twice");
+  hello_ = true;
+  const int64_t now = hub_.now_ns();
+  AgentInfo info = agent_.info;  // machine_id comes from the enrollment only
+  info.agent_id = h.agent.id;
+  info.name = h.agent.name;
+  info.version = h.agent.version;
+  info.hostname = h.host.hostname;
+  info.roots_json = json(ch::to_json(h)["roots"]).dump();
+  info.baseline_root_hash = h.baseline_root_hash;
+  auto before = hub_.store().agent_hello(agent_.agent_key, info, now);
+  if (!before) {
+    log_line(before.error().message());
+    return refuse(ch::kInternal, "the manager could not record the hello");
+  }
+  agent_.info = std::move(info);
+  agent_.status = AgentStatus::kOnline;
+  last_seen_written_ = now;
+  send(ch::Welcome{hub_.m().heartbeat_s, hub_.m().lost_after_s});
+  hello_root_hash_ = h.baseline_root_hash;
+  hello_next_sequence_ = static_cast<int64_t>(h.next_sequence);
+  auto stored = hub_.store().sequences(agent_.agent_key);
+  if (!stored) log_line(stored.error().message());
+  if (!stored || stored->max_sequence + 1 >= hello_next_sequence_) check_baseline();
+  if (*before == AgentStatus::kLost) {
+    hub_.report(proto::action::kAgentRecovered, event::Severity::kNotice,
+                fmt::format("agent {} ({}) is back; a verify was asked of it", agent_.info.name,
+                            agent_.info.hostname),
+                &agent_, address_);
+    send(ch::Command{new_uuid(), json{{"v", 2}, {"cmd", "verify"}}});
+  }
+}
+
+// Whether the agent reported a deploy or a mode change at or after `sequence`.
+Result<bool> AgentChannel::catalog_change_reported_since(int64_t sequence) {
+  for (std::string_view action :
+       {proto::action::kDeployStarted, proto::action::kDeployEnded, proto::action::kModeChanged}) {
+    EventQuery q;
+    q.agent_key = agent_.agent_key;
+    q.action = std::string(action);
+    q.min_sequence = sequence;
+    q.limit = 1;
+    if (!MAMORI_TRY(hub_.store().query_events(q)).empty()) return true;
+  }
+  return false;
+}
+
+// A root hash that differs from the last one reported, with no deploy or mode change
+// reported by the agent in between, is a baseline changed behind the manager's back.
+void AgentChannel::check_baseline() {
+  if (!hello_root_hash_) return;
+  const std::string hash = std::exchange(hello_root_hash_, std::nullopt).value();
+  auto history = hub_.store().baseline_history(agent_.agent_key);
+  if (!history) return log_line(history.error().message());
+  const BaselineRow* last = history->empty() ? nullptr : &history->back();
+  if (last && last->root_hash == hash) return;
+  bool expected = true;
+  if (last && !last->root_hash.empty()) {
+    auto reported = catalog_change_reported_since(last->next_sequence);
+    if (!reported) log_line(reported.error().message());
+    expected = reported && *reported;
+    if (!expected)
+      hub_.report(proto::action::kBaselineChangedUnexpectedly, event::Severity::kWarning,
+                  fmt::format("agent {} ({}): its baseline changed with no deploy or mode change "
+                              "reported",
+                              agent_.info.name, agent_.info.hostname),
+                  &agent_, address_, [&](event::Event& e) {
+                    e.set("mamori.baseline.root_hash", hash)
+                        .set("mamori.baseline.previous_root_hash", last->root_hash);
+                  });
+  }
+  if (auto s = hub_.store().record_baseline(
+          {agent_.agent_key, hash, hub_.now_ns(), expected, hello_next_sequence_});
+      !s)
+    log_line(s.error().message());
+}
+
+void AgentChannel::on(ch::Events& ev) {
+  if (ev.events.empty()) return;
+  const uint64_t through = ev.highest_sequence();
+  auto n = hub_.store().insert_events(agent_.agent_key, ev.events, hub_.now_ns());
+  if (!n) {
+    log_line(n.error().message());
+    return refuse(ch::kInternal, "the manager could not store the events; send them again");
+  }
+  touch(true);
+  // Stored (committed) before the ack: the agent may forget them now.
+  send(ch::Ack{through});
+  if (hello_root_hash_ && static_cast<int64_t>(through) + 1 >= hello_next_sequence_)
+    check_baseline();
+}
+
+void AgentChannel::on(ch::Heartbeat&) { touch(false); }
+
+void AgentChannel::on(ch::CommandResult& r) {
+  log_line(fmt::format("agent {}: command {} answered {}", agent_.agent_key, r.command_id,
+                       r.answer.dump().substr(0, 200)));
+  touch(false);
+}
+
+void AgentChannel::on(ch::Bye& b) {
+  end();
+  if (auto s =
+          hub_.store().set_agent_status(agent_.agent_key, AgentStatus::kStopped, hub_.now_ns());
+      !s)
+    log_line(s.error().message());
+  hub_.report(proto::action::kAgentStopped, event::Severity::kInfo,
+              fmt::format("agent {} ({}) stopped: {}", agent_.info.name, agent_.info.hostname,
+                          b.reason.substr(0, 200)),
+              &agent_, address_,
+              [&](event::Event& e) { e.set("mamori.reason", b.reason.substr(0, 200)); });
+  // Closed from here too (normal closure), after what is queued: an agent that waits for
+  // the close is not kept.
+  close_code_ = websocket::close_code::normal;
+  closing_ = true;
+  if (out_.empty()) close();
+  read();  // until the close completes
+}
+
+// last_seen: in memory at every message, in the store at most every 30 s (or now).
+void AgentChannel::touch(bool force) {
+  const int64_t now = hub_.now_ns();
+  if (!force && now - last_seen_written_ < kLastSeenWriteNs) return;
+  last_seen_written_ = now;
+  if (auto s = hub_.store().touch_agent(agent_.agent_key, now); !s) log_line(s.error().message());
+}
+
+void AgentChannel::send(const ch::ManagerMessage& m, bool then_close) {
+  if (closing_) return;
+  out_.push_back(ch::encode(m));
+  if (then_close) closing_ = true;
+  if (out_.size() == 1) write_next();
+}
+
+void AgentChannel::write_next() {
+  ws_.text(true);
+  ws_.async_write(asio::buffer(out_.front()),
+                  [self = shared_from_this()](const error_code& ec, size_t) {
+                    self->out_.pop_front();
+                    if (ec) return;
+                    if (!self->out_.empty()) return self->write_next();
+                    if (self->closing_) self->close();
+                  });
+}
+
+void AgentChannel::close() {
+  ws_.async_close(close_code_, [self = shared_from_this()](const error_code&) {});
+}
+
+}  // namespace mamori::manager

@@ -1,0 +1,101 @@
+#pragma once
+// One agent's WebSocket channel, after the upgrade (docs/formats/manager-channel.md):
+// hello/welcome, events stored then acked, heartbeats, command results, bye; the agent's
+// liveness on this connection (lost when it ends without bye or stays silent for
+// lost_after seconds); a second connection for a live agent_key refused as a duplicate
+// unless the first is dead (it does not answer a ping within 2 s).
+//
+// Threads: the server's io thread (hub.h).
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+
+#include "core/proto/channel.h"
+#include "manager/db/store.h"
+#include "manager/server/hub.h"
+
+namespace mamori::manager {
+
+using WsStream =
+    boost::beast::websocket::stream<boost::beast::ssl_stream<boost::beast::tcp_stream>>;
+
+class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
+ public:
+  AgentChannel(Hub& hub, WsStream ws, AgentRow agent, std::string address);
+  ~AgentChannel();
+
+  // Completes the upgrade of `req` and starts reading.
+  void start(boost::beast::http::request<boost::beast::http::string_body> req);
+  // Closes the channel without counting the agent lost (the manager stops).
+  void shut();
+  // Whether the peer is still there: a ping answered (or any message) within 2 s. A
+  // channel that is ending is not.
+  void probe(std::function<void(bool alive)> done);
+  // A newer connection of the same agent replaced this dead one: no event, no status
+  // change (the agent is back already), the socket closed now.
+  void supersede();
+
+ private:
+  void accepted(const boost::beast::error_code& ec);
+  void admit();
+  void refuse_duplicate();
+  void probed(bool alive);
+  void arm_idle();
+  void silent();
+  void end();
+  void lose(const std::string& why, uint32_t silent_s);
+  void read();
+  void on_read(const boost::beast::error_code& ec);
+  void refuse(std::string_view code, const std::string& message);
+
+  void on(proto::channel::Hello& h);
+  void on(proto::channel::Events& ev);
+  void on(proto::channel::Heartbeat& h);
+  void on(proto::channel::CommandResult& r);
+  void on(proto::channel::Bye& b);
+
+  void check_baseline();
+  Result<bool> catalog_change_reported_since(int64_t sequence);
+  void touch(bool force);
+  void send(const proto::channel::ManagerMessage& m, bool then_close = false);
+  void write_next();
+  void close();
+
+  Hub& hub_;
+  WsStream ws_;
+  AgentRow agent_;
+  std::string address_;
+  boost::asio::steady_timer idle_;
+  boost::beast::flat_buffer in_;
+  std::deque<std::string> out_;
+  bool hello_ = false;
+  bool ended_ = false;    // lost, stopped or shut: no further liveness event
+  bool closing_ = false;  // the last message is queued: close after it
+  bool registered_ = false;
+  // Why the manager closes (normal after bye; policy_error otherwise).
+  boost::beast::websocket::close_code close_code_ =
+      boost::beast::websocket::close_code::policy_error;
+  boost::asio::steady_timer probe_timer_;
+  std::vector<std::function<void(bool)>> probes_;
+  boost::asio::steady_timer linger_;  // after end(): the socket's last seconds
+  int64_t last_seen_written_ = 0;
+  // The root hash of the hello, checked once the events the agent had written before it
+  // (sequences below hello_next_sequence_) are stored: a deploy reported in that backlog
+  // explains a changed hash.
+  std::optional<std::string> hello_root_hash_;
+  int64_t hello_next_sequence_ = 0;
+};
+
+}  // namespace mamori::manager

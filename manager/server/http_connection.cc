@@ -1,0 +1,167 @@
+#include "manager/server/http_connection.h"
+
+#include <fmt/format.h>
+#include <boost/beast/websocket.hpp>
+
+#include "core/hash/sha256.h"
+#include "core/proto/actions.h"
+#include "core/proto/channel.h"
+#include "manager/server/agent_channel.h"
+
+namespace mamori::manager {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace ch = proto::channel;
+using beast::error_code;
+using nlohmann::json;
+
+json error_body(std::string_view code, const std::string& message) {
+  return ch::to_json(ch::EnrollError{std::string(code), message});
+}
+
+}  // namespace
+
+HttpConnection::HttpConnection(Hub& hub, asio::ip::tcp::socket socket)
+    : hub_(hub), stream_(std::move(socket), hub.ssl()) {
+  error_code ec;
+  const auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+  if (!ec) address_ = ep.address().to_string();
+}
+
+HttpConnection::~HttpConnection() {
+  if (!handed_over_) hub_.connection_closed();
+}
+
+void HttpConnection::start() {
+  beast::get_lowest_layer(stream_).expires_after(kHandshakeTimeout);
+  stream_.async_handshake(asio::ssl::stream_base::server,
+                          [self = shared_from_this()](const error_code& ec) {
+                            if (!ec) self->read_request();
+                          });
+}
+
+void HttpConnection::read_request() {
+  parser_.emplace();
+  parser_->header_limit(kMaxHeaderBytes);
+  parser_->body_limit(ch::kMaxMessageBytes);
+  http::async_read(stream_, buffer_, *parser_,
+                   [self = shared_from_this()](const error_code& ec, size_t) {
+                     if (!ec) self->route();
+                   });
+}
+
+void HttpConnection::route() {
+  auto& req = parser_->get();
+  const std::string_view target(req.target().data(), req.target().size());
+  if (target == "/api/v1/enroll") {
+    if (req.method() != http::verb::post) return respond(http::status::method_not_allowed, {});
+    return enroll(req.body());
+  }
+  if (target == "/api/v1/channel") {
+    if (req.method() != http::verb::get || !websocket::is_upgrade(req))
+      return respond(http::status::upgrade_required,
+                     error_body(ch::kBadMessage, "a WebSocket upgrade is expected"));
+    return channel(parser_->release());
+  }
+  respond(http::status::not_found, error_body(ch::kBadMessage, "no such endpoint"));
+}
+
+void HttpConnection::enroll(const std::string& body) {
+  auto r = ch::decode_enroll_request(body);
+  if (!r) return respond(http::status::bad_request, error_body(r.error().code, r.error().message));
+  const int64_t now = hub_.now_ns();
+  auto secret = random_bytes(32);
+  if (!secret)
+    return respond(http::status::internal_server_error, error_body(ch::kInternal, "no randomness"));
+  const std::string credential = ch::base64url(*secret);
+  NewAgent a;
+  a.agent_key = new_uuid();
+  a.credential_hash = sha256_hex(credential);
+  a.info.hostname = r->host.hostname;
+  a.info.machine_id = r->host.machine_id;
+  a.info.agent_id = r->agent.id;
+  a.info.name = r->agent.name;
+  a.info.version = r->agent.version;
+  a.info.roots_json = ch::to_json(*r)["roots"].dump();
+  a.info.baseline_root_hash = r->baseline_root_hash;
+  a.enrolled_at_ns = now;
+  auto verdict = hub_.store().enroll(sha256_hex(r->token_secret), a, now);
+  if (!verdict) {
+    log_line("enroll: " + verdict.error().message());
+    return respond(http::status::internal_server_error, error_body(ch::kInternal, "store failed"));
+  }
+  if (!verdict->accepted()) {
+    const std::string why(to_string(verdict->refusal));
+    log_line(fmt::format("enroll refused from {}: token {}", address_, why));
+    return respond(http::status::unauthorized, error_body(ch::kBadToken, "token " + why));
+  }
+  a.group = verdict->group;
+  a.token_id = verdict->token_id;
+  if (!a.info.baseline_root_hash.empty())
+    if (auto s = hub_.store().record_baseline({a.agent_key, a.info.baseline_root_hash, now, true});
+        !s)
+      log_line(s.error().message());
+  AgentRow row;
+  row.agent_key = a.agent_key;
+  row.group = a.group;
+  row.info = a.info;
+  hub_.report(
+      proto::action::kAgentEnrolled, event::Severity::kNotice,
+      fmt::format("agent {} ({}) enrolled in group \"{}\"", a.info.name, a.info.hostname, a.group),
+      &row, address_);
+  respond(http::status::ok,
+          ch::to_json(ch::EnrollAnswer{a.agent_key, credential, hub_.m().heartbeat_s,
+                                       hub_.m().lost_after_s}));
+}
+
+void HttpConnection::channel(Request req) {
+  auto who = authenticate(req);
+  if (!who)
+    return respond(http::status::unauthorized,
+                   error_body(ch::kUnauthorized,
+                              "Authorization: Bearer agent_key:credential is missing or wrong"));
+  beast::get_lowest_layer(stream_).expires_never();
+  handed_over_ = true;
+  auto c =
+      std::make_shared<AgentChannel>(hub_, WsStream(std::move(stream_)), std::move(*who), address_);
+  c->start(std::move(req));
+}
+
+std::optional<AgentRow> HttpConnection::authenticate(const Request& req) {
+  const auto it = req.find(http::field::authorization);
+  if (it == req.end()) return std::nullopt;
+  std::string_view v(it->value().data(), it->value().size());
+  if (!v.starts_with("Bearer ")) return std::nullopt;
+  v.remove_prefix(7);
+  const size_t colon = v.find(':');
+  if (colon == std::string_view::npos || colon > 64) return std::nullopt;
+  const std::string presented = sha256_hex(v.substr(colon + 1));
+  auto a = hub_.store().find_agent(v.substr(0, colon));
+  if (!a) {
+    log_line("channel: " + a.error().message());
+    return std::nullopt;
+  }
+  // Compared in constant time; an unknown key costs the same hash as a known one.
+  if (!*a || !hash::equal_constant_time(presented, (*a)->credential_hash) ||
+      (*a)->status == AgentStatus::kRetired)
+    return std::nullopt;
+  return std::move(**a);
+}
+
+void HttpConnection::respond(http::status status, const json& body) {
+  auto res = std::make_shared<http::response<http::string_body>>(status, 11);
+  res->set(http::field::content_type, "application/json");
+  res->set(http::field::server, "mamori-manager");
+  res->keep_alive(false);
+  res->body() = body.is_null() ? std::string() : body.dump();
+  res->prepare_payload();
+  http::async_write(stream_, *res, [self = shared_from_this(), res](const error_code& ec, size_t) {
+    if (!ec) self->stream_.async_shutdown([self](const error_code&) {});
+  });
+}
+
+}  // namespace mamori::manager

@@ -1,0 +1,52 @@
+#pragma once
+// One accepted connection until it is answered or upgraded: the TLS handshake and one
+// HTTP request, within kHandshakeTimeout and kMaxHeaderBytes (hub.h) and a body of at
+// most proto::channel::kMaxMessageBytes, routed to
+//   POST /api/v1/enroll   enrollment with a token (docs/formats/manager-channel.md);
+//   GET  /api/v1/channel  the agent's WebSocket, handed to an AgentChannel once the
+//                         Authorization (Bearer agent_key:credential) is checked.
+//
+// Threads: the server's io thread (hub.h).
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <nlohmann/json.hpp>
+
+#include "manager/db/store.h"
+#include "manager/server/hub.h"
+
+namespace mamori::manager {
+
+class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
+ public:
+  HttpConnection(Hub& hub, boost::asio::ip::tcp::socket socket);
+  ~HttpConnection();
+
+  void start();
+
+ private:
+  using Request = boost::beast::http::request<boost::beast::http::string_body>;
+
+  void read_request();
+  void route();
+  void enroll(const std::string& body);
+  void channel(Request req);
+  // The agent the request's credential belongs to.
+  std::optional<AgentRow> authenticate(const Request& req);
+  void respond(boost::beast::http::status status, const nlohmann::json& body);
+
+  Hub& hub_;
+  boost::beast::ssl_stream<boost::beast::tcp_stream> stream_;
+  boost::beast::flat_buffer buffer_;
+  std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+  std::string address_;
+  bool handed_over_ = false;  // the AgentChannel counts the connection now
+};
+
+}  // namespace mamori::manager

@@ -1,0 +1,107 @@
+#pragma once
+// What the manager's connections share (server.h): the config, the store, the manager's
+// own events, the TLS context, and the registry of live agent channels (one per
+// agent_key). Connections (http_connection.h) and agent channels (agent_channel.h) hold
+// a Hub& and call it; the Server owns the Hub and runs its io_context.
+//
+// Threads: everything here runs on the server's one io thread, except stop().
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "core/base/env.h"
+#include "core/base/result.h"
+#include "core/config/config.h"
+#include "core/event/event.h"
+#include "manager/db/store.h"
+#include "manager/server/identity.h"
+#include "manager/server/reporter.h"
+
+namespace mamori::manager {
+
+class AgentChannel;
+
+// The limits on what a peer controls before it is authenticated (server.h).
+inline constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
+inline constexpr size_t kMaxHeaderBytes = 16 * 1024;
+
+// One line on stderr (the journal), prefixed "mamori manager: ".
+void log_line(const std::string& s);
+// A random (version 4) UUID, for agent keys and command ids.
+std::string new_uuid();
+
+class Hub {
+ public:
+  Hub(Env& env, const config::Config& config, std::unique_ptr<Store> store, Identity identity,
+      std::unique_ptr<Reporter> reporter);
+  ~Hub();
+
+  Status bind();
+  Status run(bool handle_signals);
+  // From any thread.
+  void stop();
+
+  std::string local_address() const;
+  std::string public_url() const;
+  const Identity& identity() const { return identity_; }
+
+  // ---- for the connections and channels (io thread) --------------------------------
+
+  Env& env() { return env_; }
+  Store& store() { return *store_; }
+  const config::ManagerConfig& m() const { return m_; }
+  boost::asio::ssl::context& ssl() { return ssl_; }
+  int64_t now_ns() const { return env_.clock().now_ns(); }
+
+  // Every accepted socket counts until its Connection or AgentChannel is destroyed.
+  void connection_closed() { --connections_; }
+
+  // The live channel of `key`; nullptr when none.
+  std::shared_ptr<AgentChannel> live(const std::string& key);
+  void set_live(const std::string& key, const std::shared_ptr<AgentChannel>& c);
+  // Removes `c` if it is the one registered for `key` (or the registered one is gone).
+  void drop_live(const std::string& key, const AgentChannel* c);
+
+  // One of the manager's events (reporter.h), naming the agent when there is one.
+  void report(std::string_view action, event::Severity sev, const std::string& message,
+              const AgentRow* agent, const std::string& address,
+              const std::function<void(event::Event&)>& more = {});
+
+ private:
+  void accept();
+  void on_accept(boost::asio::ip::tcp::socket socket);
+  void sweep_stale_online();
+  void shutdown();
+
+  Env& env_;
+  const config::Config& config_;
+  const config::ManagerConfig m_;
+  std::unique_ptr<Store> store_;
+  Identity identity_;
+  std::unique_ptr<Reporter> reporter_;
+  std::string host_name_;
+
+  // Before io_: the connections still queued in io_ when it is destroyed count down here.
+  size_t connections_ = 0;
+  boost::asio::io_context io_{1};
+  boost::asio::ssl::context ssl_{boost::asio::ssl::context::tls_server};
+  boost::asio::ip::tcp::acceptor acceptor_{io_};
+  std::optional<boost::asio::signal_set> signals_;
+  boost::asio::steady_timer sweep_{io_};
+  bool stopping_ = false;
+  std::map<std::string, std::weak_ptr<AgentChannel>> live_;
+};
+
+}  // namespace mamori::manager

@@ -1,0 +1,244 @@
+#include "manager/server/server.h"
+
+#include <openssl/ssl.h>
+
+#include <chrono>
+#include <cstdio>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "core/event/origin.h"
+#include "core/fs/admin_files.h"
+#include "core/proto/actions.h"
+#include "manager/server/agent_channel.h"
+#include "manager/server/http_connection.h"
+
+namespace mamori::manager {
+namespace {
+
+namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+// Splits "HOST:PORT" / "[V6]:PORT".
+Result<tcp::endpoint> parse_listen(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  error_code ec;
+  const auto addr = asio::ip::make_address(host, ec);
+  if (ec)
+    return fail("parse [manager] listen", listen, EINVAL,
+                "the host must be an IP address (0.0.0.0, ::, 127.0.0.1 ...)");
+  const unsigned long port = std::stoul(listen.substr(colon + 1));
+  if (port > 65535) return fail("parse [manager] listen", listen, EINVAL, "port out of range");
+  return tcp::endpoint(addr, static_cast<uint16_t>(port));
+}
+
+}  // namespace
+
+void log_line(const std::string& s) { std::fprintf(stderr, "mamori manager: %s\n", s.c_str()); }
+
+std::string new_uuid() {
+  auto b = random_bytes(16);
+  std::string r = b ? *b : std::string(16, '\0');
+  r[6] = static_cast<char>((r[6] & 0x0f) | 0x40);
+  r[8] = static_cast<char>((r[8] & 0x3f) | 0x80);
+  std::string s;
+  for (size_t i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s += '-';
+    s += fmt::format("{:02x}", static_cast<uint8_t>(r[i]));
+  }
+  return s;
+}
+
+std::string public_url_of(const config::ManagerConfig& m, const std::string& host_name) {
+  if (!m.public_url.empty()) return m.public_url;
+  return "https://" + host_name + ":" + m.listen.substr(m.listen.rfind(':') + 1);
+}
+
+// ---- the hub --------------------------------------------------------------------------
+
+Hub::Hub(Env& env, const config::Config& config, std::unique_ptr<Store> store, Identity identity,
+         std::unique_ptr<Reporter> reporter)
+    : env_(env),
+      config_(config),
+      m_(config.manager),
+      store_(std::move(store)),
+      identity_(std::move(identity)),
+      reporter_(std::move(reporter)),
+      host_name_(event::system_hostname()) {}
+
+Hub::~Hub() = default;
+
+Status Hub::bind() {
+  ssl_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                   ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(ssl_.native_handle(), TLS1_2_VERSION);
+  error_code ec;
+  ssl_.use_certificate_chain(asio::buffer(identity_.cert_pem), ec);
+  if (!ec) ssl_.use_private_key(asio::buffer(identity_.key_pem), ssl::context::pem, ec);
+  if (ec) return fail_msg("load the manager's certificate", identity_.cert_path, ec.message());
+
+  const tcp::endpoint ep = MAMORI_TRY(parse_listen(m_.listen));
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return fail("listen", m_.listen, ec.value(), ec.message());
+  return {};
+}
+
+Status Hub::run(bool handle_signals) {
+  reporter_->set_poster([this](std::function<void()> f) { asio::post(io_, std::move(f)); });
+  if (handle_signals) {
+    signals_.emplace(io_, SIGTERM, SIGINT);
+    signals_->async_wait([this](const error_code& ec, int) {
+      if (!ec) shutdown();
+    });
+  }
+  // Agents the store says are online but that do not come back within lost_after after
+  // a restart are lost (their connections ended while no manager was listening).
+  sweep_.expires_after(std::chrono::seconds(m_.lost_after_s));
+  sweep_.async_wait([this](const error_code& ec) {
+    if (!ec) sweep_stale_online();
+  });
+  accept();
+  io_.run();
+  return {};
+}
+
+void Hub::stop() {
+  asio::post(io_, [this] { shutdown(); });
+}
+
+std::string Hub::local_address() const {
+  error_code ec;
+  const auto ep = acceptor_.local_endpoint(ec);
+  if (ec) return "";
+  const auto a = ep.address();
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+}
+
+std::string Hub::public_url() const {
+  config::ManagerConfig m = m_;
+  if (m.public_url.empty()) {
+    const std::string bound = local_address();
+    if (!bound.empty()) m.listen = bound;
+  }
+  return public_url_of(m, host_name_);
+}
+
+std::shared_ptr<AgentChannel> Hub::live(const std::string& key) {
+  auto it = live_.find(key);
+  return it == live_.end() ? nullptr : it->second.lock();
+}
+
+void Hub::set_live(const std::string& key, const std::shared_ptr<AgentChannel>& c) {
+  live_[key] = c;
+}
+
+void Hub::drop_live(const std::string& key, const AgentChannel* c) {
+  auto it = live_.find(key);
+  if (it != live_.end() && (it->second.expired() || it->second.lock().get() == c)) live_.erase(it);
+}
+
+void Hub::report(std::string_view action, event::Severity sev, const std::string& message,
+                 const AgentRow* agent, const std::string& address,
+                 const std::function<void(event::Event&)>& more) {
+  event::Event e(action, sev, now_ns());
+  e.set("event.dataset", "mamori.manager").message(message);
+  if (agent) {
+    e.set("mamori.managed_agent.key", agent->agent_key)
+        .set("mamori.managed_agent.id", agent->info.agent_id)
+        .set("mamori.managed_agent.name", agent->info.name)
+        .set("mamori.managed_agent.hostname", agent->info.hostname)
+        .set("mamori.managed_agent.group", agent->group);
+  }
+  if (!address.empty()) e.set("mamori.managed_agent.address", address);
+  if (more) more(e);
+  reporter_->report(e);
+}
+
+void Hub::accept() {
+  acceptor_.async_accept([this](const error_code& ec, tcp::socket socket) {
+    if (stopping_) return;
+    if (!ec) on_accept(std::move(socket));
+    accept();
+  });
+}
+
+void Hub::on_accept(tcp::socket socket) {
+  if (connections_ >= m_.max_agents) {
+    error_code ec;
+    socket.close(ec);  // over the limit: no TLS, no parsing, nothing
+    return;
+  }
+  ++connections_;
+  std::make_shared<HttpConnection>(*this, std::move(socket))->start();
+}
+
+void Hub::sweep_stale_online() {
+  auto agents = store_->list_agents();
+  if (!agents) return log_line("sweep: " + agents.error().message());
+  for (const auto& a : *agents) {
+    if (a.status != AgentStatus::kOnline || live(a.agent_key)) continue;
+    if (auto s = store_->set_agent_status(a.agent_key, AgentStatus::kLost, now_ns()); !s)
+      log_line("sweep: " + s.error().message());
+    report(proto::action::kAgentLost, event::Severity::kWarning,
+           fmt::format("agent {} ({}) did not come back after the manager restarted", a.info.name,
+                       a.info.hostname),
+           &a, "", [](event::Event& e) { e.set("mamori.reason", "manager-restarted"); });
+  }
+}
+
+void Hub::shutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  error_code ec;
+  acceptor_.close(ec);
+  sweep_.cancel();
+  if (signals_) signals_->cancel();
+  // shut() ends the channel, which removes it from live_: walk a copy (iterating live_
+  // itself looped forever or crashed when an agent was connected).
+  const auto live = std::exchange(live_, {});
+  for (const auto& [key, w] : live)
+    if (auto c = w.lock()) c->shut();
+  // The agents' connections end with the manager: they are not lost (the next start gives
+  // them lost_after to come back). What is left to write gets a second.
+  auto grace = std::make_shared<asio::steady_timer>(io_, std::chrono::seconds(1));
+  grace->async_wait([this, grace](const error_code&) { io_.stop(); });
+}
+
+// ---- Server ---------------------------------------------------------------------------
+
+Server::Server(std::unique_ptr<Hub> hub) : hub_(std::move(hub)) {}
+Server::~Server() = default;
+
+Result<std::unique_ptr<Server>> Server::start(Env& env, const config::Config& config) {
+  const auto& m = config.manager;
+  MAMORI_TRY(fs::make_private_dir(m.state_dir));
+  Identity identity =
+      MAMORI_TRY(load_or_create_identity(env, m.state_dir, event::system_hostname()));
+  if (identity.created)
+    log_line(fmt::format("made the certificate {} (fingerprint {})", identity.cert_path,
+                         identity.fingerprint));
+  std::unique_ptr<Store> store = MAMORI_TRY(open_store(env, m.database));
+  auto reporter = MAMORI_TRY(Reporter::open(env, config, *store));
+  auto hub = std::make_unique<Hub>(env, config, std::move(store), std::move(identity),
+                                   std::move(reporter));
+  MAMORI_TRY(hub->bind());
+  return std::unique_ptr<Server>(new Server(std::move(hub)));
+}
+
+Status Server::run(bool handle_signals) { return hub_->run(handle_signals); }
+void Server::stop() { hub_->stop(); }
+const Identity& Server::identity() const { return hub_->identity(); }
+std::string Server::local_address() const { return hub_->local_address(); }
+std::string Server::public_url() const { return hub_->public_url(); }
+
+}  // namespace mamori::manager

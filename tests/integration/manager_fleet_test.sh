@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2016  # WAIT_EXPLAIN and on_exit strings are eval'ed later
+# The fleet on one machine: one `mamori manager` and three agents (roots, state
+# directories, control sockets and event logs of their own), one group token with 3 uses.
+#   - all three enroll with it and show online in `mamori manager agents --json`;
+#   - kill -9 agent 1: lost within 2 s, and the manager's agent-lost reaches a real SMTP
+#     server and a real rsyslog (TCP) through the manager's [[sink]]s, within 2 s;
+#   - SIGSTOP agent 2: lost within lost_after + 1 s; SIGCONT: online again, and the
+#     manager's verify command ran on it (its verify counter and the link's command
+#     counter moved);
+#   - the manager stopped, files tampered on agents 2 and 3 meanwhile, the manager
+#     started: every event of every agent is stored exactly once (event ids in the
+#     manager's database against each agent's events.jsonl);
+#   - a clone of agent 3 (its STATE/manager.json copied) is refused as a duplicate and
+#     enrolls again with its own token: a new agent_key, agent 3 stays online;
+#   - an orderly stop (bye) is `stopped`, not lost.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/web_lib.sh"
+source "$(dirname "$0")/smtp_lib.sh"
+source "$(dirname "$0")/rsyslog_lib.sh"
+
+LOST_AFTER=4
+
+step "an SMTP server and an rsyslog collector for the manager's sinks"
+start_smtp "$SCRATCH/mail"
+start_rsyslog "$SCRATCH/rsyslog"
+
+step "the manager"
+MDIR=$SCRATCH/manager
+mkdir -p "$MDIR"
+MPORT=$(free_port)
+MCONFIG=$MDIR/mamori.toml
+MLOG=$MDIR/manager.log
+cat >"$MCONFIG" <<EOF
+# written by $TEST_NAME
+[manager]
+listen = "127.0.0.1:$MPORT"
+state_dir = "$MDIR/state"
+database = "sqlite://$MDIR/manager.db"
+public_url = "https://127.0.0.1:$MPORT"
+heartbeat = 1
+lost_after = $LOST_AFTER
+
+[[sink]]
+name = "mail"
+type = "smtp"
+url = "smtp://127.0.0.1:$SMTP_PORT"
+from = "mamori@test.example"
+to = ["ops@test.example"]
+actions = ["agent-lost"]
+digest = 0
+
+[[sink]]
+name = "syslog"
+type = "syslog"
+address = "tcp://127.0.0.1:$RSYSLOG_TCP_PORT"
+actions = ["agent-lost"]
+EOF
+manager() { timeout -k 5 "$MAMORI_TIMEOUT" "$MAMORI" --config "$MCONFIG" manager "$@"; }
+MANAGER_PID=""
+start_manager() {
+  local from
+  from=$(stat -c %s "$MLOG" 2>/dev/null || echo 0)
+  "$MAMORI" --config "$MCONFIG" manager >>"$MLOG" 2>&1 &
+  MANAGER_PID=$!
+  on_exit 'stop_manager'
+  WAIT_SECONDS=30 WAIT_EXPLAIN='cat "$MLOG"' wait_for "the manager to listen" \
+    bash -c "exec 3<>/dev/tcp/127.0.0.1/$MPORT"
+}
+stop_manager() {
+  [[ -n $MANAGER_PID ]] || return 0
+  local pid=$MANAGER_PID
+  MANAGER_PID=""
+  stop_pid "$pid" "the manager" || fail "the manager did not stop within 10 s of SIGTERM"
+  # With agents connected too (shutting their channels down once crashed it).
+  ((STOPPED_RC == 0)) || fail "the manager exited with status $STOPPED_RC on SIGTERM"
+}
+start_manager
+
+# agents_json: `mamori manager agents --json`.
+agents_json() { manager agents --json; }
+# status_of NAME: the manager's status of the agent named NAME (agent.name).
+status_of() {
+  agents_json | python3 -c '
+import json, sys
+for a in json.load(sys.stdin)["agents"]:
+    if a["name"] == sys.argv[1]:
+        print(a["status"])
+' "$1"
+}
+is_status() { [[ $(status_of "$1") == "$2" ]]; }
+all_online() {
+  [[ $(agents_json | python3 -c '
+import json, sys
+print(sum(1 for a in json.load(sys.stdin)["agents"] if a["status"] == "online"))') == 3 ]]
+}
+
+step "one group token with 3 uses"
+expect_exit 0 manager token create --group web --uses 3
+TOKEN=$(echo "$OUT" | grep -o 'mamori-token-v1\.[A-Za-z0-9_-]*' | head -n 1)
+[[ -n $TOKEN ]] || fail "no token printed: $OUT"
+echo "$TOKEN" >"$SCRATCH/token"
+chmod 0600 "$SCRATCH/token"
+
+step "three agents, each with its own root, state, socket and event log"
+declare -a APID ACONF AEVENTS ASOCK
+start_fleet_agent() {  # I
+  local i=$1 log=$SCRATCH/a$1/agent.log from
+  from=$(stat -c %s "$log" 2>/dev/null || echo 0)
+  "$MAMORI" --config "${ACONF[$i]}" agent >>"$log" 2>&1 &
+  APID[$i]=$!
+  on_exit "kill -CONT ${APID[$i]} 2>/dev/null; stop_pid ${APID[$i]} 'agent $i'"
+  WAIT_SECONDS=60 WAIT_EXPLAIN="cat $log" wait_for "agent $i to be ready" \
+    bash -c "tail -c +$((from + 1)) $log | grep -q 'ready: guarding'"
+}
+for i in 1 2 3; do
+  d=$SCRATCH/a$i
+  mkdir -p "$d/www/sub"
+  for f in index.php wp-config.php sub/page.html; do echo "site $i $f" >"$d/www/$f"; done
+  for n in $(seq 1 30); do echo "page $n of site $i" >"$d/www/sub/p$n.html"; done
+  ACONF[$i]=$d/mamori.toml
+  AEVENTS[$i]=$d/events.jsonl
+  ASOCK[$i]=$d/agent.sock
+  cat >"${ACONF[$i]}" <<EOF
+state_dir = "$d/state"
+
+[[root]]
+path = "$d/www"
+mode = "restore"
+
+[agent]
+name = "web$i"
+socket = "${ASOCK[$i]}"
+event_log = "${AEVENTS[$i]}"
+
+[manager]
+url = "https://127.0.0.1:$MPORT"
+token_file = "$SCRATCH/token"
+EOF
+  expect_exit 0 "$MAMORI" --config "${ACONF[$i]}" init
+  start_fleet_agent "$i"
+done
+agent_status() { timeout 30 "$MAMORI" --config "${ACONF[$1]}" status --json; }
+
+step "all three enroll with the one token and are online"
+WAIT_SECONDS=30 WAIT_EXPLAIN='agents_json; tail -n 5 $SCRATCH/a*/agent.log' wait_for \
+  "three agents online" all_online
+for i in 1 2 3; do
+  st=$(agent_status "$i")
+  assert_eq connected "$(json 'j["agent"]["manager"]["state"]' "$st")" "agent $i's link"
+  mode=$(stat -c %a "$SCRATCH/a$i/state/manager.json")
+  assert_eq 600 "$mode" "agent $i's credential file mode"
+done
+keys=$(agents_json | python3 -c 'import json,sys; print(len({a["agent_key"] for a in json.load(sys.stdin)["agents"]}))')
+assert_eq 3 "$keys" "distinct agent keys"
+expect_exit 0 manager token list --json
+assert_contains "$OUT" '"uses_left": 0' "the token is used up"
+
+# The lost waits wake on the manager's directory (its database changes with the status),
+# so the times measured are the manager's, not a poll's.
+step "kill -9 agent 1: lost within 2 s, agent-lost reaches the SMTP server and rsyslog"
+t0=$(date +%s%N)
+kill -9 "${APID[1]}"
+WAIT_SECONDS=3 WAIT_ON=$MDIR wait_for "agent 1 lost" is_status web1 lost
+ms=$((($(date +%s%N) - t0) / 1000000))
+echo "agent 1 lost after $ms ms"
+((ms <= 2000)) || fail "agent 1 was reported lost after $ms ms (> 2000)"
+WAIT_SECONDS=3 wait_for_syslog "agent-lost"
+ms=$((($(date +%s%N) - t0) / 1000000))
+echo "agent-lost at rsyslog $ms ms after the kill"
+((ms <= 2000)) || fail "agent-lost reached rsyslog after $ms ms (> 2000)"
+assert_contains "$(grep -F agent-lost "$RSYSLOG_OUT")" "web1" "the syslog line names the agent"
+WAIT_SECONDS=3 smtp_wait_mail 1
+ms=$((($(date +%s%N) - t0) / 1000000))
+echo "agent-lost mail received $ms ms after the kill"
+((ms <= 2000)) || fail "the agent-lost mail arrived after $ms ms (> 2000)"
+assert_contains "$(smtp_mail 1)" "agent-lost" "the mail"
+assert_contains "$(smtp_mail 1)" "web1" "the mail names the agent"
+
+step "SIGSTOP agent 2: lost within lost_after + 1 s; SIGCONT: recovered and verified"
+before=$(agent_status 2)
+verifies_before=$(json 'j["agent"]["counters"]["verifies"]' "$before")
+t0=$(date +%s%N)
+kill -STOP "${APID[2]}"
+WAIT_SECONDS=$((LOST_AFTER + 3)) WAIT_ON=$MDIR wait_for "agent 2 lost" is_status web2 lost
+ms=$((($(date +%s%N) - t0) / 1000000))
+echo "agent 2 (stopped) lost after $ms ms"
+((ms <= (LOST_AFTER + 1) * 1000)) || fail "agent 2 was lost after $ms ms (> $(((LOST_AFTER + 1) * 1000)))"
+kill -CONT "${APID[2]}"
+WAIT_SECONDS=35 wait_for "agent 2 online again" is_status web2 online
+verify_ran() {
+  local st
+  st=$(agent_status 2)
+  (($(json 'j["agent"]["counters"]["verifies"]' "$st") > verifies_before)) &&
+    (($(json 'j["agent"]["manager"]["commands"]' "$st") >= 1))
+}
+WAIT_SECONDS=10 wait_for "the manager's verify to run on agent 2" verify_ran
+
+step "restart agent 1: it comes back with its stored credential"
+start_fleet_agent 1
+WAIT_SECONDS=35 wait_for "agent 1 online again" is_status web1 online
+
+step "the manager stopped, files tampered on agents 2 and 3, the manager started"
+stop_manager
+for i in 2 3; do
+  for n in $(seq 1 30); do echo "<iframe src=//evil.example>" >>"$SCRATCH/a$i/www/sub/p$n.html"; done
+  echo '<?php system($_GET["c"]);' >"$SCRATCH/a$i/www/sub/shell.php"
+done
+for i in 2 3; do
+  WAIT_ON=$SCRATCH/a$i wait_for "agent $i to restore" \
+    grep -q file-quarantined "${AEVENTS[$i]}"
+done
+start_manager
+WAIT_SECONDS=35 WAIT_EXPLAIN='agents_json' wait_for "three agents online after the outage" all_online
+
+# stored_once: for each agent, the event ids in the manager's database are exactly those
+# of its events.jsonl, each once.
+stored_once() {
+  agents_json >"$SCRATCH/agents.json"
+  python3 - "$MDIR/manager.db" "$SCRATCH/agents.json" "${AEVENTS[1]}" "${AEVENTS[2]}" "${AEVENTS[3]}" <<'PY'
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+keys = {a["name"]: a["agent_key"] for a in json.load(open(sys.argv[2]))["agents"]}
+bad = []
+for i, path in enumerate(sys.argv[3:], start=1):
+    key = keys[f"web{i}"]
+    rows = [r[0] for r in db.execute("SELECT event_id FROM events WHERE agent_key = ?", (key,))]
+    logged = [json.loads(line)["event"]["id"] for line in open(path, encoding="utf-8")]
+    if len(rows) != len(set(rows)) or sorted(rows) != sorted(logged):
+        bad.append(f"web{i}: {len(logged)} logged, {len(rows)} stored ({len(set(rows))} distinct), "
+                   f"missing {sorted(set(logged) - set(rows))[:5]}, extra {sorted(set(rows) - set(logged))[:5]}")
+    else:
+        print(f"web{i}: {len(rows)} events, each stored once")
+if bad:
+    print("\n".join(bad))
+    sys.exit(1)
+PY
+}
+# Acknowledged everything: each agent's cursor is at its outbox's head.
+all_acked() {
+  local i st
+  for i in 1 2 3; do
+    st=$(agent_status "$i")
+    [[ $(json 'j["agent"]["manager"]["cursor"]' "$st") == "$(json 'j["agent"]["outbox"]["next_sequence"]' "$st")" ]] || return 1
+  done
+}
+WAIT_SECONDS=30 wait_for "every agent's events acknowledged" all_acked
+stored_once || fail "the manager's store does not hold every agent event exactly once"
+
+step "a clone of agent 3's credential (a golden image) becomes an agent of its own"
+expect_exit 0 manager token create --group web --uses 1
+echo "$OUT" | grep -o 'mamori-token-v1\.[A-Za-z0-9_-]*' | head -n 1 >"$SCRATCH/token4"
+chmod 0600 "$SCRATCH/token4"
+d=$SCRATCH/a4
+mkdir -p "$d/www"
+echo "site 4" >"$d/www/index.php"
+ACONF[4]=$d/mamori.toml
+AEVENTS[4]=$d/events.jsonl
+sed -e "s|$SCRATCH/a3|$d|g" -e 's/^name = "web3"/name = "web4"/' -e "s|$SCRATCH/token|$SCRATCH/token4|" \
+  "${ACONF[3]}" >"${ACONF[4]}"
+expect_exit 0 "$MAMORI" --config "${ACONF[4]}" init
+cp -p "$SCRATCH/a3/state/manager.json" "$d/state/manager.json"
+key3=$(agents_json | python3 -c 'import json,sys; print([a["agent_key"] for a in json.load(sys.stdin)["agents"] if a["name"] == "web3"][0])')
+start_fleet_agent 4
+WAIT_SECONDS=30 WAIT_EXPLAIN='agents_json; cat $SCRATCH/a4/agent.log' wait_for "the clone enrolled as web4" is_status web4 online
+key4=$(agents_json | python3 -c 'import json,sys; print([a["agent_key"] for a in json.load(sys.stdin)["agents"] if a["name"] == "web4"][0])')
+assert_ne "$key3" "$key4" "the clone's agent_key"
+assert_contains "$(cat "$d/agent.log")" "another agent uses this identity" "the clone's log"
+assert_eq online "$(status_of web3)" "the original agent 3"
+
+step "orderly stop: stopped, not lost"
+stop_pid "${APID[3]}" "agent 3" || fail "agent 3 did not stop within 10 s of SIGTERM"
+WAIT_SECONDS=5 wait_for "agent 3 stopped" is_status web3 stopped
