@@ -5,8 +5,12 @@
 # a non-superuser owning a database whose default collation is ICU en-US), then runs
 # manager_store_test's PostgreSQL instances against it: the whole Store suite the SQLite
 # store passes, plus the PostgreSQL-only tests (wrong password, lost connection and
-# reconnect, NUL in text). Fails if no PostgreSQL test ran. The cluster is stopped and
-# removed on every exit; the system's clusters are never touched.
+# reconnect, NUL in text). Fails if no PostgreSQL test ran. Then the real `mamori
+# manager` with `database = "postgresql://..."`: a wrong password refused by the CLI
+# without showing it, a token, an enrollment and a batch sent twice (manager_client.py)
+# stored once in PostgreSQL's table, and PostgreSQL restarted under the running manager:
+# the next enrollment and events go through. The cluster is stopped and removed on every
+# exit; the system's clusters are never touched.
 #
 #   bash tests/integration/manager_postgres_store_test.sh build/dev/bin/mamori
 #
@@ -57,3 +61,74 @@ assert_eq 0 "$(psql_admin -At -d mamori -c "SELECT count(*) FROM pg_namespace WH
   "schemas left behind by the tests"
 assert_not_contains "$(cat "$SCRATCH/store_test.log")" "$PG_PASSWORD" "the password in the test output"
 echo "ran $ran PostgreSQL tests on PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}')"
+
+# ---- the real manager on PostgreSQL ----------------------------------------------------
+
+CLIENT="/usr/bin/python3 $(dirname "$0")/manager_client.py"
+MSTATE=$SCRATCH/manager
+MLOG=$SCRATCH/manager.log
+MPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+manager_config() {  # DATABASE_URL
+  {
+    echo "state_dir = \"$STATE\""
+    echo "[manager]"
+    echo "listen = \"127.0.0.1:$MPORT\""
+    echo "public_url = \"https://127.0.0.1:$MPORT\""
+    echo "state_dir = \"$MSTATE\""
+    echo "database = \"$1\""
+  } >"$CONFIG"
+  chmod 0600 "$CONFIG"
+}
+MANAGER_PID=""
+stop_manager() {
+  [[ -n $MANAGER_PID ]] || return 0
+  local pid=$MANAGER_PID
+  MANAGER_PID=""
+  stop_pid "$pid" "the manager" || fail "the manager did not stop within 10 s of SIGTERM"
+}
+on_exit stop_manager
+agent_field() {  # KEY FIELD: from `mamori manager agents --json`
+  expect_exit 0 mamori manager agents --json
+  json "[a['$2'] for a in j['agents'] if a['agent_key'] == '$1'][0]"
+}
+stored_events() {  # KEY: rows in PostgreSQL itself
+  psql_admin -At -d mamori -v key="$1" <<<"SELECT count(*) FROM events WHERE agent_key = :'key'"
+}
+
+step "a wrong password: the CLI names the database and the failure, not the password"
+manager_config "postgresql://mamori:wrong-$PG_PASSWORD@127.0.0.1:$PG_PORT/mamori?sslmode=disable"
+expect_exit 3 mamori manager agents
+assert_contains "$ERR" "authentication failed"
+assert_contains "$ERR" "mamori@127.0.0.1:$PG_PORT/mamori"
+assert_not_contains "$ERR$OUT" "$PG_PASSWORD" "the password in the CLI's output"
+
+step "mamori manager on PostgreSQL: a token, an enrollment, events stored once"
+manager_config "$PG_URL"
+"$MAMORI" --config "$CONFIG" manager >>"$MLOG" 2>&1 &
+MANAGER_PID=$!
+WAIT_SECONDS=20 WAIT_EXPLAIN='cat "$MLOG"' wait_for "the manager to listen" grep -q 'listening on' "$MLOG"
+expect_exit 0 mamori manager token create --group web --uses 2 --json
+TOKEN=$(json 'j["token"]')
+expect_exit 0 $CLIENT enroll "$TOKEN"
+assert_eq 200 "$(json 'j["status"]')" "enrollment on PostgreSQL"
+M1=$(json 'json.dumps(j["manager"])')
+KEY1=$(json 'j["manager"]["agent_key"]')
+expect_exit 0 $CLIENT events "$M1"
+assert_eq 5 "$(agent_field "$KEY1" events)" "events stored once each"
+assert_eq 5 "$(stored_events "$KEY1")" "rows in PostgreSQL's events table"
+assert_eq stopped "$(agent_field "$KEY1" status)" "after bye"
+
+step "PostgreSQL restarted under the running manager: its next calls reconnect"
+restart_postgres
+expect_exit 0 $CLIENT enroll "$TOKEN"
+assert_eq 200 "$(json 'j["status"]')" "enrollment after the restart"
+M2=$(json 'json.dumps(j["manager"])')
+KEY2=$(json 'j["manager"]["agent_key"]')
+expect_exit 0 $CLIENT events "$M2"
+assert_eq 5 "$(stored_events "$KEY2")" "the second agent's events after the restart"
+kill -0 "$MANAGER_PID" 2>/dev/null || fail "the manager died with the database restart:
+$(tail -n 20 "$MLOG")"
+expect_exit 0 mamori manager token list --json
+assert_eq '[0]' "$(json '[t["uses_left"] for t in j["tokens"]]')" "the token's two uses, each counted once"
+assert_not_contains "$(cat "$MLOG")" "$PG_PASSWORD" "the password in the manager's log"
+stop_manager

@@ -17,7 +17,8 @@
 #   PG_BIN       the server's bin directory (initdb, pg_ctl, psql, postgres)
 #   PG_LOG       the server's log
 # and psql_admin ARGS... (psql as the superuser postgres over the socket, -v
-# ON_ERROR_STOP=1); the server is stopped at exit (on_exit), DIR goes with $SCRATCH.
+# ON_ERROR_STOP=1); restart_postgres restarts it (the clients' connections cut); the
+# server is stopped at exit (on_exit), DIR goes with $SCRATCH.
 
 PG_DIR=""
 
@@ -85,6 +86,14 @@ SQL
 
 psql_admin() {
   "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$PG_PORT" -U postgres -d postgres "$@"
+}
+
+# restart_postgres: a fast shutdown (every client's connection is closed under it) and a
+# start with the same options, as after a server upgrade or a failover.
+restart_postgres() {
+  _as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_LOG" -m fast -w -t 60 restart >/dev/null ||
+    fail "PostgreSQL did not restart:
+$(tail -n 20 "$PG_LOG")"
 }
 
 # stop_postgres: a fast shutdown (clients disconnected), an immediate one if that hangs.
