@@ -80,13 +80,7 @@ manager_config() {  # DATABASE_URL
   chmod 0600 "$CONFIG"
 }
 MANAGER_PID=""
-stop_manager() {
-  [[ -n $MANAGER_PID ]] || return 0
-  local pid=$MANAGER_PID
-  MANAGER_PID=""
-  stop_pid "$pid" "the manager" || fail "the manager did not stop within 10 s of SIGTERM"
-}
-on_exit stop_manager
+on_exit '[[ -z $MANAGER_PID ]] || stop_pid "$MANAGER_PID" "the manager"'
 agent_field() {  # KEY FIELD: from `mamori manager agents --json`
   expect_exit 0 mamori manager agents --json
   json "[a['$2'] for a in j['agents'] if a['agent_key'] == '$1'][0]"
@@ -131,4 +125,6 @@ $(tail -n 20 "$MLOG")"
 expect_exit 0 mamori manager token list --json
 assert_eq '[0]' "$(json '[t["uses_left"] for t in j["tokens"]]')" "the token's two uses, each counted once"
 assert_not_contains "$(cat "$MLOG")" "$PG_PASSWORD" "the password in the manager's log"
-stop_manager
+stop_pid "$MANAGER_PID" "the manager" || fail "the manager did not stop within 10 s of SIGTERM"
+MANAGER_PID=""
+((STOPPED_RC == 0)) || fail "the manager exited with status $STOPPED_RC on SIGTERM"
