@@ -1,6 +1,7 @@
 #include "manager/db/store.h"
 
 #include "core/hash/sha256.h"
+#include "manager/db/postgres_store.h"
 #include "manager/db/sqlite_store.h"
 
 namespace mamori::manager {
@@ -21,6 +22,12 @@ std::string_view to_string(TokenRefusal r) {
       return "used-up";
   }
   return "unknown";
+}
+
+TokenRefusal token_refusal(bool revoked, std::optional<int64_t> expires_at_ns, int64_t now_ns) {
+  if (revoked) return TokenRefusal::kRevoked;
+  if (expires_at_ns && *expires_at_ns <= now_ns) return TokenRefusal::kExpired;
+  return TokenRefusal::kUsedUp;
 }
 
 std::string_view to_string(AgentStatus s) {
@@ -52,10 +59,14 @@ std::optional<AgentStatus> parse_agent_status(std::string_view s) {
 }
 
 Result<std::unique_ptr<Store>> open_store(Env&, const std::string& url) {
-  constexpr std::string_view kScheme = "sqlite://";
-  if (!url.starts_with(kScheme))
-    return fail_msg("open store", url, "unsupported database URL: only sqlite:///abs/path.db");
-  const std::string path = url.substr(kScheme.size());
+  constexpr std::string_view kSqlite = "sqlite://";
+  if (url.starts_with("postgresql://") || url.starts_with("postgres://"))
+    return open_postgres_store(url);
+  // Not echoed: an unknown scheme may still carry a password.
+  if (!url.starts_with(kSqlite))
+    return fail_msg("open store", "database URL",
+                    "unsupported database URL: sqlite:///abs/path.db or postgresql://...");
+  const std::string path = url.substr(kSqlite.size());
   if (path.empty() || path[0] != '/')
     return fail_msg("open store", url, "the SQLite path must be absolute: sqlite:///abs/path.db");
   return open_sqlite_store(path);
