@@ -198,6 +198,7 @@ int list_agents(App& app) {
                      {"hostname", a.info.hostname},
                      {"group", a.group},
                      {"status", manager::to_string(a.status)},
+                     {"status_since", time_or_dash(a.status_since_ns)},
                      {"enrolled_at", time_or_dash(a.enrolled_at_ns)},
                      {"last_seen", a.last_seen_ns ? nlohmann::json(format_time_ns(a.last_seen_ns))
                                                   : nlohmann::json()},
@@ -288,8 +289,8 @@ OUTPUT
     --json: token create prints {"id", "token", "group", "uses", "expires_at", "url",
     "fingerprint"}; token list {"tokens": [{"id", "group", "uses_left", "expires_at",
     "created_at", "revoked", "state"}], "count"}; agents {"agents": [{"agent_key",
-    "agent_id", "name", "hostname", "group", "status", "enrolled_at", "last_seen",
-    "version", "events"}], "count"}; agents revoke {"agent_key", "status",
+    "agent_id", "name", "hostname", "group", "status", "status_since",
+    "enrolled_at", "last_seen", "version", "events"}], "count"}; agents revoke {"agent_key", "status",
     "previous_status"}.
 
 EXAMPLES
