@@ -59,9 +59,10 @@ std::string time_or_dash(int64_t ns) { return ns ? format_time_ns(ns) : "-"; }
 int run_server(App& app) {
   auto server = manager::Server::start(app.env(), app.config());
   if (!server) return app.report(server.error(), kExitIncomplete);
-  std::fprintf(stderr, "mamori manager: listening on %s (%s), certificate fingerprint %s\n",
+  std::fprintf(stderr,
+               "mamori manager: listening on %s (%s), certificate fingerprint %s, manager id %s\n",
                (*server)->local_address().c_str(), (*server)->public_url().c_str(),
-               (*server)->identity().fingerprint.c_str());
+               (*server)->identity().fingerprint.c_str(), (*server)->manager_id().c_str());
   sd_notifyf(0, "READY=1\nSTATUS=listening on %s", (*server)->local_address().c_str());
   auto st = (*server)->run(/*handle_signals=*/true);
   sd_notify(0, "STOPPING=1");
@@ -199,6 +200,7 @@ int list_agents(App& app) {
                      {"group", a.group},
                      {"status", manager::to_string(a.status)},
                      {"status_since", time_or_dash(a.status_since_ns)},
+                     {"manager_id", a.manager_id},
                      {"enrolled_at", time_or_dash(a.enrolled_at_ns)},
                      {"last_seen", a.last_seen_ns ? nlohmann::json(format_time_ns(a.last_seen_ns))
                                                   : nlohmann::json()},
@@ -289,8 +291,9 @@ OUTPUT
     --json: token create prints {"id", "token", "group", "uses", "expires_at", "url",
     "fingerprint"}; token list {"tokens": [{"id", "group", "uses_left", "expires_at",
     "created_at", "revoked", "state"}], "count"}; agents {"agents": [{"agent_key",
-    "agent_id", "name", "hostname", "group", "status", "status_since",
-    "enrolled_at", "last_seen", "version", "events"}], "count"}; agents revoke {"agent_key", "status",
+    "agent_id", "name", "hostname", "group", "status", "status_since", "manager_id"
+    (the manager holding its channel, "" when none), "enrolled_at", "last_seen",
+    "version", "events"}], "count"}; agents revoke {"agent_key", "status",
     "previous_status"}.
 
 EXAMPLES

@@ -82,13 +82,24 @@ CREATE TABLE baselines (
 );
 CREATE INDEX baselines_agent ON baselines (agent_key, at_ns);
 )sql",
+    // 2: several managers share the database; each agent is held by one of them.
+    R"sql(
+CREATE TABLE managers (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  hostname TEXT NOT NULL,
+  started_at_ns BIGINT NOT NULL,
+  heartbeat_ns BIGINT NOT NULL
+);
+ALTER TABLE agents ADD COLUMN manager_id TEXT COLLATE "C" NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
 
-constexpr const char* kAgentSelect =
-    "SELECT agent_key, credential_hash, grp, token_id, hostname, machine_id, agent_id, name, "
+constexpr const char* kAgentColumns =
+    "agent_key, credential_hash, grp, token_id, hostname, machine_id, agent_id, name, "
     "version, roots_json, baseline_root_hash, enrolled_at_ns, status, status_since_ns, "
-    "last_seen_ns, last_hello_ns FROM agents";
+    "last_seen_ns, last_hello_ns, manager_id";
+const std::string kAgentSelect = std::string("SELECT ") + kAgentColumns + " FROM agents";
 
 AgentRow agent_row(const Rows& r, int i) {
   AgentRow a;
@@ -103,6 +114,7 @@ AgentRow agent_row(const Rows& r, int i) {
   a.status_since_ns = r.int64(i, 13);
   a.last_seen_ns = r.int64(i, 14);
   a.last_hello_ns = r.int64(i, 15);
+  a.manager_id = r.str(i, 16);
   return a;
 }
 
@@ -226,8 +238,8 @@ class PostgresStore final : public Store {
     });
   }
 
-  Result<AgentStatus> agent_hello(std::string_view agent_key, const AgentInfo& info,
-                                  int64_t now_ns) override {
+  Result<AgentStatus> agent_hello(std::string_view agent_key, const AgentInfo& info, int64_t now_ns,
+                                  std::string_view manager_id) override {
     return call(Retry::kOnce, [&]() -> Result<AgentStatus> {
       auto tx = MAMORI_TRY(Tx::begin(conn_));
       const AgentStatus before = MAMORI_TRY(lock_status(agent_key));
@@ -236,7 +248,7 @@ class PostgresStore final : public Store {
           "version = $5, roots_json = $6, baseline_root_hash = $7, last_seen_ns = $8, "
           "last_hello_ns = $8, "
           "status_since_ns = CASE WHEN status = 'online' THEN status_since_ns ELSE $8 END, "
-          "status = 'online' WHERE agent_key = $9",
+          "status = 'online', manager_id = $10 WHERE agent_key = $9",
           Params()
               .add(info.hostname)
               .add(info.machine_id)
@@ -246,9 +258,60 @@ class PostgresStore final : public Store {
               .add(info.roots_json)
               .add(info.baseline_root_hash)
               .add(now_ns)
-              .add(agent_key)));
+              .add(agent_key)
+              .add(manager_id)));
       MAMORI_TRY(tx.commit());
       return before;
+    });
+  }
+
+  Result<std::optional<AgentStatus>> release_agent(std::string_view agent_key,
+                                                   std::string_view manager_id, AgentStatus st,
+                                                   int64_t now_ns) override {
+    return call(Retry::kOnce, [&]() -> Result<std::optional<AgentStatus>> {
+      auto tx = MAMORI_TRY(Tx::begin(conn_));
+      Rows q = MAMORI_TRY(
+          conn_.query("SELECT status, manager_id FROM agents WHERE agent_key = $1 FOR UPDATE",
+                      Params().add(agent_key)));
+      if (q.size() == 0) return no_agent(agent_key);
+      const AgentStatus before = parse_agent_status(q.text(0, 0)).value_or(AgentStatus::kLost);
+      if (q.text(0, 1) != manager_id) return std::optional<AgentStatus>();
+      MAMORI_TRY(
+          conn_.query("UPDATE agents SET status = $1, manager_id = '', "
+                      "status_since_ns = CASE WHEN status = $1 THEN status_since_ns ELSE $2 END "
+                      "WHERE agent_key = $3",
+                      Params().add(to_string(st)).add(now_ns).add(agent_key)));
+      MAMORI_TRY(tx.commit());
+      return std::optional<AgentStatus>(before);
+    });
+  }
+
+  Status manager_heartbeat(std::string_view manager_id, std::string_view hostname,
+                           int64_t now_ns) override {
+    return call(Retry::kIdempotent, [&]() -> Status {
+      MAMORI_TRY(
+          conn_.query("INSERT INTO managers (id, hostname, started_at_ns, heartbeat_ns) "
+                      "VALUES ($1, $2, $3, $3) ON CONFLICT (id) DO UPDATE SET heartbeat_ns = $3",
+                      Params().add(manager_id).add(hostname).add(now_ns)));
+      return ok();
+    });
+  }
+
+  Result<std::vector<AgentRow>> reap_agents(std::string_view self_id, int64_t stale_before_ns,
+                                            int64_t now_ns) override {
+    return call(Retry::kOnce, [&]() -> Result<std::vector<AgentRow>> {
+      Rows r = MAMORI_TRY(conn_.query(
+          std::string("UPDATE agents SET "
+                      "status = CASE WHEN status = 'unhealthy' THEN 'retired' ELSE 'lost' END, "
+                      "status_since_ns = $1, manager_id = '' "
+                      "WHERE status IN ('online', 'unhealthy') AND manager_id <> '' "
+                      "AND manager_id <> $2 AND NOT EXISTS (SELECT 1 FROM managers m "
+                      "WHERE m.id = agents.manager_id AND m.heartbeat_ns >= $3) RETURNING ") +
+              kAgentColumns,
+          Params().add(now_ns).add(self_id).add(stale_before_ns)));
+      std::vector<AgentRow> out;
+      for (int i = 0; i < r.size(); ++i) out.push_back(agent_row(r, i));
+      return out;
     });
   }
 

@@ -72,6 +72,16 @@ CREATE TABLE baselines (
 );
 CREATE INDEX baselines_agent ON baselines (agent_key, at_ns);
 )sql",
+    // 2: several managers share the database; each agent is held by one of them.
+    R"sql(
+CREATE TABLE managers (
+  id TEXT PRIMARY KEY,
+  hostname TEXT NOT NULL,
+  started_at_ns INTEGER NOT NULL,
+  heartbeat_ns INTEGER NOT NULL
+);
+ALTER TABLE agents ADD COLUMN manager_id TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
 
@@ -178,7 +188,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::optional<AgentRow>> find_agent(std::string_view agent_key) override {
-    Stmt* s = MAMORI_TRY(db_.cached(std::string(kAgentSelect) + " WHERE agent_key = ?"));
+    Stmt* s = MAMORI_TRY(db_.cached(agent_select() + " WHERE agent_key = ?"));
     s->bind_text(1, agent_key);
     if (!MAMORI_TRY(s->step())) return std::optional<AgentRow>();
     AgentRow r = agent_row(*s);
@@ -187,26 +197,25 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<AgentRow>> list_agents() override {
-    Stmt* s =
-        MAMORI_TRY(db_.cached(std::string(kAgentSelect) + " ORDER BY enrolled_at_ns, agent_key"));
+    Stmt* s = MAMORI_TRY(db_.cached(agent_select() + " ORDER BY enrolled_at_ns, agent_key"));
     std::vector<AgentRow> out;
     while (MAMORI_TRY(s->step())) out.push_back(agent_row(*s));
     return out;
   }
 
-  Result<AgentStatus> agent_hello(std::string_view agent_key, const AgentInfo& info,
-                                  int64_t now_ns) override {
+  Result<AgentStatus> agent_hello(std::string_view agent_key, const AgentInfo& info, int64_t now_ns,
+                                  std::string_view manager_id) override {
     auto tx = MAMORI_TRY(Transaction::begin(db_));
     const AgentStatus before = MAMORI_TRY(status_of(agent_key));
     Stmt* s = MAMORI_TRY(db_.cached(
         "UPDATE agents SET hostname = ?, machine_id = ?, agent_id = ?, name = ?, version = ?, "
         "roots_json = ?, baseline_root_hash = ?, last_seen_ns = ?, last_hello_ns = ?, "
         "status_since_ns = CASE WHEN status = 'online' THEN status_since_ns ELSE ? END, "
-        "status = 'online' WHERE agent_key = ?"));
+        "status = 'online', manager_id = ? WHERE agent_key = ?"));
     s->bind_text(1, info.hostname).bind_text(2, info.machine_id).bind_text(3, info.agent_id);
     s->bind_text(4, info.name).bind_text(5, info.version).bind_text(6, info.roots_json);
     s->bind_text(7, info.baseline_root_hash).bind(8, now_ns).bind(9, now_ns).bind(10, now_ns);
-    s->bind_text(11, agent_key);
+    s->bind_text(11, manager_id).bind_text(12, agent_key);
     MAMORI_TRY(s->run());
     MAMORI_TRY(tx.commit());
     return before;
@@ -230,6 +239,55 @@ class SqliteStore final : public Store {
     }
     MAMORI_TRY(tx.commit());
     return before;
+  }
+
+  Result<std::optional<AgentStatus>> release_agent(std::string_view agent_key,
+                                                   std::string_view manager_id, AgentStatus st,
+                                                   int64_t now_ns) override {
+    auto tx = MAMORI_TRY(Transaction::begin(db_));
+    Stmt* q = MAMORI_TRY(db_.cached("SELECT status, manager_id FROM agents WHERE agent_key = ?"));
+    q->bind_text(1, agent_key);
+    if (!MAMORI_TRY(q->step())) return no_agent(agent_key);
+    const AgentStatus before = parse_agent_status(q->blob(0)).value_or(AgentStatus::kLost);
+    const bool ours = q->blob(1) == manager_id;
+    q->reset();
+    if (!ours) return std::optional<AgentStatus>();
+    Stmt* s = MAMORI_TRY(
+        db_.cached("UPDATE agents SET status = ?, manager_id = '', "
+                   "status_since_ns = CASE WHEN status = ? THEN status_since_ns ELSE ? END "
+                   "WHERE agent_key = ?"));
+    MAMORI_TRY(s->bind_text(1, to_string(st))
+                   .bind_text(2, to_string(st))
+                   .bind(3, now_ns)
+                   .bind_text(4, agent_key)
+                   .run());
+    MAMORI_TRY(tx.commit());
+    return std::optional<AgentStatus>(before);
+  }
+
+  Status manager_heartbeat(std::string_view manager_id, std::string_view hostname,
+                           int64_t now_ns) override {
+    Stmt* s = MAMORI_TRY(db_.cached(
+        "INSERT INTO managers (id, hostname, started_at_ns, heartbeat_ns) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET heartbeat_ns = excluded.heartbeat_ns"));
+    return s->bind_text(1, manager_id).bind_text(2, hostname).bind(3, now_ns).bind(4, now_ns).run();
+  }
+
+  Result<std::vector<AgentRow>> reap_agents(std::string_view self_id, int64_t stale_before_ns,
+                                            int64_t now_ns) override {
+    Stmt* s = MAMORI_TRY(db_.cached(
+        "UPDATE agents SET "
+        "status = CASE WHEN status = 'unhealthy' THEN 'retired' ELSE 'lost' END, "
+        "status_since_ns = ?, manager_id = '' "
+        "WHERE status IN ('online', 'unhealthy') AND manager_id <> '' AND manager_id <> ? "
+        "AND NOT EXISTS (SELECT 1 FROM managers m WHERE m.id = agents.manager_id "
+        "AND m.heartbeat_ns >= ?) "
+        "RETURNING " +
+        std::string(kAgentColumns)));
+    s->bind(1, now_ns).bind_text(2, self_id).bind(3, stale_before_ns);
+    std::vector<AgentRow> out;
+    while (MAMORI_TRY(s->step())) out.push_back(agent_row(*s));
+    return out;
   }
 
   Result<InsertResult> insert_events(std::string_view agent_key,
@@ -366,10 +424,13 @@ class SqliteStore final : public Store {
   }
 
  private:
-  static constexpr std::string_view kAgentSelect =
-      "SELECT agent_key, credential_hash, grp, token_id, hostname, machine_id, agent_id, name, "
+  static constexpr std::string_view kAgentColumns =
+      "agent_key, credential_hash, grp, token_id, hostname, machine_id, agent_id, name, "
       "version, roots_json, baseline_root_hash, enrolled_at_ns, status, status_since_ns, "
-      "last_seen_ns, last_hello_ns FROM agents";
+      "last_seen_ns, last_hello_ns, manager_id";
+  static std::string agent_select() {
+    return "SELECT " + std::string(kAgentColumns) + " FROM agents";
+  }
 
   static AgentRow agent_row(const Stmt& s) {
     AgentRow r;
@@ -384,6 +445,7 @@ class SqliteStore final : public Store {
     r.status_since_ns = s.int64(13);
     r.last_seen_ns = s.int64(14);
     r.last_hello_ns = s.int64(15);
+    r.manager_id = text(s, 16);
     return r;
   }
 

@@ -15,7 +15,7 @@
 
 namespace mamori::manager {
 
-inline constexpr int64_t kSqliteSchemaVersion = 1;
+inline constexpr int64_t kSqliteSchemaVersion = 2;
 
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path);
 

@@ -123,6 +123,8 @@ struct AgentRow {
   int64_t status_since_ns = 0;  // when status last changed
   int64_t last_seen_ns = 0;     // last message of any kind (0: never connected)
   int64_t last_hello_ns = 0;    // 0: never
+  // The manager holding its channel (Store::manager_heartbeat's id); "" when none.
+  std::string manager_id;
 };
 
 // ---- events ----
@@ -220,17 +222,36 @@ class Store {
   virtual Result<std::optional<AgentRow>> find_agent(std::string_view agent_key) = 0;
   // All agents, by enrollment time. Retired and revoked ones included.
   virtual Result<std::vector<AgentRow>> list_agents() = 0;
-  // A hello: stores what the agent says about itself, sets status kOnline, last_seen and
-  // last_hello to now. Returns the status before (kLost there means "recovered").
+  // A hello on the channel that manager `manager_id` holds: stores what the agent says
+  // about itself, sets status kOnline, last_seen and last_hello to now, and the agent's
+  // manager_id. Returns the status before (kLost there means "recovered").
   // Fails with errnum ENOENT if no such agent.
   virtual Result<AgentStatus> agent_hello(std::string_view agent_key, const AgentInfo& info,
-                                          int64_t now_ns) = 0;
+                                          int64_t now_ns, std::string_view manager_id) = 0;
+  // The channel that manager `manager_id` held ended: sets the status (status_since = now
+  // if it changed) and clears manager_id, only if the agent is still that manager's (it
+  // may have reconnected to another manager meanwhile). Returns the status before, or
+  // nullopt when the agent is another manager's now (nothing changed).
+  virtual Result<std::optional<AgentStatus>> release_agent(std::string_view agent_key,
+                                                           std::string_view manager_id,
+                                                           AgentStatus s, int64_t now_ns) = 0;
   // Any message (heartbeat, events, result): last_seen = now. ENOENT if no such agent.
   virtual Status touch_agent(std::string_view agent_key, int64_t now_ns) = 0;
   // Sets the status (status_since = now if it changed; last_seen is not touched).
   // Returns the status before. ENOENT if no such agent.
   virtual Result<AgentStatus> set_agent_status(std::string_view agent_key, AgentStatus s,
                                                int64_t now_ns) = 0;
+
+  // Managers sharing the database. manager_heartbeat records that manager `manager_id`
+  // (one per running process) is alive at now_ns. reap_agents: the agents online or
+  // unhealthy whose manager is not `self_id` and has not heartbeated since
+  // stale_before_ns (or never did) become lost (unhealthy ones: retired) with no manager;
+  // returned as they are after the change. One statement, so of several managers reaping
+  // at once, each agent is reaped by one.
+  virtual Status manager_heartbeat(std::string_view manager_id, std::string_view hostname,
+                                   int64_t now_ns) = 0;
+  virtual Result<std::vector<AgentRow>> reap_agents(std::string_view self_id,
+                                                    int64_t stale_before_ns, int64_t now_ns) = 0;
 
   // Events. Stores a batch in ONE transaction: when this returns success every event in it
   // is durable (the caller may ack through InsertResult::max_sequence). Idempotent by

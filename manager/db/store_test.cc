@@ -19,6 +19,8 @@
 
 #include "core/db/sqlite.h"
 #include "manager/db/pg.h"
+#include "manager/db/postgres_store.h"
+#include "manager/db/sqlite_store.h"
 #include "testing/temp_dir.h"
 
 namespace mamori::manager {
@@ -407,11 +409,11 @@ TEST_P(StoreTest, AgentStatusTransitions) {
   AgentInfo info = agent("k").info;
   info.version = "0.2";
   info.hostname = "web-01 é";
-  EXPECT_EQ(*s->agent_hello("k", info, 200), AgentStatus::kEnrolled);
+  EXPECT_EQ(*s->agent_hello("k", info, 200, "m1"), AgentStatus::kEnrolled);
   ASSERT_TRUE(s->touch_agent("k", 250));
   EXPECT_EQ(*s->set_agent_status("k", AgentStatus::kLost, 300), AgentStatus::kOnline);
-  EXPECT_EQ(*s->agent_hello("k", info, 400), AgentStatus::kLost) << "a recovery";
-  EXPECT_EQ(*s->agent_hello("k", info, 450), AgentStatus::kOnline);
+  EXPECT_EQ(*s->agent_hello("k", info, 400, "m1"), AgentStatus::kLost) << "a recovery";
+  EXPECT_EQ(*s->agent_hello("k", info, 450, "m1"), AgentStatus::kOnline);
   row = s->find_agent("k");
   EXPECT_EQ((*row)->status_since_ns, 400) << "a hello while online changes no status";
   EXPECT_EQ(*s->set_agent_status("k", AgentStatus::kStopped, 500), AgentStatus::kOnline);
@@ -430,13 +432,67 @@ TEST_P(StoreTest, AgentStatusTransitions) {
   auto missing_status = s->set_agent_status("zz", AgentStatus::kLost, 1);
   ASSERT_FALSE(missing_status);
   EXPECT_EQ(missing_status.error().errnum, ENOENT);
-  auto missing_hello = s->agent_hello("zz", info, 1);
+  auto missing_hello = s->agent_hello("zz", info, 1, "m1");
   ASSERT_FALSE(missing_hello);
   EXPECT_EQ(missing_hello.error().errnum, ENOENT);
   EXPECT_EQ(parse_agent_status("retired"), AgentStatus::kRetired);
   EXPECT_EQ(parse_agent_status("revoked"), AgentStatus::kRevoked);
   EXPECT_EQ(parse_agent_status("unhealthy"), AgentStatus::kUnhealthy);
   EXPECT_EQ(parse_agent_status("bogus"), std::nullopt);
+}
+
+// Several managers on one database: each agent is held by the manager of its channel;
+// a manager releases only its own agents; the agents of a manager that stopped
+// heartbeating are reaped once, by one manager.
+TEST_P(StoreTest, ManagersHoldReleaseAndReapAgents) {
+  auto s = open();
+  ASSERT_TRUE(s->create_token({sha256_hex("t"), "web", std::nullopt, std::nullopt, 1}));
+  for (const char* key : {"a", "b", "c", "d"}) {
+    NewAgent na = agent(key);
+    ASSERT_TRUE(s->enroll(sha256_hex("t"), na, 1)->accepted());
+  }
+  AgentInfo info = agent("a").info;
+  ASSERT_TRUE(s->manager_heartbeat("m1", "host1", 100));
+  ASSERT_TRUE(s->manager_heartbeat("m2", "host2", 100));
+  ASSERT_TRUE(s->agent_hello("a", info, 100, "m1"));
+  ASSERT_TRUE(s->agent_hello("b", info, 100, "m1"));
+  ASSERT_TRUE(s->agent_hello("c", info, 100, "m2"));
+  ASSERT_TRUE(s->agent_hello("d", info, 100, "m2"));
+  ASSERT_TRUE(s->set_agent_status("d", AgentStatus::kUnhealthy, 110));
+  EXPECT_EQ((*s->find_agent("a"))->manager_id, "m1");
+
+  // "b" moved to m2 before m1 noticed its old channel died: m1's release changes nothing.
+  ASSERT_TRUE(s->agent_hello("b", info, 150, "m2"));
+  auto released = s->release_agent("b", "m1", AgentStatus::kLost, 160);
+  ASSERT_TRUE(released);
+  EXPECT_EQ(*released, std::nullopt);
+  EXPECT_EQ((*s->find_agent("b"))->status, AgentStatus::kOnline);
+  released = s->release_agent("a", "m1", AgentStatus::kStopped, 170);
+  ASSERT_TRUE(released && *released);
+  EXPECT_EQ(**released, AgentStatus::kOnline);
+  auto a = *s->find_agent("a");
+  EXPECT_EQ(a->status, AgentStatus::kStopped);
+  EXPECT_EQ(a->manager_id, "");
+  EXPECT_EQ(a->status_since_ns, 170);
+  EXPECT_FALSE(s->release_agent("zz", "m1", AgentStatus::kLost, 1));
+
+  // m2 stops heartbeating; m1 still does. Nothing is reaped while m2's heartbeat is recent.
+  ASSERT_TRUE(s->manager_heartbeat("m1", "host1", 200));
+  EXPECT_TRUE(s->reap_agents("m1", 100, 200)->empty());
+  auto reaped = s->reap_agents("m1", 150, 210);
+  ASSERT_TRUE(reaped);
+  std::vector<std::string> keys;
+  for (const auto& r : *reaped)
+    keys.push_back(r.agent_key + "=" + std::string(to_string(r.status)));
+  std::sort(keys.begin(), keys.end());
+  EXPECT_EQ(keys, (std::vector<std::string>{"b=lost", "c=lost", "d=retired"}));
+  EXPECT_EQ((*s->find_agent("c"))->manager_id, "");
+  EXPECT_EQ((*s->find_agent("c"))->status_since_ns, 210);
+  EXPECT_TRUE(s->reap_agents("m1", 150, 220)->empty()) << "reaped once";
+  // A manager never reaps its own agents (its channels say whether they are alive).
+  ASSERT_TRUE(s->agent_hello("c", info, 230, "m1"));
+  EXPECT_TRUE(s->reap_agents("m1", 1000, 240)->empty());
+  EXPECT_EQ(s->reap_agents("m3", 1000, 240)->size(), 1u) << "m1 stopped too, for m3";
 }
 
 TEST_P(StoreTest, ListsAreInByteOrder) {
@@ -565,7 +621,8 @@ TEST_P(StoreTest, NewerSchemaIsRefused) {
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().message().find("schema version 99 is newer"), std::string::npos)
       << s.error().message();
-  raw_exec("UPDATE schema_version SET version = 1");
+  raw_exec("UPDATE schema_version SET version = " +
+           std::to_string(postgres() ? kPostgresSchemaVersion : kSqliteSchemaVersion));
   EXPECT_TRUE(open_store(env_, url())) << "the refusal changed nothing";
 }
 

@@ -152,8 +152,11 @@ void AgentChannel::lose(const std::string& why, uint32_t silent_s) {
   if (!hello_) return;  // never said hello: not an agent yet on this connection
   // A drained node that goes away is an auto-scaling group replacing it: no alarm.
   const AgentStatus status = drained_ ? AgentStatus::kRetired : AgentStatus::kLost;
-  if (auto s = hub_.store().set_agent_status(agent_.agent_key, status, hub_.now_ns()); !s)
-    log_line(s.error().message());
+  auto before =
+      hub_.store().release_agent(agent_.agent_key, hub_.manager_id(), status, hub_.now_ns());
+  if (!before) log_line(before.error().message());
+  // Another manager holds the agent now: it reconnected there, nothing was lost.
+  if (before && !*before) return;
   hub_.report(drained_ ? proto::action::kAgentRetired : proto::action::kAgentLost,
               drained_ ? event::Severity::kInfo : event::Severity::kWarning,
               drained_ ? why + " after its node was drained: retired" : why, &agent_, address_,
@@ -214,7 +217,7 @@ void AgentChannel::on(ch::Hello& h) {
   info.hostname = h.host.hostname;
   info.roots_json = json(ch::to_json(h)["roots"]).dump();
   info.baseline_root_hash = h.baseline_root_hash;
-  auto before = hub_.store().agent_hello(agent_.agent_key, info, now);
+  auto before = hub_.store().agent_hello(agent_.agent_key, info, now, hub_.manager_id());
   if (!before) {
     log_line(before.error().message());
     return refuse(ch::kInternal, "the manager could not record the hello");
@@ -316,8 +319,8 @@ void AgentChannel::on(ch::CommandResult& r) {
 
 void AgentChannel::on(ch::Bye& b) {
   end();
-  if (auto s =
-          hub_.store().set_agent_status(agent_.agent_key, AgentStatus::kStopped, hub_.now_ns());
+  if (auto s = hub_.store().release_agent(agent_.agent_key, hub_.manager_id(),
+                                          AgentStatus::kStopped, hub_.now_ns());
       !s)
     log_line(s.error().message());
   hub_.report(proto::action::kAgentStopped, event::Severity::kInfo,

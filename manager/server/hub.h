@@ -64,6 +64,8 @@ class Hub {
   const config::ManagerConfig& m() const { return m_; }
   boost::asio::ssl::context& ssl() { return ssl_; }
   int64_t now_ns() const { return env_.clock().now_ns(); }
+  // This process's id among the managers sharing the database (a new one each start).
+  const std::string& manager_id() const { return manager_id_; }
 
   // Every accepted socket counts until its Connection or AgentChannel is destroyed.
   void connection_closed() { --connections_; }
@@ -82,7 +84,9 @@ class Hub {
  private:
   void accept();
   void on_accept(boost::asio::ip::tcp::socket socket);
-  void sweep_stale_online();
+  // Every second: this manager's heartbeat in the store, and (from lost_after after the
+  // start) the agents whose manager stopped heartbeating made lost or retired.
+  void tick();
   void shutdown();
 
   Env& env_;
@@ -92,6 +96,8 @@ class Hub {
   Identity identity_;
   std::unique_ptr<Reporter> reporter_;
   std::string host_name_;
+  std::string manager_id_;
+  int64_t started_ns_ = 0;
 
   // Before io_: the connections still queued in io_ when it is destroyed count down here.
   size_t connections_ = 0;
@@ -99,7 +105,7 @@ class Hub {
   boost::asio::ssl::context ssl_{boost::asio::ssl::context::tls_server};
   boost::asio::ip::tcp::acceptor acceptor_{io_};
   std::optional<boost::asio::signal_set> signals_;
-  boost::asio::steady_timer sweep_{io_};
+  boost::asio::steady_timer tick_{io_};
   bool stopping_ = false;
   std::map<std::string, std::weak_ptr<AgentChannel>> live_;
 };

@@ -70,7 +70,8 @@ Hub::Hub(Env& env, const config::Config& config, std::unique_ptr<Store> store, I
       store_(std::move(store)),
       identity_(std::move(identity)),
       reporter_(std::move(reporter)),
-      host_name_(event::system_hostname()) {}
+      host_name_(event::system_hostname()),
+      manager_id_(new_uuid()) {}
 
 Hub::~Hub() = default;
 
@@ -101,12 +102,8 @@ Status Hub::run(bool handle_signals) {
       if (!ec) shutdown();
     });
   }
-  // Agents the store says are online but that do not come back within lost_after after
-  // a restart are lost (their connections ended while no manager was listening).
-  sweep_.expires_after(std::chrono::seconds(m_.lost_after_s));
-  sweep_.async_wait([this](const error_code& ec) {
-    if (!ec) sweep_stale_online();
-  });
+  started_ns_ = now_ns();
+  tick();
   accept();
   io_.run();
   return {};
@@ -182,22 +179,30 @@ void Hub::on_accept(tcp::socket socket) {
   std::make_shared<HttpConnection>(*this, std::move(socket))->start();
 }
 
-void Hub::sweep_stale_online() {
-  auto agents = store_->list_agents();
-  if (!agents) return log_line("sweep: " + agents.error().message());
-  for (const auto& a : *agents) {
-    const bool drained = a.status == AgentStatus::kUnhealthy;
-    if ((a.status != AgentStatus::kOnline && !drained) || live(a.agent_key)) continue;
-    if (auto s = store_->set_agent_status(
-            a.agent_key, drained ? AgentStatus::kRetired : AgentStatus::kLost, now_ns());
-        !s)
-      log_line("sweep: " + s.error().message());
-    report(drained ? proto::action::kAgentRetired : proto::action::kAgentLost,
-           drained ? event::Severity::kInfo : event::Severity::kWarning,
-           fmt::format("agent {} ({}) did not come back after the manager restarted", a.info.name,
-                       a.info.hostname),
-           &a, "", [](event::Event& e) { e.set("mamori.reason", "manager-restarted"); });
+void Hub::tick() {
+  const int64_t now = now_ns();
+  if (auto s = store_->manager_heartbeat(manager_id_, host_name_, now); !s)
+    log_line("heartbeat: " + s.error().message());
+  // The agents of a manager that stopped (this one's previous run included) had
+  // lost_after to reconnect somewhere; the others' heartbeats are as old as lost_after at
+  // most. Before lost_after has passed since this start, they may be on their way here.
+  const int64_t lost_after_ns = int64_t{m_.lost_after_s} * 1'000'000'000;
+  if (now - started_ns_ >= lost_after_ns) {
+    auto reaped = store_->reap_agents(manager_id_, now - lost_after_ns, now);
+    if (!reaped) log_line("reap: " + reaped.error().message());
+    for (const auto& a : reaped ? *reaped : std::vector<AgentRow>{}) {
+      const bool retired = a.status == AgentStatus::kRetired;
+      report(retired ? proto::action::kAgentRetired : proto::action::kAgentLost,
+             retired ? event::Severity::kInfo : event::Severity::kWarning,
+             fmt::format("agent {} ({}): its manager stopped and it did not come back within {} s",
+                         a.info.name, a.info.hostname, m_.lost_after_s),
+             &a, "", [](event::Event& e) { e.set("mamori.reason", "manager-gone"); });
+    }
   }
+  tick_.expires_after(std::chrono::seconds(1));
+  tick_.async_wait([this](const error_code& ec) {
+    if (!ec) tick();
+  });
 }
 
 void Hub::shutdown() {
@@ -205,7 +210,7 @@ void Hub::shutdown() {
   stopping_ = true;
   error_code ec;
   acceptor_.close(ec);
-  sweep_.cancel();
+  tick_.cancel();
   if (signals_) signals_->cancel();
   // shut() ends the channel, which removes it from live_: walk a copy (iterating live_
   // itself looped forever or crashed when an agent was connected).
@@ -244,5 +249,6 @@ void Server::stop() { hub_->stop(); }
 const Identity& Server::identity() const { return hub_->identity(); }
 std::string Server::local_address() const { return hub_->local_address(); }
 std::string Server::public_url() const { return hub_->public_url(); }
+const std::string& Server::manager_id() const { return hub_->manager_id(); }
 
 }  // namespace mamori::manager

@@ -58,6 +58,9 @@ class Server {
   std::string local_address() const;
   // What tokens carry: [manager] public_url or https://<host name>:<port>.
   std::string public_url() const;
+  // This process's id among the managers sharing the database (manager_id of the agents
+  // it holds); a new one at each start.
+  const std::string& manager_id() const;
 
  private:
   explicit Server(std::unique_ptr<Hub> hub);

@@ -202,5 +202,5 @@ lost_before=$(grep -c 'agent-lost' "$MLOG")
 start_manager
 WAIT_SECONDS=$((LOST_AFTER + 2)) WAIT_ON=$MSTATE wait_for "agent 1 lost after the restart" status_is "$KEY1" lost
 assert_eq $((lost_before + 1)) "$(grep -c 'agent-lost' "$MLOG")" "one agent-lost after the restart"
-grep -q 'did not come back after the manager restarted' "$MLOG" || fail "no manager-restarted agent-lost"
+grep -q 'its manager stopped and it did not come back within' "$MLOG" || fail "no agent-lost for an agent of the stopped manager"
 stop_manager
