@@ -22,6 +22,7 @@ source "$(dirname "$0")/web_lib.sh"
 source "$(dirname "$0")/smtp_lib.sh"
 source "$(dirname "$0")/rsyslog_lib.sh"
 source "$(dirname "$0")/postgres_lib.sh"
+source "$(dirname "$0")/fleet_lib.sh"
 
 LOST_AFTER=4
 
@@ -101,37 +102,11 @@ stop_manager() {
 }
 start_manager
 
-# agents_json: `mamori manager agents --json`.
-agents_json() { manager agents --json; }
-# status_of NAME: the manager's status of the agent named NAME (agent.name).
-status_of() {
-  agents_json | python3 -c '
-import json, sys
-for a in json.load(sys.stdin)["agents"]:
-    if a["name"] == sys.argv[1]:
-        print(a["status"])
-' "$1"
-}
-is_status() { [[ $(status_of "$1") == "$2" ]]; }
-# since_ms NAME T0: milliseconds from T0 (date +%s%N) to the manager's status change of
-# the agent NAME: the manager's own detection time, whatever the polls here add.
-since_ms() {
-  agents_json | python3 -c '
-import datetime, json, sys
-for a in json.load(sys.stdin)["agents"]:
-    if a["name"] == sys.argv[1]:
-        s = a["status_since"]  # 2026-12-04T22:08:35.978023645Z
-        whole, frac = s.rstrip("Z").split(".")
-        t = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.timezone.utc)
-        ns = int(t.timestamp()) * 10**9 + int(frac.ljust(9, "0"))
-        print((ns - int(sys.argv[2])) // 10**6)
-' "$1" "$2"
-}
-all_online() {
-  [[ $(agents_json | python3 -c '
-import json, sys
-print(sum(1 for a in json.load(sys.stdin)["agents"] if a["status"] == "online"))') == 3 ]]
-}
+FLEET_MANAGER_CONFIG=$MCONFIG
+agents_json() { fleet_agents_json; }
+status_of() { fleet_field "$1" status; }
+is_status() { fleet_is_status "$@"; }
+all_online() { [[ $(fleet_online_count) == 3 ]]; }
 
 step "one group token with 3 uses"
 expect_exit 0 manager token create --group web --uses 3
@@ -141,41 +116,12 @@ echo "$TOKEN" >"$SCRATCH/token"
 chmod 0600 "$SCRATCH/token"
 
 step "three agents, each with its own root, state, socket and event log"
-declare -a APID ACONF AEVENTS ASOCK
-start_fleet_agent() {  # I
-  local i=$1 log=$SCRATCH/a$1/agent.log from
-  from=$(stat -c %s "$log" 2>/dev/null || echo 0)
-  "$MAMORI" --config "${ACONF[$i]}" agent >>"$log" 2>&1 &
-  APID[$i]=$!
-  on_exit "kill -CONT ${APID[$i]} 2>/dev/null; stop_pid ${APID[$i]} 'agent $i'"
-  WAIT_SECONDS=60 WAIT_EXPLAIN="cat $log" wait_for "agent $i to be ready" \
-    bash -c "tail -c +$((from + 1)) $log | grep -q 'ready: guarding'"
-}
 for i in 1 2 3; do
   d=$SCRATCH/a$i
   mkdir -p "$d/www/sub"
   for f in index.php wp-config.php sub/page.html; do echo "site $i $f" >"$d/www/$f"; done
   for n in $(seq 1 30); do echo "page $n of site $i" >"$d/www/sub/p$n.html"; done
-  ACONF[$i]=$d/mamori.toml
-  AEVENTS[$i]=$d/events.jsonl
-  ASOCK[$i]=$d/agent.sock
-  cat >"${ACONF[$i]}" <<EOF
-state_dir = "$d/state"
-
-[[root]]
-path = "$d/www"
-mode = "restore"
-
-[agent]
-name = "web$i"
-socket = "${ASOCK[$i]}"
-event_log = "${AEVENTS[$i]}"
-
-[manager]
-url = "https://127.0.0.1:$MPORT"
-token_file = "$SCRATCH/token"
-EOF
-  expect_exit 0 "$MAMORI" --config "${ACONF[$i]}" init
+  fleet_agent "$i" "https://127.0.0.1:$MPORT" "$SCRATCH/token"
   start_fleet_agent "$i"
 done
 agent_status() { timeout 30 "$MAMORI" --config "${ACONF[$1]}" status --json; }
@@ -200,7 +146,7 @@ step "kill -9 agent 1: lost within 2 s, agent-lost reaches the SMTP server and r
 t0=$(date +%s%N)
 kill -9 "${APID[1]}"
 WAIT_SECONDS=3 WAIT_ON=$MWATCH wait_for "agent 1 lost" is_status web1 lost
-ms=$(since_ms web1 "$t0")
+ms=$(fleet_ms_since web1 "$t0")
 echo "agent 1 lost after $ms ms"
 ((ms <= 2000)) || fail "agent 1 was reported lost after $ms ms (> 2000)"
 WAIT_SECONDS=3 wait_for_syslog "agent-lost"
@@ -221,7 +167,7 @@ verifies_before=$(json 'j["agent"]["counters"]["verifies"]' "$before")
 t0=$(date +%s%N)
 kill -STOP "${APID[2]}"
 WAIT_SECONDS=$((LOST_AFTER + 3)) WAIT_ON=$MWATCH wait_for "agent 2 lost" is_status web2 lost
-ms=$(since_ms web2 "$t0")
+ms=$(fleet_ms_since web2 "$t0")
 echo "agent 2 (stopped) lost after $ms ms"
 ((ms <= (LOST_AFTER + 1) * 1000)) || fail "agent 2 was lost after $ms ms (> $(((LOST_AFTER + 1) * 1000)))"
 kill -CONT "${APID[2]}"
@@ -251,40 +197,9 @@ done
 start_manager
 WAIT_SECONDS=35 WAIT_EXPLAIN='agents_json' wait_for "three agents online after the outage" all_online
 
-# stored_once: for each agent, the event ids in the manager's database are exactly those
-# of its events.jsonl, each once.
-stored_once() {
-  agents_json >"$SCRATCH/agents.json"
-  db_event_ids >"$SCRATCH/stored.tsv"
-  python3 - "$SCRATCH/stored.tsv" "$SCRATCH/agents.json" "${AEVENTS[1]}" "${AEVENTS[2]}" "${AEVENTS[3]}" <<'PY'
-import json, sys
-stored = [line.rstrip("\n").split("\t") for line in open(sys.argv[1], encoding="utf-8") if line.strip()]
-keys = {a["name"]: a["agent_key"] for a in json.load(open(sys.argv[2]))["agents"]}
-bad = []
-for i, path in enumerate(sys.argv[3:], start=1):
-    key = keys[f"web{i}"]
-    rows = [event_id for agent_key, event_id in stored if agent_key == key]
-    logged = [json.loads(line)["event"]["id"] for line in open(path, encoding="utf-8")]
-    if len(rows) != len(set(rows)) or sorted(rows) != sorted(logged):
-        bad.append(f"web{i}: {len(logged)} logged, {len(rows)} stored ({len(set(rows))} distinct), "
-                   f"missing {sorted(set(logged) - set(rows))[:5]}, extra {sorted(set(rows) - set(logged))[:5]}")
-    else:
-        print(f"web{i}: {len(rows)} events, each stored once")
-if bad:
-    print("\n".join(bad))
-    sys.exit(1)
-PY
-}
-# Acknowledged everything: each agent's cursor is at its outbox's head.
-all_acked() {
-  local i st
-  for i in 1 2 3; do
-    st=$(agent_status "$i")
-    [[ $(json 'j["agent"]["manager"]["cursor"]' "$st") == "$(json 'j["agent"]["outbox"]["next_sequence"]' "$st")" ]] || return 1
-  done
-}
-WAIT_SECONDS=30 wait_for "every agent's events acknowledged" all_acked
-stored_once || fail "the manager's store does not hold every agent event exactly once"
+WAIT_SECONDS=30 wait_for "every agent's events acknowledged" fleet_all_acked 1 2 3
+db_event_ids >"$SCRATCH/stored.tsv"
+fleet_stored_once "$SCRATCH/stored.tsv" 1 2 3 || fail "the manager's store does not hold every agent event exactly once"
 
 step "a clone of agent 3's credential (a golden image) becomes an agent of its own"
 expect_exit 0 manager token create --group web --uses 1
@@ -299,10 +214,10 @@ sed -e "s|$SCRATCH/a3|$d|g" -e 's/^name = "web3"/name = "web4"/' -e "s|$SCRATCH/
   "${ACONF[3]}" >"${ACONF[4]}"
 expect_exit 0 "$MAMORI" --config "${ACONF[4]}" init
 cp -p "$SCRATCH/a3/state/manager.json" "$d/state/manager.json"
-key3=$(agents_json | python3 -c 'import json,sys; print([a["agent_key"] for a in json.load(sys.stdin)["agents"] if a["name"] == "web3"][0])')
+key3=$(fleet_field web3 agent_key)
 start_fleet_agent 4
 WAIT_SECONDS=30 WAIT_EXPLAIN='agents_json; cat $SCRATCH/a4/agent.log' wait_for "the clone enrolled as web4" is_status web4 online
-key4=$(agents_json | python3 -c 'import json,sys; print([a["agent_key"] for a in json.load(sys.stdin)["agents"] if a["name"] == "web4"][0])')
+key4=$(fleet_field web4 agent_key)
 assert_ne "$key3" "$key4" "the clone's agent_key"
 assert_contains "$(cat "$d/agent.log")" "another agent uses this identity" "the clone's log"
 assert_eq online "$(status_of web3)" "the original agent 3"
@@ -324,7 +239,7 @@ assert_eq "$lost_lines" "$(grep -cF agent-lost "$RSYSLOG_OUT" || true)" \
   "agent-lost lines at rsyslog (a retired agent raises none)"
 
 step "a revoked credential is refused, and the agent does not enroll again by itself"
-key1=$(agents_json | python3 -c 'import json,sys; print([a["agent_key"] for a in json.load(sys.stdin)["agents"] if a["name"] == "web1"][0])')
+key1=$(fleet_field web1 agent_key)
 stop_pid "${APID[1]}" "agent 1" || fail "agent 1 did not stop within 10 s of SIGTERM"
 expect_exit 0 manager agents revoke "$key1" --json
 assert_eq revoked "$(json 'j["status"]' "$OUT")" "the revoked agent's status"

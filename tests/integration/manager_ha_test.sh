@@ -13,6 +13,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/web_lib.sh"
 source "$(dirname "$0")/postgres_lib.sh"
+source "$(dirname "$0")/fleet_lib.sh"
 
 command -v haproxy >/dev/null || fail "haproxy is not installed (tools/install-deps)"
 LOST_AFTER=5
@@ -80,57 +81,17 @@ step "three agents enroll through HAProxy with one token"
 expect_exit 0 manager token create --group web --uses 3
 echo "$OUT" | grep -o 'mamori-token-v1\.[A-Za-z0-9_-]*' | head -n 1 >"$SCRATCH/token"
 chmod 0600 "$SCRATCH/token"
-declare -a APID ACONF AEVENTS
-start_agent() {  # I
-  local i=$1 log=$SCRATCH/a$1/agent.log from
-  from=$(stat -c %s "$log" 2>/dev/null || echo 0)
-  "$MAMORI" --config "${ACONF[$i]}" agent >>"$log" 2>&1 &
-  APID[i]=$!
-  on_exit "kill -CONT ${APID[$i]} 2>/dev/null; stop_pid ${APID[$i]} 'agent $i'"
-  WAIT_SECONDS=60 WAIT_EXPLAIN="cat $log" wait_for "agent $i to be ready" \
-    bash -c "tail -c +$((from + 1)) $log | grep -q 'ready: guarding'"
-}
+FLEET_MANAGER_CONFIG=${MCONF[1]}
 for i in 1 2 3; do
-  d=$SCRATCH/a$i
-  mkdir -p "$d/www"
-  for n in $(seq 1 20); do echo "page $n of site $i" >"$d/www/p$n.html"; done
-  ACONF[$i]=$d/mamori.toml
-  AEVENTS[$i]=$d/events.jsonl
-  cat >"${ACONF[$i]}" <<EOF
-state_dir = "$d/state"
-
-[[root]]
-path = "$d/www"
-mode = "restore"
-
-[agent]
-name = "web$i"
-socket = "$d/agent.sock"
-event_log = "${AEVENTS[$i]}"
-
-[manager]
-url = "https://127.0.0.1:$LB_PORT"
-token_file = "$SCRATCH/token"
-EOF
-  expect_exit 0 "$MAMORI" --config "${ACONF[$i]}" init
-  start_agent "$i"
+  mkdir -p "$SCRATCH/a$i/www"
+  for n in $(seq 1 20); do echo "page $n of site $i" >"$SCRATCH/a$i/www/p$n.html"; done
+  fleet_agent "$i" "https://127.0.0.1:$LB_PORT" "$SCRATCH/token"
+  start_fleet_agent "$i"
 done
-agents_json() { manager agents --json; }
-# field NAME KEY: the manager's KEY of the agent named NAME.
-field() {
-  agents_json | python3 -c '
-import json, sys
-for a in json.load(sys.stdin)["agents"]:
-    if a["name"] == sys.argv[1]:
-        print(a[sys.argv[2]])
-' "$1" "$2"
-}
-is_status() { [[ $(field "$1" status) == "$2" ]]; }
-all_online() {
-  [[ $(agents_json | python3 -c '
-import json, sys
-print(sum(1 for a in json.load(sys.stdin)["agents"] if a["status"] == "online"))') == 3 ]]
-}
+agents_json() { fleet_agents_json; }
+field() { fleet_field "$@"; }
+is_status() { fleet_is_status "$@"; }
+all_online() { [[ $(fleet_online_count) == 3 ]]; }
 WAIT_SECONDS=30 WAIT_EXPLAIN='agents_json; tail -n 3 $SCRATCH/a*/agent.log' wait_for \
   "three agents online" all_online
 held_by() {  # M: how many agents manager M holds
@@ -164,12 +125,7 @@ kill -9 "${MPID[$VICTIM]}"
 wait "${MPID[$VICTIM]}" 2>/dev/null || true
 WAIT_SECONDS=$((LOST_AFTER + 5)) WAIT_EXPLAIN='agents_json; tail -n 5 "${MLOG[$SURVIVOR]}"' \
   wait_for "web1 lost" is_status web1 lost
-lost_at=$(field web1 status_since)
-ms=$(python3 -c '
-import datetime, sys
-whole, frac = sys.argv[1].rstrip("Z").split(".")
-t = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.timezone.utc)
-print((int(t.timestamp()) * 10**9 + int(frac.ljust(9, "0")) - int(sys.argv[2])) // 10**6)' "$lost_at" "$t0")
+ms=$(fleet_ms_since web1 "$t0")
 echo "web1 reported lost by manager $SURVIVOR $ms ms after its manager was killed"
 ((ms <= (LOST_AFTER + 2) * 1000)) || fail "web1 was reported lost after $ms ms (> $(((LOST_AFTER + 2) * 1000)))"
 grep -q 'its manager stopped and it did not come back' "${MLOG[$SURVIVOR]}" ||
@@ -190,30 +146,7 @@ lost=$(psql "$PG_URL" -X -At -c "SELECT json FROM events WHERE action = 'agent-l
 assert_eq "$(field web1 agent_key)" "$lost" "the agents reported lost (web1 only: web2 and web3 moved)"
 
 step "every event of every agent stored exactly once"
-all_acked() {
-  local i st
-  for i in 1 2 3; do
-    st=$(timeout 30 "$MAMORI" --config "${ACONF[$i]}" status --json)
-    [[ $(json 'j["agent"]["manager"]["cursor"]' "$st") == "$(json 'j["agent"]["outbox"]["next_sequence"]' "$st")" ]] || return 1
-  done
-}
-WAIT_SECONDS=60 wait_for "every agent's events acknowledged" all_acked
-agents_json >"$SCRATCH/agents.json"
+WAIT_SECONDS=60 wait_for "every agent's events acknowledged" fleet_all_acked 1 2 3
 psql "$PG_URL" -X -At -F $'\t' -c "SELECT agent_key, event_id FROM events" >"$SCRATCH/stored.tsv"
-python3 - "$SCRATCH/stored.tsv" "$SCRATCH/agents.json" "${AEVENTS[1]}" "${AEVENTS[2]}" "${AEVENTS[3]}" <<'PY' ||
-import json, sys
-stored = [line.rstrip("\n").split("\t") for line in open(sys.argv[1], encoding="utf-8") if line.strip()]
-keys = {a["name"]: a["agent_key"] for a in json.load(open(sys.argv[2]))["agents"]}
-bad = []
-for i, path in enumerate(sys.argv[3:], start=1):
-    rows = [e for k, e in stored if k == keys[f"web{i}"]]
-    logged = [json.loads(line)["event"]["id"] for line in open(path, encoding="utf-8")]
-    if len(rows) != len(set(rows)) or sorted(rows) != sorted(logged):
-        bad.append(f"web{i}: {len(logged)} logged, {len(rows)} stored ({len(set(rows))} distinct)")
-    else:
-        print(f"web{i}: {len(rows)} events, each stored once")
-if bad:
-    sys.exit("\n".join(bad))
-PY
-  fail "the store does not hold every agent event exactly once"
+fleet_stored_once "$SCRATCH/stored.tsv" 1 2 3 || fail "the store does not hold every agent event exactly once"
 (($(wc -l <"${AEVENTS[2]}") > 10)) || fail "too few events from web2 to call it a stream: $(wc -l <"${AEVENTS[2]}")"
