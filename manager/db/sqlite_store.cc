@@ -511,6 +511,18 @@ class SqliteStore final : public Store {
     return static_cast<int64_t>(sqlite3_changes(db_.raw()));
   }
 
+  Result<std::optional<BanRow>> find_active_ban(std::string_view address,
+                                                int64_t now_ns) override {
+    Stmt* s = MAMORI_TRY(db_.cached(
+        std::string(kBanSelect) +
+        " WHERE address = ? AND lifted_at_ns = 0 AND (expires_at_ns = 0 OR expires_at_ns > ?) "
+        "ORDER BY expires_at_ns = 0 DESC, expires_at_ns DESC LIMIT 1"));
+    s->bind_text(1, address).bind(2, now_ns);
+    auto rows = MAMORI_TRY(ban_rows(*s));
+    if (rows.empty()) return std::optional<BanRow>();
+    return std::optional<BanRow>(std::move(rows.front()));
+  }
+
   Result<std::vector<BanRow>> active_bans(int64_t now_ns, int64_t limit) override {
     Stmt* s = MAMORI_TRY(db_.cached(std::string(kBanSelect) +
                                     " WHERE lifted_at_ns = 0 AND (expires_at_ns = 0 OR "

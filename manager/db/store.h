@@ -305,6 +305,9 @@ class Store {
   // mark_ban_pushed sets pushed, or with `lift` lift_pushed.
   virtual Result<int64_t> add_ban(const NewBan& b) = 0;
   virtual Result<int64_t> lift_bans(std::string_view address, int64_t now_ns) = 0;
+  // The current ban of `address` that lasts longest (permanent first), if any.
+  virtual Result<std::optional<BanRow>> find_active_ban(std::string_view address,
+                                                        int64_t now_ns) = 0;
   virtual Result<std::vector<BanRow>> active_bans(int64_t now_ns, int64_t limit) = 0;
   virtual Result<std::vector<BanRow>> unpushed_bans(int64_t limit) = 0;
   virtual Status mark_ban_pushed(int64_t id, bool lift) = 0;

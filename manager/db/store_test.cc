@@ -338,7 +338,13 @@ TEST_F(StoreTest, BansArePushedOnceAndLiftedOnce) {
   EXPECT_EQ(active->size(), 2u);
   EXPECT_EQ(s->active_bans(200 * kSec, 100)->size(), 1u);  // the first expired; b is permanent
 
+  auto held = s->find_active_ban("192.0.2.8", 50 * kSec);
+  ASSERT_TRUE(held && *held);
+  EXPECT_EQ((*held)->id, *b);
+  EXPECT_FALSE(*s->find_active_ban("192.0.2.7", 200 * kSec));  // expired
+
   EXPECT_EQ(*s->lift_bans("192.0.2.8", 60 * kSec), 1);
+  EXPECT_FALSE(*s->find_active_ban("192.0.2.8", 61 * kSec));
   EXPECT_EQ(*s->lift_bans("192.0.2.8", 61 * kSec), 0);  // lifted already
   todo = s->unpushed_bans(100);
   ASSERT_EQ(todo->size(), 1u);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/proto/actions.h"
+#include "manager/server/fleet.h"
 
 namespace mamori::manager {
 namespace {
@@ -220,6 +221,7 @@ void AgentChannel::on(ch::Hello& h) {
   agent_.status = AgentStatus::kOnline;
   last_seen_written_ = now;
   send(ch::Welcome{hub_.m().heartbeat_s, hub_.m().lost_after_s});
+  hub_.fleet().on_hello(*this, agent_.agent_key);
   hello_root_hash_ = h.baseline_root_hash;
   hello_next_sequence_ = static_cast<int64_t>(h.next_sequence);
   auto stored = hub_.store().sequences(agent_.agent_key);
@@ -289,6 +291,7 @@ void AgentChannel::on(ch::Events& ev) {
   touch(true);
   // Stored (committed) before the ack: the agent may forget them now.
   send(ch::Ack{through});
+  hub_.fleet().on_events(agent_, ev.events);
   if (hello_root_hash_ && static_cast<int64_t>(through) + 1 >= hello_next_sequence_)
     check_baseline();
 }
@@ -296,8 +299,7 @@ void AgentChannel::on(ch::Events& ev) {
 void AgentChannel::on(ch::Heartbeat&) { touch(false); }
 
 void AgentChannel::on(ch::CommandResult& r) {
-  log_line(fmt::format("agent {}: command {} answered {}", agent_.agent_key, r.command_id,
-                       r.answer.dump().substr(0, 200)));
+  hub_.fleet().on_result(agent_.agent_key, r);
   touch(false);
 }
 
