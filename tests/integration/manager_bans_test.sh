@@ -11,7 +11,13 @@
 #     the ban with mamori.ban.origin = agent 1's key, and agent 1 gets no command back;
 #   - an address on agent 2's allowlist is refused there (the refusal stored with its
 #     command, state refused) and banned on agent 3;
-#   - an agent started after the bans gets every active one at its hello.
+#   - an agent started after the bans gets every active one at its hello;
+#   - `mamori manager ban` (another process: the running manager polls the store) reaches
+#     every agent's set within 1 s (measured), `manager unban` lifts it everywhere,
+#     `manager bans` lists the fleet's bans;
+#   - `manager command --all --wait verify` prints every agent's ok; `--agent K --wait ban`
+#     of an address that agent allowlists exits 3 with the refusal; a command for a
+#     stopped agent waits in the store and runs at its hello.
 source "$(dirname "$0")/lib.sh"
 
 command -v nft >/dev/null || fail "nft not installed (tools/install-deps)"
@@ -101,6 +107,11 @@ online() {  # N: N agents online
   [[ $(manager agents --json | python3 -c '
 import json, sys
 print(sum(1 for a in json.load(sys.stdin)["agents"] if a["status"] == "online"))') == "$1" ]]
+}
+is_stopped() {  # NAME
+  [[ $(manager agents --json | python3 -c '
+import json, sys
+print(next(a["status"] for a in json.load(sys.stdin)["agents"] if a["name"] == sys.argv[1]))' "$1") == stopped ]]
 }
 key_of() {  # NAME: its agent_key
   manager agents --json | python3 -c '
@@ -234,6 +245,68 @@ K4=$(key_of web4)
 cmds=$(sql "SELECT COUNT(*) FROM commands WHERE agent_key = '$K4'")
 ((cmds >= 1 && cmds <= 3)) || fail "agent 4 got the bans in $cmds commands, not one or a few"
 assert_eq 21 "$(sql "SELECT COUNT(*) FROM bans")" "the manager still holds one ban per address"
+
+step "mamori manager ban, from another process: in every agent's set within 1 s"
+all_sets() {  # ADDRESS PRESENT(1|0)
+  local i
+  for i in 1 2 3 4; do
+    if (($2)); then in_set "$i" "$1" || return 1; else ! in_set "$i" "$1" || return 1; fi
+  done
+}
+# ms_until T0_NS ADDRESS: milliseconds from T0_NS (date +%s%N) until ADDRESS is in the
+# sets of agents 1 to 4, nft polled every 10 ms (wait_for's tries are up to 1 s apart).
+ms_until() {
+  python3 - "$NS" "$1" "$2" <<'PY'
+import subprocess, sys, time
+ns, t0, ip = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+pending = {"mamori_a%d" % i for i in range(1, 5)}
+while pending and time.time_ns() - t0 < 10 * 10**9:
+    pending = {t for t in pending if ip not in subprocess.run(
+        ["ip", "netns", "exec", ns, "nft", "list", "set", "inet", t, "banned4"],
+        capture_output=True, text=True).stdout.replace(",", " ").split()}
+    if pending:
+        time.sleep(0.01)
+if pending:
+    sys.exit("%s never reached %s" % (ip, sorted(pending)))
+print((time.time_ns() - t0) // 10**6)
+PY
+}
+t0=$(date +%s%N)
+expect_exit 0 manager ban 10.55.0.1 --ttl 10m --reason "seen on the honeypot"
+ms=$(ms_until "$t0" 10.55.0.1) || fail "$ms; $(grep fleet "$MLOG" | tail -n 3)"
+echo "mamori manager ban (the command's own run included) -> the nftables sets of all 4 agents: ${ms} ms"
+((ms < 1000)) || fail "the manager's ban took ${ms} ms to reach every agent"
+expect_exit 0 manager bans --json
+assert_eq 22 "$(json 'j["count"]')" "the fleet's bans"
+assert_eq manager "$(json '[b["origin"] for b in j["bans"] if b["address"] == "10.55.0.1"][0]')" "its origin"
+expect_exit 0 manager bans
+assert_contains "$OUT" "seen on the honeypot" "the table shows the reason"
+
+step "mamori manager unban: lifted on every agent"
+expect_exit 0 manager unban 10.55.0.1
+WAIT_EXPLAIN='grep fleet "$MLOG" | tail -n 3' wait_for "10.55.0.1 out of all four sets" all_sets 10.55.0.1 0
+expect_exit 0 manager bans --json
+assert_eq 21 "$(json 'j["count"]')" "the fleet's bans after the unban"
+
+step "mamori manager command --all --wait verify: every agent answers ok"
+expect_exit 0 manager command --all --wait verify
+for i in 1 2 3 4; do assert_contains "$OUT" "web$i" "agent $i's result"; done
+assert_eq 4 "$(grep -c ' ok ' <<<"$OUT")" "four ok results"
+
+step "manager command --agent (agent 2) --wait ban of an address it allowlists: refused, exit 3"
+expect_exit 3 manager command --agent "$K2" --wait ban 10.99.0.7
+assert_contains "$OUT" "refused 10.99.0.7" "the refusal printed"
+
+step "a command for a stopped agent waits for its hello"
+stop_pid "${APID[3]}" "agent 3" || fail "agent 3 did not stop on SIGTERM"
+WAIT_SECONDS=15 wait_for "agent 3 stopped" is_stopped web3
+K3=$(key_of web3)
+expect_exit 0 manager command --agent "$K3" --json heal-clear
+ID=$(json 'j["commands"][0]["id"]')
+assert_eq pending "$(sql "SELECT state FROM commands WHERE id = $ID")" "the command before the hello"
+start_fleet_agent 3
+ran() { [[ $(sql "SELECT state FROM commands WHERE id = $ID") == ok ]]; }
+WAIT_SECONDS=30 WAIT_EXPLAIN='sql "SELECT * FROM commands WHERE id = $ID"' wait_for "agent 3 to run it" ran
 
 step "the agents' events pass the field list"
 for i in 1 2 3 4; do
