@@ -297,7 +297,14 @@ step "manager command --agent (agent 2) --wait ban of an address it allowlists: 
 expect_exit 3 manager command --agent "$K2" --wait ban 10.99.0.7
 assert_contains "$OUT" "refused 10.99.0.7" "the refusal printed"
 
-step "a command for a stopped agent waits for its hello"
+step "a command for a stopped agent waits for its hello; the bans it holds make no new events"
+fleet_bans_of() {  # I: agent I's ip-banned events pushed by the fleet
+  python3 -c '
+import json, sys
+print(sum(1 for l in open(sys.argv[1]) if (lambda e: e["event"]["action"] == "ip-banned"
+          and "origin" in e.get("mamori", {}).get("ban", {}))(json.loads(l))))' "${AEVENTS[$1]}"
+}
+before=$(fleet_bans_of 3)
 stop_pid "${APID[3]}" "agent 3" || fail "agent 3 did not stop on SIGTERM"
 WAIT_SECONDS=15 wait_for "agent 3 stopped" is_stopped web3
 K3=$(key_of web3)
@@ -307,6 +314,10 @@ assert_eq pending "$(sql "SELECT state FROM commands WHERE id = $ID")" "the comm
 start_fleet_agent 3
 ran() { [[ $(sql "SELECT state FROM commands WHERE id = $ID") == ok ]]; }
 WAIT_SECONDS=30 WAIT_EXPLAIN='sql "SELECT * FROM commands WHERE id = $ID"' wait_for "agent 3 to run it" ran
+all_answered() { [[ $(sql "SELECT COUNT(*) FROM commands WHERE agent_key = '$K3' AND answered_at_ns = 0") == 0 ]]; }
+WAIT_EXPLAIN='sql "SELECT id, state FROM commands WHERE agent_key = '"'$K3'"' AND answered_at_ns = 0"' \
+  wait_for "agent 3 to answer the bans sent at its hello" all_answered
+assert_eq "$before" "$(fleet_bans_of 3)" "agent 3's fleet ip-banned events after its restart"
 
 step "the agents' events pass the field list"
 for i in 1 2 3 4; do
