@@ -20,8 +20,8 @@
 #include <fmt/format.h>
 
 #include "agent/app/async_publisher.h"
-#include "agent/control/control.h"
 #include "agent/ban/options.h"
+#include "agent/control/control.h"
 #include "agent/control/handlers.h"
 #include "agent/guard/guard.h"
 #include "agent/heal/healer.h"

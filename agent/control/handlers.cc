@@ -299,10 +299,10 @@ proto::Answer Handlers::ban(const proto::BanRequest& r) {
     e.outcome("success")
         .set("mamori.ban.ttl_s", static_cast<int64_t>(d->ttl.count()))
         .set("mamori.ban.backend", std::string(ban_backend_->name()))
-        .message(fmt::format("banned {} for {}: decided by {}: {}", ip.to_string(),
-                             d->ttl == ban::kPermanent ? std::string("ever")
-                                                       : fmt::format("{} s", d->ttl.count()),
-                             origin, r.reason));
+        .message(fmt::format(
+            "banned {} for {}: decided by {}: {}", ip.to_string(),
+            d->ttl == ban::kPermanent ? std::string("ever") : fmt::format("{} s", d->ttl.count()),
+            origin, r.reason));
     s_.guard.emit(std::move(e));
   }
   s_.flush();
@@ -320,8 +320,8 @@ proto::Answer Handlers::unban(const proto::UnbanRequest& r) {
       continue;
     }
     const auto& ip = std::get<ban::IpAddress>(parsed);
-    auto e = fleet_event(s_.env, proto::action::kIpUnbanned, ip.to_string(), "unbanned by the fleet",
-                         origin);
+    auto e = fleet_event(s_.env, proto::action::kIpUnbanned, ip.to_string(),
+                         "unbanned by the fleet", origin);
     auto had = banner_->unban(ip, e.fields());
     if (!had) {
       a.refused.push_back({text, "failed", had.error().message()});

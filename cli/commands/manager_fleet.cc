@@ -50,8 +50,9 @@ std::optional<int64_t> ttl_of(App& app, const std::string& command, const FleetO
                               int& code) {
   if (o.ttl.empty()) return 0;  // permanent
   auto s = parse_duration(o.ttl);
-  if (!s) code = app.report(Error{command, o.ttl, 0, "--ttl takes a duration: 600, 30m, 12h, 7d"},
-                            kExitUsage);
+  if (!s)
+    code = app.report(Error{command, o.ttl, 0, "--ttl takes a duration: 600, 30m, 12h, 7d"},
+                      kExitUsage);
   return s;
 }
 
@@ -68,8 +69,7 @@ int fleet_ban(App& app, const FleetOptions& o) {
   auto ttl = ttl_of(app, "manager ban", o, code);
   if (!ttl) return code;
   if (o.reason.size() > proto::kMaxBanTextLength)
-    return app.report(Error{"manager ban", "", 0, "--reason: at most 1024 characters"},
-                      kExitUsage);
+    return app.report(Error{"manager ban", "", 0, "--reason: at most 1024 characters"}, kExitUsage);
   auto store = open_store(app);
   if (!store) return app.report(store.error(), kExitIncomplete);
   const int64_t now = app.env().clock().now_ns();
@@ -83,9 +83,10 @@ int fleet_ban(App& app, const FleetOptions& o) {
                 {"expires_at", expires ? json(format_time_ns(expires)) : json()},
                 {"reason", reason}});
   else if (!app.options().quiet)
-    std::printf("%s banned fleet-wide (ban %lld, expires %s); the running manager pushes it to "
-                "every agent\n",
-                address->c_str(), static_cast<long long>(*id), expiry(expires).c_str());
+    std::printf(
+        "%s banned fleet-wide (ban %lld, expires %s); the running manager pushes it to "
+        "every agent\n",
+        address->c_str(), static_cast<long long>(*id), expiry(expires).c_str());
   return kExitOk;
 }
 
@@ -137,7 +138,8 @@ namespace {
 // The control-protocol request of `command ACTION ARGS...`.
 tl::expected<proto::Request, std::string> request_of(const FleetOptions& o, int64_t ttl_s) {
   const auto& a = o.args;
-  if (a.empty()) return tl::unexpected(std::string("give a command: verify, mode, heal-clear, ban or unban"));
+  if (a.empty())
+    return tl::unexpected(std::string("give a command: verify, mode, heal-clear, ban or unban"));
   const std::string& what = a[0];
   auto arity = [&](size_t n, const char* usage) -> std::optional<std::string> {
     if (a.size() != n + 1) return std::string(usage);
@@ -167,7 +169,8 @@ tl::expected<proto::Request, std::string> request_of(const FleetOptions& o, int6
     if (what == "unban")
       return proto::Request{proto::kVersion, proto::UnbanRequest{{ip->to_string()}, "manager"}};
     return proto::Request{proto::kVersion,
-                          proto::BanRequest{{ip->to_string()}, ttl_s,
+                          proto::BanRequest{{ip->to_string()},
+                                            ttl_s,
                                             o.reason.empty() ? "mamori manager command" : o.reason,
                                             "manager"}};
   }
@@ -196,8 +199,9 @@ std::string summary(const CommandRow& r) {
 int fleet_command(App& app, const FleetOptions& o) {
   const int chosen = (o.agent.empty() ? 0 : 1) + (o.group.empty() ? 0 : 1) + (o.all ? 1 : 0);
   if (chosen != 1)
-    return app.report(Error{"manager command", "", 0, "give one of --agent KEY, --group NAME, --all"},
-                      kExitUsage);
+    return app.report(
+        Error{"manager command", "", 0, "give one of --agent KEY, --group NAME, --all"},
+        kExitUsage);
   int code = kExitOk;
   auto ttl = ttl_of(app, "manager command", o, code);
   if (!ttl) return code;
@@ -235,9 +239,10 @@ int fleet_command(App& app, const FleetOptions& o) {
       for (const auto& [id, key] : ids) a.push_back({{"id", id}, {"agent_key", key}});
       print_json({{"commands", a}, {"count", ids.size()}});
     } else if (!app.options().quiet) {
-      std::printf("%s queued for %zu agent(s); delivered now to those connected, at their next "
-                  "hello to the others\n",
-                  std::string(proto::command_name(request->command())).c_str(), ids.size());
+      std::printf(
+          "%s queued for %zu agent(s); delivered now to those connected, at their next "
+          "hello to the others\n",
+          std::string(proto::command_name(request->command())).c_str(), ids.size());
     }
     return kExitOk;
   }
@@ -271,7 +276,8 @@ int fleet_command(App& app, const FleetOptions& o) {
   for (const auto& [id, key] : ids) {
     if (done.count(id)) continue;
     if (app.options().json)
-      results.push_back({{"id", id}, {"agent_key", key}, {"name", names[key]}, {"state", "timeout"}});
+      results.push_back(
+          {{"id", id}, {"agent_key", key}, {"name", names[key]}, {"state", "timeout"}});
     else
       std::printf("%-20s  %s  no answer within %s (delivered at its next hello)\n",
                   escape(names[key]).c_str(), key.c_str(), o.timeout.c_str());

@@ -673,8 +673,7 @@ json to_json(const Answer& a, int v) {
           } else if constexpr (std::is_same_v<T, BanAnswer>) {
             json refused = json::array();
             for (const auto& x : b.refused)
-              refused.push_back(
-                  {{"address", x.address}, {"code", x.code}, {"message", x.message}});
+              refused.push_back({{"address", x.address}, {"code", x.code}, {"message", x.message}});
             j["applied"] = b.applied;
             j["refused"] = std::move(refused);
           }

@@ -238,11 +238,11 @@ json schema() {
                                 "to status, mode, resume, verify; pause adds attribution");
   defs["PingAnswer"] = answer(json::object(), {}, "to ping");
   defs["HealAnswer"] = answer({{"heal", ref("HealStatus")}}, {"heal"}, "to heal");
-  defs["RefusedAddress"] = object(
-      {{"address", str()},
-       {"code", enum_of(std::array{"allowlisted", "invalid", "network", "full", "failed"})},
-       {"message", str()}},
-      {"address", "code", "message"});
+  defs["RefusedAddress"] =
+      object({{"address", str()},
+              {"code", enum_of(std::array{"allowlisted", "invalid", "network", "full", "failed"})},
+              {"message", str()}},
+             {"address", "code", "message"});
   defs["BanAnswer"] = answer({{"applied", strings()}, {"refused", array_of(ref("RefusedAddress"))}},
                              {"applied", "refused"},
                              "to ban and unban: what was applied, what was refused and why");

@@ -511,8 +511,7 @@ class SqliteStore final : public Store {
     return static_cast<int64_t>(sqlite3_changes(db_.raw()));
   }
 
-  Result<std::optional<BanRow>> find_active_ban(std::string_view address,
-                                                int64_t now_ns) override {
+  Result<std::optional<BanRow>> find_active_ban(std::string_view address, int64_t now_ns) override {
     Stmt* s = MAMORI_TRY(db_.cached(
         std::string(kBanSelect) +
         " WHERE address = ? AND lifted_at_ns = 0 AND (expires_at_ns = 0 OR expires_at_ns > ?) "
@@ -569,18 +568,18 @@ class SqliteStore final : public Store {
   }
 
   Status mark_command_sent(std::string_view command_id, int64_t now_ns) override {
-    Stmt* s = MAMORI_TRY(db_.cached(
-        "UPDATE commands SET state = 'sent', sent_at_ns = ? WHERE command_id = ? AND "
-        "state = 'pending'"));
+    Stmt* s = MAMORI_TRY(
+        db_.cached("UPDATE commands SET state = 'sent', sent_at_ns = ? WHERE command_id = ? AND "
+                   "state = 'pending'"));
     return s->bind(1, now_ns).bind_text(2, command_id).run();
   }
 
   Result<bool> record_answer(std::string_view agent_key, std::string_view command_id,
                              const std::string& answer_json, CommandState state,
                              int64_t now_ns) override {
-    Stmt* s = MAMORI_TRY(
-        db_.cached("UPDATE commands SET state = ?, answer = ?, answered_at_ns = ? WHERE "
-                   "command_id = ? AND agent_key = ?"));
+    Stmt* s =
+        MAMORI_TRY(db_.cached("UPDATE commands SET state = ?, answer = ?, answered_at_ns = ? WHERE "
+                              "command_id = ? AND agent_key = ?"));
     s->bind_text(1, to_string(state)).bind_text(2, answer_json).bind(3, now_ns);
     MAMORI_TRY(s->bind_text(4, command_id).bind_text(5, agent_key).run());
     return sqlite3_changes(db_.raw()) > 0;

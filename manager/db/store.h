@@ -188,7 +188,7 @@ struct AgentUsage {
 // A ban the fleet holds: decided by one agent (its ip-banned event), or by hand
 // (`mamori manager ban`). The manager pushes it to every agent (docs/manager.md).
 struct NewBan {
-  std::string address;       // an IP address, as text
+  std::string address;        // an IP address, as text
   int64_t expires_at_ns = 0;  // 0: permanent
   std::string reason;
   std::string origin;  // the deciding agent's agent_key, or "manager"

@@ -164,8 +164,7 @@ void Fleet::on_hello(AgentChannel& channel, const std::string& agent_key) {
   size_t i = 0, commands = 0;
   while (i < bans->size()) {
     const BanRow& first = (*bans)[i];
-    const int64_t slack =
-        std::max<int64_t>(60 * kNsPerS, (first.expires_at_ns - now) / 20);
+    const int64_t slack = std::max<int64_t>(60 * kNsPerS, (first.expires_at_ns - now) / 20);
     std::vector<std::string> addresses;
     std::string reason = first.reason;
     int64_t last_expiry = first.expires_at_ns;
@@ -193,7 +192,7 @@ void Fleet::on_result(const std::string& agent_key, const ch::CommandResult& r) 
   if (a.is_object() && a.contains("ok") && a["ok"].is_boolean() && a["ok"].get<bool>()) {
     const json* refused = at(a, {"refused"});
     state = refused && refused->is_array() && !refused->empty() ? CommandState::kRefused
-                                                                 : CommandState::kOk;
+                                                                : CommandState::kOk;
   }
   auto known = hub_.store().record_answer(agent_key, r.command_id, a.dump(), state, hub_.now_ns());
   if (!known) return log_line("fleet: " + known.error().message());
@@ -204,11 +203,10 @@ void Fleet::on_result(const std::string& agent_key, const ch::CommandResult& r) 
 
 void Fleet::push(const BanRow& ban, bool lift) {
   const int64_t now = hub_.now_ns();
-  const json request =
-      lift ? proto::to_json(proto::Request{proto::kVersion,
-                                           proto::UnbanRequest{{ban.address}, "manager"}})
-           : ban_request({ban.address}, remaining_s(ban.expires_at_ns, now), ban.reason,
-                         ban.origin);
+  const json request = lift ? proto::to_json(proto::Request{
+                                  proto::kVersion, proto::UnbanRequest{{ban.address}, "manager"}})
+                            : ban_request({ban.address}, remaining_s(ban.expires_at_ns, now),
+                                          ban.reason, ban.origin);
   for (const auto& [key, c] : hub_.live_channels()) {
     // A lift reaches the deciding agent too: it holds the ban.
     if ((!lift && key == ban.origin) || !c->ready()) continue;
