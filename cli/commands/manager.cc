@@ -203,6 +203,7 @@ int list_agents(App& app) {
                      {"hostname", a.info.hostname},
                      {"group", a.group},
                      {"status", manager::to_string(a.status)},
+                     {"status_since", time_or_dash(a.status_since_ns)},
                      {"enrolled_at", time_or_dash(a.enrolled_at_ns)},
                      {"last_seen", a.last_seen_ns ? nlohmann::json(format_time_ns(a.last_seen_ns))
                                                   : nlohmann::json()},
@@ -225,6 +226,27 @@ int list_agents(App& app) {
   return kExitOk;
 }
 
+int revoke_agent(App& app, const std::vector<std::string>& args) {
+  if (args.size() != 1 || args[0].empty() || args[0].size() > 64)
+    return app.report(Error{"manager agents revoke", "", 0, "give one AGENT_KEY (manager agents)"},
+                      kExitUsage);
+  auto store = open_store(app);
+  if (!store) return app.report(store.error(), kExitIncomplete);
+  auto before = (*store)->set_agent_status(args[0], manager::AgentStatus::kRevoked,
+                                           app.env().clock().now_ns());
+  if (!before && before.error().errnum == ENOENT)
+    return app.report(Error{"manager agents revoke", args[0], ENOENT, "no such agent"}, kExitUsage);
+  if (!before) return app.report(before.error(), kExitIncomplete);
+  if (app.options().json)
+    print_json({{"agent_key", args[0]},
+                {"status", "revoked"},
+                {"previous_status", manager::to_string(*before)}});
+  else if (!app.options().quiet)
+    std::printf("agent %s revoked (was %s)\n", args[0].c_str(),
+                std::string(manager::to_string(*before)).c_str());
+  return kExitOk;
+}
+
 constexpr std::string_view kHelp = R"TXT(NAME
     mamori manager - the manager of a fleet of agents: run it, its tokens, its agents
 
@@ -234,6 +256,7 @@ SYNOPSIS
     mamori manager token list [--json]
     mamori manager token revoke ID [--json]
     mamori manager agents [--json]
+    mamori manager agents revoke AGENT_KEY [--json]
     mamori manager ban ADDRESS [--ttl DURATION] [--reason TEXT] [--json]
     mamori manager unban ADDRESS [--json]
     mamori manager bans [--json]
@@ -248,10 +271,10 @@ DESCRIPTION
     enroll with a token, then keep one channel open: their events are stored in
     [manager] database, their heartbeats show them alive; an agent whose connection
     drops is lost at once, one silent for [manager] lost_after seconds too. The
-    manager's own events (agent-enrolled, agent-lost, agent-recovered, agent-stopped,
-    agent-duplicate, baseline-changed-unexpectedly) go to its [[sink]]s. It tells
-    systemd when it is ready (Type=notify) and stops cleanly on SIGTERM. Details:
-    docs/manager.md.
+    manager's own events (agent-enrolled, agent-lost, agent-retired, agent-recovered,
+    agent-stopped, agent-duplicate, baseline-changed-unexpectedly) go to its [[sink]]s.
+    It tells systemd when it is ready (Type=notify) and stops cleanly on SIGTERM.
+    Details: docs/manager.md.
 
     token create   a new enrollment token, printed once: mamori-token-v1.... It
                    carries the manager's URL ([manager] public_url) and certificate
@@ -259,7 +282,12 @@ DESCRIPTION
     token list     every token: id, group, uses left, expiry, state
     token revoke   the token enrolls no more agents (enrolled ones stay)
     agents         every agent: agent_key, name, host, group, status (enrolled,
-                   online, lost, stopped, retired), last seen, version, events stored
+                   online, unhealthy, lost, stopped, retired, revoked), last seen,
+                   version, events stored. retired: its node was drained by
+                   self-healing and then went away (auto-scaling churn, no alarm)
+    agents revoke  the agent's credential is refused from now on; a running manager
+                   closes its channel within 30 s. The agent does not enroll again by
+                   itself: give it a new token (and delete its STATE/manager.json)
 
     ban            bans ADDRESS on every agent (fleet control): recorded in the store;
                    the running manager pushes it within a second to every connected
@@ -286,8 +314,13 @@ OUTPUT
     --json: token create prints {"id", "token", "group", "uses", "expires_at", "url",
     "fingerprint"}; token list {"tokens": [{"id", "group", "uses_left", "expires_at",
     "created_at", "revoked", "state"}], "count"}; agents {"agents": [{"agent_key",
-    "agent_id", "name", "hostname", "group", "status", "enrolled_at", "last_seen",
-    "version", "events"}], "count"}.
+    "agent_id", "name", "hostname", "group", "status", "status_since",
+    "enrolled_at", "last_seen", "version", "events"}], "count"}; agents revoke
+    {"agent_key", "status", "previous_status"}; ban {"id", "address", "expires_at",
+    "reason"}; unban {"address", "lifted"}; bans {"bans": [{"id", "address",
+    "expires_at", "origin", "reason", "created_at", "pushed"}], "count"}; command
+    {"commands": [{"id", "agent_key"}], "count"}, with --wait {"results": [{"id",
+    "agent_key", "name", "state", "answer"}], "ok"}.
 
 EXAMPLES
     mamori manager --config /etc/mamori/manager.toml
@@ -311,7 +344,9 @@ Run setup(CLI::App& cmd) {
   create->add_option("--expires", o->expires);
   token->add_subcommand("list");
   token->add_subcommand("revoke")->add_option("args", o->args);
-  cmd.add_subcommand("agents");
+  auto* agents = cmd.add_subcommand("agents");
+  agents->require_subcommand(0, 1);
+  agents->add_subcommand("revoke")->add_option("args", o->args);
   auto f = std::make_shared<FleetOptions>();
   auto* ban = cmd.add_subcommand("ban");
   ban->add_option("--ttl", f->ttl);
@@ -328,11 +363,12 @@ Run setup(CLI::App& cmd) {
   command->add_option("--ttl", f->ttl);
   command->add_option("--reason", f->reason);
   command->add_option("args", f->args);
-  return [o, f, &cmd, token](App& app) {
+  return [o, f, &cmd, token, agents](App& app) {
     const auto chosen = cmd.get_subcommands();
     if (chosen.empty()) return run_server(app);
     const std::string sub = chosen.front()->get_name();
-    if (sub == "agents") return list_agents(app);
+    if (sub == "agents")
+      return agents->get_subcommands().empty() ? list_agents(app) : revoke_agent(app, o->args);
     if (sub == "ban") return fleet_ban(app, *f);
     if (sub == "unban") return fleet_unban(app, *f);
     if (sub == "bans") return fleet_bans(app);

@@ -304,10 +304,12 @@ class Loader {
         m.listen.find_first_not_of("0123456789", colon + 1) != std::string::npos)
       return t.fail("listen", "value",
                     "must be HOST:PORT (\"0.0.0.0:8443\", \"[::]:8443\"), not " + quote(m.listen));
-    if (!m.database.starts_with("sqlite:///"))
-      return t.fail(
-          "database", "value",
-          "must be sqlite:///ABSOLUTE/PATH.db (the only store so far), not " + quote(m.database));
+    // Not quoted back: a PostgreSQL URL may carry a password.
+    if (!m.database.starts_with("sqlite:///") && !m.database.starts_with("postgresql://") &&
+        !m.database.starts_with("postgres://"))
+      return t.fail("database", "value",
+                    "must be sqlite:///ABSOLUTE/PATH.db or postgresql://USER@HOST/DBNAME (a "
+                    "libpq URL), not a URL of another scheme");
     if (m.lost_after_s <= m.heartbeat_s)
       return t.fail("lost_after", "value",
                     fmt::format("must be longer than heartbeat ({} s): a live agent would be lost "

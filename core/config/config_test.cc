@@ -278,12 +278,22 @@ token_file = "/etc/mamori/token"
   EXPECT_EQ(c->manager.max_agents, 5u);
   EXPECT_EQ(c->manager.url, "https://mgr.example:9443");
   EXPECT_EQ(c->manager.token_file, "/etc/mamori/token");
+
+  for (const char* url : {"postgresql://mamori:pw@db.example:5432/mamori?sslmode=verify-full",
+                          "postgres:///mamori?host=/run/postgresql"}) {
+    c = parse_config(std::string("[manager]\ndatabase = \"") + url + "\"\n", "m.toml");
+    ASSERT_TRUE(c) << c.error().text();
+    EXPECT_EQ(c->manager.database, url);
+  }
 }
 
 TEST(Config, ManagerMistakesAreNamed) {
   EXPECT_EQ(error_of("[manager]\nlisten = \"8443\"\n").key, "manager.listen");
   EXPECT_EQ(error_of("[manager]\nlisten = \"h:x\"\n").key, "manager.listen");
-  EXPECT_EQ(error_of("[manager]\ndatabase = \"postgres://x\"\n").key, "manager.database");
+  EXPECT_EQ(error_of("[manager]\ndatabase = \"mysql://x\"\n").key, "manager.database");
+  EXPECT_EQ(error_of("[manager]\ndatabase = \"sqlite://rel.db\"\n").key, "manager.database");
+  const LoadError e = error_of("[manager]\ndatabase = \"mysql://u:pw-secret@x/db\"\n");
+  EXPECT_EQ(e.text().find("pw-secret"), std::string::npos) << "no password echoed: " << e.text();
   EXPECT_EQ(error_of("[manager]\nheartbeat = 5\nlost_after = 5\n").key, "manager.lost_after");
   EXPECT_EQ(error_of("[manager]\nurl = \"http://m:1\"\n").key, "manager.url");
   EXPECT_EQ(error_of("[manager]\npublic_url = \"m:1\"\n").key, "manager.public_url");

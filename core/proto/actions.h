@@ -60,6 +60,8 @@ inline constexpr std::string_view kTamperAttributed = "tamper-attributed";
 // event.dataset mamori.manager.
 inline constexpr std::string_view kAgentEnrolled = "agent-enrolled";
 inline constexpr std::string_view kAgentLost = "agent-lost";
+// Gone after its node was drained (its last heartbeat said unhealthy): auto-scaling churn.
+inline constexpr std::string_view kAgentRetired = "agent-retired";
 inline constexpr std::string_view kAgentRecovered = "agent-recovered";
 inline constexpr std::string_view kAgentDuplicate = "agent-duplicate";
 inline constexpr std::string_view kBaselineChangedUnexpectedly = "baseline-changed-unexpectedly";
@@ -109,6 +111,7 @@ inline constexpr std::array kAllActions = {kFileRestored,
                                            kAgentLost,
                                            kAgentRecovered,
                                            kAgentDuplicate,
+                                           kAgentRetired,
                                            kBaselineChangedUnexpectedly};
 
 }  // namespace mamori::proto::action

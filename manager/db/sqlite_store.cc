@@ -1,7 +1,8 @@
 #include "manager/db/sqlite_store.h"
 
 #include <algorithm>
-#include <ctime>
+
+#include "manager/db/event_columns.h"
 
 namespace mamori::manager {
 namespace {
@@ -10,12 +11,7 @@ using db::Db;
 using db::Stmt;
 using db::Transaction;
 
-constexpr int64_t kMaxQueryLimit = 10000;
-constexpr size_t kMaxEventIdLen = 128;
-// Above the channel's 1000: a defence in depth, so one call cannot hold the write lock long.
-constexpr size_t kMaxBatch = 10000;
-
-// Each step brings the schema from version i to i+1; kSchemaVersion == size.
+// Each step brings the schema from version i to i+1; kSqliteSchemaVersion == size.
 constexpr const char* kMigrations[] = {
     R"sql(
 CREATE TABLE tokens (
@@ -108,7 +104,7 @@ CREATE INDEX commands_pending ON commands (agent_key, id) WHERE state = 'pending
 CREATE INDEX commands_agent ON commands (agent_key, id);
 )sql",
 };
-static_assert(std::size(kMigrations) == kSchemaVersion);
+static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
 
 std::string text(const Stmt& s, int col) { return std::string(s.blob(col)); }
 std::optional<int64_t> opt_int(const Stmt& s, int col) {
@@ -120,53 +116,6 @@ void bind_opt(Stmt& s, int i, const std::optional<int64_t>& v) {
     s.bind(i, *v);
   else
     s.bind_null(i);
-}
-
-// "2023-11-14T22:13:20.123456Z" (what core/event writes; any fraction length, a 'Z' or
-// +hh:mm offset) → ns since the epoch.
-std::optional<int64_t> parse_time(const std::string& s) {
-  std::tm tm{};
-  int consumed = 0;
-  if (sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-             &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
-      consumed != 19)
-    return std::nullopt;
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  int64_t ns = 0;
-  size_t i = 19;
-  if (i < s.size() && s[i] == '.') {
-    int64_t scale = 100'000'000;
-    for (++i; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
-      ns += (s[i] - '0') * scale;
-      scale /= 10;
-    }
-  }
-  int64_t offset_s = 0;
-  if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
-    int hh = 0, mm = 0;
-    if (sscanf(s.c_str() + i + 1, "%2d:%2d", &hh, &mm) != 2) return std::nullopt;
-    offset_s = (s[i] == '+' ? 1 : -1) * (hh * 3600 + mm * 60);
-    i += 6;
-  } else if (i < s.size() && s[i] == 'Z') {
-    ++i;
-  } else {
-    return std::nullopt;
-  }
-  if (i != s.size()) return std::nullopt;
-  const time_t t = timegm(&tm);
-  return (static_cast<int64_t>(t) - offset_s) * 1'000'000'000 + ns;
-}
-
-const nlohmann::json* field(const nlohmann::json& e, const char* a, const char* b) {
-  auto it = e.find(a);
-  if (it == e.end() || !it->is_object()) return nullptr;
-  auto jt = it->find(b);
-  return jt == it->end() ? nullptr : &*jt;
-}
-std::string string_field(const nlohmann::json& e, const char* a, const char* b) {
-  const nlohmann::json* f = field(e, a, b);
-  return f && f->is_string() ? f->get<std::string>() : std::string();
 }
 
 class SqliteStore final : public Store {
@@ -184,18 +133,17 @@ class SqliteStore final : public Store {
       has_row = true;
       q.reset();
     }
-    if (version > kSchemaVersion)
-      return fail_msg("open store", db_.path(),
-                      "the database's schema version " + std::to_string(version) +
-                          " is newer than this mamori knows (" + std::to_string(kSchemaVersion) +
-                          "): upgrade mamori");
-    for (int64_t v = version; v < kSchemaVersion; ++v) MAMORI_TRY(db_.exec(kMigrations[v]));
+    if (version > kSqliteSchemaVersion)
+      return schema_too_new(db_.path(), version, kSqliteSchemaVersion);
+    for (int64_t v = version; v < kSqliteSchemaVersion; ++v) MAMORI_TRY(db_.exec(kMigrations[v]));
     if (!has_row) {
-      MAMORI_TRY(
-          db_.prepare("INSERT INTO schema_version VALUES (?)")->bind(1, kSchemaVersion).run());
-    } else if (version != kSchemaVersion) {
-      MAMORI_TRY(
-          db_.prepare("UPDATE schema_version SET version = ?")->bind(1, kSchemaVersion).run());
+      MAMORI_TRY(db_.prepare("INSERT INTO schema_version VALUES (?)")
+                     ->bind(1, kSqliteSchemaVersion)
+                     .run());
+    } else if (version != kSqliteSchemaVersion) {
+      MAMORI_TRY(db_.prepare("UPDATE schema_version SET version = ?")
+                     ->bind(1, kSqliteSchemaVersion)
+                     .run());
     }
     return tx.commit();
   }
@@ -320,62 +268,17 @@ class SqliteStore final : public Store {
                                      int64_t received_at_ns) override {
     InsertResult r;
     if (events.empty()) return r;
-    if (events.size() > kMaxBatch)
-      return fail_msg("store events", std::string(agent_key),
-                      "a batch of " + std::to_string(events.size()) + " events (at most " +
-                          std::to_string(kMaxBatch) + ")");
-    // Validate and extract everything before writing, so a bad event costs no transaction.
-    struct Row {
-      std::string id, action, path, ip, json;
-      int64_t seq, time_ns, severity;
-    };
-    std::vector<Row> rows;
-    rows.reserve(events.size());
-    int64_t min_seq = INT64_MAX;
-    for (size_t i = 0; i < events.size(); ++i) {
-      const nlohmann::json& e = events[i];
-      auto bad = [&](const std::string& why) {
-        return fail_msg("store events", std::string(agent_key),
-                        "event " + std::to_string(i) + ": " + why);
-      };
-      if (!e.is_object()) return bad("not a JSON object");
-      const nlohmann::json* id = field(e, "event", "id");
-      if (!id || !id->is_string() || id->get_ref<const std::string&>().empty() ||
-          id->get_ref<const std::string&>().size() > kMaxEventIdLen)
-        return bad("event.id must be a string of 1 to 128 characters");
-      const nlohmann::json* seq = field(e, "event", "sequence");
-      if (!seq || !seq->is_number_integer() || seq->get<int64_t>() <= 0)
-        return bad("event.sequence must be an integer > 0");
-      Row row{id->get<std::string>(),
-              string_field(e, "event", "action"),
-              string_field(e, "file", "path"),
-              string_field(e, "source", "ip"),
-              e.dump(),
-              seq->get<int64_t>(),
-              0,
-              0};
-      if (auto ts = e.find("@timestamp"); ts != e.end()) {
-        std::optional<int64_t> t =
-            ts->is_string() ? parse_time(ts->get<std::string>()) : std::nullopt;
-        if (!t) return bad("@timestamp is not an RFC 3339 UTC time");
-        row.time_ns = *t;
-      }
-      if (const nlohmann::json* sev = field(e, "event", "severity");
-          sev && sev->is_number_integer())
-        row.severity = sev->get<int64_t>();
-      r.max_sequence = std::max(r.max_sequence, row.seq);
-      min_seq = std::min(min_seq, row.seq);
-      rows.push_back(std::move(row));
-    }
-
+    // Validated and extracted before writing, so a bad event costs no transaction.
+    const EventBatch batch = MAMORI_TRY(extract_event_batch(agent_key, events));
+    r.max_sequence = batch.max_sequence;
     auto tx = MAMORI_TRY(Transaction::begin(db_));
     Stmt* ins = MAMORI_TRY(db_.cached(
         "INSERT INTO events (agent_key, event_id, sequence, time_ns, action, path, source_ip, "
         "severity, received_at_ns, json) VALUES (?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT (agent_key, event_id) DO NOTHING"));
-    for (const Row& row : rows) {
+    for (const EventColumns& row : batch.rows) {
       ins->reset();
-      ins->bind_text(1, agent_key).bind_text(2, row.id).bind(3, row.seq).bind(4, row.time_ns);
+      ins->bind_text(1, agent_key).bind_text(2, row.id).bind(3, row.sequence).bind(4, row.time_ns);
       ins->bind_text(5, row.action).bind_text(6, row.path).bind_text(7, row.ip);
       ins->bind(8, row.severity).bind(9, received_at_ns).bind_text(10, row.json);
       MAMORI_TRY(ins->run());
@@ -384,7 +287,7 @@ class SqliteStore final : public Store {
       else
         ++r.duplicates;
     }
-    MAMORI_TRY(advance_sequences(agent_key, min_seq, r.max_sequence));
+    MAMORI_TRY(advance_sequences(agent_key, batch.min_sequence, batch.max_sequence));
     MAMORI_TRY(tx.commit());
     return r;
   }
@@ -424,9 +327,9 @@ class SqliteStore final : public Store {
     if (q.until_ns) s.bind(i++, *q.until_ns);
     if (q.action) s.bind_text(i++, *q.action);
     if (q.path_prefix) {
-      s.bind_text(i++, *q.path_prefix);
-      // Every string starting with the prefix sorts below prefix + U+10FFFF's encoding.
-      s.bind_text(i++, *q.path_prefix + "\xF4\x8F\xBF\xBF");
+      auto [low, high] = prefix_range(*q.path_prefix);
+      s.bind_text(i++, low);
+      s.bind_text(i++, high);
     }
     if (q.source_ip) s.bind_text(i++, *q.source_ip);
     if (q.min_severity) s.bind(i++, *q.min_severity);
@@ -690,19 +593,14 @@ class SqliteStore final : public Store {
       MAMORI_TRY(u->run());  // finish the statement
       return v;
     }
-    Stmt* q = MAMORI_TRY(
-        db_.cached("SELECT revoked, expires_at_ns, uses_left FROM tokens WHERE secret_hash = ?"));
+    Stmt* q =
+        MAMORI_TRY(db_.cached("SELECT revoked, expires_at_ns FROM tokens WHERE secret_hash = ?"));
     q->bind_text(1, secret_hash);
     if (!MAMORI_TRY(q->step())) {
       v.refusal = TokenRefusal::kUnknown;
       return v;
     }
-    if (q->int64(0) != 0)
-      v.refusal = TokenRefusal::kRevoked;
-    else if (!q->is_null(1) && q->int64(1) <= now_ns)
-      v.refusal = TokenRefusal::kExpired;
-    else
-      v.refusal = TokenRefusal::kUsedUp;
+    v.refusal = token_refusal(q->int64(0) != 0, opt_int(*q, 1), now_ns);
     q->reset();
     return v;
   }

@@ -1,6 +1,7 @@
 #include "manager/db/store.h"
 
 #include "core/hash/sha256.h"
+#include "manager/db/postgres_store.h"
 #include "manager/db/sqlite_store.h"
 
 namespace mamori::manager {
@@ -23,34 +24,49 @@ std::string_view to_string(TokenRefusal r) {
   return "unknown";
 }
 
+TokenRefusal token_refusal(bool revoked, std::optional<int64_t> expires_at_ns, int64_t now_ns) {
+  if (revoked) return TokenRefusal::kRevoked;
+  if (expires_at_ns && *expires_at_ns <= now_ns) return TokenRefusal::kExpired;
+  return TokenRefusal::kUsedUp;
+}
+
 std::string_view to_string(AgentStatus s) {
   switch (s) {
     case AgentStatus::kEnrolled:
       return "enrolled";
     case AgentStatus::kOnline:
       return "online";
+    case AgentStatus::kUnhealthy:
+      return "unhealthy";
     case AgentStatus::kLost:
       return "lost";
     case AgentStatus::kStopped:
       return "stopped";
     case AgentStatus::kRetired:
       return "retired";
+    case AgentStatus::kRevoked:
+      return "revoked";
   }
   return "enrolled";
 }
 
 std::optional<AgentStatus> parse_agent_status(std::string_view s) {
-  for (AgentStatus a : {AgentStatus::kEnrolled, AgentStatus::kOnline, AgentStatus::kLost,
-                        AgentStatus::kStopped, AgentStatus::kRetired})
+  for (AgentStatus a :
+       {AgentStatus::kEnrolled, AgentStatus::kOnline, AgentStatus::kUnhealthy, AgentStatus::kLost,
+        AgentStatus::kStopped, AgentStatus::kRetired, AgentStatus::kRevoked})
     if (to_string(a) == s) return a;
   return std::nullopt;
 }
 
 Result<std::unique_ptr<Store>> open_store(Env&, const std::string& url) {
-  constexpr std::string_view kScheme = "sqlite://";
-  if (!url.starts_with(kScheme))
-    return fail_msg("open store", url, "unsupported database URL: only sqlite:///abs/path.db");
-  const std::string path = url.substr(kScheme.size());
+  constexpr std::string_view kSqlite = "sqlite://";
+  if (url.starts_with("postgresql://") || url.starts_with("postgres://"))
+    return open_postgres_store(url);
+  // Not echoed: an unknown scheme may still carry a password.
+  if (!url.starts_with(kSqlite))
+    return fail_msg("open store", "database URL",
+                    "unsupported database URL: sqlite:///abs/path.db or postgresql://...");
+  const std::string path = url.substr(kSqlite.size());
   if (path.empty() || path[0] != '/')
     return fail_msg("open store", url, "the SQLite path must be absolute: sqlite:///abs/path.db");
   return open_sqlite_store(path);

@@ -1,7 +1,8 @@
 #pragma once
 // The manager's storage: enrollment tokens, enrolled agents, the events they send and
-// their baseline history. An abstract Store so a PostgreSQL implementation can come later;
-// open_store() picks the implementation from a URL.
+// their baseline history. An abstract Store with two implementations, SQLite
+// (sqlite_store.h, one box) and PostgreSQL (postgres_store.h, several managers sharing a
+// server); open_store() picks one from a URL. Both pass the same tests (store_test.cc).
 //
 // Contracts common to every method:
 // - Errors are Result values (an Error naming the database); nothing throws.
@@ -10,10 +11,14 @@
 //   constant time themselves.
 // - Times are nanoseconds since the Unix epoch, given by the caller (from its Clock), so
 //   tests drive time.
+// - Text arguments (keys, AgentInfo, ...) are UTF-8 without NUL: PostgreSQL's text holds
+//   neither a NUL nor invalid UTF-8 and refuses the call (EINVAL for a NUL), so callers
+//   check what agents send before it gets here. Events are checked by insert_events.
 // - Threads: a Store is one database connection and is NOT thread-safe. Open one Store per
-//   thread (several Stores, in one process or several, may share one database file: the
+//   thread (several Stores, in one process or several, may share one database: the
 //   SQLite implementation runs in WAL mode with a busy timeout, and every write is one
-//   transaction, so concurrent writers serialize instead of failing).
+//   transaction, so concurrent writers serialize instead of failing; PostgreSQL's
+//   connections are independent and its writes are transactions too).
 
 #include <cstdint>
 #include <memory>
@@ -62,6 +67,10 @@ enum class TokenRefusal {
 // "unknown", "revoked", "expired", "used-up" (kNone: "accepted").
 std::string_view to_string(TokenRefusal r);
 
+// Why a token that a conditional use did not take was refused, for the implementations:
+// revoked first, then expired (expires_at_ns <= now_ns), else used up.
+TokenRefusal token_refusal(bool revoked, std::optional<int64_t> expires_at_ns, int64_t now_ns);
+
 struct TokenVerdict {
   TokenRefusal refusal = TokenRefusal::kNone;
   int64_t token_id = 0;  // set when accepted
@@ -72,13 +81,15 @@ struct TokenVerdict {
 // ---- agents ----
 
 enum class AgentStatus {
-  kEnrolled,  // enrolled, never connected yet
-  kOnline,    // a channel is open
-  kLost,      // the channel dropped without bye, or went silent
-  kStopped,   // the agent said bye (orderly stop: no alarm)
-  kRetired,   // retired by an administrator; its credential is no longer accepted
+  kEnrolled,   // enrolled, never connected yet
+  kOnline,     // a channel is open
+  kUnhealthy,  // a channel is open, and its heartbeats say the node is drained (self-healing)
+  kLost,       // the channel dropped without bye, or went silent
+  kStopped,    // the agent said bye (orderly stop: no alarm)
+  kRetired,    // its node was drained (unhealthy) and then went away: churn, no alarm
+  kRevoked,    // an administrator revoked its credential: refused from then on
 };
-// "enrolled", "online", "lost", "stopped", "retired".
+// "enrolled", "online", "unhealthy", "lost", "stopped", "retired", "revoked".
 std::string_view to_string(AgentStatus s);
 std::optional<AgentStatus> parse_agent_status(std::string_view s);
 
@@ -260,7 +271,7 @@ class Store {
   virtual Result<TokenVerdict> enroll(std::string_view secret_hash, NewAgent new_agent,
                                       int64_t now_ns) = 0;
   virtual Result<std::optional<AgentRow>> find_agent(std::string_view agent_key) = 0;
-  // All agents, by enrollment time. Retired ones included.
+  // All agents, by enrollment time. Retired and revoked ones included.
   virtual Result<std::vector<AgentRow>> list_agents() = 0;
   // A hello: stores what the agent says about itself, sets status kOnline, last_seen and
   // last_hello to now. Returns the status before (kLost there means "recovered").
@@ -336,10 +347,15 @@ class Store {
   virtual Result<int64_t> change_counter() = 0;
 };
 
-// "sqlite:///abs/path.db" → the SQLite store (the file is created 0600; its directory
-// must exist; the schema is created or migrated). Refuses, with a clear
-// error: any other scheme, a relative path, a file that is not an SQLite database, and a
-// schema version newer than this build knows.
+// Picks the implementation by the URL's scheme:
+// - "sqlite:///abs/path.db" → the SQLite store (the file is created 0600; its directory
+//   must exist). Refuses a relative path and a file that is not an SQLite database.
+// - "postgresql://..." or "postgres://..." (a libpq connection URI, with parameters such
+//   as sslmode) → the PostgreSQL store (postgres_store.h). Refuses, naming the database
+//   as user@host:port/dbname and never showing the password: an invalid URL, a server it
+//   cannot connect to, failed authentication.
+// Either creates or migrates the schema, and refuses a schema version newer than this
+// build knows; any other scheme is refused.
 Result<std::unique_ptr<Store>> open_store(Env& env, const std::string& url);
 
 }  // namespace mamori::manager

@@ -151,10 +151,13 @@ void AgentChannel::end() {
 void AgentChannel::lose(const std::string& why, uint32_t silent_s) {
   end();
   if (!hello_) return;  // never said hello: not an agent yet on this connection
-  if (auto s = hub_.store().set_agent_status(agent_.agent_key, AgentStatus::kLost, hub_.now_ns());
-      !s)
+  // A drained node that goes away is an auto-scaling group replacing it: no alarm.
+  const AgentStatus status = drained_ ? AgentStatus::kRetired : AgentStatus::kLost;
+  if (auto s = hub_.store().set_agent_status(agent_.agent_key, status, hub_.now_ns()); !s)
     log_line(s.error().message());
-  hub_.report(proto::action::kAgentLost, event::Severity::kWarning, why, &agent_, address_,
+  hub_.report(drained_ ? proto::action::kAgentRetired : proto::action::kAgentLost,
+              drained_ ? event::Severity::kInfo : event::Severity::kWarning,
+              drained_ ? why + " after its node was drained: retired" : why, &agent_, address_,
               [&](event::Event& e) {
                 e.set("mamori.managed_agent.silent_s", silent_s)
                     .set("mamori.reason", silent_s ? "silent" : "connection-closed");
@@ -227,7 +230,7 @@ void AgentChannel::on(ch::Hello& h) {
   auto stored = hub_.store().sequences(agent_.agent_key);
   if (!stored) log_line(stored.error().message());
   if (!stored || stored->max_sequence + 1 >= hello_next_sequence_) check_baseline();
-  if (*before == AgentStatus::kLost) {
+  if (*before == AgentStatus::kLost || *before == AgentStatus::kRetired) {
     hub_.report(proto::action::kAgentRecovered, event::Severity::kNotice,
                 fmt::format("agent {} ({}) is back; a verify was asked of it", agent_.info.name,
                             agent_.info.hostname),
@@ -296,7 +299,17 @@ void AgentChannel::on(ch::Events& ev) {
     check_baseline();
 }
 
-void AgentChannel::on(ch::Heartbeat&) { touch(false); }
+void AgentChannel::on(ch::Heartbeat& h) {
+  if (drained_ == h.healthy) {
+    drained_ = !h.healthy;
+    if (auto s = hub_.store().set_agent_status(
+            agent_.agent_key, drained_ ? AgentStatus::kUnhealthy : AgentStatus::kOnline,
+            hub_.now_ns());
+        !s)
+      log_line(s.error().message());
+  }
+  touch(false);
+}
 
 void AgentChannel::on(ch::CommandResult& r) {
   hub_.fleet().on_result(agent_.agent_key, r);
@@ -328,6 +341,17 @@ void AgentChannel::touch(bool force) {
   if (!force && now - last_seen_written_ < kLastSeenWriteNs) return;
   last_seen_written_ = now;
   if (auto s = hub_.store().touch_agent(agent_.agent_key, now); !s) log_line(s.error().message());
+  // A credential revoked while the channel is open ends it here, within kLastSeenWriteNs.
+  auto row = hub_.store().find_agent(agent_.agent_key);
+  if (row && *row && (*row)->status == AgentStatus::kRevoked) {
+    end();
+    hub_.report(proto::action::kAgentStopped, event::Severity::kNotice,
+                fmt::format("agent {} ({}): its credential was revoked; the channel is closed",
+                            agent_.info.name, agent_.info.hostname),
+                &agent_, address_, [](event::Event& e) { e.set("mamori.reason", "revoked"); });
+    send(ch::Error{std::string(ch::kUnauthorized), "this agent's credential was revoked"}, true);
+    read();  // until the close completes
+  }
 }
 
 void AgentChannel::send(const ch::ManagerMessage& m, bool then_close) {

@@ -95,6 +95,9 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   std::vector<std::function<void(bool)>> probes_;
   boost::asio::steady_timer linger_;  // after end(): the socket's last seconds
   int64_t last_seen_written_ = 0;
+  // The last heartbeat said the node is unhealthy (drained by its load balancer): the
+  // agent's status is unhealthy, and if the channel then ends it is retired, not lost.
+  bool drained_ = false;
   // The root hash of the hello, checked once the events the agent had written before it
   // (sequences below hello_next_sequence_) are stored: a deploy reported in that backlog
   // explains a changed hash.

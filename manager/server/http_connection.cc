@@ -147,7 +147,7 @@ std::optional<AgentRow> HttpConnection::authenticate(const Request& req) {
   }
   // Compared in constant time; an unknown key costs the same hash as a known one.
   if (!*a || !hash::equal_constant_time(presented, (*a)->credential_hash) ||
-      (*a)->status == AgentStatus::kRetired)
+      (*a)->status == AgentStatus::kRevoked)
     return std::nullopt;
   return std::move(**a);
 }

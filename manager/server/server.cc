@@ -197,10 +197,14 @@ void Hub::sweep_stale_online() {
   auto agents = store_->list_agents();
   if (!agents) return log_line("sweep: " + agents.error().message());
   for (const auto& a : *agents) {
-    if (a.status != AgentStatus::kOnline || live(a.agent_key)) continue;
-    if (auto s = store_->set_agent_status(a.agent_key, AgentStatus::kLost, now_ns()); !s)
+    const bool drained = a.status == AgentStatus::kUnhealthy;
+    if ((a.status != AgentStatus::kOnline && !drained) || live(a.agent_key)) continue;
+    if (auto s = store_->set_agent_status(
+            a.agent_key, drained ? AgentStatus::kRetired : AgentStatus::kLost, now_ns());
+        !s)
       log_line("sweep: " + s.error().message());
-    report(proto::action::kAgentLost, event::Severity::kWarning,
+    report(drained ? proto::action::kAgentRetired : proto::action::kAgentLost,
+           drained ? event::Severity::kInfo : event::Severity::kWarning,
            fmt::format("agent {} ({}) did not come back after the manager restarted", a.info.name,
                        a.info.hostname),
            &a, "", [](event::Event& e) { e.set("mamori.reason", "manager-restarted"); });

@@ -131,7 +131,7 @@ CLIENT_OUT=$SCRATCH/client/log
 mkdir -p "$SCRATCH/client"
 cat >"$SCRATCH/client/client.py" <<'EOF'
 # One line per response: "<backend> <status> ok|TAMPERED". Runs until STOP exists.
-import http.client, os, sys
+import http.client, os, sys, time
 port, scratch, out, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 original = {}
 for s in "ab":
@@ -150,7 +150,7 @@ while not os.path.exists(stop):
         body = r.read()
         c.close()
     except OSError as e:
-        log.write(f"- error {e.__class__.__name__}\n")
+        log.write(f"- error {e.__class__.__name__} {str(e)[:120]} at {time.time():.3f}\n")
         continue
     backend = r.getheader("X-Backend", "-")
     good = r.status == 200 and body == original.get((backend, page))
@@ -246,5 +246,12 @@ WAIT_ON=$SCRATCH/client WAIT_SECONDS=20 \
 touch "$SCRATCH/client/stop"
 wait "$CLIENT"
 errors=$(grep -c '^- error' "$CLIENT_OUT" || true)
+if ((errors > 0)); then  # which errors, when, and what HAProxy said meanwhile
+  grep '^- error' "$CLIENT_OUT" | cut -d' ' -f3 | sort | uniq -c
+  grep -n '^- error' "$CLIENT_OUT" | sed -n '1p;$p'
+  echo "client lines: $(wc -l <"$CLIENT_OUT"), cleared at line $CLEARED_AT"
+  tail -n 20 "$SCRATCH/web/haproxy.out"
+  kill -0 "$HAPROXY" 2>/dev/null || echo "HAProxy is not running any more"
+fi
 assert_eq 0 "$errors" "failed requests through HAProxy"
 echo "tampered responses that reached the client: $TAMPERED of $FROM_A from A between the storm's start and the drain"

@@ -4,7 +4,7 @@
 # directories, control sockets and event logs of their own), one group token with 3 uses.
 #   - all three enroll with it and show online in `mamori manager agents --json`;
 #   - kill -9 agent 1: lost within 2 s, and the manager's agent-lost reaches a real SMTP
-#     server through the manager's [[sink]];
+#     server and a real rsyslog (TCP) through the manager's [[sink]]s, within 2 s;
 #   - SIGSTOP agent 2: lost within lost_after + 1 s; SIGCONT: online again, and the
 #     manager's verify command ran on it (its verify counter and the link's command
 #     counter moved);
@@ -13,19 +13,45 @@
 #     manager's database against each agent's events.jsonl);
 #   - a clone of agent 3 (its STATE/manager.json copied) is refused as a duplicate and
 #     enrolls again with its own token: a new agent_key, agent 3 stays online;
-#   - an orderly stop (bye) is `stopped`, not lost.
+#   - an orderly stop (bye) is `stopped`, not lost;
+#   - a drained node that goes away is retired (no alarm); a revoked credential is refused.
+# MANAGER_DB=postgres runs the same on a PostgreSQL server of the test's own
+# (manager_fleet_postgres_test.sh); the default is the SQLite file.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/web_lib.sh"
 source "$(dirname "$0")/smtp_lib.sh"
+source "$(dirname "$0")/rsyslog_lib.sh"
+source "$(dirname "$0")/postgres_lib.sh"
 
 LOST_AFTER=4
 
-step "an SMTP server for the manager's sink"
+step "an SMTP server and an rsyslog collector for the manager's sinks"
 start_smtp "$SCRATCH/mail"
+start_rsyslog "$SCRATCH/rsyslog"
 
-step "the manager"
+step "the manager, on ${MANAGER_DB:-sqlite}"
 MDIR=$SCRATCH/manager
 mkdir -p "$MDIR"
+case ${MANAGER_DB:-sqlite} in
+  sqlite) DB_URL="sqlite://$MDIR/manager.db" ;;
+  postgres)
+    start_postgres "$SCRATCH/pg"
+    DB_URL=$PG_URL
+    ;;
+  *) fail "MANAGER_DB is sqlite or postgres, not $MANAGER_DB" ;;
+esac
+# What changes when the manager records a status: its database file, or (PostgreSQL) its
+# outbox, where the event about it goes at the same moment. The waits wake on it.
+MWATCH=$MDIR
+[[ ${MANAGER_DB:-sqlite} == postgres ]] && MWATCH=$MDIR/state/outbox
+# db_event_ids: "agent_key<TAB>event_id" for every stored event.
+db_event_ids() {
+  if [[ ${MANAGER_DB:-sqlite} == postgres ]]; then
+    psql "$DB_URL" -X -At -F $'\t' -c "SELECT agent_key, event_id FROM events"
+  else
+    sqlite3 -separator $'\t' "$MDIR/manager.db" "SELECT agent_key, event_id FROM events"
+  fi
+}
 MPORT=$(free_port)
 MCONFIG=$MDIR/mamori.toml
 MLOG=$MDIR/manager.log
@@ -34,7 +60,7 @@ cat >"$MCONFIG" <<EOF
 [manager]
 listen = "127.0.0.1:$MPORT"
 state_dir = "$MDIR/state"
-database = "sqlite://$MDIR/manager.db"
+database = "$DB_URL"
 public_url = "https://127.0.0.1:$MPORT"
 heartbeat = 1
 lost_after = $LOST_AFTER
@@ -47,6 +73,12 @@ from = "mamori@test.example"
 to = ["ops@test.example"]
 actions = ["agent-lost"]
 digest = 0
+
+[[sink]]
+name = "syslog"
+type = "syslog"
+address = "tcp://127.0.0.1:$RSYSLOG_TCP_PORT"
+actions = ["agent-lost"]
 EOF
 manager() { timeout -k 5 "$MAMORI_TIMEOUT" "$MAMORI" --config "$MCONFIG" manager "$@"; }
 MANAGER_PID=""
@@ -81,6 +113,20 @@ for a in json.load(sys.stdin)["agents"]:
 ' "$1"
 }
 is_status() { [[ $(status_of "$1") == "$2" ]]; }
+# since_ms NAME T0: milliseconds from T0 (date +%s%N) to the manager's status change of
+# the agent NAME: the manager's own detection time, whatever the polls here add.
+since_ms() {
+  agents_json | python3 -c '
+import datetime, json, sys
+for a in json.load(sys.stdin)["agents"]:
+    if a["name"] == sys.argv[1]:
+        s = a["status_since"]  # 2026-12-04T22:08:35.978023645Z
+        whole, frac = s.rstrip("Z").split(".")
+        t = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.timezone.utc)
+        ns = int(t.timestamp()) * 10**9 + int(frac.ljust(9, "0"))
+        print((ns - int(sys.argv[2])) // 10**6)
+' "$1" "$2"
+}
 all_online() {
   [[ $(agents_json | python3 -c '
 import json, sys
@@ -148,16 +194,24 @@ assert_eq 3 "$keys" "distinct agent keys"
 expect_exit 0 manager token list --json
 assert_contains "$OUT" '"uses_left": 0' "the token is used up"
 
-# The lost waits wake on the manager's directory (its database changes with the status),
-# so the times measured are the manager's, not a poll's.
-step "kill -9 agent 1: lost within 2 s, agent-lost reaches the SMTP server"
+# The times measured are the manager's (the status change it recorded), not this test's
+# polls; the waits wake on the manager's database or outbox (MWATCH).
+step "kill -9 agent 1: lost within 2 s, agent-lost reaches the SMTP server and rsyslog"
 t0=$(date +%s%N)
 kill -9 "${APID[1]}"
-WAIT_SECONDS=3 WAIT_ON=$MDIR wait_for "agent 1 lost" is_status web1 lost
-ms=$((($(date +%s%N) - t0) / 1000000))
+WAIT_SECONDS=3 WAIT_ON=$MWATCH wait_for "agent 1 lost" is_status web1 lost
+ms=$(since_ms web1 "$t0")
 echo "agent 1 lost after $ms ms"
 ((ms <= 2000)) || fail "agent 1 was reported lost after $ms ms (> 2000)"
-smtp_wait_mail 1
+WAIT_SECONDS=3 wait_for_syslog "agent-lost"
+ms=$((($(date +%s%N) - t0) / 1000000))
+echo "agent-lost at rsyslog $ms ms after the kill"
+((ms <= 2000)) || fail "agent-lost reached rsyslog after $ms ms (> 2000)"
+assert_contains "$(grep -F agent-lost "$RSYSLOG_OUT")" "web1" "the syslog line names the agent"
+WAIT_SECONDS=3 smtp_wait_mail 1
+ms=$((($(date +%s%N) - t0) / 1000000))
+echo "agent-lost mail received $ms ms after the kill"
+((ms <= 2000)) || fail "the agent-lost mail arrived after $ms ms (> 2000)"
 assert_contains "$(smtp_mail 1)" "agent-lost" "the mail"
 assert_contains "$(smtp_mail 1)" "web1" "the mail names the agent"
 
@@ -166,8 +220,8 @@ before=$(agent_status 2)
 verifies_before=$(json 'j["agent"]["counters"]["verifies"]' "$before")
 t0=$(date +%s%N)
 kill -STOP "${APID[2]}"
-WAIT_SECONDS=$((LOST_AFTER + 3)) WAIT_ON=$MDIR wait_for "agent 2 lost" is_status web2 lost
-ms=$((($(date +%s%N) - t0) / 1000000))
+WAIT_SECONDS=$((LOST_AFTER + 3)) WAIT_ON=$MWATCH wait_for "agent 2 lost" is_status web2 lost
+ms=$(since_ms web2 "$t0")
 echo "agent 2 (stopped) lost after $ms ms"
 ((ms <= (LOST_AFTER + 1) * 1000)) || fail "agent 2 was lost after $ms ms (> $(((LOST_AFTER + 1) * 1000)))"
 kill -CONT "${APID[2]}"
@@ -201,14 +255,15 @@ WAIT_SECONDS=35 WAIT_EXPLAIN='agents_json' wait_for "three agents online after t
 # of its events.jsonl, each once.
 stored_once() {
   agents_json >"$SCRATCH/agents.json"
-  python3 - "$MDIR/manager.db" "$SCRATCH/agents.json" "${AEVENTS[1]}" "${AEVENTS[2]}" "${AEVENTS[3]}" <<'PY'
-import json, sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
+  db_event_ids >"$SCRATCH/stored.tsv"
+  python3 - "$SCRATCH/stored.tsv" "$SCRATCH/agents.json" "${AEVENTS[1]}" "${AEVENTS[2]}" "${AEVENTS[3]}" <<'PY'
+import json, sys
+stored = [line.rstrip("\n").split("\t") for line in open(sys.argv[1], encoding="utf-8") if line.strip()]
 keys = {a["name"]: a["agent_key"] for a in json.load(open(sys.argv[2]))["agents"]}
 bad = []
 for i, path in enumerate(sys.argv[3:], start=1):
     key = keys[f"web{i}"]
-    rows = [r[0] for r in db.execute("SELECT event_id FROM events WHERE agent_key = ?", (key,))]
+    rows = [event_id for agent_key, event_id in stored if agent_key == key]
     logged = [json.loads(line)["event"]["id"] for line in open(path, encoding="utf-8")]
     if len(rows) != len(set(rows)) or sorted(rows) != sorted(logged):
         bad.append(f"web{i}: {len(logged)} logged, {len(rows)} stored ({len(set(rows))} distinct), "
@@ -255,3 +310,29 @@ assert_eq online "$(status_of web3)" "the original agent 3"
 step "orderly stop: stopped, not lost"
 stop_pid "${APID[3]}" "agent 3" || fail "agent 3 did not stop within 10 s of SIGTERM"
 WAIT_SECONDS=5 wait_for "agent 3 stopped" is_status web3 stopped
+
+step "a drained node that goes away is retired, not lost: no alarm"
+lost_lines=$(grep -cF agent-lost "$RSYSLOG_OUT" || true)
+expect_exit 0 "$MAMORI" --config "${ACONF[2]}" heal --fail "scaled in by the test"
+# The next heartbeat (every second) tells the manager the node is drained.
+WAIT_SECONDS=10 WAIT_ON=$MWATCH wait_for "agent 2 unhealthy at the manager" is_status web2 unhealthy
+kill -9 "${APID[2]}"
+WAIT_SECONDS=5 WAIT_ON=$MWATCH wait_for "agent 2 retired" is_status web2 retired
+WAIT_SECONDS=5 wait_for "the manager's agent-retired event" \
+  grep -q agent-retired "$MLOG" "$MDIR/state/outbox"/*.seg
+assert_eq "$lost_lines" "$(grep -cF agent-lost "$RSYSLOG_OUT" || true)" \
+  "agent-lost lines at rsyslog (a retired agent raises none)"
+
+step "a revoked credential is refused, and the agent does not enroll again by itself"
+key1=$(agents_json | python3 -c 'import json,sys; print([a["agent_key"] for a in json.load(sys.stdin)["agents"] if a["name"] == "web1"][0])')
+stop_pid "${APID[1]}" "agent 1" || fail "agent 1 did not stop within 10 s of SIGTERM"
+expect_exit 0 manager agents revoke "$key1" --json
+assert_eq revoked "$(json 'j["status"]' "$OUT")" "the revoked agent's status"
+expect_exit 2 manager agents revoke no-such-agent
+agents_before=$(agents_json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["agents"]))')
+start_fleet_agent 1
+WAIT_SECONDS=15 WAIT_EXPLAIN="cat $SCRATCH/a1/agent.log" wait_for "agent 1 refused" \
+  grep -q "refused this agent's credential" "$SCRATCH/a1/agent.log"
+assert_eq revoked "$(status_of web1)" "agent 1 after its refused connection"
+assert_eq "$agents_before" "$(agents_json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["agents"]))')" \
+  "agents in the manager (no new enrollment)"

@@ -1,0 +1,67 @@
+#pragma once
+// What every Store implementation does to a batch of events before any SQL: check it
+// against the limits and the contract of Store::insert_events (store.h) and extract the
+// indexed columns from each ECS event. One place, so SQLite and PostgreSQL accept and
+// refuse exactly the same batches and store exactly the same column values.
+//
+// Pure functions, no I/O; safe from any thread.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/base/result.h"
+
+namespace mamori::manager {
+
+// Above the channel's 1000 events a batch: a defence in depth, so one call cannot hold a
+// write transaction for long.
+inline constexpr size_t kMaxEventBatch = 10000;
+inline constexpr size_t kMaxEventIdLen = 128;
+// EventQuery::limit is clamped to [0, kMaxQueryLimit].
+inline constexpr int64_t kMaxQueryLimit = 10000;
+
+// One event, as its row is written.
+struct EventColumns {
+  std::string id;      // event.id
+  std::string action;  // event.action, or empty
+  std::string path;    // file.path, or empty
+  std::string ip;      // source.ip, or empty
+  std::string json;    // the event as compact JSON text
+  int64_t sequence = 0;
+  int64_t time_ns = 0;   // @timestamp; 0 when absent
+  int64_t severity = 0;  // event.severity; 0 when absent or not an integer
+};
+
+struct EventBatch {
+  std::vector<EventColumns> rows;  // in the order given
+  int64_t min_sequence = 0;        // 0 for an empty batch
+  int64_t max_sequence = 0;
+};
+
+// Validates the whole batch and extracts its columns. Fails (naming `agent_key` and the
+// index of the first bad event) on: more than kMaxEventBatch events; an event that is not
+// an object; event.id not a string of 1..kMaxEventIdLen bytes; event.sequence not an
+// integer > 0; @timestamp present but not an RFC 3339 time; a NUL character in an
+// extracted text column (neither a path, an address nor an id has one, and PostgreSQL's
+// TEXT cannot hold it); text that is not valid UTF-8.
+Result<EventBatch> extract_event_batch(std::string_view agent_key,
+                                       const std::vector<nlohmann::json>& events);
+
+// "2023-11-14T22:13:20.123456Z" (what core/event writes; any fraction length, 'Z' or a
+// +hh:mm / -hh:mm offset) → nanoseconds since the Unix epoch; nullopt if malformed.
+std::optional<int64_t> parse_rfc3339_ns(std::string_view s);
+
+// The inclusive lower and exclusive upper bound of the strings that start with `prefix`,
+// compared byte by byte (SQLite's BINARY, PostgreSQL's COLLATE "C"): a literal prefix
+// match as a range on an index, with no LIKE wildcards to escape.
+std::pair<std::string, std::string> prefix_range(std::string_view prefix);
+
+// The error both stores give for a database whose schema is newer than the build's.
+tl::unexpected<Error> schema_too_new(const std::string& database, int64_t found, int64_t known);
+
+}  // namespace mamori::manager

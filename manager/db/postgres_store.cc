@@ -1,0 +1,802 @@
+#include "manager/db/postgres_store.h"
+
+#include <algorithm>
+#include <type_traits>
+
+#include "manager/db/event_columns.h"
+#include "manager/db/pg.h"
+
+namespace mamori::manager {
+namespace {
+
+using pg::Conn;
+using pg::Params;
+using pg::Rows;
+using pg::Tx;
+
+// Serializes schema creation and migration among managers starting together ("mamori"
+// in ASCII; advisory locks are per database).
+constexpr int64_t kMigrationLock = 0x6d616d6f7269;
+
+// Each step brings the schema from version i to i+1; kPostgresSchemaVersion == size.
+// COLLATE "C": keys, filters and ORDER BY compare bytes, as SQLite does, whatever the
+// database's locale; the path prefix filter is a byte range (prefix_range) on its index.
+constexpr const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE tokens (
+  id BIGSERIAL PRIMARY KEY,
+  secret_hash TEXT COLLATE "C" NOT NULL UNIQUE,
+  grp TEXT COLLATE "C" NOT NULL,
+  uses_left BIGINT,
+  expires_at_ns BIGINT,
+  revoked BOOLEAN NOT NULL DEFAULT FALSE,
+  created_at_ns BIGINT NOT NULL,
+  used BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE agents (
+  agent_key TEXT COLLATE "C" PRIMARY KEY,
+  credential_hash TEXT NOT NULL,
+  grp TEXT COLLATE "C" NOT NULL,
+  token_id BIGINT NOT NULL,
+  hostname TEXT NOT NULL, machine_id TEXT NOT NULL, agent_id TEXT NOT NULL,
+  name TEXT NOT NULL, version TEXT NOT NULL, roots_json TEXT NOT NULL,
+  baseline_root_hash TEXT NOT NULL,
+  enrolled_at_ns BIGINT NOT NULL,
+  status TEXT NOT NULL,
+  status_since_ns BIGINT NOT NULL,
+  last_seen_ns BIGINT NOT NULL DEFAULT 0,
+  last_hello_ns BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE events (
+  row_id BIGSERIAL PRIMARY KEY,
+  agent_key TEXT COLLATE "C" NOT NULL,
+  event_id TEXT COLLATE "C" NOT NULL,
+  sequence BIGINT NOT NULL,
+  time_ns BIGINT NOT NULL,
+  action TEXT COLLATE "C" NOT NULL,
+  path TEXT COLLATE "C" NOT NULL,
+  source_ip TEXT COLLATE "C" NOT NULL,
+  severity BIGINT NOT NULL,
+  received_at_ns BIGINT NOT NULL,
+  json TEXT NOT NULL,
+  UNIQUE (agent_key, event_id)
+);
+CREATE INDEX events_time ON events (time_ns);
+CREATE INDEX events_agent_seq ON events (agent_key, sequence);
+CREATE INDEX events_action ON events (action, time_ns);
+CREATE INDEX events_path ON events (path);
+CREATE INDEX events_source_ip ON events (source_ip, time_ns);
+CREATE INDEX events_severity ON events (severity, time_ns);
+CREATE INDEX events_received ON events (received_at_ns);
+CREATE TABLE event_seq (
+  agent_key TEXT COLLATE "C" PRIMARY KEY,
+  max_sequence BIGINT NOT NULL,
+  contiguous_through BIGINT NOT NULL
+);
+CREATE TABLE baselines (
+  id BIGSERIAL PRIMARY KEY,
+  agent_key TEXT COLLATE "C" NOT NULL,
+  root_hash TEXT NOT NULL,
+  at_ns BIGINT NOT NULL,
+  expected BOOLEAN NOT NULL,
+  next_sequence BIGINT NOT NULL
+);
+CREATE INDEX baselines_agent ON baselines (agent_key, at_ns);
+)sql",
+    // 2: fleet control (the SQLite store's migration 2).
+    R"sql(
+CREATE TABLE bans (
+  id BIGSERIAL PRIMARY KEY,
+  address TEXT COLLATE "C" NOT NULL,
+  expires_at_ns BIGINT NOT NULL,
+  reason TEXT NOT NULL,
+  origin TEXT COLLATE "C" NOT NULL,
+  created_at_ns BIGINT NOT NULL,
+  lifted_at_ns BIGINT NOT NULL DEFAULT 0,
+  pushed BOOLEAN NOT NULL,
+  lift_pushed BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX bans_address ON bans (address);
+CREATE INDEX bans_unpushed ON bans (id) WHERE NOT pushed OR (lifted_at_ns != 0 AND NOT lift_pushed);
+CREATE INDEX bans_lifted ON bans (id) WHERE lifted_at_ns != 0;
+CREATE TABLE commands (
+  id BIGSERIAL PRIMARY KEY,
+  command_id TEXT COLLATE "C" NOT NULL UNIQUE,
+  agent_key TEXT COLLATE "C" NOT NULL,
+  request TEXT NOT NULL,
+  created_at_ns BIGINT NOT NULL,
+  sent_at_ns BIGINT NOT NULL DEFAULT 0,
+  answered_at_ns BIGINT NOT NULL DEFAULT 0,
+  answer TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL
+);
+CREATE INDEX commands_pending ON commands (agent_key, id) WHERE state = 'pending';
+CREATE INDEX commands_agent ON commands (agent_key, id);
+)sql",
+};
+static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
+
+constexpr const char* kBanSelect =
+    "SELECT id, address, expires_at_ns, reason, origin, created_at_ns, lifted_at_ns, pushed, "
+    "lift_pushed FROM bans";
+constexpr const char* kCommandSelect =
+    "SELECT id, command_id, agent_key, request, created_at_ns, sent_at_ns, answered_at_ns, "
+    "answer, state FROM commands";
+
+std::vector<BanRow> ban_rows(const Rows& r) {
+  std::vector<BanRow> out;
+  for (int i = 0; i < r.size(); ++i)
+    out.push_back(BanRow{r.int64(i, 0), r.str(i, 1), r.int64(i, 2), r.str(i, 3), r.str(i, 4),
+                         r.int64(i, 5), r.int64(i, 6), r.boolean(i, 7), r.boolean(i, 8)});
+  return out;
+}
+
+std::vector<CommandRow> command_rows(const Rows& r) {
+  std::vector<CommandRow> out;
+  for (int i = 0; i < r.size(); ++i)
+    out.push_back(CommandRow{r.int64(i, 0), r.str(i, 1), r.str(i, 2), r.str(i, 3), r.int64(i, 4),
+                             r.int64(i, 5), r.int64(i, 6), r.str(i, 7),
+                             parse_command_state(r.text(i, 8)).value_or(CommandState::kFailed)});
+  return out;
+}
+
+Params& add_opt(Params& p, const std::optional<std::string>& v) {
+  return v ? p.add(*v) : p.add_null();
+}
+
+constexpr const char* kAgentSelect =
+    "SELECT agent_key, credential_hash, grp, token_id, hostname, machine_id, agent_id, name, "
+    "version, roots_json, baseline_root_hash, enrolled_at_ns, status, status_since_ns, "
+    "last_seen_ns, last_hello_ns FROM agents";
+
+AgentRow agent_row(const Rows& r, int i) {
+  AgentRow a;
+  a.agent_key = r.str(i, 0);
+  a.credential_hash = r.str(i, 1);
+  a.group = r.str(i, 2);
+  a.token_id = r.int64(i, 3);
+  a.info = AgentInfo{r.str(i, 4), r.str(i, 5), r.str(i, 6), r.str(i, 7),
+                     r.str(i, 8), r.str(i, 9), r.str(i, 10)};
+  a.enrolled_at_ns = r.int64(i, 11);
+  a.status = parse_agent_status(r.text(i, 12)).value_or(AgentStatus::kLost);
+  a.status_since_ns = r.int64(i, 13);
+  a.last_seen_ns = r.int64(i, 14);
+  a.last_hello_ns = r.int64(i, 15);
+  return a;
+}
+
+// Which calls may run again after a reconnect (postgres_store.h).
+enum class Retry {
+  kIdempotent,  // reads, and writes whose second run changes nothing more
+  kOnce,        // again only if the connection broke before anything could commit
+};
+
+class PostgresStore final : public Store {
+ public:
+  explicit PostgresStore(Conn conn) : conn_(std::move(conn)) {}
+
+  Status migrate() {
+    auto tx = MAMORI_TRY(Tx::begin(conn_));
+    MAMORI_TRY(conn_.query("SELECT pg_advisory_xact_lock($1)", Params().add(kMigrationLock)));
+    MAMORI_TRY(conn_.exec("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)"));
+    Rows r = MAMORI_TRY(conn_.exec("SELECT version FROM schema_version"));
+    const bool has_row = r.size() > 0;
+    const int64_t version = has_row ? r.int64(0, 0) : 0;
+    if (version > kPostgresSchemaVersion)
+      return schema_too_new(conn_.name(), version, kPostgresSchemaVersion);
+    for (int64_t v = version; v < kPostgresSchemaVersion; ++v)
+      MAMORI_TRY(conn_.exec(kMigrations[v]));
+    if (!has_row) {
+      MAMORI_TRY(conn_.query("INSERT INTO schema_version VALUES ($1)",
+                             Params().add(kPostgresSchemaVersion)));
+    } else if (version != kPostgresSchemaVersion) {
+      MAMORI_TRY(conn_.query("UPDATE schema_version SET version = $1",
+                             Params().add(kPostgresSchemaVersion)));
+    }
+    return tx.commit();
+  }
+
+  Result<int64_t> create_token(const NewToken& t) override {
+    return call(Retry::kOnce, [&]() -> Result<int64_t> {
+      auto tx = MAMORI_TRY(Tx::begin(conn_));
+      Rows r = MAMORI_TRY(conn_.query(
+          "INSERT INTO tokens (secret_hash, grp, uses_left, expires_at_ns, created_at_ns) "
+          "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+          Params()
+              .add(t.secret_hash)
+              .add(t.group)
+              .add(t.uses)
+              .add(t.expires_at_ns)
+              .add(t.created_at_ns)));
+      MAMORI_TRY(tx.commit());
+      return r.int64(0, 0);
+    });
+  }
+
+  Result<std::vector<TokenRow>> list_tokens() override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<TokenRow>> {
+      Rows r = MAMORI_TRY(conn_.query(
+          "SELECT id, grp, uses_left, expires_at_ns, revoked, created_at_ns, used FROM tokens "
+          "ORDER BY id",
+          Params()));
+      std::vector<TokenRow> out;
+      for (int i = 0; i < r.size(); ++i)
+        out.push_back(TokenRow{r.int64(i, 0), r.str(i, 1), r.opt_int64(i, 2), r.opt_int64(i, 3),
+                               r.boolean(i, 4), r.int64(i, 5), r.int64(i, 6)});
+      return out;
+    });
+  }
+
+  Result<bool> revoke_token(int64_t id) override {
+    return call(Retry::kIdempotent, [&]() -> Result<bool> {
+      Rows r = MAMORI_TRY(
+          conn_.query("UPDATE tokens SET revoked = TRUE WHERE id = $1", Params().add(id)));
+      return r.affected() > 0;
+    });
+  }
+
+  Result<TokenVerdict> consume_token(std::string_view secret_hash, int64_t now_ns) override {
+    return call(Retry::kOnce, [&]() -> Result<TokenVerdict> {
+      auto tx = MAMORI_TRY(Tx::begin(conn_));
+      TokenVerdict v = MAMORI_TRY(consume_in_tx(secret_hash, now_ns));
+      MAMORI_TRY(tx.commit());
+      return v;
+    });
+  }
+
+  Status create_agent(const NewAgent& a) override {
+    return call(Retry::kOnce, [&]() -> Status {
+      auto tx = MAMORI_TRY(Tx::begin(conn_));
+      MAMORI_TRY(insert_agent(a));
+      return tx.commit();
+    });
+  }
+
+  Result<TokenVerdict> enroll(std::string_view secret_hash, NewAgent a, int64_t now_ns) override {
+    return call(Retry::kOnce, [&]() -> Result<TokenVerdict> {
+      auto tx = MAMORI_TRY(Tx::begin(conn_));
+      TokenVerdict v = MAMORI_TRY(consume_in_tx(secret_hash, now_ns));
+      if (!v.accepted()) return v;  // the transaction rolls back: nothing changed
+      a.group = v.group;
+      a.token_id = v.token_id;
+      // A failure here rolls the token's use back with the transaction.
+      MAMORI_TRY(insert_agent(a));
+      MAMORI_TRY(tx.commit());
+      return v;
+    });
+  }
+
+  Result<std::optional<AgentRow>> find_agent(std::string_view agent_key) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::optional<AgentRow>> {
+      Rows r = MAMORI_TRY(conn_.query(std::string(kAgentSelect) + " WHERE agent_key = $1",
+                                      Params().add(agent_key)));
+      if (r.size() == 0) return std::optional<AgentRow>();
+      return std::optional<AgentRow>(agent_row(r, 0));
+    });
+  }
+
+  Result<std::vector<AgentRow>> list_agents() override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<AgentRow>> {
+      Rows r = MAMORI_TRY(
+          conn_.query(std::string(kAgentSelect) + " ORDER BY enrolled_at_ns, agent_key", Params()));
+      std::vector<AgentRow> out;
+      for (int i = 0; i < r.size(); ++i) out.push_back(agent_row(r, i));
+      return out;
+    });
+  }
+
+  Result<AgentStatus> agent_hello(std::string_view agent_key, const AgentInfo& info,
+                                  int64_t now_ns) override {
+    return call(Retry::kOnce, [&]() -> Result<AgentStatus> {
+      auto tx = MAMORI_TRY(Tx::begin(conn_));
+      const AgentStatus before = MAMORI_TRY(lock_status(agent_key));
+      MAMORI_TRY(conn_.query(
+          "UPDATE agents SET hostname = $1, machine_id = $2, agent_id = $3, name = $4, "
+          "version = $5, roots_json = $6, baseline_root_hash = $7, last_seen_ns = $8, "
+          "last_hello_ns = $8, "
+          "status_since_ns = CASE WHEN status = 'online' THEN status_since_ns ELSE $8 END, "
+          "status = 'online' WHERE agent_key = $9",
+          Params()
+              .add(info.hostname)
+              .add(info.machine_id)
+              .add(info.agent_id)
+              .add(info.name)
+              .add(info.version)
+              .add(info.roots_json)
+              .add(info.baseline_root_hash)
+              .add(now_ns)
+              .add(agent_key)));
+      MAMORI_TRY(tx.commit());
+      return before;
+    });
+  }
+
+  Status touch_agent(std::string_view agent_key, int64_t now_ns) override {
+    return call(Retry::kIdempotent, [&]() -> Status {
+      Rows r = MAMORI_TRY(conn_.query("UPDATE agents SET last_seen_ns = $1 WHERE agent_key = $2",
+                                      Params().add(now_ns).add(agent_key)));
+      if (r.affected() == 0) return no_agent(agent_key);
+      return ok();
+    });
+  }
+
+  Result<AgentStatus> set_agent_status(std::string_view agent_key, AgentStatus st,
+                                       int64_t now_ns) override {
+    return call(Retry::kOnce, [&]() -> Result<AgentStatus> {
+      auto tx = MAMORI_TRY(Tx::begin(conn_));
+      const AgentStatus before = MAMORI_TRY(lock_status(agent_key));
+      if (before != st) {
+        MAMORI_TRY(
+            conn_.query("UPDATE agents SET status = $1, status_since_ns = $2 WHERE agent_key = $3",
+                        Params().add(to_string(st)).add(now_ns).add(agent_key)));
+      }
+      MAMORI_TRY(tx.commit());
+      return before;
+    });
+  }
+
+  Result<InsertResult> insert_events(std::string_view agent_key,
+                                     const std::vector<nlohmann::json>& events,
+                                     int64_t received_at_ns) override {
+    InsertResult r;
+    if (events.empty()) return r;
+    // Validated and extracted before writing, so a bad event costs no transaction.
+    const EventBatch batch = MAMORI_TRY(extract_event_batch(agent_key, events));
+    r.max_sequence = batch.max_sequence;
+    // The batch travels as one array per column, unnested by one INSERT: one round trip
+    // for the whole batch instead of one per event.
+    std::string ids = "{", seqs = "{", times = "{", actions = "{", paths = "{", ips = "{",
+                sevs = "{", jsons = "{";
+    for (size_t i = 0; i < batch.rows.size(); ++i) {
+      const EventColumns& e = batch.rows[i];
+      if (i > 0) {
+        for (std::string* s : {&ids, &seqs, &times, &actions, &paths, &ips, &sevs, &jsons})
+          *s += ',';
+      }
+      pg::append_array_element(ids, e.id);
+      seqs += std::to_string(e.sequence);
+      times += std::to_string(e.time_ns);
+      pg::append_array_element(actions, e.action);
+      pg::append_array_element(paths, e.path);
+      pg::append_array_element(ips, e.ip);
+      sevs += std::to_string(e.severity);
+      pg::append_array_element(jsons, e.json);
+    }
+    for (std::string* s : {&ids, &seqs, &times, &actions, &paths, &ips, &sevs, &jsons}) *s += '}';
+    const int64_t total = static_cast<int64_t>(batch.rows.size());
+
+    // Idempotent: a replay after an unknown commit stores nothing twice (its result then
+    // counts as duplicates what the lost commit stored).
+    return call(Retry::kIdempotent, [&]() -> Result<InsertResult> {
+      InsertResult out = r;
+      auto tx = MAMORI_TRY(Tx::begin(conn_));
+      // One batch of an agent key at a time across all connections, so the sequence walk
+      // below sees every committed batch of the key (hash collisions only serialize two
+      // keys more than needed).
+      MAMORI_TRY(conn_.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                             Params().add(agent_key)));
+      Rows ins = MAMORI_TRY(conn_.query(
+          "INSERT INTO events (agent_key, event_id, sequence, time_ns, action, path, source_ip, "
+          "severity, received_at_ns, json) "
+          "SELECT $1, t.event_id, t.sequence, t.time_ns, t.action, t.path, t.source_ip, "
+          "t.severity, $2, t.json FROM unnest($3::text[], $4::bigint[], $5::bigint[], "
+          "$6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[]) WITH ORDINALITY "
+          "AS t(event_id, sequence, time_ns, action, path, source_ip, severity, json, ord) "
+          "ORDER BY t.ord ON CONFLICT (agent_key, event_id) DO NOTHING",
+          Params()
+              .add(agent_key)
+              .add(received_at_ns)
+              .add(ids)
+              .add(seqs)
+              .add(times)
+              .add(actions)
+              .add(paths)
+              .add(ips)
+              .add(sevs)
+              .add(jsons)));
+      out.inserted = ins.affected();
+      out.duplicates = total - out.inserted;
+      MAMORI_TRY(advance_sequences(agent_key, batch.min_sequence, batch.max_sequence));
+      MAMORI_TRY(tx.commit());
+      return out;
+    });
+  }
+
+  Result<SequenceInfo> sequences(std::string_view agent_key) override {
+    return call(Retry::kIdempotent, [&]() -> Result<SequenceInfo> {
+      Rows r = MAMORI_TRY(
+          conn_.query("SELECT max_sequence, contiguous_through FROM event_seq WHERE agent_key = $1",
+                      Params().add(agent_key)));
+      SequenceInfo info;
+      if (r.size() > 0) {
+        info.max_sequence = r.int64(0, 0);
+        info.contiguous_through = r.int64(0, 1);
+      }
+      return info;
+    });
+  }
+
+  Result<std::vector<EventRow>> query_events(const EventQuery& q) override {
+    // The SQL text varies only with which filters are set (at most 2^8 shapes, each
+    // prepared once); every value is a parameter.
+    Params p;
+    std::string sql =
+        "SELECT row_id, agent_key, event_id, sequence, time_ns, action, path, source_ip, "
+        "severity, received_at_ns, json FROM events WHERE row_id > $1";
+    p.add(q.after_row);
+    int n = 1;
+    auto where = [&](const char* condition, const auto& value) {
+      sql += condition;
+      sql += "$" + std::to_string(++n);
+      p.add(value);
+    };
+    if (q.agent_key) where(" AND agent_key = ", *q.agent_key);
+    if (q.since_ns) where(" AND time_ns >= ", *q.since_ns);
+    if (q.until_ns) where(" AND time_ns < ", *q.until_ns);
+    if (q.action) where(" AND action = ", *q.action);
+    if (q.path_prefix) {
+      auto [low, high] = prefix_range(*q.path_prefix);
+      where(" AND path >= ", low);
+      where(" AND path < ", high);
+    }
+    if (q.source_ip) where(" AND source_ip = ", *q.source_ip);
+    if (q.min_severity) where(" AND severity >= ", *q.min_severity);
+    if (q.min_sequence) where(" AND sequence >= ", *q.min_sequence);
+    where(" ORDER BY row_id LIMIT ", std::clamp<int64_t>(q.limit, 0, kMaxQueryLimit));
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<EventRow>> {
+      Rows r = MAMORI_TRY(conn_.query(sql, p));
+      std::vector<EventRow> out;
+      out.reserve(r.size());
+      for (int i = 0; i < r.size(); ++i)
+        out.push_back(EventRow{r.int64(i, 0), r.str(i, 1), r.str(i, 2), r.int64(i, 3),
+                               r.int64(i, 4), r.str(i, 5), r.str(i, 6), r.str(i, 7), r.int64(i, 8),
+                               r.int64(i, 9), r.str(i, 10)});
+      return out;
+    });
+  }
+
+  Status record_baseline(const BaselineRow& b) override {
+    return call(Retry::kOnce, [&]() -> Status {
+      auto tx = MAMORI_TRY(Tx::begin(conn_));
+      MAMORI_TRY(conn_.query(
+          "INSERT INTO baselines (agent_key, root_hash, at_ns, expected, next_sequence) "
+          "VALUES ($1, $2, $3, $4, $5)",
+          Params()
+              .add(b.agent_key)
+              .add(b.root_hash)
+              .add(b.at_ns)
+              .add(b.expected)
+              .add(b.next_sequence)));
+      return tx.commit();
+    });
+  }
+
+  Result<std::vector<BaselineRow>> baseline_history(std::string_view agent_key) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<BaselineRow>> {
+      Rows r = MAMORI_TRY(
+          conn_.query("SELECT agent_key, root_hash, at_ns, expected, next_sequence FROM baselines "
+                      "WHERE agent_key = $1 "
+                      "ORDER BY at_ns, id",
+                      Params().add(agent_key)));
+      std::vector<BaselineRow> out;
+      for (int i = 0; i < r.size(); ++i)
+        out.push_back(
+            BaselineRow{r.str(i, 0), r.str(i, 1), r.int64(i, 2), r.boolean(i, 3), r.int64(i, 4)});
+      return out;
+    });
+  }
+
+  Result<int64_t> prune(const RetentionPolicy& p, int64_t now_ns) override {
+    // Idempotent: after an unknown commit, running again deletes what is still due.
+    return call(Retry::kIdempotent, [&]() -> Result<int64_t> {
+      auto tx = MAMORI_TRY(Tx::begin(conn_));
+      int64_t deleted = 0;
+      if (p.max_age_ns > 0) {
+        Rows r = MAMORI_TRY(conn_.query("DELETE FROM events WHERE received_at_ns < $1",
+                                        Params().add(now_ns - p.max_age_ns)));
+        deleted += r.affected();
+      }
+      if (p.max_events_per_agent > 0) {
+        // Per agent: everything older (by row) than its max_events_per_agent newest rows.
+        Rows r = MAMORI_TRY(conn_.query(
+            "DELETE FROM events WHERE row_id IN (SELECT row_id FROM (SELECT row_id, "
+            "ROW_NUMBER() OVER (PARTITION BY agent_key ORDER BY row_id DESC) AS n FROM events) "
+            "AS ranked WHERE n > $1)",
+            Params().add(p.max_events_per_agent)));
+        deleted += r.affected();
+      }
+      MAMORI_TRY(tx.commit());
+      return deleted;
+    });
+  }
+
+  Result<std::vector<AgentUsage>> usage() override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<AgentUsage>> {
+      Rows r =
+          MAMORI_TRY(conn_.query("SELECT agent_key, COUNT(*), COALESCE(SUM(octet_length(json)), 0) "
+                                 "FROM events GROUP BY agent_key ORDER BY agent_key",
+                                 Params()));
+      std::vector<AgentUsage> out;
+      for (int i = 0; i < r.size(); ++i)
+        out.push_back(AgentUsage{r.str(i, 0), r.int64(i, 1), r.int64(i, 2)});
+      return out;
+    });
+  }
+
+  Result<int64_t> add_ban(const NewBan& b) override {
+    return call(Retry::kOnce, [&]() -> Result<int64_t> {
+      auto tx = MAMORI_TRY(Tx::begin(conn_));
+      Rows r = MAMORI_TRY(conn_.query(
+          "INSERT INTO bans (address, expires_at_ns, reason, origin, created_at_ns, pushed) "
+          "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+          Params()
+              .add(b.address)
+              .add(b.expires_at_ns)
+              .add(b.reason)
+              .add(b.origin)
+              .add(b.created_at_ns)
+              .add(b.pushed)));
+      MAMORI_TRY(tx.commit());
+      return r.int64(0, 0);
+    });
+  }
+
+  Result<int64_t> lift_bans(std::string_view address, int64_t now_ns) override {
+    return call(Retry::kIdempotent, [&]() -> Result<int64_t> {
+      Rows r = MAMORI_TRY(conn_.query(
+          "UPDATE bans SET lifted_at_ns = $1, lift_pushed = FALSE WHERE address = $2 AND "
+          "lifted_at_ns = 0 AND (expires_at_ns = 0 OR expires_at_ns > $1)",
+          Params().add(now_ns).add(address)));
+      return r.affected();
+    });
+  }
+
+  Result<std::optional<BanRow>> find_active_ban(std::string_view address, int64_t now_ns) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::optional<BanRow>> {
+      Rows r = MAMORI_TRY(conn_.query(
+          std::string(kBanSelect) +
+              " WHERE address = $1 AND lifted_at_ns = 0 AND (expires_at_ns = 0 OR expires_at_ns "
+              "> $2) ORDER BY expires_at_ns = 0 DESC, expires_at_ns DESC LIMIT 1",
+          Params().add(address).add(now_ns)));
+      auto rows = ban_rows(r);
+      if (rows.empty()) return std::optional<BanRow>();
+      return std::optional<BanRow>(std::move(rows.front()));
+    });
+  }
+
+  Result<std::vector<BanRow>> active_bans(int64_t now_ns, int64_t limit) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<BanRow>> {
+      Rows r = MAMORI_TRY(conn_.query(
+          std::string(kBanSelect) +
+              " WHERE lifted_at_ns = 0 AND (expires_at_ns = 0 OR expires_at_ns > $1) ORDER BY "
+              "id LIMIT $2",
+          Params().add(now_ns).add(std::clamp<int64_t>(limit, 0, kMaxQueryLimit))));
+      return ban_rows(r);
+    });
+  }
+
+  Result<std::vector<BanRow>> unpushed_bans(int64_t limit) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<BanRow>> {
+      Rows r = MAMORI_TRY(conn_.query(
+          std::string(kBanSelect) +
+              " WHERE NOT pushed OR (lifted_at_ns != 0 AND NOT lift_pushed) ORDER BY id LIMIT $1",
+          Params().add(std::clamp<int64_t>(limit, 0, kMaxQueryLimit))));
+      return ban_rows(r);
+    });
+  }
+
+  Status mark_ban_pushed(int64_t id, bool lift) override {
+    return call(Retry::kIdempotent, [&]() -> Status {
+      MAMORI_TRY(conn_.query(lift ? "UPDATE bans SET lift_pushed = TRUE WHERE id = $1"
+                                  : "UPDATE bans SET pushed = TRUE WHERE id = $1",
+                             Params().add(id)));
+      return ok();
+    });
+  }
+
+  Result<int64_t> add_command(const NewCommand& c) override {
+    return call(Retry::kOnce, [&]() -> Result<int64_t> {
+      auto tx = MAMORI_TRY(Tx::begin(conn_));
+      Rows r = MAMORI_TRY(conn_.query(
+          "INSERT INTO commands (command_id, agent_key, request, created_at_ns, state) "
+          "VALUES ($1, $2, $3, $4, 'pending') RETURNING id",
+          Params().add(c.command_id).add(c.agent_key).add(c.request_json).add(c.created_at_ns)));
+      MAMORI_TRY(tx.commit());
+      return r.int64(0, 0);
+    });
+  }
+
+  Result<std::vector<CommandRow>> pending_commands(std::optional<std::string> agent_key,
+                                                   int64_t limit) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<CommandRow>> {
+      Params p;
+      add_opt(p, agent_key).add(std::clamp<int64_t>(limit, 0, kMaxQueryLimit));
+      Rows r = MAMORI_TRY(conn_.query(std::string(kCommandSelect) +
+                                          " WHERE state = 'pending' AND ($1::text IS NULL OR "
+                                          "agent_key = $1::text) ORDER BY id LIMIT $2",
+                                      p));
+      return command_rows(r);
+    });
+  }
+
+  Status mark_command_sent(std::string_view command_id, int64_t now_ns) override {
+    return call(Retry::kIdempotent, [&]() -> Status {
+      MAMORI_TRY(conn_.query(
+          "UPDATE commands SET state = 'sent', sent_at_ns = $1 WHERE command_id = $2 AND "
+          "state = 'pending'",
+          Params().add(now_ns).add(command_id)));
+      return ok();
+    });
+  }
+
+  Result<bool> record_answer(std::string_view agent_key, std::string_view command_id,
+                             const std::string& answer_json, CommandState state,
+                             int64_t now_ns) override {
+    return call(Retry::kIdempotent, [&]() -> Result<bool> {
+      Rows r = MAMORI_TRY(
+          conn_.query("UPDATE commands SET state = $1, answer = $2, answered_at_ns = $3 WHERE "
+                      "command_id = $4 AND agent_key = $5",
+                      Params()
+                          .add(to_string(state))
+                          .add(answer_json)
+                          .add(now_ns)
+                          .add(command_id)
+                          .add(agent_key)));
+      return r.affected() > 0;
+    });
+  }
+
+  Result<std::optional<CommandRow>> find_command(int64_t id) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::optional<CommandRow>> {
+      Rows r =
+          MAMORI_TRY(conn_.query(std::string(kCommandSelect) + " WHERE id = $1", Params().add(id)));
+      auto rows = command_rows(r);
+      if (rows.empty()) return std::optional<CommandRow>();
+      return std::optional<CommandRow>(std::move(rows.front()));
+    });
+  }
+
+  Result<std::vector<CommandRow>> list_commands(int64_t after_id,
+                                                std::optional<std::string> agent_key,
+                                                int64_t limit) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<CommandRow>> {
+      Params p;
+      p.add(after_id);
+      add_opt(p, agent_key).add(std::clamp<int64_t>(limit, 0, kMaxQueryLimit));
+      Rows r = MAMORI_TRY(conn_.query(std::string(kCommandSelect) +
+                                          " WHERE id > $1 AND ($2::text IS NULL OR agent_key = "
+                                          "$2::text) ORDER BY id LIMIT $3",
+                                      p));
+      return command_rows(r);
+    });
+  }
+
+  // No data_version here: three counters that only grow (the last ban, the last command,
+  // the lifts) move whenever a row another process wrote is there to read (and after this
+  // connection's own writes too: a wake that finds nothing new). LISTEN/NOTIFY can
+  // replace this poll.
+  Result<int64_t> change_counter() override {
+    return call(Retry::kIdempotent, [&]() -> Result<int64_t> {
+      Rows r = MAMORI_TRY(conn_.query(
+          "SELECT (SELECT COALESCE(MAX(id), 0) FROM bans) + (SELECT COALESCE(MAX(id), 0) FROM "
+          "commands) + (SELECT COUNT(*) FROM bans WHERE lifted_at_ns != 0)",
+          Params()));
+      return r.int64(0, 0);
+    });
+  }
+
+ private:
+  // Runs `f` (one call's work, its own transaction included) under the reconnect policy
+  // of postgres_store.h: at most one reconnect per call.
+  template <class F>
+  std::invoke_result_t<F&> call(Retry retry, F&& f) {
+    bool reconnected = false;
+    if (conn_.broken()) {  // lost during an earlier call
+      MAMORI_TRY(conn_.reconnect());
+      reconnected = true;
+    }
+    std::invoke_result_t<F&> r = f();
+    if (r || reconnected || !conn_.broken()) return r;
+    const bool unknown = retry == Retry::kOnce && conn_.may_have_committed();
+    Error e = std::move(r).error();
+    if (auto re = conn_.reconnect(); !re) {
+      e.detail += "; reconnecting failed: " + re.error().detail;
+      return tl::unexpected(std::move(e));
+    }
+    if (unknown) {
+      e.detail += " (during the commit: whether it took effect is unknown)";
+      return tl::unexpected(std::move(e));
+    }
+    return f();
+  }
+
+  tl::unexpected<Error> no_agent(std::string_view agent_key) {
+    return fail("find agent", std::string(agent_key), ENOENT, "no such agent");
+  }
+
+  Status insert_agent(const NewAgent& a) {
+    MAMORI_TRY(conn_.query(
+        "INSERT INTO agents (agent_key, credential_hash, grp, token_id, hostname, machine_id, "
+        "agent_id, name, version, roots_json, baseline_root_hash, enrolled_at_ns, status, "
+        "status_since_ns) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,'enrolled',$12)",
+        Params()
+            .add(a.agent_key)
+            .add(a.credential_hash)
+            .add(a.group)
+            .add(a.token_id)
+            .add(a.info.hostname)
+            .add(a.info.machine_id)
+            .add(a.info.agent_id)
+            .add(a.info.name)
+            .add(a.info.version)
+            .add(a.info.roots_json)
+            .add(a.info.baseline_root_hash)
+            .add(a.enrolled_at_ns)));
+    return ok();
+  }
+
+  // Inside a transaction: the agent's status, its row locked until the commit.
+  Result<AgentStatus> lock_status(std::string_view agent_key) {
+    Rows r = MAMORI_TRY(conn_.query("SELECT status FROM agents WHERE agent_key = $1 FOR UPDATE",
+                                    Params().add(agent_key)));
+    if (r.size() == 0) return no_agent(agent_key);
+    return parse_agent_status(r.text(0, 0)).value_or(AgentStatus::kLost);
+  }
+
+  // Inside a transaction. One conditional UPDATE decides: a concurrent one on the same
+  // row waits for the winner's commit, then re-checks the WHERE on the row it left, so
+  // two racing for the last use cannot both get it. Only a refusal reads further, to say
+  // why.
+  Result<TokenVerdict> consume_in_tx(std::string_view secret_hash, int64_t now_ns) {
+    Rows u = MAMORI_TRY(conn_.query(
+        "UPDATE tokens SET uses_left = uses_left - 1, used = used + 1 "
+        "WHERE secret_hash = $1 AND NOT revoked AND (expires_at_ns IS NULL OR expires_at_ns > $2) "
+        "AND (uses_left IS NULL OR uses_left > 0) RETURNING id, grp",
+        Params().add(secret_hash).add(now_ns)));
+    TokenVerdict v;
+    if (u.size() > 0) {
+      v.token_id = u.int64(0, 0);
+      v.group = u.str(0, 1);
+      return v;
+    }
+    Rows q =
+        MAMORI_TRY(conn_.query("SELECT revoked, expires_at_ns FROM tokens WHERE secret_hash = $1",
+                               Params().add(secret_hash)));
+    v.refusal = q.size() == 0 ? TokenRefusal::kUnknown
+                              : token_refusal(q.boolean(0, 0), q.opt_int64(0, 1), now_ns);
+    return v;
+  }
+
+  // Inside the insert's transaction, under the key's advisory lock. The same walk as the
+  // SQLite store's (from the gap-free mark forward over the stored sequences, by the
+  // (agent_key, sequence) index; a fresh key starts below the batch's lowest), done by the
+  // server in one recursive query and stored by the same statement.
+  Status advance_sequences(std::string_view agent_key, int64_t min_seq, int64_t max_seq) {
+    MAMORI_TRY(conn_.query(
+        "WITH RECURSIVE "
+        "cur AS (SELECT max_sequence, contiguous_through FROM event_seq WHERE agent_key = $1), "
+        "walk(s) AS (SELECT COALESCE((SELECT contiguous_through FROM cur), $2::bigint - 1) "
+        "  UNION ALL SELECT walk.s + 1 FROM walk WHERE EXISTS (SELECT 1 FROM events "
+        "  WHERE agent_key = $1 AND sequence = walk.s + 1)) "
+        "INSERT INTO event_seq (agent_key, max_sequence, contiguous_through) "
+        "SELECT $1, GREATEST(COALESCE((SELECT max_sequence FROM cur), 0), $3::bigint), "
+        "(SELECT max(s) FROM walk) "
+        "ON CONFLICT (agent_key) DO UPDATE SET max_sequence = EXCLUDED.max_sequence, "
+        "contiguous_through = EXCLUDED.contiguous_through",
+        Params().add(agent_key).add(min_seq).add(max_seq)));
+    return ok();
+  }
+
+  Conn conn_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> open_postgres_store(const std::string& url) {
+  Conn conn = MAMORI_TRY(Conn::connect(url));
+  auto store = std::make_unique<PostgresStore>(std::move(conn));
+  MAMORI_TRY(store->migrate());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace mamori::manager

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The manager's PostgreSQL store against a real PostgreSQL server. Starts a throwaway
+# cluster of its own (initdb + pg_ctl as the postgres user, everything under $SCRATCH, a
+# unix socket there and a free loopback port, password (SCRAM) authentication over TCP,
+# a non-superuser owning a database whose default collation is ICU en-US), then runs
+# manager_store_test's PostgreSQL instances against it: the whole Store suite the SQLite
+# store passes, plus the PostgreSQL-only tests (wrong password, lost connection and
+# reconnect, NUL in text). Fails if no PostgreSQL test ran. Then the real `mamori
+# manager` with `database = "postgresql://..."`: a wrong password refused by the CLI
+# without showing it, a token, an enrollment and a batch sent twice (manager_client.py)
+# stored once in PostgreSQL's table, and PostgreSQL restarted under the running manager:
+# the next enrollment and events go through. The cluster is stopped and removed on every
+# exit; the system's clusters are never touched.
+#
+#   bash tests/integration/manager_postgres_store_test.sh build/dev/bin/mamori
+#
+# manager_store_test is found next to the mamori binary (the build's bin/).
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/postgres_lib.sh"
+
+STORE_TEST=$(dirname "$MAMORI")/manager_store_test
+[[ -x $STORE_TEST ]] ||
+  fail "manager_store_test not found next to mamori: '$STORE_TEST' (cmake --build --preset dev --target manager_store_test)"
+
+step "a throwaway PostgreSQL cluster under $SCRATCH/pg"
+start_postgres "$SCRATCH/pg"
+assert_eq "en-US" "$(psql_admin -At -c "SELECT daticulocale FROM pg_database WHERE datname = 'mamori'")" \
+  "the test database's collation (\"a\" sorts before \"B\" there, unlike in bytes)"
+URL="$PG_URL&connect_timeout=10"
+
+step "without MAMORI_TEST_POSTGRES_URL no PostgreSQL test exists (none can pass unrun)"
+expect_exit 0 env -u MAMORI_TEST_POSTGRES_URL "$STORE_TEST" --gtest_list_tests --gtest_filter='Postgres/*'
+assert_not_contains "$OUT" "postgresql" "PostgreSQL tests listed without MAMORI_TEST_POSTGRES_URL"
+
+step "the tests there are with the URL"
+expect_exit 0 env MAMORI_TEST_POSTGRES_URL="$URL" "$STORE_TEST" --gtest_list_tests --gtest_filter='Postgres/*'
+listed=$(grep -c '/postgresql' <<<"$OUT" || true)
+((listed >= 20)) || fail "only $listed PostgreSQL tests listed:
+$OUT"
+
+step "manager_store_test's PostgreSQL instances ($listed tests)"
+RESULT=$SCRATCH/result.json
+rc=0
+MAMORI_TEST_POSTGRES_URL="$URL" timeout -k 5 300 "$STORE_TEST" --gtest_filter='Postgres/*' \
+  --gtest_output=json:"$RESULT" >"$SCRATCH/store_test.log" 2>&1 || rc=$?
+if ((rc != 0)); then
+  grep -E '^\[  FAILED  \]|Failure|Expected|Which is|error' "$SCRATCH/store_test.log" | head -n 60 >&2
+  fail "manager_store_test failed on PostgreSQL (exit $rc); server log: $(tail -n 5 "$PG_LOG")"
+fi
+ran=$(json 'sum(1 for s in j["testsuites"] for t in s["testsuite"] if t["status"] == "RUN" and t["name"].endswith("/postgresql"))' "$(cat "$RESULT")")
+failed=$(json 'j["failures"]' "$(cat "$RESULT")")
+assert_eq 0 "$failed" "failed PostgreSQL tests"
+((ran > 0)) || fail "manager_store_test ran no PostgreSQL test"
+assert_eq "$listed" "$ran" "PostgreSQL tests run vs listed"
+assert_contains "$(cat "$SCRATCH/store_test.log")" "OneUseTokenRacedFromTwoConnectionsHasOneWinner/postgresql" \
+  "the token race ran on PostgreSQL"
+
+step "each test dropped its schema; the password never reached the log"
+assert_eq 0 "$(psql_admin -At -d mamori -c "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'mamori_test_%'")" \
+  "schemas left behind by the tests"
+assert_not_contains "$(cat "$SCRATCH/store_test.log")" "$PG_PASSWORD" "the password in the test output"
+echo "ran $ran PostgreSQL tests on PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}')"
+
+# ---- the real manager on PostgreSQL ----------------------------------------------------
+
+CLIENT="/usr/bin/python3 $(dirname "$0")/manager_client.py"
+MSTATE=$SCRATCH/manager
+MLOG=$SCRATCH/manager.log
+MPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+manager_config() {  # DATABASE_URL
+  {
+    echo "state_dir = \"$STATE\""
+    echo "[manager]"
+    echo "listen = \"127.0.0.1:$MPORT\""
+    echo "public_url = \"https://127.0.0.1:$MPORT\""
+    echo "state_dir = \"$MSTATE\""
+    echo "database = \"$1\""
+  } >"$CONFIG"
+  chmod 0600 "$CONFIG"
+}
+MANAGER_PID=""
+on_exit '[[ -z $MANAGER_PID ]] || stop_pid "$MANAGER_PID" "the manager"'
+agent_field() {  # KEY FIELD: from `mamori manager agents --json`
+  expect_exit 0 mamori manager agents --json
+  json "[a['$2'] for a in j['agents'] if a['agent_key'] == '$1'][0]"
+}
+stored_events() {  # KEY: rows in PostgreSQL itself
+  psql_admin -At -d mamori -v key="$1" <<<"SELECT count(*) FROM events WHERE agent_key = :'key'"
+}
+
+step "a wrong password: the CLI names the database and the failure, not the password"
+manager_config "postgresql://mamori:wrong-$PG_PASSWORD@127.0.0.1:$PG_PORT/mamori?sslmode=disable"
+expect_exit 3 mamori manager agents
+assert_contains "$ERR" "authentication failed"
+assert_contains "$ERR" "mamori@127.0.0.1:$PG_PORT/mamori"
+assert_not_contains "$ERR$OUT" "$PG_PASSWORD" "the password in the CLI's output"
+
+step "mamori manager on PostgreSQL: a token, an enrollment, events stored once"
+manager_config "$PG_URL"
+"$MAMORI" --config "$CONFIG" manager >>"$MLOG" 2>&1 &
+MANAGER_PID=$!
+WAIT_SECONDS=20 WAIT_EXPLAIN='cat "$MLOG"' wait_for "the manager to listen" grep -q 'listening on' "$MLOG"
+expect_exit 0 mamori manager token create --group web --uses 2 --json
+TOKEN=$(json 'j["token"]')
+expect_exit 0 $CLIENT enroll "$TOKEN"
+assert_eq 200 "$(json 'j["status"]')" "enrollment on PostgreSQL"
+M1=$(json 'json.dumps(j["manager"])')
+KEY1=$(json 'j["manager"]["agent_key"]')
+expect_exit 0 $CLIENT events "$M1"
+assert_eq 5 "$(agent_field "$KEY1" events)" "events stored once each"
+assert_eq 5 "$(stored_events "$KEY1")" "rows in PostgreSQL's events table"
+assert_eq stopped "$(agent_field "$KEY1" status)" "after bye"
+
+step "PostgreSQL restarted under the running manager: its next calls reconnect"
+restart_postgres
+expect_exit 0 $CLIENT enroll "$TOKEN"
+assert_eq 200 "$(json 'j["status"]')" "enrollment after the restart"
+M2=$(json 'json.dumps(j["manager"])')
+KEY2=$(json 'j["manager"]["agent_key"]')
+expect_exit 0 $CLIENT events "$M2"
+assert_eq 5 "$(stored_events "$KEY2")" "the second agent's events after the restart"
+kill -0 "$MANAGER_PID" 2>/dev/null || fail "the manager died with the database restart:
+$(tail -n 20 "$MLOG")"
+expect_exit 0 mamori manager token list --json
+assert_eq '[0]' "$(json '[t["uses_left"] for t in j["tokens"]]')" "the token's two uses, each counted once"
+assert_not_contains "$(cat "$MLOG")" "$PG_PASSWORD" "the password in the manager's log"
+stop_pid "$MANAGER_PID" "the manager" || fail "the manager did not stop within 10 s of SIGTERM"
+MANAGER_PID=""
+((STOPPED_RC == 0)) || fail "the manager exited with status $STOPPED_RC on SIGTERM"
