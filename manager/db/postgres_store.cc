@@ -197,20 +197,15 @@ class PostgresStore final : public Store {
   }
 
   Result<int64_t> create_token(const NewToken& t) override {
-    return call(Retry::kOnce, [&]() -> Result<int64_t> {
-      auto tx = MAMORI_TRY(Tx::begin(conn_));
-      Rows r = MAMORI_TRY(conn_.query(
-          "INSERT INTO tokens (secret_hash, grp, uses_left, expires_at_ns, created_at_ns) "
-          "VALUES ($1, $2, $3, $4, $5) RETURNING id",
-          Params()
-              .add(t.secret_hash)
-              .add(t.group)
-              .add(t.uses)
-              .add(t.expires_at_ns)
-              .add(t.created_at_ns)));
-      MAMORI_TRY(tx.commit());
-      return r.int64(0, 0);
-    });
+    return insert_id(
+        "INSERT INTO tokens (secret_hash, grp, uses_left, expires_at_ns, created_at_ns) "
+        "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        Params()
+            .add(t.secret_hash)
+            .add(t.group)
+            .add(t.uses)
+            .add(t.expires_at_ns)
+            .add(t.created_at_ns));
   }
 
   Result<std::vector<TokenRow>> list_tokens() override {
@@ -524,21 +519,16 @@ class PostgresStore final : public Store {
   }
 
   Result<int64_t> add_ban(const NewBan& b) override {
-    return call(Retry::kOnce, [&]() -> Result<int64_t> {
-      auto tx = MAMORI_TRY(Tx::begin(conn_));
-      Rows r = MAMORI_TRY(conn_.query(
-          "INSERT INTO bans (address, expires_at_ns, reason, origin, created_at_ns, pushed) "
-          "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-          Params()
-              .add(b.address)
-              .add(b.expires_at_ns)
-              .add(b.reason)
-              .add(b.origin)
-              .add(b.created_at_ns)
-              .add(b.pushed)));
-      MAMORI_TRY(tx.commit());
-      return r.int64(0, 0);
-    });
+    return insert_id(
+        "INSERT INTO bans (address, expires_at_ns, reason, origin, created_at_ns, pushed) "
+        "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        Params()
+            .add(b.address)
+            .add(b.expires_at_ns)
+            .add(b.reason)
+            .add(b.origin)
+            .add(b.created_at_ns)
+            .add(b.pushed));
   }
 
   Result<int64_t> lift_bans(std::string_view address, int64_t now_ns) override {
@@ -595,15 +585,10 @@ class PostgresStore final : public Store {
   }
 
   Result<int64_t> add_command(const NewCommand& c) override {
-    return call(Retry::kOnce, [&]() -> Result<int64_t> {
-      auto tx = MAMORI_TRY(Tx::begin(conn_));
-      Rows r = MAMORI_TRY(conn_.query(
-          "INSERT INTO commands (command_id, agent_key, request, created_at_ns, state) "
-          "VALUES ($1, $2, $3, $4, 'pending') RETURNING id",
-          Params().add(c.command_id).add(c.agent_key).add(c.request_json).add(c.created_at_ns)));
-      MAMORI_TRY(tx.commit());
-      return r.int64(0, 0);
-    });
+    return insert_id(
+        "INSERT INTO commands (command_id, agent_key, request, created_at_ns, state) "
+        "VALUES ($1, $2, $3, $4, 'pending') RETURNING id",
+        Params().add(c.command_id).add(c.agent_key).add(c.request_json).add(c.created_at_ns));
   }
 
   Result<std::vector<CommandRow>> pending_commands(std::optional<std::string> agent_key,
@@ -686,6 +671,16 @@ class PostgresStore final : public Store {
   }
 
  private:
+  // One INSERT ... RETURNING id in a transaction of its own, run once (Retry::kOnce).
+  Result<int64_t> insert_id(const char* sql, const Params& params) {
+    return call(Retry::kOnce, [&]() -> Result<int64_t> {
+      auto tx = MAMORI_TRY(Tx::begin(conn_));
+      Rows r = MAMORI_TRY(conn_.query(sql, params));
+      MAMORI_TRY(tx.commit());
+      return r.int64(0, 0);
+    });
+  }
+
   // Runs `f` (one call's work, its own transaction included) under the reconnect policy
   // of postgres_store.h: at most one reconnect per call.
   template <class F>
