@@ -217,7 +217,10 @@ int fleet_command(App& app, const FleetOptions& o) {
   if (!agents) return app.report(agents.error(), kExitIncomplete);
   std::map<std::string, std::string> names;  // agent_key → name
   for (const auto& a : *agents) {
-    if (a.status == manager::AgentStatus::kRetired) continue;
+    // A revoked agent is refused; a retired one's node is gone (churn): a fleet command
+    // for it would wait forever. By key, a retired agent may be asked all the same.
+    if (a.status == manager::AgentStatus::kRevoked) continue;
+    if (a.status == manager::AgentStatus::kRetired && a.agent_key != o.agent) continue;
     if (o.all || a.agent_key == o.agent || (!o.group.empty() && a.group == o.group))
       names[a.agent_key] = a.info.name;
   }

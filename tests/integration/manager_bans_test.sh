@@ -30,6 +30,17 @@ in_ns() { ip netns exec "$NS" "$@"; }
 step "the manager, in the namespace"
 MDIR=$SCRATCH/manager
 mkdir -p "$MDIR"
+# MANAGER_DB=postgres runs the same on a PostgreSQL server of the test's own
+# (manager_bans_postgres_test.sh), reached over its unix socket from the namespace.
+case ${MANAGER_DB:-sqlite} in
+  sqlite) DB_URL="sqlite://$MDIR/manager.db" ;;
+  postgres)
+    source "$(dirname "$0")/postgres_lib.sh"
+    start_postgres "$SCRATCH/pg"
+    DB_URL="postgresql://mamori:$PG_PASSWORD@/mamori?host=$PG_DIR&port=$PG_PORT"
+    ;;
+  *) fail "MANAGER_DB is sqlite or postgres, not $MANAGER_DB" ;;
+esac
 MPORT=8443
 MCONFIG=$MDIR/mamori.toml
 MLOG=$MDIR/manager.log
@@ -38,7 +49,7 @@ cat >"$MCONFIG" <<EOF
 [manager]
 listen = "127.0.0.1:$MPORT"
 state_dir = "$MDIR/state"
-database = "sqlite://$MDIR/manager.db"
+database = "$DB_URL"
 public_url = "https://127.0.0.1:$MPORT"
 heartbeat = 1
 lost_after = 5
@@ -50,11 +61,17 @@ on_exit 'stop_pid $MANAGER_PID "the manager"'
 WAIT_SECONDS=30 WAIT_EXPLAIN='cat "$MLOG"' wait_for "the manager to listen" \
   in_ns bash -c "exec 3<>/dev/tcp/127.0.0.1/$MPORT"
 # sql QUERY: one value per line from the manager's database.
-sql() { python3 -c '
+sql() {
+  if [[ ${MANAGER_DB:-sqlite} == postgres ]]; then
+    "$PG_BIN/psql" "$DB_URL" -X -At -F '|' -c "$1"
+  else
+    python3 -c '
 import sqlite3, sys
 for row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]):
     print("|".join(str(c) for c in row))
-' "$MDIR/manager.db" "$1"; }
+' "$MDIR/manager.db" "$1"
+  fi
+}
 
 expect_exit 0 manager token create --group web --uses 4
 TOKEN=$(echo "$OUT" | grep -o 'mamori-token-v1\.[A-Za-z0-9_-]*' | head -n 1)
