@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "agent/app/async_publisher.h"
+#include "agent/ban/options.h"
 #include "agent/control/control.h"
 #include "agent/control/handlers.h"
 #include "agent/guard/guard.h"
@@ -282,7 +283,8 @@ class Agent::Impl {
                                          o.quota_dropped_security, o.export_behind}};
         },
         [this] { flush(); }, [](const std::string& line) { log(line); }, config_.agent.event_log,
-        started_ns_, [this] { return link_ ? link_->status() : proto::ManagerLinkStatus{}; }});
+        started_ns_, [this] { return link_ ? link_->status() : proto::ManagerLinkStatus{}; },
+        ban::options_from(config_), ban::list_path(config_)});
     return ok();
   }
 

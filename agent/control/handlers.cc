@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
+#include <variant>
 
 #include <fmt/format.h>
 
@@ -54,6 +56,8 @@ proto::Answer Handlers::handle(const proto::Request& request) {
         if constexpr (std::is_same_v<T, proto::VerifyRequest>) return verify(b);
         if constexpr (std::is_same_v<T, proto::DeployPathsRequest>) return deploy_paths();
         if constexpr (std::is_same_v<T, proto::HealRequest>) return heal(b);
+        if constexpr (std::is_same_v<T, proto::BanRequest>) return ban(b);
+        if constexpr (std::is_same_v<T, proto::UnbanRequest>) return unban(b);
       },
       request.body);
 }
@@ -211,6 +215,125 @@ proto::Answer Handlers::heal(const proto::HealRequest& r) {
   s_.flush();
   if (!st) return failed(st.error());
   return proto::HealAnswer{s_.healer.status()};
+}
+
+Status Handlers::open_bans() {
+  if (banner_) return ok();
+  ban_list_.emplace(MAMORI_TRY(ban::BanList::open(s_.ban_list_path, s_.ban_options)));
+  ban_backend_ = MAMORI_TRY(ban::open_backend(s_.ban_options, s_.env.clock()));
+  banner_ = std::make_unique<ban::Banner>(*ban_list_, *ban_backend_, s_.env.clock());
+  // The log watch applies the whole list at its start; without one, nothing did since
+  // this boot, and a ban the list holds (skipped below) might not be in force.
+  if (!s_.logwatch) MAMORI_TRY(banner_->sync());
+  return ok();
+}
+
+namespace {
+
+// One address of a fleet ban: an IP, or a CIDR of full length (the same). A network is
+// refused: the ban list holds networks only as prefix escalation decides them.
+std::variant<ban::IpAddress, proto::RefusedAddress> fleet_address(const std::string& text) {
+  if (auto ip = ban::IpAddress::parse(text)) return *ip;
+  if (auto net = ban::Cidr::parse(text)) {
+    if (net->prefix == (net->base.v4 ? 32 : 128)) return net->base;
+    return proto::RefusedAddress{text, "network",
+                                 "networks are not banned by command yet: ban its addresses"};
+  }
+  return proto::RefusedAddress{text, "invalid", "is not an IPv4 or IPv6 address"};
+}
+
+event::Event fleet_event(Env& env, std::string_view action, const std::string& ip,
+                         const std::string& reason, const std::string& origin) {
+  event::Event e(action, event::Severity::kNotice, env.clock().now_ns());
+  const bool banned = action == proto::action::kIpBanned;
+  e.set("event.category", nlohmann::json::array({"network"}))
+      .set("event.type", nlohmann::json::array({banned ? "denied" : "allowed"}))
+      .set("event.dataset", "mamori.ban")
+      .set("source.ip", ip)
+      .set("rule.name", "fleet")
+      .set("event.reason", reason)
+      .set("mamori.ban.origin", origin);
+  return e;
+}
+
+}  // namespace
+
+proto::Answer Handlers::ban(const proto::BanRequest& r) {
+  if (auto st = open_bans(); !st) return failed(st.error());
+  proto::BanAnswer a;
+  const std::string origin = r.origin.empty() ? "manager" : r.origin;
+  for (const auto& text : r.addresses) {
+    auto parsed = fleet_address(text);
+    if (auto* refused = std::get_if<proto::RefusedAddress>(&parsed)) {
+      a.refused.push_back(std::move(*refused));
+      continue;
+    }
+    const auto& ip = std::get<ban::IpAddress>(parsed);
+    // The allowlist wins over any other host's decision: a shared proxy, a monitor.
+    if (ban_list_->allowlisted(ip)) {
+      a.refused.push_back({text, "allowlisted", "is on this agent's ban allowlist"});
+      continue;
+    }
+    // Held already, about as long (the manager sends every active ban at each hello, the
+    // TTLs of a batch rounded up to its longest, within 5 % or a minute): applied, with
+    // no new event.
+    const int64_t now = banner_->now();
+    if (auto held = ban_list_->get(ip); held && *held) {
+      const int64_t until = (*held)->expires_at;
+      const int64_t slack = std::max<int64_t>(60, r.ttl_s / 20);
+      if (until == 0 || (r.ttl_s && until + slack >= now + r.ttl_s)) {
+        a.applied.push_back(text);
+        continue;
+      }
+    }
+    auto e = fleet_event(s_.env, proto::action::kIpBanned, ip.to_string(), r.reason, origin);
+    ban::BanRequest request{"fleet", r.reason, "fleet",
+                            r.ttl_s ? std::chrono::seconds(r.ttl_s) : ban::kPermanent, false};
+    auto d = banner_->ban(ip, request, e.fields());
+    if (!d) {
+      const bool full = d.error().errnum == ENOSPC;
+      a.refused.push_back({text, full ? "full" : "failed", d.error().message()});
+      continue;
+    }
+    a.applied.push_back(text);
+    e.outcome("success")
+        .set("mamori.ban.ttl_s", static_cast<int64_t>(d->ttl.count()))
+        .set("mamori.ban.backend", std::string(ban_backend_->name()))
+        .message(fmt::format(
+            "banned {} for {}: decided by {}: {}", ip.to_string(),
+            d->ttl == ban::kPermanent ? std::string("ever") : fmt::format("{} s", d->ttl.count()),
+            origin, r.reason));
+    s_.guard.emit(std::move(e));
+  }
+  s_.flush();
+  return a;
+}
+
+proto::Answer Handlers::unban(const proto::UnbanRequest& r) {
+  if (auto st = open_bans(); !st) return failed(st.error());
+  proto::BanAnswer a;
+  const std::string origin = r.origin.empty() ? "manager" : r.origin;
+  for (const auto& text : r.addresses) {
+    auto parsed = fleet_address(text);
+    if (auto* refused = std::get_if<proto::RefusedAddress>(&parsed)) {
+      a.refused.push_back(std::move(*refused));
+      continue;
+    }
+    const auto& ip = std::get<ban::IpAddress>(parsed);
+    auto e = fleet_event(s_.env, proto::action::kIpUnbanned, ip.to_string(),
+                         "unbanned by the fleet", origin);
+    auto had = banner_->unban(ip, e.fields());
+    if (!had) {
+      a.refused.push_back({text, "failed", had.error().message()});
+      continue;
+    }
+    a.applied.push_back(text);
+    if (*had)
+      s_.guard.emit(std::move(e.outcome("success").message(
+          fmt::format("unbanned {}: decided by {}", ip.to_string(), origin))));
+  }
+  s_.flush();
+  return a;
 }
 
 }  // namespace mamori::control

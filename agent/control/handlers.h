@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/ban/banner.h"
 #include "agent/guard/guard.h"
 #include "agent/heal/healer.h"
 #include "agent/logwatch/logwatch.h"
@@ -48,6 +49,10 @@ struct Services {
   int64_t started_ns = 0;
   // The manager link's state (agent/link/link.h); unset: disabled.
   std::function<proto::ManagerLinkStatus()> manager_link;
+  // The ban list the log watch and `mamori bans` share (agent/ban/options.h), for the
+  // fleet's ban and unban; opened at the first of them.
+  ban::BanOptions ban_options;
+  std::string ban_list_path;
 };
 
 class Handlers {
@@ -68,10 +73,20 @@ class Handlers {
   proto::Answer verify(const proto::VerifyRequest& r);
   proto::Answer deploy_paths();
   proto::Answer heal(const proto::HealRequest& r);
+  // Fleet control: through the same ban list and backend as the log watch, on a
+  // connection of their own (BanList is one owner's), honouring the allowlist and the
+  // list's limits address by address. Each ban applied is an ip-banned event carrying
+  // mamori.ban.origin, which tells the manager it is no local decision to push again.
+  proto::Answer ban(const proto::BanRequest& r);
+  proto::Answer unban(const proto::UnbanRequest& r);
+  Status open_bans();
   // The indexes of the roots a request names; every root for "*".
   tl::expected<std::vector<size_t>, proto::ErrorAnswer> chosen(const proto::Roots& roots) const;
 
   Services s_;
+  std::optional<ban::BanList> ban_list_;
+  std::unique_ptr<ban::BanBackend> ban_backend_;
+  std::unique_ptr<ban::Banner> banner_;
 };
 
 // The version a raw request speaks, for its answer: its "v" when that is one this agent

@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 #include "cli/commands/command.h"
 #include "cli/commands/commands.h"
+#include "cli/commands/manager_fleet.h"
 #include "core/base/quote.h"
 #include "core/event/origin.h"
 #include "core/fs/admin_files.h"
@@ -34,6 +35,8 @@ struct ManagerOptions {
   std::vector<std::string> args;
 };
 
+}  // namespace
+
 // "90" (seconds), "30m", "12h", "7d", "2w": seconds; nullopt when not a duration.
 std::optional<int64_t> parse_duration(const std::string& text) {
   if (text.empty() || text.size() > 12) return std::nullopt;
@@ -47,6 +50,8 @@ std::optional<int64_t> parse_duration(const std::string& text) {
     if (unit == name && n > 0 && n <= 10LL * 366 * 86400 / size) return n * size;
   return std::nullopt;
 }
+
+namespace {
 
 Result<std::unique_ptr<Store>> open_store(App& app) {
   const auto& m = app.config().manager;
@@ -254,6 +259,12 @@ SYNOPSIS
     mamori manager token revoke ID [--json]
     mamori manager agents [--json]
     mamori manager agents revoke AGENT_KEY [--json]
+    mamori manager ban ADDRESS [--ttl DURATION] [--reason TEXT] [--json]
+    mamori manager unban ADDRESS [--json]
+    mamori manager bans [--json]
+    mamori manager command (--agent KEY | --group NAME | --all) [--wait]
+                   [--timeout DURATION] verify | mode ROOT MODE | heal-clear |
+                   ban ADDRESS [--ttl D] | unban ADDRESS
 
 DESCRIPTION
     Without an action, runs the manager: HTTPS and the agents' WebSocket channel on
@@ -280,12 +291,26 @@ DESCRIPTION
                    closes its channel within 30 s. The agent does not enroll again by
                    itself: give it a new token (and delete its STATE/manager.json)
 
+    ban            bans ADDRESS on every agent (fleet control): recorded in the store;
+                   the running manager pushes it within a second to every connected
+                   agent, and at their next hello to the others. Permanent unless --ttl
+    unban          lifts the fleet's ban of ADDRESS on every agent
+    bans           the fleet's active bans: decided by an agent (pushed to the others
+                   at once) or by hand; origin is the deciding agent_key or "manager"
+    command        one command to one agent (--agent), a group (--group) or every agent
+                   (--all): one row per agent in the store, delivered by the manager now
+                   (connected agents) or at the agent's next hello. --wait prints each
+                   agent's result as it comes (until --timeout, default 30s) and exits 3
+                   unless every agent answered ok
+
     The actions open the store directly: the manager need not run.
 
 OPTIONS
     --group NAME         token create: the group its agents join (default "default")
     --uses N             token create: how many enrollments (default unlimited)
     --expires DURATION   token create: 3600, 30m, 12h, 7d, 2w (default never)
+    --ttl DURATION       ban, command ban: how long (default permanent)
+    --reason TEXT        ban, command ban: why (agents put it in their ip-banned event)
 
 OUTPUT
     --json: token create prints {"id", "token", "group", "uses", "expires_at", "url",
@@ -294,7 +319,11 @@ OUTPUT
     "agent_id", "name", "hostname", "group", "status", "status_since", "manager_id"
     (the manager holding its channel, "" when none), "enrolled_at", "last_seen",
     "version", "events"}], "count"}; agents revoke {"agent_key", "status",
-    "previous_status"}.
+    "previous_status"}; ban {"id", "address", "expires_at", "reason"}; unban
+    {"address", "lifted"}; bans {"bans": [{"id", "address", "expires_at", "origin",
+    "reason", "created_at", "pushed"}], "count"}; command {"commands": [{"id",
+    "agent_key"}], "count"}, with --wait {"results": [{"id", "agent_key", "name",
+    "state", "answer"}], "ok"}.
 
 EXAMPLES
     mamori manager --config /etc/mamori/manager.toml
@@ -303,7 +332,8 @@ EXAMPLES
 
 EXIT STATUS
     0 done; 2 usage (a bad option, no such token or agent); 3 failed (the store, the
-    certificate, the listen address).
+    certificate, the listen address; command --wait: an agent failed, refused or did
+    not answer in time).
 )TXT";
 
 Run setup(CLI::App& cmd) {
@@ -320,11 +350,32 @@ Run setup(CLI::App& cmd) {
   auto* agents = cmd.add_subcommand("agents");
   agents->require_subcommand(0, 1);
   agents->add_subcommand("revoke")->add_option("args", o->args);
-  return [o, &cmd, token, agents](App& app) {
+  auto f = std::make_shared<FleetOptions>();
+  auto* ban = cmd.add_subcommand("ban");
+  ban->add_option("--ttl", f->ttl);
+  ban->add_option("--reason", f->reason);
+  ban->add_option("args", f->args);
+  cmd.add_subcommand("unban")->add_option("args", f->args);
+  cmd.add_subcommand("bans");
+  auto* command = cmd.add_subcommand("command");
+  command->add_option("--agent", f->agent);
+  command->add_option("--group", f->group);
+  command->add_flag("--all", f->all);
+  command->add_flag("--wait", f->wait);
+  command->add_option("--timeout", f->timeout);
+  command->add_option("--ttl", f->ttl);
+  command->add_option("--reason", f->reason);
+  command->add_option("args", f->args);
+  return [o, f, &cmd, token, agents](App& app) {
     const auto chosen = cmd.get_subcommands();
     if (chosen.empty()) return run_server(app);
-    if (chosen.front()->get_name() == "agents")
+    const std::string sub = chosen.front()->get_name();
+    if (sub == "agents")
       return agents->get_subcommands().empty() ? list_agents(app) : revoke_agent(app, o->args);
+    if (sub == "ban") return fleet_ban(app, *f);
+    if (sub == "unban") return fleet_unban(app, *f);
+    if (sub == "bans") return fleet_bans(app);
+    if (sub == "command") return fleet_command(app, *f);
     const auto action = token->get_subcommands();
     if (action.empty())
       return usage_error("manager", "manager token takes an ACTION: create, list or revoke");
@@ -339,9 +390,9 @@ Run setup(CLI::App& cmd) {
 
 Command manager_command() {
   return {"manager",
-          "manager [token|agents]",
-          "the manager of a fleet: run it (no action), its\nenrollment tokens (token "
-          "create|list|revoke ID), its agents",
+          "manager [ACTION]",
+          "the manager of a fleet: run it (no action), its\nenrollment tokens and agents, "
+          "fleet bans and commands\n(token, agents, ban, unban, bans, command)",
           kHelp,
           true,
           setup};

@@ -7,7 +7,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::pair<Command, std::string_view>, 8> kCommands = {{
+constexpr std::array<std::pair<Command, std::string_view>, 10> kCommands = {{
     {Command::kPing, "ping"},
     {Command::kStatus, "status"},
     {Command::kMode, "mode"},
@@ -16,6 +16,8 @@ constexpr std::array<std::pair<Command, std::string_view>, 8> kCommands = {{
     {Command::kDeployPaths, "deploy-paths"},
     {Command::kVerify, "verify"},
     {Command::kHeal, "heal"},
+    {Command::kBan, "ban"},
+    {Command::kUnban, "unban"},
 }};
 
 constexpr std::array<config::Mode, 3> kModes = {config::Mode::kAlert, config::Mode::kRestore,
@@ -145,6 +147,22 @@ Roots read_roots(Reader& r) {
   return out;
 }
 
+// "addresses": 1 to kMaxBanAddresses strings, each 1 to kMaxAddressLength characters
+// (what they mean is the agent's to judge, address by address).
+std::vector<std::string> read_addresses(Reader& r) {
+  std::vector<std::string> out;
+  const json* v = r.get("addresses");
+  if (!v || !v->is_array() || v->empty() || v->size() > kMaxBanAddresses) {
+    r.fail("addresses", "an array of 1 to 1000 addresses");
+    return out;
+  }
+  out = r.strings("addresses");
+  for (const auto& a : out)
+    if (a.empty() || a.size() > kMaxAddressLength)
+      r.fail("addresses", "addresses of 1 to 64 characters");
+  return out;
+}
+
 json roots_json(const Roots& roots) { return roots.all() ? json("*") : json(roots.paths); }
 
 }  // namespace
@@ -227,6 +245,8 @@ Command Request::command() const {
         if constexpr (std::is_same_v<T, DeployPathsRequest>) return Command::kDeployPaths;
         if constexpr (std::is_same_v<T, VerifyRequest>) return Command::kVerify;
         if constexpr (std::is_same_v<T, HealRequest>) return Command::kHeal;
+        if constexpr (std::is_same_v<T, BanRequest>) return Command::kBan;
+        if constexpr (std::is_same_v<T, UnbanRequest>) return Command::kUnban;
       },
       body);
 }
@@ -248,6 +268,14 @@ json to_json(const Request& r) {
           j["action"] = std::string(heal_action_name(b.action));
           if (!b.by.empty()) j["by"] = b.by;
           if (!b.reason.empty()) j["reason"] = b.reason;
+        } else if constexpr (std::is_same_v<T, BanRequest>) {
+          j["addresses"] = b.addresses;
+          j["ttl_s"] = b.ttl_s;
+          j["reason"] = b.reason;
+          j["origin"] = b.origin;
+        } else if constexpr (std::is_same_v<T, UnbanRequest>) {
+          j["addresses"] = b.addresses;
+          j["origin"] = b.origin;
         }
       },
       r.body);
@@ -324,6 +352,25 @@ Decoded<Request> decode_request(const json& j) {
       h.reason = r.opt_string("reason").value_or("");
       if (h.action == HealAction::kFail && h.reason.empty()) r.fail("reason", "a non-empty string");
       req.body = std::move(h);
+      break;
+    }
+    case Command::kBan: {
+      BanRequest b;
+      b.addresses = read_addresses(r);
+      if (r.has("ttl_s")) b.ttl_s = static_cast<int64_t>(r.count("ttl_s"));
+      b.reason = r.opt_string("reason").value_or("");
+      b.origin = r.opt_string("origin").value_or("");
+      if (b.reason.size() > kMaxBanTextLength) r.fail("reason", "at most 1024 characters");
+      if (b.origin.size() > kMaxBanTextLength) r.fail("origin", "at most 1024 characters");
+      req.body = std::move(b);
+      break;
+    }
+    case Command::kUnban: {
+      UnbanRequest u;
+      u.addresses = read_addresses(r);
+      u.origin = r.opt_string("origin").value_or("");
+      if (u.origin.size() > kMaxBanTextLength) r.fail("origin", "at most 1024 characters");
+      req.body = std::move(u);
       break;
     }
   }
@@ -623,6 +670,12 @@ json to_json(const Answer& a, int v) {
             }
           } else if constexpr (std::is_same_v<T, HealAnswer>) {
             j["heal"] = to_json(b.heal);
+          } else if constexpr (std::is_same_v<T, BanAnswer>) {
+            json refused = json::array();
+            for (const auto& x : b.refused)
+              refused.push_back({{"address", x.address}, {"code", x.code}, {"message", x.message}});
+            j["applied"] = b.applied;
+            j["refused"] = std::move(refused);
           }
         }
       },
@@ -662,6 +715,17 @@ Decoded<DeployPathsAnswer> decode_deploy_paths_answer(const json& j) {
       d.deploy = x.strings("deploy");
       d.foreign = x.strings("foreign");
       return d;
+    });
+    return a;
+  });
+}
+
+Decoded<BanAnswer> decode_ban_answer(const json& j) {
+  return decode_answer<BanAnswer>(j, [](Reader& r) {
+    BanAnswer a;
+    a.applied = r.strings("applied");
+    a.refused = read_list<RefusedAddress>(r, "refused", [](Reader& x) {
+      return RefusedAddress{x.string("address"), x.string("code"), x.string("message")};
     });
     return a;
   });

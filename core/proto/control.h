@@ -56,7 +56,18 @@ using Decoded = tl::expected<T, ErrorAnswer>;
 
 // ---- requests ----------------------------------------------------------------------
 
-enum class Command { kPing, kStatus, kMode, kPause, kResume, kDeployPaths, kVerify, kHeal };
+enum class Command {
+  kPing,
+  kStatus,
+  kMode,
+  kPause,
+  kResume,
+  kDeployPaths,
+  kVerify,
+  kHeal,
+  kBan,
+  kUnban
+};
 std::string_view command_name(Command c);
 std::optional<Command> parse_command(std::string_view name);
 std::vector<std::string> command_names();
@@ -94,8 +105,31 @@ struct HealRequest {
   std::string reason;  // with kFail: required, non-empty
 };
 
-using RequestBody = std::variant<PingRequest, StatusRequest, ModeRequest, PauseRequest,
-                                 ResumeRequest, DeployPathsRequest, VerifyRequest, HealRequest>;
+// Fleet control (docs/manager.md): addresses banned on this host because another agent or
+// the manager decided it. Each address is an IP ("192.0.2.7") or a CIDR; a CIDR of full
+// length (/32, /128) is the address. At most kMaxBanAddresses per request, each at most
+// kMaxAddressLength characters. The agent refuses, address by address, what its
+// allowlist protects and what its ban list cannot hold (the answer says which and why).
+inline constexpr size_t kMaxBanAddresses = 1000;
+inline constexpr size_t kMaxAddressLength = 64;
+inline constexpr size_t kMaxBanTextLength = 1024;  // reason, origin
+struct BanRequest {
+  std::vector<std::string> addresses;
+  int64_t ttl_s = 0;  // from now; 0: permanent
+  std::string reason;
+  // Who decided: the agent_key of the agent whose ban it was, or "manager" (by hand). The
+  // agent's ip-banned event carries it as mamori.ban.origin, so the manager knows the
+  // event for an echo of its own push and does not push it again.
+  std::string origin;
+};
+struct UnbanRequest {
+  std::vector<std::string> addresses;
+  std::string origin;
+};
+
+using RequestBody =
+    std::variant<PingRequest, StatusRequest, ModeRequest, PauseRequest, ResumeRequest,
+                 DeployPathsRequest, VerifyRequest, HealRequest, BanRequest, UnbanRequest>;
 
 struct Request {
   int v = kVersion;
@@ -226,7 +260,20 @@ struct HealAnswer {
 };
 struct PingAnswer {};
 
-using Answer = std::variant<ErrorAnswer, PingAnswer, StatusAnswer, DeployPathsAnswer, HealAnswer>;
+// To ban and unban: what was done and what was refused, address by address (an answer
+// with refusals is still "ok": the others were applied).
+struct RefusedAddress {
+  std::string address;
+  std::string code;  // "allowlisted", "invalid", "network", "full", "failed"
+  std::string message;
+};
+struct BanAnswer {
+  std::vector<std::string> applied;  // banned (or, to unban, lifted)
+  std::vector<RefusedAddress> refused;
+};
+
+using Answer =
+    std::variant<ErrorAnswer, PingAnswer, StatusAnswer, DeployPathsAnswer, HealAnswer, BanAnswer>;
 
 // The answer to a request of version `v`: {"v":v,"ok":true,...} or {"v":v,"ok":false,
 // "error":...}, the error a string for version 1 and an object for version 2.
@@ -238,6 +285,7 @@ nlohmann::json to_json(const Answer& a, int v = kVersion);
 Decoded<StatusAnswer> decode_status_answer(const nlohmann::json& j);
 Decoded<DeployPathsAnswer> decode_deploy_paths_answer(const nlohmann::json& j);
 Decoded<HealAnswer> decode_heal_answer(const nlohmann::json& j);
+Decoded<BanAnswer> decode_ban_answer(const nlohmann::json& j);
 
 nlohmann::json to_json(const StatusDocument& s);
 nlohmann::json to_json(const HealStatus& h);

@@ -19,6 +19,8 @@ TEST(Proto, RequestsRoundTrip) {
       {kVersion, DeployPathsRequest{}},
       {kVersion, VerifyRequest{}},
       {kVersion, HealRequest{HealAction::kFail, "", "maintenance"}},
+      {kVersion, BanRequest{{"192.0.2.7", "2001:db8::/64"}, 600, "scanner", "agent-1"}},
+      {kVersion, UnbanRequest{{"192.0.2.7"}, "manager"}},
   };
   for (const auto& r : requests) {
     const json j = to_json(r);
@@ -49,6 +51,35 @@ TEST(Proto, VersionOneRequestsHaveNoVersion) {
   EXPECT_EQ(std::get<HealRequest>(r->body).action, HealAction::kStatus);
 }
 
+TEST(Proto, BanRequestsAreBounded) {
+  auto r = decode_request(json::parse(R"({"v":2,"cmd":"ban","addresses":[]})"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kBadArgument);
+  EXPECT_NE(r.error().message.find("addresses"), std::string::npos);
+  json many = {{"v", 2}, {"cmd", "ban"}, {"addresses", json::array()}};
+  for (int i = 0; i <= 1000; ++i) many["addresses"].push_back("192.0.2.1");
+  EXPECT_FALSE(decode_request(many));
+  many["addresses"].erase(0);
+  EXPECT_TRUE(decode_request(many));
+  EXPECT_FALSE(decode_request(json::parse(R"({"v":2,"cmd":"ban","addresses":[7]})")));
+  EXPECT_FALSE(
+      decode_request(json::parse(R"({"v":2,"cmd":"ban","addresses":["192.0.2.1"],"ttl_s":-1})")));
+  EXPECT_FALSE(decode_request(
+      {{"v", 2}, {"cmd", "unban"}, {"addresses", json::array({std::string(65, '1')})}}));
+  r = decode_request(json::parse(R"({"v":2,"cmd":"ban","addresses":["192.0.2.1"]})"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(std::get<BanRequest>(r->body).ttl_s, 0);  // permanent
+}
+
+TEST(Proto, BanAnswerRoundTrip) {
+  const BanAnswer a{{"192.0.2.7"}, {{"127.0.0.1", "allowlisted", "on the allowlist"}}};
+  auto back = decode_ban_answer(to_json(Answer{a}));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->applied, a.applied);
+  ASSERT_EQ(back->refused.size(), 1u);
+  EXPECT_EQ(back->refused[0].code, "allowlisted");
+}
+
 TEST(Proto, UnknownFieldsAreIgnored) {
   auto r = decode_request(json::parse(R"({"v":2,"cmd":"verify","colour":"blue","roots":["/x"]})"));
   ASSERT_TRUE(r);
@@ -66,7 +97,7 @@ TEST(Proto, UnknownCommandNamesItAndTheSupportedOnes) {
   const json a = to_json(Answer{r.error()}, 2);
   EXPECT_EQ(a["ok"], false);
   EXPECT_EQ(a["error"]["code"], "unknown-command");
-  EXPECT_EQ(a["error"]["supported"].size(), 8u);
+  EXPECT_EQ(a["error"]["supported"].size(), 10u);
   // Version 1 clients read the error as text.
   const json a1 = to_json(Answer{r.error()}, 1);
   EXPECT_TRUE(a1["error"].is_string());

@@ -38,6 +38,10 @@ void examples() {
          proto::to_json(Request{v, proto::HealRequest{proto::HealAction::kClear, "ops", ""}}));
     line("Request", proto::to_json(Request{
                         v, proto::HealRequest{proto::HealAction::kFail, "", "maintenance"}}));
+    line("Request",
+         proto::to_json(Request{
+             v, proto::BanRequest{{"192.0.2.7", "2001:db8::/64"}, 600, "scanner", "agent-key"}}));
+    line("Request", proto::to_json(Request{v, proto::UnbanRequest{{"192.0.2.7"}, "manager"}}));
 
     proto::StatusDocument s;
     s.pid = 1;
@@ -61,6 +65,10 @@ void examples() {
     line("PingAnswer", proto::to_json(Answer{proto::PingAnswer{}}, v));
     line("HealAnswer", proto::to_json(Answer{proto::HealAnswer{s.heal}}, v));
     line("DeployPathsAnswer", proto::to_json(Answer{proto::DeployPathsAnswer{}}, v));
+    line("BanAnswer",
+         proto::to_json(Answer{proto::BanAnswer{
+                            {"192.0.2.7"}, {{"127.0.0.1", "allowlisted", "on the allowlist"}}}},
+                        v));
     line("DeployPathsAnswer",
          proto::to_json(
              Answer{proto::DeployPathsAnswer{

@@ -131,9 +131,30 @@ json schema() {
                                  {"by", str()},
                                  {"reason", {{"type", "string"}, {"minLength", 1}}}},
                                 {}, "the node's health; clear it, or mark it failed");
+  const json addresses = {{"type", "array"},
+                          {"minItems", 1},
+                          {"maxItems", kMaxBanAddresses},
+                          {"items",
+                           {{"type", "string"},
+                            {"minLength", 1},
+                            {"maxLength", kMaxAddressLength},
+                            {"description", "an IPv4 or IPv6 address, or a network (CIDR)"}}}};
+  const json text = {{"type", "string"}, {"maxLength", kMaxBanTextLength}};
+  defs["BanRequest"] =
+      request("ban",
+              {{"addresses", addresses},
+               {"ttl_s", {{"type", "integer"}, {"minimum", 0}, {"description", "0: permanent"}}},
+               {"reason", text},
+               {"origin", text}},
+              {"addresses"},
+              "ban addresses on this host (fleet control); origin: who decided (an agent_key "
+              "or \"manager\"), carried by the ip-banned event as mamori.ban.origin");
+  defs["UnbanRequest"] = request("unban", {{"addresses", addresses}, {"origin", text}},
+                                 {"addresses"}, "lift bans on this host (fleet control)");
   json any_request = json::array();
-  for (const char* r : {"PingRequest", "StatusRequest", "ModeRequest", "PauseRequest",
-                        "ResumeRequest", "DeployPathsRequest", "VerifyRequest", "HealRequest"})
+  for (const char* r :
+       {"PingRequest", "StatusRequest", "ModeRequest", "PauseRequest", "ResumeRequest",
+        "DeployPathsRequest", "VerifyRequest", "HealRequest", "BanRequest", "UnbanRequest"})
     any_request.push_back(ref(r));
   defs["Request"] = {{"oneOf", any_request}};
 
@@ -217,6 +238,14 @@ json schema() {
                                 "to status, mode, resume, verify; pause adds attribution");
   defs["PingAnswer"] = answer(json::object(), {}, "to ping");
   defs["HealAnswer"] = answer({{"heal", ref("HealStatus")}}, {"heal"}, "to heal");
+  defs["RefusedAddress"] =
+      object({{"address", str()},
+              {"code", enum_of(std::array{"allowlisted", "invalid", "network", "full", "failed"})},
+              {"message", str()}},
+             {"address", "code", "message"});
+  defs["BanAnswer"] = answer({{"applied", strings()}, {"refused", array_of(ref("RefusedAddress"))}},
+                             {"applied", "refused"},
+                             "to ban and unban: what was applied, what was refused and why");
   defs["DeployRootPaths"] = object({{"path", str()}, {"deploy", strings()}, {"foreign", strings()}},
                                    {"path", "deploy", "foreign"});
   defs["DeployPathsAnswer"] = {
@@ -242,7 +271,7 @@ json schema() {
                            {"v", "ok", "error"}, "version 2: a stable code and the text")})}};
   defs["Answer"] = {
       {"anyOf", json::array({ref("ErrorAnswer"), ref("PingAnswer"), ref("StatusAnswer"),
-                             ref("DeployPathsAnswer"), ref("HealAnswer")})}};
+                             ref("DeployPathsAnswer"), ref("HealAnswer"), ref("BanAnswer")})}};
   // The agent-manager protocol (its own version, docs/formats/manager-channel.md).
   channel::add_schema_defs(defs);
 

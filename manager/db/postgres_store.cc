@@ -1,5 +1,6 @@
 #include "manager/db/postgres_store.h"
 
+#include <algorithm>
 #include <type_traits>
 
 #include "manager/db/event_columns.h"
@@ -92,8 +93,66 @@ CREATE TABLE managers (
 );
 ALTER TABLE agents ADD COLUMN manager_id TEXT COLLATE "C" NOT NULL DEFAULT '';
 )sql",
+    // 3: fleet control (as the SQLite store's migration 3).
+    R"sql(
+CREATE TABLE bans (
+  id BIGSERIAL PRIMARY KEY,
+  address TEXT COLLATE "C" NOT NULL,
+  expires_at_ns BIGINT NOT NULL,
+  reason TEXT NOT NULL,
+  origin TEXT COLLATE "C" NOT NULL,
+  created_at_ns BIGINT NOT NULL,
+  lifted_at_ns BIGINT NOT NULL DEFAULT 0,
+  pushed BOOLEAN NOT NULL,
+  lift_pushed BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX bans_address ON bans (address);
+CREATE INDEX bans_unpushed ON bans (id) WHERE NOT pushed OR (lifted_at_ns != 0 AND NOT lift_pushed);
+CREATE INDEX bans_lifted ON bans (id) WHERE lifted_at_ns != 0;
+CREATE TABLE commands (
+  id BIGSERIAL PRIMARY KEY,
+  command_id TEXT COLLATE "C" NOT NULL UNIQUE,
+  agent_key TEXT COLLATE "C" NOT NULL,
+  request TEXT NOT NULL,
+  created_at_ns BIGINT NOT NULL,
+  sent_at_ns BIGINT NOT NULL DEFAULT 0,
+  answered_at_ns BIGINT NOT NULL DEFAULT 0,
+  answer TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL
+);
+CREATE INDEX commands_pending ON commands (agent_key, id) WHERE state = 'pending';
+CREATE INDEX commands_agent ON commands (agent_key, id);
+)sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
+
+constexpr const char* kBanSelect =
+    "SELECT id, address, expires_at_ns, reason, origin, created_at_ns, lifted_at_ns, pushed, "
+    "lift_pushed FROM bans";
+constexpr const char* kCommandSelect =
+    "SELECT id, command_id, agent_key, request, created_at_ns, sent_at_ns, answered_at_ns, "
+    "answer, state FROM commands";
+
+std::vector<BanRow> ban_rows(const Rows& r) {
+  std::vector<BanRow> out;
+  for (int i = 0; i < r.size(); ++i)
+    out.push_back(BanRow{r.int64(i, 0), r.str(i, 1), r.int64(i, 2), r.str(i, 3), r.str(i, 4),
+                         r.int64(i, 5), r.int64(i, 6), r.boolean(i, 7), r.boolean(i, 8)});
+  return out;
+}
+
+std::vector<CommandRow> command_rows(const Rows& r) {
+  std::vector<CommandRow> out;
+  for (int i = 0; i < r.size(); ++i)
+    out.push_back(CommandRow{r.int64(i, 0), r.str(i, 1), r.str(i, 2), r.str(i, 3), r.int64(i, 4),
+                             r.int64(i, 5), r.int64(i, 6), r.str(i, 7),
+                             parse_command_state(r.text(i, 8)).value_or(CommandState::kFailed)});
+  return out;
+}
+
+Params& add_opt(Params& p, const std::optional<std::string>& v) {
+  return v ? p.add(*v) : p.add_null();
+}
 
 constexpr const char* kAgentColumns =
     "agent_key, credential_hash, grp, token_id, hostname, machine_id, agent_id, name, "
@@ -150,20 +209,15 @@ class PostgresStore final : public Store {
   }
 
   Result<int64_t> create_token(const NewToken& t) override {
-    return call(Retry::kOnce, [&]() -> Result<int64_t> {
-      auto tx = MAMORI_TRY(Tx::begin(conn_));
-      Rows r = MAMORI_TRY(conn_.query(
-          "INSERT INTO tokens (secret_hash, grp, uses_left, expires_at_ns, created_at_ns) "
-          "VALUES ($1, $2, $3, $4, $5) RETURNING id",
-          Params()
-              .add(t.secret_hash)
-              .add(t.group)
-              .add(t.uses)
-              .add(t.expires_at_ns)
-              .add(t.created_at_ns)));
-      MAMORI_TRY(tx.commit());
-      return r.int64(0, 0);
-    });
+    return insert_id(
+        "INSERT INTO tokens (secret_hash, grp, uses_left, expires_at_ns, created_at_ns) "
+        "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        Params()
+            .add(t.secret_hash)
+            .add(t.group)
+            .add(t.uses)
+            .add(t.expires_at_ns)
+            .add(t.created_at_ns));
   }
 
   Result<std::vector<TokenRow>> list_tokens() override {
@@ -527,7 +581,169 @@ class PostgresStore final : public Store {
     });
   }
 
+  Result<int64_t> add_ban(const NewBan& b) override {
+    return insert_id(
+        "INSERT INTO bans (address, expires_at_ns, reason, origin, created_at_ns, pushed) "
+        "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        Params()
+            .add(b.address)
+            .add(b.expires_at_ns)
+            .add(b.reason)
+            .add(b.origin)
+            .add(b.created_at_ns)
+            .add(b.pushed));
+  }
+
+  Result<int64_t> lift_bans(std::string_view address, int64_t now_ns) override {
+    return call(Retry::kIdempotent, [&]() -> Result<int64_t> {
+      Rows r = MAMORI_TRY(conn_.query(
+          "UPDATE bans SET lifted_at_ns = $1, lift_pushed = FALSE WHERE address = $2 AND "
+          "lifted_at_ns = 0 AND (expires_at_ns = 0 OR expires_at_ns > $1)",
+          Params().add(now_ns).add(address)));
+      return r.affected();
+    });
+  }
+
+  Result<std::optional<BanRow>> find_active_ban(std::string_view address, int64_t now_ns) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::optional<BanRow>> {
+      Rows r = MAMORI_TRY(conn_.query(
+          std::string(kBanSelect) +
+              " WHERE address = $1 AND lifted_at_ns = 0 AND (expires_at_ns = 0 OR expires_at_ns "
+              "> $2) ORDER BY expires_at_ns = 0 DESC, expires_at_ns DESC LIMIT 1",
+          Params().add(address).add(now_ns)));
+      auto rows = ban_rows(r);
+      if (rows.empty()) return std::optional<BanRow>();
+      return std::optional<BanRow>(std::move(rows.front()));
+    });
+  }
+
+  Result<std::vector<BanRow>> active_bans(int64_t now_ns, int64_t limit) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<BanRow>> {
+      Rows r = MAMORI_TRY(conn_.query(
+          std::string(kBanSelect) +
+              " WHERE lifted_at_ns = 0 AND (expires_at_ns = 0 OR expires_at_ns > $1) ORDER BY "
+              "id LIMIT $2",
+          Params().add(now_ns).add(std::clamp<int64_t>(limit, 0, kMaxQueryLimit))));
+      return ban_rows(r);
+    });
+  }
+
+  Result<std::vector<BanRow>> unpushed_bans(int64_t limit) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<BanRow>> {
+      Rows r = MAMORI_TRY(conn_.query(
+          std::string(kBanSelect) +
+              " WHERE NOT pushed OR (lifted_at_ns != 0 AND NOT lift_pushed) ORDER BY id LIMIT $1",
+          Params().add(std::clamp<int64_t>(limit, 0, kMaxQueryLimit))));
+      return ban_rows(r);
+    });
+  }
+
+  Status mark_ban_pushed(int64_t id, bool lift) override {
+    return call(Retry::kIdempotent, [&]() -> Status {
+      MAMORI_TRY(conn_.query(lift ? "UPDATE bans SET lift_pushed = TRUE WHERE id = $1"
+                                  : "UPDATE bans SET pushed = TRUE WHERE id = $1",
+                             Params().add(id)));
+      return ok();
+    });
+  }
+
+  Result<int64_t> add_command(const NewCommand& c) override {
+    return insert_id(
+        "INSERT INTO commands (command_id, agent_key, request, created_at_ns, state) "
+        "VALUES ($1, $2, $3, $4, 'pending') RETURNING id",
+        Params().add(c.command_id).add(c.agent_key).add(c.request_json).add(c.created_at_ns));
+  }
+
+  Result<std::vector<CommandRow>> pending_commands(std::optional<std::string> agent_key,
+                                                   int64_t limit) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<CommandRow>> {
+      Params p;
+      add_opt(p, agent_key).add(std::clamp<int64_t>(limit, 0, kMaxQueryLimit));
+      Rows r = MAMORI_TRY(conn_.query(std::string(kCommandSelect) +
+                                          " WHERE state = 'pending' AND ($1::text IS NULL OR "
+                                          "agent_key = $1::text) ORDER BY id LIMIT $2",
+                                      p));
+      return command_rows(r);
+    });
+  }
+
+  Status mark_command_sent(std::string_view command_id, int64_t now_ns) override {
+    return call(Retry::kIdempotent, [&]() -> Status {
+      MAMORI_TRY(conn_.query(
+          "UPDATE commands SET state = 'sent', sent_at_ns = $1 WHERE command_id = $2 AND "
+          "state = 'pending'",
+          Params().add(now_ns).add(command_id)));
+      return ok();
+    });
+  }
+
+  Result<bool> record_answer(std::string_view agent_key, std::string_view command_id,
+                             const std::string& answer_json, CommandState state,
+                             int64_t now_ns) override {
+    return call(Retry::kIdempotent, [&]() -> Result<bool> {
+      Rows r = MAMORI_TRY(
+          conn_.query("UPDATE commands SET state = $1, answer = $2, answered_at_ns = $3 WHERE "
+                      "command_id = $4 AND agent_key = $5",
+                      Params()
+                          .add(to_string(state))
+                          .add(answer_json)
+                          .add(now_ns)
+                          .add(command_id)
+                          .add(agent_key)));
+      return r.affected() > 0;
+    });
+  }
+
+  Result<std::optional<CommandRow>> find_command(int64_t id) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::optional<CommandRow>> {
+      Rows r =
+          MAMORI_TRY(conn_.query(std::string(kCommandSelect) + " WHERE id = $1", Params().add(id)));
+      auto rows = command_rows(r);
+      if (rows.empty()) return std::optional<CommandRow>();
+      return std::optional<CommandRow>(std::move(rows.front()));
+    });
+  }
+
+  Result<std::vector<CommandRow>> list_commands(int64_t after_id,
+                                                std::optional<std::string> agent_key,
+                                                int64_t limit) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<CommandRow>> {
+      Params p;
+      p.add(after_id);
+      add_opt(p, agent_key).add(std::clamp<int64_t>(limit, 0, kMaxQueryLimit));
+      Rows r = MAMORI_TRY(conn_.query(std::string(kCommandSelect) +
+                                          " WHERE id > $1 AND ($2::text IS NULL OR agent_key = "
+                                          "$2::text) ORDER BY id LIMIT $3",
+                                      p));
+      return command_rows(r);
+    });
+  }
+
+  // No data_version here: three counters that only grow (the last ban, the last command,
+  // the lifts) move whenever a row another process wrote is there to read (and after this
+  // connection's own writes too: a wake that finds nothing new). LISTEN/NOTIFY can
+  // replace this poll.
+  Result<int64_t> change_counter() override {
+    return call(Retry::kIdempotent, [&]() -> Result<int64_t> {
+      Rows r = MAMORI_TRY(conn_.query(
+          "SELECT (SELECT COALESCE(MAX(id), 0) FROM bans) + (SELECT COALESCE(MAX(id), 0) FROM "
+          "commands) + (SELECT COUNT(*) FROM bans WHERE lifted_at_ns != 0)",
+          Params()));
+      return r.int64(0, 0);
+    });
+  }
+
  private:
+  // One INSERT ... RETURNING id in a transaction of its own, run once (Retry::kOnce).
+  Result<int64_t> insert_id(const char* sql, const Params& params) {
+    return call(Retry::kOnce, [&]() -> Result<int64_t> {
+      auto tx = MAMORI_TRY(Tx::begin(conn_));
+      Rows r = MAMORI_TRY(conn_.query(sql, params));
+      MAMORI_TRY(tx.commit());
+      return r.int64(0, 0);
+    });
+  }
+
   // Runs `f` (one call's work, its own transaction included) under the reconnect policy
   // of postgres_store.h: at most one reconnect per call.
   template <class F>

@@ -4,10 +4,10 @@
 // PostgresStore per thread; any number of them, in any number of processes, may share
 // the database.
 //
-// Schema version 1, the same tables as the SQLite store's (docs/formats/manager-db.md
-// lists the differences: BIGSERIAL ids, BOOLEAN flags, events.row_id, COLLATE "C" text).
-// open_postgres_store() creates or migrates it in one transaction under an advisory lock
-// (two managers starting together do not both migrate) and refuses a newer version.
+// Schema version 2 (bans and commands: fleet control), the same tables as the SQLite store's
+// (docs/formats/manager-db.md lists the differences: BIGSERIAL ids, BOOLEAN flags, events.row_id,
+// COLLATE "C" text). open_postgres_store() creates or migrates it in one transaction under an
+// advisory lock (two managers starting together do not both migrate) and refuses a newer version.
 //
 // Concurrency across connections: a token's use is one conditional UPDATE (PostgreSQL
 // re-checks its WHERE on the row a concurrent winner just committed, so the last use goes
@@ -29,7 +29,7 @@
 
 namespace mamori::manager {
 
-inline constexpr int64_t kPostgresSchemaVersion = 2;
+inline constexpr int64_t kPostgresSchemaVersion = 3;
 
 // `url`: postgresql://[user[:password]@][host][:port][/dbname][?param=value&...] (or
 // postgres://), as libpq reads it.

@@ -1,5 +1,7 @@
 #include "manager/db/sqlite_store.h"
 
+#include <algorithm>
+
 #include "manager/db/event_columns.h"
 
 namespace mamori::manager {
@@ -81,6 +83,35 @@ CREATE TABLE managers (
   heartbeat_ns INTEGER NOT NULL
 );
 ALTER TABLE agents ADD COLUMN manager_id TEXT NOT NULL DEFAULT '';
+)sql",
+    // 3: fleet control.
+    R"sql(
+CREATE TABLE bans (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  address TEXT NOT NULL,
+  expires_at_ns INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  created_at_ns INTEGER NOT NULL,
+  lifted_at_ns INTEGER NOT NULL DEFAULT 0,
+  pushed INTEGER NOT NULL,
+  lift_pushed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX bans_address ON bans (address);
+CREATE INDEX bans_unpushed ON bans (id) WHERE pushed = 0 OR (lifted_at_ns != 0 AND lift_pushed = 0);
+CREATE TABLE commands (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  command_id TEXT NOT NULL UNIQUE,
+  agent_key TEXT NOT NULL,
+  request TEXT NOT NULL,
+  created_at_ns INTEGER NOT NULL,
+  sent_at_ns INTEGER NOT NULL DEFAULT 0,
+  answered_at_ns INTEGER NOT NULL DEFAULT 0,
+  answer TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL
+);
+CREATE INDEX commands_pending ON commands (agent_key, id) WHERE state = 'pending';
+CREATE INDEX commands_agent ON commands (agent_key, id);
 )sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
@@ -423,7 +454,154 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Result<int64_t> add_ban(const NewBan& b) override {
+    Stmt* s = MAMORI_TRY(db_.cached(
+        "INSERT INTO bans (address, expires_at_ns, reason, origin, created_at_ns, pushed) "
+        "VALUES (?,?,?,?,?,?)"));
+    s->bind_text(1, b.address).bind(2, b.expires_at_ns).bind_text(3, b.reason);
+    s->bind_text(4, b.origin).bind(5, b.created_at_ns).bind(6, b.pushed ? 1 : 0);
+    MAMORI_TRY(s->run());
+    return sqlite3_last_insert_rowid(db_.raw());
+  }
+
+  Result<int64_t> lift_bans(std::string_view address, int64_t now_ns) override {
+    Stmt* s = MAMORI_TRY(
+        db_.cached("UPDATE bans SET lifted_at_ns = ?, lift_pushed = 0 WHERE address = ? AND "
+                   "lifted_at_ns = 0 AND (expires_at_ns = 0 OR expires_at_ns > ?)"));
+    MAMORI_TRY(s->bind(1, now_ns).bind_text(2, address).bind(3, now_ns).run());
+    return static_cast<int64_t>(sqlite3_changes(db_.raw()));
+  }
+
+  Result<std::optional<BanRow>> find_active_ban(std::string_view address, int64_t now_ns) override {
+    Stmt* s = MAMORI_TRY(db_.cached(
+        std::string(kBanSelect) +
+        " WHERE address = ? AND lifted_at_ns = 0 AND (expires_at_ns = 0 OR expires_at_ns > ?) "
+        "ORDER BY expires_at_ns = 0 DESC, expires_at_ns DESC LIMIT 1"));
+    s->bind_text(1, address).bind(2, now_ns);
+    auto rows = MAMORI_TRY(ban_rows(*s));
+    if (rows.empty()) return std::optional<BanRow>();
+    return std::optional<BanRow>(std::move(rows.front()));
+  }
+
+  Result<std::vector<BanRow>> active_bans(int64_t now_ns, int64_t limit) override {
+    Stmt* s = MAMORI_TRY(db_.cached(std::string(kBanSelect) +
+                                    " WHERE lifted_at_ns = 0 AND (expires_at_ns = 0 OR "
+                                    "expires_at_ns > ?) ORDER BY id LIMIT ?"));
+    s->bind(1, now_ns).bind(2, std::clamp<int64_t>(limit, 0, kMaxQueryLimit));
+    return ban_rows(*s);
+  }
+
+  Result<std::vector<BanRow>> unpushed_bans(int64_t limit) override {
+    Stmt* s = MAMORI_TRY(
+        db_.cached(std::string(kBanSelect) +
+                   " WHERE pushed = 0 OR (lifted_at_ns != 0 AND lift_pushed = 0) ORDER BY id "
+                   "LIMIT ?"));
+    s->bind(1, std::clamp<int64_t>(limit, 0, kMaxQueryLimit));
+    return ban_rows(*s);
+  }
+
+  Status mark_ban_pushed(int64_t id, bool lift) override {
+    Stmt* s = MAMORI_TRY(db_.cached(lift ? "UPDATE bans SET lift_pushed = 1 WHERE id = ?"
+                                         : "UPDATE bans SET pushed = 1 WHERE id = ?"));
+    return s->bind(1, id).run();
+  }
+
+  Result<int64_t> add_command(const NewCommand& c) override {
+    Stmt* s = MAMORI_TRY(
+        db_.cached("INSERT INTO commands (command_id, agent_key, request, created_at_ns, state) "
+                   "VALUES (?,?,?,?,'pending')"));
+    s->bind_text(1, c.command_id).bind_text(2, c.agent_key).bind_text(3, c.request_json);
+    MAMORI_TRY(s->bind(4, c.created_at_ns).run());
+    return sqlite3_last_insert_rowid(db_.raw());
+  }
+
+  Result<std::vector<CommandRow>> pending_commands(std::optional<std::string> agent_key,
+                                                   int64_t limit) override {
+    Stmt* s = MAMORI_TRY(db_.cached(
+        std::string(kCommandSelect) +
+        " WHERE state = 'pending' AND (?1 IS NULL OR agent_key = ?1) ORDER BY id LIMIT ?2"));
+    if (agent_key)
+      s->bind_text(1, *agent_key);
+    else
+      s->bind_null(1);
+    s->bind(2, std::clamp<int64_t>(limit, 0, kMaxQueryLimit));
+    return command_rows(*s);
+  }
+
+  Status mark_command_sent(std::string_view command_id, int64_t now_ns) override {
+    Stmt* s = MAMORI_TRY(
+        db_.cached("UPDATE commands SET state = 'sent', sent_at_ns = ? WHERE command_id = ? AND "
+                   "state = 'pending'"));
+    return s->bind(1, now_ns).bind_text(2, command_id).run();
+  }
+
+  Result<bool> record_answer(std::string_view agent_key, std::string_view command_id,
+                             const std::string& answer_json, CommandState state,
+                             int64_t now_ns) override {
+    Stmt* s =
+        MAMORI_TRY(db_.cached("UPDATE commands SET state = ?, answer = ?, answered_at_ns = ? WHERE "
+                              "command_id = ? AND agent_key = ?"));
+    s->bind_text(1, to_string(state)).bind_text(2, answer_json).bind(3, now_ns);
+    MAMORI_TRY(s->bind_text(4, command_id).bind_text(5, agent_key).run());
+    return sqlite3_changes(db_.raw()) > 0;
+  }
+
+  Result<std::optional<CommandRow>> find_command(int64_t id) override {
+    Stmt* s = MAMORI_TRY(db_.cached(std::string(kCommandSelect) + " WHERE id = ?"));
+    s->bind(1, id);
+    auto rows = MAMORI_TRY(command_rows(*s));
+    if (rows.empty()) return std::optional<CommandRow>();
+    return std::optional<CommandRow>(std::move(rows.front()));
+  }
+
+  Result<std::vector<CommandRow>> list_commands(int64_t after_id,
+                                                std::optional<std::string> agent_key,
+                                                int64_t limit) override {
+    Stmt* s = MAMORI_TRY(db_.cached(std::string(kCommandSelect) +
+                                    " WHERE id > ?1 AND (?2 IS NULL OR agent_key = ?2) ORDER "
+                                    "BY id LIMIT ?3"));
+    s->bind(1, after_id);
+    if (agent_key)
+      s->bind_text(2, *agent_key);
+    else
+      s->bind_null(2);
+    s->bind(3, std::clamp<int64_t>(limit, 0, kMaxQueryLimit));
+    return command_rows(*s);
+  }
+
+  Result<int64_t> change_counter() override {
+    Stmt* s = MAMORI_TRY(db_.cached("PRAGMA data_version"));
+    MAMORI_TRY(s->step());
+    const int64_t v = s->int64(0);
+    s->reset();
+    return v;
+  }
+
  private:
+  static constexpr std::string_view kBanSelect =
+      "SELECT id, address, expires_at_ns, reason, origin, created_at_ns, lifted_at_ns, pushed, "
+      "lift_pushed FROM bans";
+  static constexpr std::string_view kCommandSelect =
+      "SELECT id, command_id, agent_key, request, created_at_ns, sent_at_ns, answered_at_ns, "
+      "answer, state FROM commands";
+
+  static Result<std::vector<BanRow>> ban_rows(Stmt& s) {
+    std::vector<BanRow> out;
+    while (MAMORI_TRY(s.step()))
+      out.push_back(BanRow{s.int64(0), text(s, 1), s.int64(2), text(s, 3), text(s, 4), s.int64(5),
+                           s.int64(6), s.int64(7) != 0, s.int64(8) != 0});
+    return out;
+  }
+
+  static Result<std::vector<CommandRow>> command_rows(Stmt& s) {
+    std::vector<CommandRow> out;
+    while (MAMORI_TRY(s.step()))
+      out.push_back(CommandRow{s.int64(0), text(s, 1), text(s, 2), text(s, 3), s.int64(4),
+                               s.int64(5), s.int64(6), text(s, 7),
+                               parse_command_state(text(s, 8)).value_or(CommandState::kFailed)});
+    return out;
+  }
+
   static constexpr std::string_view kAgentColumns =
       "agent_key, credential_hash, grp, token_id, hostname, machine_id, agent_id, name, "
       "version, roots_json, baseline_root_hash, enrolled_at_ns, status, status_since_ns, "

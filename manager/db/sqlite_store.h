@@ -4,7 +4,8 @@
 //
 // Schema version 1 (table schema_version): tokens, agents, events (UNIQUE(agent_key,
 // event_id), indexed columns extracted from the ECS JSON plus the raw JSON), event_seq
-// (per-agent sequence high-water marks), baselines. migrate() brings an older schema up
+// (per-agent sequence high-water marks), baselines. Version 2: bans and commands (fleet
+// control). migrate() brings an older schema up
 // step by step and refuses a newer one.
 
 #include <memory>
@@ -15,7 +16,7 @@
 
 namespace mamori::manager {
 
-inline constexpr int64_t kSqliteSchemaVersion = 2;
+inline constexpr int64_t kSqliteSchemaVersion = 3;
 
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path);
 

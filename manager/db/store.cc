@@ -72,4 +72,27 @@ Result<std::unique_ptr<Store>> open_store(Env&, const std::string& url) {
   return open_sqlite_store(path);
 }
 
+std::string_view to_string(CommandState s) {
+  switch (s) {
+    case CommandState::kPending:
+      return "pending";
+    case CommandState::kSent:
+      return "sent";
+    case CommandState::kOk:
+      return "ok";
+    case CommandState::kRefused:
+      return "refused";
+    case CommandState::kFailed:
+      return "failed";
+  }
+  return "pending";
+}
+
+std::optional<CommandState> parse_command_state(std::string_view s) {
+  for (auto c : {CommandState::kPending, CommandState::kSent, CommandState::kOk,
+                 CommandState::kRefused, CommandState::kFailed})
+    if (to_string(c) == s) return c;
+  return std::nullopt;
+}
+
 }  // namespace mamori::manager

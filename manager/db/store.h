@@ -196,6 +196,59 @@ struct AgentUsage {
   int64_t json_bytes = 0;  // bytes of stored event JSON: an approximation of its share
 };
 
+// ---- fleet control: bans and commands ----
+
+// A ban the fleet holds: decided by one agent (its ip-banned event), or by hand
+// (`mamori manager ban`). The manager pushes it to every agent (docs/manager.md).
+struct NewBan {
+  std::string address;        // an IP address, as text
+  int64_t expires_at_ns = 0;  // 0: permanent
+  std::string reason;
+  std::string origin;  // the deciding agent's agent_key, or "manager"
+  int64_t created_at_ns = 0;
+  // The manager recorded it and pushed it itself; false: for the manager to push (a row
+  // the CLI wrote), found by unpushed_bans().
+  bool pushed = false;
+};
+
+struct BanRow {
+  int64_t id = 0;
+  std::string address;
+  int64_t expires_at_ns = 0;
+  std::string reason;
+  std::string origin;
+  int64_t created_at_ns = 0;
+  int64_t lifted_at_ns = 0;  // 0: not lifted (`mamori manager unban`)
+  bool pushed = false;
+  bool lift_pushed = false;  // with lifted_at_ns: the unban was pushed
+};
+
+// pending: waiting for its agent's channel; sent: written to it; ok: answered ok (a ban:
+// every address applied); refused: answered ok, some addresses refused; failed: answered
+// with an error.
+enum class CommandState { kPending, kSent, kOk, kRefused, kFailed };
+std::string_view to_string(CommandState s);
+std::optional<CommandState> parse_command_state(std::string_view s);
+
+struct NewCommand {
+  std::string command_id;  // a UUID: the channel's command_id
+  std::string agent_key;
+  std::string request_json;  // the control-protocol request
+  int64_t created_at_ns = 0;
+};
+
+struct CommandRow {
+  int64_t id = 0;  // arrival order
+  std::string command_id;
+  std::string agent_key;
+  std::string request_json;
+  int64_t created_at_ns = 0;
+  int64_t sent_at_ns = 0;      // 0: not yet
+  int64_t answered_at_ns = 0;  // 0: not yet
+  std::string answer_json;     // "" until answered
+  CommandState state = CommandState::kPending;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -276,6 +329,43 @@ class Store {
   virtual Result<int64_t> prune(const RetentionPolicy& p, int64_t now_ns) = 0;
   // Stored events per agent key, by key.
   virtual Result<std::vector<AgentUsage>> usage() = 0;
+
+  // Fleet bans. add_ban → its id. lift_bans marks every current ban of `address` lifted
+  // (for the manager to push the unban) and returns how many. active_bans: neither lifted
+  // nor expired at now_ns, oldest first, at most `limit`. unpushed_bans: bans to push
+  // (pushed false) and lifts to push (lifted, lift_pushed false), oldest first.
+  // mark_ban_pushed sets pushed, or with `lift` lift_pushed.
+  virtual Result<int64_t> add_ban(const NewBan& b) = 0;
+  virtual Result<int64_t> lift_bans(std::string_view address, int64_t now_ns) = 0;
+  // The current ban of `address` that lasts longest (permanent first), if any.
+  virtual Result<std::optional<BanRow>> find_active_ban(std::string_view address,
+                                                        int64_t now_ns) = 0;
+  virtual Result<std::vector<BanRow>> active_bans(int64_t now_ns, int64_t limit) = 0;
+  virtual Result<std::vector<BanRow>> unpushed_bans(int64_t limit) = 0;
+  virtual Status mark_ban_pushed(int64_t id, bool lift) = 0;
+
+  // Commands to agents. add_command → its id (state pending). pending_commands: state
+  // pending, of `agent_key` (nullopt: any agent), oldest first, at most `limit`.
+  // mark_command_sent: pending → sent. record_answer: the agent's answer to its own
+  // command (the agent_key must match: an agent cannot answer for another), with the state
+  // it leads to; false when no such command of that agent. find_command by id.
+  // list_commands: id > after_id, of agent_key if set, oldest first, at most `limit`.
+  virtual Result<int64_t> add_command(const NewCommand& c) = 0;
+  virtual Result<std::vector<CommandRow>> pending_commands(std::optional<std::string> agent_key,
+                                                           int64_t limit) = 0;
+  virtual Status mark_command_sent(std::string_view command_id, int64_t now_ns) = 0;
+  virtual Result<bool> record_answer(std::string_view agent_key, std::string_view command_id,
+                                     const std::string& answer_json, CommandState state,
+                                     int64_t now_ns) = 0;
+  virtual Result<std::optional<CommandRow>> find_command(int64_t id) = 0;
+  virtual Result<std::vector<CommandRow>> list_commands(int64_t after_id,
+                                                        std::optional<std::string> agent_key,
+                                                        int64_t limit) = 0;
+
+  // Changes whenever another connection (another process: `mamori manager ban`, ...)
+  // committed to the store; what the manager polls to learn of new bans and commands.
+  // A store with notifications (PostgreSQL LISTEN/NOTIFY) can wake the same reader.
+  virtual Result<int64_t> change_counter() = 0;
 };
 
 // Picks the implementation by the URL's scheme:

@@ -794,5 +794,84 @@ TEST(StoreUrlTest, UnreachablePostgresIsACannotConnectNamingTheDatabase) {
   EXPECT_EQ(msg.find("pw-secret-9"), std::string::npos) << msg;
 }
 
+TEST_P(StoreTest, BansArePushedOnceAndLiftedOnce) {
+  auto s = open();
+  // The manager's own record of an agent's ban: pushed already.
+  auto a = s->add_ban({"192.0.2.7", 100 * kSec, "scanner", "agent-1", 10 * kSec, true});
+  ASSERT_TRUE(a);
+  // `mamori manager ban`: for the manager to push.
+  auto b = s->add_ban({"192.0.2.8", 0, "by hand", "manager", 11 * kSec, false});
+  ASSERT_TRUE(b);
+  auto todo = s->unpushed_bans(100);
+  ASSERT_TRUE(todo);
+  ASSERT_EQ(todo->size(), 1u);
+  EXPECT_EQ((*todo)[0].id, *b);
+  EXPECT_EQ((*todo)[0].address, "192.0.2.8");
+  ASSERT_TRUE(s->mark_ban_pushed(*b, false));
+  EXPECT_TRUE(s->unpushed_bans(100)->empty());
+
+  auto active = s->active_bans(50 * kSec, 100);
+  ASSERT_TRUE(active);
+  EXPECT_EQ(active->size(), 2u);
+  EXPECT_EQ(s->active_bans(200 * kSec, 100)->size(), 1u);  // the first expired; b is permanent
+
+  auto held = s->find_active_ban("192.0.2.8", 50 * kSec);
+  ASSERT_TRUE(held && *held);
+  EXPECT_EQ((*held)->id, *b);
+  EXPECT_FALSE(*s->find_active_ban("192.0.2.7", 200 * kSec));  // expired
+
+  EXPECT_EQ(*s->lift_bans("192.0.2.8", 60 * kSec), 1);
+  EXPECT_FALSE(*s->find_active_ban("192.0.2.8", 61 * kSec));
+  EXPECT_EQ(*s->lift_bans("192.0.2.8", 61 * kSec), 0);  // lifted already
+  todo = s->unpushed_bans(100);
+  ASSERT_EQ(todo->size(), 1u);
+  EXPECT_EQ((*todo)[0].lifted_at_ns, 60 * kSec);
+  ASSERT_TRUE(s->mark_ban_pushed(*b, true));
+  EXPECT_TRUE(s->unpushed_bans(100)->empty());
+  EXPECT_EQ(s->active_bans(60 * kSec, 100)->size(), 1u);
+}
+
+TEST_P(StoreTest, CommandsGoPendingSentAnswered) {
+  auto s = open();
+  auto id = s->add_command({"c-1", "agent-1", R"({"v":2,"cmd":"verify"})", 5});
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(s->add_command({"c-2", "agent-2", R"({"v":2,"cmd":"verify"})", 6}));
+  EXPECT_EQ(s->pending_commands(std::nullopt, 100)->size(), 2u);
+  auto mine = s->pending_commands(std::string("agent-1"), 100);
+  ASSERT_EQ(mine->size(), 1u);
+  EXPECT_EQ((*mine)[0].command_id, "c-1");
+  ASSERT_TRUE(s->mark_command_sent("c-1", 7));
+  EXPECT_TRUE(s->pending_commands(std::string("agent-1"), 100)->empty());
+  // Another agent cannot answer for agent-1.
+  EXPECT_FALSE(*s->record_answer("agent-2", "c-1", "{}", CommandState::kOk, 8));
+  EXPECT_TRUE(*s->record_answer("agent-1", "c-1", R"({"ok":true})", CommandState::kOk, 9));
+  auto row = s->find_command(*id);
+  ASSERT_TRUE(row && *row);
+  EXPECT_EQ((*row)->state, CommandState::kOk);
+  EXPECT_EQ((*row)->sent_at_ns, 7);
+  EXPECT_EQ((*row)->answered_at_ns, 9);
+  EXPECT_EQ((*row)->answer_json, R"({"ok":true})");
+  EXPECT_EQ(s->list_commands(*id, std::nullopt, 100)->size(), 1u);  // after c-1: c-2
+  EXPECT_EQ(s->list_commands(0, std::string("agent-2"), 100)->size(), 1u);
+}
+
+TEST_P(StoreTest, ChangeCounterMovesWithAnotherConnectionsCommits) {
+  auto manager = open();
+  auto cli = open();
+  const int64_t before = *manager->change_counter();
+  if (!postgres()) {  // PostgreSQL's counter moves with the reader's own writes too
+    ASSERT_TRUE(manager->add_ban({"192.0.2.1", 0, "", "manager", 1, true}));
+    EXPECT_EQ(*manager->change_counter(), before);  // its own write: nothing to read
+  }
+  ASSERT_TRUE(cli->add_ban({"192.0.2.2", 0, "", "manager", 2, false}));
+  const int64_t after_ban = *manager->change_counter();
+  EXPECT_NE(after_ban, before);
+  ASSERT_TRUE(cli->lift_bans("192.0.2.2", 3));  // an UPDATE moves it too
+  EXPECT_NE(*manager->change_counter(), after_ban);
+  const int64_t after_lift = *manager->change_counter();
+  ASSERT_TRUE(cli->add_command({"c-9", "agent-1", "{}", 4}));
+  EXPECT_NE(*manager->change_counter(), after_lift);
+}
+
 }  // namespace
 }  // namespace mamori::manager

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/proto/actions.h"
+#include "manager/server/fleet.h"
 
 namespace mamori::manager {
 namespace {
@@ -226,6 +227,7 @@ void AgentChannel::on(ch::Hello& h) {
   agent_.status = AgentStatus::kOnline;
   last_seen_written_ = now;
   send(ch::Welcome{hub_.m().heartbeat_s, hub_.m().lost_after_s});
+  hub_.fleet().on_hello(*this, agent_.agent_key);
   hello_root_hash_ = h.baseline_root_hash;
   hello_next_sequence_ = static_cast<int64_t>(h.next_sequence);
   auto stored = hub_.store().sequences(agent_.agent_key);
@@ -295,6 +297,7 @@ void AgentChannel::on(ch::Events& ev) {
   touch(true);
   // Stored (committed) before the ack: the agent may forget them now.
   send(ch::Ack{through});
+  hub_.fleet().on_events(agent_, ev.events);
   if (hello_root_hash_ && static_cast<int64_t>(through) + 1 >= hello_next_sequence_)
     check_baseline();
 }
@@ -312,8 +315,7 @@ void AgentChannel::on(ch::Heartbeat& h) {
 }
 
 void AgentChannel::on(ch::CommandResult& r) {
-  log_line(fmt::format("agent {}: command {} answered {}", agent_.agent_key, r.command_id,
-                       r.answer.dump().substr(0, 200)));
+  hub_.fleet().on_result(agent_.agent_key, r);
   touch(false);
 }
 

@@ -46,6 +46,10 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   // A newer connection of the same agent replaced this dead one: no event, no status
   // change (the agent is back already), the socket closed now.
   void supersede();
+  // Whether it said hello and is not ending: commands may be sent.
+  bool ready() const { return hello_ && !ended_ && !closing_; }
+  // Sends a command (fleet.h records it).
+  void deliver(const proto::channel::Command& c) { send(c); }
 
  private:
   void accepted(const boost::beast::error_code& ec);

@@ -14,6 +14,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -32,6 +34,7 @@
 namespace mamori::manager {
 
 class AgentChannel;
+class Fleet;
 
 // The limits on what a peer controls before it is authenticated (server.h).
 inline constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
@@ -75,6 +78,10 @@ class Hub {
   void set_live(const std::string& key, const std::shared_ptr<AgentChannel>& c);
   // Removes `c` if it is the one registered for `key` (or the registered one is gone).
   void drop_live(const std::string& key, const AgentChannel* c);
+  // Every live channel, by agent_key.
+  std::vector<std::pair<std::string, std::shared_ptr<AgentChannel>>> live_channels();
+  // Fleet control (fleet.h).
+  Fleet& fleet() { return *fleet_; }
 
   // One of the manager's events (reporter.h), naming the agent when there is one.
   void report(std::string_view action, event::Severity sev, const std::string& message,
@@ -108,6 +115,8 @@ class Hub {
   boost::asio::steady_timer tick_{io_};
   bool stopping_ = false;
   std::map<std::string, std::weak_ptr<AgentChannel>> live_;
+  // After io_: its timer goes first.
+  std::unique_ptr<Fleet> fleet_;
 };
 
 }  // namespace mamori::manager

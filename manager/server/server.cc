@@ -12,6 +12,7 @@
 #include "core/fs/admin_files.h"
 #include "core/proto/actions.h"
 #include "manager/server/agent_channel.h"
+#include "manager/server/fleet.h"
 #include "manager/server/http_connection.h"
 
 namespace mamori::manager {
@@ -71,7 +72,9 @@ Hub::Hub(Env& env, const config::Config& config, std::unique_ptr<Store> store, I
       identity_(std::move(identity)),
       reporter_(std::move(reporter)),
       host_name_(event::system_hostname()),
-      manager_id_(new_uuid()) {}
+      manager_id_(new_uuid()) {
+  fleet_ = std::make_unique<Fleet>(*this, io_);
+}
 
 Hub::~Hub() = default;
 
@@ -104,6 +107,7 @@ Status Hub::run(bool handle_signals) {
   }
   started_ns_ = now_ns();
   tick();
+  fleet_->start();
   accept();
   io_.run();
   return {};
@@ -142,6 +146,13 @@ void Hub::set_live(const std::string& key, const std::shared_ptr<AgentChannel>& 
 void Hub::drop_live(const std::string& key, const AgentChannel* c) {
   auto it = live_.find(key);
   if (it != live_.end() && (it->second.expired() || it->second.lock().get() == c)) live_.erase(it);
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<AgentChannel>>> Hub::live_channels() {
+  std::vector<std::pair<std::string, std::shared_ptr<AgentChannel>>> out;
+  for (const auto& [key, w] : live_)
+    if (auto c = w.lock()) out.emplace_back(key, std::move(c));
+  return out;
 }
 
 void Hub::report(std::string_view action, event::Severity sev, const std::string& message,
@@ -211,6 +222,7 @@ void Hub::shutdown() {
   error_code ec;
   acceptor_.close(ec);
   tick_.cancel();
+  fleet_->stop();
   if (signals_) signals_->cancel();
   // shut() ends the channel, which removes it from live_: walk a copy (iterating live_
   // itself looped forever or crashed when an agent was connected).

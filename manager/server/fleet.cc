@@ -1,0 +1,254 @@
+#include "manager/server/fleet.h"
+
+#include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "core/logparse/ip.h"
+#include "core/proto/actions.h"
+#include "core/proto/control.h"
+#include "manager/server/agent_channel.h"
+#include "manager/server/hub.h"
+
+namespace mamori::manager {
+namespace {
+
+namespace ch = proto::channel;
+using nlohmann::json;
+
+constexpr int64_t kNsPerS = 1'000'000'000;
+// Rows read per store call while delivering.
+constexpr int64_t kReadBatch = 1000;
+// The most active bans sent at one hello (10 commands of kBanBatch).
+constexpr int64_t kMaxHelloBans = 10000;
+
+// e["a"]["b"]["c"] for "a.b.c", or nullptr.
+const json* at(const json& e, std::initializer_list<const char*> path) {
+  const json* j = &e;
+  for (const char* k : path) {
+    if (!j->is_object()) return nullptr;
+    auto it = j->find(k);
+    if (it == j->end()) return nullptr;
+    j = &*it;
+  }
+  return j;
+}
+
+std::string string_at(const json& e, std::initializer_list<const char*> path) {
+  const json* j = at(e, path);
+  return j && j->is_string() ? j->get<std::string>() : std::string();
+}
+
+json ban_request(std::vector<std::string> addresses, int64_t ttl_s, std::string reason,
+                 std::string origin) {
+  return proto::to_json(proto::Request{
+      proto::kVersion,
+      proto::BanRequest{std::move(addresses), ttl_s, std::move(reason), std::move(origin)}});
+}
+
+int64_t remaining_s(int64_t expires_at_ns, int64_t now_ns) {
+  if (expires_at_ns == 0) return 0;  // permanent
+  return std::max<int64_t>(1, (expires_at_ns - now_ns + kNsPerS - 1) / kNsPerS);
+}
+
+}  // namespace
+
+Fleet::Fleet(Hub& hub, boost::asio::io_context& io) : hub_(hub), timer_(io) {}
+
+void Fleet::start() {
+  if (auto v = hub_.store().change_counter()) change_counter_ = *v;
+  wake();
+  poll();
+}
+
+void Fleet::stop() {
+  stopped_ = true;
+  timer_.cancel();
+}
+
+void Fleet::poll() {
+  if (stopped_) return;
+  timer_.expires_after(kPollInterval);
+  timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopped_) return;
+    auto v = hub_.store().change_counter();
+    if (!v) {
+      log_line("fleet: " + v.error().message());
+    } else if (*v != change_counter_) {
+      change_counter_ = *v;
+      wake();
+    }
+    poll();
+  });
+}
+
+void Fleet::command(const std::string& agent_key, AgentChannel* channel, const json& request) {
+  NewCommand c{new_uuid(), agent_key, request.dump(), hub_.now_ns()};
+  if (auto id = hub_.store().add_command(c); !id) return log_line("fleet: " + id.error().message());
+  if (!channel) return;
+  channel->deliver(ch::Command{c.command_id, request});
+  if (auto s = hub_.store().mark_command_sent(c.command_id, hub_.now_ns()); !s)
+    log_line("fleet: " + s.error().message());
+}
+
+void Fleet::on_events(const AgentRow& agent, const std::vector<json>& events) {
+  const int64_t now = hub_.now_ns();
+  // The new addresses, by (ttl, reason): usually one group, one command per agent.
+  std::map<std::pair<int64_t, std::string>, std::vector<std::string>> groups;
+  for (const auto& e : events) {
+    if (string_at(e, {"event", "action"}) != proto::action::kIpBanned) continue;
+    if (string_at(e, {"event", "outcome"}) != "success") continue;
+    // Pushed by the manager (fleet control): not this agent's decision. A prefix ban is
+    // this agent's escalation over its own offenders; the others decide their own.
+    if (at(e, {"mamori", "ban", "origin"}) || at(e, {"mamori", "ban", "prefix"})) continue;
+    auto ip = logparse::IpAddress::parse(string_at(e, {"source", "ip"}));
+    if (!ip) continue;
+    const json* ttl = at(e, {"mamori", "ban", "ttl_s"});
+    const int64_t ttl_s =
+        ttl && ttl->is_number_integer() ? std::max<int64_t>(0, ttl->get<int64_t>()) : 0;
+    const int64_t expires = ttl_s ? now + ttl_s * kNsPerS : 0;
+    const std::string address = ip->to_string();
+    auto held = hub_.store().find_active_ban(address, now);
+    if (!held) {
+      log_line("fleet: " + held.error().message());
+      continue;
+    }
+    // Held already, at least as long: every agent has it (or gets it at its hello).
+    if (*held && ((*held)->expires_at_ns == 0 || (expires && (*held)->expires_at_ns >= expires)))
+      continue;
+    std::string reason = string_at(e, {"event", "reason"}).substr(0, proto::kMaxBanTextLength);
+    auto id = hub_.store().add_ban({address, expires, reason, agent.agent_key, now, true});
+    if (!id) {
+      log_line("fleet: " + id.error().message());
+      continue;
+    }
+    groups[{ttl_s, reason}].push_back(address);
+  }
+  if (groups.empty()) return;
+  size_t agents = 0, addresses = 0;
+  for (const auto& [key, c] : hub_.live_channels()) {
+    if (key == agent.agent_key || !c->ready()) continue;
+    ++agents;
+    for (const auto& [group, list] : groups)
+      for (size_t i = 0; i < list.size(); i += kBanBatch)
+        command(key, c.get(),
+                ban_request({list.begin() + i, list.begin() + std::min(list.size(), i + kBanBatch)},
+                            group.first, group.second, agent.agent_key));
+  }
+  for (const auto& [group, list] : groups) addresses += list.size();
+  log_line(fmt::format("fleet: {} ban(s) decided by agent {} pushed to {} live agent(s)", addresses,
+                       agent.agent_key, agents));
+}
+
+void Fleet::on_hello(AgentChannel& channel, const std::string& agent_key) {
+  const int64_t now = hub_.now_ns();
+  auto pending = hub_.store().pending_commands(agent_key, kReadBatch);
+  if (!pending) return log_line("fleet: " + pending.error().message());
+  for (const auto& row : *pending) {
+    json request = json::parse(row.request_json, nullptr, false);
+    channel.deliver(ch::Command{row.command_id, request});
+    if (auto s = hub_.store().mark_command_sent(row.command_id, now); !s)
+      log_line("fleet: " + s.error().message());
+  }
+  auto bans = hub_.store().active_bans(now, kMaxHelloBans);
+  if (!bans) return log_line("fleet: " + bans.error().message());
+  std::erase_if(*bans, [&](const BanRow& b) { return b.origin == agent_key; });
+  if (bans->empty()) return;
+  // Batches of close expiries (within a minute, or 5 % of what is left): each batch is
+  // one command with the longest of its TTLs. Permanent bans last, together.
+  std::sort(bans->begin(), bans->end(), [](const BanRow& a, const BanRow& b) {
+    const auto key = [](const BanRow& r) { return r.expires_at_ns ? r.expires_at_ns : INT64_MAX; };
+    return key(a) < key(b);
+  });
+  size_t i = 0, commands = 0;
+  while (i < bans->size()) {
+    const BanRow& first = (*bans)[i];
+    const int64_t slack = std::max<int64_t>(60 * kNsPerS, (first.expires_at_ns - now) / 20);
+    std::vector<std::string> addresses;
+    std::string reason = first.reason;
+    int64_t last_expiry = first.expires_at_ns;
+    size_t j = i;
+    for (; j < bans->size() && addresses.size() < kBanBatch; ++j) {
+      const BanRow& b = (*bans)[j];
+      if ((b.expires_at_ns == 0) != (first.expires_at_ns == 0)) break;
+      if (first.expires_at_ns && b.expires_at_ns - first.expires_at_ns > slack) break;
+      addresses.push_back(b.address);
+      last_expiry = b.expires_at_ns;
+      if (b.reason != reason) reason = "fleet bans";
+    }
+    command(agent_key, &channel,
+            ban_request(std::move(addresses), remaining_s(last_expiry, now), reason, "manager"));
+    ++commands;
+    i = j;
+  }
+  log_line(fmt::format("fleet: agent {} said hello: {} active ban(s) sent in {} command(s)",
+                       agent_key, bans->size(), commands));
+}
+
+void Fleet::on_result(const std::string& agent_key, const ch::CommandResult& r) {
+  const json& a = r.answer;
+  CommandState state = CommandState::kFailed;
+  if (a.is_object() && a.contains("ok") && a["ok"].is_boolean() && a["ok"].get<bool>()) {
+    const json* refused = at(a, {"refused"});
+    state = refused && refused->is_array() && !refused->empty() ? CommandState::kRefused
+                                                                : CommandState::kOk;
+  }
+  auto known = hub_.store().record_answer(agent_key, r.command_id, a.dump(), state, hub_.now_ns());
+  if (!known) return log_line("fleet: " + known.error().message());
+  if (!*known || state != CommandState::kOk)
+    log_line(fmt::format("agent {}: command {} answered {}", agent_key, r.command_id,
+                         a.dump().substr(0, 200)));
+}
+
+void Fleet::push(const BanRow& ban, bool lift) {
+  const int64_t now = hub_.now_ns();
+  const json request = lift ? proto::to_json(proto::Request{
+                                  proto::kVersion, proto::UnbanRequest{{ban.address}, "manager"}})
+                            : ban_request({ban.address}, remaining_s(ban.expires_at_ns, now),
+                                          ban.reason, ban.origin);
+  for (const auto& [key, c] : hub_.live_channels()) {
+    // A lift reaches the deciding agent too: it holds the ban.
+    if ((!lift && key == ban.origin) || !c->ready()) continue;
+    command(key, c.get(), request);
+  }
+}
+
+void Fleet::wake() {
+  const int64_t now = hub_.now_ns();
+  // Bans and lifts written by `mamori manager ban/unban`.
+  while (true) {
+    auto todo = hub_.store().unpushed_bans(kReadBatch);
+    if (!todo) return log_line("fleet: " + todo.error().message());
+    for (const auto& b : *todo) {
+      const bool expired = b.expires_at_ns && b.expires_at_ns <= now;
+      if (!b.pushed && !b.lifted_at_ns && !expired) push(b, false);
+      if (b.lifted_at_ns && !b.lift_pushed) push(b, true);
+      if (!b.pushed)
+        if (auto s = hub_.store().mark_ban_pushed(b.id, false); !s)
+          return log_line("fleet: " + s.error().message());
+      if (b.lifted_at_ns && !b.lift_pushed)
+        if (auto s = hub_.store().mark_ban_pushed(b.id, true); !s)
+          return log_line("fleet: " + s.error().message());
+    }
+    if (static_cast<int64_t>(todo->size()) < kReadBatch) break;
+  }
+  // Commands written by `mamori manager command`: the live agents' now, the others' at
+  // their hello.
+  while (true) {
+    auto rows = hub_.store().list_commands(last_command_id_, std::nullopt, kReadBatch);
+    if (!rows) return log_line("fleet: " + rows.error().message());
+    for (const auto& row : *rows) {
+      last_command_id_ = row.id;
+      if (row.state != CommandState::kPending) continue;
+      auto c = hub_.live(row.agent_key);
+      if (!c || !c->ready()) continue;
+      c->deliver(ch::Command{row.command_id, json::parse(row.request_json, nullptr, false)});
+      if (auto s = hub_.store().mark_command_sent(row.command_id, now); !s)
+        log_line("fleet: " + s.error().message());
+    }
+    if (static_cast<int64_t>(rows->size()) < kReadBatch) break;
+  }
+}
+
+}  // namespace mamori::manager
