@@ -290,14 +290,17 @@ class Loader {
 
   bool load_manager(TomlTable& t, ManagerConfig& m) {
     if (!t.only_keys({"listen", "state_dir", "database", "public_url", "heartbeat", "lost_after",
-                      "max_agents", "url", "token_file"}) ||
+                      "max_agents", "retention_days", "max_events_per_agent", "url",
+                      "token_file"}) ||
         !t.optional("listen", m.listen) || !t.optional("state_dir", m.state_dir) ||
         !absolute_path(t, "state_dir", m.state_dir) || !t.optional("database", m.database) ||
         !t.optional("public_url", m.public_url) ||
         !t.optional("heartbeat", m.heartbeat_s, 1u, 3600u) ||
         !t.optional("lost_after", m.lost_after_s, 2u, 86400u) ||
-        !t.optional("max_agents", m.max_agents, 1u, 1000000u) || !t.optional("url", m.url) ||
-        !t.optional("token_file", m.token_file))
+        !t.optional("max_agents", m.max_agents, 1u, 1000000u) ||
+        !t.optional("retention_days", m.retention_days, 0u, 36500u) ||
+        !t.optional("max_events_per_agent", m.max_events_per_agent, 0u, 1'000'000'000u) ||
+        !t.optional("url", m.url) || !t.optional("token_file", m.token_file))
       return false;
     const size_t colon = m.listen.rfind(':');
     if (colon == std::string::npos || colon == 0 || colon + 1 == m.listen.size() ||

@@ -163,6 +163,10 @@ struct ManagerConfig {
   uint32_t heartbeat_s = 2;     // the agents' heartbeat interval (told in welcome)
   uint32_t lost_after_s = 10;   // silence after which an agent is lost
   uint32_t max_agents = 20000;  // connections at once
+  // Retention of the agents' events: older than retention_days, or beyond the newest
+  // max_events_per_agent of an agent, they are deleted (hourly). 0 = no such limit.
+  uint32_t retention_days = 90;
+  uint32_t max_events_per_agent = 1'000'000;
   // The agent: the manager it reports to and the token it enrolls with (both empty = no
   // manager).
   std::string url;         // https://HOST:PORT

@@ -94,6 +94,9 @@ class Hub {
   // Every second: this manager's heartbeat in the store, and (from lost_after after the
   // start) the agents whose manager stopped heartbeating made lost or retired.
   void tick();
+  // At start, then hourly: the events [manager] retention_days and max_events_per_agent
+  // no longer allow are deleted.
+  void prune();
   void shutdown();
 
   Env& env_;
@@ -113,6 +116,7 @@ class Hub {
   boost::asio::ip::tcp::acceptor acceptor_{io_};
   std::optional<boost::asio::signal_set> signals_;
   boost::asio::steady_timer tick_{io_};
+  boost::asio::steady_timer prune_{io_};
   bool stopping_ = false;
   std::map<std::string, std::weak_ptr<AgentChannel>> live_;
   // After io_: its timer goes first.

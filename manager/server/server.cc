@@ -107,6 +107,7 @@ Status Hub::run(bool handle_signals) {
   }
   started_ns_ = now_ns();
   tick();
+  prune();
   fleet_->start();
   accept();
   io_.run();
@@ -216,12 +217,29 @@ void Hub::tick() {
   });
 }
 
+void Hub::prune() {
+  const RetentionPolicy policy{int64_t{m_.max_events_per_agent},
+                               int64_t{m_.retention_days} * 86400 * 1'000'000'000};
+  if (policy.max_events_per_agent > 0 || policy.max_age_ns > 0) {
+    auto deleted = store_->prune(policy, now_ns());
+    if (!deleted)
+      log_line("retention: " + deleted.error().message());
+    else if (*deleted > 0)
+      log_line(fmt::format("retention: {} events deleted", *deleted));
+  }
+  prune_.expires_after(std::chrono::hours(1));
+  prune_.async_wait([this](const error_code& ec) {
+    if (!ec) prune();
+  });
+}
+
 void Hub::shutdown() {
   if (stopping_) return;
   stopping_ = true;
   error_code ec;
   acceptor_.close(ec);
   tick_.cancel();
+  prune_.cancel();
   fleet_->stop();
   if (signals_) signals_->cancel();
   // shut() ends the channel, which removes it from live_: walk a copy (iterating live_

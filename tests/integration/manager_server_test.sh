@@ -204,3 +204,14 @@ WAIT_SECONDS=$((LOST_AFTER + 2)) WAIT_ON=$MSTATE wait_for "agent 1 lost after th
 assert_eq $((lost_before + 1)) "$(grep -c 'agent-lost' "$MLOG")" "one agent-lost after the restart"
 grep -q 'its manager stopped and it did not come back within' "$MLOG" || fail "no agent-lost for an agent of the stopped manager"
 stop_manager
+
+step "retention: at start, each agent keeps at most max_events_per_agent events"
+over=$(sqlite3 "$MSTATE/manager.db" "SELECT COUNT(*) FROM (SELECT agent_key FROM events GROUP BY agent_key HAVING COUNT(*) > 2)")
+((over > 0)) || fail "no agent with more than 2 events stored to prune"
+sed -i 's/^max_agents = 50$/max_agents = 50\nmax_events_per_agent = 2/' "$CONFIG"
+start_manager
+WAIT_ON=$MSTATE WAIT_EXPLAIN='tail -n 3 "$MLOG"' wait_for "the retention log line" \
+  grep -q 'retention: [0-9]* events deleted' "$MLOG"
+assert_eq 0 "$(sqlite3 "$MSTATE/manager.db" "SELECT COUNT(*) FROM (SELECT agent_key FROM events GROUP BY agent_key HAVING COUNT(*) > 2)")" \
+  "agents with more than max_events_per_agent events"
+stop_manager
