@@ -182,6 +182,8 @@ class Bench {
       if (e.action != "agent-lost") continue;
       if (cut_at_.count(e.agent_key) || frozen_at_.count(e.agent_key)) {
         lost_at_.emplace(e.agent_key, std::make_pair(e.at_ns, now));
+      } else if (e.reason == "manager-restarted") {
+        ++restart_sweep_;  // online when a previous run's manager stopped (REUSE)
       } else if (!stopping_ && !ever_cut_.count(e.agent_key)) {
         ++unexpected_lost_;
         ++unexpected_reasons_[e.reason];
@@ -215,6 +217,7 @@ class Bench {
   std::map<std::string, std::pair<int64_t, int64_t>> lost_at_;  // @timestamp, seen
   std::set<std::string> ever_cut_;                              // every agent cut or frozen so far
   uint64_t unexpected_lost_ = 0;
+  uint64_t restart_sweep_ = 0;
   std::map<std::string, uint64_t> unexpected_reasons_;
   bool stopping_ = false;
   int64_t command_mark_ns_ = 0;
@@ -414,7 +417,8 @@ int Bench::run() {
       {"db_bytes", s5.db},
       {"events", manager_events_},
       {"unexpected_lost", unexpected_lost_},
-      {"unexpected_lost_reasons", unexpected_reasons_}};
+      {"unexpected_lost_reasons", unexpected_reasons_},
+      {"lost_at_restart", restart_sweep_}};
   summary_["tool"] = {{"cpu_s", secs(s5.tool_cpu_ns)},
                       {"connects", c.connects},
                       {"reconnects", c.reconnects},

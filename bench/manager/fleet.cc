@@ -501,10 +501,12 @@ class Conn : public std::enable_shared_from_this<Conn> {
     if (!w) return fail("the manager's first message is not a welcome");
     hb_ms_ = std::clamp<int64_t>(w->heartbeat_s, 1, 3600) * 1000;
     // The link's settings: the WebSocket pings a manager it has not heard from for half of
-    // lost_after, and gives up after lost_after.
+    // lost_after, and gives up after lost_after. No close timeout: this side never starts
+    // a close (after bye the manager closes), and Beast 1.74 asserts when a close times out
+    // while a read is pending (boostorg/beast#1760, #2264).
     beast::get_lowest_layer(ws_).expires_never();
     websocket::stream_base::timeout t{};
-    t.handshake_timeout = std::chrono::seconds(f_.o_.connect_timeout_s);
+    t.handshake_timeout = websocket::stream_base::none();
     t.idle_timeout = std::chrono::seconds(std::max<int64_t>(w->lost_after_s, 2));
     t.keep_alive_pings = true;
     ws_.set_option(t);
@@ -568,11 +570,8 @@ class Conn : public std::enable_shared_from_this<Conn> {
     ws_.async_write(asio::buffer(out_), [self](ErrorCode ec, size_t) {
       self->writing_ = false;
       if (ec) return self->end(!self->closing_, "writing: " + ec.message());
-      if (self->closing_) {
-        self->ws_.async_close(websocket::close_code::normal,
-                              [self](ErrorCode) { self->end(false, ""); });
-        return;
-      }
+      // After bye the manager closes the channel; the read sees it and ends this one.
+      if (self->closing_) return;
       self->pump();
     });
   }
