@@ -332,8 +332,10 @@ int Bench::run() {
   std::fprintf(stderr, "bench_manager: idle %.0f s: manager CPU %.1f %%\n", o_.idle_s,
                cpu_pct(s1, si));
   // Liveness on the quiet fleet, then the cut and frozen agents come back.
-  summary_["lost"] = liveness();
-  revive();
+  if (o_.cut + o_.freeze > 0) {
+    summary_["lost"] = liveness();
+    revive();
+  }
 
   // 4. The event stream.
   const Snapshot s2 = snap();
@@ -380,7 +382,7 @@ int Bench::run() {
   }
 
   // 5. Liveness again, the stream still on (when enough agents are online to pick from).
-  summary_["lost_under_load"] = liveness();
+  if (o_.cut + o_.freeze > 0 && o_.rate > 0) summary_["lost_under_load"] = liveness();
   stop_rate();
   revive();
 
@@ -462,8 +464,11 @@ json Bench::liveness() {
       frz_since_last.push_back(t.first - frozen_last_sent_[k]);
     }
   }
-  std::fprintf(stderr, "bench_manager: liveness: %zu of %zu cut and %zu of %zu frozen detected\n",
-               cut_l.size(), cut_at_.size(), frz_l.size(), frozen_at_.size());
+  std::fprintf(stderr,
+               "bench_manager: liveness: %zu of %zu cut and %zu of %zu frozen detected; %zu "
+               "online, %llu agent-lost for agents never cut so far\n",
+               cut_l.size(), cut_at_.size(), frz_l.size(), frozen_at_.size(), fleet_->online(),
+               static_cast<unsigned long long>(unexpected_lost_));
   return {{"lost_after_s", o_.lost_after_s},
           {"online_before", fleet_->online() + watched},
           {"all_detected", all},
@@ -487,9 +492,11 @@ void Bench::revive() {
   const int64_t t0 = clock_.monotonic_ns();
   fleet_->revive();
   const bool all = run_until([&] { return fleet_->online() == fleet_->size(); }, 60);
-  std::fprintf(stderr, "bench_manager: %zu of %zu agents online again after %.1f s%s\n",
+  std::fprintf(stderr,
+               "bench_manager: %zu of %zu agents online again after %.1f s%s; %llu agent-lost "
+               "for agents never cut so far\n",
                fleet_->online(), fleet_->size(), secs(clock_.monotonic_ns() - t0),
-               all ? "" : " (gave up waiting)");
+               all ? "" : " (gave up waiting)", static_cast<unsigned long long>(unexpected_lost_));
 }
 
 // Arrivals grouped by what the command asks; each group's spread across the agents it
@@ -550,6 +557,7 @@ void Bench::print(const json& r) {
       f(ev, "db_bytes_per_agent_day"));
   for (const char* when : {"lost", "lost_under_load"})
     for (const char* k : {"cut", "frozen"}) {
+      if (!r.contains(when)) continue;
       const auto& x = r[when][k];
       std::printf("%-20s %zu of %zu detected, p50 %.0f ms p99 %.0f ms max %.0f ms\n",
                   fmt::format("{}{}", k, when == std::string_view("lost") ? "" : " (load)").c_str(),

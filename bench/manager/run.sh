@@ -123,7 +123,9 @@ python3 - "$WORK/result.json" "$N" "$DB_AFTER" "$LOST_AFTER" "$RATE" "$((end_s -
 import json, sys
 r = json.load(open(sys.argv[1]))
 n, db_after, lost_after, rate, wall = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
-c, i, e, l, m, t = r["connect"], r["idle"], r["events"], r["lost"], r["manager"], r["tool"]
+c, i, e, m, t = r["connect"], r["idle"], r["events"], r["manager"], r["tool"]
+none = {"agents": 0, "detected": 0, "decided": {"p50_ms": 0, "p99_ms": 0, "max_ms": 0}}
+l = r.get("lost", {"cut": none, "frozen": none})
 stored = e["stored_per_s"]
 print(f"\nmamori manager, {n} simulated agents (bench_manager), {wall} s; load {r['machine']['loadavg_start']} -> {r['machine']['loadavg_end']}\n")
 print("| figure | value |")
@@ -145,6 +147,8 @@ rows = [
     ("DB file after the manager stopped (checkpointed)", f"{db_after/1e6:.1f} MB"),
 ]
 for when, label in (("lost", "heartbeats only"), ("lost_under_load", "during the event stream")):
+    if when not in r:
+        continue
     for k in ("cut", "frozen"):
         d = r[when][k]["decided"]
         rows.append((f"lost detected, {'connection cut' if k == 'cut' else 'silent (frozen)'}, {label}: p50 / p99 / max (detected/of)",
@@ -161,16 +165,22 @@ for k, v in rows:
 def verdict(ok): return "PASS" if ok else "**MISS**"
 cut_p99 = l["cut"]["decided"]["p99_ms"] / 1000
 frz_p99 = l["frozen"]["decided"]["p99_ms"] / 1000
-cut_ok = l["cut"]["detected"] == l["cut"]["agents"] and cut_p99 <= 2
-frz_ok = l["frozen"]["detected"] == l["frozen"]["agents"] and frz_p99 <= lost_after + 1
+cut_ok = 0 < l["cut"]["detected"] == l["cut"]["agents"] and cut_p99 <= 2
+frz_ok = 0 < l["frozen"]["detected"] == l["frozen"]["agents"] and frz_p99 <= lost_after + 1
 held_ok = c["held"] == n and n >= 10000 and m["unexpected_lost"] == 0 and t["ended_unexpectedly"] == 0
 ban = [g for g in r["commands"]["groups"] if "ban" in g["what"]]
 print("\n| target (issue 12) | measured | result | published anchor |")
 print("|---|---:|---|---|")
 print(f"| 10,000 agents held | {c['held']} of {n}, {m['unexpected_lost']} lost unexpectedly | {verdict(held_ok) if n >= 10000 else 'n/a (N < 10,000)'} | |")
-print(f"| connection dropped -> agent-lost within 2 s (p99) | {cut_p99:.3f} s | {verdict(cut_ok)} | Wazuh 600 s (10 min), Elastic Fleet 300 s (5 min) |")
-print(f"| silent -> lost within timeout + 1 s = {lost_after + 1} s (p99) | {frz_p99:.3f} s | {verdict(frz_ok)} | Wazuh 600 s, Elastic Fleet 300 s |")
-print(f"| >= 20,000 events/s stored on SQLite | {stored:.0f}/s (offered {e['rate_offered_per_s']:.0f}/s) | {verdict(stored >= 20000)} | |")
+if "lost" in r:
+    print(f"| connection dropped -> agent-lost within 2 s (p99) | {cut_p99:.3f} s | {verdict(cut_ok)} | Wazuh 600 s (10 min), Elastic Fleet 300 s (5 min) |")
+    print(f"| silent -> lost within timeout + 1 s = {lost_after + 1} s (p99) | {frz_p99:.3f} s | {verdict(frz_ok)} | Wazuh 600 s, Elastic Fleet 300 s |")
+else:
+    print("| agent-lost within 2 s / timeout + 1 s (p99) | CUT=0 FREEZE=0 | not measured | Wazuh 600 s, Elastic Fleet 300 s |")
+if e["rate_offered_per_s"] > 0:
+    print(f"| >= 20,000 events/s stored on SQLite | {stored:.0f}/s (offered {e['rate_offered_per_s']:.0f}/s) | {verdict(stored >= 20000)} | |")
+else:
+    print("| >= 20,000 events/s stored on SQLite | RATE=0 | not measured | |")
 if ban:
     b = ban[0]
     print(f"| ban to all agents <= 1 s p99 | {b['latency']['p99_ms']/1000:.3f} s to {b['agents']} agents | {verdict(b['agents'] >= c['held'] - l['cut']['agents'] - l['frozen']['agents'] and b['latency']['p99_ms'] <= 1000)} | CrowdSec 10 s ban poll (2 h community list) |")
