@@ -159,6 +159,23 @@ class Bench {
     return offered_;
   }
 
+  // Pings 2 agents every 100 ms (Fleet::probe): the manager's responsiveness.
+  void probe() {
+    probe_timer_.expires_after(std::chrono::milliseconds(100));
+    probe_timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec || stopping_) return;
+      fleet_->probe(2);
+      probe();
+    });
+  }
+  // The round trips of the pongs that arrived between two snapshots.
+  json responsiveness(const Snapshot& a, const Snapshot& b) {
+    std::vector<int64_t> rtt;
+    for (const auto& p : fleet_->probes())
+      if (p.at_mono_ns >= a.mono_ns && p.at_mono_ns < b.mono_ns) rtt.push_back(p.rtt_ns);
+    return to_json(latency_of(rtt));
+  }
+
   // Reads the manager's outbox every 20 ms.
   void follow() {
     follower_timer_.expires_after(std::chrono::milliseconds(20));
@@ -193,7 +210,7 @@ class Bench {
 
   Status credentials();
   json liveness();
-  void revive();
+  json revive();
   void report_commands(json& out);
   void print(const json& r);
 
@@ -212,6 +229,7 @@ class Bench {
 
   std::optional<OutboxFollower> follower_;
   asio::steady_timer follower_timer_{io_};
+  asio::steady_timer probe_timer_{io_};
   std::map<std::string, uint64_t> manager_events_;
   std::map<std::string, int64_t> cut_at_, frozen_at_, frozen_last_sent_;
   std::map<std::string, std::pair<int64_t, int64_t>> lost_at_;  // @timestamp, seen
@@ -312,6 +330,8 @@ int Bench::run() {
   std::fprintf(stderr, "bench_manager: %zu of %zu agents held after %.1f s\n", held, n,
                secs(s1.mono_ns - s0.mono_ns));
 
+  probe();
+
   // 3. Idle: heartbeats only.
   const uint64_t hb0 = c.heartbeats, lost0 = unexpected_lost_, end0 = c.ended_unexpectedly;
   run_for(o_.idle_s);
@@ -328,13 +348,14 @@ int Bench::run() {
                                             static_cast<double>(held)
                                       : 0.0},
       {"unexpected_lost", unexpected_lost_ - lost0},
-      {"ended_unexpectedly", c.ended_unexpectedly - end0}};
+      {"ended_unexpectedly", c.ended_unexpectedly - end0},
+      {"ping_rtt", responsiveness(s1, si)}};
   std::fprintf(stderr, "bench_manager: idle %.0f s: manager CPU %.1f %%\n", o_.idle_s,
                cpu_pct(s1, si));
   // Liveness on the quiet fleet, then the cut and frozen agents come back.
   if (o_.cut + o_.freeze > 0) {
     summary_["lost"] = liveness();
-    revive();
+    summary_["lost"]["recovery"] = revive();
   }
 
   // 4. The event stream.
@@ -375,7 +396,8 @@ int Bench::run() {
         {"db_bytes_per_agent_day",
          held ? static_cast<double>(s3.db - s2.db) / dur * 86400 / static_cast<double>(held) : 0.0},
         {"unexpected_lost", unexpected_lost_ - lost1},
-        {"ended_unexpectedly", c.ended_unexpectedly - end1}};
+        {"ended_unexpectedly", c.ended_unexpectedly - end1},
+        {"ping_rtt", responsiveness(s2, s3)}};
     fleet_->acks().clear();
     std::fprintf(stderr, "bench_manager: events %.0f s: %.0f stored/s of %.0f offered/s\n", dur,
                  static_cast<double>(acked) / dur, static_cast<double>(offered_) / dur);
@@ -383,8 +405,9 @@ int Bench::run() {
 
   // 5. Liveness again, the stream still on (when enough agents are online to pick from).
   if (o_.cut + o_.freeze > 0 && o_.rate > 0) summary_["lost_under_load"] = liveness();
+  const bool under_load = summary_.contains("lost_under_load");
   stop_rate();
-  revive();
+  if (under_load) summary_["lost_under_load"]["recovery"] = revive();
 
   // 6. Commands: the fan-out hook.
   if (!o_.ready_file.empty()) {
@@ -440,6 +463,7 @@ int Bench::run() {
 // Cuts --cut agents and freezes --freeze others at one instant and waits for the
 // manager's agent-lost events (lost_after + 15 s at most): detected - cut for each case.
 json Bench::liveness() {
+  const Snapshot from = snap();
   cut_at_.clear();
   frozen_at_.clear();
   frozen_last_sent_.clear();
@@ -470,6 +494,8 @@ json Bench::liveness() {
                cut_l.size(), cut_at_.size(), frz_l.size(), frozen_at_.size(), fleet_->online(),
                static_cast<unsigned long long>(unexpected_lost_));
   return {{"lost_after_s", o_.lost_after_s},
+          {"seconds", secs(snap().mono_ns - from.mono_ns)},
+          {"ping_rtt", responsiveness(from, snap())},
           {"online_before", fleet_->online() + watched},
           {"all_detected", all},
           {"cut",
@@ -488,15 +514,22 @@ json Bench::liveness() {
 // The cut and frozen agents start again (a restarted agent: a new connection and hello;
 // the manager answers a lost agent's return with a verify command) and the fleet is
 // held whole again before the next phase (60 s at most).
-void Bench::revive() {
-  const int64_t t0 = clock_.monotonic_ns();
+json Bench::revive() {
+  const Snapshot from = snap();
+  const uint64_t lost0 = unexpected_lost_;
   fleet_->revive();
   const bool all = run_until([&] { return fleet_->online() == fleet_->size(); }, 60);
+  const Snapshot to = snap();
   std::fprintf(stderr,
                "bench_manager: %zu of %zu agents online again after %.1f s%s; %llu agent-lost "
                "for agents never cut so far\n",
-               fleet_->online(), fleet_->size(), secs(clock_.monotonic_ns() - t0),
+               fleet_->online(), fleet_->size(), secs(to.mono_ns - from.mono_ns),
                all ? "" : " (gave up waiting)", static_cast<unsigned long long>(unexpected_lost_));
+  return {{"seconds", secs(to.mono_ns - from.mono_ns)},
+          {"all_online", all},
+          {"online", fleet_->online()},
+          {"unexpected_lost", unexpected_lost_ - lost0},
+          {"ping_rtt", responsiveness(from, to)}};
 }
 
 // Arrivals grouped by what the command asks; each group's spread across the agents it

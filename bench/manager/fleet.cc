@@ -47,6 +47,8 @@ constexpr const char* kVersion = "0.12.0";
 constexpr const char* kRoot = "/var/www/html";
 constexpr int64_t kFirstBackoffMs = 1000;
 constexpr int64_t kMaxBackoffMs = 30'000;
+constexpr char kProbePrefix[] = "bench-probe ";
+constexpr size_t kProbePrefixLen = sizeof(kProbePrefix) - 1;
 
 // Paths a WordPress site's tampering touches: each event names one (file.path varies, as
 // the store's path index sees it in real life).
@@ -247,6 +249,8 @@ class Fleet::Impl {
   std::vector<AckSample> acks_;
   bool record_acks_ = false;
   std::vector<CommandArrival> commands_;
+  std::vector<Fleet::Probe> probes_;
+  size_t probe_next_ = 0;
   size_t open_ = 0;  // channels whose socket is open
   size_t online_count_ = 0;
 
@@ -455,6 +459,14 @@ class Conn : public std::enable_shared_from_this<Conn> {
     write(std::move(msg));
   }
 
+  void probe() {
+    if (!welcomed_ || ended_ || frozen_ || closing_ || probing_) return;
+    probing_ = true;
+    probe_payload_ = fmt::format("{}{}", kProbePrefix, f_.mono());
+    ws_.async_ping(websocket::ping_data(probe_payload_.c_str()),
+                   [self = shared_from_this()](ErrorCode) { self->probing_ = false; });
+  }
+
   // Sends `msg` now if nothing is being written, else ahead of the next pump.
   void send_now(std::string msg) {
     a_.results.push_front(std::move(msg));
@@ -510,6 +522,13 @@ class Conn : public std::enable_shared_from_this<Conn> {
     t.idle_timeout = std::chrono::seconds(std::max<int64_t>(w->lost_after_s, 2));
     t.keep_alive_pings = true;
     ws_.set_option(t);
+    // A pong whose payload is a probe's (probe()) gives the manager's round trip.
+    ws_.control_callback([&f = f_](websocket::frame_type kind, beast::string_view payload) {
+      if (kind != websocket::frame_type::pong || !payload.starts_with(kProbePrefix)) return;
+      const std::string text(payload.data() + kProbePrefixLen, payload.size() - kProbePrefixLen);
+      const int64_t sent = std::strtoll(text.c_str(), nullptr, 10);
+      f.probes_.push_back({f.mono(), f.mono() - sent});
+    });
     welcomed_ = true;
     f_.welcomed(a_);
     ++f_.counters_.connects;
@@ -612,6 +631,8 @@ class Conn : public std::enable_shared_from_this<Conn> {
   int64_t hb_ms_ = 2000;
   bool welcomed_ = false, writing_ = false, hb_due_ = false, frozen_ = false;
   bool stopping_ = false, closing_ = false, ended_ = false, socket_open_ = false;
+  bool probing_ = false;
+  std::string probe_payload_;
 };
 
 void Fleet::Impl::connect_next() {
@@ -912,6 +933,19 @@ void Fleet::stop() {
   }
   impl_->to_connect_.clear();
 }
+
+void Fleet::probe(size_t count) {
+  Impl& f = *impl_;
+  if (f.agents_.empty()) return;
+  for (size_t tried = 0; count > 0 && tried < f.agents_.size(); ++tried) {
+    SimAgent& a = *f.agents_[f.probe_next_++ % f.agents_.size()];
+    if (a.state != State::kOnline || !a.conn) continue;
+    a.conn->probe();
+    --count;
+  }
+}
+
+std::vector<Fleet::Probe>& Fleet::probes() { return impl_->probes_; }
 
 size_t Fleet::open_channels() const { return impl_->open_; }
 FleetCounters& Fleet::counters() { return impl_->counters_; }

@@ -128,6 +128,16 @@ class Fleet {
   // fleet-wide ban): the wall-clock time it was written, or 0 when it is not online.
   int64_t send_event_now(size_t index, const std::string& action, const std::string& source_ip);
 
+  // The manager's responsiveness: a WebSocket ping on `count` online agents (taken in
+  // turn); each pong's round trip goes to probes(). The manager answers pings from its
+  // read handler, so the round trip is how late its one thread runs.
+  void probe(size_t count);
+  struct Probe {
+    int64_t at_mono_ns = 0;  // when the pong arrived
+    int64_t rtt_ns = 0;
+  };
+  std::vector<Probe>& probes();
+
   // bye on every online channel; frozen ones are closed.
   void stop();
   size_t open_channels() const;

@@ -153,6 +153,14 @@ for when, label in (("lost", "heartbeats only"), ("lost_under_load", "during the
         d = r[when][k]["decided"]
         rows.append((f"lost detected, {'connection cut' if k == 'cut' else 'silent (frozen)'}, {label}: p50 / p99 / max (detected/of)",
                      f"{d['p50_ms']/1000:.3f} / {d['p99_ms']/1000:.3f} / {d['max_ms']/1000:.3f} s ({r[when][k]['detected']}/{r[when][k]['agents']})"))
+def rtt(x): return f"{x['p50_ms']:.0f} / {x['p99_ms']:.0f} / {x['max_ms']:.0f} ms" if x["n"] else "no pong"
+rows.append(("manager responsiveness, ping RTT p50 / p99 / max: idle", rtt(i["ping_rtt"])))
+for when, label in (("lost", "heartbeats only"), ("lost_under_load", "during the event stream")):
+    if when in r:
+        rows.append((f"... while agents are lost ({label})", rtt(r[when]["ping_rtt"])))
+        rec = r[when]["recovery"]
+        rows.append((f"... while the cut and frozen agents reconnect ({label})", f"{rtt(rec['ping_rtt'])}; {rec['online']} online after {rec['seconds']:.0f} s, {rec['unexpected_lost']} others lost meanwhile"))
+rows.append(("... during the event stream", rtt(e["ping_rtt"])))
 rows += [
     ("manager RSS at the end / HWM", f"{m['rss_mib']:.0f} / {m['hwm_mib']:.0f} MiB"),
     ("manager CPU time, whole run", f"{m['cpu_s']:.1f} s"),
