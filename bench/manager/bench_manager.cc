@@ -28,8 +28,6 @@
 #include <map>
 #include <set>
 
-#include <unistd.h>
-
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -263,8 +261,13 @@ Status Bench::credentials() {
   o_.fleet.fp = fp_;
 
   std::vector<AgentCredentials> have;
-  if (!o_.credentials.empty() && ::access(o_.credentials.c_str(), F_OK) == 0)
-    have = MAMORI_TRY(load_credentials(o_.credentials, fp_));
+  if (!o_.credentials.empty()) {
+    auto loaded = load_credentials(o_.credentials, fp_);
+    if (loaded)
+      have = std::move(*loaded);
+    else if (loaded.error().errnum != ENOENT)  // no file yet: every agent enrolls
+      return tl::unexpected(loaded.error());
+  }
   if (have.size() > o_.agents) have.resize(o_.agents);
   const size_t reused = have.size();
   fleet_ = std::make_unique<Fleet>(io_, clock_, o_.fleet);
@@ -287,7 +290,7 @@ Status Bench::credentials() {
                reused, static_cast<unsigned long long>(fleet_->counters().enrolled), took,
                static_cast<unsigned long long>(fleet_->counters().enroll_failures));
   if (!o_.credentials.empty() && missing > 0)
-    MAMORI_TRY(save_credentials(o_.credentials, url_, fp_, fleet_->credentials()));
+    MAMORI_TRY(save_credentials(env_, o_.credentials, url_, fp_, fleet_->credentials()));
   return ok();
 }
 
@@ -431,7 +434,7 @@ int Bench::run() {
   run_until([&] { return fleet_->open_channels() == 0; }, 60);
   poll_outbox();
   if (!o_.credentials.empty())
-    if (auto st = save_credentials(o_.credentials, url_, fp_, fleet_->credentials()); !st)
+    if (auto st = save_credentials(env_, o_.credentials, url_, fp_, fleet_->credentials()); !st)
       std::fprintf(stderr, "bench_manager: %s\n", st.error().message().c_str());
   const Snapshot s5 = snap();
   summary_["manager"] = {
@@ -542,14 +545,16 @@ void Bench::report_commands(json& out) {
     for (const auto& a : arrivals)
       f << a.agent << '\t' << a.command_id << '\t' << a.at_ns << '\t' << a.what << '\n';
   }
-  // A command that arrived before the mark is not the one it marks (e.g. the verify a
-  // recovered agent is asked for): grouped apart, measured from its own first arrival.
-  std::map<std::pair<std::string, bool>, std::vector<const CommandArrival*>> groups;
+  // A command already seen before the mark (the verify a recovered agent is asked for)
+  // is not the one the mark starts: its group is measured from its own first arrival.
+  std::set<std::string> before_mark;
   for (const auto& a : arrivals)
-    groups[{a.what, command_mark_ns_ && a.at_ns >= command_mark_ns_}].push_back(&a);
+    if (!command_mark_ns_ || a.at_ns < command_mark_ns_) before_mark.insert(a.what);
+  std::map<std::string, std::vector<const CommandArrival*>> groups;
+  for (const auto& a : arrivals) groups[a.what].push_back(&a);
   out = {{"mark_ns", command_mark_ns_}, {"received", arrivals.size()}, {"groups", json::array()}};
-  for (const auto& [key, list] : groups) {
-    const auto& [what, after_mark] = key;
+  for (const auto& [what, list] : groups) {
+    const bool after_mark = command_mark_ns_ && !before_mark.count(what);
     int64_t first = list.front()->at_ns;
     for (const auto* a : list) first = std::min(first, a->at_ns);
     const int64_t origin = after_mark ? command_mark_ns_ : first;

@@ -4,12 +4,11 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <fstream>
+#include <sstream>
 #include <utility>
 
 #include <fmt/format.h>
@@ -25,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/event/event.h"
+#include "core/fs/admin_files.h"
 #include "core/proto/channel.h"
 #include "core/proto/control.h"
 
@@ -154,8 +154,8 @@ std::string what_of(const json& request) {
 
 Result<std::vector<AgentCredentials>> load_credentials(const std::string& path,
                                                        const std::string& fp) {
-  std::ifstream in(path);
-  if (!in) return fail("read the credentials file", path, errno, "cannot open");
+  const std::string text = MAMORI_TRY(fs::read_small_file(path, 64u << 20));
+  std::istringstream in(text);
   std::string line;
   std::vector<AgentCredentials> out;
   if (!std::getline(in, line)) return out;
@@ -175,27 +175,18 @@ Result<std::vector<AgentCredentials>> load_credentials(const std::string& path,
   return out;
 }
 
-Status save_credentials(const std::string& path, const std::string& url, const std::string& fp,
-                        const std::vector<AgentCredentials>& agents) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return fail("write the credentials file", tmp, errno, "cannot create");
-    ::chmod(tmp.c_str(), 0600);
-    out << json{{"url", url}, {"fp", fp}}.dump() << '\n';
-    for (const auto& c : agents)
-      out << json{{"agent_key", c.agent_key},
-                  {"credential", c.credential},
-                  {"agent_id", c.agent_id},
-                  {"hostname", c.hostname},
-                  {"next_sequence", c.next_sequence}}
-                 .dump()
-          << '\n';
-    if (!out.flush()) return fail("write the credentials file", tmp, errno, "write failed");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    return fail("write the credentials file", path, errno, "rename failed");
-  return ok();
+Status save_credentials(Env& env, const std::string& path, const std::string& url,
+                        const std::string& fp, const std::vector<AgentCredentials>& agents) {
+  std::string text = json{{"url", url}, {"fp", fp}}.dump() + "\n";
+  for (const auto& c : agents)
+    text += json{{"agent_key", c.agent_key},
+                 {"credential", c.credential},
+                 {"agent_id", c.agent_id},
+                 {"hostname", c.hostname},
+                 {"next_sequence", c.next_sequence}}
+                .dump() +
+            "\n";
+  return fs::write_file_atomic(env, path, text, 0600);
 }
 
 // ---- the fleet ---------------------------------------------------------------------------

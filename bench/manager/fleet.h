@@ -53,8 +53,8 @@ struct AgentCredentials {
 // then one AgentCredentials each. Mode 0600: they are secrets.
 Result<std::vector<AgentCredentials>> load_credentials(const std::string& path,
                                                        const std::string& fp);
-Status save_credentials(const std::string& path, const std::string& url, const std::string& fp,
-                        const std::vector<AgentCredentials>& agents);
+Status save_credentials(Env& env, const std::string& path, const std::string& url,
+                        const std::string& fp, const std::vector<AgentCredentials>& agents);
 
 struct FleetOptions {
   std::string host;  // the manager's address (an IP literal or a name)
