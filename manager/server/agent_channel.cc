@@ -50,6 +50,12 @@ void AgentChannel::shut() {
 
 void AgentChannel::accepted(const error_code& ec) {
   if (ec) return;  // never spoke the protocol: nothing to record
+  // From here the close handshake is bounded by end()'s kCloseGrace, not by Beast's
+  // timeout: Beast 1.74 asserts (debug builds) when its close timeout fires while a read
+  // is pending (boostorg/beast#1760, #2264), which a loop running late makes happen: the
+  // grace and Beast's timer then both expire in one turn.
+  ws_.set_option(websocket::stream_base::timeout{websocket::stream_base::none(),
+                                                 websocket::stream_base::none(), false});
   // Pongs answer probe(); any frame at all shows the peer alive.
   ws_.control_callback([w = weak_from_this()](websocket::frame_type kind, beast::string_view) {
     if (auto self = w.lock(); self && kind == websocket::frame_type::pong) self->probed(true);
