@@ -1,6 +1,7 @@
 #include "manager/server/api.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <map>
 
@@ -304,8 +305,59 @@ ApiResponse Api::handle(const Request& req, const std::string& address) {
                      {"result", a.result}});
     return {status::ok, json{{"audit", arr}, {"count", arr.size()}}, {}};
   }
-  // POST /api/v1/tokens and POST /api/v1/users: not yet (see the report).
-  return error(status::not_implemented, "not-implemented", "not implemented yet");
+  json in = json::parse(req.body(), nullptr, false);
+  if (!in.is_object()) return error(status::bad_request, "bad-request", "expects a JSON object");
+  if (p == "/api/v1/tokens") {  // POST
+    const std::string group = in.value("group", std::string("default"));
+    if (group.empty() || group.size() > 64 ||
+        group.find_first_of(std::string_view("\0\n\r\"", 4)) != std::string::npos)
+      return error(status::bad_request, "bad-request", "group: 1-64 characters");
+    std::optional<int64_t> uses, expires_at;
+    if (in.contains("uses") && !in["uses"].is_null()) {
+      if (!in["uses"].is_number_integer() || in["uses"].get<int64_t>() < 1)
+        return error(status::bad_request, "bad-request", "uses: an integer >= 1");
+      uses = in["uses"].get<int64_t>();
+    }
+    if (in.contains("expires_in_s") && !in["expires_in_s"].is_null()) {
+      if (!in["expires_in_s"].is_number_integer() || in["expires_in_s"].get<int64_t>() < 1 ||
+          in["expires_in_s"].get<int64_t>() > 3660LL * 86400)
+        return error(status::bad_request, "bad-request", "expires_in_s: 1 s to 10 years");
+      expires_at = now + in["expires_in_s"].get<int64_t>() * 1'000'000'000;
+    }
+    auto secret = random_bytes(32);
+    if (!secret) return internal(secret.error());
+    const proto::channel::Token token{hub_.public_url(), hub_.identity().fingerprint,
+                                      proto::channel::base64url(*secret)};
+    auto id = st.create_token({sha256_hex(token.secret), group, uses, expires_at, now});
+    if (!id) return internal(id.error());
+    audit(caller->actor, address, "token-create", std::to_string(*id) + " " + group, "ok");
+    return {status::created,
+            json{{"id", *id}, {"token", proto::channel::encode_token(token)}, {"group", group}},
+            {}};
+  }
+  // POST /api/v1/users
+  if (!in.contains("name") || !in["name"].is_string() || !in.contains("password") ||
+      !in["password"].is_string() || !in.contains("role") || !in["role"].is_string())
+    return error(status::bad_request, "bad-request", "expects {\"name\", \"password\", \"role\"}");
+  const std::string name = in["name"];
+  const auto role = parse_role(in["role"].get<std::string>());
+  if (name.empty() || name.size() > 64 ||
+      name.find_first_not_of(
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-") !=
+          std::string::npos)
+    return error(status::bad_request, "bad-request", "name: 1-64 of A-Z a-z 0-9 . _ @ -");
+  if (!role) return error(status::bad_request, "bad-request", "role: viewer, operator or admin");
+  auto hash = hash_password(in["password"].get<std::string>());
+  if (!hash) return error(status::bad_request, "bad-password", hash.error().detail);
+  auto made = st.create_user({name, *role, *hash, now});
+  if (!made && made.error().errnum == EEXIST) {
+    audit(caller->actor, address, "user-add", name, "exists");
+    return error(status::conflict, "exists", "a user has this name");
+  }
+  if (!made) return internal(made.error());
+  audit(caller->actor, address, "user-add", name + " (" + std::string(to_string(*role)) + ")",
+        "ok");
+  return {status::created, json{{"name", name}, {"role", to_string(*role)}}, {}};
 }
 
 ApiResponse Api::login(const Request& req, const std::string& address) {
