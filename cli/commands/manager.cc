@@ -443,9 +443,10 @@ Run setup(CLI::App& cmd) {
 Command manager_command() {
   return {"manager",
           "manager [ACTION]",
-          "the manager of a fleet: run it (no action), its\nenrollment tokens and agents, "
-          "fleet bans and commands, API users\n(token, agents, ban, unban, bans, command, user, "
-          "apitoken)",
+          "the manager of a fleet: run it (no action), its\n"
+          "enrollment tokens and agents, fleet bans and\n"
+          "commands, API users (token, agents, ban, unban,\n"
+          "bans, command, user, apitoken)",
           kHelp,
           true,
           setup};
