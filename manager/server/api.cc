@@ -180,6 +180,8 @@ ApiResponse Api::handle(const Request& req, const std::string& address) {
   if (!route)
     return path_known ? error(status::method_not_allowed, "method", "method not allowed here")
                       : error(status::not_found, "not-found", "no such endpoint");
+  if (req.body().size() > kMaxApiBodyBytes)
+    return error(status::payload_too_large, "too-large", "the body is over 1 MiB");
   if (route->path == "/api/v1/login") return login(req, address);
   bool csrf_ok = false;
   auto caller = authenticate(req, csrf_ok);

@@ -37,6 +37,10 @@ std::span<const ApiRoute> api_routes();
 inline constexpr int64_t kSessionIdleNs = 12LL * 3600 * 1'000'000'000;
 inline constexpr int64_t kSessionMaxNs = 7LL * 24 * 3600 * 1'000'000'000;
 
+// The API's requests are small JSON objects (the HTTP parser allows the enrollment's
+// kMaxMessageBytes; the API refuses more than this with 413).
+inline constexpr size_t kMaxApiBodyBytes = 1u << 20;
+
 struct ApiResponse {
   boost::beast::http::status status = boost::beast::http::status::ok;
   nlohmann::json body;

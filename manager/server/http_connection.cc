@@ -165,7 +165,9 @@ void HttpConnection::respond(http::status status, const json& body,
   res->set(http::field::content_type, "application/json");
   res->set(http::field::server, "mamori-manager");
   res->keep_alive(false);
-  res->body() = body.is_null() ? std::string() : body.dump();
+  // replace: text from the store is checked UTF-8, but a throw here would end the manager.
+  res->body() =
+      body.is_null() ? std::string() : body.dump(-1, ' ', false, json::error_handler_t::replace);
   res->prepare_payload();
   http::async_write(stream_, *res, [self = shared_from_this(), res](const error_code& ec, size_t) {
     if (!ec) self->stream_.async_shutdown([self](const error_code&) {});
