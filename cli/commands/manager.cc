@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 #include "cli/commands/command.h"
 #include "cli/commands/commands.h"
+#include "cli/commands/manager_access.h"
 #include "cli/commands/manager_fleet.h"
 #include "core/base/quote.h"
 #include "core/event/origin.h"
@@ -262,6 +263,10 @@ SYNOPSIS
     mamori manager ban ADDRESS [--ttl DURATION] [--reason TEXT] [--json]
     mamori manager unban ADDRESS [--json]
     mamori manager bans [--json]
+    mamori manager user add NAME [--role viewer|operator|admin] [--json]
+    mamori manager user list | del NAME | passwd NAME [--json]
+    mamori manager apitoken create NAME [--role ROLE] [--json]
+    mamori manager apitoken list | revoke ID [--json]
     mamori manager command (--agent KEY | --group NAME | --all) [--wait]
                    [--timeout DURATION] verify | mode ROOT MODE | heal-clear |
                    ban ADDRESS [--ttl D] | unban ADDRESS
@@ -303,6 +308,20 @@ DESCRIPTION
                    agent's result as it comes (until --timeout, default 30s) and exits 3
                    unless every agent answered ok
 
+    user add       a user of the manager's API and console, with a role (default
+                   viewer; docs/manager.md "Users and API access" has the role table).
+                   The password (at least 12 characters) is read from standard input:
+                   typed twice without echo at a terminal, else its first line
+    user list      every user: name, role, created
+    user del       deletes the user and ends their sessions
+    user passwd    sets a new password (read as by user add) and ends their sessions
+    apitoken create  an API token for scripts, printed once: mamori-api-v1....; sent
+                   as "Authorization: Bearer TOKEN", it acts with its --role. The store
+                   keeps only its hash
+    apitoken list  every API token: id, name, role, last used, state
+    apitoken revoke  the token is refused from now on
+    Each of these writes what it changed to the audit log (actor "cli:UID").
+
     The actions open the store directly: the manager need not run.
 
 OPTIONS
@@ -310,6 +329,7 @@ OPTIONS
     --uses N             token create: how many enrollments (default unlimited)
     --expires DURATION   token create: 3600, 30m, 12h, 7d, 2w (default never)
     --ttl DURATION       ban, command ban: how long (default permanent)
+    --role ROLE          user add, apitoken create: viewer, operator or admin
     --reason TEXT        ban, command ban: why (agents put it in their ip-banned event)
 
 OUTPUT
@@ -323,7 +343,10 @@ OUTPUT
     {"address", "lifted"}; bans {"bans": [{"id", "address", "expires_at", "origin",
     "reason", "created_at", "pushed"}], "count"}; command {"commands": [{"id",
     "agent_key"}], "count"}, with --wait {"results": [{"id", "agent_key", "name",
-    "state", "answer"}], "ok"}.
+    "state", "answer"}], "ok"}; user add {"name", "role"}; user list {"users":
+    [{"name", "role", "created_at"}], "count"}; apitoken create {"id", "name", "role",
+    "token"}; apitoken list {"apitokens": [{"id", "name", "role", "created_by",
+    "created_at", "last_used", "revoked"}], "count"}.
 
 EXAMPLES
     mamori manager --config /etc/mamori/manager.toml
@@ -366,7 +389,23 @@ Run setup(CLI::App& cmd) {
   command->add_option("--ttl", f->ttl);
   command->add_option("--reason", f->reason);
   command->add_option("args", f->args);
-  return [o, f, &cmd, token, agents](App& app) {
+  auto a = std::make_shared<AccessOptions>();
+  auto* user = cmd.add_subcommand("user");
+  user->require_subcommand(1, 1);
+  auto* user_new = user->add_subcommand("add");
+  user_new->add_option("--role", a->role);
+  user_new->add_option("args", a->args);
+  user->add_subcommand("del")->add_option("args", a->args);
+  user->add_subcommand("passwd")->add_option("args", a->args);
+  user->add_subcommand("list");
+  auto* apitoken = cmd.add_subcommand("apitoken");
+  apitoken->require_subcommand(1, 1);
+  auto* apitoken_new = apitoken->add_subcommand("create");
+  apitoken_new->add_option("--role", a->role);
+  apitoken_new->add_option("args", a->args);
+  apitoken->add_subcommand("list");
+  apitoken->add_subcommand("revoke")->add_option("args", a->args);
+  return [o, f, a, &cmd, token, agents, user, apitoken](App& app) {
     const auto chosen = cmd.get_subcommands();
     if (chosen.empty()) return run_server(app);
     const std::string sub = chosen.front()->get_name();
@@ -376,6 +415,19 @@ Run setup(CLI::App& cmd) {
     if (sub == "unban") return fleet_unban(app, *f);
     if (sub == "bans") return fleet_bans(app);
     if (sub == "command") return fleet_command(app, *f);
+    if (sub == "user") {
+      const std::string name = user->get_subcommands().front()->get_name();
+      if (name == "add") return user_add(app, *a);
+      if (name == "del") return user_del(app, *a);
+      if (name == "passwd") return user_passwd(app, *a);
+      return user_list(app);
+    }
+    if (sub == "apitoken") {
+      const std::string name = apitoken->get_subcommands().front()->get_name();
+      if (name == "create") return apitoken_create(app, *a);
+      if (name == "revoke") return apitoken_revoke(app, *a);
+      return apitoken_list(app);
+    }
     const auto action = token->get_subcommands();
     if (action.empty())
       return usage_error("manager", "manager token takes an ACTION: create, list or revoke");
@@ -391,8 +443,10 @@ Run setup(CLI::App& cmd) {
 Command manager_command() {
   return {"manager",
           "manager [ACTION]",
-          "the manager of a fleet: run it (no action), its\nenrollment tokens and agents, "
-          "fleet bans and commands\n(token, agents, ban, unban, bans, command)",
+          "the manager of a fleet: run it (no action), its\n"
+          "enrollment tokens and agents, fleet bans and\n"
+          "commands, API users (token, agents, ban, unban,\n"
+          "bans, command, user, apitoken)",
           kHelp,
           true,
           setup};

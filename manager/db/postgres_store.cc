@@ -1,6 +1,7 @@
 #include "manager/db/postgres_store.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <type_traits>
 
 #include "manager/db/event_columns.h"
@@ -122,6 +123,43 @@ CREATE TABLE commands (
 );
 CREATE INDEX commands_pending ON commands (agent_key, id) WHERE state = 'pending';
 CREATE INDEX commands_agent ON commands (agent_key, id);
+)sql",
+    // 4: API access (as the SQLite store's migration 4).
+    R"sql(
+CREATE TABLE users (
+  name TEXT COLLATE "C" PRIMARY KEY,
+  role TEXT NOT NULL,
+  password_hash TEXT NOT NULL,
+  created_at_ns BIGINT NOT NULL
+);
+CREATE TABLE sessions (
+  id_hash TEXT COLLATE "C" PRIMARY KEY,
+  csrf_hash TEXT NOT NULL,
+  usr TEXT COLLATE "C" NOT NULL,
+  created_at_ns BIGINT NOT NULL,
+  last_used_ns BIGINT NOT NULL,
+  expires_at_ns BIGINT NOT NULL
+);
+CREATE INDEX sessions_user ON sessions (usr);
+CREATE TABLE api_tokens (
+  id BIGSERIAL PRIMARY KEY,
+  secret_hash TEXT COLLATE "C" NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  created_at_ns BIGINT NOT NULL,
+  revoked BOOLEAN NOT NULL DEFAULT FALSE,
+  last_used_ns BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE audit (
+  id BIGSERIAL PRIMARY KEY,
+  at_ns BIGINT NOT NULL,
+  actor TEXT NOT NULL,
+  address TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL,
+  result TEXT NOT NULL
+);
 )sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
@@ -723,6 +761,157 @@ class PostgresStore final : public Store {
   // the lifts) move whenever a row another process wrote is there to read (and after this
   // connection's own writes too: a wake that finds nothing new). LISTEN/NOTIFY can
   // replace this poll.
+  Status create_user(const UserRow& u) override {
+    return call(Retry::kOnce, [&]() -> Status {
+      Rows r = MAMORI_TRY(conn_.query(
+          "INSERT INTO users (name, role, password_hash, created_at_ns) VALUES ($1, $2, $3, $4) "
+          "ON CONFLICT DO NOTHING",
+          Params().add(u.name).add(to_string(u.role)).add(u.password_hash).add(u.created_at_ns)));
+      if (r.affected() == 0) return fail("create user", u.name, EEXIST);
+      return {};
+    });
+  }
+
+  Result<std::optional<UserRow>> find_user(std::string_view name) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::optional<UserRow>> {
+      Rows r = MAMORI_TRY(
+          conn_.query(std::string(kUserSelect) + " WHERE name = $1", Params().add(name)));
+      if (r.size() == 0) return std::optional<UserRow>();
+      return std::optional<UserRow>(user_row(r, 0));
+    });
+  }
+
+  Result<std::vector<UserRow>> list_users() override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<UserRow>> {
+      Rows r = MAMORI_TRY(conn_.query(std::string(kUserSelect) + " ORDER BY name", Params()));
+      std::vector<UserRow> out;
+      for (int i = 0; i < r.size(); ++i) out.push_back(user_row(r, i));
+      return out;
+    });
+  }
+
+  Result<bool> delete_user(std::string_view name) override {
+    return user_change("DELETE FROM users WHERE name = $1", Params().add(name), name);
+  }
+
+  Result<bool> set_password(std::string_view name, std::string_view password_hash) override {
+    return user_change("UPDATE users SET password_hash = $2 WHERE name = $1",
+                       Params().add(name).add(password_hash), name);
+  }
+
+  Status create_session(const SessionRow& s) override {
+    return call(Retry::kOnce, [&]() -> Status {
+      MAMORI_TRY(
+          conn_.query("INSERT INTO sessions (id_hash, csrf_hash, usr, created_at_ns, last_used_ns, "
+                      "expires_at_ns) VALUES ($1, $2, $3, $4, $5, $6)",
+                      Params()
+                          .add(s.id_hash)
+                          .add(s.csrf_hash)
+                          .add(s.user)
+                          .add(s.created_at_ns)
+                          .add(s.last_used_ns)
+                          .add(s.expires_at_ns)));
+      return {};
+    });
+  }
+
+  Result<std::optional<SessionRow>> use_session(std::string_view id_hash, int64_t now_ns,
+                                                int64_t idle_ns) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::optional<SessionRow>> {
+      Rows r = MAMORI_TRY(conn_.query(
+          "UPDATE sessions SET last_used_ns = $1 WHERE id_hash = $2 AND expires_at_ns > $1 AND "
+          "last_used_ns > $3 RETURNING id_hash, csrf_hash, usr, created_at_ns, last_used_ns, "
+          "expires_at_ns",
+          Params().add(now_ns).add(id_hash).add(now_ns - idle_ns)));
+      if (r.size() == 0) return std::optional<SessionRow>();
+      return std::optional<SessionRow>(SessionRow{r.str(0, 0), r.str(0, 1), r.str(0, 2),
+                                                  r.int64(0, 3), r.int64(0, 4), r.int64(0, 5)});
+    });
+  }
+
+  Result<bool> delete_session(std::string_view id_hash) override {
+    return call(Retry::kIdempotent, [&]() -> Result<bool> {
+      Rows r =
+          MAMORI_TRY(conn_.query("DELETE FROM sessions WHERE id_hash = $1", Params().add(id_hash)));
+      return r.affected() > 0;
+    });
+  }
+
+  Result<int64_t> prune_sessions(int64_t now_ns, int64_t idle_ns) override {
+    return call(Retry::kIdempotent, [&]() -> Result<int64_t> {
+      Rows r = MAMORI_TRY(
+          conn_.query("DELETE FROM sessions WHERE expires_at_ns <= $1 OR last_used_ns <= $2",
+                      Params().add(now_ns).add(now_ns - idle_ns)));
+      return static_cast<int64_t>(r.affected());
+    });
+  }
+
+  Result<int64_t> create_api_token(const NewApiToken& t) override {
+    return insert_id(
+        "INSERT INTO api_tokens (secret_hash, name, role, created_by, created_at_ns) VALUES "
+        "($1, $2, $3, $4, $5) RETURNING id",
+        Params()
+            .add(t.secret_hash)
+            .add(t.name)
+            .add(to_string(t.role))
+            .add(t.created_by)
+            .add(t.created_at_ns));
+  }
+
+  Result<std::optional<ApiTokenRow>> use_api_token(std::string_view secret_hash,
+                                                   int64_t now_ns) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::optional<ApiTokenRow>> {
+      Rows r = MAMORI_TRY(conn_.query(
+          "UPDATE api_tokens SET last_used_ns = $1 WHERE secret_hash = $2 AND NOT revoked "
+          "RETURNING id, name, role, created_by, created_at_ns, revoked, last_used_ns",
+          Params().add(now_ns).add(secret_hash)));
+      if (r.size() == 0) return std::optional<ApiTokenRow>();
+      return std::optional<ApiTokenRow>(api_token_row(r, 0));
+    });
+  }
+
+  Result<std::vector<ApiTokenRow>> list_api_tokens() override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<ApiTokenRow>> {
+      Rows r = MAMORI_TRY(
+          conn_.query("SELECT id, name, role, created_by, created_at_ns, revoked, last_used_ns "
+                      "FROM api_tokens ORDER BY id",
+                      Params()));
+      std::vector<ApiTokenRow> out;
+      for (int i = 0; i < r.size(); ++i) out.push_back(api_token_row(r, i));
+      return out;
+    });
+  }
+
+  Result<bool> revoke_api_token(int64_t id) override {
+    return call(Retry::kIdempotent, [&]() -> Result<bool> {
+      Rows r = MAMORI_TRY(
+          conn_.query("UPDATE api_tokens SET revoked = TRUE WHERE id = $1", Params().add(id)));
+      return r.affected() > 0;
+    });
+  }
+
+  Result<int64_t> append_audit(const AuditEntry& e) override {
+    return insert_id(
+        "INSERT INTO audit (at_ns, actor, address, action, target, result) VALUES ($1, $2, $3, "
+        "$4, $5, $6) RETURNING id",
+        Params().add(e.at_ns).add(e.actor).add(e.address).add(e.action).add(e.target).add(
+            e.result));
+  }
+
+  Result<std::vector<AuditEntry>> list_audit(int64_t after_id, int64_t limit) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<AuditEntry>> {
+      Rows r = MAMORI_TRY(
+          conn_.query("SELECT id, at_ns, actor, address, action, target, result FROM audit "
+                      "WHERE id > $1 ORDER BY id LIMIT $2",
+                      Params().add(after_id).add(std::clamp<int64_t>(limit, 0, 10000))));
+      std::vector<AuditEntry> out;
+      for (int i = 0; i < r.size(); ++i)
+        out.push_back(AuditEntry{r.int64(i, 0), r.int64(i, 1), r.str(i, 2), r.str(i, 3),
+                                 r.str(i, 4), r.str(i, 5), r.str(i, 6)});
+      return out;
+    });
+  }
+
   Result<int64_t> change_counter() override {
     return call(Retry::kIdempotent, [&]() -> Result<int64_t> {
       Rows r = MAMORI_TRY(conn_.query(
@@ -734,6 +923,30 @@ class PostgresStore final : public Store {
   }
 
  private:
+  static constexpr std::string_view kUserSelect =
+      "SELECT name, role, password_hash, created_at_ns FROM users";
+  static UserRow user_row(const Rows& r, int i) {
+    return UserRow{r.str(i, 0), parse_role(r.str(i, 1)).value_or(Role::kViewer), r.str(i, 2),
+                   r.int64(i, 3)};
+  }
+  static ApiTokenRow api_token_row(const Rows& r, int i) {
+    return ApiTokenRow{
+        r.int64(i, 0), r.str(i, 1),   parse_role(r.str(i, 2)).value_or(Role::kViewer),
+        r.str(i, 3),   r.int64(i, 4), r.boolean(i, 5),
+        r.int64(i, 6)};
+  }
+  // A change to a user (delete, new password) that also ends the user's sessions, in one
+  // transaction; → whether the user existed.
+  Result<bool> user_change(const char* sql, const Params& params, std::string_view name) {
+    return call(Retry::kOnce, [&]() -> Result<bool> {
+      auto tx = MAMORI_TRY(Tx::begin(conn_));
+      Rows r = MAMORI_TRY(conn_.query(sql, params));
+      MAMORI_TRY(conn_.query("DELETE FROM sessions WHERE usr = $1", Params().add(name)));
+      MAMORI_TRY(tx.commit());
+      return r.affected() > 0;
+    });
+  }
+
   // One INSERT ... RETURNING id in a transaction of its own, run once (Retry::kOnce).
   Result<int64_t> insert_id(const char* sql, const Params& params) {
     return call(Retry::kOnce, [&]() -> Result<int64_t> {

@@ -1,6 +1,7 @@
 #include "manager/db/sqlite_store.h"
 
 #include <algorithm>
+#include <cerrno>
 
 #include "manager/db/event_columns.h"
 
@@ -112,6 +113,43 @@ CREATE TABLE commands (
 );
 CREATE INDEX commands_pending ON commands (agent_key, id) WHERE state = 'pending';
 CREATE INDEX commands_agent ON commands (agent_key, id);
+)sql",
+    // 4: API access (users, console sessions, API tokens, audit log).
+    R"sql(
+CREATE TABLE users (
+  name TEXT PRIMARY KEY,
+  role TEXT NOT NULL,
+  password_hash TEXT NOT NULL,
+  created_at_ns INTEGER NOT NULL
+);
+CREATE TABLE sessions (
+  id_hash TEXT PRIMARY KEY,
+  csrf_hash TEXT NOT NULL,
+  user TEXT NOT NULL,
+  created_at_ns INTEGER NOT NULL,
+  last_used_ns INTEGER NOT NULL,
+  expires_at_ns INTEGER NOT NULL
+);
+CREATE INDEX sessions_user ON sessions (user);
+CREATE TABLE api_tokens (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  secret_hash TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  created_at_ns INTEGER NOT NULL,
+  revoked INTEGER NOT NULL DEFAULT 0,
+  last_used_ns INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at_ns INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  address TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL,
+  result TEXT NOT NULL
+);
 )sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
@@ -569,6 +607,146 @@ class SqliteStore final : public Store {
     return command_rows(*s);
   }
 
+  Status create_user(const UserRow& u) override {
+    Stmt* s = MAMORI_TRY(db_.cached(
+        "INSERT INTO users (name, role, password_hash, created_at_ns) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING"));
+    s->bind_text(1, u.name).bind_text(2, to_string(u.role)).bind_text(3, u.password_hash);
+    MAMORI_TRY(s->bind(4, u.created_at_ns).run());
+    if (sqlite3_changes(db_.raw()) == 0) return fail("create user", u.name, EEXIST);
+    return {};
+  }
+
+  Result<std::optional<UserRow>> find_user(std::string_view name) override {
+    Stmt* s = MAMORI_TRY(db_.cached(std::string(kUserSelect) + " WHERE name = ?"));
+    s->bind_text(1, name);
+    if (!MAMORI_TRY(s->step())) return std::optional<UserRow>();
+    UserRow u = user_row(*s);
+    s->reset();
+    return std::optional<UserRow>(std::move(u));
+  }
+
+  Result<std::vector<UserRow>> list_users() override {
+    Stmt* s = MAMORI_TRY(db_.cached(std::string(kUserSelect) + " ORDER BY name"));
+    std::vector<UserRow> out;
+    while (MAMORI_TRY(s->step())) out.push_back(user_row(*s));
+    return out;
+  }
+
+  Result<bool> delete_user(std::string_view name) override {
+    auto tx = MAMORI_TRY(Transaction::begin(db_));
+    Stmt* s = MAMORI_TRY(db_.cached("DELETE FROM users WHERE name = ?"));
+    MAMORI_TRY(s->bind_text(1, name).run());
+    const bool found = sqlite3_changes(db_.raw()) > 0;
+    MAMORI_TRY(end_sessions_of(name));
+    MAMORI_TRY(tx.commit());
+    return found;
+  }
+
+  Result<bool> set_password(std::string_view name, std::string_view password_hash) override {
+    auto tx = MAMORI_TRY(Transaction::begin(db_));
+    Stmt* s = MAMORI_TRY(db_.cached("UPDATE users SET password_hash = ? WHERE name = ?"));
+    MAMORI_TRY(s->bind_text(1, password_hash).bind_text(2, name).run());
+    const bool found = sqlite3_changes(db_.raw()) > 0;
+    MAMORI_TRY(end_sessions_of(name));
+    MAMORI_TRY(tx.commit());
+    return found;
+  }
+
+  Status create_session(const SessionRow& r) override {
+    Stmt* s = MAMORI_TRY(
+        db_.cached("INSERT INTO sessions (id_hash, csrf_hash, user, created_at_ns, last_used_ns, "
+                   "expires_at_ns) VALUES (?, ?, ?, ?, ?, ?)"));
+    s->bind_text(1, r.id_hash).bind_text(2, r.csrf_hash).bind_text(3, r.user);
+    s->bind(4, r.created_at_ns).bind(5, r.last_used_ns).bind(6, r.expires_at_ns);
+    return s->run();
+  }
+
+  Result<std::optional<SessionRow>> use_session(std::string_view id_hash, int64_t now_ns,
+                                                int64_t idle_ns) override {
+    Stmt* s = MAMORI_TRY(db_.cached(
+        "UPDATE sessions SET last_used_ns = ? WHERE id_hash = ? AND expires_at_ns > ? AND "
+        "last_used_ns > ? RETURNING id_hash, csrf_hash, user, created_at_ns, last_used_ns, "
+        "expires_at_ns"));
+    s->bind(1, now_ns).bind_text(2, id_hash).bind(3, now_ns).bind(4, now_ns - idle_ns);
+    if (!MAMORI_TRY(s->step())) return std::optional<SessionRow>();
+    SessionRow r{text(*s, 0), text(*s, 1), text(*s, 2), s->int64(3), s->int64(4), s->int64(5)};
+    MAMORI_TRY(s->step());  // finishes the statement (RETURNING yields one row)
+    s->reset();
+    return std::optional<SessionRow>(std::move(r));
+  }
+
+  Result<bool> delete_session(std::string_view id_hash) override {
+    Stmt* s = MAMORI_TRY(db_.cached("DELETE FROM sessions WHERE id_hash = ?"));
+    MAMORI_TRY(s->bind_text(1, id_hash).run());
+    return sqlite3_changes(db_.raw()) > 0;
+  }
+
+  Result<int64_t> prune_sessions(int64_t now_ns, int64_t idle_ns) override {
+    Stmt* s = MAMORI_TRY(
+        db_.cached("DELETE FROM sessions WHERE expires_at_ns <= ? OR last_used_ns <= ?"));
+    MAMORI_TRY(s->bind(1, now_ns).bind(2, now_ns - idle_ns).run());
+    return static_cast<int64_t>(sqlite3_changes(db_.raw()));
+  }
+
+  Result<int64_t> create_api_token(const NewApiToken& t) override {
+    Stmt* s = MAMORI_TRY(
+        db_.cached("INSERT INTO api_tokens (secret_hash, name, role, created_by, created_at_ns) "
+                   "VALUES (?, ?, ?, ?, ?)"));
+    s->bind_text(1, t.secret_hash).bind_text(2, t.name).bind_text(3, to_string(t.role));
+    MAMORI_TRY(s->bind_text(4, t.created_by).bind(5, t.created_at_ns).run());
+    return sqlite3_last_insert_rowid(db_.raw());
+  }
+
+  Result<std::optional<ApiTokenRow>> use_api_token(std::string_view secret_hash,
+                                                   int64_t now_ns) override {
+    Stmt* s = MAMORI_TRY(
+        db_.cached("UPDATE api_tokens SET last_used_ns = ? WHERE secret_hash = ? AND revoked = 0 "
+                   "RETURNING id, name, role, created_by, created_at_ns, revoked, last_used_ns"));
+    s->bind(1, now_ns).bind_text(2, secret_hash);
+    if (!MAMORI_TRY(s->step())) return std::optional<ApiTokenRow>();
+    ApiTokenRow r = api_token_row(*s);
+    MAMORI_TRY(s->step());
+    s->reset();
+    return std::optional<ApiTokenRow>(std::move(r));
+  }
+
+  Result<std::vector<ApiTokenRow>> list_api_tokens() override {
+    Stmt* s = MAMORI_TRY(
+        db_.cached("SELECT id, name, role, created_by, created_at_ns, revoked, last_used_ns FROM "
+                   "api_tokens ORDER BY id"));
+    std::vector<ApiTokenRow> out;
+    while (MAMORI_TRY(s->step())) out.push_back(api_token_row(*s));
+    return out;
+  }
+
+  Result<bool> revoke_api_token(int64_t id) override {
+    Stmt* s = MAMORI_TRY(db_.cached("UPDATE api_tokens SET revoked = 1 WHERE id = ?"));
+    MAMORI_TRY(s->bind(1, id).run());
+    return sqlite3_changes(db_.raw()) > 0;
+  }
+
+  Result<int64_t> append_audit(const AuditEntry& e) override {
+    Stmt* s = MAMORI_TRY(
+        db_.cached("INSERT INTO audit (at_ns, actor, address, action, target, result) VALUES "
+                   "(?, ?, ?, ?, ?, ?)"));
+    s->bind(1, e.at_ns).bind_text(2, e.actor).bind_text(3, e.address).bind_text(4, e.action);
+    MAMORI_TRY(s->bind_text(5, e.target).bind_text(6, e.result).run());
+    return sqlite3_last_insert_rowid(db_.raw());
+  }
+
+  Result<std::vector<AuditEntry>> list_audit(int64_t after_id, int64_t limit) override {
+    Stmt* s = MAMORI_TRY(
+        db_.cached("SELECT id, at_ns, actor, address, action, target, result FROM audit WHERE "
+                   "id > ? ORDER BY id LIMIT ?"));
+    s->bind(1, after_id).bind(2, std::clamp<int64_t>(limit, 0, 10000));
+    std::vector<AuditEntry> out;
+    while (MAMORI_TRY(s->step()))
+      out.push_back(AuditEntry{s->int64(0), s->int64(1), text(*s, 2), text(*s, 3), text(*s, 4),
+                               text(*s, 5), text(*s, 6)});
+    return out;
+  }
+
   Result<int64_t> change_counter() override {
     Stmt* s = MAMORI_TRY(db_.cached("PRAGMA data_version"));
     MAMORI_TRY(s->step());
@@ -578,6 +756,22 @@ class SqliteStore final : public Store {
   }
 
  private:
+  static constexpr std::string_view kUserSelect =
+      "SELECT name, role, password_hash, created_at_ns FROM users";
+  static UserRow user_row(const Stmt& s) {
+    return UserRow{text(s, 0), parse_role(s.blob(1)).value_or(Role::kViewer), text(s, 2),
+                   s.int64(3)};
+  }
+  static ApiTokenRow api_token_row(const Stmt& s) {
+    return ApiTokenRow{s.int64(0), text(s, 1), parse_role(s.blob(2)).value_or(Role::kViewer),
+                       text(s, 3), s.int64(4), s.int64(5) != 0,
+                       s.int64(6)};
+  }
+  Status end_sessions_of(std::string_view user) {
+    Stmt* s = MAMORI_TRY(db_.cached("DELETE FROM sessions WHERE user = ?"));
+    return s->bind_text(1, user).run();
+  }
+
   static constexpr std::string_view kBanSelect =
       "SELECT id, address, expires_at_ns, reason, origin, created_at_ns, lifted_at_ns, pushed, "
       "lift_pushed FROM bans";

@@ -95,4 +95,22 @@ std::optional<CommandState> parse_command_state(std::string_view s) {
   return std::nullopt;
 }
 
+std::string_view to_string(Role r) {
+  switch (r) {
+    case Role::kViewer:
+      return "viewer";
+    case Role::kOperator:
+      return "operator";
+    case Role::kAdmin:
+      return "admin";
+  }
+  return "viewer";
+}
+
+std::optional<Role> parse_role(std::string_view s) {
+  for (Role r : {Role::kViewer, Role::kOperator, Role::kAdmin})
+    if (to_string(r) == s) return r;
+  return std::nullopt;
+}
+
 }  // namespace mamori::manager

@@ -249,6 +249,54 @@ struct CommandRow {
   CommandState state = CommandState::kPending;
 };
 
+// ---- API access: users, sessions, API tokens, audit (docs/manager.md "API") ----
+// Roles, weakest first; a role may do everything the ones before it may.
+enum class Role { kViewer, kOperator, kAdmin };
+std::string_view to_string(Role r);  // "viewer", "operator", "admin"
+std::optional<Role> parse_role(std::string_view s);
+struct UserRow {
+  std::string name;
+  Role role = Role::kViewer;
+  std::string password_hash;  // an argon2id PHC string (manager/server/password.h)
+  int64_t created_at_ns = 0;
+};
+// A console session. The cookie's secret and the CSRF token reach the store only as
+// sha256_hex; the caller compares the CSRF hash in constant time.
+struct SessionRow {
+  std::string id_hash;    // sha256_hex(cookie secret)
+  std::string csrf_hash;  // sha256_hex(CSRF token)
+  std::string user;
+  int64_t created_at_ns = 0;
+  int64_t last_used_ns = 0;
+  int64_t expires_at_ns = 0;  // absolute limit, whatever the use
+};
+struct NewApiToken {
+  std::string secret_hash;  // sha256_hex(secret)
+  std::string name;
+  Role role = Role::kViewer;
+  std::string created_by;
+  int64_t created_at_ns = 0;
+};
+struct ApiTokenRow {
+  int64_t id = 0;
+  std::string name;
+  Role role = Role::kViewer;
+  std::string created_by;
+  int64_t created_at_ns = 0;
+  bool revoked = false;
+  int64_t last_used_ns = 0;  // 0: never
+};
+// One line of the audit log: who did what, from where, when, and how it went.
+struct AuditEntry {
+  int64_t id = 0;  // set by the store: arrival order
+  int64_t at_ns = 0;
+  std::string actor;    // "user:NAME", "apitoken:ID", "cli:UID", or the name tried at login
+  std::string address;  // the client's IP address; "" for the CLI
+  std::string action;   // "login", "login-failed", "logout", "user-add", "apitoken-create", ...
+  std::string target;   // what it acted on ("" when nothing)
+  std::string result;   // "ok", or why it was refused / failed
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -362,6 +410,31 @@ class Store {
                                                         std::optional<std::string> agent_key,
                                                         int64_t limit) = 0;
 
+  // Users. create_user fails with errnum EEXIST if the name is taken. delete_user and
+  // set_password → false when no such user; both also end the user's sessions.
+  virtual Status create_user(const UserRow& u) = 0;
+  virtual Result<std::optional<UserRow>> find_user(std::string_view name) = 0;
+  virtual Result<std::vector<UserRow>> list_users() = 0;  // by name
+  virtual Result<bool> delete_user(std::string_view name) = 0;
+  virtual Result<bool> set_password(std::string_view name, std::string_view password_hash) = 0;
+  // Sessions. find_session returns a session only while it is alive at now_ns (not past
+  // expires_at_ns, used within idle_ns) and then records the use (last_used = now);
+  // delete_session → false when none. Expired sessions are deleted by prune_sessions.
+  virtual Status create_session(const SessionRow& s) = 0;
+  virtual Result<std::optional<SessionRow>> use_session(std::string_view id_hash, int64_t now_ns,
+                                                        int64_t idle_ns) = 0;
+  virtual Result<bool> delete_session(std::string_view id_hash) = 0;
+  virtual Result<int64_t> prune_sessions(int64_t now_ns, int64_t idle_ns) = 0;
+  // API tokens. use_api_token: the token with that hash if not revoked (records the use).
+  // revoke_api_token → false when no such id.
+  virtual Result<int64_t> create_api_token(const NewApiToken& t) = 0;
+  virtual Result<std::optional<ApiTokenRow>> use_api_token(std::string_view secret_hash,
+                                                           int64_t now_ns) = 0;
+  virtual Result<std::vector<ApiTokenRow>> list_api_tokens() = 0;  // by id, revoked included
+  virtual Result<bool> revoke_api_token(int64_t id) = 0;
+  // Audit log: append → the entry's id; list_audit: id > after_id, oldest first, ≤ limit.
+  virtual Result<int64_t> append_audit(const AuditEntry& e) = 0;
+  virtual Result<std::vector<AuditEntry>> list_audit(int64_t after_id, int64_t limit) = 0;
   // Changes whenever another connection (another process: `mamori manager ban`, ...)
   // committed to the store; what the manager polls to learn of new bans and commands.
   // A store with notifications (PostgreSQL LISTEN/NOTIFY) can wake the same reader.

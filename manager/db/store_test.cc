@@ -873,5 +873,95 @@ TEST_P(StoreTest, ChangeCounterMovesWithAnotherConnectionsCommits) {
   EXPECT_NE(*manager->change_counter(), after_lift);
 }
 
+TEST_P(StoreTest, UsersAreUniqueAndTheirChangesEndTheirSessions) {
+  auto s = open();
+  ASSERT_TRUE(s->create_user({"alice", Role::kAdmin, "$argon2id$a", 1}));
+  ASSERT_TRUE(s->create_user({"bob", Role::kViewer, "$argon2id$b", 2}));
+  auto dup = s->create_user({"alice", Role::kViewer, "x", 3});
+  ASSERT_FALSE(dup);
+  EXPECT_EQ(dup.error().errnum, EEXIST);
+  auto alice = s->find_user("alice");
+  ASSERT_TRUE(alice && *alice);
+  EXPECT_EQ((*alice)->role, Role::kAdmin);
+  EXPECT_EQ((*alice)->password_hash, "$argon2id$a");
+  EXPECT_FALSE(*s->find_user("carol"));
+  auto list = s->list_users();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[1].name, "bob");
+
+  ASSERT_TRUE(s->create_session({sha256_hex("s1"), sha256_hex("c1"), "alice", 10, 10, 1000}));
+  ASSERT_TRUE(s->create_session({sha256_hex("s2"), sha256_hex("c2"), "bob", 10, 10, 1000}));
+  EXPECT_TRUE(*s->use_session(sha256_hex("s1"), 20, 100));
+  EXPECT_TRUE(*s->set_password("alice", "$argon2id$new"));
+  EXPECT_EQ((*s->find_user("alice"))->password_hash, "$argon2id$new");
+  EXPECT_FALSE(*s->use_session(sha256_hex("s1"), 21, 100)) << "a new password ends sessions";
+  EXPECT_TRUE(*s->use_session(sha256_hex("s2"), 21, 100));
+  EXPECT_TRUE(*s->delete_user("bob"));
+  EXPECT_FALSE(*s->delete_user("bob"));
+  EXPECT_FALSE(*s->set_password("bob", "x"));
+  EXPECT_FALSE(*s->use_session(sha256_hex("s2"), 22, 100)) << "deleting a user ends sessions";
+  EXPECT_EQ(to_string(Role::kOperator), "operator");
+  EXPECT_EQ(parse_role("admin"), Role::kAdmin);
+  EXPECT_EQ(parse_role("root"), std::nullopt);
+}
+
+TEST_P(StoreTest, SessionsExpireIdleOrAtTheirLimit) {
+  auto s = open();
+  ASSERT_TRUE(s->create_session({sha256_hex("a"), sha256_hex("ca"), "u", 0, 0, 1000}));
+  ASSERT_TRUE(s->create_session({sha256_hex("b"), sha256_hex("cb"), "u", 0, 0, 1000}));
+  auto a = s->use_session(sha256_hex("a"), 90, 100);
+  ASSERT_TRUE(a && *a);
+  EXPECT_EQ((*a)->csrf_hash, sha256_hex("ca"));
+  EXPECT_EQ((*a)->last_used_ns, 90);
+  EXPECT_TRUE(*s->use_session(sha256_hex("a"), 180, 100)) << "each use restarts the idle time";
+  EXPECT_FALSE(*s->use_session(sha256_hex("b"), 180, 100)) << "idle too long";
+  EXPECT_FALSE(*s->use_session(sha256_hex("a"), 1000, 2000)) << "past its absolute limit";
+  EXPECT_FALSE(*s->use_session(sha256_hex("zz"), 1, 100));
+  EXPECT_EQ(*s->prune_sessions(1000, 2000), 2);
+  ASSERT_TRUE(s->create_session({sha256_hex("c"), sha256_hex("cc"), "u", 0, 0, 1000}));
+  EXPECT_TRUE(*s->delete_session(sha256_hex("c")));
+  EXPECT_FALSE(*s->delete_session(sha256_hex("c")));
+}
+
+TEST_P(StoreTest, ApiTokensWorkUntilRevoked) {
+  auto s = open();
+  auto id = s->create_api_token({sha256_hex("t1"), "ci", Role::kOperator, "alice", 5});
+  ASSERT_TRUE(id);
+  auto t = s->use_api_token(sha256_hex("t1"), 50);
+  ASSERT_TRUE(t && *t);
+  EXPECT_EQ((*t)->id, *id);
+  EXPECT_EQ((*t)->role, Role::kOperator);
+  EXPECT_EQ((*t)->name, "ci");
+  EXPECT_EQ((*t)->last_used_ns, 50);
+  EXPECT_FALSE(*s->use_api_token(sha256_hex("t2"), 50));
+  EXPECT_TRUE(*s->revoke_api_token(*id));
+  EXPECT_FALSE(*s->revoke_api_token(*id + 100));
+  EXPECT_FALSE(*s->use_api_token(sha256_hex("t1"), 60)) << "revoked";
+  auto list = s->list_api_tokens();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_TRUE((*list)[0].revoked);
+  EXPECT_EQ((*list)[0].created_by, "alice");
+  EXPECT_FALSE(s->create_api_token({sha256_hex("t1"), "again", Role::kViewer, "a", 6}))
+      << "a secret hash is unique";
+}
+
+TEST_P(StoreTest, AuditIsAppendOnlyInOrderAndPaged) {
+  auto s = open();
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(s->append_audit(
+        {0, i, "user:alice", "192.0.2.1", "login", "", i == 2 ? "bad-password" : "ok"}));
+  auto first = s->list_audit(0, 3);
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->size(), 3u);
+  EXPECT_EQ((*first)[2].result, "bad-password");
+  EXPECT_EQ((*first)[0].address, "192.0.2.1");
+  auto rest = s->list_audit((*first)[2].id, 100);
+  ASSERT_TRUE(rest);
+  ASSERT_EQ(rest->size(), 2u);
+  EXPECT_EQ((*rest)[1].at_ns, 4);
+}
+
 }  // namespace
 }  // namespace mamori::manager

@@ -7,6 +7,7 @@
 #include "core/proto/actions.h"
 #include "core/proto/channel.h"
 #include "manager/server/agent_channel.h"
+#include "manager/server/api.h"
 
 namespace mamori::manager {
 namespace {
@@ -66,6 +67,10 @@ void HttpConnection::route() {
       return respond(http::status::upgrade_required,
                      error_body(ch::kBadMessage, "a WebSocket upgrade is expected"));
     return channel(parser_->release());
+  }
+  if (target.starts_with("/api/v1/")) {
+    ApiResponse r = hub_.api().handle(req, address_);
+    return respond(r.status, r.body, r.headers);
   }
   respond(http::status::not_found, error_body(ch::kBadMessage, "no such endpoint"));
 }
@@ -152,12 +157,17 @@ std::optional<AgentRow> HttpConnection::authenticate(const Request& req) {
   return std::move(**a);
 }
 
-void HttpConnection::respond(http::status status, const json& body) {
+void HttpConnection::respond(http::status status, const json& body,
+                             const std::vector<std::pair<std::string, std::string>>& headers) {
   auto res = std::make_shared<http::response<http::string_body>>(status, 11);
+  for (const auto& [name, value] : headers) res->insert(name, value);
+  res->set(http::field::cache_control, "no-store");
   res->set(http::field::content_type, "application/json");
   res->set(http::field::server, "mamori-manager");
   res->keep_alive(false);
-  res->body() = body.is_null() ? std::string() : body.dump();
+  // replace: text from the store is checked UTF-8, but a throw here would end the manager.
+  res->body() =
+      body.is_null() ? std::string() : body.dump(-1, ' ', false, json::error_handler_t::replace);
   res->prepare_payload();
   http::async_write(stream_, *res, [self = shared_from_this(), res](const error_code& ec, size_t) {
     if (!ec) self->stream_.async_shutdown([self](const error_code&) {});

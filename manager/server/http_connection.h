@@ -4,13 +4,16 @@
 // most proto::channel::kMaxMessageBytes, routed to
 //   POST /api/v1/enroll   enrollment with a token (docs/formats/manager-channel.md);
 //   GET  /api/v1/channel  the agent's WebSocket, handed to an AgentChannel once the
-//                         Authorization (Bearer agent_key:credential) is checked.
+//                         Authorization (Bearer agent_key:credential) is checked;
+//   /api/v1/*             everything else: the REST API (api.h).
 //
 // Threads: the server's io thread (hub.h).
 
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -39,7 +42,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void channel(Request req);
   // The agent the request's credential belongs to.
   std::optional<AgentRow> authenticate(const Request& req);
-  void respond(boost::beast::http::status status, const nlohmann::json& body);
+  void respond(boost::beast::http::status status, const nlohmann::json& body,
+               const std::vector<std::pair<std::string, std::string>>& headers = {});
 
   Hub& hub_;
   boost::beast::ssl_stream<boost::beast::tcp_stream> stream_;

@@ -34,6 +34,7 @@
 namespace mamori::manager {
 
 class AgentChannel;
+class Api;
 class Fleet;
 
 // The limits on what a peer controls before it is authenticated (server.h).
@@ -82,6 +83,8 @@ class Hub {
   std::vector<std::pair<std::string, std::shared_ptr<AgentChannel>>> live_channels();
   // Fleet control (fleet.h).
   Fleet& fleet() { return *fleet_; }
+  // The REST API for people and scripts (api.h).
+  Api& api() { return *api_; }
 
   // One of the manager's events (reporter.h), naming the agent when there is one.
   void report(std::string_view action, event::Severity sev, const std::string& message,
@@ -121,6 +124,7 @@ class Hub {
   std::map<std::string, std::weak_ptr<AgentChannel>> live_;
   // After io_: its timer goes first.
   std::unique_ptr<Fleet> fleet_;
+  std::unique_ptr<Api> api_;
 };
 
 }  // namespace mamori::manager

@@ -12,6 +12,7 @@
 #include "core/fs/admin_files.h"
 #include "core/proto/actions.h"
 #include "manager/server/agent_channel.h"
+#include "manager/server/api.h"
 #include "manager/server/fleet.h"
 #include "manager/server/http_connection.h"
 
@@ -74,6 +75,7 @@ Hub::Hub(Env& env, const config::Config& config, std::unique_ptr<Store> store, I
       host_name_(event::system_hostname()),
       manager_id_(new_uuid()) {
   fleet_ = std::make_unique<Fleet>(*this, io_);
+  api_ = std::make_unique<Api>(*this);
 }
 
 Hub::~Hub() = default;

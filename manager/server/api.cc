@@ -1,0 +1,424 @@
+#include "manager/server/api.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <map>
+
+#include "core/hash/sha256.h"
+#include "core/proto/channel.h"
+#include "manager/server/hub.h"
+#include "manager/server/password.h"
+
+namespace mamori::manager {
+namespace {
+
+namespace http = boost::beast::http;
+using http::status;
+using http::verb;
+using nlohmann::json;
+
+constexpr std::string_view kCookie = "mamori_session";
+constexpr std::string_view kApiTokenPrefix = "mamori-api-v1.";
+constexpr int64_t kDayNs = 24LL * 3600 * 1'000'000'000;
+
+constexpr ApiRoute kRoutes[] = {
+    {verb::post, "/api/v1/enroll", std::nullopt},
+    {verb::get, "/api/v1/channel", std::nullopt},
+    {verb::post, "/api/v1/login", std::nullopt},
+    {verb::post, "/api/v1/logout", Role::kViewer},
+    {verb::get, "/api/v1/agents", Role::kViewer},
+    {verb::get, "/api/v1/agents/{key}", Role::kViewer},
+    {verb::get, "/api/v1/events", Role::kViewer},
+    {verb::get, "/api/v1/tokens", Role::kViewer},
+    {verb::post, "/api/v1/tokens", Role::kOperator},
+    {verb::delete_, "/api/v1/tokens/{id}", Role::kOperator},
+    {verb::get, "/api/v1/users", Role::kAdmin},
+    {verb::post, "/api/v1/users", Role::kAdmin},
+    {verb::delete_, "/api/v1/users/{name}", Role::kAdmin},
+    {verb::get, "/api/v1/audit", Role::kAdmin},
+};
+
+ApiResponse error(status s, std::string_view code, std::string message) {
+  return {s, json{{"error", {{"code", code}, {"message", std::move(message)}}}}, {}};
+}
+
+// Matches `path` against a template; the {param} part (one segment) goes to `param`.
+bool match(std::string_view tmpl, std::string_view path, std::string& param) {
+  const size_t brace = tmpl.find('{');
+  if (brace == std::string_view::npos) return tmpl == path;
+  if (!path.starts_with(tmpl.substr(0, brace))) return false;
+  std::string_view rest = path.substr(brace);
+  if (rest.empty() || rest.size() > 128 || rest.find('/') != std::string_view::npos) return false;
+  param = std::string(rest);
+  return true;
+}
+
+std::optional<int64_t> to_int(std::string_view s) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// The query string's parameters (no percent-decoding beyond %2F and %3A, which paths and
+// times hold).
+std::map<std::string, std::string, std::less<>> query_params(std::string_view q) {
+  std::map<std::string, std::string, std::less<>> out;
+  while (!q.empty() && out.size() < 32) {
+    const size_t amp = q.find('&');
+    std::string_view kv = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+    const size_t eq = kv.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string v;
+    for (size_t i = eq + 1; i < kv.size(); ++i) {
+      if (kv[i] == '%' && i + 2 < kv.size()) {
+        const auto hex = kv.substr(i + 1, 2);
+        int c = 0;
+        if (std::from_chars(hex.data(), hex.data() + 2, c, 16).ec == std::errc()) {
+          v += static_cast<char>(c);
+          i += 2;
+          continue;
+        }
+      }
+      v += kv[i] == '+' ? ' ' : kv[i];
+    }
+    out.emplace(std::string(kv.substr(0, eq)), std::move(v));
+  }
+  return out;
+}
+
+std::string header(const Api::Request& req, http::field f) {
+  auto it = req.find(f);
+  return it == req.end() ? std::string() : std::string(it->value());
+}
+
+std::string cookie_value(const Api::Request& req) {
+  const std::string all = header(req, http::field::cookie);
+  std::string_view v(all);
+  while (!v.empty()) {
+    const size_t semi = v.find(';');
+    std::string_view c = v.substr(0, semi);
+    while (c.starts_with(' ')) c.remove_prefix(1);
+    if (c.starts_with(kCookie) && c.size() > kCookie.size() && c[kCookie.size()] == '=')
+      return std::string(c.substr(kCookie.size() + 1));
+    if (semi == std::string_view::npos) break;
+    v.remove_prefix(semi + 1);
+  }
+  return {};
+}
+
+json agent_json(const AgentRow& a, int64_t events_24h) {
+  json roots = json::parse(a.info.roots_json, nullptr, false);
+  return {{"agent_key", a.agent_key},
+          {"name", a.info.name},
+          {"hostname", a.info.hostname},
+          {"group", a.group},
+          {"status", to_string(a.status)},
+          {"status_since_ns", a.status_since_ns},
+          {"last_seen_ns", a.last_seen_ns},
+          {"enrolled_at_ns", a.enrolled_at_ns},
+          {"version", a.info.version},
+          {"roots", roots.is_discarded() ? json::array() : roots},
+          {"baseline_root_hash", a.info.baseline_root_hash},
+          {"events_24h", events_24h}};
+}
+
+}  // namespace
+
+std::span<const ApiRoute> api_routes() { return kRoutes; }
+
+void Api::audit(const std::string& actor, const std::string& address, std::string action,
+                std::string target, std::string result) {
+  auto r = hub_.store().append_audit(
+      {0, hub_.now_ns(), actor, address, std::move(action), std::move(target), std::move(result)});
+  if (!r) log_line("audit: " + r.error().message());
+}
+
+std::optional<Api::Caller> Api::authenticate(const Request& req, bool& csrf_ok) {
+  const int64_t now = hub_.now_ns();
+  const std::string auth = header(req, http::field::authorization);
+  if (auth.starts_with("Bearer ")) {
+    const std::string_view tok = std::string_view(auth).substr(7);
+    if (!tok.starts_with(kApiTokenPrefix) || tok.size() > 128) return std::nullopt;
+    auto t = hub_.store().use_api_token(sha256_hex(tok), now);
+    if (!t || !*t) return std::nullopt;
+    csrf_ok = true;  // a bearer token is not sent by browsers on their own
+    return Caller{"apitoken:" + std::to_string((*t)->id), (*t)->role, ""};
+  }
+  const std::string cookie = cookie_value(req);
+  if (cookie.empty() || cookie.size() > 128) return std::nullopt;
+  const std::string id_hash = sha256_hex(cookie);
+  auto s = hub_.store().use_session(id_hash, now, kSessionIdleNs);
+  if (!s || !*s) return std::nullopt;
+  auto u = hub_.store().find_user((*s)->user);
+  if (!u || !*u) return std::nullopt;
+  const std::string csrf(req["X-CSRF-Token"]);
+  csrf_ok = !csrf.empty() && csrf.size() <= 128 &&
+            hash::equal_constant_time(sha256_hex(csrf), (*s)->csrf_hash);
+  return Caller{"user:" + (*u)->name, (*u)->role, id_hash};
+}
+
+ApiResponse Api::handle(const Request& req, const std::string& address) {
+  const std::string_view target(req.target().data(), req.target().size());
+  const size_t qm = target.find('?');
+  const std::string_view path = target.substr(0, qm);
+  const auto params =
+      query_params(qm == std::string_view::npos ? std::string_view() : target.substr(qm + 1));
+  const ApiRoute* route = nullptr;
+  bool path_known = false;
+  std::string param;
+  for (const auto& r : kRoutes) {
+    if (!match(r.path, path, param)) continue;
+    path_known = true;
+    if (r.method == req.method()) {
+      route = &r;
+      break;
+    }
+  }
+  if (!route)
+    return path_known ? error(status::method_not_allowed, "method", "method not allowed here")
+                      : error(status::not_found, "not-found", "no such endpoint");
+  if (req.body().size() > kMaxApiBodyBytes)
+    return error(status::payload_too_large, "too-large", "the body is over 1 MiB");
+  if (route->path == "/api/v1/login") return login(req, address);
+  bool csrf_ok = false;
+  auto caller = authenticate(req, csrf_ok);
+  if (!caller)
+    return error(status::unauthorized, "unauthorized",
+                 "log in (POST /api/v1/login) or send Authorization: Bearer TOKEN");
+  if (caller->role < *route->min_role)
+    return error(status::forbidden, "forbidden",
+                 std::string("needs the ") + std::string(to_string(*route->min_role)) + " role");
+  if (req.method() != verb::get && !csrf_ok)
+    return error(status::forbidden, "csrf", "X-CSRF-Token is missing or wrong");
+  Store& st = hub_.store();
+  const int64_t now = hub_.now_ns();
+  auto internal = [](const Error& e) {
+    log_line("api: " + e.message());
+    return error(status::internal_server_error, "internal", "the store failed");
+  };
+  const std::string_view p = route->path;
+  if (p == "/api/v1/logout") return logout(*caller, address);
+  if (p == "/api/v1/agents" || p == "/api/v1/agents/{key}") {
+    auto agents = st.list_agents();
+    if (!agents) return internal(agents.error());
+    json arr = json::array();
+    for (const auto& a : *agents) {
+      if (p != "/api/v1/agents" && a.agent_key != param) continue;
+      EventQuery q;
+      q.agent_key = a.agent_key;
+      q.since_ns = now - kDayNs;
+      q.limit = 10000;
+      auto ev = st.query_events(q);
+      if (!ev) return internal(ev.error());
+      arr.push_back(agent_json(a, static_cast<int64_t>(ev->size())));
+    }
+    if (p == "/api/v1/agents")
+      return {status::ok, json{{"agents", arr}, {"count", arr.size()}}, {}};
+    if (arr.empty()) return error(status::not_found, "not-found", "no such agent");
+    return {status::ok, arr[0], {}};
+  }
+  if (p == "/api/v1/events") {
+    EventQuery q;
+    auto num = [&](std::string_view k) -> std::optional<int64_t> {
+      auto it = params.find(k);
+      return it == params.end() ? std::nullopt : to_int(it->second);
+    };
+    auto str = [&](std::string_view k) -> std::optional<std::string> {
+      auto it = params.find(k);
+      return it == params.end() ? std::nullopt : std::optional<std::string>(it->second);
+    };
+    q.since_ns = num("since");
+    q.until_ns = num("until");
+    q.agent_key = str("agent");
+    q.action = str("action");
+    q.path_prefix = str("path_prefix");
+    q.source_ip = str("source_ip");
+    q.min_severity = num("min_severity");
+    q.after_row = num("after").value_or(0);
+    q.limit = std::clamp<int64_t>(num("limit").value_or(100), 1, 1000);
+    auto rows = st.query_events(q);
+    if (!rows) return internal(rows.error());
+    json arr = json::array();
+    for (const auto& r : *rows) {
+      json e = json::parse(r.json, nullptr, false);
+      arr.push_back({{"row", r.row}, {"agent_key", r.agent_key}, {"event", e}});
+    }
+    json body{{"events", arr}, {"count", arr.size()}};
+    if (static_cast<int64_t>(rows->size()) == q.limit) body["next"] = rows->back().row;
+    return {status::ok, body, {}};
+  }
+  if (p == "/api/v1/tokens" && req.method() == verb::get) {
+    auto tokens = st.list_tokens();
+    if (!tokens) return internal(tokens.error());
+    json arr = json::array();
+    for (const auto& t : *tokens)
+      arr.push_back({{"id", t.id},
+                     {"group", t.group},
+                     {"uses_left", t.uses_left ? json(*t.uses_left) : json()},
+                     {"expires_at_ns", t.expires_at_ns ? json(*t.expires_at_ns) : json()},
+                     {"created_at_ns", t.created_at_ns},
+                     {"used", t.used},
+                     {"revoked", t.revoked}});
+    return {status::ok, json{{"tokens", arr}, {"count", arr.size()}}, {}};
+  }
+  if (p == "/api/v1/tokens/{id}") {
+    auto id = to_int(param);
+    auto had = id ? st.revoke_token(*id) : Result<bool>(false);
+    if (!had) return internal(had.error());
+    audit(caller->actor, address, "token-revoke", param, *had ? "ok" : "no-such-token");
+    if (!*had) return error(status::not_found, "not-found", "no such token");
+    return {status::ok, json{{"id", *id}, {"revoked", true}}, {}};
+  }
+  if (p == "/api/v1/users" && req.method() == verb::get) {
+    auto users = st.list_users();
+    if (!users) return internal(users.error());
+    json arr = json::array();
+    for (const auto& u : *users)
+      arr.push_back(
+          {{"name", u.name}, {"role", to_string(u.role)}, {"created_at_ns", u.created_at_ns}});
+    return {status::ok, json{{"users", arr}, {"count", arr.size()}}, {}};
+  }
+  if (p == "/api/v1/users/{name}") {
+    auto had = st.delete_user(param);
+    if (!had) return internal(had.error());
+    audit(caller->actor, address, "user-del", param, *had ? "ok" : "no-such-user");
+    if (!*had) return error(status::not_found, "not-found", "no such user");
+    return {status::ok, json{{"name", param}, {"deleted", true}}, {}};
+  }
+  if (p == "/api/v1/audit") {
+    auto after = params.find("after");
+    auto limit = params.find("limit");
+    auto rows = st.list_audit(
+        after == params.end() ? 0 : to_int(after->second).value_or(0),
+        limit == params.end() ? 100
+                              : std::clamp<int64_t>(to_int(limit->second).value_or(100), 1, 1000));
+    if (!rows) return internal(rows.error());
+    json arr = json::array();
+    for (const auto& a : *rows)
+      arr.push_back({{"id", a.id},
+                     {"at_ns", a.at_ns},
+                     {"actor", a.actor},
+                     {"address", a.address},
+                     {"action", a.action},
+                     {"target", a.target},
+                     {"result", a.result}});
+    return {status::ok, json{{"audit", arr}, {"count", arr.size()}}, {}};
+  }
+  json in = json::parse(req.body(), nullptr, false);
+  if (!in.is_object()) return error(status::bad_request, "bad-request", "expects a JSON object");
+  if (p == "/api/v1/tokens") {  // POST
+    const std::string group = in.value("group", std::string("default"));
+    if (group.empty() || group.size() > 64 ||
+        group.find_first_of(std::string_view("\0\n\r\"", 4)) != std::string::npos)
+      return error(status::bad_request, "bad-request", "group: 1-64 characters");
+    std::optional<int64_t> uses, expires_at;
+    if (in.contains("uses") && !in["uses"].is_null()) {
+      if (!in["uses"].is_number_integer() || in["uses"].get<int64_t>() < 1)
+        return error(status::bad_request, "bad-request", "uses: an integer >= 1");
+      uses = in["uses"].get<int64_t>();
+    }
+    if (in.contains("expires_in_s") && !in["expires_in_s"].is_null()) {
+      if (!in["expires_in_s"].is_number_integer() || in["expires_in_s"].get<int64_t>() < 1 ||
+          in["expires_in_s"].get<int64_t>() > 3660LL * 86400)
+        return error(status::bad_request, "bad-request", "expires_in_s: 1 s to 10 years");
+      expires_at = now + in["expires_in_s"].get<int64_t>() * 1'000'000'000;
+    }
+    auto secret = random_bytes(32);
+    if (!secret) return internal(secret.error());
+    const proto::channel::Token token{hub_.public_url(), hub_.identity().fingerprint,
+                                      proto::channel::base64url(*secret)};
+    auto id = st.create_token({sha256_hex(token.secret), group, uses, expires_at, now});
+    if (!id) return internal(id.error());
+    audit(caller->actor, address, "token-create", std::to_string(*id) + " " + group, "ok");
+    return {status::created,
+            json{{"id", *id}, {"token", proto::channel::encode_token(token)}, {"group", group}},
+            {}};
+  }
+  // POST /api/v1/users
+  if (!in.contains("name") || !in["name"].is_string() || !in.contains("password") ||
+      !in["password"].is_string() || !in.contains("role") || !in["role"].is_string())
+    return error(status::bad_request, "bad-request", "expects {\"name\", \"password\", \"role\"}");
+  const std::string name = in["name"];
+  const auto role = parse_role(in["role"].get<std::string>());
+  if (name.empty() || name.size() > 64 ||
+      name.find_first_not_of(
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-") !=
+          std::string::npos)
+    return error(status::bad_request, "bad-request", "name: 1-64 of A-Z a-z 0-9 . _ @ -");
+  if (!role) return error(status::bad_request, "bad-request", "role: viewer, operator or admin");
+  auto hash = hash_password(in["password"].get<std::string>());
+  if (!hash) return error(status::bad_request, "bad-password", hash.error().detail);
+  auto made = st.create_user({name, *role, *hash, now});
+  if (!made && made.error().errnum == EEXIST) {
+    audit(caller->actor, address, "user-add", name, "exists");
+    return error(status::conflict, "exists", "a user has this name");
+  }
+  if (!made) return internal(made.error());
+  audit(caller->actor, address, "user-add", name + " (" + std::string(to_string(*role)) + ")",
+        "ok");
+  return {status::created, json{{"name", name}, {"role", to_string(*role)}}, {}};
+}
+
+ApiResponse Api::login(const Request& req, const std::string& address) {
+  json body = json::parse(req.body(), nullptr, false);
+  if (!body.is_object() || !body.contains("name") || !body["name"].is_string() ||
+      !body.contains("password") || !body["password"].is_string())
+    return error(status::bad_request, "bad-request", "expects {\"name\", \"password\"}");
+  const std::string name = body["name"];
+  const std::string password = body["password"];
+  if (name.empty() || name.size() > 64)
+    return error(status::bad_request, "bad-request", "name: 1-64 characters");
+  const int64_t now = hub_.now_ns();
+  if (int64_t wait = throttle_.wait_ns(name, address, now); wait > 0) {
+    audit(name, address, "login-failed", name, "throttled");
+    auto r = error(status::too_many_requests, "throttled", "too many failed logins: wait");
+    r.headers.emplace_back("Retry-After", std::to_string((wait + 999'999'999) / 1'000'000'000));
+    return r;
+  }
+  auto user = hub_.store().find_user(name);
+  if (!user) return error(status::internal_server_error, "internal", "the store failed");
+  // An unknown name costs the same argon2id verification as a known one.
+  const bool ok =
+      verify_password(*user ? (*user)->password_hash : decoy_password_hash(), password) &&
+      user->has_value();
+  if (!ok) {
+    throttle_.failed(name, address, now);
+    audit(name, address, "login-failed", name, "bad-credentials");
+    return error(status::unauthorized, "bad-credentials", "wrong name or password");
+  }
+  throttle_.succeeded(name);
+  auto secret = random_bytes(32);
+  auto csrf_raw = random_bytes(32);
+  if (!secret || !csrf_raw)
+    return error(status::internal_server_error, "internal", "no randomness");
+  const std::string cookie = proto::channel::base64url(*secret);
+  const std::string csrf = proto::channel::base64url(*csrf_raw);
+  auto s = hub_.store().create_session(
+      {sha256_hex(cookie), sha256_hex(csrf), name, now, now, now + kSessionMaxNs});
+  if (!s) return error(status::internal_server_error, "internal", "the store failed");
+  audit("user:" + name, address, "login", name, "ok");
+  ApiResponse r{status::ok,
+                json{{"name", name}, {"role", to_string((*user)->role)}, {"csrf_token", csrf}},
+                {}};
+  r.headers.emplace_back("Set-Cookie", std::string(kCookie) + "=" + cookie +
+                                           "; Path=/api; Secure; HttpOnly; SameSite=Strict");
+  return r;
+}
+
+ApiResponse Api::logout(const Caller& c, const std::string& address) {
+  if (!c.session_hash.empty()) {
+    auto r = hub_.store().delete_session(c.session_hash);
+    if (!r) log_line("logout: " + r.error().message());
+  }
+  audit(c.actor, address, "logout", "", "ok");
+  ApiResponse r{status::ok, json{{"logged_out", true}}, {}};
+  r.headers.emplace_back("Set-Cookie", std::string(kCookie) +
+                                           "=; Path=/api; Secure; HttpOnly; SameSite=Strict; "
+                                           "Max-Age=0");
+  return r;
+}
+
+}  // namespace mamori::manager

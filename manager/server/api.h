@@ -1,0 +1,73 @@
+#pragma once
+// The manager's REST API for people and scripts (docs/manager.md "Users and API access",
+// docs/openapi.yaml): login/logout with a session cookie and a CSRF token, API tokens
+// (Authorization: Bearer mamori-api-v1....), and JSON endpoints over the store. Every
+// route is one row of api_routes(): method, path template, the least role it needs
+// (nullopt: no login, e.g. login itself); the OpenAPI test compares that table with
+// docs/openapi.yaml. Errors are {"error": {"code", "message"}}: 401 without a valid
+// session or token, 403 for a role too weak or a missing/wrong X-CSRF-Token on a
+// state-changing request made with a session cookie, 429 for a throttled login.
+//
+// Threads: the server's io thread (hub.h) owns the Api.
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+#include "manager/db/store.h"
+#include "manager/server/login_throttle.h"
+
+namespace mamori::manager {
+
+class Hub;
+
+struct ApiRoute {
+  boost::beast::http::verb method;
+  std::string_view path;         // a template: /api/v1/agents/{key}
+  std::optional<Role> min_role;  // nullopt: no authentication
+};
+std::span<const ApiRoute> api_routes();
+
+// Sessions end after this long unused, and at the latest this long after the login.
+inline constexpr int64_t kSessionIdleNs = 12LL * 3600 * 1'000'000'000;
+inline constexpr int64_t kSessionMaxNs = 7LL * 24 * 3600 * 1'000'000'000;
+
+// The API's requests are small JSON objects (the HTTP parser allows the enrollment's
+// kMaxMessageBytes; the API refuses more than this with 413).
+inline constexpr size_t kMaxApiBodyBytes = 1u << 20;
+
+struct ApiResponse {
+  boost::beast::http::status status = boost::beast::http::status::ok;
+  nlohmann::json body;
+  std::vector<std::pair<std::string, std::string>> headers;  // Set-Cookie, Retry-After
+};
+
+class Api {
+ public:
+  explicit Api(Hub& hub) : hub_(hub) {}
+  using Request = boost::beast::http::request<boost::beast::http::string_body>;
+  // The answer to `req` from `address`; target starts with /api/v1/.
+  ApiResponse handle(const Request& req, const std::string& address);
+
+ private:
+  struct Caller {
+    std::string actor;  // user:NAME or apitoken:ID
+    Role role = Role::kViewer;
+    std::string session_hash;  // "" for an API token
+  };
+  ApiResponse login(const Request& req, const std::string& address);
+  ApiResponse logout(const Caller& c, const std::string& address);
+  std::optional<Caller> authenticate(const Request& req, bool& csrf_ok);
+  void audit(const std::string& actor, const std::string& address, std::string action,
+             std::string target, std::string result);
+
+  Hub& hub_;
+  LoginThrottle throttle_;
+};
+
+}  // namespace mamori::manager

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# The manager's REST API (docs/manager.md "Users and API access", docs/openapi.yaml)
+# against the real `mamori manager` on loopback, spoken to over TLS with the certificate
+# pinned by its fingerprint (manager_client.py's context): every endpoint refuses
+# unauthenticated (401) and wrong-role (403) requests; login and logout; a missing or
+# wrong CSRF token (403); the session cookie's attributes; an API token that works until
+# revoked; events paged with a cursor, each exactly once; the audit log; login throttling.
+source "$(dirname "$0")/lib.sh"
+
+MSTATE=$SCRATCH/manager
+MLOG=$SCRATCH/manager.log
+PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$CONFIG" <<EOF
+state_dir = "$STATE"
+[manager]
+listen = "127.0.0.1:$PORT"
+public_url = "https://127.0.0.1:$PORT"
+state_dir = "$MSTATE"
+database = "sqlite://$MSTATE/manager.db"
+EOF
+
+step "users and an API token from the CLI"
+printf 'admin password 1\n' | expect_exit 0 mamori manager user add root-admin --role admin
+printf 'viewer password 1\n' | expect_exit 0 mamori manager user add vic --role viewer
+printf 'operator password\n' | expect_exit 0 mamori manager user add olga --role operator
+printf 'short\n' | expect_exit 2 mamori manager user add shorty
+expect_exit 0 mamori manager apitoken create ci --role viewer --json
+APITOKEN=$(json 'j["token"]')
+APITOKEN_ID=$(json 'j["id"]')
+
+"$MAMORI" --config "$CONFIG" manager >>"$MLOG" 2>&1 &
+MANAGER_PID=$!
+stop_manager() { stop_pid "$MANAGER_PID" "the manager" || fail "the manager did not stop"; }
+on_exit stop_manager
+_listening() { grep -q 'listening on' "$MLOG"; }
+WAIT_SECONDS=20 WAIT_EXPLAIN='cat "$MLOG"' wait_for "the manager to listen" _listening
+FP=$(grep -o 'fingerprint [0-9a-f]*' "$MLOG" | head -1 | cut -d' ' -f2)
+
+step "the API, by a pinned-TLS client"
+PYTHONPATH=$(dirname "$0") MANAGER_SCHEMA= expect_exit 0 /usr/bin/python3 - "$PORT" "$FP" "$APITOKEN" "$APITOKEN_ID" "$CONFIG" "$MAMORI" <<'PYEOF'
+import http.client, json, subprocess, sys
+import manager_client as mc
+
+port, fp, apitoken, apitoken_id, config, mamori = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+URL = "https://127.0.0.1:%s" % port
+
+def die(msg):
+    print("FAIL:", msg); sys.exit(1)
+
+def req(method, path, body=None, cookie=None, csrf=None, bearer=None, raw=False):
+    c = http.client.HTTPSConnection("127.0.0.1", int(port), context=mc.tls_context(), timeout=10)
+    c.connect(); mc.check_fp(c.sock, fp)
+    h = {"Content-Type": "application/json"}
+    if cookie: h["Cookie"] = "mamori_session=" + cookie
+    if csrf: h["X-CSRF-Token"] = csrf
+    if bearer: h["Authorization"] = "Bearer " + bearer
+    c.request(method, path, body=None if body is None else json.dumps(body), headers=h)
+    r = c.getresponse(); text = r.read().decode()
+    j = json.loads(text) if text else None
+    if r.status >= 400 and not ("error" in j and "code" in j["error"] and "message" in j["error"]):
+        die("%s %s: error body %r" % (method, path, text))
+    return (r.status, j, r) if raw else (r.status, j)
+
+def expect(st, want, what):
+    if st != want: die("%s: status %s, expected %s" % (what, st, want))
+
+def login(name, pw):
+    st, j, r = req("POST", "/api/v1/login", {"name": name, "password": pw}, raw=True)
+    expect(st, 200, "login " + name)
+    sc = r.getheader("Set-Cookie")
+    for attr in ("Secure", "HttpOnly", "SameSite=Strict", "Path=/api"):
+        if attr not in sc: die("cookie lacks %s: %s" % (attr, sc))
+    cookie = sc.split(";")[0].split("=", 1)[1]
+    if len(cookie) < 43: die("short session cookie: " + sc)
+    return cookie, j["csrf_token"]
+
+ROUTES = [("GET", "/api/v1/agents", "viewer"), ("GET", "/api/v1/agents/x", "viewer"),
+          ("GET", "/api/v1/events", "viewer"), ("GET", "/api/v1/tokens", "viewer"),
+          ("POST", "/api/v1/tokens", "operator"), ("DELETE", "/api/v1/tokens/999", "operator"),
+          ("GET", "/api/v1/users", "admin"), ("POST", "/api/v1/users", "admin"),
+          ("DELETE", "/api/v1/users/nobody", "admin"), ("GET", "/api/v1/audit", "admin"),
+          ("POST", "/api/v1/logout", "viewer")]
+RANK = {"viewer": 0, "operator": 1, "admin": 2}
+
+# 401 without credentials, with a made-up cookie and a made-up token
+for m, p, _ in ROUTES:
+    for kw in ({}, {"cookie": "A" * 43}, {"bearer": "mamori-api-v1." + "B" * 43}):
+        expect(req(m, p, {}, **kw)[0], 401, "%s %s %r" % (m, p, kw))
+
+sessions = {n: login(n, pw) for n, pw in (("vic", "viewer password 1"), ("olga", "operator password"), ("root-admin", "admin password 1"))}
+roles = {"vic": "viewer", "olga": "operator", "root-admin": "admin"}
+# 403 for a role too weak; never 401/403 for a strong enough one
+for m, p, need in ROUTES:
+    if p == "/api/v1/logout": continue
+    for user, (cookie, csrf) in sessions.items():
+        st = req(m, p, {}, cookie=cookie, csrf=csrf)[0]
+        if RANK[roles[user]] < RANK[need]: expect(st, 403, "%s %s as %s" % (m, p, user))
+        elif st in (401, 403): die("%s %s as %s: %s" % (m, p, user, st))
+
+cookie, csrf = sessions["root-admin"]
+# CSRF: missing or wrong → 403, nothing changes
+expect(req("POST", "/api/v1/users", {"name": "eve", "password": "eve password 12", "role": "admin"}, cookie=cookie)[0], 403, "no CSRF")
+expect(req("POST", "/api/v1/users", {"name": "eve", "password": "eve password 12", "role": "admin"}, cookie=cookie, csrf=csrf[:-1] + ("A" if csrf[-1] != "A" else "B"))[0], 403, "wrong CSRF")
+st, j = req("GET", "/api/v1/users", cookie=cookie)
+if any(u["name"] == "eve" for u in j["users"]): die("a request without CSRF made a user")
+expect(req("POST", "/api/v1/users", {"name": "eve", "password": "eve password 12", "role": "viewer"}, cookie=cookie, csrf=csrf)[0], 201, "user with CSRF")
+expect(req("DELETE", "/api/v1/users/eve", cookie=cookie, csrf=csrf)[0], 200, "delete eve")
+
+# an enrollment token from the API, an agent, 250 events
+st, j = req("POST", "/api/v1/tokens", {"group": "web", "uses": 1}, cookie=cookie, csrf=csrf)
+expect(st, 201, "token create")
+t = mc.decode_token(j["token"])
+if t["fp"] != fp: die("the token's fingerprint")
+st, text = mc.enroll(URL, fp, t["secret"])
+expect(st, 200, "enroll")
+m = json.loads(text); m.update({"url": URL, "fp": fp})
+ws = mc.connect(m); mc.hello(ws, m)
+for start in range(1, 251, 50):
+    mc.send(ws, {"v": 1, "type": "events", "events": [mc.event(s) for s in range(start, start + 50)]})
+    mc.recv_ack(ws)
+ws.close()
+# cursor paging: every stored event once
+seen, after, pages = [], 0, 0
+while True:
+    st, j = req("GET", "/api/v1/events?agent=%s&limit=64&after=%d" % (m["agent_key"], after), bearer=apitoken)
+    expect(st, 200, "events page"); pages += 1
+    seen += [e["event"]["event"]["id"] for e in j["events"]]
+    if "next" not in j: break
+    after = j["next"]
+if sorted(seen) != sorted("ev-%d" % i for i in range(1, 251)) or len(seen) != 250: die("paging: %d events" % len(seen))
+if pages != 4: die("expected 4 pages, got %d" % pages)
+st, j = req("GET", "/api/v1/agents/" + m["agent_key"], bearer=apitoken)
+expect(st, 200, "agent")
+if j["events_24h"] != 0 and j["group"] != "web": die("agent: %r" % j)
+
+# the API token until revoked
+expect(req("GET", "/api/v1/agents", bearer=apitoken)[0], 200, "api token")
+expect(req("GET", "/api/v1/users", bearer=apitoken)[0], 403, "viewer api token on users")
+subprocess.run([mamori, "--config", config, "manager", "apitoken", "revoke", apitoken_id], check=True, stdout=subprocess.DEVNULL)
+expect(req("GET", "/api/v1/agents", bearer=apitoken)[0], 401, "revoked api token")
+
+# logout ends the session
+vc, vcsrf = sessions["vic"]
+expect(req("POST", "/api/v1/logout", cookie=vc, csrf=vcsrf)[0], 200, "logout")
+expect(req("GET", "/api/v1/agents", cookie=vc)[0], 401, "after logout")
+
+# throttling: 5 free failures, then 429 with Retry-After, even with the right password
+for i in range(5):
+    expect(req("POST", "/api/v1/login", {"name": "olga", "password": "wrong %d password" % i})[0], 401, "bad password")
+st, j, r = req("POST", "/api/v1/login", {"name": "olga", "password": "operator password"}, raw=True)
+expect(st, 429, "throttled login")
+if not r.getheader("Retry-After"): die("no Retry-After")
+expect(req("POST", "/api/v1/login", {"name": "nobody", "password": "x" * 12})[0], 429, "another name from the same address")
+
+# the audit log
+st, j = req("GET", "/api/v1/audit?limit=1000", cookie=cookie)
+expect(st, 200, "audit")
+acts = [(a["action"], a["result"]) for a in j["audit"]]
+for want in [("user-add", "ok"), ("apitoken-create", "ok"), ("login", "ok"), ("login-failed", "bad-credentials"),
+             ("login-failed", "throttled"), ("user-del", "ok"), ("token-create", "ok"), ("apitoken-revoke", "ok"), ("logout", "ok")]:
+    if want not in acts: die("audit lacks %r: %r" % (want, acts))
+if not any(a["action"] == "login" and a["address"] == "127.0.0.1" for a in j["audit"]): die("audit: no address")
+print("ok")
+PYEOF
+assert_contains "$OUT" "ok"
+echo "PASS"
