@@ -71,7 +71,7 @@ tl::unexpected<Error> schema_too_new(const std::string& database, int64_t found,
 }
 
 Result<EventBatch> extract_event_batch(std::string_view agent_key,
-                                       const std::vector<nlohmann::json>& events) {
+                                       std::span<const nlohmann::json> events) {
   EventBatch batch;
   if (events.size() > kMaxEventBatch)
     return fail_msg("store events", std::string(agent_key),

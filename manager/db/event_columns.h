@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,7 +51,7 @@ struct EventBatch {
 // extracted text column (neither a path, an address nor an id has one, and PostgreSQL's
 // TEXT cannot hold it); text that is not valid UTF-8.
 Result<EventBatch> extract_event_batch(std::string_view agent_key,
-                                       const std::vector<nlohmann::json>& events);
+                                       std::span<const nlohmann::json> events);
 
 // "2023-11-14T22:13:20.123456Z" (what core/event writes; any fraction length, 'Z' or a
 // +hh:mm / -hh:mm offset) → nanoseconds since the Unix epoch; nullopt if malformed.

@@ -431,68 +431,56 @@ class PostgresStore final : public Store {
     });
   }
 
-  Result<InsertResult> insert_events(std::string_view agent_key,
-                                     const std::vector<nlohmann::json>& events,
-                                     int64_t received_at_ns) override {
-    InsertResult r;
-    if (events.empty()) return r;
-    // Validated and extracted before writing, so a bad event costs no transaction.
-    const EventBatch batch = MAMORI_TRY(extract_event_batch(agent_key, events));
-    r.max_sequence = batch.max_sequence;
-    // The batch travels as one array per column, unnested by one INSERT: one round trip
-    // for the whole batch instead of one per event.
-    std::string ids = "{", seqs = "{", times = "{", actions = "{", paths = "{", ips = "{",
-                sevs = "{", jsons = "{";
-    for (size_t i = 0; i < batch.rows.size(); ++i) {
-      const EventColumns& e = batch.rows[i];
-      if (i > 0) {
-        for (std::string* s : {&ids, &seqs, &times, &actions, &paths, &ips, &sevs, &jsons})
-          *s += ',';
+  Result<std::vector<Result<InsertResult>>> store_batches(std::span<const AgentBatch> batches,
+                                                          std::span<const SeenMark> seen,
+                                                          int64_t received_at_ns) override {
+    // Validated and extracted before writing, so a bad batch costs no transaction.
+    std::vector<Result<InsertResult>> checked;
+    std::vector<std::optional<EventBatch>> extracted;
+    checked.reserve(batches.size());
+    extracted.reserve(batches.size());
+    std::vector<size_t> order;  // the batches to write, by agent key (see below)
+    for (size_t i = 0; i < batches.size(); ++i) {
+      auto e = extract_event_batch(batches[i].agent_key, batches[i].events);
+      if (!e) {
+        checked.emplace_back(tl::unexpected(std::move(e.error())));
+        extracted.emplace_back();
+        continue;
       }
-      pg::append_array_element(ids, e.id);
-      seqs += std::to_string(e.sequence);
-      times += std::to_string(e.time_ns);
-      pg::append_array_element(actions, e.action);
-      pg::append_array_element(paths, e.path);
-      pg::append_array_element(ips, e.ip);
-      sevs += std::to_string(e.severity);
-      pg::append_array_element(jsons, e.json);
+      checked.emplace_back(InsertResult{0, 0, e->max_sequence});
+      if (!e->rows.empty()) order.push_back(i);
+      extracted.emplace_back(std::move(*e));
     }
-    for (std::string* s : {&ids, &seqs, &times, &actions, &paths, &ips, &sevs, &jsons}) *s += '}';
-    const int64_t total = static_cast<int64_t>(batch.rows.size());
+    if (order.empty() && seen.empty()) return checked;
+    // Each batch takes its agent key's advisory lock: taken in one order (by key) by
+    // every manager, two group commits never wait for each other in a cycle.
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return batches[a].agent_key < batches[b].agent_key;
+    });
+    std::string keys = "{", times = "{";
+    for (size_t i = 0; i < seen.size(); ++i) {
+      if (i > 0) {
+        keys += ',';
+        times += ',';
+      }
+      pg::append_array_element(keys, seen[i].agent_key);
+      times += std::to_string(seen[i].at_ns);
+    }
+    keys += '}';
+    times += '}';
 
     // Idempotent: a replay after an unknown commit stores nothing twice (its result then
     // counts as duplicates what the lost commit stored).
-    return call(Retry::kIdempotent, [&]() -> Result<InsertResult> {
-      InsertResult out = r;
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<Result<InsertResult>>> {
+      std::vector<Result<InsertResult>> out = checked;
       auto tx = MAMORI_TRY(Tx::begin(conn_));
-      // One batch of an agent key at a time across all connections, so the sequence walk
-      // below sees every committed batch of the key (hash collisions only serialize two
-      // keys more than needed).
-      MAMORI_TRY(conn_.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                             Params().add(agent_key)));
-      Rows ins = MAMORI_TRY(conn_.query(
-          "INSERT INTO events (agent_key, event_id, sequence, time_ns, action, path, source_ip, "
-          "severity, received_at_ns, json) "
-          "SELECT $1, t.event_id, t.sequence, t.time_ns, t.action, t.path, t.source_ip, "
-          "t.severity, $2, t.json FROM unnest($3::text[], $4::bigint[], $5::bigint[], "
-          "$6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[]) WITH ORDINALITY "
-          "AS t(event_id, sequence, time_ns, action, path, source_ip, severity, json, ord) "
-          "ORDER BY t.ord ON CONFLICT (agent_key, event_id) DO NOTHING",
-          Params()
-              .add(agent_key)
-              .add(received_at_ns)
-              .add(ids)
-              .add(seqs)
-              .add(times)
-              .add(actions)
-              .add(paths)
-              .add(ips)
-              .add(sevs)
-              .add(jsons)));
-      out.inserted = ins.affected();
-      out.duplicates = total - out.inserted;
-      MAMORI_TRY(advance_sequences(agent_key, batch.min_sequence, batch.max_sequence));
+      for (size_t i : order)
+        MAMORI_TRY(insert_batch(batches[i].agent_key, *extracted[i], received_at_ns, *out[i]));
+      if (!seen.empty())
+        MAMORI_TRY(conn_.query(
+            "UPDATE agents SET last_seen_ns = GREATEST(agents.last_seen_ns, m.at) "
+            "FROM unnest($1::text[], $2::bigint[]) AS m(key, at) WHERE agents.agent_key = m.key",
+            Params().add(keys).add(times)));
       MAMORI_TRY(tx.commit());
       return out;
     });
@@ -1042,6 +1030,60 @@ class PostgresStore final : public Store {
   // SQLite store's (from the gap-free mark forward over the stored sequences, by the
   // (agent_key, sequence) index; a fresh key starts below the batch's lowest), done by the
   // server in one recursive query and stored by the same statement.
+  // One extracted batch, inside the caller's transaction.
+  Status insert_batch(std::string_view agent_key, const EventBatch& batch, int64_t received_at_ns,
+                      InsertResult& out) {
+    // The batch travels as one array per column, unnested by one INSERT: one round trip
+    // for the whole batch instead of one per event.
+    std::string ids = "{", seqs = "{", times = "{", actions = "{", paths = "{", ips = "{",
+                sevs = "{", jsons = "{";
+    for (size_t i = 0; i < batch.rows.size(); ++i) {
+      const EventColumns& e = batch.rows[i];
+      if (i > 0) {
+        for (std::string* s : {&ids, &seqs, &times, &actions, &paths, &ips, &sevs, &jsons})
+          *s += ',';
+      }
+      pg::append_array_element(ids, e.id);
+      seqs += std::to_string(e.sequence);
+      times += std::to_string(e.time_ns);
+      pg::append_array_element(actions, e.action);
+      pg::append_array_element(paths, e.path);
+      pg::append_array_element(ips, e.ip);
+      sevs += std::to_string(e.severity);
+      pg::append_array_element(jsons, e.json);
+    }
+    for (std::string* s : {&ids, &seqs, &times, &actions, &paths, &ips, &sevs, &jsons}) *s += '}';
+    const int64_t total = static_cast<int64_t>(batch.rows.size());
+    // One batch of an agent key at a time across all connections, so the sequence walk
+    // below sees every committed batch of the key (hash collisions only serialize two
+    // keys more than needed).
+    MAMORI_TRY(conn_.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                           Params().add(agent_key)));
+    Rows ins = MAMORI_TRY(conn_.query(
+        "INSERT INTO events (agent_key, event_id, sequence, time_ns, action, path, source_ip, "
+        "severity, received_at_ns, json) "
+        "SELECT $1, t.event_id, t.sequence, t.time_ns, t.action, t.path, t.source_ip, "
+        "t.severity, $2, t.json FROM unnest($3::text[], $4::bigint[], $5::bigint[], "
+        "$6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[]) WITH ORDINALITY "
+        "AS t(event_id, sequence, time_ns, action, path, source_ip, severity, json, ord) "
+        "ORDER BY t.ord ON CONFLICT (agent_key, event_id) DO NOTHING",
+        Params()
+            .add(agent_key)
+            .add(received_at_ns)
+            .add(ids)
+            .add(seqs)
+            .add(times)
+            .add(actions)
+            .add(paths)
+            .add(ips)
+            .add(sevs)
+            .add(jsons)));
+    out.inserted = ins.affected();
+    out.duplicates = total - out.inserted;
+    MAMORI_TRY(advance_sequences(agent_key, batch.min_sequence, batch.max_sequence));
+    return ok();
+  }
+
   Status advance_sequences(std::string_view agent_key, int64_t min_seq, int64_t max_seq) {
     MAMORI_TRY(conn_.query(
         "WITH RECURSIVE "

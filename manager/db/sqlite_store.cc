@@ -359,33 +359,37 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<InsertResult> insert_events(std::string_view agent_key,
-                                     const std::vector<nlohmann::json>& events,
-                                     int64_t received_at_ns) override {
-    InsertResult r;
-    if (events.empty()) return r;
-    // Validated and extracted before writing, so a bad event costs no transaction.
-    const EventBatch batch = MAMORI_TRY(extract_event_batch(agent_key, events));
-    r.max_sequence = batch.max_sequence;
-    auto tx = MAMORI_TRY(Transaction::begin(db_));
-    Stmt* ins = MAMORI_TRY(db_.cached(
-        "INSERT INTO events (agent_key, event_id, sequence, time_ns, action, path, source_ip, "
-        "severity, received_at_ns, json) VALUES (?,?,?,?,?,?,?,?,?,?) "
-        "ON CONFLICT (agent_key, event_id) DO NOTHING"));
-    for (const EventColumns& row : batch.rows) {
-      ins->reset();
-      ins->bind_text(1, agent_key).bind_text(2, row.id).bind(3, row.sequence).bind(4, row.time_ns);
-      ins->bind_text(5, row.action).bind_text(6, row.path).bind_text(7, row.ip);
-      ins->bind(8, row.severity).bind(9, received_at_ns).bind_text(10, row.json);
-      MAMORI_TRY(ins->run());
-      if (sqlite3_changes(db_.raw()) > 0)
-        ++r.inserted;
-      else
-        ++r.duplicates;
+  Result<std::vector<Result<InsertResult>>> store_batches(std::span<const AgentBatch> batches,
+                                                          std::span<const SeenMark> seen,
+                                                          int64_t received_at_ns) override {
+    // Validated and extracted before writing, so a bad batch costs no transaction.
+    std::vector<Result<InsertResult>> results;
+    std::vector<std::optional<EventBatch>> extracted;
+    results.reserve(batches.size());
+    extracted.reserve(batches.size());
+    bool writes = !seen.empty();
+    for (const AgentBatch& b : batches) {
+      auto e = extract_event_batch(b.agent_key, b.events);
+      if (!e) {
+        results.emplace_back(tl::unexpected(std::move(e.error())));
+        extracted.emplace_back();
+        continue;
+      }
+      results.emplace_back(InsertResult{0, 0, e->max_sequence});
+      writes = writes || !e->rows.empty();
+      extracted.emplace_back(std::move(*e));
     }
-    MAMORI_TRY(advance_sequences(agent_key, batch.min_sequence, batch.max_sequence));
+    if (!writes) return results;
+    auto tx = MAMORI_TRY(Transaction::begin(db_));
+    for (size_t i = 0; i < batches.size(); ++i)
+      if (extracted[i] && !extracted[i]->rows.empty())
+        MAMORI_TRY(insert_batch(batches[i].agent_key, *extracted[i], received_at_ns, *results[i]));
+    Stmt* mark = MAMORI_TRY(
+        db_.cached("UPDATE agents SET last_seen_ns = MAX(last_seen_ns, ?) WHERE agent_key = ?"));
+    for (const SeenMark& m : seen)
+      MAMORI_TRY(mark->bind(1, m.at_ns).bind_text(2, m.agent_key).run());
     MAMORI_TRY(tx.commit());
-    return r;
+    return results;
   }
 
   Result<SequenceInfo> sequences(std::string_view agent_key) override {
@@ -862,6 +866,27 @@ class SqliteStore final : public Store {
   }
 
   // Inside the insert's transaction.
+  // One extracted batch, inside the caller's transaction.
+  Status insert_batch(std::string_view agent_key, const EventBatch& batch, int64_t received_at_ns,
+                      InsertResult& r) {
+    Stmt* ins = MAMORI_TRY(db_.cached(
+        "INSERT INTO events (agent_key, event_id, sequence, time_ns, action, path, source_ip, "
+        "severity, received_at_ns, json) VALUES (?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT (agent_key, event_id) DO NOTHING"));
+    for (const EventColumns& row : batch.rows) {
+      ins->reset();
+      ins->bind_text(1, agent_key).bind_text(2, row.id).bind(3, row.sequence).bind(4, row.time_ns);
+      ins->bind_text(5, row.action).bind_text(6, row.path).bind_text(7, row.ip);
+      ins->bind(8, row.severity).bind(9, received_at_ns).bind_text(10, row.json);
+      MAMORI_TRY(ins->run());
+      if (sqlite3_changes(db_.raw()) > 0)
+        ++r.inserted;
+      else
+        ++r.duplicates;
+    }
+    return advance_sequences(agent_key, batch.min_sequence, batch.max_sequence);
+  }
+
   Status advance_sequences(std::string_view agent_key, int64_t min_seq, int64_t max_seq) {
     SequenceInfo cur = MAMORI_TRY(sequences(agent_key));
     bool fresh = cur.max_sequence == 0;

@@ -8,6 +8,14 @@ namespace mamori::manager {
 
 std::string sha256_hex(std::string_view secret) { return hash::sha256(secret).hex(); }
 
+Result<InsertResult> Store::insert_events(std::string_view agent_key,
+                                          const std::vector<nlohmann::json>& events,
+                                          int64_t received_at_ns) {
+  const AgentBatch batch{agent_key, events};
+  auto results = MAMORI_TRY(store_batches({&batch, 1}, {}, received_at_ns));
+  return std::move(results.front());
+}
+
 std::string_view to_string(TokenRefusal r) {
   switch (r) {
     case TokenRefusal::kNone:

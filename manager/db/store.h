@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -133,6 +134,18 @@ struct InsertResult {
   int64_t inserted = 0;      // new rows
   int64_t duplicates = 0;    // already stored (same agent_key and event.id): skipped
   int64_t max_sequence = 0;  // highest event.sequence in the batch (0: empty batch)
+};
+
+// One agent's events for Store::store_batches: views of what the caller holds.
+struct AgentBatch {
+  std::string_view agent_key;
+  std::span<const nlohmann::json> events;
+};
+
+// When an agent was last heard from, for Store::store_batches.
+struct SeenMark {
+  std::string agent_key;
+  int64_t at_ns = 0;
 };
 
 struct SequenceInfo {
@@ -363,9 +376,18 @@ class Store {
   // when present. A malformed event fails the whole batch (nothing stored), the error
   // naming its index; so does a batch of more than 10000 events. agent_key need not be an
   // enrolled agent (the manager stores its own events under its own key).
-  virtual Result<InsertResult> insert_events(std::string_view agent_key,
-                                             const std::vector<nlohmann::json>& events,
-                                             int64_t received_at_ns) = 0;
+  Result<InsertResult> insert_events(std::string_view agent_key,
+                                     const std::vector<nlohmann::json>& events,
+                                     int64_t received_at_ns);
+  // Group commit: many agents' batches and last_seen marks in ONE transaction, so a
+  // manager pays one fsync (one round trip) for every batch that arrived meanwhile. Each
+  // batch is checked as insert_events checks it; a malformed one is not written and its
+  // result is the error, the others are stored. When the outer Result is a success, every
+  // batch whose result is a success is durable; when it is an error, nothing is. Results
+  // are in the order of `batches`; marks of unknown agents change nothing.
+  virtual Result<std::vector<Result<InsertResult>>> store_batches(
+      std::span<const AgentBatch> batches, std::span<const SeenMark> seen,
+      int64_t received_at_ns) = 0;
   virtual Result<SequenceInfo> sequences(std::string_view agent_key) = 0;
   virtual Result<std::vector<EventRow>> query_events(const EventQuery& q) = 0;
 

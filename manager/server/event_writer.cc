@@ -1,0 +1,91 @@
+#include "manager/server/event_writer.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace mamori::manager {
+
+EventWriter::EventWriter(std::unique_ptr<Store> store, std::function<int64_t()> now_ns, Poster post,
+                         std::function<void(const Error&)> on_error)
+    : store_(std::move(store)),
+      now_ns_(std::move(now_ns)),
+      post_(std::move(post)),
+      on_error_(std::move(on_error)),
+      thread_([this] { run(); }) {}
+
+EventWriter::~EventWriter() {
+  {
+    MutexLock lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
+void EventWriter::submit(std::string agent_key, std::vector<nlohmann::json> events, Done done) {
+  {
+    MutexLock lock(mu_);
+    queued_events_ += events.size();
+    queue_.push_back({std::move(agent_key), std::move(events), std::move(done)});
+  }
+  wake_.notify_one();
+}
+
+void EventWriter::note_seen(const std::string& agent_key, int64_t at_ns) {
+  MutexLock lock(mu_);
+  int64_t& at = seen_[agent_key];
+  at = std::max(at, at_ns);
+}
+
+size_t EventWriter::queued_events() {
+  MutexLock lock(mu_);
+  return queued_events_;
+}
+
+uint64_t EventWriter::commits() {
+  MutexLock lock(mu_);
+  return commits_;
+}
+
+void EventWriter::run() {
+  std::vector<Pending> group;
+  std::vector<SeenMark> seen;
+  for (;;) {
+    {
+      MutexLock lock(mu_);
+      // Batches are written at once; marks alone wait for kSeenFlush or a batch to go with.
+      wake_.wait_for(mu_, kSeenFlush,
+                     [&]() MAMORI_REQUIRES(mu_) { return !queue_.empty() || stop_; });
+      if (stop_ && queue_.empty() && seen_.empty()) return;
+      group.swap(queue_);
+      for (const auto& [key, at] : seen_) seen.push_back({key, at});
+      seen_.clear();
+    }
+    if (group.empty() && seen.empty()) continue;
+    size_t events = 0;
+    for (const Pending& p : group) events += p.events.size();
+    write(group, seen);
+    {
+      MutexLock lock(mu_);
+      queued_events_ -= events;
+      ++commits_;
+    }
+    group.clear();
+    seen.clear();
+  }
+}
+
+void EventWriter::write(std::vector<Pending>& group, std::vector<SeenMark>& seen) {
+  std::vector<AgentBatch> batches;
+  batches.reserve(group.size());
+  for (const Pending& p : group) batches.push_back({p.agent_key, p.events});
+  auto results = store_->store_batches(batches, seen, now_ns_());
+  if (!results) on_error_(results.error());
+  for (size_t i = 0; i < group.size(); ++i) {
+    Result<InsertResult> r =
+        results ? std::move((*results)[i]) : Result<InsertResult>(tl::unexpected(results.error()));
+    post_([done = std::move(group[i].done), r = std::move(r)] { done(r); });
+  }
+}
+
+}  // namespace mamori::manager
