@@ -77,8 +77,19 @@ Result<std::optional<mode_t>> make_private_dir(const std::string& path) {
 }
 
 Result<std::optional<mode_t>> make_private_file(const std::string& path, bool create) {
-  const int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
-  const int fd = create ? ::open(path.c_str(), flags | O_CREAT, 0600) : ::open(path.c_str(), flags);
+  if (create) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      ::close(fd);  // new: nobody held it, so no lock of ours is dropped by the close
+      return std::optional<mode_t>{};
+    }
+    if (errno != EEXIST) return fail_errno("open", path);
+  }
+  // An existing file is reached through an O_PATH descriptor: closing any other kind of
+  // descriptor drops every POSIX lock this process holds on the file, and SQLite's
+  // locks on a database this process has open already (a second connection) are such
+  // locks. An O_PATH descriptor is neither read nor written, and its close drops none.
+  const int fd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT && !create) return std::optional<mode_t>{};
     return fail_errno("open", path);
@@ -87,7 +98,12 @@ Result<std::optional<mode_t>> make_private_file(const std::string& path, bool cr
   struct stat st {};
   if (::fstat(file.get(), &st) != 0) return fail_errno("fstat", path);
   if (!S_ISREG(st.st_mode)) return fail("open", path, EINVAL, "not a regular file");
-  return tighten(file.get(), path, 0600);
+  const mode_t mode = st.st_mode & 07777;
+  if ((mode & 077) == 0) return std::optional<mode_t>{};
+  // fchmod() refuses an O_PATH descriptor; its /proc name is the same file.
+  const std::string by_fd = "/proc/self/fd/" + std::to_string(file.get());
+  if (::fchmodat(AT_FDCWD, by_fd.c_str(), mode & 0600, 0) != 0) return fail_errno("chmod", path);
+  return std::optional<mode_t>(mode);
 }
 
 Result<UniqueFd> open_private_append(const std::string& path) {
