@@ -20,8 +20,13 @@ using nlohmann::json;
 constexpr auto kProbeTimeout = std::chrono::seconds(2);
 // How long an ended channel may take to say goodbye before its socket is closed.
 constexpr auto kCloseGrace = std::chrono::seconds(5);
-// Heartbeats move last_seen in memory; the store hears of it at most this often.
-constexpr int64_t kLastSeenWriteNs = 30'000'000'000;
+// How often an open channel looks whether its agent's credential was revoked.
+constexpr int64_t kRevocationCheckNs = 30'000'000'000;
+// A channel stops reading (so its agent slows down) while this many of its batches wait
+// for the writer (an agent keeps at most 4 unacknowledged), or while the writer holds
+// more than kMaxQueuedEvents from all channels.
+constexpr size_t kMaxBatchesWaiting = 8;
+constexpr size_t kMaxQueuedEvents = 200'000;
 
 }  // namespace
 
@@ -174,8 +179,12 @@ void AgentChannel::lose(const std::string& why, uint32_t silent_s) {
 }
 
 void AgentChannel::read() {
-  ws_.async_read(in_,
-                 [self = shared_from_this()](const error_code& ec, size_t) { self->on_read(ec); });
+  if (reading_ || (paused_ && !ended_)) return;
+  reading_ = true;
+  ws_.async_read(in_, [self = shared_from_this()](const error_code& ec, size_t) {
+    self->reading_ = false;
+    self->on_read(ec);
+  });
 }
 
 void AgentChannel::on_read(const error_code& ec) {
@@ -205,6 +214,22 @@ void AgentChannel::on_read(const error_code& ec) {
   if (!ended_) read();
 }
 
+// Reading stops while the writer is behind: the agent's own window then holds what it
+// has not sent, the silence is the manager's, not the agent's.
+void AgentChannel::pause_if_behind() {
+  if (batches_waiting_ < kMaxBatchesWaiting && hub_.writer().queued_events() < kMaxQueuedEvents)
+    return;
+  paused_ = true;
+  idle_.cancel();
+}
+
+void AgentChannel::resume() {
+  if (!paused_ || ended_) return;
+  paused_ = false;
+  arm_idle();
+  read();
+}
+
 void AgentChannel::refuse(std::string_view code, const std::string& message) {
   lose(fmt::format("agent {} ({}): closed for a protocol error: {}", agent_.info.name,
                    agent_.info.hostname, message),
@@ -231,7 +256,7 @@ void AgentChannel::on(ch::Hello& h) {
   }
   agent_.info = std::move(info);
   agent_.status = AgentStatus::kOnline;
-  last_seen_written_ = now;
+  revocation_checked_ns_ = now;
   send(ch::Welcome{hub_.m().heartbeat_s, hub_.m().lost_after_s});
   hub_.fleet().on_hello(*this, agent_.agent_key);
   hello_root_hash_ = h.baseline_root_hash;
@@ -295,17 +320,28 @@ void AgentChannel::check_baseline() {
 void AgentChannel::on(ch::Events& ev) {
   if (ev.events.empty()) return;
   const uint64_t through = ev.highest_sequence();
-  auto n = hub_.store().insert_events(agent_.agent_key, ev.events, hub_.now_ns());
-  if (!n) {
-    log_line(n.error().message());
+  seen();
+  // A ban decided by this agent goes to the others now, not after the commit.
+  hub_.fleet().on_events(agent_, ev.events);
+  ++batches_waiting_;
+  hub_.writer().submit(
+      agent_.agent_key, std::move(ev.events),
+      [self = shared_from_this(), through](Result<InsertResult> r) { self->stored(through, r); });
+  pause_if_behind();
+}
+
+void AgentChannel::stored(uint64_t through, const Result<InsertResult>& r) {
+  --batches_waiting_;
+  if (ended_) return;  // the agent sends them again on its next channel
+  if (!r) {
+    log_line(r.error().message());
     return refuse(ch::kInternal, "the manager could not store the events; send them again");
   }
-  touch(true);
   // Stored (committed) before the ack: the agent may forget them now.
   send(ch::Ack{through});
-  hub_.fleet().on_events(agent_, ev.events);
   if (hello_root_hash_ && static_cast<int64_t>(through) + 1 >= hello_next_sequence_)
     check_baseline();
+  resume();
 }
 
 void AgentChannel::on(ch::Heartbeat& h) {
@@ -317,12 +353,12 @@ void AgentChannel::on(ch::Heartbeat& h) {
         !s)
       log_line(s.error().message());
   }
-  touch(false);
+  seen();
 }
 
 void AgentChannel::on(ch::CommandResult& r) {
   hub_.fleet().on_result(agent_.agent_key, r);
-  touch(false);
+  seen();
 }
 
 void AgentChannel::on(ch::Bye& b) {
@@ -344,13 +380,13 @@ void AgentChannel::on(ch::Bye& b) {
   read();  // until the close completes
 }
 
-// last_seen: in memory at every message, in the store at most every 30 s (or now).
-void AgentChannel::touch(bool force) {
+// last_seen goes to the store with the writer's next commit; a credential revoked while
+// the channel is open ends it here, within kRevocationCheckNs.
+void AgentChannel::seen() {
   const int64_t now = hub_.now_ns();
-  if (!force && now - last_seen_written_ < kLastSeenWriteNs) return;
-  last_seen_written_ = now;
-  if (auto s = hub_.store().touch_agent(agent_.agent_key, now); !s) log_line(s.error().message());
-  // A credential revoked while the channel is open ends it here, within kLastSeenWriteNs.
+  hub_.writer().note_seen(agent_.agent_key, now);
+  if (now - revocation_checked_ns_ < kRevocationCheckNs) return;
+  revocation_checked_ns_ = now;
   auto row = hub_.store().find_agent(agent_.agent_key);
   if (row && *row && (*row)->status == AgentStatus::kRevoked) {
     end();

@@ -70,9 +70,13 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   void on(proto::channel::CommandResult& r);
   void on(proto::channel::Bye& b);
 
+  // The writer's answer for a batch (event_writer.h): ack, or refuse.
+  void stored(uint64_t through, const Result<InsertResult>& r);
+  void pause_if_behind();
+  void resume();
   void check_baseline();
   Result<bool> catalog_change_reported_since(int64_t sequence);
-  void touch(bool force);
+  void seen();
   void send(const proto::channel::ManagerMessage& m, bool then_close = false);
   void write_next();
   void close();
@@ -94,7 +98,10 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   boost::asio::steady_timer probe_timer_;
   std::vector<std::function<void(bool)>> probes_;
   boost::asio::steady_timer linger_;  // after end(): the socket's last seconds
-  int64_t last_seen_written_ = 0;
+  int64_t revocation_checked_ns_ = 0;
+  bool reading_ = false;        // a read is pending: never two
+  bool paused_ = false;         // not reading while the writer is behind (pause_if_behind)
+  size_t batches_waiting_ = 0;  // submitted to the writer, no answer yet
   // The last heartbeat said the node is unhealthy (drained by its load balancer): the
   // agent's status is unhealthy, and if the channel then ends it is retired, not lost.
   bool drained_ = false;

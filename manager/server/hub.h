@@ -28,6 +28,7 @@
 #include "core/config/config.h"
 #include "core/event/event.h"
 #include "manager/db/store.h"
+#include "manager/server/event_writer.h"
 #include "manager/server/identity.h"
 #include "manager/server/reporter.h"
 
@@ -48,8 +49,10 @@ std::string new_uuid();
 
 class Hub {
  public:
-  Hub(Env& env, const config::Config& config, std::unique_ptr<Store> store, Identity identity,
-      std::unique_ptr<Reporter> reporter);
+  // `store` serves the io thread; `writer_store`, a second connection to the same
+  // database, the event writer's thread.
+  Hub(Env& env, const config::Config& config, std::unique_ptr<Store> store,
+      std::unique_ptr<Store> writer_store, Identity identity, std::unique_ptr<Reporter> reporter);
   ~Hub();
 
   Status bind();
@@ -65,6 +68,8 @@ class Hub {
 
   Env& env() { return env_; }
   Store& store() { return *store_; }
+  // Where agents' event batches and last_seen marks go (event_writer.h).
+  EventWriter& writer() { return *writer_; }
   const config::ManagerConfig& m() const { return m_; }
   boost::asio::ssl::context& ssl() { return ssl_; }
   int64_t now_ns() const { return env_.clock().now_ns(); }
@@ -124,6 +129,8 @@ class Hub {
   std::map<std::string, std::weak_ptr<AgentChannel>> live_;
   // After io_: its timer goes first.
   std::unique_ptr<Fleet> fleet_;
+  // After io_: it finishes its writes and posts their answers while io_ still exists.
+  std::unique_ptr<EventWriter> writer_;
   std::unique_ptr<Api> api_;
 };
 

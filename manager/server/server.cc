@@ -64,8 +64,8 @@ std::string public_url_of(const config::ManagerConfig& m, const std::string& hos
 
 // ---- the hub --------------------------------------------------------------------------
 
-Hub::Hub(Env& env, const config::Config& config, std::unique_ptr<Store> store, Identity identity,
-         std::unique_ptr<Reporter> reporter)
+Hub::Hub(Env& env, const config::Config& config, std::unique_ptr<Store> store,
+         std::unique_ptr<Store> writer_store, Identity identity, std::unique_ptr<Reporter> reporter)
     : env_(env),
       config_(config),
       m_(config.manager),
@@ -76,6 +76,10 @@ Hub::Hub(Env& env, const config::Config& config, std::unique_ptr<Store> store, I
       manager_id_(new_uuid()) {
   fleet_ = std::make_unique<Fleet>(*this, io_);
   api_ = std::make_unique<Api>(*this);
+  writer_ = std::make_unique<EventWriter>(
+      std::move(writer_store), [this] { return now_ns(); },
+      [this](std::function<void()> f) { asio::post(io_, std::move(f)); },
+      [](const Error& e) { log_line("store: " + e.message()); });
 }
 
 Hub::~Hub() = default;
@@ -269,9 +273,10 @@ Result<std::unique_ptr<Server>> Server::start(Env& env, const config::Config& co
     log_line(fmt::format("made the certificate {} (fingerprint {})", identity.cert_path,
                          identity.fingerprint));
   std::unique_ptr<Store> store = MAMORI_TRY(open_store(env, m.database));
+  std::unique_ptr<Store> writer_store = MAMORI_TRY(open_store(env, m.database));
   auto reporter = MAMORI_TRY(Reporter::open(env, config, *store));
-  auto hub = std::make_unique<Hub>(env, config, std::move(store), std::move(identity),
-                                   std::move(reporter));
+  auto hub = std::make_unique<Hub>(env, config, std::move(store), std::move(writer_store),
+                                   std::move(identity), std::move(reporter));
   MAMORI_TRY(hub->bind());
   return std::unique_ptr<Server>(new Server(std::move(hub)));
 }
