@@ -357,24 +357,35 @@ class PostgresStore final : public Store {
     });
   }
 
-  Result<std::optional<AgentStatus>> release_agent(std::string_view agent_key,
-                                                   std::string_view manager_id, AgentStatus st,
-                                                   int64_t now_ns) override {
-    return call(Retry::kOnce, [&]() -> Result<std::optional<AgentStatus>> {
+  Result<std::vector<Result<std::optional<AgentStatus>>>> release_agents(
+      std::span<const Release> releases, std::string_view manager_id, int64_t now_ns) override {
+    using Out = std::vector<Result<std::optional<AgentStatus>>>;
+    return call(Retry::kOnce, [&]() -> Result<Out> {
+      Out out;
+      out.reserve(releases.size());
       auto tx = MAMORI_TRY(Tx::begin(conn_));
-      Rows q = MAMORI_TRY(
-          conn_.query("SELECT status, manager_id FROM agents WHERE agent_key = $1 FOR UPDATE",
-                      Params().add(agent_key)));
-      if (q.size() == 0) return no_agent(agent_key);
-      const AgentStatus before = parse_agent_status(q.text(0, 0)).value_or(AgentStatus::kLost);
-      if (q.text(0, 1) != manager_id) return std::optional<AgentStatus>();
-      MAMORI_TRY(
-          conn_.query("UPDATE agents SET status = $1, manager_id = '', "
-                      "status_since_ns = CASE WHEN status = $1 THEN status_since_ns ELSE $2 END "
-                      "WHERE agent_key = $3",
-                      Params().add(to_string(st)).add(now_ns).add(agent_key)));
+      for (const Release& r : releases) {
+        Rows q = MAMORI_TRY(
+            conn_.query("SELECT status, manager_id FROM agents WHERE agent_key = $1 FOR UPDATE",
+                        Params().add(r.agent_key)));
+        if (q.size() == 0) {
+          out.emplace_back(no_agent(r.agent_key));
+          continue;
+        }
+        const AgentStatus before = parse_agent_status(q.text(0, 0)).value_or(AgentStatus::kLost);
+        if (q.text(0, 1) != manager_id) {
+          out.emplace_back(std::optional<AgentStatus>());
+          continue;
+        }
+        MAMORI_TRY(
+            conn_.query("UPDATE agents SET status = $1, manager_id = '', "
+                        "status_since_ns = CASE WHEN status = $1 THEN status_since_ns ELSE $2 END "
+                        "WHERE agent_key = $3",
+                        Params().add(to_string(r.status)).add(now_ns).add(r.agent_key)));
+        out.emplace_back(std::optional<AgentStatus>(before));
+      }
       MAMORI_TRY(tx.commit());
-      return std::optional<AgentStatus>(before);
+      return out;
     });
   }
 

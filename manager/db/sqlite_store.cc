@@ -310,28 +310,38 @@ class SqliteStore final : public Store {
     return before;
   }
 
-  Result<std::optional<AgentStatus>> release_agent(std::string_view agent_key,
-                                                   std::string_view manager_id, AgentStatus st,
-                                                   int64_t now_ns) override {
+  Result<std::vector<Result<std::optional<AgentStatus>>>> release_agents(
+      std::span<const Release> releases, std::string_view manager_id, int64_t now_ns) override {
+    std::vector<Result<std::optional<AgentStatus>>> out;
+    out.reserve(releases.size());
     auto tx = MAMORI_TRY(Transaction::begin(db_));
     Stmt* q = MAMORI_TRY(db_.cached("SELECT status, manager_id FROM agents WHERE agent_key = ?"));
-    q->bind_text(1, agent_key);
-    if (!MAMORI_TRY(q->step())) return no_agent(agent_key);
-    const AgentStatus before = parse_agent_status(q->blob(0)).value_or(AgentStatus::kLost);
-    const bool ours = q->blob(1) == manager_id;
-    q->reset();
-    if (!ours) return std::optional<AgentStatus>();
     Stmt* s = MAMORI_TRY(
         db_.cached("UPDATE agents SET status = ?, manager_id = '', "
                    "status_since_ns = CASE WHEN status = ? THEN status_since_ns ELSE ? END "
                    "WHERE agent_key = ?"));
-    MAMORI_TRY(s->bind_text(1, to_string(st))
-                   .bind_text(2, to_string(st))
-                   .bind(3, now_ns)
-                   .bind_text(4, agent_key)
-                   .run());
+    for (const Release& r : releases) {
+      q->bind_text(1, r.agent_key);
+      if (!MAMORI_TRY(q->step())) {
+        out.emplace_back(no_agent(r.agent_key));
+        continue;
+      }
+      const AgentStatus before = parse_agent_status(q->blob(0)).value_or(AgentStatus::kLost);
+      const bool ours = q->blob(1) == manager_id;
+      q->reset();
+      if (!ours) {
+        out.emplace_back(std::optional<AgentStatus>());
+        continue;
+      }
+      MAMORI_TRY(s->bind_text(1, to_string(r.status))
+                     .bind_text(2, to_string(r.status))
+                     .bind(3, now_ns)
+                     .bind_text(4, r.agent_key)
+                     .run());
+      out.emplace_back(std::optional<AgentStatus>(before));
+    }
     MAMORI_TRY(tx.commit());
-    return std::optional<AgentStatus>(before);
+    return out;
   }
 
   Status manager_heartbeat(std::string_view manager_id, std::string_view hostname,

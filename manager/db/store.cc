@@ -16,6 +16,14 @@ Result<InsertResult> Store::insert_events(std::string_view agent_key,
   return std::move(results.front());
 }
 
+Result<std::optional<AgentStatus>> Store::release_agent(std::string_view agent_key,
+                                                        std::string_view manager_id, AgentStatus s,
+                                                        int64_t now_ns) {
+  const Release r{std::string(agent_key), s};
+  auto results = MAMORI_TRY(release_agents({&r, 1}, manager_id, now_ns));
+  return std::move(results.front());
+}
+
 std::string_view to_string(TokenRefusal r) {
   switch (r) {
     case TokenRefusal::kNone:

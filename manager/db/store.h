@@ -346,9 +346,17 @@ class Store {
   // if it changed) and clears manager_id, only if the agent is still that manager's (it
   // may have reconnected to another manager meanwhile). Returns the status before, or
   // nullopt when the agent is another manager's now (nothing changed).
-  virtual Result<std::optional<AgentStatus>> release_agent(std::string_view agent_key,
-                                                           std::string_view manager_id,
-                                                           AgentStatus s, int64_t now_ns) = 0;
+  Result<std::optional<AgentStatus>> release_agent(std::string_view agent_key,
+                                                   std::string_view manager_id, AgentStatus s,
+                                                   int64_t now_ns);
+  // release_agent for many channels in ONE transaction (a thousand agents lost at once
+  // cost one commit); a result per release, in order (ENOENT for an unknown agent).
+  struct Release {
+    std::string agent_key;
+    AgentStatus status = AgentStatus::kLost;
+  };
+  virtual Result<std::vector<Result<std::optional<AgentStatus>>>> release_agents(
+      std::span<const Release> releases, std::string_view manager_id, int64_t now_ns) = 0;
   // Any message (heartbeat, events, result): last_seen = now. ENOENT if no such agent.
   virtual Status touch_agent(std::string_view agent_key, int64_t now_ns) = 0;
   // Sets the status (status_since = now if it changed; last_seen is not touched).

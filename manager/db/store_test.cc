@@ -509,6 +509,18 @@ TEST_P(StoreTest, ManagersHoldReleaseAndReapAgents) {
   EXPECT_EQ(a->manager_id, "");
   EXPECT_EQ(a->status_since_ns, 170);
   EXPECT_FALSE(s->release_agent("zz", "m1", AgentStatus::kLost, 1));
+  // Several at once, in one transaction, each answered on its own.
+  ASSERT_TRUE(s->agent_hello("a", info, 180, "m1"));
+  const std::vector<Store::Release> many{
+      {"a", AgentStatus::kLost}, {"zz", AgentStatus::kLost}, {"c", AgentStatus::kLost}};
+  auto all = s->release_agents(many, "m1", 190);
+  ASSERT_TRUE(all) << all.error().message();
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].value(), AgentStatus::kOnline);
+  EXPECT_FALSE((*all)[1]) << "an unknown agent";
+  EXPECT_EQ((*all)[2].value(), std::nullopt) << "m2's agent";
+  EXPECT_EQ((*s->find_agent("a"))->status, AgentStatus::kLost);
+  EXPECT_EQ((*s->find_agent("c"))->status, AgentStatus::kOnline);
 
   // m2 stops heartbeating; m1 still does. Nothing is reaped while m2's heartbeat is recent.
   ASSERT_TRUE(s->manager_heartbeat("m1", "host1", 200));

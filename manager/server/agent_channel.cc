@@ -27,6 +27,7 @@ constexpr int64_t kRevocationCheckNs = 30'000'000'000;
 // more than kMaxQueuedEvents from all channels.
 constexpr size_t kMaxBatchesWaiting = 8;
 constexpr size_t kMaxQueuedEvents = 200'000;
+constexpr size_t kKeptReadBuffer = 64 * 1024;
 
 }  // namespace
 
@@ -163,19 +164,22 @@ void AgentChannel::lose(const std::string& why, uint32_t silent_s) {
   end();
   if (!hello_) return;  // never said hello: not an agent yet on this connection
   // A drained node that goes away is an auto-scaling group replacing it: no alarm.
-  const AgentStatus status = drained_ ? AgentStatus::kRetired : AgentStatus::kLost;
-  auto before =
-      hub_.store().release_agent(agent_.agent_key, hub_.manager_id(), status, hub_.now_ns());
-  if (!before) log_line(before.error().message());
-  // Another manager holds the agent now: it reconnected there, nothing was lost.
-  if (before && !*before) return;
-  hub_.report(drained_ ? proto::action::kAgentRetired : proto::action::kAgentLost,
-              drained_ ? event::Severity::kInfo : event::Severity::kWarning,
-              drained_ ? why + " after its node was drained: retired" : why, &agent_, address_,
-              [&](event::Event& e) {
-                e.set("mamori.managed_agent.silent_s", silent_s)
-                    .set("mamori.reason", silent_s ? "silent" : "connection-closed");
-              });
+  const bool drained = drained_;
+  hub_.release(agent_.agent_key, drained ? AgentStatus::kRetired : AgentStatus::kLost,
+               [self = shared_from_this(), why, silent_s,
+                drained](const Result<std::optional<AgentStatus>>& before) {
+                 if (!before) log_line(before.error().message());
+                 // Another manager holds the agent now: it reconnected there, nothing was lost.
+                 if (before && !*before) return;
+                 self->hub_.report(
+                     drained ? proto::action::kAgentRetired : proto::action::kAgentLost,
+                     drained ? event::Severity::kInfo : event::Severity::kWarning,
+                     drained ? why + " after its node was drained: retired" : why, &self->agent_,
+                     self->address_, [&](event::Event& e) {
+                       e.set("mamori.managed_agent.silent_s", silent_s)
+                           .set("mamori.reason", silent_s ? "silent" : "connection-closed");
+                     });
+               });
 }
 
 void AgentChannel::read() {
@@ -205,6 +209,8 @@ void AgentChannel::on_read(const error_code& ec) {
   arm_idle();
   const std::string text = beast::buffers_to_string(in_.data());
   in_.consume(in_.size());
+  // A large batch must not pin its size in every channel that ever sent one.
+  if (in_.capacity() > kKeptReadBuffer) in_.shrink_to_fit();
   if (!ws_.got_text()) return refuse(ch::kBadMessage, "messages are text frames");
   auto m = ch::decode_agent_message(text);
   if (!m) return refuse(m.error().code, m.error().message);
@@ -241,6 +247,7 @@ void AgentChannel::refuse(std::string_view code, const std::string& message) {
 void AgentChannel::on(ch::Hello& h) {
   if (hello_) return refuse(ch::kBadMessage, "hello twice");
   hello_ = true;
+  hub_.flush_releases();  // this agent's previous channel may have ended this very turn
   const int64_t now = hub_.now_ns();
   AgentInfo info = agent_.info;  // machine_id comes from the enrollment only
   info.agent_id = h.agent.id;
@@ -363,10 +370,10 @@ void AgentChannel::on(ch::CommandResult& r) {
 
 void AgentChannel::on(ch::Bye& b) {
   end();
-  if (auto s = hub_.store().release_agent(agent_.agent_key, hub_.manager_id(),
-                                          AgentStatus::kStopped, hub_.now_ns());
-      !s)
-    log_line(s.error().message());
+  hub_.release(agent_.agent_key, AgentStatus::kStopped,
+               [](const Result<std::optional<AgentStatus>>& s) {
+                 if (!s) log_line(s.error().message());
+               });
   hub_.report(proto::action::kAgentStopped, event::Severity::kInfo,
               fmt::format("agent {} ({}) stopped: {}", agent_.info.name, agent_.info.hostname,
                           b.reason.substr(0, 200)),

@@ -91,6 +91,14 @@ class Hub {
   // The REST API for people and scripts (api.h).
   Api& api() { return *api_; }
 
+  // An agent's channel ended (Store::release_agent): queued, and written with every
+  // other release of this turn of the loop in one transaction. `done` gets the status
+  // before, nullopt when another manager holds the agent now (it reconnected there).
+  using Released = std::function<void(const Result<std::optional<AgentStatus>>&)>;
+  void release(const std::string& key, AgentStatus s, Released done);
+  // Writes the queued releases now: an agent's hello must follow its earlier release.
+  void flush_releases();
+
   // One of the manager's events (reporter.h), naming the agent when there is one.
   void report(std::string_view action, event::Severity sev, const std::string& message,
               const AgentRow* agent, const std::string& address,
@@ -127,6 +135,9 @@ class Hub {
   boost::asio::steady_timer prune_{io_};
   bool stopping_ = false;
   std::map<std::string, std::weak_ptr<AgentChannel>> live_;
+  std::vector<Store::Release> releases_;
+  std::vector<Released> released_;
+  bool releases_posted_ = false;
   // After io_: its timer goes first.
   std::unique_ptr<Fleet> fleet_;
   // After io_: it finishes its writes and posts their answers while io_ still exists.

@@ -162,6 +162,25 @@ std::vector<std::pair<std::string, std::shared_ptr<AgentChannel>>> Hub::live_cha
   return out;
 }
 
+void Hub::release(const std::string& key, AgentStatus s, Released done) {
+  releases_.push_back({key, s});
+  released_.push_back(std::move(done));
+  if (std::exchange(releases_posted_, true)) return;
+  asio::post(io_, [this] { flush_releases(); });
+}
+
+void Hub::flush_releases() {
+  releases_posted_ = false;
+  if (releases_.empty()) return;
+  const auto releases = std::exchange(releases_, {});
+  const auto done = std::exchange(released_, {});
+  auto results = store_->release_agents(releases, manager_id_, now_ns());
+  if (!results) log_line("release: " + results.error().message());
+  for (size_t i = 0; i < done.size(); ++i)
+    done[i](results ? (*results)[i]
+                    : Result<std::optional<AgentStatus>>(tl::unexpected(results.error())));
+}
+
 void Hub::report(std::string_view action, event::Severity sev, const std::string& message,
                  const AgentRow* agent, const std::string& address,
                  const std::function<void(event::Event&)>& more) {
