@@ -363,7 +363,7 @@ json to_json(const ManagerMessage& m) {
   return std::visit([](const auto& x) { return to_json(x); }, m);
 }
 
-Decoded<AgentMessage> decode_agent_json(const json& j) {
+Decoded<AgentMessage> decode_agent_json(json j) {
   if (auto e = check_version(j)) return tl::unexpected(*e);
   Reader r(j, "");
   const std::string type = r.string("type");
@@ -389,8 +389,9 @@ Decoded<AgentMessage> decode_agent_json(const json& j) {
       inner.count("sequence");
       e.absorb(inner.error());
       r.absorb(e.error());
-      ev.events.push_back(events[i]);
     }
+    // Moved out, not copied: a batch is up to kMaxMessageBytes of parsed objects.
+    if (!r.error()) ev.events = std::move(j["events"].get_ref<json::array_t&>());
     return done(r, AgentMessage{std::move(ev)});
   }
   if (type == "heartbeat") {
@@ -445,7 +446,7 @@ Decoded<ManagerMessage> decode_manager_json(const json& j) {
 Decoded<AgentMessage> decode_agent_message(std::string_view text) {
   auto j = parse(text);
   if (!j) return tl::unexpected(j.error());
-  return decode_agent_json(*j);
+  return decode_agent_json(std::move(*j));
 }
 
 Decoded<ManagerMessage> decode_manager_message(std::string_view text) {

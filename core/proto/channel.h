@@ -181,7 +181,7 @@ std::string encode(const M& m) {
 Decoded<AgentMessage> decode_agent_message(std::string_view text);
 Decoded<ManagerMessage> decode_manager_message(std::string_view text);
 // The same from parsed JSON (no size check).
-Decoded<AgentMessage> decode_agent_json(const nlohmann::json& j);
+Decoded<AgentMessage> decode_agent_json(nlohmann::json j);
 Decoded<ManagerMessage> decode_manager_json(const nlohmann::json& j);
 
 // The message's "type" ("hello", "ack", ...).
