@@ -526,11 +526,11 @@ class Link::Impl::Connection : public std::enable_shared_from_this<Connection> {
     const int64_t lost = std::clamp<int64_t>(w->lost_after_s, hb + 1, 86400);
     heartbeat_ms_ = hb * 1000;
     // From here the websocket's own timeouts: a manager silent (not even a pong to our
-    // pings) for lost_after_s is gone.
+    // pings) for kManagerSilenceFactor * lost_after_s is gone.
     beast::get_lowest_layer(ws_).expires_never();
     websocket::stream_base::timeout t{};
     t.handshake_timeout = std::chrono::seconds(link_.o_.connect_timeout_s);
-    t.idle_timeout = std::chrono::seconds(lost);
+    t.idle_timeout = std::chrono::seconds(ch::kManagerSilenceFactor * lost);
     t.keep_alive_pings = true;
     ws_.set_option(t);
     welcomed_ = true;

@@ -288,7 +288,8 @@ class Fleet::Impl {
           R"({{"@timestamp":"{t}","agent":{{"id":"{aid}","name":"{h}","type":"mamori","version":"{ver}"}},)"
           R"("ecs":{{"version":"8.11.0"}},"event":{{"action":"ip-banned","category":["network","intrusion_detection"],)"
           R"("created":"{t}","dataset":"mamori.logwatch","id":"{id}","kind":"alert","module":"mamori",)"
-          R"("reason":"decoy path requested","sequence":{seq},"severity":7,"type":["denied"]}},)"
+          R"("outcome":"success","reason":"decoy path requested","sequence":{seq},"severity":7,)"
+          R"("type":["denied"]}},)"
           R"("host":{{"hostname":"{h}","name":"{h}"}},"message":"ip-banned {ip}","rule":{{"name":"decoy-url"}},)"
           R"("source":{{"ip":"{ip}"}},"url":{{"original":"/wp-admin/backup.zip"}}}})",
           fmt::arg("t", t), fmt::arg("aid", a.c.agent_id), fmt::arg("h", a.c.hostname),
@@ -504,13 +505,14 @@ class Conn : public std::enable_shared_from_this<Conn> {
     if (!w) return fail("the manager's first message is not a welcome");
     hb_ms_ = std::clamp<int64_t>(w->heartbeat_s, 1, 3600) * 1000;
     // The link's settings: the WebSocket pings a manager it has not heard from for half of
-    // lost_after, and gives up after lost_after. No close timeout: this side never starts
-    // a close (after bye the manager closes), and Beast 1.74 asserts when a close times out
-    // while a read is pending (boostorg/beast#1760, #2264).
+    // its idle timeout, and gives up after kManagerSilenceFactor * lost_after. No close timeout:
+    // this side never starts a close (after bye the manager closes), and Beast 1.74 asserts when a
+    // close times out while a read is pending (boostorg/beast#1760, #2264).
     beast::get_lowest_layer(ws_).expires_never();
     websocket::stream_base::timeout t{};
     t.handshake_timeout = websocket::stream_base::none();
-    t.idle_timeout = std::chrono::seconds(std::max<int64_t>(w->lost_after_s, 2));
+    t.idle_timeout =
+        std::chrono::seconds(ch::kManagerSilenceFactor * std::max<int64_t>(w->lost_after_s, 2));
     t.keep_alive_pings = true;
     ws_.set_option(t);
     // A pong whose payload is a probe's (probe()) gives the manager's round trip.

@@ -193,7 +193,7 @@ if ban:
     b = ban[0]
     print(f"| ban to all agents <= 1 s p99 | {b['latency']['p99_ms']/1000:.3f} s to {b['agents']} agents | {verdict(b['agents'] >= c['held'] - l['cut']['agents'] - l['frozen']['agents'] and b['latency']['p99_ms'] <= 1000)} | CrowdSec 10 s ban poll (2 h community list) |")
 else:
-    print("| ban to all agents <= 1 s p99 | no command reached the agents (the manager pushes no bans yet) | not measured | CrowdSec 10 s ban poll (2 h community list) |")
+    print("| ban to all agents <= 1 s p99 | no ban command reached the agents | **MISS** | CrowdSec 10 s ban poll (2 h community list) |")
 print(f"| RSS <= 1 GiB | HWM {m['hwm_mib']:.0f} MiB | {verdict(m['hwm_mib'] <= 1024)} | |")
 EOF
 

@@ -29,6 +29,11 @@ namespace mamori::proto::channel {
 inline constexpr int kVersion = 1;
 inline constexpr size_t kMaxMessageBytes = 4u << 20;  // one WebSocket message or HTTP body
 inline constexpr size_t kMaxEventsPerBatch = 1000;
+// An agent waits this many lost_after_s for a word (or a pong) from its manager before it
+// gives up the channel and reconnects: twice the patience the manager has with a silent
+// agent, since a busy manager answers late, and a fleet that reconnects to it at once
+// makes it busier still.
+inline constexpr int64_t kManagerSilenceFactor = 2;
 inline constexpr std::string_view kTokenPrefix = "mamori-token-v1.";
 
 // Stable codes (clients switch on these): the enrollment error's and the channel's.

@@ -36,7 +36,7 @@ TEST(EventColumnsTest, ExtractsTheIndexedColumns) {
   nlohmann::json bare = event(3);
   bare.erase("@timestamp");
   bare["event"]["severity"] = "high";  // not an integer: 0
-  auto b = extract_event_batch("k", {e, bare});
+  auto b = extract_event_batch("k", std::vector<nlohmann::json>{e, bare});
   ASSERT_TRUE(b) << b.error().message();
   ASSERT_EQ(b->rows.size(), 2u);
   EXPECT_EQ(b->min_sequence, 3);
@@ -60,7 +60,7 @@ TEST(EventColumnsTest, ExtractsTheIndexedColumns) {
 
 TEST(EventColumnsTest, RefusesTheWholeBatchNamingTheBadEvent) {
   auto refused = [](nlohmann::json bad) {
-    auto b = extract_event_batch("agent-7", {event(1), std::move(bad)});
+    auto b = extract_event_batch("agent-7", std::vector<nlohmann::json>{event(1), std::move(bad)});
     return b ? std::string("accepted") : b.error().message();
   };
   nlohmann::json e = event(2);

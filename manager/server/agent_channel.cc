@@ -137,6 +137,10 @@ void AgentChannel::arm_idle() {
 // lost_after seconds without a message.
 void AgentChannel::silent() {
   if (ended_) return;
+  // Bytes wait in the socket: the agent spoke, and it is the manager that is late (busy)
+  // reading them. A frozen host sends nothing, and what it sent before is read by now.
+  error_code ec;
+  if (beast::get_lowest_layer(ws_).socket().available(ec) > 0 && !ec) return arm_idle();
   lose(fmt::format("agent {} ({}) sent nothing for {} s", agent_.info.name, agent_.info.hostname,
                    hub_.m().lost_after_s),
        hub_.m().lost_after_s);
@@ -328,6 +332,7 @@ void AgentChannel::on(ch::Events& ev) {
   if (ev.events.empty()) return;
   const uint64_t through = ev.highest_sequence();
   seen();
+  if (ended_) return;  // its credential was revoked
   // A ban decided by this agent goes to the others now, not after the commit.
   hub_.fleet().on_events(agent_, ev.events);
   ++batches_waiting_;
