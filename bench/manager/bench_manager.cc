@@ -58,6 +58,9 @@ struct Options {
   int manager_pid = 0;
   std::string db, state_dir;
   bool trigger_ban = false;
+  // A new one for each run that reuses a manager's state: a ban it holds already is not
+  // pushed again.
+  std::string ban_address = "203.0.113.7";
   std::string ready_file, mark_file, commands_out;
   double command_wait_s = 5;
   std::string json_out;
@@ -416,7 +419,7 @@ int Bench::run() {
   if (!o_.ready_file.empty()) {
     std::ofstream(o_.ready_file) << clock_.now_ns() << '\n';
   }
-  if (o_.trigger_ban) command_mark_ns_ = fleet_->send_event_now(0, "ip-banned", "203.0.113.7");
+  if (o_.trigger_ban) command_mark_ns_ = fleet_->send_event_now(0, "ip-banned", o_.ban_address);
   if (o_.trigger_ban || !o_.mark_file.empty()) run_for(o_.command_wait_s);
   if (!o_.mark_file.empty()) {
     std::ifstream in(o_.mark_file);
@@ -643,6 +646,7 @@ int main(int argc, char** argv) {
   app.add_option("--state-dir", o.state_dir, "the manager's state dir (its outbox is followed)");
   app.add_flag("--trigger-ban", o.trigger_ban,
                "agent 0 sends an ip-banned event; its send time is the commands' start mark");
+  app.add_option("--ban-address", o.ban_address, "the address of the ip-banned event");
   app.add_option("--ready-file", o.ready_file,
                  "written when the fleet waits for commands (an outside trigger starts then)");
   app.add_option("--mark-file", o.mark_file,

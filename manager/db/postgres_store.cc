@@ -691,6 +691,31 @@ class PostgresStore final : public Store {
         Params().add(c.command_id).add(c.agent_key).add(c.request_json).add(c.created_at_ns));
   }
 
+  Status add_sent_commands(std::span<const NewCommand> cs, int64_t sent_at_ns) override {
+    if (cs.empty()) return ok();
+    std::string ids = "{", keys = "{", requests = "{", created = "{";
+    for (size_t i = 0; i < cs.size(); ++i) {
+      if (i > 0) {
+        for (std::string* a : {&ids, &keys, &requests, &created}) *a += ',';
+      }
+      pg::append_array_element(ids, cs[i].command_id);
+      pg::append_array_element(keys, cs[i].agent_key);
+      pg::append_array_element(requests, cs[i].request_json);
+      created += std::to_string(cs[i].created_at_ns);
+    }
+    for (std::string* a : {&ids, &keys, &requests, &created}) *a += '}';
+    // Idempotent: command ids are unique, a replay inserts nothing twice.
+    return call(Retry::kIdempotent, [&]() -> Status {
+      MAMORI_TRY(
+          conn_.query("INSERT INTO commands (command_id, agent_key, request, created_at_ns, state, "
+                      "sent_at_ns) SELECT t.id, t.key, t.request, t.created, 'sent', $5 "
+                      "FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) "
+                      "AS t(id, key, request, created) ON CONFLICT (command_id) DO NOTHING",
+                      Params().add(ids).add(keys).add(requests).add(created).add(sent_at_ns)));
+      return ok();
+    });
+  }
+
   Result<std::vector<CommandRow>> pending_commands(std::optional<std::string> agent_key,
                                                    int64_t limit) override {
     return call(Retry::kIdempotent, [&]() -> Result<std::vector<CommandRow>> {

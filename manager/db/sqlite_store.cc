@@ -567,6 +567,18 @@ class SqliteStore final : public Store {
     return sqlite3_last_insert_rowid(db_.raw());
   }
 
+  Status add_sent_commands(std::span<const NewCommand> cs, int64_t sent_at_ns) override {
+    auto tx = MAMORI_TRY(Transaction::begin(db_));
+    Stmt* s = MAMORI_TRY(db_.cached(
+        "INSERT INTO commands (command_id, agent_key, request, created_at_ns, state, sent_at_ns) "
+        "VALUES (?,?,?,?,'sent',?)"));
+    for (const NewCommand& c : cs) {
+      s->bind_text(1, c.command_id).bind_text(2, c.agent_key).bind_text(3, c.request_json);
+      MAMORI_TRY(s->bind(4, c.created_at_ns).bind(5, sent_at_ns).run());
+    }
+    return tx.commit();
+  }
+
   Result<std::vector<CommandRow>> pending_commands(std::optional<std::string> agent_key,
                                                    int64_t limit) override {
     Stmt* s = MAMORI_TRY(db_.cached(

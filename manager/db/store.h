@@ -429,6 +429,9 @@ class Store {
   // it leads to; false when no such command of that agent. find_command by id.
   // list_commands: id > after_id, of agent_key if set, oldest first, at most `limit`.
   virtual Result<int64_t> add_command(const NewCommand& c) = 0;
+  // Commands sent at once on live channels (a ban to the whole fleet): recorded as sent
+  // (at `sent_at_ns`) in ONE transaction, before they go out.
+  virtual Status add_sent_commands(std::span<const NewCommand> cs, int64_t sent_at_ns) = 0;
   virtual Result<std::vector<CommandRow>> pending_commands(std::optional<std::string> agent_key,
                                                            int64_t limit) = 0;
   virtual Status mark_command_sent(std::string_view command_id, int64_t now_ns) = 0;

@@ -877,6 +877,22 @@ TEST_P(StoreTest, BansArePushedOnceAndLiftedOnce) {
   EXPECT_EQ(s->active_bans(60 * kSec, 100)->size(), 1u);
 }
 
+TEST_P(StoreTest, CommandsSentAtOnceAreRecordedSent) {
+  auto s = open();
+  const std::vector<NewCommand> cs{{"c-1", "agent-1", R"({"v":2,"cmd":"ban"})", 5},
+                                   {"c-2", "agent-2", R"({"v":2,"cmd":"ban"})", 5}};
+  ASSERT_TRUE(s->add_sent_commands(cs, 6));
+  EXPECT_TRUE(s->pending_commands(std::nullopt, 100)->empty()) << "sent, not pending";
+  auto all = s->list_commands(0, std::nullopt, 100);
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[1].agent_key, "agent-2");
+  EXPECT_EQ((*all)[1].state, CommandState::kSent);
+  EXPECT_EQ((*all)[1].sent_at_ns, 6);
+  EXPECT_TRUE(*s->record_answer("agent-2", "c-2", R"({"ok":true})", CommandState::kOk, 9));
+  ASSERT_TRUE(s->add_sent_commands({}, 7));
+}
+
 TEST_P(StoreTest, CommandsGoPendingSentAnswered) {
   auto s = open();
   auto id = s->add_command({"c-1", "agent-1", R"({"v":2,"cmd":"verify"})", 5});

@@ -126,16 +126,29 @@ void Fleet::on_events(const AgentRow& agent, const std::vector<json>& events) {
     groups[{ttl_s, reason}].push_back(address);
   }
   if (groups.empty()) return;
-  size_t agents = 0, addresses = 0;
-  for (const auto& [key, c] : hub_.live_channels()) {
+  std::vector<json> requests;
+  for (const auto& [group, list] : groups)
+    for (size_t i = 0; i < list.size(); i += kBanBatch)
+      requests.push_back(
+          ban_request({list.begin() + i, list.begin() + std::min(list.size(), i + kBanBatch)},
+                      group.first, group.second, agent.agent_key));
+  // Recorded for the whole fleet in one transaction, then sent: one commit, not two per
+  // agent, between the decision and the last agent's nftables set.
+  std::vector<std::shared_ptr<AgentChannel>> channels;
+  std::vector<NewCommand> commands;
+  for (auto& [key, c] : hub_.live_channels()) {
     if (key == agent.agent_key || !c->ready()) continue;
-    ++agents;
-    for (const auto& [group, list] : groups)
-      for (size_t i = 0; i < list.size(); i += kBanBatch)
-        command(key, c.get(),
-                ban_request({list.begin() + i, list.begin() + std::min(list.size(), i + kBanBatch)},
-                            group.first, group.second, agent.agent_key));
+    for (const json& r : requests) commands.push_back({new_uuid(), key, r.dump(), now});
+    channels.push_back(std::move(c));
   }
+  // A failed record is no reason to keep the ban from the fleet.
+  if (auto st = hub_.store().add_sent_commands(commands, now); !st)
+    log_line("fleet: " + st.error().message());
+  for (size_t i = 0; i < commands.size(); ++i)
+    channels[i / requests.size()]->deliver(
+        ch::Command{commands[i].command_id, requests[i % requests.size()]});
+  const size_t agents = channels.size();
+  size_t addresses = 0;
   for (const auto& [group, list] : groups) addresses += list.size();
   log_line(fmt::format("fleet: {} ban(s) decided by agent {} pushed to {} live agent(s)", addresses,
                        agent.agent_key, agents));
