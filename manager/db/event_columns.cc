@@ -22,6 +22,24 @@ bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos
 
 }  // namespace
 
+CheckedBatches check_batches(std::span<const AgentBatch> batches) {
+  CheckedBatches c;
+  c.results.reserve(batches.size());
+  c.extracted.reserve(batches.size());
+  for (const AgentBatch& b : batches) {
+    auto e = extract_event_batch(b.agent_key, b.events);
+    if (!e) {
+      c.results.emplace_back(tl::unexpected(std::move(e.error())));
+      c.extracted.emplace_back();
+      continue;
+    }
+    c.results.emplace_back(InsertResult{0, 0, e->max_sequence});
+    c.any_rows = c.any_rows || !e->rows.empty();
+    c.extracted.emplace_back(std::move(*e));
+  }
+  return c;
+}
+
 std::optional<int64_t> parse_rfc3339_ns(std::string_view sv) {
   const std::string s(sv);  // sscanf wants a terminated string
   std::tm tm{};

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/base/result.h"
+#include "manager/db/store.h"
 
 namespace mamori::manager {
 
@@ -52,6 +53,15 @@ struct EventBatch {
 // TEXT cannot hold it); text that is not valid UTF-8.
 Result<EventBatch> extract_event_batch(std::string_view agent_key,
                                        std::span<const nlohmann::json> events);
+
+// Store::store_batches' first step in both stores: each batch checked and extracted by
+// extract_event_batch, before any transaction. A bad batch gets its error and no rows.
+struct CheckedBatches {
+  std::vector<Result<InsertResult>> results;         // the error, or max_sequence set
+  std::vector<std::optional<EventBatch>> extracted;  // nullopt where results has an error
+  bool any_rows = false;
+};
+CheckedBatches check_batches(std::span<const AgentBatch> batches);
 
 // "2023-11-14T22:13:20.123456Z" (what core/event writes; any fraction length, 'Z' or a
 // +hh:mm / -hh:mm offset) → nanoseconds since the Unix epoch; nullopt if malformed.

@@ -372,24 +372,9 @@ class SqliteStore final : public Store {
   Result<std::vector<Result<InsertResult>>> store_batches(std::span<const AgentBatch> batches,
                                                           std::span<const SeenMark> seen,
                                                           int64_t received_at_ns) override {
-    // Validated and extracted before writing, so a bad batch costs no transaction.
-    std::vector<Result<InsertResult>> results;
-    std::vector<std::optional<EventBatch>> extracted;
-    results.reserve(batches.size());
-    extracted.reserve(batches.size());
-    bool writes = !seen.empty();
-    for (const AgentBatch& b : batches) {
-      auto e = extract_event_batch(b.agent_key, b.events);
-      if (!e) {
-        results.emplace_back(tl::unexpected(std::move(e.error())));
-        extracted.emplace_back();
-        continue;
-      }
-      results.emplace_back(InsertResult{0, 0, e->max_sequence});
-      writes = writes || !e->rows.empty();
-      extracted.emplace_back(std::move(*e));
-    }
-    if (!writes) return results;
+    // Checked and extracted before writing, so a bad batch costs no transaction.
+    auto [results, extracted, any_rows] = check_batches(batches);
+    if (!any_rows && seen.empty()) return results;
     auto tx = MAMORI_TRY(Transaction::begin(db_));
     for (size_t i = 0; i < batches.size(); ++i)
       if (extracted[i] && !extracted[i]->rows.empty())
