@@ -62,14 +62,7 @@ void EventWriter::run() {
       seen_.clear();
     }
     if (group.empty() && seen.empty()) continue;
-    size_t events = 0;
-    for (const Pending& p : group) events += p.events.size();
     write(group, seen);
-    {
-      MutexLock lock(mu_);
-      queued_events_ -= events;
-      ++commits_;
-    }
     group.clear();
     seen.clear();
   }
@@ -81,6 +74,13 @@ void EventWriter::write(std::vector<Pending>& group, std::vector<SeenMark>& seen
   for (const Pending& p : group) batches.push_back({p.agent_key, p.events});
   auto results = store_->store_batches(batches, seen, now_ns_());
   if (!results) on_error_(results.error());
+  {  // Counted out before the answers go: whoever sees an answer sees the count without it.
+    size_t events = 0;
+    for (const Pending& p : group) events += p.events.size();
+    MutexLock lock(mu_);
+    queued_events_ -= events;
+    ++commits_;
+  }
   for (size_t i = 0; i < group.size(); ++i) {
     Result<InsertResult> r =
         results ? std::move((*results)[i]) : Result<InsertResult>(tl::unexpected(results.error()));

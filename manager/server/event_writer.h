@@ -64,7 +64,7 @@ class EventWriter {
   };
   void run() MAMORI_EXCLUDES(mu_);
   // One group: its batches (maybe none) and the marks noted meanwhile.
-  void write(std::vector<Pending>& group, std::vector<SeenMark>& seen);
+  void write(std::vector<Pending>& group, std::vector<SeenMark>& seen) MAMORI_EXCLUDES(mu_);
 
   std::unique_ptr<Store> store_;  // the writer thread's only
   std::function<int64_t()> now_ns_;
