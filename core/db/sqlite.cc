@@ -7,6 +7,9 @@
 namespace mamori::db {
 namespace {
 
+constexpr int kBusyTimeoutMs = 10'000;
+constexpr int kWalRetryMs = 5;
+
 tl::unexpected<Error> sql_error(sqlite3* db, std::string_view what, const std::string& path) {
   const int code = sqlite3_extended_errcode(db);
   int errnum = 0;
@@ -87,9 +90,17 @@ Result<Db> Db::open(const std::string& path, Mode mode) {
     return sql_error(raw, "open", path);
   }
   sqlite3_extended_result_codes(raw, 1);
-  sqlite3_busy_timeout(raw, 10'000);
+  sqlite3_busy_timeout(raw, kBusyTimeoutMs);
   if (mode == Mode::kReadWrite) {
-    MAMORI_TRY(db.exec("PRAGMA journal_mode=WAL"));
+    // The switch to WAL needs the file to itself, and SQLite does not call the busy
+    // handler on that path: a process opening while another one does retries here.
+    for (int waited_ms = 0;; waited_ms += kWalRetryMs) {
+      auto switched = db.exec("PRAGMA journal_mode=WAL");
+      if (switched) break;
+      if ((sqlite3_extended_errcode(raw) & 0xff) != SQLITE_BUSY || waited_ms >= kBusyTimeoutMs)
+        return tl::unexpected(switched.error());
+      sqlite3_sleep(kWalRetryMs);
+    }
     MAMORI_TRY(db.exec("PRAGMA synchronous=FULL"));
   }
   MAMORI_TRY(db.exec("PRAGMA foreign_keys=ON"));

@@ -392,7 +392,10 @@ TEST_P(StoreTest, ConcurrentOpensOfAFreshDatabaseMigrateOnce) {
   std::atomic<int> failures{0};
   for (int i = 0; i < 4; ++i)
     threads.emplace_back([&] {
-      if (!open_store(env_, url())) ++failures;
+      if (auto s = open_store(env_, url()); !s) {
+        ++failures;
+        ADD_FAILURE() << s.error().message();
+      }
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(failures.load(), 0);
