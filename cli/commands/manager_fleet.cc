@@ -8,10 +8,9 @@
 #include "cli/commands/command.h"
 #include "core/base/quote.h"
 #include "core/fs/admin_files.h"
-#include "core/logparse/ip.h"
 #include "core/proto/control.h"
 #include "manager/db/store.h"
-#include "manager/server/hub.h"
+#include "manager/server/fleet_orders.h"
 
 namespace mamori::cli {
 namespace {
@@ -21,7 +20,6 @@ using manager::CommandState;
 using manager::Store;
 using nlohmann::json;
 
-constexpr int64_t kNsPerS = 1'000'000'000;
 // How often --wait reads the answers.
 constexpr auto kWaitPoll = std::chrono::milliseconds(100);
 
@@ -38,12 +36,12 @@ std::optional<std::string> one_address(App& app, const std::string& command,
     code = app.report(Error{command, "", 0, "give exactly one IP address"}, kExitUsage);
     return std::nullopt;
   }
-  auto ip = logparse::IpAddress::parse(args[0]);
-  if (!ip) {
-    code = app.report(Error{command, args[0], 0, "is not an IPv4 or IPv6 address"}, kExitUsage);
+  auto address = manager::canonical_address(args[0]);
+  if (!address) {
+    code = app.report(Error{command, "", 0, address.error()}, kExitUsage);
     return std::nullopt;
   }
-  return ip->to_string();
+  return *address;
 }
 
 std::optional<int64_t> ttl_of(App& app, const std::string& command, const FleetOptions& o,
@@ -64,29 +62,29 @@ std::string expiry(int64_t expires_at_ns) {
 
 int fleet_ban(App& app, const FleetOptions& o) {
   int code = kExitOk;
-  auto address = one_address(app, "manager ban", o.args, code);
-  if (!address) return code;
+  if (o.args.size() != 1)
+    return app.report(Error{"manager ban", "", 0, "give exactly one IP address"}, kExitUsage);
   auto ttl = ttl_of(app, "manager ban", o, code);
   if (!ttl) return code;
-  if (o.reason.size() > proto::kMaxBanTextLength)
-    return app.report(Error{"manager ban", "", 0, "--reason: at most 1024 characters"}, kExitUsage);
+  const int64_t now = app.env().clock().now_ns();
+  auto ban = manager::check_ban(
+      {o.args[0], *ttl, o.reason.empty() ? "mamori manager ban" : o.reason}, now);
+  if (!ban) return app.report(Error{"manager ban", "", 0, ban.error()}, kExitUsage);
   auto store = open_store(app);
   if (!store) return app.report(store.error(), kExitIncomplete);
-  const int64_t now = app.env().clock().now_ns();
-  const int64_t expires = *ttl ? now + *ttl * kNsPerS : 0;
-  const std::string reason = o.reason.empty() ? "mamori manager ban" : o.reason;
-  auto id = (*store)->add_ban({*address, expires, reason, "manager", now, false});
+  auto id = (*store)->add_ban(*ban);
   if (!id) return app.report(id.error(), kExitIncomplete);
   if (app.options().json)
-    print_json({{"id", *id},
-                {"address", *address},
-                {"expires_at", expires ? json(format_time_ns(expires)) : json()},
-                {"reason", reason}});
+    print_json(
+        {{"id", *id},
+         {"address", ban->address},
+         {"expires_at", ban->expires_at_ns ? json(format_time_ns(ban->expires_at_ns)) : json()},
+         {"reason", ban->reason}});
   else if (!app.options().quiet)
     std::printf(
         "%s banned fleet-wide (ban %lld, expires %s); the running manager pushes it to "
         "every agent\n",
-        address->c_str(), static_cast<long long>(*id), expiry(expires).c_str());
+        ban->address.c_str(), static_cast<long long>(*id), expiry(ban->expires_at_ns).c_str());
   return kExitOk;
 }
 
@@ -135,48 +133,6 @@ int fleet_bans(App& app) {
 
 namespace {
 
-// The control-protocol request of `command ACTION ARGS...`.
-tl::expected<proto::Request, std::string> request_of(const FleetOptions& o, int64_t ttl_s) {
-  const auto& a = o.args;
-  if (a.empty())
-    return tl::unexpected(std::string("give a command: verify, mode, heal-clear, ban or unban"));
-  const std::string& what = a[0];
-  auto arity = [&](size_t n, const char* usage) -> std::optional<std::string> {
-    if (a.size() != n + 1) return std::string(usage);
-    return std::nullopt;
-  };
-  if (what == "verify") {
-    if (auto e = arity(0, "verify takes no arguments")) return tl::unexpected(*e);
-    return proto::Request{proto::kVersion, proto::VerifyRequest{}};
-  }
-  if (what == "mode") {
-    if (auto e = arity(2, "mode ROOT MODE (ROOT \"*\": every root)")) return tl::unexpected(*e);
-    auto mode = config::parse_mode(a[2]);
-    if (!mode) return tl::unexpected(std::string("MODE is alert, restore or preserve"));
-    proto::Roots roots;
-    if (a[1] != "*") roots.paths.push_back(a[1]);
-    return proto::Request{proto::kVersion, proto::ModeRequest{roots, *mode}};
-  }
-  if (what == "heal-clear") {
-    if (auto e = arity(0, "heal-clear takes no arguments")) return tl::unexpected(*e);
-    return proto::Request{proto::kVersion, proto::HealRequest{proto::HealAction::kClear,
-                                                              "mamori manager command", ""}};
-  }
-  if (what == "ban" || what == "unban") {
-    if (auto e = arity(1, "ban ADDRESS / unban ADDRESS")) return tl::unexpected(*e);
-    auto ip = logparse::IpAddress::parse(a[1]);
-    if (!ip) return tl::unexpected(quote(a[1]) + " is not an IPv4 or IPv6 address");
-    if (what == "unban")
-      return proto::Request{proto::kVersion, proto::UnbanRequest{{ip->to_string()}, "manager"}};
-    return proto::Request{proto::kVersion,
-                          proto::BanRequest{{ip->to_string()},
-                                            ttl_s,
-                                            o.reason.empty() ? "mamori manager command" : o.reason,
-                                            "manager"}};
-  }
-  return tl::unexpected(quote(what) + " is not a command: verify, mode, heal-clear, ban, unban");
-}
-
 std::string summary(const CommandRow& r) {
   json a = json::parse(r.answer_json, nullptr, false);
   if (r.state == CommandState::kFailed) {
@@ -197,10 +153,10 @@ std::string summary(const CommandRow& r) {
 }  // namespace
 
 int fleet_command(App& app, const FleetOptions& o) {
-  const int chosen = (o.agent.empty() ? 0 : 1) + (o.group.empty() ? 0 : 1) + (o.all ? 1 : 0);
-  if (chosen != 1)
+  const manager::CommandTargets targets{o.agent, o.group, o.all};
+  if (auto t = manager::check_targets(targets); !t)
     return app.report(
-        Error{"manager command", "", 0, "give one of --agent KEY, --group NAME, --all"},
+        Error{"manager command", "", 0, "--agent KEY, --group NAME, --all: " + t.error()},
         kExitUsage);
   int code = kExitOk;
   auto ttl = ttl_of(app, "manager command", o, code);
@@ -209,33 +165,20 @@ int fleet_command(App& app, const FleetOptions& o) {
   if (!timeout)
     return app.report(Error{"manager command", o.timeout, 0, "--timeout takes a duration: 30, 2m"},
                       kExitUsage);
-  auto request = request_of(o, *ttl);
+  auto request = manager::command_request(o.args, *ttl, o.reason);
   if (!request) return app.report(Error{"manager command", "", 0, request.error()}, kExitUsage);
   auto store = open_store(app);
   if (!store) return app.report(store.error(), kExitIncomplete);
-  auto agents = (*store)->list_agents();
-  if (!agents) return app.report(agents.error(), kExitIncomplete);
-  std::map<std::string, std::string> names;  // agent_key → name
-  for (const auto& a : *agents) {
-    // A revoked agent is refused; a retired one's node is gone (churn): a fleet command
-    // for it would wait forever. By key, a retired agent may be asked all the same.
-    if (a.status == manager::AgentStatus::kRevoked) continue;
-    if (a.status == manager::AgentStatus::kRetired && a.agent_key != o.agent) continue;
-    if (o.all || a.agent_key == o.agent || (!o.group.empty() && a.group == o.group))
-      names[a.agent_key] = a.info.name;
-  }
+  auto found = manager::command_targets(**store, targets);
+  if (!found) return app.report(found.error(), kExitIncomplete);
+  std::map<std::string, std::string> names = std::move(*found);  // agent_key → name
   if (names.empty())
     return app.report(Error{"manager command", o.agent.empty() ? o.group : o.agent, ENOENT,
                             "no such agent (or group): see mamori manager agents"},
                       kExitUsage);
-  const std::string text = proto::to_json(*request).dump();
-  const int64_t now = app.env().clock().now_ns();
-  std::map<int64_t, std::string> ids;  // command row id → agent_key
-  for (const auto& [key, name] : names) {
-    auto id = (*store)->add_command({manager::new_uuid(), key, text, now});
-    if (!id) return app.report(id.error(), kExitIncomplete);
-    ids[*id] = key;
-  }
+  auto queued = manager::queue_command(**store, names, *request, app.env().clock().now_ns());
+  if (!queued) return app.report(queued.error(), kExitIncomplete);
+  const std::map<int64_t, std::string> ids = std::move(*queued);  // row id → agent_key
   if (!o.wait) {
     if (app.options().json) {
       auto a = json::array();

@@ -7,6 +7,9 @@
 
 #include "core/hash/sha256.h"
 #include "core/proto/channel.h"
+#include "manager/db/event_columns.h"
+#include "manager/server/fleet.h"
+#include "manager/server/fleet_orders.h"
 #include "manager/server/hub.h"
 #include "manager/server/password.h"
 
@@ -37,6 +40,11 @@ constexpr ApiRoute kRoutes[] = {
     {verb::post, "/api/v1/users", Role::kAdmin},
     {verb::delete_, "/api/v1/users/{name}", Role::kAdmin},
     {verb::get, "/api/v1/audit", Role::kAdmin},
+    {verb::get, "/api/v1/bans", Role::kViewer},
+    {verb::post, "/api/v1/bans", Role::kOperator},
+    {verb::delete_, "/api/v1/bans/{address}", Role::kOperator},
+    {verb::get, "/api/v1/commands", Role::kViewer},
+    {verb::post, "/api/v1/commands", Role::kOperator},
 };
 
 ApiResponse error(status s, std::string_view code, std::string message) {
@@ -63,8 +71,8 @@ std::optional<int64_t> to_int(std::string_view s) {
 
 // The query string's parameters (no percent-decoding beyond %2F and %3A, which paths and
 // times hold).
-std::map<std::string, std::string, std::less<>> query_params(std::string_view q) {
-  std::map<std::string, std::string, std::less<>> out;
+QueryParams query_params(std::string_view q) {
+  QueryParams out;
   while (!q.empty() && out.size() < 32) {
     const size_t amp = q.find('&');
     std::string_view kv = q.substr(0, amp);
@@ -107,6 +115,37 @@ std::string cookie_value(const Api::Request& req) {
     v.remove_prefix(semi + 1);
   }
   return {};
+}
+
+std::optional<int64_t> int_param(const QueryParams& params, std::string_view key) {
+  auto it = params.find(key);
+  return it == params.end() ? std::nullopt : to_int(it->second);
+}
+
+json ban_json(const BanRow& b) {
+  return {{"id", b.id},
+          {"address", b.address},
+          {"expires_at_ns", b.expires_at_ns ? json(b.expires_at_ns) : json()},
+          {"reason", b.reason},
+          {"origin", b.origin},
+          {"created_at_ns", b.created_at_ns},
+          {"pushed", b.pushed}};
+}
+
+json command_json(const CommandRow& c) {
+  auto parsed = [](const std::string& text) {
+    json j = json::parse(text, nullptr, false);
+    return j.is_discarded() ? json() : j;
+  };
+  return {{"id", c.id},
+          {"command_id", c.command_id},
+          {"agent_key", c.agent_key},
+          {"request", parsed(c.request_json)},
+          {"state", to_string(c.state)},
+          {"created_at_ns", c.created_at_ns},
+          {"sent_at_ns", c.sent_at_ns ? json(c.sent_at_ns) : json()},
+          {"answered_at_ns", c.answered_at_ns ? json(c.answered_at_ns) : json()},
+          {"answer", parsed(c.answer_json)}};
 }
 
 json agent_json(const AgentRow& a, int64_t events_24h) {
@@ -201,6 +240,8 @@ ApiResponse Api::handle(const Request& req, const std::string& address) {
   };
   const std::string_view p = route->path;
   if (p == "/api/v1/logout") return logout(*caller, address);
+  if (p.starts_with("/api/v1/bans") || p == "/api/v1/commands")
+    return fleet(p, req, *caller, address, param, params);
   if (p == "/api/v1/agents" || p == "/api/v1/agents/{key}") {
     auto agents = st.list_agents();
     if (!agents) return internal(agents.error());
@@ -360,6 +401,106 @@ ApiResponse Api::handle(const Request& req, const std::string& address) {
   audit(caller->actor, address, "user-add", name + " (" + std::string(to_string(*role)) + ")",
         "ok");
   return {status::created, json{{"name", name}, {"role", to_string(*role)}}, {}};
+}
+
+ApiResponse Api::fleet(std::string_view p, const Request& req, const Caller& caller,
+                       const std::string& address, const std::string& param,
+                       const QueryParams& params) {
+  Store& st = hub_.store();
+  const int64_t now = hub_.now_ns();
+  auto internal = [](const Error& e) {
+    log_line("api: " + e.message());
+    return error(status::internal_server_error, "internal", "the store failed");
+  };
+  auto bad = [](std::string why) { return error(status::bad_request, "bad-request", why); };
+  if (p == "/api/v1/bans" && req.method() == verb::get) {
+    auto bans = st.active_bans(now, kMaxQueryLimit);
+    if (!bans) return internal(bans.error());
+    json arr = json::array();
+    for (const auto& b : *bans) arr.push_back(ban_json(b));
+    return {status::ok, json{{"bans", arr}, {"count", arr.size()}}, {}};
+  }
+  if (p == "/api/v1/bans/{address}") {
+    auto ip = canonical_address(param);
+    if (!ip) return bad(ip.error());
+    auto lifted = st.lift_bans(*ip, now);
+    if (!lifted) return internal(lifted.error());
+    audit(caller.actor, address, "unban", *ip, *lifted ? "ok" : "not-banned");
+    if (!*lifted) return error(status::not_found, "not-found", *ip + " is not banned by the fleet");
+    hub_.fleet().wake();
+    return {status::ok, json{{"address", *ip}, {"lifted", *lifted}}, {}};
+  }
+  if (p == "/api/v1/commands" && req.method() == verb::get) {
+    auto agent = params.find("agent");
+    const int64_t limit = std::clamp<int64_t>(int_param(params, "limit").value_or(100), 1, 1000);
+    auto rows = st.list_commands(
+        int_param(params, "after").value_or(0),
+        agent == params.end() ? std::nullopt : std::optional<std::string>(agent->second), limit);
+    if (!rows) return internal(rows.error());
+    json arr = json::array();
+    for (const auto& c : *rows) arr.push_back(command_json(c));
+    json body{{"commands", arr}, {"count", arr.size()}};
+    if (static_cast<int64_t>(rows->size()) == limit) body["next"] = rows->back().id;
+    return {status::ok, body, {}};
+  }
+  json in = json::parse(req.body(), nullptr, false);
+  if (!in.is_object()) return bad("expects a JSON object");
+  auto text = [&](const char* key) -> std::optional<std::string> {
+    auto it = in.find(key);
+    if (it == in.end() || it->is_null()) return std::string();
+    if (!it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+  };
+  std::optional<int64_t> ttl_s = 0;
+  if (auto it = in.find("ttl_s"); it != in.end() && !it->is_null())
+    ttl_s = it->is_number_integer() ? std::optional(it->get<int64_t>()) : std::nullopt;
+  const auto reason = text("reason");
+  if (!ttl_s) return bad("ttl_s: an integer number of seconds (0: permanent)");
+  if (!reason) return bad("reason: a string");
+  if (p == "/api/v1/bans") {  // POST
+    const auto ip = text("address");
+    if (!ip || ip->empty()) return bad("expects {\"address\", \"ttl_s\", \"reason\"}");
+    auto ban = check_ban({*ip, *ttl_s, reason->empty() ? "banned through the API" : *reason}, now);
+    if (!ban) return bad(ban.error());
+    auto id = st.add_ban(*ban);
+    if (!id) return internal(id.error());
+    audit(caller.actor, address, "ban", ban->address, "ok");
+    hub_.fleet().wake();
+    json body{{"id", *id}, {"address", ban->address}, {"reason", ban->reason}};
+    body["expires_at_ns"] = ban->expires_at_ns ? json(ban->expires_at_ns) : json();
+    return {status::created, body, {}};
+  }
+  // POST /api/v1/commands
+  const auto command = text("command"), agent = text("agent"), group = text("group");
+  if (!command || !agent || !group) return bad("command, agent and group are strings");
+  std::vector<std::string> words{*command};
+  if (auto it = in.find("args"); it != in.end()) {
+    if (!it->is_array() || it->size() > 8) return bad("args: an array of at most 8 strings");
+    for (const auto& a : *it) {
+      if (!a.is_string()) return bad("args: an array of at most 8 strings");
+      words.push_back(a.get<std::string>());
+    }
+  }
+  const auto all = in.find("all");
+  const CommandTargets targets{*agent, *group,
+                               all != in.end() && all->is_boolean() && all->get<bool>()};
+  if (auto t = check_targets(targets); !t) return bad("agent, group or all: " + t.error());
+  auto request = command_request(words, *ttl_s, *reason);
+  if (!request) return bad(request.error());
+  auto names = command_targets(st, targets);
+  if (!names) return internal(names.error());
+  if (names->empty()) return error(status::not_found, "not-found", "no such agent or group");
+  auto ids = queue_command(st, *names, *request, now);
+  if (!ids) return internal(ids.error());
+  const std::string target = targets.all             ? std::string("all")
+                             : targets.group.empty() ? targets.agent_key
+                                                     : "group " + targets.group;
+  audit(caller.actor, address, "command",
+        std::string(proto::command_name(request->command())) + " " + target, "ok");
+  hub_.fleet().wake();
+  json arr = json::array();
+  for (const auto& [id, key] : *ids) arr.push_back({{"id", id}, {"agent_key", key}});
+  return {status::created, json{{"commands", arr}, {"count", arr.size()}}, {}};
 }
 
 ApiResponse Api::login(const Request& req, const std::string& address) {

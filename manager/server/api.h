@@ -9,6 +9,8 @@
 // state-changing request made with a session cookie, 429 for a throttled login.
 //
 // Threads: the server's io thread (hub.h) owns the Api.
+#include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -47,6 +49,9 @@ struct ApiResponse {
   std::vector<std::pair<std::string, std::string>> headers;  // Set-Cookie, Retry-After
 };
 
+// A request's query string, decoded.
+using QueryParams = std::map<std::string, std::string, std::less<>>;
+
 class Api {
  public:
   explicit Api(Hub& hub) : hub_(hub) {}
@@ -63,6 +68,10 @@ class Api {
   ApiResponse login(const Request& req, const std::string& address);
   ApiResponse logout(const Caller& c, const std::string& address);
   std::optional<Caller> authenticate(const Request& req, bool& csrf_ok);
+  // Bans and commands (fleet_orders.h): written to the store, delivered at once.
+  ApiResponse fleet(std::string_view route, const Request& req, const Caller& caller,
+                    const std::string& address, const std::string& param,
+                    const QueryParams& params);
   void audit(const std::string& actor, const std::string& address, std::string action,
              std::string target, std::string result);
 

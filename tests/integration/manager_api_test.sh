@@ -4,7 +4,9 @@
 # pinned by its fingerprint (manager_client.py's context): every endpoint refuses
 # unauthenticated (401) and wrong-role (403) requests; login and logout; a missing or
 # wrong CSRF token (403); the session cookie's attributes; an API token that works until
-# revoked; events paged with a cursor, each exactly once; the audit log; login throttling.
+# revoked; a ban, its lift and a command made through the API reach the connected agent
+# and the command's answer is listed; events paged with a cursor, each exactly once; the
+# audit log; login throttling.
 source "$(dirname "$0")/lib.sh"
 
 MSTATE=$SCRATCH/manager
@@ -79,7 +81,9 @@ ROUTES = [("GET", "/api/v1/agents", "viewer"), ("GET", "/api/v1/agents/x", "view
           ("POST", "/api/v1/tokens", "operator"), ("DELETE", "/api/v1/tokens/999", "operator"),
           ("GET", "/api/v1/users", "admin"), ("POST", "/api/v1/users", "admin"),
           ("DELETE", "/api/v1/users/nobody", "admin"), ("GET", "/api/v1/audit", "admin"),
-          ("POST", "/api/v1/logout", "viewer")]
+          ("GET", "/api/v1/bans", "viewer"), ("POST", "/api/v1/bans", "operator"),
+          ("DELETE", "/api/v1/bans/192.0.2.99", "operator"), ("GET", "/api/v1/commands", "viewer"),
+          ("POST", "/api/v1/commands", "operator"), ("POST", "/api/v1/logout", "viewer")]
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 
 # 401 without credentials, with a made-up cookie and a made-up token
@@ -118,6 +122,56 @@ ws = mc.connect(m); mc.hello(ws, m)
 for start in range(1, 251, 50):
     mc.send(ws, {"v": 1, "type": "events", "events": [mc.event(s) for s in range(start, start + 50)]})
     mc.recv_ack(ws)
+
+# fleet control through the API, seen by the connected agent: a ban, its lift, a command
+oc, ocsrf = sessions["olga"]
+def next_command(what):
+    c = mc.recv(ws)
+    if c.get("type") != "command": die("%s: expected a command, got %r" % (what, c))
+    return c
+for bad in ({"address": "not-an-ip"}, {"address": "192.0.2.7", "ttl_s": -1}, {"address": "192.0.2.7", "ttl_s": "1h"},
+            {"address": "192.0.2.7", "reason": "x" * 1025}, {}):
+    expect(req("POST", "/api/v1/bans", bad, cookie=oc, csrf=ocsrf)[0], 400, "bad ban %r" % bad)
+st, j = req("POST", "/api/v1/bans", {"address": "2001:DB8::0:7", "ttl_s": 3600, "reason": "seen probing"}, cookie=oc, csrf=ocsrf)
+expect(st, 201, "ban")
+if j["address"] != "2001:db8::7" or not j["expires_at_ns"]: die("ban answer %r" % j)
+c = next_command("the ban")
+r = c["request"]
+if r.get("cmd") != "ban" or r.get("addresses") != ["2001:db8::7"] or r.get("origin") != "manager": die("ban command %r" % c)
+mc.send(ws, {"v": 1, "type": "result", "command_id": c["command_id"], "answer": {"v": 2, "ok": True}})
+st, j = req("GET", "/api/v1/bans", bearer=apitoken)
+expect(st, 200, "bans")
+if [b["address"] for b in j["bans"]] != ["2001:db8::7"] or j["bans"][0]["reason"] != "seen probing": die("bans %r" % j)
+expect(req("DELETE", "/api/v1/bans/192.0.2.99", cookie=oc, csrf=ocsrf)[0], 404, "unban of an address not banned")
+expect(req("DELETE", "/api/v1/bans/2001:db8::7", cookie=oc, csrf=ocsrf)[0], 200, "unban")
+c = next_command("the lift")
+if c["request"].get("cmd") != "unban" or c["request"].get("addresses") != ["2001:db8::7"]: die("unban command %r" % c)
+mc.send(ws, {"v": 1, "type": "result", "command_id": c["command_id"], "answer": {"v": 2, "ok": True}})
+if req("GET", "/api/v1/bans", bearer=apitoken)[1]["bans"]: die("a lifted ban is still listed")
+for bad in ({"command": "verify"}, {"command": "verify", "agent": m["agent_key"], "all": True},
+            {"command": "reboot", "all": True}, {"command": "mode", "args": ["*"], "all": True},
+            {"command": "mode", "args": ["*", "chaos"], "all": True}, {"command": "verify", "args": "x", "all": True}):
+    expect(req("POST", "/api/v1/commands", bad, cookie=oc, csrf=ocsrf)[0], 400, "bad command %r" % bad)
+expect(req("POST", "/api/v1/commands", {"command": "verify", "group": "no-such-group"}, cookie=oc, csrf=ocsrf)[0], 404, "no such group")
+st, j = req("POST", "/api/v1/commands", {"command": "mode", "args": ["*", "preserve"], "group": "web"}, cookie=oc, csrf=ocsrf)
+expect(st, 201, "command")
+if j["count"] != 1 or j["commands"][0]["agent_key"] != m["agent_key"]: die("command answer %r" % j)
+row_id = j["commands"][0]["id"]
+c = next_command("the mode command")
+if c["request"].get("cmd") != "mode" or c["request"].get("mode") != "preserve": die("mode command %r" % c)
+mc.send(ws, {"v": 1, "type": "result", "command_id": c["command_id"], "answer": {"v": 2, "ok": True}})
+mc.send(ws, {"v": 1, "type": "heartbeat", "time_ns": 1, "healthy": True})
+import time
+deadline = time.time() + 10
+while True:
+    st, j = req("GET", "/api/v1/commands?agent=%s" % m["agent_key"], bearer=apitoken)
+    expect(st, 200, "commands")
+    rows = {x["id"]: x for x in j["commands"]}
+    if row_id in rows and rows[row_id]["state"] == "ok": break
+    if time.time() > deadline: die("the mode command never became ok: %r" % j)
+    time.sleep(0.1)
+if rows[row_id]["request"]["cmd"] != "mode" or not rows[row_id]["answered_at_ns"]: die("command row %r" % rows[row_id])
+if len(j["commands"]) != 3: die("expected the ban, the lift and the mode command: %r" % j)
 ws.close()
 # cursor paging: every stored event once
 seen, after, pages = [], 0, 0
@@ -157,7 +211,8 @@ st, j = req("GET", "/api/v1/audit?limit=1000", cookie=cookie)
 expect(st, 200, "audit")
 acts = [(a["action"], a["result"]) for a in j["audit"]]
 for want in [("user-add", "ok"), ("apitoken-create", "ok"), ("login", "ok"), ("login-failed", "bad-credentials"),
-             ("login-failed", "throttled"), ("user-del", "ok"), ("token-create", "ok"), ("apitoken-revoke", "ok"), ("logout", "ok")]:
+             ("login-failed", "throttled"), ("user-del", "ok"), ("token-create", "ok"), ("apitoken-revoke", "ok"), ("logout", "ok"),
+             ("ban", "ok"), ("unban", "ok"), ("unban", "not-banned"), ("command", "ok")]:
     if want not in acts: die("audit lacks %r: %r" % (want, acts))
 if not any(a["action"] == "login" and a["address"] == "127.0.0.1" for a in j["audit"]): die("audit: no address")
 print("ok")

@@ -1,0 +1,113 @@
+#include "manager/server/fleet_orders.h"
+
+#include "core/base/quote.h"
+#include "core/config/config.h"
+#include "core/logparse/ip.h"
+#include "manager/server/hub.h"
+
+namespace mamori::manager {
+namespace {
+
+constexpr int64_t kNsPerS = 1'000'000'000;
+// Ten years: a longer ban is a permanent one, said so (ttl 0).
+constexpr int64_t kMaxTtlS = 3660LL * 86400;
+
+Checked<bool> check_ttl(int64_t ttl_s) {
+  if (ttl_s < 0 || ttl_s > kMaxTtlS)
+    return tl::unexpected(std::string("a ban lasts 1 s to 10 years, or 0 for ever"));
+  return true;
+}
+
+}  // namespace
+
+Checked<std::string> canonical_address(std::string_view text) {
+  auto ip = logparse::IpAddress::parse(text);
+  if (!ip) return tl::unexpected(quote(text) + " is not an IPv4 or IPv6 address");
+  return ip->to_string();
+}
+
+Checked<NewBan> check_ban(const BanOrder& order, int64_t now_ns) {
+  auto address = canonical_address(order.address);
+  if (!address) return tl::unexpected(address.error());
+  if (auto ttl = check_ttl(order.ttl_s); !ttl) return tl::unexpected(ttl.error());
+  if (order.reason.size() > proto::kMaxBanTextLength)
+    return tl::unexpected(std::string("the reason is at most 1024 characters"));
+  return NewBan{*address,     order.ttl_s ? now_ns + order.ttl_s * kNsPerS : 0,
+                order.reason, "manager",
+                now_ns,       false};
+}
+
+Checked<proto::Request> command_request(std::span<const std::string> words, int64_t ttl_s,
+                                        std::string_view reason) {
+  if (words.empty())
+    return tl::unexpected(std::string("give a command: verify, mode, heal-clear, ban or unban"));
+  const std::string& what = words[0];
+  auto arity = [&](size_t n, const char* usage) -> std::optional<std::string> {
+    if (words.size() != n + 1) return std::string(usage);
+    return std::nullopt;
+  };
+  if (what == "verify") {
+    if (auto e = arity(0, "verify takes no arguments")) return tl::unexpected(*e);
+    return proto::Request{proto::kVersion, proto::VerifyRequest{}};
+  }
+  if (what == "mode") {
+    if (auto e = arity(2, "mode ROOT MODE (ROOT \"*\": every root)")) return tl::unexpected(*e);
+    auto mode = config::parse_mode(words[2]);
+    if (!mode) return tl::unexpected(std::string("MODE is alert, restore or preserve"));
+    proto::Roots roots;
+    if (words[1] != "*") roots.paths.push_back(words[1]);
+    return proto::Request{proto::kVersion, proto::ModeRequest{roots, *mode}};
+  }
+  if (what == "heal-clear") {
+    if (auto e = arity(0, "heal-clear takes no arguments")) return tl::unexpected(*e);
+    return proto::Request{proto::kVersion, proto::HealRequest{proto::HealAction::kClear,
+                                                              "mamori manager command", ""}};
+  }
+  if (what == "ban" || what == "unban") {
+    if (auto e = arity(1, "ban ADDRESS / unban ADDRESS")) return tl::unexpected(*e);
+    auto address = canonical_address(words[1]);
+    if (!address) return tl::unexpected(address.error());
+    if (what == "unban")
+      return proto::Request{proto::kVersion, proto::UnbanRequest{{*address}, "manager"}};
+    if (auto ttl = check_ttl(ttl_s); !ttl) return tl::unexpected(ttl.error());
+    if (reason.size() > proto::kMaxBanTextLength)
+      return tl::unexpected(std::string("the reason is at most 1024 characters"));
+    return proto::Request{
+        proto::kVersion,
+        proto::BanRequest{{*address},
+                          ttl_s,
+                          reason.empty() ? "mamori manager command" : std::string(reason),
+                          "manager"}};
+  }
+  return tl::unexpected(quote(what) + " is not a command: verify, mode, heal-clear, ban, unban");
+}
+
+Checked<bool> check_targets(const CommandTargets& t) {
+  const int chosen = (t.agent_key.empty() ? 0 : 1) + (t.group.empty() ? 0 : 1) + (t.all ? 1 : 0);
+  if (chosen != 1) return tl::unexpected(std::string("give one of an agent, a group, or all"));
+  return true;
+}
+
+Result<std::map<std::string, std::string>> command_targets(Store& store, const CommandTargets& t) {
+  std::map<std::string, std::string> out;
+  for (const auto& a : MAMORI_TRY(store.list_agents())) {
+    // A retired agent's node is gone (churn): a fleet command for it would wait for ever.
+    if (a.status == AgentStatus::kRevoked) continue;
+    if (a.status == AgentStatus::kRetired && a.agent_key != t.agent_key) continue;
+    if (t.all || a.agent_key == t.agent_key || (!t.group.empty() && a.group == t.group))
+      out[a.agent_key] = a.info.name;
+  }
+  return out;
+}
+
+Result<std::map<int64_t, std::string>> queue_command(
+    Store& store, const std::map<std::string, std::string>& targets, const proto::Request& request,
+    int64_t now_ns) {
+  const std::string text = proto::to_json(request).dump();
+  std::map<int64_t, std::string> ids;
+  for (const auto& [key, name] : targets)
+    ids[MAMORI_TRY(store.add_command({new_uuid(), key, text, now_ns}))] = key;
+  return ids;
+}
+
+}  // namespace mamori::manager

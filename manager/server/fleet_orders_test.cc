@@ -1,0 +1,60 @@
+#include "manager/server/fleet_orders.h"
+
+#include <gtest/gtest.h>
+
+namespace mamori::manager {
+namespace {
+
+constexpr int64_t kNow = 1'700'000'000'000'000'000;
+
+TEST(FleetOrders, AddressesAreWrittenAsTheAgentsReadThem) {
+  EXPECT_EQ(*canonical_address("2001:DB8:0::7"), "2001:db8::7");
+  EXPECT_EQ(*canonical_address("192.0.2.7"), "192.0.2.7");
+  for (const char* bad : {"", "192.0.2.256", "example.org", "192.0.2.7/24", "1.2.3.4 "})
+    EXPECT_FALSE(canonical_address(bad)) << bad;
+}
+
+TEST(FleetOrders, ABanIsCheckedWhole) {
+  auto ban = check_ban({"192.0.2.7", 600, "probing"}, kNow);
+  ASSERT_TRUE(ban) << ban.error();
+  EXPECT_EQ(ban->expires_at_ns, kNow + 600'000'000'000);
+  EXPECT_EQ(ban->origin, "manager");
+  EXPECT_FALSE(ban->pushed);                                           // for the manager to push
+  EXPECT_EQ(check_ban({"192.0.2.7", 0, ""}, kNow)->expires_at_ns, 0);  // permanent
+  EXPECT_FALSE(check_ban({"192.0.2.7", -1, ""}, kNow));
+  EXPECT_FALSE(check_ban({"192.0.2.7", 11LL * 366 * 86400, ""}, kNow));
+  EXPECT_FALSE(check_ban({"192.0.2.7", 1, std::string(1025, 'x')}, kNow));
+  EXPECT_TRUE(check_ban({"192.0.2.7", 1, std::string(1024, 'x')}, kNow));
+}
+
+TEST(FleetOrders, CommandsAreTheControlProtocolsRequests) {
+  auto words = [](std::initializer_list<std::string> w) { return std::vector<std::string>(w); };
+  auto mode = command_request(words({"mode", "*", "preserve"}), 0, "");
+  ASSERT_TRUE(mode) << mode.error();
+  EXPECT_EQ(proto::to_json(*mode)["cmd"], "mode");
+  EXPECT_EQ(proto::to_json(*mode)["mode"], "preserve");
+  auto ban = command_request(words({"ban", "2001:DB8::1"}), 60, "");
+  ASSERT_TRUE(ban) << ban.error();
+  EXPECT_EQ(proto::to_json(*ban)["addresses"], nlohmann::json::array({"2001:db8::1"}));
+  EXPECT_EQ(proto::to_json(*ban)["origin"], "manager");
+  EXPECT_TRUE(command_request(words({"verify"}), 0, ""));
+  EXPECT_TRUE(command_request(words({"heal-clear"}), 0, ""));
+  EXPECT_TRUE(command_request(words({"unban", "192.0.2.1"}), 0, ""));
+  for (const auto& bad : {words({}), words({"reboot"}), words({"verify", "now"}),
+                          words({"mode", "*"}), words({"mode", "*", "chaos"}),
+                          words({"ban", "nobody"}), words({"ban", "192.0.2.1", "192.0.2.2"})})
+    EXPECT_FALSE(command_request(bad, 0, "")) << (bad.empty() ? "" : bad[0]);
+  EXPECT_FALSE(command_request(words({"ban", "192.0.2.1"}), -5, ""));
+}
+
+TEST(FleetOrders, ExactlyOneTarget) {
+  EXPECT_TRUE(check_targets({"key", "", false}));
+  EXPECT_TRUE(check_targets({"", "web", false}));
+  EXPECT_TRUE(check_targets({"", "", true}));
+  EXPECT_FALSE(check_targets({"", "", false}));
+  EXPECT_FALSE(check_targets({"key", "web", false}));
+  EXPECT_FALSE(check_targets({"key", "", true}));
+}
+
+}  // namespace
+}  // namespace mamori::manager
