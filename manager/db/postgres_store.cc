@@ -608,6 +608,22 @@ class PostgresStore final : public Store {
     });
   }
 
+  Result<std::map<std::string, int64_t>> count_events_since(
+      int64_t since_ns, std::optional<std::string_view> agent_key) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::map<std::string, int64_t>> {
+      Params p;
+      p.add(since_ns);
+      if (agent_key) p.add(*agent_key);
+      Rows r = MAMORI_TRY(
+          conn_.query(std::string("SELECT agent_key, COUNT(*) FROM events WHERE time_ns >= $1") +
+                          (agent_key ? " AND agent_key = $2" : "") + " GROUP BY agent_key",
+                      p));
+      std::map<std::string, int64_t> out;
+      for (int i = 0; i < r.size(); ++i) out[r.str(i, 0)] = r.int64(i, 1);
+      return out;
+    });
+  }
+
   Result<int64_t> add_ban(const NewBan& b) override {
     return insert_id(
         "INSERT INTO bans (address, expires_at_ns, reason, origin, created_at_ns, pushed) "

@@ -491,6 +491,18 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Result<std::map<std::string, int64_t>> count_events_since(
+      int64_t since_ns, std::optional<std::string_view> agent_key) override {
+    Stmt s = MAMORI_TRY(
+        db_.prepare(std::string("SELECT agent_key, COUNT(*) FROM events WHERE time_ns >= ?") +
+                    (agent_key ? " AND agent_key = ?" : "") + " GROUP BY agent_key"));
+    s.bind(1, since_ns);
+    if (agent_key) s.bind_text(2, *agent_key);
+    std::map<std::string, int64_t> out;
+    while (MAMORI_TRY(s.step())) out[text(s, 0)] = s.int64(1);
+    return out;
+  }
+
   Result<int64_t> add_ban(const NewBan& b) override {
     Stmt* s = MAMORI_TRY(db_.cached(
         "INSERT INTO bans (address, expires_at_ns, reason, origin, created_at_ns, pushed) "

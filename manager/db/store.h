@@ -21,6 +21,7 @@
 //   connections are independent and its writes are transactions too).
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -407,6 +408,11 @@ class Store {
   virtual Result<int64_t> prune(const RetentionPolicy& p, int64_t now_ns) = 0;
   // Stored events per agent key, by key.
   virtual Result<std::vector<AgentUsage>> usage() = 0;
+  // agent_key → how many of its events have @timestamp >= since_ns (one agent's only when
+  // `agent_key` is set); agents with none are absent. One indexed pass, for the console's
+  // agent list.
+  virtual Result<std::map<std::string, int64_t>> count_events_since(
+      int64_t since_ns, std::optional<std::string_view> agent_key) = 0;
 
   // Fleet bans. add_ban → its id. lift_bans marks every current ban of `address` lifted
   // (for the manager to push the unban) and returns how many. active_bans: neither lifted

@@ -611,6 +611,22 @@ TEST_P(StoreTest, QueryFilters) {
   EXPECT_EQ(n({.limit = -5}), 0u);
 }
 
+TEST_P(StoreTest, EventsSinceAreCountedPerAgent) {
+  auto s = open();
+  ASSERT_TRUE(s->insert_events("a", events(1, 6), 1));
+  ASSERT_TRUE(s->insert_events("b", events(1, 2), 1));
+  // event(n)'s @timestamp is 22:13:(10 + n).5 on 2023-11-14.
+  const int64_t t3 = 1700000000LL * kSec - 7 * kSec + 500'000'000;
+  auto all = s->count_events_since(t3, std::nullopt);
+  ASSERT_TRUE(all) << all.error().message();
+  EXPECT_EQ(*all, (std::map<std::string, int64_t>{{"a", 4}}));
+  auto earlier = s->count_events_since(0, std::nullopt);
+  EXPECT_EQ(*earlier, (std::map<std::string, int64_t>{{"a", 6}, {"b", 2}}));
+  auto one = s->count_events_since(0, "b");
+  EXPECT_EQ(*one, (std::map<std::string, int64_t>{{"b", 2}}));
+  EXPECT_TRUE(s->count_events_since(0, "nobody")->empty());
+}
+
 TEST_P(StoreTest, ReopenKeepsData) {
   {
     auto s = open();

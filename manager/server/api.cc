@@ -243,18 +243,17 @@ ApiResponse Api::handle(const Request& req, const std::string& address) {
   if (p.starts_with("/api/v1/bans") || p == "/api/v1/commands")
     return fleet(p, req, *caller, address, param, params);
   if (p == "/api/v1/agents" || p == "/api/v1/agents/{key}") {
+    const bool one = p != "/api/v1/agents";
     auto agents = st.list_agents();
     if (!agents) return internal(agents.error());
+    auto counts = st.count_events_since(
+        now - kDayNs, one ? std::optional<std::string_view>(param) : std::nullopt);
+    if (!counts) return internal(counts.error());
     json arr = json::array();
     for (const auto& a : *agents) {
-      if (p != "/api/v1/agents" && a.agent_key != param) continue;
-      EventQuery q;
-      q.agent_key = a.agent_key;
-      q.since_ns = now - kDayNs;
-      q.limit = 10000;
-      auto ev = st.query_events(q);
-      if (!ev) return internal(ev.error());
-      arr.push_back(agent_json(a, static_cast<int64_t>(ev->size())));
+      if (one && a.agent_key != param) continue;
+      auto n = counts->find(a.agent_key);
+      arr.push_back(agent_json(a, n == counts->end() ? 0 : n->second));
     }
     if (p == "/api/v1/agents")
       return {status::ok, json{{"agents", arr}, {"count", arr.size()}}, {}};
