@@ -46,6 +46,8 @@ void HttpConnection::start() {
 }
 
 void HttpConnection::read_request() {
+  // The first request shares the handshake's deadline; the next ones have kKeepAliveIdle.
+  if (served_ > 0) beast::get_lowest_layer(stream_).expires_after(kKeepAliveIdle);
   parser_.emplace();
   parser_->header_limit(kMaxHeaderBytes);
   parser_->body_limit(ch::kMaxMessageBytes);
@@ -57,6 +59,7 @@ void HttpConnection::read_request() {
 
 void HttpConnection::route() {
   auto& req = parser_->get();
+  keep_alive_ = req.keep_alive();
   const std::string_view target(req.target().data(), req.target().size());
   if (target == "/api/v1/enroll") {
     if (req.method() != http::verb::post) return respond(http::status::method_not_allowed, {});
@@ -124,6 +127,7 @@ void HttpConnection::enroll(const std::string& body) {
 }
 
 void HttpConnection::channel(Request req) {
+  keep_alive_ = false;  // an upgrade refused ends the connection
   auto who = authenticate(req);
   if (!who)
     return respond(http::status::unauthorized,
@@ -164,14 +168,18 @@ void HttpConnection::respond(http::status status, const json& body,
   res->set(http::field::cache_control, "no-store");
   res->set(http::field::content_type, "application/json");
   res->set(http::field::server, "mamori-manager");
-  res->keep_alive(false);
+  const bool keep = keep_alive_ && ++served_ < kMaxRequestsPerConnection;
+  res->keep_alive(keep);
   // replace: text from the store is checked UTF-8, but a throw here would end the manager.
   res->body() =
       body.is_null() ? std::string() : body.dump(-1, ' ', false, json::error_handler_t::replace);
   res->prepare_payload();
-  http::async_write(stream_, *res, [self = shared_from_this(), res](const error_code& ec, size_t) {
-    if (!ec) self->stream_.async_shutdown([self](const error_code&) {});
-  });
+  http::async_write(stream_, *res,
+                    [self = shared_from_this(), res, keep](const error_code& ec, size_t) {
+                      if (ec) return;
+                      if (keep) return self->read_request();
+                      self->stream_.async_shutdown([self](const error_code&) {});
+                    });
 }
 
 }  // namespace mamori::manager

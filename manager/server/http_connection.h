@@ -1,7 +1,9 @@
 #pragma once
-// One accepted connection until it is answered or upgraded: the TLS handshake and one
-// HTTP request, within kHandshakeTimeout and kMaxHeaderBytes (hub.h) and a body of at
-// most proto::channel::kMaxMessageBytes, routed to
+// One accepted connection until it is closed or upgraded: the TLS handshake, then HTTP
+// requests, each within kHandshakeTimeout and kMaxHeaderBytes (hub.h) and a body of at
+// most proto::channel::kMaxMessageBytes. A client that asks for keep-alive (the console)
+// may send up to kMaxRequestsPerConnection on one connection, each within
+// kKeepAliveIdle of the last answer (a refused WebSocket upgrade closes it). Requests are routed to
 //   POST /api/v1/enroll   enrollment with a token (docs/formats/manager-channel.md);
 //   GET  /api/v1/channel  the agent's WebSocket, handed to an AgentChannel once the
 //                         Authorization (Bearer agent_key:credential) is checked;
@@ -25,6 +27,9 @@
 #include "manager/server/hub.h"
 
 namespace mamori::manager {
+
+inline constexpr int kMaxRequestsPerConnection = 1000;
+inline constexpr auto kKeepAliveIdle = std::chrono::seconds(30);
 
 class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
  public:
@@ -51,6 +56,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   std::string address_;
   bool handed_over_ = false;  // the AgentChannel counts the connection now
+  bool keep_alive_ = false;   // the request being answered asked for it
+  int served_ = 0;            // requests answered on this connection
 };
 
 }  // namespace mamori::manager

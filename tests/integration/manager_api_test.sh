@@ -187,6 +187,15 @@ st, j = req("GET", "/api/v1/agents/" + m["agent_key"], bearer=apitoken)
 expect(st, 200, "agent")
 if j["events_24h"] != 0 and j["group"] != "web": die("agent: %r" % j)
 
+# keep-alive: one connection, several requests (as the console makes them)
+c = http.client.HTTPSConnection("127.0.0.1", int(port), context=mc.tls_context(), timeout=10)
+c.connect(); mc.check_fp(c.sock, fp)
+for i in range(5):
+    c.request("GET", "/api/v1/agents", headers={"Authorization": "Bearer " + apitoken})
+    r = c.getresponse(); r.read()
+    expect(r.status, 200, "request %d on one connection" % i)
+    if (r.getheader("Connection") or "").lower() == "close": die("keep-alive refused: %r" % r.getheaders())
+c.close()
 # the API token until revoked
 expect(req("GET", "/api/v1/agents", bearer=apitoken)[0], 200, "api token")
 expect(req("GET", "/api/v1/users", bearer=apitoken)[0], 403, "viewer api token on users")
