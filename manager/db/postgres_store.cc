@@ -608,6 +608,13 @@ class PostgresStore final : public Store {
     });
   }
 
+  Result<int64_t> last_event_row() override {
+    return call(Retry::kIdempotent, [&]() -> Result<int64_t> {
+      Rows r = MAMORI_TRY(conn_.query("SELECT COALESCE(MAX(row_id), 0) FROM events", Params()));
+      return r.int64(0, 0);
+    });
+  }
+
   Result<std::map<std::string, int64_t>> count_events_since(
       int64_t since_ns, std::optional<std::string_view> agent_key) override {
     return call(Retry::kIdempotent, [&]() -> Result<std::map<std::string, int64_t>> {

@@ -491,6 +491,14 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Result<int64_t> last_event_row() override {
+    Stmt* s = MAMORI_TRY(db_.cached("SELECT COALESCE(MAX(row), 0) FROM events"));
+    MAMORI_TRY(s->step());
+    const int64_t row = s->int64(0);
+    s->reset();
+    return row;
+  }
+
   Result<std::map<std::string, int64_t>> count_events_since(
       int64_t since_ns, std::optional<std::string_view> agent_key) override {
     Stmt s = MAMORI_TRY(

@@ -399,6 +399,8 @@ class Store {
       int64_t received_at_ns) = 0;
   virtual Result<SequenceInfo> sequences(std::string_view agent_key) = 0;
   virtual Result<std::vector<EventRow>> query_events(const EventQuery& q) = 0;
+  // The highest row id stored so far (0: none): where a live stream starts.
+  virtual Result<int64_t> last_event_row() = 0;
 
   // Baseline history: one row per reported root hash.
   virtual Status record_baseline(const BaselineRow& b) = 0;

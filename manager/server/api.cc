@@ -33,6 +33,7 @@ constexpr ApiRoute kRoutes[] = {
     {verb::get, "/api/v1/agents", Role::kViewer},
     {verb::get, "/api/v1/agents/{key}", Role::kViewer},
     {verb::get, "/api/v1/events", Role::kViewer},
+    {verb::get, "/api/v1/events/live", Role::kViewer},  // a WebSocket (event_stream.h)
     {verb::get, "/api/v1/tokens", Role::kViewer},
     {verb::post, "/api/v1/tokens", Role::kOperator},
     {verb::delete_, "/api/v1/tokens/{id}", Role::kOperator},
@@ -67,34 +68,6 @@ std::optional<int64_t> to_int(std::string_view s) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
   return v;
-}
-
-// The query string's parameters (no percent-decoding beyond %2F and %3A, which paths and
-// times hold).
-QueryParams query_params(std::string_view q) {
-  QueryParams out;
-  while (!q.empty() && out.size() < 32) {
-    const size_t amp = q.find('&');
-    std::string_view kv = q.substr(0, amp);
-    q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
-    const size_t eq = kv.find('=');
-    if (eq == std::string_view::npos) continue;
-    std::string v;
-    for (size_t i = eq + 1; i < kv.size(); ++i) {
-      if (kv[i] == '%' && i + 2 < kv.size()) {
-        const auto hex = kv.substr(i + 1, 2);
-        int c = 0;
-        if (std::from_chars(hex.data(), hex.data() + 2, c, 16).ec == std::errc()) {
-          v += static_cast<char>(c);
-          i += 2;
-          continue;
-        }
-      }
-      v += kv[i] == '+' ? ' ' : kv[i];
-    }
-    out.emplace(std::string(kv.substr(0, eq)), std::move(v));
-  }
-  return out;
 }
 
 std::string header(const Api::Request& req, http::field f) {
@@ -167,6 +140,62 @@ json agent_json(const AgentRow& a, int64_t events_24h) {
 }  // namespace
 
 std::span<const ApiRoute> api_routes() { return kRoutes; }
+
+// The query string's parameters (no percent-decoding beyond %2F and %3A, which paths and
+// times hold).
+QueryParams query_params(std::string_view q) {
+  QueryParams out;
+  while (!q.empty() && out.size() < 32) {
+    const size_t amp = q.find('&');
+    std::string_view kv = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+    const size_t eq = kv.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string v;
+    for (size_t i = eq + 1; i < kv.size(); ++i) {
+      if (kv[i] == '%' && i + 2 < kv.size()) {
+        const auto hex = kv.substr(i + 1, 2);
+        int c = 0;
+        if (std::from_chars(hex.data(), hex.data() + 2, c, 16).ec == std::errc()) {
+          v += static_cast<char>(c);
+          i += 2;
+          continue;
+        }
+      }
+      v += kv[i] == '+' ? ' ' : kv[i];
+    }
+    out.emplace(std::string(kv.substr(0, eq)), std::move(v));
+  }
+  return out;
+}
+
+EventQuery event_query(const QueryParams& params) {
+  auto str = [&](std::string_view k) -> std::optional<std::string> {
+    auto it = params.find(k);
+    return it == params.end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+  EventQuery q;
+  q.since_ns = int_param(params, "since");
+  q.until_ns = int_param(params, "until");
+  q.agent_key = str("agent");
+  q.action = str("action");
+  q.path_prefix = str("path_prefix");
+  q.source_ip = str("source_ip");
+  q.min_severity = int_param(params, "min_severity");
+  q.after_row = int_param(params, "after").value_or(0);
+  q.limit = std::clamp<int64_t>(int_param(params, "limit").value_or(100), 1, 1000);
+  return q;
+}
+
+json events_json(const std::vector<EventRow>& rows) {
+  json arr = json::array();
+  for (const auto& r : rows) {
+    json e = json::parse(r.json, nullptr, false);
+    if (e.is_discarded()) e = nullptr;  // never dumped: it would print "<discarded>"
+    arr.push_back({{"row", r.row}, {"agent_key", r.agent_key}, {"event", std::move(e)}});
+  }
+  return arr;
+}
 
 void Api::audit(const std::string& actor, const std::string& address, std::string action,
                 std::string target, std::string result) {
@@ -261,31 +290,10 @@ ApiResponse Api::handle(const Request& req, const std::string& address) {
     return {status::ok, arr[0], {}};
   }
   if (p == "/api/v1/events") {
-    EventQuery q;
-    auto num = [&](std::string_view k) -> std::optional<int64_t> {
-      auto it = params.find(k);
-      return it == params.end() ? std::nullopt : to_int(it->second);
-    };
-    auto str = [&](std::string_view k) -> std::optional<std::string> {
-      auto it = params.find(k);
-      return it == params.end() ? std::nullopt : std::optional<std::string>(it->second);
-    };
-    q.since_ns = num("since");
-    q.until_ns = num("until");
-    q.agent_key = str("agent");
-    q.action = str("action");
-    q.path_prefix = str("path_prefix");
-    q.source_ip = str("source_ip");
-    q.min_severity = num("min_severity");
-    q.after_row = num("after").value_or(0);
-    q.limit = std::clamp<int64_t>(num("limit").value_or(100), 1, 1000);
+    const EventQuery q = event_query(params);
     auto rows = st.query_events(q);
     if (!rows) return internal(rows.error());
-    json arr = json::array();
-    for (const auto& r : *rows) {
-      json e = json::parse(r.json, nullptr, false);
-      arr.push_back({{"row", r.row}, {"agent_key", r.agent_key}, {"event", e}});
-    }
+    json arr = events_json(*rows);
     json body{{"events", arr}, {"count", arr.size()}};
     if (static_cast<int64_t>(rows->size()) == q.limit) body["next"] = rows->back().row;
     return {status::ok, body, {}};

@@ -51,6 +51,11 @@ struct ApiResponse {
 
 // A request's query string, decoded.
 using QueryParams = std::map<std::string, std::string, std::less<>>;
+QueryParams query_params(std::string_view query);
+// GET /api/v1/events' filters and cursor (after, limit 1-1000, default 100).
+EventQuery event_query(const QueryParams& params);
+// Stored events as the API gives them: [{"row", "agent_key", "event"}...].
+nlohmann::json events_json(const std::vector<EventRow>& rows);
 
 class Api {
  public:
@@ -59,15 +64,18 @@ class Api {
   // The answer to `req` from `address`; target starts with /api/v1/.
   ApiResponse handle(const Request& req, const std::string& address);
 
- private:
   struct Caller {
     std::string actor;  // user:NAME or apitoken:ID
     Role role = Role::kViewer;
     std::string session_hash;  // "" for an API token
   };
+  // Who sent `req` (its session cookie or bearer token), if anyone; `csrf_ok`: its
+  // X-CSRF-Token matches the session's (always true for a bearer token).
+  std::optional<Caller> authenticate(const Request& req, bool& csrf_ok);
+
+ private:
   ApiResponse login(const Request& req, const std::string& address);
   ApiResponse logout(const Caller& c, const std::string& address);
-  std::optional<Caller> authenticate(const Request& req, bool& csrf_ok);
   // Bans and commands (fleet_orders.h): written to the store, delivered at once.
   ApiResponse fleet(std::string_view route, const Request& req, const Caller& caller,
                     const std::string& address, const std::string& param,

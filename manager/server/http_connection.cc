@@ -8,6 +8,7 @@
 #include "core/proto/channel.h"
 #include "manager/server/agent_channel.h"
 #include "manager/server/api.h"
+#include "manager/server/event_stream.h"
 
 namespace mamori::manager {
 namespace {
@@ -71,6 +72,8 @@ void HttpConnection::route() {
                      error_body(ch::kBadMessage, "a WebSocket upgrade is expected"));
     return channel(parser_->release());
   }
+  if (target.substr(0, target.find('?')) == "/api/v1/events/live")
+    return live_events(parser_->release());
   if (target.starts_with("/api/v1/")) {
     ApiResponse r = hub_.api().handle(req, address_);
     return respond(r.status, r.body, r.headers);
@@ -138,6 +141,46 @@ void HttpConnection::channel(Request req) {
   auto c =
       std::make_shared<AgentChannel>(hub_, WsStream(std::move(stream_)), std::move(*who), address_);
   c->start(std::move(req));
+}
+
+void HttpConnection::live_events(Request req) {
+  keep_alive_ = false;
+  auto refuse = [&](http::status st, std::string_view code, std::string message) {
+    respond(st, json{{"error", {{"code", code}, {"message", std::move(message)}}}});
+  };
+  bool csrf_ok = false;
+  auto caller = hub_.api().authenticate(req, csrf_ok);
+  if (!caller)
+    return refuse(http::status::unauthorized, "unauthorized",
+                  "log in (POST /api/v1/login) or send Authorization: Bearer TOKEN");
+  // A browser names the page that opens a WebSocket, and sends the user's cookie with it:
+  // only the manager's own pages may.
+  const std::string public_url = hub_.public_url();
+  const std::string own_origin =
+      public_url.substr(0, public_url.find('/', public_url.find("//") + 2));
+  if (auto origin = req.find(http::field::origin);
+      origin != req.end() &&
+      std::string_view(origin->value().data(), origin->value().size()) != own_origin)
+    return refuse(http::status::forbidden, "origin", "a WebSocket from another site's page");
+  if (!websocket::is_upgrade(req))
+    return refuse(http::status::upgrade_required, "upgrade", "a WebSocket upgrade is expected");
+  const std::string_view target(req.target().data(), req.target().size());
+  const size_t qm = target.find('?');
+  const QueryParams params =
+      query_params(qm == std::string_view::npos ? std::string_view() : target.substr(qm + 1));
+  EventQuery q = event_query(params);
+  if (!params.contains("after")) {
+    auto last = hub_.store().last_event_row();
+    if (!last) {
+      log_line("live events: " + last.error().message());
+      return refuse(http::status::internal_server_error, "internal", "the store failed");
+    }
+    q.after_row = *last;
+  }
+  beast::get_lowest_layer(stream_).expires_never();
+  handed_over_ = true;
+  auto s = std::make_shared<EventStream>(hub_, WsStream(std::move(stream_)), std::move(q));
+  s->start(std::move(req));
 }
 
 std::optional<AgentRow> HttpConnection::authenticate(const Request& req) {

@@ -7,6 +7,8 @@
 //   POST /api/v1/enroll   enrollment with a token (docs/formats/manager-channel.md);
 //   GET  /api/v1/channel  the agent's WebSocket, handed to an AgentChannel once the
 //                         Authorization (Bearer agent_key:credential) is checked;
+//   GET  /api/v1/events/live  the stored events as they come, a WebSocket
+//                         (event_stream.h);
 //   /api/v1/*             everything else: the REST API (api.h).
 //
 // Threads: the server's io thread (hub.h).
@@ -45,6 +47,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void route();
   void enroll(const std::string& body);
   void channel(Request req);
+  // GET /api/v1/events/live, handed to an EventStream once authenticated.
+  void live_events(Request req);
   // The agent the request's credential belongs to.
   std::optional<AgentRow> authenticate(const Request& req);
   void respond(boost::beast::http::status status, const nlohmann::json& body,

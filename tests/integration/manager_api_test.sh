@@ -4,7 +4,9 @@
 # pinned by its fingerprint (manager_client.py's context): every endpoint refuses
 # unauthenticated (401) and wrong-role (403) requests; login and logout; a missing or
 # wrong CSRF token (403); the session cookie's attributes; an API token that works until
-# revoked; a ban, its lift and a command made through the API reach the connected agent
+# revoked; the live event stream (refused without credentials or from another site's
+# page; each event once, in order; resumed with after=); keep-alive; a ban, its lift
+# and a command made through the API reach the connected agent
 # and the command's answer is listed; events paged with a cursor, each exactly once; the
 # audit log; login throttling.
 source "$(dirname "$0")/lib.sh"
@@ -77,7 +79,8 @@ def login(name, pw):
     return cookie, j["csrf_token"]
 
 ROUTES = [("GET", "/api/v1/agents", "viewer"), ("GET", "/api/v1/agents/x", "viewer"),
-          ("GET", "/api/v1/events", "viewer"), ("GET", "/api/v1/tokens", "viewer"),
+          ("GET", "/api/v1/events", "viewer"), ("GET", "/api/v1/events/live", "viewer"),
+          ("GET", "/api/v1/tokens", "viewer"),
           ("POST", "/api/v1/tokens", "operator"), ("DELETE", "/api/v1/tokens/999", "operator"),
           ("GET", "/api/v1/users", "admin"), ("POST", "/api/v1/users", "admin"),
           ("DELETE", "/api/v1/users/nobody", "admin"), ("GET", "/api/v1/audit", "admin"),
@@ -119,9 +122,49 @@ st, text = mc.enroll(URL, fp, t["secret"])
 expect(st, 200, "enroll")
 m = json.loads(text); m.update({"url": URL, "fp": fp})
 ws = mc.connect(m); mc.hello(ws, m)
+# the live stream: refused without credentials or from another site's page
+import ssl, websocket
+def live(query="", headers=(), origin=None):
+    kw = {"origin": origin} if origin else {"suppress_origin": True}
+    sock = websocket.create_connection("wss://127.0.0.1:%s/api/v1/events/live%s" % (port, query), header=list(headers), timeout=10,
+                                       sslopt={"cert_reqs": ssl.CERT_NONE, "check_hostname": False}, **kw)
+    mc.check_fp(sock.sock, fp)
+    return sock
+def live_refused(status, **kw):
+    try:
+        live(**kw).close()
+    except websocket.WebSocketBadStatusException as e:
+        if e.status_code != status: die("live stream: %s, expected %s" % (e.status_code, status))
+        return
+    die("live stream opened (%r), expected %s" % (kw, status))
+live_refused(401)
+live_refused(401, headers=["Cookie: mamori_session=" + "A" * 43])
+live_refused(403, headers=["Cookie: mamori_session=" + sessions["vic"][0]], origin="https://evil.example")
+stream = live("?agent=" + m["agent_key"], headers=["Cookie: mamori_session=" + sessions["vic"][0]], origin=URL)
+everything = live(headers=["Authorization: Bearer " + apitoken])
 for start in range(1, 251, 50):
     mc.send(ws, {"v": 1, "type": "events", "events": [mc.event(s) for s in range(start, start + 50)]})
     mc.recv_ack(ws)
+
+# every stored event comes down the streams once, in order, from the moment they opened
+def drain(sock, want):
+    got, last = [], 0
+    sock.settimeout(10)
+    while len(got) < want:
+        msg = json.loads(sock.recv())
+        rows = [e["row"] for e in msg["events"]]
+        if rows != sorted(rows) or (rows and rows[0] <= last) or msg["next"] != rows[-1]: die("live rows out of order: %r" % rows)
+        last = rows[-1]
+        got += [e["event"]["event"]["id"] for e in msg["events"]]
+    return got
+if drain(stream, 250) != ["ev-%d" % i for i in range(1, 251)]: die("the live stream's events")
+if len(drain(everything, 250)) != 250: die("the unfiltered live stream")
+stream.close(); everything.close()
+# resumed with after=: only what came after
+st, j = req("GET", "/api/v1/events?agent=%s&limit=200" % m["agent_key"], bearer=apitoken)
+resumed = live("?agent=%s&after=%d" % (m["agent_key"], j["next"]), headers=["Authorization: Bearer " + apitoken])
+if drain(resumed, 50) != ["ev-%d" % i for i in range(201, 251)]: die("the resumed live stream")
+resumed.close()
 
 # fleet control through the API, seen by the connected agent: a ban, its lift, a command
 oc, ocsrf = sessions["olga"]
