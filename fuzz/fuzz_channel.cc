@@ -1,6 +1,8 @@
 // The manager reads these bytes from any agent, and an agent from a manager it pinned:
 // any input must decode to a typed message or a clean error, never a crash or an
 // exception, and a decoded message must encode to something that decodes to the same.
+// The manager reads events messages without the decoder (scan_events_message): it must
+// take exactly what the decoder and extract_event_batch take, with the same columns.
 
 #include <cstddef>
 #include <cstdint>
@@ -8,6 +10,7 @@
 #include <string_view>
 
 #include "core/proto/channel.h"
+#include "manager/db/event_columns.h"
 
 namespace ch = mamori::proto::channel;
 
@@ -20,9 +23,41 @@ void round_trip(std::string_view in, Decode decode) {
   }
 }
 
+namespace mamori::manager {
+
+void same_as_the_decoder(std::string_view in) {
+  auto scanned = scan_events_message("k", in);
+  auto decoded = ch::decode_agent_message(in);
+  const ch::Events* ev = decoded ? std::get_if<ch::Events>(&*decoded) : nullptr;
+  auto extracted = ev ? std::optional(extract_event_batch("k", ev->events)) : std::nullopt;
+  if (!scanned) {  // refused: so is it by one of the two
+    if (extracted && *extracted) std::abort();
+    return;
+  }
+  if (!*scanned) {  // not a version-1 events message
+    if (ev) std::abort();
+    return;
+  }
+  if (!extracted || !*extracted) std::abort();
+  const auto& a = (*scanned)->rows;
+  const auto& b = (*extracted)->rows;
+  if (a.size() != b.size() || (*scanned)->max_sequence != (*extracted)->max_sequence ||
+      (*scanned)->min_sequence != (*extracted)->min_sequence)
+    std::abort();
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].id != b[i].id || a[i].action != b[i].action || a[i].path != b[i].path ||
+        a[i].ip != b[i].ip || a[i].sequence != b[i].sequence || a[i].time_ns != b[i].time_ns ||
+        a[i].severity != b[i].severity ||
+        nlohmann::json::parse(a[i].json) != nlohmann::json::parse(b[i].json))
+      std::abort();
+}
+
+}  // namespace mamori::manager
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);
   round_trip(in, ch::decode_agent_message);
+  mamori::manager::same_as_the_decoder(in);
   round_trip(in, ch::decode_manager_message);
   round_trip(in, ch::decode_enroll_request);
   round_trip(in, ch::decode_enroll_answer);

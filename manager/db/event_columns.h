@@ -27,24 +27,6 @@ inline constexpr size_t kMaxEventIdLen = 128;
 // EventQuery::limit is clamped to [0, kMaxQueryLimit].
 inline constexpr int64_t kMaxQueryLimit = 10000;
 
-// One event, as its row is written.
-struct EventColumns {
-  std::string id;      // event.id
-  std::string action;  // event.action, or empty
-  std::string path;    // file.path, or empty
-  std::string ip;      // source.ip, or empty
-  std::string json;    // the event as compact JSON text
-  int64_t sequence = 0;
-  int64_t time_ns = 0;   // @timestamp; 0 when absent
-  int64_t severity = 0;  // event.severity; 0 when absent or not an integer
-};
-
-struct EventBatch {
-  std::vector<EventColumns> rows;  // in the order given
-  int64_t min_sequence = 0;        // 0 for an empty batch
-  int64_t max_sequence = 0;
-};
-
 // Validates the whole batch and extracts its columns. Fails (naming `agent_key` and the
 // index of the first bad event) on: more than kMaxEventBatch events; an event that is not
 // an object; event.id not a string of 1..kMaxEventIdLen bytes; event.sequence not an
@@ -54,14 +36,15 @@ struct EventBatch {
 Result<EventBatch> extract_event_batch(std::string_view agent_key,
                                        std::span<const nlohmann::json> events);
 
-// Store::store_batches' first step in both stores: each batch checked and extracted by
-// extract_event_batch, before any transaction. A bad batch gets its error and no rows.
-struct CheckedBatches {
-  std::vector<Result<InsertResult>> results;         // the error, or max_sequence set
-  std::vector<std::optional<EventBatch>> extracted;  // nullopt where results has an error
-  bool any_rows = false;
-};
-CheckedBatches check_batches(std::span<const AgentBatch> batches);
+// The same, read straight from the text of a channel `events` message (core/proto
+// channel.h) without building its objects: each row's json is the event's text exactly
+// as received. nullopt when `text` is not a version-1 events message or not JSON at all
+// (the channel's decoder then says what is wrong); an error, as extract_event_batch
+// gives, when it is one whose events are not all right, or with more than
+// proto::channel::kMaxEventsPerBatch events. Accepts and extracts exactly what
+// decode_agent_message followed by extract_event_batch does (fuzz/fuzz_channel.cc).
+Result<std::optional<EventBatch>> scan_events_message(std::string_view agent_key,
+                                                      std::string_view text);
 
 // "2023-11-14T22:13:20.123456Z" (what core/event writes; any fraction length, 'Z' or a
 // +hh:mm / -hh:mm offset) → nanoseconds since the Unix epoch; nullopt if malformed.

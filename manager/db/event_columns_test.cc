@@ -88,6 +88,74 @@ TEST(EventColumnsTest, RefusesTheWholeBatchNamingTheBadEvent) {
   EXPECT_NE(huge.error().message().find("agent-7"), std::string::npos);
 }
 
+TEST(EventColumnsTest, ScansAnEventsMessageKeepingEachEventsTextExactly) {
+  const std::string e1 =
+      R"({ "event" : {"id":"a","sequence":1,"action":"file-restored"},"file":{"path":"/x"}})";
+  const std::string e2 =
+      R"({"\u0065vent":{"id":"b","sequence":2,"severity":5},"source":{"ip":"192.0.2.1"},"@timestamp":"2023-11-14T22:13:20Z"})";
+  const std::string text = R"({"v":1,"type":"events","events":[ )" + e1 + " ,\n" + e2 + "]}";
+  auto b = scan_events_message("k", text);
+  ASSERT_TRUE(b) << b.error().message();
+  ASSERT_TRUE(*b);
+  const auto& rows = (*b)->rows;
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].json, e1);
+  EXPECT_EQ(rows[1].json, e2);
+  EXPECT_EQ(rows[0].id, "a");
+  EXPECT_EQ(rows[0].action, "file-restored");
+  EXPECT_EQ(rows[0].path, "/x");
+  EXPECT_EQ(rows[1].id, "b") << "an escaped key is the key";
+  EXPECT_EQ(rows[1].severity, 5);
+  EXPECT_EQ(rows[1].ip, "192.0.2.1");
+  EXPECT_EQ(rows[1].time_ns, 1700000000LL * 1'000'000'000);
+  EXPECT_EQ((*b)->min_sequence, 1);
+  EXPECT_EQ((*b)->max_sequence, 2);
+}
+
+TEST(EventColumnsTest, ScanningCountsDuplicateKeysAsTheParsedObjectDoes) {
+  // The last one wins, whole: the second "event" has no sequence, so the event is refused.
+  auto b = scan_events_message(
+      "k",
+      R"({"v":1,"type":"events","events":[{"event":{"id":"a","sequence":1},"event":{"id":"b"}}]})");
+  ASSERT_FALSE(b);
+  EXPECT_NE(b.error().message().find("event 0: event.sequence"), std::string::npos);
+  b = scan_events_message(
+      "k", R"({"v":1,"type":"events","events":[{"event":{"id":"a","sequence":1,"id":"c"}}]})");
+  ASSERT_TRUE(b && *b);
+  EXPECT_EQ((*b)->rows[0].id, "c");
+  // A second "events" replaces the first.
+  b = scan_events_message(
+      "k", R"({"v":1,"type":"events","events":[5],"events":[{"event":{"id":"d","sequence":4}}]})");
+  ASSERT_TRUE(b && *b);
+  ASSERT_EQ((*b)->rows.size(), 1u);
+  EXPECT_EQ((*b)->rows[0].id, "d");
+}
+
+TEST(EventColumnsTest, ScanningLeavesOtherMessagesToTheDecoder) {
+  for (const char* other :
+       {R"({"v":1,"type":"heartbeat","time_ns":1,"healthy":true})",
+        R"({"v":2,"type":"events","events":[]})", R"({"v":1,"type":"events","events":{}})",
+        R"({"v":1,"type":"events","events":[)", "not json", R"([{"v":1,"type":"events"}])",
+        R"({"v":1.0,"type":"events","events":[]})",
+        R"({"v":1,"v":2,"type":"events","events":[]})"}) {
+    auto b = scan_events_message("k", other);
+    ASSERT_TRUE(b) << other;
+    EXPECT_FALSE(*b) << other;
+  }
+  auto bad = scan_events_message(
+      "agent-7", R"({"v":1,"type":"events","events":[{"event":{"id":"a","sequence":1}},[]]})");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("event 1: not a JSON object"), std::string::npos);
+  EXPECT_NE(bad.error().message().find("agent-7"), std::string::npos);
+  std::string many = R"({"v":1,"type":"events","events":[)";
+  for (int i = 1; i <= 1001; ++i)
+    many += (i > 1 ? "," : "") + std::string(R"({"event":{"id":"e)") + std::to_string(i) +
+            R"(","sequence":)" + std::to_string(i) + "}}";
+  auto too_many = scan_events_message("k", many + "]}");
+  ASSERT_FALSE(too_many);
+  EXPECT_NE(too_many.error().message().find("at most 1000"), std::string::npos);
+}
+
 TEST(EventColumnsTest, PrefixRangeHoldsExactlyTheStringsWithThePrefix) {
   auto [low, high] = prefix_range("/var/www/");
   for (std::string in : {"/var/www/", "/var/www/a", "/var/www/\xF4\x8F\xBF\xBE", "/var/www/~~"})

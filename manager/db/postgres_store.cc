@@ -442,16 +442,16 @@ class PostgresStore final : public Store {
     });
   }
 
-  Result<std::vector<Result<InsertResult>>> store_batches(std::span<const AgentBatch> batches,
-                                                          std::span<const SeenMark> seen,
-                                                          int64_t received_at_ns) override {
-    // Checked and extracted before writing, so a bad batch costs no transaction.
-    // Not a structured binding: clang 14 cannot capture one in the lambda below.
-    const CheckedBatches checked = check_batches(batches);
+  Result<std::vector<InsertResult>> store_batches(std::span<const AgentBatch> batches,
+                                                  std::span<const SeenMark> seen,
+                                                  int64_t received_at_ns) override {
+    std::vector<InsertResult> results;
     std::vector<size_t> order;  // the batches to write, by agent key (see below)
-    for (size_t i = 0; i < batches.size(); ++i)
-      if (checked.extracted[i] && !checked.extracted[i]->rows.empty()) order.push_back(i);
-    if (order.empty() && seen.empty()) return checked.results;
+    for (size_t i = 0; i < batches.size(); ++i) {
+      results.push_back({0, 0, batches[i].events->max_sequence});
+      if (!batches[i].events->rows.empty()) order.push_back(i);
+    }
+    if (order.empty() && seen.empty()) return results;
     // Each batch takes its agent key's advisory lock: taken in one order (by key) by
     // every manager, two group commits never wait for each other in a cycle.
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
@@ -471,12 +471,11 @@ class PostgresStore final : public Store {
 
     // Idempotent: a replay after an unknown commit stores nothing twice (its result then
     // counts as duplicates what the lost commit stored).
-    return call(Retry::kIdempotent, [&]() -> Result<std::vector<Result<InsertResult>>> {
-      std::vector<Result<InsertResult>> out = checked.results;
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<InsertResult>> {
+      std::vector<InsertResult> out = results;
       auto tx = MAMORI_TRY(Tx::begin(conn_));
       for (size_t i : order)
-        MAMORI_TRY(
-            insert_batch(batches[i].agent_key, *checked.extracted[i], received_at_ns, *out[i]));
+        MAMORI_TRY(insert_batch(batches[i].agent_key, *batches[i].events, received_at_ns, out[i]));
       if (!seen.empty())
         MAMORI_TRY(conn_.query(
             "UPDATE agents SET last_seen_ns = GREATEST(agents.last_seen_ns, m.at) "

@@ -369,16 +369,21 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<std::vector<Result<InsertResult>>> store_batches(std::span<const AgentBatch> batches,
-                                                          std::span<const SeenMark> seen,
-                                                          int64_t received_at_ns) override {
-    // Checked and extracted before writing, so a bad batch costs no transaction.
-    auto [results, extracted, any_rows] = check_batches(batches);
+  Result<std::vector<InsertResult>> store_batches(std::span<const AgentBatch> batches,
+                                                  std::span<const SeenMark> seen,
+                                                  int64_t received_at_ns) override {
+    std::vector<InsertResult> results;
+    bool any_rows = false;
+    for (const AgentBatch& b : batches) {
+      results.push_back({0, 0, b.events->max_sequence});
+      any_rows = any_rows || !b.events->rows.empty();
+    }
     if (!any_rows && seen.empty()) return results;
     auto tx = MAMORI_TRY(Transaction::begin(db_));
     for (size_t i = 0; i < batches.size(); ++i)
-      if (extracted[i] && !extracted[i]->rows.empty())
-        MAMORI_TRY(insert_batch(batches[i].agent_key, *extracted[i], received_at_ns, *results[i]));
+      if (!batches[i].events->rows.empty())
+        MAMORI_TRY(
+            insert_batch(batches[i].agent_key, *batches[i].events, received_at_ns, results[i]));
     Stmt* mark = MAMORI_TRY(
         db_.cached("UPDATE agents SET last_seen_ns = MAX(last_seen_ns, ?) WHERE agent_key = ?"));
     for (const SeenMark& m : seen)

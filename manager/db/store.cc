@@ -1,6 +1,7 @@
 #include "manager/db/store.h"
 
 #include "core/hash/sha256.h"
+#include "manager/db/event_columns.h"
 #include "manager/db/postgres_store.h"
 #include "manager/db/sqlite_store.h"
 
@@ -11,9 +12,9 @@ std::string sha256_hex(std::string_view secret) { return hash::sha256(secret).he
 Result<InsertResult> Store::insert_events(std::string_view agent_key,
                                           const std::vector<nlohmann::json>& events,
                                           int64_t received_at_ns) {
-  const AgentBatch batch{agent_key, events};
-  auto results = MAMORI_TRY(store_batches({&batch, 1}, {}, received_at_ns));
-  return std::move(results.front());
+  const EventBatch rows = MAMORI_TRY(extract_event_batch(agent_key, events));
+  const AgentBatch batch{agent_key, &rows};
+  return MAMORI_TRY(store_batches({&batch, 1}, {}, received_at_ns)).front();
 }
 
 Result<std::optional<AgentStatus>> Store::release_agent(std::string_view agent_key,

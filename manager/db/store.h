@@ -137,10 +137,29 @@ struct InsertResult {
   int64_t max_sequence = 0;  // highest event.sequence in the batch (0: empty batch)
 };
 
-// One agent's events for Store::store_batches: views of what the caller holds.
+// One event, as its row is written (made and checked by event_columns.h).
+struct EventColumns {
+  std::string id;      // event.id
+  std::string action;  // event.action, or empty
+  std::string path;    // file.path, or empty
+  std::string ip;      // source.ip, or empty
+  std::string json;    // the event as JSON text
+  int64_t sequence = 0;
+  int64_t time_ns = 0;   // @timestamp; 0 when absent
+  int64_t severity = 0;  // event.severity; 0 when absent or not an integer
+};
+
+struct EventBatch {
+  std::vector<EventColumns> rows;  // in the order given
+  int64_t min_sequence = 0;        // 0 for an empty batch
+  int64_t max_sequence = 0;
+};
+
+// One agent's events for Store::store_batches, checked and extracted (event_columns.h):
+// a view of what the caller holds.
 struct AgentBatch {
   std::string_view agent_key;
-  std::span<const nlohmann::json> events;
+  const EventBatch* events = nullptr;
 };
 
 // When an agent was last heard from, for Store::store_batches.
@@ -388,15 +407,14 @@ class Store {
   Result<InsertResult> insert_events(std::string_view agent_key,
                                      const std::vector<nlohmann::json>& events,
                                      int64_t received_at_ns);
-  // Group commit: many agents' batches and last_seen marks in ONE transaction, so a
-  // manager pays one fsync (one round trip) for every batch that arrived meanwhile. Each
-  // batch is checked as insert_events checks it; a malformed one is not written and its
-  // result is the error, the others are stored. When the outer Result is a success, every
-  // batch whose result is a success is durable; when it is an error, nothing is. Results
-  // are in the order of `batches`; marks of unknown agents change nothing.
-  virtual Result<std::vector<Result<InsertResult>>> store_batches(
-      std::span<const AgentBatch> batches, std::span<const SeenMark> seen,
-      int64_t received_at_ns) = 0;
+  // Group commit: many agents' batches (checked and extracted already: event_columns.h)
+  // and last_seen marks in ONE transaction, so a manager pays one fsync (one round trip)
+  // for every batch that arrived meanwhile. On success every batch is durable, on an
+  // error none is. Results are in the order of `batches`; marks of unknown agents
+  // change nothing.
+  virtual Result<std::vector<InsertResult>> store_batches(std::span<const AgentBatch> batches,
+                                                          std::span<const SeenMark> seen,
+                                                          int64_t received_at_ns) = 0;
   virtual Result<SequenceInfo> sequences(std::string_view agent_key) = 0;
   virtual Result<std::vector<EventRow>> query_events(const EventQuery& q) = 0;
   // The highest row id stored so far (0: none): where a live stream starts.

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/proto/actions.h"
+#include "manager/db/event_columns.h"
 #include "manager/server/fleet.h"
 
 namespace mamori::manager {
@@ -216,6 +217,17 @@ void AgentChannel::on_read(const error_code& ec) {
   // A large batch must not pin its size in every channel that ever sent one.
   if (in_.capacity() > kKeptReadBuffer) in_.shrink_to_fit();
   if (!ws_.got_text()) return refuse(ch::kBadMessage, "messages are text frames");
+  // Events, most of what agents send, are read straight into their rows, no objects
+  // built (event_columns.h); anything else, or a malformed message, goes to the decoder.
+  if (hello_ && text.find("\"events\"") != std::string::npos) {
+    auto batch = scan_events_message(agent_.agent_key, text);
+    if (!batch) return refuse(ch::kBadMessage, batch.error().detail);
+    if (*batch) {
+      on_events(std::move(**batch));
+      if (!ended_) read();
+      return;
+    }
+  }
   auto m = ch::decode_agent_message(text);
   if (!m) return refuse(m.error().code, m.error().message);
   if (!hello_ && !std::holds_alternative<ch::Hello>(*m))
@@ -328,16 +340,23 @@ void AgentChannel::check_baseline() {
     log_line(s.error().message());
 }
 
+// Only when the scan above did not take the message (it takes every well-formed one).
 void AgentChannel::on(ch::Events& ev) {
-  if (ev.events.empty()) return;
-  const uint64_t through = ev.highest_sequence();
+  auto batch = extract_event_batch(agent_.agent_key, ev.events);
+  if (!batch) return refuse(ch::kBadMessage, batch.error().detail);
+  on_events(std::move(*batch));
+}
+
+void AgentChannel::on_events(EventBatch batch) {
+  if (batch.rows.empty()) return;
+  const uint64_t through = static_cast<uint64_t>(batch.max_sequence);
   seen();
   if (ended_) return;  // its credential was revoked
   // A ban decided by this agent goes to the others now, not after the commit.
-  hub_.fleet().on_events(agent_, ev.events);
+  hub_.fleet().on_events(agent_, batch);
   ++batches_waiting_;
   hub_.writer().submit(
-      agent_.agent_key, std::move(ev.events),
+      agent_.agent_key, std::move(batch),
       [self = shared_from_this(), through](Result<InsertResult> r) { self->stored(through, r); });
   pause_if_behind();
 }

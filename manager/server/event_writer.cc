@@ -22,10 +22,10 @@ EventWriter::~EventWriter() {
   thread_.join();
 }
 
-void EventWriter::submit(std::string agent_key, std::vector<nlohmann::json> events, Done done) {
+void EventWriter::submit(std::string agent_key, EventBatch events, Done done) {
   {
     MutexLock lock(mu_);
-    queued_events_ += events.size();
+    queued_events_ += events.rows.size();
     queue_.push_back({std::move(agent_key), std::move(events), std::move(done)});
   }
   wake_.notify_one();
@@ -71,19 +71,19 @@ void EventWriter::run() {
 void EventWriter::write(std::vector<Pending>& group, std::vector<SeenMark>& seen) {
   std::vector<AgentBatch> batches;
   batches.reserve(group.size());
-  for (const Pending& p : group) batches.push_back({p.agent_key, p.events});
+  for (const Pending& p : group) batches.push_back({p.agent_key, &p.events});
   auto results = store_->store_batches(batches, seen, now_ns_());
   if (!results) on_error_(results.error());
   {  // Counted out before the answers go: whoever sees an answer sees the count without it.
     size_t events = 0;
-    for (const Pending& p : group) events += p.events.size();
+    for (const Pending& p : group) events += p.events.rows.size();
     MutexLock lock(mu_);
     queued_events_ -= events;
     ++commits_;
   }
   for (size_t i = 0; i < group.size(); ++i) {
     Result<InsertResult> r =
-        results ? std::move((*results)[i]) : Result<InsertResult>(tl::unexpected(results.error()));
+        results ? Result<InsertResult>((*results)[i]) : tl::unexpected(results.error());
     post_([done = std::move(group[i].done), r = std::move(r)] { done(r); });
   }
 }

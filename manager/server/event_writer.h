@@ -48,8 +48,7 @@ class EventWriter {
   // Writes what is queued (each Done still posted), then joins.
   ~EventWriter();
 
-  void submit(std::string agent_key, std::vector<nlohmann::json> events, Done done)
-      MAMORI_EXCLUDES(mu_);
+  void submit(std::string agent_key, EventBatch events, Done done) MAMORI_EXCLUDES(mu_);
   void note_seen(const std::string& agent_key, int64_t at_ns) MAMORI_EXCLUDES(mu_);
   // Events handed over and not yet stored (queued or being written).
   size_t queued_events() MAMORI_EXCLUDES(mu_);
@@ -59,7 +58,7 @@ class EventWriter {
  private:
   struct Pending {
     std::string agent_key;
-    std::vector<nlohmann::json> events;
+    EventBatch events;
     Done done;
   };
   void run() MAMORI_EXCLUDES(mu_);

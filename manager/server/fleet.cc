@@ -92,12 +92,13 @@ void Fleet::command(const std::string& agent_key, AgentChannel* channel, const j
     log_line("fleet: " + s.error().message());
 }
 
-void Fleet::on_events(const AgentRow& agent, const std::vector<json>& events) {
+void Fleet::on_events(const AgentRow& agent, const EventBatch& events) {
   const int64_t now = hub_.now_ns();
   // The new addresses, by (ttl, reason): usually one group, one command per agent.
   std::map<std::pair<int64_t, std::string>, std::vector<std::string>> groups;
-  for (const auto& e : events) {
-    if (string_at(e, {"event", "action"}) != proto::action::kIpBanned) continue;
+  for (const auto& row : events.rows) {
+    if (row.action != proto::action::kIpBanned) continue;
+    const json e = json::parse(row.json, nullptr, false);
     if (string_at(e, {"event", "outcome"}) != "success") continue;
     // Pushed by the manager (fleet control): not this agent's decision. A prefix ban is
     // this agent's escalation over its own offenders; the others decide their own.

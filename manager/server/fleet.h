@@ -47,7 +47,7 @@ class Fleet {
   void stop();
 
   // `agent`'s events, stored: pushes its own new bans to the other live agents.
-  void on_events(const AgentRow& agent, const std::vector<nlohmann::json>& events);
+  void on_events(const AgentRow& agent, const EventBatch& events);
   // `channel` said hello and was welcomed: its pending commands and the active bans.
   void on_hello(AgentChannel& channel, const std::string& agent_key);
   void on_result(const std::string& agent_key, const proto::channel::CommandResult& r);
