@@ -52,6 +52,12 @@ ApiResponse error(status s, std::string_view code, std::string message) {
   return {s, json{{"error", {{"code", code}, {"message", std::move(message)}}}}, {}};
 }
 
+// The store failed: logged, and the client told no more.
+ApiResponse internal(const Error& e) {
+  log_line("api: " + e.message());
+  return error(status::internal_server_error, "internal", "the store failed");
+}
+
 // Matches `path` against a template; the {param} part (one segment) goes to `param`.
 bool match(std::string_view tmpl, std::string_view path, std::string& param) {
   const size_t brace = tmpl.find('{');
@@ -93,6 +99,11 @@ std::string cookie_value(const Api::Request& req) {
 std::optional<int64_t> int_param(const QueryParams& params, std::string_view key) {
   auto it = params.find(key);
   return it == params.end() ? std::nullopt : to_int(it->second);
+}
+
+// A page's `limit`: 1-1000, 100 by default.
+int64_t page_limit(const QueryParams& params) {
+  return std::clamp<int64_t>(int_param(params, "limit").value_or(100), 1, 1000);
 }
 
 json ban_json(const BanRow& b) {
@@ -183,7 +194,7 @@ EventQuery event_query(const QueryParams& params) {
   q.source_ip = str("source_ip");
   q.min_severity = int_param(params, "min_severity");
   q.after_row = int_param(params, "after").value_or(0);
-  q.limit = std::clamp<int64_t>(int_param(params, "limit").value_or(100), 1, 1000);
+  q.limit = page_limit(params);
   return q;
 }
 
@@ -263,10 +274,6 @@ ApiResponse Api::handle(const Request& req, const std::string& address) {
     return error(status::forbidden, "csrf", "X-CSRF-Token is missing or wrong");
   Store& st = hub_.store();
   const int64_t now = hub_.now_ns();
-  auto internal = [](const Error& e) {
-    log_line("api: " + e.message());
-    return error(status::internal_server_error, "internal", "the store failed");
-  };
   const std::string_view p = route->path;
   if (p == "/api/v1/logout") return logout(*caller, address);
   if (p.starts_with("/api/v1/bans") || p == "/api/v1/commands")
@@ -415,10 +422,6 @@ ApiResponse Api::fleet(std::string_view p, const Request& req, const Caller& cal
                        const QueryParams& params) {
   Store& st = hub_.store();
   const int64_t now = hub_.now_ns();
-  auto internal = [](const Error& e) {
-    log_line("api: " + e.message());
-    return error(status::internal_server_error, "internal", "the store failed");
-  };
   auto bad = [](std::string why) { return error(status::bad_request, "bad-request", why); };
   if (p == "/api/v1/bans" && req.method() == verb::get) {
     auto bans = st.active_bans(now, kMaxQueryLimit);
@@ -439,7 +442,7 @@ ApiResponse Api::fleet(std::string_view p, const Request& req, const Caller& cal
   }
   if (p == "/api/v1/commands" && req.method() == verb::get) {
     auto agent = params.find("agent");
-    const int64_t limit = std::clamp<int64_t>(int_param(params, "limit").value_or(100), 1, 1000);
+    const int64_t limit = page_limit(params);
     auto rows = st.list_commands(
         int_param(params, "after").value_or(0),
         agent == params.end() ? std::nullopt : std::optional<std::string>(agent->second), limit);
