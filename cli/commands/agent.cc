@@ -64,7 +64,10 @@ Result<std::optional<T>> ask(App& app, proto::RequestBody body,
 }  // namespace
 
 int run_agent_command(App& app, unsigned run_seconds) {
-  agent::AgentOptions options{app.config(), app.options().config_path, run_seconds};
+  agent::AgentOptions options;
+  options.config = app.config();
+  options.config_path = app.options().config_path;
+  options.run_seconds = run_seconds;
   return agent::run_agent(app.env(), app.executor(), options);
 }
 

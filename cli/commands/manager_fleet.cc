@@ -67,8 +67,9 @@ int fleet_ban(App& app, const FleetOptions& o) {
   auto ttl = ttl_of(app, "manager ban", o, code);
   if (!ttl) return code;
   const int64_t now = app.env().clock().now_ns();
-  auto ban = manager::check_ban(
-      {o.args[0], *ttl, o.reason.empty() ? "mamori manager ban" : o.reason}, now);
+  auto ban =
+      manager::check_ban({o.args[0], *ttl, o.reason.empty() ? "mamori manager ban" : o.reason},
+                         manager::never_ban_networks(app.config().manager), now);
   if (!ban) return app.report(Error{"manager ban", "", 0, ban.error()}, kExitUsage);
   auto store = open_store(app);
   if (!store) return app.report(store.error(), kExitIncomplete);
@@ -165,7 +166,8 @@ int fleet_command(App& app, const FleetOptions& o) {
   if (!timeout)
     return app.report(Error{"manager command", o.timeout, 0, "--timeout takes a duration: 30, 2m"},
                       kExitUsage);
-  auto request = manager::command_request(o.args, *ttl, o.reason);
+  auto request = manager::command_request(o.args, *ttl, o.reason,
+                                          manager::never_ban_networks(app.config().manager));
   if (!request) return app.report(Error{"manager command", "", 0, request.error()}, kExitUsage);
   auto store = open_store(app);
   if (!store) return app.report(store.error(), kExitIncomplete);

@@ -290,8 +290,8 @@ class Loader {
 
   bool load_manager(TomlTable& t, ManagerConfig& m) {
     if (!t.only_keys({"listen", "state_dir", "database", "public_url", "heartbeat", "lost_after",
-                      "max_agents", "retention_days", "max_events_per_agent", "url",
-                      "token_file"}) ||
+                      "max_agents", "retention_days", "max_events_per_agent", "never_ban",
+                      "max_agent_bans_per_hour", "url", "token_file"}) ||
         !t.optional("listen", m.listen) || !t.optional("state_dir", m.state_dir) ||
         !absolute_path(t, "state_dir", m.state_dir) || !t.optional("database", m.database) ||
         !t.optional("public_url", m.public_url) ||
@@ -300,8 +300,13 @@ class Loader {
         !t.optional("max_agents", m.max_agents, 1u, 1000000u) ||
         !t.optional("retention_days", m.retention_days, 0u, 36500u) ||
         !t.optional("max_events_per_agent", m.max_events_per_agent, 0u, 1'000'000'000u) ||
+        !t.optional("never_ban", m.never_ban) ||
+        !t.optional("max_agent_bans_per_hour", m.max_agent_bans_per_hour, 0u, 10'000'000u) ||
         !t.optional("url", m.url) || !t.optional("token_file", m.token_file))
       return false;
+    for (const auto& a : m.never_ban)
+      if (auto cidr = logparse::Cidr::parse(a); !cidr)
+        return t.fail("never_ban", "value", quote(a) + ": " + cidr.error().message());
     const size_t colon = m.listen.rfind(':');
     if (colon == std::string::npos || colon == 0 || colon + 1 == m.listen.size() ||
         m.listen.find_first_not_of("0123456789", colon + 1) != std::string::npos)

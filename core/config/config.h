@@ -167,6 +167,12 @@ struct ManagerConfig {
   // max_events_per_agent of an agent, they are deleted (hourly). 0 = no such limit.
   uint32_t retention_days = 90;
   uint32_t max_events_per_agent = 1'000'000;
+  // Fleet bans: what one agent may make every other ban. Never an address in never_ban
+  // (CIDRs: the load balancers, the office, monitoring), and at most
+  // max_agent_bans_per_hour addresses decided by one agent: a compromised agent must not
+  // turn the fleet against the innocent.
+  std::vector<std::string> never_ban = {"127.0.0.0/8", "::1/128"};
+  uint32_t max_agent_bans_per_hour = 1000;
   // The agent: the manager it reports to and the token it enrolls with (both empty = no
   // manager).
   std::string url;         // https://HOST:PORT

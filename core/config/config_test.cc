@@ -254,6 +254,8 @@ TEST(Config, ManagerDefaultsAndKeys) {
   EXPECT_EQ(c->manager.max_agents, 20000u);
   EXPECT_EQ(c->manager.url, "");
   EXPECT_EQ(c->manager.token_file, "");
+  EXPECT_EQ(c->manager.never_ban, (std::vector<std::string>{"127.0.0.0/8", "::1/128"}));
+  EXPECT_EQ(c->manager.max_agent_bans_per_hour, 1000u);
 
   c = parse_config(R"(
 [manager]
@@ -266,6 +268,8 @@ lost_after = 3
 max_agents = 5
 url = "https://mgr.example:9443"
 token_file = "/etc/mamori/token"
+never_ban = ["10.0.0.0/8", "2001:db8::/32"]
+max_agent_bans_per_hour = 0
 )",
                    "m.toml");
   ASSERT_TRUE(c) << c.error().text();
@@ -278,6 +282,8 @@ token_file = "/etc/mamori/token"
   EXPECT_EQ(c->manager.max_agents, 5u);
   EXPECT_EQ(c->manager.url, "https://mgr.example:9443");
   EXPECT_EQ(c->manager.token_file, "/etc/mamori/token");
+  EXPECT_EQ(c->manager.never_ban, (std::vector<std::string>{"10.0.0.0/8", "2001:db8::/32"}));
+  EXPECT_EQ(c->manager.max_agent_bans_per_hour, 0u);
 
   for (const char* url : {"postgresql://mamori:pw@db.example:5432/mamori?sslmode=verify-full",
                           "postgres:///mamori?host=/run/postgresql"}) {
@@ -298,6 +304,8 @@ TEST(Config, ManagerMistakesAreNamed) {
   EXPECT_EQ(error_of("[manager]\nurl = \"http://m:1\"\n").key, "manager.url");
   EXPECT_EQ(error_of("[manager]\npublic_url = \"m:1\"\n").key, "manager.public_url");
   EXPECT_EQ(error_of("[manager]\ntoken_file = \"token\"\n").key, "manager.token_file");
+  EXPECT_EQ(error_of("[manager]\nnever_ban = [\"10.0.0.1/8\"]\n").key, "manager.never_ban");
+  EXPECT_EQ(error_of("[manager]\nnever_ban = [\"lb\"]\n").key, "manager.never_ban");
   EXPECT_EQ(error_of("[manager]\nstate_dir = \"rel\"\n").key, "manager.state_dir");
   EXPECT_EQ(error_of("[manager]\nmax_agents = 0\n").key, "manager.max_agents");
   EXPECT_EQ(error_of("[manager]\nlisen = \"h:1\"\n").code, "config.unknown_key");

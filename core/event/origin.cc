@@ -179,6 +179,7 @@ const std::vector<ActionInfo>& known_actions() {
       {action::kAgentLost, "mamori.manager"},
       {action::kAgentRecovered, "mamori.manager"},
       {action::kAgentDuplicate, "mamori.manager"},
+      {action::kFleetBanRefused, "mamori.manager"},
       {action::kAgentRetired, "mamori.manager"},
       {action::kBaselineChangedUnexpectedly, "mamori.manager"},
   };

@@ -65,6 +65,9 @@ inline constexpr std::string_view kAgentRetired = "agent-retired";
 inline constexpr std::string_view kAgentRecovered = "agent-recovered";
 inline constexpr std::string_view kAgentDuplicate = "agent-duplicate";
 inline constexpr std::string_view kBaselineChangedUnexpectedly = "baseline-changed-unexpectedly";
+// An agent's bans the manager would not push to the fleet ([manager] never_ban,
+// max_agent_bans_per_hour): at most one a minute per agent, with the counts since the last.
+inline constexpr std::string_view kFleetBanRefused = "fleet-ban-refused";
 // Not an event in the outbox: the action a ban hook's payload names when a ban expires
 // (docs/bans.md).
 inline constexpr std::string_view kBanExpired = "ban-expired";
@@ -112,7 +115,8 @@ inline constexpr std::array kAllActions = {kFileRestored,
                                            kAgentRecovered,
                                            kAgentDuplicate,
                                            kAgentRetired,
-                                           kBaselineChangedUnexpectedly};
+                                           kBaselineChangedUnexpectedly,
+                                           kFleetBanRefused};
 
 }  // namespace mamori::proto::action
 

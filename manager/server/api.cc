@@ -470,7 +470,8 @@ ApiResponse Api::fleet(std::string_view p, const Request& req, const Caller& cal
   if (p == "/api/v1/bans") {  // POST
     const auto ip = text("address");
     if (!ip || ip->empty()) return bad("expects {\"address\", \"ttl_s\", \"reason\"}");
-    auto ban = check_ban({*ip, *ttl_s, reason->empty() ? "banned through the API" : *reason}, now);
+    auto ban = check_ban({*ip, *ttl_s, reason->empty() ? "banned through the API" : *reason},
+                         hub_.fleet().never_ban(), now);
     if (!ban) return bad(ban.error());
     auto id = st.add_ban(*ban);
     if (!id) return internal(id.error());
@@ -495,7 +496,7 @@ ApiResponse Api::fleet(std::string_view p, const Request& req, const Caller& cal
   const CommandTargets targets{*agent, *group,
                                all != in.end() && all->is_boolean() && all->get<bool>()};
   if (auto t = check_targets(targets); !t) return bad("agent, group or all: " + t.error());
-  auto request = command_request(words, *ttl_s, *reason);
+  auto request = command_request(words, *ttl_s, *reason, hub_.fleet().never_ban());
   if (!request) return bad(request.error());
   auto names = command_targets(st, targets);
   if (!names) return internal(names.error());

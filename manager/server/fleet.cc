@@ -9,6 +9,7 @@
 #include "core/proto/actions.h"
 #include "core/proto/control.h"
 #include "manager/server/agent_channel.h"
+#include "manager/server/fleet_orders.h"
 #include "manager/server/hub.h"
 
 namespace mamori::manager {
@@ -22,6 +23,8 @@ constexpr int64_t kNsPerS = 1'000'000'000;
 constexpr int64_t kReadBatch = 1000;
 // The most active bans sent at one hello (10 commands of kBanBatch).
 constexpr int64_t kMaxHelloBans = 10000;
+// An agent's refused bans are reported at most this often.
+constexpr int64_t kRefusalReportNs = 60 * kNsPerS;
 
 // e["a"]["b"]["c"] for "a.b.c", or nullptr.
 const json* at(const json& e, std::initializer_list<const char*> path) {
@@ -54,7 +57,8 @@ int64_t remaining_s(int64_t expires_at_ns, int64_t now_ns) {
 
 }  // namespace
 
-Fleet::Fleet(Hub& hub, boost::asio::io_context& io) : hub_(hub), timer_(io) {}
+Fleet::Fleet(Hub& hub, boost::asio::io_context& io)
+    : hub_(hub), never_ban_(never_ban_networks(hub.m())), timer_(io) {}
 
 void Fleet::start() {
   if (auto v = hub_.store().change_counter()) change_counter_ = *v;
@@ -65,6 +69,7 @@ void Fleet::start() {
 void Fleet::stop() {
   stopped_ = true;
   timer_.cancel();
+  report_refusals(hub_.now_ns(), true);
 }
 
 void Fleet::poll() {
@@ -79,8 +84,58 @@ void Fleet::poll() {
       change_counter_ = *v;
       wake();
     }
+    report_refusals(hub_.now_ns(), false);
     poll();
   });
+}
+
+bool Fleet::spend(const std::string& agent_key, int64_t now_ns) {
+  const double per_hour = hub_.m().max_agent_bans_per_hour;
+  if (per_hour == 0) return false;
+  auto [it, fresh] = budgets_.try_emplace(agent_key, Budget{per_hour, now_ns});
+  Budget& b = it->second;
+  const double refill = static_cast<double>(now_ns - b.at_ns) * per_hour / (3600.0 * kNsPerS);
+  b.bans = std::min(per_hour, b.bans + std::max(0.0, refill));
+  b.at_ns = now_ns;
+  if (b.bans < 1) return false;
+  b.bans -= 1;
+  return true;
+}
+
+void Fleet::refuse(const AgentRow& agent, const std::string& address, bool never_ban) {
+  auto [it, fresh] = refused_.try_emplace(agent.agent_key, Refused{agent, address});
+  Refused& r = it->second;
+  if (!r.never_ban && !r.over_budget) r.first_address = address;
+  r.agent = agent;
+  ++(never_ban ? r.never_ban : r.over_budget);
+}
+
+void Fleet::report_refusals(int64_t now_ns, bool all) {
+  for (auto it = refused_.begin(); it != refused_.end();) {
+    Refused& r = it->second;
+    const bool pending = r.never_ban || r.over_budget;
+    const bool due = all || !r.reported_ns || now_ns - r.reported_ns >= kRefusalReportNs;
+    if (!pending && due) {  // quiet for a minute: forgotten
+      it = refused_.erase(it);
+      continue;
+    }
+    if (pending && due) {
+      hub_.report(proto::action::kFleetBanRefused, event::Severity::kWarning,
+                  fmt::format("agent {} ({}): {} ban(s) not pushed to the fleet: {} in [manager] "
+                              "never_ban, {} beyond max_agent_bans_per_hour ({}); first {}",
+                              r.agent.info.name, r.agent.info.hostname, r.never_ban + r.over_budget,
+                              r.never_ban, r.over_budget, hub_.m().max_agent_bans_per_hour,
+                              r.first_address),
+                  &r.agent, "", [&](event::Event& e) {
+                    e.set("source.ip", r.first_address)
+                        .set("mamori.ban.refused_never_ban", static_cast<int64_t>(r.never_ban))
+                        .set("mamori.ban.refused_over_budget", static_cast<int64_t>(r.over_budget));
+                  });
+      r.never_ban = r.over_budget = 0;
+      r.reported_ns = now_ns;
+    }
+    ++it;
+  }
 }
 
 void Fleet::command(const std::string& agent_key, AgentChannel* channel, const json& request) {
@@ -110,6 +165,10 @@ void Fleet::on_events(const AgentRow& agent, const EventBatch& events) {
         ttl && ttl->is_number_integer() ? std::max<int64_t>(0, ttl->get<int64_t>()) : 0;
     const int64_t expires = ttl_s ? now + ttl_s * kNsPerS : 0;
     const std::string address = ip->to_string();
+    if (never_banned(*ip, never_ban_)) {
+      refuse(agent, address, true);
+      continue;
+    }
     auto held = hub_.store().find_active_ban(address, now);
     if (!held) {
       log_line("fleet: " + held.error().message());
@@ -118,6 +177,10 @@ void Fleet::on_events(const AgentRow& agent, const EventBatch& events) {
     // Held already, at least as long: every agent has it (or gets it at its hello).
     if (*held && ((*held)->expires_at_ns == 0 || (expires && (*held)->expires_at_ns >= expires)))
       continue;
+    if (!spend(agent.agent_key, now)) {
+      refuse(agent, address, false);
+      continue;
+    }
     std::string reason = string_at(e, {"event", "reason"}).substr(0, proto::kMaxBanTextLength);
     auto id = hub_.store().add_ban({address, expires, reason, agent.agent_key, now, true});
     if (!id) {
@@ -126,6 +189,7 @@ void Fleet::on_events(const AgentRow& agent, const EventBatch& events) {
     }
     groups[{ttl_s, reason}].push_back(address);
   }
+  report_refusals(now, false);
   if (groups.empty()) return;
   std::vector<json> requests;
   for (const auto& [group, list] : groups)

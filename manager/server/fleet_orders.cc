@@ -18,16 +18,37 @@ Checked<bool> check_ttl(int64_t ttl_s) {
   return true;
 }
 
-}  // namespace
-
-Checked<std::string> canonical_address(std::string_view text) {
+// The address of a ban, canonical, or why it may not be banned.
+Checked<std::string> bannable(std::string_view text, std::span<const logparse::Cidr> never_ban) {
   auto ip = logparse::IpAddress::parse(text);
   if (!ip) return tl::unexpected(quote(text) + " is not an IPv4 or IPv6 address");
+  if (auto held = never_banned(*ip, never_ban))
+    return tl::unexpected(ip->to_string() + " is in " + held->to_string() +
+                          ", which [manager] never_ban keeps from being banned");
   return ip->to_string();
 }
 
-Checked<NewBan> check_ban(const BanOrder& order, int64_t now_ns) {
-  auto address = canonical_address(order.address);
+}  // namespace
+
+std::vector<logparse::Cidr> never_ban_networks(const config::ManagerConfig& m) {
+  std::vector<logparse::Cidr> out;
+  for (const auto& text : m.never_ban)
+    if (auto cidr = logparse::Cidr::parse(text)) out.push_back(*cidr);
+  return out;
+}
+
+std::optional<logparse::Cidr> never_banned(const logparse::IpAddress& address,
+                                           std::span<const logparse::Cidr> never_ban) {
+  for (const auto& n : never_ban)
+    if (n.contains(address)) return n;
+  return std::nullopt;
+}
+
+Checked<std::string> canonical_address(std::string_view text) { return bannable(text, {}); }
+
+Checked<NewBan> check_ban(const BanOrder& order, std::span<const logparse::Cidr> never_ban,
+                          int64_t now_ns) {
+  auto address = bannable(order.address, never_ban);
   if (!address) return tl::unexpected(address.error());
   if (auto ttl = check_ttl(order.ttl_s); !ttl) return tl::unexpected(ttl.error());
   if (order.reason.size() > proto::kMaxBanTextLength)
@@ -38,7 +59,8 @@ Checked<NewBan> check_ban(const BanOrder& order, int64_t now_ns) {
 }
 
 Checked<proto::Request> command_request(std::span<const std::string> words, int64_t ttl_s,
-                                        std::string_view reason) {
+                                        std::string_view reason,
+                                        std::span<const logparse::Cidr> never_ban) {
   if (words.empty())
     return tl::unexpected(std::string("give a command: verify, mode, heal-clear, ban or unban"));
   const std::string& what = words[0];
@@ -65,7 +87,8 @@ Checked<proto::Request> command_request(std::span<const std::string> words, int6
   }
   if (what == "ban" || what == "unban") {
     if (auto e = arity(1, "ban ADDRESS / unban ADDRESS")) return tl::unexpected(*e);
-    auto address = canonical_address(words[1]);
+    // An unban is always allowed: it may lift a ban made before never_ban listed it.
+    auto address = what == "unban" ? canonical_address(words[1]) : bannable(words[1], never_ban);
     if (!address) return tl::unexpected(address.error());
     if (what == "unban")
       return proto::Request{proto::kVersion, proto::UnbanRequest{{*address}, "manager"}};

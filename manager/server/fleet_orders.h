@@ -16,6 +16,8 @@
 #include <tl/expected.hpp>
 
 #include "core/base/result.h"
+#include "core/config/config.h"
+#include "core/logparse/ip.h"
 #include "core/proto/control.h"
 #include "manager/db/store.h"
 
@@ -27,19 +29,29 @@ using Checked = tl::expected<T, std::string>;
 // An IPv4 or IPv6 address as the agents read it ("192.0.2.7", "2001:db8::1").
 Checked<std::string> canonical_address(std::string_view text);
 
+// [manager] never_ban, parsed (the config loader has checked every entry).
+std::vector<logparse::Cidr> never_ban_networks(const config::ManagerConfig& m);
+// The never_ban network that holds `address`, if any.
+std::optional<logparse::Cidr> never_banned(const logparse::IpAddress& address,
+                                           std::span<const logparse::Cidr> never_ban);
+
 // A fleet-wide ban of `address` for `ttl_s` seconds (0: permanent), recorded for the
-// manager to push to every agent. The reason is at most proto::kMaxBanTextLength bytes.
+// manager to push to every agent. The reason is at most proto::kMaxBanTextLength bytes;
+// an address in `never_ban` is refused.
 struct BanOrder {
   std::string address;
   int64_t ttl_s = 0;
   std::string reason;
 };
-Checked<NewBan> check_ban(const BanOrder& order, int64_t now_ns);
+Checked<NewBan> check_ban(const BanOrder& order, std::span<const logparse::Cidr> never_ban,
+                          int64_t now_ns);
 
 // The control-protocol request of `verify`, `mode ROOT MODE` (ROOT "*": every root),
-// `heal-clear`, `ban ADDRESS` or `unban ADDRESS`; a ban lasts `ttl_s` (0: permanent).
+// `heal-clear`, `ban ADDRESS` or `unban ADDRESS`; a ban lasts `ttl_s` (0: permanent) and
+// never holds an address in `never_ban`.
 Checked<proto::Request> command_request(std::span<const std::string> words, int64_t ttl_s,
-                                        std::string_view reason);
+                                        std::string_view reason,
+                                        std::span<const logparse::Cidr> never_ban);
 
 // Whom a command goes to: exactly one of an agent (by key), a group, or every agent.
 struct CommandTargets {

@@ -15,36 +15,55 @@ TEST(FleetOrders, AddressesAreWrittenAsTheAgentsReadThem) {
 }
 
 TEST(FleetOrders, ABanIsCheckedWhole) {
-  auto ban = check_ban({"192.0.2.7", 600, "probing"}, kNow);
+  auto ban = check_ban({"192.0.2.7", 600, "probing"}, {}, kNow);
   ASSERT_TRUE(ban) << ban.error();
   EXPECT_EQ(ban->expires_at_ns, kNow + 600'000'000'000);
   EXPECT_EQ(ban->origin, "manager");
-  EXPECT_FALSE(ban->pushed);                                           // for the manager to push
-  EXPECT_EQ(check_ban({"192.0.2.7", 0, ""}, kNow)->expires_at_ns, 0);  // permanent
-  EXPECT_FALSE(check_ban({"192.0.2.7", -1, ""}, kNow));
-  EXPECT_FALSE(check_ban({"192.0.2.7", 11LL * 366 * 86400, ""}, kNow));
-  EXPECT_FALSE(check_ban({"192.0.2.7", 1, std::string(1025, 'x')}, kNow));
-  EXPECT_TRUE(check_ban({"192.0.2.7", 1, std::string(1024, 'x')}, kNow));
+  EXPECT_FALSE(ban->pushed);  // for the manager to push
+  EXPECT_EQ(check_ban({"192.0.2.7", 0, ""}, {}, kNow)->expires_at_ns, 0);  // permanent
+  EXPECT_FALSE(check_ban({"192.0.2.7", -1, ""}, {}, kNow));
+  EXPECT_FALSE(check_ban({"192.0.2.7", 11LL * 366 * 86400, ""}, {}, kNow));
+  EXPECT_FALSE(check_ban({"192.0.2.7", 1, std::string(1025, 'x')}, {}, kNow));
+  EXPECT_TRUE(check_ban({"192.0.2.7", 1, std::string(1024, 'x')}, {}, kNow));
+}
+
+TEST(FleetOrders, NeverBanKeepsAnAddressFromEveryFleetBan) {
+  config::ManagerConfig m;
+  m.never_ban.push_back("10.55.0.0/16");
+  const auto never = never_ban_networks(m);
+  ASSERT_EQ(never.size(), 3u);  // the default loopback networks, and this one
+  auto refused = check_ban({"10.55.3.4", 600, ""}, never, kNow);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().find("10.55.0.0/16"), std::string::npos) << refused.error();
+  EXPECT_FALSE(check_ban({"127.0.0.1", 600, ""}, never, kNow));
+  EXPECT_FALSE(check_ban({"::1", 600, ""}, never, kNow));
+  EXPECT_FALSE(check_ban({"::ffff:10.55.0.9", 600, ""}, never, kNow));  // the same address
+  EXPECT_TRUE(check_ban({"10.56.0.1", 600, ""}, never, kNow));
+  const std::vector<std::string> ban{"ban", "10.55.0.1"}, unban{"unban", "10.55.0.1"};
+  EXPECT_FALSE(command_request(ban, 0, "", never));
+  // Lifting stays possible: the ban may predate the never_ban entry.
+  EXPECT_TRUE(command_request(unban, 0, "", never));
+  EXPECT_TRUE(command_request(ban, 0, "", {}));
 }
 
 TEST(FleetOrders, CommandsAreTheControlProtocolsRequests) {
   auto words = [](std::initializer_list<std::string> w) { return std::vector<std::string>(w); };
-  auto mode = command_request(words({"mode", "*", "preserve"}), 0, "");
+  auto mode = command_request(words({"mode", "*", "preserve"}), 0, "", {});
   ASSERT_TRUE(mode) << mode.error();
   EXPECT_EQ(proto::to_json(*mode)["cmd"], "mode");
   EXPECT_EQ(proto::to_json(*mode)["mode"], "preserve");
-  auto ban = command_request(words({"ban", "2001:DB8::1"}), 60, "");
+  auto ban = command_request(words({"ban", "2001:DB8::1"}), 60, "", {});
   ASSERT_TRUE(ban) << ban.error();
   EXPECT_EQ(proto::to_json(*ban)["addresses"], nlohmann::json::array({"2001:db8::1"}));
   EXPECT_EQ(proto::to_json(*ban)["origin"], "manager");
-  EXPECT_TRUE(command_request(words({"verify"}), 0, ""));
-  EXPECT_TRUE(command_request(words({"heal-clear"}), 0, ""));
-  EXPECT_TRUE(command_request(words({"unban", "192.0.2.1"}), 0, ""));
+  EXPECT_TRUE(command_request(words({"verify"}), 0, "", {}));
+  EXPECT_TRUE(command_request(words({"heal-clear"}), 0, "", {}));
+  EXPECT_TRUE(command_request(words({"unban", "192.0.2.1"}), 0, "", {}));
   for (const auto& bad : {words({}), words({"reboot"}), words({"verify", "now"}),
                           words({"mode", "*"}), words({"mode", "*", "chaos"}),
                           words({"ban", "nobody"}), words({"ban", "192.0.2.1", "192.0.2.2"})})
-    EXPECT_FALSE(command_request(bad, 0, "")) << (bad.empty() ? "" : bad[0]);
-  EXPECT_FALSE(command_request(words({"ban", "192.0.2.1"}), -5, ""));
+    EXPECT_FALSE(command_request(bad, 0, "", {})) << (bad.empty() ? "" : bad[0]);
+  EXPECT_FALSE(command_request(words({"ban", "192.0.2.1"}), -5, "", {}));
 }
 
 TEST(FleetOrders, ExactlyOneTarget) {

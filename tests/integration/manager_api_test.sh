@@ -173,7 +173,8 @@ def next_command(what):
     if c.get("type") != "command": die("%s: expected a command, got %r" % (what, c))
     return c
 for bad in ({"address": "not-an-ip"}, {"address": "192.0.2.7", "ttl_s": -1}, {"address": "192.0.2.7", "ttl_s": "1h"},
-            {"address": "192.0.2.7", "reason": "x" * 1025}, {}):
+            {"address": "192.0.2.7", "reason": "x" * 1025}, {},
+            {"address": "127.0.0.2"}):  # [manager] never_ban (by default, loopback)
     expect(req("POST", "/api/v1/bans", bad, cookie=oc, csrf=ocsrf)[0], 400, "bad ban %r" % bad)
 st, j = req("POST", "/api/v1/bans", {"address": "2001:DB8::0:7", "ttl_s": 3600, "reason": "seen probing"}, cookie=oc, csrf=ocsrf)
 expect(st, 201, "ban")

@@ -17,7 +17,10 @@
 #     `manager bans` lists the fleet's bans;
 #   - `manager command --all --wait verify` prints every agent's ok; `--agent K --wait ban`
 #     of an address that agent allowlists exits 3 with the refusal; a command for a
-#     stopped agent waits in the store and runs at its hello.
+#     stopped agent waits in the store and runs at its hello;
+#   - what one agent may make the fleet ban is bounded: an address in the manager's
+#     never_ban stays agent 1's own ban (fleet-ban-refused reported, `manager ban` of it
+#     refused), and beyond max_agent_bans_per_hour (25) agent 1's bans are not pushed.
 source "$(dirname "$0")/lib.sh"
 
 command -v nft >/dev/null || fail "nft not installed (tools/install-deps)"
@@ -53,6 +56,8 @@ database = "$DB_URL"
 public_url = "https://127.0.0.1:$MPORT"
 heartbeat = 1
 lost_after = 5
+never_ban = ["127.0.0.0/8", "::1/128", "10.66.0.0/16"]
+max_agent_bans_per_hour = 25
 EOF
 manager() { timeout -k 5 "$MAMORI_TIMEOUT" "$MAMORI" --config "$MCONFIG" manager "$@"; }
 ip netns exec "$NS" "$MAMORI" --config "$MCONFIG" manager >>"$MLOG" 2>&1 &
@@ -335,6 +340,37 @@ all_answered() { [[ $(sql "SELECT COUNT(*) FROM commands WHERE agent_key = '$K3'
 WAIT_EXPLAIN='sql "SELECT id, state FROM commands WHERE agent_key = '"'$K3'"' AND answered_at_ns = 0"' \
   wait_for "agent 3 to answer the bans sent at its hello" all_answered
 assert_eq "$before" "$(fleet_bans_of 3)" "agent 3's fleet ip-banned events after its restart"
+
+step "never_ban: agent 1's ban of 10.66.0.9 stays its own, reported; manager ban refuses it"
+probe 10.66.0.9
+WAIT_EXPLAIN='tail -n 5 $SCRATCH/a1/agent.log' wait_for "10.66.0.9 in agent 1's set" in_set 1 10.66.0.9
+refusal() { sql "SELECT json FROM events WHERE action = 'fleet-ban-refused'"; }
+has_refusal() { [[ -n $(refusal) ]]; }
+WAIT_EXPLAIN='tail -n 5 "$MLOG"' wait_for "the fleet-ban-refused event stored" has_refusal
+e=$(refusal)
+assert_eq 10.66.0.9 "$(json 'j["source"]["ip"]' "$e")" "the refused address"
+assert_eq 1 "$(json 'j["mamori"]["ban"]["refused_never_ban"]' "$e")" "refused by never_ban"
+assert_eq "$K1" "$(json 'j["mamori"]["managed_agent"]["key"]' "$e")" "the deciding agent"
+assert_eq 0 "$(sql "SELECT COUNT(*) FROM bans WHERE address = '10.66.0.9'")" "bans of 10.66.0.9 held"
+for i in 2 3 4; do ! in_set "$i" 10.66.0.9 || fail "agent $i banned a never_ban address"; done
+expect_exit 2 manager ban 10.66.0.10
+assert_contains "$ERR" "never_ban" "manager ban says why"
+
+step "max_agent_bans_per_hour (25): agent 1's bans beyond it stay its own"
+# 21 of agent 1's 25 are spent; the bucket refills 25 an hour (one per 144 s).
+first_ban_s=$(sql "SELECT MIN(created_at_ns) / 1000000000 FROM bans WHERE origin = '$K1'")
+for n in $(seq 1 10); do probe "10.78.0.$n"; done
+count_78() { in_ns nft list set inet "mamori_a$1" banned4 | grep -oE '10\.78\.0\.[0-9]+' | sort -u | wc -l; }
+held_by_1() { (($(count_78 1) == 10)); }
+WAIT_EXPLAIN='tail -n 5 $SCRATCH/a1/agent.log' wait_for "the 10 in agent 1's set" held_by_1
+stored() { (($(sql "SELECT COUNT(*) FROM events WHERE agent_key = '$K1' AND action = 'ip-banned' AND source_ip LIKE '10.78.0.%'") == 10)); }
+WAIT_EXPLAIN='tail -n 5 "$MLOG"' wait_for "agent 1's 10 ip-banned events stored" stored
+pushed=$(sql "SELECT COUNT(*) FROM bans WHERE address LIKE '10.78.0.%'")
+refill=$((($(date +%s) - first_ban_s) / 144 + 1))
+echo "pushed $pushed of 10 (4 left of the budget, up to $refill refilled since the first ban)"
+((pushed >= 4 && pushed <= 4 + refill)) || fail "agent 1 pushed $pushed bans, not 4 to $((4 + refill))"
+in_2() { (($(count_78 2) == pushed)); }
+WAIT_EXPLAIN='in_ns nft list set inet mamori_a2 banned4' wait_for "agent 2 to hold the $pushed pushed" in_2
 
 step "the agents' events pass the field list"
 for i in 1 2 3 4; do
