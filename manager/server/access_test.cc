@@ -1,8 +1,13 @@
 // Password hashing (password.h) and the login throttle (login_throttle.h).
 #include <gtest/gtest.h>
 
+#include <future>
+#include <utility>
+#include <vector>
+
 #include "manager/server/login_throttle.h"
 #include "manager/server/password.h"
+#include "manager/server/password_checks.h"
 
 namespace mamori::manager {
 namespace {
@@ -33,6 +38,47 @@ TEST(Password, PolicyRefusesShortLongAndLineBreaks) {
   EXPECT_FALSE(check_password_policy("twelve chars\n"));
   EXPECT_FALSE(check_password_policy(std::string("twelve\0chars", 12)));
   EXPECT_FALSE(verify_password(*hash_password(std::string(1024, 'x')), std::string(1025, 'x')));
+}
+
+TEST(PasswordChecks, VerifyOffTheCallersThreadWithinBounds) {
+  const std::string phc = *hash_password("correct horse battery");
+  // The first answer's delivery blocks the checking thread until the test opens the gate:
+  // from then on every check submitted stays queued.
+  std::promise<void> entered, open;
+  std::shared_future<void> gate = open.get_future().share();
+  bool first = true;
+  std::vector<std::future<bool>> answers;
+  {
+    PasswordChecks checks([&, gate](std::function<void()> f) {
+      if (std::exchange(first, false)) {
+        entered.set_value();
+        gate.wait();
+      }
+      f();
+    });
+    auto submit = [&](const std::string& address, const char* password) {
+      auto p = std::make_shared<std::promise<bool>>();
+      auto f = p->get_future();
+      if (!checks.submit(address, phc, password, [p](bool ok) { p->set_value(ok); })) return false;
+      answers.push_back(std::move(f));
+      return true;
+    };
+    ASSERT_TRUE(submit("203.0.113.1", "correct horse battery"));
+    entered.get_future().wait();
+    EXPECT_TRUE(submit("192.0.2.1", "correct horse battery"));
+    EXPECT_TRUE(submit("192.0.2.1", "wrong"));
+    EXPECT_FALSE(submit("192.0.2.1", "a third at once"));  // kMaxPerAddress
+    size_t queued = 2;
+    for (int i = 0; i < 100; ++i) queued += submit("198.51.100." + std::to_string(i), "x");
+    EXPECT_EQ(queued, PasswordChecks::kMaxQueued);
+    open.set_value();
+    EXPECT_TRUE(answers[0].get());
+    EXPECT_TRUE(answers[1].get());
+    EXPECT_FALSE(answers[2].get());
+    // A finished check gives its address's place back.
+    EXPECT_TRUE(submit("192.0.2.1", "correct horse battery"));
+    EXPECT_TRUE(answers.back().get());
+  }  // the destructor joins, whatever is still queued
 }
 
 TEST(LoginThrottle, FreeFailuresThenDoublingDelaysCappedPerUser) {

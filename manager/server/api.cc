@@ -239,7 +239,7 @@ std::optional<Api::Caller> Api::authenticate(const Request& req, bool& csrf_ok) 
   return Caller{"user:" + (*u)->name, (*u)->role, id_hash};
 }
 
-ApiResponse Api::handle(const Request& req, const std::string& address) {
+ApiResponse Api::handle(const Request& req, const std::string& address, Reply later) {
   const std::string_view target(req.target().data(), req.target().size());
   const size_t qm = target.find('?');
   const std::string_view path = target.substr(0, qm);
@@ -261,7 +261,7 @@ ApiResponse Api::handle(const Request& req, const std::string& address) {
                       : error(status::not_found, "not-found", "no such endpoint");
   if (req.body().size() > kMaxApiBodyBytes)
     return error(status::payload_too_large, "too-large", "the body is over 1 MiB");
-  if (route->path == "/api/v1/login") return login(req, address);
+  if (route->path == "/api/v1/login") return login(req, address, std::move(later));
   bool csrf_ok = false;
   auto caller = authenticate(req, csrf_ok);
   if (!caller)
@@ -514,29 +514,40 @@ ApiResponse Api::fleet(std::string_view p, const Request& req, const Caller& cal
   return {status::created, json{{"commands", arr}, {"count", arr.size()}}, {}};
 }
 
-ApiResponse Api::login(const Request& req, const std::string& address) {
+ApiResponse Api::login(const Request& req, const std::string& address, Reply later) {
   json body = json::parse(req.body(), nullptr, false);
   if (!body.is_object() || !body.contains("name") || !body["name"].is_string() ||
       !body.contains("password") || !body["password"].is_string())
     return error(status::bad_request, "bad-request", "expects {\"name\", \"password\"}");
   const std::string name = body["name"];
-  const std::string password = body["password"];
+  std::string password = body["password"];
   if (name.empty() || name.size() > 64)
     return error(status::bad_request, "bad-request", "name: 1-64 characters");
-  const int64_t now = hub_.now_ns();
-  if (int64_t wait = throttle_.wait_ns(name, address, now); wait > 0) {
-    audit(name, address, "login-failed", name, "throttled");
+  auto throttled = [&](int64_t wait_ns, const char* why) {
+    audit(name, address, "login-failed", name, why);
     auto r = error(status::too_many_requests, "throttled", "too many failed logins: wait");
-    r.headers.emplace_back("Retry-After", std::to_string((wait + 999'999'999) / 1'000'000'000));
+    r.headers.emplace_back("Retry-After", std::to_string((wait_ns + 999'999'999) / 1'000'000'000));
     return r;
-  }
+  };
+  if (int64_t wait = throttle_.wait_ns(name, address, hub_.now_ns()); wait > 0)
+    return throttled(wait, "throttled");
   auto user = hub_.store().find_user(name);
   if (!user) return error(status::internal_server_error, "internal", "the store failed");
   // An unknown name costs the same argon2id verification as a known one.
-  const bool ok =
-      verify_password(*user ? (*user)->password_hash : decoy_password_hash(), password) &&
-      user->has_value();
-  if (!ok) {
+  std::string phc = *user ? (*user)->password_hash : decoy_password_hash();
+  if (!checks_.submit(address, std::move(phc), std::move(password),
+                      [this, name, found = std::move(*user), address, later = std::move(later)](
+                          bool matches) { later(logged_in(name, found, matches, address)); }))
+    return throttled(1'000'000'000, "busy");  // too many checks waiting (PasswordChecks)
+  ApiResponse pending;
+  pending.later = true;
+  return pending;
+}
+
+ApiResponse Api::logged_in(const std::string& name, const std::optional<UserRow>& user,
+                           bool matches, const std::string& address) {
+  const int64_t now = hub_.now_ns();
+  if (!matches || !user) {
     throttle_.failed(name, address, now);
     audit(name, address, "login-failed", name, "bad-credentials");
     return error(status::unauthorized, "bad-credentials", "wrong name or password");
@@ -552,9 +563,8 @@ ApiResponse Api::login(const Request& req, const std::string& address) {
       {sha256_hex(cookie), sha256_hex(csrf), name, now, now, now + kSessionMaxNs});
   if (!s) return error(status::internal_server_error, "internal", "the store failed");
   audit("user:" + name, address, "login", name, "ok");
-  ApiResponse r{status::ok,
-                json{{"name", name}, {"role", to_string((*user)->role)}, {"csrf_token", csrf}},
-                {}};
+  ApiResponse r{
+      status::ok, json{{"name", name}, {"role", to_string(user->role)}, {"csrf_token", csrf}}, {}};
   r.headers.emplace_back("Set-Cookie", std::string(kCookie) + "=" + cookie +
                                            "; Path=/api; Secure; HttpOnly; SameSite=Strict");
   return r;

@@ -23,6 +23,7 @@
 
 #include "manager/db/store.h"
 #include "manager/server/login_throttle.h"
+#include "manager/server/password_checks.h"
 
 namespace mamori::manager {
 
@@ -47,6 +48,7 @@ struct ApiResponse {
   boost::beast::http::status status = boost::beast::http::status::ok;
   nlohmann::json body;
   std::vector<std::pair<std::string, std::string>> headers;  // Set-Cookie, Retry-After
+  bool later = false;  // no answer yet: it comes through Api::handle's `later`
 };
 
 // A request's query string, decoded.
@@ -59,10 +61,14 @@ nlohmann::json events_json(const std::vector<EventRow>& rows);
 
 class Api {
  public:
-  explicit Api(Hub& hub) : hub_(hub) {}
+  // `post` runs a finished password check on the io thread.
+  Api(Hub& hub, PasswordChecks::Post post) : hub_(hub), checks_(std::move(post)) {}
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
-  // The answer to `req` from `address`; target starts with /api/v1/.
-  ApiResponse handle(const Request& req, const std::string& address);
+  using Reply = std::function<void(ApiResponse)>;
+  // The answer to `req` from `address` (target starts with /api/v1/), or one marked
+  // `later` when it comes through `later` (a login: its password is checked off the io
+  // thread).
+  ApiResponse handle(const Request& req, const std::string& address, Reply later);
 
   struct Caller {
     std::string actor;  // user:NAME or apitoken:ID
@@ -74,7 +80,10 @@ class Api {
   std::optional<Caller> authenticate(const Request& req, bool& csrf_ok);
 
  private:
-  ApiResponse login(const Request& req, const std::string& address);
+  ApiResponse login(const Request& req, const std::string& address, Reply later);
+  // The rest of a login once its password was checked.
+  ApiResponse logged_in(const std::string& name, const std::optional<UserRow>& user, bool matches,
+                        const std::string& address);
   ApiResponse logout(const Caller& c, const std::string& address);
   // Bans and commands (fleet_orders.h): written to the store, delivered at once.
   ApiResponse fleet(std::string_view route, const Request& req, const Caller& caller,
@@ -85,6 +94,7 @@ class Api {
 
   Hub& hub_;
   LoginThrottle throttle_;
+  PasswordChecks checks_;
 };
 
 }  // namespace mamori::manager

@@ -75,8 +75,11 @@ void HttpConnection::route() {
   if (target.substr(0, target.find('?')) == "/api/v1/events/live")
     return live_events(parser_->release());
   if (target.starts_with("/api/v1/")) {
-    ApiResponse r = hub_.api().handle(req, address_);
-    return respond(r.status, r.body, r.headers);
+    auto r = hub_.api().handle(req, address_, [self = shared_from_this()](ApiResponse later) {
+      self->respond(later.status, later.body, later.headers);
+    });
+    if (!r.later) respond(r.status, r.body, r.headers);
+    return;
   }
   respond(http::status::not_found, error_body(ch::kBadMessage, "no such endpoint"));
 }

@@ -4,9 +4,9 @@
 // hashes made with other parameters keep verifying after a change here.
 //
 // Parameters (docs/manager.md "Users"): memory 19 MiB, 2 passes, 1 lane, 16-byte random
-// salt, 32-byte hash: OWASP's minimum for argon2id, about 30-60 ms on one core. Kept
-// there because the manager verifies on its one network thread; the login throttle
-// (login_throttle.h) bounds how often a remote client can make it do so.
+// salt, 32-byte hash: OWASP's minimum for argon2id, about 30-60 ms on one core. Logins
+// verify on a thread of their own (password_checks.h), bounded; the login throttle
+// (login_throttle.h) bounds how often one remote client can make it do so.
 //
 // Threads: free functions, no shared state; safe from any thread.
 #include <string>

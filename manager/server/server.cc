@@ -75,7 +75,8 @@ Hub::Hub(Env& env, const config::Config& config, std::unique_ptr<Store> store,
       host_name_(event::system_hostname()),
       manager_id_(new_uuid()) {
   fleet_ = std::make_unique<Fleet>(*this, io_);
-  api_ = std::make_unique<Api>(*this);
+  api_ = std::make_unique<Api>(*this,
+                               [this](std::function<void()> f) { asio::post(io_, std::move(f)); });
   writer_ = std::make_unique<EventWriter>(
       std::move(writer_store), [this] { return now_ns(); },
       [this](std::function<void()> f) { asio::post(io_, std::move(f)); },

@@ -322,3 +322,21 @@ check_events() {
   [[ ${#files[@]} -gt 0 ]] || files=("$EVENTS")
   expect_exit 0 mamori events --check "${files[@]}"
 }
+
+# loopback_manager_config [EXTRA-TOML]: $CONFIG for a `mamori manager` on a free loopback
+# port (PORT), its state and SQLite store in MSTATE, its log MLOG; EXTRA-TOML goes into
+# its [manager] table (and may open tables of its own after).
+loopback_manager_config() {
+  MSTATE=$SCRATCH/manager
+  MLOG=$SCRATCH/manager.log
+  PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  cat >"$CONFIG" <<EOF
+state_dir = "$STATE"
+[manager]
+listen = "127.0.0.1:$PORT"
+public_url = "https://127.0.0.1:$PORT"
+state_dir = "$MSTATE"
+database = "sqlite://$MSTATE/manager.db"
+${1:-}
+EOF
+}

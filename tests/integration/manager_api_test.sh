@@ -11,17 +11,7 @@
 # audit log; login throttling.
 source "$(dirname "$0")/lib.sh"
 
-MSTATE=$SCRATCH/manager
-MLOG=$SCRATCH/manager.log
-PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$CONFIG" <<EOF
-state_dir = "$STATE"
-[manager]
-listen = "127.0.0.1:$PORT"
-public_url = "https://127.0.0.1:$PORT"
-state_dir = "$MSTATE"
-database = "sqlite://$MSTATE/manager.db"
-EOF
+loopback_manager_config
 
 step "users and an API token from the CLI"
 printf 'admin password 1\n' | expect_exit 0 mamori manager user add root-admin --role admin

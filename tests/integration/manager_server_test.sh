@@ -11,28 +11,17 @@ source "$(dirname "$0")/webhook_lib.sh"
 CLIENT="/usr/bin/python3 $(dirname "$0")/manager_client.py"
 # Every answer and message of the manager is checked against the committed schema.
 export MANAGER_SCHEMA=$(cd "$(dirname "$0")/../.." && pwd)/docs/formats/protocol.schema.json
-MSTATE=$SCRATCH/manager
-MLOG=$SCRATCH/manager.log
 LOST_AFTER=3
 # The manager's own events go to its [[sink]]s, like an agent's.
 start_webhook "$SCRATCH/hook"
-PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$CONFIG" <<EOF
-state_dir = "$STATE"
-[manager]
-listen = "127.0.0.1:$PORT"
-public_url = "https://127.0.0.1:$PORT"
-state_dir = "$MSTATE"
-database = "sqlite://$MSTATE/manager.db"
-heartbeat = 1
+loopback_manager_config "heartbeat = 1
 lost_after = $LOST_AFTER
 max_agents = 50
 
 [[sink]]
-type = "webhook"
-url = "$WEBHOOK_URL"
-actions = ["agent-lost", "agent-duplicate"]
-EOF
+type = \"webhook\"
+url = \"$WEBHOOK_URL\"
+actions = [\"agent-lost\", \"agent-duplicate\"]"
 
 MANAGER_PID=""
 start_manager() {
