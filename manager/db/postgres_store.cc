@@ -594,6 +594,20 @@ class PostgresStore final : public Store {
     });
   }
 
+  Result<int64_t> prune_fleet(int64_t before_ns) override {
+    return call(Retry::kIdempotent, [&]() -> Result<int64_t> {
+      auto tx = MAMORI_TRY(Tx::begin(conn_));
+      Rows bans = MAMORI_TRY(
+          conn_.query("DELETE FROM bans WHERE (expires_at_ns != 0 AND expires_at_ns < $1) OR "
+                      "(lifted_at_ns != 0 AND lifted_at_ns < $1 AND lift_pushed)",
+                      Params().add(before_ns)));
+      Rows commands = MAMORI_TRY(
+          conn_.query("DELETE FROM commands WHERE created_at_ns < $1", Params().add(before_ns)));
+      MAMORI_TRY(tx.commit());
+      return static_cast<int64_t>(bans.affected() + commands.affected());
+    });
+  }
+
   Result<std::vector<AgentUsage>> usage() override {
     return call(Retry::kIdempotent, [&]() -> Result<std::vector<AgentUsage>> {
       Rows r =

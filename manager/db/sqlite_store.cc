@@ -487,6 +487,20 @@ class SqliteStore final : public Store {
     return deleted;
   }
 
+  Result<int64_t> prune_fleet(int64_t before_ns) override {
+    auto tx = MAMORI_TRY(Transaction::begin(db_));
+    Stmt bans = MAMORI_TRY(
+        db_.prepare("DELETE FROM bans WHERE (expires_at_ns != 0 AND expires_at_ns < ?1) OR "
+                    "(lifted_at_ns != 0 AND lifted_at_ns < ?1 AND lift_pushed = 1)"));
+    MAMORI_TRY(bans.bind(1, before_ns).run());
+    int64_t deleted = sqlite3_changes(db_.raw());
+    Stmt commands = MAMORI_TRY(db_.prepare("DELETE FROM commands WHERE created_at_ns < ?"));
+    MAMORI_TRY(commands.bind(1, before_ns).run());
+    deleted += sqlite3_changes(db_.raw());
+    MAMORI_TRY(tx.commit());
+    return deleted;
+  }
+
   Result<std::vector<AgentUsage>> usage() override {
     Stmt s = MAMORI_TRY(
         db_.prepare("SELECT agent_key, COUNT(*), SUM(LENGTH(CAST(json AS BLOB))) FROM events "

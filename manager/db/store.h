@@ -426,6 +426,10 @@ class Store {
 
   // Retention: deletes what the policy allows no longer; returns how many events went.
   virtual Result<int64_t> prune(const RetentionPolicy& p, int64_t now_ns) = 0;
+  // Fleet control's history before `before_ns`: bans over by then (expired, or lifted
+  // with the lift pushed) and commands made before it, whatever their state (a command
+  // for an agent gone that long is never delivered). Returns the rows deleted.
+  virtual Result<int64_t> prune_fleet(int64_t before_ns) = 0;
   // Stored events per agent key, by key.
   virtual Result<std::vector<AgentUsage>> usage() = 0;
   // agent_key → how many of its events have @timestamp >= since_ns (one agent's only when

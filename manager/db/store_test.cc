@@ -861,6 +861,35 @@ TEST(StoreUrlTest, UnreachablePostgresIsACannotConnectNamingTheDatabase) {
   EXPECT_EQ(msg.find("pw-secret-9"), std::string::npos) << msg;
 }
 
+TEST_P(StoreTest, FleetHistoryIsPrunedOnceOver) {
+  auto s = open();
+  auto expired = s->add_ban({"192.0.2.1", 100 * kSec, "", "agent-1", 1 * kSec, true});
+  auto lifted = s->add_ban({"192.0.2.2", 0, "", "manager", 1 * kSec, true});
+  auto active = s->add_ban({"192.0.2.3", 0, "", "manager", 1 * kSec, true});
+  auto unpushed_lift = s->add_ban({"192.0.2.4", 0, "", "manager", 1 * kSec, true});
+  auto later = s->add_ban({"192.0.2.5", 1000 * kSec, "", "agent-1", 1 * kSec, true});
+  ASSERT_TRUE(expired && lifted && active && unpushed_lift && later);
+  ASSERT_TRUE(s->lift_bans("192.0.2.2", 60 * kSec));
+  ASSERT_TRUE(s->mark_ban_pushed(*lifted, true));
+  ASSERT_TRUE(s->lift_bans("192.0.2.4", 70 * kSec));  // its lift still to push: kept
+  ASSERT_TRUE(s->add_command({"c-old", "agent-1", "{}", 5 * kSec}));
+  ASSERT_TRUE(s->add_command({"c-new", "agent-1", "{}", 300 * kSec}));
+
+  EXPECT_EQ(*s->prune_fleet(200 * kSec), 3);  // the expired, the lifted, c-old
+  EXPECT_EQ(*s->prune_fleet(200 * kSec), 0);
+  auto left = s->active_bans(200 * kSec, 100);
+  ASSERT_TRUE(left);
+  ASSERT_EQ(left->size(), 2u);
+  EXPECT_EQ((*left)[0].id, *active);
+  EXPECT_EQ((*left)[1].id, *later);
+  auto todo = s->unpushed_bans(100);
+  ASSERT_EQ(todo->size(), 1u);
+  EXPECT_EQ((*todo)[0].id, *unpushed_lift);
+  auto commands = s->list_commands(0, std::nullopt, 100);
+  ASSERT_EQ(commands->size(), 1u);
+  EXPECT_EQ((*commands)[0].command_id, "c-new");
+}
+
 TEST_P(StoreTest, BansArePushedOnceAndLiftedOnce) {
   auto s = open();
   // The manager's own record of an agent's ban: pushed already.

@@ -111,7 +111,8 @@ class Hub {
   // start) the agents whose manager stopped heartbeating made lost or retired.
   void tick();
   // At start, then hourly: the events [manager] retention_days and max_events_per_agent
-  // no longer allow are deleted.
+  // no longer allow are deleted, bans over and commands made before retention_days, and
+  // the console sessions that ended.
   void prune();
   void shutdown();
 

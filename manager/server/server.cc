@@ -253,6 +253,16 @@ void Hub::prune() {
     else if (*deleted > 0)
       log_line(fmt::format("retention: {} events deleted", *deleted));
   }
+  if (policy.max_age_ns > 0) {
+    auto deleted = store_->prune_fleet(now_ns() - policy.max_age_ns);
+    if (!deleted)
+      log_line("retention: " + deleted.error().message());
+    else if (*deleted > 0)
+      log_line(fmt::format("retention: {} ban and command rows deleted", *deleted));
+  }
+  // Sessions idle or past their limit: refused already, deleted here.
+  if (auto s = store_->prune_sessions(now_ns(), kSessionIdleNs); !s)
+    log_line("sessions: " + s.error().message());
   prune_.expires_after(std::chrono::hours(1));
   prune_.async_wait([this](const error_code& ec) {
     if (!ec) prune();
