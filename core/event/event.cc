@@ -2,6 +2,10 @@
 
 #include <sys/random.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -14,7 +18,13 @@ std::string random_id() {
   size_t got = 0;
   while (got < sizeof raw) {
     const ssize_t n = ::getrandom(raw + got, sizeof raw - got, 0);
-    if (n <= 0) break;
+    if (n < 0 && errno == EINTR) continue;
+    // Never a made-up id: the manager stores an event once per (agent, id), so a repeated
+    // one would be dropped as already stored.
+    if (n <= 0) {
+      std::fprintf(stderr, "mamori: getrandom failed for an event id: %s\n", std::strerror(errno));
+      std::abort();
+    }
     got += static_cast<size_t>(n);
   }
   std::string out;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <utility>
 
 #include <fmt/format.h>
@@ -46,7 +47,13 @@ void log_line(const std::string& s) { std::fprintf(stderr, "mamori manager: %s\n
 
 std::string new_uuid() {
   auto b = random_bytes(16);
-  std::string r = b ? *b : std::string(16, '\0');
+  // Never a made-up value: two agents or commands would share one key. getrandom fails
+  // only without a kernel CSPRNG, where nothing the manager does is safe.
+  if (!b) {
+    log_line("no randomness for an id: " + b.error().message());
+    std::abort();
+  }
+  std::string r = std::move(*b);
   r[6] = static_cast<char>((r[6] & 0x0f) | 0x40);
   r[8] = static_cast<char>((r[8] & 0x3f) | 0x80);
   std::string s;
