@@ -161,6 +161,12 @@ CREATE TABLE audit (
   result TEXT NOT NULL
 );
 )sql",
+    // 5: a command sent on a channel that ended before its answer is sent again at the
+    // agent's next hello: the index covers every command not answered yet.
+    R"sql(
+DROP INDEX commands_pending;
+CREATE INDEX commands_unanswered ON commands (agent_key, id) WHERE state IN ('pending', 'sent');
+)sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
 
@@ -742,15 +748,16 @@ class PostgresStore final : public Store {
     });
   }
 
-  Result<std::vector<CommandRow>> pending_commands(std::optional<std::string> agent_key,
-                                                   int64_t limit) override {
+  Result<std::vector<CommandRow>> unanswered_commands(std::optional<std::string> agent_key,
+                                                      int64_t limit) override {
     return call(Retry::kIdempotent, [&]() -> Result<std::vector<CommandRow>> {
       Params p;
       add_opt(p, agent_key).add(std::clamp<int64_t>(limit, 0, kMaxQueryLimit));
-      Rows r = MAMORI_TRY(conn_.query(std::string(kCommandSelect) +
-                                          " WHERE state = 'pending' AND ($1::text IS NULL OR "
-                                          "agent_key = $1::text) ORDER BY id LIMIT $2",
-                                      p));
+      Rows r =
+          MAMORI_TRY(conn_.query(std::string(kCommandSelect) +
+                                     " WHERE state IN ('pending', 'sent') AND ($1::text IS NULL OR "
+                                     "agent_key = $1::text) ORDER BY id LIMIT $2",
+                                 p));
       return command_rows(r);
     });
   }
@@ -759,7 +766,7 @@ class PostgresStore final : public Store {
     return call(Retry::kIdempotent, [&]() -> Status {
       MAMORI_TRY(conn_.query(
           "UPDATE commands SET state = 'sent', sent_at_ns = $1 WHERE command_id = $2 AND "
-          "state = 'pending'",
+          "state IN ('pending', 'sent')",
           Params().add(now_ns).add(command_id)));
       return ok();
     });

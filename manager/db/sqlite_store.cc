@@ -151,6 +151,12 @@ CREATE TABLE audit (
   result TEXT NOT NULL
 );
 )sql",
+    // 5: a command sent on a channel that ended before its answer is sent again at the
+    // agent's next hello: the index covers every command not answered yet.
+    R"sql(
+DROP INDEX commands_pending;
+CREATE INDEX commands_unanswered ON commands (agent_key, id) WHERE state IN ('pending', 'sent');
+)sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
 
@@ -603,11 +609,11 @@ class SqliteStore final : public Store {
     return tx.commit();
   }
 
-  Result<std::vector<CommandRow>> pending_commands(std::optional<std::string> agent_key,
-                                                   int64_t limit) override {
-    Stmt* s = MAMORI_TRY(db_.cached(
-        std::string(kCommandSelect) +
-        " WHERE state = 'pending' AND (?1 IS NULL OR agent_key = ?1) ORDER BY id LIMIT ?2"));
+  Result<std::vector<CommandRow>> unanswered_commands(std::optional<std::string> agent_key,
+                                                      int64_t limit) override {
+    Stmt* s = MAMORI_TRY(db_.cached(std::string(kCommandSelect) +
+                                    " WHERE state IN ('pending', 'sent') AND (?1 IS "
+                                    "NULL OR agent_key = ?1) ORDER BY id LIMIT ?2"));
     if (agent_key)
       s->bind_text(1, *agent_key);
     else
@@ -619,7 +625,7 @@ class SqliteStore final : public Store {
   Status mark_command_sent(std::string_view command_id, int64_t now_ns) override {
     Stmt* s = MAMORI_TRY(
         db_.cached("UPDATE commands SET state = 'sent', sent_at_ns = ? WHERE command_id = ? AND "
-                   "state = 'pending'"));
+                   "state IN ('pending', 'sent')"));
     return s->bind(1, now_ns).bind_text(2, command_id).run();
   }
 

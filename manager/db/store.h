@@ -452,9 +452,10 @@ class Store {
   virtual Result<std::vector<BanRow>> unpushed_bans(int64_t limit) = 0;
   virtual Status mark_ban_pushed(int64_t id, bool lift) = 0;
 
-  // Commands to agents. add_command → its id (state pending). pending_commands: state
-  // pending, of `agent_key` (nullopt: any agent), oldest first, at most `limit`.
-  // mark_command_sent: pending → sent. record_answer: the agent's answer to its own
+  // Commands to agents. add_command → its id (state pending). unanswered_commands: state
+  // pending or sent (on a channel that may have ended before the answer), of `agent_key`
+  // (nullopt: any agent), oldest first, at most `limit`. mark_command_sent: pending or
+  // sent → sent at `now_ns`. record_answer: the agent's answer to its own
   // command (the agent_key must match: an agent cannot answer for another), with the state
   // it leads to; false when no such command of that agent. find_command by id.
   // list_commands: id > after_id, of agent_key if set, oldest first, at most `limit`.
@@ -462,8 +463,8 @@ class Store {
   // Commands sent at once on live channels (a ban to the whole fleet): recorded as sent
   // (at `sent_at_ns`) in ONE transaction, before they go out.
   virtual Status add_sent_commands(std::span<const NewCommand> cs, int64_t sent_at_ns) = 0;
-  virtual Result<std::vector<CommandRow>> pending_commands(std::optional<std::string> agent_key,
-                                                           int64_t limit) = 0;
+  virtual Result<std::vector<CommandRow>> unanswered_commands(std::optional<std::string> agent_key,
+                                                              int64_t limit) = 0;
   virtual Status mark_command_sent(std::string_view command_id, int64_t now_ns) = 0;
   virtual Result<bool> record_answer(std::string_view agent_key, std::string_view command_id,
                                      const std::string& answer_json, CommandState state,

@@ -932,7 +932,8 @@ TEST_P(StoreTest, CommandsSentAtOnceAreRecordedSent) {
   const std::vector<NewCommand> cs{{"c-1", "agent-1", R"({"v":2,"cmd":"ban"})", 5},
                                    {"c-2", "agent-2", R"({"v":2,"cmd":"ban"})", 5}};
   ASSERT_TRUE(s->add_sent_commands(cs, 6));
-  EXPECT_TRUE(s->pending_commands(std::nullopt, 100)->empty()) << "sent, not pending";
+  // Sent, not answered: sent again at the agent's next hello.
+  EXPECT_EQ(s->unanswered_commands(std::nullopt, 100)->size(), 2u);
   auto all = s->list_commands(0, std::nullopt, 100);
   ASSERT_TRUE(all);
   ASSERT_EQ(all->size(), 2u);
@@ -940,6 +941,9 @@ TEST_P(StoreTest, CommandsSentAtOnceAreRecordedSent) {
   EXPECT_EQ((*all)[1].state, CommandState::kSent);
   EXPECT_EQ((*all)[1].sent_at_ns, 6);
   EXPECT_TRUE(*s->record_answer("agent-2", "c-2", R"({"ok":true})", CommandState::kOk, 9));
+  auto left = s->unanswered_commands(std::nullopt, 100);
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ((*left)[0].command_id, "c-1");
   ASSERT_TRUE(s->add_sent_commands({}, 7));
 }
 
@@ -948,12 +952,13 @@ TEST_P(StoreTest, CommandsGoPendingSentAnswered) {
   auto id = s->add_command({"c-1", "agent-1", R"({"v":2,"cmd":"verify"})", 5});
   ASSERT_TRUE(id);
   ASSERT_TRUE(s->add_command({"c-2", "agent-2", R"({"v":2,"cmd":"verify"})", 6}));
-  EXPECT_EQ(s->pending_commands(std::nullopt, 100)->size(), 2u);
-  auto mine = s->pending_commands(std::string("agent-1"), 100);
+  EXPECT_EQ(s->unanswered_commands(std::nullopt, 100)->size(), 2u);
+  auto mine = s->unanswered_commands(std::string("agent-1"), 100);
   ASSERT_EQ(mine->size(), 1u);
   EXPECT_EQ((*mine)[0].command_id, "c-1");
-  ASSERT_TRUE(s->mark_command_sent("c-1", 7));
-  EXPECT_TRUE(s->pending_commands(std::string("agent-1"), 100)->empty());
+  ASSERT_TRUE(s->mark_command_sent("c-1", 3));
+  ASSERT_TRUE(s->mark_command_sent("c-1", 7));  // sent again (a new channel): the last time
+  EXPECT_EQ(s->unanswered_commands(std::string("agent-1"), 100)->size(), 1u);
   // Another agent cannot answer for agent-1.
   EXPECT_FALSE(*s->record_answer("agent-2", "c-1", "{}", CommandState::kOk, 8));
   EXPECT_TRUE(*s->record_answer("agent-1", "c-1", R"({"ok":true})", CommandState::kOk, 9));
@@ -963,6 +968,9 @@ TEST_P(StoreTest, CommandsGoPendingSentAnswered) {
   EXPECT_EQ((*row)->sent_at_ns, 7);
   EXPECT_EQ((*row)->answered_at_ns, 9);
   EXPECT_EQ((*row)->answer_json, R"({"ok":true})");
+  EXPECT_TRUE(s->unanswered_commands(std::string("agent-1"), 100)->empty());
+  ASSERT_TRUE(s->mark_command_sent("c-1", 10));  // answered: stays so
+  EXPECT_EQ((*s->find_command(*id))->state, CommandState::kOk);
   EXPECT_EQ(s->list_commands(*id, std::nullopt, 100)->size(), 1u);  // after c-1: c-2
   EXPECT_EQ(s->list_commands(0, std::string("agent-2"), 100)->size(), 1u);
 }

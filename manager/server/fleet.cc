@@ -221,7 +221,7 @@ void Fleet::on_events(const AgentRow& agent, const EventBatch& events) {
 
 void Fleet::on_hello(AgentChannel& channel, const std::string& agent_key) {
   const int64_t now = hub_.now_ns();
-  auto pending = hub_.store().pending_commands(agent_key, kReadBatch);
+  auto pending = hub_.store().unanswered_commands(agent_key, kReadBatch);
   if (!pending) return log_line("fleet: " + pending.error().message());
   for (const auto& row : *pending) {
     json request = json::parse(row.request_json, nullptr, false);

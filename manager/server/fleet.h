@@ -12,8 +12,9 @@
 //   (a token bucket per agent, in this manager's memory: it starts full at each start).
 //   The rest stays the agent's own ban; each refusal is counted and reported
 //   (fleet-ban-refused) at most once a minute per agent.
-// - At hello an agent is sent its pending commands and the fleet's active bans (in
-//   batches of at most 1000 addresses).
+// - At hello an agent is sent its commands not answered yet (pending, or sent on a channel
+//   that ended before the answer: every command is idempotent) and the fleet's active
+//   bans (in batches of at most 1000 addresses).
 // - Other processes (`mamori manager ban/unban/command`) write rows to the store; wake()
 //   reads what is new (bans not yet pushed, lifts not yet pushed, commands with id above
 //   the last one seen) and delivers it. SQLite has no notification: a timer reads the
@@ -55,7 +56,7 @@ class Fleet {
 
   // `agent`'s events, stored: pushes its own new bans to the other live agents.
   void on_events(const AgentRow& agent, const EventBatch& events);
-  // `channel` said hello and was welcomed: its pending commands and the active bans.
+  // `channel` said hello and was welcomed: its unanswered commands and the active bans.
   void on_hello(AgentChannel& channel, const std::string& agent_key);
   void on_result(const std::string& agent_key, const proto::channel::CommandResult& r);
   // Delivers what other processes wrote since the last call.
