@@ -7,7 +7,8 @@
 # revoked; the live event stream (refused without credentials or from another site's
 # page; each event once, in order; resumed with after=); keep-alive; a ban, its lift
 # and a command made through the API reach the connected agent
-# and the command's answer is listed; events paged with a cursor, each exactly once; the
+# and the command's answer is listed; a command unanswered when its channel ended comes
+# again at the next hello; events paged with a cursor, each exactly once; the
 # audit log; login throttling.
 source "$(dirname "$0")/lib.sh"
 
@@ -206,6 +207,20 @@ while True:
     time.sleep(0.1)
 if rows[row_id]["request"]["cmd"] != "mode" or not rows[row_id]["answered_at_ns"]: die("command row %r" % rows[row_id])
 if len(j["commands"]) != 3: die("expected the ban, the lift and the mode command: %r" % j)
+# a command sent on a channel that ends before the answer is sent again at the next hello
+st, j = req("POST", "/api/v1/commands", {"command": "verify", "agent": m["agent_key"]}, cookie=oc, csrf=ocsrf)
+expect(st, 201, "verify command")
+first = next_command("the verify command")
+ws.close()
+ws = mc.connect(m); mc.hello(ws, m, next_sequence=251)
+while True:
+    c = next_command("the verify command, again")
+    if c["command_id"] == first["command_id"]: break
+mc.send(ws, {"v": 1, "type": "result", "command_id": c["command_id"], "answer": {"v": 2, "ok": True}})
+deadline = time.time() + 10
+while req("GET", "/api/v1/commands?agent=%s" % m["agent_key"], bearer=apitoken)[1]["commands"][-1]["state"] != "ok":
+    if time.time() > deadline: die("the verify sent again was never answered ok")
+    time.sleep(0.1)
 ws.close()
 # cursor paging: every stored event once
 seen, after, pages = [], 0, 0
