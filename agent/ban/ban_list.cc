@@ -137,9 +137,7 @@ Result<BanList> BanList::open(const std::string& path, BanOptions options) {
   return BanList(std::move(db), std::move(options), std::move(allow));
 }
 
-bool BanList::allowlisted(const IpAddress& ip) const {
-  return std::any_of(allow_.begin(), allow_.end(), [&](const Cidr& c) { return c.contains(ip); });
-}
+bool BanList::allowlisted(const IpAddress& ip) const { return find_network(allow_, ip) != nullptr; }
 
 std::chrono::seconds BanList::ttl_for(uint32_t offences) const {
   int64_t ttl = std::max<int64_t>(1, options_.base_ttl_s);

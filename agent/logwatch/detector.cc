@@ -53,8 +53,7 @@ Detector::Detector(logparse::LogFormat format, std::shared_ptr<const rules::Matc
 }
 
 bool Detector::allowlisted(const logparse::IpAddress& ip) const {
-  return std::any_of(allowlist_.begin(), allowlist_.end(),
-                     [&](const logparse::Cidr& c) { return c.contains(ip); });
+  return logparse::find_network(allowlist_, ip) != nullptr;
 }
 
 bool Detector::decided(const logparse::IpAddress& ip) const { return decided_.contains(ip); }

@@ -198,4 +198,10 @@ bool Cidr::contains(const IpAddress& ip) const {
 
 std::string Cidr::to_string() const { return fmt::format("{}/{}", base.to_string(), prefix); }
 
+const Cidr* find_network(std::span<const Cidr> networks, const IpAddress& ip) {
+  for (const Cidr& n : networks)
+    if (n.contains(ip)) return &n;
+  return nullptr;
+}
+
 }  // namespace mamori::logparse

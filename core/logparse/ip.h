@@ -8,6 +8,7 @@
 #include <compare>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -50,5 +51,8 @@ struct Cidr {
 
   friend bool operator==(const Cidr&, const Cidr&) = default;
 };
+
+// The first of `networks` that contains `ip` (an allowlist, never_ban), or nullptr.
+const Cidr* find_network(std::span<const Cidr> networks, const IpAddress& ip);
 
 }  // namespace mamori::logparse

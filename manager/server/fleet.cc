@@ -165,7 +165,7 @@ void Fleet::on_events(const AgentRow& agent, const EventBatch& events) {
         ttl && ttl->is_number_integer() ? std::max<int64_t>(0, ttl->get<int64_t>()) : 0;
     const int64_t expires = ttl_s ? now + ttl_s * kNsPerS : 0;
     const std::string address = ip->to_string();
-    if (never_banned(*ip, never_ban_)) {
+    if (logparse::find_network(never_ban_, *ip)) {
       refuse(agent, address, true);
       continue;
     }

@@ -22,7 +22,7 @@ Checked<bool> check_ttl(int64_t ttl_s) {
 Checked<std::string> bannable(std::string_view text, std::span<const logparse::Cidr> never_ban) {
   auto ip = logparse::IpAddress::parse(text);
   if (!ip) return tl::unexpected(quote(text) + " is not an IPv4 or IPv6 address");
-  if (auto held = never_banned(*ip, never_ban))
+  if (const auto* held = logparse::find_network(never_ban, *ip))
     return tl::unexpected(ip->to_string() + " is in " + held->to_string() +
                           ", which [manager] never_ban keeps from being banned");
   return ip->to_string();
@@ -35,13 +35,6 @@ std::vector<logparse::Cidr> never_ban_networks(const config::ManagerConfig& m) {
   for (const auto& text : m.never_ban)
     if (auto cidr = logparse::Cidr::parse(text)) out.push_back(*cidr);
   return out;
-}
-
-std::optional<logparse::Cidr> never_banned(const logparse::IpAddress& address,
-                                           std::span<const logparse::Cidr> never_ban) {
-  for (const auto& n : never_ban)
-    if (n.contains(address)) return n;
-  return std::nullopt;
 }
 
 Checked<std::string> canonical_address(std::string_view text) { return bannable(text, {}); }

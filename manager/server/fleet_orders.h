@@ -31,9 +31,6 @@ Checked<std::string> canonical_address(std::string_view text);
 
 // [manager] never_ban, parsed (the config loader has checked every entry).
 std::vector<logparse::Cidr> never_ban_networks(const config::ManagerConfig& m);
-// The never_ban network that holds `address`, if any.
-std::optional<logparse::Cidr> never_banned(const logparse::IpAddress& address,
-                                           std::span<const logparse::Cidr> never_ban);
 
 // A fleet-wide ban of `address` for `ttl_s` seconds (0: permanent), recorded for the
 // manager to push to every agent. The reason is at most proto::kMaxBanTextLength bytes;
