@@ -167,6 +167,16 @@ CREATE TABLE audit (
 DROP INDEX commands_pending;
 CREATE INDEX commands_unanswered ON commands (agent_key, id) WHERE state IN ('pending', 'sent');
 )sql",
+    // 6: the console pages a filter by row ("action = $1 AND row_id > $2 ORDER BY row_id
+    // LIMIT n"): (column, row_id) reads a page's n entries, (column, time_ns) sorted every
+    // match. Severity's index served no query (a range on it cannot give row order).
+    R"sql(
+DROP INDEX events_action;
+DROP INDEX events_source_ip;
+DROP INDEX events_severity;
+CREATE INDEX events_action ON events (action, row_id);
+CREATE INDEX events_source_ip ON events (source_ip, row_id);
+)sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
 

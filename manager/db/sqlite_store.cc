@@ -157,6 +157,17 @@ CREATE TABLE audit (
 DROP INDEX commands_pending;
 CREATE INDEX commands_unanswered ON commands (agent_key, id) WHERE state IN ('pending', 'sent');
 )sql",
+    // 6: the console pages a filter by row ("action = ? AND row > ? ORDER BY row LIMIT n").
+    // An index on the column alone is ordered by (column, row) here, so a page reads its n
+    // entries; (column, time_ns) made SQLite sort every match first. Severity's index
+    // served no query (a range on it cannot give row order): each event paid for it.
+    R"sql(
+DROP INDEX events_action;
+DROP INDEX events_source_ip;
+DROP INDEX events_severity;
+CREATE INDEX events_action ON events (action);
+CREATE INDEX events_source_ip ON events (source_ip);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
 
