@@ -18,6 +18,12 @@ using pg::Tx;
 // Serializes schema creation and migration among managers starting together ("mamori"
 // in ASCII; advisory locks are per database).
 constexpr int64_t kMigrationLock = 0x6d616d6f7269;
+// Serializes the transactions that add events, among all managers: row_id is taken from
+// a sequence at insert, so two managers committing out of order would let a reader that
+// pages by row_id (the console's cursor, the live stream) pass a row before it commits,
+// and never see it. Under this lock rows commit in row_id order. The two-int form is a
+// key space of its own: no agent key's hash (below) can be this lock.
+constexpr int64_t kEventNumberingLock[2] = {0x6d616d6f, 0x726f7773};  // "mamo" "rows"
 
 // Each step brings the schema from version i to i+1; kPostgresSchemaVersion == size.
 // COLLATE "C": keys, filters and ORDER BY compare bytes, as SQLite does, whatever the
@@ -490,6 +496,10 @@ class PostgresStore final : public Store {
     return call(Retry::kIdempotent, [&]() -> Result<std::vector<InsertResult>> {
       std::vector<InsertResult> out = results;
       auto tx = MAMORI_TRY(Tx::begin(conn_));
+      // Taken before any agent key's lock, by every writer of events: no wait cycle.
+      if (!order.empty())
+        MAMORI_TRY(conn_.query("SELECT pg_advisory_xact_lock($1::int4, $2::int4)",
+                               Params().add(kEventNumberingLock[0]).add(kEventNumberingLock[1])));
       for (size_t i : order)
         MAMORI_TRY(insert_batch(batches[i].agent_key, *batches[i].events, received_at_ns, out[i]));
       if (!seen.empty())

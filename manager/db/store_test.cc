@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <thread>
 
@@ -760,6 +761,41 @@ class PostgresStoreTest : public StoreTest {
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PostgresStoreTest);
 INSTANTIATE_TEST_SUITE_P(Postgres, PostgresStoreTest, ::testing::ValuesIn(postgres_backends()),
                          backend_name);
+
+// Two managers store events at once: a reader paging by row id (the console's cursor, the
+// live stream) must never pass a row that commits later. A trigger holds the first writer's
+// transaction open for a second after its row got its id; the second writer, starting
+// meanwhile, must not commit a higher row id before it.
+TEST_P(PostgresStoreTest, ARowCommittedLateIsNotPassedByAReaderOfRowIds) {
+  auto a = open();
+  auto b = open();
+  auto reader = open();
+  admin(
+      "CREATE FUNCTION hold_first() RETURNS trigger AS $$ BEGIN IF NEW.event_id = 'id-1' THEN "
+      "PERFORM pg_sleep(1); END IF; RETURN NEW; END $$ LANGUAGE plpgsql");
+  admin(
+      "CREATE TRIGGER hold_first AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION "
+      "hold_first()");
+  std::thread first([&] { EXPECT_TRUE(a->insert_events("a", {event(1)}, 1)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::thread second([&] { EXPECT_TRUE(b->insert_events("b", {event(2)}, 2)); });
+
+  std::vector<std::string> seen;
+  EventQuery q;
+  for (int i = 0; i < 300 && seen.size() < 2; ++i) {
+    auto page = reader->query_events(q);
+    ASSERT_TRUE(page) << page.error().message();
+    for (const EventRow& r : *page) {
+      seen.push_back(r.event_id);
+      q.after_row = r.row;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  first.join();
+  second.join();
+  EXPECT_EQ(seen, (std::vector<std::string>{"id-1", "id-2"}));
+  EXPECT_EQ(reader->query_events({})->size(), 2u);
+}
 
 TEST_P(PostgresStoreTest, WrongPasswordIsAnAuthenticationError) {
   const std::string pw = password();
