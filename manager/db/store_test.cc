@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <thread>
 
 #include "core/db/sqlite.h"
@@ -764,37 +765,64 @@ INSTANTIATE_TEST_SUITE_P(Postgres, PostgresStoreTest, ::testing::ValuesIn(postgr
 
 // Two managers store events at once: a reader paging by row id (the console's cursor, the
 // live stream) must never pass a row that commits later. A trigger holds the first writer's
-// transaction open for a second after its row got its id; the second writer, starting
-// meanwhile, must not commit a higher row id before it.
+// transaction open after its row got its id (on a lock the test holds); a second writer
+// starts meanwhile; the reader reads once the second is stored or waiting, then the first
+// is let go.
 TEST_P(PostgresStoreTest, ARowCommittedLateIsNotPassedByAReaderOfRowIds) {
   auto a = open();
   auto b = open();
   auto reader = open();
+  const std::string hold = std::to_string(0x686f6c64'00000000LL + getpid());  // "hold" + pid
+  admin("SELECT pg_advisory_lock(" + hold + ")");
   admin(
-      "CREATE FUNCTION hold_first() RETURNS trigger AS $$ BEGIN IF NEW.event_id = 'id-1' THEN "
-      "PERFORM pg_sleep(1); END IF; RETURN NEW; END $$ LANGUAGE plpgsql");
+      "CREATE FUNCTION hold_first() RETURNS trigger AS $$ BEGIN IF NEW.event_id = 'id-1' "
+      "THEN PERFORM pg_advisory_xact_lock(" +
+      hold +
+      "); END IF; RETURN NEW; END $$ "
+      "LANGUAGE plpgsql");
   admin(
       "CREATE TRIGGER hold_first AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION "
       "hold_first()");
+  // How many of this test's store connections wait for a lock.
+  auto waiting = [&] {
+    auto r = admin_->query(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE NOT l.granted AND a.application_name = $1",
+        pg::Params().add(schema_));
+    EXPECT_TRUE(r) << r.error().message();
+    return r ? r->int64(0, 0) : -1;
+  };
+  // Each try asks the server (a round trip): 100,000 of them are tens of seconds.
+  auto wait_until = [](const std::function<bool()>& done) {
+    for (int i = 0; i < 100'000; ++i)
+      if (done()) return true;
+    return false;
+  };
   std::thread first([&] { EXPECT_TRUE(a->insert_events("a", {event(1)}, 1)); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  std::thread second([&] { EXPECT_TRUE(b->insert_events("b", {event(2)}, 2)); });
+  EXPECT_TRUE(wait_until([&] { return waiting() == 1; })) << "the first writer holds its row";
+  std::atomic<bool> second_done{false};
+  std::thread second([&] {
+    EXPECT_TRUE(b->insert_events("b", {event(2)}, 2));
+    second_done = true;
+  });
+  EXPECT_TRUE(wait_until([&] { return second_done || waiting() == 2; }));
 
   std::vector<std::string> seen;
   EventQuery q;
-  for (int i = 0; i < 300 && seen.size() < 2; ++i) {
+  auto read = [&] {
     auto page = reader->query_events(q);
     ASSERT_TRUE(page) << page.error().message();
     for (const EventRow& r : *page) {
       seen.push_back(r.event_id);
       q.after_row = r.row;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  };
+  read();
+  admin("SELECT pg_advisory_unlock(" + hold + ")");
   first.join();
   second.join();
+  read();
   EXPECT_EQ(seen, (std::vector<std::string>{"id-1", "id-2"}));
-  EXPECT_EQ(reader->query_events({})->size(), 2u);
 }
 
 TEST_P(PostgresStoreTest, WrongPasswordIsAnAuthenticationError) {
