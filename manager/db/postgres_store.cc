@@ -176,12 +176,14 @@ CREATE INDEX commands_unanswered ON commands (agent_key, id) WHERE state IN ('pe
     // 6: the console pages a filter by row ("action = $1 AND row_id > $2 ORDER BY row_id
     // LIMIT n"): (column, row_id) reads a page's n entries, (column, time_ns) sorted every
     // match. Severity's index served no query (a range on it cannot give row order).
+    // Each manager asks every second which agents said hello elsewhere lately.
     R"sql(
 DROP INDEX events_action;
 DROP INDEX events_source_ip;
 DROP INDEX events_severity;
 CREATE INDEX events_action ON events (action, row_id);
 CREATE INDEX events_source_ip ON events (source_ip, row_id);
+CREATE INDEX agents_hello ON agents (last_hello_ns);
 )sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
@@ -419,6 +421,19 @@ class PostgresStore final : public Store {
                       "VALUES ($1, $2, $3, $3) ON CONFLICT (id) DO UPDATE SET heartbeat_ns = $3",
                       Params().add(manager_id).add(hostname).add(now_ns)));
       return ok();
+    });
+  }
+
+  Result<std::vector<std::string>> hellos_elsewhere(std::string_view self_id,
+                                                    int64_t since_ns) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<std::string>> {
+      Rows r = MAMORI_TRY(
+          conn_.query("SELECT agent_key FROM agents WHERE last_hello_ns >= $1 AND manager_id "
+                      "NOT IN ('', $2)",
+                      Params().add(since_ns).add(self_id)));
+      std::vector<std::string> out;
+      for (int i = 0; i < r.size(); ++i) out.push_back(r.str(i, 0));
+      return out;
     });
   }
 

@@ -161,12 +161,14 @@ CREATE INDEX commands_unanswered ON commands (agent_key, id) WHERE state IN ('pe
     // An index on the column alone is ordered by (column, row) here, so a page reads its n
     // entries; (column, time_ns) made SQLite sort every match first. Severity's index
     // served no query (a range on it cannot give row order): each event paid for it.
+    // Each manager asks every second which agents said hello elsewhere lately.
     R"sql(
 DROP INDEX events_action;
 DROP INDEX events_source_ip;
 DROP INDEX events_severity;
 CREATE INDEX events_action ON events (action);
 CREATE INDEX events_source_ip ON events (source_ip);
+CREATE INDEX agents_hello ON agents (last_hello_ns);
 )sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
@@ -367,6 +369,16 @@ class SqliteStore final : public Store {
         "INSERT INTO managers (id, hostname, started_at_ns, heartbeat_ns) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET heartbeat_ns = excluded.heartbeat_ns"));
     return s->bind_text(1, manager_id).bind_text(2, hostname).bind(3, now_ns).bind(4, now_ns).run();
+  }
+
+  Result<std::vector<std::string>> hellos_elsewhere(std::string_view self_id,
+                                                    int64_t since_ns) override {
+    Stmt* s = MAMORI_TRY(db_.cached(
+        "SELECT agent_key FROM agents WHERE last_hello_ns >= ? AND manager_id NOT IN ('', ?)"));
+    s->bind(1, since_ns).bind_text(2, self_id);
+    std::vector<std::string> out;
+    while (MAMORI_TRY(s->step())) out.push_back(text(*s, 0));
+    return out;
   }
 
   Result<std::vector<AgentRow>> reap_agents(std::string_view self_id, int64_t stale_before_ns,

@@ -394,6 +394,10 @@ class Store {
                                    int64_t now_ns) = 0;
   virtual Result<std::vector<AgentRow>> reap_agents(std::string_view self_id,
                                                     int64_t stale_before_ns, int64_t now_ns) = 0;
+  // The agents whose latest hello, at or after since_ns, went to a manager other than
+  // `self_id`: a channel `self_id` still holds for one of them has moved or is a clone's.
+  virtual Result<std::vector<std::string>> hellos_elsewhere(std::string_view self_id,
+                                                            int64_t since_ns) = 0;
 
   // Events. Stores a batch in ONE transaction: when this returns success every event in it
   // is durable (the caller may ack through InsertResult::max_sequence). Idempotent by

@@ -482,6 +482,31 @@ TEST_P(StoreTest, AgentStatusTransitions) {
   EXPECT_EQ(parse_agent_status("bogus"), std::nullopt);
 }
 
+TEST_P(StoreTest, HellosElsewhereNameTheAgentsAnotherManagerTookLately) {
+  auto s = open();
+  ASSERT_TRUE(s->create_token({sha256_hex("t"), "web", std::nullopt, std::nullopt, 1}));
+  for (const char* key : {"a", "b", "c"})
+    ASSERT_TRUE(s->enroll(sha256_hex("t"), agent(key), 1)->accepted());
+  AgentInfo info = agent("a").info;
+  ASSERT_TRUE(s->agent_hello("a", info, 100, "m1"));
+  ASSERT_TRUE(s->agent_hello("b", info, 200, "m2"));
+  ASSERT_TRUE(s->agent_hello("c", info, 300, "m1"));
+  ASSERT_TRUE(s->agent_hello("c", info, 400, "m2")) << "c moved, or a copy of it said hello";
+  using Keys = std::vector<std::string>;
+  auto sorted = [](Result<Keys> k) {
+    EXPECT_TRUE(k) << k.error().message();
+    Keys out = k ? *k : Keys{};
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_EQ(sorted(s->hellos_elsewhere("m1", 0)), (Keys{"b", "c"}));
+  EXPECT_EQ(sorted(s->hellos_elsewhere("m1", 250)), (Keys{"c"})) << "only hellos since";
+  EXPECT_EQ(sorted(s->hellos_elsewhere("m2", 0)), (Keys{"a"}));
+  EXPECT_EQ(sorted(s->hellos_elsewhere("m2", 150)), Keys{});
+  ASSERT_TRUE(s->release_agent("a", "m1", AgentStatus::kLost, 500));
+  EXPECT_EQ(sorted(s->hellos_elsewhere("m2", 0)), Keys{}) << "an agent no manager holds";
+}
+
 // Several managers on one database: each agent is held by the manager of its channel;
 // a manager releases only its own agents; the agents of a manager that stopped
 // heartbeating are reaped once, by one manager.

@@ -77,7 +77,7 @@ void AgentChannel::accepted(const error_code& ec) {
       old->supersede();
       return self->admit();
     }
-    self->refuse_duplicate();
+    self->refuse_duplicate("a second connection with the same identity was refused");
   });
 }
 
@@ -88,11 +88,24 @@ void AgentChannel::admit() {
   read();
 }
 
-void AgentChannel::refuse_duplicate() {
+void AgentChannel::claimed_elsewhere() {
+  if (ended_ || claimed_ || !hello_) return;
+  claimed_ = true;
+  probe([self = shared_from_this()](bool alive) {
+    if (!alive) {
+      self->supersede();
+      return;
+    }
+    self->refuse_duplicate(
+        "connected here while another manager took a hello with the same identity: this "
+        "connection was refused");
+  });
+}
+
+void AgentChannel::refuse_duplicate(const std::string& why) {
   end();
   hub_.report(proto::action::kAgentDuplicate, event::Severity::kWarning,
-              fmt::format("agent {} ({}): a second connection with the same identity was refused",
-                          agent_.info.name, agent_.info.hostname),
+              fmt::format("agent {} ({}): {}", agent_.info.name, agent_.info.hostname, why),
               &agent_, address_);
   send(ch::Error{std::string(ch::kDuplicateIdentity),
                  "this agent_key is connected already: enroll again with a token"},

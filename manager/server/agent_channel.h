@@ -46,6 +46,10 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   // A newer connection of the same agent replaced this dead one: no event, no status
   // change (the agent is back already), the socket closed now.
   void supersede();
+  // Another manager took this agent's hello while this channel is open: a dead channel
+  // is superseded, a live one is a clone's twin and is refused as a duplicate (the store
+  // follows the newer hello, so this one yields). Once per channel.
+  void claimed_elsewhere();
   // Whether it said hello and is not ending: commands may be sent.
   bool ready() const { return hello_ && !ended_ && !closing_; }
   // Sends a command (fleet.h records it).
@@ -54,7 +58,7 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
  private:
   void accepted(const boost::beast::error_code& ec);
   void admit();
-  void refuse_duplicate();
+  void refuse_duplicate(const std::string& why);
   void probed(bool alive);
   void arm_idle();
   void silent();
@@ -93,6 +97,7 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   bool ended_ = false;    // lost, stopped or shut: no further liveness event
   bool closing_ = false;  // the last message is queued: close after it
   bool registered_ = false;
+  bool claimed_ = false;  // claimed_elsewhere() is probing
   // Why the manager closes (normal after bye; policy_error otherwise).
   boost::beast::websocket::close_code close_code_ =
       boost::beast::websocket::close_code::policy_error;

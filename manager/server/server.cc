@@ -244,6 +244,14 @@ void Hub::tick() {
              &a, "", [](event::Event& e) { e.set("mamori.reason", "manager-gone"); });
     }
   }
+  // A hello elsewhere for an agent whose channel is here: it moved (this connection is
+  // dead and the kernel does not know yet) or a clone holds its identity there. Hellos of
+  // the last lost_after count: the managers' clocks may differ by a few seconds.
+  if (auto moved = store_->hellos_elsewhere(manager_id_, now - lost_after_ns); !moved)
+    log_line("hellos elsewhere: " + moved.error().message());
+  else
+    for (const std::string& key : *moved)
+      if (auto c = live(key)) c->claimed_elsewhere();
   tick_.expires_after(std::chrono::seconds(1));
   tick_.async_wait([this](const error_code& ec) {
     if (!ec) tick();

@@ -10,6 +10,9 @@
 #     again there;
 #   - every event of every agent is stored exactly once (event ids in PostgreSQL against
 #     each agent's events.jsonl).
+#   - web3's credential copied to a fourth host that connects to the manager not holding
+#     web3 (a cloned image): the managers see two live channels of one identity, report
+#     `agent-duplicate`, refuse one, and it enrolls again: two agents, two identities.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/web_lib.sh"
 source "$(dirname "$0")/postgres_lib.sh"
@@ -150,3 +153,33 @@ WAIT_SECONDS=60 wait_for "every agent's events acknowledged" fleet_all_acked 1 2
 psql "$PG_URL" -X -At -F $'\t' -c "SELECT agent_key, event_id FROM events" >"$SCRATCH/stored.tsv"
 fleet_stored_once "$SCRATCH/stored.tsv" 1 2 3 || fail "the store does not hold every agent event exactly once"
 (($(wc -l <"${AEVENTS[2]}") > 10)) || fail "too few events from web2 to call it a stream: $(wc -l <"${AEVENTS[2]}")"
+
+step "web3's credential copied to a new host that reaches the other manager: refused as a duplicate there or here"
+start_manager "$VICTIM"
+expect_exit 0 manager token create --group web --uses 1
+echo "$OUT" | grep -o 'mamori-token-v1\.[A-Za-z0-9_-]*' | head -n 1 >"$SCRATCH/token"
+mkdir -p "$SCRATCH/a4/www"
+echo "page of the copy" >"$SCRATCH/a4/www/p1.html"
+HOLDER=1
+[[ $(field web3 manager_id) == "${MID[2]}" ]] && HOLDER=2
+OTHER=$((3 - HOLDER))
+fleet_agent 4 "https://127.0.0.1:${MPORT[$OTHER]}" "$SCRATCH/token"
+cp -p "$SCRATCH/a3/state/manager.json" "$SCRATCH/a4/state/manager.json"
+key3=$(field web3 agent_key)
+echo "web3 ($key3) is on manager $HOLDER; its copy connects to manager $OTHER directly"
+t0=$(date +%s%N)
+start_fleet_agent 4
+duplicate_stored() {
+  (($(psql "$PG_URL" -X -At -c "SELECT count(*) FROM events WHERE action = 'agent-duplicate'") > 0))
+}
+WAIT_SECONDS=20 WAIT_EXPLAIN='agents_json; tail -n 5 "${MLOG[1]}" "${MLOG[2]}"' \
+  wait_for "an agent-duplicate event" duplicate_stored
+echo "agent-duplicate stored $(((($(date +%s%N) - t0)) / 1000000)) ms after the copy started (an upper bound)"
+psql "$PG_URL" -X -At -c "SELECT json FROM events WHERE action = 'agent-duplicate'" | grep -q "$key3" ||
+  fail "the agent-duplicate event does not name web3's key $key3"
+distinct_online() {
+  [[ $(field web3 status) == online && $(field web4 status) == online &&
+    -n $(field web3 agent_key) && $(field web3 agent_key) != "$(field web4 agent_key)" ]]
+}
+WAIT_SECONDS=40 WAIT_EXPLAIN='agents_json; tail -n 5 "$SCRATCH/a3/agent.log" "$SCRATCH/a4/agent.log"' \
+  wait_for "web3 and its copy online under two identities (the refused one enrolled again)" distinct_online
