@@ -146,26 +146,6 @@ int App::report(const Error& e, int code) {
   return code;
 }
 
-std::string absolute(const std::string& root, const std::string& rel) {
-  if (rel.empty()) return root;
-  return root == "/" ? "/" + rel : root + "/" + rel;
-}
-
-nlohmann::json path_json(const std::string& root, const std::string& rel) {
-  const std::string abs = absolute(root, rel);
-  nlohmann::json j;
-  if (is_valid_utf8(abs)) {
-    j["path"] = abs;
-  } else {
-    // JSON strings must be UTF-8: give the escaped form and the exact bytes in hex.
-    j["path"] = escape(abs);
-    std::string hex;
-    for (unsigned char c : abs) hex += fmt::format("{:02x}", c);
-    j["path_hex"] = hex;
-  }
-  return j;
-}
-
 nlohmann::json entry_json(const baseline::Entry& e) {
   nlohmann::json j = {{"type", baseline::type_name(e.type)},
                       {"mode", fmt::format("{:04o}", e.mode)},
@@ -198,15 +178,6 @@ void print_json(const nlohmann::json& j) {
   // Attacker bytes (a user agent, a path) need not be UTF-8: replaced, never a throw.
   std::fputs(j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str(), stdout);
   std::fputc('\n', stdout);
-}
-
-std::string format_time_ns(int64_t ns) {
-  const time_t secs = static_cast<time_t>(ns / 1'000'000'000);
-  struct tm tm {};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return fmt::format("{}.{:09d}Z", buf, ns % 1'000'000'000);
 }
 
 std::string human_bytes(uint64_t bytes) {

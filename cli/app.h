@@ -18,6 +18,7 @@
 #include "core/baseline/check.h"
 #include "core/baseline/state.h"
 #include "core/config/config.h"
+#include "core/evidence/item_json.h"
 #include "core/fs/glob.h"
 
 namespace mamori::cli {
@@ -92,12 +93,12 @@ class App {
 };
 
 // JSON helpers shared by the commands.
-nlohmann::json path_json(const std::string& root, const std::string& rel);
+using evidence::path_json;
 nlohmann::json entry_json(const baseline::Entry& e);
 nlohmann::json error_json(const Error& e);
-std::string absolute(const std::string& root, const std::string& rel);
+using evidence::absolute;
 void print_json(const nlohmann::json& j);
-std::string format_time_ns(int64_t ns);
+using evidence::format_time_ns;
 std::string human_bytes(uint64_t bytes);
 
 }  // namespace mamori::cli

@@ -16,60 +16,18 @@
 #include "cli/commands/commands.h"
 #include "core/base/quote.h"
 #include "core/evidence/evidence.h"
+#include "core/evidence/item_json.h"
 
 namespace mamori::cli {
 namespace {
 
 using evidence::EvidenceStore;
 using evidence::Item;
+using evidence::item_json;
+using evidence::json_text;
 
 // Larger contents are compared by hash only, as 'mamori diff' does.
 constexpr uint64_t kMaxDiffBytes = 16ull << 20;
-
-// JSON strings must be UTF-8; bytes an attacker chose may not be.
-std::string json_text(const std::string& s) { return is_valid_utf8(s) ? s : escape(s); }
-
-const char* file_type(uint32_t mode) {
-  if (S_ISREG(mode)) return "file";
-  if (S_ISDIR(mode)) return "dir";
-  if (S_ISLNK(mode)) return "symlink";
-  return nullptr;
-}
-
-// Elastic Common Schema names, as events use, so a SIEM needs no mapping; what ECS has
-// no field for goes under "mamori". Fields the kernel did not give are left out.
-nlohmann::json item_json(const Item& it) {
-  nlohmann::json file = path_json(it.root, it.path);
-  file["hash"] = {{"sha256", it.sha256.hex()}};
-  file["size"] = it.size;
-  if (const char* t = file_type(it.mode)) file["type"] = t;
-  file["mode"] = fmt::format("{:04o}", it.mode & 07777);
-  file["uid"] = std::to_string(it.uid);
-  file["gid"] = std::to_string(it.gid);
-  file["mtime"] = format_time_ns(it.mtime_ns);
-  nlohmann::json j = {{"@timestamp", format_time_ns(it.time_ns)}, {"file", file}};
-  if (!it.event_id.empty()) j["event"] = {{"id", json_text(it.event_id)}};
-
-  const auto& w = it.who;
-  nlohmann::json process = nlohmann::json::object(), parent = nlohmann::json::object(),
-                 user = nlohmann::json::object();
-  if (w.pid >= 0) process["pid"] = w.pid;
-  if (!w.executable.empty()) process["executable"] = json_text(w.executable);
-  if (!w.command_line.empty()) process["command_line"] = json_text(w.command_line);
-  if (w.ppid >= 0) parent["pid"] = w.ppid;
-  if (!w.parent_executable.empty()) parent["executable"] = json_text(w.parent_executable);
-  if (!parent.empty()) process["parent"] = parent;
-  if (!process.empty()) j["process"] = process;
-  if (w.uid >= 0) user["id"] = std::to_string(w.uid);
-  if (!w.user.empty()) user["name"] = json_text(w.user);
-  if (!user.empty()) j["user"] = user;
-
-  j["mamori"] = {
-      {"evidence", {{"id", it.id}, {"reason", json_text(it.reason)}, {"truncated", it.truncated}}},
-      {"root", json_text(it.root)}};
-  if (it.baseline_sha256) j["mamori"]["baseline"] = {{"sha256", it.baseline_sha256->hex()}};
-  return j;
-}
 
 std::string or_unknown(const std::string& s) { return s.empty() ? "unknown" : escape(s); }
 std::string or_unknown(int64_t n) { return n < 0 ? "unknown" : std::to_string(n); }
