@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/base/quote.h"
+#include "core/evidence/item_json.h"
 #include "core/proto/actions.h"
 
 namespace mamori::control {
@@ -20,6 +21,23 @@ using proto::ErrorCode;
 
 proto::Answer failed(const Error& e) {
   return ErrorAnswer{ErrorCode::kFailed, e.message(), {}, {}};
+}
+
+// Up to proto::kMaxEvidenceBytes of what `read` streams; complete when it all fit.
+// Reading stops at the limit (a 64 MiB item is not decompressed for its first MiB).
+Result<proto::EvidenceContent> prefix(
+    const std::function<Status(const std::function<Status(std::span<const uint8_t>)>&)>& read) {
+  proto::EvidenceContent c;
+  c.complete = true;
+  auto st = read([&](std::span<const uint8_t> chunk) -> Status {
+    const size_t room = proto::kMaxEvidenceBytes - c.bytes.size();
+    c.bytes.append(reinterpret_cast<const char*>(chunk.data()), std::min(room, chunk.size()));
+    if (chunk.size() <= room) return ok();
+    c.complete = false;
+    return tl::unexpected(Error{"read", "evidence", ECANCELED, "enough"});
+  });
+  if (!st && !(st.error().errnum == ECANCELED && !c.complete)) return tl::unexpected(st.error());
+  return c;
 }
 
 }  // namespace
@@ -58,6 +76,7 @@ proto::Answer Handlers::handle(const proto::Request& request) {
         if constexpr (std::is_same_v<T, proto::HealRequest>) return heal(b);
         if constexpr (std::is_same_v<T, proto::BanRequest>) return ban(b);
         if constexpr (std::is_same_v<T, proto::UnbanRequest>) return unban(b);
+        if constexpr (std::is_same_v<T, proto::EvidenceRequest>) return evidence(b);
       },
       request.body);
 }
@@ -333,6 +352,39 @@ proto::Answer Handlers::unban(const proto::UnbanRequest& r) {
           fmt::format("unbanned {}: decided by {}", ip.to_string(), origin))));
   }
   s_.flush();
+  return a;
+}
+
+proto::Answer Handlers::evidence(const proto::EvidenceRequest& r) {
+  if (!s_.evidence) return ErrorAnswer{ErrorCode::kFailed, "this agent keeps no evidence", {}, {}};
+  auto found = s_.evidence->get(r.id);
+  if (!found) return failed(found.error());
+  if (!*found)
+    return ErrorAnswer{ErrorCode::kBadArgument,
+                       fmt::format("no evidence item {} (never kept, or pruned)", r.id),
+                       {},
+                       {}};
+  const evidence::Item& item = **found;
+  proto::EvidenceAnswer a;
+  a.item = evidence::item_json(item);
+  auto after = prefix([&](const auto& sink) { return s_.evidence->read(item.id, sink); });
+  if (!after) return failed(after.error());
+  a.after = std::move(*after);
+  a.after.complete = a.after.complete && !item.truncated;
+  if (!item.baseline_sha256 || !s_.state) {
+    a.before_missing = "unknown";
+  } else if (*item.baseline_sha256 == item.sha256) {
+    a.before_missing = "same";
+  } else {
+    auto before = prefix(
+        [&](const auto& sink) { return s_.state->store->read(*item.baseline_sha256, sink); });
+    if (before)
+      a.before = std::move(*before);
+    else if (before.error().errnum == ENOENT)
+      a.before_missing = "gone";
+    else
+      return failed(before.error());
+  }
   return a;
 }
 

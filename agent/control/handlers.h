@@ -19,6 +19,8 @@
 #include "agent/sinks/sink_set.h"
 #include "agent/watch/watcher.h"
 #include "core/base/env.h"
+#include "core/baseline/state.h"
+#include "core/evidence/evidence.h"
 #include "core/proto/control.h"
 
 namespace mamori::control {
@@ -53,6 +55,10 @@ struct Services {
   // fleet's ban and unban; opened at the first of them.
   ban::BanOptions ban_options;
   std::string ban_list_path;
+  // The guard's evidence store (null: none kept) and the baseline whose content store
+  // holds what a tampered file should have been: the manager's evidence command.
+  evidence::EvidenceStore* evidence = nullptr;
+  const baseline::State* state = nullptr;
 };
 
 class Handlers {
@@ -78,6 +84,9 @@ class Handlers {
   // list's limits address by address. Each ban applied is an ip-banned event carrying
   // mamori.ban.origin, which tells the manager it is no local decision to push again.
   proto::Answer ban(const proto::BanRequest& r);
+  // One evidence item and the baseline's content for its path, each a prefix of at most
+  // proto::kMaxEvidenceBytes.
+  proto::Answer evidence(const proto::EvidenceRequest& r);
   proto::Answer unban(const proto::UnbanRequest& r);
   Status open_bans();
   // The indexes of the roots a request names; every root for "*".

@@ -269,7 +269,7 @@ SYNOPSIS
     mamori manager apitoken list | revoke ID [--json]
     mamori manager command (--agent KEY | --group NAME | --all) [--wait]
                    [--timeout DURATION] verify | mode ROOT MODE | heal-clear |
-                   ban ADDRESS [--ttl D] | unban ADDRESS
+                   ban ADDRESS [--ttl D] | unban ADDRESS | evidence ID
 
 DESCRIPTION
     Without an action, runs the manager: HTTPS and the agents' WebSocket channel on
@@ -306,7 +306,9 @@ DESCRIPTION
                    (--all): one row per agent in the store, delivered by the manager now
                    (connected agents) or at the agent's next hello. --wait prints each
                    agent's result as it comes (until --timeout, default 30s) and exits 3
-                   unless every agent answered ok
+                   unless every agent answered ok. evidence ID (--agent only): the
+                   evidence item ID of that agent, with the tampered bytes and the
+                   baseline's (--json: base64url, up to 1 MiB each)
 
     user add       a user of the manager's API and console, with a role (default
                    viewer; docs/manager.md "Users and API access" has the role table).

@@ -148,6 +148,14 @@ std::string summary(const CommandRow& r) {
       out += (out.empty() ? "" : "; ") + x.value("address", "") + ": " + x.value("message", "");
     return "refused " + out;
   }
+  // An evidence answer holds the contents (--json has them): say what it holds.
+  if (auto e = proto::decode_evidence_answer(a)) {
+    const json path = e->item.value("file", json::object()).value("path", json(""));
+    return fmt::format("{}: {} kept{}; baseline content: {}",
+                       path.is_string() ? path.get<std::string>() : "",
+                       human_bytes(e->after.bytes.size()), e->after.complete ? "" : " (a prefix)",
+                       e->before ? human_bytes(e->before->bytes.size()) : e->before_missing);
+  }
   return "";
 }
 
@@ -169,6 +177,8 @@ int fleet_command(App& app, const FleetOptions& o) {
   auto request = manager::command_request(o.args, *ttl, o.reason,
                                           manager::never_ban_networks(app.config().manager));
   if (!request) return app.report(Error{"manager command", "", 0, request.error()}, kExitUsage);
+  if (auto t = manager::check_command_targets(*request, targets); !t)
+    return app.report(Error{"manager command", "", 0, t.error()}, kExitUsage);
   auto store = open_store(app);
   if (!store) return app.report(store.error(), kExitIncomplete);
   auto found = manager::command_targets(**store, targets);

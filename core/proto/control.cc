@@ -1,5 +1,7 @@
 #include "core/proto/control.h"
 
+#include "core/proto/channel.h"
+
 #include <array>
 
 namespace mamori::proto {
@@ -7,7 +9,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::pair<Command, std::string_view>, 10> kCommands = {{
+constexpr std::array<std::pair<Command, std::string_view>, 11> kCommands = {{
     {Command::kPing, "ping"},
     {Command::kStatus, "status"},
     {Command::kMode, "mode"},
@@ -18,6 +20,7 @@ constexpr std::array<std::pair<Command, std::string_view>, 10> kCommands = {{
     {Command::kHeal, "heal"},
     {Command::kBan, "ban"},
     {Command::kUnban, "unban"},
+    {Command::kEvidence, "evidence"},
 }};
 
 constexpr std::array<config::Mode, 3> kModes = {config::Mode::kAlert, config::Mode::kRestore,
@@ -247,6 +250,7 @@ Command Request::command() const {
         if constexpr (std::is_same_v<T, HealRequest>) return Command::kHeal;
         if constexpr (std::is_same_v<T, BanRequest>) return Command::kBan;
         if constexpr (std::is_same_v<T, UnbanRequest>) return Command::kUnban;
+        if constexpr (std::is_same_v<T, EvidenceRequest>) return Command::kEvidence;
       },
       body);
 }
@@ -276,6 +280,8 @@ json to_json(const Request& r) {
         } else if constexpr (std::is_same_v<T, UnbanRequest>) {
           j["addresses"] = b.addresses;
           j["origin"] = b.origin;
+        } else if constexpr (std::is_same_v<T, EvidenceRequest>) {
+          j["id"] = b.id;
         }
       },
       r.body);
@@ -363,6 +369,13 @@ Decoded<Request> decode_request(const json& j) {
       if (b.reason.size() > kMaxBanTextLength) r.fail("reason", "at most 1024 characters");
       if (b.origin.size() > kMaxBanTextLength) r.fail("origin", "at most 1024 characters");
       req.body = std::move(b);
+      break;
+    }
+    case Command::kEvidence: {
+      EvidenceRequest e;
+      e.id = r.integer("id");
+      if (e.id <= 0) r.fail("id", "an evidence id (a positive integer)");
+      req.body = e;
       break;
     }
     case Command::kUnban: {
@@ -639,6 +652,25 @@ json to_json(const StatusDocument& s) {
           {"manager", to_json(s.manager)}};
 }
 
+namespace {
+
+json to_json(const EvidenceContent& c) {
+  return {{"base64url", channel::base64url(c.bytes)}, {"complete", c.complete}};
+}
+
+EvidenceContent read_evidence_content(Reader& r) {
+  EvidenceContent c;
+  const std::string text = r.string("base64url");
+  if (auto bytes = channel::unbase64url(text))
+    c.bytes = std::move(*bytes);
+  else
+    r.fail("base64url", "base64url text");
+  c.complete = r.boolean("complete");
+  return c;
+}
+
+}  // namespace
+
 json to_json(const Answer& a, int v) {
   json j = {{"v", v}};
   std::visit(
@@ -676,6 +708,13 @@ json to_json(const Answer& a, int v) {
               refused.push_back({{"address", x.address}, {"code", x.code}, {"message", x.message}});
             j["applied"] = b.applied;
             j["refused"] = std::move(refused);
+          } else if constexpr (std::is_same_v<T, EvidenceAnswer>) {
+            j["item"] = b.item;
+            j["after"] = to_json(b.after);
+            if (b.before)
+              j["before"] = to_json(*b.before);
+            else
+              j["before_missing"] = b.before_missing;
           }
         }
       },
@@ -727,6 +766,19 @@ Decoded<BanAnswer> decode_ban_answer(const json& j) {
     a.refused = read_list<RefusedAddress>(r, "refused", [](Reader& x) {
       return RefusedAddress{x.string("address"), x.string("code"), x.string("message")};
     });
+    return a;
+  });
+}
+
+Decoded<EvidenceAnswer> decode_evidence_answer(const json& j) {
+  return decode_answer<EvidenceAnswer>(j, [](Reader& r) {
+    EvidenceAnswer a;
+    a.item = r.object("item");
+    a.after = read_nested<EvidenceContent>(r, "after", read_evidence_content);
+    if (r.has("before"))
+      a.before = read_nested<EvidenceContent>(r, "before", read_evidence_content);
+    else
+      a.before_missing = r.string("before_missing");
     return a;
   });
 }

@@ -66,7 +66,8 @@ enum class Command {
   kVerify,
   kHeal,
   kBan,
-  kUnban
+  kUnban,
+  kEvidence
 };
 std::string_view command_name(Command c);
 std::optional<Command> parse_command(std::string_view name);
@@ -127,9 +128,17 @@ struct UnbanRequest {
   std::string origin;
 };
 
-using RequestBody =
-    std::variant<PingRequest, StatusRequest, ModeRequest, PauseRequest, ResumeRequest,
-                 DeployPathsRequest, VerifyRequest, HealRequest, BanRequest, UnbanRequest>;
+// One evidence item (docs/agent.md, Evidence) for the manager's console: what was kept
+// and what the baseline held, each up to kMaxEvidenceBytes (a prefix beyond), so that
+// the answer fits one channel message.
+inline constexpr size_t kMaxEvidenceBytes = 1u << 20;
+struct EvidenceRequest {
+  int64_t id = 0;  // > 0
+};
+
+using RequestBody = std::variant<PingRequest, StatusRequest, ModeRequest, PauseRequest,
+                                 ResumeRequest, DeployPathsRequest, VerifyRequest, HealRequest,
+                                 BanRequest, UnbanRequest, EvidenceRequest>;
 
 struct Request {
   int v = kVersion;
@@ -272,8 +281,23 @@ struct BanAnswer {
   std::vector<RefusedAddress> refused;
 };
 
-using Answer =
-    std::variant<ErrorAnswer, PingAnswer, StatusAnswer, DeployPathsAnswer, HealAnswer, BanAnswer>;
+// Bytes an attacker wrote travel as base64url (no padding): JSON strings are UTF-8.
+struct EvidenceContent {
+  std::string bytes;
+  bool complete = false;  // false: a prefix (the content is longer, or only a prefix was kept)
+};
+struct EvidenceAnswer {
+  nlohmann::json item;    // as `mamori evidence show --json` prints it
+  EvidenceContent after;  // the tampered content kept
+  // The content the baseline holds for the path, when it knows one and still has it;
+  // else why not: "unknown" (no baseline content: a new file), "gone" (no longer in the
+  // content store), "same" (the kept content is the baseline's).
+  std::optional<EvidenceContent> before;
+  std::string before_missing;
+};
+
+using Answer = std::variant<ErrorAnswer, PingAnswer, StatusAnswer, DeployPathsAnswer, HealAnswer,
+                            BanAnswer, EvidenceAnswer>;
 
 // The answer to a request of version `v`: {"v":v,"ok":true,...} or {"v":v,"ok":false,
 // "error":...}, the error a string for version 1 and an object for version 2.
@@ -286,6 +310,7 @@ Decoded<StatusAnswer> decode_status_answer(const nlohmann::json& j);
 Decoded<DeployPathsAnswer> decode_deploy_paths_answer(const nlohmann::json& j);
 Decoded<HealAnswer> decode_heal_answer(const nlohmann::json& j);
 Decoded<BanAnswer> decode_ban_answer(const nlohmann::json& j);
+Decoded<EvidenceAnswer> decode_evidence_answer(const nlohmann::json& j);
 
 nlohmann::json to_json(const StatusDocument& s);
 nlohmann::json to_json(const HealStatus& h);

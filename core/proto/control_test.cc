@@ -21,6 +21,7 @@ TEST(Proto, RequestsRoundTrip) {
       {kVersion, HealRequest{HealAction::kFail, "", "maintenance"}},
       {kVersion, BanRequest{{"192.0.2.7", "2001:db8::/64"}, 600, "scanner", "agent-1"}},
       {kVersion, UnbanRequest{{"192.0.2.7"}, "manager"}},
+      {kVersion, EvidenceRequest{42}},
   };
   for (const auto& r : requests) {
     const json j = to_json(r);
@@ -80,6 +81,37 @@ TEST(Proto, BanAnswerRoundTrip) {
   EXPECT_EQ(back->refused[0].code, "allowlisted");
 }
 
+// The bytes are an attacker's (any byte, NUL, invalid UTF-8): they travel as base64url.
+TEST(Proto, EvidenceAnswerRoundTripsAnyBytes) {
+  const char raw[] = "<?php \xff\xfe\0 eval($_GET[1]);";
+  const std::string bytes(raw, sizeof raw - 1);
+  const json item = {{"file", {{"path", "/srv/www/x.php"}}}};
+  for (const auto& before :
+       {std::optional<EvidenceContent>{{"<?php ok", true}}, std::optional<EvidenceContent>{}}) {
+    EvidenceAnswer a{item, {bytes, false}, before, before ? "" : "gone"};
+    const json j = to_json(Answer{a});
+    EXPECT_NO_THROW((void)j.dump()) << "valid UTF-8 all through";
+    auto back = decode_evidence_answer(j);
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_EQ(back->item, item);
+    EXPECT_EQ(back->after.bytes, bytes);
+    EXPECT_FALSE(back->after.complete);
+    EXPECT_EQ(back->before.has_value(), before.has_value());
+    if (before) EXPECT_EQ(back->before->bytes, "<?php ok");
+    EXPECT_EQ(back->before_missing, before ? "" : "gone");
+  }
+  json bad = to_json(Answer{EvidenceAnswer{item, {"x", true}, {}, "unknown"}});
+  bad["after"]["base64url"] = "not base64!";
+  EXPECT_FALSE(decode_evidence_answer(bad));
+  for (const json& r :
+       {json{{"v", 2}, {"cmd", "evidence"}}, json{{"v", 2}, {"cmd", "evidence"}, {"id", 0}},
+        json{{"v", 2}, {"cmd", "evidence"}, {"id", "7"}}}) {
+    auto d = decode_request(r);
+    ASSERT_FALSE(d) << r.dump();
+    EXPECT_NE(d.error().message.find("id"), std::string::npos) << d.error().message;
+  }
+}
+
 TEST(Proto, UnknownFieldsAreIgnored) {
   auto r = decode_request(json::parse(R"({"v":2,"cmd":"verify","colour":"blue","roots":["/x"]})"));
   ASSERT_TRUE(r);
@@ -97,7 +129,7 @@ TEST(Proto, UnknownCommandNamesItAndTheSupportedOnes) {
   const json a = to_json(Answer{r.error()}, 2);
   EXPECT_EQ(a["ok"], false);
   EXPECT_EQ(a["error"]["code"], "unknown-command");
-  EXPECT_EQ(a["error"]["supported"].size(), 10u);
+  EXPECT_EQ(a["error"]["supported"].size(), 11u);
   // Version 1 clients read the error as text.
   const json a1 = to_json(Answer{r.error()}, 1);
   EXPECT_TRUE(a1["error"].is_string());

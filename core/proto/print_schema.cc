@@ -42,6 +42,7 @@ void examples() {
          proto::to_json(Request{
              v, proto::BanRequest{{"192.0.2.7", "2001:db8::/64"}, 600, "scanner", "agent-key"}}));
     line("Request", proto::to_json(Request{v, proto::UnbanRequest{{"192.0.2.7"}, "manager"}}));
+    line("Request", proto::to_json(Request{v, proto::EvidenceRequest{3}}));
 
     proto::StatusDocument s;
     s.pid = 1;
@@ -74,6 +75,12 @@ void examples() {
              Answer{proto::DeployPathsAnswer{
                  proto::Attribution::kPid, 7, true, {{"/srv/www", {"index.php"}, {"x.php"}}}}},
              v));
+    const json item = {{"file", {{"path", "/srv/www/x.php"}}}};
+    line("EvidenceAnswer",
+         proto::to_json(
+             Answer{proto::EvidenceAnswer{item, {"<?php evil", true}, {{"ok", true}}, ""}}, v));
+    line("EvidenceAnswer",
+         proto::to_json(Answer{proto::EvidenceAnswer{item, {"x", false}, {}, "unknown"}}, v));
     // Errors, from the decoder itself where it makes them.
     line("ErrorAnswer",
          proto::to_json(Answer{proto::decode_request(json{{"cmd", "reboot"}}).error()}, v));

@@ -151,10 +151,13 @@ json schema() {
               "or \"manager\"), carried by the ip-banned event as mamori.ban.origin");
   defs["UnbanRequest"] = request("unban", {{"addresses", addresses}, {"origin", text}},
                                  {"addresses"}, "lift bans on this host (fleet control)");
+  defs["EvidenceRequest"] =
+      request("evidence", {{"id", {{"type", "integer"}, {"minimum", 1}}}}, {"id"},
+              "one evidence item: what was kept, and what the baseline holds for its path");
   json any_request = json::array();
-  for (const char* r :
-       {"PingRequest", "StatusRequest", "ModeRequest", "PauseRequest", "ResumeRequest",
-        "DeployPathsRequest", "VerifyRequest", "HealRequest", "BanRequest", "UnbanRequest"})
+  for (const char* r : {"PingRequest", "StatusRequest", "ModeRequest", "PauseRequest",
+                        "ResumeRequest", "DeployPathsRequest", "VerifyRequest", "HealRequest",
+                        "BanRequest", "UnbanRequest", "EvidenceRequest"})
     any_request.push_back(ref(r));
   defs["Request"] = {{"oneOf", any_request}};
 
@@ -257,6 +260,20 @@ json schema() {
                                      {"roots", array_of(ref("DeployRootPaths"))}},
                                     {"attribution", "pid", "complete", "roots"},
                                     "the paused roots' paths, by writer")})}};
+  defs["EvidenceContent"] = object(
+      {{"base64url", {{"type", "string"}, {"description", "the bytes, base64url without padding"}}},
+       {"complete", {{"type", "boolean"}, {"description", "false: a prefix of the content"}}}},
+      {"base64url", "complete"});
+  defs["EvidenceAnswer"] = answer(
+      {{"item",
+        {{"type", "object"}, {"description", "as 'mamori evidence show --json' prints it"}}},
+       {"after", ref("EvidenceContent")},
+       {"before", ref("EvidenceContent")},
+       {"before_missing",
+        enum_of(std::array{"unknown", "gone", "same"},
+                "no baseline content for the path, no longer in the store, or the kept content")}},
+      {"item", "after"},
+      "to evidence: before is the baseline's content, or before_missing says why not");
   defs["ErrorAnswer"] = {
       {"oneOf",
        json::array({object({{"v", {{"const", 1}}}, {"ok", {{"const", false}}}, {"error", str()}},
@@ -271,7 +288,8 @@ json schema() {
                            {"v", "ok", "error"}, "version 2: a stable code and the text")})}};
   defs["Answer"] = {
       {"anyOf", json::array({ref("ErrorAnswer"), ref("PingAnswer"), ref("StatusAnswer"),
-                             ref("DeployPathsAnswer"), ref("HealAnswer"), ref("BanAnswer")})}};
+                             ref("DeployPathsAnswer"), ref("HealAnswer"), ref("BanAnswer"),
+                             ref("EvidenceAnswer")})}};
   // The agent-manager protocol (its own version, docs/formats/manager-channel.md).
   channel::add_schema_defs(defs);
 

@@ -498,6 +498,7 @@ ApiResponse Api::fleet(std::string_view p, const Request& req, const Caller& cal
   if (auto t = check_targets(targets); !t) return bad("agent, group or all: " + t.error());
   auto request = command_request(words, *ttl_s, *reason, hub_.fleet().never_ban());
   if (!request) return bad(request.error());
+  if (auto t = check_command_targets(*request, targets); !t) return bad(t.error());
   auto names = command_targets(st, targets);
   if (!names) return internal(names.error());
   if (names->empty()) return error(status::not_found, "not-found", "no such agent or group");

@@ -1,5 +1,7 @@
 #include "manager/server/fleet_orders.h"
 
+#include <charconv>
+
 #include "core/base/quote.h"
 #include "core/config/config.h"
 #include "core/logparse/ip.h"
@@ -55,7 +57,8 @@ Checked<proto::Request> command_request(std::span<const std::string> words, int6
                                         std::string_view reason,
                                         std::span<const logparse::Cidr> never_ban) {
   if (words.empty())
-    return tl::unexpected(std::string("give a command: verify, mode, heal-clear, ban or unban"));
+    return tl::unexpected(
+        std::string("give a command: verify, mode, heal-clear, ban, unban or evidence"));
   const std::string& what = words[0];
   auto arity = [&](size_t n, const char* usage) -> std::optional<std::string> {
     if (words.size() != n + 1) return std::string(usage);
@@ -95,12 +98,28 @@ Checked<proto::Request> command_request(std::span<const std::string> words, int6
                           reason.empty() ? "mamori manager command" : std::string(reason),
                           "manager"}};
   }
-  return tl::unexpected(quote(what) + " is not a command: verify, mode, heal-clear, ban, unban");
+  if (what == "evidence") {
+    if (auto e = arity(1, "evidence ID (an evidence id of that agent)")) return tl::unexpected(*e);
+    int64_t id = 0;
+    const std::string& w = words[1];
+    auto [end, ec] = std::from_chars(w.data(), w.data() + w.size(), id);
+    if (ec != std::errc() || end != w.data() + w.size() || id <= 0)
+      return tl::unexpected(std::string("evidence ID: ID is a positive integer"));
+    return proto::Request{proto::kVersion, proto::EvidenceRequest{id}};
+  }
+  return tl::unexpected(quote(what) +
+                        " is not a command: verify, mode, heal-clear, ban, unban, evidence");
 }
 
 Checked<bool> check_targets(const CommandTargets& t) {
   const int chosen = (t.agent_key.empty() ? 0 : 1) + (t.group.empty() ? 0 : 1) + (t.all ? 1 : 0);
   if (chosen != 1) return tl::unexpected(std::string("give one of an agent, a group, or all"));
+  return true;
+}
+
+Checked<bool> check_command_targets(const proto::Request& r, const CommandTargets& t) {
+  if (std::holds_alternative<proto::EvidenceRequest>(r.body) && t.agent_key.empty())
+    return tl::unexpected(std::string("evidence goes to one agent: its ids are its own"));
   return true;
 }
 

@@ -44,8 +44,8 @@ Checked<NewBan> check_ban(const BanOrder& order, std::span<const logparse::Cidr>
                           int64_t now_ns);
 
 // The control-protocol request of `verify`, `mode ROOT MODE` (ROOT "*": every root),
-// `heal-clear`, `ban ADDRESS` or `unban ADDRESS`; a ban lasts `ttl_s` (0: permanent) and
-// never holds an address in `never_ban`.
+// `heal-clear`, `ban ADDRESS`, `unban ADDRESS` or `evidence ID`; a ban lasts `ttl_s`
+// (0: permanent) and never holds an address in `never_ban`.
 Checked<proto::Request> command_request(std::span<const std::string> words, int64_t ttl_s,
                                         std::string_view reason,
                                         std::span<const logparse::Cidr> never_ban);
@@ -60,6 +60,9 @@ struct CommandTargets {
 // is gone) only by its key. Empty when none matches; a usage error unless exactly one of
 // the three is given.
 Checked<bool> check_targets(const CommandTargets& t);
+// An evidence id is one agent's own (and its answer up to 2 MiB): `evidence` goes to one
+// agent, never to a group or the fleet.
+Checked<bool> check_command_targets(const proto::Request& r, const CommandTargets& t);
 Result<std::map<std::string, std::string>> command_targets(Store& store, const CommandTargets& t);
 
 // One command row (pending) per target, all with `request`: row id → agent_key.

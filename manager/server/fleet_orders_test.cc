@@ -66,6 +66,22 @@ TEST(FleetOrders, CommandsAreTheControlProtocolsRequests) {
   EXPECT_FALSE(command_request(words({"ban", "192.0.2.1"}), -5, "", {}));
 }
 
+TEST(FleetOrders, EvidenceIsOneAgentsItem) {
+  auto words = [](std::initializer_list<std::string> w) { return std::vector<std::string>(w); };
+  auto e = command_request(words({"evidence", "17"}), 0, "", {});
+  ASSERT_TRUE(e) << e.error();
+  EXPECT_EQ(proto::to_json(*e)["id"], 17);
+  for (const auto& bad : {words({"evidence"}), words({"evidence", "0"}), words({"evidence", "-3"}),
+                          words({"evidence", "7x"}), words({"evidence", "99999999999999999999"}),
+                          words({"evidence", "1", "2"})})
+    EXPECT_FALSE(command_request(bad, 0, "", {})) << bad.size();
+  EXPECT_TRUE(check_command_targets(*e, {"key", "", false}));
+  EXPECT_FALSE(check_command_targets(*e, {"", "web", false}));
+  EXPECT_FALSE(check_command_targets(*e, {"", "", true}));
+  auto verify = command_request(words({"verify"}), 0, "", {});
+  EXPECT_TRUE(check_command_targets(*verify, {"", "", true}));
+}
+
 TEST(FleetOrders, ExactlyOneTarget) {
   EXPECT_TRUE(check_targets({"key", "", false}));
   EXPECT_TRUE(check_targets({"", "web", false}));

@@ -16,8 +16,10 @@
 #     every agent's set within 1 s (measured), `manager unban` lifts it everywhere,
 #     `manager bans` lists the fleet's bans;
 #   - `manager command --all --wait verify` prints every agent's ok; `--agent K --wait ban`
-#     of an address that agent allowlists exits 3 with the refusal; a command for a
-#     stopped agent waits in the store and runs at its hello;
+#     of an address that agent allowlists exits 3 with the refusal; `evidence ID` brings
+#     a tampered file's kept bytes (NUL and 0xff included) and the baseline's back from
+#     the agent, and is refused for more than one agent; a command for a stopped agent
+#     waits in the store and runs at its hello;
 #   - what one agent may make the fleet ban is bounded: an address in the manager's
 #     never_ban stays agent 1's own ban (fleet-ban-refused reported, `manager ban` of it
 #     refused), and beyond max_agent_bans_per_hour (25) agent 1's bans are not pushed.
@@ -318,6 +320,39 @@ assert_eq 4 "$(grep -c ' ok ' <<<"$OUT")" "four ok results"
 step "manager command --agent (agent 2) --wait ban of an address it allowlists: refused, exit 3"
 expect_exit 3 manager command --agent "$K2" --wait ban 10.99.0.7
 assert_contains "$OUT" "refused 10.99.0.7" "the refusal printed"
+
+step "manager command --agent (agent 2) evidence: the tampered bytes and the baseline's, fetched from the agent"
+expect_exit 0 manager command --agent "$K2" --wait mode '*' preserve
+# Bytes no JSON string can hold (NUL, 0xff) after the injected markup.
+printf '<iframe src=//evil.example/x>\0\377\n' >>"$SCRATCH/a2/www/index.html"
+evidence_id() {  # agent 2's mamori.evidence.id for its index.html, empty until kept
+  python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    e = json.loads(l)
+    if e.get("file", {}).get("path", "").endswith("/index.html") and "evidence" in e.get("mamori", {}):
+        print(e["mamori"]["evidence"]["id"]); break' "${AEVENTS[2]}"
+}
+has_evidence() { [[ -n $(evidence_id) ]]; }
+WAIT_SECONDS=15 WAIT_EXPLAIN='tail -n 3 "${AEVENTS[2]}"' wait_for "agent 2 to keep the tampered index.html" has_evidence
+EID=$(evidence_id)
+expect_exit 0 manager command --agent "$K2" --wait evidence "$EID"
+assert_contains "$OUT" "/a2/www/index.html: " "the summary names the file"
+assert_contains "$OUT" "baseline content: 7 B" "the baseline's content came too"
+expect_exit 0 manager command --agent "$K2" --json --wait evidence "$EID"
+python3 - "$OUT" <<'PYEOF2' || fail "the evidence answer's contents are not the file's: $OUT"
+import base64, json, sys
+a = json.loads(sys.argv[1])["results"][0]["answer"]
+unb = lambda t: base64.urlsafe_b64decode(t + "=" * (-len(t) % 4))
+assert unb(a["before"]["base64url"]) == b"site 2\n", a["before"]
+assert unb(a["after"]["base64url"]) == b"site 2\n<iframe src=//evil.example/x>\0\xff\n", a["after"]
+assert a["after"]["complete"] and a["item"]["mamori"]["evidence"]["id"] > 0
+PYEOF2
+expect_exit 2 manager command --all evidence "$EID"
+assert_contains "$ERR" "one agent" "evidence is refused for the fleet"
+expect_exit 3 manager command --agent "$K2" --wait evidence 999999
+assert_contains "$OUT" "no evidence item 999999" "an unknown id"
+expect_exit 0 manager command --agent "$K2" --wait mode '*' restore
 
 step "a command for a stopped agent waits for its hello; the bans it holds make no new events"
 fleet_bans_of() {  # I: agent I's ip-banned events pushed by the fleet
