@@ -4,6 +4,7 @@
 #include "agent/app/agent.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -18,13 +19,16 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "agent/control/handlers.h"
 #include "agent/watch/replay/replay_watcher.h"
 #include "core/base/unique_fd.h"
 #include "core/baseline/record.h"
 #include "core/baseline/state.h"
 #include "core/db/sqlite.h"
+#include "core/evidence/evidence.h"
 #include "core/fs/beneath.h"
 #include "core/proto/actions.h"
+#include "core/proto/control.h"
 #include "testing/temp_dir.h"
 
 namespace mamori::agent {
@@ -185,6 +189,67 @@ TEST_F(AgentTest, ReplayedTamperIsRestoredWrittenAndDelivered) {
         proto::action::kAllActions.end())
         << action;
   }
+}
+
+// The manager's evidence command, answered by the agent's handlers from its own stores:
+// the kept bytes (a prefix past the limit) and the baseline's content, or why not.
+TEST_F(AgentTest, EvidenceCommandAnswersWithTheKeptAndTheBaselineContent) {
+  record_baseline();
+  const std::string good = "<?php require 'load.php';\n";
+  const std::string big(proto::kMaxEvidenceBytes + 5000, 'x');
+  std::vector<int64_t> ids;
+  TempDir copies;  // the tampered contents, outside the guarded site
+  {
+    auto store =
+        evidence::EvidenceStore::open(env, state.path(), evidence::EvidenceStore::Access::kWrite);
+    ASSERT_TRUE(store) << store.error().message();
+    auto keep = [&](const std::string& name, const std::string& content,
+                    std::optional<hash::Digest> baseline) {
+      copies.write(name, content);
+      UniqueFd fd(::open((copies / name).c_str(), O_RDONLY | O_CLOEXEC));
+      evidence::Item meta;
+      meta.root = site.path();
+      meta.path = name;
+      meta.reason = "modified";
+      meta.baseline_sha256 = baseline;
+      auto item = (*store)->add(meta, fd.get());
+      ASSERT_TRUE(item) << item.error().message();
+      ids.push_back(item->id);
+    };
+    keep("tampered.php", big, hash::sha256(good));            // before: the baseline's
+    keep("same.php", good, hash::sha256(good));               // the kept one is the baseline's
+    keep("new.php", "<?php eval($_POST[0]);", std::nullopt);  // a new file
+    keep("gone.php", "x", hash::sha256(std::string_view("never stored")));
+  }
+  Agent agent(env, executor, options);
+  ASSERT_TRUE(agent.start());
+  auto ask = [&](int64_t id) {
+    return agent.handlers().handle(proto::Request{proto::kVersion, proto::EvidenceRequest{id}});
+  };
+
+  auto a = ask(ids[0]);
+  ASSERT_TRUE(std::holds_alternative<proto::EvidenceAnswer>(a));
+  const auto& tampered = std::get<proto::EvidenceAnswer>(a);
+  EXPECT_EQ(tampered.after.bytes, big.substr(0, proto::kMaxEvidenceBytes));
+  EXPECT_FALSE(tampered.after.complete) << "a prefix";
+  ASSERT_TRUE(tampered.before);
+  EXPECT_EQ(tampered.before->bytes, good);
+  EXPECT_TRUE(tampered.before->complete);
+  EXPECT_EQ(tampered.item["mamori"]["evidence"]["id"], ids[0]);
+  EXPECT_NE(tampered.item["file"]["path"].get<std::string>().find("tampered.php"),
+            std::string::npos);
+
+  const char* missing[] = {"same", "unknown", "gone"};
+  for (size_t i = 1; i < 4; ++i) {
+    auto x = ask(ids[i]);
+    ASSERT_TRUE(std::holds_alternative<proto::EvidenceAnswer>(x)) << i;
+    EXPECT_FALSE(std::get<proto::EvidenceAnswer>(x).before) << i;
+    EXPECT_EQ(std::get<proto::EvidenceAnswer>(x).before_missing, missing[i - 1]);
+    EXPECT_TRUE(std::get<proto::EvidenceAnswer>(x).after.complete) << i;
+  }
+  auto none = ask(9999);
+  ASSERT_TRUE(std::holds_alternative<proto::ErrorAnswer>(none));
+  EXPECT_EQ(std::get<proto::ErrorAnswer>(none).code, proto::ErrorCode::kBadArgument);
 }
 
 }  // namespace
