@@ -13,7 +13,7 @@
 #     command, state refused) and banned on agent 3;
 #   - an agent started after the bans gets every active one at its hello;
 #   - `mamori manager ban` (another process: the running manager polls the store) reaches
-#     every agent's set (measured from the command's exit; under 2 s on a loaded machine),
+#     every agent's set (measured from the command's exit; a stuck poll fails it),
 #     `manager unban` lifts it everywhere,
 #     `manager bans` lists the fleet's bans;
 #   - `manager command --all --wait verify` prints every agent's ok; `--agent K --wait ban`
@@ -297,16 +297,17 @@ print((time.time_ns() - t0) // 10**6)
 PY
 }
 # From the ban's row committed (the command's exit) to every set; the command's own start
-# (a process, the config, the store) is printed beside it. One sample on a loaded machine
-# (the CI runs two tests at once): it took 1.16 and 1.40 s there with the command's start,
-# 0.54 s here idle. The fleet's 1 s p99 is asserted on the 20 agent-decided bans above
-# (and measured for 10,000 agents by bench/manager); this bound catches a stuck poll.
+# (a process, the config, the store) is printed beside it. 0.54 s idle, but 1.7-2.0 s
+# with three such tests at once (the CI runs two): this path is slow under load (not yet
+# traced: docs/manager.md, Fleet control). The fleet's 1 s p99 is asserted on the 20
+# agent-decided bans above (and measured for 10,000 agents by bench/manager); this bound
+# only catches a stuck poll.
 t_cli=$(date +%s%N)
 expect_exit 0 manager ban 10.55.0.1 --ttl 10m --reason "seen on the honeypot"
 t0=$(date +%s%N)
 ms=$(ms_until "$t0" 10.55.0.1) || fail "$ms; $(grep fleet "$MLOG" | tail -n 3)"
 echo "mamori manager ban -> the nftables sets of all 4 agents: ${ms} ms after the command's exit ($(((t0 - t_cli) / 1000000)) ms for the command itself)"
-((ms < 2000)) || fail "the manager's ban took ${ms} ms to reach every agent"
+((ms < 5000)) || fail "the manager's ban took ${ms} ms to reach every agent"
 expect_exit 0 manager bans --json
 assert_eq 22 "$(json 'j["count"]')" "the fleet's bans"
 assert_eq manager "$(json '[b["origin"] for b in j["bans"] if b["address"] == "10.55.0.1"][0]')" "its origin"
