@@ -297,7 +297,7 @@ print((time.time_ns() - t0) // 10**6)
 PY
 }
 # From the ban's row committed (the command's exit) to every set; the command's own start
-# (a process, the config, the store) is printed beside it. 0.54 s idle, but 1.7-2.0 s
+# (a process, the config, the store) is printed beside it. 0.54 s idle, but 1.4-2.0 s
 # with three such tests at once (the CI runs two): this path is slow under load (not yet
 # traced: docs/manager.md, Fleet control). The fleet's 1 s p99 is asserted on the 20
 # agent-decided bans above (and measured for 10,000 agents by bench/manager); this bound
