@@ -21,8 +21,9 @@ constexpr int64_t kMigrationLock = 0x6d616d6f7269;
 // Serializes the transactions that add events, among all managers: row_id is taken from
 // a sequence at insert, so two managers committing out of order would let a reader that
 // pages by row_id (the console's cursor, the live stream) pass a row before it commits,
-// and never see it. Under this lock rows commit in row_id order. The two-int form is a
-// key space of its own: no agent key's hash (below) can be this lock.
+// and never see it. Under this lock rows commit in row_id order, and the batches of one
+// agent key never race (its sequence walk sees every committed batch). The two-int form
+// is a key space of its own, apart from kMigrationLock's.
 constexpr int64_t kEventNumberingLock[2] = {0x6d616d6f, 0x726f7773};  // "mamo" "rows"
 
 // Each step brings the schema from version i to i+1; kPostgresSchemaVersion == size.
@@ -483,17 +484,12 @@ class PostgresStore final : public Store {
                                                   std::span<const SeenMark> seen,
                                                   int64_t received_at_ns) override {
     std::vector<InsertResult> results;
-    std::vector<size_t> order;  // the batches to write, by agent key (see below)
+    std::vector<size_t> order;  // the batches to write: those with events
     for (size_t i = 0; i < batches.size(); ++i) {
       results.push_back({0, 0, batches[i].events->max_sequence});
       if (!batches[i].events->rows.empty()) order.push_back(i);
     }
     if (order.empty() && seen.empty()) return results;
-    // Each batch takes its agent key's advisory lock: taken in one order (by key) by
-    // every manager, two group commits never wait for each other in a cycle.
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-      return batches[a].agent_key < batches[b].agent_key;
-    });
     std::string keys = "{", times = "{";
     for (size_t i = 0; i < seen.size(); ++i) {
       if (i > 0) {
@@ -511,7 +507,8 @@ class PostgresStore final : public Store {
     return call(Retry::kIdempotent, [&]() -> Result<std::vector<InsertResult>> {
       std::vector<InsertResult> out = results;
       auto tx = MAMORI_TRY(Tx::begin(conn_));
-      // Taken before any agent key's lock, by every writer of events: no wait cycle.
+      // Every writer of events takes it first: rows commit in row_id order, and the
+      // sequence walk of insert_batch sees every committed batch of its agent key.
       if (!order.empty())
         MAMORI_TRY(conn_.query("SELECT pg_advisory_xact_lock($1::int4, $2::int4)",
                                Params().add(kEventNumberingLock[0]).add(kEventNumberingLock[1])));
@@ -1130,7 +1127,7 @@ class PostgresStore final : public Store {
     return v;
   }
 
-  // Inside the insert's transaction, under the key's advisory lock. The same walk as the
+  // Inside the insert's transaction, under kEventNumberingLock. The same walk as the
   // SQLite store's (from the gap-free mark forward over the stored sequences, by the
   // (agent_key, sequence) index; a fresh key starts below the batch's lowest), done by the
   // server in one recursive query and stored by the same statement.
@@ -1158,11 +1155,6 @@ class PostgresStore final : public Store {
     }
     for (std::string* s : {&ids, &seqs, &times, &actions, &paths, &ips, &sevs, &jsons}) *s += '}';
     const int64_t total = static_cast<int64_t>(batch.rows.size());
-    // One batch of an agent key at a time across all connections, so the sequence walk
-    // below sees every committed batch of the key (hash collisions only serialize two
-    // keys more than needed).
-    MAMORI_TRY(conn_.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                           Params().add(agent_key)));
     Rows ins = MAMORI_TRY(conn_.query(
         "INSERT INTO events (agent_key, event_id, sequence, time_ns, action, path, source_ip, "
         "severity, received_at_ns, json) "
