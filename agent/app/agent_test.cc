@@ -252,5 +252,37 @@ TEST_F(AgentTest, EvidenceCommandAnswersWithTheKeptAndTheBaselineContent) {
   EXPECT_EQ(std::get<proto::ErrorAnswer>(none).code, proto::ErrorCode::kBadArgument);
 }
 
+// The site command: each root's digest, then a directory's children, the same digests
+// the baseline module computes; an unknown root is named as such.
+TEST_F(AgentTest, SiteCommandAnswersTheBaselinesDigests) {
+  record_baseline();
+  Agent agent(env, executor, options);
+  ASSERT_TRUE(agent.start());
+  auto ask = [&](proto::SiteRequest q) { return agent.handlers().handle({proto::kVersion, q}); };
+  auto roots = ask({});
+  ASSERT_TRUE(std::holds_alternative<proto::SiteAnswer>(roots));
+  const auto& r = std::get<proto::SiteAnswer>(roots);
+  ASSERT_EQ(r.parts.size(), 1u);
+  EXPECT_EQ(r.parts[0].name, site.path());
+  EXPECT_EQ(r.parts[0].entries, 3u) << "the root and its two files";
+
+  auto top = ask({site.path(), "", ""});
+  ASSERT_TRUE(std::holds_alternative<proto::SiteAnswer>(top));
+  const auto& t = std::get<proto::SiteAnswer>(top);
+  ASSERT_EQ(t.parts.size(), 2u);
+  EXPECT_EQ(t.parts[0].name, "index.php");
+  EXPECT_EQ(t.parts[0].type, "file");
+  EXPECT_EQ(t.parts[1].name, "load.php");
+  EXPECT_FALSE(t.more);
+  auto page = ask({site.path(), "", "index.php"});
+  ASSERT_TRUE(std::holds_alternative<proto::SiteAnswer>(page));
+  ASSERT_EQ(std::get<proto::SiteAnswer>(page).parts.size(), 1u);
+  EXPECT_EQ(std::get<proto::SiteAnswer>(page).parts[0].digest, t.parts[1].digest);
+
+  auto unknown = ask({"/nowhere", "", ""});
+  ASSERT_TRUE(std::holds_alternative<proto::ErrorAnswer>(unknown));
+  EXPECT_EQ(std::get<proto::ErrorAnswer>(unknown).code, proto::ErrorCode::kUnknownRoot);
+}
+
 }  // namespace
 }  // namespace mamori::agent

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/base/quote.h"
+#include "core/baseline/site.h"
 #include "core/evidence/item_json.h"
 #include "core/proto/actions.h"
 
@@ -77,6 +78,7 @@ proto::Answer Handlers::handle(const proto::Request& request) {
         if constexpr (std::is_same_v<T, proto::BanRequest>) return ban(b);
         if constexpr (std::is_same_v<T, proto::UnbanRequest>) return unban(b);
         if constexpr (std::is_same_v<T, proto::EvidenceRequest>) return evidence(b);
+        if constexpr (std::is_same_v<T, proto::SiteRequest>) return site(b);
       },
       request.body);
 }
@@ -385,6 +387,39 @@ proto::Answer Handlers::evidence(const proto::EvidenceRequest& r) {
     else
       return failed(before.error());
   }
+  return a;
+}
+
+proto::Answer Handlers::site(const proto::SiteRequest& r) {
+  if (!s_.state) return ErrorAnswer{ErrorCode::kFailed, "this agent has no baseline open", {}, {}};
+  auto& catalog = s_.state->catalog;
+  auto row_of = [&](size_t i) -> Result<baseline::RootRow> {
+    const std::string& path = s_.guard.root(i).path;
+    auto row = MAMORI_TRY(catalog.find_root(path));
+    if (!row) return fail("site", path, ENOENT, "the root has no baseline");
+    return *row;
+  };
+  proto::SiteAnswer a;
+  if (r.root.empty()) {
+    for (size_t i = 0; i < s_.guard.root_count(); ++i) {
+      auto row = row_of(i);
+      if (!row) return failed(row.error());
+      auto part = baseline::site_digest(catalog, *row);
+      if (!part) return failed(part.error());
+      a.parts.push_back({part->name, "dir", part->digest.hex(), part->entries});
+    }
+    return a;
+  }
+  auto chosen_root = chosen(proto::Roots{{r.root}});
+  if (!chosen_root) return chosen_root.error();
+  auto row = row_of(chosen_root->front());
+  if (!row) return failed(row.error());
+  auto children = baseline::site_children(catalog, *row, r.dir, r.after, proto::kMaxSiteParts);
+  if (!children) return failed(children.error());
+  for (auto& p : children->parts)
+    a.parts.push_back(
+        {std::move(p.name), std::string(baseline::type_name(p.type)), p.digest.hex(), p.entries});
+  a.more = children->more;
   return a;
 }
 

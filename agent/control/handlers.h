@@ -55,10 +55,11 @@ struct Services {
   // fleet's ban and unban; opened at the first of them.
   ban::BanOptions ban_options;
   std::string ban_list_path;
-  // The guard's evidence store (null: none kept) and the baseline whose content store
-  // holds what a tampered file should have been: the manager's evidence command.
+  // The guard's evidence store (null: none kept) and the baseline: its content store holds
+  // what a tampered file should have been (the evidence command), its catalog what the
+  // site serves (the site command). Read here, on the thread that owns them.
   evidence::EvidenceStore* evidence = nullptr;
-  const baseline::State* state = nullptr;
+  baseline::State* state = nullptr;
 };
 
 class Handlers {
@@ -87,6 +88,8 @@ class Handlers {
   // One evidence item and the baseline's content for its path, each a prefix of at most
   // proto::kMaxEvidenceBytes.
   proto::Answer evidence(const proto::EvidenceRequest& r);
+  // Site digests of the baseline (core/baseline/site.h): the manager compares nodes.
+  proto::Answer site(const proto::SiteRequest& r);
   proto::Answer unban(const proto::UnbanRequest& r);
   Status open_bans();
   // The indexes of the roots a request names; every root for "*".

@@ -1,5 +1,6 @@
 #include "core/proto/control.h"
 
+#include "core/base/quote.h"
 #include "core/proto/channel.h"
 
 #include <array>
@@ -9,7 +10,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::pair<Command, std::string_view>, 11> kCommands = {{
+constexpr std::array<std::pair<Command, std::string_view>, 12> kCommands = {{
     {Command::kPing, "ping"},
     {Command::kStatus, "status"},
     {Command::kMode, "mode"},
@@ -21,6 +22,7 @@ constexpr std::array<std::pair<Command, std::string_view>, 11> kCommands = {{
     {Command::kBan, "ban"},
     {Command::kUnban, "unban"},
     {Command::kEvidence, "evidence"},
+    {Command::kSite, "site"},
 }};
 
 constexpr std::array<config::Mode, 3> kModes = {config::Mode::kAlert, config::Mode::kRestore,
@@ -35,6 +37,36 @@ constexpr std::array<ErrorCode, 7> kErrorCodes = {
     ErrorCode::kBadRequest,  ErrorCode::kUnsupportedVersion, ErrorCode::kUnknownCommand,
     ErrorCode::kBadArgument, ErrorCode::kUnknownRoot,        ErrorCode::kForbidden,
     ErrorCode::kFailed};
+
+// Bytes that are not UTF-8 cannot be a JSON string: they go as hex under k + "_hex".
+void put_bytes(json& j, std::string_view k, std::string_view s) {
+  if (is_valid_utf8(s)) {
+    j[std::string(k)] = s;
+    return;
+  }
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : s) {
+    hex.push_back(kDigits[c >> 4]);
+    hex.push_back(kDigits[c & 15]);
+  }
+  j[std::string(k) + "_hex"] = hex;
+}
+
+bool unhex(std::string_view hex, std::string& out) {
+  auto digit = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  out.clear();
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    const int hi = digit(hex[i]), lo = digit(hex[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return true;
+}
 
 ErrorAnswer bad(ErrorCode code, std::string message) {
   return ErrorAnswer{code, std::move(message), {}, {}};
@@ -67,6 +99,18 @@ class Reader {
     const json* v = get(k);
     if (!v || !v->is_boolean()) return fail(k, "true or false"), false;
     return v->get<bool>();
+  }
+  // put_bytes' field: k, or k + "_hex"; "" when neither is there.
+  std::string bytes(std::string_view k, size_t max) {
+    std::string out;
+    const std::string hex_key = std::string(k) + "_hex";
+    if (auto s = opt_string(k)) {
+      out = std::move(*s);
+    } else if (auto h = opt_string(hex_key)) {
+      if (h->size() % 2 != 0 || !unhex(*h, out)) return fail(hex_key, "hex digits"), "";
+    }
+    if (out.size() > max) return fail(k, "at most " + std::to_string(max) + " bytes"), "";
+    return out;
   }
   uint64_t count(std::string_view k) {
     const json* v = get(k);
@@ -251,6 +295,7 @@ Command Request::command() const {
         if constexpr (std::is_same_v<T, BanRequest>) return Command::kBan;
         if constexpr (std::is_same_v<T, UnbanRequest>) return Command::kUnban;
         if constexpr (std::is_same_v<T, EvidenceRequest>) return Command::kEvidence;
+        if constexpr (std::is_same_v<T, SiteRequest>) return Command::kSite;
       },
       body);
 }
@@ -282,6 +327,10 @@ json to_json(const Request& r) {
           j["origin"] = b.origin;
         } else if constexpr (std::is_same_v<T, EvidenceRequest>) {
           j["id"] = b.id;
+        } else if constexpr (std::is_same_v<T, SiteRequest>) {
+          if (!b.root.empty()) put_bytes(j, "root", b.root);
+          if (!b.dir.empty()) put_bytes(j, "dir", b.dir);
+          if (!b.after.empty()) put_bytes(j, "after", b.after);
         }
       },
       r.body);
@@ -376,6 +425,18 @@ Decoded<Request> decode_request(const json& j) {
       e.id = r.integer("id");
       if (e.id <= 0) r.fail("id", "an evidence id (a positive integer)");
       req.body = e;
+      break;
+    }
+    case Command::kSite: {
+      SiteRequest q;
+      q.root = r.bytes("root", kMaxSitePathBytes);
+      q.dir = r.bytes("dir", kMaxSitePathBytes);
+      q.after = r.bytes("after", kMaxSitePathBytes);
+      if (q.root.empty() && (!q.dir.empty() || !q.after.empty()))
+        r.fail("root", "the root whose directory to list");
+      if (q.dir.starts_with('/') || q.dir.ends_with('/') || q.dir.find("//") != std::string::npos)
+        r.fail("dir", "a path relative to the root, without a leading or trailing /");
+      req.body = std::move(q);
       break;
     }
     case Command::kUnban: {
@@ -708,6 +769,15 @@ json to_json(const Answer& a, int v) {
               refused.push_back({{"address", x.address}, {"code", x.code}, {"message", x.message}});
             j["applied"] = b.applied;
             j["refused"] = std::move(refused);
+          } else if constexpr (std::is_same_v<T, SiteAnswer>) {
+            json parts = json::array();
+            for (const auto& p : b.parts) {
+              json x = {{"type", p.type}, {"digest", p.digest}, {"entries", p.entries}};
+              put_bytes(x, "name", p.name);
+              parts.push_back(std::move(x));
+            }
+            j["parts"] = std::move(parts);
+            j["more"] = b.more;
           } else if constexpr (std::is_same_v<T, EvidenceAnswer>) {
             j["item"] = b.item;
             j["after"] = to_json(b.after);
@@ -779,6 +849,26 @@ Decoded<EvidenceAnswer> decode_evidence_answer(const json& j) {
       a.before = read_nested<EvidenceContent>(r, "before", read_evidence_content);
     else
       a.before_missing = r.string("before_missing");
+    return a;
+  });
+}
+
+Decoded<SiteAnswer> decode_site_answer(const json& j) {
+  return decode_answer<SiteAnswer>(j, [](Reader& r) {
+    SiteAnswer a;
+    a.parts = read_list<SitePart>(r, "parts", [](Reader& x) {
+      SitePart p;
+      p.name = x.bytes("name", kMaxSitePathBytes);
+      p.type = x.string("type");
+      p.digest = x.string("digest");
+      p.entries = x.count("entries");
+      if (p.name.empty()) x.fail("name", "a non-empty name");
+      if (!channel::is_fingerprint(p.digest)) x.fail("digest", "64 lower-case hex digits");
+      return p;
+    });
+    if (a.parts.size() > kMaxSiteParts)
+      r.fail("parts", "at most " + std::to_string(kMaxSiteParts) + " parts");
+    a.more = r.boolean("more");
     return a;
   });
 }

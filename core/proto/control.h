@@ -67,7 +67,8 @@ enum class Command {
   kHeal,
   kBan,
   kUnban,
-  kEvidence
+  kEvidence,
+  kSite
 };
 std::string_view command_name(Command c);
 std::optional<Command> parse_command(std::string_view name);
@@ -136,9 +137,21 @@ struct EvidenceRequest {
   int64_t id = 0;  // > 0
 };
 
+// What a root serves, to compare nodes (core/baseline/site.h): with no root, each root's
+// site digest; with a root, the digests of the children of `dir` ("" the root itself)
+// whose names sort after `after`, at most kMaxSiteParts per answer. Names are bytes: in
+// JSON a name that is not UTF-8 travels as "<field>_hex" instead of "<field>".
+inline constexpr size_t kMaxSiteParts = 1000;
+inline constexpr size_t kMaxSitePathBytes = 4096;  // PATH_MAX
+struct SiteRequest {
+  std::string root;
+  std::string dir;
+  std::string after;
+};
+
 using RequestBody = std::variant<PingRequest, StatusRequest, ModeRequest, PauseRequest,
                                  ResumeRequest, DeployPathsRequest, VerifyRequest, HealRequest,
-                                 BanRequest, UnbanRequest, EvidenceRequest>;
+                                 BanRequest, UnbanRequest, EvidenceRequest, SiteRequest>;
 
 struct Request {
   int v = kVersion;
@@ -296,8 +309,19 @@ struct EvidenceAnswer {
   std::string before_missing;
 };
 
+struct SitePart {
+  std::string name;    // a root's path, or a child's name
+  std::string type;    // baseline::type_name: file, dir, symlink, ...
+  std::string digest;  // 64 hex digits
+  uint64_t entries = 0;
+};
+struct SiteAnswer {
+  std::vector<SitePart> parts;
+  bool more = false;  // children beyond the last part: ask again with after = its name
+};
+
 using Answer = std::variant<ErrorAnswer, PingAnswer, StatusAnswer, DeployPathsAnswer, HealAnswer,
-                            BanAnswer, EvidenceAnswer>;
+                            BanAnswer, EvidenceAnswer, SiteAnswer>;
 
 // The answer to a request of version `v`: {"v":v,"ok":true,...} or {"v":v,"ok":false,
 // "error":...}, the error a string for version 1 and an object for version 2.
@@ -311,6 +335,7 @@ Decoded<DeployPathsAnswer> decode_deploy_paths_answer(const nlohmann::json& j);
 Decoded<HealAnswer> decode_heal_answer(const nlohmann::json& j);
 Decoded<BanAnswer> decode_ban_answer(const nlohmann::json& j);
 Decoded<EvidenceAnswer> decode_evidence_answer(const nlohmann::json& j);
+Decoded<SiteAnswer> decode_site_answer(const nlohmann::json& j);
 
 nlohmann::json to_json(const StatusDocument& s);
 nlohmann::json to_json(const HealStatus& h);

@@ -22,6 +22,8 @@ TEST(Proto, RequestsRoundTrip) {
       {kVersion, BanRequest{{"192.0.2.7", "2001:db8::/64"}, 600, "scanner", "agent-1"}},
       {kVersion, UnbanRequest{{"192.0.2.7"}, "manager"}},
       {kVersion, EvidenceRequest{42}},
+      {kVersion, SiteRequest{}},
+      {kVersion, SiteRequest{"/srv/www", "wp-content/\xff\xfe", "a\x80"}},
   };
   for (const auto& r : requests) {
     const json j = to_json(r);
@@ -97,7 +99,9 @@ TEST(Proto, EvidenceAnswerRoundTripsAnyBytes) {
     EXPECT_EQ(back->after.bytes, bytes);
     EXPECT_FALSE(back->after.complete);
     EXPECT_EQ(back->before.has_value(), before.has_value());
-    if (before) EXPECT_EQ(back->before->bytes, "<?php ok");
+    if (before) {
+      EXPECT_EQ(back->before->bytes, "<?php ok");
+    }
     EXPECT_EQ(back->before_missing, before ? "" : "gone");
   }
   json bad = to_json(Answer{EvidenceAnswer{item, {"x", true}, {}, "unknown"}});
@@ -110,6 +114,44 @@ TEST(Proto, EvidenceAnswerRoundTripsAnyBytes) {
     ASSERT_FALSE(d) << r.dump();
     EXPECT_NE(d.error().message.find("id"), std::string::npos) << d.error().message;
   }
+}
+
+// Names are bytes a deploy chose: one that is not UTF-8 travels as hex, exactly.
+TEST(Proto, SiteNamesRoundTripAnyBytes) {
+  const std::string odd = "x\xff\n\"y";
+  const SiteRequest q{"/srv/www", "wp/" + odd, odd};
+  const json jq = to_json(Request{kVersion, q});
+  EXPECT_NO_THROW((void)jq.dump());
+  EXPECT_TRUE(jq.contains("dir_hex"));
+  auto back = decode_request(jq);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(std::get<SiteRequest>(back->body).dir, q.dir);
+  EXPECT_EQ(std::get<SiteRequest>(back->body).after, odd);
+
+  SiteAnswer a{{{odd, "file", std::string(64, 'e'), 1}, {"ok.php", "dir", std::string(64, '0'), 3}},
+               true};
+  const json ja = to_json(Answer{a});
+  EXPECT_NO_THROW((void)ja.dump());
+  auto ab = decode_site_answer(ja);
+  ASSERT_TRUE(ab) << ab.error().message;
+  ASSERT_EQ(ab->parts.size(), 2u);
+  EXPECT_EQ(ab->parts[0].name, odd);
+  EXPECT_EQ(ab->parts[1].entries, 3u);
+  EXPECT_TRUE(ab->more);
+
+  for (const json& bad : {json{{"v", 2}, {"cmd", "site"}, {"dir", "wp"}},
+                          json{{"v", 2}, {"cmd", "site"}, {"root", "/r"}, {"dir", "/etc"}},
+                          json{{"v", 2}, {"cmd", "site"}, {"root", "/r"}, {"dir", "a//b"}},
+                          json{{"v", 2}, {"cmd", "site"}, {"root", "/r"}, {"dir_hex", "abc"}},
+                          json{{"v", 2}, {"cmd", "site"}, {"root", "/r"}, {"after_hex", "zz"}},
+                          json{{"v", 2}, {"cmd", "site"}, {"root", std::string(5000, 'r')}}})
+    EXPECT_FALSE(decode_request(bad)) << bad.dump();
+  json wrong = ja;
+  wrong["parts"][1]["digest"] = "ABC";
+  EXPECT_FALSE(decode_site_answer(wrong));
+  wrong = ja;
+  wrong["parts"][1].erase("name");
+  EXPECT_FALSE(decode_site_answer(wrong));
 }
 
 TEST(Proto, UnknownFieldsAreIgnored) {
@@ -129,7 +171,7 @@ TEST(Proto, UnknownCommandNamesItAndTheSupportedOnes) {
   const json a = to_json(Answer{r.error()}, 2);
   EXPECT_EQ(a["ok"], false);
   EXPECT_EQ(a["error"]["code"], "unknown-command");
-  EXPECT_EQ(a["error"]["supported"].size(), 11u);
+  EXPECT_EQ(a["error"]["supported"].size(), 12u);
   // Version 1 clients read the error as text.
   const json a1 = to_json(Answer{r.error()}, 1);
   EXPECT_TRUE(a1["error"].is_string());

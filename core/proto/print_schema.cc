@@ -43,6 +43,8 @@ void examples() {
              v, proto::BanRequest{{"192.0.2.7", "2001:db8::/64"}, 600, "scanner", "agent-key"}}));
     line("Request", proto::to_json(Request{v, proto::UnbanRequest{{"192.0.2.7"}, "manager"}}));
     line("Request", proto::to_json(Request{v, proto::EvidenceRequest{3}}));
+    line("Request", proto::to_json(Request{v, proto::SiteRequest{}}));
+    line("Request", proto::to_json(Request{v, proto::SiteRequest{"/srv/www", "wp", "\xff"}}));
 
     proto::StatusDocument s;
     s.pid = 1;
@@ -81,6 +83,14 @@ void examples() {
              Answer{proto::EvidenceAnswer{item, {"<?php evil", true}, {{"ok", true}}, ""}}, v));
     line("EvidenceAnswer",
          proto::to_json(Answer{proto::EvidenceAnswer{item, {"x", false}, {}, "unknown"}}, v));
+    line("SiteAnswer",
+         proto::to_json(
+             Answer{proto::SiteAnswer{{{"/srv/www", "dir", std::string(64, 'a'), 1200}}}}, v));
+    line("SiteAnswer",
+         proto::to_json(Answer{proto::SiteAnswer{{{"index.php", "file", std::string(64, 'b'), 1},
+                                                  {"\xfe.php", "file", std::string(64, 'c'), 1}},
+                                                 true}},
+                        v));
     // Errors, from the decoder itself where it makes them.
     line("ErrorAnswer",
          proto::to_json(Answer{proto::decode_request(json{{"cmd", "reboot"}}).error()}, v));

@@ -154,10 +154,25 @@ json schema() {
   defs["EvidenceRequest"] =
       request("evidence", {{"id", {{"type", "integer"}, {"minimum", 1}}}}, {"id"},
               "one evidence item: what was kept, and what the baseline holds for its path");
+  const json path_bytes = {{"type", "string"}, {"maxLength", kMaxSitePathBytes}};
+  const json hex_bytes = {{"type", "string"},
+                          {"pattern", "^([0-9a-f]{2})*$"},
+                          {"description", "the bytes in hex, for a name that is not UTF-8"}};
+  defs["SiteRequest"] =
+      request("site",
+              {{"root", path_bytes},
+               {"root_hex", hex_bytes},
+               {"dir", path_bytes},
+               {"dir_hex", hex_bytes},
+               {"after", path_bytes},
+               {"after_hex", hex_bytes}},
+              {},
+              "what a root serves, to compare nodes: no root, each root's site digest; a root, the "
+              "digests of the children of dir (relative, \"\" the root) named after `after`");
   json any_request = json::array();
   for (const char* r : {"PingRequest", "StatusRequest", "ModeRequest", "PauseRequest",
                         "ResumeRequest", "DeployPathsRequest", "VerifyRequest", "HealRequest",
-                        "BanRequest", "UnbanRequest", "EvidenceRequest"})
+                        "BanRequest", "UnbanRequest", "EvidenceRequest", "SiteRequest"})
     any_request.push_back(ref(r));
   defs["Request"] = {{"oneOf", any_request}};
 
@@ -274,6 +289,19 @@ json schema() {
                 "no baseline content for the path, no longer in the store, or the kept content")}},
       {"item", "after"},
       "to evidence: before is the baseline's content, or before_missing says why not");
+  defs["SitePart"] = object(
+      {{"name", {{"type", "string"}, {"description", "a root's path, or a child's name"}}},
+       {"name_hex", hex_bytes},
+       {"type",
+        enum_of(std::array{"file", "dir", "symlink", "fifo", "socket", "chardev", "blockdev"},
+                "the entry's type")},
+       {"digest", {{"type", "string"}, {"pattern", "^[0-9a-f]{64}$"}}},
+       {"entries", {{"type", "integer"}, {"minimum", 0}}}},
+      {"type", "digest", "entries"});
+  defs["SiteAnswer"] = answer(
+      {{"parts", {{"type", "array"}, {"items", ref("SitePart")}, {"maxItems", kMaxSiteParts}}},
+       {"more", {{"type", "boolean"}, {"description", "ask again with after = the last name"}}}},
+      {"parts", "more"}, "to site: the roots', or a directory's children's, site digests");
   defs["ErrorAnswer"] = {
       {"oneOf",
        json::array({object({{"v", {{"const", 1}}}, {"ok", {{"const", false}}}, {"error", str()}},
@@ -289,7 +317,7 @@ json schema() {
   defs["Answer"] = {
       {"anyOf", json::array({ref("ErrorAnswer"), ref("PingAnswer"), ref("StatusAnswer"),
                              ref("DeployPathsAnswer"), ref("HealAnswer"), ref("BanAnswer"),
-                             ref("EvidenceAnswer")})}};
+                             ref("EvidenceAnswer"), ref("SiteAnswer")})}};
   // The agent-manager protocol (its own version, docs/formats/manager-channel.md).
   channel::add_schema_defs(defs);
 

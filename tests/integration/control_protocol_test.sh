@@ -58,7 +58,7 @@ step "version 2: \"v\":2, errors with a stable code"
 a=$(ask StatusAnswer "{\"v\":2,\"cmd\":\"mode\",\"roots\":[\"$WP/\"],\"mode\":\"restore\",\"colour\":\"blue\"}")
 assert_eq "2 True restore" "$(json '"%s %s %s" % (j["v"], j["ok"], j["roots"][0]["mode"])' "$a")" "v2 mode, unknown field ignored"
 a=$(ask ErrorAnswer '{"v":2,"cmd":"reboot"}')
-assert_eq "unknown-command reboot 11 True" "$(json '"%s %s %d %s" % (j["error"]["code"], j["error"]["command"], len(j["error"]["supported"]), "evidence" in j["error"]["supported"])' "$a")" "v2 unknown command"
+assert_eq "unknown-command reboot 12 True" "$(json '"%s %s %d %s" % (j["error"]["code"], j["error"]["command"], len(j["error"]["supported"]), "site" in j["error"]["supported"])' "$a")" "v2 unknown command"
 a=$(ask ErrorAnswer '{"v":2,"cmd":"evidence","id":999999}')
 assert_eq "bad-argument evidence" "$(json '"%s %s" % (j["error"]["code"], j["error"]["command"])' "$a")" "v2 evidence of an id never kept"
 a=$(ask ErrorAnswer '{"v":3,"cmd":"status"}')
