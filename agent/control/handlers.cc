@@ -420,6 +420,7 @@ proto::Answer Handlers::site(const proto::SiteRequest& r) {
     a.parts.push_back(
         {std::move(p.name), std::string(baseline::type_name(p.type)), p.digest.hex(), p.entries});
   a.more = children->more;
+  a.self = children->self.hex();
   return a;
 }
 

@@ -61,7 +61,13 @@ Result<SiteChildren> site_children(Catalog& catalog, const RootRow& root, std::s
   SiteChildren out;
   const size_t skip = dir.empty() ? 0 : dir.size() + 1;
   MAMORI_TRY(catalog.for_each(root.id, dir, [&](Entry&& e) -> Status {
-    if (e.path.size() <= skip) return ok();  // the directory itself
+    if (e.path.size() <= skip) {  // the directory itself
+      hash::Sha256 self;
+      self.update(kDomain);
+      hash_content(self, e);
+      out.self = self.finish();
+      return ok();
+    }
     const std::string_view rest = std::string_view(e.path).substr(skip);
     const std::string_view name = rest.substr(0, rest.find('/'));
     if (name <= after) return ok();

@@ -30,10 +30,12 @@ struct SitePart {
 // The digest of a whole root.
 Result<SitePart> site_digest(Catalog& catalog, const RootRow& root);
 
-// The children of directory `dir` (relative to the root, "" for the root itself) whose
-// names sort after `after` (bytes), at most `limit` of them in name order; `more` is set
-// when there are others beyond. Memory: `limit` digests, whatever the directory holds.
+// The children of directory `dir`, and the directory's own entry's digest, (relative to the root,
+// "" for the root itself) whose names sort after `after` (bytes), at most `limit` of them in name
+// order; `more` is set when there are others beyond. Memory: `limit` digests, whatever the
+// directory holds.
 struct SiteChildren {
+  Digest self;  // the directory's own entry alone (zero when there is no such entry)
   std::vector<SitePart> parts;
   bool more = false;
 };

@@ -128,6 +128,13 @@ TEST(SiteChildren, EachChildCoversItsSubtreeThoughNamesInterleave) {
   ASSERT_EQ(xb.parts.size(), 2u);
   EXPECT_EQ(xa.parts[0].digest, xb.parts[0].digest);
   EXPECT_EQ(xb.parts[1].name, "2");
+  // The directory's own entry alone: the same on both, and a mode change shows there.
+  EXPECT_EQ(xa.self, xb.self);
+  EXPECT_FALSE(xa.self.is_zero());
+  auto loose = dir("x");
+  loose.mode = 0777;
+  b.put(loose);
+  EXPECT_NE(site_children(*b.catalog, b.root, "x", "", 10).value().self, xa.self);
   // A file's children: none.
   EXPECT_TRUE(site_children(*a.catalog, a.root, "x.b", "", 10).value().parts.empty());
 }

@@ -778,6 +778,7 @@ json to_json(const Answer& a, int v) {
             }
             j["parts"] = std::move(parts);
             j["more"] = b.more;
+            if (!b.self.empty()) j["self"] = b.self;
           } else if constexpr (std::is_same_v<T, EvidenceAnswer>) {
             j["item"] = b.item;
             j["after"] = to_json(b.after);
@@ -869,6 +870,8 @@ Decoded<SiteAnswer> decode_site_answer(const json& j) {
     if (a.parts.size() > kMaxSiteParts)
       r.fail("parts", "at most " + std::to_string(kMaxSiteParts) + " parts");
     a.more = r.boolean("more");
+    a.self = r.opt_string("self").value_or("");
+    if (!a.self.empty() && !channel::is_fingerprint(a.self)) r.fail("self", "64 hex digits");
     return a;
   });
 }

@@ -318,6 +318,7 @@ struct SitePart {
 struct SiteAnswer {
   std::vector<SitePart> parts;
   bool more = false;  // children beyond the last part: ask again with after = its name
+  std::string self;   // with a root: the digest of dir's own entry alone ("" without a root)
 };
 
 using Answer = std::variant<ErrorAnswer, PingAnswer, StatusAnswer, DeployPathsAnswer, HealAnswer,

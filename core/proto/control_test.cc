@@ -129,7 +129,8 @@ TEST(Proto, SiteNamesRoundTripAnyBytes) {
   EXPECT_EQ(std::get<SiteRequest>(back->body).after, odd);
 
   SiteAnswer a{{{odd, "file", std::string(64, 'e'), 1}, {"ok.php", "dir", std::string(64, '0'), 3}},
-               true};
+               true,
+               std::string(64, 'f')};
   const json ja = to_json(Answer{a});
   EXPECT_NO_THROW((void)ja.dump());
   auto ab = decode_site_answer(ja);
@@ -138,6 +139,7 @@ TEST(Proto, SiteNamesRoundTripAnyBytes) {
   EXPECT_EQ(ab->parts[0].name, odd);
   EXPECT_EQ(ab->parts[1].entries, 3u);
   EXPECT_TRUE(ab->more);
+  EXPECT_EQ(ab->self, std::string(64, 'f'));
 
   for (const json& bad : {json{{"v", 2}, {"cmd", "site"}, {"dir", "wp"}},
                           json{{"v", 2}, {"cmd", "site"}, {"root", "/r"}, {"dir", "/etc"}},

@@ -84,12 +84,14 @@ void examples() {
     line("EvidenceAnswer",
          proto::to_json(Answer{proto::EvidenceAnswer{item, {"x", false}, {}, "unknown"}}, v));
     line("SiteAnswer",
-         proto::to_json(
-             Answer{proto::SiteAnswer{{{"/srv/www", "dir", std::string(64, 'a'), 1200}}}}, v));
+         proto::to_json(Answer{proto::SiteAnswer{
+                            {{"/srv/www", "dir", std::string(64, 'a'), 1200}}, false, ""}},
+                        v));
     line("SiteAnswer",
          proto::to_json(Answer{proto::SiteAnswer{{{"index.php", "file", std::string(64, 'b'), 1},
                                                   {"\xfe.php", "file", std::string(64, 'c'), 1}},
-                                                 true}},
+                                                 true,
+                                                 std::string(64, 'd')}},
                         v));
     // Errors, from the decoder itself where it makes them.
     line("ErrorAnswer",

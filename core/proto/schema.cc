@@ -300,7 +300,11 @@ json schema() {
       {"type", "digest", "entries"});
   defs["SiteAnswer"] = answer(
       {{"parts", {{"type", "array"}, {"items", ref("SitePart")}, {"maxItems", kMaxSiteParts}}},
-       {"more", {{"type", "boolean"}, {"description", "ask again with after = the last name"}}}},
+       {"more", {{"type", "boolean"}, {"description", "ask again with after = the last name"}}},
+       {"self",
+        {{"type", "string"},
+         {"pattern", "^[0-9a-f]{64}$"},
+         {"description", "with a root: the digest of dir's own entry alone"}}}},
       {"parts", "more"}, "to site: the roots', or a directory's children's, site digests");
   defs["ErrorAnswer"] = {
       {"oneOf",
