@@ -269,7 +269,8 @@ SYNOPSIS
     mamori manager apitoken list | revoke ID [--json]
     mamori manager command (--agent KEY | --group NAME | --all) [--wait]
                    [--timeout DURATION] verify | mode ROOT MODE | heal-clear |
-                   ban ADDRESS [--ttl D] | unban ADDRESS | evidence ID
+                   ban ADDRESS [--ttl D] | unban ADDRESS | evidence ID | site
+    mamori manager drift (--group NAME | --all) [--timeout DURATION] [--json]
 
 DESCRIPTION
     Without an action, runs the manager: HTTPS and the agents' WebSocket channel on
@@ -308,7 +309,20 @@ DESCRIPTION
                    agent's result as it comes (until --timeout, default 30s) and exits 3
                    unless every agent answered ok. evidence ID (--agent only): the
                    evidence item ID of that agent, with the tampered bytes and the
-                   baseline's (--json: base64url, up to 1 MiB each)
+                   baseline's (--json: base64url, up to 1 MiB each). site: each
+                   root's site digest (see drift)
+    drift          which connected nodes of a group (or of the fleet) serve something
+                   other than the rest, and which files: each agent reports every
+                   root's site digest (paths relative to the root, types, modes,
+                   owners, contents, link targets: no mtimes, no root path, so copies of
+                   one release agree); the digest most nodes hold is the reference, and
+                   each node that differs is compared with a reference node directory
+                   by directory, only where digests differ. Prints per root the nodes
+                   that agree, then each other node's differences: changed (content or
+                   metadata), added (only on that node), missing (only on the
+                   reference), at most 100 per node. Agents not connected are listed,
+                   not asked. --timeout (default 30s) bounds each round of questions.
+                   Exits 1 when a node differs
 
     user add       a user of the manager's API and console, with a role (default
                    viewer; docs/manager.md "Users and API access" has the role table).
@@ -345,8 +359,12 @@ OUTPUT
     {"address", "lifted"}; bans {"bans": [{"id", "address", "expires_at", "origin",
     "reason", "created_at", "pushed"}], "count"}; command {"commands": [{"id",
     "agent_key"}], "count"}, with --wait {"results": [{"id", "agent_key", "name",
-    "state", "answer"}], "ok"}; user add {"name", "role"}; user list {"users":
-    [{"name", "role", "created_at"}], "count"}; apitoken create {"id", "name", "role",
+    "state", "answer"}], "ok"}; drift {"roots": [{"root", "reference": {"digest",
+    "agents": [{"agent_key", "name"}]}, "drifted": [{"agent_key", "name", "digest",
+    "entries", "differences": [{"path" (and "path_hex" when not UTF-8), "kind",
+    "type"}], "truncated", "error"}]}], "unanswered": [{"agent_key", "name", "why"}],
+    "offline": [{"agent_key", "name", "status"}], "drift"}; user add {"name",
+    "role"}; user list {"users": [{"name", "role", "created_at"}], "count"}; apitoken create {"id", "name", "role",
     "token"}; apitoken list {"apitokens": [{"id", "name", "role", "created_by",
     "created_at", "last_used", "revoked"}], "count"}.
 
@@ -354,11 +372,13 @@ EXAMPLES
     mamori manager --config /etc/mamori/manager.toml
     mamori manager token create --group web --uses 50 --expires 7d
     mamori manager agents --json | jq -r '.agents[] | select(.status == "lost") | .name'
+    mamori manager drift --group web || echo "a node of group web differs"
 
 EXIT STATUS
-    0 done; 2 usage (a bad option, no such token or agent); 3 failed (the store, the
-    certificate, the listen address; command --wait: an agent failed, refused or did
-    not answer in time).
+    0 done (drift: every node compared agrees); 1 drift: a node differs; 2 usage (a
+    bad option, no such token, agent or group); 3 failed (the store, the certificate,
+    the listen address; command --wait: an agent failed, refused or did not answer in
+    time; drift: no node differs, but one was not compared).
 )TXT";
 
 Run setup(CLI::App& cmd) {
@@ -391,6 +411,10 @@ Run setup(CLI::App& cmd) {
   command->add_option("--ttl", f->ttl);
   command->add_option("--reason", f->reason);
   command->add_option("args", f->args);
+  auto* drift = cmd.add_subcommand("drift");
+  drift->add_option("--group", f->group);
+  drift->add_flag("--all", f->all);
+  drift->add_option("--timeout", f->timeout);
   auto a = std::make_shared<AccessOptions>();
   auto* user = cmd.add_subcommand("user");
   user->require_subcommand(1, 1);
@@ -417,6 +441,7 @@ Run setup(CLI::App& cmd) {
     if (sub == "unban") return fleet_unban(app, *f);
     if (sub == "bans") return fleet_bans(app);
     if (sub == "command") return fleet_command(app, *f);
+    if (sub == "drift") return fleet_drift(app, *f);
     if (sub == "user") {
       const std::string name = user->get_subcommands().front()->get_name();
       if (name == "add") return user_add(app, *a);

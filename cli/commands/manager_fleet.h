@@ -1,7 +1,7 @@
 #pragma once
-// mamori manager ban|unban|bans|command: fleet control from the command line (docs/manager.md,
-// Fleet control). Each writes rows to the manager's store (bans, commands); the running
-// manager notices within a poll (manager/server/fleet.h) and pushes them to the agents.
+// mamori manager ban|unban|bans|command|drift: fleet control from the command line
+// (docs/manager.md, Fleet control). Each writes rows to the manager's store (bans, commands); the
+// running manager notices within a poll (manager/server/fleet.h) and pushes them to the agents.
 
 #include <cstdint>
 #include <optional>
@@ -30,5 +30,7 @@ int fleet_ban(App& app, const FleetOptions& o);
 int fleet_unban(App& app, const FleetOptions& o);
 int fleet_bans(App& app);
 int fleet_command(App& app, const FleetOptions& o);
+// mamori manager drift (manager_drift.cc).
+int fleet_drift(App& app, const FleetOptions& o);
 
 }  // namespace mamori::cli

@@ -107,8 +107,12 @@ Checked<proto::Request> command_request(std::span<const std::string> words, int6
       return tl::unexpected(std::string("evidence ID: ID is a positive integer"));
     return proto::Request{proto::kVersion, proto::EvidenceRequest{id}};
   }
+  if (what == "site") {
+    if (auto e = arity(0, "site takes no arguments")) return tl::unexpected(*e);
+    return proto::Request{proto::kVersion, proto::SiteRequest{}};
+  }
   return tl::unexpected(quote(what) +
-                        " is not a command: verify, mode, heal-clear, ban, unban, evidence");
+                        " is not a command: verify, mode, heal-clear, ban, unban, evidence, site");
 }
 
 Checked<bool> check_targets(const CommandTargets& t) {

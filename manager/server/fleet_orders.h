@@ -44,7 +44,7 @@ Checked<NewBan> check_ban(const BanOrder& order, std::span<const logparse::Cidr>
                           int64_t now_ns);
 
 // The control-protocol request of `verify`, `mode ROOT MODE` (ROOT "*": every root),
-// `heal-clear`, `ban ADDRESS`, `unban ADDRESS` or `evidence ID`; a ban lasts `ttl_s`
+// `heal-clear`, `ban ADDRESS`, `unban ADDRESS`, `evidence ID` or `site`; a ban lasts `ttl_s`
 // (0: permanent) and never holds an address in `never_ban`.
 Checked<proto::Request> command_request(std::span<const std::string> words, int64_t ttl_s,
                                         std::string_view reason,

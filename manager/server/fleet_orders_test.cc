@@ -80,6 +80,11 @@ TEST(FleetOrders, EvidenceIsOneAgentsItem) {
   EXPECT_FALSE(check_command_targets(*e, {"", "", true}));
   auto verify = command_request(words({"verify"}), 0, "", {});
   EXPECT_TRUE(check_command_targets(*verify, {"", "", true}));
+  auto site = command_request(words({"site"}), 0, "", {});
+  ASSERT_TRUE(site) << site.error();
+  EXPECT_EQ(proto::to_json(*site)["cmd"], "site");
+  EXPECT_TRUE(check_command_targets(*site, {"", "web", false}));
+  EXPECT_FALSE(command_request(words({"site", "/srv/www"}), 0, "", {}));
 }
 
 TEST(FleetOrders, ExactlyOneTarget) {
