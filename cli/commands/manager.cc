@@ -364,9 +364,9 @@ OUTPUT
     "entries", "differences": [{"path" (and "path_hex" when not UTF-8), "kind",
     "type"}], "truncated", "error"}]}], "unanswered": [{"agent_key", "name", "why"}],
     "offline": [{"agent_key", "name", "status"}], "drift"}; user add {"name",
-    "role"}; user list {"users": [{"name", "role", "created_at"}], "count"}; apitoken create {"id", "name", "role",
-    "token"}; apitoken list {"apitokens": [{"id", "name", "role", "created_by",
-    "created_at", "last_used", "revoked"}], "count"}.
+    "role"}; user list {"users": [{"name", "role", "created_at"}], "count"}; apitoken
+    create {"id", "name", "role", "token"}; apitoken list {"apitokens": [{"id", "name",
+    "role", "created_by", "created_at", "last_used", "revoked"}], "count"}.
 
 EXAMPLES
     mamori manager --config /etc/mamori/manager.toml
