@@ -68,6 +68,22 @@ bool unhex(std::string_view hex, std::string& out) {
   return true;
 }
 
+// A list of byte strings: the UTF-8 ones under k, the others in hex under k + "_hex"
+// (present only when there are some: a reader that predates it sees the same list).
+void put_byte_list(json& j, std::string_view k, const std::vector<std::string>& list) {
+  json text = json::array(), hex = json::array();
+  for (const auto& s : list) {
+    json one;
+    put_bytes(one, "s", s);
+    if (one.contains("s"))
+      text.push_back(one["s"]);
+    else
+      hex.push_back(one["s_hex"]);
+  }
+  j[std::string(k)] = std::move(text);
+  if (!hex.empty()) j[std::string(k) + "_hex"] = std::move(hex);
+}
+
 ErrorAnswer bad(ErrorCode code, std::string message) {
   return ErrorAnswer{code, std::move(message), {}, {}};
 }
@@ -138,6 +154,18 @@ class Reader {
     for (const auto& s : *v) {
       if (!s.is_string()) return fail(k, "an array of strings"), out;
       out.push_back(s.get<std::string>());
+    }
+    return out;
+  }
+  // put_byte_list's lists: k's strings, then k + "_hex"'s (absent: none).
+  std::vector<std::string> byte_list(std::string_view k) {
+    std::vector<std::string> out = strings(k);
+    const std::string hex_key = std::string(k) + "_hex";
+    if (!has(hex_key)) return out;
+    for (const auto& h : strings(hex_key)) {
+      std::string bytes;
+      if (h.size() % 2 != 0 || !unhex(h, bytes)) return fail(hex_key, "hex digits"), out;
+      out.push_back(std::move(bytes));
     }
     return out;
   }
@@ -755,8 +783,12 @@ json to_json(const Answer& a, int v) {
             j["attribution"] = std::string(attribution_name(b.attribution));
             if (b.attribution == Attribution::kPid) {
               json roots = json::array();
-              for (const auto& r : b.roots)
-                roots.push_back({{"path", r.path}, {"deploy", r.deploy}, {"foreign", r.foreign}});
+              for (const auto& r : b.roots) {
+                json x = {{"path", r.path}};
+                put_byte_list(x, "deploy", r.deploy);
+                put_byte_list(x, "foreign", r.foreign);
+                roots.push_back(std::move(x));
+              }
               j["pid"] = b.pid;
               j["complete"] = b.complete;
               j["roots"] = roots;
@@ -822,8 +854,8 @@ Decoded<DeployPathsAnswer> decode_deploy_paths_answer(const json& j) {
     a.roots = read_list<DeployRootPaths>(r, "roots", [](Reader& x) {
       DeployRootPaths d;
       d.path = x.string("path");
-      d.deploy = x.strings("deploy");
-      d.foreign = x.strings("foreign");
+      d.deploy = x.byte_list("deploy");
+      d.foreign = x.byte_list("foreign");
       return d;
     });
     return a;

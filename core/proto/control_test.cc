@@ -269,6 +269,25 @@ TEST(Proto, DeployPathsAnswer) {
   EXPECT_EQ(decode_deploy_paths_answer(none)->attribution, Attribution::kNone);
 }
 
+// A deploy may write any name: one that is not UTF-8 comes back byte for byte (before,
+// it came back as U+FFFD, was accepted as a path that does not exist, and the file the
+// deploy wrote was quarantined at resume).
+TEST(Proto, DeployPathsAnswerKeepsNamesThatAreNotUtf8) {
+  const std::string odd = "caf\xe9.php";
+  DeployPathsAnswer a{Attribution::kPid, 9, true, {{"/r", {"a.php", odd}, {odd + "x"}}}};
+  const json j = to_json(Answer{a});
+  EXPECT_NO_THROW((void)j.dump());
+  EXPECT_EQ(j["roots"][0]["deploy"], json({"a.php"}));
+  EXPECT_FALSE(j["roots"][0].contains("foreign") && j["roots"][0]["foreign"].size() > 0);
+  auto back = decode_deploy_paths_answer(j);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->roots[0].deploy, (std::vector<std::string>{"a.php", odd}));
+  EXPECT_EQ(back->roots[0].foreign, std::vector<std::string>{odd + "x"});
+  json bad = j;
+  bad["roots"][0]["deploy_hex"] = json({"e"});
+  EXPECT_FALSE(decode_deploy_paths_answer(bad));
+}
+
 TEST(Proto, SchemaEnumsComeFromTheCode) {
   const json s = schema();
   EXPECT_EQ(s["$defs"]["EventAction"]["enum"].size(), action::kAllActions.size());

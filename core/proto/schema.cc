@@ -264,7 +264,14 @@ json schema() {
   defs["BanAnswer"] = answer({{"applied", strings()}, {"refused", array_of(ref("RefusedAddress"))}},
                              {"applied", "refused"},
                              "to ban and unban: what was applied, what was refused and why");
-  defs["DeployRootPaths"] = object({{"path", str()}, {"deploy", strings()}, {"foreign", strings()}},
+  const json hex_paths = {{"type", "array"},
+                          {"items", {{"type", "string"}, {"pattern", "^([0-9a-f]{2})*$"}}},
+                          {"description", "paths that are not UTF-8, their bytes in hex"}};
+  defs["DeployRootPaths"] = object({{"path", str()},
+                                    {"deploy", strings()},
+                                    {"deploy_hex", hex_paths},
+                                    {"foreign", strings()},
+                                    {"foreign_hex", hex_paths}},
                                    {"path", "deploy", "foreign"});
   defs["DeployPathsAnswer"] = {
       {"oneOf", json::array({answer({{"attribution", konst("none")}}, {"attribution"},
