@@ -46,6 +46,7 @@ constexpr ApiRoute kRoutes[] = {
     {verb::delete_, "/api/v1/bans/{address}", Role::kOperator},
     {verb::get, "/api/v1/commands", Role::kViewer},
     {verb::post, "/api/v1/commands", Role::kOperator},
+    {verb::post, "/api/v1/drift", Role::kViewer},  // answered later (drift.h)
 };
 
 ApiResponse error(status s, std::string_view code, std::string message) {
@@ -276,6 +277,7 @@ ApiResponse Api::handle(const Request& req, const std::string& address, Reply la
   const int64_t now = hub_.now_ns();
   const std::string_view p = route->path;
   if (p == "/api/v1/logout") return logout(*caller, address);
+  if (p == "/api/v1/drift") return drift(req, *caller, address, std::move(later));
   if (p.starts_with("/api/v1/bans") || p == "/api/v1/commands")
     return fleet(p, req, *caller, address, param, params);
   if (p == "/api/v1/agents" || p == "/api/v1/agents/{key}") {
@@ -513,6 +515,50 @@ ApiResponse Api::fleet(std::string_view p, const Request& req, const Caller& cal
   json arr = json::array();
   for (const auto& [id, key] : *ids) arr.push_back({{"id", id}, {"agent_key", key}});
   return {status::created, json{{"commands", arr}, {"count", arr.size()}}, {}};
+}
+
+// A walk asks the agents through the store for seconds: on the runner's thread, with a
+// store connection of its own; one at a time per manager (429 meanwhile).
+ApiResponse Api::drift(const Request& req, const Caller& caller, const std::string& address,
+                       Reply later) {
+  const json body = json::parse(req.body().empty() ? "{}" : req.body(), nullptr, false);
+  if (!body.is_object())
+    return error(status::bad_request, "bad-request", "expects {\"group\"} or {\"all\": true}");
+  const std::string group =
+      body.contains("group") && body["group"].is_string() ? body["group"].get<std::string>() : "";
+  const bool all = body.value("all", false);
+  if (group.empty() == !all || group.size() > 255)
+    return error(status::bad_request, "bad-request", "give one of \"group\" or \"all\": true");
+  int64_t timeout_s = 30;
+  if (body.contains("timeout_s")) {
+    if (!body["timeout_s"].is_number_integer() || body["timeout_s"].get<int64_t>() < 1 ||
+        body["timeout_s"].get<int64_t>() > 120)
+      return error(status::bad_request, "bad-request", "timeout_s: 1 to 120");
+    timeout_s = body["timeout_s"].get<int64_t>();
+  }
+  audit(caller.actor, address, "drift", all ? "*" : group, "ok");
+  Env& env = hub_.env();
+  const std::string url = hub_.m().database;
+  const bool taken = drift_runner_.submit(
+      [&env, url, group, timeout_s, post = post_, later](const std::function<bool()>& cancelled) {
+        ApiResponse r;
+        auto store = open_store(env, url);
+        auto d = store ? group_drift(**store, env.clock(), group, timeout_s, cancelled)
+                       : Result<std::optional<json>>(tl::unexpected(store.error()));
+        if (!d) {
+          log_line("drift: " + d.error().message());
+          r = error(status::internal_server_error, "internal", "the walk failed");
+        } else if (!*d) {
+          r = error(status::not_found, "not-found", "no such group");
+        } else {
+          r = {status::ok, std::move(**d), {}};
+        }
+        post([later, r = std::move(r)] { later(r); });
+      });
+  if (!taken) return error(status::too_many_requests, "busy", "a drift walk is running: try again");
+  ApiResponse pending;
+  pending.later = true;
+  return pending;
 }
 
 ApiResponse Api::login(const Request& req, const std::string& address, Reply later) {

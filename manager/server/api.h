@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "manager/db/store.h"
+#include "manager/server/drift.h"
 #include "manager/server/login_throttle.h"
 #include "manager/server/password_checks.h"
 
@@ -62,7 +63,7 @@ nlohmann::json events_json(const std::vector<EventRow>& rows);
 class Api {
  public:
   // `post` runs a finished password check on the io thread.
-  Api(Hub& hub, PasswordChecks::Post post) : hub_(hub), checks_(std::move(post)) {}
+  Api(Hub& hub, PasswordChecks::Post post) : hub_(hub), post_(post), checks_(std::move(post)) {}
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
   using Reply = std::function<void(ApiResponse)>;
   // The answer to `req` from `address` (target starts with /api/v1/), or one marked
@@ -85,6 +86,9 @@ class Api {
   ApiResponse logged_in(const std::string& name, const std::optional<UserRow>& user, bool matches,
                         const std::string& address);
   ApiResponse logout(const Caller& c, const std::string& address);
+  // POST /api/v1/drift: the fleet drift of a group (drift.h), answered through `later`.
+  ApiResponse drift(const Request& req, const Caller& caller, const std::string& address,
+                    Reply later);
   // Bans and commands (fleet_orders.h): written to the store, delivered at once.
   ApiResponse fleet(std::string_view route, const Request& req, const Caller& caller,
                     const std::string& address, const std::string& param,
@@ -93,8 +97,10 @@ class Api {
              std::string target, std::string result);
 
   Hub& hub_;
+  PasswordChecks::Post post_;
   LoginThrottle throttle_;
   PasswordChecks checks_;
+  DriftRunner drift_runner_;  // last: its walk posts through post_
 };
 
 }  // namespace mamori::manager

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include "core/base/quote.h"
+#include "manager/server/hub.h"  // new_uuid
+
 #include <algorithm>
 #include <map>
 
@@ -204,6 +207,166 @@ Result<DriftReport> find_drift(const std::vector<std::string>& agents, const Ask
       std::sort(n.differences.begin(), n.differences.end(),
                 [](const Difference& a, const Difference& b) { return a.path < b.path; });
   return report;
+}
+
+namespace {
+
+constexpr auto kAnswerPoll = std::chrono::milliseconds(100);
+
+SiteReply reply_of(const CommandRow& row) {
+  const nlohmann::json answer = nlohmann::json::parse(row.answer_json, nullptr, false);
+  if (row.state == CommandState::kOk) {
+    auto a = proto::decode_site_answer(answer);
+    if (a) return {std::move(*a), ""};
+    return {std::nullopt, "a malformed answer: " + a.error().message};
+  }
+  std::string why(to_string(row.state));
+  if (answer.is_object() && answer.contains("error") && answer["error"].is_object())
+    why += ": " + answer["error"].value("message", std::string());
+  return {std::nullopt, why};
+}
+
+// A path that is not UTF-8 cannot be a JSON string: escaped, and its bytes in hex.
+nlohmann::json path_json(const std::string& path) {
+  if (is_valid_utf8(path)) return {{"path", path}};
+  std::string hex;
+  for (unsigned char c : path) hex += fmt::format("{:02x}", c);
+  return {{"path", escape(path)}, {"path_hex", hex}};
+}
+
+}  // namespace
+
+AskSites ask_through_store(Store& store, const Clock& clock, int64_t timeout_s,
+                           std::function<bool()> cancelled) {
+  return [&store, &clock, timeout_s, cancelled = std::move(cancelled)](
+             const std::vector<SiteQuestion>& questions) -> Result<std::vector<SiteReply>> {
+    std::vector<int64_t> ids;
+    for (const auto& q : questions) {
+      const std::string text = proto::to_json(proto::Request{proto::kVersion, q.request}).dump();
+      ids.push_back(MAMORI_TRY(store.add_command({new_uuid(), q.agent_key, text, clock.now_ns()})));
+    }
+    std::vector<SiteReply> replies(questions.size());
+    std::vector<bool> done(questions.size(), false);
+    size_t left = questions.size();
+    const auto deadline = clock.monotonic() + std::chrono::seconds(timeout_s);
+    while (left > 0) {
+      for (size_t i = 0; i < ids.size(); ++i) {
+        if (done[i]) continue;
+        auto row = MAMORI_TRY(store.find_command(ids[i]));
+        if (!row || row->answered_at_ns == 0) continue;
+        done[i] = true;
+        --left;
+        replies[i] = reply_of(*row);
+      }
+      if (left == 0) break;
+      if (cancelled && cancelled()) return fail("drift", "", ECANCELED, "the manager is stopping");
+      if (clock.monotonic() >= deadline) {
+        for (size_t i = 0; i < ids.size(); ++i)
+          if (!done[i]) replies[i].error = fmt::format("no answer within {} s", timeout_s);
+        break;
+      }
+      clock.wait(kAnswerPoll);
+    }
+    return replies;
+  };
+}
+
+Result<std::optional<nlohmann::json>> group_drift(Store& store, const Clock& clock,
+                                                  const std::string& group, int64_t timeout_s,
+                                                  std::function<bool()> cancelled) {
+  using nlohmann::json;
+  std::vector<std::string> asked;
+  std::map<std::string, std::string> names;
+  json offline = json::array();
+  for (const auto& a : MAMORI_TRY(store.list_agents())) {
+    if (!group.empty() && a.group != group) continue;
+    if (a.status == AgentStatus::kRevoked || a.status == AgentStatus::kRetired) continue;
+    names[a.agent_key] = a.info.name;
+    if (a.status == AgentStatus::kOnline || a.status == AgentStatus::kUnhealthy)
+      asked.push_back(a.agent_key);
+    else
+      offline.push_back({{"agent_key", a.agent_key},
+                         {"name", a.info.name},
+                         {"status", std::string(to_string(a.status))}});
+  }
+  if (names.empty()) return std::optional<json>{};
+  const auto report =
+      MAMORI_TRY(find_drift(asked, ask_through_store(store, clock, timeout_s, cancelled)));
+  bool drift = false;
+  json roots = json::array();
+  for (const auto& r : report.roots) {
+    json reference = json::array();
+    for (const auto& k : r.reference_agents)
+      reference.push_back({{"agent_key", k}, {"name", names[k]}});
+    json drifted = json::array();
+    for (const auto& n : r.drifted) {
+      drift = true;
+      json differences = json::array();
+      for (const auto& d : n.differences) {
+        json x = path_json(d.path);
+        x["kind"] = d.kind;
+        x["type"] = d.type;
+        differences.push_back(std::move(x));
+      }
+      drifted.push_back({{"agent_key", n.agent_key},
+                         {"name", names[n.agent_key]},
+                         {"digest", n.digest},
+                         {"entries", n.entries},
+                         {"differences", std::move(differences)},
+                         {"truncated", n.truncated},
+                         {"error", n.error}});
+    }
+    roots.push_back({{"root", r.root},
+                     {"reference", {{"digest", r.reference_digest}, {"agents", reference}}},
+                     {"drifted", std::move(drifted)}});
+  }
+  json unanswered = json::array();
+  for (const auto& [k, why] : report.unanswered)
+    unanswered.push_back({{"agent_key", k}, {"name", names[k]}, {"why", why}});
+  return std::optional<json>(
+      json{{"roots", roots}, {"unanswered", unanswered}, {"offline", offline}, {"drift", drift}});
+}
+
+DriftRunner::DriftRunner() : thread_([this] { run(); }) {}
+
+DriftRunner::~DriftRunner() {
+  {
+    MutexLock lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
+bool DriftRunner::submit(std::function<void(const std::function<bool()>& cancelled)> job) {
+  {
+    MutexLock lock(mu_);
+    if (busy_ || stop_) return false;
+    busy_ = true;
+    job_ = std::move(job);
+  }
+  wake_.notify_one();
+  return true;
+}
+
+void DriftRunner::run() {
+  const std::function<bool()> cancelled = [this] {
+    MutexLock lock(mu_);
+    return stop_;
+  };
+  for (;;) {
+    std::function<void(const std::function<bool()>&)> job;
+    {
+      MutexLock lock(mu_);
+      wake_.wait(mu_, [&]() MAMORI_REQUIRES(mu_) { return job_ != nullptr || stop_; });
+      if (stop_) return;
+      job = std::move(job_);
+      job_ = nullptr;
+    }
+    job(cancelled);
+    MutexLock lock(mu_);
+    busy_ = false;
+  }
 }
 
 }  // namespace mamori::manager

@@ -8,7 +8,8 @@
 #   - copies of one release agree: no drift (exit 0), whatever the mtimes;
 #   - a release deployed (`mamori deploy`) on one node only: that node is named with every
 #     file the release changed, added or removed, a directory's mode, a name that is not
-#     UTF-8 (--json: path_hex), a file changed among 1,200 uploads (paged answers);
+#     UTF-8 (--json: path_hex), a file changed among 1,200 uploads (paged answers); the
+#     same through POST /api/v1/drift;
 #   - a stopped node is listed as not compared; the same release on the other nodes: no
 #     drift again.
 source "$(dirname "$0")/lib.sh"
@@ -149,6 +150,19 @@ assert_contains "$OUT" 'caf\xe9.php' "the odd name, escaped"
 assert_contains "$OUT" "wp-content/uploads/2026/img777.jpg" "the file among 1,200"
 expect_exit 2 manager drift --agent "$(fleet_field web3 agent_key)"
 expect_exit 2 manager drift --group nosuchgroup
+
+step "the console's way: POST /api/v1/drift answers the same, for a viewer"
+expect_exit 0 manager apitoken create drift-viewer --role viewer --json
+APITOKEN=$(json 'j["token"]')
+api_drift() {  # BODY [CURL-ARGS...]: the HTTP status, the body in $SCRATCH/api.json
+  curl -sk -o "$SCRATCH/api.json" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    --max-time 60 -d "$1" "${@:2}" "https://127.0.0.1:$MPORT/api/v1/drift"
+}
+assert_eq 200 "$(api_drift '{"group": "web"}' -H "Authorization: Bearer $APITOKEN")" "POST /api/v1/drift"
+assert_eq "web3 6" "$(json '"%s %d" % (j["roots"][0]["drifted"][0]["name"], len(j["roots"][0]["drifted"][0]["differences"]))' "$(cat "$SCRATCH/api.json")")" "the API's drift"
+assert_eq 401 "$(api_drift '{"group": "web"}')" "no credential"
+assert_eq 400 "$(api_drift '{}' -H "Authorization: Bearer $APITOKEN")" "neither group nor all"
+assert_eq 404 "$(api_drift '{"group": "nosuchgroup"}' -H "Authorization: Bearer $APITOKEN")" "no such group"
 
 step "a stopped node is not compared; the release on the others: no drift again"
 stop_pid "${APID[1]}" "agent 1" || fail "agent 1 did not stop"
