@@ -21,8 +21,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!again || proto::to_json(*again) != proto::to_json(*req)) std::abort();
     }
     (void)proto::decode_status_answer(*r);
-    (void)proto::decode_deploy_paths_answer(*r);
     (void)proto::decode_heal_answer(*r);
+    (void)proto::decode_ban_answer(*r);
+    (void)proto::decode_evidence_answer(*r);
+    // Answers that carry names as bytes (hex when not UTF-8) survive a round trip.
+    if (auto a = proto::decode_site_answer(*r)) {
+      const auto again = proto::decode_site_answer(proto::to_json(proto::Answer{*a}));
+      if (!again || proto::to_json(proto::Answer{*again}) != proto::to_json(proto::Answer{*a}))
+        std::abort();
+    }
+    if (auto a = proto::decode_deploy_paths_answer(*r)) {
+      const auto again = proto::decode_deploy_paths_answer(proto::to_json(proto::Answer{*a}));
+      if (!again || proto::to_json(proto::Answer{*again}) != proto::to_json(proto::Answer{*a}))
+        std::abort();
+    }
   }
   return 0;
 }
