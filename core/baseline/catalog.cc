@@ -4,6 +4,7 @@
 
 #include <cerrno>
 
+#include "core/baseline/canonical.h"
 #include "core/store/store.h"
 
 namespace mamori::baseline {
@@ -44,27 +45,19 @@ Result<Entry> read_entry(const db::Stmt& q) {
 // The canonical bytes of an entry for the root hash: every field that states what the
 // file should be, length-prefixed; the stat cache is left out (restores renew it).
 void hash_entry(hash::Sha256& h, const Entry& e) {
-  std::string rec;
-  auto u64 = [&](uint64_t v) {
-    for (int i = 0; i < 8; ++i) rec.push_back(static_cast<char>(v >> (8 * i)));
-  };
-  auto bytes = [&](std::string_view s) {
-    u64(s.size());
-    rec.append(s);
-  };
-  rec.push_back('E');
-  bytes(e.path);
-  u64(static_cast<uint64_t>(e.type));
-  u64(e.mode);
-  u64(e.uid);
-  u64(e.gid);
-  u64(e.size);
-  u64(static_cast<uint64_t>(e.mtime_ns));
-  u64(e.rdev);
-  rec.append(e.sha256.raw());
-  bytes(e.link_target());
-  bytes(e.xattrs());
-  h.update(rec);
+  h.update(CanonicalRecord('E')
+               .bytes(e.path)
+               .u64(static_cast<uint64_t>(e.type))
+               .u64(e.mode)
+               .u64(e.uid)
+               .u64(e.gid)
+               .u64(e.size)
+               .u64(static_cast<uint64_t>(e.mtime_ns))
+               .u64(e.rdev)
+               .fixed(e.sha256.raw())
+               .bytes(e.link_target())
+               .bytes(e.xattrs())
+               .view());
 }
 
 }  // namespace

@@ -3,31 +3,25 @@
 #include <map>
 #include <memory>
 
+#include "core/baseline/canonical.h"
+
 namespace mamori::baseline {
 namespace {
 
 // The canonical bytes of an entry for a site digest (site.h says what is in and out),
 // each field length-prefixed or fixed-width.
 void hash_content(hash::Sha256& h, const Entry& e) {
-  std::string rec;
-  auto u64 = [&](uint64_t v) {
-    for (int i = 0; i < 8; ++i) rec.push_back(static_cast<char>(v >> (8 * i)));
-  };
-  auto bytes = [&](std::string_view s) {
-    u64(s.size());
-    rec.append(s);
-  };
-  rec.push_back('S');
-  bytes(e.path);
-  u64(static_cast<uint64_t>(e.type));
-  u64(e.mode);
-  u64(e.uid);
-  u64(e.gid);
-  u64(e.rdev);
-  rec.append(e.type == FileType::kRegular ? e.sha256.raw() : Digest{}.raw());
-  bytes(e.link_target());
-  bytes(e.xattrs());
-  h.update(rec);
+  h.update(CanonicalRecord('S')
+               .bytes(e.path)
+               .u64(static_cast<uint64_t>(e.type))
+               .u64(e.mode)
+               .u64(e.uid)
+               .u64(e.gid)
+               .u64(e.rdev)
+               .fixed(e.type == FileType::kRegular ? e.sha256.raw() : Digest{}.raw())
+               .bytes(e.link_target())
+               .bytes(e.xattrs())
+               .view());
 }
 
 constexpr std::string_view kDomain = "mamori-site-v1";

@@ -7,6 +7,8 @@
 #   fleet_agent I URL TOKEN_FILE   writes agent I's config: root $SCRATCH/aI/www (the test
 #                                  fills it), state, socket and event log of its own, name
 #                                  webI; sets ACONF[I], AEVENTS[I], ASOCK[I]; runs init
+#   fleet_agent_config I URL TOKEN_FILE [ROOT]
+#                                  the same config (root ROOT if given), without init
 #   start_fleet_agent I            starts it (APID[I]), waits until it guards
 #   fleet_agents_json              `mamori manager agents --json`
 #   fleet_field NAME KEY           that field of the agent named NAME
@@ -21,7 +23,13 @@
 declare -a APID ACONF AEVENTS ASOCK
 
 fleet_agent() {
+  fleet_agent_config "$@"
+  expect_exit 0 "$MAMORI" --config "${ACONF[$1]}" init
+}
+
+fleet_agent_config() {
   local i=$1 url=$2 token_file=$3 d=$SCRATCH/a$1
+  local root=${4:-$d/www}
   ACONF[i]=$d/mamori.toml
   AEVENTS[i]=$d/events.jsonl
   ASOCK[i]=$d/agent.sock
@@ -29,7 +37,7 @@ fleet_agent() {
 state_dir = "$d/state"
 
 [[root]]
-path = "$d/www"
+path = "$root"
 mode = "restore"
 
 [agent]
@@ -41,7 +49,6 @@ event_log = "${AEVENTS[i]}"
 url = "$url"
 token_file = "$token_file"
 EOF
-  expect_exit 0 "$MAMORI" --config "${ACONF[i]}" init
 }
 
 start_fleet_agent() {

@@ -13,35 +13,21 @@
 #   - a stopped node is listed as not compared; the same release on the other nodes: no
 #     drift again.
 source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/web_lib.sh"
 source "$(dirname "$0")/fleet_lib.sh"
 
 command -v unshare >/dev/null && command -v nsenter >/dev/null ||
   fail "unshare and nsenter (util-linux) are needed"
 
 step "the manager"
-MDIR=$SCRATCH/manager
-mkdir -p "$MDIR"
-MPORT=$(free_port)
-MCONFIG=$MDIR/mamori.toml
-MLOG=$MDIR/manager.log
-cat >"$MCONFIG" <<EOF
-# written by $TEST_NAME
-[manager]
-listen = "127.0.0.1:$MPORT"
-state_dir = "$MDIR/state"
-database = "sqlite://$MDIR/manager.db"
-public_url = "https://127.0.0.1:$MPORT"
-heartbeat = 1
-lost_after = 4
-EOF
-manager() { timeout -k 5 "$MAMORI_TIMEOUT" "$MAMORI" --config "$MCONFIG" manager "$@"; }
-"$MAMORI" --config "$MCONFIG" manager >>"$MLOG" 2>&1 &
+loopback_manager_config "heartbeat = 1"
+MPORT=$PORT
+manager() { mamori manager "$@"; }
+"$MAMORI" --config "$CONFIG" manager >>"$MLOG" 2>&1 &
 MANAGER_PID=$!
 on_exit "stop_pid $MANAGER_PID 'the manager'"
 WAIT_SECONDS=30 WAIT_EXPLAIN='cat "$MLOG"' wait_for "the manager to listen" \
   grep -q 'listening on' "$MLOG"
-FLEET_MANAGER_CONFIG=$MCONFIG
+FLEET_MANAGER_CONFIG=$CONFIG
 expect_exit 0 manager token create --group web --uses 3
 grep -o 'mamori-token-v1\.[A-Za-z0-9_-]*' <<<"$OUT" | head -n 1 >"$SCRATCH/token"
 chmod 0600 "$SCRATCH/token"
@@ -70,25 +56,7 @@ for i in 1 2 3; do
   write_release "$d/www"
   # Other mtimes on every node: a copy made at another time.
   find "$d/www" -exec touch -d "@$((1700000000 + i * 86400))" {} +
-  ACONF[i]=$d/mamori.toml
-  AEVENTS[i]=$d/events.jsonl
-  ASOCK[i]=$d/agent.sock
-  cat >"${ACONF[i]}" <<EOF
-state_dir = "$d/state"
-
-[[root]]
-path = "$SITE"
-mode = "restore"
-
-[agent]
-name = "web$i"
-socket = "${ASOCK[i]}"
-event_log = "${AEVENTS[i]}"
-
-[manager]
-url = "https://127.0.0.1:$MPORT"
-token_file = "$SCRATCH/token"
-EOF
+  fleet_agent_config "$i" "https://127.0.0.1:$MPORT" "$SCRATCH/token" "$SITE"
   expect_exit 0 in_namespace "$i" "$MAMORI" --config "${ACONF[i]}" init
   "${IN_NAMESPACE[@]}" "$d/www" "$SITE" "$MAMORI" --config "${ACONF[i]}" agent >>"$d/agent.log" 2>&1 &
   APID[i]=$!
