@@ -539,8 +539,9 @@ ApiResponse Api::drift(const Request& req, const Caller& caller, const std::stri
   audit(caller.actor, address, "drift", all ? "*" : group, "ok");
   Env& env = hub_.env();
   const std::string url = hub_.m().database;
-  const bool taken = drift_runner_.submit(
-      [&env, url, group, timeout_s, post = post_, later](const std::function<bool()>& cancelled) {
+  const bool taken =
+      drift_runner_.submit([&env, url, group, timeout_s, post = post_, later = std::move(later)](
+                               const std::function<bool()>& cancelled) mutable {
         ApiResponse r;
         auto store = open_store(env, url);
         auto d = store ? group_drift(**store, env.clock(), group, timeout_s, cancelled)
@@ -553,7 +554,9 @@ ApiResponse Api::drift(const Request& req, const Caller& caller, const std::stri
         } else {
           r = {status::ok, std::move(**d), {}};
         }
-        post([later, r = std::move(r)] { later(r); });
+        // `later` holds the connection: moved, so its last reference is dropped on the io
+        // thread, never on this one.
+        post([later = std::move(later), r = std::move(r)]() mutable { later(std::move(r)); });
       });
   if (!taken) return error(status::too_many_requests, "busy", "a drift walk is running: try again");
   ApiResponse pending;

@@ -1,12 +1,12 @@
 #include "manager/server/drift.h"
 
+#include <algorithm>
+#include <map>
+
 #include <fmt/format.h>
 
 #include "core/base/quote.h"
 #include "manager/server/hub.h"  // new_uuid
-
-#include <algorithm>
-#include <map>
 
 namespace mamori::manager {
 namespace {
