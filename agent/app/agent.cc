@@ -491,7 +491,9 @@ class Agent::Impl {
                        {link_ ? link_->command_fd() : -1, POLLIN, 0}};
       // Evidence waits for its writer to go quiet (guard.h): wake up to take it.
       int timeout_ms = -1;
-      if (auto due = guard_->next_capture_ns())
+      if (guard_->probing())  // files left to ask after lost opens: a slice each turn
+        timeout_ms = 0;
+      else if (auto due = guard_->next_capture_ns())
         timeout_ms =
             static_cast<int>(std::max<int64_t>(1, (*due - env_.clock().now_ns()) / 1'000'000));
       if (::poll(fds, 6, timeout_ms) < 0) {
@@ -500,9 +502,10 @@ class Agent::Impl {
         return kExitFailed;
       }
       last_wake_ns_ = env_.clock().now_ns();
-      if (fds[0].revents & POLLIN) {
+      if ((fds[0].revents & POLLIN) || guard_->probing()) {
         changes.clear();
-        if (auto st = watcher_->read(changes); !st) log(st.error().message());
+        if (fds[0].revents & POLLIN)
+          if (auto st = watcher_->read(changes); !st) log(st.error().message());
         guard_->handle(changes);
         flush();
       }

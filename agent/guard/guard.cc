@@ -218,27 +218,40 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
   // writes into a detached inode. Other opens are nothing to look at.
   std::vector<std::pair<InodeIndex::Name, pid_t>> opened;
   std::unordered_set<std::string> probed;
+  auto probe = [&](InodeIndex::Name n, pid_t pid) {
+    GuardedRoot& r = roots_[n.root];
+    // During a deploy, only an opener outside the deploy's process tree is acted on.
+    const bool foreign = r.paused && deploy_ && !deploy_->owns(pid);
+    if (r.mode == config::Mode::kAlert || (r.paused && !foreign)) return;
+    auto key = path_key(r, n.rel);
+    if (!probed.insert(key).second) return;
+    if (auto w = fs::open_for_writing(r.fd.get(), n.rel); w && *w) {
+      detach_.insert(std::move(key));
+      opened.emplace_back(std::move(n), pid);
+    }
+  };
   for (const auto& c : changes) {
     if (c.root >= roots_.size() || !(c.what & watch::kOpened) || c.what & watch::kIsDir) continue;
+    if (c.what & watch::kOverflow) {  // opens were lost: ask every baselined file, in slices
+      probe_[c.root] = index_.paths(c.root);
+      continue;
+    }
     std::vector<InodeIndex::Name> names;
-    if (c.what & watch::kOverflow)  // opens were lost: ask every baselined file
-      for (auto& p : index_.paths(c.root)) names.push_back({c.root, std::move(p)});
-    else if (!c.handle.empty())
+    if (!c.handle.empty())
       names = index_.names_by_handle(c.handle);
     else if (index_.of(c.root, c.rel))
       names.push_back({c.root, c.rel});
-    for (auto& n : names) {
-      GuardedRoot& r = roots_[n.root];
-      // During a deploy, only an opener outside the deploy's process tree is acted on.
-      const bool foreign = r.paused && deploy_ && !deploy_->owns(c.pid);
-      if (r.mode == config::Mode::kAlert || (r.paused && !foreign)) continue;
-      auto key = path_key(r, n.rel);
-      if (!probed.insert(key).second) continue;
-      if (auto w = fs::open_for_writing(r.fd.get(), n.rel); w && *w) {
-        detach_.insert(std::move(key));
-        opened.emplace_back(std::move(n), c.pid);
-      }
+    for (auto& n : names) probe(std::move(n), c.pid);
+  }
+  for (size_t budget = kOpenProbeSlice; budget > 0 && !probe_.empty();) {
+    auto it = probe_.begin();
+    auto& left = it->second;
+    while (budget > 0 && !left.empty()) {
+      probe({it->first, std::move(left.back())}, -1);
+      left.pop_back();
+      --budget;
     }
+    if (left.empty()) probe_.erase(it);
   }
   for (const auto& [n, pid] : opened) {
     if (!seen.insert(path_key(roots_[n.root], n.rel)).second) continue;

@@ -123,6 +123,15 @@ class Guard {
 
   // A batch of changes from the watcher; who-data is read once per pid per batch.
   void handle(const std::vector<watch::Change>& changes);
+  // Opens were lost (an overflow of the opens queue): every baselined file of the root is
+  // asked whether a writer holds it, kOpenProbeSlice files per handle() call. The asking
+  // opens each file, which queues an open event of the agent's own: all at once, a root
+  // of more files than the queue holds (16,384) overflowed it again, and the agent asked
+  // for ever, its restores waiting behind (a www-data user had only to open 17,000 files
+  // once). In slices, the loop drains the queue between them and handles what came.
+  static constexpr size_t kOpenProbeSlice = 1024;
+  // Files still to ask: the loop calls handle() again without waiting while it is true.
+  bool probing() const { return !probe_.empty(); }
   // Compares a whole root with the baseline and handles every difference. A new entry
   // allow_new lets stay is reported once, not at every verify: it is left out when its
   // ctime (which no user can set back) is older than what was already reported. At
@@ -290,6 +299,8 @@ class Guard {
   // shared writable mapping, without another event. A fresh inode leaves those writes
   // in a detached one. Filled and drained within one batch.
   std::unordered_set<std::string> detach_;
+  // The files an overflow of opens left to ask, by root; the next overflow starts over.
+  std::map<size_t, std::vector<std::string>> probe_;
 
   struct Capture {
     UniqueFd fd;

@@ -744,6 +744,45 @@ TEST_F(GuardTest, AFileOpenForWritingIsDetachedAndWhatIsWrittenIsReported) {
   EXPECT_TRUE(events("file-replaced").empty());
 }
 
+// Lost opens: every baselined file is asked, a slice per handle() call (each ask is an
+// open of the agent's own, queued like anyone's: all at once, a large root overflowed the
+// queue again, for ever). A writer that holds a file open is found in some slice.
+TEST_F(GuardTest, LostOpensAreAskedInSlicesAndTheWriterIsFound) {
+  const size_t files = 2 * Guard::kOpenProbeSlice + 100;
+  for (size_t i = 0; i < files; ++i) site.write("wp/f" + std::to_string(i) + ".php", "<?php\n");
+  record_baseline();
+  guard(config::Mode::kRestore);
+  ASSERT_TRUE(g->verify(0, Trigger::kStartup));
+  const int writer = ::open((site / "wp/f7.php").c_str(), O_RDWR);
+  ASSERT_GE(writer, 0);
+  EXPECT_FALSE(g->probing());
+  g->handle({{0, "", watch::kOverflow | watch::kOpened, -1, {}}});
+  int calls = 1;
+  while (g->probing()) {
+    ASSERT_LT(calls, 10) << "more than (files / slice) + 1 calls";
+    g->handle({});
+    ++calls;
+  }
+  EXPECT_EQ(calls, 3) << files << " files, " << Guard::kOpenProbeSlice << " a slice";
+  ASSERT_EQ(::pwrite(writer, "<?php eval", 10, 0), 10);
+  ::close(writer);
+  g->capture_due(/*all=*/true);
+  ASSERT_TRUE(g->flush());
+  EXPECT_EQ(site.read("wp/f7.php"), "<?php\n");
+  auto ev = events("file-restored");
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["mamori"]["reason"], "opened-for-writing");
+  // A second overflow while slices are left starts the asking over: nothing is skipped.
+  g->handle({{0, "", watch::kOverflow | watch::kOpened, -1, {}}});
+  g->handle({{0, "", watch::kOverflow | watch::kOpened, -1, {}}});
+  calls = 0;
+  while (g->probing()) {
+    g->handle({});
+    ++calls;
+  }
+  EXPECT_EQ(calls, 2);
+}
+
 TEST_F(GuardTest, WhatLiesBeneathABaselinedDirectoryAtTheLimitIsQuarantined) {
   // The baseline was taken with a chain as deep as the limit: its last directory is
   // recorded but was never entered. A shell put there later is still found and goes.
