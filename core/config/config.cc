@@ -290,14 +290,15 @@ class Loader {
 
   bool load_manager(TomlTable& t, ManagerConfig& m) {
     if (!t.only_keys({"listen", "state_dir", "database", "public_url", "heartbeat", "lost_after",
-                      "max_agents", "retention_days", "max_events_per_agent", "never_ban",
-                      "max_agent_bans_per_hour", "url", "token_file"}) ||
+                      "max_agents", "event_queue_mb", "retention_days", "max_events_per_agent",
+                      "never_ban", "max_agent_bans_per_hour", "url", "token_file"}) ||
         !t.optional("listen", m.listen) || !t.optional("state_dir", m.state_dir) ||
         !absolute_path(t, "state_dir", m.state_dir) || !t.optional("database", m.database) ||
         !t.optional("public_url", m.public_url) ||
         !t.optional("heartbeat", m.heartbeat_s, 1u, 3600u) ||
         !t.optional("lost_after", m.lost_after_s, 2u, 86400u) ||
         !t.optional("max_agents", m.max_agents, 1u, 1000000u) ||
+        !t.optional("event_queue_mb", m.event_queue_mb, 1u, 65536u) ||
         !t.optional("retention_days", m.retention_days, 0u, 36500u) ||
         !t.optional("max_events_per_agent", m.max_events_per_agent, 0u, 1'000'000'000u) ||
         !t.optional("never_ban", m.never_ban) ||

@@ -163,6 +163,9 @@ struct ManagerConfig {
   uint32_t heartbeat_s = 2;     // the agents' heartbeat interval (told in welcome)
   uint32_t lost_after_s = 10;   // silence after which an agent is lost
   uint32_t max_agents = 20000;  // connections at once
+  // Memory for events received and not yet stored; past it, a channel whose batch is
+  // waiting stops reading until that batch is stored (its agent keeps the rest).
+  uint32_t event_queue_mb = 64;
   // Retention of the agents' events: older than retention_days, or beyond the newest
   // max_events_per_agent of an agent, they are deleted (hourly). 0 = no such limit.
   uint32_t retention_days = 90;

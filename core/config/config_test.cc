@@ -252,6 +252,7 @@ TEST(Config, ManagerDefaultsAndKeys) {
   EXPECT_EQ(c->manager.heartbeat_s, 2u);
   EXPECT_EQ(c->manager.lost_after_s, 10u);
   EXPECT_EQ(c->manager.max_agents, 20000u);
+  EXPECT_EQ(c->manager.event_queue_mb, 64u);
   EXPECT_EQ(c->manager.url, "");
   EXPECT_EQ(c->manager.token_file, "");
   EXPECT_EQ(c->manager.never_ban, (std::vector<std::string>{"127.0.0.0/8", "::1/128"}));
@@ -266,6 +267,7 @@ public_url = "https://mgr.example:9443"
 heartbeat = 1
 lost_after = 3
 max_agents = 5
+event_queue_mb = 1
 url = "https://mgr.example:9443"
 token_file = "/etc/mamori/token"
 never_ban = ["10.0.0.0/8", "2001:db8::/32"]
@@ -280,6 +282,7 @@ max_agent_bans_per_hour = 0
   EXPECT_EQ(c->manager.heartbeat_s, 1u);
   EXPECT_EQ(c->manager.lost_after_s, 3u);
   EXPECT_EQ(c->manager.max_agents, 5u);
+  EXPECT_EQ(c->manager.event_queue_mb, 1u);
   EXPECT_EQ(c->manager.url, "https://mgr.example:9443");
   EXPECT_EQ(c->manager.token_file, "/etc/mamori/token");
   EXPECT_EQ(c->manager.never_ban, (std::vector<std::string>{"10.0.0.0/8", "2001:db8::/32"}));
@@ -308,6 +311,7 @@ TEST(Config, ManagerMistakesAreNamed) {
   EXPECT_EQ(error_of("[manager]\nnever_ban = [\"lb\"]\n").key, "manager.never_ban");
   EXPECT_EQ(error_of("[manager]\nstate_dir = \"rel\"\n").key, "manager.state_dir");
   EXPECT_EQ(error_of("[manager]\nmax_agents = 0\n").key, "manager.max_agents");
+  EXPECT_EQ(error_of("[manager]\nevent_queue_mb = 0\n").key, "manager.event_queue_mb");
   EXPECT_EQ(error_of("[manager]\nlisen = \"h:1\"\n").code, "config.unknown_key");
 }
 

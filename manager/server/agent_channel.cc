@@ -25,9 +25,8 @@ constexpr auto kCloseGrace = std::chrono::seconds(5);
 constexpr int64_t kRevocationCheckNs = 30'000'000'000;
 // A channel stops reading (so its agent slows down) while this many of its batches wait
 // for the writer (an agent keeps at most 4 unacknowledged), or while the writer holds
-// more than kMaxQueuedEvents from all channels.
+// more than [manager] event_queue_mb from all channels.
 constexpr size_t kMaxBatchesWaiting = 8;
-constexpr size_t kMaxQueuedEvents = 200'000;
 constexpr size_t kKeptReadBuffer = 64 * 1024;
 
 }  // namespace
@@ -39,7 +38,8 @@ AgentChannel::AgentChannel(Hub& hub, WsStream ws, AgentRow agent, std::string ad
       address_(std::move(address)),
       idle_(ws_.get_executor()),
       probe_timer_(ws_.get_executor()),
-      linger_(ws_.get_executor()) {}
+      linger_(ws_.get_executor()),
+      keep_alive_(ws_.get_executor()) {}
 
 AgentChannel::~AgentChannel() { hub_.connection_closed(); }
 
@@ -121,8 +121,21 @@ void AgentChannel::probe(std::function<void(bool alive)> done) {
   probe_timer_.async_wait([w = weak_from_this()](const error_code& ec) {
     if (auto self = w.lock(); self && !ec) self->probed(false);
   });
-  ws_.async_ping({}, [w = weak_from_this()](const error_code& ec) {
-    if (auto self = w.lock(); self && ec) self->probed(false);
+  // A pong is only seen by a read: a paused channel reads again (one message more at most
+  // past the writer's limit) rather than take a live agent for dead.
+  resume();
+  // A ping on its way (keep_alive) gets the pong too.
+  if (!pinging_)
+    ping([w = weak_from_this()](const error_code& ec) {
+      if (auto self = w.lock(); self && ec) self->probed(false);
+    });
+}
+
+void AgentChannel::ping(std::function<void(const error_code&)> done) {
+  pinging_ = true;
+  ws_.async_ping({}, [self = shared_from_this(), done = std::move(done)](const error_code& ec) {
+    self->pinging_ = false;
+    done(ec);
   });
 }
 
@@ -249,18 +262,38 @@ void AgentChannel::on_read(const error_code& ec) {
   if (!ended_) read();
 }
 
-// Reading stops while the writer is behind: the agent's own window then holds what it
-// has not sent, the silence is the manager's, not the agent's.
+// Admission control. Reading stops while the writer is behind: the agent's own window
+// (and its outbox) then holds what it has not sent, and the silence is the manager's, not
+// the agent's. Its batch in the writer's queue brings it back (stored() -> resume()), so
+// the channels take turns, and memory stays near event_queue_mb (plus at most one
+// message per channel still being read).
 void AgentChannel::pause_if_behind() {
-  if (batches_waiting_ < kMaxBatchesWaiting && hub_.writer().queued_events() < kMaxQueuedEvents)
-    return;
+  const size_t limit = size_t{hub_.m().event_queue_mb} << 20;
+  if (batches_waiting_ < kMaxBatchesWaiting && hub_.writer().queued().bytes < limit) return;
+  if (paused_) return;
   paused_ = true;
   idle_.cancel();
+  keep_alive();
+}
+
+// An agent gives up on a manager it has not heard from (not even a pong) for a while
+// (kManagerSilenceFactor * lost_after), and a paused channel reads no ping to answer: the
+// manager pings it every heartbeat while paused, so a busy manager is not taken for a
+// dead one (and the agent does not reconnect, which would cost the manager more).
+void AgentChannel::keep_alive() {
+  keep_alive_.expires_after(std::chrono::seconds(hub_.m().heartbeat_s));
+  keep_alive_.async_wait([w = weak_from_this()](const error_code& ec) {
+    auto self = w.lock();
+    if (ec || !self || !self->paused_ || self->ended_ || self->closing_) return;
+    if (!self->pinging_) self->ping([](const error_code&) {});
+    self->keep_alive();
+  });
 }
 
 void AgentChannel::resume() {
   if (!paused_ || ended_) return;
   paused_ = false;
+  keep_alive_.cancel();
   arm_idle();
   read();
 }

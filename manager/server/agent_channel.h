@@ -79,6 +79,8 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   void stored(uint64_t through, const Result<InsertResult>& r);
   void pause_if_behind();
   void resume();
+  void keep_alive();
+  void ping(std::function<void(const boost::beast::error_code&)> done);
   void check_baseline();
   Result<bool> catalog_change_reported_since(int64_t sequence);
   void seen();
@@ -105,9 +107,11 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   std::vector<std::function<void(bool)>> probes_;
   boost::asio::steady_timer linger_;  // after end(): the socket's last seconds
   int64_t revocation_checked_ns_ = 0;
-  bool reading_ = false;        // a read is pending: never two
-  bool paused_ = false;         // not reading while the writer is behind (pause_if_behind)
-  size_t batches_waiting_ = 0;  // submitted to the writer, no answer yet
+  bool reading_ = false;  // a read is pending: never two
+  bool pinging_ = false;  // a ping is being written: never two
+  bool paused_ = false;   // not reading while the writer is behind (pause_if_behind)
+  boost::asio::steady_timer keep_alive_;  // pings a paused channel's agent
+  size_t batches_waiting_ = 0;            // submitted to the writer, no answer yet
   // The last heartbeat said the node is unhealthy (drained by its load balancer): the
   // agent's status is unhealthy, and if the channel then ends it is retired, not lost.
   bool drained_ = false;

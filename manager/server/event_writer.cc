@@ -25,7 +25,8 @@ EventWriter::~EventWriter() {
 void EventWriter::submit(std::string agent_key, EventBatch events, Done done) {
   {
     MutexLock lock(mu_);
-    queued_events_ += events.rows.size();
+    queued_.events += events.rows.size();
+    queued_.bytes += batch_bytes(events);
     queue_.push_back({std::move(agent_key), std::move(events), std::move(done)});
   }
   wake_.notify_one();
@@ -37,9 +38,17 @@ void EventWriter::note_seen(const std::string& agent_key, int64_t at_ns) {
   at = std::max(at, at_ns);
 }
 
-size_t EventWriter::queued_events() {
+EventWriter::Queued EventWriter::queued() {
   MutexLock lock(mu_);
-  return queued_events_;
+  return queued_;
+}
+
+size_t EventWriter::batch_bytes(const EventBatch& b) {
+  size_t n = sizeof b + b.rows.capacity() * sizeof(EventColumns);
+  for (const EventColumns& c : b.rows)
+    n += c.id.capacity() + c.action.capacity() + c.path.capacity() + c.ip.capacity() +
+         c.json.capacity();
+  return n;
 }
 
 uint64_t EventWriter::commits() {
@@ -75,10 +84,14 @@ void EventWriter::write(std::vector<Pending>& group, std::vector<SeenMark>& seen
   auto results = store_->store_batches(batches, seen, now_ns_());
   if (!results) on_error_(results.error());
   {  // Counted out before the answers go: whoever sees an answer sees the count without it.
-    size_t events = 0;
-    for (const Pending& p : group) events += p.events.rows.size();
+    Queued done;
+    for (const Pending& p : group) {
+      done.events += p.events.rows.size();
+      done.bytes += batch_bytes(p.events);
+    }
     MutexLock lock(mu_);
-    queued_events_ -= events;
+    queued_.events -= done.events;
+    queued_.bytes -= done.bytes;
     ++commits_;
   }
   for (size_t i = 0; i < group.size(); ++i) {

@@ -11,10 +11,10 @@
 // group, or on their own within kSeenFlush: one write per second at most, whatever the
 // number of agents, instead of one per agent.
 //
-// Back-pressure is the caller's: queued_events() says how much waits (agent_channel.h
-// stops reading a channel past its limits, which slows that agent, never its guard).
+// Back-pressure is the caller's: queued() says how much waits (agent_channel.h stops
+// reading a channel past its limits, which slows that agent, never its guard).
 //
-// Threads: submit(), note_seen() and queued_events() from the io thread (any thread, in
+// Threads: submit(), note_seen() and queued() from the io thread (any thread, in
 // fact); each Done runs where `post` puts it (the io thread). The writer thread owns the
 // Store. mu_ guards what the two share.
 
@@ -50,8 +50,15 @@ class EventWriter {
 
   void submit(std::string agent_key, EventBatch events, Done done) MAMORI_EXCLUDES(mu_);
   void note_seen(const std::string& agent_key, int64_t at_ns) MAMORI_EXCLUDES(mu_);
-  // Events handed over and not yet stored (queued or being written).
-  size_t queued_events() MAMORI_EXCLUDES(mu_);
+  // Handed over and not yet stored (queued or being written): events, and the memory
+  // they hold (batch_bytes).
+  struct Queued {
+    size_t events = 0;
+    size_t bytes = 0;
+  };
+  Queued queued() MAMORI_EXCLUDES(mu_);
+  // What a batch holds in memory while it waits: its texts and their row structures.
+  static size_t batch_bytes(const EventBatch& b);
   // Groups committed so far (for tests and figures).
   uint64_t commits() MAMORI_EXCLUDES(mu_);
 
@@ -74,7 +81,7 @@ class EventWriter {
   CondVar wake_;
   std::vector<Pending> queue_ MAMORI_GUARDED_BY(mu_);
   std::unordered_map<std::string, int64_t> seen_ MAMORI_GUARDED_BY(mu_);
-  size_t queued_events_ MAMORI_GUARDED_BY(mu_) = 0;
+  Queued queued_ MAMORI_GUARDED_BY(mu_);
   uint64_t commits_ MAMORI_GUARDED_BY(mu_) = 0;
   bool stop_ MAMORI_GUARDED_BY(mu_) = false;
   std::thread thread_;  // last: starts once the members above exist

@@ -84,11 +84,13 @@ TEST_F(EventWriterTest, BatchesWaitingTogetherShareOneCommit) {
     ASSERT_TRUE(blocker->begin());
     for (int64_t i = 1; i <= 100; ++i)
       w->submit("agent-" + std::to_string(i % 7), event(i), results.collect(got));
-    EXPECT_EQ(w->queued_events(), 100u);
+    EXPECT_EQ(w->queued().events, 100u);
+    EXPECT_GT(w->queued().bytes, 100 * sizeof(EventColumns));
     ASSERT_TRUE(blocker->commit());
     ASSERT_TRUE(results.wait_for(100));
     EXPECT_LE(w->commits(), 2u) << "one commit per group, not per batch";
-    EXPECT_EQ(w->queued_events(), 0u);
+    EXPECT_EQ(w->queued().events, 0u);
+    EXPECT_EQ(w->queued().bytes, 0u) << "counted out as it was counted in";
   }
   ASSERT_EQ(got.size(), 100u);
   for (const auto& r : got) EXPECT_TRUE(r && r->inserted == 1);

@@ -336,6 +336,63 @@ def s_hold(m):
     print(json.dumps(seen[-1] if seen else None), flush=True)
 
 
+def s_backpressure(m):
+    """A batch larger than the manager's event_queue_mb while its store is held by
+    another session, heartbeats every heartbeat_s as an agent sends them, then a second
+    batch: how long the manager left the agent without a frame (pings included) until
+    the first ack, and when that ack came."""
+    ws = connect(m)
+    w = hello(ws, m)
+    hb = w["heartbeat_s"]
+
+    def batch(first, n=400):
+        evs = [event(s) for s in range(first, first + n)]
+        for e in evs:
+            e["message"] += " " + "x" * 3000
+        send(ws, {"v": 1, "type": "events", "events": evs})
+        return first + n - 1
+
+    start = time.monotonic()
+    last = batch(1)
+    last_frame = next_hb = start
+    gap, pings, acked = 0.0, 0, None
+    ws.settimeout(0.2)
+    while acked is None and time.monotonic() - start < 60:
+        now = time.monotonic()
+        if now >= next_hb:
+            send(ws, {"v": 1, "type": "heartbeat", "time_ns": time.time_ns(), "healthy": True})
+            next_hb += hb
+        try:
+            op, frame = ws.recv_data_frame(control_frame=True)
+        except websocket.WebSocketTimeoutException:
+            continue
+        now = time.monotonic()
+        gap, last_frame = max(gap, now - last_frame), now
+        if op == websocket.ABNF.OPCODE_PING:
+            pings += 1
+        elif op == websocket.ABNF.OPCODE_TEXT:
+            a = json.loads(frame.data)
+            validate("ManagerMessage", a)
+            if a.get("type") != "ack":
+                die("expected an ack, got %r" % a)
+            if a["through_sequence"] != last:
+                die("expected ack through %d, got %r" % (last, a))
+            acked = now - start
+        elif op == websocket.ABNF.OPCODE_CLOSE:
+            die("the manager closed the channel after %.1f s" % (now - start))
+    if acked is None:
+        die("no ack within 60 s (%d pings)" % pings)
+    ws.settimeout(15)
+    last = batch(last + 1)
+    a = recv_ack(ws)
+    if a.get("through_sequence") != last:
+        die("expected ack through %d, got %r" % (last, a))
+    send(ws, {"v": 1, "type": "bye", "reason": "stopping"})
+    closed(ws, 5)
+    print(json.dumps({"first_ack_s": round(acked, 2), "longest_silence_s": round(gap, 2),
+                      "pings": pings, "heartbeat_s": hb, "lost_after_s": w["lost_after_s"],
+                      "events": last}))
+
 def reader(ws):
     """Reads `ws` on a thread (so its pings are answered, as a live agent's are) into a
     queue of messages; None when the channel ends."""
@@ -442,7 +499,8 @@ def s_garbage_enroll(args):
 
 SCENARIOS = {"unauthorized": s_unauthorized, "events": s_events, "bad-first": s_bad_first,
              "silent": s_silent, "drop": s_drop, "recover": s_recover,
-             "duplicate": s_duplicate, "replace": s_replace, "rebaseline": s_rebaseline, "hold": s_hold, "oversize": s_oversize}
+             "duplicate": s_duplicate, "replace": s_replace, "rebaseline": s_rebaseline, "hold": s_hold, "oversize": s_oversize,
+             "backpressure": s_backpressure}
 
 if __name__ == "__main__":
     cmd, rest = sys.argv[1], sys.argv[2:]
