@@ -9,7 +9,8 @@
 # Builds nothing: MAMORI is the mamori binary, BENCH_MANAGER bench_manager (both from one
 # build, e.g. build/dev/bin/). Environment:
 #   RATE (20000 events/s in total), DURATION (60 s of events), IDLE (20 s of heartbeats
-#   only), CUT (100), FREEZE (100), LOST_AFTER (10), HEARTBEAT (2),
+#   only), CUT (100), FREEZE (100), LOST_AFTER (10), HEARTBEAT (2), EVENT_QUEUE_MB (64:
+#   the manager's admission control; 65536 turns it practically off),
 #   REUSE=1  keep the manager's state and the agents' credentials in WORK
 #            (default /var/tmp/mamori-bench/manager) and reuse them next time (no
 #            enrollment: the run starts in seconds); without it everything lives in a
@@ -36,6 +37,7 @@ CUT=${CUT:-100}
 FREEZE=${FREEZE:-100}
 LOST_AFTER=${LOST_AFTER:-10}
 HEARTBEAT=${HEARTBEAT:-2}
+EVENT_QUEUE_MB=${EVENT_QUEUE_MB:-64}
 REUSE=${REUSE:-0}
 PERF=${PERF:-0}
 # A new address each run: a manager whose state is reused holds the last run's ban.
@@ -83,6 +85,7 @@ database = "sqlite://$MSTATE/manager.db"
 heartbeat = $HEARTBEAT
 lost_after = $LOST_AFTER
 max_agents = $((N + 1000))
+event_queue_mb = $EVENT_QUEUE_MB
 EOF
 
 : >"$MLOG"

@@ -213,6 +213,12 @@ void AgentChannel::lose(const std::string& why, uint32_t silent_s) {
                });
 }
 
+void AgentChannel::dropped(const error_code& ec) {
+  lose(fmt::format("agent {} ({}): the connection ended without goodbye ({})", agent_.info.name,
+                   agent_.info.hostname, ec.message()),
+       0);
+}
+
 void AgentChannel::read() {
   if (reading_ || (paused_ && !ended_)) return;
   reading_ = true;
@@ -225,10 +231,7 @@ void AgentChannel::read() {
 void AgentChannel::on_read(const error_code& ec) {
   if (ec) {
     probed(false);
-    if (!ended_)
-      lose(fmt::format("agent {} ({}): the connection ended without goodbye ({})", agent_.info.name,
-                       agent_.info.hostname, ec.message()),
-           0);
+    if (!ended_) dropped(ec);
     if (registered_) hub_.drop_live(agent_.agent_key, this);
     return;
   }
@@ -279,13 +282,17 @@ void AgentChannel::pause_if_behind() {
 // An agent gives up on a manager it has not heard from (not even a pong) for a while
 // (kManagerSilenceFactor * lost_after), and a paused channel reads no ping to answer: the
 // manager pings it every heartbeat while paused, so a busy manager is not taken for a
-// dead one (and the agent does not reconnect, which would cost the manager more).
+// dead one (and the agent does not reconnect, which would cost the manager more). A
+// ping that cannot be written is how a paused channel learns that its agent went away.
 void AgentChannel::keep_alive() {
   keep_alive_.expires_after(std::chrono::seconds(hub_.m().heartbeat_s));
   keep_alive_.async_wait([w = weak_from_this()](const error_code& ec) {
     auto self = w.lock();
     if (ec || !self || !self->paused_ || self->ended_ || self->closing_) return;
-    if (!self->pinging_) self->ping([](const error_code&) {});
+    if (!self->pinging_)
+      self->ping([self](const error_code& ping_ec) {
+        if (ping_ec && !self->ended_) self->dropped(ping_ec);
+      });
     self->keep_alive();
   });
 }

@@ -64,6 +64,8 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   void silent();
   void end();
   void lose(const std::string& why, uint32_t silent_s);
+  // The connection ended (a read or a write failed) without bye.
+  void dropped(const boost::beast::error_code& ec);
   void read();
   void on_read(const boost::beast::error_code& ec);
   void refuse(std::string_view code, const std::string& message);

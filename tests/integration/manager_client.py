@@ -336,6 +336,25 @@ def s_hold(m):
     print(json.dumps(seen[-1] if seen else None), flush=True)
 
 
+def big_batch(first, n=400):
+    """An events message of ~1.2 MB: past a 1 MiB event_queue_mb."""
+    evs = [event(s) for s in range(first, first + n)]
+    for e in evs:
+        e["message"] += " " + "x" * 3000
+    return {"v": 1, "type": "events", "events": evs}
+
+
+def s_backpressure_drop(m):
+    """hello, a batch past the manager's event_queue_mb, then the connection cut."""
+    ws = connect(m)
+    hello(ws, m)
+    send(ws, big_batch(1))
+    time.sleep(0.5)
+    ws.sock.shutdown(socket.SHUT_RDWR)
+    ws.sock.close()
+    print("dropped")
+
+
 def s_backpressure(m):
     """A batch larger than the manager's event_queue_mb while its store is held by
     another session, heartbeats every heartbeat_s as an agent sends them, then a second
@@ -346,10 +365,7 @@ def s_backpressure(m):
     hb = w["heartbeat_s"]
 
     def batch(first, n=400):
-        evs = [event(s) for s in range(first, first + n)]
-        for e in evs:
-            e["message"] += " " + "x" * 3000
-        send(ws, {"v": 1, "type": "events", "events": evs})
+        send(ws, big_batch(first, n))
         return first + n - 1
 
     start = time.monotonic()
@@ -500,7 +516,7 @@ def s_garbage_enroll(args):
 SCENARIOS = {"unauthorized": s_unauthorized, "events": s_events, "bad-first": s_bad_first,
              "silent": s_silent, "drop": s_drop, "recover": s_recover,
              "duplicate": s_duplicate, "replace": s_replace, "rebaseline": s_rebaseline, "hold": s_hold, "oversize": s_oversize,
-             "backpressure": s_backpressure}
+             "backpressure": s_backpressure, "backpressure-drop": s_backpressure_drop}
 
 if __name__ == "__main__":
     cmd, rest = sys.argv[1], sys.argv[2:]

@@ -119,17 +119,24 @@ assert_eq stopped "$(agent_field "$KEY1" status)" "after bye"
 
 step "a store slower than the agents (its events table locked for 8 s by another session): the channel past event_queue_mb stops reading, the manager pings its agent meanwhile; nothing lost, nothing stored twice"
 expect_exit 0 mamori manager token create --group slow --json
-expect_exit 0 $CLIENT enroll "$(json 'j["token"]')" "" slow1
+SLOW_TOKEN=$(json 'j["token"]')
+expect_exit 0 $CLIENT enroll "$SLOW_TOKEN" "" slow1
 M3=$(json 'json.dumps(j["manager"])')
 KEY3=$(json 'j["manager"]["agent_key"]')
+expect_exit 0 $CLIENT enroll "$SLOW_TOKEN" "" slow2
+M4=$(json 'json.dumps(j["manager"])')
+KEY4=$(json 'j["manager"]["agent_key"]')
 events_locked() {
   [[ $(psql_admin -At -d mamori -c "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
     WHERE c.relname = 'events' AND l.mode = 'ShareRowExclusiveLock' AND l.granted") == 1 ]]
 }
-psql_admin -d mamori -c "BEGIN" -c "LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE" \
-  -c "SELECT pg_sleep(8)" -c "COMMIT" >"$SCRATCH/lock.log" 2>&1 &
-LOCK_PID=$!
-wait_for "the events table locked" events_locked
+lock_events() {  # SECONDS, in the background: LOCK_PID
+  psql_admin -d mamori -c "BEGIN" -c "LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE" \
+    -c "SELECT pg_sleep($1)" -c "COMMIT" >"$SCRATCH/lock.log" 2>&1 &
+  LOCK_PID=$!
+  wait_for "the events table locked" events_locked
+}
+lock_events 8
 expect_exit 0 $CLIENT backpressure "$M3"
 wait "$LOCK_PID" || fail "the locking session failed: $(cat "$SCRATCH/lock.log")"
 echo "$OUT"
@@ -142,6 +149,20 @@ python3 -c "import sys; sys.exit(not $silence <= 2.5)" ||
 (($(json 'j["pings"]') >= 3)) || fail "fewer than 3 pings while the channel waited: $OUT"
 assert_eq 800 "$(stored_events "$KEY3")" "both batches stored, once"
 assert_eq stopped "$(agent_field "$KEY3" status)" "after bye: never lost on the way"
+
+step "an agent gone while its channel is paused (the store locked again): lost within 3 s"
+lock_events 6
+# No read sees the end of a paused channel: the next ping that cannot be written does.
+expect_exit 0 $CLIENT backpressure-drop "$M4"
+cut_ms=$(date +%s%3N)
+agent_lost() { [[ $(agent_field "$KEY4" status) == lost ]]; }
+WAIT_SECONDS=5 wait_for "the cut agent lost while its channel is paused" agent_lost
+lost_ms=$(($(date +%s%3N) - cut_ms))
+echo "lost $lost_ms ms after the cut"
+((lost_ms <= 3000)) || fail "the cut agent was lost $lost_ms ms after the cut (heartbeat 1 s)"
+wait "$LOCK_PID" || fail "the locking session failed: $(cat "$SCRATCH/lock.log")"
+cut_batch_stored() { [[ $(stored_events "$KEY4") == 400 ]]; }
+WAIT_SECONDS=10 wait_for "the cut agent's batch, read before the cut, stored" cut_batch_stored
 
 step "PostgreSQL restarted under the running manager: its next calls reconnect"
 restart_postgres
