@@ -25,9 +25,10 @@ EventWriter::~EventWriter() {
 void EventWriter::submit(std::string agent_key, EventBatch events, Done done) {
   {
     MutexLock lock(mu_);
+    const size_t bytes = batch_bytes(events);
     queued_.events += events.rows.size();
-    queued_.bytes += batch_bytes(events);
-    queue_.push_back({std::move(agent_key), std::move(events), std::move(done)});
+    queued_.bytes += bytes;
+    queue_.push_back({std::move(agent_key), std::move(events), std::move(done), bytes});
   }
   wake_.notify_one();
 }
@@ -87,7 +88,7 @@ void EventWriter::write(std::vector<Pending>& group, std::vector<SeenMark>& seen
     Queued done;
     for (const Pending& p : group) {
       done.events += p.events.rows.size();
-      done.bytes += batch_bytes(p.events);
+      done.bytes += p.bytes;
     }
     MutexLock lock(mu_);
     queued_.events -= done.events;

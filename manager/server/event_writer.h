@@ -67,6 +67,7 @@ class EventWriter {
     std::string agent_key;
     EventBatch events;
     Done done;
+    size_t bytes = 0;  // batch_bytes(events), counted in at submit, out after the write
   };
   void run() MAMORI_EXCLUDES(mu_);
   // One group: its batches (maybe none) and the marks noted meanwhile.

@@ -248,12 +248,17 @@ def s_silent(m):
                       "messages": seen}))
 
 
+def cut(ws):
+    """The TCP connection cut without a close frame or bye."""
+    ws.sock.shutdown(socket.SHUT_RDWR)
+    ws.sock.close()
+
+
 def s_drop(m):
     """hello, then the TCP connection cut without a close frame or bye."""
     ws = connect(m)
     hello(ws, m)
-    ws.sock.shutdown(socket.SHUT_RDWR)
-    ws.sock.close()
+    cut(ws)
     print("dropped")
 
 
@@ -350,8 +355,7 @@ def s_backpressure_drop(m):
     hello(ws, m)
     send(ws, big_batch(1))
     time.sleep(0.5)
-    ws.sock.shutdown(socket.SHUT_RDWR)
-    ws.sock.close()
+    cut(ws)
     print("dropped")
 
 
@@ -408,6 +412,7 @@ def s_backpressure(m):
     print(json.dumps({"first_ack_s": round(acked, 2), "longest_silence_s": round(gap, 2),
                       "pings": pings, "heartbeat_s": hb, "lost_after_s": w["lost_after_s"],
                       "events": last}))
+
 
 def reader(ws):
     """Reads `ws` on a thread (so its pings are answered, as a live agent's are) into a
