@@ -837,7 +837,12 @@ void Guard::finish(Capture& c) {
     if (c.keep && evidence_) {
       c.item.reason = "modified";
       item = capture(c);
-      if (item && h != held_.end()) h->second.ids.push_back(item->id);
+      if (item && h != held_.end()) {
+        h->second.ids.push_back(item->id);
+        // A grown inode was not hashed above; the kept copy's digest is its content's.
+        if (!sha && !item->truncated) h->second.sha256 = item->sha256;
+        if (item->truncated) h->second.truncated = true;
+      }
     }
   }
   c.fd.reset();

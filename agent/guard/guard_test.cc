@@ -744,6 +744,29 @@ TEST_F(GuardTest, AFileOpenForWritingIsDetachedAndWhatIsWrittenIsReported) {
   EXPECT_TRUE(events("file-replaced").empty());
 }
 
+// An append (PHP's fopen 'a') grows the detached inode: not hashed in place (a holder could
+// have grown it to terabytes), but the event still names the kept bytes' digest.
+TEST_F(GuardTest, AnAppendThroughAHeldDescriptorIsReportedWithItsDigest) {
+  guard(config::Mode::kPreserve);
+  ASSERT_TRUE(g->verify(0, Trigger::kStartup));  // the index of baselined files
+  const int writer = ::open((site / "wp/inc/a.php").c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(writer, 0);
+  replay.push(at("wp/inc/a.php", watch::kOpened));
+  std::vector<watch::Change> batch;
+  ASSERT_TRUE(replay.read(batch));
+  g->handle(batch);
+  ASSERT_EQ(::write(writer, "eval($_POST[1]);\n", 17), 17);
+  ::close(writer);
+  g->capture_due(/*all=*/true);
+  ASSERT_TRUE(g->flush());
+  EXPECT_EQ(site.read("wp/inc/a.php"), "<?php // a\n");
+  auto ev = events("file-restored");
+  ASSERT_EQ(ev.size(), 1u);
+  const std::string bytes = kept(ev[0]["mamori"]["evidence"]["id"]);
+  EXPECT_EQ(bytes, "<?php // a\neval($_POST[1]);\n");
+  EXPECT_EQ(ev[0]["file"]["hash"]["sha256"], hash::sha256(bytes).hex());
+}
+
 // Lost opens: every baselined file is asked, a slice per handle() call (each ask is an
 // open of the agent's own, queued like anyone's: all at once, a large root overflowed the
 // queue again, for ever). A writer that holds a file open is found in some slice.
