@@ -31,6 +31,7 @@
 #include "manager/server/event_writer.h"
 #include "manager/server/identity.h"
 #include "manager/server/reporter.h"
+#include "manager/server/store_worker.h"
 
 namespace mamori::manager {
 
@@ -49,10 +50,11 @@ std::string new_uuid();
 
 class Hub {
  public:
-  // `store` serves the io thread; `writer_store`, a second connection to the same
-  // database, the event writer's thread.
+  // `store` serves the io thread; `writer_store` and `chores_store`, more connections to
+  // the same database, the event writer's thread and the store worker's.
   Hub(Env& env, const config::Config& config, std::unique_ptr<Store> store,
-      std::unique_ptr<Store> writer_store, Identity identity, std::unique_ptr<Reporter> reporter);
+      std::unique_ptr<Store> writer_store, std::unique_ptr<Store> chores_store, Identity identity,
+      std::unique_ptr<Reporter> reporter);
   ~Hub();
 
   Status bind();
@@ -108,12 +110,20 @@ class Hub {
   void accept();
   void on_accept(boost::asio::ip::tcp::socket socket);
   // Every second: this manager's heartbeat in the store, and (from lost_after after the
-  // start) the agents whose manager stopped heartbeating made lost or retired.
+  // start) the agents whose manager stopped heartbeating made lost or retired; the
+  // agents of this manager that said hello elsewhere. On the store worker, one tick at a
+  // time (a slow store skips ticks, never piles them up); ticked() takes the answers.
   void tick();
-  // At start, then hourly: the events [manager] retention_days and max_events_per_agent
-  // no longer allow are deleted, bans over and commands made before retention_days, and
-  // the console sessions that ended.
+  struct TickAnswers {
+    std::vector<AgentRow> reaped;
+    std::vector<std::string> moved;
+  };
+  void ticked(const TickAnswers& a);
+  // At start, then hourly, on the store worker: the events [manager] retention_days and
+  // max_events_per_agent no longer allow are deleted, bans over and commands made before
+  // retention_days, and the console sessions that ended.
   void prune();
+  void prune_store(Store& store);
   void shutdown();
 
   Env& env_;
@@ -133,6 +143,8 @@ class Hub {
   boost::asio::ip::tcp::acceptor acceptor_{io_};
   std::optional<boost::asio::signal_set> signals_;
   boost::asio::steady_timer tick_{io_};
+  bool ticking_ = false;  // a tick's chores are on the store worker
+  bool prune_started_ = false;
   boost::asio::steady_timer prune_{io_};
   bool stopping_ = false;
   std::map<std::string, std::weak_ptr<AgentChannel>> live_;
@@ -143,6 +155,7 @@ class Hub {
   std::unique_ptr<Fleet> fleet_;
   // After io_: it finishes its writes and posts their answers while io_ still exists.
   std::unique_ptr<EventWriter> writer_;
+  std::unique_ptr<StoreWorker> chores_;  // likewise
   std::unique_ptr<Api> api_;
 };
 

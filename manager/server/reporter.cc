@@ -38,7 +38,7 @@ Result<std::unique_ptr<Reporter>> Reporter::open(Env& env, const config::Config&
                                        [](const std::string& sink, const std::string& error) {
                                          if (!error.empty()) log("sink " + sink + ": " + error);
                                        }));
-  r->copy_to_store();  // what an earlier run wrote and did not store
+  r->copy_to_store(store);  // what an earlier run wrote and did not store
   return r;
 }
 
@@ -65,10 +65,13 @@ void Reporter::report(event::Event e) {
 void Reporter::flush() {
   if (auto s = outbox_->flush(); !s) log("outbox: " + s.error().message());
   sinks_->notify();
-  copy_to_store();
+  if (run_in_store_)
+    run_in_store_([this](Store& store) { copy_to_store(store); });
+  else
+    copy_to_store(store_);
 }
 
-void Reporter::copy_to_store() {
+void Reporter::copy_to_store(Store& store) {
   for (;;) {
     std::vector<outbox::Record> records;
     auto n = reader_->read(records, 500);
@@ -80,7 +83,7 @@ void Reporter::copy_to_store() {
       if (j.is_object()) events.push_back(std::move(j));
     }
     if (auto stored =
-            store_.insert_events(origin_->fields().agent_id, events, env_.clock().now_ns());
+            store.insert_events(origin_->fields().agent_id, events, env_.clock().now_ns());
         !stored) {
       // Read again from the cursor next time.
       auto c = outbox::load_cursor(outbox_->dir(), kStoreCursor);

@@ -7,7 +7,9 @@
 // catches up at the next report, and nothing is stored twice but by a crash between the
 // insert and the cursor, which the store's idempotent insert absorbs).
 //
-// Threads: one owner (the server's thread); the sinks deliver on their own threads.
+// Threads: one owner (the server's thread); the sinks deliver on their own threads; the
+// copy into the store runs where set_store_runner puts it (store_worker.h), one copy at
+// a time, in order.
 
 #include <functional>
 #include <memory>
@@ -46,13 +48,18 @@ class Reporter {
   void report(event::Event e);
   // Runs flushes through `post` (the server's io context) from now on.
   void set_poster(std::function<void(std::function<void()>)> post) { post_ = std::move(post); }
+  // Copies into the store through `run` (a thread with a store of its own) from now on;
+  // an empty one: here, into the store given to open().
+  using StoreRunner = std::function<void(std::function<void(Store&)>)>;
+  void set_store_runner(StoreRunner run) { run_in_store_ = std::move(run); }
   void flush();
 
   const event::Origin& origin() const { return *origin_; }
 
  private:
   Reporter(Env& env, Store& store);
-  void copy_to_store();
+  // Only ever on one thread at a time: reader_ is its own.
+  void copy_to_store(Store& store);
 
   Env& env_;
   Store& store_;
@@ -61,6 +68,7 @@ class Reporter {
   std::unique_ptr<sinks::SinkSet> sinks_;
   std::optional<outbox::SegmentReader> reader_;
   std::function<void(std::function<void()>)> post_;
+  StoreRunner run_in_store_;
   bool flush_posted_ = false;
 };
 

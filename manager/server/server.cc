@@ -72,7 +72,8 @@ std::string public_url_of(const config::ManagerConfig& m, const std::string& hos
 // ---- the hub --------------------------------------------------------------------------
 
 Hub::Hub(Env& env, const config::Config& config, std::unique_ptr<Store> store,
-         std::unique_ptr<Store> writer_store, Identity identity, std::unique_ptr<Reporter> reporter)
+         std::unique_ptr<Store> writer_store, std::unique_ptr<Store> chores_store,
+         Identity identity, std::unique_ptr<Reporter> reporter)
     : env_(env),
       config_(config),
       m_(config.manager),
@@ -88,9 +89,14 @@ Hub::Hub(Env& env, const config::Config& config, std::unique_ptr<Store> store,
       std::move(writer_store), [this] { return now_ns(); },
       [this](std::function<void()> f) { asio::post(io_, std::move(f)); },
       [](const Error& e) { log_line("store: " + e.message()); });
+  chores_ = std::make_unique<StoreWorker>(std::move(chores_store));
 }
 
-Hub::~Hub() = default;
+Hub::~Hub() {
+  // The worker finishes what it holds first; the reporter's last copy then runs here.
+  chores_.reset();
+  reporter_->set_store_runner({});
+}
 
 Status Hub::bind() {
   ssl_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
@@ -113,6 +119,8 @@ Status Hub::bind() {
 
 Status Hub::run(bool handle_signals) {
   reporter_->set_poster([this](std::function<void()> f) { asio::post(io_, std::move(f)); });
+  reporter_->set_store_runner(
+      [this](std::function<void(Store&)> job) { chores_->run(std::move(job)); });
   if (handle_signals) {
     signals_.emplace(io_, SIGTERM, SIGINT);
     signals_->async_wait([this](const error_code& ec, int) {
@@ -225,63 +233,85 @@ void Hub::on_accept(tcp::socket socket) {
 }
 
 void Hub::tick() {
-  const int64_t now = now_ns();
-  if (auto s = store_->manager_heartbeat(manager_id_, host_name_, now); !s)
-    log_line("heartbeat: " + s.error().message());
-  // The agents of a manager that stopped (this one's previous run included) had
-  // lost_after to reconnect somewhere; the others' heartbeats are as old as lost_after at
-  // most. Before lost_after has passed since this start, they may be on their way here.
-  const int64_t lost_after_ns = int64_t{m_.lost_after_s} * 1'000'000'000;
-  if (now - started_ns_ >= lost_after_ns) {
-    auto reaped = store_->reap_agents(manager_id_, now - lost_after_ns, now);
-    if (!reaped) log_line("reap: " + reaped.error().message());
-    for (const auto& a : reaped ? *reaped : std::vector<AgentRow>{}) {
-      const bool retired = a.status == AgentStatus::kRetired;
-      report(retired ? proto::action::kAgentRetired : proto::action::kAgentLost,
-             retired ? event::Severity::kInfo : event::Severity::kWarning,
-             fmt::format("agent {} ({}): its manager stopped and it did not come back within {} s",
-                         a.info.name, a.info.hostname, m_.lost_after_s),
-             &a, "", [](event::Event& e) { e.set("mamori.reason", "manager-gone"); });
-    }
-  }
-  // A hello elsewhere for an agent whose channel is here: it moved (this connection is
-  // dead and the kernel does not know yet) or a clone holds its identity there. Hellos of
-  // the last lost_after count: the managers' clocks may differ by a few seconds.
-  if (auto moved = store_->hellos_elsewhere(manager_id_, now - lost_after_ns); !moved)
-    log_line("hellos elsewhere: " + moved.error().message());
-  else
-    for (const std::string& key : *moved)
-      if (auto c = live(key)) c->claimed_elsewhere();
   tick_.expires_after(std::chrono::seconds(1));
   tick_.async_wait([this](const error_code& ec) {
     if (!ec) tick();
   });
+  if (ticking_) return;
+  ticking_ = true;
+  const int64_t now = now_ns();
+  // The agents of a manager that stopped (this one's previous run included) had
+  // lost_after to reconnect somewhere; the others' heartbeats are as old as lost_after at
+  // most. Before lost_after has passed since this start, they may be on their way here.
+  const int64_t lost_after_ns = int64_t{m_.lost_after_s} * 1'000'000'000;
+  const bool reap = now - started_ns_ >= lost_after_ns;
+  chores_->run([this, now, reap, lost_after_ns](Store& store) {
+    if (auto s = store.manager_heartbeat(manager_id_, host_name_, now); !s)
+      log_line("heartbeat: " + s.error().message());
+    TickAnswers a;
+    if (reap) {
+      auto reaped = store.reap_agents(manager_id_, now - lost_after_ns, now);
+      if (!reaped) log_line("reap: " + reaped.error().message());
+      if (reaped) a.reaped = std::move(*reaped);
+    }
+    // Hellos of the last lost_after count: the managers' clocks may differ by seconds.
+    auto moved = store.hellos_elsewhere(manager_id_, now - lost_after_ns);
+    if (!moved) log_line("hellos elsewhere: " + moved.error().message());
+    if (moved) a.moved = std::move(*moved);
+    asio::post(io_, [this, a = std::move(a)] { ticked(a); });
+  });
+}
+
+void Hub::ticked(const TickAnswers& a) {
+  ticking_ = false;
+  for (const auto& r : a.reaped) {
+    const bool retired = r.status == AgentStatus::kRetired;
+    report(retired ? proto::action::kAgentRetired : proto::action::kAgentLost,
+           retired ? event::Severity::kInfo : event::Severity::kWarning,
+           fmt::format("agent {} ({}): its manager stopped and it did not come back within {} s",
+                       r.info.name, r.info.hostname, m_.lost_after_s),
+           &r, "", [](event::Event& e) { e.set("mamori.reason", "manager-gone"); });
+  }
+  // A hello elsewhere for an agent whose channel is here: it moved (this connection is
+  // dead and the kernel does not know yet) or a clone holds its identity there.
+  for (const std::string& key : a.moved)
+    if (auto c = live(key)) c->claimed_elsewhere();
 }
 
 void Hub::prune() {
+  // At start here, before any connection is taken; then on the store worker.
+  if (!prune_started_) {
+    prune_started_ = true;
+    prune_store(*store_);
+  } else {
+    chores_->run([this](Store& store) { prune_store(store); });
+  }
+  prune_.expires_after(std::chrono::hours(1));
+  prune_.async_wait([this](const error_code& ec) {
+    if (!ec) prune();
+  });
+}
+
+void Hub::prune_store(Store& store) {
   const RetentionPolicy policy{int64_t{m_.max_events_per_agent},
                                int64_t{m_.retention_days} * 86400 * 1'000'000'000};
   if (policy.max_events_per_agent > 0 || policy.max_age_ns > 0) {
-    auto deleted = store_->prune(policy, now_ns());
+    auto deleted = store.prune(policy, now_ns());
     if (!deleted)
       log_line("retention: " + deleted.error().message());
     else if (*deleted > 0)
       log_line(fmt::format("retention: {} events deleted", *deleted));
   }
   if (policy.max_age_ns > 0) {
-    auto deleted = store_->prune_fleet(now_ns() - policy.max_age_ns);
+    auto deleted = store.prune_fleet(now_ns() - policy.max_age_ns);
     if (!deleted)
       log_line("retention: " + deleted.error().message());
     else if (*deleted > 0)
       log_line(fmt::format("retention: {} ban and command rows deleted", *deleted));
   }
   // Sessions idle or past their limit: refused already, deleted here.
-  if (auto s = store_->prune_sessions(now_ns(), kSessionIdleNs); !s)
+  if (auto s = store.prune_sessions(now_ns(), kSessionIdleNs); !s)
     log_line("sessions: " + s.error().message());
-  prune_.expires_after(std::chrono::hours(1));
-  prune_.async_wait([this](const error_code& ec) {
-    if (!ec) prune();
-  });
 }
 
 void Hub::shutdown() {
@@ -319,9 +349,11 @@ Result<std::unique_ptr<Server>> Server::start(Env& env, const config::Config& co
                          identity.fingerprint));
   std::unique_ptr<Store> store = MAMORI_TRY(open_store(env, m.database));
   std::unique_ptr<Store> writer_store = MAMORI_TRY(open_store(env, m.database));
+  std::unique_ptr<Store> chores_store = MAMORI_TRY(open_store(env, m.database));
   auto reporter = MAMORI_TRY(Reporter::open(env, config, *store));
-  auto hub = std::make_unique<Hub>(env, config, std::move(store), std::move(writer_store),
-                                   std::move(identity), std::move(reporter));
+  auto hub =
+      std::make_unique<Hub>(env, config, std::move(store), std::move(writer_store),
+                            std::move(chores_store), std::move(identity), std::move(reporter));
   MAMORI_TRY(hub->bind());
   return std::unique_ptr<Server>(new Server(std::move(hub)));
 }

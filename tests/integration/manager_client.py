@@ -359,6 +359,17 @@ def s_backpressure_drop(m):
     print("dropped")
 
 
+def s_welcome_time(m):
+    """How long a TLS connection, the upgrade and hello take to bring the welcome."""
+    start = time.monotonic()
+    ws = connect(m)
+    hello(ws, m)
+    took = time.monotonic() - start
+    send(ws, {"v": 1, "type": "bye", "reason": "stopping"})
+    closed(ws, 5)
+    print(json.dumps({"welcome_s": round(took, 3)}))
+
+
 def s_backpressure(m):
     """A batch larger than the manager's event_queue_mb while its store is held by
     another session, heartbeats every heartbeat_s as an agent sends them, then a second
@@ -521,7 +532,8 @@ def s_garbage_enroll(args):
 SCENARIOS = {"unauthorized": s_unauthorized, "events": s_events, "bad-first": s_bad_first,
              "silent": s_silent, "drop": s_drop, "recover": s_recover,
              "duplicate": s_duplicate, "replace": s_replace, "rebaseline": s_rebaseline, "hold": s_hold, "oversize": s_oversize,
-             "backpressure": s_backpressure, "backpressure-drop": s_backpressure_drop}
+             "backpressure": s_backpressure, "backpressure-drop": s_backpressure_drop,
+             "welcome-time": s_welcome_time}
 
 if __name__ == "__main__":
     cmd, rest = sys.argv[1], sys.argv[2:]

@@ -150,8 +150,8 @@ python3 -c "import sys; sys.exit(not $silence <= 2.5)" ||
 assert_eq 800 "$(stored_events "$KEY3")" "both batches stored, once"
 assert_eq stopped "$(agent_field "$KEY3" status)" "after bye: never lost on the way"
 
-step "an agent gone while its channel is paused (the store locked again): lost within 3 s"
-lock_events 6
+step "an agent gone while its channel is paused (the store locked again): lost within 3 s; the manager's own agent-lost event waits for the store on a thread of its own, not the channels'"
+lock_events 8
 # No read sees the end of a paused channel: the next ping that cannot be written does.
 expect_exit 0 $CLIENT backpressure-drop "$M4"
 cut_ms=$(date +%s%3N)
@@ -160,6 +160,11 @@ WAIT_SECONDS=5 wait_for "the cut agent lost while its channel is paused" agent_l
 lost_ms=$(($(date +%s%3N) - cut_ms))
 echo "lost $lost_ms ms after the cut"
 ((lost_ms <= 3000)) || fail "the cut agent was lost $lost_ms ms after the cut (heartbeat 1 s)"
+expect_exit 0 $CLIENT welcome-time "$M3"
+echo "a hello while the events table is still locked: $OUT"
+python3 -c "import sys; sys.exit(not $(json 'j["welcome_s"]') <= 2)" ||
+  fail "the welcome took $(json 'j["welcome_s"]') s: the io thread waited for the locked store"
+events_locked || fail "the lock ended before the hello: the step proves nothing; make it longer"
 wait "$LOCK_PID" || fail "the locking session failed: $(cat "$SCRATCH/lock.log")"
 cut_batch_stored() { [[ $(stored_events "$KEY4") == 400 ]]; }
 WAIT_SECONDS=10 wait_for "the cut agent's batch, read before the cut, stored" cut_batch_stored
