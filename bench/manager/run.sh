@@ -102,9 +102,9 @@ TOKEN=$("$MAMORI" --config "$CONFIG" manager token create --group bench --uses "
   python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
 
 if [[ $PERF == 1 ]]; then
-  # Started when the event stream starts (the tool's "events" line on stderr).
+  # Started when the event stream starts (after the tool's first "online again" line).
   (
-    tail -n +1 -F "$WORK/bench.log" 2>/dev/null | grep -q -m1 'idle .* s: manager CPU'
+    until grep -q 'agents online again after' "$WORK/bench.log" 2>/dev/null; do sleep 0.5; done
     exec perf record -g -o "$WORK/perf.data" -p "$MANAGER_PID" -- sleep "$DURATION"
   ) &
   PERF_PID=$!
@@ -205,6 +205,12 @@ EOF
 
 if [[ $PERF == 1 && -f $WORK/perf.data ]]; then
   echo
-  perf report -i "$WORK/perf.data" --no-children --percent-limit 1.5 --stdio 2>/dev/null |
-    grep -E '^ +[0-9]' | head -40
+  # Each thread's share (the io thread is "mamori"), then each busy thread's top symbols.
+  perf report -i "$WORK/perf.data" --no-children --sort comm --stdio 2>/dev/null |
+    grep -E '^ +[0-9]'
+  for comm in mamori mamori-events mamori-store; do
+    echo "--- $comm"
+    perf report -i "$WORK/perf.data" --no-children --comms "$comm" --sort dso,sym \
+      --percent-limit 1 --stdio 2>/dev/null | grep -E '^ +[0-9]' | cut -c1-160 | head -25
+  done
 fi

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "core/base/quote.h"
+#include "core/base/thread_name.h"
 #include "manager/server/hub.h"  // new_uuid
 
 namespace mamori::manager {
@@ -350,6 +351,7 @@ bool DriftRunner::submit(std::function<void(const std::function<bool()>& cancell
 }
 
 void DriftRunner::run() {
+  name_this_thread("mamori-drift");
   const std::function<bool()> cancelled = [this] {
     MutexLock lock(mu_);
     return stop_;

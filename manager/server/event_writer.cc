@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "core/base/thread_name.h"
+
 namespace mamori::manager {
 
 EventWriter::EventWriter(std::unique_ptr<Store> store, std::function<int64_t()> now_ns, Poster post,
@@ -58,6 +60,7 @@ uint64_t EventWriter::commits() {
 }
 
 void EventWriter::run() {
+  name_this_thread("mamori-events");
   std::vector<Pending> group;
   std::vector<SeenMark> seen;
   for (;;) {

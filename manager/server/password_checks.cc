@@ -1,5 +1,6 @@
 #include "manager/server/password_checks.h"
 
+#include "core/base/thread_name.h"
 #include "manager/server/password.h"
 
 namespace mamori::manager {
@@ -30,6 +31,7 @@ bool PasswordChecks::submit(const std::string& address, std::string phc, std::st
 }
 
 void PasswordChecks::run() {
+  name_this_thread("mamori-password");
   for (;;) {
     Check c;
     {

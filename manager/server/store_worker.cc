@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "core/base/thread_name.h"
+
 namespace mamori::manager {
 
 StoreWorker::StoreWorker(std::unique_ptr<Store> store)
@@ -25,6 +27,7 @@ void StoreWorker::run(Job job) {
 }
 
 void StoreWorker::loop() {
+  name_this_thread("mamori-store");
   for (;;) {
     Job job;
     {
