@@ -282,7 +282,9 @@ class Fleet::Impl {
   std::string event_text(SimAgent& a, uint64_t seq, const std::string& action,
                          const std::string& source_ip) {
     const std::string t = event::iso_time(wall());
-    const std::string id = random_hex(rng_, 16);
+    // As the agent makes them (event.cc): the time in ms, then 80 random bits.
+    const std::string id =
+        fmt::format("{:012x}", static_cast<uint64_t>(wall() / 1'000'000)) + random_hex(rng_, 10);
     if (action == "ip-banned")
       return fmt::format(
           R"({{"@timestamp":"{t}","agent":{{"id":"{aid}","name":"{h}","type":"mamori","version":"{ver}"}},)"

@@ -3,6 +3,7 @@
 #include <sys/random.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,9 +14,17 @@
 namespace mamori::event {
 namespace {
 
+// 48 bits of milliseconds since the epoch, then 80 random bits, as 32 hex digits: an
+// agent's ids grow with time, so the manager's unique (agent, id) index takes each new one
+// next to the agent's last instead of on a random page of an index larger than its cache.
+// 80 random bits still make two ids of one agent in one millisecond differ.
 std::string random_id() {
   uint8_t raw[16] = {};
-  size_t got = 0;
+  const auto ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count());
+  for (int i = 0; i < 6; ++i) raw[i] = static_cast<uint8_t>(ms >> (8 * (5 - i)));
+  size_t got = 6;
   while (got < sizeof raw) {
     const ssize_t n = ::getrandom(raw + got, sizeof raw - got, 0);
     if (n < 0 && errno == EINTR) continue;

@@ -19,8 +19,8 @@ enum class Severity : int { kInfo = 1, kNotice = 3, kWarning = 5, kCritical = 7 
 
 class Event {
  public:
-  // `action` is event.action ("file-restored", "tamper-storm", ...); the id is a fresh
-  // random 128-bit value, stable across every sink and retry.
+  // `action` is event.action ("file-restored", "tamper-storm", ...); the id is fresh (the
+  // time in ms, then 80 random bits: 32 hex digits), stable across every sink and retry.
   Event(std::string_view action, Severity severity, int64_t time_ns);
   // The same with an id made earlier (evidence kept before its event was written).
   Event(std::string id, std::string_view action, Severity severity, int64_t time_ns);

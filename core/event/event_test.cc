@@ -1,5 +1,8 @@
 #include "core/event/event.h"
 
+#include <chrono>
+#include <string>
+
 #include <gtest/gtest.h>
 
 namespace mamori::event {
@@ -24,6 +27,28 @@ TEST(Event, NestsDottedNamesAndCarriesTheEcsBasics) {
 TEST(Event, IdsAreUnique) {
   Event a("x", Severity::kInfo, 0), b("x", Severity::kInfo, 0);
   EXPECT_NE(a.id(), b.id());
+}
+
+// The manager's unique (agent, id) index takes an agent's new ids next to its last ones.
+TEST(Event, IdsGrowWithTimeAndStartWithTheMillisecond) {
+  const auto ms = [] {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  };
+  const uint64_t before = ms();
+  const std::string first = Event::new_id();
+  std::string last = first;
+  while (last.substr(0, 12) == first.substr(0, 12)) last = Event::new_id();  // the next ms
+  const uint64_t after = ms();
+  for (const std::string& id : {first, last}) {
+    ASSERT_EQ(id.size(), 32u);
+    EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << id;
+  }
+  const uint64_t stamped = std::stoull(first.substr(0, 12), nullptr, 16);
+  EXPECT_GE(stamped, before);
+  EXPECT_LE(stamped, after);
+  EXPECT_LT(first, last);
 }
 
 TEST(Event, InvalidUtf8StillGivesOneLineOfValidJson) {
