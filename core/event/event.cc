@@ -3,13 +3,14 @@
 #include <sys/random.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 
 #include <fmt/format.h>
+
+#include "core/base/env.h"
 
 namespace mamori::event {
 namespace {
@@ -18,11 +19,9 @@ namespace {
 // agent's ids grow with time, so the manager's unique (agent, id) index takes each new one
 // next to the agent's last instead of on a random page of an index larger than its cache.
 // 80 random bits still make two ids of one agent in one millisecond differ.
-std::string random_id() {
+std::string fresh_id() {
   uint8_t raw[16] = {};
-  const auto ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                            std::chrono::system_clock::now().time_since_epoch())
-                                            .count());
+  const auto ms = static_cast<uint64_t>(SystemClock().now_ns() / 1'000'000);
   for (int i = 0; i < 6; ++i) raw[i] = static_cast<uint8_t>(ms >> (8 * (5 - i)));
   size_t got = 6;
   while (got < sizeof raw) {
@@ -58,10 +57,10 @@ std::string_view kind_for(Severity s) { return s >= Severity::kWarning ? "alert"
 
 }  // namespace
 
-std::string Event::new_id() { return random_id(); }
+std::string Event::new_id() { return fresh_id(); }
 
 Event::Event(std::string_view action, Severity severity, int64_t time_ns)
-    : Event(random_id(), action, severity, time_ns) {}
+    : Event(fresh_id(), action, severity, time_ns) {}
 
 Event::Event(std::string id, std::string_view action, Severity severity, int64_t time_ns)
     : id_(std::move(id)), action_(action), severity_(severity) {

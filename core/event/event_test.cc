@@ -1,9 +1,10 @@
 #include "core/event/event.h"
 
-#include <chrono>
 #include <string>
 
 #include <gtest/gtest.h>
+
+#include "core/base/env.h"
 
 namespace mamori::event {
 namespace {
@@ -31,11 +32,7 @@ TEST(Event, IdsAreUnique) {
 
 // The manager's unique (agent, id) index takes an agent's new ids next to its last ones.
 TEST(Event, IdsGrowWithTimeAndStartWithTheMillisecond) {
-  const auto ms = [] {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     std::chrono::system_clock::now().time_since_epoch())
-                                     .count());
-  };
+  const auto ms = [] { return static_cast<uint64_t>(SystemClock().now_ns() / 1'000'000); };
   const uint64_t before = ms();
   const std::string first = Event::new_id();
   std::string last = first;

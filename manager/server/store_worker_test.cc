@@ -31,9 +31,10 @@ TEST_F(StoreWorkerTest, AJobWaitingForTheWriteLockDoesNotHoldTheCaller) {
   ASSERT_TRUE(blocker) << blocker.error().message();
   ASSERT_TRUE(blocker->begin());
   ASSERT_TRUE(blocker->exec("CREATE TABLE held(x)"));  // the write lock, held
-  const auto start = std::chrono::steady_clock::now();
+  const SystemClock clock;
+  const auto start = clock.monotonic();
   worker->run([](Store& s) { ASSERT_TRUE(s.manager_heartbeat("m1", "host", 1)); });
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(100));
+  EXPECT_LT(clock.monotonic() - start, std::chrono::milliseconds(100));
   ASSERT_TRUE(blocker->commit());
   worker.reset();  // runs what it holds, then joins
   auto count = blocker->prepare("SELECT count(*) FROM managers WHERE id = 'm1'");
