@@ -291,10 +291,12 @@ class Loader {
   bool load_manager(TomlTable& t, ManagerConfig& m) {
     if (!t.only_keys({"listen", "state_dir", "database", "public_url", "heartbeat", "lost_after",
                       "max_agents", "event_queue_mb", "retention_days", "max_events_per_agent",
-                      "never_ban", "max_agent_bans_per_hour", "url", "token_file"}) ||
+                      "never_ban", "max_agent_bans_per_hour", "url", "token_file",
+                      "console_dir"}) ||
         !t.optional("listen", m.listen) || !t.optional("state_dir", m.state_dir) ||
         !absolute_path(t, "state_dir", m.state_dir) || !t.optional("database", m.database) ||
-        !t.optional("public_url", m.public_url) ||
+        !t.optional("public_url", m.public_url) || !t.optional("console_dir", m.console_dir) ||
+        (!m.console_dir.empty() && !absolute_path(t, "console_dir", m.console_dir)) ||
         !t.optional("heartbeat", m.heartbeat_s, 1u, 3600u) ||
         !t.optional("lost_after", m.lost_after_s, 2u, 86400u) ||
         !t.optional("max_agents", m.max_agents, 1u, 1000000u) ||

@@ -170,6 +170,8 @@ struct ManagerConfig {
   // max_events_per_agent of an agent, they are deleted (hourly). 0 = no such limit.
   uint32_t retention_days = 90;
   uint32_t max_events_per_agent = 1'000'000;
+  // The web console's built files (web/), served at "/"; "" = no console.
+  std::string console_dir = "/usr/share/mamori/console";
   // Fleet bans: what one agent may make every other ban. Never an address in never_ban
   // (CIDRs: the load balancers, the office, monitoring), and at most
   // max_agent_bans_per_hour addresses decided by one agent: a compromised agent must not

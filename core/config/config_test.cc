@@ -249,6 +249,7 @@ TEST(Config, ManagerDefaultsAndKeys) {
   EXPECT_EQ(c->manager.state_dir, "/var/lib/mamori-manager");
   EXPECT_EQ(c->manager.database, "sqlite:///var/lib/mamori-manager/manager.db");
   EXPECT_EQ(c->manager.public_url, "");
+  EXPECT_EQ(c->manager.console_dir, "/usr/share/mamori/console");
   EXPECT_EQ(c->manager.heartbeat_s, 2u);
   EXPECT_EQ(c->manager.lost_after_s, 10u);
   EXPECT_EQ(c->manager.max_agents, 20000u);
@@ -264,6 +265,7 @@ listen = "127.0.0.1:9443"
 state_dir = "/srv/mm/"
 database = "sqlite:///srv/mm/m.db"
 public_url = "https://mgr.example:9443"
+console_dir = "/srv/console/"
 heartbeat = 1
 lost_after = 3
 max_agents = 5
@@ -279,6 +281,7 @@ max_agent_bans_per_hour = 0
   EXPECT_EQ(c->manager.state_dir, "/srv/mm");
   EXPECT_EQ(c->manager.database, "sqlite:///srv/mm/m.db");
   EXPECT_EQ(c->manager.public_url, "https://mgr.example:9443");
+  EXPECT_EQ(c->manager.console_dir, "/srv/console");
   EXPECT_EQ(c->manager.heartbeat_s, 1u);
   EXPECT_EQ(c->manager.lost_after_s, 3u);
   EXPECT_EQ(c->manager.max_agents, 5u);
@@ -294,6 +297,9 @@ max_agent_bans_per_hour = 0
     ASSERT_TRUE(c) << c.error().text();
     EXPECT_EQ(c->manager.database, url);
   }
+  c = parse_config("[manager]\nconsole_dir = \"\"\n", "m.toml");
+  ASSERT_TRUE(c) << c.error().text();
+  EXPECT_EQ(c->manager.console_dir, "") << "no console";
 }
 
 TEST(Config, ManagerMistakesAreNamed) {
@@ -307,6 +313,7 @@ TEST(Config, ManagerMistakesAreNamed) {
   EXPECT_EQ(error_of("[manager]\nurl = \"http://m:1\"\n").key, "manager.url");
   EXPECT_EQ(error_of("[manager]\npublic_url = \"m:1\"\n").key, "manager.public_url");
   EXPECT_EQ(error_of("[manager]\ntoken_file = \"token\"\n").key, "manager.token_file");
+  EXPECT_EQ(error_of("[manager]\nconsole_dir = \"web/dist\"\n").key, "manager.console_dir");
   EXPECT_EQ(error_of("[manager]\nnever_ban = [\"10.0.0.1/8\"]\n").key, "manager.never_ban");
   EXPECT_EQ(error_of("[manager]\nnever_ban = [\"lb\"]\n").key, "manager.never_ban");
   EXPECT_EQ(error_of("[manager]\nstate_dir = \"rel\"\n").key, "manager.state_dir");

@@ -21,6 +21,9 @@ namespace ch = proto::channel;
 using beast::error_code;
 using nlohmann::json;
 
+// Boost 1.74's Beast takes its own string_view.
+beast::string_view bsv(std::string_view s) { return {s.data(), s.size()}; }
+
 json error_body(std::string_view code, const std::string& message) {
   return ch::to_json(ch::EnrollError{std::string(code), message});
 }
@@ -81,6 +84,11 @@ void HttpConnection::route() {
     if (!r.later) respond(r.status, r.body, r.headers);
     return;
   }
+  const ConsoleFiles* console = hub_.console();
+  if (console && !target.starts_with("/api/") &&
+      (req.method() == http::verb::get || req.method() == http::verb::head))
+    if (const ConsoleFile* f = console->find(target.substr(0, target.find('?'))))
+      return serve(*f, req);
   respond(http::status::not_found, error_body(ch::kBadMessage, "no such endpoint"));
 }
 
@@ -207,6 +215,18 @@ std::optional<AgentRow> HttpConnection::authenticate(const Request& req) {
   return std::move(**a);
 }
 
+template <class Body>
+void HttpConnection::send(std::shared_ptr<http::response<Body>> res) {
+  const bool keep = keep_alive_ && ++served_ < kMaxRequestsPerConnection;
+  res->keep_alive(keep);
+  http::async_write(stream_, *res,
+                    [self = shared_from_this(), res, keep](const error_code& ec, size_t) {
+                      if (ec) return;
+                      if (keep) return self->read_request();
+                      self->stream_.async_shutdown([self](const error_code&) {});
+                    });
+}
+
 void HttpConnection::respond(http::status status, const json& body,
                              const std::vector<std::pair<std::string, std::string>>& headers) {
   auto res = std::make_shared<http::response<http::string_body>>(status, 11);
@@ -214,18 +234,31 @@ void HttpConnection::respond(http::status status, const json& body,
   res->set(http::field::cache_control, "no-store");
   res->set(http::field::content_type, "application/json");
   res->set(http::field::server, "mamori-manager");
-  const bool keep = keep_alive_ && ++served_ < kMaxRequestsPerConnection;
-  res->keep_alive(keep);
   // replace: text from the store is checked UTF-8, but a throw here would end the manager.
   res->body() =
       body.is_null() ? std::string() : body.dump(-1, ' ', false, json::error_handler_t::replace);
   res->prepare_payload();
-  http::async_write(stream_, *res,
-                    [self = shared_from_this(), res, keep](const error_code& ec, size_t) {
-                      if (ec) return;
-                      if (keep) return self->read_request();
-                      self->stream_.async_shutdown([self](const error_code&) {});
-                    });
+  send(std::move(res));
+}
+
+void HttpConnection::serve(const ConsoleFile& file, const Request& req) {
+  const auto tag = req.find(http::field::if_none_match);
+  const bool current = tag != req.end() && tag->value() == file.etag;
+  auto res = std::make_shared<http::response<http::span_body<const char>>>(
+      current ? http::status::not_modified : http::status::ok, 11);
+  for (const auto& [name, value] : console_security_headers()) res->set(bsv(name), bsv(value));
+  res->set(http::field::server, "mamori-manager");
+  res->set(http::field::etag, file.etag);
+  // index.html names the current assets: asked again each time (a 304 when unchanged).
+  res->set(http::field::cache_control,
+           file.immutable ? "public, max-age=31536000, immutable" : "no-cache");
+  if (!current) {
+    res->set(http::field::content_type, bsv(file.content_type));
+    // The hub keeps the files for as long as any connection lives.
+    if (req.method() == http::verb::get) res->body() = {file.body.data(), file.body.size()};
+    res->content_length(file.body.size());
+  }
+  send(std::move(res));
 }
 
 }  // namespace mamori::manager

@@ -9,7 +9,8 @@
 //                         Authorization (Bearer agent_key:credential) is checked;
 //   GET  /api/v1/events/live  the stored events as they come, a WebSocket
 //                         (event_stream.h);
-//   /api/v1/*             everything else: the REST API (api.h).
+//   /api/v1/*             everything else: the REST API (api.h);
+//   GET  anything else    the web console's files (console_files.h), never under /api/.
 //
 // Threads: the server's io thread (hub.h).
 
@@ -53,6 +54,12 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   std::optional<AgentRow> authenticate(const Request& req);
   void respond(boost::beast::http::status status, const nlohmann::json& body,
                const std::vector<std::pair<std::string, std::string>>& headers = {});
+  // A console file, or 304 when the browser's copy (If-None-Match) is current.
+  void serve(const ConsoleFile& file, const Request& req);
+  // Writes `res` (keep-alive as asked, within kMaxRequestsPerConnection), then reads the
+  // next request or closes.
+  template <class Body>
+  void send(std::shared_ptr<boost::beast::http::response<Body>> res);
 
   Hub& hub_;
   boost::beast::ssl_stream<boost::beast::tcp_stream> stream_;

@@ -28,6 +28,7 @@
 #include "core/config/config.h"
 #include "core/event/event.h"
 #include "manager/db/store.h"
+#include "manager/server/console_files.h"
 #include "manager/server/event_writer.h"
 #include "manager/server/identity.h"
 #include "manager/server/reporter.h"
@@ -92,6 +93,8 @@ class Hub {
   Fleet& fleet() { return *fleet_; }
   // The REST API for people and scripts (api.h).
   Api& api() { return *api_; }
+  // The web console's files; nullptr when there is no console (console_files.h).
+  const ConsoleFiles* console() const { return console_ ? &*console_ : nullptr; }
 
   // An agent's channel ended (Store::release_agent): queued, and written with every
   // other release of this turn of the loop in one transaction. `done` gets the status
@@ -122,6 +125,7 @@ class Hub {
   // At start, then hourly, on the store worker: the events [manager] retention_days and
   // max_events_per_agent no longer allow are deleted, bans over and commands made before
   // retention_days, and the console sessions that ended.
+  Status load_console();
   void prune();
   void prune_store(Store& store);
   void shutdown();
@@ -135,6 +139,7 @@ class Hub {
   std::string host_name_;
   std::string manager_id_;
   int64_t started_ns_ = 0;
+  std::optional<ConsoleFiles> console_;
 
   // Before io_: the connections still queued in io_ when it is destroyed count down here.
   size_t connections_ = 0;

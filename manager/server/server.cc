@@ -114,6 +114,20 @@ Status Hub::bind() {
   if (!ec) acceptor_.bind(ep, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return fail("listen", m_.listen, ec.value(), ec.message());
+  return load_console();
+}
+
+Status Hub::load_console() {
+  if (m_.console_dir.empty()) return {};
+  auto files = ConsoleFiles::load(m_.console_dir);
+  // Not installed (a build tree, a manager without the console package): the API alone.
+  if (!files && files.error().errnum == ENOENT) {
+    log_line("no console: " + files.error().message());
+    return {};
+  }
+  if (!files) return tl::unexpected(files.error());
+  log_line(fmt::format("console: {} files from {}", files->file_count(), m_.console_dir));
+  console_ = std::move(*files);
   return {};
 }
 
