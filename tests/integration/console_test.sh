@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2016  # WAIT_EXPLAIN and on_exit strings are eval'ed later
+# The web console (docs/manager.md "The web console") served by the real `mamori
+# manager`, with three agents enrolled (web1 online; web2 killed, so lost; web3 stopped):
+#   - over pinned TLS: / and a page's path answer index.html with the strict CSP and
+#     hardening headers; an asset is cached for good and answers 304 to its ETag; a file
+#     planted in the console directory after the start, a path with "..", and /api/v2
+#     are 404 (never index.html under /api/);
+#   - in Debian's Chromium (web/tests/console.mjs, Playwright): sign-in refuses a wrong
+#     password, shows the fleet with each agent's status, filters, sorts, switches to
+#     Japanese, signs out; no CSP violation or page error on the way.
+# MAMORI_CONSOLE_SHOTS=DIR keeps the browser's screenshots there (docs/console/).
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/web_lib.sh"
+source "$(dirname "$0")/fleet_lib.sh"
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+BUILT=$(cd "$(dirname "$MAMORI")/.." && pwd)/web
+[[ -f $BUILT/index.html ]] || fail "no console built in $BUILT (cmake --build … --target console)"
+# The manager serves a copy, so that the test may plant a file in it.
+cp -r "$BUILT" "$SCRATCH/console"
+
+step "the manager with the console, a user, three agents"
+loopback_manager_config "console_dir = \"$SCRATCH/console\"
+heartbeat = 1
+lost_after = 3"
+printf 'console password 1\n' | expect_exit 0 mamori manager user add alice --role admin
+"$MAMORI" --config "$CONFIG" manager >>"$MLOG" 2>&1 &
+MANAGER_PID=$!
+on_exit 'stop_pid "$MANAGER_PID" "the manager"'
+WAIT_SECONDS=20 WAIT_EXPLAIN='cat "$MLOG"' wait_for "the manager to listen" \
+  grep -q 'listening on' "$MLOG"
+assert_contains "$(cat "$MLOG")" "console: $(find "$BUILT" -type f | wc -l) files from $SCRATCH/console"
+FP=$(grep -o 'fingerprint [0-9a-f]*' "$MLOG" | head -1 | cut -d' ' -f2)
+expect_exit 0 mamori manager token create --uses 3
+grep -o 'mamori-token-v1\.[A-Za-z0-9_-]*' <<<"$OUT" | head -n 1 >"$SCRATCH/token"
+FLEET_MANAGER_CONFIG=$CONFIG
+for i in 1 2 3; do
+  mkdir -p "$SCRATCH/a$i/www"
+  echo "site $i" >"$SCRATCH/a$i/www/index.html"
+  fleet_agent "$i" "https://127.0.0.1:$PORT" "$SCRATCH/token"
+  start_fleet_agent "$i"
+done
+all_online() { [[ $(fleet_online_count) == 3 ]]; }
+WAIT_SECONDS=30 WAIT_EXPLAIN='fleet_agents_json' wait_for "all online" all_online
+stop_pid "${APID[3]}" "agent 3" || fail "agent 3 did not stop"
+{ kill -9 "${APID[2]}" && wait "${APID[2]}"; } 2>/dev/null || true
+WAIT_SECONDS=20 WAIT_EXPLAIN='fleet_agents_json' wait_for "web2 lost" fleet_is_status web2 lost
+WAIT_SECONDS=10 WAIT_EXPLAIN='fleet_agents_json' wait_for "web3 stopped" fleet_is_status web3 stopped
+echo "planted" >"$SCRATCH/console/planted.js"
+
+step "what the manager serves, over pinned TLS"
+PYTHONPATH=$(dirname "$0") expect_exit 0 /usr/bin/python3 - "$PORT" "$FP" <<'PYEOF'
+import http.client, sys
+import manager_client as mc
+
+port, fp = int(sys.argv[1]), sys.argv[2]
+
+def get(path, headers=None):
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=mc.tls_context(), timeout=10)
+    c.connect(); mc.check_fp(c.sock, fp)
+    c.request("GET", path, headers=headers or {})
+    r = c.getresponse()
+    return r, r.read()
+
+def check(cond, what):
+    if not cond:
+        print("FAIL:", what); sys.exit(1)
+
+index, body = get("/")
+check(index.status == 200 and b'<div id="app">' in body, "/ is index.html: %s" % index.status)
+csp = index.getheader("Content-Security-Policy") or ""
+check("script-src 'self'" in csp and "unsafe" not in csp and "frame-ancestors 'none'" in csp, "CSP: " + csp)
+for h, v in (("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
+             ("Referrer-Policy", "no-referrer"), ("Cache-Control", "no-cache")):
+    check(index.getheader(h) == v, "%s: %r" % (h, index.getheader(h)))
+check(b"<script>" not in body and b"style=" not in body, "no inline script or style")
+page, page_body = get("/fleet?filter=web")
+check(page.status == 200 and page_body == body, "a page's path is index.html")
+
+asset = body.split(b'src="')[1].split(b'"')[0].decode()
+r, js = get(asset)
+check(r.status == 200 and r.getheader("Content-Type") == "text/javascript; charset=utf-8", "asset " + asset)
+check("immutable" in r.getheader("Cache-Control"), "asset cached for good")
+r, again = get(asset, {"If-None-Match": r.getheader("ETag")})
+check(r.status == 304 and again == b"", "304 for a current copy: %s" % r.status)
+
+for path in ("/planted.js", "/assets/../favicon.svg", "/%2e%2e/etc/passwd", "/api/v2", "/api/"):
+    r, b = get(path)
+    check(r.status == 404 and b'id="app"' not in b, "%s: %s %r" % (path, r.status, b[:60]))
+print("served as it should")
+PYEOF
+
+step "the console in Chromium"
+SHOTS=${MAMORI_CONSOLE_SHOTS:-}
+[[ -z $SHOTS ]] || mkdir -p "$SHOTS"
+expect_exit 0 timeout -k 5 120 node "$REPO/web/tests/console.mjs" "https://127.0.0.1:$PORT" \
+  alice 'console password 1' "$SHOTS"
+echo "$OUT"

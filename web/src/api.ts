@@ -1,0 +1,115 @@
+// Every status the manager's store knows (manager/db/store.h AgentStatus).
+export type AgentStatus = "enrolled" | "online" | "unhealthy" | "lost" | "stopped" | "retired" | "revoked";
+
+export interface AgentRoot {
+  path: string;
+  mode: string;
+}
+
+export interface Agent {
+  agent_key: string;
+  name: string;
+  hostname: string;
+  group: string;
+  status: AgentStatus;
+  last_seen_ns: number;
+  version: string;
+  events_24h: number;
+  roots: AgentRoot[];
+}
+
+export interface Session {
+  name: string;
+  role: string;
+  csrf_token: string;
+}
+
+/** Shape of the manager's error body: {"error": {"code", "message"}}. */
+interface ErrorBody {
+  error?: { code?: string; message?: string };
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    /** Seconds from the Retry-After header; 0 when the manager sent none. */
+    readonly retryAfterS = 0,
+  ) {
+    super(message);
+  }
+}
+
+// sessionStorage, not localStorage: the session ends with the tab, and the
+// session cookie itself stays HttpOnly; only the CSRF token is kept here.
+const SESSION_KEY = "mamori.session";
+
+export function currentSession(): Session | null {
+  const stored = sessionStorage.getItem(SESSION_KEY);
+  if (!stored) return null;
+  try {
+    return JSON.parse(stored) as Session;
+  } catch {
+    return null;
+  }
+}
+
+type Method = "GET" | "POST";
+
+export async function request<T>(method: Method, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+
+  const session = currentSession();
+  if (method !== "GET" && session) headers["X-CSRF-Token"] = session.csrf_token;
+
+  const init: RequestInit = {
+    method,
+    headers,
+    credentials: "same-origin",
+    // Agent status changes every few seconds; a cached answer is a wrong one.
+    cache: "no-store",
+  };
+  if (body !== undefined) init.body = JSON.stringify(body);
+
+  const response = await fetch(path, init);
+  const text = await response.text();
+  const payload: unknown = text ? JSON.parse(text) : null;
+
+  if (!response.ok) {
+    const error = (payload as ErrorBody | null)?.error;
+    throw new ApiError(
+      response.status,
+      error?.code ?? "http",
+      error?.message ?? response.statusText,
+      Number(response.headers.get("Retry-After") ?? 0),
+    );
+  }
+  return payload as T;
+}
+
+export async function login(name: string, password: string): Promise<Session> {
+  const session = await request<Session>("POST", "/api/v1/login", { name, password });
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  return session;
+}
+
+export async function logout(): Promise<void> {
+  try {
+    await request<unknown>("POST", "/api/v1/logout");
+  } finally {
+    // Forget the session even if the manager is unreachable.
+    sessionStorage.removeItem(SESSION_KEY);
+  }
+}
+
+/** Drops a session the manager no longer accepts, without calling it. */
+export function forgetSession(): void {
+  sessionStorage.removeItem(SESSION_KEY);
+}
+
+export async function listAgents(): Promise<Agent[]> {
+  const { agents } = await request<{ agents: Agent[] }>("GET", "/api/v1/agents");
+  return agents;
+}

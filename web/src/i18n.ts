@@ -1,0 +1,111 @@
+// English is the reference table: its keys define MessageKey, and every other
+// language must provide exactly those keys or tsc fails.
+const en = {
+  appName: "mamori",
+  signIn: "Sign in",
+  signOut: "Sign out",
+  userName: "User name",
+  password: "Password",
+  signInFailed: "The user name or the password is wrong.",
+  throttled: "Too many attempts: try again in {s} s.",
+  fleet: "Fleet",
+  agents: "Agents",
+  name: "Name",
+  host: "Host",
+  group: "Group",
+  status: "Status",
+  lastSeen: "Last seen",
+  version: "Version",
+  roots: "Roots",
+  events24h: "Events (24 h)",
+  noAgents: "No agent has enrolled yet: create a token with `mamori manager token create`.",
+  "status.online": "online",
+  "status.lost": "lost",
+  "status.retired": "retired",
+  "status.enrolled": "enrolled",
+  "status.unhealthy": "unhealthy",
+  "status.stopped": "stopped",
+  "status.revoked": "revoked",
+  filter: "Filter",
+  summary: "{online} of {all} online · {lost} lost",
+  language: "Language",
+  loadFailed: "The manager did not answer: {why}",
+  signedInAs: "{name} ({role})",
+  never: "never",
+};
+
+export type MessageKey = keyof typeof en;
+
+const ja: Record<MessageKey, string> = {
+  appName: "mamori",
+  signIn: "サインイン",
+  signOut: "サインアウト",
+  userName: "ユーザー名",
+  password: "パスワード",
+  signInFailed: "ユーザー名またはパスワードが違います。",
+  throttled: "試行が多すぎます。{s} 秒後にもう一度お試しください。",
+  fleet: "フリート",
+  agents: "エージェント",
+  name: "名前",
+  host: "ホスト",
+  group: "グループ",
+  status: "状態",
+  lastSeen: "最終確認",
+  version: "バージョン",
+  roots: "ルート",
+  events24h: "イベント (24 時間)",
+  noAgents:
+    "登録済みのエージェントはありません。`mamori manager token create` でトークンを作成してください。",
+  "status.online": "オンライン",
+  "status.lost": "喪失",
+  "status.retired": "退役",
+  "status.enrolled": "登録済み",
+  "status.unhealthy": "異常",
+  "status.stopped": "停止",
+  "status.revoked": "失効",
+  filter: "絞り込み",
+  summary: "{all} 台中 {online} 台オンライン · {lost} 台喪失",
+  language: "言語",
+  loadFailed: "マネージャーが応答しません: {why}",
+  signedInAs: "{name} ({role})",
+  never: "なし",
+};
+
+export type Lang = "en" | "ja";
+
+const messages: Record<Lang, Record<MessageKey, string>> = { en, ja };
+
+const LANG_KEY = "mamori.lang";
+
+export function isLang(value: string | null): value is Lang {
+  return value === "en" || value === "ja";
+}
+
+/** The user's explicit choice wins; otherwise follow the browser. */
+export function currentLang(): Lang {
+  const chosen = localStorage.getItem(LANG_KEY);
+  if (isLang(chosen)) return chosen;
+  return navigator.language.toLowerCase().startsWith("ja") ? "ja" : "en";
+}
+
+export function setLang(lang: Lang): void {
+  localStorage.setItem(LANG_KEY, lang);
+  document.documentElement.lang = lang;
+}
+
+/** Looks up `key` and fills its `{name}` placeholders; unknown ones become empty. */
+export function t(key: MessageKey, params: Record<string, string | number> = {}): string {
+  return messages[currentLang()][key].replace(/\{(\w+)\}/g, (_placeholder, name: string) =>
+    String(params[name] ?? ""),
+  );
+}
+
+/** Formats a time in nanoseconds since the epoch; 0 means the agent never reported. */
+export function formatTime(ns: number): string {
+  if (!ns) return t("never");
+  // en-GB rather than en-US for the 24-hour clock.
+  return new Intl.DateTimeFormat(currentLang() === "ja" ? "ja-JP" : "en-GB", {
+    dateStyle: "medium",
+    timeStyle: "medium",
+  }).format(new Date(ns / 1e6));
+}

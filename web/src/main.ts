@@ -1,0 +1,85 @@
+import "./style.css";
+
+import { ApiError, currentSession, forgetSession, logout } from "./api";
+import { clear, h } from "./dom";
+import { currentLang, isLang, setLang, t } from "./i18n";
+import { createFleetPage } from "./pages/fleet";
+import { createSignInPage } from "./pages/signin";
+
+const REFRESH_INTERVAL_MS = 5000;
+
+const appRoot = document.getElementById("app");
+if (!appRoot) throw new Error("index.html has no #app element");
+const root: HTMLElement = appRoot;
+
+let refreshTimer: number | undefined;
+
+function renderHeader(): HTMLElement {
+  const session = currentSession();
+
+  const langSelect = h(
+    "select",
+    { id: "lang", "aria-label": t("language") },
+    h("option", { value: "en" }, "English"),
+    h("option", { value: "ja" }, "日本語"),
+  );
+  langSelect.value = currentLang();
+  langSelect.addEventListener("change", () => {
+    if (isLang(langSelect.value)) setLang(langSelect.value);
+    // Every text is looked up when its element is built, so rebuild the page.
+    render();
+  });
+
+  return h(
+    "header",
+    {},
+    h("a", { href: "/", class: "brand" }, t("appName")),
+    h("nav", { "aria-label": "main" }, h("a", { href: "/", "aria-current": "page" }, t("fleet"))),
+    h("span", { class: "spacer" }),
+    langSelect,
+    session && h("span", { class: "user" }, t("signedInAs", { name: session.name, role: session.role })),
+    session &&
+      h(
+        "button",
+        {
+          type: "button",
+          id: "signout",
+          onclick: () => {
+            logout().finally(render);
+          },
+        },
+        t("signOut"),
+      ),
+  );
+}
+
+function reportRefreshFailure(error: unknown): void {
+  // 401: the session expired or was revoked; go back to the sign-in form.
+  if (error instanceof ApiError && error.status === 401) {
+    forgetSession();
+    render();
+    return;
+  }
+  const problem = document.getElementById("problem");
+  if (problem) {
+    problem.textContent = t("loadFailed", { why: error instanceof Error ? error.message : String(error) });
+  }
+}
+
+function render(): void {
+  window.clearInterval(refreshTimer);
+  document.documentElement.lang = currentLang();
+  clear(root);
+
+  if (!currentSession()) {
+    root.append(renderHeader(), createSignInPage(render));
+    return;
+  }
+
+  const fleet = createFleetPage();
+  root.append(renderHeader(), h("p", { id: "problem", class: "error", role: "alert" }), fleet.node);
+  fleet.refresh().catch(reportRefreshFailure);
+  refreshTimer = window.setInterval(() => fleet.refresh().catch(reportRefreshFailure), REFRESH_INTERVAL_MS);
+}
+
+render();

@@ -1,0 +1,123 @@
+// The console in a real browser (Debian's Chromium, driven by Playwright), against a
+// running manager: tests/integration/console_test.sh starts the manager and three agents
+// (web1 online, web2 lost, web3 stopped) and runs
+//   node web/tests/console.mjs URL USER PASSWORD [SHOTS_DIR]
+// Exits 1 with the step that failed. Any Content-Security-Policy violation or page error
+// fails it too: the console must run under the manager's policy as it is.
+import { chromium } from "playwright-core";
+
+const [url, user, password, shots] = process.argv.slice(2);
+const failures = [];
+let step = "start";
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  // Root in CI: Chromium's sandbox needs an unprivileged user.
+  args: ["--no-sandbox"],
+});
+try {
+  // The manager's certificate is self-signed; the shell test pins its fingerprint.
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: "en-GB" });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => failures.push(`${step}: page error: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error" && !/401|429/.test(m.text())) failures.push(`${step}: console: ${m.text()}`);
+  });
+  await page.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) =>
+      console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`),
+    );
+  });
+  const expect = async (what, check) => {
+    step = what;
+    try {
+      await check();
+    } catch (e) {
+      throw new Error(`${what}: ${e.message.split("\n")[0]}`);
+    }
+  };
+  const shot = async (name) => {
+    if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+  };
+  const text = (selector) => page.locator(selector).innerText({ timeout: 10000 });
+  const waitText = (selector, want) =>
+    page.waitForFunction(
+      ([s, w]) => document.querySelector(s)?.textContent?.includes(w),
+      [selector, want],
+      { timeout: 10000 },
+    );
+
+  await expect("the sign-in page loads", async () => {
+    const res = await page.goto(url + "/fleet");
+    if (res.status() !== 200) throw new Error(`status ${res.status()}`);
+    await page.locator("#signin-name").waitFor({ timeout: 10000 });
+  });
+  await shot("signin");
+
+  await expect("a wrong password is refused", async () => {
+    await page.fill("#signin-name", user);
+    await page.fill("#signin-password", "not the password");
+    await page.click("button[type=submit]");
+    await waitText("p.error", "wrong");
+    if ((await page.inputValue("#signin-password")) !== "") throw new Error("password kept");
+  });
+
+  await expect("the right one shows the fleet", async () => {
+    await page.fill("#signin-password", password);
+    await page.click("button[type=submit]");
+    await waitText("p.summary", "1 of 3 online · 1 lost");
+  });
+  await expect("each agent's status", async () => {
+    const web1 = page.locator("tr", { hasText: "web1" });
+    const web2 = page.locator("tr", { hasText: "web2" });
+    if ((await web1.locator("span.status-online").count()) !== 1) throw new Error("web1 not online");
+    if ((await web2.locator("span.status-lost").count()) !== 1) throw new Error("web2 not lost");
+    const web3 = page.locator("tr", { hasText: "web3" });
+    if ((await web3.locator("span.status-stopped").innerText()) !== "stopped") throw new Error("web3 not stopped");
+    if (!(await web1.innerText()).includes("(restore)")) throw new Error("web1's root mode missing");
+  });
+  await shot("fleet");
+
+  await expect("filter", async () => {
+    await page.fill("#fleet-filter", "lost");
+    await page.waitForFunction(() => document.querySelectorAll("tr[data-agent]").length === 1, null, {
+      timeout: 10000,
+    });
+    if (!(await text("tr[data-agent]")).includes("web2")) throw new Error("not web2");
+    await page.fill("#fleet-filter", "");
+  });
+
+  await expect("sort by name, both ways", async () => {
+    const names = () => page.locator("tr[data-agent] td:first-child").allInnerTexts();
+    await page.click("button[data-sort=name]");
+    const first = await names();
+    await page.click("button[data-sort=name]");
+    const second = await names();
+    if (first.join() !== "web3,web2,web1" || second.join() !== "web1,web2,web3")
+      throw new Error(`${first} then ${second}`);
+  });
+
+  await expect("Japanese", async () => {
+    await page.selectOption("#lang", "ja");
+    await waitText("p.summary", "3 台中 1 台オンライン");
+    if ((await page.getAttribute("html", "lang")) !== "ja") throw new Error("html lang");
+  });
+  await shot("fleet-ja");
+  await page.selectOption("#lang", "en");
+
+  await expect("sign out", async () => {
+    await page.click("#signout");
+    await page.locator("#signin-name").waitFor({ timeout: 10000 });
+    const status = await page.evaluate(async () => (await fetch("/api/v1/agents")).status);
+    if (status !== 401) throw new Error(`the API still answers: ${status}`);
+  });
+} catch (e) {
+  failures.push(e.message);
+} finally {
+  await browser.close();
+}
+if (failures.length) {
+  console.error("FAIL: " + failures.join("\nFAIL: "));
+  process.exit(1);
+}
+console.log("console: every step passed in Chromium");
