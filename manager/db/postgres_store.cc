@@ -539,7 +539,7 @@ class PostgresStore final : public Store {
   }
 
   Result<std::vector<EventRow>> query_events(const EventQuery& q) override {
-    // The SQL text varies only with which filters are set (at most 2^8 shapes, each
+    // The SQL text varies only with which filters are set (at most 2^10 shapes, each
     // prepared once); every value is a parameter.
     Params p;
     std::string sql =
@@ -564,7 +564,9 @@ class PostgresStore final : public Store {
     if (q.source_ip) where(" AND source_ip = ", *q.source_ip);
     if (q.min_severity) where(" AND severity >= ", *q.min_severity);
     if (q.min_sequence) where(" AND sequence >= ", *q.min_sequence);
-    where(" ORDER BY row_id LIMIT ", std::clamp<int64_t>(q.limit, 0, kMaxQueryLimit));
+    if (q.newest_first && q.before_row > 0) where(" AND row_id < ", q.before_row);
+    where(q.newest_first ? " ORDER BY row_id DESC LIMIT " : " ORDER BY row_id LIMIT ",
+          std::clamp<int64_t>(q.limit, 0, kMaxQueryLimit));
     return call(Retry::kIdempotent, [&]() -> Result<std::vector<EventRow>> {
       Rows r = MAMORI_TRY(conn_.query(sql, p));
       std::vector<EventRow> out;

@@ -447,7 +447,8 @@ class SqliteStore final : public Store {
     if (q.source_ip) sql += " AND source_ip = ?";
     if (q.min_severity) sql += " AND severity >= ?";
     if (q.min_sequence) sql += " AND sequence >= ?";
-    sql += " ORDER BY row LIMIT ?";
+    if (q.newest_first && q.before_row > 0) sql += " AND row < ?";
+    sql += q.newest_first ? " ORDER BY row DESC LIMIT ?" : " ORDER BY row LIMIT ?";
     Stmt s = MAMORI_TRY(db_.prepare(sql));
     int i = 1;
     s.bind(i++, q.after_row);
@@ -463,6 +464,7 @@ class SqliteStore final : public Store {
     if (q.source_ip) s.bind_text(i++, *q.source_ip);
     if (q.min_severity) s.bind(i++, *q.min_severity);
     if (q.min_sequence) s.bind(i++, *q.min_sequence);
+    if (q.newest_first && q.before_row > 0) s.bind(i++, q.before_row);
     s.bind(i++, std::clamp<int64_t>(q.limit, 0, kMaxQueryLimit));
     std::vector<EventRow> out;
     while (MAMORI_TRY(s.step()))

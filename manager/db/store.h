@@ -189,7 +189,11 @@ struct EventQuery {
   std::optional<int64_t> min_severity{};     // event.severity >= this
   std::optional<int64_t> min_sequence{};     // event.sequence >= this (with agent_key)
   int64_t after_row = 0;                     // paging: rows with row id > after_row
-  int64_t limit = 1000;                      // capped at 10000
+  // Newest first (the console's timeline): rows with row id < before_row, highest first;
+  // before_row 0 = from the newest.
+  bool newest_first = false;
+  int64_t before_row = 0;
+  int64_t limit = 1000;  // capped at 10000
 };
 
 struct EventRow {

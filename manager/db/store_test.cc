@@ -638,6 +638,24 @@ TEST_P(StoreTest, QueryFilters) {
   ASSERT_EQ(page->size(), 2u);
   EXPECT_EQ(n({.after_row = (*page)[1].row}), 5u);
   EXPECT_EQ(n({.limit = -5}), 0u);
+
+  // Newest first, paged down with before_row; the filters apply as well.
+  auto all = s->query_events({});
+  ASSERT_TRUE(all);
+  auto newest = s->query_events({.newest_first = true, .limit = 3});
+  ASSERT_TRUE(newest);
+  ASSERT_EQ(newest->size(), 3u);
+  EXPECT_EQ((*newest)[0].row, all->back().row);
+  EXPECT_GT((*newest)[0].row, (*newest)[1].row);
+  auto older = s->query_events({.newest_first = true, .before_row = newest->back().row});
+  ASSERT_TRUE(older);
+  EXPECT_EQ(newest->size() + older->size(), all->size());
+  EXPECT_EQ(older->back().row, all->front().row);
+  EXPECT_LT(older->front().row, newest->back().row);
+  auto a_newest = s->query_events({.agent_key = "a", .newest_first = true, .limit = 1});
+  ASSERT_TRUE(a_newest);
+  ASSERT_EQ(a_newest->size(), 1u);
+  EXPECT_EQ((*a_newest)[0].agent_key, "a");
 }
 
 TEST_P(StoreTest, EventsSinceAreCountedPerAgent) {

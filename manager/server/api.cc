@@ -299,7 +299,11 @@ ApiResponse Api::handle(const Request& req, const std::string& address, Reply la
     return {status::ok, arr[0], {}};
   }
   if (p == "/api/v1/events") {
-    const EventQuery q = event_query(params);
+    EventQuery q = event_query(params);
+    if (auto order = params.find("order"); order != params.end() && order->second == "newest") {
+      q.newest_first = true;
+      q.before_row = int_param(params, "before").value_or(0);
+    }
     auto rows = st.query_events(q);
     if (!rows) return internal(rows.error());
     json arr = events_json(*rows);

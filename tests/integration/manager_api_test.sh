@@ -8,8 +8,8 @@
 # page; each event once, in order; resumed with after=); keep-alive; a ban, its lift
 # and a command made through the API reach the connected agent
 # and the command's answer is listed; a command unanswered when its channel ended comes
-# again at the next hello; events paged with a cursor, each exactly once; the
-# audit log; login throttling.
+# again at the next hello; events paged with a cursor, each exactly once, and newest
+# first with before=; the audit log; login throttling.
 source "$(dirname "$0")/lib.sh"
 
 loopback_manager_config
@@ -232,6 +232,15 @@ while True:
     after = j["next"]
 if sorted(seen) != sorted("ev-%d" % i for i in range(1, 251)) or len(seen) != 250: die("paging: %d events" % len(seen))
 if pages != 4: die("expected 4 pages, got %d" % pages)
+# newest first (the console's timeline), paged down with before=: the same events, reversed
+newest, before = [], 0
+while True:
+    st, j = req("GET", "/api/v1/events?agent=%s&limit=100&order=newest%s" % (m["agent_key"], "&before=%d" % before if before else ""), bearer=apitoken)
+    expect(st, 200, "newest events page")
+    newest += [e["event"]["event"]["id"] for e in j["events"]]
+    if "next" not in j: break
+    before = j["next"]
+if newest != seen[::-1]: die("newest first: %r... is not the pages reversed" % newest[:3])
 st, j = req("GET", "/api/v1/agents/" + m["agent_key"], bearer=apitoken)
 expect(st, 200, "agent")
 if j["events_24h"] != 0 and j["group"] != "web": die("agent: %r" % j)
