@@ -8,7 +8,9 @@
 #     are 404 (never index.html under /api/);
 #   - in Debian's Chromium (web/tests/console.mjs, Playwright): sign-in refuses a wrong
 #     password, shows the fleet with each agent's status, filters, sorts, switches to
-#     Japanese, signs out; no CSP violation or page error on the way.
+#     Japanese; opens the events page from the menu, filters it by agent (a permalink:
+#     the filter survives a reload), sees web1's tampering appear live (no reload);
+#     signs out; no CSP violation or page error on the way.
 # MAMORI_CONSOLE_SHOTS=DIR keeps the browser's screenshots there (docs/console/).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/web_lib.sh"
@@ -95,5 +97,6 @@ step "the console in Chromium"
 SHOTS=${MAMORI_CONSOLE_SHOTS:-}
 [[ -z $SHOTS ]] || mkdir -p "$SHOTS"
 expect_exit 0 timeout -k 5 120 node "$REPO/web/tests/console.mjs" "https://127.0.0.1:$PORT" \
-  alice 'console password 1' "$SHOTS"
+  alice 'console password 1' "$SCRATCH/a1/www" "$SHOTS"
+assert_eq "site 1" "$(cat "$SCRATCH/a1/www/index.html")" "web1's page, restored"
 echo "$OUT"

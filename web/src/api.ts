@@ -113,3 +113,61 @@ export async function listAgents(): Promise<Agent[]> {
   const { agents } = await request<{ agents: Agent[] }>("GET", "/api/v1/agents");
   return agents;
 }
+
+/** The ECS fields the console reads (docs/formats/events.md); the rest is kept as is. */
+export interface EcsEvent {
+  "@timestamp": string;
+  message?: string;
+  event: { id: string; action: string; severity: number; kind?: string };
+  file?: { path?: string };
+  source?: { ip?: string };
+  [field: string]: unknown;
+}
+
+/** An event as the manager stored it: `row` orders arrival. */
+export interface StoredEvent {
+  row: number;
+  agent_key: string;
+  event: EcsEvent;
+}
+
+/** The filters of GET /api/v1/events and of the live stream (docs/manager.md). */
+export interface EventFilter {
+  agent?: string;
+  action?: string;
+  path_prefix?: string;
+  source_ip?: string;
+  min_severity?: number;
+  since?: number; // ns since the epoch
+}
+
+export function eventQuery(filter: EventFilter): URLSearchParams {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(filter)) {
+    if (value !== undefined && value !== "") query.set(key, String(value));
+  }
+  return query;
+}
+
+export interface EventPage {
+  events: StoredEvent[];
+  /** The `before` of the next (older) page; absent on the last one. */
+  next?: number;
+}
+
+/** Newest first; `before` continues from a previous page's `next`. */
+export async function listEvents(filter: EventFilter, before?: number, limit = 100): Promise<EventPage> {
+  const query = eventQuery(filter);
+  query.set("order", "newest");
+  query.set("limit", String(limit));
+  if (before !== undefined) query.set("before", String(before));
+  return request<EventPage>("GET", `/api/v1/events?${query}`);
+}
+
+/** The live stream's address: the events stored from `after` on (absent: from now). */
+export function liveEventsUrl(filter: EventFilter, after?: number): string {
+  const query = eventQuery(filter);
+  if (after !== undefined) query.set("after", String(after));
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/api/v1/events/live?${query}`;
+}

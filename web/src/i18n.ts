@@ -31,6 +31,30 @@ const en = {
   language: "Language",
   loadFailed: "The manager did not answer: {why}",
   signedInAs: "{name} ({role})",
+  events: "Events",
+  time: "Time",
+  agent: "Agent",
+  action: "Action",
+  severity: "Severity",
+  path: "Path",
+  address: "Address",
+  message: "Message",
+  range: "Period",
+  "range.1h": "last hour",
+  "range.24h": "last 24 hours",
+  "range.7d": "last 7 days",
+  "range.all": "all",
+  anyAgent: "every agent",
+  anySeverity: "any severity",
+  "severity.1": "info",
+  "severity.3": "notice",
+  "severity.5": "warning",
+  "severity.7": "critical",
+  older: "Older events",
+  noEvents: "No event matches.",
+  live: "live",
+  reconnecting: "reconnecting…",
+  shown: "{n} events shown, newest first",
   never: "never",
 };
 
@@ -68,6 +92,30 @@ const ja: Record<MessageKey, string> = {
   language: "言語",
   loadFailed: "マネージャーが応答しません: {why}",
   signedInAs: "{name} ({role})",
+  events: "イベント",
+  time: "時刻",
+  agent: "エージェント",
+  action: "アクション",
+  severity: "重大度",
+  path: "パス",
+  address: "アドレス",
+  message: "メッセージ",
+  range: "期間",
+  "range.1h": "直近 1 時間",
+  "range.24h": "直近 24 時間",
+  "range.7d": "直近 7 日",
+  "range.all": "すべて",
+  anyAgent: "すべてのエージェント",
+  anySeverity: "すべての重大度",
+  "severity.1": "情報",
+  "severity.3": "通知",
+  "severity.5": "警告",
+  "severity.7": "重大",
+  older: "さらに古いイベント",
+  noEvents: "該当するイベントはありません。",
+  live: "ライブ",
+  reconnecting: "再接続中…",
+  shown: "{n} 件表示（新しい順）",
   never: "なし",
 };
 
@@ -100,12 +148,17 @@ export function t(key: MessageKey, params: Record<string, string | number> = {})
   );
 }
 
-/** Formats a time in nanoseconds since the epoch; 0 means the agent never reported. */
-export function formatTime(ns: number): string {
-  if (!ns) return t("never");
+/** Formats an instant in the viewer's zone, in the chosen language. */
+export function formatDate(date: Date): string {
   // en-GB rather than en-US for the 24-hour clock.
   return new Intl.DateTimeFormat(currentLang() === "ja" ? "ja-JP" : "en-GB", {
     dateStyle: "medium",
     timeStyle: "medium",
-  }).format(new Date(ns / 1e6));
+  }).format(date);
+}
+
+/** Formats a time in nanoseconds since the epoch; 0 means the agent never reported. */
+export function formatTime(ns: number): string {
+  if (!ns) return t("never");
+  return formatDate(new Date(ns / 1e6));
 }

@@ -3,6 +3,7 @@ import "./style.css";
 import { ApiError, currentSession, forgetSession, logout } from "./api";
 import { clear, h } from "./dom";
 import { currentLang, isLang, setLang, t } from "./i18n";
+import { createEventsPage } from "./pages/events";
 import { createFleetPage } from "./pages/fleet";
 import { createSignInPage } from "./pages/signin";
 
@@ -12,7 +13,26 @@ const appRoot = document.getElementById("app");
 if (!appRoot) throw new Error("index.html has no #app element");
 const root: HTMLElement = appRoot;
 
-let refreshTimer: number | undefined;
+/** What leaving the current page must stop (timers, the live stream). */
+let leavePage: () => void = () => {};
+
+type PageName = "fleet" | "events";
+
+function currentPage(): PageName {
+  return location.pathname.startsWith("/events") ? "events" : "fleet";
+}
+
+/** A link between the console's pages, followed without reloading. */
+function pageLink(page: PageName, label: string): HTMLAnchorElement {
+  const link = h("a", { href: `/${page}`, "aria-current": currentPage() === page ? "page" : undefined }, label);
+  link.addEventListener("click", (event) => {
+    if (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+    event.preventDefault();
+    history.pushState(null, "", `/${page}`);
+    render();
+  });
+  return link;
+}
 
 function renderHeader(): HTMLElement {
   const session = currentSession();
@@ -34,7 +54,7 @@ function renderHeader(): HTMLElement {
     "header",
     {},
     h("a", { href: "/", class: "brand" }, t("appName")),
-    h("nav", { "aria-label": "main" }, h("a", { href: "/", "aria-current": "page" }, t("fleet"))),
+    h("nav", { "aria-label": "main" }, pageLink("fleet", t("fleet")), pageLink("events", t("events"))),
     h("span", { class: "spacer" }),
     langSelect,
     session && h("span", { class: "user" }, t("signedInAs", { name: session.name, role: session.role })),
@@ -67,7 +87,8 @@ function reportRefreshFailure(error: unknown): void {
 }
 
 function render(): void {
-  window.clearInterval(refreshTimer);
+  leavePage();
+  leavePage = () => {};
   document.documentElement.lang = currentLang();
   clear(root);
 
@@ -76,10 +97,19 @@ function render(): void {
     return;
   }
 
+  const problem = h("p", { id: "problem", class: "error", role: "alert" });
+  if (currentPage() === "events") {
+    const events = createEventsPage(reportRefreshFailure);
+    root.append(renderHeader(), problem, events.node);
+    leavePage = events.dispose;
+    return;
+  }
   const fleet = createFleetPage();
-  root.append(renderHeader(), h("p", { id: "problem", class: "error", role: "alert" }), fleet.node);
+  root.append(renderHeader(), problem, fleet.node);
   fleet.refresh().catch(reportRefreshFailure);
-  refreshTimer = window.setInterval(() => fleet.refresh().catch(reportRefreshFailure), REFRESH_INTERVAL_MS);
+  const timer = window.setInterval(() => fleet.refresh().catch(reportRefreshFailure), REFRESH_INTERVAL_MS);
+  leavePage = () => window.clearInterval(timer);
 }
 
+window.addEventListener("popstate", render);
 render();

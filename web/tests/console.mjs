@@ -1,12 +1,15 @@
 // The console in a real browser (Debian's Chromium, driven by Playwright), against a
 // running manager: tests/integration/console_test.sh starts the manager and three agents
 // (web1 online, web2 lost, web3 stopped) and runs
-//   node web/tests/console.mjs URL USER PASSWORD [SHOTS_DIR]
+//   node web/tests/console.mjs URL USER PASSWORD WEB1_ROOT [SHOTS_DIR]
+// WEB1_ROOT is the tree web1 guards: the test tampers a file there while the events page
+// is open, and the event must appear without a reload.
 // Exits 1 with the step that failed. Any Content-Security-Policy violation or page error
 // fails it too: the console must run under the manager's policy as it is.
+import { appendFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
-const [url, user, password, shots] = process.argv.slice(2);
+const [url, user, password, web1Root, shots] = process.argv.slice(2);
 const failures = [];
 let step = "start";
 
@@ -104,6 +107,47 @@ try {
   });
   await shot("fleet-ja");
   await page.selectOption("#lang", "en");
+
+  await expect("the events page, from the menu", async () => {
+    await page.click("nav a[href='/events']");
+    await page.waitForURL(/\/events/, { timeout: 10000 });
+    await page.locator("tr[data-action]").first().waitFor({ timeout: 10000 });
+    await waitText("#events-live", "live");
+  });
+
+  await expect("a filter is a permalink", async () => {
+    await page.selectOption("#events-agent", { label: "web1" });
+    await page.waitForURL(/agent=/, { timeout: 10000 });
+    await page.waitForFunction(
+      () => {
+        const rows = [...document.querySelectorAll("table.events tbody tr")];
+        return rows.length > 0 && rows.every((r) => r.children[1].textContent === "web1");
+      },
+      null,
+      { timeout: 10000 },
+    );
+    await page.reload();
+    await page.locator("tr[data-action]").first().waitFor({ timeout: 10000 });
+    if ((await page.locator("#events-agent option:checked").innerText()) !== "web1")
+      throw new Error("the agent filter did not survive a reload");
+    await waitText("#events-live", "live");
+  });
+
+  await expect("a tampering appears without a reload", async () => {
+    await page.evaluate(() => {
+      window.sameDocument = true;
+    });
+    appendFileSync(`${web1Root}/index.html`, "<iframe src=//evil.example></iframe>\n");
+    await page.waitForFunction(
+      () => [...document.querySelectorAll("tr[data-action=file-restored]")].some((r) =>
+        r.textContent.includes("index.html"),
+      ),
+      null,
+      { timeout: 15000 },
+    );
+    if (!(await page.evaluate(() => window.sameDocument === true))) throw new Error("the page was reloaded");
+  });
+  await shot("events");
 
   await expect("sign out", async () => {
     await page.click("#signout");
