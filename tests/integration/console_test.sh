@@ -10,7 +10,10 @@
 #     password, shows the fleet with each agent's status, filters, sorts, switches to
 #     Japanese; opens the events page from the menu, filters it by agent (a permalink:
 #     the filter survives a reload), sees web1's tampering appear live (no reload);
-#     signs out; no CSP violation or page error on the way.
+#     bans two addresses and lifts one (each confirmed; a dismissed confirmation changes
+#     nothing), exports them as a list and as an nftables file that `nft -c` accepts;
+#     signs out; a viewer sees no ban button and the API refuses its POST (403); no CSP
+#     violation or page error on the way.
 # MAMORI_CONSOLE_SHOTS=DIR keeps the browser's screenshots there (docs/console/).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/web_lib.sh"
@@ -27,6 +30,7 @@ loopback_manager_config "console_dir = \"$SCRATCH/console\"
 heartbeat = 1
 lost_after = 3"
 printf 'console password 1\n' | expect_exit 0 mamori manager user add alice --role admin
+printf 'viewer password 1\n' | expect_exit 0 mamori manager user add victor --role viewer
 "$MAMORI" --config "$CONFIG" manager >>"$MLOG" 2>&1 &
 MANAGER_PID=$!
 on_exit 'stop_pid "$MANAGER_PID" "the manager"'
@@ -96,7 +100,19 @@ PYEOF
 step "the console in Chromium"
 SHOTS=${MAMORI_CONSOLE_SHOTS:-}
 [[ -z $SHOTS ]] || mkdir -p "$SHOTS"
-expect_exit 0 timeout -k 5 120 node "$REPO/web/tests/console.mjs" "https://127.0.0.1:$PORT" \
+mkdir -p "$SCRATCH/downloads"
+MAMORI_CONSOLE_DOWNLOADS=$SCRATCH/downloads MAMORI_CONSOLE_VIEWER='victor:viewer password 1' \
+  expect_exit 0 timeout -k 5 120 node "$REPO/web/tests/console.mjs" "https://127.0.0.1:$PORT" \
   alice 'console password 1' "$SCRATCH/a1/www" "$SHOTS"
 assert_eq "site 1" "$(cat "$SCRATCH/a1/www/index.html")" "web1's page, restored"
+
+step "the bans the console exported"
+assert_eq $'203.0.113.50\n2001:db8::7' "$(cat "$SCRATCH/downloads/bans.txt")" "the plain list"
+cat "$SCRATCH/downloads/mamori-bans.nft"
+# nft's check mode parses and validates the file against the kernel, changing nothing.
+expect_exit 0 nft -c -f "$SCRATCH/downloads/mamori-bans.nft"
+assert_contains "$(cat "$SCRATCH/downloads/mamori-bans.nft")" "elements = { 2001:db8::7 }"
+expect_exit 0 mamori manager bans --json
+assert_contains "$OUT" '"2001:db8::7"'
+assert_not_contains "$OUT" '"203.0.113.50"' "lifted from the console"
 echo "$OUT"

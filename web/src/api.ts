@@ -55,7 +55,7 @@ export function currentSession(): Session | null {
   }
 }
 
-type Method = "GET" | "POST";
+type Method = "GET" | "POST" | "DELETE";
 
 export async function request<T>(method: Method, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
@@ -170,4 +170,34 @@ export function liveEventsUrl(filter: EventFilter, after?: number): string {
   if (after !== undefined) query.set("after", String(after));
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${location.host}/api/v1/events/live?${query}`;
+}
+
+/** A fleet ban (GET /api/v1/bans). */
+export interface Ban {
+  id: number;
+  address: string; // an address or a CIDR prefix
+  expires_at_ns: number | null; // null: permanent
+  reason: string;
+  origin: string; // the deciding agent's agent_key, or "manager"
+  created_at_ns: number;
+  pushed: boolean;
+}
+
+export async function listBans(): Promise<Ban[]> {
+  return (await request<{ bans: Ban[] }>("GET", "/api/v1/bans")).bans;
+}
+
+export async function addBan(address: string, ttlS: number, reason: string): Promise<void> {
+  await request<unknown>("POST", "/api/v1/bans", { address, ttl_s: ttlS, reason });
+}
+
+export async function liftBan(address: string): Promise<void> {
+  await request<unknown>("DELETE", `/api/v1/bans/${encodeURIComponent(address)}`);
+}
+
+/** Whether the signed-in user's role reaches `needed` (the API checks it anyway). */
+export function mayAct(needed: "operator" | "admin"): boolean {
+  const order = ["viewer", "operator", "admin"];
+  const role = currentSession()?.role ?? "viewer";
+  return order.indexOf(role) >= order.indexOf(needed);
 }

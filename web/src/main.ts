@@ -3,6 +3,7 @@ import "./style.css";
 import { ApiError, currentSession, forgetSession, logout } from "./api";
 import { clear, h } from "./dom";
 import { currentLang, isLang, setLang, t } from "./i18n";
+import { createBansPage } from "./pages/bans";
 import { createEventsPage } from "./pages/events";
 import { createFleetPage } from "./pages/fleet";
 import { createSignInPage } from "./pages/signin";
@@ -16,10 +17,12 @@ const root: HTMLElement = appRoot;
 /** What leaving the current page must stop (timers, the live stream). */
 let leavePage: () => void = () => {};
 
-type PageName = "fleet" | "events";
+type PageName = "fleet" | "events" | "bans";
 
 function currentPage(): PageName {
-  return location.pathname.startsWith("/events") ? "events" : "fleet";
+  if (location.pathname.startsWith("/events")) return "events";
+  if (location.pathname.startsWith("/bans")) return "bans";
+  return "fleet";
 }
 
 /** A link between the console's pages, followed without reloading. */
@@ -54,7 +57,7 @@ function renderHeader(): HTMLElement {
     "header",
     {},
     h("a", { href: "/", class: "brand" }, t("appName")),
-    h("nav", { "aria-label": "main" }, pageLink("fleet", t("fleet")), pageLink("events", t("events"))),
+    h("nav", { "aria-label": "main" }, pageLink("fleet", t("fleet")), pageLink("events", t("events")), pageLink("bans", t("bans"))),
     h("span", { class: "spacer" }),
     langSelect,
     session && h("span", { class: "user" }, t("signedInAs", { name: session.name, role: session.role })),
@@ -102,6 +105,14 @@ function render(): void {
     const events = createEventsPage(reportRefreshFailure);
     root.append(renderHeader(), problem, events.node);
     leavePage = events.dispose;
+    return;
+  }
+  if (currentPage() === "bans") {
+    const bans = createBansPage(reportRefreshFailure);
+    root.append(renderHeader(), problem, bans.node);
+    bans.refresh().catch(reportRefreshFailure);
+    const timer = window.setInterval(() => bans.refresh().catch(reportRefreshFailure), REFRESH_INTERVAL_MS);
+    leavePage = () => window.clearInterval(timer);
     return;
   }
   const fleet = createFleetPage();

@@ -10,6 +10,9 @@ import { appendFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 const [url, user, password, web1Root, shots] = process.argv.slice(2);
+// Where the bans' exports are saved (the shell test checks them), and a viewer's login.
+const downloads = process.env.MAMORI_CONSOLE_DOWNLOADS;
+const [viewer, viewerPassword] = (process.env.MAMORI_CONSOLE_VIEWER ?? ":").split(":");
 const failures = [];
 let step = "start";
 
@@ -24,7 +27,7 @@ try {
   const page = await context.newPage();
   page.on("pageerror", (e) => failures.push(`${step}: page error: ${e.message}`));
   page.on("console", (m) => {
-    if (m.type() === "error" && !/401|429/.test(m.text())) failures.push(`${step}: console: ${m.text()}`);
+    if (m.type() === "error" && !/401|403|429/.test(m.text())) failures.push(`${step}: console: ${m.text()}`);
   });
   await page.addInitScript(() => {
     document.addEventListener("securitypolicyviolation", (e) =>
@@ -149,11 +152,72 @@ try {
   });
   await shot("events");
 
+  await expect("the bans page: ban two addresses, each confirmed", async () => {
+    await page.click("nav a[href='/bans']");
+    await waitText("p.summary", "No address is banned");
+    for (const [address, ttl] of [
+      ["203.0.113.50", "86400"],
+      ["2001:db8::7", "0"],
+    ]) {
+      await page.fill("#ban-address", address);
+      await page.selectOption("#ban-ttl", ttl);
+      await page.fill("#ban-reason", "seen in the console test");
+      page.once("dialog", (d) => d.accept());
+      await page.click("#ban-form button[type=submit]");
+      await page.locator(`tr[data-address="${address}"]`).waitFor({ timeout: 10000 });
+    }
+    await waitText("p.summary", "Banned across the fleet: 2");
+    if (!(await text(`tr[data-address="2001:db8::7"]`)).includes("permanent")) throw new Error("not permanent");
+  });
+  await shot("bans");
+
+  await expect("the bans exported as a list and as an nftables set", async () => {
+    for (const name of ["bans.txt", "mamori-bans.nft"]) {
+      const [download] = await Promise.all([
+        page.waitForEvent("download", { timeout: 10000 }),
+        page.click(`button[data-export="${name}"]`),
+      ]);
+      if (download.suggestedFilename() !== name) throw new Error(download.suggestedFilename());
+      await download.saveAs(`${downloads}/${name}`);
+    }
+  });
+
+  await expect("an unban refused at the confirmation changes nothing; confirmed, lifts it", async () => {
+    page.once("dialog", (d) => d.dismiss());
+    await page.click(`tr[data-address="2001:db8::7"] button.unban`);
+    page.once("dialog", (d) => d.accept());
+    await page.click(`tr[data-address="203.0.113.50"] button.unban`);
+    await page.locator(`tr[data-address="203.0.113.50"]`).waitFor({ state: "detached", timeout: 10000 });
+    await waitText("p.summary", "Banned across the fleet: 1");
+  });
+
   await expect("sign out", async () => {
     await page.click("#signout");
     await page.locator("#signin-name").waitFor({ timeout: 10000 });
     const status = await page.evaluate(async () => (await fetch("/api/v1/agents")).status);
     if (status !== 401) throw new Error(`the API still answers: ${status}`);
+  });
+
+  // A viewer sees the bans but no button to change them, and the API refuses anyway.
+  const viewerContext = await browser.newContext({ ignoreHTTPSErrors: true, locale: "en-GB" });
+  const viewerPage = await viewerContext.newPage();
+  await expect("a viewer has no ban or unban buttons, and the API refuses", async () => {
+    await viewerPage.goto(url + "/bans");
+    await viewerPage.fill("#signin-name", viewer);
+    await viewerPage.fill("#signin-password", viewerPassword);
+    await viewerPage.click("button[type=submit]");
+    await viewerPage.locator(`tr[data-address="2001:db8::7"]`).waitFor({ timeout: 10000 });
+    if ((await viewerPage.locator("#ban-form, button.unban").count()) !== 0) throw new Error("buttons shown");
+    const status = await viewerPage.evaluate(async () => {
+      const session = JSON.parse(sessionStorage.getItem("mamori.session"));
+      const r = await fetch("/api/v1/bans", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": session.csrf_token },
+        body: JSON.stringify({ address: "198.51.100.9", ttl_s: 60 }),
+      });
+      return r.status;
+    });
+    if (status !== 403) throw new Error(`POST /api/v1/bans as a viewer: ${status}`);
   });
 } catch (e) {
   failures.push(e.message);
