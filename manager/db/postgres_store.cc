@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <limits>
 #include <type_traits>
 
 #include "manager/db/event_columns.h"
@@ -995,12 +996,28 @@ class PostgresStore final : public Store {
           conn_.query("SELECT id, at_ns, actor, address, action, target, result FROM audit "
                       "WHERE id > $1 ORDER BY id LIMIT $2",
                       Params().add(after_id).add(std::clamp<int64_t>(limit, 0, 10000))));
-      std::vector<AuditEntry> out;
-      for (int i = 0; i < r.size(); ++i)
-        out.push_back(AuditEntry{r.int64(i, 0), r.int64(i, 1), r.str(i, 2), r.str(i, 3),
-                                 r.str(i, 4), r.str(i, 5), r.str(i, 6)});
-      return out;
+      return audit_rows(r);
     });
+  }
+
+  Result<std::vector<AuditEntry>> list_audit_newest(int64_t before_id, int64_t limit) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<AuditEntry>> {
+      Rows r = MAMORI_TRY(
+          conn_.query("SELECT id, at_ns, actor, address, action, target, result FROM audit "
+                      "WHERE id < $1 ORDER BY id DESC LIMIT $2",
+                      Params()
+                          .add(before_id > 0 ? before_id : std::numeric_limits<int64_t>::max())
+                          .add(std::clamp<int64_t>(limit, 0, 10000))));
+      return audit_rows(r);
+    });
+  }
+
+  static std::vector<AuditEntry> audit_rows(const Rows& r) {
+    std::vector<AuditEntry> out;
+    for (int i = 0; i < r.size(); ++i)
+      out.push_back(AuditEntry{r.int64(i, 0), r.int64(i, 1), r.str(i, 2), r.str(i, 3), r.str(i, 4),
+                               r.str(i, 5), r.str(i, 6)});
+    return out;
   }
 
   Result<int64_t> change_counter() override {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <limits>
 
 #include "manager/db/event_columns.h"
 
@@ -821,10 +822,23 @@ class SqliteStore final : public Store {
         db_.cached("SELECT id, at_ns, actor, address, action, target, result FROM audit WHERE "
                    "id > ? ORDER BY id LIMIT ?"));
     s->bind(1, after_id).bind(2, std::clamp<int64_t>(limit, 0, 10000));
+    return audit_rows(*s);
+  }
+
+  Result<std::vector<AuditEntry>> list_audit_newest(int64_t before_id, int64_t limit) override {
+    Stmt* s = MAMORI_TRY(
+        db_.cached("SELECT id, at_ns, actor, address, action, target, result FROM audit WHERE "
+                   "id < ? ORDER BY id DESC LIMIT ?"));
+    s->bind(1, before_id > 0 ? before_id : std::numeric_limits<int64_t>::max())
+        .bind(2, std::clamp<int64_t>(limit, 0, 10000));
+    return audit_rows(*s);
+  }
+
+  static Result<std::vector<AuditEntry>> audit_rows(Stmt& s) {
     std::vector<AuditEntry> out;
-    while (MAMORI_TRY(s->step()))
-      out.push_back(AuditEntry{s->int64(0), s->int64(1), text(*s, 2), text(*s, 3), text(*s, 4),
-                               text(*s, 5), text(*s, 6)});
+    while (MAMORI_TRY(s.step()))
+      out.push_back(AuditEntry{s.int64(0), s.int64(1), text(s, 2), text(s, 3), text(s, 4),
+                               text(s, 5), text(s, 6)});
     return out;
   }
 

@@ -507,6 +507,8 @@ class Store {
   // Audit log: append → the entry's id; list_audit: id > after_id, oldest first, ≤ limit.
   virtual Result<int64_t> append_audit(const AuditEntry& e) = 0;
   virtual Result<std::vector<AuditEntry>> list_audit(int64_t after_id, int64_t limit) = 0;
+  // Newest first (the console): id < before_id (0: from the newest), ≤ limit.
+  virtual Result<std::vector<AuditEntry>> list_audit_newest(int64_t before_id, int64_t limit) = 0;
   // Changes whenever another connection (another process: `mamori manager ban`, ...)
   // committed to the store; what the manager polls to learn of new bans and commands.
   // A store with notifications (PostgreSQL LISTEN/NOTIFY) can wake the same reader.

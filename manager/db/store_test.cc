@@ -1214,6 +1214,16 @@ TEST_P(StoreTest, AuditIsAppendOnlyInOrderAndPaged) {
   ASSERT_TRUE(rest);
   ASSERT_EQ(rest->size(), 2u);
   EXPECT_EQ((*rest)[1].at_ns, 4);
+  auto newest = s->list_audit_newest(0, 2);
+  ASSERT_TRUE(newest);
+  ASSERT_EQ(newest->size(), 2u);
+  EXPECT_EQ((*newest)[0].id, (*rest)[1].id);
+  EXPECT_EQ((*newest)[1].id, (*rest)[0].id);
+  auto older = s->list_audit_newest((*newest)[1].id, 100);
+  ASSERT_TRUE(older);
+  ASSERT_EQ(older->size(), 3u);
+  EXPECT_EQ((*older)[0].id, (*first)[2].id);
+  EXPECT_EQ((*older)[2].id, (*first)[0].id);
 }
 
 }  // namespace

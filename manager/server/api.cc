@@ -352,10 +352,14 @@ ApiResponse Api::handle(const Request& req, const std::string& address, Reply la
   if (p == "/api/v1/audit") {
     auto after = params.find("after");
     auto limit = params.find("limit");
-    auto rows = st.list_audit(
-        after == params.end() ? 0 : to_int(after->second).value_or(0),
-        limit == params.end() ? 100
-                              : std::clamp<int64_t>(to_int(limit->second).value_or(100), 1, 1000));
+    const int64_t n = limit == params.end()
+                          ? 100
+                          : std::clamp<int64_t>(to_int(limit->second).value_or(100), 1, 1000);
+    auto order = params.find("order");
+    auto rows =
+        order != params.end() && order->second == "newest"
+            ? st.list_audit_newest(int_param(params, "before").value_or(0), n)
+            : st.list_audit(after == params.end() ? 0 : to_int(after->second).value_or(0), n);
     if (!rows) return internal(rows.error());
     json arr = json::array();
     for (const auto& a : *rows)
@@ -366,7 +370,9 @@ ApiResponse Api::handle(const Request& req, const std::string& address, Reply la
                      {"action", a.action},
                      {"target", a.target},
                      {"result", a.result}});
-    return {status::ok, json{{"audit", arr}, {"count", arr.size()}}, {}};
+    json body{{"audit", arr}, {"count", arr.size()}};
+    if (static_cast<int64_t>(rows->size()) == n) body["next"] = rows->back().id;
+    return {status::ok, body, {}};
   }
   json in = json::parse(req.body(), nullptr, false);
   if (!in.is_object()) return error(status::bad_request, "bad-request", "expects a JSON object");

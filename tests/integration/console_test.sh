@@ -12,8 +12,10 @@
 #     the filter survives a reload), sees web1's tampering appear live (no reload);
 #     bans two addresses and lifts one (each confirmed; a dismissed confirmation changes
 #     nothing), exports them as a list and as an nftables file that `nft -c` accepts;
-#     signs out; a viewer sees no ban button and the API refuses its POST (403); no CSP
-#     violation or page error on the way.
+#     creates an enrollment token (shown once) and revokes it, adds a user and deletes
+#     it, reads the audit log newest first; signs out; a viewer sees no ban button, no
+#     token or user form and no audit log, and the API refuses its POST and GET (403); no
+#     CSP violation or page error on the way.
 # MAMORI_CONSOLE_SHOTS=DIR keeps the browser's screenshots there (docs/console/).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/web_lib.sh"
@@ -115,4 +117,11 @@ assert_contains "$(cat "$SCRATCH/downloads/mamori-bans.nft")" "elements = { 2001
 expect_exit 0 mamori manager bans --json
 assert_contains "$OUT" '"2001:db8::7"'
 assert_not_contains "$OUT" '"203.0.113.50"' "lifted from the console"
+
+step "what the settings page did, as the CLI sees it"
+expect_exit 0 mamori manager token list --json
+assert_eq true "$(json '[t["revoked"] for t in j["tokens"] if t["group"] == "web"][-1]')" \
+  "the console's token, revoked"
+expect_exit 0 mamori manager user list --json
+assert_not_contains "$OUT" '"olga"' "deleted from the console"
 echo "$OUT"

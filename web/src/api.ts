@@ -201,3 +201,68 @@ export function mayAct(needed: "operator" | "admin"): boolean {
   const role = currentSession()?.role ?? "viewer";
   return order.indexOf(role) >= order.indexOf(needed);
 }
+
+export interface EnrollmentToken {
+  id: number;
+  group: string;
+  uses_left: number | null; // null: unlimited
+  expires_at_ns: number | null; // null: never
+  created_at_ns: number;
+  used: number;
+  revoked: boolean;
+}
+
+export async function listTokens(): Promise<EnrollmentToken[]> {
+  return (await request<{ tokens: EnrollmentToken[] }>("GET", "/api/v1/tokens")).tokens;
+}
+
+/** The token's text is in this answer only: the manager keeps its hash. */
+export async function createToken(group: string, uses?: number, expiresInS?: number): Promise<string> {
+  const made = await request<{ token: string }>("POST", "/api/v1/tokens", {
+    group,
+    uses: uses ?? null,
+    expires_in_s: expiresInS ?? null,
+  });
+  return made.token;
+}
+
+export async function revokeToken(id: number): Promise<void> {
+  await request<unknown>("DELETE", `/api/v1/tokens/${id}`);
+}
+
+export type Role = "viewer" | "operator" | "admin";
+
+export interface User {
+  name: string;
+  role: Role;
+  created_at_ns: number;
+}
+
+export async function listUsers(): Promise<User[]> {
+  return (await request<{ users: User[] }>("GET", "/api/v1/users")).users;
+}
+
+export async function addUser(name: string, password: string, role: Role): Promise<void> {
+  await request<unknown>("POST", "/api/v1/users", { name, password, role });
+}
+
+export async function deleteUser(name: string): Promise<void> {
+  await request<unknown>("DELETE", `/api/v1/users/${encodeURIComponent(name)}`);
+}
+
+export interface AuditEntry {
+  id: number;
+  at_ns: number;
+  actor: string;
+  address: string;
+  action: string;
+  target: string;
+  result: string;
+}
+
+/** Newest first; `before` continues from a previous page's `next`. */
+export async function listAudit(before?: number): Promise<{ audit: AuditEntry[]; next?: number }> {
+  const query = new URLSearchParams({ order: "newest", limit: "100" });
+  if (before !== undefined) query.set("before", String(before));
+  return request<{ audit: AuditEntry[]; next?: number }>("GET", `/api/v1/audit?${query}`);
+}

@@ -6,6 +6,7 @@ import { currentLang, isLang, setLang, t } from "./i18n";
 import { createBansPage } from "./pages/bans";
 import { createEventsPage } from "./pages/events";
 import { createFleetPage } from "./pages/fleet";
+import { createSettingsPage } from "./pages/settings";
 import { createSignInPage } from "./pages/signin";
 
 const REFRESH_INTERVAL_MS = 5000;
@@ -17,11 +18,12 @@ const root: HTMLElement = appRoot;
 /** What leaving the current page must stop (timers, the live stream). */
 let leavePage: () => void = () => {};
 
-type PageName = "fleet" | "events" | "bans";
+type PageName = "fleet" | "events" | "bans" | "settings";
 
 function currentPage(): PageName {
   if (location.pathname.startsWith("/events")) return "events";
   if (location.pathname.startsWith("/bans")) return "bans";
+  if (location.pathname.startsWith("/settings")) return "settings";
   return "fleet";
 }
 
@@ -57,7 +59,14 @@ function renderHeader(): HTMLElement {
     "header",
     {},
     h("a", { href: "/", class: "brand" }, t("appName")),
-    h("nav", { "aria-label": "main" }, pageLink("fleet", t("fleet")), pageLink("events", t("events")), pageLink("bans", t("bans"))),
+    h(
+      "nav",
+      { "aria-label": "main" },
+      pageLink("fleet", t("fleet")),
+      pageLink("events", t("events")),
+      pageLink("bans", t("bans")),
+      pageLink("settings", t("settings")),
+    ),
     h("span", { class: "spacer" }),
     langSelect,
     session && h("span", { class: "user" }, t("signedInAs", { name: session.name, role: session.role })),
@@ -113,6 +122,13 @@ function render(): void {
     bans.refresh().catch(reportRefreshFailure);
     const timer = window.setInterval(() => bans.refresh().catch(reportRefreshFailure), REFRESH_INTERVAL_MS);
     leavePage = () => window.clearInterval(timer);
+    return;
+  }
+  if (currentPage() === "settings") {
+    // Not refreshed on a timer: it holds forms being filled in.
+    const settings = createSettingsPage(reportRefreshFailure);
+    root.append(renderHeader(), problem, settings.node);
+    settings.refresh().catch(reportRefreshFailure);
     return;
   }
   const fleet = createFleetPage();

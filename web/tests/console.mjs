@@ -191,6 +191,48 @@ try {
     await waitText("p.summary", "Banned across the fleet: 1");
   });
 
+  await expect("settings: a token created (shown once) and revoked", async () => {
+    await page.click("nav a[href='/settings']");
+    await page.fill("#token-group", "web");
+    await page.fill("#token-uses", "2");
+    await page.selectOption("#token-expiry", String(7 * 86400));
+    await page.click("#token-form button[type=submit]");
+    const token = await text("#token-text");
+    if (!token.startsWith("mamori-token-v1.")) throw new Error(`token: ${token}`);
+    const row = page.locator("tr[data-token]", { hasText: "web" }).last();
+    if (!(await row.innerText()).includes("active")) throw new Error(await row.innerText());
+    page.once("dialog", (d) => d.accept());
+    await row.locator("button.revoke").click();
+    await page.waitForFunction(
+      () => [...document.querySelectorAll("tr[data-token]")].some((r) => r.textContent.includes("revoked")),
+      null,
+      { timeout: 10000 },
+    );
+  });
+
+  await expect("settings: a user added, then deleted", async () => {
+    await page.fill("#user-name", "olga");
+    await page.fill("#user-password", "operator password 1");
+    await page.selectOption("#user-role", "operator");
+    await page.click("#user-form button[type=submit]");
+    await page.locator(`tr[data-user="olga"]`).waitFor({ timeout: 10000 });
+    page.once("dialog", (d) => d.accept());
+    await page.click(`tr[data-user="olga"] button.delete-user`);
+    await page.locator(`tr[data-user="olga"]`).waitFor({ state: "detached", timeout: 10000 });
+  });
+
+  await expect("the audit log, newest first", async () => {
+    await page.waitForFunction(
+      () => document.querySelector("tr[data-audit]")?.textContent?.includes("user-del"),
+      null,
+      { timeout: 10000 },
+    );
+    const log = await text("table[aria-label='Audit log'] tbody");
+    for (const action of ["token-create", "token-revoke", "user-add", "ban", "unban"])
+      if (!log.includes(action)) throw new Error(`no ${action} in the audit log`);
+  });
+  await shot("settings");
+
   await expect("sign out", async () => {
     await page.click("#signout");
     await page.locator("#signin-name").waitFor({ timeout: 10000 });
@@ -218,6 +260,14 @@ try {
       return r.status;
     });
     if (status !== 403) throw new Error(`POST /api/v1/bans as a viewer: ${status}`);
+  });
+  await expect("a viewer's settings: tokens only, no forms; the audit log refused", async () => {
+    await viewerPage.click("nav a[href='/settings']");
+    await viewerPage.locator("tr[data-token]").first().waitFor({ timeout: 10000 });
+    if ((await viewerPage.locator("#token-form, #user-form, button.revoke, tr[data-audit]").count()) !== 0)
+      throw new Error("a viewer sees what only operators and admins may use");
+    const status = await viewerPage.evaluate(async () => (await fetch("/api/v1/audit")).status);
+    if (status !== 403) throw new Error(`GET /api/v1/audit as a viewer: ${status}`);
   });
 } catch (e) {
   failures.push(e.message);
