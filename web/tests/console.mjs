@@ -2,11 +2,12 @@
 // running manager: tests/integration/console_test.sh starts the manager and three agents
 // (web1 online, web2 lost, web3 stopped) and runs
 //   node web/tests/console.mjs URL USER PASSWORD WEB1_ROOT [SHOTS_DIR]
+// Each page that gets a screenshot is checked for accessibility too (axe-core).
 // WEB1_ROOT is the tree web1 guards: the test tampers a file there while the events page
 // is open, and the event must appear without a reload.
 // Exits 1 with the step that failed. Any Content-Security-Policy violation or page error
 // fails it too: the console must run under the manager's policy as it is.
-import { appendFileSync } from "node:fs";
+import { appendFileSync, readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 const [url, user, password, web1Root, shots] = process.argv.slice(2);
@@ -42,7 +43,24 @@ try {
       throw new Error(`${what}: ${e.message.split("\n")[0]}`);
     }
   };
+  // Every page is also checked by axe-core (WCAG 2.1 A and AA): no serious or critical
+  // violation. Its source is evaluated through the DevTools protocol, which the page's CSP
+  // does not govern, so the console's own policy stays as strict as in production.
+  const axeSource = readFileSync(new URL("../node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+  const accessible = async (name) => {
+    await page.evaluate(axeSource);
+    const found = await page.evaluate(async () => {
+      const result = await window.axe.run(document, {
+        runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
+      });
+      return result.violations
+        .filter((v) => v.impact === "serious" || v.impact === "critical")
+        .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+    });
+    if (found.length) failures.push(`${name}: accessibility: ${found.join("; ")}`);
+  };
   const shot = async (name) => {
+    await accessible(name);
     if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
   };
   const text = (selector) => page.locator(selector).innerText({ timeout: 10000 });
