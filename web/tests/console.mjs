@@ -129,6 +129,28 @@ try {
   await shot("fleet-ja");
   await page.selectOption("#lang", "en");
 
+  await expect("on a phone-sized screen the page does not scroll sideways", async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const path of ["/fleet", "/events", "/bans", "/settings"]) {
+      await page.goto(url + path);
+      await page.locator("main h1").waitFor({ timeout: 10000 });
+      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+      if (wide > 391) {
+        const culprits = await page.evaluate(() =>
+          [...document.querySelectorAll("body *")]
+            .filter((e) => e.getBoundingClientRect().right > 391)
+            .slice(0, 5)
+            .map((e) => `${e.tagName}#${e.id}.${e.className}`),
+        );
+        throw new Error(`${path}: ${wide} px wide (${culprits.join(", ")})`);
+      }
+    }
+    await page.goto(url + "/fleet");
+    await waitText("p.summary", "1 of 3 online");
+    await shot("fleet-phone");
+    await page.setViewportSize({ width: 1280, height: 720 });
+  });
+
   await expect("the events page, from the menu", async () => {
     await page.click("nav a[href='/events']");
     await page.waitForURL(/\/events/, { timeout: 10000 });
