@@ -7,7 +7,8 @@
 #     planted in the console directory after the start, a path with "..", and /api/v2
 #     are 404 (never index.html under /api/);
 #   - in Debian's Chromium (web/tests/console.mjs, Playwright): sign-in refuses a wrong
-#     password, shows the fleet with each agent's status, filters, sorts, switches to
+#     password, shows the fleet with each agent's status, filters, sorts, runs verify on
+#     every agent the filter shows (web1 done, the two others waiting), switches to
 #     Japanese; opens the events page from the menu, filters it by agent (a permalink:
 #     the filter survives a reload), sees web1's tampering appear live (no reload);
 #     bans two addresses and lifts one (each confirmed; a dismissed confirmation changes

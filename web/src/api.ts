@@ -266,3 +266,30 @@ export async function listAudit(before?: number): Promise<{ audit: AuditEntry[];
   if (before !== undefined) query.set("before", String(before));
   return request<{ audit: AuditEntry[]; next?: number }>("GET", `/api/v1/audit?${query}`);
 }
+
+export type CommandState = "pending" | "sent" | "ok" | "refused" | "failed";
+
+/** A command queued for one agent (GET /api/v1/commands). */
+export interface CommandRow {
+  id: number;
+  agent_key: string;
+  state: CommandState;
+  request: unknown;
+  answer: { error?: { code?: string; message?: string }; [field: string]: unknown } | null;
+}
+
+/** Queues `command` for one agent; the id of its row. */
+export async function sendCommand(agentKey: string, command: string, args: string[] = []): Promise<number> {
+  const made = await request<{ commands: { id: number }[] }>("POST", "/api/v1/commands", {
+    command,
+    args,
+    agent: agentKey,
+    reason: "from the console",
+  });
+  return made.commands[0].id;
+}
+
+/** The commands with an id above `after`, oldest first. */
+export async function listCommandsAfter(after: number): Promise<CommandRow[]> {
+  return (await request<{ commands: CommandRow[] }>("GET", `/api/v1/commands?after=${after}&limit=1000`)).commands;
+}

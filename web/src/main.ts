@@ -135,7 +135,10 @@ function render(): void {
   root.append(renderHeader(), problem, fleet.node);
   fleet.refresh().catch(reportRefreshFailure);
   const timer = window.setInterval(() => fleet.refresh().catch(reportRefreshFailure), REFRESH_INTERVAL_MS);
-  leavePage = () => window.clearInterval(timer);
+  leavePage = () => {
+    window.clearInterval(timer);
+    fleet.dispose();
+  };
 }
 
 window.addEventListener("popstate", render);

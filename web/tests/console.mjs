@@ -112,7 +112,7 @@ try {
   });
 
   await expect("sort by name, both ways", async () => {
-    const names = () => page.locator("tr[data-agent] td:first-child").allInnerTexts();
+    const names = () => page.locator("tr[data-agent] td.name").allInnerTexts();
     await page.click("button[data-sort=name]");
     const first = await names();
     await page.click("button[data-sort=name]");
@@ -120,6 +120,25 @@ try {
     if (first.join() !== "web3,web2,web1" || second.join() !== "web1,web2,web3")
       throw new Error(`${first} then ${second}`);
   });
+
+  await expect("a bulk action over a filtered selection, with each agent's outcome", async () => {
+    await page.fill("#fleet-filter", "web");
+    await page.check("#select-shown");
+    await waitText("#bulk-count", "3 selected");
+    await page.selectOption("#bulk-action", "verify");
+    page.once("dialog", (d) => d.accept());
+    await page.click("#bulk-run");
+    // web1 answers at once; web2 is lost and web3 stopped: theirs wait for the agent.
+    await page.locator("#bulk-progress tr[data-state=ok]").waitFor({ timeout: 15000 });
+    const states = await page.locator("#bulk-progress tbody tr").evaluateAll((rows) =>
+      rows.map((r) => `${r.children[0].textContent}=${r.dataset.state}`).sort(),
+    );
+    if (states.join() !== "web1=ok,web2=pending,web3=pending") throw new Error(states.join());
+    await page.uncheck("#select-shown");
+    await waitText("#bulk-count", "0 selected");
+    await page.fill("#fleet-filter", "");
+  });
+  await shot("fleet-bulk");
 
   await expect("Japanese", async () => {
     await page.selectOption("#lang", "ja");

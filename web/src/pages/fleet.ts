@@ -1,4 +1,12 @@
-import { listAgents, type Agent } from "../api";
+import {
+  ApiError,
+  listAgents,
+  listCommandsAfter,
+  mayAct,
+  sendCommand,
+  type Agent,
+  type CommandRow,
+} from "../api";
 import { h } from "../dom";
 import { formatTime, t, type MessageKey } from "../i18n";
 
@@ -23,18 +31,36 @@ export interface FleetPage {
   node: HTMLElement;
   /** Fetches the agents again and redraws the table. */
   refresh: () => Promise<void>;
+  /** Stops following a bulk action's progress. */
+  dispose: () => void;
 }
+
+// The bulk actions an operator runs over a selection: the command and its arguments.
+const BULK_ACTIONS: Record<string, { label: MessageKey; command: string; args: string[] }> = {
+  verify: { label: "bulk.verify", command: "verify", args: [] },
+  "heal-clear": { label: "bulk.healClear", command: "heal-clear", args: [] },
+  "mode-alert": { label: "bulk.modeAlert", command: "mode", args: ["*", "alert"] },
+  "mode-restore": { label: "bulk.modeRestore", command: "mode", args: ["*", "restore"] },
+  "mode-preserve": { label: "bulk.modePreserve", command: "mode", args: ["*", "preserve"] },
+};
+const FINAL_STATES = new Set(["ok", "refused", "failed"]);
+const PROGRESS_POLL_MS = 1000;
+const PROGRESS_GIVE_UP_MS = 120_000;
 
 export function createFleetPage(): FleetPage {
   let agents: Agent[] = [];
   let sortKey = "name";
   let ascending = true;
+  const operator = mayAct("operator");
+  const selected = new Set<string>();
 
   const filter = h("input", { id: "fleet-filter", type: "search", placeholder: t("filter") });
   const summary = h("p", { class: "summary", "aria-live": "polite" });
   const body = h("tbody");
 
   const headerRow = h("tr");
+  const selectShown = h("input", { type: "checkbox", id: "select-shown", "aria-label": t("selectShown") });
+  if (operator) headerRow.appendChild(h("th", { scope: "col" }, selectShown));
   for (const column of columns) {
     headerRow.appendChild(
       h("th", { scope: "col" }, h("button", { type: "button", "data-sort": column.key }, t(column.label))),
@@ -52,6 +78,13 @@ export function createFleetPage(): FleetPage {
     draw();
   });
   filter.addEventListener("input", () => draw());
+  selectShown.addEventListener("change", () => {
+    for (const agent of shownAgents()) {
+      if (selectShown.checked) selected.add(agent.agent_key);
+      else selected.delete(agent.agent_key);
+    }
+    draw();
+  });
 
   function matches(agent: Agent, needle: string): boolean {
     return [agent.name, agent.hostname, agent.group, agent.status].some((field) =>
@@ -59,10 +92,10 @@ export function createFleetPage(): FleetPage {
     );
   }
 
-  function draw(): void {
+  function shownAgents(): Agent[] {
     const needle = filter.value.trim().toLowerCase();
     const column = columns.find((candidate) => candidate.key === sortKey) ?? columns[0];
-    const shown = agents
+    return agents
       .filter((agent) => !needle || matches(agent, needle))
       .sort((a, b) => {
         const left = column.value(a);
@@ -73,13 +106,17 @@ export function createFleetPage(): FleetPage {
             : String(left).localeCompare(String(right));
         return ascending ? order : -order;
       });
+  }
 
+  function draw(): void {
+    const shown = shownAgents();
     body.replaceChildren(
       ...shown.map((agent) =>
         h(
           "tr",
           { "data-agent": agent.agent_key },
-          h("td", {}, agent.name),
+          operator && h("td", {}, selectBox(agent)),
+          h("td", { class: "name" }, agent.name),
           h("td", {}, agent.hostname),
           h("td", {}, agent.group),
           h("td", {}, h("span", { class: `status status-${agent.status}` }, t(`status.${agent.status}`))),
@@ -97,7 +134,122 @@ export function createFleetPage(): FleetPage {
     summary.textContent = agents.length
       ? t("summary", { online, all: agents.length, lost })
       : t("noAgents");
+    // An agent that left the fleet leaves the selection.
+    const known = new Set(agents.map((a) => a.agent_key));
+    for (const key of selected) if (!known.has(key)) selected.delete(key);
+    selectShown.checked = shown.length > 0 && shown.every((a) => selected.has(a.agent_key));
+    selectedCount.textContent = t("bulk.selected", { n: selected.size });
+    run.disabled = selected.size === 0;
   }
+
+  function selectBox(agent: Agent): HTMLInputElement {
+    const box = h("input", {
+      type: "checkbox",
+      class: "select-agent",
+      "aria-label": t("selectAgent", { name: agent.name }),
+      checked: selected.has(agent.agent_key),
+    });
+    box.addEventListener("change", () => {
+      if (box.checked) selected.add(agent.agent_key);
+      else selected.delete(agent.agent_key);
+      draw();
+    });
+    return box;
+  }
+
+  // ---- bulk actions over the selection (operators) ----------------------------------
+  const selectedCount = h("span", { id: "bulk-count" });
+  const action = h(
+    "select",
+    { id: "bulk-action" },
+    ...Object.entries(BULK_ACTIONS).map(([key, a]) => h("option", { value: key }, t(a.label))),
+  );
+  const run = h("button", { type: "button", id: "bulk-run", disabled: true }, t("bulk.run"));
+  const progressBody = h("tbody");
+  const progress = h(
+    "table",
+    { class: "events", id: "bulk-progress", hidden: true, "aria-label": t("bulk.progress") },
+    h("thead", {}, h("tr", {}, ...(["agent", "state", "message"] as const).map((k) => h("th", { scope: "col" }, t(k))))),
+    progressBody,
+  );
+  let polling: number | undefined;
+
+  function showProgress(rows: Map<number, { agent: string; state: string; detail: string }>): void {
+    progressBody.replaceChildren(
+      ...[...rows.entries()].map(([id, r]) =>
+        h(
+          "tr",
+          { "data-command": id, "data-state": r.state },
+          h("td", {}, r.agent),
+          h("td", {}, t(`command.${r.state}` as MessageKey)),
+          h("td", {}, r.detail),
+        ),
+      ),
+    );
+  }
+
+  function detail(row: CommandRow): string {
+    return row.answer?.error?.message ?? "";
+  }
+
+  run.addEventListener("click", () => {
+    const chosen = BULK_ACTIONS[action.value];
+    const targets = agents.filter((a) => selected.has(a.agent_key));
+    if (!chosen || !targets.length) return;
+    if (!window.confirm(t("bulk.confirm", { action: t(chosen.label), n: targets.length }))) return;
+    window.clearTimeout(polling);
+    const rows = new Map<number, { agent: string; state: string; detail: string }>();
+    progress.hidden = false;
+    run.disabled = true;
+    Promise.all(
+      targets.map((agent) =>
+        sendCommand(agent.agent_key, chosen.command, chosen.args).then(
+          (id) => rows.set(id, { agent: agent.name, state: "pending", detail: "" }),
+          (error: unknown) =>
+            rows.set(-rows.size - 1, {
+              agent: agent.name,
+              state: "failed",
+              detail: error instanceof ApiError ? error.message : String(error),
+            }),
+        ),
+      ),
+    ).then(() => {
+      showProgress(rows);
+      run.disabled = selected.size === 0;
+      const ids = [...rows.keys()].filter((id) => id > 0);
+      if (!ids.length) return;
+      const after = Math.min(...ids) - 1;
+      const started = Date.now();
+      const poll = () => {
+        listCommandsAfter(after)
+          .then((answered) => {
+            for (const row of answered) {
+              const mine = rows.get(row.id);
+              if (mine) rows.set(row.id, { ...mine, state: row.state, detail: detail(row) });
+            }
+            showProgress(rows);
+            const open = ids.some((id) => !FINAL_STATES.has(rows.get(id)?.state ?? ""));
+            if (open && Date.now() - started < PROGRESS_GIVE_UP_MS)
+              polling = window.setTimeout(poll, PROGRESS_POLL_MS);
+          })
+          .catch(() => {
+            polling = window.setTimeout(poll, PROGRESS_POLL_MS);
+          });
+      };
+      poll();
+    });
+  });
+
+  const bulk =
+    operator &&
+    h(
+      "section",
+      { class: "filters", id: "bulk", "aria-label": t("bulk.title") },
+      selectedCount,
+      h("label", { for: "bulk-action", class: "visually-hidden" }, t("bulk.title")),
+      action,
+      run,
+    );
 
   const node = h(
     "main",
@@ -106,11 +258,14 @@ export function createFleetPage(): FleetPage {
     summary,
     h("label", { for: "fleet-filter", class: "visually-hidden" }, t("filter")),
     filter,
+    bulk,
     h("table", { class: "agents", "aria-label": t("agents") }, h("thead", {}, headerRow), body),
+    operator && progress,
   );
 
   return {
     node,
+    dispose: () => window.clearTimeout(polling),
     refresh: async () => {
       agents = await listAgents();
       draw();
