@@ -7,10 +7,12 @@
 #     planted in the console directory after the start, a path with "..", and /api/v2
 #     are 404 (never index.html under /api/);
 #   - in Debian's Chromium (web/tests/console.mjs, Playwright): sign-in refuses a wrong
-#     password, shows the fleet with each agent's status, filters, sorts, runs verify on
-#     every agent the filter shows (web1 done, the two others waiting), switches to
+#     password, shows the fleet with each agent's status, filters, sorts, sets preserve
+#     mode on every agent the filter shows (web1 done, the two others waiting), switches to
 #     Japanese; opens the events page from the menu, filters it by agent (a permalink:
-#     the filter survives a reload), sees web1's tampering appear live (no reload);
+#     the filter survives a reload), sees web1's tampering appear live (no reload), opens
+#     its incident: the story, the injected line in the baseline/tampered diff, the
+#     tampered copy downloaded;
 #     bans two addresses and lifts one (each confirmed; a dismissed confirmation changes
 #     nothing), exports them as a list and as an nftables file that `nft -c` accepts;
 #     creates an enrollment token (shown once) and revokes it, adds a user and deletes
@@ -109,6 +111,11 @@ MAMORI_CONSOLE_DOWNLOADS=$SCRATCH/downloads MAMORI_CONSOLE_VIEWER='victor:viewer
   expect_exit 0 timeout -k 5 120 node "$REPO/web/tests/console.mjs" "https://127.0.0.1:$PORT" \
   alice 'console password 1' "$SCRATCH/a1/www" "$SHOTS"
 assert_eq "site 1" "$(cat "$SCRATCH/a1/www/index.html")" "web1's page, restored"
+
+step "the tampered copy the incident page downloaded, and web1's mode"
+assert_eq $'site 1\n<iframe src=//evil.example></iframe>' "$(cat "$SCRATCH/downloads/evidence.bin")" "the evidence"
+expect_exit 0 "$MAMORI" --config "${ACONF[1]}" status --json
+assert_eq preserve "$(json 'j["agent"]["roots"][0]["mode"]')" "web1's mode, set by the bulk action"
 
 step "the bans the console exported"
 assert_eq $'203.0.113.50\n2001:db8::7' "$(cat "$SCRATCH/downloads/bans.txt")" "the plain list"

@@ -293,3 +293,34 @@ export async function sendCommand(agentKey: string, command: string, args: strin
 export async function listCommandsAfter(after: number): Promise<CommandRow[]> {
   return (await request<{ commands: CommandRow[] }>("GET", `/api/v1/commands?after=${after}&limit=1000`)).commands;
 }
+
+/** The event stored at `row` for `agentKey`, or null. */
+export async function getEvent(agentKey: string, row: number): Promise<StoredEvent | null> {
+  const query = new URLSearchParams({ agent: agentKey, after: String(row - 1), limit: "1" });
+  const page = await request<EventPage>("GET", `/api/v1/events?${query}`);
+  return page.events[0]?.row === row ? page.events[0] : null;
+}
+
+/** One agent's events in [sinceNs, untilNs), oldest first, at most `limit`. */
+export async function eventsBetween(agentKey: string, sinceNs: number, untilNs: number, limit = 1000) {
+  const query = new URLSearchParams({
+    agent: agentKey,
+    since: String(sinceNs),
+    until: String(untilNs),
+    limit: String(limit),
+  });
+  return (await request<EventPage>("GET", `/api/v1/events?${query}`)).events;
+}
+
+/** The answer of one command once it has one (polled), or throws after `timeoutMs`. */
+export async function commandAnswer(agentKey: string, id: number, timeoutMs = 30000): Promise<CommandRow> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const query = new URLSearchParams({ agent: agentKey, after: String(id - 1), limit: "1" });
+    const rows = (await request<{ commands: CommandRow[] }>("GET", `/api/v1/commands?${query}`)).commands;
+    const row = rows.find((r) => r.id === id);
+    if (row && (row.state === "ok" || row.state === "refused" || row.state === "failed")) return row;
+    if (Date.now() > deadline) throw new Error("the agent did not answer in time");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}

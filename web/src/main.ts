@@ -6,7 +6,9 @@ import { currentLang, isLang, setLang, t } from "./i18n";
 import { createBansPage } from "./pages/bans";
 import { createEventsPage } from "./pages/events";
 import { createFleetPage } from "./pages/fleet";
+import { createIncidentPage } from "./pages/incident";
 import { createSettingsPage } from "./pages/settings";
+import { link } from "./router";
 import { createSignInPage } from "./pages/signin";
 
 const REFRESH_INTERVAL_MS = 5000;
@@ -18,25 +20,20 @@ const root: HTMLElement = appRoot;
 /** What leaving the current page must stop (timers, the live stream). */
 let leavePage: () => void = () => {};
 
-type PageName = "fleet" | "events" | "bans" | "settings";
+type PageName = "fleet" | "events" | "bans" | "settings" | "incident";
 
 function currentPage(): PageName {
+  if (location.pathname.startsWith("/incident/")) return "incident";
   if (location.pathname.startsWith("/events")) return "events";
   if (location.pathname.startsWith("/bans")) return "bans";
   if (location.pathname.startsWith("/settings")) return "settings";
   return "fleet";
 }
 
-/** A link between the console's pages, followed without reloading. */
+/** A link of the main menu. */
 function pageLink(page: PageName, label: string): HTMLAnchorElement {
-  const link = h("a", { href: `/${page}`, "aria-current": currentPage() === page ? "page" : undefined }, label);
-  link.addEventListener("click", (event) => {
-    if (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
-    event.preventDefault();
-    history.pushState(null, "", `/${page}`);
-    render();
-  });
-  return link;
+  const current = currentPage() === page || (page === "events" && currentPage() === "incident");
+  return link(`/${page}`, label, { "aria-current": current ? "page" : undefined });
 }
 
 function renderHeader(): HTMLElement {
@@ -110,6 +107,13 @@ function render(): void {
   }
 
   const problem = h("p", { id: "problem", class: "error", role: "alert" });
+  if (currentPage() === "incident") {
+    // /incident/AGENT_KEY/ROW: an incident from the ids alone, so it can be shared.
+    const [, , agentKey = "", row = ""] = location.pathname.split("/");
+    const incident = createIncidentPage(agentKey, Number(row), reportRefreshFailure);
+    root.append(renderHeader(), problem, incident.node);
+    return;
+  }
   if (currentPage() === "events") {
     const events = createEventsPage(reportRefreshFailure);
     root.append(renderHeader(), problem, events.node);

@@ -125,7 +125,8 @@ try {
     await page.fill("#fleet-filter", "web");
     await page.check("#select-shown");
     await waitText("#bulk-count", "3 selected");
-    await page.selectOption("#bulk-action", "verify");
+    // web1 keeps what an attacker writes from now on: the incident page's diff needs it.
+    await page.selectOption("#bulk-action", "mode-preserve");
     page.once("dialog", (d) => d.accept());
     await page.click("#bulk-run");
     // web1 answers at once; web2 is lost and web3 stopped: theirs wait for the agent.
@@ -210,6 +211,27 @@ try {
     if (!(await page.evaluate(() => window.sameDocument === true))) throw new Error("the page was reloaded");
   });
   await shot("events");
+
+  await expect("the incident: the story, and the injected line in the diff", async () => {
+    await page
+      .locator("tr[data-action=file-restored]", { hasText: "index.html" })
+      .first()
+      .locator("a")
+      .click();
+    await page.waitForURL(/\/incident\//, { timeout: 10000 });
+    await page.locator("table.diff").waitFor({ timeout: 20000 });
+    const added = await page.locator("tr.diff-added td.after").allInnerTexts();
+    if (added.join("|") !== "<iframe src=//evil.example></iframe>") throw new Error(`added: ${added.join("|")}`);
+    const same = await page.locator("tr.diff-same td.before").allInnerTexts();
+    if (!same.includes("site 1")) throw new Error(`unchanged: ${same.join("|")}`);
+    if (!(await text("main")).includes("file-restored")) throw new Error("no story");
+    const [download] = await Promise.all([
+      page.waitForEvent("download", { timeout: 10000 }),
+      page.click("#download-evidence"),
+    ]);
+    await download.saveAs(`${downloads}/evidence.bin`);
+  });
+  await shot("incident");
 
   await expect("the bans page: ban two addresses, each confirmed", async () => {
     await page.click("nav a[href='/bans']");

@@ -8,6 +8,7 @@ import {
 } from "../api";
 import { h } from "../dom";
 import { formatDate, t, type MessageKey } from "../i18n";
+import { link } from "../router";
 
 // What the page keeps in the DOM: a live stream on a busy fleet must not grow it forever.
 const MAX_ROWS = 1000;
@@ -116,7 +117,7 @@ export function createEventsPage(onFailure: (error: unknown) => void): EventsPag
       { "data-row": stored.row, "data-action": e.event?.action ?? "", class: fresh ? "fresh" : undefined },
       h("td", {}, formatDate(new Date(e["@timestamp"]))),
       h("td", {}, agent ? agent.name : stored.agent_key),
-      h("td", {}, e.event?.action ?? ""),
+      h("td", {}, link(`/incident/${stored.agent_key}/${stored.row}`, e.event?.action ?? "", { title: t("open") })),
       h("td", {}, h("span", { class: `severity severity-${severityKey(sev).slice(9)}` }, t(severityKey(sev)))),
       h("td", { class: "path" }, e.file?.path ?? ""),
       h("td", {}, e.source?.ip ?? ""),

@@ -1,0 +1,235 @@
+import {
+  addBan,
+  commandAnswer,
+  eventsBetween,
+  getEvent,
+  listAgents,
+  mayAct,
+  sendCommand,
+  type EcsEvent,
+  type StoredEvent,
+} from "../api";
+import { asText, fromBase64Url, lineDiff, sha256Hex } from "../diff";
+import { h } from "../dom";
+import { formatDate, t } from "../i18n";
+
+const NS_PER_S = 1e9;
+
+/** A dotted ECS field ("process.parent.pid") of an event, or undefined. */
+function field(e: EcsEvent, path: string): unknown {
+  let at: unknown = e;
+  for (const key of path.split(".")) {
+    if (typeof at !== "object" || at === null) return undefined;
+    at = (at as Record<string, unknown>)[key];
+  }
+  return at;
+}
+const text = (e: EcsEvent, path: string) => {
+  const v = field(e, path);
+  return v === undefined || v === null ? "" : String(v);
+};
+const timeNs = (e: EcsEvent) => Date.parse(e["@timestamp"]) * 1e6;
+
+/** Facts as a definition list, leaving out the empty ones. */
+function facts(pairs: [string, string][]): HTMLElement {
+  const list = h("dl", { class: "facts" });
+  for (const [label, value] of pairs) if (value) list.append(h("dt", {}, label), h("dd", {}, value));
+  return list;
+}
+
+interface EvidenceContent {
+  base64url: string;
+  complete: boolean;
+}
+interface EvidenceAnswer {
+  after?: EvidenceContent;
+  before?: EvidenceContent;
+  before_missing?: string;
+}
+
+export interface IncidentPage {
+  node: HTMLElement;
+}
+
+export function createIncidentPage(agentKey: string, row: number, onFailure: (error: unknown) => void): IncidentPage {
+  const node = h("main", { class: "incident" }, h("h1", {}, t("incident")));
+  const operator = mayAct("operator");
+
+  async function build(): Promise<void> {
+    const picked = await getEvent(agentKey, row);
+    if (!picked) {
+      node.append(h("p", { class: "error" }, t("noSuchEvent")));
+      return;
+    }
+    // The incident hangs on the file event: the others name it in mamori.related_event.
+    let anchor: StoredEvent = picked;
+    const related = text(picked.event, "mamori.related_event");
+    const at = timeNs(picked.event);
+    if (related) {
+      const around = await eventsBetween(agentKey, at - 3600 * NS_PER_S, at + 3600 * NS_PER_S);
+      anchor = around.find((s) => s.event.event.id === related) ?? picked;
+    }
+    const anchorId = anchor.event.event.id;
+    const start = timeNs(anchor.event);
+    const story = (await eventsBetween(agentKey, start - 600 * NS_PER_S, start + 3600 * NS_PER_S)).filter(
+      (s) => s.event.event.id === anchorId || text(s.event, "mamori.related_event") === anchorId,
+    );
+    if (!story.some((s) => s.row === anchor.row)) story.unshift(anchor);
+    story.sort((x, y) => timeNs(x.event) - timeNs(y.event));
+
+    const agents = await listAgents();
+    const agentName = agents.find((a) => a.agent_key === agentKey)?.name ?? agentKey;
+    const a = anchor.event;
+    node.append(
+      h("p", { class: "summary" }, `${agentName} · ${text(a, "file.path") || a.event.action} · ${formatDate(new Date(a["@timestamp"]))}`),
+      h("h2", {}, t("timeline")),
+      h(
+        "ol",
+        { class: "timeline" },
+        ...story.map((s) =>
+          h(
+            "li",
+            { "data-action": s.event.event.action },
+            h("time", {}, formatDate(new Date(s.event["@timestamp"]))),
+            " ",
+            h("strong", {}, s.event.event.action),
+            " ",
+            s.event.message ?? "",
+          ),
+        ),
+      ),
+    );
+
+    const requests = story.filter((s) => s.event.event.action === "tamper-attributed");
+    node.append(h("h2", {}, t("requests")));
+    if (!requests.length) node.append(h("p", { class: "summary" }, t("noRequests")));
+    for (const r of requests) {
+      const e = r.event;
+      const ip = text(e, "source.ip");
+      node.append(
+        h(
+          "div",
+          { class: "request", "data-ip": ip },
+          facts([
+            [t("address"), ip],
+            [t("request"), `${text(e, "http.request.method")} ${text(e, "url.original")} → ${text(e, "http.response.status_code")}`],
+            [t("userAgent"), text(e, "user_agent.original")],
+            [t("attribution"), text(e, "mamori.attribution")],
+            [t("accessLog"), text(e, "log.file.path")],
+          ]),
+          operator && ip && banButton(ip),
+        ),
+      );
+    }
+
+    node.append(
+      h("h2", {}, t("theWrite")),
+      facts([
+        [t("path"), text(a, "file.path")],
+        [t("process"), [text(a, "process.executable"), text(a, "process.pid") && `(${text(a, "process.pid")})`].join(" ").trim()],
+        [t("parent"), [text(a, "process.parent.executable"), text(a, "process.parent.pid") && `(${text(a, "process.parent.pid")})`].join(" ").trim()],
+        [t("user"), text(a, "user.name") || text(a, "user.id")],
+        ["SHA-256", text(a, "file.hash.sha256")],
+      ]),
+      h("h2", {}, t("whatMamoriDid")),
+      facts([
+        [t("action"), a.event.action],
+        [t("restoreMethod"), text(a, "mamori.restore.method")],
+        [t("evidence"), text(a, "mamori.evidence.id")],
+      ]),
+    );
+
+    const bans = story.filter((s) => s.event.event.action === "ip-banned");
+    node.append(h("h2", {}, t("theBan")));
+    if (!bans.length) node.append(h("p", { class: "summary" }, t("noBanYet")));
+    for (const b of bans)
+      node.append(
+        facts([
+          [t("address"), text(b.event, "source.ip")],
+          [t("rule"), text(b.event, "rule.name")],
+          [t("duration"), text(b.event, "mamori.ban.ttl_s") && `${text(b.event, "mamori.ban.ttl_s")} s`],
+        ]),
+      );
+
+    const evidenceId = text(a, "mamori.evidence.id");
+    node.append(h("h2", {}, t("diff")));
+    if (!evidenceId) node.append(h("p", { class: "summary" }, t("noEvidence")));
+    else if (!operator) node.append(h("p", { class: "summary" }, t("evidenceNeedsOperator")));
+    else node.append(await evidenceDiff(evidenceId));
+  }
+
+  function banButton(ip: string): HTMLElement {
+    const button = h("button", { type: "button", class: "ban-ip" }, t("banAddress", { address: ip }));
+    button.addEventListener("click", () => {
+      if (!window.confirm(t("confirmBan", { address: ip }))) return;
+      addBan(ip, 86400, "from the incident page")
+        .then(() => {
+          button.textContent = t("banned", { address: ip });
+          button.setAttribute("disabled", "");
+        })
+        .catch(onFailure);
+    });
+    return button;
+  }
+
+  async function evidenceDiff(evidenceId: string): Promise<HTMLElement> {
+    const box = h("div", { id: "evidence" });
+    const id = await sendCommand(agentKey, "evidence", [evidenceId]);
+    const answered = await commandAnswer(agentKey, id);
+    const answer = answered.answer as EvidenceAnswer | null;
+    if (answered.state !== "ok" || !answer?.after) {
+      box.append(h("p", { class: "error" }, answered.answer?.error?.message ?? t("evidenceUnavailable")));
+      return box;
+    }
+    const after = fromBase64Url(answer.after.base64url);
+    const before = answer.before ? fromBase64Url(answer.before.base64url) : null;
+    const download = h("button", { type: "button", id: "download-evidence" }, t("downloadEvidence"));
+    download.addEventListener("click", () => {
+      const url = URL.createObjectURL(new Blob([after], { type: "application/octet-stream" }));
+      const link = h("a", { href: url, download: `evidence-${evidenceId}.bin` });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      URL.revokeObjectURL(url);
+    });
+    box.append(
+      facts([
+        [t("tampered"), `${after.length} B, SHA-256 ${await sha256Hex(after)}${answer.after.complete ? "" : ` (${t("prefixOnly")})`}`],
+        [t("baseline"), before ? `${before.length} B, SHA-256 ${await sha256Hex(before)}` : t(`before.${answer.before_missing === "gone" ? "gone" : answer.before_missing === "same" ? "same" : "unknown"}`)],
+      ]),
+      download,
+    );
+    const afterText = asText(after);
+    const beforeText = before ? asText(before) : "";
+    const lines = afterText !== null && beforeText !== null ? lineDiff(beforeText, afterText) : null;
+    if (!lines) {
+      box.append(h("p", { class: "summary" }, t("binaryOrLarge")));
+      return box;
+    }
+    const body = h("tbody");
+    for (const line of lines) {
+      const left = line.kind === "added" ? "" : line.text;
+      const right = line.kind === "removed" ? "" : line.text;
+      body.append(
+        h(
+          "tr",
+          { class: `diff-${line.kind}` },
+          h("td", { class: "before" }, h("code", {}, left)),
+          h("td", { class: "after" }, h("code", {}, right)),
+        ),
+      );
+    }
+    box.append(
+      h(
+        "table",
+        { class: "diff", "aria-label": t("diff") },
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("baseline")), h("th", { scope: "col" }, t("tampered")))),
+        body,
+      ),
+    );
+    return box;
+  }
+
+  build().catch(onFailure);
+  return { node };
+}
