@@ -108,7 +108,7 @@ SHOTS=${MAMORI_CONSOLE_SHOTS:-}
 [[ -z $SHOTS ]] || mkdir -p "$SHOTS"
 mkdir -p "$SCRATCH/downloads"
 MAMORI_CONSOLE_DOWNLOADS=$SCRATCH/downloads MAMORI_CONSOLE_VIEWER='victor:viewer password 1' \
-  expect_exit 0 timeout -k 5 120 node "$REPO/web/tests/console.mjs" "https://127.0.0.1:$PORT" \
+  expect_exit 0 timeout -k 5 300 node "$REPO/web/tests/console.mjs" "https://127.0.0.1:$PORT" \
   alice 'console password 1' "$SCRATCH/a1/www" "$SHOTS"
 assert_eq "site 1" "$(cat "$SCRATCH/a1/www/index.html")" "web1's page, restored"
 

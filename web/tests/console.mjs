@@ -15,6 +15,8 @@ const [url, user, password, web1Root, shots] = process.argv.slice(2);
 const downloads = process.env.MAMORI_CONSOLE_DOWNLOADS;
 const [viewer, viewerPassword] = (process.env.MAMORI_CONSOLE_VIEWER ?? ":").split(":");
 const failures = [];
+// Generous: CI runs this beside other tests on two cores.
+const WAIT_MS = 30000;
 let step = "start";
 
 const browser = await chromium.launch({
@@ -63,18 +65,18 @@ try {
     await accessible(name);
     if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
   };
-  const text = (selector) => page.locator(selector).innerText({ timeout: 10000 });
+  const text = (selector) => page.locator(selector).innerText({ timeout: WAIT_MS });
   const waitText = (selector, want) =>
     page.waitForFunction(
       ([s, w]) => document.querySelector(s)?.textContent?.includes(w),
       [selector, want],
-      { timeout: 10000 },
+      { timeout: WAIT_MS },
     );
 
   await expect("the sign-in page loads", async () => {
     const res = await page.goto(url + "/fleet");
     if (res.status() !== 200) throw new Error(`status ${res.status()}`);
-    await page.locator("#signin-name").waitFor({ timeout: 10000 });
+    await page.locator("#signin-name").waitFor({ timeout: WAIT_MS });
   });
   await shot("signin");
 
@@ -105,7 +107,7 @@ try {
   await expect("filter", async () => {
     await page.fill("#fleet-filter", "lost");
     await page.waitForFunction(() => document.querySelectorAll("tr[data-agent]").length === 1, null, {
-      timeout: 10000,
+      timeout: WAIT_MS,
     });
     if (!(await text("tr[data-agent]")).includes("web2")) throw new Error("not web2");
     await page.fill("#fleet-filter", "");
@@ -130,7 +132,7 @@ try {
     page.once("dialog", (d) => d.accept());
     await page.click("#bulk-run");
     // web1 answers at once; web2 is lost and web3 stopped: theirs wait for the agent.
-    await page.locator("#bulk-progress tr[data-state=ok]").waitFor({ timeout: 15000 });
+    await page.locator("#bulk-progress tr[data-state=ok]").waitFor({ timeout: WAIT_MS });
     const states = await page.locator("#bulk-progress tbody tr").evaluateAll((rows) =>
       rows.map((r) => `${r.children[0].textContent}=${r.dataset.state}`).sort(),
     );
@@ -153,7 +155,7 @@ try {
     await page.setViewportSize({ width: 390, height: 844 });
     for (const path of ["/fleet", "/events", "/bans", "/settings"]) {
       await page.goto(url + path);
-      await page.locator("main h1").waitFor({ timeout: 10000 });
+      await page.locator("main h1").waitFor({ timeout: WAIT_MS });
       const wide = await page.evaluate(() => document.documentElement.scrollWidth);
       if (wide > 391) {
         const culprits = await page.evaluate(() =>
@@ -173,24 +175,24 @@ try {
 
   await expect("the events page, from the menu", async () => {
     await page.click("nav a[href='/events']");
-    await page.waitForURL(/\/events/, { timeout: 10000 });
-    await page.locator("tr[data-action]").first().waitFor({ timeout: 10000 });
+    await page.waitForURL(/\/events/, { timeout: WAIT_MS });
+    await page.locator("tr[data-action]").first().waitFor({ timeout: WAIT_MS });
     await waitText("#events-live", "live");
   });
 
   await expect("a filter is a permalink", async () => {
     await page.selectOption("#events-agent", { label: "web1" });
-    await page.waitForURL(/agent=/, { timeout: 10000 });
+    await page.waitForURL(/agent=/, { timeout: WAIT_MS });
     await page.waitForFunction(
       () => {
         const rows = [...document.querySelectorAll("table.events tbody tr")];
         return rows.length > 0 && rows.every((r) => r.children[1].textContent === "web1");
       },
       null,
-      { timeout: 10000 },
+      { timeout: WAIT_MS },
     );
     await page.reload();
-    await page.locator("tr[data-action]").first().waitFor({ timeout: 10000 });
+    await page.locator("tr[data-action]").first().waitFor({ timeout: WAIT_MS });
     if ((await page.locator("#events-agent option:checked").innerText()) !== "web1")
       throw new Error("the agent filter did not survive a reload");
     await waitText("#events-live", "live");
@@ -206,7 +208,7 @@ try {
         r.textContent.includes("index.html"),
       ),
       null,
-      { timeout: 15000 },
+      { timeout: WAIT_MS },
     );
     if (!(await page.evaluate(() => window.sameDocument === true))) throw new Error("the page was reloaded");
   });
@@ -218,15 +220,15 @@ try {
       .first()
       .locator("a")
       .click();
-    await page.waitForURL(/\/incident\//, { timeout: 10000 });
-    await page.locator("table.diff").waitFor({ timeout: 20000 });
+    await page.waitForURL(/\/incident\//, { timeout: WAIT_MS });
+    await page.locator("table.diff").waitFor({ timeout: WAIT_MS });
     const added = await page.locator("tr.diff-added td.after").allInnerTexts();
     if (added.join("|") !== "<iframe src=//evil.example></iframe>") throw new Error(`added: ${added.join("|")}`);
     const same = await page.locator("tr.diff-same td.before").allInnerTexts();
     if (!same.includes("site 1")) throw new Error(`unchanged: ${same.join("|")}`);
     if (!(await text("main")).includes("file-restored")) throw new Error("no story");
     const [download] = await Promise.all([
-      page.waitForEvent("download", { timeout: 10000 }),
+      page.waitForEvent("download", { timeout: WAIT_MS }),
       page.click("#download-evidence"),
     ]);
     await download.saveAs(`${downloads}/evidence.bin`);
@@ -245,7 +247,7 @@ try {
       await page.fill("#ban-reason", "seen in the console test");
       page.once("dialog", (d) => d.accept());
       await page.click("#ban-form button[type=submit]");
-      await page.locator(`tr[data-address="${address}"]`).waitFor({ timeout: 10000 });
+      await page.locator(`tr[data-address="${address}"]`).waitFor({ timeout: WAIT_MS });
     }
     await waitText("p.summary", "Banned across the fleet: 2");
     if (!(await text(`tr[data-address="2001:db8::7"]`)).includes("permanent")) throw new Error("not permanent");
@@ -255,7 +257,7 @@ try {
   await expect("the bans exported as a list and as an nftables set", async () => {
     for (const name of ["bans.txt", "mamori-bans.nft"]) {
       const [download] = await Promise.all([
-        page.waitForEvent("download", { timeout: 10000 }),
+        page.waitForEvent("download", { timeout: WAIT_MS }),
         page.click(`button[data-export="${name}"]`),
       ]);
       if (download.suggestedFilename() !== name) throw new Error(download.suggestedFilename());
@@ -268,7 +270,7 @@ try {
     await page.click(`tr[data-address="2001:db8::7"] button.unban`);
     page.once("dialog", (d) => d.accept());
     await page.click(`tr[data-address="203.0.113.50"] button.unban`);
-    await page.locator(`tr[data-address="203.0.113.50"]`).waitFor({ state: "detached", timeout: 10000 });
+    await page.locator(`tr[data-address="203.0.113.50"]`).waitFor({ state: "detached", timeout: WAIT_MS });
     await waitText("p.summary", "Banned across the fleet: 1");
   });
 
@@ -287,7 +289,7 @@ try {
     await page.waitForFunction(
       () => [...document.querySelectorAll("tr[data-token]")].some((r) => r.textContent.includes("revoked")),
       null,
-      { timeout: 10000 },
+      { timeout: WAIT_MS },
     );
   });
 
@@ -296,17 +298,17 @@ try {
     await page.fill("#user-password", "operator password 1");
     await page.selectOption("#user-role", "operator");
     await page.click("#user-form button[type=submit]");
-    await page.locator(`tr[data-user="olga"]`).waitFor({ timeout: 10000 });
+    await page.locator(`tr[data-user="olga"]`).waitFor({ timeout: WAIT_MS });
     page.once("dialog", (d) => d.accept());
     await page.click(`tr[data-user="olga"] button.delete-user`);
-    await page.locator(`tr[data-user="olga"]`).waitFor({ state: "detached", timeout: 10000 });
+    await page.locator(`tr[data-user="olga"]`).waitFor({ state: "detached", timeout: WAIT_MS });
   });
 
   await expect("the audit log, newest first", async () => {
     await page.waitForFunction(
       () => document.querySelector("tr[data-audit]")?.textContent?.includes("user-del"),
       null,
-      { timeout: 10000 },
+      { timeout: WAIT_MS },
     );
     const log = await text("table[aria-label='Audit log'] tbody");
     for (const action of ["token-create", "token-revoke", "user-add", "ban", "unban"])
@@ -316,7 +318,7 @@ try {
 
   await expect("sign out", async () => {
     await page.click("#signout");
-    await page.locator("#signin-name").waitFor({ timeout: 10000 });
+    await page.locator("#signin-name").waitFor({ timeout: WAIT_MS });
     const status = await page.evaluate(async () => (await fetch("/api/v1/agents")).status);
     if (status !== 401) throw new Error(`the API still answers: ${status}`);
   });
@@ -329,7 +331,7 @@ try {
     await viewerPage.fill("#signin-name", viewer);
     await viewerPage.fill("#signin-password", viewerPassword);
     await viewerPage.click("button[type=submit]");
-    await viewerPage.locator(`tr[data-address="2001:db8::7"]`).waitFor({ timeout: 10000 });
+    await viewerPage.locator(`tr[data-address="2001:db8::7"]`).waitFor({ timeout: WAIT_MS });
     if ((await viewerPage.locator("#ban-form, button.unban").count()) !== 0) throw new Error("buttons shown");
     const status = await viewerPage.evaluate(async () => {
       const session = JSON.parse(sessionStorage.getItem("mamori.session"));
@@ -344,7 +346,7 @@ try {
   });
   await expect("a viewer's settings: tokens only, no forms; the audit log refused", async () => {
     await viewerPage.click("nav a[href='/settings']");
-    await viewerPage.locator("tr[data-token]").first().waitFor({ timeout: 10000 });
+    await viewerPage.locator("tr[data-token]").first().waitFor({ timeout: WAIT_MS });
     if ((await viewerPage.locator("#token-form, #user-form, button.revoke, tr[data-audit]").count()) !== 0)
       throw new Error("a viewer sees what only operators and admins may use");
     const status = await viewerPage.evaluate(async () => (await fetch("/api/v1/audit")).status);
