@@ -8,8 +8,8 @@ import { createEventsPage } from "./pages/events";
 import { createFleetPage } from "./pages/fleet";
 import { createIncidentPage } from "./pages/incident";
 import { createSettingsPage } from "./pages/settings";
-import { link } from "./router";
 import { createSignInPage } from "./pages/signin";
+import { link } from "./router";
 
 const REFRESH_INTERVAL_MS = 5000;
 
