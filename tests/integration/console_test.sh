@@ -26,7 +26,7 @@ source "$(dirname "$0")/web_lib.sh"
 source "$(dirname "$0")/fleet_lib.sh"
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-BUILT=$(cd "$(dirname "$MAMORI")/.." && pwd)/web
+BUILT=$(cd "$(dirname "$MAMORI")/.." && pwd)/console
 [[ -f $BUILT/index.html ]] || fail "no console built in $BUILT (cmake --build … --target console)"
 # The manager serves a copy, so that the test may plant a file in it.
 cp -r "$BUILT" "$SCRATCH/console"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `cmake --install` (into a DESTDIR, with the default prefix and with --prefix /usr)
-# installs the binary, systemd units whose ExecStart names that very binary, and the
-# man page mamori(8) that the units' Documentation= names, which man(1) renders
-# without warnings.
+# installs the binary, the web console, systemd units whose ExecStart names that very
+# binary, and the man page mamori(8) that the units' Documentation= names, which man(1)
+# renders without warnings.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -30,6 +30,11 @@ check_install() {  # PREFIX [cmake --install args...]
     [[ -f $dest$doc ]] || fail "$unit names $doc, which was not installed"
     if grep -q '@' "$dest$prefix/lib/systemd/system/$unit"; then fail "$unit has an unconfigured @VARIABLE@"; fi
   done
+  # The web console, when the build has one (MAMORI_CONSOLE, on by default).
+  if [[ -f $BUILD/console/index.html ]]; then
+    [[ -f $dest$prefix/share/mamori/console/index.html ]] ||
+      fail "the console is not installed in $prefix/share/mamori/console: $(cat "$SCRATCH/install.log")"
+  fi
   local page=$dest$prefix/share/man/man8/mamori.8
   [[ -f $page ]] || fail "no man page at $prefix/share/man/man8/mamori.8"
   local text warnings
