@@ -363,9 +363,11 @@ export function setLang(lang: Lang): void {
   document.documentElement.lang = lang;
 }
 
-/** Looks up `key` and fills its `{name}` placeholders; unknown ones become empty. */
+/** Looks up `key` and fills its `{name}` placeholders; unknown ones become empty. A key
+ * built from the manager's data (a status a newer manager added) may have no message:
+ * the key itself is shown rather than the page failing. */
 export function t(key: MessageKey, params: Record<string, string | number> = {}): string {
-  return messages[currentLang()][key].replace(/\{(\w+)\}/g, (_placeholder, name: string) =>
+  return (messages[currentLang()][key] ?? key).replace(/\{(\w+)\}/g, (_placeholder, name: string) =>
     String(params[name] ?? ""),
   );
 }
