@@ -41,3 +41,13 @@ export function append(parent: Node, ...children: Child[]): void {
 export function clear(parent: Node): void {
   while (parent.firstChild) parent.removeChild(parent.firstChild);
 }
+
+/** Hands `data` to the browser as a download named `name` (made here, never fetched). */
+export function saveAs(name: string, data: BlobPart, type: string): void {
+  const url = URL.createObjectURL(new Blob([data], { type }));
+  const link = h("a", { href: url, download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  URL.revokeObjectURL(url);
+}

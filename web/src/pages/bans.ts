@@ -1,6 +1,7 @@
-import { addBan, ApiError, liftBan, listAgents, listBans, mayAct, type Ban } from "../api";
-import { h } from "../dom";
+import { addBan, liftBan, listAgents, listBans, mayAct, type Ban } from "../api";
+import { h, saveAs } from "../dom";
 import { formatTime, t } from "../i18n";
+import { createOutcome } from "../outcome";
 
 const TTLS = [
   ["ttl.1h", 3600],
@@ -44,18 +45,11 @@ export function createBansPage(onFailure: (error: unknown) => void): BansPage {
 
   const summary = h("p", { class: "summary", "aria-live": "polite" });
   const body = h("tbody");
-  const outcome = h("p", { id: "bans-outcome", role: "status" });
+  const outcome = createOutcome("bans-outcome", onFailure);
 
   const download = (name: string, type: string, text: () => string) => {
     const button = h("button", { type: "button", "data-export": name }, t(name === "bans.txt" ? "exportList" : "exportNft"));
-    button.addEventListener("click", () => {
-      const url = URL.createObjectURL(new Blob([text()], { type }));
-      const link = h("a", { href: url, download: name });
-      document.body.append(link);
-      link.click();
-      link.remove();
-      URL.revokeObjectURL(url);
-    });
+    button.addEventListener("click", () => saveAs(name, text(), type));
     return button;
   };
 
@@ -101,24 +95,14 @@ export function createBansPage(onFailure: (error: unknown) => void): BansPage {
     draw();
   }
 
-  function report(error: unknown): void {
-    if (error instanceof ApiError && error.status !== 401) {
-      outcome.textContent = error.message;
-      outcome.className = "error";
-      return;
-    }
-    onFailure(error);
-  }
-
   function unban(address: string): void {
     if (!window.confirm(t("confirmUnban", { address }))) return;
     liftBan(address)
       .then(() => {
-        outcome.textContent = t("unbanned", { address });
-        outcome.className = "";
+        outcome.ok(t("unbanned", { address }));
         return refresh();
       })
-      .catch(report);
+      .catch(outcome.report);
   }
 
   const address = h("input", { id: "ban-address", required: true, placeholder: "203.0.113.7" });
@@ -142,13 +126,12 @@ export function createBansPage(onFailure: (error: unknown) => void): BansPage {
       if (!target || !window.confirm(t("confirmBan", { address: target }))) return;
       addBan(target, Number(ttl.value), reason.value.trim())
         .then(() => {
-          outcome.textContent = t("banned", { address: target });
-          outcome.className = "";
+          outcome.ok(t("banned", { address: target }));
           address.value = "";
           reason.value = "";
           return refresh();
         })
-        .catch(report);
+        .catch(outcome.report);
     });
 
   const node = h(
@@ -157,7 +140,7 @@ export function createBansPage(onFailure: (error: unknown) => void): BansPage {
     h("h1", {}, t("bans")),
     summary,
     form,
-    outcome,
+    outcome.node,
     h(
       "table",
       { class: "events", "aria-label": t("bans") },

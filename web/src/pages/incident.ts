@@ -10,7 +10,7 @@ import {
   type StoredEvent,
 } from "../api";
 import { asText, fromBase64Url, lineDiff, sha256Hex } from "../diff";
-import { h } from "../dom";
+import { h, saveAs } from "../dom";
 import { formatDate, t } from "../i18n";
 
 const NS_PER_S = 1e9;
@@ -184,14 +184,9 @@ export function createIncidentPage(agentKey: string, row: number, onFailure: (er
     const after = fromBase64Url(answer.after.base64url);
     const before = answer.before ? fromBase64Url(answer.before.base64url) : null;
     const download = h("button", { type: "button", id: "download-evidence" }, t("downloadEvidence"));
-    download.addEventListener("click", () => {
-      const url = URL.createObjectURL(new Blob([after], { type: "application/octet-stream" }));
-      const link = h("a", { href: url, download: `evidence-${evidenceId}.bin` });
-      document.body.append(link);
-      link.click();
-      link.remove();
-      URL.revokeObjectURL(url);
-    });
+    download.addEventListener("click", () =>
+      saveAs(`evidence-${evidenceId}.bin`, after, "application/octet-stream"),
+    );
     box.append(
       facts([
         [t("tampered"), `${after.length} B, SHA-256 ${await sha256Hex(after)}${answer.after.complete ? "" : ` (${t("prefixOnly")})`}`],

@@ -1,6 +1,5 @@
 import {
   addUser,
-  ApiError,
   createToken,
   deleteUser,
   listAudit,
@@ -14,6 +13,7 @@ import {
 } from "../api";
 import { h } from "../dom";
 import { formatTime, t, type MessageKey } from "../i18n";
+import { createOutcome } from "../outcome";
 
 const EXPIRIES = [
   ["expires.never", 0],
@@ -60,19 +60,9 @@ export interface SettingsPage {
 export function createSettingsPage(onFailure: (error: unknown) => void): SettingsPage {
   const operator = mayAct("operator");
   const admin = mayAct("admin");
-  const outcome = h("p", { id: "settings-outcome", role: "status" });
-
-  function report(error: unknown): void {
-    if (error instanceof ApiError && error.status !== 401) {
-      outcome.textContent = error.message;
-      outcome.className = "error";
-      return;
-    }
-    onFailure(error);
-  }
+  const outcome = createOutcome("settings-outcome", onFailure);
   function done(message: string): Promise<void> {
-    outcome.textContent = message;
-    outcome.className = "";
+    outcome.ok(message);
     return refresh();
   }
 
@@ -107,7 +97,7 @@ export function createSettingsPage(onFailure: (error: unknown) => void): Setting
           made.hidden = false;
           return done(t("tokenCreated"));
         })
-        .catch(report);
+        .catch(outcome.report);
     });
 
   function drawTokens(tokens: EnrollmentToken[]): void {
@@ -138,7 +128,7 @@ export function createSettingsPage(onFailure: (error: unknown) => void): Setting
                       if (!window.confirm(t("confirmRevoke", { id: token.id }))) return;
                       revokeToken(token.id)
                         .then(() => done(t("tokenRevoked", { id: token.id })))
-                        .catch(report);
+                        .catch(outcome.report);
                     },
                   },
                   t("revoke"),
@@ -177,7 +167,7 @@ export function createSettingsPage(onFailure: (error: unknown) => void): Setting
         userPassword.value = "";
         return done(t("userAdded", { name }));
       })
-      .catch(report);
+      .catch(outcome.report);
   });
 
   // ---- audit log (admin) --------------------------------------------------------------
@@ -203,7 +193,7 @@ export function createSettingsPage(onFailure: (error: unknown) => void): Setting
         auditNext = page.next;
         olderAudit.hidden = auditNext === undefined;
       })
-      .catch(report);
+      .catch(outcome.report);
   });
 
   async function refresh(): Promise<void> {
@@ -230,7 +220,7 @@ export function createSettingsPage(onFailure: (error: unknown) => void): Setting
                   if (!window.confirm(t("confirmDeleteUser", { name: u.name }))) return;
                   deleteUser(u.name)
                     .then(() => done(t("userDeleted", { name: u.name })))
-                    .catch(report);
+                    .catch(outcome.report);
                 },
               },
               t("deleteUser"),
@@ -249,7 +239,7 @@ export function createSettingsPage(onFailure: (error: unknown) => void): Setting
     "main",
     {},
     h("h1", {}, t("settings")),
-    outcome,
+    outcome.node,
     h("h2", {}, t("tokens")),
     tokenForm,
     made,
