@@ -445,12 +445,30 @@ def reader(ws):
     return q
 
 
+def heartbeats(ws, every):
+    """Sends a heartbeat on `ws` every `every` s from a thread, as a live agent does (a
+    silent connection is lost after lost_after s however slowly the rest goes); stopped
+    by setting the returned event."""
+    stop = threading.Event()
+
+    def run():
+        while not stop.wait(every):
+            try:
+                send(ws, {"v": 1, "type": "heartbeat", "time_ns": time.time_ns(), "healthy": True})
+            except Exception:  # the channel ended: the reader reports it
+                return
+
+    threading.Thread(target=run, daemon=True).start()
+    return stop
+
+
 def s_duplicate(m):
-    """A second connection with the same key while the first is live (it answers pings):
-    refused with duplicate-identity; the first keeps working."""
+    """A second connection with the same key while the first is live (it answers pings
+    and heartbeats): refused with duplicate-identity; the first keeps working."""
     first = connect(m)
-    hello(first, m)
+    w = hello(first, m)
     q = reader(first)
+    beating = heartbeats(first, w["heartbeat_s"])
     second = connect(m)
     ok, seen = closed(second, 8)
     if not ok or not seen or seen[0].get("code") != "duplicate-identity":
@@ -464,6 +482,7 @@ def s_duplicate(m):
             break
     if a.get("through_sequence") != 10:
         die("the first connection stopped working: %r" % a)
+    beating.set()
     send(first, {"v": 1, "type": "bye", "reason": "stopping"})
     print("duplicate refused; the first connection still acks")
 
