@@ -173,6 +173,8 @@ std::string_view trigger_name(Trigger t) {
       return "resume";
     case Trigger::kRetry:
       return "retry";
+    case Trigger::kStormOver:
+      return "storm-over";
   }
   return "?";
 }
@@ -278,14 +280,14 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
     foreign_write_ = roots_[c.root].paused && deploy_ && !deploy_->owns(c.pid);
     reconcile(c.root, c.rel, it->second, Trigger::kRealtime);
     if ((c.what & watch::kCreated) && (c.what & watch::kIsDir))
-      look_inside(c.root, c.rel, it->second, seen);
+      look_inside(c.root, c.rel, it->second, Trigger::kRealtime, seen);
     foreign_write_ = false;
   }
   detach_.clear();  // every path of the batch was looked at once
 }
 
 void Guard::look_inside(size_t root, const std::string& rel, const evidence::Who& who,
-                        std::unordered_set<std::string>& seen) {
+                        Trigger trigger, std::unordered_set<std::string>& seen) {
   // A directory that appeared (made, renamed in, or swapped for a baseline one) may
   // already hold entries no event described. Only listed here, not hashed: reconcile
   // reads what it must.
@@ -306,7 +308,7 @@ void Guard::look_inside(size_t root, const std::string& rel, const evidence::Who
   if (!listed) ++counters_.failures;
   std::sort(paths.begin(), paths.end());  // a directory before what it holds
   for (const auto& p : paths)
-    if (p != rel && seen.insert(path_key(r, p)).second) reconcile(root, p, who, Trigger::kRealtime);
+    if (p != rel && seen.insert(path_key(r, p)).second) reconcile(root, p, who, trigger);
 }
 
 Status Guard::verify(size_t root, Trigger trigger) {
@@ -1239,6 +1241,10 @@ void Guard::tick() {
   for (auto pending = std::exchange(retries_, {}); auto& [key, attempts] : pending) {
     retries_[key] = attempts;  // kept only if this attempt fails too (reconcile erases)
     reconcile(key.first, key.second, {}, Trigger::kRetry);
+    // A directory put back while the attacker swapped it away half way through its
+    // restore is itself right now, and what it should hold may not be there.
+    std::unordered_set<std::string> seen;
+    look_inside(key.first, key.second, {}, Trigger::kRetry, seen);
   }
   if (!summarised_paths_.empty()) {
     // One summary per root, naming every path (up to a limit) so nothing goes unreported.
@@ -1273,6 +1279,10 @@ void Guard::tick() {
             .set("mamori.storm.changes", storm_changes_)
             .message(fmt::format("tamper storm over after {} changes", storm_changes_))));
     storm_changes_ = 0;
+    // A storm's changes raced the restores of one another (a directory swapped away in
+    // the middle of its restore): one verify of everything finds what the race left.
+    for (size_t root = 0; root < roots_.size(); ++root)
+      if (auto st = verify(root, Trigger::kStormOver); !st) ++counters_.failures;
   }
   window_changes_ = 0;
   path_counts_.clear();

@@ -86,7 +86,7 @@ struct Place {
 };
 
 // Why a path is being looked at; carried into the events (mamori.trigger).
-enum class Trigger { kRealtime, kStartup, kScheduled, kOverflow, kResume, kRetry };
+enum class Trigger { kRealtime, kStartup, kScheduled, kOverflow, kResume, kRetry, kStormOver };
 std::string_view trigger_name(Trigger t);
 
 struct GuardedRoot {
@@ -142,7 +142,7 @@ class Guard {
   // Every allowed new entry whose ctime is older than `ns` was reported by a previous run.
   void set_allowed_reported_until(int64_t ns) { allowed_reported_until_ns_ = ns; }
   // Once a second (and at shutdown): retries of what failed (a race with the attacker
-  // that lost), then storm and repeat summaries.
+  // that lost), then storm and repeat summaries; every root verified once a storm ends.
   void tick();
   // Hands the events and deferred restores so far to the publisher.
   Status flush();
@@ -190,7 +190,7 @@ class Guard {
   // With `follow_links`, the other names of a tampered hard-linked file are looked at too.
   void reconcile(size_t root, std::string rel, const evidence::Who& who, Trigger trigger,
                  bool follow_links = true);
-  void look_inside(size_t root, const std::string& rel, const evidence::Who& who,
+  void look_inside(size_t root, const std::string& rel, const evidence::Who& who, Trigger trigger,
                    std::unordered_set<std::string>& seen);
   Status reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
                          const evidence::Who& who, Act& act);
