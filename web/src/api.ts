@@ -16,6 +16,8 @@ export interface Agent {
   version: string;
   events_24h: number;
   roots: AgentRoot[];
+  /** The seal of the agent's baseline catalog as of its last hello ("" before one). */
+  baseline_root_hash: string;
 }
 
 export interface Session {
@@ -323,4 +325,36 @@ export async function commandAnswer(agentKey: string, id: number, timeoutMs = 30
     if (Date.now() > deadline) throw new Error("the agent did not answer in time");
     await new Promise((resolve) => setTimeout(resolve, 300));
   }
+}
+
+/** A path in a drift answer: `path_hex` holds the bytes of a name that is not UTF-8. */
+export interface DriftDifference {
+  path: string;
+  path_hex?: string;
+  kind: "added" | "missing" | "changed";
+  type: string;
+}
+
+/** POST /api/v1/drift (docs/manager.md "Fleet drift"). */
+export interface DriftReport {
+  drift: boolean;
+  roots: {
+    root: string;
+    reference: { digest: string; agents: { agent_key: string; name: string }[] };
+    drifted: {
+      agent_key: string;
+      name: string;
+      digest: string;
+      differences: DriftDifference[];
+      truncated: boolean;
+      error: string;
+    }[];
+  }[];
+  unanswered: { agent_key: string; name: string; why: string }[];
+  offline: { agent_key: string; name: string; status: AgentStatus }[];
+}
+
+/** Compares the baselines of a group's nodes (every agent with `group` null). */
+export async function compareGroup(group: string | null): Promise<DriftReport> {
+  return request<DriftReport>("POST", "/api/v1/drift", group === null ? { all: true } : { group });
 }

@@ -143,6 +143,23 @@ try {
   });
   await shot("fleet-bulk");
 
+  await expect("each agent's baseline seal, and the baselines compared across the fleet", async () => {
+    const hash = await page.locator("tr", { hasText: "web1" }).locator("td.hash").innerText();
+    if (!/^[0-9a-f]{12}$/.test(hash)) throw new Error(`web1's baseline hash: "${hash}"`);
+    await page.selectOption("#drift-group", "");
+    await page.click("#drift-run");
+    await waitText("#drift-result", "node(s) agree on");
+    const result = await text("#drift-result");
+    for (const want of [
+      "1 node(s) agree on",
+      "web1",
+      "web2 (lost) was not compared",
+      "web3 (stopped) was not compared",
+      "Every node compared agrees.",
+    ])
+      if (!result.includes(want)) throw new Error(`no "${want}" in: ${result}`);
+  });
+
   await expect("Japanese", async () => {
     await page.selectOption("#lang", "ja");
     await waitText("p.summary", "3 台中 1 台オンライン");

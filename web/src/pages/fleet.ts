@@ -1,11 +1,13 @@
 import {
   ApiError,
+  compareGroup,
   listAgents,
   listCommandsAfter,
   mayAct,
   sendCommand,
   type Agent,
   type CommandRow,
+  type DriftReport,
 } from "../api";
 import { h } from "../dom";
 import { formatTime, t, type MessageKey } from "../i18n";
@@ -24,6 +26,7 @@ const columns: SortableColumn[] = [
   { key: "status", label: "status", value: (agent) => agent.status },
   { key: "last_seen", label: "lastSeen", value: (agent) => agent.last_seen_ns },
   { key: "version", label: "version", value: (agent) => agent.version },
+  { key: "baseline", label: "baselineHash", value: (agent) => agent.baseline_root_hash },
   { key: "events", label: "events24h", value: (agent) => agent.events_24h },
 ];
 
@@ -122,6 +125,7 @@ export function createFleetPage(): FleetPage {
           h("td", {}, h("span", { class: `status status-${agent.status}` }, t(`status.${agent.status}`))),
           h("td", {}, formatTime(agent.last_seen_ns)),
           h("td", {}, agent.version),
+          h("td", { class: "hash", title: agent.baseline_root_hash }, agent.baseline_root_hash.slice(0, 12)),
           h("td", { class: "number" }, agent.events_24h),
           h("td", {}, agent.roots.map((root) => `${root.path} (${root.mode})`).join(", ")),
         ),
@@ -140,6 +144,7 @@ export function createFleetPage(): FleetPage {
     selectShown.checked = shown.length > 0 && shown.every((a) => selected.has(a.agent_key));
     selectedCount.textContent = t("bulk.selected", { n: selected.size });
     run.disabled = selected.size === 0;
+    drawGroups();
   }
 
   function selectBox(agent: Agent): HTMLInputElement {
@@ -251,6 +256,89 @@ export function createFleetPage(): FleetPage {
       run,
     );
 
+
+  // ---- drift: do the nodes of a group hold the same baseline? (any role may ask) ----
+  // The option "" asks about every agent: a group is never named "" in the list.
+  const driftGroup = h("select", { id: "drift-group" });
+  const driftRun = h("button", { type: "button", id: "drift-run" }, t("drift.run"));
+  const driftResult = h("div", { id: "drift-result", "aria-live": "polite" });
+
+  function drawGroups(): void {
+    const groups = [...new Set(agents.map((a) => a.group).filter((g) => g))].sort();
+    const current = driftGroup.value;
+    driftGroup.replaceChildren(
+      ...groups.map((g) => h("option", { value: g }, g)),
+      h("option", { value: "" }, t("drift.all")),
+    );
+    if ([...driftGroup.options].some((o) => o.value === current)) driftGroup.value = current;
+  }
+
+  function showDrift(report: DriftReport): void {
+    const parts: HTMLElement[] = [];
+    for (const root of report.roots) {
+      parts.push(
+        h(
+          "p",
+          { class: "drift-agree" },
+          t("drift.agree", {
+            root: root.root,
+            n: root.reference.agents.length,
+            digest: root.reference.digest.slice(0, 12),
+            names: root.reference.agents.map((a) => a.name).join(", "),
+          }),
+        ),
+      );
+      for (const node of root.drifted) {
+        parts.push(
+          h(
+            "details",
+            { class: "drift-node", "data-agent": node.agent_key, open: true },
+            h("summary", {}, t("drift.differs", { name: node.name, root: root.root })),
+            node.error && h("p", { class: "error" }, node.error),
+            h(
+              "ul",
+              {},
+              ...node.differences.map((d) =>
+                h("li", { "data-kind": d.kind }, `${t(`kind.${d.kind}`)} ${d.type} `, h("code", {}, d.path)),
+              ),
+              node.truncated && h("li", {}, t("drift.truncated")),
+            ),
+          ),
+        );
+      }
+    }
+    for (const a of report.unanswered) parts.push(h("p", { class: "error" }, t("drift.unanswered", a)));
+    for (const a of report.offline)
+      parts.push(h("p", {}, t("drift.offline", { name: a.name, status: t(`status.${a.status}`) })));
+    if (!report.drift && !report.unanswered.length) parts.push(h("p", { class: "drift-none" }, t("drift.none")));
+    driftResult.replaceChildren(...parts);
+  }
+
+  driftRun.addEventListener("click", () => {
+    driftRun.disabled = true;
+    driftResult.replaceChildren(h("p", {}, t("drift.running")));
+    compareGroup(driftGroup.value === "" ? null : driftGroup.value)
+      .then(showDrift)
+      .catch((error: unknown) => {
+        const busy = error instanceof ApiError && error.status === 429;
+        const why = error instanceof Error ? error.message : String(error);
+        driftResult.replaceChildren(h("p", { class: "error" }, busy ? t("drift.busy") : t("loadFailed", { why })));
+      })
+      .finally(() => {
+        driftRun.disabled = false;
+      });
+  });
+
+  const drift = h(
+    "section",
+    { class: "filters", id: "drift", "aria-labelledby": "drift-title" },
+    h("h2", { id: "drift-title" }, t("drift.title")),
+    h("label", { for: "drift-group" }, t("drift.group")),
+    driftGroup,
+    driftRun,
+    driftResult,
+  );
+
   const node = h(
     "main",
     {},
@@ -261,6 +349,7 @@ export function createFleetPage(): FleetPage {
     bulk,
     h("table", { class: "agents", "aria-label": t("agents") }, h("thead", {}, headerRow), body),
     operator && progress,
+    drift,
   );
 
   return {
