@@ -539,15 +539,9 @@ class PostgresStore final : public Store {
     });
   }
 
-  Result<std::vector<EventRow>> query_events(const EventQuery& q) override {
-    // The SQL text varies only with which filters are set (at most 2^10 shapes, each
-    // prepared once); every value is a parameter.
-    Params p;
-    std::string sql =
-        "SELECT row_id, agent_key, event_id, sequence, time_ns, action, path, source_ip, "
-        "severity, received_at_ns, json FROM events WHERE row_id > $1";
-    p.add(q.after_row);
-    int n = 1;
+  // Appends q's filters to `sql` ("AND ..."), their values to `p` as $n+1 on (n: the
+  // number of parameters so far, updated).
+  static void add_filters(const EventQuery& q, std::string& sql, Params& p, int& n) {
     auto where = [&](const char* condition, const auto& value) {
       sql += condition;
       sql += "$" + std::to_string(++n);
@@ -565,6 +559,23 @@ class PostgresStore final : public Store {
     if (q.source_ip) where(" AND source_ip = ", *q.source_ip);
     if (q.min_severity) where(" AND severity >= ", *q.min_severity);
     if (q.min_sequence) where(" AND sequence >= ", *q.min_sequence);
+  }
+
+  Result<std::vector<EventRow>> query_events(const EventQuery& q) override {
+    // The SQL text varies only with which filters are set (at most 2^10 shapes, each
+    // prepared once); every value is a parameter.
+    Params p;
+    std::string sql =
+        "SELECT row_id, agent_key, event_id, sequence, time_ns, action, path, source_ip, "
+        "severity, received_at_ns, json FROM events WHERE row_id > $1";
+    p.add(q.after_row);
+    int n = 1;
+    add_filters(q, sql, p, n);
+    auto where = [&](const char* condition, int64_t value) {
+      sql += condition;
+      sql += "$" + std::to_string(++n);
+      p.add(value);
+    };
     if (q.newest_first && q.before_row > 0) where(" AND row_id < ", q.before_row);
     where(q.newest_first ? " ORDER BY row_id DESC LIMIT " : " ORDER BY row_id LIMIT ",
           std::clamp<int64_t>(q.limit, 0, kMaxQueryLimit));
@@ -576,6 +587,35 @@ class PostgresStore final : public Store {
         out.push_back(EventRow{r.int64(i, 0), r.str(i, 1), r.str(i, 2), r.int64(i, 3),
                                r.int64(i, 4), r.str(i, 5), r.str(i, 6), r.str(i, 7), r.int64(i, 8),
                                r.int64(i, 9), r.str(i, 10)});
+      return out;
+    });
+  }
+
+  Result<std::optional<int64_t>> oldest_event_ns(const EventQuery& q) override {
+    Params p;
+    std::string sql = "SELECT MIN(time_ns) FROM events WHERE row_id > $1";
+    p.add(q.after_row);
+    int n = 1;
+    add_filters(q, sql, p, n);
+    return call(Retry::kIdempotent, [&]() -> Result<std::optional<int64_t>> {
+      Rows r = MAMORI_TRY(conn_.query(sql, p));
+      return r.size() ? r.opt_int64(0, 0) : std::nullopt;
+    });
+  }
+
+  Result<std::vector<BucketCount>> count_events(const EventQuery& q, int64_t width_ns) override {
+    Params p;
+    std::string sql =
+        "SELECT (time_ns - $1) / $2, COUNT(*), MAX(severity) FROM events WHERE row_id > $3";
+    p.add(q.since_ns.value_or(0)).add(width_ns).add(q.after_row);
+    int n = 3;
+    add_filters(q, sql, p, n);
+    sql += " GROUP BY 1";
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<BucketCount>> {
+      Rows r = MAMORI_TRY(conn_.query(sql, p));
+      std::vector<BucketCount> out;
+      for (int i = 0; i < r.size(); ++i)
+        out.push_back({r.int64(i, 0), r.int64(i, 1), r.int64(i, 2)});
       return out;
     });
   }

@@ -435,10 +435,10 @@ class SqliteStore final : public Store {
     return info;
   }
 
-  Result<std::vector<EventRow>> query_events(const EventQuery& q) override {
-    std::string sql =
-        "SELECT row, agent_key, event_id, sequence, time_ns, action, path, source_ip, severity, "
-        "received_at_ns, json FROM events WHERE row > ?";
+  // The conditions of q's filters, each "AND ...", whose values bind_filters() binds in
+  // the same order.
+  static std::string filters_sql(const EventQuery& q) {
+    std::string sql;
     if (q.agent_key) sql += " AND agent_key = ?";
     if (q.since_ns) sql += " AND time_ns >= ?";
     if (q.until_ns) sql += " AND time_ns < ?";
@@ -448,11 +448,9 @@ class SqliteStore final : public Store {
     if (q.source_ip) sql += " AND source_ip = ?";
     if (q.min_severity) sql += " AND severity >= ?";
     if (q.min_sequence) sql += " AND sequence >= ?";
-    if (q.newest_first && q.before_row > 0) sql += " AND row < ?";
-    sql += q.newest_first ? " ORDER BY row DESC LIMIT ?" : " ORDER BY row LIMIT ?";
-    Stmt s = MAMORI_TRY(db_.prepare(sql));
-    int i = 1;
-    s.bind(i++, q.after_row);
+    return sql;
+  }
+  static void bind_filters(Stmt& s, int& i, const EventQuery& q) {
     if (q.agent_key) s.bind_text(i++, *q.agent_key);
     if (q.since_ns) s.bind(i++, *q.since_ns);
     if (q.until_ns) s.bind(i++, *q.until_ns);
@@ -465,12 +463,49 @@ class SqliteStore final : public Store {
     if (q.source_ip) s.bind_text(i++, *q.source_ip);
     if (q.min_severity) s.bind(i++, *q.min_severity);
     if (q.min_sequence) s.bind(i++, *q.min_sequence);
+  }
+
+  Result<std::vector<EventRow>> query_events(const EventQuery& q) override {
+    std::string sql =
+        "SELECT row, agent_key, event_id, sequence, time_ns, action, path, source_ip, severity, "
+        "received_at_ns, json FROM events WHERE row > ?" +
+        filters_sql(q);
+    if (q.newest_first && q.before_row > 0) sql += " AND row < ?";
+    sql += q.newest_first ? " ORDER BY row DESC LIMIT ?" : " ORDER BY row LIMIT ?";
+    Stmt s = MAMORI_TRY(db_.prepare(sql));
+    int i = 1;
+    s.bind(i++, q.after_row);
+    bind_filters(s, i, q);
     if (q.newest_first && q.before_row > 0) s.bind(i++, q.before_row);
     s.bind(i++, std::clamp<int64_t>(q.limit, 0, kMaxQueryLimit));
     std::vector<EventRow> out;
     while (MAMORI_TRY(s.step()))
       out.push_back(EventRow{s.int64(0), text(s, 1), text(s, 2), s.int64(3), s.int64(4), text(s, 5),
                              text(s, 6), text(s, 7), s.int64(8), s.int64(9), text(s, 10)});
+    return out;
+  }
+
+  Result<std::optional<int64_t>> oldest_event_ns(const EventQuery& q) override {
+    Stmt s =
+        MAMORI_TRY(db_.prepare("SELECT MIN(time_ns) FROM events WHERE row > ?" + filters_sql(q)));
+    int i = 1;
+    s.bind(i++, q.after_row);
+    bind_filters(s, i, q);
+    if (!MAMORI_TRY(s.step()) || s.is_null(0)) return std::optional<int64_t>{};
+    return std::optional<int64_t>(s.int64(0));
+  }
+
+  Result<std::vector<BucketCount>> count_events(const EventQuery& q, int64_t width_ns) override {
+    Stmt s = MAMORI_TRY(
+        db_.prepare("SELECT (time_ns - ?) / ?, COUNT(*), MAX(severity) FROM events WHERE row > ?" +
+                    filters_sql(q) + " GROUP BY 1"));
+    int i = 1;
+    s.bind(i++, q.since_ns.value_or(0));
+    s.bind(i++, width_ns);
+    s.bind(i++, q.after_row);
+    bind_filters(s, i, q);
+    std::vector<BucketCount> out;
+    while (MAMORI_TRY(s.step())) out.push_back({s.int64(0), s.int64(1), s.int64(2)});
     return out;
   }
 

@@ -17,6 +17,27 @@ Result<InsertResult> Store::insert_events(std::string_view agent_key,
   return MAMORI_TRY(store_batches({&batch, 1}, {}, received_at_ns)).front();
 }
 
+Result<EventHistogram> Store::event_histogram(const EventQuery& q, int64_t buckets) {
+  if (!q.until_ns || buckets < 1 || buckets > kMaxHistogramBuckets)
+    return tl::unexpected(Error{"histogram", "", EINVAL, "needs an end and 1 to 500 buckets"});
+  EventQuery range = q;
+  if (!range.since_ns) range.since_ns = MAMORI_TRY(oldest_event_ns(q)).value_or(*q.until_ns - 1);
+  int64_t span = 0;  // an agent's clock may say anything: no overflow on its times
+  if (__builtin_sub_overflow(*range.until_ns, *range.since_ns, &span) || span <= 0)
+    return tl::unexpected(Error{"histogram", "", EINVAL, "the start is not before the end"});
+  EventHistogram h;
+  h.since_ns = *range.since_ns;
+  h.width_ns = span / buckets + (span % buckets ? 1 : 0);  // the last bucket reaches the end
+  h.counts.assign(static_cast<size_t>(buckets), 0);
+  h.max_severity.assign(static_cast<size_t>(buckets), 0);
+  for (const auto& b : MAMORI_TRY(count_events(range, h.width_ns))) {
+    if (b.bucket < 0 || b.bucket >= buckets) continue;
+    h.counts[static_cast<size_t>(b.bucket)] = b.count;
+    h.max_severity[static_cast<size_t>(b.bucket)] = b.max_severity;
+  }
+  return h;
+}
+
 Result<std::optional<AgentStatus>> Store::release_agent(std::string_view agent_key,
                                                         std::string_view manager_id, AgentStatus s,
                                                         int64_t now_ns) {

@@ -196,6 +196,16 @@ struct EventQuery {
   int64_t limit = 1000;  // capped at 10000
 };
 
+// Events counted per time bucket (the console's chart): counts[i] events, of severity at
+// most max_severity[i], with @timestamp in [since_ns + i * width_ns, + width_ns).
+inline constexpr int64_t kMaxHistogramBuckets = 500;
+struct EventHistogram {
+  int64_t since_ns = 0;
+  int64_t width_ns = 0;
+  std::vector<int64_t> counts;
+  std::vector<int64_t> max_severity;
+};
+
 struct EventRow {
   int64_t row = 0;  // the store's row id: arrival order, for paging
   std::string agent_key;
@@ -425,6 +435,18 @@ class Store {
                                                           int64_t received_at_ns) = 0;
   virtual Result<SequenceInfo> sequences(std::string_view agent_key) = 0;
   virtual Result<std::vector<EventRow>> query_events(const EventQuery& q) = 0;
+  // The events matching q's filters (its paging, order and limit ignored) in `buckets`
+  // (1 to kMaxHistogramBuckets) equal buckets from q.since_ns (absent: the oldest
+  // matching event's time) to q.until_ns (required). None: counts all zero, since_ns the
+  // until's bucket.
+  Result<EventHistogram> event_histogram(const EventQuery& q, int64_t buckets);
+  // For event_histogram: the oldest matching @timestamp, and the counts of the grouping
+  // (bucket index, count, max severity) for [q.since_ns, q.until_ns) in width_ns buckets.
+  struct BucketCount {
+    int64_t bucket, count, max_severity;
+  };
+  virtual Result<std::optional<int64_t>> oldest_event_ns(const EventQuery& q) = 0;
+  virtual Result<std::vector<BucketCount>> count_events(const EventQuery& q, int64_t width_ns) = 0;
   // The highest row id stored so far (0: none): where a live stream starts.
   virtual Result<int64_t> last_event_row() = 0;
 

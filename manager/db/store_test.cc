@@ -594,6 +594,44 @@ TEST_P(StoreTest, ListsAreInByteOrder) {
   EXPECT_EQ(keys, (std::vector<std::string>{"B", "_", "a", "é"}));
 }
 
+TEST_P(StoreTest, EventHistogram) {
+  auto s = open();
+  ASSERT_TRUE(s->insert_events("a",
+                               {event(1), event(2, "ip-banned", "", "203.0.113.7", 7), event(3),
+                                event(4), event(5), event(6)},
+                               1));
+  ASSERT_TRUE(s->insert_events("b", {event(1)}, 1));
+  const int64_t t1 = 1700000000LL * kSec - 9 * kSec + 500'000'000;  // event(1)'s @timestamp
+  auto h = s->event_histogram({.since_ns = t1, .until_ns = t1 + 6 * kSec}, 3);
+  ASSERT_TRUE(h) << h.error().message();
+  EXPECT_EQ(h->since_ns, t1);
+  EXPECT_EQ(h->width_ns, 2 * kSec);
+  EXPECT_EQ(h->counts, (std::vector<int64_t>{3, 2, 2}));
+  EXPECT_EQ(h->max_severity, (std::vector<int64_t>{7, 3, 3}));
+  // The filters apply; with no start, the oldest matching event starts the buckets.
+  h = s->event_histogram({.agent_key = "a", .until_ns = t1 + 6 * kSec, .action = "file-restored"},
+                         3);
+  ASSERT_TRUE(h) << h.error().message();
+  EXPECT_EQ(h->since_ns, t1);
+  EXPECT_EQ(h->counts, (std::vector<int64_t>{1, 2, 2}));
+  // A span that does not divide: the last bucket still reaches the end.
+  h = s->event_histogram({.since_ns = t1, .until_ns = t1 + 7 * kSec}, 2);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->width_ns, 3 * kSec + 500'000'000);
+  EXPECT_EQ(h->counts, (std::vector<int64_t>{5, 2}));
+  // Nothing matches: zeros.
+  h = s->event_histogram({.agent_key = "nobody", .until_ns = t1}, 4);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->counts, (std::vector<int64_t>{0, 0, 0, 0}));
+  // No end, no bucket, too many, an end before the start, times that would overflow.
+  EXPECT_FALSE(s->event_histogram({.since_ns = t1}, 3));
+  EXPECT_FALSE(s->event_histogram({.until_ns = t1}, 0));
+  EXPECT_FALSE(s->event_histogram({.until_ns = t1}, kMaxHistogramBuckets + 1));
+  EXPECT_FALSE(s->event_histogram({.since_ns = t1, .until_ns = t1}, 3));
+  EXPECT_FALSE(
+      s->event_histogram({.since_ns = std::numeric_limits<int64_t>::min(), .until_ns = t1}, 3));
+}
+
 TEST_P(StoreTest, QueryFilters) {
   auto s = open();
   ASSERT_TRUE(s->insert_events(

@@ -34,6 +34,7 @@ constexpr ApiRoute kRoutes[] = {
     {verb::get, "/api/v1/agents/{key}", Role::kViewer},
     {verb::get, "/api/v1/events", Role::kViewer},
     {verb::get, "/api/v1/events/live", Role::kViewer},  // a WebSocket (event_stream.h)
+    {verb::get, "/api/v1/events/histogram", Role::kViewer},
     {verb::get, "/api/v1/tokens", Role::kViewer},
     {verb::post, "/api/v1/tokens", Role::kOperator},
     {verb::delete_, "/api/v1/tokens/{id}", Role::kOperator},
@@ -310,6 +311,23 @@ ApiResponse Api::handle(const Request& req, const std::string& address, Reply la
     json body{{"events", arr}, {"count", arr.size()}};
     if (static_cast<int64_t>(rows->size()) == q.limit) body["next"] = rows->back().row;
     return {status::ok, body, {}};
+  }
+  if (p == "/api/v1/events/histogram") {
+    EventQuery q = event_query(params);
+    q.after_row = 0;
+    if (!q.until_ns) q.until_ns = hub_.now_ns();
+    if ((q.since_ns && *q.since_ns < 0) || *q.until_ns < 0)
+      return error(status::bad_request, "bad-request", "since and until are times since 1970");
+    auto h = st.event_histogram(q, int_param(params, "buckets").value_or(60));
+    if (!h && h.error().errnum == EINVAL)
+      return error(status::bad_request, "bad-request", h.error().detail);
+    if (!h) return internal(h.error());
+    return {status::ok,
+            json{{"since", h->since_ns},
+                 {"width_ns", h->width_ns},
+                 {"counts", h->counts},
+                 {"max_severity", h->max_severity}},
+            {}};
   }
   if (p == "/api/v1/tokens" && req.method() == verb::get) {
     auto tokens = st.list_tokens();

@@ -358,3 +358,19 @@ export interface DriftReport {
 export async function compareGroup(group: string | null): Promise<DriftReport> {
   return request<DriftReport>("POST", "/api/v1/drift", group === null ? { all: true } : { group });
 }
+
+/** GET /api/v1/events/histogram: counts[i] events (of severity at most max_severity[i])
+ * from since + i * width_ns, for width_ns. */
+export interface Histogram {
+  since: number;
+  width_ns: number;
+  counts: number[];
+  max_severity: number[];
+}
+
+/** The events `filter` matches, counted in `buckets` buckets up to now. */
+export async function eventHistogram(filter: EventFilter, buckets: number): Promise<Histogram> {
+  const query = eventQuery(filter);
+  query.set("buckets", String(buckets));
+  return request<Histogram>("GET", `/api/v1/events/histogram?${query}`);
+}

@@ -183,6 +183,9 @@ const en = {
   "kind.added": "added",
   "kind.missing": "missing",
   "kind.changed": "changed",
+  "chart.bar": "{time}: {n} event(s)",
+  "chart.summary": "{total} event(s) in this view; the busiest bar, from {time}, has {peak}.",
+  "chart.empty": "No event in this view.",
 };
 
 export type MessageKey = keyof typeof en;
@@ -371,6 +374,9 @@ const ja: Record<MessageKey, string> = {
   "kind.added": "追加",
   "kind.missing": "欠落",
   "kind.changed": "変更",
+  "chart.bar": "{time}: {n} 件",
+  "chart.summary": "この表示のイベントは {total} 件。最も多い棒は {time} からの {peak} 件です。",
+  "chart.empty": "この表示にイベントはありません。",
 };
 
 export type Lang = "en" | "ja";

@@ -195,6 +195,7 @@ try {
     await page.waitForURL(/\/events/, { timeout: WAIT_MS });
     await page.locator("tr[data-action]").first().waitFor({ timeout: WAIT_MS });
     await waitText("#events-live", "live");
+    await waitText("#events-chart-caption", "event(s) in this view");
   });
 
   await expect("a filter is a permalink", async () => {
@@ -215,7 +216,21 @@ try {
     await waitText("#events-live", "live");
   });
 
-  await expect("a tampering appears without a reload", async () => {
+  // The chart counts the events of the view: the sum of its bars. (Polled from here: a
+  // function waited for in the page would be a string to evaluate, which the CSP forbids.)
+  const charted = () =>
+    page.evaluate(() =>
+      [...document.querySelectorAll("#events-chart rect")].reduce((n, r) => n + Number(r.dataset.count), 0),
+    );
+  const chartCounts = async (more) => {
+    for (const end = Date.now() + WAIT_MS; (await charted()) <= more; await page.waitForTimeout(100))
+      if (Date.now() > end) throw new Error(`the chart still counts ${more} events`);
+  };
+  await expect("a tampering appears without a reload, in the list and in the chart", async () => {
+    await page.waitForFunction(() => document.querySelectorAll("#events-chart rect").length > 0, null, {
+      timeout: WAIT_MS,
+    });
+    const before = await charted();
     await page.evaluate(() => {
       window.sameDocument = true;
     });
@@ -227,6 +242,7 @@ try {
       null,
       { timeout: WAIT_MS },
     );
+    await chartCounts(before);
     if (!(await page.evaluate(() => window.sameDocument === true))) throw new Error("the page was reloaded");
   });
   await shot("events");

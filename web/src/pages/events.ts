@@ -1,4 +1,5 @@
 import {
+  eventHistogram,
   listAgents,
   listEvents,
   liveEventsUrl,
@@ -6,6 +7,7 @@ import {
   type EventFilter,
   type StoredEvent,
 } from "../api";
+import { createEventChart } from "../chart";
 import { h } from "../dom";
 import { formatDate, t, type MessageKey } from "../i18n";
 import { link } from "../router";
@@ -16,6 +18,10 @@ const RECONNECT_MS = 2000;
 
 const RANGES = { "1h": 3600, "24h": 86400, "7d": 7 * 86400, all: 0 } as const;
 type Range = keyof typeof RANGES;
+// The chart's bars: a minute, a quarter of an hour, two hours; "all" in a hundred.
+const BUCKETS: Record<Range, number> = { "1h": 60, "24h": 96, "7d": 84, all: 100 };
+// New events redraw the chart at most this often (one query however busy the stream).
+const CHART_REFRESH_MS = 2000;
 const SEVERITIES = [1, 3, 5, 7] as const;
 
 /** The filters as the page's URL carries them, so that every view has a permalink. */
@@ -81,6 +87,8 @@ export function createEventsPage(onFailure: (error: unknown) => void): EventsPag
   let reconnect: number | undefined;
   let generation = 0; // a reload or a filter change makes older answers stale
   let disposed = false;
+  let chartTimer: number | undefined;
+  const chart = createEventChart();
 
   const field = (id: string, label: MessageKey, control: HTMLElement) =>
     h("div", { class: "field" }, h("label", { for: id }, t(label)), control);
@@ -162,6 +170,11 @@ export function createEventsPage(onFailure: (error: unknown) => void): EventsPag
       }
       trim();
       count();
+      if (batch.events.length && chartTimer === undefined)
+        chartTimer = window.setTimeout(() => {
+          chartTimer = undefined;
+          drawChart(mine);
+        }, CHART_REFRESH_MS);
     };
     ws.onclose = () => {
       liveBadge.textContent = t("reconnecting");
@@ -170,10 +183,19 @@ export function createEventsPage(onFailure: (error: unknown) => void): EventsPag
     };
   }
 
+  function drawChart(mine: number): void {
+    eventHistogram(toFilter(state, Date.now()), BUCKETS[state.range])
+      .then((histogram) => {
+        if (mine === generation) chart.show(histogram);
+      })
+      .catch(onFailure);
+  }
+
   async function load(): Promise<void> {
     const mine = ++generation;
     closeLive();
     body.replaceChildren();
+    drawChart(mine);
     const page = await listEvents(toFilter(state, Date.now()));
     if (mine !== generation) return;
     newestRow = page.events[0]?.row ?? newestRow;
@@ -227,6 +249,7 @@ export function createEventsPage(onFailure: (error: unknown) => void): EventsPag
       field("events-address", "address", address),
       field("events-severity", "severity", severity),
     ),
+    chart.node,
     summary,
     h(
       "table",
@@ -263,6 +286,7 @@ export function createEventsPage(onFailure: (error: unknown) => void): EventsPag
     dispose: () => {
       disposed = true;
       generation++;
+      window.clearTimeout(chartTimer);
       closeLive();
     },
   };

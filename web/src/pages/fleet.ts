@@ -331,11 +331,9 @@ export function createFleetPage(): FleetPage {
 
   const drift = h(
     "section",
-    { class: "filters", id: "drift", "aria-labelledby": "drift-title" },
+    { id: "drift", "aria-labelledby": "drift-title" },
     h("h2", { id: "drift-title" }, t("drift.title")),
-    h("label", { for: "drift-group" }, t("drift.group")),
-    driftGroup,
-    driftRun,
+    h("div", { class: "filters" }, h("label", { for: "drift-group" }, t("drift.group")), driftGroup, driftRun),
     driftResult,
   );
 
