@@ -7,10 +7,12 @@
 // Pure functions, no I/O; safe from any thread.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -54,6 +56,14 @@ std::optional<int64_t> parse_rfc3339_ns(std::string_view s);
 // compared byte by byte (SQLite's BINARY, PostgreSQL's COLLATE "C"): a literal prefix
 // match as a range on an index, with no LIKE wildcards to escape.
 std::pair<std::string, std::string> prefix_range(std::string_view prefix);
+
+// The chart's rollup (table event_minutes): events counted per minute of their
+// @timestamp (time_ns / kMinuteNs, truncated as both databases divide), action and
+// severity, added to as events are stored and taken from as they are pruned.
+inline constexpr int64_t kMinuteNs = 60'000'000'000;
+using MinuteCounts = std::map<std::tuple<int64_t, std::string, int64_t>, int64_t>;
+// The first minute that starts at or after `ns` (the rollup's exclusive end for `ns`).
+inline int64_t minute_after(int64_t ns) { return ns / kMinuteNs + (ns % kMinuteNs > 0 ? 1 : 0); }
 
 // The error both stores give for a database whose schema is newer than the build's.
 tl::unexpected<Error> schema_too_new(const std::string& database, int64_t found, int64_t known);

@@ -187,8 +187,32 @@ CREATE INDEX events_action ON events (action, row_id);
 CREATE INDEX events_source_ip ON events (source_ip, row_id);
 CREATE INDEX agents_hello ON agents (last_hello_ns);
 )sql",
+    // 7: the console's chart counts events per minute, action and severity here (kept by
+    // the writes and the prunes): a day of a million events is 1,440 minutes to add up.
+    R"sql(
+CREATE TABLE event_minutes (
+  minute BIGINT NOT NULL,
+  action TEXT NOT NULL,
+  severity BIGINT NOT NULL,
+  n BIGINT NOT NULL,
+  PRIMARY KEY (minute, action, severity)
+);
+INSERT INTO event_minutes
+  SELECT time_ns / 60000000000, action, severity, COUNT(*) FROM events GROUP BY 1, 2, 3;
+)sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
+
+// Common table expressions over "ins" (time_ns, action, severity of events inserted or
+// deleted) that add them to, or take them off, the chart's rollup.
+constexpr std::string_view kAddMinutes =
+    "up AS (INSERT INTO event_minutes (minute, action, severity, n) SELECT time_ns / "
+    "60000000000, action, severity, COUNT(*) FROM ins GROUP BY 1, 2, 3 ON CONFLICT (minute, "
+    "action, severity) DO UPDATE SET n = event_minutes.n + EXCLUDED.n)";
+constexpr std::string_view kTakeMinutes =
+    "up AS (UPDATE event_minutes m SET n = m.n - d.c FROM (SELECT time_ns / 60000000000 AS mi, "
+    "action, severity, COUNT(*) AS c FROM ins GROUP BY 1, 2, 3) AS d WHERE m.minute = d.mi AND "
+    "m.action = d.action AND m.severity = d.severity)";
 
 constexpr const char* kBanSelect =
     "SELECT id, address, expires_at_ns, reason, origin, created_at_ns, lifted_at_ns, pushed, "
@@ -603,6 +627,49 @@ class PostgresStore final : public Store {
     });
   }
 
+  Result<std::vector<MinuteCount>> count_minutes(const EventQuery& q) override {
+    Params p;
+    std::string sql =
+        "SELECT minute, SUM(n), MAX(severity) FROM event_minutes WHERE minute >= $1 AND "
+        "minute < $2";
+    p.add(q.since_ns.value_or(0) / kMinuteNs).add(minute_after(q.until_ns.value_or(0)));
+    int n = 2;
+    if (q.action) {
+      sql += " AND action = $" + std::to_string(++n);
+      p.add(*q.action);
+    }
+    if (q.min_severity) {
+      sql += " AND severity >= $" + std::to_string(++n);
+      p.add(*q.min_severity);
+    }
+    sql += " GROUP BY minute";
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<MinuteCount>> {
+      Rows r = MAMORI_TRY(conn_.query(sql, p));
+      std::vector<MinuteCount> out;
+      for (int i = 0; i < r.size(); ++i)
+        out.push_back({r.int64(i, 0), r.int64(i, 1), r.int64(i, 2)});
+      return out;
+    });
+  }
+
+  Result<std::optional<int64_t>> oldest_minute(const EventQuery& q) override {
+    Params p;
+    std::string sql = "SELECT MIN(minute) FROM event_minutes WHERE n > 0";
+    int n = 0;
+    if (q.action) {
+      sql += " AND action = $" + std::to_string(++n);
+      p.add(*q.action);
+    }
+    if (q.min_severity) {
+      sql += " AND severity >= $" + std::to_string(++n);
+      p.add(*q.min_severity);
+    }
+    return call(Retry::kIdempotent, [&]() -> Result<std::optional<int64_t>> {
+      Rows r = MAMORI_TRY(conn_.query(sql, p));
+      return r.size() ? r.opt_int64(0, 0) : std::nullopt;
+    });
+  }
+
   Result<std::vector<BucketCount>> count_events(const EventQuery& q, int64_t width_ns) override {
     Params p;
     std::string sql =
@@ -656,20 +723,27 @@ class PostgresStore final : public Store {
     return call(Retry::kIdempotent, [&]() -> Result<int64_t> {
       auto tx = MAMORI_TRY(Tx::begin(conn_));
       int64_t deleted = 0;
+      // What is deleted is taken off the chart's rollup in the same statement.
+      auto del = [](const char* where) {
+        return std::string("WITH ins AS (DELETE FROM events WHERE ") + where +
+               " RETURNING time_ns, action, severity), " + std::string(kTakeMinutes) +
+               " SELECT COUNT(*) FROM ins";
+      };
       if (p.max_age_ns > 0) {
-        Rows r = MAMORI_TRY(conn_.query("DELETE FROM events WHERE received_at_ns < $1",
-                                        Params().add(now_ns - p.max_age_ns)));
-        deleted += r.affected();
+        Rows r = MAMORI_TRY(
+            conn_.query(del("received_at_ns < $1"), Params().add(now_ns - p.max_age_ns)));
+        deleted += r.int64(0, 0);
       }
       if (p.max_events_per_agent > 0) {
         // Per agent: everything older (by row) than its max_events_per_agent newest rows.
         Rows r = MAMORI_TRY(conn_.query(
-            "DELETE FROM events WHERE row_id IN (SELECT row_id FROM (SELECT row_id, "
-            "ROW_NUMBER() OVER (PARTITION BY agent_key ORDER BY row_id DESC) AS n FROM events) "
-            "AS ranked WHERE n > $1)",
+            del("row_id IN (SELECT row_id FROM (SELECT row_id, ROW_NUMBER() OVER (PARTITION "
+                "BY agent_key ORDER BY row_id DESC) AS n FROM events) AS ranked WHERE n > $1)"),
             Params().add(p.max_events_per_agent)));
-        deleted += r.affected();
+        deleted += r.int64(0, 0);
       }
+      if (deleted > 0)
+        (void)MAMORI_TRY(conn_.query("DELETE FROM event_minutes WHERE n <= 0", Params()));
       MAMORI_TRY(tx.commit());
       return deleted;
     });
@@ -1214,14 +1288,17 @@ class PostgresStore final : public Store {
     }
     for (std::string* s : {&ids, &seqs, &times, &actions, &paths, &ips, &sevs, &jsons}) *s += '}';
     const int64_t total = static_cast<int64_t>(batch.rows.size());
+    // What was inserted (not a duplicate) is counted into the chart's rollup too.
     Rows ins = MAMORI_TRY(conn_.query(
-        "INSERT INTO events (agent_key, event_id, sequence, time_ns, action, path, source_ip, "
-        "severity, received_at_ns, json) "
+        "WITH ins AS (INSERT INTO events (agent_key, event_id, sequence, time_ns, action, path, "
+        "source_ip, severity, received_at_ns, json) "
         "SELECT $1, t.event_id, t.sequence, t.time_ns, t.action, t.path, t.source_ip, "
         "t.severity, $2, t.json FROM unnest($3::text[], $4::bigint[], $5::bigint[], "
         "$6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[]) WITH ORDINALITY "
         "AS t(event_id, sequence, time_ns, action, path, source_ip, severity, json, ord) "
-        "ORDER BY t.ord ON CONFLICT (agent_key, event_id) DO NOTHING",
+        "ORDER BY t.ord ON CONFLICT (agent_key, event_id) DO NOTHING "
+        "RETURNING time_ns, action, severity), " +
+            std::string(kAddMinutes) + " SELECT COUNT(*) FROM ins",
         Params()
             .add(agent_key)
             .add(received_at_ns)
@@ -1233,7 +1310,7 @@ class PostgresStore final : public Store {
             .add(ips)
             .add(sevs)
             .add(jsons)));
-    out.inserted = ins.affected();
+    out.inserted = ins.int64(0, 0);
     out.duplicates = total - out.inserted;
     MAMORI_TRY(advance_sequences(agent_key, batch.min_sequence, batch.max_sequence));
     return ok();

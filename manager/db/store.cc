@@ -1,5 +1,7 @@
 #include "manager/db/store.h"
 
+#include <algorithm>
+
 #include "core/hash/sha256.h"
 #include "manager/db/event_columns.h"
 #include "manager/db/postgres_store.h"
@@ -20,8 +22,21 @@ Result<InsertResult> Store::insert_events(std::string_view agent_key,
 Result<EventHistogram> Store::event_histogram(const EventQuery& q, int64_t buckets) {
   if (!q.until_ns || buckets < 1 || buckets > kMaxHistogramBuckets)
     return tl::unexpected(Error{"histogram", "", EINVAL, "needs an end and 1 to 500 buckets"});
+  // Time, action and severity alone, in buckets of a minute or more: the per-minute
+  // rollup answers, whatever the store holds; a bucket then counts the minutes that start
+  // in it (and the first, the minute that holds its start).
+  const bool rollup_filters =
+      !q.agent_key && !q.path_prefix && !q.source_ip && !q.min_sequence && q.after_row == 0;
   EventQuery range = q;
-  if (!range.since_ns) range.since_ns = MAMORI_TRY(oldest_event_ns(q)).value_or(*q.until_ns - 1);
+  if (!range.since_ns) {
+    std::optional<int64_t> oldest;
+    if (rollup_filters) {
+      if (auto m = MAMORI_TRY(oldest_minute(q))) oldest = *m * kMinuteNs;
+    } else {
+      oldest = MAMORI_TRY(oldest_event_ns(q));
+    }
+    range.since_ns = oldest.value_or(*q.until_ns - 1);
+  }
   int64_t span = 0;  // an agent's clock may say anything: no overflow on its times
   if (__builtin_sub_overflow(*range.until_ns, *range.since_ns, &span) || span <= 0)
     return tl::unexpected(Error{"histogram", "", EINVAL, "the start is not before the end"});
@@ -30,10 +45,21 @@ Result<EventHistogram> Store::event_histogram(const EventQuery& q, int64_t bucke
   h.width_ns = span / buckets + (span % buckets ? 1 : 0);  // the last bucket reaches the end
   h.counts.assign(static_cast<size_t>(buckets), 0);
   h.max_severity.assign(static_cast<size_t>(buckets), 0);
-  for (const auto& b : MAMORI_TRY(count_events(range, h.width_ns))) {
-    if (b.bucket < 0 || b.bucket >= buckets) continue;
-    h.counts[static_cast<size_t>(b.bucket)] = b.count;
-    h.max_severity[static_cast<size_t>(b.bucket)] = b.max_severity;
+  auto add = [&](int64_t bucket, int64_t count, int64_t severity) {
+    if (bucket < 0 || bucket >= buckets) return;
+    h.counts[static_cast<size_t>(bucket)] += count;
+    auto& worst = h.max_severity[static_cast<size_t>(bucket)];
+    worst = std::max(worst, severity);
+  };
+  if (rollup_filters && h.width_ns >= kMinuteNs) {
+    for (const auto& m : MAMORI_TRY(count_minutes(range))) {
+      // The minute that holds the start counts in the first bucket.
+      const int64_t start = std::max(m.minute * kMinuteNs, h.since_ns);
+      add((start - h.since_ns) / h.width_ns, m.count, m.max_severity);
+    }
+  } else {
+    for (const auto& b : MAMORI_TRY(count_events(range, h.width_ns)))
+      add(b.bucket, b.count, b.max_severity);
   }
   return h;
 }

@@ -447,6 +447,14 @@ class Store {
   };
   virtual Result<std::optional<int64_t>> oldest_event_ns(const EventQuery& q) = 0;
   virtual Result<std::vector<BucketCount>> count_events(const EventQuery& q, int64_t width_ns) = 0;
+  // The same from the per-minute rollup (event_columns.h kMinuteNs), for queries that
+  // filter on nothing but time, action and severity: each minute of [q.since_ns,
+  // q.until_ns) with events, and the oldest minute.
+  struct MinuteCount {
+    int64_t minute, count, max_severity;
+  };
+  virtual Result<std::vector<MinuteCount>> count_minutes(const EventQuery& q) = 0;
+  virtual Result<std::optional<int64_t>> oldest_minute(const EventQuery& q) = 0;
   // The highest row id stored so far (0: none): where a live stream starts.
   virtual Result<int64_t> last_event_row() = 0;
 

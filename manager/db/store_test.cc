@@ -630,6 +630,29 @@ TEST_P(StoreTest, EventHistogram) {
   EXPECT_FALSE(s->event_histogram({.since_ns = t1, .until_ns = t1}, 3));
   EXPECT_FALSE(
       s->event_histogram({.since_ns = std::numeric_limits<int64_t>::min(), .until_ns = t1}, 3));
+
+  // Buckets of a minute or more with no agent, path or address: the per-minute rollup.
+  const int64_t minute = 1700000000LL * kSec - 20 * kSec;  // 22:13:00, every event's minute
+  const int64_t from = minute - 3 * 60 * kSec;
+  h = s->event_histogram({.since_ns = from, .until_ns = from + 10 * 60 * kSec}, 10);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->counts, (std::vector<int64_t>{0, 0, 0, 7, 0, 0, 0, 0, 0, 0}));
+  EXPECT_EQ(h->max_severity[3], 7);
+  h = s->event_histogram({.since_ns = from, .until_ns = from + 10 * 60 * kSec, .min_severity = 5},
+                         10);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->counts[3], 1);
+  h = s->event_histogram({.until_ns = from + 10 * 60 * kSec, .action = "ip-banned"}, 7);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->since_ns, minute);  // the oldest minute with one
+  EXPECT_EQ(h->counts[0], 1);
+  // The same batch again adds nothing; a prune takes off what it deleted.
+  ASSERT_TRUE(s->insert_events("b", {event(1)}, 1));
+  ASSERT_TRUE(s->prune({.max_events_per_agent = 2}, 2));
+  h = s->event_histogram({.since_ns = from, .until_ns = from + 10 * 60 * kSec}, 10);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->counts[3], 3);
+  EXPECT_EQ(h->max_severity[3], 3);  // the severity-7 event was pruned
 }
 
 TEST_P(StoreTest, QueryFilters) {
