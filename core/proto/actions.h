@@ -68,6 +68,9 @@ inline constexpr std::string_view kBaselineChangedUnexpectedly = "baseline-chang
 // An agent's bans the manager would not push to the fleet ([manager] never_ban,
 // max_agent_bans_per_hour): at most one a minute per agent, with the counts since the last.
 inline constexpr std::string_view kFleetBanRefused = "fleet-ban-refused";
+// Asked for by an operator (the console's Settings, POST /api/v1/sinks/test): an alert
+// that says nothing happened, to see each [[sink]] deliver.
+inline constexpr std::string_view kSinkTest = "sink-test";
 // Not an event in the outbox: the action a ban hook's payload names when a ban expires
 // (docs/bans.md).
 inline constexpr std::string_view kBanExpired = "ban-expired";
@@ -116,7 +119,8 @@ inline constexpr std::array kAllActions = {kFileRestored,
                                            kAgentDuplicate,
                                            kAgentRetired,
                                            kBaselineChangedUnexpectedly,
-                                           kFleetBanRefused};
+                                           kFleetBanRefused,
+                                           kSinkTest};
 
 }  // namespace mamori::proto::action
 

@@ -500,8 +500,6 @@ json to_json(const HealStatus& h) {
           {"action_errors", h.action_errors}};
 }
 
-namespace {
-
 json to_json(const SinkStatus& s) {
   return {{"name", s.name},
           {"type", std::string(config::sink_type_name(s.type))},
@@ -515,6 +513,8 @@ json to_json(const SinkStatus& s) {
           {"failing", s.failing},
           {"last_error", s.last_error}};
 }
+
+namespace {
 
 json to_json(const LogwatchStatus& l) {
   return {{"logs", l.logs},

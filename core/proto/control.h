@@ -340,6 +340,7 @@ Decoded<SiteAnswer> decode_site_answer(const nlohmann::json& j);
 
 nlohmann::json to_json(const StatusDocument& s);
 nlohmann::json to_json(const HealStatus& h);
+nlohmann::json to_json(const SinkStatus& s);  // also the manager's own (GET /api/v1/sinks)
 Decoded<StatusDocument> decode_status(const nlohmann::json& j);
 
 // ---- schema ------------------------------------------------------------------------

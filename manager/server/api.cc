@@ -5,7 +5,10 @@
 #include <charconv>
 #include <map>
 
+#include <fmt/format.h>
+
 #include "core/hash/sha256.h"
+#include "core/proto/actions.h"
 #include "core/proto/channel.h"
 #include "manager/db/event_columns.h"
 #include "manager/server/fleet.h"
@@ -48,6 +51,8 @@ constexpr ApiRoute kRoutes[] = {
     {verb::get, "/api/v1/commands", Role::kViewer},
     {verb::post, "/api/v1/commands", Role::kOperator},
     {verb::post, "/api/v1/drift", Role::kViewer},  // answered later (drift.h)
+    {verb::get, "/api/v1/sinks", Role::kViewer},
+    {verb::post, "/api/v1/sinks/test", Role::kOperator},
 };
 
 ApiResponse error(status s, std::string_view code, std::string message) {
@@ -281,6 +286,18 @@ ApiResponse Api::handle(const Request& req, const std::string& address, Reply la
   if (p == "/api/v1/drift") return drift(req, *caller, address, std::move(later));
   if (p.starts_with("/api/v1/bans") || p == "/api/v1/commands")
     return fleet(p, req, *caller, address, param, params);
+  if (p == "/api/v1/sinks" || p == "/api/v1/sinks/test") {
+    if (p == "/api/v1/sinks/test") {
+      hub_.report(proto::action::kSinkTest, event::Severity::kWarning,
+                  fmt::format("a test alert, asked for by {}: nothing happened", caller->actor),
+                  nullptr, "",
+                  [&](event::Event& e) { e.set("mamori.requested_by", caller->actor); });
+      audit(caller->actor, address, "sink-test", "*", "ok");
+    }
+    json arr = json::array();
+    for (const auto& s : hub_.sink_status()) arr.push_back(proto::to_json(s));
+    return {status::ok, json{{"sinks", arr}}, {}};
+  }
   if (p == "/api/v1/agents" || p == "/api/v1/agents/{key}") {
     const bool one = p != "/api/v1/agents";
     auto agents = st.list_agents();

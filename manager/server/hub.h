@@ -104,6 +104,8 @@ class Hub {
   // Writes the queued releases now: an agent's hello must follow its earlier release.
   void flush_releases();
 
+  // Each of the manager's own [[sink]]s: what it delivered, whether it is failing.
+  std::vector<proto::SinkStatus> sink_status() const { return reporter_->sink_status(); }
   // One of the manager's events (reporter.h), naming the agent when there is one.
   void report(std::string_view action, event::Severity sev, const std::string& message,
               const AgentRow* agent, const std::string& address,

@@ -62,6 +62,8 @@ void Reporter::report(event::Event e) {
   });
 }
 
+std::vector<proto::SinkStatus> Reporter::sink_status() const { return sinks_->status(); }
+
 void Reporter::flush() {
   if (auto s = outbox_->flush(); !s) log("outbox: " + s.error().message());
   sinks_->notify();

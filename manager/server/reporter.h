@@ -23,6 +23,7 @@
 #include "core/event/origin.h"
 #include "core/outbox/outbox.h"
 #include "core/outbox/reader.h"
+#include "core/proto/control.h"
 
 namespace mamori::sinks {
 class SinkSet;
@@ -55,6 +56,8 @@ class Reporter {
   void flush();
 
   const event::Origin& origin() const { return *origin_; }
+  // Each [[sink]]'s deliveries so far (the console's Settings).
+  std::vector<proto::SinkStatus> sink_status() const;
 
  private:
   Reporter(Env& env, Store& store);

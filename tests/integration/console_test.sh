@@ -15,7 +15,8 @@
 #     tampered copy downloaded;
 #     bans two addresses and lifts one (each confirmed; a dismissed confirmation changes
 #     nothing), exports them as a list and as an nftables file that `nft -c` accepts;
-#     creates an enrollment token (shown once) and revokes it, adds a user and deletes
+#     creates an enrollment token (shown once) and revokes it, sends a test alert that
+#     reaches the manager's webhook sink (a real HTTP receiver), adds a user and deletes
 #     it, reads the audit log newest first; signs out; a viewer sees no ban button, no
 #     token or user form and no audit log, and the API refuses its POST and GET (403); no
 #     CSP violation or page error on the way, and axe-core finds no serious or critical
@@ -24,6 +25,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/web_lib.sh"
 source "$(dirname "$0")/fleet_lib.sh"
+source "$(dirname "$0")/webhook_lib.sh"
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BUILT=$(cd "$(dirname "$MAMORI")/.." && pwd)/console
@@ -31,10 +33,15 @@ BUILT=$(cd "$(dirname "$MAMORI")/.." && pwd)/console
 # The manager serves a copy, so that the test may plant a file in it.
 cp -r "$BUILT" "$SCRATCH/console"
 
-step "the manager with the console, a user, three agents"
+step "the manager with the console, a webhook sink, a user, three agents"
+start_webhook "$SCRATCH/hook"
 loopback_manager_config "console_dir = \"$SCRATCH/console\"
 heartbeat = 1
-lost_after = 3"
+lost_after = 3
+[[sink]]
+type = \"webhook\"
+name = \"console-hook\"
+url = \"$WEBHOOK_URL\""
 printf 'console password 1\n' | expect_exit 0 mamori manager user add alice --role admin
 printf 'viewer password 1\n' | expect_exit 0 mamori manager user add victor --role viewer
 "$MAMORI" --config "$CONFIG" manager >>"$MLOG" 2>&1 &
@@ -126,6 +133,9 @@ assert_contains "$(cat "$SCRATCH/downloads/mamori-bans.nft")" "elements = { 2001
 expect_exit 0 mamori manager bans --json
 assert_contains "$OUT" '"2001:db8::7"'
 assert_not_contains "$OUT" '"203.0.113.50"' "lifted from the console"
+
+step "the test alert the settings page asked for, at the webhook"
+assert_contains "$(cat "$WEBHOOK_OUT")" '"action":"sink-test"'
 
 step "what the settings page did, as the CLI sees it"
 expect_exit 0 mamori manager token list --json

@@ -374,3 +374,24 @@ export async function eventHistogram(filter: EventFilter, buckets: number): Prom
   query.set("buckets", String(buckets));
   return request<Histogram>("GET", `/api/v1/events/histogram?${query}`);
 }
+
+/** One of the manager's own [[sink]]s (GET /api/v1/sinks). */
+export interface SinkStatus {
+  name: string;
+  type: "syslog" | "smtp" | "webhook";
+  delivered: number;
+  filtered: number;
+  failures: number;
+  pending: number;
+  failing: boolean;
+  last_error: string;
+}
+
+export async function listSinks(): Promise<SinkStatus[]> {
+  return (await request<{ sinks: SinkStatus[] }>("GET", "/api/v1/sinks")).sinks;
+}
+
+/** Has the manager send a test alert (sink-test) through every sink. */
+export async function testSinks(): Promise<void> {
+  await request<unknown>("POST", "/api/v1/sinks/test");
+}

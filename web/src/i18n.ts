@@ -186,6 +186,17 @@ const en = {
   "chart.bar": "{time}: {n} event(s)",
   "chart.summary": "{total} event(s) in this view; the busiest bar, from {time}, has {peak}.",
   "chart.empty": "No event in this view.",
+  sinks: "Where the manager's alerts go",
+  type: "Type",
+  delivered: "Delivered",
+  pending: "Waiting",
+  failures: "Failures",
+  "sink.ok": "delivering",
+  "sink.failing": "failing",
+  noSinks: "No [[sink]] in the manager's configuration: its alerts reach only this console and its log.",
+  sendTestAlert: "Send a test alert",
+  confirmSinkTest: "Send a test alert (sink-test) through every sink?",
+  sinkTestSent: "Test alert sent: each sink's count of deliveries goes up as it is delivered.",
 };
 
 export type MessageKey = keyof typeof en;
@@ -377,6 +388,17 @@ const ja: Record<MessageKey, string> = {
   "chart.bar": "{time}: {n} 件",
   "chart.summary": "この表示のイベントは {total} 件。最も多い棒は {time} からの {peak} 件です。",
   "chart.empty": "この表示にイベントはありません。",
+  sinks: "マネージャーのアラートの送信先",
+  type: "種類",
+  delivered: "配信済み",
+  pending: "待機中",
+  failures: "失敗",
+  "sink.ok": "配信中",
+  "sink.failing": "失敗中",
+  noSinks: "マネージャーの設定に [[sink]] がありません。アラートはこのコンソールとログにのみ届きます。",
+  sendTestAlert: "テストアラートを送信",
+  confirmSinkTest: "すべての送信先にテストアラート（sink-test）を送りますか？",
+  sinkTestSent: "テストアラートを送信しました。配信されると各送信先の配信数が増えます。",
 };
 
 export type Lang = "en" | "ja";

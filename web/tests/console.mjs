@@ -326,6 +326,18 @@ try {
     );
   });
 
+  await expect("settings: a test alert through the manager's webhook sink", async () => {
+    const sink = page.locator(`tr[data-sink="console-hook"]`);
+    const before = Number(await sink.locator("td.number").first().innerText({ timeout: WAIT_MS }));
+    page.once("dialog", (d) => d.accept());
+    await page.click("#sink-test");
+    await waitText("#settings-outcome", "Test alert sent");
+    for (const end = Date.now() + WAIT_MS; ; await page.waitForTimeout(200)) {
+      if (Number(await sink.locator("td.number").first().innerText()) > before) break;
+      if (Date.now() > end) throw new Error(`the sink still counts ${before} deliveries`);
+    }
+  });
+
   await expect("settings: a user added, then deleted", async () => {
     await page.fill("#user-name", "olga");
     await page.fill("#user-password", "operator password 1");
@@ -344,7 +356,7 @@ try {
       { timeout: WAIT_MS },
     );
     const log = await text("table[aria-label='Audit log'] tbody");
-    for (const action of ["token-create", "token-revoke", "user-add", "ban", "unban"])
+    for (const action of ["token-create", "token-revoke", "user-add", "ban", "unban", "sink-test"])
       if (!log.includes(action)) throw new Error(`no ${action} in the audit log`);
   });
   await shot("settings");

@@ -3,10 +3,12 @@ import {
   createToken,
   deleteUser,
   listAudit,
+  listSinks,
   listTokens,
   listUsers,
   mayAct,
   revokeToken,
+  testSinks,
   type AuditEntry,
   type EnrollmentToken,
   type Role,
@@ -196,8 +198,54 @@ export function createSettingsPage(onFailure: (error: unknown) => void): Setting
       .catch(outcome.report);
   });
 
+  // ---- the manager's own sinks ---------------------------------------------------------
+  const sinkBody = h("tbody");
+  // Deliveries take a moment (a webhook's round trip, an SMTP dialogue): looked at again.
+  const SINK_RECHECK_MS = [1000, 3000, 6000];
+  const testButton =
+    operator &&
+    h(
+      "button",
+      {
+        type: "button",
+        id: "sink-test",
+        onclick: () => {
+          if (!window.confirm(t("confirmSinkTest"))) return;
+          testSinks()
+            .then(() => {
+              outcome.ok(t("sinkTestSent"));
+              for (const ms of SINK_RECHECK_MS) window.setTimeout(() => drawSinks().catch(outcome.report), ms);
+              return drawSinks();
+            })
+            .catch(outcome.report);
+        },
+      },
+      t("sendTestAlert"),
+    );
+
+  async function drawSinks(): Promise<void> {
+    const sinks = await listSinks();
+    sinkBody.replaceChildren(
+      ...(sinks.length
+        ? sinks.map((k) =>
+            h(
+              "tr",
+              { "data-sink": k.name, "data-failing": String(k.failing) },
+              h("td", {}, k.name),
+              h("td", {}, k.type),
+              h("td", { class: "number" }, k.delivered),
+              h("td", { class: "number" }, k.pending),
+              h("td", { class: "number" }, k.failures),
+              h("td", {}, k.failing ? h("span", { class: "error" }, k.last_error || t("sink.failing")) : t("sink.ok")),
+            ),
+          )
+        : [h("tr", {}, h("td", { colspan: 6 }, t("noSinks")))]),
+    );
+  }
+
   async function refresh(): Promise<void> {
     drawTokens(await listTokens());
+    await drawSinks();
     if (!admin) return;
     const users = await listUsers();
     userBody.replaceChildren(
@@ -244,6 +292,9 @@ export function createSettingsPage(onFailure: (error: unknown) => void): Setting
     tokenForm,
     made,
     table("tokens", ["id", "group", "usesLeft", "used", "expires", "state"], tokenBody, operator),
+    h("h2", {}, t("sinks")),
+    testButton,
+    table("sinks", ["name", "type", "delivered", "pending", "failures", "state"], sinkBody, false),
     admin && h("h2", {}, t("users")),
     admin && userForm,
     admin && table("users", ["userName", "role", "created"], userBody, true),
