@@ -21,6 +21,9 @@
 #     token or user form and no audit log, and the API refuses its POST and GET (403); no
 #     CSP violation or page error on the way, and axe-core finds no serious or critical
 #     WCAG 2.1 A/AA violation on any page; at 390 px wide no page scrolls sideways.
+#   - every answer the console reads (and a drift walk, a test alert, a command, an error)
+#     validates against docs/formats/api.schema.json, from which the console's TypeScript
+#     types are generated (api_schema_check.py).
 # MAMORI_CONSOLE_SHOTS=DIR keeps the browser's screenshots there (docs/console/).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/web_lib.sh"
@@ -143,4 +146,9 @@ assert_eq true "$(json '[t["revoked"] for t in j["tokens"] if t["group"] == "web
   "the console's token, revoked"
 expect_exit 0 mamori manager user list --json
 assert_not_contains "$OUT" '"olga"' "deleted from the console"
+echo "$OUT"
+
+step "every answer the console reads, against the schema its types come from"
+PYTHONPATH=$(dirname "$0") expect_exit 0 /usr/bin/python3 "$(dirname "$0")/api_schema_check.py" \
+  "https://127.0.0.1:$PORT" "$FP" alice 'console password 1'
 echo "$OUT"

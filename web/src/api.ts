@@ -1,31 +1,48 @@
-// Every status the manager's store knows (manager/db/store.h AgentStatus).
-export type AgentStatus = "enrolled" | "online" | "unhealthy" | "lost" | "stopped" | "retired" | "revoked";
+// The manager's REST API as the console calls it. The answers' types are generated from
+// docs/formats/api.schema.json (api-types.ts), which the manager is tested against too.
+import type {
+  Agent,
+  AgentList,
+  AuditPage,
+  Ban,
+  BanList,
+  CommandPage,
+  CommandRow,
+  CommandsQueued,
+  DriftReport,
+  EnrollmentToken,
+  EventPage,
+  Histogram,
+  Role,
+  Session,
+  SinkList,
+  SinkStatus,
+  StoredEvent,
+  TokenCreated,
+  TokenList,
+  User,
+  UserList,
+} from "./api-types";
 
-export interface AgentRoot {
-  path: string;
-  mode: string;
-}
-
-export interface Agent {
-  agent_key: string;
-  name: string;
-  hostname: string;
-  group: string;
-  status: AgentStatus;
-  last_seen_ns: number;
-  version: string;
-  events_24h: number;
-  roots: AgentRoot[];
-  /** The seal of the agent's baseline catalog as of its last hello ("" before one). */
-  baseline_root_hash: string;
-}
-
-export interface Session {
-  name: string;
-  role: string;
-  csrf_token: string;
-}
-
+export type {
+  Agent,
+  AgentStatus,
+  AuditEntry,
+  Ban,
+  CommandRow,
+  CommandState,
+  DriftDifference,
+  DriftReport,
+  EcsEvent,
+  EnrollmentToken,
+  EventPage,
+  Histogram,
+  Role,
+  Session,
+  SinkStatus,
+  StoredEvent,
+  User,
+} from "./api-types";
 /** Shape of the manager's error body: {"error": {"code", "message"}}. */
 interface ErrorBody {
   error?: { code?: string; message?: string };
@@ -112,26 +129,10 @@ export function forgetSession(): void {
 }
 
 export async function listAgents(): Promise<Agent[]> {
-  const { agents } = await request<{ agents: Agent[] }>("GET", "/api/v1/agents");
+  const { agents } = await request<AgentList>("GET", "/api/v1/agents");
   return agents;
 }
 
-/** The ECS fields the console reads (docs/formats/events.md); the rest is kept as is. */
-export interface EcsEvent {
-  "@timestamp": string;
-  message?: string;
-  event: { id: string; action: string; severity: number; kind?: string };
-  file?: { path?: string };
-  source?: { ip?: string };
-  [field: string]: unknown;
-}
-
-/** An event as the manager stored it: `row` orders arrival. */
-export interface StoredEvent {
-  row: number;
-  agent_key: string;
-  event: EcsEvent;
-}
 
 /** The filters of GET /api/v1/events and of the live stream (docs/manager.md). */
 export interface EventFilter {
@@ -151,11 +152,6 @@ export function eventQuery(filter: EventFilter): URLSearchParams {
   return query;
 }
 
-export interface EventPage {
-  events: StoredEvent[];
-  /** The `before` of the next (older) page; absent on the last one. */
-  next?: number;
-}
 
 /** Newest first; `before` continues from a previous page's `next`. */
 export async function listEvents(filter: EventFilter, before?: number, limit = 100): Promise<EventPage> {
@@ -174,19 +170,9 @@ export function liveEventsUrl(filter: EventFilter, after?: number): string {
   return `${scheme}//${location.host}/api/v1/events/live?${query}`;
 }
 
-/** A fleet ban (GET /api/v1/bans). */
-export interface Ban {
-  id: number;
-  address: string; // an address or a CIDR prefix
-  expires_at_ns: number | null; // null: permanent
-  reason: string;
-  origin: string; // the deciding agent's agent_key, or "manager"
-  created_at_ns: number;
-  pushed: boolean;
-}
 
 export async function listBans(): Promise<Ban[]> {
-  return (await request<{ bans: Ban[] }>("GET", "/api/v1/bans")).bans;
+  return (await request<BanList>("GET", "/api/v1/bans")).bans;
 }
 
 export async function addBan(address: string, ttlS: number, reason: string): Promise<void> {
@@ -204,23 +190,14 @@ export function mayAct(needed: "operator" | "admin"): boolean {
   return order.indexOf(role) >= order.indexOf(needed);
 }
 
-export interface EnrollmentToken {
-  id: number;
-  group: string;
-  uses_left: number | null; // null: unlimited
-  expires_at_ns: number | null; // null: never
-  created_at_ns: number;
-  used: number;
-  revoked: boolean;
-}
 
 export async function listTokens(): Promise<EnrollmentToken[]> {
-  return (await request<{ tokens: EnrollmentToken[] }>("GET", "/api/v1/tokens")).tokens;
+  return (await request<TokenList>("GET", "/api/v1/tokens")).tokens;
 }
 
 /** The token's text is in this answer only: the manager keeps its hash. */
 export async function createToken(group: string, uses?: number, expiresInS?: number): Promise<string> {
-  const made = await request<{ token: string }>("POST", "/api/v1/tokens", {
+  const made = await request<TokenCreated>("POST", "/api/v1/tokens", {
     group,
     uses: uses ?? null,
     expires_in_s: expiresInS ?? null,
@@ -232,16 +209,9 @@ export async function revokeToken(id: number): Promise<void> {
   await request<unknown>("DELETE", `/api/v1/tokens/${id}`);
 }
 
-export type Role = "viewer" | "operator" | "admin";
-
-export interface User {
-  name: string;
-  role: Role;
-  created_at_ns: number;
-}
 
 export async function listUsers(): Promise<User[]> {
-  return (await request<{ users: User[] }>("GET", "/api/v1/users")).users;
+  return (await request<UserList>("GET", "/api/v1/users")).users;
 }
 
 export async function addUser(name: string, password: string, role: Role): Promise<void> {
@@ -252,37 +222,18 @@ export async function deleteUser(name: string): Promise<void> {
   await request<unknown>("DELETE", `/api/v1/users/${encodeURIComponent(name)}`);
 }
 
-export interface AuditEntry {
-  id: number;
-  at_ns: number;
-  actor: string;
-  address: string;
-  action: string;
-  target: string;
-  result: string;
-}
 
 /** Newest first; `before` continues from a previous page's `next`. */
-export async function listAudit(before?: number): Promise<{ audit: AuditEntry[]; next?: number }> {
+export async function listAudit(before?: number): Promise<AuditPage> {
   const query = new URLSearchParams({ order: "newest", limit: "100" });
   if (before !== undefined) query.set("before", String(before));
-  return request<{ audit: AuditEntry[]; next?: number }>("GET", `/api/v1/audit?${query}`);
+  return request<AuditPage>("GET", `/api/v1/audit?${query}`);
 }
 
-export type CommandState = "pending" | "sent" | "ok" | "refused" | "failed";
-
-/** A command queued for one agent (GET /api/v1/commands). */
-export interface CommandRow {
-  id: number;
-  agent_key: string;
-  state: CommandState;
-  request: unknown;
-  answer: { error?: { code?: string; message?: string }; [field: string]: unknown } | null;
-}
 
 /** Queues `command` for one agent; the id of its row. */
 export async function sendCommand(agentKey: string, command: string, args: string[] = []): Promise<number> {
-  const made = await request<{ commands: { id: number }[] }>("POST", "/api/v1/commands", {
+  const made = await request<CommandsQueued>("POST", "/api/v1/commands", {
     command,
     args,
     agent: agentKey,
@@ -293,7 +244,7 @@ export async function sendCommand(agentKey: string, command: string, args: strin
 
 /** The commands with an id above `after`, oldest first. */
 export async function listCommandsAfter(after: number): Promise<CommandRow[]> {
-  return (await request<{ commands: CommandRow[] }>("GET", `/api/v1/commands?after=${after}&limit=1000`)).commands;
+  return (await request<CommandPage>("GET", `/api/v1/commands?after=${after}&limit=1000`)).commands;
 }
 
 /** The event stored at `row` for `agentKey`, or null. */
@@ -319,7 +270,7 @@ export async function commandAnswer(agentKey: string, id: number, timeoutMs = 30
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const query = new URLSearchParams({ agent: agentKey, after: String(id - 1), limit: "1" });
-    const rows = (await request<{ commands: CommandRow[] }>("GET", `/api/v1/commands?${query}`)).commands;
+    const rows = (await request<CommandPage>("GET", `/api/v1/commands?${query}`)).commands;
     const row = rows.find((r) => r.id === id);
     if (row && (row.state === "ok" || row.state === "refused" || row.state === "failed")) return row;
     if (Date.now() > deadline) throw new Error("the agent did not answer in time");
@@ -327,46 +278,12 @@ export async function commandAnswer(agentKey: string, id: number, timeoutMs = 30
   }
 }
 
-/** A path in a drift answer: `path_hex` holds the bytes of a name that is not UTF-8. */
-export interface DriftDifference {
-  path: string;
-  path_hex?: string;
-  kind: "added" | "missing" | "changed";
-  type: string;
-}
-
-/** POST /api/v1/drift (docs/manager.md "Fleet drift"). */
-export interface DriftReport {
-  drift: boolean;
-  roots: {
-    root: string;
-    reference: { digest: string; agents: { agent_key: string; name: string }[] };
-    drifted: {
-      agent_key: string;
-      name: string;
-      digest: string;
-      differences: DriftDifference[];
-      truncated: boolean;
-      error: string;
-    }[];
-  }[];
-  unanswered: { agent_key: string; name: string; why: string }[];
-  offline: { agent_key: string; name: string; status: AgentStatus }[];
-}
 
 /** Compares the baselines of a group's nodes (every agent with `group` null). */
 export async function compareGroup(group: string | null): Promise<DriftReport> {
   return request<DriftReport>("POST", "/api/v1/drift", group === null ? { all: true } : { group });
 }
 
-/** GET /api/v1/events/histogram: counts[i] events (of severity at most max_severity[i])
- * from since + i * width_ns, for width_ns. */
-export interface Histogram {
-  since: number;
-  width_ns: number;
-  counts: number[];
-  max_severity: number[];
-}
 
 /** The events `filter` matches, counted in `buckets` buckets up to now. */
 export async function eventHistogram(filter: EventFilter, buckets: number): Promise<Histogram> {
@@ -375,20 +292,9 @@ export async function eventHistogram(filter: EventFilter, buckets: number): Prom
   return request<Histogram>("GET", `/api/v1/events/histogram?${query}`);
 }
 
-/** One of the manager's own [[sink]]s (GET /api/v1/sinks). */
-export interface SinkStatus {
-  name: string;
-  type: "syslog" | "smtp" | "webhook";
-  delivered: number;
-  filtered: number;
-  failures: number;
-  pending: number;
-  failing: boolean;
-  last_error: string;
-}
 
 export async function listSinks(): Promise<SinkStatus[]> {
-  return (await request<{ sinks: SinkStatus[] }>("GET", "/api/v1/sinks")).sinks;
+  return (await request<SinkList>("GET", "/api/v1/sinks")).sinks;
 }
 
 /** Has the manager send a test alert (sink-test) through every sink. */

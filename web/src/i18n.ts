@@ -441,6 +441,12 @@ export function formatDate(date: Date): string {
   }).format(date);
 }
 
+/** Formats an event's @timestamp (RFC 3339); "" when the agent sent none. */
+export function formatStamp(stamp: string | undefined): string {
+  const ms = stamp ? Date.parse(stamp) : NaN;
+  return Number.isNaN(ms) ? "" : formatDate(new Date(ms));
+}
+
 /** Formats a time in nanoseconds since the epoch; 0 means the agent never reported. */
 export function formatTime(ns: number): string {
   if (!ns) return t("never");

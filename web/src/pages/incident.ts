@@ -11,7 +11,7 @@ import {
 } from "../api";
 import { asText, fromBase64Url, lineDiff, sha256Hex } from "../diff";
 import { h, saveAs } from "../dom";
-import { formatDate, t } from "../i18n";
+import { formatStamp, t } from "../i18n";
 
 const NS_PER_S = 1e9;
 
@@ -28,7 +28,7 @@ const text = (e: EcsEvent, path: string) => {
   const v = field(e, path);
   return v === undefined || v === null ? "" : String(v);
 };
-const timeNs = (e: EcsEvent) => Date.parse(e["@timestamp"]) * 1e6;
+const timeNs = (e: EcsEvent) => (Date.parse(e["@timestamp"] ?? "") || 0) * 1e6;
 
 /** Facts as a definition list, leaving out the empty ones. */
 function facts(pairs: [string, string][]): HTMLElement {
@@ -81,7 +81,7 @@ export function createIncidentPage(agentKey: string, row: number, onFailure: (er
     const agentName = agents.find((a) => a.agent_key === agentKey)?.name ?? agentKey;
     const a = anchor.event;
     node.append(
-      h("p", { class: "summary" }, `${agentName} · ${text(a, "file.path") || a.event.action} · ${formatDate(new Date(a["@timestamp"]))}`),
+      h("p", { class: "summary" }, `${agentName} · ${text(a, "file.path") || a.event.action} · ${formatStamp(a["@timestamp"])}`),
       h("h2", {}, t("timeline")),
       h(
         "ol",
@@ -90,7 +90,7 @@ export function createIncidentPage(agentKey: string, row: number, onFailure: (er
           h(
             "li",
             { "data-action": s.event.event.action },
-            h("time", {}, formatDate(new Date(s.event["@timestamp"]))),
+            h("time", {}, formatStamp(s.event["@timestamp"])),
             " ",
             h("strong", {}, s.event.event.action),
             " ",
@@ -133,7 +133,7 @@ export function createIncidentPage(agentKey: string, row: number, onFailure: (er
       ]),
       h("h2", {}, t("whatMamoriDid")),
       facts([
-        [t("action"), a.event.action],
+        [t("action"), a.event.action ?? ""],
         [t("restoreMethod"), text(a, "mamori.restore.method")],
         [t("evidence"), text(a, "mamori.evidence.id")],
       ]),
