@@ -615,18 +615,6 @@ class PostgresStore final : public Store {
     });
   }
 
-  Result<std::optional<int64_t>> oldest_event_ns(const EventQuery& q) override {
-    Params p;
-    std::string sql = "SELECT MIN(time_ns) FROM events WHERE row_id > $1";
-    p.add(q.after_row);
-    int n = 1;
-    add_filters(q, sql, p, n);
-    return call(Retry::kIdempotent, [&]() -> Result<std::optional<int64_t>> {
-      Rows r = MAMORI_TRY(conn_.query(sql, p));
-      return r.size() ? r.opt_int64(0, 0) : std::nullopt;
-    });
-  }
-
   Result<std::vector<MinuteCount>> count_minutes(const EventQuery& q) override {
     Params p;
     std::string sql =
@@ -670,14 +658,17 @@ class PostgresStore final : public Store {
     });
   }
 
-  Result<std::vector<BucketCount>> count_events(const EventQuery& q, int64_t width_ns) override {
+  Result<std::vector<BucketCount>> count_events(const EventQuery& q, int64_t width_ns,
+                                                int64_t max_rows) override {
     Params p;
     std::string sql =
-        "SELECT (time_ns - $1) / $2, COUNT(*), MAX(severity) FROM events WHERE row_id > $3";
+        "SELECT (time_ns - $1) / $2, COUNT(*), MAX(severity) FROM (SELECT time_ns, severity "
+        "FROM events WHERE row_id > $3";
     p.add(q.since_ns.value_or(0)).add(width_ns).add(q.after_row);
     int n = 3;
     add_filters(q, sql, p, n);
-    sql += " GROUP BY 1";
+    sql += " LIMIT $" + std::to_string(++n) + ") AS matching GROUP BY 1";
+    p.add(max_rows);
     return call(Retry::kIdempotent, [&]() -> Result<std::vector<BucketCount>> {
       Rows r = MAMORI_TRY(conn_.query(sql, p));
       std::vector<BucketCount> out;

@@ -499,16 +499,6 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<std::optional<int64_t>> oldest_event_ns(const EventQuery& q) override {
-    Stmt s =
-        MAMORI_TRY(db_.prepare("SELECT MIN(time_ns) FROM events WHERE row > ?" + filters_sql(q)));
-    int i = 1;
-    s.bind(i++, q.after_row);
-    bind_filters(s, i, q);
-    if (!MAMORI_TRY(s.step()) || s.is_null(0)) return std::optional<int64_t>{};
-    return std::optional<int64_t>(s.int64(0));
-  }
-
   Result<std::vector<MinuteCount>> count_minutes(const EventQuery& q) override {
     std::string sql =
         "SELECT minute, SUM(n), MAX(severity) FROM event_minutes WHERE minute >= ? AND minute < ?";
@@ -537,21 +527,24 @@ class SqliteStore final : public Store {
     return std::optional<int64_t>(s.int64(0));
   }
 
-  Result<std::vector<BucketCount>> count_events(const EventQuery& q, int64_t width_ns) override {
+  Result<std::vector<BucketCount>> count_events(const EventQuery& q, int64_t width_ns,
+                                                int64_t max_rows) override {
     // The most selective filter's index: the planner, left alone, may walk a whole day
     // of one action for one agent's handful.
     const char* index = q.agent_key     ? " INDEXED BY events_agent_seq"
                         : q.source_ip   ? " INDEXED BY events_source_ip"
                         : q.path_prefix ? " INDEXED BY events_path"
                                         : "";
-    Stmt s = MAMORI_TRY(
-        db_.prepare(std::string("SELECT (time_ns - ?) / ?, COUNT(*), MAX(severity) FROM events") +
-                    index + " WHERE row > ?" + filters_sql(q) + " GROUP BY 1"));
+    Stmt s = MAMORI_TRY(db_.prepare(
+        std::string("SELECT (time_ns - ?) / ?, COUNT(*), MAX(severity) FROM (SELECT time_ns, "
+                    "severity FROM events") +
+        index + " WHERE row > ?" + filters_sql(q) + " LIMIT ?) GROUP BY 1"));
     int i = 1;
     s.bind(i++, q.since_ns.value_or(0));
     s.bind(i++, width_ns);
     s.bind(i++, q.after_row);
     bind_filters(s, i, q);
+    s.bind(i++, max_rows);
     std::vector<BucketCount> out;
     while (MAMORI_TRY(s.step())) out.push_back({s.int64(0), s.int64(1), s.int64(2)});
     return out;

@@ -19,7 +19,8 @@ Result<InsertResult> Store::insert_events(std::string_view agent_key,
   return MAMORI_TRY(store_batches({&batch, 1}, {}, received_at_ns)).front();
 }
 
-Result<EventHistogram> Store::event_histogram(const EventQuery& q, int64_t buckets) {
+Result<EventHistogram> Store::event_histogram(const EventQuery& q, int64_t buckets,
+                                              int64_t max_rows) {
   if (!q.until_ns || buckets < 1 || buckets > kMaxHistogramBuckets)
     return tl::unexpected(Error{"histogram", "", EINVAL, "needs an end and 1 to 500 buckets"});
   // Time, action and severity alone, in buckets of a minute or more: the per-minute
@@ -29,13 +30,10 @@ Result<EventHistogram> Store::event_histogram(const EventQuery& q, int64_t bucke
       !q.agent_key && !q.path_prefix && !q.source_ip && !q.min_sequence && q.after_row == 0;
   EventQuery range = q;
   if (!range.since_ns) {
-    std::optional<int64_t> oldest;
-    if (rollup_filters) {
-      if (auto m = MAMORI_TRY(oldest_minute(q))) oldest = *m * kMinuteNs;
-    } else {
-      oldest = MAMORI_TRY(oldest_event_ns(q));
-    }
-    range.since_ns = oldest.value_or(*q.until_ns - 1);
+    // The rollup's oldest minute: for other filters, the oldest of any event (a scan for
+    // the oldest match could read every event).
+    auto oldest = MAMORI_TRY(oldest_minute(rollup_filters ? q : EventQuery{}));
+    range.since_ns = oldest ? *oldest * kMinuteNs : *q.until_ns - 1;
   }
   int64_t span = 0;  // an agent's clock may say anything: no overflow on its times
   if (__builtin_sub_overflow(*range.until_ns, *range.since_ns, &span) || span <= 0)
@@ -58,8 +56,12 @@ Result<EventHistogram> Store::event_histogram(const EventQuery& q, int64_t bucke
       add((start - h.since_ns) / h.width_ns, m.count, m.max_severity);
     }
   } else {
-    for (const auto& b : MAMORI_TRY(count_events(range, h.width_ns)))
+    int64_t counted = 0;
+    for (const auto& b : MAMORI_TRY(count_events(range, h.width_ns, max_rows + 1))) {
       add(b.bucket, b.count, b.max_severity);
+      counted += b.count;
+    }
+    h.complete = counted <= max_rows;
   }
   return h;
 }

@@ -199,9 +199,13 @@ struct EventQuery {
 // Events counted per time bucket (the console's chart): counts[i] events, of severity at
 // most max_severity[i], with @timestamp in [since_ns + i * width_ns, + width_ns).
 inline constexpr int64_t kMaxHistogramBuckets = 500;
+// A filter the rollup cannot answer counts the matching events themselves, at most this
+// many: the answer is bounded however broad the filter (a path prefix of "/").
+inline constexpr int64_t kMaxHistogramRows = 100'000;
 struct EventHistogram {
   int64_t since_ns = 0;
   int64_t width_ns = 0;
+  bool complete = true;  // false: more than the row limit matched, the counts are a floor
   std::vector<int64_t> counts;
   std::vector<int64_t> max_severity;
 };
@@ -436,17 +440,19 @@ class Store {
   virtual Result<SequenceInfo> sequences(std::string_view agent_key) = 0;
   virtual Result<std::vector<EventRow>> query_events(const EventQuery& q) = 0;
   // The events matching q's filters (its paging, order and limit ignored) in `buckets`
-  // (1 to kMaxHistogramBuckets) equal buckets from q.since_ns (absent: the oldest
-  // matching event's time) to q.until_ns (required). None: counts all zero, since_ns the
-  // until's bucket.
-  Result<EventHistogram> event_histogram(const EventQuery& q, int64_t buckets);
-  // For event_histogram: the oldest matching @timestamp, and the counts of the grouping
-  // (bucket index, count, max severity) for [q.since_ns, q.until_ns) in width_ns buckets.
+  // (1 to kMaxHistogramBuckets) equal buckets from q.since_ns (absent: the start of the
+  // oldest minute with a matching event, or with any event for a filter on an agent, a
+  // path or an address) to q.until_ns (required). None: counts all zero.
+  Result<EventHistogram> event_histogram(const EventQuery& q, int64_t buckets,
+                                         int64_t max_rows = kMaxHistogramRows);
+  // For event_histogram: the counts of the grouping (bucket index, count, max severity)
+  // of the first `max_rows` matching events of [q.since_ns, q.until_ns) in width_ns
+  // buckets.
   struct BucketCount {
     int64_t bucket, count, max_severity;
   };
-  virtual Result<std::optional<int64_t>> oldest_event_ns(const EventQuery& q) = 0;
-  virtual Result<std::vector<BucketCount>> count_events(const EventQuery& q, int64_t width_ns) = 0;
+  virtual Result<std::vector<BucketCount>> count_events(const EventQuery& q, int64_t width_ns,
+                                                        int64_t max_rows) = 0;
   // The same from the per-minute rollup (event_columns.h kMinuteNs), for queries that
   // filter on nothing but time, action and severity: each minute of [q.since_ns,
   // q.until_ns) with events, and the oldest minute.

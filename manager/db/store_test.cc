@@ -608,12 +608,19 @@ TEST_P(StoreTest, EventHistogram) {
   EXPECT_EQ(h->width_ns, 2 * kSec);
   EXPECT_EQ(h->counts, (std::vector<int64_t>{3, 2, 2}));
   EXPECT_EQ(h->max_severity, (std::vector<int64_t>{7, 3, 3}));
-  // The filters apply; with no start, the oldest matching event starts the buckets.
+  // The filters apply; with no start, the oldest minute with an event starts the buckets.
+  const int64_t minute = 1700000000LL * kSec - 20 * kSec;  // 22:13:00, every event's minute
   h = s->event_histogram({.agent_key = "a", .until_ns = t1 + 6 * kSec, .action = "file-restored"},
-                         3);
+                         1);
   ASSERT_TRUE(h) << h.error().message();
-  EXPECT_EQ(h->since_ns, t1);
-  EXPECT_EQ(h->counts, (std::vector<int64_t>{1, 2, 2}));
+  EXPECT_EQ(h->since_ns, minute);
+  EXPECT_EQ(h->counts, (std::vector<int64_t>{5}));
+  EXPECT_TRUE(h->complete);
+  // Past the row limit, the counts are a floor, and say so.
+  h = s->event_histogram({.agent_key = "a", .since_ns = t1, .until_ns = t1 + 6 * kSec}, 3, 2);
+  ASSERT_TRUE(h);
+  EXPECT_FALSE(h->complete);
+  EXPECT_EQ(h->counts[0] + h->counts[1] + h->counts[2], 3);
   // A span that does not divide: the last bucket still reaches the end.
   h = s->event_histogram({.since_ns = t1, .until_ns = t1 + 7 * kSec}, 2);
   ASSERT_TRUE(h);
@@ -632,7 +639,6 @@ TEST_P(StoreTest, EventHistogram) {
       s->event_histogram({.since_ns = std::numeric_limits<int64_t>::min(), .until_ns = t1}, 3));
 
   // Buckets of a minute or more with no agent, path or address: the per-minute rollup.
-  const int64_t minute = 1700000000LL * kSec - 20 * kSec;  // 22:13:00, every event's minute
   const int64_t from = minute - 3 * 60 * kSec;
   h = s->event_histogram({.since_ns = from, .until_ns = from + 10 * 60 * kSec}, 10);
   ASSERT_TRUE(h);

@@ -342,6 +342,7 @@ ApiResponse Api::handle(const Request& req, const std::string& address, Reply la
     return {status::ok,
             json{{"since", h->since_ns},
                  {"width_ns", h->width_ns},
+                 {"complete", h->complete},
                  {"counts", h->counts},
                  {"max_severity", h->max_severity}},
             {}};

@@ -78,6 +78,8 @@ export interface EventPage {
 export interface Histogram {
   since: number;
   width_ns: number;
+  /** false: a filter on an agent, a path or an address matched more than 100,000 events and the counts are of the first 100,000 */
+  complete: boolean;
   counts: number[];
   max_severity: number[];
 }

@@ -67,9 +67,10 @@ export function createEventChart(): EventChart {
     from.textContent = formatDate(at(0));
     to.textContent = formatDate(at(n));
     const busiest = histogram.counts.indexOf(Math.max(...histogram.counts));
-    const text = total
+    let text = total
       ? t("chart.summary", { total, peak: histogram.counts[busiest], time: formatDate(at(busiest)) })
       : t("chart.empty");
+    if (!histogram.complete) text += ` ${t("chart.partial")}`;
     caption.textContent = text;
     picture.setAttribute("aria-label", text);
   }
