@@ -23,8 +23,9 @@ constexpr int64_t kMigrationLock = 0x6d616d6f7269;
 // a sequence at insert, so two managers committing out of order would let a reader that
 // pages by row_id (the console's cursor, the live stream) pass a row before it commits,
 // and never see it. Under this lock rows commit in row_id order, and the batches of one
-// agent key never race (its sequence walk sees every committed batch). The two-int form
-// is a key space of its own, apart from kMigrationLock's.
+// agent key never race (its sequence walk sees every committed batch); the prunes take
+// it too, as they take from the rows of the chart's rollup that writers add to. The
+// two-int form is a key space of its own, apart from kMigrationLock's.
 constexpr int64_t kEventNumberingLock[2] = {0x6d616d6f, 0x726f7773};  // "mamo" "rows"
 
 // Each step brings the schema from version i to i+1; kPostgresSchemaVersion == size.
@@ -714,7 +715,11 @@ class PostgresStore final : public Store {
     return call(Retry::kIdempotent, [&]() -> Result<int64_t> {
       auto tx = MAMORI_TRY(Tx::begin(conn_));
       int64_t deleted = 0;
-      // What is deleted is taken off the chart's rollup in the same statement.
+      // What is deleted is taken off the chart's rollup in the same statement, under the
+      // writers' lock: a writer adding to the rollup's rows while this takes from them,
+      // each in its own order, would deadlock.
+      MAMORI_TRY(conn_.query("SELECT pg_advisory_xact_lock($1::int4, $2::int4)",
+                             Params().add(kEventNumberingLock[0]).add(kEventNumberingLock[1])));
       auto del = [](const char* where) {
         return std::string("WITH ins AS (DELETE FROM events WHERE ") + where +
                " RETURNING time_ns, action, severity), " + std::string(kTakeMinutes) +
