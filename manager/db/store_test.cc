@@ -819,6 +819,23 @@ TEST_P(StoreTest, FilteredPagesReadAnIndexInRowOrder) {
   }
 }
 
+TEST_P(StoreTest, TheChartsRollupIsFilledFromTheEventsAnOlderSchemaStored) {
+  {
+    auto s = open();
+    ASSERT_TRUE(s->insert_events("a", {event(1), event(2, "ip-banned", "", "203.0.113.7", 7)}, 1));
+  }
+  // Schema 6 had no rollup: the events were there, the counts were not.
+  raw_exec("DROP TABLE event_minutes");
+  raw_exec("UPDATE schema_version SET version = 6");
+  auto s = open_store(env_, url());
+  ASSERT_TRUE(s) << s.error().message();
+  const int64_t minute = 1700000000LL * kSec - 20 * kSec;
+  auto h = (*s)->event_histogram({.since_ns = minute, .until_ns = minute + 60 * kSec}, 1);
+  ASSERT_TRUE(h) << h.error().message();
+  EXPECT_EQ(h->counts, (std::vector<int64_t>{2}));
+  EXPECT_EQ(h->max_severity, (std::vector<int64_t>{7}));
+}
+
 TEST_P(StoreTest, NewerSchemaIsRefused) {
   { ASSERT_TRUE(open()); }
   raw_exec("UPDATE schema_version SET version = 99");
