@@ -120,6 +120,7 @@ mkdir -p "$SCRATCH/downloads"
 MAMORI_CONSOLE_DOWNLOADS=$SCRATCH/downloads MAMORI_CONSOLE_VIEWER='victor:viewer password 1' \
   expect_exit 0 timeout -k 5 300 node "$REPO/web/tests/console.mjs" "https://127.0.0.1:$PORT" \
   alice 'console password 1' "$SCRATCH/a1/www" "$SHOTS"
+grep '^console: ' <<<"$OUT" || true  # what it measured
 assert_eq "site 1" "$(cat "$SCRATCH/a1/www/index.html")" "web1's page, restored"
 
 step "the tampered copy the incident page downloaded, and web1's mode"
