@@ -573,6 +573,10 @@ class PostgresStore final : public Store {
       p.add(value);
     };
     if (q.agent_key) where(" AND agent_key = ", *q.agent_key);
+    if (q.group) {
+      where(" AND agent_key IN (SELECT agent_key FROM agents WHERE grp = ", *q.group);
+      sql += ")";
+    }
     if (q.since_ns) where(" AND time_ns >= ", *q.since_ns);
     if (q.until_ns) where(" AND time_ns < ", *q.until_ns);
     if (q.action) where(" AND action = ", *q.action);
@@ -587,7 +591,7 @@ class PostgresStore final : public Store {
   }
 
   Result<std::vector<EventRow>> query_events(const EventQuery& q) override {
-    // The SQL text varies only with which filters are set (at most 2^10 shapes, each
+    // The SQL text varies only with which filters are set (at most 2^11 shapes, each
     // prepared once); every value is a parameter.
     Params p;
     std::string sql =

@@ -454,6 +454,7 @@ class SqliteStore final : public Store {
   static std::string filters_sql(const EventQuery& q) {
     std::string sql;
     if (q.agent_key) sql += " AND agent_key = ?";
+    if (q.group) sql += " AND agent_key IN (SELECT agent_key FROM agents WHERE grp = ?)";
     if (q.since_ns) sql += " AND time_ns >= ?";
     if (q.until_ns) sql += " AND time_ns < ?";
     if (q.action) sql += " AND action = ?";
@@ -466,6 +467,7 @@ class SqliteStore final : public Store {
   }
   static void bind_filters(Stmt& s, int& i, const EventQuery& q) {
     if (q.agent_key) s.bind_text(i++, *q.agent_key);
+    if (q.group) s.bind_text(i++, *q.group);
     if (q.since_ns) s.bind(i++, *q.since_ns);
     if (q.until_ns) s.bind(i++, *q.until_ns);
     if (q.action) s.bind_text(i++, *q.action);
@@ -531,10 +533,10 @@ class SqliteStore final : public Store {
                                                 int64_t max_rows) override {
     // The most selective filter's index: the planner, left alone, may walk a whole day
     // of one action for one agent's handful.
-    const char* index = q.agent_key     ? " INDEXED BY events_agent_seq"
-                        : q.source_ip   ? " INDEXED BY events_source_ip"
-                        : q.path_prefix ? " INDEXED BY events_path"
-                                        : "";
+    const char* index = q.agent_key || q.group ? " INDEXED BY events_agent_seq"
+                        : q.source_ip          ? " INDEXED BY events_source_ip"
+                        : q.path_prefix        ? " INDEXED BY events_path"
+                                               : "";
     Stmt s = MAMORI_TRY(db_.prepare(
         std::string("SELECT (time_ns - ?) / ?, COUNT(*), MAX(severity) FROM (SELECT time_ns, "
                     "severity FROM events") +

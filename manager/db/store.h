@@ -181,6 +181,7 @@ struct SequenceInfo {
 // row id (arrival order), oldest first, at most `limit` rows after `after_row`.
 struct EventQuery {
   std::optional<std::string> agent_key{};
+  std::optional<std::string> group{};        // of an agent enrolled in this group
   std::optional<int64_t> since_ns{};         // @timestamp >= since_ns
   std::optional<int64_t> until_ns{};         // @timestamp < until_ns
   std::optional<std::string> action{};       // event.action, exact

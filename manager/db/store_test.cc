@@ -688,6 +688,19 @@ TEST_P(StoreTest, QueryFilters) {
   EXPECT_EQ(n({.agent_key = "b", .path_prefix = "/var/www/", .min_severity = 3}), 1u);
   EXPECT_EQ(n({.agent_key = "a", .min_sequence = 2}), 5u);
   EXPECT_EQ(n({.agent_key = "a", .min_sequence = 7}), 0u);
+  // A group: the events of the agents enrolled in it.
+  ASSERT_TRUE(s->create_agent(agent("a")));
+  NewAgent b = agent("b");
+  b.group = "db";
+  ASSERT_TRUE(s->create_agent(b));
+  EXPECT_EQ(n({.group = "web"}), 6u);
+  EXPECT_EQ(n({.group = "db"}), 1u);
+  EXPECT_EQ(n({.group = "mail"}), 0u);
+  EXPECT_EQ(n({.group = "web", .action = "ip-banned"}), 1u);
+  auto by_group =
+      s->event_histogram({.group = "web", .since_ns = 0, .until_ns = 1800000000LL * kSec}, 1);
+  ASSERT_TRUE(by_group) << by_group.error().message();
+  EXPECT_EQ(by_group->counts, (std::vector<int64_t>{6}));
   // event(2)'s @timestamp is 22:13:12.5 on 2023-11-14.
   const int64_t t2 = 1700000000LL * kSec - 8 * kSec + 500'000'000;
   auto at = s->query_events({.agent_key = "a", .since_ns = t2, .until_ns = t2 + 1});

@@ -196,6 +196,7 @@ EventQuery event_query(const QueryParams& params) {
   q.since_ns = int_param(params, "since");
   q.until_ns = int_param(params, "until");
   q.agent_key = str("agent");
+  q.group = str("group");
   q.action = str("action");
   q.path_prefix = str("path_prefix");
   q.source_ip = str("source_ip");

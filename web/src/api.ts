@@ -137,6 +137,7 @@ export async function listAgents(): Promise<Agent[]> {
 /** The filters of GET /api/v1/events and of the live stream (docs/manager.md). */
 export interface EventFilter {
   agent?: string;
+  group?: string;
   action?: string;
   path_prefix?: string;
   source_ip?: string;

@@ -213,6 +213,14 @@ try {
     await waitText("#events-chart-caption", "event(s) in this view");
   });
 
+  await expect("a group's events", async () => {
+    await page.selectOption("#events-group", "default");
+    await page.waitForURL(/group=default/, { timeout: WAIT_MS });
+    await page.locator("tr[data-action]").first().waitFor({ timeout: WAIT_MS });
+    await page.selectOption("#events-group", "");
+    await page.waitForURL((u) => !u.search.includes("group="), { timeout: WAIT_MS });
+  });
+
   await expect("a filter is a permalink", async () => {
     await page.selectOption("#events-agent", { label: "web1" });
     await page.waitForURL(/agent=/, { timeout: WAIT_MS });

@@ -27,6 +27,7 @@ const SEVERITIES = [1, 3, 5, 7] as const;
 /** The filters as the page's URL carries them, so that every view has a permalink. */
 interface ViewState {
   agent: string;
+  group: string;
   action: string;
   path: string;
   address: string;
@@ -39,6 +40,7 @@ function readState(search: string): ViewState {
   const range = query.get("range") ?? "24h";
   return {
     agent: query.get("agent") ?? "",
+    group: query.get("group") ?? "",
     action: query.get("action") ?? "",
     path: query.get("path") ?? "",
     address: query.get("address") ?? "",
@@ -58,6 +60,7 @@ function toFilter(state: ViewState, nowMs: number): EventFilter {
   const seconds = RANGES[state.range];
   return {
     agent: state.agent || undefined,
+    group: state.group || undefined,
     action: state.action.trim() || undefined,
     path_prefix: state.path.trim() || undefined,
     source_ip: state.address.trim() || undefined,
@@ -94,6 +97,7 @@ export function createEventsPage(onFailure: (error: unknown) => void): EventsPag
     h("div", { class: "field" }, h("label", { for: id }, t(label)), control);
 
   const agentSelect = h("select", { id: "events-agent" }, h("option", { value: "" }, t("anyAgent")));
+  const groupSelect = h("select", { id: "events-group" }, h("option", { value: "" }, t("anyGroup")));
   const action = h("input", { id: "events-action", type: "search", value: state.action });
   const path = h("input", { id: "events-path", type: "search", value: state.path });
   const address = h("input", { id: "events-address", type: "search", value: state.address });
@@ -221,6 +225,7 @@ export function createEventsPage(onFailure: (error: unknown) => void): EventsPag
   function changed(): void {
     state = {
       agent: agentSelect.value,
+      group: groupSelect.value,
       action: action.value,
       path: path.value,
       address: address.value,
@@ -231,7 +236,7 @@ export function createEventsPage(onFailure: (error: unknown) => void): EventsPag
     load().catch(onFailure);
   }
 
-  for (const control of [agentSelect, severity, range]) control.addEventListener("change", changed);
+  for (const control of [agentSelect, groupSelect, severity, range]) control.addEventListener("change", changed);
   for (const control of [action, path, address]) control.addEventListener("change", changed);
   older.addEventListener("click", () => loadOlder().catch(onFailure));
 
@@ -244,6 +249,7 @@ export function createEventsPage(onFailure: (error: unknown) => void): EventsPag
       { class: "filters", role: "search", onsubmit: (event: Event) => event.preventDefault() },
       field("events-range", "range", range),
       field("events-agent", "agent", agentSelect),
+      field("events-group", "group", groupSelect),
       field("events-action", "action", action),
       field("events-path", "path", path),
       field("events-address", "address", address),
@@ -277,6 +283,9 @@ export function createEventsPage(onFailure: (error: unknown) => void): EventsPag
       for (const a of [...list].sort((x, y) => x.name.localeCompare(y.name)))
         agentSelect.append(h("option", { value: a.agent_key }, a.name));
       agentSelect.value = state.agent;
+      for (const g of [...new Set(list.map((a) => a.group).filter((g) => g))].sort())
+        groupSelect.append(h("option", { value: g }, g));
+      groupSelect.value = state.group;
       return load();
     })
     .catch(onFailure);
