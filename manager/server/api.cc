@@ -380,6 +380,21 @@ ApiResponse Api::handle(const Request& req, const std::string& address, Reply la
     return {status::ok, json{{"users", arr}, {"count", arr.size()}}, {}};
   }
   if (p == "/api/v1/users/{name}") {
+    // The last admin stays: without one, no one could manage users from the console or
+    // the API again (root on the manager's host still can: mamori manager user add).
+    auto users = st.list_users();
+    if (!users) return internal(users.error());
+    size_t admins = 0;
+    bool last = false;
+    for (const auto& u : *users) {
+      if (u.role != Role::kAdmin) continue;
+      ++admins;
+      last = last || u.name == param;
+    }
+    if (last && admins == 1) {
+      audit(caller->actor, address, "user-del", param, "last-admin");
+      return error(status::conflict, "last-admin", "the last admin cannot be deleted");
+    }
     auto had = st.delete_user(param);
     if (!had) return internal(had.error());
     audit(caller->actor, address, "user-del", param, *had ? "ok" : "no-such-user");

@@ -103,6 +103,9 @@ st, j = req("GET", "/api/v1/users", cookie=cookie)
 if any(u["name"] == "eve" for u in j["users"]): die("a request without CSRF made a user")
 expect(req("POST", "/api/v1/users", {"name": "eve", "password": "eve password 12", "role": "viewer"}, cookie=cookie, csrf=csrf)[0], 201, "user with CSRF")
 expect(req("DELETE", "/api/v1/users/eve", cookie=cookie, csrf=csrf)[0], 200, "delete eve")
+st, j = req("DELETE", "/api/v1/users/root-admin", cookie=cookie, csrf=csrf)
+expect(st, 409, "deleting the last admin")
+if j["error"]["code"] != "last-admin": die("the last admin's refusal: %r" % j)
 
 # an enrollment token from the API, an agent, 250 events
 st, j = req("POST", "/api/v1/tokens", {"group": "web", "uses": 1}, cookie=cookie, csrf=csrf)
