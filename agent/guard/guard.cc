@@ -1281,6 +1281,13 @@ void Guard::tick() {
     storm_changes_ = 0;
     // A storm's changes raced the restores of one another (a directory swapped away in
     // the middle of its restore): one verify of everything finds what the race left.
+    storm_verify_due_ = true;
+  }
+  const int64_t now = env_.clock().now_ns();
+  if (storm_verify_due_ && !storm_active_ &&
+      (!storm_verified_ns_ || now - *storm_verified_ns_ >= kStormVerifyEveryNs)) {
+    storm_verify_due_ = false;
+    storm_verified_ns_ = now;
     for (size_t root = 0; root < roots_.size(); ++root)
       if (auto st = verify(root, Trigger::kStormOver); !st) ++counters_.failures;
   }

@@ -16,7 +16,10 @@
 // Storms: more than `storm_changes_per_second` changes in a second starts a storm: one
 // tamper-storm event, then one summary per second naming every path, instead of an
 // event per change; a path restored more than `path_restores_per_second` times in a
-// second is summarised the same way. Nothing is skipped, only reported in bulk.
+// second is summarised the same way. Nothing is skipped, only reported in bulk. Once a
+// storm ends every root is verified (what the storm's races left), at most once per
+// kStormVerifyEveryNs: an attacker who makes storm after storm cannot make verify after
+// verify; a storm over sooner waits for that verify.
 // New files allow_new lets stay are low-severity: past `allowed_events_per_second`
 // file-allowed events per root in one second (or in one verify), the rest are counted
 // in one file-allowed-summary naming the first kMaxAllowedSummaryPaths, so an attacker's
@@ -261,6 +264,9 @@ class Guard {
   std::map<size_t, AllowedWindow> allowed_;
   static constexpr size_t kPublishEvery = 1024;
   uint64_t storm_changes_ = 0;  // every change of the storm, its first second's included
+  static constexpr int64_t kStormVerifyEveryNs = 10'000'000'000;
+  bool storm_verify_due_ = false;
+  std::optional<int64_t> storm_verified_ns_;  // when the last storm-over verify ran
   // Alert mode: by root and path, the signature of what was last reported. Bounded: when
   // full it is cleared, which can only repeat a report, never lose one.
   static constexpr size_t kMaxAlerted = 1 << 16;

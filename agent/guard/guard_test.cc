@@ -586,6 +586,34 @@ TEST_F(GuardTest, WhatAStormLeftUnseenIsRestoredWhenItEnds) {
   EXPECT_TRUE(reported);
 }
 
+TEST_F(GuardTest, StormOverVerifiesAreAtMostOneEveryTenSeconds) {
+  config::AgentConfig cfg;
+  cfg.storm_changes_per_second = 2;
+  guard(config::Mode::kRestore, cfg);
+  // A storm, a change no event names, a quiet second: verified, restored.
+  auto storm_then = [&](const std::string& unseen) {
+    std::vector<watch::Change> changes;
+    for (const auto& f : {"index.php", "wp/load.php", "wp/inc/a.php"}) {
+      site.write(f, "storm");
+      changes.push_back(at(f));
+    }
+    deliver(changes);
+    site.write(unseen, "unseen");
+    g->tick();
+    g->tick();
+  };
+  storm_then("wp/inc/b.php");
+  EXPECT_EQ(site.read("wp/inc/b.php"), "<?php // b\n");
+  // Another storm at once: its verify waits for the ten seconds to pass.
+  storm_then("wp/inc/b.php");
+  EXPECT_EQ(site.read("wp/inc/b.php"), "unseen");
+  env.sim().advance(std::chrono::seconds(11));
+  g->tick();
+  EXPECT_EQ(site.read("wp/inc/b.php"), "<?php // b\n");
+  ASSERT_TRUE(g->flush());
+  EXPECT_EQ(events("tamper-storm-ended").size(), 2u);
+}
+
 TEST_F(GuardTest, ARetriedDirectoryHasItsContentRestoredToo) {
   guard(config::Mode::kRestore);
   struct stat inc {};
