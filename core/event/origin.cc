@@ -182,6 +182,7 @@ const std::vector<ActionInfo>& known_actions() {
       {action::kFleetBanRefused, "mamori.manager"},
       {action::kAgentRetired, "mamori.manager"},
       {action::kBaselineChangedUnexpectedly, "mamori.manager"},
+      {action::kSinkTest, "mamori.manager"},
   };
   return kActions;
 }
