@@ -200,8 +200,9 @@ export function createSettingsPage(onFailure: (error: unknown) => void): Setting
 
   // ---- the manager's own sinks ---------------------------------------------------------
   const sinkBody = h("tbody");
-  // Deliveries take a moment (a webhook's round trip, an SMTP dialogue): looked at again.
-  const SINK_RECHECK_MS = [1000, 3000, 6000];
+  // Deliveries take a moment (a webhook's round trip, an SMTP dialogue, a retry after a
+  // failure): looked at again, for up to half a minute.
+  const SINK_RECHECK_MS = [1000, 3000, 6000, 15000, 30000];
   const testButton =
     operator &&
     h(
