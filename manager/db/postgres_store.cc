@@ -620,13 +620,8 @@ class PostgresStore final : public Store {
     });
   }
 
-  Result<std::vector<MinuteCount>> count_minutes(const EventQuery& q) override {
-    Params p;
-    std::string sql =
-        "SELECT minute, SUM(n), MAX(severity) FROM event_minutes WHERE minute >= $1 AND "
-        "minute < $2";
-    p.add(q.since_ns.value_or(0) / kMinuteNs).add(minute_after(q.until_ns.value_or(0)));
-    int n = 2;
+  // The filters the rollup can apply (action, severity), as add_filters adds them.
+  static void add_minute_filters(const EventQuery& q, std::string& sql, Params& p, int& n) {
     if (q.action) {
       sql += " AND action = $" + std::to_string(++n);
       p.add(*q.action);
@@ -635,6 +630,16 @@ class PostgresStore final : public Store {
       sql += " AND severity >= $" + std::to_string(++n);
       p.add(*q.min_severity);
     }
+  }
+
+  Result<std::vector<MinuteCount>> count_minutes(const EventQuery& q) override {
+    Params p;
+    std::string sql =
+        "SELECT minute, SUM(n), MAX(severity) FROM event_minutes WHERE minute >= $1 AND "
+        "minute < $2";
+    p.add(q.since_ns.value_or(0) / kMinuteNs).add(minute_after(q.until_ns.value_or(0)));
+    int n = 2;
+    add_minute_filters(q, sql, p, n);
     sql += " GROUP BY minute";
     return call(Retry::kIdempotent, [&]() -> Result<std::vector<MinuteCount>> {
       Rows r = MAMORI_TRY(conn_.query(sql, p));
@@ -649,14 +654,7 @@ class PostgresStore final : public Store {
     Params p;
     std::string sql = "SELECT MIN(minute) FROM event_minutes WHERE n > 0";
     int n = 0;
-    if (q.action) {
-      sql += " AND action = $" + std::to_string(++n);
-      p.add(*q.action);
-    }
-    if (q.min_severity) {
-      sql += " AND severity >= $" + std::to_string(++n);
-      p.add(*q.min_severity);
-    }
+    add_minute_filters(q, sql, p, n);
     return call(Retry::kIdempotent, [&]() -> Result<std::optional<int64_t>> {
       Rows r = MAMORI_TRY(conn_.query(sql, p));
       return r.size() ? r.opt_int64(0, 0) : std::nullopt;

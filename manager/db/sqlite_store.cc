@@ -501,30 +501,34 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  // The filters the rollup can apply (action, severity), as filters_sql has them.
+  static std::string minute_filters_sql(const EventQuery& q) {
+    return std::string(q.action ? " AND action = ?" : "") +
+           (q.min_severity ? " AND severity >= ?" : "");
+  }
+  static void bind_minute_filters(Stmt& s, int& i, const EventQuery& q) {
+    if (q.action) s.bind_text(i++, *q.action);
+    if (q.min_severity) s.bind(i++, *q.min_severity);
+  }
+
   Result<std::vector<MinuteCount>> count_minutes(const EventQuery& q) override {
-    std::string sql =
-        "SELECT minute, SUM(n), MAX(severity) FROM event_minutes WHERE minute >= ? AND minute < ?";
-    if (q.action) sql += " AND action = ?";
-    if (q.min_severity) sql += " AND severity >= ?";
-    Stmt s = MAMORI_TRY(db_.prepare(sql + " GROUP BY minute"));
+    Stmt s = MAMORI_TRY(db_.prepare(
+        "SELECT minute, SUM(n), MAX(severity) FROM event_minutes WHERE minute >= ? AND minute < ?" +
+        minute_filters_sql(q) + " GROUP BY minute"));
     int i = 1;
     s.bind(i++, q.since_ns.value_or(0) / kMinuteNs);
     s.bind(i++, minute_after(q.until_ns.value_or(0)));
-    if (q.action) s.bind_text(i++, *q.action);
-    if (q.min_severity) s.bind(i++, *q.min_severity);
+    bind_minute_filters(s, i, q);
     std::vector<MinuteCount> out;
     while (MAMORI_TRY(s.step())) out.push_back({s.int64(0), s.int64(1), s.int64(2)});
     return out;
   }
 
   Result<std::optional<int64_t>> oldest_minute(const EventQuery& q) override {
-    std::string sql = "SELECT MIN(minute) FROM event_minutes WHERE n > 0";
-    if (q.action) sql += " AND action = ?";
-    if (q.min_severity) sql += " AND severity >= ?";
-    Stmt s = MAMORI_TRY(db_.prepare(sql));
+    Stmt s = MAMORI_TRY(
+        db_.prepare("SELECT MIN(minute) FROM event_minutes WHERE n > 0" + minute_filters_sql(q)));
     int i = 1;
-    if (q.action) s.bind_text(i++, *q.action);
-    if (q.min_severity) s.bind(i++, *q.min_severity);
+    bind_minute_filters(s, i, q);
     if (!MAMORI_TRY(s.step()) || s.is_null(0)) return std::optional<int64_t>{};
     return std::optional<int64_t>(s.int64(0));
   }

@@ -2,7 +2,7 @@
 // severity in it. Drawn as SVG from the manager's counts; no charting library.
 import type { Histogram } from "./api";
 import { h } from "./dom";
-import { formatDate, t } from "./i18n";
+import { formatDate, severityKey, t } from "./i18n";
 
 const SVG = "http://www.w3.org/2000/svg";
 const BAR_WIDTH = 10;
@@ -12,13 +12,6 @@ function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string,
   const element = document.createElementNS(SVG, tag);
   for (const [name, value] of Object.entries(attrs)) element.setAttribute(name, String(value));
   return element;
-}
-
-function severityClass(severity: number): string {
-  if (severity >= 7) return "sev-7";
-  if (severity >= 5) return "sev-5";
-  if (severity >= 3) return "sev-3";
-  return "sev-1";
 }
 
 export interface EventChart {
@@ -55,7 +48,7 @@ export function createEventChart(): EventChart {
           y: HEIGHT - height,
           width: BAR_WIDTH - 2,
           height,
-          class: severityClass(histogram.max_severity[i]),
+          class: `sev-${severityKey(histogram.max_severity[i]).slice("severity.".length)}`,
           "data-count": count,
         });
         const title = svg("title", {});

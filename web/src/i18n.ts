@@ -445,6 +445,15 @@ export function formatDate(date: Date): string {
   }).format(date);
 }
 
+/** The name of the band an event.severity falls in (1 info, 3 notice, 5 warning, 7
+ * critical: docs/formats/events.md). */
+export function severityKey(severity: number): "severity.7" | "severity.5" | "severity.3" | "severity.1" {
+  if (severity >= 7) return "severity.7";
+  if (severity >= 5) return "severity.5";
+  if (severity >= 3) return "severity.3";
+  return "severity.1";
+}
+
 /** Formats an event's @timestamp (RFC 3339); "" when the agent sent none. */
 export function formatStamp(stamp: string | undefined): string {
   const ms = stamp ? Date.parse(stamp) : NaN;

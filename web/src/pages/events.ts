@@ -9,7 +9,7 @@ import {
 } from "../api";
 import { createEventChart } from "../chart";
 import { h } from "../dom";
-import { formatStamp, t, type MessageKey } from "../i18n";
+import { formatStamp, severityKey, t, type MessageKey } from "../i18n";
 import { link } from "../router";
 
 // What the page keeps in the DOM: a live stream on a busy fleet must not grow it forever.
@@ -67,13 +67,6 @@ function toFilter(state: ViewState, nowMs: number): EventFilter {
     min_severity: state.severity ? Number(state.severity) : undefined,
     since: seconds ? (nowMs - seconds * 1000) * 1e6 : undefined,
   };
-}
-
-function severityKey(severity: number): MessageKey {
-  if (severity >= 7) return "severity.7";
-  if (severity >= 5) return "severity.5";
-  if (severity >= 3) return "severity.3";
-  return "severity.1";
 }
 
 export interface EventsPage {
