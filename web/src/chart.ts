@@ -2,7 +2,7 @@
 // severity in it. Drawn as SVG from the manager's counts; no charting library.
 import type { Histogram } from "./api";
 import { h } from "./dom";
-import { formatDate, severityKey, t } from "./i18n";
+import { formatDate, severityBand, t } from "./i18n";
 
 const SVG = "http://www.w3.org/2000/svg";
 const BAR_WIDTH = 10;
@@ -48,7 +48,7 @@ export function createEventChart(): EventChart {
           y: HEIGHT - height,
           width: BAR_WIDTH - 2,
           height,
-          class: `sev-${severityKey(histogram.max_severity[i]).slice("severity.".length)}`,
+          class: `sev-${severityBand(histogram.max_severity[i])}`,
           "data-count": count,
         });
         const title = svg("title", {});

@@ -445,13 +445,18 @@ export function formatDate(date: Date): string {
   }).format(date);
 }
 
-/** The name of the band an event.severity falls in (1 info, 3 notice, 5 warning, 7
- * critical: docs/formats/events.md). */
-export function severityKey(severity: number): "severity.7" | "severity.5" | "severity.3" | "severity.1" {
-  if (severity >= 7) return "severity.7";
-  if (severity >= 5) return "severity.5";
-  if (severity >= 3) return "severity.3";
-  return "severity.1";
+/** The band an event.severity falls in (1 info, 3 notice, 5 warning, 7 critical:
+ * docs/formats/events.md). */
+export function severityBand(severity: number): 7 | 5 | 3 | 1 {
+  if (severity >= 7) return 7;
+  if (severity >= 5) return 5;
+  if (severity >= 3) return 3;
+  return 1;
+}
+
+/** The band's name. */
+export function severityKey(severity: number): `severity.${7 | 5 | 3 | 1}` {
+  return `severity.${severityBand(severity)}`;
 }
 
 /** Formats an event's @timestamp (RFC 3339); "" when the agent sent none. */

@@ -9,7 +9,7 @@ import {
 } from "../api";
 import { createEventChart } from "../chart";
 import { h } from "../dom";
-import { formatStamp, severityKey, t, type MessageKey } from "../i18n";
+import { formatStamp, severityBand, severityKey, t, type MessageKey } from "../i18n";
 import { link } from "../router";
 
 // What the page keeps in the DOM: a live stream on a busy fleet must not grow it forever.
@@ -123,7 +123,7 @@ export function createEventsPage(onFailure: (error: unknown) => void): EventsPag
       h("td", {}, formatStamp(e["@timestamp"])),
       h("td", {}, agent ? agent.name : stored.agent_key),
       h("td", {}, link(`/incident/${stored.agent_key}/${stored.row}`, e.event?.action ?? "", { title: t("open") })),
-      h("td", {}, h("span", { class: `severity severity-${severityKey(sev).slice(9)}` }, t(severityKey(sev)))),
+      h("td", {}, h("span", { class: `severity severity-${severityBand(sev)}` }, t(severityKey(sev)))),
       h("td", { class: "path" }, e.file?.path ?? ""),
       h("td", {}, e.source?.ip ?? ""),
       h("td", {}, e.message ?? ""),

@@ -144,7 +144,6 @@ export function createFleetPage(): FleetPage {
     selectShown.checked = shown.length > 0 && shown.every((a) => selected.has(a.agent_key));
     selectedCount.textContent = t("bulk.selected", { n: selected.size });
     run.disabled = selected.size === 0;
-    drawGroups();
   }
 
   function selectBox(agent: Agent): HTMLInputElement {
@@ -356,6 +355,7 @@ export function createFleetPage(): FleetPage {
     refresh: async () => {
       agents = await listAgents();
       draw();
+      drawGroups();
     },
   };
 }
