@@ -284,7 +284,8 @@ class Agent::Impl {
         },
         [this] { flush(); }, [](const std::string& line) { log(line); }, config_.agent.event_log,
         started_ns_, [this] { return link_ ? link_->status() : proto::ManagerLinkStatus{}; },
-        ban::options_from(config_), ban::list_path(config_), evidence_.get(), state_.get()});
+        ban::options_from(config_), ban::list_path(config_), evidence_.get(), state_.get(),
+        config_.state_dir});
     return ok();
   }
 

@@ -79,6 +79,8 @@ proto::Answer Handlers::handle(const proto::Request& request) {
         if constexpr (std::is_same_v<T, proto::UnbanRequest>) return unban(b);
         if constexpr (std::is_same_v<T, proto::EvidenceRequest>) return evidence(b);
         if constexpr (std::is_same_v<T, proto::SiteRequest>) return site(b);
+        if constexpr (std::is_same_v<T, proto::AcceptRequest>) return accept(b);
+        if constexpr (std::is_same_v<T, proto::RestoreRequest>) return restore(b);
       },
       request.body);
 }

@@ -60,6 +60,8 @@ struct Services {
   // site serves (the site command). Read here, on the thread that owns them.
   evidence::EvidenceStore* evidence = nullptr;
   baseline::State* state = nullptr;
+  // Where the baseline lives: accept opens it for writing (agent/control/verdicts.cc).
+  std::string state_dir;
 };
 
 class Handlers {
@@ -91,6 +93,10 @@ class Handlers {
   // Site digests of the baseline (core/baseline/site.h): the manager compares nodes.
   proto::Answer site(const proto::SiteRequest& r);
   proto::Answer unban(const proto::UnbanRequest& r);
+  // An operator's verdict on a path (agent/control/verdicts.cc): accept writes the baseline
+  // as `mamori accept` does, and reseals it; restore is the guard's, now.
+  proto::Answer accept(const proto::AcceptRequest& r);
+  proto::Answer restore(const proto::RestoreRequest& r);
   Status open_bans();
   // The indexes of the roots a request names; every root for "*".
   tl::expected<std::vector<size_t>, proto::ErrorAnswer> chosen(const proto::Roots& roots) const;

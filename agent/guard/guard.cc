@@ -175,6 +175,8 @@ std::string_view trigger_name(Trigger t) {
       return "retry";
     case Trigger::kStormOver:
       return "storm-over";
+    case Trigger::kCommand:
+      return "command";
   }
   return "?";
 }
@@ -193,7 +195,7 @@ size_t Guard::add_root(GuardedRoot root) {
   return roots_.size() - 1;
 }
 
-baseline::ScanContext Guard::scan_context(const GuardedRoot& r) {
+baseline::ScanContext Guard::scan_context(const GuardedRoot& r) const {
   return {r.fd.get(), r.exclude.empty() ? nullptr : &r.exclude, executor_, env_.clock(), nullptr};
 }
 
@@ -1301,6 +1303,20 @@ Status Guard::flush() {
 
 // What alert mode reported is forgotten on any change of mode: the next look reports
 // (or repairs) afresh.
+Status Guard::restore_now(size_t root, const std::string& rel) {
+  GuardedRoot& r = roots_[root];
+  if (r.paused)
+    return fail("restore", r.path, EBUSY,
+                "a deploy is running on this root: its end (resume) verifies it");
+  const config::Mode mode = std::exchange(r.mode, config::Mode::kPreserve);
+  reconcile(root, rel, {}, Trigger::kCommand);
+  std::unordered_set<std::string> seen;
+  look_inside(root, rel, {}, Trigger::kCommand, seen);
+  r.mode = mode;
+  alerted_.clear();  // alert mode reports the path again if it changes again
+  return flush();
+}
+
 void Guard::set_mode(size_t root, config::Mode mode) {
   roots_[root].mode = mode;
   alerted_.clear();

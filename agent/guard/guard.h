@@ -89,7 +89,16 @@ struct Place {
 };
 
 // Why a path is being looked at; carried into the events (mamori.trigger).
-enum class Trigger { kRealtime, kStartup, kScheduled, kOverflow, kResume, kRetry, kStormOver };
+enum class Trigger {
+  kRealtime,
+  kStartup,
+  kScheduled,
+  kOverflow,
+  kResume,
+  kRetry,
+  kStormOver,
+  kCommand  // an operator's restore (the restore control command)
+};
 std::string_view trigger_name(Trigger t);
 
 struct GuardedRoot {
@@ -172,6 +181,17 @@ class Guard {
   // Emits an event of the agent's own (start, stop, overflow, mode change...).
   void emit(event::Event e);
 
+  // An operator's restore of `rel` ("" the whole root) and everything beneath it: what
+  // preserve mode would do to it now, whatever the root's mode, so what it replaces is
+  // kept as evidence. Refused (EBUSY) while a deploy pauses the root.
+  Status restore_now(size_t root, const std::string& rel);
+  // The agent itself has just put a new baseline's content at `rel` (the accept command):
+  // the inode there is the baseline's, and the events of that write are its own.
+  void adopt(size_t root, const std::string& rel) { note_inode(root, rel); }
+  // How the guard walks a root (its excludes, its executor): what `mamori accept` records
+  // must be what the guard compares.
+  baseline::ScanContext scan_context(size_t root) const { return scan_context(roots_[root]); }
+
   // Evidence is taken once the tampered inode has been quiet for kQuietNs, since a writer
   // that still holds it open goes on writing into it after the restore (or after it was
   // unlinked into quarantine); at the latest kMaxHoldNs after the restore. The event that
@@ -226,7 +246,7 @@ class Guard {
   // Emits the file-allowed-summary of each root whose window summarised any, and starts
   // a new window.
   void summarise_allowed();
-  baseline::ScanContext scan_context(const GuardedRoot& r);
+  baseline::ScanContext scan_context(const GuardedRoot& r) const;
 
   Env& env_;
   baseline::State& state_;

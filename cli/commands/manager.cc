@@ -269,7 +269,8 @@ SYNOPSIS
     mamori manager apitoken list | revoke ID [--json]
     mamori manager command (--agent KEY | --group NAME | --all) [--wait]
                    [--timeout DURATION] verify | mode ROOT MODE | heal-clear |
-                   ban ADDRESS [--ttl D] | unban ADDRESS | evidence ID | site
+                   ban ADDRESS [--ttl D] | unban ADDRESS | evidence ID | site |
+                   accept ROOT PATH [EVIDENCE_ID] | restore ROOT PATH
     mamori manager drift (--group NAME | --all) [--timeout DURATION] [--json]
 
 DESCRIPTION

@@ -158,6 +158,7 @@ const std::vector<ActionInfo>& known_actions() {
       {action::kDeployStarted, "mamori.agent"},
       {action::kDeployEnded, "mamori.agent"},
       {action::kDeployAbandoned, "mamori.agent"},
+      {action::kBaselineAccepted, "mamori.agent"},
       {action::kStateFailed, "mamori.agent"},
       // The event log and its readers (core/outbox, agent/sinks).
       {action::kEventsDropped, "mamori.outbox"},

@@ -40,6 +40,9 @@ inline constexpr std::string_view kModeChanged = "mode-changed";
 inline constexpr std::string_view kDeployStarted = "deploy-started";
 inline constexpr std::string_view kDeployEnded = "deploy-ended";
 inline constexpr std::string_view kDeployAbandoned = "deploy-abandoned";
+// An operator accepted a path as legitimate (the accept control command): the baseline
+// changed, by hand, and was resealed.
+inline constexpr std::string_view kBaselineAccepted = "baseline-accepted";
 inline constexpr std::string_view kEventsDropped = "events-dropped";
 // The outbox removed records for its quota; a sink skipped records it can no longer read.
 inline constexpr std::string_view kOutboxDropped = "outbox-dropped";
@@ -101,6 +104,7 @@ inline constexpr std::array kAllActions = {kFileRestored,
                                            kDeployStarted,
                                            kDeployEnded,
                                            kDeployAbandoned,
+                                           kBaselineAccepted,
                                            kEventsDropped,
                                            kNodeUnhealthy,
                                            kNodeHealthy,

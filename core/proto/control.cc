@@ -10,7 +10,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::pair<Command, std::string_view>, 12> kCommands = {{
+constexpr std::array<std::pair<Command, std::string_view>, 14> kCommands = {{
     {Command::kPing, "ping"},
     {Command::kStatus, "status"},
     {Command::kMode, "mode"},
@@ -23,6 +23,8 @@ constexpr std::array<std::pair<Command, std::string_view>, 12> kCommands = {{
     {Command::kUnban, "unban"},
     {Command::kEvidence, "evidence"},
     {Command::kSite, "site"},
+    {Command::kAccept, "accept"},
+    {Command::kRestore, "restore"},
 }};
 
 constexpr std::array<config::Mode, 3> kModes = {config::Mode::kAlert, config::Mode::kRestore,
@@ -66,6 +68,21 @@ bool unhex(std::string_view hex, std::string& out) {
     out.push_back(static_cast<char>(hi * 16 + lo));
   }
   return true;
+}
+
+// A path below a root as the catalog names it: "" (the root itself) or components joined
+// by single slashes, none of them empty, "." or "..", and no NUL.
+bool relative_path(std::string_view p) {
+  if (p.empty()) return true;
+  if (p.find('\0') != std::string_view::npos) return false;
+  size_t start = 0;
+  while (true) {
+    const size_t end = std::min(p.find('/', start), p.size());
+    const std::string_view part = p.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    if (end == p.size()) return true;
+    start = end + 1;
+  }
 }
 
 // A list of byte strings: the UTF-8 ones under k, the others in hex under k + "_hex"
@@ -324,6 +341,8 @@ Command Request::command() const {
         if constexpr (std::is_same_v<T, UnbanRequest>) return Command::kUnban;
         if constexpr (std::is_same_v<T, EvidenceRequest>) return Command::kEvidence;
         if constexpr (std::is_same_v<T, SiteRequest>) return Command::kSite;
+        if constexpr (std::is_same_v<T, AcceptRequest>) return Command::kAccept;
+        if constexpr (std::is_same_v<T, RestoreRequest>) return Command::kRestore;
       },
       body);
 }
@@ -359,6 +378,13 @@ json to_json(const Request& r) {
           if (!b.root.empty()) put_bytes(j, "root", b.root);
           if (!b.dir.empty()) put_bytes(j, "dir", b.dir);
           if (!b.after.empty()) put_bytes(j, "after", b.after);
+        } else if constexpr (std::is_same_v<T, AcceptRequest>) {
+          put_bytes(j, "root", b.root);
+          put_bytes(j, "path", b.path);
+          if (b.evidence) j["evidence"] = b.evidence;
+        } else if constexpr (std::is_same_v<T, RestoreRequest>) {
+          put_bytes(j, "root", b.root);
+          put_bytes(j, "path", b.path);
         }
       },
       r.body);
@@ -462,9 +488,28 @@ Decoded<Request> decode_request(const json& j) {
       q.after = r.bytes("after", kMaxSitePathBytes);
       if (q.root.empty() && (!q.dir.empty() || !q.after.empty()))
         r.fail("root", "the root whose directory to list");
-      if (q.dir.starts_with('/') || q.dir.ends_with('/') || q.dir.find("//") != std::string::npos)
-        r.fail("dir", "a path relative to the root, without a leading or trailing /");
+      if (!relative_path(q.dir))
+        r.fail("dir", "a path relative to the root: no leading or trailing /, no . or ..");
       req.body = std::move(q);
+      break;
+    }
+    case Command::kAccept:
+    case Command::kRestore: {
+      std::string root = r.bytes("root", kMaxSitePathBytes);
+      std::string path = r.bytes("path", kMaxSitePathBytes);
+      if (root.empty()) r.fail("root", "the root the path is in");
+      if (!relative_path(path))
+        r.fail("path", "a path relative to the root: no leading or trailing /, no . or ..");
+      if (*command == Command::kRestore) {
+        req.body = RestoreRequest{std::move(root), std::move(path)};
+        break;
+      }
+      AcceptRequest a{std::move(root), std::move(path), 0};
+      if (r.has("evidence")) {
+        a.evidence = r.integer("evidence");
+        if (a.evidence <= 0) r.fail("evidence", "an evidence id (a positive integer)");
+      }
+      req.body = std::move(a);
       break;
     }
     case Command::kUnban: {
@@ -811,6 +856,11 @@ json to_json(const Answer& a, int v) {
             j["parts"] = std::move(parts);
             j["more"] = b.more;
             if (!b.self.empty()) j["self"] = b.self;
+          } else if constexpr (std::is_same_v<T, PathAnswer>) {
+            put_bytes(j, "root", b.root);
+            put_bytes(j, "path", b.path);
+            j["entries"] = b.entries;
+            if (!b.root_hash.empty()) j["root_hash"] = b.root_hash;
           } else if constexpr (std::is_same_v<T, EvidenceAnswer>) {
             j["item"] = b.item;
             j["after"] = to_json(b.after);
@@ -882,6 +932,19 @@ Decoded<EvidenceAnswer> decode_evidence_answer(const json& j) {
       a.before = read_nested<EvidenceContent>(r, "before", read_evidence_content);
     else
       a.before_missing = r.string("before_missing");
+    return a;
+  });
+}
+
+Decoded<PathAnswer> decode_path_answer(const json& j) {
+  return decode_answer<PathAnswer>(j, [](Reader& r) {
+    PathAnswer a;
+    a.root = r.bytes("root", kMaxSitePathBytes);
+    a.path = r.bytes("path", kMaxSitePathBytes);
+    a.entries = r.count("entries");
+    a.root_hash = r.opt_string("root_hash").value_or("");
+    if (!a.root_hash.empty() && !channel::is_fingerprint(a.root_hash))
+      r.fail("root_hash", "64 lower-case hex digits");
     return a;
   });
 }

@@ -68,7 +68,9 @@ enum class Command {
   kBan,
   kUnban,
   kEvidence,
-  kSite
+  kSite,
+  kAccept,
+  kRestore
 };
 std::string_view command_name(Command c);
 std::optional<Command> parse_command(std::string_view name);
@@ -149,9 +151,26 @@ struct SiteRequest {
   std::string after;
 };
 
-using RequestBody = std::variant<PingRequest, StatusRequest, ModeRequest, PauseRequest,
-                                 ResumeRequest, DeployPathsRequest, VerifyRequest, HealRequest,
-                                 BanRequest, UnbanRequest, EvidenceRequest, SiteRequest>;
+// An operator's verdict on one path of a root ("" the whole root), from the incident page.
+// accept: the path's current state becomes its baseline, as `mamori accept` does; with
+// `evidence`, the content of that evidence item (a tampered file the guard put back) is
+// first written at the path, so what the incident showed is what is accepted. restore:
+// the path is put back to its baseline now, whatever the root's mode, the content it
+// replaces kept as evidence.
+struct AcceptRequest {
+  std::string root;
+  std::string path;
+  int64_t evidence = 0;  // 0: none
+};
+struct RestoreRequest {
+  std::string root;
+  std::string path;
+};
+
+using RequestBody =
+    std::variant<PingRequest, StatusRequest, ModeRequest, PauseRequest, ResumeRequest,
+                 DeployPathsRequest, VerifyRequest, HealRequest, BanRequest, UnbanRequest,
+                 EvidenceRequest, SiteRequest, AcceptRequest, RestoreRequest>;
 
 struct Request {
   int v = kVersion;
@@ -321,8 +340,17 @@ struct SiteAnswer {
   std::string self;   // with a root: the digest of dir's own entry alone ("" without a root)
 };
 
+// accept and restore: the path acted on and how many baseline entries that covered; accept
+// adds the baseline's new root hash.
+struct PathAnswer {
+  std::string root;
+  std::string path;
+  uint64_t entries = 0;
+  std::string root_hash;  // accept only
+};
+
 using Answer = std::variant<ErrorAnswer, PingAnswer, StatusAnswer, DeployPathsAnswer, HealAnswer,
-                            BanAnswer, EvidenceAnswer, SiteAnswer>;
+                            BanAnswer, EvidenceAnswer, SiteAnswer, PathAnswer>;
 
 // The answer to a request of version `v`: {"v":v,"ok":true,...} or {"v":v,"ok":false,
 // "error":...}, the error a string for version 1 and an object for version 2.
@@ -337,6 +365,7 @@ Decoded<HealAnswer> decode_heal_answer(const nlohmann::json& j);
 Decoded<BanAnswer> decode_ban_answer(const nlohmann::json& j);
 Decoded<EvidenceAnswer> decode_evidence_answer(const nlohmann::json& j);
 Decoded<SiteAnswer> decode_site_answer(const nlohmann::json& j);
+Decoded<PathAnswer> decode_path_answer(const nlohmann::json& j);
 
 nlohmann::json to_json(const StatusDocument& s);
 nlohmann::json to_json(const HealStatus& h);

@@ -24,6 +24,9 @@ TEST(Proto, RequestsRoundTrip) {
       {kVersion, EvidenceRequest{42}},
       {kVersion, SiteRequest{}},
       {kVersion, SiteRequest{"/srv/www", "wp-content/\xff\xfe", "a\x80"}},
+      {kVersion, AcceptRequest{"/srv/www", "index.php", 7}},
+      {kVersion, AcceptRequest{"/srv/www", "", 0}},
+      {kVersion, RestoreRequest{"/srv/www", "wp/\xff.php"}},
   };
   for (const auto& r : requests) {
     const json j = to_json(r);
@@ -116,6 +119,38 @@ TEST(Proto, EvidenceAnswerRoundTripsAnyBytes) {
   }
 }
 
+// accept and restore act on a path below a root: nothing that could climb out of it, and
+// an evidence id only when it is one.
+TEST(Proto, AcceptAndRestoreNameAPathBelowTheRoot) {
+  for (const char* cmd : {"accept", "restore"}) {
+    for (const char* path :
+         {"/etc/passwd", "../x", "a/../../x", "a/..", "a//b", "a/", "./a", "a/./b"}) {
+      auto d = decode_request(json{{"v", 2}, {"cmd", cmd}, {"root", "/srv/www"}, {"path", path}});
+      ASSERT_FALSE(d) << cmd << " " << path;
+      EXPECT_EQ(d.error().code, ErrorCode::kBadArgument);
+      EXPECT_NE(d.error().message.find("path"), std::string::npos) << d.error().message;
+    }
+    auto no_root = decode_request(json{{"v", 2}, {"cmd", cmd}, {"path", "x"}});
+    ASSERT_FALSE(no_root);
+    EXPECT_NE(no_root.error().message.find("root"), std::string::npos);
+    auto ok =
+        decode_request(json{{"v", 2}, {"cmd", cmd}, {"root", "/srv/www"}, {"path", "a..b/.c"}});
+    EXPECT_TRUE(ok) << ok.error().message;
+  }
+  for (const json& id : {json(0), json(-3), json("7")}) {
+    auto d = decode_request(
+        json{{"v", 2}, {"cmd", "accept"}, {"root", "/srv/www"}, {"path", "x"}, {"evidence", id}});
+    ASSERT_FALSE(d) << id.dump();
+    EXPECT_NE(d.error().message.find("evidence"), std::string::npos);
+  }
+  const PathAnswer a{"/srv/www", "wp/\xff", 3, std::string(64, 'a')};
+  auto back = decode_path_answer(to_json(Answer{a}));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->path, a.path);
+  EXPECT_EQ(back->entries, 3u);
+  EXPECT_EQ(back->root_hash, a.root_hash);
+}
+
 // Names are bytes a deploy chose: one that is not UTF-8 travels as hex, exactly.
 TEST(Proto, SiteNamesRoundTripAnyBytes) {
   const std::string odd = "x\xff\n\"y";
@@ -173,7 +208,7 @@ TEST(Proto, UnknownCommandNamesItAndTheSupportedOnes) {
   const json a = to_json(Answer{r.error()}, 2);
   EXPECT_EQ(a["ok"], false);
   EXPECT_EQ(a["error"]["code"], "unknown-command");
-  EXPECT_EQ(a["error"]["supported"].size(), 12u);
+  EXPECT_EQ(a["error"]["supported"].size(), 14u);
   // Version 1 clients read the error as text.
   const json a1 = to_json(Answer{r.error()}, 1);
   EXPECT_TRUE(a1["error"].is_string());

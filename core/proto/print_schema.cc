@@ -45,6 +45,9 @@ void examples() {
     line("Request", proto::to_json(Request{v, proto::EvidenceRequest{3}}));
     line("Request", proto::to_json(Request{v, proto::SiteRequest{}}));
     line("Request", proto::to_json(Request{v, proto::SiteRequest{"/srv/www", "wp", "\xff"}}));
+    line("Request", proto::to_json(Request{v, proto::AcceptRequest{"/srv/www", "index.php", 3}}));
+    line("Request", proto::to_json(Request{v, proto::AcceptRequest{"/srv/www", "wp/\xff", 0}}));
+    line("Request", proto::to_json(Request{v, proto::RestoreRequest{"/srv/www", ""}}));
 
     proto::StatusDocument s;
     s.pid = 1;
@@ -93,6 +96,10 @@ void examples() {
                                                  true,
                                                  std::string(64, 'd')}},
                         v));
+    line("PathAnswer",
+         proto::to_json(Answer{proto::PathAnswer{"/srv/www", "index.php", 1, std::string(64, 'e')}},
+                        v));
+    line("PathAnswer", proto::to_json(Answer{proto::PathAnswer{"/srv/www", "wp/\xff", 12, ""}}, v));
     // Errors, from the decoder itself where it makes them.
     line("ErrorAnswer",
          proto::to_json(Answer{proto::decode_request(json{{"cmd", "reboot"}}).error()}, v));

@@ -169,10 +169,22 @@ json schema() {
               {},
               "what a root serves, to compare nodes: no root, each root's site digest; a root, the "
               "digests of the children of dir (relative, \"\" the root) named after `after`");
+  const json root_path = {
+      {"root", path_bytes}, {"root_hex", hex_bytes}, {"path", path_bytes}, {"path_hex", hex_bytes}};
+  json accept = root_path;
+  accept["evidence"] = {{"type", "integer"}, {"minimum", 1}};
+  defs["AcceptRequest"] =
+      request("accept", accept, {},
+              "take a path (relative to root, \"\" the root) into the baseline as it is now; with "
+              "evidence, that item's content is first written at the path");
+  defs["RestoreRequest"] = request(
+      "restore", root_path, {},
+      "put a path back to its baseline now, whatever the root's mode, keeping what it replaces");
   json any_request = json::array();
-  for (const char* r : {"PingRequest", "StatusRequest", "ModeRequest", "PauseRequest",
-                        "ResumeRequest", "DeployPathsRequest", "VerifyRequest", "HealRequest",
-                        "BanRequest", "UnbanRequest", "EvidenceRequest", "SiteRequest"})
+  for (const char* r :
+       {"PingRequest", "StatusRequest", "ModeRequest", "PauseRequest", "ResumeRequest",
+        "DeployPathsRequest", "VerifyRequest", "HealRequest", "BanRequest", "UnbanRequest",
+        "EvidenceRequest", "SiteRequest", "AcceptRequest", "RestoreRequest"})
     any_request.push_back(ref(r));
   defs["Request"] = {{"oneOf", any_request}};
 
@@ -313,6 +325,17 @@ json schema() {
          {"pattern", "^[0-9a-f]{64}$"},
          {"description", "with a root: the digest of dir's own entry alone"}}}},
       {"parts", "more"}, "to site: the roots', or a directory's children's, site digests");
+  defs["PathAnswer"] = answer(
+      {{"root", path_bytes},
+       {"root_hex", hex_bytes},
+       {"path", path_bytes},
+       {"path_hex", hex_bytes},
+       {"entries", {{"type", "integer"}, {"minimum", 0}}},
+       {"root_hash",
+        {{"type", "string"},
+         {"pattern", "^[0-9a-f]{64}$"},
+         {"description", "accept: the baseline's new root hash"}}}},
+      {"entries"}, "to accept and restore: the path acted on, the baseline entries it covered");
   defs["ErrorAnswer"] = {
       {"oneOf",
        json::array({object({{"v", {{"const", 1}}}, {"ok", {{"const", false}}}, {"error", str()}},
@@ -328,7 +351,7 @@ json schema() {
   defs["Answer"] = {
       {"anyOf", json::array({ref("ErrorAnswer"), ref("PingAnswer"), ref("StatusAnswer"),
                              ref("DeployPathsAnswer"), ref("HealAnswer"), ref("BanAnswer"),
-                             ref("EvidenceAnswer"), ref("SiteAnswer")})}};
+                             ref("EvidenceAnswer"), ref("SiteAnswer"), ref("PathAnswer")})}};
   // The agent-manager protocol (its own version, docs/formats/manager-channel.md).
   channel::add_schema_defs(defs);
 

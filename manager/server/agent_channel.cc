@@ -349,10 +349,10 @@ void AgentChannel::on(ch::Hello& h) {
   }
 }
 
-// Whether the agent reported a deploy or a mode change at or after `sequence`.
+// Whether the agent reported a deploy, a mode change or an accept at or after `sequence`.
 Result<bool> AgentChannel::catalog_change_reported_since(int64_t sequence) {
-  for (std::string_view action :
-       {proto::action::kDeployStarted, proto::action::kDeployEnded, proto::action::kModeChanged}) {
+  for (std::string_view action : {proto::action::kDeployStarted, proto::action::kDeployEnded,
+                                  proto::action::kModeChanged, proto::action::kBaselineAccepted}) {
     EventQuery q;
     q.agent_key = agent_.agent_key;
     q.action = std::string(action);

@@ -30,6 +30,13 @@ Checked<std::string> bannable(std::string_view text, std::span<const logparse::C
   return ip->to_string();
 }
 
+std::optional<int64_t> evidence_id(const std::string& w) {
+  int64_t id = 0;
+  auto [end, ec] = std::from_chars(w.data(), w.data() + w.size(), id);
+  if (ec != std::errc() || end != w.data() + w.size() || id <= 0) return std::nullopt;
+  return id;
+}
+
 }  // namespace
 
 std::vector<logparse::Cidr> never_ban_networks(const config::ManagerConfig& m) {
@@ -58,7 +65,8 @@ Checked<proto::Request> command_request(std::span<const std::string> words, int6
                                         std::span<const logparse::Cidr> never_ban) {
   if (words.empty())
     return tl::unexpected(
-        std::string("give a command: verify, mode, heal-clear, ban, unban or evidence"));
+        std::string("give a command: verify, mode, heal-clear, ban, unban, evidence, site, accept "
+                    "or restore"));
   const std::string& what = words[0];
   auto arity = [&](size_t n, const char* usage) -> std::optional<std::string> {
     if (words.size() != n + 1) return std::string(usage);
@@ -100,19 +108,34 @@ Checked<proto::Request> command_request(std::span<const std::string> words, int6
   }
   if (what == "evidence") {
     if (auto e = arity(1, "evidence ID (an evidence id of that agent)")) return tl::unexpected(*e);
-    int64_t id = 0;
-    const std::string& w = words[1];
-    auto [end, ec] = std::from_chars(w.data(), w.data() + w.size(), id);
-    if (ec != std::errc() || end != w.data() + w.size() || id <= 0)
-      return tl::unexpected(std::string("evidence ID: ID is a positive integer"));
-    return proto::Request{proto::kVersion, proto::EvidenceRequest{id}};
+    auto id = evidence_id(words[1]);
+    if (!id) return tl::unexpected(std::string("evidence ID: ID is a positive integer"));
+    return proto::Request{proto::kVersion, proto::EvidenceRequest{*id}};
+  }
+  if (what == "accept" || what == "restore") {
+    const bool accept = what == "accept";
+    if (words.size() != 3 && !(accept && words.size() == 4))
+      return tl::unexpected(
+          std::string(accept ? "accept ROOT PATH [EVIDENCE_ID]" : "restore ROOT PATH"));
+    // The agent checks the path as it checks any request's: encode, then decode here.
+    nlohmann::json j = {
+        {"v", proto::kVersion}, {"cmd", what}, {"root", words[1]}, {"path", words[2]}};
+    if (words.size() == 4) {
+      auto id = evidence_id(words[3]);
+      if (!id) return tl::unexpected(std::string("accept: EVIDENCE_ID is a positive integer"));
+      j["evidence"] = *id;
+    }
+    auto decoded = proto::decode_request(j);
+    if (!decoded) return tl::unexpected(decoded.error().message);
+    return *decoded;
   }
   if (what == "site") {
     if (auto e = arity(0, "site takes no arguments")) return tl::unexpected(*e);
     return proto::Request{proto::kVersion, proto::SiteRequest{}};
   }
   return tl::unexpected(quote(what) +
-                        " is not a command: verify, mode, heal-clear, ban, unban, evidence, site");
+                        " is not a command: verify, mode, heal-clear, ban, unban, evidence, site, "
+                        "accept, restore");
 }
 
 Checked<bool> check_targets(const CommandTargets& t) {
@@ -124,6 +147,9 @@ Checked<bool> check_targets(const CommandTargets& t) {
 Checked<bool> check_command_targets(const proto::Request& r, const CommandTargets& t) {
   if (std::holds_alternative<proto::EvidenceRequest>(r.body) && t.agent_key.empty())
     return tl::unexpected(std::string("evidence goes to one agent: its ids are its own"));
+  if (std::holds_alternative<proto::AcceptRequest>(r.body) && t.agent_key.empty())
+    return tl::unexpected(
+        std::string("accept goes to one agent: a verdict on one incident, not a fleet's"));
   return true;
 }
 

@@ -87,6 +87,26 @@ TEST(FleetOrders, EvidenceIsOneAgentsItem) {
   EXPECT_FALSE(command_request(words({"site", "/srv/www"}), 0, "", {}));
 }
 
+TEST(FleetOrders, AcceptGoesToOneAgentAndRestoreToAny) {
+  auto words = [](std::initializer_list<std::string> w) { return std::vector<std::string>(w); };
+  auto a = command_request(words({"accept", "/srv/www", "index.php", "17"}), 0, "", {});
+  ASSERT_TRUE(a) << a.error();
+  EXPECT_EQ(proto::to_json(*a)["cmd"], "accept");
+  EXPECT_EQ(proto::to_json(*a)["evidence"], 17);
+  EXPECT_TRUE(command_request(words({"accept", "/srv/www", "wp-content"}), 0, "", {}));
+  auto r = command_request(words({"restore", "/srv/www", "index.php"}), 0, "", {});
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(proto::to_json(*r)["path"], "index.php");
+  for (const auto& bad :
+       {words({"accept"}), words({"accept", "/srv/www"}), words({"accept", "/srv/www", "../x"}),
+        words({"accept", "/srv/www", "x", "0"}), words({"restore", "/srv/www", "x", "3"}),
+        words({"restore", "", "x"}), words({"restore", "/srv/www", "/etc/passwd"})})
+    EXPECT_FALSE(command_request(bad, 0, "", {})) << bad.size();
+  EXPECT_TRUE(check_command_targets(*a, {"key", "", false}));
+  EXPECT_FALSE(check_command_targets(*a, {"", "web", false}));
+  EXPECT_TRUE(check_command_targets(*r, {"", "web", false}));
+}
+
 TEST(FleetOrders, ExactlyOneTarget) {
   EXPECT_TRUE(check_targets({"key", "", false}));
   EXPECT_TRUE(check_targets({"", "web", false}));

@@ -21,20 +21,7 @@ MESSAGES=$SCRATCH/messages.jsonl
 # {"def": DEF, "message": answer} for the schema check at the end.
 ask() {
   local answer
-  answer=$(python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(30)
-s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode() + b"\n")
-out = b""
-while not out.endswith(b"\n"):
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    out += chunk
-sys.stdout.write(out.decode())
-' "$SOCKET" "$2")
+  answer=$(control_request "$2")
   python3 -c 'import json,sys; print(json.dumps({"def": sys.argv[1], "message": json.loads(sys.argv[2])}))' \
     "$1" "$answer" >>"$MESSAGES"
   printf '%s\n' "$answer"

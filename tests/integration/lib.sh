@@ -299,6 +299,25 @@ $(eval "$WAIT_EXPLAIN" 2>&1 | head -n 40)}"
   done
 }
 
+# control_request REQUEST: sends REQUEST (one line of JSON) on the agent's control
+# socket ($SOCKET) and prints the answer line (docs/formats/control.md).
+control_request() {
+  python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(30)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\n")
+out = b""
+while not out.endswith(b"\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    out += chunk
+sys.stdout.write(out.decode())
+' "$SOCKET" "$1"
+}
+
 # events [PYTHON FILTER]: the events written so far, one JSON object per line, filtered
 # by a Python expression over `e` (e.g. 'e["event"]["action"] == "file-restored"').
 events() {
