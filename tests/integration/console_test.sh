@@ -12,19 +12,34 @@
 #     Japanese; opens the events page from the menu, filters it by agent (a permalink:
 #     the filter survives a reload), sees web1's tampering appear live (no reload), opens
 #     its incident: the story, the injected line in the baseline/tampered diff, the
-#     tampered copy downloaded;
+#     tampered copy downloaded; accepts it as legitimate (a dismissed confirmation asks
+#     nothing): web1 holds the tampered copy, its `mamori check` is clean, and the
+#     incident's story tells the accept;
 #     bans two addresses and lifts one (each confirmed; a dismissed confirmation changes
-#     nothing), exports them as a list and as an nftables file that `nft -c` accepts;
+#     nothing), each seen arriving in and leaving web1's nftables sets, exports them as a
+#     list and as an nftables file that `nft -c` accepts;
 #     creates an enrollment token (shown once) and revokes it, sends a test alert that
 #     reaches the manager's webhook sink (a real HTTP receiver), adds a user and deletes
 #     it, reads the audit log newest first; signs out; a viewer sees no ban button, no
-#     token or user form and no audit log, and the API refuses its POST and GET (403); no
+#     accept or restore button on the incident, no token or user form and no audit log,
+#     and the API refuses its POSTs and GET (403); no
 #     CSP violation or page error on the way, and axe-core finds no serious or critical
 #     WCAG 2.1 A/AA violation on any page; at 390 px wide no page scrolls sideways.
 #   - every answer the console reads (and a drift walk, a test alert, a command, an error)
 #     validates against docs/formats/api.schema.json, from which the console's TypeScript
 #     types are generated (api_schema_check.py).
 # MAMORI_CONSOLE_SHOTS=DIR keeps the browser's screenshots there (docs/console/).
+# Everything runs in a network namespace of the test's own: web1 bans through nftables
+# there, never in the host's ruleset.
+if [[ -z ${MAMORI_CONSOLE_NS:-} ]]; then
+  ns=mamori-console-$$
+  ip netns add "$ns" || exit 1
+  ip -n "$ns" link set lo up
+  rc=0
+  MAMORI_CONSOLE_NS=$ns ip netns exec "$ns" bash "$0" "$@" || rc=$?
+  ip netns del "$ns"
+  exit "$rc"
+fi
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/web_lib.sh"
 source "$(dirname "$0")/fleet_lib.sh"
@@ -61,6 +76,9 @@ for i in 1 2 3; do
   mkdir -p "$SCRATCH/a$i/www"
   echo "site $i" >"$SCRATCH/a$i/www/index.html"
   fleet_agent "$i" "https://127.0.0.1:$PORT" "$SCRATCH/token"
+  if ((i == 1)); then
+    printf '\n[ban]\nbackend = "nftables"\nnft_table = "mamori_console"\n' >>"${ACONF[1]}"
+  fi
   start_fleet_agent "$i"
 done
 all_online() { [[ $(fleet_online_count) == 3 ]]; }
@@ -118,13 +136,14 @@ SHOTS=${MAMORI_CONSOLE_SHOTS:-}
 [[ -z $SHOTS ]] || mkdir -p "$SHOTS"
 mkdir -p "$SCRATCH/downloads"
 MAMORI_CONSOLE_DOWNLOADS=$SCRATCH/downloads MAMORI_CONSOLE_VIEWER='victor:viewer password 1' \
-  expect_exit 0 timeout -k 5 300 node "$REPO/web/tests/console.mjs" "https://127.0.0.1:$PORT" \
+  MAMORI_CONSOLE_NFT_TABLE=mamori_console expect_exit 0 timeout -k 5 300 node "$REPO/web/tests/console.mjs" "https://127.0.0.1:$PORT" \
   alice 'console password 1' "$SCRATCH/a1/www" "$SHOTS"
 grep '^console: ' <<<"$OUT" || true  # what it measured
-assert_eq "site 1" "$(cat "$SCRATCH/a1/www/index.html")" "web1's page, restored"
 
-step "the tampered copy the incident page downloaded, and web1's mode"
+step "the tampered copy the incident page downloaded and accepted, and web1's mode"
 assert_eq $'site 1\n<iframe src=//evil.example></iframe>' "$(cat "$SCRATCH/downloads/evidence.bin")" "the evidence"
+assert_same_file "$SCRATCH/downloads/evidence.bin" "$SCRATCH/a1/www/index.html" "web1 holds the accepted copy"
+expect_exit 0 "$MAMORI" --config "${ACONF[1]}" check
 expect_exit 0 "$MAMORI" --config "${ACONF[1]}" status --json
 assert_eq preserve "$(json 'j["agent"]["roots"][0]["mode"]')" "web1's mode, set by the bulk action"
 

@@ -7,6 +7,7 @@
 // is open, and the event must appear without a reload.
 // Exits 1 with the step that failed. Any Content-Security-Policy violation or page error
 // fails it too: the console must run under the manager's policy as it is.
+import { execFileSync } from "node:child_process";
 import { appendFileSync, readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
@@ -14,6 +15,12 @@ const [url, user, password, web1Root, shots] = process.argv.slice(2);
 // Where the bans' exports are saved (the shell test checks them), and a viewer's login.
 const downloads = process.env.MAMORI_CONSOLE_DOWNLOADS;
 const [viewer, viewerPassword] = (process.env.MAMORI_CONSOLE_VIEWER ?? ":").split(":");
+// The nftables table web1 bans in: the test runs in a network namespace of its own, so
+// `nft` here lists web1's ruleset.
+const nftTable = process.env.MAMORI_CONSOLE_NFT_TABLE;
+if (!nftTable) throw new Error("MAMORI_CONSOLE_NFT_TABLE is not set (run it from console_test.sh)");
+const nftRuleset = () => execFileSync("nft", ["list", "table", "inet", nftTable], { encoding: "utf8" });
+let incidentUrl = "";
 const failures = [];
 // Load times, reported at the end (docs/performance.md).
 let coldLoad = 0;
@@ -289,6 +296,26 @@ try {
     ]);
     await download.saveAs(`${downloads}/evidence.bin`);
   });
+
+  await expect("accept as legitimate: refused at the confirmation nothing happens; confirmed, the agent takes it", async () => {
+    incidentUrl = page.url();
+    page.once("dialog", (d) => d.dismiss());
+    await page.click("#accept");
+    if ((await page.locator("#verdict-outcome").innerText()) !== "") throw new Error("asked without a confirmation");
+    page.once("dialog", (d) => d.accept());
+    await page.click("#accept");
+    await waitText("#verdict-outcome", "Accepted");
+    if (!/new root hash [0-9a-f]{12}/.test(await text("#verdict-outcome"))) throw new Error(await text("#verdict-outcome"));
+    // The agent's baseline-accepted names the incident: the story tells it once stored.
+    for (const end = Date.now() + WAIT_MS; ; await page.waitForTimeout(300)) {
+      await page.reload();
+      await page.locator("ol.timeline li").first().waitFor({ timeout: WAIT_MS });
+      if ((await page.locator("ol.timeline li[data-action=baseline-accepted]").count()) === 1) break;
+      if (Date.now() > end) throw new Error("no baseline-accepted in the story");
+    }
+    await page.locator("#accepted").waitFor({ timeout: WAIT_MS });
+    await page.locator("table.diff").waitFor({ timeout: WAIT_MS });
+  });
   await shot("incident");
 
   await expect("the bans page: ban two addresses, each confirmed", async () => {
@@ -307,6 +334,14 @@ try {
     }
     await waitText("p.summary", "Banned across the fleet: 2");
     if (!(await text(`tr[data-address="2001:db8::7"]`)).includes("permanent")) throw new Error("not permanent");
+  });
+  const nftHolds = async (address, want) => {
+    for (const end = Date.now() + WAIT_MS; nftRuleset().includes(address) !== want; await page.waitForTimeout(100))
+      if (Date.now() > end) throw new Error(`${address} ${want ? "not in" : "still in"} web1's nftables:\n${nftRuleset()}`);
+  };
+  await expect("both bans reach web1's nftables sets", async () => {
+    await nftHolds("203.0.113.50", true);
+    await nftHolds("2001:db8::7", true);
   });
   await shot("bans");
 
@@ -328,6 +363,8 @@ try {
     await page.click(`tr[data-address="203.0.113.50"] button.unban`);
     await page.locator(`tr[data-address="203.0.113.50"]`).waitFor({ state: "detached", timeout: WAIT_MS });
     await waitText("p.summary", "Banned across the fleet: 1");
+    await nftHolds("203.0.113.50", false);
+    await nftHolds("2001:db8::7", true);
   });
 
   await expect("settings: a token created (shown once) and revoked", async () => {
@@ -411,6 +448,23 @@ try {
       return r.status;
     });
     if (status !== 403) throw new Error(`POST /api/v1/bans as a viewer: ${status}`);
+  });
+  await expect("a viewer's incident page: no accept, restore or ban buttons; the API refuses", async () => {
+    await viewerPage.goto(incidentUrl);
+    await viewerPage.locator("ol.timeline li").first().waitFor({ timeout: WAIT_MS });
+    if ((await viewerPage.locator("#accept, #restore, button.ban-ip, button.unban-ip").count()) !== 0)
+      throw new Error("a viewer sees an operator's buttons");
+    const agent = decodeURIComponent(new URL(incidentUrl).pathname.split("/")[2]);
+    const status = await viewerPage.evaluate(async (agentKey) => {
+      const session = JSON.parse(sessionStorage.getItem("mamori.session"));
+      const r = await fetch("/api/v1/commands", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": session.csrf_token },
+        body: JSON.stringify({ command: "restore", args: ["/", "x"], agent: agentKey }),
+      });
+      return r.status;
+    }, agent);
+    if (status !== 403) throw new Error(`POST /api/v1/commands as a viewer: ${status}`);
   });
   await expect("a viewer's settings: tokens only, no forms; the audit log refused", async () => {
     await viewerPage.click("nav a[href='/settings']");

@@ -1,6 +1,7 @@
 import {
   addBan,
   commandAnswer,
+  liftBan,
   eventsBetween,
   getEvent,
   listAgents,
@@ -138,18 +139,28 @@ export function createIncidentPage(agentKey: string, row: number, onFailure: (er
         [t("evidence"), text(a, "mamori.evidence.id")],
       ]),
     );
+    const accepted = story.filter((s) => s.event.event.action === "baseline-accepted");
+    if (accepted.length) node.append(h("p", { class: "summary", id: "accepted" }, t("alreadyAccepted")));
+    if (operator && text(a, "mamori.root")) node.append(verdicts(a));
 
     const bans = story.filter((s) => s.event.event.action === "ip-banned");
     node.append(h("h2", {}, t("theBan")));
     if (!bans.length) node.append(h("p", { class: "summary" }, t("noBanYet")));
-    for (const b of bans)
+    for (const b of bans) {
+      const ip = text(b.event, "source.ip");
       node.append(
-        facts([
-          [t("address"), text(b.event, "source.ip")],
-          [t("rule"), text(b.event, "rule.name")],
-          [t("duration"), text(b.event, "mamori.ban.ttl_s") && `${text(b.event, "mamori.ban.ttl_s")} s`],
-        ]),
+        h(
+          "div",
+          { class: "ban", "data-ip": ip },
+          facts([
+            [t("address"), ip],
+            [t("rule"), text(b.event, "rule.name")],
+            [t("duration"), text(b.event, "mamori.ban.ttl_s") && `${text(b.event, "mamori.ban.ttl_s")} s`],
+          ]),
+          operator && ip && unbanButton(ip),
+        ),
       );
+    }
 
     const evidenceId = text(a, "mamori.evidence.id");
     node.append(h("h2", {}, t("diff")));
@@ -158,18 +169,65 @@ export function createIncidentPage(agentKey: string, row: number, onFailure: (er
     else node.append(await evidenceDiff(evidenceId));
   }
 
-  function banButton(ip: string): HTMLElement {
-    const button = h("button", { type: "button", class: "ban-ip" }, t("banAddress", { address: ip }));
+  /** A button that asks `question` first, then runs `action` and says `done`. */
+  function confirmedButton(className: string, label: string, question: string, done: string, action: () => Promise<void>) {
+    const button = h("button", { type: "button", class: className }, label);
     button.addEventListener("click", () => {
-      if (!window.confirm(t("confirmBan", { address: ip }))) return;
-      addBan(ip, 86400, "from the incident page")
+      if (!window.confirm(question)) return;
+      action()
         .then(() => {
-          button.textContent = t("banned", { address: ip });
+          button.textContent = done;
           button.setAttribute("disabled", "");
         })
         .catch(onFailure);
     });
     return button;
+  }
+  const banButton = (ip: string) =>
+    confirmedButton("ban-ip", t("banAddress", { address: ip }), t("confirmBan", { address: ip }), t("banned", { address: ip }), () =>
+      addBan(ip, 86400, "from the incident page"),
+    );
+  const unbanButton = (ip: string) =>
+    confirmedButton("unban-ip", t("unbanAddress", { address: ip }), t("confirmUnban", { address: ip }), t("unbanned", { address: ip }), () =>
+      liftBan(ip),
+    );
+
+  /** Accept the change as legitimate, or restore the baseline: each confirmed, then the
+   * agent's answer (the manager keeps both in the audit log). */
+  function verdicts(a: EcsEvent): HTMLElement {
+    const root = text(a, "mamori.root");
+    const path = text(a, "mamori.path");
+    const evidenceId = text(a, "mamori.evidence.id");
+    const shown = text(a, "file.path") || root;
+    const outcome = h("p", { class: "summary", id: "verdict-outcome", role: "status" });
+    const accept = h("button", { type: "button", id: "accept" }, t("acceptLegit"));
+    const restore = h("button", { type: "button", id: "restore" }, t("restoreBaseline"));
+    const act = (button: HTMLElement, confirmKey: "confirmAccept" | "confirmRestore", command: string, args: string[]) =>
+      button.addEventListener("click", () => {
+        if (!window.confirm(t(confirmKey, { path: shown }))) return;
+        for (const b of [accept, restore]) b.setAttribute("disabled", "");
+        outcome.className = "summary";
+        outcome.textContent = t("askingAgent");
+        sendCommand(agentKey, command, args)
+          .then((id) => commandAnswer(agentKey, id))
+          .then((row) => {
+            const answer = row.answer ?? {};
+            if (row.state !== "ok") {
+              outcome.className = "error";
+              outcome.textContent = answer.error?.message ?? row.state;
+              for (const b of [accept, restore]) b.removeAttribute("disabled");
+              return;
+            }
+            outcome.textContent =
+              command === "accept"
+                ? t("acceptedNow", { hash: String(answer.root_hash ?? "").slice(0, 12) })
+                : t("restoredNow", { n: Number(answer.entries ?? 0) });
+          })
+          .catch(onFailure);
+      });
+    act(accept, "confirmAccept", "accept", evidenceId ? [root, path, evidenceId] : [root, path]);
+    act(restore, "confirmRestore", "restore", [root, path]);
+    return h("div", { class: "verdicts" }, accept, restore, outcome);
   }
 
   async function evidenceDiff(evidenceId: string): Promise<HTMLElement> {
