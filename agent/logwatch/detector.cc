@@ -106,6 +106,21 @@ void Detector::feed(std::string_view line, uint64_t line_no,
     recent_.push_back(seen());
     if (recent_.size() > kRecentRequests) recent_.pop_front();
   }
+  if (writing && !awaiting_writer_.empty()) {
+    if (auto it = awaiting_writer_.find(std::string(path)); it != awaiting_writer_.end()) {
+      const int64_t at = it->second.time_s;
+      if (e.time == 0 ||
+          (e.time >= at - correlation_window_s_ && e.time <= at + correlation_window_s_)) {
+        const Seen s = seen();
+        const TamperedFile file = std::move(it->second.file);
+        awaiting_writer_.erase(it);
+        attribute(s, /*before=*/true, file, nullptr);
+        decide(e.client_ip, kNoRule, "guard-correlation", 7, s,
+               fmt::format("wrote {} just before the guard restored it", quote(path)), on_decision,
+               &file);
+      }
+    }
+  }
   if (!tampered_.empty() && (script || writing)) {
     if (auto it = tampered_.find(std::string(path)); it != tampered_.end()) {
       const int64_t at = it->second.time_s;
@@ -196,8 +211,9 @@ void Detector::note_tampered(std::string url_path, int64_t now_s, Tamper kind,
                              const std::function<void(const Decision&)>& on_decision,
                              const TamperedFile& file) {
   // Forget what is past the window, then remember this one (bounded).
-  for (auto it = tampered_.begin(); it != tampered_.end();)
-    it = it->second.time_s < now_s - correlation_window_s_ ? tampered_.erase(it) : std::next(it);
+  for (auto* m : {&tampered_, &awaiting_writer_})
+    for (auto it = m->begin(); it != m->end();)
+      it = it->second.time_s < now_s - correlation_window_s_ ? m->erase(it) : std::next(it);
   Planted* planted = nullptr;
   if (kind == Tamper::kPlanted &&
       (tampered_.size() < kMaxTampered || tampered_.contains(url_path))) {
@@ -216,6 +232,9 @@ void Detector::note_tampered(std::string url_path, int64_t now_s, Tamper kind,
            on_decision, &file);
     return;
   }
+  if (kind == Tamper::kRestored &&
+      (awaiting_writer_.size() < kMaxTampered || awaiting_writer_.contains(url_path)))
+    awaiting_writer_[std::move(url_path)] = Planted{now_s, file, {}};
 }
 
 }  // namespace mamori::logwatch

@@ -118,8 +118,12 @@ class Detector {
   // what was planted, is decided; visitors of the site's own files never are:
   //   kRestored (a baselined file put back): the last request for it within the window
   //     before that can write (any method but GET/HEAD/OPTIONS: a POST to a script, a
-  //     PUT); no request after (everyone fetches jquery.js or index.php: a GET of a file
-  //     the guard put back is a visitor, not its writer).
+  //     PUT); when none was read yet, the first such request whose line comes later
+  //     within the window (a server logs a request when it ends: the guard puts the file
+  //     back while the writing request still runs, so its line usually comes after, and
+  //     an attacker's script that sleeps after writing must not escape); never a request
+  //     that cannot write (everyone fetches jquery.js or index.php: a GET of a file the
+  //     guard put back is a visitor, not its writer).
   //   kPlanted (a new file quarantined or reported): the last request for it within the
   //     window before, and every request for it within the window after, when it is a
   //     script (a web shell is called by its name) or the request can write. A GET of a
@@ -185,6 +189,8 @@ class Detector {
   std::unordered_set<logparse::IpAddress, IpHash> decided_;
   std::deque<Seen> recent_;                  // script and writing requests, oldest first
   std::map<std::string, Planted> tampered_;  // planted url path -> when the guard acted
+  // Restored url path -> when, while no writing request for it was read: its line's due.
+  std::map<std::string, Planted> awaiting_writer_;
   std::function<void(const Attribution&)> on_attribution_;
   int64_t correlation_window_s_ = 60;
   DetectorStats stats_;

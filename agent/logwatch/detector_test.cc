@@ -198,6 +198,30 @@ TEST_F(DetectorTest, AVisitorOfARestoredStaticFileIsNeverBanned) {
   EXPECT_TRUE(decisions_.empty()) << decisions_[0].ip.to_string() << " " << decisions_[0].request;
 }
 
+// A server logs a request when it ends: the guard put the file back while the writing
+// request still ran (an attacker's script may sleep after writing), so its line comes
+// after the guard's event. The first writing request for the path is still the writer;
+// readers around it never are, nor a second writer.
+TEST_F(DetectorTest, AWriterWhoseLineComesAfterTheRestoreIsStillTheWriters) {
+  auto d = make();
+  feed(d, line("198.51.100.30", "GET /index.php HTTP/1.1", 200, "Mozilla/5.0", 10));
+  d.note_tampered("/index.php", kTen + 11, Detector::Tamper::kRestored,
+                  [&](const Decision& x) { decisions_.push_back(x); });
+  ASSERT_TRUE(decisions_.empty());
+  feed(d, line("198.51.100.30", "GET /index.php HTTP/1.1", 200, "Mozilla/5.0", 12));
+  feed(d, line("203.0.113.32", "POST /index.php HTTP/1.1", 200, "curl/7.88", 14));
+  feed(d, line("203.0.113.33", "POST /index.php HTTP/1.1", 200, "Mozilla/5.0", 15));
+  ASSERT_EQ(decisions_.size(), 1u);
+  EXPECT_EQ(decisions_[0].ip.to_string(), "203.0.113.32");
+  EXPECT_EQ(decisions_[0].rule_id, "guard-correlation");
+  // Past the window a writing request is unrelated.
+  d.set_correlation_window(5);
+  d.note_tampered("/wp-login.php", kTen + 20, Detector::Tamper::kRestored,
+                  [&](const Decision& x) { decisions_.push_back(x); });
+  feed(d, line("203.0.113.34", "POST /wp-login.php HTTP/1.1", 200, "Mozilla/5.0", 30));
+  EXPECT_EQ(decisions_.size(), 1u);
+}
+
 TEST_F(DetectorTest, APostToTheScriptJustBeforeItsRestoreIsTheWriters) {
   auto d = make();
   feed(d, line("198.51.100.30", "GET /wp-content/themes/t/functions.php HTTP/1.1", 200,

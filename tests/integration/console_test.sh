@@ -14,7 +14,10 @@
 #     its incident: the story, the injected line in the baseline/tampered diff, the
 #     tampered copy downloaded; accepts it as legitimate (a dismissed confirmation asks
 #     nothing): web1 holds the tampered copy, its `mamori check` is clean, and the
-#     incident's story tells the accept;
+#     incident's story tells the accept; opens the incident of a real attack (nginx and
+#     php-fpm serve web1; an attacker rewrites index.php through a hole in it): the
+#     request with the rule that banned it, the ban, pushed to the fleet, lifted from
+#     there and gone from web1's nftables;
 #     bans two addresses and lifts one (each confirmed; a dismissed confirmation changes
 #     nothing), each seen arriving in and leaving web1's nftables sets, exports them as a
 #     list and as an nftables file that `nft -c` accepts;
@@ -44,6 +47,8 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/web_lib.sh"
 source "$(dirname "$0")/fleet_lib.sh"
 source "$(dirname "$0")/webhook_lib.sh"
+web_install
+ATTACKER=198.51.100.66
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BUILT=$(cd "$(dirname "$MAMORI")/.." && pwd)/console
@@ -72,12 +77,35 @@ FP=$(grep -o 'fingerprint [0-9a-f]*' "$MLOG" | head -1 | cut -d' ' -f2)
 expect_exit 0 mamori manager token create --uses 3
 grep -o 'mamori-token-v1\.[A-Za-z0-9_-]*' <<<"$OUT" | head -n 1 >"$SCRATCH/token"
 FLEET_MANAGER_CONFIG=$CONFIG
+# web1 serves its tree with nginx and php-fpm; its index.php has a plugin hole (a POST
+# rewrites the page, then dawdles: nginx logs the request after the guard has acted),
+# and its log watch reads nginx's access log.
+WEB1=$SCRATCH/a1/www
+mkdir -p "$WEB1"
+cat >"$WEB1/index.php" <<'PHP'
+<?php
+if ($_SERVER['REQUEST_METHOD'] === 'POST') { file_put_contents(__FILE__, $_POST['page']); sleep(2); exit("saved\n"); }
+?>
+<p>site 1, in PHP</p>
+PHP
+chown www-data: "$WEB1/index.php"
+cp "$WEB1/index.php" "$SCRATCH/index.php.orig"
+start_php_fpm "$WEB1"
+start_nginx "$WEB1"
 for i in 1 2 3; do
   mkdir -p "$SCRATCH/a$i/www"
   echo "site $i" >"$SCRATCH/a$i/www/index.html"
   fleet_agent "$i" "https://127.0.0.1:$PORT" "$SCRATCH/token"
   if ((i == 1)); then
-    printf '\n[ban]\nbackend = "nftables"\nnft_table = "mamori_console"\n' >>"${ACONF[1]}"
+    cat >>"${ACONF[1]}" <<EOF
+[ban]
+backend = "nftables"
+nft_table = "mamori_console"
+[[log]]
+path = "$WEB_DIR/nginx-access.log"
+format = "combined"
+root = "$WEB1"
+EOF
   fi
   start_fleet_agent "$i"
 done
@@ -88,6 +116,15 @@ stop_pid "${APID[3]}" "agent 3" || fail "agent 3 did not stop"
 WAIT_SECONDS=20 WAIT_EXPLAIN='fleet_agents_json' wait_for "web2 lost" fleet_is_status web2 lost
 WAIT_SECONDS=10 WAIT_EXPLAIN='fleet_agents_json' wait_for "web3 stopped" fleet_is_status web3 stopped
 echo "planted" >"$SCRATCH/console/planted.js"
+
+step "an attacker rewrites web1's index.php through its hole: restored, attributed, banned"
+ip addr add "$ATTACKER/32" dev lo
+code=$(http_code "$WEB_URL/index.php" --interface "$ATTACKER" --data-urlencode 'page=<?php system($_GET["c"]); ?>')
+assert_eq 200 "$code" "the attacker's POST"
+banned() { grep -F '"action":"ip-banned"' "${AEVENTS[1]}" | grep -qF "$ATTACKER"; }
+WAIT_SECONDS=20 WAIT_EXPLAIN='tail -n 5 "${AEVENTS[1]}"' wait_for "web1 to ban the attacker" banned
+assert_same_file "$SCRATCH/index.php.orig" "$WEB1/index.php" "index.php restored"
+assert_contains "$(nft list table inet mamori_console)" "$ATTACKER" "the attacker in web1's nftables"
 
 step "what the manager serves, over pinned TLS"
 PYTHONPATH=$(dirname "$0") expect_exit 0 /usr/bin/python3 - "$PORT" "$FP" <<'PYEOF'
@@ -136,7 +173,7 @@ SHOTS=${MAMORI_CONSOLE_SHOTS:-}
 [[ -z $SHOTS ]] || mkdir -p "$SHOTS"
 mkdir -p "$SCRATCH/downloads"
 MAMORI_CONSOLE_DOWNLOADS=$SCRATCH/downloads MAMORI_CONSOLE_VIEWER='victor:viewer password 1' \
-  MAMORI_CONSOLE_NFT_TABLE=mamori_console expect_exit 0 timeout -k 5 300 node "$REPO/web/tests/console.mjs" "https://127.0.0.1:$PORT" \
+  MAMORI_CONSOLE_NFT_TABLE=mamori_console MAMORI_CONSOLE_ATTACKER=$ATTACKER expect_exit 0 timeout -k 5 300 node "$REPO/web/tests/console.mjs" "https://127.0.0.1:$PORT" \
   alice 'console password 1' "$SCRATCH/a1/www" "$SHOTS"
 grep '^console: ' <<<"$OUT" || true  # what it measured
 

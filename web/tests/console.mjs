@@ -21,6 +21,8 @@ const nftTable = process.env.MAMORI_CONSOLE_NFT_TABLE;
 if (!nftTable) throw new Error("MAMORI_CONSOLE_NFT_TABLE is not set (run it from console_test.sh)");
 const nftRuleset = () => execFileSync("nft", ["list", "table", "inet", nftTable], { encoding: "utf8" });
 let incidentUrl = "";
+// The address that attacked web1 through nginx before this ran (console_test.sh).
+const attacker = process.env.MAMORI_CONSOLE_ATTACKER;
 const failures = [];
 // Load times, reported at the end (docs/performance.md).
 let coldLoad = 0;
@@ -318,6 +320,42 @@ try {
   });
   await shot("incident");
 
+  const nftHolds = async (address, want) => {
+    for (const end = Date.now() + WAIT_MS; nftRuleset().includes(address) !== want; await page.waitForTimeout(100))
+      if (Date.now() > end) throw new Error(`${address} ${want ? "not in" : "still in"} web1's nftables:\n${nftRuleset()}`);
+  };
+  await expect("a real attack's incident: the request with the rule that banned it, the ban pushed to the fleet", async () => {
+    await page.goto(`${url}/events?address=${attacker}`);
+    await page.locator("tr[data-action=tamper-attributed] a").first().click({ timeout: WAIT_MS });
+    await page.waitForURL(/\/incident\//, { timeout: WAIT_MS });
+    // The fleet's ban follows web1's by a moment: the page is read again until it shows.
+    const ban = page.locator(`.ban[data-ip="${attacker}"]`);
+    for (const end = Date.now() + WAIT_MS; ; await page.waitForTimeout(300)) {
+      await page.locator("ol.timeline li").first().waitFor({ timeout: WAIT_MS });
+      if ((await ban.locator("button.unban-ip").count()) === 1) break;
+      if (Date.now() > end) throw new Error(`no fleet ban shown: ${await text("main")}`);
+      await page.reload();
+    }
+    const request = await text(`.request[data-ip="${attacker}"]`);
+    for (const want of ["POST /index.php HTTP/1.1 → 200", "wrote", "guard-correlation", "nginx-access.log"])
+      if (!request.includes(want)) throw new Error(`no "${want}" in the request: ${request.replaceAll("\n", " | ")}`);
+    const banText = await ban.innerText();
+    for (const want of ["guard-correlation", "Across the fleet"])
+      if (!banText.includes(want)) throw new Error(`no "${want}" in the ban: ${banText}`);
+    if (!(await text("main")).includes("file-restored")) throw new Error("no restore in the story");
+    // Restore mode kept no copy of what the attacker wrote: there is nothing to accept.
+    if ((await page.locator("#accept").count()) !== 0) throw new Error("accept offered with nothing to accept");
+    if ((await page.locator("#restore").count()) !== 1) throw new Error("no restore button");
+  });
+  await shot("incident-attack");
+  await expect("the attacker's ban lifted from its incident, and gone from web1's nftables", async () => {
+    await nftHolds(attacker, true);
+    page.once("dialog", (d) => d.accept());
+    await page.click(`.ban[data-ip="${attacker}"] button.unban-ip`);
+    await waitText(`.ban[data-ip="${attacker}"] button.unban-ip`, "lifted");
+    await nftHolds(attacker, false);
+  });
+
   await expect("the bans page: ban two addresses, each confirmed", async () => {
     await page.click("nav a[href='/bans']");
     await waitText("p.summary", "No address is banned");
@@ -335,10 +373,6 @@ try {
     await waitText("p.summary", "Banned across the fleet: 2");
     if (!(await text(`tr[data-address="2001:db8::7"]`)).includes("permanent")) throw new Error("not permanent");
   });
-  const nftHolds = async (address, want) => {
-    for (const end = Date.now() + WAIT_MS; nftRuleset().includes(address) !== want; await page.waitForTimeout(100))
-      if (Date.now() > end) throw new Error(`${address} ${want ? "not in" : "still in"} web1's nftables:\n${nftRuleset()}`);
-  };
   await expect("both bans reach web1's nftables sets", async () => {
     await nftHolds("203.0.113.50", true);
     await nftHolds("2001:db8::7", true);

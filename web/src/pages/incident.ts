@@ -1,10 +1,11 @@
 import {
   addBan,
   commandAnswer,
-  liftBan,
   eventsBetween,
   getEvent,
+  liftBan,
   listAgents,
+  listBans,
   mayAct,
   sendCommand,
   type EcsEvent,
@@ -29,6 +30,12 @@ const text = (e: EcsEvent, path: string) => {
   const v = field(e, path);
   return v === undefined || v === null ? "" : String(v);
 };
+/** url.original is the log's whole request line ("POST /x HTTP/1.1") when it has one. */
+function requestLine(e: EcsEvent): string {
+  const method = text(e, "http.request.method");
+  const url = text(e, "url.original");
+  return !method || url.startsWith(`${method} `) ? url : `${method} ${url}`;
+}
 const timeNs = (e: EcsEvent) => (Date.parse(e["@timestamp"] ?? "") || 0) * 1e6;
 
 /** Facts as a definition list, leaving out the empty ones. */
@@ -78,7 +85,9 @@ export function createIncidentPage(agentKey: string, row: number, onFailure: (er
     if (!story.some((s) => s.row === anchor.row)) story.unshift(anchor);
     story.sort((x, y) => timeNs(x.event) - timeNs(y.event));
 
-    const agents = await listAgents();
+    const [agents, fleetBans] = await Promise.all([listAgents(), listBans()]);
+    const bans = story.filter((s) => s.event.event.action === "ip-banned");
+    const banOf = (ip: string) => bans.find((b) => text(b.event, "source.ip") === ip);
     const agentName = agents.find((a) => a.agent_key === agentKey)?.name ?? agentKey;
     const a = anchor.event;
     node.append(
@@ -113,12 +122,20 @@ export function createIncidentPage(agentKey: string, row: number, onFailure: (er
           { class: "request", "data-ip": ip },
           facts([
             [t("address"), ip],
-            [t("request"), `${text(e, "http.request.method")} ${text(e, "url.original")} → ${text(e, "http.response.status_code")}`],
+            [t("request"), `${requestLine(e)} → ${text(e, "http.response.status_code")}`],
             [t("userAgent"), text(e, "user_agent.original")],
             [t("attribution"), text(e, "mamori.attribution")],
+            [
+              t("rule"),
+              banOf(ip)
+                ? text(banOf(ip)!.event, "rule.name")
+                : text(e, "mamori.allowlisted") === "true"
+                  ? t("allowlistedNotBanned")
+                  : t("notBannedYet"),
+            ],
             [t("accessLog"), text(e, "log.file.path")],
           ]),
-          operator && ip && banButton(ip),
+          operator && ip && !fleetBans.some((f) => f.address === ip) && banButton(ip),
         ),
       );
     }
@@ -143,11 +160,11 @@ export function createIncidentPage(agentKey: string, row: number, onFailure: (er
     if (accepted.length) node.append(h("p", { class: "summary", id: "accepted" }, t("alreadyAccepted")));
     if (operator && text(a, "mamori.root")) node.append(verdicts(a));
 
-    const bans = story.filter((s) => s.event.event.action === "ip-banned");
     node.append(h("h2", {}, t("theBan")));
     if (!bans.length) node.append(h("p", { class: "summary" }, t("noBanYet")));
     for (const b of bans) {
       const ip = text(b.event, "source.ip");
+      const fleet = fleetBans.find((f) => f.address === ip);
       node.append(
         h(
           "div",
@@ -156,8 +173,9 @@ export function createIncidentPage(agentKey: string, row: number, onFailure: (er
             [t("address"), ip],
             [t("rule"), text(b.event, "rule.name")],
             [t("duration"), text(b.event, "mamori.ban.ttl_s") && `${text(b.event, "mamori.ban.ttl_s")} s`],
+            [t("fleetWide"), fleet ? t(fleet.pushed ? "fleetPushed" : "fleetPushing") : t("fleetNot")],
           ]),
-          operator && ip && unbanButton(ip),
+          operator && fleet && unbanButton(ip),
         ),
       );
     }
@@ -170,7 +188,13 @@ export function createIncidentPage(agentKey: string, row: number, onFailure: (er
   }
 
   /** A button that asks `question` first, then runs `action` and says `done`. */
-  function confirmedButton(className: string, label: string, question: string, done: string, action: () => Promise<void>) {
+  function confirmedButton(
+    className: string,
+    label: string,
+    question: string,
+    done: string,
+    action: () => Promise<void>,
+  ): HTMLElement {
     const button = h("button", { type: "button", class: className }, label);
     button.addEventListener("click", () => {
       if (!window.confirm(question)) return;
@@ -183,14 +207,18 @@ export function createIncidentPage(agentKey: string, row: number, onFailure: (er
     });
     return button;
   }
-  const banButton = (ip: string) =>
-    confirmedButton("ban-ip", t("banAddress", { address: ip }), t("confirmBan", { address: ip }), t("banned", { address: ip }), () =>
+  const banButton = (ip: string) => {
+    const address = { address: ip };
+    return confirmedButton("ban-ip", t("banAddress", address), t("confirmBan", address), t("banned", address), () =>
       addBan(ip, 86400, "from the incident page"),
     );
-  const unbanButton = (ip: string) =>
-    confirmedButton("unban-ip", t("unbanAddress", { address: ip }), t("confirmUnban", { address: ip }), t("unbanned", { address: ip }), () =>
+  };
+  const unbanButton = (ip: string) => {
+    const address = { address: ip };
+    return confirmedButton("unban-ip", t("unbanAddress", address), t("confirmUnban", address), t("unbanned", address), () =>
       liftBan(ip),
     );
+  };
 
   /** Accept the change as legitimate, or restore the baseline: each confirmed, then the
    * agent's answer (the manager keeps both in the audit log). */
@@ -202,9 +230,10 @@ export function createIncidentPage(agentKey: string, row: number, onFailure: (er
     const outcome = h("p", { class: "summary", id: "verdict-outcome", role: "status" });
     const accept = h("button", { type: "button", id: "accept" }, t("acceptLegit"));
     const restore = h("button", { type: "button", id: "restore" }, t("restoreBaseline"));
-    const act = (button: HTMLElement, confirmKey: "confirmAccept" | "confirmRestore", command: string, args: string[]) =>
+    type Verdict = { command: "accept" | "restore"; confirm: "confirmAccept" | "confirmRestore"; args: string[] };
+    const act = (button: HTMLElement, { command, confirm, args }: Verdict) =>
       button.addEventListener("click", () => {
-        if (!window.confirm(t(confirmKey, { path: shown }))) return;
+        if (!window.confirm(t(confirm, { path: shown }))) return;
         for (const b of [accept, restore]) b.setAttribute("disabled", "");
         outcome.className = "summary";
         outcome.textContent = t("askingAgent");
@@ -225,9 +254,11 @@ export function createIncidentPage(agentKey: string, row: number, onFailure: (er
           })
           .catch(onFailure);
       });
-    act(accept, "confirmAccept", "accept", evidenceId ? [root, path, evidenceId] : [root, path]);
-    act(restore, "confirmRestore", "restore", [root, path]);
-    return h("div", { class: "verdicts" }, accept, restore, outcome);
+    act(accept, { command: "accept", confirm: "confirmAccept", args: evidenceId ? [root, path, evidenceId] : [root, path] });
+    act(restore, { command: "restore", confirm: "confirmRestore", args: [root, path] });
+    // Accepting needs the change: kept as evidence, or left in place by alert mode.
+    const acceptable = evidenceId !== "" || text(a, "mamori.mode") === "alert";
+    return h("div", { class: "verdicts" }, acceptable && accept, restore, outcome);
   }
 
   async function evidenceDiff(evidenceId: string): Promise<HTMLElement> {
