@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "core/base/quote.h"
 #include "core/hash/sha256.h"
 #include "core/proto/actions.h"
 #include "core/proto/channel.h"
@@ -571,8 +572,13 @@ ApiResponse Api::fleet(std::string_view p, const Request& req, const Caller& cal
   const std::string target = targets.all             ? std::string("all")
                              : targets.group.empty() ? targets.agent_key
                                                      : "group " + targets.group;
-  audit(caller.actor, address, "command",
-        std::string(proto::command_name(request->command())) + " " + target, "ok");
+  // What was asked, words and all (an accept's path and evidence id), bounded.
+  std::string asked;
+  for (const auto& w : words)
+    asked += (asked.empty() ? "" : " ") +
+             (w.empty() || w.find(' ') != std::string::npos ? quote(w) : escape(w));
+  if (asked.size() > 512) asked = asked.substr(0, 509) + "...";
+  audit(caller.actor, address, "command", asked + " to " + target, "ok");
   hub_.fleet().wake();
   json arr = json::array();
   for (const auto& [id, key] : *ids) arr.push_back({{"id", id}, {"agent_key", key}});

@@ -452,6 +452,9 @@ try {
     const log = await text("table[aria-label='Audit log'] tbody");
     for (const action of ["token-create", "token-revoke", "user-add", "ban", "unban", "sink-test"])
       if (!log.includes(action)) throw new Error(`no ${action} in the audit log`);
+    // The incident's accept, with what it named: the root, the path, the evidence id.
+    if (!/command\s+accept \S+\/a1\/www index\.html \d+ to /.test(log))
+      throw new Error(`no accept command in the audit log: ${log.slice(0, 400)}`);
   });
   await shot("settings");
 
