@@ -844,6 +844,17 @@ class PostgresStore final : public Store {
     });
   }
 
+  Result<std::vector<BanRow>> past_bans(int64_t now_ns, int64_t limit) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<BanRow>> {
+      Rows r = MAMORI_TRY(conn_.query(
+          std::string(kBanSelect) +
+              " WHERE lifted_at_ns != 0 OR (expires_at_ns != 0 AND expires_at_ns <= $1) ORDER "
+              "BY id DESC LIMIT $2",
+          Params().add(now_ns).add(std::clamp<int64_t>(limit, 0, kMaxQueryLimit))));
+      return ban_rows(r);
+    });
+  }
+
   Result<std::vector<BanRow>> unpushed_bans(int64_t limit) override {
     return call(Retry::kIdempotent, [&]() -> Result<std::vector<BanRow>> {
       Rows r = MAMORI_TRY(conn_.query(

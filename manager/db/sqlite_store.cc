@@ -684,6 +684,14 @@ class SqliteStore final : public Store {
     return ban_rows(*s);
   }
 
+  Result<std::vector<BanRow>> past_bans(int64_t now_ns, int64_t limit) override {
+    Stmt* s = MAMORI_TRY(db_.cached(std::string(kBanSelect) +
+                                    " WHERE lifted_at_ns != 0 OR (expires_at_ns != 0 AND "
+                                    "expires_at_ns <= ?) ORDER BY id DESC LIMIT ?"));
+    s->bind(1, now_ns).bind(2, std::clamp<int64_t>(limit, 0, kMaxQueryLimit));
+    return ban_rows(*s);
+  }
+
   Result<std::vector<BanRow>> unpushed_bans(int64_t limit) override {
     Stmt* s = MAMORI_TRY(
         db_.cached(std::string(kBanSelect) +

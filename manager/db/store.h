@@ -494,6 +494,9 @@ class Store {
   virtual Result<std::optional<BanRow>> find_active_ban(std::string_view address,
                                                         int64_t now_ns) = 0;
   virtual Result<std::vector<BanRow>> active_bans(int64_t now_ns, int64_t limit) = 0;
+  // Bans over at now_ns (lifted, or expired), newest first, at most `limit`: the fleet's
+  // ban history, until prune_fleet drops it.
+  virtual Result<std::vector<BanRow>> past_bans(int64_t now_ns, int64_t limit) = 0;
   virtual Result<std::vector<BanRow>> unpushed_bans(int64_t limit) = 0;
   virtual Status mark_ban_pushed(int64_t id, bool lift) = 0;
 

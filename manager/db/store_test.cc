@@ -1155,6 +1155,16 @@ TEST_P(StoreTest, BansArePushedOnceAndLiftedOnce) {
   ASSERT_TRUE(s->mark_ban_pushed(*b, true));
   EXPECT_TRUE(s->unpushed_bans(100)->empty());
   EXPECT_EQ(s->active_bans(60 * kSec, 100)->size(), 1u);
+  // The history: b lifted at 60 s; a expired at 100 s, so past only from then.
+  auto past = s->past_bans(60 * kSec, 100);
+  ASSERT_TRUE(past);
+  ASSERT_EQ(past->size(), 1u);
+  EXPECT_EQ((*past)[0].id, *b);
+  past = s->past_bans(200 * kSec, 100);
+  ASSERT_EQ(past->size(), 2u);
+  EXPECT_EQ((*past)[0].id, *b);  // newest first
+  EXPECT_EQ((*past)[1].id, *a);
+  EXPECT_EQ(s->past_bans(200 * kSec, 1)->size(), 1u);
 }
 
 TEST_P(StoreTest, CommandsSentAtOnceAreRecordedSent) {

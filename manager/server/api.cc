@@ -121,7 +121,8 @@ json ban_json(const BanRow& b) {
           {"reason", b.reason},
           {"origin", b.origin},
           {"created_at_ns", b.created_at_ns},
-          {"pushed", b.pushed}};
+          {"pushed", b.pushed},
+          {"lifted_at_ns", b.lifted_at_ns ? json(b.lifted_at_ns) : json()}};
 }
 
 json command_json(const CommandRow& c) {
@@ -489,7 +490,12 @@ ApiResponse Api::fleet(std::string_view p, const Request& req, const Caller& cal
   const int64_t now = hub_.now_ns();
   auto bad = [](std::string why) { return error(status::bad_request, "bad-request", why); };
   if (p == "/api/v1/bans" && req.method() == verb::get) {
-    auto bans = st.active_bans(now, kMaxQueryLimit);
+    // ?state=past: the history (lifted or expired), newest first; else the active ones.
+    auto state = params.find("state");
+    const bool past = state != params.end() && state->second == "past";
+    if (state != params.end() && !past && state->second != "active")
+      return bad("state: active (the default) or past");
+    auto bans = past ? st.past_bans(now, kMaxQueryLimit) : st.active_bans(now, kMaxQueryLimit);
     if (!bans) return internal(bans.error());
     json arr = json::array();
     for (const auto& b : *bans) arr.push_back(ban_json(b));

@@ -62,6 +62,7 @@ checks = [
     ("Histogram", 200, "GET", "/api/v1/events/histogram?buckets=10&agent=" + key),
     ("Error", 400, "GET", "/api/v1/events/histogram?buckets=501"),
     ("BanList", 200, "GET", "/api/v1/bans"),
+    ("BanList", 200, "GET", "/api/v1/bans?state=past"),
     ("TokenList", 200, "GET", "/api/v1/tokens"),
     ("UserList", 200, "GET", "/api/v1/users"),
     ("AuditPage", 200, "GET", "/api/v1/audit?order=newest&limit=5"),

@@ -95,6 +95,8 @@ export interface Ban {
   origin: string;
   created_at_ns: number;
   pushed: boolean;
+  /** when an operator lifted it; null: not lifted */
+  lifted_at_ns: number | null;
 }
 
 export interface BanList {

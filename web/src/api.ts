@@ -172,8 +172,9 @@ export function liveEventsUrl(filter: EventFilter, after?: number): string {
 }
 
 
-export async function listBans(): Promise<Ban[]> {
-  return (await request<BanList>("GET", "/api/v1/bans")).bans;
+/** The fleet's active bans, oldest first; "past": lifted or expired ones, newest first. */
+export async function listBans(state: "active" | "past" = "active"): Promise<Ban[]> {
+  return (await request<BanList>("GET", state === "past" ? "/api/v1/bans?state=past" : "/api/v1/bans")).bans;
 }
 
 export async function addBan(address: string, ttlS: number, reason: string): Promise<void> {

@@ -400,6 +400,20 @@ try {
     await nftHolds("203.0.113.50", false);
     await nftHolds("2001:db8::7", true);
   });
+  await expect("past bans: each lifted one, with the rule and the request that decided it", async () => {
+    await page.locator(`tr[data-past="203.0.113.50"]`).waitFor({ timeout: WAIT_MS });
+    const lifted = await text(`tr[data-past="203.0.113.50"]`);
+    if (!lifted.includes("lifted") || !lifted.includes("manual")) throw new Error(`203.0.113.50: ${lifted}`);
+    const attack = page.locator(`tr[data-past="${attacker}"]`);
+    const row = await attack.innerText({ timeout: WAIT_MS });
+    for (const want of ["guard-correlation", "POST /index.php", "lifted"])
+      if (!row.includes(want)) throw new Error(`no "${want}" in the attacker's past ban: ${row}`);
+    await attack.locator("td.ban-request a").click();
+    await page.waitForURL(/\/incident\//, { timeout: WAIT_MS });
+    await page.locator(`.request[data-ip="${attacker}"]`).waitFor({ timeout: WAIT_MS });
+    await page.goBack();
+    await page.locator(`tr[data-past="${attacker}"]`).waitFor({ timeout: WAIT_MS });
+  });
 
   await expect("settings: a token created (shown once) and revoked", async () => {
     await page.click("nav a[href='/settings']");

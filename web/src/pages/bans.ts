@@ -1,6 +1,8 @@
-import { addBan, liftBan, listAgents, listBans, mayAct, type Ban } from "../api";
+import { addBan, liftBan, listAgents, listBans, listEvents, mayAct, type Ban, type StoredEvent } from "../api";
 import { h, saveAs } from "../dom";
+import { text } from "../ecs";
 import { formatTime, t } from "../i18n";
+import { link } from "../router";
 import { createOutcome } from "../outcome";
 
 const TTLS = [
@@ -33,6 +35,26 @@ export function nftablesSets(bans: Ban[], exportedAt: Date): string {
   );
 }
 
+/** What decided a ban: the deciding agent's own ip-banned event (not a pushed copy). */
+interface Decision {
+  rule: string;
+  request: string;
+  event: StoredEvent;
+}
+
+/** The newest decision for each address among the fleet's latest ip-banned events. */
+async function decisions(): Promise<Map<string, Decision>> {
+  const page = await listEvents({ action: "ip-banned" }, undefined, 1000);
+  const found = new Map<string, Decision>();
+  for (const stored of page.events) {
+    const e = stored.event;
+    const ip = text(e, "source.ip");
+    if (!ip || found.has(ip) || text(e, "mamori.ban.origin")) continue;
+    found.set(ip, { rule: text(e, "rule.name"), request: text(e, "url.original"), event: stored });
+  }
+  return found;
+}
+
 export interface BansPage {
   node: HTMLElement;
   refresh: () => Promise<void>;
@@ -40,11 +62,15 @@ export interface BansPage {
 
 export function createBansPage(onFailure: (error: unknown) => void): BansPage {
   let bans: Ban[] = [];
+  let past: Ban[] = [];
+  let decided = new Map<string, Decision>();
   let agentNames = new Map<string, string>();
   const operator = mayAct("operator");
 
   const summary = h("p", { class: "summary", "aria-live": "polite" });
   const body = h("tbody");
+  const pastBody = h("tbody");
+  const pastSummary = h("p", { class: "summary" });
   const outcome = createOutcome("bans-outcome", onFailure);
 
   const download = (name: string, type: string, text: () => string) => {
@@ -58,16 +84,38 @@ export function createBansPage(onFailure: (error: unknown) => void): BansPage {
     return agentNames.get(b.origin) ?? b.origin;
   }
 
+  /** Address, reason, who decided, rule, request, since: both tables' first cells. */
+  function what(b: Ban): HTMLElement[] {
+    return [
+      h("td", {}, b.address),
+      h("td", {}, b.reason),
+      h("td", {}, origin(b)),
+      ...why(b),
+      h("td", {}, formatTime(b.created_at_ns)),
+    ];
+  }
+
+  /** The rule and the request that decided a ban, linked to its incident. */
+  function why(b: Ban): HTMLElement[] {
+    const d = decided.get(b.address);
+    if (!d) return [h("td", {}, b.origin === "manager" ? "manual" : ""), h("td", {})];
+    return [
+      h("td", {}, d.rule),
+      h(
+        "td",
+        { class: "ban-request" },
+        d.request ? link(`/incident/${d.event.agent_key}/${d.event.row}`, d.request) : "",
+      ),
+    ];
+  }
+
   function draw(): void {
     body.replaceChildren(
       ...bans.map((b) =>
         h(
           "tr",
           { "data-address": b.address },
-          h("td", {}, b.address),
-          h("td", {}, b.reason),
-          h("td", {}, origin(b)),
-          h("td", {}, formatTime(b.created_at_ns)),
+          ...what(b),
           h("td", {}, b.expires_at_ns === null ? t("ttl.permanent") : formatTime(b.expires_at_ns)),
           operator &&
             h(
@@ -88,10 +136,27 @@ export function createBansPage(onFailure: (error: unknown) => void): BansPage {
       ),
     );
     summary.textContent = bans.length ? t("bansActive", { n: bans.length }) : t("noBans");
+    pastBody.replaceChildren(
+      ...past.map((b) =>
+        h(
+          "tr",
+          { "data-past": b.address },
+          ...what(b),
+          h(
+            "td",
+            {},
+            b.lifted_at_ns !== null
+              ? t("liftedAt", { time: formatTime(b.lifted_at_ns) })
+              : t("expiredAt", { time: formatTime(b.expires_at_ns ?? 0) }),
+          ),
+        ),
+      ),
+    );
+    pastSummary.textContent = past.length ? "" : t("noPastBans");
   }
 
   async function refresh(): Promise<void> {
-    bans = await listBans();
+    [bans, past, decided] = await Promise.all([listBans(), listBans("past"), decisions()]);
     draw();
   }
 
@@ -150,7 +215,9 @@ export function createBansPage(onFailure: (error: unknown) => void): BansPage {
         h(
           "tr",
           {},
-          ...(["address", "reason", "decidedBy", "since", "expires"] as const).map((k) => h("th", { scope: "col" }, t(k))),
+          ...(["address", "reason", "decidedBy", "rule", "request", "since", "expires"] as const).map((k) =>
+            h("th", { scope: "col" }, t(k)),
+          ),
           operator && h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, t("unban"))),
         ),
       ),
@@ -162,6 +229,24 @@ export function createBansPage(onFailure: (error: unknown) => void): BansPage {
       download("bans.txt", "text/plain", () => plainList(bans)),
       " ",
       download("mamori-bans.nft", "text/plain", () => nftablesSets(bans, new Date())),
+    ),
+    h("h2", {}, t("pastBans")),
+    pastSummary,
+    h(
+      "table",
+      { class: "events", id: "past-bans", "aria-label": t("pastBans") },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ...(["address", "reason", "decidedBy", "rule", "request", "since", "ended"] as const).map((k) =>
+            h("th", { scope: "col" }, t(k)),
+          ),
+        ),
+      ),
+      pastBody,
     ),
   );
 

@@ -13,23 +13,11 @@ import {
 } from "../api";
 import { asText, fromBase64Url, lineDiff, sha256Hex } from "../diff";
 import { h, saveAs } from "../dom";
+import { text } from "../ecs";
 import { formatStamp, t } from "../i18n";
 
 const NS_PER_S = 1e9;
 
-/** A dotted ECS field ("process.parent.pid") of an event, or undefined. */
-function field(e: EcsEvent, path: string): unknown {
-  let at: unknown = e;
-  for (const key of path.split(".")) {
-    if (typeof at !== "object" || at === null) return undefined;
-    at = (at as Record<string, unknown>)[key];
-  }
-  return at;
-}
-const text = (e: EcsEvent, path: string) => {
-  const v = field(e, path);
-  return v === undefined || v === null ? "" : String(v);
-};
 /** url.original is the log's whole request line ("POST /x HTTP/1.1") when it has one. */
 function requestLine(e: EcsEvent): string {
   const method = text(e, "http.request.method");
