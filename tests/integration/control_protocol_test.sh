@@ -45,9 +45,13 @@ step "version 2: \"v\":2, errors with a stable code"
 a=$(ask StatusAnswer "{\"v\":2,\"cmd\":\"mode\",\"roots\":[\"$WP/\"],\"mode\":\"restore\",\"colour\":\"blue\"}")
 assert_eq "2 True restore" "$(json '"%s %s %s" % (j["v"], j["ok"], j["roots"][0]["mode"])' "$a")" "v2 mode, unknown field ignored"
 a=$(ask ErrorAnswer '{"v":2,"cmd":"reboot"}')
-assert_eq "unknown-command reboot 12 True" "$(json '"%s %s %d %s" % (j["error"]["code"], j["error"]["command"], len(j["error"]["supported"]), "site" in j["error"]["supported"])' "$a")" "v2 unknown command"
+assert_eq "unknown-command reboot 14 True" "$(json '"%s %s %d %s" % (j["error"]["code"], j["error"]["command"], len(j["error"]["supported"]), "site" in j["error"]["supported"])' "$a")" "v2 unknown command"
 a=$(ask ErrorAnswer '{"v":2,"cmd":"evidence","id":999999}')
 assert_eq "bad-argument evidence" "$(json '"%s %s" % (j["error"]["code"], j["error"]["command"])' "$a")" "v2 evidence of an id never kept"
+a=$(ask PathAnswer "{\"v\":2,\"cmd\":\"restore\",\"root\":\"$WP\",\"path\":\"index.php\"}")
+assert_eq "True 0" "$(json '"%s %s" % (j["ok"], j["entries"])' "$a")" "v2 restore of an intact path"
+a=$(ask ErrorAnswer "{\"v\":2,\"cmd\":\"accept\",\"root\":\"$WP\",\"path\":\"../etc\"}")
+assert_eq "bad-argument accept" "$(json '"%s %s" % (j["error"]["code"], j["error"]["command"])' "$a")" "v2 accept of a path out of the root"
 a=$(ask ErrorAnswer '{"v":3,"cmd":"status"}')
 assert_eq "2 unsupported-version" "$(json '"%s %s" % (j["v"], j["error"]["code"])' "$a")" "a future version"
 a=$(ask ErrorAnswer '{"v":2,"cmd":"verify","roots":["/nonexistent"]}')
