@@ -693,6 +693,8 @@ class PostgresStore final : public Store {
               .add(b.at_ns)
               .add(b.expected)
               .add(b.next_sequence)));
+      MAMORI_TRY(conn_.query("UPDATE agents SET baseline_root_hash = $1 WHERE agent_key = $2",
+                             Params().add(b.root_hash).add(b.agent_key)));
       return tx.commit();
     });
   }

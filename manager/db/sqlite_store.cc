@@ -557,15 +557,20 @@ class SqliteStore final : public Store {
   }
 
   Status record_baseline(const BaselineRow& b) override {
+    auto tx = MAMORI_TRY(Transaction::begin(db_));
     Stmt* s = MAMORI_TRY(
         db_.cached("INSERT INTO baselines (agent_key, root_hash, at_ns, expected, next_sequence) "
                    "VALUES (?,?,?,?,?)"));
-    return s->bind_text(1, b.agent_key)
-        .bind_text(2, b.root_hash)
-        .bind(3, b.at_ns)
-        .bind(4, b.expected ? 1 : 0)
-        .bind(5, b.next_sequence)
-        .run();
+    MAMORI_TRY(s->bind_text(1, b.agent_key)
+                   .bind_text(2, b.root_hash)
+                   .bind(3, b.at_ns)
+                   .bind(4, b.expected ? 1 : 0)
+                   .bind(5, b.next_sequence)
+                   .run());
+    Stmt* u =
+        MAMORI_TRY(db_.cached("UPDATE agents SET baseline_root_hash = ? WHERE agent_key = ?"));
+    MAMORI_TRY(u->bind_text(1, b.root_hash).bind_text(2, b.agent_key).run());
+    return tx.commit();
   }
 
   Result<std::vector<BaselineRow>> baseline_history(std::string_view agent_key) override {

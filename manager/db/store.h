@@ -465,7 +465,8 @@ class Store {
   // The highest row id stored so far (0: none): where a live stream starts.
   virtual Result<int64_t> last_event_row() = 0;
 
-  // Baseline history: one row per reported root hash.
+  // Baseline history: one row per reported root hash, which becomes the agent's current
+  // one (AgentInfo::baseline_root_hash) too: reported at a hello, or by an accept since.
   virtual Status record_baseline(const BaselineRow& b) = 0;
   virtual Result<std::vector<BaselineRow>> baseline_history(std::string_view agent_key) = 0;
 

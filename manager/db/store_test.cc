@@ -777,6 +777,8 @@ TEST_P(StoreTest, ReopenKeepsData) {
   EXPECT_EQ((*h)[0].next_sequence, 0);
   EXPECT_FALSE((*h)[1].expected);
   EXPECT_TRUE(s->baseline_history("other")->empty());
+  // The latest recorded hash is the agent's current one (a console accept reports one).
+  EXPECT_EQ((*s->find_agent("k"))->info.baseline_root_hash, "bb");
 }
 
 TEST_P(StoreTest, RetentionCapsAndUsage) {

@@ -407,11 +407,30 @@ void AgentChannel::on_events(EventBatch batch) {
   if (ended_) return;  // its credential was revoked
   // A ban decided by this agent goes to the others now, not after the commit.
   hub_.fleet().on_events(agent_, batch);
+  note_accepts(batch);
   ++batches_waiting_;
   hub_.writer().submit(
       agent_.agent_key, std::move(batch),
       [self = shared_from_this(), through](Result<InsertResult> r) { self->stored(through, r); });
   pause_if_behind();
+}
+
+// An operator's accept resealed the agent's baseline: its new root hash is the agent's
+// now (the fleet page shows it before any hello), and an expected one.
+void AgentChannel::note_accepts(const EventBatch& batch) {
+  for (const auto& row : batch.rows) {
+    if (row.action != proto::action::kBaselineAccepted) continue;
+    const json e = json::parse(row.json, nullptr, false);
+    const json* hash = e.is_object() ? &e : nullptr;
+    for (const char* key : {"mamori", "baseline", "root_hash"})
+      hash = hash && hash->is_object() && hash->contains(key) ? &(*hash)[key] : nullptr;
+    if (!hash || !hash->is_string() || !ch::is_fingerprint(hash->get<std::string>())) continue;
+    agent_.info.baseline_root_hash = hash->get<std::string>();
+    if (auto s = hub_.store().record_baseline({agent_.agent_key, agent_.info.baseline_root_hash,
+                                               hub_.now_ns(), true, row.sequence + 1});
+        !s)
+      log_line(s.error().message());
+  }
 }
 
 void AgentChannel::stored(uint64_t through, const Result<InsertResult>& r) {

@@ -73,6 +73,7 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   void on(proto::channel::Hello& h);
   void on(proto::channel::Events& ev);
   void on_events(EventBatch batch);
+  void note_accepts(const EventBatch& batch);
   void on(proto::channel::Heartbeat& h);
   void on(proto::channel::CommandResult& r);
   void on(proto::channel::Bye& b);

@@ -21,6 +21,7 @@ const nftTable = process.env.MAMORI_CONSOLE_NFT_TABLE;
 if (!nftTable) throw new Error("MAMORI_CONSOLE_NFT_TABLE is not set (run it from console_test.sh)");
 const nftRuleset = () => execFileSync("nft", ["list", "table", "inet", nftTable], { encoding: "utf8" });
 let incidentUrl = "";
+let acceptedHash = "";
 // The address that attacked web1 through nginx before this ran (console_test.sh).
 const attacker = process.env.MAMORI_CONSOLE_ATTACKER;
 const failures = [];
@@ -307,7 +308,9 @@ try {
     page.once("dialog", (d) => d.accept());
     await page.click("#accept");
     await waitText("#verdict-outcome", "Accepted");
-    if (!/new root hash [0-9a-f]{12}/.test(await text("#verdict-outcome"))) throw new Error(await text("#verdict-outcome"));
+    const sealed = /new root hash ([0-9a-f]{12})/.exec(await text("#verdict-outcome"));
+    if (!sealed) throw new Error(await text("#verdict-outcome"));
+    acceptedHash = sealed[1];
     // The agent's baseline-accepted names the incident: the story tells it once stored.
     for (const end = Date.now() + WAIT_MS; ; await page.waitForTimeout(300)) {
       await page.reload();
@@ -319,6 +322,15 @@ try {
     await page.locator("table.diff").waitFor({ timeout: WAIT_MS });
   });
   await shot("incident");
+
+  await expect("the fleet page shows web1's new seal", async () => {
+    const web1Hash = page.locator("tr", { hasText: "web1" }).locator("td.hash");
+    for (const end = Date.now() + WAIT_MS; ; await page.waitForTimeout(300)) {
+      await page.goto(url + "/fleet");
+      if ((await web1Hash.innerText({ timeout: WAIT_MS })) === acceptedHash) break;
+      if (Date.now() > end) throw new Error(`web1's seal: ${await web1Hash.innerText()}, not ${acceptedHash}`);
+    }
+  });
 
   const nftHolds = async (address, want) => {
     for (const end = Date.now() + WAIT_MS; nftRuleset().includes(address) !== want; await page.waitForTimeout(100))
