@@ -123,6 +123,11 @@ EOF
 haproxy -db -f "$SCRATCH/web/haproxy.cfg" >"$SCRATCH/web/haproxy.out" 2>&1 &
 HAPROXY=$!
 on_exit 'stop_pid $HAPROXY haproxy'
+# The client counts every refused connection as a failure: it starts once HAProxy listens
+# (on a loaded machine HAProxy took longer to bind than the client to start).
+haproxy_listens() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT_LB") 2>/dev/null; }
+WAIT_ON=$SCRATCH/web WAIT_SECONDS=20 WAIT_EXPLAIN='cat "$SCRATCH/web/haproxy.out"' \
+  wait_for "HAProxy to listen on $PORT_LB" haproxy_listens
 
 step "a client requests pages through HAProxy all along, comparing each with the original"
 cp -r "$SCRATCH/site-a" "$SCRATCH/original-a"

@@ -46,6 +46,8 @@ write_release() {  # DIR: the site as released, written file by file
 }
 # in_namespace I CMD...: CMD where agent I's copy is mounted on $SITE. One command that
 # execs: in the background, $! is CMD's own pid (nsenter's target, stop_pid's).
+# nsenter takes the target's root and directory too (--root --wd): the mount namespace's
+# own root is the host's, not the chroot a test may run in.
 IN_NAMESPACE=(unshare -m --propagation private bash -c 'mount --bind "$1" "$2" && shift 2 && exec "$@"' _)
 in_namespace() { "${IN_NAMESPACE[@]}" "$SCRATCH/a$1/www" "$SITE" "${@:2}"; }
 
@@ -88,7 +90,7 @@ chmod 0775 wp-content
 echo "<?php // caf\xe9" >"$(printf 'caf\xe9.php')"
 echo "resized" >wp-content/uploads/2026/img777.jpg
 EOF
-expect_exit 0 nsenter --mount --target "${APID[3]}" \
+expect_exit 0 nsenter --mount --root --wd --target "${APID[3]}" \
   "$MAMORI" --config "${ACONF[3]}" deploy -- bash "$SCRATCH/release.sh" "$SITE"
 t0=$(date +%s%N)
 expect_exit 1 manager drift --group web --json
@@ -135,7 +137,7 @@ assert_eq 404 "$(api_drift '{"group": "nosuchgroup"}' -H "Authorization: Bearer 
 step "a stopped node is not compared; the release on the others: no drift again"
 stop_pid "${APID[1]}" "agent 1" || fail "agent 1 did not stop"
 WAIT_SECONDS=10 wait_for "web1 stopped" fleet_is_status web1 stopped
-expect_exit 0 nsenter --mount --target "${APID[2]}" \
+expect_exit 0 nsenter --mount --root --wd --target "${APID[2]}" \
   "$MAMORI" --config "${ACONF[2]}" deploy -- bash "$SCRATCH/release.sh" "$SITE"
 expect_exit 0 manager drift --group web
 assert_contains "$OUT" "2 node(s) agree" "web2 and web3"
