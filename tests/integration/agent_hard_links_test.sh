@@ -103,7 +103,7 @@ settle
 pristine wp-blog-header.php || fail "wp-blog-header.php kept the write made through its hard link .t:
 $(head -c 200 "$WP/wp-blog-header.php")"
 f='e["event"]["action"] in ("file-replaced", "file-restored") and e["mamori"]["path"] == "wp-blog-header.php"'
-has_event "$f" || fail "no event names wp-blog-header.php"
+await_event "wp-blog-header.php replaced" "$f"  # after its evidence, like wp-load.php's below
 q=$(events "$(on file-quarantined .t)" | sed -n 1p)
 assert_eq "hard-link-to-baselined-file" "$(json 'j["mamori"]["reason"]' "$q")" "why .t was quarantined"
 go
@@ -150,9 +150,11 @@ settle
 pristine wp-load.php || fail "wp-load.php holds what was written through a mapping:
 $(head -c 100 "$WP/wp-load.php")"
 # file-replaced, or file-restored when the write came while the detached inode was still
-# watched (then the event carries what was written).
-has_event 'e["event"]["action"] in ("file-replaced", "file-restored") and e["mamori"]["path"] == "wp-load.php" and e["mamori"].get("reason") == "opened-for-writing"' ||
-  fail "no event names wp-load.php as opened for writing: $(tail -n 5 "$EVENTS")"
+# watched (then the event carries what was written). The event waits for the detached
+# inode's evidence, taken once the mapping's writer is quiet (guard.h, kQuietNs; at most
+# kMaxHoldNs): it may come after the settle's own event.
+await_event "wp-load.php named as opened for writing" \
+  'e["event"]["action"] in ("file-replaced", "file-restored") and e["mamori"]["path"] == "wp-load.php" and e["mamori"].get("reason") == "opened-for-writing"'
 go
 wait "$WRITER_PID" || true
 pristine wp-load.php || fail "wp-load.php changed when the writer exited"
@@ -177,8 +179,8 @@ expect_line written
 settle
 pristine wp-settings.php || fail "wp-settings.php kept the write made through a hard link outside the root:
 $(head -c 100 "$WP/wp-settings.php")"
-has_event 'e["event"]["action"] in ("file-replaced", "file-restored") and e["mamori"]["path"] == "wp-settings.php"' ||
-  fail "no event names wp-settings.php"
+await_event "wp-settings.php replaced" \
+  'e["event"]["action"] in ("file-replaced", "file-restored") and e["mamori"]["path"] == "wp-settings.php"'
 go
 wait "$WRITER_PID" || true
 
