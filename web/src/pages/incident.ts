@@ -104,6 +104,7 @@ export function createIncidentPage(agentKey: string, row: number, onFailure: (er
     for (const r of requests) {
       const e = r.event;
       const ip = text(e, "source.ip");
+      const ban = banOf(ip);
       node.append(
         h(
           "div",
@@ -115,8 +116,8 @@ export function createIncidentPage(agentKey: string, row: number, onFailure: (er
             [t("attribution"), text(e, "mamori.attribution")],
             [
               t("rule"),
-              banOf(ip)
-                ? text(banOf(ip)!.event, "rule.name")
+              ban
+                ? text(ban.event, "rule.name")
                 : text(e, "mamori.allowlisted") === "true"
                   ? t("allowlistedNotBanned")
                   : t("notBannedYet"),
