@@ -44,14 +44,16 @@ class RecordingSink final : public Sink {
     failing_ = failing;
   }
   // Waits (at most 10 s) until `n` events were delivered; returns what was.
+  // Deadlines, not delays: generous, since a loaded machine (a CI beside other work) once
+  // took more than 10 s for a retry's backoff plus 5,000 deliveries.
   std::vector<std::string> wait_for(size_t n) {
     std::unique_lock lock(mu_);
-    changed_.wait_for(lock, 10s, [&] { return ids_.size() >= n; });
+    changed_.wait_for(lock, 60s, [&] { return ids_.size() >= n; });
     return ids_;
   }
   int wait_for_attempts(int n) {
     std::unique_lock lock(mu_);
-    changed_.wait_for(lock, 10s, [&] { return attempts_ >= n; });
+    changed_.wait_for(lock, 60s, [&] { return attempts_ >= n; });
     return attempts_;
   }
   std::vector<std::vector<std::string>> batches() {
