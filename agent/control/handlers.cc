@@ -20,10 +20,6 @@ namespace {
 using proto::ErrorAnswer;
 using proto::ErrorCode;
 
-proto::Answer failed(const Error& e) {
-  return ErrorAnswer{ErrorCode::kFailed, e.message(), {}, {}};
-}
-
 // Up to proto::kMaxEvidenceBytes of what `read` streams; complete when it all fit.
 // Reading stops at the limit (a 64 MiB item is not decompressed for its first MiB).
 Result<proto::EvidenceContent> prefix(
@@ -42,6 +38,8 @@ Result<proto::EvidenceContent> prefix(
 }
 
 }  // namespace
+
+ErrorAnswer failed(const Error& e) { return ErrorAnswer{ErrorCode::kFailed, e.message(), {}, {}}; }
 
 int answer_version(const nlohmann::json& request) {
   if (!request.is_object() || !request.contains("v")) return proto::kOldestVersion;

@@ -107,6 +107,9 @@ class Handlers {
   std::unique_ptr<ban::Banner> banner_;
 };
 
+// The answer to a command that failed: code `failed`, the error's message.
+proto::ErrorAnswer failed(const Error& e);
+
 // The version a raw request speaks, for its answer: its "v" when that is one this agent
 // speaks, 1 when it has none (or cannot be read: every client parses a version-1 error),
 // kVersion otherwise.

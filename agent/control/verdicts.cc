@@ -10,6 +10,7 @@
 #include "core/base/quote.h"
 #include "core/baseline/record.h"
 #include "core/db/sqlite.h"
+#include "core/evidence/item_json.h"
 #include "core/fs/atomic_replace.h"
 #include "core/fs/beneath.h"
 #include "core/proto/actions.h"
@@ -22,11 +23,6 @@ using proto::ErrorCode;
 
 ErrorAnswer refused(std::string message) {
   return ErrorAnswer{ErrorCode::kBadArgument, std::move(message), {}, {}};
-}
-ErrorAnswer failed(const Error& e) { return ErrorAnswer{ErrorCode::kFailed, e.message(), {}, {}}; }
-
-std::string absolute(const std::string& root, const std::string& rel) {
-  return rel.empty() ? root : root + "/" + rel;
 }
 
 // Writes the kept content of `item` at its path, atomically, checking what was written
@@ -42,7 +38,7 @@ Status write_evidence(Env& env, evidence::EvidenceStore& store, const evidence::
     meta = {item.mode & 0777, item.uid, item.gid, 0, {}};
   }
   meta.mtime_ns = env.clock().now_ns();
-  const std::string display = absolute(item.root, item.path);
+  const std::string display = evidence::absolute(item.root, item.path);
   auto parent = MAMORI_TRY(fs::open_parent(root_fd, item.path));
   return fs::replace_file(
       env, parent.dir.get(), parent.name, meta,
@@ -66,7 +62,7 @@ proto::Answer Handlers::accept(const proto::AcceptRequest& r) {
   if (!chosen_root) return chosen_root.error();
   const size_t i = chosen_root->front();
   const std::string& root = s_.guard.root(i).path;
-  const std::string display = absolute(root, r.path);
+  const std::string display = evidence::absolute(root, r.path);
   if (s_.guard.root(i).paused)
     return refused(fmt::format("a deploy is running on {}: its changes are accepted when it ends",
                                quote(root)));
@@ -81,7 +77,8 @@ proto::Answer Handlers::accept(const proto::AcceptRequest& r) {
     item = std::move(**found);
     if (item->root != root || item->path != r.path)
       return refused(fmt::format("evidence item {} was kept from {}, not {}", r.evidence,
-                                 quote(absolute(item->root, item->path)), quote(display)));
+                                 quote(evidence::absolute(item->root, item->path)),
+                                 quote(display)));
     if (!S_ISREG(item->mode))
       return refused(fmt::format("evidence item {} is no regular file's content", r.evidence));
     if (item->truncated)

@@ -369,4 +369,20 @@ Result<EventBatch> extract_event_batch(std::string_view agent_key,
   return batch;
 }
 
+const nlohmann::json* json_at(const nlohmann::json& e, std::initializer_list<const char*> path) {
+  const nlohmann::json* j = &e;
+  for (const char* k : path) {
+    if (!j->is_object()) return nullptr;
+    auto it = j->find(k);
+    if (it == j->end()) return nullptr;
+    j = &*it;
+  }
+  return j;
+}
+
+std::string string_at(const nlohmann::json& e, std::initializer_list<const char*> path) {
+  const nlohmann::json* j = json_at(e, path);
+  return j && j->is_string() ? j->get<std::string>() : std::string();
+}
+
 }  // namespace mamori::manager

@@ -7,6 +7,7 @@
 // Pure functions, no I/O; safe from any thread.
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <span>
@@ -67,5 +68,10 @@ inline int64_t minute_after(int64_t ns) { return ns / kMinuteNs + (ns % kMinuteN
 
 // The error both stores give for a database whose schema is newer than the build's.
 tl::unexpected<Error> schema_too_new(const std::string& database, int64_t found, int64_t known);
+
+// e["a"]["b"]["c"] for {"a", "b", "c"}, or nullptr; the same as a string, "" when absent
+// or not a string. For the few fields the manager acts on (a ban's origin, a new seal).
+const nlohmann::json* json_at(const nlohmann::json& e, std::initializer_list<const char*> path);
+std::string string_at(const nlohmann::json& e, std::initializer_list<const char*> path);
 
 }  // namespace mamori::manager

@@ -420,12 +420,10 @@ void AgentChannel::on_events(EventBatch batch) {
 void AgentChannel::note_accepts(const EventBatch& batch) {
   for (const auto& row : batch.rows) {
     if (row.action != proto::action::kBaselineAccepted) continue;
-    const json e = json::parse(row.json, nullptr, false);
-    const json* hash = e.is_object() ? &e : nullptr;
-    for (const char* key : {"mamori", "baseline", "root_hash"})
-      hash = hash && hash->is_object() && hash->contains(key) ? &(*hash)[key] : nullptr;
-    if (!hash || !hash->is_string() || !ch::is_fingerprint(hash->get<std::string>())) continue;
-    agent_.info.baseline_root_hash = hash->get<std::string>();
+    std::string hash =
+        string_at(json::parse(row.json, nullptr, false), {"mamori", "baseline", "root_hash"});
+    if (!ch::is_fingerprint(hash)) continue;
+    agent_.info.baseline_root_hash = std::move(hash);
     if (auto s = hub_.store().record_baseline({agent_.agent_key, agent_.info.baseline_root_hash,
                                                hub_.now_ns(), true, row.sequence + 1});
         !s)

@@ -8,6 +8,7 @@
 #include "core/logparse/ip.h"
 #include "core/proto/actions.h"
 #include "core/proto/control.h"
+#include "manager/db/event_columns.h"
 #include "manager/server/agent_channel.h"
 #include "manager/server/fleet_orders.h"
 #include "manager/server/hub.h"
@@ -25,23 +26,6 @@ constexpr int64_t kReadBatch = 1000;
 constexpr int64_t kMaxHelloBans = 10000;
 // An agent's refused bans are reported at most this often.
 constexpr int64_t kRefusalReportNs = 60 * kNsPerS;
-
-// e["a"]["b"]["c"] for "a.b.c", or nullptr.
-const json* at(const json& e, std::initializer_list<const char*> path) {
-  const json* j = &e;
-  for (const char* k : path) {
-    if (!j->is_object()) return nullptr;
-    auto it = j->find(k);
-    if (it == j->end()) return nullptr;
-    j = &*it;
-  }
-  return j;
-}
-
-std::string string_at(const json& e, std::initializer_list<const char*> path) {
-  const json* j = at(e, path);
-  return j && j->is_string() ? j->get<std::string>() : std::string();
-}
 
 json ban_request(std::vector<std::string> addresses, int64_t ttl_s, std::string reason,
                  std::string origin) {
@@ -157,10 +141,11 @@ void Fleet::on_events(const AgentRow& agent, const EventBatch& events) {
     if (string_at(e, {"event", "outcome"}) != "success") continue;
     // Pushed by the manager (fleet control): not this agent's decision. A prefix ban is
     // this agent's escalation over its own offenders; the others decide their own.
-    if (at(e, {"mamori", "ban", "origin"}) || at(e, {"mamori", "ban", "prefix"})) continue;
+    if (json_at(e, {"mamori", "ban", "origin"}) || json_at(e, {"mamori", "ban", "prefix"}))
+      continue;
     auto ip = logparse::IpAddress::parse(string_at(e, {"source", "ip"}));
     if (!ip) continue;
-    const json* ttl = at(e, {"mamori", "ban", "ttl_s"});
+    const json* ttl = json_at(e, {"mamori", "ban", "ttl_s"});
     const int64_t ttl_s =
         ttl && ttl->is_number_integer() ? std::max<int64_t>(0, ttl->get<int64_t>()) : 0;
     const int64_t expires = ttl_s ? now + ttl_s * kNsPerS : 0;
@@ -268,7 +253,7 @@ void Fleet::on_result(const std::string& agent_key, const ch::CommandResult& r) 
   const json& a = r.answer;
   CommandState state = CommandState::kFailed;
   if (a.is_object() && a.contains("ok") && a["ok"].is_boolean() && a["ok"].get<bool>()) {
-    const json* refused = at(a, {"refused"});
+    const json* refused = json_at(a, {"refused"});
     state = refused && refused->is_array() && !refused->empty() ? CommandState::kRefused
                                                                 : CommandState::kOk;
   }
