@@ -1,5 +1,8 @@
 #include "manager/server/agent_channel.h"
 
+#include <algorithm>
+#include <utility>
+
 #include <fmt/format.h>
 
 #include "core/proto/actions.h"
@@ -28,6 +31,9 @@ constexpr int64_t kRevocationCheckNs = 30'000'000'000;
 // more than [manager] event_queue_mb from all channels.
 constexpr size_t kMaxBatchesWaiting = 8;
 constexpr size_t kKeptReadBuffer = 64 * 1024;
+// What a channel let in by admission.h is expected to bring at least: a small last batch
+// says little of what its agent gathered while it waited.
+constexpr size_t kMinReserve = 256 * 1024;
 
 }  // namespace
 
@@ -41,7 +47,10 @@ AgentChannel::AgentChannel(Hub& hub, WsStream ws, AgentRow agent, std::string ad
       linger_(ws_.get_executor()),
       keep_alive_(ws_.get_executor()) {}
 
-AgentChannel::~AgentChannel() { hub_.connection_closed(); }
+AgentChannel::~AgentChannel() {
+  if (reserved_) hub_.admission().release(reserved_);
+  hub_.connection_closed();
+}
 
 void AgentChannel::start(http::request<http::string_body> req) {
   ws_.set_option(
@@ -229,6 +238,10 @@ void AgentChannel::read() {
 }
 
 void AgentChannel::on_read(const error_code& ec) {
+  if (reserved_) {  // what it was let in for has come (or never will): room for the next
+    hub_.admission().release(std::exchange(reserved_, 0));
+    hub_.admission().let_in(hub_.writer().queued().bytes);
+  }
   if (ec) {
     probed(false);
     if (!ended_) dropped(ec);
@@ -267,9 +280,9 @@ void AgentChannel::on_read(const error_code& ec) {
 
 // Admission control. Reading stops while the writer is behind: the agent's own window
 // (and its outbox) then holds what it has not sent, and the silence is the manager's, not
-// the agent's. Its batch in the writer's queue brings it back (stored() -> resume()), so
-// the channels take turns, and memory stays near event_queue_mb (plus at most one
-// message per channel still being read).
+// the agent's. Once its batch is stored the channel waits for room (admission.h), so the
+// channels take turns, first paused first back, and memory stays near event_queue_mb
+// (plus what the channels reading when it was reached were already receiving).
 void AgentChannel::pause_if_behind() {
   const size_t limit = size_t{hub_.m().event_queue_mb} << 20;
   if (batches_waiting_ < kMaxBatchesWaiting && hub_.writer().queued().bytes < limit) return;
@@ -295,6 +308,24 @@ void AgentChannel::keep_alive() {
       });
     self->keep_alive();
   });
+}
+
+void AgentChannel::resume_when_room() {
+  if (!paused_ || ended_ || waiting_room_) return;
+  waiting_room_ = true;
+  const size_t reserve = std::max(last_batch_bytes_, kMinReserve);
+  hub_.admission().wait(
+      [w = weak_from_this(), reserve] {
+        auto self = w.lock();
+        if (!self) return false;
+        self->waiting_room_ = false;
+        if (!self->paused_ || self->ended_) return false;  // a probe resumed it meanwhile
+        self->reserved_ = reserve;
+        self->resume();
+        return true;
+      },
+      reserve);
+  hub_.admission().let_in(hub_.writer().queued().bytes);
 }
 
 void AgentChannel::resume() {
@@ -409,6 +440,7 @@ void AgentChannel::on_events(EventBatch batch) {
   hub_.fleet().on_events(agent_, batch);
   note_accepts(batch);
   ++batches_waiting_;
+  last_batch_bytes_ = EventWriter::batch_bytes(batch);
   hub_.writer().submit(
       agent_.agent_key, std::move(batch),
       [self = shared_from_this(), through](Result<InsertResult> r) { self->stored(through, r); });
@@ -433,6 +465,7 @@ void AgentChannel::note_accepts(const EventBatch& batch) {
 
 void AgentChannel::stored(uint64_t through, const Result<InsertResult>& r) {
   --batches_waiting_;
+  hub_.admission().let_in(hub_.writer().queued().bytes);  // the writer has room again
   if (ended_) return;  // the agent sends them again on its next channel
   if (!r) {
     log_line(r.error().message());
@@ -442,7 +475,7 @@ void AgentChannel::stored(uint64_t through, const Result<InsertResult>& r) {
   send(ch::Ack{through});
   if (hello_root_hash_ && static_cast<int64_t>(through) + 1 >= hello_next_sequence_)
     check_baseline();
-  resume();
+  resume_when_room();
 }
 
 void AgentChannel::on(ch::Heartbeat& h) {

@@ -81,6 +81,8 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   // The writer's answer for a batch (event_writer.h): ack, or refuse.
   void stored(uint64_t through, const Result<InsertResult>& r);
   void pause_if_behind();
+  // Waits its turn (admission.h) to read again after a pause.
+  void resume_when_room();
   void resume();
   void keep_alive();
   void ping(std::function<void(const boost::beast::error_code&)> done);
@@ -115,6 +117,9 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   bool paused_ = false;   // not reading while the writer is behind (pause_if_behind)
   boost::asio::steady_timer keep_alive_;  // pings a paused channel's agent
   size_t batches_waiting_ = 0;            // submitted to the writer, no answer yet
+  size_t last_batch_bytes_ = 0;           // what the last batch held in the writer's queue
+  bool waiting_room_ = false;             // in the admission queue
+  size_t reserved_ = 0;                   // let in for this many bytes, until the next read
   // The last heartbeat said the node is unhealthy (drained by its load balancer): the
   // agent's status is unhealthy, and if the channel then ends it is retired, not lost.
   bool drained_ = false;

@@ -28,6 +28,7 @@
 #include "core/config/config.h"
 #include "core/event/event.h"
 #include "manager/db/store.h"
+#include "manager/server/admission.h"
 #include "manager/server/console_files.h"
 #include "manager/server/event_writer.h"
 #include "manager/server/identity.h"
@@ -73,6 +74,8 @@ class Hub {
   Store& store() { return *store_; }
   // Where agents' event batches and last_seen marks go (event_writer.h).
   EventWriter& writer() { return *writer_; }
+  // Which paused channel reads next while the writer is behind (admission.h).
+  Admission& admission() { return admission_; }
   const config::ManagerConfig& m() const { return m_; }
   boost::asio::ssl::context& ssl() { return ssl_; }
   int64_t now_ns() const { return env_.clock().now_ns(); }
@@ -143,8 +146,10 @@ class Hub {
   int64_t started_ns_ = 0;
   std::optional<ConsoleFiles> console_;
 
-  // Before io_: the connections still queued in io_ when it is destroyed count down here.
+  // Before io_: the connections still queued in io_ when it is destroyed count down here,
+  // and give back what they were let in for.
   size_t connections_ = 0;
+  Admission admission_{size_t{m_.event_queue_mb} << 20};
   boost::asio::io_context io_{1};
   boost::asio::ssl::context ssl_{boost::asio::ssl::context::tls_server};
   boost::asio::ip::tcp::acceptor acceptor_{io_};
