@@ -459,7 +459,8 @@ int Bench::run() {
                       {"events_sent", c.events_sent},
                       {"events_acked", c.events_acked},
                       {"results", c.results},
-                      {"last_error", c.last_error}};
+                      {"last_error", c.last_error},
+                      {"end_reasons", c.end_reasons}};
   summary_["machine"]["loadavg_end"] = loadavg();
   if (!o_.json_out.empty()) std::ofstream(o_.json_out) << summary_.dump(2) << '\n';
   print(summary_);

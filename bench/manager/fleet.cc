@@ -657,6 +657,7 @@ void Fleet::Impl::ended(SimAgent& a, bool unexpected, const std::string& why) {
   if (unexpected) {
     ++counters_.ended_unexpectedly;
     counters_.last_error = why;
+    ++counters_.end_reasons[why];
   }
   // Back-off with jitter, as the agent's link does.
   set_state(a, State::kBackoff);

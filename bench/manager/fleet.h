@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -91,6 +92,7 @@ struct FleetCounters {
   uint64_t heartbeats = 0, batches = 0, events_sent = 0, events_acked = 0, results = 0;
   uint64_t pings_sent = 0;
   std::string last_error;
+  std::map<std::string, uint64_t> end_reasons;  // why channels ended unexpectedly
 };
 
 class Fleet {

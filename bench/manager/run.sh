@@ -139,6 +139,7 @@ print("|---|---:|")
 rows = [
     ("agents held (welcomed) / time to connect all", f"{c['held']} / {n} in {c['seconds']:.1f} s ({c['per_s']:.0f}/s)"),
     ("connect failures / channels ended unexpectedly / reconnects", f"{c['connect_failures']} / {t['ended_unexpectedly']} / {t['reconnects']}"),
+    ("why the tool's channels ended unexpectedly", ", ".join(f"{k}: {v}" for k, v in sorted(t.get("end_reasons", {}).items(), key=lambda kv: -kv[1])) or "-"),
     ("agent-lost reported for agents never cut (whole run)", f"{m['unexpected_lost']} {m['unexpected_lost_reasons'] or ''}"),
     ("idle: heartbeats/s, manager CPU", f"{i['heartbeats_per_s']:.0f}/s, {i['manager_cpu_pct']:.1f} %"),
     ("idle: DB growth per agent per day (heartbeats only)", f"{i['db_bytes_per_agent_day']:.0f} B"),

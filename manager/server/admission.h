@@ -16,8 +16,8 @@ namespace mamori::manager {
 
 class Admission {
  public:
-  // Lets a waiting channel read again; false when it has gone meanwhile (then nothing is
-  // reserved for it).
+  // Lets a waiting channel read again (it owns the channel until then); false when the
+  // channel ended meanwhile (then nothing is reserved for it).
   using Wake = std::function<bool()>;
 
   explicit Admission(size_t limit_bytes) : limit_(limit_bytes) {}
@@ -30,6 +30,9 @@ class Admission {
   // plus the reservations stays under the limit. At least one is let in when nothing is
   // queued or reserved, however large its reservation: the limit slows, never stops.
   void let_in(size_t queued_bytes);
+
+  // Drops the waiting ones unwoken (the manager stops: before its io_context goes).
+  void clear() { waiting_.clear(); }
 
   size_t waiting() const { return waiting_.size(); }
   size_t reserved() const { return reserved_; }

@@ -314,10 +314,11 @@ void AgentChannel::resume_when_room() {
   if (!paused_ || ended_ || waiting_room_) return;
   waiting_room_ = true;
   const size_t reserve = std::max(last_batch_bytes_, kMinReserve);
+  // The queue owns the channel meanwhile: nothing else does while it neither reads nor
+  // has a batch in the writer (its timers hold weak references), and a channel dropped
+  // here would close its agent's connection.
   hub_.admission().wait(
-      [w = weak_from_this(), reserve] {
-        auto self = w.lock();
-        if (!self) return false;
+      [self = shared_from_this(), reserve] {
         self->waiting_room_ = false;
         if (!self->paused_ || self->ended_) return false;  // a probe resumed it meanwhile
         self->reserved_ = reserve;

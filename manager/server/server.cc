@@ -93,6 +93,7 @@ Hub::Hub(Env& env, const config::Config& config, std::unique_ptr<Store> store,
 }
 
 Hub::~Hub() {
+  admission_.clear();  // the channels it holds close their sockets while io_ exists
   // The worker finishes what it holds first; the reporter's last copy then runs here.
   chores_.reset();
   reporter_->set_store_runner({});
