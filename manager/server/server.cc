@@ -104,8 +104,6 @@ Status Hub::bind() {
                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
                    ssl::context::single_dh_use);
   SSL_CTX_set_min_proto_version(ssl_.native_handle(), TLS1_2_VERSION);
-  // An idle channel keeps no TLS record buffers (~34 KB each): 10,000 agents mostly wait.
-  SSL_CTX_set_mode(ssl_.native_handle(), SSL_MODE_RELEASE_BUFFERS);
   error_code ec;
   ssl_.use_certificate_chain(asio::buffer(identity_.cert_pem), ec);
   if (!ec) ssl_.use_private_key(asio::buffer(identity_.key_pem), ssl::context::pem, ec);
