@@ -5,9 +5,7 @@
 
 namespace mamori::manager {
 
-void Admission::wait(Wake wake, size_t reserve) {
-  waiting_.push_back({std::move(wake), reserve});
-}
+void Admission::wait(Wake wake, size_t reserve) { waiting_.push_back({std::move(wake), reserve}); }
 
 void Admission::release(size_t reserve) {
   assert(reserve <= reserved_);
