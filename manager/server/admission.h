@@ -8,7 +8,6 @@
 // Threads: the io thread only.
 
 #include <cstddef>
-#include <cstdint>
 #include <deque>
 #include <functional>
 
