@@ -548,11 +548,56 @@ def s_garbage_enroll(args):
     print(json.dumps(out))
 
 
+def s_take_turns(ms):
+    """Two agents, each a batch past the manager's event_queue_mb while its store is held:
+    the writer takes the first alone, the second queues behind it, so once the first is
+    stored the queue is still full and that channel waits its turn to read again. Both
+    heartbeat as agents do; both must stay connected through their acks and a second
+    batch each, then say bye."""
+    chans = []
+    for m in ms:
+        ws = connect(m)
+        w = hello(ws, m)
+        chans.append((ws, reader(ws), heartbeats(ws, w["heartbeat_s"])))
+    for ws, _, _ in chans:
+        send(ws, big_batch(1))
+        time.sleep(0.5)
+
+    def acked(through, within=60):
+        got, start = set(), time.monotonic()
+        while len(got) < len(chans):
+            if time.monotonic() - start > within:
+                die("acks through %d: only channel(s) %s within %d s" % (through, got, within))
+            for i, (_, q, _) in enumerate(chans):
+                try:
+                    msg = q.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if msg is None:
+                    die("the manager ended channel %d waiting for its ack through %d" % (i, through))
+                if msg.get("type") == "ack" and msg["through_sequence"] == through:
+                    got.add(i)
+        return round(time.monotonic() - start, 2)
+
+    first = acked(400)
+    for i, (ws, _, _) in enumerate(chans):
+        try:
+            send(ws, big_batch(401))
+        except Exception as e:  # the channel was closed, however
+            die("channel %d ended after its first ack: %s" % (i, e))
+    second = acked(800)
+    for ws, q, stop in chans:
+        stop.set()
+        send(ws, {"v": 1, "type": "bye", "reason": "stopping"})
+    print(json.dumps({"first_acks_s": first, "second_acks_s": second}))
+
+
 SCENARIOS = {"unauthorized": s_unauthorized, "events": s_events, "bad-first": s_bad_first,
              "silent": s_silent, "drop": s_drop, "recover": s_recover,
              "duplicate": s_duplicate, "replace": s_replace, "rebaseline": s_rebaseline, "hold": s_hold, "oversize": s_oversize,
              "backpressure": s_backpressure, "backpressure-drop": s_backpressure_drop,
              "welcome-time": s_welcome_time}
+MULTI_SCENARIOS = {"take-turns": s_take_turns}
 
 if __name__ == "__main__":
     cmd, rest = sys.argv[1], sys.argv[2:]
@@ -562,5 +607,7 @@ if __name__ == "__main__":
         s_limits(rest)
     elif cmd == "garbage-enroll":
         s_garbage_enroll(rest)
+    elif cmd in MULTI_SCENARIOS:
+        MULTI_SCENARIOS[cmd]([json.loads(r) for r in rest])
     else:
         SCENARIOS[cmd](json.loads(rest[0]))

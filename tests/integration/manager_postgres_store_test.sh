@@ -150,6 +150,23 @@ python3 -c "import sys; sys.exit(not $silence <= 2.5)" ||
 assert_eq 800 "$(stored_events "$KEY3")" "both batches stored, once"
 assert_eq stopped "$(agent_field "$KEY3" status)" "after bye: never lost on the way"
 
+step "two channels past event_queue_mb while the store is held: the first stored while the second still fills the queue waits its turn to read again, connected (the admission queue holds it); both acked, twice, nothing lost"
+expect_exit 0 $CLIENT enroll "$SLOW_TOKEN" "" slow3
+M5=$(json 'json.dumps(j["manager"])')
+KEY5=$(json 'j["manager"]["agent_key"]')
+expect_exit 0 $CLIENT enroll "$SLOW_TOKEN" "" slow4
+M6=$(json 'json.dumps(j["manager"])')
+KEY6=$(json 'j["manager"]["agent_key"]')
+lock_events 4
+expect_exit 0 $CLIENT take-turns "$M5" "$M6"
+wait "$LOCK_PID" || fail "the locking session failed: $(cat "$SCRATCH/lock.log")"
+echo "$OUT"
+for k in "$KEY5" "$KEY6"; do
+  assert_eq 800 "$(stored_events "$k")" "both batches of each stored, once"
+  stopped() { [[ $(agent_field "$k" status) == stopped ]]; }
+  WAIT_SECONDS=5 wait_for "the agent stopped after bye, never lost on the way" stopped
+done
+
 step "an agent gone while its channel is paused (the store locked again): lost within 3 s; the manager's own agent-lost event waits for the store on a thread of its own, not the channels'"
 lock_events 8
 # No read sees the end of a paused channel: the next ping that cannot be written does.
