@@ -8,8 +8,13 @@ is filled with PREFILL events, then 600,000 more are inserted in transactions of
 run ROUNDS times, alternating, in the same run; the ratio is printed. Python's own cost per
 row is in both figures alike, so the ratio understates SQLite's difference.
 
-  bench/manager/id_locality.py [PREFILL] [ROUNDS]     (defaults 2000000 2; ~3 GB per db)
-Databases go to $MAMORI_BENCH_DIR (default /var/tmp) and are removed after each run.
+  bench/manager/id_locality.py [PREFILL] [ROUNDS] [MODES]   (defaults 2000000 2
+                                                   random,ordered; ~3 GB per db)
+MODES, comma-separated: random (random ids), ordered (time-ordered ids), ordered-id-first
+(time-ordered ids, the duplicate key UNIQUE (event_id, agent_key) instead of
+(agent_key, event_id)). BATCH (environment, default 1): rows per agent in a row, as an
+agent's batch arrives. Databases go to $MAMORI_BENCH_DIR (default /var/tmp) and are
+removed after each run.
 """
 import os
 import random
@@ -32,14 +37,19 @@ CREATE INDEX events_received ON events (received_at_ns);
 AGENTS, TX, TIMED_TX = 10_000, 40_000, 15
 
 
-def run(ordered: bool, prefill: int) -> float:
+def run(mode: str, prefill: int) -> float:
+    ordered = mode != "random"
+    schema = SCHEMA
+    if mode == "ordered-id-first":
+        schema = SCHEMA.replace("UNIQUE (agent_key, event_id)", "UNIQUE (event_id, agent_key)")
+    batch = int(os.environ.get("BATCH", "1"))
     path = os.path.join(os.environ.get("MAMORI_BENCH_DIR", "/var/tmp"),
                         f"mamori-id-locality-{os.getpid()}.db")
     db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA cache_size=-32768")
-        db.executescript(SCHEMA)
+        db.executescript(schema)
         rng = random.Random(1)
         agents = [rng.randbytes(16).hex() for _ in range(AGENTS)]
         seq = [0] * AGENTS
@@ -48,8 +58,10 @@ def run(ordered: bool, prefill: int) -> float:
 
         def tx():
             rows = []
+            a = 0
             for i in range(TX):
-                a = rng.randrange(AGENTS)
+                if i % batch == 0:
+                    a = rng.randrange(AGENTS)
                 seq[a] += 1
                 clock_us[0] += 50  # 20,000 events/s
                 ms = clock_us[0] // 1000
@@ -81,16 +93,17 @@ def run(ordered: bool, prefill: int) -> float:
 def main() -> None:
     prefill = int(sys.argv[1]) if len(sys.argv) > 1 else 2_000_000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 2
-    got = {True: [], False: []}
+    modes = sys.argv[3].split(",") if len(sys.argv) > 3 else ["random", "ordered"]
+    got = {m: [] for m in modes}
     for r in range(rounds):
-        for ordered in (False, True):
-            rate = run(ordered, prefill)
-            got[ordered].append(rate)
-            print(f"round {r + 1}: {'time-ordered' if ordered else 'random'} ids: "
-                  f"{rate:,.0f} events/s", flush=True)
-    rnd, ordd = (sum(got[k]) / len(got[k]) for k in (False, True))
-    print(f"| ids | events/s (mean of {rounds}) |\n|---|---:|\n| random | {rnd:,.0f} |\n"
-          f"| time-ordered | {ordd:,.0f} |\n| ratio | {ordd / rnd:.2f} |")
+        for m in modes:
+            rate = run(m, prefill)
+            got[m].append(rate)
+            print(f"round {r + 1}: {m}: {rate:,.0f} events/s", flush=True)
+    mean = {m: sum(v) / len(v) for m, v in got.items()}
+    print(f"| mode | events/s (mean of {rounds}) | vs {modes[0]} |\n|---|---:|---:|")
+    for m in modes:
+        print(f"| {m} | {mean[m]:,.0f} | {mean[m] / mean[modes[0]]:.2f} |")
 
 
 if __name__ == "__main__":
