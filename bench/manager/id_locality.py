@@ -37,6 +37,9 @@ CREATE INDEX events_received ON events (received_at_ns);
 AGENTS, TX, TIMED_TX = 10_000, 40_000, 15
 
 
+MODES = ("random", "ordered", "ordered-id-first")
+
+
 def run(mode: str, prefill: int) -> float:
     ordered = mode != "random"
     schema = SCHEMA
@@ -94,6 +97,9 @@ def main() -> None:
     prefill = int(sys.argv[1]) if len(sys.argv) > 1 else 2_000_000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     modes = sys.argv[3].split(",") if len(sys.argv) > 3 else ["random", "ordered"]
+    for m in modes:
+        if m not in MODES:
+            sys.exit(f"id_locality.py: unknown mode {m!r} (one of {', '.join(MODES)})")
     got = {m: [] for m in modes}
     for r in range(rounds):
         for m in modes:

@@ -240,7 +240,7 @@ void AgentChannel::read() {
 void AgentChannel::on_read(const error_code& ec) {
   if (reserved_) {  // what it was let in for has come (or never will): room for the next
     hub_.admission().release(std::exchange(reserved_, 0));
-    hub_.admission().let_in(hub_.writer().queued().bytes);
+    hub_.let_in();
   }
   if (ec) {
     probed(false);
@@ -326,7 +326,7 @@ void AgentChannel::resume_when_room() {
         return true;
       },
       reserve);
-  hub_.admission().let_in(hub_.writer().queued().bytes);
+  hub_.let_in();
 }
 
 void AgentChannel::resume() {
@@ -466,7 +466,7 @@ void AgentChannel::note_accepts(const EventBatch& batch) {
 
 void AgentChannel::stored(uint64_t through, const Result<InsertResult>& r) {
   --batches_waiting_;
-  hub_.admission().let_in(hub_.writer().queued().bytes);  // the writer has room again
+  hub_.let_in();       // the writer has room again
   if (ended_) return;  // the agent sends them again on its next channel
   if (!r) {
     log_line(r.error().message());

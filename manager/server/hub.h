@@ -76,6 +76,8 @@ class Hub {
   EventWriter& writer() { return *writer_; }
   // Which paused channel reads next while the writer is behind (admission.h).
   Admission& admission() { return admission_; }
+  // Lets waiting channels read again as far as the writer's queue allows.
+  void let_in() { admission_.let_in(writer_->queued().bytes); }
   const config::ManagerConfig& m() const { return m_; }
   boost::asio::ssl::context& ssl() { return ssl_; }
   int64_t now_ns() const { return env_.clock().now_ns(); }

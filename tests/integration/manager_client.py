@@ -586,7 +586,7 @@ def s_take_turns(ms):
         except Exception as e:  # the channel was closed, however
             die("channel %d ended after its first ack: %s" % (i, e))
     second = acked(800)
-    for ws, q, stop in chans:
+    for ws, _, stop in chans:
         stop.set()
         send(ws, {"v": 1, "type": "bye", "reason": "stopping"})
     print(json.dumps({"first_acks_s": first, "second_acks_s": second}))

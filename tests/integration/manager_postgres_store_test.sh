@@ -120,12 +120,13 @@ assert_eq stopped "$(agent_field "$KEY1" status)" "after bye"
 step "a store slower than the agents (its events table locked for 8 s by another session): the channel past event_queue_mb stops reading, the manager pings its agent meanwhile; nothing lost, nothing stored twice"
 expect_exit 0 mamori manager token create --group slow --json
 SLOW_TOKEN=$(json 'j["token"]')
-expect_exit 0 $CLIENT enroll "$SLOW_TOKEN" "" slow1
-M3=$(json 'json.dumps(j["manager"])')
-KEY3=$(json 'j["manager"]["agent_key"]')
-expect_exit 0 $CLIENT enroll "$SLOW_TOKEN" "" slow2
-M4=$(json 'json.dumps(j["manager"])')
-KEY4=$(json 'j["manager"]["agent_key"]')
+enroll_slow() {  # NAME CHANNEL_VAR KEY_VAR: an agent of the slow group, its channel and key
+  expect_exit 0 $CLIENT enroll "$SLOW_TOKEN" "" "$1"
+  printf -v "$2" '%s' "$(json 'json.dumps(j["manager"])')"
+  printf -v "$3" '%s' "$(json 'j["manager"]["agent_key"]')"
+}
+enroll_slow slow1 M3 KEY3
+enroll_slow slow2 M4 KEY4
 events_locked() {
   [[ $(psql_admin -At -d mamori -c "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
     WHERE c.relname = 'events' AND l.mode = 'ShareRowExclusiveLock' AND l.granted") == 1 ]]
@@ -136,9 +137,10 @@ lock_events() {  # SECONDS, in the background: LOCK_PID
   LOCK_PID=$!
   wait_for "the events table locked" events_locked
 }
+lock_released() { wait "$LOCK_PID" || fail "the locking session failed: $(cat "$SCRATCH/lock.log")"; }
 lock_events 8
 expect_exit 0 $CLIENT backpressure "$M3"
-wait "$LOCK_PID" || fail "the locking session failed: $(cat "$SCRATCH/lock.log")"
+lock_released
 echo "$OUT"
 first_ack=$(json 'j["first_ack_s"]')
 python3 -c "import sys; sys.exit(not $first_ack >= 4)" ||
@@ -151,15 +153,11 @@ assert_eq 800 "$(stored_events "$KEY3")" "both batches stored, once"
 assert_eq stopped "$(agent_field "$KEY3" status)" "after bye: never lost on the way"
 
 step "two channels past event_queue_mb while the store is held: the first stored while the second still fills the queue waits its turn to read again, connected (the admission queue holds it); both acked, twice, nothing lost"
-expect_exit 0 $CLIENT enroll "$SLOW_TOKEN" "" slow3
-M5=$(json 'json.dumps(j["manager"])')
-KEY5=$(json 'j["manager"]["agent_key"]')
-expect_exit 0 $CLIENT enroll "$SLOW_TOKEN" "" slow4
-M6=$(json 'json.dumps(j["manager"])')
-KEY6=$(json 'j["manager"]["agent_key"]')
+enroll_slow slow3 M5 KEY5
+enroll_slow slow4 M6 KEY6
 lock_events 4
 expect_exit 0 $CLIENT take-turns "$M5" "$M6"
-wait "$LOCK_PID" || fail "the locking session failed: $(cat "$SCRATCH/lock.log")"
+lock_released
 echo "$OUT"
 for k in "$KEY5" "$KEY6"; do
   assert_eq 800 "$(stored_events "$k")" "both batches of each stored, once"
@@ -182,7 +180,7 @@ echo "a hello while the events table is still locked: $OUT"
 python3 -c "import sys; sys.exit(not $(json 'j["welcome_s"]') <= 2)" ||
   fail "the welcome took $(json 'j["welcome_s"]') s: the io thread waited for the locked store"
 events_locked || fail "the lock ended before the hello: the step proves nothing; make it longer"
-wait "$LOCK_PID" || fail "the locking session failed: $(cat "$SCRATCH/lock.log")"
+lock_released
 cut_batch_stored() { [[ $(stored_events "$KEY4") == 400 ]]; }
 WAIT_SECONDS=10 wait_for "the cut agent's batch, read before the cut, stored" cut_batch_stored
 
