@@ -15,7 +15,6 @@
 #include <time.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -29,6 +28,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "core/base/env.h"
 #include "core/proto/channel.h"
 #include "manager/db/event_columns.h"
 
@@ -79,16 +79,17 @@ std::string event_text(std::mt19937_64& rng, uint64_t seq) {
       t, agent, host);
   if (seq % 10 == 0) {
     const std::string ip = fmt::format("203.0.113.{}", rng() % 254 + 1);
-    return head + fmt::format(
-                      R"("event":{{"action":"ip-banned","category":["network","intrusion_detection"],)"
-                      R"("created":"{t}","dataset":"mamori.logwatch","id":"{id}","kind":"alert",)"
-                      R"("module":"mamori","outcome":"success","reason":"decoy path requested",)"
-                      R"("sequence":{seq},"severity":7,"type":["denied"]}},)"
-                      R"("host":{{"hostname":"{h}","name":"{h}"}},"message":"ip-banned {ip}",)"
-                      R"("rule":{{"name":"decoy-url"}},"source":{{"ip":"{ip}"}},)"
-                      R"("url":{{"original":"/wp-admin/backup.zip"}}}})",
-                      fmt::arg("t", t), fmt::arg("id", id), fmt::arg("seq", seq),
-                      fmt::arg("h", host), fmt::arg("ip", ip));
+    return head +
+           fmt::format(
+               R"("event":{{"action":"ip-banned","category":["network","intrusion_detection"],)"
+               R"("created":"{t}","dataset":"mamori.logwatch","id":"{id}","kind":"alert",)"
+               R"("module":"mamori","outcome":"success","reason":"decoy path requested",)"
+               R"("sequence":{seq},"severity":7,"type":["denied"]}},)"
+               R"("host":{{"hostname":"{h}","name":"{h}"}},"message":"ip-banned {ip}",)"
+               R"("rule":{{"name":"decoy-url"}},"source":{{"ip":"{ip}"}},)"
+               R"("url":{{"original":"/wp-admin/backup.zip"}}}})",
+               fmt::arg("t", t), fmt::arg("id", id), fmt::arg("seq", seq), fmt::arg("h", host),
+               fmt::arg("ip", ip));
   }
   const std::string rel = kPaths[rng() % std::size(kPaths)];
   const std::string name = rel.substr(rel.rfind('/') + 1);  // npos + 1 is 0
@@ -106,8 +107,8 @@ std::string event_text(std::mt19937_64& rng, uint64_t seq) {
              R"("message":"{action} '{root}/{rel}'","process":{{"command_line":"php-fpm: pool www",)"
              R"("executable":"/usr/sbin/php-fpm8.2","parent":{{"executable":"/usr/sbin/php-fpm8.2",)"
              R"("pid":812}},"pid":{pid}}},"user":{{"id":"33","name":"www-data"}}}})",
-             fmt::arg("action", action), fmt::arg("t", t), fmt::arg("id", id),
-             fmt::arg("seq", seq), fmt::arg("ext", dot == std::string::npos ? "" : name.substr(dot + 1)),
+             fmt::arg("action", action), fmt::arg("t", t), fmt::arg("id", id), fmt::arg("seq", seq),
+             fmt::arg("ext", dot == std::string::npos ? "" : name.substr(dot + 1)),
              fmt::arg("sha", hex(rng, 32)), fmt::arg("name", name), fmt::arg("root", kRoot),
              fmt::arg("rel", rel), fmt::arg("h", host), fmt::arg("base", hex(rng, 32)),
              fmt::arg("pid", 1000 + rng() % 30000));
@@ -169,19 +170,19 @@ struct Figures {
 
 Figures measure(const char* name, const std::string& text, size_t events, double seconds,
                 int rounds, const std::function<EventBatch(const std::string&)>& read) {
+  const mamori::SystemClock clock;
   std::vector<Round> all;
   uint64_t rows = 0;
   for (int r = 0; r < rounds; ++r) {
     Round round;
-    const auto wall0 = std::chrono::steady_clock::now();
+    const int64_t wall0 = clock.monotonic_ns();
     const int64_t cpu0 = cpu_ns();
     do {
       rows += read(text).rows.size();
       ++round.messages;
       round.cpu_s = static_cast<double>(cpu_ns() - cpu0) / 1e9;
     } while (round.cpu_s < seconds);
-    round.wall_s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+    round.wall_s = static_cast<double>(clock.monotonic_ns() - wall0) / 1e9;
     all.push_back(round);
   }
   uint64_t messages = 0;
@@ -196,11 +197,12 @@ Figures measure(const char* name, const std::string& text, size_t events, double
   f.mb_per_s = bytes / m.cpu_s / 1e6;
   f.events_per_s = static_cast<double>(events) * static_cast<double>(m.messages) / m.cpu_s;
   f.wall_mb_per_s = bytes / m.wall_s / 1e6;
-  std::printf("%-28s %9.1f MB/s %12.0f events/s %9.0f ns/event   (wall: %.1f MB/s; %d rounds, "
-              "range %.1f-%.1f MB/s)\n",
-              name, f.mb_per_s, f.events_per_s, 1e9 / f.events_per_s, f.wall_mb_per_s, rounds,
-              static_cast<double>(text.size()) * all.back().messages / all.back().cpu_s / 1e6,
-              static_cast<double>(text.size()) * all.front().messages / all.front().cpu_s / 1e6);
+  std::printf(
+      "%-28s %9.1f MB/s %12.0f events/s %9.0f ns/event   (wall: %.1f MB/s; %d rounds, "
+      "range %.1f-%.1f MB/s)\n",
+      name, f.mb_per_s, f.events_per_s, 1e9 / f.events_per_s, f.wall_mb_per_s, rounds,
+      static_cast<double>(text.size()) * all.back().messages / all.back().cpu_s / 1e6,
+      static_cast<double>(text.size()) * all.front().messages / all.front().cpu_s / 1e6);
   return f;
 }
 
@@ -217,8 +219,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> texts;
   for (size_t i = 1; i <= events; ++i) texts.push_back(event_text(rng, 1000 + i));
   // The keys in the order ch::encode writes them, as the agents send the message.
-  const std::string text =
-      fmt::format(R"({{"events":[{}],"type":"events","v":{}}})", fmt::join(texts, ","), ch::kVersion);
+  const std::string text = fmt::format(R"({{"events":[{}],"type":"events","v":{}}})",
+                                       fmt::join(texts, ","), ch::kVersion);
   check_same(by_scan(text), by_decoder(text));
   std::printf("one message: %zu events, %zu bytes (%.0f bytes an event)\n", events, text.size(),
               static_cast<double>(text.size()) / static_cast<double>(events));
