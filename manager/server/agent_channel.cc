@@ -152,7 +152,7 @@ void AgentChannel::supersede() {
   ended_ = true;
   idle_.cancel();
   error_code ignored;
-  beast::get_lowest_layer(ws_).socket().close(ignored);
+  ws_.next_layer().socket().close(ignored);
 }
 
 void AgentChannel::probed(bool alive) {
@@ -175,8 +175,7 @@ void AgentChannel::silent() {
   if (ended_) return;
   // Bytes wait in the socket: the agent spoke, and it is the manager that is late (busy)
   // reading them. A frozen host sends nothing, and what it sent before is read by now.
-  error_code ec;
-  if (beast::get_lowest_layer(ws_).socket().available(ec) > 0 && !ec) return arm_idle();
+  if (ws_.next_layer().has_unread()) return arm_idle();
   lose(fmt::format("agent {} ({}) sent nothing for {} s", agent_.info.name, agent_.info.hostname,
                    hub_.m().lost_after_s),
        hub_.m().lost_after_s);
@@ -195,7 +194,7 @@ void AgentChannel::end() {
   linger_.async_wait([w = weak_from_this()](const error_code& ec) {
     if (auto self = w.lock(); self && !ec) {
       error_code ignored;
-      beast::get_lowest_layer(self->ws_).socket().close(ignored);
+      self->ws_.next_layer().socket().close(ignored);
     }
   });
 }

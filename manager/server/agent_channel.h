@@ -18,18 +18,16 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 
 #include "core/proto/channel.h"
 #include "manager/db/store.h"
 #include "manager/server/hub.h"
+#include "manager/server/tls_stream.h"
 
 namespace mamori::manager {
 
-using WsStream =
-    boost::beast::websocket::stream<boost::beast::ssl_stream<boost::beast::tcp_stream>>;
+using WsStream = boost::beast::websocket::stream<TlsStream>;
 
 class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
  public:

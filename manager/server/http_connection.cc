@@ -31,9 +31,9 @@ json error_body(std::string_view code, const std::string& message) {
 }  // namespace
 
 HttpConnection::HttpConnection(Hub& hub, asio::ip::tcp::socket socket)
-    : hub_(hub), stream_(std::move(socket), hub.ssl()) {
+    : hub_(hub), stream_(std::move(socket), hub.ssl().native_handle()) {
   error_code ec;
-  const auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+  const auto ep = stream_.socket().remote_endpoint(ec);
   if (!ec) address_ = ep.address().to_string();
 }
 
@@ -42,16 +42,15 @@ HttpConnection::~HttpConnection() {
 }
 
 void HttpConnection::start() {
-  beast::get_lowest_layer(stream_).expires_after(kHandshakeTimeout);
-  stream_.async_handshake(asio::ssl::stream_base::server,
-                          [self = shared_from_this()](const error_code& ec) {
-                            if (!ec) self->read_request();
-                          });
+  stream_.expires_after(kHandshakeTimeout);
+  stream_.async_handshake([self = shared_from_this()](const error_code& ec) {
+    if (!ec) self->read_request();
+  });
 }
 
 void HttpConnection::read_request() {
   // The first request shares the handshake's deadline; the next ones have kKeepAliveIdle.
-  if (served_ > 0) beast::get_lowest_layer(stream_).expires_after(kKeepAliveIdle);
+  if (served_ > 0) stream_.expires_after(kKeepAliveIdle);
   parser_.emplace();
   parser_->header_limit(kMaxHeaderBytes);
   parser_->body_limit(ch::kMaxMessageBytes);
@@ -147,7 +146,7 @@ void HttpConnection::channel(Request req) {
     return respond(http::status::unauthorized,
                    error_body(ch::kUnauthorized,
                               "Authorization: Bearer agent_key:credential is missing or wrong"));
-  beast::get_lowest_layer(stream_).expires_never();
+  stream_.expires_never();
   handed_over_ = true;
   auto c =
       std::make_shared<AgentChannel>(hub_, WsStream(std::move(stream_)), std::move(*who), address_);
@@ -188,7 +187,7 @@ void HttpConnection::live_events(Request req) {
     }
     q.after_row = *last;
   }
-  beast::get_lowest_layer(stream_).expires_never();
+  stream_.expires_never();
   handed_over_ = true;
   auto s = std::make_shared<EventStream>(hub_, WsStream(std::move(stream_)), std::move(q));
   s->start(std::move(req));

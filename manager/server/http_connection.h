@@ -23,11 +23,11 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
 
 #include "manager/db/store.h"
 #include "manager/server/hub.h"
+#include "manager/server/tls_stream.h"
 
 namespace mamori::manager {
 
@@ -62,7 +62,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void send(std::shared_ptr<boost::beast::http::response<Body>> res);
 
   Hub& hub_;
-  boost::beast::ssl_stream<boost::beast::tcp_stream> stream_;
+  TlsStream stream_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   std::string address_;
