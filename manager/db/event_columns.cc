@@ -1,11 +1,10 @@
 #include "manager/db/event_columns.h"
 
-#include <array>
 #include <cstdio>
 #include <ctime>
-#include <iterator>
 
 #include "core/proto/channel.h"
+#include "manager/db/json_scan.h"
 
 namespace mamori::manager {
 namespace {
@@ -126,172 +125,156 @@ void add_row(EventBatch& batch, EventColumns&& row) {
   batch.rows.push_back(std::move(row));
 }
 
-// Reads the text it is given one character at a time, counting them: the SAX callbacks
-// below learn where an event's object starts and ends. (The parser reads one character
-// past a number and keeps it; never past a '{' or a '}'.)
-class CountingIterator {
- public:
-  using iterator_category = std::forward_iterator_tag;
-  using value_type = char;
-  using difference_type = std::ptrdiff_t;
-  using pointer = const char*;
-  using reference = const char&;
-  CountingIterator(const char* p, size_t* count) : p_(p), count_(count) {}
-  reference operator*() const { return *p_; }
-  CountingIterator& operator++() {
-    ++p_;
-    ++*count_;
-    return *this;
-  }
-  CountingIterator operator++(int) {
-    CountingIterator old = *this;
-    ++*this;
-    return old;
-  }
-  bool operator==(const CountingIterator& o) const { return p_ == o.p_; }
-
- private:
-  const char* p_;
-  size_t* count_;
-};
-
-// The SAX reader of an events message: the envelope's "v" and "type", and of each object
-// of its "events" array the fields of Fields and its text. Duplicate keys count as the
+// Reads an events message top down with a JsonScanner: the envelope's "v" and "type", and
+// of each object of its "events" array the fields of Fields and its text. Keys are
+// compared in place and only the columns' strings are built. Duplicate keys count as the
 // parsed object counts them: the last one wins, whole (a second "event" object replaces
-// the first with everything in it).
-class EventsReader final : public nlohmann::json_sax<nlohmann::json> {
+// the first with everything in it). A bad event is remembered and the scan goes on to the
+// end: a text that is not JSON is refused as such, whatever came before.
+class EventsScan {
  public:
-  EventsReader(std::string_view text, const size_t& consumed, std::string_view agent_key)
-      : text_(text), consumed_(consumed), agent_key_(agent_key) {}
+  EventsScan(std::string_view text, std::string_view agent_key)
+      : text_(text), s_(text), agent_key_(agent_key) {}
 
   std::optional<int64_t> version;
-  std::optional<std::string> type;
+  bool type_is_events = false;
   bool events_is_array = false;
   EventBatch batch;
-  std::optional<Error> error;  // the first bad event (or too many); the parse goes on
+  std::optional<Error> error;  // the first bad event (or too many)
 
-  bool null() override { return scalar(); }
-  bool boolean(bool) override { return scalar(); }
-  bool number_integer(number_integer_t v) override { return integer(v); }
-  bool number_unsigned(number_unsigned_t v) override {
-    return integer(static_cast<int64_t>(v));  // as get<int64_t>() reads it
-  }
-  bool number_float(number_float_t, const string_t&) override { return scalar(); }
-  bool binary(binary_t&) override { return scalar(); }
-  bool string(string_t& v) override {
-    if (depth_ == 1 && key_[0] == "type") type = v;
-    if (in_event() && depth_ == 3 && key_[2] == "@timestamp") fields_.timestamp = v;
-    if (in_event() && depth_ == 4) {
-      const std::string& outer = key_[2];
-      const std::string& inner = key_[3];
-      if (outer == "event" && inner == "id") fields_.id = v;
-      if (outer == "event" && inner == "action") fields_.action = v;
-      if (outer == "file" && inner == "path") fields_.path = v;
-      if (outer == "source" && inner == "ip") fields_.ip = v;
+  // Whether the text is JSON (the fields above are then what it holds).
+  bool run() {
+    if (s_.peek() != JsonScanner::Type::kObject) return false;  // not an events message
+    s_.enter_object();
+    JsonString key;
+    while (s_.next_member(key)) {
+      if (key.equals("v")) {
+        version = integer();
+      } else if (key.equals("type")) {
+        JsonString type;
+        type_is_events = string(type) && type.equals("events");
+      } else if (key.equals("events")) {
+        events_is_array = false;
+        seen_events_ = 0;
+        batch = EventBatch{};
+        error.reset();
+        if (s_.peek() == JsonScanner::Type::kArray) {
+          events_is_array = true;
+          events();
+        } else {
+          s_.skip();
+        }
+      } else {
+        s_.skip();
+      }
     }
+    return s_.at_end();
+  }
+
+ private:
+  // The next value if it is an integer (as nlohmann reads numbers), else nothing.
+  std::optional<int64_t> integer() {
+    JsonNumber n;
+    if (s_.peek() != JsonScanner::Type::kNumber) return s_.skip(), std::nullopt;
+    if (!s_.number(n) || !n.is_integer()) return std::nullopt;
+    return n.as_int64();
+  }
+  // The next value if it is a string, else false.
+  bool string(JsonString& out) {
+    if (s_.peek() != JsonScanner::Type::kString) return s_.skip(), false;
+    return s_.string(out);
+  }
+  bool string_to(std::string& out) {
+    JsonString v;
+    if (!string(v)) return false;
+    v.decode_to(out);
     return true;
   }
-  bool start_object(std::size_t) override {
-    if (events_here()) {  // an event begins
-      event_start_ = consumed_ - 1;
-      fields_ = Fields{};
-    }
-    push(false);
-    return true;
+  // Whether the next value is an object, entered; else it is skipped.
+  bool object() {
+    if (s_.peek() != JsonScanner::Type::kObject) return s_.skip(), false;
+    return s_.enter_object();
   }
-  bool key(string_t& k) override {
-    if (depth_ > kMaxDepth) return true;
-    key_[depth_ - 1] = k;
-    // A key seen again replaces its value whole (as the parsed object's last one does).
-    if (in_event() && depth_ == 3) {
-      if (k == "event") {
+
+  void events() {
+    s_.enter_array();
+    while (s_.next_element()) {
+      if (s_.peek() == JsonScanner::Type::kObject) {
+        event();
+      } else {
+        s_.skip();
+        not_an_object();
+      }
+    }
+  }
+
+  void event() {
+    const size_t start = s_.offset();
+    fields_ = Fields{};
+    s_.enter_object();
+    JsonString key;
+    while (s_.next_member(key)) {
+      if (key.equals("event")) {
         fields_.id.reset();
         fields_.sequence.reset();
         fields_.action.clear();
         fields_.severity = 0;
-      } else if (k == "file") {
+        if (object()) event_object();
+      } else if (key.equals("file")) {
         fields_.path.clear();
-      } else if (k == "source") {
+        if (object()) only_member("path", fields_.path);
+      } else if (key.equals("source")) {
         fields_.ip.clear();
-      } else if (k == "@timestamp") {
+        if (object()) only_member("ip", fields_.ip);
+      } else if (key.equals("@timestamp")) {
         fields_.has_timestamp = true;
-        fields_.timestamp.reset();
+        fields_.timestamp.emplace();
+        if (!string_to(*fields_.timestamp)) fields_.timestamp.reset();
+      } else {
+        s_.skip();
       }
-    } else if (in_event() && depth_ == 4) {
-      const std::string& outer = key_[2];
-      if (outer == "event" && k == "id") fields_.id.reset();
-      if (outer == "event" && k == "sequence") fields_.sequence.reset();
-      if (outer == "event" && k == "action") fields_.action.clear();
-      if (outer == "event" && k == "severity") fields_.severity = 0;
-      if (outer == "file" && k == "path") fields_.path.clear();
-      if (outer == "source" && k == "ip") fields_.ip.clear();
-    } else if (depth_ == 1 && k == "v") {
-      version.reset();
-    } else if (depth_ == 1 && k == "type") {
-      type.reset();
-    } else if (depth_ == 1 && k == "events") {
-      events_is_array = false;  // until its array starts
-      seen_events_ = 0;
-      batch = EventBatch{};
-      error.reset();
     }
-    return true;
-  }
-  bool end_object() override {
-    pop();
-    if (events_here()) finish_event();
-    return true;
-  }
-  bool start_array(std::size_t) override {
-    if (depth_ == 1 && key_[0] == "events") events_is_array = true;
-    if (events_here()) not_an_object();
-    push(true);
-    return true;
-  }
-  bool end_array() override {
-    pop();
-    return true;
-  }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
-    return false;
+    if (s_.ok()) finish_event(start, s_.offset());
   }
 
- private:
-  static constexpr size_t kMaxDepth = 5;  // deeper keys are never looked at
+  // The members of "event" (entered).
+  void event_object() {
+    JsonString key;
+    while (s_.next_member(key)) {
+      if (key.equals("id")) {
+        fields_.id.emplace();
+        if (!string_to(*fields_.id)) fields_.id.reset();
+      } else if (key.equals("sequence")) {
+        fields_.sequence = integer();
+      } else if (key.equals("action")) {
+        fields_.action.clear();
+        string_to(fields_.action);
+      } else if (key.equals("severity")) {
+        fields_.severity = integer().value_or(0);
+      } else {
+        s_.skip();
+      }
+    }
+  }
 
-  // At depth 2, directly in the top-level "events" array: each value is an event.
-  bool events_here() const {
-    return depth_ == 2 && events_is_array && key_[0] == "events" && is_array_[1];
-  }
-  // Inside an event object (depth 3 and deeper).
-  bool in_event() const {
-    return depth_ >= 3 && key_[0] == "events" && is_array_[1] && !is_array_[2];
-  }
-  void push(bool array) {
-    if (depth_ < kMaxDepth) {
-      is_array_[depth_] = array;
-      key_[depth_].clear();
+  // The string member `name` of an object (entered) into `out` (empty if it is not one).
+  void only_member(std::string_view name, std::string& out) {
+    JsonString key;
+    while (s_.next_member(key)) {
+      if (key.equals(name)) {
+        out.clear();
+        string_to(out);
+      } else {
+        s_.skip();
+      }
     }
-    ++depth_;
   }
-  void pop() { --depth_; }
-  bool scalar() {
-    if (events_here()) not_an_object();
-    return true;
-  }
-  bool integer(int64_t v) {
-    if (depth_ == 1 && key_[0] == "v") version = v;
-    if (in_event() && depth_ == 4 && key_[2] == "event") {
-      if (key_[3] == "sequence") fields_.sequence = v;
-      if (key_[3] == "severity") fields_.severity = v;
-    }
-    return scalar();
-  }
+
   void not_an_object() {
     const size_t index = seen_events_++;
     if (!error) error = bad_event(agent_key_, index, "not a JSON object").value();
   }
-  void finish_event() {
+  void finish_event(size_t start, size_t end) {
     const size_t index = seen_events_++;
     if (error) return;
     if (index >= proto::channel::kMaxEventsPerBatch) {
@@ -303,17 +286,13 @@ class EventsReader final : public nlohmann::json_sax<nlohmann::json> {
       error = bad_event(agent_key_, index, *why).value();
       return;
     }
-    row.json = std::string(text_.substr(event_start_, consumed_ - event_start_));
+    row.json = std::string(text_.substr(start, end - start));
     add_row(batch, std::move(row));
   }
 
   std::string_view text_;
-  const size_t& consumed_;
+  JsonScanner s_;
   std::string_view agent_key_;
-  size_t depth_ = 0;
-  std::array<std::string, kMaxDepth> key_;
-  std::array<bool, kMaxDepth> is_array_{};
-  size_t event_start_ = 0;
   size_t seen_events_ = 0;
   Fields fields_;
 };
@@ -323,15 +302,12 @@ class EventsReader final : public nlohmann::json_sax<nlohmann::json> {
 Result<std::optional<EventBatch>> scan_events_message(std::string_view agent_key,
                                                       std::string_view text) {
   if (text.size() > proto::channel::kMaxMessageBytes) return std::nullopt;
-  size_t consumed = 0;
-  EventsReader reader(text, consumed, agent_key);
-  CountingIterator first(text.data(), &consumed), last(text.data() + text.size(), &consumed);
-  if (!nlohmann::json::sax_parse(first, last, &reader)) return std::nullopt;
-  if (reader.version != proto::channel::kVersion || reader.type != "events" ||
-      !reader.events_is_array)
+  EventsScan scan(text, agent_key);
+  if (!scan.run()) return std::nullopt;
+  if (scan.version != proto::channel::kVersion || !scan.type_is_events || !scan.events_is_array)
     return std::nullopt;
-  if (reader.error) return tl::unexpected(std::move(*reader.error));
-  return std::optional<EventBatch>(std::move(reader.batch));
+  if (scan.error) return tl::unexpected(std::move(*scan.error));
+  return std::optional<EventBatch>(std::move(scan.batch));
 }
 
 Result<EventBatch> extract_event_batch(std::string_view agent_key,
