@@ -257,17 +257,13 @@ JsonScanner::Type JsonScanner::peek() {
   }
 }
 
-bool JsonScanner::enter_object() {
-  skip_space();
-  if (p_ == end_ || *p_ != '{') return fail();
-  ++p_;
-  first_ = true;
-  return true;
-}
+bool JsonScanner::enter_object() { return open('{'); }
 
-bool JsonScanner::enter_array() {
+bool JsonScanner::enter_array() { return open('['); }
+
+bool JsonScanner::open(char bracket) {
   skip_space();
-  if (p_ == end_ || *p_ != '[') return fail();
+  if (p_ == end_ || *p_ != bracket) return fail();
   ++p_;
   first_ = true;
   return true;

@@ -96,11 +96,14 @@ class JsonScanner {
   bool scan_number(JsonNumber* out);
   bool scan_literal();
   bool member_key(JsonString* key);  // at a key: the key, white space and ':'
-  bool close(char bracket);          // ']' or '}' of a container opened by enter_*()
+  bool open(char bracket);           // '{' or '['
+  // Inside a container opened by enter_*(): its closing `bracket` (true), or else the ','
+  // before the next value, none before the first (false).
+  bool close(char bracket);
 
   // Whether the containers skip() is inside are arrays (1) or objects (0), one bit a
-  // level: the first levels in place, deeper ones (a text may nest millions deep) in
-  // a vector that grows once.
+  // level: the first 1024 levels in place, deeper ones (a text may nest millions deep)
+  // in a vector grown as the depth needs.
   void set_level(size_t depth, bool array);
   bool level_is_array(size_t depth) const;
 
