@@ -2,15 +2,19 @@
 // any input must decode to a typed message or a clean error, never a crash or an
 // exception, and a decoded message must encode to something that decodes to the same.
 // The manager reads events messages without the decoder (scan_events_message): it must
-// take exactly what the decoder and extract_event_batch take, with the same columns.
+// take exactly what the decoder and extract_event_batch take, with the same columns; and
+// its JSON scanner must accept exactly the texts nlohmann::json accepts, reading a string
+// as nlohmann does.
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 #include "core/proto/channel.h"
 #include "manager/db/event_columns.h"
+#include "manager/db/json_scan.h"
 
 namespace ch = mamori::proto::channel;
 
@@ -24,6 +28,28 @@ void round_trip(std::string_view in, Decode decode) {
 }
 
 namespace mamori::manager {
+
+// The scanner against nlohmann: the same verdict on any text; the same string or number
+// where the text is one.
+void same_json_as_nlohmann(std::string_view in) {
+  const bool valid = nlohmann::json::accept(in);
+  if (is_json(in) != valid) std::abort();
+  if (!valid) return;
+  const nlohmann::json j = nlohmann::json::parse(in);
+  JsonScanner s(in);
+  if (s.peek() == JsonScanner::Type::kString) {
+    JsonString v;
+    std::string decoded;
+    if (!s.string(v)) std::abort();
+    v.decode_to(decoded);
+    if (decoded != j.get<std::string>()) std::abort();
+    if (decoded.size() <= JsonString::kMaxCompared && !v.equals(decoded)) std::abort();
+  } else if (s.peek() == JsonScanner::Type::kNumber) {
+    JsonNumber n;
+    if (!s.number(n) || n.is_integer() != j.is_number_integer()) std::abort();
+    if (n.is_integer() && n.as_int64() != j.get<int64_t>()) std::abort();
+  }
+}
 
 void same_as_the_decoder(std::string_view in) {
   auto scanned = scan_events_message("k", in);
@@ -57,6 +83,7 @@ void same_as_the_decoder(std::string_view in) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);
   round_trip(in, ch::decode_agent_message);
+  mamori::manager::same_json_as_nlohmann(in);
   mamori::manager::same_as_the_decoder(in);
   round_trip(in, ch::decode_manager_message);
   round_trip(in, ch::decode_enroll_request);
