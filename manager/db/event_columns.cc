@@ -1,6 +1,8 @@
 #include "manager/db/event_columns.h"
 
+#include <array>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include "core/proto/channel.h"
@@ -25,12 +27,22 @@ bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos
 
 }  // namespace
 
-std::optional<int64_t> parse_rfc3339_ns(std::string_view sv) {
-  const std::string s(sv);  // sscanf wants a terminated string
+std::optional<int64_t> parse_rfc3339_ns(std::string_view s) {
+  // sscanf wants a terminated string: a copy on the stack at the usual length.
+  std::array<char, 64> small;
+  std::string large;
+  const char* text = small.data();
+  if (s.size() < small.size()) {
+    std::memcpy(small.data(), s.data(), s.size());
+    small[s.size()] = '\0';
+  } else {
+    large.assign(s);
+    text = large.c_str();
+  }
   std::tm tm{};
   int consumed = 0;
-  if (sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-             &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
+  if (sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+             &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
       consumed != 19)
     return std::nullopt;
   tm.tm_year -= 1900;
@@ -47,7 +59,7 @@ std::optional<int64_t> parse_rfc3339_ns(std::string_view sv) {
   int64_t offset_s = 0;
   if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
     int hh = 0, mm = 0;
-    if (sscanf(s.c_str() + i + 1, "%2d:%2d", &hh, &mm) != 2) return std::nullopt;
+    if (sscanf(text + i + 1, "%2d:%2d", &hh, &mm) != 2) return std::nullopt;
     offset_s = (s[i] == '+' ? 1 : -1) * (hh * 3600 + mm * 60);
     i += 6;
   } else if (i < s.size() && s[i] == 'Z') {
@@ -78,12 +90,12 @@ namespace {
 // What a row is made of, however the event was read: each field as the event holds it
 // (absent, or not of the type the column takes, leaves it empty).
 struct Fields {
-  std::optional<std::string> id;         // event.id, a string
-  std::optional<int64_t> sequence;       // event.sequence, an integer
-  std::string action, path, ip;          // event.action, file.path, source.ip, strings
-  bool has_timestamp = false;            // @timestamp, of any type
-  std::optional<std::string> timestamp;  // @timestamp, a string
-  int64_t severity = 0;                  // event.severity, an integer
+  std::optional<std::string> id;              // event.id, a string
+  std::optional<int64_t> sequence;            // event.sequence, an integer
+  std::string action, path, ip;               // event.action, file.path, source.ip, strings
+  bool has_timestamp = false;                 // @timestamp, of any type
+  std::optional<std::string_view> timestamp;  // @timestamp, a string (read, not kept)
+  int64_t severity = 0;                       // event.severity, an integer
 };
 
 // The row of event `index`, or why there is none.
@@ -228,8 +240,11 @@ class EventsScan {
         if (object()) only_member("ip", fields_.ip);
       } else if (key.equals("@timestamp")) {
         fields_.has_timestamp = true;
-        fields_.timestamp.emplace();
-        if (!string_to(*fields_.timestamp)) fields_.timestamp.reset();
+        fields_.timestamp.reset();
+        if (JsonString t; string(t)) {
+          if (t.escaped) t.decode_to(timestamp_);
+          fields_.timestamp = t.escaped ? std::string_view(timestamp_) : t.raw;
+        }
       } else {
         s_.skip();
       }
@@ -295,6 +310,7 @@ class EventsScan {
   std::string_view agent_key_;
   size_t seen_events_ = 0;
   Fields fields_;
+  std::string timestamp_;  // an escaped @timestamp, decoded (fields_ views it)
 };
 
 }  // namespace
@@ -327,7 +343,7 @@ Result<EventBatch> extract_event_batch(std::string_view agent_key,
     f.ip = string_field(e, "source", "ip");
     if (auto ts = e.find("@timestamp"); ts != e.end()) {
       f.has_timestamp = true;
-      if (ts->is_string()) f.timestamp = ts->get<std::string>();
+      if (ts->is_string()) f.timestamp = ts->get_ref<const std::string&>();
     }
     if (const nlohmann::json* sev = field(e, "event", "severity"); sev && sev->is_number_integer())
       f.severity = sev->get<int64_t>();

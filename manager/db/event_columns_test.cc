@@ -29,6 +29,8 @@ TEST(EventColumnsTest, ParsesRfc3339WithFractionsAndOffsets) {
   EXPECT_EQ(parse_rfc3339_ns("2023-11-15T00:13:20+02:00"), 1700000000 * kSec);
   EXPECT_EQ(parse_rfc3339_ns("2023-11-14T21:43:20-00:30"), 1700000000 * kSec);
   EXPECT_EQ(parse_rfc3339_ns("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(parse_rfc3339_ns("2023-11-14T22:13:20." + std::string(100, '5') + "Z"),
+            1700000000 * kSec + 555555555);
   for (const char* bad : {"", "yesterday", "2023-11-14 22:13:20Z", "2023-11-14T22:13:20",
                           "2023-11-14T22:13:20Zjunk", "2023-11-14T22:13:20+0200"})
     EXPECT_EQ(parse_rfc3339_ns(bad), std::nullopt) << bad;
@@ -382,6 +384,10 @@ TEST(EventColumnsTest, ScanningTakesTheLastOfDuplicateKeysWhole) {
   EXPECT_EQ(r.action, "y");
   EXPECT_EQ(r.severity, 0) << "the last severity is not an integer";
   EXPECT_EQ(r.sequence, 5);
+  b = scanned(message_with(
+      R"("@timestamp":"2023-11-14T22:13:2\u0031Z","@timestamp":"2023-11-14T22:13:2\u0032Z")"));
+  ASSERT_TRUE(is_batch(b));
+  EXPECT_EQ((*b)->rows.at(0).time_ns, 1700000002 * kSec);
   // A valid @timestamp, then one that is not a string: refused.
   EXPECT_FALSE(scanned(message_with(R"("@timestamp":"2023-11-14T22:13:20Z","@timestamp":null)")));
   EXPECT_TRUE(
