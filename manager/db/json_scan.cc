@@ -257,11 +257,11 @@ JsonScanner::Type JsonScanner::peek() {
   }
 }
 
-bool JsonScanner::enter_object() { return open('{'); }
+bool JsonScanner::enter_object() { return enter('{'); }
 
-bool JsonScanner::enter_array() { return open('['); }
+bool JsonScanner::enter_array() { return enter('['); }
 
-bool JsonScanner::open(char bracket) {
+bool JsonScanner::enter(char bracket) {
   skip_space();
   if (p_ == end_ || *p_ != bracket) return fail();
   ++p_;

@@ -96,7 +96,7 @@ class JsonScanner {
   bool scan_number(JsonNumber* out);
   bool scan_literal();
   bool member_key(JsonString* key);  // at a key: the key, white space and ':'
-  bool open(char bracket);           // '{' or '['
+  bool enter(char bracket);          // '{' or '['
   // Inside a container opened by enter_*(): its closing `bracket` (true), or else the ','
   // before the next value, none before the first (false).
   bool close(char bracket);
