@@ -201,6 +201,12 @@ CREATE TABLE event_minutes (
 INSERT INTO event_minutes
   SELECT time_ns / 60000000000, action, severity, COUNT(*) FROM events GROUP BY 1, 2, 3;
 )sql",
+    // 8: the duplicate check's key is (event_id, agent_key): ids begin with their time, so
+    // new ones land at the index's end instead of on a page per agent.
+    R"sql(
+ALTER TABLE events DROP CONSTRAINT events_agent_key_event_id_key;
+ALTER TABLE events ADD CONSTRAINT events_event_id_agent_key_key UNIQUE (event_id, agent_key);
+)sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
 
@@ -1307,7 +1313,7 @@ class PostgresStore final : public Store {
         "t.severity, $2, t.json FROM unnest($3::text[], $4::bigint[], $5::bigint[], "
         "$6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[]) WITH ORDINALITY "
         "AS t(event_id, sequence, time_ns, action, path, source_ip, severity, json, ord) "
-        "ORDER BY t.ord ON CONFLICT (agent_key, event_id) DO NOTHING "
+        "ORDER BY t.ord ON CONFLICT (event_id, agent_key) DO NOTHING "
         "RETURNING time_ns, action, severity), " +
             std::string(kAddMinutes) + " SELECT COUNT(*) FROM ins",
         Params()

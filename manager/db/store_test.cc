@@ -105,6 +105,15 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(db) << db.error().message();
     ASSERT_TRUE(db->exec(sql));
   }
+  // Puts back schema 7's duplicate key where migration 8 cannot simply run again:
+  // PostgreSQL swaps constraints (SQLite rebuilds the table whatever its key was).
+  void restore_schema_7_event_key() {
+    if (!postgres()) return;
+    raw_exec(
+        "ALTER TABLE events DROP CONSTRAINT events_event_id_agent_key_key; "
+        "ALTER TABLE events ADD CONSTRAINT events_agent_key_event_id_key "
+        "UNIQUE (agent_key, event_id)");
+  }
   void admin(const std::string& sql) {
     auto r = admin_->exec(sql);
     ASSERT_TRUE(r) << sql << ": " << r.error().message();
@@ -841,6 +850,7 @@ TEST_P(StoreTest, TheChartsRollupIsFilledFromTheEventsAnOlderSchemaStored) {
   }
   // Schema 6 had no rollup: the events were there, the counts were not.
   raw_exec("DROP TABLE event_minutes");
+  restore_schema_7_event_key();
   raw_exec("UPDATE schema_version SET version = 6");
   auto s = open_store(env_, url());
   ASSERT_TRUE(s) << s.error().message();
@@ -849,6 +859,28 @@ TEST_P(StoreTest, TheChartsRollupIsFilledFromTheEventsAnOlderSchemaStored) {
   ASSERT_TRUE(h) << h.error().message();
   EXPECT_EQ(h->counts, (std::vector<int64_t>{2}));
   EXPECT_EQ(h->max_severity, (std::vector<int64_t>{7}));
+}
+
+TEST_P(StoreTest, EventsAnOlderSchemaStoredStayStoredOnceAfterTheKeyIsReordered) {
+  {
+    auto s = open();
+    ASSERT_TRUE(s->insert_events("a", {event(1), event(2)}, 1));
+  }
+  // Schema 7 keyed the duplicate check (agent_key, event_id); 8 keys it (event_id, agent_key).
+  restore_schema_7_event_key();
+  raw_exec("UPDATE schema_version SET version = 7");
+  auto s = open_store(env_, url());
+  ASSERT_TRUE(s) << s.error().message();
+  auto again = (*s)->insert_events("a", {event(2), event(3)}, 2);
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(again->inserted, 1);
+  EXPECT_EQ(again->duplicates, 1);
+  auto other = (*s)->insert_events("b", {event(2)}, 3);  // same id, another agent: its own
+  ASSERT_TRUE(other) << other.error().message();
+  EXPECT_EQ(other->inserted, 1);
+  auto all = (*s)->query_events({});
+  ASSERT_TRUE(all) << all.error().message();
+  EXPECT_EQ(all->size(), 4u);
 }
 
 TEST_P(StoreTest, NewerSchemaIsRefused) {
