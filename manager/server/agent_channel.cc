@@ -1,5 +1,9 @@
 #include "manager/server/agent_channel.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -38,6 +42,9 @@ constexpr size_t kKeptReadBuffer = 4 * 1024;
 // What a channel let in by admission.h is expected to bring at least: a small last batch
 // says little of what its agent gathered while it waited.
 constexpr size_t kMinReserve = 256 * 1024;
+// Unread bytes below which the agent's TCP window is certainly open (Linux opens at least
+// 64 KiB of it), so that silence on the socket is the agent's own.
+constexpr size_t kSurelyOpenWindow = 32 * 1024;
 
 }  // namespace
 
@@ -166,24 +173,44 @@ void AgentChannel::probed(bool alive) {
   for (auto& d : waiting) d(alive);
 }
 
-void AgentChannel::arm_idle() {
-  idle_.expires_after(std::chrono::seconds(hub_.m().lost_after_s));
+void AgentChannel::arm_idle(std::chrono::milliseconds after) {
+  idle_.expires_after(after);
   idle_.async_wait([w = weak_from_this()](const error_code& ec) {
     auto self = w.lock();
     if (!ec && self) self->silent();
   });
 }
 
-// lost_after seconds without a message.
+void AgentChannel::arm_idle() { arm_idle(std::chrono::seconds(hub_.m().lost_after_s)); }
+
+// lost_after seconds without a message read. The manager may be the late one (busy, or
+// the channel paused): the kernel knows when the agent last sent anything, read or not.
 void AgentChannel::silent() {
   if (ended_) return;
-  // Bytes wait in the socket: the agent spoke, and it is the manager that is late (busy)
-  // reading them. A frozen host sends nothing, and what it sent before is read by now.
-  if (ws_.next_layer().has_unread()) return arm_idle();
+  const std::chrono::milliseconds lost_after = std::chrono::seconds(hub_.m().lost_after_s);
+  const auto quiet = agent_quiet_for();
+  if (!quiet) return arm_idle();  // it may be the manager that holds it back: no verdict
+  if (*quiet < lost_after) return arm_idle(lost_after - *quiet);
   lose(fmt::format("agent {} ({}) sent nothing for {} s", agent_.info.name, agent_.info.hostname,
                    hub_.m().lost_after_s),
        hub_.m().lost_after_s);
   send(ch::Error{std::string(ch::kLost), "nothing received within lost_after"}, true);
+}
+
+// How long ago the agent's last bytes arrived (TCP_INFO), when that says whether it is
+// silent: unless what the manager has not read yet fills the window the agent may send
+// into, a live agent's heartbeats would have arrived whatever the manager was doing. A
+// frozen host sends nothing at all.
+std::optional<std::chrono::milliseconds> AgentChannel::agent_quiet_for() {
+  auto& socket = ws_.next_layer().socket();
+  error_code ec;
+  const size_t unread = socket.available(ec);
+  if (ec || unread >= kSurelyOpenWindow) return std::nullopt;
+  tcp_info info{};
+  socklen_t size = sizeof info;
+  if (::getsockopt(socket.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &size) != 0)
+    return std::nullopt;
+  return std::chrono::milliseconds(info.tcpi_last_data_recv);
 }
 
 // The channel is over (whatever the socket still does): a new connection of this agent
@@ -290,8 +317,7 @@ void AgentChannel::pause_if_behind() {
   if (batches_waiting_ < kMaxBatchesWaiting && hub_.writer().queued().bytes < limit) return;
   if (paused_) return;
   paused_ = true;
-  idle_.cancel();
-  keep_alive();
+  keep_alive();  // idle_ goes on: silent() asks the kernel, not the unread socket
 }
 
 // An agent gives up on a manager it has not heard from (not even a pong) for a while

@@ -59,7 +59,9 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   void refuse_duplicate(const std::string& why);
   void probed(bool alive);
   void arm_idle();
+  void arm_idle(std::chrono::milliseconds after);
   void silent();
+  std::optional<std::chrono::milliseconds> agent_quiet_for();
   void end();
   void lose(const std::string& why, uint32_t silent_s);
   // The connection ended (a read or a write failed) without bye.

@@ -359,6 +359,17 @@ def s_backpressure_drop(m):
     print("dropped")
 
 
+def s_backpressure_silent(m):
+    """hello, a batch past the manager's event_queue_mb, then frozen: the socket open,
+    nothing sent or read for lost_after + 4 s. Prints when the batch went (ms since the
+    epoch)."""
+    ws = connect(m)
+    w = hello(ws, m)
+    send(ws, big_batch(1))
+    print(json.dumps({"sent_ms": time.time_ns() // 1_000_000}), flush=True)
+    time.sleep(w["lost_after_s"] + 4)
+
+
 def s_welcome_time(m):
     """How long a TLS connection, the upgrade and hello take to bring the welcome."""
     start = time.monotonic()
@@ -596,6 +607,7 @@ SCENARIOS = {"unauthorized": s_unauthorized, "events": s_events, "bad-first": s_
              "silent": s_silent, "drop": s_drop, "recover": s_recover,
              "duplicate": s_duplicate, "replace": s_replace, "rebaseline": s_rebaseline, "hold": s_hold, "oversize": s_oversize,
              "backpressure": s_backpressure, "backpressure-drop": s_backpressure_drop,
+             "backpressure-silent": s_backpressure_silent,
              "welcome-time": s_welcome_time}
 MULTI_SCENARIOS = {"take-turns": s_take_turns}
 

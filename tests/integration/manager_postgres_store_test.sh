@@ -184,6 +184,30 @@ lock_released
 cut_batch_stored() { [[ $(stored_events "$KEY4") == 400 ]]; }
 WAIT_SECONDS=10 wait_for "the cut agent's batch, read before the cut, stored" cut_batch_stored
 
+step "an agent frozen while its channel is paused (the store locked again): lost lost_after (3 s) after its last word, as the kernel saw it, not once its turn to read comes"
+enroll_slow slow5 M7 KEY7
+lock_events 10
+$CLIENT backpressure-silent "$M7" >"$SCRATCH/frozen.out" 2>&1 &
+FROZEN_PID=$!
+frozen_sent() { [[ -s $SCRATCH/frozen.out ]]; }
+wait_for "the frozen agent's batch sent" frozen_sent
+sent_ms=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["sent_ms"])' \
+  "$SCRATCH/frozen.out")
+frozen_lost() { [[ $(agent_field "$KEY7" status) == lost ]]; }
+for _ in $(seq 80); do  # 8 s, polled closely: the time is the point
+  frozen_lost && break
+  sleep 0.1
+done
+frozen_lost || fail "the frozen agent was not lost within 8 s while its channel was paused"
+lost_ms=$(($(date +%s%3N) - sent_ms))
+echo "    lost $lost_ms ms after its last word (lost_after 3 s)"
+((lost_ms <= 4000)) || fail "the frozen agent was lost $lost_ms ms after its last word"
+events_locked || fail "the lock ended before the agent was lost: the channel may have read again"
+wait "$FROZEN_PID" || fail "the frozen client failed: $(cat "$SCRATCH/frozen.out")"
+lock_released
+frozen_batch_stored() { [[ $(stored_events "$KEY7") == 400 ]]; }
+WAIT_SECONDS=10 wait_for "the frozen agent's batch, read before it froze, stored" frozen_batch_stored
+
 step "PostgreSQL restarted under the running manager: its next calls reconnect"
 restart_postgres
 expect_exit 0 $CLIENT enroll "$TOKEN"
