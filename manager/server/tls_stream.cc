@@ -167,7 +167,7 @@ bool TlsStream::has_unread() {
   return state_->ssl && SSL_has_pending(state_->ssl) == 1;
 }
 
-void TlsStream::expires_after(std::chrono::steady_clock::duration d) {
+void TlsStream::expires_after(boost::asio::steady_timer::duration d) {
   state_->deadline.expires_after(d);
   state_->deadline.async_wait([w = std::weak_ptr<State>(state_)](const error_code& ec) {
     if (ec) return;  // cancelled, or the stream is gone

@@ -150,7 +150,7 @@ class TlsStream {
   bool has_unread();
 
   // When it fires, the socket is closed: pending operations end with operation_aborted.
-  void expires_after(std::chrono::steady_clock::duration d);
+  void expires_after(boost::asio::steady_timer::duration d);
   void expires_never();
 
   template <class Handler>
