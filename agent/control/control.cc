@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/base/json_depth.h"
 #include "core/fs/admin_files.h"
 #include "core/proto/control.h"
 
@@ -124,6 +125,9 @@ void Server::serve_one(const Handler& handler) {
 
 Result<nlohmann::json> parse_request(std::string_view line) {
   if (line.size() > kMaxRequest) return fail("control request", "", EMSGSIZE);
+  if (!json_depth_within(line))
+    return fail_msg("control request", "",
+                    "a request nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   auto request = nlohmann::json::parse(line, nullptr, false);
   if (request.is_discarded() || !request.is_object() || !request.contains("cmd") ||
       !request["cmd"].is_string())

@@ -27,6 +27,7 @@
 #include "agent/link/command_queue.h"
 #include "agent/link/credentials.h"
 #include "agent/link/outflow.h"
+#include "core/base/json_depth.h"
 #include "core/base/mutex.h"
 #include "core/fs/admin_files.h"
 #include "core/hash/sha256.h"
@@ -571,7 +572,8 @@ class Link::Impl::Connection : public std::enable_shared_from_this<Connection> {
   void on_message(const std::string& text) {
     // A type this agent does not know (a newer manager's) is ignored, as the protocol
     // says; a known one that does not decode is a broken manager.
-    const auto j = nlohmann::json::parse(text, nullptr, false);
+    const auto j = json_depth_within(text) ? nlohmann::json::parse(text, nullptr, false)
+                                           : nlohmann::json(nlohmann::json::value_t::discarded);
     if (j.is_object() && j.contains("type") && j["type"].is_string()) {
       const auto& type = j["type"].get_ref<const std::string&>();
       if (type != "ack" && type != "command" && type != "error" && type != "welcome") return;

@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "core/base/json_depth.h"
+
 namespace mamori::proto::channel {
 namespace {
 
@@ -114,6 +116,9 @@ Decoded<json> parse(std::string_view text) {
     return tl::unexpected(DecodeError{std::string(kTooLarge),
                                       "the message is " + std::to_string(text.size()) +
                                           " bytes, more than " + std::to_string(kMaxMessageBytes)});
+  if (!json_depth_within(text))
+    return tl::unexpected(
+        bad("the message nests deeper than " + std::to_string(kMaxJsonDepth) + " levels"));
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded()) return tl::unexpected(bad("the message is not JSON"));
   if (auto e = check_version(j)) return tl::unexpected(*e);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/base/json_depth.h"
+
 namespace mamori::proto::channel {
 namespace {
 
@@ -160,6 +162,26 @@ TEST(Channel, OversizeIsRefusedBeforeParsing) {
   EXPECT_EQ(b.error().message, "events must be an array of at most 1000");
   batch["events"].erase(0);
   EXPECT_TRUE(decode_agent_message(batch.dump()));
+}
+
+// A result's answer nested a million levels deep (2 MB, under kMaxMessageBytes) parses,
+// but copying it into the decoded message or printing it would overflow the stack: it is
+// refused before it is parsed. What the fleet's commands really answer nests a few levels.
+TEST(Channel, DeepNestingIsRefusedBeforeParsing) {
+  const auto result_nested = [](size_t levels) {
+    return R"({"v":1,"type":"result","command_id":"c","answer":)" + std::string(levels, '[') +
+           std::string(levels, ']') + "}";
+  };
+  auto deep = decode_agent_message(result_nested(1'000'000));
+  ASSERT_FALSE(deep);
+  EXPECT_EQ(deep.error().code, kBadMessage);
+  EXPECT_EQ(deep.error().message, "the message nests deeper than 64 levels");
+  EXPECT_FALSE(decode_agent_message(result_nested(kMaxJsonDepth)));  // 1 + 64 levels
+  EXPECT_TRUE(decode_agent_message(result_nested(kMaxJsonDepth - 1)));
+  auto command = decode_manager_message(R"({"v":1,"type":"command","command_id":"c","request":)" +
+                                        std::string(100, '[') + std::string(100, ']') + "}");
+  ASSERT_FALSE(command);
+  EXPECT_EQ(command.error().message, "the message nests deeper than 64 levels");
 }
 
 TEST(Channel, Base64url) {

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "core/base/json_depth.h"
 #include "core/proto/channel.h"
 #include "manager/db/json_scan.h"
 
@@ -317,7 +318,9 @@ class EventsScan {
 
 Result<std::optional<EventBatch>> scan_events_message(std::string_view agent_key,
                                                       std::string_view text) {
-  if (text.size() > proto::channel::kMaxMessageBytes) return std::nullopt;
+  // Too deep for the decoder, which says so.
+  if (text.size() > proto::channel::kMaxMessageBytes || !json_depth_within(text))
+    return std::nullopt;
   EventsScan scan(text, agent_key);
   if (!scan.run()) return std::nullopt;
   if (scan.version != proto::channel::kVersion || !scan.type_is_events || !scan.events_is_array)

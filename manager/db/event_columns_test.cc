@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/base/json_depth.h"
 #include "core/proto/channel.h"
 #include "manager/db/json_scan.h"
 
@@ -434,19 +435,22 @@ TEST(EventColumnsTest, ScanningRefusesTextThatIsNotJsonAnywhere) {
   EXPECT_TRUE(is_batch(scanned(message_with(R"("x":[-0,0.5e-400,18446744073709551616,1E+2])"))));
 }
 
-TEST(EventColumnsTest, ScanningPassesOverDeepValuesWithoutRecursion) {
-  // Not against the decoder at this depth: extract_event_batch's dump() recurses.
+TEST(EventColumnsTest, ScanningLeavesTooDeepMessagesToTheDecoder) {
+  // Stored, an event nested a million levels deep would overflow the stack of whatever
+  // copies or prints it later (the API, the live stream): the scan takes no message past
+  // kMaxJsonDepth and the decoder refuses it (json_depth.h); the JSON scanner itself reads
+  // any depth (JsonScanTest).
   const size_t depth = 1'000'000;  // within kMaxMessageBytes
-  std::string deep = std::string(depth, '[') + std::string(depth, ']');
-  EXPECT_TRUE(is_batch(scan_events_message("k", message_with(R"("x":)" + deep))));
-  deep[depth] = '}';
+  const std::string deep = std::string(depth, '[') + std::string(depth, ']');
   EXPECT_TRUE(not_json(scan_events_message("k", message_with(R"("x":)" + deep))));
-  std::string objects;
-  for (int i = 0; i < 2000; ++i) objects += R"({"a":[)";
-  for (int i = 0; i < 2000; ++i) objects += "]}";
-  EXPECT_TRUE(is_batch(scanned(message_with(R"("x":)" + objects))));
-  objects[objects.size() - 2] = '}';
-  EXPECT_TRUE(not_json(scanned(message_with(R"("x":)" + objects))));
+  auto d = proto::channel::decode_agent_message(message_with(R"("x":)" + deep));
+  ASSERT_FALSE(d);
+  EXPECT_EQ(d.error().message, "the message nests deeper than 64 levels");
+  // The envelope, the events array and the event are 3 levels: 61 more are taken.
+  const std::string at_limit =
+      std::string(kMaxJsonDepth - 3, '[') + std::string(kMaxJsonDepth - 3, ']');
+  EXPECT_TRUE(is_batch(scanned(message_with(R"("x":)" + at_limit))));
+  EXPECT_TRUE(not_json(scanned(message_with(R"("x":[)" + at_limit + "]"))));
   // An events message nested in an event is only a value of it.
   auto b = scanned(message_with(
       R"("nested":{"v":1,"type":"events","events":[{"event":{"id":"no","sequence":9}}]})"));

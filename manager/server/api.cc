@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "core/base/json_depth.h"
 #include "core/base/quote.h"
 #include "core/hash/sha256.h"
 #include "core/proto/actions.h"
@@ -28,6 +29,13 @@ using nlohmann::json;
 constexpr std::string_view kCookie = "mamori_session";
 constexpr std::string_view kApiTokenPrefix = "mamori-api-v1.";
 constexpr int64_t kDayNs = 24LL * 3600 * 1'000'000'000;
+
+// A request's JSON body; discarded when it is not JSON or nests too deep to copy or print
+// safely (json_depth.h).
+json parse_body(std::string_view text) {
+  if (!json_depth_within(text)) return json(json::value_t::discarded);
+  return json::parse(text, nullptr, false);
+}
 
 constexpr ApiRoute kRoutes[] = {
     {verb::post, "/api/v1/enroll", std::nullopt},
@@ -428,7 +436,7 @@ ApiResponse Api::handle(const Request& req, const std::string& address, Reply la
     if (static_cast<int64_t>(rows->size()) == n) body["next"] = rows->back().id;
     return {status::ok, body, {}};
   }
-  json in = json::parse(req.body(), nullptr, false);
+  json in = parse_body(req.body());
   if (!in.is_object()) return error(status::bad_request, "bad-request", "expects a JSON object");
   if (p == "/api/v1/tokens") {  // POST
     const std::string group = in.value("group", std::string("default"));
@@ -524,7 +532,7 @@ ApiResponse Api::fleet(std::string_view p, const Request& req, const Caller& cal
     if (static_cast<int64_t>(rows->size()) == limit) body["next"] = rows->back().id;
     return {status::ok, body, {}};
   }
-  json in = json::parse(req.body(), nullptr, false);
+  json in = parse_body(req.body());
   if (!in.is_object()) return bad("expects a JSON object");
   auto text = [&](const char* key) -> std::optional<std::string> {
     auto it = in.find(key);
@@ -595,7 +603,7 @@ ApiResponse Api::fleet(std::string_view p, const Request& req, const Caller& cal
 // store connection of its own; one at a time per manager (429 meanwhile).
 ApiResponse Api::drift(const Request& req, const Caller& caller, const std::string& address,
                        Reply later) {
-  const json body = json::parse(req.body().empty() ? "{}" : req.body(), nullptr, false);
+  const json body = parse_body(req.body().empty() ? "{}" : req.body());
   if (!body.is_object())
     return error(status::bad_request, "bad-request", "expects {\"group\"} or {\"all\": true}");
   const std::string group =
@@ -639,7 +647,7 @@ ApiResponse Api::drift(const Request& req, const Caller& caller, const std::stri
 }
 
 ApiResponse Api::login(const Request& req, const std::string& address, Reply later) {
-  json body = json::parse(req.body(), nullptr, false);
+  json body = parse_body(req.body());
   if (!body.is_object() || !body.contains("name") || !body["name"].is_string() ||
       !body.contains("password") || !body["password"].is_string())
     return error(status::bad_request, "bad-request", "expects {\"name\", \"password\"}");

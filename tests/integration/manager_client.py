@@ -516,7 +516,8 @@ def s_replace(m):
 
 
 def s_oversize(m):
-    """A message over 4 MiB: the channel is closed; a new one works."""
+    """A message over 4 MiB, a batch over 1000 events, a message nested too deep: each
+    closes the channel; a new one works."""
     ws = connect(m)
     hello(ws, m)
     try:
@@ -533,6 +534,16 @@ def s_oversize(m):
     ok, seen = closed(ws, 10)
     if not ok or not seen or seen[-1].get("code") != "bad-message":
         die("a batch of 1001 events: expected bad-message, got %r" % seen)
+    # A result nested a million levels deep (2 MB): parsed, it would overflow the stack of
+    # whatever copied or printed it; refused as a message before it is parsed.
+    ws = connect(m)
+    hello(ws, m)
+    levels = 1_000_000
+    ws.send('{"v":1,"type":"result","command_id":"c","answer":' + "[" * levels + "]" * levels + "}")
+    ok, seen = closed(ws, 10)
+    if not ok or not seen or seen[-1].get("code") != "bad-message" \
+            or "nests deeper" not in seen[-1].get("message", ""):
+        die("a result nested %d levels deep: expected bad-message, got %r" % (levels, seen))
     ws = connect(m)
     hello(ws, m)
     send(ws, {"v": 1, "type": "bye", "reason": "stopping"})

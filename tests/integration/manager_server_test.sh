@@ -150,7 +150,7 @@ expect_exit 0 $CLIENT replace "$M2"
 echo "    the reconnection was welcomed after $(json 'j["welcome_after_s"]') s (the dead one's ping unanswered)"
 grep -c 'agent-duplicate' "$MLOG" | grep -qx 1 || fail "the reconnection counted as a duplicate"
 
-step "an oversized message closes the channel; the manager still serves"
+step "an oversized message, an oversized batch, a message nested a million levels deep: each closes the channel; the manager still serves"
 expect_exit 0 $CLIENT oversize "$M2"
 expect_exit 0 $CLIENT enroll "$TOKEN"
 assert_eq 200 "$(json 'j["status"]')"
