@@ -16,7 +16,7 @@
 #            enrollment: the run starts in seconds); without it everything lives in a
 #            temporary directory removed at the end;
 #   PERF=1   record the manager with `perf record -g` during the event stream
-#            (WORK/perf.data; a summary is printed).
+#            (PERF_DATA, default WORK/perf.data, kept when set; a summary is printed).
 # Open files: the manager and the tool each hold one socket per agent. The script raises
 # its soft RLIMIT_NOFILE to the hard limit (`ulimit -n`) and refuses to start when that is
 # below N + 1000; raise the hard limit (limits.conf, systemd LimitNOFILE=, or `ulimit -Hn`
@@ -59,6 +59,7 @@ if [[ $REUSE == 1 ]]; then
 else
   WORK=$(mktemp -d /var/tmp/mamori-bench-manager.XXXXXX)
 fi
+PERF_DATA=${PERF_DATA:-$WORK/perf.data}
 MSTATE=$WORK/state
 CONFIG=$WORK/mamori.toml
 MLOG=$WORK/manager.log
@@ -105,7 +106,7 @@ if [[ $PERF == 1 ]]; then
   # Started when the event stream starts (after the tool's first "online again" line).
   (
     until grep -q 'agents online again after' "$WORK/bench.log" 2>/dev/null; do sleep 0.5; done
-    exec perf record -g -o "$WORK/perf.data" -p "$MANAGER_PID" -- sleep "$DURATION"
+    exec perf record -g -o "$PERF_DATA" -p "$MANAGER_PID" -- sleep "$DURATION"
   ) &
   PERF_PID=$!
 fi
@@ -204,14 +205,14 @@ else:
 print(f"| RSS <= 1 GiB | HWM {m['hwm_mib']:.0f} MiB | {verdict(m['hwm_mib'] <= 1024)} | |")
 EOF
 
-if [[ $PERF == 1 && -f $WORK/perf.data ]]; then
+if [[ $PERF == 1 && -f $PERF_DATA ]]; then
   echo
   # Each thread's share (the io thread is "mamori"), then each busy thread's top symbols.
-  perf report -i "$WORK/perf.data" --no-children --sort comm --stdio 2>/dev/null |
+  perf report -i "$PERF_DATA" --no-children --sort comm --stdio 2>/dev/null |
     grep -E '^ +[0-9]'
   for comm in mamori mamori-events mamori-store; do
     echo "--- $comm"
-    perf report -i "$WORK/perf.data" --no-children --comms "$comm" --sort dso,sym \
+    perf report -i "$PERF_DATA" --no-children --comms "$comm" --sort dso,sym \
       --percent-limit 1 --stdio 2>/dev/null | grep -E '^ +[0-9]' | cut -c1-160 | head -25
   done
 fi

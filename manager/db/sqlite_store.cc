@@ -188,7 +188,8 @@ INSERT INTO event_minutes
     // 8: the duplicate check's key is (event_id, agent_key). Ids begin with their time, so
     // new ones land at this index's end; keyed by agent first, each commit rewrote a page
     // per agent (10,000 for a fleet of 10,000). SQLite cannot drop a table's UNIQUE: the
-    // table is rebuilt (its indexes go with the old one).
+    // table is rebuilt (its indexes go with the old one), its AUTOINCREMENT counter carried
+    // over (rows are the API's cursors: a row number is never given twice).
     R"sql(
 CREATE TABLE events_new (
   row INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -206,6 +207,9 @@ CREATE TABLE events_new (
 );
 INSERT INTO events_new SELECT row, agent_key, event_id, sequence, time_ns, action, path,
   source_ip, severity, received_at_ns, json FROM events;
+DELETE FROM sqlite_sequence WHERE name = 'events_new';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'events_new', seq FROM sqlite_sequence
+  WHERE name = 'events';
 DROP TABLE events;
 ALTER TABLE events_new RENAME TO events;
 CREATE INDEX events_time ON events (time_ns);

@@ -98,11 +98,18 @@ void EventWriter::write(std::vector<Pending>& group, std::vector<SeenMark>& seen
     queued_.bytes -= done.bytes;
     ++commits_;
   }
-  for (size_t i = 0; i < group.size(); ++i) {
-    Result<InsertResult> r =
-        results ? Result<InsertResult>((*results)[i]) : tl::unexpected(results.error());
-    post_([done = std::move(group[i].done), r = std::move(r)] { done(r); });
-  }
+  std::vector<Result<InsertResult>> answers;
+  answers.reserve(group.size());
+  for (size_t i = 0; i < group.size(); ++i)
+    answers.push_back(results ? Result<InsertResult>((*results)[i])
+                              : Result<InsertResult>(tl::unexpected(results.error())));
+  // All the answers in one turn of the caller's thread, and the batches with them: their
+  // memory was allocated there and is freed there (a free from this thread would take
+  // that thread's malloc arena lock for every string, against its own allocations).
+  post_([group = std::move(group), answers = std::move(answers)] {
+    for (size_t i = 0; i < group.size(); ++i) group[i].done(answers[i]);
+  });
+  group.clear();  // moved from: valid, now empty for the next group
 }
 
 }  // namespace mamori::manager

@@ -26,21 +26,18 @@ EventBatch event(int64_t seq) {
   return batch ? *batch : EventBatch{};
 }
 
-// The writer's results, as the io thread would run them.
+// The writer's results, as the io thread would run them (one post may carry many).
 class Results {
  public:
   EventWriter::Poster poster() {
-    return [this](std::function<void()> f) {
-      f();
-      MutexLock lock(mu_);
-      ++count_;
-      cv_.notify_all();
-    };
+    return [](std::function<void()> f) { f(); };
   }
   EventWriter::Done collect(std::vector<Result<InsertResult>>& into) {
     return [this, &into](Result<InsertResult> r) {
       MutexLock lock(mu_);
       into.push_back(std::move(r));
+      ++count_;
+      cv_.notify_all();
     };
   }
   bool wait_for(size_t n) {
