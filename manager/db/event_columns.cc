@@ -155,6 +155,8 @@ class EventsScan {
   EventBatch batch;
   std::optional<Error> error;  // the first bad event (or too many)
 
+  size_t max_depth() const { return s_.max_depth(); }
+
   // Whether the text is JSON (the fields above are then what it holds).
   bool run() {
     if (s_.peek() != JsonScanner::Type::kObject) return false;  // not an events message
@@ -318,11 +320,10 @@ class EventsScan {
 
 Result<std::optional<EventBatch>> scan_events_message(std::string_view agent_key,
                                                       std::string_view text) {
-  // Too deep for the decoder, which says so.
-  if (text.size() > proto::channel::kMaxMessageBytes || !json_depth_within(text))
-    return std::nullopt;
+  if (text.size() > proto::channel::kMaxMessageBytes) return std::nullopt;
   EventsScan scan(text, agent_key);
-  if (!scan.run()) return std::nullopt;
+  // Too deep for the decoder (json_depth.h), which says so.
+  if (!scan.run() || scan.max_depth() > kMaxJsonDepth) return std::nullopt;
   if (scan.version != proto::channel::kVersion || !scan.type_is_events || !scan.events_is_array)
     return std::nullopt;
   if (scan.error) return tl::unexpected(std::move(*scan.error));

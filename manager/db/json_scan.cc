@@ -265,6 +265,7 @@ bool JsonScanner::enter(char bracket) {
   skip_space();
   if (p_ == end_ || *p_ != bracket) return fail();
   ++p_;
+  note_depth(++depth_);
   first_ = true;
   return true;
 }
@@ -274,6 +275,7 @@ bool JsonScanner::close(char bracket) {
   if (p_ == end_) return fail();
   if (*p_ == bracket) {
     ++p_;
+    --depth_;
     first_ = false;  // the container is a value read: a ',' comes before the next one
     return true;
   }
@@ -479,9 +481,11 @@ bool JsonScanner::skip() {
         skip_space();
         if (p_ != end_ && *p_ == (array ? ']' : '}')) {  // empty: a value read
           ++p_;
+          note_depth(depth_ + depth + 1);
           break;
         }
         set_level(depth++, array);
+        note_depth(depth_ + depth);
         if (!array && !member_key(nullptr)) return false;
         continue;
       }

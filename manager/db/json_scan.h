@@ -87,6 +87,9 @@ class JsonScanner {
   // The offset in the text of the next character to read: after peek(), the value's first
   // character; after a value, the character after it.
   size_t offset() const { return static_cast<size_t>(p_ - begin_); }
+  // How deep the arrays and objects read so far nest (the top-level one is 1), for a
+  // caller that refuses what nests too deep to copy safely (core/base/json_depth.h).
+  size_t max_depth() const { return max_depth_; }
 
  private:
   bool fail();
@@ -112,6 +115,11 @@ class JsonScanner {
   const char* end_;
   bool failed_ = false;
   bool first_ = false;  // just inside a '{' or '[': no ',' before the next member
+  size_t depth_ = 0;    // the containers entered (enter_*) and not yet closed
+  size_t max_depth_ = 0;
+  void note_depth(size_t d) {
+    if (d > max_depth_) max_depth_ = d;
+  }
   std::array<uint64_t, 16> levels_{};
   std::vector<uint64_t> deep_levels_;
 };
