@@ -27,6 +27,7 @@
 #include "core/fs/admin_files.h"
 #include "core/proto/channel.h"
 #include "core/proto/control.h"
+#include "manager/server/tls_stream.h"
 
 namespace mamori::bench {
 namespace {
@@ -39,8 +40,10 @@ namespace ssl = asio::ssl;
 namespace ch = proto::channel;
 using tcp = asio::ip::tcp;
 using ErrorCode = boost::system::error_code;
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
-using WsStream = websocket::stream<TlsStream>;
+using EnrollStream = beast::ssl_stream<beast::tcp_stream>;
+// The channels' TLS is the manager's own stream in its client role: OpenSSL on the socket,
+// no BIO pair to copy through, so the tool leaves the shared cores to the manager.
+using WsStream = websocket::stream<manager::TlsStream>;
 using nlohmann::json;
 
 constexpr const char* kVersion = "0.12.0";
@@ -391,19 +394,24 @@ class Fleet::Impl {
 // reader (acks, commands, errors) and one writer at a time (results, events, heartbeats).
 class Conn : public std::enable_shared_from_this<Conn> {
  public:
-  Conn(Fleet::Impl& f, SimAgent& a) : f_(f), a_(a), ws_(f.io_, f.tls_), hb_(f.io_) {}
+  Conn(Fleet::Impl& f, SimAgent& a)
+      : f_(f),
+        a_(a),
+        ws_(manager::TlsStream(tcp::socket(f.io_), f.tls_.native_handle(),
+                               manager::TlsStream::Role::kClient)),
+        hb_(f.io_) {}
 
   void start() {
     auto self = shared_from_this();
     const auto addr = asio::ip::make_address(f_.o_.host);
     const tcp::endpoint ep(addr, static_cast<uint16_t>(std::stoul(f_.o_.port)));
-    auto& tcp_stream = beast::get_lowest_layer(ws_);
-    tcp_stream.expires_after(std::chrono::seconds(f_.o_.connect_timeout_s));
-    tcp_stream.async_connect(ep, [self](ErrorCode ec) {
+    auto& tls = ws_.next_layer();
+    tls.expires_after(std::chrono::seconds(f_.o_.connect_timeout_s));
+    tls.socket().async_connect(ep, [self](ErrorCode ec) {
       if (ec) return self->fail("connect: " + ec.message());
       ++self->f_.open_;
       self->socket_open_ = true;
-      self->ws_.next_layer().async_handshake(ssl::stream_base::client, [self](ErrorCode ec2) {
+      self->ws_.next_layer().async_handshake([self](ErrorCode ec2) {
         if (ec2) return self->fail("tls: " + ec2.message());
         if (!pin_matches(self->ws_.next_layer().native_handle(), self->f_.o_.fp))
           return self->fail("the manager's certificate does not match the fingerprint");
@@ -510,7 +518,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
     // its idle timeout, and gives up after kManagerSilenceFactor * lost_after. No close timeout:
     // this side never starts a close (after bye the manager closes), and Beast 1.74 asserts when a
     // close times out while a read is pending (boostorg/beast#1760, #2264).
-    beast::get_lowest_layer(ws_).expires_never();
+    ws_.next_layer().expires_never();
     websocket::stream_base::timeout t{};
     t.handshake_timeout = websocket::stream_base::none();
     t.idle_timeout =
@@ -611,7 +619,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
 
   void close_socket() {
     ErrorCode ignored;
-    beast::get_lowest_layer(ws_).socket().close(ignored);
+    ws_.next_layer().socket().close(ignored);
     if (socket_open_) --f_.open_;
     socket_open_ = false;
   }
@@ -753,7 +761,7 @@ class Enroller : public std::enable_shared_from_this<Enroller> {
   }
 
   Fleet::Impl& f_;
-  TlsStream stream_;
+  EnrollStream stream_;
   AgentCredentials c_;
   Done done_;
   http::request<http::string_body> req_;

@@ -41,7 +41,7 @@ int bio_read(BIO* b, char* data, int size) {
     errno = EBADF;
     return -1;
   }
-  const ssize_t n = ::recv(s.native_handle(), data, static_cast<size_t>(size), MSG_NOSIGNAL);
+  const ssize_t n = ::recv(s.native_handle(), data, static_cast<size_t>(size), 0);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_read(b);
   return static_cast<int>(n);
 }
@@ -99,9 +99,8 @@ bool usable(State& s) { return s.ssl && s.socket.is_open(); }
 
 namespace tls_detail {
 
-State::State(tcp::socket s, SSL_CTX* ctx) : socket(std::move(s)), deadline(socket.get_executor()) {
-  error_code ignored;
-  socket.native_non_blocking(true, ignored);
+State::State(tcp::socket s, SSL_CTX* ctx, Role role)
+    : socket(std::move(s)), deadline(socket.get_executor()) {
   const BIO_METHOD* method = socket_method();
   ssl = method ? SSL_new(ctx) : nullptr;
   if (!ssl) return;
@@ -117,13 +116,22 @@ State::State(tcp::socket s, SSL_CTX* ctx) : socket(std::move(s)), deadline(socke
   SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
   SSL_set_read_ahead(ssl, 1);  // a record's header and body in one recv
-  SSL_set_accept_state(ssl);
+  if (role == Role::kServer)
+    SSL_set_accept_state(ssl);
+  else
+    SSL_set_connect_state(ssl);
 }
 
 State::~State() { SSL_free(ssl); }
 
 Step handshake(State& s) {
   if (!usable(s)) return failed(asio::error::bad_descriptor);
+  // Here, not at construction: a client's socket is opened by its connect.
+  if (!s.socket.native_non_blocking()) {
+    error_code ec;
+    s.socket.native_non_blocking(true, ec);
+    if (ec) return failed(ec);
+  }
   ERR_clear_error();
   const int rc = SSL_do_handshake(s.ssl);
   return outcome(s, rc, rc == 1, 0, errno);
@@ -158,14 +166,8 @@ Step shutdown(State& s) {
 
 }  // namespace tls_detail
 
-TlsStream::TlsStream(tcp::socket socket, SSL_CTX* ctx)
-    : state_(std::make_shared<State>(std::move(socket), ctx)) {}
-
-bool TlsStream::has_unread() {
-  error_code ec;
-  if (state_->socket.available(ec) > 0 && !ec) return true;
-  return state_->ssl && SSL_has_pending(state_->ssl) == 1;
-}
+TlsStream::TlsStream(tcp::socket socket, SSL_CTX* ctx, Role role)
+    : state_(std::make_shared<State>(std::move(socket), ctx, role)) {}
 
 void TlsStream::expires_after(boost::asio::steady_timer::duration d) {
   state_->deadline.expires_after(d);

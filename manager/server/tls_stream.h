@@ -1,6 +1,7 @@
 #pragma once
-// The server side of a TLS connection, for Beast's HTTP and WebSocket: OpenSSL reads and
-// writes the socket itself, so a connection holds no buffer while it is idle.
+// A TLS connection for Beast's HTTP and WebSocket: the manager's side of every connection,
+// and the simulated agents' of bench/manager. OpenSSL reads and writes the socket itself,
+// so a connection holds no buffer while it is idle.
 // asio::ssl::stream keeps four buffers of ~17 KiB for a connection's whole life (a BIO
 // pair and its copies of it), ~68 KiB × 10,000 agents (docs/performance.md); here OpenSSL
 // releases its own record buffers whenever they are empty (SSL_MODE_RELEASE_BUFFERS).
@@ -16,7 +17,6 @@
 
 #include <openssl/ssl.h>
 
-#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <utility>
@@ -32,8 +32,10 @@ namespace mamori::manager {
 
 namespace tls_detail {
 
+enum class Role { kServer, kClient };
+
 struct State {
-  State(boost::asio::ip::tcp::socket s, SSL_CTX* ctx);
+  State(boost::asio::ip::tcp::socket s, SSL_CTX* ctx, Role role);
   ~State();
   State(const State&) = delete;
   State& operator=(const State&) = delete;
@@ -137,17 +139,19 @@ class TlsStream {
  public:
   using executor_type = boost::asio::any_io_executor;
 
-  // `ctx` outlives the stream (the Hub's).
-  TlsStream(boost::asio::ip::tcp::socket socket, SSL_CTX* ctx);
+  using Role = tls_detail::Role;
+
+  // `ctx` outlives the stream (the Hub's). A client's socket may be connected later, through
+  // socket(), before the handshake.
+  TlsStream(boost::asio::ip::tcp::socket socket, SSL_CTX* ctx, Role role = Role::kServer);
   TlsStream(TlsStream&&) noexcept = default;
   TlsStream& operator=(TlsStream&&) noexcept = default;
   ~TlsStream() = default;
 
   executor_type get_executor() { return state_->socket.get_executor(); }
   boost::asio::ip::tcp::socket& socket() { return state_->socket; }
-  // Bytes the peer sent that nobody has read yet: in the socket or in OpenSSL's record
-  // buffer.
-  bool has_unread();
+  // For checks of the peer's certificate after the handshake (a pin).
+  SSL* native_handle() { return state_->ssl; }
 
   // When it fires, the socket is closed: pending operations end with operation_aborted.
   void expires_after(boost::asio::steady_timer::duration d);
