@@ -52,7 +52,8 @@ void same_json_as_nlohmann(std::string_view in) {
 }
 
 void same_as_the_decoder(std::string_view in) {
-  auto scanned = scan_events_message("k", in);
+  bool resent = false;
+  auto scanned = scan_events_message("k", in, &resent);
   auto decoded = ch::decode_agent_message(in);
   const ch::Events* ev = decoded ? std::get_if<ch::Events>(&*decoded) : nullptr;
   auto extracted = ev ? std::optional(extract_event_batch("k", ev->events)) : std::nullopt;
@@ -64,7 +65,7 @@ void same_as_the_decoder(std::string_view in) {
     if (ev) std::abort();
     return;
   }
-  if (!extracted || !*extracted) std::abort();
+  if (!extracted || !*extracted || resent != ev->resent) std::abort();
   const auto& a = (*scanned)->rows;
   const auto& b = (*extracted)->rows;
   if (a.size() != b.size() || (*scanned)->max_sequence != (*extracted)->max_sequence ||

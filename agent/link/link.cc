@@ -459,7 +459,7 @@ class Link::Impl::Connection : public std::enable_shared_from_this<Connection> {
     } else if (auto b = link_.outflow_.next_batch(); !b) {
       return end(b.error().message());
     } else if (*b) {
-      msg = events_frame(**b);
+      msg = events_frame(**b, std::exchange(resent_next_, false));
       link_.update_counts();
     } else if (heartbeat_due_) {
       heartbeat_due_ = false;
@@ -576,7 +576,9 @@ class Link::Impl::Connection : public std::enable_shared_from_this<Connection> {
                                            : nlohmann::json(nlohmann::json::value_t::discarded);
     if (j.is_object() && j.contains("type") && j["type"].is_string()) {
       const auto& type = j["type"].get_ref<const std::string&>();
-      if (type != "ack" && type != "command" && type != "error" && type != "welcome") return;
+      if (type != "ack" && type != "command" && type != "error" && type != "welcome" &&
+          type != "resend")
+        return;
     }
     auto m = ch::decode_manager_json(j);
     if (!m) return end("the manager sent a bad message: " + m.error().message);
@@ -592,6 +594,12 @@ class Link::Impl::Connection : public std::enable_shared_from_this<Connection> {
             on_command(msg);
           } else if constexpr (std::is_same_v<T, ch::Error>) {
             on_error(msg);
+          } else if constexpr (std::is_same_v<T, ch::Resend>) {
+            // The manager dropped what it got since its last ack (which came before this).
+            link_.outflow_.rewind();
+            resent_next_ = true;
+            link_.update_counts();
+            pump();
           }
         },
         *m);
@@ -663,6 +671,7 @@ class Link::Impl::Connection : public std::enable_shared_from_this<Connection> {
   int64_t heartbeat_ms_ = 2000;
   bool welcomed_ = false, writing_ = false, heartbeat_due_ = false;
   bool stopping_ = false, closing_ = false, ended_ = false, duplicate_ = false;
+  bool resent_next_ = false;  // the next events batch answers a resend
 };
 
 void Link::Impl::stop() {

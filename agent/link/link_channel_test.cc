@@ -250,6 +250,16 @@ TEST_F(LinkChannelTest, EnrollsStreamsEventsMovesTheCursorOnAckRunsACommandAndSa
   ScriptedManager::send(*ws, proto::channel::to_json(proto::channel::Ack{6}));
   ASSERT_TRUE(eventually([&] { return link->status().cursor == 7; }));
 
+  // The manager dropped what it got after that ack (it was behind): everything not
+  // acknowledged comes again, the first batch marked as the answer.
+  ScriptedManager::send(*ws, proto::channel::to_json(proto::channel::Resend{}));
+  json again = ScriptedManager::read(*ws);
+  ASSERT_EQ(again["type"], "events");
+  EXPECT_EQ(again.value("resent", false), true);
+  seqs.clear();
+  for (const auto& e : again["events"]) seqs.push_back(e["event"]["sequence"]);
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{7, 8}));
+
   // A command: handed to the polling thread, answered by its handler, result back.
   ScriptedManager::send(*ws, proto::channel::to_json(proto::channel::Command{
                                  "cmd-1", json{{"v", 2}, {"cmd", "ping"}}}));

@@ -281,6 +281,25 @@ TEST_F(OutflowTest, TheCursorMovesOnlyOnAnAckAndUnackedEventsAreSentAgain) {
   EXPECT_EQ((*resumed)->first, 3u);
 }
 
+TEST_F(OutflowTest, APartAckedBatchSentAgainIsCountedOnce) {
+  Outflow f(env_, options(/*max_events=*/5));
+  ASSERT_TRUE(f.open());
+  write(5);
+  auto b = f.next_batch();
+  ASSERT_TRUE(b && *b);
+  ASSERT_TRUE(f.ack(3));  // the manager stored 1..3 of the batch
+  EXPECT_EQ(f.cursor(), 4u);
+  EXPECT_EQ(f.events_acked(), 3u);
+  f.rewind();  // it asked for the rest again
+  auto rest = f.next_batch();
+  ASSERT_TRUE(rest && *rest);
+  EXPECT_EQ(sequences(**rest), (std::vector<uint64_t>{4, 5}));
+  ASSERT_TRUE(f.ack(5));
+  EXPECT_EQ(f.cursor(), 6u);
+  EXPECT_EQ(f.events_acked(), 5u);
+  EXPECT_EQ(f.events_sent(), 7u);  // resends included
+}
+
 TEST_F(OutflowTest, AtMostMaxInFlightBatchesWaitForAnAck) {
   Outflow f(env_, options(/*max_events=*/10, /*in_flight=*/3));
   ASSERT_TRUE(f.open());

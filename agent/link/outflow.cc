@@ -1,5 +1,6 @@
 #include "agent/link/outflow.h"
 
+#include <algorithm>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -8,10 +9,11 @@
 
 namespace mamori::link {
 
-std::string events_frame(const Batch& b) {
+std::string events_frame(const Batch& b, bool resent) {
   std::string msg;
   msg.reserve(b.events.size() + 64);
-  msg = R"({"v":1,"type":"events","events":)";
+  msg = resent ? R"({"v":1,"type":"events","resent":true,"events":)"
+               : R"({"v":1,"type":"events","events":)";
   msg += b.events;
   msg += '}';
   return msg;
@@ -50,6 +52,7 @@ Result<std::optional<Batch>> Outflow::next_batch() {
   const size_t n = MAMORI_TRY(reader_.read(records, o_.max_events, o_.max_bytes));
   if (n == 0) return std::optional<Batch>{};
   Batch b;
+  std::vector<uint64_t> seqs;
   b.events.reserve(o_.max_bytes + 2);
   b.events.push_back('[');
   for (auto& r : records) {
@@ -64,6 +67,7 @@ Result<std::optional<Batch>> Outflow::next_batch() {
     if (!b.count) b.first = r.seq;
     b.last = r.seq;
     ++b.count;
+    seqs.push_back(r.seq);
   }
   b.events.push_back(']');
   sent_ = reader_.next();
@@ -73,7 +77,7 @@ Result<std::optional<Batch>> Outflow::next_batch() {
     if (in_flight_.empty()) committed_ = sent_;
     return std::optional<Batch>{};
   }
-  in_flight_.push_back({sent_ - 1, b.count});
+  in_flight_.push_back({sent_ - 1, std::move(seqs)});
   events_sent_ += b.count;
   return std::optional<Batch>(std::move(b));
 }
@@ -82,8 +86,15 @@ bool Outflow::ack(uint64_t through) {
   if (through >= sent_) return false;
   if (through < committed_) return true;  // old news (an earlier batch's ack)
   while (!in_flight_.empty() && in_flight_.front().last <= through) {
-    events_acked_ += in_flight_.front().count;
+    events_acked_ += in_flight_.front().seqs.size();
     in_flight_.pop_front();
+  }
+  // Part of a batch (the manager acks what it stored in order): counted once, here.
+  if (!in_flight_.empty()) {
+    auto& seqs = in_flight_.front().seqs;
+    const auto end = std::upper_bound(seqs.begin(), seqs.end(), through);
+    events_acked_ += static_cast<uint64_t>(end - seqs.begin());
+    seqs.erase(seqs.begin(), end);
   }
   committed_ = in_flight_.empty() ? sent_ : through + 1;
   return true;

@@ -16,6 +16,7 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/base/env.h"
 #include "core/base/result.h"
@@ -40,8 +41,9 @@ struct Batch {
 };
 
 // The channel's `events` message carrying `b` (proto::channel::Events' JSON form, built
-// from the records' text without parsing them again).
-std::string events_frame(const Batch& b);
+// from the records' text without parsing them again), marked `resent` when it is the
+// first batch after the manager's resend.
+std::string events_frame(const Batch& b, bool resent = false);
 
 class Outflow {
  public:
@@ -53,7 +55,8 @@ class Outflow {
   // Unregisters it (the link was taken out of the config: it must not hold segments).
   static Status remove(const std::string& outbox_dir, const std::string& cursor = "manager");
 
-  // A new connection: everything not acknowledged will be sent again.
+  // A new connection, or the manager's resend: everything not acknowledged will be sent
+  // again.
   void rewind();
   // The next batch to send, or nullopt when the window is full or nothing new was
   // written. Records that are not JSON objects are skipped (counted).
@@ -81,8 +84,8 @@ class Outflow {
   int64_t saved_ms_ = 0;
   uint64_t sent_ = 0;  // reading stands here (one past the last record sent)
   struct InFlight {
-    uint64_t last;
-    size_t count;
+    uint64_t last;               // the last record read for it (events or not)
+    std::vector<uint64_t> seqs;  // its events not acknowledged yet, ascending
   };
   std::deque<InFlight> in_flight_;
   uint64_t events_sent_ = 0, events_acked_ = 0, skipped_ = 0;

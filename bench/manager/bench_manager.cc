@@ -461,6 +461,7 @@ int Bench::run() {
                       {"results", c.results},
                       {"last_error", c.last_error},
                       {"end_reasons", c.end_reasons}};
+  summary_["tool"]["resends"] = c.resends;  // windows the manager dropped and asked for again
   summary_["machine"]["loadavg_end"] = loadavg();
   if (!o_.json_out.empty()) std::ofstream(o_.json_out) << summary_.dump(2) << '\n';
   print(summary_);

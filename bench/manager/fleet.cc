@@ -217,6 +217,7 @@ struct SimAgent {
   int64_t backoff_ms = 0;
   int64_t last_sent_ns = 0;  // wall clock
   int64_t started_ns = 0;
+  bool resent_next = false;  // the next batch answers the manager's resend
 };
 
 class Fleet::Impl {
@@ -326,9 +327,9 @@ class Fleet::Impl {
 
   // An `events` message around events' JSON texts, the keys in the order ch::encode
   // writes them.
-  static std::string events_frame(const std::vector<std::string>& events) {
-    return fmt::format(R"({{"events":[{}],"type":"events","v":{}}})", fmt::join(events, ","),
-                       ch::kVersion);
+  static std::string events_frame(const std::vector<std::string>& events, bool resent = false) {
+    return fmt::format(R"({{"events":[{}],{}"type":"events","v":{}}})", fmt::join(events, ","),
+                       resent ? R"("resent":true,)" : "", ch::kVersion);
   }
 
   // The codec (ch::decode_agent_message, what the manager runs) reads a frame of
@@ -368,7 +369,7 @@ class Fleet::Impl {
     a.in_flight.push_back(b);
     ++counters_.batches;
     counters_.events_sent += n;
-    return events_frame(texts);
+    return events_frame(texts, std::exchange(a.resent_next, false));
   }
 
   void on_ack(SimAgent& a, uint64_t through) {
@@ -581,6 +582,11 @@ class Conn : public std::enable_shared_from_this<Conn> {
     } else if (const auto* e = std::get_if<ch::Error>(&*m)) {
       ++f_.counters_.manager_errors;
       end(true, fmt::format("the manager said {}: {}", e->code, e->message));
+    } else if (std::holds_alternative<ch::Resend>(*m)) {
+      ++f_.counters_.resends;
+      f_.requeue(a_);
+      a_.resent_next = true;
+      pump();
     }
   }
 

@@ -91,6 +91,7 @@ struct FleetCounters {
   uint64_t manager_errors = 0;      // `error` messages received
   uint64_t heartbeats = 0, batches = 0, events_sent = 0, events_acked = 0, results = 0;
   uint64_t pings_sent = 0;
+  uint64_t resends = 0;  // the manager dropped a window of batches and asked for it again
   std::string last_error;
   std::map<std::string, uint64_t> end_reasons;  // why channels ended unexpectedly
 };

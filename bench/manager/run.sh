@@ -145,7 +145,7 @@ rows = [
     ("idle: heartbeats/s, manager CPU", f"{i['heartbeats_per_s']:.0f}/s, {i['manager_cpu_pct']:.1f} %"),
     ("idle: DB growth per agent per day (heartbeats only)", f"{i['db_bytes_per_agent_day']:.0f} B"),
     ("events offered / stored (acked) per s", f"{e['rate_offered_per_s']:.0f} / {stored:.0f}"),
-    ("events per batch; batches/s", f"{e['events_per_batch']:.2f}; {e['batches_per_s']:.0f}"),
+    ("events per batch; batches/s; windows dropped and resent", f"{e['events_per_batch']:.2f}; {e['batches_per_s']:.0f}; {t.get('resends', 0)}"),
     ("ack latency p50 / p99 / max (batch sent -> ack)", f"{e['ack_latency']['p50_ms']:.1f} / {e['ack_latency']['p99_ms']:.1f} / {e['ack_latency']['max_ms']:.1f} ms"),
     ("oldest event offered -> ack p50 / p99", f"{e['oldest_event_to_ack']['p50_ms']:.1f} / {e['oldest_event_to_ack']['p99_ms']:.1f} ms"),
     ("backlog at the end of the stream (events)", f"{e['backlog_end']}"),

@@ -343,7 +343,11 @@ json to_json(const Hello& m) {
                              {"baseline_root_hash", m.baseline_root_hash},
                              {"next_sequence", m.next_sequence}});
 }
-json to_json(const Events& m) { return with_type("events", {{"events", m.events}}); }
+json to_json(const Events& m) {
+  json j = with_type("events", {{"events", m.events}});
+  if (m.resent) j["resent"] = true;
+  return j;
+}
 json to_json(const Heartbeat& m) {
   return with_type("heartbeat", {{"time_ns", m.time_ns}, {"healthy", m.healthy}});
 }
@@ -364,6 +368,7 @@ json to_json(const Command& m) {
 json to_json(const Error& m) {
   return with_type("error", {{"code", m.code}, {"message", m.message}});
 }
+json to_json(const Resend&) { return with_type("resend", json::object()); }
 json to_json(const ManagerMessage& m) {
   return std::visit([](const auto& x) { return to_json(x); }, m);
 }
@@ -395,6 +400,7 @@ Decoded<AgentMessage> decode_agent_json(json j) {
       e.absorb(inner.error());
       r.absorb(e.error());
     }
+    if (j.contains("resent")) ev.resent = r.boolean("resent");
     // Moved out, not copied: a batch is up to kMaxMessageBytes of parsed objects.
     if (!r.error()) ev.events = std::move(j["events"].get_ref<json::array_t&>());
     return done(r, AgentMessage{std::move(ev)});
@@ -444,8 +450,9 @@ Decoded<ManagerMessage> decode_manager_json(const json& j) {
     e.message = r.string("message", false);
     return done(r, ManagerMessage{std::move(e)});
   }
+  if (type == "resend") return done(r, ManagerMessage{Resend{}});
   return tl::unexpected(bad("type \"" + type.substr(0, 64) +
-                            "\" is not a manager message (welcome, ack, command, error)"));
+                            "\" is not a manager message (welcome, ack, command, error, resend)"));
 }
 
 Decoded<AgentMessage> decode_agent_message(std::string_view text) {
@@ -467,7 +474,8 @@ std::string_view type_of(const AgentMessage& m) {
 }
 
 std::string_view type_of(const ManagerMessage& m) {
-  static constexpr std::array<std::string_view, 4> kTypes = {"welcome", "ack", "command", "error"};
+  static constexpr std::array<std::string_view, 5> kTypes = {"welcome", "ack", "command", "error",
+                                                             "resend"};
   return kTypes[m.index()];
 }
 

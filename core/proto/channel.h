@@ -128,6 +128,9 @@ struct Hello {
 };
 struct Events {
   std::vector<nlohmann::json> events;  // ECS objects, each with event.id and event.sequence
+  // The first batch after a `resend`: what came before it on this channel and was not
+  // acknowledged was dropped by the manager. Sent only when true.
+  bool resent = false;
   // The highest event.sequence of the batch (0 when empty).
   uint64_t highest_sequence() const;
 };
@@ -161,7 +164,10 @@ struct Error {
   std::string code;  // kDuplicateIdentity, kBadMessage, ...; the connection closes after it
   std::string message;
 };
-using ManagerMessage = std::variant<Welcome, Ack, Command, Error>;
+// The manager was behind and dropped the events batches it got since its last ack: the
+// agent sends again everything not acknowledged, the first batch marked `resent`.
+struct Resend {};
+using ManagerMessage = std::variant<Welcome, Ack, Command, Error, Resend>;
 
 nlohmann::json to_json(const Hello& m);
 nlohmann::json to_json(const Events& m);
@@ -173,6 +179,7 @@ nlohmann::json to_json(const Welcome& m);
 nlohmann::json to_json(const Ack& m);
 nlohmann::json to_json(const Command& m);
 nlohmann::json to_json(const Error& m);
+nlohmann::json to_json(const Resend& m);
 nlohmann::json to_json(const ManagerMessage& m);
 
 // One text frame's JSON (to_json(...).dump()).

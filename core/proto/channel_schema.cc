@@ -75,8 +75,9 @@ void add_schema_defs(json& defs) {
   defs["Events"] = message(
       "events",
       {{"events",
-        {{"type", "array"}, {"maxItems", kMaxEventsPerBatch}, {"items", ref("ChannelEvent")}}}},
-      {"events"}, "a batch of the agent's events");
+        {{"type", "array"}, {"maxItems", kMaxEventsPerBatch}, {"items", ref("ChannelEvent")}}},
+       {"resent", {{"type", "boolean"}}}},
+      {"events"}, "a batch of the agent's events (resent: the first after a resend)");
   defs["Heartbeat"] =
       message("heartbeat", {{"time_ns", {{"type", "integer"}}}, {"healthy", {{"type", "boolean"}}}},
               {"time_ns", "healthy"}, "every heartbeat_s");
@@ -93,8 +94,10 @@ void add_schema_defs(json& defs) {
                             {"command_id", "request"}, "a control request for the agent");
   defs["ChannelError"] = message("error", {{"code", str()}, {"message", str()}},
                                  {"code", "message"}, "then the manager closes the channel");
-  defs["ManagerMessage"] = {
-      {"oneOf", json::array({ref("Welcome"), ref("Ack"), ref("Command"), ref("ChannelError")})}};
+  defs["Resend"] = message("resend", json::object(), {},
+                           "the batches since the last ack were dropped: send them again");
+  defs["ManagerMessage"] = {{"oneOf", json::array({ref("Welcome"), ref("Ack"), ref("Command"),
+                                                   ref("ChannelError"), ref("Resend")})}};
 }
 
 }  // namespace mamori::proto::channel

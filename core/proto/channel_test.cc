@@ -22,6 +22,7 @@ TEST(Channel, AgentMessagesRoundTrip) {
             "ab12",
             42},
       Events{{event(1, "a"), event(7, "b")}},
+      Events{{event(8, "c")}, true},
       Heartbeat{123456789, false},
       CommandResult{"c-1", json{{"v", 2}, {"ok", true}}},
       Bye{"stopping"},
@@ -46,6 +47,7 @@ TEST(Channel, ManagerMessagesRoundTrip) {
       Ack{99},
       Command{"c-2", json{{"v", 2}, {"cmd", "verify"}}},
       Error{std::string(kDuplicateIdentity), "already connected"},
+      Resend{},
   };
   for (const auto& m : messages) {
     const std::string text = encode(m);
@@ -116,6 +118,8 @@ TEST(Channel, MissingAndWrongFieldsAreNamed) {
   EXPECT_EQ(message_of(R"({"v":1,"type":"events","events":[{"event":{"sequence":1,"id":2}}]})"),
             "events[0].event.id must be a string");
   EXPECT_EQ(message_of(R"({"v":1,"type":"events","events":[7]})"), "events[0] must be an object");
+  EXPECT_EQ(message_of(R"({"v":1,"type":"events","events":[],"resent":1})"),
+            "resent must be true or false");
   EXPECT_EQ(message_of(R"({"v":1,"type":"result","answer":{}})"), "command_id must be a string");
   EXPECT_EQ(message_of(R"({"v":1,"type":"reboot"})").rfind("type \"reboot\"", 0), 0u);
   EXPECT_EQ(message_of(R"({"type":"bye"})"), "v must be the protocol version (1)");

@@ -152,6 +152,8 @@ class EventsScan {
   std::optional<int64_t> version;
   bool type_is_events = false;
   bool events_is_array = false;
+  bool resent = false;
+  bool resent_is_boolean = true;  // when present
   EventBatch batch;
   std::optional<Error> error;  // the first bad event (or too many)
 
@@ -179,6 +181,13 @@ class EventsScan {
         } else {
           s_.skip();
         }
+      } else if (key.equals("resent")) {
+        const bool literal = s_.peek() == JsonScanner::Type::kLiteral;
+        const size_t start = s_.offset();
+        s_.skip();
+        const std::string_view value = text_.substr(start, s_.offset() - start);
+        resent = value == "true";
+        resent_is_boolean = literal && (resent || value == "false");
       } else {
         s_.skip();
       }
@@ -319,14 +328,16 @@ class EventsScan {
 }  // namespace
 
 Result<std::optional<EventBatch>> scan_events_message(std::string_view agent_key,
-                                                      std::string_view text) {
+                                                      std::string_view text, bool* resent) {
   if (text.size() > proto::channel::kMaxMessageBytes) return std::nullopt;
   EventsScan scan(text, agent_key);
   // Too deep for the decoder (json_depth.h), which says so.
   if (!scan.run() || scan.max_depth() > kMaxJsonDepth) return std::nullopt;
-  if (scan.version != proto::channel::kVersion || !scan.type_is_events || !scan.events_is_array)
+  if (scan.version != proto::channel::kVersion || !scan.type_is_events || !scan.events_is_array ||
+      !scan.resent_is_boolean)
     return std::nullopt;
   if (scan.error) return tl::unexpected(std::move(*scan.error));
+  if (resent) *resent = scan.resent;
   return std::optional<EventBatch>(std::move(scan.batch));
 }
 

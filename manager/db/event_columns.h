@@ -46,8 +46,10 @@ Result<EventBatch> extract_event_batch(std::string_view agent_key,
 // gives, when it is one whose events are not all right, or with more than
 // proto::channel::kMaxEventsPerBatch events. Accepts and extracts exactly what
 // decode_agent_message followed by extract_event_batch does (fuzz/fuzz_channel.cc).
+// `resent`, when given, is set to the message's "resent" flag.
 Result<std::optional<EventBatch>> scan_events_message(std::string_view agent_key,
-                                                      std::string_view text);
+                                                      std::string_view text,
+                                                      bool* resent = nullptr);
 
 // "2023-11-14T22:13:20.123456Z" (what core/event writes; any fraction length, 'Z' or a
 // +hh:mm / -hh:mm offset) → nanoseconds since the Unix epoch; nullopt if malformed.

@@ -146,8 +146,10 @@ TEST(EventColumnsTest, ScanningLeavesOtherMessagesToTheDecoder) {
        {R"({"v":1,"type":"heartbeat","time_ns":1,"healthy":true})",
         R"({"v":2,"type":"events","events":[]})", R"({"v":1,"type":"events","events":{}})",
         R"({"v":1,"type":"events","events":[)", "not json", R"([{"v":1,"type":"events"}])",
-        R"({"v":1.0,"type":"events","events":[]})",
-        R"({"v":1,"v":2,"type":"events","events":[]})"}) {
+        R"({"v":1.0,"type":"events","events":[]})", R"({"v":1,"v":2,"type":"events","events":[]})",
+        R"({"v":1,"type":"events","events":[],"resent":"yes"})",
+        R"({"v":1,"type":"events","events":[],"resent":null})",
+        R"({"v":1,"type":"events","events":[],"resent":true,"resent":0})"}) {
     auto b = scan_events_message("k", other);
     ASSERT_TRUE(b) << other;
     EXPECT_FALSE(*b) << other;
@@ -164,6 +166,24 @@ TEST(EventColumnsTest, ScanningLeavesOtherMessagesToTheDecoder) {
   auto too_many = scan_events_message("k", many + "]}");
   ASSERT_FALSE(too_many);
   EXPECT_NE(too_many.error().message().find("at most 1000"), std::string::npos);
+}
+
+TEST(EventColumnsTest, ScanningReadsTheResentFlag) {
+  bool resent = false;
+  auto b =
+      scan_events_message("k", R"({"v":1,"type":"events","resent": true,"events":[]})", &resent);
+  ASSERT_TRUE(b && *b);
+  EXPECT_TRUE(resent);
+  b = scan_events_message("k", R"({"v":1,"type":"events","events":[],"resent":false})", &resent);
+  ASSERT_TRUE(b && *b);
+  EXPECT_FALSE(resent);
+  b = scan_events_message(
+      "k", R"({"resent":true,"v":1,"type":"events","events":[],"resent":false})", &resent);
+  ASSERT_TRUE(b && *b);
+  EXPECT_FALSE(resent) << "the last one wins";
+  b = scan_events_message("k", R"({"v":1,"type":"events","events":[]})", &resent);
+  ASSERT_TRUE(b && *b);
+  EXPECT_FALSE(resent);
 }
 
 // ---- the scan's JSON: exactly nlohmann's -------------------------------------------

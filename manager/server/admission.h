@@ -1,9 +1,10 @@
 #pragma once
-// Who may read next while the event writer is behind (agent_channel.h). A channel that
-// stopped reading because the writer holds too much waits here, and channels are let in
-// the order they came, each with a reservation of the bytes it is expected to bring (its
-// last batch) until its next message is read: so memory stays near the limit however
-// many agents wait, instead of every waiting channel bringing one batch more at once.
+// Who may take events next while the event writer is behind (agent_channel.h). A channel
+// that stopped taking them because the writer holds too much waits here, and channels
+// are let in the order they came, each with a reservation of the bytes it is expected to
+// bring (its last batch) until its next message is read: so memory stays near the limit
+// however many agents wait, instead of every waiting channel bringing one batch more at
+// once.
 //
 // Threads: the io thread only.
 
@@ -15,13 +16,13 @@ namespace mamori::manager {
 
 class Admission {
  public:
-  // Lets a waiting channel read again (it owns the channel until then); false when the
-  // channel ended meanwhile (then nothing is reserved for it).
+  // Lets a waiting channel take events again (it owns the channel until then); false when
+  // the channel ended meanwhile (then nothing is reserved for it).
   using Wake = std::function<bool()>;
 
   explicit Admission(size_t limit_bytes) : limit_(limit_bytes) {}
 
-  // Queues a channel that will bring about `reserve` bytes once it reads.
+  // Queues a channel that will bring about `reserve` bytes once let in.
   void wait(Wake wake, size_t reserve);
   // A woken channel read its message (or ended): its reservation is over.
   void release(size_t reserve);

@@ -30,9 +30,9 @@ constexpr auto kProbeTimeout = std::chrono::seconds(2);
 constexpr auto kCloseGrace = std::chrono::seconds(5);
 // How often an open channel looks whether its agent's credential was revoked.
 constexpr int64_t kRevocationCheckNs = 30'000'000'000;
-// A channel stops reading (so its agent slows down) while this many of its batches wait
-// for the writer (an agent keeps at most 4 unacknowledged), or while the writer holds
-// more than [manager] event_queue_mb from all channels.
+// A channel stops taking events (so its agent slows down) while this many of its batches
+// wait for the writer (an agent keeps at most 4 unacknowledged), or while the writer
+// holds more than [manager] event_queue_mb from all channels.
 constexpr size_t kMaxBatchesWaiting = 8;
 // What a channel's read buffer keeps between messages: a heartbeat's worth. A batch's
 // buffer is given back once read (10,000 channels × the 64 KiB kept before was a third
@@ -43,7 +43,8 @@ constexpr size_t kKeptReadBuffer = 4 * 1024;
 // says little of what its agent gathered while it waited.
 constexpr size_t kMinReserve = 256 * 1024;
 // Unread bytes below which the agent's TCP window is certainly open (Linux opens at least
-// 64 KiB of it), so that silence on the socket is the agent's own.
+// 64 KiB of it), so that silence on the socket is the agent's own and not a loop that
+// runs late.
 constexpr size_t kSurelyOpenWindow = 32 * 1024;
 
 }  // namespace
@@ -55,8 +56,7 @@ AgentChannel::AgentChannel(Hub& hub, WsStream ws, AgentRow agent, std::string ad
       address_(std::move(address)),
       idle_(ws_.get_executor()),
       probe_timer_(ws_.get_executor()),
-      linger_(ws_.get_executor()),
-      keep_alive_(ws_.get_executor()) {}
+      linger_(ws_.get_executor()) {}
 
 AgentChannel::~AgentChannel() {
   if (reserved_) hub_.admission().release(reserved_);
@@ -141,21 +141,15 @@ void AgentChannel::probe(std::function<void(bool alive)> done) {
   probe_timer_.async_wait([w = weak_from_this()](const error_code& ec) {
     if (auto self = w.lock(); self && !ec) self->probed(false);
   });
-  // A pong is only seen by a read: a paused channel reads again (one message more at most
-  // past the writer's limit) rather than take a live agent for dead.
-  resume();
-  // A ping on its way (keep_alive) gets the pong too.
-  if (!pinging_)
-    ping([w = weak_from_this()](const error_code& ec) {
-      if (auto self = w.lock(); self && ec) self->probed(false);
-    });
-}
-
-void AgentChannel::ping(std::function<void(const error_code&)> done) {
+  // The channel is always read, so the pong is seen. One ping at a time: an earlier one
+  // still being written (a peer that reads nothing) gets the pong too, or never.
+  if (pinging_) return;
   pinging_ = true;
-  ws_.async_ping({}, [self = shared_from_this(), done = std::move(done)](const error_code& ec) {
+  ws_.async_ping({}, [w = weak_from_this()](const error_code& ec) {
+    auto self = w.lock();
+    if (!self) return;
     self->pinging_ = false;
-    done(ec);
+    if (ec) self->probed(false);
   });
 }
 
@@ -183,8 +177,8 @@ void AgentChannel::arm_idle(std::chrono::milliseconds after) {
 
 void AgentChannel::arm_idle() { arm_idle(std::chrono::seconds(hub_.m().lost_after_s)); }
 
-// lost_after seconds without a message read. The manager may be the late one (busy, or
-// the channel paused): the kernel knows when the agent last sent anything, read or not.
+// lost_after seconds without a message read. The manager may be the late one (its loop
+// behind): the kernel knows when the agent last sent anything, read or not.
 void AgentChannel::silent() {
   if (ended_) return;
   const std::chrono::milliseconds lost_after = std::chrono::seconds(hub_.m().lost_after_s);
@@ -259,7 +253,7 @@ void AgentChannel::dropped(const error_code& ec) {
 }
 
 void AgentChannel::read() {
-  if (reading_ || (paused_ && !ended_)) return;
+  if (reading_) return;
   reading_ = true;
   ws_.async_read(in_, [self = shared_from_this()](const error_code& ec, size_t) {
     self->reading_ = false;
@@ -291,10 +285,11 @@ void AgentChannel::on_read(const error_code& ec) {
   // Events, most of what agents send, are read straight into their rows, no objects
   // built (event_columns.h); anything else, or a malformed message, goes to the decoder.
   if (hello_ && text.find("\"events\"") != std::string::npos) {
-    auto batch = scan_events_message(agent_.agent_key, text);
+    bool resent = false;
+    auto batch = scan_events_message(agent_.agent_key, text, &resent);
     if (!batch) return refuse(ch::kBadMessage, batch.error().detail);
     if (*batch) {
-      on_events(std::move(**batch));
+      on_events(std::move(**batch), resent);
       if (!ended_) read();
       return;
     }
@@ -307,35 +302,35 @@ void AgentChannel::on_read(const error_code& ec) {
   if (!ended_) read();
 }
 
-// Admission control. Reading stops while the writer is behind: the agent's own window
-// (and its outbox) then holds what it has not sent, and the silence is the manager's, not
-// the agent's. Once its batch is stored the channel waits for room (admission.h), so the
-// channels take turns, first paused first back, and memory stays near event_queue_mb
-// (plus what the channels reading when it was reached were already receiving).
+// Admission control. While the writer is behind, a channel takes no events: the batches
+// its agent sends meanwhile are read and dropped (at most its window: it sends no more
+// until an ack), and once it may take events again it asks for them anew (resend). The
+// channel itself is read all along, so the agent's heartbeats and pongs, its command
+// results and its silence are seen as they happen, however long it waits. Once its batch
+// is stored the channel waits for room (admission.h), so the channels take turns, first
+// paused first back, and memory stays near event_queue_mb (plus what the channels let in
+// bring).
 void AgentChannel::pause_if_behind() {
   const size_t limit = size_t{hub_.m().event_queue_mb} << 20;
   if (batches_waiting_ < kMaxBatchesWaiting && hub_.writer().queued().bytes < limit) return;
-  if (paused_) return;
   paused_ = true;
-  keep_alive();  // idle_ goes on: silent() asks the kernel, not the unread socket
 }
 
-// An agent gives up on a manager it has not heard from (not even a pong) for a while
-// (kManagerSilenceFactor * lost_after), and a paused channel reads no ping to answer: the
-// manager pings it every heartbeat while paused, so a busy manager is not taken for a
-// dead one (and the agent does not reconnect, which would cost the manager more). A
-// ping that cannot be written is how a paused channel learns that its agent went away.
-void AgentChannel::keep_alive() {
-  keep_alive_.expires_after(std::chrono::seconds(hub_.m().heartbeat_s));
-  keep_alive_.async_wait([w = weak_from_this()](const error_code& ec) {
-    auto self = w.lock();
-    if (ec || !self || !self->paused_ || self->ended_ || self->closing_) return;
-    if (!self->pinging_)
-      self->ping([self](const error_code& ping_ec) {
-        if (ping_ec && !self->ended_) self->dropped(ping_ec);
-      });
-    self->keep_alive();
-  });
+// A batch that cannot be taken now. What the agent decided from it (a ban) goes to the
+// fleet all the same: waiting for the writer must not delay a fleet-wide ban.
+void AgentChannel::drop(const EventBatch& batch) {
+  gap_ = true;
+  hub_.fleet().on_events(agent_, batch);
+  ask_resend();
+}
+
+// After a dropped batch, once every batch taken is acknowledged (an ack after the resend
+// would be for events the agent sends again) and events may be taken: one resend at a
+// time, and until the batch that answers it every other one is dropped too.
+void AgentChannel::ask_resend() {
+  if (!gap_ || resend_asked_ || paused_ || batches_waiting_ || ended_) return;
+  resend_asked_ = true;
+  send(ch::Resend{});
 }
 
 void AgentChannel::resume_when_room() {
@@ -348,7 +343,7 @@ void AgentChannel::resume_when_room() {
   hub_.admission().wait(
       [self = shared_from_this(), reserve] {
         self->waiting_room_ = false;
-        if (!self->paused_ || self->ended_) return false;  // a probe resumed it meanwhile
+        if (!self->paused_ || self->ended_) return false;
         self->reserved_ = reserve;
         self->resume();
         return true;
@@ -360,9 +355,7 @@ void AgentChannel::resume_when_room() {
 void AgentChannel::resume() {
   if (!paused_ || ended_) return;
   paused_ = false;
-  keep_alive_.cancel();
-  arm_idle();
-  read();
+  ask_resend();
 }
 
 void AgentChannel::refuse(std::string_view code, const std::string& message) {
@@ -457,14 +450,16 @@ void AgentChannel::check_baseline() {
 void AgentChannel::on(ch::Events& ev) {
   auto batch = extract_event_batch(agent_.agent_key, ev.events);
   if (!batch) return refuse(ch::kBadMessage, batch.error().detail);
-  on_events(std::move(*batch));
+  on_events(std::move(*batch), ev.resent);
 }
 
-void AgentChannel::on_events(EventBatch batch) {
+void AgentChannel::on_events(EventBatch batch, bool resent) {
+  seen();
+  if (ended_) return;                                         // its credential was revoked
+  if (resent && resend_asked_) resend_asked_ = gap_ = false;  // the answer: taken from here
+  if (paused_ || gap_) return drop(batch);
   if (batch.rows.empty()) return;
   const uint64_t through = static_cast<uint64_t>(batch.max_sequence);
-  seen();
-  if (ended_) return;  // its credential was revoked
   // A ban decided by this agent goes to the others now, not after the commit.
   hub_.fleet().on_events(agent_, batch);
   note_accepts(batch);
@@ -505,6 +500,7 @@ void AgentChannel::stored(uint64_t through, const Result<InsertResult>& r) {
   if (hello_root_hash_ && static_cast<int64_t>(through) + 1 >= hello_next_sequence_)
     check_baseline();
   resume_when_room();
+  ask_resend();
 }
 
 void AgentChannel::on(ch::Heartbeat& h) {

@@ -72,7 +72,7 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
 
   void on(proto::channel::Hello& h);
   void on(proto::channel::Events& ev);
-  void on_events(EventBatch batch);
+  void on_events(EventBatch batch, bool resent);
   void note_accepts(const EventBatch& batch);
   void on(proto::channel::Heartbeat& h);
   void on(proto::channel::CommandResult& r);
@@ -81,11 +81,11 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   // The writer's answer for a batch (event_writer.h): ack, or refuse.
   void stored(uint64_t through, const Result<InsertResult>& r);
   void pause_if_behind();
-  // Waits its turn (admission.h) to read again after a pause.
+  void drop(const EventBatch& batch);
+  void ask_resend();
+  // Waits its turn (admission.h) to take events again after a pause.
   void resume_when_room();
   void resume();
-  void keep_alive();
-  void ping(std::function<void(const boost::beast::error_code&)> done);
   void check_baseline();
   Result<bool> catalog_change_reported_since(int64_t sequence);
   void seen();
@@ -112,14 +112,15 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   std::vector<std::function<void(bool)>> probes_;
   boost::asio::steady_timer linger_;  // after end(): the socket's last seconds
   int64_t revocation_checked_ns_ = 0;
-  bool reading_ = false;  // a read is pending: never two
-  bool pinging_ = false;  // a ping is being written: never two
-  bool paused_ = false;   // not reading while the writer is behind (pause_if_behind)
-  boost::asio::steady_timer keep_alive_;  // pings a paused channel's agent
-  size_t batches_waiting_ = 0;            // submitted to the writer, no answer yet
-  size_t last_batch_bytes_ = 0;           // what the last batch held in the writer's queue
-  bool waiting_room_ = false;             // in the admission queue
-  size_t reserved_ = 0;                   // let in for this many bytes, until the next read
+  bool reading_ = false;         // a read is pending: never two
+  bool pinging_ = false;         // a ping is being written: never two
+  bool paused_ = false;          // taking no events while the writer is behind (pause_if_behind)
+  bool gap_ = false;             // a batch was dropped: every one is, until the resent one
+  bool resend_asked_ = false;    // a resend is out, its resent batch not yet here
+  size_t batches_waiting_ = 0;   // submitted to the writer, no answer yet
+  size_t last_batch_bytes_ = 0;  // what the last batch held in the writer's queue
+  bool waiting_room_ = false;    // in the admission queue
+  size_t reserved_ = 0;          // let in for this many bytes, until the next read
   // The last heartbeat said the node is unhealthy (drained by its load balancer): the
   // agent's status is unhealthy, and if the channel then ends it is retired, not lost.
   bool drained_ = false;

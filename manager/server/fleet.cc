@@ -148,7 +148,11 @@ void Fleet::on_events(const AgentRow& agent, const EventBatch& events) {
     const json* ttl = json_at(e, {"mamori", "ban", "ttl_s"});
     const int64_t ttl_s =
         ttl && ttl->is_number_integer() ? std::max<int64_t>(0, ttl->get<int64_t>()) : 0;
-    const int64_t expires = ttl_s ? now + ttl_s * kNsPerS : 0;
+    // From when the agent decided (a batch sent again, or dropped while the writer was
+    // behind and then resent, is the same ban, not a longer one), never from the future.
+    const int64_t decided = row.time_ns > 0 ? std::min(row.time_ns, now) : now;
+    const int64_t expires = ttl_s ? decided + ttl_s * kNsPerS : 0;
+    if (expires && expires <= now) continue;  // over on the deciding agent too
     const std::string address = ip->to_string();
     if (logparse::find_network(never_ban_, *ip)) {
       refuse(agent, address, true);

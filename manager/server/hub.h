@@ -74,7 +74,7 @@ class Hub {
   Store& store() { return *store_; }
   // Where agents' event batches and last_seen marks go (event_writer.h).
   EventWriter& writer() { return *writer_; }
-  // Which paused channel reads next while the writer is behind (admission.h).
+  // Which paused channel takes events next while the writer is behind (admission.h).
   Admission& admission() { return admission_; }
   // Lets waiting channels read again as far as the writer's queue allows.
   void let_in() { admission_.let_in(writer_->queued().bytes); }
