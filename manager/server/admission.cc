@@ -12,6 +12,17 @@ void Admission::release(size_t reserve) {
   reserved_ -= reserve;
 }
 
+bool Admission::hold(size_t bytes) {
+  if (held_ + bytes > limit_) return false;
+  held_ += bytes;
+  return true;
+}
+
+void Admission::unhold(size_t bytes) {
+  assert(bytes <= held_);
+  held_ -= bytes;
+}
+
 void Admission::let_in(size_t queued_bytes) {
   while (!waiting_.empty()) {
     const size_t in_use = queued_bytes + reserved_;

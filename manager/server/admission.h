@@ -4,7 +4,8 @@
 // are let in the order they came, each with a reservation of the bytes it is expected to
 // bring (its last batch) until its next message is read: so memory stays near the limit
 // however many agents wait, instead of every waiting channel bringing one batch more at
-// once.
+// once. The batches that waiting channels receive meanwhile may be held for them, up to
+// the same limit again (hold()); past it they are dropped and asked for again.
 //
 // Threads: the io thread only.
 
@@ -34,8 +35,14 @@ class Admission {
   // Drops the waiting ones unwoken (the manager stops: before its io_context goes).
   void clear() { waiting_.clear(); }
 
+  // Counts `bytes` of batches a waiting channel keeps until its turn; false (nothing
+  // counted) when that would pass the limit.
+  bool hold(size_t bytes);
+  void unhold(size_t bytes);
+
   size_t waiting() const { return waiting_.size(); }
   size_t reserved() const { return reserved_; }
+  size_t held() const { return held_; }
 
  private:
   struct Waiting {
@@ -44,6 +51,7 @@ class Admission {
   };
   size_t limit_;
   size_t reserved_ = 0;
+  size_t held_ = 0;
   std::deque<Waiting> waiting_;
 };
 

@@ -72,5 +72,18 @@ TEST(Admission, NoRoomNoneWoken) {
   EXPECT_EQ(r.a.waiting(), 1u);
 }
 
+TEST(Admission, HoldsBatchesUpToTheLimitApartFromReservations) {
+  Room r;
+  r.wait(0, 8 * kMiB);
+  r.a.let_in(0);
+  EXPECT_TRUE(r.a.hold(6 * kMiB));  // reservations are another budget
+  EXPECT_TRUE(r.a.hold(4 * kMiB));
+  EXPECT_FALSE(r.a.hold(1));
+  EXPECT_EQ(r.a.held(), 10 * kMiB);
+  r.a.unhold(4 * kMiB);
+  EXPECT_TRUE(r.a.hold(1));
+  EXPECT_EQ(r.a.held(), 6 * kMiB + 1);
+}
+
 }  // namespace
 }  // namespace mamori::manager

@@ -34,6 +34,9 @@ constexpr int64_t kRevocationCheckNs = 30'000'000'000;
 // wait for the writer (an agent keeps at most 4 unacknowledged), or while the writer
 // holds more than [manager] event_queue_mb from all channels.
 constexpr size_t kMaxBatchesWaiting = 8;
+// Batches a paused channel holds for its agent: a window's worth (link.h); an agent that
+// sends more without an ack has them dropped and sent again.
+constexpr size_t kMaxHeldBatches = 4;
 // What a channel's read buffer keeps between messages: a heartbeat's worth. A batch's
 // buffer is given back once read (10,000 channels × the 64 KiB kept before was a third
 // of the manager's memory under an event stream; an allocation per batch costs nothing
@@ -60,6 +63,7 @@ AgentChannel::AgentChannel(Hub& hub, WsStream ws, AgentRow agent, std::string ad
 
 AgentChannel::~AgentChannel() {
   if (reserved_) hub_.admission().release(reserved_);
+  forget_held();
   hub_.connection_closed();
 }
 
@@ -212,6 +216,7 @@ std::optional<std::chrono::milliseconds> AgentChannel::agent_quiet_for() {
 void AgentChannel::end() {
   ended_ = true;
   idle_.cancel();
+  forget_held();  // the agent sends them again on its next channel
   if (registered_) hub_.drop_live(agent_.agent_key, this);
   // The goodbye (an error, the close handshake) gets kCloseGrace; a peer that reads
   // nothing (a dead host: the write never completes) is cut off then.
@@ -302,33 +307,53 @@ void AgentChannel::on_read(const error_code& ec) {
   if (!ended_) read();
 }
 
-// Admission control. While the writer is behind, a channel takes no events: the batches
-// its agent sends meanwhile are read and dropped (at most its window: it sends no more
-// until an ack), and once it may take events again it asks for them anew (resend). The
-// channel itself is read all along, so the agent's heartbeats and pongs, its command
-// results and its silence are seen as they happen, however long it waits. Once its batch
-// is stored the channel waits for room (admission.h), so the channels take turns, first
-// paused first back, and memory stays near event_queue_mb (plus what the channels let in
-// bring).
+// Admission control. While the writer is behind, a channel gives the writer no more
+// events: the batches its agent sends meanwhile (at most its window: it sends no more
+// until an ack) are held for it while the held ones of all channels stay under
+// event_queue_mb (admission.h), and dropped past that, to be asked for again (resend)
+// once the channel may give events again. The channel itself is read all along, so the
+// agent's heartbeats and pongs, its command results and its silence are seen as they
+// happen, however long it waits. Once its batch is stored the channel waits for room
+// (admission.h), so the channels take turns, first paused first back, and memory stays
+// near twice event_queue_mb (plus what the channels let in bring).
 void AgentChannel::pause_if_behind() {
   const size_t limit = size_t{hub_.m().event_queue_mb} << 20;
   if (batches_waiting_ < kMaxBatchesWaiting && hub_.writer().queued().bytes < limit) return;
   paused_ = true;
 }
 
-// A batch that cannot be taken now. What the agent decided from it (a ban) goes to the
-// fleet all the same: waiting for the writer must not delay a fleet-wide ban.
-void AgentChannel::drop(const EventBatch& batch) {
+// A batch that cannot go to the writer now: held, or dropped (then so is every one until
+// the resent one, so that what is stored stays in the agent's order).
+void AgentChannel::hold_or_drop(EventBatch batch) {
+  const size_t bytes = EventWriter::batch_bytes(batch);
+  if (!gap_ && held_.size() < kMaxHeldBatches && hub_.admission().hold(bytes)) {
+    held_.push_back({std::move(batch), bytes});
+    return;
+  }
   gap_ = true;
-  hub_.fleet().on_events(agent_, batch);
   ask_resend();
 }
 
-// After a dropped batch, once every batch taken is acknowledged (an ack after the resend
-// would be for events the agent sends again) and events may be taken: one resend at a
-// time, and until the batch that answers it every other one is dropped too.
+// Back from a pause: the held batches first, as long as the writer takes them.
+void AgentChannel::give_held() {
+  while (!held_.empty() && !paused_ && !ended_) {
+    Held h = std::move(held_.front());
+    held_.pop_front();
+    hub_.admission().unhold(h.bytes);
+    give(std::move(h.batch));
+  }
+}
+
+void AgentChannel::forget_held() {
+  for (const Held& h : held_) hub_.admission().unhold(h.bytes);
+  held_.clear();
+}
+
+// After a dropped batch, once every batch before it is acknowledged (an ack after the
+// resend would be for events the agent sends again) and events may be given again: one
+// resend at a time, and until the batch that answers it every other one is dropped too.
 void AgentChannel::ask_resend() {
-  if (!gap_ || resend_asked_ || paused_ || batches_waiting_ || ended_) return;
+  if (!gap_ || resend_asked_ || paused_ || !held_.empty() || batches_waiting_ || ended_) return;
   resend_asked_ = true;
   send(ch::Resend{});
 }
@@ -355,6 +380,7 @@ void AgentChannel::resume_when_room() {
 void AgentChannel::resume() {
   if (!paused_ || ended_) return;
   paused_ = false;
+  give_held();
   ask_resend();
 }
 
@@ -457,11 +483,16 @@ void AgentChannel::on_events(EventBatch batch, bool resent) {
   seen();
   if (ended_) return;                                         // its credential was revoked
   if (resent && resend_asked_) resend_asked_ = gap_ = false;  // the answer: taken from here
-  if (paused_ || gap_) return drop(batch);
   if (batch.rows.empty()) return;
-  const uint64_t through = static_cast<uint64_t>(batch.max_sequence);
-  // A ban decided by this agent goes to the others now, not after the commit.
+  // A ban decided by this agent goes to the others now, not after the commit, nor after
+  // its channel's turn.
   hub_.fleet().on_events(agent_, batch);
+  if (paused_ || gap_) return hold_or_drop(std::move(batch));
+  give(std::move(batch));
+}
+
+void AgentChannel::give(EventBatch batch) {
+  const uint64_t through = static_cast<uint64_t>(batch.max_sequence);
   note_accepts(batch);
   ++batches_waiting_;
   last_batch_bytes_ = EventWriter::batch_bytes(batch);

@@ -73,6 +73,8 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   void on(proto::channel::Hello& h);
   void on(proto::channel::Events& ev);
   void on_events(EventBatch batch, bool resent);
+  // To the writer (then acked once stored).
+  void give(EventBatch batch);
   void note_accepts(const EventBatch& batch);
   void on(proto::channel::Heartbeat& h);
   void on(proto::channel::CommandResult& r);
@@ -81,7 +83,9 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   // The writer's answer for a batch (event_writer.h): ack, or refuse.
   void stored(uint64_t through, const Result<InsertResult>& r);
   void pause_if_behind();
-  void drop(const EventBatch& batch);
+  void hold_or_drop(EventBatch batch);
+  void give_held();
+  void forget_held();
   void ask_resend();
   // Waits its turn (admission.h) to take events again after a pause.
   void resume_when_room();
@@ -112,9 +116,14 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   std::vector<std::function<void(bool)>> probes_;
   boost::asio::steady_timer linger_;  // after end(): the socket's last seconds
   int64_t revocation_checked_ns_ = 0;
-  bool reading_ = false;         // a read is pending: never two
-  bool pinging_ = false;         // a ping is being written: never two
-  bool paused_ = false;          // taking no events while the writer is behind (pause_if_behind)
+  bool reading_ = false;  // a read is pending: never two
+  bool pinging_ = false;  // a ping is being written: never two
+  bool paused_ = false;   // giving the writer no events while it is behind (pause_if_behind)
+  struct Held {
+    EventBatch batch;
+    size_t bytes;  // counted by Admission::hold
+  };
+  std::deque<Held> held_;        // received while paused, in order, for the writer
   bool gap_ = false;             // a batch was dropped: every one is, until the resent one
   bool resend_asked_ = false;    // a resend is out, its resent batch not yet here
   size_t batches_waiting_ = 0;   // submitted to the writer, no answer yet
