@@ -139,6 +139,13 @@ void Detector::feed(std::string_view line, uint64_t line_no,
 
   const auto& set = matcher_->rules().rules;
   const bool allowed = allowlisted(e.client_ip);
+  // A decoy's rule names the ban when it matched too: a touched decoy is the strongest
+  // evidence there is, and the console counts each decoy's hits by it.
+  if (matched_.size() > 1)
+    std::stable_partition(matched_.begin(), matched_.end(), [&](uint32_t i) {
+      const auto& tags = set[i].tags;
+      return std::find(tags.begin(), tags.end(), "decoy") != tags.end();
+    });
   for (const uint32_t i : matched_) {
     const rules::Rule& rule = set[i];
     if (rule.kind == rules::Kind::kThreshold && !thresholds_.hit(i, e.client_ip.bytes, e.time))

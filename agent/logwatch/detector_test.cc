@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "agent/logwatch/default_rules.h"
+#include "core/rules/rules_file.h"
 
 namespace mamori::logwatch {
 namespace {
@@ -71,6 +72,27 @@ TEST_F(DetectorTest, AnInjectionIsDecidedOnceWithItsRequest) {
   d.forget(decisions_[0].ip);  // the ban expired: the next offence counts again
   feed(d, line("203.0.113.9", "GET /index.php?id=1%20UNION%20SELECT%201,2,3 HTTP/1.1"));
   EXPECT_EQ(decisions_.size(), 2u);
+}
+
+TEST_F(DetectorTest, ADecoysRuleNamesTheBanOverABuiltInOneThatMatchesToo) {
+  auto base = rules::parse_rules(default_rules_text(), "default.rules");
+  ASSERT_TRUE(base);
+  auto set = rules::parse_rules(R"([[rule]]
+id = "decoy-abc"
+pattern = '^/wp-config\.php\.bak(\?|$)'
+action = "ban"
+tags = ["decoy"]
+)",
+                                "decoys.rules", std::move(*base));
+  ASSERT_TRUE(set) << set.error().text();
+  auto m = rules::Matcher::compile(std::move(*set));
+  ASSERT_TRUE(m);
+  auto d = Detector::create(*format_, std::make_shared<const rules::Matcher>(std::move(*m)), {});
+  ASSERT_TRUE(d);
+  d->feed(line("203.0.113.5", "GET /wp-config.php.bak HTTP/1.1"), 1,
+          [&](const Decision& x) { decisions_.push_back(x); });
+  ASSERT_EQ(decisions_.size(), 1u);
+  EXPECT_EQ(decisions_[0].rule_id, "decoy-abc");
 }
 
 TEST_F(DetectorTest, AllowlistedAddressesAreCountedNotDecided) {

@@ -35,11 +35,15 @@ event::Severity severity_of(int s) {
   return event::Severity::kInfo;
 }
 
-// The rule files: each entry is a file, or a directory of *.rules (rules.d; an empty or
-// missing directory adds nothing).
-Result<std::vector<std::string>> rule_files(const config::LogwatchConfig& w) {
+// The rule files: the decoys' (STATE/decoys.rules, written by `mamori decoys plant`,
+// first so that the administrator's files may override them), then each entry of
+// [logwatch] rules, a file or a directory of *.rules (rules.d; an empty or missing
+// directory adds nothing).
+Result<std::vector<std::string>> rule_files(const config::Config& c) {
   std::vector<std::string> files;
-  for (const auto& path : w.rules) {
+  const std::string decoys = c.state_dir + "/decoys.rules";
+  if (struct stat st{}; ::lstat(decoys.c_str(), &st) == 0) files.push_back(decoys);
+  for (const auto& path : c.logwatch.rules) {
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
       auto in_dir = MAMORI_TRY(rules::rule_files_in(path));
@@ -91,7 +95,7 @@ struct Logwatch::Impl {
 Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config& config,
                                                   Publish publish, Log log) {
   auto impl = std::make_unique<Impl>(env, config, std::move(publish), std::move(log));
-  auto files = MAMORI_TRY(rule_files(config.logwatch));
+  auto files = MAMORI_TRY(rule_files(config));
   auto matcher = load_matcher(files, config.logwatch.default_rules);
   if (!matcher) return tl::unexpected(matcher.error().to_error());
   auto shared = std::make_shared<const rules::Matcher>(std::move(*matcher));

@@ -21,6 +21,7 @@
   X(mode)                  \
   X(deploy)                \
   X(heal)                  \
+  X(decoys)                \
   X(logs)                  \
   X(bans)                  \
   X(events)                \
