@@ -223,12 +223,9 @@ Run setup(CLI::App& cmd) {
 }  // namespace
 
 Command decoys_command() {
-  return {"decoys",
-          "decoys plant|list",
-          "honeytoken files: who asks for one is banned",
-          kHelp,
-          true,
-          setup};
+  return {
+      "decoys", "decoys plant|list", "honeytoken files: who asks for one is banned", kHelp, true,
+      setup};
 }
 
 }  // namespace mamori::cli
