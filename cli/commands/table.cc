@@ -22,6 +22,7 @@
   X(deploy)                \
   X(heal)                  \
   X(decoys)                \
+  X(scan)                  \
   X(logs)                  \
   X(bans)                  \
   X(events)                \
