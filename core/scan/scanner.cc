@@ -66,7 +66,8 @@ Result<YR_SCANNER*> Scanner::borrow() {
   YR_SCANNER* s = nullptr;
   if (const int rc = yr_scanner_create(rules_->get(), &s); rc != ERROR_SUCCESS)
     return fail_msg("yr_scanner_create", "", "yara error " + std::to_string(rc));
-  // Fast mode: a string's first hit is enough for a verdict; rules here count no hits.
+  // Fast mode: a string's first hit is enough for a verdict. libyara still finds every
+  // hit of a string a condition counts (#a > 100): only the others stop at the first.
   yr_scanner_set_flags(s, SCAN_FLAGS_FAST_MODE);
   yr_scanner_set_timeout(s, static_cast<int>(std::max<int64_t>(1, limits_.timeout.count())));
   return s;
