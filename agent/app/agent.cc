@@ -11,10 +11,12 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <vector>
 
 #include <fmt/format.h>
@@ -33,6 +35,7 @@
 #include "agent/watch/inotify/inotify_watcher.h"
 #include "core/base/quote.h"
 #include "core/baseline/state.h"
+#include "core/decoy/decoy.h"
 #include "core/evidence/evidence.h"
 #include "core/fs/admin_files.h"
 #include "core/fs/beneath.h"
@@ -318,7 +321,23 @@ class Agent::Impl {
     }
     if (guard_->root_count() == 0)
       return fail("config", options_.config_path, EINVAL, "no [[root]] to guard");
+    add_decoys();
     return ok();
+  }
+
+  // The decoys `mamori decoys plant` recorded (docs/decoys.md). A damaged record costs
+  // the open reports only (the access-log rules are their own file): said, not fatal.
+  void add_decoys() {
+    const std::string path = config_.state_dir + "/decoys.json";
+    std::ifstream in(path);
+    if (!in) return;
+    std::stringstream text;
+    text << in.rdbuf();
+    auto decoys = decoy::from_json(nlohmann::json::parse(text.str(), nullptr, false));
+    if (!decoys) return log(fmt::format("decoys: {}: {}", quote(path), decoys.error().message()));
+    for (const auto& d : *decoys)
+      for (size_t i = 0; i < guard_->root_count(); ++i)
+        if (guard_->root(i).path == d.root) guard_->add_decoy(i, d.rel);
   }
 
   Status start_watchers() {

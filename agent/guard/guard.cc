@@ -60,6 +60,10 @@ namespace {
 
 constexpr size_t kMaxFresh = 1 << 16;
 constexpr size_t kMaxSummaryPaths = 10000;
+// A decoy opened again by the same process is reported once a minute; the memory of
+// what was reported is bounded (a process per open: forgetting costs a repeat report).
+constexpr int64_t kDecoyReportEveryNs = 60'000'000'000;
+constexpr size_t kMaxDecoyReports = 4096;
 
 // A root and a path joined by NUL, which neither can hold: keys cannot collide.
 std::string path_key(const GuardedRoot& r, std::string_view rel) {
@@ -245,7 +249,11 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
       names = index_.names_by_handle(c.handle);
     else if (index_.of(c.root, c.rel))
       names.push_back({c.root, c.rel});
-    for (auto& n : names) probe(std::move(n), c.pid);
+    for (auto& n : names) {
+      if (!decoys_.empty() && decoys_.contains(path_key(roots_[n.root], n.rel)))
+        decoy_opened(n, c.pid, who);
+      probe(std::move(n), c.pid);
+    }
   }
   for (size_t budget = kOpenProbeSlice; budget > 0 && !probe_.empty();) {
     auto it = probe_.begin();
@@ -1195,6 +1203,44 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
     release(h);
     return;
   }
+  emit(std::move(e));
+}
+
+void Guard::add_decoy(size_t root, const std::string& rel) {
+  if (root < roots_.size()) decoys_.insert(path_key(roots_[root], rel));
+}
+
+void Guard::decoy_opened(const InodeIndex::Name& n, pid_t pid,
+                         std::unordered_map<pid_t, evidence::Who>& who) {
+  if (pid <= 0 || pid == ::getpid()) return;
+  auto it = who.find(pid);
+  if (it == who.end()) it = who.emplace(pid, who_of(pid, users_)).first;
+  const evidence::Who& w = it->second;
+  // The web server opens it to serve a request, which the access log's rule judges.
+  static constexpr std::string_view kWebServers[] = {"nginx", "apache2", "httpd", "lighttpd",
+                                                     "caddy"};
+  const std::string_view exe = w.executable.substr(w.executable.rfind('/') + 1);
+  if (std::find(std::begin(kWebServers), std::end(kWebServers), exe) != std::end(kWebServers))
+    return;
+  const GuardedRoot& r = roots_[n.root];
+  const int64_t now = env_.clock().monotonic_ns();
+  const std::string key = path_key(r, n.rel) + '\0' + std::to_string(pid);
+  if (auto at = decoy_reported_ns_.find(key);
+      at != decoy_reported_ns_.end() && now - at->second < kDecoyReportEveryNs)
+    return;
+  if (decoy_reported_ns_.size() >= kMaxDecoyReports) decoy_reported_ns_.clear();
+  decoy_reported_ns_[key] = now;
+  const std::string path = r.path + "/" + n.rel;
+  event::Event e(proto::action::kDecoyOpened, Severity::kCritical, env_.clock().now_ns());
+  e.set("file.path", path).set("mamori.root", r.path).set("mamori.path", n.rel);
+  if (auto p = who_json(w); !p.empty()) e.set("process", p);
+  if (w.uid >= 0) {
+    e.set("user.id", std::to_string(w.uid));
+    if (!w.user.empty()) e.set("user.name", w.user);
+  }
+  e.message(fmt::format("decoy {} opened by {} (pid {}{}{})", quote(path),
+                        w.executable.empty() ? std::string("a process") : quote(w.executable), pid,
+                        w.user.empty() ? "" : ", user ", w.user));
   emit(std::move(e));
 }
 

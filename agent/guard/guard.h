@@ -159,6 +159,12 @@ class Guard {
   // Hands the events and deferred restores so far to the publisher.
   Status flush();
 
+  // A decoy file (docs/decoys.md) of root `root`: an open of it by any process but
+  // mamori and the web server (whose serving it the access log judges) is reported
+  // (decoy-opened), once a minute per file and process. fanotify only: inotify names
+  // no opener.
+  void add_decoy(size_t root, const std::string& rel);
+
   void set_mode(size_t root, config::Mode mode);
   void set_paused(size_t root, bool paused);
 
@@ -262,6 +268,10 @@ class Guard {
   std::unique_ptr<DeployTree> deploy_;
   DeployPaths deploy_paths_;
   bool foreign_write_ = false;  // the change being handled is not the deploy's
+  void decoy_opened(const InodeIndex::Name& n, pid_t pid,
+                    std::unordered_map<pid_t, evidence::Who>& who);
+  std::unordered_set<std::string> decoys_;                      // path_key()s
+  std::unordered_map<std::string, int64_t> decoy_reported_ns_;  // path_key + pid: when
 
   // Rate accounting for the current one-second window.
   uint64_t window_changes_ = 0;

@@ -151,6 +151,7 @@ const std::vector<ActionInfo>& known_actions() {
       {action::kTamperStorm, "mamori.guard"},
       {action::kTamperStormSummary, "mamori.guard"},
       {action::kTamperStormEnded, "mamori.guard"},
+      {action::kDecoyOpened, "mamori.guard"},
       // The agent itself (agent/app): lifecycle, control commands, its own state.
       {action::kAgentStarted, "mamori.agent"},
       {action::kAgentStopped, "mamori.agent"},

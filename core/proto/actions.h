@@ -58,6 +58,9 @@ inline constexpr std::string_view kIpBanned = "ip-banned";
 inline constexpr std::string_view kIpUnbanned = "ip-unbanned";
 // A request tied to a file the guard acted on (mamori.related_event names that event).
 inline constexpr std::string_view kTamperAttributed = "tamper-attributed";
+// A decoy file (docs/decoys.md) opened by a process other than mamori and the web server
+// (which serves it: the access log judges that request).
+inline constexpr std::string_view kDecoyOpened = "decoy-opened";
 // The manager (dataset mamori.manager) about the agents it manages: the agent is named
 // by mamori.managed_agent.*. An orderly stop (the agent's `bye`) is kAgentStopped with
 // event.dataset mamori.manager.
@@ -124,7 +127,8 @@ inline constexpr std::array kAllActions = {kFileRestored,
                                            kAgentRetired,
                                            kBaselineChangedUnexpectedly,
                                            kFleetBanRefused,
-                                           kSinkTest};
+                                           kSinkTest,
+                                           kDecoyOpened};
 
 }  // namespace mamori::proto::action
 

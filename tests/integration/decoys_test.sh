@@ -127,6 +127,16 @@ assert_contains "$(in_ns "$SRV" nft list set inet mamori banned4)" "10.78.1.2" "
 connects 10.78.1.3 || fail "the near miss's address was cut off"
 assert_eq 200 "$(page)" "the visitor's page after the ban"
 
+step "a process on the host (a web shell's cat, as www-data) reads a decoy: decoy-opened names it; nginx's serving did not"
+runuser -u www-data -- cat "$WWW/.env" >/dev/null
+opened() { events 'e["event"]["action"] == "decoy-opened"' | grep -q .; }
+WAIT_EXPLAIN='tail -n 3 "$AGENT_LOG"; events | tail -n 2' wait_for "the decoy-opened event" opened
+ev=$(events 'e["event"]["action"] == "decoy-opened"')
+assert_eq 1 "$(grep -c . <<<"$ev")" "decoy-opened events (nginx's open of wp-config.php.bak is the log's to judge)"
+assert_contains "$ev" '"path": "'"$WWW"'/.env"' "the decoy's path"
+assert_contains "$ev" '"executable": "/usr/bin/cat"' "the process"
+assert_contains "$ev" '"name": "www-data"' "the user"
+
 step "the decoys are guarded like every other file"
 echo "<?php // dropped" >>"$WWW/.env"
 restored() { ! grep -q dropped "$WWW/.env"; }
