@@ -81,6 +81,18 @@ inline constexpr std::string_view kSinkTest = "sink-test";
 // (docs/bans.md).
 inline constexpr std::string_view kBanExpired = "ban-expired";
 
+// The SSH honeypot (honeypot/, its own outbox; event.dataset mamori.honeypot, set by the
+// honeypot itself). Not yet in kAllActions: the protocol schema, the dataset list
+// (core/event/origin.cc) and docs/formats/ecs-fields.tsv take them in one change
+// (TODO(#14)).
+inline constexpr std::string_view kSshConnection = "ssh-connection";
+inline constexpr std::string_view kSshLoginFailed = "ssh-login-failed";
+inline constexpr std::string_view kSshLoginSucceeded = "ssh-login-succeeded";
+inline constexpr std::string_view kSshCommand = "ssh-command";
+inline constexpr std::string_view kSshDownloadAttempted = "ssh-download-attempted";
+inline constexpr std::string_view kSshLimitReached = "ssh-limit-reached";
+inline constexpr std::string_view kSshSessionEnded = "ssh-session-ended";
+
 // Every action above, for the schema's enum and for tests that an emitted action is known.
 inline constexpr std::array kAllActions = {kFileRestored,
                                            kFileRepaired,

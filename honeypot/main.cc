@@ -1,0 +1,121 @@
+// mamori-honeypot: the SSH honeypot (docs/honeypot.md). Parses its arguments and runs
+// the start-up steps in order; the server does the rest.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include <libssh/libssh.h>
+#include <CLI/CLI.hpp>
+
+#include "core/base/env.h"
+#include "core/base/quote.h"
+#include "core/base/version.h"
+#include "core/event/origin.h"
+#include "core/fs/admin_files.h"
+#include "core/outbox/outbox.h"
+#include "honeypot/banner.h"
+#include "honeypot/config.h"
+#include "honeypot/server.h"
+#include "honeypot/setup.h"
+
+namespace mamori::honeypot {
+namespace {
+
+constexpr int kExitConfig = 2;
+constexpr int kExitFailed = 1;
+
+void on_signal(int) { Server::request_stop(); }
+
+int failed(const Error& e) {
+  std::fprintf(stderr, "mamori-honeypot: %s\n", e.message().c_str());
+  return kExitFailed;
+}
+
+int run(const Config& config) {
+  RealEnv env;
+  const std::string outbox_dir =
+      config.outbox_dir.empty() ? outbox::outbox_dir(config.state_dir) : config.outbox_dir;
+  const std::string event_log =
+      config.event_log.empty() ? config.state_dir + "/events.jsonl" : config.event_log;
+  const std::string key_dir =
+      config.host_key_dir.empty() ? config.state_dir + "/host-keys" : config.host_key_dir;
+
+  // load_config -> banner -> state dirs -> host keys -> listen -> drop -> origin, seed,
+  // outbox -> serve.
+  std::string why_default;
+  const std::string banner = resolve_banner(config.banner, config.sshd_path, &why_default);
+  if (!why_default.empty())
+    std::fprintf(stderr, "mamori-honeypot: banner %s (host sshd unusable: %s)\n",
+                 quote(banner).c_str(), why_default.c_str());
+  for (const auto& dir : {config.state_dir, outbox_dir})
+    if (auto st = fs::make_private_dir(dir); !st) return failed(st.error());
+  auto keys = load_or_create_host_keys(env, key_dir);
+  if (!keys) return failed(keys.error());
+  for (const auto& k : *keys)
+    if (k.created)
+      std::fprintf(stderr, "mamori-honeypot: made host key %s\n", quote(k.path).c_str());
+  auto listen_fd = listen_on(config.listen_address, config.listen_port, 1024);
+  if (!listen_fd) {
+    for (auto& k : *keys) ssh_key_free(k.key);
+    return failed(listen_fd.error());
+  }
+
+  if (geteuid() == 0) {
+    auto target = lookup_user(config.user);
+    Status st =
+        target ? give_dir_to(config.state_dir, *target) : Status(tl::unexpected(target.error()));
+    if (st) st = give_dir_to(outbox_dir, *target);
+    if (st) st = drop_privileges(*target);
+    if (!st) {
+      for (auto& k : *keys) ssh_key_free(k.key);
+      return failed(st.error());
+    }
+  }
+
+  auto origin = event::Origin::load(env, config.state_dir, "");
+  if (!origin) return failed(origin.error());
+  auto seed = load_or_create_node_seed(env, config.state_dir);
+  if (!seed) return failed(seed.error());
+  auto box = outbox::Outbox::open(env, {outbox_dir, event_log, {}, &*origin});
+  if (!box) return failed(box.error());
+
+  auto server = Server::create(env, config, banner, make_fake_system(*seed, config.hostname),
+                               std::move(*keys), std::move(*listen_fd), *box, *origin);
+  if (!server) return failed(server.error());
+
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  std::fprintf(stderr, "mamori-honeypot: ready: listening on %s port %u as uid %u, banner %s\n",
+               config.listen_address.c_str(), config.listen_port, geteuid(),
+               quote("SSH-2.0-" + banner).c_str());
+  if (auto st = (*server)->run(); !st) return failed(st.error());
+  std::fprintf(stderr, "mamori-honeypot: stopped\n");
+  return 0;
+}
+
+}  // namespace
+}  // namespace mamori::honeypot
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "mamori-honeypot: a low-interaction SSH honeypot that records attackers as "
+      "ECS events in its own outbox (docs/honeypot.md)"};
+  std::string config_path = "/etc/mamori/honeypot.toml";
+  bool check_only = false;
+  app.add_option("--config", config_path, "the honeypot's TOML config")->capture_default_str();
+  app.add_flag("--check-config", check_only, "parse the config, print problems, and exit");
+  app.set_version_flag("--version", std::string(mamori::kVersion));
+  CLI11_PARSE(app, argc, argv);
+  auto config = mamori::honeypot::load_config(config_path);
+  if (!config) {
+    std::fprintf(stderr, "mamori-honeypot: %s\n", config.error().text().c_str());
+    return mamori::honeypot::kExitConfig;
+  }
+  if (check_only) return 0;
+  return mamori::honeypot::run(*config);
+}

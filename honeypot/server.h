@@ -1,0 +1,58 @@
+#pragma once
+// The SSH listener: one thread, one libssh event loop (ssh_event) for every connection,
+// non-blocking throughout, so an idle connection costs its libssh session and a small
+// record, not a thread or a process.
+//
+// A connection's life:
+//   accept()      Admission (limits.h) refuses past the session limits at once;
+//   peek          the client's version line and KEXINIT are read with MSG_PEEK
+//                 (kexinit.h: HASSH) while libssh waits, then the connection event;
+//   key exchange  libssh, with OpenSSH's algorithm order and the host's sshd banner;
+//   auth          every password and public-key attempt is an event; an accepted
+//                 credential gets the emulated shell (shell.h), others are refused;
+//                 auth_attempts past the limit disconnects;
+//   shell / exec  every command line is an event, wget/curl URLs download events;
+//   end           peer gone, `exit`, session_seconds or session_bytes reached, or
+//                 shutdown: a session-ended event with duration and bytes.
+//
+// Events go to the outbox given (flushed at most every 100 ms, and at stop).
+// Threads: run() on one thread; request_stop() from a signal handler.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/base/env.h"
+#include "core/base/result.h"
+#include "core/base/unique_fd.h"
+#include "core/event/origin.h"
+#include "core/outbox/outbox.h"
+#include "honeypot/config.h"
+#include "honeypot/setup.h"
+#include "honeypot/shell.h"
+
+namespace mamori::honeypot {
+
+class Server {
+ public:
+  // Takes the host keys (their ssh_key objects) and the listening socket.
+  static Result<std::unique_ptr<Server>> create(Env& env, const Config& config, std::string banner,
+                                                FakeSystem system, std::vector<HostKey> keys,
+                                                UniqueFd listen_fd, outbox::Outbox& outbox,
+                                                const event::Origin& origin);
+  ~Server();
+
+  // Serves until request_stop(); ends every open connection before it returns.
+  Status run();
+  static void request_stop();
+
+  struct Conn;
+  struct Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mamori::honeypot
