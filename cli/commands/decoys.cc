@@ -102,6 +102,21 @@ int run_plant(App& app, const PlantOptions& o) {
       return app.report(Error{"decoys", t.root->config->path + "/" + t.rel, 0,
                               "decoys go at the top of a root: name the root itself"},
                         kExitUsage);
+  // A running agent takes new files for a dropper's unless a deploy has paused the root.
+  if (!o.dry_run) {
+    auto agent = agent_status(app);
+    if (!agent) return app.report(agent.error(), kExitIncomplete);
+    if (*agent)
+      for (const auto& r : (**agent)["roots"])
+        for (const auto& t : *targets)
+          if (r["path"] == t.root->config->path && !r["paused"].get<bool>())
+            return app.report(
+                Error{"decoys", t.root->config->path, 0,
+                      "the agent guards this root: plant under a deploy, "
+                      "'mamori deploy -- mamori decoys plant', so that the new files are "
+                      "neither quarantined nor left out of the baseline"},
+                kExitUsage);
+  }
   std::vector<decoy::Decoy> fresh;
   for (const auto& t : *targets) {
     const std::string& root = t.root->config->path;

@@ -109,6 +109,10 @@ banned() { events 'e["event"]["action"] == "ip-banned" and e["source"]["ip"] == 
 connects 10.78.1.2 || fail "the scanner could not connect before scanning"
 connects 10.78.1.3 || fail "the second address could not connect before scanning"
 
+step "with the agent running, plant outside a deploy is refused (the agent would take the files for a dropper's)"
+expect_exit 2 mamori decoys plant --root "$WWW"
+assert_contains "$ERR" "mamori deploy -- mamori decoys plant" "the refusal says how"
+
 step "a near miss from 10.78.1.3, then one request for a decoy from 10.78.1.2: only the decoy bans"
 # (wp-config.php.bak2 would do, but a built-in rule bans copies of wp-config.php anyway.)
 code=$(in_ns "$ATT" curl -s -o /dev/null -w '%{http_code}' --interface 10.78.1.3 --max-time 2 \
@@ -127,14 +131,23 @@ assert_contains "$(in_ns "$SRV" nft list set inet mamori banned4)" "10.78.1.2" "
 connects 10.78.1.3 || fail "the near miss's address was cut off"
 assert_eq 200 "$(page)" "the visitor's page after the ban"
 
-step "a process on the host (a web shell's cat, as www-data) reads a decoy: decoy-opened names it; nginx's serving did not"
-runuser -u www-data -- cat "$WWW/.env" >/dev/null
+step "a process on the host (a web shell, as www-data) reads a decoy: decoy-opened names it; nginx's serving did not"
+# The reader stays until the event is seen (its stdin, a FIFO, is closed then): the agent
+# names a process from /proc, and one that is gone can only be named by its pid.
+mkfifo "$SCRATCH/hold"
+runuser -u www-data -- python3 -c 'import sys; open(sys.argv[1]).read(); sys.stdin.read()' \
+  "$WWW/.env" <"$SCRATCH/hold" &
+READER=$!
+exec 4>"$SCRATCH/hold"
+on_exit 'exec 4>&- 2>/dev/null; wait $READER 2>/dev/null || true'
 opened() { events 'e["event"]["action"] == "decoy-opened"' | grep -q .; }
 WAIT_EXPLAIN='tail -n 3 "$AGENT_LOG"; events | tail -n 2' wait_for "the decoy-opened event" opened
+exec 4>&-
+wait "$READER" || fail "the reader failed"
 ev=$(events 'e["event"]["action"] == "decoy-opened"')
 assert_eq 1 "$(grep -c . <<<"$ev")" "decoy-opened events (nginx's open of wp-config.php.bak is the log's to judge)"
 assert_contains "$ev" '"path": "'"$WWW"'/.env"' "the decoy's path"
-assert_contains "$ev" '"executable": "/usr/bin/cat"' "the process"
+assert_contains "$ev" '"executable": "/usr/bin/python3' "the process"
 assert_contains "$ev" '"name": "www-data"' "the user"
 
 step "the decoys are guarded like every other file"
