@@ -66,6 +66,7 @@ TEST(Scanner, EverySampleMatchesItsRule) {
       {"callback_superglobal.php", "mamori_php_variable_function_superglobal"},
       {"create_function.php", "mamori_php_create_function"},
       {"hex_name.php", "mamori_php_hidden_function_name"},
+      {"reversed_name.php", "mamori_php_hidden_function_name"},
       {"chr_chain.php", "mamori_php_chr_chain"},
       {"long_base64.php", "mamori_php_long_encoded_payload"},
       {"long_hex.php", "mamori_php_long_encoded_payload"},
@@ -81,6 +82,7 @@ TEST(Scanner, EverySampleMatchesItsRule) {
       {"script_from_ip.html", "mamori_js_script_from_ip"},
       {"decoded_loader.js", "mamori_js_decoded_script_loader"},
       {"script_before_php.php", "mamori_script_before_php"},
+      {"trailing_script.php", "mamori_php_trailing_script"},
       {"obfuscator.js", "mamori_js_obfuscator_loader"},
   };
   Scanner scanner(builtin(), {});

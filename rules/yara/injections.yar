@@ -92,6 +92,18 @@ rule mamori_script_before_php : php injection
     $script at 0 and $php
 }
 
+rule mamori_php_trailing_script : php injection
+{
+  meta:
+    description = "a script from a hard-coded outside URL appended after a PHP file's last ?>"
+    severity = "high"
+  strings:
+    $php = "<?php" nocase
+    $tail = /\?>\s{0,64}<script[^>]{0,200}\bsrc\s*=\s*['"]?(https?:)?\/\/[a-z0-9][^>]{0,300}>\s{0,16}<\/script>\s{0,64}$/ nocase
+  condition:
+    $php at 0 and $tail
+}
+
 rule mamori_js_obfuscator_loader : js obfuscation
 {
   meta:

@@ -88,7 +88,7 @@ rule mamori_php_create_function : php obfuscation
 rule mamori_php_hidden_function_name : php obfuscation
 {
   meta:
-    description = "the name of a dangerous function written in hex or octal escapes (\"\\x65\\x76\\x61\\x6c\" is eval)"
+    description = "the name of a dangerous function in hex or octal escapes (\"\\x65\\x76\\x61\\x6c\" is eval), reversed or rot13'd"
     severity = "high"
   strings:
     $x_eval = "\\x65\\x76\\x61\\x6c" nocase
@@ -103,6 +103,9 @@ rule mamori_php_hidden_function_name : php obfuscation
     $o_assert = "\\141\\163\\163\\145\\162\\164"
     $o_system = "\\163\\171\\163\\164\\145\\155"
     $o_base64 = "\\142\\141\\163\\145\\66\\64"
+    // Reversed or rot13'd names handed to the function that undoes them.
+    $rev = /\bstrrev\s*\(\s*['"](lave|tressa|metsys|urhtssap|cexe_llehs|edoced_46esab|etalfnizg|noitcnuf_etaerc)['"]/ nocase
+    $rot = /\bstr_rot13\s*\(\s*['"](riny|nffreg|flfgrz|cnffgueh|furyy_rkrp|onfr64_qrpbqr|tmvasyngr|perngr_shapgvba)['"]/ nocase
   condition:
     any of them
 }
