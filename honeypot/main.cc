@@ -62,6 +62,7 @@ int run(const Config& config) {
     return failed(listen_fd.error());
   }
 
+  raise_fd_limit();
   if (geteuid() == 0) {
     auto target = lookup_user(config.user);
     Status st =
@@ -72,6 +73,9 @@ int run(const Config& config) {
       for (auto& k : *keys) ssh_key_free(k.key);
       return failed(st.error());
     }
+  } else if (auto st = drop_capabilities(); !st) {
+    for (auto& k : *keys) ssh_key_free(k.key);
+    return failed(st.error());
   }
 
   auto origin = event::Origin::load(env, config.state_dir, "");

