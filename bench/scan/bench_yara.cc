@@ -32,6 +32,7 @@
 #include "core/base/unique_fd.h"
 #include "core/fs/admin_files.h"
 #include "core/fs/beneath.h"
+#include "core/fs/remove_tree.h"
 #include "core/fs/walk.h"
 #include "core/scan/scanner.h"
 
@@ -194,8 +195,10 @@ int main(int argc, char** argv) {
                percentile(peer, 0.5) / percentile(ours, 0.5),
                percentile(peer, 0.99) / percentile(ours, 0.99));
   }
-  for (unsigned i = 0; i < 4; ++i) (void)fs::remove_file(dir + fmt::format("/new{}.php", i));
-  (void)::rmdir(dir.c_str());
+  if (auto tmp = fs::open_root("/tmp")) {
+    fs::RemoveTreeReport removed;
+    (void)fs::remove_tree(tmp->get(), dir.substr(5), dir, {}, removed);  // best effort
+  }
 
   // 2. The whole tree, one thread.
   uint64_t bytes = 0, matched = 0;
