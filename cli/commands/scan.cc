@@ -242,7 +242,8 @@ DESCRIPTION
                         A file that does not compile stops the scan, naming the
                         file and the line.
     --no-builtin-rules  only the --rules files
-    --max-bytes N       scan at most the first N bytes of a file (default 16 MiB);
+    --max-bytes N       scan at most the first N bytes of a file (default 16 MiB,
+                        at most 1 GiB: the part scanned is held in memory);
                         a larger file says so in its result
     --timeout SECONDS   give up on one file after this long (default 10)
 
@@ -269,7 +270,8 @@ Run setup(CLI::App& cmd) {
   cmd.add_option("path", o->paths);
   cmd.add_option("--rules", o->rules)->allow_extra_args(false);  // one per --rules
   cmd.add_flag("--no-builtin-rules", o->no_builtin);
-  cmd.add_option("--max-bytes", o->max_bytes)->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  // The cap is read into memory whole for one scan: at most 1 GiB.
+  cmd.add_option("--max-bytes", o->max_bytes)->check(CLI::Range(uint64_t{1}, uint64_t{1} << 30));
   cmd.add_option("--timeout", o->timeout_s)->check(CLI::Range(1u, 86400u));
   return [o](App& app) { return run_scan(app, *o); };
 }

@@ -30,7 +30,8 @@ namespace mamori::scan {
 struct Limits {
   // A file is scanned up to this many bytes; past it the verdict says `truncated` (a
   // 10 GB sparse file planted to stall triage costs one capped read). Web shells and
-  // injected scripts are small; the cap is far above any of them.
+  // injected scripts are small; the cap is far above any of them. Each scan running holds
+  // up to this much memory (the bytes read), so the cap also bounds triage's memory.
   uint64_t max_scan_bytes = 16 << 20;
   // Per scan. libyara counts whole seconds; a scan past it gives up with `timed_out`.
   std::chrono::seconds timeout{10};
