@@ -17,9 +17,8 @@ event::Event base(std::string_view act, Severity sev, const Peer& peer, int64_t 
   event::Event e(act, sev, now_ns);
   e.set("event.dataset", std::string(kDataset))
       .set("event.category", std::move(categories))
-      .set("event.type", std::move(types))
-      .set("source.ip", peer.ip)
-      .set("source.port", peer.port);
+      .set("event.type", std::move(types));
+  if (!peer.ip.empty()) e.set("source.ip", peer.ip).set("source.port", peer.port);
   if (!peer.session.empty()) e.set("mamori.ssh.session", peer.session);
   return e;
 }

@@ -9,6 +9,9 @@
 //     limit), so a flood is one event, not one per connection; refused() counts them all.
 //   auth-attempts, session-bytes, session-seconds: "disconnect": that connection is
 //     closed; one event for it.
+//   descriptors (RLIMIT_NOFILE, not configured): "refuse": the listening socket is not
+//     watched for a second, pending connections wait in the kernel's backlog; one event
+//     per episode.
 //
 // Threads: one owner (the server's loop).
 
@@ -26,6 +29,8 @@ inline constexpr std::string_view kLimitSessionsPerAddress = "sessions-per-addre
 inline constexpr std::string_view kLimitAuthAttempts = "auth-attempts";
 inline constexpr std::string_view kLimitSessionBytes = "session-bytes";
 inline constexpr std::string_view kLimitSessionSeconds = "session-seconds";
+// Not configured: the process's RLIMIT_NOFILE (or the system's) ran out at accept().
+inline constexpr std::string_view kLimitDescriptors = "descriptors";
 inline constexpr std::string_view kPolicyRefuse = "refuse";
 inline constexpr std::string_view kPolicyDisconnect = "disconnect";
 

@@ -62,7 +62,12 @@ int run(const Config& config) {
     return failed(listen_fd.error());
   }
 
-  raise_fd_limit();
+  // Each connection holds a descriptor; a few more are the outbox's and libssh's.
+  if (const uint64_t fds = raise_fd_limit(); fds < uint64_t{config.limits.sessions} + 64)
+    std::fprintf(stderr,
+                 "mamori-honeypot: warning: %llu open files allowed (RLIMIT_NOFILE) for up to %u "
+                 "sessions: past it new connections wait (LimitNOFILE=, ulimit -n)\n",
+                 static_cast<unsigned long long>(fds), config.limits.sessions);
   if (geteuid() == 0) {
     auto target = lookup_user(config.user);
     Status st =

@@ -110,6 +110,9 @@ struct Server::Impl {
   ssh_event loop = nullptr;
   std::list<Conn> conns;
   bool accept_ready = false;
+  bool accept_paused = false;  // out of descriptors: the listening socket is not watched
+  int64_t accept_paused_at = 0;
+  bool descriptors_over = false;
   std::vector<Conn*> peek_ready;
   std::vector<Conn*> flagged;
   int64_t last_reap = 0, last_sweep = 0, last_flush = 0;
@@ -355,9 +358,26 @@ void Server::Impl::accept_all() {
     const int fd = accept4(listen_fd.get(), reinterpret_cast<sockaddr*>(&ss), &len,
                            SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) accept_ready = false;
-      return;  // EMFILE and friends: the next round tries again
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        accept_ready = false;
+      } else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors or memory: the pending connection stays in the backlog and
+        // the listening socket stays readable. Stop watching it for a moment instead of
+        // spinning on it (sweep() watches it again); one event per episode.
+        accept_ready = false;
+        if (!accept_paused) {
+          accept_paused = true;
+          accept_paused_at = mono();
+          ssh_event_remove_fd(loop, listen_fd.get());
+        }
+        if (!descriptors_over) {  // the episode lasts until an accept() succeeds again
+          descriptors_over = true;
+          emit(limit_event(Peer{}, kLimitDescriptors, kPolicyRefuse, 0, now()));
+        }
+      }
+      return;
     }
+    descriptors_over = false;
     Peer peer;
     peer.ip = peer_text(ss, peer.port);
     const auto d = admission.admit(peer.ip);
@@ -487,7 +507,14 @@ void Server::Impl::reap(Conn& c) {
   emit(session_end_event(c.peer, c.end_reason, duration, c.bytes.in, c.bytes.out, c.commands,
                          now()));
   if (c.channel && ssh_channel_is_open(c.channel)) finish_channel(c);
-  ssh_disconnect(c.session);
+  // As OpenSSH's sshd: "Too many authentication failures" past the tries, a silent close
+  // otherwise (libssh's own disconnect text would name it).
+  if (c.end_reason == kLimitAuthAttempts) {
+    ssh_session_set_disconnect_message(c.session, "Too many authentication failures");
+    ssh_disconnect(c.session);
+  } else {
+    ssh_silent_disconnect(c.session);
+  }
   ssh_free(c.session);
   admission.release(c.peer.ip);
   conns.erase(c.self);
@@ -504,6 +531,10 @@ void Server::Impl::find_closed() {
 
 void Server::Impl::sweep() {
   const int64_t t = mono();
+  if (accept_paused && t - accept_paused_at >= kSweepNs) {
+    accept_paused = false;
+    ssh_event_add_fd(loop, listen_fd.get(), POLLIN, on_listen_ready, this);
+  }
   const int64_t max_ns = int64_t{config.limits.session_seconds} * 1'000'000'000;
   for (Conn& c : conns) {
     if (c.dead) continue;

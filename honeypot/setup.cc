@@ -165,12 +165,15 @@ Status drop_capabilities() {
   return ok();
 }
 
-void raise_fd_limit() {
+uint64_t raise_fd_limit() {
   rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  if (rl.rlim_cur < rl.rlim_max) {
+    const rlim_t old = rl.rlim_cur;
     rl.rlim_cur = rl.rlim_max;
-    (void)setrlimit(RLIMIT_NOFILE, &rl);  // best effort: the old limit still works
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) rl.rlim_cur = old;  // the old limit still works
   }
+  return rl.rlim_cur;
 }
 
 Result<uint64_t> load_or_create_node_seed(Env& env, const std::string& state_dir) {

