@@ -45,7 +45,7 @@ constexpr const char* kMacs =
     "hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,hmac-sha1-etm@openssh.com,"
     "hmac-sha2-256,hmac-sha2-512,hmac-sha1";
 constexpr const char* kHostKeyAlgorithms =
-    "rsa-sha2-512,rsa-sha2-256,ecdsa-sha2-nistp256,ssh-ed25519";
+    "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256";
 
 // How long the peek waits for a client's KEXINIT before handing the connection to libssh
 // without a HASSH (a client that waits for the server's KEXINIT first).

@@ -7,7 +7,9 @@
 # connection (client version, HASSH), every password and its outcome, the key's type and
 # fingerprint, every command line, the download URL (never fetched), session ends with
 # duration and bytes. nmap -sV names it OpenSSH with the host's own sshd version, never
-# libssh. Past sessions_per_address the extra connections are refused before a byte of
+# libssh; its KEXINIT offers the real sshd's lists (sshd started beside it) in sshd's
+# order, less what libssh 0.10 lacks (sntrup761, umac). auth_attempts and session_bytes
+# close the connection with one event each. Past sessions_per_address the extra connections are refused before a byte of
 # SSH, with one limit event; the honeypot stays up and serves again afterwards.
 source "$(dirname "$0")/lib.sh"
 
@@ -246,6 +248,59 @@ step "nmap -sV names it OpenSSH, never libssh"
 nmap_out=$(timeout 120 nmap -sV -Pn -p "$PORT" 127.0.0.1)
 assert_contains "$nmap_out" "OpenSSH 9.2p1 Debian" "nmap's service line"
 assert_not_contains "$nmap_out" "libssh" "nmap's output"
+
+step "its key exchange offer is the host sshd's, in sshd's order, less what libssh lacks"
+# The real sshd on another loopback port, with the honeypot's host keys and its compiled-in
+# defaults (-f /dev/null: Debian's sshd_config sets no algorithms).
+SSHD_PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+if [[ ! -d /run/sshd ]]; then  # sshd's privilege separation directory
+  mkdir -m 0755 /run/sshd
+  on_exit "rmdir /run/sshd"
+fi
+/usr/sbin/sshd -D -e -f /dev/null -o ListenAddress=127.0.0.1 -o PidFile=none -p "$SSHD_PORT" \
+  -h "$HP_STATE/host-keys/ssh_host_ed25519_key" -h "$HP_STATE/host-keys/ssh_host_ecdsa_key" \
+  -h "$HP_STATE/host-keys/ssh_host_rsa_key" 2>"$SCRATCH/sshd.log" &
+SSHD_PID=$!
+stop_sshd() {
+  [[ -n $SSHD_PID ]] || return 0
+  local pid=$SSHD_PID
+  SSHD_PID=""
+  stop_pid "$pid" sshd || fail "sshd did not stop within 10 s of SIGTERM"
+}
+on_exit "stop_sshd"
+sshd_listening() { grep -q "Server listening on 127.0.0.1 port $SSHD_PORT" "$SCRATCH/sshd.log"; }
+WAIT_ON=$SCRATCH WAIT_EXPLAIN='cat "$SCRATCH/sshd.log"' wait_for "the real sshd to listen" sshd_listening
+expect_exit 0 timeout 30 "$PY" - "$SSHD_PORT" "$PORT" <<'PYTHON'
+import hashlib, socket, struct, sys
+NAMES = ["kex", "host keys", "ciphers c2s", "ciphers s2c", "macs c2s", "macs s2c", "compression c2s", "compression s2c"]
+def offer(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    f = s.makefile("rb")
+    if not f.readline().startswith(b"SSH-2.0-"):
+        sys.exit("no SSH banner on port %d" % port)
+    s.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10\r\n")
+    length, padding = struct.unpack(">IB", f.read(5))
+    payload = f.read(length - 1)[: length - 1 - padding]
+    if payload[0] != 20:
+        sys.exit("port %d sent message %d, not KEXINIT" % (port, payload[0]))
+    at, lists = 17, []
+    for _ in range(8):
+        (n,) = struct.unpack(">I", payload[at:at + 4])
+        lists.append(payload[at + 4:at + 4 + n].decode().split(","))
+        at += 4 + n
+    s.close()
+    return lists
+sshd, honeypot = offer(int(sys.argv[1])), offer(int(sys.argv[2]))
+lacking = lambda a: a.startswith("sntrup761") or a.startswith("umac-")
+for name, theirs, ours in zip(NAMES, sshd, honeypot):
+    want = [a for a in theirs if not lacking(a)]
+    if ours != want:
+        sys.exit("%s: the honeypot offers %s, sshd %s (less sntrup761/umac: %s)" % (name, ours, theirs, want))
+server_hassh = lambda l: hashlib.md5(";".join(",".join(l[i]) for i in (0, 3, 5, 7)).encode()).hexdigest()
+print("hasshServer: sshd %s, honeypot %s (differ by sntrup761 and umac)" % (server_hassh(sshd), server_hassh(honeypot)))
+PYTHON
+echo "$OUT"
+stop_sshd
 
 step "past $PER_ADDRESS sessions from one address the extra connections are refused, one event"
 WAIT_ON=$HP_STATE WAIT_SECONDS=20 WAIT_EXPLAIN='tail -n 5 "$HP_EVENTS"' wait_for "nmap's sessions to end" all_ended
