@@ -69,6 +69,7 @@ TEST(HoneypotConfig, BadValuesAreNamedWithTheirPlace) {
       {"[limits]\nsession_bytes = 10", "honeypot.value", "limits.session_bytes"},
       {"[limits]\nauth_attempts = -1", "honeypot.value", "limits.auth_attempts"},
       {"[limits]\nsesions = 5", "honeypot.unknown_key", "limits.sesions"},
+      {"[limits]\noutbox_mb = 1", "honeypot.value", "limits.outbox_mb"},
       {"[[accepted]]\nuser = \"root\"", "honeypot.missing", "accepted[1].password"},
       {"[[accepted]]\nuser = \"\"\npassword = \"x\"", "honeypot.value", "accepted[1].user"},
       {"listen = ", "honeypot.syntax", ""},

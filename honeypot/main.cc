@@ -87,7 +87,9 @@ int run(const Config& config) {
   if (!origin) return failed(origin.error());
   auto seed = load_or_create_node_seed(env, config.state_dir);
   if (!seed) return failed(seed.error());
-  auto box = outbox::Outbox::open(env, {outbox_dir, event_log, {}, &*origin});
+  outbox::Limits quota;
+  quota.quota_bytes = uint64_t{config.limits.outbox_mb} << 20;
+  auto box = outbox::Outbox::open(env, {outbox_dir, event_log, quota, &*origin});
   if (!box) return failed(box.error());
 
   auto server = Server::create(env, config, banner, make_fake_system(*seed, config.hostname),

@@ -22,6 +22,7 @@
 #include "honeypot/events.h"
 #include "honeypot/kexinit.h"
 #include "honeypot/limits.h"
+#include "honeypot/line_editor.h"
 
 namespace mamori::honeypot {
 namespace {
@@ -87,8 +88,7 @@ struct Server::Conn {
   bool close_channel = false;
   bool logged_out = false;  // the channel was closed by `exit` or the end of an exec
   int exit_status = 0;
-  std::string line;
-  bool line_cut = false;
+  std::unique_ptr<LineEditor> editor;  // the shell channel's line discipline
   uint32_t commands = 0;
   TcpBytes bytes;
   std::unique_ptr<Shell> shell;
@@ -150,7 +150,7 @@ struct Server::Impl {
   void find_closed();
   void sweep();
   // --- the SSH side ---------------------------------------------------------------------
-  void run_line(Conn& c, std::string_view line);
+  void run_line(Conn& c, std::string_view line, bool cut);
   void finish_channel(Conn& c);
 };
 
@@ -223,7 +223,9 @@ int on_pubkey(ssh_session, const char* user, ssh_key_struct* pubkey, char signat
 }
 
 int on_pty(ssh_session, ssh_channel, const char*, int, int, int, int, void* userdata) {
-  static_cast<Conn*>(userdata)->pty = true;
+  auto& c = *static_cast<Conn*>(userdata);
+  c.pty = true;
+  if (c.editor) c.editor->set_pty(true);
   return 0;
 }
 
@@ -236,7 +238,7 @@ int on_shell(ssh_session, ssh_channel channel, void* userdata) {
 
 int on_exec(ssh_session, ssh_channel, const char* command, void* userdata) {
   auto& c = *static_cast<Conn*>(userdata);
-  c.server->run_line(c, command);
+  c.server->run_line(c, command, false);
   c.close_channel = true;
   c.server->flagged.push_back(&c);  // closed after this poll round
   return 0;
@@ -248,49 +250,29 @@ int on_subsystem(ssh_session, ssh_channel, const char*, void*) { return 1; }  //
 int on_data(ssh_session, ssh_channel channel, void* data, uint32_t len, int is_stderr,
             void* userdata) {
   auto& c = *static_cast<Conn*>(userdata);
-  if (c.dead || c.close_channel || is_stderr) return static_cast<int>(len);
-  const auto* p = static_cast<const char*>(data);
-  std::string echo;
-  const size_t max_line = c.server->config.limits.command_bytes;
-  for (uint32_t i = 0; i < len && !c.close_channel; ++i) {
-    const char ch = p[i];
-    if (ch == '\r' || ch == '\n') {
-      if (c.pty) echo += "\r\n";
-      if (!echo.empty())
-        ssh_channel_write(channel, echo.data(), static_cast<uint32_t>(echo.size()));
-      echo.clear();
-      std::string line = std::move(c.line);
-      c.line.clear();
-      c.server->run_line(c, line);
-      c.line_cut = false;
-      if (!c.close_channel) {
-        const std::string prompt = c.pty ? c.shell->prompt() : "";
-        if (!prompt.empty())
-          ssh_channel_write(channel, prompt.data(), static_cast<uint32_t>(prompt.size()));
-      }
-      // "\r\n" from a client without a pty: one line end, not an empty second line.
-      if (ch == '\r' && i + 1 < len && p[i + 1] == '\n') ++i;
-    } else if (ch == 0x7f || ch == 0x08) {
-      if (!c.line.empty()) {
-        c.line.pop_back();
-        if (c.pty) echo += "\b \b";
-      }
-    } else if (ch == 0x03) {  // ^C
-      c.line.clear();
-      if (c.pty) echo += "^C\r\n" + c.shell->prompt();
-    } else if (ch == 0x04) {  // ^D on an empty line: logout
-      if (c.line.empty()) {
+  if (c.dead || c.close_channel || is_stderr || !c.editor) return static_cast<int>(len);
+  const auto write = [&](std::string_view text) {
+    if (!text.empty()) ssh_channel_write(channel, text.data(), static_cast<uint32_t>(text.size()));
+  };
+  for (auto& step : c.editor->feed({static_cast<const char*>(data), len})) {
+    if (c.close_channel) break;  // `exit` ran: the rest of the burst is not typed
+    switch (step.kind) {
+      case EditStep::Kind::kEcho:
+        write(step.text);
+        break;
+      case EditStep::Kind::kLine:
+        c.server->run_line(c, step.text, step.cut);
+        if (!c.close_channel && c.pty) write(c.shell->prompt());
+        break;
+      case EditStep::Kind::kInterrupt:
+        if (c.pty) write("^C\r\n" + c.shell->prompt());
+        break;
+      case EditStep::Kind::kEof:
         c.close_channel = true;
         c.server->flagged.push_back(&c);
-      }
-    } else if (c.line.size() < max_line) {
-      c.line.push_back(ch);
-      if (c.pty) echo.push_back(ch);
-    } else {
-      c.line_cut = true;
+        break;
     }
   }
-  if (!echo.empty()) ssh_channel_write(channel, echo.data(), static_cast<uint32_t>(echo.size()));
   c.bytes = tcp_bytes(c.fd);
   if (c.bytes.in + c.bytes.out > c.server->config.limits.session_bytes)
     c.server->limit(c, kLimitSessionBytes, c.server->config.limits.session_bytes);
@@ -315,6 +297,7 @@ ssh_channel on_channel_open(ssh_session session, void* userdata) {
   if (!c.authenticated || c.channel != nullptr || c.dead) return nullptr;
   c.channel = ssh_channel_new(session);
   if (c.channel == nullptr) return nullptr;
+  c.editor = std::make_unique<LineEditor>(c.pty, c.server->config.limits.command_bytes);
   c.channel_cb = {};
   c.channel_cb.userdata = &c;
   c.channel_cb.channel_data_function = on_data;
@@ -467,10 +450,10 @@ void Server::Impl::hand_over(Conn& c, const HelloParse& parse) {
   ssh_event_add_session(loop, c.session);
 }
 
-void Server::Impl::run_line(Conn& c, std::string_view line) {
+void Server::Impl::run_line(Conn& c, std::string_view line, bool line_cut) {
   if (!c.shell) return;
   const ShellResult r = c.shell->run(line);
-  const bool cut = r.truncated || c.line_cut;
+  const bool cut = r.truncated || line_cut;
   std::string_view recorded = line.substr(0, config.limits.command_bytes);
   // Blank lines are typing, not commands.
   if (recorded.find_first_not_of(" \t") != std::string_view::npos) {
