@@ -8,8 +8,8 @@
 # fingerprint, every command line, the download URL (never fetched), session ends with
 # duration and bytes. nmap -sV names it OpenSSH with the host's own sshd version, never
 # libssh; its KEXINIT offers the real sshd's lists (sshd started beside it) in sshd's
-# order, less what libssh 0.10 lacks (sntrup761, umac). auth_attempts and session_bytes
-# close the connection with one event each. Past sessions_per_address the extra connections are refused before a byte of
+# order, less what libssh 0.10 lacks (sntrup761, umac). auth_attempts, session_bytes and
+# session_seconds close the connection with one event each. Past sessions_per_address the extra connections are refused before a byte of
 # SSH, with one limit event; the honeypot stays up and serves again afterwards.
 source "$(dirname "$0")/lib.sh"
 
@@ -43,7 +43,7 @@ user = "$HP_USER"
 sessions_per_address = $PER_ADDRESS
 auth_attempts = 6
 session_bytes = 65536
-session_seconds = 120
+session_seconds = 10
 [[accepted]]
 user = "root"
 password = "Winter2024!"
@@ -323,6 +323,22 @@ PYTHON
 limit_events() { [[ $(count_of "$(action_is ssh-limit-reached)") -gt $limits_before ]]; }
 WAIT_ON=$HP_STATE wait_for "the limit event" limit_events
 assert_eq 1 "$(count_of "$(action_is ssh-limit-reached) and e[\"mamori\"][\"ssh\"][\"limit\"] == \"sessions-per-address\" and e[\"mamori\"][\"ssh\"][\"policy\"] == \"refuse\" and e[\"source\"][\"ip\"] == \"127.0.0.1\"")" "sessions-per-address limit events (one for three refusals)"
+
+step "a connection that just sits there is closed at session_seconds"
+expect_exit 0 timeout 60 "$PY" - "$PORT" <<'PYTHON'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+start = time.monotonic()
+f = s.makefile("rb")
+if not f.readline().startswith(b"SSH-2.0-"):
+    sys.exit("no banner")
+if f.read() != b"":  # blocks until the honeypot closes it
+    sys.exit("data after the banner from a client that sent nothing")
+took = time.monotonic() - start
+if not 9 <= took <= 25:
+    sys.exit("closed after %.1f s, session_seconds is 10" % took)
+PYTHON
+assert_eq 1 "$(count_of "$(action_is ssh-limit-reached) and e[\"mamori\"][\"ssh\"][\"limit\"] == \"session-seconds\" and e[\"mamori\"][\"ssh\"][\"policy\"] == \"disconnect\"")" "session-seconds limit events"
 
 step "the honeypot is still up and serves a new session"
 kill -0 "$HP_PID" 2>/dev/null || fail "the honeypot died: $(tail -n 20 "$HP_LOG")"
