@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -75,6 +77,26 @@ TEST(ClientHello, PrefixesNeedMore) {
     EXPECT_GT(r.need, n) << n;
     EXPECT_LE(r.need, wire.size()) << n;
   }
+}
+
+std::string corpus(const char* name) {
+  std::ifstream in(std::string(MAMORI_SOURCE_DIR) + "/fuzz/corpus/honeypot/" + name,
+                   std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// What Debian 12's ssh and paramiko really send first (captured into the fuzz corpus).
+TEST(ClientHello, RealClients) {
+  const auto openssh = parse_client_hello(corpus("openssh_client_hello"));
+  ASSERT_EQ(openssh.status, HelloStatus::kDone);
+  EXPECT_TRUE(openssh.hello.version.starts_with("SSH-2.0-OpenSSH_9.2p1"));
+  EXPECT_NE(openssh.hello.kex.find("curve25519-sha256"), std::string::npos);
+  EXPECT_EQ(openssh.hello.hassh, hassh_of(openssh.hello.kex, openssh.hello.ciphers,
+                                          openssh.hello.macs, openssh.hello.compression));
+  const auto paramiko = parse_client_hello(corpus("paramiko_client_hello"));
+  ASSERT_EQ(paramiko.status, HelloStatus::kDone);
+  EXPECT_TRUE(paramiko.hello.version.starts_with("SSH-2.0-paramiko_"));
+  EXPECT_NE(paramiko.hello.hassh, openssh.hello.hassh);
 }
 
 TEST(ClientHello, GarbageAndOversizeAreInvalid) {
