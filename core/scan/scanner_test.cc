@@ -57,6 +57,8 @@ TEST(RuleSet, BuiltinRulesCompile) {
 TEST(Scanner, EverySampleMatchesItsRule) {
   const std::map<std::string, std::string> expected = {
       {"eval_base64.php", "mamori_php_eval_decoded"},
+      {"eval_comment.php", "mamori_php_eval_decoded"},
+      {"globals_superglobal.php", "mamori_php_exec_request_input"},
       {"decoder_chain.php", "mamori_php_decoder_chain"},
       {"preg_replace_e.php", "mamori_php_preg_replace_eval"},
       {"assert_post.php", "mamori_php_exec_request_input"},

@@ -19,8 +19,10 @@ rule mamori_php_eval_decoded : php webshell
     severity = "high"
   strings:
     $a = /\b(eval|assert)\s*\(\s*(@\s*)?(base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|strrev|rawurldecode|urldecode|hex2bin|convert_uudecode|pack)\s*\(/ nocase
+    // The same with PHP comments between the names and the parentheses.
+    $commented = /\b(eval|assert)(\s|\/\*[^*]{0,64}\*\/)*\((\s|@|\/\*[^*]{0,64}\*\/)*(base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|strrev|hex2bin)(\s|\/\*[^*]{0,64}\*\/)*\(/ nocase
   condition:
-    $a
+    any of them
 }
 
 rule mamori_php_decoder_chain : php obfuscation
@@ -53,8 +55,9 @@ rule mamori_php_exec_request_input : php webshell
     severity = "critical"
   strings:
     // The call, optional @ and wrapping calls (stripslashes(, base64_decode(, ...), then
-    // a superglobal: eval($_POST['x']), system(base64_decode($_GET['c'])).
-    $call = /\b(eval|assert|system|passthru|shell_exec|exec|popen|proc_open|pcntl_exec|create_function|include|require|include_once|require_once)\s*\(?\s*(@\s*)?([a-z0-9_]{2,24}\s*\(\s*(@\s*)?){0,3}\$_(GET|POST|REQUEST|COOKIE|FILES|SERVER\s*\[\s*['"]HTTP_)/ nocase
+    // a superglobal, also spelled ${'_POST'} or $GLOBALS['_POST']: eval($_POST['x']),
+    // system(base64_decode($_GET['c'])).
+    $call = /\b(eval|assert|system|passthru|shell_exec|exec|popen|proc_open|pcntl_exec|create_function|include|require|include_once|require_once)\s*\(?\s*(@\s*)?([a-z0-9_]{2,24}\s*\(\s*(@\s*)?){0,3}(\$_(GET|POST|REQUEST|COOKIE|FILES|SERVER\s*\[\s*['"]HTTP_)|\$\{\s*['"]_(GET|POST|REQUEST|COOKIE)['"]\s*\}|\$GLOBALS\s*\[\s*['"]_(GET|POST|REQUEST|COOKIE)['"]\s*\])/ nocase
     // `$_GET['c']` as a statement (not a docblock quoting a superglobal in backticks).
     $backtick = /(=|echo|print|\(|;)\s*`\s*\$_(GET|POST|REQUEST|COOKIE)\s*\[[^\]\n]{1,64}\]\s*`/
   condition:

