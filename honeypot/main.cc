@@ -27,6 +27,7 @@ constexpr int kExitConfig = 2;
 constexpr int kExitFailed = 1;
 
 void on_signal(int) { Server::request_stop(); }
+void on_hangup(int) { Server::request_reopen(); }
 
 int failed(const Error& e) {
   std::fprintf(stderr, "mamori-honeypot: %s\n", e.message().c_str());
@@ -100,6 +101,9 @@ int run(const Config& config) {
   sa.sa_handler = on_signal;
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  struct sigaction hup {};
+  hup.sa_handler = on_hangup;
+  sigaction(SIGHUP, &hup, nullptr);
   signal(SIGPIPE, SIG_IGN);
   std::fprintf(stderr, "mamori-honeypot: ready: listening on %s port %u as uid %u, banner %s\n",
                config.listen_address.c_str(), config.listen_port, geteuid(),

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <cstring>
 #include <list>
 #include <optional>
@@ -28,6 +29,7 @@ namespace mamori::honeypot {
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reopen{false};
 
 // OpenSSH 9.2's server offer, in its order, less what libssh 0.10 lacks
 // (sntrup761x25519-sha512@openssh.com, umac-*): scanners compare the lists.
@@ -117,6 +119,7 @@ struct Server::Impl {
   std::vector<Conn*> flagged;
   int64_t last_reap = 0, last_sweep = 0, last_flush = 0;
   bool unflushed = false;
+  bool flush_failing = false;
 
   Impl(Env& e, const Config& c, outbox::Outbox& o, const event::Origin& org)
       : env(&e), config(c), outbox(&o), origin(&org), admission(c.limits) {}
@@ -549,6 +552,7 @@ Server::~Server() {
 }
 
 void Server::request_stop() { g_stop.store(true); }
+void Server::request_reopen() { g_reopen.store(true); }
 
 Result<std::unique_ptr<Server>> Server::create(Env& env, const Config& config, std::string banner,
                                                FakeSystem system, std::vector<HostKey> keys,
@@ -599,6 +603,10 @@ Status Server::run() {
   Impl& s = *impl_;
   s.last_reap = s.last_sweep = s.last_flush = s.mono();
   while (!g_stop.load()) {
+    if (g_reopen.exchange(false)) {  // SIGHUP: logrotate moved the export away
+      if (const Status st = s.outbox->reopen(); !st)
+        std::fprintf(stderr, "mamori-honeypot: reopen %s\n", st.error().message().c_str());
+    }
     // The poll timeout bounds how late a closed connection or a deadline is noticed.
     ssh_event_dopoll(s.loop, kPollMs);
     if (s.accept_ready) s.accept_all();
@@ -636,7 +644,16 @@ Status Server::run() {
     if (s.unflushed && t - s.last_flush >= kFlushNs) {
       s.last_flush = t;
       s.unflushed = false;
-      (void)s.outbox->flush();  // a failed flush keeps the events queued for the next one
+      // A failed flush keeps the events queued for the next one (the outbox's drop policy
+      // bounds them); said once when it starts failing and once when it recovers.
+      const Status st = s.outbox->flush();
+      if (!st && !s.flush_failing)
+        std::fprintf(stderr, "mamori-honeypot: events not written, kept for a retry: %s\n",
+                     st.error().message().c_str());
+      else if (st && s.flush_failing)
+        std::fprintf(stderr, "mamori-honeypot: events written again\n");
+      s.flush_failing = !st;
+      if (!st) s.unflushed = true;
     }
   }
   std::vector<Conn*> open;

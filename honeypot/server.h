@@ -16,7 +16,10 @@
 //                 shutdown: a session-ended event with duration and bytes.
 //
 // Events go to the outbox given (flushed at most every 100 ms, and at stop).
-// Threads: run() on one thread; request_stop() from a signal handler.
+// The daemon's own log (stderr) gets only what an operator acts on: the outbox failing
+// and recovering. Security events are never log lines.
+//
+// Threads: run() on one thread; request_stop() and request_reopen() from a signal handler.
 
 #include <atomic>
 #include <memory>
@@ -46,6 +49,8 @@ class Server {
   // Serves until request_stop(); ends every open connection before it returns.
   Status run();
   static void request_stop();
+  // Reopens the outbox's export file (events.jsonl) on the loop's next round (SIGHUP).
+  static void request_reopen();
 
   struct Conn;
   struct Impl;

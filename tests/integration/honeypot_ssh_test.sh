@@ -346,6 +346,14 @@ WAIT_ON=$HP_STATE WAIT_SECONDS=20 wait_for "the held sessions to end" all_ended
 expect_exit 0 timeout 30 sshpass -p admin ssh "${SSH_OPTS[@]}" admin@127.0.0.1 whoami
 assert_eq "admin" "$(tr -d '\r' <<<"$OUT")" "whoami after the flood"
 
+step "SIGHUP after a rotation: events.jsonl is made again and gets the next events"
+mv "$HP_EVENTS" "$HP_EVENTS.1"
+kill -HUP "$HP_PID"
+expect_exit 5 timeout 30 sshpass -p rotated ssh "${SSH_OPTS[@]}" rotate@127.0.0.1 id
+rotated() { [[ -f $HP_EVENTS ]] && [[ $(count_of "$(action_is ssh-login-failed) and e[\"user\"][\"name\"] == \"rotate\"") -eq 1 ]]; }
+WAIT_ON=$HP_STATE wait_for "the new events.jsonl with the login after the rotation" rotated
+assert_eq 0 "$(grep -c '"rotate"' "$HP_EVENTS.1" || true)" "events after the rotation in the old file"
+
 step "SIGTERM stops it cleanly"
 stop_honeypot
 assert_eq 0 "$STOPPED_RC" "the honeypot's exit status"
