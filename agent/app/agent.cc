@@ -261,6 +261,18 @@ class Agent::Impl {
         env_, config_.state_dir, evidence::EvidenceStore::Access::kWrite, eo));
     guard_ = std::make_unique<guard::Guard>(env_, *state_, evidence_.get(), *observed_, executor_,
                                             config_.agent);
+    if (config_.agent.yara) {
+      // A rule file of the administrator's that does not compile stops the start, naming
+      // file and line: an agent that silently triages with fewer rules is worse.
+      scan::RuleOptions ro;
+      ro.dirs = config_.agent.yara_rules;
+      auto rules = MAMORI_TRY(scan::RuleSet::compile(ro));
+      scan::Limits limits;
+      limits.max_scan_bytes = uint64_t{config_.agent.yara_max_kb} << 10;
+      limits.timeout = std::chrono::seconds(2);
+      scanner_ = std::make_unique<scan::Scanner>(std::move(rules), limits);
+      guard_->set_scanner(scanner_.get());
+    }
     return ok();
   }
 
@@ -593,6 +605,7 @@ class Agent::Impl {
   std::unique_ptr<logwatch::Logwatch> logwatch_;  // publishes through publisher_
   std::vector<event::Event> heal_events_;         // what the healer said, emitted at the next flush
   std::unique_ptr<evidence::EvidenceStore> evidence_;
+  std::unique_ptr<scan::Scanner> scanner_;  // before guard_: it outlives it
   std::unique_ptr<guard::Guard> guard_;
   std::unique_ptr<watch::Watcher> watcher_;
   std::optional<control::Server> server_;

@@ -53,7 +53,9 @@ struct Guard::Act {
   // Baselined names of an inode quarantined under another name (a hard link): each is
   // replaced by a fresh copy right after, so the attacker's inode keeps no name here.
   std::vector<InodeIndex::Name> aliases;
-  std::optional<fs::Written> written;  // how content was put back, when it was
+  std::optional<fs::Written> written;   // how content was put back, when it was
+  std::vector<std::string> scan_rules;  // YARA rules the file matched (core/scan)
+  bool scan_truncated = false;          // only its first yara_max_kb were scanned
 };
 
 namespace {
@@ -582,9 +584,26 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
       }
     }
     if (allowed_new(r, rel)) {
-      act.action = proto::action::kFileAllowed;
-      act.severity = Severity::kInfo;
-      return ok();
+      // Allowed by its name and first bytes; a web shell or an injected script by its
+      // content (YARA) is not, whatever it is called.
+      if (scanner_ && S_ISREG(st->st_mode))
+        if (auto parent = fs::open_parent(r.fd.get(), rel); parent) {
+          UniqueFd fd(::openat(parent->dir.get(), parent->name.c_str(),
+                               O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+          if (fd.valid()) act.scan_rules = scan_rules(fd.get(), rel, act);
+        }
+      if (act.scan_rules.empty()) {
+        act.action = proto::action::kFileAllowed;
+        act.severity = Severity::kInfo;
+        return ok();
+      }
+      act.reason = "yara";
+      act.severity = Severity::kCritical;
+      if (!repair) {
+        act.action = proto::action::kFileCreated;
+        return ok();
+      }
+      return quarantine(r, rel, who, act);
     }
     if (!repair) {
       act.action = proto::action::kFileCreated;
@@ -1055,8 +1074,24 @@ Status Guard::quarantine(GuardedRoot& r, const std::string& rel, const evidence:
   if (::unlinkat(dir, name, 0) != 0 && errno != ENOENT) return fail_errno("unlink", rel);
   ++counters_.quarantined;
   ++act.entries;
+  // What it was, now that it is out of the tree (an upload refused by YARA was scanned).
+  if (content.valid() && S_ISREG(st.st_mode) && act.scan_rules.empty())
+    act.scan_rules = scan_rules(content.get(), rel, act);
   if (content.valid()) defer_capture(r, rel, std::move(content), "quarantined", who, nullptr, act);
   return ok();
+}
+
+std::vector<std::string> Guard::scan_rules(int fd, const std::string& rel, Act& act) {
+  if (!scanner_) return {};
+  auto v = scanner_->scan_fd(fd, rel);
+  if (!v) {
+    ++counters_.failures;
+    return {};
+  }
+  act.scan_truncated = v->truncated;
+  std::vector<std::string> rules;
+  for (const auto& m : *v->matches) rules.push_back(m.rule);
+  return rules;
 }
 
 Status Guard::restore_subtree(GuardedRoot& r, const std::string& rel, const evidence::Who& who,
@@ -1165,6 +1200,10 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
   if (act.entries > 1) e.set("mamori.entries", act.entries);
   if (act.not_captured) e.set("mamori.evidence.not_kept", act.not_captured);
   if (act.written) e.set("mamori.restore.method", std::string(fs::written_name(*act.written)));
+  if (!act.scan_rules.empty()) {
+    e.set("mamori.scan.rules", act.scan_rules);
+    if (act.scan_truncated) e.set("mamori.scan.truncated", true);
+  }
   if (auto p = who_json(who); !p.empty()) e.set("process", p);
   if (who.uid >= 0) {
     e.set("user.id", std::to_string(who.uid));

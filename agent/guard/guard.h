@@ -70,6 +70,7 @@
 #include "core/fs/beneath.h"
 #include "core/fs/glob.h"
 #include "core/fs/upload_policy.h"
+#include "core/scan/scanner.h"
 
 namespace mamori::guard {
 
@@ -164,6 +165,11 @@ class Guard {
   // (decoy-opened), once a minute per file and process. fanotify only: inotify names
   // no opener.
   void add_decoy(size_t root, const std::string& rel);
+  // YARA triage (core/scan): a new regular file allow_new would let stay is scanned first
+  // and quarantined if a rule matches; a quarantined regular file is scanned after it
+  // left the tree. The rules that matched go into the event (mamori.scan.rules). Null:
+  // no triage. The scanner outlives the guard.
+  void set_scanner(scan::Scanner* scanner) { scanner_ = scanner; }
 
   void set_mode(size_t root, config::Mode mode);
   void set_paused(size_t root, bool paused);
@@ -270,7 +276,11 @@ class Guard {
   bool foreign_write_ = false;  // the change being handled is not the deploy's
   void decoy_opened(const InodeIndex::Name& n, pid_t pid,
                     std::unordered_map<pid_t, evidence::Who>& who);
-  std::unordered_set<std::string> decoys_;                      // path_key()s
+  std::unordered_set<std::string> decoys_;  // path_key()s
+  scan::Scanner* scanner_ = nullptr;
+  // The rules that match the regular file `fd` (`rel` names it), or none; a failed
+  // scan is counted and reported in the event, never fatal.
+  std::vector<std::string> scan_rules(int fd, const std::string& rel, Act& act);
   std::unordered_map<std::string, int64_t> decoy_reported_ns_;  // path_key + pid: when
 
   // Rate accounting for the current one-second window.

@@ -103,8 +103,8 @@ class Loader {
   bool load_agent(TomlTable& t, AgentConfig& a) {
     return t.only_keys({"name", "socket", "event_log", "backend", "verify_interval",
                         "evidence_quota_mb", "evidence_max_file_mb", "storm_changes_per_second",
-                        "path_restores_per_second", "allowed_events_per_second",
-                        "outbox_quota_mb"}) &&
+                        "path_restores_per_second", "allowed_events_per_second", "outbox_quota_mb",
+                        "yara", "yara_rules", "yara_max_kb"}) &&
            t.optional("name", a.name) && one_line_name(t, a.name) &&
            t.optional("socket", a.socket) && absolute_path(t, "socket", a.socket) &&
            t.optional("event_log", a.event_log) && absolute_path(t, "event_log", a.event_log) &&
@@ -119,7 +119,11 @@ class Loader {
            t.optional("evidence_max_file_mb", a.evidence_max_file_mb, 1u, 1u << 16) &&
            t.optional("storm_changes_per_second", a.storm_changes_per_second, 1u, 1000000u) &&
            t.optional("path_restores_per_second", a.path_restores_per_second, 1u, 1000000u) &&
-           t.optional("allowed_events_per_second", a.allowed_events_per_second, 1u, 1000000u);
+           t.optional("allowed_events_per_second", a.allowed_events_per_second, 1u, 1000000u) &&
+           t.optional("yara", a.yara) && t.optional("yara_rules", a.yara_rules) &&
+           std::all_of(a.yara_rules.begin(), a.yara_rules.end(),
+                       [&](std::string& d) { return absolute_path(t, "yara_rules", d); }) &&
+           t.optional("yara_max_kb", a.yara_max_kb, 1u, 1u << 20);
   }
 
   bool load_sink(TomlTable& t, SinkConfig& s) {

@@ -52,6 +52,12 @@ struct AgentConfig {
   // into one file-allowed-summary: an attacker's 100,000 uploads must not bury the
   // security events (or fill the log) one event each.
   uint32_t allowed_events_per_second = 50;
+  // YARA triage (core/scan, docs/scan.md): new files in allow_new areas are scanned
+  // before they may stay, quarantined files after they left the tree, each up to
+  // yara_max_kb; mamori's own rules, then every *.yar/*.yara file of yara_rules' dirs.
+  bool yara = true;
+  std::vector<std::string> yara_rules;
+  uint32_t yara_max_kb = 1024;
 };
 
 // Which events a sink gets. An event passes when it is severe enough, its action is

