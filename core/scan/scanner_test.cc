@@ -12,6 +12,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <yara.h>
 
 #include "core/base/unique_fd.h"
 #include "testing/temp_dir.h"
@@ -51,6 +52,32 @@ TEST(RuleSet, BuiltinRulesCompile) {
   ASSERT_TRUE(rules) << rules.error().message();
   EXPECT_GE((*rules)->rule_count(), 15u);
   EXPECT_EQ((*rules)->sources().front(), "builtin:injections.yar");
+}
+
+// Every builtin rule says what it catches and how bad it is, and is tagged php or js:
+// the verdict a person reads is made of these.
+TEST(RuleSet, EveryBuiltinRuleHasItsMeta) {
+  const YR_RULE* rule = nullptr;
+  size_t checked = 0;
+  yr_rules_foreach(builtin()->get(), rule) {
+    SCOPED_TRACE(rule->identifier);
+    EXPECT_TRUE(std::string_view(rule->identifier).starts_with("mamori_"));
+    std::string description, severity;
+    const YR_META* meta = nullptr;
+    yr_rule_metas_foreach(rule, meta) {
+      if (meta->type != META_TYPE_STRING) continue;
+      if (std::string_view(meta->identifier) == "description") description = meta->string;
+      if (std::string_view(meta->identifier) == "severity") severity = meta->string;
+    }
+    EXPECT_FALSE(description.empty());
+    EXPECT_TRUE(severity == "medium" || severity == "high" || severity == "critical") << severity;
+    std::set<std::string> tags;
+    const char* tag = nullptr;
+    yr_rule_tags_foreach(rule, tag) { tags.insert(tag); }
+    EXPECT_TRUE(tags.contains("php") || tags.contains("js"));
+    ++checked;
+  }
+  EXPECT_EQ(checked, builtin()->rule_count());
 }
 
 // Every sample written for a rule matches it (and the file names say which).
