@@ -41,12 +41,12 @@ Result<std::vector<decoy::Decoy>> load_record(const App& app) {
 
 Status write_state_file(App& app, const std::string& name, const std::string& text, mode_t mode) {
   const std::string& dir = app.config().state_dir;
-  UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!dir_fd.valid()) return tl::unexpected(Error{"open", dir, errno, ""});
+  auto state = MAMORI_TRY(fs::open_root(dir));
+  auto parent = MAMORI_TRY(fs::open_parent(state.get(), name));
   fs::InodeMeta meta;
   meta.mode = mode;
   return fs::replace_file(
-      app.env(), dir_fd.get(), name, meta,
+      app.env(), parent.dir.get(), parent.name, meta,
       [&](int fd) -> Status {
         for (size_t done = 0; done < text.size();) {
           const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
@@ -65,9 +65,9 @@ Status create_decoy(int root_fd, const decoy::Decoy& d) {
   struct stat root_st {};
   if (::fstat(root_fd, &root_st) != 0) return tl::unexpected(Error{"stat", d.root, errno, ""});
   const std::string display = d.root + "/" + d.rel;
-  UniqueFd fd(
-      ::openat(root_fd, d.rel.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
-  if (!fd.valid()) return tl::unexpected(Error{"create", display, errno, ""});
+  auto created = fs::open_beneath(root_fd, d.rel, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (!created) return tl::unexpected(created.error());
+  UniqueFd fd = std::move(*created);
   const auto fail = [&](const char* op) {
     const int err = errno;
     ::unlinkat(root_fd, d.rel.c_str(), 0);
