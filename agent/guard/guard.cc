@@ -587,11 +587,8 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
       // Allowed by its name and first bytes; a web shell or an injected script by its
       // content (YARA) is not, whatever it is called.
       if (scanner_ && S_ISREG(st->st_mode))
-        if (auto parent = fs::open_parent(r.fd.get(), rel); parent) {
-          UniqueFd fd(::openat(parent->dir.get(), parent->name.c_str(),
-                               O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-          if (fd.valid()) act.scan_rules = scan_rules(fd.get(), rel, act);
-        }
+        if (auto fd = fs::open_beneath(r.fd.get(), rel, O_RDONLY | O_NONBLOCK); fd)
+          act.scan_rules = scan_rules(fd->get(), rel, act);
       if (act.scan_rules.empty()) {
         act.action = proto::action::kFileAllowed;
         act.severity = Severity::kInfo;
@@ -1255,11 +1252,13 @@ void Guard::decoy_opened(const InodeIndex::Name& n, pid_t pid,
   auto it = who.find(pid);
   if (it == who.end()) it = who.emplace(pid, who_of(pid, users_)).first;
   const evidence::Who& w = it->second;
-  // The web server opens it to serve a request, which the access log's rule judges.
-  static constexpr std::string_view kWebServers[] = {"nginx", "apache2", "httpd", "lighttpd",
-                                                     "caddy"};
-  const std::string_view exe = w.executable.substr(w.executable.rfind('/') + 1);
-  if (std::find(std::begin(kWebServers), std::end(kWebServers), exe) != std::end(kWebServers))
+  // The web server opens it to serve a request, which the access log's rule judges. By
+  // its full path, where only root installs: a tool copied to /tmp/nginx is no server.
+  static constexpr std::string_view kWebServers[] = {"/usr/sbin/nginx", "/usr/sbin/apache2",
+                                                     "/usr/sbin/httpd", "/usr/sbin/lighttpd",
+                                                     "/usr/bin/caddy",  "/usr/local/sbin/nginx"};
+  if (std::find(std::begin(kWebServers), std::end(kWebServers), w.executable) !=
+      std::end(kWebServers))
     return;
   const GuardedRoot& r = roots_[n.root];
   const int64_t now = env_.clock().monotonic_ns();
