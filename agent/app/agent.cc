@@ -269,7 +269,7 @@ class Agent::Impl {
       auto rules = MAMORI_TRY(scan::RuleSet::compile(ro));
       scan::Limits limits;
       limits.max_scan_bytes = uint64_t{config_.agent.yara_max_kb} << 10;
-      limits.timeout = std::chrono::seconds(2);
+      limits.timeout = std::chrono::seconds(1);  // libyara's least: the guard's thread waits
       scanner_ = std::make_unique<scan::Scanner>(std::move(rules), limits);
       guard_->set_scanner(scanner_.get());
     }
