@@ -9,7 +9,8 @@
 # duration and bytes. nmap -sV names it OpenSSH with the host's own sshd version, never
 # libssh; its KEXINIT offers the real sshd's lists (sshd started beside it) in sshd's
 # order, less what libssh 0.10 lacks (sntrup761, umac). auth_attempts, session_bytes and
-# session_seconds close the connection with one event each. Past sessions_per_address the extra connections are refused before a byte of
+# session_seconds close the connection with one event each; SIGHUP reopens events.jsonl
+# after a rotation; a second honeypot with sessions = 2 refuses the third connection. Past sessions_per_address the extra connections are refused before a byte of
 # SSH, with one limit event; the honeypot stays up and serves again afterwards.
 source "$(dirname "$0")/lib.sh"
 
@@ -358,3 +359,35 @@ step "SIGTERM stops it cleanly"
 stop_honeypot
 assert_eq 0 "$STOPPED_RC" "the honeypot's exit status"
 assert_contains "$(cat "$HP_LOG")" "mamori-honeypot: stopped"
+
+step "a second honeypot with sessions = 2: the third connection (any address) is refused, one event"
+cat >"$SCRATCH/small.toml" <<TOML
+listen = "127.0.0.1:$PORT"
+state_dir = "$SCRATCH/small"
+user = "$HP_USER"
+[limits]
+sessions = 2
+TOML
+"$HONEYPOT" --config "$SCRATCH/small.toml" >>"$HP_LOG.small" 2>&1 &
+HP_PID=$!
+small_ready() { grep -q 'ready: listening' "$HP_LOG.small" || ! kill -0 "$HP_PID" 2>/dev/null; }
+WAIT_ON=$SCRATCH WAIT_SECONDS=60 WAIT_EXPLAIN='cat "$HP_LOG.small"' wait_for "the second honeypot to be ready" small_ready
+expect_exit 0 timeout 60 "$PY" - "$PORT" <<'PYTHON'
+import socket, sys
+port = int(sys.argv[1])
+held, answers = [], []
+for i in range(4):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    line = s.makefile("rb").readline()
+    answers.append("banner" if line.startswith(b"SSH-2.0-") else "refused" if line == b"" else repr(line))
+    held.append(s)
+if answers != ["banner", "banner", "refused", "refused"]:
+    sys.exit("expected two banners then two refusals, got %s" % answers)
+PYTHON
+HP_EVENTS=$SCRATCH/small/events.jsonl
+total_limit() { [[ $(count_of "$(action_is ssh-limit-reached) and e[\"mamori\"][\"ssh\"][\"limit\"] == \"sessions\"") -ge 1 ]]; }
+WAIT_ON=$SCRATCH/small wait_for "the sessions limit event" total_limit
+assert_eq 1 "$(count_of "$(action_is ssh-limit-reached) and e[\"mamori\"][\"ssh\"][\"limit\"] == \"sessions\" and e[\"mamori\"][\"ssh\"][\"policy\"] == \"refuse\"")" "sessions limit events (one for two refusals)"
+stop_honeypot
+assert_eq 0 "$STOPPED_RC" "the second honeypot's exit status"
+
