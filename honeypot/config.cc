@@ -44,7 +44,8 @@ bool valid_banner(std::string_view b) {
 
 bool load_limits(config::TomlTable& t, Limits& l) {
   return t.only_keys({"sessions", "sessions_per_address", "auth_attempts", "session_bytes",
-                      "session_seconds", "command_bytes", "output_bytes", "outbox_mb"}) &&
+                      "session_seconds", "command_bytes", "output_bytes", "outbox_mb", "commands",
+                      "forwards"}) &&
          t.optional("sessions", l.sessions, 1u, 1000000u) &&
          t.optional("sessions_per_address", l.sessions_per_address, 1u, 1000000u) &&
          t.optional("auth_attempts", l.auth_attempts, 1u, 1000u) &&
@@ -52,7 +53,9 @@ bool load_limits(config::TomlTable& t, Limits& l) {
          t.optional("session_seconds", l.session_seconds, 1u, 7u * 86400u) &&
          t.optional("command_bytes", l.command_bytes, 64u, 1u << 20) &&
          t.optional("output_bytes", l.output_bytes, 256u, 1u << 20) &&
-         t.optional("outbox_mb", l.outbox_mb, 16u, 1u << 20);
+         t.optional("outbox_mb", l.outbox_mb, 16u, 1u << 20) &&
+         t.optional("commands", l.commands, 1u, 1000000u) &&
+         t.optional("forwards", l.forwards, 0u, 10000u);
 }
 
 bool load(config::TomlReader& reader, Config& c) {

@@ -23,6 +23,8 @@ struct Limits {
   uint32_t session_seconds = 600;       // a connection's whole life
   uint32_t command_bytes = 4096;        // one command line (longer: cut, and recorded cut)
   uint32_t output_bytes = 4096;         // what one emulated command may print
+  uint32_t commands = 1000;             // command lines per connection (each is an event)
+  uint32_t forwards = 16;               // port-forwarding requests per connection
   // The outbox's disk quota (all segments); past it the oldest records go first, each
   // drop reported by an outbox-dropped event (core/outbox/outbox.h), so the honeypot
   // runs for months on a fixed budget.

@@ -70,6 +70,8 @@ TEST(HoneypotConfig, BadValuesAreNamedWithTheirPlace) {
       {"[limits]\nauth_attempts = -1", "honeypot.value", "limits.auth_attempts"},
       {"[limits]\nsesions = 5", "honeypot.unknown_key", "limits.sesions"},
       {"[limits]\noutbox_mb = 1", "honeypot.value", "limits.outbox_mb"},
+      {"[limits]\ncommands = 0", "honeypot.value", "limits.commands"},
+      {"[limits]\nforwards = \"many\"", "honeypot.type", "limits.forwards"},
       {"[[accepted]]\nuser = \"root\"", "honeypot.missing", "accepted[1].password"},
       {"[[accepted]]\nuser = \"\"\npassword = \"x\"", "honeypot.value", "accepted[1].user"},
       {"listen = ", "honeypot.syntax", ""},

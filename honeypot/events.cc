@@ -84,6 +84,21 @@ event::Event download_event(const Peer& peer, std::string_view user, std::string
   return e;
 }
 
+event::Event forward_event(const Peer& peer, std::string_view user, std::string_view host,
+                           uint32_t port, std::string_view originator, uint32_t originator_port,
+                           int64_t now_ns) {
+  event::Event e = base(action::kSshForwardAttempted, Severity::kWarning, peer, now_ns,
+                        json::array({"network", "intrusion_detection"}), json::array({"denied"}));
+  e.set("user.name", std::string(user))
+      .set("destination.address", std::string(host))
+      .set("destination.port", port)
+      .set("mamori.ssh.forward_originator", std::string(originator))
+      .set("mamori.ssh.forward_originator_port", originator_port);
+  e.message(fmt::format("SSH honeypot port forwarding to {} port {} asked by {} (refused)",
+                        quote(host.substr(0, 200)), port, peer.ip));
+  return e;
+}
+
 event::Event limit_event(const Peer& peer, std::string_view limit, std::string_view policy,
                          uint64_t value, int64_t now_ns) {
   event::Event e = base(action::kSshLimitReached, Severity::kNotice, peer, now_ns,

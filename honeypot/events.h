@@ -44,6 +44,11 @@ event::Event command_event(const Peer& peer, std::string_view user, std::string_
                            bool truncated, int exit_status, int64_t now_ns);
 event::Event download_event(const Peer& peer, std::string_view user, std::string_view url,
                             int64_t now_ns);
+// A port-forwarding request (direct-tcpip: the client asks the server to connect out,
+// to use it as a proxy); refused, never connected.
+event::Event forward_event(const Peer& peer, std::string_view user, std::string_view host,
+                           uint32_t port, std::string_view originator, uint32_t originator_port,
+                           int64_t now_ns);
 // `value` is the limit's configured value.
 event::Event limit_event(const Peer& peer, std::string_view limit, std::string_view policy,
                          uint64_t value, int64_t now_ns);

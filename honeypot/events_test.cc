@@ -64,6 +64,10 @@ TEST(HoneypotEvents, CommandDownloadLimitEnd) {
   auto d = download_event(p, "root", "http://x/y", kNow);
   EXPECT_EQ(d.action(), proto::action::kSshDownloadAttempted);
   EXPECT_EQ(d.get("url.original"), "http://x/y");
+  auto f = forward_event(p, "root", "smtp.example", 25, "127.0.0.1", 4444, kNow);
+  EXPECT_EQ(f.action(), proto::action::kSshForwardAttempted);
+  EXPECT_EQ(f.get("destination.address"), "smtp.example");
+  EXPECT_EQ(f.get("destination.port"), 25);
   auto l = limit_event(p, "sessions-per-address", "refuse", 16, kNow);
   EXPECT_EQ(l.get("mamori.ssh.limit"), "sessions-per-address");
   EXPECT_EQ(l.get("mamori.ssh.policy"), "refuse");

@@ -7,8 +7,9 @@
 //     before a byte of SSH, so a flood costs a socket for microseconds and no memory;
 //     one event per episode (the first refusal after the count was last below the
 //     limit), so a flood is one event, not one per connection; refused() counts them all.
-//   auth-attempts, session-bytes, session-seconds: "disconnect": that connection is
-//     closed; one event for it.
+//   auth-attempts, session-bytes, session-seconds, commands, forwards: "disconnect": that
+//     connection is closed; one event for it. (Commands and forwarding requests are
+//     events each: their limits bound how many events one connection can make.)
 //   descriptors (RLIMIT_NOFILE, not configured): "refuse": the listening socket is not
 //     watched for a second, pending connections wait in the kernel's backlog; one event
 //     per episode.
@@ -29,6 +30,8 @@ inline constexpr std::string_view kLimitSessionsPerAddress = "sessions-per-addre
 inline constexpr std::string_view kLimitAuthAttempts = "auth-attempts";
 inline constexpr std::string_view kLimitSessionBytes = "session-bytes";
 inline constexpr std::string_view kLimitSessionSeconds = "session-seconds";
+inline constexpr std::string_view kLimitCommands = "commands";
+inline constexpr std::string_view kLimitForwards = "forwards";
 // Not configured: the process's RLIMIT_NOFILE (or the system's) ran out at accept().
 inline constexpr std::string_view kLimitDescriptors = "descriptors";
 inline constexpr std::string_view kPolicyRefuse = "refuse";

@@ -92,6 +92,7 @@ struct Server::Conn {
   int exit_status = 0;
   std::unique_ptr<LineEditor> editor;  // the shell channel's line discipline
   uint32_t commands = 0;
+  uint32_t forwards = 0;
   TcpBytes bytes;
   std::unique_ptr<Shell> shell;
   ssh_server_callbacks_struct server_cb{};
@@ -258,7 +259,7 @@ int on_data(ssh_session, ssh_channel channel, void* data, uint32_t len, int is_s
     if (!text.empty()) ssh_channel_write(channel, text.data(), static_cast<uint32_t>(text.size()));
   };
   for (auto& step : c.editor->feed({static_cast<const char*>(data), len})) {
-    if (c.close_channel) break;  // `exit` ran: the rest of the burst is not typed
+    if (c.close_channel || c.dead) break;  // `exit` ran or a limit: the rest is not typed
     switch (step.kind) {
       case EditStep::Kind::kEcho:
         write(step.text);
@@ -292,6 +293,29 @@ void on_channel_close(ssh_session, ssh_channel, void* userdata) {
   auto& c = *static_cast<Conn*>(userdata);
   c.close_channel = true;
   c.server->flagged.push_back(&c);
+}
+
+// What libssh's server callbacks do not take (libssh answers each with its default
+// refusal once this returns 1): port-forwarding requests are recorded.
+int on_message(ssh_session, ssh_message msg, void* userdata) {
+  auto& c = *static_cast<Conn*>(userdata);
+  if (c.dead || !c.authenticated || ssh_message_type(msg) != SSH_REQUEST_CHANNEL_OPEN ||
+      ssh_message_subtype(msg) != SSH_CHANNEL_DIRECT_TCPIP)
+    return 1;
+  const uint32_t max = c.server->config.limits.forwards;
+  if (++c.forwards > max) {
+    c.server->limit(c, kLimitForwards, max);
+    return 1;
+  }
+  const char* host = ssh_message_channel_request_open_destination(msg);
+  const char* from = ssh_message_channel_request_open_originator(msg);
+  c.server->emit(
+      forward_event(c.peer, c.user, host ? host : "",
+                    static_cast<uint32_t>(ssh_message_channel_request_open_destination_port(msg)),
+                    from ? from : "",
+                    static_cast<uint32_t>(ssh_message_channel_request_open_originator_port(msg)),
+                    c.server->now()));
+  return 1;
 }
 
 ssh_channel on_channel_open(ssh_session session, void* userdata) {
@@ -401,6 +425,7 @@ void Server::Impl::accept_all() {
     ssh_callbacks_init(&c.server_cb);
     ssh_set_server_callbacks(s, &c.server_cb);
     ssh_set_auth_methods(s, SSH_AUTH_METHOD_PUBLICKEY | SSH_AUTH_METHOD_PASSWORD);
+    ssh_set_message_callback(s, on_message, &c);
     // Sends the banner and sets the key exchange up; the rest runs in the event loop.
     const int rc = ssh_handle_key_exchange(s);
     if (rc == SSH_ERROR) {
@@ -454,15 +479,17 @@ void Server::Impl::hand_over(Conn& c, const HelloParse& parse) {
 }
 
 void Server::Impl::run_line(Conn& c, std::string_view line, bool line_cut) {
-  if (!c.shell) return;
+  if (!c.shell || c.dead) return;
+  const std::string_view recorded = line.substr(0, config.limits.command_bytes);
+  // Blank lines are typing, not commands.
+  const bool blank = recorded.find_first_not_of(" \t") == std::string_view::npos;
+  if (!blank && ++c.commands > config.limits.commands) {
+    limit(c, kLimitCommands, config.limits.commands);
+    return;
+  }
   const ShellResult r = c.shell->run(line);
   const bool cut = r.truncated || line_cut;
-  std::string_view recorded = line.substr(0, config.limits.command_bytes);
-  // Blank lines are typing, not commands.
-  if (recorded.find_first_not_of(" \t") != std::string_view::npos) {
-    ++c.commands;
-    emit(command_event(c.peer, c.user, recorded, cut, r.exit_status, now()));
-  }
+  if (!blank) emit(command_event(c.peer, c.user, recorded, cut, r.exit_status, now()));
   for (const auto& url : r.downloads) emit(download_event(c.peer, c.user, url, now()));
   if (!r.output.empty() && c.channel)
     ssh_channel_write(c.channel, r.output.data(), static_cast<uint32_t>(r.output.size()));

@@ -92,6 +92,7 @@ inline constexpr std::string_view kSshCommand = "ssh-command";
 inline constexpr std::string_view kSshDownloadAttempted = "ssh-download-attempted";
 inline constexpr std::string_view kSshLimitReached = "ssh-limit-reached";
 inline constexpr std::string_view kSshSessionEnded = "ssh-session-ended";
+inline constexpr std::string_view kSshForwardAttempted = "ssh-forward-attempted";
 
 // Every action above, for the schema's enum and for tests that an emitted action is known.
 inline constexpr std::array kAllActions = {kFileRestored,

