@@ -40,7 +40,7 @@ class Loader {
     TomlTable top = reader_.top();
     c.source = reader_.file();
     if (!top.only_keys({"state_dir", "jobs", "compression_level", "root", "agent", "sink", "heal",
-                        "log", "logwatch", "ban", "manager"}) ||
+                        "log", "logwatch", "ban", "manager", "lookup"}) ||
         !top.optional("state_dir", c.state_dir) || !top.optional("jobs", c.jobs, 0u, 1024u) ||
         !top.optional("compression_level", c.compression_level, -7, 19) ||
         !absolute_path(top, "state_dir", c.state_dir))
@@ -80,11 +80,29 @@ class Loader {
       c.logs.push_back(std::move(log));
     }
 
-    std::optional<TomlTable> logwatch, ban, heal, manager;
+    std::optional<TomlTable> logwatch, ban, heal, manager, lookup;
     return top.table("logwatch", logwatch) && (!logwatch || load_logwatch(*logwatch, c.logwatch)) &&
            top.table("ban", ban) && (!ban || load_ban(*ban, c.ban)) && top.table("heal", heal) &&
            (!heal || load_heal(*heal, c)) && top.table("manager", manager) &&
-           (!manager || load_manager(*manager, c.manager));
+           (!manager || load_manager(*manager, c.manager)) && top.table("lookup", lookup) &&
+           (!lookup || load_lookup(*lookup, c.lookup));
+  }
+
+  // The key itself is never a config value: a config is often world-readable and
+  // copied around; the key lives in its own 0600 file (checked when it is read).
+  bool load_lookup(TomlTable& t, LookupConfig& l) {
+    if (!t.only_keys({"api_key_file", "base_url", "per_minute", "per_day"}) ||
+        !t.optional("api_key_file", l.api_key_file) ||
+        (!l.api_key_file.empty() && !absolute_path(t, "api_key_file", l.api_key_file)) ||
+        !t.optional("base_url", l.base_url, 1024) ||
+        !t.optional("per_minute", l.per_minute, 1u, 100'000u) ||
+        !t.optional("per_day", l.per_day, 1u, 100'000'000u))
+      return false;
+    if (!l.base_url.starts_with("http://") && !l.base_url.starts_with("https://"))
+      return t.fail("base_url", "value",
+                    "must start with https:// (or http:// for a local test server), not " +
+                        quote(l.base_url));
+    return true;
   }
 
  private:

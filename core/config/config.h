@@ -190,6 +190,15 @@ struct ManagerConfig {
   std::string token_file;  // absolute; its first line is the token
 };
 
+// [lookup]: optional VirusTotal look-ups by SHA-256 (docs/scan.md, "Hash look-ups"):
+// never an upload, with the user's own key, kept within the public API's limits.
+struct LookupConfig {
+  std::string api_key_file;  // absolute; 0600; its first line is the key; empty = off
+  std::string base_url = "https://www.virustotal.com";
+  uint32_t per_minute = 4;
+  uint32_t per_day = 500;
+};
+
 struct Config {
   std::string source;  // the file it came from, for messages
   std::string state_dir = "/var/lib/mamori";
@@ -203,6 +212,7 @@ struct Config {
   LogwatchConfig logwatch;
   BanConfig ban;
   ManagerConfig manager;
+  LookupConfig lookup;
 };
 
 // Loading reports the first problem as a LoadError with a code "config.*"

@@ -322,5 +322,27 @@ TEST(Config, ManagerMistakesAreNamed) {
   EXPECT_EQ(error_of("[manager]\nlisen = \"h:1\"\n").code, "config.unknown_key");
 }
 
+TEST(Config, Lookup) {
+  auto c = parse_config("", "m.toml");
+  ASSERT_TRUE(c);
+  EXPECT_EQ("", c->lookup.api_key_file);  // off
+  EXPECT_EQ("https://www.virustotal.com", c->lookup.base_url);
+  EXPECT_EQ(4u, c->lookup.per_minute);
+  EXPECT_EQ(500u, c->lookup.per_day);
+  c = parse_config(
+      "[lookup]\napi_key_file = \"/etc/mamori/vt.key\"\nbase_url = \"http://127.0.0.1:9\"\n"
+      "per_minute = 60\nper_day = 20000\n",
+      "m.toml");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ("/etc/mamori/vt.key", c->lookup.api_key_file);
+  EXPECT_EQ("http://127.0.0.1:9", c->lookup.base_url);
+  EXPECT_EQ(60u, c->lookup.per_minute);
+  EXPECT_EQ(20000u, c->lookup.per_day);
+  EXPECT_EQ(error_of("[lookup]\napi_key = \"k\"\n").code, "config.unknown_key");
+  EXPECT_EQ(error_of("[lookup]\napi_key_file = \"vt.key\"\n").key, "lookup.api_key_file");
+  EXPECT_EQ(error_of("[lookup]\nbase_url = \"ftp://x\"\n").key, "lookup.base_url");
+  EXPECT_EQ(error_of("[lookup]\nper_minute = 0\n").key, "lookup.per_minute");
+}
+
 }  // namespace
 }  // namespace mamori::config
