@@ -259,8 +259,13 @@ std::optional<int> run_lookups(const GlobalOptions& g, Report& report, nlohmann:
     } else if (queue->waiting(f.sha256)) {
       ++queued;
       j["status"] = "queued";
-      text = fmt::format("queued: the limit ({}/min, {}/day) is reached; a later --lookup asks it",
-                         lc.per_minute, lc.per_day);
+      text = !drained ? "queued: not asked, the look-ups stopped on an error"
+             : stats.retry > 0
+                 ? "queued: VirusTotal asked to wait; a later --lookup asks it"
+                 : fmt::format(
+                       "queued: the limit ({}/min, {}/day) is reached; a later --lookup "
+                       "asks it",
+                       lc.per_minute, lc.per_day);
     } else {
       ++failed;
       j["status"] = "failed";
