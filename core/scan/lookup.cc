@@ -1,5 +1,6 @@
 #include "core/scan/lookup.h"
 
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -239,6 +240,16 @@ Result<LookupAnswer> VtClient::lookup(const hash::Digest& sha256) {
 
 Result<LookupQueue> LookupQueue::open(Env& env, std::string path, LookupLimits limits) {
   LookupQueue q(env, std::move(path), limits);
+  const std::string lock_path = q.path_ + ".lock";
+  q.lock_ = MAMORI_TRY(fs::open_private_append(lock_path));
+  while (::flock(q.lock_.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    if (errno == EWOULDBLOCK)
+      return fail_msg("lock", lock_path,
+                      "another process is using the look-up queue (another mamori scan "
+                      "--lookup?)");
+    return fail_errno("flock", lock_path);
+  }
   auto text = fs::read_small_file(q.path_, kMaxStateBytes);
   if (!text) {
     if (text.error().errnum == ENOENT) return q;

@@ -26,6 +26,7 @@
 
 #include "core/base/env.h"
 #include "core/base/result.h"
+#include "core/base/unique_fd.h"
 #include "core/hash/sha256.h"
 
 namespace mamori::scan {
@@ -129,6 +130,10 @@ struct DrainStats {
 // "dropped", "failed", "retry_at", "requests": [ns...], "cache": [{...}]}. Written by
 // save() with fs::write_file_atomic, mode 0600. A file that does not parse makes open()
 // fail naming it: starting empty would forget today's requests and break the limits.
+//
+// One process at a time: open() takes an exclusive flock() on `path` + ".lock" (created
+// 0600) and holds it until the LookupQueue is destroyed, so two runs cannot each spend
+// the same minute's budget; a second open() fails at once (EWOULDBLOCK) naming the lock.
 class LookupQueue {
  public:
   static Result<LookupQueue> open(Env& env, std::string path, LookupLimits limits);
@@ -168,6 +173,7 @@ class LookupQueue {
 
   Env* env_;
   std::string path_;
+  UniqueFd lock_;
   LookupLimits limits_;
   std::deque<hash::Digest> queue_;
   uint64_t dropped_ = 0;

@@ -385,6 +385,16 @@ TEST_F(LookupQueueTest, VerdictsExpireAndTheCacheIsBounded) {
   EXPECT_TRUE(q->cached(digest(14)));
 }
 
+TEST_F(LookupQueueTest, OneProcessAtATime) {
+  auto first = open();
+  ASSERT_TRUE(first) << first.error().message();
+  auto second = open();  // another open file description: the lock conflicts
+  ASSERT_FALSE(second);
+  EXPECT_NE(std::string::npos, second.error().message().find("lookup.json.lock"));
+  first = fail_msg("test", "", "closed");  // drops the first queue and its lock
+  EXPECT_TRUE(open());
+}
+
 TEST_F(LookupQueueTest, ACorruptFileIsRefusedNamingIt) {
   dir.write("lookup.json", "{\"format\": \"mamori-lookup-1\", \"queue\": [1]}", 0600);
   auto q = open();

@@ -116,6 +116,12 @@ expect_exit 2 mamori scan --lookup "$SCRATCH/site"
 assert_contains "$ERR" "--lookup needs [lookup] api_key_file" "the reason"
 assert_eq 7 "$(requests)" "requests sent"
 
+step "one look-up run at a time: a second one is refused while the queue is locked"
+lookup_config
+expect_exit 2 flock "$STATE/lookup.json.lock" "$MAMORI" --config "$CONFIG" scan --lookup "$SCRATCH/site"
+assert_contains "$ERR" "another process is using the look-up queue" "the reason"
+assert_eq 7 "$(requests)" "requests sent"
+
 step "a refused key stops the look-ups and is not printed"
 rm -f "$STATE/lookup.json"
 printf 'wrong-key-0000\n' >"$SCRATCH/wrong.key"
