@@ -296,6 +296,23 @@ TEST_F(LookupQueueTest, ARestartKeepsTheCountsTheQueueAndTheVerdicts) {
   EXPECT_EQ(6u, vt.asked.size());
 }
 
+TEST_F(LookupQueueTest, TheClockGoingBackDoesNotFreeTheBudget) {
+  auto q = open();
+  ASSERT_TRUE(q);
+  for (int i = 0; i < 8; ++i) q->enqueue(digest(i));
+  FakeLookup vt;
+  ASSERT_TRUE(q->drain(vt));
+  EXPECT_EQ(4u, vt.asked.size());
+  const auto sent_at = env.clock().now();
+  env.sim().set(sent_at - std::chrono::hours(1));  // NTP, or an administrator's `date`
+  EXPECT_EQ(4u, q->sent_last_minute());            // requests "in the future" still count
+  ASSERT_TRUE(q->drain(vt));
+  EXPECT_EQ(4u, vt.asked.size());
+  env.sim().set(sent_at + minutes(1));
+  ASSERT_TRUE(q->drain(vt));
+  EXPECT_EQ(8u, vt.asked.size());
+}
+
 TEST_F(LookupQueueTest, RetryLaterPausesAndKeepsTheHashFirst) {
   auto q = open({.per_minute = 100});
   ASSERT_TRUE(q);
