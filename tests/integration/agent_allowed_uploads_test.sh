@@ -33,7 +33,9 @@ restart() {
 step "an upload while the agent runs: reported once, in real time"
 start_agent
 as_web sh -c 'head -c 5000 /dev/urandom > "$1/wp-content/uploads/photo.jpg"' sh "$WEB"
-wait_for "photo.jpg reported" test "$(reports_of photo.jpg)" -ge 1
+# (A function: wait_for runs it again each time; "$(...)" as an argument is read once.)
+photo_reported() { (($(reports_of photo.jpg) >= 1)); }
+wait_for "photo.jpg reported" photo_reported
 # (How many times one upload's write events are reported in real time is item 14's
 # concern; here: whatever happened then is not repeated later.)
 first=$(events 'e.get("file", {}).get("path", "").endswith("uploads/photo.jpg")' | sed -n 1p)
@@ -49,7 +51,8 @@ from=$(wc -l <"$EVENTS")
 expect_exit 0 mamori mode "$WEB" alert
 expect_exit 0 mamori mode "$WEB" restore
 mode_changes() { tail -n +"$((from + 1))" "$EVENTS" | grep -c '"mode-changed"'; }
-wait_for "both mode-changed events" test "$(mode_changes)" -eq 2  # the resume verify's come with the second
+two_mode_changes() { (($(mode_changes) == 2)); }
+wait_for "both mode-changed events" two_mode_changes  # the resume verify's come with the second
 assert_eq 0 "$(reports_of photo.jpg "$from")" "reports of photo.jpg on leaving alert mode"
 
 step "while down: a new upload and a web shell; the next start reports the upload once, quarantines the shell"

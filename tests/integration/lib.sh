@@ -344,11 +344,15 @@ check_events() {
 
 # loopback_manager_config [EXTRA-TOML]: $CONFIG for a `mamori manager` on a free loopback
 # port (PORT), its state and SQLite store in MSTATE, its log MLOG; EXTRA-TOML goes into
-# its [manager] table (and may open tables of its own after).
+# its [manager] table (and may open tables of its own after). No web console unless
+# EXTRA-TOML names one: a console installed on the host (the default console_dir,
+# /usr/share/mamori/console) is not the test's, and would answer unknown paths.
 loopback_manager_config() {
   MSTATE=$SCRATCH/manager
   MLOG=$SCRATCH/manager.log
   PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  local console='console_dir = ""'
+  [[ ${1:-} == *console_dir* ]] && console=""
   cat >"$CONFIG" <<EOF
 state_dir = "$STATE"
 [manager]
@@ -356,6 +360,7 @@ listen = "127.0.0.1:$PORT"
 public_url = "https://127.0.0.1:$PORT"
 state_dir = "$MSTATE"
 database = "sqlite://$MSTATE/manager.db"
+$console
 ${1:-}
 EOF
 }
