@@ -11,12 +11,10 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <vector>
 
 #include <fmt/format.h>
@@ -340,13 +338,8 @@ class Agent::Impl {
   // The decoys `mamori decoys plant` recorded (docs/decoys.md). A damaged record costs
   // the open reports only (the access-log rules are their own file): said, not fatal.
   void add_decoys() {
-    const std::string path = config_.state_dir + "/decoys.json";
-    std::ifstream in(path);
-    if (!in) return;
-    std::stringstream text;
-    text << in.rdbuf();
-    auto decoys = decoy::from_json(nlohmann::json::parse(text.str(), nullptr, false));
-    if (!decoys) return log(fmt::format("decoys: {}: {}", quote(path), decoys.error().message()));
+    auto decoys = decoy::load_record(config_.state_dir + "/decoys.json");
+    if (!decoys) return log("decoys: " + decoys.error().message());
     for (const auto& d : *decoys)
       for (size_t i = 0; i < guard_->root_count(); ++i)
         if (guard_->root(i).path == d.root) guard_->add_decoy(i, d.rel);

@@ -6,8 +6,7 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
+#include <span>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
@@ -26,17 +25,11 @@ namespace {
 std::string record_path(const App& app) { return app.config().state_dir + "/decoys.json"; }
 
 Result<std::vector<decoy::Decoy>> load_record(const App& app) {
-  std::ifstream in(record_path(app));
-  if (!in) {
-    if (errno == ENOENT) return std::vector<decoy::Decoy>{};
-    return tl::unexpected(Error{"open", record_path(app), errno, ""});
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  const auto j = nlohmann::json::parse(text.str(), nullptr, false);
-  auto list = decoy::from_json(j);
-  if (!list) return tl::unexpected(Error{"read", record_path(app), 0, list.error().message()});
-  return list;
+  return decoy::load_record(record_path(app));
+}
+
+std::span<const uint8_t> bytes_of(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
 Status write_state_file(App& app, const std::string& name, const std::string& text, mode_t mode) {
@@ -47,42 +40,27 @@ Status write_state_file(App& app, const std::string& name, const std::string& te
   meta.mode = mode;
   return fs::replace_file(
       app.env(), parent.dir.get(), parent.name, meta,
-      [&](int fd) -> Status {
-        for (size_t done = 0; done < text.size();) {
-          const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-          if (n < 0 && errno == EINTR) continue;
-          if (n < 0) return tl::unexpected(Error{"write", dir + "/" + name, errno, ""});
-          done += static_cast<size_t>(n);
-        }
-        return ok();
-      },
+      [&](int fd) { return write_all(app.env(), fd, bytes_of(text), dir + "/" + name); },
       dir + "/" + name);
 }
 
 // A new file only (O_EXCL, never through a symlink): a name that appeared since the plan
 // is the site's, and is left alone. Owned like the root and readable by the web server.
-Status create_decoy(int root_fd, const decoy::Decoy& d) {
+Status create_decoy(Env& env, int root_fd, const decoy::Decoy& d) {
   struct stat root_st {};
-  if (::fstat(root_fd, &root_st) != 0) return tl::unexpected(Error{"stat", d.root, errno, ""});
+  if (::fstat(root_fd, &root_st) != 0) return fail_errno("stat", d.root);
   const std::string display = d.root + "/" + d.rel;
-  auto created = fs::open_beneath(root_fd, d.rel, O_WRONLY | O_CREAT | O_EXCL, 0644);
-  if (!created) return tl::unexpected(created.error());
-  UniqueFd fd = std::move(*created);
-  const auto fail = [&](const char* op) {
-    const int err = errno;
-    ::unlinkat(root_fd, d.rel.c_str(), 0);
-    return tl::unexpected(Error{op, display, err, ""});
-  };
-  for (size_t done = 0; done < d.content.size();) {
-    const ssize_t n = ::write(fd.get(), d.content.data() + done, d.content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail("write");
-    done += static_cast<size_t>(n);
-  }
-  if (::fchown(fd.get(), root_st.st_uid, root_st.st_gid) != 0) return fail("chown");
-  if (::fchmod(fd.get(), 0644) != 0) return fail("chmod");
-  if (::fsync(fd.get()) != 0) return fail("fsync");
-  return ok();
+  UniqueFd fd = MAMORI_TRY(fs::open_beneath(root_fd, d.rel, O_WRONLY | O_CREAT | O_EXCL, 0644));
+  auto filled = [&]() -> Status {
+    MAMORI_TRY(write_all(env, fd.get(), bytes_of(d.content), display));
+    if (::fchown(fd.get(), root_st.st_uid, root_st.st_gid) != 0)
+      return fail_errno("chown", display);
+    if (::fchmod(fd.get(), 0644) != 0) return fail_errno("chmod", display);
+    if (::fsync(fd.get()) != 0) return fail_errno("fsync", display);
+    return ok();
+  }();
+  if (!filled) ::unlinkat(root_fd, d.rel.c_str(), 0);  // never half a decoy
+  return filled;
 }
 
 struct PlantOptions {
@@ -129,7 +107,7 @@ int run_plant(App& app, const PlantOptions& o) {
     if (!plan) return app.report(plan.error(), kExitUsage);
     for (auto& d : *plan) {
       if (!o.dry_run)
-        if (auto s = create_decoy(root_fd->get(), d); !s)
+        if (auto s = create_decoy(app.env(), root_fd->get(), d); !s)
           return app.report(s.error(), kExitIncomplete);
       fresh.push_back(std::move(d));
     }

@@ -8,6 +8,8 @@
 #include <array>
 #include <cerrno>
 #include <cstdint>
+#include <fstream>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -279,6 +281,19 @@ Result<std::vector<Decoy>> from_json(const json& j) {
     out.push_back(std::move(d));
   }
   return out;
+}
+
+Result<std::vector<Decoy>> load_record(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    if (errno == ENOENT) return std::vector<Decoy>{};
+    return fail_errno("open", path);
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  auto list = from_json(nlohmann::json::parse(text.str(), nullptr, false));
+  if (!list) return fail_msg("read", path, list.error().message());
+  return list;
 }
 
 }  // namespace mamori::decoy

@@ -63,5 +63,7 @@ std::string rules_text(const std::vector<Decoy>& decoys);
 // The record of planted decoys (STATE/decoys.json), without their content.
 nlohmann::json to_json(const std::vector<Decoy>& decoys);
 Result<std::vector<Decoy>> from_json(const nlohmann::json& j);
+// The record at `path`; none when the file does not exist (nothing planted yet).
+Result<std::vector<Decoy>> load_record(const std::string& path);
 
 }  // namespace mamori::decoy
