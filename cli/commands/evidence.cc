@@ -32,6 +32,16 @@ constexpr uint64_t kMaxDiffBytes = 16ull << 20;
 std::string or_unknown(const std::string& s) { return s.empty() ? "unknown" : escape(s); }
 std::string or_unknown(int64_t n) { return n < 0 ? "unknown" : std::to_string(n); }
 
+// YARA's verdict on the kept content, in words.
+std::string scan_text(const Item& it) {
+  if (!it.scan) return "not scanned";
+  std::string out;
+  for (const auto& r : it.scan->rules) out += (out.empty() ? "" : ", ") + escape(r);
+  if (out.empty()) out = "no rule matched";
+  if (it.scan->truncated) out += " (only the first bytes were scanned)";
+  return out;
+}
+
 void print_item(const Item& it) {
   const auto& w = it.who;
   std::printf("id            %s\n", std::to_string(it.id).c_str());
@@ -44,6 +54,7 @@ void print_item(const Item& it) {
   if (it.truncated) std::printf("              truncated: only a prefix was kept\n");
   std::printf("baseline      %s\n",
               it.baseline_sha256 ? ("sha256 " + it.baseline_sha256->hex()).c_str() : "unknown");
+  std::printf("yara          %s\n", scan_text(it).c_str());
   std::printf("mode          %04o  owner %u:%u  mtime %s\n", it.mode & 07777, it.uid, it.gid,
               format_time_ns(it.mtime_ns).c_str());
   std::printf("process       %s  %s\n", or_unknown(w.pid).c_str(),
@@ -87,10 +98,11 @@ int list(App& app, EvidenceStore& store, size_t limit) {
   if (!items->empty())
     std::printf("%8s  %-30s  %-10s %10s  %s\n", "ID", "TIME", "REASON", "SIZE", "PATH");
   for (const auto& it : *items)
-    std::printf("%8s  %-30s  %-10s %10s  %s%s\n", std::to_string(it.id).c_str(),
-                format_time_ns(it.time_ns).c_str(), escape(it.reason).c_str(),
-                human_bytes(it.size).c_str(), escape(absolute(it.root, it.path)).c_str(),
-                it.truncated ? " (truncated)" : "");
+    std::printf(
+        "%8s  %-30s  %-10s %10s  %s%s%s\n", std::to_string(it.id).c_str(),
+        format_time_ns(it.time_ns).c_str(), escape(it.reason).c_str(), human_bytes(it.size).c_str(),
+        escape(absolute(it.root, it.path)).c_str(), it.truncated ? " (truncated)" : "",
+        it.scan && !it.scan->rules.empty() ? (" [yara: " + scan_text(it) + "]").c_str() : "");
   if (!app.options().quiet)
     std::printf("%s items, %s stored\n", std::to_string(usage->items).c_str(),
                 human_bytes(usage->stored_bytes).c_str());

@@ -33,7 +33,7 @@ constexpr size_t kHeaderSize = 64;
 constexpr int kLevel = 3;
 constexpr size_t kChunk = 128 * 1024;
 constexpr size_t kHeadBytes = 4096;    // what looks_executable() sees of a content
-constexpr int64_t kSchemaVersion = 2;  // 2 added `priority` (1 is migrated on open)
+constexpr int64_t kSchemaVersion = 3;  // 2 added `priority`, 3 `scan_*` (older: migrated)
 // The one blob being written. A single name is enough: the writer holds the lock, and
 // open() removes whatever a crashed writer left under it.
 constexpr char kTmpName[] = "blob.tmp";
@@ -115,9 +115,35 @@ struct DCtxFree {
 
 // Attacker-controlled strings (path, executable, command line) may hold any byte, so
 // they are stored as BLOBs: SQLite never sees them as text to validate or convert.
-constexpr char kColumns[] =
+// The scan columns last: a reader of a store not migrated yet (version 1 or 2) reads
+// "not scanned" in their place.
+constexpr char kBaseColumns[] =
     "id, time_ns, event_id, root, path, reason, sha256, size, truncated, mode, uid, gid, mtime_ns,"
     " pid, executable, command_line, user_id, user_name, ppid, parent_executable, baseline_sha256";
+constexpr size_t kColumnCount = 23;
+std::string columns(int64_t version) {
+  return std::string(kBaseColumns) + (version >= 3 ? ", scan_rules, scan_truncated" : ", NULL, 0");
+}
+
+// Rule names are YARA identifiers ([A-Za-z0-9_]), so a newline cannot occur in one.
+std::string join_rules(const std::vector<std::string>& rules) {
+  std::string out;
+  for (const auto& r : rules) {
+    if (!out.empty()) out += '\n';
+    out += r;
+  }
+  return out;
+}
+std::vector<std::string> split_rules(std::string_view text) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    out.emplace_back(text.substr(0, nl));
+    if (nl == std::string_view::npos) break;
+    text.remove_prefix(nl + 1);
+  }
+  return out;
+}
 
 Result<Item> to_item(const db::Stmt& q) {
   Item it;
@@ -142,6 +168,7 @@ Result<Item> to_item(const db::Stmt& q) {
   it.who.ppid = q.int64(18);
   it.who.parent_executable = std::string(q.blob(19));
   if (!q.is_null(20)) it.baseline_sha256 = MAMORI_TRY(hash::Digest::from_bytes(q.blob(20)));
+  if (!q.is_null(21)) it.scan = ScanResult{split_rules(q.blob(21)), q.int64(22) != 0};
   return it;
 }
 
@@ -154,6 +181,7 @@ struct EvidenceStore::Impl {
   UniqueFd dir;
   UniqueFd lock;
   db::Db db;
+  int64_t version = kSchemaVersion;  // of the index (a reader may see an older one)
 
   // What the blob of an item holds, as its header and the index record it.
   struct Blob {
@@ -178,20 +206,25 @@ EvidenceStore::~EvidenceStore() = default;
 Status EvidenceStore::Impl::create_schema() {
   auto v = MAMORI_TRY(db.prepare("PRAGMA user_version"));
   MAMORI_TRY(v.step());
-  const int64_t version = v.int64(0);
+  const int64_t found = v.int64(0);
   v.reset();
-  if (version == kSchemaVersion) return ok();
-  if (version == 1) {
-    // Version 2 only adds the pruning priority; older items count as ordinary ones.
+  if (found == kSchemaVersion) return ok();
+  if (found == 1 || found == 2) {
     auto txn = MAMORI_TRY(db::Transaction::begin(db));
-    MAMORI_TRY(db.exec("ALTER TABLE items ADD COLUMN priority INTEGER NOT NULL DEFAULT 1"));
-    MAMORI_TRY(db.exec("CREATE INDEX items_event ON items(event_id)"));
+    if (found == 1) {
+      // Version 2 only adds the pruning priority; older items count as ordinary ones.
+      MAMORI_TRY(db.exec("ALTER TABLE items ADD COLUMN priority INTEGER NOT NULL DEFAULT 1"));
+      MAMORI_TRY(db.exec("CREATE INDEX items_event ON items(event_id)"));
+    }
+    // Version 3 adds YARA's verdict; older items were not scanned (NULL).
+    MAMORI_TRY(db.exec("ALTER TABLE items ADD COLUMN scan_rules BLOB"));
+    MAMORI_TRY(db.exec("ALTER TABLE items ADD COLUMN scan_truncated INTEGER NOT NULL DEFAULT 0"));
     MAMORI_TRY(db.exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion)));
     return txn.commit();
   }
-  if (version != 0)
+  if (found != 0)
     return fail("evidence index", db.path(), EPROTO,
-                fmt::format("schema version {} is not {}: written by another mamori", version,
+                fmt::format("schema version {} is not {}: written by another mamori", found,
                             kSchemaVersion));
   auto txn = MAMORI_TRY(db::Transaction::begin(db));
   // AUTOINCREMENT: an id is never handed out twice, even after the newest item was
@@ -207,7 +240,8 @@ Status EvidenceStore::Impl::create_schema() {
       " user_id INTEGER NOT NULL, user_name BLOB NOT NULL, ppid INTEGER NOT NULL,"
       " parent_executable BLOB NOT NULL, baseline_sha256 BLOB,"
       " kept_size INTEGER NOT NULL, kept_sha256 BLOB NOT NULL, stored_bytes INTEGER NOT NULL,"
-      " priority INTEGER NOT NULL DEFAULT 1)"));
+      " priority INTEGER NOT NULL DEFAULT 1, scan_rules BLOB,"
+      " scan_truncated INTEGER NOT NULL DEFAULT 0)"));
   MAMORI_TRY(db.exec("CREATE INDEX items_event ON items(event_id)"));
   MAMORI_TRY(db.exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion)));
   return txn.commit();
@@ -289,10 +323,11 @@ Result<std::unique_ptr<EvidenceStore>> EvidenceStore::open(Env& env, const std::
     v.reset();
     // A writer that created the file but not yet its schema: nothing is kept yet.
     if (version == 0) return fail("open evidence index", db_path, ENOENT, "no evidence kept yet");
-    if (version != kSchemaVersion && version != 1)  // 1: not migrated yet, read as is
+    if (version < 1 || version > kSchemaVersion)  // older: not migrated yet, read as is
       return fail("evidence index", db_path, EPROTO,
                   fmt::format("schema version {} is not {}: written by another mamori", version,
                               kSchemaVersion));
+    impl->version = version;
   }
   return std::unique_ptr<EvidenceStore>(new EvidenceStore(std::move(impl)));
 }
@@ -416,8 +451,9 @@ Status EvidenceStore::Impl::index(Item& meta, const Blob& blob, std::vector<Item
       "INSERT INTO items(time_ns, event_id, root, path, reason, sha256, size, truncated, mode, "
       "uid, gid,"
       " mtime_ns, pid, executable, command_line, user_id, user_name, ppid, parent_executable,"
-      " baseline_sha256, kept_size, kept_sha256, stored_bytes, priority)"
-      " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+      " baseline_sha256, kept_size, kept_sha256, stored_bytes, priority, scan_rules,"
+      " scan_truncated)"
+      " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
   ins.bind(1, meta.time_ns)
       .bind_text(2, meta.event_id)
       .bind(3, meta.root)
@@ -445,6 +481,10 @@ Status EvidenceStore::Impl::index(Item& meta, const Blob& blob, std::vector<Item
       .bind(22, blob.kept_sha256.raw())
       .bind(23, static_cast<int64_t>(blob.stored_bytes))
       .bind(24, priority);
+  if (meta.scan)
+    ins.bind(25, join_rules(meta.scan->rules)).bind(26, int64_t{meta.scan->truncated});
+  else
+    ins.bind_null(25).bind(26, int64_t{0});
   MAMORI_TRY(ins.run());
   meta.id = sqlite3_last_insert_rowid(db.raw());
 
@@ -468,10 +508,10 @@ Status EvidenceStore::Impl::index(Item& meta, const Blob& blob, std::vector<Item
   sum.reset();
   if (total > options.quota_bytes) {
     auto old = MAMORI_TRY(db.prepare(
-        fmt::format("SELECT {}, stored_bytes FROM items ORDER BY priority, id", kColumns)));
+        fmt::format("SELECT {}, stored_bytes FROM items ORDER BY priority, id", columns(version))));
     while (total > options.quota_bytes && left > 1 && MAMORI_TRY(old.step())) {
       dropped.push_back(MAMORI_TRY(to_item(old)));
-      total -= std::min<uint64_t>(total, static_cast<uint64_t>(old.int64(21)));
+      total -= std::min<uint64_t>(total, static_cast<uint64_t>(old.int64(kColumnCount)));
       --left;
     }
     old.reset();
@@ -521,8 +561,8 @@ Result<Item> EvidenceStore::add(Item meta, int fd, std::vector<Item>* pruned) {
 }
 
 Result<std::vector<Item>> EvidenceStore::list(size_t limit) {
-  auto& q = *MAMORI_TRY(
-      impl_->db.cached(fmt::format("SELECT {} FROM items ORDER BY id DESC LIMIT ?", kColumns)));
+  auto& q = *MAMORI_TRY(impl_->db.cached(
+      fmt::format("SELECT {} FROM items ORDER BY id DESC LIMIT ?", columns(impl_->version))));
   q.bind(1, limit == 0 ? int64_t{-1} : static_cast<int64_t>(limit));
   std::vector<Item> out;
   while (MAMORI_TRY(q.step())) {
@@ -537,7 +577,8 @@ Result<std::vector<Item>> EvidenceStore::list(size_t limit) {
 }
 
 Result<std::optional<Item>> EvidenceStore::Impl::get(int64_t id) {
-  auto& q = *MAMORI_TRY(db.cached(fmt::format("SELECT {} FROM items WHERE id = ?", kColumns)));
+  auto& q =
+      *MAMORI_TRY(db.cached(fmt::format("SELECT {} FROM items WHERE id = ?", columns(version))));
   q.bind(1, id);
   if (!MAMORI_TRY(q.step())) return std::optional<Item>{};
   auto it = to_item(q);
@@ -547,6 +588,17 @@ Result<std::optional<Item>> EvidenceStore::Impl::get(int64_t id) {
 }
 
 Result<std::optional<Item>> EvidenceStore::get(int64_t id) { return impl_->get(id); }
+
+Status EvidenceStore::set_scan(int64_t id, const ScanResult& scan) {
+  Impl& m = *impl_;
+  if (m.access != Access::kWrite) return fail("set evidence scan", std::to_string(id), EROFS);
+  auto& q =
+      *MAMORI_TRY(m.db.cached("UPDATE items SET scan_rules = ?, scan_truncated = ? WHERE id = ?"));
+  q.bind(1, join_rules(scan.rules)).bind(2, int64_t{scan.truncated}).bind(3, id);
+  MAMORI_TRY(q.run());
+  if (sqlite3_changes(m.db.raw()) == 0) return no_such_item(id);
+  return ok();
+}
 
 Status EvidenceStore::read(int64_t id,
                            const std::function<Status(std::span<const uint8_t>)>& sink) {

@@ -40,6 +40,13 @@ struct Who {
   std::string parent_executable;
 };
 
+// What YARA said about an item's content.
+struct ScanResult {
+  std::vector<std::string> rules;  // the rules that matched, in match order; empty: none
+  bool truncated = false;          // only the content's first bytes were scanned
+  bool operator==(const ScanResult&) const = default;
+};
+
 struct Item {
   int64_t id = 0;          // assigned by add(); increasing
   int64_t time_ns = 0;     // when mamori took it (add() fills it in when 0)
@@ -56,6 +63,10 @@ struct Item {
   int64_t mtime_ns = 0;
   Who who;
   std::optional<hash::Digest> baseline_sha256;  // what the file should have held, if known
+  // YARA's verdict on the content (core/scan), once it was scanned: in add()'s `meta`, or
+  // later through set_scan() (the agent scans a tampered file off its restore path).
+  // nullopt: not scanned (no rules configured, the scan failed, or an older store).
+  std::optional<ScanResult> scan;
   // Not stored: set by add() when the same content was kept already. The item returned
   // is then that earlier one (its id, path and who); nothing new was written.
   bool duplicate = false;
@@ -105,6 +116,9 @@ class EvidenceStore {
   // Newest first; at most `limit` (0 = all).
   Result<std::vector<Item>> list(size_t limit = 0);
   Result<std::optional<Item>> get(int64_t id);
+  // Records YARA's verdict on item `id` (replacing any earlier one); ENOENT for an
+  // unknown id (pruned meanwhile), EROFS for a kRead store.
+  Status set_scan(int64_t id, const ScanResult& scan);
   // Streams the kept content to `sink` in chunks; ENOENT for an unknown id; EBADMSG if
   // the blob is damaged or missing. The sink may have seen bad bytes by then, so it must
   // only make its output visible once read() returns success.

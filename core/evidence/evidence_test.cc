@@ -15,6 +15,7 @@
 
 #include "core/base/unique_fd.h"
 #include "core/db/sqlite.h"
+#include "core/evidence/item_json.h"
 #include "testing/fault_env.h"
 #include "testing/temp_dir.h"
 
@@ -343,6 +344,8 @@ TEST(Evidence, AVersion1IndexIsReadAndMigrated) {
     auto db = db::Db::open(f.state + "/evidence/index.db", db::Db::Mode::kReadWrite).value();
     ASSERT_TRUE(db.exec("DROP INDEX items_event"));
     ASSERT_TRUE(db.exec("ALTER TABLE items DROP COLUMN priority"));
+    ASSERT_TRUE(db.exec("ALTER TABLE items DROP COLUMN scan_rules"));
+    ASSERT_TRUE(db.exec("ALTER TABLE items DROP COLUMN scan_truncated"));
     ASSERT_TRUE(db.exec("PRAGMA user_version = 1"));
   }
   {
@@ -355,6 +358,59 @@ TEST(Evidence, AVersion1IndexIsReadAndMigrated) {
   EXPECT_GT(it.id, old_id);
   EXPECT_EQ(s->list().value().size(), 2u);
   EXPECT_EQ(read_all(*s, old_id), "<?php old(); ?>");
+}
+
+TEST(Evidence, YaraVerdictsAreKeptWithTheItemAndSetLater) {
+  Fixture f;
+  auto s = f.open(f.env);
+  Item shell = sample("uploads/s.php");
+  shell.scan = ScanResult{{"mamori_php_eval_decoded", "mamori_php_webshell_exec"}, false};
+  const int64_t a = s->add(shell, content_fd("<?php eval(base64_decode('x')); ?>").get())->id;
+  // A tampered file's item is added first; the agent scans off its restore path.
+  const int64_t b = s->add(sample("index.php"), content_fd("<?php tampered(); ?>").get())->id;
+  const int64_t c = s->add(sample("clean.php"), content_fd("<?php clean(); ?>").get())->id;
+  EXPECT_EQ(s->get(b).value()->scan, std::nullopt);  // not scanned yet
+  ASSERT_TRUE(s->set_scan(b, {{"mamori_php_injected"}, true}));
+  ASSERT_TRUE(s->set_scan(c, {}));  // scanned: nothing matched
+  EXPECT_EQ(s->set_scan(9999, {}).error().errnum, ENOENT);
+
+  auto r = f.open(f.env, EvidenceStore::Access::kRead);
+  EXPECT_EQ(r->get(a).value()->scan,
+            (ScanResult{{"mamori_php_eval_decoded", "mamori_php_webshell_exec"}, false}));
+  EXPECT_EQ(r->get(b).value()->scan, (ScanResult{{"mamori_php_injected"}, true}));
+  EXPECT_EQ(r->get(c).value()->scan, ScanResult{});
+  EXPECT_EQ(r->set_scan(c, {}).error().errnum, EROFS);
+  const auto j = item_json(*r->get(b).value());
+  EXPECT_EQ(j["mamori"]["scan"]["rules"], nlohmann::json::array({"mamori_php_injected"}));
+  EXPECT_EQ(j["mamori"]["scan"]["truncated"], true);
+  EXPECT_FALSE(item_json(sample("x")).contains("scan"));
+  EXPECT_FALSE(item_json(sample("x"))["mamori"].contains("scan"));
+}
+
+TEST(Evidence, AVersion2IndexIsReadAsNotScannedAndMigrated) {
+  Fixture f;
+  int64_t old_id = 0;
+  {
+    auto s = f.open(f.env);
+    old_id = s->add(sample("old.php"), content_fd("<?php old(); ?>").get()).value().id;
+  }
+  {  // what a mamori before YARA verdicts in evidence left behind
+    auto db = db::Db::open(f.state + "/evidence/index.db", db::Db::Mode::kReadWrite).value();
+    ASSERT_TRUE(db.exec("ALTER TABLE items DROP COLUMN scan_rules"));
+    ASSERT_TRUE(db.exec("ALTER TABLE items DROP COLUMN scan_truncated"));
+    ASSERT_TRUE(db.exec("PRAGMA user_version = 2"));
+  }
+  {
+    auto r = f.open(f.env, EvidenceStore::Access::kRead);
+    const auto items = r->list().value();
+    ASSERT_EQ(items.size(), 1u);
+    EXPECT_EQ(items[0].scan, std::nullopt);
+    EXPECT_EQ(r->get(old_id).value()->path, "old.php");
+  }
+  auto s = f.open(f.env);  // the writer migrates
+  EXPECT_EQ(s->get(old_id).value()->scan, std::nullopt);
+  ASSERT_TRUE(s->set_scan(old_id, {{"r"}, false}));
+  EXPECT_EQ(s->get(old_id).value()->scan, (ScanResult{{"r"}, false}));
 }
 
 TEST(Evidence, DamagedBlobsFailWithEBADMSG) {

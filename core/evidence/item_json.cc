@@ -81,6 +81,12 @@ nlohmann::json item_json(const Item& it) {
       {"evidence", {{"id", it.id}, {"reason", json_text(it.reason)}, {"truncated", it.truncated}}},
       {"root", json_text(it.root)}};
   if (it.baseline_sha256) j["mamori"]["baseline"] = {{"sha256", it.baseline_sha256->hex()}};
+  // As on the event (mamori.scan.rules): absent when the content was never scanned.
+  if (it.scan) {
+    nlohmann::json rules = nlohmann::json::array();
+    for (const auto& r : it.scan->rules) rules.push_back(json_text(r));
+    j["mamori"]["scan"] = {{"rules", rules}, {"truncated", it.scan->truncated}};
+  }
   return j;
 }
 
