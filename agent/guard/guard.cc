@@ -56,6 +56,7 @@ struct Guard::Act {
   std::optional<fs::Written> written;   // how content was put back, when it was
   std::vector<std::string> scan_rules;  // YARA rules the file matched (core/scan)
   bool scan_truncated = false;          // only its first yara_max_kb were scanned
+  bool scanned = false;                 // scan_rules is a verdict (the scan ran)
 };
 
 namespace {
@@ -195,6 +196,12 @@ Guard::Guard(Env& env, baseline::State& state, evidence::EvidenceStore* evidence
       publisher_(publisher),
       executor_(executor),
       config_(config) {}
+
+void Guard::set_scanner(scan::Scanner* scanner) {
+  scan_worker_.reset();
+  scanner_ = scanner;
+  if (scanner_) scan_worker_ = std::make_unique<triage::ScanWorker>(*scanner_);
+}
 
 size_t Guard::add_root(GuardedRoot root) {
   roots_.push_back(std::move(root));
@@ -505,6 +512,15 @@ void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Tr
   if (still_settling(root, rel, at, who, trigger, act)) return;  // reported once quiet
   if (already_alerted(r, rel, at, act)) return;
   ++counters_.changes;
+  // Alert mode leaves the file in place: what it now holds (a changed file's content, a
+  // new file) is scanned where it is, off this thread; the report waits for the verdict.
+  // A deploy's own writes are not triage's business.
+  if (scan_worker_ && r.mode == config::Mode::kAlert && !r.paused && !act.error && !act.scanned &&
+      at.st && S_ISREG(at.st->st_mode) &&
+      ((act.action == proto::action::kFileChanged && (act.attrs & baseline::kAttrContent)) ||
+       act.action == proto::action::kFileCreated))
+    if (auto fd = fs::open_beneath(r.fd.get(), rel, O_RDONLY | O_NONBLOCK); fd)
+      scan_later(act.event_id, std::move(*fd), rel, std::nullopt);
   report(r, rel, who, trigger, act);
   // A write through one name of a hard-linked file changed every name; no event said so.
   if (follow_links)
@@ -692,7 +708,11 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   // A detached inode is watched after the swap (Capture::detached): its holder may be
   // writing into it right now.
   const bool watch_detached = act.detach && attrs == 0 && now.type == FileType::kRegular;
-  if ((keep || watch_detached) && !tampered.valid()) {
+  // The tampered content is scanned once it is out of the tree (docs/scan.md): the
+  // restore opens it (as preserve mode does), never waits for the scan.
+  const bool scan = scan_worker_ && rebuild && (attrs & baseline::kAttrContent) &&
+                    now.type == FileType::kRegular && want->type == FileType::kRegular;
+  if ((keep || watch_detached || scan) && !tampered.valid()) {
     auto fd = fs::open_beneath(r.fd.get(), rel, O_RDONLY | O_NONBLOCK);
     if (fd) tampered = std::move(*fd);
   }
@@ -733,8 +753,12 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
     }
   }
   // The event names the tampered content's hash once the capture has read it whole.
-  if (keep && tampered.valid())
-    defer_capture(r, rel, std::move(tampered), "modified", who, &*want, act);
+  // Preserve mode scans what it kept, once kept; restore mode keeps nothing and scans
+  // the detached inode at once (its writer cannot change the site through it any more).
+  if (keep && tampered.valid() && evidence_)
+    defer_capture(r, rel, std::move(tampered), "modified", who, &*want, act, scan);
+  else if (scan && tampered.valid())
+    scan_later(act.event_id, std::move(tampered), rel, std::nullopt);
   else if (watch_detached && tampered.valid()) {
     Capture c = new_capture(r, rel, std::move(tampered), "detached", who, &*want, act);
     c.detached = true;
@@ -798,7 +822,7 @@ bool Guard::already_alerted(const GuardedRoot& r, const std::string& rel, const 
 
 void Guard::defer_capture(GuardedRoot& r, const std::string& rel, UniqueFd fd,
                           const std::string& reason, const evidence::Who& who, const Entry* want,
-                          Act& act) {
+                          Act& act, bool scan) {
   if (!evidence_) return;
   // One change (a quarantined directory) keeps at most kMaxPerIncident items: reading a
   // 77-file burst, each up to evidence_max_file_mb, would hold the guard's thread and
@@ -811,7 +835,9 @@ void Guard::defer_capture(GuardedRoot& r, const std::string& rel, UniqueFd fd,
     ++act.not_captured;
     return;
   }
-  queue_capture(new_capture(r, rel, std::move(fd), reason, who, want, act), act);
+  Capture c = new_capture(r, rel, std::move(fd), reason, who, want, act);
+  c.scan = scan;
+  queue_capture(std::move(c), act);
 }
 
 Guard::Capture Guard::new_capture(const GuardedRoot& r, const std::string& rel, UniqueFd fd,
@@ -826,6 +852,9 @@ Guard::Capture Guard::new_capture(const GuardedRoot& r, const std::string& rel, 
   c.item.reason = reason;
   c.item.who = who;
   if (want && want->type == FileType::kRegular) c.item.baseline_sha256 = want->sha256;
+  // A quarantined file scanned before it was kept (quarantine()): its verdict goes with it.
+  if (act.scanned && reason == "quarantined")
+    c.item.scan = evidence::ScanResult{act.scan_rules, act.scan_truncated};
   return c;
 }
 
@@ -844,6 +873,11 @@ void Guard::queue_capture(Capture c, Act& act) {
 void Guard::finish(Capture& c) {
   if (!c.detached) {
     const auto item = capture(c);
+    // Scanned from the same descriptor, after it was kept: the verdict is the item's.
+    if (c.scan && c.fd.valid())
+      scan_later(c.item.event_id, std::move(c.fd), c.item.path,
+                 item ? std::optional<int64_t>(item->id) : std::nullopt);
+    c.fd.reset();
     captured(c.item.event_id, item, c.item.reason);
     return;
   }
@@ -910,6 +944,11 @@ void Guard::release(std::unordered_map<std::string, Held>::iterator h) {
       held.event = std::move(e);
     }
     if (held.sha256) held.event->set("file.hash.sha256", held.sha256->hex());
+    if (!held.scan_rules.empty()) {
+      held.event->set("mamori.scan.rules", held.scan_rules);
+      if (held.scan_truncated) held.event->set("mamori.scan.truncated", true);
+    }
+    if (held.scan_skipped) held.event->set("mamori.scan.skipped", true);
     if (held.truncated) held.event->set("mamori.evidence.truncated", true);
     if (!held.ids.empty()) {
       held.event->set("mamori.evidence.id", held.ids.front());
@@ -931,7 +970,6 @@ std::optional<evidence::Item> Guard::capture(Capture& c) {
   c.item.time_ns = env_.clock().now_ns();
   std::vector<evidence::Item> pruned;
   auto added = evidence_->add(c.item, c.fd.get(), &pruned);
-  c.fd.reset();
   if (!added) {
     ++counters_.failures;
     emit(std::move(
@@ -968,6 +1006,7 @@ std::optional<evidence::Item> Guard::capture(Capture& c) {
 }
 
 void Guard::capture_due(bool all) {
+  take_scans();
   if (!settling_.empty()) {
     // Alert-mode reports waiting for their file to go quiet: looked at again (each stays
     // in settling_ while it is still being written).
@@ -994,9 +1033,65 @@ void Guard::capture_due(bool all) {
     it = captures_.erase(it);
     finish(c);
   }
+  if (all && scan_worker_ && !scans_.empty()) scan_worker_->wait_idle();
+  take_scans();
+}
+
+void Guard::scan_later(const std::string& event_id, UniqueFd fd, const std::string& rel,
+                       std::optional<int64_t> evidence_id) {
+  Held& held = held_[event_id];
+  const uint64_t id = ++next_scan_id_;
+  if (!scan_worker_ || !scan_worker_->submit({id, std::move(fd), rel})) {
+    // Bounded (scan_worker.h): a flood of tampered files is restored all the same, and
+    // what could not be scanned is said.
+    ++counters_.scans_skipped;
+    held.scan_skipped = true;
+    return;
+  }
+  ++held.waiting;
+  scans_[id] = {event_id, evidence_id};
+}
+
+void Guard::take_scans() {
+  if (!scan_worker_ || scans_.empty()) return;
+  for (auto& done : scan_worker_->take_done()) {
+    auto s = scans_.find(done.id);
+    if (s == scans_.end()) continue;
+    const ScanWait wait = std::move(s->second);
+    scans_.erase(s);
+    auto h = held_.find(wait.event_id);
+    // A scan that failed or gave up (timed_out) is no verdict: nothing is recorded.
+    if (!done.verdict || done.verdict->timed_out) {
+      ++counters_.failures;
+    } else {
+      const scan::Verdict& v = *done.verdict;
+      evidence::ScanResult result;
+      for (const auto& m : *v.matches) result.rules.push_back(m.rule);
+      result.truncated = v.truncated;
+      if (wait.evidence_id && evidence_)
+        if (auto st = evidence_->set_scan(*wait.evidence_id, result);
+            !st && st.error().errnum != ENOENT)  // ENOENT: pruned meanwhile
+          ++counters_.failures;
+      if (h != held_.end()) {
+        Held& held = h->second;
+        for (auto& rule : result.rules)
+          if (std::find(held.scan_rules.begin(), held.scan_rules.end(), rule) ==
+              held.scan_rules.end())
+            held.scan_rules.push_back(std::move(rule));
+        if (!result.rules.empty() && v.truncated) held.scan_truncated = true;
+        // The whole content's digest, when nothing else named it (restore mode keeps no
+        // copy; a file of another size than its baseline was not hashed).
+        if (!held.sha256 && !v.truncated) held.sha256 = v.sha256;
+      }
+    }
+    if (h != held_.end() && --h->second.waiting == 0) release(h);
+  }
 }
 
 std::optional<int64_t> Guard::next_capture_ns() const {
+  // A verdict is a few milliseconds away: the event that waits for it should not wait
+  // for quiet's pace.
+  if (!scans_.empty()) return env_.clock().now_ns() + kScanPollNs;
   if (captures_.empty() && settling_.empty()) return std::nullopt;
   // Polled often enough to notice quiet soon after it starts.
   return env_.clock().now_ns() + kQuietNs;
@@ -1086,6 +1181,7 @@ std::vector<std::string> Guard::scan_rules(int fd, const std::string& rel, Act& 
     return {};
   }
   act.scan_truncated = v->truncated;
+  act.scanned = !v->timed_out;
   std::vector<std::string> rules;
   for (const auto& m : *v->matches) rules.push_back(m.rule);
   return rules;

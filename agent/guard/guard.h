@@ -58,6 +58,7 @@
 #include "agent/guard/inode_index.h"
 #include "agent/guard/publisher.h"
 #include "agent/guard/who.h"
+#include "agent/triage/scan_worker.h"
 #include "agent/watch/watcher.h"
 #include "core/base/env.h"
 #include "core/base/parallel.h"
@@ -122,6 +123,7 @@ struct Counters {
   uint64_t summarised = 0;   // changes reported inside a summary instead of alone
   uint64_t storms = 0;
   uint64_t verifies = 0;
+  uint64_t scans_skipped = 0;  // tampered contents not scanned: the scan queue was full
 };
 
 class Guard {
@@ -165,11 +167,16 @@ class Guard {
   // (decoy-opened), once a minute per file and process. fanotify only: inotify names
   // no opener.
   void add_decoy(size_t root, const std::string& rel);
-  // YARA triage (core/scan): a new regular file allow_new would let stay is scanned first
-  // and quarantined if a rule matches; a quarantined regular file is scanned after it
-  // left the tree. The rules that matched go into the event (mamori.scan.rules). Null:
-  // no triage. The scanner outlives the guard.
-  void set_scanner(scan::Scanner* scanner) { scanner_ = scanner; }
+  // YARA triage (core/scan; docs/scan.md, "What is scanned when"): a new regular file
+  // allow_new would let stay is scanned first and quarantined if a rule matches; a
+  // quarantined regular file is scanned after it left the tree. The tampered content of
+  // a baselined file is scanned off the restore path, on a thread of the guard's own
+  // (triage::ScanWorker): after the restore (restore mode), after its evidence was kept
+  // (preserve; the verdict is added to the item), or the file itself when alert mode
+  // reports a change or a new file; the event waits for the verdict. The rules that
+  // matched go into the event (mamori.scan.rules). Null: no triage. The scanner
+  // outlives the guard.
+  void set_scanner(scan::Scanner* scanner);
 
   void set_mode(size_t root, config::Mode mode);
   void set_paused(size_t root, bool paused);
@@ -214,8 +221,10 @@ class Guard {
   // Takes the evidence that is due (all of it with `all`) and emits the events that
   // waited for it.
   void capture_due(bool all = false);
-  // When capture_due() next has work (clock ns); nullopt when nothing waits.
+  // When capture_due() next has work (clock ns); nullopt when nothing waits. While YARA
+  // verdicts are outstanding, within kScanPollNs.
   std::optional<int64_t> next_capture_ns() const;
+  static constexpr int64_t kScanPollNs = 2'000'000;
 
   const Counters& counters() const { return counters_; }
   bool in_storm() const { return storm_active_; }
@@ -250,8 +259,10 @@ class Guard {
   Status restore_subtree(GuardedRoot& r, const std::string& rel, const evidence::Who& who,
                          Act& act);
   // Queues `fd` (the tampered or quarantined inode) for capture into the evidence store.
+  // With `scan`, the content is scanned once kept (preserve mode's tampered files).
   void defer_capture(GuardedRoot& r, const std::string& rel, UniqueFd fd, const std::string& reason,
-                     const evidence::Who& who, const baseline::Entry* want, Act& act);
+                     const evidence::Who& who, const baseline::Entry* want, Act& act,
+                     bool scan = false);
   void report(GuardedRoot& r, const std::string& rel, const evidence::Who& who, Trigger trigger,
               Act& act);
   bool allowed_new(const GuardedRoot& r, const std::string& rel) const;
@@ -358,7 +369,22 @@ class Guard {
     bool detached = false;
     bool keep = false;
     uint64_t baseline_size = 0;  // a detached inode of another size was written into
+    bool scan = false;           // YARA on it once kept (scan_later)
   };
+  // Scans `fd` (`rel`'s tampered content) on the scan worker; `act_event`'s event waits
+  // for the verdict, which also goes into evidence item `evidence_id`. A full queue:
+  // not scanned, said in the event (mamori.scan.skipped).
+  void scan_later(const std::string& event_id, UniqueFd fd, const std::string& rel,
+                  std::optional<int64_t> evidence_id);
+  // Applies the verdicts the scan worker finished.
+  void take_scans();
+  std::unique_ptr<triage::ScanWorker> scan_worker_;
+  struct ScanWait {
+    std::string event_id;
+    std::optional<int64_t> evidence_id;
+  };
+  std::unordered_map<uint64_t, ScanWait> scans_;  // by job id: submitted, not yet applied
+  uint64_t next_scan_id_ = 0;
   // A capture of `fd` for `act`'s event, not yet queued.
   Capture new_capture(const GuardedRoot& r, const std::string& rel, UniqueFd fd,
                       const std::string& reason, const evidence::Who& who,
@@ -377,9 +403,12 @@ class Guard {
     bool summarised = false;
     size_t waiting = 0;
     std::vector<int64_t> ids;
-    std::optional<hash::Digest> sha256;  // of the tampered content, once read
-    bool written = false;                // a detached inode was written into after it was replaced
-    bool truncated = false;              // some item kept only evidence_max_file_mb
+    std::optional<hash::Digest> sha256;   // of the tampered content, once read
+    bool written = false;                 // a detached inode was written into after it was replaced
+    bool truncated = false;               // some item kept only evidence_max_file_mb
+    std::vector<std::string> scan_rules;  // what scan_later() found, all items together
+    bool scan_truncated = false;
+    bool scan_skipped = false;
   };
   // Records a finished capture (item null when it failed) and emits the event if done.
   void captured(const std::string& event_id, const std::optional<evidence::Item>& item,

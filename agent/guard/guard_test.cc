@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -97,6 +98,12 @@ class GuardTest : public ::testing::Test {
     return *g;
   }
 
+  // YARA triage with mamori's own rules, as the agent sets it up.
+  void with_yara() {
+    scanner = std::make_unique<scan::Scanner>(scan::RuleSet::compile({}).value(), scan::Limits{});
+    g->set_scanner(scanner.get());
+  }
+
   // Delivers changes through the replay watcher, as the agent's loop does.
   void deliver(std::vector<watch::Change> changes) {
     for (auto& c : changes) replay.push(std::move(c));
@@ -144,6 +151,7 @@ class GuardTest : public ::testing::Test {
   std::optional<SyncPublisher> publisher;
   std::unique_ptr<evidence::EvidenceStore> evidence;
   config::AgentConfig agent_config;
+  std::unique_ptr<scan::Scanner> scanner;  // outlives g
   std::unique_ptr<Guard> g;
   watch::ReplayWatcher replay;
 };
@@ -917,6 +925,111 @@ TEST_F(GuardTest, AHardLinkWhoseBaselinedNameWasReplacedFirstIsStillOne) {
   auto q = events("file-quarantined");
   ASSERT_EQ(q.size(), 1u);
   EXPECT_EQ(q[0]["mamori"]["reason"], "hard-link-to-baselined-file");
+}
+
+}  // namespace
+}  // namespace mamori::guard
+
+namespace mamori::guard {
+namespace {
+
+// A one-line dropper (core/scan/testdata/match/eval_base64.php), appended to a
+// baselined file.
+constexpr std::string_view kDropper = "<?php // load\n@eval(base64_decode('ZWNobyAneCc7'));\n";
+
+TEST_F(GuardTest, ATamperedFileIsRestoredFirstAndScannedAfter) {
+  guard(config::Mode::kRestore);
+  with_yara();
+  site.write("wp/load.php", std::string(kDropper));
+  replay.push(at("wp/load.php"));
+  std::vector<watch::Change> batch;
+  ASSERT_TRUE(replay.read(batch));
+  g->handle(batch);
+  // Put back before any verdict: the scan runs on the worker, the event waits for it.
+  EXPECT_EQ(site.read("wp/load.php"), "<?php // load\n");
+  ASSERT_TRUE(g->flush());
+  EXPECT_TRUE(events("file-restored").empty());
+  ASSERT_TRUE(g->next_capture_ns());
+  EXPECT_LE(*g->next_capture_ns() - env.clock().now_ns(), Guard::kScanPollNs);
+  g->capture_due(/*all=*/true);
+  ASSERT_TRUE(g->flush());
+  auto ev = events("file-restored");
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["mamori"]["scan"]["rules"], nlohmann::json::array({"mamori_php_eval_decoded"}));
+  // Of another size than the baseline, so only the scan read it whole.
+  EXPECT_EQ(ev[0]["file"]["hash"]["sha256"], hash::sha256(kDropper).hex());
+  EXPECT_FALSE(g->next_capture_ns().has_value());
+
+  // Clean tampered content: scanned, nothing named.
+  site.write("wp/load.php", "<?php // load, edited\n");
+  deliver({at("wp/load.php")});
+  ev = events("file-restored");
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_FALSE(ev[1]["mamori"].contains("scan"));
+  EXPECT_EQ(scanner->stats().scans, 2u);
+}
+
+TEST_F(GuardTest, PreserveModeRecordsTheVerdictInTheEvidence) {
+  guard(config::Mode::kPreserve);
+  with_yara();
+  site.write("wp/load.php", std::string(kDropper));
+  site.write("wp/inc/a.php", "<?php // a, edited\n");
+  deliver({at("wp/load.php"), at("wp/inc/a.php")});
+  auto ev = events("file-restored");
+  ASSERT_EQ(ev.size(), 2u);
+  for (const auto& e : ev) {
+    const int64_t id = e["mamori"]["evidence"]["id"];
+    auto item = evidence->get(id).value();
+    ASSERT_TRUE(item && item->scan);
+    if (e["mamori"]["path"] == "wp/load.php") {
+      EXPECT_EQ(e["mamori"]["scan"]["rules"], nlohmann::json::array({"mamori_php_eval_decoded"}));
+      EXPECT_EQ(item->scan->rules, std::vector<std::string>{"mamori_php_eval_decoded"});
+      EXPECT_EQ(kept(id), kDropper);
+    } else {
+      EXPECT_FALSE(e["mamori"].contains("scan"));
+      EXPECT_TRUE(item->scan->rules.empty());  // scanned: nothing matched
+    }
+    EXPECT_FALSE(item->scan->truncated);
+  }
+}
+
+TEST_F(GuardTest, AQuarantinedFileKeepsItsVerdictInTheEvidence) {
+  guard(config::Mode::kRestore);
+  with_yara();
+  site.write("wp/shell.php", std::string(kDropper));
+  deliver({at("wp/shell.php", watch::kCreated)});
+  EXPECT_FALSE(exists("wp/shell.php"));
+  auto ev = events("file-quarantined");
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["mamori"]["scan"]["rules"], nlohmann::json::array({"mamori_php_eval_decoded"}));
+  auto item = evidence->get(ev[0]["mamori"]["evidence"]["id"]).value();
+  ASSERT_TRUE(item && item->scan);
+  EXPECT_EQ(item->scan->rules, std::vector<std::string>{"mamori_php_eval_decoded"});
+}
+
+TEST_F(GuardTest, AlertModeScansAChangedOrNewFileWhereItIs) {
+  guard(config::Mode::kAlert);
+  with_yara();
+  site.write("wp/load.php", std::string(kDropper));
+  site.write("wp/new.php", "<?php system($_GET['c']);\n");
+  site.write("wp/inc/a.php", "<?php // a, edited\n");
+  deliver({at("wp/load.php"), at("wp/new.php", watch::kCreated), at("wp/inc/a.php")});
+  env.sim().advance(std::chrono::milliseconds(200));  // quiet: alert mode reports now
+  g->capture_due(/*all=*/true);
+  ASSERT_TRUE(g->flush());
+  EXPECT_EQ(site.read("wp/load.php"), kDropper);  // alert changes nothing
+  std::map<std::string, nlohmann::json> by_path;
+  for (auto& e : events()) by_path[e["mamori"].value("path", "")] = e;
+  ASSERT_TRUE(by_path.contains("wp/load.php"));
+  EXPECT_EQ(by_path["wp/load.php"]["event"]["action"], "file-changed");
+  EXPECT_EQ(by_path["wp/load.php"]["mamori"]["scan"]["rules"],
+            nlohmann::json::array({"mamori_php_eval_decoded"}));
+  ASSERT_TRUE(by_path.contains("wp/new.php"));
+  EXPECT_EQ(by_path["wp/new.php"]["event"]["action"], "file-created");
+  EXPECT_EQ(by_path["wp/new.php"]["mamori"]["scan"]["rules"],
+            nlohmann::json::array({"mamori_php_exec_request_input"}));
+  ASSERT_TRUE(by_path.contains("wp/inc/a.php"));
+  EXPECT_FALSE(by_path["wp/inc/a.php"]["mamori"].contains("scan"));
 }
 
 }  // namespace
