@@ -5,6 +5,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "manager/db/decoys.h"
 #include "manager/db/event_columns.h"
 #include "manager/db/pg.h"
 
@@ -207,6 +208,24 @@ INSERT INTO event_minutes
 ALTER TABLE events DROP CONSTRAINT events_agent_key_event_id_key;
 ALTER TABLE events ADD CONSTRAINT events_event_id_agent_key_key UNIQUE (event_id, agent_key);
 )sql",
+    // 9: the decoys page (decoys.h): each event about a decoy, and each operator's unban,
+    // kept beside its event as it is stored (and filled from the events stored before by
+    // backfill_decoys), so a report reads what its window holds, not every ban.
+    R"sql(
+CREATE TABLE decoy_events (
+  row_id BIGINT PRIMARY KEY,
+  agent_key TEXT COLLATE "C" NOT NULL,
+  kind TEXT NOT NULL,
+  decoy TEXT COLLATE "C" NOT NULL,
+  time_ns BIGINT NOT NULL,
+  address TEXT NOT NULL,
+  ttl_s BIGINT NOT NULL,
+  url TEXT NOT NULL
+);
+CREATE INDEX decoy_events_time ON decoy_events (time_ns);
+CREATE INDEX decoy_events_decoy ON decoy_events (decoy, row_id);
+CREATE INDEX bans_lifted_at ON bans (lifted_at_ns) WHERE lifted_at_ns <> 0;
+)sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
 
@@ -293,6 +312,7 @@ class PostgresStore final : public Store {
       return schema_too_new(conn_.name(), version, kPostgresSchemaVersion);
     for (int64_t v = version; v < kPostgresSchemaVersion; ++v)
       MAMORI_TRY(conn_.exec(kMigrations[v]));
+    if (version < 9) MAMORI_TRY(backfill_decoys());
     if (!has_row) {
       MAMORI_TRY(conn_.query("INSERT INTO schema_version VALUES ($1)",
                              Params().add(kPostgresSchemaVersion)));
@@ -594,6 +614,10 @@ class PostgresStore final : public Store {
     if (q.source_ip) where(" AND source_ip = ", *q.source_ip);
     if (q.min_severity) where(" AND severity >= ", *q.min_severity);
     if (q.min_sequence) where(" AND sequence >= ", *q.min_sequence);
+    if (q.decoy) {
+      where(" AND row_id IN (SELECT row_id FROM decoy_events WHERE decoy = ", *q.decoy);
+      sql += ")";
+    }
   }
 
   Result<std::vector<EventRow>> query_events(const EventQuery& q) override {
@@ -748,8 +772,13 @@ class PostgresStore final : public Store {
             Params().add(p.max_events_per_agent)));
         deleted += r.int64(0, 0);
       }
-      if (deleted > 0)
+      if (deleted > 0) {
         (void)MAMORI_TRY(conn_.query("DELETE FROM event_minutes WHERE n <= 0", Params()));
+        (void)MAMORI_TRY(
+            conn_.query("DELETE FROM decoy_events d WHERE NOT EXISTS (SELECT 1 FROM "
+                        "events e WHERE e.row_id = d.row_id)",
+                        Params()));
+      }
       MAMORI_TRY(tx.commit());
       return deleted;
     });
@@ -849,6 +878,38 @@ class PostgresStore final : public Store {
               "id LIMIT $2",
           Params().add(now_ns).add(std::clamp<int64_t>(limit, 0, kMaxQueryLimit))));
       return ban_rows(r);
+    });
+  }
+
+  Result<std::vector<DecoyEvent>> decoy_events(int64_t since_ns, int64_t until_ns,
+                                               int64_t limit) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<DecoyEvent>> {
+      Rows r = MAMORI_TRY(conn_.query(
+          "SELECT row_id, agent_key, kind, decoy, time_ns, address, ttl_s, url FROM "
+          "decoy_events WHERE time_ns >= $1 AND time_ns < $2 AND kind <> 'lift' ORDER BY "
+          "time_ns DESC, row_id DESC LIMIT $3",
+          Params().add(since_ns).add(until_ns).add(std::max<int64_t>(0, limit))));
+      std::vector<DecoyEvent> out;
+      out.reserve(r.size());
+      for (int i = 0; i < r.size(); ++i)
+        out.push_back(DecoyEvent{
+            r.int64(i, 0), r.str(i, 1), parse_decoy_kind(r.text(i, 2)).value_or(DecoyKind::kHit),
+            r.str(i, 3), r.int64(i, 4), r.str(i, 5), r.int64(i, 6), r.str(i, 7)});
+      return out;
+    });
+  }
+
+  Result<std::vector<DecoyLift>> decoy_lifts(int64_t since_ns, int64_t limit) override {
+    return call(Retry::kIdempotent, [&]() -> Result<std::vector<DecoyLift>> {
+      Rows r = MAMORI_TRY(conn_.query(
+          "SELECT address, lifted_at_ns AS at FROM bans WHERE lifted_at_ns <> 0 AND "
+          "lifted_at_ns >= $1 UNION ALL SELECT address, time_ns FROM decoy_events WHERE kind = "
+          "'lift' AND time_ns >= $1 ORDER BY at LIMIT $2",
+          Params().add(since_ns).add(std::max<int64_t>(0, limit))));
+      std::vector<DecoyLift> out;
+      out.reserve(r.size());
+      for (int i = 0; i < r.size(); ++i) out.push_back(DecoyLift{r.str(i, 0), r.int64(i, 1)});
+      return out;
     });
   }
 
@@ -1329,7 +1390,85 @@ class PostgresStore final : public Store {
             .add(jsons)));
     out.inserted = ins.int64(0, 0);
     out.duplicates = total - out.inserted;
+    std::vector<DecoyEvent> decoys;
+    std::vector<std::string_view> decoy_ids;
+    for (const EventColumns& e : batch.rows)
+      if (auto d = classify_decoy_event(e)) {
+        decoys.push_back(std::move(*d));
+        decoy_ids.push_back(e.id);
+      }
+    // By the event's key: a replayed event finds its first row, which has its decoy row.
+    if (!decoys.empty()) MAMORI_TRY(insert_decoys(agent_key, decoy_ids, decoys));
     MAMORI_TRY(advance_sequences(agent_key, batch.min_sequence, batch.max_sequence));
+    return ok();
+  }
+
+  // The decoy rows of events stored under `agent_key` with ids `ids` (ids[i] is decoys[i]'s
+  // event), each keyed by its event's row.
+  Status insert_decoys(std::string_view agent_key, std::span<const std::string_view> ids,
+                       std::span<const DecoyEvent> decoys) {
+    std::string a_ids = "{", kinds = "{", names = "{", times = "{", addrs = "{", ttls = "{",
+                urls = "{";
+    for (size_t i = 0; i < decoys.size(); ++i) {
+      const DecoyEvent& d = decoys[i];
+      if (i > 0)
+        for (std::string* s : {&a_ids, &kinds, &names, &times, &addrs, &ttls, &urls}) *s += ',';
+      pg::append_array_element(a_ids, ids[i]);
+      pg::append_array_element(kinds, to_string(d.kind));
+      pg::append_array_element(names, d.decoy);
+      times += std::to_string(d.time_ns);
+      pg::append_array_element(addrs, d.address);
+      ttls += std::to_string(d.ttl_s);
+      pg::append_array_element(urls, d.url);
+    }
+    for (std::string* s : {&a_ids, &kinds, &names, &times, &addrs, &ttls, &urls}) *s += '}';
+    MAMORI_TRY(conn_.query(
+        "INSERT INTO decoy_events (row_id, agent_key, kind, decoy, time_ns, address, ttl_s, url) "
+        "SELECT e.row_id, $1, d.kind, d.decoy, d.time_ns, d.address, d.ttl_s, d.url FROM "
+        "unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], "
+        "$8::text[]) AS d(event_id, kind, decoy, time_ns, address, ttl_s, url) JOIN events e ON "
+        "e.event_id = d.event_id AND e.agent_key = $1 ON CONFLICT (row_id) DO NOTHING",
+        Params()
+            .add(agent_key)
+            .add(a_ids)
+            .add(kinds)
+            .add(names)
+            .add(times)
+            .add(addrs)
+            .add(ttls)
+            .add(urls)));
+    return ok();
+  }
+
+  // Migration 9: the decoy events among those stored before it (one pass over the
+  // actions that can be one, by their index), in the migration's transaction.
+  Status backfill_decoys() {
+    Rows r = MAMORI_TRY(conn_.exec(
+        "SELECT row_id, agent_key, action, path, source_ip, time_ns, json FROM events WHERE "
+        "action IN ('ip-banned', 'ip-unbanned', 'decoy-opened', 'decoy-credential-used') "
+        "ORDER BY row_id"));
+    for (int i = 0; i < r.size(); ++i) {
+      EventColumns c;
+      c.action = r.str(i, 2);
+      c.path = r.str(i, 3);
+      c.ip = r.str(i, 4);
+      c.time_ns = r.int64(i, 5);
+      c.json = r.str(i, 6);
+      auto d = classify_decoy_event(c);
+      if (!d) continue;
+      MAMORI_TRY(conn_.query(
+          "INSERT INTO decoy_events (row_id, agent_key, kind, decoy, time_ns, address, ttl_s, "
+          "url) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (row_id) DO NOTHING",
+          Params()
+              .add(r.int64(i, 0))
+              .add(r.text(i, 1))
+              .add(to_string(d->kind))
+              .add(d->decoy)
+              .add(d->time_ns)
+              .add(d->address)
+              .add(d->ttl_s)
+              .add(d->url)));
+    }
     return ok();
   }
 

@@ -29,7 +29,7 @@
 
 namespace mamori::manager {
 
-inline constexpr int64_t kPostgresSchemaVersion = 8;
+inline constexpr int64_t kPostgresSchemaVersion = 9;
 
 // `url`: postgresql://[user[:password]@][host][:port][/dbname][?param=value&...] (or
 // postgres://), as libpq reads it.

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <limits>
 
+#include "manager/db/decoys.h"
 #include "manager/db/event_columns.h"
 
 namespace mamori::manager {
@@ -219,6 +220,24 @@ CREATE INDEX events_path ON events (path);
 CREATE INDEX events_source_ip ON events (source_ip);
 CREATE INDEX events_received ON events (received_at_ns);
 )sql",
+    // 9: the decoys page (decoys.h): each event about a decoy, and each operator's unban,
+    // kept beside its event as it is stored (and filled from the events stored before by
+    // backfill_decoys), so a report reads what its window holds, not every ban.
+    R"sql(
+CREATE TABLE decoy_events (
+  row INTEGER PRIMARY KEY,
+  agent_key TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  decoy TEXT NOT NULL,
+  time_ns INTEGER NOT NULL,
+  address TEXT NOT NULL,
+  ttl_s INTEGER NOT NULL,
+  url TEXT NOT NULL
+);
+CREATE INDEX decoy_events_time ON decoy_events (time_ns);
+CREATE INDEX decoy_events_decoy ON decoy_events (decoy);
+CREATE INDEX bans_lifted_at ON bans (lifted_at_ns) WHERE lifted_at_ns != 0;
+)sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
 
@@ -252,6 +271,7 @@ class SqliteStore final : public Store {
     if (version > kSqliteSchemaVersion)
       return schema_too_new(db_.path(), version, kSqliteSchemaVersion);
     for (int64_t v = version; v < kSqliteSchemaVersion; ++v) MAMORI_TRY(db_.exec(kMigrations[v]));
+    if (version < 9) MAMORI_TRY(backfill_decoys());
     if (!has_row) {
       MAMORI_TRY(db_.prepare("INSERT INTO schema_version VALUES (?)")
                      ->bind(1, kSqliteSchemaVersion)
@@ -497,6 +517,7 @@ class SqliteStore final : public Store {
     if (q.source_ip) sql += " AND source_ip = ?";
     if (q.min_severity) sql += " AND severity >= ?";
     if (q.min_sequence) sql += " AND sequence >= ?";
+    if (q.decoy) sql += " AND row IN (SELECT row FROM decoy_events WHERE decoy = ?)";
     return sql;
   }
   static void bind_filters(Stmt& s, int& i, const EventQuery& q) {
@@ -513,6 +534,7 @@ class SqliteStore final : public Store {
     if (q.source_ip) s.bind_text(i++, *q.source_ip);
     if (q.min_severity) s.bind(i++, *q.min_severity);
     if (q.min_sequence) s.bind(i++, *q.min_sequence);
+    if (q.decoy) s.bind_text(i++, *q.decoy);
   }
 
   Result<std::vector<EventRow>> query_events(const EventQuery& q) override {
@@ -638,9 +660,40 @@ class SqliteStore final : public Store {
       s.bind(1, p.max_events_per_agent);
       deleted += MAMORI_TRY(delete_events(s));
     }
-    if (deleted > 0) MAMORI_TRY(db_.exec("DELETE FROM event_minutes WHERE n <= 0"));
+    if (deleted > 0) {
+      MAMORI_TRY(db_.exec("DELETE FROM event_minutes WHERE n <= 0"));
+      MAMORI_TRY(
+          db_.exec("DELETE FROM decoy_events WHERE NOT EXISTS (SELECT 1 FROM events WHERE "
+                   "events.row = decoy_events.row)"));
+    }
     MAMORI_TRY(tx.commit());
     return deleted;
+  }
+
+  Result<std::vector<DecoyEvent>> decoy_events(int64_t since_ns, int64_t until_ns,
+                                               int64_t limit) override {
+    Stmt* s = MAMORI_TRY(db_.cached(
+        "SELECT row, agent_key, kind, decoy, time_ns, address, ttl_s, url FROM decoy_events "
+        "WHERE time_ns >= ? AND time_ns < ? AND kind != 'lift' ORDER BY time_ns DESC, row DESC "
+        "LIMIT ?"));
+    s->bind(1, since_ns).bind(2, until_ns).bind(3, std::max<int64_t>(0, limit));
+    std::vector<DecoyEvent> out;
+    while (MAMORI_TRY(s->step()))
+      out.push_back(DecoyEvent{s->int64(0), text(*s, 1),
+                               parse_decoy_kind(s->blob(2)).value_or(DecoyKind::kHit), text(*s, 3),
+                               s->int64(4), text(*s, 5), s->int64(6), text(*s, 7)});
+    return out;
+  }
+
+  Result<std::vector<DecoyLift>> decoy_lifts(int64_t since_ns, int64_t limit) override {
+    Stmt* s = MAMORI_TRY(db_.cached(
+        "SELECT address, lifted_at_ns AS at FROM bans WHERE lifted_at_ns != 0 AND lifted_at_ns "
+        ">= ?1 UNION ALL SELECT address, time_ns FROM decoy_events WHERE kind = 'lift' AND "
+        "time_ns >= ?1 ORDER BY at LIMIT ?2"));
+    s->bind(1, since_ns).bind(2, std::max<int64_t>(0, limit));
+    std::vector<DecoyLift> out;
+    while (MAMORI_TRY(s->step())) out.push_back(DecoyLift{text(*s, 0), s->int64(1)});
+    return out;
   }
 
   Result<int64_t> prune_fleet(int64_t before_ns) override {
@@ -1106,12 +1159,49 @@ class SqliteStore final : public Store {
       if (sqlite3_changes(db_.raw()) > 0) {
         ++r.inserted;
         ++counted[{row.time_ns / kMinuteNs, row.action, row.severity}];
+        if (auto d = classify_decoy_event(row)) {
+          d->row = sqlite3_last_insert_rowid(db_.raw());
+          d->agent_key = std::string(agent_key);
+          MAMORI_TRY(insert_decoy(*d));
+        }
       } else {
         ++r.duplicates;
       }
     }
     MAMORI_TRY(add_minutes(counted, 1));
     return advance_sequences(agent_key, batch.min_sequence, batch.max_sequence);
+  }
+
+  Status insert_decoy(const DecoyEvent& d) {
+    Stmt* s = MAMORI_TRY(db_.cached(
+        "INSERT INTO decoy_events (row, agent_key, kind, decoy, time_ns, address, ttl_s, url) "
+        "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (row) DO NOTHING"));
+    s->bind(1, d.row).bind_text(2, d.agent_key).bind_text(3, to_string(d.kind));
+    s->bind_text(4, d.decoy).bind(5, d.time_ns).bind_text(6, d.address).bind(7, d.ttl_s);
+    s->bind_text(8, d.url);
+    return s->run();
+  }
+
+  // Migration 9: the decoy events among those stored before it (one pass over the
+  // actions that can be one, by their index).
+  Status backfill_decoys() {
+    Stmt q = MAMORI_TRY(db_.prepare(
+        "SELECT row, agent_key, action, path, source_ip, time_ns, json FROM events WHERE action "
+        "IN ('ip-banned', 'ip-unbanned', 'decoy-opened', 'decoy-credential-used') ORDER BY row"));
+    while (MAMORI_TRY(q.step())) {
+      EventColumns c;
+      c.action = text(q, 2);
+      c.path = text(q, 3);
+      c.ip = text(q, 4);
+      c.time_ns = q.int64(5);
+      c.json = text(q, 6);
+      if (auto d = classify_decoy_event(c)) {
+        d->row = q.int64(0);
+        d->agent_key = text(q, 1);
+        MAMORI_TRY(insert_decoy(*d));
+      }
+    }
+    return ok();
   }
 
   // event_minutes += sign * counted.

@@ -16,7 +16,7 @@
 
 namespace mamori::manager {
 
-inline constexpr int64_t kSqliteSchemaVersion = 8;
+inline constexpr int64_t kSqliteSchemaVersion = 9;
 
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path);
 

@@ -27,7 +27,7 @@ Result<EventHistogram> Store::event_histogram(const EventQuery& q, int64_t bucke
   // rollup answers, whatever the store holds; a bucket then counts the minutes that start
   // in it (and the first, the minute that holds its start).
   const bool rollup_filters = !q.agent_key && !q.group && !q.path_prefix && !q.source_ip &&
-                              !q.min_sequence && q.after_row == 0;
+                              !q.min_sequence && !q.decoy && q.after_row == 0;
   EventQuery range = q;
   if (!range.since_ns) {
     // The rollup's oldest minute: for other filters, the oldest of any event (a scan for

@@ -189,6 +189,7 @@ struct EventQuery {
   std::optional<std::string> source_ip{};    // source.ip, exact
   std::optional<int64_t> min_severity{};     // event.severity >= this
   std::optional<int64_t> min_sequence{};     // event.sequence >= this (with agent_key)
+  std::optional<std::string> decoy{};        // a decoy's events (DecoyEvent::decoy), exact
   int64_t after_row = 0;                     // paging: rows with row id > after_row
   // Newest first (the console's timeline): rows with row id < before_row, highest first;
   // before_row 0 = from the newest.
@@ -223,6 +224,36 @@ struct EventRow {
   int64_t severity = 0;   // event.severity, 0 if absent
   int64_t received_at_ns = 0;
   std::string json;  // the event as received (compact JSON text)
+};
+
+// ---- decoys (docs/decoys.md; the console's decoys page, GET /api/v1/decoys) ----
+
+// What a stored event says about a decoy, kept beside it (decoys.h classify_decoy_event
+// decides, as the event is stored): a hit, an open on the host, a credential used, or an
+// operator's unban of an address (what makes a hit a false positive).
+enum class DecoyKind { kHit, kOpened, kCredential, kLift };
+std::string_view to_string(DecoyKind k);  // "hit", "opened", "credential", "lift"
+std::optional<DecoyKind> parse_decoy_kind(std::string_view s);
+
+struct DecoyEvent {
+  int64_t row = 0;  // the event's row
+  std::string agent_key;
+  DecoyKind kind = DecoyKind::kHit;
+  // The decoy: a hit's rule.name ("decoy-…"); "decoy-" + mamori.decoy.token for an open or
+  // a credential use that names it, else "file:" + file.path; "" for a lift.
+  std::string decoy;
+  int64_t time_ns = 0;  // the event's @timestamp
+  std::string address;  // source.ip ("" for an open)
+  // A hit's ban: its TTL in seconds, 0 permanent, -1 when no ban was made (it failed).
+  int64_t ttl_s = -1;
+  std::string url;  // a hit's url.original, an open's file.path (at most kMaxDecoyUrl bytes)
+};
+
+// An address an operator unbanned at at_ns: a fleet ban lifted (the bans table), or an
+// ip-unbanned event made by hand on an agent or ordered by the manager (a lift event).
+struct DecoyLift {
+  std::string address;
+  int64_t at_ns = 0;
 };
 
 // ---- baseline history, retention, usage ----
@@ -464,6 +495,16 @@ class Store {
   virtual Result<std::optional<int64_t>> oldest_minute(const EventQuery& q) = 0;
   // The highest row id stored so far (0: none): where a live stream starts.
   virtual Result<int64_t> last_event_row() = 0;
+
+  // Decoys. decoy_events: the hits, opens and credential uses (not the lifts) with
+  // @timestamp in [since_ns, until_ns), newest first, at most `limit` (an index on time:
+  // the work is what the window holds, whatever the store's size). decoy_lifts: the
+  // operator's unbans at or after since_ns (lifted fleet bans and lift events), oldest
+  // first, at most `limit`. Both go as their events are pruned (a lifted ban: with the
+  // fleet history, prune_fleet).
+  virtual Result<std::vector<DecoyEvent>> decoy_events(int64_t since_ns, int64_t until_ns,
+                                                       int64_t limit) = 0;
+  virtual Result<std::vector<DecoyLift>> decoy_lifts(int64_t since_ns, int64_t limit) = 0;
 
   // Baseline history: one row per reported root hash, which becomes the agent's current
   // one (AgentInfo::baseline_root_hash) too: reported at a hello, or by an accept since.

@@ -8,6 +8,7 @@
 // PostgreSQL test works in a schema of its own, dropped afterwards.
 
 #include "manager/db/store.h"
+#include "manager/db/decoys.h"
 #include "manager/db/event_columns.h"
 
 #include <gtest/gtest.h>
@@ -17,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <functional>
 #include <thread>
 
@@ -113,6 +115,11 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
         "ALTER TABLE events DROP CONSTRAINT events_event_id_agent_key_key; "
         "ALTER TABLE events ADD CONSTRAINT events_agent_key_event_id_key "
         "UNIQUE (agent_key, event_id)");
+  }
+  // Takes away what schema 9 added, for a test that goes back to an older schema.
+  void drop_schema_9() {
+    raw_exec("DROP TABLE decoy_events");
+    raw_exec("DROP INDEX bans_lifted_at");
   }
   void admin(const std::string& sql) {
     auto r = admin_->exec(sql);
@@ -850,6 +857,7 @@ TEST_P(StoreTest, TheChartsRollupIsFilledFromTheEventsAnOlderSchemaStored) {
   }
   // Schema 6 had no rollup: the events were there, the counts were not.
   raw_exec("DROP TABLE event_minutes");
+  drop_schema_9();
   restore_schema_7_event_key();
   raw_exec("UPDATE schema_version SET version = 6");
   auto s = open_store(env_, url());
@@ -867,6 +875,7 @@ TEST_P(StoreTest, EventsAnOlderSchemaStoredStayStoredOnceAfterTheKeyIsReordered)
     ASSERT_TRUE(s->insert_events("a", {event(1), event(2)}, 1));
   }
   // Schema 7 keyed the duplicate check (agent_key, event_id); 8 keys it (event_id, agent_key).
+  drop_schema_9();
   restore_schema_7_event_key();
   raw_exec("UPDATE schema_version SET version = 7");
   auto s = open_store(env_, url());
@@ -881,6 +890,197 @@ TEST_P(StoreTest, EventsAnOlderSchemaStoredStayStoredOnceAfterTheKeyIsReordered)
   auto all = (*s)->query_events({});
   ASSERT_TRUE(all) << all.error().message();
   EXPECT_EQ(all->size(), 4u);
+}
+
+// ---- decoys (decoys.h) ----
+
+constexpr int64_t kT0 = 1'700'000'000;  // seconds: 2023-11-14T22:13:20Z
+
+std::string iso(int64_t s) {
+  const time_t t = static_cast<time_t>(s);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// An event at kT0 + at_s.
+nlohmann::json at_event(int64_t seq, std::string action, int64_t at_s, std::string ip = "") {
+  nlohmann::json e;
+  e["@timestamp"] = iso(kT0 + at_s);
+  e["event"]["id"] = "d-" + std::to_string(seq);
+  e["event"]["sequence"] = seq;
+  e["event"]["action"] = action;
+  e["event"]["severity"] = 7;
+  if (!ip.empty()) e["source"]["ip"] = ip;
+  return e;
+}
+
+// An agent's ban by `rule`: ttl_s -1 for a ban that failed.
+nlohmann::json ban_event(int64_t seq, std::string rule, std::string ip, int64_t at_s, int64_t ttl_s,
+                         std::string url = "GET /wp-config.php.bak HTTP/1.1") {
+  nlohmann::json e = at_event(seq, "ip-banned", at_s, ip);
+  e["rule"]["name"] = rule;
+  e["url"]["original"] = url;
+  e["event"]["outcome"] = ttl_s < 0 ? "failure" : "success";
+  if (ttl_s >= 0) e["mamori"]["ban"]["ttl_s"] = ttl_s;
+  return e;
+}
+
+nlohmann::json unban_event(int64_t seq, std::string rule, std::string ip, int64_t at_s) {
+  nlohmann::json e = at_event(seq, "ip-unbanned", at_s, ip);
+  e["rule"]["name"] = rule;
+  e["event"]["outcome"] = "success";
+  return e;
+}
+
+// Two decoys over a day: what each event is, and what the report must say of it.
+std::vector<nlohmann::json> decoy_day() {
+  std::vector<nlohmann::json> v;
+  // decoy-aaa: two scanners; .1 banned for an hour, .2 for an hour and lifted by an
+  // operator within it (a false positive); .1 again after its ban ended; .3's ban failed.
+  v.push_back(ban_event(1, "decoy-aaa", "198.51.100.1", 1000, 3600));
+  v.push_back(ban_event(2, "decoy-aaa", "198.51.100.2", 1100, 3600));
+  v.push_back(ban_event(3, "decoy-aaa", "198.51.100.1", 9000, 7200));
+  v.push_back(ban_event(4, "decoy-aaa", "198.51.100.3", 9100, -1));
+  // .1's first ban expired (its rule's name: no lift); then `mamori bans del` of .1 at
+  // 5000, after that ban's end and before the next hit: no false positive either.
+  v.push_back(unban_event(5, "decoy-aaa", "198.51.100.1", 4600));
+  v.push_back(unban_event(6, "manual", "198.51.100.1", 5000));
+  // decoy-bbb: banned for good, the ban lifted by a manager's unban order a day later.
+  v.push_back(ban_event(7, "decoy-bbb", "203.0.113.5", 2000, 0, "GET /backup.sql HTTP/1.1"));
+  v.push_back(unban_event(8, "fleet", "203.0.113.5", 90000));
+  // Opens on the host: one naming its decoy's token, one a path alone.
+  nlohmann::json o1 = at_event(9, "decoy-opened", 9500);
+  o1["file"]["path"] = "/var/www/wp-config.php.bak";
+  o1["mamori"]["decoy"]["token"] = "aaa";
+  v.push_back(o1);
+  nlohmann::json o2 = at_event(10, "decoy-opened", 9600);
+  o2["file"]["path"] = "/var/www/.env";
+  v.push_back(o2);
+  // bbb's credential used from another address.
+  nlohmann::json c = at_event(11, "decoy-credential-used", 3000, "192.0.2.7");
+  c["mamori"]["decoy"]["token"] = "bbb";
+  c["mamori"]["decoy"]["path"] = "/var/www/backup.sql";
+  v.push_back(c);
+  // Not a decoy's: another rule's ban, a prefix escalation by the decoy's rule, a ban
+  // the manager pushed.
+  v.push_back(ban_event(12, "sqli-union", "198.51.100.9", 1200, 600));
+  nlohmann::json prefix = ban_event(13, "decoy-aaa", "198.51.100.0", 1300, 600);
+  prefix["mamori"]["ban"]["prefix"] = "198.51.100.0/24";
+  v.push_back(prefix);
+  v.push_back(ban_event(14, "fleet", "198.51.100.1", 1001, 3600));
+  return v;
+}
+
+TEST(DecoyClassify, WhatIsADecoysEvent) {
+  auto rows = extract_event_batch("a", decoy_day());
+  ASSERT_TRUE(rows) << rows.error().message();
+  std::vector<std::string> kinds;
+  for (const auto& r : rows->rows) {
+    auto d = classify_decoy_event(r);
+    kinds.push_back(d ? std::string(to_string(d->kind)) + " " + d->decoy : "-");
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{
+                       "hit decoy-aaa", "hit decoy-aaa", "hit decoy-aaa", "hit decoy-aaa", "-",
+                       "lift ", "hit decoy-bbb", "lift ", "opened decoy-aaa",
+                       "opened file:/var/www/.env", "credential decoy-bbb", "-", "-", "-"}));
+  auto failed = classify_decoy_event(rows->rows[3]);
+  EXPECT_EQ(failed->ttl_s, -1);
+  EXPECT_EQ(classify_decoy_event(rows->rows[6])->ttl_s, 0);
+  EXPECT_EQ(classify_decoy_event(rows->rows[6])->url, "GET /backup.sql HTTP/1.1");
+}
+
+TEST_P(StoreTest, DecoysAreCountedWithTheirFalsePositives) {
+  auto s = open();
+  ASSERT_TRUE(s->insert_events("agent-1", decoy_day(), 1));
+  // The fleet's ban of .2, lifted by an operator 400 s into its hour: a false positive.
+  ASSERT_TRUE(s->add_ban({"198.51.100.2", 0, "decoy", "agent-1", (kT0 + 1100) * kSec, true}));
+  ASSERT_EQ(*s->lift_bans("198.51.100.2", (kT0 + 1500) * kSec), 1);
+
+  auto r = decoy_report(*s, kT0 * kSec, (kT0 + 100000) * kSec);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_TRUE(r->complete);
+  ASSERT_EQ(r->decoys.size(), 3u);
+  const DecoyStats& env = r->decoys[0];  // newest activity first
+  EXPECT_EQ(env.decoy, "file:/var/www/.env");
+  EXPECT_EQ(env.opened, 1);
+  EXPECT_EQ(env.hits, 0);
+  const DecoyStats& a = r->decoys[1];
+  EXPECT_EQ(a.decoy, "decoy-aaa");
+  EXPECT_EQ(a.hits, 4);
+  EXPECT_EQ(a.addresses, 3);
+  EXPECT_EQ(a.opened, 1);
+  EXPECT_EQ(a.false_positives, 1);
+  EXPECT_EQ(a.first_ns, (kT0 + 1000) * kSec);
+  EXPECT_EQ(a.last_ns, (kT0 + 9500) * kSec);
+  EXPECT_EQ(a.url, "GET /wp-config.php.bak HTTP/1.1");
+  EXPECT_EQ(a.agents, (std::vector<std::string>{"agent-1"}));
+  EXPECT_EQ(a.latest_agent, "agent-1");
+  const DecoyStats& b = r->decoys[2];
+  EXPECT_EQ(b.decoy, "decoy-bbb");
+  EXPECT_EQ(b.hits, 1);
+  EXPECT_EQ(b.credential_uses, 1);
+  EXPECT_EQ(b.addresses, 2);
+  EXPECT_EQ(b.false_positives, 1);               // permanent: lifted whenever
+  EXPECT_EQ(b.url, "GET /backup.sql HTTP/1.1");  // the hit's request (newest with one)
+
+  // The newest event is the incident: its row holds the open.
+  auto latest =
+      s->query_events({.agent_key = "agent-1", .after_row = a.latest_row - 1, .limit = 1});
+  ASSERT_TRUE(latest && latest->size() == 1u);
+  EXPECT_EQ(latest->front().action, "decoy-opened");
+
+  // A window from 1500 s: aaa's first two hits are before it (and so is .2's lift).
+  r = decoy_report(*s, (kT0 + 1500) * kSec, (kT0 + 100000) * kSec);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->decoys.size(), 3u);
+  EXPECT_EQ(r->decoys[1].hits, 2);
+  EXPECT_EQ(r->decoys[1].false_positives, 0);
+  // Bounded: two events read, the report says it is not whole.
+  r = decoy_report(*s, kT0 * kSec, (kT0 + 100000) * kSec, 2);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->complete);
+  EXPECT_EQ(r->decoys.size(), 2u);
+
+  // The events page's filter: the decoy's hits and opens.
+  auto of_a = s->query_events({.decoy = "decoy-aaa"});
+  ASSERT_TRUE(of_a) << of_a.error().message();
+  EXPECT_EQ(of_a->size(), 5u);
+  auto h = s->event_histogram(
+      {.since_ns = kT0 * kSec, .until_ns = (kT0 + 100000) * kSec, .decoy = "decoy-bbb"}, 1);
+  ASSERT_TRUE(h) << h.error().message();
+  EXPECT_EQ(h->counts, (std::vector<int64_t>{2}));
+
+  // A replayed batch adds nothing.
+  ASSERT_TRUE(s->insert_events("agent-1", decoy_day(), 2));
+  r = decoy_report(*s, kT0 * kSec, (kT0 + 100000) * kSec);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->decoys[1].hits, 4);
+
+  // Retention takes a decoy's rows with its events.
+  ASSERT_EQ(*s->prune({.max_age_ns = 1}, 10), 14);
+  r = decoy_report(*s, kT0 * kSec, (kT0 + 100000) * kSec);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->decoys.empty());
+}
+
+TEST_P(StoreTest, DecoysAreFoundInTheEventsAnOlderSchemaStored) {
+  {
+    auto s = open();
+    ASSERT_TRUE(s->insert_events("agent-1", decoy_day(), 1));
+  }
+  // Schema 8 had no decoy table.
+  drop_schema_9();
+  raw_exec("UPDATE schema_version SET version = 8");
+  auto s = open_store(env_, url());
+  ASSERT_TRUE(s) << s.error().message();
+  auto r = decoy_report(**s, kT0 * kSec, (kT0 + 100000) * kSec);
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_EQ(r->decoys.size(), 3u);
+  EXPECT_EQ(r->decoys[1].hits, 4);
+  EXPECT_EQ(r->decoys[2].false_positives, 1);
 }
 
 TEST_P(StoreTest, NewerSchemaIsRefused) {
