@@ -29,6 +29,7 @@
 #include "agent/link/outflow.h"
 #include "agent/logwatch/logwatch.h"
 #include "agent/sinks/sink_set.h"
+#include "agent/triage/lookup_worker.h"
 #include "agent/watch/fanotify/fanotify_watcher.h"
 #include "agent/watch/inotify/inotify_watcher.h"
 #include "core/base/quote.h"
@@ -39,6 +40,7 @@
 #include "core/fs/beneath.h"
 #include "core/outbox/outbox.h"
 #include "core/proto/actions.h"
+#include "core/scan/lookup.h"
 
 namespace mamori::agent {
 namespace {
@@ -271,6 +273,31 @@ class Agent::Impl {
       scanner_ = std::make_unique<scan::Scanner>(std::move(rules), limits);
       guard_->set_scanner(scanner_.get());
     }
+    if (!config_.lookup.api_key_file.empty()) MAMORI_TRY(start_lookups());
+    return ok();
+  }
+
+  // [lookup]: the SHA-256 of what the guard quarantines or restores is asked of VirusTotal
+  // on a thread of its own (agent/triage/lookup_worker.h). A key file that cannot be used
+  // stops the start, as a rule file that does not compile does.
+  Status start_lookups() {
+    const auto& lc = config_.lookup;
+    const std::string key = MAMORI_TRY(scan::read_api_key_file(lc.api_key_file));
+    MAMORI_TRY(scan::VtClient::make({.base_url = lc.base_url, .api_key = key}));
+    triage::LookupWorkerOptions o;
+    o.state_path = config_.state_dir + "/lookup.json";
+    o.limits.per_minute = lc.per_minute;
+    o.limits.per_day = lc.per_day;
+    o.make_client = [base = lc.base_url, key]() -> Result<std::unique_ptr<scan::HashLookup>> {
+      auto client = MAMORI_TRY(scan::VtClient::make({.base_url = base, .api_key = key}));
+      return std::unique_ptr<scan::HashLookup>(std::move(client));
+    };
+    // AsyncPublisher::publish() only queues and cannot fail; the writer reports.
+    o.publish = [this](std::vector<event::Event>&& events) {
+      (void)publisher_->publish(std::move(events), {});
+    };
+    o.log = [](const std::string& line) { log(line); };
+    lookups_ = std::make_unique<triage::LookupWorker>(env_, std::move(o));
     return ok();
   }
 
@@ -417,6 +444,7 @@ class Agent::Impl {
   // a file put back or quarantined tells the log watch whose request touched it.
   void observe(const event::Event& e) {
     if (healer_) healer_->observe(e);
+    if (lookups_) lookups_->observe(e);  // copies the hash into its inbox: never waits
     if (!logwatch_) return;
     const auto& action = e.action();
     if (action != proto::action::kFileRestored && action != proto::action::kFileQuarantined &&
@@ -600,6 +628,7 @@ class Agent::Impl {
   std::unique_ptr<evidence::EvidenceStore> evidence_;
   std::unique_ptr<scan::Scanner> scanner_;  // before guard_: it outlives it
   std::unique_ptr<guard::Guard> guard_;
+  std::unique_ptr<triage::LookupWorker> lookups_;  // publishes through publisher_: goes first
   std::unique_ptr<watch::Watcher> watcher_;
   std::optional<control::Server> server_;
   std::unique_ptr<control::Handlers> handlers_;  // the control commands, over the parts above

@@ -13,7 +13,8 @@
 //   start_link      the manager link ([manager] url/token_file, agent/link/link.h): its
 //                   outbox cursor registered like a new sink's; it enrolls and connects
 //                   on its own thread, never holding up start-up or guarding
-//   open_evidence   the evidence store
+//   open_evidence   the evidence store, YARA triage, and with [lookup] the VirusTotal
+//                   look-up worker (agent/triage/lookup_worker.h)
 //   open_heal       the heal state (an unhealthy node stays out of rotation) and its
 //                   actions: health file, health endpoint
 //   open_roots      every configured root that has a baseline

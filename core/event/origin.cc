@@ -152,6 +152,8 @@ const std::vector<ActionInfo>& known_actions() {
       {action::kTamperStormSummary, "mamori.guard"},
       {action::kTamperStormEnded, "mamori.guard"},
       {action::kDecoyOpened, "mamori.guard"},
+      // Triage (agent/triage): VirusTotal look-ups by hash.
+      {action::kFileLookup, "mamori.triage"},
       // The agent itself (agent/app): lifecycle, control commands, its own state.
       {action::kAgentStarted, "mamori.agent"},
       {action::kAgentStopped, "mamori.agent"},

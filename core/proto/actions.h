@@ -61,6 +61,9 @@ inline constexpr std::string_view kTamperAttributed = "tamper-attributed";
 // A decoy file (docs/decoys.md) opened by a process other than mamori and the web server
 // (which serves it: the access log judges that request).
 inline constexpr std::string_view kDecoyOpened = "decoy-opened";
+// VirusTotal's verdict on the SHA-256 of a file the guard quarantined or found tampered
+// (agent/triage/lookup_worker.h); mamori.related_event names the guard's event.
+inline constexpr std::string_view kFileLookup = "file-lookup";
 // The manager (dataset mamori.manager) about the agents it manages: the agent is named
 // by mamori.managed_agent.*. An orderly stop (the agent's `bye`) is kAgentStopped with
 // event.dataset mamori.manager.
@@ -141,6 +144,7 @@ inline constexpr std::array kAllActions = {kFileRestored,
                                            kBaselineChangedUnexpectedly,
                                            kFleetBanRefused,
                                            kSinkTest,
+                                           kFileLookup,
                                            kDecoyOpened};
 
 }  // namespace mamori::proto::action

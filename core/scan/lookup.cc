@@ -291,14 +291,33 @@ Status LookupQueue::load(std::string_view text) {
       cv.verdict.label = e.value("label", "");
       cache_[*d] = std::move(cv);
     }
+    // Optional (written since the agent's look-ups): an older file has none.
+    if (auto rel = j.find("related"); rel != j.end()) {
+      if (!rel->is_object()) return corrupt("\"related\" is not an object");
+      for (const auto& [hex, ids] : rel->items()) {
+        auto d = hash::Digest::from_hex(hex);
+        if (!d) return corrupt("a related hash is not a SHA-256");
+        auto& list = related_[*d];
+        for (const auto& id : ids) {
+          if (list.size() >= kMaxRelated) break;
+          std::string s = id.get<std::string>();
+          if (s.size() > kMaxRelatedBytes) s.resize(kMaxRelatedBytes);
+          list.push_back(std::move(s));
+        }
+      }
+    }
   } catch (const Json::exception& e) {
     return corrupt(std::string("bad field: ") + e.what());
   }
   // A file edited by hand, or written with larger limits, is brought within these.
   while (queue_.size() > limits_.max_queue) {
+    related_.erase(queue_.front());
     queue_.pop_front();
     ++dropped_;
   }
+  // Related ids only of hashes that wait: what a crash left of answered ones is stale.
+  for (auto it = related_.begin(); it != related_.end();)
+    it = waiting(it->first) ? std::next(it) : related_.erase(it);
   prune();
   return ok();
 }
@@ -334,20 +353,40 @@ bool LookupQueue::waiting(const hash::Digest& sha256) const {
   return std::find(queue_.begin(), queue_.end(), sha256) != queue_.end();
 }
 
-bool LookupQueue::enqueue(const hash::Digest& sha256) {
+bool LookupQueue::enqueue(const hash::Digest& sha256, const std::string& related) {
+  const auto relate = [&] {
+    if (related.empty()) return;
+    auto& list = related_[sha256];
+    if (list.size() >= kMaxRelated || std::find(list.begin(), list.end(), related) != list.end())
+      return;
+    list.push_back(related.substr(0, kMaxRelatedBytes));
+  };
   // A linear search: the queue is at most max_queue (10,000) and fills at the pace of
   // new files, not of requests.
-  if (waiting(sha256)) return false;
+  if (waiting(sha256)) {
+    relate();
+    return false;
+  }
   if (limits_.max_queue == 0) {
     ++dropped_;
     return false;
   }
   while (queue_.size() >= limits_.max_queue) {
+    related_.erase(queue_.front());
     queue_.pop_front();
     ++dropped_;
   }
   queue_.push_back(sha256);
+  relate();
   return true;
+}
+
+std::vector<std::string> LookupQueue::take_related(const hash::Digest& sha256) {
+  auto it = related_.find(sha256);
+  if (it == related_.end()) return {};
+  std::vector<std::string> out = std::move(it->second);
+  related_.erase(it);
+  return out;
 }
 
 size_t LookupQueue::sent_last_minute() const {
@@ -392,7 +431,10 @@ Result<DrainStats> LookupQueue::drain(HashLookup& lookup) {
   while (!queue_.empty() && may_send()) {
     const hash::Digest sha = queue_.front();
     queue_.pop_front();
-    if (cached(sha)) continue;  // answered since it was queued
+    if (cached(sha)) {  // answered since it was queued
+      stats.answered_hashes.push_back(sha);
+      continue;
+    }
     requests_ns_.push_back(env_->clock().now_ns());
     // Saved before sending: a crash in the request must not forget that it was made.
     if (auto saved = save(); !saved) {
@@ -411,6 +453,7 @@ Result<DrainStats> LookupQueue::drain(HashLookup& lookup) {
       case LookupAnswer::Kind::kVerdict:
         ++stats.answered;
         remember(sha, a->verdict);
+        stats.answered_hashes.push_back(sha);
         break;
       case LookupAnswer::Kind::kRetryLater:
         ++stats.retry;
@@ -422,6 +465,7 @@ Result<DrainStats> LookupQueue::drain(HashLookup& lookup) {
       case LookupAnswer::Kind::kFailed:
         ++stats.failed;
         ++failed_;
+        stats.failed_hashes.push_back(sha);
         break;
     }
   }
@@ -435,6 +479,16 @@ Status LookupQueue::save() {
             {"retry_at", retry_at_ns_}, {"queue", Json::array()}, {"requests", Json::array()},
             {"cache", Json::array()}};
   for (const auto& d : queue_) j["queue"].push_back(d.hex());
+  if (!related_.empty()) {
+    Json rel = Json::object();
+    // Ids are the agent's own (UUIDs), but the file must stay valid JSON whatever they are.
+    for (const auto& [d, ids] : related_) {
+      Json list = Json::array();
+      for (const auto& id : ids) list.push_back(is_valid_utf8(id) ? id : escape(id));
+      rel[d.hex()] = std::move(list);
+    }
+    j["related"] = std::move(rel);
+  }
   for (int64_t t : requests_ns_) j["requests"].push_back(t);
   for (const auto& [d, cv] : cache_) {
     const auto& v = cv.verdict;

@@ -120,6 +120,9 @@ struct DrainStats {
   uint64_t answered = 0;  // verdicts received (known or unknown)
   uint64_t retry = 0;     // put back to ask later (429, 5xx, network)
   uint64_t failed = 0;    // replies that made no sense
+  // The hashes answered (now in the cache) and those whose reply made no sense, in order.
+  std::vector<hash::Digest> answered_hashes;
+  std::vector<hash::Digest> failed_hashes;
 };
 
 // The scheduler. Time is the Clock's wall time (now()): the limits must hold across
@@ -141,8 +144,14 @@ class LookupQueue {
   // A verdict still within its TTL.
   std::optional<CachedVerdict> cached(const hash::Digest& sha256) const;
   // Queues `sha256` unless it waits already; false when it did. When full, the oldest
-  // waiting hash is dropped (dropped() counts them).
-  bool enqueue(const hash::Digest& sha256);
+  // waiting hash is dropped (dropped() counts them). `related`, when not empty, is kept
+  // with the hash (persisted; at most kMaxRelated per hash, the first ones) until
+  // take_related(): the agent's event ids that named the file (docs/formats/lookup.md).
+  bool enqueue(const hash::Digest& sha256, const std::string& related = {});
+  static constexpr size_t kMaxRelated = 8;
+  static constexpr size_t kMaxRelatedBytes = 64;  // an event id is 36; longer is cut
+  // The related ids kept for `sha256`, forgotten.
+  std::vector<std::string> take_related(const hash::Digest& sha256);
   bool waiting(const hash::Digest& sha256) const;
   size_t waiting_count() const { return queue_.size(); }
   uint64_t dropped() const { return dropped_; }
@@ -181,6 +190,8 @@ class LookupQueue {
   int64_t retry_at_ns_ = 0;
   std::deque<int64_t> requests_ns_;  // oldest first, at most one day's
   std::unordered_map<hash::Digest, CachedVerdict, hash::DigestHash> cache_;
+  // By hash: only hashes that wait in queue_ (or were answered and not yet taken).
+  std::unordered_map<hash::Digest, std::vector<std::string>, hash::DigestHash> related_;
 };
 
 }  // namespace mamori::scan

@@ -425,3 +425,49 @@ TEST_F(LookupQueueTest, ACorruptFileIsRefusedNamingIt) {
 
 }  // namespace
 }  // namespace mamori::scan
+
+namespace mamori::scan {
+namespace {
+
+TEST_F(LookupQueueTest, RelatedIdsAreKeptWithTheHashAcrossARestart) {
+  FakeLookup vt;
+  {
+    auto q = open({.per_minute = 1});
+    ASSERT_TRUE(q);
+    EXPECT_TRUE(q->enqueue(digest(0), "ev-a"));
+    EXPECT_TRUE(q->enqueue(digest(1), "ev-b"));
+    EXPECT_FALSE(q->enqueue(digest(1), "ev-c"));  // waits already: the id is added
+    EXPECT_FALSE(q->enqueue(digest(1), "ev-c"));  // once
+    for (int i = 0; i < 20; ++i) q->enqueue(digest(2), "ev-" + std::to_string(i));
+    auto d = q->drain(vt);
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->answered_hashes, std::vector<hash::Digest>{digest(0)});
+    EXPECT_EQ(q->take_related(digest(0)), std::vector<std::string>{"ev-a"});
+    EXPECT_TRUE(q->take_related(digest(0)).empty());
+    ASSERT_TRUE(q->save());
+  }
+  auto q = open({.per_minute = 1});
+  ASSERT_TRUE(q) << q.error().message();
+  EXPECT_EQ(q->take_related(digest(1)), (std::vector<std::string>{"ev-b", "ev-c"}));
+  EXPECT_EQ(q->take_related(digest(2)).size(), LookupQueue::kMaxRelated);
+  env.sim().advance(minutes(1));
+  auto d = q->drain(vt);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->answered_hashes, std::vector<hash::Digest>{digest(1)});
+}
+
+TEST_F(LookupQueueTest, AFileWithoutRelatedIdsStillLoadsAndBadOnesAreRefused) {
+  const std::string old = R"({"format": "mamori-lookup-1", "queue": [], "dropped": 0,
+      "failed": 0, "retry_at": 0, "requests": [], "cache": []})";
+  ASSERT_TRUE(fs::write_file_atomic(env, dir / "lookup.json", old, 0600));
+  ASSERT_TRUE(open());
+  std::string bad = old;
+  bad.insert(bad.size() - 1, R"(, "related": {"zz": ["x"]})");
+  ASSERT_TRUE(fs::write_file_atomic(env, dir / "lookup.json", bad, 0600));
+  auto q = open();
+  ASSERT_FALSE(q);
+  EXPECT_NE(q.error().message().find("lookup.json"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mamori::scan
