@@ -12,6 +12,7 @@
 #include "core/hash/sha256.h"
 #include "core/proto/actions.h"
 #include "core/proto/channel.h"
+#include "manager/db/decoys.h"
 #include "manager/db/event_columns.h"
 #include "manager/server/fleet.h"
 #include "manager/server/fleet_orders.h"
@@ -60,6 +61,7 @@ constexpr ApiRoute kRoutes[] = {
     {verb::get, "/api/v1/commands", Role::kViewer},
     {verb::post, "/api/v1/commands", Role::kOperator},
     {verb::post, "/api/v1/drift", Role::kViewer},  // answered later (drift.h)
+    {verb::get, "/api/v1/decoys", Role::kViewer},
     {verb::get, "/api/v1/sinks", Role::kViewer},
     {verb::post, "/api/v1/sinks/test", Role::kOperator},
 };
@@ -131,6 +133,32 @@ json ban_json(const BanRow& b) {
           {"created_at_ns", b.created_at_ns},
           {"pushed", b.pushed},
           {"lifted_at_ns", b.lifted_at_ns ? json(b.lifted_at_ns) : json()}};
+}
+
+// GET /api/v1/decoys's window: ?days=1-366, 30 by default.
+constexpr int64_t kDecoyDaysDefault = 30;
+constexpr int64_t kDecoyDaysMax = 366;
+
+json decoys_json(const DecoyReport& r, int64_t days) {
+  json arr = json::array();
+  for (const auto& d : r.decoys) {
+    json rate = d.hits ? json(static_cast<double>(d.false_positives) / static_cast<double>(d.hits))
+                       : json();
+    arr.push_back({{"decoy", d.decoy},
+                   {"url", d.url},
+                   {"agents", d.agents},
+                   {"hits", d.hits},
+                   {"addresses", d.addresses},
+                   {"opened", d.opened},
+                   {"credential_uses", d.credential_uses},
+                   {"false_positives", d.false_positives},
+                   {"false_positive_rate", std::move(rate)},
+                   {"first_ns", d.first_ns},
+                   {"last_ns", d.last_ns},
+                   {"latest", {{"agent_key", d.latest_agent}, {"row", d.latest_row}}}});
+  }
+  return {{"since", r.since_ns},    {"until", r.until_ns}, {"days", days},
+          {"complete", r.complete}, {"decoys", arr},       {"count", arr.size()}};
 }
 
 json command_json(const CommandRow& c) {
@@ -211,6 +239,7 @@ EventQuery event_query(const QueryParams& params) {
   q.path_prefix = str("path_prefix");
   q.source_ip = str("source_ip");
   q.min_severity = int_param(params, "min_severity");
+  q.decoy = str("decoy");
   q.after_row = int_param(params, "after").value_or(0);
   q.limit = page_limit(params);
   return q;
@@ -357,6 +386,18 @@ ApiResponse Api::handle(const Request& req, const std::string& address, Reply la
                  {"counts", h->counts},
                  {"max_severity", h->max_severity}},
             {}};
+  }
+  if (p == "/api/v1/decoys") {
+    int64_t days = kDecoyDaysDefault;
+    if (auto it = params.find("days"); it != params.end()) {
+      auto d = to_int(it->second);
+      if (!d || *d < 1 || *d > kDecoyDaysMax)
+        return error(status::bad_request, "bad-request", "days: 1 to 366");
+      days = *d;
+    }
+    auto r = decoy_report(st, now - days * kDayNs, now);
+    if (!r) return internal(r.error());
+    return {status::ok, decoys_json(*r, days), {}};
   }
   if (p == "/api/v1/tokens" && req.method() == verb::get) {
     auto tokens = st.list_tokens();

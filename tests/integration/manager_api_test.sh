@@ -77,6 +77,7 @@ ROUTES = [("GET", "/api/v1/agents", "viewer"), ("GET", "/api/v1/agents/x", "view
           ("DELETE", "/api/v1/users/nobody", "admin"), ("GET", "/api/v1/audit", "admin"),
           ("GET", "/api/v1/bans", "viewer"), ("POST", "/api/v1/bans", "operator"),
           ("DELETE", "/api/v1/bans/192.0.2.99", "operator"), ("GET", "/api/v1/commands", "viewer"),
+          ("GET", "/api/v1/decoys", "viewer"),
           ("POST", "/api/v1/commands", "operator"), ("POST", "/api/v1/logout", "viewer")]
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 
@@ -186,6 +187,13 @@ c = next_command("the lift")
 if c["request"].get("cmd") != "unban" or c["request"].get("addresses") != ["2001:db8::7"]: die("unban command %r" % c)
 mc.send(ws, {"v": 1, "type": "result", "command_id": c["command_id"], "answer": {"v": 2, "ok": True}})
 if req("GET", "/api/v1/bans", bearer=apitoken)[1]["bans"]: die("a lifted ban is still listed")
+# The decoys page's figures: none touched here; the window is bounded (1-366 days).
+st, j = req("GET", "/api/v1/decoys", bearer=apitoken)
+expect(st, 200, "decoys")
+if j["decoys"] != [] or j["days"] != 30 or not j["complete"] or j["until"] - j["since"] != 30 * 86400 * 10**9: die("decoys %r" % j)
+for days in ("0", "367", "x", "-1"):
+    expect(req("GET", "/api/v1/decoys?days=" + days, bearer=apitoken)[0], 400, "decoys over %s days" % days)
+expect(req("GET", "/api/v1/decoys?days=366", bearer=apitoken)[0], 200, "decoys over 366 days")
 for bad in ({"command": "verify"}, {"command": "verify", "agent": m["agent_key"], "all": True},
             {"command": "reboot", "all": True}, {"command": "mode", "args": ["*"], "all": True},
             {"command": "mode", "args": ["*", "chaos"], "all": True}, {"command": "verify", "args": "x", "all": True}):

@@ -104,6 +104,49 @@ export interface BanList {
   count: number;
 }
 
+export interface Decoy {
+  /** its rule id (decoy-TOKEN, decoy-url-..., ...), or file:PATH for an opened decoy that names no token */
+  decoy: string;
+  /** the request of its newest hit (url.original), or the opened file's path; may be empty */
+  url: string;
+  /** agent_keys it was hit or opened on, newest first, at most 16 */
+  agents: string[];
+  /** access-log hits (ip-banned by its rule) in the window */
+  hits: number;
+  /** distinct source addresses of its hits and credential uses */
+  addresses: number;
+  /** decoy-opened events */
+  opened: number;
+  /** decoy-credential-used events */
+  credential_uses: number;
+  /** hits whose address an operator unbanned while the hit's ban lasted */
+  false_positives: number;
+  /** false_positives / hits; null without hits */
+  false_positive_rate: number | null;
+  /** its oldest event in the window (@timestamp, ns) */
+  first_ns: number;
+  /** its newest event in the window */
+  last_ns: number;
+  latest: {
+    agent_key: string;
+    /** the newest event's row: the console's /incident/AGENT_KEY/ROW */
+    row: number;
+  };
+}
+
+export interface DecoyList {
+  /** the window's start (ns since the epoch) */
+  since: number;
+  /** its end (now) */
+  until: number;
+  days: number;
+  /** false: more than 100,000 decoy events or operator unbans in the window; the newest counted, the figures are floors */
+  complete: boolean;
+  /** newest activity first */
+  decoys: Decoy[];
+  count: number;
+}
+
 export interface EnrollmentToken {
   id: number;
   group: string;
