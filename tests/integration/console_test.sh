@@ -21,6 +21,10 @@
 #     bans two addresses and lifts one (each confirmed; a dismissed confirmation changes
 #     nothing), each seen arriving in and leaving web1's nftables sets, exports them as a
 #     list and as an nftables file that `nft -c` accepts;
+#     two addresses fetch a decoy of web1's (its rule is a decoy's): the decoys page
+#     shows its 2 hits from 2 addresses and a false-positive rate of 0 %, then, once an
+#     operator lifted one of the two bans on the bans page, 50 % (1 of 2); its links open
+#     the decoy's events and its latest incident;
 #     creates an enrollment token (shown once) and revokes it, sends a test alert that
 #     reaches the manager's webhook sink (a real HTTP receiver), adds a user and deletes
 #     it, reads the audit log newest first; signs out; a viewer sees no ban button, no
@@ -90,6 +94,20 @@ if ($_SERVER['REQUEST_METHOD'] === 'POST') { file_put_contents(__FILE__, $_POST[
 PHP
 chown www-data: "$WEB1/index.php"
 cp "$WEB1/index.php" "$SCRATCH/index.php.orig"
+# A decoy in web1's site, with its access-log rule as `mamori decoys plant` writes one
+# (docs/decoys.md): the console's decoys page counts its hits by the rule's id.
+DECOY_RULE=decoy-console0test
+DECOY_HITS=(198.51.100.71 198.51.100.72)
+printf -- '-- MySQL dump\nCREATE USER wp_x IDENTIFIED BY "not-a-secret";\n' >"$WEB1/backup.sql"
+cat >"$SCRATCH/decoys.rules" <<EOF
+[[rule]]
+id = "$DECOY_RULE"
+pattern = '^/backup\\.sql(\\?|\$)'
+case_sensitive = true
+action = "ban"
+severity = "critical"
+tags = ["decoy"]
+EOF
 start_php_fpm "$WEB1"
 start_nginx "$WEB1"
 for i in 1 2 3; do
@@ -105,6 +123,8 @@ nft_table = "mamori_console"
 path = "$WEB_DIR/nginx-access.log"
 format = "combined"
 root = "$WEB1"
+[logwatch]
+rules = ["$SCRATCH/decoys.rules"]
 EOF
   fi
   start_fleet_agent "$i"
@@ -119,6 +139,7 @@ echo "planted" >"$SCRATCH/console/planted.js"
 
 step "an attacker rewrites web1's index.php through its hole: restored, attributed, banned"
 ip addr add "$ATTACKER/32" dev lo
+for a in "${DECOY_HITS[@]}"; do ip addr add "$a/32" dev lo; done
 code=$(http_code "$WEB_URL/index.php" --interface "$ATTACKER" --data-urlencode 'page=<?php system($_GET["c"]); ?>')
 assert_eq 200 "$code" "the attacker's POST"
 banned() { grep -F '"action":"ip-banned"' "${AEVENTS[1]}" | grep -qF "$ATTACKER"; }
@@ -173,7 +194,8 @@ SHOTS=${MAMORI_CONSOLE_SHOTS:-}
 [[ -z $SHOTS ]] || mkdir -p "$SHOTS"
 mkdir -p "$SCRATCH/downloads"
 MAMORI_CONSOLE_DOWNLOADS=$SCRATCH/downloads MAMORI_CONSOLE_VIEWER='victor:viewer password 1' \
-  MAMORI_CONSOLE_NFT_TABLE=mamori_console MAMORI_CONSOLE_ATTACKER=$ATTACKER expect_exit 0 timeout -k 5 300 node "$REPO/web/tests/console.mjs" "https://127.0.0.1:$PORT" \
+  MAMORI_CONSOLE_NFT_TABLE=mamori_console MAMORI_CONSOLE_ATTACKER=$ATTACKER \
+  MAMORI_CONSOLE_WEB_URL=$WEB_URL MAMORI_CONSOLE_DECOY="$DECOY_RULE ${DECOY_HITS[*]}" expect_exit 0 timeout -k 5 300 node "$REPO/web/tests/console.mjs" "https://127.0.0.1:$PORT" \
   alice 'console password 1' "$SCRATCH/a1/www" "$SHOTS"
 grep '^console: ' <<<"$OUT" || true  # what it measured
 

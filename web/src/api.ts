@@ -9,6 +9,7 @@ import type {
   CommandPage,
   CommandRow,
   CommandsQueued,
+  DecoyList,
   DriftReport,
   EnrollmentToken,
   EventPage,
@@ -31,6 +32,8 @@ export type {
   Ban,
   CommandRow,
   CommandState,
+  Decoy,
+  DecoyList,
   DriftDifference,
   DriftReport,
   EcsEvent,
@@ -142,6 +145,7 @@ export interface EventFilter {
   path_prefix?: string;
   source_ip?: string;
   min_severity?: number;
+  decoy?: string; // a decoy's events (GET /api/v1/decoys' decoy)
   since?: number; // ns since the epoch
 }
 
@@ -175,6 +179,11 @@ export function liveEventsUrl(filter: EventFilter, after?: number): string {
 /** The fleet's active bans, oldest first; "past": lifted or expired ones, newest first. */
 export async function listBans(state: "active" | "past" = "active"): Promise<Ban[]> {
   return (await request<BanList>("GET", state === "past" ? "/api/v1/bans?state=past" : "/api/v1/bans")).bans;
+}
+
+/** Each decoy's hits and false-positive rate over the last `days` days. */
+export async function listDecoys(days = 30): Promise<DecoyList> {
+  return request<DecoyList>("GET", `/api/v1/decoys?days=${days}`);
 }
 
 export async function addBan(address: string, ttlS: number, reason: string): Promise<void> {

@@ -4,6 +4,7 @@ import { ApiError, currentSession, forgetSession, logout } from "./api";
 import { clear, h } from "./dom";
 import { currentLang, isLang, setLang, t } from "./i18n";
 import { createBansPage } from "./pages/bans";
+import { createDecoysPage } from "./pages/decoys";
 import { createEventsPage } from "./pages/events";
 import { createFleetPage } from "./pages/fleet";
 import { createIncidentPage } from "./pages/incident";
@@ -20,12 +21,13 @@ const root: HTMLElement = appRoot;
 /** What leaving the current page must stop (timers, the live stream). */
 let leavePage: () => void = () => {};
 
-type PageName = "fleet" | "events" | "bans" | "settings" | "incident";
+type PageName = "fleet" | "events" | "bans" | "decoys" | "settings" | "incident";
 
 function currentPage(): PageName {
   if (location.pathname.startsWith("/incident/")) return "incident";
   if (location.pathname.startsWith("/events")) return "events";
   if (location.pathname.startsWith("/bans")) return "bans";
+  if (location.pathname.startsWith("/decoys")) return "decoys";
   if (location.pathname.startsWith("/settings")) return "settings";
   return "fleet";
 }
@@ -62,6 +64,7 @@ function renderHeader(): HTMLElement {
       pageLink("fleet", t("fleet")),
       pageLink("events", t("events")),
       pageLink("bans", t("bans")),
+      pageLink("decoys", t("decoys")),
       pageLink("settings", t("settings")),
     ),
     h("span", { class: "spacer" }),
@@ -125,6 +128,14 @@ function render(): void {
     root.append(renderHeader(), problem, bans.node);
     bans.refresh().catch(reportRefreshFailure);
     const timer = window.setInterval(() => bans.refresh().catch(reportRefreshFailure), REFRESH_INTERVAL_MS);
+    leavePage = () => window.clearInterval(timer);
+    return;
+  }
+  if (currentPage() === "decoys") {
+    const decoys = createDecoysPage(reportRefreshFailure);
+    root.append(renderHeader(), problem, decoys.node);
+    decoys.refresh().catch(reportRefreshFailure);
+    const timer = window.setInterval(() => decoys.refresh().catch(reportRefreshFailure), REFRESH_INTERVAL_MS);
     leavePage = () => window.clearInterval(timer);
     return;
   }

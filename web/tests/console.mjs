@@ -24,6 +24,9 @@ let incidentUrl = "";
 let acceptedHash = "";
 // The address that attacked web1 through nginx before this ran (console_test.sh).
 const attacker = process.env.MAMORI_CONSOLE_ATTACKER;
+// web1's site, and a decoy there: its rule's id and the two addresses that fetch it.
+const webUrl = process.env.MAMORI_CONSOLE_WEB_URL;
+const [decoyRule, ...decoyHitters] = (process.env.MAMORI_CONSOLE_DECOY ?? "").split(" ");
 const failures = [];
 // Load times, reported at the end (docs/performance.md).
 let coldLoad = 0;
@@ -425,6 +428,58 @@ try {
     await page.locator(`.request[data-ip="${attacker}"]`).waitFor({ timeout: WAIT_MS });
     await page.goBack();
     await page.locator(`tr[data-past="${attacker}"]`).waitFor({ timeout: WAIT_MS });
+  });
+
+  // A decoy's row on the decoys page, its cells by class, read again until `want` holds.
+  const decoyRow = `tr[data-decoy="${decoyRule}"]`;
+  const decoyShows = async (want) => {
+    for (const end = Date.now() + WAIT_MS; ; await page.waitForTimeout(300)) {
+      const row = page.locator(decoyRow);
+      if ((await row.count()) === 1) {
+        const cells = {};
+        for (const k of Object.keys(want)) cells[k] = await row.locator(`.decoy-${k}`).innerText();
+        if (Object.entries(want).every(([k, v]) => cells[k] === v)) return;
+        if (Date.now() > end) throw new Error(`the decoy's row: ${JSON.stringify(cells)}`);
+      } else if (Date.now() > end) {
+        throw new Error(`no row for ${decoyRule}: ${await text("main")}`);
+      }
+    }
+  };
+  await expect("a decoy fetched from two addresses: both banned by its rule", async () => {
+    for (const address of decoyHitters)
+      execFileSync("curl", ["-s", "-o", "/dev/null", "--interface", address, `${webUrl}/backup.sql`]);
+    for (const address of decoyHitters) await nftHolds(address, true);
+  });
+  await expect("the decoys page: 2 hits from 2 addresses, no false positive yet", async () => {
+    await page.click("nav a[href='/decoys']");
+    await decoyShows({ hits: "2", addresses: "2", opened: "0", credentials: "0", fp: "0% (0 of 2)" });
+    const row = await text(decoyRow);
+    if (!row.includes("GET /backup.sql HTTP/1.1") || !row.includes("web1")) throw new Error(`the decoy's row: ${row}`);
+    await waitText("p.summary", "Decoys touched: 1, with 2 hits from 2 addresses");
+  });
+  await expect("an operator lifts one of the two bans: a false-positive rate of 50 %", async () => {
+    await page.click("nav a[href='/bans']");
+    page.once("dialog", (d) => d.accept());
+    await page.click(`tr[data-address="${decoyHitters[0]}"] button.unban`);
+    await page.locator(`tr[data-address="${decoyHitters[0]}"]`).waitFor({ state: "detached", timeout: WAIT_MS });
+    await nftHolds(decoyHitters[0], false);
+    await page.click("nav a[href='/decoys']");
+    await decoyShows({ hits: "2", addresses: "2", fp: "50% (1 of 2)" });
+  });
+  await shot("decoys");
+  await expect("the decoy's events and its latest incident, from its row", async () => {
+    await page.click(`${decoyRow} a[aria-label^="Events of"]`);
+    await page.waitForURL(/\/events\?decoy=/, { timeout: WAIT_MS });
+    await page.waitForFunction(
+      (n) => document.querySelectorAll("tr[data-action=ip-banned]").length === n && !document.querySelector("tr[data-action]:not([data-action=ip-banned])"),
+      2,
+      { timeout: WAIT_MS },
+    );
+    if ((await page.inputValue("#events-decoy")) !== decoyRule) throw new Error("the decoy filter is not shown");
+    await page.goBack();
+    await page.click(`${decoyRow} a[aria-label^="The latest incident of"]`);
+    await page.waitForURL(/\/incident\//, { timeout: WAIT_MS });
+    await waitText("main", decoyRule);
   });
 
   await expect("settings: a token created (shown once) and revoked", async () => {

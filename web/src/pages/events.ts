@@ -32,6 +32,7 @@ interface ViewState {
   path: string;
   address: string;
   severity: string;
+  decoy: string;
   range: Range;
 }
 
@@ -45,6 +46,7 @@ function readState(search: string): ViewState {
     path: query.get("path") ?? "",
     address: query.get("address") ?? "",
     severity: query.get("severity") ?? "",
+    decoy: query.get("decoy") ?? "",
     range: range in RANGES ? (range as Range) : "24h",
   };
 }
@@ -65,6 +67,7 @@ function toFilter(state: ViewState, nowMs: number): EventFilter {
     path_prefix: state.path.trim() || undefined,
     source_ip: state.address.trim() || undefined,
     min_severity: state.severity ? Number(state.severity) : undefined,
+    decoy: state.decoy.trim() || undefined,
     since: seconds ? (nowMs - seconds * 1000) * 1e6 : undefined,
   };
 }
@@ -94,6 +97,7 @@ export function createEventsPage(onFailure: (error: unknown) => void): EventsPag
   const action = h("input", { id: "events-action", type: "search", value: state.action });
   const path = h("input", { id: "events-path", type: "search", value: state.path });
   const address = h("input", { id: "events-address", type: "search", value: state.address });
+  const decoy = h("input", { id: "events-decoy", type: "search", value: state.decoy });
   const severity = h(
     "select",
     { id: "events-severity" },
@@ -223,6 +227,7 @@ export function createEventsPage(onFailure: (error: unknown) => void): EventsPag
       path: path.value,
       address: address.value,
       severity: severity.value,
+      decoy: decoy.value,
       range: range.value as Range,
     };
     history.replaceState(null, "", location.pathname + writeState(state));
@@ -230,7 +235,7 @@ export function createEventsPage(onFailure: (error: unknown) => void): EventsPag
   }
 
   for (const control of [agentSelect, groupSelect, severity, range]) control.addEventListener("change", changed);
-  for (const control of [action, path, address]) control.addEventListener("change", changed);
+  for (const control of [action, path, address, decoy]) control.addEventListener("change", changed);
   older.addEventListener("click", () => loadOlder().catch(onFailure));
 
   const node = h(
@@ -247,6 +252,7 @@ export function createEventsPage(onFailure: (error: unknown) => void): EventsPag
       field("events-path", "path", path),
       field("events-address", "address", address),
       field("events-severity", "severity", severity),
+      field("events-decoy", "decoy", decoy),
     ),
     chart.node,
     summary,
