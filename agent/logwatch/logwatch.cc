@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "agent/logwatch/tailer.h"
 #include "core/base/mutex.h"
 #include "core/base/quote.h"
+#include "core/decoy/decoy.h"
 #include "core/proto/actions.h"
 #include "core/rules/rules_file.h"
 
@@ -55,14 +57,28 @@ Result<std::vector<std::string>> rule_files(const config::Config& c) {
   return files;
 }
 
+// The [[log]]s, and the decoys' credential log when `mamori decoys plant` recorded one
+// (docs/decoys.md): WordPress's decoy plugin appends to it, in the combined format, as
+// the web server's user, trusted no more than with the access log that user writes
+// already; the tailer opens it like any log (no symlink, a regular file, lines capped).
+config::Config with_credential_log(const config::Config& c) {
+  config::Config out = c;
+  auto record = decoy::load(c.state_dir + "/decoys.json");  // damaged: said in start()
+  if (record && !record->credential_log.empty() &&
+      std::none_of(out.logs.begin(), out.logs.end(),
+                   [&](const auto& l) { return l.path == record->credential_log; }))
+    out.logs.push_back({record->credential_log, "combined", ""});
+  return out;
+}
+
 }  // namespace
 
 struct Logwatch::Impl {
-  Impl(Env& e, const config::Config& c, Publish p, Log l)
-      : env(e), config(c), publish(std::move(p)), log(std::move(l)) {}
+  Impl(Env& e, config::Config c, Publish p, Log l)
+      : env(e), config(std::move(c)), publish(std::move(p)), log(std::move(l)) {}
 
   Env& env;
-  const config::Config& config;
+  const config::Config config;  // with_credential_log()'s: logs[i] is detectors[i]'s
   Publish publish;
   Log log;
   std::vector<std::unique_ptr<Detector>> detectors;  // one per [[log]]
@@ -94,7 +110,8 @@ struct Logwatch::Impl {
 
 Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config& config,
                                                   Publish publish, Log log) {
-  auto impl = std::make_unique<Impl>(env, config, std::move(publish), std::move(log));
+  auto impl =
+      std::make_unique<Impl>(env, with_credential_log(config), std::move(publish), std::move(log));
   auto files = MAMORI_TRY(rule_files(config));
   auto matcher = load_matcher(files, config.logwatch.default_rules);
   if (!matcher) return tl::unexpected(matcher.error().to_error());
@@ -103,7 +120,7 @@ Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config
   for (const auto& a : config.logwatch.allowlist)
     allow.push_back(MAMORI_TRY(logparse::Cidr::parse(a)));
   TailerOptions to;
-  for (const auto& l : config.logs) {
+  for (const auto& l : impl->config.logs) {
     auto format = MAMORI_TRY(logparse::LogFormat::compile(l.format));
     auto detector = MAMORI_TRY(Detector::create(format, shared, allow));
     detector.set_correlation_window(config.logwatch.correlation_window_s);

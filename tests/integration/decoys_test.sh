@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# Decoy files end to end, across network namespaces this test creates (and removes):
-# nginx in "srv" serves a copy of Debian's WordPress tree; `mamori deploy -- mamori
+# Decoys end to end, across network namespaces this test creates (and removes): nginx
+# in "srv" serves a copy of Debian's WordPress tree through php-fpm, installed on a
+# MariaDB of the test's own (datadir and socket in $SCRATCH); `mamori deploy -- mamori
 # decoys plant` puts wp-config.php.bak, backup.sql and .env in it (never a name the site
-# uses) and takes them into the baseline; the agent reads nginx's access log. A scanner
-# ("att") that asks for one decoy is banned on that first request and its next TCP
-# connection fails; a near miss (a name that is not a decoy) is not banned; a visitor
-# ("cli") keeps getting the site.
+# uses), the decoy URLs and WordPress's must-use plugin, and takes them into the
+# baseline; the agent reads nginx's access log and the plugin's credential log.
+# From "att", each scanner address touches one decoy and is banned on that first request,
+# its next TCP connection failing: a decoy file (.2), the robots.txt Disallow trap (.4),
+# the hidden link of the home page (.5), a fake admin path (.6). A near miss (.3), the
+# home page and an unknown path (.7) and a wrong ordinary login (.8) are not banned.
+# From "cli", a visitor (.2) keeps getting the site, and another address (.3) that logs
+# in on wp-login.php with the credentials of the stolen wp-config.php.bak is banned by
+# the decoy-credential rule.
 source "$(dirname "$0")/lib.sh"
 
 command -v nft >/dev/null || fail "nft not installed (tools/install-deps)"
 command -v nginx >/dev/null || fail "nginx not installed (tools/install-deps)"
+command -v mariadbd >/dev/null || fail "mariadb-server not installed (tools/install-deps)"
 [[ -f /usr/share/wordpress/wp-includes/version.php ]] || fail "Debian's wordpress is not installed (tools/install-deps)"
+[[ -d /usr/share/wordpress/wp-content/themes/twentytwentyone ]] ||
+  fail "wordpress-theme-twentytwentyone is not installed (tools/install-deps)"
+source "$(dirname "$0")/web_lib.sh"
 chmod 0755 "$SCRATCH"
 SRV=mamori-dsrv-$$ ATT=mamori-datt-$$ CLI=mamori-dcli-$$
 for ns in "$SRV" "$ATT" "$CLI"; do
@@ -18,14 +28,14 @@ for ns in "$SRV" "$ATT" "$CLI"; do
   on_exit "ip netns del $ns"
   ip -n "$ns" link set lo up
 done
-# srv <-> att: 10.78.1.0/24 (the attacker has .2 and .3); srv <-> cli: 10.78.2.0/24.
+# srv <-> att: 10.78.1.0/24 (the attacker has .2 to .8); srv <-> cli: 10.78.2.0/24.
 ip link add "da$$" netns "$SRV" type veth peer name eth0 netns "$ATT"
 ip link add "dc$$" netns "$SRV" type veth peer name eth0 netns "$CLI"
 ip -n "$SRV" addr add 10.78.1.1/24 dev "da$$"
 ip -n "$SRV" addr add 10.78.2.1/24 dev "dc$$"
-ip -n "$ATT" addr add 10.78.1.2/24 dev eth0
-ip -n "$ATT" addr add 10.78.1.3/24 dev eth0
+for a in 2 3 4 5 6 7 8; do ip -n "$ATT" addr add "10.78.1.$a/24" dev eth0; done
 ip -n "$CLI" addr add 10.78.2.2/24 dev eth0
+ip -n "$CLI" addr add 10.78.2.3/24 dev eth0
 for l in "$SRV da$$" "$SRV dc$$" "$ATT eth0" "$CLI eth0"; do
   set -- $l
   ip -n "$1" link set "$2" up
@@ -33,12 +43,59 @@ done
 # shellcheck disable=SC2317  # used by on_exit and the steps below
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
-step "a WordPress tree, its baseline, and decoys planted under mamori deploy"
+step "a WordPress tree on a MariaDB of the test's, installed"
 WWW=$SCRATCH/www
-mkdir -p "$SCRATCH/web"
+DB=$SCRATCH/db
+mkdir -p "$SCRATCH/web" "$DB"
 cp -a /usr/share/wordpress "$WWW"
-chmod 0755 "$WWW" "$SCRATCH/web"
+chmod 0755 "$WWW" "$SCRATCH/web" "$DB"
+mariadb-install-db --no-defaults --datadir="$DB/data" --user=root >"$DB/install.log" 2>&1 ||
+  { cat "$DB/install.log" >&2; fail "mariadb-install-db failed"; }
+mariadbd --no-defaults --datadir="$DB/data" --socket="$DB/mysqld.sock" --skip-networking \
+  --user=root --pid-file="$DB/mysqld.pid" --log-error="$DB/error.log" >"$DB/out.log" 2>&1 &
+MARIADB=$!
+on_exit 'stop_pid $MARIADB mariadbd'
+db_up() { mariadb --no-defaults -S "$DB/mysqld.sock" -u root -e 'SELECT 1'; }
+WAIT_SECONDS=30 WAIT_ON=$DB WAIT_EXPLAIN='cat "$DB/error.log"' wait_for "MariaDB" db_up
+mariadb --no-defaults -S "$DB/mysqld.sock" -u root \
+  -e "CREATE DATABASE wp; CREATE USER wp@localhost IDENTIFIED BY 'wp-test-db'; GRANT ALL ON wp.* TO wp@localhost"
+# The site's own configuration (Debian's reads /etc/wordpress, which is not the test's).
+cat >"$WWW/wp-config.php" <<EOF
+<?php
+define( 'DB_NAME', 'wp' );
+define( 'DB_USER', 'wp' );
+define( 'DB_PASSWORD', 'wp-test-db' );
+define( 'DB_HOST', 'localhost:$DB/mysqld.sock' );
+define( 'DB_CHARSET', 'utf8mb4' );
+define( 'DB_COLLATE', '' );
+\$table_prefix = 'wp_';
+define( 'WP_HOME', 'http://' . \$_SERVER['HTTP_HOST'] );
+define( 'WP_SITEURL', WP_HOME );
+define( 'WP_DEFAULT_THEME', 'twentytwentyone' );
+define( 'DISABLE_WP_CRON', true );
+define( 'AUTOMATIC_UPDATER_DISABLED', true );
+if ( ! defined( 'ABSPATH' ) ) {
+	define( 'ABSPATH', __DIR__ . '/' );
+}
+require_once ABSPATH . 'wp-settings.php';
+EOF
+cat >"$SCRATCH/install.php" <<EOF
+<?php
+define( 'WP_INSTALLING', true );
+\$_SERVER['HTTP_HOST'] = '10.78.1.1';
+\$_SERVER['REQUEST_URI'] = '/';
+require '$WWW/wp-load.php';
+require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+wp_install( 'mamori decoys', 'admin', 'admin@example.com', true, '', 'the-real-admin-password' );
+update_option( 'permalink_structure', '/%postname%/' );  // WordPress's robots.txt needs it
+echo "installed\n";
+EOF
+installed=$(php "$SCRATCH/install.php" 2>&1) || fail "WordPress's install: $installed"
+assert_contains "$installed" "installed" "WordPress's install"
+
+step "its baseline, and the decoys planted under mamori deploy"
 ACCESS_LOG=$SCRATCH/web/access.log
+CRED_LOG=$SCRATCH/decoy-log/credentials.log
 write_config "$WWW"
 agent_config
 cat >>"$CONFIG" <<EOF
@@ -55,16 +112,42 @@ expect_exit 0 mamori decoys plant --dry-run --json
 assert_eq '["wp-config.php.bak", "backup.sql", ".env"]' "$(json '[d["path"] for d in j["planted"]]')" \
   "the decoys a WordPress tree gets"
 [[ ! -e $WWW/backup.sql ]] || fail "--dry-run wrote a file"
-expect_exit 0 mamori deploy -- "$MAMORI" --config "$CONFIG" decoys plant
+assert_eq '["robots-trap", "link-trap", "fake-path", "fake-path", "fake-path", "fake-path"]' \
+  "$(json '[u["kind"] for u in j["urls"]]')" "the decoy URLs a WordPress tree gets"
+assert_eq '[{"kind": "wordpress", "plugin": true, "robots": "plugin"}]' \
+  "$(json '[{k: s[k] for k in ("kind", "plugin", "robots")} for s in j["sites"]]')" "how"
+[[ ! -e $WWW/wp-content/mu-plugins ]] || fail "--dry-run wrote the plugin"
+expect_exit 0 mamori deploy -- "$MAMORI" --config "$CONFIG" decoys plant --credential-log "$CRED_LOG"
 for f in wp-config.php.bak backup.sql .env; do
   [[ -f $WWW/$f ]] || fail "$f was not planted: $OUT $ERR"
   assert_eq "644 root" "$(stat -c '%a %U' "$WWW/$f")" "$f's mode and owner (the root's)"
 done
 assert_eq 600 "$(stat -c %a "$STATE/decoys.json")" "the record's mode"
+PLUGIN=$WWW/wp-content/mu-plugins/mamori-decoys.php
+assert_eq "644 root" "$(stat -c '%a %U' "$PLUGIN")" "the plugin's mode and owner"
+assert_eq "750 www-data" "$(stat -c '%a %U' "$SCRATCH/decoy-log")" "the credential log's directory"
+assert_eq "640 www-data" "$(stat -c '%a %U' "$CRED_LOG")" "the credential log"
+for f in wp-config.php.bak backup.sql .env; do
+  pw=$(grep -oE "DB_PASSWORD', '[a-z0-9]{20}|IDENTIFIED BY '[a-z0-9]{20}|^DB_PASSWORD=[a-z0-9]{20}" "$WWW/$f" | grep -oE '[a-z0-9]{20}$')
+  [[ -n $pw ]] || fail "no password found in $f"
+  ! grep -q "$pw" "$PLUGIN" || fail "the plugin holds the password of $f in clear"
+  grep -q "$(printf %s "$pw" | sha256sum | cut -d' ' -f1)" "$PLUGIN" || fail "the plugin lacks the hash of $f's password"
+done
 expect_exit 0 mamori decoys list --json
 assert_eq 3 "$(json 'len(j["decoys"])')" "decoys listed"
+assert_eq 6 "$(json 'len(j["urls"])')" "decoy URLs listed"
+assert_eq "$CRED_LOG" "$(json 'j["credential_log"]')" "the credential log listed"
 assert_eq "[]" "$(json '[d for d in j["decoys"] if "password" in d]')" "passwords in the JSON list"
 user=$(json 'j["decoys"][0]["user"]')
+ROBOTS_TRAP=$(json '[u["url"] for u in j["urls"] if u["kind"] == "robots-trap"][0]')
+LINK_TRAP=$(json '[u["url"] for u in j["urls"] if u["kind"] == "link-trap"][0]')
+[[ $ROBOTS_TRAP =~ ^/[a-z]+-[a-z0-9]{8}/$ ]] || fail "the robots.txt trap: $ROBOTS_TRAP"
+[[ $LINK_TRAP =~ ^/[a-z]+-[a-z0-9]{8}/$ && $LINK_TRAP != "$ROBOTS_TRAP" ]] || fail "the link trap: $LINK_TRAP"
+FAKE_RULE=$(json '[u["rule"] for u in j["urls"] if u["url"] == "/phpmyadmin/"][0]')
+BAK_TOKEN=$(json '[d["token"] for d in j["decoys"] if d["path"] == "wp-config.php.bak"][0]')
+expect_exit 0 mamori decoys list
+assert_contains "$OUT" "$ROBOTS_TRAP  rule decoy-trap-" "the text list"
+assert_contains "$(cat "$STATE/decoys.rules")" "id = \"decoy-credential-$BAK_TOKEN\"" "the credential rule"
 assert_contains "$(cat "$WWW/wp-config.php.bak")" "define( 'DB_USER', '$user' );" "the fake user in the file"
 expect_exit 0 mamori check
 expect_exit 0 mamori decoys plant
@@ -78,6 +161,7 @@ AGENT_PID=$!
 on_exit "stop_agent"
 WAIT_SECONDS=60 WAIT_EXPLAIN='cat "$AGENT_LOG"' wait_for "the agent to be ready" _agent_ready_or_gone
 _agent_ready || { cat "$AGENT_LOG" >&2; fail "the agent exited before it was ready"; }
+start_php_fpm "$WWW" "open_basedir=$WWW:$WEB_DIR/upload-tmp:$SCRATCH/decoy-log"
 cat >"$SCRATCH/web/nginx.conf" <<EOF
 daemon off;
 worker_processes 1;
@@ -88,10 +172,22 @@ events { worker_connections 256; }
 http {
   access_log $ACCESS_LOG combined;
   default_type text/plain;
+  client_body_temp_path $SCRATCH/web/nginx-body;
+  fastcgi_temp_path $SCRATCH/web/nginx-fastcgi;
   server {
     listen 10.78.1.1:80;
     listen 10.78.2.1:80;
     root $WWW;
+    index index.php;
+    location / {
+      try_files \$uri \$uri/ /index.php?\$args;
+    }
+    location ~ \.php\$ {
+      try_files \$uri =404;
+      include /etc/nginx/fastcgi_params;
+      fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;
+      fastcgi_pass unix:$PHP_FPM_SOCK;
+    }
   }
 }
 EOF
@@ -130,6 +226,80 @@ assert_contains "$(in_ns "$SRV" nft list set inet mamori banned4)" "10.78.1.2" "
 ! banned 10.78.1.3 || fail "a request for a name that is no decoy was banned"
 connects 10.78.1.3 || fail "the near miss's address was cut off"
 assert_eq 200 "$(page)" "the visitor's page after the ban"
+
+# get ADDRESS PATH [CURL ARGS...]: the body of PATH as the attacker's ADDRESS gets it.
+get() {
+  local from=$1 path=$2
+  shift 2
+  in_ns "$ATT" curl -s --interface "$from" --max-time 5 "$@" "http://10.78.1.1$path"
+}
+code() { get "$1" "$2" -o /dev/null -w '%{http_code}'; }
+# ban_of ADDRESS: its ip-banned event.
+ban_of() { events 'e["event"]["action"] == "ip-banned" and e["source"]["ip"] == "'"$1"'"' | head -n 1; }
+# banned_at_once ADDRESS RULE-PREFIX WHAT: the ban came, names a rule RULE-PREFIX..., and
+# the address's next connection fails.
+banned_at_once() {
+  WAIT_EXPLAIN='tail -n 3 "$AGENT_LOG"; events | tail -n 2' wait_for "the ban of $1 ($3)" banned "$1"
+  assert_contains "$(ban_of "$1")" '"rule": {"name": "'"$2" "the rule of $3's ban"
+  ! connects "$1" || fail "$1 still connects after $3"
+}
+
+step "robots.txt, served by WordPress, Disallows the trap; who asks for the trap is banned (10.78.1.4)"
+robots=$(get 10.78.1.4 /robots.txt)
+assert_contains "$robots" "Disallow: /wp-admin/" "WordPress's own robots.txt"
+assert_contains "$robots" "Disallow: $ROBOTS_TRAP" "the trap in robots.txt"
+assert_contains "$robots" "Disallow: $LINK_TRAP" "the link trap in robots.txt"
+assert_eq 404 "$(code 10.78.1.4 "$ROBOTS_TRAP")" "the trap's answer (like any unknown path)"
+banned_at_once 10.78.1.4 "decoy-trap-" "the robots.txt trap"
+
+step "the home page (10.78.1.5) holds the hidden link; following it bans"
+home=$(get 10.78.1.5 /)
+assert_contains "$home" "twentytwentyone" "WordPress's rendered home page"
+link=$(grep -oE '<a href="[^"]*" rel="nofollow" style="display:none" aria-hidden="true" tabindex="-1">' <<<"$home" |
+  sed -E 's/<a href="([^"]*)".*/\1/')
+assert_eq "$LINK_TRAP" "$link" "the hidden link's target"
+connects 10.78.1.5 || fail "reading the home page banned its reader"
+assert_eq 404 "$(code 10.78.1.5 "$link")" "the link trap's answer"
+banned_at_once 10.78.1.5 "decoy-trap-" "the hidden link"
+
+step "a fake admin path (10.78.1.6): a 404 like any other, and a ban by its decoy rule"
+assert_eq 404 "$(code 10.78.1.6 /phpmyadmin/)" "/phpmyadmin/'s answer"
+banned_at_once 10.78.1.6 "$FAKE_RULE" "/phpmyadmin/"
+
+step "a visitor's home page, an unknown path and a wrong ordinary login (10.78.1.7, .8) are no decoys"
+assert_eq 200 "$(code 10.78.1.7 /)" "the home page"
+assert_eq 404 "$(code 10.78.1.7 /no-such-page-here/)" "an unknown path"
+login=$(get 10.78.1.8 /wp-login.php -o /dev/null -w '%{http_code}' --data 'log=admin&pwd=wrong-password&wp-submit=Log+In')
+assert_eq 200 "$login" "a wrong login's answer"
+
+step "the stolen wp-config.php.bak's credentials used on wp-login.php from another address (10.78.2.3)"
+db_user=$(sed -nE "s/^define\( 'DB_USER', '([^']*)' \);/\1/p" <<<"$got")
+db_pass=$(sed -nE "s/^define\( 'DB_PASSWORD', '([^']*)' \);/\1/p" <<<"$got")
+[[ -n $db_user && -n $db_pass ]] || fail "no credentials in the fetched wp-config.php.bak"
+in_ns "$CLI" curl -s -o /dev/null --interface 10.78.2.3 --max-time 5 http://10.78.2.1/readme.html ||
+  fail "10.78.2.3 could not connect before the login"
+login=$(in_ns "$CLI" curl -s -o /dev/null -w '%{http_code}' --interface 10.78.2.3 --max-time 5 \
+  --data-urlencode "log=$db_user" --data-urlencode "pwd=$db_pass" --data 'wp-submit=Log+In' \
+  http://10.78.2.1/wp-login.php)
+assert_eq 200 "$login" "the decoy login's answer (a failed login, as any)"
+assert_contains "$(cat "$CRED_LOG")" '10.78.2.3 - - [' "the plugin's line"
+assert_contains "$(cat "$CRED_LOG")" "\"POST /wp-login.php?mamori-decoy-credential=$BAK_TOKEN HTTP/1.1\" 200 0" \
+  "the plugin's request"
+WAIT_EXPLAIN='tail -n 3 "$AGENT_LOG"; cat "$CRED_LOG"; events | tail -n 2' wait_for "the ban of 10.78.2.3" banned 10.78.2.3
+cred_ban=$(ban_of 10.78.2.3)
+assert_contains "$cred_ban" '"rule": {"name": "decoy-credential-'"$BAK_TOKEN"'"' "the credential's rule"
+assert_contains "$cred_ban" "$CRED_LOG" "the log the ban came from"
+! in_ns "$CLI" curl -s -o /dev/null --interface 10.78.2.3 --connect-timeout 2 http://10.78.2.1/readme.html ||
+  fail "10.78.2.3 still connects after using a decoy's credential"
+
+step "nothing else was banned"
+for a in 10.78.1.3 10.78.1.7 10.78.1.8 10.78.2.2; do
+  ! banned "$a" || fail "$a was banned: $(ban_of "$a")"
+done
+connects 10.78.1.7 || fail "the visitor's address was cut off"
+connects 10.78.1.8 || fail "the wrong login's address was cut off"
+assert_eq 200 "$(page)" "the visitor's page at the end"
+check_events
 
 step "a process on the host (a web shell, as www-data) reads a decoy: decoy-opened names it; nginx's serving did not"
 # The reader stays until the event is seen (its stdin, a FIFO, is closed then): the agent

@@ -79,7 +79,8 @@ start_php_fpm() {
     echo "catch_workers_output = yes"
     echo "php_admin_value[opcache.enable] = 0"
     echo "php_admin_value[upload_tmp_dir] = $WEB_DIR/upload-tmp"
-    echo "php_admin_value[open_basedir] = $docroot:$WEB_DIR/upload-tmp"
+    # (a setting open_basedir=... given below replaces this one: php-fpm keeps the first)
+    [[ " $* " == *" open_basedir="* ]] || echo "php_admin_value[open_basedir] = $docroot:$WEB_DIR/upload-tmp"
     echo "php_admin_value[error_log] = $WEB_DIR/php-errors.log"
     echo "php_admin_flag[log_errors] = on"
     local s
