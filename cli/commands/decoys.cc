@@ -86,8 +86,9 @@ Result<WebUser> lookup_web_user(const std::string& name) {
 // log, created empty. The agent reads it as it reads an access log: never through a
 // symlink, a regular file only, lines capped (agent/logwatch/tailer.h).
 Status make_credential_log(const std::string& path, const WebUser& web) {
-  const std::string dir(fs::dirname(path.substr(1)));
-  if (path.empty() || path.front() != '/' || dir.empty() || fs::dirname(dir).empty() ||
+  const bool absolute = !path.empty() && path.front() == '/';
+  const std::string dir(absolute ? fs::dirname(path.substr(1)) : "");
+  if (!absolute || dir.empty() || fs::dirname(dir).empty() ||
       !fs::is_canonical_relative(path.substr(1)))
     return fail_msg("decoys", path,
                     "the credential log must be an absolute path /PARENT/DIR/FILE, its "
@@ -235,11 +236,12 @@ int run_plant(App& app, const PlantOptions& o) {
       if (!u) return app.report(u.error(), kExitUsage);
       urls = std::move(*u);
       if (urls->site.plugin && !o.dry_run && !web) {
-        if (root == credential_log.substr(0, root.size()) && credential_log.size() > root.size() &&
-            credential_log[root.size()] == '/')
-          return app.report(
-              Error{"decoys", credential_log, 0, "the credential log must be outside the web root"},
-              kExitUsage);
+        for (const auto& r : app.config().roots)
+          if (credential_log.rfind(r.path + "/", 0) == 0)
+            return app.report(Error{"decoys", credential_log, 0,
+                                    "the credential log must be outside every root (the web "
+                                    "server would serve it, the guard restore it)"},
+                              kExitUsage);
         auto w = lookup_web_user(o.web_user);
         if (!w) return app.report(w.error(), kExitUsage);
         web = *w;

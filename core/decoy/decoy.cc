@@ -362,7 +362,8 @@ Result<UrlPlan> plan_urls(int root_fd, const std::string& root, std::string_view
     }
   };
   if (out.site.robots != Robots::kNone) add(UrlKind::kRobotsTrap, fresh_trap());
-  if (out.site.plugin) add(UrlKind::kLinkTrap, fresh_trap());
+  // A link crawlers are not told to leave alone (no robots.txt of ours) is no trap.
+  if (out.site.plugin && out.site.robots != Robots::kNone) add(UrlKind::kLinkTrap, fresh_trap());
   for (const FakePath& f : out.site.kind == SiteKind::kWordPress ? kWordPressFakes : kGenericFakes)
     if (!exists_under(root_fd, f.probe)) add(UrlKind::kFakePath, f.path);
   return out;

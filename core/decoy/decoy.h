@@ -107,8 +107,8 @@ struct UrlPlan {
 
 // The URL decoys for the root at `root` (open as `root_fd`) served under `url_prefix`:
 // a robots.txt trap (unless robots.txt is there and no regular file), a link trap (with
-// the plugin only), and the fake paths of its kind that it lacks. Fails only on a bad
-// `url_prefix`.
+// the plugin and a robots.txt trap only), and the fake paths of its kind that it lacks. Fails only
+// on a bad `url_prefix`.
 Result<UrlPlan> plan_urls(int root_fd, const std::string& root, std::string_view url_prefix,
                           const RandomText& random);
 

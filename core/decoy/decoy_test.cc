@@ -201,6 +201,12 @@ TEST_F(DecoyTest, AWordPressTreeGetsTrapsAPluginAndTheFakePathsItLacks) {
   EXPECT_EQ(p->urls[0].url.back(), '/');
   EXPECT_EQ(rule_id(p->urls[0]), "decoy-trap-" + p->urls[0].token);
   EXPECT_EQ(rule_id(p->urls[2]), "decoy-url-" + p->urls[2].token);
+  ::symlink("/etc/passwd", (dir_ / "robots.txt").c_str());
+  auto linked = plan_urls(fd.get(), dir_.path(), "/", seeded(4));
+  ASSERT_TRUE(linked);
+  EXPECT_EQ(linked->site.robots, Robots::kNone);
+  for (const auto& u : linked->urls)
+    EXPECT_EQ(u.kind, UrlKind::kFakePath) << "no trap that crawlers are not told of";
   const std::string group = robots_group(p->urls);
   EXPECT_EQ(group,
             "User-agent: *\nDisallow: " + p->urls[0].url + "\nDisallow: " + p->urls[1].url + "\n");
