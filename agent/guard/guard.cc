@@ -754,12 +754,17 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   }
   // The event names the tampered content's hash once the capture has read it whole.
   // Preserve mode scans what it kept, once kept; restore mode keeps nothing and scans
-  // the detached inode at once (its writer cannot change the site through it any more).
-  if (keep && tampered.valid() && evidence_)
+  // the detached inode. Both wait for its writer to go quiet first, as evidence does:
+  // `echo x > f` truncates, then writes, and the restore may come in between, so the
+  // inode held right after it may still be empty.
+  if (keep && tampered.valid() && evidence_) {
     defer_capture(r, rel, std::move(tampered), "modified", who, &*want, act, scan);
-  else if (scan && tampered.valid())
-    scan_later(act.event_id, std::move(tampered), rel, std::nullopt);
-  else if (watch_detached && tampered.valid()) {
+  } else if (scan && tampered.valid()) {
+    Capture c = new_capture(r, rel, std::move(tampered), "modified", who, &*want, act);
+    c.scan = true;
+    c.evidence = false;
+    queue_capture(std::move(c), act);
+  } else if (watch_detached && tampered.valid()) {
     Capture c = new_capture(r, rel, std::move(tampered), "detached", who, &*want, act);
     c.detached = true;
     c.keep = r.mode == config::Mode::kPreserve;
@@ -872,7 +877,7 @@ void Guard::queue_capture(Capture c, Act& act) {
 
 void Guard::finish(Capture& c) {
   if (!c.detached) {
-    const auto item = capture(c);
+    const auto item = c.evidence ? capture(c) : std::nullopt;
     // Scanned from the same descriptor, after it was kept: the verdict is the item's.
     if (c.scan && c.fd.valid())
       scan_later(c.item.event_id, std::move(c.fd), c.item.path,

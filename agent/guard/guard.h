@@ -370,6 +370,7 @@ class Guard {
     bool keep = false;
     uint64_t baseline_size = 0;  // a detached inode of another size was written into
     bool scan = false;           // YARA on it once kept (scan_later)
+    bool evidence = true;        // false: only scanned (restore mode keeps no copy)
   };
   // Scans `fd` (`rel`'s tampered content) on the scan worker; `act_event`'s event waits
   // for the verdict, which also goes into evidence item `evidence_id`. A full queue:

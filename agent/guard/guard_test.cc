@@ -945,12 +945,17 @@ TEST_F(GuardTest, ATamperedFileIsRestoredFirstAndScannedAfter) {
   std::vector<watch::Change> batch;
   ASSERT_TRUE(replay.read(batch));
   g->handle(batch);
-  // Put back before any verdict: the scan runs on the worker, the event waits for it.
+  // Put back before any verdict: the detached inode is scanned once its writer is quiet,
+  // on the worker, and the event waits for it.
   EXPECT_EQ(site.read("wp/load.php"), "<?php // load\n");
   ASSERT_TRUE(g->flush());
   EXPECT_TRUE(events("file-restored").empty());
+  EXPECT_EQ(scanner->stats().scans, 0u);
   ASSERT_TRUE(g->next_capture_ns());
-  EXPECT_LE(*g->next_capture_ns() - env.clock().now_ns(), Guard::kScanPollNs);
+  env.sim().set(SystemClock().now() + std::chrono::milliseconds(100));  // quiet
+  g->capture_due();
+  if (auto due = g->next_capture_ns())  // a verdict outstanding is polled soon
+    EXPECT_LE(*due - env.clock().now_ns(), Guard::kScanPollNs);
   g->capture_due(/*all=*/true);
   ASSERT_TRUE(g->flush());
   auto ev = events("file-restored");
@@ -967,6 +972,32 @@ TEST_F(GuardTest, ATamperedFileIsRestoredFirstAndScannedAfter) {
   ASSERT_EQ(ev.size(), 2u);
   EXPECT_FALSE(ev[1]["mamori"].contains("scan"));
   EXPECT_EQ(scanner->stats().scans, 2u);
+}
+
+TEST_F(GuardTest, AWriteAfterTheRestoreIsInTheScanOfTheDetachedInode) {
+  guard(config::Mode::kRestore);
+  with_yara();
+  // `cat shell > load.php`: truncated (an event, the restore), then written into the
+  // inode the restore detached.
+  const int fd = ::open((site / "wp/load.php").c_str(), O_WRONLY | O_TRUNC);
+  ASSERT_GE(fd, 0);
+  replay.push(at("wp/load.php"));
+  std::vector<watch::Change> batch;
+  ASSERT_TRUE(replay.read(batch));
+  g->handle(batch);
+  EXPECT_EQ(site.read("wp/load.php"), "<?php // load\n");
+  env.sim().set(SystemClock().now());
+  g->capture_due();  // not quiet yet: nothing scanned
+  ASSERT_EQ(::write(fd, kDropper.data(), kDropper.size()), static_cast<ssize_t>(kDropper.size()));
+  ::close(fd);
+  EXPECT_EQ(site.read("wp/load.php"), "<?php // load\n");
+  env.sim().set(SystemClock().now() + std::chrono::milliseconds(100));
+  g->capture_due(/*all=*/true);
+  ASSERT_TRUE(g->flush());
+  auto ev = events("file-restored");
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["mamori"]["scan"]["rules"], nlohmann::json::array({"mamori_php_eval_decoded"}));
+  EXPECT_EQ(ev[0]["file"]["hash"]["sha256"], hash::sha256(kDropper).hex());
 }
 
 TEST_F(GuardTest, PreserveModeRecordsTheVerdictInTheEvidence) {
