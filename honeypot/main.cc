@@ -14,6 +14,7 @@
 #include "core/base/version.h"
 #include "core/event/origin.h"
 #include "core/fs/admin_files.h"
+#include "core/outbox/cursor.h"
 #include "core/outbox/outbox.h"
 #include "honeypot/banner.h"
 #include "honeypot/config.h"
@@ -25,6 +26,7 @@ namespace {
 
 constexpr int kExitConfig = 2;
 constexpr int kExitFailed = 1;
+constexpr const char* kRelayHold = "agent-relay";
 
 void on_signal(int) { Server::request_stop(); }
 void on_hangup(int) { Server::request_reopen(); }
@@ -92,6 +94,12 @@ int run(const Config& config) {
   quota.quota_bytes = uint64_t{config.limits.outbox_mb} << 20;
   auto box = outbox::Outbox::open(env, {outbox_dir, event_log, quota, &*origin});
   if (!box) return failed(box.error());
+  // The agent relays these events from a cursor in its own state (agent/relay): it never
+  // writes here. This cursor, which never moves, keeps every segment for it until the
+  // quota (outbox_mb) drops the oldest: the honeypot's events have a fixed disk budget.
+  if (auto held = outbox::load_cursor(outbox_dir, kRelayHold); held && !*held)
+    if (auto st = outbox::save_cursor(env, outbox_dir, kRelayHold, 1); !st)
+      return failed(st.error());
 
   auto server = Server::create(env, config, banner, make_fake_system(*seed, config.hostname),
                                std::move(*keys), std::move(*listen_fd), *box, *origin);

@@ -28,6 +28,7 @@
 #include "agent/link/link.h"
 #include "agent/link/outflow.h"
 #include "agent/logwatch/logwatch.h"
+#include "agent/relay/honeypot_relay.h"
 #include "agent/sinks/sink_set.h"
 #include "agent/triage/lookup_worker.h"
 #include "agent/watch/fanotify/fanotify_watcher.h"
@@ -157,6 +158,7 @@ class Agent::Impl {
     guard_->tick();
     // Every change queued before the last wake-up was read and handled by then.
     if (code == kExitOk && last_wake_ns_) save_reported_until(last_wake_ns_);
+    if (relay_) relay_->stop();
     if (logwatch_) logwatch_->stop();
     emit_lifecycle(proto::action::kAgentStopped, "stopped");
     flush();
@@ -428,16 +430,37 @@ class Agent::Impl {
       log(st.error().message());
   }
 
+  // The log watch runs for the honeypot relay too, even without a [[log]]: a decoy's
+  // credential used on the honeypot is banned by it.
   Status start_logwatch() {
-    if (config_.logs.empty()) return ok();
-    logwatch_ = MAMORI_TRY(logwatch::Logwatch::start(
-        env_, config_,
-        [this](std::vector<event::Event>&& events) {
-          // AsyncPublisher::publish() only queues and cannot fail; the writer reports.
-          (void)publisher_->publish(std::move(events), {});
-        },
-        [](const std::string& line) { log(line); }));
+    if (config_.logs.empty() && config_.agent.honeypot_outbox.empty()) return ok();
+    auto publish = [this](std::vector<event::Event>&& events) {
+      // AsyncPublisher::publish() only queues and cannot fail; the writer reports.
+      (void)publisher_->publish(std::move(events), {});
+    };
+    logwatch_ = MAMORI_TRY(logwatch::Logwatch::start(env_, config_, publish,
+                                                     [](const std::string& line) { log(line); }));
+    if (!config_.agent.honeypot_outbox.empty()) start_relay(publish);
     return ok();
+  }
+
+  void start_relay(std::function<void(std::vector<event::Event>&&)> publish) {
+    relay::RelayOptions o;
+    o.outbox_dir = config_.agent.honeypot_outbox;
+    o.cursor_path = config_.state_dir + "/relay/honeypot.cursor";
+    if (auto decoys = decoy::load_record(config_.state_dir + "/decoys.json"))
+      o.decoys = std::move(*decoys);
+    else
+      log("honeypot relay: decoys: " + decoys.error().message());
+    o.origin = &*origin_;
+    o.publish = std::move(publish);
+    o.on_credential = [this](const relay::CredentialSeen& c) {
+      logwatch_->credential_used({c.decoy->token, c.decoy->root + "/" + c.decoy->rel, c.ip, "ssh",
+                                  c.user, c.event_id, c.time_ns});
+    };
+    o.log = [](const std::string& line) { log(line); };
+    relay_ = std::make_unique<relay::HoneypotRelay>(env_, std::move(o));
+    relay_->start();
   }
 
   // Every event the guard publishes, on its way to the outbox: the healer judges it, and
@@ -624,6 +647,7 @@ class Agent::Impl {
   std::optional<ObservingPublisher> observed_;
   std::unique_ptr<heal::Healer> healer_;
   std::unique_ptr<logwatch::Logwatch> logwatch_;  // publishes through publisher_
+  std::unique_ptr<relay::HoneypotRelay> relay_;   // tells logwatch_: destroyed first
   std::vector<event::Event> heal_events_;         // what the healer said, emitted at the next flush
   std::unique_ptr<evidence::EvidenceStore> evidence_;
   std::unique_ptr<scan::Scanner> scanner_;  // before guard_: it outlives it

@@ -22,7 +22,8 @@
 //                   *before* the verify, so nothing changed in between is missed
 //   verify_roots    every root against its baseline, acting by mode: what changed
 //                   while the agent was down (or killed) is found and reported so
-//   start_logwatch  the access-log tailer and its bans ([[log]])
+//   start_logwatch  the access-log tailer and its bans ([[log]]); the honeypot relay
+//                   (agent/relay, [agent] honeypot_outbox)
 //   serve_control   the control commands (agent/control/handlers.h) over all of the above
 //   notify_ready    agent-started, sd_notify READY=1 (systemd Type=notify)
 // Then one thread loops: watcher events -> guard, control requests (the socket's and the

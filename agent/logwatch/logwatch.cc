@@ -8,12 +8,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <optional>
 
 #include <fmt/format.h>
 
 #include "agent/ban/banner.h"
 #include "agent/ban/options.h"
+#include "agent/logwatch/decoy_links.h"
 #include "agent/logwatch/default_rules.h"
 #include "agent/logwatch/detector.h"
 #include "agent/logwatch/tailer.h"
@@ -97,6 +99,9 @@ struct Logwatch::Impl {
   };
   mutable Mutex mu;
   std::vector<Tampered> pending MAMORI_GUARDED_BY(mu);
+  std::vector<CredentialUse> pending_uses MAMORI_GUARDED_BY(mu);
+  DecoyLinks decoy_links;
+  std::map<std::string, std::string, std::less<>> decoy_paths;  // token -> ROOT/REL
   bool stopping MAMORI_GUARDED_BY(mu) = false;
   std::atomic<uint64_t> lines{0}, truncated{0}, bans{0}, ban_failures{0}, unbans{0};
   std::thread thread;
@@ -104,6 +109,11 @@ struct Logwatch::Impl {
   void run();
   void handle_line(size_t log, std::string_view line, bool cut);
   void decided(size_t log, const Decision& d, const std::string& file);
+  bool ban_into(const logparse::IpAddress& ip, const ban::BanRequest& request, event::Event e,
+                std::vector<event::Event>& events);
+  void link_use(const std::string& token, const logparse::IpAddress& ip, const std::string& use_id,
+                std::string_view used_on, const std::string& user, int64_t time_ns,
+                std::vector<event::Event>& events);
   void attributed(size_t log, const Attribution& a);
   void each_second();
 };
@@ -150,6 +160,13 @@ Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config
   MAMORI_TRY(impl->banner->sync());
   impl->list_version = impl->list->data_version().value_or(0);
 
+  // What each decoy token names, for the events of a credential used; a damaged record
+  // only costs the file names in those events.
+  if (auto decoys = decoy::load_record(config.state_dir + "/decoys.json"))
+    for (const auto& d : *decoys) impl->decoy_paths[d.token] = d.root + "/" + d.rel;
+  else
+    impl->log("logwatch: decoys: " + decoys.error().message());
+
   impl->wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!impl->wake.valid()) return fail_errno("eventfd", "logwatch");
   impl->thread = std::thread([raw] { raw->run(); });
@@ -166,6 +183,16 @@ void Logwatch::note_tampered(const std::string& root, const std::string& rel, in
     MutexLock lock(impl_->mu);
     if (impl_->pending.size() >= 10000) return;  // a storm: the first ones name the attacker
     impl_->pending.push_back({root, rel, time_ns / 1'000'000'000, event_id, planted});
+  }
+  const uint64_t one = 1;
+  (void)::write(impl_->wake.get(), &one, sizeof one);
+}
+
+void Logwatch::credential_used(CredentialUse use) {
+  {
+    MutexLock lock(impl_->mu);
+    if (impl_->pending_uses.size() >= kMaxPendingUses) return;
+    impl_->pending_uses.push_back(std::move(use));
   }
   const uint64_t one = 1;
   (void)::write(impl_->wake.get(), &one, sizeof one);
@@ -205,11 +232,20 @@ void Logwatch::Impl::run() {
       (void)::read(wake.get(), &n, sizeof n);
     }
     std::vector<Tampered> tampered;
+    std::vector<CredentialUse> uses;
     bool stop_now = false;
     {
       MutexLock lock(mu);
       tampered.swap(pending);
+      uses.swap(pending_uses);
       stop_now = stopping;
+    }
+    for (const auto& u : uses) {
+      const auto ip = logparse::IpAddress::parse(u.ip);
+      if (!ip || !decoy_links.first_use(u.token, *ip, env.clock().now_ns())) continue;
+      std::vector<event::Event> events;
+      link_use(u.token, *ip, u.event_id, u.used_on, u.user, u.time_ns, events);
+      publish(std::move(events));
     }
     for (const auto& t : tampered) {
       for (size_t i = 0; i < config.logs.size(); ++i) {
@@ -272,27 +308,48 @@ void Logwatch::Impl::decided(size_t i, const Decision& d, const std::string& fil
       e.set("file.path", file);
     if (!d.related_event.empty()) e.set("mamori.related_event", d.related_event);
   }
+  // A decoy's rule (decoy_links.h): a fetch is remembered, a credential used is linked
+  // to the fetches; the user's ban names that link.
+  std::string token;
+  const DecoyRule decoy = decoy_rule(d.rule_id, &token);
+  std::string use_id;
+  if (decoy == DecoyRule::kCredential) {
+    use_id = event::Event::new_id();
+    e.set("mamori.related_event", use_id);
+  }
   ban::BanRequest request;
   request.rule = d.rule_id;
   request.reason = d.reason;
   request.source = correlated ? "correlation" : "logwatch";
-  auto result = banner->ban(d.ip, request, e.fields());
+  std::vector<event::Event> events;
+  const bool reported = ban_into(d.ip, request, std::move(e), events);
+  if (decoy == DecoyRule::kFetch)
+    decoy_links.fetched(token, d.ip, reported ? events.front().id() : "", env.clock().now_ns());
+  if (decoy == DecoyRule::kCredential)
+    link_use(token, d.ip, use_id, "http", "", env.clock().now_ns(), events);
+  if (!events.empty()) publish(std::move(events));
+}
+
+// Bans `ip` and appends its ip-banned event `e` (and a prefix escalation's) to `events`;
+// false when the address was banned already (nothing new to report).
+bool Logwatch::Impl::ban_into(const logparse::IpAddress& ip, const ban::BanRequest& request,
+                              event::Event e, std::vector<event::Event>& events) {
+  auto result = banner->ban(ip, request, e.fields());
   if (!result) {
     ban_failures.fetch_add(1, std::memory_order_relaxed);
     e.outcome("failure").set("error.message", result.error().message());
-    e.message(fmt::format("could not ban {} ({}): {}", d.ip.to_string(), d.rule_id,
+    e.message(fmt::format("could not ban {} ({}): {}", ip.to_string(), request.rule,
                           result.error().message()));
   } else {
-    if (result->outcome == ban::BanOutcome::kAlreadyBanned) return;
+    if (result->outcome == ban::BanOutcome::kAlreadyBanned) return false;
     bans.fetch_add(1, std::memory_order_relaxed);
     e.outcome("success")
         .set("mamori.ban.ttl_s", static_cast<int64_t>(result->ttl.count()))
         .set("mamori.ban.offences", result->entry.offences)
         .set("mamori.ban.backend", std::string(backend->name()));
     e.message(
-        fmt::format("banned {} for {} s: {}", d.ip.to_string(), result->ttl.count(), d.reason));
+        fmt::format("banned {} for {} s: {}", ip.to_string(), result->ttl.count(), request.reason));
   }
-  std::vector<event::Event> events;
   events.push_back(std::move(e));
   if (result && result->prefix_ban) {
     // Prefix escalation (ban_list.h): one more ban, for the whole network.
@@ -320,7 +377,79 @@ void Logwatch::Impl::decided(size_t i, const Decision& d, const std::string& fil
     }
     events.push_back(std::move(pe));
   }
-  publish(std::move(events));
+  return true;
+}
+
+// The credential of decoy `token` was used by `ip` on `used_on`: one decoy-credential-used
+// event (id `use_id`) that names every address that fetched the decoy (remembered, or
+// still banned for it after a restart: the ban list says so) and links to the newest
+// fetch's ban; then the user (unless the access-log rule banned it already) and each
+// fetcher whose ban is over are banned, their events linked to it. One incident.
+void Logwatch::Impl::link_use(const std::string& token, const logparse::IpAddress& ip,
+                              const std::string& use_id, std::string_view used_on,
+                              const std::string& user, int64_t time_ns,
+                              std::vector<event::Event>& events) {
+  std::vector<DecoyFetch> fetches = decoy_links.fetchers(token);
+  const std::string fetch_rule = "decoy-" + token;
+  if (auto entries = list->list()) {
+    for (const auto& b : *entries)
+      if (b.rule == fetch_rule && !b.is_prefix() &&
+          std::none_of(fetches.begin(), fetches.end(),
+                       [&](const DecoyFetch& f) { return f.ip == b.ip; }))
+        fetches.push_back({b.ip, "", b.last_ban * 1'000'000'000});
+  }
+  const auto path = decoy_paths.find(token);
+  const std::string what =
+      path == decoy_paths.end() ? "decoy " + token : "decoy " + quote(path->second);
+
+  nlohmann::json fetched_by = nlohmann::json::array();
+  nlohmann::json related = nlohmann::json::array({ip.to_string()});
+  std::string names;
+  for (const auto& f : fetches) {
+    fetched_by.push_back(f.ip.to_string());
+    if (!(f.ip == ip)) related.push_back(f.ip.to_string());
+    names += (names.empty() ? "" : ", ") + f.ip.to_string();
+  }
+  event::Event use(use_id, proto::action::kDecoyCredentialUsed, event::Severity::kCritical,
+                   time_ns);
+  use.set("event.category", nlohmann::json::array({"intrusion_detection"}))
+      .set("event.type", nlohmann::json::array({"indicator"}))
+      .set("source.ip", ip.to_string())
+      .set("related.ip", std::move(related))
+      .set("mamori.decoy.token", token)
+      .set("mamori.decoy.used_on", std::string(used_on))
+      .set("mamori.decoy.fetched_by", std::move(fetched_by));
+  if (path != decoy_paths.end()) use.set("mamori.decoy.path", path->second);
+  if (!user.empty()) use.set("user.name", user);
+  if (!fetches.empty() && !fetches.front().event_id.empty())
+    use.set("mamori.related_event", fetches.front().event_id);
+  use.message(fmt::format(
+      "the credential of {} was used by {} on {}; {}", what, ip.to_string(), used_on,
+      names.empty() ? "no fetch of the file seen (read on the host?)" : "fetched by " + names));
+  events.push_back(std::move(use));
+
+  auto ban_linked = [&](const logparse::IpAddress& who, const std::string& rule,
+                        const std::string& reason) {
+    event::Event e(proto::action::kIpBanned, event::Severity::kCritical, env.clock().now_ns());
+    e.set("event.category", nlohmann::json::array({"network", "intrusion_detection"}))
+        .set("event.type", nlohmann::json::array({"denied"}))
+        .set("source.ip", who.to_string())
+        .set("rule.name", rule)
+        .set("event.reason", reason)
+        .set("mamori.related_event", use_id);
+    ban::BanRequest request;
+    request.rule = rule;
+    request.reason = reason;
+    request.source = "decoy";
+    ban_into(who, request, std::move(e), events);
+  };
+  if (used_on != "http")
+    ban_linked(ip, credential_rule_id(token),
+               fmt::format("used the credential of {} on {}", what, used_on));
+  for (const auto& f : fetches)
+    if (!(f.ip == ip))
+      ban_linked(f.ip, fetch_rule,
+                 fmt::format("fetched {}, whose credential {} used", what, ip.to_string()));
 }
 
 void Logwatch::Impl::attributed(size_t i, const Attribution& a) {

@@ -50,6 +50,23 @@ class Logwatch {
   // Detector::note_tampered for which requests are correlated.
   void note_tampered(const std::string& root, const std::string& rel, int64_t time_ns,
                      const std::string& event_id, bool planted);
+
+  // A decoy's fake credential was used (decoy_links.h): on the logwatch thread, a
+  // decoy-credential-used event (id `event_id`, minted by the caller so its own event can
+  // name it in mamori.related_event) links `ip` with the addresses that fetched the
+  // decoy, and all of them are banned. At most kMaxPendingUses wait; more are dropped
+  // (and logged): the first ones name the attacker.
+  struct CredentialUse {
+    std::string token;       // the decoy's (core/decoy)
+    std::string decoy_path;  // the file that held the credential
+    std::string ip;          // who used it
+    std::string used_on;     // "ssh"
+    std::string user;        // the user name given with it
+    std::string event_id;
+    int64_t time_ns = 0;
+  };
+  static constexpr size_t kMaxPendingUses = 1000;
+  void credential_used(CredentialUse use);
   void stop();
   proto::LogwatchStatus status() const;
 

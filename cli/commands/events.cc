@@ -163,7 +163,11 @@ struct Shown {
   std::string id, time;
 };
 
-std::string short_id(const std::string& id) { return id.substr(0, 8); }
+// The last 8 digits: an id starts with its time in ms (core/event/event.h), so the first
+// ones are the same for every event of a minute; the end is random.
+std::string short_id(const std::string& id) {
+  return id.size() > 8 ? id.substr(id.size() - 8) : id;
+}
 
 // An attacker's string on one terminal line: what a terminal would act on is escaped
 // (escape_for_terminal), and so are the line breaks and tabs it keeps.

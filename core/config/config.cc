@@ -122,7 +122,7 @@ class Loader {
     return t.only_keys({"name", "socket", "event_log", "backend", "verify_interval",
                         "evidence_quota_mb", "evidence_max_file_mb", "storm_changes_per_second",
                         "path_restores_per_second", "allowed_events_per_second", "outbox_quota_mb",
-                        "yara", "yara_rules", "yara_max_kb"}) &&
+                        "yara", "yara_rules", "yara_max_kb", "honeypot_outbox"}) &&
            t.optional("name", a.name) && one_line_name(t, a.name) &&
            t.optional("socket", a.socket) && absolute_path(t, "socket", a.socket) &&
            t.optional("event_log", a.event_log) && absolute_path(t, "event_log", a.event_log) &&
@@ -141,7 +141,9 @@ class Loader {
            t.optional("yara", a.yara) && t.optional("yara_rules", a.yara_rules) &&
            std::all_of(a.yara_rules.begin(), a.yara_rules.end(),
                        [&](std::string& d) { return absolute_path(t, "yara_rules", d); }) &&
-           t.optional("yara_max_kb", a.yara_max_kb, 1u, 1u << 20);
+           t.optional("yara_max_kb", a.yara_max_kb, 1u, 1u << 20) &&
+           t.optional("honeypot_outbox", a.honeypot_outbox) &&
+           (a.honeypot_outbox.empty() || absolute_path(t, "honeypot_outbox", a.honeypot_outbox));
   }
 
   bool load_sink(TomlTable& t, SinkConfig& s) {

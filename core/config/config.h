@@ -58,6 +58,9 @@ struct AgentConfig {
   bool yara = true;
   std::vector<std::string> yara_rules;
   uint32_t yara_max_kb = 1024;
+  // The SSH honeypot's outbox (docs/honeypot.md), whose events the agent relays into its
+  // own (agent/relay); empty: none.
+  std::string honeypot_outbox;
 };
 
 // Which events a sink gets. An event passes when it is severe enough, its action is

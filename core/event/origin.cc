@@ -177,6 +177,16 @@ const std::vector<ActionInfo>& known_actions() {
       {action::kIpBanned, "mamori.logwatch"},
       {action::kIpUnbanned, "mamori.logwatch"},
       {action::kTamperAttributed, "mamori.logwatch"},
+      {action::kDecoyCredentialUsed, "mamori.logwatch"},
+      // The SSH honeypot (honeypot/), relayed by the agent (agent/relay).
+      {action::kSshConnection, "mamori.honeypot"},
+      {action::kSshLoginFailed, "mamori.honeypot"},
+      {action::kSshLoginSucceeded, "mamori.honeypot"},
+      {action::kSshCommand, "mamori.honeypot"},
+      {action::kSshDownloadAttempted, "mamori.honeypot"},
+      {action::kSshLimitReached, "mamori.honeypot"},
+      {action::kSshSessionEnded, "mamori.honeypot"},
+      {action::kSshForwardAttempted, "mamori.honeypot"},
       // The manager (manager/server) about its agents; it also reports an agent's
       // orderly stop as agent-stopped with dataset mamori.manager (dataset_allowed()).
       {action::kAgentEnrolled, "mamori.manager"},

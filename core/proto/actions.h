@@ -64,6 +64,9 @@ inline constexpr std::string_view kDecoyOpened = "decoy-opened";
 // VirusTotal's verdict on the SHA-256 of a file the guard quarantined or found tampered
 // (agent/triage/lookup_worker.h); mamori.related_event names the guard's event.
 inline constexpr std::string_view kFileLookup = "file-lookup";
+// A decoy's fake credential used (on the SSH honeypot, on wp-login.php): links whoever
+// fetched the decoy and whoever used what it held into one incident; both are banned.
+inline constexpr std::string_view kDecoyCredentialUsed = "decoy-credential-used";
 // The manager (dataset mamori.manager) about the agents it manages: the agent is named
 // by mamori.managed_agent.*. An orderly stop (the agent's `bye`) is kAgentStopped with
 // event.dataset mamori.manager.
@@ -84,10 +87,8 @@ inline constexpr std::string_view kSinkTest = "sink-test";
 // (docs/bans.md).
 inline constexpr std::string_view kBanExpired = "ban-expired";
 
-// The SSH honeypot (honeypot/, its own outbox; event.dataset mamori.honeypot, set by the
-// honeypot itself). Not yet in kAllActions: the protocol schema, the dataset list
-// (core/event/origin.cc) and docs/formats/ecs-fields.tsv take them in one change
-// (TODO(#14)).
+// The SSH honeypot (honeypot/, its own outbox; event.dataset mamori.honeypot), relayed
+// into the agent's event log by agent/relay (docs/honeypot.md).
 inline constexpr std::string_view kSshConnection = "ssh-connection";
 inline constexpr std::string_view kSshLoginFailed = "ssh-login-failed";
 inline constexpr std::string_view kSshLoginSucceeded = "ssh-login-succeeded";
@@ -145,7 +146,16 @@ inline constexpr std::array kAllActions = {kFileRestored,
                                            kFleetBanRefused,
                                            kSinkTest,
                                            kFileLookup,
-                                           kDecoyOpened};
+                                           kDecoyOpened,
+                                           kDecoyCredentialUsed,
+                                           kSshConnection,
+                                           kSshLoginFailed,
+                                           kSshLoginSucceeded,
+                                           kSshCommand,
+                                           kSshDownloadAttempted,
+                                           kSshLimitReached,
+                                           kSshSessionEnded,
+                                           kSshForwardAttempted};
 
 }  // namespace mamori::proto::action
 

@@ -100,11 +100,11 @@ expect_exit 0 mamori events --ip "$ATTACKER"
 TIMELINE=$OUT
 printf '%s\n' "$TIMELINE"
 assert_eq 1 "$(grep -c '^incident ' <<<"$TIMELINE")" "one incident"
-assert_contains "$TIMELINE" "incident ${FILE_ID:0:8} (3 events): $ATTACKER $WWW/wp-content/uploads/2026/shell.php"
+assert_contains "$TIMELINE" "incident ${FILE_ID: -8} (3 events): $ATTACKER $WWW/wp-content/uploads/2026/shell.php"
 for a in file-quarantined tamper-attributed ip-banned; do
   assert_contains "$TIMELINE" "  $a " "the incident has $a"
 done
-assert_contains "$TIMELINE" "<- ${FILE_ID:0:8}]" "the links are shown"
+assert_contains "$TIMELINE" "<- ${FILE_ID: -8}]" "the links are shown"
 
 step "--json: the same events, with their references"
 expect_exit 0 mamori --json events --ip "$ATTACKER"

@@ -1,0 +1,276 @@
+#include "agent/relay/honeypot_relay.h"
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+
+#include <fmt/format.h>
+
+#include "core/base/json_depth.h"
+#include "core/event/schema.h"
+#include "core/fs/admin_files.h"
+#include "core/outbox/cursor.h"
+#include "core/proto/actions.h"
+
+namespace mamori::relay {
+namespace {
+
+using event::Severity;
+namespace action = proto::action;
+
+// Each honeypot action and the severity the agent gives it (docs/honeypot.md).
+struct ActionSeverity {
+  std::string_view action;
+  Severity severity;
+};
+constexpr std::array kActions = {
+    ActionSeverity{action::kSshConnection, Severity::kNotice},
+    ActionSeverity{action::kSshLoginFailed, Severity::kNotice},
+    ActionSeverity{action::kSshLoginSucceeded, Severity::kWarning},
+    ActionSeverity{action::kSshCommand, Severity::kWarning},
+    ActionSeverity{action::kSshDownloadAttempted, Severity::kWarning},
+    ActionSeverity{action::kSshForwardAttempted, Severity::kWarning},
+    ActionSeverity{action::kSshLimitReached, Severity::kNotice},
+    ActionSeverity{action::kSshSessionEnded, Severity::kNotice},
+};
+
+// The fields a honeypot event may carry (docs/honeypot.md, Events); the origin, dataset,
+// severity and kind are the agent's to say.
+constexpr std::array<std::string_view, 20> kFields = {"message",           "event.category",
+                                                      "event.type",        "event.outcome",
+                                                      "event.duration",    "source.ip",
+                                                      "source.port",       "source.bytes",
+                                                      "destination.bytes", "destination.address",
+                                                      "destination.port",  "user.name",
+                                                      "url.original",      "process.command_line",
+                                                      "process.exit_code", "mamori.related_event",
+                                                      "@timestamp",        "event.id",
+                                                      "event.action",      "event.dataset"};
+
+bool allowed_field(std::string_view dotted) {
+  return dotted.starts_with("mamori.ssh.") ||
+         std::find(kFields.begin(), kFields.end(), dotted) != kFields.end();
+}
+
+// 32 lower-case hex digits, as Event ids are.
+bool event_id_form(const std::string& s) {
+  return s.size() == 32 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+// "2026-12-07T08:00:49.123456Z", as event::iso_time() writes it.
+bool timestamp_form(const std::string& s) {
+  static constexpr std::string_view kForm = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+  if (s.size() != kForm.size()) return false;
+  for (size_t i = 0; i < s.size(); ++i)
+    if (kForm[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != kForm[i]) return false;
+  return true;
+}
+
+void copy_leaves(const nlohmann::json& node, const std::string& prefix, event::Event& e,
+                 size_t& dropped) {
+  for (const auto& [key, value] : node.items()) {
+    const std::string dotted = prefix.empty() ? key : prefix + "." + key;
+    if (value.is_object()) {
+      copy_leaves(value, dotted, e, dropped);
+    } else if (allowed_field(dotted)) {
+      // The constructor's own (id, action, @timestamp) and the dataset are not copied.
+      if (dotted != "event.id" && dotted != "event.action" && dotted != "@timestamp" &&
+          dotted != "event.dataset" && dotted != "mamori.related_event")
+        e.set(dotted, value);
+    } else {
+      ++dropped;
+    }
+  }
+}
+
+}  // namespace
+
+Result<event::Event> relayed_event(std::string_view payload, int64_t now_ns) {
+  auto refuse = [](std::string why) { return fail_msg("relay", "honeypot event", why); };
+  if (payload.size() > HoneypotRelay::kMaxRecordBytes)
+    return refuse(
+        fmt::format("{} bytes (at most {})", payload.size(), HoneypotRelay::kMaxRecordBytes));
+  if (!json_depth_within(payload)) return refuse("nested too deep");
+  const auto j = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return refuse("not a JSON object");
+  const auto ev = j.find("event");
+  if (ev == j.end() || !ev->is_object()) return refuse("no event object");
+  const auto act = ev->find("action");
+  const auto id = ev->find("id");
+  if (act == ev->end() || !act->is_string()) return refuse("no event.action");
+  const auto known = std::find_if(kActions.begin(), kActions.end(), [&](const ActionSeverity& a) {
+    return a.action == act->get_ref<const std::string&>();
+  });
+  if (known == kActions.end()) return refuse("not a honeypot action");
+  if (id == ev->end() || !id->is_string() || !event_id_form(id->get<std::string>()))
+    return refuse("no event.id of the usual form");
+  event::Event e(id->get<std::string>(), known->action, known->severity, now_ns);
+  if (const auto ts = j.find("@timestamp");
+      ts != j.end() && ts->is_string() && timestamp_form(ts->get<std::string>()))
+    e.set("@timestamp", *ts);
+  size_t dropped = 0;
+  copy_leaves(j, "", e, dropped);
+  // What the honeypot sets on every event (events.h); the rest is checked by the field list.
+  if (!e.get("source.ip").is_string()) return refuse("no source.ip");
+  if (!e.get("message").is_string()) return refuse("no message");
+  return e;
+}
+
+const decoy::Decoy* decoy_credential(const std::vector<decoy::Decoy>& decoys, std::string_view user,
+                                     std::string_view password) {
+  for (const auto& d : decoys)
+    if ((!d.password.empty() && password == d.password) || (!d.user.empty() && user == d.user))
+      return &d;
+  return nullptr;
+}
+
+HoneypotRelay::HoneypotRelay(Env& env, RelayOptions options)
+    : env_(env), options_(std::move(options)), reader_(options_.outbox_dir) {}
+
+HoneypotRelay::~HoneypotRelay() { stop(); }
+
+void HoneypotRelay::start() {
+  const auto slash = options_.cursor_path.rfind('/');
+  if (slash != std::string::npos && slash > 0)
+    if (auto st = fs::make_private_dirs(options_.cursor_path.substr(0, slash)); !st && options_.log)
+      options_.log("honeypot relay: " + st.error().message());
+  uint64_t next = 1;
+  if (auto text = fs::read_small_file(options_.cursor_path, 256)) {
+    if (auto n = outbox::decode_cursor(*text))
+      next = *n;
+    else if (options_.log)
+      options_.log("honeypot relay: " + options_.cursor_path +
+                   " is damaged: relaying again from the oldest event kept");
+  } else if (text.error().errnum != ENOENT && options_.log) {
+    options_.log("honeypot relay: " + text.error().message());
+  }
+  reader_.seek(next);
+  saved_ = next;
+  {
+    MutexLock lock(mu_);
+    stats_.next_sequence = next;
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+void HoneypotRelay::stop() {
+  {
+    MutexLock lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+RelayStats HoneypotRelay::stats() const {
+  MutexLock lock(mu_);
+  return stats_;
+}
+
+void HoneypotRelay::run() {
+  while (true) {
+    const bool more = read_some();
+    MutexLock lock(mu_);
+    if (stop_) return;
+    if (!more) wake_.wait_for(mu_, std::chrono::milliseconds(options_.poll_ms));
+    if (stop_) return;
+  }
+}
+
+bool HoneypotRelay::read_some() {
+  const int64_t now_ms = env_.clock().monotonic_ns() / 1'000'000;
+  if (now_ms - second_start_ms_ >= 1000) {
+    second_start_ms_ = now_ms;
+    this_second_ = 0;
+  }
+  if (this_second_ >= kMaxPerSecond) return false;
+  const uint64_t wanted = reader_.next();
+  std::vector<outbox::Record> records;
+  auto n = reader_.read(records, std::min<size_t>(256, kMaxPerSecond - this_second_), 4u << 20);
+  if (!n) {
+    if (options_.log) options_.log("honeypot relay: " + n.error().message());
+    return false;
+  }
+  if (*n == 0) return false;
+  this_second_ += *n;
+  std::vector<event::Event> out;
+  uint64_t missed = 0;
+  if (records.front().seq > wanted) {
+    missed = records.front().seq - wanted;
+    event::Event gap(action::kSinkGap, Severity::kWarning, env_.clock().now_ns());
+    gap.set("event.category", nlohmann::json::array({"process"}))
+        .set("mamori.sink", "honeypot")
+        .set("mamori.gap.reason", "removed")
+        .set("mamori.gap.missed", missed)
+        .set("mamori.gap.first_sequence", wanted)
+        .set("mamori.gap.last_sequence", records.front().seq - 1);
+    gap.message(
+        fmt::format("honeypot relay: {} honeypot events were gone before the agent "
+                    "read them (sequence {}-{})",
+                    missed, wanted, records.front().seq - 1));
+    out.push_back(std::move(gap));
+  }
+  uint64_t rejected = 0, credentials = 0;
+  for (const auto& r : records) {
+    const size_t before = out.size();
+    relay(r, out);
+    if (out.size() == before)
+      ++rejected;
+    else if (out.back().get("mamori.related_event").is_string())
+      ++credentials;
+  }
+  const uint64_t relayed = out.size() - (missed ? 1 : 0);
+  if (!out.empty() && options_.publish) options_.publish(std::move(out));
+  save_cursor();
+  MutexLock lock(mu_);
+  stats_.relayed += relayed;
+  stats_.rejected += rejected;
+  stats_.missed += missed;
+  stats_.credentials += credentials;
+  stats_.next_sequence = reader_.next();
+  return true;
+}
+
+void HoneypotRelay::relay(const outbox::Record& r, std::vector<event::Event>& out) {
+  auto e = relayed_event(r.payload, env_.clock().now_ns());
+  if (!e) return;
+  if (options_.origin) {
+    event::Event stamped = *e;
+    options_.origin->stamp(stamped);
+    stamped.set("event.sequence", 1);  // the outbox's to give
+    if (!event::Schema::builtin().check(stamped.fields()).empty()) return;
+  }
+  const auto& act = e->action();
+  if (act == action::kSshLoginFailed || act == action::kSshLoginSucceeded) {
+    const auto& user = e->get("user.name");
+    const auto& password = e->get("mamori.ssh.password");
+    const auto* d =
+        decoy_credential(options_.decoys, user.is_string() ? user.get<std::string>() : "",
+                         password.is_string() ? password.get<std::string>() : "");
+    if (d) {
+      CredentialSeen seen{d, e->get("source.ip").get<std::string>(),
+                          user.is_string() ? user.get<std::string>() : "", event::Event::new_id(),
+                          env_.clock().now_ns()};
+      e->set("mamori.related_event", seen.event_id);
+      if (options_.on_credential) options_.on_credential(seen);
+    }
+  }
+  out.push_back(std::move(*e));
+}
+
+void HoneypotRelay::save_cursor() {
+  const uint64_t next = reader_.next();
+  if (next == saved_) return;
+  if (auto st =
+          fs::write_file_atomic(env_, options_.cursor_path, outbox::encode_cursor(next), 0600);
+      !st) {
+    if (options_.log) options_.log("honeypot relay: " + st.error().message());
+    return;
+  }
+  saved_ = next;
+}
+
+}  // namespace mamori::relay
