@@ -96,7 +96,15 @@ assert_contains "$installed" "installed" "WordPress's install"
 step "its baseline, and the decoys planted under mamori deploy"
 ACCESS_LOG=$SCRATCH/web/access.log
 CRED_LOG=$SCRATCH/decoy-log/credentials.log
-write_config "$WWW"
+# A second site, static, with a robots.txt of its own (no final newline, the web user's,
+# 0640): the traps' group is appended to it, its owner and mode kept.
+STATIC=$SCRATCH/static
+mkdir -p "$STATIC"
+echo '<html>static</html>' >"$STATIC/index.html"
+printf 'User-agent: *\nDisallow: /search' >"$STATIC/robots.txt"
+chown www-data:www-data "$STATIC/robots.txt"
+chmod 0640 "$STATIC/robots.txt"
+write_config "$WWW" "$STATIC"
 agent_config
 cat >>"$CONFIG" <<EOF
 [[log]]
@@ -109,13 +117,18 @@ ttl = 600
 EOF
 mamori -q init
 expect_exit 0 mamori decoys plant --dry-run --json
-assert_eq '["wp-config.php.bak", "backup.sql", ".env"]' "$(json '[d["path"] for d in j["planted"]]')" \
+assert_eq '["wp-config.php.bak", "backup.sql", ".env"]' "$(json '[d["path"] for d in j["planted"] if d["root"] == "'"$WWW"'"]')" \
   "the decoys a WordPress tree gets"
 [[ ! -e $WWW/backup.sql ]] || fail "--dry-run wrote a file"
 assert_eq '["robots-trap", "link-trap", "fake-path", "fake-path", "fake-path", "fake-path"]' \
-  "$(json '[u["kind"] for u in j["urls"]]')" "the decoy URLs a WordPress tree gets"
+  "$(json '[u["kind"] for u in j["urls"] if u["root"] == "'"$WWW"'"]')" "the decoy URLs a WordPress tree gets"
+assert_eq '["robots-trap", "/.git/config", "/adminer.php", "/phpmyadmin/", "/install.php"]' \
+  "$(json '[u["kind"] if u["kind"] != "fake-path" else u["url"] for u in j["urls"] if u["root"] == "'"$STATIC"'"]')" \
+  "the decoy URLs another site gets"
 assert_eq '[{"kind": "wordpress", "plugin": true, "robots": "plugin"}]' \
-  "$(json '[{k: s[k] for k in ("kind", "plugin", "robots")} for s in j["sites"]]')" "how"
+  "$(json '[{k: s[k] for k in ("kind", "plugin", "robots")} for s in j["sites"]][:1]')" "how"
+assert_eq '[{"kind": "generic", "plugin": false, "robots": "appended"}]' \
+  "$(json '[{k: s[k] for k in ("kind", "plugin", "robots")} for s in j["sites"]][1:]')" "how, for the static site"
 [[ ! -e $WWW/wp-content/mu-plugins ]] || fail "--dry-run wrote the plugin"
 expect_exit 0 mamori deploy -- "$MAMORI" --config "$CONFIG" decoys plant --credential-log "$CRED_LOG"
 for f in wp-config.php.bak backup.sql .env; do
@@ -134,8 +147,13 @@ for f in wp-config.php.bak backup.sql .env; do
   grep -q "$(printf %s "$pw" | sha256sum | cut -d' ' -f1)" "$PLUGIN" || fail "the plugin lacks the hash of $f's password"
 done
 expect_exit 0 mamori decoys list --json
-assert_eq 3 "$(json 'len(j["decoys"])')" "decoys listed"
-assert_eq 6 "$(json 'len(j["urls"])')" "decoy URLs listed"
+assert_eq 6 "$(json 'len(j["decoys"])')" "decoys listed (3 a site)"
+assert_eq 11 "$(json 'len(j["urls"])')" "decoy URLs listed (6 + 5)"
+static_trap=$(json '[u["url"] for u in j["urls"] if u["root"] == "'"$STATIC"'"][0]')
+assert_eq "$(printf 'User-agent: *\nDisallow: /search\n\nUser-agent: *\nDisallow: %s' "$static_trap")" \
+  "$(cat "$STATIC/robots.txt")" "the static site's robots.txt, the group appended"
+assert_eq "640 www-data" "$(stat -c '%a %U' "$STATIC/robots.txt")" "its mode and owner, kept"
+[[ ! -e $STATIC/wp-content ]] || fail "a plugin directory in a site that is no WordPress"
 assert_eq "$CRED_LOG" "$(json 'j["credential_log"]')" "the credential log listed"
 assert_eq "[]" "$(json '[d for d in j["decoys"] if "password" in d]')" "passwords in the JSON list"
 user=$(json 'j["decoys"][0]["user"]')
