@@ -108,6 +108,10 @@ r = [json.loads(l) for l in open(sys.argv[1])]
 print(json.dumps(sorted({x["method"] for x in r})), json.dumps(sorted({x["body_bytes"] for x in r})),
       json.dumps(sorted({x["key_ok"] for x in r})))' "$REQUESTS")" "methods, bodies, key of every request"
 
+expect_exit 0 mamori events --path "$SITE/wp/load.php"
+assert_contains "$OUT" "(2 events): $SITE/wp/load.php" "mamori events: the look-up in the restore's incident"
+assert_contains "$OUT" "file-lookup" "mamori events"
+
 step "three web shells dropped as new files: quarantined with their rules; the minute's second request only"
 cp "$SHELL_B" "$SITE/wp/inc/cmd.php"
 ev_b=$(await_event "file-quarantined cmd.php" "$(on file-quarantined wp/inc/cmd.php)")
@@ -160,6 +164,13 @@ ev=$(await_event "file-changed settings.php" "$(on file-changed wp/inc/settings.
 assert_eq '["mamori_php_exec_request_input"]' "$(json 'j["mamori"]["scan"]["rules"]' "$ev")" "the rule in the alert"
 cmp -s "$SHELL_B" "$SITE/wp/inc/settings.php" || fail "alert mode changed the file"
 stop_agent
+
+step "a key file others can read stops the agent's start, naming it"
+chmod 644 "$SCRATCH/vt.key"
+expect_exit 3 mamori agent
+assert_contains "$ERR" "$SCRATCH/vt.key" "the error names the key file"
+assert_contains "$ERR" "chmod 600" "and says what to do"
+chmod 600 "$SCRATCH/vt.key"
 
 step "every event is well-formed; the key is nowhere"
 check_events
