@@ -33,6 +33,10 @@ constexpr std::array kActions = {
     ActionSeverity{action::kSshForwardAttempted, Severity::kWarning},
     ActionSeverity{action::kSshLimitReached, Severity::kNotice},
     ActionSeverity{action::kSshSessionEnded, Severity::kNotice},
+    // The honeypot's outbox saying it dropped events (its quota, a full disk): pruning
+    // is an event too. Critical when security events went (below).
+    ActionSeverity{action::kOutboxDropped, Severity::kWarning},
+    ActionSeverity{action::kEventsDropped, Severity::kWarning},
 };
 
 // The fields a honeypot event may carry (docs/honeypot.md, Events); the origin, dataset,
@@ -49,7 +53,8 @@ constexpr std::array<std::string_view, 20> kFields = {"message",           "even
                                                       "event.action",      "event.dataset"};
 
 bool allowed_field(std::string_view dotted) {
-  return dotted.starts_with("mamori.ssh.") ||
+  return dotted.starts_with("mamori.ssh.") || dotted.starts_with("mamori.dropped.") ||
+         dotted == "mamori.outbox.quota_bytes" ||
          std::find(kFields.begin(), kFields.end(), dotted) != kFields.end();
 }
 
@@ -107,15 +112,34 @@ Result<event::Event> relayed_event(std::string_view payload, int64_t now_ns) {
   if (known == kActions.end()) return refuse("not a honeypot action");
   if (id == ev->end() || !id->is_string() || !event_id_form(id->get<std::string>()))
     return refuse("no event.id of the usual form");
-  event::Event e(id->get<std::string>(), known->action, known->severity, now_ns);
+  const bool drop_report =
+      known->action == action::kOutboxDropped || known->action == action::kEventsDropped;
+  Severity severity = known->severity;
+  if (drop_report) {
+    const nlohmann::json* security = &j;
+    for (const char* key : {"mamori", "dropped", "security"}) {
+      const auto it = security->is_object() ? security->find(key) : security->end();
+      security = it == security->end() ? nullptr : &*it;
+      if (!security) break;
+    }
+    if (security && security->is_number_unsigned() && security->get<uint64_t>() > 0)
+      severity = Severity::kCritical;
+  }
+  event::Event e(id->get<std::string>(), known->action, severity, now_ns);
   if (const auto ts = j.find("@timestamp");
       ts != j.end() && ts->is_string() && timestamp_form(ts->get<std::string>()))
     e.set("@timestamp", *ts);
   size_t dropped = 0;
   copy_leaves(j, "", e, dropped);
+  if (!e.get("message").is_string()) return refuse("no message");
+  if (drop_report) {
+    // Whose drop it was: the agent's own outbox reports its drops with the same actions.
+    e.set("mamori.dropped.outbox", "honeypot");
+    e.message("honeypot: " + e.get("message").get<std::string>());
+    return e;
+  }
   // What the honeypot sets on every event (events.h); the rest is checked by the field list.
   if (!e.get("source.ip").is_string()) return refuse("no source.ip");
-  if (!e.get("message").is_string()) return refuse("no message");
   return e;
 }
 

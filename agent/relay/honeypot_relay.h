@@ -8,14 +8,15 @@
 //
 // The honeypot is the most exposed process on the host, so its outbox is hostile input.
 // A record is relayed only when it is one honeypot event: at most kMaxRecordBytes of JSON
-// no deeper than 64 levels, an ssh-* action, an event id of the usual form, and only the
-// fields docs/honeypot.md lists (any other is dropped). The agent stamps its own origin,
-// the dataset and the severity (by action, whatever the record says), and the result
-// must pass the field list (core/event/schema.h); anything else is counted and skipped.
-// At most kMaxPerSecond records a second are read: a flooding honeypot falls behind
-// within its own disk quota, it cannot flood the agent's outbox. Records the agent never
-// saw (the honeypot's quota dropped them while the agent was down) show as a jump in the
-// sequence: one sink-gap event (mamori.sink "honeypot") says how many.
+// no deeper than 64 levels, an ssh-* action (or its outbox's outbox-dropped /
+// events-dropped, marked mamori.dropped.outbox "honeypot"), an event id of the usual
+// form, and only the fields docs/honeypot.md lists (any other is dropped). The agent stamps its own
+// origin, the dataset and the severity (by action, whatever the record says), and the result must
+// pass the field list (core/event/schema.h); anything else is counted and skipped. At most
+// kMaxPerSecond records a second are read: a flooding honeypot falls behind within its own disk
+// quota, it cannot flood the agent's outbox. Records the agent never saw (the honeypot's quota
+// dropped them while the agent was down) show as a jump in the sequence: one sink-gap event
+// (mamori.sink "honeypot") says how many.
 //
 // Decoy credentials: a login attempt whose user name or password is one planted in a
 // decoy (STATE/decoys.json, core/decoy) was stolen from the site: on_credential is

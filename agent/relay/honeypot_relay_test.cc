@@ -116,6 +116,26 @@ TEST(RelayedEventTest, RefusesWhatIsNotAHoneypotEvent) {
   EXPECT_EQ(e->get("@timestamp"), event::iso_time(1'000'000'000));
 }
 
+TEST(RelayedEventTest, TheHoneypotsDropReportsSayWhose) {
+  event::Event drop(action::kOutboxDropped, event::Severity::kWarning, 5);
+  drop.set("event.category", nlohmann::json::array({"process"}))
+      .set("mamori.dropped.reason", "quota")
+      .set("mamori.dropped.low", 10)
+      .set("mamori.dropped.security", 2)
+      .set("mamori.dropped.outbox", "agent")
+      .message("outbox quota: 12 events dropped");
+  auto e = relayed_event(drop.to_json_line(), 5);
+  ASSERT_TRUE(e) << e.error().message();
+  EXPECT_EQ(e->severity(), event::Severity::kCritical);  // security events went
+  EXPECT_EQ(e->get("mamori.dropped.outbox"), "honeypot");
+  EXPECT_EQ(e->get("mamori.dropped.low"), 10);
+  EXPECT_EQ(e->get("message"), "honeypot: outbox quota: 12 events dropped");
+  drop.set("mamori.dropped.security", 0).set("mamori", "not an object");
+  auto low = relayed_event(drop.to_json_line(), 5);
+  ASSERT_TRUE(low);
+  EXPECT_EQ(low->severity(), event::Severity::kWarning);
+}
+
 TEST(DecoyCredentialTest, UserOrPassword) {
   const std::vector<decoy::Decoy> decoys = {a_decoy()};
   EXPECT_EQ(decoy_credential(decoys, "root", "p0a9s8s7w6o5r4d3x2y1"), &decoys[0]);
