@@ -12,6 +12,7 @@ namespace {
 
 constexpr std::string_view kDecoyPrefix = "decoy-";
 constexpr std::string_view kCredentialUsed = "decoy-credential-used";
+constexpr std::string_view kCredentialRulePrefix = "decoy-credential-";
 
 // At most `max` bytes of `s`, never ending inside a UTF-8 character (PostgreSQL's text
 // refuses invalid UTF-8).
@@ -73,7 +74,11 @@ std::optional<DecoyEvent> classify_decoy_event(const EventColumns& row) {
   const std::string rule = string_at(e, {"rule", "name"});
   const std::string outcome = string_at(e, {"event", "outcome"});
   if (banned) {
-    if (!rule.starts_with(kDecoyPrefix) || json_at(e, {"mamori", "ban", "prefix"}) ||
+    // Not hits: a prefix escalation; a credential's use (counted by its
+    // decoy-credential-used); a fetcher banned again because its loot was used (linked to
+    // that use by mamori.related_event, which an access-log hit of a decoy never has).
+    if (!rule.starts_with(kDecoyPrefix) || rule.starts_with(kCredentialRulePrefix) ||
+        json_at(e, {"mamori", "ban", "prefix"}) || json_at(e, {"mamori", "related_event"}) ||
         row.ip.empty())
       return std::nullopt;
     d.kind = DecoyKind::kHit;

@@ -29,9 +29,10 @@ inline constexpr size_t kMaxDecoyAgents = 16;
 
 // What `row` (an event as stored: event_columns.h) says about a decoy, if anything (its
 // row and agent_key are left for the caller):
-// - ip-banned with a rule.name starting "decoy-" (and no mamori.ban.prefix: a prefix
-//   escalation is no hit of its own) → a hit; mamori.ban.ttl_s when it succeeded, else
-//   ttl -1;
+// - ip-banned with a rule.name starting "decoy-" → a hit (mamori.ban.ttl_s when it
+//   succeeded, else ttl -1), except a prefix escalation (mamori.ban.prefix), the ban of a
+//   credential's user (rule "decoy-credential-TOKEN": its decoy-credential-used counts)
+//   and a fetcher banned again when its loot was used (mamori.related_event);
 // - decoy-opened → an open; decoy-credential-used → a credential use (by the
 //   mamori.decoy.token they carry, else by file.path / mamori.decoy.path);
 // - ip-unbanned whose rule.name is "manual" (`mamori bans del`) or "fleet" (an unban the

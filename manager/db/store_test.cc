@@ -971,6 +971,12 @@ std::vector<nlohmann::json> decoy_day() {
   prefix["mamori"]["ban"]["prefix"] = "198.51.100.0/24";
   v.push_back(prefix);
   v.push_back(ban_event(14, "fleet", "198.51.100.1", 1001, 3600));
+  // bbb's credential used on the honeypot: its user banned by the credential's rule, and
+  // bbb's fetcher banned again, linked to the use. Counted by the use, not as hits.
+  v.push_back(ban_event(15, "decoy-credential-bbb", "192.0.2.7", 3000, 600, ""));
+  nlohmann::json linked = ban_event(16, "decoy-bbb", "203.0.113.5", 3000, 600, "");
+  linked["mamori"]["related_event"] = "d-11";
+  v.push_back(linked);
   return v;
 }
 
@@ -982,10 +988,11 @@ TEST(DecoyClassify, WhatIsADecoysEvent) {
     auto d = classify_decoy_event(r);
     kinds.push_back(d ? std::string(to_string(d->kind)) + " " + d->decoy : "-");
   }
-  EXPECT_EQ(kinds, (std::vector<std::string>{
-                       "hit decoy-aaa", "hit decoy-aaa", "hit decoy-aaa", "hit decoy-aaa", "-",
-                       "lift ", "hit decoy-bbb", "lift ", "opened decoy-aaa",
-                       "opened file:/var/www/.env", "credential decoy-bbb", "-", "-", "-"}));
+  EXPECT_EQ(kinds,
+            (std::vector<std::string>{"hit decoy-aaa", "hit decoy-aaa", "hit decoy-aaa",
+                                      "hit decoy-aaa", "-", "lift ", "hit decoy-bbb", "lift ",
+                                      "opened decoy-aaa", "opened file:/var/www/.env",
+                                      "credential decoy-bbb", "-", "-", "-", "-", "-"}));
   auto failed = classify_decoy_event(rows->rows[3]);
   EXPECT_EQ(failed->ttl_s, -1);
   EXPECT_EQ(classify_decoy_event(rows->rows[6])->ttl_s, 0);
@@ -1060,7 +1067,7 @@ TEST_P(StoreTest, DecoysAreCountedWithTheirFalsePositives) {
   EXPECT_EQ(r->decoys[1].hits, 4);
 
   // Retention takes a decoy's rows with its events.
-  ASSERT_EQ(*s->prune({.max_age_ns = 1}, 10), 14);
+  ASSERT_EQ(*s->prune({.max_age_ns = 1}, 10), 16);
   r = decoy_report(*s, kT0 * kSec, (kT0 + 100000) * kSec);
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->decoys.empty());
