@@ -219,15 +219,22 @@ int run_plant(App& app, const PlantOptions& o) {
   std::vector<decoy::Decoy> fresh;
   std::vector<decoy::UrlDecoy> fresh_urls;
   std::vector<decoy::Site> fresh_sites;
+  // A failure stops the planting; what was planted before it is still recorded below,
+  // so that its rules ban and the next plant does not plant it twice.
+  std::optional<std::pair<Error, int>> failed;
   for (const auto& t : *targets) {
     const std::string& root = t.root->config->path;
+    const auto stop = [&](const Error& e, int code) { failed.emplace(e, code); };
     std::vector<std::string> taken;
     for (const auto& d : planted->files)
       if (d.root == root) taken.push_back(d.rel);
     auto root_fd = fs::open_root(root);
-    if (!root_fd) return app.report(root_fd.error(), kExitIncomplete);
+    if (!root_fd) {
+      stop(root_fd.error(), kExitIncomplete);
+      break;
+    }
     auto plan = decoy::plan(root_fd->get(), root, o.url_prefix, o.count, taken, decoy::random_text);
-    if (!plan) return app.report(plan.error(), kExitUsage);
+    if (!plan) return app.report(plan.error(), kExitUsage);  // the prefix: nothing written yet
     // The URL decoys, once per root (a record of version 1 has files only: they come now).
     std::optional<decoy::UrlPlan> urls;
     if (std::none_of(planted->sites.begin(), planted->sites.end(),
@@ -244,21 +251,32 @@ int run_plant(App& app, const PlantOptions& o) {
                               kExitUsage);
         auto w = lookup_web_user(o.web_user);
         if (!w) return app.report(w.error(), kExitUsage);
+        if (auto s = make_credential_log(credential_log, *w); !s) {
+          stop(s.error(), kExitIncomplete);
+          break;
+        }
         web = *w;
-        if (auto s = make_credential_log(credential_log, *web); !s)
-          return app.report(s.error(), kExitIncomplete);
       }
     }
-    if (!o.dry_run) {
-      for (const auto& d : *plan)
-        if (auto s = create_decoy(app.env(), root_fd->get(), d); !s)
-          return app.report(s.error(), kExitIncomplete);
+    if (o.dry_run) {
+      fresh.insert(fresh.end(), plan->begin(), plan->end());
+    } else {
+      for (const auto& d : *plan) {
+        if (auto s = create_decoy(app.env(), root_fd->get(), d); !s) {
+          stop(s.error(), kExitIncomplete);
+          break;
+        }
+        fresh.push_back(d);
+      }
+      if (failed) break;
       if (urls && urls->site.robots != decoy::Robots::kNone &&
           urls->site.robots != decoy::Robots::kPlugin)
         if (auto s = publish_robots(app.env(), root_fd->get(), root, urls->site.robots,
                                     decoy::robots_group(urls->urls));
-            !s)
-          return app.report(s.error(), kExitIncomplete);
+            !s) {
+          stop(s.error(), kExitIncomplete);
+          break;
+        }
       // The plugin holds every file decoy of its root: written again when one is added.
       const bool plugin =
           urls ? urls->site.plugin
@@ -275,11 +293,12 @@ int run_plant(App& app, const PlantOptions& o) {
             if (s.root == root) site = s;
         if (auto s = write_plugin(app.env(), root_fd->get(), root,
                                   decoy::plugin_text(site, files, all_urls, credential_log));
-            !s)
-          return app.report(s.error(), kExitIncomplete);
+            !s) {
+          stop(s.error(), kExitIncomplete);  // its URL decoys unrecorded: planted again next time
+          break;
+        }
       }
     }
-    fresh.insert(fresh.end(), plan->begin(), plan->end());
     if (urls) {
       fresh_urls.insert(fresh_urls.end(), urls->urls.begin(), urls->urls.end());
       fresh_sites.push_back(urls->site);
@@ -307,6 +326,7 @@ int run_plant(App& app, const PlantOptions& o) {
     if (auto s = write_state_file(app, "decoys.rules", rules, 0644); !s)
       return app.report(s.error(), kExitIncomplete);
   }
+  if (failed) return app.report(failed->first, failed->second);
   if (app.options().json) {
     auto j = decoy::to_json(decoy::Record{fresh, fresh_urls, fresh_sites, {}});
     for (auto& d : j["decoys"]) d.erase("password");
