@@ -319,6 +319,21 @@ connects 10.78.1.8 || fail "the wrong login's address was cut off"
 assert_eq 200 "$(page)" "the visitor's page at the end"
 check_events
 
+step "the credential log is the web user's: its lines ban as the access log's do, never the allowlist; a symlink there is not followed"
+# What an attacker who owns www-data can do with it (docs/decoys.md): the trust the
+# access log, also the web user's on Debian, already has.
+forged() {  # ADDRESS: a line as the plugin writes it
+  printf '%s - - [07/Dec/2026:08:00:00 +0000] "POST /wp-login.php?mamori-decoy-credential=%s HTTP/1.1" 200 0 "-" "x"\n' "$1" "$BAK_TOKEN"
+}
+runuser -u www-data -- sh -c 'cat >>"$1"' - "$CRED_LOG" <<<"$(forged 127.0.0.1; forged 198.51.100.7)"
+WAIT_EXPLAIN='tail -n 3 "$AGENT_LOG"' wait_for "the ban of the forged line's address" banned 198.51.100.7
+! banned 127.0.0.1 || fail "an allowlisted address was banned from the credential log"
+forged 198.51.100.8 >"$SCRATCH/not-a-log"
+runuser -u www-data -- sh -c 'mv "$1" "$1.1" && ln -s "$2" "$1"' - "$CRED_LOG" "$SCRATCH/not-a-log"
+refused() { grep -q "credentials.log.*a symbolic link" "$AGENT_LOG"; }
+WAIT_EXPLAIN='tail -n 3 "$AGENT_LOG"' wait_for "the agent to refuse the symlink" refused
+! banned 198.51.100.8 || fail "the agent followed a symlink the web user put in place of the credential log"
+
 step "a process on the host (a web shell, as www-data) reads a decoy: decoy-opened names it; nginx's serving did not"
 # The reader stays until the event is seen (its stdin, a FIFO, is closed then): the agent
 # names a process from /proc, and one that is gone can only be named by its pid.
