@@ -18,6 +18,7 @@
 #include "agent/logwatch/decoy_links.h"
 #include "agent/logwatch/default_rules.h"
 #include "agent/logwatch/detector.h"
+#include "agent/logwatch/good_bots.h"
 #include "agent/logwatch/tailer.h"
 #include "core/base/mutex.h"
 #include "core/base/quote.h"
@@ -88,6 +89,15 @@ struct Logwatch::Impl {
   std::optional<ban::BanList> list;
   std::unique_ptr<ban::BanBackend> backend;
   std::unique_ptr<ban::Banner> banner;
+  // Decisions for requests that claim to be a search engine's crawler, waiting for its
+  // DNS check (good_bots.h), by ticket.
+  struct Waiting {
+    size_t log;
+    Decision decision;
+    std::string file;
+  };
+  std::unique_ptr<GoodBots> good_bots;
+  std::map<uint64_t, Waiting> waiting;
   UniqueFd wake;
   int64_t list_version = 0;
 
@@ -109,6 +119,8 @@ struct Logwatch::Impl {
   void run();
   void handle_line(size_t log, std::string_view line, bool cut);
   void decided(size_t log, const Decision& d, const std::string& file);
+  void ban_decided(size_t log, const Decision& d, const std::string& file);
+  void crawler_answers();
   bool ban_into(const logparse::IpAddress& ip, const ban::BanRequest& request, event::Event e,
                 std::vector<event::Event>& events);
   void link_use(const std::string& token, const logparse::IpAddress& ip, const std::string& use_id,
@@ -169,6 +181,10 @@ Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config
 
   impl->wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!impl->wake.valid()) return fail_errno("eventfd", "logwatch");
+  impl->good_bots = std::make_unique<GoodBots>(system_resolver(), [raw] {
+    const uint64_t one = 1;
+    (void)::write(raw->wake.get(), &one, sizeof one);
+  });
   impl->thread = std::thread([raw] { raw->run(); });
   return std::unique_ptr<Logwatch>(new Logwatch(std::move(impl)));
 }
@@ -206,6 +222,7 @@ void Logwatch::stop() {
   const uint64_t one = 1;
   (void)::write(impl_->wake.get(), &one, sizeof one);
   if (impl_->thread.joinable()) impl_->thread.join();
+  if (impl_->good_bots) impl_->good_bots->stop();
 }
 
 proto::LogwatchStatus Logwatch::status() const {
@@ -240,6 +257,7 @@ void Logwatch::Impl::run() {
       uses.swap(pending_uses);
       stop_now = stopping;
     }
+    crawler_answers();
     for (const auto& u : uses) {
       const auto ip = logparse::IpAddress::parse(u.ip);
       if (!ip || !decoy_links.first_use(u.token, *ip, env.clock().now_ns())) continue;
@@ -285,7 +303,41 @@ void Logwatch::Impl::handle_line(size_t i, std::string_view line, bool cut) {
       line, 0, [&](const Decision& d) { decided(i, d, ""); }, cut);
 }
 
+// A search engine's crawler is never banned (good_bots.h): a request that claims to be
+// one waits for the DNS check; the others are banned at once.
 void Logwatch::Impl::decided(size_t i, const Decision& d, const std::string& file) {
+  uint64_t ticket = 0;
+  std::string host;
+  switch (good_bots->check(d.ip, d.user_agent, env.clock().now_ns(), &ticket, &host)) {
+    case GoodBots::Verdict::kVerified:
+      log(fmt::format("logwatch: {} is {}, a search engine's crawler: not banned ({})",
+                      d.ip.to_string(), host, d.rule_id));
+      return;
+    case GoodBots::Verdict::kPending:
+      waiting[ticket] = {i, d, file};
+      return;
+    case GoodBots::Verdict::kNotClaimed:
+    case GoodBots::Verdict::kFailed:
+      break;
+  }
+  ban_decided(i, d, file);
+}
+
+void Logwatch::Impl::crawler_answers() {
+  for (const auto& done : good_bots->take_done(env.clock().now_ns())) {
+    auto it = waiting.find(done.ticket);
+    if (it == waiting.end()) continue;
+    const Waiting w = std::move(it->second);
+    waiting.erase(it);
+    if (done.verified)
+      log(fmt::format("logwatch: {} is {}, a search engine's crawler: not banned ({})",
+                      w.decision.ip.to_string(), done.host, w.decision.rule_id));
+    else
+      ban_decided(w.log, w.decision, w.file);
+  }
+}
+
+void Logwatch::Impl::ban_decided(size_t i, const Decision& d, const std::string& file) {
   const bool correlated = d.rule_id == "guard-correlation";
   event::Event e(proto::action::kIpBanned, severity_of(d.severity), env.clock().now_ns());
   e.set("event.category", nlohmann::json::array({"network", "intrusion_detection"}))

@@ -22,12 +22,21 @@ for ns in "$SRV" "$ATT" "$USR"; do
   on_exit "ip netns del $ns"
   ip -n "$ns" link set lo up
 done
-# srv <-> att: 10.79.1.0/24; srv <-> usr: 10.79.2.0/24 (usr also has .3, never banned).
+# srv <-> att: 10.79.1.0/24 (.3 is a search engine's crawler by its DNS, .4 only says it
+# is one); srv <-> usr: 10.79.2.0/24 (usr also has .3).
+# Name resolution in srv (ip netns exec mounts /etc/netns/NAME/* over /etc): .3's PTR and
+# its name's address agree, under googlebot.com; no DNS server (a refused query, at once).
+mkdir -p "/etc/netns/$SRV"
+on_exit "rm -rf /etc/netns/$SRV"
+printf '127.0.0.1 localhost\n10.79.1.3 crawl-10-79-1-3.googlebot.com\n' >"/etc/netns/$SRV/hosts"
+echo "nameserver 127.0.0.1" >"/etc/netns/$SRV/resolv.conf"
 ip link add "ca$$" netns "$SRV" type veth peer name eth0 netns "$ATT"
 ip link add "cu$$" netns "$SRV" type veth peer name eth0 netns "$USR"
 ip -n "$SRV" addr add 10.79.1.1/24 dev "ca$$"
 ip -n "$SRV" addr add 10.79.2.1/24 dev "cu$$"
 ip -n "$ATT" addr add 10.79.1.2/24 dev eth0
+ip -n "$ATT" addr add 10.79.1.3/24 dev eth0
+ip -n "$ATT" addr add 10.79.1.4/24 dev eth0
 ip -n "$USR" addr add 10.79.2.2/24 dev eth0
 ip -n "$USR" addr add 10.79.2.3/24 dev eth0
 for l in "$SRV ca$$" "$SRV cu$$" "$ATT eth0" "$USR eth0"; do
@@ -131,6 +140,16 @@ password=$(sed -n 's/^DB_PASSWORD=//p' <<<"$got")
 WAIT_EXPLAIN='tail -n 3 "$AGENT_LOG"' wait_for "the ban of 10.79.1.2" banned 10.79.1.2
 fetch_ban=$(events 'e["event"]["action"] == "ip-banned" and e["source"]["ip"] == "10.79.1.2"' | head -n 1)
 assert_eq "decoy-$token" "$(json 'j["rule"]["name"]' "$fetch_ban")" "the fetch's rule"
+
+step "a search engine's crawler (forward-confirmed reverse DNS) asks for a decoy: not banned; one that only says so is"
+GOOGLEBOT="Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+in_ns "$ATT" curl -s -o /dev/null -A "$GOOGLEBOT" --interface 10.79.1.3 --max-time 2 http://10.79.1.1/backup.sql
+in_ns "$ATT" curl -s -o /dev/null -A "$GOOGLEBOT" --interface 10.79.1.4 --max-time 2 http://10.79.1.1/backup.sql
+WAIT_EXPLAIN='tail -n 3 "$AGENT_LOG"' wait_for "the ban of the false crawler 10.79.1.4" banned 10.79.1.4
+spared() { grep -q "10.79.1.3 is crawl-10-79-1-3.googlebot.com, a search engine's crawler: not banned" "$AGENT_LOG"; }
+WAIT_EXPLAIN='tail -n 3 "$AGENT_LOG"' wait_for "the crawler judged" spared
+! banned 10.79.1.3 || fail "the search engine's crawler was banned"
+reaches "$ATT" 10.79.1.3 80 || fail "the crawler was cut off"
 
 step "usr logs in to the honeypot with that password: linked to the fetch, banned"
 t0=$(date +%s%N)
