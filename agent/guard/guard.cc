@@ -1155,8 +1155,10 @@ Status Guard::quarantine(GuardedRoot& r, const std::string& rel, const evidence:
       note_aliases(s);
       ++act.entries;
       ++counters_.quarantined;
+      // Each file kept is scanned too (the event names every rule any of them matched).
       if (UniqueFd content = content_of(d, n, s, path); content.valid())
-        defer_capture(r, path, std::move(content), "quarantined", who, nullptr, act);
+        defer_capture(r, path, std::move(content), "quarantined", who, nullptr, act,
+                      scan_worker_ != nullptr && S_ISREG(s.st_mode));
     };
     fs::RemoveTreeReport removed;
     auto st_tree = fs::remove_tree(dir, parent.name, rel, options, removed);
@@ -1171,10 +1173,14 @@ Status Guard::quarantine(GuardedRoot& r, const std::string& rel, const evidence:
   if (::unlinkat(dir, name, 0) != 0 && errno != ENOENT) return fail_errno("unlink", rel);
   ++counters_.quarantined;
   ++act.entries;
-  // What it was, now that it is out of the tree (an upload refused by YARA was scanned).
-  if (content.valid() && S_ISREG(st.st_mode) && act.scan_rules.empty())
-    act.scan_rules = scan_rules(content.get(), rel, act);
-  if (content.valid()) defer_capture(r, rel, std::move(content), "quarantined", who, nullptr, act);
+  // What it was, now that it is out of the tree: scanned once kept, on the scan worker
+  // (an upload refused by YARA was scanned already). Not here: a flood of new files to
+  // quarantine must not cost the guard a scan each.
+  const bool scan = scan_worker_ && content.valid() && S_ISREG(st.st_mode) && !act.scanned;
+  if (content.valid() && evidence_)
+    defer_capture(r, rel, std::move(content), "quarantined", who, nullptr, act, scan);
+  else if (scan)
+    scan_later(act.event_id, std::move(content), rel, std::nullopt);
   return ok();
 }
 

@@ -168,12 +168,13 @@ class Guard {
   // no opener.
   void add_decoy(size_t root, const std::string& rel);
   // YARA triage (core/scan; docs/scan.md, "What is scanned when"): a new regular file
-  // allow_new would let stay is scanned first and quarantined if a rule matches; a
-  // quarantined regular file is scanned after it left the tree. The tampered content of
-  // a baselined file is scanned off the restore path, on a thread of the guard's own
-  // (triage::ScanWorker): after the restore (restore mode), after its evidence was kept
-  // (preserve; the verdict is added to the item), or the file itself when alert mode
-  // reports a change or a new file; the event waits for the verdict. The rules that
+  // allow_new would let stay is scanned first (on this thread: the verdict decides) and
+  // quarantined if a rule matches. Everything else is scanned off this thread, on one of
+  // the guard's own (triage::ScanWorker), once its writer is quiet: each quarantined
+  // regular file (a directory's too) once it is out of the tree and kept, the tampered
+  // content of a baselined file after its restore (restore mode) or once kept
+  // (preserve), or the file itself when alert mode reports a change or a new file. The
+  // event waits for the verdict, which is added to the evidence item too. The rules that
   // matched go into the event (mamori.scan.rules). Null: no triage. The scanner
   // outlives the guard.
   void set_scanner(scan::Scanner* scanner);

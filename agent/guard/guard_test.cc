@@ -1038,6 +1038,36 @@ TEST_F(GuardTest, AQuarantinedFileKeepsItsVerdictInTheEvidence) {
   EXPECT_EQ(item->scan->rules, std::vector<std::string>{"mamori_php_eval_decoded"});
 }
 
+TEST_F(GuardTest, EveryFileOfAQuarantinedDirectoryIsScannedOffTheGuardsThread) {
+  guard(config::Mode::kRestore);
+  with_yara();
+  site.mkdir("wp/kit");
+  site.write("wp/kit/readme.txt", "nothing here\n");
+  site.write("wp/kit/shell.php", "<?php system($_GET['c']);\n");
+  site.write("wp/kit/dropper.php", std::string(kDropper));
+  replay.push(at("wp/kit", watch::kCreated | watch::kIsDir));
+  std::vector<watch::Change> batch;
+  ASSERT_TRUE(replay.read(batch));
+  g->handle(batch);
+  EXPECT_FALSE(exists("wp/kit"));
+  EXPECT_EQ(scanner->stats().scans, 0u);  // the guard went on: nothing scanned on its thread
+  g->capture_due(/*all=*/true);
+  ASSERT_TRUE(g->flush());
+  auto ev = events("file-quarantined");
+  ASSERT_EQ(ev.size(), 1u);
+  auto rules = ev[0]["mamori"]["scan"]["rules"];
+  ASSERT_TRUE(rules.is_array()) << ev[0];
+  std::set<std::string> got(rules.begin(), rules.end());
+  EXPECT_EQ(got,
+            (std::set<std::string>{"mamori_php_eval_decoded", "mamori_php_exec_request_input"}));
+  EXPECT_EQ(scanner->stats().scans, 3u);
+  for (const auto& id : ev[0]["mamori"]["evidence"]["ids"]) {
+    auto item = evidence->get(id.get<int64_t>()).value();
+    ASSERT_TRUE(item && item->scan);
+    EXPECT_EQ(item->scan->rules.empty(), item->path == "wp/kit/readme.txt") << item->path;
+  }
+}
+
 TEST_F(GuardTest, AlertModeScansAChangedOrNewFileWhereItIs) {
   guard(config::Mode::kAlert);
   with_yara();
