@@ -309,6 +309,9 @@ assert_contains "$cred_ban" '"rule": {"name": "decoy-credential-'"$BAK_TOKEN"'"'
 assert_contains "$cred_ban" "$CRED_LOG" "the log the ban came from"
 ! in_ns "$CLI" curl -s -o /dev/null --interface 10.78.2.3 --connect-timeout 2 http://10.78.2.1/readme.html ||
   fail "10.78.2.3 still connects after using a decoy's credential"
+# The log watch links the use to the fetch (decoy_links.h): one incident.
+use=$(events 'e["event"]["action"] == "decoy-credential-used" and e["source"]["ip"] == "10.78.2.3"')
+assert_contains "$use" '"fetched_by": ["10.78.1.2"]' "the use linked to the fetch of wp-config.php.bak"
 
 step "nothing else was banned"
 for a in 10.78.1.3 10.78.1.7 10.78.1.8 10.78.2.2; do
