@@ -166,8 +166,7 @@ std::optional<std::chrono::system_clock::time_point> LookupWorker::round(Inbox& 
   auto q = scan::LookupQueue::open(env_, options_.state_path, options_.limits);
   if (!q) {
     // Held by `mamori scan --lookup`: its run is short; the inbox waits for it.
-    if (q.error().message().find("another process") != std::string::npos)
-      return env_.clock().now() + kLockRetry;
+    if (q.error().errnum == EWOULDBLOCK) return env_.clock().now() + kLockRetry;
     say("virustotal look-ups: " + q.error().message());
     return env_.clock().now() + kErrorRetry;
   }

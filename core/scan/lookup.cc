@@ -245,9 +245,10 @@ Result<LookupQueue> LookupQueue::open(Env& env, std::string path, LookupLimits l
   while (::flock(q.lock_.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno == EINTR) continue;
     if (errno == EWOULDBLOCK)
-      return fail_msg("lock", lock_path,
-                      "another process is using the look-up queue (another mamori scan "
-                      "--lookup?)");
+      // EWOULDBLOCK: the agent's look-up worker waits and tries again (lookup_worker.h).
+      return fail("lock", lock_path, EWOULDBLOCK,
+                  "another process is using the look-up queue (another mamori scan --lookup, "
+                  "or the agent's look-ups)");
     return fail_errno("flock", lock_path);
   }
   auto text = fs::read_small_file(q.path_, kMaxStateBytes);

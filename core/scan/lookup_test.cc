@@ -408,7 +408,8 @@ TEST_F(LookupQueueTest, OneProcessAtATime) {
   auto second = open();  // another open file description: the lock conflicts
   ASSERT_FALSE(second);
   EXPECT_NE(std::string::npos, second.error().message().find("lookup.json.lock"));
-  first = fail_msg("test", "", "closed");  // drops the first queue and its lock
+  EXPECT_EQ(EWOULDBLOCK, second.error().errnum);  // the agent's worker tries again on it
+  first = fail_msg("test", "", "closed");         // drops the first queue and its lock
   EXPECT_TRUE(open());
 }
 
