@@ -430,10 +430,13 @@ class Agent::Impl {
       log(st.error().message());
   }
 
-  // The log watch runs for the honeypot relay too, even without a [[log]]: a decoy's
-  // credential used on the honeypot is banned by it.
+  // The log watch runs for the honeypot relay and the decoys' credential log too, even
+  // without a [[log]]: a decoy's credential used is banned by it.
   Status start_logwatch() {
-    if (config_.logs.empty() && config_.agent.honeypot_outbox.empty()) return ok();
+    const auto decoys = decoy::load(config_.state_dir + "/decoys.json");
+    const bool credential_log = decoys && !decoys->credential_log.empty();
+    if (config_.logs.empty() && config_.agent.honeypot_outbox.empty() && !credential_log)
+      return ok();
     auto publish = [this](std::vector<event::Event>&& events) {
       // AsyncPublisher::publish() only queues and cannot fail; the writer reports.
       (void)publisher_->publish(std::move(events), {});
