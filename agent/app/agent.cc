@@ -371,7 +371,7 @@ class Agent::Impl {
     if (!decoys) return log("decoys: " + decoys.error().message());
     for (const auto& d : *decoys)
       for (size_t i = 0; i < guard_->root_count(); ++i)
-        if (guard_->root(i).path == d.root) guard_->add_decoy(i, d.rel);
+        if (guard_->root(i).path == d.root) guard_->add_decoy(i, d.rel, d.token);
   }
 
   Status start_watchers() {

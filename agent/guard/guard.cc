@@ -197,10 +197,10 @@ Guard::Guard(Env& env, baseline::State& state, evidence::EvidenceStore* evidence
       executor_(executor),
       config_(config) {}
 
-void Guard::set_scanner(scan::Scanner* scanner) {
+void Guard::set_scanner(scan::Scanner* scanner, size_t max_queued) {
   scan_worker_.reset();
   scanner_ = scanner;
-  if (scanner_) scan_worker_ = std::make_unique<triage::ScanWorker>(*scanner_);
+  if (scanner_) scan_worker_ = std::make_unique<triage::ScanWorker>(*scanner_, max_queued);
 }
 
 size_t Guard::add_root(GuardedRoot root) {
@@ -1349,8 +1349,8 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
   emit(std::move(e));
 }
 
-void Guard::add_decoy(size_t root, const std::string& rel) {
-  if (root < roots_.size()) decoys_.insert(path_key(roots_[root], rel));
+void Guard::add_decoy(size_t root, const std::string& rel, const std::string& token) {
+  if (root < roots_.size()) decoys_[path_key(roots_[root], rel)] = token;
 }
 
 void Guard::decoy_opened(const InodeIndex::Name& n, pid_t pid,
@@ -1378,6 +1378,8 @@ void Guard::decoy_opened(const InodeIndex::Name& n, pid_t pid,
   const std::string path = r.path + "/" + n.rel;
   event::Event e(proto::action::kDecoyOpened, Severity::kCritical, env_.clock().now_ns());
   e.set("file.path", path).set("mamori.root", r.path).set("mamori.path", n.rel);
+  if (auto t = decoys_.find(path_key(r, n.rel)); t != decoys_.end() && !t->second.empty())
+    e.set("mamori.decoy.token", t->second);
   if (auto p = who_json(w); !p.empty()) e.set("process", p);
   if (w.uid >= 0) {
     e.set("user.id", std::to_string(w.uid));

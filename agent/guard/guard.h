@@ -166,7 +166,7 @@ class Guard {
   // mamori and the web server (whose serving it the access log judges) is reported
   // (decoy-opened), once a minute per file and process. fanotify only: inotify names
   // no opener.
-  void add_decoy(size_t root, const std::string& rel);
+  void add_decoy(size_t root, const std::string& rel, const std::string& token);
   // YARA triage (core/scan; docs/scan.md, "What is scanned when"): a new regular file
   // allow_new would let stay is scanned first (on this thread: the verdict decides) and
   // quarantined if a rule matches. Everything else is scanned off this thread, on one of
@@ -177,7 +177,9 @@ class Guard {
   // event waits for the verdict, which is added to the evidence item too. The rules that
   // matched go into the event (mamori.scan.rules). Null: no triage. The scanner
   // outlives the guard.
-  void set_scanner(scan::Scanner* scanner);
+  // `max_queued`: files the scan worker holds; past it a file is not scanned and its
+  // event says so (mamori.scan.skipped).
+  void set_scanner(scan::Scanner* scanner, size_t max_queued = triage::ScanWorker::kMaxQueued);
 
   void set_mode(size_t root, config::Mode mode);
   void set_paused(size_t root, bool paused);
@@ -288,7 +290,7 @@ class Guard {
   bool foreign_write_ = false;  // the change being handled is not the deploy's
   void decoy_opened(const InodeIndex::Name& n, pid_t pid,
                     std::unordered_map<pid_t, evidence::Who>& who);
-  std::unordered_set<std::string> decoys_;  // path_key()s
+  std::unordered_map<std::string, std::string> decoys_;  // path_key() -> token
   scan::Scanner* scanner_ = nullptr;
   // The rules that match the regular file `fd` (`rel` names it), or none; a failed
   // scan is counted and reported in the event, never fatal.

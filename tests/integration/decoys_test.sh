@@ -355,6 +355,8 @@ assert_eq 1 "$(grep -c . <<<"$ev")" "decoy-opened events (nginx's open of wp-con
 assert_contains "$ev" '"path": "'"$WWW"'/.env"' "the decoy's path"
 assert_contains "$ev" '"executable": "/usr/bin/python3' "the process"
 assert_contains "$ev" '"name": "www-data"' "the user"
+env_token=$(json '[d["token"] for d in j["decoys"] if d["path"] == ".env" and d["root"] == "'"$WWW"'"][0]' "$(mamori decoys list --json)")
+assert_eq "$env_token" "$(json 'j["mamori"]["decoy"]["token"]' "$ev")" "the decoy's token in decoy-opened"
 
 step "the decoys are guarded like every other file"
 echo "<?php // dropped" >>"$WWW/.env"
