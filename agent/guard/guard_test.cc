@@ -99,9 +99,9 @@ class GuardTest : public ::testing::Test {
   }
 
   // YARA triage with mamori's own rules, as the agent sets it up.
-  void with_yara() {
+  void with_yara(size_t max_queued = triage::ScanWorker::kMaxQueued) {
     scanner = std::make_unique<scan::Scanner>(scan::RuleSet::compile({}).value(), scan::Limits{});
-    g->set_scanner(scanner.get());
+    g->set_scanner(scanner.get(), max_queued);
   }
 
   // Delivers changes through the replay watcher, as the agent's loop does.
@@ -998,6 +998,27 @@ TEST_F(GuardTest, AWriteAfterTheRestoreIsInTheScanOfTheDetachedInode) {
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0]["mamori"]["scan"]["rules"], nlohmann::json::array({"mamori_php_eval_decoded"}));
   EXPECT_EQ(ev[0]["file"]["hash"]["sha256"], hash::sha256(kDropper).hex());
+}
+
+TEST_F(GuardTest, PastTheScanQueueAFileIsRestoredAndSaidNotScanned) {
+  guard(config::Mode::kRestore);
+  with_yara(/*max_queued=*/1);
+  for (const char* rel : {"wp/load.php", "wp/inc/a.php", "wp/inc/b.php"})
+    site.write(rel, std::string(kDropper));
+  deliver({at("wp/load.php"), at("wp/inc/a.php"), at("wp/inc/b.php")});
+  auto ev = events("file-restored");
+  ASSERT_EQ(ev.size(), 3u);
+  size_t scanned = 0, skipped = 0;
+  for (const auto& e : ev) {
+    if (e["mamori"].contains("scan") && e["mamori"]["scan"].contains("rules")) ++scanned;
+    if (e["mamori"].contains("scan") && e["mamori"]["scan"].value("skipped", false)) ++skipped;
+  }
+  // One job at a time, and its result is taken only when the guard polls: the first
+  // tampered file is scanned, the two behind it are restored and said not scanned.
+  EXPECT_EQ(scanned, 1u);
+  EXPECT_EQ(skipped, 2u);
+  EXPECT_EQ(g->counters().scans_skipped, 2u);
+  EXPECT_EQ(site.read("wp/inc/b.php"), "<?php // b\n");
 }
 
 TEST_F(GuardTest, PreserveModeRecordsTheVerdictInTheEvidence) {
