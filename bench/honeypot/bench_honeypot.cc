@@ -8,11 +8,19 @@
 //   bench_honeypot --port 2222 --pid $(pidof mamori-honeypot) --sessions 2000
 //
 // bench/honeypot/run.sh starts a honeypot for it and cleans up.
+//
+// --sources N spreads the sessions over N loopback addresses (127.1.0.1, 127.1.0.2, ...,
+// session i from address i % N), as a flood from many hosts, each under the honeypot's
+// sessions_per_address. --hold keeps the sessions open after the report and takes lines
+// on stdin: "close N" closes N of them (the last opened first) and answers "held M";
+// end of input closes the rest and exits. tests/integration/honeypot_flood_test.sh
+// drives it so.
 #include <poll.h>
 
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -39,11 +47,40 @@ struct Client {
   bool done = false;
 };
 
+// Loopback source address number k (0-based): 127.1.0.1 ... 127.1.0.254, 127.1.1.1, ...
+std::string source_address(int k) { return fmt::format("127.1.{}.{}", k / 254, k % 254 + 1); }
+
+void close_client(Client& c) {
+  if (c.s == nullptr) return;
+  ssh_disconnect(c.s);
+  ssh_free(c.s);
+  c.s = nullptr;
+}
+
+// --hold: "close N" lines until end of input; the sessions stay open meanwhile.
+void hold(std::vector<Client>& clients) {
+  size_t open = clients.size();
+  std::printf("holding %zu sessions\n", open);
+  std::fflush(stdout);
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    size_t n = 0;
+    if (std::sscanf(line.c_str(), "close %zu", &n) != 1) {
+      std::printf("unknown command '%s'\n", line.c_str());
+    } else {
+      for (; n > 0 && open > 0; --n) close_client(clients[--open]);
+      std::printf("held %zu\n", open);
+    }
+    std::fflush(stdout);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"bench_honeypot: idle SSH sessions against mamori-honeypot, its memory per session"};
-  int port = 2222, pid = 0, sessions = 1000, concurrency = 64;
+  int port = 2222, pid = 0, sessions = 1000, concurrency = 64, sources = 1;
+  bool hold_open = false;
   std::string host = "127.0.0.1";
   double settle_s = 2;
   app.add_option("--host", host)->capture_default_str();
@@ -52,6 +89,11 @@ int main(int argc, char** argv) {
   app.add_option("--sessions", sessions)->capture_default_str();
   app.add_option("--concurrency", concurrency, "handshakes in flight")->capture_default_str();
   app.add_option("--settle", settle_s, "seconds to wait before measuring")->capture_default_str();
+  app.add_option("--sources", sources,
+                 "loopback source addresses 127.1.x.y (1: the kernel's choice)")
+      ->check(CLI::Range(1, 254 * 256))
+      ->capture_default_str();
+  app.add_flag("--hold", hold_open, "keep the sessions open; 'close N' lines on stdin, EOF ends");
   CLI11_PARSE(app, argc, argv);
 
   mamori::SystemClock clock;
@@ -75,6 +117,8 @@ int main(int argc, char** argv) {
       ssh_options_set(c.s, SSH_OPTIONS_USER, "root");
       ssh_options_set(c.s, SSH_OPTIONS_TIMEOUT, &timeout);
       ssh_options_set(c.s, SSH_OPTIONS_PROCESS_CONFIG, &no);
+      if (sources > 1)
+        ssh_options_set(c.s, SSH_OPTIONS_BINDADDR, source_address(next % sources).c_str());
       ssh_set_blocking(c.s, 0);
       flying.push_back(next++);
       ++in_flight;
@@ -122,10 +166,8 @@ int main(int argc, char** argv) {
       "per idle session: %.1f KiB RSS, %.1f KiB PSS (target <= 64 KiB; Cowrie ~10 MB: "
       "%.0fx less)\n",
       per_rss / 1024, per_pss / 1024, per_rss > 0 ? 10.0 * 1024 * 1024 / per_rss : 0.0);
-  for (auto& c : clients) {
-    if (c.s == nullptr) continue;
-    ssh_disconnect(c.s);
-    ssh_free(c.s);
-  }
-  return failed == 0 && alive == connected ? 0 : 1;
+  const bool ok = failed == 0 && alive == connected;
+  if (hold_open && ok) hold(clients);
+  for (auto& c : clients) close_client(c);
+  return ok ? 0 : 1;
 }
