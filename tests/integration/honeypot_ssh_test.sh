@@ -7,9 +7,10 @@
 # connection (client version, HASSH), every password and its outcome, the key's type and
 # fingerprint, every command line, the download URL (never fetched), session ends with
 # duration and bytes. nmap -sV names it OpenSSH with the host's own sshd version, never
-# libssh; its KEXINIT offers the real sshd's lists (sshd started beside it) in sshd's
-# order, less what libssh 0.10 lacks (sntrup761, umac). auth_attempts, session_bytes and
-# session_seconds close the connection with one event each; SIGHUP reopens events.jsonl
+# libssh; its KEXINIT is the real sshd's (started beside it with the two sshd_config lines
+# docs/honeypot.md advises: no sntrup761, no umac, which libssh 0.10 lacks), every list in
+# sshd's order, and the two hasshServer are equal (the CI gate). auth_attempts,
+# session_bytes and session_seconds close the connection with one event each; SIGHUP reopens events.jsonl
 # after a rotation; a second honeypot with sessions = 2 refuses the third connection. Past sessions_per_address the extra connections are refused before a byte of
 # SSH, with one limit event; the honeypot stays up and serves again afterwards.
 source "$(dirname "$0")/lib.sh"
@@ -278,15 +279,19 @@ nmap_out=$(timeout 120 nmap -sV -Pn -p "$PORT" 127.0.0.1)
 assert_contains "$nmap_out" "OpenSSH 9.2p1 Debian" "nmap's service line"
 assert_not_contains "$nmap_out" "libssh" "nmap's output"
 
-step "its key exchange offer is the host sshd's, in sshd's order, less what libssh lacks"
-# The real sshd on another loopback port, with the honeypot's host keys and its compiled-in
-# defaults (-f /dev/null: Debian's sshd_config sets no algorithms).
+step "the server HASSH gate: its KEXINIT is the real sshd's as docs/honeypot.md advises deploying it"
+# The real sshd on another loopback port, with the honeypot's host keys, its compiled-in
+# defaults (-f /dev/null: Debian's sshd_config sets no algorithms) less what libssh 0.10
+# lacks: the two lines docs/honeypot.md tells operators to put in sshd_config so that the
+# real sshd and the honeypot cannot be told apart by their offers.
+SSHD_HARDENING=(-o 'KexAlgorithms=-sntrup761*' -o 'MACs=-umac-*')
 SSHD_PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 if [[ ! -d /run/sshd ]]; then  # sshd's privilege separation directory
   mkdir -m 0755 /run/sshd
   on_exit "rmdir /run/sshd"
 fi
 /usr/sbin/sshd -D -e -f /dev/null -o ListenAddress=127.0.0.1 -o PidFile=none -p "$SSHD_PORT" \
+  "${SSHD_HARDENING[@]}" \
   -h "$HP_STATE/host-keys/ssh_host_ed25519_key" -h "$HP_STATE/host-keys/ssh_host_ecdsa_key" \
   -h "$HP_STATE/host-keys/ssh_host_rsa_key" 2>"$SCRATCH/sshd.log" &
 SSHD_PID=$!
@@ -299,9 +304,14 @@ stop_sshd() {
 on_exit "stop_sshd"
 sshd_listening() { grep -q "Server listening on 127.0.0.1 port $SSHD_PORT" "$SCRATCH/sshd.log"; }
 WAIT_ON=$SCRATCH WAIT_EXPLAIN='cat "$SCRATCH/sshd.log"' wait_for "the real sshd to listen" sshd_listening
+# Every byte of the two SSH_MSG_KEXINIT payloads but the random cookie: the ten name-lists
+# (kex, host keys, ciphers, MACs and compression each way, languages each way) in order,
+# first_kex_packet_follows and the reserved word; and hasshServer (salesforce/hassh: md5
+# of kex;ciphers;macs;compression as the server offers them, server to client) equal.
 expect_exit 0 timeout 30 "$PY" - "$SSHD_PORT" "$PORT" <<'PYTHON'
 import hashlib, socket, struct, sys
-NAMES = ["kex", "host keys", "ciphers c2s", "ciphers s2c", "macs c2s", "macs s2c", "compression c2s", "compression s2c"]
+NAMES = ["kex", "host keys", "ciphers c2s", "ciphers s2c", "macs c2s", "macs s2c",
+         "compression c2s", "compression s2c", "languages c2s", "languages s2c"]
 def offer(port):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     f = s.makefile("rb")
@@ -313,20 +323,24 @@ def offer(port):
     if payload[0] != 20:
         sys.exit("port %d sent message %d, not KEXINIT" % (port, payload[0]))
     at, lists = 17, []
-    for _ in range(8):
+    for _ in range(10):
         (n,) = struct.unpack(">I", payload[at:at + 4])
         lists.append(payload[at + 4:at + 4 + n].decode().split(","))
         at += 4 + n
     s.close()
-    return lists
-sshd, honeypot = offer(int(sys.argv[1])), offer(int(sys.argv[2]))
-lacking = lambda a: a.startswith("sntrup761") or a.startswith("umac-")
+    return lists, payload[17:]
+(sshd, sshd_rest), (honeypot, honeypot_rest) = offer(int(sys.argv[1])), offer(int(sys.argv[2]))
 for name, theirs, ours in zip(NAMES, sshd, honeypot):
-    want = [a for a in theirs if not lacking(a)]
-    if ours != want:
-        sys.exit("%s: the honeypot offers %s, sshd %s (less sntrup761/umac: %s)" % (name, ours, theirs, want))
-server_hassh = lambda l: hashlib.md5(";".join(",".join(l[i]) for i in (0, 3, 5, 7)).encode()).hexdigest()
-print("hasshServer: sshd %s, honeypot %s (differ by sntrup761 and umac)" % (server_hassh(sshd), server_hassh(honeypot)))
+    if ours != theirs:
+        sys.exit("%s: the honeypot offers %s, the hardened sshd %s" % (name, ours, theirs))
+if honeypot_rest != sshd_rest:
+    sys.exit("the KEXINIT payloads differ past the name-lists: %r vs %r" % (honeypot_rest[-5:], sshd_rest[-5:]))
+if any(a.startswith(("sntrup761", "umac-")) for l in sshd for a in l):
+    sys.exit("the hardened sshd still offers sntrup761 or umac: %s" % sshd)
+hassh_server = lambda l: hashlib.md5(";".join(",".join(l[i]) for i in (0, 3, 5, 7)).encode()).hexdigest()
+if hassh_server(sshd) != hassh_server(honeypot):
+    sys.exit("hasshServer: sshd %s, honeypot %s" % (hassh_server(sshd), hassh_server(honeypot)))
+print("hasshServer %s for both (kex %s)" % (hassh_server(honeypot), ",".join(honeypot[0])))
 PYTHON
 echo "$OUT"
 stop_sshd
