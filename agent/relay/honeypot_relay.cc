@@ -215,38 +215,29 @@ bool HoneypotRelay::read_some() {
   std::vector<outbox::Record> records;
   auto n = reader_.read(records, std::min<size_t>(256, kMaxPerSecond - this_second_), 4u << 20);
   if (!n) {
-    if (options_.log) options_.log("honeypot relay: " + n.error().message());
+    say(n.error().message());
     return false;
   }
+  if (!last_error_.empty()) say("");
   if (*n == 0) return false;
   this_second_ += *n;
   std::vector<event::Event> out;
-  uint64_t missed = 0;
-  if (records.front().seq > wanted) {
-    missed = records.front().seq - wanted;
-    event::Event gap(action::kSinkGap, Severity::kWarning, env_.clock().now_ns());
-    gap.set("event.category", nlohmann::json::array({"process"}))
-        .set("mamori.sink", "honeypot")
-        .set("mamori.gap.reason", "removed")
-        .set("mamori.gap.missed", missed)
-        .set("mamori.gap.first_sequence", wanted)
-        .set("mamori.gap.last_sequence", records.front().seq - 1);
-    gap.message(
-        fmt::format("honeypot relay: {} honeypot events were gone before the agent "
-                    "read them (sequence {}-{})",
-                    missed, wanted, records.front().seq - 1));
-    out.push_back(std::move(gap));
-  }
-  uint64_t rejected = 0, credentials = 0;
+  uint64_t expected = wanted, missed = 0, relayed = 0, rejected = 0, credentials = 0;
   for (const auto& r : records) {
+    if (r.seq > expected) {
+      missed += r.seq - expected;
+      out.push_back(gap_event(expected, r.seq - 1));
+    }
+    expected = r.seq + 1;
     const size_t before = out.size();
     relay(r, out);
-    if (out.size() == before)
+    if (out.size() == before) {
       ++rejected;
-    else if (out.back().get("mamori.related_event").is_string())
-      ++credentials;
+    } else {
+      ++relayed;
+      if (out.back().get("mamori.related_event").is_string()) ++credentials;
+    }
   }
-  const uint64_t relayed = out.size() - (missed ? 1 : 0);
   if (!out.empty() && options_.publish) options_.publish(std::move(out));
   save_cursor();
   MutexLock lock(mu_);
@@ -256,6 +247,29 @@ bool HoneypotRelay::read_some() {
   stats_.credentials += credentials;
   stats_.next_sequence = reader_.next();
   return true;
+}
+
+// Records first..last were gone before the agent read them (the honeypot's quota).
+event::Event HoneypotRelay::gap_event(uint64_t first, uint64_t last) const {
+  event::Event gap(action::kSinkGap, Severity::kWarning, env_.clock().now_ns());
+  gap.set("event.category", nlohmann::json::array({"process"}))
+      .set("mamori.sink", "honeypot")
+      .set("mamori.gap.reason", "removed")
+      .set("mamori.gap.missed", last - first + 1)
+      .set("mamori.gap.first_sequence", first)
+      .set("mamori.gap.last_sequence", last);
+  gap.message(fmt::format(
+      "honeypot relay: {} honeypot events were gone before the agent read them (sequence {}-{})",
+      last - first + 1, first, last));
+  return gap;
+}
+
+// Said once per different error: the relay retries every poll.
+void HoneypotRelay::say(const std::string& error) {
+  if (error == last_error_) return;
+  last_error_ = error;
+  if (options_.log)
+    options_.log(error.empty() ? "honeypot relay: reading again" : "honeypot relay: " + error);
 }
 
 void HoneypotRelay::relay(const outbox::Record& r, std::vector<event::Event>& out) {
@@ -291,7 +305,7 @@ void HoneypotRelay::save_cursor() {
   if (auto st =
           fs::write_file_atomic(env_, options_.cursor_path, outbox::encode_cursor(next), 0600);
       !st) {
-    if (options_.log) options_.log("honeypot relay: " + st.error().message());
+    say(st.error().message());
     return;
   }
   saved_ = next;

@@ -97,6 +97,8 @@ class HoneypotRelay {
   bool read_some();  // false: nothing new
   void relay(const outbox::Record& r, std::vector<event::Event>& out);
   void save_cursor();
+  event::Event gap_event(uint64_t first, uint64_t last) const;
+  void say(const std::string& error);
 
   Env& env_;
   RelayOptions options_;
@@ -104,6 +106,7 @@ class HoneypotRelay {
   uint64_t saved_ = 0;
   int64_t second_start_ms_ = 0;
   size_t this_second_ = 0;
+  std::string last_error_;  // said in the daemon's log; "" once reading works again
 
   mutable Mutex mu_;
   CondVar wake_;

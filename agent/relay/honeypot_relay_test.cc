@@ -2,13 +2,18 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <optional>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "core/event/schema.h"
+#include "core/outbox/cursor.h"
+#include "core/outbox/format.h"
 #include "core/outbox/outbox.h"
+#include "core/outbox/reader.h"
 #include "core/proto/actions.h"
 #include "testing/temp_dir.h"
 
@@ -226,6 +231,35 @@ TEST_F(RelayTest, RelaysOnceAcrossRestartsAndLinksDecoyCredentials) {
   ASSERT_EQ(all.size(), 5u);
   EXPECT_EQ(all[3].action(), action::kSshSessionEnded);
   EXPECT_EQ(all[4].action(), action::kSshCommand);
+  EXPECT_EQ(r->stats().relayed, 2u);
+}
+
+TEST_F(RelayTest, RecordsGoneBeforeTheAgentReadThemAreOneGapEvent) {
+  // A segment per record, the middle one gone (the honeypot's quota removed it).
+  outbox::Limits one_each;
+  one_each.segment_bytes = 1;
+  box_.reset();
+  box_.emplace(outbox::Outbox::open(env_, {dir_, "", one_each}).value());
+  // The honeypot's hold (honeypot/main.cc): without a cursor, closed segments go at once.
+  ASSERT_TRUE(outbox::save_cursor(env_, dir_, "agent-relay", 1));
+  write(honeypot_event(action::kSshConnection));
+  write(honeypot_event(action::kSshCommand));
+  write(honeypot_event(action::kSshSessionEnded));
+  auto segments = outbox::list_segments(dir_);
+  ASSERT_TRUE(segments);
+  ASSERT_GE(segments->size(), 3u);
+  ASSERT_EQ(std::remove(fmt::format("{}/{}", dir_, outbox::segment_name((*segments)[1])).c_str()),
+            0);
+  auto r = relay();
+  const auto all = wait_for(3);
+  r->stop();
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].action(), action::kSshConnection);
+  EXPECT_EQ(all[1].action(), action::kSinkGap);
+  EXPECT_EQ(all[1].get("mamori.gap.missed"), 1);
+  EXPECT_EQ(all[1].get("mamori.sink"), "honeypot");
+  EXPECT_EQ(all[2].action(), action::kSshSessionEnded);
+  EXPECT_EQ(r->stats().missed, 1u);
   EXPECT_EQ(r->stats().relayed, 2u);
 }
 
