@@ -482,6 +482,7 @@ void Logwatch::Impl::link_use(const std::string& token, const logparse::IpAddres
 
   auto ban_linked = [&](const logparse::IpAddress& who, const std::string& rule,
                         const std::string& reason) {
+    if (list->allowlisted(who)) return;  // never banned: the link event names it still
     event::Event e(proto::action::kIpBanned, event::Severity::kCritical, env.clock().now_ns());
     e.set("event.category", nlohmann::json::array({"network", "intrusion_detection"}))
         .set("event.type", nlohmann::json::array({"denied"}))
