@@ -200,13 +200,17 @@ kill -0 "$HP_PID" 2>/dev/null || fail "the honeypot died: $(tail -n 20 "$HP_LOG"
 
 step "the flood lets go: every session ends, the honeypot stops cleanly, nothing is left"
 exec {FLOOD_IN}>&-
+let_go=$SECONDS
 flood_gone() { ! kill -0 "$BENCH_PID" 2>/dev/null; }
 WAIT_SECONDS=60 wait_for "the flood to close its sessions and exit" flood_gone
 wait "$BENCH_PID" || fail "the flood exited with $?: $(tail -n 5 "$SCRATCH/flood.err")"
 BENCH_PID=""
 all_ended() { [[ $(count ssh-session-ended) -ge $(count ssh-connection) ]]; }
-WAIT_ON=$HP_STATE WAIT_SECONDS=60 WAIT_EXPLAIN='echo "$(count ssh-session-ended) of $(count ssh-connection) ended"' \
+# One loop polls every open connection: 9,900 closing at once are reaped at a few hundred
+# a second, slower under load (docs/performance.md).
+WAIT_ON=$HP_STATE WAIT_SECONDS=120 WAIT_EXPLAIN='echo "$(count ssh-session-ended) of $(count ssh-connection) ended"' \
   wait_for "a session-ended event for every connection" all_ended
+echo "the honeypot ended 9,900 sessions $((SECONDS - let_go)) s after the flood let go"
 assert_eq "$((SESSIONS + 1))" "$(count ssh-session-ended)" "session-ended events (the flood and the login)"
 assert_eq 0 "$(established "$PORT")" "established connections to the honeypot after the flood"
 echo "honeypot RSS after the flood: $(rss_kib "$HP_PID") KiB"
