@@ -222,7 +222,8 @@ stop_pid() {
   STOPPED_RC=0
   [[ -n $pid ]] || return 0
   kill -TERM "$pid" 2>/dev/null || return 0
-  { sleep 10 && kill -KILL "$pid" 2>/dev/null && echo killed >"$SCRATCH/.killed-$pid"; } &
+  # (No ERR trap in the watchdog: its kill of a process already gone is no failure.)
+  { trap - ERR; sleep 10 && kill -KILL "$pid" 2>/dev/null && echo killed >"$SCRATCH/.killed-$pid"; } &
   watchdog=$!
   wait "$pid" 2>/dev/null || rc=$?
   ((rc == 127)) && tail --pid="$pid" -f /dev/null  # not our child
