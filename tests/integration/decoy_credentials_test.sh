@@ -52,11 +52,9 @@ mkdir -p "$WWW" "$SCRATCH/web"
 echo "<h1>shop</h1>" >"$WWW/index.html"
 chmod -R a+rX "$WWW" "$SCRATCH/web"
 ACCESS_LOG=$SCRATCH/web/access.log
-HP_USER=mamori-honeypot
-if ! id -u "$HP_USER" >/dev/null 2>&1; then
-  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$HP_USER"
-  on_exit "userdel $HP_USER"
-fi
+# The honeypot drops to an unprivileged user that exists already: tests running in
+# parallel would race each other's useradd/userdel of a user of their own.
+HP_USER=nobody
 HP_STATE=$SCRATCH/honeypot
 HP_LOG=$SCRATCH/honeypot.log
 cat >"$SCRATCH/honeypot.toml" <<EOF

@@ -33,11 +33,9 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 (($(ulimit -n) >= SESSIONS + 1000)) ||
   fail "RLIMIT_NOFILE is $(ulimit -n) (hard $(ulimit -Hn)): $SESSIONS sessions need $((SESSIONS + 1000))"
 
-HP_USER=mamori-honeypot
-if ! id -u "$HP_USER" >/dev/null 2>&1; then
-  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$HP_USER"
-  on_exit "userdel $HP_USER"
-fi
+# The honeypot drops to an unprivileged user that exists already: tests running in
+# parallel would race each other's useradd/userdel of a user of their own.
+HP_USER=nobody
 chmod 711 "$SCRATCH"  # the dropped process reaches its spool through it
 free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)

@@ -23,11 +23,9 @@ for tool in sshpass ssh nmap ssh-keygen; do
 done
 "$PY" -c 'import paramiko' 2>/dev/null || fail "python3-paramiko is not installed (tools/install-deps)"
 
-HP_USER=mamori-honeypot
-if ! id -u "$HP_USER" >/dev/null 2>&1; then
-  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$HP_USER"
-  on_exit "userdel $HP_USER"
-fi
+# The honeypot drops to an unprivileged user that exists already: tests running in
+# parallel would race each other's useradd/userdel of a user of their own.
+HP_USER=nobody
 HP_UID=$(id -u "$HP_USER")
 # The dropped process reaches its spool through the scratch directory (mktemp's 0700).
 chmod 711 "$SCRATCH"
