@@ -10,6 +10,7 @@
 #include "core/fs/glob.h"
 #include "core/logparse/format.h"
 #include "core/logparse/ip.h"
+#include "core/page/url.h"
 #include "core/proto/actions.h"
 
 namespace mamori::config {
@@ -20,6 +21,7 @@ constexpr size_t kMaxConfigBytes = 1 << 20;
 constexpr size_t kMaxRoots = 4096;
 constexpr size_t kMaxSinks = 64;
 constexpr size_t kMaxLogs = 256;
+constexpr size_t kMaxPages = 256;
 
 // ECS event.severity names (docs/formats/events.md).
 constexpr std::pair<std::string_view, int> kInfo{"info", 1}, kNotice{"notice", 3},
@@ -40,7 +42,7 @@ class Loader {
     TomlTable top = reader_.top();
     c.source = reader_.file();
     if (!top.only_keys({"state_dir", "jobs", "compression_level", "root", "agent", "sink", "heal",
-                        "log", "logwatch", "ban", "manager", "lookup"}) ||
+                        "log", "logwatch", "ban", "manager", "lookup", "page"}) ||
         !top.optional("state_dir", c.state_dir) || !top.optional("jobs", c.jobs, 0u, 1024u) ||
         !top.optional("compression_level", c.compression_level, -7, 19) ||
         !absolute_path(top, "state_dir", c.state_dir))
@@ -78,6 +80,17 @@ class Loader {
       LogConfig log;
       if (!load_log(t, log)) return false;
       c.logs.push_back(std::move(log));
+    }
+
+    std::vector<TomlTable> pages;
+    if (!top.tables("page", pages, kMaxPages)) return false;
+    for (auto& t : pages) {
+      PageConfig page;
+      if (!load_page(t, page)) return false;
+      for (const auto& other : c.pages)
+        if (other.url == page.url)
+          return t.fail("url", "value", "page " + quote(page.url) + " is listed twice");
+      c.pages.push_back(std::move(page));
     }
 
     std::optional<TomlTable> logwatch, ban, heal, manager, lookup;
@@ -265,6 +278,44 @@ class Loader {
     if (auto f = logparse::LogFormat::compile(l.format); !f)
       return t.fail("format", "value", f.error().message());
     return l.root.empty() || absolute_path(t, "root", l.root);
+  }
+
+  bool load_page(TomlTable& t, PageConfig& p) {
+    if (!t.only_keys({"url", "interval", "user_agents", "allow_origins", "connect_to", "timeout",
+                      "max_kb"}) ||
+        !t.required("url", "every [[page]] needs the url of a page", p.url) ||
+        !t.optional("interval", p.interval_s, 1u, 86400u) ||
+        !t.optional("user_agents", p.user_agents) ||
+        !t.optional("allow_origins", p.allow_origins) || !t.optional("connect_to", p.connect_to) ||
+        !t.optional("timeout", p.timeout_s, 1u, 300u) ||
+        !t.optional("max_kb", p.max_kb, 1u, 65536u))
+      return false;
+    if ((!p.url.starts_with("http://") && !p.url.starts_with("https://")) || p.url.size() > 2048 ||
+        page::origin_of(p.url).size() <= p.url.find("://") + 3 ||
+        p.url.find_first_of(" \t\r\n\"<>") != std::string::npos)
+      return t.fail(
+          "url", "value",
+          "must be an http:// or https:// URL of at most 2048 bytes, not " + quote(p.url));
+    if (p.user_agents.empty() || p.user_agents.size() > 4)
+      return t.fail("user_agents", "value", "must list 1 to 4 user agents");
+    for (const auto& ua : p.user_agents)
+      if (!page::preset_user_agent(ua))
+        if (auto problem = page::user_agent_problem(ua); !problem.empty())
+          return t.fail("user_agents", "value", quote(ua) + ": " + problem);
+    if (p.allow_origins.size() > 256)
+      return t.fail("allow_origins", "value", "must list at most 256 origins");
+    for (const auto& o : p.allow_origins)
+      if (auto problem = page::allow_origin_problem(o); !problem.empty())
+        return t.fail("allow_origins", "value", quote(o) + ": " + problem);
+    const size_t colon = p.connect_to.rfind(':');
+    if (!p.connect_to.empty() &&
+        (colon == std::string::npos || colon == 0 || colon + 1 == p.connect_to.size() ||
+         p.connect_to.find_first_not_of("0123456789", colon + 1) != std::string::npos ||
+         p.connect_to.find_first_of(" \t\r\n,") != std::string::npos))
+      return t.fail(
+          "connect_to", "value",
+          "must be HOST:PORT (\"127.0.0.1:80\", \"[::1]:443\"), not " + quote(p.connect_to));
+    return true;
   }
 
   bool load_logwatch(TomlTable& t, LogwatchConfig& w) {

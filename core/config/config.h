@@ -136,6 +136,24 @@ struct LogConfig {
   std::string root;
 };
 
+// One [[page]]: a page the agent's page monitor fetches through the web server and
+// whose active content (scripts, iframes, forms, origins...) it compares with its
+// baseline (docs/pages.md).
+struct PageConfig {
+  std::string url;            // http:// or https://
+  uint32_t interval_s = 300;  // between two fetches
+  // Who to fetch as, each a fetch of its own: "browser", "mobile", "googlebot",
+  // "bingbot" (core/page/url.h) or a literal User-Agent. Cloaking serves injections to
+  // crawlers or phones only.
+  std::vector<std::string> user_agents = {"browser"};
+  // Origins whose new elements are no alert: "self", "https://cdn.example.com",
+  // "https://*.example.com", "data:".
+  std::vector<std::string> allow_origins;
+  std::string connect_to;  // HOST:PORT to connect to instead of the URL's; "" = its own
+  uint32_t timeout_s = 10;
+  uint32_t max_kb = 2048;  // a larger page is refused (page-fetch-failed), never judged in part
+};
+
 // [logwatch]: how the access logs are judged.
 struct LogwatchConfig {
   std::vector<std::string> rules;  // files or directories of *.rules, after the built-ins
@@ -212,6 +230,7 @@ struct Config {
   std::vector<SinkConfig> sinks;
   HealConfig heal;
   std::vector<LogConfig> logs;
+  std::vector<PageConfig> pages;
   LogwatchConfig logwatch;
   BanConfig ban;
   ManagerConfig manager;

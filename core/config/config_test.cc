@@ -344,5 +344,43 @@ TEST(Config, Lookup) {
   EXPECT_EQ(error_of("[lookup]\nper_minute = 0\n").key, "lookup.per_minute");
 }
 
+TEST(Config, Pages) {
+  auto c = parse_config("[[page]]\nurl = \"https://www.example.com/\"\n", "m.toml");
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_EQ(1u, c->pages.size());
+  EXPECT_EQ(300u, c->pages[0].interval_s);
+  EXPECT_EQ(std::vector<std::string>{"browser"}, c->pages[0].user_agents);
+  EXPECT_TRUE(c->pages[0].allow_origins.empty());
+  c = parse_config(
+      "[[page]]\nurl = \"http://127.0.0.1:8080/?p=1\"\ninterval = 2\n"
+      "user_agents = [\"browser\", \"googlebot\", \"MyBot/1.0 (+https://x)\"]\n"
+      "allow_origins = [\"self\", \"https://*.cdn.example\", \"data:\"]\n"
+      "connect_to = \"127.0.0.1:80\"\ntimeout = 3\nmax_kb = 512\n"
+      "[[page]]\nurl = \"https://www.example.com/shop/\"\n",
+      "m.toml");
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_EQ(2u, c->pages.size());
+  EXPECT_EQ(2u, c->pages[0].interval_s);
+  EXPECT_EQ(3u, c->pages[0].user_agents.size());
+  EXPECT_EQ(3u, c->pages[0].allow_origins.size());
+  EXPECT_EQ("127.0.0.1:80", c->pages[0].connect_to);
+  EXPECT_EQ(512u, c->pages[0].max_kb);
+  const auto key = [](const std::string& page) { return error_of("[[page]]\n" + page).key; };
+  EXPECT_EQ(error_of("[[page]]\ninterval = 5\n").code, "config.missing");
+  EXPECT_EQ(key("url = \"ftp://x/\"\n"), "page[1].url");
+  EXPECT_EQ(key("url = \"https:///\"\n"), "page[1].url");
+  EXPECT_EQ(key("url = \"https://a/\"\ninterval = 0\n"), "page[1].interval");
+  EXPECT_EQ(key("url = \"https://a/\"\nuser_agents = []\n"), "page[1].user_agents");
+  EXPECT_EQ(key("url = \"https://a/\"\nuser_agents = [\"bad\\u0001\"]\n"), "page[1].user_agents");
+  EXPECT_EQ(key("url = \"https://a/\"\nallow_origins = [\"cdn.example\"]\n"),
+            "page[1].allow_origins");
+  EXPECT_EQ(key("url = \"https://a/\"\nallow_origins = [\"https://x/path\"]\n"),
+            "page[1].allow_origins");
+  EXPECT_EQ(key("url = \"https://a/\"\nconnect_to = \"127.0.0.1\"\n"), "page[1].connect_to");
+  EXPECT_EQ(error_of("[[page]]\nurl = \"https://a/\"\n[[page]]\nurl = \"https://a/\"\n").key,
+            "page[2].url");
+  EXPECT_EQ(key("url = \"https://a/\"\nuser_agent = \"x\"\n"), "page[1].user_agent");
+}
+
 }  // namespace
 }  // namespace mamori::config
