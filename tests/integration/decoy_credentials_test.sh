@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # A decoy's credential used on the SSH honeypot, end to end, across network namespaces
-# this test creates (and removes): nginx in "srv" serves a small site with decoys planted
-# (`mamori decoys plant`), the agent reads nginx's access log and relays the honeypot's
-# events ([agent] honeypot_outbox, agent/relay). A scanner in "att" fetches .env and is
+# this test creates (and removes): nginx in "srv" serves a copy of Debian's WordPress
+# tree with decoys planted (`mamori decoys plant`), the agent reads nginx's access log and
+# relays the honeypot's events ([agent] honeypot_outbox, agent/relay). (decoys_test runs
+# the same tree through php-fpm and MariaDB; here nginx serves the files, which is all a
+# decoy needs.) A scanner in "att" fetches wp-config.php.bak and is
 # banned on that request; a second attacker in "usr" logs in to the honeypot with the
-# password from that file: the agent writes decoy-credential-used linking both addresses,
+# DB_PASSWORD from that file: the agent writes decoy-credential-used linking both addresses,
 # bans the second too (its next TCP connection fails), and `mamori events` shows the
 # fetch, the login and both bans as one incident. An ordinary password is just a
 # honeypot event: nothing is banned for it.
@@ -15,6 +17,7 @@ HONEYPOT=$(dirname "$MAMORI")/mamori-honeypot
 for tool in nft nginx sshpass ssh; do
   command -v "$tool" >/dev/null || fail "$tool is not installed (tools/install-deps)"
 done
+[[ -f /usr/share/wordpress/wp-includes/version.php ]] || fail "Debian's wordpress is not installed (tools/install-deps)"
 chmod 0711 "$SCRATCH"
 SRV=mamori-csrv-$$ ATT=mamori-catt-$$ USR=mamori-cusr-$$
 for ns in "$SRV" "$ATT" "$USR"; do
@@ -46,11 +49,11 @@ done
 # (Not for background processes: $! would be the function's subshell, not theirs.)
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
-step "a small site with decoys planted, the honeypot's spool, the agent's config"
+step "a WordPress tree with decoys planted, the honeypot's spool, the agent's config"
 WWW=$SCRATCH/www
-mkdir -p "$WWW" "$SCRATCH/web"
-echo "<h1>shop</h1>" >"$WWW/index.html"
-chmod -R a+rX "$WWW" "$SCRATCH/web"
+mkdir -p "$SCRATCH/web"
+cp -a /usr/share/wordpress "$WWW"
+chmod 0755 "$WWW" "$SCRATCH/web"
 ACCESS_LOG=$SCRATCH/web/access.log
 # The honeypot drops to an unprivileged user that exists already: tests running in
 # parallel would race each other's useradd/userdel of a user of their own.
@@ -73,11 +76,11 @@ root = "$WWW"
 backend = "nftables"
 ttl = 600
 EOF
-expect_exit 0 mamori decoys plant
+expect_exit 0 mamori decoys plant --credential-log "$SCRATCH/decoy-log/credentials.log"
 mamori -q init
-[[ -f $WWW/.env ]] || fail ".env was not planted: $OUT $ERR"
+[[ -f $WWW/wp-config.php.bak ]] || fail "wp-config.php.bak was not planted: $OUT $ERR"
 expect_exit 0 mamori decoys list --json
-token=$(json '[d["token"] for d in j["decoys"] if d["path"] == ".env"][0]')
+token=$(json '[d["token"] for d in j["decoys"] if d["path"] == "wp-config.php.bak"][0]')
 
 step "the honeypot, the agent and nginx in srv"
 ip netns exec "$SRV" "$HONEYPOT" --config "$SCRATCH/honeypot.toml" >>"$HP_LOG" 2>&1 &
@@ -107,7 +110,7 @@ EOF
 ip netns exec "$SRV" nginx -c "$SCRATCH/web/nginx.conf" -e "$SCRATCH/web/error.log" &
 NGINX=$!
 on_exit 'stop_pid $NGINX nginx'
-up() { [[ $(in_ns "$USR" curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://10.79.2.1/) == 200 ]]; }
+up() { [[ $(in_ns "$USR" curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://10.79.2.1/readme.html) == 200 ]]; }
 WAIT_EXPLAIN='cat "$SCRATCH/web/error.log"' wait_for "nginx to serve the site" up
 
 SSH_OPTS=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
@@ -131,10 +134,10 @@ assert_contains "$ev" '"password": "123456"' "the password tried"
 assert_eq "$(cat "$STATE/agent-id")" "$(json 'j["agent"]["id"]' "$ev")" "the relayed event's agent.id (the agent's own)"
 ! banned 10.79.2.3 || fail "an ordinary password got banned"
 
-step "att fetches .env: banned on that request"
-got=$(in_ns "$ATT" curl -s --max-time 2 http://10.79.1.1/.env)
-password=$(sed -n 's/^DB_PASSWORD=//p' <<<"$got")
-[[ -n $password ]] || fail "no DB_PASSWORD in the served .env: $got"
+step "att fetches wp-config.php.bak: banned on that request"
+got=$(in_ns "$ATT" curl -s --max-time 2 http://10.79.1.1/wp-config.php.bak)
+password=$(sed -n "s/^define( 'DB_PASSWORD', '\(.*\)' );/\1/p" <<<"$got")
+[[ -n $password ]] || fail "no DB_PASSWORD in the served wp-config.php.bak: $got"
 WAIT_EXPLAIN='tail -n 3 "$AGENT_LOG"' wait_for "the ban of 10.79.1.2" banned 10.79.1.2
 fetch_ban=$(events 'e["event"]["action"] == "ip-banned" and e["source"]["ip"] == "10.79.1.2"' | head -n 1)
 assert_eq "decoy-$token" "$(json 'j["rule"]["name"]' "$fetch_ban")" "the fetch's rule"
@@ -158,7 +161,7 @@ use=$(events 'e["event"]["action"] == "decoy-credential-used"')
 assert_eq 1 "$(grep -c . <<<"$use")" "decoy-credential-used events"
 assert_eq 10.79.2.2 "$(json 'j["source"]["ip"]' "$use")" "who used it"
 assert_eq '["10.79.2.2", "10.79.1.2"]' "$(json 'j["related"]["ip"]' "$use")" "related.ip"
-assert_eq "$token ssh $WWW/.env" "$(json '" ".join([j["mamori"]["decoy"]["token"], j["mamori"]["decoy"]["used_on"], j["mamori"]["decoy"]["path"]])' "$use")" "the decoy named"
+assert_eq "$token ssh $WWW/wp-config.php.bak" "$(json '" ".join([j["mamori"]["decoy"]["token"], j["mamori"]["decoy"]["used_on"], j["mamori"]["decoy"]["path"]])' "$use")" "the decoy named"
 assert_eq "$(json 'j["event"]["id"]' "$fetch_ban")" "$(json 'j["mamori"]["related_event"]' "$use")" "the link to the fetch's ban"
 use_id=$(json 'j["event"]["id"]' "$use")
 user_ban=$(events 'e["event"]["action"] == "ip-banned" and e["source"]["ip"] == "10.79.2.2"')
