@@ -28,6 +28,7 @@
 #include "agent/link/link.h"
 #include "agent/link/outflow.h"
 #include "agent/logwatch/logwatch.h"
+#include "agent/pages/page_monitor.h"
 #include "agent/relay/honeypot_relay.h"
 #include "agent/sinks/sink_set.h"
 #include "agent/triage/lookup_worker.h"
@@ -107,8 +108,8 @@ class Agent::Impl {
     Status (Impl::*run)();
   };
   // A function: the member pointers need the class complete.
-  static const std::array<Step, 14>& steps() {
-    static constexpr std::array<Step, 14> kSteps = {{
+  static const std::array<Step, 15>& steps() {
+    static constexpr std::array<Step, 15> kSteps = {{
         {"listen", &Impl::listen},
         {"open_state", &Impl::open_state},
         {"load_origin", &Impl::load_origin},
@@ -121,6 +122,7 @@ class Agent::Impl {
         {"start_watchers", &Impl::start_watchers},
         {"verify_roots", &Impl::verify_roots},
         {"start_logwatch", &Impl::start_logwatch},
+        {"start_pages", &Impl::start_pages},
         {"serve_control", &Impl::serve_control},
         {"notify_ready", &Impl::notify_ready},
     }};
@@ -160,6 +162,7 @@ class Agent::Impl {
     if (code == kExitOk && last_wake_ns_) save_reported_until(last_wake_ns_);
     if (relay_) relay_->stop();
     if (logwatch_) logwatch_->stop();
+    pages_.reset();  // stops a fetch in progress; its events are queued already
     emit_lifecycle(proto::action::kAgentStopped, "stopped");
     flush();
     publisher_->drain();
@@ -447,6 +450,22 @@ class Agent::Impl {
     return ok();
   }
 
+  // [[page]] (docs/pages.md): the page monitor fetches each page on its own thread.
+  Status start_pages() {
+    if (config_.pages.empty()) return ok();
+    pages::PageMonitorOptions o;
+    o.state_dir = config_.state_dir;
+    o.pages = config_.pages;
+    // AsyncPublisher::publish() only queues and cannot fail; the writer reports.
+    o.publish = [this](std::vector<event::Event>&& events) {
+      (void)publisher_->publish(std::move(events), {});
+    };
+    o.log = [](const std::string& line) { log(line); };
+    pages_ = std::make_unique<pages::PageMonitor>(env_, std::move(o));
+    pages_->start();
+    return ok();
+  }
+
   void start_relay(std::function<void(std::vector<event::Event>&&)> publish) {
     relay::RelayOptions o;
     o.outbox_dir = config_.agent.honeypot_outbox;
@@ -471,6 +490,10 @@ class Agent::Impl {
   void observe(const event::Event& e) {
     if (healer_) healer_->observe(e);
     if (lookups_) lookups_->observe(e);  // copies the hash into its inbox: never waits
+    // A file put back: what the attacker did next may be in the database.
+    if (pages_ && (e.action() == proto::action::kFileRestored ||
+                   e.action() == proto::action::kFileQuarantined))
+      pages_->poke();  // a flag and a notify: never waits
     if (!logwatch_) return;
     const auto& action = e.action();
     if (action != proto::action::kFileRestored && action != proto::action::kFileQuarantined &&
@@ -656,6 +679,7 @@ class Agent::Impl {
   std::unique_ptr<scan::Scanner> scanner_;  // before guard_: it outlives it
   std::unique_ptr<guard::Guard> guard_;
   std::unique_ptr<triage::LookupWorker> lookups_;  // publishes through publisher_: goes first
+  std::unique_ptr<pages::PageMonitor> pages_;      // the same
   std::unique_ptr<watch::Watcher> watcher_;
   std::optional<control::Server> server_;
   std::unique_ptr<control::Handlers> handlers_;  // the control commands, over the parts above

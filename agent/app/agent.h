@@ -24,6 +24,8 @@
 //                   while the agent was down (or killed) is found and reported so
 //   start_logwatch  the access-log tailer and its bans ([[log]]); the honeypot relay
 //                   (agent/relay, [agent] honeypot_outbox)
+//   start_pages     the page monitor ([[page]], agent/pages): fetches and compares each
+//                   page's active content on its own thread
 //   serve_control   the control commands (agent/control/handlers.h) over all of the above
 //   notify_ready    agent-started, sd_notify READY=1 (systemd Type=notify)
 // Then one thread loops: watcher events -> guard, control requests (the socket's and the

@@ -178,6 +178,9 @@ const std::vector<ActionInfo>& known_actions() {
       {action::kIpUnbanned, "mamori.logwatch"},
       {action::kTamperAttributed, "mamori.logwatch"},
       {action::kDecoyCredentialUsed, "mamori.logwatch"},
+      // The page monitor (agent/pages).
+      {action::kPageInjected, "mamori.pages"},
+      {action::kPageFetchFailed, "mamori.pages"},
       // The SSH honeypot (honeypot/), relayed by the agent (agent/relay).
       {action::kSshConnection, "mamori.honeypot"},
       {action::kSshLoginFailed, "mamori.honeypot"},

@@ -87,6 +87,12 @@ inline constexpr std::string_view kSinkTest = "sink-test";
 // (docs/bans.md).
 inline constexpr std::string_view kBanExpired = "ban-expired";
 
+// The page monitor (agent/pages, [[page]], docs/pages.md): a page's active content
+// (a script, iframe, form action, link to another origin...) that its baseline lacks
+// and no allow_origins entry allows; a page that could not be fetched or judged.
+inline constexpr std::string_view kPageInjected = "page-injected";
+inline constexpr std::string_view kPageFetchFailed = "page-fetch-failed";
+
 // The SSH honeypot (honeypot/, its own outbox; event.dataset mamori.honeypot), relayed
 // into the agent's event log by agent/relay (docs/honeypot.md).
 inline constexpr std::string_view kSshConnection = "ssh-connection";
@@ -137,6 +143,8 @@ inline constexpr std::array kAllActions = {kFileRestored,
                                            kOutboxDropped,
                                            kSinkGap,
                                            kTamperAttributed,
+                                           kPageInjected,
+                                           kPageFetchFailed,
                                            kAgentEnrolled,
                                            kAgentLost,
                                            kAgentRecovered,

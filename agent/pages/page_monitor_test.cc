@@ -1,0 +1,273 @@
+#include "agent/pages/page_monitor.h"
+
+#include <condition_variable>
+#include <mutex>
+
+#include <gtest/gtest.h>
+
+#include "core/page/record.h"
+#include "core/proto/actions.h"
+#include "testing/temp_dir.h"
+
+namespace mamori::pages {
+namespace {
+
+constexpr const char* kUrl = "http://127.0.0.1:8080/";
+
+class PageMonitorTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<PageMonitor> make(config::PageConfig pc) {
+    PageMonitorOptions o;
+    o.state_dir = dir_.path();
+    o.pages = {std::move(pc)};
+    o.publish = [this](std::vector<event::Event>&& events) {
+      for (auto& e : events) events_.push_back(std::move(e));
+    };
+    o.log = [this](const std::string& line) { logs_.push_back(line); };
+    o.fetch = [this](const FetchRequest& r) -> Result<FetchResult> {
+      requests_.push_back(r);
+      if (!error_.empty()) return fail_msg("fetch", r.url, error_);
+      FetchResult out;
+      out.status = status_;
+      out.location = location_;
+      out.body = body_;
+      if (r.user_agent.find("Googlebot") != std::string::npos) out.body += bot_extra_;
+      out.too_large = out.body.size() > r.max_bytes;
+      if (out.too_large) out.body.resize(r.max_bytes);
+      return out;
+    };
+    return std::make_unique<PageMonitor>(env_, std::move(o));
+  }
+  static config::PageConfig page(std::vector<std::string> allow = {}) {
+    config::PageConfig pc;
+    pc.url = kUrl;
+    pc.allow_origins = std::move(allow);
+    return pc;
+  }
+  std::vector<event::Event> take() { return std::exchange(events_, {}); }
+
+  testing::TempDir dir_;
+  RealEnv env_;
+  std::vector<event::Event> events_;
+  std::vector<std::string> logs_;
+  std::vector<FetchRequest> requests_;
+  std::string body_ = "<html><script src=/wp-includes/a.js></script><p>first post</p></html>";
+  std::string bot_extra_;
+  std::string error_;
+  std::string location_;
+  long status_ = 200;
+};
+
+TEST_F(PageMonitorTest, FirstFetchIsTheBaselineThenANewScriptIsReportedOnce) {
+  auto m = make(page());
+  m->check_all();
+  EXPECT_TRUE(take().empty());
+  auto record = page::load_record(page::record_path(dir_.path(), kUrl));
+  ASSERT_TRUE(record && *record);
+  EXPECT_EQ((*record)->baseline.elements.size(), 1u);
+  EXPECT_EQ((*record)->baseline_by, "first-fetch");
+
+  // A new post: text only.
+  body_ += "<p>second post, <a href=/about/>about</a></p>";
+  m->check_all();
+  EXPECT_TRUE(take().empty());
+
+  body_ += R"(<script src="https://evil.example/x.js"></script>)";
+  m->check_all();
+  auto events = take();
+  ASSERT_EQ(events.size(), 1u);
+  const auto& e = events[0];
+  EXPECT_EQ(e.action(), proto::action::kPageInjected);
+  EXPECT_EQ(e.get("url.full"), kUrl);
+  EXPECT_EQ(e.get("mamori.page.element"), "script");
+  EXPECT_EQ(e.get("mamori.page.value"), "https://evil.example/x.js");
+  EXPECT_EQ(e.get("mamori.page.origin"), "https://evil.example");
+  EXPECT_NE(e.get("user_agent.original").get<std::string>().find("Mozilla"), std::string::npos);
+
+  m->check_all();  // still there: said once
+  EXPECT_TRUE(take().empty());
+  // A new monitor (an agent restart) does not say it again either: the record keeps it.
+  auto again = make(page());
+  again->check_all();
+  EXPECT_TRUE(take().empty());
+}
+
+TEST_F(PageMonitorTest, GoneAndBackIsReportedAgain) {
+  auto m = make(page());
+  m->check_all();
+  const std::string clean = body_;
+  body_ += "<script>document.write('x')</script>";
+  m->check_all();
+  EXPECT_EQ(take().size(), 1u);
+  body_ = clean;
+  m->check_all();
+  EXPECT_TRUE(take().empty());
+  body_ += "<script>document.write('x')</script>";
+  m->check_all();
+  auto events = take();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].get("mamori.page.element"), "inline-script");
+  EXPECT_EQ(events[0].get("mamori.page.origin"), "inline");
+  EXPECT_EQ(events[0].get("mamori.page.snippet"), "document.write('x')");
+}
+
+TEST_F(PageMonitorTest, AllowedOriginsAreNoAlertButInlineCodeAlwaysIs) {
+  auto m = make(page({"self", "https://*.cdn.example"}));
+  m->check_all();
+  body_ += R"h(<script src="/wp-content/plugins/new.js"></script>
+              <script src="https://js.cdn.example/lib.js"></script>
+              <img src=x onerror="alert(1)">)h";
+  m->check_all();
+  auto events = take();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].get("mamori.page.element"), "event-handler");
+}
+
+TEST_F(PageMonitorTest, CloakingShownOnlyToACrawlerIsCaughtByItsFetch) {
+  auto pc = page();
+  pc.user_agents = {"browser", "googlebot"};
+  auto m = make(pc);
+  m->check_all();
+  EXPECT_TRUE(take().empty());
+  ASSERT_EQ(requests_.size(), 2u);
+  bot_extra_ = R"(<a href="https://casino.example/">casino</a>)";
+  m->check_all();
+  auto events = take();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].get("mamori.page.element"), "link");
+  EXPECT_EQ(events[0].get("mamori.page.value"), "https://casino.example");
+  EXPECT_NE(events[0].get("user_agent.original").get<std::string>().find("Googlebot"),
+            std::string::npos);
+}
+
+TEST_F(PageMonitorTest, AFailingPageIsSaidOnceAndNeverTakesABaseline) {
+  auto m = make(page());
+  error_ = "Connection refused";
+  m->check_all();
+  m->check_all();
+  auto events = take();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].action(), proto::action::kPageFetchFailed);
+  auto record = page::load_record(page::record_path(dir_.path(), kUrl));
+  ASSERT_TRUE(record);
+  EXPECT_FALSE(*record);  // no baseline from nothing
+  error_.clear();
+  m->check_all();
+  EXPECT_TRUE(take().empty());
+  status_ = 503;
+  m->check_all();
+  events = take();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].get("http.response.status_code"), 503);
+  record = page::load_record(page::record_path(dir_.path(), kUrl));
+  ASSERT_TRUE(record && *record);
+  EXPECT_NE((*record)->error.find("503"), std::string::npos);
+}
+
+TEST_F(PageMonitorTest, TooLargeIsRefusedNotJudgedInPart) {
+  auto pc = page();
+  pc.max_kb = 1;
+  auto m = make(pc);
+  m->check_all();
+  body_ += std::string(2000, ' ') + R"(<script src="https://evil.example/x.js"></script>)";
+  m->check_all();
+  auto events = take();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].action(), proto::action::kPageFetchFailed);
+  EXPECT_NE(events[0].get("error.message").get<std::string>().find(page::kTooLarge),
+            std::string::npos);
+}
+
+TEST_F(PageMonitorTest, ARedirectIsContent) {
+  status_ = 301;
+  location_ = "/home/";
+  auto m = make(page());
+  m->check_all();
+  EXPECT_TRUE(take().empty());
+  location_ = "https://evil.example/";
+  m->check_all();
+  auto events = take();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].get("mamori.page.element"), "redirect");
+  EXPECT_EQ(events[0].get("mamori.page.origin"), "https://evil.example");
+}
+
+TEST_F(PageMonitorTest, ManyNewElementsAreReportedInBoundedChecks) {
+  auto m = make(page());
+  m->check_all();
+  for (int i = 0; i < 40; ++i)
+    body_ += "<script src=https://evil.example/" + std::to_string(i) + ".js></script>";
+  m->check_all();
+  EXPECT_EQ(take().size(), PageMonitor::kMaxEventsPerCheck);
+  m->check_all();
+  EXPECT_EQ(take().size(), 40 - PageMonitor::kMaxEventsPerCheck);
+  m->check_all();
+  EXPECT_TRUE(take().empty());
+}
+
+TEST_F(PageMonitorTest, AnAcceptedBaselineIsHonoured) {
+  auto m = make(page());
+  m->check_all();
+  body_ += R"(<iframe src="https://video.example/embed/1"></iframe>)";
+  m->check_all();
+  EXPECT_EQ(take().size(), 1u);
+  // What `mamori pages accept` does.
+  const std::string path = page::record_path(dir_.path(), kUrl);
+  auto r = page::load_record(path);
+  ASSERT_TRUE(r && *r);
+  (*r)->baseline = (*r)->current;
+  (*r)->reported.clear();
+  ASSERT_TRUE(page::save_record(env_, path, **r));
+  body_ += R"(<iframe src="https://video.example/embed/1"></iframe>)";
+  m->check_all();
+  EXPECT_TRUE(take().empty());
+}
+
+TEST_F(PageMonitorTest, ADamagedRecordIsNeverReplacedByANewBaseline) {
+  auto m = make(page());
+  m->check_all();
+  dir_.write("pages/" + page::record_path(dir_.path(), kUrl).substr(dir_.path().size() + 7),
+             "{not json", 0600);
+  body_ += R"(<script src="https://evil.example/x.js"></script>)";
+  m->check_all();
+  auto events = take();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].action(), proto::action::kPageFetchFailed);
+  EXPECT_EQ(dir_.read(page::record_path(dir_.path(), kUrl).substr(dir_.path().size() + 1)),
+            "{not json");
+}
+
+TEST_F(PageMonitorTest, TheThreadChecksAtOnceAndWhenPoked) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int fetches = 0;
+  PageMonitorOptions o;
+  o.state_dir = dir_.path();
+  auto pc = page();
+  pc.interval_s = 3600;
+  o.pages = {pc};
+  o.publish = [](std::vector<event::Event>&&) {};
+  o.log = [](const std::string&) {};
+  o.fetch = [&](const FetchRequest&) -> Result<FetchResult> {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      ++fetches;
+    }
+    cv.notify_all();
+    FetchResult r;
+    r.status = 200;
+    r.body = "<p>x</p>";
+    return r;
+  };
+  PageMonitor m(env_, std::move(o));
+  m.start();
+  std::unique_lock<std::mutex> l(mu);
+  ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(30), [&] { return fetches >= 1; }));
+  l.unlock();
+  m.poke();
+  l.lock();
+  ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(30), [&] { return fetches >= 2; }));
+}
+
+}  // namespace
+}  // namespace mamori::pages
