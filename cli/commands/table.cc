@@ -22,6 +22,7 @@
   X(deploy)                \
   X(heal)                  \
   X(decoys)                \
+  X(pages)                 \
   X(scan)                  \
   X(logs)                  \
   X(bans)                  \
