@@ -32,6 +32,9 @@ const std::vector<LogFormat>& formats() {
             "json",
             R"($remote_addr $host [$time_iso8601] "$request_method $uri $args" $status $msec "$http_x_forwarded_for")",
             R"(%a %{sec}t "%m %U %q %H" %>s %B "%{User-Agent}i" %D)",
+            // %t (it holds a space) before unquoted fields (issue 16).
+            R"(%h %l %u %t %v "%r" %>s %b)",
+            R"(%h %t %D "%r" %>s %b "%{User-Agent}i")",
         }) {
       auto f = LogFormat::compile(spec);
       if (!f) std::abort();

@@ -458,6 +458,14 @@ bool plausible(Field field, std::string_view v) {
   return true;
 }
 
+// The width of a time field that has one and holds a space: "10/Oct/2000:13:55:36 -0700"
+// ($time_local) and its bracketed form (Apache's %t); 0 for any other field.
+size_t time_width(Field field) {
+  if (field == Field::kTimeClf) return 26;
+  if (field == Field::kTimeClfBracketed) return 28;
+  return 0;
+}
+
 // Where each field of a template line starts and ends. A quoted field ends at the first
 // terminator that lets the rest of the line match: servers that do not escape quotes log
 // a probe such as GET /?id=1" as is, and those lines are the ones that matter. Retries
@@ -481,7 +489,16 @@ ParseStatus delimit(const std::vector<LogFormat::Step>& steps, std::string_view 
     } else {
       const LogFormat::Step& step = steps[i];
       size_t end = line.size();
-      if (!step.after.empty()) end = find_terminator(line, pos, from, step.after, escaped);
+      if (!step.after.empty()) {
+        // A CLF time holds a space: "%t %v" or "$time_local $host" would cut it at the
+        // zone. Its width is fixed, so a terminator right after it is the one.
+        const size_t width = time_width(step.field);
+        if (width && from <= pos + width && line.size() - pos >= width &&
+            line.substr(pos + width).starts_with(step.after))
+          end = pos + width;
+        else
+          end = find_terminator(line, pos, from, step.after, escaped);
+      }
       if (end == std::string_view::npos && cut) {
         // The line was cut here (LogFormat::parse_cut): this field runs to the cut, the
         // ones after it were not kept.

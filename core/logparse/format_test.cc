@@ -140,6 +140,68 @@ TEST(LogFormat, ParsesApacheDirectives) {
   EXPECT_TRUE(e.forwarded_for.empty());
 }
 
+// %t holds a space ("[10/Oct/2000:13:55:36 -0700]"): an unquoted field after it must not
+// cut it at the zone (issue 16: every line was bad-time).
+TEST(LogFormat, ParsesTimeFollowedByAnUnquotedField) {
+  Entry e;
+  const LogFormat vhost = compiled(R"(%h %l %u %t %v "%r" %>s %b)");
+  ASSERT_EQ(
+      vhost.parse(
+          R"(203.0.113.9 - - [10/Oct/2000:13:55:36 -0700] www.example.org "GET /wp-login.php HTTP/1.1" 200 512)",
+          e),
+      ParseStatus::kOk);
+  EXPECT_EQ(e.time, kApacheDocTime);
+  EXPECT_EQ(e.host, "www.example.org");
+  EXPECT_EQ(e.target, "/wp-login.php");
+  EXPECT_EQ(e.status, 200);
+
+  const LogFormat duration =
+      compiled(R"(%h %l %u %t %D "%r" %>s %b "%{Referer}i" "%{User-Agent}i")");
+  ASSERT_EQ(
+      duration.parse(
+          R"(2001:db8::7 - bob [10/Oct/2000:13:55:36 -0700] 1234 "POST /xmlrpc.php HTTP/1.1" 403 0 "-" "curl/8.0")",
+          e),
+      ParseStatus::kOk);
+  EXPECT_EQ(e.time, kApacheDocTime);
+  EXPECT_EQ(e.user, "bob");
+  EXPECT_EQ(e.method, "POST");
+  EXPECT_EQ(e.user_agent, "curl/8.0");
+
+  // %t last but one, and last.
+  const LogFormat tail = compiled(R"(%h "%r" %>s %t %D)");
+  ASSERT_EQ(tail.parse(R"(192.0.2.1 "GET / HTTP/1.1" 200 [10/Oct/2000:13:55:36 -0700] 77)", e),
+            ParseStatus::kOk);
+  EXPECT_EQ(e.time, kApacheDocTime);
+  const LogFormat last = compiled(R"(%h "%r" %>s %t)");
+  ASSERT_EQ(last.parse(R"(192.0.2.1 "GET / HTTP/1.1" 200 [10/Oct/2000:13:55:36 -0700])", e),
+            ParseStatus::kOk);
+  EXPECT_EQ(e.time, kApacheDocTime);
+
+  // nginx's $time_local unbracketed, then an unquoted field.
+  const LogFormat nginx = compiled(R"($remote_addr $time_local $host "$request" $status)");
+  ASSERT_EQ(
+      nginx.parse(R"(192.0.2.1 10/Oct/2000:13:55:36 -0700 shop.example "GET /a HTTP/1.1" 404)", e),
+      ParseStatus::kOk);
+  EXPECT_EQ(e.time, kApacheDocTime);
+  EXPECT_EQ(e.host, "shop.example");
+
+  // A time of the wrong shape is still refused as such, never read as another field.
+  EXPECT_EQ(
+      vhost.parse(
+          R"(203.0.113.9 - - [10/Oct/2000:13:55:36] www.example.org "GET / HTTP/1.1" 200 512)", e),
+      ParseStatus::kBadTime);
+  EXPECT_EQ(
+      vhost.parse(
+          R"(203.0.113.9 - - [10/Oct/2000:13:55:36 -0700]x www.example.org "GET / HTTP/1.1" 200 5)",
+          e),
+      ParseStatus::kBadTime);
+  // Cut anywhere, such a line is refused.
+  const std::string full =
+      R"(203.0.113.9 - - [10/Oct/2000:13:55:36 -0700] www.example.org "GET / HTTP/1.1" 200 512)";
+  for (size_t n = 0; n + 3 < full.size(); ++n)
+    EXPECT_NE(vhost.parse(full.substr(0, n), e), ParseStatus::kOk) << n;
+}
+
 TEST(LogFormat, UnescapesQuotedFields) {
   const LogFormat f = compiled("combined");
   Entry e;
@@ -287,6 +349,33 @@ TEST(LogFormat, RefusesLongLinesWithoutReadingThem) {
   ASSERT_EQ(big->parse(line, e), ParseStatus::kOk);
   EXPECT_EQ(e.user_agent.size(),
             std::string_view("Mozilla/4.08 [en] (Win98; I ;Nav)").size() + 20000);
+}
+
+// A line longer than the limit is judged on its first max_line bytes (parse_cut): the
+// client and the request come first and are read; the field the cut falls in keeps what
+// is left of it.
+TEST(LogFormat, ParseCutReadsTheFirstPartOfALongLine) {
+  const LogFormat f = compiled("combined");
+  Entry e;
+  std::string line(kNginxCombined);
+  line.insert(line.rfind('"'), 20000, 'A');
+  ASSERT_EQ(f.parse(line, e), ParseStatus::kTooLong);
+  ASSERT_EQ(f.parse_cut(line, e), ParseStatus::kOk);
+  EXPECT_EQ(e.client, "203.0.113.9");
+  EXPECT_EQ(e.time, kApacheDocTime);
+  EXPECT_EQ(e.target, "/apache_pb.gif?a=1");
+  EXPECT_EQ(e.status, 200);
+  EXPECT_EQ(e.referer, "http://www.example.com/start.html");
+  EXPECT_TRUE(e.user_agent.starts_with("Mozilla/4.08"));
+  EXPECT_LT(e.user_agent.size(), 16u * 1024);
+  // The same with the time followed by an unquoted field.
+  const LogFormat vhost = compiled(R"(%h %l %u %t %v "%r" %>s %b "%{User-Agent}i")");
+  std::string long_vhost =
+      R"(203.0.113.9 - - [10/Oct/2000:13:55:36 -0700] h.example "GET /x.php?id=1 HTTP/1.1" 200 5 ")";
+  long_vhost += std::string(20000, 'B') + "\"";
+  ASSERT_EQ(vhost.parse_cut(long_vhost, e), ParseStatus::kOk);
+  EXPECT_EQ(e.target, "/x.php?id=1");
+  EXPECT_EQ(e.time, kApacheDocTime);
 }
 
 TEST(LogFormat, SurvivesGarbageAndInvalidUtf8) {
