@@ -79,8 +79,11 @@ void Detector::feed(std::string_view line, uint64_t line_no,
   if (line.ends_with('\r')) line.remove_suffix(1);
   cut = cut || line.size() > format_.options().max_line;
   if (cut) ++stats_.truncated;
-  if (const auto st = cut ? format_.parse_cut(line, e) : format_.parse(line, e);
-      st != logparse::ParseStatus::kOk) {
+  const auto st = cut ? format_.parse_cut(line, e) : format_.parse(line, e);
+  if (const auto change = health_.note(st, line);
+      change != logparse::ParseHealth::Change::kNone && on_health_)
+    on_health_(change, health_);
+  if (st != logparse::ParseStatus::kOk) {
     ++stats_.skipped[std::string(logparse::parse_status_name(st))];
     return;
   }

@@ -25,6 +25,7 @@
 
 #include "core/base/result.h"
 #include "core/logparse/format.h"
+#include "core/logparse/health.h"
 #include "core/logparse/ip.h"
 #include "core/rules/matcher.h"
 #include "core/rules/threshold.h"
@@ -146,6 +147,14 @@ class Detector {
   using MatchObserver = std::function<void(const logparse::IpAddress& ip, uint32_t rule)>;
   void set_match_observer(MatchObserver observer) { on_match_ = std::move(observer); }
 
+  // Whether the log reads in its format (logparse/health.h: more than 10 % of the last
+  // 1,000 lines refused, or its first lines all). Called on the line that changes it,
+  // once each way per episode. Unset by default.
+  using HealthObserver =
+      std::function<void(logparse::ParseHealth::Change, const logparse::ParseHealth&)>;
+  void set_health_observer(HealthObserver observer) { on_health_ = std::move(observer); }
+  const logparse::ParseHealth& health() const { return health_; }
+
   const DetectorStats& stats() const { return stats_; }
   size_t max_line() const { return format_.options().max_line; }
   const rules::RuleSet& rules() const { return matcher_->rules(); }
@@ -195,6 +204,8 @@ class Detector {
   int64_t correlation_window_s_ = 60;
   DetectorStats stats_;
   MatchObserver on_match_;
+  logparse::ParseHealth health_;
+  HealthObserver on_health_;
   // Reused per line, so steady state allocates nothing.
   std::unique_ptr<logparse::Entry> entry_ = std::make_unique<logparse::Entry>();
   std::string normalised_;

@@ -329,3 +329,40 @@ TEST_F(DetectorTest, AttributionsPerFileAreBounded) {
 
 }  // namespace
 }  // namespace mamori::logwatch
+
+namespace mamori::logwatch {
+namespace {
+
+// A log in a format the detector was not told (issue 16, never blind): said once, with a
+// sample; a log of over-long lines is not unparseable (they are judged by their start).
+TEST_F(DetectorTest, SaysOnceWhenTheLogDoesNotFitItsFormat) {
+  auto d = make();
+  std::vector<std::pair<logparse::ParseHealth::Change, std::string>> changes;
+  d.set_health_observer([&](logparse::ParseHealth::Change c, const logparse::ParseHealth& h) {
+    changes.emplace_back(c, h.sample());
+  });
+  const std::string vhost =
+      R"(203.0.113.9 - - [27/Nov/2026:10:00:00 +0000] www.example.org "GET / HTTP/1.1" 200 5)";
+  for (int k = 0; k < 500; ++k) feed(d, vhost);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].first, logparse::ParseHealth::Change::kUnparseable);
+  EXPECT_EQ(changes[0].second, vhost);
+  EXPECT_TRUE(d.health().unparseable());
+  for (int k = 0; k < 1000; ++k) feed(d, line("198.51.100.7", "GET / HTTP/1.1"));
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[1].first, logparse::ParseHealth::Change::kParseable);
+
+  auto longs = make();
+  longs.set_health_observer([&](logparse::ParseHealth::Change c, const logparse::ParseHealth&) {
+    changes.emplace_back(c, "long");
+  });
+  const std::string padded = line("198.51.100.7", "GET / HTTP/1.1", 200, std::string(20000, 'A'));
+  for (int k = 0; k < 200; ++k) feed(longs, padded);
+  EXPECT_EQ(changes.size(), 2u);
+  EXPECT_EQ(longs.stats().truncated, 200u);
+  EXPECT_EQ(longs.stats().parsed, 200u);
+  EXPECT_FALSE(longs.health().unparseable());
+}
+
+}  // namespace
+}  // namespace mamori::logwatch
