@@ -28,6 +28,7 @@
 #include "agent/link/link.h"
 #include "agent/link/outflow.h"
 #include "agent/logwatch/logwatch.h"
+#include "agent/opcache/opcache.h"
 #include "agent/pages/page_monitor.h"
 #include "agent/relay/honeypot_relay.h"
 #include "agent/sinks/sink_set.h"
@@ -364,6 +365,40 @@ class Agent::Impl {
     if (guard_->root_count() == 0)
       return fail("config", options_.config_path, EINVAL, "no [[root]] to guard");
     add_decoys();
+    if (config_.opcache.mode != config::OpcacheMode::kOff) MAMORI_TRY(start_opcache());
+    return ok();
+  }
+
+  // [opcache] (agent/opcache/opcache.h): before the start-up verify, so what it restores
+  // is dropped from PHP's opcache too. A helper that cannot be installed safely, or a
+  // socket that is no socket address, stops the start: the operator asked for it.
+  Status start_opcache() {
+    const auto& oc = config_.opcache;
+    opcache::WorkerOptions o;
+    o.mode = oc.mode;
+    o.helper_path = oc.helper;
+    o.pid_file = oc.pid_file;
+    o.call.timeout = std::chrono::seconds(oc.timeout_s);
+    if (oc.mode == config::OpcacheMode::kInvalidate) {
+      o.endpoint = MAMORI_TRY(opcache::parse_endpoint(oc.socket));
+      MAMORI_TRY(opcache::install_helper(env_, oc.helper));
+    }
+    for (size_t i = 0; i < guard_->root_count(); ++i) {
+      // PHP names the scripts it caches by their real path.
+      const std::string& path = guard_->root(i).path;
+      char real[PATH_MAX];
+      o.roots[path] = ::realpath(path.c_str(), real) ? std::string(real) : path;
+    }
+    o.publish = [this](std::vector<event::Event>&& events) {
+      (void)publisher_->publish(std::move(events), {});  // only queues; the writer reports
+    };
+    o.log = [](const std::string& line) { log(line); };
+    opcache_ = std::make_unique<opcache::Worker>(env_, std::move(o));
+    guard_->set_acted_hook([w = opcache_.get()](const std::string& root, const std::string& rel,
+                                                std::string_view action,
+                                                const std::string& event_id) {
+      w->acted(root, rel, action, event_id);
+    });
     return ok();
   }
 
@@ -679,6 +714,7 @@ class Agent::Impl {
   std::unique_ptr<scan::Scanner> scanner_;  // before guard_: it outlives it
   std::unique_ptr<guard::Guard> guard_;
   std::unique_ptr<triage::LookupWorker> lookups_;  // publishes through publisher_: goes first
+  std::unique_ptr<opcache::Worker> opcache_;       // the same; the guard's hook calls it
   std::unique_ptr<pages::PageMonitor> pages_;      // the same
   std::unique_ptr<watch::Watcher> watcher_;
   std::optional<control::Server> server_;

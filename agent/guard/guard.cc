@@ -1242,6 +1242,12 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
       return;
     }
   }
+  // Put back or moved out: what PHP compiled of it goes too (agent/opcache), whether
+  // its own event or a summary reports it.
+  const bool acted =
+      acted_hook_ && !act.error &&
+      (act.action == proto::action::kFileRestored || act.action == proto::action::kFileReplaced ||
+       act.action == proto::action::kFileQuarantined);
   // Rate accounting: a path repaired again and again, or a storm of changes, is
   // reported in bulk; the actions themselves were all taken. Allowed new files are
   // uploads, not tampering: they never start a storm nor join one (its summary counts
@@ -1267,6 +1273,7 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
     ++counters_.summarised;
     summarised_paths_.emplace(&r - roots_.data(), rel);
     ++summarised_changes_[&r - roots_.data()];
+    if (acted) acted_hook_(r.path, rel, act.action, "");
     if (auto h = held_.find(act.event_id); h != held_.end()) {
       h->second.summarised = true;
       release(h);
@@ -1274,6 +1281,7 @@ void Guard::report(GuardedRoot& r, const std::string& rel, const evidence::Who& 
     return;
   }
 
+  if (acted) acted_hook_(r.path, rel, act.action, act.event_id);
   const std::string abs = rel.empty() ? r.path : r.path + "/" + rel;
   event::Event e(act.event_id, act.action, act.error ? Severity::kCritical : act.severity,
                  env_.clock().now_ns());

@@ -45,6 +45,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -180,6 +181,15 @@ class Guard {
   // `max_queued`: files the scan worker holds; past it a file is not scanned and its
   // event says so (mamori.scan.skipped).
   void set_scanner(scan::Scanner* scanner, size_t max_queued = triage::ScanWorker::kMaxQueued);
+  // Told on this thread the moment a path was put back or moved out of a root
+  // (file-restored, file-replaced, file-quarantined; a whole tree when `rel` is a
+  // directory), before its event waits for evidence or a scan: PHP's opcache
+  // (agent/opcache) must drop the compiled code of it at once. `event_id` is the event's
+  // that will report it, "" when a storm or repeat summary reports it instead. Must
+  // only queue: it runs inside the guard's handling of a change.
+  using ActedHook = std::function<void(const std::string& root, const std::string& rel,
+                                       std::string_view action, const std::string& event_id)>;
+  void set_acted_hook(ActedHook hook) { acted_hook_ = std::move(hook); }
 
   void set_mode(size_t root, config::Mode mode);
   void set_paused(size_t root, bool paused);
@@ -292,6 +302,7 @@ class Guard {
                     std::unordered_map<pid_t, evidence::Who>& who);
   std::unordered_map<std::string, std::string> decoys_;  // path_key() -> token
   scan::Scanner* scanner_ = nullptr;
+  ActedHook acted_hook_;
   // The rules that match the regular file `fd` (`rel` names it), or none; a failed
   // scan is counted and reported in the event, never fatal.
   std::vector<std::string> scan_rules(int fd, const std::string& rel, Act& act);

@@ -1114,5 +1114,58 @@ TEST_F(GuardTest, AlertModeScansAChangedOrNewFileWhereItIs) {
   EXPECT_FALSE(by_path["wp/inc/a.php"]["mamori"].contains("scan"));
 }
 
+// The opcache worker's hook (agent/opcache): told of every path put back or moved out,
+// at once and before its event waits for anything, with the event's id; a path a storm
+// summary reports instead comes with no id. Alerts and allowed uploads are not told.
+TEST_F(GuardTest, TheActedHookHearsOfEveryRestoreAndQuarantine) {
+  config::AgentConfig cfg;
+  cfg.storm_changes_per_second = 3;
+  guard(config::Mode::kRestore, cfg);
+  struct Heard {
+    std::string rel, action, id;
+  };
+  std::vector<Heard> heard;
+  g->set_acted_hook([&](const std::string& root, const std::string& rel, std::string_view action,
+                        const std::string& id) {
+    EXPECT_EQ(root, site.path());
+    heard.push_back({rel, std::string(action), id});
+  });
+  site.write("wp/load.php", "<?php eval($_POST['x']);\n");
+  site.write("shell.php", "<?php system($_GET['c']);\n");
+  site.write("uploads/a.jpg", "\xff\xd8\xff\xe0 photo");
+  deliver({at("wp/load.php"), at("shell.php"), at("uploads/a.jpg")});
+  ASSERT_EQ(heard.size(), 2u);
+  std::map<std::string, Heard> by_rel;
+  for (const auto& h : heard) by_rel[h.rel] = h;
+  EXPECT_EQ(by_rel["wp/load.php"].action, "file-restored");
+  EXPECT_EQ(by_rel["shell.php"].action, "file-quarantined");
+  EXPECT_EQ(by_rel["wp/load.php"].id, events("file-restored").at(0)["event"]["id"]);
+  EXPECT_EQ(by_rel["shell.php"].id, events("file-quarantined").at(0)["event"]["id"]);
+  // A storm: the paths past the threshold are summarised, and still told (no id).
+  heard.clear();
+  const std::vector<std::string> files = {"index.php", "wp/load.php", "wp/inc/a.php",
+                                          "wp/inc/b.php"};
+  std::vector<watch::Change> changes;
+  for (const auto& f : files) {
+    site.write(f, "storm");
+    changes.push_back(at(f));
+  }
+  deliver(changes);
+  std::set<std::string> told;
+  size_t without_id = 0;
+  for (const auto& h : heard) {
+    told.insert(h.rel);
+    if (h.id.empty()) ++without_id;
+  }
+  EXPECT_EQ(told, std::set<std::string>(files.begin(), files.end()));
+  EXPECT_GT(without_id, 0u);
+  // Alert mode changes nothing, and tells nothing.
+  heard.clear();
+  g->set_mode(0, config::Mode::kAlert);
+  site.write("wp/inc/a.php", "<?php // alert\n");
+  deliver({at("wp/inc/a.php")});
+  EXPECT_TRUE(heard.empty());
+}
+
 }  // namespace
 }  // namespace mamori::guard

@@ -42,7 +42,7 @@ class Loader {
     TomlTable top = reader_.top();
     c.source = reader_.file();
     if (!top.only_keys({"state_dir", "jobs", "compression_level", "root", "agent", "sink", "heal",
-                        "log", "logwatch", "ban", "manager", "lookup", "page"}) ||
+                        "log", "logwatch", "ban", "manager", "lookup", "opcache", "page"}) ||
         !top.optional("state_dir", c.state_dir) || !top.optional("jobs", c.jobs, 0u, 1024u) ||
         !top.optional("compression_level", c.compression_level, -7, 19) ||
         !absolute_path(top, "state_dir", c.state_dir))
@@ -93,7 +93,8 @@ class Loader {
       c.pages.push_back(std::move(page));
     }
 
-    std::optional<TomlTable> logwatch, ban, heal, manager, lookup;
+    std::optional<TomlTable> logwatch, ban, heal, manager, lookup, opcache;
+    if (!top.table("opcache", opcache) || (opcache && !load_opcache(*opcache, c))) return false;
     return top.table("logwatch", logwatch) && (!logwatch || load_logwatch(*logwatch, c.logwatch)) &&
            top.table("ban", ban) && (!ban || load_ban(*ban, c.ban)) && top.table("heal", heal) &&
            (!heal || load_heal(*heal, c)) && top.table("manager", manager) &&
@@ -115,6 +116,45 @@ class Loader {
       return t.fail("base_url", "value",
                     "must start with https:// (or http:// for a local test server), not " +
                         quote(l.base_url));
+    return true;
+  }
+
+  // The helper must lie outside every root: a web request must never reach it, and the
+  // guard would take it for a new file.
+  bool load_opcache(TomlTable& t, Config& c) {
+    OpcacheConfig& o = c.opcache;
+    if (!t.only_keys({"mode", "socket", "helper", "pid_file", "timeout"}) ||
+        !t.choice("mode", o.mode,
+                  {{"off", OpcacheMode::kOff},
+                   {"invalidate", OpcacheMode::kInvalidate},
+                   {"reload", OpcacheMode::kReload}}) ||
+        !t.optional("socket", o.socket, 1024) || !t.optional("helper", o.helper) ||
+        !absolute_path(t, "helper", o.helper) || !t.optional("pid_file", o.pid_file) ||
+        (!o.pid_file.empty() && !absolute_path(t, "pid_file", o.pid_file)) ||
+        !t.optional("timeout", o.timeout_s, 1u, 60u))
+      return false;
+    if (o.mode == OpcacheMode::kInvalidate && o.socket.empty())
+      return t.fail("socket", "value",
+                    "mode \"invalidate\" needs the pool's socket: socket = "
+                    "\"/run/php/php8.2-fpm.sock\" (or \"127.0.0.1:9000\")");
+    if (!o.socket.empty() && o.socket[0] != '/' &&
+        (o.socket.find(':') == std::string::npos || o.socket.back() == ':'))
+      return t.fail(
+          "socket", "value",
+          "must be a unix socket's absolute path or ADDRESS:PORT, not " + quote(o.socket));
+    if (o.mode == OpcacheMode::kReload && o.pid_file.empty())
+      return t.fail("pid_file", "value",
+                    "mode \"reload\" needs php-fpm's pid file: pid_file = "
+                    "\"/run/php/php8.2-fpm.pid\"");
+    if (!o.helper.ends_with(".php"))
+      return t.fail(
+          "helper", "value",
+          "must end in .php (php-fpm runs only security.limit_extensions), not " + quote(o.helper));
+    for (const auto& r : c.roots)
+      if (o.helper.starts_with(r.path + "/") || r.path == "/")
+        return t.fail("helper", "value",
+                      "lies inside root " + quote(r.path) +
+                          ": the web server could run it; keep it outside every root");
     return true;
   }
 
@@ -545,6 +585,18 @@ std::string_view backend_name(Backend backend) {
       return "fanotify";
     case Backend::kInotify:
       return "inotify";
+  }
+  return "?";
+}
+
+std::string_view opcache_mode_name(OpcacheMode mode) {
+  switch (mode) {
+    case OpcacheMode::kOff:
+      return "off";
+    case OpcacheMode::kInvalidate:
+      return "invalidate";
+    case OpcacheMode::kReload:
+      return "reload";
   }
   return "?";
 }

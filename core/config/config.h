@@ -220,6 +220,22 @@ struct LookupConfig {
   uint32_t per_day = 500;
 };
 
+// [opcache]: after the agent restores or quarantines a file, the PHP-FPM pool drops what
+// its opcache compiled of it (docs/opcache.md), off the restore path.
+enum class OpcacheMode { kOff, kInvalidate, kReload };
+std::string_view opcache_mode_name(OpcacheMode mode);
+struct OpcacheConfig {
+  OpcacheMode mode = OpcacheMode::kOff;
+  // invalidate: the pool's FastCGI socket (a unix socket's absolute path, or a numeric
+  // ADDRESS:PORT) and the helper script mamori installs (outside every root) and runs
+  // there.
+  std::string socket;
+  std::string helper = "/var/lib/mamori-php/opcache-invalidate.php";
+  // reload (and invalidate's fallback when set): php-fpm's master pid file; SIGUSR2.
+  std::string pid_file;
+  uint32_t timeout_s = 5;  // one FastCGI exchange, connect to END_REQUEST
+};
+
 struct Config {
   std::string source;  // the file it came from, for messages
   std::string state_dir = "/var/lib/mamori";
@@ -235,6 +251,7 @@ struct Config {
   BanConfig ban;
   ManagerConfig manager;
   LookupConfig lookup;
+  OpcacheConfig opcache;
 };
 
 // Loading reports the first problem as a LoadError with a code "config.*"

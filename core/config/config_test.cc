@@ -344,6 +344,38 @@ TEST(Config, Lookup) {
   EXPECT_EQ(error_of("[lookup]\nper_minute = 0\n").key, "lookup.per_minute");
 }
 
+TEST(Config, Opcache) {
+  auto c = parse_config("", "m.toml");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(OpcacheMode::kOff, c->opcache.mode);
+  EXPECT_EQ("/var/lib/mamori-php/opcache-invalidate.php", c->opcache.helper);
+  c = parse_config(
+      "[[root]]\npath = \"/srv/www\"\n"
+      "[opcache]\nmode = \"invalidate\"\nsocket = \"/run/php/php8.2-fpm.sock\"\n"
+      "pid_file = \"/run/php/php8.2-fpm.pid\"\ntimeout = 2\n",
+      "m.toml");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(OpcacheMode::kInvalidate, c->opcache.mode);
+  EXPECT_EQ("/run/php/php8.2-fpm.sock", c->opcache.socket);
+  EXPECT_EQ("/run/php/php8.2-fpm.pid", c->opcache.pid_file);
+  EXPECT_EQ(2u, c->opcache.timeout_s);
+  c = parse_config("[opcache]\nmode = \"invalidate\"\nsocket = \"127.0.0.1:9000\"\n", "m.toml");
+  ASSERT_TRUE(c) << c.error().message;
+  c = parse_config("[opcache]\nmode = \"reload\"\npid_file = \"/run/php/fpm.pid\"\n", "m.toml");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(error_of("[opcache]\nmode = \"flush\"\n").key, "opcache.mode");
+  EXPECT_EQ(error_of("[opcache]\nmode = \"invalidate\"\n").key, "opcache.socket");
+  EXPECT_EQ(error_of("[opcache]\nmode = \"invalidate\"\nsocket = \"fpm.sock\"\n").key,
+            "opcache.socket");
+  EXPECT_EQ(error_of("[opcache]\nmode = \"reload\"\n").key, "opcache.pid_file");
+  EXPECT_EQ(error_of("[opcache]\nhelper = \"/opt/h.txt\"\n").key, "opcache.helper");
+  EXPECT_EQ(error_of("[opcache]\ntimeout = 0\n").key, "opcache.timeout");
+  EXPECT_EQ(error_of("[opcache]\nurl = \"x\"\n").code, "config.unknown_key");
+  // Inside a root, the web server could run it.
+  EXPECT_EQ(error_of("[[root]]\npath = \"/srv/www\"\n[opcache]\nhelper = \"/srv/www/h.php\"\n").key,
+            "opcache.helper");
+}
+
 TEST(Config, Pages) {
   auto c = parse_config("[[page]]\nurl = \"https://www.example.com/\"\n", "m.toml");
   ASSERT_TRUE(c) << c.error().message;

@@ -154,6 +154,9 @@ const std::vector<ActionInfo>& known_actions() {
       {action::kDecoyOpened, "mamori.guard"},
       // Triage (agent/triage): VirusTotal look-ups by hash.
       {action::kFileLookup, "mamori.triage"},
+      // PHP's opcache after a restore (agent/opcache).
+      {action::kOpcacheInvalidated, "mamori.opcache"},
+      {action::kOpcacheFailed, "mamori.opcache"},
       // The agent itself (agent/app): lifecycle, control commands, its own state.
       {action::kAgentStarted, "mamori.agent"},
       {action::kAgentStopped, "mamori.agent"},

@@ -64,6 +64,10 @@ inline constexpr std::string_view kDecoyOpened = "decoy-opened";
 // VirusTotal's verdict on the SHA-256 of a file the guard quarantined or found tampered
 // (agent/triage/lookup_worker.h); mamori.related_event names the guard's event.
 inline constexpr std::string_view kFileLookup = "file-lookup";
+// PHP-FPM's opcache dropped the compiled code of files the guard restored or quarantined
+// (agent/opcache, [opcache]), or could not; mamori.related_event names the guard's event.
+inline constexpr std::string_view kOpcacheInvalidated = "opcache-invalidated";
+inline constexpr std::string_view kOpcacheFailed = "opcache-failed";
 // A decoy's fake credential used (on the SSH honeypot, on wp-login.php): links whoever
 // fetched the decoy and whoever used what it held into one incident; both are banned.
 inline constexpr std::string_view kDecoyCredentialUsed = "decoy-credential-used";
@@ -154,6 +158,8 @@ inline constexpr std::array kAllActions = {kFileRestored,
                                            kFleetBanRefused,
                                            kSinkTest,
                                            kFileLookup,
+                                           kOpcacheInvalidated,
+                                           kOpcacheFailed,
                                            kDecoyOpened,
                                            kDecoyCredentialUsed,
                                            kSshConnection,

@@ -50,9 +50,9 @@ free_port() {
 
 # start_php_fpm DOCROOT [PHP_ADMIN_SETTING=VALUE...]: a php-fpm master of our own in
 # the foreground (-F, so $! is the master), one static pool of two workers as
-# $WEB_USER on a unix socket. Opcache is off (a cached script must not hide what is
-# on disk) and uploads land in $WEB_DIR/upload-tmp, on the same file system as
-# DOCROOT, so move_uploaded_file() is a rename, as on a real server.
+# $WEB_USER on a unix socket. Opcache is off unless opcache.enable=1 is given (a cached
+# script must not hide what is on disk) and uploads land in $WEB_DIR/upload-tmp, on the
+# same file system as DOCROOT, so move_uploaded_file() is a rename, as on a real server.
 start_php_fpm() {
   local docroot=$1
   shift
@@ -77,7 +77,8 @@ start_php_fpm() {
     echo "pm = static"
     echo "pm.max_children = 2"
     echo "catch_workers_output = yes"
-    echo "php_admin_value[opcache.enable] = 0"
+    # (opcache.enable=1 given below turns it on: agent_opcache_test.sh)
+    [[ " $* " == *" opcache.enable="* ]] || echo "php_admin_value[opcache.enable] = 0"
     echo "php_admin_value[upload_tmp_dir] = $WEB_DIR/upload-tmp"
     # (a setting open_basedir=... given below replaces this one: php-fpm keeps the first)
     [[ " $* " == *" open_basedir="* ]] || echo "php_admin_value[open_basedir] = $docroot:$WEB_DIR/upload-tmp"
