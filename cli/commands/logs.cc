@@ -93,6 +93,38 @@ Status replay(int fd, const std::string& path, logwatch::Detector& detector,
   return ok();
 }
 
+// Whether the file fits its format (logparse/health.h): more than 10 % of at least 100
+// lines refused as not fitting, every line refused, or a stretch of it that the agent
+// would have called unparseable (a format that changed half-way).
+struct Readability {
+  bool unparseable = false;
+  uint64_t failures = 0;
+  std::string reasons;  // "bad-time 500, no-match 2"
+  std::string sample;   // escaped, at most ParseHealth::kMaxSample bytes of the line
+  std::string sample_reason;
+};
+
+Readability readability(const logwatch::Detector& detector) {
+  Readability r;
+  const auto& s = detector.stats();
+  for (size_t k = 0; k < logparse::kParseStatusCount; ++k) {
+    const auto status = static_cast<logparse::ParseStatus>(k);
+    if (!logparse::is_format_failure(status)) continue;
+    const auto it = s.skipped.find(std::string(logparse::parse_status_name(status)));
+    if (it == s.skipped.end() || it->second == 0) continue;
+    r.failures += it->second;
+    r.reasons += fmt::format("{}{} {}", r.reasons.empty() ? "" : ", ", it->first, it->second);
+  }
+  const auto& health = detector.health();
+  r.unparseable = (s.lines >= 100 && r.failures * 10 > s.lines) ||
+                  (s.lines > 0 && r.failures == s.lines) || health.episodes() > 0;
+  if (health.episodes() > 0) {
+    r.sample = escape(health.sample());
+    r.sample_reason = std::string(logparse::parse_status_name(health.sample_status()));
+  }
+  return r;
+}
+
 }  // namespace
 
 int run_logs_test(const GlobalOptions& g, const LogsOptions& o, const std::string& path) {
@@ -160,6 +192,7 @@ int run_logs_test(const GlobalOptions& g, const LogsOptions& o, const std::strin
   }
 
   const auto& s = detector->stats();
+  const Readability readable = readability(*detector);
   nlohmann::json by_rule = nlohmann::json::object();
   const auto& rules = detector->rules().rules;
   for (size_t i = 0; i < s.by_rule.size(); ++i)
@@ -186,18 +219,24 @@ int run_logs_test(const GlobalOptions& g, const LogsOptions& o, const std::strin
                           {"rules", nlohmann::json::object()},
                           {"banned", true},
                           {"allowlisted", false}});
-    print_json({{"file", path},
-                {"lines", s.lines},
-                {"parsed", s.parsed},
-                {"truncated", s.truncated},
-                {"skipped", s.skipped},
-                {"seconds", seconds},
-                {"lines_per_second", rate},
-                {"allowlisted_matches", s.allowlisted},
-                {"bans", bans},
-                {"by_rule", by_rule},
-                {"addresses", listed},
-                {"addresses_not_listed", addresses_not_listed}});
+    print_json(
+        {{"file", path},
+         {"lines", s.lines},
+         {"parsed", s.parsed},
+         {"truncated", s.truncated},
+         {"skipped", s.skipped},
+         {"seconds", seconds},
+         {"lines_per_second", rate},
+         {"allowlisted_matches", s.allowlisted},
+         {"unparsed", readable.failures},
+         {"unparseable", readable.unparseable},
+         {"sample", readable.sample.empty() ? nlohmann::json(nullptr)
+                                            : nlohmann::json{{"line", readable.sample},
+                                                             {"reason", readable.sample_reason}}},
+         {"bans", bans},
+         {"by_rule", by_rule},
+         {"addresses", listed},
+         {"addresses_not_listed", addresses_not_listed}});
   } else {
     for (const auto& b : bans) {
       std::printf("BAN %-39s %-28s line %s  %s\n    %s\n    %s\n",
@@ -219,6 +258,20 @@ int run_logs_test(const GlobalOptions& g, const LogsOptions& o, const std::strin
           fmt::format("{}", s.lines).c_str(), fmt::format("{}", s.parsed).c_str(), skipped.c_str(),
           seconds, rate, bans.size());
     }
+  }
+  if (readable.unparseable) {
+    // A wrong format must never look like a quiet log: said even with --quiet and --json.
+    std::fprintf(
+        stderr,
+        "mamori: %s does not fit --format %s: %s of %s lines refused (%s); they can "
+        "ban nobody. Check the format (docs/formats/access-logs.md)%s\n",
+        quote(path).c_str(), quote(o.format).c_str(), fmt::format("{}", readable.failures).c_str(),
+        fmt::format("{}", s.lines).c_str(), readable.reasons.c_str(),
+        readable.sample.empty() ? ""
+                                : fmt::format(". A refused line ({}): {}", readable.sample_reason,
+                                              quote(readable.sample))
+                                      .c_str());
+    return kExitIncomplete;
   }
   return bans.empty() ? kExitOk : kExitChanges;
 }
@@ -248,11 +301,20 @@ DESCRIPTION
     --no-default-rules  only the --rules files
     --allow CIDR        never ban these addresses (matches are still counted)
 
-    Lines that cannot be parsed (binary garbage, a bad address, a line past 16 KiB)
-    are counted by reason and skipped; they never ban anyone.
+    Lines that cannot be parsed (binary garbage, a bad address) are counted by reason
+    and skipped; they never ban anyone. A line past 16 KiB is judged by its first
+    16 KiB. When the log does not fit the format, a message on stderr says so, with
+    the reasons and a refused line, and the exit status is 3 (a wrong format must
+    never look like a quiet log): more than 10 % of the file's lines (at least 100)
+    or all of them refused as not fitting (no-match, truncated, bad-address,
+    bad-time), or a stretch of it the agent would report as log-unparseable (more
+    than 10 % of 1,000 lines in a row; docs/bans.md). A bad request line (TLS bytes
+    sent to port 80) does not count: the format fit that line.
 
 OUTPUT
     With --json: {"lines", "parsed", "truncated", "skipped": {REASON: N},
+    "unparsed" (lines refused as not fitting the format), "unparseable" (see
+    above), "sample": {"line", "reason"} or null,
     "bans": [{"ip", "rule", "severity", "line", "time", "request", "user_agent",
     "status", "reason"}...], "by_rule": {RULE: N}, "addresses": [{"ip", "rules":
     {RULE: N}, "banned", "allowlisted"}...], "addresses_not_listed": N, ...}.
@@ -267,7 +329,8 @@ EXAMPLES
 
 EXIT STATUS
     0 nobody would be banned; 1 some address would be; 2 bad format, rules or CIDR
-    (rules errors give file:line:col); 3 FILE could not be read.
+    (rules errors give file:line:col); 3 FILE could not be read, or it does not fit
+    the format (see above; whatever would be banned).
 )TXT";
 
 // `logs test` is the only action today; a CLI11 subcommand, like bans' and evidence's.

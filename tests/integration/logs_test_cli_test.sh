@@ -2,7 +2,8 @@
 # `mamori logs test`: an access log with benign traffic, an SQL-injection probe, a
 # wp-login brute force and garbage is replayed; exactly the attackers would be banned,
 # with their rule, line and request; --allow, --rules overrides, bad rules and a missing
-# file give the documented exit codes. No config, no root needed.
+# file give the documented exit codes; a log in another format than --format says exits 3
+# and says why (issue 16, never blind). No config, no root needed.
 source "$(dirname "$0")/lib.sh"
 
 LOG=$SCRATCH/access.log
@@ -77,3 +78,37 @@ assert_eq 1 "$(json 'j["truncated"]')" "over-long lines counted"
 assert_eq 0 "$(json 'sum(j["skipped"].values())')" "nothing skipped"
 expect_exit 1 "$MAMORI" logs test "$SCRATCH/long.log"
 assert_contains "$OUT" "1 too long (judged by their first 16384 bytes)" "the text summary"
+
+step "a log that does not fit --format exits 3 and says why; the right Apache format reads it"
+# Apache's '%h %l %u %t %v "%r" %>s %b': %t (it holds a space) before the unquoted %v.
+# Read as combined, no line fits: that must not look like a quiet log.
+VHOST=$SCRATCH/vhost.log
+{
+  for i in $(seq 0 149); do
+    printf '198.51.100.%d - - [27/Nov/2026:10:00:%02d +0000] www.example.org "GET /page%d.html HTTP/1.1" 200 512\n' "$((i % 200))" "$((i % 60))" "$i"
+  done
+  printf '203.0.113.9 - - [27/Nov/2026:10:01:00 +0000] www.example.org "GET /item.php?id=1%%20UNION%%20SELECT%%20null,@@version-- HTTP/1.1" 200 12\n'
+} >"$VHOST"
+expect_exit 3 "$MAMORI" logs test "$VHOST"
+assert_contains "$ERR" "does not fit --format 'combined'" "the reason, on stderr"
+assert_contains "$ERR" "151 of 151 lines refused (no-match 151)" "the counts"
+assert_contains "$ERR" "www.example.org" "a refused line"
+expect_exit 3 "$MAMORI" logs test --json --quiet "$VHOST"
+assert_eq true "$(json 'j["unparseable"]')" "--json: unparseable"
+assert_eq 151 "$(json 'j["unparsed"]')" "--json: unparsed"
+assert_eq no-match "$(json 'j["sample"]["reason"]')" "--json: the sample's reason"
+assert_contains "$ERR" "does not fit" "said with --json and --quiet too"
+expect_exit 1 "$MAMORI" logs test --json --format '%h %l %u %t %v "%r" %>s %b' "$VHOST"
+assert_eq false "$(json 'j["unparseable"]')" "the right format: parseable"
+assert_eq 151 "$(json 'j["parsed"]')" "every line parsed (none bad-time)"
+assert_eq '["203.0.113.9"]' "$(json 'sorted(b["ip"] for b in j["bans"])')" "the probe banned"
+expect_exit 1 "$MAMORI" logs test --format '%h %l %u %t %v "%r" %>s %b' "$VHOST"
+assert_not_contains "$ERR" "does not fit" "no warning for the right format"
+
+step "a few refused lines in a good log are not an alarm; more than 10 % are"
+head -n 95 "$VHOST" >"$SCRATCH/mixed.log"
+head -n 10 "$LOG" >>"$SCRATCH/mixed.log"   # 10 of 105 lines in another format: 9.5 %
+expect_exit 0 "$MAMORI" logs test --format '%h %l %u %t %v "%r" %>s %b' "$SCRATCH/mixed.log"
+head -n 12 "$LOG" >>"$SCRATCH/mixed.log"   # 22 of 117: 18.8 %
+expect_exit 3 "$MAMORI" logs test --format '%h %l %u %t %v "%r" %>s %b' "$SCRATCH/mixed.log"
+assert_contains "$ERR" "22 of 117 lines refused" "the share"
