@@ -1,8 +1,14 @@
 #include "agent/pages/page_monitor.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "core/page/record.h"
@@ -267,6 +273,103 @@ TEST_F(PageMonitorTest, TheThreadChecksAtOnceAndWhenPoked) {
   m.poke();
   l.lock();
   ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(30), [&] { return fetches >= 2; }));
+}
+
+// One HTTP exchange per connection on 127.0.0.1, answered with `response`; the request
+// is kept. For fetch_with_curl against a real socket.
+class OneShotServer {
+ public:
+  explicit OneShotServer(std::string response) : response_(std::move(response)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(fd_, 4), 0);
+    EXPECT_EQ(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] {
+      const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) return;
+      char buf[4096];
+      while (request_.find("\r\n\r\n") == std::string::npos) {
+        const ssize_t n = ::read(c, buf, sizeof buf);
+        if (n <= 0) break;
+        request_.append(buf, static_cast<size_t>(n));
+      }
+      size_t off = 0;
+      while (off < response_.size()) {
+        const ssize_t n = ::write(c, response_.data() + off, response_.size() - off);
+        if (n <= 0) break;
+        off += static_cast<size_t>(n);
+      }
+      ::close(c);
+    });
+  }
+  ~OneShotServer() {
+    ::shutdown(fd_, SHUT_RDWR);  // an accept() nobody answered returns
+    if (thread_.joinable()) thread_.join();
+    ::close(fd_);
+  }
+  int port() const { return port_; }
+  // After the fetch returned (the thread has answered and closed).
+  const std::string& request() {
+    if (thread_.joinable()) thread_.join();
+    return request_;
+  }
+
+ private:
+  std::string response_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::string request_;
+  std::thread thread_;
+};
+
+TEST(FetchWithCurl, ARedirectIsReadNotFollowed) {
+  OneShotServer server(
+      "HTTP/1.1 301 Moved\r\nLocation: https://evil.example/\r\nContent-Length: 3\r\n"
+      "Connection: close\r\n\r\nbye");
+  auto r = fetch_with_curl(
+      {fmt::format("http://127.0.0.1:{}/", server.port()), "UA-test/1", "", 5, 1024, nullptr});
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->status, 301);
+  EXPECT_EQ(r->location, "https://evil.example/");
+  EXPECT_NE(server.request().find("User-Agent: UA-test/1\r\n"), std::string::npos);
+}
+
+TEST(FetchWithCurl, PastMaxBytesTheTransferStops) {
+  OneShotServer server("HTTP/1.1 200 OK\r\nContent-Length: 5000\r\nConnection: close\r\n\r\n" +
+                       std::string(5000, 'x'));
+  auto r = fetch_with_curl(
+      {fmt::format("http://127.0.0.1:{}/", server.port()), "UA", "", 5, 1000, nullptr});
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_TRUE(r->too_large);
+  EXPECT_LE(r->body.size(), 1000u);
+}
+
+TEST(FetchWithCurl, ConnectToSendsTheUrlsNameToAnotherAddress) {
+  OneShotServer server(
+      "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\n<p>ok</p>");
+  auto r = fetch_with_curl({"http://www.example.test/x", "UA",
+                            fmt::format("127.0.0.1:{}", server.port()), 5, 1000, nullptr});
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "<p>ok</p>");
+  EXPECT_NE(server.request().find("Host: www.example.test\r\n"), std::string::npos);
+}
+
+TEST(FetchWithCurl, ACancelledFetchStops) {
+  OneShotServer server("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  const std::atomic<bool> cancel{true};
+  auto r = fetch_with_curl(
+      {fmt::format("http://127.0.0.1:{}/", server.port()), "UA", "", 5, 1000, &cancel});
+  EXPECT_FALSE(r);
+}
+
+TEST(FetchWithCurl, OnlyHttpAndHttps) {
+  EXPECT_FALSE(fetch_with_curl({"file:///etc/passwd", "UA", "", 5, 1000, nullptr}));
 }
 
 }  // namespace
