@@ -356,18 +356,18 @@ void Worker::round(std::vector<Target>& targets, bool all, int pass) {
         reply = tl::unexpected(st.error());
     }
   }
-  uint64_t dropped_total = 0;
   {
     MutexLock lock(mu_);
     ++counters_.rounds;
     if (!reply) ++counters_.failures;
     if (reply) counters_.dropped += reply->dropped.size();
-    dropped_total = reply ? reply->dropped.size() : 0;
   }
-  if (!reply) say("opcache: " + reply.error().message());
-  // The second pass is reported only when it found something (a compile that raced the
-  // first) or failed.
-  if (pass == 2 && reply && dropped_total == 0) return;
+  if (!reply)
+    say(std::string(pass == 2 ? "opcache (second pass): " : "opcache: ") + reply.error().message());
+  // The second pass is never reported: it cannot tell code compiled from the tampered
+  // file before the restore from code compiled from the restored file after the first
+  // pass (both are dropped; the second costs a compile).
+  if (pass == 2) return;
 
   // One event per guard event ("" for a summary's paths: one per root).
   std::map<std::pair<std::string, std::string>, std::vector<const Target*>> by_event;
@@ -388,7 +388,6 @@ void Worker::round(std::vector<Target>& targets, bool all, int pass) {
     if (!related.empty()) e.set("mamori.related_event", related);
     e.set("mamori.root", root);
     e.set("mamori.opcache.method", method);
-    if (pass == 2) e.set("mamori.opcache.pass", pass);
     if (method == "invalidate" || !fallback_error.empty())
       e.set("mamori.opcache.socket", options_.endpoint.text);
     if (reloaded) e.set("mamori.opcache.pid", *reloaded);
@@ -431,9 +430,8 @@ void Worker::round(std::vector<Target>& targets, bool all, int pass) {
         e.message(fmt::format("php-fpm at {} runs without opcache ({}): nothing of {} to drop",
                               quote(options_.endpoint.text), escape(reply->off_reason), what));
       else
-        e.message(fmt::format("{}opcache at {} dropped {} compiled script(s) of {}",
-                              pass == 2 ? "second pass: " : "", quote(options_.endpoint.text),
-                              count, what));
+        e.message(fmt::format("opcache at {} dropped {} compiled script(s) of {}",
+                              quote(options_.endpoint.text), count, what));
     } else {
       e.set("error.message", reply.error().message());
       e.message(

@@ -21,8 +21,8 @@
 // root). One thread of its own does the rest, and writes an opcache-invalidated (or
 // opcache-failed) event per guard event, naming it in mamori.related_event. A second
 // pass second_pass after the first drops what a request compiled from the tampered file
-// before the restore and stored after the first pass (reported only when it drops
-// something or fails).
+// before the restore and stored after the first pass (never reported: it cannot tell
+// that from code compiled from the restored file since; a failure is logged).
 //
 // Threads: acted() and the counters from any thread; one worker thread of its own, from
 // which publish and log are called.

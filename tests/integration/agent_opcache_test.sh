@@ -80,7 +80,7 @@ restored_id() {  # NAME: the id of the latest file-restored of NAME
 is_restored() { [[ -n $(restored_id "$1") ]]; }
 have_opcache_event() { [[ -n $(opcache_event_of "$1") ]]; }
 opcache_event_of() {  # EVENT_ID: the opcache event that follows it
-  events "e[\"event\"][\"action\"].startswith(\"opcache-\") and e.get(\"mamori\", {}).get(\"related_event\") == \"$1\"" | head -n 1
+  events "e[\"event\"][\"action\"].startswith(\"opcache-\") and e.get(\"mamori\", {}).get(\"related_event\") == \"$1\"" | sed -n 1p
 }
 # every_request NAME N EXPECTED: N requests, each must answer EXPECTED.
 every_request() {
