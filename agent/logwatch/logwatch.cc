@@ -114,6 +114,10 @@ struct Logwatch::Impl {
   std::map<std::string, std::string, std::less<>> decoy_paths;  // token -> ROOT/REL
   bool stopping MAMORI_GUARDED_BY(mu) = false;
   std::atomic<uint64_t> lines{0}, truncated{0}, bans{0}, ban_failures{0}, unbans{0};
+  // Whether each log reads in its format, for status(): refreshed each second and on a
+  // change. unparseable_since: the logwatch thread's, 0 while the log reads.
+  std::vector<proto::LogParsing> parsing MAMORI_GUARDED_BY(mu);
+  std::vector<int64_t> unparseable_since;
   std::thread thread;
 
   void run();
@@ -127,6 +131,9 @@ struct Logwatch::Impl {
                 std::string_view used_on, const std::string& user, int64_t time_ns,
                 std::vector<event::Event>& events);
   void attributed(size_t log, const Attribution& a);
+  void parsing_changed(size_t log, logparse::ParseHealth::Change change,
+                       const logparse::ParseHealth& health);
+  void refresh_parsing();
   void each_second();
 };
 
@@ -150,6 +157,10 @@ Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config
     Impl* self = impl.get();
     detector.set_on_attribution(
         [self, index](const Attribution& a) { self->attributed(index, a); });
+    detector.set_health_observer(
+        [self, index](logparse::ParseHealth::Change c, const logparse::ParseHealth& h) {
+          self->parsing_changed(index, c, h);
+        });
     impl->detectors.push_back(std::make_unique<Detector>(std::move(detector)));
     to.paths.push_back(l.path);
   }
@@ -163,6 +174,8 @@ Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config
                  : "access log " + quote(raw->config.logs[i].path) + " readable again");
   };
   impl->tailer = MAMORI_TRY(Tailer::create(env, std::move(to)));
+  impl->unparseable_since.assign(impl->detectors.size(), 0);
+  impl->refresh_parsing();
 
   const ban::BanOptions bo = ban::options_from(config);
   impl->list.emplace(MAMORI_TRY(ban::BanList::open(ban::list_path(config), bo)));
@@ -233,6 +246,8 @@ proto::LogwatchStatus Logwatch::status() const {
   s.bans = impl_->bans.load();
   s.ban_failures = impl_->ban_failures.load();
   s.unbans = impl_->unbans.load();
+  MutexLock lock(impl_->mu);
+  s.parsing = impl_->parsing;
   return s;
 }
 
@@ -530,8 +545,74 @@ void Logwatch::Impl::attributed(size_t i, const Attribution& a) {
   publish(std::move(events));
 }
 
+// A log that stopped fitting its format (logparse/health.h) bans nobody: said once per
+// episode, with a sample, and once when it reads again.
+void Logwatch::Impl::parsing_changed(size_t i, logparse::ParseHealth::Change change,
+                                     const logparse::ParseHealth& h) {
+  const int64_t now = env.clock().now_ns();
+  const auto& l = config.logs[i];
+  const bool bad = change == logparse::ParseHealth::Change::kUnparseable;
+  event::Event e(bad ? proto::action::kLogUnparseable : proto::action::kLogParseable,
+                 bad ? event::Severity::kWarning : event::Severity::kInfo, now);
+  e.set("event.category", nlohmann::json::array({"configuration"}))
+      .set("event.type", nlohmann::json::array({bad ? "error" : "info"}))
+      .set("log.file.path", l.path)
+      .set("mamori.log.format", l.format)
+      .set("mamori.log.lines", static_cast<int64_t>(h.lines()))
+      .set("mamori.log.unparsed", static_cast<int64_t>(h.failures()));
+  if (bad) {
+    unparseable_since[i] = now;
+    nlohmann::json reasons = nlohmann::json::object();
+    std::string why;
+    for (size_t k = 0; k < logparse::kParseStatusCount; ++k) {
+      const auto st = static_cast<logparse::ParseStatus>(k);
+      if (!logparse::is_format_failure(st) || h.in_window(st) == 0) continue;
+      const std::string name(logparse::parse_status_name(st));
+      reasons[name] = static_cast<int64_t>(h.in_window(st));
+      why += fmt::format("{}{} {}", why.empty() ? "" : ", ", name, h.in_window(st));
+    }
+    const std::string sample = escape(h.sample());
+    e.set("mamori.log.unparsed_by_reason", std::move(reasons))
+        .set("mamori.log.sample", sample)
+        .set("mamori.log.sample_reason", std::string(parse_status_name(h.sample_status())));
+    e.message(
+        fmt::format("access log {} does not fit its format {}: {} of the last {} lines "
+                    "refused ({}); they can ban nobody",
+                    quote(l.path), quote(l.format), h.failures(), h.lines(), why));
+  } else {
+    const int64_t for_s = unparseable_since[i] ? (now - unparseable_since[i]) / 1'000'000'000 : 0;
+    unparseable_since[i] = 0;
+    e.set("mamori.log.unparseable_for_s", for_s);
+    e.message(
+        fmt::format("access log {} fits its format {} again ({} of the last {} lines "
+                    "refused)",
+                    quote(l.path), quote(l.format), h.failures(), h.lines()));
+  }
+  log("logwatch: " + e.fields().value("message", std::string()));
+  std::vector<event::Event> events;
+  events.push_back(std::move(e));
+  publish(std::move(events));
+  refresh_parsing();
+}
+
+void Logwatch::Impl::refresh_parsing() {
+  std::vector<proto::LogParsing> now;
+  for (size_t i = 0; i < detectors.size(); ++i) {
+    const auto& h = detectors[i]->health();
+    proto::LogParsing p{config.logs[i].path, h.unparseable(), h.lines(), h.failures(), "", ""};
+    if (h.unparseable()) {
+      p.sample = escape(h.sample());
+      p.sample_reason = std::string(logparse::parse_status_name(h.sample_status()));
+    }
+    now.push_back(std::move(p));
+  }
+  MutexLock lock(mu);
+  parsing = std::move(now);
+}
+
 void Logwatch::Impl::each_second() {
   if (auto st = tailer->save(); !st) log("logwatch: " + st.error().message());
+  refresh_parsing();
   std::vector<event::Event> events;
   if (auto expired = banner->expire()) {
     for (const auto& entry : expired->entries) {

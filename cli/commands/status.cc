@@ -125,6 +125,22 @@ int run_status(App& app) {
                   w["logs"].size(), fmt::format("{}", w["lines"].get<uint64_t>()).c_str(),
                   fmt::format("{}", w["bans"].get<uint64_t>()).c_str(),
                   fmt::format("{}", w["ban_failures"].get<uint64_t>()).c_str());
+    // Whether each log fits its format (docs/bans.md, Never blind): a log that does not
+    // bans nobody, and must not look like a quiet one.
+    if (const auto w = a.value("logwatch", nlohmann::json()); w.is_object())
+      for (const auto& p : w.value("parsing", nlohmann::json::array())) {
+        const std::string counts =
+            fmt::format("{} of the last {} lines refused", p.value("unparsed", uint64_t{0}),
+                        p.value("lines", uint64_t{0}));
+        if (p.value("unparseable", false))
+          std::printf("log        %s UNPARSEABLE: does not fit its format, %s (%s), e.g. '%s'\n",
+                      quote(p.value("path", std::string())).c_str(), counts.c_str(),
+                      p.value("sample_reason", std::string()).c_str(),
+                      p.value("sample", std::string()).c_str());
+        else
+          std::printf("log        %s fits its format (%s)\n",
+                      quote(p.value("path", std::string())).c_str(), counts.c_str());
+      }
     if (const auto m = a.value("manager", nlohmann::json());
         m.is_object() && m.value("state", "") != "disabled") {
       const std::string error = m.value("last_error", std::string());

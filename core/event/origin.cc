@@ -180,6 +180,8 @@ const std::vector<ActionInfo>& known_actions() {
       {action::kIpBanned, "mamori.logwatch"},
       {action::kIpUnbanned, "mamori.logwatch"},
       {action::kTamperAttributed, "mamori.logwatch"},
+      {action::kLogUnparseable, "mamori.logwatch"},
+      {action::kLogParseable, "mamori.logwatch"},
       {action::kDecoyCredentialUsed, "mamori.logwatch"},
       // The page monitor (agent/pages).
       {action::kPageInjected, "mamori.pages"},

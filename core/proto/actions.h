@@ -58,6 +58,10 @@ inline constexpr std::string_view kIpBanned = "ip-banned";
 inline constexpr std::string_view kIpUnbanned = "ip-unbanned";
 // A request tied to a file the guard acted on (mamori.related_event names that event).
 inline constexpr std::string_view kTamperAttributed = "tamper-attributed";
+// A [[log]] that does not fit its format (more than 10 % of the last 1,000 lines refused:
+// core/logparse/health.h), once per episode with a sample; and when it reads again.
+inline constexpr std::string_view kLogUnparseable = "log-unparseable";
+inline constexpr std::string_view kLogParseable = "log-parseable";
 // A decoy file (docs/decoys.md) opened by a process other than mamori and the web server
 // (which serves it: the access log judges that request).
 inline constexpr std::string_view kDecoyOpened = "decoy-opened";
@@ -147,6 +151,8 @@ inline constexpr std::array kAllActions = {kFileRestored,
                                            kOutboxDropped,
                                            kSinkGap,
                                            kTamperAttributed,
+                                           kLogUnparseable,
+                                           kLogParseable,
                                            kPageInjected,
                                            kPageFetchFailed,
                                            kAgentEnrolled,

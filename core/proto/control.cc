@@ -562,12 +562,21 @@ json to_json(const SinkStatus& s) {
 namespace {
 
 json to_json(const LogwatchStatus& l) {
+  json parsing = json::array();
+  for (const auto& p : l.parsing)
+    parsing.push_back({{"path", p.path},
+                       {"unparseable", p.unparseable},
+                       {"lines", p.lines},
+                       {"unparsed", p.unparsed},
+                       {"sample", p.sample},
+                       {"sample_reason", p.sample_reason}});
   return {{"logs", l.logs},
           {"lines", l.lines},
           {"lines_truncated", l.lines_truncated},
           {"bans", l.bans},
           {"ban_failures", l.ban_failures},
-          {"unbans", l.unbans}};
+          {"unbans", l.unbans},
+          {"parsing", std::move(parsing)}};
 }
 
 json to_json(const ManagerLinkStatus& m) {
@@ -683,6 +692,18 @@ StatusDocument read_status(Reader& r) {
       l.bans = x.count("bans");
       l.ban_failures = x.count("ban_failures");
       l.unbans = x.count("unbans");
+      // Absent from an agent older than issue 16's log health.
+      if (x.has("parsing"))
+        l.parsing = read_list<LogParsing>(x, "parsing", [](Reader& y) {
+          LogParsing p;
+          p.path = y.string("path");
+          p.unparseable = y.boolean("unparseable");
+          p.lines = y.count("lines");
+          p.unparsed = y.count("unparsed");
+          p.sample = y.string("sample");
+          p.sample_reason = y.string("sample_reason");
+          return p;
+        });
       return l;
     });
   s.counters = read_nested<Counters>(r, "counters", [](Reader& x) {

@@ -242,6 +242,16 @@ struct ManagerLinkStatus {
   uint64_t commands = 0;  // commands received from the manager
 };
 
+// Whether one [[log]] reads in its format (core/logparse/health.h; docs/bans.md).
+struct LogParsing {
+  std::string path;
+  bool unparseable = false;
+  uint64_t lines = 0;         // in the window (the last 1,000 lines at most)
+  uint64_t unparsed = 0;      // of them, refused as not fitting the format
+  std::string sample;         // a refused line of the episode, escaped; "" when none
+  std::string sample_reason;  // why it was refused (logparse::parse_status_name)
+};
+
 struct LogwatchStatus {
   std::vector<std::string> logs;
   uint64_t lines = 0;
@@ -249,6 +259,7 @@ struct LogwatchStatus {
   uint64_t bans = 0;
   uint64_t ban_failures = 0;
   uint64_t unbans = 0;
+  std::vector<LogParsing> parsing;  // per log, in `logs` order; empty from older agents
 };
 
 struct Counters {

@@ -255,7 +255,8 @@ StatusDocument sample_status() {
   s.heal.reason = "tamper-storm";
   s.sinks = {{"siem", config::SinkType::kWebhook, 3, 0, 1, 0, 0, 2, 40, false, ""}};
   s.outbox = {"/var/lib/mamori/outbox", 42, 1024, 0, 0, 0};
-  s.logwatch = LogwatchStatus{{"/var/log/nginx/access.log"}, 10, 0, 1, 0, 0};
+  s.logwatch = LogwatchStatus{{"/var/log/nginx/access.log"}, 10, 0, 1, 0, 0, {}};
+  s.logwatch->parsing = {{"/var/log/nginx/access.log", true, 120, 120, "1.2.3.4 x", "no-match"}};
   s.counters.restored = 5;
   return s;
 }
@@ -275,6 +276,13 @@ TEST(Proto, StatusAnswerRoundTripsInBothVersions) {
   auto back = decode_status(to_json(no_logs));
   ASSERT_TRUE(back);
   EXPECT_FALSE(back->logwatch);
+  // An agent older than the log health sends no "parsing".
+  json old = to_json(sample_status());
+  old["logwatch"].erase("parsing");
+  back = decode_status(old);
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_TRUE(back->logwatch);
+  EXPECT_TRUE(back->logwatch->parsing.empty());
 }
 
 TEST(Proto, ErrorAnswersDecodeInBothVersions) {

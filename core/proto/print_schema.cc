@@ -61,7 +61,14 @@ void examples() {
     s.sinks = {{"mail", config::SinkType::kSmtp, 1, 2, 3, 4, 5, 6, 7, true, "connect: refused"}};
     s.outbox = {"/var/lib/mamori/outbox", 7, 1024, 1, 0, 3};
     s.manager = {proto::LinkState::kConnected, "https://manager:8443", "a-key", "", 10, 8, 9, 1};
-    s.logwatch = proto::LogwatchStatus{{"/var/log/nginx/access.log"}, 100, 1, 2, 0, 1};
+    s.logwatch = proto::LogwatchStatus{
+        {"/var/log/nginx/access.log"},
+        100,
+        1,
+        2,
+        0,
+        1,
+        {{"/var/log/nginx/access.log", true, 100, 100, "203.0.113.9 - - [x]", "bad-time"}}};
     line("StatusAnswer", proto::to_json(Answer{proto::StatusAnswer{s, {}}}, v));
     line("StatusAnswer",
          proto::to_json(Answer{proto::StatusAnswer{s, proto::Attribution::kPid}}, v));

@@ -242,13 +242,23 @@ json schema() {
              {"state", "url", "agent_key", "last_error", "events_sent", "events_acked", "cursor",
               "commands"},
              "the agent's link to its manager (docs/manager.md)");
+  defs["LogParsing"] =
+      object({{"path", str()},
+              {"unparseable", boolean()},
+              {"lines", count()},
+              {"unparsed", count()},
+              {"sample", str()},
+              {"sample_reason", str()}},
+             {"path", "unparseable", "lines", "unparsed", "sample", "sample_reason"},
+             "whether a [[log]] reads in its format (docs/bans.md)");
   defs["LogwatchStatus"] =
       object({{"logs", strings()},
               {"lines", count()},
               {"lines_truncated", count()},
               {"bans", count()},
               {"ban_failures", count()},
-              {"unbans", count()}},
+              {"unbans", count()},
+              {"parsing", {{"type", "array"}, {"items", ref("LogParsing")}}}},
              {"logs", "lines", "lines_truncated", "bans", "ban_failures", "unbans"});
   json counters = json::object();
   std::vector<std::string> counter_names;
