@@ -199,5 +199,10 @@ ip netns exec "$SRV" "$MAMORI" --config "$CONFIG" agent >>"$AGENT_LOG" 2>&1 &
 AGENT_PID=$!
 WAIT_SECONDS=60 WAIT_EXPLAIN='cat "$AGENT_LOG"' wait_for "the agent to be ready again" _agent_ready_or_gone
 _agent_ready || fail "the agent did not start again"
-sleep 1
-assert_eq "$before" "$(events 'e["event"]["dataset"] == "mamori.honeypot"' | grep -c .)" "honeypot events after a restart"
+# One new session after the restart: once its last event is relayed, everything before it
+# was read (in order), so anything relayed twice would be counted by then.
+expect_exit "5|255" in_ns "$ATT" timeout 30 sshpass -p 123456 ssh "${SSH_OPTS[@]}" -b 10.79.1.3 root@10.79.1.1 id
+ended() { events 'e["event"]["action"] == "ssh-session-ended" and e["source"]["ip"] == "10.79.1.3"' | grep -q .; }
+WAIT_EXPLAIN='tail -n 3 "$AGENT_LOG"' wait_for "the new session's end, relayed" ended
+assert_eq "$((before + 3))" "$(events 'e["event"]["dataset"] == "mamori.honeypot"' | grep -c .)" \
+  "honeypot events after a restart (those before it, and the new session's connection, login and end)"
