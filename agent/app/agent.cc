@@ -405,9 +405,10 @@ class Agent::Impl {
   // The decoys `mamori decoys plant` recorded (docs/decoys.md). A damaged record costs
   // the open reports only (the access-log rules are their own file): said, not fatal.
   void add_decoys() {
-    auto decoys = decoy::load_record(config_.state_dir + "/decoys.json");
+    auto decoys = decoy::load(config_.state_dir + "/decoys.json");
     if (!decoys) return log("decoys: " + decoys.error().message());
-    for (const auto& d : *decoys)
+    decoys_ = std::move(*decoys);
+    for (const auto& d : decoys_.files)
       for (size_t i = 0; i < guard_->root_count(); ++i)
         if (guard_->root(i).path == d.root) guard_->add_decoy(i, d.rel, d.token);
   }
@@ -471,9 +472,8 @@ class Agent::Impl {
   // The log watch runs for the honeypot relay and the decoys' credential log too, even
   // without a [[log]]: a decoy's credential used is banned by it.
   Status start_logwatch() {
-    const auto decoys = decoy::load(config_.state_dir + "/decoys.json");
-    const bool credential_log = decoys && !decoys->credential_log.empty();
-    if (config_.logs.empty() && config_.agent.honeypot_outbox.empty() && !credential_log)
+    if (config_.logs.empty() && config_.agent.honeypot_outbox.empty() &&
+        decoys_.credential_log.empty())
       return ok();
     auto publish = [this](std::vector<event::Event>&& events) {
       // AsyncPublisher::publish() only queues and cannot fail; the writer reports.
@@ -505,10 +505,7 @@ class Agent::Impl {
     relay::RelayOptions o;
     o.outbox_dir = config_.agent.honeypot_outbox;
     o.cursor_path = config_.state_dir + "/relay/honeypot.cursor";
-    if (auto decoys = decoy::load_record(config_.state_dir + "/decoys.json"))
-      o.decoys = std::move(*decoys);
-    else
-      log("honeypot relay: decoys: " + decoys.error().message());
+    o.decoys = decoys_.files;
     o.origin = &*origin_;
     o.publish = std::move(publish);
     o.on_credential = [this](const relay::CredentialSeen& c) {
@@ -708,6 +705,7 @@ class Agent::Impl {
   std::optional<ObservingPublisher> observed_;
   std::unique_ptr<heal::Healer> healer_;
   std::unique_ptr<logwatch::Logwatch> logwatch_;  // publishes through publisher_
+  decoy::Record decoys_;                          // STATE/decoys.json, read once by open_roots
   std::unique_ptr<relay::HoneypotRelay> relay_;   // tells logwatch_: destroyed first
   std::vector<event::Event> heal_events_;         // what the healer said, emitted at the next flush
   std::unique_ptr<evidence::EvidenceStore> evidence_;

@@ -64,9 +64,8 @@ Result<std::vector<std::string>> rule_files(const config::Config& c) {
 // (docs/decoys.md): WordPress's decoy plugin appends to it, in the combined format, as
 // the web server's user, trusted no more than with the access log that user writes
 // already; the tailer opens it like any log (no symlink, a regular file, lines capped).
-config::Config with_credential_log(const config::Config& c) {
+config::Config with_credential_log(const config::Config& c, const Result<decoy::Record>& record) {
   config::Config out = c;
-  auto record = decoy::load(c.state_dir + "/decoys.json");  // damaged: said in start()
   if (record && !record->credential_log.empty() &&
       std::none_of(out.logs.begin(), out.logs.end(),
                    [&](const auto& l) { return l.path == record->credential_log; }))
@@ -139,8 +138,10 @@ struct Logwatch::Impl {
 
 Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config& config,
                                                   Publish publish, Log log) {
-  auto impl =
-      std::make_unique<Impl>(env, with_credential_log(config), std::move(publish), std::move(log));
+  // STATE/decoys.json, read once: its credential log and its files' names.
+  const auto decoys = decoy::load(config.state_dir + "/decoys.json");
+  auto impl = std::make_unique<Impl>(env, with_credential_log(config, decoys), std::move(publish),
+                                     std::move(log));
   auto files = MAMORI_TRY(rule_files(config));
   auto matcher = load_matcher(files, config.logwatch.default_rules);
   if (!matcher) return tl::unexpected(matcher.error().to_error());
@@ -187,8 +188,8 @@ Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config
 
   // What each decoy token names, for the events of a credential used; a damaged record
   // only costs the file names in those events.
-  if (auto decoys = decoy::load_record(config.state_dir + "/decoys.json"))
-    for (const auto& d : *decoys) impl->decoy_paths[d.token] = d.root + "/" + d.rel;
+  if (decoys)
+    for (const auto& d : decoys->files) impl->decoy_paths[d.token] = d.root + "/" + d.rel;
   else
     impl->log("logwatch: decoys: " + decoys.error().message());
 
