@@ -193,6 +193,9 @@ WAIT_ON=$HP_STATE WAIT_SECONDS=30 wait_for "the honeypot to end 100 sessions" hu
 expect_exit 0 timeout 60 sshpass -p admin ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
   -o LogLevel=ERROR -o PubkeyAuthentication=no -o ConnectTimeout=30 -p "$PORT" admin@127.0.0.1 whoami
 assert_eq "admin" "$(tr -d '\r' <<<"$OUT")" "whoami on the honeypot during the flood"
+# The outbox is flushed every 100 ms, so the event may land after the shell answered.
+login_event() { [[ $(count ssh-login-succeeded 'e["user"]["name"] == "admin" and e["source"]["ip"] == "127.0.0.1"') -ge 1 ]]; }
+WAIT_ON=$HP_STATE wait_for "the login's event" login_event
 assert_eq 1 "$(count ssh-login-succeeded 'e["user"]["name"] == "admin" and e["source"]["ip"] == "127.0.0.1"')" "the login's event"
 kill -0 "$HP_PID" 2>/dev/null || fail "the honeypot died: $(tail -n 20 "$HP_LOG")"
 
