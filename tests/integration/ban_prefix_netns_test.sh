@@ -6,67 +6,25 @@
 # cannot connect, while the next /64 and a normal client still can. `mamori bans list`
 # shows the prefix, `mamori bans del` of it lets the /64 back.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/netns_lib.sh"
 
-command -v nft >/dev/null || fail "nft not installed (tools/install-deps)"
-command -v nginx >/dev/null || fail "nginx not installed (tools/install-deps)"
 chmod 0755 "$SCRATCH"
 SRV=mamori-psrv-$$ ATT=mamori-patt-$$
-for ns in "$SRV" "$ATT"; do
-  ip netns add "$ns"
-  on_exit "ip netns del $ns"
-  ip -n "$ns" link set lo up
-done
-ip link add "vp$$" netns "$SRV" type veth peer name eth0 netns "$ATT"
-ip -n "$SRV" addr add 2001:db8:77::1/48 dev "vp$$" nodad
-for a in 2001:db8:77:1::2 2001:db8:77:1::3 2001:db8:77:1::4 2001:db8:77:1::99 2001:db8:77:2::5; do
-  ip -n "$ATT" addr add "$a/48" dev eth0 nodad
-done
-ip -n "$SRV" link set "vp$$" up
-ip -n "$ATT" link set eth0 up
-in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+netns_add "$SRV" "$ATT"
+netns_link "$SRV" 2001:db8:77::1/48 "$ATT" \
+  2001:db8:77:1::2/48 2001:db8:77:1::3/48 2001:db8:77:1::4/48 2001:db8:77:1::99/48 2001:db8:77:2::5/48
 
 step "a site on IPv6, an agent with prefix escalation reading nginx's log"
 mkdir -p "$SCRATCH/www" "$SCRATCH/web"
 chmod 0755 "$SCRATCH/www" "$SCRATCH/web"
 echo "<html>the shop</html>" >"$SCRATCH/www/index.html"
 chmod 0644 "$SCRATCH/www/index.html"
-ACCESS_LOG=$SCRATCH/web/access.log
 write_config "$SCRATCH/www"
 agent_config
-cat >>"$CONFIG" <<EOF
-[[log]]
-path = "$ACCESS_LOG"
-format = "combined"
-root = "$SCRATCH/www"
-[ban]
-backend = "nftables"
-ttl = 600
-prefix_offenders = 3
-prefix_window = 600
-EOF
+log_ban_config "$SCRATCH/www" "prefix_offenders = 3" "prefix_window = 600"
 mamori -q init
-_AGENT_LOG_FROM=0
-ip netns exec "$SRV" "$MAMORI" --config "$CONFIG" agent >>"$AGENT_LOG" 2>&1 &
-AGENT_PID=$!
-on_exit "stop_agent"
-WAIT_SECONDS=60 WAIT_EXPLAIN='cat "$AGENT_LOG"' wait_for "the agent to be ready" _agent_ready_or_gone
-_agent_ready || { cat "$AGENT_LOG" >&2; fail "the agent exited before it was ready"; }
-cat >"$SCRATCH/web/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-user www-data www-data;
-pid $SCRATCH/web/nginx.pid;
-error_log $SCRATCH/web/error.log;
-events { worker_connections 64; }
-http {
-  access_log $ACCESS_LOG combined;
-  default_type text/html;
-  server { listen [2001:db8:77::1]:80; root $SCRATCH/www; }
-}
-EOF
-ip netns exec "$SRV" nginx -c "$SCRATCH/web/nginx.conf" -e "$SCRATCH/web/error.log" &
-NGINX=$!
-on_exit 'stop_pid $NGINX nginx'
+AGENT_NETNS=$SRV start_agent
+start_nginx_in "$SRV" <<<"server { listen [2001:db8:77::1]:80; root $SCRATCH/www; }"
 connects() {  # SOURCE-ADDRESS
   in_ns "$ATT" curl -s -o /dev/null --interface "$1" --connect-timeout 2 'http://[2001:db8:77::1]/'
 }
@@ -81,7 +39,6 @@ probe() {
   in_ns "$ATT" curl -s -o /dev/null --interface "$1" --max-time 2 \
     'http://[2001:db8:77::1]/item.php?id=1%20UNION%20SELECT%20null,@@version--' || true
 }
-banned() { events 'e["event"]["action"] == "ip-banned" and e["source"]["ip"] == "'"$1"'"' | grep . >/dev/null; }
 for a in 2001:db8:77:1::2 2001:db8:77:1::3; do
   probe "$a"
   WAIT_EXPLAIN='events | tail -n 2' wait_for "the ban of $a" banned "$a"

@@ -11,20 +11,17 @@
 # fetch, the login and both bans as one incident. An ordinary password is just a
 # honeypot event: nothing is banned for it.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/netns_lib.sh"
 
 HONEYPOT=$(dirname "$MAMORI")/mamori-honeypot
 [[ -x $HONEYPOT ]] || fail "mamori-honeypot is not built beside $MAMORI"
-for tool in nft nginx sshpass ssh; do
+for tool in sshpass ssh; do
   command -v "$tool" >/dev/null || fail "$tool is not installed (tools/install-deps)"
 done
 [[ -f /usr/share/wordpress/wp-includes/version.php ]] || fail "Debian's wordpress is not installed (tools/install-deps)"
 chmod 0711 "$SCRATCH"
 SRV=mamori-csrv-$$ ATT=mamori-catt-$$ USR=mamori-cusr-$$
-for ns in "$SRV" "$ATT" "$USR"; do
-  ip netns add "$ns"
-  on_exit "ip netns del $ns"
-  ip -n "$ns" link set lo up
-done
+netns_add "$SRV" "$ATT" "$USR"
 # srv <-> att: 10.79.1.0/24 (.3 is a search engine's crawler by its DNS, .4 only says it
 # is one); srv <-> usr: 10.79.2.0/24 (usr also has .3).
 # Name resolution in srv (ip netns exec mounts /etc/netns/NAME/* over /etc): .3's PTR and
@@ -33,28 +30,14 @@ mkdir -p "/etc/netns/$SRV"
 on_exit "rm -rf /etc/netns/$SRV"
 printf '127.0.0.1 localhost\n10.79.1.3 crawl-10-79-1-3.googlebot.com\n' >"/etc/netns/$SRV/hosts"
 echo "nameserver 127.0.0.1" >"/etc/netns/$SRV/resolv.conf"
-ip link add "ca$$" netns "$SRV" type veth peer name eth0 netns "$ATT"
-ip link add "cu$$" netns "$SRV" type veth peer name eth0 netns "$USR"
-ip -n "$SRV" addr add 10.79.1.1/24 dev "ca$$"
-ip -n "$SRV" addr add 10.79.2.1/24 dev "cu$$"
-ip -n "$ATT" addr add 10.79.1.2/24 dev eth0
-ip -n "$ATT" addr add 10.79.1.3/24 dev eth0
-ip -n "$ATT" addr add 10.79.1.4/24 dev eth0
-ip -n "$USR" addr add 10.79.2.2/24 dev eth0
-ip -n "$USR" addr add 10.79.2.3/24 dev eth0
-for l in "$SRV ca$$" "$SRV cu$$" "$ATT eth0" "$USR eth0"; do
-  set -- $l
-  ip -n "$1" link set "$2" up
-done
-# (Not for background processes: $! would be the function's subshell, not theirs.)
-in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+netns_link "$SRV" 10.79.1.1/24 "$ATT" 10.79.1.2/24 10.79.1.3/24 10.79.1.4/24
+netns_link "$SRV" 10.79.2.1/24 "$USR" 10.79.2.2/24 10.79.2.3/24
 
 step "a WordPress tree with decoys planted, the honeypot's spool, the agent's config"
 WWW=$SCRATCH/www
 mkdir -p "$SCRATCH/web"
 cp -a /usr/share/wordpress "$WWW"
 chmod 0755 "$WWW" "$SCRATCH/web"
-ACCESS_LOG=$SCRATCH/web/access.log
 # The honeypot drops to an unprivileged user that exists already: tests running in
 # parallel would race each other's useradd/userdel of a user of their own.
 HP_USER=nobody
@@ -67,15 +50,7 @@ user = "$HP_USER"
 EOF
 write_config "$WWW"
 agent_config "honeypot_outbox = \"$HP_STATE/outbox\""
-cat >>"$CONFIG" <<EOF
-[[log]]
-path = "$ACCESS_LOG"
-format = "combined"
-root = "$WWW"
-[ban]
-backend = "nftables"
-ttl = 600
-EOF
+log_ban_config "$WWW"
 expect_exit 0 mamori decoys plant --credential-log "$SCRATCH/decoy-log/credentials.log"
 mamori -q init
 [[ -f $WWW/wp-config.php.bak ]] || fail "wp-config.php.bak was not planted: $OUT $ERR"
@@ -88,28 +63,11 @@ HP_PID=$!
 on_exit 'stop_pid $HP_PID "the honeypot"'
 hp_ready() { grep -q ready "$HP_LOG"; }
 WAIT_SECONDS=60 WAIT_EXPLAIN='cat "$HP_LOG"' wait_for "the honeypot to be ready" hp_ready
-_AGENT_LOG_FROM=0
-ip netns exec "$SRV" "$MAMORI" --config "$CONFIG" agent >>"$AGENT_LOG" 2>&1 &
-AGENT_PID=$!
-on_exit "stop_agent"
-WAIT_SECONDS=60 WAIT_EXPLAIN='cat "$AGENT_LOG"' wait_for "the agent to be ready" _agent_ready_or_gone
-_agent_ready || { cat "$AGENT_LOG" >&2; fail "the agent exited before it was ready"; }
-cat >"$SCRATCH/web/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-user www-data www-data;
-pid $SCRATCH/web/nginx.pid;
-error_log $SCRATCH/web/error.log;
-events { worker_connections 64; }
-http {
-  access_log $ACCESS_LOG combined;
+AGENT_NETNS=$SRV start_agent
+start_nginx_in "$SRV" <<EOF
   default_type text/plain;
   server { listen 10.79.1.1:80; listen 10.79.2.1:80; root $WWW; }
-}
 EOF
-ip netns exec "$SRV" nginx -c "$SCRATCH/web/nginx.conf" -e "$SCRATCH/web/error.log" &
-NGINX=$!
-on_exit 'stop_pid $NGINX nginx'
 up() { [[ $(in_ns "$USR" curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://10.79.2.1/readme.html) == 200 ]]; }
 WAIT_EXPLAIN='cat "$SCRATCH/web/error.log"' wait_for "nginx to serve the site" up
 
@@ -121,7 +79,6 @@ import socket, sys
 s = socket.socket(); s.bind((sys.argv[1], 0)); s.settimeout(2); s.connect((sys.argv[2], int(sys.argv[3])))' \
     "$2" "${2%.*}.1" "$3" 2>/dev/null
 }
-banned() { events 'e["event"]["action"] == "ip-banned" and e["source"]["ip"] == "'"$1"'"' | grep -q .; }
 reaches "$USR" 10.79.2.2 2222 || fail "usr cannot reach the honeypot before anything happened"
 
 step "an ordinary password on the honeypot: relayed as the agent's event, nothing banned"
@@ -194,11 +151,7 @@ check_events
 step "the agent restarts: nothing relayed twice"
 before=$(events 'e["event"]["dataset"] == "mamori.honeypot"' | grep -c .)
 stop_agent
-_AGENT_LOG_FROM=$(stat -c %s "$AGENT_LOG")
-ip netns exec "$SRV" "$MAMORI" --config "$CONFIG" agent >>"$AGENT_LOG" 2>&1 &
-AGENT_PID=$!
-WAIT_SECONDS=60 WAIT_EXPLAIN='cat "$AGENT_LOG"' wait_for "the agent to be ready again" _agent_ready_or_gone
-_agent_ready || fail "the agent did not start again"
+AGENT_NETNS=$SRV start_agent
 # One new session after the restart: once its last event is relayed, everything before it
 # was read (in order), so anything relayed twice would be counted by then.
 expect_exit "5|255" in_ns "$ATT" timeout 30 sshpass -p 123456 ssh "${SSH_OPTS[@]}" -b 10.79.1.3 root@10.79.1.1 id

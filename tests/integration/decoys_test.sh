@@ -13,88 +13,23 @@
 # in on wp-login.php with the credentials of the stolen wp-config.php.bak is banned by
 # the decoy-credential rule.
 source "$(dirname "$0")/lib.sh"
-
-command -v nft >/dev/null || fail "nft not installed (tools/install-deps)"
-command -v nginx >/dev/null || fail "nginx not installed (tools/install-deps)"
-command -v mariadbd >/dev/null || fail "mariadb-server not installed (tools/install-deps)"
-[[ -f /usr/share/wordpress/wp-includes/version.php ]] || fail "Debian's wordpress is not installed (tools/install-deps)"
-[[ -d /usr/share/wordpress/wp-content/themes/twentytwentyone ]] ||
-  fail "wordpress-theme-twentytwentyone is not installed (tools/install-deps)"
+source "$(dirname "$0")/netns_lib.sh"
 source "$(dirname "$0")/web_lib.sh"
 chmod 0755 "$SCRATCH"
 SRV=mamori-dsrv-$$ ATT=mamori-datt-$$ CLI=mamori-dcli-$$
-for ns in "$SRV" "$ATT" "$CLI"; do
-  ip netns add "$ns"
-  on_exit "ip netns del $ns"
-  ip -n "$ns" link set lo up
-done
+netns_add "$SRV" "$ATT" "$CLI"
 # srv <-> att: 10.78.1.0/24 (the attacker has .2 to .8); srv <-> cli: 10.78.2.0/24.
-ip link add "da$$" netns "$SRV" type veth peer name eth0 netns "$ATT"
-ip link add "dc$$" netns "$SRV" type veth peer name eth0 netns "$CLI"
-ip -n "$SRV" addr add 10.78.1.1/24 dev "da$$"
-ip -n "$SRV" addr add 10.78.2.1/24 dev "dc$$"
-for a in 2 3 4 5 6 7 8; do ip -n "$ATT" addr add "10.78.1.$a/24" dev eth0; done
-ip -n "$CLI" addr add 10.78.2.2/24 dev eth0
-ip -n "$CLI" addr add 10.78.2.3/24 dev eth0
-for l in "$SRV da$$" "$SRV dc$$" "$ATT eth0" "$CLI eth0"; do
-  set -- $l
-  ip -n "$1" link set "$2" up
-done
-# shellcheck disable=SC2317  # used by on_exit and the steps below
-in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+netns_link "$SRV" 10.78.1.1/24 "$ATT" 10.78.1.{2..8}/24
+netns_link "$SRV" 10.78.2.1/24 "$CLI" 10.78.2.2/24 10.78.2.3/24
 
 step "a WordPress tree on a MariaDB of the test's, installed"
 WWW=$SCRATCH/www
-DB=$SCRATCH/db
-mkdir -p "$SCRATCH/web" "$DB"
-cp -a /usr/share/wordpress "$WWW"
-chmod 0755 "$WWW" "$SCRATCH/web" "$DB"
-mariadb-install-db --no-defaults --datadir="$DB/data" --user=root >"$DB/install.log" 2>&1 ||
-  { cat "$DB/install.log" >&2; fail "mariadb-install-db failed"; }
-mariadbd --no-defaults --datadir="$DB/data" --socket="$DB/mysqld.sock" --skip-networking \
-  --user=root --pid-file="$DB/mysqld.pid" --log-error="$DB/error.log" >"$DB/out.log" 2>&1 &
-MARIADB=$!
-on_exit 'stop_pid $MARIADB mariadbd'
-db_up() { mariadb --no-defaults -S "$DB/mysqld.sock" -u root -e 'SELECT 1'; }
-WAIT_SECONDS=30 WAIT_ON=$DB WAIT_EXPLAIN='cat "$DB/error.log"' wait_for "MariaDB" db_up
-mariadb --no-defaults -S "$DB/mysqld.sock" -u root \
-  -e "CREATE DATABASE wp; CREATE USER wp@localhost IDENTIFIED BY 'wp-test-db'; GRANT ALL ON wp.* TO wp@localhost"
-# The site's own configuration (Debian's reads /etc/wordpress, which is not the test's).
-cat >"$WWW/wp-config.php" <<EOF
-<?php
-define( 'DB_NAME', 'wp' );
-define( 'DB_USER', 'wp' );
-define( 'DB_PASSWORD', 'wp-test-db' );
-define( 'DB_HOST', 'localhost:$DB/mysqld.sock' );
-define( 'DB_CHARSET', 'utf8mb4' );
-define( 'DB_COLLATE', '' );
-\$table_prefix = 'wp_';
-define( 'WP_HOME', 'http://' . \$_SERVER['HTTP_HOST'] );
-define( 'WP_SITEURL', WP_HOME );
-define( 'WP_DEFAULT_THEME', 'twentytwentyone' );
-define( 'DISABLE_WP_CRON', true );
-define( 'AUTOMATIC_UPDATER_DISABLED', true );
-if ( ! defined( 'ABSPATH' ) ) {
-	define( 'ABSPATH', __DIR__ . '/' );
-}
-require_once ABSPATH . 'wp-settings.php';
-EOF
-cat >"$SCRATCH/install.php" <<EOF
-<?php
-define( 'WP_INSTALLING', true );
-\$_SERVER['HTTP_HOST'] = '10.78.1.1';
-\$_SERVER['REQUEST_URI'] = '/';
-require '$WWW/wp-load.php';
-require_once ABSPATH . 'wp-admin/includes/upgrade.php';
-wp_install( 'mamori decoys', 'admin', 'admin@example.com', true, '', 'the-real-admin-password' );
-update_option( 'permalink_structure', '/%postname%/' );  // WordPress's robots.txt needs it
-echo "installed\n";
-EOF
-installed=$(php "$SCRATCH/install.php" 2>&1) || fail "WordPress's install: $installed"
-assert_contains "$installed" "installed" "WordPress's install"
+mkdir -p "$SCRATCH/web"
+chmod 0755 "$SCRATCH/web"
+wordpress_db "$WWW" 10.78.1.1 "mamori decoys" \
+  "update_option( 'permalink_structure', '/%postname%/' );  // WordPress's robots.txt needs it"
 
 step "its baseline, and the decoys planted under mamori deploy"
-ACCESS_LOG=$SCRATCH/web/access.log
 CRED_LOG=$SCRATCH/decoy-log/credentials.log
 # A second site, static, with a robots.txt of its own (no final newline, the web user's,
 # 0640): the traps' group is appended to it, its owner and mode kept.
@@ -106,15 +41,7 @@ chown www-data:www-data "$STATIC/robots.txt"
 chmod 0640 "$STATIC/robots.txt"
 write_config "$WWW" "$STATIC"
 agent_config
-cat >>"$CONFIG" <<EOF
-[[log]]
-path = "$ACCESS_LOG"
-format = "combined"
-root = "$WWW"
-[ban]
-backend = "nftables"
-ttl = 600
-EOF
+log_ban_config "$WWW"
 mamori -q init
 expect_exit 0 mamori decoys plant --dry-run --json
 assert_eq '["wp-config.php.bak", "backup.sql", ".env"]' "$(json '[d["path"] for d in j["planted"] if d["root"] == "'"$WWW"'"]')" \
@@ -173,25 +100,10 @@ assert_contains "$OUT" "nothing to plant" "a second plant"
 
 step "the agent in srv, then nginx serving the tree"
 # The agent starts before nginx, so it follows the access log from its first line.
-_AGENT_LOG_FROM=0
-ip netns exec "$SRV" "$MAMORI" --config "$CONFIG" agent >>"$AGENT_LOG" 2>&1 &
-AGENT_PID=$!
-on_exit "stop_agent"
-WAIT_SECONDS=60 WAIT_EXPLAIN='cat "$AGENT_LOG"' wait_for "the agent to be ready" _agent_ready_or_gone
-_agent_ready || { cat "$AGENT_LOG" >&2; fail "the agent exited before it was ready"; }
+AGENT_NETNS=$SRV start_agent
 start_php_fpm "$WWW" "open_basedir=$WWW:$WEB_DIR/upload-tmp:$SCRATCH/decoy-log"
-cat >"$SCRATCH/web/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-user www-data www-data;
-pid $SCRATCH/web/nginx.pid;
-error_log $SCRATCH/web/error.log;
-events { worker_connections 256; }
-http {
-  access_log $ACCESS_LOG combined;
+start_nginx_in "$SRV" <<EOF
   default_type text/plain;
-  client_body_temp_path $SCRATCH/web/nginx-body;
-  fastcgi_temp_path $SCRATCH/web/nginx-fastcgi;
   server {
     listen 10.78.1.1:80;
     listen 10.78.2.1:80;
@@ -207,11 +119,7 @@ http {
       fastcgi_pass unix:$PHP_FPM_SOCK;
     }
   }
-}
 EOF
-ip netns exec "$SRV" nginx -c "$SCRATCH/web/nginx.conf" -e "$SCRATCH/web/error.log" &
-NGINX=$!
-on_exit 'stop_pid $NGINX nginx'
 page() { in_ns "$CLI" curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://10.78.2.1/readme.html; }
 up() { [[ $(page) == 200 ]]; }
 WAIT_ON=$SCRATCH/web WAIT_EXPLAIN='cat "$SCRATCH/web/error.log"' wait_for "nginx to serve the site" up
@@ -219,7 +127,6 @@ WAIT_ON=$SCRATCH/web WAIT_EXPLAIN='cat "$SCRATCH/web/error.log"' wait_for "nginx
 connects() {  # SOURCE-ADDRESS: does a TCP connection from it to the site succeed?
   in_ns "$ATT" curl -s -o /dev/null --interface "$1" --connect-timeout 2 http://10.78.1.1/readme.html
 }
-banned() { events 'e["event"]["action"] == "ip-banned" and e["source"]["ip"] == "'"$1"'"' | grep -q .; }
 connects 10.78.1.2 || fail "the scanner could not connect before scanning"
 connects 10.78.1.3 || fail "the second address could not connect before scanning"
 

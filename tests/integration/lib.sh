@@ -259,10 +259,13 @@ agent_config() {  # [EXTRA TOML LINES for [agent]...]
 
 # start_agent [ARGS...]: runs `mamori agent` in the background (stderr to $AGENT_LOG)
 # and waits until it is ready (its log says so), at most 60 s. Stopped at exit.
+# With AGENT_NETNS set, it runs in that network namespace (netns_lib.sh).
 start_agent() {
   # Only what this start appends counts: an earlier run's "ready" is in the log too.
   _AGENT_LOG_FROM=$(stat -c %s "$AGENT_LOG" 2>/dev/null || echo 0)
-  "$MAMORI" --config "$CONFIG" agent "$@" >>"$AGENT_LOG" 2>&1 &
+  local in_ns=()
+  [[ -z ${AGENT_NETNS:-} ]] || in_ns=(ip netns exec "$AGENT_NETNS")  # execs: $! is the agent
+  "${in_ns[@]}" "$MAMORI" --config "$CONFIG" agent "$@" >>"$AGENT_LOG" 2>&1 &
   AGENT_PID=$!
   on_exit "stop_agent"
   WAIT_SECONDS=60 WAIT_EXPLAIN='cat "$AGENT_LOG"' wait_for "the agent to be ready" _agent_ready_or_gone

@@ -8,69 +8,28 @@
 # client keeps getting 200s; `mamori bans del` lets an address back. nginx's log is
 # rotated during the run and no line is lost.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/netns_lib.sh"
 
-command -v nft >/dev/null || fail "nft not installed (tools/install-deps)"
-command -v nginx >/dev/null || fail "nginx not installed (tools/install-deps)"
 chmod 0755 "$SCRATCH"
 SRV=mamori-srv-$$ ATT=mamori-att-$$ CLI=mamori-cli-$$
-for ns in "$SRV" "$ATT" "$CLI"; do
-  ip netns add "$ns"
-  on_exit "ip netns del $ns"
-  ip -n "$ns" link set lo up
-done
+netns_add "$SRV" "$ATT" "$CLI"
 # srv <-> att: 10.77.1.0/24 (the attacker has .2, .3 and .4); srv <-> cli: 10.77.2.0/24.
-ip link add "va$$" netns "$SRV" type veth peer name eth0 netns "$ATT"
-ip link add "vc$$" netns "$SRV" type veth peer name eth0 netns "$CLI"
-ip -n "$SRV" addr add 10.77.1.1/24 dev "va$$"
-ip -n "$SRV" addr add 10.77.2.1/24 dev "vc$$"
-ip -n "$ATT" addr add 10.77.1.2/24 dev eth0
-ip -n "$ATT" addr add 10.77.1.3/24 dev eth0
-ip -n "$ATT" addr add 10.77.1.4/24 dev eth0
-ip -n "$CLI" addr add 10.77.2.2/24 dev eth0
-for l in "$SRV va$$" "$SRV vc$$" "$ATT eth0" "$CLI eth0"; do
-  set -- $l
-  ip -n "$1" link set "$2" up
-done
-# shellcheck disable=SC2317  # used by on_exit and the steps below
-in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+netns_link "$SRV" 10.77.1.1/24 "$ATT" 10.77.1.2/24 10.77.1.3/24 10.77.1.4/24
+netns_link "$SRV" 10.77.2.1/24 "$CLI" 10.77.2.2/24
 
 step "a site, its baseline, and an agent in srv that reads nginx's access log"
 mkdir -p "$SCRATCH/www" "$SCRATCH/web"
 chmod 0755 "$SCRATCH/www" "$SCRATCH/web"
 echo "<html>the shop</html>" >"$SCRATCH/www/index.html"
 chmod 0644 "$SCRATCH/www/index.html"
-ACCESS_LOG=$SCRATCH/web/access.log
 write_config "$SCRATCH/www"
 agent_config
-cat >>"$CONFIG" <<EOF
-[[log]]
-path = "$ACCESS_LOG"
-format = "combined"
-root = "$SCRATCH/www"
-[ban]
-backend = "nftables"
-ttl = 600
-EOF
+log_ban_config "$SCRATCH/www"
 mamori -q init
 # The agent runs in srv, where its nftables table filters the site's traffic. It starts
 # before nginx, so it follows the access log from the first line nginx writes.
-_AGENT_LOG_FROM=0
-ip netns exec "$SRV" "$MAMORI" --config "$CONFIG" agent >>"$AGENT_LOG" 2>&1 &
-AGENT_PID=$!
-on_exit "stop_agent"
-WAIT_SECONDS=60 WAIT_EXPLAIN='cat "$AGENT_LOG"' wait_for "the agent to be ready" _agent_ready_or_gone
-_agent_ready || { cat "$AGENT_LOG" >&2; fail "the agent exited before it was ready"; }
-
-cat >"$SCRATCH/web/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-user www-data www-data;
-pid $SCRATCH/web/nginx.pid;
-error_log $SCRATCH/web/error.log;
-events { worker_connections 256; }
-http {
-  access_log $ACCESS_LOG combined;
-  default_type text/html;
+AGENT_NETNS=$SRV start_agent
+start_nginx_in "$SRV" <<EOF
   server {
     listen 10.77.1.1:80;
     listen 10.77.2.1:80;
@@ -78,11 +37,7 @@ http {
     # The login form's answer to a wrong password: a 200, as WordPress gives.
     location = /wp-login.php { return 200 "wrong password\n"; }
   }
-}
 EOF
-ip netns exec "$SRV" nginx -c "$SCRATCH/web/nginx.conf" -e "$SCRATCH/web/error.log" &
-NGINX=$!
-on_exit 'stop_pid $NGINX nginx'
 up() { in_ns "$CLI" curl -s -o /dev/null --max-time 2 http://10.77.2.1/; }
 WAIT_ON=$SCRATCH/web WAIT_EXPLAIN='cat "$SCRATCH/web/error.log"' wait_for "nginx to answer" up
 
@@ -100,7 +55,6 @@ on_exit 'kill $CLIENT 2>/dev/null; wait $CLIENT 2>/dev/null || true'
 connects() {  # SOURCE-ADDRESS: does a TCP connection from it to the site succeed?
   in_ns "$ATT" curl -s -o /dev/null --interface "$1" --connect-timeout 2 http://10.77.1.1/
 }
-banned() { events 'e["event"]["action"] == "ip-banned" and e["source"]["ip"] == "'"$1"'"' | grep -q .; }
 connects 10.77.1.2 || fail "the attacker could not connect before attacking"
 
 step "SQL-injection probes from 10.77.1.2: banned, its next connection fails"

@@ -216,3 +216,67 @@ $(grep -v '^200 ' "$out" | sort | uniq -c | head -n 10 | sed 's/^/  | /')"
   [[ $total -ge $min ]] || fail "only $total requests were made during the attacks (expected at least $min)"
   echo "    $total requests during the attacks, all 200"
 }
+
+# wordpress_db DOCROOT HOST TITLE [PHP]: a copy of Debian's WordPress at DOCROOT (which
+# must not exist; made 0755), installed as TITLE (user admin, password
+# the-real-admin-password) on a MariaDB of the test's own: datadir, socket and logs in
+# DB ($SCRATCH/db), no network, stopped at exit (MARIADB is its pid). The site's
+# wp-config.php (Debian's reads /etc/wordpress, which is not the test's) takes its URL
+# from each request's Host header; HOST is the one the install runs as. PHP, when given,
+# runs right after wp_install (options, theme settings). `sql ARGS...` is the mariadb
+# client, as root, on that server.
+DB=$SCRATCH/db
+MARIADB=""
+sql() { mariadb --no-defaults -S "$DB/mysqld.sock" -u root "$@"; }
+wordpress_db() {
+  local docroot=$1 host=$2 title=$3 php=${4:-}
+  command -v mariadbd >/dev/null || fail "mariadb-server not installed (tools/install-deps)"
+  [[ -f /usr/share/wordpress/wp-includes/version.php ]] || fail "Debian's wordpress is not installed (tools/install-deps)"
+  [[ -d /usr/share/wordpress/wp-content/themes/twentytwentyone ]] ||
+    fail "wordpress-theme-twentytwentyone is not installed (tools/install-deps)"
+  mkdir -p "$DB"
+  cp -a /usr/share/wordpress "$docroot"
+  chmod 0755 "$docroot" "$DB"
+  mariadb-install-db --no-defaults --datadir="$DB/data" --user=root >"$DB/install.log" 2>&1 ||
+    { cat "$DB/install.log" >&2; fail "mariadb-install-db failed"; }
+  mariadbd --no-defaults --datadir="$DB/data" --socket="$DB/mysqld.sock" --skip-networking \
+    --user=root --pid-file="$DB/mysqld.pid" --log-error="$DB/error.log" >"$DB/out.log" 2>&1 &
+  MARIADB=$!
+  on_exit 'stop_pid "$MARIADB" mariadbd'
+  db_up() { sql -e 'SELECT 1'; }
+  WAIT_SECONDS=30 WAIT_ON=$DB WAIT_EXPLAIN='cat "$DB/error.log"' wait_for "MariaDB" db_up
+  sql -e "CREATE DATABASE wp; CREATE USER wp@localhost IDENTIFIED BY 'wp-test-db'; GRANT ALL ON wp.* TO wp@localhost"
+  cat >"$docroot/wp-config.php" <<WPCONFIG
+<?php
+define( 'DB_NAME', 'wp' );
+define( 'DB_USER', 'wp' );
+define( 'DB_PASSWORD', 'wp-test-db' );
+define( 'DB_HOST', 'localhost:$DB/mysqld.sock' );
+define( 'DB_CHARSET', 'utf8mb4' );
+define( 'DB_COLLATE', '' );
+\$table_prefix = 'wp_';
+define( 'WP_HOME', 'http://' . \$_SERVER['HTTP_HOST'] );
+define( 'WP_SITEURL', WP_HOME );
+define( 'WP_DEFAULT_THEME', 'twentytwentyone' );
+define( 'DISABLE_WP_CRON', true );
+define( 'AUTOMATIC_UPDATER_DISABLED', true );
+if ( ! defined( 'ABSPATH' ) ) {
+	define( 'ABSPATH', __DIR__ . '/' );
+}
+require_once ABSPATH . 'wp-settings.php';
+WPCONFIG
+  cat >"$DB/install.php" <<INSTALL
+<?php
+define( 'WP_INSTALLING', true );
+\$_SERVER['HTTP_HOST'] = '$host';
+\$_SERVER['REQUEST_URI'] = '/';
+require '$docroot/wp-load.php';
+require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+wp_install( '$title', 'admin', 'admin@example.com', true, '', 'the-real-admin-password' );
+$php
+echo "installed\n";
+INSTALL
+  local installed
+  installed=$(php "$DB/install.php" 2>&1) || fail "WordPress's install: $installed"
+  assert_contains "$installed" "installed" "WordPress's install"
+}
