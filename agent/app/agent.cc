@@ -669,7 +669,7 @@ class Agent::Impl {
       }
       if (fds[3].revents & POLLIN) {
         uint64_t ticks = 0;
-        (void)::read(timer.get(), &ticks, sizeof ticks);
+        (void)!::read(timer.get(), &ticks, sizeof ticks);
         guard_->tick();
         healer_->tick();
         if (link_) link_->set_healthy(healer_->healthy());

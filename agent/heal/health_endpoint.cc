@@ -132,7 +132,7 @@ HealthEndpoint::HealthEndpoint(UniqueFd listener, UniqueFd wake, uint16_t port, 
 
 HealthEndpoint::~HealthEndpoint() {
   const uint64_t one = 1;
-  (void)::write(wake_.get(), &one, sizeof one);
+  (void)!::write(wake_.get(), &one, sizeof one);
   thread_.join();
 }
 

@@ -19,7 +19,7 @@ HookRunner::~HookRunner() {
   }
   changed_.notify_all();
   const uint64_t one = 1;
-  if (wake_.valid()) (void)::write(wake_.get(), &one, sizeof one);
+  if (wake_.valid()) (void)!::write(wake_.get(), &one, sizeof one);
   thread_.join();
 }
 

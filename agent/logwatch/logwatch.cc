@@ -197,7 +197,7 @@ Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config
   if (!impl->wake.valid()) return fail_errno("eventfd", "logwatch");
   impl->good_bots = std::make_unique<GoodBots>(system_resolver(), [raw] {
     const uint64_t one = 1;
-    (void)::write(raw->wake.get(), &one, sizeof one);
+    (void)!::write(raw->wake.get(), &one, sizeof one);
   });
   impl->thread = std::thread([raw] { raw->run(); });
   return std::unique_ptr<Logwatch>(new Logwatch(std::move(impl)));
@@ -215,7 +215,7 @@ void Logwatch::note_tampered(const std::string& root, const std::string& rel, in
     impl_->pending.push_back({root, rel, time_ns / 1'000'000'000, event_id, planted});
   }
   const uint64_t one = 1;
-  (void)::write(impl_->wake.get(), &one, sizeof one);
+  (void)!::write(impl_->wake.get(), &one, sizeof one);
 }
 
 void Logwatch::credential_used(CredentialUse use) {
@@ -225,7 +225,7 @@ void Logwatch::credential_used(CredentialUse use) {
     impl_->pending_uses.push_back(std::move(use));
   }
   const uint64_t one = 1;
-  (void)::write(impl_->wake.get(), &one, sizeof one);
+  (void)!::write(impl_->wake.get(), &one, sizeof one);
 }
 
 void Logwatch::stop() {
@@ -234,7 +234,7 @@ void Logwatch::stop() {
     impl_->stopping = true;
   }
   const uint64_t one = 1;
-  (void)::write(impl_->wake.get(), &one, sizeof one);
+  (void)!::write(impl_->wake.get(), &one, sizeof one);
   if (impl_->thread.joinable()) impl_->thread.join();
   if (impl_->good_bots) impl_->good_bots->stop();
 }
@@ -262,7 +262,7 @@ void Logwatch::Impl::run() {
     }
     if (fds[1].revents & POLLIN) {
       uint64_t n = 0;
-      (void)::read(wake.get(), &n, sizeof n);
+      (void)!::read(wake.get(), &n, sizeof n);
     }
     std::vector<Tampered> tampered;
     std::vector<CredentialUse> uses;

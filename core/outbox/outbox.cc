@@ -347,7 +347,7 @@ Status Outbox::write_chunk(std::string& chunk, const std::vector<size_t>& ends) 
     whole = 0;
     while (whole < ends.size() && ends[whole] <= landed) ++whole;
     const uint64_t keep = whole ? ends[whole - 1] : 0;
-    if (keep < landed) (void)::ftruncate(seg_fd_.get(), static_cast<off_t>(seg_end_ + keep));
+    if (keep < landed) (void)!::ftruncate(seg_fd_.get(), static_cast<off_t>(seg_end_ + keep));
     landed = keep;
   }
   if (landed) unsynced_ = true;
@@ -595,7 +595,7 @@ Status Outbox::export_some() {
   if (!st) {
     // Cut short: no torn line is left; the whole batch is written again later (a
     // shipper that read its first lines meanwhile sees them twice: dedupe on event.id).
-    (void)::ftruncate(export_fd_.get(), before.st_size);
+    (void)!::ftruncate(export_fd_.get(), before.st_size);
     return st;
   }
   export_next_ = upto;
