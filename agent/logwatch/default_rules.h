@@ -13,4 +13,11 @@ std::string_view default_rules_text();
 config::LoadResult<rules::Matcher> load_matcher(const std::vector<std::string>& files,
                                                 bool with_defaults = true);
 
+// The same for another built-in set: `defaults` (named `defaults_name` in errors), then
+// `files`.
+config::LoadResult<rules::Matcher> load_matcher_with(std::string_view defaults,
+                                                     std::string_view defaults_name,
+                                                     const std::vector<std::string>& files,
+                                                     bool with_defaults);
+
 }  // namespace mamori::logwatch

@@ -6,9 +6,16 @@ namespace mamori::logwatch {
 
 config::LoadResult<rules::Matcher> load_matcher(const std::vector<std::string>& files,
                                                 bool with_defaults) {
+  return load_matcher_with(default_rules_text(), "default.rules (built in)", files, with_defaults);
+}
+
+config::LoadResult<rules::Matcher> load_matcher_with(std::string_view defaults_text,
+                                                     std::string_view defaults_name,
+                                                     const std::vector<std::string>& files,
+                                                     bool with_defaults) {
   rules::RuleSet set;
   if (with_defaults) {
-    auto defaults = rules::parse_rules(default_rules_text(), "default.rules (built in)");
+    auto defaults = rules::parse_rules(defaults_text, defaults_name);
     if (!defaults) return tl::unexpected(std::move(defaults).error());
     set = std::move(*defaults);
   }

@@ -1,12 +1,11 @@
 #include "agent/logwatch/event_detector.h"
 
-#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
 
+#include "agent/logwatch/default_rules.h"
 #include "core/base/quote.h"
-#include "core/config/toml_reader.h"
 #include "core/logparse/normalise.h"
 
 namespace mamori::logwatch {
@@ -14,22 +13,10 @@ namespace mamori::logwatch {
 config::LoadResult<rules::Matcher> load_event_matcher(logparse::EventLog log,
                                                       const std::vector<std::string>& files,
                                                       bool with_defaults) {
-  rules::RuleSet set;
-  if (with_defaults) {
-    const std::string name = fmt::format("{}.rules (built in)",
-                                         log == logparse::EventLog::kSshd ? "sshd" : "web-errors");
-    auto defaults = rules::parse_rules(default_event_rules_text(log), name);
-    if (!defaults) return tl::unexpected(std::move(defaults).error());
-    set = std::move(*defaults);
-  }
-  for (const auto& file : files) {
-    auto text = config::read_toml_file("rules", file, rules::kMaxFileBytes);
-    if (!text) return tl::unexpected(std::move(text).error());
-    auto next = rules::parse_rules(*text, file, std::move(set));
-    if (!next) return tl::unexpected(std::move(next).error());
-    set = std::move(*next);
-  }
-  return rules::Matcher::compile(std::move(set));
+  return load_matcher_with(
+      default_event_rules_text(log),
+      log == logparse::EventLog::kSshd ? "sshd.rules (built in)" : "web-errors.rules (built in)",
+      files, with_defaults);
 }
 
 size_t EventDetector::IpHash::operator()(const logparse::IpAddress& ip) const {

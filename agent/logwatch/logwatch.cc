@@ -18,6 +18,7 @@
 #include "agent/logwatch/decoy_links.h"
 #include "agent/logwatch/default_rules.h"
 #include "agent/logwatch/detector.h"
+#include "agent/logwatch/event_detector.h"
 #include "agent/logwatch/good_bots.h"
 #include "agent/logwatch/tailer.h"
 #include "core/base/mutex.h"
@@ -69,7 +70,7 @@ config::Config with_credential_log(const config::Config& c, const Result<decoy::
   if (record && !record->credential_log.empty() &&
       std::none_of(out.logs.begin(), out.logs.end(),
                    [&](const auto& l) { return l.path == record->credential_log; }))
-    out.logs.push_back({record->credential_log, "combined", ""});
+    out.logs.push_back({record->credential_log, "combined", "", {}});
   return out;
 }
 
@@ -83,7 +84,10 @@ struct Logwatch::Impl {
   const config::Config config;  // with_credential_log()'s: logs[i] is detectors[i]'s
   Publish publish;
   Log log;
-  std::vector<std::unique_ptr<Detector>> detectors;  // one per [[log]]
+  // One per [[log]]: an access log's Detector, or (the other logs: nginx-error,
+  // apache-error, sshd) an EventDetector; the other entry is null.
+  std::vector<std::unique_ptr<Detector>> detectors;
+  std::vector<std::unique_ptr<EventDetector>> event_detectors;
   std::unique_ptr<Tailer> tailer;
   std::optional<ban::BanList> list;
   std::unique_ptr<ban::BanBackend> backend;
@@ -150,7 +154,30 @@ Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config
   for (const auto& a : config.logwatch.allowlist)
     allow.push_back(MAMORI_TRY(logparse::Cidr::parse(a)));
   TailerOptions to;
+  std::map<logparse::EventLog, std::shared_ptr<const rules::Matcher>> event_matchers;
   for (const auto& l : impl->config.logs) {
+    if (const auto kind = logparse::event_log_named(l.format)) {
+      // The other logs: their kind's rules, and the [[log]]'s own files after them.
+      std::shared_ptr<const rules::Matcher> m = l.rules.empty() ? event_matchers[*kind] : nullptr;
+      if (!m) {
+        auto compiled = load_event_matcher(*kind, l.rules);
+        if (!compiled) return tl::unexpected(compiled.error().to_error());
+        m = std::make_shared<const rules::Matcher>(std::move(*compiled));
+        if (l.rules.empty()) event_matchers[*kind] = m;
+      }
+      auto detector = MAMORI_TRY(EventDetector::create(logparse::EventLogFormat(*kind), m, allow));
+      detector.set_reference_time(env.clock().now_ns() / 1'000'000'000);
+      const size_t index = impl->event_detectors.size();
+      Impl* self = impl.get();
+      detector.set_health_observer(
+          [self, index](logparse::ParseHealth::Change c, const logparse::ParseHealth& h) {
+            self->parsing_changed(index, c, h);
+          });
+      impl->detectors.push_back(nullptr);
+      impl->event_detectors.push_back(std::make_unique<EventDetector>(std::move(detector)));
+      to.paths.push_back(l.path);
+      continue;
+    }
     auto format = MAMORI_TRY(logparse::LogFormat::compile(l.format));
     auto detector = MAMORI_TRY(Detector::create(format, shared, allow));
     detector.set_correlation_window(config.logwatch.correlation_window_s);
@@ -163,6 +190,7 @@ Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config
           self->parsing_changed(index, c, h);
         });
     impl->detectors.push_back(std::make_unique<Detector>(std::move(detector)));
+    impl->event_detectors.push_back(nullptr);
     to.paths.push_back(l.path);
   }
   to.positions_path = config.state_dir + "/logwatch/positions.json";
@@ -283,7 +311,7 @@ void Logwatch::Impl::run() {
     }
     for (const auto& t : tampered) {
       for (size_t i = 0; i < config.logs.size(); ++i) {
-        if (config.logs[i].root != t.root) continue;
+        if (config.logs[i].root != t.root || !detectors[i]) continue;
         const std::string file = t.root + "/" + t.rel;
         detectors[i]->note_tampered(
             "/" + t.rel, t.time_s,
@@ -312,11 +340,15 @@ void Logwatch::Impl::run() {
 
 void Logwatch::Impl::handle_line(size_t i, std::string_view line, bool cut) {
   lines.fetch_add(1, std::memory_order_relaxed);
-  // An over-long line arrives as its first 16 KiB (tailer.h) and is judged by them.
-  if (cut || line.size() > detectors[i]->max_line())
-    truncated.fetch_add(1, std::memory_order_relaxed);
-  detectors[i]->feed(
-      line, 0, [&](const Decision& d) { decided(i, d, ""); }, cut);
+  // An over-long line arrives as its first 16 KiB (tailer.h) and is judged by them (an
+  // access log's; the other logs skip it, event_detector.h).
+  const size_t max_line = detectors[i] ? detectors[i]->max_line() : event_detectors[i]->max_line();
+  if (cut || line.size() > max_line) truncated.fetch_add(1, std::memory_order_relaxed);
+  const auto on_decision = [&](const Decision& d) { decided(i, d, ""); };
+  if (detectors[i])
+    detectors[i]->feed(line, 0, on_decision, cut);
+  else
+    event_detectors[i]->feed(line, 0, on_decision, cut);
 }
 
 // A search engine's crawler is never banned (good_bots.h): a request that claims to be
@@ -361,9 +393,14 @@ void Logwatch::Impl::ban_decided(size_t i, const Decision& d, const std::string&
       .set("source.ip", d.ip.to_string())
       .set("rule.name", d.rule_id)
       .set("event.reason", d.reason)
-      .set("log.file.path", config.logs[i].path)
-      .set("url.original", d.request)
-      .set("http.response.status_code", d.status);
+      .set("log.file.path", config.logs[i].path);
+  if (event_detectors[i]) {
+    // An error log's or sshd's line: its message, not a request line.
+    e.set("event.original", d.request).set("mamori.log.format", config.logs[i].format);
+    if (d.status) e.set("http.response.status_code", d.status);
+  } else {
+    e.set("url.original", d.request).set("http.response.status_code", d.status);
+  }
   if (!d.user_agent.empty()) e.set("user_agent.original", d.user_agent);
   if (d.time_s) e.set("mamori.ban.request_time_s", d.time_s);
   if (d.truncated) e.set("mamori.line.truncated", true);
@@ -599,7 +636,7 @@ void Logwatch::Impl::parsing_changed(size_t i, logparse::ParseHealth::Change cha
 void Logwatch::Impl::refresh_parsing() {
   std::vector<proto::LogParsing> now;
   for (size_t i = 0; i < detectors.size(); ++i) {
-    const auto& h = detectors[i]->health();
+    const auto& h = detectors[i] ? detectors[i]->health() : event_detectors[i]->health();
     proto::LogParsing p{config.logs[i].path, h.unparseable(), h.lines(), h.failures(), "", ""};
     if (h.unparseable()) {
       p.sample = escape(h.sample());
@@ -612,13 +649,18 @@ void Logwatch::Impl::refresh_parsing() {
 }
 
 void Logwatch::Impl::each_second() {
+  for (auto& d : event_detectors)
+    if (d) d->set_reference_time(env.clock().now_ns() / 1'000'000'000);
   if (auto st = tailer->save(); !st) log("logwatch: " + st.error().message());
   refresh_parsing();
   std::vector<event::Event> events;
   if (auto expired = banner->expire()) {
     for (const auto& entry : expired->entries) {
       unbans.fetch_add(1, std::memory_order_relaxed);
-      for (auto& d : detectors) d->forget(entry.ip);
+      for (auto& d : detectors)
+        if (d) d->forget(entry.ip);
+      for (auto& d : event_detectors)
+        if (d) d->forget(entry.ip);
       events.push_back(std::move(
           event::Event(proto::action::kIpUnbanned, event::Severity::kInfo, env.clock().now_ns())
               .set("event.category", nlohmann::json::array({"network"}))
@@ -636,7 +678,10 @@ void Logwatch::Impl::each_second() {
   // decided again, so one lifted by hand is banned again if it attacks again.
   if (auto v = list->data_version(); v && *v != list_version) {
     list_version = *v;
-    for (auto& d : detectors) d->forget_all();
+    for (auto& d : detectors)
+      if (d) d->forget_all();
+    for (auto& d : event_detectors)
+      if (d) d->forget_all();
   }
   if (!events.empty()) publish(std::move(events));
 }

@@ -14,6 +14,7 @@
 #include <CLI/CLI.hpp>
 #include "agent/logwatch/default_rules.h"
 #include "agent/logwatch/detector.h"
+#include "agent/logwatch/event_detector.h"
 
 #include "cli/commands/command.h"
 #include "cli/commands/commands.h"
@@ -57,8 +58,8 @@ int usage_error(const GlobalOptions& g, const std::string& message) {
 
 // Feeds every line of `fd` to the detector; a last line without '\n' is fed too (the
 // parser judges whether it is whole).
-Status replay(int fd, const std::string& path, logwatch::Detector& detector,
-              baseline::Progress& progress,
+template <class D>
+Status replay(int fd, const std::string& path, D& detector, baseline::Progress& progress,
               const std::function<void(const logwatch::Decision&)>& on_decision) {
   std::string buf(kChunk, '\0');
   std::string carry;
@@ -104,7 +105,8 @@ struct Readability {
   std::string sample_reason;
 };
 
-Readability readability(const logwatch::Detector& detector) {
+template <class D>
+Readability readability(const D& detector) {
   Readability r;
   const auto& s = detector.stats();
   for (size_t k = 0; k < logparse::kParseStatusCount; ++k) {
@@ -125,24 +127,11 @@ Readability readability(const logwatch::Detector& detector) {
   return r;
 }
 
-}  // namespace
-
-int run_logs_test(const GlobalOptions& g, const LogsOptions& o, const std::string& path) {
-  auto format = logparse::LogFormat::compile(o.format);
-  if (!format)
-    return usage_error(g, "--format " + quote(o.format) + ": " + format.error().message());
-  auto matcher = logwatch::load_matcher(o.rules, !o.no_default_rules);
-  if (!matcher) return usage_error(g, matcher.error().text());
-  std::vector<logparse::Cidr> allow;
-  for (const auto& a : o.allow) {
-    auto c = logparse::Cidr::parse(a);
-    if (!c) return usage_error(g, "--allow " + quote(a) + ": " + c.error().message());
-    allow.push_back(*c);
-  }
-  auto shared = std::make_shared<const rules::Matcher>(std::move(*matcher));
-  auto detector = logwatch::Detector::create(*format, shared, std::move(allow));
-  if (!detector) return usage_error(g, detector.error().message());
-
+// Replays `path` through `detector` (an access log's Detector or the other logs'
+// EventDetector) and reports.
+template <class D>
+int replay_and_report(const GlobalOptions& g, const LogsOptions& o, const std::string& path,
+                      std::optional<D>& detector) {
   auto fd = fs::open_admin_read(path);
   if (!fd) {
     std::fprintf(stderr, "mamori: %s\n", fd.error().message().c_str());
@@ -152,6 +141,12 @@ int run_logs_test(const GlobalOptions& g, const LogsOptions& o, const std::strin
   baseline::Progress progress;
   if (::fstat(fd->get(), &st) == 0 && S_ISREG(st.st_mode))
     progress.bytes_total = static_cast<uint64_t>(st.st_size);
+  if constexpr (std::is_same_v<D, logwatch::EventDetector>) {
+    // syslog times have no year: the file's last change dates its last line.
+    const int64_t now = SystemClock().now_ns() / 1'000'000'000;
+    detector->set_reference_time(
+        S_ISREG(st.st_mode) && st.st_mtime > 0 && st.st_mtime < now ? int64_t(st.st_mtime) : now);
+  }
 
   nlohmann::json bans = nlohmann::json::array();
   std::map<std::string, AddressMatches> addresses;
@@ -276,6 +271,38 @@ int run_logs_test(const GlobalOptions& g, const LogsOptions& o, const std::strin
   return bans.empty() ? kExitOk : kExitChanges;
 }
 
+}  // namespace
+
+int run_logs_test(const GlobalOptions& g, const LogsOptions& o, const std::string& path) {
+  std::vector<logparse::Cidr> allow;
+  for (const auto& a : o.allow) {
+    auto c = logparse::Cidr::parse(a);
+    if (!c) return usage_error(g, "--allow " + quote(a) + ": " + c.error().message());
+    allow.push_back(*c);
+  }
+  if (const auto kind = logparse::event_log_named(o.format)) {
+    // An error log or sshd's messages (docs/formats/other-logs.md): their own rules.
+    auto matcher = logwatch::load_event_matcher(*kind, o.rules, !o.no_default_rules);
+    if (!matcher) return usage_error(g, matcher.error().text());
+    auto created = logwatch::EventDetector::create(
+        logparse::EventLogFormat(*kind),
+        std::make_shared<const rules::Matcher>(std::move(*matcher)), std::move(allow));
+    if (!created) return usage_error(g, created.error().message());
+    std::optional<logwatch::EventDetector> detector(std::move(*created));
+    return replay_and_report(g, o, path, detector);
+  }
+  auto format = logparse::LogFormat::compile(o.format);
+  if (!format)
+    return usage_error(g, "--format " + quote(o.format) + ": " + format.error().message());
+  auto matcher = logwatch::load_matcher(o.rules, !o.no_default_rules);
+  if (!matcher) return usage_error(g, matcher.error().text());
+  auto shared = std::make_shared<const rules::Matcher>(std::move(*matcher));
+  auto created = logwatch::Detector::create(*format, shared, std::move(allow));
+  if (!created) return usage_error(g, created.error().message());
+  std::optional<logwatch::Detector> detector(std::move(*created));
+  return replay_and_report(g, o, path, detector);
+}
+
 namespace {
 
 constexpr std::string_view kHelp = R"TXT(NAME
@@ -295,9 +322,14 @@ DESCRIPTION
 
     --format SPEC       combined (default), common, vhost_combined, json, an nginx
                         log_format string ('$remote_addr - ... "$request" ...') or an
-                        Apache LogFormat string ('%h %l %u %t "%r" %>s %b')
+                        Apache LogFormat string ('%h %l %u %t "%r" %>s %b');
+                        or one of the other logs, with rules of their own
+                        (docs/formats/other-logs.md): nginx-error, apache-error,
+                        sshd (auth.log as rsyslog writes it)
     --rules FILE        rules applied after the built-in defaults, in order (format:
-                        docs/formats/rules.md; [[override]] turns defaults off)
+                        docs/formats/rules.md; [[override]] turns defaults off). The
+                        other logs' defaults are their own (etc/rules/sshd.rules,
+                        etc/rules/web-errors.rules)
     --no-default-rules  only the --rules files
     --allow CIDR        never ban these addresses (matches are still counted)
 
@@ -326,6 +358,8 @@ EXAMPLES
     mamori logs test /var/log/nginx/access.log
     mamori logs test --json --allow 10.0.0.0/8 access.log | jq '.bans[].ip'
     mamori logs test --rules /etc/mamori/rules.d/site.rules access.log.1
+    mamori logs test --format sshd /var/log/auth.log
+    mamori logs test --format nginx-error /var/log/nginx/error.log
 
 EXIT STATUS
     0 nobody would be banned; 1 some address would be; 2 bad format, rules or CIDR

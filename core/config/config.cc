@@ -8,6 +8,7 @@
 #include "core/base/quote.h"
 #include "core/config/toml_reader.h"
 #include "core/fs/glob.h"
+#include "core/logparse/eventlog.h"
 #include "core/logparse/format.h"
 #include "core/logparse/ip.h"
 #include "core/page/url.h"
@@ -310,11 +311,24 @@ class Loader {
   }
 
   bool load_log(TomlTable& t, LogConfig& l) {
-    if (!t.only_keys({"path", "format", "root"}) ||
+    if (!t.only_keys({"path", "format", "root", "rules"}) ||
         !t.required("path", "every [[log]] needs the path of an access log", l.path) ||
         !absolute_path(t, "path", l.path) || !t.optional("format", l.format) ||
-        !t.optional("root", l.root))
+        !t.optional("root", l.root) || !t.optional("rules", l.rules))
       return false;
+    // The other logs (docs/formats/other-logs.md) have their own rule sets; an access log's
+    // rules are [logwatch] rules.
+    if (logparse::event_log_named(l.format)) {
+      if (!l.root.empty())
+        return t.fail("root", "value", "only an access log has a root, not a " + l.format + " log");
+      for (auto& r : l.rules)
+        if (!absolute_path(t, "rules", r)) return false;
+      return true;
+    }
+    if (!l.rules.empty())
+      return t.fail("rules", "value",
+                    "only nginx-error, apache-error and sshd logs have rules of their own; an "
+                    "access log's are [logwatch] rules");
     if (auto f = logparse::LogFormat::compile(l.format); !f)
       return t.fail("format", "value", f.error().message());
     return l.root.empty() || absolute_path(t, "root", l.root);

@@ -129,11 +129,15 @@ struct HealConfig {
 
 // One [[log]]: an access log the agent reads in real time.
 struct LogConfig {
-  std::string path;                 // absolute; may not exist yet
-  std::string format = "combined";  // core/logparse format spec
+  std::string path;  // absolute; may not exist yet
+  // core/logparse format spec of an access log, or one of the other logs
+  // (core/logparse/eventlog.h: "nginx-error", "apache-error", "sshd").
+  std::string format = "combined";
   // The document root its requests are served from: a request for /x.php touched
   // ROOT/x.php, which is how a tampered file leads to the address that requested it.
   std::string root;
+  // The other logs only: rule files applied after that kind's built-in rules, in order.
+  std::vector<std::string> rules;
 };
 
 // One [[page]]: a page the agent's page monitor fetches through the web server and

@@ -414,5 +414,22 @@ TEST(Config, Pages) {
   EXPECT_EQ(key("url = \"https://a/\"\nuser_agent = \"x\"\n"), "page[1].user_agent");
 }
 
+TEST(Config, OtherLogsTakeTheirOwnRules) {
+  auto c = parse_config(
+      "[[log]]\npath = \"/var/log/auth.log\"\nformat = \"sshd\"\nrules = [\"/etc/m/ssh.rules\"]\n"
+      "[[log]]\npath = \"/var/log/nginx/error.log\"\nformat = \"nginx-error\"\n",
+      "m.toml");
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_EQ(2u, c->logs.size());
+  EXPECT_EQ("sshd", c->logs[0].format);
+  EXPECT_EQ(std::vector<std::string>{"/etc/m/ssh.rules"}, c->logs[0].rules);
+  // An access log's rules are [logwatch] rules; the other logs have no root.
+  EXPECT_EQ(error_of("[[log]]\npath = \"/l\"\nrules = [\"/r\"]\n").key, "log[1].rules");
+  EXPECT_EQ(error_of("[[log]]\npath = \"/l\"\nformat = \"sshd\"\nroot = \"/w\"\n").key,
+            "log[1].root");
+  EXPECT_EQ(error_of("[[log]]\npath = \"/l\"\nformat = \"sshd\"\nrules = [\"r\"]\n").key,
+            "log[1].rules");
+}
+
 }  // namespace
 }  // namespace mamori::config

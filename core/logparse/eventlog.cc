@@ -314,21 +314,22 @@ ParseStatus parse_sshd(string_view line, int64_t reference_s, EventEntry& out) {
 // nginx: "2026/12/07 11:33:29 [error] 1234#1234: *5 MESSAGE, client: A, server: S,
 // request: "R", host: "H", referrer: "F"" (ngx_log_error_core, ngx_http_log_error).
 
-// Where ", client: A" names an address (followed by ", " or the end), from `from` on.
+// The next ", client: A" from `from` on; `ip` empty when A is no address ("unix:", a
+// forgery's junk). The first one after a fixed message is nginx's, whatever it holds: a
+// later one that parses must never stand in for one that does not.
 struct ClientAt {
   size_t pos = string_view::npos;  // of ", client: "
-  size_t end = 0;                  // after the address
-  IpAddress ip;
+  size_t end = 0;                  // after A
+  std::optional<IpAddress> ip;
 };
 ClientAt next_client(string_view s, size_t from) {
   constexpr string_view kClient = ", client: ";
-  for (size_t p = s.find(kClient, from); p != string_view::npos; p = s.find(kClient, p + 1)) {
-    const size_t a = p + kClient.size();
-    size_t e = s.find(',', a);
-    if (e == string_view::npos) e = s.size();
-    if (auto ip = IpAddress::parse(s.substr(a, e - a))) return {p, e, *ip};
-  }
-  return {};
+  const size_t p = s.find(kClient, from);
+  if (p == string_view::npos) return {};
+  const size_t a = p + kClient.size();
+  size_t e = s.find(',', a);
+  if (e == string_view::npos) e = s.size();
+  return {p, e, IpAddress::parse(s.substr(a, e - a))};
 }
 
 // `msg` ends where the real ", client: " begins. Fixed messages: nothing in them comes
@@ -458,14 +459,15 @@ ParseStatus parse_nginx(string_view line, EventEntry& out) {
     out.status = code;
   }
   if (kind.empty()) return ParseStatus::kOk;
+  if (!first.ip) return ParseStatus::kOk;  // a client that is no address names nobody
   if (!fixed) {
-    // The message holds the client's text: every ", client: A" must agree.
+    // The message holds the client's text: every ", client: A" must name the same.
     for (ClientAt c = next_client(s, first.end); c.pos != string_view::npos;
          c = next_client(s, c.end))
-      if (!(c.ip == first.ip)) return ParseStatus::kBadRequest;
+      if (!c.ip || !(*c.ip == *first.ip)) return ParseStatus::kBadRequest;
   }
   out.has_client = true;
-  out.client_ip = first.ip;
+  out.client_ip = *first.ip;
   out.kind = kind;
   out.subject = subject;
   out.message = s.substr(0, first.pos);

@@ -174,6 +174,14 @@ TEST(NginxError, LimitReq) {
             "\"one\", client: 203.0.113.9, server: s, request: \"GET / HTTP/1.1\", host: \"h\", "
             "referrer: \"x, client: 9.9.9.9, server: s\"");
   EXPECT_EQ(ip(p), "203.0.113.9");
+  // Behind a unix socket the client is no address: a forged one later stands in for
+  // nothing.
+  p = parse(EventLog::kNginxError,
+            "2026/12/07 11:33:29 [error] 812#812: *1 limiting requests, excess: 5.960 by zone "
+            "\"one\", client: unix:, server: s, request: \"GET / HTTP/1.1\", host: \"h\", "
+            "referrer: \"x, client: 9.9.9.9, server: s\"");
+  EXPECT_EQ(p.status, ParseStatus::kOk);
+  EXPECT_FALSE(p.e.has_client);
   p = parse(EventLog::kNginxError,
             "2026/12/07 11:33:29 [warn] 812#812: *1 delaying request, excess: 0.500, by zone "
             "\"one\", client: 203.0.113.9, server: s, request: \"GET / HTTP/1.1\"");
@@ -210,7 +218,7 @@ TEST(NginxError, AttackerTextInTheMessage) {
   p = parse(EventLog::kNginxError,
             "2026/12/07 11:33:29 [error] 1#1: *7 directory index of \"/var/www/html/up/\" is "
             "forbidden, client: 203.0.113.9, server: s, request: \"GET /up/ HTTP/1.1\", "
-            "referrer: \", client: 203.0.113.9\"");
+            "referrer: \"x, client: 203.0.113.9, y\"");
   EXPECT_EQ(p.e.kind, "forbidden-index");
   EXPECT_EQ(ip(p), "203.0.113.9");
   p = parse(EventLog::kNginxError,
