@@ -9,6 +9,7 @@
 #include "cli/commands/command.h"
 
 #define MAMORI_COMMANDS(X) \
+  X(setup)                 \
   X(init)                  \
   X(check)                 \
   X(diff)                  \
