@@ -414,7 +414,11 @@ class Planner {
 std::string comment(std::string_view text) {
   // One line, the administrator's bytes escaped: a path holding '\n' cannot end the
   // comment and inject a key.
-  return "# " + escape(text) + "\n";
+  // (escape() also escapes quotes, which a comment need not.)
+  std::string e = escape(text);
+  for (const std::string_view q : {"\\'", "\\\""})
+    for (size_t at = 0; (at = e.find(q, at)) != std::string::npos;) e.erase(at, 1), ++at;
+  return "# " + e + "\n";
 }
 
 std::string toml_array(const std::vector<std::string>& v) {
