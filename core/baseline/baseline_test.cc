@@ -211,5 +211,50 @@ TEST_F(BaselineTest, MetadataRepairNeverFollowsAHardLinkOutOfTheRoot) {
   EXPECT_EQ(site.read("wp/load.php"), "<?php // load\n");
 }
 
+// check_root("") compares one top-level name at a time (so only one subtree is held in
+// memory); the changes must be what comparing each name as a subtree finds, in path
+// order, with names that sort between a directory and its children ("wp.bak" between
+// "wp" and "wp/...") and top-level names that appeared, vanished or are now excluded.
+TEST_F(BaselineTest, TheWholeRootIsCheckedOneTopLevelNameAtATime) {
+  site.mkdir("gone");
+  site.write("gone/x.php", "x");
+  site.write("wp-a.php", "a");
+  site.write("z.php", "z");
+  state.reset();  // its store lock
+  record_all();
+  ASSERT_EQ(state->catalog.top_names(root_id).value(),
+            (std::vector<std::string>{"gone", "index.php", "link", "wp", "wp-a.php", "z.php"}));
+  ASSERT_EQ(::unlink((site / "gone/x.php").c_str()), 0);
+  ASSERT_EQ(::rmdir((site / "gone").c_str()), 0);
+  site.write("wp.bak", "copy");                  // new; sorts between wp and wp/...
+  site.write("wp/load.php", "<?php // evil\n");  // changed, beneath wp
+  site.mkdir("new");
+  site.write("new/shell.php", "<?php system($_GET[c]);");
+  ASSERT_EQ(::chmod((site / "z.php").c_str(), 0600), 0);
+  auto r = check();
+  EXPECT_EQ(summary(r),
+            "removed gone\n"
+            "removed gone/x.php\n"
+            "added new\n"
+            "added new/shell.php\n"
+            "added wp.bak\n"
+            "changed wp/load.php content mtime\n"
+            "changed z.php mode\n");
+  EXPECT_TRUE(r.errors.empty());
+
+  // Excluded now, in the baseline: reported removed, as a single pass reports it.
+  auto exclude = fs::PathMatcher::compile({"z.php", "new"}).value();
+  auto root = fs::open_root(site.path()).value();
+  ScanContext c = ctx(root.get());
+  c.exclude = &exclude;
+  auto ex = check_root(state->catalog, root_id, c, "", false).value();
+  EXPECT_EQ(summary(ex),
+            "removed gone\n"
+            "removed gone/x.php\n"
+            "added wp.bak\n"
+            "changed wp/load.php content mtime\n"
+            "removed z.php\n");
+}
+
 }  // namespace
 }  // namespace mamori::baseline

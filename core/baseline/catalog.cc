@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "core/baseline/canonical.h"
@@ -193,6 +194,42 @@ Status Catalog::update_stat_cache(int64_t root_id, const Entry& e) {
       db_.cached("UPDATE entries SET ino = ?, ctime_ns = ? WHERE root_id = ? AND path = ?"));
   q.bind(1, static_cast<int64_t>(e.ino)).bind(2, e.ctime_ns).bind(3, root_id).bind_text(4, e.path);
   return q.run();
+}
+
+Result<std::vector<std::string>> Catalog::top_names(int64_t root_id) {
+  // The first path past `after` (or from `from`): either a top-level name or the first
+  // entry beneath one, whose subtree is then skipped in one seek (name + "0", the byte
+  // after '/').
+  auto& after = *MAMORI_TRY(
+      db_.cached("SELECT path FROM entries WHERE root_id = ? AND path > ? ORDER BY path LIMIT 1"));
+  auto& from = *MAMORI_TRY(
+      db_.cached("SELECT path FROM entries WHERE root_id = ? AND path >= ? ORDER BY path LIMIT 1"));
+  std::vector<std::string> names;
+  std::string bound;  // "" and exclusive: skips the root's own entry
+  bool inclusive = false;
+  while (true) {
+    auto& q = inclusive ? from : after;
+    q.bind(1, root_id).bind_text(2, bound);
+    if (!MAMORI_TRY(q.step())) {
+      q.reset();
+      break;
+    }
+    std::string path(q.blob(0));
+    q.reset();
+    const size_t slash = path.find('/');
+    std::string top = path.substr(0, slash);
+    names.push_back(top);  // again for "wp" after "wp-a.php": made unique below
+    if (slash == std::string::npos) {
+      bound = std::move(top);
+      inclusive = false;
+    } else {
+      bound = std::move(top) + "0";
+      inclusive = true;
+    }
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
 }
 
 Result<std::optional<Entry>> Catalog::get(int64_t root_id, std::string_view path) {

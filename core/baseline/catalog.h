@@ -50,6 +50,9 @@ class Catalog {
   Status for_each(int64_t root_id, std::string_view prefix,
                   const std::function<Status(Entry&&)>& fn);
   Result<uint64_t> count(int64_t root_id);
+  // The names directly in the root ("a" for "a", "a/b", ...), sorted by bytes: one index
+  // seek per name, not a scan of the root's entries.
+  Result<std::vector<std::string>> top_names(int64_t root_id);
   // Paths of the root's regular files whose stat cache names inode `ino`: the other names
   // of a hard-linked file. A scan (no index): meant for the rare file with links.
   Result<std::vector<std::string>> paths_with_inode(int64_t root_id, uint64_t ino);

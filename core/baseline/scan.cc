@@ -137,7 +137,7 @@ bool Tree::unknown(std::string_view path) const {
   return false;
 }
 
-Result<Tree> read_tree(const ScanContext& ctx, std::string_view start) {
+Result<Tree> read_tree(const ScanContext& ctx, std::string_view start, size_t max_depth) {
   const int root_fd = ctx.root_fd;
   Tree tree;
   auto on_entry = [&](fs::WalkEntry&& w) {
@@ -148,6 +148,7 @@ Result<Tree> read_tree(const ScanContext& ctx, std::string_view start) {
   auto on_error = [&](Error&& e) { tree.errors.push_back(std::move(e)); };
   fs::WalkOptions options;
   options.exclude = ctx.exclude;
+  options.max_depth = max_depth;
 
   if (start.empty()) {
     // A descriptor of its own: getdents64 reads on from the descriptor's offset, and a

@@ -17,6 +17,7 @@
 #include "core/base/result.h"
 #include "core/baseline/entry.h"
 #include "core/fs/glob.h"
+#include "core/fs/walk.h"
 #include "core/store/store.h"
 
 namespace mamori::baseline {
@@ -51,9 +52,11 @@ struct Tree {
   bool unknown(std::string_view path) const;
 };
 
-// Reads `start` ("" = the whole root) and everything beneath it. Fails when `start`
-// cannot be reached at all (ENOENT when it does not exist).
-Result<Tree> read_tree(const ScanContext& ctx, std::string_view start);
+// Reads `start` ("" = the whole root) and everything beneath it, entering directories at
+// most `max_depth` components below `start`. Fails when `start` cannot be reached at all
+// (ENOENT when it does not exist).
+Result<Tree> read_tree(const ScanContext& ctx, std::string_view start,
+                       size_t max_depth = fs::kMaxWalkDepth);
 
 // Hashes entries[i] for each i in `which` (regular files), filling sha256 and refreshing
 // the stat fields from what was actually hashed. A digest is only taken of a file whose
