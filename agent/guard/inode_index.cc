@@ -137,8 +137,9 @@ uint32_t InodeIndex::intern_dev(dev_t dev) {
 }
 
 uint32_t InodeIndex::find(size_t root, std::string_view rel) const {
-  const auto [dir_path, name] = split(rel);
-  const auto dir = find_dir(root, dir_path);
+  const auto parts = split(rel);
+  const std::string_view name = parts.second;  // not a binding: the lambda captures it
+  const auto dir = find_dir(root, parts.first);
   if (!dir) return kFree;
   uint32_t found = kFree;
   by_path_.find(path_hash(*dir, name), [&](uint32_t id) {
