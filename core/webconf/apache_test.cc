@@ -141,5 +141,14 @@ TEST(PhpFpm, PoolsIncludesAndPid) {
   EXPECT_NE(c->problems[0].message.find("include loop"), std::string::npos);
 }
 
+TEST(PhpFpm, APoolNamedLikeTheVariableDoesNotLoop) {
+  MemConfSource src;
+  src.files["/f.conf"] = "[$pool$pool]\nlisten = /run/$pool.sock\n";
+  auto c = read_php_fpm(src, "/f.conf");
+  ASSERT_TRUE(c);
+  ASSERT_EQ(c->pools.size(), 1u);
+  EXPECT_EQ(c->pools[0].listen, "/run/$pool$pool.sock");
+}
+
 }  // namespace
 }  // namespace mamori::webconf

@@ -63,7 +63,9 @@ class Reader {
         value = value.substr(1, value.size() - 2);
       FpmPool* pool = pool_ >= 0 ? &out_.pools[static_cast<size_t>(pool_)] : nullptr;
       if (pool) {
-        for (size_t at; (at = value.find("$pool")) != std::string::npos;)
+        // Searched on after each replacement: a pool named "$pool" must not loop.
+        for (size_t at = 0; (at = value.find("$pool", at)) != std::string::npos;
+             at += pool->name.size())
           value.replace(at, 5, pool->name);
       }
       if (key == "include") {
