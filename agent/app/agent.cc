@@ -29,6 +29,7 @@
 #include "agent/link/outflow.h"
 #include "agent/logwatch/logwatch.h"
 #include "agent/opcache/opcache.h"
+#include "agent/pages/discovery.h"
 #include "agent/pages/page_monitor.h"
 #include "agent/relay/honeypot_relay.h"
 #include "agent/sinks/sink_set.h"
@@ -479,18 +480,28 @@ class Agent::Impl {
       // AsyncPublisher::publish() only queues and cannot fail; the writer reports.
       (void)publisher_->publish(std::move(events), {});
     };
-    logwatch_ = MAMORI_TRY(logwatch::Logwatch::start(env_, config_, publish,
-                                                     [](const std::string& line) { log(line); }));
+    // [pages] discovery counts the logs' requests (agent/pages/discovery.h).
+    logwatch::Logwatch::RequestObserver on_request;
+    if (config_.page_discovery.discover > 0 && !config_.logs.empty()) {
+      discovery_ = std::make_shared<pages::Discoverer>(env_, config_,
+                                                       [](const std::string& line) { log(line); });
+      on_request = [d = discovery_](const std::string& path, const logparse::Entry& e) {
+        d->note(path, e);
+      };
+    }
+    logwatch_ = MAMORI_TRY(logwatch::Logwatch::start(
+        env_, config_, publish, [](const std::string& line) { log(line); }, on_request));
     if (!config_.agent.honeypot_outbox.empty()) start_relay(publish);
     return ok();
   }
 
   // [[page]] (docs/pages.md): the page monitor fetches each page on its own thread.
   Status start_pages() {
-    if (config_.pages.empty()) return ok();
+    if (config_.pages.empty() && !discovery_) return ok();
     pages::PageMonitorOptions o;
     o.state_dir = config_.state_dir;
     o.pages = config_.pages;
+    o.discovery = discovery_;
     // AsyncPublisher::publish() only queues and cannot fail; the writer reports.
     o.publish = [this](std::vector<event::Event>&& events) {
       (void)publisher_->publish(std::move(events), {});
@@ -524,8 +535,12 @@ class Agent::Impl {
     if (lookups_) lookups_->observe(e);  // copies the hash into its inbox: never waits
     // A file put back: what the attacker did next may be in the database.
     if (pages_ && (e.action() == proto::action::kFileRestored ||
-                   e.action() == proto::action::kFileQuarantined))
-      pages_->poke();  // a flag and a notify: never waits
+                   e.action() == proto::action::kFileQuarantined)) {
+      const auto& root = e.get("mamori.root");
+      const auto& rel = e.get("mamori.path");
+      pages_->poke({root.is_string() ? root.get<std::string>() : "",
+                    rel.is_string() ? rel.get<std::string>() : "", e.id()});  // never waits
+    }
     if (!logwatch_) return;
     const auto& action = e.action();
     if (action != proto::action::kFileRestored && action != proto::action::kFileQuarantined &&
@@ -569,6 +584,8 @@ class Agent::Impl {
     const uint64_t before = guard_->counters().changes;
     for (size_t i = 0; i < guard_->root_count(); ++i)
       MAMORI_TRY(guard_->verify(i, guard::Trigger::kScheduled));
+    // A page still serving an injection is not clean either (docs/pages.md).
+    if (config_.heal.on_page_injected && pages_ && pages_->injected()) return false;
     return guard_->counters().changes == before;
   }
 
@@ -671,6 +688,8 @@ class Agent::Impl {
         uint64_t ticks = 0;
         (void)!::read(timer.get(), &ticks, sizeof ticks);
         guard_->tick();
+        if (pages_)  // [heal] on = ["page-injected"]: judged here, on the healer's thread
+          for (const auto& e : pages_->take_injected()) healer_->observe(e);
         healer_->tick();
         if (link_) link_->set_healthy(healer_->healthy());
         end_abandoned_deploy();
@@ -714,6 +733,7 @@ class Agent::Impl {
   std::unique_ptr<triage::LookupWorker> lookups_;  // publishes through publisher_: goes first
   std::unique_ptr<opcache::Worker> opcache_;       // the same; the guard's hook calls it
   std::unique_ptr<pages::PageMonitor> pages_;      // the same
+  std::shared_ptr<pages::Discoverer> discovery_;   // fed by logwatch_, read by pages_
   std::unique_ptr<watch::Watcher> watcher_;
   std::optional<control::Server> server_;
   std::unique_ptr<control::Handlers> handlers_;  // the control commands, over the parts above

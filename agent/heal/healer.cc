@@ -180,6 +180,8 @@ std::optional<std::string> Healer::condition(const event::Event& e) {
     return std::string(proto::heal_condition::kScriptQuarantined);
   if (action == proto::action::kStateFailed && config_.on_state_failed)
     return std::string(proto::heal_condition::kStateFailed);
+  if (action == proto::action::kPageInjected && config_.on_page_injected)
+    return std::string(proto::heal_condition::kPageInjected);
   if (too_many) return std::string(proto::heal_condition::kTamperRate);
   return std::nullopt;
 }

@@ -9,6 +9,9 @@
 //   file-quarantined      of an executable script: .php .phtml .php3-.php8 .phar .pl .py
 //                         .sh .cgi .jsp .jspx .asp .aspx .rb .lua (on_script_quarantined)
 //   state-failed          the agent's own baseline or store failed verification
+//   page-injected         the page monitor's event (on_page_injected; docs/pages.md): the
+//                         agent passes it on from the page monitor's thread at its tick,
+//                         and its recovery verify is clean only while no page shows one
 //   tamper rate           more than tamper_count tamper events (file-restored, -repaired,
 //                         -quarantined, -changed, -created, -deleted, -restore-failed; a
 //                         tamper-storm-summary or file-restore-repeated counts its

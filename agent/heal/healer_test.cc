@@ -175,6 +175,24 @@ TEST_F(HealerTest, StormConditionCanBeOff) {
   EXPECT_TRUE(h->healthy());
 }
 
+TEST_F(HealerTest, PageInjectedIsAConditionWhenAskedFor) {
+  auto h = open();
+  h->observe(ev("page-injected"));
+  EXPECT_TRUE(h->healthy());  // off by default: the owner's new script would drain the node
+  h.reset();
+  config_.on_page_injected = true;
+  h = open();
+  Event injected = ev("page-injected");
+  injected.set("url.full", "http://www.example.com/");
+  h->observe(injected);
+  EXPECT_FALSE(h->healthy());
+  EXPECT_FALSE(health_file_exists());
+  auto down = taken("node-unhealthy");
+  ASSERT_EQ(down.size(), 1u);
+  EXPECT_EQ(down[0].get("mamori.heal.reason"), "page-injected");
+  EXPECT_EQ(down[0].get("mamori.heal.trigger.id"), injected.id());
+}
+
 TEST_F(HealerTest, TamperRateInASlidingWindow) {
   config_.on_storm = false;
   config_.tamper_count = 3;

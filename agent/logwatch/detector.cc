@@ -88,6 +88,7 @@ void Detector::feed(std::string_view line, uint64_t line_no,
     return;
   }
   ++stats_.parsed;
+  if (on_entry_) on_entry_(e);
   logparse::normalise_target(e.target, normalised_);
   rules::Request r;
   r.method = e.method;

@@ -155,6 +155,11 @@ class Detector {
   void set_health_observer(HealthObserver observer) { on_health_ = std::move(observer); }
   const logparse::ParseHealth& health() const { return health_; }
 
+  // Called with every line that parsed, before it is judged (the page monitor's
+  // discovery counts requests with it: agent/pages/discovery.h). Unset by default.
+  using EntryObserver = std::function<void(const logparse::Entry&)>;
+  void set_entry_observer(EntryObserver observer) { on_entry_ = std::move(observer); }
+
   const DetectorStats& stats() const { return stats_; }
   size_t max_line() const { return format_.options().max_line; }
   const rules::RuleSet& rules() const { return matcher_->rules(); }
@@ -206,6 +211,7 @@ class Detector {
   MatchObserver on_match_;
   logparse::ParseHealth health_;
   HealthObserver on_health_;
+  EntryObserver on_entry_;
   // Reused per line, so steady state allocates nothing.
   std::unique_ptr<logparse::Entry> entry_ = std::make_unique<logparse::Entry>();
   std::string normalised_;

@@ -141,7 +141,8 @@ struct Logwatch::Impl {
 };
 
 Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config& config,
-                                                  Publish publish, Log log) {
+                                                  Publish publish, Log log,
+                                                  RequestObserver on_request) {
   // STATE/decoys.json, read once: its credential log and its files' names.
   const auto decoys = decoy::load(config.state_dir + "/decoys.json");
   auto impl = std::make_unique<Impl>(env, with_credential_log(config, decoys), std::move(publish),
@@ -189,6 +190,9 @@ Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config
         [self, index](logparse::ParseHealth::Change c, const logparse::ParseHealth& h) {
           self->parsing_changed(index, c, h);
         });
+    if (on_request)
+      detector.set_entry_observer(
+          [on_request, path = l.path](const logparse::Entry& e) { on_request(path, e); });
     impl->detectors.push_back(std::make_unique<Detector>(std::move(detector)));
     impl->event_detectors.push_back(nullptr);
     to.paths.push_back(l.path);

@@ -31,6 +31,10 @@
 #include "core/event/event.h"
 #include "core/proto/control.h"
 
+namespace mamori::logparse {
+struct Entry;
+}
+
 namespace mamori::logwatch {
 
 class Logwatch {
@@ -38,11 +42,17 @@ class Logwatch {
   using Publish = std::function<void(std::vector<event::Event>&&)>;
   using Log = std::function<void(const std::string&)>;
 
+  // Every parsed line of the [[log]] at `log_path`, on the logwatch thread (the page
+  // monitor's discovery, agent/pages/discovery.h).
+  using RequestObserver =
+      std::function<void(const std::string& log_path, const logparse::Entry& entry)>;
+
   // Compiles the rules, opens the ban list and backend (re-applying every ban: they
   // survive restarts and reboots), and starts following the logs. Fails on bad rules
   // (file:line:col), an unusable ban backend or ban list.
   static Result<std::unique_ptr<Logwatch>> start(Env& env, const config::Config& config,
-                                                 Publish publish, Log log);
+                                                 Publish publish, Log log,
+                                                 RequestObserver on_request = {});
   ~Logwatch();  // stop()s
 
   // The guard restored (`planted` false: a baselined file) or quarantined or reported

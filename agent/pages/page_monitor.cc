@@ -3,13 +3,16 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include <fmt/format.h>
 
+#include "agent/pages/discovery.h"
 #include "agent/sinks/curl_easy.h"
 #include "core/base/quote.h"
 #include "core/base/thread_name.h"
+#include "core/fs/admin_files.h"
 #include "core/page/url.h"
 #include "core/proto/actions.h"
 
@@ -94,9 +97,13 @@ PageMonitor::PageMonitor(Env& env, PageMonitorOptions options)
     pages_.push_back(std::move(p));
   }
   options_.pages.clear();
+  if (options_.discovery) options_.discovery->set_on_change([this] { refresh(); });
+  MutexLock lock(mu_);
+  for (const auto& p : pages_) urls_.push_back(p.config.url);
 }
 
 PageMonitor::~PageMonitor() {
+  if (options_.discovery) options_.discovery->set_on_change({});
   cancel_ = true;
   {
     MutexLock lock(mu_);
@@ -114,10 +121,21 @@ void PageMonitor::start() {
   });
 }
 
-void PageMonitor::poke() {
+void PageMonitor::poke(GuardPoke poke) {
   {
     MutexLock lock(mu_);
-    poked_ = true;
+    if (pokes_.size() < kMaxPokes)
+      pokes_.push_back(std::move(poke));
+    else
+      poke_all_ = true;
+  }
+  wake_.notify_all();
+}
+
+void PageMonitor::refresh() {
+  {
+    MutexLock lock(mu_);
+    refresh_ = true;
   }
   wake_.notify_all();
 }
@@ -127,25 +145,112 @@ uint64_t PageMonitor::checks() const {
   return checks_;
 }
 
+std::vector<event::Event> PageMonitor::take_injected() {
+  MutexLock lock(mu_);
+  return std::exchange(injected_events_, {});
+}
+
+bool PageMonitor::injected() const {
+  MutexLock lock(mu_);
+  return injected_pages_ > 0;
+}
+
+std::vector<std::string> PageMonitor::urls_for_test() const {
+  MutexLock lock(mu_);
+  return urls_;
+}
+
 void PageMonitor::check_all() {
+  sync_discovered();
+  {
+    MutexLock lock(mu_);
+    take_pokes(env_.clock().monotonic());
+  }
   for (auto& p : pages_) check(p);
 }
 
+bool PageMonitor::under(const config::PageConfig& page, const GuardPoke& poke) {
+  if (page.root.empty()) return true;
+  const std::string file = poke.path.empty() ? poke.root : poke.root + "/" + poke.path;
+  return file == page.root || file.starts_with(page.root + "/");
+}
+
+void PageMonitor::take_pokes(std::chrono::nanoseconds now) {
+  for (auto& p : pages_) {
+    for (const auto& poke : pokes_) {
+      if (!under(p.config, poke)) continue;
+      p.due = std::min(p.due, now);
+      if (p.related.empty()) p.related = poke.event_id;  // the first: what started it
+    }
+    if (poke_all_) p.due = std::min(p.due, now);
+  }
+  pokes_.clear();
+  poke_all_ = false;
+}
+
+void PageMonitor::sync_discovered() {
+  if (!options_.discovery) return;
+  auto set = options_.discovery->take_change();
+  if (!set) return;
+  std::map<std::string, const page::DiscoveredPage*> want;  // url → the discovered page
+  for (const auto& d : *set) {
+    const std::string url = options_.discovery->page_config(d.path).url;
+    if (std::none_of(pages_.begin(), pages_.end(),
+                     [&](const Page& p) { return !p.discovered && p.config.url == url; }))
+      want.emplace(url, &d);
+  }
+  std::erase_if(pages_, [&](const Page& p) {
+    if (!p.discovered || want.contains(p.config.url)) return false;
+    // Its record goes with it: the discovered pages that come and go stay bounded.
+    if (auto lock = page::lock_records(options_.state_dir); lock)
+      if (auto st = fs::remove_file(p.record_path); !st)
+        options_.log("pages: " + st.error().message());
+    options_.log(fmt::format("page {}: no longer among the most requested: not watched",
+                             quote(p.config.url)));
+    return true;
+  });
+  for (const auto& [wanted, d] : want) {
+    const std::string& url = wanted;  // clang 14 cannot capture a structured binding
+    if (std::any_of(pages_.begin(), pages_.end(),
+                    [&](const Page& p) { return p.config.url == url; }))
+      continue;
+    Page p;
+    p.config = options_.discovery->page_config(d->path);
+    p.record_path = page::record_path(options_.state_dir, url);
+    p.discovered = true;
+    options_.log(
+        fmt::format("page {} discovered from the access log (~{:.0f} addresses asked "
+                    "for it): watched",
+                    quote(url), d->clients));
+    pages_.push_back(std::move(p));
+  }
+  MutexLock lock(mu_);
+  urls_.clear();
+  for (const auto& p : pages_) urls_.push_back(p.config.url);
+  injected_pages_ = static_cast<size_t>(
+      std::count_if(pages_.begin(), pages_.end(), [](const Page& p) { return p.injected; }));
+}
+
 void PageMonitor::run() {
-  const auto woken = [&]() MAMORI_REQUIRES(mu_) { return stop_ || poked_; };
+  const auto woken = [&]() MAMORI_REQUIRES(mu_) {
+    return stop_ || refresh_ || poke_all_ || !pokes_.empty();
+  };
   MutexLock lock(mu_);
   while (!stop_) {
+    refresh_ = false;
+    if (options_.discovery) {
+      // Cheap when nothing changed; ranks again when it is time.
+      lock.unlock();
+      sync_discovered();
+      lock.lock();
+    }
     const auto now = env_.clock().monotonic();
+    take_pokes(now);
     Page* due = nullptr;
     for (auto& p : pages_)
       if (!due || p.due < due->due) due = &p;
     if (!due) {
-      wake_.wait(mu_, woken);
-      continue;
-    }
-    if (poked_) {
-      poked_ = false;
-      for (auto& p : pages_) p.due = std::min(p.due, now);
+      wake_.wait_for(mu_, kMaxWait, woken);
       continue;
     }
     if (due->due > now) {
@@ -174,6 +279,8 @@ void PageMonitor::failed(Page& page, const std::string& why, long status) {
 
 void PageMonitor::check(Page& page) {
   const config::PageConfig& pc = page.config;
+  // The guard event that asked for this check: its events follow from it.
+  const std::string related = std::exchange(page.related, {});
   page::Limits limits;
   limits.max_bytes = size_t{pc.max_kb} << 10;
   page::ActiveContent merged;
@@ -253,7 +360,9 @@ void PageMonitor::check(Page& page) {
       std::erase_if(record.reported, [&](const page::Element& e) {
         return !std::binary_search(merged.elements.begin(), merged.elements.end(), e);
       });
+    bool injected = false;
     for (const auto& e : page::new_elements(record.baseline, merged)) {
+      if (!allow->allows(e)) injected = true;
       if (allow->allows(e) || std::any_of(record.reported.begin(), record.reported.end(),
                                           [&](const page::Element& r) { return r.same(e); }))
         continue;
@@ -269,6 +378,8 @@ void PageMonitor::check(Page& page) {
       ev.set("mamori.page.origin", e.origin);
       if (!e.snippet.empty()) ev.set("mamori.page.snippet", e.snippet);
       if (merged.truncated) ev.set("mamori.page.truncated", true);
+      if (page.discovered) ev.set("mamori.page.discovered", true);
+      if (!related.empty()) ev.set("mamori.related_event", related);
       ev.message(fmt::format("page {} has a new {} ({}): {}", quote(pc.url), e.kind, e.origin,
                              escape(e.snippet.empty() ? e.value : e.snippet)));
       events.push_back(std::move(ev));
@@ -276,11 +387,19 @@ void PageMonitor::check(Page& page) {
     if (failure.empty()) {
       record.current = merged;
       record.current_ns = now_ns;
+      page.injected = injected;
     }
     record.error = failure;
     record.error_ns = failure.empty() ? 0 : now_ns;
     if (auto st = page::save_record(env_, page.record_path, record); !st)
       options_.log("pages: " + st.error().message());
+  }
+  {
+    MutexLock lock(mu_);
+    injected_pages_ = static_cast<size_t>(
+        std::count_if(pages_.begin(), pages_.end(), [](const Page& p) { return p.injected; }));
+    for (const auto& e : events)
+      if (injected_events_.size() < kMaxInjectedKept) injected_events_.push_back(e);
   }
   if (!events.empty()) options_.publish(std::move(events));
   if (!failure.empty()) {

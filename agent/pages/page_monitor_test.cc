@@ -243,6 +243,37 @@ TEST_F(PageMonitorTest, ADamagedRecordIsNeverReplacedByANewBaseline) {
             "{not json");
 }
 
+TEST_F(PageMonitorTest, ACheckTheGuardAskedForNamesItsEvent) {
+  auto pc = page();
+  pc.root = "/srv/www/site";
+  auto m = make(pc);
+  m->check_all();
+  EXPECT_FALSE(m->injected());
+  body_ += R"(<script src="https://evil.example/x.js"></script>)";
+  // A file of another site: this page is not checked for it, nor linked to it.
+  m->poke({"/srv/www", "other/index.php", "other-event"});
+  // Files of its site: the first one asked for the check.
+  m->poke({"/srv/www", "site/wp-content/plugins/a.php", "guard-event-1"});
+  m->poke({"/srv/www/site", "index.php", "guard-event-2"});
+  m->check_all();
+  auto events = take();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].get("mamori.related_event"), "guard-event-1");
+  EXPECT_TRUE(m->injected());
+  ASSERT_EQ(m->take_injected().size(), 1u);
+  EXPECT_TRUE(m->take_injected().empty());
+  // A scheduled check links to nothing.
+  body_ += "<script>alert(1)</script>";
+  m->check_all();
+  events = take();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_TRUE(events[0].get("mamori.related_event").is_null());
+  // Cleaned up: not injected any more (the healer's recovery may go on).
+  body_ = "<html><script src=/wp-includes/a.js></script><p>first post</p></html>";
+  m->check_all();
+  EXPECT_FALSE(m->injected());
+}
+
 TEST_F(PageMonitorTest, TheThreadChecksAtOnceAndWhenPoked) {
   std::mutex mu;
   std::condition_variable cv;
@@ -270,7 +301,7 @@ TEST_F(PageMonitorTest, TheThreadChecksAtOnceAndWhenPoked) {
   std::unique_lock<std::mutex> l(mu);
   ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(30), [&] { return fetches >= 1; }));
   l.unlock();
-  m.poke();
+  m.poke({"/srv/www", "index.php", "guard-event"});
   l.lock();
   ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(30), [&] { return fetches >= 2; }));
 }

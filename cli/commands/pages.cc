@@ -1,15 +1,19 @@
 // mamori pages: what the page monitor ([[page]], docs/pages.md) keeps of each page, and
 // accepting a page's current active content as its baseline.
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
 #include "cli/commands/command.h"
 #include "core/base/quote.h"
+#include "core/page/discovery.h"
 #include "core/page/record.h"
 
 namespace mamori::cli {
@@ -34,9 +38,15 @@ DESCRIPTION
     element the baseline lacks whose origin allow_origins does not allow is a
     page-injected event, once, until it is gone or accepted.
 
-    list shows each configured page: its baseline, its last check, and the elements of
-    its last fetch that are neither in the baseline nor allowed (what page-injected
-    reported). accept URL makes the page's last fetched active content its baseline,
+    With [pages] base_url set, the agent also watches the most requested HTML pages of
+    the access logs ([[log]]): a path that at least min_clients distinct addresses
+    requested with a GET answered 200, fetched from base_url with [pages]'s keys. The
+    discovered set is kept in STATE/pages/discovered.json.
+
+    list shows each configured page and each discovered one (marked "discovered", with
+    about how many addresses asked for it): its baseline, its last check, and the
+    elements of its last fetch that are neither in the baseline nor allowed (what
+    page-injected reported). accept URL makes the page's last fetched active content its baseline,
     after a change you made (a new plugin, a new embed); the agent's next check
     compares against it. The last fetch is the agent's: accept fetches nothing itself.
     Records live in STATE/pages (docs/pages.md).
@@ -48,8 +58,8 @@ EXAMPLES
 
 EXIT STATUS
     list: 0 no page has new active content; 1 some page has; 3 a record could not be
-    read. accept: 0 accepted; 2 URL is not a [[page]] of the config; 3 no fetch of it
-    yet, or its record could not be read or written.
+    read. accept: 0 accepted; 2 URL is neither a [[page]] of the config nor a
+    discovered page; 3 no fetch of it yet, or its record could not be read or written.
 )TXT";
 
 nlohmann::json element_json(const page::Element& e) {
@@ -67,28 +77,62 @@ std::vector<page::Element> unaccepted(const page::PageRecord& r, const config::P
   return out;
 }
 
+struct Watched {
+  config::PageConfig config;
+  std::optional<page::DiscoveredPage> discovered;
+};
+
+// The [[page]]s, then the discovered pages of STATE/pages/discovered.json (none when
+// [pages] is off or the file is of another base_url); an unreadable file is an error.
+Result<std::vector<Watched>> watched_pages(const config::Config& c) {
+  std::vector<Watched> out;
+  for (const auto& pc : c.pages) out.push_back({pc, std::nullopt});
+  const auto& d = c.page_discovery;
+  if (d.discover == 0) return out;
+  auto set = MAMORI_TRY(page::load_discovered(page::discovered_path(c.state_dir)));
+  if (!set || set->base_url != d.base_url) return out;
+  for (const auto& p : set->pages) {
+    config::PageConfig pc = d.page;
+    pc.url = d.base_url + p.path;
+    if (std::none_of(c.pages.begin(), c.pages.end(),
+                     [&](const config::PageConfig& x) { return x.url == pc.url; }))
+      out.push_back({std::move(pc), p});
+  }
+  return out;
+}
+
 int run_list(App& app) {
   const auto& c = app.config();
   auto pages = nlohmann::json::array();
   bool changed = false, unreadable = false;
-  for (const auto& pc : c.pages) {
+  auto watched = watched_pages(c);
+  if (!watched) return app.report(watched.error(), kExitIncomplete);
+  for (const auto& [pc, discovered] : *watched) {
     nlohmann::json j = {
         {"url", pc.url}, {"interval_s", pc.interval_s}, {"user_agents", pc.user_agents}};
+    if (discovered) {
+      j["discovered"] = {{"clients", discovered->clients},
+                         {"since", format_time_ns(discovered->since_ns)}};
+      if (!app.options().json)
+        std::printf("%s\n  discovered %s (about %.0f addresses asked for it)\n",
+                    escape(pc.url).c_str(), format_time_ns(discovered->since_ns).c_str(),
+                    discovered->clients);
+    } else if (!app.options().json) {
+      std::printf("%s\n", escape(pc.url).c_str());
+    }
     auto record = page::load_record(page::record_path(c.state_dir, pc.url));
     if (!record) {
       unreadable = true;
       j["error"] = record.error().message();
       if (!app.options().json)
-        std::printf("%s\n  record unreadable: %s\n", escape(pc.url).c_str(),
-                    record.error().message().c_str());
+        std::printf("  record unreadable: %s\n", record.error().message().c_str());
       pages.push_back(std::move(j));
       continue;
     }
     if (!*record) {
       j["baseline"] = nullptr;
       if (!app.options().json)
-        std::printf("%s\n  no baseline yet (the agent takes it at its first fetch)\n",
-                    escape(pc.url).c_str());
+        std::printf("  no baseline yet (the agent takes it at its first fetch)\n");
       pages.push_back(std::move(j));
       continue;
     }
@@ -105,8 +149,8 @@ int run_list(App& app) {
     for (const auto& e : fresh) news.push_back(element_json(e));
     j["new"] = std::move(news);
     if (!app.options().json) {
-      std::printf("%s\n  baseline: %zu active elements (%s, %s)\n  last fetch: %s, %s\n",
-                  escape(pc.url).c_str(), r.baseline.elements.size(), r.baseline_by.c_str(),
+      std::printf("  baseline: %zu active elements (%s, %s)\n  last fetch: %s, %s\n",
+                  r.baseline.elements.size(), r.baseline_by.c_str(),
                   format_time_ns(r.baseline_ns).c_str(), format_time_ns(r.current_ns).c_str(),
                   fresh.empty() ? "as the baseline" : fmt::format("{} new", fresh.size()).c_str());
       if (!r.error.empty()) std::printf("  last check failed: %s\n", escape(r.error).c_str());
@@ -118,17 +162,21 @@ int run_list(App& app) {
   }
   if (app.options().json)
     print_json({{"pages", std::move(pages)}});
-  else if (c.pages.empty())
-    std::printf("no [[page]] in %s\n", escape(c.source).c_str());
+  else if (watched->empty())
+    std::printf("no [[page]] in %s%s\n", escape(c.source).c_str(),
+                c.page_discovery.discover ? ", none discovered yet" : "");
   return unreadable ? kExitIncomplete : changed ? kExitChanges : kExitOk;
 }
 
 int run_accept(App& app, const std::string& url) {
   const auto& c = app.config();
-  const config::PageConfig* pc = nullptr;
-  for (const auto& p : c.pages)
-    if (p.url == url) pc = &p;
-  if (!pc) return usage_error("pages", quote(url) + " is not the url of a [[page]] in the config");
+  auto watched = watched_pages(c);
+  if (!watched) return app.report(watched.error(), kExitIncomplete);
+  if (std::none_of(watched->begin(), watched->end(),
+                   [&](const Watched& w) { return w.config.url == url; }))
+    return usage_error("pages", quote(url) +
+                                    " is neither the url of a [[page]] in the config nor a "
+                                    "discovered page");
   auto lock = page::lock_records(c.state_dir);
   if (!lock) return app.report(lock.error(), kExitIncomplete);
   const std::string path = page::record_path(c.state_dir, url);

@@ -43,7 +43,8 @@ class Loader {
     TomlTable top = reader_.top();
     c.source = reader_.file();
     if (!top.only_keys({"state_dir", "jobs", "compression_level", "root", "agent", "sink", "heal",
-                        "log", "logwatch", "ban", "manager", "lookup", "opcache", "page"}) ||
+                        "log", "logwatch", "ban", "manager", "lookup", "opcache", "page",
+                        "pages"}) ||
         !top.optional("state_dir", c.state_dir) || !top.optional("jobs", c.jobs, 0u, 1024u) ||
         !top.optional("compression_level", c.compression_level, -7, 19) ||
         !absolute_path(top, "state_dir", c.state_dir))
@@ -93,6 +94,9 @@ class Loader {
           return t.fail("url", "value", "page " + quote(page.url) + " is listed twice");
       c.pages.push_back(std::move(page));
     }
+    std::optional<TomlTable> discovery;
+    if (!top.table("pages", discovery) || (discovery && !load_discovery(*discovery, c)))
+      return false;
 
     std::optional<TomlTable> logwatch, ban, heal, manager, lookup, opcache;
     if (!top.table("opcache", opcache) || (opcache && !load_opcache(*opcache, c))) return false;
@@ -336,13 +340,8 @@ class Loader {
 
   bool load_page(TomlTable& t, PageConfig& p) {
     if (!t.only_keys({"url", "interval", "user_agents", "allow_origins", "connect_to", "timeout",
-                      "max_kb"}) ||
-        !t.required("url", "every [[page]] needs the url of a page", p.url) ||
-        !t.optional("interval", p.interval_s, 1u, 86400u) ||
-        !t.optional("user_agents", p.user_agents) ||
-        !t.optional("allow_origins", p.allow_origins) || !t.optional("connect_to", p.connect_to) ||
-        !t.optional("timeout", p.timeout_s, 1u, 300u) ||
-        !t.optional("max_kb", p.max_kb, 1u, 65536u))
+                      "max_kb", "root"}) ||
+        !t.required("url", "every [[page]] needs the url of a page", p.url))
       return false;
     if ((!p.url.starts_with("http://") && !p.url.starts_with("https://")) || p.url.size() > 2048 ||
         page::origin_of(p.url).size() <= p.url.find("://") + 3 ||
@@ -350,6 +349,57 @@ class Loader {
       return t.fail(
           "url", "value",
           "must be an http:// or https:// URL of at most 2048 bytes, not " + quote(p.url));
+    return load_page_keys(t, p);
+  }
+
+  // [pages] (docs/pages.md, Discovery): base_url is an origin, the paths come from a log.
+  bool load_discovery(TomlTable& t, Config& c) {
+    PageDiscoveryConfig& d = c.page_discovery;
+    if (!t.only_keys({"discover", "base_url", "log", "min_clients", "keep_query", "rank_every",
+                      "interval", "user_agents", "allow_origins", "connect_to", "timeout", "max_kb",
+                      "root"}) ||
+        !t.optional("base_url", d.base_url, 1024))
+      return false;
+    if (!d.base_url.empty()) d.discover = 10;
+    if (!t.optional("discover", d.discover, 0u, static_cast<uint32_t>(kMaxPages)) ||
+        !t.optional("log", d.log) || !t.optional("min_clients", d.min_clients, 2u, 1000u) ||
+        !t.optional("keep_query", d.keep_query, {.max_items = 16, .max_item_bytes = 64}) ||
+        !t.optional("rank_every", d.rank_every_s, 60u, 30 * 86400u) || !load_page_keys(t, d.page))
+      return false;
+    while (d.base_url.ends_with('/')) d.base_url.pop_back();
+    if (d.discover > 0 &&
+        ((!d.base_url.starts_with("http://") && !d.base_url.starts_with("https://")) ||
+         page::origin_of(d.base_url).size() <= d.base_url.find("://") + 3 ||
+         d.base_url.find_first_of("/?#@\\ \t\r\n\"<>", d.base_url.find("://") + 3) !=
+             std::string::npos))
+      return t.fail("base_url", "value",
+                    "must be an origin to fetch the discovered paths from, such as "
+                    "\"https://www.example.com\" (no path, query or user), not " +
+                        quote(d.base_url));
+    for (const auto& k : d.keep_query)
+      if (k.empty() ||
+          k.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
+        return t.fail(
+            "keep_query", "value",
+            "names query parameters (lower-case letters, digits, _ and -), not " + quote(k));
+    const LogConfig* counted = nullptr;
+    for (const auto& l : c.logs)
+      if (l.path == d.log || (d.log.empty() && c.logs.size() == 1)) counted = &l;
+    if (!d.log.empty() && !counted)
+      return t.fail("log", "value", quote(d.log) + " is not the path of a [[log]]");
+    if (d.page.root.empty() && counted) d.page.root = counted->root;
+    return true;
+  }
+
+  // The keys [[page]] and [pages] share: how a page is fetched and judged.
+  bool load_page_keys(TomlTable& t, PageConfig& p) {
+    if (!t.optional("interval", p.interval_s, 1u, 86400u) ||
+        !t.optional("user_agents", p.user_agents) ||
+        !t.optional("allow_origins", p.allow_origins) || !t.optional("connect_to", p.connect_to) ||
+        !t.optional("timeout", p.timeout_s, 1u, 300u) ||
+        !t.optional("max_kb", p.max_kb, 1u, 65536u) || !t.optional("root", p.root) ||
+        (!p.root.empty() && !absolute_path(t, "root", p.root)))
+      return false;
     if (p.user_agents.empty() || p.user_agents.size() > 4)
       return t.fail("user_agents", "value", "must list 1 to 4 user agents");
     for (const auto& ua : p.user_agents)
@@ -472,7 +522,8 @@ class Loader {
     if (t.has("on")) {
       std::vector<std::string> on;
       if (!t.optional("on", on)) return false;
-      h.on_storm = h.on_restore_failed = h.on_script_quarantined = h.on_state_failed = false;
+      h.on_storm = h.on_restore_failed = h.on_script_quarantined = h.on_state_failed =
+          h.on_page_injected = false;
       for (const auto& name : on) {
         if (name == proto::heal_condition::kTamperStorm)
           h.on_storm = true;
@@ -482,10 +533,12 @@ class Loader {
           h.on_script_quarantined = true;
         else if (name == proto::heal_condition::kStateFailed)
           h.on_state_failed = true;
+        else if (name == proto::heal_condition::kPageInjected)
+          h.on_page_injected = true;
         else
           return t.fail("on", "value",
                         "conditions are \"tamper-storm\", \"restore-failed\", "
-                        "\"script-quarantined\" and \"state-failed\", not " +
+                        "\"script-quarantined\", \"state-failed\" and \"page-injected\", not " +
                             quote(name));
       }
     }

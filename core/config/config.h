@@ -109,12 +109,14 @@ enum class HealthFileAction { kRemove, kRewrite };
 
 // [heal]: when the node stops claiming to be healthy, and what that does.
 struct HealConfig {
-  // Conditions (heal.on): tamper-storm, restore-failed, script-quarantined, state-failed.
+  // Conditions (heal.on): tamper-storm, restore-failed, script-quarantined, state-failed,
+  // page-injected.
   bool on_storm = true;
   bool on_restore_failed = true;
   bool on_script_quarantined = false;
   bool on_state_failed = true;
-  uint32_t tamper_count = 0;  // this many tampers within tamper_window_s; 0 = off
+  bool on_page_injected = false;  // opt-in: the owner's own new script drains the node too
+  uint32_t tamper_count = 0;      // this many tampers within tamper_window_s; 0 = off
   uint32_t tamper_window_s = 60;
   // Actions.
   std::string health_file;  // empty = none
@@ -156,6 +158,27 @@ struct PageConfig {
   std::string connect_to;  // HOST:PORT to connect to instead of the URL's; "" = its own
   uint32_t timeout_s = 10;
   uint32_t max_kb = 2048;  // a larger page is refused (page-fetch-failed), never judged in part
+  // The document root the page is served from: a restore or quarantine under it checks
+  // the page at once, and its page-injected events name that guard event. "" = any root.
+  std::string root;
+};
+
+// [pages]: discovery of the most requested HTML pages from the [[log]] access logs
+// (docs/pages.md, Discovery). Off without base_url.
+struct PageDiscoveryConfig {
+  uint32_t discover = 0;  // the top N pages are watched; 10 once base_url is set; 0 = off
+  std::string base_url;   // scheme://host[:port]: what a discovered path is fetched from
+  std::string log;        // the [[log]] counted; "" = every [[log]]
+  // A path counts once this many distinct client addresses requested it: one attacker
+  // cannot make the agent fetch a path of their choosing.
+  uint32_t min_clients = 3;
+  // A query of one parameter among these, with a numeric value, is kept ("/?p=12");
+  // every other query is dropped (it may hold a token).
+  std::vector<std::string> keep_query = {"p", "page_id"};
+  uint32_t rank_every_s = 3600;  // the discovered set is ranked again this often
+  // interval, user_agents, allow_origins, connect_to, timeout, max_kb and root of each
+  // discovered page (url is base_url + path; root defaults to the log's).
+  PageConfig page;
 };
 
 // [logwatch]: how the access logs are judged.
@@ -251,6 +274,7 @@ struct Config {
   HealConfig heal;
   std::vector<LogConfig> logs;
   std::vector<PageConfig> pages;
+  PageDiscoveryConfig page_discovery;
   LogwatchConfig logwatch;
   BanConfig ban;
   ManagerConfig manager;

@@ -1,5 +1,6 @@
 #include "core/config/config.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 namespace mamori::config {
@@ -176,7 +177,7 @@ TEST(Config, Heal) {
 [[root]]
 path = "/w"
 [heal]
-on = ["tamper-storm", "script-quarantined"]
+on = ["tamper-storm", "script-quarantined", "page-injected"]
 tamper_count = 20
 tamper_window = 10
 health_file = "/var/lib/mamori-health/ok"
@@ -191,6 +192,7 @@ recover_after = 600
   EXPECT_TRUE(c->heal.on_storm);
   EXPECT_TRUE(c->heal.on_script_quarantined);
   EXPECT_FALSE(c->heal.on_restore_failed);
+  EXPECT_TRUE(c->heal.on_page_injected);
   EXPECT_EQ(c->heal.tamper_count, 20u);
   EXPECT_EQ(c->heal.health_file_action, HealthFileAction::kRewrite);
   EXPECT_EQ(c->heal.hook.size(), 2u);
@@ -412,6 +414,47 @@ TEST(Config, Pages) {
   EXPECT_EQ(error_of("[[page]]\nurl = \"https://a/\"\n[[page]]\nurl = \"https://a/\"\n").key,
             "page[2].url");
   EXPECT_EQ(key("url = \"https://a/\"\nuser_agent = \"x\"\n"), "page[1].user_agent");
+  EXPECT_EQ(key("url = \"https://a/\"\nroot = \"srv\"\n"), "page[1].root");
+}
+
+TEST(Config, PageDiscovery) {
+  auto c = parse_config("[[log]]\npath = \"/var/log/a.log\"\nroot = \"/srv/www\"\n", "m.toml");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(0u, c->page_discovery.discover);  // off without base_url
+  c = parse_config(
+      "[[log]]\npath = \"/var/log/a.log\"\nroot = \"/srv/www\"\n"
+      "[pages]\nbase_url = \"https://www.example.com/\"\ninterval = 60\n"
+      "user_agents = [\"browser\", \"googlebot\"]\n",
+      "m.toml");
+  ASSERT_TRUE(c) << c.error().message;
+  const auto& d = c->page_discovery;
+  EXPECT_EQ(10u, d.discover);
+  EXPECT_EQ("https://www.example.com", d.base_url);
+  EXPECT_EQ(3u, d.min_clients);
+  EXPECT_EQ((std::vector<std::string>{"p", "page_id"}), d.keep_query);
+  EXPECT_EQ(60u, d.page.interval_s);
+  EXPECT_EQ(2u, d.page.user_agents.size());
+  EXPECT_EQ("/srv/www", d.page.root);  // the only [[log]]'s
+  c = parse_config(
+      "[[log]]\npath = \"/var/log/a.log\"\n[[log]]\npath = \"/var/log/b.log\"\nroot = \"/b\"\n"
+      "[pages]\nbase_url = \"http://127.0.0.1:8080\"\ndiscover = 3\nlog = \"/var/log/b.log\"\n"
+      "min_clients = 5\nkeep_query = []\nrank_every = 600\n",
+      "m.toml");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(3u, c->page_discovery.discover);
+  EXPECT_EQ("/b", c->page_discovery.page.root);
+  EXPECT_EQ(5u, c->page_discovery.min_clients);
+  EXPECT_TRUE(c->page_discovery.keep_query.empty());
+  const auto key = [](const std::string& t) { return error_of("[pages]\n" + t).key; };
+  EXPECT_EQ(key("discover = 5\n"), "pages.base_url");
+  for (const char* url : {"ftp://a", "https://a/path", "https://a?x", "https://u@a", "https://"})
+    EXPECT_EQ(key(fmt::format("base_url = \"{}\"\n", url)), "pages.base_url") << url;
+  EXPECT_EQ(key("base_url = \"https://a\"\nmin_clients = 1\n"), "pages.min_clients");
+  EXPECT_EQ(key("base_url = \"https://a\"\ndiscover = 257\n"), "pages.discover");
+  EXPECT_EQ(key("base_url = \"https://a\"\nlog = \"/nope.log\"\n"), "pages.log");
+  EXPECT_EQ(key("base_url = \"https://a\"\nkeep_query = [\"P=\"]\n"), "pages.keep_query");
+  EXPECT_EQ(key("base_url = \"https://a\"\nuser_agents = []\n"), "pages.user_agents");
+  EXPECT_EQ(key("base_url = \"https://a\"\nurl = \"https://a/\"\n"), "pages.url");
 }
 
 TEST(Config, OtherLogsTakeTheirOwnRules) {

@@ -187,6 +187,8 @@ inline constexpr std::string_view kTamperStorm = "tamper-storm";
 inline constexpr std::string_view kRestoreFailed = "restore-failed";
 inline constexpr std::string_view kScriptQuarantined = "script-quarantined";
 inline constexpr std::string_view kStateFailed = "state-failed";
+// A page of the page monitor serves active content its baseline lacks (docs/pages.md).
+inline constexpr std::string_view kPageInjected = "page-injected";
 // Not configurable: too many tampers in the window ([heal] tamper_count).
 inline constexpr std::string_view kTamperRate = "tamper-rate";
 
