@@ -88,6 +88,7 @@ void Detector::feed(std::string_view line, uint64_t line_no,
     return;
   }
   ++stats_.parsed;
+  stats_.malformed += e.malformed_request;
   if (on_entry_) on_entry_(e);
   logparse::normalise_target(e.target, normalised_);
   rules::Request r;
@@ -97,6 +98,7 @@ void Detector::feed(std::string_view line, uint64_t line_no,
   r.user_agent = e.user_agent;
   r.referer = e.referer;
   r.status = e.status;
+  r.malformed = e.malformed_request;
   if (auto st = matcher_->match(r, scratch_, matched_); !st) matched_.clear();
 
   const std::string_view path = path_of(normalised_);

@@ -78,6 +78,7 @@ struct DetectorStats {
   uint64_t lines = 0;
   uint64_t parsed = 0;
   uint64_t truncated = 0;                   // over-long lines judged by their first max_line bytes
+  uint64_t malformed = 0;                   // parsed, with a request line that is none
   std::map<std::string, uint64_t> skipped;  // by logparse::parse_status_name()
   std::vector<uint64_t> by_rule;            // matches per rule index (log and ban rules)
   uint64_t allowlisted = 0;                 // matches from allowlisted addresses

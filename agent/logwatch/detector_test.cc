@@ -138,6 +138,27 @@ TEST_F(DetectorTest, GarbageIsCountedAndSkipped) {
 }
 
 // nginx logs a non-ASCII user agent byte as \xHH: 4,200 bytes become 16,800 characters.
+// A scanner's TLS handshakes sent to port 80 are lines of the format with a request that
+// is none: parsed, counted, never a format failure, and the 4th bans.
+TEST_F(DetectorTest, RequestLinesThatAreNoneAreJudged) {
+  auto d = make();
+  const std::string tls = R"(\x16\x03\x01\x01$\x01\x00\x01 \x03\x03$\xD0T?5MDR)";
+  for (int k = 0; k < 3; ++k) feed(d, line("198.51.100.9", tls, 400, "-", k));
+  EXPECT_TRUE(decisions_.empty());
+  feed(d, line("198.51.100.9", tls, 400, "-", 3));
+  ASSERT_EQ(decisions_.size(), 1u);
+  EXPECT_EQ(decisions_[0].rule_id, "bad-request-binary");
+  EXPECT_EQ(decisions_[0].request.substr(0, 3), "\x16\x03\x01");
+  EXPECT_EQ(d.stats().parsed, 4u);
+  EXPECT_EQ(d.stats().malformed, 4u);
+  EXPECT_TRUE(d.stats().skipped.empty());
+  for (int k = 0; k < 200; ++k) feed(d, line("198.51.100.10", "HELP", 400, "-", k));
+  EXPECT_FALSE(d.health().unparseable());
+  ASSERT_EQ(decisions_.size(), 2u);
+  EXPECT_EQ(decisions_[1].rule_id, "bad-request-line");
+  EXPECT_EQ(decisions_[1].line, 9u);  // the 5th HELP
+}
+
 std::string padded_ua() {
   std::string ua;
   for (int i = 0; i < 4200; ++i) ua += fmt::format("\\x{:02X}", 0x80 + i % 0x80);

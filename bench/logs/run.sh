@@ -204,7 +204,12 @@ mamori_logs() {
     [[ -z $MAMORI_NOTE ]] || return 0
     out=$d/mamori.json
     timed "$part" mamori "logs test" "$out" -- "$MAMORI" logs test --format combined --json "$log"
-    if [[ ${R[$part:mamori:rc]} != [01] ]] || ! jq -e '.lines' "$out" >/dev/null 2>&1; then
+    # Exit 0: nobody banned, 1: some; 3 with a report: the log does not fit the format
+    # (too many lines refused; docs/formats/access-logs.md): scored all the same, and said.
+    if [[ ${R[$part:mamori:rc]} == 3 ]] && jq -e '.unparseable' "$out" >/dev/null 2>&1; then
+        R[$part:mamori:unfit]="$(jq '.unparsed' "$out") of $(jq '.lines' "$out") lines do not fit --format combined (exit 3)"
+        say "mamori: ${R[$part:mamori:unfit]}"
+    elif [[ ${R[$part:mamori:rc]} != [01] ]] || ! jq -e '.lines' "$out" >/dev/null 2>&1; then
         MAMORI_NOTE="\`mamori logs test\` is not usable yet (exit ${R[$part:mamori:rc]}: $(head -c 200 "$out.err" | head -n1))"
         say "mamori: $MAMORI_NOTE"
         unset "R[$part:mamori:wall]"
@@ -546,6 +551,9 @@ report=$W/report-$(date +%Y%m%d-%H%M%S).md
     echo
     if [[ -n ${R[big:mamori:wall]:-} ]]; then
         echo "mamori's own figures: $(v big:mamori:lines) lines, $(v big:mamori:parsed) parsed, skipped $(v big:mamori:skipped), $(v big:mamori:own_lps) lines/s measured inside; bans by rule: $(v big:mamori:by_rule)."
+        for p in big small; do
+            [[ -z ${R[$p:mamori:unfit]:-} ]] || echo "**mamori: the $p log does not fit its format**: ${R[$p:mamori:unfit]}; its figures are for a log mamori mostly refused."
+        done
         echo
     fi
     if ((SMALL_LINES > 0)); then

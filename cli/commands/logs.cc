@@ -219,6 +219,7 @@ int replay_and_report(const GlobalOptions& g, const LogsOptions& o, const std::s
          {"lines", s.lines},
          {"parsed", s.parsed},
          {"truncated", s.truncated},
+         {"malformed_requests", s.malformed},
          {"skipped", s.skipped},
          {"seconds", seconds},
          {"lines_per_second", rate},
@@ -244,6 +245,7 @@ int replay_and_report(const GlobalOptions& g, const LogsOptions& o, const std::s
     if (!g.quiet) {
       std::string skipped;
       for (const auto& [why, n] : s.skipped) skipped += fmt::format(", {} {}", n, why);
+      if (s.malformed) skipped += fmt::format(", {} with a request line that is none", s.malformed);
       if (s.truncated)
         skipped += fmt::format(", {} too long (judged by their first {} bytes)", s.truncated,
                                detector->max_line());
@@ -334,17 +336,20 @@ DESCRIPTION
     --allow CIDR        never ban these addresses (matches are still counted)
 
     Lines that cannot be parsed (binary garbage, a bad address) are counted by reason
-    and skipped; they never ban anyone. A line past 16 KiB is judged by its first
-    16 KiB. When the log does not fit the format, a message on stderr says so, with
-    the reasons and a refused line, and the exit status is 3 (a wrong format must
-    never look like a quiet log): more than 10 % of the file's lines (at least 100)
-    or all of them refused as not fitting (no-match, truncated, bad-address,
-    bad-time), or a stretch of it the agent would report as log-unparseable (more
-    than 10 % of 1,000 lines in a row; docs/bans.md). A bad request line (TLS bytes
-    sent to port 80) does not count: the format fit that line.
+    and skipped; they never ban anyone. A line whose request is none (TLS bytes sent
+    to port 80, "HELP", an empty request) is parsed: its address is judged by the
+    rules with malformed = true (malformed_requests in --json). A line past 16 KiB
+    is judged by its first 16 KiB. When the log does not fit the format, a message
+    on stderr says so, with the reasons and a refused line, and the exit status is
+    3 (a wrong format must never look like a quiet log): more than 10 % of the
+    file's lines (at least 100) or all of them refused as not fitting (no-match,
+    truncated, bad-address, bad-time), or a stretch of it the agent would report as
+    log-unparseable (more than 10 % of 1,000 lines in a row; docs/bans.md). A malformed request line does
+    not count: the format fit that line.
 
 OUTPUT
-    With --json: {"lines", "parsed", "truncated", "skipped": {REASON: N},
+    With --json: {"lines", "parsed", "truncated", "malformed_requests",
+    "skipped": {REASON: N},
     "unparsed" (lines refused as not fitting the format), "unparseable" (see
     above), "sample": {"line", "reason"} or null,
     "bans": [{"ip", "rule", "severity", "line", "time", "request", "user_agent",

@@ -313,6 +313,7 @@ size_t find_terminator(std::string_view line, size_t field, size_t from, std::st
 // better-ranked JSON key later in the object still counts.
 struct Pending {
   bool has_client = false;
+  bool has_request = false;
   std::string_view client;
   Field time_kind = Field::kOpaque;
   std::string_view time;
@@ -356,6 +357,7 @@ void assign(Field field, std::string_view v, Entry& out, Pending& p) {
       out.user = dash_empty(v);
       break;
     case Field::kRequest:
+      p.has_request = true;
       out.request = dash_empty(v);
       break;
     case Field::kMethod:
@@ -399,6 +401,26 @@ bool stash(std::string& buf, std::string_view raw, std::string_view& view) {
   return true;
 }
 
+// "METHOD target [HTTP/x]": a token, one space, and a target in one of HTTP's forms
+// (RFC 9112 3.2): "/path", "*", "scheme://..." or CONNECT's "host:port". False for
+// anything else, the empty request included: "HELP", TLS bytes, WebLogic's "t3 12.2.1".
+bool split_request(std::string_view r, std::string_view& method, std::string_view& target,
+                   std::string_view& protocol) {
+  const size_t sp = r.find(' ');
+  if (sp == 0 || sp == std::string_view::npos) return false;
+  method = r.substr(0, sp);
+  for (char c : method)
+    if (!kTokenChar[uint8_t(c)]) return false;
+  target = r.substr(sp + 1);
+  if (const size_t last = target.rfind(' ');
+      last != std::string_view::npos && target.substr(last + 1).starts_with("HTTP/")) {
+    protocol = target.substr(last + 1);
+    target = target.substr(0, last);
+  }
+  return !target.empty() &&
+         (target[0] == '/' || target == "*" || target.find(':') != std::string_view::npos);
+}
+
 // Checks what was deferred and derives method/target/protocol from the request line.
 ParseStatus finish(Entry& out, const Pending& p, std::string& scratch) {
   if (!p.has_client) return ParseStatus::kBadAddress;
@@ -409,24 +431,15 @@ ParseStatus finish(Entry& out, const Pending& p, std::string& scratch) {
   if (p.time_kind != Field::kOpaque && !parse_time(p.time_kind, p.time, out.time))
     return ParseStatus::kBadTime;
 
-  if (!out.request.empty()) {
-    const std::string_view r = out.request;
-    const size_t sp = r.find(' ');
-    if (sp == 0 || sp == std::string_view::npos) return ParseStatus::kBadRequest;
-    const std::string_view method = r.substr(0, sp);
-    for (char c : method)
-      if (!kTokenChar[uint8_t(c)]) return ParseStatus::kBadRequest;
-    std::string_view target = r.substr(sp + 1);
-    std::string_view protocol;
-    if (const size_t last = target.rfind(' ');
-        last != std::string_view::npos && target.substr(last + 1).starts_with("HTTP/")) {
-      protocol = target.substr(last + 1);
-      target = target.substr(0, last);
+  if (p.has_request) {
+    std::string_view method, target, protocol;
+    if (split_request(out.request, method, target, protocol)) {
+      if (out.method.empty()) out.method = method;
+      if (out.target.empty()) out.target = target;
+      if (out.protocol.empty()) out.protocol = protocol;
+    } else {
+      out.malformed_request = true;  // still a line of the format: its address is judged
     }
-    if (target.empty()) return ParseStatus::kBadRequest;
-    if (out.method.empty()) out.method = method;
-    if (out.target.empty()) out.target = target;
-    if (out.protocol.empty()) out.protocol = protocol;
   }
   if (out.target.empty() && !p.path.empty()) {
     out.target = p.path;
@@ -927,6 +940,7 @@ void Entry::reset() {
   client_ip = {};
   time = 0;
   request = method = target = protocol = {};
+  malformed_request = false;
   status = 0;
   bytes = 0;
   user = referer = user_agent = host = forwarded_for = {};

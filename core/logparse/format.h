@@ -25,7 +25,8 @@ enum class ParseStatus : uint8_t {
   kTooLong,     // longer than FormatOptions::max_line; not scanned
   kBadAddress,  // the client field is not an IP literal ("-", a hostname, garbage)
   kBadTime,     // the time field does not parse
-  kBadRequest,  // the request line is not "METHOD target [protocol]"
+  kBadRequest,  // no request to judge (other sources: logparse/eventlog.h); LogFormat::parse
+                // reads a malformed request line as kOk with Entry::malformed_request
   kTruncated,   // the line ends before the format does (a cut write, a missing quote)
   kNoMatch,     // the line does not fit the format
 };
@@ -57,6 +58,14 @@ struct Entry {
   std::string_view user_agent;
   std::string_view host;
   std::string_view forwarded_for;  // X-Forwarded-For as logged; never trusted as the client
+  // The format logs the request line ($request, %r, a JSON "request") and what it holds is
+  // not "METHOD target [protocol]": bytes of another protocol (a TLS handshake or an RDP
+  // cookie sent to port 80), text that is no request ("HELP"), or nothing ("-", a client
+  // that sent no request). The line still parses (its address and time were read: the
+  // format fits); `request` keeps what was logged, unescaped, and method, target and
+  // protocol stay empty unless fields of their own fill them. Rules count these per
+  // address (docs/formats/rules.md, malformed).
+  bool malformed_request = false;
 
  private:
   friend class LogFormat;

@@ -289,7 +289,7 @@ TEST(LogFormat, RefusesBadAddresses) {
   EXPECT_EQ(e.client_ip.to_string(), "192.0.2.9");
 }
 
-TEST(LogFormat, RefusesBadTimesAndRequests) {
+TEST(LogFormat, RefusesBadTimesAndReadsMalformedRequests) {
   const LogFormat f = compiled("combined");
   Entry e;
   // The entry's views point into the line: every line built here lives to the end.
@@ -303,23 +303,72 @@ TEST(LogFormat, RefusesBadTimesAndRequests) {
   EXPECT_EQ(f.parse(line("10/Oct/2000:25:55:36 -0700", "GET / HTTP/1.1"), e),
             ParseStatus::kBadTime);
   EXPECT_EQ(f.parse(line("10/Oct/2000:13:55:36", "GET / HTTP/1.1"), e), ParseStatus::kBadTime);
-  EXPECT_EQ(f.parse(line("10/Oct/2000:13:55:36 -0700", "\\x16\\x03\\x01\\x02\\x00\\x01"), e),
-            ParseStatus::kBadRequest);
-  EXPECT_EQ(f.parse(line("10/Oct/2000:13:55:36 -0700", "GET"), e), ParseStatus::kBadRequest);
-  EXPECT_EQ(f.parse(line("10/Oct/2000:13:55:36 -0700", "G(T / HTTP/1.1"), e),
-            ParseStatus::kBadRequest);
-  // A closed connection or a timeout logs no request: the line still counts.
-  ASSERT_EQ(f.parse(line("10/Oct/2000:13:55:36 -0700", "-"), e), ParseStatus::kOk);
+  // A request line that is none is a line of the format all the same: its address and
+  // time are read, so a scanner sending TLS to port 80 can be counted and banned.
+  ASSERT_EQ(f.parse(line("10/Oct/2000:13:55:36 -0700", "\\x16\\x03\\x01\\x02\\x00\\x01"), e),
+            ParseStatus::kOk);
+  EXPECT_TRUE(e.malformed_request);
+  EXPECT_EQ(e.request, std::string_view("\x16\x03\x01\x02\x00\x01", 6));
+  EXPECT_EQ(e.client_ip.to_string(), "1.2.3.4");
+  EXPECT_EQ(e.time, kApacheDocTime);
+  EXPECT_EQ(e.status, 400);
   EXPECT_TRUE(e.method.empty());
+  EXPECT_TRUE(e.target.empty());
+  for (const std::string_view request :
+       {"GET", "HELP", "G(T / HTTP/1.1", " / HTTP/1.1", "GET ", "t3 12.2.1\n",
+        "GET index.php HTTP/1.1", "\\x03\\x00\\x00/*\\xE0 Cookie: mstshash=Admin"}) {
+    ASSERT_EQ(f.parse(line("10/Oct/2000:13:55:36 -0700", request), e), ParseStatus::kOk) << request;
+    EXPECT_TRUE(e.malformed_request) << request;
+    EXPECT_TRUE(e.method.empty()) << request;
+    EXPECT_TRUE(e.target.empty()) << request;
+  }
+  // No request at all (a client that connected and sent nothing) is malformed too.
+  ASSERT_EQ(f.parse(line("10/Oct/2000:13:55:36 -0700", "-"), e), ParseStatus::kOk);
+  EXPECT_TRUE(e.malformed_request);
+  EXPECT_TRUE(e.request.empty());
   ASSERT_EQ(f.parse(line("10/Oct/2000:13:55:36 -0700", ""), e), ParseStatus::kOk);
-  // HTTP/0.9 and targets with spaces.
+  EXPECT_TRUE(e.malformed_request);
+  // HTTP/0.9 and targets with spaces are requests.
   ASSERT_EQ(f.parse(line("10/Oct/2000:13:55:36 -0700", "GET /a b c"), e), ParseStatus::kOk);
+  EXPECT_FALSE(e.malformed_request);
   EXPECT_EQ(e.target, "/a b c");
   EXPECT_TRUE(e.protocol.empty());
   ASSERT_EQ(f.parse(line("10/Oct/2000:13:55:36 +0900", "PROPFIND /a b HTTP/1.1"), e),
             ParseStatus::kOk);
+  EXPECT_FALSE(e.malformed_request);
   EXPECT_EQ(e.target, "/a b");
   EXPECT_EQ(e.time, kApacheDocTime - 16 * 3600);
+  for (const std::string_view request : {"OPTIONS * HTTP/1.1", "GET http://example.com/ HTTP/1.1",
+                                         "CONNECT example.com:443 HTTP/1.1"}) {
+    ASSERT_EQ(f.parse(line("10/Oct/2000:13:55:36 -0700", request), e), ParseStatus::kOk);
+    EXPECT_FALSE(e.malformed_request) << request;
+  }
+  // A format without the request line has nothing malformed.
+  const LogFormat parts = compiled("$remote_addr [$time_local] \"$request_method $uri\" $status");
+  ASSERT_EQ(parts.parse("1.2.3.4 [10/Oct/2000:13:55:36 -0700] \"GET /\" 200", e), ParseStatus::kOk);
+  EXPECT_FALSE(e.malformed_request);
+}
+
+// How the servers themselves log bytes of another protocol: nginx writes \xHH (upper
+// case) for '"', '\' and bytes outside 0x20-0x7e; Apache writes \xhh (lower case), \" and
+// \\. Both lines below are as nginx 1.22 and Apache 2.4 wrote them for the start of a TLS
+// ClientHello (`openssl s_client` to their plain-HTTP port; tests/cases/bad-request-lines),
+// with a quote and a backslash added the way each escapes them.
+TEST(LogFormat, ReadsServersEscapedBinaryRequests) {
+  const LogFormat f = compiled("combined");
+  Entry e;
+  const std::string nginx =
+      R"(192.0.2.7 - - [10/Oct/2000:13:55:36 -0700] "\x16\x03\x01\x00\xF4\x01\x00\x00\xF0\x03\x03\x22\x5C" 400 157 "-" "-")";
+  ASSERT_EQ(f.parse(nginx, e), ParseStatus::kOk);
+  EXPECT_TRUE(e.malformed_request);
+  EXPECT_EQ(e.request, std::string_view("\x16\x03\x01\x00\xF4\x01\x00\x00\xF0\x03\x03\"\\", 13));
+  EXPECT_EQ(e.status, 400);
+  const std::string apache =
+      R"(192.0.2.8 - - [10/Oct/2000:13:55:36 -0700] "\x16\x03\x01\x00\xf4\x01\"\\" 400 226 "-" "-")";
+  ASSERT_EQ(f.parse(apache, e), ParseStatus::kOk);
+  EXPECT_TRUE(e.malformed_request);
+  EXPECT_EQ(e.request, std::string_view("\x16\x03\x01\x00\xf4\x01\"\\", 8));
+  EXPECT_EQ(e.client_ip.to_string(), "192.0.2.8");
 }
 
 TEST(LogFormat, ReportsTruncatedLines) {

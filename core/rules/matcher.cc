@@ -166,13 +166,16 @@ Status Matcher::match(const Request& r, Scratch& scratch, std::vector<uint32_t>&
     for (const uint32_t id : *hits) {
       const Rule& rule = rules_.rules[id];
       if (rule.method_allowed(r.method) && rule.status_allowed(r.status) &&
+          rule.malformed_allowed(r.malformed) &&
           std::find(matched.begin(), matched.end(), id) == matched.end())
         matched.push_back(id);
     }
   }
   for (const uint32_t i : without_pattern_) {
     const Rule& rule = rules_.rules[i];
-    if (rule.method_allowed(r.method) && rule.status_allowed(r.status)) matched.push_back(i);
+    if (rule.method_allowed(r.method) && rule.status_allowed(r.status) &&
+        rule.malformed_allowed(r.malformed))
+      matched.push_back(i);
   }
   if (matched.size() > 1) std::sort(matched.begin(), matched.end());
   return ok();

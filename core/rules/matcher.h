@@ -30,7 +30,8 @@ struct Request {
   std::string_view request;     // the request line as logged, before normalisation
   std::string_view user_agent;  // empty when the log has none ("-")
   std::string_view referer;
-  int status = 0;  // 0 when unknown
+  int status = 0;          // 0 when unknown
+  bool malformed = false;  // the request line is none (logparse Entry::malformed_request)
 };
 
 class Matcher {

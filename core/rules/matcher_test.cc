@@ -262,6 +262,48 @@ TEST(Matcher, ThresholdConditionsUseMethodAndStatus) {
   EXPECT_FALSE(has(target_ids("/missing", 200), "http-404-burst"));
 }
 
+TEST(Matcher, MalformedRequestLinesMeetOnlyTheirRules) {
+  // The default rules: bytes of another protocol count in both, text that is no request
+  // and the empty request answered 400 in bad-request-line only; a request that is one
+  // (with a high byte in its path) in neither, nor a timeout's empty request (408).
+  const std::string_view tls("\x16\x03\x01\x01$\x01\x00\x01 \x03\x03", 12);
+  Request r{"", "", tls, "", "", 400};
+  r.malformed = true;
+  auto got = ids(defaults(), r);
+  EXPECT_TRUE(has(got, "bad-request-binary") && has(got, "bad-request-line")) << joined(got);
+  r.request = "HELP";
+  got = ids(defaults(), r);
+  EXPECT_TRUE(!has(got, "bad-request-binary") && has(got, "bad-request-line")) << joined(got);
+  r.request = "";
+  got = ids(defaults(), r);
+  EXPECT_TRUE(!has(got, "bad-request-binary") && has(got, "bad-request-line")) << joined(got);
+  r.status = 408;
+  got = ids(defaults(), r);
+  EXPECT_TRUE(!has(got, "bad-request-binary") && !has(got, "bad-request-line")) << joined(got);
+  got = ids(defaults(),
+            Request{"GET", "/caf\xc3\xa9", "GET /caf\xc3\xa9 HTTP/1.1", kChrome, "-", 400});
+  EXPECT_TRUE(!has(got, "bad-request-binary") && !has(got, "bad-request-line")) << joined(got);
+
+  // malformed = true alone is a condition; without it a rule sees both kinds.
+  const Matcher m = compiled(R"(
+[[rule]]
+id = "none"
+malformed = true
+action = "log"
+
+[[rule]]
+id = "any-400"
+status = 400
+action = "log"
+)");
+  Request line{"", "", "HELP", "", "", 400};
+  line.malformed = true;
+  EXPECT_EQ(joined(ids(m, line)), "none any-400 ");
+  EXPECT_EQ(joined(ids(m, Request{"GET", "/", "GET / HTTP/1.1", "", "", 400})), "any-400 ");
+  EXPECT_FALSE(
+      parse_rules("[[rule]]\nid = \"x\"\nmalformed = false\naction = \"log\"\n", "m.rules"));
+}
+
 TEST(Matcher, ThresholdsAreReportedAsConditions) {
   // Besides what the benign test checks, every request meets the flood condition.
   auto set = load_rules({kDefaults});

@@ -86,7 +86,8 @@ class Loader {
     r.line = t.raw().source().begin.line;
     r.column = t.raw().source().begin.column;
     if (!t.only_keys({"id", "kind", "description", "tags", "field", "pattern", "case_sensitive",
-                      "method", "status", "action", "severity", "enabled", "count", "window_s"}) ||
+                      "method", "status", "malformed", "action", "severity", "enabled", "count",
+                      "window_s"}) ||
         !load_id(t, r.id))
       return false;
     if (const int64_t at = set_.find(r.id); at >= 0) {
@@ -104,14 +105,16 @@ class Loader {
         !load_action(named, r.action) || !load_severity(named, r.severity) ||
         !named.optional("enabled", r.enabled) ||
         !named.optional("case_sensitive", r.case_sensitive) ||
+        !named.optional("malformed", r.malformed) ||
         !named.optional("description", r.description, kMaxDescriptionBytes) ||
         !load_tags(named, r.tags) || !load_fields(named, r.fields) ||
         !load_methods(named, r.methods) || !load_status(named, r.status) ||
         !load_pattern(named, r) || !load_window(named, r))
       return false;
-    if (r.kind == Kind::kSignature && r.pattern.empty() && r.methods.empty() && r.status.empty())
+    if (r.kind == Kind::kSignature && r.pattern.empty() && r.methods.empty() && r.status.empty() &&
+        !r.malformed)
       return reader_.fail(t.raw().source(), "missing", named.key("pattern"),
-                          "a signature needs a pattern, a method or a status");
+                          "a signature needs a pattern, a method, a status or malformed");
     if (r.pattern.empty() && t.has("field"))
       return named.fail("field", "value",
                         "a field without a pattern matches nothing; add a pattern or remove the "

@@ -50,6 +50,9 @@ struct Rule {
   bool case_sensitive = false;
   std::vector<std::string> methods;  // upper case: "POST"
   std::vector<StatusRange> status;
+  // Only requests whose line is not "METHOD target [protocol]" (logparse's
+  // Entry::malformed_request: TLS bytes sent to port 80, "HELP", an empty request).
+  bool malformed = false;
   // Thresholds: `count` matching requests from one address within `window_s` seconds.
   uint32_t count = 0;
   uint32_t window_s = 0;
@@ -62,6 +65,7 @@ struct Rule {
 
   bool method_allowed(std::string_view method) const;
   bool status_allowed(int status) const;
+  bool malformed_allowed(bool malformed_request) const { return !malformed || malformed_request; }
 };
 
 struct RuleSet {
