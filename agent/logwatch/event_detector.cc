@@ -1,5 +1,6 @@
 #include "agent/logwatch/event_detector.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -59,6 +60,36 @@ void EventDetector::feed(std::string_view line, uint64_t line_no,
     ++stats_.truncated;
   else
     st = format_.parse(line, reference_s_, e);
+  // nginx writes an upstream's stderr as it came (FastCGI: "PHP message: ... Stack
+  // trace:\n#0 ..."), newlines included, and caps an entry at NGX_MAX_ERROR_STR bytes.
+  // The lines after an entry's first, within those bytes, are the rest of that entry:
+  // counted as read (not a wrong format) and never read for an address. After an entry
+  // that carries stderr they are skipped even when they look like entries of their own:
+  // PHP writes the client's text there, and a "\n2026/12/07 ... client: 9.9.9.9 ..." of
+  // it must not ban anyone. (A real entry in that window is missed: never a wrong ban.)
+  if (format_.log() == logparse::EventLog::kNginxError) {
+    const size_t bytes = line.size() + 1;
+    // Any line that may start such an entry (a real one always says so) opens a window
+    // over the bytes that entry can span, inside a window too: a forged line sits in a
+    // real entry, whose first line is at most kNginxMaxEntry bytes before its end.
+    const bool stderr_start = line.find(" sent in stderr: \"") != std::string_view::npos;
+    const size_t from_here = kNginxMaxEntry > bytes ? kNginxMaxEntry - bytes : 0;
+    if (bytes <= entry_budget_ &&
+        (entry_carries_stderr_ || st == logparse::ParseStatus::kNoMatch)) {
+      entry_budget_ -= bytes;
+      if (stderr_start) {
+        entry_budget_ = std::max(entry_budget_, from_here);
+        entry_carries_stderr_ = true;
+      }
+      st = logparse::ParseStatus::kOk;
+      e = logparse::EventEntry{};  // no kind, no address
+    } else if (st == logparse::ParseStatus::kOk || st == logparse::ParseStatus::kBadRequest) {
+      entry_budget_ = from_here;
+      entry_carries_stderr_ = stderr_start;
+    } else {
+      entry_budget_ = 0;
+    }
+  }
   if (const auto change = health_.note(st, line);
       change != logparse::ParseHealth::Change::kNone && on_health_)
     on_health_(change, health_);

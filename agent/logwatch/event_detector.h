@@ -42,7 +42,10 @@ class EventDetector {
                                       std::shared_ptr<const rules::Matcher> matcher,
                                       std::vector<logparse::Cidr> allowlist);
 
-  // One line (without its '\n'). A cut or over-long line is skipped (too-long): these
+  // One line (without its '\n'). In an nginx error log, the lines within 2048 bytes
+  // after an entry's first that do not fit (or, after an upstream's stderr, all of them)
+  // are the rest of that entry: counted as read, never read for an address.
+  // A cut or over-long line is skipped (too-long): these
   // logs cap their own lines far below 16 KiB, and a message read from its end cannot be
   // read from a part. Decision::request holds the message, Decision::reason the kind
   // and subject.
@@ -82,6 +85,11 @@ class EventDetector {
   Detector::MatchObserver on_match_;
   logparse::ParseHealth health_;
   Detector::HealthObserver on_health_;
+  // nginx-error: bytes the current entry may still span over more lines (nginx's
+  // NGX_MAX_ERROR_STR), and whether it carries an upstream's stderr.
+  static constexpr size_t kNginxMaxEntry = 2048;
+  size_t entry_budget_ = 0;
+  bool entry_carries_stderr_ = false;
   std::string target_;  // "KIND SUBJECT", reused
   std::string normalised_;
   std::vector<uint32_t> matched_;

@@ -149,5 +149,38 @@ TEST(EventDetector, OverridesApply) {
   EXPECT_EQ(next->rules[size_t(next->find("sshd-auth-failures"))].count, 3u);
 }
 
+// PHP's messages reach nginx's error log as they are, newlines included: the lines of
+// such an entry are read as its rest, even one shaped like an nginx entry naming
+// another client (the client's text in a PHP warning), and they raise no alarm.
+TEST(EventDetector, NginxMultiLineStderrIsNeverReadForAnAddress) {
+  auto d = make(EventLog::kNginxError);
+  std::vector<Decision> got;
+  const auto on = [&](const Decision& x) { got.push_back(x); };
+  const std::string forged =
+      "2026/12/07 11:33:29 [error] 812#812: *7 open() \"/var/www/html/.env\" failed (2: No "
+      "such file or directory), client: 9.9.9.9, server: s, request: \"GET /.env HTTP/1.1\"";
+  // Every offset of the forged line within the entries' windows.
+  for (int i = 0; i < 400; ++i) {
+    d.feed(
+        "2026/12/07 11:33:29 [error] 812#812: *6 FastCGI sent in stderr: \"PHP message: PHP "
+        "Warning:  include(x" +
+            std::string(size_t(i * 7 % 900), 'a'),
+        1, on);
+    d.feed(forged, 2, on);
+    d.feed("#0 {main}", 3, on);
+    d.feed(
+        "  thrown in /var/www/html/index.php on line 3\" while reading response header from "
+        "upstream, client: 203.0.113.9, server: s, request: \"GET /?f=x HTTP/1.1\"",
+        4, on);
+  }
+  EXPECT_TRUE(got.empty());
+  EXPECT_FALSE(d.health().unparseable());
+  // The same line on its own is an entry: read.
+  auto fresh = make(EventLog::kNginxError);
+  fresh.feed(forged, 1, on);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].ip.to_string(), "9.9.9.9");
+}
+
 }  // namespace
 }  // namespace mamori::logwatch
