@@ -190,25 +190,18 @@ class Parser {
   uint32_t directives_ = 0;
 };
 
-Origin origin_of(const Error& e) {
-  Origin o;
-  const size_t colon = e.path.rfind(':');
-  o.file = colon == std::string::npos ? e.path : e.path.substr(0, colon);
-  if (colon != std::string::npos)
-    o.line = static_cast<uint32_t>(std::atoi(e.path.c_str() + colon + 1));
-  return o;
-}
-
 class Reader {
  public:
   Reader(ConfSource& source, const ConfLimits& limits, ServerConf& out,
          std::map<std::string, std::string>& vars)
-      : source_(source), limits_(limits), out_(out), vars_(vars) {}
+      : guard(source, limits, out.files, out.problems),
+        source_(source),
+        limits_(limits),
+        out_(out),
+        vars_(vars) {}
 
   Result<std::vector<Directive>> load(const std::string& file) {
-    auto text = MAMORI_TRY(source_.read(file));
-    total_ += text.size();
-    out_.files.push_back(file);
+    auto text = MAMORI_TRY(guard.read(file));
     return parse_apache(text, file, vars_, out_.problems, limits_);
   }
 
@@ -231,35 +224,15 @@ class Reader {
     dirs = std::move(result);
   }
 
+  IncludeGuard guard;
   std::string server_root;
-  std::vector<std::string> stack;
 
  private:
   void include(const Directive& d, bool optional, uint32_t depth, std::vector<Directive>& result) {
-    std::string pattern = resolve_against(server_root, d.args[0]);
-    if (depth + 1 > limits_.max_include_depth) {
-      out_.problems.push_back({d.from, fmt::format("includes nested deeper than {}: '{}' not read",
-                                                   limits_.max_include_depth, pattern)});
-      return;
-    }
-    auto files = source_.glob(pattern);
-    if (!files) {
-      out_.problems.push_back({d.from, files.error().message()});
-      return;
-    }
-    for (const auto& f : *files) {
-      if (std::find(stack.begin(), stack.end(), f) != stack.end()) {
-        std::string chain;
-        for (const auto& s : stack) chain += s + " -> ";
-        out_.problems.push_back({d.from, "include loop: " + chain + f + " (not read again)"});
-        continue;
-      }
-      if (out_.files.size() >= limits_.max_files || total_ > limits_.max_total_bytes) {
-        out_.problems.push_back(
-            {d.from, fmt::format("more than {} files or {} MiB of configuration: '{}' not read",
-                                 limits_.max_files, limits_.max_total_bytes >> 20, f)});
-        return;
-      }
+    for (const auto& f : guard.files_for(d.from, resolve_against(server_root, d.args[0]), depth)) {
+      const auto verdict = guard.check(d.from, f);
+      if (verdict == IncludeGuard::Verdict::kStop) return;
+      if (verdict == IncludeGuard::Verdict::kSkip) continue;
       auto parsed = load(f);
       if (!parsed && parsed.error().errnum == EINVAL && !has_glob_chars(f)) {
         // A directory: every file in it, as Apache does.
@@ -274,14 +247,14 @@ class Reader {
       if (!parsed) {
         const Error& e = parsed.error();
         if (e.op == "apache config")
-          out_.problems.push_back({origin_of(e), e.detail + " (file not used)"});
+          out_.problems.push_back({error_origin(e), e.detail + " (file not used)"});
         else if (!(optional && e.errnum == ENOENT))
           out_.problems.push_back({d.from, e.message()});
         continue;
       }
-      stack.push_back(f);
+      guard.stack.push_back(f);
       expand(*parsed, depth + 1);
-      stack.pop_back();
+      guard.stack.pop_back();
       for (auto& x : *parsed) result.push_back(std::move(x));
     }
   }
@@ -290,7 +263,6 @@ class Reader {
   const ConfLimits& limits_;
   ServerConf& out_;
   std::map<std::string, std::string>& vars_;
-  uint64_t total_ = 0;
 };
 
 // Where an Apache FastCGI handler sends requests: "proxy:unix:/run/php/x.sock|fcgi://l/"
@@ -478,7 +450,7 @@ Result<ServerConf> read_apache(ConfSource& source, const std::string& main_file,
   Reader reader(source, limits, out, vars);
   reader.server_root = parent_dir(main_file);
   auto top = MAMORI_TRY(reader.load(main_file));
-  reader.stack.push_back(main_file);
+  reader.guard.stack.push_back(main_file);
   reader.expand(top, 0);
   SiteFinder(out, reader.server_root).run(top);
   for (auto& site : out.sites) {

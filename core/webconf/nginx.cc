@@ -180,20 +180,10 @@ class Tokenizer {
   uint32_t directives_ = 0;
 };
 
-Origin origin_of(const Error& e) {
-  // parse errors carry "file:line" as their path.
-  Origin o;
-  const size_t colon = e.path.rfind(':');
-  o.file = colon == std::string::npos ? e.path : e.path.substr(0, colon);
-  if (colon != std::string::npos)
-    o.line = static_cast<uint32_t>(std::atoi(e.path.c_str() + colon + 1));
-  return o;
-}
-
 class IncludeReader {
  public:
   IncludeReader(ConfSource& source, const ConfLimits& limits, ServerConf& out)
-      : source_(source), limits_(limits), out_(out) {}
+      : guard(source, limits, out.files, out.problems), limits_(limits), out_(out) {}
 
   // Splices includes into `dirs` (recursively), relative to `prefix`.
   void expand(std::vector<Directive>& dirs, const std::string& prefix, uint32_t depth) {
@@ -215,61 +205,37 @@ class IncludeReader {
   }
 
   Result<std::vector<Directive>> load(const std::string& file) {
-    auto text = MAMORI_TRY(source_.read(file));
-    total_ += text.size();
-    out_.files.push_back(file);
+    auto text = MAMORI_TRY(guard.read(file));
     return parse_nginx(text, file, limits_);
   }
 
-  std::vector<std::string> stack;
+  IncludeGuard guard;
 
  private:
   void include(const Directive& d, const std::string& prefix, uint32_t depth,
                std::vector<Directive>& result) {
-    const std::string pattern = resolve_against(prefix, d.args[0]);
-    if (depth + 1 > limits_.max_include_depth) {
-      out_.problems.push_back({d.from, fmt::format("includes nested deeper than {}: '{}' not read",
-                                                   limits_.max_include_depth, pattern)});
-      return;
-    }
-    auto files = source_.glob(pattern);
-    if (!files) {
-      out_.problems.push_back({d.from, files.error().message()});
-      return;
-    }
-    for (const auto& f : *files) {
-      if (std::find(stack.begin(), stack.end(), f) != stack.end()) {
-        std::string chain;
-        for (const auto& s : stack) chain += s + " -> ";
-        out_.problems.push_back({d.from, "include loop: " + chain + f + " (not read again)"});
-        continue;
-      }
-      if (out_.files.size() >= limits_.max_files || total_ > limits_.max_total_bytes) {
-        out_.problems.push_back(
-            {d.from, fmt::format("more than {} files or {} MiB of configuration: '{}' not read",
-                                 limits_.max_files, limits_.max_total_bytes >> 20, f)});
-        return;
-      }
+    for (const auto& f : guard.files_for(d.from, resolve_against(prefix, d.args[0]), depth)) {
+      const auto verdict = guard.check(d.from, f);
+      if (verdict == IncludeGuard::Verdict::kStop) return;
+      if (verdict == IncludeGuard::Verdict::kSkip) continue;
       auto parsed = load(f);
       if (!parsed) {
         const Error& e = parsed.error();
         if (e.op == "nginx config")
-          out_.problems.push_back({origin_of(e), e.detail + " (file not used)"});
+          out_.problems.push_back({error_origin(e), e.detail + " (file not used)"});
         else
           out_.problems.push_back({d.from, e.message()});
         continue;
       }
-      stack.push_back(f);
+      guard.stack.push_back(f);
       expand(*parsed, prefix, depth + 1);
-      stack.pop_back();
+      guard.stack.pop_back();
       for (auto& x : *parsed) result.push_back(std::move(x));
     }
   }
 
-  ConfSource& source_;
   const ConfLimits& limits_;
   ServerConf& out_;
-  uint64_t total_ = 0;
 };
 
 bool has_variable(const std::string& s) { return s.find('$') != std::string::npos; }
@@ -443,7 +409,7 @@ Result<ServerConf> read_nginx(ConfSource& source, const std::string& main_file,
   out.main_file = main_file;
   IncludeReader reader(source, limits, out);
   auto top = MAMORI_TRY(reader.load(main_file));
-  reader.stack.push_back(main_file);
+  reader.guard.stack.push_back(main_file);
   reader.expand(top, parent_dir(main_file), 0);
   find_nginx_sites(top, out);
   return out;

@@ -16,13 +16,11 @@ std::string_view trim(std::string_view s) {
 class Reader {
  public:
   Reader(ConfSource& source, const ConfLimits& limits, FpmConf& out)
-      : source_(source), limits_(limits), out_(out) {}
+      : guard_(source, limits, out.files, out.problems), out_(out) {}
 
   Status file(const std::string& path, uint32_t depth) {
-    auto text = MAMORI_TRY(source_.read(path));
-    total_ += text.size();
-    out_.files.push_back(path);
-    stack_.push_back(path);
+    auto text = MAMORI_TRY(guard_.read(path));
+    guard_.stack.push_back(path);
     std::string_view t = text;
     uint32_t line = 0;
     std::string section;
@@ -82,41 +80,23 @@ class Reader {
         pool->user = value;
       }
     }
-    stack_.pop_back();
+    guard_.stack.pop_back();
     return ok();
   }
 
  private:
   void include(const std::string& pattern, const Origin& from, uint32_t depth) {
-    if (depth + 1 > limits_.max_include_depth) {
-      out_.problems.push_back({from, "includes nested too deep: '" + pattern + "' not read"});
-      return;
-    }
-    auto files = source_.glob(pattern);
-    if (!files) {
-      out_.problems.push_back({from, files.error().message()});
-      return;
-    }
-    for (const auto& f : *files) {
-      if (std::find(stack_.begin(), stack_.end(), f) != stack_.end()) {
-        out_.problems.push_back({from, "include loop: '" + f + "' not read again"});
-        continue;
-      }
-      if (out_.files.size() >= limits_.max_files || total_ > limits_.max_total_bytes) {
-        out_.problems.push_back(
-            {from, "too many files or bytes of configuration: '" + f + "' not read"});
-        return;
-      }
+    for (const auto& f : guard_.files_for(from, pattern, depth)) {
+      const auto verdict = guard_.check(from, f);
+      if (verdict == IncludeGuard::Verdict::kStop) return;
+      if (verdict == IncludeGuard::Verdict::kSkip) continue;
       if (auto s = file(f, depth + 1); !s) out_.problems.push_back({from, s.error().message()});
     }
   }
 
-  ConfSource& source_;
-  const ConfLimits& limits_;
+  IncludeGuard guard_;
   FpmConf& out_;
   long pool_ = -1;  // index into out_.pools of the open section's pool
-  std::vector<std::string> stack_;
-  uint64_t total_ = 0;
 };
 
 }  // namespace

@@ -4,6 +4,9 @@
 #include <glob.h>
 
 #include <algorithm>
+#include <cstdlib>
+
+#include <fmt/format.h>
 
 #include "core/fs/admin_files.h"
 
@@ -22,6 +25,53 @@ std::string parent_dir(const std::string& path) {
   if (slash == std::string::npos) return ".";
   if (slash == 0) return "/";
   return path.substr(0, slash);
+}
+
+std::vector<std::string> IncludeGuard::files_for(const Origin& from, const std::string& pattern,
+                                                 uint32_t depth) {
+  if (depth + 1 > limits_.max_include_depth) {
+    problems_.push_back({from, fmt::format("includes nested deeper than {}: '{}' not read",
+                                           limits_.max_include_depth, pattern)});
+    return {};
+  }
+  auto files = source_.glob(pattern);
+  if (!files) {
+    problems_.push_back({from, files.error().message()});
+    return {};
+  }
+  return std::move(*files);
+}
+
+IncludeGuard::Verdict IncludeGuard::check(const Origin& from, const std::string& file) {
+  if (std::find(stack.begin(), stack.end(), file) != stack.end()) {
+    std::string chain;
+    for (const auto& s : stack) chain += s + " -> ";
+    problems_.push_back({from, "include loop: " + chain + file + " (not read again)"});
+    return Verdict::kSkip;
+  }
+  if (files_.size() >= limits_.max_files || total_ > limits_.max_total_bytes) {
+    problems_.push_back(
+        {from, fmt::format("more than {} files or {} MiB of configuration: '{}' not read",
+                           limits_.max_files, limits_.max_total_bytes >> 20, file)});
+    return Verdict::kStop;
+  }
+  return Verdict::kRead;
+}
+
+Result<std::string> IncludeGuard::read(const std::string& file) {
+  auto text = MAMORI_TRY(source_.read(file));
+  total_ += text.size();
+  files_.push_back(file);
+  return text;
+}
+
+Origin error_origin(const Error& e) {
+  Origin o;
+  const size_t colon = e.path.rfind(':');
+  o.file = colon == std::string::npos ? e.path : e.path.substr(0, colon);
+  if (colon != std::string::npos)
+    o.line = static_cast<uint32_t>(std::strtoul(e.path.c_str() + colon + 1, nullptr, 10));
+  return o;
 }
 
 Result<std::string> RealConfSource::read(const std::string& path) {

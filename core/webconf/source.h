@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/base/result.h"
+#include "core/webconf/conf.h"
 
 namespace mamori::webconf {
 
@@ -44,6 +45,35 @@ class MemConfSource final : public ConfSource {
   Result<std::string> read(const std::string& path) override;
   Result<std::vector<std::string>> glob(const std::string& pattern) override;
 };
+
+// What every reader does around an include: the files a pattern names (none, with a
+// Problem, past max_include_depth or when the glob fails), then before each one a
+// verdict: skip a file being read already (a loop; the chain is named), stop past
+// max_files or max_total_bytes. read() reads a file and counts it.
+class IncludeGuard {
+ public:
+  IncludeGuard(ConfSource& source, const ConfLimits& limits, std::vector<std::string>& files,
+               std::vector<Problem>& problems)
+      : source_(source), limits_(limits), files_(files), problems_(problems) {}
+
+  std::vector<std::string> files_for(const Origin& from, const std::string& pattern,
+                                     uint32_t depth);
+  enum class Verdict { kRead, kSkip, kStop };
+  Verdict check(const Origin& from, const std::string& file);
+  Result<std::string> read(const std::string& file);
+
+  std::vector<std::string> stack;  // the files being read, outermost first
+
+ private:
+  ConfSource& source_;
+  const ConfLimits& limits_;
+  std::vector<std::string>& files_;
+  std::vector<Problem>& problems_;
+  uint64_t total_ = 0;
+};
+
+// Where a parse error points: its Error::path is "file:line".
+Origin error_origin(const Error& e);
 
 bool has_glob_chars(const std::string& s);
 // `path` made absolute against `dir` (unchanged when it starts with '/').
