@@ -1,6 +1,4 @@
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -11,13 +9,6 @@
 
 namespace mamori::cli {
 namespace {
-
-std::string read(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 size_t widest_line(std::string_view text) {
   size_t widest = 0;
@@ -71,22 +62,6 @@ TEST(CommandTable, TheOverviewListsEveryCommandOnce) {
   EXPECT_NE(overview.find("\n                              (--quarantine-new: web shells"),
             std::string::npos)
       << overview;
-}
-
-TEST(CommandTable, TheManualPageListsEveryCommand) {
-  const std::string man = read(MAMORI_SOURCE_DIR "/packaging/man/mamori.8.in");
-  ASSERT_FALSE(man.empty());
-  const size_t begin = man.find("\n.SH COMMANDS\n");
-  const size_t end = man.find("\n.SH ", begin + 1);
-  ASSERT_NE(begin, std::string::npos);
-  const std::string section = man.substr(begin, end - begin);
-  for (const auto& c : commands()) {
-    const std::string name(c.name);
-    EXPECT_TRUE(section.find("\n.BR " + name + " ") != std::string::npos ||
-                section.find("\n.BR \"" + name + " ") != std::string::npos ||
-                section.find("\n.B " + name + "\n") != std::string::npos)
-        << "packaging/man/mamori.8.in has no entry for " << name;
-  }
 }
 
 // Sets every command up on one parser, as main.cc does, and parses `args`.
