@@ -23,6 +23,7 @@
 #include "agent/ban/options.h"
 #include "agent/control/control.h"
 #include "agent/control/handlers.h"
+#include "agent/gate/open_gate.h"
 #include "agent/guard/guard.h"
 #include "agent/heal/healer.h"
 #include "agent/link/link.h"
@@ -110,8 +111,8 @@ class Agent::Impl {
     Status (Impl::*run)();
   };
   // A function: the member pointers need the class complete.
-  static const std::array<Step, 15>& steps() {
-    static constexpr std::array<Step, 15> kSteps = {{
+  static const std::array<Step, 16>& steps() {
+    static constexpr std::array<Step, 16> kSteps = {{
         {"listen", &Impl::listen},
         {"open_state", &Impl::open_state},
         {"load_origin", &Impl::load_origin},
@@ -122,6 +123,7 @@ class Agent::Impl {
         {"open_heal", &Impl::open_heal},
         {"open_roots", &Impl::open_roots},
         {"start_watchers", &Impl::start_watchers},
+        {"start_gate", &Impl::start_gate},
         {"verify_roots", &Impl::verify_roots},
         {"start_logwatch", &Impl::start_logwatch},
         {"start_pages", &Impl::start_pages},
@@ -332,7 +334,7 @@ class Agent::Impl {
         [this] { flush(); }, [](const std::string& line) { log(line); }, config_.agent.event_log,
         started_ns_, [this] { return link_ ? link_->status() : proto::ManagerLinkStatus{}; },
         ban::options_from(config_), ban::list_path(config_), evidence_.get(), state_.get(),
-        config_.state_dir});
+        config_.state_dir, [this] { return gate_status(); }});
     return ok();
   }
 
@@ -426,6 +428,134 @@ class Agent::Impl {
       MAMORI_TRY(watcher_->add_root(i, real, guard_->root(i).fd.get()));
     }
     return ok();
+  }
+
+  // The open gate (agent/gate, docs/open-gate.md), once the watchers see every change:
+  // from here on no other process reads a guarded file whose content is not its
+  // baseline's. Where the kernel will not, the agent guards as before and says so.
+  Status start_gate() {
+    auto& g = gate_status_;
+    const auto mode = config_.agent.open_gate;
+    if (mode == config::GateMode::kOff) {
+      g.reason = "[agent] open_gate = \"off\"";
+      return ok();
+    }
+    size_t enforced = 0;
+    Status started = [&]() -> Status {
+      auto gate = MAMORI_TRY(
+          gate::OpenGate::create(config_.state_dir, {config_.agent.open_gate_timeout_ms}));
+      for (size_t i = 0; i < guard_->root_count(); ++i) {
+        const auto& r = guard_->root(i);
+        if (r.mode == config::Mode::kAlert) continue;  // alert mode changes nothing, reads neither
+        char real[PATH_MAX];
+        if (!::realpath(r.path.c_str(), real)) return fail_errno("realpath", r.path);
+        MAMORI_TRY(gate->add_root({i, real, r.catalog_id, r.exclude, r.uploads}, r.fd.get()));
+        ++enforced;
+      }
+      if (enforced == 0) return ok();
+      MAMORI_TRY(gate->start());
+      gate_ = std::move(gate);
+      return ok();
+    }();
+    if (!started) {
+      if (mode == config::GateMode::kOn) return started;
+      g.state = "unavailable";
+      g.reason = started.error().message();
+      log("open gate unavailable: " + g.reason);
+      guard_->emit(
+          std::move(event::Event(proto::action::kOpenGateUnavailable, event::Severity::kWarning,
+                                 env_.clock().now_ns())
+                        .set("event.category", nlohmann::json::array({"configuration"}))
+                        .set("error.message", g.reason)
+                        .message("the open gate is unavailable (" + g.reason +
+                                 "): a tampered file can be read until the guard restores it")));
+      return ok();
+    }
+    if (!gate_) {
+      g.reason = "no root in restore or preserve mode";
+      return ok();
+    }
+    g.state = "on";
+    g.read_check = std::string(gate::OpenGate::kReadCheck);
+    guard_->set_enforcing_hook(
+        [gate = gate_.get()](size_t root, bool on) { gate->set_enforcing(root, on); });
+    return ok();
+  }
+
+  proto::OpenGateStatus gate_status() {
+    proto::OpenGateStatus g = gate_status_;
+    if (!gate_) return g;
+    const auto s = gate_->stats();
+    g.directories = s.directories;
+    g.mark_failures = s.mark_failures;
+    g.events = s.events;
+    g.verified = s.verified;
+    g.denied = s.denied;
+    g.takeovers = s.takeovers;
+    g.unchecked = s.unchecked;
+    g.watchdog = s.watchdog_alive;
+    return g;
+  }
+
+  // Once a second: the gate's refusals as events (one per path), and the opens its
+  // watchdog had to allow unjudged.
+  void report_gate() {
+    if (!gate_) return;
+    uint64_t dropped = 0;
+    std::map<std::pair<size_t, std::string>, std::pair<gate::Denial, uint64_t>> by_path;
+    for (auto& d : gate_->take_denials(dropped)) {
+      auto key = std::make_pair(d.root, d.rel);
+      ++by_path.try_emplace(std::move(key), std::move(d), 0).first->second.second;
+    }
+    for (const auto& [key, v] : by_path) {
+      const auto& [d, count] = v;
+      const std::string& root = guard_->root(d.root).path;
+      const std::string path = fs::join(root, d.rel);
+      event::Event e(proto::action::kOpenDenied, event::Severity::kWarning, d.time_ns);
+      e.set("event.category", nlohmann::json::array({"file", "intrusion_detection"}))
+          .set("event.outcome", std::string("success"))
+          .set("file.path", path)
+          .set("mamori.root", root)
+          .set("mamori.path", d.rel)
+          .set("mamori.gate.reason", d.reason)
+          .set("mamori.gate.denied", count);
+      if (auto p = guard::who_json(d.who); !p.empty()) e.set("process", p);
+      if (d.who.uid >= 0) {
+        e.set("user.id", std::to_string(d.who.uid));
+        if (!d.who.user.empty()) e.set("user.name", d.who.user);
+      }
+      e.message(fmt::format(
+          "refused {} {} a read of {}: {}",
+          d.who.executable.empty() ? "pid " + std::to_string(d.who.pid) : d.who.executable,
+          count == 1 ? "once" : fmt::format("{} times", count), quote(path),
+          d.reason == "tampered"          ? "its content is not the baseline's"
+          : d.reason == "not-in-baseline" ? "a new file the guard does not let stay"
+                                          : "it is no longer a regular file"));
+      guard_->emit(std::move(e));
+    }
+    if (dropped)
+      guard_->emit(std::move(
+          event::Event(proto::action::kOpenDenied, event::Severity::kWarning, env_.clock().now_ns())
+              .set("event.category", nlohmann::json::array({"file", "intrusion_detection"}))
+              .set("mamori.gate.denied", dropped)
+              .message(fmt::format("refused {} more reads of tampered or new files (past {} "
+                                   "reported a second)",
+                                   dropped, gate::OpenGate::kMaxDenials))));
+    const auto s = gate_->stats();
+    if (s.takeovers > gate_takeovers_) {
+      guard_->emit(
+          std::move(event::Event(proto::action::kOpenGateTimeout, event::Severity::kWarning,
+                                 env_.clock().now_ns())
+                        .set("event.category", nlohmann::json::array({"process"}))
+                        .set("mamori.gate.unchecked", s.unchecked - gate_unchecked_)
+                        .set("mamori.gate.timeout_ms", config_.agent.open_gate_timeout_ms)
+                        .message(fmt::format(
+                            "the open gate did not answer within {} ms: its watchdog "
+                            "allowed {} opens or reads unjudged",
+                            config_.agent.open_gate_timeout_ms, s.unchecked - gate_unchecked_))));
+    }
+    gate_takeovers_ = s.takeovers;
+    gate_unchecked_ = s.unchecked;
   }
 
   Status verify_roots() {
@@ -657,6 +787,7 @@ class Agent::Impl {
         changes.clear();
         if (fds[0].revents & POLLIN)
           if (auto st = watcher_->read(changes); !st) log(st.error().message());
+        if (gate_) gate_->note_changes(changes);  // new directories: marked before anything else
         guard_->handle(changes);
         flush();
       }
@@ -688,6 +819,7 @@ class Agent::Impl {
         uint64_t ticks = 0;
         (void)!::read(timer.get(), &ticks, sizeof ticks);
         guard_->tick();
+        report_gate();
         if (pages_)  // [heal] on = ["page-injected"]: judged here, on the healer's thread
           for (const auto& e : pages_->take_injected()) healer_->observe(e);
         healer_->tick();
@@ -731,9 +863,14 @@ class Agent::Impl {
   std::unique_ptr<scan::Scanner> scanner_;  // before guard_: it outlives it
   std::unique_ptr<guard::Guard> guard_;
   std::unique_ptr<triage::LookupWorker> lookups_;  // publishes through publisher_: goes first
-  std::unique_ptr<opcache::Worker> opcache_;       // the same; the guard's hook calls it
-  std::unique_ptr<pages::PageMonitor> pages_;      // the same
-  std::shared_ptr<pages::Discoverer> discovery_;   // fed by logwatch_, read by pages_
+  // Declared after guard_, so gone before it (the guard's enforcing hook points here).
+  // Closing it releases every open still waiting on it.
+  std::unique_ptr<gate::OpenGate> gate_;
+  proto::OpenGateStatus gate_status_;
+  uint64_t gate_takeovers_ = 0, gate_unchecked_ = 0;
+  std::unique_ptr<opcache::Worker> opcache_;      // the same; the guard's hook calls it
+  std::unique_ptr<pages::PageMonitor> pages_;     // the same
+  std::shared_ptr<pages::Discoverer> discovery_;  // fed by logwatch_, read by pages_
   std::unique_ptr<watch::Watcher> watcher_;
   std::optional<control::Server> server_;
   std::unique_ptr<control::Handlers> handlers_;  // the control commands, over the parts above

@@ -20,6 +20,8 @@
 //   open_roots      every configured root that has a baseline
 //   start_watchers  fanotify, else inotify (config agent.backend): watching begins
 //                   *before* the verify, so nothing changed in between is missed
+//   start_gate      the open gate (agent/gate, [agent] open_gate): from here on no
+//                   reader gets a guarded file whose content is not its baseline's
 //   verify_roots    every root against its baseline, acting by mode: what changed
 //                   while the agent was down (or killed) is found and reported so
 //   start_logwatch  the access-log tailer and its bans ([[log]]); the honeypot relay

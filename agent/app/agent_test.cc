@@ -108,9 +108,10 @@ class AgentTest : public ::testing::Test {
 
 TEST_F(AgentTest, StepsAreTheDocumentedOnesInOrder) {
   const std::vector<std::string_view> want = {
-      "listen",       "open_state",     "load_origin", "open_outbox",   "start_sinks",
-      "start_link",   "open_evidence",  "open_heal",   "open_roots",    "start_watchers",
-      "verify_roots", "start_logwatch", "start_pages", "serve_control", "notify_ready"};
+      "listen",         "open_state",     "load_origin",   "open_outbox",
+      "start_sinks",    "start_link",     "open_evidence", "open_heal",
+      "open_roots",     "start_watchers", "start_gate",    "verify_roots",
+      "start_logwatch", "start_pages",    "serve_control", "notify_ready"};
   EXPECT_EQ(Agent::step_names(), want);
 }
 

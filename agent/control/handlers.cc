@@ -105,6 +105,7 @@ proto::StatusDocument Handlers::status() const {
       log.dropped, log.dropped_security, log.writer_waits};
   d.outbox = log.outbox;
   if (s_.manager_link) d.manager = s_.manager_link();
+  if (s_.gate) d.gate = s_.gate();
   return d;
 }
 

@@ -62,6 +62,8 @@ struct Services {
   baseline::State* state = nullptr;
   // Where the baseline lives: accept opens it for writing (agent/control/verdicts.cc).
   std::string state_dir;
+  // The open gate's state (agent/gate); unset: off.
+  std::function<proto::OpenGateStatus()> gate;
 };
 
 class Handlers {

@@ -125,19 +125,6 @@ Result<Entry> entry_now(const Place& at, const std::string& rel) {
   return e;
 }
 
-nlohmann::json who_json(const evidence::Who& w) {
-  nlohmann::json j = nlohmann::json::object();
-  if (w.pid <= 0) return j;
-  j["pid"] = w.pid;
-  if (!w.executable.empty()) j["executable"] = w.executable;
-  if (!w.command_line.empty()) j["command_line"] = w.command_line;
-  if (w.ppid > 0) {
-    j["parent"]["pid"] = w.ppid;
-    if (!w.parent_executable.empty()) j["parent"]["executable"] = w.parent_executable;
-  }
-  return j;
-}
-
 }  // namespace
 
 Status Place::look(int root_fd, const std::string& rel) {
@@ -1522,10 +1509,16 @@ void Guard::set_mode(size_t root, config::Mode mode) {
   roots_[root].mode = mode;
   alerted_.clear();
   settling_.clear();  // the verify that follows a mode change looks at everything
+  enforcing_changed(root);
 }
 void Guard::set_paused(size_t root, bool paused) {
   roots_[root].paused = paused;
   alerted_.clear();
+  enforcing_changed(root);
+}
+void Guard::enforcing_changed(size_t root) {
+  const GuardedRoot& r = roots_[root];
+  if (enforcing_hook_) enforcing_hook_(root, !r.paused && r.mode != config::Mode::kAlert);
 }
 
 Status Guard::begin_deploy(pid_t root_pid) {

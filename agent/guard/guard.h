@@ -193,6 +193,10 @@ class Guard {
 
   void set_mode(size_t root, config::Mode mode);
   void set_paused(size_t root, bool paused);
+  // Told whenever a root starts or stops being put back (restore or preserve mode, not
+  // paused by a deploy): the open gate (agent/gate) refuses tampered content only then.
+  using EnforcingHook = std::function<void(size_t root, bool enforcing)>;
+  void set_enforcing_hook(EnforcingHook hook) { enforcing_hook_ = std::move(hook); }
 
   // Deploys (docs/agent.md). While a deploy runs, a real-time change to a paused root
   // whose writer is the deploy's process tree is recorded as the deploy's (reported,
@@ -303,6 +307,8 @@ class Guard {
   std::unordered_map<std::string, std::string> decoys_;  // path_key() -> token
   scan::Scanner* scanner_ = nullptr;
   ActedHook acted_hook_;
+  EnforcingHook enforcing_hook_;
+  void enforcing_changed(size_t root);
   // The rules that match the regular file `fd` (`rel` names it), or none; a failed
   // scan is counted and reported in the event, never fatal.
   std::vector<std::string> scan_rules(int fd, const std::string& rel, Act& act);

@@ -75,4 +75,17 @@ evidence::Who who_of(pid_t pid, UserNames& users, const char* proc) {
   return w;
 }
 
+nlohmann::json who_json(const evidence::Who& w) {
+  nlohmann::json j = nlohmann::json::object();
+  if (w.pid <= 0) return j;
+  j["pid"] = w.pid;
+  if (!w.executable.empty()) j["executable"] = w.executable;
+  if (!w.command_line.empty()) j["command_line"] = w.command_line;
+  if (w.ppid > 0) {
+    j["parent"]["pid"] = w.ppid;
+    if (!w.parent_executable.empty()) j["parent"]["executable"] = w.parent_executable;
+  }
+  return j;
+}
+
 }  // namespace mamori::guard

@@ -7,6 +7,8 @@
 #include <string>
 #include <unordered_map>
 
+#include <nlohmann/json.hpp>
+
 #include "core/evidence/evidence.h"
 
 namespace mamori::guard {
@@ -24,5 +26,8 @@ class UserNames {
 
 // `proc` is the procfs mount (tests may point it elsewhere).
 evidence::Who who_of(pid_t pid, UserNames& users, const char* proc = "/proc");
+
+// ECS `process` of an event: pid, executable, command line, parent; {} without a pid.
+nlohmann::json who_json(const evidence::Who& who);
 
 }  // namespace mamori::guard

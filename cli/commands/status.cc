@@ -141,6 +141,25 @@ int run_status(App& app) {
           std::printf("log        %s fits its format (%s)\n",
                       quote(p.value("path", std::string())).c_str(), counts.c_str());
       }
+    if (const auto g = a.value("gate", nlohmann::json()); g.is_object()) {
+      if (g.value("state", "") == "on")
+        std::printf("open gate  on (%s): %s directories, %s opens denied, watchdog %s%s\n",
+                    g.value("read_check", std::string()).c_str(),
+                    fmt::format("{}", g.value("directories", uint64_t{0})).c_str(),
+                    fmt::format("{}", g.value("denied", uint64_t{0})).c_str(),
+                    g.value("watchdog", false) ? "running" : "GONE",
+                    g.value("unchecked", uint64_t{0})
+                        ? fmt::format("; {} opens allowed unchecked (the gate was late)",
+                                      g.value("unchecked", uint64_t{0}))
+                              .c_str()
+                        : "");
+      else
+        std::printf("open gate  %s%s: tampered files can be read until restored\n",
+                    g.value("state", std::string()) == "unavailable" ? "UNAVAILABLE" : "off",
+                    g.value("reason", std::string()).empty()
+                        ? ""
+                        : (" (" + escape(g.value("reason", std::string())) + ")").c_str());
+    }
     if (const auto m = a.value("manager", nlohmann::json());
         m.is_object() && m.value("state", "") != "disabled") {
       const std::string error = m.value("last_error", std::string());

@@ -180,7 +180,8 @@ class Loader {
     return t.only_keys({"name", "socket", "event_log", "backend", "verify_interval",
                         "evidence_quota_mb", "evidence_max_file_mb", "storm_changes_per_second",
                         "path_restores_per_second", "allowed_events_per_second", "outbox_quota_mb",
-                        "yara", "yara_rules", "yara_max_kb", "honeypot_outbox"}) &&
+                        "yara", "yara_rules", "yara_max_kb", "honeypot_outbox", "open_gate",
+                        "open_gate_timeout_ms"}) &&
            t.optional("name", a.name) && one_line_name(t, a.name) &&
            t.optional("socket", a.socket) && absolute_path(t, "socket", a.socket) &&
            t.optional("event_log", a.event_log) && absolute_path(t, "event_log", a.event_log) &&
@@ -201,7 +202,10 @@ class Loader {
                        [&](std::string& d) { return absolute_path(t, "yara_rules", d); }) &&
            t.optional("yara_max_kb", a.yara_max_kb, 1u, 1u << 20) &&
            t.optional("honeypot_outbox", a.honeypot_outbox) &&
-           (a.honeypot_outbox.empty() || absolute_path(t, "honeypot_outbox", a.honeypot_outbox));
+           (a.honeypot_outbox.empty() || absolute_path(t, "honeypot_outbox", a.honeypot_outbox)) &&
+           t.choice("open_gate", a.open_gate,
+                    {{"auto", GateMode::kAuto}, {"on", GateMode::kOn}, {"off", GateMode::kOff}}) &&
+           t.optional("open_gate_timeout_ms", a.open_gate_timeout_ms, 10u, 10000u);
   }
 
   bool load_sink(TomlTable& t, SinkConfig& s) {

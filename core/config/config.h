@@ -32,6 +32,8 @@ enum class Backend { kAuto, kFanotify, kInotify };
 std::string_view backend_name(Backend backend);
 
 // The real-time agent (`mamori agent`).
+enum class GateMode { kAuto, kOn, kOff };
+
 struct AgentConfig {
   // agent.name in every event (ECS); empty = the host name (core/event/origin.h).
   std::string name;
@@ -61,6 +63,10 @@ struct AgentConfig {
   // The SSH honeypot's outbox (docs/honeypot.md), whose events the agent relays into its
   // own (agent/relay); empty: none.
   std::string honeypot_outbox;
+  // The open gate (docs/open-gate.md): auto uses it when the kernel offers permission
+  // events (and says so when not), on refuses to start without it, off never uses it.
+  GateMode open_gate = GateMode::kAuto;
+  uint32_t open_gate_timeout_ms = 250;  // the watchdog allows what waits longer
 };
 
 // Which events a sink gets. An event passes when it is severe enough, its action is

@@ -157,6 +157,10 @@ const std::vector<ActionInfo>& known_actions() {
       // PHP's opcache after a restore (agent/opcache).
       {action::kOpcacheInvalidated, "mamori.opcache"},
       {action::kOpcacheFailed, "mamori.opcache"},
+      // The open gate (agent/gate): what it refused, and when it could not judge.
+      {action::kOpenDenied, "mamori.gate"},
+      {action::kOpenGateTimeout, "mamori.gate"},
+      {action::kOpenGateUnavailable, "mamori.gate"},
       // The agent itself (agent/app): lifecycle, control commands, its own state.
       {action::kAgentStarted, "mamori.agent"},
       {action::kAgentStopped, "mamori.agent"},

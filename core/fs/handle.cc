@@ -1,8 +1,11 @@
 #include "core/fs/handle.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <vector>
 
 #include "core/fs/beneath.h"
@@ -26,6 +29,19 @@ Result<std::string> handle_key_of(int root_fd, std::string_view rel, const fsid_
     return fail_errno("name_to_handle_at", std::string(rel));
   return handle_key(fsid, h->handle_type,
                     {reinterpret_cast<const uint8_t*>(h->f_handle), h->handle_bytes});
+}
+
+std::string path_of_fd(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_nlink == 0) return {};
+  char link[64];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  std::string out(4096, '\0');
+  const ssize_t n = ::readlink(link, out.data(), out.size());
+  if (n <= 0 || static_cast<size_t>(n) >= out.size()) return {};
+  out.resize(static_cast<size_t>(n));
+  if (out[0] != '/') return {};
+  return out;
 }
 
 }  // namespace mamori::fs

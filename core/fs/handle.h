@@ -21,4 +21,9 @@ std::string handle_key(const fsid_t& fsid, int type, std::span<const uint8_t> by
 // root's filesystem's (fstatfs).
 Result<std::string> handle_key_of(int root_fd, std::string_view rel, const fsid_t& fsid);
 
+// The absolute path an open fd stands for now (/proc/self/fd); "" when it has no name
+// left (deleted: read from the inode's link count, never from the text, since
+// " (deleted)" is also a name anyone can give a file) or the path is not absolute.
+std::string path_of_fd(int fd);
+
 }  // namespace mamori::fs

@@ -29,4 +29,9 @@ bool UploadPolicy::allows(int root_fd, std::string_view rel) const {
   return fd && !fd_looks_like_script(fd->get(), rel);
 }
 
+bool UploadPolicy::allows_open_file(int fd, std::string_view rel) const {
+  if (allow_.empty() || deny_.matches(rel) || !allow_.matches(rel)) return false;
+  return !fd_looks_like_script(fd, rel);
+}
+
 }  // namespace mamori::fs

@@ -27,6 +27,9 @@ class UploadPolicy {
   // file's first bytes). One that is gone is judged by its name alone: there is nothing
   // to quarantine either way.
   bool allows(int root_fd, std::string_view rel) const;
+  // The same for the regular file `rel` already open as `fd` (read from the fd, never
+  // opened again by name: the open gate may not open a path in a guarded tree).
+  bool allows_open_file(int fd, std::string_view rel) const;
 
  private:
   PathMatcher allow_, deny_;

@@ -72,6 +72,13 @@ inline constexpr std::string_view kFileLookup = "file-lookup";
 // (agent/opcache, [opcache]), or could not; mamori.related_event names the guard's event.
 inline constexpr std::string_view kOpcacheInvalidated = "opcache-invalidated";
 inline constexpr std::string_view kOpcacheFailed = "opcache-failed";
+// The open gate (agent/gate, docs/open-gate.md): an open or read of a guarded file refused
+// because its content is not the baseline's (or it is a new file the guard quarantines),
+// one event per path and second; the gate's watchdog answered "allow" for a gate that did
+// not answer in time; the kernel offers no permission events (the agent runs without it).
+inline constexpr std::string_view kOpenDenied = "open-denied";
+inline constexpr std::string_view kOpenGateTimeout = "open-gate-timeout";
+inline constexpr std::string_view kOpenGateUnavailable = "open-gate-unavailable";
 // A decoy's fake credential used (on the SSH honeypot, on wp-login.php): links whoever
 // fetched the decoy and whoever used what it held into one incident; both are banned.
 inline constexpr std::string_view kDecoyCredentialUsed = "decoy-credential-used";
@@ -165,6 +172,9 @@ inline constexpr std::array kAllActions = {kFileRestored,
                                            kSinkTest,
                                            kFileLookup,
                                            kOpcacheInvalidated,
+                                           kOpenDenied,
+                                           kOpenGateTimeout,
+                                           kOpenGateUnavailable,
                                            kOpcacheFailed,
                                            kDecoyOpened,
                                            kDecoyCredentialUsed,

@@ -590,6 +590,20 @@ json to_json(const ManagerLinkStatus& m) {
           {"commands", m.commands}};
 }
 
+json to_json(const OpenGateStatus& g) {
+  return {{"state", g.state},
+          {"reason", g.reason},
+          {"read_check", g.read_check},
+          {"directories", g.directories},
+          {"mark_failures", g.mark_failures},
+          {"events", g.events},
+          {"verified", g.verified},
+          {"denied", g.denied},
+          {"takeovers", g.takeovers},
+          {"unchecked", g.unchecked},
+          {"watchdog", g.watchdog}};
+}
+
 json to_json(const OutboxStatus& o) {
   return {{"dir", o.dir},
           {"next_sequence", o.next_sequence},
@@ -748,6 +762,23 @@ StatusDocument read_status(Reader& r) {
       m.commands = x.count("commands");
       return m;
     });
+  // Absent from an agent older than the open gate.
+  if (r.has("gate"))
+    s.gate = read_nested<OpenGateStatus>(r, "gate", [](Reader& x) {
+      OpenGateStatus g;
+      g.state = x.string("state");
+      g.reason = x.string("reason");
+      g.read_check = x.string("read_check");
+      g.directories = x.count("directories");
+      g.mark_failures = x.count("mark_failures");
+      g.events = x.count("events");
+      g.verified = x.count("verified");
+      g.denied = x.count("denied");
+      g.takeovers = x.count("takeovers");
+      g.unchecked = x.count("unchecked");
+      g.watchdog = x.boolean("watchdog");
+      return g;
+    });
   return s;
 }
 
@@ -804,7 +835,8 @@ json to_json(const StatusDocument& s) {
           {"logwatch", s.logwatch ? to_json(*s.logwatch) : json(nullptr)},
           {"counters", to_json(s.counters)},
           {"outbox", to_json(s.outbox)},
-          {"manager", to_json(s.manager)}};
+          {"manager", to_json(s.manager)},
+          {"gate", to_json(s.gate)}};
 }
 
 namespace {

@@ -269,6 +269,22 @@ struct Counters {
 };
 
 // What `mamori status` shows of a running agent.
+// The open gate (agent/gate, docs/open-gate.md): whether tampered content is refused to
+// readers, and what it did since the agent started.
+struct OpenGateStatus {
+  std::string state = "off";  // on | off (config) | unavailable (the kernel would not)
+  std::string reason;         // why not on, "" when on
+  std::string read_check;     // how reads are checked (FAN_ACCESS_PERM), "" when not on
+  uint64_t directories = 0;   // directories marked
+  uint64_t mark_failures = 0;
+  uint64_t events = 0;  // permission events answered (mamori's own included)
+  uint64_t verified = 0;
+  uint64_t denied = 0;
+  uint64_t takeovers = 0;  // times the watchdog answered for a gate that did not in time
+  uint64_t unchecked = 0;  // opens the watchdog allowed unjudged
+  bool watchdog = false;   // its process is alive
+};
+
 struct StatusDocument {
   int64_t pid = 0;
   std::string backend;  // fanotify, inotify, replay
@@ -282,6 +298,7 @@ struct StatusDocument {
   Counters counters;
   OutboxStatus outbox;
   ManagerLinkStatus manager;  // absent from older agents: disabled
+  OpenGateStatus gate;        // absent from older agents: off
 };
 
 // Whether the agent can tell a deploy's writes from others' (its backend names writers).

@@ -69,7 +69,8 @@ json status_fields() {
           {"logwatch", {{"oneOf", json::array({ref("LogwatchStatus"), {{"type", "null"}}})}}},
           {"counters", ref("Counters")},
           {"outbox", ref("OutboxStatus")},
-          {"manager", ref("ManagerLinkStatus")}};
+          {"manager", ref("ManagerLinkStatus")},
+          {"gate", ref("OpenGateStatus")}};
 }
 const std::vector<std::string> kStatusRequired = {
     "pid",  "backend", "started_at_ns", "roots",    "event_log", "in_storm",
@@ -242,6 +243,21 @@ json schema() {
              {"state", "url", "agent_key", "last_error", "events_sent", "events_acked", "cursor",
               "commands"},
              "the agent's link to its manager (docs/manager.md)");
+  defs["OpenGateStatus"] =
+      object({{"state", enum_of(std::array{"on", "off", "unavailable"})},
+              {"reason", str()},
+              {"read_check", str()},
+              {"directories", count()},
+              {"mark_failures", count()},
+              {"events", count()},
+              {"verified", count()},
+              {"denied", count()},
+              {"takeovers", count()},
+              {"unchecked", count()},
+              {"watchdog", boolean()}},
+             {"state", "reason", "read_check", "directories", "mark_failures", "events", "verified",
+              "denied", "takeovers", "unchecked", "watchdog"},
+             "the open gate: tampered content refused to readers (docs/open-gate.md)");
   defs["LogParsing"] =
       object({{"path", str()},
               {"unparseable", boolean()},

@@ -245,6 +245,9 @@ EVENTS=$SCRATCH/events.jsonl
 SOCKET=$SCRATCH/agent.sock
 AGENT_LOG=$SCRATCH/agent.log
 AGENT_PID=""
+# The guard's tests run it without the open gate (docs/open-gate.md), which refuses other
+# processes the files they are about to tamper with or read; a test of the gate asks for
+# it with an open_gate line.
 agent_config() {  # [EXTRA TOML LINES for [agent]...]
   sed -i "s/^mode = \"restore\"$/mode = \"${MODE:-restore}\"/" "$CONFIG"
   {
@@ -252,8 +255,12 @@ agent_config() {  # [EXTRA TOML LINES for [agent]...]
     echo "[agent]"
     echo "socket = \"$SOCKET\""
     echo "event_log = \"$EVENTS\""
-    local l
-    for l in "$@"; do echo "$l"; done
+    local l gate='open_gate = "off"'
+    for l in "$@"; do
+      echo "$l"
+      [[ $l != open_gate\ =* ]] || gate=""
+    done
+    [[ -z $gate ]] || echo "$gate"
   } >>"$CONFIG"
 }
 

@@ -19,23 +19,6 @@ constexpr uint64_t kMask = FAN_MODIFY | FAN_CLOSE_WRITE | FAN_ATTRIB | FAN_CREAT
                            FAN_MOVED_FROM | FAN_MOVED_TO | FAN_DELETE_SELF | FAN_MOVE_SELF |
                            FAN_ONDIR;
 
-// The path a directory fd stands for; "" when the directory was deleted meanwhile.
-// Deletion is read from the inode (no links left), never from the text: the kernel's
-// " (deleted)" suffix is also a name anyone can give a directory ("y (deleted)"), and
-// taking it as deletion would drop every event beneath such a directory.
-std::string path_of(int fd) {
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || st.st_nlink == 0) return {};
-  char link[64];
-  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-  std::string out(4096, '\0');
-  const ssize_t n = ::readlink(link, out.data(), out.size());
-  if (n <= 0 || static_cast<size_t>(n) >= out.size()) return {};
-  out.resize(static_cast<size_t>(n));
-  if (out.empty() || out[0] != '/') return {};
-  return out;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<FanotifyWatcher>> FanotifyWatcher::create() {
@@ -108,7 +91,7 @@ auto FanotifyWatcher::resolve(const fanotify_event_info_fid& fid, file_handle* h
     if (std::memcmp(&r.fsid, &fid.fsid, sizeof r.fsid) != 0) continue;
     const int dfd = ::open_by_handle_at(r.mount_fd.get(), handle, O_PATH | O_CLOEXEC);
     if (dfd < 0) return where;  // gone: its own removal is reported; nothing to remember
-    const std::string dir = path_of(dfd);
+    const std::string dir = fs::path_of_fd(dfd);
     ::close(dfd);
     if (dir.empty()) return where;
     std::string rel;

@@ -1,0 +1,372 @@
+#include "agent/gate/open_gate.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/fanotify.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "core/base/env.h"
+#include "core/fs/beneath.h"
+#include "core/fs/handle.h"
+#include "core/fs/walk.h"
+#include "core/hash/sha256.h"
+
+namespace mamori::gate {
+namespace {
+
+// Reads are checked with FAN_ACCESS_PERM, not Linux 6.14's FAN_PRE_ACCESS: a directory's
+// mark takes FAN_PRE_ACCESS | FAN_EVENT_ON_CHILD without error, but no read of a child
+// raises it (measured on 6.18: tests/integration/open_gate_test.sh read tampered bytes
+// through an open made before the write), and a mark per file would cost a mark for each
+// of a million files.
+constexpr uint64_t kMask = FAN_OPEN_PERM | FAN_ACCESS_PERM | FAN_EVENT_ON_CHILD;
+// A file just written may still be written within the same tick of the filesystem's
+// timestamps without its ctime moving (coarse timestamps): a verdict is only kept for an
+// identity whose ctime is older than this.
+constexpr int64_t kSettledNs = 50'000'000;
+
+const SystemClock& real_clock() {
+  static const SystemClock clock;
+  return clock;
+}
+
+int64_t ns_of(const timespec& t) {
+  return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<OpenGate>> OpenGate::create(const std::string& state_dir, Options options) {
+  const int fd = ::fanotify_init(FAN_CLOEXEC | FAN_NONBLOCK | FAN_CLASS_CONTENT,
+                                 O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+  if (fd < 0) return fail_errno("fanotify_init (permission events)", "");
+  return std::unique_ptr<OpenGate>(new OpenGate(UniqueFd(fd), state_dir, options));
+}
+
+OpenGate::OpenGate(UniqueFd group, std::string state_dir, Options options)
+    : group_(std::move(group)),
+      state_dir_(std::move(state_dir)),
+      options_(options),
+      self_(::getpid()) {}
+
+OpenGate::~OpenGate() {
+  if (thread_.joinable()) {
+    const uint64_t one = 1;
+    (void)!::write(stop_.get(), &one, sizeof one);
+    thread_.join();
+  }
+  watchdog_.reset();
+  // Closing the group (group_'s destructor) allows whatever still waits.
+}
+
+Status OpenGate::add_root(GateRoot root, int root_fd) {
+  const int dup = ::fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return fail_errno("dup", root.path);
+  roots_.push_back({std::move(root), UniqueFd(dup)});
+  return ok();
+}
+
+Status OpenGate::start() {
+  catalog_.emplace(MAMORI_TRY(baseline::Catalog::open(state_dir_, db::Db::Mode::kReadOnly)));
+  enforcing_ = std::make_unique<std::atomic<bool>[]>(roots_.size());
+  for (size_t i = 0; i < roots_.size(); ++i) enforcing_[i].store(true);
+  const int stop = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (stop < 0) return fail_errno("eventfd", "");
+  stop_.reset(stop);
+  watchdog_.emplace(MAMORI_TRY(Watchdog::start(group_.get(), options_.timeout_ms)));
+  thread_ = std::thread([this] { run(); });
+  // Marks last: from the first one on, opens there wait for the thread.
+  for (const auto& r : roots_) mark_tree(r, "");
+  if (directories_.load() == 0)
+    return fail("open gate", roots_.empty() ? "" : roots_[0].config.path, EINVAL,
+                "no directory could be marked for permission events");
+  return ok();
+}
+
+void OpenGate::mark_tree(const Root& root, const std::string& top) {
+  std::vector<std::string> todo{top};
+  while (!todo.empty()) {
+    std::string rel = std::move(todo.back());
+    todo.pop_back();
+    if (!rel.empty() && root.config.exclude.matches(rel)) continue;
+    if (static_cast<size_t>(std::count(rel.begin(), rel.end(), '/')) >= fs::kMaxWalkDepth) continue;
+    auto dir = fs::open_beneath(root.fd.get(), rel, O_RDONLY | O_DIRECTORY);
+    if (!dir) continue;  // gone or swapped for a non-directory meanwhile
+    if (::fanotify_mark(group_.get(), FAN_MARK_ADD, kMask, dir->get(), nullptr) != 0) {
+      ++mark_failures_;
+      continue;
+    }
+    ++directories_;
+    DIR* d = ::fdopendir(dir->release());
+    if (!d) continue;
+    while (const dirent* e = ::readdir(d)) {
+      const std::string_view name = e->d_name;
+      if (name == "." || name == "..") continue;
+      bool is_dir = e->d_type == DT_DIR;
+      if (e->d_type == DT_UNKNOWN) {
+        struct stat st {};
+        is_dir =
+            ::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+      }
+      if (is_dir) todo.push_back(fs::join(rel, name));
+    }
+    ::closedir(d);
+  }
+}
+
+void OpenGate::set_enforcing(size_t index, bool on) {
+  for (size_t i = 0; i < roots_.size(); ++i)
+    if (roots_[i].config.index == index && enforcing_[i].exchange(on) != on) ++generation_;
+}
+
+void OpenGate::note_changes(const std::vector<watch::Change>& changes) {
+  for (const auto& c : changes) {
+    if ((c.what & (watch::kCreated | watch::kIsDir)) != (watch::kCreated | watch::kIsDir)) continue;
+    for (const auto& r : roots_)
+      if (r.config.index == c.root) mark_tree(r, c.rel);
+  }
+}
+
+void OpenGate::run() {
+  auto& page = watchdog_->page();
+  const int tick = Watchdog::tick_ms(options_.timeout_ms);
+  // The largest batch whose every event has a slot (events are at least this big).
+  std::vector<char> batch(SharedPage::kSlots * sizeof(fanotify_event_metadata));
+  while (true) {
+    pollfd fds[2] = {{group_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+    const int n = ::poll(fds, 2, tick);
+    page.alive_ns.store(real_clock().monotonic_ns());
+    if (n < 0 && errno != EINTR) break;
+    if (fds[1].revents & POLLIN) break;
+    if (!(fds[0].revents & POLLIN)) continue;
+    page.busy_since_ns.store(real_clock().monotonic_ns());
+    const ssize_t len = ::read(group_.get(), batch.data(), batch.size());
+    if (len > 0) decide_batch(batch.data(), len);
+    page.busy_since_ns.store(0);
+    page.alive_ns.store(real_clock().monotonic_ns());
+  }
+}
+
+void OpenGate::decide_batch(const char* buf, ssize_t len) {
+  auto& page = watchdog_->page();
+  // Every event gets its slot before the first decision, so that the watchdog can answer
+  // all of them if that decision is the one that hangs.
+  struct Pending {
+    const fanotify_event_metadata* meta;
+    SharedPage::Slot* slot;
+  };
+  Pending pending[SharedPage::kSlots];
+  size_t count = 0;
+  for (auto* m = reinterpret_cast<const fanotify_event_metadata*>(buf);
+       FAN_EVENT_OK(m, len) && count < SharedPage::kSlots; m = FAN_EVENT_NEXT(m, len)) {
+    if (m->vers != FANOTIFY_METADATA_VERSION || m->fd < 0) continue;
+    auto& slot = page.slots[count];
+    slot.fd.store(m->fd);
+    slot.state.store(SharedPage::kPending);
+    pending[count++] = {m, &slot};
+  }
+  for (size_t i = 0; i < count; ++i) {
+    const int fd = pending[i].meta->fd;
+    const Verdict v = decide(fd, pending[i].meta->pid);
+    auto& slot = *pending[i].slot;
+    uint32_t expected = SharedPage::kPending;
+    if (slot.state.compare_exchange_strong(expected, SharedPage::kFree)) {
+      const fanotify_response r{fd, v == Verdict::kAllow ? FAN_ALLOW : FAN_DENY};
+      (void)!::write(group_.get(), &r, sizeof r);
+    } else {
+      // The watchdog answered for us: wait for its write before the fd number can be reused.
+      while (slot.state.load() != SharedPage::kAnswered) ::sched_yield();
+      slot.state.store(SharedPage::kFree);
+      ++late_;
+    }
+    ::close(fd);
+  }
+}
+
+OpenGate::Verdict OpenGate::decide(int fd, pid_t pid) {
+  ++events_;
+  if (pid == self_) {
+    ++own_;
+    return Verdict::kAllow;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return Verdict::kAllow;
+  if (const uint64_t g = generation_.load(); g != seen_generation_) {
+    known_.clear();  // a root's enforcement changed: what was judged under it is not
+    seen_generation_ = g;
+  }
+  bool allowed_before = false;  // this identity was allowed, too recently to trust its times
+  if (auto it = known_.find({st.st_dev, st.st_ino}); it != known_.end()) {
+    const Known& k = it->second;
+    if (k.size == st.st_size && k.mtime_ns == ns_of(st.st_mtim) &&
+        k.ctime_ns == ns_of(st.st_ctim)) {
+      if (!k.good) {
+        report_denial(k.root, k.rel, k.reason, pid);
+        return Verdict::kDeny;
+      }
+      if (k.settled) return Verdict::kAllow;
+      allowed_before = true;
+    }
+  }
+  Judgement j = judge(fd, st, allowed_before);
+  remember(st, j);
+  if (j.verdict == Verdict::kDeny) {
+    if (j.reason == "no-name")
+      ++denied_;  // no root, no path to report it under
+    else
+      report_denial(j.root, j.rel, j.reason, pid);
+  }
+  return j.verdict;
+}
+
+OpenGate::Judgement OpenGate::judge(int fd, const struct stat& st, bool allowed_before) {
+  Judgement j;
+  const std::string path = fs::path_of_fd(fd);
+  if (path.empty()) {
+    // No name left: the inode the guard just renamed the original over (its reader
+    // opened it before the write), or a file unlinked while open. Only what was allowed
+    // as it is now may still be read.
+    if (!allowed_before && any_enforcing()) {
+      j.verdict = Verdict::kDeny;
+      j.reason = "no-name";
+    }
+    return j;
+  }
+  const auto root = locate(path, j.rel);
+  if (!root) return j;  // a marked directory moved out of its root
+  j.root = *root;
+  const Root& r = roots_[*root];
+  if (!enforcing_[*root].load()) return j;
+  j.cacheable = true;  // judged on the inode alone: a rename or link moves its ctime
+  if (r.config.exclude.matches(j.rel)) return j;
+  ++verified_;
+  auto entry = catalog_->get(r.config.catalog_id, j.rel);
+  if (!entry) {
+    j.cacheable = false;
+    return j;  // the catalog cannot answer: allow (the watchdog's rule, sooner)
+  }
+  if (!*entry) {
+    if (!r.config.uploads.allows_open_file(fd, j.rel)) {
+      j.verdict = Verdict::kDeny;
+      j.reason = "not-in-baseline";
+    }
+    return j;
+  }
+  const baseline::Entry& want = **entry;
+  if (want.type != baseline::FileType::kRegular) {
+    j.verdict = Verdict::kDeny;
+    j.reason = "type";
+  } else if (!same_content(fd, st, want)) {
+    j.verdict = Verdict::kDeny;
+    j.reason = "tampered";
+  }
+  return j;
+}
+
+bool OpenGate::same_content(int fd, const struct stat& st, const baseline::Entry& want) {
+  if (static_cast<uint64_t>(st.st_size) != want.size) return false;
+  // The inode init or accept hashed, untouched since (ctime cannot be set back).
+  if (want.ino == st.st_ino && want.ctime_ns == ns_of(st.st_ctim) &&
+      want.mtime_ns == ns_of(st.st_mtim))
+    return true;
+  hash::Sha256 sha;
+  off_t at = 0;
+  while (true) {
+    const ssize_t n = ::pread(fd, buf_.data(), buf_.size(), at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;  // unreadable: not known to be the baseline's
+    if (n == 0) break;
+    sha.update(std::span<const uint8_t>(buf_.data(), static_cast<size_t>(n)));
+    at += n;
+  }
+  return static_cast<uint64_t>(at) == want.size && sha.finish() == want.sha256;
+}
+
+void OpenGate::remember(const struct stat& st, const Judgement& j) {
+  if (!j.cacheable) return;
+  if (known_.size() >= kMaxKnown) known_.clear();
+  Known k;
+  k.size = st.st_size;
+  k.mtime_ns = ns_of(st.st_mtim);
+  k.ctime_ns = ns_of(st.st_ctim);
+  k.good = j.verdict == Verdict::kAllow;
+  // Denials are kept whatever the times; an allow is trusted alone only once its ctime is
+  // older than the filesystem's timestamp granularity.
+  k.settled = !k.good || k.ctime_ns <= real_clock().now_ns() - kSettledNs;
+  k.root = static_cast<uint32_t>(j.root);
+  if (!k.good) {
+    k.rel = j.rel;
+    k.reason = j.reason;
+  }
+  known_[guard::InodeId{st.st_dev, st.st_ino}] = std::move(k);
+}
+
+bool OpenGate::any_enforcing() const {
+  for (size_t i = 0; i < roots_.size(); ++i)
+    if (enforcing_[i].load()) return true;
+  return false;
+}
+
+std::optional<size_t> OpenGate::locate(const std::string& path, std::string& rel) const {
+  for (size_t i = 0; i < roots_.size(); ++i) {
+    const std::string& p = roots_[i].config.path;
+    if (p == "/") {
+      rel = path.substr(1);
+      return i;
+    }
+    if (path.size() > p.size() && path.starts_with(p) && path[p.size()] == '/') {
+      rel = path.substr(p.size() + 1);
+      return i;
+    }
+  }
+  return std::nullopt;
+}
+
+void OpenGate::report_denial(size_t root, const std::string& rel, const std::string& reason,
+                             pid_t pid) {
+  ++denied_;
+  const int64_t now = real_clock().now_ns();
+  if (now - denial_window_ns_ >= 1'000'000'000) {
+    denial_window_ns_ = now;
+    denials_in_window_ = 0;
+  }
+  if (++denials_in_window_ > kMaxDenials) {
+    MutexLock lock(mu_);
+    ++dropped_;
+    return;
+  }
+  Denial d{roots_[root].config.index, rel, reason, guard::who_of(pid, users_), now};
+  MutexLock lock(mu_);
+  denials_.push_back(std::move(d));
+}
+
+std::vector<Denial> OpenGate::take_denials(uint64_t& dropped) {
+  MutexLock lock(mu_);
+  dropped = std::exchange(dropped_, 0);
+  return std::exchange(denials_, {});
+}
+
+GateStats OpenGate::stats() {
+  GateStats s;
+  s.events = events_.load();
+  s.own = own_.load();
+  s.verified = verified_.load();
+  s.denied = denied_.load();
+  s.late = late_.load();
+  s.directories = directories_.load();
+  s.mark_failures = mark_failures_.load();
+  if (watchdog_) {
+    s.takeovers = watchdog_->page().takeovers.load();
+    s.unchecked = watchdog_->page().answered.load();
+    s.watchdog_alive = watchdog_->alive();
+  }
+  return s;
+}
+
+}  // namespace mamori::gate
