@@ -177,7 +177,8 @@ void OpenGate::decide_batch(const char* buf, ssize_t len) {
     auto& slot = *pending[i].slot;
     uint32_t expected = SharedPage::kPending;
     if (slot.state.compare_exchange_strong(expected, SharedPage::kFree)) {
-      const fanotify_response r{fd, v == Verdict::kAllow ? FAN_ALLOW : FAN_DENY};
+      const fanotify_response r{fd,
+                                static_cast<__u32>(v == Verdict::kAllow ? FAN_ALLOW : FAN_DENY)};
       (void)!::write(group_.get(), &r, sizeof r);
     } else {
       // The watchdog answered for us: wait for its write before the fd number can be reused.
