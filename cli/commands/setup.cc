@@ -32,6 +32,7 @@ struct SetupOptions {
   std::string apache_envvars;                               // "" = envvars beside apache_conf
   std::vector<std::string> php_fpm_confs = {kPhpFpmConfs};  // "none": not read
   std::string output;                                       // "" = --config's path
+  std::string state_dir;                                    // "" = the default
   bool yes = false;
   bool force = false;
   bool init = false;
@@ -188,7 +189,8 @@ int run_setup(App& app, const SetupOptions& o) {
   const bool text_out = !app.options().json;
   Found found;
   if (auto code = gather(app, o, found)) return *code;
-  const webconf::Plan plan = webconf::make_plan(found.servers, found.fpm);
+  webconf::Plan plan = webconf::make_plan(found.servers, found.fpm);
+  if (!o.state_dir.empty()) plan.state_dir = o.state_dir;
   const std::string toml = webconf::render_toml(plan);
   // What is proposed must load: a planner bug must never write a config the agent
   // refuses at its next start.
@@ -269,8 +271,9 @@ constexpr std::string_view kHelp = R"TXT(NAME
     mamori setup - write a config for the sites on this machine
 
 SYNOPSIS
-    mamori setup [--yes] [--force] [--init] [--output FILE] [--nginx-conf FILE]
-                 [--apache-conf FILE] [--apache-envvars FILE] [--php-fpm-conf FILE...]
+    mamori setup [--yes] [--force] [--init] [--output FILE] [--state-dir DIR]
+                 [--nginx-conf FILE] [--apache-conf FILE] [--apache-envvars FILE]
+                 [--php-fpm-conf FILE...]
 
 DESCRIPTION
     Reads the web servers' own configuration and proposes a mamori config for what
@@ -311,6 +314,7 @@ OPTIONS
     --force              replace an existing config
     --init               record the baseline right after writing (mamori init)
     --output FILE        where to write (default: --config's path)
+    --state-dir DIR      the config's state_dir (default /var/lib/mamori)
     --nginx-conf FILE    nginx's main config (default /etc/nginx/nginx.conf;
                          "none": do not read nginx's)
     --apache-conf FILE   Apache's (default /etc/apache2/apache2.conf; "none")
@@ -345,6 +349,7 @@ Run setup(CLI::App& cmd) {
   cmd.add_flag("--force", o->force);
   cmd.add_flag("--init", o->init);
   cmd.add_option("--output,-o", o->output);
+  cmd.add_option("--state-dir", o->state_dir);
   cmd.add_option("--nginx-conf", o->nginx_conf);
   cmd.add_option("--apache-conf", o->apache_conf);
   cmd.add_option("--apache-envvars", o->apache_envvars);

@@ -455,7 +455,7 @@ std::string render_toml(const Plan& plan) {
   t += "# Review it; then `mamori init` records the baseline and\n";
   t += "# `systemctl enable --now mamori-agent` starts the guard. Every key: "
        "docs/formats/config.md.\n\n";
-  t += "state_dir = \"/var/lib/mamori\"\n\n";
+  t += "state_dir = " + toml_string(plan.state_dir) + "\n\n";
   for (const auto& u : plan.users)
     t += comment("The web server's user: " + u.user + " (" + u.server + ", " + u.from + ")");
   if (!plan.users.empty()) t += "\n";

@@ -57,6 +57,7 @@ struct WebUser {
 };
 
 struct Plan {
+  std::string state_dir = "/var/lib/mamori";
   std::vector<std::string> read;  // "nginx: /etc/nginx/nginx.conf (12 files)"
   std::vector<WebUser> users;
   std::vector<PlannedRoot> roots;

@@ -232,6 +232,17 @@ for l in a b; do
   expect_exit 0 "$MAMORI" logs test --format "$f" "$AP/log/$l-access.log"
 done
 
+step "b. --init records the baseline right after writing"
+AP_INIT=$SCRATCH/apache-init.toml
+expect_exit 0 setup_cmd --apache-conf "$AP/apache2.conf" --nginx-conf none --php-fpm-conf none \
+  --output "$AP_INIT" --state-dir "$SCRATCH/state-apache" --yes --init
+assert_contains "$OUT" "baseline sealed"
+assert_contains "$OUT" "systemctl enable --now mamori-agent"
+expect_exit 0 timeout -k 5 "$MAMORI_TIMEOUT" "$MAMORI" --config "$AP_INIT" check
+echo "<html>defaced</html>" >"$SCRATCH/site-b/index.html"
+expect_exit 1 timeout -k 5 "$MAMORI_TIMEOUT" "$MAMORI" --config "$AP_INIT" check
+assert_contains "$OUT" "index.html"
+
 step "c. what setup refuses"
 expect_exit 2 setup_cmd --apache-conf "$AP/apache2.conf" --nginx-conf none --php-fpm-conf none \
   --output "$AP_CONF" --yes
