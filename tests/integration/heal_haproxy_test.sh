@@ -38,9 +38,6 @@ mode = "restore"
 socket = "$SCRATCH/$s.sock"
 event_log = "$SCRATCH/events-$s.jsonl"
 storm_changes_per_second = 50
-# The drain without the open gate: with it, A refuses nginx its tampered pages (errors
-# instead of the attacker's bytes), which this test counts as failed requests.
-open_gate = "off"
 [heal]
 on = ["tamper-storm"]
 tamper_count = 5
@@ -118,6 +115,11 @@ frontend site
   default_backend backends
 backend backends
   balance roundrobin
+  # A's open gate refuses nginx a page the storm has just rewritten (nginx answers 403):
+  # HAProxy asks B instead, so the client gets the original either way.
+  retries 2
+  option redispatch 1
+  retry-on 403 500 502 503 504 conn-failure empty-response
   option httpchk GET /health
   http-check expect status 200
   server a 127.0.0.1:$PORT_A check
@@ -138,7 +140,8 @@ cp -r "$SCRATCH/site-b" "$SCRATCH/original-b"
 CLIENT_OUT=$SCRATCH/client/log
 mkdir -p "$SCRATCH/client"
 cat >"$SCRATCH/client/client.py" <<'EOF'
-# One line per response: "<backend> <status> ok|TAMPERED". Runs until STOP exists.
+# One line per response: "<backend> <status> ok|TAMPERED|CUT|REFUSED" (CUT: a strict
+# beginning of the original, no byte of the attacker's). Runs until STOP exists.
 import http.client, os, sys, time
 port, scratch, out, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 original = {}
@@ -161,8 +164,14 @@ while not os.path.exists(stop):
         log.write(f"- error {e.__class__.__name__} {str(e)[:120]} at {time.time():.3f}\n")
         continue
     backend = r.getheader("X-Backend", "-")
-    good = r.status == 200 and body == original.get((backend, page))
-    log.write(f"{backend} {r.status} {'ok' if good else 'TAMPERED'}\n")
+    if r.status != 200:
+        verdict = "REFUSED"
+    else:
+        want = original.get((backend, page))
+        verdict = "ok" if body == want else "CUT" if want and want.startswith(body) else "TAMPERED"
+    # What a tampered one held: the storm's bytes, or a cut copy of the original.
+    sample = f" {body[:60]!r}" if verdict == "TAMPERED" else ""
+    log.write(f"{backend} {r.status} {verdict}{sample}\n")
 EOF
 python3 "$SCRATCH/client/client.py" "$PORT_LB" "$SCRATCH" "$CLIENT_OUT" "$SCRATCH/client/stop" &
 CLIENT=$!
@@ -211,8 +220,16 @@ TAMPERED=$(grep -c 'TAMPERED' <<<"$during" || true)
 FROM_A=$(grep -c '^a ' <<<"$during" || true)
 TAMPERED_B=$(grep -c '^b .*TAMPERED' "$CLIENT_OUT" || true)
 assert_eq 0 "$TAMPERED_B" "tampered responses from B (never attacked)"
+# A's open gate (docs/open-gate.md): not one of the storm's pages reached the client, even
+# before the drain (without the gate: 7 to 47 did). A page nginx opened just before the
+# storm's O_TRUNC can still go out cut short (docs/open-gate.md, "What it does not cover").
+[[ $TAMPERED == 0 ]] || echo "tampered: $(grep TAMPERED <<<"$during" | head -n 5)"
+assert_eq 0 "$TAMPERED" "tampered responses from A between the storm's start and the drain"
+REFUSED=$(grep -c ' REFUSED$' "$CLIENT_OUT" || true)
+CUT=$(grep -c ' CUT' <<<"$during" || true)
+assert_eq 0 "$REFUSED" "error responses that reached the client (HAProxy retries A's refusals on B)"
 echo "storm: $WRITES writes to A; $((DOWN_AT - START_AT)) responses between the storm's start and A's" \
-  "drain, $FROM_A of them from A, $TAMPERED tampered (served between a write and its restore)"
+  "drain, $FROM_A of them from A, $TAMPERED tampered, $CUT cut short"
 
 step "every page of A is the original again"
 a_restored() { diff -r "$SCRATCH/original-a" "$SCRATCH/site-a" >/dev/null; }
