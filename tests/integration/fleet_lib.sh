@@ -44,6 +44,9 @@ mode = "restore"
 name = "web$i"
 socket = "${ASOCK[i]}"
 event_log = "${AEVENTS[i]}"
+# The fleet's tests tamper as the attacker would without the open gate (its own test:
+# open_gate_test.sh), which would refuse them the new files they write.
+open_gate = "off"
 
 [manager]
 url = "$url"
