@@ -30,6 +30,7 @@ constexpr uint64_t kMask = FAN_OPEN_PERM | FAN_ACCESS_PERM | FAN_EVENT_ON_CHILD;
 // timestamps without its ctime moving (coarse timestamps): a verdict is only kept for an
 // identity whose ctime is older than this.
 constexpr int64_t kSettledNs = 50'000'000;
+constexpr int64_t kClaimWaitNs = 100'000'000;
 
 const SystemClock& real_clock() {
   static const SystemClock clock;
@@ -136,7 +137,8 @@ void OpenGate::note_changes(const std::vector<watch::Change>& changes) {
 void OpenGate::run() {
   auto& page = watchdog_->page();
   const int tick = Watchdog::tick_ms(options_.timeout_ms);
-  // The largest batch whose every event has a slot (events are at least this big).
+  // The largest batch whose every event has a slot (no event is smaller than its
+  // metadata): an event read without a slot would be answered by nobody.
   std::vector<char> batch(SharedPage::kSlots * sizeof(fanotify_event_metadata));
   while (true) {
     pollfd fds[2] = {{group_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
@@ -181,8 +183,19 @@ void OpenGate::decide_batch(const char* buf, ssize_t len) {
                                 static_cast<__u32>(v == Verdict::kAllow ? FAN_ALLOW : FAN_DENY)};
       (void)!::write(group_.get(), &r, sizeof r);
     } else {
-      // The watchdog answered for us: wait for its write before the fd number can be reused.
-      while (slot.state.load() != SharedPage::kAnswered) ::sched_yield();
+      // The watchdog answers for us: wait for its write before the fd number can be
+      // reused. A watchdog killed between its claim and its write would leave the opener
+      // waiting for ever: past kClaimWaitNs the gate answers itself (the kernel ignores a
+      // second answer).
+      const int64_t claimed = real_clock().monotonic_ns();
+      while (slot.state.load() != SharedPage::kAnswered) {
+        if (real_clock().monotonic_ns() - claimed > kClaimWaitNs) {
+          const fanotify_response r{fd, FAN_ALLOW};
+          (void)!::write(group_.get(), &r, sizeof r);
+          break;
+        }
+        ::sched_yield();
+      }
       slot.state.store(SharedPage::kFree);
       ++late_;
     }
