@@ -8,9 +8,10 @@
 #     the units are in /lib/systemd/system naming /usr/sbin/mamori, enabled the Debian
 #     way (the wants/ symlinks deb-systemd-helper makes: systemd does not run in a
 #     chroot), /etc/mamori/mamori.toml is a conffile, /var/lib/mamori and /var/log/mamori
-#     are 0700; mamori init, check, restore work on a site in /var/www/html;
+#     are 0700; with nginx installed, mamori setup writes a config for its site in
+#     /var/www/html, and init, check, restore guard it;
 #   - an upgrade to a second build (its version bumped) keeps the baseline byte for byte
-#     and would restart the agent (its postinst says restart on upgrade);
+#     and setup's config, and would restart the agent (its postinst says so on upgrade);
 #   - remove leaves the site and the state untouched; purge removes /var/lib/mamori,
 #     /var/log/mamori and /etc/mamori, and still leaves the site untouched.
 #
@@ -191,11 +192,19 @@ for dir in /var/lib/mamori /var/log/mamori; do
   assert_eq "700 root" "$(stat -c '%a %U' "$ROOT$dir")" "$dir"
 done
 
-step "guard a site: init, check, restore"
+step "set up and guard a site: nginx's, mamori setup, init, check, restore"
+apt_in_root install -y --no-install-recommends nginx-light || fail "installing nginx: $(tail -n 30 "$SCRATCH/apt.log")"
 mkdir -p "$ROOT/var/www/html/wp-content/uploads"
 echo '<?php echo "hello";' >"$ROOT/var/www/html/index.php"
 echo 'body{}' >"$ROOT/var/www/html/style.css"
 in_root chown -R www-data:www-data /var/www/html
+# The shipped config is a conffile: setup replaces it (--force), as an administrator's
+# edit would; the upgrade below must keep it. No PHP here: --php-fpm-conf none, as the
+# default glob over /etc/php fails today where there is no /etc/php (setup's to fix).
+in_root mamori setup --yes --force --php-fpm-conf none >"$SCRATCH/setup.log" 2>&1 || fail "mamori setup: $(cat "$SCRATCH/setup.log")"
+config=$(cat "$ROOT/etc/mamori/mamori.toml")
+assert_contains "$config" 'path = "/var/www/html"' "the config mamori setup wrote from nginx's"
+assert_contains "$config" "/var/log/nginx/access.log"
 site() { (cd "$ROOT/var/www/html" && find . -printf '%p %y %m %u %g %s\n' | sort && find . -type f -exec sha256sum {} + | sort); }
 in_root mamori --quiet init >"$SCRATCH/init.log" 2>&1 || fail "mamori init: $(cat "$SCRATCH/init.log")"
 site_before=$(site)
@@ -216,6 +225,7 @@ assert_eq "install ok installed $V2" "$(in_root dpkg-query -W -f='${Status} ${Ve
 assert_eq "$state_before" "$(cd "$ROOT/var/lib/mamori" && find . -type f -exec sha256sum {} + | sort)" \
   "/var/lib/mamori after the upgrade"
 in_root mamori --quiet check >/dev/null || fail "mamori check after the upgrade is not clean"
+assert_eq "$config" "$(cat "$ROOT/etc/mamori/mamori.toml")" "the config setup wrote, after the upgrade"
 # Without systemd in the chroot the restart is read from the script dpkg ran: on an
 # upgrade ($2 is the old version) it restarts the agent, and the old prerm did not stop it.
 postinst=$(cat "$ROOT/var/lib/dpkg/info/mamori.postinst")
