@@ -90,8 +90,8 @@ std::optional<std::vector<page::DiscoveredPage>> Discoverer::take_change() {
     if (!ranked_) ranked_ = mono;
     if (mono - *ranked_ >= std::chrono::seconds(config_.rank_every_s)) {
       ranked_ = mono;
-      auto next = page::rank_discovered(set_, table_.ranked(config_.min_clients),
-                                        config_.discover, env_.clock().now_ns());
+      auto next = page::rank_discovered(set_, table_.ranked(config_.min_clients), config_.discover,
+                                        env_.clock().now_ns());
       table_.clear();
       const auto same_path = [](const auto& a, const auto& b) { return a.path == b.path; };
       if (!std::equal(next.begin(), next.end(), set_.begin(), set_.end(), same_path))

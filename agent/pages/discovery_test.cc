@@ -64,9 +64,9 @@ TEST_F(DiscoveryTest, APathJoinsOnceThreeAddressesAskedForIt) {
   request(*d, "192.0.2.1", "/");
   request(*d, "192.0.2.2", "/?s=search");  // the query is dropped: "/"
   for (int i = 0; i < 50; ++i) request(*d, "203.0.113.9", "/attacker/");  // one address
-  request(*d, "192.0.2.3", "/", 404);            // not a 200
-  request(*d, "192.0.2.4", "/", 200, "POST");    // not a GET
-  request(*d, "192.0.2.5", "/", 200, "GET", "evil.example");  // another site
+  request(*d, "192.0.2.3", "/", 404);                                     // not a 200
+  request(*d, "192.0.2.4", "/", 200, "POST");                             // not a GET
+  request(*d, "192.0.2.5", "/", 200, "GET", "evil.example");              // another site
   request(*d, "192.0.2.6", "/", 200, "GET", "www.example.com", "/var/log/other.log");
   request(*d, "192.0.2.7", "/style.css");
   EXPECT_FALSE(d->take_change());
@@ -152,9 +152,9 @@ TEST_F(DiscoveryTest, TheMonitorWatchesDiscoveredPagesAndDropsThemWithTheirRecor
     for (int c = 0; c < 9; ++c) request(*d, fmt::format("198.51.100.{}", c), p);
   env_.sim().advance(std::chrono::seconds(config_.page_discovery.rank_every_s));
   m.check_all();
-  EXPECT_EQ(m.urls_for_test(), (std::vector<std::string>{"http://www.example.com/",
-                                                         "http://www.example.com/x/",
-                                                         "http://www.example.com/y/"}));
+  EXPECT_EQ(m.urls_for_test(),
+            (std::vector<std::string>{"http://www.example.com/", "http://www.example.com/x/",
+                                      "http://www.example.com/y/"}));
   EXPECT_FALSE(page::load_record(about).value().has_value());
 }
 

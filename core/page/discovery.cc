@@ -33,9 +33,9 @@ bool is_page_extension(std::string_view ext) {
 }
 
 bool is_excluded_segment(std::string_view seg) {
-  static constexpr std::string_view kNoPages[] = {
-      "wp-admin",   "wp-includes", "wp-content",     "wp-json",
-      "feed",       "xmlrpc.php",  "wp-cron.php",    "admin-ajax.php"};
+  static constexpr std::string_view kNoPages[] = {"wp-admin",    "wp-includes",   "wp-content",
+                                                  "wp-json",     "feed",          "xmlrpc.php",
+                                                  "wp-cron.php", "admin-ajax.php"};
   const std::string lower = ascii_lower(seg);
   return std::find(std::begin(kNoPages), std::end(kNoPages), lower) != std::end(kNoPages);
 }
@@ -77,8 +77,7 @@ std::optional<std::string> discoverable_target(std::string_view target,
     return std::nullopt;
   for (size_t i = 0; i < path.size(); ++i) {
     if (path[i] == '%') {
-      if (i + 2 >= path.size() || !is_hex(path[i + 1]) || !is_hex(path[i + 2]))
-        return std::nullopt;
+      if (i + 2 >= path.size() || !is_hex(path[i + 1]) || !is_hex(path[i + 2])) return std::nullopt;
       i += 2;
     } else if (!is_path_char(path[i])) {
       return std::nullopt;
@@ -100,8 +99,8 @@ std::optional<std::string> discoverable_target(std::string_view target,
     last = seg;
     start = end + 1;
   }
-  if (const size_t dot = last.rfind('.'); dot != std::string_view::npos &&
-                                          !is_page_extension(last.substr(dot + 1)))
+  if (const size_t dot = last.rfind('.');
+      dot != std::string_view::npos && !is_page_extension(last.substr(dot + 1)))
     return std::nullopt;
   std::string out(path);
   if (!query.empty() && kept_query(query, keep_query)) {
@@ -223,9 +222,8 @@ Result<std::optional<DiscoveredSet>> load_discovered(const std::string& path) {
   DiscoveredSet set;
   set.base_url = j["base_url"].get<std::string>();
   for (const auto& p : j["pages"]) {
-    if (!p.is_object() || !p.contains("path") || !p["path"].is_string() ||
-        !p.contains("clients") || !p["clients"].is_number() || !p.contains("since_ns") ||
-        !p["since_ns"].is_number_integer())
+    if (!p.is_object() || !p.contains("path") || !p["path"].is_string() || !p.contains("clients") ||
+        !p["clients"].is_number() || !p.contains("since_ns") || !p["since_ns"].is_number_integer())
       return bad("a page");
     DiscoveredPage d{p["path"].get<std::string>(), p["clients"].get<double>(),
                      p["since_ns"].get<int64_t>()};
