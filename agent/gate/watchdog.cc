@@ -66,8 +66,8 @@ void allow(int group, int fd) {
     for (auto& slot : page.slots) {
       uint32_t pending = SharedPage::kPending;
       if (!slot.state.compare_exchange_strong(pending, SharedPage::kClaimed)) continue;
+      page.answered.fetch_add(1);  // before the answer: whoever it releases sees it counted
       allow(group, slot.fd.load());
-      page.answered.fetch_add(1);
       slot.state.store(SharedPage::kAnswered);
     }
     ssize_t len;
@@ -75,9 +75,9 @@ void allow(int group, int fd) {
       for (auto* m = reinterpret_cast<const fanotify_event_metadata*>(buf); FAN_EVENT_OK(m, len);
            m = FAN_EVENT_NEXT(m, len)) {
         if (m->fd < 0) continue;
+        page.answered.fetch_add(1);
         allow(group, m->fd);
         ::close(m->fd);
-        page.answered.fetch_add(1);
       }
     }
     pollfd p{group, POLLIN, 0};
