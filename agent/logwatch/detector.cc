@@ -60,6 +60,11 @@ bool Detector::decided(const logparse::IpAddress& ip) const { return decided_.co
 
 void Detector::forget(const logparse::IpAddress& ip) { decided_.erase(ip); }
 
+size_t Detector::held_bytes(const Seen& s) {
+  return sizeof(Seen) + s.path.capacity() + s.request.capacity() + s.user_agent.capacity() +
+         s.method.capacity();
+}
+
 bool Detector::is_script(std::string_view path) {
   const size_t dot = path.rfind('.');
   if (dot == std::string_view::npos || path.find('/', dot) != std::string_view::npos) return false;
@@ -110,7 +115,11 @@ void Detector::feed(std::string_view line, uint64_t line_no,
   };
   if (script || writing) {
     recent_.push_back(seen());
-    if (recent_.size() > kRecentRequests) recent_.pop_front();
+    recent_bytes_ += held_bytes(recent_.back());
+    while (recent_.size() > kRecentRequests || recent_bytes_ > kRecentBytes) {
+      recent_bytes_ -= held_bytes(recent_.front());
+      recent_.pop_front();
+    }
   }
   if (writing && !awaiting_writer_.empty()) {
     if (auto it = awaiting_writer_.find(std::string(path)); it != awaiting_writer_.end()) {

@@ -9,8 +9,9 @@
 // never decided. Time is the log's own (each line's timestamp), so a replay behaves as
 // the live run did.
 //
-// Threads: one owner. Memory: bounded by the thresholds' cap, kMaxDecided addresses and
-// the correlation ring (kRecentRequests).
+// Threads: one owner. Memory: bounded by the thresholds' cap (rules::kDefaultMaxTracked
+// pairs of rule and address), kMaxDecided addresses and the correlation ring
+// (kRecentRequests, kRecentBytes); docs/formats/access-logs.md, Memory, has the figures.
 
 #include <cstdint>
 #include <deque>
@@ -90,6 +91,9 @@ class Detector {
   static constexpr size_t kMaxRequestBytes = 512;
   static constexpr size_t kMaxDecided = 1'000'000;
   static constexpr size_t kRecentRequests = 65536;
+  // ... and at most this many bytes of them (a path may be 8 KiB: 65536 such requests
+  // would be half a gigabyte); the oldest go first.
+  static constexpr size_t kRecentBytes = 16 << 20;
 
   static constexpr size_t kMaxTampered = 10000;
   // Attributions per tampered file: the first addresses are what an analyst needs; a
@@ -195,6 +199,7 @@ class Detector {
   void attribute(const Seen& seen, bool before, const TamperedFile& file,
                  std::vector<logparse::IpAddress>* attributed);
   static bool is_script(std::string_view path);
+  static size_t held_bytes(const Seen& s);
 
   logparse::LogFormat format_;
   std::shared_ptr<const rules::Matcher> matcher_;
@@ -203,6 +208,7 @@ class Detector {
   std::vector<logparse::Cidr> allowlist_;
   std::unordered_set<logparse::IpAddress, IpHash> decided_;
   std::deque<Seen> recent_;                  // script and writing requests, oldest first
+  size_t recent_bytes_ = 0;                  // held_bytes() of recent_
   std::map<std::string, Planted> tampered_;  // planted url path -> when the guard acted
   // Restored url path -> when, while no writing request for it was read: its line's due.
   std::map<std::string, Planted> awaiting_writer_;

@@ -1,6 +1,7 @@
 #include "core/rules/threshold.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 namespace mamori::rules {
@@ -56,14 +57,39 @@ Thresholds::Thresholds(const RuleSet& rules, size_t max_tracked)
     w.width = (r.window_s + kBuckets - 1) / kBuckets;
     w.buckets = r.window_s / w.width;
   }
-  index_.reserve(std::min<size_t>(max_tracked_, 4096));
+  const size_t cells = std::bit_ceil(std::max<size_t>(2 * max_tracked_, 16));
+  table_.assign(cells, 0);
+  mask_ = cells - 1;
+}
+
+size_t Thresholds::cell_of(const Key& key, uint64_t hash) const {
+  const uint64_t tag = hash >> 32;
+  for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+    const uint64_t c = table_[i];
+    if (c == 0 || ((c >> 32) == tag && entries_[(c & 0xffffffffu) - 1].key == key)) return i;
+  }
+}
+
+// Backward-shift deletion: the cells after it that were pushed past their home move up,
+// so no tombstones build up under a flood of new addresses.
+void Thresholds::erase_cell(size_t i) {
+  for (size_t j = (i + 1) & mask_; table_[j] != 0; j = (j + 1) & mask_) {
+    const size_t home = entries_[(table_[j] & 0xffffffffu) - 1].hash & mask_;
+    // Cell j may move to i when its home is not in (i, j] (cyclically).
+    const bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (stays) continue;
+    table_[i] = table_[j];
+    i = j;
+  }
+  table_[i] = 0;
+  --size_;
 }
 
 bool Thresholds::hit(uint32_t rule, const Ip16& ip, int64_t time_s) {
   if (rule >= windows_.size() || windows_[rule].count == 0) return false;
   const Window& w = windows_[rule];
   const int64_t bucket = floor_div(time_s, w.width);
-  Entry& e = entries_[entry_for(Key{rule, ip}, bucket)];
+  Entry& e = entries_[entry_for(Key{rule, ip}, time_s)];
   if (bucket > e.head) {
     // Empty the buckets that time has moved past; all of them after a long gap.
     const int64_t stale = std::min<int64_t>(bucket - e.head, w.buckets);
@@ -85,28 +111,50 @@ bool Thresholds::hit(uint32_t rule, const Ip16& ip, int64_t time_s) {
   return true;
 }
 
-uint32_t Thresholds::entry_for(const Key& key, int64_t head) {
-  if (const auto it = index_.find(key); it != index_.end()) {
-    unlink(it->second);
-    push_newest(it->second);
-    return it->second;
+// Two or more requests still inside the window: an address that came back, which an
+// address-rotating flood (one request per address) must not push out.
+bool Thresholds::counting(const Entry& e, int64_t time_s) const {
+  const Window& w = windows_[e.key.rule];
+  return e.sum >= 2 && floor_div(time_s, w.width) - e.head < int64_t{w.buckets};
+}
+
+uint32_t Thresholds::entry_for(const Key& key, int64_t time_s) {
+  const uint64_t hash = KeyHash()(key);
+  size_t cell = cell_of(key, hash);
+  if (table_[cell] != 0) {
+    const auto found = static_cast<uint32_t>((table_[cell] & 0xffffffffu) - 1);
+    if (found != newest_) {
+      unlink(found);
+      push_newest(found);
+    }
+    return found;
   }
+  const int64_t head = floor_div(time_s, windows_[key.rule].width);
   uint32_t slot;
-  if (index_.size() >= max_tracked_) {
+  if (size_ >= max_tracked_) {
+    for (int k = 0; k < kSpare && oldest_ != newest_ && counting(entries_[oldest_], time_s); ++k) {
+      const uint32_t spare = oldest_;
+      unlink(spare);
+      push_newest(spare);
+      ++spared_;
+    }
     slot = oldest_;
     unlink(slot);
-    index_.erase(entries_[slot].key);
+    erase_cell(cell_of(entries_[slot].key, KeyHash()(entries_[slot].key)));
     ++evictions_;
+    cell = cell_of(key, hash);  // the erase may have moved the empty cell
   } else {
     slot = static_cast<uint32_t>(entries_.size());
     entries_.emplace_back();
   }
   Entry& e = entries_[slot];
   e.key = key;
+  e.hash = static_cast<uint32_t>(hash);
   e.head = head;
   e.sum = 0;
   e.counts.fill(0);
-  index_.emplace(key, slot);
+  table_[cell] = (hash >> 32 << 32) | (uint64_t{slot} + 1);
+  ++size_;
   push_newest(slot);
   return slot;
 }

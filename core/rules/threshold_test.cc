@@ -105,12 +105,42 @@ TEST(Thresholds, EvictsTheLeastRecentlyUsedAtTheCap) {
   EXPECT_FALSE(t.hit(1, c, kT0 + 3));
   EXPECT_EQ(t.evictions(), 1u);
   EXPECT_EQ(t.tracked(), 2u);
-  EXPECT_FALSE(t.hit(1, kB, kT0 + 4));  // kB starts again from 1, and kA goes
+  EXPECT_FALSE(t.hit(1, kB, kT0 + 4));  // kA is the oldest but counts two: c goes
   EXPECT_EQ(t.evictions(), 2u);
-  EXPECT_FALSE(t.hit(1, c, kT0 + 5));
-  EXPECT_TRUE(t.hit(1, c, kT0 + 6));    // c kept its count
-  EXPECT_FALSE(t.hit(1, kA, kT0 + 7));  // kA's two requests were forgotten
+  EXPECT_EQ(t.spared(), 1u);
+  EXPECT_TRUE(t.hit(1, kA, kT0 + 5));  // kA kept its count
+  EXPECT_FALSE(t.hit(1, c, kT0 + 6));  // c's request was forgotten
   EXPECT_EQ(t.tracked(), 2u);
+  // Two requests that are past their window are not spared.
+  Thresholds s(rules_with(3, 60), 2);
+  EXPECT_FALSE(s.hit(1, kA, kT0));
+  EXPECT_FALSE(s.hit(1, kA, kT0 + 1));
+  EXPECT_FALSE(s.hit(1, kB, kT0 + 2));
+  EXPECT_FALSE(s.hit(1, kB, kT0 + 3));
+  EXPECT_FALSE(s.hit(1, c, kT0 + 100));
+  EXPECT_EQ(s.spared(), 0u);
+  EXPECT_FALSE(s.hit(1, kB, kT0 + 101));  // kB was kept, kA went: kB's old two are stale
+  EXPECT_EQ(s.evictions(), 1u);
+}
+
+// An address-rotating flood, one request per address, cannot push out the count of an
+// address that came back: the attacker in the middle of it is still caught.
+TEST(Thresholds, AFloodOfSinglesSparesCountingPairs) {
+  Thresholds t(rules_with(3, 60), 100);
+  EXPECT_FALSE(t.hit(1, kA, kT0));
+  EXPECT_FALSE(t.hit(1, kA, kT0 + 1));
+  for (uint32_t i = 0; i < 100000; ++i)
+    EXPECT_FALSE(t.hit(1, ipv4_mapped(0x0a000000 + i), kT0 + 2 + i / 4000));
+  EXPECT_EQ(t.tracked(), 100u);
+  EXPECT_GT(t.spared(), 0u);
+  EXPECT_TRUE(t.hit(1, kA, kT0 + 40));
+  // When every pair is counting, the least recently used goes after kSpare are passed.
+  Thresholds all(rules_with(3, 60), 4);
+  for (uint32_t i = 0; i < 4; ++i)
+    for (int k = 0; k < 2; ++k) EXPECT_FALSE(all.hit(1, ipv4_mapped(i), kT0 + k));
+  EXPECT_FALSE(all.hit(1, ipv4_mapped(100), kT0 + 3));
+  EXPECT_EQ(all.evictions(), 1u);
+  EXPECT_EQ(all.tracked(), 4u);
 }
 
 TEST(Thresholds, ManyAddressesStayWithinTheCap) {
@@ -118,6 +148,22 @@ TEST(Thresholds, ManyAddressesStayWithinTheCap) {
   for (uint32_t i = 0; i < 10000; ++i) EXPECT_FALSE(t.hit(1, ipv4_mapped(i), kT0 + i / 100));
   EXPECT_EQ(t.tracked(), 1000u);
   EXPECT_EQ(t.evictions(), 9000u);
+}
+
+// The index (open addressing, backward-shift deletion) under churn: a pair just counted
+// is always found again, whatever was evicted around it.
+TEST(Thresholds, TheIndexFindsEveryPairUnderChurn) {
+  Thresholds t(rules_with(3, 60), 64);
+  uint32_t x = 1;
+  for (int i = 0; i < 20000; ++i) {
+    x = x * 1103515245u + 12345u;
+    const Ip16 ip = ipv4_mapped(x >> 16 & 0x3ff);
+    const int64_t at = kT0 + 1000 * int64_t{i};  // past any earlier window of rule 2
+    EXPECT_FALSE(t.hit(2, ip, at));
+    ASSERT_TRUE(t.hit(2, ip, at)) << i;  // 2 in 10 s
+    ASSERT_LE(t.tracked(), 64u);
+  }
+  EXPECT_GT(t.evictions(), 10000u);
 }
 
 TEST(Thresholds, Ipv6AndMappedAddressesDiffer) {
