@@ -487,6 +487,7 @@ class Agent::Impl {
     if (!gate_) return g;
     const auto s = gate_->stats();
     g.directories = s.directories;
+    g.reads_unasked = s.reads_unasked;
     g.mark_failures = s.mark_failures;
     g.events = s.events;
     g.verified = s.verified;

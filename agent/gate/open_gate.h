@@ -81,6 +81,7 @@ struct GateStats {
   uint64_t takeovers = 0;      // episodes the watchdog answered for the gate
   uint64_t unchecked = 0;      // events the watchdog allowed
   uint64_t directories = 0;    // directories marked
+  uint64_t reads_unasked = 0;  // inodes whose reads stopped being asked about (skip_reads)
   uint64_t mark_failures = 0;  // directories that could not be marked
   bool watchdog_alive = false;
 };
@@ -138,6 +139,7 @@ class OpenGate {
   struct Judgement {
     Verdict verdict = Verdict::kAllow;
     bool cacheable = false;  // depends on the content only, not on the path or the mode
+    bool verified = false;   // the baseline's content for its path
     size_t root = 0;         // position in roots_
     std::string rel;
     std::string reason;
@@ -153,6 +155,12 @@ class OpenGate {
   std::optional<size_t> locate(const std::string& path, std::string& rel) const;
   bool same_content(int fd, const struct stat& st, const baseline::Entry& want);
   void remember(const struct stat& st, const Judgement& j);
+  // Reads of the inode open as `fd`, just found to be its baseline's, stop being asked
+  // about until it is written: an ignore mark that the kernel clears at the inode's next
+  // modification (write, truncate), and drops with the inode (FAN_MARK_EVICTABLE, so
+  // nothing is pinned). Opens are still asked about, so a rename or a link that puts the
+  // inode where another content belongs is judged by its new path.
+  void skip_reads(int fd, const struct stat& st);
   void report_denial(size_t root, const std::string& rel, const std::string& reason, pid_t pid);
   void mark_tree(const Root& root, const std::string& rel);
 
@@ -178,7 +186,8 @@ class OpenGate {
   size_t denials_in_window_ = 0;
 
   std::atomic<uint64_t> events_{0}, own_{0}, verified_{0}, denied_{0}, late_{0};
-  std::atomic<uint64_t> directories_{0}, mark_failures_{0};
+  std::atomic<uint64_t> directories_{0}, mark_failures_{0}, reads_skipped_{0};
+  bool skip_reads_ = true;  // the gate thread's: false once the kernel refused such a mark
 
   Mutex mu_;
   std::vector<Denial> denials_ MAMORI_GUARDED_BY(mu_);

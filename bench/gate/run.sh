@@ -36,6 +36,7 @@ row() {  # GATE
   until grep -q 'ready' "$WORK/agent-$1.log"; do kill -0 $agent; sleep 0.05; done
   "$WORK/open_read" "$WORK/files" 1 >/dev/null  # warm: page cache, and the gate's verdicts
   "$WORK/open_read" "$WORK/files" "$ROUNDS"
+  [[ $1 == off ]] || "$MAMORI" --config "$WORK/mamori.toml" status --json >"$WORK/status-$1.json"
   kill $agent
   wait $agent || true
 }
@@ -45,5 +46,8 @@ files=$(wc -l <"$WORK/files")
 echo "open+read+close of $files files x $ROUNDS rounds (µs per file: p50 p99 p99.9; files/s)"
 echo "  gate off: $off"
 echo "  gate on:  $on"
+python3 -c 'import json, sys; g = json.load(open(sys.argv[1]))["agent"]["gate"]
+print("  the gate answered %d permission events for %d opens" % (g["events"], int(sys.argv[2])))' \
+  "$WORK/status-on.json" "$((files * (ROUNDS + 1)))"
 awk -v a="$off" -v b="$on" 'BEGIN { split(a, x); split(b, y);
   printf "  added: p50 %.1f µs, p99 %.1f µs; throughput %.2fx\n", y[1] - x[1], y[2] - x[2], y[4] / x[4] }'

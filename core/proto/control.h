@@ -272,10 +272,11 @@ struct Counters {
 // The open gate (agent/gate, docs/open-gate.md): whether tampered content is refused to
 // readers, and what it did since the agent started.
 struct OpenGateStatus {
-  std::string state = "off";  // on | off (config) | unavailable (the kernel would not)
-  std::string reason;         // why not on, "" when on
-  std::string read_check;     // how reads are checked (FAN_ACCESS_PERM), "" when not on
-  uint64_t directories = 0;   // directories marked
+  std::string state = "off";   // on | off (config) | unavailable (the kernel would not)
+  std::string reason;          // why not on, "" when on
+  std::string read_check;      // how reads are checked (FAN_ACCESS_PERM), "" when not on
+  uint64_t directories = 0;    // directories marked
+  uint64_t reads_unasked = 0;  // files whose reads are not asked about until written
   uint64_t mark_failures = 0;
   uint64_t events = 0;  // permission events answered (mamori's own included)
   uint64_t verified = 0;

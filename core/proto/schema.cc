@@ -248,6 +248,7 @@ json schema() {
               {"reason", str()},
               {"read_check", str()},
               {"directories", count()},
+              {"reads_unasked", count()},
               {"mark_failures", count()},
               {"events", count()},
               {"verified", count()},
@@ -255,8 +256,8 @@ json schema() {
               {"takeovers", count()},
               {"unchecked", count()},
               {"watchdog", boolean()}},
-             {"state", "reason", "read_check", "directories", "mark_failures", "events", "verified",
-              "denied", "takeovers", "unchecked", "watchdog"},
+             {"state", "reason", "read_check", "directories", "reads_unasked", "mark_failures",
+              "events", "verified", "denied", "takeovers", "unchecked", "watchdog"},
              "the open gate: tampered content refused to readers (docs/open-gate.md)");
   defs["LogParsing"] =
       object({{"path", str()},
