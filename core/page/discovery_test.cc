@@ -29,13 +29,38 @@ TEST(Discovery, OnlySameSitePagesCount) {
   EXPECT_EQ(target("/reset/?key=0123456789abcdef&login=admin"), "/reset/");
   EXPECT_EQ(target("/?p=1234567890123"), "/");  // 13 digits: not an id
   // Never another site, never a static file, never an endpoint.
-  for (const char* t :
-       {"http://evil.example/", "https://evil.example/x.html", "//evil.example/", "evil.example/",
-        "", "*", "/style.css", "/app.js", "/logo.png", "/favicon.ico", "/robots.txt",
-        "/sitemap.xml", "/wp-content/uploads/a.html", "/wp-admin/", "/wp-json/wp/v2/posts",
-        "/feed/", "/xmlrpc.php", "/wp-cron.php", "/wp-admin/admin-ajax.php", "/a/../b/",
-        "/a/./b", "/a//b", "/%2e%2e/etc/passwd", "/a%2fb", "/a%zz", "/a%4", "/a b", "/a\\b",
-        "/a\"b", "/a<b>", "/\x01", "/\xc3\xa9"})
+  for (const char* t : {"http://evil.example/",
+                        "https://evil.example/x.html",
+                        "//evil.example/",
+                        "evil.example/",
+                        "",
+                        "*",
+                        "/style.css",
+                        "/app.js",
+                        "/logo.png",
+                        "/favicon.ico",
+                        "/robots.txt",
+                        "/sitemap.xml",
+                        "/wp-content/uploads/a.html",
+                        "/wp-admin/",
+                        "/wp-json/wp/v2/posts",
+                        "/feed/",
+                        "/xmlrpc.php",
+                        "/wp-cron.php",
+                        "/wp-admin/admin-ajax.php",
+                        "/a/../b/",
+                        "/a/./b",
+                        "/a//b",
+                        "/%2e%2e/etc/passwd",
+                        "/a%2fb",
+                        "/a%zz",
+                        "/a%4",
+                        "/a b",
+                        "/a\\b",
+                        "/a\"b",
+                        "/a<b>",
+                        "/\x01",
+                        "/\xc3\xa9"})
     EXPECT_FALSE(discoverable_target(t, kKeep)) << t;
   EXPECT_FALSE(discoverable_target("/" + std::string(kMaxDiscoveredPath, 'a'), kKeep));
 }
@@ -115,10 +140,11 @@ TEST(Discovery, TheSetSurvivesARestartAndADamagedOneIsRefused) {
   EXPECT_EQ((*back)->pages[1].path, "/?p=3");
   EXPECT_EQ((*back)->pages[0].clients, 12.5);
   EXPECT_EQ((*back)->pages[0].since_ns, 7);
-  for (const char* text :
-       {"", "{", "[]", R"({"version": 2, "base_url": "", "pages": []})",
-        R"({"version": 1, "base_url": "x", "pages": [{"path": "http://evil.example/", "clients": 1, "since_ns": 1}]})",
-        R"({"version": 1, "base_url": "x", "pages": [{"path": "/", "clients": "1", "since_ns": 1}]})"}) {
+  for (
+      const char* text :
+      {"", "{", "[]", R"({"version": 2, "base_url": "", "pages": []})",
+       R"({"version": 1, "base_url": "x", "pages": [{"path": "http://evil.example/", "clients": 1, "since_ns": 1}]})",
+       R"({"version": 1, "base_url": "x", "pages": [{"path": "/", "clients": "1", "since_ns": 1}]})"}) {
     ASSERT_TRUE(fs::write_file_atomic(env, path, text, 0600));
     EXPECT_FALSE(load_discovered(path)) << text;
   }
