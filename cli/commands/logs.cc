@@ -344,8 +344,8 @@ DESCRIPTION
     3 (a wrong format must never look like a quiet log): more than 10 % of the
     file's lines (at least 100) or all of them refused as not fitting (no-match,
     truncated, bad-address, bad-time), or a stretch of it the agent would report as
-    log-unparseable (more than 10 % of 1,000 lines in a row; docs/bans.md). A malformed request line does
-    not count: the format fit that line.
+    log-unparseable (more than 10 % of 1,000 lines in a row; docs/bans.md). A
+    malformed request line does not count: the format fit that line.
 
 OUTPUT
     With --json: {"lines", "parsed", "truncated", "malformed_requests",

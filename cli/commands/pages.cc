@@ -46,10 +46,10 @@ DESCRIPTION
     list shows each configured page and each discovered one (marked "discovered", with
     about how many addresses asked for it): its baseline, its last check, and the
     elements of its last fetch that are neither in the baseline nor allowed (what
-    page-injected reported). accept URL makes the page's last fetched active content its baseline,
-    after a change you made (a new plugin, a new embed); the agent's next check
-    compares against it. The last fetch is the agent's: accept fetches nothing itself.
-    Records live in STATE/pages (docs/pages.md).
+    page-injected reported). accept URL makes the page's last fetched active content
+    its baseline, after a change you made (a new plugin, a new embed); the agent's next
+    check compares against it. The last fetch is the agent's: accept fetches nothing
+    itself. Records live in STATE/pages (docs/pages.md).
 
 EXAMPLES
     mamori pages list
