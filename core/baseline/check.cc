@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <iterator>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -193,7 +194,12 @@ Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, const ScanCont
     report.changes.push_back(std::move(c));
   }
   std::vector<std::string> names = MAMORI_TRY(catalog.top_names(root_id));
-  for (size_t i = 1; i < top.entries.size(); ++i) names.push_back(std::move(top.entries[i].path));
+  // The top-level entries as they are now, for one that cannot be read beneath.
+  std::map<std::string, Entry> top_now;
+  for (size_t i = 1; i < top.entries.size(); ++i) {
+    names.push_back(top.entries[i].path);
+    top_now.emplace(top.entries[i].path, std::move(top.entries[i]));
+  }
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   top = Tree{};
@@ -209,8 +215,20 @@ Result<CheckReport> check_root(Catalog& catalog, int64_t root_id, const ScanCont
         part.changes.push_back(std::move(c));
         return ok();
       }));
+    } else if (auto checked =
+                   check_subtree(catalog, root_id, ctx, name, options, fs::kMaxWalkDepth - 1)) {
+      part = std::move(*checked);
     } else {
-      part = MAMORI_TRY(check_subtree(catalog, root_id, ctx, name, options, fs::kMaxWalkDepth - 1));
+      // A top-level directory that cannot be read (EACCES for an unprivileged check): as
+      // in a single pass, an error names it, its own metadata is compared, and what lies
+      // beneath is unknown, never reported removed.
+      part.errors.push_back(std::move(checked).error());
+      const auto now = top_now.find(name);
+      if (auto base = MAMORI_TRY(catalog.get(root_id, name)); base && now != top_now.end()) {
+        ++part.entries;
+        if (const uint32_t attrs = diff_metadata(*base, now->second))
+          part.changes.push_back({ChangeKind::kChanged, attrs, std::move(*base), now->second, {}});
+      }
     }
     std::move(part.changes.begin(), part.changes.end(), std::back_inserter(report.changes));
     std::move(part.errors.begin(), part.errors.end(), std::back_inserter(report.errors));
