@@ -526,9 +526,9 @@ class Agent::Impl {
         if (!d.who.user.empty()) e.set("user.name", d.who.user);
       }
       e.message(fmt::format(
-          "refused {} {} a read of {}: {}",
+          "refused {} {} of {}: {}",
           d.who.executable.empty() ? "pid " + std::to_string(d.who.pid) : d.who.executable,
-          count == 1 ? "once" : fmt::format("{} times", count), quote(path),
+          count == 1 ? "a read" : fmt::format("{} reads", count), quote(path),
           d.reason == "tampered"          ? "its content is not the baseline's"
           : d.reason == "not-in-baseline" ? "a new file the guard does not let stay"
                                           : "it is no longer a regular file"));
