@@ -354,13 +354,8 @@ bool OpenGate::any_enforcing() const {
 
 std::optional<size_t> OpenGate::locate(const std::string& path, std::string& rel) const {
   for (size_t i = 0; i < roots_.size(); ++i) {
-    const std::string& p = roots_[i].config.path;
-    if (p == "/") {
-      rel = path.substr(1);
-      return i;
-    }
-    if (path.size() > p.size() && path.starts_with(p) && path[p.size()] == '/') {
-      rel = path.substr(p.size() + 1);
+    if (auto within = fs::relative_to(roots_[i].config.path, path)) {
+      rel = std::move(*within);
       return i;
     }
   }

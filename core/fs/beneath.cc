@@ -100,6 +100,15 @@ bool is_canonical_relative(std::string_view rel) {
   return true;
 }
 
+std::optional<std::string> relative_to(std::string_view root, std::string_view path) {
+  if (path == root) return std::string();
+  if (root == "/")
+    return path.starts_with('/') ? std::optional<std::string>(path.substr(1)) : std::nullopt;
+  if (path.size() > root.size() && path.starts_with(root) && path[root.size()] == '/')
+    return std::string(path.substr(root.size() + 1));
+  return std::nullopt;
+}
+
 std::string join(std::string_view dir, std::string_view name) {
   if (dir.empty()) return std::string(name);
   std::string out;

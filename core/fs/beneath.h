@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -47,6 +48,9 @@ bool is_canonical_relative(std::string_view rel);
 
 // "dir/name" with "" meaning the root.
 std::string join(std::string_view dir, std::string_view name);
+// `path` relative to the directory `root` (both absolute, resolved, no trailing '/' but
+// "/" itself): "" for the root itself, nullopt when `path` is not beneath it.
+std::optional<std::string> relative_to(std::string_view root, std::string_view path);
 
 // The last component and everything before it ("" for a top-level name).
 std::string_view dirname(std::string_view rel);

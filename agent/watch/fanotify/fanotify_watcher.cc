@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/fs/beneath.h"
 #include "core/fs/handle.h"
 
 namespace mamori::watch {
@@ -64,16 +65,8 @@ Status FanotifyWatcher::add_root(size_t index, const std::string& path, int root
 const FanotifyWatcher::Root* FanotifyWatcher::locate(const std::string& dir,
                                                      std::string& rel) const {
   for (const auto& r : roots_) {
-    if (dir == r.path) {
-      rel.clear();
-      return &r;
-    }
-    if (r.path == "/") {
-      rel = dir.substr(1);
-      return &r;
-    }
-    if (dir.size() > r.path.size() && dir.starts_with(r.path) && dir[r.path.size()] == '/') {
-      rel = dir.substr(r.path.size() + 1);
+    if (auto within = fs::relative_to(r.path, dir)) {
+      rel = std::move(*within);
       return &r;
     }
   }
