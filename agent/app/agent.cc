@@ -425,6 +425,7 @@ class Agent::Impl {
       char real[PATH_MAX];
       if (!::realpath(guard_->root(i).path.c_str(), real))
         return fail_errno("realpath", guard_->root(i).path);
+      real_roots_.emplace_back(real);
       MAMORI_TRY(watcher_->add_root(i, real, guard_->root(i).fd.get()));
     }
     return ok();
@@ -447,9 +448,8 @@ class Agent::Impl {
       for (size_t i = 0; i < guard_->root_count(); ++i) {
         const auto& r = guard_->root(i);
         if (r.mode == config::Mode::kAlert) continue;  // alert mode changes nothing, reads neither
-        char real[PATH_MAX];
-        if (!::realpath(r.path.c_str(), real)) return fail_errno("realpath", r.path);
-        MAMORI_TRY(gate->add_root({i, real, r.catalog_id, r.exclude, r.uploads}, r.fd.get()));
+        MAMORI_TRY(
+            gate->add_root({i, real_roots_[i], r.catalog_id, r.exclude, r.uploads}, r.fd.get()));
         ++enforced;
       }
       if (enforced == 0) return ok();
@@ -867,6 +867,7 @@ class Agent::Impl {
   // Declared after guard_, so gone before it (the guard's enforcing hook points here).
   // Closing it releases every open still waiting on it.
   std::unique_ptr<gate::OpenGate> gate_;
+  std::vector<std::string> real_roots_;  // each root's real path, by index (start_watchers)
   proto::OpenGateStatus gate_status_;
   uint64_t gate_takeovers_ = 0, gate_unchecked_ = 0;
   std::unique_ptr<opcache::Worker> opcache_;      // the same; the guard's hook calls it
