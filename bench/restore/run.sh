@@ -12,6 +12,8 @@
 #        - mamori agent, mode = "restore" (nice 0, SCHED_OTHER)
 #        - (NICE_ROW=1) mamori agent, restore, under `nice -n -10`: the priority
 #          packaging/systemd/mamori-agent.service gives it (Nice=-10)
+#        - (MINIMAL_ROW=1) minimal_restorer.c: the physical limit on this machine, a
+#          fanotify event -> renameat() of a copy prepared in advance, nothing else
 #        - mamori agent, mode = "preserve" (tampered content kept as evidence; nice 0)
 #        - (diagnostic, RT_ROW=1) mamori agent, restore, under `chrt -f 50`: the
 #          agent's own path without waiting for a CPU
@@ -44,6 +46,7 @@
 #   LARGE=1                      0 skips the large corpus
 #   NICE_ROW=1                   0 skips the Nice=-10 row
 #   RT_ROW=1                     0 skips the chrt diagnostic row
+#   MINIMAL_ROW=1                0 skips the minimal C restorer
 # Needs root (the agent, make_corpus.sh); installs inotify-tools, gcc and jq if missing.
 # A program, not a test: not registered with CTest. Figures: docs/performance.md.
 set -euo pipefail
@@ -104,6 +107,7 @@ BIN=$R/bin
 mkdir -p "$BIN"
 cc -O2 -Wall -o "$BIN/restore_latency" "$PEERS/restore_latency.c"
 cc -O2 -Wall -o "$BIN/storm" "$here/storm.c"
+cc -O2 -Wall -o "$BIN/minimal_restorer" "$here/minimal_restorer.c"
 # Benchmark a snapshot: the build tree may be relinked while this runs.
 MAMORI_BUILT=$(date -u -r "$MAMORI" '+%Y-%m-%d %H:%M UTC')
 MAMORI_REV=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')
@@ -111,10 +115,14 @@ cp -- "$MAMORI" "$BIN/mamori.new" && mv -f -- "$BIN/mamori.new" "$BIN/mamori"
 MAMORI_SRC=$MAMORI MAMORI=$BIN/mamori
 
 # ---------------------------------------------------------------- processes
-AGENT_PID="" WATCHER_PGID=""
+AGENT_PID="" WATCHER_PGID="" MINIMAL_PID=""
 cleanup() {
     set +e
     [[ -n $AGENT_PID ]] && stop_agent
+    if [[ -n $MINIMAL_PID ]]; then
+        kill -TERM "$MINIMAL_PID" 2>/dev/null
+        MINIMAL_PID=""
+    fi
     if [[ -n $WATCHER_PGID ]]; then
         kill -TERM -- "-$WATCHER_PGID" 2>/dev/null
         WATCHER_PGID=""
@@ -300,6 +308,39 @@ latency_row mamori-restore restore
 if [[ ${NICE_ROW:-1} == 1 ]]; then
     latency_row mamori-restore-nice restore nice -n -10
 fi
+# The physical limit: minimal_restorer.c (an event, a rename of a prepared copy), the
+# same driver on the same files, at nice 0 like the first row.
+if [[ ${MINIMAL_ROW:-1} == 1 ]]; then
+    row=minimal
+    rm -rf -- "$S/prepared"
+    mkdir -p "$S/prepared"
+    I[$row:load]=$(load)
+    t0=$EPOCHREALTIME
+    "$BIN/minimal_restorer" "$site" "$corpus" "$S/prepared" >"$S/minimal.out" 2>"$S/minimal.err" &
+    MINIMAL_PID=$!
+    until grep -q '^ready' "$S/minimal.out"; do
+        kill -0 "$MINIMAL_PID" 2>/dev/null || { cat "$S/minimal.err" >&2; MINIMAL_PID=""; die "minimal_restorer exited"; }
+        sleep 0.01
+    done
+    I[$row:ready_s]=$(elapsed "$t0" "$EPOCHREALTIME")
+    I[$row:sched]=$(sched "$MINIMAL_PID")
+    say "$row: minimal_restorer (${I[$row:sched]}) ready in ${I[$row:ready_s]} s; $N tampers"
+    before=$(cpu_s "$MINIMAL_PID")
+    RESTORE_LATENCY_CSV=$S/samples-$row.csv \
+        "$BIN/restore_latency" "$site" "$corpus" "$N" "$SEED" "$GAP_MS" "$TIMEOUT_MS" >"$S/latency-$row.out" || true
+    sed 's/^/  /' "$S/latency-$row.out" >&2
+    parse_latency "$S/latency-$row.out" "$row"
+    sleep 0.5
+    I[$row:cpu_s]=$(awk -v a="$before" -v b="$(cpu_s "$MINIMAL_PID")" 'BEGIN {printf "%.2f", b - a}')
+    I[$row:hwm_kib]=$(vm "$MINIMAL_PID" VmHWM)
+    kill -TERM "$MINIMAL_PID" 2>/dev/null || true
+    wait "$MINIMAL_PID" 2>/dev/null || true
+    MINIMAL_PID=""
+    rm -rf -- "$S/prepared"
+    # It restores only the name written to (hard links stay tampered) and leaves new
+    # inodes with new ctimes: the check puts back what it left.
+    repair_site "$row"
+fi
 latency_row mamori-preserve preserve
 # Diagnostic: the same agent with the CPU to itself (SCHED_FIFO), to separate the
 # agent's own path from waiting for a CPU on a loaded machine.
@@ -424,6 +465,9 @@ ratio=$(awk -v a="$(v script:p99)" -v b="$(v mamori-restore:p99)" 'BEGIN {if (b 
 ratio50=$(awk -v a="$(v script:p50)" -v b="$(v mamori-restore:p50)" 'BEGIN {if (b > 0 && a + 0 > 0) printf "%.1f", a / b; else print "n/a"}')
 ratio_nice=$(awk -v a="$(v script:p99)" -v b="$(v mamori-restore-nice:p99)" 'BEGIN {if (b > 0 && a + 0 > 0) printf "%.1f", a / b; else print "n/a"}')
 ratio50_nice=$(awk -v a="$(v script:p50)" -v b="$(v mamori-restore-nice:p50)" 'BEGIN {if (b > 0 && a + 0 > 0) printf "%.1f", a / b; else print "n/a"}')
+div() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0 && a + 0 > 0) printf "%.1f", a / b; else print "n/a"}'; }
+ratio_min=$(div "$(v script:p99)" "$(v minimal:p99)") ratio50_min=$(div "$(v script:p50)" "$(v minimal:p50)")
+ratio_mm=$(div "$(v mamori-restore:p99)" "$(v minimal:p99)") ratio50_mm=$(div "$(v mamori-restore:p50)" "$(v minimal:p50)")
 per_file=n/a
 if [[ -n ${I[large:hwm_kib]:-} ]]; then
     per_file=$(awk -v k="${I[large:hwm_kib]}" -v f="${I[large:files]}" 'BEGIN {printf "%.0f", (k * 1024 - 40 * 1048576) / f}')
@@ -445,11 +489,12 @@ report=$R/report-$(date +%Y%m%d-%H%M%S).md
     echo
     echo "| restorer | agent scheduling | p50 ms | p90 ms | p99 ms | max ms | mean ms | time-outs | torn reads | restorer CPU s | agent peak RSS MiB | load at start |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-    for row in mamori-restore mamori-restore-nice mamori-preserve mamori-restore-fifo script; do
+    for row in mamori-restore mamori-restore-nice minimal mamori-preserve mamori-restore-fifo script; do
         [[ -n ${I[$row:samples]:-} ]] || continue
         case $row in
         mamori-restore) label="mamori agent, restore" ;;
         mamori-restore-nice) label="mamori agent, restore, at the unit's Nice=-10" ;;
+        minimal) label="(limit) minimal C restorer: fanotify → rename of a prepared copy" ;;
         mamori-preserve) label="mamori agent, preserve (evidence kept)" ;;
         mamori-restore-fifo) label="(diagnostic) mamori agent, restore, under \`chrt -f 50\`" ;;
         script) label="inotifywait + cp (guarded)" ;;
@@ -458,6 +503,9 @@ report=$R/report-$(date +%Y%m%d-%H%M%S).md
     done
     echo
     echo "Ratio script / mamori (restore mode, nice 0): p99 ${ratio}×, p50 ${ratio50}×; at the unit's Nice=-10: p99 ${ratio_nice}×, p50 ${ratio50_nice}×."
+    if [[ -n ${I[minimal:samples]:-} ]]; then
+        echo "Ratio script / minimal C restorer (the limit): p99 ${ratio_min}×, p50 ${ratio50_min}×; mamori (nice 0) / minimal: p99 ${ratio_mm}×, p50 ${ratio50_mm}×. The minimal restorer was ready (every directory marked, every copy prepared) in $(v minimal:ready_s) s; what it left different (hard links): $(v minimal:left) path(s), $(v minimal:left_hardlinked) hard-linked."
+    fi
     echo "Agent ready (start-up verify of the small corpus): ${I[mamori-restore:ready_s]:-n/a} s; inotifywait watches established: ${I[script:ready_s]:-n/a} s."
     echo "Agent counters, restore row: $(v mamori-restore:counters); Nice=-10 row: $(v mamori-restore-nice:counters); preserve row: $(v mamori-preserve:counters)."
     for row in mamori-restore mamori-restore-nice mamori-preserve mamori-restore-fifo; do
