@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,6 +38,10 @@ const SystemClock& real_clock() {
   static const SystemClock clock;
   return clock;
 }
+
+// A POSIX access ACL can grant another user write; an error other than "none" counts as
+// one (not known to be locked).
+bool has_acl(ssize_t got) { return got >= 0 || (errno != ENODATA && errno != EOPNOTSUPP); }
 
 int64_t ns_of(const timespec& t) {
   return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
@@ -75,6 +80,12 @@ Status OpenGate::add_root(GateRoot root, int root_fd) {
 }
 
 Status OpenGate::start() {
+  // Read before the marks: with it off, any user may link a file they cannot write.
+  if (const int fd = ::open("/proc/sys/fs/protected_hardlinks", O_RDONLY | O_CLOEXEC); fd >= 0) {
+    char c = 0;
+    protected_hardlinks_ = ::read(fd, &c, 1) == 1 && c == '1';
+    ::close(fd);
+  }
   catalog_.emplace(MAMORI_TRY(baseline::Catalog::open(state_dir_, db::Db::Mode::kReadOnly)));
   enforcing_ = std::make_unique<std::atomic<bool>[]>(roots_.size());
   for (size_t i = 0; i < roots_.size(); ++i) enforcing_[i].store(true);
@@ -91,7 +102,8 @@ Status OpenGate::start() {
   return ok();
 }
 
-void OpenGate::mark_tree(const Root& root, const std::string& top) {
+template <typename Dir, typename File>
+void OpenGate::walk_tree(const Root& root, const std::string& top, Dir visit, File file) {
   std::vector<std::string> todo{top};
   while (!todo.empty()) {
     std::string rel = std::move(todo.back());
@@ -100,11 +112,7 @@ void OpenGate::mark_tree(const Root& root, const std::string& top) {
     if (static_cast<size_t>(std::count(rel.begin(), rel.end(), '/')) >= fs::kMaxWalkDepth) continue;
     auto dir = fs::open_beneath(root.fd.get(), rel, O_RDONLY | O_DIRECTORY);
     if (!dir) continue;  // gone or swapped for a non-directory meanwhile
-    if (::fanotify_mark(group_.get(), FAN_MARK_ADD, kMask, dir->get(), nullptr) != 0) {
-      ++mark_failures_;
-      continue;
-    }
-    ++directories_;
+    if (!visit(dir->get(), rel)) continue;
     DIR* d = ::fdopendir(dir->release());
     if (!d) continue;
     while (const dirent* e = ::readdir(d)) {
@@ -116,10 +124,45 @@ void OpenGate::mark_tree(const Root& root, const std::string& top) {
         is_dir =
             ::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
       }
-      if (is_dir) todo.push_back(fs::join(rel, name));
+      if (is_dir)
+        todo.push_back(fs::join(rel, name));
+      else
+        file(::dirfd(d), e->d_name);
     }
     ::closedir(d);
   }
+}
+
+void OpenGate::mark_tree(const Root& root, const std::string& top) {
+  walk_tree(
+      root, top,
+      [this](int dir_fd, const std::string&) {
+        if (::fanotify_mark(group_.get(), FAN_MARK_ADD, kMask, dir_fd, nullptr) != 0) {
+          ++mark_failures_;
+          return false;
+        }
+        ++directories_;
+        return true;
+      },
+      [](int, const char*) {});
+}
+
+void OpenGate::unlock(const Root& root, const std::string& rel, bool tree) {
+  // By path lookup (fanotify_mark with a name), not by an open: the agent's own open of
+  // a file would wait on the gate, and there is nothing to open for a file not locked.
+  // No such mark (ENOENT) is the common case. Only the open bit goes: reads stay unasked
+  // until the next write, as for any file found to be its baseline's.
+  auto take_back = [this](int dir_fd, const char* name) {
+    (void)::fanotify_mark(group_.get(),
+                          FAN_MARK_REMOVE | FAN_MARK_IGNORED_MASK | FAN_MARK_DONT_FOLLOW,
+                          FAN_OPEN_PERM, dir_fd, name);
+  };
+  if (!tree) {
+    if (!rel.empty()) take_back(root.fd.get(), rel.c_str());
+    return;
+  }
+  walk_tree(
+      root, rel, [](int, const std::string&) { return true; }, take_back);
 }
 
 void OpenGate::set_enforcing(size_t index, bool on) {
@@ -129,9 +172,23 @@ void OpenGate::set_enforcing(size_t index, bool on) {
 
 void OpenGate::note_changes(const std::vector<watch::Change>& changes) {
   for (const auto& c : changes) {
-    if ((c.what & (watch::kCreated | watch::kIsDir)) != (watch::kCreated | watch::kIsDir)) continue;
-    for (const auto& r : roots_)
-      if (r.config.index == c.root) mark_tree(r, c.rel);
+    if (c.what & watch::kOpened) continue;  // an open changes nothing (lost opens neither)
+    // A lost change may have been any of the below: every file of the root is asked again.
+    const bool lost = c.what & watch::kOverflow;
+    if (!lost && !(c.what & (watch::kCreated | watch::kAttrib))) continue;
+    const bool dir = lost || (c.what & watch::kIsDir);
+    for (const auto& r : roots_) {
+      if (r.config.index != c.root) continue;
+      if (!dir) {  // its mode, owner or ACL, or a new name (rename, link)
+        unlock(r, c.rel, false);
+        continue;
+      }
+      // A directory's mode, owner or ACL, or a directory moved or created: who may rename
+      // what beneath it may have changed. The generation moves first (skip_asking()).
+      ++directory_generation_;
+      if (c.what & watch::kCreated) mark_tree(r, c.rel);
+      unlock(r, lost ? std::string() : c.rel, true);
+    }
   }
 }
 
@@ -185,7 +242,7 @@ void OpenGate::decide_batch(const char* buf, ssize_t len) {
   }
   for (size_t i = 0; i < count; ++i) {
     const int fd = pending[i].meta->fd;
-    const Verdict v = decide(fd, pending[i].meta->pid);
+    const Verdict v = decide(fd, pending[i].meta->pid, pending[i].meta->mask);
     auto& slot = *pending[i].slot;
     uint32_t expected = SharedPage::kPending;
     if (slot.state.compare_exchange_strong(expected, SharedPage::kFree)) {
@@ -213,7 +270,7 @@ void OpenGate::decide_batch(const char* buf, ssize_t len) {
   }
 }
 
-OpenGate::Verdict OpenGate::decide(int fd, pid_t pid) {
+OpenGate::Verdict OpenGate::decide(int fd, pid_t pid, uint64_t mask) {
   ++events_;
   if (pid == self_) {
     ++own_;
@@ -227,20 +284,32 @@ OpenGate::Verdict OpenGate::decide(int fd, pid_t pid) {
   }
   bool allowed_before = false;  // this identity was allowed, too recently to trust its times
   if (auto it = known_.find({st.st_dev, st.st_ino}); it != known_.end()) {
-    const Known& k = it->second;
+    Known& k = it->second;
     if (k.size == st.st_size && k.mtime_ns == ns_of(st.st_mtim) &&
         k.ctime_ns == ns_of(st.st_ctim)) {
       if (!k.good) {
         report_denial(k.root, k.rel, k.reason, pid);
         return Verdict::kDeny;
       }
-      if (k.settled) return Verdict::kAllow;
+      if (k.settled) {
+        // Asked to open it again: not locked. A directory above it may have been made
+        // writable by others (unlocked) and locked again since: try once per change.
+        if (k.verified && (mask & FAN_OPEN_PERM) &&
+            k.lock_generation != directory_generation_.load()) {
+          k.lock_generation = directory_generation_.load();
+          std::string rel;
+          if (const std::string path = fs::path_of_fd(fd); !path.empty())
+            if (const auto root = locate(path, rel)) skip_asking(fd, st, *root, rel);
+        }
+        return Verdict::kAllow;
+      }
       allowed_before = true;
     }
   }
+  const uint64_t lock_generation = directory_generation_.load();
   Judgement j = judge(fd, st, allowed_before);
-  remember(st, j);
-  if (j.verified) skip_reads(fd, st);
+  remember(st, j, lock_generation);
+  if (j.verified) skip_asking(fd, st, j.root, j.rel);
   if (j.verdict == Verdict::kDeny) {
     if (j.reason == "no-name")
       ++denied_;  // no root, no path to report it under
@@ -315,7 +384,7 @@ bool OpenGate::same_content(int fd, const struct stat& st, const baseline::Entry
   return static_cast<uint64_t>(at) == want.size && sha.finish() == want.sha256;
 }
 
-void OpenGate::remember(const struct stat& st, const Judgement& j) {
+void OpenGate::remember(const struct stat& st, const Judgement& j, uint64_t lock_generation) {
   if (!j.cacheable) return;
   if (known_.size() >= kMaxKnown) known_.clear();
   Known k;
@@ -323,6 +392,8 @@ void OpenGate::remember(const struct stat& st, const Judgement& j) {
   k.mtime_ns = ns_of(st.st_mtim);
   k.ctime_ns = ns_of(st.st_ctim);
   k.good = j.verdict == Verdict::kAllow;
+  k.verified = j.verified;
+  k.lock_generation = lock_generation;
   // Denials are kept whatever the times; an allow is trusted alone only once its ctime is
   // older than the filesystem's timestamp granularity.
   k.settled = !k.good || k.ctime_ns <= real_clock().now_ns() - kSettledNs;
@@ -334,16 +405,74 @@ void OpenGate::remember(const struct stat& st, const Judgement& j) {
   known_[guard::InodeId{st.st_dev, st.st_ino}] = std::move(k);
 }
 
-void OpenGate::skip_reads(int fd, const struct stat& st) {
+void OpenGate::skip_asking(int fd, const struct stat& st, size_t root, const std::string& rel) {
   // Only once the times can be trusted (kSettledNs), as for the verdicts kept, and while
   // the kernel takes evictable ignore marks (5.19+); each costs one of the user's marks.
   if (!skip_reads_ || ns_of(st.st_ctim) > real_clock().now_ns() - kSettledNs) return;
-  if (::fanotify_mark(group_.get(), FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_EVICTABLE,
-                      FAN_ACCESS_PERM, fd, nullptr) == 0) {
-    ++reads_skipped_;
-  } else if (errno == EINVAL || errno == ENOSPC) {
-    skip_reads_ = false;  // no such marks here, or no marks left: reads are asked about
+  const uint64_t generation = directory_generation_.load();
+  const bool opens = lockable(fd, st, root, rel);
+  const uint64_t mask = FAN_ACCESS_PERM | (opens ? FAN_OPEN_PERM : 0);
+  if (::fanotify_mark(group_.get(), FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_EVICTABLE, mask,
+                      fd, nullptr) != 0) {
+    if (errno == EINVAL || errno == ENOSPC)
+      skip_reads_ = false;  // no such marks here, or no marks left: everything is asked
+    return;
   }
+  // A write, chmod, rename or link between the fstat the verdict rests on and the mark
+  // moved the times (a write after the mark clears it itself); a directory change may
+  // have been unlocked before the mark was there: take the mark back.
+  struct stat now {};
+  if (::fstat(fd, &now) != 0 || now.st_size != st.st_size ||
+      ns_of(now.st_mtim) != ns_of(st.st_mtim) || ns_of(now.st_ctim) != ns_of(st.st_ctim) ||
+      (opens && directory_generation_.load() != generation)) {
+    (void)::fanotify_mark(group_.get(), FAN_MARK_REMOVE | FAN_MARK_IGNORED_MASK, mask, fd, nullptr);
+    return;
+  }
+  ++reads_skipped_;
+  if (opens) ++opens_skipped_;
+}
+
+bool OpenGate::lockable(int fd, const struct stat& st, size_t root, const std::string& rel) {
+  // Another user could write it, or link it where another content belongs (without
+  // fs.protected_hardlinks, anyone may link a file they cannot write).
+  if (!protected_hardlinks_ || st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 ||
+      st.st_nlink != 1)
+    return false;
+  if (has_acl(::fgetxattr(fd, "system.posix_acl_access", nullptr, 0))) return false;
+  // Open for writing somewhere: its writer may have a shared mapping, whose writes the
+  // kernel does not count as modifications (the ignore mark would stay). A read lease is
+  // refused while the file is open for writing (fs/open_for_writing.h); a writer opening
+  // it in the microseconds the lease is held makes the kernel send SIGIO, which the agent
+  // ignores.
+  if (::fcntl(fd, F_SETLEASE, F_RDLCK) != 0) return false;
+  (void)::fcntl(fd, F_SETLEASE, F_UNLCK);
+  if (!directory_locked(root, "")) return false;
+  for (size_t slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', slash + 1))
+    if (!directory_locked(root, rel.substr(0, slash))) return false;
+  return true;
+}
+
+bool OpenGate::directory_locked(size_t root, const std::string& dir) {
+  if (const uint64_t g = directory_generation_.load(); g != seen_directory_generation_) {
+    directories_locked_.clear();
+    seen_directory_generation_ = g;
+  }
+  std::string key = std::to_string(root) + '/' + dir;
+  if (auto it = directories_locked_.find(key); it != directories_locked_.end()) return it->second;
+  // By path (fstatat, getxattr): no directory is opened on the gate's thread.
+  const int root_fd = roots_[root].fd.get();
+  struct stat st {};
+  bool locked = ::fstatat(root_fd, dir.c_str(), &st,
+                          AT_SYMLINK_NOFOLLOW | (dir.empty() ? AT_EMPTY_PATH : 0)) == 0 &&
+                S_ISDIR(st.st_mode) && st.st_uid == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+  if (locked) {
+    std::string path = "/proc/self/fd/" + std::to_string(root_fd);
+    if (!dir.empty()) path += "/" + dir;
+    locked = !has_acl(::lgetxattr(path.c_str(), "system.posix_acl_access", nullptr, 0));
+  }
+  if (directories_locked_.size() >= kMaxDirectoryVerdicts) directories_locked_.clear();
+  directories_locked_.emplace(std::move(key), locked);
+  return locked;
 }
 
 bool OpenGate::any_enforcing() const {
@@ -396,6 +525,7 @@ GateStats OpenGate::stats() {
   s.directories = directories_.load();
   s.mark_failures = mark_failures_.load();
   s.reads_unasked = reads_skipped_.load();
+  s.opens_unasked = opens_skipped_.load();
   if (watchdog_) {
     s.takeovers = watchdog_->page().takeovers.load();
     s.unchecked = watchdog_->page().answered.load();

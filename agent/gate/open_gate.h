@@ -14,6 +14,11 @@
 //   - a file the baseline does not have is allowed where the root lets new files stay
 //     (exclude, allow_new) and denied where the guard is about to quarantine it, so a
 //     dropped web shell never runs.
+// A file found to be its baseline's is not asked about again until it is written (an
+// ignore mark the kernel clears at the next write or truncate): its reads always, its
+// opens too when no other user than root can change what its path serves (locked:
+// lockable()); a change of its mode, owner, ACL or name, or of a directory above it,
+// reported by the guard's watcher (note_changes), takes the open part back.
 // Denied, not held: the open is already bound to the attacker's inode, and the guard
 // puts the original back as a new inode that only a new open can reach. The reader gets
 // EPERM (nginx answers 403 or 500) for the milliseconds until the restore, never the
@@ -81,7 +86,8 @@ struct GateStats {
   uint64_t takeovers = 0;      // episodes the watchdog answered for the gate
   uint64_t unchecked = 0;      // events the watchdog allowed
   uint64_t directories = 0;    // directories marked
-  uint64_t reads_unasked = 0;  // inodes whose reads stopped being asked about (skip_reads)
+  uint64_t reads_unasked = 0;  // inodes whose reads stopped being asked about (skip_asking)
+  uint64_t opens_unasked = 0;  // of them, inodes whose opens stopped being asked about too
   uint64_t mark_failures = 0;  // directories that could not be marked
   bool watchdog_alive = false;
 };
@@ -110,7 +116,9 @@ class OpenGate {
   // Whether root `index` (the guard's) is enforced now: false in alert mode and while a
   // deploy pauses it (everything is allowed there).
   void set_enforcing(size_t index, bool on);
-  // New directories (created or moved in) of the roots get their mark.
+  // New directories (created or moved in) of the roots get their mark; a file whose
+  // mode, owner, ACL or name changed, and every file under a directory whose did, is
+  // asked about again at its next open (unlock).
   void note_changes(const std::vector<watch::Change>& changes);
   // The denials since the last call (at most kMaxDenials a second; the rest counted in
   // `dropped`).
@@ -130,8 +138,10 @@ class OpenGate {
     int64_t mtime_ns = 0;
     int64_t ctime_ns = 0;
     bool good = false;
-    bool settled = false;  // an allow with a ctime too recent is only trusted for no-name
-    uint32_t root = 0;     // a denial's root position, path and reason, for its report
+    bool settled = false;          // an allow with a ctime too recent is only trusted for no-name
+    bool verified = false;         // the baseline's: asked again, it may be locked (skip_asking)
+    uint64_t lock_generation = 0;  // directory_generation_ when skip_asking last ran
+    uint32_t root = 0;             // a denial's root position, path and reason, for its report
     std::string rel;
     std::string reason;
   };
@@ -147,22 +157,37 @@ class OpenGate {
 
   void run();
   void decide_batch(const char* buf, ssize_t len);
-  Verdict decide(int fd, pid_t pid);
+  Verdict decide(int fd, pid_t pid, uint64_t mask);
   // `allowed_before`: this very identity was allowed moments ago.
   Judgement judge(int fd, const struct stat& st, bool allowed_before);
   bool any_enforcing() const;
   // The root position holding absolute `path` and the path relative to it.
   std::optional<size_t> locate(const std::string& path, std::string& rel) const;
   bool same_content(int fd, const struct stat& st, const baseline::Entry& want);
-  void remember(const struct stat& st, const Judgement& j);
-  // Reads of the inode open as `fd`, just found to be its baseline's, stop being asked
-  // about until it is written: an ignore mark that the kernel clears at the inode's next
-  // modification (write, truncate), and drops with the inode (FAN_MARK_EVICTABLE, so
-  // nothing is pinned). Opens are still asked about, so a rename or a link that puts the
-  // inode where another content belongs is judged by its new path.
-  void skip_reads(int fd, const struct stat& st);
+  void remember(const struct stat& st, const Judgement& j, uint64_t lock_generation);
+  // The inode open as `fd`, just found to be its baseline's at root position `root`,
+  // path `rel`, stops being asked about until it is written: an ignore mark that the
+  // kernel clears at the inode's next modification (write, truncate; not a write through
+  // a shared mapping, hence the writers check in lockable()), and drops with the inode
+  // (FAN_MARK_EVICTABLE, so nothing is pinned). Its reads always; its opens too when
+  // lockable() says that no other user than root can change what the path serves.
+  void skip_asking(int fd, const struct stat& st, size_t root, const std::string& rel);
+  // No process but root's can change the bytes this path serves without a new permission
+  // event: a root-owned regular file with no group or other write bit, no ACL, one link
+  // (fs.protected_hardlinks on), open for writing nowhere (a read lease can be had), in
+  // directories from the root down that are all the same (so nobody else can rename it
+  // or put another inode at its path).
+  bool lockable(int fd, const struct stat& st, size_t root, const std::string& rel);
+  bool directory_locked(size_t root, const std::string& dir);
+  // Takes back the open ignore mark of the file at `rel` (a path lookup: nothing is
+  // opened), or of every file under directory `rel`.
+  void unlock(const Root& root, const std::string& rel, bool tree);
   void report_denial(size_t root, const std::string& rel, const std::string& reason, pid_t pid);
   void mark_tree(const Root& root, const std::string& rel);
+  // Walks the directories under `top` (excluded ones skipped): `visit(dir_fd, rel)` for
+  // each, and `file(dir_fd, name)` for each entry that is not a directory.
+  template <typename Dir, typename File>
+  void walk_tree(const Root& root, const std::string& top, Dir visit, File file);
 
   UniqueFd group_;
   std::string state_dir_;
@@ -187,7 +212,17 @@ class OpenGate {
 
   std::atomic<uint64_t> events_{0}, own_{0}, verified_{0}, denied_{0}, late_{0};
   std::atomic<uint64_t> directories_{0}, mark_failures_{0}, reads_skipped_{0};
+  std::atomic<uint64_t> opens_skipped_{0};
   bool skip_reads_ = true;  // the gate thread's: false once the kernel refused such a mark
+  bool protected_hardlinks_ = false;  // fs.protected_hardlinks = 1, read at start()
+  // Bumped (before its unlock) by every change that may make a directory writable by
+  // others: the gate's directory verdicts made before it are dropped, and a lock taken
+  // while it moved is taken back.
+  std::atomic<uint64_t> directory_generation_{0};
+  // The gate thread's: directory verdicts by root position and path.
+  std::unordered_map<std::string, bool> directories_locked_;
+  uint64_t seen_directory_generation_ = 0;
+  static constexpr size_t kMaxDirectoryVerdicts = 1 << 16;  // cleared when full
 
   Mutex mu_;
   std::vector<Denial> denials_ MAMORI_GUARDED_BY(mu_);

@@ -1,11 +1,14 @@
 #!/usr/bin/python3
 """A reader that hammers a guarded file while a writer keeps tampering with it.
 
-    gate_race.py FILE SECONDS SPARE_DIR
+    gate_race.py FILE SECONDS SPARE_DIR [fd]
 
 The writer (a process of its own) alternates the two ways a file is tampered with: in
 place (open with O_TRUNC, write) and by renaming over it a copy prepared in SPARE_DIR
-(outside the guarded tree, on its filesystem). The reader (this
+(outside the guarded tree, on its filesystem). With "fd", it only writes in place
+through a descriptor it opens without O_TRUNC (same size, other bytes), and only into
+an inode old enough for the open gate to have stopped asking about its opens (a locked
+file: docs/open-gate.md): the write alone must make the gate ask again. The reader (this
 process) opens, reads and closes the file in a loop and sorts every read: the original
 bytes; cut (a strict beginning of them: the read raced the O_TRUNC, no byte of the
 attacker's); tampered (any other bytes); refused (EPERM, the open gate). Prints one JSON
@@ -37,13 +40,36 @@ def writer(path, stop_at, spare_dir):
     os._exit(0)
 
 
+# The gate locks an inode only once its ctime is this old (open_gate.cc: kSettledNs, 50 ms)
+SETTLED = 0.2
+
+
+def fd_writer(path, stop_at, size):
+    evil = b"<?php /* tampered */ system($_GET['c']); ?>\n"
+    evil = (evil + b" " * size)[:size] if size >= len(evil) else evil
+    while time.monotonic() < stop_at:
+        try:
+            age = time.time() - os.stat(path).st_ctime
+            if age < SETTLED:  # the inode the guard just put back: not locked yet
+                time.sleep(SETTLED - age)
+                continue
+            with open(path, "r+b") as f:  # no O_TRUNC: the write is the only change
+                f.write(evil)
+        except OSError:
+            pass
+    os._exit(0)
+
+
 def main():
     path, seconds, spare_dir = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+    through_fd = len(sys.argv) > 4 and sys.argv[4] == "fd"
     with open(path, "rb") as f:
         original = f.read()
     stop_at = time.monotonic() + seconds
     pid = os.fork()
     if pid == 0:
+        if through_fd:
+            fd_writer(path, stop_at, len(original))
         writer(path, stop_at, spare_dir)
     counts = {"reads": 0, "original": 0, "cut": 0, "tampered": 0, "refused": 0, "missing": 0,
               "other_errors": 0}

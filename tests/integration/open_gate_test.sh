@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The open gate (agent/gate, docs/open-gate.md) on a copy of WordPress served by a real
 # nginx: tampered bytes are never read.
+#   - Opens of a root-locked file (root's, 0644, in root's 0755 directories) stop being
+#     asked about once it was verified; those of a file www-data can write, or in a
+#     directory www-data can write, are asked every time.
 #   - A reader hammering a file that a writer keeps tampering with (in place and by
-#     renaming a copy over it) reads the attacker's bytes without the gate, and never with
-#     it (its reads are refused until the guard has put the original back).
+#     renaming a copy over it; or a locked file, through a descriptor opened after the
+#     lock) reads the attacker's bytes without the gate, and never with it (its reads
+#     are refused until the guard has put the original back).
 #   - A web shell dropped into the tree is never read by another process (refused, then
 #     quarantined); uploads that allow_new lets stay are read as usual.
 #   - nginx keeps serving when the agent fails: SIGSTOPped (the watchdog answers for the
@@ -21,6 +25,9 @@ copy_wordpress "$WP"
 mkdir -p "$WP/wp-content/uploads" "$SCRATCH/spare"
 # A script that answers without a database (Debian's WordPress has none configured here).
 printf '<?php echo "hello from php";\n' >"$WP/hello.php"
+# What the web user can write, baselined so: its opens are asked every time (the rest of
+# the copy is root's, 0644 and 0755, as Debian ships it: locked once verified).
+chown www-data "$WP/wp-includes/class-wp.php" "$WP/wp-includes/ID3"
 write_config "$WP"
 cat >>"$CONFIG" <<'EOF'
 allow_new = ["wp-content/uploads/**"]
@@ -30,8 +37,8 @@ expect_exit 0 mamori -q init
 
 status_json() { mamori status --json; }
 gate_field() { json "j['agent']['gate']['$1']" "$(status_json)"; }
-race() {  # FILE SECONDS: the reader's counts (JSON)
-  "$PY" "$RACE" "$1" "$2" "$SCRATCH/spare"
+race() {  # FILE SECONDS [fd]: the reader's counts (JSON)
+  "$PY" "$RACE" "$1" "$2" "$SCRATCH/spare" "${3:-}"
 }
 count_of() { json "j['$1']" "$2"; }
 
@@ -44,10 +51,44 @@ echo "gate off: $out"
 stop_agent  # what it left tampered, the next start-up verify puts back
 sed -i 's/^open_gate = "off"$/open_gate = "on"/' "$CONFIG"
 
-step "with the gate: not one tampered read, and the refusals are reported"
+step "with the gate: opens of a root-locked file stop being asked; opens of a file www-data can write, or in a directory it can write, are asked every time"
 start_agent
 assert_eq on "$(gate_field state)" "the gate's state"
 assert_eq true "$(gate_field watchdog)" "the gate's watchdog runs"
+read_n() {  # FILE N: N opens and reads of FILE by one process
+  "$PY" -c 'import sys
+for _ in range(int(sys.argv[2])):
+    with open(sys.argv[1], "rb") as f:
+        f.read()' "$1" "$2"
+}
+asked() {  # FILE: the permission events the gate answered while FILE was read 50 times
+  local before
+  before=$(gate_field events)
+  read_n "$1" 50
+  echo $(($(gate_field events) - before))
+}
+for f in wp-includes/version.php wp-includes/class-wp.php wp-includes/ID3/getid3.php; do
+  read_n "$WP/$f" 1  # judged
+done
+n=$(asked "$WP/wp-includes/version.php")
+echo "root-locked wp-includes/version.php: $n permission events for 50 opens"
+((n < 10)) || fail "the opens of a root-locked file are still asked about ($n events for 50 opens)"
+n=$(asked "$WP/wp-includes/class-wp.php")
+echo "www-data's wp-includes/class-wp.php: $n permission events for 50 opens"
+((n >= 50)) || fail "the opens of a file www-data owns are not all asked about ($n events for 50 opens)"
+n=$(asked "$WP/wp-includes/ID3/getid3.php")
+echo "root's wp-includes/ID3/getid3.php in www-data's directory: $n permission events for 50 opens"
+((n >= 50)) || fail "the opens of a file in a directory www-data owns are not all asked about ($n events for 50 opens)"
+
+step "a root-locked file written through a descriptor opened after the lock: asked again and refused"
+before=$(gate_field events)
+out=$(race "$WP/wp-includes/version.php" 2 fd)
+echo "locked, written through an fd: $out ($(($(gate_field events) - before)) permission events)"
+assert_eq 0 "$(count_of tampered "$out")" "tampered reads of a locked file (sample: $(count_of sample "$out"))"
+(($(count_of refused "$out") > 0)) || fail "no read of the locked file was refused after its writes ($out)"
+wait_for "version.php restored" cmp -s "$WP/wp-includes/version.php" /usr/share/wordpress/wp-includes/version.php
+
+step "with the gate: not one tampered read, and the refusals are reported"
 out=$(race "$WP/index.php" 3)
 echo "gate on: $out"
 assert_eq 0 "$(count_of tampered "$out")" "reads with the attacker's bytes with the gate (sample: $(count_of sample "$out"))"
