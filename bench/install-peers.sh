@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# install-peers.sh - install what the FIM benchmark (bench/fim/run.sh) needs on
+# install-peers.sh - install what the FIM benchmark (bench/fim/run.sh) and the open
+# gate's web benchmark (bench/gate/web.sh: wrk, nginx, php-fpm) need on
 # a Debian 12 machine: the peer tools (AIDE, Tripwire, Samhain), GNU time, jq,
 # and the packages bench/tools/make_corpus.sh copies its corpus from.
 #
@@ -26,6 +27,9 @@ readonly PACKAGES=(
     wordpress   # corpus source (make_corpus.sh)
     phpmyadmin  # corpus source
     mediawiki   # corpus source
+    wrk         # bench/gate/web.sh: nginx's requests/s with and without the open gate
+    nginx-light # bench/gate/web.sh
+    php-fpm     # bench/gate/web.sh (one PHP page)
 )
 
 [[ $(id -u) -eq 0 ]] || { echo "install-peers.sh: must run as root" >&2; exit 1; }

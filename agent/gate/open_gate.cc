@@ -13,6 +13,7 @@
 #include <cerrno>
 
 #include "core/base/env.h"
+#include "core/fs/admin_files.h"
 #include "core/fs/beneath.h"
 #include "core/fs/handle.h"
 #include "core/fs/walk.h"
@@ -81,11 +82,8 @@ Status OpenGate::add_root(GateRoot root, int root_fd) {
 
 Status OpenGate::start() {
   // Read before the marks: with it off, any user may link a file they cannot write.
-  if (const int fd = ::open("/proc/sys/fs/protected_hardlinks", O_RDONLY | O_CLOEXEC); fd >= 0) {
-    char c = 0;
-    protected_hardlinks_ = ::read(fd, &c, 1) == 1 && c == '1';
-    ::close(fd);
-  }
+  if (auto v = fs::read_small_file("/proc/sys/fs/protected_hardlinks", 16))
+    protected_hardlinks_ = v->starts_with('1');
   catalog_.emplace(MAMORI_TRY(baseline::Catalog::open(state_dir_, db::Db::Mode::kReadOnly)));
   enforcing_ = std::make_unique<std::atomic<bool>[]>(roots_.size());
   for (size_t i = 0; i < roots_.size(); ++i) enforcing_[i].store(true);

@@ -80,6 +80,23 @@ n=$(asked "$WP/wp-includes/ID3/getid3.php")
 echo "root's wp-includes/ID3/getid3.php in www-data's directory: $n permission events for 50 opens"
 ((n >= 50)) || fail "the opens of a file in a directory www-data owns are not all asked about ($n events for 50 opens)"
 
+step "a deploy makes a locked file, and a locked file's directory, writable by www-data: their opens are asked again"
+for f in wp-includes/Text/Diff.php wp-includes/IXR/class-IXR-client.php; do
+  read_n "$WP/$f" 1
+  n=$(asked "$WP/$f")
+  ((n < 10)) || fail "$f is not locked before the deploy ($n events for 50 opens)"
+done
+# Neither change moves the ctime of Diff.php: only the unlock (the watcher's report of
+# the directory's owner) makes its opens asked again.
+expect_exit 0 mamori deploy -- sh -c "chown www-data '$WP/wp-includes/Text' &&
+  chmod o+w '$WP/wp-includes/IXR/class-IXR-client.php'"
+n=$(asked "$WP/wp-includes/Text/Diff.php")
+echo "wp-includes/Text/Diff.php after its directory went to www-data: $n permission events for 50 opens"
+((n >= 50)) || fail "a locked file in a directory made www-data's is still locked ($n events for 50 opens)"
+n=$(asked "$WP/wp-includes/IXR/class-IXR-client.php")
+echo "wp-includes/IXR/class-IXR-client.php after chmod o+w: $n permission events for 50 opens"
+((n >= 50)) || fail "a locked file made writable by others is still locked ($n events for 50 opens)"
+
 step "a root-locked file written through a descriptor opened after the lock: asked again and refused"
 before=$(gate_field events)
 out=$(race "$WP/wp-includes/version.php" 2 fd)
