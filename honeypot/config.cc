@@ -58,12 +58,30 @@ bool load_limits(config::TomlTable& t, Limits& l) {
          t.optional("forwards", l.forwards, 0u, 10000u);
 }
 
+bool load_downloads(config::TomlTable& t, Downloads& d) {
+  if (!t.only_keys({"fetch", "max_kb", "timeout", "quota_mb", "per_session", "per_hour",
+                    "concurrent", "allow_private"}) ||
+      !t.optional("fetch", d.fetch) || !t.optional("max_kb", d.max_kb, 1u, 1u << 20) ||
+      !t.optional("timeout", d.timeout, 1u, 3600u) ||
+      !t.optional("quota_mb", d.quota_mb, 1u, 1u << 20) ||
+      !t.optional("per_session", d.per_session, 0u, 10000u) ||
+      !t.optional("per_hour", d.per_hour, 0u, 1000000u) ||
+      !t.optional("concurrent", d.concurrent, 1u, 64u) ||
+      !t.optional("allow_private", d.allow_private))
+    return false;
+  // One file must fit the quota, or storing it would prune everything else.
+  if (uint64_t{d.max_kb} << 10 > uint64_t{d.quota_mb} << 20)
+    return t.fail("max_kb", "value",
+                  "must not exceed quota_mb (" + std::to_string(d.quota_mb) + " MiB)");
+  return true;
+}
+
 bool load(config::TomlReader& reader, Config& c) {
   config::TomlTable top = reader.top();
   c.source = reader.file();
   std::string listen;
   if (!top.only_keys({"listen", "state_dir", "outbox_dir", "event_log", "host_key_dir", "user",
-                      "banner", "sshd_path", "hostname", "limits", "accepted"}) ||
+                      "banner", "sshd_path", "hostname", "limits", "downloads", "accepted"}) ||
       !top.optional("listen", listen, 256) ||
       !absolute_path(top, "state_dir", c.state_dir, false) ||
       !absolute_path(top, "outbox_dir", c.outbox_dir, true) ||
@@ -89,6 +107,10 @@ bool load(config::TomlReader& reader, Config& c) {
 
   std::optional<config::TomlTable> limits;
   if (!top.table("limits", limits) || (limits && !load_limits(*limits, c.limits))) return false;
+
+  std::optional<config::TomlTable> downloads;
+  if (!top.table("downloads", downloads) || (downloads && !load_downloads(*downloads, c.downloads)))
+    return false;
 
   std::vector<config::TomlTable> accepted;
   if (!top.tables("accepted", accepted, kMaxAccepted)) return false;

@@ -31,6 +31,24 @@ struct Limits {
   uint32_t outbox_mb = 1024;
 };
 
+// [downloads]: what `wget`/`curl URL` in the emulated shell does (docs/honeypot.md,
+// "Downloads"). Off by default: the URL is only recorded. On, each URL is fetched by a
+// sandboxed child process (honeypot/fetch.h) within these limits and kept in
+// STATE/downloads/<sha256> for the agent's YARA scan.
+struct Downloads {
+  bool fetch = false;
+  uint32_t max_kb = 1024;    // a file is cut here (and recorded cut: policy max_kb)
+  uint32_t timeout = 30;     // seconds one fetch may take, redirects included
+  uint32_t quota_mb = 256;   // STATE/downloads; past it the oldest files are pruned
+  uint32_t per_session = 4;  // fetches one connection may start
+  uint32_t per_hour = 120;   // fetches the honeypot starts in any hour, all sessions
+  uint32_t concurrent = 4;   // fetch processes at a time
+  // Loopback, private, link-local, CGNAT, multicast and reserved addresses are refused
+  // (an attacker must not make the honeypot fetch from the host's own or its network's
+  // internal services: SSRF). Tests on loopback turn this on.
+  bool allow_private = false;
+};
+
 struct Credential {
   std::string user;
   std::string password;
@@ -51,6 +69,7 @@ struct Config {
   std::string sshd_path = "/usr/sbin/sshd";
   std::string hostname;  // the fake system's host name; "" = made from the node seed
   Limits limits;
+  Downloads downloads;
   std::vector<Credential> accepted;  // user/password pairs that get the emulated shell
 };
 

@@ -9,6 +9,7 @@ namespace mamori::honeypot {
 namespace {
 
 namespace action = proto::action;
+constexpr std::string_view kPolicyQuotaName = "quota_mb";  // downloads.h kPolicyQuota
 using event::Severity;
 using nlohmann::json;
 
@@ -75,12 +76,47 @@ event::Event command_event(const Peer& peer, std::string_view user, std::string_
 }
 
 event::Event download_event(const Peer& peer, std::string_view user, std::string_view url,
-                            int64_t now_ns) {
+                            const DownloadResult& d, int64_t now_ns) {
   event::Event e = base(action::kSshDownloadAttempted, Severity::kWarning, peer, now_ns,
-                        json::array({"malware", "intrusion_detection"}), json::array({"info"}));
-  e.set("user.name", std::string(user)).set("url.original", std::string(url));
-  e.message(fmt::format("SSH honeypot download attempted from {}: {} (not fetched)", peer.ip,
-                        quote(url.substr(0, 200))));
+                        json::array({"malware", "intrusion_detection"}),
+                        json::array({d.result == "fetched" ? "creation" : "info"}));
+  e.set("user.name", std::string(user))
+      .set("url.original", std::string(url))
+      .set("mamori.ssh.download_result", std::string(d.result));
+  if (!d.policy.empty()) e.set("mamori.ssh.download_policy", std::string(d.policy));
+  if (!d.error.empty()) e.set("mamori.ssh.download_error", d.error);
+  if (d.http_status > 0) e.set("http.response.status_code", d.http_status);
+  if (!d.content_type.empty()) e.set("file.mime_type", d.content_type);
+  std::string what;
+  if (d.result == "fetched") {
+    e.set("file.hash.sha256", d.sha256).set("file.size", d.size);
+    if (d.truncated) e.set("mamori.ssh.download_truncated", true);
+    what = fmt::format("fetched, {} bytes{}, sha256 {}{}", d.size,
+                       d.truncated ? " (cut at max_kb)" : "", d.sha256,
+                       d.existed ? " (stored already)" : "");
+  } else if (d.result == "not-fetched") {
+    what = "not fetched";
+  } else {
+    what = fmt::format("{}{}{}", d.result, d.policy.empty() ? "" : " by " + std::string(d.policy),
+                       d.error.empty() ? "" : ": " + d.error.substr(0, 200));
+  }
+  e.message(fmt::format("SSH honeypot download attempted from {}: {} ({})", peer.ip,
+                        quote(url.substr(0, 200)), what));
+  return e;
+}
+
+event::Event download_pruned_event(std::string_view sha256, uint64_t size, uint64_t quota_bytes,
+                                   int64_t now_ns) {
+  event::Event e = base(action::kSshDownloadPruned, Severity::kNotice, Peer{}, now_ns,
+                        json::array({"file"}), json::array({"deletion"}));
+  e.set("file.hash.sha256", std::string(sha256))
+      .set("file.size", size)
+      .set("mamori.ssh.download_policy", std::string(kPolicyQuotaName))
+      .set("mamori.ssh.limit_value", quota_bytes);
+  e.message(
+      fmt::format("SSH honeypot: captured file {} ({} bytes) pruned: downloads over quota_mb "
+                  "({} MiB)",
+                  sha256, size, quota_bytes >> 20));
   return e;
 }
 

@@ -42,8 +42,23 @@ event::Event login_event(const Peer& peer, const LoginAttempt& a, int64_t now_ns
 
 event::Event command_event(const Peer& peer, std::string_view user, std::string_view line,
                            bool truncated, int exit_status, int64_t now_ns);
+// What became of a URL wget/curl named (downloads.h has the results and policies).
+struct DownloadResult {
+  std::string_view result;  // not-fetched, fetched, refused, failed
+  std::string_view policy;  // the policy that refused, cut or failed it; "" none
+  std::string error;        // a failure's reason
+  std::string sha256;       // fetched: the stored file's name in STATE/downloads
+  uint64_t size = 0;        // fetched: bytes stored
+  std::string content_type;
+  long http_status = 0;
+  bool truncated = false;  // cut at max_kb
+  bool existed = false;    // the same content was stored already
+};
 event::Event download_event(const Peer& peer, std::string_view user, std::string_view url,
-                            int64_t now_ns);
+                            const DownloadResult& d, int64_t now_ns);
+// A captured file removed to keep STATE/downloads within quota_mb.
+event::Event download_pruned_event(std::string_view sha256, uint64_t size, uint64_t quota_bytes,
+                                   int64_t now_ns);
 // A port-forwarding request (direct-tcpip: the client asks the server to connect out,
 // to use it as a proxy); refused, never connected.
 event::Event forward_event(const Peer& peer, std::string_view user, std::string_view host,

@@ -1,10 +1,13 @@
 // mamori-honeypot: the SSH honeypot (docs/honeypot.md). Parses its arguments and runs
 // the start-up steps in order; the server does the rest.
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
+#include <string_view>
 
 #include <libssh/libssh.h>
 #include <CLI/CLI.hpp>
@@ -18,6 +21,8 @@
 #include "core/outbox/outbox.h"
 #include "honeypot/banner.h"
 #include "honeypot/config.h"
+#include "honeypot/downloads.h"
+#include "honeypot/fetch.h"
 #include "honeypot/server.h"
 #include "honeypot/setup.h"
 
@@ -44,6 +49,7 @@ int run(const Config& config) {
       config.event_log.empty() ? config.state_dir + "/events.jsonl" : config.event_log;
   const std::string key_dir =
       config.host_key_dir.empty() ? config.state_dir + "/host-keys" : config.host_key_dir;
+  const std::string downloads_dir = config.state_dir + "/downloads";
 
   // load_config -> banner -> state dirs -> host keys -> listen -> drop -> origin, seed,
   // outbox -> serve.
@@ -54,6 +60,14 @@ int run(const Config& config) {
                  quote(banner).c_str(), why_default.c_str());
   for (const auto& dir : {config.state_dir, outbox_dir})
     if (auto st = fs::make_private_dir(dir); !st) return failed(st.error());
+  // [downloads] fetch: the fetch child is this very binary, exec'd by descriptor (the
+  // dropped user may not reach its path); captures go to STATE/downloads.
+  Server::Fetching fetching;
+  if (config.downloads.fetch) {
+    if (auto st = fs::make_private_dir(downloads_dir); !st) return failed(st.error());
+    fetching.exe.reset(::open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
+    if (!fetching.exe.valid()) return failed(Error{"open", "/proc/self/exe", errno, {}});
+  }
   auto keys = load_or_create_host_keys(env, key_dir);
   if (!keys) return failed(keys.error());
   for (const auto& k : *keys)
@@ -76,6 +90,7 @@ int run(const Config& config) {
     Status st =
         target ? give_dir_to(config.state_dir, *target) : Status(tl::unexpected(target.error()));
     if (st) st = give_dir_to(outbox_dir, *target);
+    if (st && config.downloads.fetch) st = give_dir_to(downloads_dir, *target);
     if (st) st = drop_privileges(*target);
     if (!st) {
       for (auto& k : *keys) ssh_key_free(k.key);
@@ -101,8 +116,14 @@ int run(const Config& config) {
     if (auto st = outbox::save_cursor(env, outbox_dir, kRelayHold, 1); !st)
       return failed(st.error());
 
-  auto server = Server::create(env, config, banner, make_fake_system(*seed, config.hostname),
-                               std::move(*keys), std::move(*listen_fd), *box, *origin);
+  if (config.downloads.fetch) {
+    auto store = DownloadStore::open(downloads_dir, uint64_t{config.downloads.quota_mb} << 20);
+    if (!store) return failed(store.error());
+    fetching.store.emplace(std::move(*store));
+  }
+  auto server =
+      Server::create(env, config, banner, make_fake_system(*seed, config.hostname),
+                     std::move(*keys), std::move(*listen_fd), *box, *origin, std::move(fetching));
   if (!server) return failed(server.error());
 
   struct sigaction sa {};
@@ -125,6 +146,16 @@ int run(const Config& config) {
 }  // namespace mamori::honeypot
 
 int main(int argc, char** argv) {
+  // The fetch child (honeypot/fetch.h): exec'd by the honeypot itself with exactly these
+  // arguments, never by a user.
+  if (argc == 6 && std::string_view(argv[1]) == "--fetch-child") {
+    mamori::honeypot::FetchRequest req;
+    req.url = argv[2];
+    req.max_bytes = std::strtoull(argv[3], nullptr, 10);
+    req.timeout_s = static_cast<uint32_t>(std::strtoul(argv[4], nullptr, 10));
+    req.allow_private = std::string_view(argv[5]) == "1";
+    mamori::honeypot::fetch_child_main(req);
+  }
   CLI::App app{
       "mamori-honeypot: a low-interaction SSH honeypot that records attackers as "
       "ECS events in its own outbox (docs/honeypot.md)"};

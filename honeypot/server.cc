@@ -21,6 +21,7 @@
 #include <libssh/server.h>
 
 #include "honeypot/events.h"
+#include "honeypot/fetch.h"
 #include "honeypot/kexinit.h"
 #include "honeypot/limits.h"
 #include "honeypot/line_editor.h"
@@ -93,11 +94,20 @@ struct Server::Conn {
   std::unique_ptr<LineEditor> editor;  // the shell channel's line discipline
   uint32_t commands = 0;
   uint32_t forwards = 0;
+  uint32_t fetches = 0;  // [downloads] per_session
   TcpBytes bytes;
   std::unique_ptr<Shell> shell;
   ssh_server_callbacks_struct server_cb{};
   ssh_channel_callbacks_struct channel_cb{};
   std::list<Conn>::iterator self;
+};
+
+// A fetch child running for a URL; its event is written when it is over.
+struct RunningFetch {
+  FetchProcess process;
+  Peer peer;
+  std::string user, url;
+  int64_t started_mono = 0;
 };
 
 struct Server::Impl {
@@ -121,9 +131,12 @@ struct Server::Impl {
   int64_t last_reap = 0, last_sweep = 0, last_flush = 0;
   bool unflushed = false;
   bool flush_failing = false;
+  Fetching fetching;  // [downloads] fetch = true
+  FetchBudget budget;
+  std::list<RunningFetch> running_fetches;
 
   Impl(Env& e, const Config& c, outbox::Outbox& o, const event::Origin& org)
-      : env(&e), config(c), outbox(&o), origin(&org), admission(c.limits) {}
+      : env(&e), config(c), outbox(&o), origin(&org), admission(c.limits), budget(c.downloads) {}
 
   int64_t mono() const { return env->clock().monotonic_ns(); }
   int64_t now() const { return env->clock().now_ns(); }
@@ -156,6 +169,10 @@ struct Server::Impl {
   // --- the SSH side ---------------------------------------------------------------------
   void run_line(Conn& c, std::string_view line, bool cut);
   void finish_channel(Conn& c);
+  // --- [downloads] ----------------------------------------------------------------------
+  void download(Conn& c, const std::string& url);
+  void check_fetches(bool stopping);
+  void fetch_over(RunningFetch& f, FetchOutcome o);
 };
 
 namespace {
@@ -490,7 +507,7 @@ void Server::Impl::run_line(Conn& c, std::string_view line, bool line_cut) {
   const ShellResult r = c.shell->run(line);
   const bool cut = r.truncated || line_cut;
   if (!blank) emit(command_event(c.peer, c.user, recorded, cut, r.exit_status, now()));
-  for (const auto& url : r.downloads) emit(download_event(c.peer, c.user, url, now()));
+  for (const auto& url : r.downloads) download(c, url);
   if (!r.output.empty() && c.channel)
     ssh_channel_write(c.channel, r.output.data(), static_cast<uint32_t>(r.output.size()));
   c.exit_status = r.exit_status;
@@ -498,6 +515,78 @@ void Server::Impl::run_line(Conn& c, std::string_view line, bool line_cut) {
     c.close_channel = true;
     flagged.push_back(&c);
   }
+}
+
+void Server::Impl::download(Conn& c, const std::string& url) {
+  const Downloads& d = config.downloads;
+  DownloadResult res;
+  if (!d.fetch || !fetching.store || !fetching.exe.valid()) {
+    res.result = kResultNotFetched;
+    emit(download_event(c.peer, c.user, url, res, now()));
+    return;
+  }
+  res.result = kResultRefused;
+  res.policy = url_refusal(url, d.allow_private);
+  if (res.policy.empty()) res.policy = budget.start(c.fetches, mono());
+  if (!res.policy.empty()) {
+    emit(download_event(c.peer, c.user, url, res, now()));
+    return;
+  }
+  FetchRequest req{url, uint64_t{d.max_kb} << 10, d.timeout, d.allow_private};
+  auto p = FetchProcess::spawn(fetching.exe.get(), req);
+  if (!p) {
+    budget.finished();
+    res.result = kResultFailed;
+    res.error = p.error().message();
+    emit(download_event(c.peer, c.user, url, res, now()));
+    return;
+  }
+  running_fetches.push_back({std::move(*p), c.peer, c.user, url, mono()});
+}
+
+// Each loop round: a finished child's outcome, or a child past its time killed.
+void Server::Impl::check_fetches(bool stopping) {
+  const int64_t grace = (int64_t{config.downloads.timeout} + 2) * 1'000'000'000;
+  for (auto it = running_fetches.begin(); it != running_fetches.end();) {
+    std::optional<FetchOutcome> o = it->process.poll();
+    if (!o && stopping) o = it->process.kill("", "the honeypot stopped");
+    if (!o && mono() - it->started_mono > grace)
+      o = it->process.kill(kPolicyTimeout, "the fetch process ran past its time and was killed");
+    if (!o) {
+      ++it;
+      continue;
+    }
+    fetch_over(*it, std::move(*o));
+    it = running_fetches.erase(it);
+  }
+}
+
+void Server::Impl::fetch_over(RunningFetch& f, FetchOutcome o) {
+  budget.finished();
+  DownloadResult res;
+  res.result = o.result == kResultFetched   ? kResultFetched
+               : o.result == kResultRefused ? kResultRefused
+                                            : kResultFailed;
+  res.policy = o.policy;
+  res.error = o.error;
+  res.content_type = o.content_type;
+  res.http_status = o.http_status;
+  res.truncated = o.truncated;
+  if (res.result == kResultFetched) {
+    auto stored = fetching.store->store(o.body);
+    if (!stored) {
+      res.result = kResultFailed;
+      res.error = "not stored: " + stored.error().message();
+    } else {
+      res.sha256 = stored->sha256;
+      res.size = o.body.size();
+      res.existed = stored->existed;
+      const uint64_t quota = uint64_t{config.downloads.quota_mb} << 20;
+      for (const auto& p : stored->pruned)
+        emit(download_pruned_event(p.sha256, p.size, quota, now()));
+    }
+  }
+  emit(download_event(f.peer, f.user, f.url, res, now()));
 }
 
 void Server::Impl::finish_channel(Conn& c) {
@@ -584,8 +673,9 @@ void Server::request_reopen() { g_reopen.store(true); }
 Result<std::unique_ptr<Server>> Server::create(Env& env, const Config& config, std::string banner,
                                                FakeSystem system, std::vector<HostKey> keys,
                                                UniqueFd listen_fd, outbox::Outbox& outbox,
-                                               const event::Origin& origin) {
+                                               const event::Origin& origin, Fetching fetching) {
   auto impl = std::make_unique<Impl>(env, config, outbox, origin);
+  impl->fetching = std::move(fetching);
   impl->banner = std::move(banner);
   impl->system = std::move(system);
   impl->listen_fd = std::move(listen_fd);
@@ -637,6 +727,7 @@ Status Server::run() {
     // The poll timeout bounds how late a closed connection or a deadline is noticed.
     ssh_event_dopoll(s.loop, kPollMs);
     if (s.accept_ready) s.accept_all();
+    if (!s.running_fetches.empty()) s.check_fetches(false);
     auto ready = std::move(s.peek_ready);
     s.peek_ready.clear();
     for (Conn* c : ready) s.peek(*c);
@@ -692,6 +783,7 @@ Status Server::run() {
     }
     s.reap(*c);
   }
+  s.check_fetches(true);
   return s.outbox->flush();
 }
 

@@ -11,7 +11,9 @@
 //   auth          every password and public-key attempt is an event; an accepted
 //                 credential gets the emulated shell (shell.h), others are refused;
 //                 auth_attempts past the limit disconnects;
-//   shell / exec  every command line is an event, wget/curl URLs download events;
+//   shell / exec  every command line is an event, wget/curl URLs download events
+//                 (fetched by a sandboxed child when [downloads] fetch is on: fetch.h;
+//                 the event is written when the fetch is over);
 //   end           peer gone, `exit`, session_seconds or session_bytes reached, or
 //                 shutdown: a session-ended event with duration and bytes.
 //
@@ -23,6 +25,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +35,7 @@
 #include "core/event/origin.h"
 #include "core/outbox/outbox.h"
 #include "honeypot/config.h"
+#include "honeypot/downloads.h"
 #include "honeypot/setup.h"
 #include "honeypot/shell.h"
 
@@ -39,11 +43,18 @@ namespace mamori::honeypot {
 
 class Server {
  public:
+  // What [downloads] fetch = true needs: the honeypot's own binary (opened before the
+  // privilege drop: fetch.h execs it) and STATE/downloads.
+  struct Fetching {
+    UniqueFd exe;
+    std::optional<DownloadStore> store;
+  };
   // Takes the host keys (their ssh_key objects) and the listening socket.
   static Result<std::unique_ptr<Server>> create(Env& env, const Config& config, std::string banner,
                                                 FakeSystem system, std::vector<HostKey> keys,
                                                 UniqueFd listen_fd, outbox::Outbox& outbox,
-                                                const event::Origin& origin);
+                                                const event::Origin& origin,
+                                                Fetching fetching = {});
   ~Server();
 
   // Serves until request_stop(); ends every open connection before it returns.

@@ -156,6 +156,12 @@ class Agent::Impl {
     return ok();
   }
 
+  // relay_ uses scanner_ and lookups_ (captured files), which are declared after it and
+  // so destroyed before it: stopped first, whether run() ran or a start step failed.
+  ~Impl() {
+    if (relay_) relay_->stop();
+  }
+
   // The loop until told to stop, then the orderly stop. Needs start() to have run every step.
   int run() {
     const int code = loop();
@@ -655,6 +661,14 @@ class Agent::Impl {
                                   c.user, c.event_id, c.time_ns});
     };
     o.log = [](const std::string& line) { log(line); };
+    // The honeypot's captured files ([downloads] fetch): YARA on the relay's scan worker,
+    // each whole file's hash to the VirusTotal look-ups ([lookup]).
+    o.downloads_dir = relay::honeypot_downloads_dir(config_.agent.honeypot_outbox);
+    o.scanner = scanner_.get();
+    if (lookups_)
+      o.on_captured = [this](const hash::Digest& sha256, const std::string& event_id) {
+        (void)lookups_->submit(sha256, event_id);  // false: counted in its dropped()
+      };
     relay_ = std::make_unique<relay::HoneypotRelay>(env_, std::move(o));
     relay_->start();
   }

@@ -1,15 +1,21 @@
 #include "agent/relay/honeypot_relay.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/base/json_depth.h"
+#include "core/base/quote.h"
 #include "core/event/schema.h"
 #include "core/fs/admin_files.h"
+#include "core/fs/beneath.h"
 #include "core/outbox/cursor.h"
 #include "core/proto/actions.h"
 
@@ -33,6 +39,8 @@ constexpr std::array kActions = {
     ActionSeverity{action::kSshForwardAttempted, Severity::kWarning},
     ActionSeverity{action::kSshLimitReached, Severity::kNotice},
     ActionSeverity{action::kSshSessionEnded, Severity::kNotice},
+    // A captured file pruned by the honeypot's downloads quota: pruning is an event.
+    ActionSeverity{action::kSshDownloadPruned, Severity::kNotice},
     // The honeypot's outbox saying it dropped events (its quota, a full disk): pruning
     // is an event too. Critical when security events went (below).
     ActionSeverity{action::kOutboxDropped, Severity::kWarning},
@@ -41,16 +49,19 @@ constexpr std::array kActions = {
 
 // The fields a honeypot event may carry (docs/honeypot.md, Events); the origin, dataset,
 // severity and kind are the agent's to say.
-constexpr std::array<std::string_view, 20> kFields = {"message",           "event.category",
-                                                      "event.type",        "event.outcome",
-                                                      "event.duration",    "source.ip",
-                                                      "source.port",       "source.bytes",
-                                                      "destination.bytes", "destination.address",
-                                                      "destination.port",  "user.name",
-                                                      "url.original",      "process.command_line",
-                                                      "process.exit_code", "mamori.related_event",
-                                                      "@timestamp",        "event.id",
-                                                      "event.action",      "event.dataset"};
+constexpr std::array<std::string_view, 24> kFields = {
+    "message",           "event.category",
+    "event.type",        "event.outcome",
+    "event.duration",    "source.ip",
+    "source.port",       "source.bytes",
+    "destination.bytes", "destination.address",
+    "destination.port",  "user.name",
+    "url.original",      "process.command_line",
+    "process.exit_code", "mamori.related_event",
+    "@timestamp",        "event.id",
+    "event.action",      "event.dataset",
+    "file.hash.sha256",  "file.size",
+    "file.mime_type",    "http.response.status_code"};
 
 bool allowed_field(std::string_view dotted) {
   return dotted.starts_with("mamori.ssh.") || dotted.starts_with("mamori.dropped.") ||
@@ -138,9 +149,48 @@ Result<event::Event> relayed_event(std::string_view payload, int64_t now_ns) {
     e.message("honeypot: " + e.get("message").get<std::string>());
     return e;
   }
-  // What the honeypot sets on every event (events.h); the rest is checked by the field list.
-  if (!e.get("source.ip").is_string()) return refuse("no source.ip");
+  // What the honeypot sets on every event (events.h) but a prune, which no connection
+  // made; the rest is checked by the field list.
+  if (known->action != action::kSshDownloadPruned && !e.get("source.ip").is_string())
+    return refuse("no source.ip");
   return e;
+}
+
+std::string honeypot_downloads_dir(const std::string& outbox_dir) {
+  std::string dir = outbox_dir;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const size_t slash = dir.rfind('/');
+  if (slash == std::string::npos || dir.substr(slash + 1) != "outbox") return {};
+  return dir.substr(0, slash) + "/downloads";
+}
+
+Result<UniqueFd> open_capture(const std::string& downloads_dir, std::string_view sha256) {
+  const bool hex = sha256.size() == 64 && std::all_of(sha256.begin(), sha256.end(), [](char c) {
+                     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                   });
+  if (!hex) return fail_msg("open", downloads_dir, "not a SHA-256 (64 lower-case hex digits)");
+  const size_t slash = downloads_dir.rfind('/');
+  if (slash == std::string::npos || slash == 0)
+    return fail_msg("open", downloads_dir, "not beneath a spool directory");
+  // The spool is the administrator's (root's parent directory); below it everything is
+  // the honeypot's, so nothing there is followed.
+  const std::string spool = downloads_dir.substr(0, slash);
+  const std::string sub = downloads_dir.substr(slash + 1);
+  auto root = MAMORI_TRY(fs::open_root(spool));
+  const auto dir = MAMORI_TRY(fs::stat_beneath(root.get(), sub));
+  if (!S_ISDIR(dir.st_mode)) return fail("open", downloads_dir, ENOTDIR);
+  const std::string rel = sub + "/" + std::string(sha256);
+  auto fd = MAMORI_TRY(fs::open_beneath(root.get(), rel, O_RDONLY | O_NONBLOCK));
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0) return fail_errno("fstat", downloads_dir + "/" + rel);
+  const std::string path = downloads_dir + "/" + std::string(sha256);
+  if (!S_ISREG(st.st_mode)) return fail_msg("open", path, "not a regular file");
+  if (st.st_nlink != 1) return fail_msg("open", path, "more than one link (a hard link)");
+  if (st.st_uid != dir.st_uid)
+    return fail_msg("open", path, "not owned by the downloads directory's owner");
+  if (static_cast<uint64_t>(st.st_size) > HoneypotRelay::kMaxCaptureBytes)
+    return fail_msg("open", path, "larger than the honeypot's largest max_kb");
+  return fd;
 }
 
 const decoy::Decoy* decoy_credential(const std::vector<decoy::Decoy>& decoys, std::string_view user,
@@ -157,6 +207,8 @@ HoneypotRelay::HoneypotRelay(Env& env, RelayOptions options)
 HoneypotRelay::~HoneypotRelay() { stop(); }
 
 void HoneypotRelay::start() {
+  if (options_.scanner && !options_.downloads_dir.empty())
+    scans_ = std::make_unique<triage::ScanWorker>(*options_.scanner, kMaxScansQueued);
   const auto slash = options_.cursor_path.rfind('/');
   if (slash != std::string::npos && slash > 0)
     if (auto st = fs::make_private_dirs(options_.cursor_path.substr(0, slash)); !st && options_.log)
@@ -187,6 +239,7 @@ void HoneypotRelay::stop() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  scans_.reset();  // after the thread: it was the only one to submit
 }
 
 RelayStats HoneypotRelay::stats() const {
@@ -197,11 +250,88 @@ RelayStats HoneypotRelay::stats() const {
 void HoneypotRelay::run() {
   while (true) {
     const bool more = read_some();
+    if (!scanning_.empty()) take_scans();
     MutexLock lock(mu_);
     if (stop_) return;
-    if (!more) wake_.wait_for(mu_, std::chrono::milliseconds(options_.poll_ms));
+    // A scan running is looked at again soon; nothing to read and nothing scanning
+    // waits the poll interval.
+    const int64_t wait_ms =
+        scanning_.empty() ? options_.poll_ms : std::min<int64_t>(options_.poll_ms, 10);
+    if (!more) wake_.wait_for(mu_, std::chrono::milliseconds(wait_ms));
     if (stop_) return;
   }
+}
+
+void HoneypotRelay::scan_capture(const event::Event& download) {
+  const auto& result = download.get("mamori.ssh.download_result");
+  const auto& sha = download.get("file.hash.sha256");
+  if (!scans_ || !result.is_string() || result.get<std::string>() != "fetched" || !sha.is_string())
+    return;
+  const std::string name = sha.get<std::string>();
+  auto fd = open_capture(options_.downloads_dir, name);
+  if (!fd || scanning_.size() >= kMaxScansQueued) {
+    say(fd ? "captured file " + name + " not scanned: the scan queue is full"
+           : "captured file not scanned: " + fd.error().message());
+    MutexLock lock(mu_);
+    ++stats_.not_scanned;
+    return;
+  }
+  const uint64_t id = next_scan_++;
+  if (!scans_->submit({id, std::move(*fd), options_.downloads_dir + "/" + name})) {
+    MutexLock lock(mu_);
+    ++stats_.not_scanned;
+    return;
+  }
+  scanning_.emplace(id, download);
+}
+
+// The scans finished: one ssh-download-scanned each, following its download event.
+void HoneypotRelay::take_scans() {
+  std::vector<event::Event> out;
+  uint64_t scanned = 0, failed = 0;
+  for (auto& done : scans_->take_done()) {
+    const auto it = scanning_.find(done.id);
+    if (it == scanning_.end()) continue;
+    const event::Event download = std::move(it->second);
+    scanning_.erase(it);
+    const std::string named = download.get("file.hash.sha256").get<std::string>();
+    if (!done.verdict) {
+      ++failed;
+      say("captured file " + named + " not scanned: " + done.error);
+      continue;
+    }
+    ++scanned;
+    const scan::Verdict& v = *done.verdict;
+    std::vector<std::string> rules;
+    for (const auto& m : *v.matches) rules.push_back(m.rule);
+    event::Event e(action::kSshDownloadScanned,
+                   rules.empty() ? Severity::kNotice : Severity::kWarning, env_.clock().now_ns());
+    e.set("event.category", nlohmann::json::array({"malware", "file"}))
+        .set("event.type", nlohmann::json::array({"info"}))
+        .set("file.hash.sha256", v.truncated ? named : v.sha256.hex())
+        .set("file.size", v.size)
+        .set("mamori.scan.rules", rules)
+        .set("mamori.related_event", download.id());
+    if (v.truncated) e.set("mamori.scan.truncated", true);
+    for (const char* f : {"source.ip", "user.name", "url.original", "mamori.ssh.session"})
+      if (download.get(f).is_string()) e.set(f, download.get(f));
+    const std::string url = download.get("url.original").is_string()
+                                ? download.get("url.original").get<std::string>()
+                                : "";
+    e.message(fmt::format("honeypot capture {} from {}: {}", named, quote(url.substr(0, 200)),
+                          rules.empty() ? std::string("no YARA rule matched")
+                                        : "YARA " + fmt::format("{}", fmt::join(rules, ", "))));
+    // A whole file whose content is its name: its hash is worth a look-up. A file cut at
+    // max_kb has no hash anyone else knows.
+    const bool whole = !v.truncated && v.sha256.hex() == named &&
+                       !download.get("mamori.ssh.download_truncated").is_boolean();
+    if (whole && options_.on_captured) options_.on_captured(v.sha256, download.id());
+    out.push_back(std::move(e));
+  }
+  if (!out.empty() && options_.publish) options_.publish(std::move(out));
+  MutexLock lock(mu_);
+  stats_.scanned += scanned;
+  stats_.not_scanned += failed;
 }
 
 bool HoneypotRelay::read_some() {
@@ -296,6 +426,7 @@ void HoneypotRelay::relay(const outbox::Record& r, std::vector<event::Event>& ou
       if (options_.on_credential) options_.on_credential(seen);
     }
   }
+  if (act == action::kSshDownloadAttempted) scan_capture(*e);
   out.push_back(std::move(*e));
 }
 

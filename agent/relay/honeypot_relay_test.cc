@@ -3,18 +3,26 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <fstream>
 #include <mutex>
 #include <optional>
+#include <sstream>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "core/event/schema.h"
+#include "core/hash/sha256.h"
 #include "core/outbox/cursor.h"
 #include "core/outbox/format.h"
 #include "core/outbox/outbox.h"
 #include "core/outbox/reader.h"
 #include "core/proto/actions.h"
+#include "core/scan/rules.h"
+#include "core/scan/scanner.h"
 #include "testing/temp_dir.h"
 
 namespace mamori::relay {
@@ -158,8 +166,14 @@ class RelayTest : public ::testing::Test {
     ASSERT_TRUE(box_->flush());
   }
 
-  std::unique_ptr<HoneypotRelay> relay() {
+  std::unique_ptr<HoneypotRelay> relay(scan::Scanner* scanner = nullptr) {
     RelayOptions o;
+    o.scanner = scanner;
+    o.downloads_dir = scanner ? tmp_.path() + "/downloads" : "";
+    o.on_captured = [this](const hash::Digest& d, const std::string& id) {
+      std::lock_guard lock(mu_);
+      captured_.emplace_back(d.hex(), id);
+    };
     o.outbox_dir = dir_;
     o.cursor_path = tmp_.path() + "/state/relay/honeypot.cursor";
     o.decoys = {a_decoy()};
@@ -195,6 +209,7 @@ class RelayTest : public ::testing::Test {
   std::condition_variable cv_;
   std::vector<event::Event> published_;
   std::vector<CredentialSeen> seen_;
+  std::vector<std::pair<std::string, std::string>> captured_;
 };
 
 TEST_F(RelayTest, RelaysOnceAcrossRestartsAndLinksDecoyCredentials) {
@@ -261,6 +276,127 @@ TEST_F(RelayTest, RecordsGoneBeforeTheAgentReadThemAreOneGapEvent) {
   EXPECT_EQ(all[2].action(), action::kSshSessionEnded);
   EXPECT_EQ(r->stats().missed, 1u);
   EXPECT_EQ(r->stats().relayed, 2u);
+}
+
+}  // namespace
+}  // namespace mamori::relay
+
+namespace mamori::relay {
+namespace {
+
+// A download event as the honeypot writes it when [downloads] fetch fetched the file.
+event::Event fetched(const std::string& sha256, const std::string& ip = "203.0.113.9") {
+  auto e = honeypot_event(action::kSshDownloadAttempted, ip);
+  e.set("user.name", "root")
+      .set("url.original", "http://malware.example/shell.php")
+      .set("mamori.ssh.download_result", "fetched")
+      .set("file.hash.sha256", sha256)
+      .set("file.size", 10);
+  return e;
+}
+
+std::string sample(const std::string& rel) {
+  std::ifstream in(std::string(MAMORI_SOURCE_DIR) + "/core/scan/testdata/" + rel, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(CaptureTest, DownloadsDirBesideTheOutbox) {
+  EXPECT_EQ(honeypot_downloads_dir("/var/lib/mamori-honeypot/outbox"),
+            "/var/lib/mamori-honeypot/downloads");
+  EXPECT_EQ(honeypot_downloads_dir("/var/lib/mamori-honeypot/outbox/"),
+            "/var/lib/mamori-honeypot/downloads");
+  EXPECT_EQ(honeypot_downloads_dir("/srv/hp-events"), "");
+}
+
+// Hostile names and files: the agent (root) opens a capture of the honeypot's only.
+TEST(CaptureTest, OpensOnlyAWholeFileOfTheHoneypotsNamedByItsHash) {
+  testing::TempDir t;
+  t.mkdir("spool", 0755);
+  t.mkdir("spool/downloads", 0700);
+  t.write("secret", "root's secret", 0600);
+  const std::string dir = t / "spool/downloads";
+  const std::string good = std::string(64, 'a');
+  t.write("spool/downloads/" + good, "<?php eval(base64_decode($_POST['x']));");
+  auto fd = open_capture(dir, good);
+  ASSERT_TRUE(fd) << fd.error().message();
+  for (const std::string& bad :
+       {std::string("../../secret"), std::string("../secret"), std::string(64, 'A'),
+        std::string(63, 'a'), std::string(65, 'a'), std::string(62, 'a') + "/x",
+        std::string(64, 'a') + std::string(1, '\0'), std::string("")})
+    EXPECT_FALSE(open_capture(dir, bad)) << bad;
+  // A symlink, a hard link, a FIFO and a directory under a hash's name.
+  const std::string sym = std::string(64, 'b'), hard = std::string(64, 'c'),
+                    fifo = std::string(64, 'd'), sub = std::string(64, 'e');
+  ASSERT_EQ(symlink((t / "secret").c_str(), (dir + "/" + sym).c_str()), 0);
+  ASSERT_EQ(link((t / "secret").c_str(), (dir + "/" + hard).c_str()), 0);
+  ASSERT_EQ(mkfifo((dir + "/" + fifo).c_str(), 0600), 0);
+  t.mkdir("spool/downloads/" + sub);
+  for (const auto& name : {sym, hard, fifo, sub}) EXPECT_FALSE(open_capture(dir, name)) << name;
+  // The downloads directory itself swapped for a symlink to somewhere else.
+  t.mkdir("spool2", 0755);
+  t.mkdir("elsewhere", 0700);
+  t.write("elsewhere/" + good, "x");
+  ASSERT_EQ(symlink((t / "elsewhere").c_str(), (t / "spool2/downloads").c_str()), 0);
+  EXPECT_FALSE(open_capture(t / "spool2/downloads", good));
+}
+
+TEST_F(RelayTest, ACapturedFileIsScannedAndItsHashLookedUp) {
+  scan::RuleOptions ro;
+  auto rules = scan::RuleSet::compile(ro);
+  ASSERT_TRUE(rules) << rules.error().message();
+  scan::Scanner scanner(std::move(*rules), scan::Limits{});
+  tmp_.mkdir("downloads", 0700);
+  const std::string shell = sample("match/eval_base64.php");
+  ASSERT_FALSE(shell.empty());
+  const std::string sha = hash::sha256(shell).hex();
+  tmp_.write("downloads/" + sha, shell, 0600);
+  // Hostile records first: a path for a hash, a hash that is not there, not fetched.
+  auto hostile = fetched("../../../etc/shadow");
+  write(hostile);
+  write(fetched(std::string(64, 'f')));
+  auto not_fetched = fetched(sha);
+  not_fetched.set("mamori.ssh.download_result", "refused");
+  write(not_fetched);
+  const auto download = fetched(sha, "198.51.100.7");
+  write(download);
+  auto r = relay(&scanner);
+  // Four relayed (the hostile one too: only its scan is refused), one scan event.
+  const auto all = wait_for(4 + 1);
+  r->stop();
+  ASSERT_EQ(all.size(), 5u);
+  const auto& scanned = all.back();
+  EXPECT_EQ(scanned.action(), action::kSshDownloadScanned);
+  EXPECT_EQ(scanned.get("file.hash.sha256"), sha);
+  EXPECT_EQ(scanned.get("mamori.scan.rules"), nlohmann::json::array({"mamori_php_eval_decoded"}));
+  EXPECT_EQ(scanned.get("mamori.related_event"), download.id());
+  EXPECT_EQ(scanned.get("source.ip"), "198.51.100.7");
+  EXPECT_EQ(scanned.severity(), event::Severity::kWarning);
+  event::Event stamped = scanned;
+  origin_.stamp(stamped);
+  stamped.set("event.sequence", 1);
+  EXPECT_TRUE(event::Schema::builtin().check(stamped.fields()).empty()) << stamped.to_json_line();
+  const auto stats = r->stats();
+  EXPECT_EQ(stats.scanned, 1u);
+  EXPECT_EQ(stats.not_scanned, 2u) << "the path and the missing file";
+  std::lock_guard lock(mu_);
+  ASSERT_EQ(captured_.size(), 1u);
+  EXPECT_EQ(captured_[0].first, sha);
+  EXPECT_EQ(captured_[0].second, download.id());
+}
+
+TEST(RelayedEventTest, APruneNeedsNoAddress) {
+  event::Event p(action::kSshDownloadPruned, event::Severity::kNotice, 5);
+  p.set("event.category", nlohmann::json::array({"file"}))
+      .set("file.hash.sha256", std::string(64, 'a'))
+      .set("file.size", 10)
+      .set("mamori.ssh.download_policy", "quota_mb")
+      .set("mamori.ssh.limit_value", 1 << 20)
+      .message("pruned");
+  auto e = relayed_event(p.to_json_line(), 5);
+  ASSERT_TRUE(e) << e.error().message();
+  EXPECT_EQ(e->get("file.hash.sha256"), std::string(64, 'a'));
 }
 
 }  // namespace

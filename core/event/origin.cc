@@ -199,6 +199,8 @@ const std::vector<ActionInfo>& known_actions() {
       {action::kSshLimitReached, "mamori.honeypot"},
       {action::kSshSessionEnded, "mamori.honeypot"},
       {action::kSshForwardAttempted, "mamori.honeypot"},
+      {action::kSshDownloadPruned, "mamori.honeypot"},
+      {action::kSshDownloadScanned, "mamori.honeypot"},
       // The manager (manager/server) about its agents; it also reports an agent's
       // orderly stop as agent-stopped with dataset mamori.manager (dataset_allowed()).
       {action::kAgentEnrolled, "mamori.manager"},

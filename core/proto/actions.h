@@ -118,6 +118,10 @@ inline constexpr std::string_view kSshDownloadAttempted = "ssh-download-attempte
 inline constexpr std::string_view kSshLimitReached = "ssh-limit-reached";
 inline constexpr std::string_view kSshSessionEnded = "ssh-session-ended";
 inline constexpr std::string_view kSshForwardAttempted = "ssh-forward-attempted";
+// [downloads] fetch = true: a captured file removed to keep the honeypot's downloads
+// within quota_mb; the agent's YARA verdict on a captured file (agent/relay).
+inline constexpr std::string_view kSshDownloadPruned = "ssh-download-pruned";
+inline constexpr std::string_view kSshDownloadScanned = "ssh-download-scanned";
 
 // Every action above, for the schema's enum and for tests that an emitted action is known.
 inline constexpr std::array kAllActions = {kFileRestored,
@@ -185,7 +189,9 @@ inline constexpr std::array kAllActions = {kFileRestored,
                                            kSshDownloadAttempted,
                                            kSshLimitReached,
                                            kSshSessionEnded,
-                                           kSshForwardAttempted};
+                                           kSshForwardAttempted,
+                                           kSshDownloadPruned,
+                                           kSshDownloadScanned};
 
 }  // namespace mamori::proto::action
 
