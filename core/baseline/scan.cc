@@ -55,11 +55,14 @@ Result<Read> read_content(int fd, const std::string& path, std::vector<uint8_t>&
     const ssize_t n = ::pread(fd, buf.data() + have, first - have, static_cast<off_t>(have));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail_errno("read", path);
-    if (n == 0) {
+    have += static_cast<size_t>(n);
+    // At the end, or at the size fstat() gave (limit - 1): a file that grew after this
+    // read has another size or mtime when the caller fstat()s it again, so the read
+    // that would return 0 here (one system call per file) is not needed.
+    if (n == 0 || have + 1 == limit) {
       r.whole = true;
       break;
     }
-    have += static_cast<size_t>(n);
   }
   r.total = have;
   if (progress) progress->bytes_done += have;

@@ -8,6 +8,7 @@
 #include <zstd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -23,6 +24,18 @@ constexpr uint64_t kObjectHeaderSize = 56;
 constexpr int kCodecRaw = 0;
 constexpr int kCodecZstd = 1;
 constexpr size_t kChunk = 128 * 1024;
+// Writeback of a pack being filled is started every this many bytes (sync_file_range),
+// so commit()'s fsync() waits for the last slice only, not for the whole pack.
+constexpr uint64_t kWritebackSlice = 16ull << 20;
+// The compressor compresses objects up to this size in memory, larger ones streaming.
+constexpr uint64_t kCompressInlineMax = 4ull << 20;
+// Objects up to this size are written header and payload in one pwrite().
+constexpr size_t kJoinedWriteMax = 1 << 20;
+// How long a writer waits for the background compressor to give way before it reports
+// the store busy. The compressor checks between objects, so this is one object's time.
+constexpr std::chrono::seconds kCompressorGiveWay{60};
+constexpr std::chrono::milliseconds kLockPoll{5};
+constexpr uint64_t kYieldProbeBytes = 1 << 20;
 
 std::string pack_name(uint32_t pack) { return fmt::format("pack-{:06d}.mpk", pack); }
 
@@ -33,6 +46,13 @@ uint64_t get_u64(const uint8_t* p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
   return v;
+}
+
+std::array<uint8_t, kPackHeaderSize> pack_header() {
+  std::array<uint8_t, kPackHeaderSize> h{};
+  std::memcpy(h.data(), kPackMagic, 8);
+  h[8] = kPackVersion;
+  return h;
 }
 
 std::array<uint8_t, kObjectHeaderSize> object_header(const Digest& d, int codec, uint64_t size,
@@ -59,6 +79,7 @@ struct Scratch {
   std::unique_ptr<ZSTD_CCtx, CCtxFree> cctx{ZSTD_createCCtx()};
   std::unique_ptr<uint8_t[]> out;  // grown, never zero-filled: it is overwritten anyway
   size_t capacity = 0;
+  std::vector<uint8_t> joined;  // header + payload of a small object, written at once
   uint8_t* reserve(size_t n) {
     if (n > capacity) {
       out.reset(new uint8_t[n]);
@@ -81,13 +102,17 @@ tl::unexpected<Error> corrupt(const Digest& d, std::string detail) {
 Store::Store(Env& env, db::Db& db, UniqueFd dir, Access access, StoreOptions options)
     : env_(env), db_(db), dir_(std::move(dir)), access_(access), options_(options) {}
 
-Store::~Store() = default;
+// `lock` goes first: a writer that finds it held and `compress.lock` free must not be
+// able to see the compressor half gone (take_lock).
+Store::~Store() { lock_.reset(); }
 
 Status Store::create_schema(db::Db& db) {
   return db.exec(
       "CREATE TABLE IF NOT EXISTS objects("
       " sha256 BLOB PRIMARY KEY, pack INTEGER NOT NULL, offset INTEGER NOT NULL,"
-      " stored_size INTEGER NOT NULL, size INTEGER NOT NULL) WITHOUT ROWID");
+      " stored_size INTEGER NOT NULL, size INTEGER NOT NULL) WITHOUT ROWID;"
+      // Store format 2: packs whose objects were stored raw and wait for compression.
+      "CREATE TABLE IF NOT EXISTS raw_packs(pack INTEGER PRIMARY KEY)");
 }
 
 Result<std::unique_ptr<Store>> Store::open(Env& env, db::Db& db, int state_dir_fd, Access access,
@@ -98,17 +123,75 @@ Result<std::unique_ptr<Store>> Store::open(Env& env, db::Db& db, int state_dir_f
   if (raw < 0) return fail_errno("open content store", "store");
   std::unique_ptr<Store> s(new Store(env, db, UniqueFd(raw), access, options));
   if (access == Access::kWrite) {
-    const int lock = ::openat(raw, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (lock < 0) return fail_errno("open store lock", "store/lock");
-    s->lock_.reset(lock);
-    if (::flock(lock, LOCK_EX | LOCK_NB) != 0) {
-      if (errno != EWOULDBLOCK) return fail_errno("flock", "store/lock");
-      return fail("lock content store", "store/lock", EBUSY,
-                  "another mamori process is writing the baseline");
-    }
+    MAMORI_TRY(s->take_lock());
     MAMORI_TRY(s->load_index());
+    // Raw objects go to a pack of their own, so compressing it rewrites nothing else.
+    if (options.defer_compression) {
+      MutexLock lock(s->mu_);
+      s->rotate_ = true;
+    }
   }
   return s;
+}
+
+namespace {
+
+Result<UniqueFd> open_lock_file(int dir, const char* name) {
+  const int fd = ::openat(dir, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return fail_errno("open store lock", std::string("store/") + name);
+  return UniqueFd(fd);
+}
+
+// flock() that retries EINTR; false when `nonblocking` and the lock is held elsewhere.
+Result<bool> lock_file(int fd, int op, const char* name) {
+  for (;;) {
+    if (::flock(fd, op) == 0) return true;
+    if (errno == EINTR) continue;
+    if (errno == EWOULDBLOCK) return false;
+    return fail_errno("flock", std::string("store/") + name);
+  }
+}
+
+}  // namespace
+
+// Three lock files: `lock`, held exclusively by the one writer; `compress.lock`, held by
+// the background compressor for its lifetime; `yield`, held shared by every other writer,
+// which the compressor probes between objects to know that it must give way.
+Status Store::take_lock() {
+  lock_ = MAMORI_TRY(open_lock_file(dir_.get(), "lock"));
+  if (options_.compressor) {
+    compress_ = MAMORI_TRY(open_lock_file(dir_.get(), "compress.lock"));
+    MAMORI_TRY(lock_file(compress_.get(), LOCK_EX, "compress.lock"));  // one at a time
+    yield_ = MAMORI_TRY(open_lock_file(dir_.get(), "yield"));
+    MAMORI_TRY(lock_file(lock_.get(), LOCK_EX, "lock"));  // waits for init to exit
+    return ok();
+  }
+  yield_ = MAMORI_TRY(open_lock_file(dir_.get(), "yield"));
+  MAMORI_TRY(lock_file(yield_.get(), LOCK_SH, "yield"));  // the compressor's probe is brief
+  if (MAMORI_TRY(lock_file(lock_.get(), LOCK_EX | LOCK_NB, "lock"))) return ok();
+  // Busy: if the holder is the compressor it sees our shared `yield` and stops soon.
+  auto compress = MAMORI_TRY(open_lock_file(dir_.get(), "compress.lock"));
+  const auto deadline = env_.clock().monotonic() + kCompressorGiveWay;
+  for (;;) {
+    const bool compressor_gone =
+        MAMORI_TRY(lock_file(compress.get(), LOCK_SH | LOCK_NB, "compress.lock"));
+    if (compressor_gone) ::flock(compress.get(), LOCK_UN);  // a compressor may start now
+    // The compressor drops `lock` before `compress.lock`: one more try settles the race.
+    if (MAMORI_TRY(lock_file(lock_.get(), LOCK_EX | LOCK_NB, "lock"))) return ok();
+    if (compressor_gone || env_.clock().monotonic() > deadline)
+      return fail("lock content store", "store/lock", EBUSY,
+                  "another mamori process is writing the baseline");
+    env_.clock().wait(kLockPoll);
+  }
+}
+
+bool Store::should_yield() const {
+  if (!options_.compressor || !yield_.valid()) return false;
+  auto got = lock_file(yield_.get(), LOCK_EX | LOCK_NB, "yield");
+  if (!got) return true;  // cannot tell: give way rather than hold a writer up
+  if (!*got) return true;
+  ::flock(yield_.get(), LOCK_UN);
+  return false;
 }
 
 Status Store::load_index() {
@@ -135,12 +218,18 @@ Status Store::load_index() {
       db_.prepare("SELECT coalesce(max(offset + stored_size), 0) FROM objects WHERE pack = ?"));
   end.bind(1, static_cast<int64_t>(newest));
   MAMORI_TRY(end.step());
-  const uint64_t indexed_end =
-      std::max<uint64_t>(static_cast<uint64_t>(end.int64(0)), kPackHeaderSize);
+  const uint64_t indexed = static_cast<uint64_t>(end.int64(0));
+  const uint64_t indexed_end = std::max<uint64_t>(indexed, kPackHeaderSize);
   end.reset();
   const int fd = MAMORI_TRY(pack_fd(newest));
   struct stat st {};
   if (::fstat(fd, &st) != 0) return fail_errno("fstat", "store/" + pack_name(newest));
+  // Created by a writer that died before it wrote the header: nothing in it is indexed,
+  // so it is given the header it should have had.
+  if (indexed == 0 && static_cast<uint64_t>(st.st_size) < kPackHeaderSize) {
+    MAMORI_TRY(pwrite_all(env_, fd, pack_header(), 0, "store/" + pack_name(newest)));
+    st.st_size = kPackHeaderSize;
+  }
   if (static_cast<uint64_t>(st.st_size) < indexed_end)
     return corrupt({}, "pack " + pack_name(newest) + " is shorter than its index");
   if (static_cast<uint64_t>(st.st_size) > indexed_end &&
@@ -178,10 +267,7 @@ Result<std::pair<uint32_t, uint64_t>> Store::reserve(uint64_t bytes) {
     if (fd < 0) return fail_errno("create pack", "store/" + name);
     if (packs_.size() <= next) packs_.resize(next + 1);
     packs_[next].reset(fd);
-    uint8_t header[kPackHeaderSize] = {};
-    std::memcpy(header, kPackMagic, 8);
-    header[8] = kPackVersion;
-    MAMORI_TRY(pwrite_all(env_, fd, header, 0, "store/" + name));
+    MAMORI_TRY(pwrite_all(env_, fd, pack_header(), 0, "store/" + name));
     if (env_.fsync(dir_.get()) != 0) return fail_errno("fsync", "store");
     current_pack_ = next;
     current_end_ = kPackHeaderSize;
@@ -191,6 +277,43 @@ Result<std::pair<uint32_t, uint64_t>> Store::reserve(uint64_t bytes) {
   const auto at = std::make_pair(current_pack_, current_end_);
   current_end_ += bytes;
   return at;
+}
+
+void Store::kick_writeback(uint32_t pack, int fd, uint64_t end) {
+  uint64_t from = 0;
+  {
+    MutexLock lock(mu_);
+    if (kicked_pack_ != pack) {
+      kicked_pack_ = pack;
+      kicked_end_ = 0;
+    }
+    if (end < kicked_end_ + kWritebackSlice) return;
+    from = kicked_end_;
+    kicked_end_ = end;
+  }
+  // Only starts the I/O; commit()'s fsync() is what makes it durable. Bytes another
+  // thread has reserved but not written yet are simply left for that fsync().
+  (void)::sync_file_range(fd, static_cast<off_t>(from), static_cast<off_t>(end - from),
+                          SYNC_FILE_RANGE_WRITE);
+}
+
+Result<Store::Location> Store::write_object(const Digest& digest, std::span<const uint8_t> payload,
+                                            int codec, uint64_t size) {
+  const uint64_t total = kObjectHeaderSize + payload.size();
+  std::pair<uint32_t, uint64_t> at;
+  int fd = -1;
+  {
+    MutexLock lock(mu_);
+    at = MAMORI_TRY(reserve(total));
+    fd = MAMORI_TRY(pack_fd(at.first));
+  }
+  const auto header = object_header(digest, codec, size, payload.size());
+  const std::string name = "store/" + pack_name(at.first);
+  MAMORI_TRY(pwrite_all(env_, fd, header, static_cast<off_t>(at.second), name));
+  MAMORI_TRY(
+      pwrite_all(env_, fd, payload, static_cast<off_t>(at.second + kObjectHeaderSize), name));
+  kick_writeback(at.first, fd, at.second);
+  return Location{at.first, at.second, total, size};
 }
 
 Status Store::append(const Digest& digest, std::span<const uint8_t> payload, int codec,
@@ -205,11 +328,22 @@ Status Store::append(const Digest& digest, std::span<const uint8_t> payload, int
     fd = MAMORI_TRY(pack_fd(at.first));
     known_.insert(digest);
     pending_.push_back({digest, {at.first, at.second, total, size}});
+    if (codec == kCodecRaw && options_.defer_compression) deferred_bytes_ += size;
   }
   // The region is ours; write it without holding the lock.
   const auto header = object_header(digest, codec, size, payload.size());
   const std::string name = "store/" + pack_name(at.first);
   auto written = [&]() -> Status {
+    if (payload.size() <= kJoinedWriteMax) {
+      // One write instead of two: system calls cost more than the copy on a VM, and
+      // init makes one per file.
+      auto& joined = scratch().joined;
+      joined.resize(total);
+      std::memcpy(joined.data(), header.data(), header.size());
+      if (!payload.empty())
+        std::memcpy(joined.data() + kObjectHeaderSize, payload.data(), payload.size());
+      return pwrite_all(env_, fd, joined, static_cast<off_t>(at.second), name);
+    }
     MAMORI_TRY(pwrite_all(env_, fd, header, static_cast<off_t>(at.second), name));
     return pwrite_all(env_, fd, payload, static_cast<off_t>(at.second + kObjectHeaderSize), name);
   }();
@@ -218,13 +352,17 @@ Status Store::append(const Digest& digest, std::span<const uint8_t> payload, int
     MutexLock lock(mu_);
     known_.erase(digest);
     std::erase_if(pending_, [&](const Pending& p) { return p.digest == digest; });
+    if (codec == kCodecRaw && options_.defer_compression) deferred_bytes_ -= size;
+    return written;
   }
-  return written;
+  kick_writeback(at.first, fd, at.second);
+  return ok();
 }
 
 Status Store::put(const Digest& digest, std::span<const uint8_t> content) {
   if (access_ != Access::kWrite) return fail("store put", "store", EROFS);
   if (contains(digest)) return ok();
+  if (options_.defer_compression) return append(digest, content, kCodecRaw, content.size());
   Scratch& s = scratch();
   const size_t bound = ZSTD_compressBound(content.size());
   uint8_t* out = s.reserve(bound);
@@ -262,6 +400,12 @@ Status Store::put_stream(const Digest& digest, int fd, uint64_t size, std::strin
       read_total += static_cast<uint64_t>(n);
       last = n == 0 || read_total >= size;
       h.update({in.data(), static_cast<size_t>(n)});
+      if (options_.defer_compression) {
+        MAMORI_TRY(pwrite_all(env_, pfd, {in.data(), static_cast<size_t>(n)},
+                              static_cast<off_t>(out_pos), name));
+        out_pos += static_cast<uint64_t>(n);
+        continue;
+      }
       ZSTD_inBuffer ib{in.data(), static_cast<size_t>(n), 0};
       const auto mode = last ? ZSTD_e_end : ZSTD_e_continue;
       for (bool done = false; !done;) {
@@ -276,8 +420,8 @@ Status Store::put_stream(const Digest& digest, int fd, uint64_t size, std::strin
     }
     if (read_total != size || h.finish() != digest)
       return fail("store", std::string(display), ESTALE, "content changed while it was stored");
-    const auto header =
-        object_header(digest, kCodecZstd, size, out_pos - at.second - kObjectHeaderSize);
+    const auto header = object_header(digest, options_.defer_compression ? kCodecRaw : kCodecZstd,
+                                      size, out_pos - at.second - kObjectHeaderSize);
     return pwrite_all(env_, pfd, header, static_cast<off_t>(at.second), name);
   }();
   if (!stream) {
@@ -289,8 +433,18 @@ Status Store::put_stream(const Digest& digest, int fd, uint64_t size, std::strin
     return stream;
   }
   current_end_ = out_pos;
+  if (kicked_pack_ != at.first) {
+    kicked_pack_ = at.first;
+    kicked_end_ = 0;
+  }
+  if (out_pos >= kicked_end_ + kWritebackSlice) {  // kick_writeback() without re-locking
+    (void)::sync_file_range(pfd, static_cast<off_t>(kicked_end_),
+                            static_cast<off_t>(out_pos - kicked_end_), SYNC_FILE_RANGE_WRITE);
+    kicked_end_ = out_pos;
+  }
   known_.insert(digest);
   pending_.push_back({digest, {at.first, at.second, out_pos - at.second, size}});
+  if (options_.defer_compression) deferred_bytes_ += size;
   return ok();
 }
 
@@ -299,6 +453,11 @@ Status Store::commit() {
   for (uint32_t p : dirty_packs_) {
     const int fd = MAMORI_TRY(pack_fd(p));
     if (env_.fsync(fd) != 0) return fail_errno("fsync", "store/" + pack_name(p));
+    if (options_.defer_compression) {
+      auto& raw = *MAMORI_TRY(db_.cached("INSERT OR IGNORE INTO raw_packs(pack) VALUES(?)"));
+      raw.bind(1, static_cast<int64_t>(p));
+      MAMORI_TRY(raw.run());
+    }
   }
   dirty_packs_.clear();
   auto& ins = *MAMORI_TRY(db_.cached(
@@ -329,7 +488,15 @@ Result<Store::Location> Store::locate(const Digest& digest) const {
 
 Status Store::read(const Digest& digest,
                    const std::function<Status(std::span<const uint8_t>)>& sink) const {
-  return read_at(MAMORI_TRY(locate(digest)), digest, sink);
+  const Location loc = MAMORI_TRY(locate(digest));
+  auto st = read_at(loc, digest, sink);
+  // The pack was deleted between the lookup and the open (the compressor or compact()
+  // moved the object and switched the index): nothing reached the sink; look again.
+  if (!st && st.error().errnum == ENOENT) {
+    const Location again = MAMORI_TRY(locate(digest));
+    if (again.pack != loc.pack || again.offset != loc.offset) return read_at(again, digest, sink);
+  }
+  return st;
 }
 
 Status Store::read_at(const Location& loc, const Digest& digest,
@@ -478,16 +645,32 @@ Result<CompactReport> Store::compact(const std::unordered_set<Digest, hash::Dige
     }
     moved.emplace_back(r.first, MAMORI_TRY(copy_object(r.first, r.second)));
   }
+  std::vector<uint32_t> written;
   {
     MutexLock lock(mu_);
     for (uint32_t p : dirty_packs_) {
       const int fd = MAMORI_TRY(pack_fd(p));
       if (env_.fsync(fd) != 0) return fail_errno("fsync", "store/" + pack_name(p));
     }
-    dirty_packs_.clear();
+    written.swap(dirty_packs_);
   }
 
   auto txn = MAMORI_TRY(db::Transaction::begin(db_));
+  // Raw objects moved out of a pack waiting for compression keep waiting where they went.
+  auto& was_raw = *MAMORI_TRY(db_.cached("DELETE FROM raw_packs WHERE pack = ? RETURNING pack"));
+  bool moved_raw = false;
+  for (uint32_t p : doomed) {
+    was_raw.bind(1, static_cast<int64_t>(p));
+    moved_raw |= MAMORI_TRY(was_raw.step());
+    was_raw.reset();
+  }
+  if (moved_raw) {
+    auto& raw = *MAMORI_TRY(db_.cached("INSERT OR IGNORE INTO raw_packs(pack) VALUES(?)"));
+    for (uint32_t p : written) {
+      raw.bind(1, static_cast<int64_t>(p));
+      MAMORI_TRY(raw.run());
+    }
+  }
   auto& del = *MAMORI_TRY(db_.cached("DELETE FROM objects WHERE sha256 = ?"));
   for (const auto& d : removed) {
     del.bind(1, d.raw());
@@ -522,7 +705,217 @@ Result<CompactReport> Store::compact(const std::unordered_set<Digest, hash::Dige
   return report;
 }
 
+uint64_t Store::deferred_bytes() const {
+  MutexLock lock(mu_);
+  return deferred_bytes_;
+}
+
+Result<bool> Store::compression_pending() const {
+  auto q = MAMORI_TRY(db_.prepare("SELECT 1 FROM raw_packs LIMIT 1"));
+  return q.step();
+}
+
+Result<Store::Location> Store::compress_object(const Digest& digest, const Location& from) {
+  Location to;
+  if (from.size <= kCompressInlineMax) {
+    std::vector<uint8_t> content;
+    content.reserve(from.size);
+    MAMORI_TRY(read_at(from, digest, [&](std::span<const uint8_t> chunk) -> Status {
+      content.insert(content.end(), chunk.begin(), chunk.end());
+      return ok();
+    }));
+    Scratch& s = scratch();
+    const size_t bound = ZSTD_compressBound(content.size());
+    uint8_t* out = s.reserve(bound);
+    const size_t n = ZSTD_compressCCtx(s.cctx.get(), out, bound, content.data(), content.size(),
+                                       options_.compression_level);
+    to = (ZSTD_isError(n) || n >= content.size())
+             ? MAMORI_TRY(write_object(digest, content, kCodecRaw, from.size))
+             : MAMORI_TRY(write_object(digest, {out, n}, kCodecZstd, from.size));
+  } else {
+    // Too large to hold: streamed into the pack's tail (no other writer: we hold the lock).
+    std::pair<uint32_t, uint64_t> at;
+    int pfd = -1;
+    {
+      MutexLock lock(mu_);
+      at = MAMORI_TRY(reserve(kObjectHeaderSize));
+      pfd = MAMORI_TRY(pack_fd(at.first));
+    }
+    const std::string name = "store/" + pack_name(at.first);
+    uint64_t out_pos = at.second + kObjectHeaderSize;
+    std::unique_ptr<ZSTD_CCtx, CCtxFree> cctx(ZSTD_createCCtx());
+    ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, options_.compression_level);
+    ZSTD_CCtx_setPledgedSrcSize(cctx.get(), from.size);
+    std::vector<uint8_t> out(ZSTD_CStreamOutSize());
+    auto feed = [&](std::span<const uint8_t> chunk, ZSTD_EndDirective mode) -> Status {
+      ZSTD_inBuffer ib{chunk.data(), chunk.size(), 0};
+      for (bool done = false; !done;) {
+        ZSTD_outBuffer ob{out.data(), out.size(), 0};
+        const size_t rem = ZSTD_compressStream2(cctx.get(), &ob, &ib, mode);
+        if (ZSTD_isError(rem))
+          return fail_msg("zstd compress", digest.hex(), ZSTD_getErrorName(rem));
+        MAMORI_TRY(pwrite_all(env_, pfd, {out.data(), ob.pos}, static_cast<off_t>(out_pos), name));
+        out_pos += ob.pos;
+        done = mode == ZSTD_e_end ? rem == 0 : ib.pos == ib.size;
+      }
+      return ok();
+    };
+    auto streamed = [&]() -> Status {
+      MAMORI_TRY(read_at(from, digest, [&](std::span<const uint8_t> chunk) {
+        return feed(chunk, ZSTD_e_continue);
+      }));
+      MAMORI_TRY(feed({}, ZSTD_e_end));
+      const auto header =
+          object_header(digest, kCodecZstd, from.size, out_pos - at.second - kObjectHeaderSize);
+      return pwrite_all(env_, pfd, header, static_cast<off_t>(at.second), name);
+    }();
+    MutexLock lock(mu_);
+    if (!streamed) {
+      current_end_ = at.second;  // our reservation is the tail: cut it off
+      (void)::ftruncate(pfd, static_cast<off_t>(at.second));
+      return tl::unexpected(std::move(streamed).error());
+    }
+    current_end_ = out_pos;
+    to = Location{at.first, at.second, out_pos - at.second, from.size};
+  }
+  // Read back and re-hashed before the index points at it: the raw copy goes next.
+  MAMORI_TRY(read_at(to, digest, [](std::span<const uint8_t>) { return ok(); }));
+  return to;
+}
+
+Result<bool> Store::compress_pack(uint32_t pack, CompressReport& report) {
+  auto q = MAMORI_TRY(db_.prepare(
+      "SELECT sha256, offset, stored_size, size FROM objects WHERE pack = ? ORDER BY offset"));
+  q.bind(1, static_cast<int64_t>(pack));
+  std::vector<std::pair<Digest, Location>> objects;
+  while (MAMORI_TRY(q.step()))
+    objects.emplace_back(
+        MAMORI_TRY(Digest::from_bytes(q.blob(0))),
+        Location{pack, static_cast<uint64_t>(q.int64(1)), static_cast<uint64_t>(q.int64(2)),
+                 static_cast<uint64_t>(q.int64(3))});
+  q.reset();
+  uint32_t start_pack = 0;
+  uint64_t start_end = 0;
+  {
+    MutexLock lock(mu_);
+    start_pack = current_pack_;
+    start_end = current_end_;
+  }
+  // Gives up what this pass wrote: the new copies are not indexed, so cutting them off
+  // (or leaving them to the next writer's cut) loses nothing.
+  auto abandon = [&] {
+    MutexLock lock(mu_);
+    for (uint32_t p = start_pack + 1; p <= current_pack_; ++p) {
+      if (p < packs_.size()) packs_[p].reset();
+      (void)::unlinkat(dir_.get(), pack_name(p).c_str(), 0);
+    }
+    if (start_pack != 0) {
+      auto fd = pack_fd(start_pack);
+      if (fd) (void)::ftruncate(*fd, static_cast<off_t>(start_end));
+    }
+    current_pack_ = start_pack;
+    current_end_ = start_end;
+    rotate_ = true;  // whatever comes next starts a fresh pack
+    dirty_packs_.clear();
+  };
+  std::vector<std::pair<Digest, Location>> moved;
+  uint64_t after = 0;
+  uint64_t since_probe = 0;
+  for (const auto& [digest, from] : objects) {
+    // Probing is a system call: once per MiB of content, or per object past that.
+    if (since_probe >= kYieldProbeBytes || &from == &objects.front().second) {
+      since_probe = 0;
+      if (should_yield()) {
+        abandon();
+        return false;
+      }
+    }
+    since_probe += from.size;
+    // Objects compressed already (a pack compact() merged) are copied as they are.
+    auto to = from.stored_size < from.size + kObjectHeaderSize ? copy_object(digest, from)
+                                                               : compress_object(digest, from);
+    if (!to) {
+      abandon();
+      return tl::unexpected(std::move(to).error());
+    }
+    after += to->stored_size;
+    moved.emplace_back(digest, *to);
+  }
+  auto synced = [&]() -> Status {
+    MutexLock lock(mu_);
+    for (uint32_t p : dirty_packs_) {
+      const int fd = MAMORI_TRY(pack_fd(p));
+      if (env_.fsync(fd) != 0) return fail_errno("fsync", "store/" + pack_name(p));
+    }
+    dirty_packs_.clear();
+    return ok();
+  }();
+  if (!synced) {
+    abandon();
+    return tl::unexpected(std::move(synced).error());
+  }
+  {
+    auto txn = MAMORI_TRY(db::Transaction::begin(db_));
+    auto& upd = *MAMORI_TRY(
+        db_.cached("UPDATE objects SET pack = ?, offset = ?, stored_size = ? WHERE sha256 = ?"));
+    for (const auto& m : moved) {
+      upd.bind(1, static_cast<int64_t>(m.second.pack))
+          .bind(2, static_cast<int64_t>(m.second.offset))
+          .bind(3, static_cast<int64_t>(m.second.stored_size))
+          .bind(4, m.first.raw());
+      MAMORI_TRY(upd.run());
+    }
+    auto& del = *MAMORI_TRY(db_.cached("DELETE FROM raw_packs WHERE pack = ?"));
+    del.bind(1, static_cast<int64_t>(pack));
+    MAMORI_TRY(del.run());
+    MAMORI_TRY(txn.commit());
+  }
+  // Indexed nowhere now. Readers that looked it up before the switch retry (read()).
+  MutexLock lock(mu_);
+  if (pack < packs_.size()) packs_[pack].reset();
+  struct stat st {};
+  if (::fstatat(dir_.get(), pack_name(pack).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+    report.bytes_before += static_cast<uint64_t>(st.st_size);
+  if (::unlinkat(dir_.get(), pack_name(pack).c_str(), 0) != 0 && errno != ENOENT)
+    return fail_errno("unlinkat", "store/" + pack_name(pack));
+  if (env_.fsync(dir_.get()) != 0) return fail_errno("fsync", "store");
+  report.bytes_after += after;
+  report.objects += moved.size();
+  ++report.packs;
+  return true;
+}
+
+Result<CompressReport> Store::compress_pending() {
+  if (access_ != Access::kWrite) return fail("compress", "store", EROFS);
+  std::vector<uint32_t> pending;
+  {
+    auto q = MAMORI_TRY(db_.prepare("SELECT pack FROM raw_packs ORDER BY pack"));
+    while (MAMORI_TRY(q.step())) pending.push_back(static_cast<uint32_t>(q.int64(0)));
+  }
+  {
+    MutexLock lock(mu_);
+    // Copies never go into a pack that is itself about to be rewritten.
+    if (std::find(pending.begin(), pending.end(), current_pack_) != pending.end()) rotate_ = true;
+  }
+  CompressReport report;
+  for (uint32_t p : pending) {
+    if (!MAMORI_TRY(compress_pack(p, report))) {
+      report.yielded = true;
+      break;
+    }
+  }
+  return report;
+}
+
 Status Store::verify_index() const {
+  auto st = verify_index_once();
+  // A pack deleted under us (the background compressor or compact() switched the index
+  // after our query): once more, against the new index.
+  if (!st && st.error().errnum == ENOENT) return verify_index_once();
+  return st;
+}
+
+Status Store::verify_index_once() const {
   auto q = MAMORI_TRY(db_.prepare("SELECT sha256, pack, offset, stored_size FROM objects"));
   std::vector<uint64_t> sizes;
   while (MAMORI_TRY(q.step())) {
@@ -559,14 +952,26 @@ Result<std::vector<std::pair<Digest, Store::Location>>> Store::all_objects() con
 Status Store::verify_contents(Executor& executor,
                               const std::function<void(Error&&)>& on_bad) const {
   const auto all = MAMORI_TRY(all_objects());
-  Mutex report;  // on_bad is called one at a time
+  Mutex report;               // on_bad is called one at a time
+  std::vector<Digest> moved;  // with report: their pack was gone, see below
   executor.run(all.size(), [&](size_t i) {
     auto st = read_at(all[i].second, all[i].first, [](std::span<const uint8_t>) { return ok(); });
     if (!st) {
       MutexLock lock(report);
-      on_bad(std::move(st).error());
+      if (st.error().errnum == ENOENT)
+        moved.push_back(all[i].first);
+      else
+        on_bad(std::move(st).error());
     }
   });
+  // Moved by a compression or compaction since all_objects(): read() looks them up again.
+  for (const auto& d : moved) {
+    auto loc = locate(d);
+    if (!loc && loc.error().errnum == ENOENT) continue;  // dropped by a compaction
+    auto st = loc ? read_at(*loc, d, [](std::span<const uint8_t>) { return ok(); })
+                  : Status(tl::unexpected(std::move(loc).error()));
+    if (!st) on_bad(std::move(st).error());
+  }
   return ok();
 }
 

@@ -7,6 +7,12 @@
 // Every read re-hashes the content and fails if it does not match its digest.
 // Format: docs/formats/store.md.
 //
+// With defer_compression (init), new content is stored raw in packs listed in the
+// `raw_packs` table, and compress_pending() (a background process started by init)
+// rewrites them compressed later, the way compact() rewrites packs: new pack fsync()ed,
+// index switched in one transaction, old pack deleted. Readers see either copy, both
+// verified.
+//
 // Threads: put(), put_stream() and contains() may be called from many threads at once;
 // commit(), read() and the verify calls belong to the thread that owns the Db.
 
@@ -35,6 +41,20 @@ using hash::Digest;
 struct StoreOptions {
   int compression_level = 1;             // zstd level
   uint64_t max_pack_bytes = 1ull << 30;  // start a new pack past this size
+  // Store new content uncompressed, in a pack of its own listed in `raw_packs`, for
+  // compress_pending() to compress later: init's copy then costs a memcpy, not zstd.
+  bool defer_compression = false;
+  // kWrite as the background compressor: waits for the writer's lock instead of failing,
+  // and gives way (should_yield()) to any writer that opens the store meanwhile.
+  bool compressor = false;
+};
+
+struct CompressReport {
+  uint64_t packs = 0;         // raw packs compressed and deleted
+  uint64_t objects = 0;       // objects rewritten
+  uint64_t bytes_before = 0;  // of those packs, headers included
+  uint64_t bytes_after = 0;   // of their objects once rewritten
+  bool yielded = false;       // stopped early for a writer; the rest is still pending
 };
 
 struct CompactReport {
@@ -86,6 +106,20 @@ class Store {
   // the next compaction. Needs kWrite and no open transaction; not concurrent with put().
   Result<CompactReport> compact(const std::unordered_set<Digest, hash::DigestHash>& live);
 
+  // Rewrites every object of every pack in `raw_packs` compressed (each new copy read
+  // back and verified), one pack at a time: new pack fsync()ed, index switched and the
+  // pack's raw_packs row dropped in one transaction, then the raw pack deleted. Stops
+  // between objects when a writer asks for the lock (report.yielded); a crash or a
+  // yield leaves the raw pack indexed and pending, and an unindexed tail that the next
+  // writer cuts off. Needs kWrite and no open transaction; not concurrent with put().
+  Result<CompressReport> compress_pending();
+  // Content bytes this Store has stored raw (defer_compression) so far.
+  uint64_t deferred_bytes() const;
+  // Whether some pack still waits for compress_pending().
+  Result<bool> compression_pending() const;
+  // True when a writer is waiting for this compressor's lock.
+  bool should_yield() const;
+
   // Every indexed object lies inside its pack file and has a matching header.
   Status verify_index() const;
   // Reads and re-hashes every object on the executor's threads; calls on_bad (from any
@@ -109,6 +143,7 @@ class Store {
   Store(Env& env, db::Db& db, UniqueFd dir, Access access, StoreOptions options);
   Status load_index();
   Result<Location> locate(const Digest& digest) const;
+  Status verify_index_once() const;
   // Every indexed object, in pack order.
   Result<std::vector<std::pair<Digest, Location>>> all_objects() const;
   // Reads the object at `loc` without touching the database, so threads may share it.
@@ -120,11 +155,24 @@ class Store {
   // Copies the object at `from` to the end of the current pack; returns where it went.
   Result<Location> copy_object(const Digest& digest, const Location& from);
   Status append(const Digest& digest, std::span<const uint8_t> payload, int codec, uint64_t size);
+  // Writes an object at the end of the current pack, whether or not it is known.
+  Result<Location> write_object(const Digest& digest, std::span<const uint8_t> payload, int codec,
+                                uint64_t size);
+  // Streams the object at `from` through zstd into the end of the current pack, then
+  // verifies the copy; on failure the pack is cut back. Needs no concurrent writer.
+  Result<Location> compress_object(const Digest& digest, const Location& from);
+  Result<bool> compress_pack(uint32_t pack, CompressReport& report);
+  // Starts writeback of the pack's bytes below `end` once enough have piled up, so the
+  // fsync() in commit() finds little left to write.
+  void kick_writeback(uint32_t pack, int fd, uint64_t end);
+  Status take_lock();
 
   Env& env_;
   db::Db& db_;
   UniqueFd dir_;
   UniqueFd lock_;
+  UniqueFd yield_;     // writers: held shared; the compressor probes it (should_yield)
+  UniqueFd compress_;  // the compressor: held exclusively while it exists
   Access access_;
   StoreOptions options_;
 
@@ -138,6 +186,9 @@ class Store {
   // Index = pack number; opened lazily.
   mutable std::vector<UniqueFd> packs_ MAMORI_GUARDED_BY(mu_);
   std::vector<uint32_t> dirty_packs_ MAMORI_GUARDED_BY(mu_);
+  uint32_t kicked_pack_ MAMORI_GUARDED_BY(mu_) = 0;  // writeback started below kicked_end_
+  uint64_t kicked_end_ MAMORI_GUARDED_BY(mu_) = 0;
+  uint64_t deferred_bytes_ MAMORI_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace mamori::store
