@@ -122,8 +122,12 @@ void EventDetector::feed(std::string_view line, uint64_t line_no,
   const bool allowed = allowlisted(e.client_ip);
   for (const uint32_t i : matched_) {
     const rules::Rule& rule = set[i];
-    if (rule.kind == rules::Kind::kThreshold && !thresholds_.hit(i, e.client_ip.bytes, e.time))
-      continue;
+    if (rule.kind == rules::Kind::kThreshold) {
+      bool reached = false;  // a repeated message counts as often as it happened
+      for (uint32_t k = 0; k < e.repeated && !reached; ++k)
+        reached = thresholds_.hit(i, e.client_ip.bytes, e.time);
+      if (!reached) continue;
+    }
     ++stats_.by_rule[i];
     if (on_match_) on_match_(e.client_ip, i);
     if (allowed) {

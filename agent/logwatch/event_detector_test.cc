@@ -46,6 +46,32 @@ TEST(EventDetector, FiveFailedPasswordsInTenMinutesBan) {
   EXPECT_EQ(d.stats().decisions, 1u);
 }
 
+TEST(EventDetector, RsyslogsRepeatedMessageCountsAsOftenAsItHappened) {
+  auto d = make(EventLog::kSshd);
+  std::vector<Decision> got;
+  const auto on = [&](const Decision& x) { got.push_back(x); };
+  // rsyslog's $RepeatedMsgReduction: one line, then "repeated 3 times" for three more.
+  d.feed(ssh_line(0, "Failed password for root from 203.0.113.9 port 5 ssh2"), 1, on);
+  d.feed(ssh_line(30,
+                  "message repeated 3 times: [ Failed password for root from 203.0.113.9 "
+                  "port 5 ssh2]"),
+         2, on);
+  EXPECT_TRUE(got.empty()) << "4 failures so far";
+  d.feed(ssh_line(40, "Failed password for root from 203.0.113.9 port 5 ssh2"), 3, on);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].ip.to_string(), "203.0.113.9");
+  // Not the shape rsyslog writes: no count, no brackets: read as a message of its own.
+  d.feed(ssh_line(50,
+                  "message repeated many times: [ Failed password for root from "
+                  "203.0.113.10 port 5 ssh2]"),
+         4, on);
+  d.feed(ssh_line(51,
+                  "message repeated 9 times: Failed password for root from 203.0.113.10 "
+                  "port 5 ssh2"),
+         5, on);
+  EXPECT_EQ(got.size(), 1u);
+}
+
 TEST(EventDetector, SlowGuessesAndOneLegitFailureDoNotBan) {
   auto d = make(EventLog::kSshd);
   int bans = 0;

@@ -20,6 +20,7 @@
 #include "agent/logwatch/detector.h"
 #include "agent/logwatch/event_detector.h"
 #include "agent/logwatch/good_bots.h"
+#include "agent/logwatch/journal.h"
 #include "agent/logwatch/tailer.h"
 #include "core/base/mutex.h"
 #include "core/base/quote.h"
@@ -74,6 +75,12 @@ config::Config with_credential_log(const config::Config& c, const Result<decoy::
   return out;
 }
 
+// STATE/logwatch/journal.cursor for the system journal; a directory's is named after it.
+std::string journal_cursor_name(std::string dir) {
+  std::replace(dir.begin(), dir.end(), '/', '_');
+  return "journal" + dir.substr(0, 200) + ".cursor";
+}
+
 }  // namespace
 
 struct Logwatch::Impl {
@@ -89,6 +96,17 @@ struct Logwatch::Impl {
   std::vector<std::unique_ptr<Detector>> detectors;
   std::vector<std::unique_ptr<EventDetector>> event_detectors;
   std::unique_ptr<Tailer> tailer;
+  std::vector<size_t> tailed;  // the tailer's file i is logs[tailed[i]]
+  // The [[log]]s read from the journal (source = "journal"), and the forged sshd
+  // messages not reported yet (at most one log-forged event per kForgedEveryNs).
+  struct Journal {
+    size_t log;
+    std::unique_ptr<JournalReader> reader;
+    std::optional<ForgedEntry> forged_first;
+    uint64_t forged_since = 0;
+    int64_t forged_reported_ns = 0;
+  };
+  std::vector<Journal> journals;
   std::optional<ban::BanList> list;
   std::unique_ptr<ban::BanBackend> backend;
   std::unique_ptr<ban::Banner> banner;
@@ -125,6 +143,8 @@ struct Logwatch::Impl {
 
   void run();
   void handle_line(size_t log, std::string_view line, bool cut);
+  bool read_journal(Journal& j);
+  void report_forged(Journal& j);
   void decided(size_t log, const Decision& d, const std::string& file);
   void ban_decided(size_t log, const Decision& d, const std::string& file);
   void crawler_answers();
@@ -156,7 +176,8 @@ Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config
     allow.push_back(MAMORI_TRY(logparse::Cidr::parse(a)));
   TailerOptions to;
   std::map<logparse::EventLog, std::shared_ptr<const rules::Matcher>> event_matchers;
-  for (const auto& l : impl->config.logs) {
+  for (size_t li = 0; li < impl->config.logs.size(); ++li) {
+    const auto& l = impl->config.logs[li];
     if (const auto kind = logparse::event_log_named(l.format)) {
       // The other logs: their kind's rules, and the [[log]]'s own files after them.
       std::shared_ptr<const rules::Matcher> m = l.rules.empty() ? event_matchers[*kind] : nullptr;
@@ -176,7 +197,17 @@ Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config
           });
       impl->detectors.push_back(nullptr);
       impl->event_detectors.push_back(std::make_unique<EventDetector>(std::move(detector)));
+      if (l.source == "journal") {
+        JournalOptions jo{l.path, config.state_dir + "/logwatch/" + journal_cursor_name(l.path)};
+        impl->journals.push_back({li, MAMORI_TRY(JournalReader::open(env, std::move(jo)))});
+        continue;
+      }
+      if (*kind == logparse::EventLog::kSshd)
+        impl->log("logwatch: " + quote(l.path) +
+                  ": any local user can write lines tagged sshd there (logger); sshd's "
+                  "messages read from the journal cannot be forged (source = \"journal\")");
       to.paths.push_back(l.path);
+      impl->tailed.push_back(li);
       continue;
     }
     auto format = MAMORI_TRY(logparse::LogFormat::compile(l.format));
@@ -196,6 +227,7 @@ Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config
     impl->detectors.push_back(std::make_unique<Detector>(std::move(detector)));
     impl->event_detectors.push_back(nullptr);
     to.paths.push_back(l.path);
+    impl->tailed.push_back(li);
   }
   to.positions_path = config.state_dir + "/logwatch/positions.json";
   Impl* raw = impl.get();
@@ -204,7 +236,8 @@ Result<std::unique_ptr<Logwatch>> Logwatch::start(Env& env, const config::Config
       raw->log(e ? "access-log positions: " + e->message() : "access-log positions readable again");
     else
       raw->log(e ? "access log: " + e->message()
-                 : "access log " + quote(raw->config.logs[i].path) + " readable again");
+                 : "access log " + quote(raw->config.logs[raw->tailed[i]].path) +
+                       " readable again");
   };
   impl->tailer = MAMORI_TRY(Tailer::create(env, std::move(to)));
   impl->unparseable_since.assign(impl->detectors.size(), 0);
@@ -273,7 +306,7 @@ void Logwatch::stop() {
 
 proto::LogwatchStatus Logwatch::status() const {
   proto::LogwatchStatus s;
-  for (const auto& l : impl_->config.logs) s.logs.push_back(l.path);
+  for (const auto& l : impl_->config.logs) s.logs.push_back(config::log_name(l));
   s.lines = impl_->lines.load();
   s.lines_truncated = impl_->truncated.load();
   s.bans = impl_->bans.load();
@@ -287,8 +320,9 @@ proto::LogwatchStatus Logwatch::status() const {
 void Logwatch::Impl::run() {
   auto last_second = env.clock().monotonic();
   while (true) {
-    pollfd fds[2] = {{tailer->fd(), POLLIN, 0}, {wake.get(), POLLIN, 0}};
-    if (::poll(fds, 2, 1000) < 0 && errno != EINTR) {
+    std::vector<pollfd> fds = {{tailer->fd(), POLLIN, 0}, {wake.get(), POLLIN, 0}};
+    for (const auto& j : journals) fds.push_back({j.reader->fd(), POLLIN, 0});
+    if (::poll(fds.data(), fds.size(), 1000) < 0 && errno != EINTR) {
       log(fmt::format("logwatch: poll: {}", std::strerror(errno)));
       return;
     }
@@ -325,21 +359,72 @@ void Logwatch::Impl::run() {
     }
     // Everything new, in bounded steps, so notes from the guard are not kept waiting.
     for (int step = 0; step < 64; ++step) {
-      auto more = tailer->read([&](size_t i, std::string_view line,
-                                   const LinePos& pos) { handle_line(i, line, pos.truncated); },
-                               kLinesPerRead);
+      auto more =
+          tailer->read([&](size_t i, std::string_view line,
+                           const LinePos& pos) { handle_line(tailed[i], line, pos.truncated); },
+                       kLinesPerRead);
       if (!more) {
         log("logwatch: " + more.error().message());
         break;
       }
       if (!*more) break;
     }
+    for (auto& j : journals)
+      for (int step = 0; step < 64 && read_journal(j); ++step) {
+      }
     if (env.clock().monotonic() - last_second >= std::chrono::seconds(1) || stop_now) {
       last_second = env.clock().monotonic();
       each_second();
     }
     if (stop_now) return;
   }
+}
+
+// sshd's messages from the journal (journal.h); false once none is waiting.
+bool Logwatch::Impl::read_journal(Journal& j) {
+  auto more = j.reader->read([&](std::string_view line) { handle_line(j.log, line, false); },
+                             [&](const ForgedEntry& f) {
+                               if (j.forged_since++ == 0) j.forged_first = f;
+                               report_forged(j);
+                             },
+                             kLinesPerRead);
+  if (!more) {
+    log("logwatch: " + more.error().message());
+    return false;
+  }
+  return *more;
+}
+
+// A forged message is reported at once, the ones after it within kForgedEveryNs counted
+// into the next report: a local user flooding the journal cannot flood the outbox.
+void Logwatch::Impl::report_forged(Journal& j) {
+  constexpr int64_t kForgedEveryNs = 60'000'000'000;
+  const int64_t t = env.clock().now_ns();
+  if (!j.forged_first || (j.forged_reported_ns && t - j.forged_reported_ns < kForgedEveryNs))
+    return;
+  const ForgedEntry f = *std::exchange(j.forged_first, std::nullopt);
+  const uint64_t count = std::exchange(j.forged_since, 0);
+  j.forged_reported_ns = t;
+  event::Event e(proto::action::kLogForged, event::Severity::kWarning, t);
+  e.set("event.category", nlohmann::json::array({"intrusion_detection", "process"}))
+      .set("event.type", nlohmann::json::array({"indicator"}))
+      .set("log.file.path", config::log_name(config.logs[j.log]))
+      .set("mamori.log.format", config.logs[j.log].format)
+      .set("user.id", std::to_string(f.uid))
+      .set("event.original", f.message)
+      .set("mamori.log.forged", static_cast<int64_t>(count));
+  if (f.pid) e.set("process.pid", static_cast<int64_t>(f.pid));
+  if (!f.comm.empty()) e.set("process.name", f.comm);
+  if (!f.exe.empty()) e.set("process.executable", f.exe);
+  e.message(
+      fmt::format("uid {} (pid {}{}) wrote {} message{} tagged sshd to the journal; "
+                  "sshd logs as root: not judged. First: {}",
+                  f.uid, f.pid, f.exe.empty() ? "" : ", " + quote(f.exe), count,
+                  count == 1 ? "" : "s", quote(f.message)));
+  log("logwatch: " + e.fields().value("message", std::string()));
+  std::vector<event::Event> events;
+  events.push_back(std::move(e));
+  publish(std::move(events));
 }
 
 void Logwatch::Impl::handle_line(size_t i, std::string_view line, bool cut) {
@@ -397,7 +482,7 @@ void Logwatch::Impl::ban_decided(size_t i, const Decision& d, const std::string&
       .set("source.ip", d.ip.to_string())
       .set("rule.name", d.rule_id)
       .set("event.reason", d.reason)
-      .set("log.file.path", config.logs[i].path);
+      .set("log.file.path", config::log_name(config.logs[i]));
   if (event_detectors[i]) {
     // An error log's or sshd's line: its message, not a request line.
     e.set("event.original", d.request).set("mamori.log.format", config.logs[i].format);
@@ -571,7 +656,7 @@ void Logwatch::Impl::attributed(size_t i, const Attribution& a) {
       .set("event.type", nlohmann::json::array({"info"}))
       .set("source.ip", a.ip.to_string())
       .set("file.path", a.file.path)
-      .set("log.file.path", config.logs[i].path)
+      .set("log.file.path", config::log_name(config.logs[i]))
       .set("url.original", a.request)
       .set("http.response.status_code", a.status)
       .set("mamori.attribution", std::string(a.before && a.writes ? "wrote" : "called"));
@@ -598,7 +683,7 @@ void Logwatch::Impl::parsing_changed(size_t i, logparse::ParseHealth::Change cha
                  bad ? event::Severity::kWarning : event::Severity::kInfo, now);
   e.set("event.category", nlohmann::json::array({"configuration"}))
       .set("event.type", nlohmann::json::array({bad ? "error" : "info"}))
-      .set("log.file.path", l.path)
+      .set("log.file.path", config::log_name(l))
       .set("mamori.log.format", l.format)
       .set("mamori.log.lines", static_cast<int64_t>(h.lines()))
       .set("mamori.log.unparsed", static_cast<int64_t>(h.failures()));
@@ -620,7 +705,7 @@ void Logwatch::Impl::parsing_changed(size_t i, logparse::ParseHealth::Change cha
     e.message(
         fmt::format("access log {} does not fit its format {}: {} of the last {} lines "
                     "refused ({}); they can ban nobody",
-                    quote(l.path), quote(l.format), h.failures(), h.lines(), why));
+                    quote(config::log_name(l)), quote(l.format), h.failures(), h.lines(), why));
   } else {
     const int64_t for_s = unparseable_since[i] ? (now - unparseable_since[i]) / 1'000'000'000 : 0;
     unparseable_since[i] = 0;
@@ -628,7 +713,7 @@ void Logwatch::Impl::parsing_changed(size_t i, logparse::ParseHealth::Change cha
     e.message(
         fmt::format("access log {} fits its format {} again ({} of the last {} lines "
                     "refused)",
-                    quote(l.path), quote(l.format), h.failures(), h.lines()));
+                    quote(config::log_name(l)), quote(l.format), h.failures(), h.lines()));
   }
   log("logwatch: " + e.fields().value("message", std::string()));
   std::vector<event::Event> events;
@@ -641,7 +726,8 @@ void Logwatch::Impl::refresh_parsing() {
   std::vector<proto::LogParsing> now;
   for (size_t i = 0; i < detectors.size(); ++i) {
     const auto& h = detectors[i] ? detectors[i]->health() : event_detectors[i]->health();
-    proto::LogParsing p{config.logs[i].path, h.unparseable(), h.lines(), h.failures(), "", ""};
+    proto::LogParsing p{
+        config::log_name(config.logs[i]), h.unparseable(), h.lines(), h.failures(), "", ""};
     if (h.unparseable()) {
       p.sample = escape(h.sample());
       p.sample_reason = std::string(logparse::parse_status_name(h.sample_status()));
@@ -656,6 +742,10 @@ void Logwatch::Impl::each_second() {
   for (auto& d : event_detectors)
     if (d) d->set_reference_time(env.clock().now_ns() / 1'000'000'000);
   if (auto st = tailer->save(); !st) log("logwatch: " + st.error().message());
+  for (auto& j : journals) {
+    if (auto st = j.reader->save(); !st) log("logwatch: journal: " + st.error().message());
+    report_forged(j);
+  }
   refresh_parsing();
   std::vector<event::Event> events;
   if (auto expired = banner->expire()) {

@@ -319,11 +319,23 @@ class Loader {
   }
 
   bool load_log(TomlTable& t, LogConfig& l) {
-    if (!t.only_keys({"path", "format", "root", "rules"}) ||
-        !t.required("path", "every [[log]] needs the path of an access log", l.path) ||
-        !absolute_path(t, "path", l.path) || !t.optional("format", l.format) ||
+    if (!t.only_keys({"path", "format", "root", "rules", "source"}) ||
+        !t.one_of("source", l.source, {"file", "journal"}) || !t.optional("format", l.format) ||
         !t.optional("root", l.root) || !t.optional("rules", l.rules))
       return false;
+    if (l.source == "journal") {
+      // The journal's trusted fields tell sshd's own messages from forged ones
+      // (docs/formats/other-logs.md); no other log is read from it.
+      if (l.format != "sshd")
+        return t.fail("source", "value",
+                      "only sshd's messages are read from the journal, not a " + l.format + " log");
+      // `path`, when given, is a journal directory instead of the system journal.
+      if (!t.optional("path", l.path) || (!l.path.empty() && !absolute_path(t, "path", l.path)))
+        return false;
+    } else if (!t.required("path", "every [[log]] needs the path of an access log", l.path) ||
+               !absolute_path(t, "path", l.path)) {
+      return false;
+    }
     // The other logs (docs/formats/other-logs.md) have their own rule sets; an access log's
     // rules are [logwatch] rules.
     if (logparse::event_log_named(l.format)) {
@@ -628,6 +640,11 @@ class Loader {
 };
 
 }  // namespace
+
+std::string log_name(const LogConfig& log) {
+  if (log.source != "journal") return log.path;
+  return log.path.empty() ? "journal" : "journal:" + log.path;
+}
 
 std::string_view mode_name(Mode mode) {
   switch (mode) {

@@ -146,7 +146,13 @@ struct LogConfig {
   std::string root;
   // The other logs only: rule files applied after that kind's built-in rules, in order.
   std::vector<std::string> rules;
+  // "file": `path` is the log; "journal" (sshd only): the systemd journal, `path` a
+  // journal directory or empty for the system journal.
+  std::string source = "file";
 };
+
+// What a [[log]] is called in events and status: its path, or "journal" / "journal:DIR".
+std::string log_name(const LogConfig& log);
 
 // One [[page]]: a page the agent's page monitor fetches through the web server and
 // whose active content (scripts, iframes, forms, origins...) it compares with its

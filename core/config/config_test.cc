@@ -474,5 +474,26 @@ TEST(Config, OtherLogsTakeTheirOwnRules) {
             "log[1].rules");
 }
 
+TEST(Config, SshdFromTheJournal) {
+  auto c = parse_config(
+      "[[log]]\nsource = \"journal\"\nformat = \"sshd\"\n"
+      "[[log]]\nsource = \"journal\"\nformat = \"sshd\"\npath = \"/var/log/journal/\"\n",
+      "m.toml");
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_EQ(2u, c->logs.size());
+  EXPECT_EQ("journal", c->logs[0].source);
+  EXPECT_EQ("", c->logs[0].path);
+  EXPECT_EQ("journal", log_name(c->logs[0]));
+  EXPECT_EQ("journal:/var/log/journal", log_name(c->logs[1]));
+  // Only sshd is read from the journal; a file needs its path; no third source.
+  EXPECT_EQ(error_of("[[log]]\nsource = \"journal\"\n").key, "log[1].source");
+  EXPECT_EQ(error_of("[[log]]\nsource = \"journal\"\nformat = \"nginx-error\"\n").key,
+            "log[1].source");
+  EXPECT_EQ(error_of("[[log]]\nsource = \"journald\"\nformat = \"sshd\"\n").key, "log[1].source");
+  EXPECT_EQ(error_of("[[log]]\nformat = \"sshd\"\n").key, "log[1].path");
+  EXPECT_EQ(error_of("[[log]]\nsource = \"journal\"\nformat = \"sshd\"\npath = \"j\"\n").key,
+            "log[1].path");
+}
+
 }  // namespace
 }  // namespace mamori::config

@@ -185,6 +185,7 @@ const std::vector<ActionInfo>& known_actions() {
       {action::kIpUnbanned, "mamori.logwatch"},
       {action::kTamperAttributed, "mamori.logwatch"},
       {action::kLogUnparseable, "mamori.logwatch"},
+      {action::kLogForged, "mamori.logwatch"},
       {action::kLogParseable, "mamori.logwatch"},
       {action::kDecoyCredentialUsed, "mamori.logwatch"},
       // The page monitor (agent/pages).

@@ -1,5 +1,6 @@
 #include "core/logparse/eventlog.h"
 
+#include <algorithm>
 #include <array>
 
 namespace mamori::logparse {
@@ -291,6 +292,23 @@ bool sshd_tag(string_view tag) {
   return name == "sshd" || name == "sshd-session" || name == "sshd-auth";
 }
 
+// rsyslog's "message repeated N times: [ MSG]": MSG, with N in `repeated` (capped);
+// any other message as it is.
+string_view unrepeated(string_view msg, uint32_t& repeated) {
+  string_view s = msg;
+  if (!consume(s, "message repeated ")) return msg;
+  uint64_t n = 0;
+  size_t digits = 0;
+  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9')
+    n = std::min<uint64_t>(n * 10 + static_cast<uint64_t>(s[digits++] - '0'), kMaxRepeated);
+  s.remove_prefix(digits);
+  if (digits == 0 || n == 0 || !consume(s, " times: [") || !s.ends_with(']')) return msg;
+  s.remove_suffix(1);
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  repeated = static_cast<uint32_t>(n);
+  return s;
+}
+
 ParseStatus parse_sshd(string_view line, int64_t reference_s, EventEntry& out) {
   string_view s = line;
   if (!syslog_time(s, reference_s, out.time)) return ParseStatus::kBadTime;
@@ -306,7 +324,7 @@ ParseStatus parse_sshd(string_view line, int64_t reference_s, EventEntry& out) {
   }
   out.message = s.substr(colon + 2);
   if (!sshd_tag(s.substr(0, colon))) return ParseStatus::kOk;  // another program's line
-  parse_sshd_message(out.message, out);
+  parse_sshd_message(unrepeated(out.message, out.repeated), out);
   return ParseStatus::kOk;
 }
 

@@ -52,7 +52,11 @@ struct EventEntry {
   std::string_view message;    // the message as logged, after the line's header
   uint16_t status = 0;         // ModSecurity's "Access denied with code N"
   bool target_is_url = false;  // subject is the request's target (normalise it), not a file
+  // How many times it happened: rsyslog's "message repeated N times: [ MSG]" (its
+  // $RepeatedMsgReduction) stands for N more of the line before it; at most kMaxRepeated.
+  uint32_t repeated = 1;
 };
+inline constexpr uint32_t kMaxRepeated = 100;
 
 struct EventLogOptions {
   size_t max_line = 16 * 1024;  // longer lines are kTooLong

@@ -42,6 +42,21 @@ TEST(Sshd, FailedPassword) {
   EXPECT_EQ(p.e.time, kAt);
 }
 
+TEST(Sshd, RepeatedMessage) {
+  auto p = parse(EventLog::kSshd,
+                 "Dec  7 11:33:29 web1 sshd[42]: message repeated 4 times: [ Failed password "
+                 "for root from 198.51.100.7 port 22 ssh2]");
+  ASSERT_EQ(p.status, ParseStatus::kOk);
+  EXPECT_EQ(p.e.kind, "auth-failed");
+  EXPECT_EQ(ip(p), "198.51.100.7");
+  EXPECT_EQ(p.e.repeated, 4u);
+  p = parse(EventLog::kSshd,
+            "Dec  7 11:33:29 web1 sshd[42]: message repeated 99999999999 times: [ Failed "
+            "password for root from 198.51.100.7 port 22 ssh2]");
+  ASSERT_EQ(p.status, ParseStatus::kOk);
+  EXPECT_EQ(p.e.repeated, kMaxRepeated);
+}
+
 TEST(Sshd, InvalidUserAndAbandoned) {
   auto p = parse(EventLog::kSshd,
                  "Dec  7 11:33:29 web1 sshd[4242]: Failed password for invalid user admin from "

@@ -62,6 +62,9 @@ inline constexpr std::string_view kTamperAttributed = "tamper-attributed";
 // core/logparse/health.h), once per episode with a sample; and when it reads again.
 inline constexpr std::string_view kLogUnparseable = "log-unparseable";
 inline constexpr std::string_view kLogParseable = "log-parseable";
+// A message tagged sshd in the journal that a process of another user than root sent
+// (agent/logwatch/journal.h): a local user forging sshd's lines to get an address banned.
+inline constexpr std::string_view kLogForged = "log-forged";
 // A decoy file (docs/decoys.md) opened by a process other than mamori and the web server
 // (which serves it: the access log judges that request).
 inline constexpr std::string_view kDecoyOpened = "decoy-opened";
@@ -164,6 +167,7 @@ inline constexpr std::array kAllActions = {kFileRestored,
                                            kTamperAttributed,
                                            kLogUnparseable,
                                            kLogParseable,
+                                           kLogForged,
                                            kPageInjected,
                                            kPageFetchFailed,
                                            kAgentEnrolled,
