@@ -11,6 +11,7 @@
 #include <array>
 #include <cstring>
 
+#include "core/fs/admin_files.h"
 #include "core/hash/sha256.h"
 
 namespace mamori::honeypot {
@@ -142,8 +143,11 @@ bool sha256_name(std::string_view s) {
 }
 
 Result<DownloadStore> DownloadStore::open(const std::string& dir, uint64_t quota_bytes) {
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd.valid()) return fail_errno("open", dir);
+  // Never through a symlink: the directory is the honeypot's own.
+  auto fd = MAMORI_TRY(fs::open_admin_read(dir));
+  struct stat dst {};
+  if (fstat(fd.get(), &dst) != 0) return fail_errno("fstat", dir);
+  if (!S_ISDIR(dst.st_mode)) return fail("open", dir, ENOTDIR);
   DownloadStore s(dir, std::move(fd), quota_bytes);
   const int list_fd = ::dup(s.fd_.get());
   if (list_fd < 0) return fail_errno("dup", dir);

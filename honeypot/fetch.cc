@@ -27,6 +27,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/fs/admin_files.h"
 #include "honeypot/downloads.h"
 
 namespace mamori::honeypot {
@@ -278,8 +279,7 @@ Result<FetchProcess> FetchProcess::spawn(int exe_fd, const FetchRequest& req) {
   if (pipe2(fds, O_CLOEXEC) != 0) return fail_errno("pipe2", "fetch");
   p.status_.reset(fds[0]);
   UniqueFd status_w(fds[1]);
-  UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (!null_fd.valid()) return fail_errno("open", "/dev/null");
+  UniqueFd null_fd = MAMORI_TRY(fs::open_admin_read("/dev/null"));
   // Everything the child needs is made before fork: it only moves descriptors and execs.
   const std::string max = std::to_string(req.max_bytes);
   const std::string timeout = std::to_string(req.timeout_s);

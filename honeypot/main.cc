@@ -1,6 +1,5 @@
 // mamori-honeypot: the SSH honeypot (docs/honeypot.md). Parses its arguments and runs
 // the start-up steps in order; the server does the rest.
-#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -65,8 +64,12 @@ int run(const Config& config) {
   Server::Fetching fetching;
   if (config.downloads.fetch) {
     if (auto st = fs::make_private_dir(downloads_dir); !st) return failed(st.error());
-    fetching.exe.reset(::open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
-    if (!fetching.exe.valid()) return failed(Error{"open", "/proc/self/exe", errno, {}});
+    char* self = realpath("/proc/self/exe", nullptr);
+    if (self == nullptr) return failed(Error{"realpath", "/proc/self/exe", errno, {}});
+    auto exe = fs::open_admin_read(self);
+    std::free(self);
+    if (!exe) return failed(exe.error());
+    fetching.exe = std::move(*exe);
   }
   auto keys = load_or_create_host_keys(env, key_dir);
   if (!keys) return failed(keys.error());

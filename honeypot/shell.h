@@ -2,7 +2,8 @@
 // The emulated system an accepted login sees: a host made from a per-node seed (its name,
 // kernel build, users, uptime differ from node to node, so no static tell-tale answers
 // fingerprint the honeypot), and a small command set run against it. Nothing runs on the
-// real host and nothing is fetched: `wget`/`curl` only name their URL for the event.
+// real host and the shell fetches nothing: `wget`/`curl` only name their URL (the server
+// fetches it in a sandbox when [downloads] fetch is on: fetch.h).
 //
 // Bounds: a command line longer than Limits::command_bytes is cut (and reported cut); one
 // command's output is at most Limits::output_bytes.

@@ -30,6 +30,7 @@ done
 PY=/usr/bin/python3
 SAMPLES=$(cd "$(dirname "$0")/../../core/scan/testdata" && pwd)
 HP_USER=nobody
+HP_UID=$(id -u "$HP_USER")
 chmod 0711 "$SCRATCH"  # the dropped honeypot reaches its spool through it
 
 step "files to serve: a web shell, a large file, two more"
@@ -51,11 +52,21 @@ start_http() {  # PORT_FILE [NS]
   local ns=() port_file=$1
   [[ -z ${2:-} ]] || ns=(ip netns exec "$2")
   "${ns[@]}" "$PY" -c '
-import http.server, functools, sys
+import http.server, functools, sys, time
 class H(http.server.SimpleHTTPRequestHandler):
     def log_message(self, fmt, *args):
         with open(sys.argv[2], "a") as f:
             f.write(self.path + "\n")
+    def do_GET(self):
+        if self.path == "/slow":  # headers, then nothing for longer than the timeout
+            self.log_message("")
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.flush()
+            time.sleep(8)
+            return
+        super().do_GET()
 s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(H, directory=sys.argv[1]))
 open(sys.argv[3] + ".tmp", "w").write(str(s.server_address[1]))
 import os; os.rename(sys.argv[3] + ".tmp", sys.argv[3])
@@ -143,7 +154,7 @@ HTTP=127.0.0.1:$(cat "$SCRATCH/.http-port")
 
 step "fetch = true (loopback allowed for the test): a web shell, fetched and stored by its hash"
 honeypot_config "fetch = true" "allow_private = true" "max_kb = 512" "quota_mb = 1" \
-  "per_session = 8" "timeout = 20"
+  "per_session = 8" "timeout = 3"
 start_honeypot
 start_agent
 assert_eq "700 $HP_USER" "$(stat -c '%a %U' "$HP_STATE/downloads")" "the downloads directory"
@@ -172,6 +183,32 @@ assert_eq "$download_id" "$(json 'j["mamori"]["related_event"]' "$scan")" "the d
 assert_eq 127.0.0.1 "$(json 'j["source"]["ip"]' "$scan")" "who downloaded it"
 relayed=$(events "e[\"event\"][\"id\"] == \"$download_id\"")
 assert_eq "$SHELL_SHA" "$(json 'j["file"]["hash"]["sha256"]' "$relayed")" "the relayed download event"
+
+step "the fetch child: the honeypot's user, NoNewPrivs, seccomp, rlimits; past timeout it fails (policy timeout)"
+attacker "wget http://$HTTP/slow"
+child_pid() { pgrep -P "$HP_PID" | head -n 1; }
+# Forked, exec'd, then sandboxed: waited for until the filter is on (it never is: a fail).
+child_sandboxed() {
+  local c
+  c=$(child_pid)
+  [[ -n $c ]] && grep -q '^Seccomp:[[:space:]]*2$' "/proc/$c/status"
+}
+WAIT_SECONDS=5 wait_for "the fetch child, its seccomp filter on" child_sandboxed
+child=$(child_pid)
+status=$(cat "/proc/$child/status")
+assert_eq "$HP_UID" "$(awk '/^Uid:/{print $3}' <<<"$status")" "the child's uid"
+assert_eq 1 "$(awk '/^NoNewPrivs:/{print $2}' <<<"$status")" "the child's NoNewPrivs"
+assert_eq 0000000000000000 "$(awk '/^CapEff:/{print $2}' <<<"$status")" "the child's capabilities"
+assert_contains "$(tr '\0' ' ' <"/proc/$child/cmdline")" "--fetch-child http://$HTTP/slow" "the child's command line"
+assert_eq "4 5 64 0" "$(awk '/^Max cpu time/{c = $4 " " $5} /^Max open files/{f = $4} /^Max core file size/{k = $5} END{print c, f, k}' "/proc/$child/limits")" \
+  "the child's CPU limit (timeout + 1 s, + 2 s), open files, core size"
+assert_eq "" "$(tr '\0' '\n' <"/proc/$child/environ")" "the child's environment"
+# No descriptor of the honeypot's (outbox, event log, listening socket, sessions) is held.
+fds=$(for f in /proc/"$child"/fd/*; do readlink "$f"; done)
+assert_not_contains "$fds" "$HP_STATE/" "the child's descriptors (stderr is the honeypot's log)"
+assert_contains "$fds" "memfd:mamori-fetch" "the child's descriptors (the body's memfd)"
+ev=$(wait_download "http://$HTTP/slow")
+assert_eq "failed timeout" "$(json 'j["mamori"]["ssh"]["download_result"] + " " + j["mamori"]["ssh"]["download_policy"]' "$ev")" "a fetch past its timeout"
 
 step "a file larger than max_kb is cut there (policy max_kb); ftp:// is refused (scheme)"
 attacker "wget http://$HTTP/big.bin; wget ftp://$HTTP/x"
