@@ -370,9 +370,9 @@ TEST(Store, CompressorGivesWayToAWriter) {
       writer->reset();
     }
   });
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!c->should_yield() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::yield();
+  const SystemClock clock;
+  const auto deadline = clock.monotonic() + std::chrono::seconds(30);
+  while (!c->should_yield() && clock.monotonic() < deadline) std::this_thread::yield();
   const auto r = c->compress_pending().value();
   EXPECT_TRUE(r.yielded);
   EXPECT_EQ(r.packs, 0u);
