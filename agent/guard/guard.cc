@@ -204,8 +204,28 @@ bool Guard::allowed_new(const GuardedRoot& r, const std::string& rel) const {
 }
 
 void Guard::handle(const std::vector<watch::Change>& changes) {
-  // Who-data once per process per batch: a storm from one process reads /proc once.
+  // Who-data once per process per batch: a storm from one process reads /proc once, and
+  // only after the first restore it is for (read_who()): its ~10 system calls and the
+  // kernel's formatting of /proc/PID/status are not on the way to putting the file back.
   std::unordered_map<pid_t, evidence::Who> who;
+  batch_who_ = &who;
+  struct EndBatch {
+    Guard& g;
+    ~EndBatch() {
+      g.batch_who_ = nullptr;
+      g.who_unread_.clear();
+    }
+  } end_batch{*this};
+  auto who_for = [&](pid_t pid) -> const evidence::Who& {
+    auto it = who.find(pid);
+    if (it != who.end()) return it->second;
+    evidence::Who w;  // only the pid for now; read_who() reads the rest
+    if (pid > 0) {
+      w.pid = pid;
+      who_unread_.insert(pid);
+    }
+    return who.emplace(pid, std::move(w)).first->second;
+  };
   // Every change in a batch happened before the first is handled, so one look at a path
   // sees its final state: the rest of its events (modify, close, attrib) are redundant.
   std::unordered_set<std::string> seen;
@@ -251,6 +271,45 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
       probe(std::move(n), c.pid);
     }
   }
+  for (const auto& [n, pid] : opened) {
+    if (!seen.insert(path_key(roots_[n.root], n.rel)).second) continue;
+    foreign_write_ = roots_[n.root].paused && deploy_ && !deploy_->owns(pid);
+    reconcile(n.root, n.rel, who_for(pid), Trigger::kRealtime);
+    foreign_write_ = false;
+  }
+  // Rescans after lost events come after the batch's own changes: a tamper read in the
+  // same batch as an overflow is put back first, not after a verify of the whole root.
+  std::vector<size_t> rescan;
+  for (const auto& c : changes) {
+    if (c.root >= roots_.size()) continue;
+    if (c.what & watch::kOpened) continue;  // handled above
+    if (c.what & watch::kOverflow) {
+      if (std::find(rescan.begin(), rescan.end(), c.root) == rescan.end()) rescan.push_back(c.root);
+      continue;
+    }
+    if (!seen.insert(path_key(roots_[c.root], c.rel)).second) continue;
+    foreign_write_ = roots_[c.root].paused && deploy_ && !deploy_->owns(c.pid);
+    const evidence::Who& w = who_for(c.pid);
+    reconcile(c.root, c.rel, w, Trigger::kRealtime);
+    if ((c.what & watch::kCreated) && (c.what & watch::kIsDir)) {
+      read_who(w);  // nothing may have been done to the directory itself
+      look_inside(c.root, c.rel, w, Trigger::kRealtime, seen);
+    }
+    foreign_write_ = false;
+  }
+  for (const size_t root : rescan) {
+    emit(std::move(
+        event::Event(proto::action::kWatchOverflow, Severity::kWarning, env_.clock().now_ns())
+            .set("mamori.root", roots_[root].path)
+            .message("the kernel dropped events; rescanning the root")));
+    if (auto st = verify(root, Trigger::kOverflow); !st) ++counters_.failures;
+  }
+  // A slice of the files lost opens left to ask, after the batch's own changes too (a
+  // slice is ~4 system calls a file: a tamper must not wait behind it), and bounded in
+  // time as well as in files. A file found open for writing is replaced even if this
+  // batch already looked at it.
+  opened.clear();
+  const int64_t slice_end = env_.clock().monotonic_ns() + kOpenProbeSliceNs;
   for (size_t budget = kOpenProbeSlice; budget > 0 && !probe_.empty();) {
     auto it = probe_.begin();
     auto& left = it->second;
@@ -258,35 +317,14 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
       probe({it->first, std::move(left.back())}, -1);
       left.pop_back();
       --budget;
+      if (budget % 64 == 0 && env_.clock().monotonic_ns() >= slice_end) budget = 0;
     }
     if (left.empty()) probe_.erase(it);
   }
   for (const auto& [n, pid] : opened) {
-    if (!seen.insert(path_key(roots_[n.root], n.rel)).second) continue;
-    auto it = who.find(pid);
-    if (it == who.end()) it = who.emplace(pid, who_of(pid, users_)).first;
+    seen.insert(path_key(roots_[n.root], n.rel));
     foreign_write_ = roots_[n.root].paused && deploy_ && !deploy_->owns(pid);
-    reconcile(n.root, n.rel, it->second, Trigger::kRealtime);
-    foreign_write_ = false;
-  }
-  for (const auto& c : changes) {
-    if (c.root >= roots_.size()) continue;
-    if (c.what & watch::kOpened) continue;  // handled above
-    if (c.what & watch::kOverflow) {
-      emit(std::move(
-          event::Event(proto::action::kWatchOverflow, Severity::kWarning, env_.clock().now_ns())
-              .set("mamori.root", roots_[c.root].path)
-              .message("the kernel dropped events; rescanning the root")));
-      if (auto st = verify(c.root, Trigger::kOverflow); !st) ++counters_.failures;
-      continue;
-    }
-    if (!seen.insert(path_key(roots_[c.root], c.rel)).second) continue;
-    auto it = who.find(c.pid);
-    if (it == who.end()) it = who.emplace(c.pid, who_of(c.pid, users_)).first;
-    foreign_write_ = roots_[c.root].paused && deploy_ && !deploy_->owns(c.pid);
-    reconcile(c.root, c.rel, it->second, Trigger::kRealtime);
-    if ((c.what & watch::kCreated) && (c.what & watch::kIsDir))
-      look_inside(c.root, c.rel, it->second, Trigger::kRealtime, seen);
+    reconcile(n.root, n.rel, who_for(pid), Trigger::kRealtime);
     foreign_write_ = false;
   }
   detach_.clear();  // every path of the batch was looked at once
@@ -415,6 +453,34 @@ std::string Guard::handle_of(size_t root, const std::string& rel) {
   return fs::handle_key_of(roots_[root].fd.get(), rel, sfs.f_fsid).value_or(std::string());
 }
 
+std::string Guard::handle_at(size_t root, int fd, const char* name, int flags) {
+  auto& fsid = fsids_[root];
+  if (!fsid) {
+    struct statfs sfs {};
+    if (::fstatfs(roots_[root].fd.get(), &sfs) != 0) return {};
+    fsid = sfs.f_fsid;
+  }
+  struct {
+    file_handle h;
+    unsigned char bytes[MAX_HANDLE_SZ];
+  } buf{};
+  buf.h.handle_bytes = MAX_HANDLE_SZ;
+  int mount_id = 0;
+  if (::name_to_handle_at(fd, name, &buf.h, &mount_id, flags) != 0) return {};
+  return fs::handle_key(*fsid, buf.h.handle_type,
+                        {reinterpret_cast<const uint8_t*>(buf.h.f_handle), buf.h.handle_bytes});
+}
+
+bool Guard::read_who(const evidence::Who& who) {
+  if (who.pid <= 0 || !batch_who_ || !who_unread_.contains(static_cast<pid_t>(who.pid)))
+    return false;
+  auto it = batch_who_->find(static_cast<pid_t>(who.pid));
+  if (it == batch_who_->end() || &it->second != &who) return false;  // not the batch's
+  who_unread_.erase(static_cast<pid_t>(who.pid));
+  it->second = who_of(static_cast<pid_t>(who.pid), users_);
+  return true;
+}
+
 void Guard::note_inode(size_t root, const std::string& rel) {
   auto st = fs::stat_beneath(roots_[root].fd.get(), rel);
   if (!st || !S_ISREG(st->st_mode)) {
@@ -496,6 +562,12 @@ void Guard::reconcile(size_t root, std::string rel, const evidence::Who& who, Tr
     if (!settling_.empty()) settling_.erase(path_key(r, rel));
     return;
   }
+  // The entry is back (or moved out): now who changed it, for the event and the evidence
+  // queued meanwhile with only the pid.
+  if (read_who(who) && act.captures > 0)
+    for (auto c = captures_.rbegin(); c != captures_.rend() && c->item.event_id == act.event_id;
+         ++c)
+      c->item.who = who;
   if (still_settling(root, rel, at, who, trigger, act)) return;  // reported once quiet
   if (already_alerted(r, rel, at, act)) return;
   ++counters_.changes;
@@ -709,9 +781,14 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   if (rebuild && !tampered.valid() && !at.name.empty())
     pin.reset(::openat(at.dir_fd, at.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
   const bool regular = want->type == FileType::kRegular && now.type == FileType::kRegular;
-  const std::string old_handle = rebuild && regular ? handle_of(root, rel) : std::string();
+  // The tampered inode's handle is read after the rename, through the descriptor held on
+  // it (the same inode): not one more lookup before the file is back.
+  const int held = tampered.valid() ? tampered.get() : pin.get();
+  std::string old_handle =
+      rebuild && regular && held < 0 ? handle_at(root, at.dir_fd, at.name.c_str(), 0) : "";
   act.written = MAMORI_TRY(baseline::restore_entry_how(env_, *state_.store, r.fd.get(), *want,
                                                        rebuild, fs::Sync::kDeferred));
+  if (rebuild && regular && held >= 0) old_handle = handle_at(root, held, "", AT_EMPTY_PATH);
   // Rewritten in place (no inode for a temporary): the tampered inode is the restored
   // one now, so there is nothing left to keep as evidence.
   if (act.written == fs::Written::kRewrittenInPlace) tampered.reset();
@@ -727,7 +804,8 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   ++counters_.restored;
   if (want->type == FileType::kRegular && at.refresh(rel) && at.st) {
     if (S_ISREG(at.st->st_mode))
-      index_.set(root, rel, {at.st->st_dev, at.st->st_ino}, handle_of(root, rel));
+      index_.set(root, rel, {at.st->st_dev, at.st->st_ino},
+                 handle_at(root, at.dir_fd, at.name.c_str(), 0));
     // A file rewritten in place keeps its inode, and a writer still holding it may write
     // again within the same coarse ctime tick: never taken for our own (fresh_) then, so
     // its next event is compared by content.
@@ -1353,6 +1431,7 @@ void Guard::decoy_opened(const InodeIndex::Name& n, pid_t pid,
   if (pid <= 0 || pid == ::getpid()) return;
   auto it = who.find(pid);
   if (it == who.end()) it = who.emplace(pid, who_of(pid, users_)).first;
+  read_who(it->second);  // a placeholder handle() made for a change of this batch
   const evidence::Who& w = it->second;
   // The web server opens it to serve a request, which the access log's rule judges. By
   // its full path, where only root installs: a tool copied to /tmp/nginx is no server.

@@ -146,6 +146,9 @@ class Guard {
   // for ever, its restores waiting behind (a www-data user had only to open 17,000 files
   // once). In slices, the loop drains the queue between them and handles what came.
   static constexpr size_t kOpenProbeSlice = 1024;
+  // And at most about this long (checked every 64 files): a handle() call that probes
+  // is one a restore may wait behind.
+  static constexpr int64_t kOpenProbeSliceNs = 2'000'000;
   // Files still to ask: the loop calls handle() again without waiting while it is true.
   bool probing() const { return !probe_.empty(); }
   // Compares a whole root with the baseline and handles every difference. A new entry
@@ -270,6 +273,15 @@ class Guard {
   void note_inode(size_t root, const std::string& rel);
   // fs::handle_key() of `rel`; "" when it cannot be had.
   std::string handle_of(size_t root, const std::string& rel);
+  // The same of `name` in the directory `fd` (or of `fd` itself: "", AT_EMPTY_PATH),
+  // with no lookup of the directory and the root's fsid read once.
+  std::string handle_at(size_t root, int fd, const char* name, int flags);
+  std::map<size_t, std::optional<fsid_t>> fsids_;  // by root
+  // Who-data of the batch handle() is working on: `who` names an entry of it whose /proc
+  // reads are still to do (only its pid is known): read now. False when nothing was read.
+  bool read_who(const evidence::Who& who);
+  std::unordered_map<pid_t, evidence::Who>* batch_who_ = nullptr;
+  std::unordered_set<pid_t> who_unread_;
   // The directory of `rel` (or `rel` itself) that lies deeper than a walk goes
   // (fs::kMaxWalkDepth); nullopt when `rel` is not that deep.
   static std::optional<std::string> too_deep_prefix(const std::string& rel);

@@ -186,6 +186,34 @@ TEST_F(GuardTest, PreserveModeKeepsExactlyTheTamperedBytes) {
   EXPECT_EQ(item->who.pid, ::getpid());
 }
 
+// Who-data is read from /proc after the restore (off the path to putting the file
+// back): the events and the evidence queued before it was read still name the writer in
+// full, for every change of the batch.
+TEST_F(GuardTest, WhoDataReadAfterTheRestoreStillNamesTheWriterEverywhere) {
+  guard(config::Mode::kPreserve);
+  char self[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self);
+  ASSERT_GT(n, 0);
+  const std::string exe(self, static_cast<size_t>(n));
+  site.write("wp/load.php", "<?php system($_GET['c']); ?>\n");
+  site.write("index.php", "<?php eval($_POST['x']); ?>\n");
+  deliver({at("wp/load.php"), at("index.php")});
+  EXPECT_EQ(site.read("wp/load.php"), "<?php // load\n");
+  EXPECT_EQ(site.read("index.php"), "<?php require 'wp/load.php';\n");
+  auto ev = events("file-restored");
+  ASSERT_EQ(ev.size(), 2u);
+  for (const auto& e : ev) {
+    EXPECT_EQ(e["process"]["pid"], ::getpid());
+    EXPECT_EQ(e["process"]["executable"], exe);
+    EXPECT_EQ(e["user"]["id"], std::to_string(::getuid()));
+    auto item = evidence->get(e["mamori"]["evidence"]["id"].get<int64_t>()).value();
+    ASSERT_TRUE(item);
+    EXPECT_EQ(item->who.pid, ::getpid());
+    EXPECT_EQ(item->who.executable, exe);
+    EXPECT_EQ(item->who.uid, static_cast<int64_t>(::getuid()));
+  }
+}
+
 TEST_F(GuardTest, PreserveWaitsForTheWriterToFinishBeforeTakingEvidence) {
   guard(config::Mode::kPreserve);
   // The attacker truncates and writes in two steps; the guard restores after the first.
@@ -885,6 +913,28 @@ TEST_F(GuardTest, LostOpensAreAskedInSlicesAndTheWriterIsFound) {
     ++calls;
   }
   EXPECT_EQ(calls, 2);
+}
+
+// Asking after lost opens comes after the batch's own changes: a tamper read with the
+// overflow is put back first, not behind a slice of ~4 system calls a file.
+TEST_F(GuardTest, ATamperInTheBatchOfLostOpensIsRestoredBeforeTheAsking) {
+  guard(config::Mode::kRestore);
+  ASSERT_TRUE(g->verify(0, Trigger::kStartup));
+  const int writer = ::open((site / "index.php").c_str(), O_RDWR);  // holds, writes nothing
+  ASSERT_GE(writer, 0);
+  site.write("wp/load.php", "<?php system($_GET['c']); ?>\n");
+  g->handle({{0, "", watch::kOverflow | watch::kOpened, -1, {}}, at("wp/load.php")});
+  ::close(writer);
+  g->capture_due(/*all=*/true);
+  ASSERT_TRUE(g->flush());
+  EXPECT_EQ(site.read("wp/load.php"), "<?php // load\n");
+  std::vector<std::string> order;
+  for (const auto& e : events())
+    if (e["mamori"].contains("path")) order.push_back(e["mamori"]["path"]);
+  ASSERT_EQ(order.size(), 2u);
+  EXPECT_EQ(order[0], "wp/load.php");  // restored first
+  EXPECT_EQ(order[1], "index.php");    // then found held open for writing: replaced
+  EXPECT_EQ(events("file-replaced").size(), 1u);
 }
 
 TEST_F(GuardTest, WhatLiesBeneathABaselinedDirectoryAtTheLimitIsQuarantined) {

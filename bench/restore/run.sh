@@ -47,6 +47,11 @@
 #   NICE_ROW=1                   0 skips the Nice=-10 row
 #   RT_ROW=1                     0 skips the chrt diagnostic row
 #   MINIMAL_ROW=1                0 skips the minimal C restorer
+#   OPEN_GATE=off                [agent] open_gate of every agent row: "off" measures the
+#                                restore path alone (with the gate, the driver's reads of a
+#                                tampered file are refused: counted as torn, and each read
+#                                is a permission event the agent answers); "auto" to
+#                                measure with it
 # Needs root (the agent, make_corpus.sh); installs inotify-tools, gcc and jq if missing.
 # A program, not a test: not registered with CTest. Figures: docs/performance.md.
 set -euo pipefail
@@ -208,6 +213,7 @@ mode = "$4"
 [agent]
 socket = "$5"
 event_log = "$6"
+open_gate = "${OPEN_GATE:-off}"
 EOF
 }
 
@@ -308,18 +314,19 @@ latency_row mamori-restore restore
 if [[ ${NICE_ROW:-1} == 1 ]]; then
     latency_row mamori-restore-nice restore nice -n -10
 fi
-# The physical limit: minimal_restorer.c (an event, a rename of a prepared copy), the
-# same driver on the same files, at nice 0 like the first row.
-if [[ ${MINIMAL_ROW:-1} == 1 ]]; then
-    row=minimal
+# minimal_row ROW [PREFIX...]: the physical limit, minimal_restorer.c (an event, a rename
+# of a prepared copy), the same driver on the same files.
+minimal_row() {
+    local row=$1 t0 before
+    shift
     rm -rf -- "$S/prepared"
     mkdir -p "$S/prepared"
     I[$row:load]=$(load)
     t0=$EPOCHREALTIME
-    "$BIN/minimal_restorer" "$site" "$corpus" "$S/prepared" >"$S/minimal.out" 2>"$S/minimal.err" &
+    "$@" "$BIN/minimal_restorer" "$site" "$corpus" "$S/prepared" >"$S/$row.out" 2>"$S/$row.err" &
     MINIMAL_PID=$!
-    until grep -q '^ready' "$S/minimal.out"; do
-        kill -0 "$MINIMAL_PID" 2>/dev/null || { cat "$S/minimal.err" >&2; MINIMAL_PID=""; die "minimal_restorer exited"; }
+    until grep -q '^ready' "$S/$row.out"; do
+        kill -0 "$MINIMAL_PID" 2>/dev/null || { cat "$S/$row.err" >&2; MINIMAL_PID=""; die "minimal_restorer exited"; }
         sleep 0.01
     done
     I[$row:ready_s]=$(elapsed "$t0" "$EPOCHREALTIME")
@@ -340,6 +347,13 @@ if [[ ${MINIMAL_ROW:-1} == 1 ]]; then
     # It restores only the name written to (hard links stay tampered) and leaves new
     # inodes with new ctimes: the check puts back what it left.
     repair_site "$row"
+}
+if [[ ${MINIMAL_ROW:-1} == 1 ]]; then
+    minimal_row minimal
+    # Beside the chrt diagnostic row of the agent: the limit with a CPU to itself too.
+    if [[ ${RT_ROW:-1} == 1 ]] && command -v chrt >/dev/null; then
+        minimal_row minimal-fifo chrt -f 50
+    fi
 fi
 latency_row mamori-preserve preserve
 # Diagnostic: the same agent with the CPU to itself (SCHED_FIFO), to separate the
@@ -468,6 +482,7 @@ ratio50_nice=$(awk -v a="$(v script:p50)" -v b="$(v mamori-restore-nice:p50)" 'B
 div() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0 && a + 0 > 0) printf "%.1f", a / b; else print "n/a"}'; }
 ratio_min=$(div "$(v script:p99)" "$(v minimal:p99)") ratio50_min=$(div "$(v script:p50)" "$(v minimal:p50)")
 ratio_mm=$(div "$(v mamori-restore:p99)" "$(v minimal:p99)") ratio50_mm=$(div "$(v mamori-restore:p50)" "$(v minimal:p50)")
+ratio_ff=$(div "$(v mamori-restore-fifo:p99)" "$(v minimal-fifo:p99)") ratio50_ff=$(div "$(v mamori-restore-fifo:p50)" "$(v minimal-fifo:p50)")
 per_file=n/a
 if [[ -n ${I[large:hwm_kib]:-} ]]; then
     per_file=$(awk -v k="${I[large:hwm_kib]}" -v f="${I[large:files]}" 'BEGIN {printf "%.0f", (k * 1024 - 40 * 1048576) / f}')
@@ -480,6 +495,7 @@ report=$R/report-$(date +%Y%m%d-%H%M%S).md
     echo "- command: bench/restore/run.sh$( ((quick)) && echo ' --quick')  (N=$N, SEED=$SEED, GAP_MS=$GAP_MS, TIMEOUT_MS=$TIMEOUT_MS, storm $STORM_WRITES writes over $STORM_FILES files)"
     echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.1f GiB RAM", $2 / 1048576}' /proc/meminfo), kernel $(uname -r), $(findmnt -no FSTYPE -T "$R")"
     echo "- mamori: copy of $MAMORI_SRC built $MAMORI_BUILT (HEAD $MAMORI_REV when the run started; the build may include uncommitted changes); backend ${I[mamori-restore:backend]:-?}; peer: inotify-tools $(dpkg-query -W -f='${Version}' inotify-tools 2>/dev/null || echo '?')"
+    echo "- agents' open_gate: ${OPEN_GATE:-off}"
     echo "- small corpus: ${I[small:files]} files, ${I[small:dirs]} directories; mamori init ${I[small:init_s]} s"
     echo "- uptime at start: $start_uptime"
     echo "- uptime at end:   $end_uptime"
@@ -489,12 +505,13 @@ report=$R/report-$(date +%Y%m%d-%H%M%S).md
     echo
     echo "| restorer | agent scheduling | p50 ms | p90 ms | p99 ms | max ms | mean ms | time-outs | torn reads | restorer CPU s | agent peak RSS MiB | load at start |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-    for row in mamori-restore mamori-restore-nice minimal mamori-preserve mamori-restore-fifo script; do
+    for row in mamori-restore mamori-restore-nice minimal mamori-preserve mamori-restore-fifo minimal-fifo script; do
         [[ -n ${I[$row:samples]:-} ]] || continue
         case $row in
         mamori-restore) label="mamori agent, restore" ;;
         mamori-restore-nice) label="mamori agent, restore, at the unit's Nice=-10" ;;
         minimal) label="(limit) minimal C restorer: fanotify → rename of a prepared copy" ;;
+        minimal-fifo) label="(limit, diagnostic) minimal C restorer under \`chrt -f 50\`" ;;
         mamori-preserve) label="mamori agent, preserve (evidence kept)" ;;
         mamori-restore-fifo) label="(diagnostic) mamori agent, restore, under \`chrt -f 50\`" ;;
         script) label="inotifywait + cp (guarded)" ;;
@@ -505,6 +522,9 @@ report=$R/report-$(date +%Y%m%d-%H%M%S).md
     echo "Ratio script / mamori (restore mode, nice 0): p99 ${ratio}×, p50 ${ratio50}×; at the unit's Nice=-10: p99 ${ratio_nice}×, p50 ${ratio50_nice}×."
     if [[ -n ${I[minimal:samples]:-} ]]; then
         echo "Ratio script / minimal C restorer (the limit): p99 ${ratio_min}×, p50 ${ratio50_min}×; mamori (nice 0) / minimal: p99 ${ratio_mm}×, p50 ${ratio50_mm}×. The minimal restorer was ready (every directory marked, every copy prepared) in $(v minimal:ready_s) s; what it left different (hard links): $(v minimal:left) path(s), $(v minimal:left_hardlinked) hard-linked."
+    fi
+    if [[ -n ${I[minimal-fifo:samples]:-} ]]; then
+        echo "Both under \`chrt -f 50\` (the own path, without waiting for a CPU): mamori / minimal p99 ${ratio_ff}×, p50 ${ratio50_ff}×."
     fi
     echo "Agent ready (start-up verify of the small corpus): ${I[mamori-restore:ready_s]:-n/a} s; inotifywait watches established: ${I[script:ready_s]:-n/a} s."
     echo "Agent counters, restore row: $(v mamori-restore:counters); Nice=-10 row: $(v mamori-restore-nice:counters); preserve row: $(v mamori-preserve:counters)."
