@@ -184,12 +184,9 @@ bool DownloadStore::has(std::string_view sha256) const {
                      [&](const File& f) { return f.sha256 == sha256; });
 }
 
-Result<DownloadStore::Stored> DownloadStore::store(std::string_view content) {
+Result<DownloadStore::Stored> DownloadStore::store(std::string_view content, int64_t now_ns) {
   Stored out;
   out.sha256 = hash::sha256(content).hex();
-  struct timespec now {};
-  clock_gettime(CLOCK_REALTIME, &now);
-  const int64_t now_ns = int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
   const auto known = std::find_if(files_.begin(), files_.end(),
                                   [&](const File& f) { return f.sha256 == out.sha256; });
   if (known != files_.end()) {
@@ -199,7 +196,9 @@ Result<DownloadStore::Stored> DownloadStore::store(std::string_view content) {
     files_.erase(known);
     f.stored_ns = now_ns;
     files_.push_back(f);
-    utimensat(fd_.get(), f.sha256.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);
+    const timespec times[2] = {{now_ns / 1'000'000'000, now_ns % 1'000'000'000},
+                               {now_ns / 1'000'000'000, now_ns % 1'000'000'000}};
+    utimensat(fd_.get(), f.sha256.c_str(), times, AT_SYMLINK_NOFOLLOW);
     return out;
   }
   const std::string temp = std::string(kTempPrefix) + out.sha256;
@@ -216,6 +215,10 @@ Result<DownloadStore::Stored> DownloadStore::store(std::string_view content) {
     }
     off += static_cast<size_t>(n);
   }
+  // Its mtime is the time it was stored: open() orders by it after a restart.
+  const timespec times[2] = {{now_ns / 1'000'000'000, now_ns % 1'000'000'000},
+                             {now_ns / 1'000'000'000, now_ns % 1'000'000'000}};
+  futimens(f.get(), times);
   f.reset();
   if (renameat(fd_.get(), temp.c_str(), fd_.get(), out.sha256.c_str()) != 0) {
     const int err = errno;

@@ -92,7 +92,8 @@ class DownloadStore {
   // Opens (and, made 0700 by the caller, lists) the directory: what is in it counts
   // against the quota; leftover temporary files are removed.
   static Result<DownloadStore> open(const std::string& dir, uint64_t quota_bytes);
-  Result<Stored> store(std::string_view content);
+  // `now_ns` (wall clock) orders the files for pruning, as their mtime does at open().
+  Result<Stored> store(std::string_view content, int64_t now_ns);
 
   uint64_t bytes() const { return bytes_; }
   size_t files() const { return files_.size(); }

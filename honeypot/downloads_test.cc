@@ -113,7 +113,7 @@ TEST(DownloadStore, ContentAddressedPrivateAndWithinQuota) {
   EXPECT_EQ(s->files(), 0u);
 
   const std::string a(4000, 'a'), b(4000, 'b'), c(4000, 'c');
-  auto r = s->store(a);
+  auto r = s->store(a, 1000);
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->sha256, hash::sha256(a).hex());
   EXPECT_FALSE(r->existed);
@@ -123,15 +123,15 @@ TEST(DownloadStore, ContentAddressedPrivateAndWithinQuota) {
   EXPECT_EQ(t.read("downloads/" + r->sha256), a);
 
   // The same content again: stored once.
-  r = s->store(a);
+  r = s->store(a, 2000);
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->existed);
   EXPECT_EQ(s->files(), 1u);
   EXPECT_EQ(s->bytes(), 4000u);
 
-  ASSERT_TRUE(s->store(b));
+  ASSERT_TRUE(s->store(b, 3000));
   // 12,000 bytes > 10,000: the oldest (a) goes, and says so.
-  r = s->store(c);
+  r = s->store(c, 4000);
   ASSERT_TRUE(r);
   ASSERT_EQ(r->pruned.size(), 1u);
   EXPECT_EQ(r->pruned[0].sha256, hash::sha256(a).hex());
@@ -141,8 +141,8 @@ TEST(DownloadStore, ContentAddressedPrivateAndWithinQuota) {
   EXPECT_EQ(s->bytes(), 8000u);
 
   // b captured again is the newest: the next prune takes c.
-  ASSERT_TRUE(s->store(b));
-  r = s->store(std::string(4000, 'd'));
+  ASSERT_TRUE(s->store(b, 5000));
+  r = s->store(std::string(4000, 'd'), 6000);
   ASSERT_TRUE(r);
   ASSERT_EQ(r->pruned.size(), 1u);
   EXPECT_EQ(r->pruned[0].sha256, hash::sha256(c).hex());
@@ -153,6 +153,11 @@ TEST(DownloadStore, ContentAddressedPrivateAndWithinQuota) {
   EXPECT_EQ(again->files(), 2u);
   EXPECT_EQ(again->bytes(), 8000u);
   EXPECT_EQ(t.read("downloads/README"), "not ours");
+  // Ordered by the time each was stored (their mtime): b (5000) before d (6000).
+  r = again->store(std::string(4000, 'e'), 7000);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->pruned.size(), 1u);
+  EXPECT_EQ(r->pruned[0].sha256, hash::sha256(b).hex());
 }
 
 TEST(DownloadStore, ASymlinkedDirectoryIsRefused) {

@@ -573,7 +573,7 @@ void Server::Impl::fetch_over(RunningFetch& f, FetchOutcome o) {
   res.http_status = o.http_status;
   res.truncated = o.truncated;
   if (res.result == kResultFetched) {
-    auto stored = fetching.store->store(o.body);
+    auto stored = fetching.store->store(o.body, now());
     if (!stored) {
       res.result = kResultFailed;
       res.error = "not stored: " + stored.error().message();
