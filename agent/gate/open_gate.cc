@@ -464,9 +464,13 @@ bool OpenGate::directory_locked(size_t root, const std::string& dir) {
                           AT_SYMLINK_NOFOLLOW | (dir.empty() ? AT_EMPTY_PATH : 0)) == 0 &&
                 S_ISDIR(st.st_mode) && st.st_uid == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
   if (locked) {
+    // The root itself through its /proc link (followed: lgetxattr would ask the link).
     std::string path = "/proc/self/fd/" + std::to_string(root_fd);
-    if (!dir.empty()) path += "/" + dir;
-    locked = !has_acl(::lgetxattr(path.c_str(), "system.posix_acl_access", nullptr, 0));
+    if (dir.empty())
+      locked = !has_acl(::getxattr(path.c_str(), "system.posix_acl_access", nullptr, 0));
+    else
+      locked =
+          !has_acl(::lgetxattr((path + "/" + dir).c_str(), "system.posix_acl_access", nullptr, 0));
   }
   if (directories_locked_.size() >= kMaxDirectoryVerdicts) directories_locked_.clear();
   directories_locked_.emplace(std::move(key), locked);

@@ -28,6 +28,7 @@ printf '<?php echo "hello from php";\n' >"$WP/hello.php"
 # What the web user can write, baselined so: its opens are asked every time (the rest of
 # the copy is root's, 0644 and 0755, as Debian ships it: locked once verified).
 chown www-data "$WP/wp-includes/class-wp.php" "$WP/wp-includes/ID3"
+setfacl -m u:www-data:rw "$WP/wp-includes/class-wp-error.php"  # root's 0644, but an ACL
 write_config "$WP"
 cat >>"$CONFIG" <<'EOF'
 allow_new = ["wp-content/uploads/**"]
@@ -67,7 +68,8 @@ asked() {  # FILE: the permission events the gate answered while FILE was read 5
   read_n "$1" 50
   echo $(($(gate_field events) - before))
 }
-for f in wp-includes/version.php wp-includes/class-wp.php wp-includes/ID3/getid3.php; do
+for f in wp-includes/version.php wp-includes/class-wp.php wp-includes/ID3/getid3.php \
+  wp-includes/class-wp-error.php; do
   read_n "$WP/$f" 1  # judged
 done
 n=$(asked "$WP/wp-includes/version.php")
@@ -79,6 +81,9 @@ echo "www-data's wp-includes/class-wp.php: $n permission events for 50 opens"
 n=$(asked "$WP/wp-includes/ID3/getid3.php")
 echo "root's wp-includes/ID3/getid3.php in www-data's directory: $n permission events for 50 opens"
 ((n >= 50)) || fail "the opens of a file in a directory www-data owns are not all asked about ($n events for 50 opens)"
+n=$(asked "$WP/wp-includes/class-wp-error.php")
+echo "root's wp-includes/class-wp-error.php with an ACL for www-data: $n permission events for 50 opens"
+((n >= 50)) || fail "the opens of a file www-data may write through an ACL are not all asked about ($n events for 50 opens)"
 
 step "a deploy makes a locked file, and a locked file's directory, writable by www-data: their opens are asked again"
 for f in wp-includes/Text/Diff.php wp-includes/IXR/class-IXR-client.php; do
