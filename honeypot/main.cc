@@ -93,7 +93,7 @@ int run(const Config& config) {
     Status st =
         target ? give_dir_to(config.state_dir, *target) : Status(tl::unexpected(target.error()));
     if (st) st = give_dir_to(outbox_dir, *target);
-    if (st && config.downloads.fetch) st = give_dir_to(downloads_dir, *target);
+    if (st && config.downloads.fetch) st = give_dir_to(downloads_dir, *target, /*files=*/false);
     if (st) st = drop_privileges(*target);
     if (!st) {
       for (auto& k : *keys) ssh_key_free(k.key);

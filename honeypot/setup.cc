@@ -121,7 +121,7 @@ Result<DropTarget> lookup_user(const std::string& name) {
   return DropTarget{pw.pw_uid, pw.pw_gid, name};
 }
 
-Status give_dir_to(const std::string& dir, const DropTarget& to) {
+Status give_dir_to(const std::string& dir, const DropTarget& to, bool files) {
   UniqueFd fd = MAMORI_TRY(fs::open_admin_read(dir));
   struct stat st {};
   if (fstat(fd.get(), &st) != 0) return fail_errno("fstat", dir);
@@ -130,8 +130,14 @@ Status give_dir_to(const std::string& dir, const DropTarget& to) {
   DIR* d = fdopendir(dup(fd.get()));
   if (d == nullptr) return fail_errno("fdopendir", dir);
   Status result = ok();
-  while (const dirent* e = readdir(d)) {
+  while (files) {
+    const dirent* e = readdir(d);
+    if (e == nullptr) break;
     if (e->d_type != DT_REG) continue;
+    // A file with another link may be a hard link the dropped user planted to a file of
+    // root's (where protected_hardlinks is off): never given away.
+    struct stat fst {};
+    if (fstatat(fd.get(), e->d_name, &fst, AT_SYMLINK_NOFOLLOW) != 0 || fst.st_nlink != 1) continue;
     if (fchownat(fd.get(), e->d_name, to.uid, to.gid, AT_SYMLINK_NOFOLLOW) != 0) {
       result = fail_errno("fchownat", dir + "/" + e->d_name);
       break;

@@ -46,7 +46,9 @@ Result<DropTarget> lookup_user(const std::string& name);
 // directory is opened O_NOFOLLOW, its entries changed with AT_SYMLINK_NOFOLLOW), so the
 // dropped process can write its outbox and state there. Subdirectories are left alone
 // (the host keys stay root's).
-Status give_dir_to(const std::string& dir, const DropTarget& to);
+// With `files` false only the directory is given (STATE/downloads: what is in it was
+// written by that user already). A file with more than one link is never given.
+Status give_dir_to(const std::string& dir, const DropTarget& to, bool files = true);
 
 // setgroups(none), setgid, setuid, then PR_SET_NO_NEW_PRIVS and not dumpable (the host
 // keys are in memory); checks that root cannot be regained.
