@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "core/fs/beneath.h"
 #include "core/fs/handle.h"
@@ -20,9 +21,47 @@ constexpr uint64_t kMask = FAN_MODIFY | FAN_CLOSE_WRITE | FAN_ATTRIB | FAN_CREAT
                            FAN_MOVED_FROM | FAN_MOVED_TO | FAN_DELETE_SELF | FAN_MOVE_SELF |
                            FAN_ONDIR;
 
+// The kernel sizes a group's queue from fs.fanotify.max_queued_events when the group is
+// made (16,384 by default). The whole filesystem's events pass through these queues, and
+// a lost one costs a rescan of every root, so the agent's groups get kQueuedEvents: the
+// setting is raised for the moment of fanotify_init and put back, leaving everyone
+// else's groups as they were. A bound, where FAN_UNLIMITED_QUEUE would have none (a
+// stalled agent would queue the filesystem's events in kernel memory without end).
+class LargerQueue {
+ public:
+  static constexpr uint64_t kQueuedEvents = 262'144;  // ~150 bytes each queued: ~40 MiB at most
+  LargerQueue() {
+    const uint64_t was = read();
+    if (was == 0 || was >= kQueuedEvents) return;  // no such setting (before 5.13), or enough
+    if (write(kQueuedEvents)) restore_ = was;
+  }
+  ~LargerQueue() {
+    if (restore_) (void)write(restore_);
+  }
+  LargerQueue(const LargerQueue&) = delete;
+  LargerQueue& operator=(const LargerQueue&) = delete;
+
+ private:
+  static constexpr const char* kSysctl = "/proc/sys/fs/fanotify/max_queued_events";
+  static uint64_t read() {
+    std::ifstream in(kSysctl);
+    uint64_t v = 0;
+    in >> v;
+    return v;
+  }
+  static bool write(uint64_t v) {
+    std::ofstream out(kSysctl);
+    out << v;
+    out.close();
+    return out.good();
+  }
+  uint64_t restore_ = 0;
+};
+
 }  // namespace
 
 Result<std::unique_ptr<FanotifyWatcher>> FanotifyWatcher::create() {
+  const LargerQueue larger;
   const int fd =
       ::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME,
                       O_RDONLY | O_LARGEFILE | O_CLOEXEC);
