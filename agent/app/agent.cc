@@ -494,6 +494,7 @@ class Agent::Impl {
     const auto s = gate_->stats();
     g.directories = s.directories;
     g.reads_unasked = s.reads_unasked;
+    g.opens_unasked = s.opens_unasked;
     g.mark_failures = s.mark_failures;
     g.events = s.events;
     g.verified = s.verified;

@@ -143,16 +143,20 @@ int run_status(App& app) {
       }
     if (const auto g = a.value("gate", nlohmann::json()); g.is_object()) {
       if (g.value("state", "") == "on")
-        std::printf("open gate  on (%s): %s directories, %s opens denied, watchdog %s%s\n",
-                    g.value("read_check", std::string()).c_str(),
-                    fmt::format("{}", g.value("directories", uint64_t{0})).c_str(),
-                    fmt::format("{}", g.value("denied", uint64_t{0})).c_str(),
-                    g.value("watchdog", false) ? "running" : "GONE",
-                    g.value("unchecked", uint64_t{0})
-                        ? fmt::format("; {} opens allowed unchecked (the gate was late)",
-                                      g.value("unchecked", uint64_t{0}))
-                              .c_str()
-                        : "");
+        std::printf(
+            "open gate  on (%s): %s directories, %s files verified until written (%s "
+            "only root can change: their opens too), %s opens denied, watchdog %s%s\n",
+            g.value("read_check", std::string()).c_str(),
+            fmt::format("{}", g.value("directories", uint64_t{0})).c_str(),
+            fmt::format("{}", g.value("reads_unasked", uint64_t{0})).c_str(),
+            fmt::format("{}", g.value("opens_unasked", uint64_t{0})).c_str(),
+            fmt::format("{}", g.value("denied", uint64_t{0})).c_str(),
+            g.value("watchdog", false) ? "running" : "GONE",
+            g.value("unchecked", uint64_t{0})
+                ? fmt::format("; {} opens allowed unchecked (the gate was late)",
+                              g.value("unchecked", uint64_t{0}))
+                      .c_str()
+                : "");
       else
         std::printf("open gate  %s%s: tampered files can be read until restored\n",
                     g.value("state", std::string()) == "unavailable" ? "UNAVAILABLE" : "off",

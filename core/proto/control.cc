@@ -596,6 +596,7 @@ json to_json(const OpenGateStatus& g) {
           {"read_check", g.read_check},
           {"directories", g.directories},
           {"reads_unasked", g.reads_unasked},
+          {"opens_unasked", g.opens_unasked},
           {"mark_failures", g.mark_failures},
           {"events", g.events},
           {"verified", g.verified},
@@ -772,6 +773,7 @@ StatusDocument read_status(Reader& r) {
       g.read_check = x.string("read_check");
       g.directories = x.count("directories");
       g.reads_unasked = x.count("reads_unasked");
+      g.opens_unasked = x.count("opens_unasked");
       g.mark_failures = x.count("mark_failures");
       g.events = x.count("events");
       g.verified = x.count("verified");

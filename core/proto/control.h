@@ -277,6 +277,7 @@ struct OpenGateStatus {
   std::string read_check;      // how reads are checked (FAN_ACCESS_PERM), "" when not on
   uint64_t directories = 0;    // directories marked
   uint64_t reads_unasked = 0;  // files whose reads are not asked about until written
+  uint64_t opens_unasked = 0;  // of them, files only root can change: opens neither
   uint64_t mark_failures = 0;
   uint64_t events = 0;  // permission events answered (mamori's own included)
   uint64_t verified = 0;

@@ -75,6 +75,8 @@ done
 n=$(asked "$WP/wp-includes/version.php")
 echo "root-locked wp-includes/version.php: $n permission events for 50 opens"
 ((n < 10)) || fail "the opens of a root-locked file are still asked about ($n events for 50 opens)"
+(($(gate_field opens_unasked) >= 1)) || fail "mamori status counts no file whose opens are unasked"
+assert_contains "$(mamori status)" "only root can change: their opens too" "the gate's line in status"
 n=$(asked "$WP/wp-includes/class-wp.php")
 echo "www-data's wp-includes/class-wp.php: $n permission events for 50 opens"
 ((n >= 50)) || fail "the opens of a file www-data owns are not all asked about ($n events for 50 opens)"
