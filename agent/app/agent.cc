@@ -451,14 +451,18 @@ class Agent::Impl {
     Status started = [&]() -> Status {
       auto gate = MAMORI_TRY(
           gate::OpenGate::create(config_.state_dir, {config_.agent.open_gate_timeout_ms}));
+      // Alert mode changes nothing, reads neither: an agent of alert roots only runs no
+      // gate. Beside a root it enforces, an alert root is marked too, not enforced until
+      // `mamori mode` puts it in restore or preserve (the guard's enforcing hook).
+      for (size_t i = 0; i < guard_->root_count(); ++i)
+        if (guard_->root(i).mode != config::Mode::kAlert) ++enforced;
+      if (enforced == 0) return ok();
       for (size_t i = 0; i < guard_->root_count(); ++i) {
         const auto& r = guard_->root(i);
-        if (r.mode == config::Mode::kAlert) continue;  // alert mode changes nothing, reads neither
-        MAMORI_TRY(
-            gate->add_root({i, real_roots_[i], r.catalog_id, r.exclude, r.uploads}, r.fd.get()));
-        ++enforced;
+        MAMORI_TRY(gate->add_root(
+            {i, real_roots_[i], r.catalog_id, r.exclude, r.uploads, r.mode != config::Mode::kAlert},
+            r.fd.get()));
       }
-      if (enforced == 0) return ok();
       MAMORI_TRY(gate->start());
       gate_ = std::move(gate);
       return ok();

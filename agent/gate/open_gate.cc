@@ -86,7 +86,7 @@ Status OpenGate::start() {
     protected_hardlinks_ = v->starts_with('1');
   catalog_.emplace(MAMORI_TRY(baseline::Catalog::open(state_dir_, db::Db::Mode::kReadOnly)));
   enforcing_ = std::make_unique<std::atomic<bool>[]>(roots_.size());
-  for (size_t i = 0; i < roots_.size(); ++i) enforcing_[i].store(true);
+  for (size_t i = 0; i < roots_.size(); ++i) enforcing_[i].store(roots_[i].config.enforcing);
   const int stop = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (stop < 0) return fail_errno("eventfd", "");
   stop_.reset(stop);

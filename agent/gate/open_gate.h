@@ -64,6 +64,7 @@ struct GateRoot {
   int64_t catalog_id = 0;
   fs::PathMatcher exclude;
   fs::UploadPolicy uploads;
+  bool enforcing = true;  // at start (an alert-mode root is not, until set_enforcing)
 };
 
 // An open or read the gate refused.
