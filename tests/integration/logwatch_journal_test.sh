@@ -64,36 +64,14 @@ mamori -q init
 AGENT_NETNS=$SRV start_agent
 
 step "sshd in srv on 10.78.1.1:2222 and 10.78.2.1:2222, its /dev/log journald's"
-if [[ ! -d /run/sshd ]]; then  # sshd's privilege separation directory
-  mkdir -m 0755 /run/sshd
-  on_exit "rmdir /run/sshd"
-fi
-ssh-keygen -q -t ed25519 -N '' -C '' -f "$SCRATCH/sshd_host_key"
-mkdir -p "$SCRATCH/dev"
-for n in null zero random urandom; do : >"$SCRATCH/dev/$n"; done
-ln -s "$JRUN/journal/dev-log" "$SCRATCH/dev/log"
-ip netns exec "$SRV" unshare -m --propagation private sh -c '
-  for n in null zero random urandom; do mount --bind /dev/$n "$1/dev/$n" || exit 1; done
-  mount --bind "$1/dev" /dev || exit 1
-  exec /usr/sbin/sshd -D -f /dev/null -o ListenAddress=10.78.1.1 -o ListenAddress=10.78.2.1 \
-    -o PidFile=none -p 2222 -h "$1/sshd_host_key" -o StrictModes=no \
-    -o PasswordAuthentication=yes -o PermitRootLogin=yes -o UseDNS=no -o MaxStartups=100 \
-    -o LogLevel=INFO -o SyslogFacility=AUTH' _ "$SCRATCH" 2>"$SCRATCH/sshd.stderr" &
-SSHD=$!
-on_exit "stop_pid $SSHD sshd"
+start_sshd_in "$SRV" "$JRUN/journal/dev-log" 10.78.1.1 10.78.2.1
 journal() { journalctl -D "$JDIR/journal" --no-pager -o "${1:-short-iso}" SYSLOG_IDENTIFIER=sshd; }
 sshd_listening() { journal | grep -q "Server listening on 10.78.2.1 port 2222"; }
 WAIT_ON=$JDIR/journal WAIT_EXPLAIN='cat "$SCRATCH/sshd.stderr"; journal' \
   wait_for "sshd to listen (said in the journal)" sshd_listening
 
-SSH_OPTS=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
-  -o ConnectTimeout=3 -p 2222)
-guess() {  # NS SOURCE USER PASSWORD: one password guess; true when it was refused
-  local rc=0
-  ip netns exec "$1" timeout 10 sshpass -p "$4" ssh "${SSH_OPTS[@]}" -b "$2" \
-    -o PreferredAuthentications=password -o PubkeyAuthentication=no \
-    -o NumberOfPasswordPrompts=1 -l "$3" 10.78.1.1 true </dev/null >/dev/null 2>&1 || rc=$?
-  ((rc != 0))
+guess() {  # NS SOURCE USER PASSWORD: one password guess at 10.78.1.1; true when refused
+  ssh_guess "$1" "$2" 10.78.1.1 "$3" "$4"
 }
 
 step "a local user (nobody) forges ten of sshd's failures for 10.78.2.2: nobody banned, one log-forged"

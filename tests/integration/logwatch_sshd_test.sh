@@ -75,42 +75,15 @@ mamori -q init
 AGENT_NETNS=$SRV start_agent
 
 step "sshd in srv on 10.77.1.1:2222 and 10.77.2.1:2222, logging to syslog (auth)"
-if [[ ! -d /run/sshd ]]; then  # sshd's privilege separation directory
-  mkdir -m 0755 /run/sshd
-  on_exit "rmdir /run/sshd"
-fi
-ssh-keygen -q -t ed25519 -N '' -C '' -f "$SCRATCH/sshd_host_key"
 ssh-keygen -q -t ed25519 -N '' -C '' -f "$SCRATCH/admin_key"
 cp "$SCRATCH/admin_key.pub" "$SCRATCH/authorized_keys"
-# A /dev of sshd's own: the host's device nodes bound in, and log -> the test's rsyslog.
-mkdir -p "$SCRATCH/dev"
-for n in null zero random urandom; do : >"$SCRATCH/dev/$n"; done
-ln -s "$SYSLOG/log.sock" "$SCRATCH/dev/log"
-ip netns exec "$SRV" unshare -m --propagation private sh -c '
-  for n in null zero random urandom; do mount --bind /dev/$n "$1/dev/$n" || exit 1; done
-  mount --bind "$1/dev" /dev || exit 1
-  exec /usr/sbin/sshd -D -f /dev/null -o ListenAddress=10.77.1.1 -o ListenAddress=10.77.2.1 \
-    -o PidFile=none -p 2222 -h "$1/sshd_host_key" -o AuthorizedKeysFile="$1/authorized_keys" \
-    -o StrictModes=no -o PasswordAuthentication=yes -o PermitRootLogin=prohibit-password \
-    -o UseDNS=no -o MaxStartups=100 -o LogLevel=INFO -o SyslogFacility=AUTH' _ "$SCRATCH" \
-  2>"$SCRATCH/sshd.stderr" &
-SSHD=$!
-on_exit "stop_pid $SSHD sshd"
+start_sshd_in "$SRV" "$SYSLOG/log.sock" 10.77.1.1 10.77.2.1
 sshd_listening() { grep -q "sshd\[[0-9]*\]: Server listening on 10.77.2.1 port 2222" "$AUTH_LOG"; }
 WAIT_ON=$SYSLOG WAIT_EXPLAIN='cat "$SCRATCH/sshd.stderr" "$AUTH_LOG"' \
   wait_for "sshd to listen (said in auth.log)" sshd_listening
 
-SSH_OPTS=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
-  -o ConnectTimeout=3 -p 2222)
-# The guess that gets its address banned may hang until its timeout: the ban can come
-# from a line sshd writes before the guess ends ("Invalid user ..."), and the firewall
-# drops the connection in flight.
-guess() {  # NS SOURCE USER PASSWORD: one password guess; true when it was refused
-  local rc=0
-  ip netns exec "$1" timeout "${GUESS_TIMEOUT:-10}" sshpass -p "$4" ssh "${SSH_OPTS[@]}" -b "$2" \
-    -o PreferredAuthentications=password -o PubkeyAuthentication=no \
-    -o NumberOfPasswordPrompts=1 -l "$3" 10.77.1.1 true </dev/null >/dev/null 2>&1 || rc=$?
-  ((rc != 0))
+guess() {  # NS SOURCE USER PASSWORD: one password guess at 10.77.1.1; true when refused
+  ssh_guess "$1" "$2" 10.77.1.1 "$3" "$4"
 }
 admin_login() {  # the administrator, from 10.77.2.2, with the key
   ip netns exec "$CLI" timeout 10 ssh "${SSH_OPTS[@]}" -i "$SCRATCH/admin_key" \

@@ -114,3 +114,48 @@ EOF
 # banned ADDRESS: the agent has written an ip-banned event for ADDRESS. (No `| grep -q`:
 # under pipefail, events' write to a pipe grep closed early would make it false.)
 banned() { [[ -n $(events 'e["event"]["action"] == "ip-banned" and e["source"]["ip"] == "'"$1"'"') ]]; }
+
+# start_sshd_in NS DEVLOG ADDR...: a real sshd in NS on port 2222 of each ADDR (passwords
+# on, root by key only: $SCRATCH/authorized_keys), logging (facility auth, level INFO)
+# to the syslog socket DEVLOG: it runs in a mount namespace of its own whose /dev holds
+# the host's null, zero, random and urandom, and log -> DEVLOG. Host key and stderr
+# ($SCRATCH/sshd.stderr) in $SCRATCH; SSHD is its pid, stopped at exit.
+start_sshd_in() {
+  local ns=$1 devlog=$2 a listen=()
+  shift 2
+  for a in "$@"; do listen+=(-o "ListenAddress=$a"); done
+  if [[ ! -d /run/sshd ]]; then  # sshd's privilege separation directory
+    mkdir -m 0755 /run/sshd
+    on_exit "rmdir /run/sshd"
+  fi
+  ssh-keygen -q -t ed25519 -N '' -C '' -f "$SCRATCH/sshd_host_key"
+  mkdir -p "$SCRATCH/dev"
+  for a in null zero random urandom; do : >"$SCRATCH/dev/$a"; done
+  ln -s "$devlog" "$SCRATCH/dev/log"
+  ip netns exec "$ns" unshare -m --propagation private sh -c '
+    for n in null zero random urandom; do mount --bind /dev/$n "$1/dev/$n" || exit 1; done
+    mount --bind "$1/dev" /dev || exit 1
+    d=$1
+    shift
+    exec /usr/sbin/sshd -D -f /dev/null "$@" -o PidFile=none -p 2222 -h "$d/sshd_host_key" \
+      -o AuthorizedKeysFile="$d/authorized_keys" -o StrictModes=no \
+      -o PasswordAuthentication=yes -o PermitRootLogin=prohibit-password -o UseDNS=no \
+      -o MaxStartups=100 -o LogLevel=INFO -o SyslogFacility=AUTH' _ "$SCRATCH" "${listen[@]}" \
+    2>"$SCRATCH/sshd.stderr" &
+  SSHD=$!
+  on_exit 'stop_pid $SSHD sshd'
+}
+
+SSH_OPTS=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
+  -o ConnectTimeout=3 -p 2222)
+# ssh_guess NS SOURCE SERVER USER PASSWORD: one password guess from SOURCE (an address of
+# NS) to SERVER's port 2222; true when it was refused. The guess that gets its address
+# banned may hang until GUESS_TIMEOUT (10 s): the ban can come from a line sshd writes
+# before the guess ends ("Invalid user ..."), and the firewall drops it in flight.
+ssh_guess() {
+  local rc=0
+  ip netns exec "$1" timeout "${GUESS_TIMEOUT:-10}" sshpass -p "$5" ssh "${SSH_OPTS[@]}" -b "$2" \
+    -o PreferredAuthentications=password -o PubkeyAuthentication=no \
+    -o NumberOfPasswordPrompts=1 -l "$4" "$3" true </dev/null >/dev/null 2>&1 || rc=$?
+  ((rc != 0))
+}
