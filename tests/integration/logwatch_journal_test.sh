@@ -32,7 +32,10 @@ JRUN=$SCRATCH/journal-run   # its sockets: dev-log (syslog), socket (native), st
 JDIR=$SCRATCH/journal-log   # its files: JDIR/MACHINE-ID/system.journal
 mkdir -p "$JRUN" "$JDIR"
 chmod 0755 "$JRUN"
+# journald will not start without the cgroup hierarchy, which a chroot may lack: mounted
+# in its namespace then (never the host's).
 unshare -m --propagation private sh -c '
+  mountpoint -q /sys/fs/cgroup || mount -t cgroup2 cgroup2 /sys/fs/cgroup || exit 1
   mkdir -p /run/systemd /run/log || exit 1
   mount --bind "$1" /run/systemd || exit 1
   mount --bind "$2" /run/log || exit 1
