@@ -9,8 +9,8 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 
+#include "agent/watch/sysctl.h"
 #include "core/fs/beneath.h"
 #include "core/fs/handle.h"
 
@@ -31,30 +31,18 @@ class LargerQueue {
  public:
   static constexpr uint64_t kQueuedEvents = 262'144;  // ~150 bytes each queued: ~40 MiB at most
   LargerQueue() {
-    const uint64_t was = read();
+    const uint64_t was = read_sysctl(kSysctl);
     if (was == 0 || was >= kQueuedEvents) return;  // no such setting (before 5.13), or enough
-    if (write(kQueuedEvents)) restore_ = was;
+    if (write_sysctl(kSysctl, kQueuedEvents)) restore_ = was;
   }
   ~LargerQueue() {
-    if (restore_) (void)write(restore_);
+    if (restore_) (void)write_sysctl(kSysctl, restore_);
   }
   LargerQueue(const LargerQueue&) = delete;
   LargerQueue& operator=(const LargerQueue&) = delete;
 
  private:
   static constexpr const char* kSysctl = "/proc/sys/fs/fanotify/max_queued_events";
-  static uint64_t read() {
-    std::ifstream in(kSysctl);
-    uint64_t v = 0;
-    in >> v;
-    return v;
-  }
-  static bool write(uint64_t v) {
-    std::ofstream out(kSysctl);
-    out << v;
-    out.close();
-    return out.good();
-  }
   uint64_t restore_ = 0;
 };
 

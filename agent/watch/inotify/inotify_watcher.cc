@@ -9,10 +9,10 @@
 #include <cerrno>
 #include <climits>
 #include <cstdio>
-#include <fstream>
 
 #include <fmt/format.h>
 
+#include "agent/watch/sysctl.h"
 #include "core/fs/beneath.h"
 
 namespace mamori::watch {
@@ -24,21 +24,13 @@ constexpr uint32_t kMask = IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_CREATE | 
                            IN_EXCL_UNLINK;  // no IN_DONT_FOLLOW: we follow /proc/self/fd
 constexpr const char* kWatchesSysctl = "/proc/sys/fs/inotify/max_user_watches";
 
-uint64_t read_limit() {
-  std::ifstream in(kWatchesSysctl);
-  uint64_t v = 0;
-  in >> v;
-  return v;
-}
+uint64_t read_limit() { return read_sysctl(kWatchesSysctl); }
 
 // Doubles the per-user watch limit; false when not allowed.
 bool raise_limit() {
   const uint64_t now = read_limit();
   if (now == 0 || now >= (1ull << 30)) return false;
-  std::ofstream out(kWatchesSysctl);
-  out << now * 2;
-  out.close();
-  return out.good() && read_limit() > now;
+  return write_sysctl(kWatchesSysctl, now * 2) && read_limit() > now;
 }
 
 }  // namespace
