@@ -104,7 +104,7 @@ void Detector::feed(std::string_view line, uint64_t line_no,
   r.referer = e.referer;
   r.status = e.status;
   r.malformed = e.malformed_request;
-  if (auto st = matcher_->match(r, scratch_, matched_); !st) matched_.clear();
+  if (!matcher_->match(r, scratch_, matched_)) matched_.clear();
 
   const std::string_view path = path_of(normalised_);
   const bool script = is_script(path);

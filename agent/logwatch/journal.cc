@@ -17,7 +17,7 @@ namespace mamori::logwatch {
 namespace {
 
 Error journal_error(std::string_view op, const std::string& where, int r) {
-  return Error{std::string(op), where, -r};
+  return Error{std::string(op), where, -r, {}};
 }
 
 std::string where_of(const JournalOptions& o) {

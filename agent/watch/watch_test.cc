@@ -148,8 +148,8 @@ TEST(InotifyWatcher, ADirectoryThatAppearsIsWatchedAndItsContentReported) {
 
 TEST(ReplayWatcher, DeliversWhatWasPushedInOrder) {
   ReplayWatcher w;
-  w.push({0, "a", kCreated, 1});
-  w.push({0, "", kOverflow, -1});
+  w.push({0, "a", kCreated, 1, {}});
+  w.push({0, "", kOverflow, -1, {}});
   pollfd p{w.fd(), POLLIN, 0};
   ASSERT_EQ(::poll(&p, 1, 0), 1);
   std::vector<Change> got;
