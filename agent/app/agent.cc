@@ -792,7 +792,7 @@ class Agent::Impl {
                        {link_ ? link_->command_fd() : -1, POLLIN, 0}};
       // Evidence waits for its writer to go quiet (guard.h): wake up to take it.
       int timeout_ms = -1;
-      if (guard_->probing())  // files left to ask after lost opens: a slice each turn
+      if (guard_->busy())  // lost opens to ask, a root to rescan: a slice each turn
         timeout_ms = 0;
       else if (auto due = guard_->next_capture_ns())
         timeout_ms =
@@ -803,7 +803,7 @@ class Agent::Impl {
         return kExitFailed;
       }
       last_wake_ns_ = env_.clock().now_ns();
-      if ((fds[0].revents & POLLIN) || guard_->probing()) {
+      if ((fds[0].revents & POLLIN) || guard_->busy()) {
         changes.clear();
         if (fds[0].revents & POLLIN)
           if (auto st = watcher_->read(changes); !st) log(st.error().message());

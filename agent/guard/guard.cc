@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <iterator>
 #include <unordered_set>
 #include <utility>
 
@@ -302,8 +303,11 @@ void Guard::handle(const std::vector<watch::Change>& changes) {
         event::Event(proto::action::kWatchOverflow, Severity::kWarning, env_.clock().now_ns())
             .set("mamori.root", roots_[root].path)
             .message("the kernel dropped events; rescanning the root")));
-    if (auto st = verify(root, Trigger::kOverflow); !st) ++counters_.failures;
+    start_rescan(root, Trigger::kOverflow);
   }
+  // A slice of the rescans, after the batch's own changes: the next batch is read after
+  // one slice, not after the whole root.
+  rescan_slice();
   // A slice of the files lost opens left to ask, after the batch's own changes too (a
   // slice is ~4 system calls a file: a tamper must not wait behind it), and bounded in
   // time as well as in files. A file found open for writing is replaced even if this
@@ -371,10 +375,38 @@ Status Guard::verify(size_t root, Trigger trigger) {
   auto report =
       MAMORI_TRY(baseline::check_root(state_.catalog, r.catalog_id, scan_context(r), "", options));
   // Where the baselined files are now, before anything is judged: a new name found below
-  // may be a hard link to one of them.
+  // may be a hard link to one of them. A catalog that cannot be read fails the verify (as
+  // check_root would have): an index short of some files would miss writes through their
+  // other names.
+  index_.clear(root);
+  std::vector<std::string> shared, linked;
+  MAMORI_TRY(index_prefix(root, "", shared, linked));
+  judge_linked(root, std::move(linked), shared);
+  int64_t reported_until = allowed_cutoff(root, trigger, started);
+  // A rescan under way is done by this verify: what it would have reported allowed still is.
+  if (auto pending = rescans_.find(root); pending != rescans_.end()) {
+    reported_until = std::min(reported_until, pending->second.reported_until_ns);
+    rescans_.erase(pending);
+  }
+  last_verify_ns_[root] = started;
+  act_on(root, std::move(report), std::move(shared), trigger, reported_until);
+  return ok();
+}
+
+int64_t Guard::allowed_cutoff(size_t root, Trigger trigger, int64_t started) const {
+  // Allowed new entries already reported (guard.h): not reported again at every start,
+  // resume or scheduled verify.
+  const auto last = last_verify_ns_.find(root);
+  return trigger == Trigger::kStartup || last == last_verify_ns_.end() ? allowed_reported_until_ns_
+         : trigger == Trigger::kOverflow                               ? last->second
+                                                                       : started;
+}
+
+void Guard::act_on(size_t root, baseline::CheckReport report, std::vector<std::string> shared,
+                   Trigger trigger, int64_t reported_until) {
+  GuardedRoot& r = roots_[root];
   std::vector<std::string> detach_keys;
-  auto linked = MAMORI_TRY(index_root(root));
-  for (auto& p : linked) {
+  for (auto& p : shared) {
     detach_keys.push_back(path_key(r, p));
     detach_.insert(detach_keys.back());
     report.changes.push_back({baseline::ChangeKind::kChanged, 0, Entry{}, Entry{}, {}});
@@ -389,19 +421,12 @@ Status Guard::verify(size_t root, Trigger trigger) {
             .set("file.path", r.path + "/" + e.path)
             .set("error.message", e.message())));
   }
-  // Allowed new entries already reported (guard.h): not reported again at every start,
-  // resume or scheduled verify. Only ones allowed now: a tightened deny_new still acts.
-  const auto last = last_verify_ns_.find(root);
-  const int64_t reported_until = trigger == Trigger::kStartup || last == last_verify_ns_.end()
-                                     ? allowed_reported_until_ns_
-                                 : trigger == Trigger::kOverflow ? last->second
-                                                                 : started;
-  last_verify_ns_[root] = started;
   // Sorted by path: a directory comes back before what it holds.
   std::sort(
       report.changes.begin(), report.changes.end(),
       [](const baseline::Change& a, const baseline::Change& b) { return a.path() < b.path(); });
   for (const auto& c : report.changes) {
+    // Only ones allowed now: a tightened deny_new still acts.
     if (c.kind == baseline::ChangeKind::kAdded && c.after.ctime_ns < reported_until &&
         allowed_new(r, c.path()))
       continue;
@@ -410,41 +435,210 @@ Status Guard::verify(size_t root, Trigger trigger) {
   // What the walk did not enter: quarantined (reconcile() cuts at the limit).
   for (const auto& p : report.too_deep) reconcile(root, p, {}, trigger);
   for (const auto& k : detach_keys) detach_.erase(k);  // a path that vanished meanwhile
-  return ok();
 }
 
-Result<std::vector<std::string>> Guard::index_root(size_t root) {
+Status Guard::index_prefix(size_t root, std::string_view prefix, std::vector<std::string>& shared,
+                           std::vector<std::string>& linked) {
   GuardedRoot& r = roots_[root];
-  index_.clear(root);
-  struct Seen {
-    std::string rel;
-    InodeId id;
-    nlink_t links;
-  };
-  std::vector<Seen> files;
-  // A catalog that cannot be read fails the verify (as check_root would have): an index
-  // short of some files would miss writes through their other names.
-  MAMORI_TRY(state_.catalog.for_each(r.catalog_id, "", [&](Entry&& e) -> Status {
+  return state_.catalog.for_each(r.catalog_id, prefix, [&](Entry&& e) -> Status {
     if (e.type != FileType::kRegular) return ok();
     auto st = fs::stat_beneath(r.fd.get(), e.path);
-    if (!st || !S_ISREG(st->st_mode)) return ok();  // a change the check reported
-    const InodeId id{st->st_dev, st->st_ino};
-    index_.set(root, e.path, id, handle_of(root, e.path));
-    files.push_back({std::move(e.path), id, st->st_nlink});
+    if (!st || !S_ISREG(st->st_mode)) {  // a change the check reported
+      index_.erase(root, e.path);
+      return ok();
+    }
+    index_.set(root, e.path, {st->st_dev, st->st_ino}, handle_of(root, e.path));
+    // Several links: one may lie outside the baseline, which only every name indexed
+    // tells (judge_linked()); rare, so only those wait. One link: judged now, whether
+    // held open for writing (perhaps through a shared writable mapping made while we
+    // were not looking: its writes raise no event).
+    if (st->st_nlink > 1)
+      linked.push_back(std::move(e.path));
+    else if (fs::open_for_writing(r.fd.get(), e.path).value_or(false))
+      shared.push_back(std::move(e.path));
+    return ok();
+  });
+}
+
+void Guard::judge_linked(size_t root, std::vector<std::string> linked,
+                         std::vector<std::string>& shared) {
+  GuardedRoot& r = roots_[root];
+  std::sort(linked.begin(), linked.end());  // a rescan that went over a name twice
+  linked.erase(std::unique(linked.begin(), linked.end()), linked.end());
+  for (auto& rel : linked) {
+    // More links than baselined names: some name of the inode lies outside the baseline
+    // (a hard link made while we were not looking, perhaps outside the root), and a write
+    // through it changes this file with no event naming it. Or held open for writing.
+    auto st = fs::stat_beneath(r.fd.get(), rel);
+    if (!st || !S_ISREG(st->st_mode)) continue;  // changed since: its own event says so
+    if ((st->st_nlink > 1 && st->st_nlink > index_.names({st->st_dev, st->st_ino}).size()) ||
+        fs::open_for_writing(r.fd.get(), rel).value_or(false))
+      shared.push_back(std::move(rel));
+  }
+}
+
+void Guard::start_rescan(size_t root, Trigger trigger) {
+  const int64_t now = env_.clock().now_ns();
+  const int64_t cutoff = allowed_cutoff(root, trigger, now);
+  auto [it, fresh] = rescans_.try_emplace(root);
+  Rescan& s = it->second;
+  if (fresh) {
+    ++counters_.verifies;
+    s.trigger = trigger;
+    s.reported_until_ns = cutoff;
+    s.started_ns = now;
+    return;
+  }
+  s.again = true;
+  if (trigger == Trigger::kOverflow) s.trigger = trigger;
+  s.reported_until_ns = std::min(s.reported_until_ns, cutoff);
+}
+
+void Guard::rescan_slice() {
+  const int64_t slice_end = env_.clock().monotonic_ns() + kRescanSliceNs;
+  uint64_t entries = 0;
+  while (!rescans_.empty()) {
+    auto it = rescans_.begin();
+    const size_t root = it->first;
+    auto done = rescan_step(root, it->second, entries);
+    if (!done) {
+      // Its names cannot be listed (a catalog that cannot be read): dropped and counted,
+      // as a failed verify is; the next scheduled verify goes over it all.
+      rescans_.erase(it);
+      ++counters_.failures;
+    } else if (*done) {
+      Rescan& s = it->second;
+      std::vector<std::string> shared;
+      judge_linked(root, std::exchange(s.linked, {}), shared);
+      act_on(root, {}, std::move(shared), s.trigger, s.reported_until_ns);
+      if (s.again) {
+        ++counters_.verifies;
+        s.again = false;
+        s.relist = true;
+        s.started_ns = env_.clock().now_ns();
+      } else {
+        last_verify_ns_[root] = s.started_ns;
+        rescans_.erase(it);
+      }
+    }
+    if (entries >= kRescanSliceEntries || env_.clock().monotonic_ns() >= slice_end) break;
+  }
+}
+
+Result<bool> Guard::rescan_step(size_t root, Rescan& s, uint64_t& entries) {
+  GuardedRoot& r = roots_[root];
+  if (s.relist) {
+    // The baseline's names and the ones there now (what check_root goes through), and
+    // the root's own entry first.
+    auto top = MAMORI_TRY(baseline::read_tree(scan_context(r), "", 0));
+    // A root that cannot be listed: said; the baseline's names are still compared.
+    for (const auto& e : top.errors)
+      if (e.path.empty())
+        emit(std::move(
+            event::Event(proto::action::kFileUnreadable, Severity::kWarning, env_.clock().now_ns())
+                .set("mamori.root", r.path)
+                .set("file.path", r.path)
+                .set("error.message", e.message())));
+    std::vector<std::string> names = MAMORI_TRY(state_.catalog.top_names(r.catalog_id));
+    for (size_t i = 1; i < top.entries.size(); ++i) names.push_back(top.entries[i].path);
+    names.emplace_back();
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    entries += names.size();
+    s.names.clear();
+    for (auto& n : names) s.names.push_back({std::move(n), true, false});
+    s.relist = false;
+    return false;
+  }
+  if (s.names.empty()) return true;
+  Rescan::Unit unit = std::move(s.names.front());
+  s.names.pop_front();
+  const std::string& name = unit.path;
+  ++entries;
+  if (!name.empty() && r.exclude.matches(name)) return false;  // what reconcile() leaves alone
+  if (name.empty() || !unit.whole) {  // a directory's own entry (the root's: "")
+    reconcile(root, name, {}, s.trigger);
+    return false;
+  }
+  if (!unit.planned) {
+    auto units = MAMORI_TRY(plan_rescan(root, name, entries));
+    if (units.size() > 1) {
+      s.names.insert(s.names.begin(), std::make_move_iterator(units.begin()),
+                     std::make_move_iterator(units.end()));
+      return false;
+    }
+  }
+  baseline::CheckOptions options;
+  options.max_unknown_hash_bytes = 0;  // as verify()
+  auto report = baseline::check_root(state_.catalog, r.catalog_id, scan_context(r), name, options);
+  if (!report) {
+    // A top-level directory that cannot be read beneath: said, as a verify of the whole
+    // root does, and its own entry compared; what lies beneath is unknown, not removed.
+    emit(std::move(
+        event::Event(proto::action::kFileUnreadable, Severity::kWarning, env_.clock().now_ns())
+            .set("mamori.root", r.path)
+            .set("file.path", r.path + "/" + name)
+            .set("error.message", report.error().message())));
+    reconcile(root, name, {}, s.trigger);
+    return false;
+  }
+  entries += report->entries + report->changes.size();
+  // This name's part of the index is brought up to date before its changes are judged
+  // (a new name may be a hard link to a file of it); the other names' parts keep what the
+  // real-time path last recorded, which is what it would have recorded anyway.
+  std::vector<std::string> shared;
+  MAMORI_TRY(index_prefix(root, name, shared, s.linked));
+  act_on(root, std::move(*report), std::move(shared), s.trigger, s.reported_until_ns);
+  return false;
+}
+
+Result<std::vector<Guard::Rescan::Unit>> Guard::plan_rescan(size_t root, const std::string& top,
+                                                            uint64_t& entries) {
+  GuardedRoot& r = roots_[root];
+  // Small (most are): compared whole. Counting stops past the limit.
+  uint64_t count = 0;
+  auto counted = state_.catalog.for_each(r.catalog_id, top, [&](Entry&&) -> Status {
+    if (++count > kRescanSliceEntries) return fail("rescan", top, ECANCELED, "large");
+    return ok();
+  });
+  if (counted) return std::vector<Rescan::Unit>{{top, true, false}};
+  if (count <= kRescanSliceEntries) return tl::unexpected(std::move(counted).error());
+  // Large: the size of every directory's subtree and its children, in one read of the
+  // catalog (sorted by bytes, so not depth first: "a/b-c" comes before "a/b/c").
+  std::unordered_map<std::string, uint64_t> size;
+  std::unordered_map<std::string, std::vector<std::string>> children;
+  MAMORI_TRY(state_.catalog.for_each(r.catalog_id, top, [&](Entry&& e) -> Status {
+    ++entries;
+    if (e.type == FileType::kDirectory) ++size[e.path];
+    if (e.path == top) return ok();
+    for (size_t slash = e.path.find('/', top.size()); slash != std::string::npos;
+         slash = e.path.find('/', slash + 1))
+      ++size[e.path.substr(0, slash)];
+    children[std::string(fs::dirname(e.path))].push_back(std::move(e.path));
     return ok();
   }));
-  // More links than baselined names: some name of the inode lies outside the baseline
-  // (a hard link made while we were not looking, perhaps outside the root), and a write
-  // through it changes this file with no event naming it.
-  // Or held open for writing, perhaps through a shared writable mapping made while we
-  // were not looking: its writes raise no event.
-  std::vector<std::string> shared;
-  for (auto& f : files) {
-    if ((f.links > 1 && f.links > index_.names(f.id).size()) ||
-        fs::open_for_writing(r.fd.get(), f.rel).value_or(false))
-      shared.push_back(std::move(f.rel));
-  }
-  return shared;
+  std::vector<Rescan::Unit> units;
+  // Depth first, in path order; the baseline's depth is bounded by the walk's
+  // (fs::kMaxWalkDepth), and what is only on disk is never split.
+  std::function<void(const std::string&)> plan = [&](const std::string& dir) {
+    const auto n = size.find(dir);
+    if (n == size.end() || n->second <= kRescanSliceEntries || r.exclude.matches(dir)) {
+      units.push_back({dir, true, true});
+      return;
+    }
+    units.push_back({dir, false, true});
+    std::vector<std::string> kids = std::move(children[dir]);
+    // And what is there now that the baseline lacks (compared whole: its entries are
+    // quarantined or allowed by name, never hashed).
+    if (auto now = baseline::read_tree(scan_context(r), dir, 0))
+      for (auto& e : now->entries)
+        if (e.path != dir) kids.push_back(std::move(e.path));
+    std::sort(kids.begin(), kids.end());
+    kids.erase(std::unique(kids.begin(), kids.end()), kids.end());
+    for (const auto& k : kids) plan(k);
+  };
+  plan(top);
+  return units;
 }
 
 std::string Guard::handle_of(size_t root, const std::string& rel) {
@@ -1557,8 +1751,7 @@ void Guard::tick() {
       (!storm_verified_ns_ || now - *storm_verified_ns_ >= kStormVerifyEveryNs)) {
     storm_verify_due_ = false;
     storm_verified_ns_ = now;
-    for (size_t root = 0; root < roots_.size(); ++root)
-      if (auto st = verify(root, Trigger::kStormOver); !st) ++counters_.failures;
+    for (size_t root = 0; root < roots_.size(); ++root) start_rescan(root, Trigger::kStormOver);
   }
   window_changes_ = 0;
   path_counts_.clear();

@@ -17,9 +17,16 @@
 // tamper-storm event, then one summary per second naming every path, instead of an
 // event per change; a path restored more than `path_restores_per_second` times in a
 // second is summarised the same way. Nothing is skipped, only reported in bulk. Once a
-// storm ends every root is verified (what the storm's races left), at most once per
+// storm ends every root is rescanned (what the storm's races left), at most once per
 // kStormVerifyEveryNs: an attacker who makes storm after storm cannot make verify after
 // verify; a storm over sooner waits for that verify.
+//
+// Rescans after lost events (a queue overflow) and after a storm go in slices: the root's
+// top-level names one after another, a large one directory by directory, about
+// kRescanSliceEntries entries or kRescanSliceNs per handle() call, between reads of the
+// watcher, so a tamper during a rescan of a million files waits for
+// one slice, not for the whole root (~20 s of CPU), and the agent's loop still answers
+// signals and its socket. Start-up, scheduled and resume verifies are whole (verify()).
 // New files allow_new lets stay are low-severity: past `allowed_events_per_second`
 // file-allowed events per root in one second (or in one verify), the rest are counted
 // in one file-allowed-summary naming the first kMaxAllowedSummaryPaths, so an attacker's
@@ -64,6 +71,7 @@
 #include "core/base/env.h"
 #include "core/base/parallel.h"
 #include "core/base/unique_fd.h"
+#include "core/baseline/check.h"
 #include "core/baseline/scan.h"
 #include "core/baseline/state.h"
 #include "core/config/config.h"
@@ -149,14 +157,26 @@ class Guard {
   // And at most about this long (checked every 64 files): a handle() call that probes
   // is one a restore may wait behind.
   static constexpr int64_t kOpenProbeSliceNs = 2'000'000;
-  // Files still to ask: the loop calls handle() again without waiting while it is true.
+  // Files still to ask.
   bool probing() const { return !probe_.empty(); }
+  // A rescan in slices is under way (after an overflow, or once a storm ended): the
+  // entries of the baseline not yet compared keep their last state in the inode index,
+  // and the real-time path handles their changes meanwhile as usual.
+  bool rescanning() const { return !rescans_.empty(); }
+  // Work left in slices: the loop calls handle() again without waiting while it is true.
+  bool busy() const { return probing() || rescanning(); }
+  // A rescan's slice: parts of the root (a top-level name, or in a large one a
+  // directory's subtree or its own files) are compared until this many entries were
+  // looked at, or this long went by (checked between parts); at least one a slice.
+  static constexpr uint64_t kRescanSliceEntries = 1024;
+  static constexpr int64_t kRescanSliceNs = 5'000'000;
   // Compares a whole root with the baseline and handles every difference. A new entry
   // allow_new lets stay is reported once, not at every verify: it is left out when its
   // ctime (which no user can set back) is older than what was already reported. At
   // start-up that is set_allowed_reported_until() (what the previous run saw); later it
   // is the verify's own start, since the watcher has reported everything before it; after
-  // an overflow (events lost) the previous verify's start.
+  // an overflow (events lost) the previous verify's start. A rescan in slices of the
+  // root still under way is done by this verify (and dropped).
   Status verify(size_t root, Trigger trigger);
   // Every allowed new entry whose ctime is older than `ns` was reported by a previous run.
   void set_allowed_reported_until(int64_t ns) { allowed_reported_until_ns_ = ns; }
@@ -265,10 +285,55 @@ class Guard {
   // The keepable content of the entry `name` in `dir` (its bytes, a symlink's target).
   UniqueFd content_of(int dir, const std::string& name, const struct stat& st,
                       const std::string& rel);
-  // Rebuilds the inode index of `root` from the baseline and what is on disk now; returns
-  // the baselined paths whose inode also has a name outside the baseline or is held open
-  // for writing (to be replaced by fresh copies).
-  Result<std::vector<std::string>> index_root(size_t root);
+  // Records in the inode index where the baselined regular files of `prefix` ("" the
+  // whole root) are now. Appends to `shared` the ones held open for writing (they get a
+  // fresh copy), and to `linked` the ones of more than one link: whether one has a name
+  // outside the baseline is known only once every name is indexed (judge_linked()).
+  // Nothing is kept for the others: a million files are not listed in memory.
+  Status index_prefix(size_t root, std::string_view prefix, std::vector<std::string>& shared,
+                      std::vector<std::string>& linked);
+  // Of `linked`, appends to `shared` the files whose inode has a name outside the
+  // baseline (more links than indexed names) or is held open for writing.
+  void judge_linked(size_t root, std::vector<std::string> linked, std::vector<std::string>& shared);
+  // Acts on what a comparison found, as a verify does: `shared` are replaced even if
+  // they match; new entries allow_new lets stay are left out when their ctime is older
+  // than `reported_until`.
+  void act_on(size_t root, baseline::CheckReport report, std::vector<std::string> shared,
+              Trigger trigger, int64_t reported_until);
+  // The ctime before which allowed new entries were reported already (see verify()).
+  int64_t allowed_cutoff(size_t root, Trigger trigger, int64_t started) const;
+  // A rescan in slices, by root.
+  struct Rescan {
+    Trigger trigger = Trigger::kOverflow;
+    int64_t started_ns = 0;         // what it covers: every change since (last_verify_ns_)
+    int64_t reported_until_ns = 0;  // allowed_cutoff() at its start
+    bool relist = true;             // the root's names are to be read first
+    // What is still to compare, in order: top-level names ("" the root's own entry) at
+    // first; one whose baseline holds more than kRescanSliceEntries entries is split into
+    // its directories when its turn comes (plan_rescan()).
+    struct Unit {
+      std::string path;
+      bool whole = true;     // false: the directory's own entry only (its children follow)
+      bool planned = false;  // true: not to be split again
+    };
+    std::deque<Unit> names;
+    std::vector<std::string> linked;  // index_prefix()'s, judged at the end
+    bool again = false;               // events were lost during it: another pass follows
+  };
+  // Starts a rescan of `root`. During one, events lost again (maybe in what it compared
+  // already) queue one more pass after it: never more than one, and each pass ends, so
+  // an overflow at every slice cannot keep a pass from finishing.
+  void start_rescan(size_t root, Trigger trigger);
+  // Works through the rescans for one slice.
+  void rescan_slice();
+  // One step of `s`: (re)lists its names, compares one, or says it is done (true).
+  Result<bool> rescan_step(size_t root, Rescan& s, uint64_t& entries);
+  // The units that compare `top` and everything beneath it, none of more than about
+  // kRescanSliceEntries baselined entries (but a directory's own files, each one unit):
+  // {top} when it is that small. Reads `top`'s part of the catalog once.
+  Result<std::vector<Rescan::Unit>> plan_rescan(size_t root, const std::string& top,
+                                                uint64_t& entries);
+  std::map<size_t, Rescan> rescans_;
   // Records the inode now at `rel` (just restored) in the index.
   void note_inode(size_t root, const std::string& rel);
   // fs::handle_key() of `rel`; "" when it cannot be had.

@@ -5,14 +5,17 @@
 #include "agent/guard/guard.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "agent/watch/replay/replay_watcher.h"
@@ -112,6 +115,19 @@ class GuardTest : public ::testing::Test {
     g->handle(batch);
     g->capture_due(/*all=*/true);  // waiting for quiet has a test of its own
     ASSERT_TRUE(g->flush());
+  }
+  // Lets the loop work through what the guard does in slices (rescans, lost opens), as
+  // the agent's does; returns the handle() calls it took.
+  int drain() {
+    int calls = 0;
+    while (g->busy() && calls < 1000) {
+      g->handle({});
+      ++calls;
+    }
+    EXPECT_FALSE(g->busy());
+    g->capture_due(/*all=*/true);
+    EXPECT_TRUE(g->flush());
+    return calls;
   }
   static watch::Change at(std::string rel, uint32_t what = watch::kContent) {
     return {0, std::move(rel), what, ::getpid(), {}};
@@ -529,6 +545,176 @@ TEST_F(GuardTest, AnOverflowRescansTheRoot) {
   EXPECT_EQ(events("file-restored")[0]["mamori"]["trigger"], "overflow");
 }
 
+// The peak memory of a verify of the whole root, above what the guard holds anyway (its
+// inode index): it must not hold a list of every baselined file (at a million files a
+// list of their paths alone was ~150 MB, half the agent's budget). Measured as the rise
+// of the process's peak RSS (VmHWM, reset through /proc/self/clear_refs) over a second
+// verify, after the heap gave back what it had free.
+TEST_F(GuardTest, AVerifyHoldsNoListOfEveryFile) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer holds freed memory back: RSS says nothing here";
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  GTEST_SKIP() << "AddressSanitizer holds freed memory back: RSS says nothing here";
+#endif
+#endif
+  constexpr int kDirs = 100, kPerDir = 200, kFiles = kDirs * kPerDir;
+  for (int d = 0; d < kDirs; ++d) {
+    const std::string dir = "d" + std::to_string(d) + "/wp-content/plugins/akismet-spam/inc";
+    ASSERT_EQ(std::system(("mkdir -p " + site / dir).c_str()), 0);
+    for (int f = 0; f < kPerDir; ++f)
+      site.write(dir + "/class-akismet-widget-" + std::to_string(f) + ".php", "<?php\n");
+  }
+  record_baseline();
+  guard(config::Mode::kRestore);
+  ASSERT_TRUE(g->verify(0, Trigger::kStartup));  // the index is built: not what is measured
+  auto kib = [](std::string_view field) {
+    std::ifstream in("/proc/self/status");
+    for (std::string line; std::getline(in, line);)
+      if (line.starts_with(field)) return std::stol(line.substr(field.size()));
+    return -1L;
+  };
+  ::malloc_trim(0);
+  std::ofstream("/proc/self/clear_refs") << "5";  // VmHWM = VmRSS from here
+  const long before = kib("VmRSS:");
+  ASSERT_TRUE(g->verify(0, Trigger::kScheduled));
+  const long peak = kib("VmHWM:");
+  ASSERT_GT(before, 0);
+  const long per_file = (peak - before) * 1024 / kFiles;
+  RecordProperty("verify_peak_bytes_per_file", static_cast<int>(per_file));
+  std::printf("verify of %d files: peak RSS +%ld KiB (%ld B/file)\n", kFiles, peak - before,
+              per_file);
+  EXPECT_LE(per_file, 60) << "the verify holds something per file";
+}
+
+// A site of many directories (in `parent`: "" the root), for the rescans in slices.
+void many_dirs(const TempDir& site, int dirs, int files, const std::string& parent = "") {
+  if (!parent.empty()) site.mkdir(parent);
+  for (int d = 0; d < dirs; ++d) {
+    const std::string dir = fmt::format("{}d{:02}", parent.empty() ? "" : parent + "/", d);
+    site.mkdir(dir);
+    for (int f = 0; f < files; ++f) site.write(fmt::format("{}/f{}.php", dir, f), "<?php\n");
+  }
+}
+
+// An overflow's rescan goes in slices between batches (issue 17: a million files took the
+// guard's thread ~20 s of CPU, and nothing was restored meanwhile): a tamper read during
+// it is restored at once, and the rescan still finds everything the lost events hid: a
+// file changed, a hard link to baselined code in the root, one from outside.
+TEST_F(GuardTest, ATamperDuringAnOverflowRescanIsRestoredBeforeItEnds) {
+  many_dirs(site, 40, 100);
+  record_baseline();
+  guard(config::Mode::kRestore);
+  ASSERT_TRUE(g->verify(0, Trigger::kStartup));
+  // While events were lost:
+  site.write("d30/f5.php", "<?php eval($_POST[1]);\n");
+  ASSERT_EQ(::link((site / "d35/f2.php").c_str(), (site / "d39/new.php").c_str()), 0);
+  ASSERT_EQ(::link((site / "d20/f1.php").c_str(), (outside / "link").c_str()), 0);
+  g->handle({{0, "", watch::kOverflow | watch::kIsDir, -1, {}}});
+  ASSERT_TRUE(g->rescanning());
+  EXPECT_TRUE(g->busy());
+  EXPECT_EQ(site.read("d30/f5.php"), "<?php eval($_POST[1]);\n");  // not reached yet
+  // A tamper in a part not rescanned yet: restored in its own batch.
+  site.write("d39/f0.php", "<?php system($_GET[1]);\n");
+  deliver({at("d39/f0.php")});
+  EXPECT_EQ(site.read("d39/f0.php"), "<?php\n");
+  EXPECT_TRUE(g->rescanning());
+  auto restored = events("file-restored");
+  ASSERT_EQ(restored.size(), 1u);
+  EXPECT_EQ(restored[0]["mamori"]["path"], "d39/f0.php");
+  EXPECT_EQ(restored[0]["mamori"]["trigger"], "realtime");
+  const int calls = drain() + 2;
+  EXPECT_GE(calls, 4) << "4,000 files in slices of " << Guard::kRescanSliceEntries << " entries";
+  EXPECT_LE(calls, 10);
+  // What the lost events hid:
+  EXPECT_EQ(site.read("d30/f5.php"), "<?php\n");
+  EXPECT_FALSE(exists("d39/new.php"));
+  struct stat in {};
+  struct stat out {};
+  ASSERT_EQ(::stat((site / "d20/f1.php").c_str(), &in), 0);
+  ASSERT_EQ(::stat((outside / "link").c_str(), &out), 0);
+  EXPECT_NE(in.st_ino, out.st_ino);  // the outside name leads to a detached inode
+  EXPECT_EQ(in.st_nlink, 1u);
+  std::map<std::string, std::string> acted;  // path -> action
+  for (const auto& e : events())
+    if (e.contains("mamori") && e["mamori"].contains("path") &&
+        e["mamori"].value("trigger", "") == "overflow")
+      acted[e["mamori"]["path"]] = e["event"]["action"];
+  EXPECT_EQ(acted["d30/f5.php"], "file-restored");
+  EXPECT_EQ(acted["d39/new.php"], "file-quarantined");
+  EXPECT_EQ(acted["d35/f2.php"], "file-replaced");  // its inode had the new name too
+  EXPECT_EQ(acted["d20/f1.php"], "file-replaced");
+  EXPECT_EQ(acted.size(), 4u);
+  for (const auto& e : events("file-replaced"))
+    if (e["mamori"]["path"] == "d20/f1.php") {
+      EXPECT_EQ(e["mamori"]["reason"], "inode-shared");
+    }
+  // Done: the next batch has nothing left to do.
+  EXPECT_FALSE(g->busy());
+  EXPECT_EQ(g->counters().verifies, 2u);
+}
+
+// A top-level directory larger than a slice is rescanned directory by directory, and the
+// result is a whole verify's: every kind of change the lost events hid is found.
+TEST_F(GuardTest, ALargeTopLevelDirectoryIsRescannedDirectoryByDirectory) {
+  many_dirs(site, 40, 100, "big");
+  site.write("big/own.php", "<?php // own\n");
+  record_baseline();
+  guard(config::Mode::kRestore);
+  ASSERT_TRUE(g->verify(0, Trigger::kStartup));
+  // While events were lost:
+  site.write("big/d30/f5.php", "<?php eval($_POST[1]);\n");
+  site.write("big/own.php", "<?php system($_GET[1]);\n");
+  ASSERT_EQ(std::system(("rm -rf " + site / "big/d10").c_str()), 0);
+  site.mkdir("big/new");
+  site.write("big/new/x.php", "<?php // shell\n");
+  ASSERT_EQ(::chmod((site / "big").c_str(), 0700), 0);
+  g->handle({{0, "", watch::kOverflow | watch::kIsDir, -1, {}}});
+  ASSERT_TRUE(g->rescanning());
+  site.write("big/d39/f0.php", "<?php system($_GET[2]);\n");
+  deliver({at("big/d39/f0.php")});
+  EXPECT_EQ(site.read("big/d39/f0.php"), "<?php\n");
+  EXPECT_TRUE(g->rescanning()) << "the directory was compared in one slice";
+  const int calls = drain() + 2;
+  EXPECT_GE(calls, 4) << "4,000 files in slices of " << Guard::kRescanSliceEntries << " entries";
+  EXPECT_EQ(site.read("big/d30/f5.php"), "<?php\n");
+  EXPECT_EQ(site.read("big/own.php"), "<?php // own\n");
+  EXPECT_EQ(site.read("big/d10/f99.php"), "<?php\n");
+  EXPECT_FALSE(exists("big/new"));
+  struct stat big {};
+  ASSERT_EQ(::stat((site / "big").c_str(), &big), 0);
+  EXPECT_EQ(big.st_mode & 07777, 0755u);
+  // A second rescan finds nothing left.
+  const uint64_t changes = g->counters().changes;
+  g->handle({{0, "", watch::kOverflow | watch::kIsDir, -1, {}}});
+  drain();
+  EXPECT_EQ(g->counters().changes, changes);
+}
+
+// Another overflow while a rescan is under way (events lost again, maybe in what it
+// compared already) queues one more pass after it, never more than one; each pass ends.
+TEST_F(GuardTest, AnOverflowDuringARescanQueuesOneMorePass) {
+  many_dirs(site, 80, 50);  // about five slices
+  record_baseline();
+  guard(config::Mode::kRestore);
+  ASSERT_TRUE(g->verify(0, Trigger::kStartup));
+  const watch::Change overflow{0, "", watch::kOverflow | watch::kIsDir, -1, {}};
+  g->handle({overflow});
+  g->handle({});
+  ASSERT_TRUE(g->rescanning());
+  site.write("d00/f1.php", "<?php eval($_POST[1]);\n");  // compared already, events lost again
+  for (int i = 0; i < 2; ++i) g->handle({overflow});     // both before it ends
+  drain();
+  EXPECT_EQ(site.read("d00/f1.php"), "<?php\n");
+  EXPECT_EQ(g->counters().verifies, 3u);  // the start-up's, the rescan and one more pass
+  EXPECT_EQ(events("watch-overflow").size(), 3u);
+  // A whole verify while a rescan is under way does its work and ends it.
+  g->handle({overflow});
+  EXPECT_TRUE(g->rescanning());
+  ASSERT_TRUE(g->verify(0, Trigger::kScheduled));
+  EXPECT_FALSE(g->rescanning());
+}
+
 TEST_F(GuardTest, CreateThenRenameOverAProtectedFile) {
   guard(config::Mode::kRestore);
   site.write("wp/.tmp123", "<?php evil();");
@@ -613,7 +799,8 @@ TEST_F(GuardTest, WhatAStormLeftUnseenIsRestoredWhenItEnds) {
   g->tick();
   EXPECT_EQ(site.read("wp/inc/b.php"), "unseen");  // the storm is still on
   g->tick();                                       // a quiet second ends it
-  ASSERT_TRUE(g->flush());
+  EXPECT_TRUE(g->rescanning());                    // the rescan goes in slices
+  drain();
   ASSERT_EQ(events("tamper-storm-ended").size(), 1u);
   EXPECT_EQ(site.read("wp/inc/b.php"), "<?php // b\n");
   bool reported = false;
@@ -637,6 +824,7 @@ TEST_F(GuardTest, StormOverVerifiesAreAtMostOneEveryTenSeconds) {
     site.write(unseen, "unseen");
     g->tick();
     g->tick();
+    drain();
   };
   storm_then("wp/inc/b.php");
   EXPECT_EQ(site.read("wp/inc/b.php"), "<?php // b\n");
@@ -645,8 +833,8 @@ TEST_F(GuardTest, StormOverVerifiesAreAtMostOneEveryTenSeconds) {
   EXPECT_EQ(site.read("wp/inc/b.php"), "unseen");
   env.sim().advance(std::chrono::seconds(11));
   g->tick();
+  drain();
   EXPECT_EQ(site.read("wp/inc/b.php"), "<?php // b\n");
-  ASSERT_TRUE(g->flush());
   EXPECT_EQ(events("tamper-storm-ended").size(), 2u);
 }
 
@@ -753,6 +941,38 @@ TEST_F(GuardTest, WhatLiesPastTheDepthLimitIsQuarantinedByAVerify) {
   for (const auto& e : events("file-quarantined"))
     said |= e["mamori"]["path"] == cut && e["mamori"]["reason"] == "nested-too-deep";
   EXPECT_TRUE(said);
+  EXPECT_TRUE(events("file-unreadable").empty());
+}
+
+// The same through an overflow's rescan, which compares one top-level name at a time:
+// the depth limit still counts from the root.
+TEST_F(GuardTest, WhatLiesPastTheDepthLimitIsQuarantinedByAnOverflowRescan) {
+  // A baselined chain as deep as the limit (its last directory recorded, never entered).
+  const std::string kept = deep_path("wp/a", fs::kMaxWalkDepth);
+  ASSERT_EQ(std::system(("mkdir -p '" + site / kept + "'").c_str()), 0);
+  record_baseline();
+  // While events were lost: a shell beneath it, and a new chain past the limit.
+  ASSERT_EQ(
+      std::system(
+          ("mkdir -p '" + site / kept + "/b' && echo x > '" + site / kept + "/b/s.php'").c_str()),
+      0);
+  const std::string bottom = deep_path("uploads/a", 260);
+  ASSERT_EQ(
+      std::system(
+          ("mkdir -p '" + site / bottom + "' && echo x > '" + site / bottom + "/s.php'").c_str()),
+      0);
+  guard(config::Mode::kRestore);
+  deliver({{0, "", watch::kOverflow | watch::kIsDir, -1, {}}});
+  drain();
+  const std::string cut = deep_path("uploads/a", fs::kMaxWalkDepth);
+  EXPECT_FALSE(exists(cut));
+  EXPECT_TRUE(exists(std::string(fs::dirname(cut))));
+  EXPECT_TRUE(exists(kept));
+  EXPECT_FALSE(exists(kept + "/b"));
+  std::set<std::string> said;
+  for (const auto& e : events("file-quarantined"))
+    if (e["mamori"]["reason"] == "nested-too-deep") said.insert(e["mamori"]["path"]);
+  EXPECT_EQ(said, (std::set<std::string>{cut, kept}));
   EXPECT_TRUE(events("file-unreadable").empty());
 }
 
