@@ -333,14 +333,18 @@ sys.stdout.write(out.decode())
 # by a Python expression over `e` (e.g. 'e["event"]["action"] == "file-restored"').
 events() {
   python3 -c '
-import json, sys
+import json, os, sys
 flt = sys.argv[1] if len(sys.argv) > 1 else "True"
-for line in open(sys.argv[2], encoding="utf-8", errors="replace"):
-    if not line.endswith("\n"):
-        continue
-    e = json.loads(line)
-    if eval(flt, {"e": e}):
-        print(json.dumps(e, sort_keys=True))
+try:
+    for line in open(sys.argv[2], encoding="utf-8", errors="replace"):
+        if not line.endswith("\n"):
+            continue
+        e = json.loads(line)
+        if eval(flt, {"e": e}):
+            print(json.dumps(e, sort_keys=True), flush=True)
+except BrokenPipeError:
+    # The reader had enough (`events ... | head -n 1`): not a failure of the pipeline.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 ' "${1:-True}" "$EVENTS"
 }
 
