@@ -907,13 +907,15 @@ std::string deep_path(const std::string& top, size_t levels) {
   return p;
 }
 
+// Makes `dir` with its parents and, in it, the file `name` holding "x\n"; 0 when done.
+int make_deep_file(const std::string& dir, const std::string& name) {
+  return std::system(("mkdir -p '" + dir + "' && echo x > '" + dir + "/" + name + "'").c_str());
+}
+
 TEST_F(GuardTest, WhatLiesPastTheDepthLimitIsQuarantinedInRealTime) {
   guard(config::Mode::kRestore);
   const std::string bottom = deep_path("uploads/a", 250);
-  ASSERT_EQ(
-      std::system(
-          ("mkdir -p '" + site / bottom + "' && echo x > '" + site / bottom + "/s.jpg'").c_str()),
-      0);
+  ASSERT_EQ(make_deep_file(site / bottom, "s.jpg"), 0);
   deliver({at(bottom + "/s.jpg", watch::kCreated)});
   const std::string cut = deep_path("uploads/a", fs::kMaxWalkDepth);  // one level too deep
   EXPECT_FALSE(exists(cut));
@@ -926,10 +928,7 @@ TEST_F(GuardTest, WhatLiesPastTheDepthLimitIsQuarantinedInRealTime) {
 
 TEST_F(GuardTest, WhatLiesPastTheDepthLimitIsQuarantinedByAVerify) {
   const std::string bottom = deep_path("uploads/a", 260);
-  ASSERT_EQ(
-      std::system(
-          ("mkdir -p '" + site / bottom + "' && echo x > '" + site / bottom + "/s.php'").c_str()),
-      0);
+  ASSERT_EQ(make_deep_file(site / bottom, "s.php"), 0);
   guard(config::Mode::kRestore);
   ASSERT_TRUE(g->verify(0, Trigger::kStartup));
   g->capture_due(/*all=*/true);
@@ -952,15 +951,9 @@ TEST_F(GuardTest, WhatLiesPastTheDepthLimitIsQuarantinedByAnOverflowRescan) {
   ASSERT_EQ(std::system(("mkdir -p '" + site / kept + "'").c_str()), 0);
   record_baseline();
   // While events were lost: a shell beneath it, and a new chain past the limit.
-  ASSERT_EQ(
-      std::system(
-          ("mkdir -p '" + site / kept + "/b' && echo x > '" + site / kept + "/b/s.php'").c_str()),
-      0);
+  ASSERT_EQ(make_deep_file(site / kept + "/b", "s.php"), 0);
   const std::string bottom = deep_path("uploads/a", 260);
-  ASSERT_EQ(
-      std::system(
-          ("mkdir -p '" + site / bottom + "' && echo x > '" + site / bottom + "/s.php'").c_str()),
-      0);
+  ASSERT_EQ(make_deep_file(site / bottom, "s.php"), 0);
   guard(config::Mode::kRestore);
   deliver({{0, "", watch::kOverflow | watch::kIsDir, -1, {}}});
   drain();
@@ -1163,10 +1156,7 @@ TEST_F(GuardTest, WhatLiesBeneathABaselinedDirectoryAtTheLimitIsQuarantined) {
   const std::string cut = deep_path("uploads/a", fs::kMaxWalkDepth);
   ASSERT_EQ(std::system(("mkdir -p '" + site / cut + "'").c_str()), 0);
   record_baseline();
-  ASSERT_EQ(
-      std::system(
-          ("mkdir -p '" + site / cut + "/b' && echo x > '" + site / cut + "/b/s.php'").c_str()),
-      0);
+  ASSERT_EQ(make_deep_file(site / cut + "/b", "s.php"), 0);
   guard(config::Mode::kRestore);
   ASSERT_TRUE(g->verify(0, Trigger::kScheduled));
   g->capture_due(/*all=*/true);
