@@ -495,6 +495,7 @@ void Guard::start_rescan(size_t root, Trigger trigger) {
 }
 
 void Guard::rescan_slice() {
+  if (rescans_.empty()) return;  // the usual case: nothing read from the clock per batch
   const int64_t slice_end = env_.clock().monotonic_ns() + kRescanSliceNs;
   uint64_t entries = 0;
   while (!rescans_.empty()) {
