@@ -68,7 +68,11 @@ WAIT_SECONDS=20 wait_for "linked.php restored" cmp -s "$SCRATCH/linked.orig" "$W
 
 step "after a clean-up the restore is atomic again"
 rm -f "$WEB"/wp-content/uploads/f*.jpg
+restored_index() { events 'e["event"]["action"] == "file-restored" and e["file"]["path"].endswith("/index.php")'; }
+before=$(restored_index | wc -l)
 as_web sh -c 'echo "<?php system(\$_GET[2]); ?>" > "$1/index.php"' sh "$WEB"
 WAIT_SECONDS=20 wait_for "index.php restored again" cmp -s "$SCRATCH/index.orig" "$WEB/index.php"
-ev=$(events 'e["event"]["action"] == "file-restored" and e["file"]["path"].endswith("/index.php")' | tail -1)
+# The event is written after the file is back: wait for it, not for the earlier one.
+wait_for "the second restore's event" test "$(restored_index | wc -l)" -gt "$before"
+ev=$(restored_index | tail -1)
 assert_eq replaced "$(json 'j["mamori"]["restore"]["method"]' "$ev")" "how index.php came back with inodes free"

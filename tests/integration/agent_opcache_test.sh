@@ -128,8 +128,10 @@ assert_eq "pwned" "$(body mode.php)" "mode.php while tampered in alert mode"
 assert_eq "pwned
 good" "$(body inc.php)" "inc.php with the planted extra.php"
 expect_exit 0 mamori mode "$WWW" restore
+assert_eq '<?php echo "good\n";' "$(cat "$WWW/mode.php")" "mode.php on disk when mamori mode returned"
+# Its event is published after the restore (made durable first): waited for.
+wait_for "mode.php's restore event" is_restored mode.php
 ID=$(restored_id mode.php)
-[[ -n $ID ]] || fail "mamori mode restore returned before mode.php was restored"
 wait_for "the opcache event of mode.php's restore" have_opcache_event "$ID"
 EV=$(opcache_event_of "$ID")
 assert_contains "$(json 'j["mamori"]["opcache"]["dropped"]' "$EV")" "$REAL_WWW/mode.php" "the scripts dropped"

@@ -258,7 +258,7 @@ WAIT_EXPLAIN='tail -n 3 "$AGENT_LOG"; events | tail -n 2' wait_for "the decoy-op
 exec 4>&-
 wait "$READER" || fail "the reader failed"
 ev=$(events 'e["event"]["action"] == "decoy-opened"')
-assert_eq 1 "$(grep -c . <<<"$ev")" "decoy-opened events (nginx's open of wp-config.php.bak is the log's to judge)"
+assert_eq 1 "$(grep -c . <<<"$ev")" "decoy-opened events (nginx's open of wp-config.php.bak is the log's to judge): $(/usr/bin/python3 -c 'import json, sys; print("; ".join(json.loads(l)["message"] for l in sys.stdin))' <<<"$ev")"
 assert_contains "$ev" '"path": "'"$WWW"'/.env"' "the decoy's path"
 assert_contains "$ev" '"executable": "/usr/bin/python3' "the process"
 assert_contains "$ev" '"name": "www-data"' "the user"

@@ -108,7 +108,12 @@ step "a root-locked file written through a descriptor opened after the lock: ask
 before=$(gate_field events)
 out=$(race "$WP/wp-includes/version.php" 2 fd)
 echo "locked, written through an fd: $out ($(($(gate_field events) - before)) permission events)"
-assert_eq 0 "$(count_of tampered "$out")" "tampered reads of a locked file (sample: $(count_of sample "$out"))"
+# A write's bytes are in the page cache a moment before the kernel clears the lock (and a
+# read's question comes before its copy): a read in those microseconds gets them
+# (docs/open-gate.md, "What it does not cover"). A lock the write did not clear would
+# serve every read until the restore, dozens per write.
+(($(count_of tampered "$out") <= 2)) ||
+  fail "tampered reads of a locked file: $(count_of tampered "$out") (sample: $(count_of sample "$out"))"
 (($(count_of refused "$out") > 0)) || fail "no read of the locked file was refused after its writes ($out)"
 wait_for "version.php restored" cmp -s "$WP/wp-includes/version.php" /usr/share/wordpress/wp-includes/version.php
 
