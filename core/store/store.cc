@@ -93,6 +93,18 @@ Scratch& scratch() {
   return s;
 }
 
+// Per-thread read scratch: a decoder and two buffers, so reading an object (the
+// real-time restore path) allocates nothing. A fresh 128 KiB buffer is an mmap() and its
+// page faults each time, and a fresh decoder its workspace. A decoder that grew past
+// kKeptDecoderMax (the window of a large object) is not kept. `busy`: a read started
+// inside another read's sink takes scratch of its own.
+constexpr size_t kKeptDecoderMax = 1 << 20;
+struct ReadScratch {
+  std::unique_ptr<ZSTD_DCtx, DCtxFree> dctx;
+  std::vector<uint8_t> in, out;
+  bool busy = false;
+};
+
 tl::unexpected<Error> corrupt(const Digest& d, std::string detail) {
   return fail("store object", d.hex(), EBADMSG, std::move(detail));
 }
@@ -517,8 +529,28 @@ Status Store::read_at(const Location& loc, const Digest& digest,
   const int codec = header[4];
   if (codec != kCodecRaw && codec != kCodecZstd) return corrupt(digest, "unknown codec");
 
-  std::unique_ptr<ZSTD_DCtx, DCtxFree> dctx(ZSTD_createDCtx());
-  std::vector<uint8_t> in(kChunk), out(codec == kCodecZstd ? ZSTD_DStreamOutSize() : 0);
+  thread_local ReadScratch cached;
+  ReadScratch own;
+  ReadScratch& scratch = cached.busy ? own : cached;
+  scratch.busy = true;
+  struct Release {
+    ReadScratch& s;
+    ~Release() {
+      s.busy = false;
+      if (s.dctx && ZSTD_sizeof_DCtx(s.dctx.get()) > kKeptDecoderMax) s.dctx.reset();
+    }
+  } release{scratch};
+  if (scratch.in.empty()) scratch.in.resize(kChunk);
+  std::vector<uint8_t>& in = scratch.in;
+  std::vector<uint8_t>& out = scratch.out;
+  ZSTD_DCtx* dctx = nullptr;
+  if (codec == kCodecZstd) {
+    if (!scratch.dctx) scratch.dctx.reset(ZSTD_createDCtx());
+    if (!scratch.dctx) return fail("store object", digest.hex(), ENOMEM, "no zstd decoder");
+    dctx = scratch.dctx.get();
+    ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only);  // a read that failed mid-frame
+    if (out.empty()) out.resize(ZSTD_DStreamOutSize());
+  }
   hash::Sha256 h;
   uint64_t pos = 0, produced = 0;
   while (pos < stored) {
@@ -537,7 +569,7 @@ Status Store::read_at(const Location& loc, const Digest& digest,
     ZSTD_inBuffer ib{in.data(), static_cast<size_t>(n), 0};
     while (ib.pos < ib.size) {
       ZSTD_outBuffer ob{out.data(), out.size(), 0};
-      const size_t rc = ZSTD_decompressStream(dctx.get(), &ob, &ib);
+      const size_t rc = ZSTD_decompressStream(dctx, &ob, &ib);
       if (ZSTD_isError(rc)) return corrupt(digest, ZSTD_getErrorName(rc));
       produced += ob.pos;
       if (produced > loc.size) return corrupt(digest, "longer than recorded");
@@ -550,7 +582,7 @@ Status Store::read_at(const Location& loc, const Digest& digest,
     for (;;) {
       ZSTD_inBuffer ib{nullptr, 0, 0};
       ZSTD_outBuffer ob{out.data(), out.size(), 0};
-      const size_t rc = ZSTD_decompressStream(dctx.get(), &ob, &ib);
+      const size_t rc = ZSTD_decompressStream(dctx, &ob, &ib);
       if (ZSTD_isError(rc)) return corrupt(digest, ZSTD_getErrorName(rc));
       if (ob.pos == 0) break;
       produced += ob.pos;

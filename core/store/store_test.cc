@@ -75,6 +75,33 @@ TEST(Store, RoundTripsCompressibleAndIncompressibleContent) {
   EXPECT_EQ(s->read_all(hash::sha256("absent"), 10).error().errnum, ENOENT);
 }
 
+// Reads share a per-thread decoder and buffers: one stopped mid-frame by its sink leaves
+// nothing behind, and one started inside another's sink does not clobber it.
+TEST(Store, ReadsSharingScratchStayWhole) {
+  Fixture f;
+  auto s = f.open(f.env);
+  std::string text;
+  for (int i = 0; text.size() < (1 << 20); ++i)
+    text += "<?php echo " + std::to_string(i) + "; ?>\n";
+  const std::string noise = random_bytes(300000, 3);
+  ASSERT_TRUE(s->put(hash::sha256(text), bytes(text)));
+  ASSERT_TRUE(s->put(hash::sha256(noise), bytes(noise)));
+  ASSERT_TRUE(s->commit());
+  auto stop = s->read(hash::sha256(text),
+                      [](std::span<const uint8_t>) -> Status { return fail("sink", "", EIO); });
+  ASSERT_FALSE(stop);
+  EXPECT_EQ(stop.error().errnum, EIO);
+  EXPECT_EQ(s->read_all(hash::sha256(text), 2 << 20).value(), text);
+  std::string outer, inner;
+  ASSERT_TRUE(s->read(hash::sha256(text), [&](std::span<const uint8_t> chunk) -> Status {
+    if (inner.empty()) inner = MAMORI_TRY(s->read_all(hash::sha256(noise), 1 << 20));
+    outer.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+    return ok();
+  }));
+  EXPECT_EQ(outer, text);
+  EXPECT_EQ(inner, noise);
+}
+
 TEST(Store, StreamsLargeFilesAndNoticesChangeWhileStreaming) {
   Fixture f;
   auto s = f.open(f.env);
