@@ -90,7 +90,7 @@ proto::StatusDocument Handlers::status() const {
   d.started_at_ns = s_.started_ns;
   for (size_t i = 0; i < s_.guard.root_count(); ++i) {
     const auto& r = s_.guard.root(i);
-    d.roots.push_back({r.path, r.mode, r.paused});
+    d.roots.push_back({r.path, r.mode, r.paused, s_.guard.rescanning(i)});
   }
   d.event_log = s_.event_log;
   d.in_storm = s_.guard.in_storm();

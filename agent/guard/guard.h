@@ -163,6 +163,7 @@ class Guard {
   // entries of the baseline not yet compared keep their last state in the inode index,
   // and the real-time path handles their changes meanwhile as usual.
   bool rescanning() const { return !rescans_.empty(); }
+  bool rescanning(size_t root) const { return rescans_.contains(root); }
   // Work left in slices: the loop calls handle() again without waiting while it is true.
   bool busy() const { return probing() || rescanning(); }
   // A rescan's slice: parts of the root (a top-level name, or in a large one a

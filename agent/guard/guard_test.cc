@@ -612,6 +612,7 @@ TEST_F(GuardTest, ATamperDuringAnOverflowRescanIsRestoredBeforeItEnds) {
   ASSERT_EQ(::link((site / "d20/f1.php").c_str(), (outside / "link").c_str()), 0);
   g->handle({{0, "", watch::kOverflow | watch::kIsDir, -1, {}}});
   ASSERT_TRUE(g->rescanning());
+  EXPECT_TRUE(g->rescanning(0));  // mamori status says so
   EXPECT_TRUE(g->busy());
   EXPECT_EQ(site.read("d30/f5.php"), "<?php eval($_POST[1]);\n");  // not reached yet
   // A tamper in a part not rescanned yet: restored in its own batch.
@@ -624,6 +625,7 @@ TEST_F(GuardTest, ATamperDuringAnOverflowRescanIsRestoredBeforeItEnds) {
   EXPECT_EQ(restored[0]["mamori"]["path"], "d39/f0.php");
   EXPECT_EQ(restored[0]["mamori"]["trigger"], "realtime");
   const int calls = drain() + 2;
+  EXPECT_FALSE(g->rescanning(0));
   EXPECT_GE(calls, 4) << "4,000 files in slices of " << Guard::kRescanSliceEntries << " entries";
   EXPECT_LE(calls, 10);
   // What the lost events hid:
@@ -1214,8 +1216,9 @@ TEST_F(GuardTest, ATamperedFileIsRestoredFirstAndScannedAfter) {
   ASSERT_TRUE(g->next_capture_ns());
   env.sim().set(SystemClock().now() + std::chrono::milliseconds(100));  // quiet
   g->capture_due();
-  if (auto due = g->next_capture_ns())  // a verdict outstanding is polled soon
+  if (auto due = g->next_capture_ns()) {  // a verdict outstanding is polled soon
     EXPECT_LE(*due - env.clock().now_ns(), Guard::kScanPollNs);
+  }
   g->capture_due(/*all=*/true);
   ASSERT_TRUE(g->flush());
   auto ev = events("file-restored");

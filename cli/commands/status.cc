@@ -108,10 +108,14 @@ int run_status(App& app) {
           fmt::format("{}", d).c_str(),
           fmt::format("{}", c.value("events_dropped_security", uint64_t{0})).c_str());
     for (const auto& r : a["roots"])
-      std::printf("           %s guarded in %s mode%s\n",
+      std::printf("           %s guarded in %s mode%s%s\n",
                   escape(r["path"].get<std::string>()).c_str(),
                   r["mode"].get<std::string>().c_str(),
-                  r["paused"].get<bool>() ? " (paused for a deploy)" : "");
+                  r["paused"].get<bool>() ? " (paused for a deploy)" : "",
+                  r.value("rescanning", false)
+                      ? " (rescanning: events were lost or a storm ended; changes are "
+                        "still restored meanwhile)"
+                      : "");
     if (const auto h = a.value("heal", nlohmann::json()); h.is_object()) {
       if (h.value("healthy", true))
         std::printf("health     healthy\n");

@@ -678,6 +678,7 @@ StatusDocument read_status(Reader& r) {
     rs.path = x.string("path");
     rs.mode = x.one_of("mode", kModes, config::mode_name, config::Mode::kRestore);
     rs.paused = x.boolean("paused");
+    rs.rescanning = x.has("rescanning") && x.boolean("rescanning");  // an older agent's: none
     return rs;
   });
   s.event_log = r.string("event_log");
@@ -824,8 +825,10 @@ Decoded<T> decode_answer(const json& j, F read) {
 json to_json(const StatusDocument& s) {
   json roots = json::array();
   for (const auto& r : s.roots)
-    roots.push_back(
-        {{"path", r.path}, {"mode", std::string(config::mode_name(r.mode))}, {"paused", r.paused}});
+    roots.push_back({{"path", r.path},
+                     {"mode", std::string(config::mode_name(r.mode))},
+                     {"paused", r.paused},
+                     {"rescanning", r.rescanning}});
   json sinks = json::array();
   for (const auto& k : s.sinks) sinks.push_back(to_json(k));
   return {{"pid", s.pid},

@@ -188,6 +188,9 @@ struct RootStatus {
   std::string path;
   config::Mode mode = config::Mode::kRestore;
   bool paused = false;
+  // Events were lost (a queue overflow) or a storm ended: the root is being compared with
+  // its baseline in slices, between the real-time work.
+  bool rescanning = false;
 };
 
 struct HealStatus {

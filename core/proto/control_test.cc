@@ -249,7 +249,8 @@ StatusDocument sample_status() {
   s.pid = 77;
   s.backend = "fanotify";
   s.started_at_ns = 1;
-  s.roots = {{"/var/www/html", config::Mode::kRestore, false}};
+  s.roots = {{"/var/www/html", config::Mode::kRestore, false, false},
+             {"/srv/app", config::Mode::kPreserve, false, true}};
   s.event_log = "/var/log/mamori/events.jsonl";
   s.heal.since = "2026-01-01T00:00:00Z";
   s.heal.reason = "tamper-storm";
@@ -283,6 +284,11 @@ TEST(Proto, StatusAnswerRoundTripsInBothVersions) {
   ASSERT_TRUE(back) << back.error().message;
   ASSERT_TRUE(back->logwatch);
   EXPECT_TRUE(back->logwatch->parsing.empty());
+  // Nor one older than the sliced rescans "rescanning".
+  old["roots"][1].erase("rescanning");
+  back = decode_status(old);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_FALSE(back->roots[1].rescanning);
 }
 
 TEST(Proto, ErrorAnswersDecodeInBothVersions) {

@@ -190,8 +190,9 @@ json schema() {
   defs["Request"] = {{"oneOf", any_request}};
 
   // The status document and its parts.
-  defs["RootStatus"] = object({{"path", str()}, {"mode", ref("Mode")}, {"paused", boolean()}},
-                              {"path", "mode", "paused"});
+  defs["RootStatus"] = object(
+      {{"path", str()}, {"mode", ref("Mode")}, {"paused", boolean()}, {"rescanning", boolean()}},
+      {"path", "mode", "paused"});
   defs["HealStatus"] =
       object({{"healthy", boolean()},
               {"reason", str_or_null()},
