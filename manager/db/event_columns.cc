@@ -70,7 +70,12 @@ std::optional<int64_t> parse_rfc3339_ns(std::string_view s) {
   }
   if (i != s.size()) return std::nullopt;
   const time_t t = timegm(&tm);
-  return (static_cast<int64_t>(t) - offset_s) * 1'000'000'000 + ns;
+  // Nanoseconds since 1970 in an int64 end in 1677 and 2262: a year beyond is no time.
+  int64_t out = 0;
+  if (__builtin_mul_overflow(static_cast<int64_t>(t) - offset_s, int64_t{1'000'000'000}, &out) ||
+      __builtin_add_overflow(out, ns, &out))
+    return std::nullopt;
+  return out;
 }
 
 std::pair<std::string, std::string> prefix_range(std::string_view prefix) {

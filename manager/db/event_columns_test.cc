@@ -33,7 +33,9 @@ TEST(EventColumnsTest, ParsesRfc3339WithFractionsAndOffsets) {
   EXPECT_EQ(parse_rfc3339_ns("2023-11-14T22:13:20." + std::string(100, '5') + "Z"),
             1700000000 * kSec + 555555555);
   for (const char* bad : {"", "yesterday", "2023-11-14 22:13:20Z", "2023-11-14T22:13:20",
-                          "2023-11-14T22:13:20Zjunk", "2023-11-14T22:13:20+0200"})
+                          "2023-11-14T22:13:20Zjunk", "2023-11-14T22:13:20+0200",
+                          // beyond int64 nanoseconds (found by fuzz_channel)
+                          "1495-01-01T00:00:01.5+01:00", "9999-12-31T23:59:59Z"})
     EXPECT_EQ(parse_rfc3339_ns(bad), std::nullopt) << bad;
 }
 
