@@ -77,6 +77,32 @@ TEST_F(BaselineTest, CleanTreeIsCleanAndVerifies) {
   EXPECT_TRUE(state->store->verify_index());
 }
 
+// Runs of zeros come back as holes; the file's size is right whether it ends in data,
+// in zeros (a trailing hole, no write to size it) or is zeros only.
+TEST_F(BaselineTest, RestoresContentEndingInDataInZerosOrAllZeros) {
+  const std::string tail_data = std::string(300 << 10, '\0') + "<?php // end\n";
+  const std::string tail_zeros = "<?php // start\n" + std::string(300 << 10, '\0');
+  const std::string zeros(200 << 10, '\0');
+  site.write("data.php", tail_data);
+  site.write("zeros-after.php", tail_zeros);
+  site.write("zeros.bin", zeros);
+  state.reset();  // its store lock
+  record_all();
+  for (const char* f : {"data.php", "zeros-after.php", "zeros.bin"})
+    ASSERT_EQ(::unlink((site / f).c_str()), 0);
+  auto root = fs::open_root(site.path()).value();
+  auto rep = restore(env, state->catalog, *state->store, root_id, ctx(root.get()), "").value();
+  EXPECT_TRUE(rep.errors.empty());
+  EXPECT_EQ(rep.restored.size(), 3u);
+  EXPECT_EQ(site.read("data.php"), tail_data);
+  EXPECT_EQ(site.read("zeros-after.php"), tail_zeros);
+  EXPECT_EQ(site.read("zeros.bin"), zeros);
+  struct stat st {};
+  ASSERT_EQ(::stat((site / "zeros.bin").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, static_cast<off_t>(zeros.size()));
+  EXPECT_LT(st.st_blocks * 512, static_cast<off_t>(zeros.size()));  // a hole, not zeros
+}
+
 TEST_F(BaselineTest, FindsEveryKindOfChangeAndRestoresIt) {
   site.write("index.php", "<?php require 'wp/load.php';\n<?php eval($_GET[1]);\n");
   ASSERT_EQ(::chmod((site / "wp/load.php").c_str(), 0777), 0);
