@@ -1630,11 +1630,14 @@ void Guard::decoy_opened(const InodeIndex::Name& n, pid_t pid,
   const evidence::Who& w = it->second;
   // The web server opens it to serve a request, which the access log's rule judges. By
   // its full path, where only root installs: a tool copied to /tmp/nginx is no server.
+  // Started in a mount namespace of its own (ip netns exec, a chroot's), its path reads
+  // differently from here: then by the binary's inode.
   static constexpr std::string_view kWebServers[] = {"/usr/sbin/nginx", "/usr/sbin/apache2",
                                                      "/usr/sbin/httpd", "/usr/sbin/lighttpd",
                                                      "/usr/bin/caddy",  "/usr/local/sbin/nginx"};
   if (std::find(std::begin(kWebServers), std::end(kWebServers), w.executable) !=
-      std::end(kWebServers))
+          std::end(kWebServers) ||
+      runs_one_of(pid, kWebServers))
     return;
   const GuardedRoot& r = roots_[n.root];
   const int64_t now = env_.clock().monotonic_ns();

@@ -1430,5 +1430,24 @@ TEST_F(GuardTest, TheActedHookHearsOfEveryRestoreAndQuarantine) {
   EXPECT_TRUE(heard.empty());
 }
 
+// A decoy's opens by the web server are the access log's to judge: the server is told by
+// its binary's inode, so one whose path reads differently from here (started in another
+// mount namespace) is still known, and a copy of it is not.
+TEST(WhoTest, RunsOneOfTellsABinaryByItsInode) {
+  char self[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  ASSERT_GT(n, 0);
+  const std::string path(self, static_cast<size_t>(n));
+  const std::string_view mine[] = {"/nonexistent/nginx", path};
+  EXPECT_TRUE(runs_one_of(::getpid(), mine));
+  EXPECT_FALSE(runs_one_of(0, mine));
+  TempDir dir;
+  std::ifstream in(path, std::ios::binary);
+  std::ofstream(dir / "copy", std::ios::binary) << in.rdbuf();
+  const std::string copy = dir / "copy";
+  const std::string_view copies[] = {copy};
+  EXPECT_FALSE(runs_one_of(::getpid(), copies));
+}
+
 }  // namespace
 }  // namespace mamori::guard

@@ -1,6 +1,7 @@
 #include "agent/guard/who.h"
 
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <string>
@@ -54,6 +55,18 @@ const std::string& UserNames::name(int64_t uid) {
   if (auto it = names_.find(uid); it != names_.end()) return it->second;
   if (names_.size() >= kMax) names_.clear();
   return names_.emplace(uid, user_name(uid)).first->second;
+}
+
+bool runs_one_of(pid_t pid, std::span<const std::string_view> binaries, const char* proc) {
+  struct stat exe {};
+  if (pid <= 0 || ::stat(fmt::format("{}/{}/exe", proc, pid).c_str(), &exe) != 0) return false;
+  for (std::string_view b : binaries) {
+    struct stat st {};
+    if (::stat(std::string(b).c_str(), &st) == 0 && st.st_dev == exe.st_dev &&
+        st.st_ino == exe.st_ino)
+      return true;
+  }
+  return false;
 }
 
 evidence::Who who_of(pid_t pid, UserNames& users, const char* proc) {

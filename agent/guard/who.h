@@ -4,7 +4,9 @@
 
 #include <sys/types.h>
 
+#include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
@@ -26,6 +28,11 @@ class UserNames {
 
 // `proc` is the procfs mount (tests may point it elsewhere).
 evidence::Who who_of(pid_t pid, UserNames& users, const char* proc = "/proc");
+
+// Whether process `pid` runs one of `binaries` (absolute paths here), told by the inode
+// its /proc/PID/exe leads to: a server started in another mount namespace or chroot,
+// whose executable's path reads differently from here, is still known; a copy is not.
+bool runs_one_of(pid_t pid, std::span<const std::string_view> binaries, const char* proc = "/proc");
 
 // ECS `process` of an event: pid, executable, command line, parent; {} without a pid.
 nlohmann::json who_json(const evidence::Who& who);
