@@ -981,8 +981,12 @@ Status Guard::reconcile_entry(GuardedRoot& r, const std::string& rel, Place& at,
   const int held = tampered.valid() ? tampered.get() : pin.get();
   std::string old_handle =
       rebuild && regular && held < 0 ? handle_at(root, at.dir_fd, at.name.c_str(), 0) : "";
-  act.written = MAMORI_TRY(baseline::restore_entry_how(env_, *state_.store, r.fd.get(), *want,
-                                                       rebuild, fs::Sync::kDeferred));
+  // Into the directory `at` holds open (looked up for this very entry moments ago).
+  act.written = MAMORI_TRY(at.name.empty()
+                               ? baseline::restore_entry_how(env_, *state_.store, r.fd.get(), *want,
+                                                             rebuild, fs::Sync::kDeferred)
+                               : baseline::restore_entry_in(env_, *state_.store, at.dir_fd, at.name,
+                                                            *want, rebuild, fs::Sync::kDeferred));
   if (rebuild && regular && held >= 0) old_handle = handle_at(root, held, "", AT_EMPTY_PATH);
   // Rewritten in place (no inode for a temporary): the tampered inode is the restored
   // one now, so there is nothing left to keep as evidence.

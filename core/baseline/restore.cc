@@ -66,6 +66,9 @@ Status clear_directory_in_the_way(int dir_fd, const std::string& name, const Ent
 
 Result<std::optional<fs::Written>> recreate_how(Env& env, const store::Store& store, int root_fd,
                                                 const Entry& e, fs::Sync sync);
+Result<std::optional<fs::Written>> recreate_in(Env& env, const store::Store& store, int dir,
+                                               const std::string& name, const Entry& e,
+                                               fs::Sync sync);
 
 Status recreate(Env& env, const store::Store& store, int root_fd, const Entry& e,
                 fs::Sync sync = fs::Sync::kNow) {
@@ -82,29 +85,50 @@ Result<std::optional<fs::Written>> recreate_how(Env& env, const store::Store& st
     return Nothing();
   }
   auto parent = MAMORI_TRY(fs::open_parent(root_fd, e.path));
-  const int dir = parent.dir.get();
-  MAMORI_TRY(clear_directory_in_the_way(dir, parent.name, e));
+  return recreate_in(env, store, parent.dir.get(), parent.name, e, sync);
+}
+
+// `e` (not the root) put back as `name` in `dir`, its parent open beneath the root.
+Result<std::optional<fs::Written>> recreate_in(Env& env, const store::Store& store, int dir,
+                                               const std::string& name, const Entry& e,
+                                               fs::Sync sync) {
+  using Nothing = std::optional<fs::Written>;
+  const auto meta = meta_of(e);
+  MAMORI_TRY(clear_directory_in_the_way(dir, name, e));
   switch (e.type) {
     case FileType::kRegular:
       return Nothing(MAMORI_TRY(fs::replace_or_rewrite_file(
-          env, dir, parent.name, meta, [&](int fd) { return write_content(env, store, e, fd); },
-          e.path, sync)));
+          env, dir, name, meta, [&](int fd) { return write_content(env, store, e, fd); }, e.path,
+          sync)));
     case FileType::kDirectory: {
       struct stat st {};
-      if (::fstatat(dir, parent.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-          !S_ISDIR(st.st_mode) && ::unlinkat(dir, parent.name.c_str(), 0) != 0)
+      if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode) &&
+          ::unlinkat(dir, name.c_str(), 0) != 0)
         return fail_errno("unlinkat", e.path);
-      MAMORI_TRY(fs::ensure_directory(dir, parent.name, meta, e.path));
+      MAMORI_TRY(fs::ensure_directory(dir, name, meta, e.path));
       return Nothing();
     }
     case FileType::kSymlink:
-      MAMORI_TRY(fs::replace_symlink(env, dir, parent.name, e.link_target(), meta, e.path));
+      MAMORI_TRY(fs::replace_symlink(env, dir, name, e.link_target(), meta, e.path));
       return Nothing();
     default:
-      MAMORI_TRY(fs::replace_node(env, dir, parent.name, type_bits(e.type),
-                                  static_cast<dev_t>(e.rdev), meta, e.path));
+      MAMORI_TRY(fs::replace_node(env, dir, name, type_bits(e.type), static_cast<dev_t>(e.rdev),
+                                  meta, e.path));
       return Nothing();
   }
+}
+
+// repair_metadata of `e` (not the root) as `name` in `dir`, its parent open beneath the
+// root.
+Result<std::optional<fs::Written>> repair_metadata_in(Env& env, const store::Store& store, int dir,
+                                                      const std::string& name, const Entry& e,
+                                                      fs::Sync sync) {
+  // Directory times follow their children and are not restored.
+  const bool set_mtime = e.type != FileType::kDirectory;
+  auto st = fs::apply_meta_own_at(dir, name, meta_of(e), set_mtime, e.path);
+  if (!st && st.error().errnum == EMLINK) return recreate_in(env, store, dir, name, e, sync);
+  if (!st) return tl::unexpected(std::move(st).error());
+  return std::optional<fs::Written>();
 }
 
 // Puts owner, mode, xattrs and mtime back on the entry there now, unless its inode has
@@ -114,17 +138,12 @@ Result<std::optional<fs::Written>> recreate_how(Env& env, const store::Store& st
 // changed.
 Result<std::optional<fs::Written>> repair_metadata(Env& env, const store::Store& store, int root_fd,
                                                    const Entry& e, fs::Sync sync = fs::Sync::kNow) {
-  // Directory times follow their children and are not restored.
-  const bool set_mtime = e.type != FileType::kDirectory;
   if (e.path.empty()) {
     MAMORI_TRY(fs::apply_meta(root_fd, meta_of(e), false, "."));
     return std::optional<fs::Written>();
   }
   auto parent = MAMORI_TRY(fs::open_parent(root_fd, e.path));
-  auto st = fs::apply_meta_own_at(parent.dir.get(), parent.name, meta_of(e), set_mtime, e.path);
-  if (!st && st.error().errnum == EMLINK) return recreate_how(env, store, root_fd, e, sync);
-  if (!st) return tl::unexpected(std::move(st).error());
-  return std::optional<fs::Written>();
+  return repair_metadata_in(env, store, parent.dir.get(), parent.name, e, sync);
 }
 
 }  // namespace
@@ -140,6 +159,15 @@ Result<std::optional<fs::Written>> restore_entry_how(Env& env, const store::Stor
                                                      fs::Sync sync) {
   return rebuild ? recreate_how(env, store, root_fd, want, sync)
                  : repair_metadata(env, store, root_fd, want, sync);
+}
+
+Result<std::optional<fs::Written>> restore_entry_in(Env& env, const store::Store& store, int dir_fd,
+                                                    const std::string& name, const Entry& want,
+                                                    bool rebuild, fs::Sync sync) {
+  if (want.path.empty() || name.empty())
+    return fail("restore", want.path, EINVAL, "the root is restored through restore_entry_how");
+  return rebuild ? recreate_in(env, store, dir_fd, name, want, sync)
+                 : repair_metadata_in(env, store, dir_fd, name, want, sync);
 }
 
 Result<RestoreReport> restore(Env& env, Catalog& catalog, const store::Store& store,

@@ -48,6 +48,13 @@ Result<std::optional<fs::Written>> restore_entry_how(Env& env, const store::Stor
                                                      int root_fd, const Entry& want, bool rebuild,
                                                      fs::Sync sync = fs::Sync::kNow);
 
+// As restore_entry_how for an entry other than the root, put back as `name` in
+// `dir_fd`, its parent directory already open beneath the root (the guard's: one path
+// lookup less on the real-time path).
+Result<std::optional<fs::Written>> restore_entry_in(Env& env, const store::Store& store, int dir_fd,
+                                                    const std::string& name, const Entry& want,
+                                                    bool rebuild, fs::Sync sync = fs::Sync::kNow);
+
 // Runs a check of `start` and repairs every difference it finds. With `refresh_cache`,
 // refreshes the stat cache of what it rewrote inside its own transaction (the agent,
 // which reads the catalog only, passes false); the baseline itself is unchanged.
