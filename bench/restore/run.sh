@@ -475,11 +475,11 @@ verdict() { # value op goal
     awk -v v="$1" -v g="$3" -v op="$2" 'BEGIN {
         ok = (op == ">=") ? (v >= g) : (op == "<=") ? (v <= g) : (v == g); print ok ? "PASS" : "**MISS**" }'
 }
-ratio=$(awk -v a="$(v script:p99)" -v b="$(v mamori-restore:p99)" 'BEGIN {if (b > 0 && a + 0 > 0) printf "%.1f", a / b; else print "n/a"}')
-ratio50=$(awk -v a="$(v script:p50)" -v b="$(v mamori-restore:p50)" 'BEGIN {if (b > 0 && a + 0 > 0) printf "%.1f", a / b; else print "n/a"}')
-ratio_nice=$(awk -v a="$(v script:p99)" -v b="$(v mamori-restore-nice:p99)" 'BEGIN {if (b > 0 && a + 0 > 0) printf "%.1f", a / b; else print "n/a"}')
-ratio50_nice=$(awk -v a="$(v script:p50)" -v b="$(v mamori-restore-nice:p50)" 'BEGIN {if (b > 0 && a + 0 > 0) printf "%.1f", a / b; else print "n/a"}')
-div() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0 && a + 0 > 0) printf "%.1f", a / b; else print "n/a"}'; }
+ratio=$(awk -v a="$(v script:p99)" -v b="$(v mamori-restore:p99)" 'BEGIN {if (b + 0 > 0 && a + 0 > 0) printf "%.1f", a / b; else print "n/a"}')
+ratio50=$(awk -v a="$(v script:p50)" -v b="$(v mamori-restore:p50)" 'BEGIN {if (b + 0 > 0 && a + 0 > 0) printf "%.1f", a / b; else print "n/a"}')
+ratio_nice=$(awk -v a="$(v script:p99)" -v b="$(v mamori-restore-nice:p99)" 'BEGIN {if (b + 0 > 0 && a + 0 > 0) printf "%.1f", a / b; else print "n/a"}')
+ratio50_nice=$(awk -v a="$(v script:p50)" -v b="$(v mamori-restore-nice:p50)" 'BEGIN {if (b + 0 > 0 && a + 0 > 0) printf "%.1f", a / b; else print "n/a"}')
+div() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 > 0 && a + 0 > 0) printf "%.1f", a / b; else print "n/a"}'; }
 ratio_min=$(div "$(v script:p99)" "$(v minimal:p99)") ratio50_min=$(div "$(v script:p50)" "$(v minimal:p50)")
 ratio_mm=$(div "$(v mamori-restore:p99)" "$(v minimal:p99)") ratio50_mm=$(div "$(v mamori-restore:p50)" "$(v minimal:p50)")
 ratio_ff=$(div "$(v mamori-restore-fifo:p99)" "$(v minimal-fifo:p99)") ratio50_ff=$(div "$(v mamori-restore-fifo:p50)" "$(v minimal-fifo:p50)")
