@@ -804,7 +804,7 @@ Result<Store::Location> Store::compress_object(const Digest& digest, const Locat
     MutexLock lock(mu_);
     if (!streamed) {
       current_end_ = at.second;  // our reservation is the tail: cut it off
-      (void)::ftruncate(pfd, static_cast<off_t>(at.second));
+      (void)!::ftruncate(pfd, static_cast<off_t>(at.second));
       return tl::unexpected(std::move(streamed).error());
     }
     current_end_ = out_pos;
@@ -843,7 +843,7 @@ Result<bool> Store::compress_pack(uint32_t pack, CompressReport& report) {
     }
     if (start_pack != 0) {
       auto fd = pack_fd(start_pack);
-      if (fd) (void)::ftruncate(*fd, static_cast<off_t>(start_end));
+      if (fd) (void)!::ftruncate(*fd, static_cast<off_t>(start_end));
     }
     current_pack_ = start_pack;
     current_end_ = start_end;
