@@ -201,7 +201,7 @@ TEST_F(DecoyTest, AWordPressTreeGetsTrapsAPluginAndTheFakePathsItLacks) {
   EXPECT_EQ(p->urls[0].url.back(), '/');
   EXPECT_EQ(rule_id(p->urls[0]), "decoy-trap-" + p->urls[0].token);
   EXPECT_EQ(rule_id(p->urls[2]), "decoy-url-" + p->urls[2].token);
-  ::symlink("/etc/passwd", (dir_ / "robots.txt").c_str());
+  ASSERT_EQ(::symlink("/etc/passwd", (dir_ / "robots.txt").c_str()), 0);
   auto linked = plan_urls(fd.get(), dir_.path(), "/", seeded(4));
   ASSERT_TRUE(linked);
   EXPECT_EQ(linked->site.robots, Robots::kNone);
@@ -228,7 +228,7 @@ TEST_F(DecoyTest, AnotherSiteGetsARobotsTxtAndNoLink) {
   touch("robots.txt");
   EXPECT_EQ(plan_urls(fd.get(), dir_.path(), "/", seeded(5))->site.robots, Robots::kAppend);
   ::unlink((dir_ / "robots.txt").c_str());
-  ::symlink("/etc/passwd", (dir_ / "robots.txt").c_str());
+  ASSERT_EQ(::symlink("/etc/passwd", (dir_ / "robots.txt").c_str()), 0);
   auto linked = plan_urls(fd.get(), dir_.path(), "/", seeded(5));
   EXPECT_EQ(linked->site.robots, Robots::kNone) << "never written through a symlink";
   EXPECT_EQ(linked->urls[0].kind, UrlKind::kFakePath) << "no trap nobody is told of";
@@ -237,7 +237,7 @@ TEST_F(DecoyTest, AnotherSiteGetsARobotsTxtAndNoLink) {
 
 TEST_F(DecoyTest, AWordPressWhoseContentLivesElsewhereGetsNoPlugin) {
   touch("wp-config.php");
-  ::symlink("/var/lib/wordpress/wp-content", (dir_ / "wp-content").c_str());
+  ASSERT_EQ(::symlink("/var/lib/wordpress/wp-content", (dir_ / "wp-content").c_str()), 0);
   auto fd = root();
   auto p = plan_urls(fd.get(), dir_.path(), "/", seeded(6));
   ASSERT_TRUE(p);

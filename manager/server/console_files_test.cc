@@ -85,7 +85,7 @@ TEST(ConsoleFiles, MistakesAreNamed) {
 TEST(ConsoleFiles, TooManyFilesOrBytesAreRefused) {
   TempDir d;
   d.write("index.html", "x");
-  ::truncate((d / "index.html").c_str(), static_cast<off_t>(kMaxConsoleBytes) + 1);
+  ASSERT_EQ(::truncate((d / "index.html").c_str(), static_cast<off_t>(kMaxConsoleBytes) + 1), 0);
   auto c = ConsoleFiles::load(d.path());
   ASSERT_FALSE(c);
   EXPECT_EQ(c.error().errnum, EFBIG) << c.error().message();
